@@ -1,0 +1,33 @@
+# Quick start: `make run` starts the product, `make test` runs the suite. Both set up what is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup system-deps prompts bench clean
+
+run: setup prompts
+	$(PY) run.py
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+prompts: setup
+	$(PY) -m ivr.prompts render
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var

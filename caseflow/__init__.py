@@ -1,0 +1,1 @@
+"""The case engine: tickets, departments and users, the workflow, deadlines, reminders and knowledge base."""

@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing: configuration, database, clock, working-day calendar and logging."""

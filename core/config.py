@@ -1,0 +1,218 @@
+"""Configuration: embedded defaults, then an optional TOML instance file, then HOTLINE_* environment.
+
+Tests pass a mapping to ``load_config`` instead of touching the environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class EslEndpoint:
+    """One FreeSWITCH event socket the app connects to (inbound mode)."""
+
+    host: str
+    port: int
+    password: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_host_port(text: str, what: str) -> tuple[str, int]:
+    """Split 'host:port' and validate the port."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what}: expected host:port, got {text!r}")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"{what}: port {port!r} is not a number") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{what}: port {number} out of range")
+    return host, number
+
+
+def parse_esl(text: str) -> tuple[EslEndpoint, ...]:
+    """Parse HOTLINE_ESL: one or more comma-separated host:port:password (several FreeSWITCH servers)."""
+    endpoints = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        pieces = part.split(":", 2)
+        if len(pieces) != 3:
+            raise ConfigError(f"HOTLINE_ESL: expected host:port:password, got {part!r}")
+        host, port = parse_host_port(f"{pieces[0]}:{pieces[1]}", "HOTLINE_ESL")
+        endpoints.append(EslEndpoint(host, port, pieces[2]))
+    if not endpoints:
+        raise ConfigError("HOTLINE_ESL: no endpoint given")
+    return tuple(endpoints)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the process needs to start; immutable once loaded."""
+
+    database_url: str = "sqlite:///" + str(PROJECT_ROOT / "var" / "hotline.sqlite3")
+    esl: tuple[EslEndpoint, ...] = (EslEndpoint("127.0.0.1", 8021, "ClueCon"),)
+    outbound: tuple[str, int] = ("127.0.0.1", 8084)
+    http: tuple[str, int] = ("127.0.0.1", 8080)
+    secret_key: str = ""
+    tz: str = "Asia/Shanghai"
+    # "development" allows the embedded demo secret; "production" refuses to start without real ones.
+    mode: str = "development"
+    var_dir: Path = PROJECT_ROOT / "var"
+    sounds_dir: Path = PROJECT_ROOT / "sounds"
+    recordings_dir: Path = PROJECT_ROOT / "var" / "recordings"
+    fax_dir: Path = PROJECT_ROOT / "var" / "fax"
+    attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
+    # Path under which FreeSWITCH sees sounds/ and var/ (same machine by default).
+    switch_sounds_dir: str = ""
+    switch_recordings_dir: str = ""
+    max_calls: int = 1000
+    prompt_rate: int = 8000
+    load_demo: bool = True
+    esl_api_timeout: float = 10.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode == "production"
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+_ENV_KEYS = {
+    "HOTLINE_DATABASE_URL": "database_url",
+    "HOTLINE_ESL": "esl",
+    "HOTLINE_OUTBOUND": "outbound",
+    "HOTLINE_HTTP": "http",
+    "HOTLINE_SECRET_KEY": "secret_key",
+    "HOTLINE_TZ": "tz",
+    "HOTLINE_MODE": "mode",
+    "HOTLINE_VAR_DIR": "var_dir",
+    "HOTLINE_SOUNDS_DIR": "sounds_dir",
+    "HOTLINE_RECORDINGS_DIR": "recordings_dir",
+    "HOTLINE_FAX_DIR": "fax_dir",
+    "HOTLINE_ATTACHMENTS_DIR": "attachments_dir",
+    "HOTLINE_SWITCH_SOUNDS_DIR": "switch_sounds_dir",
+    "HOTLINE_SWITCH_RECORDINGS_DIR": "switch_recordings_dir",
+    "HOTLINE_MAX_CALLS": "max_calls",
+    "HOTLINE_PROMPT_RATE": "prompt_rate",
+    "HOTLINE_LOAD_DEMO": "load_demo",
+    "HOTLINE_ESL_API_TIMEOUT": "esl_api_timeout",
+}
+_FIELD_NAMES = {f.name for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value):
+    """Turn a raw string/TOML value into the field's type."""
+    if name == "esl":
+        return parse_esl(value) if isinstance(value, str) else tuple(value)
+    if name in ("outbound", "http"):
+        return parse_host_port(value, name) if isinstance(value, str) else tuple(value)
+    if name.endswith("_dir") and not name.startswith("switch_"):
+        return Path(value)
+    if name in ("max_calls", "prompt_rate"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+    if name == "esl_api_timeout":
+        return float(value)
+    if name == "load_demo":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if name == "mode" and value not in ("development", "production", "test"):
+        raise ConfigError(f"HOTLINE_MODE must be development, production or test, got {value!r}")
+    return value
+
+
+def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config.
+
+    With ``mapping`` (tests) only the mapping applies over the defaults: keys are either field names or
+    HOTLINE_* names. Otherwise the instance file named by HOTLINE_CONFIG (default var/hotline.toml, if
+    present) applies, then the environment.
+    """
+    values: dict[str, object] = {}
+    extra: dict[str, str] = {}
+
+    def take(key: str, value) -> None:
+        name = _ENV_KEYS.get(key, key)
+        if name in _FIELD_NAMES and name != "extra":
+            values[name] = _coerce(name, value)
+        else:
+            extra[key] = value
+
+    if mapping is not None:
+        for key, value in mapping.items():
+            take(key, value)
+    else:
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("HOTLINE_CONFIG", PROJECT_ROOT / "var" / "hotline.toml"))
+        if instance.is_file():
+            with instance.open("rb") as handle:
+                for key, value in tomllib.load(handle).items():
+                    take(key, value)
+        for key, value in env.items():
+            if key in _ENV_KEYS:
+                take(key, value)
+            elif key.startswith("HOTLINE_") and key != "HOTLINE_CONFIG":
+                extra[key] = value
+    config = Config(**values, extra=extra)
+    var_dir = config.var_dir
+    # Derived directories follow var_dir unless set explicitly.
+    derived = {}
+    for name, sub in (("recordings_dir", "recordings"), ("fax_dir", "fax"), ("attachments_dir", "attachments")):
+        if name not in values:
+            derived[name] = var_dir / sub
+    if "database_url" not in values and "var_dir" in values:
+        derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
+    if derived:
+        config = config.replace(**derived)
+    return _check_secrets(config)
+
+
+def _check_secrets(config: Config) -> Config:
+    """Refuse default secrets in production; generate a per-process key in development."""
+    if config.is_production:
+        if len(config.secret_key) < 32:
+            raise ConfigError("production mode needs HOTLINE_SECRET_KEY of at least 32 characters")
+        if any(endpoint.password == "ClueCon" for endpoint in config.esl):
+            raise ConfigError("production mode refuses the default ESL password ClueCon: set HOTLINE_ESL")
+        return config
+    if not config.secret_key:
+        config = config.replace(secret_key=_development_secret(config.var_dir))
+    return config
+
+
+def _development_secret(var_dir: Path) -> str:
+    """A random key kept in var/ so sessions survive restarts during development."""
+    path = var_dir / "secret_key"
+    try:
+        if path.is_file():
+            text = path.read_text().strip()
+            if text:
+                return text
+        var_dir.mkdir(parents=True, exist_ok=True)
+        text = secrets.token_hex(32)
+        path.write_text(text)
+        path.chmod(0o600)
+        return text
+    except OSError:
+        return secrets.token_hex(32)

@@ -1,0 +1,65 @@
+"""Schema creation and named migration steps.
+
+How to change the schema after a release: add the field to the model (new databases get it from
+``create_tables``), and append a ``Step`` to ``STEPS`` below that adds it to existing databases, e.g.
+``Step("0002_ticket_pin", lambda migrator, db: [migrator.add_column("ticket", "pin", Ticket.pin)])``.
+Steps run once, in order, and are recorded in ``schema_migration``. A fresh database marks every step as
+applied because its tables already match the models.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import peewee
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+from core.db import BaseModel, database, is_postgres
+
+log = logging.getLogger(__name__)
+
+
+class SchemaMigration(BaseModel):
+    """One applied migration step."""
+
+    name = peewee.CharField(primary_key=True, max_length=100)
+    applied_at = peewee.DateTimeField(default=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    operations: Callable[[object, peewee.Database], Iterable]
+
+
+STEPS: list[Step] = []
+
+
+def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:
+    """Create missing tables and run pending steps; returns the names of the steps run."""
+    db = database.obj
+    steps = list(STEPS if steps is None else steps)
+    with db.connection_context():
+        fresh = not db.table_exists(SchemaMigration._meta.table_name)
+        db.create_tables([SchemaMigration, *models], safe=True)
+        done = {row.name for row in SchemaMigration.select()}
+        ran = []
+        migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
+        for step in steps:
+            if step.name in done:
+                continue
+            with db.atomic():
+                if not fresh:
+                    log.info("applying migration %s", step.name)
+                    migrate(*step.operations(migrator, db))
+                    ran.append(step.name)
+                SchemaMigration.create(name=step.name)
+    return ran
+
+
+def drop_schema(models: Iterable[type[peewee.Model]]) -> None:
+    """Drop every table (tests)."""
+    db = database.obj
+    db.drop_tables([SchemaMigration, *models], safe=True, cascade=is_postgres(db))

@@ -1,0 +1,11 @@
+"""The one list of every table the product has, in creation order (explicit wiring, no registry)."""
+from __future__ import annotations
+
+
+def all_models() -> list:
+    """Every model of every package; each package owns a MODELS list."""
+    from caseflow.models import MODELS as caseflow_models
+
+    models = list(caseflow_models)
+    # Packages add their MODELS here as they gain tables (acd, recorder, ivr, channels).
+    return models

@@ -1,0 +1,1 @@
+"""The phone menu: tree model, loader and validator, pure engine, runner and prompts."""

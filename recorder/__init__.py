@@ -1,0 +1,1 @@
+"""Call records, recordings, missed calls, voicemail and fax."""

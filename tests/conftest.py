@@ -1,0 +1,61 @@
+"""Shared fixtures: `db` runs each test on SQLite and, when reachable, on PostgreSQL.
+
+PostgreSQL is taken from HOTLINE_TEST_PG (CI sets postgresql://postgres@127.0.0.1:5432/test); when it is
+unset, 127.0.0.1:5432/test is tried; when unreachable, the PostgreSQL variant is skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core import db as core_db
+from core.migrations import create_schema, drop_schema
+from core.schema import all_models
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG)
+    if not url:
+        return None
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(url, connect_timeout=2)
+        conn.close()
+    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
+        return None
+    return url
+
+
+_PG_URL = _postgres_url()
+DB_BACKENDS = ["sqlite"] + (["postgres"] if _PG_URL else [])
+
+
+def pytest_report_header(config):
+    return f"databases: {', '.join(DB_BACKENDS)}" + ("" if _PG_URL else " (PostgreSQL not reachable)")
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def db_url(request, tmp_path):
+    """A database URL: a fresh SQLite file, or the PostgreSQL test database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return _PG_URL
+
+
+@pytest.fixture
+def db(db_url):
+    """All tables created before and dropped after the test."""
+    database = core_db.bind_database(db_url)
+    models = all_models()
+    database.connect(reuse_if_open=True)
+    drop_schema(models) if core_db.is_postgres(database) else None
+    create_schema(models)
+    yield database
+    database.close()
+    database.connect(reuse_if_open=True)
+    drop_schema(models)
+    database.close()

@@ -1,0 +1,1 @@
+"""The web UI: Flask app factory and one blueprint per area."""
