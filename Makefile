@@ -12,7 +12,7 @@ run: setup prompts
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) node_modules/.installed
 
 system-deps:
 	@scripts/setup-system.sh
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
+
+# Front-end libraries come from the npm registry through package.json and its lock file.
+node_modules/.installed: $(wildcard package.json package-lock.json)
+	@if [ -f package.json ]; then npm ci --no-audit --no-fund && touch $@; else mkdir -p node_modules && touch $@; fi
 
 prompts: setup
 	$(PY) -m ivr.prompts render
