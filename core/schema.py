@@ -5,7 +5,9 @@ from __future__ import annotations
 def all_models() -> list:
     """Every model of every package; each package owns a MODELS list."""
     from caseflow.models import MODELS as caseflow_models
+    from webui.models import MODELS as webui_models
 
     models = list(caseflow_models)
+    models += webui_models
     # Packages add their MODELS here as they gain tables (acd, recorder, ivr, channels).
     return models
