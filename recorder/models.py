@@ -1,0 +1,197 @@
+"""Recorder tables: call records (CDR), their ticket links, recordings and who heard them, missed calls and
+call-back attempts, fax jobs with their log, and storage alerts.
+
+Times are stored as naive UTC (like caseflow.models); durations as whole seconds or milliseconds as named.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import peewee
+
+from caseflow.models import Ticket, User
+from core.db import BaseModel
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, the storage convention of every table."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+# Dispositions a call record can end with (the issue's list).
+DISPOSITIONS = ("self_service", "answered", "abandoned", "overflowed", "voicemail", "blacklisted", "fax")
+HANGUP_SIDES = ("caller", "agent", "system", "")
+
+
+class CallRecord(BaseModel):
+    """One call, from the first event to its hang-up. Finalised records carry a keyed MAC (recorder.integrity)."""
+
+    call_uuid = peewee.CharField(max_length=64, unique=True)
+    # Other channels of the same call (agent legs, consultation legs), JSON list of UUIDs.
+    other_uuids = peewee.TextField(default="[]")
+    caller = peewee.CharField(max_length=32, default="", index=True)
+    called = peewee.CharField(max_length=32, default="")
+    direction = peewee.CharField(max_length=8, default="inbound")  # inbound, outbound
+    server = peewee.CharField(max_length=64, default="")
+    started_at = peewee.DateTimeField(default=utcnow, index=True)
+    # JSON list of {"node": id, "at": iso} in visiting order.
+    ivr_path = peewee.TextField(default="[]")
+    queue = peewee.CharField(max_length=64, default="", index=True)
+    queue_entered_at = peewee.DateTimeField(null=True)
+    queue_left_at = peewee.DateTimeField(null=True)
+    # JSON list of {"agent": operator_no, "at": iso, "result": "answered"|"refused"|"timeout"|""}.
+    agents_offered = peewee.TextField(default="[]")
+    answered_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+    wait_seconds = peewee.IntegerField(default=0)
+    talk_seconds = peewee.IntegerField(default=0)
+    hold_seconds = peewee.IntegerField(default=0)
+    hangup_cause = peewee.CharField(max_length=64, default="")
+    hangup_side = peewee.CharField(max_length=8, default="")
+    disposition = peewee.CharField(max_length=16, default="", index=True)
+    agent = peewee.ForeignKeyField(User, null=True, backref="call_records", on_delete="SET NULL")
+    agent_no = peewee.CharField(max_length=16, default="", index=True)
+    finalised = peewee.BooleanField(default=False)
+    # "v1:<hex>" HMAC-SHA256 over the canonical fields; empty until finalised.
+    mac = peewee.CharField(max_length=80, default="")
+
+    class Meta:
+        indexes = ((("agent_no", "started_at"), False),)
+
+    def ivr_nodes(self) -> list[dict]:
+        return json.loads(self.ivr_path or "[]")
+
+    def offers(self) -> list[dict]:
+        return json.loads(self.agents_offered or "[]")
+
+
+class CallTicket(BaseModel):
+    """A call linked to a ticket it produced or concerned (a call may touch several tickets and back)."""
+
+    call = peewee.ForeignKeyField(CallRecord, backref="ticket_links", on_delete="CASCADE")
+    ticket = peewee.ForeignKeyField(Ticket, backref="call_links", on_delete="CASCADE")
+    linked_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("call", "ticket"), True),)
+
+
+RECORDING_KINDS = ("conversation", "ivr_message", "voicemail")
+
+
+class Recording(BaseModel):
+    """A recorded file under recordings_dir (path relative to it), indexed once the recording stopped."""
+
+    call = peewee.ForeignKeyField(CallRecord, null=True, backref="recordings", on_delete="SET NULL")
+    call_uuid = peewee.CharField(max_length=64, index=True)
+    kind = peewee.CharField(max_length=16, default="conversation")
+    path = peewee.CharField(max_length=512)
+    # Local (configured zone) day of the folder, for search and storage per day.
+    day = peewee.DateField(index=True)
+    started_at = peewee.DateTimeField(default=utcnow, index=True)
+    duration_ms = peewee.IntegerField(default=0)
+    size = peewee.BigIntegerField(default=0)
+    sha256 = peewee.CharField(max_length=64, default="")
+    format = peewee.CharField(max_length=16, default="wav-alaw")
+    channels = peewee.SmallIntegerField(default=1)
+    status = peewee.CharField(max_length=16, default="recording", index=True)  # recording, ok, failed
+    failure_reason = peewee.CharField(max_length=255, default="")
+    # Denormalised from the call so the search over a million rows needs no join.
+    caller = peewee.CharField(max_length=32, default="", index=True)
+    agent_no = peewee.CharField(max_length=16, default="", index=True)
+    archived = peewee.BooleanField(default=False)
+    archived_at = peewee.DateTimeField(null=True)
+    archive_path = peewee.CharField(max_length=512, default="")
+
+
+class RecordingAccess(BaseModel):
+    """Every listen and download of a recording: who, when, from where."""
+
+    recording = peewee.ForeignKeyField(Recording, backref="accesses", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    user_label = peewee.CharField(max_length=64, default="")
+    action = peewee.CharField(max_length=16)  # listen, download
+    at = peewee.DateTimeField(default=utcnow, index=True)
+    remote_addr = peewee.CharField(max_length=64, default="")
+
+
+MISSED_REASONS = ("abandoned", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed")
+
+
+class MissedCall(BaseModel):
+    """A caller nobody served (P5 §3.6.4): kept until an agent has called back."""
+
+    call = peewee.ForeignKeyField(CallRecord, null=True, backref="missed", on_delete="SET NULL")
+    caller = peewee.CharField(max_length=32, index=True)
+    reason = peewee.CharField(max_length=16)
+    queue = peewee.CharField(max_length=64, default="")
+    at = peewee.DateTimeField(default=utcnow, index=True)
+    ticket = peewee.ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    status = peewee.CharField(max_length=16, default="open", index=True)  # open, done
+    attempts = peewee.IntegerField(default=0)
+    closed_at = peewee.DateTimeField(null=True)
+
+
+CALLBACK_OUTCOMES = ("reached", "no_answer", "busy", "failed", "wrong_number", "left_message")
+
+
+class CallbackAttempt(BaseModel):
+    """One call-back attempt for a missed call and its outcome."""
+
+    missed = peewee.ForeignKeyField(MissedCall, backref="callback_attempts", on_delete="CASCADE")
+    agent = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    at = peewee.DateTimeField(default=utcnow)
+    outcome = peewee.CharField(max_length=16)
+    call_uuid = peewee.CharField(max_length=64, default="")
+    note = peewee.TextField(default="")
+
+
+FAX_STATES = ("queued", "converting", "sending", "receiving", "done", "failed", "timed_out")
+FAX_ACTIVE_STATES = ("converting", "sending", "receiving")
+
+
+class FaxJob(BaseModel):
+    """An inbound or outbound fax; never left in an active state past its deadline (the watchdog)."""
+
+    direction = peewee.CharField(max_length=8)  # in, out
+    state = peewee.CharField(max_length=16, default="queued", index=True)
+    number = peewee.CharField(max_length=32, default="")  # remote party
+    call_uuid = peewee.CharField(max_length=64, default="", index=True)
+    attempts = peewee.IntegerField(default=0)
+    max_attempts = peewee.IntegerField(default=3)
+    pages = peewee.IntegerField(default=0)
+    result_code = peewee.CharField(max_length=16, default="")
+    result_text = peewee.CharField(max_length=255, default="")
+    tiff_path = peewee.CharField(max_length=512, default="")  # relative to fax_dir
+    pdf_path = peewee.CharField(max_length=512, default="")
+    ticket = peewee.ForeignKeyField(Ticket, null=True, backref="fax_jobs", on_delete="SET NULL")
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    # When the current step must have made progress by, or the watchdog ends it.
+    deadline_at = peewee.DateTimeField(null=True, index=True)
+    next_attempt_at = peewee.DateTimeField(null=True, index=True)
+    error = peewee.TextField(default="")
+
+
+class FaxEvent(BaseModel):
+    """The fax log: every step of a job, append-only."""
+
+    job = peewee.ForeignKeyField(FaxJob, backref="events", on_delete="CASCADE")
+    at = peewee.DateTimeField(default=utcnow)
+    event = peewee.CharField(max_length=32)
+    detail = peewee.TextField(default="")
+
+
+class RecorderAlert(BaseModel):
+    """Something an operator must see: unwritable recording storage, a stuck fax, a failed conversion."""
+
+    kind = peewee.CharField(max_length=32, index=True)
+    severity = peewee.CharField(max_length=8, default="error")  # warning, error
+    message = peewee.TextField()
+    at = peewee.DateTimeField(default=utcnow, index=True)
+    acknowledged = peewee.BooleanField(default=False)
+
+
+MODELS = [CallRecord, CallTicket, Recording, RecordingAccess, MissedCall, CallbackAttempt, FaxJob, FaxEvent,
+          RecorderAlert]
