@@ -4,15 +4,14 @@ from __future__ import annotations
 
 def all_models() -> list:
     """Every model of every package; each package owns a MODELS list."""
+    from acd.models import MODELS as acd_models
     from caseflow.models import MODELS as caseflow_models
     from webui.models import MODELS as webui_models
     from recorder.models import MODELS as recorder_models
 
     models = list(caseflow_models)
-    from acd.models import MODELS as acd_models
-
-    models += acd_models
     models += webui_models
     models += recorder_models
+    models += acd_models
     # Packages add their MODELS here as they gain tables (acd, recorder, ivr, channels).
     return models
