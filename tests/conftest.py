@@ -59,3 +59,50 @@ def db(db_url):
     database.connect(reuse_if_open=True)
     drop_schema(models)
     database.close()
+
+
+class HotlineClient:
+    """Mixin for Flask's test client: log in and send the session's CSRF token like a browser would."""
+
+    def csrf_token(self) -> str:
+        """The session's CSRF token (fetched from the login page the first time)."""
+        with self.session_transaction() as session:
+            token = session.get("csrf")
+        if not token:
+            self.get("/login")
+            with self.session_transaction() as session:
+                token = session["csrf"]
+        return token
+
+    def post_form(self, url: str, data: dict | None = None, **kwargs):
+        """POST a form with the CSRF token added."""
+        return self.post(url, data={**(data or {}), "csrf_token": self.csrf_token()}, **kwargs)
+
+    def login(self, operator_no: str, password: str, **kwargs):
+        """Log in through the real login form; returns the response."""
+        return self.post_form("/login", {"operator_no": operator_no, "password": password}, **kwargs)
+
+    def logout(self):
+        return self.post_form("/logout")
+
+
+@pytest.fixture
+def app(db, db_url, tmp_path):
+    """The web app on the `db` database, with a test configuration (no demo data, files under tmp_path)."""
+    from flask.testing import FlaskClient
+
+    from core.config import load_config
+    from webui.app import create_app
+
+    config = load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
+                          "secret_key": "test-secret-key-" + "x" * 32, "load_demo": False})
+    application = create_app(config)
+    application.testing = True
+    application.test_client_class = type("HotlineTestClient", (HotlineClient, FlaskClient), {})
+    yield application
+
+
+@pytest.fixture
+def client(app):
+    """A test client with .login(operator_no, password), .post_form(url, data) and .csrf_token()."""
+    return app.test_client()
