@@ -1,0 +1,366 @@
+"""The Flask app factory: explicit blueprint list, per-request database connection, security hooks,
+i18n, template filters and the ``Services`` the web UI gets from run.py.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from flask import Flask, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
+
+from core.clock import Clock
+from core.config import Config
+from core.db import database
+
+log = logging.getLogger(__name__)
+
+# Every blueprint of the web UI, in registration order: "module" (exposing ``bp``, optionally ``MESSAGES``
+# and ``NAV``). Helpers adding an area append their module here; nothing registers itself.
+BLUEPRINTS: list[str] = [
+    "webui.blueprints.health",
+    "webui.auth",
+    "webui.blueprints.home",
+    "webui.blueprints.agent_tickets",
+]
+
+
+@dataclass
+class Services:
+    """What the running process lends the web UI (run.py builds it; tests pass their own).
+
+    switch_status() -> {server name: "connected" | "disconnected" | ...} for every FreeSWITCH;
+    active_calls() -> calls in progress on the outbound server. Missing callables mean "no switch wired":
+    every configured server reports disconnected and active calls are 0. Other areas add their own
+    fields here (ACD, scheduler ...) as they need them.
+    """
+
+    switch_status: Callable[[], Mapping[str, str]] | None = None
+    active_calls: Callable[[], int] | None = None
+    clock: Clock | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A navigation entry: shown to users holding one of ``roles`` when ``endpoint`` exists."""
+
+    label: str
+    endpoint: str
+    roles: frozenset[str]
+    order: int = 100
+
+
+@dataclass
+class HotlineState:
+    """Per-app state reachable as ``current_app.extensions["hotline"]``."""
+
+    config: Config
+    services: Services
+    catalogue: Any
+    nav: list[NavItem]
+    dummy_hash: str | None = None
+
+    def gettext(self, message: str, lang: str | None = None, **values) -> str:
+        """Translate into ``lang`` (default: the request's language)."""
+        return self.catalogue.gettext(lang or g.get("lang") or "zh", message, **values)
+
+
+# Each role's desk, tried in this order for users with several roles: the path another area serves.
+DESKS: list[tuple[str, str, str]] = [
+    ("agent", "/agent/tickets", "Agent desk"),
+    ("entry", "/entry", "Data entry"),
+    ("team_lead", "/supervisor", "Supervisor console"),
+    ("centre", "/centre", "Hotline centre"),
+    ("centre_leader", "/centre", "Hotline centre"),
+    ("dept", "/dept", "Department workbench"),
+    ("dept_leader", "/dept", "Department workbench"),
+    ("leader", "/stats", "Statistics"),
+    ("admin", "/admin", "Administration"),
+]
+
+
+def create_app(config: Config, services: Services | None = None, blueprints: list[str] | None = None) -> Flask:
+    """Build the web app. The caller has bound the database (``core.db.bind_database``) already."""
+    from webui import security
+    from webui.auth import load_user
+    from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES
+
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_NAME="hotline_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.is_production,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        MAX_CONTENT_LENGTH=int(config.extra.get("HOTLINE_MAX_UPLOAD_MB", 32)) * 1024 * 1024,
+        TEMPLATES_AUTO_RELOAD=not config.is_production,
+        HOTLINE_TRUST_PROXY=str(config.extra.get("HOTLINE_TRUST_PROXY", "")).lower() in ("1", "true", "yes"),
+        HOTLINE_LOGIN_LIMIT_PER_OPERATOR=5,
+        HOTLINE_LOGIN_LIMIT_PER_IP=20,
+        HOTLINE_LOGIN_WINDOW_MINUTES=15,
+        HOTLINE_PAGE_SIZE=25,
+        # Scripts only from our own files: ticket text can never run as script even if escaping failed.
+        HOTLINE_CSP=("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                     "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'self'; "
+                     "form-action 'self'; frame-ancestors 'none'"),
+    )
+    if not config.secret_key:
+        raise ValueError("create_app needs config.secret_key (load_config provides one)")
+    # Autoescape for every template, not only *.html, so no page can forget it.
+    app.jinja_env.autoescape = True
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    services = services or Services()
+    if services.clock is None:
+        services.clock = Clock(config.tz)
+    catalogue = Catalogue()
+    state = HotlineState(config=config, services=services, catalogue=catalogue, nav=[])
+    app.extensions["hotline"] = state
+
+    for module_name in BLUEPRINTS if blueprints is None else blueprints:
+        module = importlib.import_module(module_name)
+        app.register_blueprint(module.bp)
+        if getattr(module, "MESSAGES", None):
+            catalogue.merge(module.MESSAGES, source=module_name)
+        state.nav.extend(getattr(module, "NAV", ()))
+    state.nav.sort(key=lambda item: item.order)
+
+    app.before_request(_open_db)
+    app.before_request(load_user)
+    app.before_request(security.enforce_access)
+    app.before_request(security.protect_csrf)
+    app.teardown_request(_close_db)
+    app.after_request(_security_headers)
+
+    def translate(message: str, **values) -> str:
+        return state.gettext(message, **values)
+
+    app.jinja_env.globals.update(
+        _=translate,
+        csrf_token=security.csrf_token,
+        url_if=lambda endpoint, **values: url_if(app, endpoint, **values),
+        nav_items=lambda: nav_for(app, g.get("user")),
+        LANGUAGES=LANGUAGES,
+        LANGUAGE_NAMES=LANGUAGE_NAMES,
+    )
+    app.jinja_env.filters.update(
+        localtime=lambda value, fmt="%Y-%m-%d %H:%M": localtime(services.clock, value, fmt),
+        mask_phone=mask_phone,
+        mask_name=mask_name,
+        label=lambda code, kind: translate(f"{kind}:{code}") if code else "",
+    )
+
+    @app.context_processor
+    def _frame():
+        user = g.get("user")
+        lang = g.get("lang", "zh")
+        return {"current_user": user, "lang": lang, "html_lang": HTML_LANG.get(lang, lang),
+                "role_labels": [role_label(r, lang) for r in sorted(user.role_set)] if user else []}
+
+    def role_label(code: str, lang: str) -> str:
+        try:
+            from caseflow.roles import role_label as caseflow_label
+        except ImportError:
+            return translate(f"role:{code}")
+        return caseflow_label(code, lang)
+
+    _install_error_pages(app, state)
+    return app
+
+
+# ------------------------------------------------------------------------------------------ database
+def _open_db():
+    """One connection per request; the health check opens its own so it can report a dead database."""
+    if request.endpoint in ("health.healthz", "static"):
+        return
+    g.db_opened = database.connect(reuse_if_open=True)
+
+
+def _close_db(_exc):
+    # Close only what this request opened: a test or a job sharing the thread keeps its connection.
+    if g.pop("db_opened", False) and not database.is_closed():
+        database.close()
+
+
+# ------------------------------------------------------------------------------------ headers, errors
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", current_app.config["HOTLINE_CSP"])
+    if response.mimetype == "text/html":
+        # Pages may show personal data: do not leave them in shared caches or the back-button cache.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+_ERROR_TEXT = {
+    400: ("Bad request", ""),
+    403: ("Forbidden", "You do not have permission to open this page."),
+    404: ("Not found", "The page you asked for does not exist."),
+    405: ("Method not allowed", ""),
+    413: ("Request too large", ""),
+    500: ("Server error", "Something went wrong on our side. It has been logged."),
+}
+
+
+def _install_error_pages(app: Flask, state: HotlineState) -> None:
+    from webui.security import wants_json
+
+    def render_error(error: HTTPException):
+        if isinstance(error, RequestRedirect):
+            return error
+        code = error.code or 500
+        title, message = _ERROR_TEXT.get(code, (error.name, ""))
+        description = getattr(error, "hotline_message", "") or message
+        if wants_json():
+            return jsonify(error=error.name.lower().replace(" ", "_"), detail=error.description), code
+        response = app.make_response((render_template("error.html", code=code, title=title,
+                                                      message=description), code))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    app.register_error_handler(HTTPException, render_error)
+
+    # Unhandled exceptions reach the handler above as InternalServerError (Flask logs them first); in
+    # testing mode they propagate so a test shows the real traceback.
+
+
+def bad_request(message_id: str):
+    """Abort with a 400 whose page shows ``message_id`` (translated)."""
+    from werkzeug.exceptions import BadRequest
+
+    error = BadRequest(message_id)
+    error.hotline_message = message_id
+    raise error
+
+
+# ------------------------------------------------------------------------------------ links and desks
+def endpoint_exists(app: Flask, endpoint: str) -> bool:
+    """True if a view is registered under ``endpoint`` (pages of other areas may not exist yet)."""
+    return endpoint in app.view_functions
+
+
+def url_if(app: Flask, endpoint: str, **values) -> str | None:
+    """``url_for`` when the endpoint exists, None otherwise (templates link only to what is there)."""
+    from flask import url_for
+
+    return url_for(endpoint, **values) if endpoint_exists(app, endpoint) else None
+
+
+def path_exists(app: Flask, path: str, method: str = "GET") -> bool:
+    """True if some view answers ``method path`` (used for desks served by other areas)."""
+    adapter = app.url_map.bind("localhost")
+    try:
+        adapter.match(path, method=method)
+    except RequestRedirect:
+        return True
+    except HTTPException:
+        return False
+    return True
+
+
+def desks_for(app: Flask, user) -> list[tuple[str, str]]:
+    """[(label id, path)] of the desks this user's roles lead to and that exist, first one preferred."""
+    if user is None:
+        return []
+    seen, desks = set(), []
+    for role, path, label in DESKS:
+        if role in user.role_set and path not in seen and path_exists(app, path):
+            seen.add(path)
+            desks.append((label, path))
+    return desks
+
+
+def nav_for(app: Flask, user) -> list[tuple[str, str]]:
+    """[(label, url)] of the navigation entries the user may see: desks, then blueprint NAV items."""
+    from flask import url_for
+
+    if user is None:
+        return []
+    state = app.extensions["hotline"]
+    items = [(state.gettext(label), path) for label, path in desks_for(app, user)]
+    seen = {path for _, path in items}
+    for item in state.nav:
+        if user.role_set & item.roles and endpoint_exists(app, item.endpoint):
+            url = url_for(item.endpoint)
+            if url not in seen:
+                seen.add(url)
+                items.append((state.gettext(item.label), url))
+    return items
+
+
+# -------------------------------------------------------------------------------------- filters
+def localtime(clock: Clock, value, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time (naive UTC or aware) shown in the configured zone; dates as they are; None as ''."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.datetime):
+        return clock.local(value).strftime(fmt)
+    if isinstance(value, dt.date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def _privacy():
+    try:
+        from caseflow import privacy
+    except ImportError:
+        return None
+    return privacy
+
+
+def mask_phone(value) -> str:
+    """138****8000 style: keep the first 3 and last 4 digits of a mobile, fewer of a short number."""
+    privacy = _privacy()
+    if privacy is not None and hasattr(privacy, "mask_phone"):
+        return privacy.mask_phone(value)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    if len(text) >= 11:
+        return text[:3] + "*" * (len(text) - 7) + text[-4:]
+    if len(text) >= 7:
+        return text[:2] + "*" * (len(text) - 4) + text[-2:]
+    return text[:1] + "*" * (len(text) - 1)
+
+
+def mask_name(value) -> str:
+    """张** style: the family name and stars (a two-character name keeps one star)."""
+    privacy = _privacy()
+    if privacy is not None and hasattr(privacy, "mask_name"):
+        return privacy.mask_name(value)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    if text.isascii():
+        return text[0] + "***"
+    return text[0] + "*" * max(1, len(text) - 1)
+
+
+# ----------------------------------------------------------------------------------------- demo data
+def load_demo_if_empty(config: Config) -> bool:
+    """Load the demo data set (caseflow.demo) when ``config.load_demo`` and no user exists yet.
+
+    Called by run.py after the schema is created; returns True if data was loaded.
+    """
+    from caseflow.models import User
+
+    if not config.load_demo:
+        return False
+    with database.connection_context():
+        if User.select().exists():
+            return False
+    from caseflow import demo
+
+    log.info("empty database: loading the demo data set")
+    demo.load_demo()
+    return True

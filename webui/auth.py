@@ -1,0 +1,207 @@
+"""Login with operator number (工号) and password, logout, the current user, and the language switch.
+
+Passwords are argon2 hashes checked by ``caseflow.accounts``. Failed logins are counted from the audit log
+(so the limit holds across restarts and processes): too many for one operator number or from one address
+within the window and further attempts are refused with the time to wait.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.local import LocalProxy
+
+from caseflow.models import User
+from webui import security
+from webui.i18n import LANGUAGES, best_language, normalise_language
+from webui.security import ThrottlePolicy, audit, client_ip, login_required, public
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+SESSION_USER_KEY = "uid"
+SESSION_LANG_KEY = "lang"
+MAX_OPERATOR_NO = 16
+MAX_PASSWORD = 256
+
+current_user = LocalProxy(lambda: g.get("user"))
+"""The logged-in ``caseflow.models.User`` for this request, or None."""
+
+
+def load_user() -> None:
+    """before_request: put the session's user (if still active) and the UI language on ``g``."""
+    g.user = None
+    uid = session.get(SESSION_USER_KEY)
+    if uid is not None:
+        user = User.get_or_none((User.id == uid) & (User.active == True))  # noqa: E712 - peewee expression
+        if user is None:
+            session.pop(SESSION_USER_KEY, None)
+        g.user = user
+    g.lang = choose_language(g.user)
+
+
+def choose_language(user) -> str:
+    """The user's own language, else the one picked on the login page, else the browser's."""
+    if user is not None:
+        code = normalise_language(user.language)
+        if code:
+            return code
+    code = normalise_language(session.get(SESSION_LANG_KEY))
+    if code:
+        return code
+    return best_language(request.headers.get("Accept-Language"))
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to go to after login, or None: refuses absolute and scheme-relative URLs."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 32 for ch in target):
+        return None
+    return target
+
+
+def _policies() -> tuple[ThrottlePolicy, ThrottlePolicy]:
+    config = current_app.config
+    window = dt.timedelta(minutes=config["HOTLINE_LOGIN_WINDOW_MINUTES"])
+    return (ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_OPERATOR"], window),
+            ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_IP"], window))
+
+
+def login_wait(operator_no: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
+    """How long this operator number / address must wait before another attempt (None: may try now)."""
+    from webui.models import AuditLog
+
+    per_operator, per_ip = _policies()
+    longest = max(per_operator.window, per_ip.window)
+    recent = AuditLog.select(AuditLog.at, AuditLog.operator_no, AuditLog.ip).where(
+        (AuditLog.action == "login_failed") & (AuditLog.at > now - longest)
+        & ((AuditLog.operator_no == operator_no) | (AuditLog.ip == ip)))
+    by_operator = [row.at for row in recent if row.operator_no == operator_no]
+    by_ip = [row.at for row in recent if row.ip == ip]
+    last_ok = (AuditLog.select(AuditLog.at)
+               .where((AuditLog.action == "login") & (AuditLog.operator_no == operator_no))
+               .order_by(AuditLog.at.desc()).first())
+    waits = [security.retry_after(by_operator, now, per_operator, since=last_ok.at if last_ok else None),
+             security.retry_after(by_ip, now, per_ip) if ip else None]
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
+
+def _verify(user: User | None, password: str) -> bool:
+    """Check the password; with no such user, still spend the time of a hash check (no user probing)."""
+    from caseflow import accounts
+
+    if user is None:
+        accounts.verify_password(_dummy_hash(), password)
+        return False
+    return accounts.verify_password(user.password_hash, password)
+
+
+def _dummy_hash() -> str:
+    state = current_app.extensions["hotline"]
+    if state.dummy_hash is None:
+        from caseflow import accounts
+
+        state.dummy_hash = accounts.hash_password("not-a-password-of-anyone")
+    return state.dummy_hash
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    """The login form; on success the session holds the user id and the user goes to their desk."""
+    if request.method == "GET":
+        if g.user is not None:
+            return redirect(safe_next(request.args.get("next")) or url_for("home.index"))
+        return render_template("auth/login.html", next=safe_next(request.args.get("next")) or "",
+                               operator_no="")
+    operator_no = request.form.get("operator_no", "").strip()
+    password = request.form.get("password", "")
+    target = safe_next(request.form.get("next"))
+    _ = current_app.extensions["hotline"].gettext
+
+    def again(message: str, status: int, **values):
+        flash(_(message, **values), "error")
+        return render_template("auth/login.html", next=target or "", operator_no=operator_no[:MAX_OPERATOR_NO]), status
+
+    if not operator_no or not password:
+        return again("Please enter your operator number and password.", 400)
+    if len(operator_no) > MAX_OPERATOR_NO or len(password) > MAX_PASSWORD:
+        # Too long to be real: count it as a failure without hashing megabytes.
+        audit("login_failed", "user", "", "oversized input", user=None, operator_no=operator_no[:32])
+        return again("Wrong operator number or password.", 401)
+    ip = client_ip()
+    now = security.now_utc()
+    wait = login_wait(operator_no, ip, now)
+    if wait is not None:
+        audit("login_throttled", "user", "", f"retry after {int(wait.total_seconds())}s", user=None,
+              operator_no=operator_no)
+        return again("Too many failed logins. Please try again in %(minutes)s minutes.", 429,
+                     minutes=security.minutes_ceiling(wait))
+    user = User.get_or_none(User.operator_no == operator_no)
+    if not _verify(user, password):
+        audit("login_failed", "user", user.id if user else "", "wrong password" if user else "unknown operator",
+              user=None, operator_no=operator_no)
+        return again("Wrong operator number or password.", 401)
+    if not user.active:
+        audit("login_failed", "user", user.id, "account disabled", user=None, operator_no=operator_no)
+        return again("This account is disabled. Please contact the administrator.", 403)
+    _rehash_if_needed(user, password)
+    # A fresh session on login: nothing from before (a planted session id, an old token) survives.
+    language = session.get(SESSION_LANG_KEY)
+    session.clear()
+    session.permanent = True
+    session[SESSION_USER_KEY] = user.id
+    if language:
+        session[SESSION_LANG_KEY] = language
+    g.user = user
+    g.lang = choose_language(user)
+    audit("login", "user", user.id, "", user=user)
+    log.info("login %s from %s", user.operator_no, ip)
+    flash(_("Welcome, %(name)s.", name=user.name), "info")
+    return redirect(target or url_for("home.index"))
+
+
+def _rehash_if_needed(user: User, password: str) -> None:
+    """Upgrade a hash made with older argon2 parameters while the clear password is at hand."""
+    from caseflow import accounts
+
+    needs = getattr(accounts, "needs_rehash", None)
+    if needs is not None and needs(user.password_hash):
+        User.update(password_hash=accounts.hash_password(password)).where(User.id == user.id).execute()
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """End the session (POST only, with the CSRF token, so a link elsewhere cannot log anyone out)."""
+    user = g.user
+    audit("logout", "user", user.id, "", user=user)
+    language = session.get(SESSION_LANG_KEY) or user.language
+    session.clear()
+    if language:
+        session[SESSION_LANG_KEY] = language
+    g.user = None
+    flash(current_app.extensions["hotline"].gettext("You have been logged out.", lang=language), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/language", methods=["POST"])
+@public
+def set_language():
+    """Switch the UI language; kept on the user when logged in, in the session otherwise."""
+    code = normalise_language(request.form.get("lang"))
+    if code is None:
+        from flask import abort
+
+        abort(400)
+    session[SESSION_LANG_KEY] = code
+    if g.user is not None and g.user.language != code:
+        User.update(language=code).where(User.id == g.user.id).execute()
+    return redirect(safe_next(request.form.get("next")) or url_for("home.index"))
+
+
+__all__ = ["bp", "current_user", "load_user", "LANGUAGES"]

@@ -1,0 +1,86 @@
+"""``GET /healthz``: JSON for monitors and load balancers (database, FreeSWITCH links, active calls)."""
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+
+import peewee
+from flask import Blueprint, current_app, jsonify
+
+from core.db import database
+from webui.security import public
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("hotline12345")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def database_ok() -> bool:
+    """True if a trivial query succeeds on the bound database."""
+    opened = False
+    try:
+        opened = database.connect(reuse_if_open=True)
+        database.execute_sql("SELECT 1").fetchone()
+        return True
+    except (peewee.PeeweeException, OSError, AttributeError) as error:
+        # AttributeError: the database proxy was never bound.
+        log.warning("health check: database unavailable: %s", error)
+        return False
+    finally:
+        if opened and not database.is_closed():
+            database.close()
+
+
+def switch_states() -> dict[str, str]:
+    """Each configured FreeSWITCH as "connected" or "disconnected"."""
+    state = current_app.extensions["hotline"]
+    states = {endpoint.name: "disconnected" for endpoint in state.config.esl}
+    if state.services.switch_status is not None:
+        try:
+            reported = dict(state.services.switch_status())
+        except Exception:  # noqa: BLE001 - a broken probe must not break the health page
+            log.exception("health check: switch status probe failed")
+            reported = {}
+        for name, value in reported.items():
+            states[str(name)] = "connected" if value == "connected" else "disconnected"
+    return states
+
+
+def active_calls() -> int:
+    state = current_app.extensions["hotline"]
+    if state.services.active_calls is None:
+        return 0
+    try:
+        return int(state.services.active_calls())
+    except Exception:  # noqa: BLE001 - a broken probe must not break the health page
+        log.exception("health check: active calls probe failed")
+        return 0
+
+
+@bp.route("/healthz")
+@public
+def healthz():
+    """status ok | degraded (a switch is down) | error (database down, HTTP 503)."""
+    db_ok = database_ok()
+    switches = switch_states()
+    all_connected = bool(switches) and all(v == "connected" for v in switches.values())
+    status = "error" if not db_ok else ("ok" if all_connected else "degraded")
+    body = {
+        "status": status,
+        "db": "ok" if db_ok else "error",
+        "switch": "connected" if all_connected else "disconnected",
+        "switches": switches,
+        "active_calls": active_calls(),
+        "version": _version(),
+    }
+    response = jsonify(body)
+    response.status_code = 200 if db_ok else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response

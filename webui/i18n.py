@@ -1,0 +1,217 @@
+"""Message catalogues for the web UI: Chinese (zh-CN) first, English second.
+
+Message ids are the English text (gettext style), so English needs no catalogue of its own and an id reads
+well in a template: ``{{ _("Ticket list") }}``. Chinese comes from ``MESSAGES["zh"]``. A blueprint module
+may carry its own ``MESSAGES = {"zh": {...}}``; ``create_app`` merges them into the app's ``Catalogue``
+from the explicit blueprint list, so no global registry is needed. Placeholders use ``%(name)s``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Mapping
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "zh": {
+        # Frame
+        "12345 Citizen Service Hotline": "12345 政务服务便民热线",
+        "Hotline 12345": "12345 热线",
+        "Home": "首页",
+        "Log in": "登录",
+        "Log out": "退出",
+        "Language": "语言",
+        "Operator number": "工号",
+        "Password": "密码",
+        "Signed in as %(name)s (%(operator_no)s)": "当前用户：%(name)s（%(operator_no)s）",
+        "Roles": "角色",
+        "Main navigation": "主导航",
+        "Skip to content": "跳到正文",
+        # Login
+        "Please log in with your operator number and password.": "请输入工号和密码登录。",
+        "Wrong operator number or password.": "工号或密码错误。",
+        "Please enter your operator number and password.": "请输入工号和密码。",
+        "Too many failed logins. Please try again in %(minutes)s minutes.":
+            "登录失败次数过多，请在 %(minutes)s 分钟后再试。",
+        "This account is disabled. Please contact the administrator.": "该账号已停用，请联系管理员。",
+        "You have been logged out.": "您已退出登录。",
+        "Please log in to continue.": "请先登录。",
+        "Welcome, %(name)s.": "欢迎，%(name)s。",
+        # Roles
+        "role:agent": "话务员",
+        "role:team_lead": "班长",
+        "role:centre": "热线办",
+        "role:centre_leader": "热线办领导",
+        "role:dept": "成员单位",
+        "role:dept_leader": "成员单位领导",
+        "role:leader": "领导",
+        "role:admin": "系统管理员",
+        "role:entry": "录入员",
+        # Desks and navigation
+        "My desk": "我的工作台",
+        "Agent desk": "话务员工作台",
+        "Ticket list": "工单列表",
+        "Hotline centre": "热线办",
+        "Department workbench": "成员单位工作台",
+        "Supervisor console": "班长监控台",
+        "Statistics": "统计分析",
+        "Administration": "系统管理",
+        "Data entry": "录入台",
+        "Your desks": "您的工作台",
+        "This desk is not available yet.": "该工作台尚未开通。",
+        "Your account has no role yet. Please contact the administrator.": "您的账号尚未分配角色，请联系管理员。",
+        # Ticket list
+        "Tickets": "工单",
+        "Acceptance number": "受理号",
+        "Type": "类型",
+        "Channel": "渠道",
+        "Status": "状态",
+        "Phone": "来电号码",
+        "Citizen": "诉求人",
+        "Title": "标题",
+        "Created": "登记时间",
+        "No tickets yet.": "暂无工单。",
+        "No tickets match.": "没有符合条件的工单。",
+        "Search": "查询",
+        "Acceptance number or phone": "受理号或电话号码",
+        "Only mine": "只看我登记的",
+        "All": "全部",
+        "Show": "显示",
+        "Previous": "上一页",
+        "Next": "下一页",
+        "Page %(page)s of %(pages)s, %(total)s tickets": "第 %(page)s / %(pages)s 页，共 %(total)s 件",
+        "Pagination": "分页",
+        "Anonymous": "匿名",
+        "Overdue": "已超期",
+        # Ticket types
+        "type:consult": "咨询",
+        "type:complaint": "投诉",
+        "type:report": "举报",
+        "type:help": "求助",
+        "type:suggestion": "建议",
+        "type:praise": "表扬",
+        "type:convenience": "便民服务",
+        "type:invalid": "无效/骚扰",
+        "type:harassment": "骚扰",
+        # Channels
+        "channel:phone": "电话",
+        "channel:ivr": "语音留言",
+        "channel:web": "网站",
+        "channel:sms": "短信",
+        "channel:email": "电子邮件",
+        "channel:fax": "传真",
+        "channel:letter": "来信来函",
+        "channel:mailbox": "市长信箱",
+        "channel:open311": "Open311",
+        # Statuses
+        "status:recorded": "已登记",
+        "status:answered": "已直接答复",
+        "status:pending_answer": "待答复",
+        "status:pending_dispatch": "待派发",
+        "status:dispatched": "已派发",
+        "status:accepted": "已签收",
+        "status:assigned": "分配待处理",
+        "status:in_progress": "处理中",
+        "status:done": "处理完毕待审核",
+        "status:approved": "审核完毕",
+        "status:returned": "已退回",
+        "status:rejected": "不受理",
+        "status:not_accepted": "不受理",
+        "status:callback": "待回访",
+        "status:closed": "已办结",
+        "status:archived": "已归档",
+        "status:merged": "已合并",
+        # Errors
+        "Bad request": "请求有误",
+        "Forbidden": "无权访问",
+        "You do not have permission to open this page.": "您没有访问此页面的权限。",
+        "Not found": "页面不存在",
+        "The page you asked for does not exist.": "您要访问的页面不存在。",
+        "Method not allowed": "不支持该请求方式",
+        "Request too large": "请求内容过大",
+        "Server error": "服务器错误",
+        "Something went wrong on our side. It has been logged.": "系统出现错误，已记录日志。",
+        "The form has expired or was not sent from this site. Please reload the page and try again.":
+            "表单已过期或并非来自本站，请刷新页面后重试。",
+        "Page number must be a whole number of 1 or more.": "页码必须是不小于 1 的整数。",
+        "Back to home": "返回首页",
+    },
+}
+
+
+class Catalogue:
+    """Translations for one app: the base messages plus those merged from blueprints."""
+
+    def __init__(self, base: Mapping[str, Mapping[str, str]] | None = None):
+        self.messages: dict[str, dict[str, str]] = {lang: {} for lang in LANGUAGES}
+        self.merge(MESSAGES if base is None else base)
+
+    def merge(self, extra: Mapping[str, Mapping[str, str]], source: str = "") -> None:
+        """Add messages; an id defined twice with different text is logged, the later one wins."""
+        for lang, entries in extra.items():
+            if lang not in self.messages:
+                raise ValueError(f"unknown language {lang!r} in messages from {source or 'catalogue'}")
+            table = self.messages[lang]
+            for key, text in entries.items():
+                if key in table and table[key] != text:
+                    log.warning("message %r redefined by %s", key, source or "catalogue")
+                table[key] = text
+
+    def gettext(self, lang: str, message: str, **values) -> str:
+        """Translate ``message`` to ``lang`` and fill ``%(name)s`` placeholders.
+
+        An id of the form ``prefix:code`` with no translation shows the code itself, so an unknown status
+        or type still reads sensibly.
+        """
+        text = self.messages.get(lang, {}).get(message)
+        if text is None:
+            text = message.split(":", 1)[1] if _is_code_id(message) else message
+        if values:
+            try:
+                return text % values
+            except (KeyError, ValueError, TypeError):
+                log.warning("bad placeholders for message %r in %s", message, lang)
+                return text
+        return text
+
+    def missing(self, lang: str, ids: Iterable[str]) -> list[str]:
+        """Ids with no translation in ``lang`` (tests keep the Chinese catalogue complete)."""
+        table = self.messages.get(lang, {})
+        return sorted({i for i in ids if i not in table})
+
+
+def _is_code_id(message: str) -> bool:
+    prefix, sep, code = message.partition(":")
+    return bool(sep) and prefix.isidentifier() and bool(code) and " " not in message
+
+
+def normalise_language(value: str | None) -> str | None:
+    """Map 'zh-CN', 'zh_cn', 'en-US'... to a supported code; None if unsupported."""
+    if not value:
+        return None
+    code = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    return code if code in LANGUAGES else None
+
+
+def best_language(accept_language: str | None) -> str:
+    """Pick a language from an Accept-Language header; Chinese when nothing matches."""
+    if not accept_language:
+        return DEFAULT_LANGUAGE
+    choices = []
+    for index, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        code = normalise_language(tag)
+        if code:
+            choices.append((-quality, index, code))
+    return min(choices)[2] if choices else DEFAULT_LANGUAGE
