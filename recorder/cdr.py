@@ -1,0 +1,311 @@
+"""Call records from the calling hooks (IVR runner, ACD) and switch domain events; finalised with a MAC.
+
+Pure part: ``CallDraft`` collects what happened to one call; ``classify``, ``durations`` and
+``missed_reason`` turn it into the record's disposition, times and missed-call reason.
+I/O part: ``CdrRecorder`` keeps the drafts of live calls, writes the CallRecord row when the call starts
+and finalises it (with the keyed MAC) on hang-up, creating the missed-call entry when nobody served the
+caller. Hooks are cheap and never raise into the call: a failure is logged, the call goes on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+
+from recorder.integrity import compute_mac, record_fields
+from recorder.models import CallRecord, MissedCall
+
+log = logging.getLogger(__name__)
+
+FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed")
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """Naive UTC to the second (what the database and the MAC keep)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
+
+
+@dataclass
+class CallDraft:
+    """Everything known about a live call; pure data."""
+
+    call_uuid: str
+    caller: str = ""
+    called: str = ""
+    direction: str = "inbound"
+    server: str = ""
+    started_at: dt.datetime | None = None
+    other_uuids: list[str] = field(default_factory=list)
+    ivr_path: list[dict] = field(default_factory=list)
+    queue: str = ""
+    queue_entered_at: dt.datetime | None = None
+    queue_left_at: dt.datetime | None = None
+    queue_outcome: str = ""  # answered, abandoned, overflowed, timeout
+    offers: list[dict] = field(default_factory=list)
+    answered_at: dt.datetime | None = None
+    agent_no: str = ""
+    hold_started_at: dt.datetime | None = None
+    hold_total: float = 0.0
+    ended_at: dt.datetime | None = None
+    hangup_cause: str = ""
+    hangup_side: str = ""
+    agent_hung_up_first: bool = False
+    flags: set[str] = field(default_factory=set)
+
+
+def classify(draft: CallDraft) -> str:
+    """The disposition: what finally happened to the call (first matching rule wins)."""
+    if "blacklisted" in draft.flags:
+        return "blacklisted"
+    if "fax" in draft.flags:
+        return "fax"
+    if draft.answered_at is not None:
+        return "answered"
+    if "voicemail" in draft.flags:
+        return "voicemail"
+    if "overflowed" in draft.flags or draft.queue_outcome == "overflowed":
+        return "overflowed"
+    if draft.queue_entered_at is not None:
+        return "abandoned"
+    return "self_service"
+
+
+def durations(draft: CallDraft) -> tuple[int, int, int]:
+    """(wait, talk, hold) in whole seconds. Wait runs from entering a queue to answer (or leaving)."""
+    end = draft.ended_at
+    wait = 0.0
+    if draft.queue_entered_at is not None:
+        stop = draft.answered_at or draft.queue_left_at or end
+        if stop is not None:
+            wait = (stop - draft.queue_entered_at).total_seconds()
+    hold = draft.hold_total
+    if draft.hold_started_at is not None and end is not None:
+        hold += (end - draft.hold_started_at).total_seconds()
+    talk = 0.0
+    if draft.answered_at is not None and end is not None:
+        talk = (end - draft.answered_at).total_seconds() - hold
+    return max(round(wait), 0), max(round(talk), 0), max(round(hold), 0)
+
+
+def missed_reason(draft: CallDraft, disposition: str) -> str | None:
+    """Why this call belongs on the missed-call list, or None (P5 §3.6.4)."""
+    if disposition in ("answered", "blacklisted", "fax", "voicemail") or not draft.caller:
+        return None
+    if disposition in ("abandoned", "overflowed"):
+        return "abandoned"
+    if "out_of_hours" in draft.flags:
+        return "out_of_hours"
+    if "served" not in draft.flags and draft.hangup_side in ("caller", ""):
+        return "ivr_hangup"
+    return None
+
+
+def side_of(value: str, leg: str) -> str:
+    """Map a hang-up side as the switch reports it to caller / agent / system."""
+    value = (value or "").lower()
+    if value in ("caller", "agent", "system"):
+        return value
+    if value in ("recv_bye", "recv_cancel", "recv_refuse", "remote", "callee"):
+        return "agent" if leg == "agent" else "caller"
+    if value in ("send_bye", "send_cancel", "send_refuse", "local"):
+        return "system"
+    return ""
+
+
+class CdrRecorder:
+    """Builds call records from hooks and events. One per process; thread/greenlet-safe enough for gevent
+    (every method runs to completion without yielding before it touches the draft)."""
+
+    def __init__(self, key: bytes, clock=None, on_missed=None):
+        self.key = key
+        self.clock = clock
+        self.drafts: dict[str, CallDraft] = {}
+        self.leg_of: dict[str, str] = {}  # other leg uuid -> call uuid
+        self.on_missed = on_missed  # callback(MissedCall) e.g. to notify the desk
+
+    def _now(self) -> dt.datetime:
+        return _utc(self.clock.now() if self.clock else dt.datetime.now(dt.timezone.utc))
+
+    def _at(self, at) -> dt.datetime:
+        return _utc(at) if at is not None else self._now()
+
+    def draft(self, call_uuid: str) -> CallDraft | None:
+        return self.drafts.get(self.leg_of.get(call_uuid, call_uuid))
+
+    # -- hooks -------------------------------------------------------------------------------------------
+    def call_started(self, call_uuid: str, caller: str = "", called: str = "", direction: str = "inbound",
+                     server: str = "", at: dt.datetime | None = None) -> CallRecord:
+        """A new call: the row exists from now on (so live calls are visible), not yet finalised."""
+        at = self._at(at)
+        draft = CallDraft(call_uuid=call_uuid, caller=caller[:32], called=called[:32], direction=direction,
+                          server=server[:64], started_at=at)
+        self.drafts[call_uuid] = draft
+        record, created = CallRecord.get_or_create(
+            call_uuid=call_uuid,
+            defaults=dict(caller=draft.caller, called=draft.called, direction=direction, server=draft.server,
+                          started_at=at))
+        return record
+
+    def ivr_node(self, call_uuid: str, node: str, at: dt.datetime | None = None) -> None:
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            draft.ivr_path.append({"node": str(node)[:64], "at": self._at(at).isoformat()})
+
+    def flag(self, call_uuid: str, name: str) -> None:
+        """Mark the call: blacklisted, fax, voicemail, out_of_hours, served (self-service done), overflowed."""
+        if name not in FLAGS:
+            raise ValueError(f"unknown call flag {name!r}; expected one of {', '.join(FLAGS)}")
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            draft.flags.add(name)
+
+    def queue_entered(self, call_uuid: str, queue: str, at: dt.datetime | None = None) -> None:
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            draft.queue = str(queue)[:64]
+            if draft.queue_entered_at is None:
+                draft.queue_entered_at = self._at(at)
+
+    def queue_left(self, call_uuid: str, outcome: str, at: dt.datetime | None = None) -> None:
+        """The call left its queue: answered, abandoned, overflowed or timeout."""
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            draft.queue_left_at = self._at(at)
+            draft.queue_outcome = outcome
+            if outcome == "overflowed":
+                draft.flags.add("overflowed")
+
+    def agent_offered(self, call_uuid: str, agent_no: str, at: dt.datetime | None = None) -> None:
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            draft.offers.append({"agent": str(agent_no)[:16], "at": self._at(at).isoformat(), "result": ""})
+
+    def agent_offer_result(self, call_uuid: str, agent_no: str, result: str) -> None:
+        """How an offer ended: answered, refused, timeout."""
+        draft = self.draft(call_uuid)
+        if draft is None:
+            return
+        for offer in reversed(draft.offers):
+            if offer["agent"] == agent_no and not offer["result"]:
+                offer["result"] = result
+                break
+
+    def agent_answered(self, call_uuid: str, agent_no: str, agent_uuid: str = "",
+                       at: dt.datetime | None = None) -> None:
+        draft = self.draft(call_uuid)
+        if draft is None:
+            return
+        at = self._at(at)
+        if draft.answered_at is None:
+            draft.answered_at = at
+        draft.agent_no = str(agent_no)[:16]
+        self.agent_offer_result(call_uuid, agent_no, "answered")
+        if draft.queue_entered_at is not None and draft.queue_left_at is None:
+            draft.queue_left_at, draft.queue_outcome = at, "answered"
+        if agent_uuid:
+            self.add_leg(call_uuid, agent_uuid)
+
+    def add_leg(self, call_uuid: str, other_uuid: str) -> None:
+        draft = self.draft(call_uuid)
+        if draft is not None and other_uuid and other_uuid not in draft.other_uuids and other_uuid != draft.call_uuid:
+            draft.other_uuids.append(other_uuid)
+            self.leg_of[other_uuid] = draft.call_uuid
+
+    def hold(self, call_uuid: str, on: bool, at: dt.datetime | None = None) -> None:
+        draft = self.draft(call_uuid)
+        if draft is None:
+            return
+        at = self._at(at)
+        if on and draft.hold_started_at is None:
+            draft.hold_started_at = at
+        elif not on and draft.hold_started_at is not None:
+            draft.hold_total += (at - draft.hold_started_at).total_seconds()
+            draft.hold_started_at = None
+
+    def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING", side: str = "",
+               at: dt.datetime | None = None) -> CallRecord | None:
+        """A channel hung up. An agent leg only notes who hung up; the caller's leg finalises the record."""
+        main = self.leg_of.get(call_uuid)
+        if main is not None:
+            draft = self.drafts.get(main)
+            if draft is not None and draft.ended_at is None:
+                draft.agent_hung_up_first = True
+            return None
+        draft = self.drafts.get(call_uuid)
+        if draft is None:
+            return None
+        draft.ended_at = self._at(at)
+        draft.hangup_cause = (cause or "")[:64]
+        mapped = side_of(side, "caller")
+        if draft.agent_hung_up_first:
+            mapped = "agent"
+        draft.hangup_side = mapped
+        return self.finalise(draft)
+
+    # -- finalisation ------------------------------------------------------------------------------------
+    def finalise(self, draft: CallDraft) -> CallRecord:
+        """Write the complete record with its MAC; create the missed-call entry when nobody served it."""
+        from caseflow.models import User
+
+        if draft.hold_started_at is not None:
+            self.hold(draft.call_uuid, False, draft.ended_at)
+        disposition = classify(draft)
+        wait, talk, hold = durations(draft)
+        record = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
+        if record is None:
+            record = CallRecord(call_uuid=draft.call_uuid)
+        record.caller, record.called, record.direction = draft.caller, draft.called, draft.direction
+        record.server = draft.server
+        record.started_at = draft.started_at or draft.ended_at
+        record.other_uuids = json.dumps(draft.other_uuids)
+        record.ivr_path = json.dumps(draft.ivr_path, ensure_ascii=False)
+        record.queue = draft.queue
+        record.queue_entered_at, record.queue_left_at = draft.queue_entered_at, draft.queue_left_at
+        record.agents_offered = json.dumps(draft.offers)
+        record.answered_at, record.ended_at = draft.answered_at, draft.ended_at
+        record.wait_seconds, record.talk_seconds, record.hold_seconds = wait, talk, hold
+        record.hangup_cause, record.hangup_side = draft.hangup_cause, draft.hangup_side
+        record.disposition = disposition
+        record.agent_no = draft.agent_no
+        record.agent = User.get_or_none(User.operator_no == draft.agent_no) if draft.agent_no else None
+        database = CallRecord._meta.database
+        with database.atomic():
+            if record.id is None:
+                record.save()
+            record.finalised = True
+            record.mac = compute_mac(self.key, record_fields(record))
+            record.save()
+            reason = missed_reason(draft, disposition)
+            missed = None
+            if reason:
+                missed = MissedCall.create(call=record, caller=draft.caller, reason=reason, queue=draft.queue,
+                                           at=draft.ended_at)
+        self.drafts.pop(draft.call_uuid, None)
+        for leg in draft.other_uuids:
+            self.leg_of.pop(leg, None)
+        if missed is not None and self.on_missed is not None:
+            try:
+                self.on_missed(missed)
+            except Exception:  # noqa: BLE001 - a notifier must not break call records
+                log.exception("missed-call notifier failed")
+        return record
+
+    # -- switch domain events ----------------------------------------------------------------------------
+    def on_switch_event(self, event) -> None:
+        """Feed a switch.events domain event (subscribe this to the inbound connection)."""
+        name = type(event).__name__
+        uuid = getattr(event, "uuid", "") or ""
+        try:
+            if name == "ChannelBridged":
+                other = getattr(event, "other_uuid", "")
+                if uuid in self.drafts:
+                    self.add_leg(uuid, other)
+                elif other in self.drafts:
+                    self.add_leg(other, uuid)
+            elif name == "ChannelHangup":
+                self.hangup(uuid, getattr(event, "cause", ""), getattr(event, "hangup_side", "") or "")
+        except Exception:  # noqa: BLE001 - never let a bad event stop the event consumer
+            log.exception("call record update from %s failed", name)

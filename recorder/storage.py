@@ -1,0 +1,308 @@
+"""Recording storage: recordings/YYYY-MM-DD/<call uuid>.wav (one folder per local day), A-law WAV,
+indexed (duration, size, sha256) once the recording stops; storage per day; optional retention.
+
+Flow for one recording:
+1. ``store.begin(call_uuid, ...)`` checks the day folder can be written and creates the Recording row
+   (status "recording"). When it cannot, the row is "failed", an alert is raised, tickets of the call get a
+   note, and the caller of ``begin`` simply does not record: the call goes on.
+2. The switch records 16-bit PCM to ``store.switch_raw_path(rec)`` (see recorder.wavfile for why).
+3. ``store.finish(rec)`` converts to A-law at the final path, removes the raw file, fills duration, size and
+   sha256 and sets status "ok" (or "failed" with the reason: empty, missing, not WAV; the raw file is kept).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import uuid as uuidlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo
+
+import peewee
+
+from recorder import wavfile
+from recorder.alerts import raise_alert
+from recorder.models import CallRecord, CallTicket, Recording, utcnow
+
+log = logging.getLogger(__name__)
+
+_UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class RecordingPathError(OSError):
+    """The recording folder cannot be created or written."""
+
+
+def check_call_uuid(call_uuid: str) -> str:
+    """A channel UUID safe to use as a file name (no separators, no dots); raises ValueError otherwise."""
+    if not isinstance(call_uuid, str) or not _UUID_RE.match(call_uuid):
+        raise ValueError(f"not a usable call UUID for a file name / 通话标识无效: {call_uuid!r}")
+    return call_uuid
+
+
+def local_day(when: dt.datetime, tz: str = "Asia/Shanghai") -> dt.date:
+    """The day in the configured zone of a moment (naive values are taken as UTC, the storage convention)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(ZoneInfo(tz)).date()
+
+
+def recording_path(call_uuid: str, when: dt.datetime, root: Path | str = "recordings",
+                   tz: str = "Asia/Shanghai", suffix: str = "") -> Path:
+    """root/YYYY-MM-DD/<call uuid><suffix>.wav, the day taken in the configured zone."""
+    check_call_uuid(call_uuid)
+    if suffix and not re.match(r"^-[A-Za-z0-9_]{1,16}$", suffix):
+        raise ValueError(f"bad recording suffix {suffix!r}")
+    return Path(root) / local_day(when, tz).isoformat() / f"{call_uuid}{suffix}.wav"
+
+
+def raw_name(final: PurePosixPath | Path) -> str:
+    """File name the switch writes 16-bit PCM to, next to the final A-law file."""
+    return final.name[: -len(".wav")] + ".pcm.wav"
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How calls are recorded: both parties on one channel each (stereo) or mixed, and the sample rate."""
+
+    stereo: bool = False
+    sample_rate: int = 8000
+    retention_days: int = 0  # 0 = keep forever (the plan's default: download for the archive instead)
+
+    @classmethod
+    def from_config(cls, config) -> "RecordingOptions":
+        extra = getattr(config, "extra", {}) or {}
+        stereo = str(extra.get("HOTLINE_RECORD_STEREO", "false")).lower() in ("1", "true", "yes", "on")
+        try:
+            retention = int(extra.get("HOTLINE_RECORDING_RETENTION_DAYS", "0") or 0)
+        except ValueError:
+            raise ValueError("HOTLINE_RECORDING_RETENTION_DAYS must be a whole number of days") from None
+        return cls(stereo=stereo, retention_days=max(retention, 0))
+
+    def channel_variables(self) -> dict[str, str]:
+        """Channel variables to set before record_session / uuid_record."""
+        return {"RECORD_STEREO": "true" if self.stereo else "false",
+                "record_sample_rate": str(self.sample_rate)}
+
+
+class RecordingStore:
+    """Files and index rows of recordings under ``recordings_dir``."""
+
+    def __init__(self, recordings_dir: Path, tz: str = "Asia/Shanghai", switch_dir: str = "",
+                 options: RecordingOptions | None = None, archive_dir: Path | None = None, clock=None):
+        self.root = Path(recordings_dir)
+        self.tz = tz
+        self.switch_dir = switch_dir or str(self.root)
+        self.options = options or RecordingOptions()
+        self.archive_dir = Path(archive_dir) if archive_dir else self.root.parent / "recordings-archive"
+        self.clock = clock
+
+    @classmethod
+    def from_config(cls, config, clock=None) -> "RecordingStore":
+        extra = getattr(config, "extra", {}) or {}
+        archive = extra.get("HOTLINE_RECORDING_ARCHIVE_DIR")
+        return cls(config.recordings_dir, tz=config.tz, switch_dir=config.switch_recordings_dir,
+                   options=RecordingOptions.from_config(config), archive_dir=Path(archive) if archive else None,
+                   clock=clock)
+
+    # -- paths -------------------------------------------------------------------------------------------
+    def _now(self) -> dt.datetime:
+        return self.clock.now() if self.clock else dt.datetime.now(dt.timezone.utc)
+
+    def local_path(self, rec: Recording) -> Path:
+        """Absolute path of the final file."""
+        return self.root / rec.path
+
+    def raw_path(self, rec: Recording) -> Path:
+        """Absolute local path of the 16-bit PCM file the switch writes."""
+        return self.local_path(rec).with_name(raw_name(PurePosixPath(rec.path)))
+
+    def switch_raw_path(self, rec: Recording) -> str:
+        """The raw path as FreeSWITCH sees it (switch_recordings_dir when the switch mounts it elsewhere)."""
+        rel = PurePosixPath(rec.path)
+        return str(PurePosixPath(self.switch_dir) / rel.parent / raw_name(rel))
+
+    def _writable_day_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".probe-{uuidlib.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise RecordingPathError(f"cannot write recordings to {folder}: {exc.strerror or exc}") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def begin(self, call_uuid: str, kind: str = "conversation", when: dt.datetime | None = None) -> Recording:
+        """Reserve the file and the index row of a new recording of ``call_uuid``.
+
+        Returns the Recording: status "recording" when the switch may record to ``switch_raw_path``,
+        "failed" when storage cannot be written (alert raised, linked tickets noted; the call goes on).
+        """
+        check_call_uuid(call_uuid)
+        when = when or self._now()
+        call = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
+        existing = Recording.select().where(Recording.call_uuid == call_uuid).count()
+        suffix = "" if existing == 0 else f"-{existing + 1}"
+        absolute = recording_path(call_uuid, when, self.root, self.tz, suffix)
+        relative = absolute.relative_to(self.root).as_posix()
+        row = Recording(call=call, call_uuid=call_uuid, kind=kind, path=relative, day=local_day(when, self.tz),
+                        started_at=_naive_utc(when), channels=2 if self.options.stereo else 1,
+                        caller=call.caller if call else "", agent_no=call.agent_no if call else "")
+        try:
+            self._writable_day_folder(absolute.parent)
+        except RecordingPathError as exc:
+            row.status, row.failure_reason = "failed", f"storage not writable / 录音目录不可写: {exc}"
+            row.save()
+            raise_alert("recording_storage", f"call {call_uuid}: {exc}")
+            note_call_tickets(call, f"本通话录音失败（录音目录不可写）/ Recording failed: {exc}")
+            return row
+        row.status = "recording"
+        row.save()
+        return row
+
+    def finish(self, rec: Recording, raw: Path | None = None) -> Recording:
+        """Convert and index a stopped recording; a bad file marks it failed with the reason, never raises.
+
+        ``raw`` is where the audio was written when it is not ``raw_path(rec)`` (e.g. the IVR runner's own
+        path); that file is kept when anything goes wrong, so nothing is lost.
+        """
+        source = Path(raw) if raw else self.raw_path(rec)
+        final = self.local_path(rec)
+        if not source.exists() and final.exists():
+            source = final  # recorded straight to the final name
+        try:
+            info = wavfile.read_wav_info(source)
+            if info.data_bytes == 0:
+                raise wavfile.BadRecording("recording has no audio (0 s) / 录音时长为 0")
+            if info.format_tag != wavfile.FORMAT_ALAW:
+                wavfile.convert_to_alaw(source, final)
+                if source.resolve() != final.resolve():
+                    source.unlink(missing_ok=True)
+            elif source.resolve() != final.resolve():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, final)
+            info = wavfile.read_wav_info(final)
+        except (wavfile.BadRecording, wavfile.ConversionError, OSError) as exc:
+            rec.status, rec.failure_reason = "failed", str(exc)[:255]
+            rec.save()
+            log.warning("recording %s of call %s failed: %s", rec.id, rec.call_uuid, exc)
+            call = rec.call if rec.call_id else None
+            note_call_tickets(call, f"本通话录音无效 / Recording unusable: {exc}")
+            return rec
+        rec.duration_ms = info.duration_ms
+        rec.channels = info.channels
+        rec.format = info.format_name
+        rec.size = final.stat().st_size
+        rec.sha256 = wavfile.sha256_file(final)
+        rec.status, rec.failure_reason = "ok", ""
+        rec.save()
+        return rec
+
+    def index_file(self, call_uuid: str, source: Path, kind: str, when: dt.datetime | None = None) -> Recording:
+        """Take a file recorded elsewhere (the IVR runner's message) into the store and index it."""
+        rec = self.begin(call_uuid, kind=kind, when=when)
+        if rec.status == "failed":
+            return rec
+        return self.finish(rec, raw=Path(source))
+
+    # -- reporting and retention ---------------------------------------------------------------------------
+    def storage_per_day(self, start: dt.date | None = None, end: dt.date | None = None) -> list[tuple]:
+        """[(day, recordings, bytes)] of indexed recordings (archived excluded), oldest first."""
+        query = (Recording.select(Recording.day, peewee.fn.COUNT(Recording.id).alias("n"),
+                                  peewee.fn.COALESCE(peewee.fn.SUM(Recording.size), 0).alias("bytes"))
+                 .where((Recording.status == "ok") & (Recording.archived == False)))  # noqa: E712
+        if start:
+            query = query.where(Recording.day >= start)
+        if end:
+            query = query.where(Recording.day <= end)
+        rows = query.group_by(Recording.day).order_by(Recording.day).tuples()
+        return [(_as_date(day), int(n), int(total)) for day, n, total in rows]
+
+    def archive_old(self, older_than_days: int | None = None, now: dt.datetime | None = None,
+                    limit: int = 1000) -> list[Recording]:
+        """Move recordings older than the retention age to the archive folder; skip any an open ticket needs.
+
+        Off unless a positive age is configured or passed. Returns the recordings archived.
+        """
+        days = self.options.retention_days if older_than_days is None else older_than_days
+        if not days or days <= 0:
+            return []
+        cutoff = local_day(now or self._now(), self.tz) - dt.timedelta(days=days)
+        candidates = (Recording.select().where((Recording.status == "ok") & (Recording.archived == False)  # noqa: E712
+                                               & (Recording.day < cutoff)).order_by(Recording.day).limit(limit))
+        done = []
+        for rec in candidates:
+            if recording_needed_by_open_ticket(rec):
+                continue
+            source = self.local_path(rec)
+            target = self.archive_dir / rec.path
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(source), str(target))
+            except OSError as exc:
+                raise_alert("recording_archive", f"cannot archive {rec.path}: {exc}", severity="warning")
+                continue
+            rec.archived, rec.archived_at, rec.archive_path = True, utcnow(), str(target)
+            rec.save()
+            done.append(rec)
+        return done
+
+    def open_file(self, rec: Recording):
+        """Open the recording for reading, wherever it is now (archive included)."""
+        path = Path(rec.archive_path) if rec.archived and rec.archive_path else self.local_path(rec)
+        return open(path, "rb")
+
+    def file_size(self, rec: Recording) -> int:
+        path = Path(rec.archive_path) if rec.archived and rec.archive_path else self.local_path(rec)
+        return path.stat().st_size
+
+
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def _as_date(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+# Ticket states in which a ticket is finished with; any other state counts as open.
+CLOSED_TICKET_STATES = frozenset({"approved", "closed", "archived", "not_accepted", "merged", "answered"})
+
+
+def tickets_of_recording(rec: Recording):
+    """Tickets linked to the recording's call, and tickets holding it as an attachment."""
+    from caseflow.models import Attachment, Ticket
+
+    by_call = (Ticket.select().join(CallTicket).join(CallRecord)
+               .where(CallRecord.call_uuid == rec.call_uuid))
+    by_attachment = Ticket.select().join(Attachment).where(Attachment.path == "recordings/" + rec.path)
+    seen, result = set(), []
+    for ticket in list(by_call) + list(by_attachment):
+        if ticket.id not in seen:
+            seen.add(ticket.id)
+            result.append(ticket)
+    return result
+
+
+def recording_needed_by_open_ticket(rec: Recording) -> bool:
+    """True when a linked ticket is not closed yet (retention must keep such a recording in place)."""
+    return any(t.status not in CLOSED_TICKET_STATES for t in tickets_of_recording(rec))
+
+
+def note_call_tickets(call: CallRecord | None, text: str) -> None:
+    """Add a note to every ticket linked to ``call`` (so the ticket says what happened to its recording)."""
+    if call is None:
+        return
+    from recorder.tickets import add_ticket_note
+
+    for link in CallTicket.select().where(CallTicket.call == call):
+        add_ticket_note(link.ticket, text)

@@ -1,0 +1,122 @@
+"""Call records built from hooks and events, finalised with a MAC, and `python -m recorder.verify`."""
+from __future__ import annotations
+
+import io
+import json
+
+from core import db as core_db
+from recorder import verify
+from recorder.models import CallRecord, MissedCall
+
+from .conftest import SECRET
+
+
+def answered_call(cdr, clock, uuid="call-1", caller="13800138000"):
+    cdr.call_started(uuid, caller=caller, called="12345", server="fs1:8021")
+    cdr.ivr_node(uuid, "welcome")
+    clock.advance(seconds=3)
+    cdr.ivr_node(uuid, "human")
+    cdr.queue_entered(uuid, "consult")
+    clock.advance(seconds=4)
+    cdr.agent_offered(uuid, "1001")
+    clock.advance(seconds=6)
+    cdr.agent_offer_result(uuid, "1001", "timeout")
+    cdr.agent_offered(uuid, "1002")
+    clock.advance(seconds=2)
+    cdr.agent_answered(uuid, "1002", agent_uuid=f"{uuid}-agent")
+    clock.advance(seconds=30)
+    cdr.hold(uuid, True)
+    clock.advance(seconds=10)
+    cdr.hold(uuid, False)
+    clock.advance(seconds=20)
+    return cdr.hangup(uuid, "NORMAL_CLEARING", "recv_bye")
+
+
+def test_answered_call_record(cdr, clock):
+    """Should keep caller, IVR path, queue times, offers, agent, durations and a MAC for an answered call."""
+    record = answered_call(cdr, clock)
+    row = CallRecord.get(CallRecord.call_uuid == "call-1")
+    assert row.id == record.id and row.finalised and row.mac.startswith("v1:")
+    assert row.disposition == "answered" and row.agent_no == "1002" and row.queue == "consult"
+    assert [n["node"] for n in row.ivr_nodes()] == ["welcome", "human"]
+    assert [(o["agent"], o["result"]) for o in row.offers()] == [("1001", "timeout"), ("1002", "answered")]
+    assert (row.wait_seconds, row.talk_seconds, row.hold_seconds) == (12, 50, 10)
+    assert row.hangup_side == "caller" and row.hangup_cause == "NORMAL_CLEARING"
+    assert json.loads(row.other_uuids) == ["call-1-agent"]
+    assert MissedCall.select().count() == 0
+
+
+def test_agent_hangs_up_first_via_switch_events(cdr, clock):
+    """Should record that the agent hung up when the agent's leg ends before the caller's."""
+    cdr.call_started("c2", caller="139", called="12345")
+    cdr.queue_entered("c2", "q")
+    clock.advance(seconds=2)
+    cdr.agent_answered("c2", "1003")
+    cdr.on_switch_event(type("ChannelBridged", (), {})())  # an event without fields is ignored
+    bridged = type("ChannelBridged", (), {"uuid": "c2", "other_uuid": "leg-b"})()
+    cdr.on_switch_event(bridged)
+    clock.advance(seconds=5)
+    cdr.on_switch_event(type("ChannelHangup", (), {"uuid": "leg-b", "cause": "NORMAL_CLEARING",
+                                                   "hangup_side": "recv_bye"})())
+    cdr.on_switch_event(type("ChannelHangup", (), {"uuid": "c2", "cause": "NORMAL_CLEARING",
+                                                   "hangup_side": "send_bye"})())
+    row = CallRecord.get(CallRecord.call_uuid == "c2")
+    assert row.finalised and row.hangup_side == "agent" and row.talk_seconds == 5
+
+
+def test_abandoned_call_goes_to_missed_list(cdr, clock):
+    """Should finalise an unanswered queue call as abandoned and add it to the missed calls."""
+    cdr.call_started("c3", caller="13900000000")
+    cdr.queue_entered("c3", "complaints")
+    clock.advance(seconds=40)
+    record = cdr.hangup("c3", "ORIGINATOR_CANCEL", "recv_bye")
+    assert record.disposition == "abandoned" and record.wait_seconds == 40
+    missed = MissedCall.get()
+    assert (missed.caller, missed.reason, missed.queue, missed.call_id) == ("13900000000", "abandoned",
+                                                                           "complaints", record.id)
+
+
+def test_unknown_call_and_flags(cdr):
+    """Should ignore hooks for calls it never saw and refuse an unknown flag."""
+    assert cdr.hangup("nobody") is None
+    cdr.ivr_node("nobody", "x")
+    cdr.call_started("c4", caller="1")
+    try:
+        cdr.flag("c4", "vip")
+    except ValueError as exc:
+        assert "vip" in str(exc)
+    else:
+        raise AssertionError("unknown flag accepted")
+
+
+def test_verify_lists_a_record_edited_in_sql(cdr, clock, db, db_url, monkeypatch, tmp_path):
+    """Should list a call record whose duration was changed in SQL, and exit non-zero."""
+    monkeypatch.setenv("HOTLINE_SECRET_KEY", SECRET)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("HOTLINE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("HOTLINE_RECORD_KEY", raising=False)
+    first = answered_call(cdr, clock, "v-1")
+    second = answered_call(cdr, clock, "v-2")
+    out = io.StringIO()
+    try:
+        assert verify.main(["--database-url", db_url], out=out) == 0, out.getvalue()
+        core_db.database.initialize(db)
+        db.execute_sql("UPDATE call_record SET talk_seconds = 3 WHERE id = %d" % second.id)
+        out = io.StringIO()
+        assert verify.main(["--database-url", db_url], out=out) == 1
+        lines = out.getvalue().splitlines()
+        assert lines[0].split("\t")[:2] == [str(second.id), "v-2"]
+        assert not any(line.startswith(f"{first.id}\t") for line in lines)
+        assert "1 do not match" in lines[-1]
+    finally:
+        core_db.database.initialize(db)
+
+
+def test_verify_refuses_without_key(monkeypatch, tmp_path):
+    """Should exit with status 2 and say why when no key can be found (production without a secret)."""
+    monkeypatch.setenv("HOTLINE_MODE", "production")
+    monkeypatch.delenv("HOTLINE_SECRET_KEY", raising=False)
+    monkeypatch.setenv("HOTLINE_CONFIG", str(tmp_path / "none.toml"))
+    out = io.StringIO()
+    assert verify.main([], out=out) == 2
+    assert "cannot check" in out.getvalue()
