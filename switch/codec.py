@@ -1,0 +1,291 @@
+"""ESL wire codec: bytes from the event socket -> Frame objects, and commands -> bytes.
+
+Why our own codec instead of greenswitch's reader: greenswitch reads a header block line by line with
+readline() (unbounded), decodes every body as UTF-8 and raises on the first bad byte inside its reader
+greenlet, URL-decodes the *whole* event text before splitting it (so a value containing %0A forges a new
+header line), ignores the inner Content-Length of events with bodies (BACKGROUND_JOB, sendevent) and has
+no notion of a cap.  This parser is incremental (feed whatever recv() returned), counts every length in
+bytes, caps header blocks and bodies, and either raises ProtocolError (framing can no longer be trusted)
+or marks a well-framed frame with a defect (the stream stays usable).
+
+Framing (seen in /work/shared/esl): header lines "Key: value", a blank line (LF only), then exactly
+Content-Length body bytes with no terminator.  text/event-plain bodies are themselves a header block with
+URL-encoded values, optionally followed by an inner Content-Length and body; text/event-json bodies are a
+JSON object whose "_body" holds the event body.
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable, Mapping
+from urllib.parse import unquote
+
+from switch.errors import ProtocolError
+
+AUTH_REQUEST = "auth/request"
+COMMAND_REPLY = "command/reply"
+API_RESPONSE = "api/response"
+EVENT_PLAIN = "text/event-plain"
+EVENT_JSON = "text/event-json"
+EVENT_XML = "text/event-xml"
+DISCONNECT_NOTICE = "text/disconnect-notice"
+RUDE_REJECTION = "text/rude-rejection"
+LOG_DATA = "log/data"
+
+KNOWN_CONTENT_TYPES = frozenset(
+    {AUTH_REQUEST, COMMAND_REPLY, API_RESPONSE, EVENT_PLAIN, EVENT_JSON, EVENT_XML, DISCONNECT_NOTICE,
+     RUDE_REJECTION, LOG_DATA}
+)
+
+DEFAULT_MAX_HEADER_BYTES = 1 << 20   # a connect reply of a SIP channel is ~10 KB; 1 MiB is generous
+DEFAULT_MAX_BODY_BYTES = 16 << 20    # `show channels` with thousands of calls stays well below this
+
+
+class Frame:
+    """One ESL frame: outer headers (URL-decoded), body text, and for events the parsed event.
+
+    ``event`` is the dict of event headers for text/event-plain and text/event-json frames (None
+    otherwise or when the event body was malformed); ``event_body`` the event's own body (the inner
+    Content-Length part, or JSON ``_body``).  ``defects`` lists what was wrong with a frame whose framing
+    was still sound (non-UTF-8 body, malformed event, unknown content type); such frames are reported by
+    the connection and otherwise ignored.
+    """
+
+    __slots__ = ("headers", "body", "content_type", "event", "event_body", "defects")
+
+    def __init__(self, headers: dict[str, str], body: str = "", content_type: str | None = None,
+                 event: dict[str, str] | None = None, event_body: str = "", defects: tuple[str, ...] = ()):
+        self.headers = headers
+        self.body = body
+        self.content_type = content_type if content_type is not None else headers.get("Content-Type", "")
+        self.event = event
+        self.event_body = event_body
+        self.defects = defects
+
+    @property
+    def reply_text(self) -> str:
+        """Reply-Text of a command/reply, stripped of the trailing newline the connect reply carries."""
+        return self.headers.get("Reply-Text", "").strip()
+
+    @property
+    def ok(self) -> bool:
+        """True for a command/reply that starts with +OK (api/response: a body not starting with -ERR)."""
+        if self.content_type == API_RESPONSE:
+            return not self.body.startswith("-ERR")
+        return self.reply_text.startswith("+OK")
+
+    @property
+    def event_name(self) -> str:
+        """Event-Name of an event frame ("" for non-events)."""
+        return self.event.get("Event-Name", "") if self.event is not None else ""
+
+    @property
+    def is_event(self) -> bool:
+        """True when this frame carries a parsed event."""
+        return self.event is not None
+
+    def __repr__(self) -> str:
+        extra = f" {self.event_name}" if self.event is not None else ""
+        return f"<Frame {self.content_type}{extra} headers={len(self.headers)} body={len(self.body)}>"
+
+
+def _decode_header_block(block: bytes | bytearray, what: str) -> dict[str, str]:
+    """Parse "Key: value" lines; values URL-decoded. Raises ProtocolError on a malformed line."""
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{what} is not UTF-8 (byte {exc.start}: {bytes(block[exc.start:exc.start + 4])!r})") from None
+    headers: dict[str, str] = {}
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if line.endswith(":"):          # "Key:" with an empty value
+                key, value = line[:-1], ""
+            else:
+                raise ProtocolError(f"{what}: malformed header line {line[:80]!r}")
+        if not key or " " in key:
+            raise ProtocolError(f"{what}: malformed header name in {line[:80]!r}")
+        if "%" in value:
+            # values of events (and of the outbound connect reply) are URL-encoded; non-UTF-8 escapes
+            # (a GBK caller name) decode with U+FFFD rather than losing the whole event
+            value = unquote(value, errors="replace")
+        headers[key] = value
+    return headers
+
+
+def _parse_length(value: str, what: str) -> int:
+    value = value.strip()
+    if not value.isdigit():
+        raise ProtocolError(f"{what}: Content-Length {value[:20]!r} is not a non-negative integer")
+    return int(value)
+
+
+def parse_event_body(content_type: str, body: bytes | str) -> tuple[dict[str, str], str]:
+    """Parse the body of a text/event-plain or text/event-json frame into (event headers, event body).
+
+    Plain: URL-decoded header lines, then (when an inner Content-Length is present) a blank line and
+    exactly that many bytes (UTF-8) of body.  JSON: an object; "_body" becomes the event body.
+    Raises ProtocolError when the body is malformed.
+    """
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if content_type == EVENT_JSON:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"event-json body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ProtocolError("event-json body is not a JSON object")
+        inner = data.pop("_body", "")
+        headers = {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in data.items()}
+        return headers, inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
+    if content_type != EVENT_PLAIN:
+        raise ProtocolError(f"not an event content type: {content_type!r}")
+    split = raw.find(b"\n\n")
+    head = raw[:split] if split >= 0 else raw.rstrip(b"\n")
+    headers = _decode_header_block(head, "event-plain headers") if head else {}
+    inner = ""
+    length_text = headers.get("Content-Length")
+    if length_text is not None:
+        length = _parse_length(length_text, "event-plain")
+        rest = raw[split + 2:] if split >= 0 else b""
+        if len(rest) != length:
+            raise ProtocolError(f"event-plain inner Content-Length {length} but {len(rest)} bytes follow")
+        try:
+            inner = rest.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"event-plain body is not UTF-8 (byte {exc.start})") from None
+    elif split >= 0 and raw[split + 2:].strip(b"\n"):
+        raise ProtocolError("event-plain has data after its headers but no inner Content-Length")
+    return headers, inner
+
+
+class FrameParser:
+    """Incremental ESL frame parser: ``feed(bytes) -> list[Frame]``.
+
+    Memory is bounded by max_header_bytes + max_body_bytes.  After a ProtocolError the parser stays
+    broken (the byte stream can no longer be trusted) and every later feed raises the same error.
+    """
+
+    __slots__ = ("max_header_bytes", "max_body_bytes", "_buf", "_pending", "_broken", "frames_parsed")
+
+    def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        self._buf = bytearray()
+        self._pending: tuple[dict[str, str], int] | None = None
+        self._broken: ProtocolError | None = None
+        self.frames_parsed = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes; return every frame now complete (possibly none)."""
+        if self._broken is not None:
+            raise self._broken
+        try:
+            return self._feed(data)
+        except ProtocolError as exc:
+            self._broken = exc
+            self._buf = bytearray()
+            self._pending = None
+            raise
+
+    def close(self) -> None:
+        """The peer closed the stream: raise ProtocolError when a frame was cut off mid-way."""
+        if self._broken is None and (self._pending is not None or self._buf.strip(b"\n")):
+            missing = f", {self._pending[1] - len(self._buf)} body bytes missing" if self._pending else ""
+            self._broken = ProtocolError(f"connection closed mid-frame ({len(self._buf)} bytes buffered{missing})")
+            raise self._broken
+
+    def _feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf
+        buf += data
+        frames: list[Frame] = []
+        pos = 0
+        size = len(buf)
+        max_header = self.max_header_bytes
+        while True:
+            pending = self._pending
+            if pending is None:
+                while pos < size and buf[pos] == 10:     # tolerate stray newlines between frames
+                    pos += 1
+                end = buf.find(b"\n\n", pos)
+                if end < 0:
+                    if size - pos > max_header:
+                        raise ProtocolError(f"header block exceeds {max_header} bytes without a blank line")
+                    break
+                if end - pos > max_header:
+                    raise ProtocolError(f"header block of {end - pos} bytes exceeds {max_header}")
+                headers = _decode_header_block(buf[pos:end], "frame headers")
+                pos = end + 2
+                length_text = headers.get("Content-Length")
+                length = _parse_length(length_text, "frame") if length_text is not None else 0
+                if length > self.max_body_bytes:
+                    raise ProtocolError(f"Content-Length {length} exceeds the cap of {self.max_body_bytes} bytes")
+                if length == 0:
+                    frames.append(self._make(headers, b""))
+                    continue
+                pending = self._pending = (headers, length)
+            headers, length = pending
+            if size - pos < length:
+                break
+            body = bytes(buf[pos:pos + length])
+            pos += length
+            self._pending = None
+            frames.append(self._make(headers, body))
+        if pos:
+            del buf[:pos]
+        self.frames_parsed += len(frames)
+        return frames
+
+    @staticmethod
+    def _make(headers: dict[str, str], body: bytes) -> Frame:
+        content_type = headers.get("Content-Type")
+        if content_type is None:
+            raise ProtocolError(f"frame without Content-Type (headers: {sorted(headers)[:6]})")
+        defects: tuple[str, ...] = ()
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = body.decode("utf-8", "replace")
+            defects = (f"body is not UTF-8 (byte {exc.start})",)
+        event = None
+        event_body = ""
+        if content_type == EVENT_PLAIN or content_type == EVENT_JSON:
+            if not defects:
+                try:
+                    event, event_body = parse_event_body(content_type, body)
+                except ProtocolError as exc:
+                    defects = (str(exc),)
+        elif content_type not in KNOWN_CONTENT_TYPES:
+            defects = (f"unknown content type {content_type[:60]!r}",)
+        return Frame(headers, text, content_type, event, event_body, defects)
+
+
+def _check_line(text: str, what: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"{what} must be a single line (a newline would inject another ESL command): {text[:60]!r}")
+    return text
+
+
+def encode_command(command: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                   body: str | None = None) -> bytes:
+    """Encode one ESL command: the command line, optional headers, a blank line, optional body.
+
+    Newlines in the command or header values are refused (ValueError): they would let data that came
+    from a caller (digits, names) inject further commands.  A body gets a content-length in bytes.
+    """
+    lines = [_check_line(command, "command")]
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in items:
+        lines.append(f"{_check_line(str(key), 'header name')}: {_check_line(str(value), 'header value')}")
+    if body is None:
+        return ("\n".join(lines) + "\n\n").encode("utf-8")
+    data = body.encode("utf-8")
+    if not any(line.lower().startswith("content-type:") for line in lines[1:]):
+        lines.append("content-type: text/plain")
+    lines.append(f"content-length: {len(data)}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + data

@@ -1,0 +1,26 @@
+"""Fixtures for the ESL codec tests: the real FreeSWITCH transcripts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switch.transcript import load_transcript
+
+TRANSCRIPT_DIR = Path(__file__).resolve().parents[4] / "shared" / "esl"
+TRANSCRIPTS = sorted(TRANSCRIPT_DIR.glob("*.txt")) if TRANSCRIPT_DIR.is_dir() else []
+
+
+def transcript_params():
+    """One pytest param per transcript file (a skip marker when none are present)."""
+    if not TRANSCRIPTS:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no transcripts under {TRANSCRIPT_DIR}"))]
+    return [pytest.param(p, id=p.stem) for p in TRANSCRIPTS]
+
+
+@pytest.fixture(scope="session")
+def all_transcripts():
+    """{file name: [WireLine]} for every transcript."""
+    if not TRANSCRIPTS:
+        pytest.skip(f"no transcripts under {TRANSCRIPT_DIR}")
+    return {p.name: load_transcript(p) for p in TRANSCRIPTS}
