@@ -1,0 +1,763 @@
+"""The pure IVR engine: ``IvrEngine(tree).feed(event) -> [actions]``.
+
+No I/O here: the runner performs each action and feeds back what happened. The contract with the runner:
+every ``feed`` returns a list whose actions are carried out in order; only the LAST one is answered with an
+event (Play/Say -> PromptDone, Collect -> DigitsCollected, Record -> RecordDone, CheckBlacklist ->
+BlacklistChecked, CheckTime -> TimeChecked, CreateTicket -> TicketCreated, QueryStatus -> StatusFound,
+LoadPoll -> PollLoaded, ToQueue -> QueueResult, Transfer -> TransferResult). Actions before it
+(SetLanguage, RecordPollAnswer, RequestMaterial, DiscardRecording, Play...) need no answer. ``Hangup`` ends
+the call. After the caller hangs up, the runner still carries out the service actions it is given (a
+useful recording is kept as a ticket) but no telephony ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ivr.tree import CITIZEN_STATUSES, REPEAT, Node, Tree
+
+log = logging.getLogger(__name__)
+
+MAX_TRACE = 500
+
+
+# ---------------------------------------------------------------- events (runner -> engine)
+@dataclass(frozen=True)
+class CallStarted:
+    """A call entered the IVR."""
+
+    caller: str
+    destination: str = ""
+    uuid: str = ""
+    lang: str | None = None
+    start_node: str | None = None  # an agent handing a caller back to a node (人工转自动)
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    """One key pressed outside a collect (only used while the engine waits for digits)."""
+
+    digit: str
+
+
+@dataclass(frozen=True)
+class DigitsCollected:
+    """What a Collect gathered; "" when the caller pressed nothing before the timeout."""
+
+    digits: str
+
+
+@dataclass(frozen=True)
+class PromptDone:
+    """The last Play/Say finished."""
+
+
+@dataclass(frozen=True)
+class RecordDone:
+    """A recording ended. terminator: "#", "silence", "max", "hangup" or ""."""
+
+    path: str
+    duration_ms: int
+    terminator: str = "#"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """The runner's wait for the last action ran out (or nothing was pressed during a Collect)."""
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """The caller hung up."""
+
+
+@dataclass(frozen=True)
+class BlacklistChecked:
+    blocked: bool
+
+
+@dataclass(frozen=True)
+class TimeChecked:
+    state: str  # "open", "closed" or "holiday"
+
+
+@dataclass(frozen=True)
+class TicketCreated:
+    number: str | None  # None: the ticket could not be created
+
+
+@dataclass(frozen=True)
+class StatusFound:
+    status: str | None  # one of tree.CITIZEN_STATUSES, None when nothing matches number+phone/PIN
+
+
+@dataclass(frozen=True)
+class PollQuestion:
+    id: int
+    choices: str  # keys that answer it, e.g. "123"
+    text: str = ""  # spoken by TTS
+    prompt: str = ""  # or a prompt key
+
+
+@dataclass(frozen=True)
+class PollLoaded:
+    poll_id: int | None
+    questions: tuple[PollQuestion, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    outcome: str  # "answered", "busy", "no_answer", "failed"
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    ok: bool
+
+
+# ---------------------------------------------------------------- actions (engine -> runner)
+@dataclass(frozen=True)
+class Play:
+    """Play items in order: a prompt key, "file:<path>" or "tts:<text>" (rendered and cached at call time),
+    "kb:<id>" (a knowledge-base item's text by TTS)."""
+
+    items: tuple[str, ...]
+    lang: str = "zh"
+
+
+@dataclass(frozen=True)
+class Say:
+    """Read digits one by one from the per-digit prompts."""
+
+    digits: str
+    lang: str = "zh"
+
+
+@dataclass(frozen=True)
+class Collect:
+    """Play items and gather digits (play_and_get_digits with one try: retries are the engine's)."""
+
+    items: tuple[str, ...]
+    lang: str = "zh"
+    min_digits: int = 1
+    max_digits: int = 1
+    timeout_s: float = 5.0
+    terminators: str = "#"
+    digit_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """Beep and record until # (or silence, or max_seconds)."""
+
+    kind: str
+    max_seconds: int = 120
+    silence_seconds: int = 5
+    terminators: str = "#"
+    beep: bool = True
+
+
+@dataclass(frozen=True)
+class DiscardRecording:
+    path: str
+
+
+@dataclass(frozen=True)
+class CheckBlacklist:
+    caller: str
+
+
+@dataclass(frozen=True)
+class CheckTime:
+    pass
+
+
+@dataclass(frozen=True)
+class CreateTicket:
+    kind: str
+    caller: str
+    recording_path: str
+    duration_ms: int
+    confirmed: bool = True
+    lang: str = "zh"
+    destination: str = ""
+
+
+@dataclass(frozen=True)
+class QueryStatus:
+    number: str
+    caller: str
+    pin: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadPoll:
+    pass
+
+
+@dataclass(frozen=True)
+class RecordPollAnswer:
+    poll_id: int
+    question_id: int
+    answer: str
+    caller: str
+
+
+@dataclass(frozen=True)
+class RequestMaterial:
+    topic: str
+    channel: str  # "sms", "email", "fax"
+    caller: str
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class ToQueue:
+    skill: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    number: str
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    lang: str
+
+
+@dataclass(frozen=True)
+class HangupCall:
+    """End the call (named HangupCall so it does not clash with the Hangup event)."""
+
+    cause: str = "NORMAL_CLEARING"
+
+
+# Answers that each blocking action expects.
+ANSWERS: dict[type, tuple[type, ...]] = {
+    Play: (PromptDone,), Say: (PromptDone,), Collect: (DigitsCollected, Dtmf, Timeout),
+    Record: (RecordDone, Timeout), CheckBlacklist: (BlacklistChecked,), CheckTime: (TimeChecked,),
+    CreateTicket: (TicketCreated,), QueryStatus: (StatusFound,), LoadPoll: (PollLoaded,),
+    ToQueue: (QueueResult,), Transfer: (TransferResult,),
+}
+SERVICE_ACTIONS = (CreateTicket, QueryStatus, LoadPoll, RecordPollAnswer, RequestMaterial, DiscardRecording,
+                   CheckBlacklist, CheckTime)
+STATUS_PROMPTS = {status: f"status_{status}" for status in CITIZEN_STATUSES}
+
+
+@dataclass
+class TraceEntry:
+    """One step of a call: when, which node, what happened, keys pressed."""
+
+    at: str
+    node: str
+    what: str
+    keys: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"at": self.at, "node": self.node, "what": self.what, "keys": self.keys}
+
+
+@dataclass
+class _Scratch:
+    """Per-node working state, reset on entering a node."""
+
+    step: str = ""
+    retries: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class IvrEngine:
+    """Walks one call through a tree. Feed events, carry out the returned actions."""
+
+    def __init__(self, tree: Tree, clock: Callable[[], dt.datetime] = _utcnow, max_steps: int = 200):
+        self.tree = tree
+        self.clock = clock
+        self.max_steps = max_steps
+        self.lang: str = str(tree.setting("language", "zh"))
+        self.caller = ""
+        self.destination = ""
+        self.node: Node | None = None
+        self.scratch = _Scratch()
+        self.trace: list[TraceEntry] = []
+        self.done = False
+        self.steps = 0
+        self.tickets: list[str] = []
+        self.outcome = ""
+        self._expect: tuple[type, ...] = (CallStarted,)
+        self._pending_recording: tuple[str, int] | None = None  # (path, ms) not yet a ticket
+
+    # ------------------------------------------------------------ public
+    def feed(self, event: Any) -> list:
+        """Advance the call by one event and return the actions to carry out."""
+        if self.done:
+            return []
+        if isinstance(event, Hangup):
+            return self._on_hangup()
+        if isinstance(event, Dtmf) and DigitsCollected in self._expect:
+            event = DigitsCollected(event.digit)
+        if isinstance(event, Timeout) and DigitsCollected in self._expect:
+            event = DigitsCollected("")
+        if not isinstance(event, self._expect):
+            log.debug("ivr: ignoring %r while waiting for %s", event, [t.__name__ for t in self._expect])
+            return []
+        if isinstance(event, CallStarted):
+            self.caller, self.destination = event.caller, event.destination
+            if event.lang:
+                self.lang = event.lang
+            self._log("", "call started", event.caller)
+            return self._enter(event.start_node or self.tree.start)
+        handler = getattr(self, f"_on_{self.node.kind}")
+        return handler(event)
+
+    @property
+    def waiting_for(self) -> tuple[type, ...]:
+        return self._expect
+
+    def trace_dicts(self) -> list[dict[str, str]]:
+        return [entry.as_dict() for entry in self.trace]
+
+    # ------------------------------------------------------------ helpers
+    def _log(self, node: str, what: str, keys: str = "") -> None:
+        if len(self.trace) < MAX_TRACE:
+            self.trace.append(TraceEntry(self.clock().isoformat(timespec="milliseconds"), node, what, keys))
+
+    def _wait(self, actions: list) -> list:
+        """Set what the last action expects back."""
+        last = actions[-1]
+        self._expect = ANSWERS.get(type(last), ())
+        if isinstance(last, HangupCall):
+            self.done = True
+            self._expect = ()
+        return actions
+
+    def _setting(self, node: Node, name: str, default: Any) -> Any:
+        return node.get(name, self.tree.setting(name, default))
+
+    def _enter(self, node_id: str, prefix: list | None = None) -> list:
+        prefix = list(prefix or [])
+        self.steps += 1
+        if self.steps > self.max_steps:
+            # A caller pressing keys forever (or a flood) cannot keep a line busy without end.
+            self._log(node_id, "step limit reached")
+            self.outcome = "step_limit"
+            return self._wait(prefix + [Play(("too_many_steps",), self.lang), HangupCall()])
+        node = self.tree.node(node_id)
+        self.node = node
+        self.scratch = _Scratch()
+        self._log(node_id, f"enter {node.kind}")
+        return getattr(self, f"_enter_{node.kind}")(node, prefix)
+
+    def _collect(self, prefix: list, items: tuple[str, ...], *, max_digits: int = 1, min_digits: int = 1,
+                 timeout: float | None = None, terminators: str = "#") -> list:
+        node = self.node
+        timeout = timeout if timeout is not None else float(self._setting(node, "timeout", 5)
+                                                            if node.kind == "menu" else
+                                                            self.tree.setting("menu_timeout", 5))
+        return self._wait(prefix + [Collect(items, self.lang, min_digits, max_digits, timeout, terminators)])
+
+    def _max_retries(self) -> int:
+        return int(self._setting(self.node, "max_retries", 3))
+
+    def _fail_or_retry(self, prefix: list, retry: Callable[[list], list], reason: str) -> list:
+        """Count a failed attempt: retry with ``retry`` or take the node's final route."""
+        self.scratch.retries += 1
+        self._log(self.node.id, reason, "")
+        if self.scratch.retries >= self._max_retries():
+            self._log(self.node.id, "retry limit reached")
+            return self._enter(self.node.get("on_fail"), prefix)
+        return retry(prefix)
+
+    def _on_hangup(self) -> list:
+        node_id = self.node.id if self.node else ""
+        self._log(node_id, "caller hung up")
+        self.done = True
+        self._expect = ()
+        self.outcome = self.outcome or "hangup"
+        if self._pending_recording is not None:
+            path, ms = self._pending_recording
+            self._pending_recording = None
+            # The caller said something useful and hung up before confirming: keep it for the data-entry
+            # desk rather than lose a complaint. It is flagged as unconfirmed.
+            self._log(node_id, "recording kept (not confirmed)")
+            return [CreateTicket(self.node.get("ticket_type", "complaint"), self.caller, path, ms,
+                                 confirmed=False, lang=self.lang, destination=self.destination)]
+        return []
+
+    def _goto(self, target: str, prefix: list) -> list:
+        if target == REPEAT:
+            return self._enter(self.node.id, prefix)
+        return self._enter(target, prefix)
+
+    # ------------------------------------------------------------ prompt
+    def _enter_prompt(self, node: Node, prefix: list) -> list:
+        if node.get("enabled", True) is False:
+            return self._enter(node.get("next"), prefix)
+        item = node.get("prompt") or f"tts:{node.get('text')}"
+        return self._wait(prefix + [Play((item,), self.lang)])
+
+    def _on_prompt(self, event) -> list:
+        return self._enter(self.node.get("next"))
+
+    # ------------------------------------------------------------ menu
+    def _enter_menu(self, node: Node, prefix: list) -> list:
+        return self._collect(prefix, (node.get("prompt"),))
+
+    def _menu_retry(self, prefix: list) -> list:
+        invalid = self._setting(self.node, "invalid_prompt", "invalid_key")
+        return self._collect(prefix + [Play((invalid,), self.lang)], (self.node.get("prompt"),))
+
+    def _on_menu(self, event: DigitsCollected) -> list:
+        node = self.node
+        digits = event.digits
+        if digits == "":
+            if node.get("timeout_route"):
+                self._log(node.id, "no key: timeout route")
+                return self._enter(node.get("timeout_route"))
+            return self._fail_or_retry([], self._menu_retry, "no key")
+        self._log(node.id, "key", digits)
+        target = node.keys.get(digits)
+        if target is None:
+            return self._fail_or_retry([], self._menu_retry, "invalid key")
+        return self._goto(target, [])
+
+    # ------------------------------------------------------------ language
+    def _enter_language(self, node: Node, prefix: list) -> list:
+        self.lang = node.get("lang")
+        return self._enter(node.get("next"), prefix + [SetLanguage(self.lang)])
+
+    # ------------------------------------------------------------ blacklist / time
+    def _enter_blacklist(self, node: Node, prefix: list) -> list:
+        return self._wait(prefix + [CheckBlacklist(self.caller)])
+
+    def _on_blacklist(self, event: BlacklistChecked) -> list:
+        self._log(self.node.id, "blocked" if event.blocked else "not blocked")
+        if event.blocked:
+            self.outcome = "blacklisted"
+        return self._enter(self.node.get("blocked") if event.blocked else self.node.get("next"))
+
+    def _enter_time(self, node: Node, prefix: list) -> list:
+        return self._wait(prefix + [CheckTime()])
+
+    def _on_time(self, event: TimeChecked) -> list:
+        state = event.state if event.state in ("open", "closed", "holiday") else "closed"
+        self._log(self.node.id, f"time: {state}")
+        return self._enter(self.node.get(state))
+
+    # ------------------------------------------------------------ queue / transfer / hangup
+    def _enter_queue(self, node: Node, prefix: list) -> list:
+        if node.get("prompt"):
+            prefix = prefix + [Play((node.get("prompt"),), self.lang)]
+        return self._wait(prefix + [ToQueue(node.get("skill"))])
+
+    def _on_queue(self, event: QueueResult) -> list:
+        self._log(self.node.id, f"queue: {event.outcome}")
+        if event.outcome == "answered":
+            self.outcome = f"queue:{self.node.get('skill')}"
+            return self._wait([HangupCall()])
+        return self._enter(self.node.get("on_busy"))
+
+    def _transfer_number(self, node: Node) -> str:
+        return str(node.get("number") or self.tree.setting(node.get("setting"), ""))
+
+    def _enter_transfer(self, node: Node, prefix: list) -> list:
+        if node.get("prompt"):
+            prefix = prefix + [Play((node.get("prompt"),), self.lang)]
+        return self._wait(prefix + [Transfer(self._transfer_number(node))])
+
+    def _on_transfer(self, event: TransferResult) -> list:
+        self._log(self.node.id, "transferred" if event.ok else "transfer failed")
+        if event.ok:
+            self.outcome = "transferred"
+            return self._wait([HangupCall()])
+        return self._enter(self.node.get("on_fail"), [Play(("transfer_failed",), self.lang)])
+
+    def _enter_hangup(self, node: Node, prefix: list) -> list:
+        self.outcome = self.outcome or "completed"
+        return self._wait(prefix + [HangupCall()])
+
+    # ------------------------------------------------------------ record / mailbox / voicemail
+    def _record_action(self) -> Record:
+        node = self.node
+        return Record(node.get("ticket_type", "complaint"), int(node.get("max_seconds", 120)),
+                      int(node.get("silence_seconds", 5)))
+
+    def _enter_record(self, node: Node, prefix: list) -> list:
+        self.scratch.step = "recording"
+        items = (node.get("prompt"),) if node.get("prompt") else ()
+        head = [Play(items, self.lang)] if items else []
+        return self._wait(prefix + head + [self._record_action()])
+
+    _enter_mailbox = _enter_record
+    _enter_voicemail = _enter_record
+
+    def _confirms(self) -> bool:
+        return self.node.kind != "voicemail" and self.node.get("confirm", True) is not False
+
+    def _ask_confirm(self, prefix: list) -> list:
+        self.scratch.step = "confirm"
+        return self._collect(prefix, ("record_confirm",))
+
+    def _re_record(self, prefix: list) -> list:
+        self.scratch.step = "recording"
+        return self._wait(prefix + [Play(("record_too_short",), self.lang), self._record_action()])
+
+    def _create_ticket(self, confirmed: bool) -> list:
+        path, ms = self.scratch.data["recording"]
+        self.scratch.step = "creating"
+        self._pending_recording = None  # from here the runner creates it even if the caller hangs up
+        return self._wait([CreateTicket(self.node.get("ticket_type", "complaint"), self.caller, path, ms,
+                                        confirmed=confirmed, lang=self.lang, destination=self.destination)])
+
+    def _on_record(self, event) -> list:
+        node, s = self.node, self.scratch
+        if s.step == "recording":
+            if isinstance(event, Timeout):
+                return self._fail_or_retry([], self._re_record, "recording timed out")
+            min_ms = int(float(node.get("min_seconds", 2)) * 1000)
+            useful = event.duration_ms >= min_ms and bool(event.path)
+            self._log(node.id, f"recorded {event.duration_ms} ms ({event.terminator or 'end'})")
+            if event.terminator == "hangup":
+                if useful:
+                    self._pending_recording = (event.path, event.duration_ms)
+                self._expect = ()
+                return []
+            if not useful:
+                prefix = [DiscardRecording(event.path)] if event.path else []
+                return self._fail_or_retry(prefix, self._re_record, "recording empty or too short")
+            s.data["recording"] = (event.path, event.duration_ms)
+            self._pending_recording = (event.path, event.duration_ms)
+            if not self._confirms():
+                return self._create_ticket(confirmed=True)
+            return self._ask_confirm([])
+        if s.step == "confirm":
+            digits = event.digits
+            self._log(node.id, "confirm menu", digits)
+            if digits == "1":
+                return self._create_ticket(confirmed=True)
+            if digits == "2":
+                return self._ask_confirm([Play((f"file:{s.data['recording'][0]}",), self.lang)])
+            if digits == "3":
+                self._pending_recording = None
+                self._log(node.id, "recording cancelled")
+                return self._enter(node.get("on_cancel"),
+                                   [DiscardRecording(s.data["recording"][0]),
+                                    Play(("record_cancelled",), self.lang)])
+            if digits == "":
+                # No answer after several tries: keep the recording (flagged unconfirmed), do not lose it.
+                s.retries += 1
+                if s.retries >= self._max_retries():
+                    return self._create_ticket(confirmed=False)
+                return self._ask_confirm([])
+            return self._fail_or_retry([], lambda p: self._ask_confirm(
+                p + [Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)]), "invalid key")
+        if s.step == "creating":
+            self._pending_recording = None
+            if not event.number:
+                self._log(node.id, "ticket could not be created")
+                return self._enter(node.get("on_fail"), [Play(("ticket_failed",), self.lang)])
+            self.tickets.append(event.number)
+            self._log(node.id, f"ticket {event.number}")
+            s.step = "told"
+            if node.kind == "voicemail":
+                return self._wait([Play(("message_saved",), self.lang)])
+            return self._wait([Play(("acceptance_number",), self.lang), Say(event.number, self.lang),
+                               Play(("ticket_thanks",), self.lang)])
+        if s.step == "told":
+            return self._enter(node.get("next"))
+        return []
+
+    _on_mailbox = _on_record
+    _on_voicemail = _on_record
+
+    # ------------------------------------------------------------ status query
+    def _enter_status_query(self, node: Node, prefix: list) -> list:
+        self.scratch.data["wrong"] = 0
+        return self._ask_number(prefix)
+
+    def _ask_number(self, prefix: list) -> list:
+        self.scratch.step = "number"
+        return self._collect(prefix, ("query_enter_number",), min_digits=1, max_digits=8,
+                             timeout=float(self.node.get("entry_timeout", 10)))
+
+    def _wrong(self, prefix: list, reason: str) -> list:
+        """A wrong number/PIN: three of them end politely (or go to a person, the node's on_fail)."""
+        s = self.scratch
+        s.data["wrong"] += 1
+        self._log(self.node.id, reason)
+        if s.data["wrong"] >= int(self._setting(self.node, "max_retries", 3)):
+            self._log(self.node.id, "too many wrong attempts")
+            return self._enter(self.node.get("on_fail"), prefix + [Play(("query_too_many",), self.lang)])
+        return self._ask_number(prefix)
+
+    def _on_status_query(self, event) -> list:
+        node, s = self.node, self.scratch
+        if s.step == "number":
+            digits = event.digits.rstrip("#")
+            self._log(node.id, "number entered", digits)
+            if len(digits) != 8 or not digits.isdigit():
+                return self._wrong([Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)],
+                                   "not an 8-digit number")
+            s.data["number"] = digits
+            s.step = "confirm"
+            s.retries = 0
+            return self._collect([Play(("query_you_entered",), self.lang), Say(digits, self.lang)],
+                                 ("query_confirm",))
+        if s.step == "confirm":
+            self._log(node.id, "confirm", event.digits)
+            if event.digits == "1":
+                s.step = "lookup"
+                return self._wait([QueryStatus(s.data["number"], self.caller, None)])
+            if event.digits == "2":
+                return self._ask_number([])
+            return self._fail_or_retry([], lambda p: self._collect(
+                p + [Play(("invalid_key",), self.lang)], ("query_confirm",)), "invalid key")
+        if s.step in ("lookup", "lookup_pin"):
+            if event.status in CITIZEN_STATUSES:
+                self._log(node.id, f"status {event.status}")
+                s.step = "told"
+                return self._wait([Play(("status_is", STATUS_PROMPTS[event.status]), self.lang)])
+            if s.step == "lookup":
+                # The phone number does not match (or there is no such case: the caller cannot tell which).
+                s.step = "pin"
+                return self._collect([], ("query_enter_pin",), min_digits=1, max_digits=8,
+                                     timeout=float(node.get("entry_timeout", 10)))
+            return self._wrong([Play(("query_no_match",), self.lang)], "no match")
+        if s.step == "pin":
+            pin = event.digits.rstrip("#")
+            self._log(node.id, "pin entered", "*" * len(pin))
+            if not pin.isdigit():
+                return self._wrong([Play(("query_no_match",), self.lang)], "no PIN")
+            s.step = "lookup_pin"
+            return self._wait([QueryStatus(s.data["number"], self.caller, pin)])
+        if s.step == "told":
+            return self._enter(node.get("next"))
+        return []
+
+    # ------------------------------------------------------------ consultation
+    def _topics(self) -> dict[str, Mapping[str, Any]]:
+        return {t["key"]: t for t in self.node.get("topics", [])}
+
+    def _enter_consultation(self, node: Node, prefix: list) -> list:
+        return self._ask_topic(prefix)
+
+    def _ask_topic(self, prefix: list) -> list:
+        self.scratch.step = "topic"
+        return self._collect(prefix, (self.node.get("prompt") or "consult_menu",))
+
+    def _ask_send(self, prefix: list) -> list:
+        self.scratch.step = "send"
+        return self._collect(prefix, ("consult_send_offer",))
+
+    def _on_consultation(self, event) -> list:
+        node, s = self.node, self.scratch
+        if s.step == "topic":
+            digits = event.digits
+            self._log(node.id, "topic key", digits)
+            if digits == "0":
+                return self._enter(node.get("next"))
+            if digits == "*":
+                return self._ask_topic([])
+            topic = self._topics().get(digits)
+            if topic is None:
+                why = "no key" if digits == "" else "invalid key"
+                return self._fail_or_retry([], lambda p: self._ask_topic(
+                    p + ([Play(("invalid_key",), self.lang)] if digits else [])), why)
+            s.data["topic"] = topic
+            if topic.get("prompt"):
+                item = topic["prompt"]
+            elif topic.get("kb_item"):
+                item = f"kb:{topic['kb_item']}"
+            else:
+                item = f"tts:{topic['text']}"
+            return self._ask_send([Play((item,), self.lang)])
+        if s.step == "send":
+            digits = event.digits
+            topic = s.data["topic"]
+            title = str(topic.get("title") or topic.get("prompt") or topic.get("kb_item"))
+            self._log(node.id, "send offer", digits)
+            if digits in ("1", "2"):
+                channel = "sms" if digits == "1" else "email"
+                return self._ask_topic([RequestMaterial(title, channel, self.caller, self.caller if digits == "1"
+                                                        else ""),
+                                        Play(("consult_request_noted",), self.lang)])
+            if digits == "3":
+                s.step = "fax"
+                return self._collect([], ("consult_fax_number",), min_digits=5, max_digits=20,
+                                     timeout=float(node.get("entry_timeout", 10)))
+            if digits in ("0", ""):
+                return self._ask_topic([])
+            return self._fail_or_retry([], lambda p: self._ask_send(p + [Play(("invalid_key",), self.lang)]),
+                                       "invalid key")
+        if s.step == "fax":
+            number = event.digits.rstrip("#")
+            self._log(node.id, "fax number", number)
+            if not (number.isdigit() and 5 <= len(number) <= 20):
+                return self._fail_or_retry([], lambda p: self._ask_send(p + [Play(("invalid_key",), self.lang)]),
+                                           "invalid fax number")
+            title = str(s.data["topic"].get("title") or s.data["topic"].get("prompt"))
+            return self._ask_topic([RequestMaterial(title, "fax", self.caller, number),
+                                    Play(("consult_request_noted",), self.lang)])
+        return []
+
+    # ------------------------------------------------------------ poll
+    def _enter_poll(self, node: Node, prefix: list) -> list:
+        self.scratch.step = "load"
+        return self._wait(prefix + [LoadPoll()])
+
+    def _ask_question(self, prefix: list) -> list:
+        s = self.scratch
+        question: PollQuestion = s.data["questions"][s.data["index"]]
+        item = question.prompt or f"tts:{question.text}"
+        s.step = "question"
+        return self._collect(prefix, (item,))
+
+    def _on_poll(self, event) -> list:
+        node, s = self.node, self.scratch
+        if s.step == "load":
+            if event.poll_id is None or not event.questions:
+                self._log(node.id, "no active poll")
+                s.step = "told"
+                return self._wait([Play(("poll_none",), self.lang)])
+            s.data.update(poll=event.poll_id, questions=event.questions, index=0)
+            return self._ask_question([Play(("poll_intro",), self.lang)])
+        if s.step == "question":
+            question: PollQuestion = s.data["questions"][s.data["index"]]
+            digits = event.digits
+            self._log(node.id, f"question {question.id}", digits)
+            if len(digits) != 1 or digits not in question.choices:
+                why = "no key" if digits == "" else "invalid key"
+                return self._fail_or_retry([], lambda p: self._ask_question(
+                    p + [Play(("invalid_key",), self.lang)]), why)
+            answer = RecordPollAnswer(s.data["poll"], question.id, digits, self.caller)
+            s.data["index"] += 1
+            s.retries = 0
+            if s.data["index"] >= len(s.data["questions"]):
+                s.step = "told"
+                return self._wait([answer, Play(("poll_thanks",), self.lang)])
+            return self._ask_question([answer])
+        if s.step == "told":
+            return self._enter(node.get("next"))
+        return []
+
+    # ------------------------------------------------------------ collect (generic digits into the trace)
+    def _enter_collect(self, node: Node, prefix: list) -> list:
+        return self._collect(prefix, (node.get("prompt"),), min_digits=int(node.get("min_digits", 1)),
+                             max_digits=int(node.get("max_digits", 8)),
+                             timeout=float(node.get("entry_timeout", 10)))
+
+    def _on_collect(self, event: DigitsCollected) -> list:
+        node = self.node
+        digits = event.digits.rstrip("#")
+        low, high = int(node.get("min_digits", 1)), int(node.get("max_digits", 8))
+        if not (digits.isdigit() and low <= len(digits) <= high):
+            return self._fail_or_retry([], lambda p: self._enter_collect(node, p + [
+                Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)]), "invalid entry")
+        self._log(node.id, f"collected into {node.get('store', 'digits')}", digits)
+        return self._enter(node.get("next"))
