@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 
 def add_ticket_note(ticket, text: str, actor_label: str = "recorder") -> None:
     """Append a note to the ticket's timeline (no status change)."""
-    from caseflow import services
-
+    try:
+        from caseflow import services
+    except ImportError:  # caseflow services not installed yet: the history row is the note
+        services = None
     note = getattr(services, "add_note", None)
     if note is not None:
         note(ticket, text, actor=None, actor_label=actor_label)

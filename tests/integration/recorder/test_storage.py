@@ -1,0 +1,113 @@
+"""Recording storage: files per day, A-law indexing, bad recordings, unwritable storage, retention."""
+from __future__ import annotations
+
+import datetime as dt
+
+from caseflow.models import Ticket, TicketHistory
+from recorder.models import Recording, RecorderAlert
+from recorder.storage import RecordingOptions, RecordingStore
+from recorder.tickets import link_call
+from recorder.wavfile import FORMAT_ALAW, read_wav_info, sha256_file
+
+from tests.unit.recorder.test_wavfile import write_pcm
+
+
+def test_record_convert_and_index(cdr, store, clock):
+    """Should put the recording under YYYY-MM-DD/<uuid>.wav as A-law with duration, size and sha256."""
+    cdr.call_started("rec-1", caller="13800138000")
+    rec = store.begin("rec-1")
+    assert rec.status == "recording" and rec.path == "2026-11-27/rec-1.wav" and rec.caller == "13800138000"
+    assert store.switch_raw_path(rec).endswith("2026-11-27/rec-1.pcm.wav")
+    write_pcm(store.raw_path(rec), seconds=3.0)
+    rec = store.finish(rec)
+    final = store.local_path(rec)
+    assert rec.status == "ok" and rec.duration_ms == 3000 and rec.format == "wav-alaw"
+    assert rec.size == final.stat().st_size and rec.sha256 == sha256_file(final)
+    assert read_wav_info(final).format_tag == FORMAT_ALAW
+    assert not store.raw_path(rec).exists()
+    second = store.begin("rec-1", kind="ivr_message")
+    assert second.path == "2026-11-27/rec-1-2.wav"
+
+
+def test_stereo_option(db, tmp_path, clock):
+    """Should ask the switch for one channel per party and keep two channels in the A-law file."""
+    store = RecordingStore(tmp_path / "r", options=RecordingOptions(stereo=True), clock=clock)
+    assert store.options.channel_variables() == {"RECORD_STEREO": "true", "record_sample_rate": "8000"}
+    rec = store.begin("st-1")
+    write_pcm(store.raw_path(rec), seconds=1.0, channels=2)
+    rec = store.finish(rec)
+    assert rec.status == "ok" and rec.channels == 2 and rec.duration_ms == 1000
+
+
+def test_zero_length_recording_fails_clearly_and_keeps_file(cdr, store):
+    """Should mark a zero-length recording failed with the reason, keep the raw file, and note the ticket."""
+    call = cdr.call_started("z-1", caller="1")
+    ticket = Ticket.create(number="00000001")
+    link_call(call, ticket)
+    rec = store.begin("z-1")
+    write_pcm(store.raw_path(rec), seconds=0)
+    rec = store.finish(rec)
+    assert rec.status == "failed" and "0" in rec.failure_reason
+    assert store.raw_path(rec).exists()
+    notes = [h.note for h in TicketHistory.select().where(TicketHistory.ticket == ticket)]
+    assert any("录音" in n for n in notes)
+    empty = store.begin("z-2")
+    store.raw_path(empty).write_bytes(b"")
+    assert store.finish(empty).failure_reason.startswith("recording is empty")
+
+
+def test_missing_recording_file(store):
+    """Should fail (not raise) when the switch never wrote the file."""
+    rec = store.finish(store.begin("m-1"))
+    assert rec.status == "failed" and "missing" in rec.failure_reason
+
+
+def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clock):
+    """Should let the call go on: recording marked failed, an alert raised, and the ticket says so."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the recordings folder should be")
+    store = RecordingStore(blocker, clock=clock)
+    call = cdr.call_started("u-1", caller="1")
+    ticket = Ticket.create(number="00000002")
+    link_call(call, ticket)
+    rec = store.begin("u-1")
+    assert rec.status == "failed" and "not writable" in rec.failure_reason
+    alert = RecorderAlert.get()
+    assert alert.kind == "recording_storage" and "u-1" in alert.message
+    assert TicketHistory.select().where((TicketHistory.ticket == ticket)
+                                        & TicketHistory.note.contains("录音失败")).count() == 1
+    # A ticket linked after the failure is told too.
+    later = Ticket.create(number="00000003")
+    link_call(call, later)
+    assert TicketHistory.select().where(TicketHistory.ticket == later).count() == 1
+
+
+def test_storage_per_day_and_retention(cdr, store, clock, tmp_path):
+    """Should sum storage per day and archive only old recordings no open ticket needs."""
+    old_open = _recorded(cdr, store, clock, "old-open")
+    old_closed = _recorded(cdr, store, clock, "old-closed")
+    clock.advance(days=40)
+    new = _recorded(cdr, store, clock, "new")
+    open_ticket = Ticket.create(number="00000004", status="in_progress")
+    link_call(old_open.call, open_ticket)
+    done_ticket = Ticket.create(number="00000005", status="approved")
+    link_call(old_closed.call, done_ticket)
+    per_day = store.storage_per_day()
+    assert [(d.isoformat(), n) for d, n, _ in per_day] == [("2026-11-27", 2), ("2027-01-06", 1)]
+    assert per_day[0][2] == old_open.size + old_closed.size
+    assert store.archive_old() == []  # off by default
+    archived = store.archive_old(older_than_days=30)
+    assert [r.call_uuid for r in archived] == ["old-closed"]
+    moved = Recording.get_by_id(old_closed.id)
+    assert moved.archived and not store.local_path(moved).exists()
+    with store.open_file(moved) as handle:
+        assert handle.read(4) == b"RIFF"
+    assert store.local_path(Recording.get_by_id(old_open.id)).exists()
+    assert store.local_path(Recording.get_by_id(new.id)).exists()
+
+
+def _recorded(cdr, store, clock, uuid):
+    cdr.call_started(uuid, caller="1")
+    rec = store.begin(uuid)
+    write_pcm(store.raw_path(rec), seconds=1.0)
+    return store.finish(rec)
