@@ -104,13 +104,14 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
 
 
 def side_of(value: str, leg: str) -> str:
-    """Map a hang-up side as the switch reports it to caller / agent / system."""
+    """Map a hang-up side as the switch reports it ("caller" = the far end of that leg hung up, "switch" =
+    we hung up, or the raw sip_hangup_disposition) to caller / agent / system."""
     value = (value or "").lower()
-    if value in ("caller", "agent", "system"):
+    if value in ("agent", "system"):
         return value
-    if value in ("recv_bye", "recv_cancel", "recv_refuse", "remote", "callee"):
+    if value in ("caller", "recv_bye", "recv_cancel", "recv_refuse", "remote", "callee"):
         return "agent" if leg == "agent" else "caller"
-    if value in ("send_bye", "send_cancel", "send_refuse", "local"):
+    if value in ("send_bye", "send_cancel", "send_refuse", "local", "switch"):
         return "system"
     return ""
 
@@ -231,7 +232,8 @@ class CdrRecorder:
         main = self.leg_of.get(call_uuid)
         if main is not None:
             draft = self.drafts.get(main)
-            if draft is not None and draft.ended_at is None:
+            # The switch ending the agent's leg (because the caller left) is not the agent hanging up.
+            if draft is not None and draft.ended_at is None and side_of(side, "agent") in ("agent", ""):
                 draft.agent_hung_up_first = True
             return None
         draft = self.drafts.get(call_uuid)

@@ -6,6 +6,7 @@ import json
 
 from core import db as core_db
 from recorder import verify
+from switch.events import ChannelBridged, ChannelHangup
 from recorder.models import CallRecord, MissedCall
 
 from .conftest import SECRET
@@ -47,21 +48,28 @@ def test_answered_call_record(cdr, clock):
 
 
 def test_agent_hangs_up_first_via_switch_events(cdr, clock):
-    """Should record that the agent hung up when the agent's leg ends before the caller's."""
+    """Should record that the agent hung up when the agent's leg ends (by the agent) before the caller's."""
     cdr.call_started("c2", caller="139", called="12345")
     cdr.queue_entered("c2", "q")
     clock.advance(seconds=2)
     cdr.agent_answered("c2", "1003")
-    cdr.on_switch_event(type("ChannelBridged", (), {})())  # an event without fields is ignored
-    bridged = type("ChannelBridged", (), {"uuid": "c2", "other_uuid": "leg-b"})()
-    cdr.on_switch_event(bridged)
+    cdr.on_switch_event(ChannelBridged(server="fs1", uuid="c2", other_uuid="leg-b"))
     clock.advance(seconds=5)
-    cdr.on_switch_event(type("ChannelHangup", (), {"uuid": "leg-b", "cause": "NORMAL_CLEARING",
-                                                   "hangup_side": "recv_bye"})())
-    cdr.on_switch_event(type("ChannelHangup", (), {"uuid": "c2", "cause": "NORMAL_CLEARING",
-                                                   "hangup_side": "send_bye"})())
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="leg-b", cause="NORMAL_CLEARING", hangup_side="caller"))
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c2", cause="NORMAL_CLEARING", hangup_side="switch"))
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c2", cause="NORMAL_CLEARING", complete=True))
     row = CallRecord.get(CallRecord.call_uuid == "c2")
     assert row.finalised and row.hangup_side == "agent" and row.talk_seconds == 5
+
+
+def test_caller_hangs_up_first(cdr, clock):
+    """Should record the caller as the side that hung up when the switch then ends the agent's leg."""
+    cdr.call_started("c5", caller="139")
+    cdr.agent_answered("c5", "1003", agent_uuid="leg-c")
+    clock.advance(seconds=5)
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="leg-c", cause="NORMAL_CLEARING", hangup_side="switch"))
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c5", cause="NORMAL_CLEARING", hangup_side="caller"))
+    assert CallRecord.get(CallRecord.call_uuid == "c5").hangup_side == "caller"
 
 
 def test_abandoned_call_goes_to_missed_list(cdr, clock):

@@ -63,7 +63,8 @@ def test_ivr_hangup_and_out_of_hours():
 
 @pytest.mark.parametrize("value,leg,expected", [
     ("recv_bye", "caller", "caller"), ("send_bye", "caller", "system"), ("recv_bye", "agent", "agent"),
-    ("agent", "caller", "agent"), ("nonsense", "caller", ""), ("", "caller", "")])
+    ("agent", "caller", "agent"), ("caller", "agent", "agent"), ("switch", "agent", "system"),
+    ("caller", "caller", "caller"), ("nonsense", "caller", ""), ("", "caller", "")])
 def test_side_mapping(value, leg, expected):
     """Should map the switch's hang-up disposition to caller/agent/system."""
     assert side_of(value, leg) == expected

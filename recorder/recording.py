@@ -1,0 +1,101 @@
+"""Recording calls through the switch: start on a CallSession (IVR, outbound socket) or on a bridged call
+over the inbound connection (ACD), and index the file when the switch reports the recording stopped.
+
+Recording never stops a call: when storage cannot be written, ``start_*`` return None after the store
+raised the alert, and the call continues unrecorded.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from recorder.models import Recording
+from recorder.storage import RecordingStore
+
+log = logging.getLogger(__name__)
+
+
+class RecordingService:
+    """Starts recordings and finishes them on RecordStopped / hang-up events."""
+
+    def __init__(self, store: RecordingStore):
+        self.store = store
+        self.pending: dict[str, int] = {}  # switch-side raw path -> Recording id
+
+    def _reserve(self, call_uuid: str, kind: str) -> Recording | None:
+        rec = self.store.begin(call_uuid, kind=kind)
+        if rec.status != "recording":
+            return None
+        self.pending[self.store.switch_raw_path(rec)] = rec.id
+        return rec
+
+    def start_on_session(self, session, kind: str = "conversation") -> Recording | None:
+        """Record the whole call from now on (record_session); both parties, mixed or one channel each."""
+        rec = self._reserve(session.uuid, kind)
+        if rec is None:
+            return None
+        try:
+            for name, value in self.store.options.channel_variables().items():
+                session.set(name, value)
+            session.execute("record_session", self.store.switch_raw_path(rec), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - the call goes on without a recording
+            self._abandon(rec, f"switch refused to record / 交换机未能开始录音: {exc}")
+            return None
+        return rec
+
+    def start_on_bridged(self, connection, call_uuid: str, kind: str = "conversation") -> Recording | None:
+        """Record a bridged call by UUID over an inbound connection (uuid_record), as the ACD bridges it."""
+        rec = self._reserve(call_uuid, kind)
+        if rec is None:
+            return None
+        try:
+            for name, value in self.store.options.channel_variables().items():
+                connection.api(f"uuid_setvar {call_uuid} {name} {value}")
+            reply = connection.api(f"uuid_record {call_uuid} start {self.store.switch_raw_path(rec)}")
+            if reply.strip().startswith("-ERR"):
+                raise RuntimeError(reply.strip())
+        except Exception as exc:  # noqa: BLE001 - the call goes on without a recording
+            self._abandon(rec, f"switch refused to record / 交换机未能开始录音: {exc}")
+            return None
+        return rec
+
+    def _abandon(self, rec: Recording, reason: str) -> None:
+        from recorder.alerts import raise_alert
+
+        self.pending.pop(self.store.switch_raw_path(rec), None)
+        rec.status, rec.failure_reason = "failed", reason[:255]
+        rec.save()
+        raise_alert("recording_start", f"call {rec.call_uuid}: {reason}", severity="warning")
+
+    def finish_path(self, switch_path: str) -> Recording | None:
+        """Index the recording the switch wrote to ``switch_path`` (after its RecordStopped)."""
+        rec_id = self.pending.pop(switch_path, None)
+        rec = Recording.get_or_none(Recording.id == rec_id) if rec_id else None
+        if rec is None or rec.status != "recording":
+            return None
+        return self.store.finish(rec)
+
+    def finish_call(self, call_uuid: str) -> list[Recording]:
+        """Index every recording of a call still open (the call hung up; record_session has stopped)."""
+        done = []
+        for rec in Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.status == "recording")):
+            self.pending.pop(self.store.switch_raw_path(rec), None)
+            done.append(self.store.finish(rec))
+        return done
+
+    def on_switch_event(self, event) -> None:
+        """Subscribe to the switch: RecordStopped finishes that file; a final hang-up finishes the rest."""
+        name = type(event).__name__
+        try:
+            if name == "RecordStopped":
+                path = getattr(event, "path", "")
+                if self.finish_path(path) is None and path in self.pending:
+                    log.warning("recording %s stopped but could not be indexed", path)
+            elif name == "ChannelHangup" and getattr(event, "complete", False):
+                self.finish_call(getattr(event, "uuid", ""))
+        except Exception:  # noqa: BLE001 - never let indexing stop the event consumer
+            log.exception("recording update from %s failed", name)
+
+    def index_message(self, call_uuid: str, path: str | Path, kind: str = "ivr_message") -> Recording:
+        """Store and index a message the IVR recorded itself (complaint recording, voicemail)."""
+        return self.store.index_file(call_uuid, Path(path), kind)
