@@ -157,6 +157,7 @@ def login():
     session[SESSION_USER_KEY] = user.id
     if language:
         session[SESSION_LANG_KEY] = language
+    security.csrf_token()  # a new token for the new session
     g.user = user
     g.lang = choose_language(user)
     audit("login", "user", user.id, "", user=user)
@@ -184,6 +185,7 @@ def logout():
     session.clear()
     if language:
         session[SESSION_LANG_KEY] = language
+    security.csrf_token()
     g.user = None
     flash(current_app.extensions["hotline"].gettext("You have been logged out.", lang=language), "info")
     return redirect(url_for("auth.login"))
