@@ -1,6 +1,7 @@
-"""Recorder tables: call records (CDR), their ticket links, recordings and who heard them, missed calls and
+"""Recorder tables: call records (CDR), recordings and who heard them, missed calls and
 call-back attempts, fax jobs with their log, and storage alerts.
 
+Calls are linked to tickets by caseflow.models.TicketCall (ticket, call_uuid), shared with the case engine.
 Times are stored as naive UTC (like caseflow.models); durations as whole seconds or milliseconds as named.
 """
 from __future__ import annotations
@@ -64,17 +65,6 @@ class CallRecord(BaseModel):
 
     def offers(self) -> list[dict]:
         return json.loads(self.agents_offered or "[]")
-
-
-class CallTicket(BaseModel):
-    """A call linked to a ticket it produced or concerned (a call may touch several tickets and back)."""
-
-    call = peewee.ForeignKeyField(CallRecord, backref="ticket_links", on_delete="CASCADE")
-    ticket = peewee.ForeignKeyField(Ticket, backref="call_links", on_delete="CASCADE")
-    linked_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        indexes = ((("call", "ticket"), True),)
 
 
 RECORDING_KINDS = ("conversation", "ivr_message", "voicemail")
@@ -193,5 +183,5 @@ class RecorderAlert(BaseModel):
     acknowledged = peewee.BooleanField(default=False)
 
 
-MODELS = [CallRecord, CallTicket, Recording, RecordingAccess, MissedCall, CallbackAttempt, FaxJob, FaxEvent,
+MODELS = [CallRecord, Recording, RecordingAccess, MissedCall, CallbackAttempt, FaxJob, FaxEvent,
           RecorderAlert]

@@ -25,7 +25,7 @@ import peewee
 
 from recorder import wavfile
 from recorder.alerts import raise_alert
-from recorder.models import CallRecord, CallTicket, Recording, utcnow
+from recorder.models import CallRecord, Recording, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -274,17 +274,12 @@ def _as_date(value) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-# Ticket states in which a ticket is finished with; any other state counts as open.
-CLOSED_TICKET_STATES = frozenset({"approved", "closed", "archived", "not_accepted", "merged", "answered"})
-
-
 def tickets_of_recording(rec: Recording):
     """Tickets linked to the recording's call, and tickets holding it as an attachment."""
-    from caseflow.models import Attachment, Ticket
+    from caseflow.models import Attachment, Ticket, TicketCall
 
-    by_call = (Ticket.select().join(CallTicket).join(CallRecord)
-               .where(CallRecord.call_uuid == rec.call_uuid))
-    by_attachment = Ticket.select().join(Attachment).where(Attachment.path == "recordings/" + rec.path)
+    by_call = Ticket.select().join(TicketCall).where(TicketCall.call_uuid == rec.call_uuid)
+    by_attachment = Ticket.select().join(Attachment).where(Attachment.path == attachment_path(rec))
     seen, result = set(), []
     for ticket in list(by_call) + list(by_attachment):
         if ticket.id not in seen:
@@ -293,16 +288,24 @@ def tickets_of_recording(rec: Recording):
     return result
 
 
+def attachment_path(rec: Recording) -> str:
+    """How a ticket attachment names a recording: 'recordings/<day>/<file>' (recordings_dir relative)."""
+    return "recordings/" + rec.path
+
+
 def recording_needed_by_open_ticket(rec: Recording) -> bool:
     """True when a linked ticket is not closed yet (retention must keep such a recording in place)."""
-    return any(t.status not in CLOSED_TICKET_STATES for t in tickets_of_recording(rec))
+    from caseflow.workflow import FINAL_STATUSES
+
+    return any(t.status not in FINAL_STATUSES for t in tickets_of_recording(rec))
 
 
 def note_call_tickets(call: CallRecord | None, text: str) -> None:
     """Add a note to every ticket linked to ``call`` (so the ticket says what happened to its recording)."""
     if call is None:
         return
+    from caseflow.models import TicketCall
     from recorder.tickets import add_ticket_note
 
-    for link in CallTicket.select().where(CallTicket.call == call):
+    for link in TicketCall.select().where(TicketCall.call_uuid == call.call_uuid):
         add_ticket_note(link.ticket, text)

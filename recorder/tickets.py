@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from recorder.models import CallRecord, CallTicket
+from recorder.models import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,14 @@ def add_ticket_note(ticket, text: str, actor_label: str = "recorder") -> None:
     TicketHistory.create(ticket=ticket, actor_label=actor_label, action="note", note=text)
 
 
-def create_ticket(*, channel: str, type: str, title: str, content: str, citizen_phone: str = "",
-                  actor_label: str = "recorder"):
-    """A new ticket in its initial state, through caseflow.services.create_ticket."""
+def create_ticket(content: str, *, channel: str, type: str = "consult", title: str = "",
+                  citizen_phone: str = "", call_uuid: str | None = None, actor_label: str = "recorder",
+                  note: str = ""):
+    """A new ticket in its initial state, through caseflow.services.create_ticket (links the call)."""
     from caseflow import services
 
-    return services.create_ticket(channel=channel, type=type, title=title, content=content,
-                                  citizen_phone=citizen_phone, actor=None, actor_label=actor_label)
+    return services.create_ticket(content, type=type, channel=channel, title=title, citizen_phone=citizen_phone,
+                                  actor_label=actor_label, call_uuid=call_uuid, note=note)
 
 
 def attach_file(ticket, *, kind: str, filename: str, stored_path: str, content_type: str, size: int,
@@ -44,15 +45,31 @@ def attach_file(ticket, *, kind: str, filename: str, stored_path: str, content_t
                              content_type=content_type, size=size, sha256=sha256)
 
 
-def link_call(call: CallRecord, ticket) -> CallTicket:
-    """Link a call to a ticket (idempotent). When the call's recording failed, the ticket says so."""
+def link_call(call: CallRecord | str, ticket, purpose: str = "intake"):
+    """Link a call to a ticket (once per purpose). When the call's recording failed, the ticket says so."""
+    from caseflow import services
+    from caseflow.models import TicketCall
     from recorder.models import Recording
 
-    link, created = CallTicket.get_or_create(call=call, ticket=ticket)
-    if created:
-        for rec in Recording.select().where((Recording.call_uuid == call.call_uuid) & (Recording.status == "failed")):
-            add_ticket_note(ticket, f"本通话录音失败 / Recording of this call failed: {rec.failure_reason}")
+    call_uuid = call if isinstance(call, str) else call.call_uuid
+    existing = TicketCall.get_or_none((TicketCall.ticket == ticket) & (TicketCall.call_uuid == call_uuid))
+    if existing is not None:
+        return existing
+    link = services.link_call(ticket, call_uuid, purpose)
+    for rec in Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.status == "failed")):
+        add_ticket_note(ticket, f"本通话录音失败 / Recording of this call failed: {rec.failure_reason}")
     return link
+
+
+def notify_centre(text: str, ticket=None, kind: str = "warn") -> None:
+    """Leave a message on the hotline centre's desk (alerts, voicemail, faxes)."""
+    from caseflow import services
+
+    centre = services.centre_department()
+    if centre is None:
+        log.warning("no centre department to notify: %s", text)
+        return
+    services.notify(text, department=centre, ticket=ticket, kind=kind)
 
 
 def file_name(path: Path) -> str:

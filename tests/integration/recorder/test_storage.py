@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from caseflow.models import Ticket, TicketHistory
+from caseflow import services
+from caseflow.models import Notification, Ticket, TicketHistory
 from recorder.models import Recording, RecorderAlert
 from recorder.storage import RecordingOptions, RecordingStore
 from recorder.tickets import link_call
@@ -42,7 +43,7 @@ def test_stereo_option(db, tmp_path, clock):
 def test_zero_length_recording_fails_clearly_and_keeps_file(cdr, store):
     """Should mark a zero-length recording failed with the reason, keep the raw file, and note the ticket."""
     call = cdr.call_started("z-1", caller="1")
-    ticket = Ticket.create(number="00000001")
+    ticket = new_ticket()
     link_call(call, ticket)
     rec = store.begin("z-1")
     write_pcm(store.raw_path(rec), seconds=0)
@@ -68,7 +69,7 @@ def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clo
     blocker.write_text("a file where the recordings folder should be")
     store = RecordingStore(blocker, clock=clock)
     call = cdr.call_started("u-1", caller="1")
-    ticket = Ticket.create(number="00000002")
+    ticket = new_ticket()
     link_call(call, ticket)
     rec = store.begin("u-1")
     assert rec.status == "failed" and "not writable" in rec.failure_reason
@@ -77,9 +78,10 @@ def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clo
     assert TicketHistory.select().where((TicketHistory.ticket == ticket)
                                         & TicketHistory.note.contains("录音失败")).count() == 1
     # A ticket linked after the failure is told too.
-    later = Ticket.create(number="00000003")
+    later = new_ticket()
     link_call(call, later)
-    assert TicketHistory.select().where(TicketHistory.ticket == later).count() == 1
+    assert TicketHistory.select().where((TicketHistory.ticket == later)
+                                        & TicketHistory.note.contains("录音失败")).count() == 1
 
 
 def test_storage_per_day_and_retention(cdr, store, clock, tmp_path):
@@ -88,9 +90,9 @@ def test_storage_per_day_and_retention(cdr, store, clock, tmp_path):
     old_closed = _recorded(cdr, store, clock, "old-closed")
     clock.advance(days=40)
     new = _recorded(cdr, store, clock, "new")
-    open_ticket = Ticket.create(number="00000004", status="in_progress")
+    open_ticket = new_ticket("in_progress")
     link_call(old_open.call, open_ticket)
-    done_ticket = Ticket.create(number="00000005", status="approved")
+    done_ticket = new_ticket("closed")
     link_call(old_closed.call, done_ticket)
     per_day = store.storage_per_day()
     assert [(d.isoformat(), n) for d, n, _ in per_day] == [("2026-11-27", 2), ("2027-01-06", 1)]
@@ -111,3 +113,22 @@ def _recorded(cdr, store, clock, uuid):
     rec = store.begin(uuid)
     write_pcm(store.raw_path(rec), seconds=1.0)
     return store.finish(rec)
+
+
+def new_ticket(status=None):
+    ticket = services.create_ticket("市民来电反映路灯不亮", channel="phone", citizen_phone="13800138000")
+    if status:
+        Ticket.update(status=status).where(Ticket.id == ticket.id).execute()  # test setup, not a workflow
+    return Ticket.get_by_id(ticket.id)
+
+
+def test_alert_reaches_centre_desk(db, tmp_path, clock):
+    """Should leave the storage alert on the hotline centre's desk."""
+    from caseflow.org import create_department
+
+    centre = create_department("C", "热线办", None)
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    RecordingStore(blocker, clock=clock).begin("n-1")
+    note = Notification.get(Notification.department == centre)
+    assert "录音存储告警" in note.text and note.kind == "warn"
