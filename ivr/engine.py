@@ -245,6 +245,14 @@ ANSWERS: dict[type, tuple[type, ...]] = {
 SERVICE_ACTIONS = (CreateTicket, QueryStatus, LoadPoll, RecordPollAnswer, RequestMaterial, DiscardRecording,
                    CheckBlacklist, CheckTime)
 STATUS_PROMPTS = {status: f"status_{status}" for status in CITIZEN_STATUSES}
+# Prompts the engine plays itself (the tree names the others); every language must have them.
+ENGINE_PROMPTS = (
+    "invalid_key", "too_many_steps", "transfer_failed", "record_confirm", "record_too_short", "record_cancelled",
+    "acceptance_number", "ticket_thanks", "ticket_failed", "message_saved", "query_enter_number",
+    "query_you_entered", "query_confirm", "query_enter_pin", "query_no_match", "query_too_many", "status_is",
+    *STATUS_PROMPTS.values(), "consult_menu", "consult_send_offer", "consult_fax_number", "consult_request_noted",
+    "poll_none", "poll_intro", "poll_thanks", *(f"digit_{d}" for d in "0123456789"),
+)
 
 
 @dataclass
@@ -291,7 +299,7 @@ class IvrEngine:
         self.tickets: list[str] = []
         self.outcome = ""
         self._expect: tuple[type, ...] = (CallStarted,)
-        self._pending_recording: tuple[str, int] | None = None  # (path, ms) not yet a ticket
+        self._pending_recording: tuple[str, int, str] | None = None  # (path, ms, kind) not yet a ticket
 
     # ------------------------------------------------------------ public
     def feed(self, event: Any) -> list:
@@ -381,13 +389,12 @@ class IvrEngine:
         self._expect = ()
         self.outcome = self.outcome or "hangup"
         if self._pending_recording is not None:
-            path, ms = self._pending_recording
+            path, ms, kind = self._pending_recording
             self._pending_recording = None
             # The caller said something useful and hung up before confirming: keep it for the data-entry
             # desk rather than lose a complaint. It is flagged as unconfirmed.
             self._log(node_id, "recording kept (not confirmed)")
-            return [CreateTicket(self.node.get("ticket_type", "complaint"), self.caller, path, ms,
-                                 confirmed=False, lang=self.lang, destination=self.destination)]
+            return [CreateTicket(kind, self.caller, path, ms, confirmed=False, lang=self.lang, destination=self.destination)]
         return []
 
     def _goto(self, target: str, prefix: list) -> list:
@@ -525,14 +532,14 @@ class IvrEngine:
             self._log(node.id, f"recorded {event.duration_ms} ms ({event.terminator or 'end'})")
             if event.terminator == "hangup":
                 if useful:
-                    self._pending_recording = (event.path, event.duration_ms)
+                    self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"))
                 self._expect = ()
                 return []
             if not useful:
                 prefix = [DiscardRecording(event.path)] if event.path else []
                 return self._fail_or_retry(prefix, self._re_record, "recording empty or too short")
             s.data["recording"] = (event.path, event.duration_ms)
-            self._pending_recording = (event.path, event.duration_ms)
+            self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"))
             if not self._confirms():
                 return self._create_ticket(confirmed=True)
             return self._ask_confirm([])
@@ -549,14 +556,13 @@ class IvrEngine:
                 return self._enter(node.get("on_cancel"),
                                    [DiscardRecording(s.data["recording"][0]),
                                     Play(("record_cancelled",), self.lang)])
-            if digits == "":
-                # No answer after several tries: keep the recording (flagged unconfirmed), do not lose it.
-                s.retries += 1
-                if s.retries >= self._max_retries():
-                    return self._create_ticket(confirmed=False)
-                return self._ask_confirm([])
-            return self._fail_or_retry([], lambda p: self._ask_confirm(
-                p + [Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)]), "invalid key")
+            # No answer or a wrong key, several times: keep the recording (flagged unconfirmed), do not lose it.
+            s.retries += 1
+            self._log(node.id, "no key" if digits == "" else "invalid key")
+            if s.retries >= self._max_retries():
+                return self._create_ticket(confirmed=False)
+            invalid = self._setting(node, "invalid_prompt", "invalid_key")
+            return self._ask_confirm([Play((invalid,), self.lang)] if digits else [])
         if s.step == "creating":
             self._pending_recording = None
             if not event.number:

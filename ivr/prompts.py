@@ -114,12 +114,14 @@ class Synthesizer:
         if engine is not None:
             try:
                 engine.setProperty("voice", VOICES[lang])
-                engine.save_to_file(text, str(out))
-                # The espeak driver prints "Audio saved to ..." itself; keep stdout for the caller.
-                with contextlib.redirect_stdout(io.StringIO()):
-                    engine.runAndWait()
-                if out.is_file() and out.stat().st_size > 44:
-                    return "pyttsx3"
+                # pyttsx3's espeak driver sometimes drops the first file after a voice change: try twice.
+                for _attempt in range(2):
+                    engine.save_to_file(text, str(out))
+                    # The espeak driver prints "Audio saved to ..." itself; keep stdout for the caller.
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        engine.runAndWait()
+                    if out.is_file() and out.stat().st_size > 44:
+                        return "pyttsx3"
                 log.warning("pyttsx3 wrote nothing for %r; using the espeak-ng binary", text[:30])
             except Exception as exc:  # noqa: BLE001 - driver errors fall back to the binary
                 log.warning("pyttsx3 failed (%s); using the espeak-ng binary", exc)

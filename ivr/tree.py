@@ -297,6 +297,9 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
             problems.append(Problem(nid, "time condition 'schedule' must be 'calendar'"))
 
     if known_prompts is not None:
+        invalid = tree.setting("invalid_prompt")
+        if invalid and invalid not in known_prompts:
+            problems.append(Problem("", f"settings: unknown prompt {invalid!r}"))
         for nid, key in tree.prompt_refs():
             if key not in known_prompts:
                 problems.append(Problem(nid, f"unknown prompt {key!r}"))
