@@ -1,6 +1,7 @@
-"""Case-engine tables: departments, users, citizens, tickets, their history and attachments.
+"""Case-engine tables: organisation (departments, users, groups, roles), citizens, tickets, their
+history, attachments, calls, notifications, time limits and the knowledge base.
 
-Status is written only by ``caseflow.workflow`` (inside a transaction, with a history row).
+Status is written only by ``caseflow.services`` (inside a transaction, with a history row).
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 
 import peewee
 
+from core.calendar import CalendarDay
 from core.db import BaseModel
 
 
@@ -44,6 +46,7 @@ class User(BaseModel):
     extension = peewee.CharField(max_length=16, null=True, unique=True)  # SIP extension for agents
     active = peewee.BooleanField(default=True)
     language = peewee.CharField(max_length=8, default="zh")
+    phone = peewee.CharField(max_length=32, default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
     @property
@@ -54,14 +57,72 @@ class User(BaseModel):
         return bool(self.role_set.intersection(codes))
 
 
+class Group(BaseModel):
+    """A named group of users (班组, e.g. 早班, 投诉专席) used for rosters and bulk notices."""
+
+    code = peewee.CharField(max_length=32, unique=True)
+    name = peewee.CharField(max_length=64)
+    description = peewee.CharField(max_length=255, default="")
+
+
+class UserGroup(BaseModel):
+    """Membership of a user in a group."""
+
+    user = peewee.ForeignKeyField(User, backref="group_links", on_delete="CASCADE")
+    group = peewee.ForeignKeyField(Group, backref="user_links", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("user", "group"), True),)
+
+
+class RolePermission(BaseModel):
+    """Which permission a role has; an administrator edits it (defaults in caseflow.roles)."""
+
+    role = peewee.CharField(max_length=32)
+    permission = peewee.CharField(max_length=48)
+
+    class Meta:
+        indexes = ((("role", "permission"), True),)
+
+
+class Category(BaseModel):
+    """A node in the configurable matter tree (城市管理 > 噪音扰民)."""
+
+    code = peewee.CharField(max_length=32, unique=True)
+    name = peewee.CharField(max_length=64)
+    parent = peewee.ForeignKeyField("self", null=True, backref="children", on_delete="RESTRICT")
+    active = peewee.BooleanField(default=True)
+    sort = peewee.IntegerField(default=0)
+
+
+class Region(BaseModel):
+    """A node in the configurable place tree: district (level 1) then street (level 2)."""
+
+    code = peewee.CharField(max_length=32, unique=True)
+    name = peewee.CharField(max_length=64)
+    parent = peewee.ForeignKeyField("self", null=True, backref="children", on_delete="RESTRICT")
+    level = peewee.SmallIntegerField(default=1)
+    active = peewee.BooleanField(default=True)
+
+
+class Responsibility(BaseModel):
+    """A department is responsible for a category, optionally only within a region (dispatch suggestion)."""
+
+    department = peewee.ForeignKeyField(Department, backref="responsibilities", on_delete="CASCADE")
+    category = peewee.ForeignKeyField(Category, backref="responsibilities", on_delete="CASCADE")
+    region = peewee.ForeignKeyField(Region, null=True, backref="responsibilities", on_delete="CASCADE")
+
+
 class Citizen(BaseModel):
     """A caller/writer profile keyed by phone number, with the blacklist flag."""
 
     phone = peewee.CharField(max_length=32, unique=True)
     name = peewee.CharField(max_length=64, default="")
     address = peewee.CharField(max_length=255, default="")
+    email = peewee.CharField(max_length=255, default="")
     blacklisted = peewee.BooleanField(default=False)
     blacklist_reason = peewee.CharField(max_length=255, default="")
+    notes = peewee.TextField(default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
 
@@ -72,19 +133,54 @@ class Ticket(BaseModel):
     type = peewee.CharField(max_length=16, default="consult", index=True)
     channel = peewee.CharField(max_length=16, default="phone", index=True)
     status = peewee.CharField(max_length=24, default="recorded", index=True)
+    urgency = peewee.CharField(max_length=16, default="normal")  # normal, urgent, emergency
     title = peewee.CharField(max_length=200, default="")
     content = peewee.TextField(default="")
+    category = peewee.ForeignKeyField(Category, null=True, backref="tickets", on_delete="SET NULL")
+    region = peewee.ForeignKeyField(Region, null=True, backref="tickets", on_delete="SET NULL")
     citizen = peewee.ForeignKeyField(Citizen, null=True, backref="tickets", on_delete="SET NULL")
     citizen_name = peewee.CharField(max_length=64, default="")
     citizen_phone = peewee.CharField(max_length=32, default="", index=True)
+    citizen_address = peewee.CharField(max_length=255, default="")
+    citizen_email = peewee.CharField(max_length=255, default="")
     anonymous = peewee.BooleanField(default=False)
+    reply_by = peewee.CharField(max_length=16, default="phone")  # phone, sms, email, letter, none
+    # Second secret for status queries by phone: the IVR accepts number + caller's phone or number + PIN.
+    query_pin = peewee.CharField(max_length=8, default="")
     department = peewee.ForeignKeyField(Department, null=True, backref="tickets", on_delete="SET NULL")
+    # The department that sub-dispatched it downwards and gets it back (逐级下派).
+    upper_department = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
+    handler = peewee.ForeignKeyField(User, null=True, backref="handled_tickets", on_delete="SET NULL")
     created_by = peewee.ForeignKeyField(User, null=True, backref="created_tickets", on_delete="SET NULL")
     created_at = peewee.DateTimeField(default=utcnow, index=True)
     updated_at = peewee.DateTimeField(default=utcnow)
+    dispatched_at = peewee.DateTimeField(null=True)
     deadline = peewee.DateTimeField(null=True, index=True)
+    callback_deadline = peewee.DateTimeField(null=True)
+    warned_at = peewee.DateTimeField(null=True)
+    overdue = peewee.BooleanField(default=False)
+    supervised = peewee.BooleanField(default=False)
+    remind_at = peewee.DateTimeField(null=True, index=True)
+    remind_count = peewee.IntegerField(default=0)
+    extension_until = peewee.DateTimeField(null=True)  # a pending extension request
+    extension_reason = peewee.TextField(default="")
+    reply = peewee.TextField(default="")
+    replied_at = peewee.DateTimeField(null=True)
+    satisfaction = peewee.CharField(max_length=16, default="")  # satisfied, basic, unsatisfied
+    reopen_count = peewee.IntegerField(default=0)
+    master = peewee.ForeignKeyField("self", null=True, backref="duplicates", on_delete="SET NULL")
+    public = peewee.BooleanField(default=False)  # may be published (masked) on the portal
+    closed_at = peewee.DateTimeField(null=True)
+    # Character-bigram text used by the full-text index (see caseflow.search).
+    search_text = peewee.TextField(default="")
     # Optimistic lock: every status change bumps it, so two handlers cannot both win.
     version = peewee.IntegerField(default=0)
+
+    class Meta:
+        indexes = (
+            (("department", "status", "deadline"), False),
+            (("status", "deadline"), False),
+        )
 
 
 class TicketHistory(BaseModel):
@@ -97,6 +193,7 @@ class TicketHistory(BaseModel):
     action = peewee.CharField(max_length=32)
     from_status = peewee.CharField(max_length=24, default="")
     to_status = peewee.CharField(max_length=24, default="")
+    department = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
     note = peewee.TextField(default="")
 
 
@@ -110,7 +207,75 @@ class Attachment(BaseModel):
     content_type = peewee.CharField(max_length=100, default="application/octet-stream")
     size = peewee.BigIntegerField(default=0)
     sha256 = peewee.CharField(max_length=64, default="")
+    uploaded_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
     created_at = peewee.DateTimeField(default=utcnow)
 
 
-MODELS = [Department, User, Citizen, Ticket, TicketHistory, Attachment]
+class TicketCall(BaseModel):
+    """A call linked to a ticket (the call that created it, call-backs, follow-up calls)."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="calls", on_delete="CASCADE")
+    call_uuid = peewee.CharField(max_length=64, index=True)
+    purpose = peewee.CharField(max_length=16, default="intake")  # intake, callback, followup
+    at = peewee.DateTimeField(default=utcnow)
+
+
+class Notification(BaseModel):
+    """A message shown on a desk: to one user, or to every user of a department."""
+
+    user = peewee.ForeignKeyField(User, null=True, backref="notifications", on_delete="CASCADE")
+    department = peewee.ForeignKeyField(Department, null=True, backref="notifications", on_delete="CASCADE")
+    ticket = peewee.ForeignKeyField(Ticket, null=True, backref="notifications", on_delete="CASCADE")
+    kind = peewee.CharField(max_length=24, default="info")  # warn, overdue, remind, supervise, unsatisfied
+    text = peewee.CharField(max_length=500)
+    read = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+
+class TimeLimit(BaseModel):
+    """How long a type of ticket at an urgency may take: N working days or N hours (editable)."""
+
+    ticket_type = peewee.CharField(max_length=16)
+    urgency = peewee.CharField(max_length=16, default="normal")
+    amount = peewee.IntegerField()
+    unit = peewee.CharField(max_length=8, default="workdays")  # workdays or hours
+
+    class Meta:
+        indexes = ((("ticket_type", "urgency"), True),)
+
+
+class KnowledgeItem(BaseModel):
+    """A knowledge-base entry agents answer from (P5 §3.7.2)."""
+
+    category = peewee.ForeignKeyField(Category, null=True, backref="knowledge", on_delete="SET NULL")
+    title = peewee.CharField(max_length=200)
+    content = peewee.TextField(default="")
+    published_at = peewee.DateTimeField(default=utcnow)
+    publisher = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    review_state = peewee.CharField(max_length=16, default="pending")  # pending, approved, rejected
+    views = peewee.IntegerField(default=0)
+    last_viewed_at = peewee.DateTimeField(null=True)
+    remarks = peewee.TextField(default="")
+    search_text = peewee.TextField(default="")
+
+
+class KnowledgeAnswer(BaseModel):
+    """One of several answers to a knowledge item."""
+
+    item = peewee.ForeignKeyField(KnowledgeItem, backref="answers", on_delete="CASCADE")
+    content = peewee.TextField()
+    attachment_name = peewee.CharField(max_length=255, default="")
+    attachment_path = peewee.CharField(max_length=512, default="")
+    attachment_size = peewee.BigIntegerField(default=0)
+    attachment_sha256 = peewee.CharField(max_length=64, default="")
+    views = peewee.IntegerField(default=0)
+    review_state = peewee.CharField(max_length=16, default="pending")
+    remarks = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+MODELS = [
+    CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
+    Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
+    KnowledgeItem, KnowledgeAnswer,
+]

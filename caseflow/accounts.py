@@ -1,0 +1,73 @@
+"""Passwords (argon2 via argon2-cffi) and user creation with role and department checks."""
+from __future__ import annotations
+
+import logging
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+log = logging.getLogger(__name__)
+
+_hasher = PasswordHasher()
+
+OPERATOR_NO_RE = re.compile(r"^[0-9A-Za-z]{2,16}$")
+MIN_PASSWORD = 8
+
+
+class AccountError(ValueError):
+    """A user could not be created or changed; the message says why."""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` for User.password_hash."""
+    if not isinstance(password, str) or not password:
+        raise AccountError("password must not be empty / 密码不能为空")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True if ``password`` matches ``password_hash``; False for a wrong password or a broken hash."""
+    if not password_hash or not isinstance(password, str):
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's (rehash after a good login)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+def create_user(operator_no: str, name: str, password: str, roles=(), department=None,
+                extension: str | None = None, phone: str = ""):
+    """Create a user after validating operator number, password length and role codes."""
+    from caseflow.models import User
+    from caseflow.roles import ROLES
+
+    operator_no = (operator_no or "").strip()
+    if not OPERATOR_NO_RE.match(operator_no):
+        raise AccountError(f"operator number must be 2-16 letters or digits / 工号格式不正确: {operator_no!r}")
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise AccountError("name must be 1-64 characters / 姓名长度须为1-64个字符")
+    if len(password or "") < MIN_PASSWORD:
+        raise AccountError(f"password needs at least {MIN_PASSWORD} characters / 密码至少{MIN_PASSWORD}位")
+    role_list = [r.strip() for r in (roles.split(",") if isinstance(roles, str) else roles) if r.strip()]
+    unknown = [r for r in role_list if r not in ROLES]
+    if unknown:
+        raise AccountError(f"unknown role(s) / 未知角色: {', '.join(unknown)}")
+    if User.select().where(User.operator_no == operator_no).exists():
+        raise AccountError(f"operator number {operator_no} already exists / 工号已存在")
+    if extension and User.select().where(User.extension == extension).exists():
+        raise AccountError(f"extension {extension} already in use / 分机号已被使用")
+    user = User.create(operator_no=operator_no, name=name, password_hash=hash_password(password),
+                       roles=",".join(role_list), department=department, extension=extension or None,
+                       phone=phone or "")
+    log.info("user %s created with roles %s", operator_no, user.roles)
+    return user

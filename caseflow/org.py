@@ -1,0 +1,146 @@
+"""Organisation maintenance: the three-level department tree, categories, regions, responsibilities
+and user groups (the administrator pages call these)."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Optional
+
+from caseflow.models import Category, Department, Group, Region, Responsibility, User, UserGroup
+
+log = logging.getLogger(__name__)
+
+CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+DEPARTMENT_KINDS = {
+    "centre": ("热线中心", "Hotline centre"), "district": ("区县", "District/county"),
+    "city_dept": ("市直部门", "City department"), "street": ("街道乡镇", "Town/street"),
+    "district_dept": ("区直部门", "District department"), "sub_office": ("派出机构", "Bureau sub-office"),
+    "enterprise": ("公共企事业单位", "Public utility"),
+}
+
+
+class OrgError(ValueError):
+    """Bad organisation data; the message says why."""
+
+
+def _code(code: str) -> str:
+    code = (code or "").strip()
+    if not CODE_RE.match(code):
+        raise OrgError(f"编码须为1-32位字母数字 / code must be 1-32 letters, digits, _ . -: {code!r}")
+    return code
+
+
+def _name(name: str, limit: int = 100) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > limit:
+        raise OrgError(f"名称须为1-{limit}个字符 / name must be 1-{limit} characters")
+    return name
+
+
+def create_department(code: str, name: str, parent: Optional[Department] = None, kind: str = "",
+                      contact_phone: str = "") -> Department:
+    """Add a unit; its level is its parent's plus one (at most 3)."""
+    code, name = _code(code), _name(name)
+    level = 1 if parent is None else parent.level + 1
+    if level > 3:
+        raise OrgError("部门最多三级 / departments have at most three levels")
+    if parent is None and Department.select().where(Department.level == 1).exists():
+        raise OrgError("只能有一个热线中心 / there is only one level-1 centre")
+    if Department.select().where(Department.code == code).exists():
+        raise OrgError(f"编码已存在 / code {code} already exists")
+    kind = kind or {1: "centre", 2: "district", 3: "street"}[level]
+    if kind not in DEPARTMENT_KINDS:
+        raise OrgError(f"未知单位类型 / unknown kind {kind!r}")
+    with Department._meta.database.atomic():
+        dept = Department.create(code=code, name=name, level=level, parent=parent, kind=kind,
+                                 contact_phone=(contact_phone or "").strip()[:32])
+        dept.path = (parent.path if parent else "/") + f"{dept.id}/"
+        dept.save()
+    return dept
+
+
+def update_department(dept: Department, *, name: str | None = None, contact_phone: str | None = None,
+                      active: bool | None = None, kind: str | None = None) -> Department:
+    """Rename, change the phone, (de)activate; the tree position does not change here."""
+    if name is not None:
+        dept.name = _name(name)
+    if contact_phone is not None:
+        dept.contact_phone = contact_phone.strip()[:32]
+    if kind is not None:
+        if kind not in DEPARTMENT_KINDS:
+            raise OrgError(f"未知单位类型 / unknown kind {kind!r}")
+        dept.kind = kind
+    if active is not None:
+        if not active and dept.level == 1:
+            raise OrgError("不能停用热线中心 / the centre cannot be deactivated")
+        dept.active = bool(active)
+    dept.save()
+    return dept
+
+
+def subtree(dept: Department):
+    """Query of the department and everything below it."""
+    return Department.select().where(Department.path.startswith(dept.path)).order_by(Department.path)
+
+
+def tree() -> list[Department]:
+    """Every department, parents before children (for indented lists)."""
+    rows = list(Department.select())
+    rows.sort(key=lambda d: [int(p) for p in d.path.strip("/").split("/") if p])
+    return rows
+
+
+def create_category(code: str, name: str, parent: Optional[Category] = None, sort: int = 0) -> Category:
+    """Add a node to the matter tree."""
+    code, name = _code(code), _name(name, 64)
+    if Category.select().where(Category.code == code).exists():
+        raise OrgError(f"编码已存在 / code {code} already exists")
+    return Category.create(code=code, name=name, parent=parent, sort=sort)
+
+
+def create_region(code: str, name: str, parent: Optional[Region] = None) -> Region:
+    """Add a district (no parent) or a street (under a district)."""
+    code, name = _code(code), _name(name, 64)
+    if parent is not None and parent.level >= 2:
+        raise OrgError("区域最多两级（区县、街道） / regions have two levels: district then street")
+    if Region.select().where(Region.code == code).exists():
+        raise OrgError(f"编码已存在 / code {code} already exists")
+    return Region.create(code=code, name=name, parent=parent, level=1 if parent is None else 2)
+
+
+def category_path(category: Optional[Category]) -> str:
+    """城市管理 > 噪音扰民."""
+    names, node, guard = [], category, 0
+    while node is not None and guard < 10:
+        names.append(node.name)
+        node = node.parent if node.parent_id else None
+        guard += 1
+    return " > ".join(reversed(names))
+
+
+def add_responsibility(department: Department, category: Category, region: Optional[Region] = None):
+    """Declare the department responsible for a category (optionally only in one region)."""
+    exists = Responsibility.select().where(
+        (Responsibility.department == department) & (Responsibility.category == category)
+        & (Responsibility.region.is_null() if region is None else Responsibility.region == region)).first()
+    return exists or Responsibility.create(department=department, category=category, region=region)
+
+
+def create_group(code: str, name: str, description: str = "") -> Group:
+    """Add a user group (班组)."""
+    code, name = _code(code), _name(name, 64)
+    if Group.select().where(Group.code == code).exists():
+        raise OrgError(f"编码已存在 / code {code} already exists")
+    return Group.create(code=code, name=name, description=(description or "")[:255])
+
+
+def set_groups(user: User, groups: list[Group]) -> None:
+    """Replace the user's group memberships."""
+    with User._meta.database.atomic():
+        UserGroup.delete().where(UserGroup.user == user).execute()
+        for group in groups:
+            UserGroup.create(user=user, group=group)
+
+
+def groups_of(user: User) -> list[Group]:
+    return list(Group.select().join(UserGroup).where(UserGroup.user == user).order_by(Group.code))

@@ -1,0 +1,75 @@
+"""Privacy masking of citizen names and phone numbers, and who may see them in full."""
+from __future__ import annotations
+
+import re
+
+
+def mask_name(name: str) -> str:
+    """张三 -> 张*, 欧阳娜娜 -> 欧阳**, John Smith -> J*** S****; empty stays empty."""
+    name = (name or "").strip()
+    if not name:
+        return ""
+    if re.search(r"[\u3400-\u9fff]", name):
+        # Two-character compound surnames (欧阳, 司马 ...) keep both characters when the name is long.
+        keep = 2 if len(name) >= 4 else 1
+        return name[:keep] + "*" * (len(name) - keep)
+    return " ".join(part[:1] + "*" * (len(part) - 1) for part in name.split())
+
+
+def mask_phone(phone: str) -> str:
+    """13800000000 -> 138****0000; short numbers keep only their last two digits."""
+    phone = (phone or "").strip()
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) >= 11:
+        return digits[:3] + "****" + digits[-4:]
+    if len(digits) >= 7:
+        return digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
+    return "*" * max(len(digits) - 2, 1) + digits[-2:]
+
+
+def mask_text(text: str, ticket) -> str:
+    """Replace the ticket's citizen name and phone where they appear inside free text (public view)."""
+    result = text or ""
+    if ticket.citizen_phone:
+        result = result.replace(ticket.citizen_phone, mask_phone(ticket.citizen_phone))
+    if ticket.citizen_name and len(ticket.citizen_name) > 1:
+        result = result.replace(ticket.citizen_name, mask_name(ticket.citizen_name))
+    return result
+
+
+def may_see_contact(user, ticket) -> bool:
+    """True if ``user`` may see the citizen's full name and phone on ``ticket``.
+
+    The handling department (and units above it, which answer for it) must reach the citizen; centre
+    roles that talk to citizens need it too. Everyone else, and the public (``user`` None), gets masks.
+    """
+    from caseflow.roles import can
+
+    if user is None or not getattr(user, "active", False):
+        return False
+    if can(user, "citizen.full_contact"):
+        return True
+    dept = user.department if user.department_id else None
+    if dept is None or not can(user, "ticket.handle"):
+        return False
+    for held in (ticket.department if ticket.department_id else None,
+                 ticket.upper_department if ticket.upper_department_id else None):
+        if held is not None and held.path.startswith(dept.path):
+            return True
+    return False
+
+
+def contact_view(user, ticket) -> dict:
+    """The citizen fields as this user may see them."""
+    full = may_see_contact(user, ticket)
+    if ticket.anonymous and not full:
+        return {"name": "匿名", "phone": mask_phone(ticket.citizen_phone), "address": "", "masked": True}
+    return {
+        "name": ticket.citizen_name if full else mask_name(ticket.citizen_name),
+        "phone": ticket.citizen_phone if full else mask_phone(ticket.citizen_phone),
+        "address": ticket.citizen_address if full else "",
+        "email": ticket.citizen_email if full else "",
+        "masked": not full,
+    }

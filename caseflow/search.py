@@ -1,0 +1,154 @@
+"""Chinese full-text search by character n-grams, on SQLite (FTS5) and PostgreSQL (tsvector + GIN).
+
+Chinese has no spaces, so text is indexed as overlapping two-character grams (plus single characters)
+of every CJK run and whole lower-cased words of Latin/digit text: 噪音扰民 -> 噪 音 扰 民 噪音 音扰 扰民.
+A query is cut the same way (bigrams only, so common single characters do not flood the result) and
+matches any gram; results are ranked by how many distinct query grams they contain, with a bonus for
+an exact substring, so 噪声 扰民 finds 噪音扰民 and an exact phrase comes first.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import weakref
+from typing import Iterable
+
+from core.db import database, is_postgres
+
+log = logging.getLogger(__name__)
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUN_RE = re.compile(rf"[{_CJK}]+|[a-z0-9]+")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+MAX_QUERY_GRAMS = 32
+CANDIDATES = 300
+
+# table name -> source columns of the indexed text (kept here so both back-ends agree)
+INDEXED = {"ticket": "search_text", "knowledge_item": "search_text"}
+
+_ready: "weakref.WeakKeyDictionary[object, set]" = weakref.WeakKeyDictionary()
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width letters and digits to ASCII) and lower case."""
+    return unicodedata.normalize("NFKC", text or "").lower()
+
+
+def index_grams(text: str) -> list[str]:
+    """Tokens stored for ``text``: CJK unigrams and bigrams, Latin/digit words."""
+    out: list[str] = []
+    for run in _RUN_RE.findall(normalise(text)):
+        if _IS_CJK.match(run):
+            out.extend(run)
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+        else:
+            out.append(run)
+    return out
+
+
+def index_text(*parts: str) -> str:
+    """The space-separated token string stored in ``search_text``."""
+    return " ".join(index_grams(" ".join(p for p in parts if p)))
+
+
+def query_grams(query: str) -> list[str]:
+    """Distinct tokens a query searches for: bigrams of CJK runs (a single character alone), words."""
+    seen: dict[str, None] = {}
+    for run in _RUN_RE.findall(normalise(query)):
+        if _IS_CJK.match(run) and len(run) > 1:
+            for i in range(len(run) - 1):
+                seen.setdefault(run[i:i + 2])
+        else:
+            seen.setdefault(run)
+    return list(seen)[:MAX_QUERY_GRAMS]
+
+
+def score(query: str, grams: list[str], token_text: str, plain_text: str = "") -> float:
+    """Rank of one document: distinct query grams present, plus 2 for an exact substring match."""
+    tokens = set(token_text.split())
+    value = float(sum(1 for g in grams if g in tokens))
+    compact = re.sub(r"\s+", "", normalise(query))
+    if compact and compact in re.sub(r"\s+", "", normalise(plain_text)):
+        value += 2.0
+    return value
+
+
+# ---- index maintenance ----------------------------------------------------------------------------
+def forget(db=None) -> None:
+    """Drop the 'index exists' cache for ``db`` (after tables were dropped and recreated)."""
+    _ready.pop(db or database.obj, None)
+
+
+def ensure_index(table: str) -> None:
+    """Create the full-text structures for ``table`` once per database (idempotent)."""
+    db = database.obj
+    done = _ready.setdefault(db, set())
+    if table in done:
+        return
+    column = INDEXED[table]
+    if is_postgres(db):
+        db.execute_sql(
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search_tsv tsvector "
+            f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
+        db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} USING gin (search_tsv)")
+    else:
+        exists = db.execute_sql(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (f"{table}_fts",)).fetchone()
+        if not exists:
+            db.execute_sql(
+                f"CREATE VIRTUAL TABLE {table}_fts USING fts5({column}, content='{table}', "
+                f"content_rowid='id', tokenize='unicode61')")
+            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")
+    done.add(table)
+
+
+def reindex(table: str, row_id: int, old_text: str | None, new_text: str) -> None:
+    """Tell the index that row ``row_id`` now has ``new_text`` (the column is already written).
+
+    PostgreSQL keeps its generated tsvector itself; SQLite's external-content FTS5 needs the old text to
+    remove the old tokens.
+    """
+    ensure_index(table)
+    db = database.obj
+    if is_postgres(db):
+        return
+    if old_text is not None:
+        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rowid, search_text) VALUES ('delete', ?, ?)",
+                       (row_id, old_text))
+    db.execute_sql(f"INSERT INTO {table}_fts(rowid, search_text) VALUES (?, ?)", (row_id, new_text))
+
+
+def unindex(table: str, row_id: int, old_text: str) -> None:
+    """Remove a row's tokens before the row is deleted (SQLite)."""
+    ensure_index(table)
+    db = database.obj
+    if not is_postgres(db):
+        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rowid, search_text) VALUES ('delete', ?, ?)",
+                       (row_id, old_text))
+
+
+def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
+                  restrict_sql: str = "", restrict_params: tuple = ()) -> list[int]:
+    """Row ids matching any gram, best first by the engine's own rank (bm25 / ts_rank), at most ``limit``.
+
+    ``restrict_sql`` is an extra condition on the base table aliased ``t`` (e.g. visibility).
+    """
+    grams = [g for g in grams if g]
+    if not grams:
+        return []
+    ensure_index(table)
+    db = database.obj
+    extra = f" AND ({restrict_sql})" if restrict_sql else ""
+    if is_postgres(db):
+        # Grams are [a-z0-9] or CJK only (see _RUN_RE), so quoting them cannot break the tsquery syntax.
+        tsquery = " | ".join(f"'{g}'" for g in grams)
+        sql = (f"SELECT t.id FROM {table} t, to_tsquery('simple', %s) q WHERE t.search_tsv @@ q{extra} "
+               f"ORDER BY ts_rank(t.search_tsv, q) DESC, t.id DESC LIMIT %s")
+        params = (tsquery, *restrict_params, limit)
+    else:
+        match = " OR ".join(f'"{g}"' for g in grams)
+        sql = (f"SELECT t.id FROM {table}_fts f JOIN {table} t ON t.id = f.rowid "
+               f"WHERE {table}_fts MATCH ?{extra} ORDER BY f.rank, t.id DESC LIMIT ?")
+        params = (match, *restrict_params, limit)
+    return [row[0] for row in db.execute_sql(sql.replace("%s", "?") if not is_postgres(db) else sql, params)]
