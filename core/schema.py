@@ -8,10 +8,12 @@ def all_models() -> list:
     from caseflow.models import MODELS as caseflow_models
     from webui.models import MODELS as webui_models
     from recorder.models import MODELS as recorder_models
+    from ivr.models import MODELS as ivr_models
 
     models = list(caseflow_models)
     models += webui_models
     models += recorder_models
     models += acd_models
+    models += ivr_models
     # Packages add their MODELS here as they gain tables (acd, recorder, ivr, channels).
     return models
