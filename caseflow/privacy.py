@@ -73,3 +73,8 @@ def contact_view(user, ticket) -> dict:
         "email": ticket.citizen_email if full else "",
         "masked": not full,
     }
+
+
+def can_see_contact(user, ticket) -> bool:
+    """Alias of ``may_see_contact`` (the name the web views use)."""
+    return may_see_contact(user, ticket)

@@ -299,6 +299,17 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
     return fresh
 
 
+def add_note(ticket: Ticket, text: str, actor: Optional[User] = None, actor_label: str = "",
+             clock: Optional[Clock] = None) -> TicketHistory:
+    """Append a note to the ticket's timeline (no status change); department users only on their own tickets."""
+    clock = clock or Clock()
+    text = _clean(text, "备注 note", 4000, required=True)
+    if actor is not None and not may_view(actor, ticket):
+        raise NotFound("没有找到该工单 / no such ticket")
+    return _history(ticket, actor, "note", ticket.status, ticket.status, text, to_db(clock.now()),
+                    label=actor_label or ("" if actor else SYSTEM))
+
+
 def link_call(ticket: Ticket, call_uuid: str, purpose: str = "intake", clock: Optional[Clock] = None) -> TicketCall:
     """Link a call (its FreeSWITCH uuid) to a ticket: the intake call, a call-back, a follow-up."""
     clock = clock or Clock()

@@ -313,7 +313,7 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
     "reopen": ("重办", "Reopen"), "keep_closed": ("不予重办", "Keep closed"), "close": ("办结", "Close"),
     "archive": ("归档", "Archive"), "disclose": ("公开设置", "Disclosure"), "warn": ("临期提醒", "Due soon"),
     "overdue": ("超期", "Overdue"), "attach": ("上传附件", "Attachment"), "edit": ("修改", "Edit"),
-    "link_call": ("关联通话", "Linked call"), "duplicate_added": ("并入重复件", "Duplicate merged in"),
+    "link_call": ("关联通话", "Linked call"), "note": ("备注", "Note"), "duplicate_added": ("并入重复件", "Duplicate merged in"),
 }
 
 

@@ -1,0 +1,91 @@
+"""Ticket attachments stored under Config.attachments_dir with size and sha256 (uploads, letters, faxes)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import re
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Optional, Union
+
+from caseflow.models import Attachment, Ticket, User
+from core.clock import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_SIZE = 50 * 1024 * 1024
+CHUNK = 64 * 1024
+ALLOWED_KINDS = ("upload", "reply", "letter", "fax", "email", "recording", "file")
+
+
+class AttachmentError(ValueError):
+    """A file was refused (empty, too large, bad name); the message says why."""
+
+
+def safe_name(filename: str) -> str:
+    """The file's base name with path separators and control characters removed (kept for display)."""
+    name = Path(str(filename or "").replace("\\", "/")).name
+    name = re.sub(r"[\x00-\x1f\x7f/]", "", name).strip().lstrip(".")
+    return name[:200] or "file"
+
+
+def store_file(root: Path, data: Union[bytes, BinaryIO], filename: str, clock: Optional[Clock] = None,
+               max_size: int = MAX_SIZE) -> dict:
+    """Write ``data`` below ``root``/YYYY/MM/ under a random name; returns filename, path (relative),
+    size and sha256. Empty and oversized files are refused and leave nothing behind."""
+    clock = clock or Clock()
+    name = safe_name(filename)
+    now = clock.now()
+    rel = Path(f"{now:%Y}") / f"{now:%m}" / f"{uuid.uuid4().hex}{Path(name).suffix.lower()[:10]}"
+    target = Path(root) / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with tmp.open("wb") as out:
+            chunks = [data] if isinstance(data, (bytes, bytearray)) else iter(lambda: data.read(CHUNK), b"")
+            for chunk in chunks:
+                size += len(chunk)
+                if size > max_size:
+                    raise AttachmentError(f"文件超过{max_size // (1024 * 1024)}MB / file larger than {max_size} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise AttachmentError("文件为空 / the file is empty")
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"filename": name, "path": rel.as_posix(), "size": size, "sha256": digest.hexdigest(),
+            "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
+
+
+def add_attachment(ticket: Ticket, root: Path, data, filename: str, actor: Optional[User] = None,
+                   kind: str = "upload", clock: Optional[Clock] = None, max_size: int = MAX_SIZE) -> Attachment:
+    """Store a file and attach it to ``ticket`` with a history row; the actor must be allowed to see it."""
+    from caseflow import services
+
+    if kind not in ALLOWED_KINDS:
+        raise AttachmentError(f"unknown attachment kind {kind!r}")
+    if actor is not None and not services.may_view(actor, ticket):
+        raise services.NotFound("没有找到该工单 / no such ticket")
+    clock = clock or Clock()
+    info = store_file(root, data, filename, clock, max_size)
+    with Attachment._meta.database.atomic():
+        row = Attachment.create(ticket=ticket, kind=kind, filename=info["filename"], path=info["path"],
+                                content_type=info["content_type"], size=info["size"], sha256=info["sha256"],
+                                uploaded_by=actor, created_at=services.to_db(clock.now()))
+        services._history(ticket, actor, "attach", ticket.status, ticket.status,
+                          f"{info['filename']} ({info['size']} B)", services.to_db(clock.now()),
+                          label="" if actor else services.SYSTEM)
+    return row
+
+
+def resolve(root: Path, attachment: Attachment) -> Path:
+    """Absolute path of a stored attachment, refusing anything that escapes ``root``."""
+    base = Path(root).resolve()
+    path = (base / attachment.path).resolve()
+    if base != path and base not in path.parents:
+        raise AttachmentError("attachment path escapes the storage root")
+    return path
