@@ -1,0 +1,88 @@
+"""Voicemail (P5 §3.4.3): when the centre is closed or every agent is busy the IVR records a message; this
+turns it into a ticket carrying the recording, on the centre's desk and on the missed-call list for a
+call-back.
+
+The IVR runner records (CallSession.record) and then calls ``leave_message``; IVR complaint recordings use
+``attach_recording`` the same way.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder import tickets
+from recorder.missed import add_missed
+from recorder.models import CallRecord, MissedCall, Recording
+from recorder.storage import attachment_path
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    "busy": ("坐席全忙", "all agents busy"),
+    "closed": ("非工作时间", "out of hours"),
+    "": ("来电留言", "message"),
+}
+
+
+@dataclass(frozen=True)
+class VoicemailResult:
+    """What a message became: the ticket (None when nothing usable was recorded), recording, missed entry."""
+
+    ticket: object | None
+    recording: Recording
+    missed: MissedCall
+
+    @property
+    def number(self) -> str:
+        """The acceptance number to read back to the caller ("" when no ticket)."""
+        return self.ticket.number if self.ticket is not None else ""
+
+
+def attach_recording(ticket, rec: Recording) -> None:
+    """Attach an indexed recording to a ticket (shown and played from the ticket page)."""
+    tickets.attach_file(ticket, kind="recording", filename=Path(rec.path).name, stored_path=attachment_path(rec),
+                        content_type="audio/wav", size=rec.size, sha256=rec.sha256)
+
+
+def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, recordings,
+                  reason: str = "", duration_ms: int | None = None, cdr=None, destination: str = "") -> VoicemailResult:
+    """Index the message, create the ticket with the recording, and list the caller for a call-back.
+
+    ``recordings`` is the RecordingService (or RecordingStore); ``cdr`` the CdrRecorder to mark the call
+    as voicemail. A message that is empty or unreadable still puts the caller on the missed-call list (the
+    citizen tried to reach us) but creates no ticket; the raw file is kept for inspection.
+    """
+    if reason not in REASONS:
+        raise ValueError(f"voicemail reason must be one of {sorted(REASONS)}, got {reason!r}")
+    store = getattr(recordings, "store", recordings)
+    rec = store.index_file(call_uuid, Path(recording_path), kind="voicemail")
+    if cdr is not None:
+        cdr.flag(call_uuid, "voicemail")
+    call = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
+    zh, en = REASONS[reason]
+    ticket = None
+    if rec.status == "ok":
+        seconds = round(rec.duration_ms / 1000)
+        content = (f"电话留言（{zh}），来电号码 {caller or '未知'}，留言时长 {seconds} 秒，请收听录音并回电。\n"
+                   f"Voicemail ({en}) from {caller or 'unknown'}, {seconds} s: listen to the recording and call back.")
+        ticket = tickets.create_ticket(content, channel="phone", type="other", title=f"电话留言 / Voicemail {zh}",
+                                       citizen_phone=_phone_or_blank(caller), call_uuid=call_uuid,
+                                       note="语音留言 / voicemail")
+        attach_recording(ticket, rec)
+        tickets.notify_centre(f"新留言，请回电 / New voicemail, please call back: {ticket.number}", ticket=ticket,
+                              kind="info")
+    else:
+        log.warning("voicemail of %s on call %s unusable: %s", caller, call_uuid, rec.failure_reason)
+    missed = add_missed(caller, "voicemail", call=call, ticket=ticket)
+    return VoicemailResult(ticket, rec, missed)
+
+
+def _phone_or_blank(caller: str) -> str:
+    """A caller ID usable as the citizen's phone (withheld or odd IDs are left out rather than refused)."""
+    from caseflow.services import TicketInputError, clean_phone
+
+    try:
+        return clean_phone(caller)
+    except TicketInputError:
+        return ""
