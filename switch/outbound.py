@@ -1,0 +1,136 @@
+"""OutboundServer: the socket FreeSWITCH's `socket 127.0.0.1:8084 async full` connects to, one greenlet per call.
+
+Built on gevent.server.StreamServer rather than greenswitch.OutboundESLServer, which accepts by polling a
+non-blocking socket every 0.1 s, calls sys.exit() when it cannot bind, rejects over-capacity calls by
+connecting and dropping them, and has no way to drain on shutdown.  StreamServer blocks in accept on the
+event loop and runs `_on_connection` in a fresh greenlet per connection.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import gevent
+import gevent.event
+from gevent.server import StreamServer
+
+from switch.errors import CallHangup, SwitchError
+from switch.session import CallSession
+
+log = logging.getLogger(__name__)
+
+
+class OutboundServer:
+    """Accept calls, run `handler(session)` for each; cap concurrent calls; drain on stop."""
+
+    def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
+                 linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
+                 max_rejecting: int = 64):
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.max_calls = max_calls
+        self.linger = linger
+        self.reply_timeout = reply_timeout
+        self.reject_cause = reject_cause
+        self.max_rejecting = max_rejecting
+        self.calls_total = 0
+        self.calls_rejected = 0
+        self._calls: dict[CallSession, gevent.Greenlet] = {}
+        self._rejecting = 0
+        self._idle = gevent.event.Event()
+        self._idle.set()
+        self._stopping = False
+        self._server: StreamServer | None = None
+
+    def start(self) -> None:
+        """Bind and start accepting (returns at once)."""
+        self._server = StreamServer((self.host, self.port), self._on_connection)
+        self._server.start()
+        log.info("outbound ESL server listening on %s:%s (max %d calls)", *self.address, self.max_calls)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); the real port when 0 was asked for."""
+        if self._server is None:
+            return (self.host, self.port)
+        return self._server.server_host, self._server.server_port
+
+    @property
+    def active_calls(self) -> int:
+        """Calls whose handler is running."""
+        return len(self._calls)
+
+    @property
+    def accepting(self) -> bool:
+        """True between start() and stop()."""
+        return self._server is not None and not self._stopping
+
+    def stop(self, drain_timeout: float = 30.0) -> int:
+        """Stop accepting; let calls in progress finish for up to drain_timeout s, then cut the rest.
+
+        Returns how many calls had to be cut.
+        """
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        if self._calls:
+            log.info("outbound ESL server: draining %d call(s) for up to %ss", len(self._calls), drain_timeout)
+        self._idle.wait(drain_timeout)
+        remaining = list(self._calls.items())
+        for session, _ in remaining:
+            log.warning("outbound ESL server: cutting call %s still running after drain", session.uuid)
+            session._channel.stop()          # the handler's current wait raises CallHangup
+        gevent.joinall([g for _, g in remaining], timeout=5)
+        for _, greenlet in remaining:
+            if not greenlet.dead:
+                greenlet.kill(block=True, timeout=1)
+        return len(remaining)
+
+    def _on_connection(self, sock, address) -> None:
+        if self._stopping:
+            return                           # StreamServer closes the socket when we return
+        if len(self._calls) >= self.max_calls:
+            self._reject(sock, address)
+            return
+        session = CallSession(sock, address, reply_timeout=self.reply_timeout)
+        self._calls[session] = gevent.getcurrent()
+        self._idle.clear()
+        try:
+            session.setup(linger=self.linger)
+            self.calls_total += 1
+            log.info("call %s from %s to %s (%d active)", session.uuid, session.caller, session.destination,
+                     len(self._calls))
+            self.handler(session)
+        except CallHangup as exc:
+            log.info("call %s ended in the handler: %s", session.uuid or address, exc)
+        except SwitchError as exc:
+            log.warning("call %s: %s", session.uuid or address, exc)
+        except Exception:                   # one call's bug must not take the server down
+            log.exception("call %s: handler failed", session.uuid or address)
+        finally:
+            try:
+                session.close()
+            finally:
+                self._calls.pop(session, None)
+                if not self._calls:
+                    self._idle.set()
+
+    def _reject(self, sock, address) -> None:
+        """Over capacity: connect and hang up with a congestion cause (SIP 503), then close."""
+        self.calls_rejected += 1
+        if self._rejecting >= self.max_rejecting:
+            log.warning("outbound ESL server full; dropping connection from %s:%s", *address)
+            return
+        self._rejecting += 1
+        session = CallSession(sock, address, reply_timeout=5.0)
+        try:
+            session.setup(subscribe=False)
+            log.warning("outbound ESL server full (%d calls); rejecting call %s with %s", self.max_calls,
+                        session.uuid, self.reject_cause)
+            session.hangup(self.reject_cause)
+        except SwitchError as exc:
+            log.info("rejecting call from %s:%s: %s", *address, exc)
+        finally:
+            self._rejecting -= 1
+            session._channel.stop()

@@ -1,0 +1,216 @@
+"""The framed ESL connection both modes share: greenswitch's ESLProtocol with our reader, send and dispatch.
+
+greenswitch.esl.ESLProtocol gives the shape (a reader greenlet, a FIFO of AsyncResults for command
+replies, `connected`, `_lingering`, the auth-request event) and InboundESL/OutboundSession build on it.
+We keep that shape and those classes, and replace the parts that fall short:
+
+* its reader uses readline() and reads bodies without a cap, and dies on the first non-UTF-8 byte ->
+  `receive_events` feeds switch.codec.FrameParser (bounded, byte-exact, ProtocolError on bad framing);
+* its `send` waits for the reply forever, and two greenlets sending at once can interleave bytes ->
+  `send` holds a lock while writing, and waits with a timeout.  Replies still match first-in-first-out
+  (the event socket answers commands strictly in order); a waiter that timed out stays in the FIFO so
+  the late reply is consumed by it instead of being handed to the next command;
+* when the socket closes, its pending waiters are never woken (inbound) -> every waiter is failed with
+  the error the mode chooses (SwitchDisconnected inbound, CallHangup outbound);
+* its process_events greenlet polls the queue once a second -> subclasses dispatch events themselves.
+"""
+from __future__ import annotations
+
+import logging
+import socket as _stdsocket
+
+import gevent
+import gevent.event
+import gevent.lock
+from gevent import socket
+
+from switch.codec import (
+    API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, LOG_DATA, RUDE_REJECTION, Frame, FrameParser,
+    encode_command,
+)
+from switch.errors import ProtocolError, SwitchDisconnected, SwitchError, SwitchTimeout
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 65536
+
+
+class FramedProtocol:
+    """Mixin placed before a greenswitch protocol class in the MRO; see the module docstring for why."""
+
+    name: str = "esl"
+
+    def _setup_framing(self, name: str, reply_timeout: float, max_header_bytes: int | None = None,
+                       max_body_bytes: int | None = None) -> None:
+        kw = {}
+        if max_header_bytes:
+            kw["max_header_bytes"] = max_header_bytes
+        if max_body_bytes:
+            kw["max_body_bytes"] = max_body_bytes
+        self._parser = FrameParser(**kw)
+        self._send_lock = gevent.lock.Semaphore()
+        self._reader: gevent.Greenlet | None = None
+        self._closed_event = gevent.event.Event()
+        self.name = name
+        self.reply_timeout = reply_timeout
+        self.close_reason = ""
+        self.defects = 0
+        self.rejection = ""
+
+    # --- greenswitch overrides ------------------------------------------------------------------------
+
+    def start_event_handlers(self) -> None:
+        """Start only our reader; greenswitch's polling process_events greenlet is not used."""
+        try:
+            self.sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        except OSError:
+            pass    # not a TCP socket (socketpair in tests): nothing to tune
+        self._reader = gevent.spawn(self.receive_events)
+
+    def receive_events(self) -> None:
+        """Read the socket until it closes, feeding frames to handle_event; then fail every waiter."""
+        reason = "closed by peer"
+        try:
+            while True:
+                data = self.sock.recv(RECV_SIZE)
+                if not data:
+                    self._parser.close()
+                    break
+                for frame in self._parser.feed(data):
+                    self.handle_event(frame)
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
+            log.warning("%s: %s; closing the connection", self.name, exc)
+        except OSError as exc:
+            reason = f"socket error: {exc}"
+        except gevent.GreenletExit:
+            reason = "closed locally"
+        finally:
+            self._shutdown(reason)
+
+    def handle_event(self, frame: Frame) -> None:
+        """Dispatch one frame: replies to the FIFO, events and notices to the subclass hooks."""
+        content_type = frame.content_type
+        if content_type == COMMAND_REPLY or content_type == API_RESPONSE:
+            # a reply with a defect is still delivered so the FIFO stays aligned with the commands
+            if frame.defects:
+                self._report_defect(frame)
+            if self._commands_sent:
+                self._commands_sent.pop(0).set(frame)
+            else:
+                log.warning("%s: reply without a pending command: %r", self.name, frame.reply_text or frame.body[:80])
+            return
+        if frame.defects:
+            self._report_defect(frame)
+            return
+        if frame.event is not None:
+            self.on_event_frame(frame)
+        elif content_type == AUTH_REQUEST:
+            self._auth_request_event.set()
+        elif content_type == DISCONNECT_NOTICE:
+            if frame.headers.get("Content-Disposition") == "linger":
+                self._lingering = True
+            self.on_disconnect_notice(frame)
+        elif content_type == RUDE_REJECTION:
+            self.rejection = frame.body.strip() or "rejected"
+            self._auth_request_event.set()
+        elif content_type == LOG_DATA:
+            pass    # we never ask for logs
+        else:
+            log.debug("%s: ignoring %s frame", self.name, content_type)
+
+    def send(self, command: str, headers=None, body: str | None = None, timeout: float | None = None) -> Frame:
+        """Write one command and wait (with a timeout) for its reply frame.
+
+        Same name and first argument as greenswitch's ESLProtocol.send, so its OutboundSession.connect(),
+        myevents() and linger() work unchanged on top of this.
+        """
+        data = encode_command(command, headers, body)
+        if not self.connected:
+            raise self._lost_error(self.close_reason or "not connected")
+        timeout = self.reply_timeout if timeout is None else timeout
+        result = gevent.event.AsyncResult()
+        try:
+            with gevent.Timeout(timeout):
+                with self._send_lock:
+                    self._commands_sent.append(result)
+                    try:
+                        self.sock.sendall(data)
+                    except BaseException:
+                        # a half-written command leaves the stream in an unknown state: drop the connection
+                        self._abort(f"send of {command.split(' ', 1)[0]!r} failed")
+                        raise
+        except gevent.Timeout:
+            raise SwitchTimeout(f"{self.name}: could not write {command.split(' ', 1)[0]!r} within {timeout}s") from None
+        except OSError as exc:
+            raise self._lost_error(f"socket error: {exc}") from None
+        try:
+            return result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise SwitchTimeout(f"{self.name}: no reply to {command.split(' ', 1)[0]!r} within {timeout}s") from None
+
+    def stop(self) -> None:
+        """Close the socket and end the reader (greenswitch's stop() sends exit and joins without timeout)."""
+        self._abort("closed locally")
+        reader = self._reader
+        if reader is not None and reader is not gevent.getcurrent():
+            reader.join(timeout=5)
+            if not reader.dead:
+                reader.kill(block=True, timeout=1)
+
+    # --- hooks for the modes ----------------------------------------------------------------------------
+
+    def on_event_frame(self, frame: Frame) -> None:
+        """An event arrived (runs in the reader greenlet: must not block)."""
+
+    def on_disconnect_notice(self, frame: Frame) -> None:
+        """A text/disconnect-notice arrived."""
+
+    def on_closed(self, reason: str) -> None:
+        """The socket is gone; every pending waiter has been failed."""
+
+    def _lost_error(self, reason: str) -> SwitchError:
+        return SwitchDisconnected(f"{self.name}: {reason}")
+
+    # --- internals ------------------------------------------------------------------------------------------
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the reader has finished; True when it has."""
+        return self._closed_event.wait(timeout)
+
+    def _report_defect(self, frame: Frame) -> None:
+        self.defects += 1
+        log.warning("%s: skipping a %s frame: %s", self.name, frame.content_type, "; ".join(frame.defects))
+
+    def _abort(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        self.connected = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass    # already closed or never connected
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _shutdown(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        self.connected = False
+        self._run = False
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        error = self._lost_error(self.close_reason)
+        pending, self._commands_sent[:] = list(self._commands_sent), []
+        for waiter in pending:
+            if not waiter.ready():
+                waiter.set_exception(error)
+        self._auth_request_event.set()
+        try:
+            self.on_closed(self.close_reason)
+        finally:
+            self._closed_event.set()
