@@ -108,7 +108,7 @@ class AgentStateLog(BaseModel):
 
 # Queue entry states. waiting/offering are live; the rest are final.
 ENTRY_LIVE = ("waiting", "offering")
-ENTRY_FINAL = ("bridged", "answered_done", "abandoned", "overflowed", "callback_requested")
+ENTRY_FINAL = ("bridged", "abandoned", "overflowed", "callback_requested")  # bridged = served
 
 
 class QueueEntry(BaseModel):

@@ -1,0 +1,336 @@
+"""Agent controls from the web desk, carried out over ESL: status, hold, transfers, three-way, outbound calls.
+
+Every call control first checks that the agent holds that call (state in call, the call or their own leg
+named), so a request for another agent's call, a call already ended, or the same request twice is refused
+with a ``ControlRefused`` that says why (zh-CN / English). Each request is logged in SupervisorAction with
+the agent as actor.
+
+Handing a caller back to the application (a queue, or an IVR node such as the satisfaction survey: 人工转自动)
+sets ``hotline_resume`` on the caller's channel ("queue:<name>" or "ivr:<node>") and transfers it to the
+dialplan extension ``AcdSettings``-independent constant ``REENTER_EXTENSION``, which runs the socket app again;
+the IVR runner reads the variable and continues there.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import uuid as uuidlib
+
+import gevent
+
+from acd import state as sm
+from acd.dispatcher import Acd, AcdError, _safe
+from acd.models import Agent, SupervisorAction, utcnow
+from caseflow.models import Department, User
+from switch.errors import SwitchError
+
+log = logging.getLogger(__name__)
+
+REENTER_EXTENSION = "hotline_reenter"
+DIALPLAN_CONTEXT = "default"
+PHONE_RE = re.compile(r"^\+?\d{3,20}$")
+NODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ControlRefused(AcdError):
+    """A control request that cannot be carried out (not your call, not in a call, unknown target ...)."""
+
+
+def _refuse(zh: str, en: str) -> ControlRefused:
+    return ControlRefused(f"{zh} / {en}")
+
+
+class AgentControls:
+    """The agent's softphone functions; every method takes the agent id the web session belongs to."""
+
+    def __init__(self, acd: Acd, outbound_template: str = "sofia/gateway/carrier/{number}",
+                 hotline_number: str = "12345", extension_length: int = 4):
+        self.acd = acd
+        self.outbound_template = outbound_template
+        self.hotline_number = hotline_number
+        self.extension_length = extension_length
+
+    # ------------------------------------------------------------------ helpers
+    def _record(self, agent: Agent, action: str, call_uuid: str = "", detail: str = "", ok: bool = True) -> None:
+        SupervisorAction.create(actor=agent.user_id, actor_label=self.acd.operator_no.get(agent.id, ""),
+                                action=action, target_agent=agent.id, call_uuid=call_uuid, detail=detail[:255],
+                                ok=ok)
+
+    def held_call(self, agent_id: int, call_uuid: str) -> Agent:
+        """The agent, if they hold ``call_uuid`` (the caller's channel or their own leg); else refuse."""
+        agent = self.acd.agent(agent_id)
+        if not call_uuid:
+            raise _refuse("未指定通话", "no call given")
+        if agent.state != "in_call":
+            raise _refuse("您当前没有通话", "you are not in a call")
+        if call_uuid not in (agent.call_uuid, agent.leg_uuid):
+            owner = next((a for a in self.acd.agents.values()
+                          if a.id != agent_id and call_uuid in (a.call_uuid, a.leg_uuid) and a.call_uuid), None)
+            if owner is not None:
+                raise _refuse("该通话属于其他话务员", "that call belongs to another agent")
+            raise _refuse("您没有接听该通话", "you do not hold that call")
+        return agent
+
+    def _api(self, agent: Agent, command: str) -> str:
+        conn = self.acd.conn_for(agent.call_server or agent.server)
+        try:
+            reply = conn.api(command, timeout=10.0)
+        except SwitchError as exc:
+            raise _refuse("交换机命令失败", f"switch command failed: {exc}") from exc
+        if reply.strip().startswith("-ERR"):
+            raise _refuse("交换机拒绝了该操作", f"switch refused: {reply.strip()[:120]}")
+        return reply
+
+    def _other_party(self, agent: Agent) -> str:
+        """The channel of the person the agent talks to (the caller for queue calls)."""
+        return agent.call_uuid if agent.call_direction == "inbound" else agent.leg_uuid
+
+    # ------------------------------------------------------------------ status
+    def ready(self, agent_id: int) -> Agent:
+        """示闲 / ready: log in first if needed."""
+        agent = self.acd.agent(agent_id)
+        if agent.status == "logged_out" and agent.state == "idle":
+            self.acd.transition(agent_id, "login")
+        if agent.status == "available" and agent.state in ("idle", "reserved", "ringing"):
+            raise _refuse("您已处于就绪状态", "you are already ready")
+        agent = self.acd.transition(agent_id, "ready")
+        self._record(agent, "ready")
+        return agent
+
+    def not_ready(self, agent_id: int, reason: str) -> Agent:
+        """示忙 / not ready with a reason (临时闭席)."""
+        reason = (reason or "").strip()
+        if not reason:
+            raise _refuse("请选择示忙原因", "a reason is required")
+        agent = self.acd.agent(agent_id)
+        if agent.status == "on_break" and agent.state == "idle":
+            raise _refuse("您已处于示忙状态", "you are already not ready")
+        agent = self.acd.transition(agent_id, "not_ready", reason=reason[:64])
+        self._record(agent, "not_ready", detail=reason)
+        return agent
+
+    def login(self, agent_id: int) -> Agent:
+        """签入 / log in (starts not ready)."""
+        agent = self.acd.transition(agent_id, "login")
+        self._record(agent, "login")
+        return agent
+
+    def logout(self, agent_id: int) -> Agent:
+        """签出 / log out (after the current call if in one)."""
+        agent = self.acd.agent(agent_id)
+        if agent.status == "logged_out":
+            raise _refuse("您已签出", "you are already logged out")
+        agent = self.acd.transition(agent_id, "logout")
+        self._record(agent, "logout")
+        return agent
+
+    def end_wrap_up(self, agent_id: int) -> Agent:
+        """话后处理结束 / end wrap-up now."""
+        agent = self.acd.agent(agent_id)
+        if agent.state != "wrap_up":
+            raise _refuse("当前不在话后处理", "you are not in wrap-up")
+        return self.acd.transition(agent_id, "ready")
+
+    # ------------------------------------------------------------------ call controls
+    def hold(self, agent_id: int, call_uuid: str) -> Agent:
+        """保持 / hold: the caller hears music until resumed."""
+        agent = self.held_call(agent_id, call_uuid)
+        if agent.on_hold:
+            raise _refuse("通话已处于保持状态", "the call is already on hold")
+        self._api(agent, f"uuid_hold {self._other_party(agent)}")
+        agent.on_hold = True
+        agent.save(only=[Agent.on_hold])
+        self._record(agent, "hold", agent.call_uuid)
+        self.acd._notify("hold", agent_id=agent_id, on_hold=True)
+        return agent
+
+    def resume(self, agent_id: int, call_uuid: str) -> Agent:
+        """恢复 / resume a held call."""
+        agent = self.held_call(agent_id, call_uuid)
+        if not agent.on_hold:
+            raise _refuse("通话未处于保持状态", "the call is not on hold")
+        self._api(agent, f"uuid_hold off {self._other_party(agent)}")
+        agent.on_hold = False
+        agent.save(only=[Agent.on_hold])
+        self._record(agent, "resume", agent.call_uuid)
+        self.acd._notify("hold", agent_id=agent_id, on_hold=False)
+        return agent
+
+    def hangup(self, agent_id: int, call_uuid: str) -> Agent:
+        """挂断 / hang up the agent's side of the call."""
+        agent = self.held_call(agent_id, call_uuid)
+        self._api(agent, f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING")
+        self._record(agent, "hangup", agent.call_uuid)
+        return agent
+
+    def resolve_target(self, kind: str, target: str) -> str:
+        """Turn a transfer target into a dialplan destination, refusing targets that do not exist."""
+        target = (target or "").strip()
+        if kind == "agent":
+            agent_id = self.acd.by_extension.get(target)
+            if agent_id is None and target.isdigit():
+                agent_id = next((a for a, no in self.acd.operator_no.items() if no == target), None)
+            if agent_id is None:
+                raise _refuse(f"没有话务员 {target}", f"no agent {target!r}")
+            other = self.acd.agents[agent_id]
+            if not other.registered:
+                raise _refuse("对方话机未注册", "that agent's phone is not registered")
+            return other.extension
+        if kind == "queue":
+            if target not in self.acd.queues:
+                raise _refuse(f"没有队列 {target}", f"no queue {target!r}")
+            return target
+        if kind == "department":
+            department = None
+            if target.isdigit():
+                department = Department.get_or_none(Department.id == int(target))
+            department = department or Department.get_or_none(Department.code == target)
+            if department is None:
+                raise _refuse(f"没有部门 {target}", f"no department {target!r}")
+            phone = (department.contact_phone or "").strip()
+            if not PHONE_RE.match(phone):
+                raise _refuse("该部门没有可拨打的电话", "that department has no phone number")
+            return phone
+        if kind == "number":
+            if not PHONE_RE.match(target):
+                raise _refuse("号码格式不正确", f"not a phone number: {target!r}")
+            return target
+        raise _refuse("未知的转接类型", f"unknown transfer kind {kind!r}")
+
+    def blind_transfer(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
+        """盲转 / blind transfer of the caller to an agent, a queue or a department phone."""
+        agent = self.held_call(agent_id, call_uuid)
+        destination = self.resolve_target(kind, target)
+        caller = self._other_party(agent)
+        if kind == "queue":
+            self._reenter(agent, caller, f"queue:{destination}")
+        else:
+            self.acd.handed_off.add(agent.call_uuid)
+            self._api(agent, f"uuid_transfer {caller} {_safe(destination)} XML {DIALPLAN_CONTEXT}")
+        self._record(agent, "blind_transfer", agent.call_uuid, f"{kind}:{destination}")
+        return agent
+
+    def _reenter(self, agent: Agent, caller: str, resume: str) -> None:
+        self.acd.handed_off.add(agent.call_uuid)
+        self._api(agent, f"uuid_setvar {caller} hotline_resume {resume}")
+        self._api(agent, f"uuid_transfer {caller} {REENTER_EXTENSION} XML {DIALPLAN_CONTEXT}")
+
+    def to_ivr(self, agent_id: int, call_uuid: str, node: str) -> Agent:
+        """人工转自动 / hand the caller back to an IVR node (e.g. the satisfaction key-press)."""
+        agent = self.held_call(agent_id, call_uuid)
+        if not NODE_RE.match(node or ""):
+            raise _refuse("IVR 节点名称不正确", f"bad IVR node name {node!r}")
+        self._reenter(agent, self._other_party(agent), f"ivr:{node}")
+        self._record(agent, "to_ivr", agent.call_uuid, node)
+        return agent
+
+    def attended_transfer(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
+        """咨询转 / attended transfer: the agent talks to the target first; hanging up completes it."""
+        agent = self.held_call(agent_id, call_uuid)
+        if kind == "queue":
+            raise _refuse("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
+        destination = self._dial_target(self.resolve_target(kind, target))
+        self.acd.handed_off.add(agent.call_uuid)
+        self._api(agent, f"uuid_broadcast {agent.leg_uuid} att_xfer::{destination} aleg")
+        self._record(agent, "attended_transfer", agent.call_uuid, f"{kind}:{target}")
+        return agent
+
+    def three_way(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
+        """三方通话 / three-way: caller and agent move into a conference, the third party is called in."""
+        agent = self.held_call(agent_id, call_uuid)
+        destination = self._dial_target(self.resolve_target(kind, target))
+        room = f"acd3w_{agent.id}_{_safe(agent.call_uuid)[:8]}"
+        self.acd.handed_off.add(agent.call_uuid)
+        self._api(agent, f"uuid_transfer {agent.leg_uuid} -both conference:{room}@default inline")
+        conn = self.acd.conn_for(agent.call_server or agent.server)
+        command = (f"originate {{origination_caller_id_number={_safe(self.hotline_number)}}}"
+                   f"{destination} &conference({room}@default)")
+        gevent.spawn(self._background, conn, command)
+        self._record(agent, "three_way", agent.call_uuid, f"{kind}:{target}")
+        return agent
+
+    def _dial_target(self, destination: str) -> str:
+        destination = _safe(destination)
+        if len(destination) <= self.extension_length and destination.isdigit():
+            return f"user/{destination}"
+        return self.outbound_template.format(number=destination)
+
+    @staticmethod
+    def _background(conn, command: str) -> None:
+        try:
+            result = conn.bgapi(command, timeout=90.0)
+            if not getattr(result, "ok", True):
+                log.info("background %s failed: %s", command.split(" ", 1)[0], getattr(result, "body", ""))
+        except SwitchError as exc:
+            log.warning("background command failed: %s", exc)
+
+    def dial(self, agent_id: int, number: str, *, label: str = "outbound") -> str:
+        """外呼 / outbound call: the agent's phone rings first, then the number is called. Returns the leg uuid."""
+        number = (number or "").strip()
+        if not PHONE_RE.match(number) and not (number.isdigit() and len(number) <= self.extension_length):
+            raise _refuse("号码格式不正确", f"not a phone number: {number!r}")
+        agent = self.acd.agent(agent_id)
+        if not agent.registered:
+            raise _refuse("您的话机未注册", "your phone is not registered")
+        if not sm.allowed(agent.status, agent.state, "dial"):
+            raise _refuse("当前状态不能外呼", f"cannot call out while {agent.status}/{agent.state}")
+        leg = str(uuidlib.uuid4())
+        conn = self.acd.conn_for(agent.server)
+        self.acd.transition(agent_id, "dial", call_uuid=leg, leg_uuid=leg, call_server=agent.server,
+                            call_number=number, call_queue="", call_direction="outbound")
+        self.acd.leg_owner[leg] = agent_id
+        command = (f"originate {{origination_uuid={leg},origination_caller_id_number={_safe(number)},"
+                   f"originate_timeout=30,acd_agent={agent_id}}}user/{_safe(agent.extension)} "
+                   f"&bridge({{origination_caller_id_number={_safe(self.hotline_number)}}}"
+                   f"{self._dial_target(number)})")
+        gevent.spawn(self._dial_job, conn, command, agent_id, leg)
+        self._record(agent, label, leg, number)
+        return leg
+
+    def _dial_job(self, conn, command: str, agent_id: int, leg: str) -> None:
+        ok, body = False, ""
+        try:
+            result = conn.bgapi(command, timeout=60.0)
+            ok, body = bool(getattr(result, "ok", False)), getattr(result, "body", "")
+        except SwitchError as exc:
+            body = str(exc)
+        if not ok:
+            cause = body.replace("-ERR", "").strip().split()[0] if body.strip() else "NORMAL_CLEARING"
+            agent = self.acd.agents.get(agent_id)
+            if agent is not None and agent.leg_uuid == leg and agent.state in ("reserved", "ringing"):
+                self.acd._offer_failed(agent_id, leg, cause, None)
+
+    def call_team_lead(self, agent_id: int) -> str:
+        """呼叫班长 / call a team lead who is logged in (a registered agent holding the team_lead role)."""
+        lead = self._free_team_lead(exclude=agent_id)
+        return self.dial(agent_id, lead.extension, label="call_team_lead")
+
+    def _free_team_lead(self, exclude: int) -> Agent:
+        for agent in self.acd.agents.values():
+            if agent.id != exclude and agent.registered and agent.user.has_role("team_lead") \
+                    and agent.state == "idle" and agent.status != "logged_out":
+                return agent
+        raise _refuse("没有空闲的班长", "no team lead is free")
+
+    def request_help(self, agent_id: int, note: str = "") -> Agent:
+        """求助 / ask a team lead for help (shown on the console until answered)."""
+        agent = self.acd.agent(agent_id)
+        if agent.help_requested_at is not None:
+            raise _refuse("求助请求已发出", "a help request is already waiting")
+        agent.help_requested_at = utcnow()
+        agent.save(only=[Agent.help_requested_at])
+        self._record(agent, "request_help", agent.call_uuid, note)
+        self.acd._notify("help", agent_id=agent_id, note=note[:120])
+        return agent
+
+    def set_desk_activity(self, agent_id: int, text: str) -> None:
+        """What the agent's desk shows now (ticket open ...), for the team-lead console."""
+        agent = self.acd.agent(agent_id)
+        agent.desk_activity = (text or "")[:255]
+        agent.save(only=[Agent.desk_activity])
+        self.acd._notify("desk", agent_id=agent_id, desk=agent.desk_activity)
+
+
+def user_agent(acd: Acd, user: User) -> Agent:
+    """The agent record of a logged-in user, or a clear error."""
+    return acd.agent_for_user(user.id)

@@ -1,0 +1,1057 @@
+"""The ACD at run time: queued callers, offers to agents over FreeSWITCH, reconciliation, live statistics.
+
+How a call is offered (and why this way): the caller's own outbound-socket session runs ``bridge`` with a
+dial string for the chosen agent(s), each leg carrying an ``origination_uuid`` we choose, the caller's
+number as caller id and the queue's ring timeout (``leg_timeout``). Compared with ``originate`` +
+``uuid_bridge`` from the inbound connection this is the robust choice:
+  * if the caller hangs up while the agent's phone rings, FreeSWITCH itself cancels the agent leg — there
+    is no answered, parked agent leg left talking to nobody;
+  * one command per offer instead of three, nothing to clean up between "answered" and "bridged";
+  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers and before
+    the media is joined (``bridge_pre_execute_aleg_app``), with no race against our event handling;
+  * ring-all and ring-progressively are native dial strings (``,`` and ``leg_delay_start``).
+The inbound connections (one per FreeSWITCH) carry the events that move agents through ringing, in call
+and wrap-up, the registrations, the channel lists for reconciliation, and the ``uuid_break`` that stops a
+waiting caller's music when an agent has been chosen.
+
+No agent can stay reserved or ringing: every offer ends through exactly one of the caller's ``bridge``
+returning, the agent leg's hangup event, the caller's hangup, or reconciliation against ``show channels``
+(at start, after each reconnect and periodically); each of these is idempotent, keyed on the agent's
+current leg uuid, so duplicate or late events (an answer after the hang-up) change nothing.
+
+Limit: the caller and the agent must be reachable from the caller's FreeSWITCH. Agents registered on
+another server are offered only when ``AcdSettings.cross_server_dial`` names how to reach that server
+(e.g. a SIP gateway between the two); otherwise they serve callers arriving on their own server.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import json
+import logging
+import random
+import re
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import gevent
+import gevent.event
+
+from acd import state as sm
+from acd.models import Agent, AgentSkill, AgentStateLog, CallbackRequest, Queue, QueueEntry, utcnow
+from acd.prompts import AcdPrompts, expected_wait_minutes
+from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
+from caseflow.models import User
+from core.clock import Clock
+from switch import events as sw
+from switch.errors import CallHangup, SwitchError, SwitchTimeout
+
+log = logging.getLogger(__name__)
+
+# Hang-up causes of an unanswered agent leg that mean "the agent let it ring out".
+NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE",
+                              "PROGRESS_TIMEOUT"})
+# ... "the phone is not there".
+UNREACHABLE_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "DESTINATION_OUT_OF_ORDER",
+                                "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION"})
+
+
+class AcdError(ValueError):
+    """Bad input to the ACD (unknown queue, unknown agent ...): the message says what."""
+
+
+@dataclass
+class AcdSettings:
+    """Tunables; defaults suit a single FreeSWITCH with agents on the internal SIP profile."""
+
+    no_answer_reason: str = "未接听 / no answer"
+    reconcile_interval: float = 30.0
+    bridge_timeout: float = 4 * 3600.0  # longest conversation the caller's greenlet waits for
+    sip_profile: str = "internal"
+    dial_template: str = "user/{extension}"
+    # agent server -> dial template used from other servers, e.g. {"10.0.0.2:8021": "sofia/gateway/fs2/{extension}"}
+    cross_server_dial: dict[str, str] = field(default_factory=dict)
+    max_ring_all: int = 20
+    progressive_delay: int = 5  # seconds between agents added by ring-progressively
+    default_wrap_up: int = 15
+    break_retries: int = 3
+
+
+@dataclass(frozen=True)
+class QueueOutcome:
+    """How a caller left the queue: answered, callback, busy (overflow to voicemail), transfer, abandoned."""
+
+    outcome: str
+    queue: str = ""
+    agent_id: int | None = None
+    target: str = ""
+
+
+@dataclass
+class Offer:
+    """One ringing attempt for one caller: agent id -> agent leg uuid."""
+
+    agent_ids: list[int]
+    legs: dict[int, str]
+    mode: str
+    answered_by: int | None = None
+
+
+@dataclass(eq=False)
+class Waiter:
+    """A caller waiting in a queue, driven by the caller's own greenlet."""
+
+    session: object
+    queue: Queue
+    entry: QueueEntry
+    entered: float  # monotonic
+    event: gevent.event.Event = field(default_factory=gevent.event.Event)
+    reason: str | None = None
+    offer: Offer | None = None
+    holding: bool = False
+    hold_gen: int = 0
+    offered: set[int] = field(default_factory=set)
+    done: bool = False
+
+    @property
+    def uuid(self) -> str:
+        return self.session.uuid
+
+    def wake(self, reason: str) -> None:
+        if reason != "timer" or self.reason is None:
+            self.reason = self.reason if (self.reason == "key" and reason == "timer") else reason
+        self.event.set()
+
+
+class Acd:
+    """Queues, agents and offers for one app, over one inbound connection per FreeSWITCH."""
+
+    def __init__(self, pool, clock: Clock | None = None, settings: AcdSettings | None = None,
+                 prompts: AcdPrompts | None = None, rng: random.Random | None = None):
+        self.pool = pool
+        self.clock = clock or Clock()
+        self.settings = settings or AcdSettings()
+        self.prompts = prompts
+        self.rng = rng or random.Random()
+        self.agents: dict[int, Agent] = {}
+        self.operator_no: dict[int, str] = {}
+        self.by_extension: dict[str, int] = {}
+        self.skills: dict[int, dict[str, tuple[int, int]]] = {}
+        self.queues: dict[str, Queue] = {}
+        self.waiters: dict[str, Waiter] = {}
+        self.queue_waiters: dict[str, dict[str, Waiter]] = collections.defaultdict(dict)
+        self.leg_owner: dict[str, int] = {}
+        self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
+        self.free_at: dict[int, float] = {}  # agent id -> perf_counter when it became offerable
+        self.listeners: list[Callable[[dict], None]] = []
+        # Callers an agent handed on (transfer, three-way, back to the IVR): their bridge ending is not the end.
+        self.handed_off: set[str] = set()
+        self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
+        self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
+        self._dispatch_scheduled = False
+        self._loop: gevent.Greenlet | None = None
+        self._timers: dict[int, gevent.Greenlet] = {}
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, reconcile_now: bool = True) -> None:
+        """Load state from the database, subscribe to every FreeSWITCH, reconcile, start the periodic loop."""
+        self.load()
+        for conn in self._connections():
+            conn.subscribe(self.on_event)
+            conn.on_connected(lambda conn=conn: self._spawn_reconcile(conn))
+        self._started = True
+        if reconcile_now:
+            for conn in self._connections():
+                if getattr(conn, "connected", True):
+                    self.reconcile(self._server_name(conn))
+        self._loop = gevent.spawn(self._periodic)
+
+    def stop(self) -> None:
+        """Stop the periodic loop and timers (agents' state stays in the database)."""
+        self._started = False
+        if self._loop is not None:
+            self._loop.kill(block=False)
+        for timer in list(self._timers.values()):
+            timer.kill(block=False)
+        self._timers.clear()
+
+    def load(self) -> None:
+        """(Re)load queues, agents and skills from the database (after an admin change or a restart)."""
+        self.queues = {q.name: q for q in Queue.select().where(Queue.active == True)}  # noqa: E712
+        agents = list(Agent.select(Agent, User).join(User))
+        self.agents = {a.id: a for a in agents}
+        self.operator_no = {a.id: a.user.operator_no for a in agents}
+        self.by_extension = {a.extension: a.id for a in agents}
+        skills: dict[int, dict[str, tuple[int, int]]] = collections.defaultdict(dict)
+        for row in AgentSkill.select():
+            skills[row.agent_id][row.skill] = (row.level, row.position)
+        self.skills = dict(skills)
+        for agent in agents:
+            if agent.leg_uuid and sm.holds_call(agent.state):
+                self.leg_owner[agent.leg_uuid] = agent.id
+            if sm.is_offerable(agent.status, agent.state, agent.registered):
+                self.free_at.setdefault(agent.id, time.perf_counter())
+
+    def _connections(self) -> list:
+        return list(self.pool.all())
+
+    @staticmethod
+    def _server_name(conn) -> str:
+        return getattr(conn, "name", None) or getattr(getattr(conn, "endpoint", None), "name", "")
+
+    def conn_for(self, server: str):
+        """The inbound connection for ``server`` (by name, then by host; the only one if there is one)."""
+        try:
+            return self.pool.get(server)
+        except (KeyError, LookupError, ValueError):
+            pass
+        conns = self._connections()
+        host = server.rpartition(":")[0] or server
+        for conn in conns:
+            if self._server_name(conn).rpartition(":")[0] == host:
+                return conn
+        if len(conns) == 1:
+            return conns[0]
+        raise AcdError(f"no FreeSWITCH connection named {server!r}")
+
+    def subscribe(self, listener: Callable[[dict], None]) -> None:
+        """Receive every ACD notice (agent state, screen pop, queue changes) as a dict."""
+        self.listeners.append(listener)
+
+    def _notify(self, kind: str, **data) -> None:
+        notice = {"type": kind, **data}
+        for listener in list(self.listeners):
+            try:
+                listener(notice)
+            except Exception:  # noqa: BLE001 - a broken listener must never stop the ACD
+                log.exception("ACD listener failed on %s", kind)
+
+    # ------------------------------------------------------------------ agents
+    def agent(self, agent_id: int) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise AcdError(f"unknown agent {agent_id}") from None
+
+    def agent_for_user(self, user_id: int) -> Agent:
+        for agent in self.agents.values():
+            if agent.user_id == user_id:
+                return agent
+        raise AcdError(f"user {user_id} is not an agent")
+
+    def _roll_counters(self, agent: Agent) -> None:
+        today = self.clock.today()
+        if agent.counters_date != today:
+            agent.counters_date = today
+            agent.calls_today = agent.talk_seconds_today = agent.missed_today = 0
+
+    def transition(self, agent_id: int, event: str, reason: str = "", **fields) -> Agent:
+        """Apply a state-machine event to an agent, persist it with a log row, notify, re-dispatch."""
+        agent = self.agent(agent_id)
+        to_status, to_state = sm.transition(agent.status, agent.state, event)
+        now = utcnow()
+        self._roll_counters(agent)
+        old_status, old_state = agent.status, agent.state
+        talk = fields.pop("talk_seconds", None)
+        if talk is not None:
+            agent.calls_today += 1
+            agent.talk_seconds_today += int(round(talk))
+            agent.last_call_end = now
+        agent.status, agent.state = to_status, to_state
+        if event == "not_ready":
+            agent.break_reason = (reason or "小休 / break")[:64]
+        elif to_status != "on_break":
+            agent.break_reason = ""
+        if to_state == "idle" and old_state != "idle":
+            agent.idle_since = now
+        if to_state == "idle":
+            for name in ("call_uuid", "leg_uuid", "call_server", "call_number", "call_queue", "call_direction"):
+                setattr(agent, name, "")
+            agent.on_hold = False
+        for name, value in fields.items():
+            setattr(agent, name, value)
+        agent.since = now
+        agent.version += 1
+        agent.save()
+        AgentStateLog.create(agent=agent, at=now, event=event, from_status=old_status, from_state=old_state,
+                             to_status=to_status, to_state=to_state, reason=reason[:128],
+                             call_uuid=agent.call_uuid or fields.get("call_uuid", ""))
+        if to_state != "wrap_up":
+            self._cancel_timer(agent_id)
+        self._notify("agent", agent_id=agent_id, status=to_status, state=to_state, event=event,
+                     reason=agent.break_reason)
+        if sm.is_offerable(to_status, to_state, agent.registered):
+            self.free_at[agent_id] = time.perf_counter()
+            self.kick()
+        else:
+            self.free_at.pop(agent_id, None)
+        return agent
+
+    def set_registered(self, agent_id: int, registered: bool, server: str = "", contact: str = "") -> None:
+        """Record a phone (un)registration; an unregistered phone is never offered a call."""
+        agent = self.agent(agent_id)
+        changed = agent.registered != registered or (server and agent.server != server)
+        agent.registered = registered
+        if server:
+            agent.server = server
+        if contact:
+            agent.contact = contact[:255]
+        if changed:
+            agent.save(only=[Agent.registered, Agent.server, Agent.contact])
+            self._notify("registration", agent_id=agent_id, registered=registered, server=agent.server)
+        if sm.is_offerable(agent.status, agent.state, registered):
+            self.free_at.setdefault(agent_id, time.perf_counter())
+            self.kick()
+
+    # ------------------------------------------------------------------ queues
+    def queue_for(self, skill: str | None, queue_name: str | None = None) -> Queue:
+        """The queue named, or the active queue serving ``skill``."""
+        if queue_name:
+            if queue_name in self.queues:
+                return self.queues[queue_name]
+            raise AcdError(f"unknown queue {queue_name!r}")
+        for queue in self.queues.values():
+            if queue.skill == skill or queue.name == skill:
+                return queue
+        raise AcdError(f"no active queue serves skill {skill!r}")
+
+    def _skilled_agents(self, skill: str) -> list[Agent]:
+        return [self.agents[aid] for aid, skills in self.skills.items() if skill in skills and aid in self.agents]
+
+    def _snapshot(self, agent: Agent, queue: Queue) -> AgentSnapshot:
+        level, position = self.skills.get(agent.id, {}).get(queue.skill, (0, 0))
+        idle = agent.idle_since or agent.since
+        seat = agent.position or _seat_number(self.operator_no.get(agent.id, ""))
+        return AgentSnapshot(
+            id=agent.id, status=agent.status, state=agent.state, registered=agent.registered,
+            server=agent.server, calls_today=agent.calls_today if agent.counters_date == self.clock.today() else 0,
+            talk_seconds_today=agent.talk_seconds_today if agent.counters_date == self.clock.today() else 0,
+            idle_since=idle.timestamp() if idle else 0.0, skill_level=level, tier_position=position, seat=seat)
+
+    # ------------------------------------------------------------------ the caller's side
+    def enter_queue(self, session, skill: str | None, queue_name: str | None = None) -> QueueOutcome:
+        """Hold the caller in the queue until answered, call-back, overflow or hang-up (runs in its greenlet)."""
+        queue = self.queue_for(skill, queue_name)
+        if session.hung_up:
+            return QueueOutcome("abandoned", queue.name)
+        entry = QueueEntry.create(call_uuid=session.uuid, server=session.server, queue=queue,
+                                  caller_number=(session.caller or "")[:32], entered_at=utcnow())
+        waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic())
+        self.waiters[session.uuid] = waiter
+        self.queue_waiters[queue.name][session.uuid] = waiter
+        session.on_event(lambda event, waiter=waiter: self._on_caller_event(waiter, event))
+        self._notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
+        try:
+            return self._serve(waiter)
+        except CallHangup:
+            self._abandon(waiter)
+            return QueueOutcome("abandoned", queue.name)
+        finally:
+            waiter.done = True
+            self.waiters.pop(session.uuid, None)
+            self.queue_waiters[queue.name].pop(session.uuid, None)
+            if waiter.offer is not None:
+                self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL")
+            self._notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
+
+    def _on_caller_event(self, waiter: Waiter, event) -> None:
+        if isinstance(event, sw.DtmfReceived) and event.digit and event.digit == waiter.queue.callback_key:
+            self._wake(waiter, "key")
+        elif isinstance(event, sw.ChannelHangup):
+            self._wake(waiter, "hangup")
+
+    def _wake(self, waiter: Waiter, reason: str) -> None:
+        waiter.wake(reason)
+        if waiter.holding:
+            gevent.spawn(self._break_hold, waiter, waiter.hold_gen)
+
+    def _break_hold(self, waiter: Waiter, generation: int) -> None:
+        """Stop the caller's music so its greenlet can act; resent if the playback had not started yet."""
+        for attempt in range(self.settings.break_retries):
+            if not waiter.holding or waiter.hold_gen != generation or waiter.done:
+                return
+            try:
+                self.conn_for(waiter.entry.server).api(f"uuid_break {waiter.uuid} all", timeout=5.0)
+            except (SwitchError, AcdError) as exc:
+                log.warning("uuid_break %s failed: %s", waiter.uuid, exc)
+            gevent.sleep(0.3 * (attempt + 1))
+
+    def _serve(self, waiter: Waiter) -> QueueOutcome:
+        queue, session = waiter.queue, waiter.session
+        if queue.callback_key:
+            session.set("playback_terminators", queue.callback_key)
+        deadline = waiter.entered + queue.max_wait if queue.max_wait > 0 else None
+        interval = queue.announce_interval if queue.announce_interval > 0 else None
+        next_announce = waiter.entered + interval if interval else None
+        self.dispatch()
+        while True:
+            if waiter.reason is None and waiter.offer is None:
+                until = min(t for t in (deadline, next_announce, time.monotonic() + 3600) if t is not None)
+                self._hold(waiter, until)
+            reason, waiter.reason = waiter.reason, None
+            waiter.event.clear()
+            if session.hung_up or reason == "hangup":
+                raise CallHangup(uuid=waiter.uuid)
+            if waiter.offer is not None:
+                outcome = self._connect(waiter)
+                if outcome is not None:
+                    return outcome
+                continue
+            if reason == "key":
+                return self._leave_callback(waiter, "key")
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return self._overflow(waiter)
+            if next_announce is not None and now >= next_announce:
+                self._announce(waiter)
+                next_announce = time.monotonic() + interval
+
+    def _hold(self, waiter: Waiter, until: float) -> None:
+        """Music on hold until woken (offer, key, hang-up) or ``until``."""
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return
+        waiter.hold_gen += 1
+        waiter.holding = True
+        timer = gevent.spawn_later(remaining, waiter.wake, "timer")
+        try:
+            if waiter.reason is None and waiter.offer is None:
+                try:
+                    result = waiter.session.execute("playback", waiter.queue.moh, timeout=remaining + 10)
+                    if _variable(result, "playback_terminator_used") == waiter.queue.callback_key:
+                        waiter.wake("key")
+                except SwitchTimeout:
+                    pass
+            self._take_key(waiter)
+            if waiter.reason is None and waiter.offer is None:
+                # The music ended by itself (a short file): keep waiting, silently, until something happens.
+                waiter.event.wait(timeout=max(0.0, until - time.monotonic()))
+        finally:
+            waiter.holding = False
+            timer.kill(block=False)
+
+    def _take_key(self, waiter: Waiter) -> None:
+        dtmf = getattr(waiter.session, "dtmf", None)
+        key = waiter.queue.callback_key
+        while dtmf:
+            if dtmf.popleft() == key and key:
+                waiter.wake("key")
+
+    def _announce(self, waiter: Waiter) -> None:
+        if self.prompts is None:
+            return
+        position = self.position_of(waiter)
+        serving = sum(1 for a in self._skilled_agents(waiter.queue.skill) if a.status != "logged_out")
+        minutes = expected_wait_minutes(position, self._average_handle_seconds(waiter.queue), serving)
+        path = self.prompts.position(position, minutes, waiter.queue.callback_key)
+        if path:
+            waiter.session.playback(path, timeout=120.0)
+
+    def position_of(self, waiter: Waiter) -> int:
+        """1-based position among the callers of the same queue not yet offered."""
+        position = 1
+        for other in self.queue_waiters[waiter.queue.name].values():
+            if other is waiter:
+                return position
+            if other.offer is None:
+                position += 1
+        return position
+
+    def _leave_callback(self, waiter: Waiter, reason: str) -> QueueOutcome:
+        self._callback_request(waiter, reason)
+        self._finish(waiter, "callback_requested", reason)
+        if self.prompts is not None:
+            path = self.prompts.fixed("callback_saved")
+            if path:
+                waiter.session.playback(path, timeout=60.0)
+        return QueueOutcome("callback", waiter.queue.name)
+
+    def _overflow(self, waiter: Waiter) -> QueueOutcome:
+        queue = waiter.queue
+        kind, target = queue.overflow_kind, queue.overflow_target
+        log.info("caller %s overflows queue %s to %s %s", waiter.uuid, queue.name, kind, target)
+        if kind == "queue" and target in self.queues and target != queue.name:
+            self._finish(waiter, "overflowed", f"queue:{target}")
+            self.queue_waiters[queue.name].pop(waiter.uuid, None)
+            return self.enter_queue_again(waiter, target)
+        if kind == "callback":
+            self._callback_request(waiter, "overflow")
+            self._finish(waiter, "overflowed", "callback")
+            if self.prompts is not None:
+                path = self.prompts.fixed("overflow_callback")
+                if path:
+                    waiter.session.playback(path, timeout=60.0)
+            return QueueOutcome("callback", queue.name)
+        self._finish(waiter, "overflowed", f"{kind}:{target}")
+        if kind == "number" and target:
+            return QueueOutcome("transfer", queue.name, target=target)
+        return QueueOutcome("busy", queue.name, target=target)
+
+    def enter_queue_again(self, waiter: Waiter, queue_name: str) -> QueueOutcome:
+        """Overflow into another queue: the same caller, a new queue entry."""
+        self.waiters.pop(waiter.uuid, None)
+        return self.enter_queue(waiter.session, None, queue_name=queue_name)
+
+    def _callback_request(self, waiter: Waiter, reason: str) -> None:
+        number = waiter.entry.caller_number
+        if not number:
+            return
+        CallbackRequest.create(queue=waiter.queue, caller_number=number, call_uuid=waiter.uuid, reason=reason)
+        self._notify("callback", queue=waiter.queue.name, number=number, reason=reason)
+
+    def _abandon(self, waiter: Waiter) -> None:
+        if waiter.entry.state in ("waiting", "offering"):
+            self._finish(waiter, "abandoned", "caller hung up")
+            self._callback_request(waiter, "abandoned")
+
+    def _finish(self, waiter: Waiter, state: str, reason: str) -> None:
+        entry = waiter.entry
+        now = utcnow()
+        entry.state = state
+        entry.end_reason = reason[:64]
+        entry.ended_at = now
+        if entry.wait_seconds is None:
+            entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
+        entry.save()
+
+    # ------------------------------------------------------------------ dispatching
+    def kick(self) -> None:
+        """Schedule one dispatch pass soon (coalesces bursts of events)."""
+        if not self._dispatch_scheduled:
+            self._dispatch_scheduled = True
+            gevent.spawn(self.dispatch)
+
+    def dispatch(self) -> int:
+        """Match waiting callers (oldest first, per queue) with eligible agents; returns offers made."""
+        self._dispatch_scheduled = False
+        made = 0
+        for queue_name, waiters in list(self.queue_waiters.items()):
+            queue = self.queues.get(queue_name)
+            if queue is None or not waiters:
+                continue
+            skilled = self._skilled_agents(queue.skill)
+            for waiter in list(waiters.values()):
+                if waiter.offer is not None or waiter.done or waiter.reason in ("hangup", "key"):
+                    continue
+                started = time.perf_counter()
+                free = [a for a in skilled if sm.is_offerable(a.status, a.state, a.registered)]
+                if not free:
+                    break
+                order = self._choose(queue, waiter, free)
+                self.decision_times.append(time.perf_counter() - started)
+                if not order:
+                    continue
+                self._make_offer(waiter, queue, order)
+                made += 1
+        return made
+
+    def _choose(self, queue: Queue, waiter: Waiter, free: list[Agent]) -> list[int]:
+        snapshots = [self._snapshot(a, queue) for a in free]
+        reachable = frozenset(self.settings.cross_server_dial)
+        base = QueueSnapshot(queue.name, strategy=queue.strategy, caller_server=waiter.entry.server,
+                             reachable_servers=reachable, last_agent_id=queue.last_agent_id,
+                             exclude=frozenset(waiter.offered))
+        if len(self._connections()) <= 1:
+            base = dataclasses.replace(base, caller_server="")
+        order = choose_agent(base, snapshots, queue.strategy, rng=self.rng)
+        if not order and waiter.offered:
+            # Everyone free has been tried for this caller already: try them again rather than wait forever.
+            order = choose_agent(dataclasses.replace(base, exclude=frozenset()), snapshots, queue.strategy,
+                                 rng=self.rng)
+        return order
+
+    def _make_offer(self, waiter: Waiter, queue: Queue, order: list[int]) -> None:
+        mode = offer_mode(queue.strategy)
+        chosen = order[:1] if mode == "sequential" else order[: self.settings.max_ring_all]
+        now = time.perf_counter()
+        legs = {}
+        for agent_id in chosen:
+            leg = str(uuidlib.uuid4())
+            freed = self.free_at.pop(agent_id, None)
+            if freed is not None:
+                self.free_to_offer.append(now - freed)
+            self.transition(agent_id, "reserve", call_uuid=waiter.uuid, leg_uuid=leg,
+                            call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
+                            call_queue=queue.name, call_direction="inbound")
+            self.leg_owner[leg] = agent_id
+            legs[agent_id] = leg
+        waiter.offered.update(chosen)
+        waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
+        entry = waiter.entry
+        entry.state = "offering"
+        entry.offered_agents = ",".join(str(i) for i in sorted(waiter.offered))
+        entry.save(only=[QueueEntry.state, QueueEntry.offered_agents])
+        queue.last_agent_id = chosen[0]
+        Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute()
+        for agent_id in chosen:
+            self._notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
+                         queue=queue.name)
+        self._wake(waiter, "offer")
+
+    def dial_string(self, waiter: Waiter, offer: Offer) -> str:
+        """The bridge target for an offer: caller id, ring timeout, our leg uuids, delays for progressive."""
+        queue = waiter.queue
+        number = _safe(waiter.entry.caller_number) or "unknown"
+        common = (f"{{ignore_early_media=true,origination_caller_id_number={number},"
+                  f"origination_caller_id_name={number},call_timeout={queue.ring_timeout},"
+                  f"acd_queue={_safe(queue.name)}}}")
+        legs = []
+        for index, agent_id in enumerate(offer.agent_ids):
+            agent = self.agents[agent_id]
+            template = self.settings.dial_template
+            if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
+                template = self.settings.cross_server_dial.get(agent.server, template)
+            extra = f",leg_delay_start={index * self.settings.progressive_delay}" \
+                if offer.mode == "progressive" and index else ""
+            legs.append(f"[origination_uuid={offer.legs[agent_id]},leg_timeout={queue.ring_timeout},"
+                        f"acd_agent={agent_id}{extra}]" + template.format(extension=_safe(agent.extension)))
+        return common + ",".join(legs)
+
+    def _connect(self, waiter: Waiter) -> QueueOutcome | None:
+        """Bridge the caller to the offered agent(s); None when nobody answered (the caller waits on)."""
+        offer = waiter.offer
+        session = waiter.session
+        if offer.mode == "sequential" and self.prompts is not None:
+            path = self.prompts.operator(self.operator_no.get(offer.agent_ids[0], ""))
+            session.set("bridge_pre_execute_aleg_app", "playback" if path else "")
+            session.set("bridge_pre_execute_aleg_data", path)
+        result = None
+        try:
+            result = session.bridge(self.dial_string(waiter, offer), timeout=self.settings.bridge_timeout)
+        except CallHangup:
+            self._offer_over(waiter, offer, "ORIGINATOR_CANCEL", caller_gone=True)
+            raise
+        except SwitchError as exc:
+            log.warning("bridge for %s failed: %s", waiter.uuid, exc)
+        disposition = (_variable(result, "originate_disposition") or _variable(result, "DIALSTATUS")
+                       or (getattr(result, "response", "") or "")).strip()
+        answered = offer.answered_by
+        if answered is None and disposition.upper() in ("SUCCESS", "ANSWER"):
+            bridged_to = _variable(result, "last_bridge_to") or _variable(result, "bridge_uuid")
+            answered = next((aid for aid, leg in offer.legs.items() if leg == bridged_to), None)
+            if answered is None and len(offer.agent_ids) == 1:
+                answered = offer.agent_ids[0]
+            if answered is not None:
+                self._agent_answered(answered, offer.legs[answered])
+        if answered is not None:
+            # The bridge returned: the conversation is over (the agent's hang-up event may come later).
+            self._end_call(answered, offer.legs[answered], "bridge ended")
+            self._offer_over(waiter, offer, "LOSE_RACE")
+            waiter.offer = None
+            if waiter.uuid in self.handed_off:
+                # Transferred on: the caller talks to someone else now; keep the socket until they hang up.
+                self.handed_off.discard(waiter.uuid)
+                wait_hangup = getattr(session, "wait_hangup", None)
+                if wait_hangup is not None and not session.hung_up:
+                    wait_hangup(timeout=self.settings.bridge_timeout)
+                return QueueOutcome("transferred", waiter.queue.name, agent_id=answered)
+            return QueueOutcome("answered", waiter.queue.name, agent_id=answered)
+        cause = _failure_cause(disposition, result)
+        self._offer_over(waiter, offer, cause)
+        waiter.offer = None
+        if waiter.entry.state == "offering":
+            waiter.entry.state = "waiting"
+            waiter.entry.save(only=[QueueEntry.state])
+        if session.hung_up:
+            raise CallHangup(uuid=waiter.uuid)
+        self.dispatch()
+        return None
+
+    def _offer_over(self, waiter: Waiter | None, offer: Offer, cause: str, caller_gone: bool = False) -> None:
+        """End an offer for every agent still reserved/ringing on it (idempotent)."""
+        for agent_id, leg in offer.legs.items():
+            agent = self.agents.get(agent_id)
+            if agent is None or agent.leg_uuid != leg:
+                continue
+            if agent.state in ("reserved", "ringing"):
+                self._offer_failed(agent_id, leg, cause if agent_id != offer.answered_by else "LOSE_RACE",
+                                   waiter.queue if waiter else None)
+            elif agent.state == "in_call" and caller_gone:
+                self._end_call(agent_id, leg, "caller hung up")
+
+    def _offer_failed(self, agent_id: int, leg: str, cause: str, queue: Queue | None) -> None:
+        agent = self.agents[agent_id]
+        if agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
+            return
+        self.leg_owner.pop(leg, None)
+        if cause in NO_ANSWER_CAUSES:
+            agent.missed_today += 1
+        queue = queue or self.queues.get(agent.call_queue)
+        self.transition(agent_id, "offer_failed", reason=cause)
+        if cause in UNREACHABLE_CAUSES:
+            self.set_registered(agent_id, False)
+        if cause in NO_ANSWER_CAUSES and queue is not None and queue.no_answer_break \
+                and agent.status == "available":
+            self.transition(agent_id, "not_ready", reason=self.settings.no_answer_reason)
+        self._notify("offer_over", agent_id=agent_id, cause=cause)
+
+    def _agent_answered(self, agent_id: int, leg: str) -> None:
+        agent = self.agents[agent_id]
+        if agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
+            return
+        self.answered_at[agent_id] = time.monotonic()
+        self.transition(agent_id, "answer")
+        waiter = self.waiters.get(agent.call_uuid)
+        if waiter is not None:
+            if waiter.offer is not None:
+                waiter.offer.answered_by = agent_id
+            entry = waiter.entry
+            entry.state = "bridged"
+            entry.agent = agent_id
+            entry.agent_leg_uuid = leg
+            entry.answered_at = utcnow()
+            entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
+            entry.save()
+        self._notify("answered", agent_id=agent_id, call_uuid=agent.call_uuid, number=agent.call_number,
+                     queue=agent.call_queue, direction=agent.call_direction)
+
+    def _end_call(self, agent_id: int, leg: str, reason: str) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.leg_uuid != leg or agent.state != "in_call":
+            return
+        started = self.answered_at.pop(agent_id, None)
+        talk = time.monotonic() - started if started is not None else \
+            max(0.0, (utcnow() - agent.since).total_seconds())
+        self.leg_owner.pop(leg, None)
+        call_uuid, queue_name = agent.call_uuid, agent.call_queue
+        QueueEntry.update(ended_at=utcnow(), talk_seconds=round(talk, 3), end_reason=reason[:64]).where(
+            (QueueEntry.call_uuid == call_uuid) & (QueueEntry.agent == agent_id) & QueueEntry.ended_at.is_null()
+        ).execute()
+        self.transition(agent_id, "call_end", reason=reason, talk_seconds=talk)
+        self._notify("call_ended", agent_id=agent_id, call_uuid=call_uuid)
+        if agent.state == "wrap_up":
+            queue = self.queues.get(queue_name)
+            seconds = queue.wrap_up_seconds if queue is not None else self.settings.default_wrap_up
+            self._schedule_wrap_up(agent_id, seconds)
+
+    def _schedule_wrap_up(self, agent_id: int, seconds: float) -> None:
+        self._cancel_timer(agent_id)
+        version = self.agents[agent_id].version
+        if seconds <= 0:
+            self._wrap_up_done(agent_id, version)
+            return
+        self._timers[agent_id] = gevent.spawn_later(seconds, self._wrap_up_done, agent_id, version)
+
+    def _cancel_timer(self, agent_id: int) -> None:
+        timer = self._timers.pop(agent_id, None)
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
+
+    def _wrap_up_done(self, agent_id: int, version: int) -> None:
+        agent = self.agents.get(agent_id)
+        self._timers.pop(agent_id, None)
+        if agent is not None and agent.version == version and agent.state == "wrap_up":
+            self.transition(agent_id, "wrap_up_done")
+
+    # ------------------------------------------------------------------ FreeSWITCH events
+    def on_event(self, event) -> None:
+        """Every domain event from every FreeSWITCH comes here (see switch.events)."""
+        try:
+            if isinstance(event, sw.ChannelCreated):
+                self.on_channel_created(event)
+            elif isinstance(event, sw.ChannelAnswered):
+                self.on_channel_answered(event)
+            elif isinstance(event, sw.ChannelHangup):
+                self.on_channel_hangup(event)
+            elif isinstance(event, sw.Registered):
+                self.on_registered(event)
+            elif isinstance(event, sw.Unregistered):
+                self.on_unregistered(event)
+        except sm.TransitionRefused as exc:
+            # Events in an unexpected order (duplicates, answer after hang-up) are refused by the table.
+            log.info("ignored %s for %s: %s", type(event).__name__, event.uuid, exc)
+
+    def on_channel_created(self, event) -> None:
+        agent_id = self.leg_owner.get(event.uuid)
+        if agent_id is None or event.uuid in self.ended_legs:
+            return
+        agent = self.agents[agent_id]
+        if agent.state == "reserved" and agent.leg_uuid == event.uuid:
+            self.transition(agent_id, "ring")
+
+    def on_channel_answered(self, event) -> None:
+        agent_id = self.leg_owner.get(event.uuid)
+        if agent_id is None or event.uuid in self.ended_legs:
+            return  # not ours, or an answer arriving after the hang-up
+        self._agent_answered(agent_id, event.uuid)
+
+    def on_channel_hangup(self, event) -> None:
+        self.ended_legs[event.uuid] = None
+        while len(self.ended_legs) > 20000:
+            self.ended_legs.popitem(last=False)
+        waiter = self.waiters.get(event.uuid)
+        if waiter is not None:
+            self._wake(waiter, "hangup")
+        agent_id = self.leg_owner.get(event.uuid)
+        if agent_id is None:
+            return
+        agent = self.agents[agent_id]
+        if agent.state == "in_call":
+            self._end_call(agent_id, event.uuid, event.cause or "hangup")
+        elif agent.state in ("reserved", "ringing"):
+            self._offer_failed(agent_id, event.uuid, event.cause or "NORMAL_CLEARING", None)
+
+    def on_registered(self, event) -> None:
+        agent_id = self.by_extension.get(event.user)
+        if agent_id is not None:
+            self.set_registered(agent_id, True, event.server, event.contact)
+
+    def on_unregistered(self, event) -> None:
+        agent_id = self.by_extension.get(event.user)
+        if agent_id is None:
+            return
+        agent = self.agents[agent_id]
+        if not agent.server or agent.server == event.server:
+            self.set_registered(agent_id, False)
+
+    # ------------------------------------------------------------------ reconciliation
+    def _spawn_reconcile(self, conn) -> None:
+        gevent.spawn(self._safe_reconcile, self._server_name(conn))
+
+    def _safe_reconcile(self, server: str) -> None:
+        try:
+            self.reconcile(server)
+        except (SwitchError, AcdError, ValueError) as exc:
+            log.warning("reconciliation with %s failed: %s", server, exc)
+
+    def reconcile(self, server: str) -> dict:
+        """Bring agents and queue entries in line with what ``server`` says exists now."""
+        conn = self.conn_for(server)
+        report = {"registered": 0, "unregistered": 0, "released": 0, "ended": 0, "recognised": 0,
+                  "abandoned": 0}
+        registrations = parse_sofia_registrations(
+            conn.api(f"sofia status profile {self.settings.sip_profile} reg", timeout=10.0))
+        for agent in list(self.agents.values()):
+            contact = registrations.get(agent.extension)
+            if contact is not None:
+                report["registered"] += 1
+                self.set_registered(agent.id, True, server, contact)
+            elif agent.registered and agent.server in (server, ""):
+                report["unregistered"] += 1
+                self.set_registered(agent.id, False)
+        channels = parse_channels(conn.api("show channels as json", timeout=10.0))
+        in_flight = {leg for w in self.waiters.values() if w.offer for leg in w.offer.legs.values()}
+        for agent in list(self.agents.values()):
+            if not agent.leg_uuid or (agent.call_server and agent.call_server != server
+                                      and len(self._connections()) > 1):
+                continue
+            if agent.state in ("reserved", "ringing"):
+                if agent.leg_uuid in channels:
+                    self.leg_owner[agent.leg_uuid] = agent.id
+                elif agent.leg_uuid not in in_flight:
+                    report["released"] += 1
+                    self._offer_failed(agent.id, agent.leg_uuid, "LOST_CHANNEL", None)
+            elif agent.state == "in_call":
+                if agent.leg_uuid in channels:
+                    report["recognised"] += 1
+                    self.leg_owner[agent.leg_uuid] = agent.id
+                    self.answered_at.setdefault(agent.id, time.monotonic())
+                else:
+                    report["ended"] += 1
+                    self._end_call(agent.id, agent.leg_uuid, "channel gone")
+        self.expire_wrap_up()
+        for entry in QueueEntry.select().where(QueueEntry.state.in_(("waiting", "offering"))
+                                               & (QueueEntry.server == server)):
+            if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
+                entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
+                entry.save()
+                if entry.caller_number:
+                    CallbackRequest.create(queue=entry.queue_id, caller_number=entry.caller_number,
+                                           call_uuid=entry.call_uuid, reason="abandoned")
+                report["abandoned"] += 1
+        log.info("reconciled with %s: %s", server, report)
+        self.kick()
+        return report
+
+    def expire_wrap_up(self) -> None:
+        """End wrap-ups whose time is over (also those left over from before a restart)."""
+        now = utcnow()
+        for agent in list(self.agents.values()):
+            if agent.state != "wrap_up" or agent.id in self._timers:
+                continue
+            queue = self.queues.get(agent.call_queue)
+            seconds = queue.wrap_up_seconds if queue is not None else self.settings.default_wrap_up
+            if (now - agent.since).total_seconds() >= seconds:
+                self.transition(agent.id, "wrap_up_done")
+            else:
+                self._schedule_wrap_up(agent.id, seconds - (now - agent.since).total_seconds())
+
+    def _periodic(self) -> None:
+        while self._started:
+            gevent.sleep(self.settings.reconcile_interval)
+            for conn in self._connections():
+                if getattr(conn, "connected", True):
+                    self._safe_reconcile(self._server_name(conn))
+
+    # ------------------------------------------------------------------ statistics
+    def _average_handle_seconds(self, queue: Queue) -> float:
+        since = self._today_start_utc()
+        rows = (QueueEntry.select(QueueEntry.talk_seconds)
+                .where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)
+                       & QueueEntry.talk_seconds.is_null(False)).limit(200))
+        talks = [r.talk_seconds for r in rows]
+        return (sum(talks) / len(talks) + queue.wrap_up_seconds) if talks else 180.0
+
+    def _today_start_utc(self) -> dt.datetime:
+        local = self.clock.now()
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def queue_stats(self) -> list[dict]:
+        """Per queue: waiting, longest wait, answered/abandoned today, 15-second answer rate, averages."""
+        since = self._today_start_utc()
+        now = time.monotonic()
+        out = []
+        for queue in sorted(self.queues.values(), key=lambda q: q.name):
+            entries = list(QueueEntry.select().where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)))
+            answered = [e for e in entries if e.answered_at is not None]
+            abandoned = [e for e in entries if e.state == "abandoned"]
+            waits = [e.wait_seconds for e in answered if e.wait_seconds is not None]
+            talks = [e.talk_seconds for e in answered if e.talk_seconds is not None]
+            within = [w for w in waits if w <= queue.answer_target_seconds]
+            waiting = list(self.queue_waiters.get(queue.name, {}).values())
+            out.append({
+                "queue": queue.name, "display_name": queue.display_name or queue.name, "skill": queue.skill,
+                "strategy": queue.strategy, "waiting": len(waiting),
+                "longest_wait": round(max((now - w.entered for w in waiting), default=0.0), 1),
+                "answered_today": len(answered), "abandoned_today": len(abandoned),
+                "offered_today": len(entries),
+                "answer_rate_15s": round(100.0 * len(within) / len(answered), 1) if answered else None,
+                "average_wait": round(sum(waits) / len(waits), 1) if waits else None,
+                "average_talk": round(sum(talks) / len(talks), 1) if talks else None,
+            })
+        return out
+
+    def agent_stats(self) -> list[dict]:
+        """Per agent: status, state, time in it, today's counters, the call held, help requests."""
+        now = utcnow()
+        rows = []
+        for agent in sorted(self.agents.values(), key=lambda a: self.operator_no.get(a.id, "")):
+            today = agent.counters_date == self.clock.today()
+            rows.append({
+                "agent_id": agent.id, "operator_no": self.operator_no.get(agent.id, ""),
+                "name": agent.user.name, "extension": agent.extension, "server": agent.server,
+                "registered": agent.registered, "status": agent.status, "state": agent.state,
+                "break_reason": agent.break_reason,
+                "seconds_in_state": int((now - agent.since).total_seconds()),
+                "calls_today": agent.calls_today if today else 0,
+                "talk_seconds_today": agent.talk_seconds_today if today else 0,
+                "call_number": agent.call_number, "call_uuid": agent.call_uuid, "on_hold": agent.on_hold,
+                "help_requested": agent.help_requested_at is not None, "desk": agent.desk_activity,
+            })
+        return rows
+
+    def stuck_agents(self, older_than: float = 0.0) -> list[int]:
+        """Agents reserved/ringing/in call with no live channel or offer behind them (should be none)."""
+        live_legs = {leg for w in self.waiters.values() if w.offer for leg in w.offer.legs.values()}
+        now = utcnow()
+        stuck = []
+        for agent in self.agents.values():
+            if agent.state in ("reserved", "ringing") and agent.leg_uuid not in live_legs \
+                    and (now - agent.since).total_seconds() >= older_than:
+                stuck.append(agent.id)
+        return stuck
+
+
+# ---------------------------------------------------------------------- pure helpers
+_SAFE = re.compile(r"[^0-9A-Za-z_.+*#@-]")
+
+
+def _safe(text: str) -> str:
+    """Strip characters that could break out of a dial string or API argument."""
+    return _SAFE.sub("", text or "")[:64]
+
+
+def _seat_number(operator_no: str) -> int:
+    digits = "".join(ch for ch in operator_no if ch.isdigit())
+    return int(digits[-9:]) if digits else 0
+
+
+def _variable(result, name: str) -> str:
+    if result is None:
+        return ""
+    variables = getattr(result, "variables", None) or {}
+    return str(variables.get(name) or variables.get(f"variable_{name}") or "")
+
+
+def _failure_cause(disposition: str, result) -> str:
+    cause = (disposition or _variable(result, "bridge_hangup_cause") or _variable(result, "hangup_cause")).upper()
+    return cause or "NO_ANSWER"
+
+
+def parse_sofia_registrations(text: str) -> dict[str, str]:
+    """``sofia status profile X reg`` -> {user: contact}. Reflects live registrations (unlike ``show``)."""
+    out: dict[str, str] = {}
+    user = ""
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "user":
+            user = value.split("@", 1)[0]
+            out[user] = ""
+        elif key == "contact" and user:
+            out[user] = value
+    return out
+
+
+def parse_show_registrations(text: str) -> dict[str, str]:
+    """``show registrations`` CSV -> {reg_user: url} (may be stale; a fallback only)."""
+    out: dict[str, str] = {}
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines or "," not in lines[0]:
+        return out
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        cells = line.split(",")
+        if len(cells) < len(header):
+            continue
+        row = dict(zip(header, cells))
+        if row.get("reg_user"):
+            out[row["reg_user"]] = row.get("url", "")
+    return out
+
+
+def parse_channels(text: str) -> set[str]:
+    """``show channels as json`` -> set of channel uuids; raises ValueError on an unreadable reply."""
+    text = (text or "").strip()
+    if not text or text.startswith("-ERR"):
+        raise ValueError(f"unreadable channel list: {text[:80]!r}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"unreadable channel list: {text[:80]!r}") from None
+    if not isinstance(data, dict):
+        raise ValueError("unreadable channel list: not an object")
+    rows = data.get("rows") or []
+    return {str(row.get("uuid")) for row in rows if isinstance(row, dict) and row.get("uuid")}
+
+
+def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
+    """Create a queue after checking its strategy and overflow (administration, demo data, tests)."""
+    from acd.models import OVERFLOW_KINDS
+
+    check_strategy(strategy)
+    kind = fields.get("overflow_kind", "callback")
+    if kind not in OVERFLOW_KINDS:
+        raise AcdError(f"unknown overflow kind {kind!r}; known: {', '.join(OVERFLOW_KINDS)}")
+    return Queue.create(name=name, skill=skill, strategy=strategy, **fields)
+
+
+def create_agent(user: User, skills: Iterable[tuple[str, int]] | dict[str, int] = (), extension: str | None = None,
+                 position: int = 0) -> Agent:
+    """Make a user an agent with skills {skill: level}; the extension defaults to the user's."""
+    extension = extension or user.extension
+    if not extension:
+        raise AcdError(f"user {user.operator_no} has no SIP extension")
+    agent = Agent.create(user=user, extension=extension, position=position)
+    items = skills.items() if isinstance(skills, dict) else skills
+    for skill, level in items:
+        if not 0 < int(level) <= 10:
+            raise AcdError(f"skill level must be 1-10, got {level!r}")
+        AgentSkill.create(agent=agent, skill=skill, level=int(level))
+    return agent
