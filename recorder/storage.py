@@ -275,22 +275,18 @@ def _as_date(value) -> dt.date:
 
 
 def tickets_of_recording(rec: Recording):
-    """Tickets linked to the recording's call, and tickets holding it as an attachment."""
-    from caseflow.models import Attachment, Ticket, TicketCall
+    """Tickets linked (caseflow TicketCall) to the recording's call."""
+    from caseflow.models import Ticket, TicketCall
 
-    by_call = Ticket.select().join(TicketCall).where(TicketCall.call_uuid == rec.call_uuid)
-    by_attachment = Ticket.select().join(Attachment).where(Attachment.path == attachment_path(rec))
-    seen, result = set(), []
-    for ticket in list(by_call) + list(by_attachment):
-        if ticket.id not in seen:
-            seen.add(ticket.id)
-            result.append(ticket)
-    return result
+    return list(Ticket.select().join(TicketCall).where(TicketCall.call_uuid == rec.call_uuid).distinct())
 
 
-def attachment_path(rec: Recording) -> str:
-    """How a ticket attachment names a recording: 'recordings/<day>/<file>' (recordings_dir relative)."""
-    return "recordings/" + rec.path
+def recordings_of_ticket(ticket) -> list[Recording]:
+    """Recordings of every call linked to ``ticket``, oldest first."""
+    from caseflow.models import TicketCall
+
+    uuids = TicketCall.select(TicketCall.call_uuid).where(TicketCall.ticket == ticket)
+    return list(Recording.select().where(Recording.call_uuid.in_(uuids)).order_by(Recording.started_at, Recording.id))
 
 
 def recording_needed_by_open_ticket(rec: Recording) -> bool:

@@ -1,11 +1,9 @@
-"""The recorder's few touches on tickets, all through caseflow: create a ticket, attach a file, add a note,
-link a call. Kept in one module so the recorder follows caseflow's services as they evolve.
+"""The recorder's few touches on tickets, all through caseflow: create a ticket, add a note, link a call,
+notify the centre. Kept in one module so the recorder follows caseflow's services as they evolve.
 """
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from recorder.models import CallRecord
 
 log = logging.getLogger(__name__)
@@ -36,15 +34,6 @@ def create_ticket(content: str, *, channel: str, type: str = "consult", title: s
                                   actor_label=actor_label, call_uuid=call_uuid, note=note)
 
 
-def attach_file(ticket, *, kind: str, filename: str, stored_path: str, content_type: str, size: int,
-                sha256: str):
-    """Record that ``ticket`` carries a stored file (path relative to its storage root, e.g. 'recordings/...')."""
-    from caseflow.models import Attachment
-
-    return Attachment.create(ticket=ticket, kind=kind, filename=filename, path=stored_path,
-                             content_type=content_type, size=size, sha256=sha256)
-
-
 def link_call(call: CallRecord | str, ticket, purpose: str = "intake"):
     """Link a call to a ticket (once per purpose). When the call's recording failed, the ticket says so."""
     from caseflow import services
@@ -70,7 +59,3 @@ def notify_centre(text: str, ticket=None, kind: str = "warn") -> None:
         log.warning("no centre department to notify: %s", text)
         return
     services.notify(text, department=centre, ticket=ticket, kind=kind)
-
-
-def file_name(path: Path) -> str:
-    return Path(path).name

@@ -2,8 +2,9 @@
 turns it into a ticket carrying the recording, on the centre's desk and on the missed-call list for a
 call-back.
 
-The IVR runner records (CallSession.record) and then calls ``leave_message``; IVR complaint recordings use
-``attach_recording`` the same way.
+The IVR runner records (CallSession.record) and then calls ``leave_message``. The ticket reaches its
+recording through the call (caseflow TicketCall -> Recording.call_uuid), so the audio is stored once, under
+recordings/, and served by the recordings pages with their access rules and log.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 from recorder import tickets
 from recorder.missed import add_missed
 from recorder.models import CallRecord, MissedCall, Recording
-from recorder.storage import attachment_path
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,6 @@ class VoicemailResult:
     def number(self) -> str:
         """The acceptance number to read back to the caller ("" when no ticket)."""
         return self.ticket.number if self.ticket is not None else ""
-
-
-def attach_recording(ticket, rec: Recording) -> None:
-    """Attach an indexed recording to a ticket (shown and played from the ticket page)."""
-    tickets.attach_file(ticket, kind="recording", filename=Path(rec.path).name, stored_path=attachment_path(rec),
-                        content_type="audio/wav", size=rec.size, sha256=rec.sha256)
 
 
 def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, recordings,
@@ -69,7 +63,6 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
         ticket = tickets.create_ticket(content, channel="phone", type="other", title=f"电话留言 / Voicemail {zh}",
                                        citizen_phone=_phone_or_blank(caller), call_uuid=call_uuid,
                                        note="语音留言 / voicemail")
-        attach_recording(ticket, rec)
         tickets.notify_centre(f"新留言，请回电 / New voicemail, please call back: {ticket.number}", ticket=ticket,
                               kind="info")
     else:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 
 from caseflow.accounts import create_user
-from caseflow.models import Attachment, Notification, TicketCall
+from caseflow.models import Notification, TicketCall
 from caseflow.org import create_department
 from recorder.missed import MissedCallError, add_missed, attempts_of, list_missed, record_attempt
 from recorder.models import CallRecord, MissedCall
+from recorder.storage import recordings_of_ticket
 from recorder.voicemail import leave_message
 from tests.unit.recorder.test_wavfile import write_pcm
 
@@ -57,8 +58,7 @@ def test_voicemail_becomes_ticket_with_recording(cdr, store, tmp_path):
     assert result.number == ticket.number and len(ticket.number) == 8
     assert ticket.citizen_phone == "13912345678" and "坐席全忙" in ticket.content
     assert result.recording.status == "ok" and result.recording.kind == "voicemail"
-    attachment = Attachment.get(Attachment.ticket == ticket)
-    assert attachment.kind == "recording" and attachment.path == "recordings/" + result.recording.path
+    assert [r.id for r in recordings_of_ticket(ticket)] == [result.recording.id]
     assert store.local_path(result.recording).exists()
     assert TicketCall.get(TicketCall.ticket == ticket).call_uuid == "vm-1"
     assert result.missed.reason == "voicemail" and result.missed.ticket_id == ticket.id
