@@ -347,20 +347,20 @@ def mask_name(value) -> str:
 
 
 # ----------------------------------------------------------------------------------------- demo data
-def load_demo_if_empty(config: Config) -> bool:
-    """Load the demo data set (caseflow.demo) when ``config.load_demo`` and no user exists yet.
+def load_demo_if_empty(config: Config, clock: Clock | None = None) -> list[tuple[str, str, str, str]]:
+    """Load the demo data set (``caseflow.demo``) when ``config.load_demo`` and the database has no user.
 
-    Called by run.py after the schema is created; returns True if data was loaded.
+    Called by run.py after the schema exists. Returns the demo accounts as
+    [(operator_no, name, roles, password)] for run.py to print, or [] when nothing was loaded.
     """
     from caseflow.models import User
 
     if not config.load_demo:
-        return False
+        return []
     with database.connection_context():
         if User.select().exists():
-            return False
-    from caseflow import demo
+            return []
+        from caseflow import demo
 
-    log.info("empty database: loading the demo data set")
-    demo.load_demo()
-    return True
+        log.info("empty database: loading the demo data set")
+        return demo.load_demo(clock or Clock(config.tz))

@@ -1,0 +1,83 @@
+"""The landing page per role, the navigation, and demo data loading."""
+from __future__ import annotations
+
+from core.config import load_config
+from webui.app import load_demo_if_empty
+
+from .conftest import PASSWORD
+
+
+def login(app, make_user, operator_no, roles):
+    make_user(operator_no, roles=roles)
+    client = app.test_client()
+    client.login(operator_no, PASSWORD)
+    return client
+
+
+def test_anonymous_home_goes_to_login(client, db):
+    """Should send an anonymous visitor to the login page."""
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=/"
+
+
+def test_agent_lands_on_ticket_list(app, make_user):
+    """Should send an agent straight to the ticket list."""
+    assert login(app, make_user, "6001", ("agent",)).get("/").headers["Location"] == "/agent/tickets"
+
+
+def test_desk_not_built_yet_is_named_not_linked(app, make_user):
+    """Should show an administrator the overview when /admin does not exist, without a dead link."""
+    client = login(app, make_user, "6002", ("admin",))
+    response = client.get("/")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "尚未开通" in page and 'href="/admin"' not in page
+
+
+def test_several_roles_list_every_existing_desk(make_app, make_user):
+    """Should list each existing desk once, the first role's desk first, and show role names in the header."""
+    app = make_app(extra_blueprints=["tests.integration.webui.desk_bp"])
+    client = login(app, make_user, "6003", ("team_lead", "agent"))
+    assert client.get("/").headers["Location"] == "/agent/tickets"
+    page = client.get("/home").get_data(as_text=True)
+    assert page.count('class="desk" href="/agent/tickets"') == 1
+    assert 'class="desk" href="/supervisor"' in page
+    assert "班长" in page and "话务员" in page
+    nav = page.split('<nav class="mainnav"', 1)[1].split("</nav>", 1)[0]
+    assert 'href="/supervisor"' in nav and 'href="/agent/tickets"' in nav and 'href="/admin"' not in nav
+
+
+def test_header_shows_user_and_logout(app, make_user):
+    """Should show the user's name and operator number and a logout button on every page."""
+    client = login(app, make_user, "6004", ("agent",))
+    page = client.get("/agent/tickets").get_data(as_text=True)
+    assert "测试用户（6004）" in page and 'action="/logout"' in page and 'action="/language"' in page
+
+
+def test_demo_loaded_only_into_an_empty_database(db, db_url, tmp_path):
+    """Should load the demo set once when asked, never over existing users, and never when disabled."""
+    from caseflow.models import Ticket, User
+
+    config = load_config({"database_url": db_url, "var_dir": str(tmp_path), "load_demo": False})
+    assert load_demo_if_empty(config) == []
+    assert User.select().count() == 0
+    config = config.replace(load_demo=True)
+    accounts = load_demo_if_empty(config)
+    assert any(roles == "agent" for _no, _name, roles, _pw in accounts)
+    users = User.select().count()
+    assert users == len(accounts) and Ticket.select().count() > 0
+    assert load_demo_if_empty(config) == []
+    assert User.select().count() == users
+
+
+def test_demo_agent_sees_demo_tickets(app, db, tmp_path, db_url):
+    """Should let the demo agent log in with the printed password and see the demo tickets."""
+    from caseflow.models import Ticket
+
+    config = load_config({"database_url": db_url, "var_dir": str(tmp_path), "load_demo": True})
+    accounts = load_demo_if_empty(config)
+    operator_no, _name, _roles, password = next(a for a in accounts if a[2] == "agent")
+    client = app.test_client()
+    assert client.login(operator_no, password).status_code == 302
+    page = client.get("/agent/tickets").get_data(as_text=True)
+    newest = Ticket.select().order_by(Ticket.created_at.desc()).first()
+    assert newest.number in page
