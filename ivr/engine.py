@@ -56,11 +56,13 @@ class PromptDone:
 
 @dataclass(frozen=True)
 class RecordDone:
-    """A recording ended. terminator: "#", "silence", "max", "hangup" or ""."""
+    """A recording ended. terminator: "#", "silence", "max", "hangup" or "". ``voiced_ms``: how much of it
+    carries sound (None when unknown): five seconds of silence is an empty recording."""
 
     path: str
     duration_ms: int
     terminator: str = "#"
+    voiced_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ class CheckBlacklist:
 
 @dataclass(frozen=True)
 class CheckTime:
-    pass
+    """Is a person available now? Working hours from the tree; days from the case engine's calendar."""
+
+    open_from: str = "08:00"
+    open_until: str = "20:00"
+    weekends_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,7 @@ class CreateTicket:
     confirmed: bool = True
     lang: str = "zh"
     destination: str = ""
+    reason: str = ""  # voicemail: "busy", "closed" or ""
 
 
 @dataclass(frozen=True)
@@ -299,7 +306,7 @@ class IvrEngine:
         self.tickets: list[str] = []
         self.outcome = ""
         self._expect: tuple[type, ...] = (CallStarted,)
-        self._pending_recording: tuple[str, int, str] | None = None  # (path, ms, kind) not yet a ticket
+        self._pending_recording: tuple | None = None  # (path, ms, kind, reason) not yet a ticket
 
     # ------------------------------------------------------------ public
     def feed(self, event: Any) -> list:
@@ -389,12 +396,13 @@ class IvrEngine:
         self._expect = ()
         self.outcome = self.outcome or "hangup"
         if self._pending_recording is not None:
-            path, ms, kind = self._pending_recording
+            path, ms, kind, reason = self._pending_recording
             self._pending_recording = None
             # The caller said something useful and hung up before confirming: keep it for the data-entry
             # desk rather than lose a complaint. It is flagged as unconfirmed.
             self._log(node_id, "recording kept (not confirmed)")
-            return [CreateTicket(kind, self.caller, path, ms, confirmed=False, lang=self.lang, destination=self.destination)]
+            return [CreateTicket(kind, self.caller, path, ms, confirmed=False, lang=self.lang,
+                                 destination=self.destination, reason=reason)]
         return []
 
     def _goto(self, target: str, prefix: list) -> list:
@@ -450,7 +458,9 @@ class IvrEngine:
         return self._enter(self.node.get("blocked") if event.blocked else self.node.get("next"))
 
     def _enter_time(self, node: Node, prefix: list) -> list:
-        return self._wait(prefix + [CheckTime()])
+        hours = node.get("working_hours", self.tree.setting("working_hours", ["08:00", "20:00"]))
+        weekends = bool(node.get("weekends_open", self.tree.setting("weekends_open", False)))
+        return self._wait(prefix + [CheckTime(str(hours[0]), str(hours[1]), weekends)])
 
     def _on_time(self, event: TimeChecked) -> list:
         state = event.state if event.state in ("open", "closed", "holiday") else "closed"
@@ -520,7 +530,8 @@ class IvrEngine:
         self.scratch.step = "creating"
         self._pending_recording = None  # from here the runner creates it even if the caller hangs up
         return self._wait([CreateTicket(self.node.get("ticket_type", "complaint"), self.caller, path, ms,
-                                        confirmed=confirmed, lang=self.lang, destination=self.destination)])
+                                        confirmed=confirmed, lang=self.lang, destination=self.destination,
+                                        reason=self.node.get("reason", ""))])
 
     def _on_record(self, event) -> list:
         node, s = self.node, self.scratch
@@ -528,18 +539,21 @@ class IvrEngine:
             if isinstance(event, Timeout):
                 return self._fail_or_retry([], self._re_record, "recording timed out")
             min_ms = int(float(node.get("min_seconds", 2)) * 1000)
-            useful = event.duration_ms >= min_ms and bool(event.path)
+            heard = event.duration_ms if event.voiced_ms is None else event.voiced_ms
+            useful = heard >= min_ms and bool(event.path)
             self._log(node.id, f"recorded {event.duration_ms} ms ({event.terminator or 'end'})")
             if event.terminator == "hangup":
                 if useful:
-                    self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"))
+                    self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"),
+                                            node.get("reason", ""))
                 self._expect = ()
                 return []
             if not useful:
                 prefix = [DiscardRecording(event.path)] if event.path else []
                 return self._fail_or_retry(prefix, self._re_record, "recording empty or too short")
             s.data["recording"] = (event.path, event.duration_ms)
-            self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"))
+            self._pending_recording = (event.path, event.duration_ms, node.get("ticket_type", "complaint"),
+                                            node.get("reason", ""))
             if not self._confirms():
                 return self._create_ticket(confirmed=True)
             return self._ask_confirm([])

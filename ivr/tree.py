@@ -19,6 +19,7 @@ DEFAULT_TREE_PATH = Path(__file__).resolve().parent / "default_tree.toml"
 REPEAT = "@repeat"
 VALID_KEYS = frozenset("0123456789*#")
 PHONE_RE = re.compile(r"^\+?\d{3,20}$")
+HOUR_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 LANGUAGES = ("zh", "en")
 CITIZEN_STATUSES = ("accepted", "in_progress", "rejected", "closed")
 
@@ -293,8 +294,13 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
                 seen.add(topic["key"])
                 if not (topic.get("prompt") or topic.get("text") or topic.get("kb_item")):
                     problems.append(Problem(nid, f"topic {topic['key']} has no prompt, text or kb_item"))
-        if node.kind == "time" and node.get("schedule") not in (None, "calendar"):
-            problems.append(Problem(nid, "time condition 'schedule' must be 'calendar'"))
+        if node.kind == "time":
+            if node.get("schedule") not in (None, "calendar"):
+                problems.append(Problem(nid, "time condition 'schedule' must be 'calendar'"))
+            hours = node.get("working_hours", tree.setting("working_hours", ["08:00", "20:00"]))
+            if not (isinstance(hours, (list, tuple)) and len(hours) == 2
+                    and all(isinstance(h, str) and HOUR_RE.match(h) for h in hours) and hours[0] < hours[1]):
+                problems.append(Problem(nid, f"working_hours must be two times HH:MM, earlier first: {hours!r}"))
 
     if known_prompts is not None:
         invalid = tree.setting("invalid_prompt")

@@ -1,0 +1,287 @@
+"""Runs the pure engine on a call: turns actions into switch.session.CallSession calls and results into events.
+
+``run_call(session, services, config)`` is the outbound server's handler body for IVR calls. A caller's
+hang-up (CallHangup) can interrupt any wait; the engine is then told, the service actions it still asks
+for are carried out (a useful recording becomes a ticket), and the trace is stored in every case.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr import engine as e
+from ivr.audio import wav_lengths
+from ivr.prompts import tts_cache_path
+from ivr.services import IvrServices, TraceRecord
+from switch.errors import CallHangup, SwitchError, SwitchTimeout
+
+log = logging.getLogger(__name__)
+
+BEEP = "tone_stream://%(500,0,800)"
+MENU_REGEX = "^[0-9*#]+$"
+TTS_TIMEOUT = 60.0
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class PromptFiles:
+    """Maps engine prompt items to files FreeSWITCH can play."""
+
+    def __init__(self, config, services: IvrServices | None = None):
+        self.sounds_dir = Path(config.sounds_dir)
+        self.switch_sounds = config.switch_sounds_dir or str(self.sounds_dir)
+        self.recordings_dir = str(config.recordings_dir)
+        self.switch_recordings = config.switch_recordings_dir or self.recordings_dir
+        self.rate = config.prompt_rate
+        self.services = services
+
+    def prompt(self, key: str, lang: str) -> str:
+        local = self.sounds_dir / lang / f"{key}.wav"
+        if not local.is_file():
+            log.warning("prompt %s/%s.wav is missing: run `python -m ivr.prompts render`", lang, key)
+        return f"{self.switch_sounds}/{lang}/{key}.wav"
+
+    def tts(self, text: str, lang: str) -> str:
+        """Render call-time text once (a child process, so the call's greenlet is not blocked) and cache it."""
+        local = tts_cache_path(self.sounds_dir, lang, text, self.rate)
+        if not local.is_file():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                subprocess.run([sys.executable, "-m", "ivr.prompts", "tts", "--lang", lang, "--out", str(local),
+                                text], check=True, timeout=TTS_TIMEOUT, capture_output=True,
+                               env={**os.environ, "HOTLINE_PROMPT_RATE": str(self.rate)})
+            except (subprocess.SubprocessError, OSError) as exc:
+                log.error("call-time TTS failed for %r: %s", text[:40], exc)
+                return "silence_stream://500"
+        rel = local.relative_to(self.sounds_dir).as_posix()
+        return f"{self.switch_sounds}/{rel}"
+
+    def recording(self, local_path: str) -> str:
+        if local_path.startswith(self.recordings_dir):
+            return self.switch_recordings + local_path[len(self.recordings_dir):]
+        return local_path
+
+    def item(self, item: str, lang: str) -> str:
+        if item.startswith("file:"):
+            return self.recording(item[5:])
+        if item.startswith("tts:"):
+            return self.tts(item[4:], lang)
+        if item.startswith("kb:"):
+            text = self.services.knowledge_text(item[3:]) if self.services else None
+            return self.tts(text, lang) if text else self.prompt("consult_menu", lang)
+        return self.prompt(item, lang)
+
+    def digits(self, digits: str, lang: str) -> list[str]:
+        return [self.prompt(f"digit_{d}", lang) for d in digits if d.isdigit()]
+
+
+class IvrCall:
+    """One call through the engine. Construct with a session, the services and the Config; ``run()``."""
+
+    def __init__(self, session, services: IvrServices, config, *, clock=None, answer: bool = True,
+                 start_node: str | None = None, direction: str = "inbound", tree=None, version_id=None):
+        self.session = session
+        self.services = services
+        self.config = config
+        self.clock = clock
+        self.answer = answer
+        self.start_node = start_node
+        self.direction = direction
+        if tree is None:
+            version_id, tree = services.active_tree()
+        self.version_id = version_id
+        self.engine = e.IvrEngine(tree, clock=self._now)
+        self.files = PromptFiles(config, services)
+        self._record_cut: e.RecordDone | None = None  # what was recorded when the caller hung up
+
+    def _now(self) -> dt.datetime:
+        return self.clock.now() if self.clock is not None else _utcnow()
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> e.IvrEngine:
+        """Walk the call to its end; never raises for a hang-up or a switch error."""
+        started = self._now()
+        engine = self.engine
+        try:
+            if self.answer:
+                self.session.answer()
+            event: Any = e.CallStarted(self.session.caller, self.session.destination, self.session.uuid,
+                                       start_node=self.start_node)
+            while not engine.done:
+                actions = engine.feed(event)
+                if not actions:
+                    break
+                event = self._perform(actions)
+            if not engine.done:
+                self._hangup()
+        except CallHangup as hang:
+            self._after_hangup(hang)
+        except SwitchError as exc:
+            log.warning("ivr call %s: switch error %s; ending the call", self.session.uuid, exc)
+            self._after_hangup(exc)
+            self._hangup()
+        finally:
+            self._save_trace(started)
+        return engine
+
+    def _hangup(self) -> None:
+        try:
+            self.session.hangup()
+        except SwitchError as exc:
+            log.debug("hangup of %s: %s", self.session.uuid, exc)
+
+    def _after_hangup(self, hang: Exception) -> None:
+        if self._record_cut is not None:
+            self.engine.feed(self._record_cut)
+            self._record_cut = None
+        for action in self.engine.feed(e.Hangup()):
+            if isinstance(action, e.SERVICE_ACTIONS):
+                self._service(action)
+
+    def _save_trace(self, started: dt.datetime) -> None:
+        engine = self.engine
+        record = TraceRecord(self.session.uuid, self.session.caller or "", self.session.destination or "",
+                             self.version_id, started, self._now(), engine.outcome or "ended", list(engine.tickets),
+                             engine.trace_dicts(), self.direction)
+        try:
+            self.services.save_trace(record)
+        except Exception:  # noqa: BLE001 - losing a trace must not disturb the call's end
+            log.exception("could not store the IVR trace of %s", self.session.uuid)
+
+    # ------------------------------------------------------------------ actions
+    def _perform(self, actions: list) -> Any:
+        for action in actions[:-1]:
+            self._do(action, last=False)
+        return self._do(actions[-1], last=True)
+
+    def _do(self, action, last: bool):
+        session = self.session
+        if isinstance(action, e.Play):
+            for item in action.items:
+                session.playback(self.files.item(item, action.lang))
+            return e.PromptDone()
+        if isinstance(action, e.Say):
+            for path in self.files.digits(action.digits, action.lang):
+                session.playback(path)
+            return e.PromptDone()
+        if isinstance(action, e.Collect):
+            return self._collect(action)
+        if isinstance(action, e.Record):
+            return self._record(action)
+        if isinstance(action, e.SetLanguage):
+            return None
+        if isinstance(action, e.ToQueue):
+            try:
+                outcome = self.services.route_to_queue(session, action.skill)
+            except (CallHangup, SwitchTimeout):
+                raise
+            except Exception:  # noqa: BLE001 - a broken queue must still leave the caller a way out
+                log.exception("queue %s failed for %s", action.skill, session.uuid)
+                outcome = "failed"
+            return e.QueueResult(outcome)
+        if isinstance(action, e.Transfer):
+            return e.TransferResult(self._transfer(action.number))
+        if isinstance(action, e.HangupCall):
+            self._hangup()
+            return None
+        if isinstance(action, e.SERVICE_ACTIONS):
+            return self._service(action)
+        raise TypeError(f"unknown IVR action {action!r}")
+
+    def _collect(self, action: e.Collect) -> e.DigitsCollected:
+        files = [self.files.item(item, action.lang) for item in action.items]
+        target = files[0] if len(files) == 1 else "file_string://" + "!".join(files)
+        try:
+            digits = self.session.play_and_get_digits(
+                action.min_digits, action.max_digits, 1, int(action.timeout_s * 1000), action.terminators or "none",
+                target, "silence_stream://250", MENU_REGEX, int(action.digit_timeout_s * 1000),
+                timeout=action.timeout_s + 8 * action.max_digits + 120)
+        except SwitchTimeout:
+            digits = ""
+        return e.DigitsCollected(digits)
+
+    def _record(self, action: e.Record) -> e.RecordDone:
+        switch_path, local_path = self.services.recording_target(self.session.uuid, action.kind)
+        if action.beep:
+            self.session.playback(BEEP)
+        try:
+            result = self.session.record(switch_path, action.max_seconds, silence_seconds=action.silence_seconds,
+                                         terminators=action.terminators)
+        except CallHangup as hang:
+            lengths = wav_lengths(local_path)
+            if lengths is not None:
+                # Tell the engine what was recorded before the hang-up: a useful message is kept.
+                self._record_cut = e.RecordDone(local_path, lengths[0], "hangup", lengths[1])
+            raise
+        except SwitchTimeout:
+            return e.RecordDone(local_path, 0, "timeout", 0)
+        lengths = wav_lengths(local_path)
+        if lengths is None:
+            return e.RecordDone(local_path if Path(local_path).exists() else "", 0, result.terminator, 0)
+        return e.RecordDone(local_path, lengths[0], result.terminator or "", lengths[1])
+
+    def _transfer(self, number: str) -> bool:
+        """Bridge to a duty number: an extension directly, anything longer through the carrier gateway."""
+        if len(number) <= 5:
+            target = f"user/{number}"
+        else:
+            gateway = (self.config.extra or {}).get("HOTLINE_GATEWAY", "carrier")
+            target = f"sofia/gateway/{gateway}/{number}"
+        self.session.set("hangup_after_bridge", "true")
+        self.session.set("continue_on_fail", "true")
+        result = self.session.bridge(target, timeout=4 * 3600)
+        disposition = (result.variables.get("originate_disposition") or "").upper()
+        return disposition == "SUCCESS" or (not disposition and result.response.upper().startswith("+OK"))
+
+    def _service(self, action):
+        services, uuid = self.services, self.session.uuid
+        try:
+            if isinstance(action, e.CheckBlacklist):
+                return e.BlacklistChecked(services.is_blacklisted(action.caller))
+            if isinstance(action, e.CheckTime):
+                return e.TimeChecked(services.time_state(action))
+            if isinstance(action, e.CreateTicket):
+                return e.TicketCreated(services.create_ticket_from_recording(
+                    action.caller, action.kind, action.recording_path, duration_ms=action.duration_ms,
+                    confirmed=action.confirmed, call_uuid=uuid, destination=action.destination, lang=action.lang,
+                    reason=action.reason))
+            if isinstance(action, e.QueryStatus):
+                return e.StatusFound(services.ticket_status(action.number, action.caller, action.pin))
+            if isinstance(action, e.LoadPoll):
+                return services.active_poll()
+            if isinstance(action, e.RecordPollAnswer):
+                services.record_poll_answer(action.poll_id, action.question_id, action.answer, action.caller, uuid)
+                return None
+            if isinstance(action, e.RequestMaterial):
+                services.request_material(action.caller, action.topic, action.channel, action.address, uuid)
+                return None
+            if isinstance(action, e.DiscardRecording):
+                Path(action.path).unlink(missing_ok=True)
+                return None
+        except (CallHangup, SwitchTimeout):
+            raise
+        except Exception:  # noqa: BLE001 - a failing back office gives the caller the safe answer
+            log.exception("ivr service %s failed on call %s", type(action).__name__, uuid)
+            return _SAFE_ANSWERS.get(type(action))
+        raise TypeError(f"not a service action: {action!r}")
+
+
+_SAFE_ANSWERS = {
+    e.CheckBlacklist: e.BlacklistChecked(False),
+    e.CheckTime: e.TimeChecked("open"),  # when in doubt, offer a person
+    e.CreateTicket: e.TicketCreated(None),
+    e.QueryStatus: e.StatusFound(None),
+    e.LoadPoll: e.PollLoaded(None),
+}
+
+
+def run_call(session, services: IvrServices, config, **options) -> e.IvrEngine:
+    """Handle one IVR call on ``session`` (the outbound server's handler calls this)."""
+    return IvrCall(session, services, config, **options).run()

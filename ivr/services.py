@@ -1,0 +1,281 @@
+"""What the IVR runner needs from the rest of the product (``IvrServices``) and its implementation on
+caseflow (tickets, status, blacklist, calendar), recorder (recordings, voicemail) and acd (queues).
+
+The engine stays pure; the runner calls these between actions. Every method that touches the database
+runs in its own transaction, so a caller hanging up can never leave half a ticket behind.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from ivr import engine as e
+
+log = logging.getLogger(__name__)
+
+# Workflow status -> the four words a citizen hears (P2 §3.1.3: 已受理 / 正在受理 / 不受理 / 已办结).
+CITIZEN_STATUS = {
+    "recorded": "accepted", "deferred": "accepted",
+    "dispatched": "in_progress", "in_progress": "in_progress", "returned": "in_progress",
+    "replied": "in_progress", "unsatisfied": "in_progress", "merged": "in_progress",
+    "approved": "closed", "answered": "closed", "called_back": "closed", "closed": "closed", "archived": "closed",
+    "not_accepted": "rejected",
+}
+# IVR recording kinds -> (ticket type, channel, Chinese label)
+RECORDING_KINDS = {
+    "complaint": ("complaint", "phone", "自助投诉举报录音"),
+    "report": ("report", "phone", "自助举报录音"),
+    "mayor_mailbox": ("suggestion", "mailbox", "市长信箱留言"),
+}
+
+
+class IvrServices(Protocol):
+    """The runner's window on the product. Implementations must not raise for a caller's bad input."""
+
+    def active_tree(self) -> tuple[int | None, Any]: ...
+    def is_blacklisted(self, phone: str) -> bool: ...
+    def time_state(self, check: e.CheckTime) -> str: ...
+    def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]: ...
+    def create_ticket_from_recording(self, caller: str, kind: str, recording_path: str, *, duration_ms: int,
+                                     confirmed: bool, call_uuid: str, destination: str = "", lang: str = "zh",
+                                     reason: str = "") -> str | None: ...
+    def ticket_status(self, number: str, caller: str, pin: str | None) -> str | None: ...
+    def active_poll(self) -> e.PollLoaded: ...
+    def record_poll_answer(self, poll_id: int, question_id: int, answer: str, caller: str,
+                           call_uuid: str) -> None: ...
+    def request_material(self, caller: str, topic: str, channel: str, address: str, call_uuid: str) -> None: ...
+    def knowledge_text(self, item_id: str) -> str | None: ...
+    def route_to_queue(self, session, skill: str) -> str: ...
+    def save_trace(self, record: "TraceRecord") -> None: ...
+
+
+@dataclass
+class TraceRecord:
+    """A finished (or abandoned) IVR call, ready to store."""
+
+    call_uuid: str
+    caller: str
+    destination: str
+    version_id: int | None
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    outcome: str
+    tickets: list[str]
+    entries: list[dict]
+    direction: str = "inbound"
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class HotlineIvrServices:
+    """IvrServices on the product's database.
+
+    ``recordings``: a recorder RecordingStore (or RecordingService); ``acd``: the ACD dispatcher, or None
+    until queues exist (then "to a person" bridges to the agent extensions in order).
+    """
+
+    config: Any
+    trees: Any  # ivr.store.TreeStore
+    recordings: Any = None
+    acd: Any = None
+    clock: Any = None
+    agent_dial: str = "user/{extension}"
+    agent_ring_seconds: int = 20
+    cdr: Any = None
+    on_trace: list[Callable[[TraceRecord], None]] = field(default_factory=list)
+
+    def _now(self) -> dt.datetime:
+        if self.clock is not None:
+            return self.clock.now()
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(self.config.tz))
+
+    # ------------------------------------------------------------------ tree, blacklist, time
+    def active_tree(self):
+        return self.trees.active_tree("default")
+
+    def is_blacklisted(self, phone: str) -> bool:
+        from caseflow import services
+
+        return services.is_blacklisted(phone)
+
+    def time_state(self, check: e.CheckTime) -> str:
+        from core.calendar import load_calendar
+        from ivr.schedule import time_state
+
+        return time_state(load_calendar(), self._now(), check.open_from, check.open_until, check.weekends_open)
+
+    # ------------------------------------------------------------------ recordings and tickets
+    def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]:
+        """(path FreeSWITCH writes to, the same file as this process sees it) for an IVR recording."""
+        from recorder.storage import check_call_uuid
+
+        check_call_uuid(call_uuid)
+        now = self._now()
+        stamp = now.strftime("%H%M%S%f")
+        rel = Path("ivr") / now.date().isoformat() / f"{call_uuid}-{kind}-{stamp}.wav"
+        local = Path(self.config.recordings_dir) / rel
+        local.parent.mkdir(parents=True, exist_ok=True)
+        switch_root = self.config.switch_recordings_dir or str(self.config.recordings_dir)
+        return str(Path(switch_root) / rel), str(local)
+
+    def _store(self):
+        if self.recordings is None:
+            from recorder.storage import RecordingStore
+
+            self.recordings = RecordingStore.from_config(self.config, clock=self.clock)
+        return getattr(self.recordings, "store", self.recordings)
+
+    def create_ticket_from_recording(self, caller: str, kind: str, recording_path: str, *, duration_ms: int,
+                                     confirmed: bool, call_uuid: str, destination: str = "", lang: str = "zh",
+                                     reason: str = "") -> str | None:
+        """A ticket with the caller's number and the recording attached; its 8-digit number, or None."""
+        from caseflow import services
+        from caseflow.models import Attachment
+        from caseflow.services import TicketInputError
+        from recorder import voicemail
+
+        try:
+            phone = services.clean_phone(caller)
+        except TicketInputError:
+            phone = ""  # withheld or odd caller id: the ticket is still taken, without a number
+        if kind == "message":
+            result = voicemail.leave_message(call_uuid=call_uuid, caller=phone, recording_path=recording_path,
+                                             recordings=self._store(), reason=reason if reason in
+                                             voicemail.REASONS else "", duration_ms=duration_ms, cdr=self.cdr,
+                                             destination=destination)
+            return result.number or None
+        ticket_type, channel, label = RECORDING_KINDS.get(kind, RECORDING_KINDS["complaint"])
+        rec = self._store().index_file(call_uuid, Path(recording_path), kind="ivr")
+        if rec.status != "ok":
+            log.warning("ivr recording of %s unusable (%s): no ticket", call_uuid, rec.failure_reason)
+            return None
+        seconds = round(rec.duration_ms / 1000)
+        state = "来电者已确认" if confirmed else "来电者挂机前未确认，请核实"
+        content = (f"{label}（{state}），来电号码 {phone or '未知'}，录音 {seconds} 秒，请收听录音后补充工单内容。\n"
+                   f"IVR recording ({kind}, {'confirmed' if confirmed else 'NOT confirmed by the caller'}) from "
+                   f"{phone or 'unknown'}, {seconds} s: listen to the recording and complete the ticket.")
+        db = rec._meta.database
+        with db.atomic():
+            ticket = services.create_ticket(content, type=ticket_type, channel=channel, citizen_phone=phone,
+                                            title=f"{label} {phone}".strip(), actor_label="ivr",
+                                            call_uuid=call_uuid, note=f"IVR {label}")
+            # The spoken complaint is the ticket's substance: attach it like any file (size and sha256 let
+            # the desk show and verify it), besides the call link the recorder keeps.
+            Attachment.create(ticket=ticket, kind="recording", filename=Path(rec.path).name,
+                              path="recordings/" + rec.path, content_type="audio/wav", size=rec.size,
+                              sha256=rec.sha256)
+        log.info("ivr: ticket %s from %s recording of %s", ticket.number, kind, call_uuid)
+        return ticket.number
+
+    # ------------------------------------------------------------------ status query
+    def ticket_status(self, number: str, caller: str, pin: str | None) -> str | None:
+        """The citizen status word of ticket ``number`` if the caller's phone (or the PIN) matches it."""
+        from caseflow import services
+
+        secret = pin if pin else caller
+        if not secret or not re.sub(r"\D", "", secret):
+            return None
+        found = services.status_query(number, secret)
+        if found is None:
+            return None
+        return CITIZEN_STATUS.get(found["status"], "in_progress")
+
+    # ------------------------------------------------------------------ polls, material, knowledge
+    def active_poll(self) -> e.PollLoaded:
+        from ivr.models import Poll, PollQuestion
+
+        poll = Poll.select().where(Poll.active).order_by(Poll.id.desc()).first()
+        if poll is None:
+            return e.PollLoaded(None)
+        questions = tuple(e.PollQuestion(q.id, q.choices, text=q.text)
+                          for q in poll.questions.order_by(PollQuestion.position, PollQuestion.id))
+        return e.PollLoaded(poll.id, questions)
+
+    def record_poll_answer(self, poll_id: int, question_id: int, answer: str, caller: str, call_uuid: str) -> None:
+        from ivr.models import PollAnswer, PollQuestion
+
+        question = PollQuestion.get_or_none((PollQuestion.id == question_id) & (PollQuestion.poll == poll_id))
+        if question is None or answer not in question.choices:
+            log.warning("ivr: poll answer %r to question %s refused", answer, question_id)
+            return
+        PollAnswer.create(question=question, answer=answer, caller=caller[:32], call_uuid=call_uuid[:64])
+
+    def request_material(self, caller: str, topic: str, channel: str, address: str, call_uuid: str) -> None:
+        from ivr.models import MaterialRequest
+
+        if channel == "email" and not address:
+            from caseflow.models import Citizen
+
+            citizen = Citizen.get_or_none(Citizen.phone == caller)
+            address = citizen.email if citizen is not None else ""
+        MaterialRequest.create(caller=caller[:32], topic=topic[:200], channel=channel, address=address[:255],
+                               call_uuid=call_uuid[:64])
+
+    def knowledge_text(self, item_id: str) -> str | None:
+        from caseflow.models import KnowledgeItem
+
+        try:
+            item = KnowledgeItem.get_or_none(KnowledgeItem.id == int(item_id))
+        except ValueError:
+            return None
+        if item is None:
+            return None
+        return f"{item.title}。{item.content}"[:2000]
+
+    # ------------------------------------------------------------------ people
+    def route_to_queue(self, session, skill: str) -> str:
+        """Connect the caller to a person with ``skill``: "answered", "busy" or "failed"."""
+        if self.acd is not None:
+            outcome = self.acd.enter_queue(session, skill)
+            return {"answered": "answered", "callback": "answered", "transfer": "answered",
+                    "busy": "busy"}.get(outcome.outcome, "failed")
+        return self._bridge_agents(session)
+
+    def agent_extensions(self) -> list[str]:
+        from caseflow.models import User
+
+        rows = (User.select(User.extension).where(User.active & User.extension.is_null(False))
+                .order_by(User.extension))
+        return [row.extension for row in rows if row.extension and row.extension.isdigit()]
+
+    def _bridge_agents(self, session) -> str:
+        """Until queues exist: ring the agent extensions one after another (FreeSWITCH "|" failover)."""
+        extensions = self.agent_extensions()
+        if not extensions:
+            return "busy"
+        timeout = self.agent_ring_seconds
+        target = "|".join(f"[leg_timeout={timeout}]" + self.agent_dial.format(extension=x) for x in extensions)
+        session.set("continue_on_fail", "true")
+        session.set("hangup_after_bridge", "true")
+        result = session.bridge(target, timeout=timeout * len(extensions) + 3600)
+        answered = (result.variables.get("bridge_hangup_cause") or result.variables.get("last_bridge_hangup_cause")
+                    or "").upper()
+        disposition = (result.variables.get("originate_disposition") or result.response or "").upper()
+        if disposition in ("SUCCESS", "+OK") or answered in ("NORMAL_CLEARING",) and "SUCCESS" in disposition:
+            return "answered"
+        return "busy"
+
+    # ------------------------------------------------------------------ traces
+    def save_trace(self, record: TraceRecord) -> None:
+        from ivr.models import IvrTrace
+
+        IvrTrace.create(call_uuid=record.call_uuid[:64], caller=record.caller[:32],
+                        destination=record.destination[:32], direction=record.direction,
+                        tree_version=record.version_id, started_at=_naive_utc(record.started_at),
+                        ended_at=_naive_utc(record.ended_at), outcome=record.outcome[:32],
+                        tickets=",".join(record.tickets)[:255],
+                        entries=json.dumps(record.entries, ensure_ascii=False))
+        for hook in self.on_trace:
+            hook(record)

@@ -1,0 +1,120 @@
+"""Tree versions in the database: save, validate, activate (refused with reasons), and the active tree.
+
+New calls take the active version (``active_tree``); a call keeps the Tree it started with, so activating
+a new version never changes a call in progress.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import peewee
+
+from ivr.models import IvrTreeVersion
+from ivr.tree import DEFAULT_TREE_PATH, Problem, Tree, TreeError, parse_tree, validate
+
+log = logging.getLogger(__name__)
+
+MAX_SOURCE = 256 * 1024
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class TreeStore:
+    """Versions of the named trees; ``prompt_keys`` and ``skills`` are what activation checks against."""
+
+    def __init__(self, prompt_keys: Iterable[str] | None = None, skills=None):
+        self.prompt_keys = set(prompt_keys) if prompt_keys is not None else None
+        self._skills = skills  # callable -> set, a set, or None (the tree's own list)
+        self._cache: dict[int, Tree] = {}
+        self._lock = threading.Lock()
+
+    def skills(self):
+        return self._skills() if callable(self._skills) else self._skills
+
+    def tree_of(self, version: IvrTreeVersion) -> Tree:
+        """Parsed tree of a version (cached: versions never change once saved)."""
+        with self._lock:
+            tree = self._cache.get(version.id)
+        if tree is None:
+            tree = parse_tree(version.source, "toml", name=version.name)
+            with self._lock:
+                self._cache[version.id] = tree
+        return tree
+
+    def problems(self, source: str, name: str = "default") -> list[Problem]:
+        try:
+            tree = parse_tree(source, "toml", name=name)
+        except TreeError as exc:
+            return exc.problems
+        return validate(tree, self.prompt_keys, self.skills())
+
+    def save(self, source: str, name: str = "default", comment: str = "", created_by: str = "") -> IvrTreeVersion:
+        """Store a new (inactive) version; a file that does not parse is refused with its problems."""
+        if not isinstance(source, str) or not source.strip():
+            raise TreeError([Problem("", "the tree is empty")])
+        if len(source.encode("utf-8")) > MAX_SOURCE:
+            raise TreeError([Problem("", f"the tree is larger than {MAX_SOURCE // 1024} KB")])
+        parse_tree(source, "toml", name=name)  # raises with the reasons
+        db = IvrTreeVersion._meta.database
+        for _attempt in range(5):
+            try:
+                with db.atomic():
+                    last = (IvrTreeVersion.select(peewee.fn.MAX(IvrTreeVersion.version))
+                            .where(IvrTreeVersion.name == name).scalar()) or 0
+                    return IvrTreeVersion.create(name=name, version=last + 1, source=source,
+                                                 comment=comment[:255], created_by=created_by[:64])
+            except peewee.IntegrityError:
+                continue  # two saves at once: take the next number
+        raise TreeError([Problem("", "could not allocate a version number, try again")])
+
+    def activate(self, version_id: int, activated_by: str = "") -> IvrTreeVersion:
+        """Make a version the active one of its name; refused (TreeError listing every problem) if invalid."""
+        version = IvrTreeVersion.get_or_none(IvrTreeVersion.id == version_id)
+        if version is None:
+            raise TreeError([Problem("", f"no tree version {version_id}")])
+        problems = self.problems(version.source, version.name)
+        if problems:
+            raise TreeError(problems)
+        db = IvrTreeVersion._meta.database
+        with db.atomic():
+            (IvrTreeVersion.update(active=False)
+             .where((IvrTreeVersion.name == version.name) & (IvrTreeVersion.id != version.id)).execute())
+            version.active, version.activated_at, version.activated_by = True, _utcnow(), activated_by[:64]
+            version.save()
+        log.info("ivr tree %s version %s activated by %s", version.name, version.version, activated_by or "?")
+        return version
+
+    def active(self, name: str = "default") -> IvrTreeVersion | None:
+        return (IvrTreeVersion.select().where((IvrTreeVersion.name == name) & IvrTreeVersion.active)
+                .order_by(IvrTreeVersion.version.desc()).first())
+
+    def active_tree(self, name: str = "default") -> tuple[int | None, Tree]:
+        """(version id, Tree) for a new call; the file's default tree if nothing is stored yet."""
+        version = self.active(name)
+        if version is None:
+            from ivr.tree import load_tree
+
+            return None, load_tree(DEFAULT_TREE_PATH) if name == "default" else load_tree(Path(name))
+        return version.id, self.tree_of(version)
+
+    def ensure_default(self, path: Path = DEFAULT_TREE_PATH) -> IvrTreeVersion:
+        """Load the shipped default tree as version 1 (active) on an empty database."""
+        existing = self.active("default")
+        if existing is not None:
+            return existing
+        if IvrTreeVersion.select().where(IvrTreeVersion.name == "default").exists():
+            version = (IvrTreeVersion.select().where(IvrTreeVersion.name == "default")
+                       .order_by(IvrTreeVersion.version.desc()).first())
+        else:
+            version = self.save(Path(path).read_text(encoding="utf-8"), "default", "shipped default tree", "system")
+        return self.activate(version.id, "system")
+
+    def versions(self, name: str = "default") -> list[IvrTreeVersion]:
+        return list(IvrTreeVersion.select().where(IvrTreeVersion.name == name)
+                    .order_by(IvrTreeVersion.version.desc()))
