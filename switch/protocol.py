@@ -186,12 +186,15 @@ class FramedProtocol:
         if not self.close_reason:
             self.close_reason = reason
         self.connected = False
+        sock = getattr(self, "sock", None)
+        if sock is None:
+            return      # never connected
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass    # already closed or never connected
+            pass    # already closed
         try:
-            self.sock.close()
+            sock.close()
         except OSError:
             pass
 

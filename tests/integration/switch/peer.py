@@ -10,7 +10,10 @@ import re
 from pathlib import Path
 
 import gevent
+import gevent.event
+import gevent.queue
 from gevent import socket
+from gevent.server import StreamServer
 
 from switch.transcript import load_transcript
 
@@ -178,3 +181,51 @@ def replay(peer: ScriptedPeer, blocks: TranscriptBlocks, until_closed: bool = Tr
         if command is None:
             return peer.commands
         peer.send(*blocks.frames_for(command))
+
+
+class PeerListener:
+    """A listening socket standing in for FreeSWITCH's event socket (inbound mode); one ScriptedPeer per accept."""
+
+    def __init__(self):
+        self.accepted = gevent.queue.Queue()
+        self._server = StreamServer(("127.0.0.1", 0), self._on_accept)
+        self._server.start()
+        self.host, self.port = self._server.server_host, self._server.server_port
+        self._stops: list = []
+
+    def _on_accept(self, sock, address):
+        done = gevent.event.Event()
+        self._stops.append(done)
+        self.accepted.put(ScriptedPeer(sock))
+        done.wait(60)                         # keep the socket open until the test is done with it
+
+    def next_peer(self, timeout: float = 5.0) -> ScriptedPeer:
+        """The next connection the app opened."""
+        try:
+            return self.accepted.get(timeout=timeout)
+        except gevent.queue.Empty:
+            raise AssertionError(f"the app did not connect within {timeout}s") from None
+
+    def stop(self):
+        for done in self._stops:
+            done.set()
+        self._server.stop(timeout=1)
+
+
+AUTH_REQUEST = b"Content-Type: auth/request\n\n"
+ACCEPTED = b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"
+INVALID = b"Content-Type: command/reply\nReply-Text: -ERR invalid\n\n"
+GOODBYE = (b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\n"
+           b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n")
+
+
+def handshake(peer: ScriptedPeer, password: str = "ClueCon") -> Command:
+    """Greet, check the password, accept the subscription; returns the `event ...` command."""
+    peer.send(AUTH_REQUEST)
+    auth = peer.expect("auth ")
+    assert auth.line == f"auth {password}"
+    peer.send(ACCEPTED)
+    subscribe = peer.expect("event ")
+    fmt = subscribe.line.split()[1]
+    peer.reply(f"+OK event listener enabled {fmt}")
+    return subscribe
