@@ -1,0 +1,310 @@
+"""freeswitch-conf/ checked without a FreeSWITCH: it assembles, every reference resolves, and it says
+what the product needs (module list, ESL on 127.0.0.1 behind an ACL, 12345 to the app's socket...).
+
+These tests run everywhere (they need no switch); the live suite then starts the real thing.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.live import fsconf
+from tests.live.fsconf import CONF_DIR, ConfError, assemble, params
+
+# Every module the product loads, and why.  A module in modules.conf.xml that is not here fails a test:
+# each extra module is attack surface and start-up time, so adding one is a decision made here.
+REQUIRED_MODULES = {
+    "mod_console": "log to the console / fs_cli",
+    "mod_logfile": "freeswitch.log in the -log directory",
+    "mod_event_socket": "the app's inbound control connection and the socket dialplan app",
+    "mod_sofia": "SIP: agents' phones and the carrier trunk",
+    "mod_loopback": "calls placed by the app and the live tests (loopback/12345)",
+    "mod_commands": "originate, uuid_* and the other API commands the app sends",
+    "mod_dptools": "answer, playback, record, bridge, eavesdrop, play_and_get_digits...",
+    "mod_dialplan_xml": "the XML dialplan",
+    "mod_conference": "three-way calls and barge-in",
+    "mod_spandsp": "fax (rxfax/txfax) and fax tone detection",
+    "mod_sndfile": "WAV prompts and recordings",
+    "mod_native_file": "raw native-format sound files",
+    "mod_tone_stream": "tone_stream:// (ring-back, beeps)",
+    "mod_local_stream": "music on hold (local_stream://moh)",
+}
+
+
+def xml_files() -> list[Path]:
+    return sorted(p for p in CONF_DIR.rglob("*.xml*") if p.is_file() and p.suffix != ".md")
+
+
+@pytest.fixture(scope="module")
+def conf():
+    return assemble()
+
+
+def loaded_modules(conf) -> list[str]:
+    return [node.get("module") for node in conf.configuration("modules.conf").iter("load")]
+
+
+def test_every_file_is_well_formed_xml():
+    """Should parse each XML file of freeswitch-conf on its own (an <include> wrapper or a single root)."""
+    files = xml_files()
+    assert len(files) >= 15
+    for path in files:
+        try:
+            ET.parse(path)
+        except ET.ParseError as exc:
+            pytest.fail(f"{path.relative_to(CONF_DIR)}: {exc}")
+
+
+def test_assembles_like_freeswitch_without_problems(conf):
+    """Should pre-process into one document: every include finds its files, every $${var} is set first."""
+    assert conf.problems == []
+    root = conf.root()
+    assert root.tag == "document"
+    assert sorted(s.get("name") for s in root.findall("section")) == ["configuration", "dialplan", "directory"]
+
+
+def test_every_shipped_xml_file_is_used():
+    """Should read every *.xml file in the directory, so that no dead file looks like live configuration."""
+    conf = assemble()
+    unused = {p.resolve() for p in CONF_DIR.rglob("*.xml")} - set(conf.files)
+    assert unused == set()
+
+
+def test_comments_hold_no_preprocessor_syntax():
+    """Should keep pre-processor commands and $${...} out of comments, where FreeSWITCH would still act on them."""
+    hazards = [h for p in xml_files() for h in fsconf.comment_hazards(p)]
+    assert hazards == []
+
+
+def test_modules_are_exactly_the_required_list(conf):
+    """Should load every required module and no other."""
+    modules = loaded_modules(conf)
+    assert len(modules) == len(set(modules)), "a module is loaded twice"
+    extra = set(modules) - set(REQUIRED_MODULES)
+    missing = set(REQUIRED_MODULES) - set(modules)
+    assert not extra, f"modules.conf.xml loads modules not in the required list: {sorted(extra)}"
+    assert not missing, f"modules.conf.xml misses required modules: {sorted(missing)}"
+    assert modules[:2] == ["mod_console", "mod_logfile"], "loggers load first so module loading is logged"
+
+
+def test_each_loaded_module_with_settings_has_its_configuration(conf):
+    """Should ship the <configuration> of each loaded module that reads one."""
+    needs = {"mod_event_socket": "event_socket.conf", "mod_sofia": "sofia.conf", "mod_conference":
+             "conference.conf", "mod_spandsp": "spandsp.conf", "mod_local_stream": "local_stream.conf",
+             "mod_logfile": "logfile.conf", "mod_console": "console.conf"}
+    for module in loaded_modules(conf):
+        if module in needs:
+            conf.configuration(needs[module])
+    conf.configuration("acl.conf")
+    conf.configuration("switch.conf")
+
+
+def test_event_socket_listens_on_loopback_behind_an_acl(conf):
+    """Should bind ESL to 127.0.0.1:8021 with the vars password and admit only the esl_allowed list."""
+    settings = params(conf.configuration("event_socket.conf").find("settings"))
+    assert settings["listen-ip"] == "127.0.0.1"
+    assert settings["listen-port"] == "8021"
+    assert settings["password"] == conf.variables["esl_password"]
+    assert settings["password"] != "ClueCon", "the shipped password must not be the well-known default"
+    acl_name = settings["apply-inbound-acl"]
+    lists = {node.get("name"): node for node in conf.configuration("acl.conf").iter("list")}
+    assert acl_name in lists
+    assert lists[acl_name].get("default") == "deny"
+    allowed = [n.get("cidr") for n in lists[acl_name].findall("node") if n.get("type") == "allow"]
+    assert allowed == ["127.0.0.1/32"]
+
+
+def test_switch_limits(conf):
+    """Should cap sessions at 1000 and 30 per second and give RTP a port range."""
+    settings = params(conf.configuration("switch.conf").find("settings"))
+    assert settings["max-sessions"] == "1000"
+    assert settings["sessions-per-second"] == "30"
+    assert int(settings["rtp-start-port"]) < int(settings["rtp-end-port"])
+
+
+def _profiles(conf) -> dict[str, ET.Element]:
+    return {p.get("name"): p for p in conf.configuration("sofia.conf").iter("profile")}
+
+
+def test_internal_profile_authenticates_agents_on_loopback(conf):
+    """Should run the internal SIP profile on 127.0.0.1:5060 with authenticated calls into `default`."""
+    internal = params(_profiles(conf)["internal"].find("settings"))
+    assert internal["sip-ip"] == "127.0.0.1" and internal["rtp-ip"] == "127.0.0.1"
+    assert internal["sip-port"] == "5060"
+    assert internal["auth-calls"] == "true"
+    assert internal["context"] == "default"
+    assert internal["hold-music"] == "local_stream://moh"
+
+
+def test_external_profile_takes_calls_only_from_the_carrier(conf):
+    """Should route carrier calls to `public`, behind the carrier ACL, with no gateway enabled by default."""
+    external = _profiles(conf)["external"]
+    settings = params(external.find("settings"))
+    assert settings["context"] == "public"
+    assert settings["apply-inbound-acl"] == "carrier_allowed"
+    assert settings["sip-ip"] == "127.0.0.1"
+    assert external.find("gateways") is not None
+    assert list(external.find("gateways")) == [], "the carrier gateway must stay disabled until configured"
+
+
+def test_carrier_gateway_template_resolves_once_enabled(tmp_path):
+    """Should, once carrier.xml.disabled is copied to carrier.xml, define gateway `carrier` from vars."""
+    site = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, site)
+    gateways = site / "sip_profiles" / "external"
+    shutil.copy(gateways / "carrier.xml.disabled", gateways / "carrier.xml")
+    (site / "local" / "carrier.xml").write_text(
+        '<include>\n  <X-PRE-PROCESS cmd="set" data="carrier_proxy=sip.carrier.example"/>\n</include>\n')
+    conf = assemble(site)
+    assert conf.problems == []
+    external = {p.get("name"): p for p in conf.configuration("sofia.conf").iter("profile")}["external"]
+    (gateway,) = external.find("gateways").findall("gateway")
+    settings = params(gateway)
+    assert gateway.get("name") == "carrier"
+    assert settings["proxy"] == "sip.carrier.example"
+    assert settings["register"] == "false"
+    assert settings["context"] == "public"
+
+
+def _extension(conf, context: str, name: str) -> ET.Element:
+    dialplan = conf.root().find("section[@name='dialplan']")
+    for ctx in dialplan.iter("context"):
+        if ctx.get("name") == context:
+            for ext in ctx.findall("extension"):
+                if ext.get("name") == name:
+                    return ext
+    raise AssertionError(f"no extension {name!r} in context {context!r}")
+
+
+def _actions(ext: ET.Element) -> list[tuple[str, str]]:
+    return [(a.get("application"), a.get("data")) for a in ext.iter("action")]
+
+
+def test_12345_goes_to_the_apps_outbound_socket(conf):
+    """Should hand 12345 to `socket ${hotline_outbound} async full`, and refuse the call if that fails."""
+    ext = _extension(conf, "default", "hotline")
+    (condition,) = ext.findall("condition")
+    assert condition.get("field") == "destination_number"
+    assert re.fullmatch(condition.get("expression"), "12345")
+    actions = _actions(ext)
+    assert ("socket", "${hotline_outbound} async full") in actions
+    assert actions[-1] == ("hangup", "NORMAL_TEMPORARY_FAILURE")
+    assert conf.variables["hotline_outbound"] == "127.0.0.1:8084"
+
+
+def test_outbound_address_follows_the_environment():
+    """Should take HOTLINE_OUTBOUND from the switch's environment, like the app does."""
+    conf = assemble(env={"HOTLINE_OUTBOUND": "127.0.0.1:9999", "HOTLINE_FS_ESL_PASSWORD": "s3cret"})
+    assert conf.variables["hotline_outbound"] == "127.0.0.1:9999"
+    settings = params(conf.configuration("event_socket.conf").find("settings"))
+    assert settings["password"] == "s3cret"
+
+
+def test_local_override_wins_over_shipped_default(tmp_path):
+    """Should let a local/*.xml file override a vars.xml default (it is included last)."""
+    site = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, site)
+    (site / "local" / "site.xml").write_text(
+        '<include>\n  <X-PRE-PROCESS cmd="set" data="esl_allowed_cidrs=127.0.0.1/32,10.9.8.7/32"/>\n</include>\n')
+    conf = assemble(site)
+    acl = {n.get("name"): n for n in conf.configuration("acl.conf").iter("list")}["esl_allowed"]
+    assert [n.get("cidr") for n in acl.findall("node")] == ["127.0.0.1/32,10.9.8.7/32"]
+
+
+def test_carrier_numbers_reach_the_same_app(conf):
+    """Should route the hotline's DIDs from the carrier to the same socket, and nothing else."""
+    ext = _extension(conf, "public", "hotline")
+    expression = ext.find("condition").get("expression")
+    for number in ("12345", "057112345", "+8657112345"):
+        assert re.fullmatch(expression, number), number
+    for number in ("110", "123456", "12345678", "1234"):
+        assert not re.fullmatch(expression, number), number
+    assert ("socket", "${hotline_outbound} async full") in _actions(ext)
+    assert _actions(_extension(conf, "public", "unknown-number")) == [("hangup", "UNALLOCATED_NUMBER")]
+
+
+def test_fax_detection_is_optional_and_precedes_the_socket(conf):
+    """Should start spandsp fax detection only when hotline_fax_detect is true, then go on to the socket."""
+    for context in ("default", "public"):
+        ext = _extension(conf, context, "hotline-fax-detect")
+        assert ext.get("continue") == "true"
+        first = ext.findall("condition")[0]
+        assert first.get("field") == "${hotline_fax_detect}" and first.get("expression") == "^true$"
+        (app, data), = _actions(ext)
+        assert app == "spandsp_start_fax_detect"
+        assert data.split()[:2] == ["set", "hotline_fax_detected=true"]
+    assert conf.variables["hotline_fax_detect"] == "false"
+
+
+def test_agents_1000_to_1019_share_the_vars_password(conf):
+    """Should define exactly the agent extensions 1000-1019, each with the agent_password variable."""
+    directory = conf.root().find("section[@name='directory']")
+    users = {u.get("id"): u for u in directory.iter("user")}
+    assert sorted(users) == [str(n) for n in range(1000, 1020)]
+    for uid, user in users.items():
+        assert params(user.find("params"))["password"] == conf.variables["agent_password"]
+        variables = params(user.find("variables"), "variable")
+        assert variables["effective_caller_id_number"] == uid
+    (domain,) = directory.findall("domain")
+    assert domain.get("name") == conf.variables["domain"] == "127.0.0.1"
+
+
+def test_agent_to_agent_dialling_matches_only_seats(conf):
+    """Should bridge 1000-1019 to the dialled seat and nothing outside that range."""
+    ext = _extension(conf, "default", "agent-to-agent")
+    expression = ext.find("condition").get("expression")
+    assert re.fullmatch(expression, "1000") and re.fullmatch(expression, "1019")
+    assert not re.fullmatch(expression, "1020") and not re.fullmatch(expression, "999")
+    assert ("bridge", "user/$1@127.0.0.1") in _actions(ext)
+
+
+def test_music_on_hold_and_fax_spool_point_into_the_app_tree(conf):
+    """Should play sounds/moh for hold music and spool faxes under var/fax, next to this directory."""
+    (directory,) = conf.configuration("local_stream.conf").findall("directory")
+    assert directory.get("name") == "moh"
+    assert Path(directory.get("path")).resolve() == (CONF_DIR.parent / "sounds" / "moh").resolve()
+    fax = params(conf.configuration("spandsp.conf").find("fax-settings"))
+    assert fax["use-ecm"] == "true" and fax["disable-v17"] == "false" and fax["enable-t38"] == "false"
+    assert Path(fax["spool-dir"]).resolve() == (CONF_DIR.parent / "var" / "fax").resolve()
+    profile = conf.configuration("conference.conf").find("profiles/profile")
+    assert params(profile)["rate"] == "8000"
+
+
+def test_checker_reports_an_undefined_variable(tmp_path):
+    """Should report a $${name} used before it is set (FreeSWITCH would silently use an empty string)."""
+    site = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, site)
+    acl = site / "autoload_configs" / "acl.conf.xml"
+    acl.write_text(acl.read_text().replace("$${esl_allowed_cidrs}", "$${esl_alowed_cidrs}"))
+    problems = assemble(site).problems
+    assert len(problems) == 1 and "esl_alowed_cidrs" in problems[0] and "acl.conf.xml" in problems[0]
+
+
+def test_checker_reports_an_include_that_finds_nothing(tmp_path):
+    """Should report an include whose pattern matches no file."""
+    site = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, site)
+    shutil.rmtree(site / "directory")
+    problems = assemble(site).problems
+    assert any("directory/*.xml" in p for p in problems)
+
+
+def test_checker_reports_broken_xml(tmp_path):
+    """Should refuse an assembled document that is not well formed."""
+    site = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, site)
+    dialplan = site / "dialplan" / "default.xml"
+    dialplan.write_text(dialplan.read_text().replace("</context>", ""))
+    with pytest.raises(ConfError):
+        assemble(site).root()
+
+
+def test_checker_flags_preprocessor_syntax_in_comments(tmp_path):
+    """Should flag a commented-out pre-processor line, which FreeSWITCH would still execute."""
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<include>\n  <!-- <X-PRE-PROCESS cmd="set" data="a=b"/> -->\n</include>\n')
+    assert len(fsconf.comment_hazards(bad)) == 1
