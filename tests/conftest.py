@@ -13,6 +13,8 @@ from core import db as core_db
 from core.migrations import create_schema, drop_schema
 from core.schema import all_models
 
+pytest_plugins = ["tests.fakeswitch.fixtures"]
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
