@@ -260,11 +260,9 @@ class HotlineIvrServices:
         session.set("continue_on_fail", "true")
         session.set("hangup_after_bridge", "true")
         result = session.bridge(target, timeout=timeout * len(extensions) + 3600)
-        answered = (result.variables.get("bridge_hangup_cause") or result.variables.get("last_bridge_hangup_cause")
-                    or "").upper()
-        disposition = (result.variables.get("originate_disposition") or result.response or "").upper()
-        if disposition in ("SUCCESS", "+OK") or answered in ("NORMAL_CLEARING",) and "SUCCESS" in disposition:
+        if (result.variables.get("originate_disposition") or "").upper() == "SUCCESS":
             return "answered"
+        log.info("no agent answered %s: %s", session.uuid, result.variables.get("originate_disposition", "?"))
         return "busy"
 
     # ------------------------------------------------------------------ traces

@@ -44,3 +44,52 @@ def trees(db):
 @pytest.fixture
 def ivr_services(db, ivr_config, trees):
     return HotlineIvrServices(config=ivr_config, trees=trees)
+
+
+@pytest.fixture
+def fakeswitch(tmp_path):
+    """A FakeSwitch on 127.0.0.1:<free port> (tests.fakeswitch), stopped after the test."""
+    from tests.fakeswitch import FakeSwitch
+
+    fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
+    fs.start()
+    yield fs
+    fs.stop()
+
+
+@pytest.fixture
+def phone(db, tmp_path, rendered_sounds, trees, fakeswitch):
+    """The IVR served by the real outbound server, with rendered prompts; ``phone.call(script)`` places a
+    scripted call through the fake switch."""
+    from core.config import load_config
+    from ivr.runner import run_call
+    from switch.outbound import OutboundServer
+
+    config = load_config({"var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
+                          "recordings_dir": str(tmp_path / "recordings"), "mode": "test",
+                          "secret_key": "x" * 40})
+    services = HotlineIvrServices(config=config, trees=trees)
+    trees.ensure_default()
+    engines = []
+
+    def handler(session):
+        engines.append(run_call(session, services, config))
+
+    server = OutboundServer("127.0.0.1", 0, handler)
+    server.start()
+
+    class Phone:
+        def call(self, script, caller="13800138000", destination="12345", timeout=30.0, wait=True):
+            placed = fakeswitch.place_call(server.address, caller=caller, destination=destination, script=script)
+            if wait:
+                placed.wait_ended(timeout=timeout)
+                fakeswitch.wait_for(lambda: len(engines) >= self.count + 1, 10.0, "the IVR handler to finish")
+                self.count += 1
+            return placed
+
+    p = Phone()
+    p.count = 0
+    p.config, p.services, p.engines, p.server, p.fs, p.trees = config, services, engines, server, fakeswitch, trees
+    p.sounds = rendered_sounds
+    yield p
+    server.stop(drain_timeout=5)
