@@ -1,0 +1,719 @@
+"""Dialplan applications on a fake channel: an execute queue run by one greenlet per channel, as in
+FreeSWITCH's async socket mode (sendmsg execute queues; apps run one at a time; hang-up interrupts).
+
+Durations are simulated seconds; the switch's `time_scale` turns them into wall-clock waits.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+from collections import deque
+from pathlib import Path
+
+import gevent
+from gevent.event import Event
+
+from . import audio
+from .channel import Q850, new_uuid, now_us
+
+log = logging.getLogger(__name__)
+
+# Applications the fake knows. Anything else: +OK, then the channel hangs up DESTINATION_OUT_OF_ORDER and no
+# EXECUTE_COMPLETE ever comes for it, as on the real switch.
+KNOWN_APPS = frozenset({
+    "answer", "pre_answer", "ring_ready", "set", "export", "unset", "multiset", "log", "info", "sleep",
+    "playback", "endless_playback", "speak", "say", "play_and_get_digits", "read", "record", "bridge",
+    "hangup", "respond", "transfer", "rxfax", "txfax", "park", "eavesdrop", "three_way", "conference",
+    "record_session", "stop_record_session", "echo", "event", "hash", "db", "sched_hangup", "break",
+    "socket", "send_dtmf", "flush_dtmf",
+})
+
+SIP_CAUSES = {
+    "404": "UNALLOCATED_NUMBER", "403": "CALL_REJECTED", "480": "NO_USER_RESPONSE", "486": "USER_BUSY",
+    "487": "ORIGINATOR_CANCEL", "488": "INCOMPATIBLE_DESTINATION", "500": "NORMAL_TEMPORARY_FAILURE",
+    "503": "NORMAL_TEMPORARY_FAILURE", "600": "USER_BUSY", "603": "CALL_REJECTED",
+}
+
+
+class Pulse:
+    """Wake every waiter at once; a waiter takes `current` before checking its condition (no lost wake-up)."""
+
+    def __init__(self):
+        self._ev = Event()
+
+    @property
+    def current(self) -> Event:
+        return self._ev
+
+    def pulse(self) -> None:
+        ev, self._ev = self._ev, Event()
+        ev.set()
+
+
+class InputSlot:
+    """One chance for the caller to press digits or speak (a play_and_get_digits try, a read, a record)."""
+
+    def __init__(self, kind: str, app: str):
+        self.kind = kind        # "digits" or "record"
+        self.app = app
+        self.pressed = False
+        self.spoken = False
+        self.active = True
+
+
+class AppRun:
+    """One execution of an application."""
+
+    def __init__(self, name: str, arg: str, event_uuid: str):
+        self.name = name
+        self.arg = arg
+        self.event_uuid = event_uuid
+        self.started = time.monotonic()
+
+
+class ChannelRunner:
+    """Runs the applications of one channel, receives its DTMF and speech, and tears it down on hang-up."""
+
+    def __init__(self, switch, channel, call=None):
+        self.sw = switch
+        self.ch = channel
+        self.call = call                # the FakeCall when this channel is a scripted caller
+        self.queue: deque = deque()
+        self.wake = Pulse()
+        self.current: AppRun | None = None
+        self.input: InputSlot | None = None
+        self.digits: deque[str] = deque()
+        self.accept_digits = False
+        self.breaking = False
+        self.ended = Event()
+        self.socket_app: tuple[str, str] | None = None
+        self.speech: list[list] = []    # [start_sim, end_sim or None]
+        self.speech_version = 0
+        self.fax_pages_to_send = 0      # set by a caller's SendFax step
+        self.bridge_done = Event()
+        self.session_records: dict[str, float] = {}   # uuid_record / record_session path -> start sim
+        self._greenlet = None
+
+    # -- control from outside -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def enqueue(self, name: str, arg: str = "", event_uuid: str | None = None, front: bool = False) -> None:
+        """Queue an application (sendmsg execute, uuid_broadcast...)."""
+        item = (name, arg or "", event_uuid or new_uuid())
+        if front:
+            self.queue.appendleft(item)
+        else:
+            self.queue.append(item)
+        self.poke()
+
+    def poke(self) -> None:
+        self.wake.pulse()
+        self.sw.changed.pulse()
+
+    def interrupt(self) -> None:
+        """Break the running application (uuid_break, bridge, transfer)."""
+        self.breaking = True
+        self.poke()
+
+    def dtmf(self, digit: str, source: str = "RTP") -> None:
+        """A digit from the caller: the DTMF event, then the running application may take it."""
+        ch = self.ch
+        if ch.hung_up:
+            return
+        self.sw.emit_channel(ch, "DTMF", post=[("DTMF-Digit", digit), ("DTMF-Duration", "2000"),
+                                              ("DTMF-Source", source)])
+        ch.digits_dialed = getattr(ch, "digits_dialed", "") + digit
+        if self.accept_digits:
+            self.digits.append(digit)
+        self.poke()
+
+    def start_speech(self) -> None:
+        self.speech.append([self.sw.sim_now(), None])
+        self.speech_version += 1
+        self.poke()
+
+    def stop_speech(self) -> None:
+        if self.speech and self.speech[-1][1] is None:
+            self.speech[-1][1] = self.sw.sim_now()
+        self.speech_version += 1
+        self.poke()
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self.speech) and self.speech[-1][1] is None
+
+    # -- waiting in simulated time ------------------------------------------------------------------
+    def wait_until(self, pred, sim_seconds: float | None) -> bool:
+        """Wait until pred() or the simulated time passes; True when pred() held. Never blocks forever."""
+        deadline = None if sim_seconds is None else time.monotonic() + max(0.0, sim_seconds) * self.sw.time_scale
+        while True:
+            ev = self.wake.current
+            if pred():
+                return True
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                ev.wait(min(remaining, 1.0))
+            else:
+                ev.wait(1.0)
+
+    def _stopped(self) -> bool:
+        return self.ch.hung_up or self.breaking
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self.ch.hung_up:
+                if self.queue:
+                    name, arg, event_uuid = self.queue.popleft()
+                    self._execute(name, arg, event_uuid)
+                else:
+                    self.wait_until(lambda: bool(self.queue) or self.ch.hung_up, None)
+        except Exception:  # noqa: BLE001 - keep the fake alive and the channel torn down
+            log.exception("fake switch: application crashed on %s", self.ch.uuid)
+            self.sw.hangup(self.ch, "NORMAL_TEMPORARY_FAILURE", by="switch")
+        finally:
+            self.queue.clear()
+            self._teardown()
+
+    def _execute(self, name: str, arg: str, event_uuid: str) -> None:
+        ch = self.ch
+        if name not in KNOWN_APPS:
+            log.info("fake switch: unknown application %r on %s", name, ch.uuid)
+            self._log_exec(name, arg)
+            self.sw.hangup(ch, "DESTINATION_OUT_OF_ORDER", by="switch")
+            return
+        self.breaking = False
+        run = AppRun(name, arg, event_uuid)
+        self.current = run
+        ch.set_var("current_application", name)
+        if arg:
+            ch.set_var("current_application_data", arg)
+        post = [("Application", name)]
+        if arg:
+            post.append(("Application-Data", arg))
+        post.append(("Application-UUID", event_uuid))
+        self._log_exec(name, arg)
+        self.sw.emit_channel(ch, "CHANNEL_EXECUTE", post=post)
+        handler = getattr(self, "app_" + name)
+        response = handler(arg) or "_none_"
+        self.accept_digits = False
+        self.digits.clear()
+        if self.input is not None:
+            self.input.active = False
+            self.input = None
+        if response != "_none_":
+            ch.set_var("current_application_response", response)
+        post = [("Application", name)]
+        if arg:
+            post.append(("Application-Data", arg))
+        post += [("Application-Response", response), ("Application-UUID", event_uuid)]
+        self.sw.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", post=post)
+        self.current = None
+        self.breaking = False
+        self.poke()
+
+    def _log_exec(self, name: str, arg: str) -> None:
+        self.ch.executed.append((name, arg))
+        if self.call is not None:
+            self.call.executed.append((name, arg))
+        self.sw.changed.pulse()
+
+    def _teardown(self) -> None:
+        ch = self.ch
+        sw = self.sw
+        for path in list(self.session_records):
+            self.stop_session_record(path)
+        if self.socket_app is not None:
+            sw.emit_channel(ch, "CHANNEL_UNPARK", state="CS_EXECUTE", state_number=10)
+            app, data = self.socket_app
+            sw.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", state="CS_EXECUTE", state_number=10, post=[
+                ("Application", app), ("Application-Data", data), ("Application-Response", "_none_"),
+                ("Application-UUID", new_uuid())])
+        sw.emit_channel(ch, "CHANNEL_STATE", state="CS_HANGUP", state_number=10)
+        ch.state = "CS_REPORTING"
+        ch.call_state = "HANGUP"
+        self._hangup_variables()
+        sw.emit_channel(ch, "CHANNEL_STATE")
+        sw.emit_channel(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause)])
+        if self.call is not None:
+            self.call._channel_done()
+        sw.emit_channel(ch, "CHANNEL_DESTROY", state="CS_DESTROY", skip_socket=True)
+        sw.channel_gone(ch)
+        self.ended.set()
+        sw.changed.pulse()
+
+    def _hangup_variables(self) -> None:
+        ch = self.ch
+        end = now_us()
+        ch.set_var("hangup_cause", ch.hangup_cause)
+        ch.set_var("hangup_cause_q850", Q850.get(ch.hangup_cause, 16))
+        ch.set_var("digits_dialed", getattr(ch, "digits_dialed", "") or "none")
+        ch.set_var("start_epoch", ch.created_us // 1_000_000)
+        ch.set_var("start_uepoch", ch.created_us)
+        ch.set_var("answer_epoch", ch.answered_us // 1_000_000)
+        ch.set_var("answer_uepoch", ch.answered_us)
+        ch.set_var("end_epoch", end // 1_000_000)
+        ch.set_var("end_uepoch", end)
+        ch.set_var("last_app", ch.executed[-1][0] if ch.executed else "")
+        ch.set_var("last_arg", ch.executed[-1][1] if ch.executed else "")
+        ch.set_var("caller_id", f'"{ch.caller_name}" <{ch.caller_number}>')
+        ch.set_var("duration", (end - ch.created_us) // 1_000_000)
+        ch.set_var("billsec", (end - ch.answered_us) // 1_000_000 if ch.answered_us else 0)
+        ch.set_var("hangup_disposition", {"caller": "recv_bye", "agent": "recv_bye"}.get(ch.hangup_by or "", "send_bye"))
+
+    # -- media helpers -------------------------------------------------------------------------------
+    def _accept(self, kind: str | None) -> None:
+        self.digits.clear()
+        self.accept_digits = True
+        if kind:
+            self.input = InputSlot(kind, self.current.name if self.current else "")
+            self.sw.changed.pulse()
+
+    def play(self, target: str, any_digit_breaks: bool = False, terminators: str = "") -> str:
+        """Play one file string; returns done | break | hangup | notfound. Digits stay in self.digits."""
+        files = _split_files(target)
+        for f in files:
+            seconds = self.sw.media_seconds(f)
+            if seconds is None:
+                self.sw.note_played(self, f, found=False)
+                return "notfound"
+            self.sw.note_played(self, f, found=True)
+            ftype = f.split("://", 1)[0] if "://" in f else None
+            start_vars = self._playback_vars(seconds)
+            path_h = ([("Playback-File-Type", ftype)] if ftype else []) + [("Playback-File-Path", f)]
+            self.sw.emit_channel(self.ch, "PLAYBACK_START", post=path_h)
+            t0 = self.sw.sim_now()
+
+            def stop():
+                if self._stopped():
+                    return True
+                if any_digit_breaks and self.digits:
+                    return True
+                if terminators and any(d in terminators for d in self.digits):
+                    return True
+                if not any_digit_breaks and not terminators:
+                    self.digits.clear()
+                elif terminators and not any_digit_breaks:
+                    # A plain playback dequeues digits: the ones that are not terminators are dropped.
+                    self.digits.clear()
+                return False
+            broke = self.wait_until(stop, seconds)
+            played = min(seconds, self.sw.sim_now() - t0) if broke else seconds
+            for k, v in self._playback_vars(played).items():
+                self.ch.set_var(k, v)
+            del start_vars
+            status = "done"
+            if broke:
+                status = "break"
+                if terminators and not any_digit_breaks:
+                    used = next((d for d in self.digits if d in terminators), "")
+                    if used:
+                        self.ch.set_var("playback_terminator_used", used)
+                    self.digits.clear()
+            self.sw.emit_channel(self.ch, "PLAYBACK_STOP", post=path_h + [("Playback-Status", status)])
+            if self.ch.hung_up:
+                return "hangup"
+            if broke:
+                return "break"
+        return "done"
+
+    def _playback_vars(self, seconds: float) -> dict:
+        ms = int(seconds * 1000)
+        samples = int(seconds * audio.RATE)
+        return {"playback_last_offset_pos": samples, "playback_seconds": int(seconds),
+                "playback_ms": ms, "playback_samples": samples}
+
+    # -- applications ----------------------------------------------------------------------------------
+    def app_answer(self, arg):
+        self.sw.answer(self.ch)
+
+    def app_pre_answer(self, arg):
+        self.sw.pre_answer(self.ch)
+
+    def app_ring_ready(self, arg):
+        if not self.ch.progress_us:
+            self.ch.progress_us = now_us()
+            self.sw.emit_channel(self.ch, "CHANNEL_PROGRESS")
+
+    def app_set(self, arg):
+        name, _, value = arg.partition("=")
+        if name:
+            if value == "" and "=" not in arg:
+                self.ch.variables.pop(name, None)
+            elif value == "":
+                self.ch.variables.pop(name, None)
+            else:
+                self.ch.set_var(name, value)
+
+    app_export = app_set
+
+    def app_unset(self, arg):
+        self.ch.variables.pop(arg.strip(), None)
+
+    def app_multiset(self, arg):
+        for part in arg.split():
+            self.app_set(part)
+
+    def app_log(self, arg):
+        log.info("fake switch log on %s: %s", self.ch.uuid, arg)
+
+    def app_info(self, arg):
+        pass
+
+    def app_event(self, arg):
+        pass
+
+    def app_hash(self, arg):
+        pass
+
+    def app_db(self, arg):
+        pass
+
+    def app_echo(self, arg):
+        self.wait_until(self._stopped, None)
+
+    def app_break(self, arg):
+        pass
+
+    def app_socket(self, arg):
+        pass
+
+    def app_flush_dtmf(self, arg):
+        self.digits.clear()
+
+    def app_send_dtmf(self, arg):
+        peer = self.ch.other
+        if peer is not None and peer.runner is not None:
+            for d in arg.split("@")[0]:
+                peer.runner.dtmf(d)
+
+    def app_sched_hangup(self, arg):
+        parts = arg.split()
+        if parts:
+            delay = float(parts[0].lstrip("+") or 0)
+            cause = parts[1] if len(parts) > 1 else "ALLOTTED_TIMEOUT"
+            sw, ch = self.sw, self.ch
+
+            def later():
+                gevent.sleep(delay * sw.time_scale)
+                sw.hangup(ch, cause, by="switch")
+            gevent.spawn(later)
+
+    def app_sleep(self, arg):
+        try:
+            ms = int(arg.strip() or 0)
+        except ValueError:
+            ms = 0
+        self._accept(None)
+        self.wait_until(self._stopped, ms / 1000.0)
+
+    def app_playback(self, arg):
+        terms = self.ch.get_var("playback_terminators", "*")
+        if terms == "none":
+            terms = ""
+        self._accept(None)
+        status = self.play(arg, terminators=terms)
+        if status == "notfound":
+            return "FILE NOT FOUND"
+        if status in ("done", "break"):
+            return "FILE PLAYED"
+        return "PLAYBACK ERROR"
+
+    def app_endless_playback(self, arg):
+        self._accept(None)
+        while not self._stopped():
+            if self.play(arg) in ("notfound", "hangup"):
+                break
+        return "FILE PLAYED"
+
+    def app_park(self, arg):
+        self.sw.emit_channel(self.ch, "CHANNEL_PARK")
+        self.ch.parked = True
+        self._accept(None)
+        self.wait_until(self._stopped, None)
+        self.ch.parked = False
+        if not self.ch.hung_up:
+            self.sw.emit_channel(self.ch, "CHANNEL_UNPARK")
+
+    def app_speak(self, arg):
+        parts = arg.split("|", 2)
+        text = parts[-1]
+        if self.call is not None:
+            self.call.spoken.append(text)
+        self._accept(None)
+        self.wait_until(self._stopped, max(0.5, 0.15 * len(text)))
+
+    def app_say(self, arg):
+        if self.call is not None:
+            self.call.spoken.append(arg)
+        self._accept(None)
+        self.wait_until(self._stopped, 1.0)
+
+    def app_respond(self, arg):
+        code = arg.strip().split(" ", 1)[0]
+        if code.startswith("18"):
+            self.sw.pre_answer(self.ch)
+        elif code.startswith("2"):
+            self.sw.answer(self.ch)
+        elif code[:1] in ("4", "5", "6"):
+            self.sw.hangup(self.ch, SIP_CAUSES.get(code, "NORMAL_TEMPORARY_FAILURE"), by="app")
+
+    def app_hangup(self, arg):
+        cause = arg.strip() or "NORMAL_CLEARING"
+        self.sw.hangup(self.ch, cause, by="app")
+
+    def app_play_and_get_digits(self, arg):
+        # min max tries timeout_ms terminators file invalid_file var_name regex digit_timeout_ms [transfer]
+        p = arg.split()
+        if len(p) < 6:
+            log.info("fake switch: play_and_get_digits with too few arguments: %r", arg)
+            return "_none_"
+        min_d, max_d, tries, timeout_ms = (_int(p[0], 0), _int(p[1], 128), _int(p[2], 1), _int(p[3], 5000))
+        terminators = "" if p[4] == "none" else p[4]
+        prompt = p[5]
+        invalid = p[6] if len(p) > 6 else ""
+        var = p[7] if len(p) > 7 else ""
+        regex = p[8] if len(p) > 8 else ""
+        digit_timeout = _int(p[9], timeout_ms) if len(p) > 9 else timeout_ms
+        for _ in range(max(1, tries)):
+            if self.ch.hung_up:
+                break
+            digits, term, status = self._read_digits(min_d, max_d, prompt, var, timeout_ms, terminators,
+                                                     digit_timeout)
+            if self.ch.hung_up:
+                break
+            if status == "timeout" and len(digits) >= min_d:
+                status = "success"
+            if min_d == 0 and not digits and term:
+                return "_none_"
+            if status == "success" and digits:
+                if not regex or re.search(regex, digits):
+                    if self.call is not None:
+                        self.call.collected.append(digits)
+                    return "_none_"
+                if var:
+                    self.ch.variables.pop(var, None)
+            if self.ch.hung_up:
+                break
+            if invalid:
+                self._accept(None)
+                self.play(invalid)
+        return "_none_"
+
+    def app_read(self, arg):
+        # min max sound_file variable_name timeout_ms terminators [digit_timeout_ms]
+        p = arg.split()
+        if len(p) < 4:
+            return "_none_"
+        timeout_ms = _int(p[4], 5000) if len(p) > 4 else 5000
+        terminators = p[5] if len(p) > 5 else "#"
+        digit_timeout = _int(p[6], timeout_ms) if len(p) > 6 else timeout_ms
+        digits, _term, status = self._read_digits(_int(p[0], 0), _int(p[1], 128), p[2], p[3], timeout_ms,
+                                                  terminators, digit_timeout)
+        if status == "success" and self.call is not None:
+            self.call.collected.append(digits)
+        return "_none_"
+
+    def _read_digits(self, min_d, max_d, prompt, var, timeout_ms, terminators, digit_timeout_ms):
+        """switch_ivr_read: prompt (broken by any digit), then collect; sets read_result and the variable."""
+        ch = self.ch
+        ch.variables.pop("read_result", None)
+        if var:
+            ch.variables.pop(var, None)
+        self._accept("digits")
+        buf = ""
+        term = ""
+        status = "timeout"
+        if prompt:
+            self.play(prompt, any_digit_breaks=True)
+        first = True
+        while not ch.hung_up:
+            while self.digits and len(buf) < max_d and not term:
+                d = self.digits.popleft()
+                if d in terminators:
+                    term = d
+                else:
+                    buf += d
+            if term or len(buf) >= max_d:
+                status = "success"
+                break
+            wait_ms = timeout_ms if first and not buf else digit_timeout_ms
+            got = self.wait_until(lambda: bool(self.digits) or ch.hung_up, wait_ms / 1000.0)
+            first = False
+            if not got:
+                status = "timeout"
+                break
+        if ch.hung_up:
+            status = "failure"
+        if len(buf) < min_d and status == "success":
+            status = "failure"
+        if term:
+            ch.set_var("read_terminator_used", term)
+        ch.set_var("read_result", status)
+        if var and buf:
+            ch.set_var(var, buf)
+        return buf, term, status
+
+    def app_record(self, arg):
+        # path [time_limit_secs] [silence_thresh] [silence_hits]
+        p = arg.split()
+        if not p:
+            return "_none_"
+        path = p[0]
+        limit = _int(p[1], 0) if len(p) > 1 else 0
+        thresh = p[2] if len(p) > 2 else None
+        hits = _int(p[3], 3) if len(p) > 3 else (3 if thresh else 0)
+        limit = limit or self.sw.max_record_seconds
+        terms = self.ch.get_var("playback_terminators", "*#")
+        if terms == "none":
+            terms = ""
+        self._accept("record")
+        sw, ch = self.sw, self.ch
+        start = sw.sim_now()
+        ch.set_var("silence_hits_exhausted", "false")
+        sw.emit_channel(ch, "RECORD_START", post=[("Record-File-Path", path)])
+        term = ""
+
+        def last_sound() -> float:
+            ends = [start] + [(s[1] if s[1] is not None else sw.sim_now()) for s in self.speech if
+                              (s[1] is None or s[1] > start)]
+            return max(ends)
+
+        while True:
+            if ch.hung_up or self.breaking:
+                break
+            hit = next((d for d in self.digits if d in terms), "")
+            if hit:
+                term = hit
+                break
+            self.digits.clear()
+            now = sw.sim_now()
+            if now - start >= limit:
+                break
+            wait = limit - (now - start)
+            if hits and not self.speaking:
+                quiet_for = now - last_sound()
+                if quiet_for >= hits:
+                    ch.set_var("silence_hits_exhausted", "true")
+                    break
+                wait = min(wait, hits - quiet_for)
+            version = self.speech_version
+            self.wait_until(lambda: ch.hung_up or self.breaking or bool(self.digits) or
+                            self.speech_version != version, wait)
+        end = min(sw.sim_now(), start + limit)
+        seconds = max(0.0, end - start)
+        spans = [(max(s[0], start) - start, (min(s[1] if s[1] is not None else end, end)) - start)
+                 for s in self.speech]
+        size = audio.write_wav(path, seconds, spans)
+        ms = int(seconds * 1000)
+        for k, v in (("record_record_file_size", size), ("record_file_size", size),
+                     ("record_seconds", int(seconds)), ("record_ms", ms),
+                     ("record_samples", int(seconds * audio.RATE))):
+            ch.set_var(k, v)
+        if term:
+            ch.set_var("playback_terminator_used", term)
+        sw.emit_channel(ch, "RECORD_STOP", post=[("Record-File-Path", path)])
+        if self.call is not None:
+            spoken = sum(max(0.0, b - a) for a, b in spans)
+            self.call.recordings.append(Recording(path, seconds, spoken, term))
+        return "_none_"
+
+    def start_session_record(self, path: str) -> None:
+        self.session_records[path] = self.sw.sim_now()
+        self.sw.emit_channel(self.ch, "RECORD_START", post=[("Record-File-Path", path)])
+
+    def stop_session_record(self, path: str) -> bool:
+        start = self.session_records.pop(path, None)
+        if start is None:
+            return False
+        seconds = max(0.0, self.sw.sim_now() - start)
+        # A call recording of a conversation: sound throughout.
+        size = audio.write_wav(path, seconds, [(0, seconds)])
+        self.ch.set_var("record_seconds", int(seconds))
+        self.ch.set_var("record_ms", int(seconds * 1000))
+        self.ch.set_var("record_file_size", size)
+        self.sw.emit_channel(self.ch, "RECORD_STOP", post=[("Record-File-Path", path)])
+        self.sw.session_recordings.append((self.ch.uuid, path, seconds))
+        return True
+
+    def app_record_session(self, arg):
+        path = arg.split()[0] if arg.split() else ""
+        if path:
+            self.start_session_record(path)
+
+    def app_stop_record_session(self, arg):
+        path = arg.strip()
+        if path == "all" or not path:
+            for p in list(self.session_records):
+                self.stop_session_record(p)
+        else:
+            self.stop_session_record(path)
+
+    def app_bridge(self, arg):
+        return self.sw.bridge_app(self, arg)
+
+    def app_transfer(self, arg):
+        p = arg.split()
+        if not p:
+            return "_none_"
+        self.sw.transfer(self.ch, p[0], p[1] if len(p) > 1 else "XML", p[2] if len(p) > 2 else "default",
+                         from_app=True)
+
+    def app_eavesdrop(self, arg):
+        return self.sw.eavesdrop_app(self, arg.strip(), mode="listen")
+
+    def app_three_way(self, arg):
+        return self.sw.eavesdrop_app(self, arg.strip(), mode="three_way")
+
+    def app_conference(self, arg):
+        return self.sw.conference_app(self, arg.strip())
+
+    def app_rxfax(self, arg):
+        return self.sw.fax_app(self, "rx", arg.strip())
+
+    def app_txfax(self, arg):
+        return self.sw.fax_app(self, "tx", arg.strip())
+
+
+class Recording:
+    """A file the record application wrote: path, total seconds, seconds of speech, terminator pressed."""
+
+    def __init__(self, path: str, seconds: float, speech_seconds: float, terminator: str):
+        self.path = path
+        self.seconds = seconds
+        self.speech_seconds = speech_seconds
+        self.terminator = terminator
+
+    def __repr__(self) -> str:
+        return f"Recording({self.path!r}, {self.seconds:.2f}s, speech {self.speech_seconds:.2f}s, {self.terminator!r})"
+
+
+def _int(s, default: int) -> int:
+    try:
+        return int(str(s).strip())
+    except ValueError:
+        return default
+
+
+def _split_files(target: str) -> list[str]:
+    if target.startswith("file_string://"):
+        return [f for f in target[len("file_string://"):].split("!") if f]
+    return [target]
+
+
+def split_args(arg: str) -> list[str]:
+    """Split an application argument like the switch does for quoted words."""
+    try:
+        return shlex.split(arg)
+    except ValueError:
+        return arg.split()
+
+
+def media_path_exists(path: str) -> bool:
+    return Path(path).exists()

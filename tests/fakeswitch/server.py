@@ -1,0 +1,1357 @@
+"""FakeSwitch: a protocol-level fake FreeSWITCH for tests (inbound event socket + outbound calls).
+
+One process, gevent greenlets, no global monkey-patching: the server and client sockets are gevent's.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gevent
+import gevent.event
+from gevent import socket as gsocket
+from gevent.server import StreamServer
+
+from . import audio
+from .apps import ChannelRunner, Pulse
+from .channel import FakeChannel, new_uuid, now_us
+from .esl import InboundSession
+from .outbound import FakeCall
+
+log = logging.getLogger(__name__)
+
+VERSION = "FreeSWITCH Version 1.10.12-release~64bit (fake for tests)"
+
+# Event-Calling-File / -Function / -Line-Number as the captures show them.
+ORIGINS = {
+    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", "2949"),
+    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", "2972"),
+    "CHANNEL_ANSWER": ("switch_channel.c", "switch_channel_perform_mark_answered", "3848"),
+    "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", "3395"),
+    "CHANNEL_PROGRESS_MEDIA": ("switch_channel.c", "switch_channel_perform_mark_pre_answered", "3562"),
+    "CHANNEL_HANGUP": ("switch_channel.c", "switch_channel_perform_hangup", "3447"),
+    "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c", "switch_core_session_reporting_state", "943"),
+    "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", "2409"),
+    "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", "626"),
+    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", "1683"),
+    "CHANNEL_PARK": ("switch_ivr.c", "switch_ivr_park", "1002"),
+    "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", "1213"),
+    "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1689"),
+    "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1879"),
+    "CHANNEL_HOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", "1237"),
+    "CHANNEL_UNHOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", "1245"),
+    "DTMF": ("switch_channel.c", "switch_channel_dequeue_dtmf", "678"),
+    "PLAYBACK_START": ("switch_ivr_play_say.c", "switch_ivr_play_file", "1649"),
+    "PLAYBACK_STOP": ("switch_ivr_play_say.c", "switch_ivr_play_file", "2023"),
+    "RECORD_START": ("switch_ivr_play_say.c", "switch_ivr_record_file_event", "770"),
+    "RECORD_STOP": ("switch_ivr_play_say.c", "switch_ivr_record_file_event", "1033"),
+    "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", "1580"),
+    "CHANNEL_DATA": ("mod_event_socket.c", "parse_command", "2029"),
+}
+
+EAVESDROP_DTMF = {"2": "whisper", "1": "whisper_other", "3": "three_way", "0": "listen"}
+
+
+class Agent:
+    """A scripted SIP phone registered as user NNNN (or an outside number reached over a gateway)."""
+
+    def __init__(self, switch, number, registered=True, answer=True, answer_delay=0.5, talk_seconds=None,
+                 domain="127.0.0.1", max_calls=None, network_port=5070):
+        self.sw = switch
+        self.number = str(number)
+        self.registered = registered
+        self.answer = answer            # True, False/"reject", "busy", "timeout"
+        self.answer_delay = answer_delay
+        self.talk_seconds = talk_seconds
+        self.domain = domain
+        self.max_calls = max_calls
+        self.network_port = network_port
+        self.call_id = f"{new_uuid()[:8]}@127.0.0.1"
+        self.channels: list[FakeChannel] = []   # every leg that rang this agent
+        self.offered = 0
+
+    @property
+    def contact(self) -> str:
+        return f"sip:{self.number}@127.0.0.1:{self.network_port}"
+
+    @property
+    def current(self) -> FakeChannel | None:
+        """The agent's live leg (latest first), if any."""
+        for ch in reversed(self.channels):
+            if not ch.hung_up:
+                return ch
+        return None
+
+    @property
+    def answered_calls(self) -> list[FakeChannel]:
+        return [ch for ch in self.channels if ch.answered_us]
+
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        """The agent hangs up the live leg."""
+        ch = self.current
+        if ch is not None:
+            self.sw.hangup(ch, cause, by="agent")
+
+    def press(self, digits: str) -> None:
+        """The agent presses digits on the live leg (eavesdrop whisper/barge keys...)."""
+        ch = self.current
+        if ch is not None:
+            for d in digits:
+                ch.runner.dtmf(d)
+
+    def wait_ringing(self, timeout: float = 5.0) -> FakeChannel:
+        """Wait until a leg rings this agent."""
+        count = self.offered
+        return self.sw.wait_for(lambda: self.current if self.offered > count or self.current else None,
+                                timeout, f"agent {self.number} ringing")
+
+    def wait_answered(self, timeout: float = 5.0) -> FakeChannel:
+        return self.sw.wait_for(lambda: self.current if self.current and self.current.answered else None,
+                                timeout, f"agent {self.number} answered")
+
+    def __repr__(self) -> str:
+        return f"Agent({self.number} registered={self.registered} answer={self.answer})"
+
+
+class Member:
+    def __init__(self, member_id, channel, flags):
+        self.id = member_id
+        self.channel = channel
+        self.flags = set(flags)
+        self.join_sim = 0.0
+
+
+class Conference:
+    def __init__(self, name, profile="default"):
+        self.name = name
+        self.profile = profile
+        self.uuid = new_uuid()
+        self.members: list[Member] = []
+        self.next_id = 1
+        self.created = time.monotonic()
+
+
+class Eavesdrop:
+    """A supervisor leg listening to (and maybe talking into) a call."""
+
+    def __init__(self, supervisor, target, mode):
+        self.supervisor = supervisor
+        self.target = target
+        self.modes = [mode]
+        self.active = True
+
+    @property
+    def mode(self) -> str:
+        return self.modes[-1]
+
+
+class FakeSwitch:
+    """A fake FreeSWITCH: inbound ESL server, channels, scripted callers and agents, conferences."""
+
+    def __init__(self, password: str = "ClueCon", record_dir=None, time_scale: float = 0.01,
+                 host: str = "127.0.0.1", hostname: str = "vm", default_prompt_seconds: float = 1.0,
+                 max_record_seconds: int = 300, strict_files: bool = True):
+        self.password = password
+        self.record_dir = Path(record_dir) if record_dir else None
+        self.time_scale = time_scale
+        self.host = host
+        self.hostname = hostname
+        self.default_prompt_seconds = default_prompt_seconds
+        self.max_record_seconds = max_record_seconds
+        self.strict_files = strict_files
+        self.core_uuid = new_uuid()
+        self.started_at = time.time()
+        self._t0 = time.monotonic()
+        self.changed = Pulse()
+        self.channels: dict[str, FakeChannel] = {}
+        self.gone: dict[str, FakeChannel] = {}
+        self.listeners: list = []
+        self.inbound_sessions: list[InboundSession] = []
+        self.calls: list[FakeCall] = []
+        self.agents: dict[str, Agent] = {}
+        self.conferences: dict[str, Conference] = {}
+        self.eavesdrops: list[Eavesdrop] = []
+        self.session_recordings: list[tuple[str, str, float]] = []
+        self.api_log: list[str] = []
+        self.global_vars: dict[str, str] = {"hostname": hostname, "domain": "127.0.0.1"}
+        self._seq = 1000
+        self._server: StreamServer | None = None
+        self._port = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> "FakeSwitch":
+        """Listen on host:0 (or the port used before, after stop_inbound)."""
+        self._server = StreamServer((self.host, self._port), self._accept)
+        self._server.init_socket()
+        self._server.start()
+        self._port = self._server.address[1]
+        log.info("fake switch listening on %s:%s", self.host, self._port)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, hang up every channel, close every connection."""
+        if self._server is not None:
+            self._server.stop(timeout=1)
+            self._server = None
+        for ch in list(self.channels.values()):
+            self.hangup(ch, "SYSTEM_SHUTDOWN", by="switch")
+        deadline = time.monotonic() + 2
+        while self.channels and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        for lst in list(self.listeners):
+            lst.close()
+        self.listeners.clear()
+
+    def stop_inbound(self, drop: bool = True) -> None:
+        """Stop accepting inbound connections (and drop the current ones) to test reconnects."""
+        if self._server is not None:
+            self._server.stop(timeout=1)
+            self._server = None
+        if drop:
+            self.drop_inbound()
+
+    def start_inbound(self) -> None:
+        """Listen again on the same port."""
+        if self._server is None:
+            self.start()
+
+    def drop_inbound(self) -> None:
+        """Close every inbound connection abruptly (no notice)."""
+        for s in list(self.inbound_sessions):
+            s.drop()
+
+    @property
+    def esl_port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self._port)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept(self, sock, address) -> None:
+        session = InboundSession(self, sock, address)
+        self.inbound_sessions.append(session)
+        self.listeners.append(session)
+        self.changed.pulse()
+        session.run()
+
+    def _inbound_closed(self, session) -> None:
+        if session in self.listeners:
+            self.listeners.remove(session)
+        if session in self.inbound_sessions:
+            self.inbound_sessions.remove(session)
+        self.changed.pulse()
+
+    # -- waiting -------------------------------------------------------------------------------------
+    def wait_for(self, fn, timeout: float = 5.0, what: str = "condition"):
+        """Wait until fn() returns something truthy and return it; TimeoutError after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = self.changed.current
+            value = fn()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"fake switch: timed out after {timeout}s waiting for {what}")
+            ev.wait(min(remaining, 0.5))
+
+    def wait_inbound(self, count: int = 1, timeout: float = 5.0, authed: bool = True) -> list[InboundSession]:
+        """Wait until `count` inbound clients are connected (and authenticated)."""
+        return self.wait_for(
+            lambda: (lambda s: s if len(s) >= count else None)(
+                [x for x in self.inbound_sessions if x.authed or not authed]), timeout, "inbound clients")
+
+    def sim_now(self) -> float:
+        """Simulated seconds since the switch was created."""
+        return (time.monotonic() - self._t0) / self.time_scale
+
+    # -- events --------------------------------------------------------------------------------------
+    def common_headers(self, name: str, subclass: str | None = None, origin=None) -> list[tuple[str, str]]:
+        self._seq += 1
+        ts = now_us()
+        local = datetime.fromtimestamp(ts / 1e6)
+        gmt = datetime.fromtimestamp(ts / 1e6, tz=timezone.utc)
+        file, func, line = origin or ORIGINS.get(name, ("switch_event.c", "switch_event_fire_detailed", "1"))
+        h = []
+        if subclass:
+            h.append(("Event-Subclass", subclass))
+        h += [
+            ("Event-Name", name), ("Core-UUID", self.core_uuid), ("FreeSWITCH-Hostname", self.hostname),
+            ("FreeSWITCH-Switchname", self.hostname), ("FreeSWITCH-IPv4", "127.0.0.1"),
+            ("FreeSWITCH-IPv6", "::1"), ("Event-Date-Local", local.strftime("%Y-%m-%d %H:%M:%S")),
+            ("Event-Date-GMT", gmt.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+            ("Event-Date-Timestamp", str(ts)), ("Event-Calling-File", file),
+            ("Event-Calling-Function", func), ("Event-Calling-Line-Number", line),
+            ("Event-Sequence", str(self._seq)),
+        ]
+        return h
+
+    def emit(self, name: str, headers: list[tuple[str, str]] | None = None, body: str | None = None,
+             subclass: str | None = None, origin=None, job_owner: str | None = None,
+             skip_socket_of: str | None = None) -> list[tuple[str, str]]:
+        """Fire an event to every subscribed connection. `headers` follow the common block."""
+        full = self.common_headers(name, subclass, origin) + list(headers or [])
+        for lst in list(self.listeners):
+            if skip_socket_of and getattr(lst, "owned_uuid", None) == skip_socket_of:
+                continue
+            lst.deliver(name, subclass, full, body, job_owner)
+        return full
+
+    def emit_custom(self, subclass: str, headers: list[tuple[str, str]] | None = None, body: str | None = None,
+                    origin=None) -> list[tuple[str, str]]:
+        """Fire a CUSTOM event with an Event-Subclass (sofia::register, callcenter::info...)."""
+        return self.emit("CUSTOM", headers, body, subclass=subclass, origin=origin)
+
+    def emit_channel(self, ch: FakeChannel, name: str, pre=None, post=None, state=None, call_state=None,
+                     state_number=None, skip_socket: bool = False, subclass: str | None = None) -> None:
+        """Fire a channel event with the channel's header blocks."""
+        body = ch.event_body(name, pre=pre, post=post, state=state, call_state=call_state,
+                             state_number=state_number)
+        self.emit(name, body, subclass=subclass, skip_socket_of=ch.uuid if skip_socket else None)
+
+    # -- channels ------------------------------------------------------------------------------------
+    def add_channel(self, ch: FakeChannel, runner: ChannelRunner | None = None) -> FakeChannel:
+        ch.executed = []
+        ch.parked = False
+        ch.transfers = []
+        ch.agent = getattr(ch, "agent", None)
+        ch.runner = runner or ChannelRunner(self, ch)
+        self.channels[ch.uuid] = ch
+        ch.runner.start()
+        self.changed.pulse()
+        return ch
+
+    def channel_gone(self, ch: FakeChannel) -> None:
+        self.channels.pop(ch.uuid, None)
+        self.gone[ch.uuid] = ch
+        self.changed.pulse()
+
+    def answer(self, ch: FakeChannel) -> None:
+        if ch.answered or ch.hung_up:
+            return
+        if ch.name.startswith("sofia/") and not ch.progress_media_us:
+            ch.progress_media_us = now_us()
+            ch.call_state = "EARLY"
+            self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
+        ch.answered_us = now_us()
+        ch.answer_state = "answered"
+        ch.set_var("endpoint_disposition", "ANSWER")
+        self.emit_channel(ch, "CHANNEL_ANSWER")
+        ch.call_state = "ACTIVE"
+        self.changed.pulse()
+
+    def pre_answer(self, ch: FakeChannel) -> None:
+        if ch.answered or ch.progress_media_us or ch.hung_up:
+            return
+        ch.progress_media_us = now_us()
+        ch.answer_state = "early"
+        self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
+        ch.call_state = "EARLY"
+
+    def hangup(self, ch: FakeChannel, cause: str = "NORMAL_CLEARING", by: str = "switch") -> bool:
+        """Hang up a channel: CHANNEL_HANGUP now; the runner finishes the app and tears down."""
+        if ch.hung_up:
+            return False
+        ch.hangup_cause = cause
+        ch.hangup_by = by
+        ch.hangup_us = now_us()
+        ch.answer_state = "hangup"
+        self.emit_channel(ch, "CHANNEL_HANGUP", state_number=10)
+        if ch.other is not None:
+            self.unbridge(ch)
+        for e in self.eavesdrops:
+            if e.active and (e.target is ch or e.supervisor is ch):
+                e.active = False
+        ch.runner.poke()
+        self.changed.pulse()
+        return True
+
+    def find_channel(self, uuid: str) -> FakeChannel | None:
+        return self.channels.get(uuid)
+
+    # -- media -----------------------------------------------------------------------------------------
+    def media_seconds(self, path: str) -> float | None:
+        """Simulated length of a playable; None when the real switch would say FILE NOT FOUND."""
+        if path.startswith("silence_stream://"):
+            ms = path[len("silence_stream://"):].split(",")[0]
+            try:
+                v = int(ms)
+            except ValueError:
+                v = 1000
+            return 3600.0 if v < 0 else v / 1000.0
+        if path.startswith("tone_stream://"):
+            return self._tone_seconds(path)
+        if path.startswith(("say:", "speak:")):
+            return max(0.5, 0.15 * len(path.split(":", 1)[1]))
+        if path.startswith("local_stream://"):
+            return 3600.0
+        if "://" in path:
+            return self.default_prompt_seconds
+        if path.startswith("/"):
+            p = Path(path)
+            if not p.exists():
+                return None if self.strict_files else self.default_prompt_seconds
+            secs = audio.wav_seconds(p)
+            return secs if secs is not None else self.default_prompt_seconds
+        return self.default_prompt_seconds
+
+    def _tone_seconds(self, path: str) -> float:
+        m = re.search(r"%\(([\d,]+)\)", path)
+        loops = re.search(r"loops=(-?\d+)", path)
+        if not m:
+            return self.default_prompt_seconds
+        parts = [int(x) for x in m.group(1).split(",") if x]
+        once = (parts[0] + (parts[1] if len(parts) > 1 else 0)) / 1000.0
+        n = int(loops.group(1)) if loops else 1
+        return 3600.0 if n < 0 else once * max(1, n)
+
+    def note_played(self, runner, path: str, found: bool) -> None:
+        call = runner.call
+        if call is not None:
+            (call.played if found else call.not_found).append(path)
+        self.changed.pulse()
+
+    # -- calls into the app ------------------------------------------------------------------------------
+    def place_call(self, app_address, caller: str = "13800138000", destination: str = "12345",
+                   script=None, caller_name: str = "", channel_name: str | None = None,
+                   variables: dict | None = None, connect_timeout: float = 5.0, context: str = "public",
+                   gateway: str | None = None) -> FakeCall:
+        """A call arriving at `destination` whose dialplan runs `socket <app_address> async full`."""
+        if gateway:
+            name = channel_name or f"sofia/external/{caller}@{gateway}"
+            source_profile = "external"
+        else:
+            name = channel_name or f"sofia/internal/{caller}@127.0.0.1"
+            source_profile = "internal"
+        ch = FakeChannel(name=name, direction="inbound", caller_number=caller, caller_name=caller_name,
+                         destination=destination, context=context, dialplan="XML", source="mod_sofia",
+                         username=caller if not gateway else None, network_addr="127.0.0.1",
+                         presence_id=f"{caller}@127.0.0.1" if not gateway else None)
+        ch.state = "CS_EXECUTE"
+        ch.call_state = "RINGING"
+        ch.codec = ("PCMU", 8000, 64000)
+        for k, v in (("sip_from_user", caller), ("sip_from_host", "127.0.0.1"),
+                     ("sip_to_user", destination), ("sip_req_user", destination),
+                     ("sofia_profile_name", source_profile), ("sip_network_ip", "127.0.0.1"),
+                     ("sip_network_port", "5060"), ("sip_user_agent", "fake-caller")):
+            ch.set_var(k, v)
+        if gateway:
+            ch.set_var("sip_gateway_name", gateway)
+        for k, v in (variables or {}).items():
+            ch.set_var(k, v)
+        host, port = app_address
+        ch.set_var("current_application_data", f"{host}:{port} async full")
+        ch.set_var("current_application", "socket")
+        ch.set_var("socket_host", host)
+        call = FakeCall(self, ch, app_address, script, connect_timeout=connect_timeout)
+        self.add_channel(ch, call.runner)
+        self.calls.append(call)
+        self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        self.emit_channel(ch, "CHANNEL_EXECUTE", post=[
+            ("Application", "socket"), ("Application-Data", f"{host}:{port} async full"),
+            ("Application-UUID", new_uuid())])
+        ch.executed.append(("socket", f"{host}:{port} async full"))
+        call.start()
+        return call
+
+    # -- agents ------------------------------------------------------------------------------------------
+    def add_agent(self, number, registered: bool = True, answer=True, answer_delay: float = 0.5,
+                  talk_seconds: float | None = None, max_calls: int | None = None) -> Agent:
+        """A scripted phone for user/NNNN (or an outside number over a gateway)."""
+        agent = Agent(self, number, registered=registered, answer=answer, answer_delay=answer_delay,
+                      talk_seconds=talk_seconds, max_calls=max_calls,
+                      network_port=5070 + len(self.agents))
+        self.agents[agent.number] = agent
+        if registered:
+            self._emit_register(agent)
+        return agent
+
+    def set_registered(self, number, registered: bool) -> None:
+        """Register or unregister an agent's phone (sofia::register / sofia::unregister)."""
+        agent = self.agents[str(number)]
+        if agent.registered == registered:
+            return
+        agent.registered = registered
+        if registered:
+            agent.call_id = f"{new_uuid()[:8]}@127.0.0.1"
+            self._emit_register(agent)
+        else:
+            self.emit_custom("sofia::unregister", [
+                ("profile-name", "internal"), ("from-user", agent.number), ("from-host", agent.domain),
+                ("contact", f'"" <{agent.contact};transport=udp>'), ("call-id", agent.call_id),
+                ("rpid", "unknown"), ("status", "Unregistered(UDP)"), ("expires", "0"),
+                ("to-user", agent.number), ("to-host", agent.domain), ("network-ip", "127.0.0.1"),
+                ("network-port", str(agent.network_port)), ("username", agent.number),
+                ("realm", agent.domain), ("user-agent", "fake-agent")],
+                origin=("sofia_reg.c", "sofia_reg_handle_register_token", "1580"))
+
+    def _emit_register(self, agent: Agent) -> None:
+        self.emit_custom("sofia::register", [
+            ("profile-name", "internal"), ("from-user", agent.number), ("from-host", agent.domain),
+            ("presence-hosts", f"{agent.domain},{agent.domain}"),
+            ("contact", f'"" <{agent.contact};transport=udp>'), ("call-id", agent.call_id),
+            ("rpid", "unknown"), ("status", "Registered(UDP)"), ("expires", "600"),
+            ("to-user", agent.number), ("to-host", agent.domain), ("network-ip", "127.0.0.1"),
+            ("network-port", str(agent.network_port)), ("username", agent.number), ("realm", agent.domain),
+            ("user-agent", "fake-agent"), ("sip_number_alias", agent.number),
+            ("sip_auth_username", agent.number), ("sip_auth_realm", agent.domain),
+            ("number_alias", agent.number), ("user_name", agent.number), ("domain_name", agent.domain),
+            ("user_context", "default"), ("effective_caller_id_name", f"Extension {agent.number}"),
+            ("effective_caller_id_number", agent.number)],
+            origin=("sofia_reg.c", "sofia_reg_handle_register_token", "2059"))
+
+    # -- ringing ---------------------------------------------------------------------------------------------
+    def ring(self, dial: str, variables: dict | None = None, timeout: float = 60.0,
+             caller: FakeChannel | None = None, cid_name: str | None = None, cid_num: str | None = None):
+        """Ring a dial string (user/NNNN, sofia/gateway/GW/NUM, loopback/EXT, a,b or a|b).
+
+        Returns (channel, None) when answered, (None, cause) otherwise. Blocks in simulated time.
+        """
+        variables = dict(variables or {})
+        dial = dial.strip()
+        gvars, dial = _strip_vars(dial)
+        variables.update(gvars)
+        if "|" in dial:
+            cause = "NO_ANSWER"
+            for part in dial.split("|"):
+                ch, cause = self.ring(part, variables, timeout, caller, cid_name, cid_num)
+                if ch is not None:
+                    return ch, None
+            return None, cause
+        if "," in dial:
+            return self._ring_parallel(dial.split(","), variables, timeout, caller, cid_name, cid_num)
+        return self._ring_one(dial, variables, timeout, caller, cid_name, cid_num, None)
+
+    def _ring_parallel(self, parts, variables, timeout, caller, cid_name, cid_num):
+        cancel = gevent.event.Event()
+        results = []
+        greenlets = [gevent.spawn(self._ring_one, p, dict(variables), timeout, caller, cid_name, cid_num, cancel)
+                     for p in parts]
+        winner = None
+        for g in gevent.iwait(greenlets):
+            ch, cause = g.value if g.successful() else (None, "NORMAL_TEMPORARY_FAILURE")
+            results.append(cause)
+            if ch is not None and winner is None:
+                winner = ch
+                cancel.set()
+            elif ch is not None:
+                self.hangup(ch, "LOSE_RACE", by="switch")
+        if winner is not None:
+            return winner, None
+        return None, next((c for c in results if c not in ("ORIGINATOR_CANCEL", "LOSE_RACE")), "NO_ANSWER")
+
+    def _ring_one(self, dial, variables, timeout, caller, cid_name, cid_num, cancel):
+        lvars, dial = _strip_vars(dial.strip())
+        variables = {**variables, **lvars}
+        timeout = float(variables.get("originate_timeout") or variables.get("call_timeout") or timeout)
+        cid_num = variables.get("origination_caller_id_number") or cid_num or (
+            caller.caller_number if caller else "0000000000")
+        cid_name = variables.get("origination_caller_id_name") or cid_name or (
+            caller.caller_name if caller else "")
+        number, kind = _dial_target(dial)
+        if kind == "error":
+            return None, number or "NORMAL_TEMPORARY_FAILURE"
+        if kind == "loopback":
+            return self._loopback(number, variables, cid_name, cid_num), None
+        if kind is None:
+            return None, "CHAN_NOT_IMPLEMENTED"
+        agent = self.agents.get(number)
+        if agent is None:
+            return None, "SUBSCRIBER_ABSENT" if kind == "user" else "NO_ROUTE_DESTINATION"
+        if kind == "user" and not agent.registered:
+            return None, "USER_NOT_REGISTERED"
+        agent.offered += 1
+        if agent.max_calls is not None and sum(1 for c in agent.channels if not c.hung_up) >= agent.max_calls:
+            return None, "USER_BUSY"
+        name = (f"sofia/internal/{number}@127.0.0.1:{agent.network_port}" if kind == "user"
+                else f"sofia/gateway/{dial.split('/')[2] if dial.count('/') >= 3 else 'gw'}/{number}")
+        ch = FakeChannel(uuid=variables.get("origination_uuid"), name=name, direction="outbound",
+                         caller_number=cid_num, caller_name=cid_name, destination=number,
+                         source="src/switch_ivr_originate.c", network_addr="127.0.0.1",
+                         presence_id=f"{number}@{agent.domain}")
+        ch.state, ch.call_state = "CS_INIT", "DOWN"
+        ch.agent = agent
+        ch.set_var("is_outbound", "true")
+        for k, v in variables.items():
+            ch.set_var(k, v)
+        ch.set_var("dialed_user", number)
+        ch.set_var("dialed_domain", agent.domain)
+        ch.set_var("sip_destination_url", f"{agent.contact};transport=udp")
+        self.add_channel(ch)
+        agent.channels.append(ch)
+        self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        ch.state = "CS_CONSUME_MEDIA"
+        ch.progress_us = now_us()
+        ch.call_state = "RINGING"
+        self.emit_channel(ch, "CHANNEL_PROGRESS")
+        mode = agent.answer
+        delay = agent.answer_delay
+        stopped = lambda: ch.hung_up or (cancel is not None and cancel.is_set()) or (
+            caller is not None and caller.hung_up)
+        if mode is True:
+            if delay > timeout:
+                self._wait_sim(stopped, timeout)
+                cause = "NO_ANSWER"
+            else:
+                self._wait_sim(stopped, delay)
+                cause = None
+        elif mode == "timeout" or mode is None:
+            self._wait_sim(stopped, timeout)
+            cause = "NO_ANSWER"
+        elif mode == "busy":
+            self._wait_sim(stopped, min(delay, timeout))
+            cause = "USER_BUSY"
+        else:
+            self._wait_sim(stopped, min(delay, timeout))
+            cause = "CALL_REJECTED"
+        if cancel is not None and cancel.is_set() and not ch.hung_up:
+            self.hangup(ch, "ORIGINATOR_CANCEL", by="switch")
+            return None, "ORIGINATOR_CANCEL"
+        if caller is not None and caller.hung_up and not ch.hung_up:
+            self.hangup(ch, "ORIGINATOR_CANCEL", by="switch")
+            return None, "ORIGINATOR_CANCEL"
+        if ch.hung_up:
+            return None, ch.hangup_cause
+        if cause is not None:
+            self.hangup(ch, cause, by="agent" if cause in ("USER_BUSY", "CALL_REJECTED") else "switch")
+            return None, cause
+        ch.state = "CS_EXECUTE"
+        self.answer(ch)
+        if agent.talk_seconds is not None:
+            gevent.spawn(self._agent_talk_then_hangup, ch, agent.talk_seconds)
+        return ch, None
+
+    def _agent_talk_then_hangup(self, ch, seconds):
+        self._wait_sim(lambda: ch.hung_up, seconds)
+        if not ch.hung_up:
+            self.hangup(ch, "NORMAL_CLEARING", by="agent")
+
+    def _wait_sim(self, pred, sim_seconds) -> bool:
+        deadline = time.monotonic() + sim_seconds * self.time_scale
+        while True:
+            ev = self.changed.current
+            if pred():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            ev.wait(min(remaining, 1.0))
+
+    def _loopback(self, ext, variables, cid_name, cid_num) -> FakeChannel:
+        a = FakeChannel(uuid=variables.get("origination_uuid"), name=f"loopback/{ext}-a", direction="outbound",
+                        caller_number=cid_num or "0000000000", caller_name=cid_name, destination=ext,
+                        source="mod_loopback", dialplan="xml", callee_name="Outbound Call", callee_number=ext)
+        a.codec = ("L16", 8000, 128000)
+        for k, v in variables.items():
+            a.set_var(k, v)
+        self.add_channel(a)
+        b = FakeChannel(name=f"loopback/{ext}-b", direction="inbound", caller_number=cid_num or "0000000000",
+                        caller_name=cid_name, destination=ext, source="mod_loopback", dialplan="xml")
+        b.codec = ("L16", 8000, 128000)
+        b.set_var("other_loopback_leg_uuid", a.uuid)
+        b.set_var("loopback_leg", "B")
+        a.set_var("other_loopback_leg_uuid", b.uuid)
+        a.set_var("loopback_leg", "A")
+        a.loopback_peer, b.loopback_peer = b, a
+        self.add_channel(b)
+        self.emit_channel(a, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        self.emit_channel(b, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        a.state = b.state = "CS_EXECUTE"
+        self.answer(a)
+        self.answer(b)
+        b.runner.enqueue("park", "")
+        return a
+
+    # -- api -------------------------------------------------------------------------------------------------
+    def run_job(self, command_line: str, job_uuid: str, owner: str | None) -> None:
+        """bgapi: run the command, then fire BACKGROUND_JOB with the result as body."""
+        body = self.api(command_line, owner=owner)
+        cmd, _, arg = command_line.strip().partition(" ")
+        headers = [("Job-UUID", job_uuid)]
+        if owner:
+            headers.append(("Job-Owner-UUID", owner))
+        headers.append(("Job-Command", cmd))
+        if arg:
+            headers.append(("Job-Command-Arg", arg))
+        self.emit("BACKGROUND_JOB", headers, body=body, job_owner=owner)
+
+    def api(self, command_line: str, owner: str | None = None) -> str:
+        """Run an api command and return the body the real switch would send."""
+        self.api_log.append(command_line)
+        self.changed.pulse()
+        cmd, _, arg = command_line.strip().partition(" ")
+        arg = arg.strip()
+        handler = getattr(self, "api_" + cmd.lower(), None) if cmd else None
+        if handler is None:
+            return f"-ERR {cmd} Command not found!\n"
+        try:
+            return handler(arg)
+        except (ValueError, IndexError, KeyError) as exc:
+            log.info("fake switch: api %r failed: %s", command_line, exc)
+            return f"-ERR {exc}\n"
+
+    def api_version(self, arg):
+        return VERSION + "\n"
+
+    def api_status(self, arg):
+        up = int(time.time() - self.started_at)
+        return (f"UP 0 years, 0 days, 0 hours, {up // 60} minutes, {up % 60} seconds, 0 milliseconds, "
+                f"0 microseconds\nFreeSWITCH (Version 1.10.12 fake) is ready\n"
+                f"{len(self.channels)} session(s) since startup\n{len(self.channels)} session(s) - peak "
+                f"{len(self.channels)}, last 5min {len(self.channels)}\n0 session(s) per Sec out of max 30, "
+                f"peak 0, last 5min 0\n1000 session(s) max\nmin idle cpu 0.00/99.00\n"
+                f"Current Stack Size/Max 240K/8192K\n")
+
+    def api_uptime(self, arg):
+        return f"{int(time.time() - self.started_at)}\n"
+
+    def api_global_getvar(self, arg):
+        return self.global_vars.get(arg, "")
+
+    def api_reloadxml(self, arg):
+        return "+OK [Success]\n"
+
+    def api_hostname(self, arg):
+        return self.hostname
+
+    def api_show(self, arg):
+        words = arg.split()
+        what = words[0].lower() if words else ""
+        as_json = len(words) >= 3 and words[-2].lower() == "as" and words[-1].lower() == "json"
+        if what in ("channels", "calls"):
+            rows = [self._channel_row(ch) for ch in self.channels.values()]
+            cols = list(_CHANNEL_COLUMNS)
+        elif what == "registrations":
+            rows = [self._registration_row(a) for a in self.agents.values() if a.registered]
+            cols = ["reg_user", "realm", "token", "url", "expires", "network_ip", "network_port",
+                    "network_proto", "hostname", "metadata"]
+        else:
+            return "-USAGE: show <what>\n" if not what else f"-ERR Cannot find command for [{what}]\n"
+        if as_json:
+            if not rows:
+                return json.dumps({"row_count": 0})
+            return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"), ensure_ascii=False)
+        out = ",".join(cols) + "\n"
+        for r in rows:
+            out += ",".join(str(r.get(c, "")) for c in cols) + "\n"
+        return out + f"\n{len(rows)} total.\n"
+
+    def _channel_row(self, ch: FakeChannel) -> dict:
+        created = datetime.fromtimestamp(ch.created_us / 1e6).strftime("%Y-%m-%d %H:%M:%S")
+        app, data = ch.executed[-1] if ch.executed else ("", "")
+        return {
+            "uuid": ch.uuid, "direction": ch.direction, "created": created,
+            "created_epoch": str(ch.created_us // 1_000_000), "name": ch.name, "state": ch.state,
+            "cid_name": ch.caller_name, "cid_num": ch.caller_number, "ip_addr": ch.network_addr or "",
+            "dest": ch.destination, "application": app, "application_data": data, "dialplan": ch.dialplan,
+            "context": ch.context, "read_codec": ch.codec[0] if ch.codec else "",
+            "read_rate": str(ch.codec[1]) if ch.codec else "", "read_bit_rate": str(ch.codec[2]) if ch.codec else "",
+            "write_codec": ch.codec[0] if ch.codec else "", "write_rate": str(ch.codec[1]) if ch.codec else "",
+            "write_bit_rate": str(ch.codec[2]) if ch.codec else "", "secure": "", "hostname": self.hostname,
+            "presence_id": ch.presence_id or "", "presence_data": "", "accountcode": "",
+            "callstate": ch.call_state, "callee_name": ch.callee_name, "callee_num": ch.callee_number,
+            "callee_direction": "", "call_uuid": ch.uuid, "sent_callee_name": "", "sent_callee_num": "",
+            "initial_cid_name": ch.caller_name, "initial_cid_num": ch.caller_number,
+            "initial_ip_addr": ch.network_addr or "", "initial_dest": ch.destination,
+            "initial_dialplan": ch.dialplan, "initial_context": ch.context,
+        }
+
+    def _registration_row(self, a: Agent) -> dict:
+        return {"reg_user": a.number, "realm": a.domain, "token": a.call_id,
+                "url": f"sofia/internal/{a.contact};transport=udp", "expires": str(int(time.time()) + 600),
+                "network_ip": "127.0.0.1", "network_port": str(a.network_port), "network_proto": "udp",
+                "hostname": self.hostname, "metadata": ""}
+
+    def api_sofia(self, arg):
+        words = arg.split()
+        if words[:4] == ["status", "profile", "internal", "reg"] or words[:4] == ["status", "profile", "internal",
+                                                                                  "user"]:
+            regs = [a for a in self.agents.values() if a.registered]
+            out = "\nRegistrations:\n" + "=" * 97 + "\n"
+            for a in regs:
+                out += (f"Call-ID:    \t{a.call_id}\nUser:       \t{a.number}@{a.domain}\n"
+                        f"Contact:    \t\"\" <{a.contact};transport=udp>\nAgent:      \tfake-agent\n"
+                        f"Status:     \tRegistered(UDP)(unknown) EXP(2099-01-01 00:00:00) EXPSECS(599)\n"
+                        f"Ping-Status:\tReachable\nPing-Time:\t0.00\nHost:       \t{self.hostname}\n"
+                        f"IP:         \t127.0.0.1\nPort:       \t{a.network_port}\nAuth-User:  \t{a.number}\n"
+                        f"Auth-Realm: \t{a.domain}\nMWI-Account:\t{a.number}@{a.domain}\n\n")
+            out += f"Total items returned: {len(regs)}\n" + "=" * 97 + "\n"
+            return out
+        if words[:1] == ["status"]:
+            return ("                     Name\t   Type\t                                      Data\tState\n"
+                    + "=" * 97 + "\n"
+                    f"                 internal\tprofile\t           sip:mod_sofia@127.0.0.1:5060\tRUNNING (0)\n"
+                    + "=" * 97 + "\n1 profile 0 aliases\n")
+        return "-ERR Usage: sofia status|... (fake)\n"
+
+    def api_sofia_contact(self, arg):
+        user = arg.split("@")[0].split("/")[-1]
+        a = self.agents.get(user)
+        if a is None or not a.registered:
+            return "error/user_not_registered"
+        return f"sofia/internal/{a.contact};transport=udp"
+
+    def api_originate(self, arg):
+        dial, rest = _split_dial(arg)
+        if not dial or not rest:
+            return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] " \
+                   "[<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+        target = rest[0]
+        cid_name = rest[3] if len(rest) > 3 and rest[3] != "undef" else None
+        cid_num = rest[4] if len(rest) > 4 and rest[4] != "undef" else None
+        timeout = float(rest[5]) if len(rest) > 5 else 60.0
+        ch, cause = self.ring(dial, {}, timeout, None, cid_name, cid_num)
+        if ch is None:
+            return f"-ERR {cause}\n"
+        if target.startswith("&"):
+            m = re.match(r"&([\w-]+)(?:\((.*)\))?$", target, re.S)
+            if m:
+                ch.runner.enqueue(m.group(1), m.group(2) or "")
+        else:
+            ch.transfers.append((target, rest[1] if len(rest) > 1 else "XML",
+                                 rest[2] if len(rest) > 2 else "default"))
+            self._route_extension(ch, target)
+        return f"+OK {ch.uuid}\n"
+
+    def _route_extension(self, ch: FakeChannel, ext: str) -> None:
+        if ext in self.agents:
+            ch.runner.enqueue("bridge", f"user/{ext}")
+        else:
+            ch.runner.enqueue("park", "")
+
+    def _get(self, uuid: str) -> FakeChannel | None:
+        return self.channels.get(uuid.strip())
+
+    def api_uuid_exists(self, arg):
+        return "true" if self._get(arg) else "false"
+
+    def api_uuid_kill(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        self.hangup(ch, p[1] if len(p) > 1 else "NORMAL_CLEARING", by="switch")
+        return "+OK\n"
+
+    def api_hupall(self, arg):
+        p = arg.split()
+        cause = p[0] if p else "NORMAL_CLEARING"
+        var, val = (p[1], p[2]) if len(p) >= 3 else (None, None)
+        for ch in list(self.channels.values()):
+            if var is None or ch.get_var(var) == val:
+                self.hangup(ch, cause, by="switch")
+        return f"+OK hangup all channels with cause {cause}\n"
+
+    def api_uuid_getvar(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(p) < 2:
+            return "-USAGE: <uuid> <var>\n"
+        v = ch.get_var(p[1])
+        return "_undef_" if v is None else v
+
+    def api_uuid_setvar(self, arg):
+        p = arg.split(None, 2)
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(p) < 2:
+            return "-USAGE: <uuid> <var> [value]\n"
+        if len(p) == 2:
+            ch.variables.pop(p[1], None)
+        else:
+            ch.set_var(p[1], p[2])
+        return "+OK\n"
+
+    def api_uuid_send_dtmf(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        for d in p[1].split("@")[0]:
+            ch.runner.dtmf(d)
+        return f"+OK {ch.uuid} sent DTMF {p[1]}.\n"
+
+    def api_uuid_break(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.runner.interrupt()
+        return "+OK\n"
+
+    def api_uuid_hold(self, arg):
+        p = arg.split()
+        mode = None
+        if p and p[0] in ("off", "toggle"):
+            mode = p.pop(0)
+        ch = self._get(p[0]) if p else None
+        if ch is None:
+            return "-ERR Operation failed\n"
+        hold = (not ch.on_hold) if mode == "toggle" else (mode != "off")
+        if hold != ch.on_hold:
+            ch.on_hold = hold
+            if hold:
+                ch.hold_us = now_us()
+            self.emit_channel(ch, "CHANNEL_HOLD" if hold else "CHANNEL_UNHOLD")
+        return "+OK Success\n"
+
+    def api_uuid_record(self, arg):
+        p = arg.split()
+        if len(p) < 3:
+            return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]\n"
+        ch = self._get(p[0])
+        if ch is None:
+            return "-ERR Cannot locate session!\n"
+        action, path = p[1].lower(), p[2]
+        if action == "start":
+            ch.runner.start_session_record(path)
+        elif action == "stop":
+            if path == "all":
+                for q in list(ch.runner.session_records):
+                    ch.runner.stop_session_record(q)
+            elif not ch.runner.stop_session_record(path):
+                return "-ERR Cannot stop record session!\n"
+        elif action not in ("mask", "unmask"):
+            return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]\n"
+        return "+OK Success\n"
+
+    def api_uuid_broadcast(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None or len(p) < 2:
+            return "-ERR Operation Failed\n"
+        legs = p[2] if len(p) > 2 else "aleg"
+        targets = [ch]
+        if legs == "bleg":
+            targets = [ch.other] if ch.other else []
+        elif legs == "both" and ch.other is not None:
+            targets = [ch.other, ch]
+        path = p[1]
+        app, _, appdata = path.partition("::")
+        for t in targets:
+            if appdata:
+                t.runner.enqueue(app, appdata, front=True)
+            else:
+                t.runner.enqueue("playback", path, front=True)
+            if t.runner.current is not None and t.runner.current.name in ("park", "echo"):
+                t.runner.interrupt()
+        return "+OK Message sent\n"
+
+    def api_uuid_bridge(self, arg):
+        p = arg.split()
+        if len(p) < 2:
+            return "-USAGE: <uuid> <other_uuid>\n"
+        a, b = self._get(p[0]), self._get(p[1])
+        if a is None or b is None:
+            return f"-ERR Invalid uuid {p[1] if a else p[0]}\n"
+        gevent.spawn(self._uuid_bridge, a, b)
+        return f"+OK {b.uuid}\n"
+
+    def _uuid_bridge(self, a, b):
+        for ch in (a, b):
+            ch.bridge_mode = "uuid"
+            if ch.runner.current is not None:
+                ch.runner.interrupt()
+        self.wait_for(lambda: all(c.runner.current is None or c.hung_up for c in (a, b)), 2.0, "idle legs")
+        if a.hung_up or b.hung_up:
+            return
+        self.link(a, b)
+
+    def link(self, a: FakeChannel, b: FakeChannel) -> None:
+        """Bridge two answered legs: CHANNEL_BRIDGE on the A leg."""
+        a.other, b.other = b, a
+        a.other_type, b.other_type = "originatee", "originator"
+        a.bridge_a = True
+        b.bridge_a = False
+        a.bridged_us = b.bridged_us = now_us()
+        a.set_var("bridge_uuid", b.uuid)
+        b.set_var("bridge_uuid", a.uuid)
+        a.set_var("signal_bond", b.uuid)
+        b.set_var("signal_bond", a.uuid)
+        self.emit_channel(a, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
+                          state="CS_SOFT_EXECUTE")
+        self.changed.pulse()
+
+    def unbridge(self, ch: FakeChannel, hangup_peer: bool | None = None) -> FakeChannel | None:
+        """Break a bridge (a leg hung up or was transferred); CHANNEL_UNBRIDGE on the A leg."""
+        peer = ch.other
+        if peer is None:
+            return None
+        a, b = (ch, peer) if getattr(ch, "bridge_a", False) else (peer, ch)
+        self.emit_channel(a, "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
+                          state="CS_SOFT_EXECUTE")
+        ch.other = None
+        peer.other = None
+        if ch.hangup_cause:
+            peer.set_var("last_bridge_hangup_cause", ch.hangup_cause)
+            peer.set_var("bridge_hangup_cause", ch.hangup_cause)
+        if hangup_peer is None:
+            hangup_peer = ch.hung_up and (getattr(peer, "bridge_mode", "") == "uuid" or
+                                          getattr(ch, "bridge_mode", "") == "uuid" or peer.agent is not None)
+        if hangup_peer and not peer.hung_up:
+            by = "agent" if ch.agent is not None else ("caller" if ch.hangup_by == "caller" else "peer")
+            self.hangup(peer, "NORMAL_CLEARING", by=by)
+        peer.runner.poke()
+        self.changed.pulse()
+        return peer
+
+    def bridge_app(self, runner: ChannelRunner, arg: str) -> str:
+        """The bridge application on a caller's channel: ring, link, wait until the bridge ends."""
+        ch = runner.ch
+        timeout = float(ch.get_var("call_timeout") or 60)
+        other, cause = self.ring(arg, {}, timeout, caller=ch)
+        if other is None:
+            ch.set_var("originate_disposition", cause)
+            ch.set_var("DIALSTATUS", _dialstatus(cause))
+            ch.set_var("originate_failed_cause", cause)
+            return "_none_"
+        if ch.hung_up:
+            self.hangup(other, "ORIGINATOR_CANCEL", by="switch")
+            return "_none_"
+        if not ch.answered:
+            self.answer(ch)
+        ch.set_var("originate_disposition", "SUCCESS")
+        ch.set_var("DIALSTATUS", "SUCCESS")
+        if runner.call is not None:
+            runner.call.bridged_to.append(other)
+        self.link(ch, other)
+        runner.wait_until(lambda: ch.other is None or ch.hung_up, None)
+        if not ch.hung_up and other.hung_up:
+            if (ch.get_var("hangup_after_bridge") or "").lower() in ("true", "1", "yes"):
+                gevent.spawn(self._hangup_after_bridge, ch)
+        return "_none_"
+
+    def _hangup_after_bridge(self, ch):
+        self.wait_for(lambda: ch.runner.current is None or ch.hung_up, 2.0, "bridge complete")
+        self.hangup(ch, "NORMAL_CLEARING", by="agent")
+
+    def api_uuid_transfer(self, arg):
+        p = arg.split()
+        if len(p) < 2:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        ch = self._get(p[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        legs = "aleg"
+        rest = p[1:]
+        if rest[0] in ("-bleg", "-both"):
+            legs = rest.pop(0)[1:]
+        if not rest:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        dest = rest[0]
+        dialplan = rest[1] if len(rest) > 1 else "XML"
+        context = rest[2] if len(rest) > 2 else "default"
+        targets = [ch]
+        if legs == "bleg":
+            targets = [ch.other] if ch.other else []
+        elif legs == "both" and ch.other is not None:
+            targets = [ch, ch.other]
+        if len(targets) == 2:
+            self.unbridge(ch, hangup_peer=False)
+        for t in targets:
+            self.transfer(t, dest, dialplan, context)
+        return "+OK\n"
+
+    def transfer(self, ch: FakeChannel, dest: str, dialplan: str = "XML", context: str = "default",
+                 from_app: bool = False) -> None:
+        """Move a channel to a new destination (inline apps, an agent's extension, or park)."""
+        ch.transfer_us = now_us()
+        ch.transfers.append((dest, dialplan, context))
+        call = ch.runner.call
+        if call is not None:
+            call.transfers.append((dest, dialplan, context))
+        if ch.other is not None:
+            self.unbridge(ch, hangup_peer=False)
+        if not from_app and ch.runner.current is not None:
+            ch.runner.interrupt()
+        ch.runner.queue.clear()
+        if dialplan == "inline":
+            for item in dest.split(","):
+                app, _, data = item.partition(":")
+                ch.runner.enqueue(app, data)
+        else:
+            self._route_extension(ch, dest)
+        if call is not None and call.session is not None and ch.runner.socket_app is not None:
+            # The channel leaves the extension that ran the socket application: the app loses control.
+            app, data = ch.runner.socket_app
+            ch.runner.socket_app = None
+            gevent.spawn(self._socket_released, call, app, data)
+
+    def _socket_released(self, call, app, data):
+        ch = call.channel
+        self.wait_for(lambda: ch.runner.current is None or ch.runner.current.name != "transfer" or ch.hung_up,
+                      2.0, "transfer complete")
+        self.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", post=[
+            ("Application", app), ("Application-Data", data), ("Application-Response", "_none_"),
+            ("Application-UUID", new_uuid())])
+        call.session.channel_done()
+
+    def eavesdrop_app(self, runner: ChannelRunner, target_uuid: str, mode: str = "listen") -> str:
+        """eavesdrop/three_way on a supervisor leg; DTMF 2/1/3/0 switch whisper/other/three-way/listen."""
+        target = self._get(target_uuid)
+        if target is None:
+            return "_none_"
+        entry = Eavesdrop(runner.ch, target, mode)
+        self.eavesdrops.append(entry)
+        self.changed.pulse()
+        runner.accept_digits = True
+        while entry.active and not runner._stopped() and not target.hung_up:
+            runner.wait_until(lambda: runner._stopped() or target.hung_up or bool(runner.digits) or
+                              not entry.active, None)
+            while runner.digits:
+                d = runner.digits.popleft()
+                if d in EAVESDROP_DTMF:
+                    entry.modes.append(EAVESDROP_DTMF[d])
+                    self.changed.pulse()
+        entry.active = False
+        self.changed.pulse()
+        return "_none_"
+
+    def conference_app(self, runner: ChannelRunner, arg: str) -> str:
+        """Join a conference until hung up, kicked or transferred away."""
+        name_part = arg.split("+", 1)[0]
+        flags = re.findall(r"flags\{([^}]*)\}", arg)
+        name, _, profile = name_part.partition("@")
+        conf = self.conferences.get(name)
+        if conf is None:
+            conf = self.conferences[name] = Conference(name, profile or "default")
+        member = Member(conf.next_id, runner.ch, (flags[0].split("|") if flags else []))
+        member.join_sim = self.sim_now()
+        conf.next_id += 1
+        conf.members.append(member)
+        self._conf_event(conf, member, "add-member")
+        self.changed.pulse()
+        member.kicked = False
+        runner.wait_until(lambda: runner._stopped() or member.kicked, None)
+        conf.members.remove(member)
+        self._conf_event(conf, member, "del-member")
+        if not conf.members:
+            self.conferences.pop(name, None)
+        self.changed.pulse()
+        return "_none_"
+
+    def _conf_event(self, conf: Conference, m: Member, action: str) -> None:
+        ch = m.channel
+        self.emit_custom("conference::maintenance", [
+            ("Conference-Name", conf.name), ("Conference-Domain", "127.0.0.1"),
+            ("Conference-Size", str(len(conf.members))), ("Conference-Ghosts", "0"),
+            ("Conference-Profile-Name", conf.profile), ("Conference-Unique-ID", conf.uuid),
+            ("Floor", "false")] + ch.channel_block() + ch.profile_block("Caller") + [
+            ("Video", "false"), ("Hear", "true"), ("See", "true"),
+            ("Speak", "false" if "mute" in m.flags else "true"), ("Talking", "false"),
+            ("Mute-Detect", "false"), ("Hold", "false"), ("Member-ID", str(m.id)),
+            ("Member-Type", "moderator" if "moderator" in m.flags else "member"), ("Member-Ghost", "false"),
+            ("Energy-Level", "100"), ("Current-Energy", "0"), ("Action", action)],
+            origin=("conference_member.c", "conference_member_add" if action == "add-member"
+                    else "conference_member_del", "962" if action == "add-member" else "1355"))
+
+    def api_conference(self, arg):
+        p = arg.split()
+        if not p:
+            return "-ERR Usage: conference <name> <cmd>\n"
+        if p[0] == "list" and len(p) == 1:
+            out = ""
+            for conf in self.conferences.values():
+                out += (f"+OK Conference {conf.name} ({len(conf.members)} member{'s' if len(conf.members) != 1 else ''}"
+                        f" rate: 8000 flags: running|answered|enforce_min|dynamic|exit_sound|enter_sound)\n")
+                out += self._conf_list(conf)
+            return out or "+OK No active conferences.\n"
+        conf = self.conferences.get(p[0])
+        if conf is None:
+            return f"-ERR Conference {p[0]} not found\n"
+        sub = p[1] if len(p) > 1 else "list"
+        if sub == "list":
+            return self._conf_list(conf)
+        if sub == "json_list":
+            return self._conf_json(conf)
+        if sub in ("hup", "kick") and len(p) > 2:
+            members = list(conf.members) if p[2] == "all" else [m for m in conf.members if str(m.id) == p[2]]
+            if not members:
+                return f"-ERR Non-Existant ID {p[2]}\n"
+            for m in members:
+                if sub == "hup":
+                    self.hangup(m.channel, "NORMAL_CLEARING", by="switch")
+                else:
+                    m.kicked = True
+                    m.channel.runner.poke()
+            return f"+OK {sub} {len(members) if p[2] == 'all' else p[2]}\n"
+        if sub in ("mute", "unmute", "deaf", "undeaf") and len(p) > 2:
+            for m in conf.members:
+                if p[2] == "all" or str(m.id) == p[2]:
+                    (m.flags.add if sub in ("mute", "deaf") else m.flags.discard)(sub.replace("un", ""))
+            return f"+OK {sub} {p[2]}\n"
+        return f"-ERR Unknown conference command {sub}\n"
+
+    def _conf_list(self, conf: Conference) -> str:
+        out = ""
+        for m in reversed(conf.members):
+            flags = "hear" + ("" if "mute" in m.flags else "|speak") + ("|moderator" if "moderator" in m.flags else "")
+            out += (f"{m.id};{m.channel.name};{m.channel.uuid};{m.channel.caller_name};"
+                    f"{m.channel.caller_number};{flags};0;0;100\n")
+        return out
+
+    def _conf_json(self, conf: Conference) -> str:
+        members = [{"type": "caller", "id": m.id, "flags": {
+            "can_hear": "deaf" not in m.flags, "can_see": True, "can_speak": "mute" not in m.flags,
+            "hold": False, "mute_detect": False, "talking": False, "has_video": False, "video_bridge": False,
+            "has_floor": False, "is_moderator": "moderator" in m.flags, "end_conference": False,
+            "mandatory_member_end_conference": False, "pass_digits": False},
+            "uuid": m.channel.uuid, "caller_id_name": m.channel.caller_name,
+            "caller_id_number": m.channel.caller_number, "join_time": int(self.sim_now() - m.join_sim),
+            "last_talking": 0, "energy": 100, "volume_in": 0, "volume_out": 0, "output-volume": 0,
+            "input-volume": 0} for m in reversed(conf.members)]
+        return json.dumps([{"conference_name": conf.name, "member_count": len(conf.members), "ghost_count": 0,
+                            "rate": 8000, "run_time": int(time.monotonic() - conf.created),
+                            "conference_uuid": conf.uuid, "running": True, "answered": True,
+                            "dynamic": True, "variables": {}, "members": members}], indent="\t")
+
+    def fax_app(self, runner: ChannelRunner, direction: str, path: str) -> str:
+        """rxfax writes a real TIFF when the caller sends a fax; txfax sends an existing file."""
+        ch = runner.ch
+        sw = self
+        runner.accept_digits = False
+        if direction == "rx":
+            pages = runner.fax_pages_to_send
+            if pages <= 0:
+                runner.wait_until(runner._stopped, 30.0)
+                return self._fax_result(ch, "rx", False, 0, path, "48", "Disconnected after permitted retries")
+            sw.emit_channel(ch, "CUSTOM", subclass="spandsp::rxfaxnegociateresult",
+                            post=[("fax-success", "1"), ("fax-transfer-rate", "14400"), ("fax-ecm-used", "on")])
+            for page in range(1, pages + 1):
+                if runner.wait_until(runner._stopped, 10.0):
+                    return self._fax_result(ch, "rx", False, page - 1, path, "49", "The call dropped prematurely")
+                sw.emit_channel(ch, "CUSTOM", subclass="spandsp::rxfaxpageresult",
+                                post=[("fax-document-transferred-pages", str(page))])
+            audio.write_tiff(path, pages=pages)
+            if runner.call is not None:
+                runner.call.faxes.append(path)
+            return self._fax_result(ch, "rx", True, pages, path, "0", "OK")
+        if not Path(path).exists():
+            return self._fax_result(ch, "tx", False, 0, path, "12", "Cannot open source TIFF file")
+        if runner.wait_until(runner._stopped, 10.0):
+            return self._fax_result(ch, "tx", False, 0, path, "49", "The call dropped prematurely")
+        return self._fax_result(ch, "tx", True, 1, path, "0", "OK")
+
+    def _fax_result(self, ch, direction, ok, pages, path, code, text) -> str:
+        values = [("fax_success", "1" if ok else "0"), ("fax_result_code", code), ("fax_result_text", text),
+                  ("fax_document_transferred_pages", str(pages)), ("fax_document_total_pages", str(pages)),
+                  ("fax_transfer_rate", "14400"), ("fax_ecm_used", "on"), ("fax_filename", path)]
+        for k, v in values:
+            ch.set_var(k, v)
+        self.emit_channel(ch, "CUSTOM", subclass=f"spandsp::{direction}faxresult",
+                          post=[(k.replace("_", "-"), v) for k, v in values if k != "fax_filename"])
+        return "_none_"
+
+
+_CHANNEL_COLUMNS = (
+    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num", "ip_addr", "dest",
+    "application", "application_data", "dialplan", "context", "read_codec", "read_rate", "read_bit_rate",
+    "write_codec", "write_rate", "write_bit_rate", "secure", "hostname", "presence_id", "presence_data",
+    "accountcode", "callstate", "callee_name", "callee_num", "callee_direction", "call_uuid", "sent_callee_name",
+    "sent_callee_num", "initial_cid_name", "initial_cid_num", "initial_ip_addr", "initial_dest",
+    "initial_dialplan", "initial_context",
+)
+
+
+def _dialstatus(cause: str) -> str:
+    return {"USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER", "NO_USER_RESPONSE": "NOANSWER",
+            "CALL_REJECTED": "BUSY", "ORIGINATOR_CANCEL": "CANCEL"}.get(cause, "CHANUNAVAIL")
+
+
+def _strip_vars(dial: str) -> tuple[dict, str]:
+    """Split a leading {a=b,c='d e'} or [..] block off a dial string."""
+    variables: dict[str, str] = {}
+    while dial[:1] in ("{", "["):
+        close = "}" if dial[0] == "{" else "]"
+        end = dial.find(close)
+        if end < 0:
+            break
+        for item in _split_top(dial[1:end], ","):
+            k, _, v = item.partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                v = v[1:-1]
+            if k.strip():
+                variables[k.strip()] = v
+        dial = dial[end + 1:]
+    return variables, dial
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    out, cur, quote = [], "", ""
+    for c in s:
+        if quote:
+            cur += c
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+            cur += c
+        elif c == sep:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += c
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _split_dial(arg: str) -> tuple[str, list[str]]:
+    """originate's arguments: the call URL (which may contain spaces inside {...}) and the rest."""
+    arg = arg.strip()
+    depth = 0
+    quote = ""
+    for i, c in enumerate(arg):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"" and depth:
+            quote = c
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+        elif c.isspace() and depth == 0:
+            return arg[:i], arg[i:].split()
+    return arg, []
+
+
+def _dial_target(dial: str) -> tuple[str, str | None]:
+    """(number, kind) for a single dial string; kind is user, gateway, loopback, error or None."""
+    parts = dial.split("/")
+    if parts[0] == "user" and len(parts) >= 2:
+        return parts[1].split("@")[0], "user"
+    if parts[0] == "sofia" and len(parts) >= 3:
+        if parts[1] == "gateway" and len(parts) >= 4:
+            return parts[3].split("@")[0], "gateway"
+        target = "/".join(parts[2:])
+        target = target[4:] if target.startswith("sip:") else target
+        return target.split("@")[0], "user"
+    if parts[0] == "loopback" and len(parts) >= 2:
+        return parts[1], "loopback"
+    if parts[0] == "error":
+        return (parts[1] if len(parts) > 1 else ""), "error"
+    return "", None
+
+
+def free_port_socket():
+    """A listening gevent socket on 127.0.0.1:0, for tests that need a stand-in app server."""
+    s = gsocket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    return s
