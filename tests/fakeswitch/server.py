@@ -370,6 +370,10 @@ class FakeSwitch:
         self.emit_channel(ch, "CHANNEL_HANGUP", state_number=10)
         if ch.other is not None:
             self.unbridge(ch)
+        peer = getattr(ch, "loopback_peer", None)
+        if peer is not None and not peer.hung_up:
+            # The two halves of a loopback call live and die together.
+            self.hangup(peer, cause, by=by)
         for e in self.eavesdrops:
             if e.active and (e.target is ch or e.supervisor is ch):
                 e.active = False

@@ -51,6 +51,7 @@ class RawClient:
         self.sock = sock
         self.buf = b""
         self.frames: list[Frame] = []
+        self.pending: list[Frame] = []     # frames read while looking for something else
 
     @classmethod
     def connect(cls, address, timeout=5.0):
@@ -99,11 +100,17 @@ class RawClient:
                                or (f.content_type is None and "Reply-Text" in f.headers), timeout)
 
     def read_until(self, pred, timeout=5.0) -> Frame:
+        """The first frame (earlier skipped ones first) matching pred; others are kept for later."""
+        for i, f in enumerate(self.pending):
+            if pred(f):
+                del self.pending[i]
+                return f
         deadline = time.monotonic() + timeout
         while True:
             f = self.read_frame(max(0.001, deadline - time.monotonic()))
             if pred(f):
                 return f
+            self.pending.append(f)
 
     def read_event(self, name, timeout=5.0, **match):
         """Next event with Event-Name `name` (and header values in `match`); returns (headers, body)."""
