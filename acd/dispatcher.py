@@ -121,9 +121,13 @@ class Waiter:
         return self.session.uuid
 
     def wake(self, reason: str) -> None:
-        if reason != "timer" or self.reason is None:
-            self.reason = self.reason if (self.reason == "key" and reason == "timer") else reason
+        """Record why the caller's greenlet should act; a stronger reason is never replaced by a weaker one."""
+        if self.reason is None or _PRIORITY.get(reason, 0) > _PRIORITY.get(self.reason, 0):
+            self.reason = reason
         self.event.set()
+
+
+_PRIORITY = {"timer": 1, "offer": 2, "key": 3, "hangup": 4}
 
 
 class Acd:
@@ -418,7 +422,7 @@ class Acd:
             return
         waiter.hold_gen += 1
         waiter.holding = True
-        timer = gevent.spawn_later(remaining, waiter.wake, "timer")
+        timer = gevent.spawn_later(remaining, self._wake, waiter, "timer")
         try:
             if waiter.reason is None and waiter.offer is None:
                 try:
