@@ -638,7 +638,8 @@ class ChannelRunner:
         self.ch.set_var("record_seconds", int(seconds))
         self.ch.set_var("record_ms", int(seconds * 1000))
         self.ch.set_var("record_file_size", size)
-        self.sw.emit_channel(self.ch, "RECORD_STOP", post=[("Record-File-Path", path)])
+        self.sw.emit_channel(self.ch, "RECORD_STOP", post=[("Record-File-Path", path),
+                                                           ("Record-Completion-Cause", "success-maxtime")])
         self.sw.session_recordings.append((self.ch.uuid, path, seconds))
         return True
 

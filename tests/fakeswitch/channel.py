@@ -140,7 +140,9 @@ class FakeChannel:
         h = [(f"{p}-Direction", self.direction), (f"{p}-Logical-Direction", self.direction)]
         if self.username:
             h.append((f"{p}-Username", self.username))
-        h.append((f"{p}-Dialplan", self.dialplan))
+        other = p == "Other-Leg"
+        if not other:   # the captured Other-Leg block has no Dialplan / Profile-Index
+            h.append((f"{p}-Dialplan", self.dialplan))
         if self.caller_name:
             h.append((f"{p}-Caller-ID-Name", self.caller_name))
         h.append((f"{p}-Caller-ID-Number", self.caller_number))
@@ -160,7 +162,7 @@ class FakeChannel:
             (f"{p}-Source", self.source),
             (f"{p}-Context", self.context),
             (f"{p}-Channel-Name", self.name),
-            (f"{p}-Profile-Index", "1"),
+        ] + ([] if other else [(f"{p}-Profile-Index", "1")]) + [
             (f"{p}-Profile-Created-Time", str(self.created_us)),
             (f"{p}-Channel-Created-Time", str(self.created_us)),
             (f"{p}-Channel-Answered-Time", str(self.answered_us)),

@@ -340,6 +340,7 @@ class FakeSwitch:
     def answer(self, ch: FakeChannel) -> None:
         if ch.answered or ch.hung_up:
             return
+        ch.codec = ch.codec or ("PCMU", 8000, 64000)
         if ch.name.startswith("sofia/") and not ch.progress_media_us:
             ch.progress_media_us = now_us()
             ch.call_state = "EARLY"
@@ -355,6 +356,7 @@ class FakeSwitch:
         if ch.answered or ch.progress_media_us or ch.hung_up:
             return
         ch.progress_media_us = now_us()
+        ch.codec = ch.codec or ("PCMU", 8000, 64000)
         ch.answer_state = "early"
         self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
         ch.call_state = "EARLY"
@@ -438,13 +440,14 @@ class FakeSwitch:
         else:
             name = channel_name or f"sofia/internal/{caller}@127.0.0.1"
             source_profile = "internal"
-        ch = FakeChannel(name=name, direction="inbound", caller_number=caller, caller_name=caller_name,
+        # A SIP caller without a display name shows its number as the name.
+        ch = FakeChannel(name=name, direction="inbound", caller_number=caller, caller_name=caller_name or caller,
                          destination=destination, context=context, dialplan="XML", source="mod_sofia",
                          username=caller if not gateway else None, network_addr="127.0.0.1",
                          presence_id=f"{caller}@127.0.0.1" if not gateway else None)
         ch.state = "CS_EXECUTE"
         ch.call_state = "RINGING"
-        ch.codec = ("PCMU", 8000, 64000)
+        ch.codec = None   # negotiated at answer / early media, as on a real SIP leg
         for k, v in (("sip_from_user", caller), ("sip_from_host", "127.0.0.1"),
                      ("sip_to_user", destination), ("sip_req_user", destination),
                      ("sofia_profile_name", source_profile), ("sip_network_ip", "127.0.0.1"),
@@ -996,10 +999,11 @@ class FakeSwitch:
         if peer is None:
             return None
         a, b = (ch, peer) if getattr(ch, "bridge_a", False) else (peer, ch)
-        self.emit_channel(a, "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
-                          state="CS_SOFT_EXECUTE")
+        # The captured CHANNEL_UNBRIDGE carries no Other-Leg block: unlink first.
         ch.other = None
         peer.other = None
+        self.emit_channel(a, "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
+                          state="CS_SOFT_EXECUTE")
         if ch.hangup_cause:
             peer.set_var("last_bridge_hangup_cause", ch.hangup_cause)
             peer.set_var("bridge_hangup_cause", ch.hangup_cause)
