@@ -209,10 +209,18 @@ def test_local_override_wins_over_shipped_default(tmp_path):
     site = tmp_path / "conf"
     shutil.copytree(CONF_DIR, site)
     (site / "local" / "site.xml").write_text(
-        '<include>\n  <X-PRE-PROCESS cmd="set" data="esl_allowed_cidrs=127.0.0.1/32,10.9.8.7/32"/>\n</include>\n')
+        '<include>\n'
+        '  <X-PRE-PROCESS cmd="set" data="esl_allowed_cidrs=127.0.0.1/32,10.9.8.7/32"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="hotline_sip_ip=10.9.8.1"/>\n'
+        '</include>\n')
     conf = assemble(site)
+    assert conf.problems == []
     acl = {n.get("name"): n for n in conf.configuration("acl.conf").iter("list")}["esl_allowed"]
     assert [n.get("cidr") for n in acl.findall("node")] == ["127.0.0.1/32,10.9.8.7/32"]
+    # Values derived from an overridden one follow it (they are set after the overrides are read).
+    internal = {p.get("name"): p for p in conf.configuration("sofia.conf").iter("profile")}["internal"]
+    assert params(internal.find("settings"))["sip-ip"] == "10.9.8.1"
+    assert conf.root().find("section[@name='directory']/domain").get("name") == "10.9.8.1"
 
 
 def test_carrier_numbers_reach_the_same_app(conf):

@@ -1,0 +1,130 @@
+"""Live: the real FreeSWITCH running freeswitch-conf/ answers on ESL as configured and brings a call to
+12345 to an outbound socket server, digits and audio included.  Skipped without HOTLINE_TEST_ESL.
+"""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.live.eslraw import EslClient, EslError
+
+pytestmark = pytest.mark.live
+
+
+def test_esl_auth_and_status(esl):
+    """Should authenticate and answer `api status` with the switch's uptime and session counts."""
+    status = esl.api("status")
+    assert status.startswith("UP ")
+    assert "session(s) since startup" in status
+    assert "session(s) max" in status
+
+
+def test_esl_refuses_a_wrong_password(esl_endpoint):
+    """Should refuse a wrong password with FreeSWITCH's own -ERR and close the connection."""
+    host, port, password = esl_endpoint
+    with pytest.raises(EslError, match="-ERR invalid"):
+        EslClient.connect(host, port, password + "-wrong")
+
+
+def test_loaded_modules_match_the_configuration(esl):
+    """Should have loaded every module freeswitch-conf asks for (a module that fails to load is an error)."""
+    from tests.live.test_freeswitch_conf import REQUIRED_MODULES
+
+    for module in REQUIRED_MODULES:
+        assert esl.api(f"module_exists {module}").strip() == "true", module
+
+
+def test_sip_profiles_run_on_loopback(esl):
+    """Should run the internal and external SIP profiles, bound to the configured address only."""
+    status = esl.api("sofia status")
+    lines = {line.split()[0]: line for line in status.splitlines() if line.strip().startswith(("internal", "external"))
+             and "profile" in line}
+    assert "RUNNING" in lines["internal"] and "RUNNING" in lines["external"]
+    assert "127.0.0.1:5060" in lines["internal"]
+    assert "127.0.0.1:5080" in lines["external"]
+
+
+def test_call_to_12345_reaches_the_outbound_socket(esl_events, place_call, outbound_listener, tone_wav):
+    """Should bring loopback/12345 to the test's socket: connect, answer, a digit, audio, hang-up."""
+    call = place_call(caller="13800138000", outbound=outbound_listener.address)
+    app = outbound_listener.accept(timeout=15)
+    channel = app.connect_call()
+    assert channel["Caller-Destination-Number"] == "12345"
+    assert channel["Caller-Caller-ID-Number"] == "13800138000"
+    assert channel["Socket-Mode"] == "async" and channel["Control"] == "full"
+    assert channel["variable_hotline_entry"] == "internal"
+    assert app.command("myevents").headers["Reply-Text"].startswith("+OK")
+
+    answered = app.run("answer")
+    assert answered["Application"] == "answer"
+    assert esl_events.job_result(call.job, timeout=15).startswith("+OK")
+
+    # A digit from the citizen's side arrives as a DTMF event on the app's socket.
+    call.press("7")
+    dtmf = app.wait_event(lambda e: e.get("Event-Name") == "DTMF", timeout=10)
+    assert dtmf["DTMF-Digit"] == "7"
+    assert dtmf["Unique-ID"] == app.uuid
+
+    # Audio from the citizen's side is recorded by the app's channel.
+    record_path = tone_wav.parent / "heard.wav"
+    recording = app.execute("record", f"{record_path} 3 200 1")
+    call.speak(str(tone_wav))
+    app.wait_complete(recording, timeout=15)
+    assert record_path.exists() and record_path.stat().st_size > 44
+
+    app.run("hangup", "NORMAL_CLEARING")
+    hangup = esl_events.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                                   and e.get("Unique-ID") == call.uuid, timeout=10)
+    assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
+
+
+def test_call_is_refused_when_the_app_is_unreachable(esl_events, place_call):
+    """Should refuse the call (NORMAL_TEMPORARY_FAILURE, i.e. SIP 503) when nothing listens at the socket."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    address = "%s:%d" % closed.getsockname()
+    closed.close()  # a port nobody listens on
+    call = place_call(outbound=address)
+    result = esl_events.job_result(call.job, timeout=15)
+    assert result.strip() == "-ERR NORMAL_TEMPORARY_FAILURE"
+
+
+def test_unknown_number_is_unallocated(esl_events, place_call):
+    """Should refuse numbers the dialplan does not know instead of sending them to the app."""
+    call = place_call(destination="99999")
+    assert esl_events.job_result(call.job, timeout=15).strip() == "-ERR UNALLOCATED_NUMBER"
+
+
+def test_configured_outbound_address_is_used(esl, esl_events, place_call):
+    """Should send 12345 to the global hotline_outbound when the call does not override it."""
+    configured = esl.api("global_getvar hotline_outbound").strip()
+    host, _, port = configured.rpartition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        pytest.skip(f"hotline_outbound is {configured}, not on this machine")
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind((host, int(port)))
+    except OSError:
+        server.close()
+        pytest.skip(f"{configured} is in use (the app is probably running there)")
+    server.listen(1)
+    server.settimeout(15)
+    try:
+        call = place_call()
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        conn.sendall(b"connect\n\n")
+        reply = b""
+        while b"\n\n" not in reply:
+            chunk = conn.recv(65536)
+            assert chunk, "FreeSWITCH closed the socket before replying to connect"
+            reply += chunk
+        assert b"Caller-Destination-Number: 12345" in reply
+        assert f"Caller-Caller-ID-Number: {call.caller}".encode() in reply
+        # Closing the socket before answering ends the call: the originate fails, nothing is left up.
+        conn.close()
+        assert esl_events.job_result(call.job, timeout=15).startswith("-ERR")
+    finally:
+        server.close()
