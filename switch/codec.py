@@ -50,16 +50,26 @@ class Frame:
     the connection and otherwise ignored.
     """
 
-    __slots__ = ("headers", "body", "content_type", "event", "event_body", "defects")
+    __slots__ = ("headers", "_body", "_raw", "content_type", "event", "event_body", "defects")
 
-    def __init__(self, headers: dict[str, str], body: str = "", content_type: str | None = None,
-                 event: dict[str, str] | None = None, event_body: str = "", defects: tuple[str, ...] = ()):
+    def __init__(self, headers: dict[str, str], body: str | None = "", content_type: str | None = None,
+                 event: dict[str, str] | None = None, event_body: str = "", defects: tuple[str, ...] = (),
+                 raw: bytes = b""):
         self.headers = headers
-        self.body = body
+        self._body = body
+        self._raw = raw
         self.content_type = content_type if content_type is not None else headers.get("Content-Type", "")
         self.event = event
         self.event_body = event_body
         self.defects = defects
+
+    @property
+    def body(self) -> str:
+        """The frame body as text (for events, the serialised event; decoded on first use)."""
+        if self._body is None:
+            self._body = self._raw.decode("utf-8", "replace")
+            self._raw = b""
+        return self._body
 
     @property
     def reply_text(self) -> str:
@@ -94,6 +104,29 @@ def _decode_header_block(block: bytes | bytearray, what: str) -> dict[str, str]:
         text = block.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"{what} is not UTF-8 (byte {exc.start}: {bytes(block[exc.start:exc.start + 4])!r})") from None
+    decoded = text
+    newline = False
+    if "%" in text:
+        if "%0A" in text or "%0a" in text:
+            # a value holds an encoded newline: decoding it before splitting would forge a header line.
+            # Park it as NUL while decoding (when the block has no NUL of its own, raw or encoded).
+            if "\x00" in text or "%00" in text:
+                return _decode_header_lines(text, what)
+            decoded = text.replace("%0A", "\x00").replace("%0a", "\x00")
+            newline = True
+        # keys are never encoded, so one pass over the whole block is safe (several times faster than
+        # decoding value by value); escapes that are not UTF-8 (a GBK caller name) become U+FFFD
+        decoded = unquote(decoded, errors="replace")
+    parts = [line.partition(": ") for line in decoded.split("\n")]
+    for key, sep, _ in parts:
+        if not sep or not key:
+            return _decode_header_lines(text, what)      # reports the bad line, or accepts "Key:"
+    if newline:
+        return {key: value.replace("\x00", "\n") if "\x00" in value else value for key, _, value in parts}
+    return {key: value for key, _, value in parts}
+
+
+def _decode_header_lines(text: str, what: str) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in text.split("\n"):
         key, sep, value = line.partition(": ")
@@ -102,13 +135,10 @@ def _decode_header_block(block: bytes | bytearray, what: str) -> dict[str, str]:
                 key, value = line[:-1], ""
             else:
                 raise ProtocolError(f"{what}: malformed header line {line[:80]!r}")
-        if not key or " " in key:
+        if not key or any(c.isspace() for c in key):
             raise ProtocolError(f"{what}: malformed header name in {line[:80]!r}")
-        if "%" in value:
-            # values of events (and of the outbound connect reply) are URL-encoded; non-UTF-8 escapes
-            # (a GBK caller name) decode with U+FFFD rather than losing the whole event
-            value = unquote(value, errors="replace")
-        headers[key] = value
+        # non-UTF-8 escapes (a GBK caller name) become U+FFFD rather than losing the whole event
+        headers[key] = unquote(value, errors="replace") if "%" in value else value
     return headers
 
 
@@ -246,23 +276,23 @@ class FrameParser:
         content_type = headers.get("Content-Type")
         if content_type is None:
             raise ProtocolError(f"frame without Content-Type (headers: {sorted(headers)[:6]})")
+        if content_type == EVENT_PLAIN or content_type == EVENT_JSON:
+            # events are parsed from the bytes (inner Content-Length counts bytes); the serialised text
+            # is only decoded if someone asks for Frame.body
+            try:
+                event, event_body = parse_event_body(content_type, body)
+            except ProtocolError as exc:
+                return Frame(headers, None, content_type, None, "", (str(exc),), raw=body)
+            return Frame(headers, None, content_type, event, event_body, (), raw=body)
         defects: tuple[str, ...] = ()
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             text = body.decode("utf-8", "replace")
             defects = (f"body is not UTF-8 (byte {exc.start})",)
-        event = None
-        event_body = ""
-        if content_type == EVENT_PLAIN or content_type == EVENT_JSON:
-            if not defects:
-                try:
-                    event, event_body = parse_event_body(content_type, body)
-                except ProtocolError as exc:
-                    defects = (str(exc),)
-        elif content_type not in KNOWN_CONTENT_TYPES:
-            defects = (f"unknown content type {content_type[:60]!r}",)
-        return Frame(headers, text, content_type, event, event_body, defects)
+        if content_type not in KNOWN_CONTENT_TYPES:
+            defects += (f"unknown content type {content_type[:60]!r}",)
+        return Frame(headers, text, content_type, None, "", defects)
 
 
 def _check_line(text: str, what: str) -> str:
