@@ -5,6 +5,7 @@ unset, 127.0.0.1:5432/test is tried; when unreachable, the PostgreSQL variant is
 """
 from __future__ import annotations
 
+import atexit
 import os
 
 import pytest
@@ -19,6 +20,11 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _postgres_url() -> str | None:
+    """The PostgreSQL URL for this pytest process, or None when PostgreSQL is not reachable.
+
+    Each pytest process works in a schema of its own (hotline_test_<pid>), so parallel runs on one
+    server (developers, CI, helpers) never drop each other's tables. Schemas of dead processes are removed.
+    """
     url = os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG)
     if not url:
         return None
@@ -26,10 +32,35 @@ def _postgres_url() -> str | None:
         import psycopg2
 
         conn = psycopg2.connect(url, connect_timeout=2)
-        conn.close()
     except Exception:  # noqa: BLE001 - any failure means "not reachable here"
         return None
-    return url
+    schema = f"hotline_test_{os.getpid()}"
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'hotline_test_%%'")
+        for (name,) in cur.fetchall():
+            pid = int(name.rsplit("_", 1)[1])
+            if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+                cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    conn.close()
+    atexit.register(_drop_pg_schema, url, schema)
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def _drop_pg_schema(url: str, schema: str) -> None:
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(url, connect_timeout=2)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()
+    except Exception:  # noqa: BLE001 - best effort at exit; the next run removes it
+        pass
 
 
 _PG_URL = _postgres_url()
