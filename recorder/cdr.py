@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from recorder.integrity import compute_mac, record_fields
-from recorder.models import CallRecord, MissedCall
+from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,9 @@ class CdrRecorder:
             record.finalised = True
             record.mac = compute_mac(self.key, record_fields(record))
             record.save()
+            # Recordings started before the agent was known get the call's caller and agent for search.
+            Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
+                Recording.call_uuid == record.call_uuid).execute()
             reason = missed_reason(draft, disposition)
             missed = None
             if reason:

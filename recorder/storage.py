@@ -187,7 +187,8 @@ class RecordingStore:
             info = wavfile.read_wav_info(final)
         except (wavfile.BadRecording, wavfile.ConversionError, OSError) as exc:
             rec.status, rec.failure_reason = "failed", str(exc)[:255]
-            rec.save()
+            # Only the fields this step owns: the call record may have filled caller/agent meanwhile.
+            rec.save(only=[Recording.status, Recording.failure_reason])
             log.warning("recording %s of call %s failed: %s", rec.id, rec.call_uuid, exc)
             call = rec.call if rec.call_id else None
             note_call_tickets(call, f"本通话录音无效 / Recording unusable: {exc}")
@@ -198,7 +199,8 @@ class RecordingStore:
         rec.size = final.stat().st_size
         rec.sha256 = wavfile.sha256_file(final)
         rec.status, rec.failure_reason = "ok", ""
-        rec.save()
+        rec.save(only=[Recording.duration_ms, Recording.channels, Recording.format, Recording.size, Recording.sha256,
+                       Recording.status, Recording.failure_reason])
         return rec
 
     def index_file(self, call_uuid: str, source: Path, kind: str, when: dt.datetime | None = None) -> Recording:

@@ -1,0 +1,139 @@
+"""Recordings pages: search, playback with Range, download rights, access log, department scope, chart."""
+from __future__ import annotations
+
+import pytest
+
+from caseflow import services
+from caseflow.models import Ticket
+from recorder.models import RecordingAccess
+from tests.unit.recorder.test_wavfile import write_pcm
+
+from .conftest import PASSWORD
+
+
+def recorded_call(cdr, store, clock, uuid, caller, agent, department=None, seconds=2.0):
+    """A finished, recorded call answered by ``agent`` and a ticket (in ``department``) linked to it."""
+    cdr.call_started(uuid, caller=caller, called="12345")
+    rec = store.begin(uuid)
+    cdr.agent_answered(uuid, agent)
+    write_pcm(store.raw_path(rec), seconds=seconds)
+    clock.advance(seconds=seconds)
+    cdr.hangup(uuid, "NORMAL_CLEARING", "caller")
+    rec = store.finish(rec)
+    ticket = services.create_ticket("道路破损，请尽快修复", citizen_phone=caller, call_uuid=uuid)
+    if department is not None:
+        Ticket.update(department=department).where(Ticket.id == ticket.id).execute()
+    rec = type(rec).get_by_id(rec.id)
+    return rec, Ticket.get_by_id(ticket.id)
+
+
+@pytest.fixture
+def calls(cdr, web_store, clock, people):
+    a = recorded_call(cdr, web_store, clock, "web-a", "13800000001", "1001", people["A"])
+    b = recorded_call(cdr, web_store, clock, "web-b", "13900000002", "1002", people["B"])
+    return {"a": a, "b": b}
+
+
+def login(web, user):
+    client = web.test_client()
+    response = client.login(user.operator_no, PASSWORD)
+    assert response.status_code in (200, 302), response.data[:300]
+    return client
+
+
+def test_search_by_ticket_caller_agent_and_date(web, calls, people):
+    """Should find recordings by acceptance number, caller, agent and day, and refuse a malformed date."""
+    client = login(web, people["centre"])
+    (rec_a, ticket_a), (rec_b, _t) = calls["a"], calls["b"]
+    page = client.get(f"/recordings/?ticket={ticket_a.number}").get_data(as_text=True)
+    assert f'data-recording="{rec_a.id}"' in page and f'data-recording="{rec_b.id}"' not in page
+    page = client.get("/recordings/?caller=13900000002").get_data(as_text=True)
+    assert f'data-recording="{rec_b.id}"' in page and f'data-recording="{rec_a.id}"' not in page
+    page = client.get("/recordings/?agent=1001").get_data(as_text=True)
+    assert f'data-recording="{rec_a.id}"' in page and f'data-recording="{rec_b.id}"' not in page
+    day = rec_a.day.isoformat()
+    page = client.get(f"/recordings/?from={day}&to={day}").get_data(as_text=True)
+    assert f'data-recording="{rec_a.id}"' in page and f'data-recording="{rec_b.id}"' in page
+    assert "data-recording" not in client.get("/recordings/?from=2000-01-01&to=2000-01-02").get_data(as_text=True)
+    bad = client.get("/recordings/?from=yesterday")
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.get_data(as_text=True)
+    assert client.get("/recordings/?ticket=12'--").status_code == 400
+    assert 'data-testid="storage-chart"' in client.get("/recordings/").get_data(as_text=True)
+
+
+def test_playback_ranges_and_listen_log(web, calls, people, web_store):
+    """Should answer 200 for the whole file, 206 with Content-Range for a range, 416 past the end, and log
+    one listen per playback (the first byte), not one per range request."""
+    client = login(web, people["centre"])
+    rec = calls["a"][0]
+    size = web_store.local_path(rec).stat().st_size
+    whole = client.get(f"/recordings/{rec.id}/audio")
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.data == web_store.local_path(rec).read_bytes() and whole.data[:4] == b"RIFF"
+    part = client.get(f"/recordings/{rec.id}/audio", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.headers["Content-Range"] == f"bytes 100-199/{size}"
+    assert part.data == whole.data[100:200] and part.headers["Content-Length"] == "100"
+    tail = client.get(f"/recordings/{rec.id}/audio", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.data == whole.data[-10:]
+    beyond = client.get(f"/recordings/{rec.id}/audio", headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
+    assert beyond.data == b""
+    ignored = client.get(f"/recordings/{rec.id}/audio", headers={"Range": "bytes=0-1,5-9"})
+    assert ignored.status_code == 200 and len(ignored.data) == size
+    listens = RecordingAccess.select().where(RecordingAccess.recording == rec.id)
+    assert [a.action for a in listens] == ["listen", "listen"]
+    assert all(a.user_id == people["centre"].id and a.user_label.startswith("3001") for a in listens)
+    log_page = client.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    assert 'data-testid="access-log"' in log_page and "李主任" in log_page
+
+
+def test_download_rights(web, calls, people):
+    """Should let the centre and the ticket's department leader download (logged), and refuse agents,
+    department handlers and other departments."""
+    rec = calls["a"][0]
+    centre = login(web, people["centre"]).get(f"/recordings/{rec.id}/download")
+    assert centre.status_code == 200 and "attachment" in centre.headers["Content-Disposition"]
+    assert login(web, people["dept_a_leader"]).get(f"/recordings/{rec.id}/download").status_code == 200
+    assert login(web, people["agent"]).get(f"/recordings/{rec.id}/download").status_code == 403
+    assert login(web, people["dept_a"]).get(f"/recordings/{rec.id}/download").status_code == 403
+    assert login(web, people["dept_b_leader"]).get(f"/recordings/{rec.id}/download").status_code == 404
+    assert login(web, people["admin"]).get(f"/recordings/{rec.id}/download").status_code == 403
+    downloads = RecordingAccess.select().where(RecordingAccess.action == "download")
+    assert sorted(a.user.operator_no for a in downloads) == ["3001", "4002"]
+
+
+def test_department_hears_only_its_own_tickets(web, calls, people):
+    """Should show a department the recordings of its tickets and nothing of another department's."""
+    (rec_a, ticket_a), (rec_b, ticket_b) = calls["a"], calls["b"]
+    client = login(web, people["dept_a"])
+    page = client.get("/recordings/").get_data(as_text=True)
+    assert f'data-recording="{rec_a.id}"' in page and f'data-recording="{rec_b.id}"' not in page
+    assert client.get(f"/recordings/{rec_a.id}/audio").status_code == 200
+    assert client.get(f"/recordings/{rec_b.id}").status_code == 404
+    assert client.get(f"/recordings/{rec_b.id}/audio", headers={"Range": "bytes=0-"}).status_code == 404
+    assert f'data-recording="{rec_b.id}"' not in client.get(f"/recordings/ticket/{ticket_b.number}").get_data(
+        as_text=True)
+    assert 'data-testid="storage-chart"' not in page
+    agent = login(web, people["agent"])
+    page = agent.get("/recordings/").get_data(as_text=True)
+    assert f'data-recording="{rec_a.id}"' in page and f'data-recording="{rec_b.id}"' not in page
+
+
+def test_recordings_of_a_ticket(web, calls, people):
+    """Should list a ticket's recordings with a player on the recording page."""
+    rec, ticket = calls["a"]
+    client = login(web, people["centre"])
+    page = client.get(f"/recordings/ticket/{ticket.number}").get_data(as_text=True)
+    assert f'data-recording="{rec.id}"' in page
+    detail = client.get(f"/recordings/{rec.id}").get_data(as_text=True)
+    assert f'src="/recordings/{rec.id}/audio"' in detail
+    assert client.get("/recordings/ticket/99999999").status_code == 404
+    assert client.get("/recordings/ticket/abc").status_code == 404
+
+
+def test_anonymous_and_wrong_roles_refused(web, calls, people):
+    """Should send anonymous users to log in and refuse roles without access to recordings."""
+    rec = calls["a"][0]
+    anonymous = web.test_client().get(f"/recordings/{rec.id}/audio")
+    assert anonymous.status_code in (302, 401, 403)
+    assert login(web, people["admin"]).get("/recordings/").status_code == 403

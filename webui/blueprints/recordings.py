@@ -1,0 +1,235 @@
+"""Recordings: search by day, agent, caller and ticket; play in the browser (HTTP Range); download where the
+role allows; every listen and download logged with who did it; storage per day as server-drawn SVG bars.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
+
+from recorder import access
+from recorder.alerts import open_alerts
+from recorder.httprange import RangeNotSatisfiable, parse_range
+from recorder.models import Recording, RecordingAccess
+from recorder.search import RecordingQuery, SearchError, search_recordings
+from recorder.storage import RecordingStore, recordings_of_ticket
+from webui.app import NavItem
+from webui.security import require_roles
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("recordings", __name__, url_prefix="/recordings")
+NAV = [NavItem("Recordings", "recordings.index", access.LISTEN_ROLES, order=60)]
+PAGE = 25
+CHUNK = 64 * 1024
+CHART_DAYS = 14
+
+MESSAGES = {"zh": {
+    "Recordings": "通话录音",
+    "Search recordings": "录音查询",
+    "From": "开始日期",
+    "To": "结束日期",
+    "Agent (operator no.)": "坐席工号",
+    "Caller": "来电号码",
+    "Acceptance number": "受理号",
+    "Search": "查询",
+    "Started": "开始时间",
+    "Duration": "时长",
+    "Size": "大小",
+    "Kind": "类型",
+    "Status": "状态",
+    "Play": "播放",
+    "Download": "下载",
+    "Next": "下一页",
+    "Previous": "上一页",
+    "No recordings match.": "没有符合条件的录音。",
+    "Storage per day": "每日录音存储",
+    "Recording": "录音",
+    "Linked tickets": "关联工单",
+    "Access log": "收听/下载记录",
+    "Listened or downloaded by": "操作人",
+    "Action": "操作",
+    "Time": "时间",
+    "Alerts": "告警",
+    "recording_kind:conversation": "通话录音",
+    "recording_kind:ivr_message": "自助留言录音",
+    "recording_kind:voicemail": "语音留言",
+    "recording_status:ok": "正常",
+    "recording_status:failed": "失败",
+    "recording_status:recording": "录音中",
+    "access:listen": "收听",
+    "access:download": "下载",
+    "Archived": "已归档",
+    "This recording could not be stored: %(reason)s": "该录音未能保存：%(reason)s",
+    "Recordings of ticket %(number)s": "工单 %(number)s 的录音",
+    "%(count)s recordings, %(size)s": "%(count)s 条，%(size)s",
+    "Your browser cannot play this recording.": "您的浏览器无法播放该录音。",
+}, "en": {
+    "recording_kind:conversation": "Conversation", "recording_kind:ivr_message": "IVR message",
+    "recording_kind:voicemail": "Voicemail", "recording_status:ok": "OK", "recording_status:failed": "Failed",
+    "recording_status:recording": "Recording", "access:listen": "Listened", "access:download": "Downloaded",
+}}
+
+
+def _store() -> RecordingStore:
+    return RecordingStore.from_config(current_app.extensions["hotline"].config)
+
+
+def _record_access(rec: Recording, action: str) -> None:
+    RecordingAccess.create(recording=rec, user=g.user, user_label=f"{g.user.operator_no} {g.user.name}"[:64],
+                           action=action, remote_addr=(request.remote_addr or "")[:64])
+    log.info("recording %s %s by %s", rec.id, action, g.user.operator_no)
+
+
+def _visible_or_404(rec_id: int) -> Recording:
+    """The recording if this user may hear it; 404 otherwise (not even its existence is revealed)."""
+    rec = Recording.get_or_none(Recording.id == rec_id)
+    if rec is None or not access.may_listen(g.user, rec):
+        abort(404)
+    return rec
+
+
+def human_size(size: int) -> str:
+    """1.2 MB style sizes for the page."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def storage_bars(rows, width: int = 560, height: int = 140) -> list[dict]:
+    """SVG bar geometry for [(day, count, bytes)]: one bar per day, scaled to the largest day."""
+    if not rows:
+        return []
+    largest = max(total for _, _, total in rows) or 1
+    step = width / len(rows)
+    bars = []
+    for index, (day, count, total) in enumerate(rows):
+        bar_height = max(1.0, (height - 20) * total / largest) if total else 0.0
+        bars.append({"x": round(index * step + 2, 1), "width": round(max(step - 4, 1), 1),
+                     "y": round(height - 16 - bar_height, 1), "height": round(bar_height, 1),
+                     "label": day.strftime("%m-%d"), "title": f"{day.isoformat()}: {count} · {human_size(total)}",
+                     "text_x": round(index * step + step / 2, 1)})
+    return bars
+
+
+@bp.route("/")
+@require_roles(*access.LISTEN_ROLES)
+def index():
+    """Search form, results and storage per day."""
+    error = ""
+    try:
+        query = RecordingQuery.parse(request.args)
+    except SearchError as exc:
+        error, query = str(exc), RecordingQuery()
+    page_raw = request.args.get("page", "1")
+    page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 100000 else 1
+    rows, more = search_recordings(access.visible_recordings(g.user), query, PAGE, (page - 1) * PAGE)
+    store = _store()
+    clock = current_app.extensions["hotline"].services.clock
+    today = clock.now().date() if clock else dt.date.today()
+    per_day = store.storage_per_day(today - dt.timedelta(days=CHART_DAYS - 1), today) \
+        if g.user.role_set & access.ALL_RECORDINGS_ROLES else []
+    alerts = open_alerts(10) if g.user.role_set & access.ALL_RECORDINGS_ROLES else []
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template("recordings/index.html", rows=rows, more=more, page=page, args=args, error=error,
+                           query=query, bars=storage_bars(per_day), per_day=per_day, alerts=alerts,
+                           human_size=human_size, may_download=lambda r: access.may_download(g.user, r)), \
+        (400 if error else 200)
+
+
+@bp.route("/<int:rec_id>")
+@require_roles(*access.LISTEN_ROLES)
+def detail(rec_id: int):
+    """One recording: player, details, linked tickets, and who heard it (for the centre)."""
+    from recorder.storage import tickets_of_recording
+
+    rec = _visible_or_404(rec_id)
+    accesses = []
+    if g.user.role_set & access.ALL_RECORDINGS_ROLES:
+        accesses = list(RecordingAccess.select().where(RecordingAccess.recording == rec)
+                        .order_by(RecordingAccess.at.desc()).limit(100))
+    return render_template("recordings/detail.html", rec=rec, tickets=tickets_of_recording(rec),
+                           accesses=accesses, may_download=access.may_download(g.user, rec), human_size=human_size)
+
+
+@bp.route("/ticket/<number>")
+@require_roles(*access.LISTEN_ROLES)
+def for_ticket(number: str):
+    """The recordings of a ticket's calls (linked from the ticket page)."""
+    from caseflow.models import Ticket
+
+    if not re.fullmatch(r"[0-9]{8}", number):
+        abort(404)
+    ticket = Ticket.get_or_none(Ticket.number == number)
+    if ticket is None:
+        abort(404)
+    rows = [r for r in recordings_of_ticket(ticket) if access.may_listen(g.user, r)]
+    return render_template("recordings/ticket.html", ticket=ticket, rows=rows, human_size=human_size,
+                           may_download=lambda r: access.may_download(g.user, r))
+
+
+def _send(rec: Recording, download: bool) -> Response:
+    store = _store()
+    try:
+        size = store.file_size(rec)
+    except OSError:
+        abort(404)
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0", "Content-Type": "audio/wav"}
+    try:
+        wanted = None if download else parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable as exc:
+        headers["Content-Range"] = f"bytes */{exc.size}"
+        return Response(b"", status=416, headers=headers)
+    start, end = wanted if wanted else (0, size - 1)
+    if start == 0:
+        _record_access(rec, "download" if download else "listen")
+    length = max(end - start + 1, 0)
+    if download:
+        name = f"{rec.day.isoformat()}_{rec.call_uuid}.wav" if hasattr(rec.day, "isoformat") else f"{rec.call_uuid}.wav"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    handle = store.open_file(rec)
+    handle.seek(start)
+
+    def stream():
+        remaining = length
+        with handle:
+            while remaining > 0:
+                piece = handle.read(min(CHUNK, remaining))
+                if not piece:
+                    break
+                remaining -= len(piece)
+                yield piece
+
+    headers["Content-Length"] = str(length)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Response(stream(), status=status, headers=headers, direct_passthrough=True)
+
+
+@bp.route("/<int:rec_id>/audio")
+@require_roles(*access.LISTEN_ROLES)
+def audio(rec_id: int):
+    """The WAV for the browser's player: 200 whole, 206 for a byte range, 416 for a range past the end."""
+    rec = _visible_or_404(rec_id)
+    if rec.status != "ok":
+        abort(404)
+    return _send(rec, download=False)
+
+
+@bp.route("/<int:rec_id>/download")
+@require_roles(*access.LISTEN_ROLES)
+def download(rec_id: int):
+    """The WAV as a file for the archive (下载备案), for roles that may download."""
+    rec = _visible_or_404(rec_id)
+    if not access.may_download(g.user, rec):
+        abort(403)
+    if rec.status != "ok":
+        abort(404)
+    return _send(rec, download=True)
