@@ -26,6 +26,8 @@ BLUEPRINTS: list[str] = [
     "webui.auth",
     "webui.blueprints.home",
     "webui.blueprints.agent_tickets",
+    "webui.blueprints.recordings",
+    "webui.blueprints.calls",
 ]
 
 
