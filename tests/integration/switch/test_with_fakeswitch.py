@@ -1,0 +1,285 @@
+"""switch/ against the protocol-level fake FreeSWITCH (tests/fakeswitch): whole calls and the control link."""
+from __future__ import annotations
+
+import wave
+
+import gevent
+import gevent.event
+import pytest
+
+from core.config import EslEndpoint
+from switch.errors import CallHangup, SwitchDisconnected
+from switch.events import ChannelAnswered, ChannelCreated, ChannelHangup, DtmfReceived, Registered
+from switch.inbound import CONNECTED, InboundConnection
+from switch.outbound import OutboundServer
+from tests.fakeswitch import Hangup, Press, Speak, Wait, WaitFor
+
+
+class Recorder:
+    """A call handler that runs a script and keeps its result or exception."""
+
+    def __init__(self, script):
+        self.script = script
+        self.results = []
+        self.errors = []
+        self.done = gevent.event.Event()
+
+    def __call__(self, session):
+        try:
+            self.results.append(self.script(session))
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+        finally:
+            self.done.set()
+
+
+@pytest.fixture
+def app_server():
+    servers = []
+
+    def start(script, **kw):
+        handler = Recorder(script)
+        server = OutboundServer("127.0.0.1", 0, handler, **kw)
+        server.start()
+        servers.append(server)
+        return server, handler
+
+    yield start
+    for server in servers:
+        server.stop(drain_timeout=2)
+
+
+@pytest.fixture
+def inbound(fakeswitch):
+    conns = []
+
+    def make(password="ClueCon", **kw):
+        kw.setdefault("backoff_initial", 0.05)
+        kw.setdefault("backoff_max", 0.2)
+        conn = InboundConnection(EslEndpoint("127.0.0.1", fakeswitch.esl_port, password), **kw)
+        conns.append(conn)
+        conn.start()
+        return conn
+
+    yield make
+    for conn in conns:
+        conn.stop()
+
+
+def wait_until(predicate, timeout=5.0, what="condition"):
+    with gevent.Timeout(timeout, AssertionError(f"{what} not reached")):
+        while not predicate():
+            gevent.sleep(0.005)
+
+
+# --- outbound calls ------------------------------------------------------------------------------
+
+def test_full_call_answers_plays_collects_records_and_hangs_up(app_server, fake_call, fakeswitch):
+    """Should run a whole IVR-like call: menu digit, a spoken message ended by #, a number, goodbye."""
+    def script(session):
+        session.answer()
+        session.playback("welcome.wav")
+        choice = session.play_and_get_digits(1, 1, 3, 5000, "#", "menu.wav")
+        message = session.record(str(fakeswitch.record_dir / f"{session.uuid}.wav"), 60, 200, 5)
+        number = session.play_and_get_digits(4, 8, 1, 5000, "#", "enter_number.wav")
+        session.playback("goodbye.wav")
+        session.hangup()
+        return session.caller, session.destination, choice, message, number
+
+    server, handler = app_server(script)
+    call = fake_call(server.address, script=[Press("2"), Speak(2), Press("#"), Press("1234#")],
+                     caller="13800138000")
+    call.wait_ended(timeout=10)
+    assert handler.done.wait(5) and handler.errors == []
+    caller, destination, choice, message, number = handler.results[0]
+    assert (caller, destination, choice, number) == ("13800138000", "12345", "2", "1234")
+    assert message.terminator == "#" and message.duration_ms and message.duration_ms >= 1500
+    with wave.open(message.path) as wav:
+        assert wav.getnframes() / wav.getframerate() >= 1.5
+    apps = [app for app, _ in call.executed]
+    assert apps == ["answer", "playback", "play_and_get_digits", "set", "record", "play_and_get_digits", "playback"]
+    assert ("set", "playback_terminators=#") in call.executed
+    assert "welcome.wav" in call.played and "goodbye.wav" in call.played
+    assert call.hangup_by == "app" and call.hangup_cause == "NORMAL_CLEARING"
+    wait_until(lambda: server.active_calls == 0)
+
+
+def test_caller_hanging_up_mid_playback_raises_callhangup(app_server, fake_call):
+    """Should interrupt the playback wait with CallHangup carrying the caller's hang-up cause."""
+    server, handler = app_server(lambda s: (s.answer(), s.playback("long-announcement.wav", timeout=30)))
+    call = fake_call(server.address, script=[WaitFor("playback"), Hangup()])
+    call.wait_ended(timeout=10)
+    assert handler.done.wait(5)
+    assert isinstance(handler.errors[0], CallHangup) and handler.errors[0].cause == "NORMAL_CLEARING"
+    assert call.hangup_by == "caller"
+    wait_until(lambda: server.active_calls == 0)
+
+
+def test_socket_closed_mid_frame_ends_the_call_cleanly(app_server, fake_call):
+    """Should end the call with CallHangup when the switch's socket dies in the middle of a frame."""
+    started = gevent.event.Event()
+
+    def script(session):
+        session.answer()
+        started.set()
+        session.execute("sleep", "600000", timeout=30)
+
+    server, handler = app_server(script)
+    call = fake_call(server.address, script=[])
+    assert started.wait(5)
+    call.wait_for_app("sleep")
+    call.session.inject(b"Content-Length: 900\nContent-Type: text/event-plain\n\nEvent-Name: DTMF\nUnique-")
+    call.session.drop()
+    assert handler.done.wait(5) and isinstance(handler.errors[0], CallHangup)
+    wait_until(lambda: server.active_calls == 0)
+    # the server is unharmed: the next call runs
+    handler.script = lambda s: s.answer()
+    fake_call(server.address, script=[]).wait_ended(timeout=10)
+    assert len(handler.errors) == 1 and handler.results == [None]
+
+
+def test_unknown_application_hangs_up_instead_of_waiting_forever(app_server, fake_call):
+    """Should raise CallHangup (DESTINATION_OUT_OF_ORDER) when FreeSWITCH has no such application."""
+    server, handler = app_server(lambda s: s.execute("no_such_app", "x", timeout=30))
+    fake_call(server.address, script=[]).wait_ended(timeout=10)
+    assert handler.done.wait(5)
+    assert isinstance(handler.errors[0], CallHangup) and handler.errors[0].cause == "DESTINATION_OUT_OF_ORDER"
+
+
+def test_silent_caller_gives_empty_digits(app_server, fake_call):
+    """Should return "" from play_and_get_digits when the caller enters nothing."""
+    server, handler = app_server(lambda s: s.play_and_get_digits(1, 1, 2, 1000, "#", "menu.wav"))
+    fake_call(server.address, script=[]).wait_ended(timeout=10)
+    assert handler.done.wait(5) and handler.results == [""]
+
+
+def test_dtmf_reaches_on_event_and_the_digit_buffer(app_server, fake_call):
+    """Should deliver a key pressed outside any prompt as DtmfReceived and keep it in session.dtmf."""
+    def script(session):
+        pressed = gevent.event.Event()
+        session.on_event(lambda e: pressed.set() if isinstance(e, DtmfReceived) else None)
+        session.answer()
+        session.wait_for(pressed, timeout=5)
+        return list(session.dtmf)
+
+    server, handler = app_server(script)
+    fake_call(server.address, script=[WaitFor("answer"), Press("5", wait=False)]).wait_ended(timeout=10)
+    assert handler.done.wait(5) and handler.results == [["5"]]
+
+
+def test_calls_over_the_cap_are_rejected_with_congestion(app_server, fake_call):
+    """Should take max_calls calls and hang up the others with NORMAL_CIRCUIT_CONGESTION."""
+    release = gevent.event.Event()
+    server, handler = app_server(lambda s: (s.answer(), s.wait_for(release, timeout=10)), max_calls=2)
+    calls = [fake_call(server.address, script=[Wait(1000)]) for _ in range(2)]
+    wait_until(lambda: server.active_calls == 2)
+    extra = [fake_call(server.address, script=[Wait(1000)]) for _ in range(3)]
+    for call in extra:
+        call.wait_ended(timeout=10)
+        assert call.hangup_cause == "NORMAL_CIRCUIT_CONGESTION" and call.executed == []
+    assert server.calls_rejected == 3 and server.active_calls == 2
+    release.set()
+    for call in calls:
+        call.wait_ended(timeout=10)
+        assert call.hangup_by == "app"
+
+
+def test_stop_lets_the_running_call_finish(app_server, fake_call):
+    """Should stop accepting new calls and let the call in progress play to its end before returning."""
+    server, handler = app_server(lambda s: (s.answer(), s.playback("notice.wav")))
+    call = fake_call(server.address, script=[])
+    call.wait_for_app("playback")
+    stopper = gevent.spawn(server.stop, 10)
+    wait_until(lambda: not server.accepting)
+    late = fake_call(server.address, script=[])
+    late.wait_ended(timeout=10)
+    assert late.connect_error is not None
+    assert stopper.get(timeout=10) == 0
+    assert handler.errors == [] and "notice.wav" in call.wait_ended(timeout=10).played
+
+
+# --- inbound control connection -----------------------------------------------------------------
+
+def test_inbound_api_bgapi_and_events(inbound, fakeswitch):
+    """Should run api, originate to an agent with bgapi, and see the channel's events as domain events."""
+    fakeswitch.add_agent("1000", answer=True, answer_delay=0.05)
+    conn = inbound()
+    got = []
+    conn.subscribe(got.append)
+    assert conn.wait_connected(5)
+    assert "UP" in conn.api("status")
+    job = conn.bgapi("originate user/1000 &park", timeout=10)
+    assert job.ok and job.body.startswith("+OK ")
+    leg = job.body.split()[1]
+    wait_until(lambda: any(isinstance(e, ChannelAnswered) and e.uuid == leg for e in got), what="answer event")
+    assert any(isinstance(e, ChannelCreated) and e.uuid == leg for e in got)
+    assert conn.api(f"uuid_kill {leg}").startswith("+OK")
+    wait_until(lambda: any(isinstance(e, ChannelHangup) and e.uuid == leg for e in got), what="hangup event")
+    failed = conn.bgapi("originate user/1999 &park", timeout=10)
+    assert not failed.ok and failed.body.startswith("-ERR")
+
+
+def test_inbound_reconnects_after_the_fake_drops_it(inbound, fakeswitch):
+    """Should reconnect, resubscribe, call on_connected again and keep delivering events."""
+    conn = inbound()
+    connected = []
+    conn.on_connected(lambda: connected.append(conn.state))
+    got = []
+    conn.subscribe(got.append)
+    assert conn.wait_connected(5)
+    fakeswitch.drop_inbound()
+    wait_until(lambda: len(connected) == 2, what="second on_connected")
+    assert connected == [CONNECTED, CONNECTED] and conn.connects == 2
+    fakeswitch.add_agent("1001", registered=True)
+    wait_until(lambda: any(isinstance(e, Registered) and e.user == "1001" for e in got), what="register event")
+
+
+def test_inbound_survives_a_switch_restart(inbound, fakeswitch):
+    """Should report disconnected while the switch is down, refuse api at once, and come back after."""
+    conn = inbound()
+    assert conn.wait_connected(5)
+    fakeswitch.stop_inbound()
+    wait_until(lambda: not conn.connected, what="disconnected state")
+    with pytest.raises(SwitchDisconnected):
+        conn.api("status")
+    fakeswitch.start_inbound()
+    assert conn.wait_connected(5) or wait_until(lambda: conn.connected)
+    assert "UP" in conn.api("status")
+
+
+def test_inbound_wrong_password(inbound):
+    """Should report the refused password clearly and never become connected."""
+    conn = inbound(password="not-the-password")
+    wait_until(lambda: "password refused" in conn.last_error, what="auth error")
+    assert not conn.connected
+
+
+@pytest.mark.parametrize("bad", [
+    b"\xff\xfe garbage that is no frame\n\n",
+    b"Content-Type: api/response\nContent-Length: abc\n\n",
+    b"Content-Length: 900\nContent-Type: text/event-plain\n\nEvent-Name: DTMF\n",   # then the socket closes
+])
+def test_inbound_bad_frames_reconnect(inbound, fakeswitch, bad):
+    """Should drop a connection that sent broken framing (or died mid-frame) and reconnect."""
+    conn = inbound()
+    assert conn.wait_connected(5)
+    session = fakeswitch.wait_inbound(count=1)[0]
+    session.inject(bad)
+    if bad.startswith(b"Content-Length: 900"):
+        session.drop()
+    wait_until(lambda: conn.connects == 2 and conn.connected, what="reconnect")
+    assert "UP" in conn.api("status")
+
+
+def test_inbound_undecodable_event_is_skipped(inbound, fakeswitch):
+    """Should skip a well-framed event that is not UTF-8 and keep the same connection."""
+    conn = inbound()
+    got = []
+    conn.subscribe(got.append)
+    assert conn.wait_connected(5)
+    session = fakeswitch.wait_inbound(count=1)[0]
+    session.inject(b"Content-Length: 4\nContent-Type: text/event-plain\n\n\xb2\xe2\xca\xd4")
+    fakeswitch.add_agent("1002", registered=True)
+    wait_until(lambda: any(isinstance(e, Registered) for e in got), what="register event")
+    assert conn.connects == 1
