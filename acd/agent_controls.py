@@ -61,14 +61,16 @@ class AgentControls:
         agent = self.acd.agent(agent_id)
         if not call_uuid:
             raise _refuse("未指定通话", "no call given")
-        if agent.state != "in_call":
-            raise _refuse("您当前没有通话", "you are not in a call")
-        if call_uuid not in (agent.call_uuid, agent.leg_uuid):
+        if call_uuid not in (agent.call_uuid, agent.leg_uuid) or not agent.call_uuid:
             owner = next((a for a in self.acd.agents.values()
                           if a.id != agent_id and call_uuid in (a.call_uuid, a.leg_uuid) and a.call_uuid), None)
             if owner is not None:
                 raise _refuse("该通话属于其他话务员", "that call belongs to another agent")
+            if agent.state != "in_call":
+                raise _refuse("您当前没有通话", "you are not in a call")
             raise _refuse("您没有接听该通话", "you do not hold that call")
+        if agent.state != "in_call":
+            raise _refuse("您当前没有通话", "you are not in a call")
         return agent
 
     def _api(self, agent: Agent, command: str) -> str:

@@ -214,8 +214,14 @@ class Acd:
             return self.pool.get(server)
         except (KeyError, LookupError, ValueError):
             pass
-        conns = self._connections()
         host = server.rpartition(":")[0] or server
+        for_host = getattr(self.pool, "for_host", None)
+        if for_host is not None:
+            try:
+                return for_host(host)
+            except (KeyError, LookupError):
+                pass
+        conns = self._connections()
         for conn in conns:
             if self._server_name(conn).rpartition(":")[0] == host:
                 return conn
@@ -343,7 +349,11 @@ class Acd:
         queue = self.queue_for(skill, queue_name)
         if session.hung_up:
             return QueueOutcome("abandoned", queue.name)
-        entry = QueueEntry.create(call_uuid=session.uuid, server=session.server, queue=queue,
+        try:
+            server = self._server_name(self.conn_for(session.server)) if session.server else ""
+        except AcdError:
+            server = session.server
+        entry = QueueEntry.create(call_uuid=session.uuid, server=server, queue=queue,
                                   caller_number=(session.caller or "")[:32], entered_at=utcnow())
         waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic())
         self.waiters[session.uuid] = waiter
@@ -602,7 +612,7 @@ class Acd:
         queue = waiter.queue
         number = _safe(waiter.entry.caller_number) or "unknown"
         common = (f"{{ignore_early_media=true,origination_caller_id_number={number},"
-                  f"origination_caller_id_name={number},call_timeout={queue.ring_timeout},"
+                  f"origination_caller_id_name={number},originate_timeout={queue.ring_timeout},"
                   f"acd_queue={_safe(queue.name)}}}")
         legs = []
         for index, agent_id in enumerate(offer.agent_ids):

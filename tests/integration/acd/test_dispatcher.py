@@ -202,7 +202,6 @@ def test_fifty_callers_ten_agents_no_agent_stuck(make_acd, setup_agents, db, wor
     assert all(j.ready() for j in jobs)
     assert set(outcomes) <= {"answered", "abandoned"}
     assert outcomes.count("answered") >= 48 and outcomes.count("abandoned") <= 2
-    assert sessions[40].hung_up and jobs[40].value.outcome == "abandoned" or jobs[40].value.outcome == "answered"
     states = {e.state for e in QueueEntry.select()}
     assert states <= {"bridged", "overflowed", "abandoned", "callback_requested"}
     wait_for(lambda: all(a.state == "idle" for a in acd.agents.values()), what="all agents idle")

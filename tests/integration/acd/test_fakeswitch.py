@@ -1,0 +1,276 @@
+"""The ACD end to end over the wire: the fake FreeSWITCH, the real inbound connection and outbound server,
+scripted callers and scripted agent phones."""
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from acd.agent_controls import AgentControls, ControlRefused
+from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
+from acd.models import Agent, CallbackRequest, QueueEntry, SupervisorAction
+from acd.supervisor import NotTeamLead, Supervisor
+from core.config import EslEndpoint
+from switch.errors import CallHangup
+from switch.inbound import SwitchPool
+from switch.outbound import OutboundServer
+from tests.fakeswitch import FakeSwitch, Hangup, Press, Wait, WaitFor
+from tests.integration.acd.conftest import make_user, wait_for
+
+
+@pytest.fixture
+def fs(tmp_path):
+    switch = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs", time_scale=0.01)
+    switch.start()
+    yield switch
+    switch.stop()
+
+
+class Line:
+    """The app side: pool + Acd + outbound server whose handler puts every call into a queue."""
+
+    def __init__(self, fs, prompts, skill="consult"):
+        self.fs = fs
+        self.pool = SwitchPool([EslEndpoint("127.0.0.1", fs.esl_port, "ClueCon")])
+        self.pool.start()
+        assert self.pool.all()[0].wait_connected(5)
+        self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
+        self.acd.start()
+        self.outcomes = {}
+        self.skill = skill
+        self.server = OutboundServer("127.0.0.1", 0, self.handle)
+        self.server.start()
+
+    def handle(self, session):
+        try:
+            session.answer()
+        except CallHangup:
+            self.outcomes[session.uuid] = None  # gone before reaching the queue
+            return
+        outcome = self.acd.enter_queue(session, self.skill)
+        self.outcomes[session.uuid] = outcome
+        session.hangup()
+
+    def call(self, caller="13800138000", script=None):
+        return self.fs.place_call(self.server.address, caller=caller, destination="12345", script=script or [])
+
+    def close(self):
+        self.server.stop(drain_timeout=2)
+        self.acd.stop()
+        self.pool.stop()
+
+
+@pytest.fixture
+def line(db, fs, prompts):
+    made = []
+
+    def build(**kw):
+        made.append(Line(fs, prompts, **kw))
+        return made[-1]
+
+    yield build
+    for item in made:
+        item.close()
+
+
+def agents_for(fs, n, skill="consult", **phone):
+    made = []
+    for i in range(1, n + 1):
+        ext = f"{1000 + i}"
+        made.append(create_agent(make_user(f"{8000 + i}", ext), {skill: 5}))
+        fs.add_agent(ext, **phone)
+    return made
+
+
+def go_ready(acd, agents):
+    for agent in agents:
+        acd.transition(agent.id, "login")
+        acd.transition(agent.id, "ready")
+
+
+def test_call_is_offered_and_bridged_through_fake_switch(db, fs, line):
+    """Should ring the agent's phone with the caller's number, bridge, and end in available/idle."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1, answer_delay=1, talk_seconds=2)
+    app = line()
+    go_ready(app.acd, agents)
+    assert app.acd.agents[agents[0].id].registered  # reconciled from sofia status
+    call = app.call(caller="13911112222")
+    call.wait_ended(timeout=10)
+    outcome = app.outcomes[call.uuid]
+    assert outcome.outcome == "answered" and outcome.agent_id == agents[0].id
+    assert call.bridged_to and call.bridged_to[0].caller_number == "13911112222"
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="agent idle")
+    agent = Agent.get_by_id(agents[0].id)
+    assert (agent.status, agent.calls_today) == ("available", 1)
+    assert QueueEntry.get(QueueEntry.call_uuid == call.uuid).state == "bridged"
+    assert any(app == "set" and arg.startswith("bridge_pre_execute_aleg_data=") and "operator_8001" in arg
+               for app, arg in call.executed)
+
+
+def test_ring_timeout_moves_to_next_agent_over_the_wire(db, fs, line):
+    """Should let the first phone ring out, put that agent on break and bridge the second."""
+    create_queue("consult", "consult", ring_timeout=5, wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 2, answer_delay=1, talk_seconds=1)
+    fs.agents["1001"].answer = "timeout"
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call()
+    call.wait_ended(timeout=15)
+    assert app.outcomes[call.uuid].agent_id == agents[1].id
+    first = app.acd.agents[agents[0].id]
+    assert first.status == "on_break" and first.state == "idle"
+
+
+def test_unregistered_agent_not_offered_over_the_wire(db, fs, line):
+    """Should never ring an agent after sofia::unregister, and use them again after sofia::register."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 2, answer_delay=0.5, talk_seconds=1)
+    app = line()
+    go_ready(app.acd, agents)
+    fs.set_registered("1001", False)
+    wait_for(lambda: not app.acd.agents[agents[0].id].registered, what="unregistered")
+    for _ in range(2):
+        call = app.call()
+        call.wait_ended(timeout=10)
+        assert app.outcomes[call.uuid].agent_id == agents[1].id
+    assert fs.agents["1001"].offered == 0
+    fs.set_registered("1001", True)
+    wait_for(lambda: app.acd.agents[agents[0].id].registered, what="registered again")
+
+
+def test_caller_hangs_up_while_agent_phone_rings_over_the_wire(db, fs, line):
+    """Should free the ringing agent when the caller hangs up, and list the caller for call-back."""
+    create_queue("consult", "consult", ring_timeout=30, wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1)
+    fs.agents["1001"].answer = "timeout"
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call(caller="13722223333", script=[WaitFor("bridge"), Wait(2), Hangup()])
+    call.wait_ended(timeout=10)
+    wait_for(lambda: call.uuid in app.outcomes, what="outcome")
+    assert app.outcomes[call.uuid].outcome == "abandoned"
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="agent released")
+    assert app.acd.agents[agents[0].id].status == "available"
+    assert CallbackRequest.get(CallbackRequest.call_uuid == call.uuid).reason == "abandoned"
+    assert app.acd.stuck_agents() == []
+
+
+def test_callback_key_over_the_wire(db, fs, line):
+    """Should break the music when the caller presses the call-back key and save the request."""
+    create_queue("consult", "consult", announce_interval=0)
+    app = line()
+    call = app.call(caller="13633334444", script=[WaitFor("playback", arg_contains="local_stream"),
+                                                   Press("1", wait=False)])
+    call.wait_ended(timeout=10)
+    assert app.outcomes[call.uuid].outcome == "callback"
+    assert CallbackRequest.get(CallbackRequest.call_uuid == call.uuid).reason == "key"
+
+
+def test_fifty_callers_ten_agents_over_the_wire(db, fs, line):
+    """Should leave no agent stuck, and every one of 50 callers served, overflowed or abandoned."""
+    create_queue("consult", "consult", ring_timeout=10, max_wait=120, overflow_kind="callback",
+                 wrap_up_seconds=0, announce_interval=0, no_answer_break=False)
+    agents = agents_for(fs, 10, answer_delay=0.5, talk_seconds=30)
+    fs.agents["1004"].answer = "timeout"
+    fs.agents["1008"].answer = "reject"
+    app = line()
+    go_ready(app.acd, agents)
+    calls = []
+    for i in range(50):
+        script = [WaitFor("playback", arg_contains="local_stream"), Hangup()] if i in (27, 41) else []
+        calls.append(app.call(caller=f"1380000{i:04d}", script=script))
+    for call in calls:
+        call.wait_ended(timeout=60)
+    wait_for(lambda: len(app.outcomes) == 50, timeout=20, what=f"all outcomes ({len(app.outcomes)})")
+    outcomes = [o.outcome for o in app.outcomes.values()]
+    assert set(outcomes) <= {"answered", "abandoned", "callback"}
+    assert outcomes.count("answered") >= 48
+    wait_for(lambda: all(a.state == "idle" for a in app.acd.agents.values()), timeout=10, what="agents idle")
+    assert app.acd.stuck_agents() == []
+    assert {e.state for e in QueueEntry.select()} <= {"bridged", "abandoned", "overflowed", "callback_requested"}
+    assert app.acd.agents[agents[3].id].calls_today == 0
+
+
+def test_agent_controls_over_the_wire(db, fs, line):
+    """Should hold/resume and hang up the held call over ESL, refusing another agent's call and repeats."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 2, answer_delay=0.5, talk_seconds=None)
+    app = line()
+    controls = AgentControls(app.acd)
+    controls.ready(agents[0].id)
+    call = app.call()
+    agent = wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call" and app.acd.agents[agents[0].id],
+                     what="in call")
+    with pytest.raises(ControlRefused, match="another agent"):
+        controls.held_call(agents[1].id, agent.call_uuid)
+    controls.hold(agents[0].id, call.uuid)
+    assert any(c.startswith(f"uuid_hold {call.uuid}") for c in fs.api_log)
+    with pytest.raises(ControlRefused, match="already on hold"):
+        controls.hold(agents[0].id, call.uuid)
+    controls.resume(agents[0].id, call.uuid)
+    assert any(c.startswith(f"uuid_hold off {call.uuid}") for c in fs.api_log)
+    controls.hangup(agents[0].id, call.uuid)
+    call.wait_ended(timeout=10)
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="idle after hang-up")
+    with pytest.raises(ControlRefused, match="not in a call"):
+        controls.hangup(agents[0].id, call.uuid)
+    actions = [a.action for a in SupervisorAction.select().order_by(SupervisorAction.id)]
+    assert actions == ["ready", "hold", "resume", "hangup"]
+
+
+def test_blind_transfer_to_unknown_target_is_refused(db, fs, line):
+    """Should refuse a transfer to an agent, queue or department that does not exist."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1, answer_delay=0.5, talk_seconds=None)
+    app = line()
+    controls = AgentControls(app.acd)
+    controls.ready(agents[0].id)
+    call = app.call()
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="in call")
+    for kind, target in (("agent", "9999"), ("queue", "nosuch"), ("department", "nosuch"), ("number", "abc"),
+                         ("fax", "1")):
+        with pytest.raises(ControlRefused):
+            controls.blind_transfer(agents[0].id, call.uuid, kind, target)
+    controls.to_ivr(agents[0].id, call.uuid, "satisfaction")
+    assert f"uuid_setvar {call.uuid} hotline_resume ivr:satisfaction" in fs.api_log
+    assert any(c.startswith(f"uuid_transfer {call.uuid} hotline_reenter") for c in fs.api_log)
+
+
+def test_team_lead_actions_over_the_wire(db, fs, line):
+    """Should eavesdrop/whisper/barge from the lead's phone, force-release, and refuse non-leads; all logged."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1, answer_delay=0.5, talk_seconds=None)
+    lead_user = make_user("9001", "1900", roles="team_lead", name="班长")
+    create_agent(lead_user, {"consult": 1})
+    fs.add_agent("1900", answer_delay=0.2)
+    app = line()
+    app.acd.load()
+    app.acd.reconcile(app.pool.all()[0].name)
+    supervisor = Supervisor(app.acd)
+    with pytest.raises(NotTeamLead):
+        supervisor.monitor(agents[0].user, agents[0].id)
+    go_ready(app.acd, agents[:1])
+    call = app.call()
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="in call")
+    leg = app.acd.agents[agents[0].id].leg_uuid
+    supervisor.monitor(lead_user, agents[0].id)
+    fs.wait_for(lambda: fs.eavesdrops and fs.eavesdrops[0].active, 5, "eavesdrop")
+    assert fs.eavesdrops[0].target.uuid == leg
+    supervisor.whisper(lead_user, agents[0].id)
+    supervisor.barge(lead_user, agents[0].id)
+    fs.wait_for(lambda: len(fs.eavesdrops) == 3, 5, "three eavesdrops")
+    log_lines = [c for c in fs.api_log if "eavesdrop" in c]
+    assert any("eavesdrop_whisper_aleg=true" in c for c in log_lines)
+    assert any("eavesdrop_bridge_aleg=true" in c for c in log_lines)
+    supervisor.force_release(lead_user, agents[0].id)
+    call.wait_ended(timeout=10)
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="released")
+    supervisor.set_break(lead_user, agents[0].id, "培训")
+    assert app.acd.agents[agents[0].id].status == "on_break"
+    supervisor.force_logout(lead_user, agents[0].id)
+    assert app.acd.agents[agents[0].id].status == "logged_out"
+    rows = [(a.action, a.actor_label, a.ok) for a in SupervisorAction.select().order_by(SupervisorAction.id)]
+    assert rows[0] == ("monitor", "8001", False)
+    assert [r[0] for r in rows[1:]] == ["monitor", "whisper", "barge", "force_release", "set_break",
+                                        "force_logout"]
+    assert all(r[1] == "9001" and r[2] for r in rows[1:])
