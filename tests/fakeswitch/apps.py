@@ -111,7 +111,10 @@ class ChannelRunner:
         self.poke()
 
     def poke(self) -> None:
+        """Wake this channel's application, its scripted caller, and test-level waiters."""
         self.wake.pulse()
+        if self.call is not None:
+            self.call.changed.pulse()
         self.sw.changed.pulse()
 
     def interrupt(self) -> None:
@@ -222,7 +225,7 @@ class ChannelRunner:
         self.ch.executed.append((name, arg))
         if self.call is not None:
             self.call.executed.append((name, arg))
-        self.sw.changed.pulse()
+        self.poke()
 
     def _teardown(self) -> None:
         ch = self.ch
@@ -273,7 +276,7 @@ class ChannelRunner:
         self.accept_digits = True
         if kind:
             self.input = InputSlot(kind, self.current.name if self.current else "")
-            self.sw.changed.pulse()
+            self.poke()
 
     def play(self, target: str, any_digit_breaks: bool = False, terminators: str = "") -> str:
         """Play one file string; returns done | break | hangup | notfound. Digits stay in self.digits."""

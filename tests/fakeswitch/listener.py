@@ -47,10 +47,22 @@ class Listener:
         self.all_events = False
         self.subclasses: set[str] = set()
         self.filters: list[tuple[str, str]] = []
-        self.session_uuid: str | None = None    # set by myevents: only this channel's events
+        self._session_uuid: str | None = None   # set by myevents: only this channel's events
+        self.registry = None                    # the switch, told when the scope changes
         self.closed = False
+        self.keep_frames = True
         self.sent: list[bytes] = []             # every frame written, for tests and shape checks
         self._lock = Semaphore()
+
+    @property
+    def session_uuid(self) -> str | None:
+        return self._session_uuid
+
+    @session_uuid.setter
+    def session_uuid(self, value: str | None) -> None:
+        old, self._session_uuid = self._session_uuid, value
+        if self.registry is not None and old != value:
+            self.registry._rescope(self, old, value)
 
     # -- writing -------------------------------------------------------------------------------------
     def send(self, data: bytes) -> bool:
@@ -64,7 +76,8 @@ class Listener:
                 log.debug("fake switch: peer gone while sending: %s", exc)
                 self.closed = True
                 return False
-        self.sent.append(data)
+        if self.keep_frames:
+            self.sent.append(data)
         return True
 
     def close(self) -> None:

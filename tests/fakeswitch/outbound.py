@@ -14,7 +14,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 
 from . import wire
-from .apps import ChannelRunner
+from .apps import ChannelRunner, Pulse
 from .esl import FORMATS, EslConnection
 from .listener import MYEVENTS
 from .script import ScriptError
@@ -66,7 +66,7 @@ class SocketSession(EslConnection):
             self.send(wire.channel_data_reply(self.sw.common_headers("CHANNEL_DATA", origin=(
                 "mod_event_socket.c", "parse_command", "2029")) + ch.channel_data()))
             self.call.connected.set()
-            self.sw.changed.pulse()
+            self.call.runner.poke()
             return
         if self.handle_common(cmd):
             return
@@ -138,6 +138,7 @@ class FakeCall:
         self.session: SocketSession | None = None
         self.connected = Event()
         self.ended = Event()
+        self.changed = Pulse()           # this call's own wake-ups (a thousand calls must not wake each other)
         self.executed: list[tuple[str, str]] = []
         self.played: list[str] = []
         self.not_found: list[str] = []
@@ -220,7 +221,7 @@ class FakeCall:
             self.sw.hangup(self.channel, "NORMAL_CLEARING", by="switch")
             return
         self.session = SocketSession(self.sw, sock, self)
-        self.sw.listeners.append(self.session)
+        self.sw.add_listener(self.session)
         self.session.greenlet = gevent.spawn(self.session.run)
         self._script_greenlet = gevent.spawn(self._run_script)
 
@@ -245,14 +246,14 @@ class FakeCall:
             self._finish()
 
     def _session_closed(self) -> None:
-        if self.session in self.sw.listeners:
-            self.sw.listeners.remove(self.session)
+        self.sw.remove_listener(self.session)
         if self.channel.hung_up and self.runner.ended.is_set():
             self._finish()
 
     def _finish(self) -> None:
         if not self.ended.is_set():
             self.ended.set()
+            self.changed.pulse()
             self.sw.changed.pulse()
             if self._script_greenlet is not None and not self._script_greenlet.dead:
                 self._script_greenlet.kill(block=False)
@@ -261,7 +262,7 @@ class FakeCall:
     def _wait(self, pred, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            ev = self.sw.changed.current
+            ev = self.changed.current
             if pred():
                 return
             remaining = deadline - time.monotonic()
@@ -272,7 +273,7 @@ class FakeCall:
     def _sleep_sim(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds * self.sw.time_scale
         while not self.channel.hung_up:
-            ev = self.sw.changed.current
+            ev = self.changed.current
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -154,7 +154,7 @@ class FakeSwitch:
 
     def __init__(self, password: str = "ClueCon", record_dir=None, time_scale: float = 0.01,
                  host: str = "127.0.0.1", hostname: str = "vm", default_prompt_seconds: float = 1.0,
-                 max_record_seconds: int = 300, strict_files: bool = True):
+                 max_record_seconds: int = 300, strict_files: bool = True, keep_frames: bool = True):
         self.password = password
         self.record_dir = Path(record_dir) if record_dir else None
         self.time_scale = time_scale
@@ -169,7 +169,10 @@ class FakeSwitch:
         self.changed = Pulse()
         self.channels: dict[str, FakeChannel] = {}
         self.gone: dict[str, FakeChannel] = {}
-        self.listeners: list = []
+        self.listeners: list = []          # every connection (inbound sessions and outbound sockets)
+        self._unscoped: list = []          # connections that see every channel
+        self._scoped: dict[str, list] = {} # myevents connections by the channel they follow
+        self.keep_frames = keep_frames
         self.inbound_sessions: list[InboundSession] = []
         self.calls: list[FakeCall] = []
         self.agents: dict[str, Agent] = {}
@@ -205,6 +208,8 @@ class FakeSwitch:
         for lst in list(self.listeners):
             lst.close()
         self.listeners.clear()
+        self._unscoped.clear()
+        self._scoped.clear()
 
     def stop_inbound(self, drop: bool = True) -> None:
         """Stop accepting inbound connections (and drop the current ones) to test reconnects."""
@@ -241,13 +246,44 @@ class FakeSwitch:
     def _accept(self, sock, address) -> None:
         session = InboundSession(self, sock, address)
         self.inbound_sessions.append(session)
-        self.listeners.append(session)
+        self.add_listener(session)
         self.changed.pulse()
         session.run()
 
+    def add_listener(self, lst) -> None:
+        """Register a connection for events."""
+        lst.registry = self
+        lst.keep_frames = self.keep_frames
+        self.listeners.append(lst)
+        if lst.session_uuid:
+            self._scoped.setdefault(lst.session_uuid, []).append(lst)
+        else:
+            self._unscoped.append(lst)
+
+    def remove_listener(self, lst) -> None:
+        if lst in self.listeners:
+            self.listeners.remove(lst)
+        self._rescope(lst, lst.session_uuid, None, add=False)
+
+    def _rescope(self, lst, old, new, add: bool = True) -> None:
+        # Events are routed by channel so that a thousand outbound sockets do not each inspect every event.
+        if old:
+            bucket = self._scoped.get(old, [])
+            if lst in bucket:
+                bucket.remove(lst)
+            if not bucket:
+                self._scoped.pop(old, None)
+        elif lst in self._unscoped:
+            self._unscoped.remove(lst)
+        if not add or lst not in self.listeners:
+            return
+        if new:
+            self._scoped.setdefault(new, []).append(lst)
+        else:
+            self._unscoped.append(lst)
+
     def _inbound_closed(self, session) -> None:
-        if session in self.listeners:
-            self.listeners.remove(session)
+        self.remove_listener(session)
         if session in self.inbound_sessions:
             self.inbound_sessions.remove(session)
         self.changed.pulse()
@@ -302,7 +338,11 @@ class FakeSwitch:
              skip_socket_of: str | None = None) -> list[tuple[str, str]]:
         """Fire an event to every subscribed connection. `headers` follow the common block."""
         full = self.common_headers(name, subclass, origin) + list(headers or [])
-        for lst in list(self.listeners):
+        targets = list(self._unscoped)
+        scope = job_owner if name == "BACKGROUND_JOB" else _unique_id(headers)
+        if scope and scope in self._scoped:
+            targets += self._scoped[scope]
+        for lst in targets:
             if skip_socket_of and getattr(lst, "owned_uuid", None) == skip_socket_of:
                 continue
             lst.deliver(name, subclass, full, body, job_owner)
@@ -350,7 +390,7 @@ class FakeSwitch:
         ch.set_var("endpoint_disposition", "ANSWER")
         self.emit_channel(ch, "CHANNEL_ANSWER")
         ch.call_state = "ACTIVE"
-        self.changed.pulse()
+        ch.runner.poke()
 
     def pre_answer(self, ch: FakeChannel) -> None:
         if ch.answered or ch.progress_media_us or ch.hung_up:
@@ -372,6 +412,8 @@ class FakeSwitch:
         self.emit_channel(ch, "CHANNEL_HANGUP", state_number=10)
         if ch.other is not None:
             self.unbridge(ch)
+        for leg in getattr(ch, "ringing", ()):
+            leg.runner.poke()
         peer = getattr(ch, "loopback_peer", None)
         if peer is not None and not peer.hung_up:
             # The two halves of a loopback call live and die together.
@@ -606,22 +648,29 @@ class FakeSwitch:
         delay = agent.answer_delay
         stopped = lambda: ch.hung_up or (cancel is not None and cancel.is_set()) or (
             caller is not None and caller.hung_up)
+        # A single ring sleeps on its own leg's wake-ups (the caller's hang-up pokes it); parallel rings
+        # share the switch-wide pulse so that the winner's cancel reaches the others.
+        pulse = self.changed if cancel is not None else ch.runner.wake
+        if caller is not None:
+            caller.ringing = getattr(caller, "ringing", []) + [ch]
         if mode is True:
             if delay > timeout:
-                self._wait_sim(stopped, timeout)
+                self._wait_sim(stopped, timeout, pulse)
                 cause = "NO_ANSWER"
             else:
-                self._wait_sim(stopped, delay)
+                self._wait_sim(stopped, delay, pulse)
                 cause = None
         elif mode == "timeout" or mode is None:
-            self._wait_sim(stopped, timeout)
+            self._wait_sim(stopped, timeout, pulse)
             cause = "NO_ANSWER"
         elif mode == "busy":
-            self._wait_sim(stopped, min(delay, timeout))
+            self._wait_sim(stopped, min(delay, timeout), pulse)
             cause = "USER_BUSY"
         else:
-            self._wait_sim(stopped, min(delay, timeout))
+            self._wait_sim(stopped, min(delay, timeout), pulse)
             cause = "CALL_REJECTED"
+        if caller is not None:
+            caller.ringing = [c for c in caller.ringing if c is not ch]
         if cancel is not None and cancel.is_set() and not ch.hung_up:
             self.hangup(ch, "ORIGINATOR_CANCEL", by="switch")
             return None, "ORIGINATOR_CANCEL"
@@ -644,10 +693,11 @@ class FakeSwitch:
         if not ch.hung_up:
             self.hangup(ch, "NORMAL_CLEARING", by="agent")
 
-    def _wait_sim(self, pred, sim_seconds) -> bool:
+    def _wait_sim(self, pred, sim_seconds, pulse: Pulse | None = None) -> bool:
         deadline = time.monotonic() + sim_seconds * self.time_scale
+        pulse = pulse or self.changed
         while True:
-            ev = self.changed.current
+            ev = pulse.current
             if pred():
                 return True
             remaining = deadline - time.monotonic()
@@ -991,7 +1041,8 @@ class FakeSwitch:
         b.set_var("signal_bond", a.uuid)
         self.emit_channel(a, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
                           state="CS_SOFT_EXECUTE")
-        self.changed.pulse()
+        a.runner.poke()
+        b.runner.poke()
 
     def unbridge(self, ch: FakeChannel, hangup_peer: bool | None = None) -> FakeChannel | None:
         """Break a bridge (a leg hung up or was transferred); CHANNEL_UNBRIDGE on the A leg."""
@@ -1014,7 +1065,7 @@ class FakeSwitch:
             by = "agent" if ch.agent is not None else ("caller" if ch.hangup_by == "caller" else "peer")
             self.hangup(peer, "NORMAL_CLEARING", by=by)
         peer.runner.poke()
-        self.changed.pulse()
+        ch.runner.poke()
         return peer
 
     def bridge_app(self, runner: ChannelRunner, arg: str) -> str:
@@ -1222,10 +1273,10 @@ class FakeSwitch:
             "caller_id_number": m.channel.caller_number, "join_time": int(self.sim_now() - m.join_sim),
             "last_talking": 0, "energy": 100, "volume_in": 0, "volume_out": 0, "output-volume": 0,
             "input-volume": 0} for m in reversed(conf.members)]
-        return json.dumps([{"conference_name": conf.name, "member_count": len(conf.members), "ghost_count": 0,
-                            "rate": 8000, "run_time": int(time.monotonic() - conf.created),
-                            "conference_uuid": conf.uuid, "running": True, "answered": True,
-                            "dynamic": True, "variables": {}, "members": members}], indent="\t")
+        return cjson([{"conference_name": conf.name, "member_count": len(conf.members), "ghost_count": 0,
+                       "rate": 8000, "run_time": int(time.monotonic() - conf.created),
+                       "conference_uuid": conf.uuid, "running": True, "answered": True,
+                       "dynamic": True, "variables": {}, "members": members}])
 
     def fax_app(self, runner: ChannelRunner, direction: str, path: str) -> str:
         """rxfax writes a real TIFF when the caller sends a fax; txfax sends an existing file."""
@@ -1273,6 +1324,34 @@ _CHANNEL_COLUMNS = (
     "sent_callee_num", "initial_cid_name", "initial_cid_num", "initial_ip_addr", "initial_dest",
     "initial_dialplan", "initial_context",
 )
+
+
+def cjson(v, depth: int = 0) -> str:
+    """JSON formatted like cJSON_Print (tabs, `"key":\tvalue`, arrays as `[a, b]`), as conference json_list."""
+    if isinstance(v, dict):
+        if not v:
+            return "{\n" + "\t" * depth + "}"
+        items = ["\t" * (depth + 1) + json.dumps(k, ensure_ascii=False) + ":\t" + cjson(x, depth + 1)
+                 for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "\t" * depth + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(cjson(x, depth + 1) for x in v) + "]"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def _unique_id(headers) -> str | None:
+    for k, v in headers or ():
+        if k == "Unique-ID":
+            return v
+    return None
 
 
 def _dialstatus(cause: str) -> str:

@@ -271,3 +271,22 @@ def test_transcript_parser_rejects_garbage(tmp_path):
     p.write_text("[   0.001] IN S->C b'ok\\n\\n'\n[   0.002] IN S->C not-bytes\n")
     with pytest.raises(ValueError, match="bad.txt:2"):
         transcript.load(p)
+
+
+@needs_transcripts
+def test_conference_json_list_formatting_matches_capture(fakeswitch):
+    """Should format conference json_list like the capture (cJSON tabs) with the same keys."""
+    import json
+    real = next(f for f in transcript.load(transcript.ESL_DIR / "acd_bridge_eavesdrop_record_transfer_conference.txt")
+                .frames() if b'"conference_name"' in f)
+    real_body = _split(real)[1].decode()
+    fakeswitch.add_agent("1000", answer_delay=0)
+    fakeswitch.api("originate user/1000 &conference(room9@default)")
+    fakeswitch.wait_for(lambda: "room9" in fakeswitch.conferences, 5, "conference")
+    body = fakeswitch.api("conference room9 json_list")
+    assert body.startswith('[{\n\t\t"conference_name":\t"room9",') and body.endswith("\t\t\t}]\n\t}]")
+    assert real_body.startswith('[{\n\t\t"conference_name":\t') and real_body.endswith("\t\t\t}]\n\t}]")
+    real_member = json.loads(real_body)[0]["members"][0]
+    fake_member = json.loads(body)[0]["members"][0]
+    assert set(fake_member) == set(real_member)
+    assert set(fake_member["flags"]) == set(real_member["flags"])
