@@ -1,0 +1,149 @@
+"""The composition root: builds every part of the product from a Config and starts/stops them in order.
+
+run.py calls ``Product(config).start()``; end-to-end tests build the same Product on a fake FreeSWITCH, so
+what they test is what runs. Nothing here holds logic of its own beyond wiring.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.clock import Clock
+from core.config import Config
+from core.db import bind_database, database
+from core.migrations import create_schema
+from core.schema import all_models
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Product:
+    """Every long-lived part of the running hotline, wired together."""
+
+    config: Config
+    clock: Clock | None = None
+    parts: dict[str, Any] = field(default_factory=dict)
+    demo_accounts: list = field(default_factory=list)
+
+    def build(self) -> "Product":
+        """Open the database, create the schema, load demo data, and construct (not start) every part."""
+        from acd.dispatcher import Acd
+        from acd.prompts import AcdPrompts
+        from caseflow import jobs as case_jobs
+        from ivr.prompts import prompt_keys
+        from ivr.services import HotlineIvrServices
+        from ivr.store import TreeStore
+        from recorder.cdr import CdrRecorder
+        from recorder.fax import FaxService
+        from recorder.recording import RecordingService
+        from recorder.storage import RecordingStore
+        from switch.inbound import SwitchPool
+        from switch.outbound import OutboundServer
+        from webui.app import Services, create_app, load_demo_if_empty
+
+        config = self.config
+        self.clock = self.clock or Clock(config.tz)
+        bind_database(config.database_url)
+        with database.connection_context():
+            create_schema(all_models())
+        self.demo_accounts = load_demo_if_empty(config, self.clock)
+
+        pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout)
+        record_key = hashlib.sha256(("call-record-mac:" + config.secret_key).encode()).digest()
+        cdr = CdrRecorder(key=record_key, clock=self.clock)
+        recordings = RecordingService(RecordingStore.from_config(config, clock=self.clock))
+        acd = Acd(pool, clock=self.clock,
+                  prompts=AcdPrompts(config.sounds_dir, switch_dir=config.switch_sounds_dir))
+        trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
+        with database.connection_context():
+            trees.ensure_default()
+        ivr_services = HotlineIvrServices(config=config, trees=trees, recordings=recordings, acd=acd,
+                                          clock=self.clock, cdr=cdr)
+        fax = FaxService.from_config(config, clock=self.clock, cdr=cdr)
+        outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
+                                  max_calls=config.max_calls)
+        self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
+                          ivr_services=ivr_services, fax=fax, outbound=outbound)
+
+        services = Services(
+            switch_status=lambda: {name: s.get("state", "disconnected") for name, s in pool.status().items()},
+            active_calls=lambda: outbound.active_calls,
+            clock=self.clock,
+            extra={"acd": acd, "pool": pool, "recordings": recordings, "fax": fax, "trees": trees,
+                   "cdr": cdr, "ivr_services": ivr_services},
+        )
+        self.parts["web_app"] = create_app(config, services)
+        self.parts["case_jobs"] = case_jobs
+        return self
+
+    def _call_handler(self, session) -> None:
+        """One outbound-socket call: open a call record, run the IVR, close the record on the way out."""
+        from ivr.runner import run_call
+
+        cdr = self.parts["cdr"]
+        with database.connection_context():
+            cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
+                             server=session.server)
+        try:
+            run_call(session, self.parts["ivr_services"], self.config, clock=self.clock)
+        finally:
+            if not session.hung_up:
+                log.debug("IVR finished with call %s still up", session.uuid)
+
+    def start(self) -> None:
+        """Start the switch connections, the ACD, the socket server, the scheduler and the web server."""
+        from apscheduler.schedulers.gevent import GeventScheduler
+        from gevent.pywsgi import WSGIServer
+
+        if not self.parts:
+            self.build()
+        pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
+        pool.start()
+        for conn in pool.all():
+            conn.subscribe(cdr.on_switch_event)
+            conn.subscribe(self.parts["recordings"].on_switch_event)
+            conn.subscribe(self.parts["fax"].on_switch_event)
+        with database.connection_context():
+            acd.start(reconcile_now=False)
+        self.parts["outbound"].start()
+        scheduler = GeventScheduler(timezone=self.config.tz)
+        self.parts["case_jobs"].register_jobs(scheduler, self.clock)
+        fax = self.parts["fax"]
+        scheduler.add_job(self._db_job(fax.watchdog), "interval", seconds=30, id="fax_watchdog",
+                          max_instances=1, coalesce=True)
+        scheduler.start()
+        self.parts["scheduler"] = scheduler
+        host, port = self.config.http
+        web = WSGIServer((host, port), self.parts["web_app"], log=None)
+        web.start()
+        self.parts["web"] = web
+        log.info("web UI on http://%s:%s", host, web.server_port)
+        log.info("outbound socket server on %s:%s (FreeSWITCH `socket` target)", *self.parts["outbound"].address)
+        for endpoint in self.config.esl:
+            log.info("ESL to FreeSWITCH %s (reconnecting until it answers)", endpoint.name)
+
+    @staticmethod
+    def _db_job(func):
+        def run():
+            with database.connection_context():
+                func()
+        run.__name__ = getattr(func, "__name__", "job")
+        return run
+
+    def stop(self, drain_timeout: float = 30.0) -> None:
+        """Stop accepting calls, let calls in progress finish (up to drain_timeout), then stop the rest."""
+        parts = self.parts
+        if "outbound" in parts:
+            parts["outbound"].stop(drain_timeout=drain_timeout)
+        if "scheduler" in parts:
+            parts["scheduler"].shutdown(wait=False)
+        if "acd" in parts:
+            parts["acd"].stop()
+        if "pool" in parts:
+            parts["pool"].stop()
+        if "web" in parts:
+            parts["web"].stop(timeout=5)
+        log.info("stopped")
