@@ -422,11 +422,12 @@ class IvrEngine:
 
     # ------------------------------------------------------------ menu
     def _enter_menu(self, node: Node, prefix: list) -> list:
-        return self._collect(prefix, (node.get("prompt"),))
+        # One key, no terminator: "#" is a key like any other (invalid unless the menu names it).
+        return self._collect(prefix, (node.get("prompt"),), terminators="")
 
     def _menu_retry(self, prefix: list) -> list:
         invalid = self._setting(self.node, "invalid_prompt", "invalid_key")
-        return self._collect(prefix + [Play((invalid,), self.lang)], (self.node.get("prompt"),))
+        return self._collect(prefix + [Play((invalid,), self.lang)], (self.node.get("prompt"),), terminators="")
 
     def _on_menu(self, event: DigitsCollected) -> list:
         node = self.node

@@ -1,6 +1,7 @@
 """Fixtures for IVR integration tests: a Config in a temporary directory, the tree store and the services."""
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -68,12 +69,15 @@ def phone(db, tmp_path, rendered_sounds, trees, fakeswitch):
     config = load_config({"var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
                           "recordings_dir": str(tmp_path / "recordings"), "mode": "test",
                           "secret_key": "x" * 40})
-    services = HotlineIvrServices(config=config, trees=trees)
+    from core.clock import FixedClock
+
+    # Office hours on a Monday unless a test says otherwise (the wall clock would make tests time-dependent).
+    services = HotlineIvrServices(config=config, trees=trees, clock=FixedClock(dt.datetime(2026, 1, 5, 10, 0)))
     trees.ensure_default()
-    engines = []
+    engines = {}
 
     def handler(session):
-        engines.append(run_call(session, services, config))
+        engines[session.uuid] = run_call(session, services, config)
 
     server = OutboundServer("127.0.0.1", 0, handler)
     server.start()
@@ -82,13 +86,16 @@ def phone(db, tmp_path, rendered_sounds, trees, fakeswitch):
         def call(self, script, caller="13800138000", destination="12345", timeout=30.0, wait=True):
             placed = fakeswitch.place_call(server.address, caller=caller, destination=destination, script=script)
             if wait:
-                placed.wait_ended(timeout=timeout)
-                fakeswitch.wait_for(lambda: len(engines) >= self.count + 1, 10.0, "the IVR handler to finish")
-                self.count += 1
+                self.finish(placed, timeout)
             return placed
 
+        def finish(self, placed, timeout=30.0):
+            """Wait until the call ended and the IVR handler stored its trace."""
+            placed.wait_ended(timeout=timeout)
+            fakeswitch.wait_for(lambda: placed.uuid in engines, 10.0, "the IVR handler to finish")
+            return engines[placed.uuid]
+
     p = Phone()
-    p.count = 0
     p.config, p.services, p.engines, p.server, p.fs, p.trees = config, services, engines, server, fakeswitch, trees
     p.sounds = rendered_sounds
     yield p

@@ -1,0 +1,213 @@
+"""The default tree through the fake FreeSWITCH: people, night and holiday service, bad keys, hang-ups at
+every stage, the status query, a blacklisted caller and a tree version switched while calls are running."""
+from __future__ import annotations
+
+import datetime as dt
+
+from caseflow import services as cs
+from caseflow.models import Attachment, Ticket, User
+from core.calendar import set_day
+from core.clock import FixedClock
+from ivr.models import IvrTrace
+from ivr.tree import load_tree
+from tests.fakeswitch import Hangup, Press, Speak, WaitFor
+
+
+def played(phone, call, lang="zh"):
+    """Prompt keys the caller heard, in order."""
+    prefix = f"{phone.sounds}/{lang}/"
+    return [p[len(prefix):-4] for p in call.played if p.startswith(prefix)]
+
+
+def agent(phone, extension="1000", **kw):
+    User.create(operator_no=f"A{extension}", name=f"坐席{extension}", password_hash="x", extension=extension)
+    return phone.fs.add_agent(extension, **kw)
+
+
+def test_no_key_reaches_a_person(phone):
+    """Should bridge a caller who presses nothing to an agent extension (GB/T 33358)."""
+    desk = agent(phone, talk_seconds=2, answer_delay=0.2)
+    call = phone.call([])
+    heard = played(phone, call)
+    assert heard[:2] == ["welcome", "main_menu"] and "connecting" in heard
+    assert call.bridged_to and desk.answered_calls
+    assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "queue:general"
+
+
+def test_extensions_rung_in_order(phone):
+    """Should ring the agent extensions one after another until one answers."""
+    agent(phone, "1000", answer="timeout")
+    second = agent(phone, "1001", talk_seconds=1, answer_delay=0.2)
+    call = phone.call([Press("1"), Press("2")])
+    assert second.answered_calls and call.bridged_to[0].destination == "1001"
+
+
+def test_invalid_keys_then_person(phone):
+    """Should say invalid three times at most, then route to a person; with nobody there, take a message."""
+    call = phone.call([Press("7"), Press("#"), Press("5"), WaitFor("record"), Speak(3), Press("#")])
+    heard = played(phone, call)
+    assert heard.count("invalid_key") == 2 and heard.count("main_menu") == 3
+    assert heard.index("all_busy") < heard.index("leave_message") < heard.index("message_saved")
+    assert Ticket.select().count() == 1
+
+
+def test_blacklisted_caller(phone):
+    """Should refuse a blacklisted number politely without any menu."""
+    cs.set_blacklist("13700000000", True, "骚扰")
+    call = phone.call([], caller="13700000000")
+    assert played(phone, call) == ["blocked"]
+    assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "blacklisted"
+
+
+def test_night_service(phone):
+    """Should offer a message or the emergency contact after hours, and connect 2 to the duty officer."""
+    phone.services.clock = FixedClock(dt.datetime(2026, 1, 5, 23, 0))  # Monday night
+    duty = phone.fs.add_agent("1018", talk_seconds=1, answer_delay=0.2)
+    call = phone.call([Press("1"), Press("2")])
+    assert "after_hours" in played(phone, call) and duty.answered_calls
+    assert "human_menu" not in played(phone, call)
+
+
+def test_night_message(phone):
+    """Should take a message at night when the caller presses nothing."""
+    phone.services.clock = FixedClock(dt.datetime(2026, 1, 5, 23, 0))
+    call = phone.call([Press("1"), WaitFor("record"), Speak(3), Press("#")])
+    assert "message_saved" in played(phone, call)
+    assert "非工作时间" in Ticket.get().content
+
+
+def test_holiday_forwarding(phone):
+    """Should forward human-service calls to the duty mobile on a configured holiday."""
+    clock = FixedClock(dt.datetime(2026, 10, 1, 10, 0))
+    phone.services.clock = clock
+    set_day(clock.today(), "holiday", "国庆节")
+    duty = phone.fs.add_agent("1019", talk_seconds=1, answer_delay=0.2)
+    call = phone.call([Press("1")])
+    assert "holiday_forward" in played(phone, call) and duty.answered_calls
+
+
+def test_holiday_duty_phone_unreachable(phone):
+    """Should take a message when the duty phone does not answer."""
+    clock = FixedClock(dt.datetime(2026, 10, 1, 10, 0))
+    phone.services.clock = clock
+    set_day(clock.today(), "holiday", "国庆节")
+    call = phone.call([Press("1"), WaitFor("record"), Speak(3), Press("#")])
+    heard = played(phone, call)
+    assert "transfer_failed" in heard and "message_saved" in heard
+
+
+def test_hangup_mid_prompt(phone):
+    """Should end cleanly, keep the trace and create nothing when the caller hangs up during the welcome."""
+    call = phone.call([WaitFor("playback", "welcome"), Hangup()])
+    assert call.hangup_by == "caller"
+    trace = IvrTrace.get(IvrTrace.call_uuid == call.uuid)
+    assert trace.outcome == "hangup" and Ticket.select().count() == 0
+
+
+def test_hangup_mid_recording_keeps_useful_recording(phone):
+    """Should keep a useful recording as an unconfirmed ticket when the caller hangs up while recording."""
+    call = phone.call([Press("2"), Press("2"), Speak(4), Hangup()])
+    assert call.hangup_by == "caller"
+    ticket = Ticket.get()
+    assert "未确认" in ticket.content and ticket.citizen_phone == "13800138000"
+    assert Attachment.get(Attachment.ticket == ticket).size > 0
+
+
+def test_hangup_mid_recording_with_nothing_said(phone):
+    """Should create no ticket when the caller hangs up after a second of sound."""
+    phone.call([Press("2"), Press("2"), Speak(0.5), Hangup()])
+    assert Ticket.select().count() == 0
+
+
+def test_hangup_at_confirm_keeps_recording_once(phone):
+    """Should keep the recording once when the caller hangs up at the confirm menu."""
+    phone.call([Press("2"), Press("2"), Speak(3), Press("#"), WaitFor("play_and_get_digits", "record_confirm"),
+                Hangup()])
+    assert Ticket.select().count() == 1
+
+
+def test_empty_recording_is_asked_again(phone):
+    """Should refuse an empty recording, ask again, and take the second one."""
+    call = phone.call([Press("2"), Press("2"), Press("#"), WaitFor("playback", "record_too_short"), Speak(3),
+                       Press("#"), Press("1")])
+    heard = played(phone, call)
+    assert heard.count("record_too_short") == 1 and "acceptance_number" in heard
+    assert Ticket.select().count() == 1
+
+
+def test_replay_and_cancel(phone):
+    """Should replay the recording on 2 and discard it on 3."""
+    call = phone.call([Press("2"), Press("2"), Speak(3), Press("#"), Press("2"), Press("3"),
+                       WaitFor("playback", "record_cancelled"), Hangup()])
+    recording = call.recordings[0].path
+    assert recording in call.played  # the replay
+    assert "record_cancelled" in played(phone, call)
+    assert Ticket.select().count() == 0
+
+
+def test_status_query(phone):
+    """Should read back the number and speak the status when the caller's phone matches."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
+    call = phone.call([Press("2"), Press("3"), Press(ticket.number + "#"), Press("1"),
+                       WaitFor("playback", "status_accepted")])
+    heard = played(phone, call)
+    i = heard.index("query_you_entered")
+    assert heard[i + 1:i + 9] == [f"digit_{d}" for d in ticket.number]
+    assert heard[heard.index("status_is") + 1] == "status_accepted"
+
+
+def test_status_query_other_phone_three_wrong(phone):
+    """Should say nothing about another caller's case and give up after three wrong attempts."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13900000000")
+    wrong = "000000" if ticket.query_pin != "000000" else "111111"
+    script = [Press("2"), Press("3")]
+    for _ in range(3):
+        script += [Press(ticket.number + "#"), Press("1"), Press(wrong + "#")]
+    call = phone.call(script)
+    heard = played(phone, call)
+    assert heard.count("query_no_match") == 3 and "query_too_many" in heard
+    assert not [k for k in heard if k.startswith("status_")]
+
+
+def test_status_query_with_pin(phone):
+    """Should answer a caller on another phone who gives the PIN."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13900000000")
+    call = phone.call([Press("2"), Press("3"), Press(ticket.number + "#"), Press("1"), Press(ticket.query_pin + "#"),
+                       WaitFor("playback", "status_accepted")])
+    assert "status_accepted" in played(phone, call)
+
+
+def test_hangup_mid_query(phone):
+    """Should end cleanly mid-query, saying nothing and creating nothing."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
+    call = phone.call([Press("2"), Press("3"), Press(ticket.number[:4]), Hangup()])
+    assert "status_is" not in played(phone, call)
+    assert Ticket.select().count() == 1
+
+
+def test_dtmf_flood(phone):
+    """Should survive a flood of keys during the welcome and the menus and still end the call cleanly."""
+    call = phone.call([Press("1234567890*#" * 10, wait=False, interval=0.01), Press("9" * 40, interval=0.01),
+                       Press("2"), Press("0"), Hangup()])
+    assert call.hangup_by == "caller"
+    assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "hangup"
+
+
+def test_english(phone):
+    """Should switch to English prompts on 9."""
+    call = phone.call([Press("9"), Press("2"), WaitFor("play_and_get_digits", "en/self_menu"), Hangup()])
+    assert "self_menu" in played(phone, call, "en")
+
+
+def test_version_switch_while_calls_in_progress(phone):
+    """Should keep a running call on its version and give new calls the newly activated one."""
+    first = phone.call([Press("2"), Press("2"), Speak(3), Press("#"), Press("1")], wait=False)
+    first.wait_for_app("record", timeout=15)
+    changed = load_tree().source.replace('prompt = "after_service"', 'prompt = "consult_menu"')
+    phone.trees.activate(phone.trees.save(changed, comment="new after-service prompt").id, "admin")
+    phone.finish(first)
+    second = phone.call([Press("2"), Press("2"), Speak(3), Press("#"), Press("1")])
+    assert "after_service" in played(phone, first) and "consult_menu" not in played(phone, first)
+    assert "consult_menu" in played(phone, second) and "after_service" not in played(phone, second)
+    versions = {t.call_uuid: t.tree_version.version for t in IvrTrace.select()}
+    assert versions == {first.uuid: 1, second.uuid: 2}
