@@ -157,6 +157,10 @@ def login():
     session[SESSION_USER_KEY] = user.id
     if language:
         session[SESSION_LANG_KEY] = language
+        if normalise_language(language) and user.language != language:
+            # A language picked on the login page is an explicit choice: keep it for this user.
+            User.update(language=language).where(User.id == user.id).execute()
+            user.language = language
     security.csrf_token()  # a new token for the new session
     g.user = user
     g.lang = choose_language(user)

@@ -190,6 +190,13 @@ def _is_code_id(message: str) -> bool:
     return bool(sep) and prefix.isidentifier() and bool(code) and " " not in message
 
 
+def gettext(message: str, **values) -> str:
+    """Translate for the current request's language (for flash messages and other text built in views)."""
+    from flask import current_app
+
+    return current_app.extensions["hotline"].gettext(message, **values)
+
+
 def normalise_language(value: str | None) -> str | None:
     """Map 'zh-CN', 'zh_cn', 'en-US'... to a supported code; None if unsupported."""
     if not value:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 from urllib.parse import urlparse
 
-from flask import abort, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (abort, current_app, g, has_app_context, has_request_context, jsonify, redirect,
+                   render_template, request, session, url_for)
 
 log = logging.getLogger(__name__)
 
@@ -206,20 +207,28 @@ def client_ip() -> str:
 
 def audit(action: str, obj_type: str = "", obj_id: object = "", detail: str = "", *, user=None,
           operator_no: str | None = None) -> None:
-    """Record who did what to which object, from where. ``user`` defaults to the current user."""
+    """Record who did what to which object, from where. ``user`` defaults to the current user.
+
+    Works outside a request too (scheduled jobs): then there is no current user and no address.
+    """
     from webui.models import AuditLog
 
-    actor = user if user is not None else g.get("user")
+    in_request = has_request_context()
+    actor = user if user is not None else (g.get("user") if in_request else None)
     AuditLog.create(
-        at=now_utc(),
+        at=now_utc() if has_app_context() else _utcnow(),
         user=actor,
         operator_no=(operator_no if operator_no is not None else (actor.operator_no if actor else ""))[:32],
         action=action[:48],
         obj_type=obj_type[:48],
         obj_id=str(obj_id)[:64],
         detail=detail,
-        ip=client_ip() if request else "",
+        ip=client_ip() if in_request else "",
     )
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def now_utc() -> dt.datetime:

@@ -228,3 +228,12 @@ def test_templates_never_disable_escaping():
     for path in root.rglob("*.html"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup\(", text), path
+
+
+def test_audit_outside_a_request(db):
+    """Should write an audit row from a scheduled job, with no user and no address."""
+    from webui.security import audit
+
+    audit("reminder_sent", "ticket", 42, "overdue notice")
+    row = AuditLog.get(AuditLog.action == "reminder_sent")
+    assert (row.user_id, row.ip, row.obj_id, row.detail) == (None, "", "42", "overdue notice")
