@@ -238,7 +238,14 @@ class HotlineIvrServices:
     def route_to_queue(self, session, skill: str) -> str:
         """Connect the caller to a person with ``skill``: "answered", "busy" or "failed"."""
         if self.acd is not None:
-            outcome = self.acd.enter_queue(session, skill)
+            from acd.dispatcher import AcdError
+
+            try:
+                outcome = self.acd.enter_queue(session, skill)
+            except AcdError as exc:
+                # No queue serves this skill yet: the node kind stays, the agents are rung in order.
+                log.warning("ivr: %s; ringing the agent extensions instead", exc)
+                return self._bridge_agents(session)
             return {"answered": "answered", "callback": "answered", "transfer": "answered",
                     "busy": "busy"}.get(outcome.outcome, "failed")
         return self._bridge_agents(session)
