@@ -1,0 +1,132 @@
+"""The walking skeleton against a real FreeSWITCH (skipped unless HOTLINE_TEST_ESL is set).
+
+A citizen's call to 12345 reaches the app's real outbound server and the IVR: welcome, 2 (self-service),
+2 (complaint recording), speaks, #, 1 (confirm), hears the 8-digit acceptance number digit by digit; a
+ticket with that number, the caller's number, channel phone and the recording attached exists.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import gevent
+import pytest
+
+from caseflow.models import Attachment, Ticket
+from core.clock import FixedClock
+from core.config import load_config
+from ivr import engine as e
+from ivr.audio import wav_lengths
+from ivr.prompts import LANGUAGES, prompts_file, render_all
+from ivr.runner import IvrCall
+from ivr.services import HotlineIvrServices
+from ivr.store import TreeStore
+from switch.outbound import OutboundServer
+
+SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+pytestmark = pytest.mark.live
+
+
+def gevent_wait(predicate, timeout: float, what: str) -> None:
+    """Poll a condition while letting the app's greenlets run (the switch gives the test no event for it)."""
+    deadline = gevent.get_hub().loop.now() + timeout
+    while not predicate():
+        if gevent.get_hub().loop.now() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        gevent.sleep(0.05)
+
+
+class PlaybackLog:
+    """Wraps a CallSession to remember what it played (FreeSWITCH plays it; we note the paths)."""
+
+    def __init__(self, session):
+        self._session = session
+        self.played: list[str] = []
+
+    def playback(self, path, timeout=120.0):
+        self.played.append(path)
+        return self._session.playback(path, timeout=timeout)
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+@pytest.fixture
+def live_ivr(esl_endpoint, db, tmp_path):
+    """The IVR on a real outbound server on 127.0.0.1:0, with prompts rendered for real."""
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for lang in LANGUAGES:
+        shutil.copy(prompts_file(SOUNDS, lang), sounds)
+    render_all(sounds, 8000)
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    recordings.chmod(0o777)  # FreeSWITCH may run as its own user
+    config = load_config({"var_dir": str(tmp_path / "var"), "sounds_dir": str(sounds),
+                          "recordings_dir": str(recordings), "mode": "test", "secret_key": "x" * 40})
+    trees = TreeStore()
+    trees.ensure_default()
+    services = HotlineIvrServices(config=config, trees=trees, clock=FixedClock(dt.datetime(2026, 1, 5, 10, 0)))
+    calls: list[IvrCall] = []
+
+    def handler(session):
+        call = IvrCall(PlaybackLog(session), services, config)
+        calls.append(call)
+        call.run()
+
+    server = OutboundServer("127.0.0.1", 0, handler)
+    server.start()
+    server.calls = calls
+    yield server
+    server.stop(drain_timeout=10)
+
+
+def _voice(tmp_path: Path) -> Path:
+    path = tmp_path / "voice.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "4", "sine", "300"],
+                   check=True, timeout=30)
+    path.chmod(0o644)
+    return path
+
+
+def test_walking_skeleton_live(live_ivr, place_call, tmp_path):
+    """Should turn a real call into a ticket with the recording, reading the number back digit by digit."""
+    host, port = live_ivr.address
+    citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
+    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    ivr = live_ivr.calls[0]
+
+    def at(node, wants=e.DigitsCollected):
+        return lambda: ivr.engine.node is not None and ivr.engine.node.id == node and wants in ivr.engine.waiting_for
+
+    gevent_wait(at("main"), 30, "the main menu")
+    citizen.press("2")
+    gevent_wait(at("self_menu"), 30, "the self-service menu")
+    citizen.press("2")
+    gevent_wait(at("complaint_record", e.RecordDone), 30, "the recording")
+    citizen.speak(str(_voice(tmp_path)))
+    recordings = Path(ivr.config.recordings_dir)
+
+    def recorded_enough():
+        files = list(recordings.rglob("*.wav"))
+        lengths = wav_lengths(files[0]) if files else None
+        return lengths is not None and lengths[1] >= 3000
+
+    gevent_wait(recorded_enough, 30, "three seconds of voice in the recording")
+    citizen.press("#")
+    gevent_wait(at("complaint_record"), 30, "the confirm menu")
+    citizen.press("1")
+    gevent_wait(lambda: ivr.engine.tickets, 30, "the ticket")
+    number = ivr.engine.tickets[0]
+    gevent_wait(lambda: any(p.endswith("ticket_thanks.wav") for p in ivr.session.played), 60, "the read-back")
+    played = [Path(p).stem for p in ivr.session.played]
+    i = played.index("acceptance_number")
+    assert played[i + 1:i + 9] == [f"digit_{d}" for d in number]
+    assert played[0] == "welcome"
+    ticket = Ticket.get(Ticket.number == number)
+    assert (ticket.citizen_phone, ticket.channel) == ("13800138000", "phone")
+    attachment = Attachment.get(Attachment.ticket == ticket)
+    assert attachment.size > 0 and len(attachment.sha256) == 64
+    citizen.hangup()
