@@ -93,6 +93,9 @@ class InboundConnection:
         self.endpoint = endpoint
         self.name = endpoint.name
         self.events = tuple(events)
+        for name in self.events:
+            if not name or any(c.isspace() for c in name):
+                raise ValueError(f"event names must be single words: {name!r}")
         self.api_timeout = api_timeout
         self.bgapi_timeout = bgapi_timeout
         self.connect_timeout = connect_timeout
@@ -198,6 +201,15 @@ class InboundConnection:
     # --- connection supervisor ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self._connect_and_serve()
+            except Exception:               # a bug here must not end reconnecting for good
+                log.exception("%s: connection supervisor failed; restarting it", self.name)
+                self._set_disconnected("internal error")
+                gevent.sleep(self.backoff_max)
+
+    def _connect_and_serve(self) -> None:
         delay = self.backoff_initial
         while not self._stopping:
             self.state = CONNECTING

@@ -33,6 +33,9 @@ from switch.errors import ProtocolError, SwitchDisconnected, SwitchError, Switch
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
+# Commands whose reply never came stay queued (so a late reply is not handed to the next command); this
+# many unanswered commands means the peer is stuck: drop the connection rather than queue forever.
+MAX_UNANSWERED = 1000
 
 
 class FramedProtocol:
@@ -129,6 +132,9 @@ class FramedProtocol:
         if not self.connected:
             raise self._lost_error(self.close_reason or "not connected")
         timeout = self.reply_timeout if timeout is None else timeout
+        if len(self._commands_sent) >= MAX_UNANSWERED:
+            self._abort(f"{len(self._commands_sent)} commands without a reply")
+            raise self._lost_error(self.close_reason)
         result = gevent.event.AsyncResult()
         try:
             with gevent.Timeout(timeout):

@@ -263,3 +263,27 @@ def test_pool_status_and_lookup(listener):
     finally:
         pool.stop()
     assert all(c.state == DISCONNECTED for c in pool.all())
+
+
+def test_event_names_are_validated():
+    """Should refuse an event name that would inject a command into the subscription line."""
+    with pytest.raises(ValueError, match="single words"):
+        InboundConnection(EslEndpoint("127.0.0.1", 1, "x"), events=["CHANNEL_CREATE\n\napi shutdown"])
+
+
+def test_unanswered_commands_are_bounded(listener, connect, monkeypatch):
+    """Should drop a connection whose peer stopped answering instead of queueing waiters forever."""
+    import switch.protocol
+
+    monkeypatch.setattr(switch.protocol, "MAX_UNANSWERED", 3)
+    conn = connect()
+    peer = listener.next_peer()
+    handshake(peer)
+    assert conn.wait_connected(5)
+    for _ in range(3):
+        with pytest.raises(SwitchTimeout):
+            conn.api("hang", timeout=0.05)
+    with pytest.raises(SwitchDisconnected, match="without a reply"):
+        conn.api("hang", timeout=0.05)
+    handshake(listener.next_peer())
+    assert conn.wait_connected(5)
