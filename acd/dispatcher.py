@@ -108,6 +108,7 @@ class Waiter:
     queue: Queue
     entry: QueueEntry
     entered: float  # monotonic
+    entered_perf: float = field(default_factory=time.perf_counter)
     event: gevent.event.Event = field(default_factory=gevent.event.Event)
     reason: str | None = None
     offer: Offer | None = None
@@ -588,7 +589,8 @@ class Acd:
             leg = str(uuidlib.uuid4())
             freed = self.free_at.pop(agent_id, None)
             if freed is not None:
-                self.free_to_offer.append(now - freed)
+                # From the moment both an agent and this caller were waiting to the offer.
+                self.free_to_offer.append(now - max(freed, waiter.entered_perf))
             self.transition(agent_id, "reserve", call_uuid=waiter.uuid, leg_uuid=leg,
                             call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
                             call_queue=queue.name, call_direction="inbound")
