@@ -250,7 +250,7 @@ def _resolve(model, value, name):
 def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fields) -> Ticket:
     """Correct a ticket's recorded data (centre, before it is closed); a history row lists what changed."""
     clock = clock or Clock()
-    if not can(actor, "ticket.dispatch"):
+    if not (can(actor, "ticket.dispatch") or (can(actor, "entry.desk") and ticket.status == wf.RECORDED)):
         raise PermissionDenied("您没有修改工单的权限 / you may not edit tickets")
     allowed = {"title", "content", "type", "urgency", "category", "region", "citizen_name", "citizen_address",
                "reply_by", "remind_at"}
@@ -384,6 +384,19 @@ def _authorise(actor: Optional[User], ticket: Ticket, rule: wf.Rule, event: str)
             upper = ticket.upper_department if ticket.upper_department_id else None
             if not (_in_subtree(upper, root) and not rule.dept_scope):
                 raise PermissionDenied("该工单不在本单位办理范围内 / the ticket is not within your department")
+
+
+def available_events(actor: Optional[User], ticket: Ticket) -> list[str]:
+    """Events this actor may attempt on this ticket now (table, permission and scope; guards not run)."""
+    result = []
+    for event in wf.allowed_events(ticket.status):
+        rule = wf.TRANSITIONS[(ticket.status, event)]
+        try:
+            _authorise(actor, ticket, rule, event)
+        except PermissionDenied:
+            continue
+        result.append(event)
+    return result
 
 
 # ---- the one writer of status ---------------------------------------------------------------------

@@ -1,0 +1,247 @@
+"""Administrator pages for the organisation: departments (three levels), users with operator numbers,
+roles, groups and extensions, what each role may do, categories, regions and responsibilities, the
+working-day calendar and the time limits."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+
+from caseflow import accounts, deadlines, org, roles
+from caseflow.models import Category, Department, Group, Region, Responsibility, TimeLimit, User
+from caseflow.roles import can
+from core import calendar
+from webui.app import NavItem
+from webui.blueprints.tickets import install, own_messages
+from webui.security import audit, require_roles
+
+bp = Blueprint("admin_org", __name__, url_prefix="/admin/org")
+install(bp)
+
+NAV = [NavItem("Organisation", "admin_org.index", frozenset({"admin"}), order=60)]
+MESSAGES = own_messages({"zh": {
+    "Organisation": "组织机构", "Departments": "部门", "Users": "用户", "Groups": "班组",
+    "Roles and permissions": "角色权限", "Categories and regions": "分类与区域", "Calendar and time limits":
+    "工作日历与办理时限", "Code": "编码", "Unit name": "名称", "Level": "级别", "Kind": "类型", "Parent": "上级",
+    "Contact phone": "联系电话", "Active": "启用", "Create": "新建", "Save": "保存", "Extension": "分机号",
+    "Password": "密码", "New password (leave empty to keep)": "新密码（留空不改）", "Permission": "权限",
+    "Reset to defaults": "恢复默认", "Responsible for": "负责分类",
+    "Day": "日期", "Holiday": "节假日", "Make-up working day": "调休上班", "Remove": "删除",
+    "Amount": "时限", "Unit": "单位", "working days": "工作日", "hours": "小时", "All types": "全部类型",
+    "Urgency": "紧急程度", "Type": "类型", "Edit user %(no)s": "编辑用户 %(no)s",
+    "Roles": "角色", "Description": "说明", "Members": "成员", "Add responsibility": "添加职责",
+    "Year": "年份", "Saved.": "已保存。", "Default": "默认",
+}})
+
+
+def _need(permission: str) -> None:
+    if not can(g.user, permission):
+        abort(403)
+
+
+def _ok():
+    from webui.i18n import gettext
+
+    flash(gettext("Saved."), "info")
+
+
+def _dept(value):
+    return Department.get_or_none(Department.id == int(value)) if str(value or "").isdigit() else None
+
+
+@bp.route("/", methods=["GET", "POST"])
+@require_roles("admin")
+def index():
+    """The department tree; create a unit or change one."""
+    _need("admin.org")
+    if request.method == "POST":
+        form = request.form
+        try:
+            if form.get("id", "").isdigit():
+                dept = _dept(form["id"]) or abort(404)
+                org.update_department(dept, name=form.get("name"), contact_phone=form.get("contact_phone", ""),
+                                      active=form.get("active") == "1", kind=form.get("kind") or None)
+                audit("department_update", "department", dept.id, dept.name)
+            else:
+                dept = org.create_department(form.get("code", ""), form.get("name", ""), _dept(form.get("parent")),
+                                             form.get("kind", ""), form.get("contact_phone", ""))
+                audit("department_create", "department", dept.id, dept.name)
+            _ok()
+        except org.OrgError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.index"), code=303)
+    departments = org.tree()
+    return render_template("admin_org/departments.html", departments=departments, kinds=org.DEPARTMENT_KINDS,
+                           responsibilities=_responsibilities())
+
+
+def _responsibilities():
+    result: dict[int, list[str]] = {}
+    for r in Responsibility.select(Responsibility, Category).join(Category):
+        label = r.category.name + (f"（{r.region.name}）" if r.region_id else "")
+        result.setdefault(r.department_id, []).append(label)
+    return result
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@require_roles("admin")
+def users():
+    """Users with operator numbers, roles, department and extension; create one."""
+    _need("admin.org")
+    if request.method == "POST":
+        form = request.form
+        try:
+            user = accounts.create_user(form.get("operator_no", ""), form.get("name", ""), form.get("password", ""),
+                                        roles=form.getlist("roles"), department=_dept(form.get("department")),
+                                        extension=form.get("extension") or None, phone=form.get("phone", ""))
+            audit("user_create", "user", user.id, user.operator_no)
+            _ok()
+        except accounts.AccountError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.users"), code=303)
+    return render_template("admin_org/users.html", users=list(User.select().order_by(User.operator_no)),
+                           departments=org.tree(), roles=roles.ROLES)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@require_roles("admin")
+def user(user_id):
+    """Change a user's roles, department, extension, groups, active flag or password."""
+    _need("admin.org")
+    row = User.get_or_none(User.id == user_id) or abort(404)
+    if request.method == "POST":
+        form = request.form
+        chosen = [r for r in form.getlist("roles") if r in roles.ROLES]
+        extension = (form.get("extension") or "").strip() or None
+        if extension and User.select().where((User.extension == extension) & (User.id != row.id)).exists():
+            flash(f"分机号已被使用 / extension {extension} already in use", "error")
+            return redirect(url_for("admin_org.user", user_id=row.id), code=303)
+        name = (form.get("name") or "").strip()
+        if not name or len(name) > 64:
+            flash("姓名长度须为1-64个字符 / name must be 1-64 characters", "error")
+            return redirect(url_for("admin_org.user", user_id=row.id), code=303)
+        password = form.get("password", "")
+        if password and len(password) < accounts.MIN_PASSWORD:
+            flash(f"密码至少{accounts.MIN_PASSWORD}位 / password needs {accounts.MIN_PASSWORD} characters", "error")
+            return redirect(url_for("admin_org.user", user_id=row.id), code=303)
+        if row.id == g.user.id and ("admin" not in chosen or form.get("active") != "1"):
+            flash("不能取消自己的管理员权限或停用自己 / you cannot remove your own admin role or deactivate "
+                  "yourself", "error")
+            return redirect(url_for("admin_org.user", user_id=row.id), code=303)
+        row.name, row.roles, row.extension = name, ",".join(chosen), extension
+        row.department = _dept(form.get("department"))
+        row.active = form.get("active") == "1"
+        if password:
+            row.password_hash = accounts.hash_password(password)
+        row.save()
+        org.set_groups(row, [grp for grp in Group.select() if str(grp.id) in form.getlist("groups")])
+        audit("user_update", "user", row.id, f"roles={row.roles} active={row.active}")
+        _ok()
+        return redirect(url_for("admin_org.user", user_id=row.id), code=303)
+    return render_template("admin_org/user.html", u=row, departments=org.tree(), roles=roles.ROLES,
+                           groups=list(Group.select().order_by(Group.code)),
+                           member_of={grp.id for grp in org.groups_of(row)})
+
+
+@bp.route("/groups", methods=["GET", "POST"])
+@require_roles("admin")
+def groups():
+    """User groups (班组) and their members."""
+    _need("admin.org")
+    if request.method == "POST":
+        try:
+            org.create_group(request.form.get("code", ""), request.form.get("name", ""),
+                             request.form.get("description", ""))
+            _ok()
+        except org.OrgError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.groups"), code=303)
+    rows = list(Group.select().order_by(Group.code))
+    members = {grp.id: [link.user for link in grp.user_links] for grp in rows}
+    return render_template("admin_org/groups.html", groups=rows, members=members)
+
+
+@bp.route("/roles", methods=["GET", "POST"])
+@require_roles("admin")
+def role_matrix():
+    """What each role may do: a matrix of checkboxes, saved per role."""
+    _need("admin.roles")
+    if request.method == "POST":
+        role = request.form.get("role", "")
+        try:
+            if request.form.get("reset") == "1":
+                roles.reset_role_permissions(role)
+            else:
+                roles.set_role_permissions(role, request.form.getlist("permissions"))
+            audit("role_permissions", "role", role, ",".join(request.form.getlist("permissions")))
+            _ok()
+        except ValueError as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.role_matrix"), code=303)
+    matrix = {role: roles.role_permissions(role) for role in roles.ROLES}
+    return render_template("admin_org/roles.html", roles=roles.ROLES, permissions=roles.PERMISSIONS,
+                           matrix=matrix)
+
+
+@bp.route("/categories", methods=["GET", "POST"])
+@require_roles("admin")
+def categories():
+    """The category tree, the region tree, and which department is responsible for what."""
+    _need("admin.org")
+    if request.method == "POST":
+        form = request.form
+        try:
+            what = form.get("what")
+            if what == "category":
+                parent = Category.get_or_none(Category.id == int(form["parent"])) if form.get("parent", "").isdigit() else None
+                org.create_category(form.get("code", ""), form.get("name", ""), parent)
+            elif what == "region":
+                parent = Region.get_or_none(Region.id == int(form["parent"])) if form.get("parent", "").isdigit() else None
+                org.create_region(form.get("code", ""), form.get("name", ""), parent)
+            elif what == "responsibility":
+                dept = _dept(form.get("department"))
+                cat = Category.get_or_none(Category.id == int(form.get("category") or 0))
+                region = Region.get_or_none(Region.id == int(form["region"])) if form.get("region", "").isdigit() else None
+                if dept is None or cat is None:
+                    raise org.OrgError("请选择部门和分类 / choose a department and a category")
+                org.add_responsibility(dept, cat, region)
+            elif what == "remove_responsibility":
+                Responsibility.delete().where(Responsibility.id == int(form.get("id") or 0)).execute()
+            _ok()
+        except (org.OrgError, ValueError) as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.categories"), code=303)
+    cats = list(Category.select())
+    return render_template("admin_org/categories.html", categories=cats, category_path=org.category_path,
+                           regions=list(Region.select().order_by(Region.code)), departments=org.tree(),
+                           responsibilities=list(Responsibility.select().order_by(Responsibility.department)))
+
+
+@bp.route("/calendar", methods=["GET", "POST"])
+@require_roles("admin")
+def work_calendar():
+    """Holidays and make-up working days, and the time limits per type and urgency."""
+    _need("admin.calendar")
+    if request.method == "POST":
+        form = request.form
+        try:
+            what = form.get("what")
+            if what == "day":
+                calendar.set_day(form.get("day", ""), form.get("kind", ""), form.get("name", ""))
+            elif what == "clear_day":
+                calendar.clear_day(form.get("day", ""))
+            elif what == "limit":
+                deadlines.set_limit(form.get("ticket_type", ""), form.get("urgency", ""), form.get("amount"),
+                                    form.get("unit", ""))
+            elif what == "clear_limit":
+                TimeLimit.delete().where(TimeLimit.id == int(form.get("id") or 0)).execute()
+            audit("calendar_" + (what or ""), "calendar", form.get("day") or form.get("ticket_type", ""), "")
+            _ok()
+        except (calendar.CalendarError, deadlines.DeadlineError, ValueError) as error:
+            flash(str(error), "error")
+        return redirect(url_for("admin_org.work_calendar", year=request.form.get("year") or None), code=303)
+    year = request.args.get("year", "")
+    year = int(year) if year.isdigit() and 2000 <= int(year) <= 2100 else None
+    from caseflow.services import TICKET_TYPES, URGENCIES
+
+    return render_template("admin_org/calendar.html", days=calendar.list_days(year), year=year,
+                           limits=deadlines.load_limits(), stored=list(TimeLimit.select()),
+                           types=TICKET_TYPES, urgencies=URGENCIES)

@@ -1,0 +1,57 @@
+"""The hotline centre's desk (热线办): to dispatch (with the suggested department), answer later, to
+review, overdue, supervision, extension requests, call-back list with satisfaction entry, unsatisfied
+call-backs; merge and re-dispatch happen on the same lists and the ticket page."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+
+from caseflow import org, services
+from caseflow.services import CENTRE_QUEUES
+from caseflow.workflow import PermissionDenied
+from webui.app import NavItem
+from webui.blueprints.tickets import clock, install, own_messages
+from webui.security import require_roles
+
+bp = Blueprint("centre", __name__, url_prefix="/centre")
+install(bp)
+
+ROLES = ("centre", "centre_leader")
+NAV = [NavItem("Hotline centre", "centre.index", frozenset(ROLES), order=20)]
+MESSAGES = own_messages({"zh": {
+    "Centre desk": "热线办工作台", "Approve": "审核通过", "Remind": "催办", "Supervise": "督办",
+    "Approve extension": "批准延期", "Rate": "回访", "Dispatch": "派单", "Open the ticket": "打开工单",
+    "Nothing in this list.": "此列表为空。", "Merge into": "并入",
+}})
+
+
+@bp.route("/")
+@require_roles(*ROLES)
+def index():
+    """One of the centre lists (?q=to_dispatch by default) with counts and the desk's notifications."""
+    kind = request.args.get("q", "to_dispatch")
+    if kind not in CENTRE_QUEUES:
+        abort(404)
+    try:
+        rows = services.centre_queue(g.user, kind)
+        counts = services.queue_counts(g.user)
+    except PermissionDenied:
+        abort(403)
+    suggestions = {}
+    departments = []
+    if kind == "to_dispatch":
+        departments = [d for d in org.tree() if d.level >= 2 and d.active]
+        for t in rows:
+            suggestions[t.id] = services.suggest_departments(t.category_id, t.region_id) if t.category_id else []
+    overdue, soon = services.due_soon_and_overdue(g.user, clock())
+    return render_template("centre/index.html", kind=kind, rows=rows, counts=counts, queues=CENTRE_QUEUES,
+                           suggestions=suggestions, departments=departments,
+                           notices=services.notifications_for(g.user, limit=20), overdue_count=len(overdue),
+                           soon_count=len(soon), here=url_for("centre.index", q=kind))
+
+
+@bp.route("/notifications/<int:notification_id>/read", methods=["POST"])
+@require_roles(*ROLES)
+def read(notification_id):
+    """Mark a desk notification read."""
+    services.mark_read(g.user, notification_id)
+    return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")), code=303)

@@ -1,0 +1,355 @@
+"""Ticket pages: the ticket with its full history timeline, attachments (playable recordings), the
+actions the user may take (one form per workflow event, posted to one endpoint), notes, uploads, and
+search by number, phone, text, dates, status and department.
+
+Views only parse forms and call caseflow.services, which enforce roles and department subtrees.
+Shared helpers for the other case-engine blueprints (centre, dept, entry, kb, admin_org) live here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
+                   url_for)
+
+from caseflow import attachments, knowledge, org, privacy, services
+from caseflow import workflow as wf
+from caseflow.models import Attachment, Department, Ticket, TicketCall, User
+from caseflow.roles import can
+from caseflow.services import NotFound, TicketInputError
+from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
+from webui.app import NavItem
+from webui.security import login_required
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("tickets", __name__)
+
+ALL_ROLES = frozenset({"agent", "team_lead", "centre", "centre_leader", "dept", "dept_leader", "leader", "entry"})
+NAV = [NavItem("Ticket search", "tickets.search", ALL_ROLES, order=40)]
+
+# Labels of the case engine's codes, in the request's language (zh first).
+_LABELS = {
+    "status": wf.STATUS_LABELS, "event": wf.EVENT_LABELS, "type": services.TICKET_TYPES,
+    "channel": services.CHANNELS, "urgency": services.URGENCIES, "satisfaction": wf.SATISFACTION,
+    "reply_by": services.REPLY_BY, "queue": services.CENTRE_QUEUES, "dept_kind": org.DEPARTMENT_KINDS,
+    "review": knowledge.REVIEW_STATES,
+}
+
+# Fields each event's form asks for (the act endpoint reads the same names).
+EVENT_FIELDS = {
+    "dispatch": ("department", "deadline"), "answer": ("reply",), "answer_later": ("reply",), "defer": ("at",),
+    "not_accept": ("reason",), "merge": ("master",), "accept": (), "return": ("reason",),
+    "sub_dispatch": ("subdepartment",), "return_up": ("reason",), "reply_up": ("reply",), "assign": ("handler",),
+    "reply": ("reply",), "approve": (), "reject": ("reason",), "request_extension": ("until", "reason"),
+    "approve_extension": (), "refuse_extension": ("reason",), "remind": (), "set_reminder": ("at",),
+    "supervise": (), "call_back": ("satisfaction",), "call_back_unsatisfied": ("satisfaction",),
+    "reopen": ("reason",), "keep_closed": ("reason",), "close": ("reason_optional",), "archive": (),
+    "disclose": ("public",),
+}
+# Which action is the main one on a page (shown first, highlighted).
+PRIMARY = ("dispatch", "accept", "reply", "approve", "call_back", "close", "answer")
+
+MESSAGES = {"zh": {
+    "Ticket search": "工单查询", "Ticket %(number)s": "工单 %(number)s", "History": "办理过程",
+    "Actions": "办理操作", "Attachments": "附件", "Linked calls": "关联通话", "Duplicates": "重复工单",
+    "Master ticket": "主工单", "Content": "诉求内容", "Reply": "答复内容", "Reason given": "理由", "Note": "备注",
+    "Department": "承办单位", "Upper department": "下派单位", "Handler": "承办人", "Deadline": "办理期限",
+    "Call-back deadline": "回访期限", "Urgency": "紧急程度", "Category": "诉求分类", "Region": "所属区域",
+    "Address": "地址", "Reply by": "答复方式", "Satisfaction": "满意度", "Reopened": "重办次数",
+    "Reminders": "催办次数", "Supervised": "督办", "Overdue": "超期", "Public": "公开",
+    "Remind at": "提醒时间", "Extension requested until": "申请延期至", "Created by": "登记人",
+    "Submit": "提交", "Upload": "上传", "File": "文件", "Download": "下载", "Size": "大小",
+    "Actor": "操作人",
+    "New deadline (optional)": "指定期限（可选）", "Until": "延期至", "Sub-unit": "下级单位",
+    "Master ticket number": "主工单受理号", "Make public": "允许公开", "Suggested": "推荐",
+    "Choose…": "请选择…", "Search the knowledge base": "检索知识库", "Knowledge base": "知识库",
+    "Text": "关键词", "Date from": "起始日期", "Date to": "截止日期", "Any": "全部",
+    "results": "条结果", "No attachments.": "暂无附件。", "Add a note": "添加备注", "Add": "添加",
+    "Done.": "操作成功。", "Anonymous": "匿名", "Masked": "已脱敏", "System": "系统",
+    "Overdue and due soon": "超期与临期工单", "Notifications": "消息提醒", "Mark read": "标为已读",
+    "No notifications.": "暂无消息。", "Open ticket": "打开", "Sub-dispatch": "下派",
+    "Citizen PIN": "查询密码", "Channel": "渠道", "Type": "类型", "Status": "状态",
+    "Title": "标题", "Citizen": "诉求人", "Phone": "来电号码", "Created": "登记时间", "Search": "查询",
+    "Acceptance number or phone": "受理号或电话", "No tickets match.": "没有符合条件的工单。",
+    "Acceptance number": "受理号", "Audio not supported": "浏览器不支持播放",
+    "Knowledge search beside the form: type words and press Search.": "可在此检索知识库：输入关键词后点查询。",
+    "views": "次浏览", "Answers": "答案",
+}}
+
+
+def own_messages(messages: dict) -> dict:
+    """Drop ids the base catalogue already translates, so each id has one wording (no redefinition)."""
+    try:
+        from webui.i18n import MESSAGES as base
+    except ImportError:  # pragma: no cover - the skeleton always has it
+        return messages
+    return {lang: {k: v for k, v in table.items() if k not in base.get(lang, {})}
+            for lang, table in messages.items()}
+
+
+# Status labels the base catalogue lacks (codes of this workflow); the base keeps its own wording.
+try:
+    from webui.i18n import MESSAGES as _BASE
+except ImportError:  # pragma: no cover - the skeleton always has it
+    _BASE = {"zh": {}}
+for _kind, _table in (("status", wf.STATUS_LABELS), ("type", services.TICKET_TYPES),
+                      ("channel", services.CHANNELS)):
+    for _code, (_zh, _en) in _table.items():
+        if f"{_kind}:{_code}" not in _BASE.get("zh", {}):
+            MESSAGES["zh"][f"{_kind}:{_code}"] = _zh
+MESSAGES = own_messages(MESSAGES)
+
+
+def cf_label(kind: str, code) -> str:
+    """The label of a case-engine code in the request's language."""
+    if code is None or code == "":
+        return ""
+    return wf.label(_LABELS.get(kind, {}), str(code), g.get("lang", "zh"))
+
+
+def install(blueprint: Blueprint) -> None:
+    """Give a case-engine blueprint the shared template helpers."""
+
+    @blueprint.app_context_processor
+    def _caseflow_helpers():
+        return {"cf_label": cf_label, "contact": _contact, "cf_can": lambda perm: can(g.get("user"), perm)}
+
+
+def _contact(ticket):
+    return privacy.contact_view(g.get("user"), ticket)
+
+
+install(bp)
+
+
+def clock():
+    """The app's clock (tests move it)."""
+    return current_app.extensions["hotline"].services.clock
+
+
+def load_ticket(number: str) -> Ticket:
+    """The ticket for the current user, or 404 (missing and not-yours look the same)."""
+    try:
+        return services.get_ticket_for(g.user, number)
+    except (NotFound, TicketInputError):
+        abort(404)
+
+
+def safe_back(default: str) -> str:
+    """Where to go after a POST: a local path from the form, else ``default``."""
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def parse_date_end(text: str) -> dt.datetime | None:
+    """A YYYY-MM-DD form value as the end of that local day (aware), or None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise TicketInputError(f"日期格式应为YYYY-MM-DD / dates are YYYY-MM-DD, got {text[:20]!r}") from None
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=clock().tz)
+
+
+def parse_local_datetime(text: str) -> dt.datetime | None:
+    """A datetime-local form value (YYYY-MM-DDTHH:MM) in the configured zone, or None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise TicketInputError(f"时间格式不正确 / bad date-time {text[:20]!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=clock().tz)
+
+
+def params_from_form(event: str, form) -> dict:
+    """Turn an action form into keyword arguments for services.transition."""
+    p: dict = {}
+    fields = EVENT_FIELDS.get(event, ())
+    if "department" in fields:
+        p["department"] = form.get("department") or None
+        if form.get("deadline"):
+            p["deadline"] = parse_date_end(form.get("deadline"))
+    if "subdepartment" in fields:
+        p["department"] = form.get("department") or None
+    if "reply" in fields:
+        p["reply"] = form.get("reply", "")
+    if "reason" in fields or "reason_optional" in fields:
+        p["reason"] = form.get("reason", "")
+    if "master" in fields:
+        p["master"] = (form.get("master") or "").strip() or None
+    if "handler" in fields:
+        p["handler"] = form.get("handler") or None
+    if "until" in fields:
+        p["until"] = parse_date_end(form.get("until", ""))
+    if "at" in fields:
+        p["at"] = parse_local_datetime(form.get("at", ""))
+    if "satisfaction" in fields:
+        p["satisfaction"] = form.get("satisfaction", "")
+    if "public" in fields:
+        p["public"] = form.get("public") == "1"
+    if event == "reopen" and form.get("department"):
+        p["department"] = form.get("department")
+    return p
+
+
+def perform(ticket_ref, event: str, form) -> Ticket | None:
+    """Run one action from a form; flashes the outcome. Returns the ticket, or None when refused."""
+    if event == "call_back" and form.get("satisfaction") == "unsatisfied":
+        event = "call_back_unsatisfied"
+    version = form.get("version", "")
+    try:
+        params = params_from_form(event, form)
+        ticket = services.transition(ticket_ref, event, g.user, form.get("note", ""),
+                                     expected_version=int(version) if version.isdigit() else None,
+                                     clock=clock(), **params)
+    except PermissionDenied as error:
+        log.info("refused %s on %s for %s: %s", event, ticket_ref, g.user.operator_no, error)
+        abort(403)
+    except NotFound:
+        abort(404)
+    except (WorkflowError, TicketInputError) as error:
+        flash(str(error), "error")
+        return None
+    flash(f"{cf_label('event', event)}：{services_label_done()}", "info")
+    return ticket
+
+
+def services_label_done() -> str:
+    return current_app.extensions["hotline"].gettext("Done.")
+
+
+def action_context(ticket: Ticket) -> dict:
+    """What the action forms need: available events and the choices for their selects."""
+    user = g.user
+    events = services.available_events(user, ticket)
+    if "call_back_unsatisfied" in events and "call_back" not in events:
+        events.append("call_back")
+    events = [e for e in events if e != "call_back_unsatisfied"]
+    events.sort(key=lambda e: (e not in PRIMARY, PRIMARY.index(e) if e in PRIMARY else 0, e))
+    ctx = {"events": events, "fields": EVENT_FIELDS}
+    if "dispatch" in events or "reopen" in events:
+        suggested = services.suggest_departments(ticket.category_id, ticket.region_id) if ticket.category_id else []
+        ctx["suggested"] = suggested
+        ctx["departments"] = [d for d in org.tree() if d.level >= 2 and d.active]
+    if "sub_dispatch" in events and ticket.department_id:
+        ctx["subdepartments"] = [d for d in org.subtree(ticket.department) if d.id != ticket.department_id
+                                 and d.active]
+    if "assign" in events and ticket.department_id:
+        sub = Department.select(Department.id).where(Department.path.startswith(ticket.department.path))
+        ctx["handlers"] = list(User.select().where(User.department.in_(sub) & User.active).order_by(User.operator_no))
+    return ctx
+
+
+@bp.route("/tickets/<number>")
+@login_required
+def detail(number):
+    """The ticket with its timeline, attachments, calls, duplicates and the user's actions."""
+    ticket = load_ticket(number)
+    kb_query = request.args.get("kbq", "").strip()[:100]
+    kb_results = knowledge.search_items(kb_query, limit=8) if kb_query else []
+    return render_template(
+        "tickets/detail.html", t=ticket, history=services.timeline(ticket),
+        files=list(ticket.attachments.order_by(Attachment.id)),
+        calls=list(TicketCall.select().where(TicketCall.ticket == ticket).order_by(TicketCall.id)),
+        duplicates=list(ticket.duplicates), actions=action_context(ticket),
+        category_path=org.category_path(ticket.category if ticket.category_id else None),
+        kb_query=kb_query, kb_results=kb_results)
+
+
+@bp.route("/tickets/<number>/act", methods=["POST"])
+@login_required
+def act(number):
+    """Perform one workflow action posted from a form (event, version, and the event's fields)."""
+    ticket = load_ticket(number)
+    event = request.form.get("event", "")
+    perform(ticket.id, event, request.form)
+    return redirect(safe_back(url_for("tickets.detail", number=ticket.number)), code=303)
+
+
+@bp.route("/tickets/<number>/note", methods=["POST"])
+@login_required
+def note(number):
+    """Append a note to the timeline."""
+    ticket = load_ticket(number)
+    try:
+        services.add_note(ticket, request.form.get("note", ""), actor=g.user, clock=clock())
+        flash(services_label_done(), "info")
+    except TicketInputError as error:
+        flash(str(error), "error")
+    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
+
+
+@bp.route("/tickets/<number>/attach", methods=["POST"])
+@login_required
+def attach(number):
+    """Upload a file to the ticket (a department's reply letter, photos, scans)."""
+    ticket = load_ticket(number)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("请选择文件 / choose a file", "error")
+    else:
+        kind = "reply" if g.user.has_role("dept", "dept_leader") else "upload"
+        try:
+            attachments.add_attachment(ticket, current_app.extensions["hotline"].config.attachments_dir,
+                                       upload.stream, upload.filename, actor=g.user, kind=kind, clock=clock())
+            flash(services_label_done(), "info")
+        except attachments.AttachmentError as error:
+            flash(str(error), "error")
+    return redirect(safe_back(url_for("tickets.detail", number=ticket.number)), code=303)
+
+
+def attachment_file(row: Attachment) -> Path:
+    """Where a stored attachment lives: recordings under recordings_dir, the rest under attachments_dir."""
+    config = current_app.extensions["hotline"].config
+    if row.path.startswith("recordings/"):
+        fake = Attachment(path=row.path[len("recordings/"):])
+        return attachments.resolve(config.recordings_dir, fake)
+    return attachments.resolve(config.attachments_dir, row)
+
+
+@bp.route("/tickets/<number>/files/<int:file_id>")
+@login_required
+def file(number, file_id):
+    """Play or download an attachment of a ticket the user may see."""
+    ticket = load_ticket(number)
+    row = Attachment.get_or_none((Attachment.id == file_id) & (Attachment.ticket == ticket))
+    if row is None:
+        abort(404)
+    try:
+        path = attachment_file(row)
+    except attachments.AttachmentError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    inline = row.content_type.startswith(("audio/", "image/")) or row.content_type == "application/pdf"
+    return send_file(path, mimetype=row.content_type, as_attachment=not inline, download_name=row.filename,
+                     conditional=True)
+
+
+@bp.route("/tickets/search")
+@login_required
+def search():
+    """Search by number, phone, text, dates, status, type and department, within what the user may see."""
+    args = request.args
+    criteria = {k: args.get(k, "").strip()[:200] for k in
+                ("number", "phone", "text", "date_from", "date_to", "status", "type", "department")}
+    results, error = [], None
+    if any(criteria.values()):
+        try:
+            results = services.search_tickets(g.user, **criteria, limit=200)
+        except (TicketInputError, ValueError) as exc:
+            error = str(exc)
+    departments = [d for d in org.tree() if services.may_view(g.user, Ticket(department=d))] \
+        if not can(g.user, "ticket.view_all") else org.tree()
+    return render_template("tickets/search.html", c=criteria, results=results, error=error,
+                           searched=any(criteria.values()), departments=departments,
+                           statuses=wf.STATUSES, types=services.TICKET_TYPES)
