@@ -1,0 +1,222 @@
+"""Benchmark: concurrent callers walking the default IVR tree through the fake FreeSWITCH.
+
+The fake switch (tests/fakeswitch) runs in its own process and places N calls at once; each caller follows
+one of three scripts in turn: the complaint recording (2, 2, speaks, #, 1: a ticket is created in the real
+database and the number read back), the status query (2, 3, a number, 1, a PIN) and the main menu with no
+key (to a person; nobody answers, so a message is left). The app process runs switch.OutboundServer with
+ivr.runner.run_call on a fresh SQLite database and the real rendered prompts.
+
+Printed per size: calls completed, CPU time of the app per call, p50/p99 latency between an event the app
+reads and the next command it writes (the app's reaction time), peak memory of the app (max RSS), tickets
+created. Asserts nothing.
+
+    .venv/bin/python bench/ivr.py [--sizes 100,1000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+# --- the fake switch process -------------------------------------------------------------------------
+def run_fake(port: int, calls: int) -> int:
+    """Place ``calls`` scripted callers at once; print how they ended as one JSON line."""
+    import gevent
+
+    from tests.fakeswitch import FakeSwitch, Press, Speak
+
+    _raise_fd_limit()
+    scripts = [
+        lambda: [Press("2", timeout=300), Press("2", timeout=300), Speak(3, timeout=300), Press("#", timeout=300),
+                 Press("1", timeout=300)],
+        lambda: [Press("2", timeout=300), Press("3", timeout=300), Press("12345678#", timeout=300),
+                 Press("1", timeout=300), Press("123456#", timeout=300)],
+        lambda: [Speak(3, timeout=300), Press("#", timeout=300)],
+    ]
+    # 1/20 of real time: prompts and timeouts stay long enough that the fake's own load does not decide paths.
+    fs = FakeSwitch(password="ClueCon", time_scale=0.05)
+    fs.start()
+    placed = [fs.place_call(("127.0.0.1", port), caller=f"1380000{i:04d}", script=scripts[i % 3](),
+                            connect_timeout=60) for i in range(calls)]
+    causes: dict[str, int] = {}
+    for call in placed:
+        try:
+            call.wait_ended(timeout=900)
+            key = str(call.hangup_cause)
+        except TimeoutError:
+            key = "not ended"
+        causes[key] = causes.get(key, 0) + 1
+    gevent.sleep(0.1)
+    print(json.dumps({"causes": causes}), flush=True)
+    fs.stop()
+    return 0
+
+
+# --- the app process -------------------------------------------------------------------------------------
+class _TimingSocket:
+    """Wraps an accepted socket: the time from the last read (the event that triggered it) to each command."""
+
+    reactions: list[float] = []
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._last_recv = 0.0
+
+    def recv(self, size):
+        data = self._sock.recv(size)
+        if data:
+            self._last_recv = time.perf_counter()
+        return data
+
+    def sendall(self, data):
+        if self._last_recv:
+            _TimingSocket.reactions.append(time.perf_counter() - self._last_recv)
+            self._last_recv = 0.0
+        return self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def run_size(calls: int, sounds: str) -> dict:
+    """One size in this (fresh) process."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+    from gevent import subprocess as gsubprocess
+
+    from caseflow.models import Ticket
+    from core import db as core_db
+    from core.config import load_config
+    from core.migrations import create_schema
+    from core.schema import all_models
+    from ivr.runner import run_call
+    from ivr.services import HotlineIvrServices
+    from ivr.store import TreeStore
+    from switch.outbound import OutboundServer
+
+    _raise_fd_limit()
+    work = Path(tempfile.mkdtemp(prefix="bench-ivr-"))
+    config = load_config({"var_dir": str(work), "sounds_dir": sounds, "recordings_dir": str(work / "rec"),
+                          "mode": "test", "secret_key": "b" * 40, "database_url": f"sqlite:///{work}/b.sqlite3"})
+    core_db.bind_database(config.database_url)
+    create_schema(all_models())
+    trees = TreeStore()
+    trees.ensure_default()
+    services = HotlineIvrServices(config=config, trees=trees)
+    done: list[str] = []
+    errors: list[str] = []
+
+    def handler(session):
+        try:
+            engine = run_call(session, services, config)
+            done.append(engine.outcome)
+        except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
+            errors.append(repr(exc))
+
+    class TimedServer(OutboundServer):
+        def _on_connection(self, sock, address):
+            return super()._on_connection(_TimingSocket(sock), address)
+
+    server = TimedServer("127.0.0.1", 0, handler, max_calls=calls + 10)
+    server.start()
+    gevent.sleep(0.2)
+    cpu_before = time.process_time()
+    wall_before = time.perf_counter()
+    fake = gsubprocess.Popen([sys.executable, __file__, "--fake", str(calls), str(server.address[1])],
+                             stdout=gsubprocess.PIPE, cwd=str(ROOT))
+    out, _ = fake.communicate(timeout=1800)
+    deadline = time.monotonic() + 60
+    while len(done) + len(errors) < calls and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    cpu = time.process_time() - cpu_before
+    wall = time.perf_counter() - wall_before
+    server.stop(drain_timeout=10)
+    report = json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {}
+    reactions = _TimingSocket.reactions
+    outcomes: dict[str, int] = {}
+    for outcome in done:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return {
+        "calls": calls, "completed": len(done), "errors": len(errors), "cpu_ms_per_call": cpu / max(1, calls) * 1e3,
+        "wall_s": wall, "react_p50_ms": _percentile(reactions, 50) * 1e3,
+        "react_p99_ms": _percentile(reactions, 99) * 1e3, "reactions": len(reactions),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tickets": Ticket.select().count(), "outcomes": outcomes, "causes": report.get("causes", {}),
+        "first_error": errors[0] if errors else "",
+    }
+
+
+def _ensure_prompts() -> str:
+    from core.config import load_config
+    from ivr.prompts import render_all
+
+    sounds = load_config().sounds_dir
+    render_all(sounds, 8000)
+    return str(sounds)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--fake", nargs=2, metavar=("CALLS", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sounds", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fake:
+        return run_fake(int(args.fake[1]), int(args.fake[0]))
+    if args.one:
+        print(json.dumps(run_size(args.one, args.sounds)), flush=True)
+        return 0
+    sounds = _ensure_prompts()
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        done = subprocess.run([sys.executable, __file__, "--one", str(size), "--sounds", sounds],
+                              capture_output=True, text=True, cwd=str(ROOT), timeout=2400)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            print(f"size {size}: failed\n{done.stderr[-2000:]}")
+            continue
+        rows.append(json.loads(lines[-1]))
+    print("IVR: concurrent callers walking the default tree through the fake FreeSWITCH (separate process)")
+    print(f"{'calls':>6} {'done':>5} {'errors':>6} {'CPU/call':>9} {'react p50':>10} {'react p99':>10} "
+          f"{'peak RSS':>9} {'tickets':>7} {'wall':>7}  outcomes")
+    for r in rows:
+        print(f"{r['calls']:>6} {r['completed']:>5} {r['errors']:>6} {r['cpu_ms_per_call']:>7.1f}ms "
+              f"{r['react_p50_ms']:>8.2f}ms {r['react_p99_ms']:>8.2f}ms {r['peak_rss_mib']:>7.0f}MiB "
+              f"{r['tickets']:>7} {r['wall_s']:>6.1f}s  {r['outcomes']}")
+        print(f"       hang-up causes at the fake: {r['causes']}")
+        if r["first_error"]:
+            print(f"       first error: {r['first_error']}")
+    print("(react = from reading an event to writing the app's next command on that call's socket; CPU is the "
+          "app process only, database writes included)")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
