@@ -54,6 +54,7 @@ class CallDraft:
     hangup_side: str = ""
     agent_hung_up_first: bool = False
     flags: set[str] = field(default_factory=set)
+    record_id: int | None = None  # the CallRecord row written at call start
 
 
 def classify(draft: CallDraft) -> str:
@@ -144,11 +145,16 @@ class CdrRecorder:
         draft = CallDraft(call_uuid=call_uuid, caller=caller[:32], called=called[:32], direction=direction,
                           server=server[:64], started_at=at)
         self.drafts[call_uuid] = draft
-        record, created = CallRecord.get_or_create(
-            call_uuid=call_uuid,
-            defaults=dict(caller=draft.caller, called=draft.called, direction=direction, server=draft.server,
-                          started_at=at))
-        return record
+        fields = dict(call_uuid=call_uuid, caller=draft.caller, called=draft.called, direction=direction,
+                      server=draft.server, started_at=at)
+        # One statement on the call path; a repeated start of the same channel keeps the first row.
+        record_id = CallRecord.insert(**fields).on_conflict_ignore().execute()
+        if not record_id:
+            existing = CallRecord.get(CallRecord.call_uuid == call_uuid)
+            draft.record_id = existing.id
+            return existing
+        draft.record_id = record_id
+        return CallRecord(id=record_id, **fields)
 
     def ivr_node(self, call_uuid: str, node: str, at: dt.datetime | None = None) -> None:
         draft = self.draft(call_uuid)
@@ -256,9 +262,8 @@ class CdrRecorder:
             self.hold(draft.call_uuid, False, draft.ended_at)
         disposition = classify(draft)
         wait, talk, hold = durations(draft)
-        record = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
-        if record is None:
-            record = CallRecord(call_uuid=draft.call_uuid)
+        # The row written at call start is overwritten whole (one UPDATE); without one it is inserted.
+        record = CallRecord(id=draft.record_id, call_uuid=draft.call_uuid)
         record.caller, record.called, record.direction = draft.caller, draft.called, draft.direction
         record.server = draft.server
         record.started_at = draft.started_at or draft.ended_at
@@ -276,7 +281,10 @@ class CdrRecorder:
         database = CallRecord._meta.database
         with database.atomic():
             if record.id is None:
-                record.save()
+                existing = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
+                record.id = existing.id if existing else None
+            if record.id is None:
+                record.save(force_insert=True)
             record.finalised = True
             record.mac = compute_mac(self.key, record_fields(record))
             record.save()

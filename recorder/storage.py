@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +30,7 @@ from recorder.models import CallRecord, Recording, utcnow
 
 log = logging.getLogger(__name__)
 
+WRITABLE_CHECK_SECONDS = 30.0
 _UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -99,6 +101,7 @@ class RecordingStore:
         self.options = options or RecordingOptions()
         self.archive_dir = Path(archive_dir) if archive_dir else self.root.parent / "recordings-archive"
         self.clock = clock
+        self._checked: dict[Path, float] = {}
 
     @classmethod
     def from_config(cls, config, clock=None) -> "RecordingStore":
@@ -126,13 +129,21 @@ class RecordingStore:
         return str(PurePosixPath(self.switch_dir) / rel.parent / raw_name(rel))
 
     def _writable_day_folder(self, folder: Path) -> None:
+        # A probe file per recording would cost two file operations on the call path: a folder that
+        # passed the check is trusted for a short while (a failure later shows as a missing file).
+        checked = self._checked.get(folder)
+        now = time.monotonic()
+        if checked is not None and now - checked < WRITABLE_CHECK_SECONDS:
+            return
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".probe-{uuidlib.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
+            self._checked.pop(folder, None)
             raise RecordingPathError(f"cannot write recordings to {folder}: {exc.strerror or exc}") from exc
+        self._checked[folder] = now
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def begin(self, call_uuid: str, kind: str = "conversation", when: dt.datetime | None = None) -> Recording:
@@ -190,6 +201,9 @@ class RecordingStore:
             # Only the fields this step owns: the call record may have filled caller/agent meanwhile.
             rec.save(only=[Recording.status, Recording.failure_reason])
             log.warning("recording %s of call %s failed: %s", rec.id, rec.call_uuid, exc)
+            if not source.exists():
+                # The switch wrote nothing where it was told: storage trouble an operator must see.
+                raise_alert("recording_storage", f"call {rec.call_uuid}: {exc}", severity="warning")
             call = rec.call if rec.call_id else None
             note_call_tickets(call, f"本通话录音无效 / Recording unusable: {exc}")
             return rec

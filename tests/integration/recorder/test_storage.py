@@ -61,6 +61,7 @@ def test_missing_recording_file(store):
     """Should fail (not raise) when the switch never wrote the file."""
     rec = store.finish(store.begin("m-1"))
     assert rec.status == "failed" and "missing" in rec.failure_reason
+    assert RecorderAlert.get().kind == "recording_storage"
 
 
 def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clock):
