@@ -1,0 +1,177 @@
+"""Agent desk (话务员工作台): status buttons, softphone controls over the ACD, live screen pop by server-sent events.
+
+Views call acd.agent_controls (which sends ESL); none speaks ESL or writes SQL itself. The Acd comes from
+``Services.extra["acd"]``; without it the desk says the telephony is not connected.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import gevent.queue
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+
+from acd.agent_controls import AgentControls
+from acd.dispatcher import AcdError
+from acd.state import TransitionRefused
+from caseflow.models import Citizen, Ticket
+from webui.app import NavItem, bad_request
+from webui.security import require_roles
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("agent_desk", __name__, url_prefix="/desk")
+ROLES = ("agent", "team_lead")
+NAV = [NavItem("Agent desk", "agent_desk.index", frozenset(ROLES), order=5)]
+MESSAGES = {"zh": {
+    "Agent desk": "话务员工作台", "Ready": "示闲", "Not ready": "示忙", "Log out": "签出", "Hold": "保持",
+    "Resume": "恢复", "Hang up": "挂断", "Transfer": "转接", "Back to IVR": "转自动", "Ask for help": "求助",
+    "Status": "状态", "State": "话机状态", "Caller": "来电号码", "Citizen": "市民", "Recent tickets": "近期工单",
+    "New ticket": "新建工单", "Reason": "原因", "Telephony is not connected.": "话务系统未连接。",
+    "You are not set up as an agent.": "您尚未配置为话务员。", "Waiting in your queues": "您的队列中等待",
+    "Call out": "外呼", "Number": "号码", "Target": "目标", "Wrap-up": "话后处理", "End wrap-up": "结束话后处理",
+}}
+STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
+STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
+
+
+def _acd():
+    return current_app.extensions["hotline"].services.extra.get("acd")
+
+
+def _agent(acd):
+    try:
+        return acd.agent_for_user(g.user.id)
+    except AcdError:
+        return None
+
+
+def screen_pop(number: str, limit: int = 5) -> dict:
+    """Caller's number, citizen profile and open/recent tickets, for the screen pop."""
+    citizen = Citizen.get_or_none(Citizen.phone == number) if number else None
+    tickets = []
+    if number:
+        rows = (Ticket.select().where(Ticket.citizen_phone == number).order_by(Ticket.created_at.desc())
+                .limit(limit))
+        tickets = [{"number": t.number, "type": t.type, "status": t.status, "title": t.title,
+                    "created_at": t.created_at.isoformat(timespec="minutes")} for t in rows]
+    return {"number": number,
+            "citizen": {"name": citizen.name, "address": citizen.address, "blacklisted": citizen.blacklisted}
+            if citizen else None,
+            "tickets": tickets,
+            "open_tickets": [t for t in tickets if t["status"] not in ("approved", "closed", "archived")]}
+
+
+@bp.route("/")
+@require_roles(*ROLES)
+def index():
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    pop = screen_pop(agent.call_number) if agent is not None and agent.call_number else None
+    waiting = {}
+    if agent is not None:
+        skills = acd.skills.get(agent.id, {})
+        waiting = {q.name: len(acd.queue_waiters.get(q.name, {})) for q in acd.queues.values() if q.skill in skills}
+    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting,
+                           status_labels=STATUS_LABELS, state_labels=STATE_LABELS)
+
+
+@bp.route("/pop")
+@require_roles(*ROLES)
+def pop():
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    if agent is None:
+        return jsonify({"error": "not an agent"}), 404
+    return jsonify({"status": agent.status, "state": agent.state, "call_uuid": agent.call_uuid,
+                    **screen_pop(agent.call_number)})
+
+
+@bp.route("/events")
+@require_roles(*ROLES)
+def events():
+    """Server-sent events: this agent's ACD notices (answered -> screen pop data included)."""
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    if agent is None:
+        return jsonify({"error": "not an agent"}), 404
+    agent_id = agent.id
+    inbox: gevent.queue.Queue = gevent.queue.Queue(maxsize=200)
+
+    def listener(notice):
+        if notice.get("agent_id") in (agent_id, None):
+            try:
+                inbox.put_nowait(notice)
+            except gevent.queue.Full:
+                pass  # a slow browser loses notices, never the ACD
+
+    acd.subscribe(listener)
+    limit = float(request.args.get("max_seconds", 3600))
+
+    def stream():
+        try:
+            yield "retry: 2000\n\n"
+            with gevent.Timeout(limit, False):
+                while True:
+                    try:
+                        notice = inbox.get(timeout=15)
+                    except gevent.queue.Empty:
+                        yield ": keepalive\n\n"
+                        continue
+                    if notice.get("type") == "answered":
+                        notice = {**notice, **screen_pop(notice.get("number", ""))}
+                    yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"
+        finally:
+            if listener in acd.listeners:
+                acd.listeners.remove(listener)
+
+    return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@bp.route("/action", methods=["POST"])
+@require_roles(*ROLES)
+def action():
+    """One control: ready, not_ready, logout, end_wrap_up, hold, resume, hangup, transfer, to_ivr, dial, help."""
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    if agent is None:
+        return bad_request("You are not set up as an agent.")
+    controls = AgentControls(acd)
+    form = request.form
+    name = form.get("action", "")
+    call = form.get("call_uuid", "")
+    try:
+        if name == "ready":
+            controls.ready(agent.id)
+        elif name == "not_ready":
+            controls.not_ready(agent.id, form.get("reason", "小休"))
+        elif name == "logout":
+            controls.logout(agent.id)
+        elif name == "end_wrap_up":
+            controls.end_wrap_up(agent.id)
+        elif name == "hold":
+            controls.hold(agent.id, call)
+        elif name == "resume":
+            controls.resume(agent.id, call)
+        elif name == "hangup":
+            controls.hangup(agent.id, call)
+        elif name == "transfer":
+            controls.blind_transfer(agent.id, call, form.get("kind", ""), form.get("target", ""))
+        elif name == "attended_transfer":
+            controls.attended_transfer(agent.id, call, form.get("kind", ""), form.get("target", ""))
+        elif name == "three_way":
+            controls.three_way(agent.id, call, form.get("kind", ""), form.get("target", ""))
+        elif name == "to_ivr":
+            controls.to_ivr(agent.id, call, form.get("node", "satisfaction"))
+        elif name == "dial":
+            controls.dial(agent.id, form.get("number", ""))
+        elif name == "help":
+            controls.request_help(agent.id, form.get("note", ""))
+        elif name == "call_team_lead":
+            controls.call_team_lead(agent.id)
+        else:
+            return jsonify({"ok": False, "error": f"unknown action {name!r}"}), 400
+    except (AcdError, TransitionRefused) as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 409
+    agent = acd.agents[agent.id]
+    return jsonify({"ok": True, "status": agent.status, "state": agent.state, "on_hold": agent.on_hold})

@@ -1,0 +1,75 @@
+"""Team-lead console (班长席): live queue and agent statistics, and the team-lead actions over the ACD.
+
+Every action goes through acd.supervisor.Supervisor, which checks the role again and records who did it.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, render_template, request
+
+from acd.dispatcher import AcdError
+from acd.state import TransitionRefused
+from acd.supervisor import Supervisor
+from webui.app import NavItem
+from webui.security import require_roles
+
+bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+ROLES = ("team_lead", "admin")
+NAV = [NavItem("Supervisor console", "supervisor.index", frozenset(ROLES), order=6)]
+MESSAGES = {"zh": {
+    "Supervisor console": "班长席", "Queues": "队列", "Agents": "话务员", "Waiting": "排队数",
+    "Longest wait": "最长等待", "Answered today": "今日接通", "Abandoned today": "今日放弃",
+    "15-second answer rate": "15秒接通率", "Average wait": "平均等待", "Average talk": "平均通话",
+    "Time in state": "状态时长", "Monitor": "监听", "Whisper": "密语", "Barge": "强插", "Intercept": "拦截",
+    "Force release": "强拆", "Call agent": "呼叫话务员", "Answer help": "应答求助", "Set break": "置忙",
+    "Force logout": "强制签出", "State": "话机状态", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
+}}
+ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
+           "set_break", "force_logout")
+
+
+def _acd():
+    return current_app.extensions["hotline"].services.extra.get("acd")
+
+
+@bp.route("/")
+@require_roles(*ROLES)
+def index():
+    acd = _acd()
+    queues = acd.queue_stats() if acd is not None else []
+    agents = acd.agent_stats() if acd is not None else []
+    actions = Supervisor(acd).actions(20) if acd is not None else []
+    return render_template("supervisor/index.html", acd=acd, queues=queues, agents=agents, actions=actions,
+                           action_names=ACTIONS)
+
+
+@bp.route("/stats")
+@require_roles(*ROLES)
+def stats():
+    acd = _acd()
+    if acd is None:
+        return jsonify({"queues": [], "agents": []})
+    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats()})
+
+
+@bp.route("/action", methods=["POST"])
+@require_roles(*ROLES)
+def action():
+    acd = _acd()
+    if acd is None:
+        return jsonify({"ok": False, "error": "telephony is not connected"}), 503
+    name = request.form.get("action", "")
+    if name not in ACTIONS:
+        return jsonify({"ok": False, "error": f"unknown action {name!r}"}), 400
+    try:
+        agent_id = int(request.form.get("agent_id", ""))
+    except ValueError:
+        return jsonify({"ok": False, "error": "agent_id must be a number"}), 400
+    supervisor = Supervisor(acd)
+    try:
+        if name == "set_break":
+            supervisor.set_break(g.user, agent_id, request.form.get("reason") or "班长置忙 / set by team lead")
+        else:
+            getattr(supervisor, name)(g.user, agent_id)
+    except (AcdError, TransitionRefused) as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 409
+    return jsonify({"ok": True})

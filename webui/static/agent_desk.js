@@ -1,0 +1,38 @@
+// Agent desk: server-sent events fill the screen pop; buttons post controls with the CSRF token.
+(function () {
+  var desk = document.getElementById("desk");
+  if (!desk || !window.EventSource) { return; }
+  var pop = document.getElementById("pop");
+  var token = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  function text(sel, value) { var el = document.querySelector(sel); if (el) { el.textContent = value || ""; } }
+  function showPop(data) {
+    pop.dataset.call = data.call_uuid || "";
+    text('[data-testid="pop-number"]', data.number);
+    text('[data-testid="pop-citizen"]', data.citizen ? data.citizen.name : "");
+    var list = document.querySelector('[data-testid="pop-tickets"]');
+    list.textContent = "";
+    (data.tickets || []).forEach(function (t) {
+      var li = document.createElement("li");
+      li.textContent = t.number + " " + t.title + " (" + t.status + ")";
+      list.appendChild(li);
+    });
+  }
+  var source = new EventSource(desk.dataset.events);
+  source.addEventListener("answered", function (e) { showPop(JSON.parse(e.data)); });
+  source.addEventListener("agent", function (e) {
+    var d = JSON.parse(e.data);
+    text('[data-testid="agent-status"]', d.status);
+    text('[data-testid="agent-state"]', d.state);
+  });
+  desk.addEventListener("click", function (e) {
+    var act = e.target.dataset ? e.target.dataset.act : null;
+    if (!act) { return; }
+    var body = new URLSearchParams({action: act, call_uuid: pop.dataset.call || "", reason: "小休"});
+    fetch(desk.dataset.action, {method: "POST", body: body, headers: {"X-CSRF-Token": token}})
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        text("#desk-error", d.ok ? "" : d.error);
+        if (d.ok) { text('[data-testid="agent-status"]', d.status); text('[data-testid="agent-state"]', d.state); }
+      });
+  });
+}());
