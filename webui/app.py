@@ -28,6 +28,8 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.agent_tickets",
     "webui.blueprints.recordings",
     "webui.blueprints.calls",
+    "webui.blueprints.agent_desk",
+    "webui.blueprints.supervisor",
 ]
 
 
@@ -156,7 +158,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         localtime=lambda value, fmt="%Y-%m-%d %H:%M": localtime(services.clock, value, fmt),
         mask_phone=mask_phone,
         mask_name=mask_name,
-        label=lambda code, kind: translate(f"{kind}:{code}") if code else "",
+        label=lambda code, kind: code_label(code, kind, g.get("lang") or "zh", translate),
     )
 
     @app.context_processor
@@ -164,14 +166,8 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         user = g.get("user")
         lang = g.get("lang", "zh")
         return {"current_user": user, "lang": lang, "html_lang": HTML_LANG.get(lang, lang),
-                "role_labels": [role_label(r, lang) for r in sorted(user.role_set)] if user else []}
-
-    def role_label(code: str, lang: str) -> str:
-        try:
-            from caseflow.roles import role_label as caseflow_label
-        except ImportError:
-            return translate(f"role:{code}")
-        return caseflow_label(code, lang)
+                "role_labels": [code_label(r, "role", lang, translate) for r in sorted(user.role_set)]
+                if user else []}
 
     _install_error_pages(app, state)
     return app
@@ -310,6 +306,37 @@ def localtime(clock: Clock, value, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if isinstance(value, dt.date):
         return value.strftime("%Y-%m-%d")
     return str(value)
+
+
+def code_label(code, kind: str, lang: str, translate: Callable[[str], str]) -> str:
+    """The display name of a status, type, channel or role code.
+
+    caseflow's own tables are the source for ticket codes and roles; other kinds (and codes caseflow does
+    not know) come from the message catalogue as ``kind:code``.
+    """
+    if code is None or code == "":
+        return ""
+    pair = _caseflow_labels(kind).get(str(code))
+    if pair is not None:
+        return pair[0] if lang == "zh" else pair[1]
+    return translate(f"{kind}:{code}")
+
+
+def _caseflow_labels(kind: str) -> Mapping[str, tuple[str, str]]:
+    try:
+        if kind == "status":
+            from caseflow.workflow import STATUS_LABELS as labels
+        elif kind == "type":
+            from caseflow.services import TICKET_TYPES as labels
+        elif kind == "channel":
+            from caseflow.services import CHANNELS as labels
+        elif kind == "role":
+            from caseflow.roles import ROLES as labels
+        else:
+            return {}
+    except ImportError:
+        return {}
+    return labels
 
 
 def _privacy():
