@@ -5,16 +5,20 @@ Views call acd.agent_controls (which sends ESL); none speaks ESL or writes SQL i
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 
-import gevent.queue
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+import gevent
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
+from caseflow import services as case_services
 from caseflow.models import Citizen, Ticket
+from caseflow.services import TicketInputError
+from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, bad_request
 from webui.security import require_roles
 
@@ -24,12 +28,14 @@ bp = Blueprint("agent_desk", __name__, url_prefix="/desk")
 ROLES = ("agent", "team_lead")
 NAV = [NavItem("Agent desk", "agent_desk.index", frozenset(ROLES), order=5)]
 MESSAGES = {"zh": {
-    "Agent desk": "话务员工作台", "Ready": "示闲", "Not ready": "示忙", "Log out": "签出", "Hold": "保持",
+    "Agent desk": "话务员工作台", "Ready": "示闲", "Not ready": "示忙", "Hold": "保持",
     "Resume": "恢复", "Hang up": "挂断", "Transfer": "转接", "Back to IVR": "转自动", "Ask for help": "求助",
-    "Status": "状态", "State": "话机状态", "Caller": "来电号码", "Citizen": "市民", "Recent tickets": "近期工单",
+    "Status": "状态", "Caller": "来电号码", "Recent tickets": "近期工单",
     "New ticket": "新建工单", "Reason": "原因", "Telephony is not connected.": "话务系统未连接。",
     "You are not set up as an agent.": "您尚未配置为话务员。", "Waiting in your queues": "您的队列中等待",
     "Call out": "外呼", "Number": "号码", "Target": "目标", "Wrap-up": "话后处理", "End wrap-up": "结束话后处理",
+    "Save ticket": "保存工单", "Content": "内容", "Name": "姓名", "Type": "类型",
+    "Knowledge base": "知识库", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -65,6 +71,7 @@ def screen_pop(number: str, limit: int = 5) -> dict:
 @bp.route("/")
 @require_roles(*ROLES)
 def index():
+    """The desk: status, controls, the screen pop of the call held, and a ticket form filled in from it."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
     pop = screen_pop(agent.call_number) if agent is not None and agent.call_number else None
@@ -72,8 +79,36 @@ def index():
     if agent is not None:
         skills = acd.skills.get(agent.id, {})
         waiting = {q.name: len(acd.queue_waiters.get(q.name, {})) for q in acd.queues.values() if q.skill in skills}
+    saved = request.args.get("saved", "")
     return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting,
-                           status_labels=STATUS_LABELS, state_labels=STATE_LABELS)
+                           status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
+                           types=case_services.TICKET_TYPES, error="")
+
+
+@bp.route("/ticket", methods=["POST"])
+@require_roles(*ROLES)
+def save_ticket():
+    """Save the ticket of the call (the caseflow service records it); ends the agent's wrap-up."""
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    form = request.form
+    call_uuid = form.get("call_uuid", "")[:64] or None
+    try:
+        ticket = case_services.create_ticket(
+            form.get("content", ""), type=form.get("type", "consult"), channel="phone",
+            citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
+            title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid,
+            clock=current_app.extensions["hotline"].services.clock)
+    except (TicketInputError, PermissionDenied) as error:
+        return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=None, waiting={},
+                               status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved="",
+                               types=case_services.TICKET_TYPES, error=str(error)), 400
+    if agent is not None:
+        controls = AgentControls(acd)
+        controls.set_desk_activity(agent.id, f"ticket {ticket.number}")
+        if acd.agents[agent.id].state == "wrap_up":
+            controls.end_wrap_up(agent.id)
+    return redirect(url_for("agent_desk.index", saved=ticket.number), code=303)
 
 
 @bp.route("/pop")
@@ -96,28 +131,33 @@ def events():
     if agent is None:
         return jsonify({"error": "not an agent"}), 404
     agent_id = agent.id
-    inbox: gevent.queue.Queue = gevent.queue.Queue(maxsize=200)
+    # A plain deque, drained by polling: the ACD may run in another thread's hub than this request.
+    inbox: collections.deque = collections.deque(maxlen=200)
 
     def listener(notice):
         if notice.get("agent_id") in (agent_id, None):
-            try:
-                inbox.put_nowait(notice)
-            except gevent.queue.Full:
-                pass  # a slow browser loses notices, never the ACD
+            inbox.append(notice)  # a slow browser loses the oldest notices, never blocks the ACD
 
     acd.subscribe(listener)
-    limit = float(request.args.get("max_seconds", 3600))
+    try:
+        limit = max(1.0, min(float(request.args.get("max_seconds", 3600)), 3600.0))
+    except ValueError:
+        limit = 3600.0
 
     def stream():
         try:
             yield "retry: 2000\n\n"
             with gevent.Timeout(limit, False):
+                idle = 0.0
                 while True:
-                    try:
-                        notice = inbox.get(timeout=15)
-                    except gevent.queue.Empty:
-                        yield ": keepalive\n\n"
+                    if not inbox:
+                        gevent.sleep(0.2)
+                        idle += 0.2
+                        if idle >= 15:
+                            idle = 0.0
+                            yield ": keepalive\n\n"
                         continue
+                    notice = inbox.popleft()
                     if notice.get("type") == "answered":
                         notice = {**notice, **screen_pop(notice.get("number", ""))}
                     yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"

@@ -15,13 +15,12 @@ from webui.security import require_roles
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 ROLES = ("team_lead", "admin")
 NAV = [NavItem("Supervisor console", "supervisor.index", frozenset(ROLES), order=6)]
-MESSAGES = {"zh": {
-    "Supervisor console": "班长席", "Queues": "队列", "Agents": "话务员", "Waiting": "排队数",
+MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排队数",
     "Longest wait": "最长等待", "Answered today": "今日接通", "Abandoned today": "今日放弃",
     "15-second answer rate": "15秒接通率", "Average wait": "平均等待", "Average talk": "平均通话",
     "Time in state": "状态时长", "Monitor": "监听", "Whisper": "密语", "Barge": "强插", "Intercept": "拦截",
     "Force release": "强拆", "Call agent": "呼叫话务员", "Answer help": "应答求助", "Set break": "置忙",
-    "Force logout": "强制签出", "State": "话机状态", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
+    "Force logout": "强制签出", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
 }}
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
            "set_break", "force_logout")

@@ -11,6 +11,10 @@
     text('[data-testid="pop-citizen"]', data.citizen ? data.citizen.name : "");
     var list = document.querySelector('[data-testid="pop-tickets"]');
     list.textContent = "";
+    var field = function (id, value) { var el = document.getElementById(id); if (el && value !== undefined) { el.value = value || ""; } };
+    field("tf-call", data.call_uuid);
+    field("tf-phone", data.number);
+    field("tf-name", data.citizen ? data.citizen.name : "");
     (data.tickets || []).forEach(function (t) {
       var li = document.createElement("li");
       li.textContent = t.number + " " + t.title + " (" + t.status + ")";
@@ -19,6 +23,11 @@
   }
   var source = new EventSource(desk.dataset.events);
   source.addEventListener("answered", function (e) { showPop(JSON.parse(e.data)); });
+  source.addEventListener("queue", function (e) {
+    var d = JSON.parse(e.data);
+    var el = document.querySelector('[data-testid="waiting"]');
+    if (el) { el.textContent = d.queue + " " + d.waiting; }
+  });
   source.addEventListener("agent", function (e) {
     var d = JSON.parse(e.data);
     text('[data-testid="agent-status"]', d.status);
