@@ -326,7 +326,7 @@ class IvrEngine:
             self.caller, self.destination = event.caller, event.destination
             if event.lang:
                 self.lang = event.lang
-            self._log("", "call started", event.caller)
+            self._log("", "call started")
             return self._enter(event.start_node or self.tree.start)
         handler = getattr(self, f"_on_{self.node.kind}")
         return handler(event)

@@ -30,6 +30,19 @@ class IvrTreeVersion(BaseModel):
         indexes = ((("name", "version"), True),)
 
 
+class PromptText(BaseModel):
+    """An administrator's wording of a prompt, replacing the text in sounds/prompts.<lang>.toml."""
+
+    lang = peewee.CharField(max_length=8)
+    key = peewee.CharField(max_length=64)
+    text = peewee.TextField()
+    changed_by = peewee.CharField(max_length=64, default="")
+    changed_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("lang", "key"), True),)
+
+
 class IvrTrace(BaseModel):
     """The nodes one call visited, with times and keys; linked to the call by its channel UUID."""
 
@@ -113,5 +126,5 @@ class OutboundAttempt(BaseModel):
     last_attempt_at = peewee.DateTimeField(null=True)
 
 
-MODELS = [IvrTreeVersion, IvrTrace, Poll, PollQuestion, PollAnswer, MaterialRequest, OutboundCampaign,
+MODELS = [IvrTreeVersion, PromptText, IvrTrace, Poll, PollQuestion, PollAnswer, MaterialRequest, OutboundCampaign,
           OutboundAttempt]

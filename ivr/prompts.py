@@ -258,6 +258,27 @@ def install_upload(sounds_dir: Path, lang: str, key: str, data: bytes, rate: int
 
 
 # ------------------------------------------------------------------ command line
+def _stored_overrides(config) -> dict[str, dict[str, str]] | None:
+    """Texts administrators changed in the web UI, when the database already exists."""
+    import peewee
+
+    from core.db import bind_database
+
+    if config.database_url.startswith("sqlite") and not Path(config.database_url.split("///", 1)[-1]).exists():
+        return None
+    try:
+        db = bind_database(config.database_url)
+        with db.connection_context():
+            if not db.table_exists("prompt_text"):
+                return None
+            from ivr.store import prompt_overrides
+
+            return prompt_overrides()
+    except peewee.PeeweeException as exc:
+        log.warning("prompt texts changed in the web UI are not available (%s); using the files", exc)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m ivr.prompts render [--force] [--lang zh] [--key welcome]` and `tts` (call-time text)."""
     from core.config import load_config
@@ -281,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         reports = render_all(config.sounds_dir, config.prompt_rate, tuple(args.lang or LANGUAGES),
-                             set(args.key) if args.key else None, force=args.force)
+                             set(args.key) if args.key else None, force=args.force,
+                             texts=_stored_overrides(config))
     except (PromptError, subprocess.SubprocessError, OSError) as exc:
         log.error("prompt rendering failed: %s", exc)
         return 1

@@ -118,3 +118,40 @@ class TreeStore:
     def versions(self, name: str = "default") -> list[IvrTreeVersion]:
         return list(IvrTreeVersion.select().where(IvrTreeVersion.name == name)
                     .order_by(IvrTreeVersion.version.desc()))
+
+
+# ---------------------------------------------------------------------- prompt wording changed by an admin
+def prompt_overrides() -> dict[str, dict[str, str]]:
+    """{lang: {key: text}} the administrators changed (they win over sounds/prompts.<lang>.toml)."""
+    from ivr.models import PromptText
+
+    result: dict[str, dict[str, str]] = {}
+    for row in PromptText.select():
+        result.setdefault(row.lang, {})[row.key] = row.text
+    return result
+
+
+def set_prompt_text(sounds_dir, lang: str, key: str, text: str, changed_by: str = "", rate: int = 8000,
+                    render: bool = True):
+    """Store an administrator's wording for a prompt and render it again (real TTS); returns the report."""
+    from ivr.models import PromptText
+    from ivr.prompts import PromptError, load_texts, render_all
+
+    text = (text or "").strip()
+    if lang not in ("zh", "en"):
+        raise PromptError(f"unknown language {lang!r}")
+    if key not in load_texts(sounds_dir, lang):
+        raise PromptError(f"unknown prompt {key!r}")
+    if not text or len(text) > 1000 or "\x00" in text:
+        raise PromptError("a prompt text needs 1 to 1000 characters")
+    db = PromptText._meta.database
+    with db.atomic():
+        row = PromptText.get_or_none((PromptText.lang == lang) & (PromptText.key == key))
+        if row is None:
+            PromptText.create(lang=lang, key=key, text=text, changed_by=changed_by[:64])
+        else:
+            row.text, row.changed_by, row.changed_at = text, changed_by[:64], _utcnow()
+            row.save()
+    if not render:
+        return None
+    return render_all(sounds_dir, rate, langs=(lang,), keys={key}, texts=prompt_overrides(), force=True)[lang]

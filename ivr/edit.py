@@ -1,0 +1,119 @@
+"""Edits an administrator makes to one node of a tree (prompt, keys, targets, limits), producing new
+TOML source for a new version. Pure: no database; bad input raises EditError saying which field."""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from ivr.tree import NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_toml, parse_tree
+
+INT_FIELDS = {"timeout", "max_retries", "min_seconds", "max_seconds", "silence_seconds", "entry_timeout"}
+BOOL_FIELDS = {"enabled", "confirm", "weekends_open"}
+TEXT_FIELDS = {"prompt", "text", "skill", "number", "setting", "lang", "ticket_type", "reason", "invalid_prompt"}
+KEY_LINE = re.compile(r"^\s*([0-9*#])\s*[=:：→>-]+\s*(\S+)\s*$")
+
+
+class EditError(ValueError):
+    """A node edit that cannot be applied; the message names the field."""
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """"1=human_time" lines (or comma-separated) -> {"1": "human_time"}."""
+    keys: dict[str, str] = {}
+    for part in re.split(r"[\n,，;；]+", text or ""):
+        if not part.strip():
+            continue
+        match = KEY_LINE.match(part)
+        if not match:
+            raise EditError(f"keys: cannot read {part.strip()!r}: write one key and its target, e.g. 1=human_time")
+        key, target = match.groups()
+        if key in keys:
+            raise EditError(f"keys: key {key} given twice")
+        keys[key] = target
+    return keys
+
+
+def format_keys(keys: Mapping[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in keys.items())
+
+
+def editable_fields(node: Node) -> list[str]:
+    """The fields the node form offers for this kind."""
+    fields = list(NODE_KINDS[node.kind])
+    by_kind = {
+        "prompt": ["prompt", "text", "enabled"], "menu": ["prompt", "keys", "timeout", "max_retries", "invalid_prompt"],
+        "record": ["prompt", "ticket_type", "min_seconds", "max_seconds", "max_retries"],
+        "mailbox": ["prompt", "ticket_type", "min_seconds", "max_seconds", "max_retries"],
+        "voicemail": ["prompt", "reason", "min_seconds", "max_seconds", "max_retries"],
+        "status_query": ["max_retries"], "consultation": ["prompt", "max_retries"], "poll": ["max_retries"],
+        "queue": ["prompt", "skill"], "transfer": ["prompt", "number", "setting"], "language": ["lang"],
+        "collect": ["prompt", "max_retries"],
+    }
+    return by_kind.get(node.kind, []) + fields
+
+
+def edit_node(tree: Tree, node_id: str, changes: Mapping[str, str]) -> str:
+    """New TOML source with ``node_id`` changed; an empty value removes the field (defaults apply)."""
+    if node_id not in tree.nodes:
+        raise EditError(f"no node {node_id!r}")
+    node = tree.nodes[node_id]
+    allowed = set(editable_fields(node))
+    fields = dict(node.fields)
+    for name, raw in changes.items():
+        if name not in allowed:
+            raise EditError(f"{node_id}: field {name!r} cannot be edited on a {node.kind} node")
+        value = (raw or "").strip()
+        if len(value) > 2000:
+            raise EditError(f"{name}: longer than 2000 characters")
+        if name == "keys":
+            keys = parse_keys(value)
+            for key, target in keys.items():
+                if key not in VALID_KEYS:
+                    raise EditError(f"keys: {key!r} is not a phone key")
+                if target != REPEAT and target not in tree.nodes:
+                    raise EditError(f"keys: key {key} leads to unknown node {target!r}")
+            fields["keys"] = keys
+            continue
+        if not value:
+            fields.pop(name, None)
+            continue
+        if name in INT_FIELDS:
+            try:
+                fields[name] = int(value)
+            except ValueError:
+                raise EditError(f"{name}: {value!r} is not a whole number") from None
+        elif name in BOOL_FIELDS:
+            fields[name] = value.lower() in ("1", "true", "yes", "on")
+        elif name in NODE_KINDS[node.kind]:
+            if value not in tree.nodes:
+                raise EditError(f"{name}: unknown node {value!r}")
+            fields[name] = value
+        else:
+            fields[name] = value
+    nodes = dict(tree.nodes)
+    nodes[node_id] = Node(node_id, node.kind, fields)
+    source = dump_toml(Tree(tree.name, tree.start, tree.settings, nodes))
+    parse_tree(source)  # what we write must read back
+    return source
+
+
+def edit_settings(tree: Tree, changes: Mapping[str, str]) -> str:
+    """New source with settings changed (contact numbers, hours): strings, numbers and lists kept typed."""
+    settings = dict(tree.settings)
+    for name, raw in changes.items():
+        if name not in settings:
+            raise EditError(f"unknown setting {name!r}")
+        value = (raw or "").strip()
+        current = settings[name]
+        if isinstance(current, bool):
+            settings[name] = value.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int):
+            try:
+                settings[name] = int(value)
+            except ValueError:
+                raise EditError(f"{name}: {value!r} is not a whole number") from None
+        elif isinstance(current, list):
+            settings[name] = [v.strip() for v in re.split(r"[,，\s]+", value) if v.strip()]
+        else:
+            settings[name] = value
+    return dump_toml(Tree(tree.name, tree.start, settings, tree.nodes))

@@ -1,0 +1,178 @@
+"""The phone-menu admin pages: chart, node edits into new versions, activation refused with reasons,
+prompt texts re-rendered, uploads validated, polls, traces."""
+from __future__ import annotations
+
+import io
+import re
+import wave
+
+import pytest
+
+from caseflow import accounts
+from ivr.models import IvrTrace, IvrTreeVersion, MaterialRequest, Poll, PollQuestion, PromptText
+from ivr.store import TreeStore
+from ivr.tree import load_tree
+
+
+@pytest.fixture
+def admin_client(db, db_url, ivr_config, trees):
+    """A logged-in administrator on an app whose sounds live in a temporary directory."""
+    from flask.testing import FlaskClient
+
+    from tests.conftest import HotlineClient
+    from webui.app import Services, create_app
+
+    config = ivr_config.replace(database_url=db_url, load_demo=False)
+    app = create_app(config, Services(extra={"trees": trees}))
+    app.testing = True
+    app.test_client_class = type("C", (HotlineClient, FlaskClient), {})
+    accounts.create_user("9001", "管理员", "admin-password-1", roles=("admin",))
+    accounts.create_user("1001", "话务员", "agent-password-1", roles=("agent",))
+    client = app.test_client()
+    assert client.login("9001", "admin-password-1").status_code in (302, 303)
+    trees.ensure_default()
+    return client
+
+
+def test_tree_page_draws_the_chart(admin_client):
+    """Should draw the active tree as an SVG flow chart with every node and say it has no problems."""
+    page = admin_client.get("/admin/ivr/").get_data(as_text=True)
+    assert "<svg" in page and 'data-node="main"' in page and 'data-node="complaint_record"' in page
+    assert 'data-testid="no-problems"' in page
+
+
+def test_agents_cannot_edit_the_tree(admin_client):
+    """Should refuse the admin pages to an agent."""
+    admin_client.logout()
+    admin_client.login("1001", "agent-password-1")
+    assert admin_client.get("/admin/ivr/").status_code == 403
+    response = admin_client.post_form("/admin/ivr/activate", {"version": "1"})
+    assert response.status_code == 403
+
+
+def test_node_edit_makes_a_new_version_then_activation(admin_client):
+    """Should save a node edit as a new inactive version and activate it on request."""
+    v1 = IvrTreeVersion.get(IvrTreeVersion.version == 1)
+    response = admin_client.post_form("/admin/ivr/save", {
+        "version": v1.id, "what": "node", "node": "main", "f_prompt": "main_menu", "f_timeout": "8",
+        "f_keys": "1=human_time\n2=self_menu\n8=lang_zh\n9=lang_en\n*=@repeat", "f_on_fail": "human_time",
+        "f_timeout_route": "human_time"})
+    assert response.status_code == 303
+    v2 = IvrTreeVersion.get(IvrTreeVersion.version == 2)
+    assert not v2.active and TreeStore().tree_of(v2).node("main").get("timeout") == 8
+    admin_client.post_form("/admin/ivr/activate", {"version": v2.id})
+    assert IvrTreeVersion.get_by_id(v2.id).active and not IvrTreeVersion.get_by_id(v1.id).active
+
+
+def test_activation_refused_with_reasons(admin_client):
+    """Should refuse to activate a version with problems and list each with its node."""
+    v1 = IvrTreeVersion.get(IvrTreeVersion.version == 1)
+    admin_client.post_form("/admin/ivr/save", {
+        "version": v1.id, "what": "node", "node": "main", "f_prompt": "no_such_prompt",
+        "f_keys": "1=human_time\n*=@repeat", "f_on_fail": "main", "f_timeout_route": "main"})
+    v2 = IvrTreeVersion.get(IvrTreeVersion.version == 2)
+    page = admin_client.get(f"/admin/ivr/?version={v2.id}").get_data(as_text=True)
+    problems = re.sub(r"<[^>]+>", "", page.split('data-testid="problems"', 1)[1].split("</ul>", 1)[0])
+    assert "main: unknown prompt &#39;no_such_prompt&#39;" in problems
+    assert "main: loop without a caller action" in problems
+    assert "lang_en: unreachable from the start node" in problems
+    response = admin_client.post_form("/admin/ivr/activate", {"version": v2.id}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert "拒绝启用" in text or "Activation refused" in text
+    assert IvrTreeVersion.get_by_id(v1.id).active and not IvrTreeVersion.get_by_id(v2.id).active
+
+
+def test_bad_edits_are_refused_clearly(admin_client):
+    """Should refuse malformed keys, unknown targets and broken source with a message, storing nothing."""
+    v1 = IvrTreeVersion.get(IvrTreeVersion.version == 1)
+    for form in ({"what": "node", "node": "main", "f_keys": "1 human_time"},
+                 {"what": "node", "node": "main", "f_keys": "1=nowhere"},
+                 {"what": "node", "node": "main", "f_timeout": "soon"},
+                 {"what": "source", "source": "[tree\nstart="},
+                 {"what": "source", "source": "x" * 300000}):
+        response = admin_client.post_form("/admin/ivr/save", {"version": v1.id, **form}, follow_redirects=True)
+        assert response.status_code == 200
+        assert 'class="flash error"' in response.get_data(as_text=True), form
+    assert IvrTreeVersion.select().count() == 1
+
+
+def test_settings_edit(admin_client):
+    """Should change the duty numbers as a new version."""
+    v1 = IvrTreeVersion.get(IvrTreeVersion.version == 1)
+    settings = {f"s_{k}": (", ".join(v) if isinstance(v, list) else str(v))
+                for k, v in load_tree().settings.items()}
+    settings["s_duty_mobile"] = "13912345678"
+    admin_client.post_form("/admin/ivr/save", {"version": v1.id, "what": "settings", **settings})
+    v2 = IvrTreeVersion.get(IvrTreeVersion.version == 2)
+    tree = TreeStore().tree_of(v2)
+    assert tree.setting("duty_mobile") == "13912345678" and tree.setting("skills") == load_tree().setting("skills")
+
+
+def test_prompt_text_change_renders_again(admin_client, ivr_config):
+    """Should store a new wording and render it with real TTS at the switch's rate."""
+    response = admin_client.post_form("/admin/ivr/prompts/text", {"lang": "zh", "key": "goodbye",
+                                                                   "text": "再见，欢迎再次来电。"})
+    assert response.status_code == 303
+    assert PromptText.get().text == "再见，欢迎再次来电。"
+    with wave.open(str(ivr_config.sounds_dir / "zh" / "goodbye.wav"), "rb") as handle:
+        assert handle.getframerate() == 8000 and handle.getnchannels() == 1
+    page = admin_client.get("/admin/ivr/prompts").get_data(as_text=True)
+    assert "再见，欢迎再次来电。" in page
+    audio = admin_client.get("/admin/ivr/prompts/zh/goodbye.wav")
+    assert audio.status_code == 200 and audio.data[:4] == b"RIFF"
+    bad = admin_client.post_form("/admin/ivr/prompts/text", {"lang": "zh", "key": "nosuch", "text": "x"},
+                                 follow_redirects=True)
+    assert "unknown prompt" in bad.get_data(as_text=True)
+
+
+def _wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(b"\x20\x00" * int(16000 * seconds))
+    return buffer.getvalue()
+
+
+def test_prompt_upload_validated(admin_client, ivr_config):
+    """Should install a WAV upload and refuse a file that is not audio or far too short."""
+    ok = admin_client.post_form("/admin/ivr/prompts/upload", {"lang": "zh", "key": "welcome",
+                                                              "file": (io.BytesIO(_wav(1.5)), "welcome.wav")},
+                                content_type="multipart/form-data")
+    assert ok.status_code == 303
+    with wave.open(str(ivr_config.sounds_dir / "zh" / "welcome.wav"), "rb") as handle:
+        assert handle.getframerate() == 8000
+    for data, name in ((b"<script>alert(1)</script>", "x.wav"), (_wav(0.05), "short.wav")):
+        bad = admin_client.post_form("/admin/ivr/prompts/upload", {"lang": "zh", "key": "welcome",
+                                                                   "file": (io.BytesIO(data), name)},
+                                     content_type="multipart/form-data", follow_redirects=True)
+        assert 'class="flash error"' in bad.get_data(as_text=True)
+
+
+def test_polls_created_and_activated(admin_client):
+    """Should create a poll from question lines, refuse bad keys, and make one poll active."""
+    admin_client.post_form("/admin/ivr/polls", {"what": "create", "title": "公交满意度",
+                                                "questions": "您对公交满意吗？满意按1，不满意按2 | 12\n准点吗 | 123"})
+    poll = Poll.get()
+    assert [q.choices for q in poll.questions.order_by(PollQuestion.position)] == ["12", "123"]
+    bad = admin_client.post_form("/admin/ivr/polls", {"what": "create", "title": "x", "questions": "q | 1a"},
+                                 follow_redirects=True)
+    assert 'class="flash error"' in bad.get_data(as_text=True) and Poll.select().count() == 1
+    admin_client.post_form("/admin/ivr/polls", {"what": "activate", "poll": poll.id})
+    assert Poll.get_by_id(poll.id).active
+
+
+def test_trace_page(admin_client):
+    """Should show a call's trace with nodes, times and keys, the caller's number masked."""
+    import datetime as dt
+    import json
+
+    now = dt.datetime(2026, 1, 5, 2, 0)
+    IvrTrace.create(call_uuid="abc-123", caller="13800138000", started_at=now, ended_at=now, outcome="completed",
+                    tickets="12345678", entries=json.dumps([{"at": "2026-01-05T10:00:00.000+08:00", "node": "main",
+                                                              "what": "key", "keys": "2"}]))
+    page = admin_client.get("/admin/ivr/traces/abc-123").get_data(as_text=True)
+    assert "main" in page and "12345678" in page and "13800138000" not in page
+    listing = admin_client.get("/admin/ivr/traces").get_data(as_text=True)
+    assert "abc-123" in listing

@@ -1,0 +1,313 @@
+"""Administrator pages for the phone menu: the tree drawn as a flow chart, node edits that become new
+versions, activation refused with the reasons, prompt texts (re-rendered with real TTS) and uploaded
+recordings, opinion polls, and the IVR trace of each call."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
+from markupsafe import Markup
+
+from ivr import prompts as ivr_prompts
+from ivr.chart import render_svg
+from ivr.edit import EditError, edit_node, edit_settings, editable_fields, format_keys
+from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
+from ivr.store import TreeStore, prompt_overrides, set_prompt_text
+from ivr.tree import NODE_KINDS, TreeError, parse_tree
+from webui.app import NavItem
+from webui.blueprints.tickets import own_messages
+from webui.security import audit, require_roles
+
+bp = Blueprint("ivr_admin", __name__, url_prefix="/admin/ivr")
+
+NAV = [NavItem("Phone menu", "ivr_admin.index", frozenset({"admin"}), order=65)]
+MESSAGES = own_messages({"zh": {
+    "Phone menu": "语音导航", "Menu tree": "导航树", "Prompts": "语音提示", "Polls": "民意调查",
+    "Call traces": "通话轨迹", "Version": "版本", "Active": "启用中", "Activate": "启用此版本",
+    "Saved by": "保存人", "Comment": "说明", "Problems": "问题", "No problems: this version can be activated.":
+    "没有问题，可以启用此版本。", "Activation refused": "拒绝启用", "Activated version %(v)s.": "已启用版本 %(v)s。",
+    "Saved as version %(v)s (not active yet).": "已保存为版本 %(v)s（尚未启用）。", "Node": "节点",
+    "Kind": "类型", "Edit node": "编辑节点", "Save as new version": "保存为新版本", "Tree source (TOML)":
+    "导航树源文件（TOML）", "Settings": "参数设置", "Keys (one per line, e.g. 1=human_time)":
+    "按键（每行一个，例如 1=human_time）", "Text (Mandarin)": "中文文本", "Text (English)": "英文文本",
+    "Listen": "试听", "Change text and render": "修改文本并重新合成", "Upload a recording (WAV)": "上传录音（WAV）",
+    "Upload": "上传", "Key": "编号", "Prompt rendered again.": "提示音已重新合成。", "Recording installed.":
+    "录音已替换。", "Title": "标题", "Questions (one per line: question | keys, e.g. 满意吗？满意按1不满意按2 | 12)":
+    "问题（每行一个：问题 | 按键，例如 满意吗？满意按1不满意按2 | 12）", "Create poll": "新建调查",
+    "Make active": "设为当前调查", "Answers": "回答数", "Caller": "来电号码", "Started": "开始时间",
+    "Call outcome": "通话结果", "Tickets": "工单", "Time": "时间", "What": "事件", "Keys": "按键", "Trace of call %(uuid)s":
+    "通话 %(uuid)s 的导航轨迹", "No trace for this call.": "此通话没有导航轨迹。", "Versions": "版本列表",
+    "Show": "查看", "Poll created.": "调查已创建。", "Question": "问题", "Choices": "按键选项",
+    "Results": "结果统计", "Recent IVR calls": "最近的自助语音通话", "Field": "字段", "Value": "值",
+}})
+
+ADMIN = ("admin",)
+TRACE_ROLES = ("admin", "team_lead", "centre", "centre_leader", "agent")
+
+
+def _state():
+    return current_app.extensions["hotline"]
+
+
+def _trees() -> TreeStore:
+    """The running product's tree store (run.py), or one for this app's sounds (tests, tools)."""
+    state = _state()
+    trees = state.services.extra.get("trees")
+    if trees is None:
+        trees = TreeStore(prompt_keys=ivr_prompts.prompt_keys(state.config.sounds_dir))
+        state.services.extra["trees"] = trees
+    return trees
+
+
+def _who() -> str:
+    return g.user.operator_no if g.get("user") else ""
+
+
+def _version(version_id) -> IvrTreeVersion:
+    version = IvrTreeVersion.get_or_none(IvrTreeVersion.id == version_id) if str(version_id).isdigit() else None
+    if version is None:
+        abort(404)
+    return version
+
+
+def _flash_problems(problems) -> None:
+    from webui.i18n import gettext
+
+    flash(gettext("Activation refused") + ": " + "；".join(str(p) for p in problems), "error")
+
+
+# ---------------------------------------------------------------------- the tree
+@bp.route("/", methods=["GET"])
+@require_roles(*ADMIN)
+def index():
+    """The shown version (active by default) as a flow chart, its problems, the node editor, the versions."""
+    trees = _trees()
+    if not IvrTreeVersion.select().exists():
+        trees.ensure_default()
+    version = _version(request.args["version"]) if request.args.get("version") else trees.active()
+    if version is None:
+        version = trees.versions()[0]
+    tree = trees.tree_of(version)
+    problems = trees.problems(version.source, version.name)
+    node_id = request.args.get("node") or tree.start
+    node = tree.nodes.get(node_id) or tree.nodes[tree.start]
+    fields = []
+    for name in editable_fields(node):
+        value = node.get(name, "")
+        if name == "keys":
+            value = format_keys(node.keys)
+        fields.append((name, "" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
+                       name in NODE_KINDS[node.kind]))
+    chart = Markup(render_svg(tree, problems, highlight=node.id))  # every text escaped by render_svg
+    return render_template("ivr_admin/tree.html", version=version, tree=tree, problems=problems, chart=chart,
+                           node=node, fields=fields, versions=trees.versions(version.name),
+                           node_ids=sorted(tree.nodes), settings=tree.settings)
+
+
+@bp.route("/save", methods=["POST"])
+@require_roles(*ADMIN)
+def save():
+    """Save edited source, a node edit, or changed settings as a new (inactive) version."""
+    from webui.i18n import gettext
+
+    trees = _trees()
+    base = _version(request.form.get("version", ""))
+    what = request.form.get("what", "source")
+    node_id = request.form.get("node", "")
+    try:
+        if what == "node":
+            tree = trees.tree_of(base)
+            node = tree.nodes.get(node_id) or abort(404)
+            changes = {name: request.form.get(f"f_{name}", "") for name in editable_fields(node)
+                       if f"f_{name}" in request.form}
+            source = edit_node(tree, node_id, changes)
+        elif what == "settings":
+            tree = trees.tree_of(base)
+            source = edit_settings(tree, {k[2:]: v for k, v in request.form.items() if k.startswith("s_")})
+        else:
+            source = request.form.get("source", "")
+        comment = request.form.get("comment", "") or f"{what} {node_id}".strip()
+        version = trees.save(source, base.name, comment, _who())
+    except (EditError, TreeError) as error:
+        flash(str(error), "error")
+        return redirect(url_for("ivr_admin.index", version=base.id, node=node_id or None), code=303)
+    audit("ivr_tree_save", "ivr_tree_version", version.id, comment)
+    flash(gettext("Saved as version %(v)s (not active yet).", v=version.version), "info")
+    return redirect(url_for("ivr_admin.index", version=version.id, node=node_id or None), code=303)
+
+
+@bp.route("/activate", methods=["POST"])
+@require_roles(*ADMIN)
+def activate():
+    """Make a version the one new calls take; refused with every reason while it has problems."""
+    from webui.i18n import gettext
+
+    version = _version(request.form.get("version", ""))
+    try:
+        _trees().activate(version.id, _who())
+    except TreeError as error:
+        _flash_problems(error.problems)
+        return redirect(url_for("ivr_admin.index", version=version.id), code=303)
+    audit("ivr_tree_activate", "ivr_tree_version", version.id, f"v{version.version}")
+    flash(gettext("Activated version %(v)s.", v=version.version), "info")
+    return redirect(url_for("ivr_admin.index", version=version.id), code=303)
+
+
+@bp.route("/source/<int:version_id>.toml", methods=["GET"])
+@require_roles(*ADMIN)
+def source(version_id: int):
+    """A version's source file, to download and keep."""
+    version = _version(version_id)
+    return current_app.response_class(version.source, mimetype="text/plain; charset=utf-8", headers={
+        "Content-Disposition": f"attachment; filename=ivr-{version.name}-v{version.version}.toml"})
+
+
+# ---------------------------------------------------------------------- prompts
+@bp.route("/prompts", methods=["GET"])
+@require_roles(*ADMIN)
+def prompt_list():
+    """Every prompt in both languages, with its text, a player and the forms to change it."""
+    sounds = Path(_state().config.sounds_dir)
+    overrides = prompt_overrides()
+    rows = []
+    texts = {lang: {**ivr_prompts.load_texts(sounds, lang), **overrides.get(lang, {})} for lang in ("zh", "en")}
+    for key in sorted(texts["zh"]):
+        rows.append({"key": key, "zh": texts["zh"].get(key, ""), "en": texts["en"].get(key, ""),
+                     "has": {lang: ivr_prompts.wav_path(sounds, lang, key).is_file() for lang in ("zh", "en")}})
+    return render_template("ivr_admin/prompts.html", rows=rows)
+
+
+@bp.route("/prompts/text", methods=["POST"])
+@require_roles(*ADMIN)
+def prompt_text():
+    """Change a prompt's wording and render it again with the TTS voice."""
+    from webui.i18n import gettext
+
+    config = _state().config
+    lang, key = request.form.get("lang", ""), request.form.get("key", "")
+    try:
+        set_prompt_text(config.sounds_dir, lang, key, request.form.get("text", ""), _who(), config.prompt_rate)
+    except (ivr_prompts.PromptError, OSError) as error:
+        flash(str(error), "error")
+    else:
+        audit("ivr_prompt_text", "prompt", f"{lang}/{key}", request.form.get("text", "")[:200])
+        flash(gettext("Prompt rendered again."), "info")
+    return redirect(url_for("ivr_admin.prompt_list") + f"#p-{key}", code=303)
+
+
+@bp.route("/prompts/upload", methods=["POST"])
+@require_roles(*ADMIN)
+def prompt_upload():
+    """Install an uploaded recording in place of the TTS prompt (format and length checked)."""
+    from webui.i18n import gettext
+
+    config = _state().config
+    lang, key = request.form.get("lang", ""), request.form.get("key", "")
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            raise ivr_prompts.PromptError("no file uploaded")
+        ivr_prompts.install_upload(config.sounds_dir, lang, key, upload.read(), config.prompt_rate)
+    except (ivr_prompts.PromptError, OSError) as error:
+        flash(str(error), "error")
+    else:
+        audit("ivr_prompt_upload", "prompt", f"{lang}/{key}", upload.filename[:200])
+        flash(gettext("Recording installed."), "info")
+    return redirect(url_for("ivr_admin.prompt_list") + f"#p-{key}", code=303)
+
+
+@bp.route("/prompts/<lang>/<key>.wav", methods=["GET"])
+@require_roles(*ADMIN)
+def prompt_audio(lang: str, key: str):
+    """The rendered (or uploaded) prompt, to listen to."""
+    sounds = Path(_state().config.sounds_dir)
+    if lang not in ivr_prompts.LANGUAGES or not key.replace("_", "").isalnum():
+        abort(404)
+    path = ivr_prompts.wav_path(sounds, lang, key)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="audio/wav")
+
+
+# ---------------------------------------------------------------------- polls
+def _parse_questions(text: str) -> list[tuple[str, str]]:
+    questions = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        question, sep, choices = line.rpartition("|")
+        if not sep:
+            question, choices = line, "12"
+        question, choices = question.strip(), "".join(choices.split())
+        if not question or len(question) > 500:
+            raise ValueError(f"question {line.strip()[:40]!r}: 1 to 500 characters")
+        if not choices or not all(c in "0123456789" for c in choices) or len(set(choices)) != len(choices):
+            raise ValueError(f"question {question[:40]!r}: keys must be distinct digits, e.g. 123")
+        questions.append((question, choices))
+    if not questions:
+        raise ValueError("a poll needs at least one question")
+    return questions
+
+
+@bp.route("/polls", methods=["GET", "POST"])
+@require_roles(*ADMIN)
+def polls():
+    """Opinion polls: create one, choose the active one, see the results."""
+    from webui.i18n import gettext
+
+    if request.method == "POST":
+        what = request.form.get("what", "")
+        if what == "create":
+            title = request.form.get("title", "").strip()
+            try:
+                if not title or len(title) > 200:
+                    raise ValueError("title: 1 to 200 characters")
+                questions = _parse_questions(request.form.get("questions", ""))
+            except ValueError as error:
+                flash(str(error), "error")
+                return redirect(url_for("ivr_admin.polls"), code=303)
+            with Poll._meta.database.atomic():
+                poll = Poll.create(title=title)
+                for position, (text, choices) in enumerate(questions):
+                    PollQuestion.create(poll=poll, position=position, text=text, choices=choices)
+            audit("ivr_poll_create", "poll", poll.id, title)
+            flash(gettext("Poll created."), "info")
+        elif what == "activate":
+            poll = Poll.get_or_none(Poll.id == request.form.get("poll", "0")) or abort(404)
+            with Poll._meta.database.atomic():
+                Poll.update(active=False).where(Poll.id != poll.id).execute()
+                Poll.update(active=True).where(Poll.id == poll.id).execute()
+            audit("ivr_poll_activate", "poll", poll.id, poll.title)
+        return redirect(url_for("ivr_admin.polls"), code=303)
+    rows = []
+    for poll in Poll.select().order_by(Poll.id.desc()):
+        questions = []
+        for q in poll.questions.order_by(PollQuestion.position):
+            counts = {c: 0 for c in q.choices}
+            for answer in PollAnswer.select().where(PollAnswer.question == q):
+                counts[answer.answer] = counts.get(answer.answer, 0) + 1
+            questions.append((q, counts))
+        rows.append((poll, questions))
+    return render_template("ivr_admin/polls.html", polls=rows)
+
+
+# ---------------------------------------------------------------------- traces
+@bp.route("/traces", methods=["GET"])
+@require_roles(*TRACE_ROLES)
+def traces():
+    """The most recent IVR calls (the IVR channels watched, P2 §5.6)."""
+    rows = list(IvrTrace.select().order_by(IvrTrace.started_at.desc(), IvrTrace.id.desc()).limit(100))
+    return render_template("ivr_admin/traces.html", traces=rows)
+
+
+@bp.route("/traces/<call_uuid>", methods=["GET"])
+@require_roles(*TRACE_ROLES)
+def trace(call_uuid: str):
+    """The nodes one call visited, with times and keys (linked from call and ticket pages)."""
+    rows = list(IvrTrace.select().where(IvrTrace.call_uuid == call_uuid[:64]).order_by(IvrTrace.id))
+    return render_template("ivr_admin/trace.html", call_uuid=call_uuid[:64], traces=rows)
+
+
+def tree_preview(source: str) -> str:
+    """Chart of unsaved source (used by tests and tools); raises TreeError."""
+    return render_svg(parse_tree(source))
