@@ -30,6 +30,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.calls",
     "webui.blueprints.agent_desk",
     "webui.blueprints.supervisor",
+    "webui.blueprints.ivr_admin",
 ]
 
 
