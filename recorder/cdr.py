@@ -8,6 +8,7 @@ caller. Hooks are cheap and never raise into the call: a failure is logged, the 
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
@@ -121,12 +122,18 @@ class CdrRecorder:
     """Builds call records from hooks and events. One per process; thread/greenlet-safe enough for gevent
     (every method runs to completion without yielding before it touches the draft)."""
 
-    def __init__(self, key: bytes, clock=None, on_missed=None):
+    def __init__(self, key: bytes, clock=None, on_missed=None, keep_finished: int = 5000):
         self.key = key
         self.clock = clock
         self.drafts: dict[str, CallDraft] = {}
         self.leg_of: dict[str, str] = {}  # other leg uuid -> call uuid
         self.on_missed = on_missed  # callback(MissedCall) e.g. to notify the desk
+        # Drafts of recently ended calls: the IVR trace and the queue's last word can arrive just after the
+        # hang-up event, and then the record is finalised again with them (and re-signed).
+        self.finished: collections.OrderedDict[str, CallDraft] = collections.OrderedDict()
+        self.keep_finished = keep_finished
+        # Callables(draft) run before every finalisation, to fill in what other parts know (ACD queue rows).
+        self.enrichers: list = []
 
     def _now(self) -> dt.datetime:
         return _utc(self.clock.now() if self.clock else dt.datetime.now(dt.timezone.utc))
@@ -136,6 +143,18 @@ class CdrRecorder:
 
     def draft(self, call_uuid: str) -> CallDraft | None:
         return self.drafts.get(self.leg_of.get(call_uuid, call_uuid))
+
+    def amend(self, call_uuid: str, change) -> CallRecord | None:
+        """Apply ``change(draft)`` to a live call, or to a just-ended one and finalise it again."""
+        draft = self.draft(call_uuid)
+        if draft is not None:
+            change(draft)
+            return None
+        draft = self.finished.get(call_uuid)
+        if draft is None:
+            return None
+        change(draft)
+        return self.finalise(draft)
 
     # -- hooks -------------------------------------------------------------------------------------------
     def call_started(self, call_uuid: str, caller: str = "", called: str = "", direction: str = "inbound",
@@ -259,7 +278,13 @@ class CdrRecorder:
         from caseflow.models import User
 
         if draft.hold_started_at is not None:
-            self.hold(draft.call_uuid, False, draft.ended_at)
+            draft.hold_total += (draft.ended_at - draft.hold_started_at).total_seconds()
+            draft.hold_started_at = None
+        for enrich in self.enrichers:
+            try:
+                enrich(draft)
+            except Exception:  # noqa: BLE001 - a missing detail must not lose the record
+                log.exception("call record enricher %r failed for %s", enrich, draft.call_uuid)
         disposition = classify(draft)
         wait, talk, hold = durations(draft)
         # The row written at call start is overwritten whole (one UPDATE); without one it is inserted.
@@ -291,20 +316,41 @@ class CdrRecorder:
             # Recordings started before the agent was known get the call's caller and agent for search.
             Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
                 Recording.call_uuid == record.call_uuid).execute()
-            reason = missed_reason(draft, disposition)
-            missed = None
-            if reason:
-                missed = MissedCall.create(call=record, caller=draft.caller, reason=reason, queue=draft.queue,
-                                           at=draft.ended_at)
+            missed = self._missed_entry(record, draft, missed_reason(draft, disposition))
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)
+        self.finished[draft.call_uuid] = draft
+        self.finished.move_to_end(draft.call_uuid)
+        while len(self.finished) > self.keep_finished:
+            self.finished.popitem(last=False)
         if missed is not None and self.on_missed is not None:
             try:
                 self.on_missed(missed)
             except Exception:  # noqa: BLE001 - a notifier must not break call records
                 log.exception("missed-call notifier failed")
         return record
+
+    @staticmethod
+    def _missed_entry(record: CallRecord, draft: CallDraft, reason: str | None) -> MissedCall | None:
+        """Keep the call's automatic missed-call entry in line with its (re)finalised record; returns a
+        newly created entry. An entry someone already acted on is left as it is."""
+        existing = MissedCall.get_or_none((MissedCall.call == record) & (MissedCall.reason != "voicemail"))
+        if existing is not None and (existing.attempts or existing.status != "open"):
+            return None
+        if reason is None:
+            if existing is not None:
+                existing.delete_instance()
+            return None
+        if existing is not None:
+            if existing.reason != reason or existing.queue != draft.queue:
+                existing.reason, existing.queue = reason, draft.queue
+                existing.save(only=[MissedCall.reason, MissedCall.queue])
+            return None
+        if MissedCall.select().where(MissedCall.call == record).exists():
+            return None  # a voicemail entry already lists this caller
+        return MissedCall.create(call=record, caller=draft.caller, reason=reason, queue=draft.queue,
+                                 at=draft.ended_at)
 
     # -- switch domain events ----------------------------------------------------------------------------
     def on_switch_event(self, event) -> None:

@@ -1,0 +1,209 @@
+"""Wiring the recorder to the IVR and the ACD without either importing the recorder.
+
+- ``ivr_trace_hook(cdr)``: a HotlineIvrServices.on_trace callback; the IVR's trace gives the call record
+  its IVR path and flags (blacklisted, out of hours, served) - it may arrive just after the hang-up, so the
+  record is finalised again with it.
+- ``AcdCallRecorder``: an Acd.subscribe listener and a CdrRecorder enricher: offers and answers go into the
+  call record, the queue rows give queue entry/exit and outcome.
+- ``BridgeRecorder``: a switch-event subscriber that records every bridged conversation (uuid_record on
+  the caller's channel once the other party answered: the conversation only, not the queue music).
+- ``attach(...)`` wires all three, for run.py / core.product.
+"""
+from __future__ import annotations
+
+import logging
+
+from recorder.cdr import CallDraft, CdrRecorder, _utc
+
+log = logging.getLogger(__name__)
+
+SERVED_OUTCOMES = ("completed", "transferred")
+
+
+def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: list[str]) -> None:
+    """Fill a draft from an IVR trace: path of nodes entered, blacklist, out of hours, served."""
+    path = []
+    for entry in entries:
+        what = str(entry.get("what", ""))
+        node = str(entry.get("node", ""))
+        if what.startswith("enter ") and node and (not path or path[-1]["node"] != node):
+            path.append({"node": node[:64], "at": str(entry.get("at", ""))[:32]})
+        if what == "blocked":
+            draft.flags.add("blacklisted")
+        if what in ("time: closed", "time: holiday"):
+            draft.flags.add("out_of_hours")
+        if what.startswith("status ") or what.startswith("ticket "):
+            draft.flags.add("served")
+    if path:
+        draft.ivr_path = path
+    if outcome == "blacklisted":
+        draft.flags.add("blacklisted")
+    if outcome in SERVED_OUTCOMES or outcome.startswith("queue:") or tickets:
+        draft.flags.add("served")
+
+
+def ivr_trace_hook(cdr: CdrRecorder):
+    """A callback for HotlineIvrServices.on_trace (it receives ivr.services.TraceRecord)."""
+
+    def on_trace(record) -> None:
+        try:
+            cdr.amend(record.call_uuid, lambda draft: apply_trace(draft, record.outcome or "", list(record.entries),
+                                                                  list(record.tickets)))
+        except Exception:  # noqa: BLE001 - the IVR's end must not fail on the call record
+            log.exception("call record update from the IVR trace of %s failed", record.call_uuid)
+
+    return on_trace
+
+
+class AcdCallRecorder:
+    """Feeds ACD notices (offers, answers) and queue rows (entry, exit, outcome) into call records."""
+
+    def __init__(self, acd, cdr: CdrRecorder):
+        self.acd = acd
+        self.cdr = cdr
+
+    def operator_no(self, agent_id) -> str:
+        known = getattr(self.acd, "operator_no", {}) or {}
+        if agent_id in known and known[agent_id]:
+            return str(known[agent_id])
+        from acd.models import Agent
+
+        agent = Agent.get_or_none(Agent.id == agent_id)
+        return agent.user.operator_no if agent is not None else str(agent_id)
+
+    def on_notice(self, notice: dict) -> None:
+        """Acd.subscribe listener."""
+        kind = notice.get("type")
+        call_uuid = notice.get("call_uuid") or ""
+        if not call_uuid or kind not in ("offer", "answered"):
+            return
+        try:
+            operator = self.operator_no(notice.get("agent_id"))
+            if kind == "offer":
+                if notice.get("queue"):
+                    self.cdr.queue_entered(call_uuid, notice["queue"])
+                self.cdr.agent_offered(call_uuid, operator)
+                return
+            agent = (getattr(self.acd, "agents", {}) or {}).get(notice.get("agent_id"))
+            self.cdr.agent_answered(call_uuid, operator, agent_uuid=getattr(agent, "leg_uuid", "") or "")
+        except Exception:  # noqa: BLE001 - a broken record must never disturb the ACD
+            log.exception("call record update from ACD notice %s failed", kind)
+
+    def enrich(self, draft: CallDraft) -> None:
+        """CdrRecorder enricher: queue entry, exit, outcome, answer and agent from the ACD's queue rows."""
+        from acd.models import Queue, QueueEntry
+
+        rows = list(QueueEntry.select(QueueEntry, Queue).join(Queue).where(QueueEntry.call_uuid == draft.call_uuid)
+                    .order_by(QueueEntry.entered_at, QueueEntry.id))
+        if not rows:
+            return
+        first, last = rows[0], rows[-1]
+        draft.queue = last.queue.name[:64]
+        draft.queue_entered_at = _utc(first.entered_at)
+        answered = next((r for r in rows if r.answered_at is not None), None)
+        if answered is not None:
+            draft.queue_left_at = _utc(answered.answered_at)
+            draft.queue_outcome = "answered"
+            if draft.answered_at is None:
+                draft.answered_at = _utc(answered.answered_at)
+            if not draft.agent_no and answered.agent_id:
+                draft.agent_no = self.operator_no(answered.agent_id)[:16]
+            return
+        draft.queue_left_at = _utc(last.ended_at) if last.ended_at else draft.ended_at
+        if last.state == "overflowed":
+            draft.queue_outcome = "overflowed"
+            draft.flags.add("overflowed")
+        else:
+            draft.queue_outcome = "abandoned"
+        if not draft.offers:
+            draft.offers = [{"agent": self.operator_no(i)[:16], "at": "", "result": "not answered"}
+                            for i in last.offered_ids()]
+
+
+class BridgeRecorder:
+    """Records every conversation: when a call the recorder follows is bridged to another leg (an agent
+    through the ACD, an extension, a duty phone), ``uuid_record`` starts on the caller's channel, once per
+    call. The bridge also marks the call answered and, when the other leg is an agent's extension, whose."""
+
+    def __init__(self, cdr: CdrRecorder, recordings, pool, spawn=None):
+        self.cdr = cdr
+        self.recordings = recordings
+        self.pool = pool
+        self.spawn = spawn  # spawn(func) to record off the event consumer; None = inline (tests)
+        self.started: set[str] = set()
+
+    def on_switch_event(self, event) -> None:
+        """Subscribe to the inbound connections (after CdrRecorder.on_switch_event)."""
+        name = type(event).__name__
+        try:
+            if name == "ChannelBridged":
+                self._bridged(event)
+            elif name == "ChannelHangup" and getattr(event, "complete", False):
+                self.started.discard(event.uuid)
+        except Exception:  # noqa: BLE001 - never let recording stop the event consumer
+            log.exception("recording on %s failed", name)
+
+    def _bridged(self, event) -> None:
+        uuid, other = event.uuid, getattr(event, "other_uuid", "")
+        main = uuid if uuid in self.cdr.drafts else other if other in self.cdr.drafts else None
+        if main is None or main in self.started:
+            return
+        self.started.add(main)
+        draft = self.cdr.drafts[main]
+        raw = getattr(event, "raw", {}) or {}
+        extension = raw.get("Other-Leg-Destination-Number", "") if main == uuid else \
+            raw.get("Caller-Destination-Number", "")
+        if draft.answered_at is None:
+            agent_no = self._operator_for(extension) if not draft.agent_no else draft.agent_no
+            self.cdr.agent_answered(main, agent_no, agent_uuid=other if main == uuid else uuid)
+        server = getattr(event, "server", "") or draft.server
+
+        def start() -> None:
+            from core.db import database
+
+            with database.connection_context():
+                connection = self._connection(server)
+                if connection is None:
+                    log.warning("cannot record %s: no connection to %r", main, server)
+                    return
+                self.recordings.start_on_bridged(connection, main)
+
+        if self.spawn is not None:
+            self.spawn(start)
+        else:
+            start()
+
+    @staticmethod
+    def _operator_for(extension: str) -> str:
+        from caseflow.models import User
+
+        if not extension:
+            return ""
+        user = User.get_or_none(User.extension == extension[:16])
+        return user.operator_no if user is not None else ""
+
+    def _connection(self, server: str):
+        for lookup in (getattr(self.pool, "get", None), getattr(self.pool, "for_host", None)):
+            if lookup is None:
+                continue
+            try:
+                return lookup(server if lookup is getattr(self.pool, "get", None) else server.rpartition(":")[0])
+            except (KeyError, LookupError, ValueError):
+                continue
+        connections = list(self.pool.all()) if hasattr(self.pool, "all") else []
+        return connections[0] if len(connections) == 1 else None
+
+
+def attach(cdr: CdrRecorder, *, acd=None, recordings=None, ivr_services=None, pool=None,
+           spawn=None) -> BridgeRecorder | None:
+    """Connect the recorder to the IVR services (trace hook), the ACD (notices, queue rows) and the switch
+    pool (record every bridged conversation). Returns the BridgeRecorder to subscribe to the pool."""
+    if ivr_services is not None and hasattr(ivr_services, "on_trace"):
+        ivr_services.on_trace.append(ivr_trace_hook(cdr))
+    if acd is not None:
+        adapter = AcdCallRecorder(acd, cdr)
+        acd.subscribe(adapter.on_notice)
+        cdr.enrichers.append(adapter.enrich)
+    if recordings is None or pool is None:
+        return None
+    return BridgeRecorder(cdr, recordings, pool, spawn=spawn)

@@ -1,0 +1,131 @@
+"""Call records, recordings and missed calls through the whole product (core.product) on the fake
+FreeSWITCH: what run.py builds is what is tested."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.clock import Clock
+from core.config import load_config
+from core.db import database
+from core.product import Product
+from ivr.prompts import LANGUAGES, prompts_file, render_all
+from recorder.integrity import record_key, verify_database
+from recorder.models import CallRecord, MissedCall, Recording
+from recorder.wavfile import FORMAT_ALAW, read_wav_info
+from tests.fakeswitch import FakeSwitch, Hangup, Press, Speak, WaitFor
+
+SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
+SECRET = "p" * 40
+
+
+class OfficeHoursClock(Clock):
+    """Real time passing, shifted to a Monday 10:00 in Shanghai (the IVR's time check must say open)."""
+
+    def __init__(self):
+        super().__init__("Asia/Shanghai")
+        self.offset = dt.datetime(2026, 1, 5, 10, 0, tzinfo=self.tz) - dt.datetime.now(self.tz)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.tz) + self.offset
+
+
+@pytest.fixture(scope="module")
+def rendered_sounds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sounds")
+    for lang in LANGUAGES:
+        shutil.copy(prompts_file(SOUNDS, lang), root)
+    render_all(root, 8000)
+    return root
+
+
+@pytest.fixture
+def product(db_url, tmp_path, rendered_sounds):
+    fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
+    fs.start()
+    config = load_config({
+        "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
+        "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
+        "mode": "test", "secret_key": SECRET, "load_demo": True,
+    })
+    running = Product(config, clock=OfficeHoursClock()).build()
+    running.start()
+    running.fs = fs
+    fs.wait_for(lambda: running.parts["pool"].connected, 10.0, "the ESL connection")
+    yield running
+    running.stop(drain_timeout=5)
+    fs.stop()
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+def finalised(product, call_uuid, check=lambda record: True):
+    """Wait (on the record itself, with a timeout) until the call record is final and passes ``check``."""
+    def ready():
+        with database.connection_context():
+            record = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
+            return record if record is not None and record.finalised and check(record) else None
+    return product.fs.wait_for(ready, 15.0, f"call record {call_uuid}")
+
+
+def test_conversation_is_recorded_and_call_record_signed(product):
+    """Should record the bridged conversation (A-law, indexed), and sign an answered call record with the
+    agent, the IVR path and the talk time; no missed call."""
+    desk = product.fs.add_agent("1000", talk_seconds=3, answer_delay=0.2)
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13912345678", destination="12345",
+                                 script=[])
+    call.wait_ended(timeout=30)
+    assert desk.answered_calls
+    record = finalised(product, call.uuid, lambda r: r.disposition == "answered" and r.ivr_path != "[]")
+
+    def recorded():
+        with database.connection_context():
+            return Recording.get_or_none((Recording.call_uuid == call.uuid) & (Recording.status == "ok"))
+    rec = product.fs.wait_for(recorded, 15.0, "the indexed recording")
+    assert record.agent_no == "1001" and record.caller == "13912345678"
+    assert "welcome" in [n["node"] for n in record.ivr_nodes()]
+    store = product.parts["recordings"].store
+    assert read_wav_info(store.local_path(rec)).format_tag == FORMAT_ALAW and rec.duration_ms > 0
+    assert rec.path.startswith("2026-01-05/") and rec.agent_no == "1001"
+    with database.connection_context():
+        assert MissedCall.select().count() == 0
+        assert verify_database(record_key(SECRET)) == []
+
+
+def test_hang_up_in_menu_is_a_missed_call(product):
+    """Should list a caller who hung up in the menu before reaching anyone for a call-back."""
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13800001111", destination="12345",
+                                 script=[WaitFor("playback"), Hangup()])
+    call.wait_ended(timeout=30)
+    record = finalised(product, call.uuid)
+    assert record.disposition == "self_service"
+
+    def listed():
+        with database.connection_context():
+            return MissedCall.get_or_none(MissedCall.caller == "13800001111")
+    assert product.fs.wait_for(listed, 10.0, "the missed call").reason == "ivr_hangup"
+
+
+def test_complaint_recording_is_served_not_missed(product):
+    """Should treat a caller who left a complaint recording as served: self-service, no missed call, and
+    the recording indexed for the ticket."""
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13912340000", destination="12345",
+                                 script=[Press("2"), Press("2"), Speak(3), Press("#"), Press("1"),
+                                         WaitFor("playback", "ticket_thanks")])
+    call.wait_ended(timeout=30)
+    finalised(product, call.uuid, lambda r: '"record' in r.ivr_path or r.ivr_path.count("node") > 2)
+    from recorder.storage import recordings_of_ticket
+    from caseflow.models import Ticket, TicketCall
+
+    def served():
+        with database.connection_context():
+            record = CallRecord.get(CallRecord.call_uuid == call.uuid)
+            missed = MissedCall.select().where(MissedCall.caller == "13912340000").count()
+            return record if missed == 0 and record.disposition == "self_service" else None
+    product.fs.wait_for(served, 10.0, "the served call record")
+    with database.connection_context():
+        ticket = Ticket.select().join(TicketCall).where(TicketCall.call_uuid == call.uuid).get()
+        assert [r.status for r in recordings_of_ticket(ticket)] == ["ok"]
