@@ -5,7 +5,6 @@ what they test is what runs. Nothing here holds logic of its own beyond wiring.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,8 @@ class Product:
         from ivr.store import TreeStore
         from recorder.cdr import CdrRecorder
         from recorder.fax import FaxService
+        from recorder.hooks import attach as attach_recorder
+        from recorder.integrity import record_key
         from recorder.recording import RecordingService
         from recorder.storage import RecordingStore
         from switch.inbound import SwitchPool
@@ -52,8 +53,8 @@ class Product:
         self.demo_accounts = load_demo_if_empty(config, self.clock)
 
         pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout)
-        record_key = hashlib.sha256(("call-record-mac:" + config.secret_key).encode()).digest()
-        cdr = CdrRecorder(key=record_key, clock=self.clock)
+        # The same key `python -m recorder.verify` and the call-records page check with.
+        cdr = CdrRecorder(key=record_key(config.secret_key, config.extra), clock=self.clock)
         recordings = RecordingService(RecordingStore.from_config(config, clock=self.clock))
         acd = Acd(pool, clock=self.clock,
                   prompts=AcdPrompts(config.sounds_dir, switch_dir=config.switch_sounds_dir))
@@ -63,9 +64,14 @@ class Product:
         ivr_services = HotlineIvrServices(config=config, trees=trees, recordings=recordings, acd=acd,
                                           clock=self.clock, cdr=cdr)
         fax = FaxService.from_config(config, clock=self.clock, cdr=cdr)
+        import gevent
+
+        bridge_recorder = attach_recorder(cdr, acd=acd, recordings=recordings, ivr_services=ivr_services,
+                                          pool=pool, spawn=gevent.spawn)
         outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
                                   max_calls=config.max_calls)
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
+                          bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)
 
         services = Services(
@@ -104,6 +110,7 @@ class Product:
         pool.start()
         for conn in pool.all():
             conn.subscribe(cdr.on_switch_event)
+            conn.subscribe(self.parts["bridge_recorder"].on_switch_event)
             conn.subscribe(self.parts["recordings"].on_switch_event)
             conn.subscribe(self.parts["fax"].on_switch_event)
         with database.connection_context():
