@@ -30,7 +30,7 @@ def test_newest_first_with_labels(app, make_user, make_ticket):
     client = logged_in(app, make_user)
     page = client.get("/agent/tickets").get_data(as_text=True)
     assert numbers_on(page) == ["20000002", "20000001"]
-    assert "投诉" in page and "咨询" in page and "短信" in page and "已登记" in page
+    assert "投诉" in page and "咨询" in page and "短信" in page and "记录待分配" in page
 
 
 def test_phone_and_name_are_masked_for_agents(app, make_user, make_ticket):

@@ -107,3 +107,21 @@ def test_language_chosen_on_login_page_sticks(client, make_user):
     client.login("4003", PASSWORD)
     assert "Ticket list" in client.get("/agent/tickets").get_data(as_text=True)
     assert User.get_by_id(user.id).language == "en"
+
+
+def test_code_labels_follow_caseflow_and_language(app, make_user, make_ticket):
+    """Should label status, type and channel codes from caseflow's tables in the page's language."""
+    from caseflow.services import CHANNELS, TICKET_TYPES
+    from caseflow.workflow import STATUS_LABELS
+
+    make_ticket(type="help", channel="letter", status="recorded")
+    make_user("4004", language="en")
+    client = app.test_client()
+    client.login("4004", PASSWORD)
+    page = client.get("/agent/tickets").get_data(as_text=True)
+    for label in (TICKET_TYPES["help"][1], CHANNELS["letter"][1], STATUS_LABELS["recorded"][1]):
+        assert label in page
+    client.post_form("/language", {"lang": "zh"})
+    page = client.get("/agent/tickets").get_data(as_text=True)
+    for label in (TICKET_TYPES["help"][0], CHANNELS["letter"][0], STATUS_LABELS["recorded"][0]):
+        assert label in page
