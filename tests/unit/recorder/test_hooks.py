@@ -1,0 +1,34 @@
+"""The IVR trace as the call record sees it."""
+from __future__ import annotations
+
+from recorder.cdr import CallDraft, classify, missed_reason
+from recorder.hooks import apply_trace
+
+
+def entry(node, what, keys=""):
+    return {"at": "2026-01-05T10:00:00.000", "node": node, "what": what, "keys": keys}
+
+
+def test_path_is_nodes_entered_once_each_visit():
+    """Should keep the nodes entered, in order, without repeating a node re-entered in place."""
+    draft = CallDraft("u", caller="1")
+    apply_trace(draft, "hangup", [entry("", "call started"), entry("welcome", "enter menu"), entry("welcome", "key", "9"),
+                                  entry("welcome", "enter menu"), entry("self", "enter menu")], [])
+    assert [n["node"] for n in draft.ivr_path] == ["welcome", "self"]
+    assert missed_reason(draft, classify(draft)) == "ivr_hangup"
+
+
+def test_flags_from_trace():
+    """Should mark blacklisted, out-of-hours and served calls from what the IVR did."""
+    blocked = CallDraft("a", caller="1")
+    apply_trace(blocked, "blacklisted", [entry("bl", "blocked")], [])
+    assert classify(blocked) == "blacklisted"
+    night = CallDraft("b", caller="1")
+    apply_trace(night, "hangup", [entry("time", "time: closed")], [])
+    assert missed_reason(night, classify(night)) == "out_of_hours"
+    told = CallDraft("c", caller="1")
+    apply_trace(told, "hangup", [entry("q", "status in_progress")], [])
+    assert "served" in told.flags and missed_reason(told, classify(told)) is None
+    ticketed = CallDraft("d", caller="1")
+    apply_trace(ticketed, "hangup", [], ["12345678"])
+    assert missed_reason(ticketed, classify(ticketed)) is None
