@@ -29,6 +29,19 @@ STATE_LABELS = {
 }
 
 
+# Fax-tone (CNG, 1100 Hz) detection on the main number for an IVR driven over the socket: execute this while
+# the welcome prompt plays; when a fax machine is calling, the channel variable fax_tone_detected becomes
+# "true" (tone_detect: key freqs flags timeout app data hits) and the IVR goes to its fax node, which calls
+# fax_receive(session, fax_service).
+FAX_DETECT_APP = "tone_detect"
+FAX_DETECT_ARG = "fax 1100 r +10000 set fax_tone_detected=true 1"
+
+
+def fax_tone_detected(variables: dict) -> bool:
+    """True when the channel variables (an ExecuteResult's) say a fax tone was heard."""
+    return str(variables.get("fax_tone_detected", variables.get("variable_fax_tone_detected", ""))).lower() == "true"
+
+
 class FaxError(ValueError):
     """A fax request that cannot be accepted (bad number, bad document)."""
 
