@@ -118,9 +118,10 @@ class Product:
         self.parts["outbound"].start()
         scheduler = GeventScheduler(timezone=self.config.tz)
         self.parts["case_jobs"].register_jobs(scheduler, self.clock)
-        fax = self.parts["fax"]
-        scheduler.add_job(self._db_job(fax.watchdog), "interval", seconds=30, id="fax_watchdog",
-                          max_instances=1, coalesce=True)
+        from recorder.jobs import register_jobs as register_recorder_jobs
+
+        register_recorder_jobs(scheduler, fax=self.parts["fax"], store=self.parts["recordings"].store, pool=pool,
+                               wrap=self._db_job)
         scheduler.start()
         self.parts["scheduler"] = scheduler
         host, port = self.config.http
