@@ -47,28 +47,57 @@ class Frame:
     otherwise or when the event body was malformed); ``event_body`` the event's own body (the inner
     Content-Length part, or JSON ``_body``).  ``defects`` lists what was wrong with a frame whose framing
     was still sound (non-UTF-8 body, malformed event, unknown content type); such frames are reported by
-    the connection and otherwise ignored.
+    the connection and otherwise ignored.  A parser in lazy mode leaves events unparsed until one of
+    these is read; ``event_name`` then only peeks at the Event-Name line.
     """
 
-    __slots__ = ("headers", "_body", "_raw", "content_type", "event", "event_body", "defects")
+    __slots__ = ("headers", "_body", "_raw", "content_type", "_event", "_event_body", "_defects", "_pending")
 
     def __init__(self, headers: dict[str, str], body: str | None = "", content_type: str | None = None,
                  event: dict[str, str] | None = None, event_body: str = "", defects: tuple[str, ...] = (),
-                 raw: bytes = b""):
+                 raw: bytes = b"", pending: bool = False):
         self.headers = headers
         self._body = body
         self._raw = raw
         self.content_type = content_type if content_type is not None else headers.get("Content-Type", "")
-        self.event = event
-        self.event_body = event_body
-        self.defects = defects
+        self._event = event
+        self._event_body = event_body
+        self._defects = defects
+        self._pending = pending
+
+    def _parse_event(self) -> None:
+        self._pending = False
+        try:
+            self._event, self._event_body = parse_event_body(self.content_type, self._raw)
+        except ProtocolError as exc:
+            self._event, self._defects = None, (str(exc),)
+
+    @property
+    def event(self) -> dict[str, str] | None:
+        """The event's headers (text/event-plain|json), None for other frames or a malformed event."""
+        if self._pending:
+            self._parse_event()
+        return self._event
+
+    @property
+    def event_body(self) -> str:
+        """The event's own body ("" when it has none)."""
+        if self._pending:
+            self._parse_event()
+        return self._event_body
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        """What was wrong with this well-framed frame (empty when nothing)."""
+        if self._pending:
+            self._parse_event()
+        return self._defects
 
     @property
     def body(self) -> str:
         """The frame body as text (for events, the serialised event; decoded on first use)."""
         if self._body is None:
             self._body = self._raw.decode("utf-8", "replace")
-            self._raw = b""
         return self._body
 
     @property
@@ -85,16 +114,33 @@ class Frame:
 
     @property
     def event_name(self) -> str:
-        """Event-Name of an event frame ("" for non-events)."""
-        return self.event.get("Event-Name", "") if self.event is not None else ""
+        """Event-Name of an event frame ("" for non-events); an unparsed event is only peeked at."""
+        if self._pending:
+            raw = self._raw
+            if self.content_type == EVENT_PLAIN:
+                # FreeSWITCH writes Event-Name first; anything else (a variable_Event-Name) gets parsed
+                if raw.startswith(b"Event-Name: "):
+                    end = raw.find(b"\n", 12)
+                    name = raw[12:end if end >= 0 else len(raw)]
+                    if name.isalnum() or name.replace(b"_", b"").isalnum():
+                        return name.decode("ascii")
+            elif self.content_type == EVENT_JSON:
+                start = raw.find(b'"Event-Name":"')
+                if start >= 0:
+                    end = raw.find(b'"', start + 14)
+                    name = raw[start + 14:end]
+                    if end > 0 and name.replace(b"_", b"").isalnum():
+                        return name.decode("ascii")
+        event = self.event
+        return event.get("Event-Name", "") if event is not None else ""
 
     @property
     def is_event(self) -> bool:
-        """True when this frame carries a parsed event."""
+        """True when this frame carries a (well-formed) event."""
         return self.event is not None
 
     def __repr__(self) -> str:
-        extra = f" {self.event_name}" if self.event is not None else ""
+        extra = f" {self.event_name}" if self.content_type in (EVENT_PLAIN, EVENT_JSON) else ""
         return f"<Frame {self.content_type}{extra} headers={len(self.headers)} body={len(self.body)}>"
 
 
@@ -195,10 +241,12 @@ class FrameParser:
     broken (the byte stream can no longer be trusted) and every later feed raises the same error.
     """
 
-    __slots__ = ("max_header_bytes", "max_body_bytes", "_buf", "_pending", "_broken", "frames_parsed")
+    __slots__ = ("max_header_bytes", "max_body_bytes", "lazy_events", "_buf", "_pending", "_broken",
+                 "frames_parsed")
 
     def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, lazy_events: bool = False):
+        self.lazy_events = lazy_events      # True: events are parsed when first read (see Frame)
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self._buf = bytearray()
@@ -271,12 +319,13 @@ class FrameParser:
         self.frames_parsed += len(frames)
         return frames
 
-    @staticmethod
-    def _make(headers: dict[str, str], body: bytes) -> Frame:
+    def _make(self, headers: dict[str, str], body: bytes) -> Frame:
         content_type = headers.get("Content-Type")
         if content_type is None:
             raise ProtocolError(f"frame without Content-Type (headers: {sorted(headers)[:6]})")
         if content_type == EVENT_PLAIN or content_type == EVENT_JSON:
+            if self.lazy_events:
+                return Frame(headers, None, content_type, raw=body, pending=True)
             # events are parsed from the bytes (inner Content-Length counts bytes); the serialised text
             # is only decoded if someone asks for Frame.body
             try:

@@ -231,6 +231,9 @@ _BY_SUBCLASS: dict[str, Callable[[Mapping[str, str], str], SwitchEvent]] = {
     "spandsp::txfaxresult": _fax("tx"),
 }
 
+# Events to_domain can translate: everything else can be skipped without parsing it.
+DOMAIN_EVENT_NAMES = frozenset(_BY_NAME) | {"CUSTOM"}
+
 # Event names the outbound session subscribes to on top of `myevents` (which lacks them), and what an
 # inbound connection subscribes to by default.  Kept here so FreeSWITCH names stay inside switch/.
 OUTBOUND_EXTRA_EVENTS = ("PLAYBACK_START", "PLAYBACK_STOP", "RECORD_START", "RECORD_STOP", "DTMF",

@@ -23,7 +23,7 @@ from gevent import socket
 
 from switch.codec import Frame
 from switch.errors import AuthenticationFailed, CommandFailed, SwitchDisconnected, SwitchError, SwitchTimeout
-from switch.events import INBOUND_DEFAULT_EVENTS, SwitchEvent, to_domain
+from switch.events import DOMAIN_EVENT_NAMES, INBOUND_DEFAULT_EVENTS, SwitchEvent, to_domain
 from switch.protocol import FramedProtocol
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class _InboundClient(FramedProtocol, greenswitch.InboundESL):
                                        "check HOTLINE_ESL against the event socket's password")
 
     def on_event_frame(self, frame: Frame) -> None:
-        self._owner._on_event(frame)
+        self._owner._on_event(self, frame)
 
 
 class InboundConnection:
@@ -241,6 +241,8 @@ class InboundConnection:
                     callback()
                 except Exception:       # one listener's failure must not stop the connection
                     log.exception("%s: on_connected callback %r failed", self.name, callback)
+            # the connection's lifetime, not a wait for an answer: it ends when the socket does (a dead
+            # peer is noticed by TCP or by the api timeouts of its users) or when stop() kills us
             client.wait_closed()
             self._set_disconnected(client.close_reason)
             if not self._stopping:
@@ -260,8 +262,16 @@ class InboundConnection:
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def _on_event(self, frame: Frame) -> None:
-        event = frame.event
+    def _on_event(self, client: _InboundClient, frame: Frame) -> None:
+        name = frame.event_name
+        if not name:                         # malformed (every event has a name): report it
+            client.parsed_event(frame)
+            return
+        if name != "BACKGROUND_JOB" and not (self._subscribers and name in DOMAIN_EVENT_NAMES):
+            return                           # never parsed: nobody would read it
+        event = client.parsed_event(frame)
+        if event is None:
+            return
         if event.get("Event-Name") == "BACKGROUND_JOB":
             waiter = self._jobs.pop(event.get("Job-UUID", ""), None)
             if waiter is not None:
@@ -280,7 +290,8 @@ class InboundConnection:
 
     def _dispatch_events(self) -> None:
         while True:
-            event = self._queue.get()          # blocks without polling (greenswitch polls every second)
+            # blocks without polling (greenswitch polls every second); stop() kills this greenlet
+            event = self._queue.get()
             for callback in list(self._subscribers):
                 try:
                     callback(event)

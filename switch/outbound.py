@@ -25,7 +25,7 @@ class OutboundServer:
 
     def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
                  linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
-                 max_rejecting: int = 64):
+                 max_rejecting: int = 64, backlog: int = 1024):
         self.host = host
         self.port = port
         self.handler = handler
@@ -34,6 +34,8 @@ class OutboundServer:
         self.reply_timeout = reply_timeout
         self.reject_cause = reject_cause
         self.max_rejecting = max_rejecting
+        # a burst of calls (a carrier failing over to us) must not overflow the kernel's accept queue
+        self.backlog = backlog
         self.calls_total = 0
         self.calls_rejected = 0
         self._calls: dict[CallSession, gevent.Greenlet] = {}
@@ -45,7 +47,7 @@ class OutboundServer:
 
     def start(self) -> None:
         """Bind and start accepting (returns at once)."""
-        self._server = StreamServer((self.host, self.port), self._on_connection)
+        self._server = StreamServer((self.host, self.port), self._on_connection, backlog=self.backlog)
         self._server.start()
         log.info("outbound ESL server listening on %s:%s (max %d calls)", *self.address, self.max_calls)
 

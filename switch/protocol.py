@@ -25,8 +25,8 @@ import gevent.lock
 from gevent import socket
 
 from switch.codec import (
-    API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, LOG_DATA, RUDE_REJECTION, Frame, FrameParser,
-    encode_command,
+    API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, EVENT_JSON, EVENT_PLAIN, LOG_DATA, RUDE_REJECTION,
+    Frame, FrameParser, encode_command,
 )
 from switch.errors import ProtocolError, SwitchDisconnected, SwitchError, SwitchTimeout
 
@@ -45,7 +45,8 @@ class FramedProtocol:
 
     def _setup_framing(self, name: str, reply_timeout: float, max_header_bytes: int | None = None,
                        max_body_bytes: int | None = None) -> None:
-        kw = {}
+        # events stay unparsed until a mode reads them: most of a call's events are only looked at by name
+        kw = {"lazy_events": True}
         if max_header_bytes:
             kw["max_header_bytes"] = max_header_bytes
         if max_body_bytes:
@@ -103,12 +104,13 @@ class FramedProtocol:
             else:
                 log.warning("%s: reply without a pending command: %r", self.name, frame.reply_text or frame.body[:80])
             return
+        if content_type == EVENT_PLAIN or content_type == EVENT_JSON:
+            self.on_event_frame(frame)      # parsed (and a defect reported) only if the mode reads it
+            return
         if frame.defects:
             self._report_defect(frame)
             return
-        if frame.event is not None:
-            self.on_event_frame(frame)
-        elif content_type == AUTH_REQUEST:
+        if content_type == AUTH_REQUEST:
             self._auth_request_event.set()
         elif content_type == DISCONNECT_NOTICE:
             if frame.headers.get("Content-Disposition") == "linger":
@@ -167,7 +169,14 @@ class FramedProtocol:
     # --- hooks for the modes ----------------------------------------------------------------------------
 
     def on_event_frame(self, frame: Frame) -> None:
-        """An event arrived (runs in the reader greenlet: must not block)."""
+        """An event arrived (runs in the reader greenlet: must not block); see parsed_event()."""
+
+    def parsed_event(self, frame: Frame) -> dict[str, str] | None:
+        """The frame's event headers, or None after reporting a malformed event."""
+        event = frame.event
+        if event is None:
+            self._report_defect(frame)
+        return event
 
     def on_disconnect_notice(self, frame: Frame) -> None:
         """A text/disconnect-notice arrived."""

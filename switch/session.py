@@ -11,7 +11,7 @@ import collections
 import itertools
 import logging
 import uuid as uuidlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gevent
@@ -20,22 +20,47 @@ import greenswitch.esl
 
 from switch.codec import DISCONNECT_NOTICE, Frame
 from switch.errors import CallHangup, CommandFailed, SwitchError, SwitchTimeout
-from switch.events import OUTBOUND_EXTRA_EVENTS, SwitchEvent, to_domain
+from switch.events import DOMAIN_EVENT_NAMES, OUTBOUND_EXTRA_EVENTS, SwitchEvent, to_domain
 from switch.protocol import FramedProtocol
 
 log = logging.getLogger(__name__)
 
 DTMF_BUFFER = 64            # digits kept for the app; older ones drop off (a stuck key cannot grow memory)
 _var_counter = itertools.count(1)
+# what a session reads itself; other events are only parsed when an on_event callback can use them
+_SESSION_EVENTS = frozenset({"CHANNEL_EXECUTE_COMPLETE", "DTMF", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
 
 
-@dataclass(frozen=True)
 class ExecuteResult:
-    """What CHANNEL_EXECUTE_COMPLETE said: Application-Response and the channel variables (no prefix)."""
+    """What CHANNEL_EXECUTE_COMPLETE said: Application-Response and the channel variables (no prefix).
 
-    app: str
-    response: str
-    variables: dict[str, str] = field(default_factory=dict, repr=False)
+    The variables dict is built on first use: most executes (answer, playback, set) never read it.
+    """
+
+    __slots__ = ("app", "response", "_variables", "_event")
+
+    def __init__(self, app: str, response: str, variables: dict[str, str] | None = None, *,
+                 event: dict[str, str] | None = None):
+        self.app = app
+        self.response = response
+        self._variables = variables
+        self._event = event
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """Channel variables after the application ran, without the variable_ prefix."""
+        if self._variables is None:
+            event = self._event or {}
+            self._variables = {k[9:]: v for k, v in event.items() if k.startswith("variable_")}
+        return self._variables
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ExecuteResult):
+            return NotImplemented
+        return (self.app, self.response, self.variables) == (other.app, other.response, other.variables)
+
+    def __repr__(self) -> str:
+        return f"ExecuteResult(app={self.app!r}, response={self.response!r})"
 
 
 @dataclass(frozen=True)
@@ -154,8 +179,7 @@ class CallSession:
         finally:
             self._executions.pop(event_uuid, None)
         event = frame.event
-        variables = {k[9:]: v for k, v in event.items() if k.startswith("variable_")}
-        return ExecuteResult(app, event.get("Application-Response", ""), variables)
+        return ExecuteResult(app, event.get("Application-Response", ""), event=event)
 
     def answer(self) -> None:
         """Answer the call."""
@@ -257,7 +281,15 @@ class CallSession:
     # --- reader side (runs in the reader greenlet; never blocks) -----------------------------------------
 
     def _on_event(self, frame: Frame) -> None:
-        event = frame.event
+        name = frame.event_name
+        if not name:                         # malformed (every event has a name): report it
+            self._channel.parsed_event(frame)
+            return
+        if name not in _SESSION_EVENTS and not (self._callbacks and name in DOMAIN_EVENT_NAMES):
+            return                           # CHANNEL_EXECUTE, CHANNEL_STATE ...: never parsed
+        event = self._channel.parsed_event(frame)
+        if event is None:
+            return
         name = event.get("Event-Name")
         channel = event.get("Unique-ID", "")
         if name == "CHANNEL_EXECUTE_COMPLETE":

@@ -316,3 +316,19 @@ def test_transcript_reader_ignores_notes():
             "           ^ Content-Type=auth/request\n[   0.2] IN C->S <client closes TCP socket>\n")
     lines = parse_transcript(text)
     assert len(lines) == 1 and lines[0].data == b"Content-Type: auth/request\n\n" and lines[0].conn == "IN"
+
+
+@pytest.mark.parametrize("path", transcript_params())
+def test_lazy_events_peek_the_same_names(path):
+    """Should give the same Event-Name by peeking, and the same event once parsed, in lazy mode."""
+    stream = server_stream(load_transcript(path))
+    eager = FrameParser().feed(stream)
+    lazy = FrameParser(lazy_events=True).feed(stream)
+    assert [f.event_name for f in lazy] == [f.event_name for f in eager]
+    assert [(f.event, f.event_body, f.defects) for f in lazy] == [(f.event, f.event_body, f.defects) for f in eager]
+
+
+def test_lazy_malformed_event_reports_when_read():
+    """Should report a malformed event as a defect when a lazy frame is read."""
+    frame = FrameParser(lazy_events=True).feed(b"Content-Length: 4\nContent-Type: text/event-plain\n\n\xb2\xe2\xca\xd4")[0]
+    assert frame.event_name == "" and frame.event is None and frame.defects
