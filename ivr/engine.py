@@ -33,6 +33,7 @@ class CallStarted:
     uuid: str = ""
     lang: str | None = None
     start_node: str | None = None  # an agent handing a caller back to a node (人工转自动)
+    variables: tuple[tuple[str, str], ...] = ()  # call-specific texts, e.g. an outbound call's message
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,14 @@ class RequestMaterial:
 
 
 @dataclass(frozen=True)
+class SaveAnswer:
+    """A collect node with ``store`` got a valid answer (e.g. the satisfaction key of an outbound call)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class ToQueue:
     skill: str
 
@@ -250,7 +259,7 @@ ANSWERS: dict[type, tuple[type, ...]] = {
     ToQueue: (QueueResult,), Transfer: (TransferResult,),
 }
 SERVICE_ACTIONS = (CreateTicket, QueryStatus, LoadPoll, RecordPollAnswer, RequestMaterial, DiscardRecording,
-                   CheckBlacklist, CheckTime)
+                   CheckBlacklist, CheckTime, SaveAnswer)
 STATUS_PROMPTS = {status: f"status_{status}" for status in CITIZEN_STATUSES}
 # Prompts the engine plays itself (the tree names the others); every language must have them.
 ENGINE_PROMPTS = (
@@ -305,6 +314,8 @@ class IvrEngine:
         self.steps = 0
         self.tickets: list[str] = []
         self.outcome = ""
+        self.answers: dict[str, str] = {}
+        self.variables: dict[str, str] = {}
         self._expect: tuple[type, ...] = (CallStarted,)
         self._pending_recording: tuple | None = None  # (path, ms, kind, reason) not yet a ticket
 
@@ -326,6 +337,7 @@ class IvrEngine:
             self.caller, self.destination = event.caller, event.destination
             if event.lang:
                 self.lang = event.lang
+            self.variables = dict(event.variables)
             self._log("", "call started")
             return self._enter(event.start_node or self.tree.start)
         handler = getattr(self, f"_on_{self.node.kind}")
@@ -414,7 +426,13 @@ class IvrEngine:
     def _enter_prompt(self, node: Node, prefix: list) -> list:
         if node.get("enabled", True) is False:
             return self._enter(node.get("next"), prefix)
-        item = node.get("prompt") or f"tts:{node.get('text')}"
+        if node.get("text_var"):
+            text = self.variables.get(node.get("text_var"), "")
+            if not text:
+                return self._enter(node.get("next"), prefix)
+            item = f"tts:{text}"
+        else:
+            item = node.get("prompt") or f"tts:{node.get('text')}"
         return self._wait(prefix + [Play((item,), self.lang)])
 
     def _on_prompt(self, event) -> list:
@@ -769,16 +787,24 @@ class IvrEngine:
 
     # ------------------------------------------------------------ collect (generic digits into the trace)
     def _enter_collect(self, node: Node, prefix: list) -> list:
+        high = int(node.get("max_digits", 8))
         return self._collect(prefix, (node.get("prompt"),), min_digits=int(node.get("min_digits", 1)),
-                             max_digits=int(node.get("max_digits", 8)),
-                             timeout=float(node.get("entry_timeout", 10)))
+                             max_digits=high, timeout=float(node.get("entry_timeout", 10)),
+                             terminators="" if high == 1 else "#")
 
     def _on_collect(self, event: DigitsCollected) -> list:
         node = self.node
         digits = event.digits.rstrip("#")
         low, high = int(node.get("min_digits", 1)), int(node.get("max_digits", 8))
-        if not (digits.isdigit() and low <= len(digits) <= high):
-            return self._fail_or_retry([], lambda p: self._enter_collect(node, p + [
-                Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)]), "invalid entry")
-        self._log(node.id, f"collected into {node.get('store', 'digits')}", digits)
+        choices = str(node.get("choices", ""))
+        valid = digits.isdigit() and low <= len(digits) <= high and (not choices or digits in choices)
+        if not valid:
+            why = "no key" if digits == "" else "invalid entry"
+            return self._fail_or_retry([], lambda p: self._enter_collect(node, p + (
+                [Play((self._setting(node, "invalid_prompt", "invalid_key"),), self.lang)] if digits else [])), why)
+        store = node.get("store")
+        self._log(node.id, f"collected into {store or 'digits'}", digits)
+        if store:
+            self.answers[store] = digits
+            return self._enter(node.get("next"), [SaveAnswer(store, digits)])
         return self._enter(node.get("next"))

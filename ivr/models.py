@@ -6,6 +6,7 @@ import json
 
 import peewee
 
+from caseflow.models import User
 from core.db import BaseModel
 
 
@@ -110,6 +111,9 @@ class OutboundCampaign(BaseModel):
     max_parallel = peewee.IntegerField(default=10)  # upper bound; pacing also follows the free channels
     max_attempts = peewee.IntegerField(default=3)
     status = peewee.CharField(max_length=16, default="running", index=True)  # running, paused, done
+    # The centre user who started it: satisfaction ratings are applied to tickets in their name.
+    created_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    retry_minutes = peewee.IntegerField(default=30)  # wait before calling an unanswered number again
     created_at = peewee.DateTimeField(default=utcnow)
 
 

@@ -94,9 +94,21 @@ class IvrCall:
         self.answer = answer
         self.start_node = start_node
         self.direction = direction
+        self.attempt_id = (getattr(session, "channel_data", None) or {}).get("variable_hotline_attempt", "")
+        self.variables: dict[str, str] = {}
+        if tree is None and self.attempt_id:
+            # A call the dialer placed (outbound IVR): the campaign decides what it plays.
+            plan = services.outbound_plan(self.attempt_id)
+            if plan is not None:
+                tree, self.variables = plan
+                self.direction = "outbound"
         if tree is None:
             version_id, tree = services.active_tree()
         self.version_id = version_id
+        handed_back = (getattr(session, "channel_data", None) or {}).get("variable_hotline_ivr_node", "")
+        if self.start_node is None and handed_back in tree.nodes:
+            # An agent handed the caller back to self-service (人工转自动), e.g. for the status query.
+            self.start_node = handed_back
         self.engine = e.IvrEngine(tree, clock=self._now)
         self.files = PromptFiles(config, services)
         self._record_cut: e.RecordDone | None = None  # what was recorded when the caller hung up
@@ -113,7 +125,7 @@ class IvrCall:
             if self.answer:
                 self.session.answer()
             event: Any = e.CallStarted(self.session.caller, self.session.destination, self.session.uuid,
-                                       start_node=self.start_node)
+                                       start_node=self.start_node, variables=tuple(self.variables.items()))
             while not engine.done:
                 actions = engine.feed(event)
                 if not actions:
@@ -129,6 +141,12 @@ class IvrCall:
             self._hangup()
         finally:
             self._save_trace(started)
+            if self.direction == "outbound" and self.attempt_id:
+                try:
+                    self.services.finish_outbound(self.attempt_id, dict(engine.answers), engine.outcome,
+                                                  self.session.uuid)
+                except Exception:  # noqa: BLE001 - the call is over either way; the attempt stays "calling"
+                    log.exception("could not finish outbound attempt %s", self.attempt_id)
         return engine
 
     def _hangup(self) -> None:
@@ -265,6 +283,8 @@ class IvrCall:
             if isinstance(action, e.DiscardRecording):
                 Path(action.path).unlink(missing_ok=True)
                 return None
+            if isinstance(action, e.SaveAnswer):
+                return None  # kept in engine.answers; an outbound call's answers are applied at its end
         except (CallHangup, SwitchTimeout):
             raise
         except Exception:  # noqa: BLE001 - a failing back office gives the caller the safe answer

@@ -52,6 +52,8 @@ class IvrServices(Protocol):
     def knowledge_text(self, item_id: str) -> str | None: ...
     def route_to_queue(self, session, skill: str) -> str: ...
     def save_trace(self, record: "TraceRecord") -> None: ...
+    def outbound_plan(self, attempt_id: str) -> tuple[Any, dict[str, str]] | None: ...
+    def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None: ...
 
 
 @dataclass
@@ -271,6 +273,19 @@ class HotlineIvrServices:
             return "answered"
         log.info("no agent answered %s: %s", session.uuid, result.variables.get("originate_disposition", "?"))
         return "busy"
+
+    # ------------------------------------------------------------------ outbound IVR
+    def outbound_plan(self, attempt_id: str):
+        """(tree, variables) for a call the dialer placed, or None when the attempt is unknown."""
+        from ivr.campaigns import call_plan
+
+        plan = call_plan(attempt_id)
+        return None if plan is None else (plan[0], plan[1])
+
+    def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None:
+        from ivr.campaigns import finish_call
+
+        finish_call(attempt_id, answers, outcome, call_uuid)
 
     # ------------------------------------------------------------------ traces
     def save_trace(self, record: TraceRecord) -> None:

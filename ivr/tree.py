@@ -260,8 +260,14 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
                 problems.append(Problem(nid, "menu without invalid-key handling ('invalid_prompt')"))
             if not node.get("prompt"):
                 problems.append(Problem(nid, "menu without a prompt"))
-        if node.kind == "prompt" and not (node.get("prompt") or node.get("text")):
-            problems.append(Problem(nid, "prompt node without 'prompt' or 'text'"))
+        if node.kind == "prompt" and not (node.get("prompt") or node.get("text") or node.get("text_var")):
+            problems.append(Problem(nid, "prompt node without 'prompt', 'text' or 'text_var'"))
+        if node.kind == "collect":
+            if not node.get("prompt"):
+                problems.append(Problem(nid, "collect node without a prompt"))
+            choices = str(node.get("choices", ""))
+            if choices and not choices.isdigit():
+                problems.append(Problem(nid, f"choices must be digits, got {choices!r}"))
         if node.kind == "queue":
             skill = node.get("skill")
             if not skill:

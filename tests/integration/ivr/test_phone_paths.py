@@ -211,3 +211,36 @@ def test_version_switch_while_calls_in_progress(phone):
     assert "consult_menu" in played(phone, second) and "after_service" not in played(phone, second)
     versions = {t.call_uuid: t.tree_version.version for t in IvrTrace.select()}
     assert versions == {first.uuid: 1, second.uuid: 2}
+
+
+def test_agent_hands_caller_back_to_self_service(phone):
+    """Should start a call an agent handed back (人工转自动) at the chosen node, skipping the welcome."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
+    call = phone.fs.place_call(phone.server.address, script=[Press(ticket.number + "#"), Press("1"),
+                                                             WaitFor("playback", "status_accepted")],
+                               variables={"hotline_ivr_node": "status_query"})
+    phone.finish(call)
+    heard = played(phone, call)
+    assert heard[0] == "query_enter_number" and "status_accepted" in heard and "welcome" not in heard
+
+
+def test_hand_back_commands():
+    """Should mark the channel and transfer it to 12345 over the inbound connection; bad names refused."""
+    import pytest
+
+    from ivr.handback import HandBackError, hand_back
+    from ivr.tree import load_tree
+
+    sent = []
+
+    class Conn:
+        def api(self, command):
+            sent.append(command)
+            return "+OK\n"
+
+    hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree())
+    assert sent == ["uuid_setvar 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a hotline_ivr_node status_query",
+                    "uuid_transfer 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a 12345 XML default"]
+    for uuid, node in (("x; hupall", "main"), ("6f1c2a9e-1d3b", "main menu"), ("6f1c2a9e-1d3b", "nosuch")):
+        with pytest.raises(HandBackError):
+            hand_back(Conn(), uuid, node, load_tree())

@@ -50,7 +50,7 @@ def test_default_tree_is_valid_with_real_prompts():
                                            "*": "@repeat"}
     assert {tree.node(n).get("skill") for n in ("queue_consult", "queue_complaint", "queue_convenience")} == {
         "consult", "complaint", "convenience"}
-    assert tree.node("human_menu").keys["0"] == "leave_message"
+    assert tree.node("human_menu").keys["0"] == "take_message"
 
 
 def test_small_tree_is_valid():

@@ -1,0 +1,117 @@
+"""Places the calls of outbound IVR campaigns, paced to the free channels.
+
+``dials_to_start`` is the pacing rule (pure). ``Dialer.tick()`` (run every few seconds by the scheduler)
+counts the switch's channels, starts as many originates as the rule allows, each in its own greenlet, and
+keeps attempts and outcomes. An answered call runs ``socket`` into the app's outbound server, where
+``ivr.runner`` recognises it by the ``hotline_attempt`` channel variable and plays the campaign's tree.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from ivr.campaigns import note_failed_attempt
+from ivr.models import OutboundAttempt, OutboundCampaign
+
+log = logging.getLogger(__name__)
+
+ORIGINATE_TIMEOUT = 40  # seconds a citizen's phone may ring
+
+
+def dials_to_start(pending: int, in_flight: int, max_parallel: int, free_channels: int) -> int:
+    """How many new calls to place now: never above the campaign's parallel limit or the free channels."""
+    return max(0, min(pending, max_parallel - in_flight, free_channels))
+
+
+def free_channels(channel_count: int, max_calls: int, reserve_ratio: float = 0.2) -> int:
+    """Channels outbound campaigns may use: a share is always kept free for citizens calling in."""
+    reserve = math.ceil(max_calls * reserve_ratio)
+    return max(0, max_calls - reserve - channel_count)
+
+
+def parse_channel_count(text: str) -> int | None:
+    """``show channels count`` -> the number (None when the reply is not one)."""
+    match = re.search(r"(\d+)\s+total", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Dialer:
+    """Runs the campaigns over an inbound connection (switch.inbound.InboundConnection or a pool's member)."""
+
+    connection: object
+    config: object
+    max_calls: int = 0  # 0: the configured max_calls
+    gateway: str = "carrier"
+    caller_id: str = "12345"
+
+    def _spawn(self, fn, *args):
+        import gevent
+
+        return gevent.spawn(fn, *args)
+
+    def dial_string(self, attempt: OutboundAttempt, call_uuid: str) -> str:
+        """originate arguments: the citizen's leg, then the app's socket."""
+        host, port = self.config.outbound
+        variables = (f"origination_uuid={call_uuid},hotline_attempt={attempt.id},"
+                     f"origination_caller_id_number={self.caller_id},origination_caller_id_name={self.caller_id},"
+                     f"originate_timeout={ORIGINATE_TIMEOUT},ignore_early_media=true")
+        phone = attempt.phone
+        leg = f"user/{phone}" if len(phone) <= 5 else f"sofia/gateway/{self.gateway}/{phone}"
+        return f"{{{variables}}}{leg} &socket({host}:{port} async full)"
+
+    def tick(self, now: dt.datetime | None = None) -> int:
+        """Start the calls the pacing allows; returns how many were started."""
+        now = now or _utcnow()
+        try:
+            count = parse_channel_count(self.connection.api("show channels count"))
+        except Exception as exc:  # noqa: BLE001 - switch down: try again next tick
+            log.warning("dialer: cannot count channels: %s", exc)
+            return 0
+        if count is None:
+            return 0
+        room = free_channels(count, self.max_calls or self.config.max_calls)
+        started = 0
+        for campaign in OutboundCampaign.select().where(OutboundCampaign.status == "running").order_by(
+                OutboundCampaign.id):
+            in_flight = (OutboundAttempt.select().where((OutboundAttempt.campaign == campaign)
+                                                        & (OutboundAttempt.state == "calling")).count())
+            retry_before = now - dt.timedelta(minutes=campaign.retry_minutes)
+            due = (OutboundAttempt.select().where(
+                (OutboundAttempt.campaign == campaign) & (OutboundAttempt.state == "pending")
+                & ((OutboundAttempt.last_attempt_at.is_null()) | (OutboundAttempt.last_attempt_at < retry_before)))
+                .order_by(OutboundAttempt.attempts, OutboundAttempt.id))
+            wanted = dials_to_start(due.count(), in_flight, campaign.max_parallel, room - started)
+            for attempt in due.limit(wanted):
+                call_uuid = str(uuidlib.uuid4())
+                attempt.state, attempt.attempts = "calling", attempt.attempts + 1
+                attempt.last_attempt_at, attempt.last_call_uuid = now, call_uuid
+                attempt.save()
+                self._spawn(self._originate, attempt.id, call_uuid)
+                started += 1
+        return started
+
+    def _originate(self, attempt_id: int, call_uuid: str) -> None:
+        attempt = OutboundAttempt.get_by_id(attempt_id)
+        try:
+            result = self.connection.bgapi("originate " + self.dial_string(attempt, call_uuid),
+                                           timeout=ORIGINATE_TIMEOUT + 30)
+            ok, body = result.ok, result.body
+        except Exception as exc:  # noqa: BLE001 - a lost connection is a failed attempt, retried later
+            ok, body = False, f"-ERR {type(exc).__name__}"
+        attempt = OutboundAttempt.get_by_id(attempt_id)
+        if ok:
+            log.info("dialer: %s answered (attempt %s)", attempt.phone, attempt.id)
+            return  # the IVR runner finishes the attempt when the call ends
+        cause = body.replace("-ERR", "").strip() or "FAILED"
+        log.info("dialer: %s not reached: %s", attempt.phone, cause)
+        if attempt.state == "calling":
+            note_failed_attempt(attempt, cause)
