@@ -20,7 +20,9 @@ from webui.security import audit, require_roles
 
 bp = Blueprint("ivr_admin", __name__, url_prefix="/admin/ivr")
 
-NAV = [NavItem("Phone menu", "ivr_admin.index", frozenset({"admin"}), order=65)]
+NAV = [NavItem("Phone menu", "ivr_admin.index", frozenset({"admin"}), order=65),
+       NavItem("Outbound calls", "ivr_admin.campaigns", frozenset({"centre", "centre_leader"}), order=66),
+       NavItem("Call traces", "ivr_admin.traces", frozenset({"team_lead"}), order=67)]
 MESSAGES = own_messages({"zh": {
     "Phone menu": "语音导航", "Menu tree": "导航树", "Prompts": "语音提示", "Polls": "民意调查",
     "Call traces": "通话轨迹", "Version": "版本", "Active": "启用中", "Activate": "启用此版本",
@@ -39,6 +41,12 @@ MESSAGES = own_messages({"zh": {
     "通话 %(uuid)s 的导航轨迹", "No trace for this call.": "此通话没有导航轨迹。", "Versions": "版本列表",
     "Show": "查看", "Poll created.": "调查已创建。", "Question": "问题", "Choices": "按键选项",
     "Results": "结果统计", "Recent IVR calls": "最近的自助语音通话", "Field": "字段", "Value": "值",
+    "Outbound calls": "外呼", "Group call": "自动群呼", "Satisfaction call-backs": "自动回访（满意度按键）",
+    "Message (spoken by TTS)": "通知内容（语音合成播放）", "Phone numbers (one per line)": "电话号码（每行一个）",
+    "Parallel calls": "并发路数", "Attempts": "尝试次数", "Start": "开始", "Pause": "暂停", "Resume": "继续",
+    "Campaign created.": "外呼任务已创建。", "Phone": "电话", "Attempt state": "状态", "Acceptance number": "受理号",
+    "Call back the citizens of every approved ticket": "为所有待回访工单自动外呼回访",
+    "No approved tickets await a call-back.": "没有待回访的工单。", "Pending": "待呼", "Done": "完成",
 }})
 
 ADMIN = ("admin",)
@@ -289,6 +297,60 @@ def polls():
             questions.append((q, counts))
         rows.append((poll, questions))
     return render_template("ivr_admin/polls.html", polls=rows)
+
+
+# ---------------------------------------------------------------------- outbound campaigns
+@bp.route("/campaigns", methods=["GET", "POST"])
+@require_roles("admin", "centre", "centre_leader")
+def campaigns():
+    """Outbound IVR: group calls and satisfaction call-backs, with attempts and outcomes per number."""
+    from caseflow.models import Ticket
+    from ivr.campaigns import CampaignError, create_group_campaign, create_satisfaction_campaign, parse_phones
+    from ivr.models import OutboundAttempt, OutboundCampaign
+    from webui.i18n import gettext
+
+    if request.method == "POST":
+        what = request.form.get("what", "")
+        try:
+            if what == "group":
+                campaign = create_group_campaign(
+                    request.form.get("title", ""), request.form.get("message", ""),
+                    parse_phones(request.form.get("phones", "")), created_by=g.user,
+                    max_parallel=_int(request.form.get("max_parallel"), 10),
+                    max_attempts=_int(request.form.get("max_attempts"), 3))
+            elif what == "satisfaction":
+                due = list(Ticket.select().where((Ticket.status == "approved") & (Ticket.citizen_phone != "")))
+                if not due:
+                    raise CampaignError(gettext("No approved tickets await a call-back."))
+                campaign = create_satisfaction_campaign(due, g.user)
+            elif what in ("pause", "resume"):
+                campaign = OutboundCampaign.get_or_none(OutboundCampaign.id == request.form.get("campaign", "0"))
+                if campaign is None:
+                    abort(404)
+                if campaign.status in ("running", "paused"):
+                    campaign.status = "paused" if what == "pause" else "running"
+                    campaign.save()
+            else:
+                abort(400)
+        except CampaignError as error:
+            flash(str(error), "error")
+            return redirect(url_for("ivr_admin.campaigns"), code=303)
+        audit(f"ivr_campaign_{what}", "outbound_campaign", campaign.id, campaign.title)
+        if what in ("group", "satisfaction"):
+            flash(gettext("Campaign created."), "info")
+        return redirect(url_for("ivr_admin.campaigns"), code=303)
+    rows = []
+    for campaign in OutboundCampaign.select().order_by(OutboundCampaign.id.desc()).limit(50):
+        attempts = list(campaign.targets.order_by(OutboundAttempt.id).limit(500))
+        rows.append((campaign, attempts))
+    return render_template("ivr_admin/campaigns.html", campaigns=rows)
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 # ---------------------------------------------------------------------- traces

@@ -176,3 +176,23 @@ def test_trace_page(admin_client):
     assert "main" in page and "12345678" in page and "13800138000" not in page
     listing = admin_client.get("/admin/ivr/traces").get_data(as_text=True)
     assert "abc-123" in listing
+
+
+def test_campaign_pages(admin_client):
+    """Should start a group call from a form, refuse bad numbers, and list attempts."""
+    from ivr.models import OutboundAttempt, OutboundCampaign
+
+    admin_client.post_form("/admin/ivr/campaigns", {"what": "group", "title": "停水通知", "message": "明天停水。",
+                                                    "phones": "13800138000\n13900000000", "max_parallel": "5"})
+    campaign = OutboundCampaign.get()
+    assert campaign.kind == "group" and campaign.max_parallel == 5 and OutboundAttempt.select().count() == 2
+    bad = admin_client.post_form("/admin/ivr/campaigns", {"what": "group", "title": "x", "message": "y",
+                                                          "phones": "13800138000 not-a-number"},
+                                 follow_redirects=True)
+    assert 'class="flash error"' in bad.get_data(as_text=True) and OutboundCampaign.select().count() == 1
+    none_due = admin_client.post_form("/admin/ivr/campaigns", {"what": "satisfaction"}, follow_redirects=True)
+    assert 'class="flash error"' in none_due.get_data(as_text=True)
+    admin_client.post_form("/admin/ivr/campaigns", {"what": "pause", "campaign": campaign.id})
+    assert OutboundCampaign.get_by_id(campaign.id).status == "paused"
+    page = admin_client.get("/admin/ivr/campaigns").get_data(as_text=True)
+    assert "停水通知" in page and "13800138000" not in page
