@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500,1000")
     parser.add_argument("--executes", type=int, default=5, help="execute round trips per call")
-    parser.add_argument("--spread", type=float, default=10.0,
+    parser.add_argument("--spread", type=float, default=30.0,
                         help="seconds over which a call spreads its executes (an IVR call runs an app "
                              "every few seconds)")
     parser.add_argument("--fake", nargs=2, metavar=("CALLS", "PORT"), help=argparse.SUPPRESS)
@@ -218,6 +218,8 @@ def main(argv=None) -> int:
         print(f"{r['calls']:>6} {r['up']:>5} {r['setup_rate']:>8.0f} {r['setup_p50_ms']:>8.1f}ms {r['setup_p99_ms']:>8.1f}ms "
               f"{r['rt_p50_ms']:>7.2f}ms {r['rt_p99_ms']:>7.2f}ms {r['app_p50_ms']:>6.2f}ms {r['app_p99_ms']:>6.2f}ms "
               f"{r['kib_per_call']:>9.1f} {r['cpu_s']:>9.2f}  {r['causes']}")
+    print(f"machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(fake switch and other processes share them; latencies are wall-clock)")
     print("(exec = `set` round trip to the fake and back; app = encode+write of the sendmsg plus recv of the "
           "completion until the handler runs again)")
     big = [r for r in rows if "error" not in r and r["calls"] >= 1000]

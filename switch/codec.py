@@ -314,7 +314,11 @@ class FrameParser:
             pos += length
             self._pending = None
             frames.append(self._make(headers, body))
-        if pos:
+        if pos == size:
+            # a fresh buffer instead of `del`: a bytearray keeps its largest size, and a thousand idle
+            # calls would each hold on to the biggest read they ever saw
+            self._buf = bytearray()
+        elif pos:
             del buf[:pos]
         self.frames_parsed += len(frames)
         return frames

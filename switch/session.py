@@ -132,7 +132,7 @@ class CallSession:
         lacks, and linger (so the last events still arrive after the hang-up)."""
         self._channel.connect()       # greenswitch: send('connect'), keeps the reply headers as session_data
         data = self._channel.session_data or {}
-        self.channel_data = dict(data)
+        self.channel_data = data          # the same dict greenswitch keeps as session_data (no copy)
         self.uuid = data.get("Unique-ID") or data.get("Channel-Unique-ID") or data.get("variable_uuid", "")
         self.caller = data.get("Caller-Caller-ID-Number", "") or data.get("Channel-Caller-ID-Number", "")
         self.destination = data.get("Caller-Destination-Number", "") or data.get("Channel-Destination-Number", "")
