@@ -1,0 +1,104 @@
+"""The flow chart, node edits, the day/night schedule and recording lengths (pure parts of the IVR)."""
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from core.calendar import WorkCalendar
+from ivr.audio import wav_lengths
+from ivr.chart import layout, render_svg
+from ivr.edit import EditError, edit_node, edit_settings, parse_keys
+from ivr.schedule import time_state
+from ivr.tree import Problem, load_tree, parse_tree, validate
+from tests.fakeswitch.audio import write_wav
+
+
+def test_chart_is_valid_svg_with_every_node_and_route():
+    """Should draw every node once and one arrow per route, as well-formed SVG."""
+    tree = load_tree()
+    svg = render_svg(tree, [Problem("poll", "x")], highlight="main")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    nodes = [g.get("data-node") for g in root.iter(f"{ns}g")]
+    assert sorted(nodes) == sorted(tree.nodes)
+    routes = sum(len(tree.edges(n)) for n in tree.nodes.values())
+    assert len(list(root.iter(f"{ns}path"))) == routes + 1  # plus the arrow head marker
+    assert 'stroke="#dc2626"' in svg  # the node with a problem is outlined
+
+
+def test_chart_escapes_hostile_text():
+    """Should escape node ids and texts so the chart cannot carry markup or script."""
+    text = ('[tree]\nstart = "a<script>"\n[settings]\n[nodes."a<script>"]\nkind = "prompt"\n'
+            'text = "</text><script>alert(1)</script>"\nnext = "b"\n[nodes.b]\nkind = "hangup"\n')
+    svg = render_svg(parse_tree(text))
+    assert "<script>" not in svg
+    ET.fromstring(svg)
+
+
+def test_layout_columns_follow_distance():
+    """Should place nodes in columns by distance from the start."""
+    places = layout(load_tree())
+    assert places["blacklist"][0] == 0 and places["welcome"][0] == 1 and places["main"][0] == 3
+
+
+def test_edit_node_round_trip():
+    """Should change a menu's keys and timeout and keep the tree valid."""
+    tree = load_tree()
+    source = edit_node(tree, "self_menu", {"keys": "1=mailbox\n2=complaint_record\n0=main\n*=@repeat",
+                                           "timeout": "8"})
+    new = parse_tree(source)
+    assert new.node("self_menu").keys == {"1": "mailbox", "2": "complaint_record", "0": "main", "*": "@repeat"}
+    assert new.node("self_menu").get("timeout") == 8
+    assert [p.node for p in validate(new)] == ["status_query", "consult", "poll"]  # now unreachable
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"keys": "1 mailbox"}, "cannot read"), ({"keys": "1=nowhere"}, "unknown node"),
+    ({"keys": "1=main\n1=poll"}, "given twice"), ({"timeout": "soon"}, "not a whole number"),
+    ({"on_fail": "ghost"}, "unknown node"), ({"skill": "x"}, "cannot be edited"),
+])
+def test_edit_node_refuses_bad_input(changes, message):
+    """Should refuse malformed edits with a message naming the field."""
+    with pytest.raises(EditError, match=message):
+        edit_node(load_tree(), "self_menu", changes)
+
+
+def test_parse_keys_forms():
+    """Should read keys written with = or : on lines or separated by commas."""
+    assert parse_keys("1=a, 2: b\n* = @repeat") == {"1": "a", "2": "b", "*": "@repeat"}
+
+
+def test_edit_settings_keeps_types():
+    """Should keep lists, numbers and strings typed."""
+    new = parse_tree(edit_settings(load_tree(), {"max_retries": "2", "skills": "general, consult",
+                                                 "duty_mobile": "13912345678"}))
+    assert new.setting("max_retries") == 2 and new.setting("skills") == ["general", "consult"]
+    with pytest.raises(EditError):
+        edit_settings(load_tree(), {"nosuch": "1"})
+
+
+CAL = WorkCalendar(holidays=frozenset({dt.date(2026, 10, 1)}), workdays=frozenset({dt.date(2026, 10, 10)}))
+
+
+@pytest.mark.parametrize("moment,expect", [
+    (dt.datetime(2026, 10, 9, 9, 0), "open"), (dt.datetime(2026, 10, 9, 7, 59), "closed"),
+    (dt.datetime(2026, 10, 9, 20, 0), "closed"), (dt.datetime(2026, 10, 1, 10, 0), "holiday"),
+    (dt.datetime(2026, 10, 11, 10, 0), "closed"), (dt.datetime(2026, 10, 10, 10, 0), "open"),
+])
+def test_time_state(moment, expect):
+    """Should follow working hours, weekends, holidays and make-up working days."""
+    assert time_state(CAL, moment) == expect
+
+
+def test_wav_lengths(tmp_path):
+    """Should measure length and voiced part of a recording; silence is not voice."""
+    path = tmp_path / "r.wav"
+    write_wav(path, 5.0, [(1.0, 3.0)])
+    total, voiced = wav_lengths(path)
+    assert total == 5000 and 1900 <= voiced <= 2100
+    write_wav(path, 4.0, [])
+    assert wav_lengths(path) == (4000, 0)
+    (tmp_path / "bad.wav").write_bytes(b"nope")
+    assert wav_lengths(tmp_path / "bad.wav") is None and wav_lengths(tmp_path / "missing.wav") is None
