@@ -77,7 +77,7 @@ class AcdSettings:
     max_ring_all: int = 20
     progressive_delay: int = 5  # seconds between agents added by ring-progressively
     default_wrap_up: int = 15
-    break_retries: int = 3
+    break_retries: int = 120  # uuid_break resends while the music has not stopped (about 2 minutes)
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ class Waiter:
     hold_gen: int = 0
     offered: set[int] = field(default_factory=set)
     done: bool = False
+    step: str = "entering"  # what the caller's greenlet is doing (console, diagnostics)
 
     @property
     def uuid(self) -> str:
@@ -386,15 +387,23 @@ class Acd:
             gevent.spawn(self._break_hold, waiter, waiter.hold_gen)
 
     def _break_hold(self, waiter: Waiter, generation: int) -> None:
-        """Stop the caller's music so its greenlet can act; resent if the playback had not started yet."""
-        for attempt in range(self.settings.break_retries):
+        """Stop the caller's music so its greenlet can act.
+
+        The break can reach FreeSWITCH before the music has started (the playback command is still on its
+        way), in which case it does nothing: resend until the hold is over, backing off to once a second.
+        """
+        delay = 0.1
+        for _attempt in range(self.settings.break_retries):
             if not waiter.holding or waiter.hold_gen != generation or waiter.done:
                 return
             try:
                 self.conn_for(waiter.entry.server).api(f"uuid_break {waiter.uuid} all", timeout=5.0)
             except (SwitchError, AcdError) as exc:
                 log.warning("uuid_break %s failed: %s", waiter.uuid, exc)
-            gevent.sleep(0.3 * (attempt + 1))
+            gevent.sleep(delay)
+            delay = min(1.0, delay * 2)
+        log.warning("caller %s did not leave music on hold after %d breaks", waiter.uuid,
+                    self.settings.break_retries)
 
     def _serve(self, waiter: Waiter) -> QueueOutcome:
         queue, session = waiter.queue, waiter.session
@@ -433,6 +442,7 @@ class Acd:
             return
         waiter.hold_gen += 1
         waiter.holding = True
+        waiter.step = "music"
         timer = gevent.spawn_later(remaining, self._wake, waiter, "timer")
         try:
             if waiter.reason is None and waiter.offer is None:
@@ -445,6 +455,7 @@ class Acd:
             self._take_key(waiter)
             if waiter.reason is None and waiter.offer is None:
                 # The music ended by itself (a short file): keep waiting, silently, until something happens.
+                waiter.step = "silent wait"
                 waiter.event.wait(timeout=max(0.0, until - time.monotonic()))
         finally:
             waiter.holding = False
@@ -637,6 +648,7 @@ class Acd:
             session.set("bridge_pre_execute_aleg_app", "playback" if path else "")
             session.set("bridge_pre_execute_aleg_data", path)
         result = None
+        waiter.step = "bridge"
         try:
             result = session.bridge(self.dial_string(waiter, offer), timeout=self.settings.bridge_timeout)
         except CallHangup:
@@ -644,6 +656,7 @@ class Acd:
             raise
         except SwitchError as exc:
             log.warning("bridge for %s failed: %s", waiter.uuid, exc)
+        waiter.step = "after bridge"
         disposition = (_variable(result, "originate_disposition") or _variable(result, "DIALSTATUS")
                        or (getattr(result, "response", "") or "")).strip()
         answered = offer.answered_by
@@ -803,6 +816,13 @@ class Acd:
         waiter = self.waiters.get(event.uuid)
         if waiter is not None:
             self._wake(waiter, "hangup")
+            # Free the agents offered to this caller now, whatever the caller's greenlet is blocked on.
+            if waiter.offer is not None:
+                self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL", caller_gone=True)
+            self._abandon(waiter)
+            waiter.done = True
+            self.waiters.pop(event.uuid, None)
+            self.queue_waiters[waiter.queue.name].pop(event.uuid, None)
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None:
             return
@@ -851,7 +871,9 @@ class Acd:
                 report["unregistered"] += 1
                 self.set_registered(agent.id, False)
         channels = parse_channels(conn.api("show channels as json", timeout=10.0))
-        in_flight = {leg for w in self.waiters.values() if w.offer for leg in w.offer.legs.values()}
+        in_flight = {leg for w in self.waiters.values() if w.offer and w.uuid in channels
+                     for leg in w.offer.legs.values()}
+        now = utcnow()
         for agent in list(self.agents.values()):
             if not agent.leg_uuid or (agent.call_server and agent.call_server != server
                                       and len(self._connections()) > 1):
@@ -859,7 +881,8 @@ class Acd:
             if agent.state in ("reserved", "ringing"):
                 if agent.leg_uuid in channels:
                     self.leg_owner[agent.leg_uuid] = agent.id
-                elif agent.leg_uuid not in in_flight:
+                elif agent.leg_uuid not in in_flight or (now - agent.since).total_seconds() > self._offer_grace(agent):
+                    # No leg, and the caller is gone or the offer is older than any ring could last.
                     report["released"] += 1
                     self._offer_failed(agent.id, agent.leg_uuid, "LOST_CHANNEL", None)
             elif agent.state == "in_call":
@@ -883,6 +906,14 @@ class Acd:
         log.info("reconciled with %s: %s", server, report)
         self.kick()
         return report
+
+    def _offer_grace(self, agent: Agent) -> float:
+        queue = self.queues.get(agent.call_queue)
+        if queue is None:
+            return 90.0
+        extra = self.settings.progressive_delay * self.settings.max_ring_all \
+            if queue.strategy == "ring_progressively" else 0
+        return queue.ring_timeout + extra + 30.0
 
     def expire_wrap_up(self) -> None:
         """End wrap-ups whose time is over (also those left over from before a restart)."""

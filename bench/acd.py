@@ -131,6 +131,12 @@ def main(argv=None) -> int:
         acd.reconcile(conn.name)
     gevent.sleep(1)
     stuck = [a.id for a in acd.agents.values() if a.state != "idle"]
+    for agent_id in stuck:
+        a = acd.agents[agent_id]
+        live = a.leg_uuid in fs.channels
+        waiter = acd.waiters.get(a.call_uuid)
+        print(f"stuck agent {a.extension}: {a.status}/{a.state} since {a.since} leg live={live} "
+              f"waiter={waiter.step if waiter else 'no'} hung_up={waiter.session.hung_up if waiter else '-'} caller live={a.call_uuid in fs.channels} call={a.call_uuid}", file=sys.stderr)
 
     decisions = [d * 1000 for d in acd.decision_times]
     free = [d * 1000 for d in acd.free_to_offer]

@@ -282,3 +282,23 @@ def test_live_stats(make_acd, setup_agents, queue, world):
     assert stats["answer_rate_15s"] == 100.0 and stats["average_talk"] is not None
     rows = acd.agent_stats()
     assert rows[0]["operator_no"] == "8001" and rows[0]["calls_today"] == 1
+
+
+def test_caller_hangup_event_frees_agent_even_if_caller_greenlet_is_blocked(make_acd, setup_agents, queue, world):
+    """Should free the agent offered to a caller as soon as the caller's hang-up event arrives."""
+    agents = setup_agents(1)
+    world.phones["1001"].answer_delay = None
+    acd = make_acd()
+    ready_all(acd, agents)
+    session = Session(world)
+    job = serve(acd, session)
+    wait_for(lambda: acd.agents[agents[0].id].state == "ringing", what="ringing")
+    # The hang-up reaches the inbound connection; the caller's own socket has not noticed yet.
+    world.emit(sw.ChannelHangup(server=world.server, uuid=session.uuid, cause="NORMAL_CLEARING"))
+    agent = acd.agents[agents[0].id]
+    assert (agent.status, agent.state) == ("available", "idle")
+    assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "abandoned"
+    assert session.uuid not in acd.waiters
+    session.hangup_now()
+    assert job.get(timeout=5).outcome == "abandoned"
+    assert CallbackRequest.select().where(CallbackRequest.call_uuid == session.uuid).count() == 1
