@@ -115,3 +115,30 @@ class Dialer:
         log.info("dialer: %s not reached: %s", attempt.phone, cause)
         if attempt.state == "calling":
             note_failed_attempt(attempt, cause)
+
+
+def schedule_dialer(scheduler, pool, config, seconds: float = 5.0) -> Dialer:
+    """Run the dialer every ``seconds`` on the scheduler (run.py wiring), over the first connected switch."""
+    from core.db import database
+
+    class _FirstConnected:
+        def _conn(self):
+            for conn in pool.all():
+                if conn.connected:
+                    return conn
+            raise ConnectionError("no FreeSWITCH connected")
+
+        def api(self, command, timeout=None):
+            return self._conn().api(command, timeout=timeout)
+
+        def bgapi(self, command, timeout=None):
+            return self._conn().bgapi(command, timeout=timeout)
+
+    dialer = Dialer(_FirstConnected(), config)
+
+    def job():
+        with database.connection_context():
+            dialer.tick()
+
+    scheduler.add_job(job, "interval", seconds=seconds, id="ivr-dialer", max_instances=1, coalesce=True)
+    return dialer
