@@ -55,8 +55,9 @@ class PromptFiles:
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
                 subprocess.run([sys.executable, "-m", "ivr.prompts", "tts", "--lang", lang, "--out", str(local),
-                                text], check=True, timeout=TTS_TIMEOUT, capture_output=True,
-                               env={**os.environ, "HOTLINE_PROMPT_RATE": str(self.rate)})
+                                "--", text], check=True, timeout=TTS_TIMEOUT, capture_output=True,
+                               env={**os.environ, "HOTLINE_PROMPT_RATE": str(self.rate)},
+                               cwd=str(Path(__file__).resolve().parent.parent))
             except (subprocess.SubprocessError, OSError) as exc:
                 log.error("call-time TTS failed for %r: %s", text[:40], exc)
                 return "silence_stream://500"
