@@ -4,6 +4,9 @@
   if (!desk || !window.EventSource) { return; }
   var pop = document.getElementById("pop");
   var token = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var LABELS = {logged_out: "已签出", available: "就绪", on_break: "示忙", after_call_work: "话后处理",
+                idle: "空闲", reserved: "预占", ringing: "振铃", in_call: "通话中", wrap_up: "话后处理"};
+  function label(code) { return LABELS[code] || code || ""; }
   function text(sel, value) { var el = document.querySelector(sel); if (el) { el.textContent = value || ""; } }
   function showPop(data) {
     pop.dataset.call = data.call_uuid || "";
@@ -30,8 +33,8 @@
   });
   source.addEventListener("agent", function (e) {
     var d = JSON.parse(e.data);
-    text('[data-testid="agent-status"]', d.status);
-    text('[data-testid="agent-state"]', d.state);
+    text('[data-testid="agent-status"]', label(d.status));
+    text('[data-testid="agent-state"]', label(d.state));
   });
   desk.addEventListener("click", function (e) {
     var act = e.target.dataset ? e.target.dataset.act : null;
@@ -41,7 +44,7 @@
       .then(function (r) { return r.json(); })
       .then(function (d) {
         text("#desk-error", d.ok ? "" : d.error);
-        if (d.ok) { text('[data-testid="agent-status"]', d.status); text('[data-testid="agent-state"]', d.state); }
+        if (d.ok) { text('[data-testid="agent-status"]', label(d.status)); text('[data-testid="agent-state"]', label(d.state)); }
       });
   });
 }());

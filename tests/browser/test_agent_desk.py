@@ -1,0 +1,167 @@
+"""In Chromium: an agent logs in, goes ready, a call arrives through the fake FreeSWITCH, the screen pop
+shows the caller's earlier ticket, a ticket is saved, and wrap-up ends.
+
+The web server, the ACD and the fake FreeSWITCH share one gevent hub in a background thread (as in
+production, where run.py runs them in one process); the test thread drives Chromium and hands work to that
+hub through ``Telephony.run``.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+from playwright.sync_api import expect
+
+from acd.dispatcher import create_agent, create_queue
+from caseflow import services as case_services
+from caseflow.accounts import create_user
+from caseflow.models import Ticket
+from core import db as core_db
+from core.config import EslEndpoint, load_config
+from core.migrations import create_schema
+from core.schema import all_models
+
+PASSWORD = "desk-pass-1234"
+
+
+class Telephony(threading.Thread):
+    """Fake switch + inbound pool + ACD + outbound server + the web app, all in this thread's hub."""
+
+    def __init__(self, config, tmp_path):
+        super().__init__(name="telephony", daemon=True)
+        self.config = config
+        self.tmp_path = tmp_path
+        self.ready = threading.Event()
+        self.error = None
+        self.hub_loop = None
+
+    def run(self):
+        import gevent
+        from gevent.pywsgi import WSGIServer
+
+        from acd.dispatcher import Acd, AcdSettings
+        from switch.errors import CallHangup
+        from switch.inbound import SwitchPool
+        from switch.outbound import OutboundServer
+        from tests.fakeswitch import FakeSwitch
+        from webui.app import Services, create_app
+
+        try:
+            self.fs = FakeSwitch(password="ClueCon", record_dir=self.tmp_path / "fs", time_scale=0.01)
+            self.fs.start()
+            self.fs.add_agent("1001", answer_delay=1, talk_seconds=None)
+            self.pool = SwitchPool([EslEndpoint("127.0.0.1", self.fs.esl_port, "ClueCon")])
+            self.pool.start()
+            self.pool.all()[0].wait_connected(5)
+            self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600))
+            self.acd.start()
+
+            def handle(session):
+                try:
+                    session.answer()
+                    self.acd.enter_queue(session, "consult")
+                    session.wait_hangup(timeout=60)
+                except CallHangup:
+                    pass
+
+            self.outbound = OutboundServer("127.0.0.1", 0, handle)
+            self.outbound.start()
+            app = create_app(self.config, Services(extra={"acd": self.acd}))
+            self.web = WSGIServer(("127.0.0.1", 0), app, log=None)
+            self.web.start()
+            self.url = f"http://127.0.0.1:{self.web.server_port}"
+            self.hub_loop = gevent.get_hub().loop
+            self._halt = gevent.event.Event()
+        except Exception as error:  # noqa: BLE001 - reported to the test thread
+            self.error = error
+            self.ready.set()
+            return
+        self.ready.set()
+        self._halt.wait()
+        self.web.stop(timeout=2)
+        self.outbound.stop(drain_timeout=2)
+        self.acd.stop()
+        self.pool.stop()
+        self.fs.stop()
+
+    def run_in_hub(self, fn, *args, timeout=10.0):
+        """Run fn(*args) in a greenlet of this thread's hub and return its result to the calling thread."""
+        import gevent
+
+        results: queue.Queue = queue.Queue()
+
+        def call():
+            try:
+                results.put((True, fn(*args)))
+            except Exception as error:  # noqa: BLE001 - re-raised in the caller's thread
+                results.put((False, error))
+
+        self.hub_loop.run_callback_threadsafe(lambda: gevent.spawn(call))
+        ok, value = results.get(timeout=timeout)
+        if not ok:
+            raise value
+        return value
+
+    def stop(self):
+        if self.hub_loop is not None:
+            self.hub_loop.run_callback_threadsafe(self._halt.set)
+        self.join(10)
+
+
+@pytest.fixture
+def telephony(tmp_path):
+    url = f"sqlite:///{tmp_path / 'desk.sqlite3'}"
+    database = core_db.bind_database(url)
+    create_schema(all_models())
+    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
+                          "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False})
+    with database.connection_context():
+        create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
+        user = create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001")
+        create_agent(user, {"consult": 5})
+        earlier = case_services.create_ticket("小区路灯不亮已经一周", citizen_phone="13912345678",
+                                              citizen_name="李四", title="路灯不亮")
+    thread = Telephony(config, tmp_path)
+    thread.start()
+    assert thread.ready.wait(15), "telephony thread did not start"
+    if thread.error is not None:
+        raise thread.error
+    thread.earlier = earlier
+    yield thread
+    thread.stop()
+    database.close()
+
+
+def test_agent_takes_call_with_screen_pop_and_saves_ticket(page, telephony):
+    """Should pop the caller's earlier ticket on answer, save the new ticket, and end the wrap-up."""
+    page.goto(telephony.url + "/login")
+    page.fill("#operator_no", "8001")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit].primary")
+    page.goto(telephony.url + "/desk/")
+    expect(page.get_by_test_id("agent-status")).to_have_text("已签出")
+    page.click("button[data-act=ready]")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+
+    call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                caller="13912345678", destination="12345"))
+    expect(page.get_by_test_id("pop-number")).to_have_text("13912345678")
+    expect(page.get_by_test_id("pop-citizen")).to_have_text("李四")
+    expect(page.get_by_test_id("pop-tickets")).to_contain_text(telephony.earlier.number)
+    expect(page.locator("#tf-phone")).to_have_value("13912345678")
+    expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+
+    telephony.run_in_hub(call.hangup)
+    expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
+    page.fill("#tf-content", "路灯仍然不亮，请尽快维修")
+    with page.expect_navigation():
+        page.click("#ticket-form button[type=submit]")
+    expect(page.get_by_test_id("ticket-saved")).to_be_visible()
+    expect(page.get_by_test_id("agent-state")).to_have_text("空闲")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    with core_db.database.connection_context():
+        saved = Ticket.select().where(Ticket.citizen_phone == "13912345678").order_by(Ticket.id.desc()).get()
+    assert saved.id != telephony.earlier.id and saved.content == "路灯仍然不亮，请尽快维修"
+    assert saved.created_by.operator_no == "8001"
