@@ -48,20 +48,9 @@ def ivr_services(db, ivr_config, trees):
 
 
 @pytest.fixture
-def fakeswitch(tmp_path):
-    """A FakeSwitch on 127.0.0.1:<free port> (tests.fakeswitch), stopped after the test."""
-    from tests.fakeswitch import FakeSwitch
-
-    fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
-    fs.start()
-    yield fs
-    fs.stop()
-
-
-@pytest.fixture
 def phone(db, tmp_path, rendered_sounds, trees, fakeswitch):
     """The IVR served by the real outbound server, with rendered prompts; ``phone.call(script)`` places a
-    scripted call through the fake switch."""
+    scripted call through the fake switch (the shared ``fakeswitch`` fixture)."""
     from core.config import load_config
     from ivr.runner import run_call
     from switch.outbound import OutboundServer
