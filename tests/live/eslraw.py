@@ -201,10 +201,14 @@ class OutboundCall(EslConnection):
 
     channel: dict[str, str]
 
-    def connect_call(self, timeout: float = 10.0) -> dict[str, str]:
-        """`connect` and return the channel data headers (URL-decoded)."""
+    def connect_call(self, timeout: float = 10.0, myevents: bool = True) -> dict[str, str]:
+        """`connect` (and `myevents`, without which no execute completion is seen); the channel data."""
         reply = self.command("connect", timeout)
         self.channel = {k: urllib.parse.unquote(v) for k, v in reply.headers.items()}
+        if myevents:
+            answer = self.command("myevents", timeout)
+            if not answer.headers.get("Reply-Text", "").startswith("+OK"):
+                raise EslError(f"myevents refused: {answer.headers.get('Reply-Text')}")
         return self.channel
 
     @property

@@ -26,8 +26,9 @@ CORE_VARIABLES = (
     "local_ip_v4", "local_mask_v4", "local_ip_v6", "core_uuid",
 )
 
-# Includes that may legitimately match nothing (site overrides).
-OPTIONAL_INCLUDES = ("local/*.xml", "external/*.xml")
+# Includes of site files (ignored by git): they may match nothing, and the shipped configuration is
+# checked without whatever a developer or operator put there.
+SITE_INCLUDES = ("local/*.xml", "external/*.xml")
 
 _PRE = re.compile(r"<X-PRE-PROCESS\s+cmd=\"([^\"]*)\"\s+data=\"([^\"]*)\"\s*/>", re.IGNORECASE)
 _VAR = re.compile(r"\$\$\{([^}]*)\}")
@@ -62,9 +63,13 @@ class Assembly:
         raise ConfError(f"no <configuration name={name!r}>")
 
 
-def assemble(conf_dir: Path = CONF_DIR, env: dict[str, str] | None = None,
-             start: str = "freeswitch.xml") -> Assembly:
-    """Pre-process ``start`` under ``conf_dir`` the way FreeSWITCH does and report what went wrong."""
+def assemble(conf_dir: Path = CONF_DIR, env: dict[str, str] | None = None, start: str = "freeswitch.xml",
+             site_files: bool = False) -> Assembly:
+    """Pre-process ``start`` under ``conf_dir`` the way FreeSWITCH does and report what went wrong.
+
+    ``site_files``: also read local/*.xml and enabled gateways (as FreeSWITCH would); off by default so
+    that the shipped configuration is what is checked.
+    """
     conf_dir = Path(conf_dir).resolve()
     env = {} if env is None else env
     result = Assembly()
@@ -72,12 +77,13 @@ def assemble(conf_dir: Path = CONF_DIR, env: dict[str, str] | None = None,
         result.variables[name] = f"<{name}>"
     result.variables["conf_dir"] = str(conf_dir)
     out: list[str] = []
-    _preprocess(conf_dir / start, result, out, env, depth=0)
+    _preprocess(conf_dir / start, result, out, env, 0, site_files)
     result.text = "\n".join(out)
     return result
 
 
-def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str], depth: int) -> None:
+def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str], depth: int,
+                site_files: bool) -> None:
     if depth > 100:
         result.problems.append(f"{path}: include nesting deeper than 100")
         return
@@ -111,12 +117,15 @@ def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str
             if ref[1:] in env:
                 result.variables[name.strip()] = env[ref[1:]]
         elif cmd == "include":
+            site = any(data.endswith(pattern) for pattern in SITE_INCLUDES)
+            if site and not site_files:
+                continue
             pattern = data if os.path.isabs(data) else str(path.parent / data)
             matches = sorted(glob.glob(pattern))
-            if not matches and not any(data.endswith(opt) for opt in OPTIONAL_INCLUDES):
+            if not matches and not site:
                 result.problems.append(f"{where}: include {data!r} matches no file")
             for found in matches:
-                _preprocess(Path(found), result, out, env, depth + 1)
+                _preprocess(Path(found), result, out, env, depth + 1, site_files)
         else:
             result.problems.append(f"{where}: pre-processor command {cmd!r} is not used by this project")
 
@@ -131,6 +140,24 @@ def _expand(line: str, result: Assembly, where: str) -> str:
         return result.variables[name]
 
     return _VAR.sub(value, line)
+
+
+def is_site_file(path: Path, conf_dir: Path = CONF_DIR) -> bool:
+    """A file an operator adds (local overrides, an enabled gateway), not part of the shipped set."""
+    relative = Path(path).resolve().relative_to(Path(conf_dir).resolve()).as_posix()
+    return relative.endswith(".xml") and (relative.startswith("local/")
+                                          or relative.startswith("sip_profiles/external/"))
+
+
+def shipped_copy(target: Path, conf_dir: Path = CONF_DIR) -> Path:
+    """Copy the shipped configuration (no site files) to ``target`` and return it."""
+    import shutil
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        return [n for n in names if (Path(directory) / n).is_file() and is_site_file(Path(directory) / n, conf_dir)]
+
+    shutil.copytree(conf_dir, target, ignore=ignore)
+    return target
 
 
 def comment_hazards(path: Path) -> list[str]:

@@ -1,0 +1,94 @@
+"""Live: an agent's SIP phone (sipp) registers on the internal profile with the configured password and
+is refused with a wrong one.  Skipped without HOTLINE_TEST_ESL, or without sipp (Debian: sip-tester).
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.live.eslraw import EslClient
+
+pytestmark = pytest.mark.live
+
+SCENARIOS = Path(__file__).parent / "sipp"
+
+
+@pytest.fixture
+def sipp():
+    path = shutil.which("sipp")
+    if path is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester)")
+    return path
+
+
+@pytest.fixture
+def sip_events(esl_endpoint):
+    client = EslClient.connect(*esl_endpoint)
+    client.subscribe("CUSTOM", "sofia::register", "sofia::unregister", "sofia::register_failure")
+    yield client
+    client.close()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def register(sipp: str, workdir: Path, switch_port: int, extension: str, password: str, expires: int,
+             port: int) -> subprocess.CompletedProcess:
+    """One REGISTER transaction with digest auth from 127.0.0.1:port; sipp's exit status tells the outcome."""
+    command = [sipp, f"127.0.0.1:{switch_port}", "-sf", str(SCENARIOS / "register.xml"),
+               "-s", extension, "-au", extension, "-ap", password, "-key", "expires", str(expires),
+               "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-timeout", "15s", "-timeout_error",
+               "-nostdin", "-trace_err", "-error_file", str(workdir / "sipp-errors.log")]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def internal_port(esl) -> int:
+    """The internal profile's SIP port, as the switch was configured."""
+    return int(esl.api("global_getvar internal_sip_port").strip())
+
+
+def test_agent_phone_registers_and_unregisters(sipp, esl, sip_events, internal_port, tmp_path):
+    """Should register extension 1010 with the configured agent password, list it, then unregister it."""
+    password = esl.api("global_getvar agent_password").strip()
+    port = _free_udp_port()
+    done = register(sipp, tmp_path, internal_port, "1010", password, 120, port)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    event = sip_events.wait_event(lambda e: e.get("Event-Subclass") == "sofia::register"
+                                  and e.get("from-user") == "1010", timeout=10)
+    assert event["profile-name"] == "internal"
+    listing = esl.api("sofia status profile internal reg")
+    assert "1010@" in listing and f"127.0.0.1:{port}" in listing
+
+    done = register(sipp, tmp_path, internal_port, "1010", password, 0, port)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    sip_events.wait_event(lambda e: e.get("Event-Subclass") == "sofia::unregister"
+                          and e.get("from-user") == "1010", timeout=10)
+    assert f"127.0.0.1:{port}" not in esl.api("sofia status profile internal reg")
+
+
+def test_wrong_password_is_refused(sipp, esl, sip_events, internal_port, tmp_path):
+    """Should refuse a REGISTER with a wrong password and list no registration for it."""
+    port = _free_udp_port()
+    done = register(sipp, tmp_path, internal_port, "1011", "not-the-password", 120, port)
+    assert done.returncode != 0
+    failure = sip_events.wait_event(lambda e: e.get("Event-Subclass") == "sofia::register_failure"
+                                    and e.get("to-user") == "1011", timeout=10)
+    assert failure["profile-name"] == "internal"
+    assert f"127.0.0.1:{port}" not in esl.api("sofia status profile internal reg")
+
+
+def test_unknown_extension_cannot_register(sipp, esl, internal_port, tmp_path):
+    """Should refuse an extension outside 1000-1019 even with the agents' password."""
+    password = esl.api("global_getvar agent_password").strip()
+    port = _free_udp_port()
+    done = register(sipp, tmp_path, internal_port, "2000", password, 120, port)
+    assert done.returncode != 0
+    assert f"127.0.0.1:{port}" not in esl.api("sofia status profile internal reg")
