@@ -130,3 +130,30 @@ def test_walking_skeleton_live(live_ivr, place_call, tmp_path):
     attachment = Attachment.get(Attachment.ticket == ticket)
     assert attachment.size > 0 and len(attachment.sha256) == 64
     citizen.hangup()
+
+
+def test_blacklisted_caller_live(live_ivr, place_call):
+    """Should play the blocked notice to a blacklisted number and hang up, with no menu."""
+    from caseflow import services as cs
+
+    cs.set_blacklist("13700000000", True, "骚扰")
+    host, port = live_ivr.address
+    place_call(caller="13700000000", outbound=f"{host}:{port}")
+    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    ivr = live_ivr.calls[0]
+    gevent_wait(lambda: ivr.engine.done, 60, "the IVR to end the call")
+    assert [Path(p).stem for p in ivr.session.played] == ["blocked"]
+    assert ivr.engine.outcome == "blacklisted"
+
+
+def test_no_key_goes_to_a_person_live(live_ivr, place_call):
+    """Should leave the menus for a person when the caller presses nothing (nobody registered: a message)."""
+    host, port = live_ivr.address
+    citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
+    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    ivr = live_ivr.calls[0]
+    gevent_wait(lambda: ivr.engine.node is not None and ivr.engine.node.kind == "voicemail", 90,
+                "the message after nobody answered")
+    visited = [t.node for t in ivr.engine.trace]
+    assert "human_time" in visited and "queue_general" in visited
+    citizen.hangup()
