@@ -38,6 +38,7 @@ class Telephony(threading.Thread):
 
     def run(self):
         import gevent
+        import gevent.event
         from gevent.pywsgi import WSGIServer
 
         from acd.dispatcher import Acd, AcdSettings
@@ -88,6 +89,7 @@ class Telephony(threading.Thread):
     def run_in_hub(self, fn, *args, timeout=10.0):
         """Run fn(*args) in a greenlet of this thread's hub and return its result to the calling thread."""
         import gevent
+        import gevent.event
 
         results: queue.Queue = queue.Queue()
 
