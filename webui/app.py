@@ -77,7 +77,7 @@ class HotlineState:
 
 # Each role's desk, tried in this order for users with several roles: the path another area serves.
 DESKS: list[tuple[str, str, str]] = [
-    ("agent", "/agent/tickets", "Agent desk"),
+    ("agent", "/agent/tickets", "Ticket list"),
     ("entry", "/entry", "Data entry"),
     ("team_lead", "/supervisor", "Supervisor console"),
     ("centre", "/centre", "Hotline centre"),

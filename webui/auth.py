@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.local import LocalProxy
 
 from caseflow.models import User
 from webui import security
-from webui.i18n import LANGUAGES, best_language, normalise_language
+from webui.i18n import best_language, normalise_language
 from webui.security import ThrottlePolicy, audit, client_ip, login_required, public
 
 log = logging.getLogger(__name__)
@@ -201,13 +201,8 @@ def set_language():
     """Switch the UI language; kept on the user when logged in, in the session otherwise."""
     code = normalise_language(request.form.get("lang"))
     if code is None:
-        from flask import abort
-
         abort(400)
     session[SESSION_LANG_KEY] = code
     if g.user is not None and g.user.language != code:
         User.update(language=code).where(User.id == g.user.id).execute()
     return redirect(safe_next(request.form.get("next")) or url_for("home.index"))
-
-
-__all__ = ["bp", "current_user", "load_user", "LANGUAGES"]

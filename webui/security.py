@@ -13,7 +13,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 from flask import (abort, current_app, g, has_app_context, has_request_context, jsonify, redirect,
@@ -268,7 +268,3 @@ def minutes_ceiling(delta: dt.timedelta) -> int:
     """Whole minutes, rounded up, at least 1 (for 'try again in N minutes')."""
     seconds = max(0, int(delta.total_seconds()))
     return max(1, -(-seconds // 60))
-
-
-def roles_of(user) -> Iterable[str]:
-    return sorted(user.role_set) if user is not None else ()

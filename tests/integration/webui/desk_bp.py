@@ -1,14 +1,14 @@
-"""A stand-in supervisor desk used only by tests of the landing page."""
+"""A stand-in desk used only by tests of the landing page (a path no real area uses)."""
 from __future__ import annotations
 
 from flask import Blueprint
 
 from webui.security import require_roles
 
-bp = Blueprint("supervisor", __name__)
+bp = Blueprint("test_desk", __name__)
 
 
-@bp.route("/supervisor")
+@bp.route("/test-only-desk")
 @require_roles("team_lead")
 def index():
-    return "supervisor console"
+    return "stand-in desk"

@@ -1,8 +1,6 @@
 """Login, logout, throttling and session handling of the web UI."""
 from __future__ import annotations
 
-import datetime as dt
-
 from caseflow.models import User
 from webui.app import Services
 from webui.models import AuditLog

@@ -33,17 +33,21 @@ def test_desk_not_built_yet_is_named_not_linked(app, make_user):
     assert response.status_code == 200 and "尚未开通" in page and 'href="/admin"' not in page
 
 
-def test_several_roles_list_every_existing_desk(make_app, make_user):
+def test_several_roles_list_every_existing_desk(make_app, make_user, monkeypatch):
     """Should list each existing desk once, the first role's desk first, and show role names in the header."""
+    import webui.app
+
+    desks = [d for d in webui.app.DESKS if d[0] != "team_lead"] + [("team_lead", "/test-only-desk", "Supervisor console")]
+    monkeypatch.setattr(webui.app, "DESKS", desks)
     app = make_app(extra_blueprints=["tests.integration.webui.desk_bp"])
     client = login(app, make_user, "6003", ("team_lead", "agent"))
     assert client.get("/").headers["Location"] == "/agent/tickets"
     page = client.get("/home").get_data(as_text=True)
     assert page.count('class="desk" href="/agent/tickets"') == 1
-    assert 'class="desk" href="/supervisor"' in page
+    assert 'class="desk" href="/test-only-desk"' in page
     assert "班长" in page and "话务员" in page
     nav = page.split('<nav class="mainnav"', 1)[1].split("</nav>", 1)[0]
-    assert 'href="/supervisor"' in nav and 'href="/agent/tickets"' in nav and 'href="/admin"' not in nav
+    assert 'href="/test-only-desk"' in nav and 'href="/agent/tickets"' in nav and 'href="/admin"' not in nav
 
 
 def test_header_shows_user_and_logout(app, make_user):
