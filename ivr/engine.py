@@ -375,6 +375,12 @@ class IvrEngine:
             self._log(node_id, "step limit reached")
             self.outcome = "step_limit"
             return self._wait(prefix + [Play(("too_many_steps",), self.lang), HangupCall()])
+        if node_id not in self.tree.nodes:
+            # Only validated trees are activated; this guards a tree loaded some other way.
+            log.error("ivr: route to missing node %r; ending the call", node_id)
+            self._log(str(node_id), "missing node")
+            self.outcome = "tree_error"
+            return self._wait(prefix + [Play(("goodbye",), self.lang), HangupCall()])
         node = self.tree.node(node_id)
         self.node = node
         self.scratch = _Scratch()

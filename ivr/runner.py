@@ -227,7 +227,13 @@ class IvrCall:
         return e.DigitsCollected(digits)
 
     def _record(self, action: e.Record) -> e.RecordDone:
-        switch_path, local_path = self.services.recording_target(self.session.uuid, action.kind)
+        try:
+            switch_path, local_path = self.services.recording_target(self.session.uuid, action.kind)
+        except (OSError, ValueError) as exc:
+            # Storage not writable (or an odd call id): the engine counts it as a failed recording and
+            # takes the node's final route (a person) instead of losing the caller.
+            log.error("ivr: no place to record call %s: %s", self.session.uuid, exc)
+            return e.RecordDone("", 0, "error", 0)
         if action.beep:
             self.session.playback(BEEP)
         try:

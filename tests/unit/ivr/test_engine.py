@@ -429,3 +429,11 @@ def test_agent_hands_caller_back_to_a_node():
     engine = e.IvrEngine(load_tree())
     actions = engine.feed(e.CallStarted("13800138000", start_node="status_query"))
     assert actions[-1].items == ("query_enter_number",)
+
+
+def test_route_to_a_missing_node_ends_politely():
+    """Should end the call politely if an unvalidated tree routes to a node that does not exist."""
+    source = load_tree().source.replace('next = "policy"', 'next = "nowhere"')
+    sim = Sim(keys=[])
+    engine = run(sim, tree=parse_tree(source))
+    assert engine.outcome == "tree_error" and played(sim)[-1] == "goodbye"
