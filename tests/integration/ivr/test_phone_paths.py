@@ -244,3 +244,15 @@ def test_hand_back_commands():
     for uuid, node in (("x; hupall", "main"), ("6f1c2a9e-1d3b", "main menu"), ("6f1c2a9e-1d3b", "nosuch")):
         with pytest.raises(HandBackError):
             hand_back(Conn(), uuid, node, load_tree())
+
+
+def test_recording_storage_failure_does_not_lose_the_caller(phone):
+    """Should move on to a person (here: a message, also failing, then goodbye) when nothing can be stored."""
+    def broken(call_uuid, kind):
+        raise OSError("disk full")
+
+    phone.services.recording_target = broken
+    call = phone.call([Press("2"), Press("2")])
+    engine = phone.engines[call.uuid]
+    assert engine.outcome == "completed" and "human_time" in [t.node for t in engine.trace]
+    assert played(phone, call)[-1] == "goodbye" and Ticket.select().count() == 0
