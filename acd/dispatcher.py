@@ -150,6 +150,8 @@ class Acd:
         self.waiters: dict[str, Waiter] = {}
         self.queue_waiters: dict[str, dict[str, Waiter]] = collections.defaultdict(dict)
         self.leg_owner: dict[str, int] = {}
+        # channel uuid -> the FreeSWITCH whose inbound connection announced it (bounded, newest kept)
+        self.channel_server: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
         self.free_at: dict[int, float] = {}  # agent id -> perf_counter when it became offerable
@@ -230,6 +232,22 @@ class Acd:
         if len(conns) == 1:
             return conns[0]
         raise AcdError(f"no FreeSWITCH connection named {server!r}")
+
+    def server_of(self, session) -> str:
+        """The FreeSWITCH (pool name) a caller's channel lives on.
+
+        The inbound connection that announced the channel knows for sure (servers may share a host); the
+        socket's peer address is the fallback.
+        """
+        known = self.channel_server.get(session.uuid)
+        if known:
+            return known
+        if not session.server:
+            return ""
+        try:
+            return self._server_name(self.conn_for(session.server))
+        except AcdError:
+            return session.server
 
     def subscribe(self, listener: Callable[[dict], None]) -> None:
         """Receive every ACD notice (agent state, screen pop, queue changes) as a dict."""
@@ -351,10 +369,7 @@ class Acd:
         queue = self.queue_for(skill, queue_name)
         if session.hung_up:
             return QueueOutcome("abandoned", queue.name)
-        try:
-            server = self._server_name(self.conn_for(session.server)) if session.server else ""
-        except AcdError:
-            server = session.server
+        server = self.server_of(session)
         entry = QueueEntry.create(call_uuid=session.uuid, server=server, queue=queue,
                                   caller_number=(session.caller or "")[:32], entered_at=utcnow())
         waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic())
@@ -796,6 +811,10 @@ class Acd:
             log.info("ignored %s for %s: %s", type(event).__name__, event.uuid, exc)
 
     def on_channel_created(self, event) -> None:
+        if event.uuid and event.server:
+            self.channel_server[event.uuid] = event.server
+            while len(self.channel_server) > 50000:
+                self.channel_server.popitem(last=False)
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None or event.uuid in self.ended_legs:
             return

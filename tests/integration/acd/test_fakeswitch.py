@@ -13,7 +13,7 @@ from core.config import EslEndpoint
 from switch.errors import CallHangup
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
-from tests.fakeswitch import FakeSwitch, Hangup, Press, Wait, WaitFor
+from tests.fakeswitch import FakeSwitch, Hangup, Press, WaitFor
 from tests.integration.acd.conftest import make_user, wait_for
 
 
@@ -274,3 +274,118 @@ def test_team_lead_actions_over_the_wire(db, fs, line):
     assert [r[0] for r in rows[1:]] == ["monitor", "whisper", "barge", "force_release", "set_break",
                                         "force_logout"]
     assert all(r[1] == "9001" and r[2] for r in rows[1:])
+
+
+def test_outbound_call_rings_agent_phone_first(db, fs, line):
+    """Should ring the agent's own phone first, then the citizen, and track the agent through the call."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1, answer_delay=0.5)
+    citizen = fs.add_agent("13800001111", answer_delay=0.5, talk_seconds=None)
+    app = line()
+    controls = AgentControls(app.acd, outbound_template="sofia/gateway/carrier/{number}")
+    controls.login(agents[0].id)
+    leg = controls.dial(agents[0].id, "13800001111")
+    command = fs.wait_for(lambda: next((c for c in fs.api_log if leg in c), None), 5, "originate")
+    assert "}user/1001 &bridge(" in command and command.endswith("sofia/gateway/carrier/13800001111)")
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="agent in call")
+    fs.wait_for(lambda: citizen.offered == 1, 5, "citizen rung")
+    assert app.acd.agents[agents[0].id].call_direction == "outbound"
+    controls.hangup(agents[0].id, leg)
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", timeout=10, what="idle after outbound call")
+    assert app.acd.agents[agents[0].id].status == "on_break"  # dialled while not ready, stays not ready
+    with pytest.raises(ControlRefused, match="not a phone number"):
+        controls.dial(agents[0].id, "12;rm -rf")
+
+
+def test_intercept_call_agent_and_help_over_the_wire(db, fs, line):
+    """Should let a team lead take a call over, ring an agent, and answer a help request by barging in."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 1, answer_delay=0.5, talk_seconds=None)
+    lead_user = make_user("9001", "1900", roles="team_lead", name="班长")
+    fs.add_agent("1900", answer_delay=0.2, talk_seconds=None)
+    app = line()
+    supervisor = Supervisor(app.acd)
+    controls = AgentControls(app.acd)
+    controls.ready(agents[0].id)
+    call = app.call()
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="in call")
+    controls.request_help(agents[0].id, "市民情绪激动")
+    with pytest.raises(ControlRefused, match="already waiting"):
+        controls.request_help(agents[0].id)
+    supervisor.answer_help(lead_user, agents[0].id)
+    fs.wait_for(lambda: fs.eavesdrops, 5, "barge for help")
+    assert app.acd.agents[agents[0].id].help_requested_at is None
+    with pytest.raises(ControlRefused, match="not asked for help"):
+        supervisor.answer_help(lead_user, agents[0].id)
+    supervisor.intercept(lead_user, agents[0].id)
+    fs.wait_for(lambda: any(f"&intercept({call.uuid})" in c for c in fs.api_log), 5, "intercept originate")
+    supervisor.force_release(lead_user, agents[0].id)
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", timeout=10, what="agent free")
+    supervisor.call_agent(lead_user, agents[0].id)
+    fs.wait_for(lambda: any("&bridge(user/1001)" in c for c in fs.api_log), 5, "call agent originate")
+    actions = [a.action for a in SupervisorAction.select().where(SupervisorAction.actor == lead_user.id)
+               .order_by(SupervisorAction.id)]
+    assert actions == ["answer_help", "intercept", "force_release", "call_agent"]
+
+
+def test_two_freeswitch_servers(db, tmp_path, prompts):
+    """Should serve callers on two FreeSWITCH servers, offering each only agents reachable from its server."""
+    fs_a = FakeSwitch(password="ClueCon", record_dir=tmp_path / "a", time_scale=0.01, hostname="fs-a")
+    fs_b = FakeSwitch(password="ClueCon", record_dir=tmp_path / "b", time_scale=0.01, hostname="fs-b")
+    fs_a.start()
+    fs_b.start()
+    pool = SwitchPool([EslEndpoint("127.0.0.1", fs_a.esl_port, "ClueCon"),
+                       EslEndpoint("127.0.0.1", fs_b.esl_port, "ClueCon")])
+    server = None
+    try:
+        create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0, max_wait=3,
+                     overflow_kind="voicemail")
+        agent_a = create_agent(make_user("8001", "1001"), {"consult": 5})
+        agent_b = create_agent(make_user("8002", "1002"), {"consult": 9})
+        fs_a.add_agent("1001", answer_delay=0.5, talk_seconds=1)
+        fs_b.add_agent("1002", answer_delay=0.5, talk_seconds=1)
+        pool.start()
+        assert all(c.wait_connected(5) for c in pool.all())
+        acd = Acd(pool, settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
+        acd.start()
+        name_a, name_b = (c.name for c in pool.all())
+        assert (acd.agents[agent_a.id].server, acd.agents[agent_b.id].server) == (name_a, name_b)
+        outcomes = {}
+
+        def handle(session):
+            outcomes[session.uuid] = acd.enter_queue(session, "consult")
+
+        server = OutboundServer("127.0.0.1", 0, handle)
+        server.start()
+        for agent in (agent_a, agent_b):
+            acd.transition(agent.id, "login")
+            acd.transition(agent.id, "ready")
+        call_b = fs_b.place_call(server.address, caller="13600000002")
+        call_a = fs_a.place_call(server.address, caller="13600000001")
+        call_a.wait_ended(timeout=15)
+        call_b.wait_ended(timeout=15)
+        assert outcomes[call_a.uuid].agent_id == agent_a.id
+        assert outcomes[call_b.uuid].agent_id == agent_b.id
+        assert fs_a.agents["1001"].offered == 1 and fs_b.agents["1002"].offered == 1
+        assert QueueEntry.get(QueueEntry.call_uuid == call_a.uuid).server == name_a
+        assert QueueEntry.get(QueueEntry.call_uuid == call_b.uuid).server == name_b
+        # Agent A busy elsewhere: a caller on A is not offered agent B (no cross-server route) and overflows.
+        acd.transition(agent_a.id, "not_ready", reason="meeting")
+        call = fs_a.place_call(server.address, caller="13600000003")
+        call.wait_ended(timeout=15)
+        assert outcomes[call.uuid].outcome == "busy" and fs_b.agents["1002"].offered == 1
+        # With a route between the servers configured, agent B becomes reachable from A.
+        acd.settings.cross_server_dial = {name_b: "sofia/gateway/fsb/{extension}"}
+        # The gateway's far end as seen from A (not a registration on A).
+        fs_a.add_agent("1002", registered=False, answer_delay=0.5, talk_seconds=1)
+        call = fs_a.place_call(server.address, caller="13600000004")
+        call.wait_ended(timeout=15)
+        assert outcomes[call.uuid].agent_id == agent_b.id and acd.agents[agent_b.id].server == name_b
+        assert any("sofia/gateway/fsb/1002" in arg for app_name, arg in call.executed if app_name == "bridge")
+        acd.stop()
+    finally:
+        if server is not None:
+            server.stop(drain_timeout=2)
+        pool.stop()
+        fs_a.stop()
+        fs_b.stop()
