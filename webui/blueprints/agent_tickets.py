@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, render_template, request
 
 from caseflow.models import Ticket
 from webui.app import NavItem, bad_request, path_exists
-from webui.security import require_roles
+from webui.security import audit, require_roles
 
 bp = Blueprint("agent_tickets", __name__, url_prefix="/agent")
 
@@ -66,5 +66,9 @@ def index():
         "show_contact": can_see_contact(g.user, t),
         "url": detail_path.format(t.number) if detail_path else None,
     } for t in rows]
+    shown = [item["ticket"].number for item in items if item["show_contact"]]
+    if shown:
+        # Full contact details are personal data: record who saw whose.
+        audit("view_contact", "ticket", shown[0] if len(shown) == 1 else "", "list: " + ",".join(shown))
     return render_template("agent_tickets/list.html", items=items, total=total, page=page, pages=pages,
                            q=query_text, mine=mine, filtered=bool(query_text or mine))

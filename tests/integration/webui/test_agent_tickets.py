@@ -115,3 +115,19 @@ def test_contact_visible_to_handling_department_only(make_user, make_ticket):
     assert can_see_contact(make_user("5102", roles=("dept_leader",), department=district), ticket)
     assert not can_see_contact(make_user("5103", roles=("dept",), department=other), ticket)
     assert not can_see_contact(make_user("5104", roles=("agent",), department=street), ticket)
+
+
+def test_unmasked_contacts_are_audited(app, make_user, make_ticket):
+    """Should record in the audit log which tickets' full contact details a user was shown."""
+    from webui.models import AuditLog
+
+    make_ticket(number="60000001", citizen_phone="13611112222")
+    make_ticket(number="60000002", citizen_phone="13633334444")
+    lead = logged_in(app, make_user, "5201", roles=("team_lead",))
+    agent = logged_in(app, make_user, "5202", roles=("agent",))
+    lead_page = lead.get("/agent/tickets").get_data(as_text=True)
+    agent.get("/agent/tickets")
+    rows = list(AuditLog.select().where(AuditLog.action == "view_contact"))
+    assert "13611112222" in lead_page  # caseflow.roles: a team lead holds citizen.full_contact
+    assert [r.operator_no for r in rows] == ["5201"]
+    assert "60000001" in rows[0].detail and "60000002" in rows[0].detail
