@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,18 +155,21 @@ class LiveCall:
 
 @pytest.fixture
 def place_call(esl_endpoint):
-    """Factory: place_call(caller=..., destination="12345", outbound="127.0.0.1:PORT", variables={...}).
+    """Factory: place_call(caller=..., destination="12345", outbound="127.0.0.1:PORT", variables={...},
+    context="default", app="park").
 
     `outbound` overrides ${hotline_outbound} for this call only (a channel variable wins over the global
     one), so a test can bring the call to its own listener; without it the switch's configured address
-    is used.  The call is originated with bgapi and parked on the citizen's side; its Job-UUID is in
+    is used.  `app` runs on the citizen's side once answered: park (the default), or e.g.
+    txfax(/path/page.tif) for a fax machine calling.  The call is originated with bgapi; its Job-UUID is in
     .job (result as BACKGROUND_JOB once the B leg answers or fails).  Calls left up are killed at teardown.
     """
     client = EslClient.connect(*esl_endpoint)
     placed: list[LiveCall] = []
 
     def place(caller: str = "13800138000", destination: str = "12345", outbound: str | None = None,
-              variables: dict[str, str] | None = None, context: str = "default") -> LiveCall:
+              variables: dict[str, str] | None = None, context: str = "default",
+              app: str = "park") -> LiveCall:
         call_uuid = str(uuidlib.uuid4())
         chan_vars = {"origination_uuid": call_uuid, "origination_caller_id_number": caller,
                      "origination_caller_id_name": caller, "originate_timeout": "30"}
@@ -178,7 +180,7 @@ def place_call(esl_endpoint):
             if any(c in str(value) for c in ",{} '\n"):
                 raise ValueError(f"channel variable {name}={value!r}: no commas, braces, spaces or quotes")
         var_text = ",".join(f"{k}={v}" for k, v in chan_vars.items())
-        job = client.bgapi(f"originate {{{var_text}}}loopback/{destination}/{context} &park")
+        job = client.bgapi(f"originate {{{var_text}}}loopback/{destination}/{context} &{app}")
         call = LiveCall(client, call_uuid, job, caller, destination)
         placed.append(call)
         return call
@@ -206,11 +208,26 @@ def tone_wav(tmp_path_factory) -> Path:
     return path
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
-    """Poll a switch-side condition that has no event (e.g. a registration listed by sofia)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+@pytest.fixture
+def fax_tiff(tmp_path_factory) -> Path:
+    """A one-page G3 fax TIFF (1728 pixels wide, 204x196 dpi) with a few black bars (needs libtiff-tools)."""
+    ppm2tiff, tiffset, tiffcp = shutil.which("ppm2tiff"), shutil.which("tiffset"), shutil.which("tiffcp")
+    if ppm2tiff is None or tiffset is None or tiffcp is None:
+        pytest.skip("libtiff-tools (ppm2tiff, tiffset, tiffcp) is not installed")
+    folder = tmp_path_factory.mktemp("live-fax")
+    width, height = 1728, 400
+    row_bytes = width // 8
+    rows = []
+    for y in range(height):
+        black = (y // 40) % 2 == 1          # alternate 40-line bands
+        rows.append((b"\xff" if black else b"\x00") * row_bytes)
+    pbm = folder / "page.pbm"
+    pbm.write_bytes(b"P4\n%d %d\n" % (width, height) + b"".join(rows))
+    plain = folder / "page-plain.tif"
+    subprocess.run([ppm2tiff, "-R", "204", str(pbm), str(plain)], check=True, timeout=30)
+    # Fine resolution is 204x196 dpi; ppm2tiff sets one value for both axes, so fix YResolution (tag 283).
+    subprocess.run([tiffset, "-s", "283", "196", str(plain)], check=True, timeout=30)
+    tiff = folder / "page.tif"
+    subprocess.run([tiffcp, "-c", "g3:2d:fill", str(plain), str(tiff)], check=True, timeout=30)
+    tiff.chmod(0o644)
+    return tiff

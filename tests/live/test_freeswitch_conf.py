@@ -246,7 +246,7 @@ def test_fax_detection_is_optional_and_precedes_the_socket(conf):
         assert first.get("field") == "${hotline_fax_detect}" and first.get("expression") == "^true$"
         (app, data), = _actions(ext)
         assert app == "spandsp_start_fax_detect"
-        assert data.split()[:2] == ["set", "hotline_fax_detected=true"]
+        assert data.split()[:2] == ["set", "fax_tone_detected=true"]
     assert conf.variables["hotline_fax_detect"] == "false"
 
 
