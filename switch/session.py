@@ -208,9 +208,8 @@ class CallSession:
                timeout: float | None = None, terminators: str = "#") -> RecordResult:
         """Record the caller to `path` until a terminator key, silence or max_seconds."""
         _single_token(path, "path")
-        if terminators != self._terminators:
+        if (terminators or "none") != self._terminators:
             self.set("playback_terminators", terminators or "none")
-            self._terminators = terminators
         timeout = timeout if timeout is not None else max_seconds + 30.0
         result = self.execute("record", f"{path} {int(max_seconds)} {int(silence_threshold)} {int(silence_seconds)}",
                               timeout=timeout)
@@ -229,6 +228,8 @@ class CallSession:
         if "=" in name:
             raise ValueError(f"variable name must not contain '=': {name!r}")
         self.execute("set", f"{name}={value}", timeout=10.0)
+        if name == "playback_terminators":
+            self._terminators = value        # record() only re-sets it when it differs
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         """Hang the call up (no-op when it already ended or the socket is gone)."""

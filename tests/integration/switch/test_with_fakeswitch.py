@@ -283,3 +283,22 @@ def test_inbound_undecodable_event_is_skipped(inbound, fakeswitch):
     fakeswitch.add_agent("1002", registered=True)
     wait_until(lambda: any(isinstance(e, Registered) for e in got), what="register event")
     assert conn.connects == 1
+
+
+def test_record_sets_terminators_only_when_they_change(app_server, fake_call, fakeswitch):
+    """Should set playback_terminators before the first record and again only after it was changed."""
+    def script(session):
+        path = str(fakeswitch.record_dir / "m.wav")
+        first = session.record(path, 5, 200, 3)
+        second = session.record(path, 5, 200, 3)
+        session.set("playback_terminators", "*")
+        third = session.record(path, 5, 200, 3)
+        return first, second, third
+
+    server, handler = app_server(script)
+    call = fake_call(server.address, script=[Speak(1), Press("#"), Speak(1), Press("#"), Speak(1), Press("#")])
+    call.wait_ended(timeout=10)
+    assert handler.done.wait(5) and handler.errors == []
+    assert [r.terminator for r in handler.results[0]] == ["#", "#", "#"]
+    sets = [arg for app, arg in call.executed if app == "set"]
+    assert sets == ["playback_terminators=#", "playback_terminators=*", "playback_terminators=#"]
