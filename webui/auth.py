@@ -206,3 +206,35 @@ def set_language():
     if g.user is not None and g.user.language != code:
         User.update(language=code).where(User.id == g.user.id).execute()
     return redirect(safe_next(request.form.get("next")) or url_for("home.index"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Let a user replace their password (demo and initial passwords must not stay in use)."""
+    from caseflow import accounts
+
+    if request.method == "GET":
+        return render_template("auth/password.html")
+    _ = current_app.extensions["hotline"].gettext
+    current = request.form.get("current", "")
+    new = request.form.get("new", "")
+    confirm = request.form.get("confirm", "")
+    minimum = getattr(accounts, "MIN_PASSWORD", 8)
+    error = None
+    if len(current) > MAX_PASSWORD or not accounts.verify_password(g.user.password_hash, current):
+        audit("password_change_failed", "user", g.user.id, "wrong current password")
+        error = ("The current password is wrong.", {})
+    elif len(new) < minimum or len(new) > MAX_PASSWORD:
+        error = ("The new password needs %(min)s to %(max)s characters.", {"min": minimum, "max": MAX_PASSWORD})
+    elif new != confirm:
+        error = ("The two new passwords differ.", {})
+    elif new == current:
+        error = ("The new password must differ from the current one.", {})
+    if error is not None:
+        flash(_(error[0], **error[1]), "error")
+        return render_template("auth/password.html"), 400
+    User.update(password_hash=accounts.hash_password(new)).where(User.id == g.user.id).execute()
+    audit("password_changed", "user", g.user.id, "")
+    flash(_("Your password has been changed."), "info")
+    return redirect(url_for("home.index"))

@@ -179,3 +179,29 @@ def test_password_hash_upgraded_after_login(client, make_user):
     User.update(password_hash=weak).where(User.id == user.id).execute()
     assert client.login("1013", PASSWORD).status_code == 302
     assert User.get_by_id(user.id).password_hash != weak
+
+
+def test_change_password(client, make_user):
+    """Should change the password after checking the current one, refuse bad new ones clearly, and audit."""
+    make_user("1014")
+    client.login("1014", PASSWORD)
+    page = client.get("/account/password")
+    assert page.status_code == 200 and "修改密码" in page.get_data(as_text=True)
+    cases = [
+        ({"current": "wrong-one", "new": "brand-new-pass", "confirm": "brand-new-pass"}, "当前密码不正确"),
+        ({"current": PASSWORD, "new": "short", "confirm": "short"}, "新密码长度"),
+        ({"current": PASSWORD, "new": "brand-new-pass", "confirm": "brand-new-pasS"}, "不一致"),
+        ({"current": PASSWORD, "new": PASSWORD, "confirm": PASSWORD}, "不能与当前密码相同"),
+        ({"current": PASSWORD, "new": "x" * 300, "confirm": "x" * 300}, "新密码长度"),
+    ]
+    for form, message in cases:
+        response = client.post_form("/account/password", form)
+        assert response.status_code == 400 and message in response.get_data(as_text=True), form
+    assert client.post("/account/password", data=cases[0][0]).status_code == 400  # no CSRF token
+    response = client.post_form("/account/password",
+                                {"current": PASSWORD, "new": "brand-new-pass", "confirm": "brand-new-pass"})
+    assert response.status_code == 302
+    client.logout()
+    assert client.login("1014", PASSWORD).status_code == 401
+    assert client.login("1014", "brand-new-pass").status_code == 302
+    assert "password_changed" in audit_actions("1014") and "password_change_failed" in audit_actions("1014")
