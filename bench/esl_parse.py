@@ -40,13 +40,18 @@ def recorded_frames() -> list[bytes]:
     return frames
 
 
-def run_switch_codec(stream: bytes, chunk: int) -> tuple[int, list[str]]:
-    parser = FrameParser()
+def run_switch_codec(stream: bytes, chunk: int, lazy: bool = False) -> tuple[int, list[str]]:
+    parser = FrameParser(lazy_events=lazy)
     events = 0
     names = []
     for i in range(0, len(stream), chunk):
         for frame in parser.feed(stream[i:i + chunk]):
-            if frame.event is not None:
+            if lazy:
+                name = frame.event_name        # what the connections do first; most events stop here
+                if name:
+                    events += 1
+                    names.append(name)
+            elif frame.event is not None:
                 events += 1
                 names.append(frame.event.get("Event-Name", ""))
     parser.close()
@@ -116,6 +121,7 @@ def main(argv=None) -> int:
     rows = []
     for label, func in (("switch.codec FrameParser, 64 KiB reads", lambda: run_switch_codec(stream, 65536)),
                         ("switch.codec FrameParser, 1448 B reads", lambda: run_switch_codec(stream, 1448)),
+                        ("switch.codec lazy: frames + Event-Name only (*)", lambda: run_switch_codec(stream, 65536, True)),
                         ("greenswitch ESLProtocol.receive_events + ESLEvent", lambda: run_greenswitch(stream))):
         seconds, (events, names) = measure(func, args.rounds)
         rows.append((label, events, seconds, events / seconds, names))
@@ -125,8 +131,12 @@ def main(argv=None) -> int:
     print(f"{'parser':<52} {'events':>8} {'seconds':>8} {'events/s':>10} {'vs greenswitch':>15}")
     for label, events, seconds, rate, _ in rows:
         print(f"{label:<52} {events:>8} {seconds:>8.3f} {rate:>10.0f} {rate / base:>14.2f}x")
-    same = rows[0][4] == rows[-1][4]
+    same = rows[0][4] == rows[-1][4] == rows[2][4]
     print(f"same events in the same order (Event-Name): {'yes' if same else 'NO'}")
+    print("(*) how the connections read: an event nobody listens to is framed and named, never parsed; "
+          "not comparable to a full parse")
+    print("switch.codec also does what greenswitch does not: inner Content-Length bodies, %0A-safe header "
+          "splitting, size caps, strict framing errors")
     return 0
 
 
