@@ -26,6 +26,7 @@ BLUEPRINTS: list[str] = [
     "webui.auth",
     "webui.blueprints.home",
     "webui.blueprints.agent_tickets",
+    "webui.blueprints.audit",
     "webui.blueprints.recordings",
     "webui.blueprints.calls",
     "webui.blueprints.agent_desk",
@@ -86,6 +87,8 @@ DESKS: list[tuple[str, str, str]] = [
     ("dept_leader", "/dept", "Department workbench"),
     ("leader", "/stats", "Statistics"),
     ("admin", "/admin", "Administration"),
+    ("admin", "/admin/org/", "Administration"),
+    ("admin", "/admin/audit", "Audit log"),
 ]
 
 

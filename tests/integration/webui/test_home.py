@@ -25,12 +25,23 @@ def test_agent_lands_on_ticket_list(app, make_user):
     assert login(app, make_user, "6001", ("agent",)).get("/").headers["Location"] == "/agent/tickets"
 
 
-def test_desk_not_built_yet_is_named_not_linked(app, make_user):
-    """Should show an administrator the overview when /admin does not exist, without a dead link."""
-    client = login(app, make_user, "6002", ("admin",))
+def test_desk_not_built_yet_is_named_not_linked(app, make_user, monkeypatch):
+    """Should show the overview, without a dead link, when the role's desk does not exist yet."""
+    import webui.app
+
+    monkeypatch.setattr(webui.app, "DESKS", [("leader", "/no-such-desk", "Statistics")])
+    client = login(app, make_user, "6002", ("leader",))
     response = client.get("/")
     page = response.get_data(as_text=True)
-    assert response.status_code == 200 and "尚未开通" in page and 'href="/admin"' not in page
+    assert response.status_code == 200 and "尚未开通" in page and 'href="/no-such-desk"' not in page
+
+
+def test_admin_lands_on_an_existing_admin_page(app, make_user):
+    """Should send an administrator to an administration page that exists."""
+    client = login(app, make_user, "6005", ("admin",))
+    target = client.get("/").headers["Location"]
+    assert target.startswith("/admin")
+    assert client.get(target, follow_redirects=True).status_code == 200
 
 
 def test_several_roles_list_every_existing_desk(make_app, make_user, monkeypatch):
