@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, current_app, g, has_request_context, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
@@ -73,7 +73,8 @@ class HotlineState:
 
     def gettext(self, message: str, lang: str | None = None, **values) -> str:
         """Translate into ``lang`` (default: the request's language)."""
-        return self.catalogue.gettext(lang or g.get("lang") or "zh", message, **values)
+        scope = request.blueprint if has_request_context() else None
+        return self.catalogue.gettext(lang or g.get("lang") or "zh", message, _scope=scope, **values)
 
 
 # Each role's desk, tried in this order for users with several roles: the path another area serves.
@@ -136,7 +137,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         module = importlib.import_module(module_name)
         app.register_blueprint(module.bp)
         if getattr(module, "MESSAGES", None):
-            catalogue.merge(module.MESSAGES, source=module_name)
+            catalogue.merge(module.MESSAGES, source=module_name, scope=module.bp.name)
         state.nav.extend(getattr(module, "NAV", ()))
     state.nav.sort(key=lambda item: item.order)
 

@@ -122,26 +122,35 @@ class Catalogue:
 
     def __init__(self, base: Mapping[str, Mapping[str, str]] | None = None):
         self.messages: dict[str, dict[str, str]] = {lang: {} for lang in LANGUAGES}
+        # Each blueprint's own messages, looked up first on its pages: two areas may give the same English
+        # id different Chinese ("From": 主叫 on a call list, 起始日期 on a date filter).
+        self.scoped: dict[str, dict[str, dict[str, str]]] = {}
         self.merge(MESSAGES if base is None else base)
 
-    def merge(self, extra: Mapping[str, Mapping[str, str]], source: str = "") -> None:
-        """Add messages; an id defined twice with different text is logged, the later one wins."""
+    def merge(self, extra: Mapping[str, Mapping[str, str]], source: str = "", scope: str | None = None) -> None:
+        """Add messages (under ``scope`` too, when given); for other pages the later definition wins."""
         for lang, entries in extra.items():
             if lang not in self.messages:
                 raise ValueError(f"unknown language {lang!r} in messages from {source or 'catalogue'}")
             table = self.messages[lang]
             for key, text in entries.items():
                 if key in table and table[key] != text:
-                    log.warning("message %r redefined by %s", key, source or "catalogue")
+                    log.info("message %r given another text by %s", key, source or "catalogue")
                 table[key] = text
+            if scope is not None:
+                self.scoped.setdefault(scope, {}).setdefault(lang, {}).update(entries)
 
-    def gettext(self, lang: str, message: str, **values) -> str:
+    def gettext(self, lang: str, message: str, _scope: str | None = None, **values) -> str:
         """Translate ``message`` to ``lang`` and fill ``%(name)s`` placeholders.
 
-        An id of the form ``prefix:code`` with no translation shows the code itself, so an unknown status
-        or type still reads sensibly.
+        ``_scope`` (the current blueprint) picks that blueprint's own text first. An id of the form
+        ``prefix:code`` with no translation shows the code itself, so an unknown status still reads sensibly.
         """
-        text = self.messages.get(lang, {}).get(message)
+        text = None
+        if _scope is not None:
+            text = self.scoped.get(_scope, {}).get(lang, {}).get(message)
+        if text is None:
+            text = self.messages.get(lang, {}).get(message)
         if text is None:
             text = message.split(":", 1)[1] if _is_code_id(message) else message
         if values:

@@ -125,3 +125,14 @@ def test_code_labels_follow_caseflow_and_language(app, make_user, make_ticket):
     page = client.get("/agent/tickets").get_data(as_text=True)
     for label in (TICKET_TYPES["help"][0], CHANNELS["letter"][0], STATUS_LABELS["recorded"][0]):
         assert label in page
+
+
+def test_blueprint_messages_win_on_their_own_pages():
+    """Should use a blueprint's own text for an id on its pages and the shared text elsewhere."""
+    catalogue = Catalogue()
+    catalogue.merge({"zh": {"From": "主叫"}}, source="calls", scope="calls")
+    catalogue.merge({"zh": {"From": "起始日期"}}, source="audit", scope="audit")
+    assert catalogue.gettext("zh", "From", _scope="calls") == "主叫"
+    assert catalogue.gettext("zh", "From", _scope="audit") == "起始日期"
+    assert catalogue.gettext("zh", "From") == "起始日期"
+    assert catalogue.gettext("zh", "Ticket list", _scope="calls") == "工单列表"
