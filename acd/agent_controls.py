@@ -139,7 +139,8 @@ class AgentControls:
         agent = self.held_call(agent_id, call_uuid)
         if agent.on_hold:
             raise _refuse("通话已处于保持状态", "the call is already on hold")
-        self._api(agent, f"uuid_hold {self._other_party(agent)}")
+        # uuid_hold holds the named leg and plays music to its partner: the agent's leg, so the caller hears it.
+        self._api(agent, f"uuid_hold {agent.leg_uuid}")
         agent.on_hold = True
         agent.save(only=[Agent.on_hold])
         self._record(agent, "hold", agent.call_uuid)
@@ -151,7 +152,7 @@ class AgentControls:
         agent = self.held_call(agent_id, call_uuid)
         if not agent.on_hold:
             raise _refuse("通话未处于保持状态", "the call is not on hold")
-        self._api(agent, f"uuid_hold off {self._other_party(agent)}")
+        self._api(agent, f"uuid_hold off {agent.leg_uuid}")
         agent.on_hold = False
         agent.save(only=[Agent.on_hold])
         self._record(agent, "resume", agent.call_uuid)
@@ -209,8 +210,17 @@ class AgentControls:
         else:
             self.acd.handed_off.add(agent.call_uuid)
             self._api(agent, f"uuid_transfer {caller} {_safe(destination)} XML {DIALPLAN_CONTEXT}")
+        self._release_own_leg(agent)
         self._record(agent, "blind_transfer", agent.call_uuid, f"{kind}:{destination}")
         return agent
+
+    def _release_own_leg(self, agent: Agent) -> None:
+        """After handing the caller on, the agent's phone hangs up (FreeSWITCH may have done it already)."""
+        conn = self.acd.conn_for(agent.call_server or agent.server)
+        try:
+            conn.api(f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING", timeout=10.0)
+        except SwitchError as exc:
+            log.info("agent leg %s already gone: %s", agent.leg_uuid, exc)
 
     def _reenter(self, agent: Agent, caller: str, resume: str) -> None:
         self.acd.handed_off.add(agent.call_uuid)
@@ -223,6 +233,7 @@ class AgentControls:
         if not NODE_RE.match(node or ""):
             raise _refuse("IVR 节点名称不正确", f"bad IVR node name {node!r}")
         self._reenter(agent, self._other_party(agent), f"ivr:{node}")
+        self._release_own_leg(agent)
         self._record(agent, "to_ivr", agent.call_uuid, node)
         return agent
 

@@ -158,6 +158,7 @@ class Acd:
         self.listeners: list[Callable[[dict], None]] = []
         # Callers an agent handed on (transfer, three-way, back to the IVR): their bridge ending is not the end.
         self.handed_off: set[str] = set()
+        self._gone: dict[str, gevent.event.Event] = {}
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False
@@ -683,16 +684,20 @@ class Acd:
             if answered is not None:
                 self._agent_answered(answered, offer.legs[answered])
         if answered is not None:
-            # The bridge returned: the conversation is over (the agent's hang-up event may come later).
-            self._end_call(answered, offer.legs[answered], "bridge ended")
+            handed_off = waiter.uuid in self.handed_off
+            if not handed_off:
+                # The bridge returned: the conversation is over (the agent's hang-up event may come later).
+                self._end_call(answered, offer.legs[answered], "bridge ended")
+            # Handed on (transfer, three-way, intercept): the agent's own leg decides when their call ends,
+            # through its hang-up event or reconciliation, so a three-way agent is not offered a new call.
             self._offer_over(waiter, offer, "LOSE_RACE")
             waiter.offer = None
-            if waiter.uuid in self.handed_off:
-                # Transferred on: the caller talks to someone else now; keep the socket until they hang up.
+            if handed_off:
+                # The caller talks to someone else now. The socket may already say "hung up" (the channel
+                # left the socket application); keep it open until the channel itself is gone, as the
+                # inbound connection reports, so closing it cannot cut the transferred caller off.
                 self.handed_off.discard(waiter.uuid)
-                wait_hangup = getattr(session, "wait_hangup", None)
-                if wait_hangup is not None and not session.hung_up:
-                    wait_hangup(timeout=self.settings.bridge_timeout)
+                self.wait_channel_gone(waiter.uuid, self.settings.bridge_timeout)
                 return QueueOutcome("transferred", waiter.queue.name, agent_id=answered)
             return QueueOutcome("answered", waiter.queue.name, agent_id=answered)
         cause = _failure_cause(disposition, result)
@@ -705,6 +710,16 @@ class Acd:
             raise CallHangup(uuid=waiter.uuid)
         self.dispatch()
         return None
+
+    def wait_channel_gone(self, uuid: str, timeout: float) -> bool:
+        """Block until the inbound connection reports the channel's hang-up (True) or timeout (False)."""
+        if uuid in self.ended_legs:
+            return True
+        gone = self._gone.setdefault(uuid, gevent.event.Event())
+        try:
+            return gone.wait(timeout)
+        finally:
+            self._gone.pop(uuid, None)
 
     def _offer_over(self, waiter: Waiter | None, offer: Offer, cause: str, caller_gone: bool = False) -> None:
         """End an offer for every agent still reserved/ringing on it (idempotent)."""
@@ -744,6 +759,9 @@ class Acd:
         if waiter is not None:
             if waiter.offer is not None:
                 waiter.offer.answered_by = agent_id
+            # Served: no longer waiting in the queue (statistics, positions, and never offered again).
+            waiter.done = True
+            self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
             entry = waiter.entry
             entry.state = "bridged"
             entry.agent = agent_id
@@ -830,6 +848,9 @@ class Acd:
 
     def on_channel_hangup(self, event) -> None:
         self.ended_legs[event.uuid] = None
+        gone = self._gone.get(event.uuid)
+        if gone is not None:
+            gone.set()
         while len(self.ended_legs) > 20000:
             self.ended_legs.popitem(last=False)
         waiter = self.waiters.get(event.uuid)

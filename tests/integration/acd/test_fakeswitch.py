@@ -13,7 +13,7 @@ from core.config import EslEndpoint
 from switch.errors import CallHangup
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
-from tests.fakeswitch import FakeSwitch, Hangup, Press, WaitFor
+from tests.fakeswitch import FakeSwitch, Hangup, Press, Wait, WaitFor
 from tests.integration.acd.conftest import make_user, wait_for
 
 
@@ -48,7 +48,8 @@ class Line:
             return
         outcome = self.acd.enter_queue(session, self.skill)
         self.outcomes[session.uuid] = outcome
-        session.hangup()
+        if outcome.outcome != "transferred":  # a transferred caller is no longer ours to hang up
+            session.hangup()
 
     def call(self, caller="13800138000", script=None):
         return self.fs.place_call(self.server.address, caller=caller, destination="12345", script=script or [])
@@ -204,11 +205,11 @@ def test_agent_controls_over_the_wire(db, fs, line):
     with pytest.raises(ControlRefused, match="another agent"):
         controls.held_call(agents[1].id, agent.call_uuid)
     controls.hold(agents[0].id, call.uuid)
-    assert any(c.startswith(f"uuid_hold {call.uuid}") for c in fs.api_log)
+    assert f"uuid_hold {agent.leg_uuid}" in fs.api_log
     with pytest.raises(ControlRefused, match="already on hold"):
         controls.hold(agents[0].id, call.uuid)
     controls.resume(agents[0].id, call.uuid)
-    assert any(c.startswith(f"uuid_hold off {call.uuid}") for c in fs.api_log)
+    assert f"uuid_hold off {agent.leg_uuid}" in fs.api_log
     controls.hangup(agents[0].id, call.uuid)
     call.wait_ended(timeout=10)
     wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="idle after hang-up")
@@ -389,3 +390,39 @@ def test_two_freeswitch_servers(db, tmp_path, prompts):
         pool.stop()
         fs_a.stop()
         fs_b.stop()
+
+
+def test_blind_transfer_to_agent_and_three_way_over_the_wire(db, fs, line):
+    """Should hand the caller to another agent's phone (releasing the first agent), and keep an agent in a
+    three-way conference busy until their own leg hangs up."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 2, answer_delay=0.5, talk_seconds=None)
+    fs.add_agent("13500000000", answer_delay=0.5, talk_seconds=None)
+    app = line()
+    controls = AgentControls(app.acd, outbound_template="sofia/gateway/carrier/{number}")
+    controls.ready(agents[0].id)
+    call = app.call()
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="in call")
+    controls.blind_transfer(agents[0].id, call.uuid, "agent", "1002")
+    assert any(c.startswith(f"uuid_transfer {call.uuid} 1002 XML default") for c in fs.api_log)
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", timeout=10, what="first agent released")
+    fs.wait_for(lambda: fs.agents["1002"].offered == 1, 5, "second agent rung")
+    gevent.sleep(0.1)
+    assert call.hangup_cause is None  # the transferred caller is still on the line
+    call.hangup()
+    wait_for(lambda: call.uuid in app.outcomes, timeout=10, what="outcome")
+    assert app.outcomes[call.uuid].outcome == "transferred"
+
+    call2 = app.call(caller="13400000000")
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "in_call", what="second call")
+    leg = app.acd.agents[agents[0].id].leg_uuid
+    controls.three_way(agents[0].id, call2.uuid, "number", "13500000000")
+    room = fs.wait_for(lambda: next((n for n, c in fs.conferences.items() if len(c.members) == 3), None), 10,
+                       "three members")
+    assert room.startswith(f"acd3w_{agents[0].id}_")
+    # The caller's own bridge has ended (they are in the conference); the agent must still count as busy.
+    wait_for(lambda: app.acd.waiters[call2.uuid].step == "after bridge", what="caller's bridge over")
+    assert app.acd.agents[agents[0].id].state == "in_call"
+    assert app.acd.stuck_agents() == []
+    fs.hangup(fs.channels[leg], "NORMAL_CLEARING", by="agent")
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", timeout=10, what="agent free after 3-way")
