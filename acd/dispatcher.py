@@ -368,7 +368,8 @@ class Acd:
     def enter_queue(self, session, skill: str | None, queue_name: str | None = None) -> QueueOutcome:
         """Hold the caller in the queue until answered, call-back, overflow or hang-up (runs in its greenlet)."""
         queue = self.queue_for(skill, queue_name)
-        if session.hung_up:
+        if session.hung_up or session.uuid in self.ended_legs:
+            # Already gone (the hang-up event may have been read before this greenlet got here).
             return QueueOutcome("abandoned", queue.name)
         server = self.server_of(session)
         entry = QueueEntry.create(call_uuid=session.uuid, server=server, queue=queue,
@@ -390,6 +391,16 @@ class Acd:
             if waiter.offer is not None:
                 self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL")
             self._notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
+
+    def _caller_gone(self, waiter: Waiter) -> None:
+        """The caller's channel is gone: free the agents offered to it, whatever its greenlet is doing."""
+        self._wake(waiter, "hangup")
+        if waiter.offer is not None:
+            self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL", caller_gone=True)
+        self._abandon(waiter)
+        waiter.done = True
+        self.waiters.pop(waiter.uuid, None)
+        self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
 
     def _on_caller_event(self, waiter: Waiter, event) -> None:
         if isinstance(event, sw.DtmfReceived) and event.digit and event.digit == waiter.queue.callback_key:
@@ -579,6 +590,9 @@ class Acd:
             skilled = self._skilled_agents(queue.skill)
             for waiter in list(waiters.values()):
                 if waiter.offer is not None or waiter.done or waiter.reason in ("hangup", "key"):
+                    continue
+                if waiter.uuid in self.ended_legs:
+                    self._caller_gone(waiter)
                     continue
                 started = time.perf_counter()
                 free = [a for a in skilled if sm.is_offerable(a.status, a.state, a.registered)]
@@ -855,14 +869,7 @@ class Acd:
             self.ended_legs.popitem(last=False)
         waiter = self.waiters.get(event.uuid)
         if waiter is not None:
-            self._wake(waiter, "hangup")
-            # Free the agents offered to this caller now, whatever the caller's greenlet is blocked on.
-            if waiter.offer is not None:
-                self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL", caller_gone=True)
-            self._abandon(waiter)
-            waiter.done = True
-            self.waiters.pop(event.uuid, None)
-            self.queue_waiters[waiter.queue.name].pop(event.uuid, None)
+            self._caller_gone(waiter)
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None:
             return
@@ -911,9 +918,15 @@ class Acd:
                 report["unregistered"] += 1
                 self.set_registered(agent.id, False)
         channels = parse_channels(conn.api("show channels as json", timeout=10.0))
+        now = utcnow()
+        for waiter in list(self.waiters.values()):
+            # A caller FreeSWITCH no longer has (its hang-up event was lost or came too early) is gone.
+            if waiter.entry.server in (server, "") and waiter.uuid not in channels \
+                    and time.monotonic() - waiter.entered > 5.0:
+                report["callers_gone"] = report.get("callers_gone", 0) + 1
+                self._caller_gone(waiter)
         in_flight = {leg for w in self.waiters.values() if w.offer and w.uuid in channels
                      for leg in w.offer.legs.values()}
-        now = utcnow()
         for agent in list(self.agents.values()):
             if not agent.leg_uuid or (agent.call_server and agent.call_server != server
                                       and len(self._connections()) > 1):
