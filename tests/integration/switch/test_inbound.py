@@ -258,6 +258,10 @@ def test_pool_status_and_lookup(listener):
         assert pool.connected and len(pool.all()) == 2
         with pytest.raises(KeyError):
             pool.get("nowhere:1")
+        with pytest.raises(KeyError):                      # two servers on that host: ambiguous
+            pool.for_host("127.0.0.1")
+        single = SwitchPool([live])
+        assert single.for_host("10.1.2.3") is single.get(live.name)   # the only one
         with pytest.raises(ValueError):
             SwitchPool([live, live])
     finally:
