@@ -5,10 +5,10 @@ named), so a request for another agent's call, a call already ended, or the same
 with a ``ControlRefused`` that says why (zh-CN / English). Each request is logged in SupervisorAction with
 the agent as actor.
 
-Handing a caller back to the application (a queue, or an IVR node such as the satisfaction survey: 人工转自动)
-sets ``hotline_resume`` on the caller's channel ("queue:<name>" or "ivr:<node>") and transfers it to the
-dialplan extension ``AcdSettings``-independent constant ``REENTER_EXTENSION``, which runs the socket app again;
-the IVR runner reads the variable and continues there.
+Handing a caller back to the application uses the IVR's convention (ivr.handback): mark the caller's
+channel — ``hotline_ivr_node=<node>`` for an IVR node such as the satisfaction key-press (人工转自动), or
+``hotline_queue=<queue>`` for a transfer into a queue — then ``uuid_transfer`` it to the hotline number,
+which the dialplan sends into the app's socket again; the runner starts where the variable says.
 """
 from __future__ import annotations
 
@@ -26,10 +26,9 @@ from switch.errors import SwitchError
 
 log = logging.getLogger(__name__)
 
-REENTER_EXTENSION = "hotline_reenter"
 DIALPLAN_CONTEXT = "default"
 PHONE_RE = re.compile(r"^\+?\d{3,20}$")
-NODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # as ivr.handback accepts
 
 
 class ControlRefused(AcdError):
@@ -206,7 +205,7 @@ class AgentControls:
         destination = self.resolve_target(kind, target)
         caller = self._other_party(agent)
         if kind == "queue":
-            self._reenter(agent, caller, f"queue:{destination}")
+            self._reenter(agent, caller, "hotline_queue", destination)
         else:
             self.acd.handed_off.add(agent.call_uuid)
             self._api(agent, f"uuid_transfer {caller} {_safe(destination)} XML {DIALPLAN_CONTEXT}")
@@ -222,17 +221,18 @@ class AgentControls:
         except SwitchError as exc:
             log.info("agent leg %s already gone: %s", agent.leg_uuid, exc)
 
-    def _reenter(self, agent: Agent, caller: str, resume: str) -> None:
+    def _reenter(self, agent: Agent, caller: str, variable: str, value: str) -> None:
+        """Mark the caller's channel and send it back into the app through the hotline number."""
         self.acd.handed_off.add(agent.call_uuid)
-        self._api(agent, f"uuid_setvar {caller} hotline_resume {resume}")
-        self._api(agent, f"uuid_transfer {caller} {REENTER_EXTENSION} XML {DIALPLAN_CONTEXT}")
+        self._api(agent, f"uuid_setvar {caller} {variable} {_safe(value)}")
+        self._api(agent, f"uuid_transfer {caller} {_safe(self.hotline_number)} XML {DIALPLAN_CONTEXT}")
 
     def to_ivr(self, agent_id: int, call_uuid: str, node: str) -> Agent:
         """人工转自动 / hand the caller back to an IVR node (e.g. the satisfaction key-press)."""
         agent = self.held_call(agent_id, call_uuid)
         if not NODE_RE.match(node or ""):
             raise _refuse("IVR 节点名称不正确", f"bad IVR node name {node!r}")
-        self._reenter(agent, self._other_party(agent), f"ivr:{node}")
+        self._reenter(agent, self._other_party(agent), "hotline_ivr_node", node)
         self._release_own_leg(agent)
         self._record(agent, "to_ivr", agent.call_uuid, node)
         return agent

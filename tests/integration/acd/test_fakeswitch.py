@@ -233,8 +233,8 @@ def test_blind_transfer_to_unknown_target_is_refused(db, fs, line):
         with pytest.raises(ControlRefused):
             controls.blind_transfer(agents[0].id, call.uuid, kind, target)
     controls.to_ivr(agents[0].id, call.uuid, "satisfaction")
-    assert f"uuid_setvar {call.uuid} hotline_resume ivr:satisfaction" in fs.api_log
-    assert any(c.startswith(f"uuid_transfer {call.uuid} hotline_reenter") for c in fs.api_log)
+    assert f"uuid_setvar {call.uuid} hotline_ivr_node satisfaction" in fs.api_log
+    assert f"uuid_transfer {call.uuid} 12345 XML default" in fs.api_log
 
 
 def test_team_lead_actions_over_the_wire(db, fs, line):
