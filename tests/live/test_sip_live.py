@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import uuid as uuidlib
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,14 @@ def _free_udp_port() -> int:
 
 
 def register(sipp: str, workdir: Path, switch_port: int, extension: str, password: str, expires: int,
-             port: int) -> subprocess.CompletedProcess:
-    """One REGISTER transaction with digest auth from 127.0.0.1:port; sipp's exit status tells the outcome."""
+             port: int, contact_port: int | None = None) -> subprocess.CompletedProcess:
+    """One REGISTER transaction with digest auth from 127.0.0.1:port; sipp's exit status tells the outcome.
+
+    contact_port: where the phone takes calls (another sipp acting as the phone's UAS); default ``port``.
+    """
     command = [sipp, f"127.0.0.1:{switch_port}", "-sf", str(SCENARIOS / "register.xml"),
                "-s", extension, "-au", extension, "-ap", password, "-key", "expires", str(expires),
+               "-key", "contact_port", str(contact_port or port),
                "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-timeout", "15s", "-timeout_error",
                "-nostdin", "-trace_err", "-error_file", str(workdir / "sipp-errors.log")]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=30)
@@ -92,3 +97,30 @@ def test_unknown_extension_cannot_register(sipp, esl, internal_port, tmp_path):
     done = register(sipp, tmp_path, internal_port, "2000", password, 120, port)
     assert done.returncode != 0
     assert f"127.0.0.1:{port}" not in esl.api("sofia status profile internal reg")
+
+
+def test_originate_rings_a_registered_agent_phone(sipp, esl, esl_events, internal_port, tmp_path):
+    """Should ring extension 1012 at its registered contact (user/1012), and end the call with a BYE."""
+    password = esl.api("global_getvar agent_password").strip()
+    phone_port, register_port = _free_udp_port(), _free_udp_port()
+    phone = subprocess.Popen(
+        [sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(phone_port), "-m", "1", "-timeout", "30s",
+         "-timeout_error", "-nostdin"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        done = register(sipp, tmp_path, internal_port, "1012", password, 120, register_port, phone_port)
+        assert done.returncode == 0, done.stdout[-2000:]
+        call_uuid = str(uuidlib.uuid4())
+        job = esl.bgapi(f"originate {{origination_uuid={call_uuid},originate_timeout=15}}user/1012 &park")
+        assert esl_events.job_result(job, timeout=20).strip() == f"+OK {call_uuid}"
+        answered = esl_events.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_ANSWER"
+                                         and e.get("Unique-ID") == call_uuid)
+        assert answered["Channel-Name"] == f"sofia/internal/1012@127.0.0.1:{phone_port}"
+        assert answered["variable_dialed_user"] == "1012"
+        esl.api(f"uuid_kill {call_uuid}")
+        output, _ = phone.communicate(timeout=20)
+        assert phone.returncode == 0, output[-2000:]
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.communicate(timeout=10)
+        register(sipp, tmp_path, internal_port, "1012", password, 0, register_port, phone_port)
