@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.eslraw import EslClient
+from tests.live.eslraw import EslClient, OutboundCall
 
 pytestmark = pytest.mark.live
 
@@ -124,3 +124,52 @@ def test_originate_rings_a_registered_agent_phone(sipp, esl, esl_events, interna
             phone.kill()
             phone.communicate(timeout=10)
         register(sipp, tmp_path, internal_port, "1012", password, 0, register_port, phone_port)
+
+
+@pytest.fixture
+def configured_outbound(esl):
+    """A listener on the switch's configured hotline_outbound (SIP calls cannot override it per call)."""
+    configured = esl.api("global_getvar hotline_outbound").strip()
+    host, _, port = configured.rpartition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        pytest.skip(f"hotline_outbound is {configured}, not on this machine")
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind((host, int(port)))
+    except OSError:
+        server.close()
+        pytest.skip(f"{configured} is in use (the app is probably running there)")
+    server.listen(4)
+    yield server
+    server.close()
+
+
+def test_desk_phone_call_to_12345_reaches_the_app(sipp, esl, internal_port, configured_outbound, tmp_path):
+    """Should authenticate a desk phone's INVITE to 12345 (407) and hand the call to the app's socket."""
+    password = esl.api("global_getvar agent_password").strip()
+    phone = subprocess.Popen(
+        [sipp, f"127.0.0.1:{internal_port}", "-sf", str(SCENARIOS / "call_auth.xml"), "-s", "12345",
+         "-key", "caller", "1013", "-au", "1013", "-ap", password, "-i", "127.0.0.1",
+         "-p", str(_free_udp_port()), "-mp", str(_free_udp_port()), "-m", "1", "-timeout", "30s",
+         "-timeout_error", "-nostdin"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        configured_outbound.settimeout(15)
+        conn, _ = configured_outbound.accept()
+        app = OutboundCall(conn)
+        channel = app.connect_call()
+        assert channel["Caller-Destination-Number"] == "12345"
+        assert channel["Caller-Caller-ID-Number"] == "1013"
+        assert channel["Caller-Context"] == "default"
+        assert channel["Channel-Name"].startswith("sofia/internal/1013@")
+        assert channel["variable_sip_authorized"] == "true"
+        assert channel["variable_hotline_entry"] == "internal"
+        app.run("answer")
+        app.run("hangup", "NORMAL_CLEARING")
+        app.close()
+        output, _ = phone.communicate(timeout=20)
+        assert phone.returncode == 0, output[-2000:]
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.communicate(timeout=10)
