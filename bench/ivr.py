@@ -62,15 +62,19 @@ def run_fake(port: int, calls: int) -> int:
     placed = [fs.place_call(("127.0.0.1", port), caller=f"1380000{i:04d}", script=scripts[i % 3](),
                             connect_timeout=60) for i in range(calls)]
     causes: dict[str, int] = {}
+    script_errors: list[str] = []
     for call in placed:
         try:
             call.wait_ended(timeout=900)
-            key = str(call.hangup_cause)
+            key = f"{call.hangup_cause} by {call.hangup_by}"
         except TimeoutError:
             key = "not ended"
         causes[key] = causes.get(key, 0) + 1
+        if call.script_error is not None:
+            script_errors.append(str(call.script_error)[:300])
     gevent.sleep(0.1)
-    print(json.dumps({"causes": causes}), flush=True)
+    print(json.dumps({"causes": causes, "script_errors": len(script_errors),
+                      "first_script_error": script_errors[0] if script_errors else ""}), flush=True)
     fs.stop()
     return 0
 
@@ -167,7 +171,8 @@ def run_size(calls: int, sounds: str) -> dict:
         "react_p99_ms": _percentile(reactions, 99) * 1e3, "reactions": len(reactions),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tickets": Ticket.select().count(), "outcomes": outcomes, "causes": report.get("causes", {}),
-        "first_error": errors[0] if errors else "",
+        "first_error": errors[0] if errors else "", "script_errors": report.get("script_errors", 0),
+        "first_script_error": report.get("first_script_error", ""),
     }
 
 
@@ -210,6 +215,8 @@ def main(argv=None) -> int:
               f"{r['react_p50_ms']:>8.2f}ms {r['react_p99_ms']:>8.2f}ms {r['peak_rss_mib']:>7.0f}MiB "
               f"{r['tickets']:>7} {r['wall_s']:>6.1f}s  {r['outcomes']}")
         print(f"       hang-up causes at the fake: {r['causes']}")
+        if r.get("script_errors"):
+            print(f"       caller scripts that could not follow: {r['script_errors']}: {r['first_script_error']}")
         if r["first_error"]:
             print(f"       first error: {r['first_error']}")
     print("(react = from reading an event to writing the app's next command on that call's socket; CPU is the "

@@ -31,6 +31,13 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _measure(path: str):
+    """wav_lengths in gevent's thread pool: reading a long message must not stall every other call."""
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(wav_lengths, (path,))
+
+
 class PromptFiles:
     """Maps engine prompt items to files FreeSWITCH can play."""
 
@@ -169,8 +176,13 @@ class IvrCall:
         record = TraceRecord(self.session.uuid, self.session.caller or "", self.session.destination or "",
                              self.version_id, started, self._now(), engine.outcome or "ended", list(engine.tickets),
                              engine.trace_dicts(), self.direction)
+        lock = getattr(self.services, "db_lock", None)
         try:
-            self.services.save_trace(record)
+            if lock is None:
+                self.services.save_trace(record)
+            else:
+                with lock:
+                    self.services.save_trace(record)
         except Exception:  # noqa: BLE001 - losing a trace must not disturb the call's end
             log.exception("could not store the IVR trace of %s", self.session.uuid)
 
@@ -240,14 +252,14 @@ class IvrCall:
             result = self.session.record(switch_path, action.max_seconds, silence_seconds=action.silence_seconds,
                                          terminators=action.terminators)
         except CallHangup as hang:
-            lengths = wav_lengths(local_path)
+            lengths = _measure(local_path)
             if lengths is not None:
                 # Tell the engine what was recorded before the hang-up: a useful message is kept.
                 self._record_cut = e.RecordDone(local_path, lengths[0], "hangup", lengths[1])
             raise
         except SwitchTimeout:
             return e.RecordDone(local_path, 0, "timeout", 0)
-        lengths = wav_lengths(local_path)
+        lengths = _measure(local_path)
         if lengths is None:
             return e.RecordDone(local_path if Path(local_path).exists() else "", 0, result.terminator, 0)
         return e.RecordDone(local_path, lengths[0], result.terminator or "", lengths[1])
@@ -266,6 +278,15 @@ class IvrCall:
         return disposition == "SUCCESS" or (not disposition and result.response.upper().startswith("+OK"))
 
     def _service(self, action):
+        # One IVR greenlet at a time in the back office: on SQLite, concurrent write transactions from
+        # greenlets of one process make the others wait in SQLite's busy handler, which blocks every call.
+        lock = getattr(self.services, "db_lock", None)
+        if lock is None:
+            return self._service_unlocked(action)
+        with lock:
+            return self._service_unlocked(action)
+
+    def _service_unlocked(self, action):
         services, uuid = self.services, self.session.uuid
         try:
             if isinstance(action, e.CheckBlacklist):

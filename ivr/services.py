@@ -95,6 +95,13 @@ class HotlineIvrServices:
     agent_ring_seconds: int = 20
     cdr: Any = None
     on_trace: list[Callable[[TraceRecord], None]] = field(default_factory=list)
+    db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
+
+    def __post_init__(self):
+        if self.db_lock is None and str(getattr(self.config, "database_url", "")).startswith("sqlite"):
+            import gevent.lock
+
+            self.db_lock = gevent.lock.RLock()
 
     def _now(self) -> dt.datetime:
         if self.clock is not None:
