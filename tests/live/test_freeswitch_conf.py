@@ -159,14 +159,17 @@ def test_carrier_gateway_template_resolves_once_enabled(tmp_path):
     gateways = site / "sip_profiles" / "external"
     shutil.copy(gateways / "carrier.xml.disabled", gateways / "carrier.xml")
     (site / "local" / "carrier.xml").write_text(
-        '<include>\n  <X-PRE-PROCESS cmd="set" data="carrier_proxy=sip.carrier.example"/>\n</include>\n')
+        '<include>\n  <X-PRE-PROCESS cmd="set" data="carrier_proxy=sip.carrier.example:5060"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="carrier_realm=sip.carrier.example"/>\n</include>\n')
     conf = assemble(site, site_files=True)
     assert conf.problems == []
     external = {p.get("name"): p for p in conf.configuration("sofia.conf").iter("profile")}["external"]
     (gateway,) = external.find("gateways").findall("gateway")
     settings = params(gateway)
     assert gateway.get("name") == "carrier"
-    assert settings["proxy"] == "sip.carrier.example"
+    assert settings["proxy"] == "sip.carrier.example:5060"
+    assert settings["realm"] == settings["from-domain"] == "sip.carrier.example"
+    assert settings["extension"] == "auto_to_user"
     assert settings["register"] == "false"
     assert settings["context"] == "public"
 
