@@ -129,10 +129,7 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
                  category: Optional[Category] = None) -> list[tuple[KnowledgeItem, float]]:
     """Ranked (item, score) pairs for a Chinese or mixed query: 噪声 扰民 finds 噪音扰民."""
     query = (query or "").strip()[:200]
-    grams = search.query_grams(query)
-    if not grams:
-        return []
-    ids = search.candidate_ids("knowledge_item", grams)
+    ids, grams = search.find_ids("knowledge_item", query)
     if not ids:
         return []
     q = KnowledgeItem.select().where(KnowledgeItem.id.in_(ids))
@@ -141,5 +138,6 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
     if category is not None:
         q = q.where(KnowledgeItem.category == category)
     scored = [(item, search.score(query, grams, item.search_text, item.title + " " + item.content)) for item in q]
+    scored = [pair for pair in scored if pair[1] > 0]
     scored.sort(key=lambda pair: (-pair[1], -pair[0].views, pair[0].id))
     return scored[:limit]

@@ -64,14 +64,44 @@ def query_grams(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_GRAMS]
 
 
+def query_chars(query: str) -> list[str]:
+    """Distinct single CJK characters of a query (the fallback when no bigram matches: 噪声 -> 噪, 声)."""
+    seen: dict[str, None] = {}
+    for run in _RUN_RE.findall(normalise(query)):
+        if _IS_CJK.match(run):
+            for ch in run:
+                seen.setdefault(ch)
+    return list(seen)[:MAX_QUERY_GRAMS]
+
+
 def score(query: str, grams: list[str], token_text: str, plain_text: str = "") -> float:
-    """Rank of one document: distinct query grams present, plus 2 for an exact substring match."""
+    """Rank of one document: 2 per distinct query gram present, 0.5 per shared single character, and 3
+    more for an exact substring match, so whole phrases beat partial and character-only matches.
+    0 means "not relevant": no gram and fewer than half of the query's characters."""
     tokens = set(token_text.split())
-    value = float(sum(1 for g in grams if g in tokens))
+    gram_hits = sum(1 for g in grams if g in tokens)
+    chars = query_chars(query)
+    char_hits = sum(1 for ch in chars if ch in tokens)
+    if gram_hits == 0 and char_hits * 2 < len(chars):
+        return 0.0  # a stray shared character (量 in 音量 for 量子计算机) is not a match
+    value = 2.0 * gram_hits + 0.5 * char_hits
     compact = re.sub(r"\s+", "", normalise(query))
     if compact and compact in re.sub(r"\s+", "", normalise(plain_text)):
-        value += 2.0
+        value += 3.0
     return value
+
+
+def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10,
+             restrict_sql: str = "", restrict_params: tuple = ()) -> tuple[list[int], list[str]]:
+    """Candidate ids for ``query``: by bigrams first, topped up by single characters when the bigrams
+    find fewer than ``min_hits`` (噪声 still reaches 噪音 items). Returns (ids, the query grams)."""
+    grams = query_grams(query)
+    ids = candidate_ids(table, grams, limit, restrict_sql, restrict_params)
+    if len(ids) < min_hits:
+        chars = [c for c in query_chars(query) if c not in grams]
+        seen = set(ids)
+        ids += [i for i in candidate_ids(table, chars, limit, restrict_sql, restrict_params) if i not in seen]
+    return ids, grams
 
 
 # ---- index maintenance ----------------------------------------------------------------------------

@@ -331,8 +331,8 @@ def may_view(actor: Optional[User], ticket: Ticket) -> bool:
     """True if ``actor`` may see ``ticket``: everything with ticket.view_all, else own subtree only."""
     if actor is None or not actor.active:
         return False
-    if can(actor, "ticket.view_all"):
-        return True
+    if can(actor, "ticket.view_all") or ticket.created_by_id == actor.id:
+        return True  # the person who recorded a ticket can always find it again
     root = actor.department if actor.department_id else None
     if root is None:
         return False
@@ -350,10 +350,11 @@ def visible_tickets(actor: Optional[User]):
     if can(actor, "ticket.view_all"):
         return Ticket.select()
     if not actor.department_id:
-        return Ticket.select().where(Ticket.id < 0)
+        return Ticket.select().where(Ticket.created_by == actor)
     prefix = actor.department.path
     sub = Department.select(Department.id).where(Department.path.startswith(prefix))
-    return Ticket.select().where(Ticket.department.in_(sub) | Ticket.upper_department.in_(sub))
+    return Ticket.select().where(Ticket.department.in_(sub) | Ticket.upper_department.in_(sub)
+                                 | (Ticket.created_by == actor))
 
 
 def get_ticket_for(actor: Optional[User], ref) -> Ticket:
@@ -904,13 +905,14 @@ def search_tickets(actor: User, *, number: str = "", phone: str = "", text: str 
         query = query.where(Ticket.created_at < _as_day_start(date_to) + dt.timedelta(days=1))
     text = _clean(text, "检索词 query", 200)
     if text:
-        grams = search.query_grams(text)
-        ids = search.candidate_ids("ticket", grams, limit=search.CANDIDATES)
+        ids, grams = search.find_ids("ticket", text)
         if not ids:
             return []
-        rows = list(query.where(Ticket.id.in_(ids)))
-        rows.sort(key=lambda t: (-search.score(text, grams, t.search_text, t.title + t.content), -t.id))
-        return rows[:limit]
+        scored = [(search.score(text, grams, t.search_text, t.title + t.content), t)
+                  for t in query.where(Ticket.id.in_(ids))]
+        scored = [pair for pair in scored if pair[0] > 0]
+        scored.sort(key=lambda pair: (-pair[0], -pair[1].id))
+        return [t for _s, t in scored[:limit]]
     return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
 
 
