@@ -32,6 +32,12 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.agent_desk",
     "webui.blueprints.supervisor",
     "webui.blueprints.ivr_admin",
+    "webui.blueprints.tickets",
+    "webui.blueprints.centre",
+    "webui.blueprints.dept",
+    "webui.blueprints.kb",
+    "webui.blueprints.entry",
+    "webui.blueprints.admin_org",
 ]
 
 
