@@ -110,6 +110,9 @@ def test_carrier_numbers_reach_the_app_through_the_public_context(esl_events, pl
     assert channel["variable_hotline_entry"] == "carrier"
     app.run("hangup", "NORMAL_CLEARING")
     assert esl_events.job_result(call.job, timeout=15).startswith("-ERR")
+    # A local number that merely ends in 12345 is not the hotline.
+    other = place_call(destination="55512345", context="public", outbound=outbound_listener.address)
+    assert esl_events.job_result(other.job, timeout=15).strip() == "-ERR UNALLOCATED_NUMBER"
 
 
 def test_three_way_conference_uses_the_hotline_profile(esl, esl_events, place_call, outbound_listener):

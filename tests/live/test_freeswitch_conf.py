@@ -232,9 +232,9 @@ def test_carrier_numbers_reach_the_same_app(conf):
     """Should route the hotline's DIDs from the carrier to the same socket, and nothing else."""
     ext = _extension(conf, "public", "hotline")
     expression = ext.find("condition").get("expression")
-    for number in ("12345", "057112345", "+8657112345"):
+    for number in ("12345", "057112345", "01012345", "+8657112345", "8657112345", "+8612345"):
         assert re.fullmatch(expression, number), number
-    for number in ("110", "123456", "12345678", "1234"):
+    for number in ("110", "123456", "12345678", "1234", "55512345", "0012345", "+86012345"):
         assert not re.fullmatch(expression, number), number
     assert ("socket", "${hotline_outbound} async full") in _actions(ext)
     assert _actions(_extension(conf, "public", "unknown-number")) == [("hangup", "UNALLOCATED_NUMBER")]
