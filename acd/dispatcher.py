@@ -354,14 +354,15 @@ class Acd:
     def _skilled_agents(self, skill: str) -> list[Agent]:
         return [self.agents[aid] for aid, skills in self.skills.items() if skill in skills and aid in self.agents]
 
-    def _snapshot(self, agent: Agent, queue: Queue) -> AgentSnapshot:
+    def _snapshot(self, agent: Agent, queue: Queue, today: dt.date | None = None) -> AgentSnapshot:
         level, position = self.skills.get(agent.id, {}).get(queue.skill, (0, 0))
         idle = agent.idle_since or agent.since
         seat = agent.position or _seat_number(self.operator_no.get(agent.id, ""))
+        current = agent.counters_date == (today or self.clock.today())
         return AgentSnapshot(
             id=agent.id, status=agent.status, state=agent.state, registered=agent.registered,
-            server=agent.server, calls_today=agent.calls_today if agent.counters_date == self.clock.today() else 0,
-            talk_seconds_today=agent.talk_seconds_today if agent.counters_date == self.clock.today() else 0,
+            server=agent.server, calls_today=agent.calls_today if current else 0,
+            talk_seconds_today=agent.talk_seconds_today if current else 0,
             idle_since=idle.timestamp() if idle else 0.0, skill_level=level, tier_position=position, seat=seat)
 
     # ------------------------------------------------------------------ the caller's side
@@ -607,7 +608,8 @@ class Acd:
         return made
 
     def _choose(self, queue: Queue, waiter: Waiter, free: list[Agent]) -> list[int]:
-        snapshots = [self._snapshot(a, queue) for a in free]
+        today = self.clock.today()
+        snapshots = [self._snapshot(a, queue, today) for a in free]
         reachable = frozenset(self.settings.cross_server_dial)
         base = QueueSnapshot(queue.name, strategy=queue.strategy, caller_server=waiter.entry.server,
                              reachable_servers=reachable, last_agent_id=queue.last_agent_id,

@@ -105,12 +105,15 @@ def main(argv=None) -> int:
     for agent in list(acd.agents.values()):
         acd.transition(agent.id, "ready")
         gevent.sleep(0)  # agents press "ready" one by one, not in one blocking loop
+    queued_at = time.monotonic()
     arrivals = int(args.rate * args.duration)
     for i in range(arrivals):
-        target = started + i / args.rate
+        target = queued_at + i / args.rate
         gevent.sleep(max(0.0, target - time.monotonic()))
         calls.append(fs.place_call(server.address, caller=f"138{i:08d}", destination="12345"))
+    arrival_seconds = time.monotonic() - queued_at
     gevent.sleep(max(0.0, started + args.duration - time.monotonic()))
+    run_seconds = time.monotonic() - started
     from acd.models import QueueEntry
 
     served_in_run = QueueEntry.select().where(QueueEntry.answered_at.is_null(False)).count()
@@ -142,15 +145,18 @@ def main(argv=None) -> int:
     free = [d * 1000 for d in acd.free_to_offer]
     rows = [
         ("agents / queued at start / arrival rate", f"{args.agents} / {args.queued} / {args.rate:g} per s"),
-        ("calls placed", str(len(calls))),
-        ("calls answered by agents during the run", str(served_in_run)),
+        ("calls placed", f"{len(calls)} ({arrivals} arrivals in {arrival_seconds:.1f} s = "
+                         f"{arrivals / max(arrival_seconds, 1e-9):.1f} per s achieved)"),
+        ("calls answered by agents during the run", f"{served_in_run} in {run_seconds:.1f} s "
+                                                     f"({served_in_run / max(run_seconds, 1e-9):.1f} per s)"),
         ("dispatch decision p50 / p99 (ms)", f"{pct(decisions, 50):.3f} / {pct(decisions, 99):.3f}"
                                               f"  (n={len(decisions)})"),
         ("agent free -> offer p50 / p99 (ms)", f"{pct(free, 50):.3f} / {pct(free, 99):.3f}  (n={len(free)})"),
         ("stuck agents at the end (must be 0)", str(len(stuck))),
     ]
     width = max(len(r[0]) for r in rows + MOD_CALLCENTER)
-    print(f"\nACD benchmark through the fake FreeSWITCH ({time.monotonic() - started:.1f} s wall)")
+    print(f"\nACD benchmark through the fake FreeSWITCH ({time.monotonic() - started:.1f} s wall; the fake, "
+          f"every call socket and the app share one Python process)")
     print("-" * (width + 40))
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
