@@ -9,8 +9,10 @@ Fixtures:
   esl            an authenticated raw ESL connection (tests/live/eslraw.py), subscribed to nothing
   esl_events     another one subscribed to CHANNEL_*/DTMF/BACKGROUND_JOB/... events
   outbound_listener   a socket server on 127.0.0.1:0 that FreeSWITCH's `socket` app can call into
-  place_call     originate loopback/12345/default as a scripted citizen: press digits, speak, hang up
+  place_call     originate loopback/12345/default as a scripted citizen (or fax machine): press digits,
+                 speak, hang up
   tone_wav       a short WAV file (a tone), for "speaking" into a recording
+  fax_tiff       a one-page G3 fax TIFF, for txfax
 """
 from __future__ import annotations
 
