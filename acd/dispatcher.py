@@ -542,8 +542,14 @@ class Acd:
                     waiter.session.playback(path, timeout=60.0)
             return QueueOutcome("callback", queue.name)
         self._finish(waiter, "overflowed", f"{kind}:{target}")
-        if kind == "number" and target:
-            return QueueOutcome("transfer", queue.name, target=target)
+        if kind == "number" and _safe(target):
+            # Send the caller on (duty phone, another hotline): the channel leaves the app for the dialplan.
+            try:
+                waiter.session.execute("transfer", f"{_safe(target)} XML default", timeout=10.0)
+            except (CallHangup, SwitchTimeout):
+                pass  # the socket application lost the channel, as it should
+            self.wait_channel_gone(waiter.uuid, self.settings.bridge_timeout)
+            return QueueOutcome("transferred", queue.name, target=target)
         return QueueOutcome("busy", queue.name, target=target)
 
     def enter_queue_again(self, waiter: Waiter, queue_name: str) -> QueueOutcome:

@@ -148,14 +148,20 @@ def test_callback_key_leaves_request(make_acd, setup_agents, queue, world):
     assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "callback_requested"
 
 
-@pytest.mark.parametrize("kind,expected", [("callback", "callback"), ("voicemail", "busy"), ("number", "transfer")])
+@pytest.mark.parametrize("kind,expected", [("callback", "callback"), ("voicemail", "busy"),
+                                           ("number", "transferred")])
 def test_max_wait_overflows(make_acd, db, world, kind, expected):
     """Should overflow after the maximum wait to the queue's target kind."""
     create_queue("consult", "consult", max_wait=1, overflow_kind=kind, overflow_target="12340000",
                  announce_interval=0)
     acd = make_acd()
     session = Session(world)
-    outcome = serve(acd, session).get(timeout=5)
+    job = serve(acd, session)
+    if kind == "number":
+        wait_for(lambda: ("transfer", "12340000 XML default") in session.executed, what="transfer")
+        assert not job.ready()  # the socket stays until the transferred caller hangs up
+        world.kill(session.uuid)
+    outcome = job.get(timeout=5)
     assert outcome.outcome == expected
     assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "overflowed"
 
