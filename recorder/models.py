@@ -94,6 +94,11 @@ class Recording(BaseModel):
     archived_at = peewee.DateTimeField(null=True)
     archive_path = peewee.CharField(max_length=512, default="")
 
+    class Meta:
+        # Search filters by agent or caller and shows the newest first: these serve both at once.
+        indexes = ((("agent_no", "started_at"), False), (("caller", "started_at"), False),
+                   (("day", "started_at"), False))
+
 
 class RecordingAccess(BaseModel):
     """Every listen and download of a recording: who, when, from where."""
