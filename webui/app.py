@@ -83,16 +83,17 @@ class HotlineState:
         return self.catalogue.gettext(lang or g.get("lang") or "zh", message, _scope=scope, **values)
 
 
-# Each role's desk, tried in this order for users with several roles: the path another area serves.
+# Each role's desk: the path another area serves. A user with several roles lands on the first that exists,
+# so supervising roles come before the desks they supervise.
 DESKS: list[tuple[str, str, str]] = [
+    ("team_lead", "/supervisor", "Supervisor console"),
+    ("centre_leader", "/centre", "Hotline centre"),
+    ("centre", "/centre", "Hotline centre"),
+    ("dept_leader", "/dept", "Department workbench"),
+    ("dept", "/dept", "Department workbench"),
+    ("leader", "/stats", "Statistics"),
     ("agent", "/agent/tickets", "Ticket list"),
     ("entry", "/entry", "Data entry"),
-    ("team_lead", "/supervisor", "Supervisor console"),
-    ("centre", "/centre", "Hotline centre"),
-    ("centre_leader", "/centre", "Hotline centre"),
-    ("dept", "/dept", "Department workbench"),
-    ("dept_leader", "/dept", "Department workbench"),
-    ("leader", "/stats", "Statistics"),
     ("admin", "/admin", "Administration"),
     ("admin", "/admin/org/", "Administration"),
     ("admin", "/admin/audit", "Audit log"),

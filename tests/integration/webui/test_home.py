@@ -45,14 +45,16 @@ def test_admin_lands_on_an_existing_admin_page(app, make_user):
 
 
 def test_several_roles_list_every_existing_desk(make_app, make_user, monkeypatch):
-    """Should list each existing desk once, the first role's desk first, and show role names in the header."""
+    """Should send a team lead who is also an agent to the supervising desk, list each existing desk once,
+    and show role names in the header."""
     import webui.app
 
-    desks = [d for d in webui.app.DESKS if d[0] != "team_lead"] + [("team_lead", "/test-only-desk", "Supervisor console")]
+    desks = [("team_lead", "/test-only-desk", "Supervisor console") if d[0] == "team_lead" else d
+             for d in webui.app.DESKS]
     monkeypatch.setattr(webui.app, "DESKS", desks)
     app = make_app(extra_blueprints=["tests.integration.webui.desk_bp"])
-    client = login(app, make_user, "6003", ("team_lead", "agent"))
-    assert client.get("/").headers["Location"] == "/agent/tickets"
+    client = login(app, make_user, "6003", ("agent", "team_lead"))
+    assert client.get("/").headers["Location"] == "/test-only-desk"
     page = client.get("/home").get_data(as_text=True)
     assert page.count('class="desk" href="/agent/tickets"') == 1
     assert 'class="desk" href="/test-only-desk"' in page
