@@ -239,8 +239,8 @@ class HotlineIvrServices:
             item = KnowledgeItem.get_or_none(KnowledgeItem.id == int(item_id))
         except ValueError:
             return None
-        if item is None:
-            return None
+        if item is None or item.review_state != "approved":
+            return None  # only reviewed answers are read to citizens
         return f"{item.title}。{item.content}"[:2000]
 
     # ------------------------------------------------------------------ people

@@ -205,3 +205,14 @@ def test_no_agents_means_busy(ivr_services):
     """Should report busy when no agent extension exists (so the caller can leave a message)."""
     assert ivr_services.agent_extensions() == []
     assert ivr_services.route_to_queue(object(), "general") == "busy"
+
+
+def test_knowledge_text_only_when_reviewed(ivr_services):
+    """Should read a knowledge item to callers only once it is approved."""
+    from caseflow.models import KnowledgeItem
+
+    item = KnowledgeItem.create(title="社保卡补办", content="携带身份证到社保大厅办理。")
+    assert ivr_services.knowledge_text(str(item.id)) is None
+    KnowledgeItem.update(review_state="approved").where(KnowledgeItem.id == item.id).execute()
+    assert ivr_services.knowledge_text(str(item.id)) == "社保卡补办。携带身份证到社保大厅办理。"
+    assert ivr_services.knowledge_text("abc") is None and ivr_services.knowledge_text("999") is None
