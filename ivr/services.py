@@ -6,10 +6,12 @@ runs in its own transaction, so a caller hanging up can never leave half a ticke
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -26,6 +28,10 @@ CITIZEN_STATUS = {
     "approved": "closed", "answered": "closed", "called_back": "closed", "closed": "closed", "archived": "closed",
     "not_accepted": "rejected",
 }
+# Failed status look-ups a calling number may make per hour (a PIN with a phone-number check is only safe
+# if nobody can try thousands of numbers).
+QUERY_FAILURE_LIMIT = 10
+QUERY_FAILURE_WINDOW = 3600.0
 # IVR recording kinds -> (ticket type, channel, Chinese label)
 RECORDING_KINDS = {
     "complaint": ("complaint", "phone", "自助投诉举报录音"),
@@ -96,6 +102,7 @@ class HotlineIvrServices:
     cdr: Any = None
     on_trace: list[Callable[[TraceRecord], None]] = field(default_factory=list)
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
+    _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
 
     def __post_init__(self):
         if self.db_lock is None and str(getattr(self.config, "database_url", "")).startswith("sqlite"):
@@ -196,8 +203,17 @@ class HotlineIvrServices:
         secret = pin if pin else caller
         if not secret or not re.sub(r"\D", "", secret):
             return None
+        now = time.monotonic()
+        recent = self._query_failures.setdefault(caller, collections.deque())
+        while recent and now - recent[0] > QUERY_FAILURE_WINDOW:
+            recent.popleft()
+        if len(recent) >= QUERY_FAILURE_LIMIT:
+            # Someone guessing numbers from this line: answer nothing for a while, whatever they enter.
+            log.warning("ivr: status queries from %s refused after %d failures", caller, len(recent))
+            return None
         found = services.status_query(number, secret)
         if found is None:
+            recent.append(now)
             return None
         return CITIZEN_STATUS.get(found["status"], "in_progress")
 

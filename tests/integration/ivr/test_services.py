@@ -216,3 +216,12 @@ def test_knowledge_text_only_when_reviewed(ivr_services):
     KnowledgeItem.update(review_state="approved").where(KnowledgeItem.id == item.id).execute()
     assert ivr_services.knowledge_text(str(item.id)) == "社保卡补办。携带身份证到社保大厅办理。"
     assert ivr_services.knowledge_text("abc") is None and ivr_services.knowledge_text("999") is None
+
+
+def test_status_guessing_is_throttled_per_line(ivr_services):
+    """Should stop answering a calling number after ten failed look-ups within an hour, even a right one."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
+    for guess in range(10):
+        assert ivr_services.ticket_status(f"{10000000 + guess}", "13800138000", None) is None
+    assert ivr_services.ticket_status(ticket.number, "13800138000", None) is None
+    assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.query_pin) == "accepted"
