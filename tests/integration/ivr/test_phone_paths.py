@@ -256,3 +256,39 @@ def test_recording_storage_failure_does_not_lose_the_caller(phone):
     engine = phone.engines[call.uuid]
     assert engine.outcome == "completed" and "human_time" in [t.node for t in engine.trace]
     assert played(phone, call)[-1] == "goodbye" and Ticket.select().count() == 0
+
+
+def test_mayor_mailbox(phone):
+    """Should record a mayor-mailbox message and file it on the mailbox channel."""
+    call = phone.call([Press("2"), Press("1"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")])
+    assert "mailbox_intro" in played(phone, call)
+    assert Ticket.get().channel == "mailbox"
+
+
+def test_consultation_and_material_request(phone):
+    """Should play a consultation topic and record an SMS request for the material."""
+    from ivr.models import MaterialRequest
+
+    call = phone.call([Press("2"), Press("4"), Press("1"), Press("1"), Press("0")])
+    heard = played(phone, call)
+    assert "consult_guide" in heard and "consult_request_noted" in heard
+    request = MaterialRequest.get()
+    assert (request.channel, request.address, request.topic) == ("sms", "13800138000", "办事指南")
+
+
+def test_poll_answers_stored(phone):
+    """Should ask the active poll's questions by TTS and store the answers."""
+    from ivr.models import Poll, PollAnswer, PollQuestion
+
+    poll = Poll.create(title="公交", active=True)
+    PollQuestion.create(poll=poll, position=1, text="您对公交服务满意吗？满意请按1，不满意请按2。", choices="12")
+    call = phone.call([Press("2"), Press("5"), Press("2"), WaitFor("playback", "poll_thanks")])
+    assert [a.answer for a in PollAnswer.select()] == ["2"]
+    assert any("/.cache/zh/" in p for p in call.played) and "poll_thanks" in played(phone, call)
+
+
+def test_after_service_back_to_self_service(phone):
+    """Should offer self-service again after a service (0) and end politely on no key."""
+    call = phone.call([Press("2"), Press("5"), Press("0"), Press("0"), Press("1"), Press("2")])
+    heard = played(phone, call)
+    assert heard.count("self_menu") == 2 and "goodbye" not in heard[:heard.index("self_menu", 4)]
