@@ -187,6 +187,35 @@ def run_size(calls: int, executes: int, spread: float, rate: float) -> dict:
     }
 
 
+def app_path_cpu(rounds: int = 3000) -> float | None:
+    """CPU microseconds the app spends on one execute round trip, measured without the network.
+
+    Encode the sendmsg, then frame the recorded reply, CHANNEL_EXECUTE and CHANNEL_EXECUTE_COMPLETE
+    (from the real capture) the way a session does: peek names, parse the completion.  Unlike the
+    wall-clock columns this does not depend on what else the machine is running.
+    """
+    from switch.codec import FrameParser, encode_command
+    from switch.transcript import load_transcript
+
+    path = ROOT.parent / "shared" / "esl" / "outbound_socket_async_full.txt"
+    if not path.exists():
+        return None
+    lines = [l.data for l in load_transcript(path) if l.conn == "OUT" and l.direction == "S->C"]
+    reply = next(d for d in lines if d.startswith(b"Content-Type: command/reply\nReply-Text: +OK\n"))
+    execute = next(d for d in lines if b"Event-Name: CHANNEL_EXECUTE\n" in d and b"Application: set" in d)
+    complete = next(d for d in lines if b"Event-Name: CHANNEL_EXECUTE_COMPLETE\n" in d and b"Application: set" in d)
+    data = reply + execute + complete
+    parser = FrameParser(lazy_events=True)
+    start = time.process_time()
+    for i in range(rounds):
+        encode_command("sendmsg", {"call-command": "execute", "execute-app-name": "set",
+                                   "execute-app-arg": f"bench_step={i}", "Event-UUID": "0" * 36})
+        for frame in parser.feed(data):
+            if frame.event_name == "CHANNEL_EXECUTE_COMPLETE":
+                frame.event.get("Application-UUID")
+    return (time.process_time() - start) / rounds * 1e6
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500,1000")
@@ -230,6 +259,9 @@ def main(argv=None) -> int:
           "(fake switch and other processes share them; latencies are wall-clock)")
     print("(exec = `set` round trip to the fake and back; app = encode+write of the sendmsg plus recv of the "
           "completion until the handler runs again)")
+    cpu_us = app_path_cpu()
+    if cpu_us is not None:
+        print(f"app CPU per execute round trip (encode + frame + parse the completion, no network): {cpu_us:.0f} us")
     big = [r for r in rows if "error" not in r and r["calls"] >= 1000]
     if big:
         r = big[-1]
