@@ -18,7 +18,7 @@ import gevent
 import gevent.event
 import greenswitch.esl
 
-from switch.codec import DISCONNECT_NOTICE, Frame
+from switch.codec import Frame
 from switch.errors import CallHangup, CommandFailed, SwitchError, SwitchTimeout
 from switch.events import DOMAIN_EVENT_NAMES, OUTBOUND_EXTRA_EVENTS, SwitchEvent, to_domain
 from switch.protocol import FramedProtocol
