@@ -152,6 +152,7 @@ class Acd:
         self.leg_owner: dict[str, int] = {}
         # channel uuid -> the FreeSWITCH whose inbound connection announced it (bounded, newest kept)
         self.channel_server: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.core_server: dict[str, str] = {}  # FreeSWITCH Core-UUID -> pool name
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
         self.free_at: dict[int, float] = {}  # agent id -> perf_counter when it became offerable
@@ -162,6 +163,7 @@ class Acd:
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False
+        self._snapshots: dict[tuple[int, str], tuple[tuple, AgentSnapshot]] = {}
         self._loop: gevent.Greenlet | None = None
         self._timers: dict[int, gevent.Greenlet] = {}
         self._started = False
@@ -191,6 +193,7 @@ class Acd:
 
     def load(self) -> None:
         """(Re)load queues, agents and skills from the database (after an admin change or a restart)."""
+        self._snapshots.clear()
         self.queues = {q.name: q for q in Queue.select().where(Queue.active == True)}  # noqa: E712
         agents = list(Agent.select(Agent, User).join(User))
         self.agents = {a.id: a for a in agents}
@@ -243,6 +246,10 @@ class Acd:
         known = self.channel_server.get(session.uuid)
         if known:
             return known
+        # Every FreeSWITCH names itself in each event (Core-UUID); the call's channel data carries it too.
+        core = (getattr(session, "channel_data", None) or {}).get("Core-UUID", "")
+        if core and core in self.core_server:
+            return self.core_server[core]
         if not session.server:
             return ""
         try:
@@ -355,10 +362,22 @@ class Acd:
         return [self.agents[aid] for aid, skills in self.skills.items() if skill in skills and aid in self.agents]
 
     def _snapshot(self, agent: Agent, queue: Queue, today: dt.date | None = None) -> AgentSnapshot:
+        """The agent as the rules see it for ``queue`` (cached until the agent's next change)."""
+        today = today or self.clock.today()
+        key = (agent.id, queue.skill)
+        stamp = (agent.version, agent.registered, agent.server, today, self.skills.get(agent.id, {}).get(queue.skill))
+        cached = self._snapshots.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        snapshot = self._build_snapshot(agent, queue, today)
+        self._snapshots[key] = (stamp, snapshot)
+        return snapshot
+
+    def _build_snapshot(self, agent: Agent, queue: Queue, today: dt.date) -> AgentSnapshot:
         level, position = self.skills.get(agent.id, {}).get(queue.skill, (0, 0))
         idle = agent.idle_since or agent.since
         seat = agent.position or _seat_number(self.operator_no.get(agent.id, ""))
-        current = agent.counters_date == (today or self.clock.today())
+        current = agent.counters_date == today
         return AgentSnapshot(
             id=agent.id, status=agent.status, state=agent.state, registered=agent.registered,
             server=agent.server, calls_today=agent.calls_today if current else 0,
@@ -835,6 +854,9 @@ class Acd:
     # ------------------------------------------------------------------ FreeSWITCH events
     def on_event(self, event) -> None:
         """Every domain event from every FreeSWITCH comes here (see switch.events)."""
+        core = event.raw.get("Core-UUID") if event.raw else None
+        if core and event.server and self.core_server.get(core) != event.server:
+            self.core_server[core] = event.server
         try:
             if isinstance(event, sw.ChannelCreated):
                 self.on_channel_created(event)

@@ -308,3 +308,31 @@ def test_caller_hangup_event_frees_agent_even_if_caller_greenlet_is_blocked(make
     session.hangup_now()
     assert job.get(timeout=5).outcome == "abandoned"
     assert CallbackRequest.select().where(CallbackRequest.call_uuid == session.uuid).count() == 1
+
+
+@pytest.mark.parametrize("strategy,expected", [
+    ("fewest_calls", [1, 2, 3, 1, 2, 3]),
+    ("fixed_order", [1, 1, 1, 1, 1, 1]),
+    ("round_robin", [1, 2, 3, 1, 2, 3]),
+    ("highest_skill", [3, 3, 3, 3, 3, 3]),
+])
+def test_rules_through_the_dispatcher(make_acd, db, world, strategy, expected):
+    """Should apply the queue's rule with live counters over a sequence of calls (no stale snapshots)."""
+    from acd.dispatcher import create_agent
+    from acd.models import AgentSkill
+    from tests.integration.acd.conftest import make_user
+
+    create_queue("consult", "consult", strategy=strategy, wrap_up_seconds=0, announce_interval=0)
+    agents = []
+    for i in range(1, 4):
+        agents.append(create_agent(make_user(f"800{i}", f"100{i}"), {"consult": i * 3}))
+        world.add_phone(f"100{i}", talk=0.01)
+    acd = make_acd()
+    ready_all(acd, agents)
+    taken = []
+    for _ in range(6):
+        outcome = serve(acd, Session(world)).get(timeout=5)
+        taken.append([a.id for a in agents].index(outcome.agent_id) + 1)
+        wait_for(lambda: all(a.state == "idle" for a in acd.agents.values()), what="idle")
+    assert taken == expected
+    assert AgentSkill.select().count() == 3
