@@ -21,6 +21,7 @@ class RecordingService:
     def __init__(self, store: RecordingStore):
         self.store = store
         self.pending: dict[str, int] = {}  # switch-side raw path -> Recording id
+        self.starting: set[int] = set()  # recordings asked for but not yet confirmed by the switch
 
     def _reserve(self, call_uuid: str, kind: str) -> Recording | None:
         rec = self.store.begin(call_uuid, kind=kind)
@@ -48,6 +49,7 @@ class RecordingService:
         rec = self._reserve(call_uuid, kind)
         if rec is None:
             return None
+        self.starting.add(rec.id)
         try:
             for name, value in self.store.options.channel_variables().items():
                 connection.api(f"uuid_setvar {call_uuid} {name} {value}")
@@ -55,17 +57,24 @@ class RecordingService:
             if reply.strip().startswith("-ERR"):
                 raise RuntimeError(reply.strip())
         except Exception as exc:  # noqa: BLE001 - the call goes on without a recording
-            self._abandon(rec, f"switch refused to record / 交换机未能开始录音: {exc}")
+            if "Cannot locate session" in str(exc) or "No such channel" in str(exc):
+                # The call ended before the switch got the request: nothing to record, nothing broken.
+                self._abandon(rec, "call ended before the recording started / 录音开始前通话已结束", alert=False)
+            else:
+                self._abandon(rec, f"switch refused to record / 交换机未能开始录音: {exc}")
             return None
+        finally:
+            self.starting.discard(rec.id)
         return rec
 
-    def _abandon(self, rec: Recording, reason: str) -> None:
+    def _abandon(self, rec: Recording, reason: str, alert: bool = True) -> None:
         from recorder.alerts import raise_alert
 
         self.pending.pop(self.store.switch_raw_path(rec), None)
         rec.status, rec.failure_reason = "failed", reason[:255]
-        rec.save()
-        raise_alert("recording_start", f"call {rec.call_uuid}: {reason}", severity="warning")
+        rec.save(only=[Recording.status, Recording.failure_reason])
+        if alert:
+            raise_alert("recording_start", f"call {rec.call_uuid}: {reason}", severity="warning")
 
     def finish_path(self, switch_path: str) -> Recording | None:
         """Index the recording the switch wrote to ``switch_path`` (after its RecordStopped)."""
@@ -79,6 +88,8 @@ class RecordingService:
         """Index every recording of a call still open (the call hung up; record_session has stopped)."""
         done = []
         for rec in Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.status == "recording")):
+            if rec.id in self.starting:
+                continue  # its start is still in flight; the starter settles it
             self.pending.pop(self.store.switch_raw_path(rec), None)
             done.append(self.store.finish(rec))
         return done

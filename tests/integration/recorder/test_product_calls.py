@@ -74,7 +74,8 @@ def finalised(product, call_uuid, check=lambda record: True):
 def test_conversation_is_recorded_and_call_record_signed(product):
     """Should record the bridged conversation (A-law, indexed), and sign an answered call record with the
     agent, the IVR path and the talk time; no missed call."""
-    desk = product.fs.add_agent("1000", talk_seconds=3, answer_delay=0.2)
+    # 300 simulated seconds of talk (3 s of wall time): a real conversation, long enough to be recorded.
+    desk = product.fs.add_agent("1000", talk_seconds=300, answer_delay=0.2)
     call = product.fs.place_call(product.parts["outbound"].address, caller="13912345678", destination="12345",
                                  script=[])
     call.wait_ended(timeout=30)

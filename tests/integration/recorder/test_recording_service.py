@@ -63,10 +63,19 @@ def test_bridged_recording_finished_by_final_hangup(cdr, store):
     assert Recording.get_by_id(rec.id).status == "ok"
 
 
+def test_call_gone_before_recording_started(cdr, store):
+    """Should mark the recording failed without an alert when the call ended before uuid_record arrived."""
+    service = RecordingService(store)
+    assert service.start_on_bridged(Connection("-ERR Cannot locate session!\n"), "gone-1") is None
+    rec = Recording.get()
+    assert rec.status == "failed" and "ended before" in rec.failure_reason
+    assert RecorderAlert.select().count() == 0
+
+
 def test_switch_refusal_lets_the_call_go_on(cdr, store):
     """Should mark the recording failed with an alert, not raise, when the switch refuses to record."""
     service = RecordingService(store)
-    assert service.start_on_bridged(Connection("-ERR Cannot locate session!\n"), "b-2") is None
+    assert service.start_on_bridged(Connection("-ERR no reply\n"), "b-2") is None
     assert service.start_on_session(Session("b-3", fail=CallHangup("gone"))) is None
     assert [r.status for r in Recording.select().order_by(Recording.id)] == ["failed", "failed"]
     assert RecorderAlert.select().where(RecorderAlert.kind == "recording_start").count() == 2
