@@ -294,3 +294,13 @@ def test_hostile_arguments_are_refused(serve):
     assert hangup.headers.get("call-command") == "hangup"
     peer.reply("+OK")
     assert handler.done.wait(5) and len(errors) == 3
+
+
+def test_silent_peer_is_dropped_after_the_reply_timeout(serve):
+    """Should give up on a peer that never answers `connect`, without running the handler."""
+    server, handler = serve(lambda s: None, reply_timeout=0.2)
+    peer = ScriptedPeer.dial(server.address)
+    peer.expect("connect")
+    assert peer.wait_closed()
+    wait_until(lambda: server.active_calls == 0)
+    assert not handler.done.is_set() and server.calls_total == 0
