@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from recorder import faxfile, tickets
 from recorder.alerts import raise_alert
 from recorder.missed import add_missed
-from recorder.models import FAX_ACTIVE_STATES, FaxEvent, FaxJob, utcnow
+from recorder.models import FAX_ACTIVE_STATES, FaxEvent, FaxJob
 from recorder.storage import check_call_uuid, local_day
 
 log = logging.getLogger(__name__)

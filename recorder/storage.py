@@ -297,6 +297,14 @@ def tickets_of_recording(rec: Recording):
     return list(Ticket.select().join(TicketCall).where(TicketCall.call_uuid == rec.call_uuid).distinct())
 
 
+def recording_for_attachment(path: str) -> Recording | None:
+    """The indexed recording a ticket attachment names ('recordings/<day>/<file>'), so a ticket page can
+    play it through /recordings/<id>/audio (access rules and the listen log) instead of serving the file."""
+    if not path.startswith("recordings/"):
+        return None
+    return Recording.get_or_none(Recording.path == path[len("recordings/"):])
+
+
 def recordings_of_ticket(ticket) -> list[Recording]:
     """Recordings of every call linked to ``ticket``, oldest first."""
     from caseflow.models import TicketCall

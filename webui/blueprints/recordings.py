@@ -56,6 +56,7 @@ MESSAGES = {"zh": {
     "recording_kind:conversation": "通话录音",
     "recording_kind:ivr_message": "自助留言录音",
     "recording_kind:voicemail": "语音留言",
+    "recording_kind:ivr": "自助录音",
     "recording_status:ok": "正常",
     "recording_status:failed": "失败",
     "recording_status:recording": "录音中",
@@ -68,7 +69,7 @@ MESSAGES = {"zh": {
     "Your browser cannot play this recording.": "您的浏览器无法播放该录音。",
 }, "en": {
     "recording_kind:conversation": "Conversation", "recording_kind:ivr_message": "IVR message",
-    "recording_kind:voicemail": "Voicemail", "recording_status:ok": "OK", "recording_status:failed": "Failed",
+    "recording_kind:voicemail": "Voicemail", "recording_kind:ivr": "IVR recording", "recording_status:ok": "OK", "recording_status:failed": "Failed",
     "recording_status:recording": "Recording", "access:listen": "Listened", "access:download": "Downloaded",
 }}
 

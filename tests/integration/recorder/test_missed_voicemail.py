@@ -8,7 +8,7 @@ from caseflow.models import Notification, TicketCall
 from caseflow.org import create_department
 from recorder.missed import MissedCallError, add_missed, attempts_of, list_missed, record_attempt
 from recorder.models import CallRecord, MissedCall
-from recorder.storage import recordings_of_ticket
+from recorder.storage import recording_for_attachment, recordings_of_ticket
 from recorder.voicemail import leave_message
 from tests.unit.recorder.test_wavfile import write_pcm
 
@@ -59,6 +59,8 @@ def test_voicemail_becomes_ticket_with_recording(cdr, store, tmp_path):
     assert ticket.citizen_phone == "13912345678" and "坐席全忙" in ticket.content
     assert result.recording.status == "ok" and result.recording.kind == "voicemail"
     assert [r.id for r in recordings_of_ticket(ticket)] == [result.recording.id]
+    assert recording_for_attachment("recordings/" + result.recording.path).id == result.recording.id
+    assert recording_for_attachment("2026/01/x.pdf") is None
     assert store.local_path(result.recording).exists()
     assert TicketCall.get(TicketCall.ticket == ticket).call_uuid == "vm-1"
     assert result.missed.reason == "voicemail" and result.missed.ticket_id == ticket.id

@@ -1,8 +1,6 @@
 """Recording storage: files per day, A-law indexing, bad recordings, unwritable storage, retention."""
 from __future__ import annotations
 
-import datetime as dt
-
 from caseflow import services
 from caseflow.models import Notification, Ticket, TicketHistory
 from recorder.models import Recording, RecorderAlert

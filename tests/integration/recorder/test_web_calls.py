@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from recorder.missed import add_missed
 from recorder.models import CallbackAttempt, FaxJob, MissedCall
-from webui.app import Services
 
-from .conftest import PASSWORD
 from .test_web_recordings import login
 
 
