@@ -91,16 +91,28 @@ def score(query: str, grams: list[str], token_text: str, plain_text: str = "") -
     return value
 
 
-def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10,
+def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10, order: str = "rank",
              restrict_sql: str = "", restrict_params: tuple = ()) -> tuple[list[int], list[str]]:
-    """Candidate ids for ``query``: by bigrams first, topped up by single characters when the bigrams
-    find fewer than ``min_hits`` (噪声 still reaches 噪音 items). Returns (ids, the query grams)."""
+    """Candidate ids for ``query`` in tiers, so common words stay fast on large tables: rows holding every
+    query gram, then rows holding any, then (below ``min_hits``) rows sharing single characters (噪声
+    still reaches 噪音). ``order`` is "rank" (the engine's relevance) or "recent" (newest rows first,
+    for tickets). Returns (ids, the query grams) for re-scoring with ``score``."""
     grams = query_grams(query)
-    ids = candidate_ids(table, grams, limit, restrict_sql, restrict_params)
+    ids: list[int] = []
+    seen: set[int] = set()
+
+    def add(found):
+        for i in found:
+            if i not in seen and len(ids) < limit:
+                seen.add(i)
+                ids.append(i)
+
+    add(candidate_ids(table, grams, limit, restrict_sql, restrict_params, mode="all", order=order))
+    if len(ids) < limit and len(grams) > 1:
+        add(candidate_ids(table, grams, limit, restrict_sql, restrict_params, mode="any", order=order))
     if len(ids) < min_hits:
         chars = [c for c in query_chars(query) if c not in grams]
-        seen = set(ids)
-        ids += [i for i in candidate_ids(table, chars, limit, restrict_sql, restrict_params) if i not in seen]
+        add(candidate_ids(table, chars, limit, restrict_sql, restrict_params, mode="any", order=order))
     return ids, grams
 
 
@@ -159,10 +171,13 @@ def unindex(table: str, row_id: int, old_text: str) -> None:
 
 
 def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
-                  restrict_sql: str = "", restrict_params: tuple = ()) -> list[int]:
-    """Row ids matching any gram, best first by the engine's own rank (bm25 / ts_rank), at most ``limit``.
+                  restrict_sql: str = "", restrict_params: tuple = (), mode: str = "any",
+                  order: str = "rank") -> list[int]:
+    """Row ids matching all (``mode="all"``) or any gram, at most ``limit``, ordered by the engine's rank
+    (bm25 / ts_rank) or by recency (``order="recent"``, id descending, which both engines serve without
+    ranking every match).
 
-    ``restrict_sql`` is an extra condition on the base table aliased ``t`` (e.g. visibility).
+    ``restrict_sql`` is an extra condition on the base table aliased ``t`` with %s placeholders.
     """
     grams = [g for g in grams if g]
     if not grams:
@@ -172,13 +187,15 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
     extra = f" AND ({restrict_sql})" if restrict_sql else ""
     if is_postgres(db):
         # Grams are [a-z0-9] or CJK only (see _RUN_RE), so quoting them cannot break the tsquery syntax.
-        tsquery = " | ".join(f"'{g}'" for g in grams)
+        tsquery = (" & " if mode == "all" else " | ").join(f"'{g}'" for g in grams)
+        ordering = "t.id DESC" if order == "recent" else "ts_rank(t.search_tsv, q) DESC, t.id DESC"
         sql = (f"SELECT t.id FROM {table} t, to_tsquery('simple', %s) q WHERE t.search_tsv @@ q{extra} "
-               f"ORDER BY ts_rank(t.search_tsv, q) DESC, t.id DESC LIMIT %s")
+               f"ORDER BY {ordering} LIMIT %s")
         params = (tsquery, *restrict_params, limit)
     else:
-        match = " OR ".join(f'"{g}"' for g in grams)
+        match = (" AND " if mode == "all" else " OR ").join(f'"{g}"' for g in grams)
+        ordering = "f.rowid DESC" if order == "recent" else "f.rank, f.rowid DESC"
         sql = (f"SELECT t.id FROM {table}_fts f JOIN {table} t ON t.id = f.rowid "
-               f"WHERE {table}_fts MATCH ?{extra} ORDER BY f.rank, t.id DESC LIMIT ?")
+               f"WHERE {table}_fts MATCH %s{extra} ORDER BY {ordering} LIMIT %s").replace("%s", "?")
         params = (match, *restrict_params, limit)
-    return [row[0] for row in db.execute_sql(sql.replace("%s", "?") if not is_postgres(db) else sql, params)]
+    return [row[0] for row in db.execute_sql(sql, params)]

@@ -1,0 +1,247 @@
+"""Benchmark: the case engine at scale on SQLite and PostgreSQL.
+
+1. Ticket creation through ``caseflow.services.create_ticket`` (number drawing with collision retry,
+   citizen profile, full-text index row, history row): rate and p50/p99 per ticket, measured on
+   ``--timed`` tickets on top of the bulk-loaded ones.
+2. ``--tickets`` tickets bulk-loaded (default 100,000; the issue's figure is 1,000,000:
+   ``--tickets 1000000``) over 20 departments with realistic Chinese content, phones and statuses.
+3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue),
+   ticket search by text (ranked n-gram full-text), ticket search by phone, and knowledge search over
+   ``--kb`` items (default 100,000).
+
+Runs on SQLite (a temporary file) and on PostgreSQL when reachable (``--pg URL``; a schema of its own,
+dropped afterwards; ``--pg ""`` skips it). Prints tables; asserts nothing.
+
+    .venv/bin/python bench/caseflow.py [--tickets 100000] [--kb 100000] [--timed 2000] [--queries 200]
+                                       [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+BATCH = 2000
+
+PLACES = ["东湖路", "解放路", "建设路", "人民大道", "光明路", "青山路", "幸福小区", "阳光花园", "滨江新城", "龙泉镇",
+          "西山街道", "东湖街道", "火车站", "中心医院", "实验小学", "农贸市场", "体育馆", "科技园"]
+MATTERS = ["夜间施工噪音扰民", "广场舞音响声音过大", "流动摊贩占道经营", "路灯不亮", "井盖缺失", "下水道堵塞",
+           "小区电梯长期故障", "物业乱收费", "餐饮油烟污染", "公交车不按站停靠", "出租车拒载", "超市出售过期食品",
+           "违章搭建", "垃圾清运不及时", "停水停电未通知", "社保缴费咨询", "公积金提取咨询", "学校周边交通拥堵",
+           "共享单车乱停放", "宠物犬扰民", "装修噪音", "道路积水", "树木倒伏", "违规收费", "燃气泄漏隐患"]
+TAILS = ["，多次反映未解决，请尽快处理。", "，影响居民休息。", "，希望相关部门尽快核查。", "，已持续一周。",
+         "，请给予答复。", "。"]
+QUERIES = ["噪声 扰民", "噪音扰民", "路灯", "占道经营", "电梯故障", "过期食品", "油烟", "公交 不停靠", "物业收费",
+           "下水道", "装修噪音", "违章搭建", "社保", "共享单车", "燃气"]
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def open_backend(name: str, folder: Path, pg_url: str):
+    """Bind the database for one backend and create the schema; returns (database, cleanup)."""
+    from core import db as core_db
+    from core.migrations import create_schema
+    from core.schema import all_models
+
+    if name == "sqlite":
+        url = f"sqlite:///{folder / 'bench.sqlite3'}"
+        cleanup = lambda: None  # noqa: E731
+    else:
+        import psycopg2
+
+        schema = f"bench_caseflow_{os.getpid()}"
+        conn = psycopg2.connect(pg_url, connect_timeout=3)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            cur.execute(f'CREATE SCHEMA "{schema}"')
+        conn.close()
+        url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
+
+        def cleanup():
+            drop = psycopg2.connect(pg_url, connect_timeout=3)
+            drop.autocommit = True
+            with drop.cursor() as cur:
+                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            drop.close()
+    database = core_db.bind_database(url)
+    database.connect(reuse_if_open=True)
+    create_schema(all_models())
+    return database, cleanup
+
+
+def make_org():
+    """A centre, 6 districts with 2 streets each... 20 departments, a user each, a few categories."""
+    from caseflow import org
+    from caseflow.models import User
+
+    centre = org.create_department("C", "热线中心", None, "centre")
+    depts = []
+    for i in range(6):
+        d = org.create_department(f"D{i}", f"第{i}区", centre, "district")
+        depts.append(d)
+        for j in range(2):
+            depts.append(org.create_department(f"D{i}S{j}", f"第{i}区{j}街道", d, "street"))
+    for i in range(1):
+        depts.append(org.create_department(f"B{i}", f"市局{i}", centre, "city_dept"))
+    users = [User.create(operator_no=f"7{i:03d}", name=f"处理人{i}", password_hash="!", roles="dept", department=d)
+             for i, d in enumerate(depts)]
+    centre_user = User.create(operator_no="9001", name="派单员", password_hash="!", roles="centre", department=centre)
+    agent = User.create(operator_no="1001", name="话务员", password_hash="!", roles="agent", department=centre)
+    return depts, users, centre_user, agent
+
+
+def text(rng):
+    return rng.choice(PLACES) + rng.choice(MATTERS) + rng.choice(TAILS)
+
+
+def bulk_tickets(n: int, depts, rng, phones) -> float:
+    """Insert n tickets in batches (index text included); returns seconds."""
+    from caseflow import search
+    from caseflow.models import Ticket
+    from core.db import database, is_postgres
+
+    search.ensure_index("ticket")
+    numbers = rng.sample(range(10_000_000, 100_000_000), n)
+    statuses = ["dispatched"] * 3 + ["in_progress"] * 3 + ["closed"] * 10 + ["archived"] * 6 + ["recorded", "replied"]
+    start = time.perf_counter()
+    base = dt.datetime(2025, 1, 1)
+    for offset in range(0, n, BATCH):
+        rows = []
+        for k in range(offset, min(n, offset + BATCH)):
+            content = text(rng)
+            dept = rng.choice(depts)
+            created = base + dt.timedelta(minutes=k * 525600 // max(n, 1))
+            rows.append({
+                "number": str(numbers[k]), "type": rng.choice(["consult", "complaint", "help", "report"]),
+                "channel": "phone", "status": rng.choice(statuses), "title": content[:30], "content": content,
+                "citizen_phone": rng.choice(phones), "citizen_name": "市民", "department": dept.id,
+                "created_at": created, "updated_at": created, "deadline": created + dt.timedelta(days=rng.randint(1, 20)),
+                "overdue": rng.random() < 0.05, "query_pin": "123456", "search_text": search.index_text(content[:30], content),
+            })
+        with database.atomic():
+            Ticket.insert_many(rows).execute()
+    if not is_postgres():
+        database.execute_sql("INSERT INTO ticket_fts(ticket_fts) VALUES ('rebuild')")
+    else:
+        database.execute_sql("ANALYZE ticket")
+    return time.perf_counter() - start
+
+
+def bulk_knowledge(n: int, rng) -> float:
+    from caseflow import search
+    from caseflow.models import KnowledgeItem
+    from core.db import database, is_postgres
+
+    search.ensure_index("knowledge_item")
+    start = time.perf_counter()
+    for offset in range(0, n, BATCH):
+        rows = []
+        for k in range(offset, min(n, offset + BATCH)):
+            title = f"{rng.choice(MATTERS)}的处理办法（{k}）"
+            content = "；".join(text(rng) for _ in range(4))
+            rows.append({"title": title, "content": content, "review_state": "approved",
+                         "search_text": search.index_text(title, title, content)})
+        with database.atomic():
+            KnowledgeItem.insert_many(rows).execute()
+    if not is_postgres():
+        database.execute_sql("INSERT INTO knowledge_item_fts(knowledge_item_fts) VALUES ('rebuild')")
+    else:
+        database.execute_sql("ANALYZE knowledge_item")
+    return time.perf_counter() - start
+
+
+def timed(fn, count):
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def run_backend(name: str, args, pg_url: str) -> list[tuple[str, str, str]]:
+    from caseflow import knowledge, search, services
+    from core.clock import FixedClock
+
+    rng = random.Random(12345)
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        database, cleanup = open_backend(name, Path(folder), pg_url)
+        search.forget(database)
+        try:
+            depts, users, centre_user, agent = make_org()
+            phones = [f"13{rng.randint(0, 999999999):09d}" for _ in range(max(1000, args.tickets // 5))]
+            seconds = bulk_tickets(args.tickets, depts, rng, phones)
+            rows.append(("bulk load", f"{args.tickets:,} tickets", f"{args.tickets / seconds:,.0f}/s"))
+            clock = FixedClock(dt.datetime(2026, 3, 4, 10, 0))
+            created = timed(lambda: services.create_ticket(text(rng), type="complaint", citizen_phone=rng.choice(phones),
+                                                           citizen_name="市民", created_by=agent, clock=clock), args.timed)
+            rows.append(("create_ticket", f"{args.timed:,} on top",
+                         f"{1000 * len(created) / sum(created):,.0f}/s  p50 {pct(created, 50):.2f} ms  p99 {pct(created, 99):.2f} ms"))
+            level2 = [u for u in users if u.department.level == 2]
+            work = timed(lambda: services.department_queue(rng.choice(level2)), args.queries)
+            rows.append(("workbench list", "district subtree", f"p50 {pct(work, 50):.1f} ms  p99 {pct(work, 99):.1f} ms"))
+            by_text = timed(lambda: services.search_tickets(centre_user, text=rng.choice(QUERIES), limit=50), args.queries)
+            rows.append(("ticket search", "text", f"p50 {pct(by_text, 50):.1f} ms  p99 {pct(by_text, 99):.1f} ms"))
+            dept_text = timed(lambda: services.search_tickets(rng.choice(level2), text=rng.choice(QUERIES), limit=50),
+                              args.queries)
+            rows.append(("ticket search", "text, dept subtree", f"p50 {pct(dept_text, 50):.1f} ms  p99 {pct(dept_text, 99):.1f} ms"))
+            by_phone = timed(lambda: services.search_tickets(centre_user, phone=rng.choice(phones)), args.queries)
+            rows.append(("ticket search", "phone", f"p50 {pct(by_phone, 50):.1f} ms  p99 {pct(by_phone, 99):.1f} ms"))
+            seconds = bulk_knowledge(args.kb, rng)
+            rows.append(("bulk load", f"{args.kb:,} knowledge items", f"{args.kb / seconds:,.0f}/s"))
+            kb = timed(lambda: knowledge.search_items(rng.choice(QUERIES)), args.queries)
+            rows.append(("knowledge search", f"{args.kb:,} items", f"p50 {pct(kb, 50):.1f} ms  p99 {pct(kb, 99):.1f} ms"))
+        finally:
+            database.close()
+            cleanup()
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--kb", type=int, default=100_000)
+    parser.add_argument("--timed", type=int, default=2000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--pg", default=os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG))
+    parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    args = parser.parse_args(argv)
+    backends = ["sqlite"]
+    if args.pg:
+        try:
+            import psycopg2
+
+            psycopg2.connect(args.pg, connect_timeout=3).close()
+            backends.append("postgres")
+        except Exception as error:  # noqa: BLE001 - a bench without PostgreSQL still reports SQLite
+            print(f"PostgreSQL not reachable ({error.__class__.__name__}): SQLite only")
+    if args.only:
+        backends = [b for b in backends if b == args.only]
+    print(f"caseflow bench: {args.tickets:,} tickets, {args.kb:,} knowledge items, {args.queries} queries each")
+    print(f"{'backend':<10} {'what':<18} {'scale':<24} result")
+    print("-" * 100)
+    for backend in backends:
+        for what, scale, result in run_backend(backend, args, args.pg):
+            print(f"{backend:<10} {what:<18} {scale:<24} {result}", flush=True)
+    print("targets (issue 3): create_ticket p99 < 5 ms; list and search p99 < 100 ms at 1M tickets")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
