@@ -269,8 +269,13 @@ class CallSession:
         """True while the outbound socket is open."""
         return self._channel.connected
 
-    def close(self, hangup_timeout: float = 5.0) -> None:
-        """Hang up if still up, then close the socket (FreeSWITCH hangs up a channel whose socket closes)."""
+    def close(self, hangup_timeout: float | None = None) -> None:
+        """Hang up if still up, then close the socket (FreeSWITCH hangs up a channel whose socket closes).
+
+        The hang-up waits at most hangup_timeout (default: the reply timeout) for FreeSWITCH's +OK.
+        """
+        if hangup_timeout is None:
+            hangup_timeout = min(5.0, self._channel.reply_timeout)
         if not self.hung_up and self._channel.connected:
             try:
                 self._checked("sendmsg", {"call-command": "hangup", "hangup-cause": "NORMAL_CLEARING"},
