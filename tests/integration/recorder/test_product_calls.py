@@ -130,3 +130,68 @@ def test_complaint_recording_is_served_not_missed(product):
     with database.connection_context():
         ticket = Ticket.select().join(TicketCall).where(TicketCall.call_uuid == call.uuid).get()
         assert [r.status for r in recordings_of_ticket(ticket)] == ["ok"]
+
+
+def test_all_busy_voicemail_becomes_ticket_and_call_back(product):
+    """Should take a message when nobody can answer: a ticket with the recording, the call record marked
+    voicemail, and the caller on the call-back list once (not also as a missed IVR call)."""
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13955556666", destination="12345",
+                                 script=[WaitFor("record"), Speak(3), Press("#")])
+    call.wait_ended(timeout=30)
+    finalised(product, call.uuid, lambda r: r.disposition == "voicemail")
+
+    def listed():
+        with database.connection_context():
+            rows = list(MissedCall.select().where(MissedCall.caller == "13955556666"))
+            return rows if rows and rows[0].ticket_id else None
+    rows = product.fs.wait_for(listed, 10.0, "the voicemail call-back entry")
+    assert [r.reason for r in rows] == ["voicemail"]
+    from recorder.storage import recordings_of_ticket
+
+    with database.connection_context():
+        assert [r.kind for r in recordings_of_ticket(rows[0].ticket)] == ["voicemail"]
+
+
+@pytest.fixture
+def unwritable_product(db_url, tmp_path, rendered_sounds):
+    """The product whose recordings folder is a file: nothing can be recorded."""
+    fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
+    fs.start()
+    blocker = tmp_path / "recordings-is-a-file"
+    blocker.write_text("not a folder")
+    config = load_config({
+        "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
+        "recordings_dir": str(blocker),
+        "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
+        "mode": "test", "secret_key": SECRET, "load_demo": True,
+    })
+    running = Product(config, clock=OfficeHoursClock()).build()
+    running.start()
+    running.fs = fs
+    fs.wait_for(lambda: running.parts["pool"].connected, 10.0, "the ESL connection")
+    yield running
+    running.stop(drain_timeout=5)
+    fs.stop()
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+def test_unwritable_storage_the_call_goes_on(unwritable_product):
+    """Should still connect the caller to the agent when recordings cannot be written, and raise an alert."""
+    from recorder.models import RecorderAlert
+
+    product = unwritable_product
+    desk = product.fs.add_agent("1000", talk_seconds=300, answer_delay=0.2)
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13912345678", destination="12345",
+                                 script=[])
+    call.wait_ended(timeout=30)
+    assert desk.answered_calls and call.bridged_to
+    record = finalised(product, call.uuid, lambda r: r.disposition == "answered")
+    assert record.agent_no == "1001"
+
+    def alerted():
+        with database.connection_context():
+            return RecorderAlert.get_or_none(RecorderAlert.kind == "recording_storage")
+    assert call.uuid in product.fs.wait_for(alerted, 10.0, "the storage alert").message
+    with database.connection_context():
+        assert Recording.get(Recording.call_uuid == call.uuid).status == "failed"
