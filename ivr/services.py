@@ -179,13 +179,15 @@ class HotlineIvrServices:
             return None
         seconds = round(rec.duration_ms / 1000)
         state = "来电者已确认" if confirmed else "来电者挂机前未确认，请核实"
-        content = (f"{label}（{state}），来电号码 {phone or '未知'}，录音 {seconds} 秒，请收听录音后补充工单内容。\n"
-                   f"IVR recording ({kind}, {'confirmed' if confirmed else 'NOT confirmed by the caller'}) from "
-                   f"{phone or 'unknown'}, {seconds} s: listen to the recording and complete the ticket.")
+        # The caller's number lives only in citizen_phone, which every page masks for roles that may not
+        # see it; written into the title or content it would leak past the masking.
+        content = (f"{label}（{state}），录音 {seconds} 秒，请收听录音后补充工单内容。\n"
+                   f"IVR recording ({kind}, {'confirmed' if confirmed else 'NOT confirmed by the caller'}), "
+                   f"{seconds} s: listen to the recording and complete the ticket.")
         db = rec._meta.database
         with db.atomic():
             ticket = services.create_ticket(content, type=ticket_type, channel=channel, citizen_phone=phone,
-                                            title=f"{label} {phone}".strip(), actor_label="ivr",
+                                            title=label, actor_label="ivr",
                                             call_uuid=call_uuid, note=f"IVR {label}")
             # The spoken complaint is the ticket's substance: attach it like any file (size and sha256 let
             # the desk show and verify it), besides the call link the recorder keeps.

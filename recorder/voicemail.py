@@ -58,8 +58,9 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
     ticket = None
     if rec.status == "ok":
         seconds = round(rec.duration_ms / 1000)
-        content = (f"电话留言（{zh}），来电号码 {caller or '未知'}，留言时长 {seconds} 秒，请收听录音并回电。\n"
-                   f"Voicemail ({en}) from {caller or 'unknown'}, {seconds} s: listen to the recording and call back.")
+        # The number stays in citizen_phone only (masked per role); in the text it would leak.
+        content = (f"电话留言（{zh}），留言时长 {seconds} 秒，请收听录音并回电。\n"
+                   f"Voicemail ({en}), {seconds} s: listen to the recording and call back.")
         ticket = tickets.create_ticket(content, channel="phone", type="other", title=f"电话留言 / Voicemail {zh}",
                                        citizen_phone=_phone_or_blank(caller), call_uuid=call_uuid,
                                        note="语音留言 / voicemail")
