@@ -1,4 +1,5 @@
-"""Scheduled recorder work: the fax watchdog, outbound fax dispatch, and the optional recording retention."""
+"""Scheduled recorder work: the fax watchdog, outbound fax dispatch, failed-recording notes on tickets linked
+after the failure, and the optional recording retention."""
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,15 @@ def register_jobs(scheduler, *, fax, store, pool, wrap=lambda func: func) -> lis
         if archived:
             log.info("archived %d recordings older than %d days", len(archived), store.options.retention_days)
 
+    def notes() -> None:
+        import datetime as dt
+
+        from recorder.tickets import sweep_recording_notes
+
+        since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=15)
+        sweep_recording_notes(since)
+
+    notes.__name__ = "recording_notes"
     dispatch.__name__ = "fax_dispatch"
     retention.__name__ = "recording_retention"
     ids = []
@@ -38,6 +48,8 @@ def register_jobs(scheduler, *, fax, store, pool, wrap=lambda func: func) -> lis
     ids.append("fax_watchdog")
     scheduler.add_job(wrap(dispatch), "interval", seconds=15, id="fax_dispatch", max_instances=1, coalesce=True)
     ids.append("fax_dispatch")
+    scheduler.add_job(wrap(notes), "interval", seconds=60, id="recording_notes", max_instances=1, coalesce=True)
+    ids.append("recording_notes")
     if store.options.retention_days > 0:
         scheduler.add_job(wrap(retention), "cron", hour=3, minute=30, id="recording_retention", max_instances=1,
                           coalesce=True)

@@ -168,7 +168,7 @@ class RecordingStore:
             row.status, row.failure_reason = "failed", f"storage not writable / 录音目录不可写: {exc}"
             row.save()
             raise_alert("recording_storage", f"call {call_uuid}: {exc}")
-            note_call_tickets(call, f"本通话录音失败（录音目录不可写）/ Recording failed: {exc}")
+            note_recording_tickets(row)
             return row
         row.status = "recording"
         row.save()
@@ -204,8 +204,7 @@ class RecordingStore:
             if not source.exists():
                 # The switch wrote nothing where it was told: storage trouble an operator must see.
                 raise_alert("recording_storage", f"call {rec.call_uuid}: {exc}", severity="warning")
-            call = rec.call if rec.call_id else None
-            note_call_tickets(call, f"本通话录音无效 / Recording unusable: {exc}")
+            note_recording_tickets(rec)
             return rec
         rec.duration_ms = info.duration_ms
         rec.channels = info.channels
@@ -320,12 +319,10 @@ def recording_needed_by_open_ticket(rec: Recording) -> bool:
     return any(t.status not in FINAL_STATUSES for t in tickets_of_recording(rec))
 
 
-def note_call_tickets(call: CallRecord | None, text: str) -> None:
-    """Add a note to every ticket linked to ``call`` (so the ticket says what happened to its recording)."""
-    if call is None:
-        return
+def note_recording_tickets(rec: Recording) -> None:
+    """Tell every ticket linked to the recording's call that the recording failed (once per ticket)."""
     from caseflow.models import TicketCall
-    from recorder.tickets import add_ticket_note
+    from recorder.tickets import note_recording_failure
 
-    for link in TicketCall.select().where(TicketCall.call_uuid == call.call_uuid):
-        add_ticket_note(link.ticket, text)
+    for link in TicketCall.select().where(TicketCall.call_uuid == rec.call_uuid):
+        note_recording_failure(link.ticket, rec)

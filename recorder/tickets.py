@@ -46,8 +46,35 @@ def link_call(call: CallRecord | str, ticket, purpose: str = "intake"):
         return existing
     link = services.link_call(ticket, call_uuid, purpose)
     for rec in Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.status == "failed")):
-        add_ticket_note(ticket, f"本通话录音失败 / Recording of this call failed: {rec.failure_reason}")
+        note_recording_failure(ticket, rec)
     return link
+
+
+def note_recording_failure(ticket, rec) -> bool:
+    """Note on the ticket that a recording of its call failed, unless it says so already; True if added."""
+    from caseflow.models import TicketHistory
+
+    marker = f"(录音 #{rec.id})"
+    if TicketHistory.select().where((TicketHistory.ticket == ticket) & TicketHistory.note.contains(marker)).exists():
+        return False
+    add_ticket_note(ticket, f"本通话录音失败 {marker} / Recording of this call failed: {rec.failure_reason}")
+    return True
+
+
+def sweep_recording_notes(since) -> int:
+    """Note failed recordings on tickets linked to their calls since ``since`` (naive UTC), however the link
+    was made (the agent desk links calls through caseflow directly). Returns the notes added."""
+    from caseflow.models import Ticket, TicketCall
+    from recorder.models import Recording
+
+    rows = (TicketCall.select(TicketCall, Recording).join(Recording, on=(Recording.call_uuid == TicketCall.call_uuid))
+            .where((TicketCall.at >= since) & (Recording.status == "failed")))
+    added = 0
+    for link in rows:
+        ticket = Ticket.get_or_none(Ticket.id == link.ticket_id)
+        if ticket is not None and note_recording_failure(ticket, link.recording):
+            added += 1
+    return added
 
 
 def notify_centre(text: str, ticket=None, kind: str = "warn") -> None:

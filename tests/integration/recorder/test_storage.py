@@ -131,3 +131,22 @@ def test_alert_reaches_centre_desk(db, tmp_path, clock):
     RecordingStore(blocker, clock=clock).begin("n-1")
     note = Notification.get(Notification.department == centre)
     assert "录音存储告警" in note.text and note.kind == "warn"
+
+
+def test_ticket_linked_by_caseflow_later_is_told(db, cdr, tmp_path, clock):
+    """Should note a failed recording on a ticket the agent desk linked through caseflow after the failure,
+    once, however often the sweep runs."""
+    import datetime as dt
+
+    from recorder.tickets import sweep_recording_notes
+
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    cdr.call_started("late-1", caller="13800138000")
+    RecordingStore(blocker, clock=clock).begin("late-1")
+    ticket = services.create_ticket("市民反映噪音扰民", citizen_phone="13800138000", call_uuid="late-1")
+    since = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=15)
+    assert sweep_recording_notes(since) == 1
+    assert sweep_recording_notes(since) == 0
+    notes = TicketHistory.select().where((TicketHistory.ticket == ticket) & TicketHistory.note.contains("录音失败"))
+    assert notes.count() == 1

@@ -31,7 +31,8 @@ def test_retention_off_by_default_and_fax_jobs_always():
     pool = SimpleNamespace(all=lambda: [SimpleNamespace(connected=False), SimpleNamespace(connected=True, name="b")])
     scheduler, fax = Scheduler(), Fax()
     store = SimpleNamespace(options=RecordingOptions())
-    assert register_jobs(scheduler, fax=fax, store=store, pool=pool) == ["fax_watchdog", "fax_dispatch"]
+    assert register_jobs(scheduler, fax=fax, store=store, pool=pool) == ["fax_watchdog", "fax_dispatch",
+                                                                         "recording_notes"]
     scheduler.jobs["fax_dispatch"][0]()
     assert [c.name for c in fax.dispatched] == ["b"]
     kept = Scheduler()
