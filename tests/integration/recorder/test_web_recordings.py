@@ -137,3 +137,22 @@ def test_anonymous_and_wrong_roles_refused(web, calls, people):
     anonymous = web.test_client().get(f"/recordings/{rec.id}/audio")
     assert anonymous.status_code in (302, 401, 403)
     assert login(web, people["admin"]).get("/recordings/").status_code == 403
+
+
+@pytest.mark.parametrize("query", ["caller=" + "1" * 40, "agent=%3Cscript%3E", "ticket=1234567890",
+                                   "from=2026-13-01", "from=2026-01-10&to=2026-01-01",
+                                   "from=2020-01-01&to=2026-01-01", "caller=138%27%20OR%201%3D1"])
+def test_hostile_search_input_is_refused_clearly(web, people, query):
+    """Should answer malformed, oversized and hostile search fields with a 400 that says what is wrong."""
+    response = login(web, people["centre"]).get(f"/recordings/?{query}")
+    assert response.status_code == 400
+    assert 'data-testid="search-error"' in response.get_data(as_text=True)
+
+
+def test_odd_page_numbers_and_unknown_recordings(web, calls, people):
+    """Should treat a nonsense page number as the first page and unknown ids as not found."""
+    client = login(web, people["centre"])
+    assert client.get("/recordings/?page=-3").status_code == 200
+    assert client.get("/recordings/?page=" + "9" * 30).status_code == 200
+    assert client.get("/recordings/999999/audio").status_code == 404
+    assert client.get("/recordings/999999/download").status_code == 404
