@@ -19,7 +19,7 @@ from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
 
-FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed")
+FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed", "callback_requested")
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -96,6 +96,8 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
     """Why this call belongs on the missed-call list, or None (P5 §3.6.4)."""
     if disposition in ("answered", "blacklisted", "fax", "voicemail") or not draft.caller:
         return None
+    if "callback_requested" in draft.flags and disposition in ("abandoned", "overflowed"):
+        return "callback_request"
     if disposition in ("abandoned", "overflowed"):
         return "abandoned"
     if "out_of_hours" in draft.flags:

@@ -115,6 +115,8 @@ class AcdCallRecorder:
             draft.flags.add("overflowed")
         else:
             draft.queue_outcome = "abandoned"
+            if last.state == "callback_requested":
+                draft.flags.add("callback_requested")
         if not draft.offers:
             draft.offers = [{"agent": self.operator_no(i)[:16], "at": "", "result": "not answered"}
                             for i in last.offered_ids()]

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 REASON_LABELS = {
     "abandoned": ("排队放弃", "Abandoned in queue"),
+    "callback_request": ("请求回拨", "Asked to be called back"),
     "out_of_hours": ("非工作时间", "Out of hours"),
     "ivr_hangup": ("语音导航中挂机", "Hung up in the menu"),
     "voicemail": ("留言", "Voicemail"),

@@ -111,7 +111,7 @@ class RecordingAccess(BaseModel):
     remote_addr = peewee.CharField(max_length=64, default="")
 
 
-MISSED_REASONS = ("abandoned", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed")
+MISSED_REASONS = ("abandoned", "callback_request", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed")
 
 
 class MissedCall(BaseModel):

@@ -38,6 +38,13 @@ def test_abandoned_in_queue_is_missed():
     assert missed_reason(d, "abandoned") == "abandoned"
 
 
+def test_callback_request_is_its_own_reason():
+    """Should list a caller who asked (in the queue) to be called back as such, not as abandoned."""
+    d = CallDraft("cb", caller="139", started_at=T0, queue_entered_at=at(5), ended_at=at(30),
+                  flags={"callback_requested"})
+    assert missed_reason(d, classify(d)) == "callback_request"
+
+
 def test_overflow_voicemail_blacklist_fax():
     """Should apply the disposition rules in order: blacklist, fax, answered, voicemail, overflow."""
     base = dict(caller="1", started_at=T0, queue_entered_at=at(1), ended_at=at(9))

@@ -1,0 +1,81 @@
+"""Call records completed from the ACD's queue rows and notices, and re-finalised when the IVR trace arrives
+after the hang-up."""
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+from acd.models import Agent, Queue, QueueEntry
+from caseflow.accounts import create_user
+from recorder.hooks import attach
+from recorder.integrity import verify_database
+from recorder.models import CallRecord, MissedCall
+
+T0 = dt.datetime(2026, 11, 27, 1, 30, 0)
+
+
+class Acd:
+    def __init__(self):
+        self.listeners, self.operator_no, self.agents = [], {}, {}
+
+    def subscribe(self, listener):
+        self.listeners.append(listener)
+
+    def notify(self, **notice):
+        for listener in self.listeners:
+            listener(notice)
+
+
+def trace(uuid, outcome, entries=(), tickets=()):
+    return SimpleNamespace(call_uuid=uuid, outcome=outcome, entries=list(entries), tickets=list(tickets))
+
+
+def setup(cdr):
+    acd, ivr = Acd(), SimpleNamespace(on_trace=[])
+    attach(cdr, acd=acd, ivr_services=ivr)
+    queue = Queue.create(name="consult", skill="consult")
+    user = create_user("1001", "王芳", "correct horse battery", roles=["agent"])
+    agent = Agent.create(user=user, extension="1000")
+    return acd, ivr, queue, agent
+
+
+def test_answered_queue_call_from_rows_and_notices(cdr, clock, key):
+    """Should take the queue times and the agent from the ACD, and the offers from its notices."""
+    acd, ivr, queue, agent = setup(cdr)
+    cdr.call_started("q-1", caller="13800000001")
+    acd.notify(type="offer", agent_id=agent.id, call_uuid="q-1", number="13800000001", queue="consult")
+    clock.advance(seconds=12)
+    acd.notify(type="answered", agent_id=agent.id, call_uuid="q-1", number="13800000001", queue="consult")
+    QueueEntry.create(call_uuid="q-1", queue=queue, entered_at=T0, state="answered_done", agent=agent,
+                      answered_at=T0 + dt.timedelta(seconds=12), ended_at=T0 + dt.timedelta(seconds=70))
+    clock.advance(seconds=58)
+    record = cdr.hangup("q-1", "NORMAL_CLEARING", "caller")
+    assert (record.disposition, record.queue, record.agent_no, record.wait_seconds) == ("answered", "consult",
+                                                                                          "1001", 12)
+    assert [o["agent"] for o in record.offers()] == ["1001"]
+    ivr.on_trace[0](trace("q-1", "queue:consult", [{"node": "welcome", "what": "enter menu", "at": "x"}]))
+    again = CallRecord.get(CallRecord.call_uuid == "q-1")
+    assert [n["node"] for n in again.ivr_nodes()] == ["welcome"] and again.mac != record.mac
+    assert verify_database(key) == [] and MissedCall.select().count() == 0
+
+
+def test_callback_request_and_late_trace(cdr, clock, key):
+    """Should list a caller who asked for a call-back in the queue as such, and withdraw an 'IVR hang-up'
+    entry when the late IVR trace shows the caller was served."""
+    acd, ivr, queue, agent = setup(cdr)
+    cdr.call_started("q-2", caller="13800000002")
+    QueueEntry.create(call_uuid="q-2", queue=queue, entered_at=T0, state="callback_requested",
+                      ended_at=T0 + dt.timedelta(seconds=40), offered_agents=str(agent.id))
+    clock.advance(seconds=45)
+    record = cdr.hangup("q-2", "NORMAL_CLEARING", "caller")
+    assert record.disposition == "abandoned"
+    assert MissedCall.get(MissedCall.call == record).reason == "callback_request"
+    assert record.offers()[0]["agent"] == "1001"
+
+    cdr.call_started("q-3", caller="13800000003")
+    clock.advance(seconds=20)
+    cdr.hangup("q-3", "NORMAL_CLEARING", "caller")
+    assert MissedCall.select().where(MissedCall.caller == "13800000003").count() == 1
+    ivr.on_trace[0](trace("q-3", "hangup", [{"node": "query", "what": "status in_progress", "at": "x"}]))
+    assert MissedCall.select().where(MissedCall.caller == "13800000003").count() == 0
+    assert verify_database(key) == []
