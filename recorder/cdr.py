@@ -60,6 +60,8 @@ class CallDraft:
 
 def classify(draft: CallDraft) -> str:
     """The disposition: what finally happened to the call (first matching rule wins)."""
+    if draft.direction == "outbound":
+        return "answered" if draft.answered_at is not None else "no_answer"
     if "blacklisted" in draft.flags:
         return "blacklisted"
     if "fax" in draft.flags:
@@ -94,7 +96,8 @@ def durations(draft: CallDraft) -> tuple[int, int, int]:
 
 def missed_reason(draft: CallDraft, disposition: str) -> str | None:
     """Why this call belongs on the missed-call list, or None (P5 §3.6.4)."""
-    if disposition in ("answered", "blacklisted", "fax", "voicemail") or not draft.caller:
+    if disposition in ("answered", "blacklisted", "fax", "voicemail", "no_answer") or not draft.caller \
+            or draft.direction == "outbound":
         return None
     if "callback_requested" in draft.flags and disposition in ("abandoned", "overflowed"):
         return "callback_request"

@@ -74,11 +74,25 @@ class AcdCallRecorder:
     def on_notice(self, notice: dict) -> None:
         """Acd.subscribe listener."""
         kind = notice.get("type")
+        if kind == "hold":
+            agent = (getattr(self.acd, "agents", {}) or {}).get(notice.get("agent_id"))
+            if agent is not None and getattr(agent, "call_uuid", ""):
+                self.cdr.hold(agent.call_uuid, bool(notice.get("on_hold")))
+            return
         call_uuid = notice.get("call_uuid") or ""
         if not call_uuid or kind not in ("offer", "answered"):
             return
         try:
             operator = self.operator_no(notice.get("agent_id"))
+            if kind == "answered" and notice.get("direction") == "outbound" and self.cdr.draft(call_uuid) is None:
+                # An agent's outbound call (call-back): its record starts when the agent's phone answers; it
+                # counts as answered when the citizen does (the bridge).
+                agent = (getattr(self.acd, "agents", {}) or {}).get(notice.get("agent_id"))
+                self.cdr.call_started(call_uuid, caller=getattr(agent, "extension", "") or operator,
+                                      called=notice.get("number", "") or "", direction="outbound",
+                                      server=getattr(agent, "server", "") or "")
+                self.cdr.draft(call_uuid).agent_no = operator[:16]
+                return
             if kind == "offer":
                 if notice.get("queue"):
                     self.cdr.queue_entered(call_uuid, notice["queue"])

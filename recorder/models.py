@@ -21,7 +21,8 @@ def utcnow() -> dt.datetime:
 
 
 # Dispositions a call record can end with (the list).
-DISPOSITIONS = ("self_service", "answered", "abandoned", "overflowed", "voicemail", "blacklisted", "fax")
+DISPOSITIONS = ("self_service", "answered", "abandoned", "overflowed", "voicemail", "blacklisted", "fax",
+                "no_answer")  # no_answer: an outbound call (call-back) the citizen did not pick up
 HANGUP_SIDES = ("caller", "agent", "system", "")
 
 

@@ -78,7 +78,7 @@ MESSAGES = {"zh": {
     "No dialler is connected; please dial the number from your phone.": "未连接外呼服务，请用话机拨打该号码。",
     "disposition:self_service": "自助服务", "disposition:answered": "人工接听", "disposition:abandoned": "放弃",
     "disposition:overflowed": "溢出", "disposition:voicemail": "留言", "disposition:blacklisted": "黑名单",
-    "disposition:fax": "传真",
+    "disposition:fax": "传真", "disposition:no_answer": "未接通",
     "side:caller": "来电方", "side:agent": "坐席", "side:system": "系统",
     **{f"missed:{code}": zh for code, (zh, _en) in REASON_LABELS.items()},
     **{f"outcome:{code}": zh for code, (zh, _en) in OUTCOME_LABELS.items()},
@@ -92,7 +92,7 @@ MESSAGES = {"zh": {
 MESSAGES["en"] = {
     "disposition:self_service": "Self-service", "disposition:answered": "Answered",
     "disposition:abandoned": "Abandoned", "disposition:overflowed": "Overflowed", "disposition:voicemail": "Voicemail",
-    "disposition:blacklisted": "Blacklisted", "disposition:fax": "Fax",
+    "disposition:blacklisted": "Blacklisted", "disposition:fax": "Fax", "disposition:no_answer": "Not answered",
     "side:caller": "Caller", "side:agent": "Agent", "side:system": "System", "fax:in": "In", "fax:out": "Out",
     **{f"missed:{code}": en for code, (_zh, en) in REASON_LABELS.items()},
     **{f"outcome:{code}": en for code, (_zh, en) in OUTCOME_LABELS.items()},

@@ -59,6 +59,40 @@ def test_answered_queue_call_from_rows_and_notices(cdr, clock, key):
     assert verify_database(key) == [] and MissedCall.select().count() == 0
 
 
+def test_hold_and_outbound_call(cdr, clock, key):
+    """Should count hold time from the desk's hold notices, and keep an agent's outbound call (answered at
+    the bridge, never a missed call)."""
+    from recorder.hooks import BridgeRecorder
+    from switch.events import ChannelBridged, ChannelHangup
+
+    acd, ivr, queue, agent = setup(cdr)
+    cdr.call_started("h-1", caller="13800000004")
+    acd.agents[agent.id] = SimpleNamespace(call_uuid="h-1", leg_uuid="leg-h", extension="1000", server="fs1")
+    acd.notify(type="answered", agent_id=agent.id, call_uuid="h-1", number="13800000004", queue="consult")
+    clock.advance(seconds=10)
+    acd.notify(type="hold", agent_id=agent.id, on_hold=True)
+    clock.advance(seconds=25)
+    acd.notify(type="hold", agent_id=agent.id, on_hold=False)
+    clock.advance(seconds=5)
+    record = cdr.hangup("h-1", "NORMAL_CLEARING", "caller")
+    assert (record.hold_seconds, record.talk_seconds) == (25, 15)
+
+    acd.agents[agent.id] = SimpleNamespace(call_uuid="out-1", leg_uuid="out-1", extension="1000", server="fs1")
+    acd.notify(type="answered", agent_id=agent.id, call_uuid="out-1", number="13900000009", direction="outbound")
+    bridge = BridgeRecorder(cdr, recordings=SimpleNamespace(start_on_bridged=lambda conn, uuid: None),
+                            pool=SimpleNamespace(all=lambda: [object()]))
+    clock.advance(seconds=8)
+    bridge.on_switch_event(ChannelBridged(server="fs1", uuid="out-1", other_uuid="citizen-leg"))
+    clock.advance(seconds=30)
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="out-1", cause="NORMAL_CLEARING", hangup_side="caller"))
+    out = CallRecord.get(CallRecord.call_uuid == "out-1")
+    assert (out.direction, out.called, out.agent_no, out.disposition, out.talk_seconds) == (
+        "outbound", "13900000009", "1001", "answered", 30)
+    cdr.call_started("out-2", called="13900000010", direction="outbound")
+    assert cdr.hangup("out-2", "NO_ANSWER").disposition == "no_answer"
+    assert MissedCall.select().count() == 0 and verify_database(key) == []
+
+
 def test_callback_request_and_late_trace(cdr, clock, key):
     """Should list a caller who asked for a call-back in the queue as such, and withdraw an 'IVR hang-up'
     entry when the late IVR trace shows the caller was served."""
