@@ -104,6 +104,7 @@ class InboundConnection:
         self.event_format = event_format
         self.state = DISCONNECTED
         self.last_error = ""
+        self.core_uuid = ""        # this FreeSWITCH's Core-UUID: outbound calls carry it in their channel data
         self.connects = 0
         self.dropped_events = 0
         self._client: _InboundClient | None = None
@@ -154,7 +155,7 @@ class InboundConnection:
     def status(self) -> dict:
         """What /healthz and the supervisor screen show."""
         return {"name": self.name, "state": self.state, "last_error": self.last_error, "connects": self.connects,
-                "dropped_events": self.dropped_events}
+                "dropped_events": self.dropped_events, "core_uuid": self.core_uuid}
 
     # --- commands ----------------------------------------------------------------------------------------
 
@@ -220,6 +221,10 @@ class InboundConnection:
                 reply = client.send(subscribe, timeout=self.connect_timeout)
                 if not reply.ok:
                     raise CommandFailed(subscribe, reply.reply_text)
+                # a restarted FreeSWITCH has a new Core-UUID; when the variable is missing the next event
+                # tells (see _on_event)
+                core = client.send("api global_getvar core_uuid", timeout=self.connect_timeout).body.strip()
+                self.core_uuid = core if core and not core.startswith("-ERR") and " " not in core else ""
             except SwitchError as exc:
                 client.stop()
                 self.last_error = str(exc)
@@ -267,11 +272,14 @@ class InboundConnection:
         if not name:                         # malformed (every event has a name): report it
             client.parsed_event(frame)
             return
-        if name != "BACKGROUND_JOB" and not (self._subscribers and name in DOMAIN_EVENT_NAMES):
+        if name != "BACKGROUND_JOB" and not (self._subscribers and name in DOMAIN_EVENT_NAMES) \
+                and self.core_uuid:
             return                           # never parsed: nobody would read it
         event = client.parsed_event(frame)
         if event is None:
             return
+        if not self.core_uuid:
+            self.core_uuid = event.get("Core-UUID", "")
         if event.get("Event-Name") == "BACKGROUND_JOB":
             waiter = self._jobs.pop(event.get("Job-UUID", ""), None)
             if waiter is not None:
@@ -334,6 +342,16 @@ class SwitchPool:
         if not matches and len(self._connections) == 1:
             return next(iter(self._connections.values()))
         raise KeyError(f"no single FreeSWITCH at host {host!r}")
+
+    def for_call(self, session) -> InboundConnection:
+        """The connection to the FreeSWITCH an outbound call came from: by the Core-UUID in its channel
+        data (exact even when several servers share a host), else by the peer's host."""
+        core = (getattr(session, "channel_data", None) or {}).get("Core-UUID", "")
+        if core:
+            for conn in self._connections.values():
+                if conn.core_uuid == core:
+                    return conn
+        return self.for_host(session.peer[0] if getattr(session, "peer", None) else session.server.rpartition(":")[0])
 
     def all(self) -> list[InboundConnection]:
         """Every connection, in configuration order."""

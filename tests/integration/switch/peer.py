@@ -219,7 +219,10 @@ GOODBYE = (b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\n"
            b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n")
 
 
-def handshake(peer: ScriptedPeer, password: str = "ClueCon") -> Command:
+CORE_UUID = "aa027f47-20f5-4b2e-998e-f4c88a105150"      # the recorded FreeSWITCH's
+
+
+def handshake(peer: ScriptedPeer, password: str = "ClueCon", core_uuid: str = CORE_UUID) -> Command:
     """Greet, check the password, accept the subscription; returns the `event ...` command."""
     peer.send(AUTH_REQUEST)
     auth = peer.expect("auth ")
@@ -228,4 +231,6 @@ def handshake(peer: ScriptedPeer, password: str = "ClueCon") -> Command:
     subscribe = peer.expect("event ")
     fmt = subscribe.line.split()[1]
     peer.reply(f"+OK event listener enabled {fmt}")
+    peer.expect("api global_getvar core_uuid")
+    peer.send(b"Content-Type: api/response\nContent-Length: %d\n\n%s" % (len(core_uuid), core_uuid.encode()))
     return subscribe

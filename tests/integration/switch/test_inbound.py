@@ -291,3 +291,27 @@ def test_unanswered_commands_are_bounded(listener, connect, monkeypatch):
         conn.api("hang", timeout=0.05)
     handshake(listener.next_peer())
     assert conn.wait_connected(5)
+
+
+def test_core_uuid_tells_servers_on_one_host_apart(listener):
+    """Should learn each server's Core-UUID at connect and map a call to its server by it."""
+    from types import SimpleNamespace
+
+    other = PeerListener()
+    try:
+        first = EslEndpoint(listener.host, listener.port, "ClueCon")
+        second = EslEndpoint(other.host, other.port, "ClueCon")
+        pool = SwitchPool([first, second], backoff_initial=0.05)
+        pool.start()
+        handshake(listener.next_peer(), core_uuid="11111111-1111-4111-8111-111111111111")
+        handshake(other.next_peer(), core_uuid="22222222-2222-4222-8222-222222222222")
+        assert all(c.wait_connected(5) for c in pool.all())
+        call = SimpleNamespace(channel_data={"Core-UUID": "22222222-2222-4222-8222-222222222222"},
+                               peer=("127.0.0.1", 40000), server="127.0.0.1:40000")
+        assert pool.for_call(call) is pool.get(second.name)
+        assert pool.status()[first.name]["core_uuid"].startswith("1111")
+        with pytest.raises(KeyError):                     # unknown server and an ambiguous host
+            pool.for_call(SimpleNamespace(channel_data={}, peer=("127.0.0.1", 1), server="127.0.0.1:1"))
+    finally:
+        pool.stop()
+        other.stop()

@@ -302,3 +302,30 @@ def test_record_sets_terminators_only_when_they_change(app_server, fake_call, fa
     assert [r.terminator for r in handler.results[0]] == ["#", "#", "#"]
     sets = [arg for app, arg in call.executed if app == "set"]
     assert sets == ["playback_terminators=#", "playback_terminators=*", "playback_terminators=#"]
+
+
+def test_pool_maps_a_call_to_its_fake_switch(app_server, fake_call, fakeswitch, tmp_path):
+    """Should map an outbound call to the right one of two switches on 127.0.0.1 by Core-UUID."""
+    from switch.inbound import SwitchPool
+    from tests.fakeswitch import FakeSwitch
+
+    other = FakeSwitch(password="ClueCon", record_dir=tmp_path)
+    other.start()
+    pool = SwitchPool([EslEndpoint("127.0.0.1", fakeswitch.esl_port, "ClueCon"),
+                       EslEndpoint("127.0.0.1", other.esl_port, "ClueCon")], backoff_initial=0.05)
+    try:
+        pool.start()
+        assert all(c.wait_connected(5) for c in pool.all())
+        fakeswitch.add_agent("1000")                      # any event tells a connection its Core-UUID
+        other.add_agent("1000")
+        wait_until(lambda: all(c.core_uuid for c in pool.all()), what="Core-UUIDs")
+        server, handler = app_server(lambda s: pool.for_call(s).name)
+        call_other = other.place_call(server.address, script=[])
+        call_other.wait_ended(timeout=10)
+        fake_call(server.address, script=[]).wait_ended(timeout=10)
+        assert handler.done.wait(5)
+        wait_until(lambda: len(handler.results) == 2)
+        assert handler.results == [f"127.0.0.1:{other.esl_port}", f"127.0.0.1:{fakeswitch.esl_port}"]
+    finally:
+        pool.stop()
+        other.stop()
