@@ -3,6 +3,7 @@ i18n, template filters and the ``Services`` the web UI gets from run.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import logging
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from core.clock import Clock
-from core.config import Config
+from core.config import Config, ConfigError
 from core.db import database
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,13 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     from webui.auth import load_user
     from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES
 
+    if not config.secret_key:
+        raise ValueError("create_app needs config.secret_key (load_config provides one)")
+    try:
+        max_upload_mb = int(config.extra.get("HOTLINE_MAX_UPLOAD_MB", 32))
+    except (TypeError, ValueError):
+        raise ConfigError(f"HOTLINE_MAX_UPLOAD_MB must be a whole number of megabytes, got "
+                          f"{config.extra.get('HOTLINE_MAX_UPLOAD_MB')!r}") from None
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config.update(
         SECRET_KEY=config.secret_key,
@@ -114,7 +122,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.is_production,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
-        MAX_CONTENT_LENGTH=int(config.extra.get("HOTLINE_MAX_UPLOAD_MB", 32)) * 1024 * 1024,
+        MAX_CONTENT_LENGTH=max_upload_mb * 1024 * 1024,
         TEMPLATES_AUTO_RELOAD=not config.is_production,
         HOTLINE_TRUST_PROXY=str(config.extra.get("HOTLINE_TRUST_PROXY", "")).lower() in ("1", "true", "yes"),
         HOTLINE_LOGIN_LIMIT_PER_OPERATOR=5,
@@ -126,8 +134,6 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
                      "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'self'; "
                      "form-action 'self'; frame-ancestors 'none'"),
     )
-    if not config.secret_key:
-        raise ValueError("create_app needs config.secret_key (load_config provides one)")
     # Autoescape for every template, not only *.html, so no page can forget it.
     app.jinja_env.autoescape = True
     app.jinja_env.trim_blocks = True
@@ -135,7 +141,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
 
     services = services or Services()
     if services.clock is None:
-        services.clock = Clock(config.tz)
+        services = dataclasses.replace(services, clock=Clock(config.tz))
     catalogue = Catalogue()
     state = HotlineState(config=config, services=services, catalogue=catalogue, nav=[])
     app.extensions["hotline"] = state

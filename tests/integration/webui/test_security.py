@@ -237,3 +237,20 @@ def test_audit_outside_a_request(db):
     audit("reminder_sent", "ticket", 42, "overdue notice")
     row = AuditLog.get(AuditLog.action == "reminder_sent")
     assert (row.user_id, row.ip, row.obj_id, row.detail) == (None, "", "42", "overdue notice")
+
+
+def test_bad_upload_limit_is_a_clear_config_error(make_app):
+    """Should refuse to build the app with a malformed HOTLINE_MAX_UPLOAD_MB, naming the setting."""
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="HOTLINE_MAX_UPLOAD_MB"):
+        make_app(HOTLINE_MAX_UPLOAD_MB="lots")
+    assert make_app(HOTLINE_MAX_UPLOAD_MB="5").config["MAX_CONTENT_LENGTH"] == 5 * 1024 * 1024
+
+
+def test_oversized_post_is_refused(make_app, make_user):
+    """Should answer a body over the upload limit with 413 and a page, not a crash."""
+    client = make_app(HOTLINE_MAX_UPLOAD_MB="1").test_client()
+    response = client.post("/login", data={"operator_no": "1", "password": "x" * (2 * 1024 * 1024),
+                                           "csrf_token": client.csrf_token()})
+    assert response.status_code == 413
