@@ -7,6 +7,8 @@ of `text/event-plain` (FreeSWITCH's switch_url_encode without double encoding), 
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 
 # switch_utils.h SWITCH_URL_UNSAFE; bytes below space and above '~' are encoded too.
 _UNSAFE = frozenset(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
@@ -18,9 +20,21 @@ DISCONNECT_TEXT = "Disconnected, goodbye.\nSee you at ClueCon! http://www.clueco
 MAX_COMMAND_BYTES = 1024 * 1024
 
 
-def url_encode(value: str) -> str:
+# Anything that may need encoding; most header values (numbers, uuids, names) have none and skip the loop.
+_NEEDS_WORK = re.compile(r'[^\x20-\x7e]|[ #%&+:;<=>?@\[\\\]^`{|}"]')
+
+
+def url_encode(value) -> str:
     """Encode a header value the way FreeSWITCH does in text/event-plain (UTF-8, %XX upper case)."""
-    raw = str(value).encode("utf-8")
+    text = value if isinstance(value, str) else str(value)
+    if not _NEEDS_WORK.search(text):
+        return text
+    return _encode_slow(text)
+
+
+@lru_cache(maxsize=8192)
+def _encode_slow(text: str) -> str:
+    raw = text.encode("utf-8")
     out: list[str] = []
     n = len(raw)
     for i, b in enumerate(raw):
