@@ -5,7 +5,8 @@
    ``--timed`` tickets on top of the bulk-loaded ones.
 2. ``--tickets`` tickets bulk-loaded (default 100,000; the issue's figure is 1,000,000:
    ``--tickets 1000000``) over 20 departments with realistic Chinese content, phones and statuses.
-3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue),
+3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue,
+   first page of 50, overdue first then by deadline),
    ticket search by text (ranked n-gram full-text), ticket search by phone, and knowledge search over
    ``--kb`` items (default 100,000).
 
@@ -194,8 +195,8 @@ def run_backend(name: str, args, pg_url: str) -> list[tuple[str, str, str]]:
             rows.append(("create_ticket", f"{args.timed:,} on top",
                          f"{1000 * len(created) / sum(created):,.0f}/s  p50 {pct(created, 50):.2f} ms  p99 {pct(created, 99):.2f} ms"))
             level2 = [u for u in users if u.department.level == 2]
-            work = timed(lambda: services.department_queue(rng.choice(level2)), args.queries)
-            rows.append(("workbench list", "district subtree", f"p50 {pct(work, 50):.1f} ms  p99 {pct(work, 99):.1f} ms"))
+            work = timed(lambda: services.department_queue(rng.choice(level2), limit=50), args.queries)
+            rows.append(("workbench list", "first 50, district", f"p50 {pct(work, 50):.1f} ms  p99 {pct(work, 99):.1f} ms"))
             by_text = timed(lambda: services.search_tickets(centre_user, text=rng.choice(QUERIES), limit=50), args.queries)
             rows.append(("ticket search", "text", f"p50 {pct(by_text, 50):.1f} ms  p99 {pct(by_text, 99):.1f} ms"))
             dept_text = timed(lambda: services.search_tickets(rng.choice(level2), text=rng.choice(QUERIES), limit=50),

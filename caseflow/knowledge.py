@@ -137,7 +137,8 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
         q = q.where(KnowledgeItem.review_state == "approved")
     if category is not None:
         q = q.where(KnowledgeItem.category == category)
-    scored = [(item, search.score(query, grams, item.search_text, item.title + " " + item.content)) for item in q]
+    rank = search.scorer(query, grams)
+    scored = [(item, rank(item.search_text, item.title + " " + item.content)) for item in q]
     scored = [pair for pair in scored if pair[1] > 0]
     scored.sort(key=lambda pair: (-pair[1], -pair[0].views, pair[0].id))
     return scored[:limit]

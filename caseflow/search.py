@@ -74,21 +74,32 @@ def query_chars(query: str) -> list[str]:
     return list(seen)[:MAX_QUERY_GRAMS]
 
 
-def score(query: str, grams: list[str], token_text: str, plain_text: str = "") -> float:
+def scorer(query: str, grams: list[str]):
+    """A function (tokens, plain_text) -> relevance for one query (see ``score``); query work done once."""
+    chars = query_chars(query)
+    compact = re.sub(r"\s+", "", normalise(query))
+    need = (len(chars) + 1) // 2
+
+    def rank(tokens, plain_text: str = "") -> float:
+        if isinstance(tokens, str):
+            tokens = set(tokens.split())
+        gram_hits = sum(1 for g in grams if g in tokens)
+        char_hits = sum(1 for ch in chars if ch in tokens)
+        if gram_hits == 0 and char_hits < need:
+            return 0.0  # a stray shared character (量 in 音量 for 量子计算机) is not a match
+        value = 2.0 * gram_hits + 0.5 * char_hits
+        if compact and compact in re.sub(r"\s+", "", normalise(plain_text)):
+            value += 3.0
+        return value
+
+    return rank
+
+
+def score(query: str, grams: list[str], token_text, plain_text: str = "") -> float:
     """Rank of one document: 2 per distinct query gram present, 0.5 per shared single character, and 3
     more for an exact substring match, so whole phrases beat partial and character-only matches.
     0 means "not relevant": no gram and fewer than half of the query's characters."""
-    tokens = set(token_text.split())
-    gram_hits = sum(1 for g in grams if g in tokens)
-    chars = query_chars(query)
-    char_hits = sum(1 for ch in chars if ch in tokens)
-    if gram_hits == 0 and char_hits * 2 < len(chars):
-        return 0.0  # a stray shared character (量 in 音量 for 量子计算机) is not a match
-    value = 2.0 * gram_hits + 0.5 * char_hits
-    compact = re.sub(r"\s+", "", normalise(query))
-    if compact and compact in re.sub(r"\s+", "", normalise(plain_text)):
-        value += 3.0
-    return value
+    return scorer(query, grams)(token_text, plain_text)
 
 
 def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10, order: str = "rank",

@@ -834,7 +834,7 @@ def suggest_departments(category=None, region=None, limit: int = 5) -> list[Depa
 
 
 # ---- queues --------------------------------------------------------------------------------------
-def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.IN_PROGRESS), limit: int = 200):
+def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.IN_PROGRESS), limit: int = 100):
     """The department workbench: tickets held in the actor's subtree, overdue first, then by deadline."""
     if not actor.department_id:
         return []
@@ -928,12 +928,17 @@ def search_tickets(actor: User, *, number: str = "", phone: str = "", text: str 
                                      restrict_params=params)
         if not ids:
             return []
-        scored = [(search.score(text, grams, search.index_text(t.title, t.content, t.citizen_address),
-                                t.title + t.content), t)
-                  for t in query.where(Ticket.id.in_(ids))]
-        scored = [pair for pair in scored if pair[0] > 0]
-        scored.sort(key=lambda pair: (-pair[0], -pair[1].id))
-        return [t for _s, t in scored[:limit]]
+        # Score on plain tuples (cheap), then build full rows only for the page returned.
+        rows = query.select(Ticket.id, Ticket.title, Ticket.content, Ticket.citizen_address).where(
+            Ticket.id.in_(ids)).tuples()
+        rank = search.scorer(text, grams)
+        scored = [(rank(set(search.index_grams(f"{title} {content} {address}")), title + content), tid)
+                  for tid, title, content, address in rows]
+        best = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: (-pair[0], -pair[1]))[:limit]
+        if not best:
+            return []
+        by_id = {t.id: t for t in Ticket.select(*LIST_FIELDS).where(Ticket.id.in_([tid for _s, tid in best]))}
+        return [by_id[tid] for _s, tid in best if tid in by_id]
     return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
 
 
