@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import urlparse
 
-from flask import (abort, current_app, g, has_app_context, has_request_context, jsonify, redirect,
+from flask import (abort, current_app, flash, g, has_app_context, has_request_context, jsonify, redirect,
                    render_template, request, session, url_for)
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ def refuse(access: Access | None):
         if wants_json():
             return jsonify(error="login required"), 401
         target = request.full_path if request.query_string else request.path
+        if request.endpoint != "home.index":
+            # Someone who followed a link or whose session ran out learns why they see the login form.
+            from webui.i18n import gettext
+
+            flash(gettext("Please log in to continue."), "info")
         return redirect(url_for("auth.login", next=target))
     if access is None:
         log.error("endpoint %s declares no access rule: refused (add public/login_required/require_roles)",

@@ -205,3 +205,10 @@ def test_change_password(client, make_user):
     assert client.login("1014", PASSWORD).status_code == 401
     assert client.login("1014", "brand-new-pass").status_code == 302
     assert "password_changed" in audit_actions("1014") and "password_change_failed" in audit_actions("1014")
+
+
+def test_expired_session_says_why(client, db):
+    """Should tell a visitor sent to the login form from a desk page that they need to log in."""
+    response = client.get("/agent/tickets", follow_redirects=True)
+    assert "请先登录" in response.get_data(as_text=True)
+    assert "请先登录" not in client.get("/", follow_redirects=True).get_data(as_text=True)
