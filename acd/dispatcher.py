@@ -46,6 +46,7 @@ from acd.prompts import AcdPrompts, expected_wait_minutes
 from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
 from caseflow.models import User
 from core.clock import Clock
+from core.db import database
 from switch import events as sw
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
@@ -153,6 +154,7 @@ class Acd:
         # channel uuid -> the FreeSWITCH whose inbound connection announced it (bounded, newest kept)
         self.channel_server: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.core_server: dict[str, str] = {}  # FreeSWITCH Core-UUID -> pool name
+        self._channel_seen: dict[str, gevent.event.Event] = {}
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
         self.free_at: dict[int, float] = {}  # agent id -> perf_counter when it became offerable
@@ -252,6 +254,17 @@ class Acd:
             return self.core_server[core]
         if not session.server:
             return ""
+        host = session.server.rpartition(":")[0] or session.server
+        same_host = [c for c in self._connections() if self._server_name(c).rpartition(":")[0] == host]
+        if len(same_host) > 1:
+            # Several FreeSWITCH on one host: the address cannot tell; the channel's creation event will.
+            waiting = self._channel_seen.setdefault(session.uuid, gevent.event.Event())
+            try:
+                waiting.wait(2.0)
+            finally:
+                self._channel_seen.pop(session.uuid, None)
+            if session.uuid in self.channel_server:
+                return self.channel_server[session.uuid]
         try:
             return self._server_name(self.conn_for(session.server))
         except AcdError:
@@ -315,10 +328,13 @@ class Acd:
             setattr(agent, name, value)
         agent.since = now
         agent.version += 1
-        agent.save()
-        AgentStateLog.create(agent=agent, at=now, event=event, from_status=old_status, from_state=old_state,
-                             to_status=to_status, to_state=to_state, reason=reason[:128],
-                             call_uuid=agent.call_uuid or fields.get("call_uuid", ""))
+        # One transaction, changed columns only: this runs several times per call.
+        with database.atomic():
+            agent.save(only=agent.dirty_fields)
+            AgentStateLog.insert(agent=agent.id, at=now, event=event, from_status=old_status,
+                                 from_state=old_state, to_status=to_status, to_state=to_state,
+                                 reason=reason[:128], call_uuid=agent.call_uuid or fields.get("call_uuid", "")
+                                 ).execute()
         if to_state != "wrap_up":
             self._cancel_timer(agent_id)
         self._notify("agent", agent_id=agent_id, status=to_status, state=to_state, event=event,
@@ -596,7 +612,7 @@ class Acd:
         entry.ended_at = now
         if entry.wait_seconds is None:
             entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
-        entry.save()
+        entry.save(only=entry.dirty_fields)
 
     # ------------------------------------------------------------------ dispatching
     def kick(self) -> None:
@@ -809,7 +825,7 @@ class Acd:
             entry.agent_leg_uuid = leg
             entry.answered_at = utcnow()
             entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
-            entry.save()
+            entry.save(only=entry.dirty_fields)
         self._notify("answered", agent_id=agent_id, call_uuid=agent.call_uuid, number=agent.call_number,
                      queue=agent.call_queue, direction=agent.call_direction)
 
@@ -877,6 +893,9 @@ class Acd:
             self.channel_server[event.uuid] = event.server
             while len(self.channel_server) > 50000:
                 self.channel_server.popitem(last=False)
+            seen = self._channel_seen.get(event.uuid)
+            if seen is not None:
+                seen.set()
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None or event.uuid in self.ended_legs:
             return
@@ -937,6 +956,9 @@ class Acd:
         conn = self.conn_for(server)
         report = {"registered": 0, "unregistered": 0, "released": 0, "ended": 0, "recognised": 0,
                   "abandoned": 0}
+        core = conn.api("global_getvar core_uuid", timeout=10.0).strip()
+        if core and not core.startswith("-"):
+            self.core_server[core] = server
         registrations = parse_sofia_registrations(
             conn.api(f"sofia status profile {self.settings.sip_profile} reg", timeout=10.0))
         for agent in list(self.agents.values()):
@@ -981,7 +1003,7 @@ class Acd:
                                                & (QueueEntry.server == server)):
             if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
                 entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
-                entry.save()
+                entry.save(only=entry.dirty_fields)
                 if entry.caller_number:
                     CallbackRequest.create(queue=entry.queue_id, caller_number=entry.caller_number,
                                            call_uuid=entry.call_uuid, reason="abandoned")
