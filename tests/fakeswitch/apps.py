@@ -87,6 +87,7 @@ class ChannelRunner:
         self.digits: deque[str] = deque()
         self.accept_digits = False
         self.breaking = False
+        self.break_seq = 0
         self.ended = Event()
         self.socket_app: tuple[str, str] | None = None
         self.speech: list[list] = []    # [start_sim, end_sim or None]
@@ -120,6 +121,7 @@ class ChannelRunner:
     def interrupt(self) -> None:
         """Break the running application (uuid_break, bridge, transfer)."""
         self.breaking = True
+        self.break_seq += 1
         self.poke()
 
     def dtmf(self, digit: str, source: str = "RTP") -> None:
@@ -439,7 +441,18 @@ class ChannelRunner:
         self.sw.emit_channel(self.ch, "CHANNEL_PARK")
         self.ch.parked = True
         self._accept(None)
-        self.wait_until(self._stopped, None)
+        seq = self.break_seq
+        broken = lambda: self.ch.hung_up or self.break_seq != seq
+        while True:
+            self.wait_until(lambda: broken() or bool(self.queue), None)
+            if broken():
+                break
+            # Like switch_ivr_park, run queued applications (sendmsg, uuid_broadcast) inside the park.
+            outer = self.current
+            name, qarg, event_uuid = self.queue.popleft()
+            self._execute(name, qarg, event_uuid)
+            self.current = outer
+            self._accept(None)
         self.ch.parked = False
         if not self.ch.hung_up:
             self.sw.emit_channel(self.ch, "CHANNEL_UNPARK")

@@ -134,7 +134,7 @@ def test_hangup_mid_record_keeps_partial_wav(fakeswitch, tmp_path):
 
     call = _run(fakeswitch, app, [Speak(1.5), Hangup()])
     assert res["cause"] == "NORMAL_CLEARING"
-    assert 1400 <= res["ms"] <= 3000
+    assert 1500 <= res["ms"] < 120000
     assert call.recordings[0].path == str(path) and path.exists()
     assert call.hangup_by == "caller"
 
@@ -152,7 +152,7 @@ def test_record_stops_on_silence(fakeswitch, tmp_path):
 
     call = _run(fakeswitch, app, [Speak(3)])
     assert res["exhausted"] == "true"
-    assert 4900 <= res["ms"] <= 7000
+    assert 5000 <= res["ms"] < 120000
     assert call.recordings[0].speech_seconds >= 2.9
 
 

@@ -65,7 +65,7 @@ def test_ivr_walk_pagd_record_and_wav(fakeswitch, tmp_path):
         srv.wait_done()
     assert out["menu"] == "2"
     assert out["term"] == "#"
-    assert 1900 <= out["record_ms"] <= 4000
+    assert 2000 <= out["record_ms"] < 60000
     with wave.open(str(path)) as w:
         secs = w.getnframes() / w.getframerate()
         frames = w.readframes(w.getnframes())
