@@ -16,7 +16,7 @@ import gevent.event
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
-from . import audio
+from . import audio, wire
 from .apps import ChannelRunner, Pulse
 from .channel import FakeChannel, new_uuid, now_us
 from .esl import InboundSession
@@ -611,7 +611,8 @@ class FakeSwitch:
     def _ring_one(self, dial, variables, timeout, caller, cid_name, cid_num, cancel):
         lvars, dial = _strip_vars(dial.strip())
         variables = {**variables, **lvars}
-        timeout = float(variables.get("originate_timeout") or variables.get("call_timeout") or timeout)
+        timeout = float(variables.get("leg_timeout") or variables.get("originate_timeout") or
+                        variables.get("call_timeout") or timeout)
         cid_num = variables.get("origination_caller_id_number") or cid_num or (
             caller.caller_number if caller else "0000000000")
         cid_name = variables.get("origination_caller_id_name") or cid_name or (
@@ -950,6 +951,45 @@ class FakeSwitch:
             ch.runner.dtmf(d)
         return f"+OK {ch.uuid} sent DTMF {p[1]}.\n"
 
+    def api_uuid_recv_dtmf(self, arg):
+        p = arg.split()
+        ch = self._get(p[0]) if p else None
+        if ch is None or len(p) < 2:
+            return "-ERR No such channel!\n"
+        for d in p[1]:
+            ch.runner.dtmf(d)
+        return "+OK\n"
+
+    def api_uuid_answer(self, arg):
+        ch = self._get(arg.split()[0]) if arg.split() else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        self.answer(ch)
+        return "+OK\n"
+
+    def api_uuid_park(self, arg):
+        ch = self._get(arg.split()[0]) if arg.split() else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if ch.other is not None:
+            self.unbridge(ch, hangup_peer=False)
+        if ch.runner.current is not None:
+            ch.runner.interrupt()
+        ch.runner.enqueue("park", "")
+        return "+OK\n"
+
+    def api_uuid_dump(self, arg):
+        ch = self._get(arg.split()[0]) if arg.split() else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        headers = self.common_headers("CHANNEL_DATA") + ch.channel_data()
+        # switch_event_serialize: the same URL-encoded values as text/event-plain.
+        return "".join(f"{k}: {wire.url_encode(v)}\n" for k, v in headers)
+
+    def api_user_exists(self, arg):
+        p = arg.split()
+        return "true" if len(p) >= 2 and p[1] in self.agents else "false"
+
     def api_uuid_break(self, arg):
         p = arg.split()
         ch = self._get(p[0]) if p else None
@@ -1177,6 +1217,16 @@ class FakeSwitch:
         target = self._get(target_uuid)
         if target is None:
             return "_none_"
+        ch = runner.ch
+        if mode == "listen":
+            # The channel variables FreeSWITCH's eavesdrop reads pick the starting mode.
+            truthy = lambda name: (ch.get_var(name) or "").lower() == "true"
+            if truthy("eavesdrop_bridge_aleg") and truthy("eavesdrop_bridge_bleg"):
+                mode = "three_way"
+            elif truthy("eavesdrop_whisper_aleg"):
+                mode = "whisper"
+            elif truthy("eavesdrop_whisper_bleg"):
+                mode = "whisper_other"
         entry = Eavesdrop(runner.ch, target, mode)
         self.eavesdrops.append(entry)
         self.changed.pulse()
@@ -1186,6 +1236,8 @@ class FakeSwitch:
                               not entry.active, None)
             while runner.digits:
                 d = runner.digits.popleft()
+                if (ch.get_var("eavesdrop_enable_dtmf") or "true").lower() == "false":
+                    continue
                 if d in EAVESDROP_DTMF:
                     entry.modes.append(EAVESDROP_DTMF[d])
                     self.changed.pulse()

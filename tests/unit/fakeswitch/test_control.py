@@ -122,3 +122,33 @@ def test_emit_arbitrary_events(fakeswitch):
     assert h["Up-Time"] == "0 years"
     h, body = c.read_event("CUSTOM")
     assert h["Event-Subclass"] == "callcenter::info" and body == "体"
+
+
+def test_eavesdrop_mode_from_variables_and_dtmf_off(fakeswitch):
+    """Should start eavesdrop whispering when eavesdrop_whisper_aleg is set and ignore keys when DTMF is off."""
+    fakeswitch.add_agent("1000", answer_delay=0)
+    lead = fakeswitch.add_agent("1009", answer_delay=0)
+    target = fakeswitch.api("originate user/1000 &park").split()[1]
+    r = fakeswitch.api("originate {eavesdrop_whisper_aleg=true,eavesdrop_enable_dtmf=false}user/1009 "
+                       f"&eavesdrop({target})")
+    assert r.startswith("+OK ")
+    ev = fakeswitch.wait_for(lambda: fakeswitch.eavesdrops, 5, "eavesdrop")[0]
+    assert ev.mode == "whisper"
+    lead.press("3")
+    assert fakeswitch.api(f"uuid_recv_dtmf {lead.current.uuid} 0") == "+OK\n"
+    fakeswitch.api(f"uuid_kill {target}")
+    fakeswitch.wait_for(lambda: not ev.active, 5, "eavesdrop ends with its target")
+    assert ev.modes == ["whisper"]
+
+
+def test_dump_park_answer_and_user_exists(fakeswitch):
+    """Should dump a channel's data, park and answer by uuid, and say which users exist."""
+    fakeswitch.add_agent("1000", answer_delay=0)
+    uuid = fakeswitch.api("originate user/1000 &park").split()[1]
+    dump = fakeswitch.api(f"uuid_dump {uuid}")
+    assert f"Unique-ID: {uuid}\n" in dump and "variable_dialed_user: 1000\n" in dump
+    assert fakeswitch.api(f"uuid_park {uuid}") == "+OK\n"
+    assert fakeswitch.api(f"uuid_answer {uuid}") == "+OK\n"
+    assert fakeswitch.api("user_exists id 1000 127.0.0.1") == "true"
+    assert fakeswitch.api("user_exists id 1999 127.0.0.1") == "false"
+    assert fakeswitch.api("uuid_dump nope") == "-ERR No such channel!\n"
