@@ -29,6 +29,7 @@ class EslConnection(Listener):
         self.sw = switch
         self.reader = wire.CommandReader(sock)
         self.commands: list[wire.Command] = []   # every command received, for tests
+        self.dropped = False
         self.greenlet = None
 
     # -- test hooks ----------------------------------------------------------------------------------
@@ -38,6 +39,7 @@ class EslConnection(Listener):
 
     def drop(self) -> None:
         """Close the TCP connection abruptly: no notice, as when the switch dies or the network breaks."""
+        self.dropped = True
         self.close()
 
     # -- commands shared by both modes --------------------------------------------------------------

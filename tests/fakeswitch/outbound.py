@@ -54,7 +54,8 @@ class SocketSession(EslConnection):
             ch = self.call.channel
             if not ch.hung_up:
                 # The client closed the socket (or said exit) mid-call: the channel hangs up NORMAL_CLEARING.
-                self.sw.hangup(ch, "NORMAL_CLEARING", by="app")
+                # A test that drops the socket plays a switch-side failure instead.
+                self.sw.hangup(ch, "NORMAL_CLEARING", by="switch" if self.dropped else "app")
             self.call._session_closed()
 
     def _handle(self, cmd: wire.Command) -> None:

@@ -133,3 +133,30 @@ def test_unknown_application_hangs_up_without_complete(fakeswitch):
     assert not any(isinstance(s, tuple) and s[1] == "zz" for s in seen)
     assert ("CHANNEL_HANGUP", None, "DESTINATION_OUT_OF_ORDER") in seen
     assert call.hangup_cause == "DESTINATION_OUT_OF_ORDER" and call.hangup_by == "switch"
+
+
+def test_switch_side_truncated_frame_and_drop(fakeswitch):
+    """Should let a test write half a frame on the outbound socket and drop it; the call then ends."""
+    got = {}
+
+    def app(c):
+        c.command("connect")
+        c.command("myevents")
+        call = fakeswitch.calls[-1]
+        call.session.inject(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: CHANN")
+        call.session.drop()
+        c.sock.settimeout(2)
+        data = b""
+        while True:
+            chunk = c.sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        got["tail"] = c.buf + data
+
+    with AppServer(app) as srv:
+        call = fakeswitch.place_call(srv.address)
+        call.wait_ended(5)
+        srv.wait_done()
+    assert got["tail"].endswith(b"Event-Name: CHANN")
+    assert call.hangup_by == "switch"
