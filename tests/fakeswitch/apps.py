@@ -418,10 +418,18 @@ class ChannelRunner:
         self._accept(None)
         self.wait_until(self._stopped, ms / 1000.0)
 
+    def _terminators(self) -> str:
+        """mod_dptools on_dtmf: playback_terminators, default "*", "any" and "none" understood."""
+        terms = self.ch.get_var("playback_terminators") or "*"
+        if terms.lower() == "any":
+            return "1234567890*#"
+        if terms.lower() == "none":
+            return ""
+        return terms
+
     def app_playback(self, arg):
-        terms = self.ch.get_var("playback_terminators", "*")
-        if terms == "none":
-            terms = ""
+        terms = self._terminators()
+        self.ch.set_var("playback_terminator_used", "")
         self._accept(None)
         status = self.play(arg, terminators=terms)
         if status == "notfound":
@@ -586,9 +594,9 @@ class ChannelRunner:
         thresh = p[2] if len(p) > 2 else None
         hits = _int(p[3], 3) if len(p) > 3 else (3 if thresh else 0)
         limit = limit or self.sw.max_record_seconds
-        terms = self.ch.get_var("playback_terminators", "*#")
-        if terms == "none":
-            terms = ""
+        # Like the real record app: only playback_terminators (default "*") end it; "#" needs setting.
+        terms = self._terminators()
+        self.ch.set_var("playback_terminator_used", "")
         self._accept("record")
         sw, ch = self.sw, self.ch
         start = sw.sim_now()

@@ -404,3 +404,19 @@ def test_oversized_command_closes_the_socket(fakeswitch):
     with pytest.raises((EOFError, OSError)):
         c.send(b"x" * (1024 * 1024 + 10))
         c.read_frame(5)
+
+
+def test_record_ignores_hash_unless_it_is_a_terminator(fakeswitch, tmp_path):
+    """Should keep recording on # by default (mod_dptools default terminator is *) and stop on *."""
+    res = []
+
+    def app(c):
+        _start(c)
+        h, _ = execute(c, "record", f"{tmp_path}/a.wav 120 200 3")
+        res.append((h.get("variable_playback_terminator_used"), h["variable_silence_hits_exhausted"]))
+        h, _ = execute(c, "record", f"{tmp_path}/b.wav 120")
+        res.append((h.get("variable_playback_terminator_used"), h["variable_silence_hits_exhausted"]))
+        c.command("exit")
+
+    _run(fakeswitch, app, [Speak(1), Press("#"), Speak(1), Press("*")])
+    assert res == [("", "true"), ("*", "false")]

@@ -52,6 +52,7 @@ def test_ivr_walk_pagd_record_and_wav(fakeswitch, tmp_path):
         h, _ = execute(c, "play_and_get_digits",
                        "1 1 3 5000 # /dev/null/missing.wav silence_stream://250 menu ^[12]$ 3000")
         out["menu"] = h.get("variable_menu")
+        execute(c, "set", "playback_terminators=#")
         h, _ = execute(c, "record", f"{path} 60 200 3")
         out["record_ms"] = int(h["variable_record_ms"])
         out["term"] = h.get("variable_playback_terminator_used")
