@@ -493,96 +493,116 @@ class ChannelRunner:
         self.sw.hangup(self.ch, cause, by="app")
 
     def app_play_and_get_digits(self, arg):
+        """switch_play_and_get_digits, argument rules of mod_dptools."""
         # min max tries timeout_ms terminators file invalid_file var_name regex digit_timeout_ms [transfer]
-        p = arg.split()
-        if len(p) < 6:
-            log.info("fake switch: play_and_get_digits with too few arguments: %r", arg)
-            return "_none_"
-        min_d, max_d, tries, timeout_ms = (_int(p[0], 0), _int(p[1], 128), _int(p[2], 1), _int(p[3], 5000))
-        terminators = "" if p[4] == "none" else p[4]
-        prompt = p[5]
+        p = arg.split(" ")
+        p = [x for x in p if x != ""]
+        min_d = max(0, _int(p[0], 0)) if p else 0
+        max_d = _int(p[1], 0) if len(p) > 1 else 0
+        tries = _int(p[2], 0) if len(p) > 2 else 0
+        timeout_ms = _int(p[3], 1000) if len(p) > 3 else 1000
+        terminators = p[4] if len(p) > 4 and p[4] else "#"
+        prompt = p[5] if len(p) > 5 else ""
         invalid = p[6] if len(p) > 6 else ""
         var = p[7] if len(p) > 7 else ""
         regex = p[8] if len(p) > 8 else ""
-        digit_timeout = _int(p[9], timeout_ms) if len(p) > 9 else timeout_ms
-        for _ in range(max(1, tries)):
-            if self.ch.hung_up:
-                break
-            digits, term, status = self._read_digits(min_d, max_d, prompt, var, timeout_ms, terminators,
-                                                     digit_timeout)
-            if self.ch.hung_up:
-                break
+        digit_timeout = _int(p[9], 0) if len(p) > 9 else 0
+        transfer_on_failure = " ".join(p[10:]) if len(p) > 10 else ""
+        max_d = max(max_d, min_d)
+        timeout_ms = max(timeout_ms, 1000)
+        ch = self.ch
+        if regex and var:
+            ch.variables.pop(f"{var}_invalid", None)
+        while not ch.hung_up and tries > 0:
+            digits, status = self._read_digits(min_d, max_d, prompt, var, timeout_ms, terminators, digit_timeout)
             if status == "timeout" and len(digits) >= min_d:
                 status = "success"
-            if min_d == 0 and not digits and term:
+            if min_d == 0 and not digits and ch.get_var("read_terminator_used") is not None:
                 return "_none_"
             if status == "success" and digits:
-                if not regex or re.search(regex, digits):
+                if not regex or _regex_match(digits, regex):
                     if self.call is not None:
                         self.call.collected.append(digits)
                     return "_none_"
                 if var:
-                    self.ch.variables.pop(var, None)
-            if self.ch.hung_up:
+                    ch.variables.pop(var, None)
+                    ch.set_var(f"{var}_invalid", digits)
+            if ch.hung_up:
                 break
+            self._accept(None)
             if invalid:
-                self._accept(None)
                 self.play(invalid)
+            tries -= 1
+        if transfer_on_failure and not ch.hung_up:
+            t = transfer_on_failure.split()
+            self.sw.transfer(ch, t[0], t[1] if len(t) > 1 else "XML", t[2] if len(t) > 2 else "default",
+                             from_app=True)
         return "_none_"
 
     def app_read(self, arg):
-        # min max sound_file variable_name timeout_ms terminators [digit_timeout_ms]
-        p = arg.split()
-        if len(p) < 4:
+        """mod_dptools read: min max file var timeout_ms terminators digit_timeout_ms."""
+        p = [x for x in arg.split(" ") if x != ""]
+        if not p:
             return "_none_"
-        timeout_ms = _int(p[4], 5000) if len(p) > 4 else 5000
-        terminators = p[5] if len(p) > 5 else "#"
-        digit_timeout = _int(p[6], timeout_ms) if len(p) > 6 else timeout_ms
-        digits, _term, status = self._read_digits(_int(p[0], 0), _int(p[1], 128), p[2], p[3], timeout_ms,
-                                                  terminators, digit_timeout)
-        if status == "success" and self.call is not None:
+        min_d = max(1, _int(p[0], 1))
+        max_d = max(_int(p[1], 0) if len(p) > 1 else 0, min_d)
+        timeout_ms = max(_int(p[4], 1000) if len(p) > 4 else 1000, 1000)
+        terminators = p[5] if len(p) > 5 and p[5] else "#"
+        digit_timeout = _int(p[6], 0) if len(p) > 6 else 0
+        digits, status = self._read_digits(min_d, max_d, p[2] if len(p) > 2 else "", p[3] if len(p) > 3 else "",
+                                           timeout_ms, terminators, digit_timeout)
+        if status == "success" and digits and self.call is not None:
             self.call.collected.append(digits)
         return "_none_"
 
     def _read_digits(self, min_d, max_d, prompt, var, timeout_ms, terminators, digit_timeout_ms):
-        """switch_ivr_read: prompt (broken by any digit), then collect; sets read_result and the variable."""
+        """switch_ivr_read: returns (digits, "success" | "timeout" | "failure" | "error").
+
+        The digit that breaks the prompt goes into the buffer whatever it is (terminators included), as in
+        the real switch; a single-digit read whose only digit is a terminator comes back empty.
+        """
         ch = self.ch
+        digit_timeout_ms = digit_timeout_ms or timeout_ms
         ch.variables.pop("read_result", None)
         if var:
             ch.variables.pop(var, None)
+        self.sw.pre_answer(ch)
         self._accept("digits")
         buf = ""
-        term = ""
-        status = "timeout"
-        if prompt:
-            self.play(prompt, any_digit_breaks=True)
-        first = True
-        while not ch.hung_up:
-            while self.digits and len(buf) < max_d and not term:
+        status = "success"
+        if prompt and prompt.lower() != "silence":
+            played = self.play(prompt, any_digit_breaks=True)
+            if played in ("notfound", "hangup"):
+                return "", "error"
+            if self.digits:
+                buf += self.digits.popleft()
+        if (min_d and len(buf) < min_d) or len(buf) < max_d:
+            term = ""
+            wait_ms = digit_timeout_ms if buf else timeout_ms
+            while not ch.hung_up and len(buf) < max_d:
+                got = self.wait_until(lambda: bool(self.digits) or ch.hung_up, wait_ms / 1000.0)
+                if ch.hung_up:
+                    status = "failure"
+                    break
+                if not got:
+                    status = "timeout"
+                    break
                 d = self.digits.popleft()
                 if d in terminators:
                     term = d
-                else:
-                    buf += d
-            if term or len(buf) >= max_d:
-                status = "success"
-                break
-            wait_ms = timeout_ms if first and not buf else digit_timeout_ms
-            got = self.wait_until(lambda: bool(self.digits) or ch.hung_up, wait_ms / 1000.0)
-            first = False
-            if not got:
-                status = "timeout"
-                break
-        if ch.hung_up:
+                    break
+                buf += d
+                wait_ms = digit_timeout_ms
+            if term:
+                ch.set_var("read_terminator_used", term)
+        if min_d and len(buf) < min_d and status == "success":
             status = "failure"
-        if len(buf) < min_d and status == "success":
-            status = "failure"
-        if term:
-            ch.set_var("read_terminator_used", term)
         ch.set_var("read_result", status)
+        if max_d == 1 and len(buf) == 1 and buf in terminators:
+            buf = ""
         if var and buf:
             ch.set_var(var, buf)
-        return buf, term, status
+        return buf, status
 
     def app_record(self, arg):
         # path [time_limit_secs] [silence_thresh] [silence_hits]
@@ -717,6 +737,14 @@ class Recording:
 
     def __repr__(self) -> str:
         return f"Recording({self.path!r}, {self.seconds:.2f}s, speech {self.speech_seconds:.2f}s, {self.terminator!r})"
+
+
+def _regex_match(digits: str, regex: str) -> bool:
+    """switch_regex_match: PCRE search (not anchored unless the pattern says so); a bad pattern never matches."""
+    try:
+        return re.search(regex, digits) is not None
+    except re.error:
+        return False
 
 
 def _int(s, default: int) -> int:

@@ -420,3 +420,34 @@ def test_record_ignores_hash_unless_it_is_a_terminator(fakeswitch, tmp_path):
 
     _run(fakeswitch, app, [Speak(1), Press("#"), Speak(1), Press("*")])
     assert res == [("", "true"), ("*", "false")]
+
+
+def test_missing_prompt_makes_every_pagd_try_fail(fakeswitch):
+    """Should fail play_and_get_digits when its prompt file is missing, as switch_ivr_read does."""
+    res = {}
+
+    def app(c):
+        _start(c)
+        h, _ = execute(c, "play_and_get_digits", "1 1 2 2000 # /nonexistent/welcome.wav silence_stream://100 m \\d 1000")
+        res["m"] = h.get("variable_m")
+        c.command("exit")
+
+    call = _run(fakeswitch, app, [Press("1")])
+    assert res["m"] is None
+    assert call.not_found == ["/nonexistent/welcome.wav"] * 2
+
+
+def test_single_key_menu_terminator_and_invalid_variable(fakeswitch):
+    """Should return nothing for a lone terminator on a one-digit read and keep a regex miss in <var>_invalid."""
+    res = []
+
+    def app(c):
+        _start(c)
+        for _ in range(2):
+            h, _ = execute(c, "play_and_get_digits", "1 1 1 2000 # tone_stream://%(3000,0,440) "
+                                                     "silence_stream://100 k ^[1-3]$ 1000")
+            res.append((h.get("variable_k"), h.get("variable_k_invalid"), h.get("variable_read_result")))
+        c.command("exit")
+
+    _run(fakeswitch, app, [Press("#"), Press("7")])
+    assert res == [(None, None, "success"), (None, "7", "success")]
