@@ -145,6 +145,7 @@ class IvrCall:
             self._after_hangup(hang)
         except SwitchError as exc:
             log.warning("ivr call %s: switch error %s; ending the call", self.session.uuid, exc)
+            engine.outcome = f"switch_error:{type(exc).__name__}"
             self._after_hangup(exc)
             self._hangup()
         finally:
