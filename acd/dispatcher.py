@@ -165,6 +165,7 @@ class Acd:
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False
+        self._dispatching = False
         self._snapshots: dict[tuple[int, str], tuple[tuple, AgentSnapshot]] = {}
         self._loop: gevent.Greenlet | None = None
         self._timers: dict[int, gevent.Greenlet] = {}
@@ -616,14 +617,32 @@ class Acd:
 
     # ------------------------------------------------------------------ dispatching
     def kick(self) -> None:
-        """Schedule one dispatch pass soon (coalesces bursts of events)."""
-        if not self._dispatch_scheduled:
+        """An agent became free or a caller arrived: dispatch now (inline, so a busy hub adds no delay).
+
+        A kick during a dispatch pass asks that pass to run once more instead of nesting.
+        """
+        if self._dispatching:
             self._dispatch_scheduled = True
-            gevent.spawn(self.dispatch)
+            return
+        self.dispatch()
 
     def dispatch(self) -> int:
         """Match waiting callers (oldest first, per queue) with eligible agents; returns offers made."""
-        self._dispatch_scheduled = False
+        if self._dispatching:
+            self._dispatch_scheduled = True
+            return 0
+        self._dispatching = True
+        made = 0
+        try:
+            while True:
+                self._dispatch_scheduled = False
+                made += self._dispatch_pass()
+                if not self._dispatch_scheduled:
+                    return made
+        finally:
+            self._dispatching = False
+
+    def _dispatch_pass(self) -> int:
         made = 0
         for queue_name, waiters in list(self.queue_waiters.items()):
             queue = self.queues.get(queue_name)
@@ -798,12 +817,13 @@ class Acd:
         if cause in NO_ANSWER_CAUSES:
             agent.missed_today += 1
         queue = queue or self.queues.get(agent.call_queue)
-        self.transition(agent_id, "offer_failed", reason=cause)
+        # Break and registration first: the agent must not be offered again the moment it is idle.
         if cause in UNREACHABLE_CAUSES:
             self.set_registered(agent_id, False)
         if cause in NO_ANSWER_CAUSES and queue is not None and queue.no_answer_break \
                 and agent.status == "available":
             self.transition(agent_id, "not_ready", reason=self.settings.no_answer_reason)
+        self.transition(agent_id, "offer_failed", reason=cause)
         self._notify("offer_over", agent_id=agent_id, cause=cause)
 
     def _agent_answered(self, agent_id: int, leg: str) -> None:
