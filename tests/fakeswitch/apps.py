@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 import time
 from collections import deque
-from pathlib import Path
 
 import gevent
 from gevent.event import Event
@@ -290,7 +288,6 @@ class ChannelRunner:
                 return "notfound"
             self.sw.note_played(self, f, found=True)
             ftype = f.split("://", 1)[0] if "://" in f else None
-            start_vars = self._playback_vars(seconds)
             path_h = ([("Playback-File-Type", ftype)] if ftype else []) + [("Playback-File-Path", f)]
             self.sw.emit_channel(self.ch, "PLAYBACK_START", post=path_h)
             t0 = self.sw.sim_now()
@@ -312,7 +309,6 @@ class ChannelRunner:
             played = min(seconds, self.sw.sim_now() - t0) if broke else seconds
             for k, v in self._playback_vars(played).items():
                 self.ch.set_var(k, v)
-            del start_vars
             status = "done"
             if broke:
                 status = "break"
@@ -758,15 +754,3 @@ def _split_files(target: str) -> list[str]:
     if target.startswith("file_string://"):
         return [f for f in target[len("file_string://"):].split("!") if f]
     return [target]
-
-
-def split_args(arg: str) -> list[str]:
-    """Split an application argument like the switch does for quoted words."""
-    try:
-        return shlex.split(arg)
-    except ValueError:
-        return arg.split()
-
-
-def media_path_exists(path: str) -> bool:
-    return Path(path).exists()

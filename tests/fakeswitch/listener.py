@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import re
 
-import gevent
 from gevent.lock import Semaphore
 
 from . import wire
@@ -180,16 +179,3 @@ def _filter_match(headers: list[tuple[str, str]], key: str, value: str) -> bool:
     if len(value) > 1 and value.startswith("/") and value.endswith("/"):
         return re.search(value[1:-1], actual) is not None
     return actual == value
-
-
-def spawn_logged(fn, *args, **kwargs):
-    """gevent.spawn that logs a crash instead of printing it to stderr."""
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        except gevent.GreenletExit:
-            raise
-        except Exception:  # noqa: BLE001 - a fake's bug must show in the log, not vanish
-            log.exception("fake switch greenlet %s crashed", getattr(fn, "__name__", fn))
-            raise
-    return gevent.spawn(run)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import gevent
 import gevent.event
-from gevent import socket as gsocket
 from gevent.server import StreamServer
 
 from . import audio, wire
@@ -857,7 +856,7 @@ class FakeSwitch:
         if words[:1] == ["status"]:
             return ("                     Name\t   Type\t                                      Data\tState\n"
                     + "=" * 97 + "\n"
-                    f"                 internal\tprofile\t           sip:mod_sofia@127.0.0.1:5060\tRUNNING (0)\n"
+                    "                 internal\tprofile\t           sip:mod_sofia@127.0.0.1:5060\tRUNNING (0)\n"
                     + "=" * 97 + "\n1 profile 0 aliases\n")
         return "-ERR Usage: sofia status|... (fake)\n"
 
@@ -1499,11 +1498,3 @@ def _dial_target(dial: str) -> tuple[str, str | None]:
     if parts[0] == "error":
         return (parts[1] if len(parts) > 1 else ""), "error"
     return "", None
-
-
-def free_port_socket():
-    """A listening gevent socket on 127.0.0.1:0, for tests that need a stand-in app server."""
-    s = gsocket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(128)
-    return s
