@@ -146,39 +146,46 @@ def ensure_index(table: str) -> None:
             f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
         db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} USING gin (search_tsv)")
     else:
-        exists = db.execute_sql(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (f"{table}_fts",)).fetchone()
-        if not exists:
-            db.execute_sql(
-                f"CREATE VIRTUAL TABLE {table}_fts USING fts5({column}, content='{table}', "
-                f"content_rowid='id', tokenize='unicode61')")
-            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")
+        _ensure_sqlite_fts(db, table, column)
     done.add(table)
 
 
-def reindex(table: str, row_id: int, old_text: str | None, new_text: str) -> None:
-    """Tell the index that row ``row_id`` now has ``new_text`` (the column is already written).
-
-    PostgreSQL keeps its generated tsvector itself; SQLite's external-content FTS5 needs the old text to
-    remove the old tokens.
-    """
-    ensure_index(table)
-    db = database.obj
-    if is_postgres(db):
+def _ensure_sqlite_fts(db, table: str, column: str) -> None:
+    """An external-content FTS5 table kept in step by triggers, so every write (services, bulk loads,
+    other packages' inserts, cascaded deletes) is indexed exactly once."""
+    names = {row[0] for row in db.execute_sql(
+        "SELECT name FROM sqlite_master WHERE name LIKE ?", (f"{table}_fts%",))}
+    triggers = {f"{table}_fts_ai", f"{table}_fts_ad", f"{table}_fts_au"}
+    if f"{table}_fts" in names and triggers <= names:
         return
-    if old_text is not None:
-        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rowid, search_text) VALUES ('delete', ?, ?)",
-                       (row_id, old_text))
-    db.execute_sql(f"INSERT INTO {table}_fts(rowid, search_text) VALUES (?, ?)", (row_id, new_text))
+    with db.atomic():
+        if f"{table}_fts" not in names:
+            db.execute_sql(
+                f"CREATE VIRTUAL TABLE {table}_fts USING fts5({column}, content='{table}', "
+                f"content_rowid='id', tokenize='unicode61')")
+        db.execute_sql(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_fts_ai AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.id, new.{column}); END")
+        db.execute_sql(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_fts_ad AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column}); END")
+        db.execute_sql(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_fts_au AFTER UPDATE OF {column} ON {table} BEGIN "
+            f"INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column}); "
+            f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.id, new.{column}); END")
+        # Rows written before the triggers existed are picked up here.
+        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")
+
+
+def reindex(table: str, row_id: int, old_text: str | None, new_text: str) -> None:
+    """Make sure the index follows row ``row_id`` (the column is already written): PostgreSQL's generated
+    tsvector and SQLite's triggers do the work once the structures exist."""
+    ensure_index(table)
 
 
 def unindex(table: str, row_id: int, old_text: str) -> None:
-    """Remove a row's tokens before the row is deleted (SQLite)."""
+    """Before a row is deleted: the structures exist, so the delete is followed (kept for callers)."""
     ensure_index(table)
-    db = database.obj
-    if not is_postgres(db):
-        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rowid, search_text) VALUES ('delete', ?, ?)",
-                       (row_id, old_text))
 
 
 def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,

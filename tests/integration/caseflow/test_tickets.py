@@ -168,3 +168,18 @@ def test_demo_loads_once(db):
     assert {wf.RECORDED, wf.DISPATCHED, wf.IN_PROGRESS, wf.REPLIED, wf.CLOSED, wf.RETURNED} <= statuses
     assert TicketHistory.select().count() > Ticket.select().count()
     assert demo.load_demo() == []
+
+
+def test_index_follows_direct_writes(db, org_setup):
+    """Should index tickets written without the services (bulk loads, other packages) and forget deleted ones."""
+    from caseflow import search
+
+    o = org_setup
+    services.create_ticket("先建一张，索引就位", created_by=o.agent)
+    direct = Ticket.create(number="87654321", content="自来水管爆裂", search_text=search.index_text("自来水管爆裂"))
+    assert [t.id for t in services.search_tickets(o.centre_user, text="水管爆裂")] == [direct.id]
+    Ticket.update(search_text=search.index_text("燃气泄漏")).where(Ticket.id == direct.id).execute()
+    assert services.search_tickets(o.centre_user, text="水管爆裂") == []
+    direct.delete_instance()
+    assert services.search_tickets(o.centre_user, text="燃气泄漏") == []
+    assert len(services.search_tickets(o.centre_user, text="索引就位")) == 1
