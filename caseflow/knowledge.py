@@ -132,13 +132,19 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
     ids, grams = search.find_ids("knowledge_item", query)
     if not ids:
         return []
-    q = KnowledgeItem.select().where(KnowledgeItem.id.in_(ids))
+    q = (KnowledgeItem.select(KnowledgeItem.id, KnowledgeItem.title, KnowledgeItem.content, KnowledgeItem.views)
+         .where(KnowledgeItem.id.in_(ids)))
     if approved_only:
         q = q.where(KnowledgeItem.review_state == "approved")
     if category is not None:
         q = q.where(KnowledgeItem.category == category)
     rank = search.scorer(query, grams)
-    scored = [(item, rank(item.search_text, item.title + " " + item.content)) for item in q]
-    scored = [pair for pair in scored if pair[1] > 0]
-    scored.sort(key=lambda pair: (-pair[1], -pair[0].views, pair[0].id))
-    return scored[:limit]
+    # Score plain tuples (title counts twice, as in the index), then load full rows for the page only.
+    scored = [(rank(set(search.index_grams(f"{title} {title} {content}")), f"{title} {content}"), views, item_id)
+              for item_id, title, content, views in q.tuples()]
+    best = sorted((row for row in scored if row[0] > 0), key=lambda row: (-row[0], -row[1], row[2]))[:limit]
+    if not best:
+        return []
+    fields = [f for f in KnowledgeItem._meta.sorted_fields if f.name != "search_text"]
+    items = {i.id: i for i in KnowledgeItem.select(*fields).where(KnowledgeItem.id.in_([r[2] for r in best]))}
+    return [(items[item_id], value) for value, _views, item_id in best if item_id in items]
