@@ -29,12 +29,12 @@ STATE_LABELS = {
 }
 
 
-# Fax-tone (CNG, 1100 Hz) detection on the main number for an IVR driven over the socket: execute this while
-# the welcome prompt plays; when a fax machine is calling, the channel variable fax_tone_detected becomes
-# "true" (tone_detect: key freqs flags timeout app data hits) and the IVR goes to its fax node, which calls
-# fax_receive(session, fax_service).
-FAX_DETECT_APP = "tone_detect"
-FAX_DETECT_ARG = "fax 1100 r +10000 set fax_tone_detected=true 1"
+# Fax-tone (CNG) detection on the main number: freeswitch-conf's dialplan starts it when
+# hotline_fax_detect=true; otherwise the IVR may start it itself with this (one detector per channel). When
+# a fax machine calls, the channel variable fax_tone_detected becomes "true" (and DETECTED_TONE is sent);
+# the IVR then goes to its fax node, which calls fax_receive(session, fax_service).
+FAX_DETECT_APP = "spandsp_start_fax_detect"
+FAX_DETECT_ARG = "set fax_tone_detected=true 20"
 
 
 def fax_tone_detected(variables: dict) -> bool:
