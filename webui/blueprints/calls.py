@@ -76,6 +76,7 @@ MESSAGES = {"zh": {
     "Log": "过程",
     "Calling %(number)s …": "正在呼叫 %(number)s …",
     "No dialler is connected; please dial the number from your phone.": "未连接外呼服务，请用话机拨打该号码。",
+    "The call could not be placed: %(reason)s": "无法外呼：%(reason)s",
     "disposition:self_service": "自助服务", "disposition:answered": "人工接听", "disposition:abandoned": "放弃",
     "disposition:overflowed": "溢出", "disposition:voicemail": "留言", "disposition:blacklisted": "黑名单",
     "disposition:fax": "传真", "disposition:no_answer": "未接通",
@@ -190,7 +191,7 @@ def missed():
     entries = list_missed(status, caller=request.args.get("caller", ""), limit=PAGE + 1, offset=(page - 1) * PAGE)
     more, entries = len(entries) > PAGE, entries[:PAGE]
     attempts = {e.missed.id: attempts_of(e.missed.id) for e in entries}
-    can_dial = callable(_hotline().services.extra.get("originate_callback"))
+    can_dial = _dialler() is not None
     return render_template("calls/missed.html", entries=entries, attempts=attempts, status=status, page=page,
                            more=more, outcomes=CALLBACK_OUTCOMES, can_dial=can_dial,
                            message=request.args.get("message", ""))
@@ -220,12 +221,36 @@ def dial(missed_id: int):
     entry = MissedCall.get_or_none(MissedCall.id == missed_id)
     if entry is None:
         abort(404)
-    originate = _hotline().services.extra.get("originate_callback")
-    if not callable(originate):
+    originate = _dialler()
+    if originate is None:
         return redirect(url_for("calls.missed", message="nodialler"))
-    call_uuid = originate(g.user, entry.caller)
+    try:
+        call_uuid = originate(g.user, entry.caller)
+    except ValueError as exc:  # the ACD refused (not an agent, phone not registered, busy ...): say why
+        return redirect(url_for("calls.missed", message="refused", reason=str(exc)[:200]))
     log.info("call-back of %s by %s: %s", entry.caller, g.user.operator_no, call_uuid)
-    return redirect(url_for("calls.missed", message="calling", number=entry.caller))
+    return redirect(url_for("calls.missed", message="calling", number=entry.caller, missed=entry.id,
+                            call_uuid=call_uuid or ""))
+
+
+def _dialler():
+    """originate(user, number) -> call uuid: the one lent in Services.extra, else the ACD's outbound call
+    (the agent's phone rings first, then the citizen)."""
+    extra = _hotline().services.extra
+    lent = extra.get("originate_callback")
+    if callable(lent):
+        return lent
+    acd = extra.get("acd")
+    if acd is None:
+        return None
+
+    def through_acd(user, number):
+        from acd.agent_controls import AgentControls
+
+        agent = acd.agent_for_user(user.id)
+        return AgentControls(acd).dial(agent.id, number, label="callback")
+
+    return through_acd
 
 
 @bp.route("/fax")

@@ -63,6 +63,18 @@ def test_dial_uses_the_lent_dialler(web, people):
         (user.operator_no, number)) or "cb-uuid"
     response = client.post_form(f"/calls/missed/{entry.id}/dial")
     assert "message=calling" in response.headers["Location"] and dialled == [("1001", "13812345678")]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'name="call_uuid" value="cb-uuid"' in page
+    client.post_form(f"/calls/missed/{entry.id}/attempt", {"outcome": "reached", "call_uuid": "cb-uuid"})
+    assert CallbackAttempt.get().call_uuid == "cb-uuid"
+
+    def refuse(user, number):
+        raise ValueError("您的话机未注册 / your phone is not registered")
+    web.extensions["hotline"].services.extra["originate_callback"] = refuse
+    other = add_missed("13812340000", "abandoned")
+    response = client.post_form(f"/calls/missed/{other.id}/dial")
+    assert "message=refused" in response.headers["Location"]
+    assert "话机未注册" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_fax_log_page(web, people):
