@@ -31,3 +31,9 @@ def hook():
 @require_roles("agent")
 def ticket_detail(number):
     return f"ticket {number}"
+
+
+@bp.route("/sample/crash")
+@require_roles("agent")
+def crash():
+    raise RuntimeError("a bug in some page")
