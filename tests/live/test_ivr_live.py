@@ -18,7 +18,6 @@ from caseflow.models import Attachment, Ticket
 from core.clock import FixedClock
 from core.config import load_config
 from ivr import engine as e
-from ivr.audio import wav_lengths
 from ivr.prompts import LANGUAGES, prompts_file, render_all
 from ivr.runner import IvrCall
 from ivr.services import HotlineIvrServices
@@ -91,7 +90,7 @@ def _voice(tmp_path: Path) -> Path:
     return path
 
 
-def test_walking_skeleton_live(live_ivr, place_call, tmp_path):
+def test_walking_skeleton_live(live_ivr, place_call, esl_events, tmp_path):
     """Should turn a real call into a ticket with the recording, reading the number back digit by digit."""
     host, port = live_ivr.address
     citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
@@ -105,16 +104,19 @@ def test_walking_skeleton_live(live_ivr, place_call, tmp_path):
     citizen.press("2")
     gevent_wait(at("self_menu"), 30, "the self-service menu")
     citizen.press("2")
-    gevent_wait(at("complaint_record", e.RecordDone), 30, "the recording")
-    citizen.speak(str(_voice(tmp_path)))
-    recordings = Path(ivr.config.recordings_dir)
-
-    def recorded_enough():
-        files = list(recordings.rglob("*.wav"))
-        lengths = wav_lengths(files[0]) if files else None
-        return lengths is not None and lengths[1] >= 3000
-
-    gevent_wait(recorded_enough, 30, "three seconds of voice in the recording")
+    gevent_wait(at("complaint_record", e.RecordDone), 30, "the recording node")
+    # The engine asks for the intro prompt and the recording together; speak once `record` has started.
+    # The raw ESL client blocks, so it waits in gevent's thread pool while the app's greenlets keep running.
+    wait_event = gevent.get_hub().threadpool.apply
+    wait_event(esl_events.wait_event, (
+        lambda ev: ev.get("Event-Name") == "RECORD_START" and ev.get("Unique-ID") == ivr.session.uuid, 60))
+    voice = _voice(tmp_path)
+    citizen.speak(str(voice))
+    # FreeSWITCH keeps the recording at its 44-byte header until `record` ends, so wait for the citizen to
+    # finish speaking (the broadcast's PLAYBACK_STOP on the citizen's leg), not for the file to grow.
+    wait_event(esl_events.wait_event, (
+        lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP" and ev.get("Unique-ID") == citizen.uuid
+        and ev.get("Playback-File-Path", "").endswith(voice.name), 30))
     citizen.press("#")
     gevent_wait(at("complaint_record"), 30, "the confirm menu")
     citizen.press("1")
@@ -129,6 +131,12 @@ def test_walking_skeleton_live(live_ivr, place_call, tmp_path):
     assert (ticket.citizen_phone, ticket.channel) == ("13800138000", "phone")
     attachment = Attachment.get(Attachment.ticket == ticket)
     assert attachment.size > 0 and len(attachment.sha256) == 64
+    recorded = list(Path(ivr.config.recordings_dir).rglob("*.wav"))
+    assert len(recorded) == 1
+    # sox reads the A-law WAV the recorder stores (Python's wave module reads only PCM)
+    seconds = float(subprocess.run(["soxi", "-D", str(recorded[0])], check=True, timeout=30,
+                                   capture_output=True, text=True).stdout)
+    assert seconds >= 3.0  # the 4-second voice, give or take the first frames
     citizen.hangup()
 
 
