@@ -129,7 +129,8 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
                  category: Optional[Category] = None) -> list[tuple[KnowledgeItem, float]]:
     """Ranked (item, score) pairs for a Chinese or mixed query: 噪声 扰民 finds 噪音扰民."""
     query = (query or "").strip()[:200]
-    ids, grams = search.find_ids("knowledge_item", query)
+    # Newest first among candidates: the engines need not rank every match; score() orders the page.
+    ids, grams = search.find_ids("knowledge_item", query, order="recent")
     if not ids:
         return []
     q = (KnowledgeItem.select(KnowledgeItem.id, KnowledgeItem.title, KnowledgeItem.content, KnowledgeItem.views)

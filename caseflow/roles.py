@@ -93,14 +93,30 @@ def role_permissions(role: str) -> frozenset[str]:
     return DEFAULT_PERMISSIONS.get(role, frozenset())
 
 
+_generation = [0]  # bumped when this process edits permissions, so cached answers are dropped
+
+
 def permissions_of(user) -> frozenset[str]:
-    """Everything ``user`` may do, the union over its roles; an inactive or missing user may do nothing."""
+    """Everything ``user`` may do, the union over its roles; an inactive or missing user may do nothing.
+
+    Cached on the user object (a web request loads its user afresh), keyed by the role string and the
+    edit generation, so a list of fifty tickets does not ask the database fifty times.
+    """
     if user is None or not getattr(user, "active", True):
         return frozenset()
+    key = (user.roles, _generation[0])
+    cached = getattr(user, "_permission_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     result: set[str] = set()
     for role in user.role_set:
         result |= role_permissions(role)
-    return frozenset(result)
+    frozen = frozenset(result)
+    try:
+        user._permission_cache = (key, frozen)
+    except AttributeError:  # a plain object without attributes: just do not cache
+        pass
+    return frozen
 
 
 def can(user, permission: str) -> bool:
@@ -123,6 +139,7 @@ def set_role_permissions(role: str, permissions: Iterable[str]) -> frozenset[str
         RolePermission.delete().where(RolePermission.role == role).execute()
         for perm in wanted or ["-"]:
             RolePermission.create(role=role, permission=perm)
+    _generation[0] += 1
     return frozenset(wanted)
 
 
@@ -131,6 +148,7 @@ def reset_role_permissions(role: str) -> None:
     from caseflow.models import RolePermission
 
     RolePermission.delete().where(RolePermission.role == role).execute()
+    _generation[0] += 1
 
 
 def is_centre_user(user) -> bool:

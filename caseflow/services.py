@@ -347,6 +347,12 @@ def may_view(actor: Optional[User], ticket: Ticket) -> bool:
 LIST_FIELDS = [f for f in Ticket._meta.sorted_fields if f.name != "search_text"]
 
 
+def _with_department(query):
+    """Join the holding department so lists show its name without a query per row."""
+    return query.select_extend(Department).join(
+        Department, peewee.JOIN.LEFT_OUTER, on=(Ticket.department == Department.id), attr="department")
+
+
 def _visibility_sql(actor: Optional[User]) -> tuple[str, tuple]:
     """The visibility rule as SQL on the ticket table aliased ``t`` (for the full-text candidates)."""
     if actor is not None and actor.active and can(actor, "ticket.view_all"):
@@ -840,7 +846,8 @@ def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.I
         return []
     prefix = actor.department.path
     sub = Department.select(Department.id).where(Department.path.startswith(prefix))
-    query = (Ticket.select(*LIST_FIELDS).where(Ticket.department.in_(sub) & Ticket.status.in_(list(statuses)))
+    query = (_with_department(Ticket.select(*LIST_FIELDS))
+             .where(Ticket.department.in_(sub) & Ticket.status.in_(list(statuses)))
              .order_by(Ticket.overdue.desc(), Ticket.deadline.asc(nulls="LAST"), Ticket.id).limit(limit))
     return list(query)
 
@@ -861,7 +868,7 @@ def centre_queue(actor: User, kind: str, limit: int = 200) -> list[Ticket]:
     """One of the centre desk's lists (see CENTRE_QUEUES)."""
     if not can(actor, "ticket.view_all"):
         raise PermissionDenied("仅限热线中心 / centre only")
-    q = Ticket.select(*LIST_FIELDS)
+    q = _with_department(Ticket.select(*LIST_FIELDS))
     if kind == "to_dispatch":
         q = q.where(Ticket.status.in_([wf.RECORDED, wf.RETURNED])).order_by(Ticket.urgency.desc(), Ticket.id)
     elif kind == "deferred":
@@ -937,7 +944,8 @@ def search_tickets(actor: User, *, number: str = "", phone: str = "", text: str 
         best = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: (-pair[0], -pair[1]))[:limit]
         if not best:
             return []
-        by_id = {t.id: t for t in Ticket.select(*LIST_FIELDS).where(Ticket.id.in_([tid for _s, tid in best]))}
+        by_id = {t.id: t for t in _with_department(Ticket.select(*LIST_FIELDS))
+                 .where(Ticket.id.in_([tid for _s, tid in best]))}
         return [by_id[tid] for _s, tid in best if tid in by_id]
     return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
 
