@@ -1227,3 +1227,55 @@ def create_agent(user: User, skills: Iterable[tuple[str, int]] | dict[str, int] 
             raise AcdError(f"skill level must be 1-10, got {level!r}")
         AgentSkill.create(agent=agent, skill=skill, level=int(level))
     return agent
+
+
+# Queue settings an administrator or team lead may change, with their allowed ranges (seconds unless noted).
+QUEUE_SETTINGS = {
+    "ring_timeout": (5, 120),
+    "max_wait": (0, 3600),
+    "wrap_up_seconds": (0, 600),
+    "announce_interval": (0, 600),
+}
+
+
+def update_queue(acd: Acd, name: str, form: dict) -> Queue:
+    """Change a queue's rule and timings from a form; every value is checked, nothing is saved on error."""
+    from acd.models import OVERFLOW_KINDS
+
+    queue = Queue.get_or_none(Queue.name == name)
+    if queue is None:
+        raise AcdError(f"没有队列 / no queue {name!r}")
+    changes: dict[str, object] = {}
+    if "strategy" in form:
+        try:
+            changes["strategy"] = check_strategy(str(form["strategy"]))
+        except ValueError as exc:
+            raise AcdError(str(exc)) from None
+    for field_name, (low, high) in QUEUE_SETTINGS.items():
+        if field_name in form:
+            try:
+                value = int(str(form[field_name]).strip())
+            except ValueError:
+                raise AcdError(f"{field_name} must be a whole number of seconds") from None
+            if not low <= value <= high:
+                raise AcdError(f"{field_name} must be between {low} and {high}")
+            changes[field_name] = value
+    if "overflow_kind" in form:
+        kind = str(form["overflow_kind"])
+        if kind not in OVERFLOW_KINDS:
+            raise AcdError(f"unknown overflow kind {kind!r}; known: {', '.join(OVERFLOW_KINDS)}")
+        changes["overflow_kind"] = kind
+    if "overflow_target" in form:
+        target = str(form["overflow_target"]).strip()[:64]
+        kind = changes.get("overflow_kind", queue.overflow_kind)
+        if kind == "queue" and target not in acd.queues:
+            raise AcdError(f"overflow queue {target!r} does not exist")
+        if kind == "number" and not re.match(r"^\+?\d{3,20}$", target):
+            raise AcdError(f"overflow number {target!r} is not a phone number")
+        changes["overflow_target"] = target
+    if "no_answer_break" in form:
+        changes["no_answer_break"] = str(form["no_answer_break"]).lower() in ("1", "true", "on", "yes")
+    if changes:
+        Queue.update(**changes).where(Queue.id == queue.id).execute()
+    acd.load()
+    return acd.queues.get(name, queue)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request
 
-from acd.dispatcher import AcdError
+from acd.dispatcher import AcdError, update_queue
+from acd.models import OVERFLOW_KINDS
+from acd.strategies import STRATEGY_LABELS
 from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
 from webui.app import NavItem
@@ -20,7 +22,9 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
     "15-second answer rate": "15秒接通率", "Average wait": "平均等待", "Average talk": "平均通话",
     "Time in state": "状态时长", "Monitor": "监听", "Whisper": "密语", "Barge": "强插", "Intercept": "拦截",
     "Force release": "强拆", "Call agent": "呼叫话务员", "Answer help": "应答求助", "Set break": "置忙",
-    "Force logout": "强制签出", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
+    "Force logout": "强制签出", "Queue settings": "队列设置", "Rule": "分配策略", "Ring time": "振铃时长",
+    "Max wait": "最长等待", "Overflow": "溢出", "Announce every": "报位间隔", "No-answer break": "未接置忙",
+    "Save": "保存", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
 }}
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
            "set_break", "force_logout")
@@ -38,7 +42,25 @@ def index():
     agents = acd.agent_stats() if acd is not None else []
     actions = Supervisor(acd).actions(20) if acd is not None else []
     return render_template("supervisor/index.html", acd=acd, queues=queues, agents=agents, actions=actions,
-                           action_names=ACTIONS)
+                           action_names=ACTIONS, settings=list(acd.queues.values()) if acd is not None else [],
+                           strategies=STRATEGY_LABELS, overflow_kinds=OVERFLOW_KINDS)
+
+
+@bp.route("/queue/<name>", methods=["POST"])
+@require_roles(*ROLES)
+def queue_settings(name):
+    """Change a queue's distribution rule and timings (recorded with who did it)."""
+    acd = _acd()
+    if acd is None:
+        return jsonify({"ok": False, "error": "telephony is not connected"}), 503
+    form = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    try:
+        queue = update_queue(acd, name, form)
+    except AcdError as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 400
+    Supervisor(acd)._record(g.user, "queue_settings", None, detail=f"{name}: {form}"[:255])
+    return jsonify({"ok": True, "queue": queue.name, "strategy": queue.strategy, "ring_timeout": queue.ring_timeout,
+                    "max_wait": queue.max_wait, "overflow_kind": queue.overflow_kind})
 
 
 @bp.route("/stats")

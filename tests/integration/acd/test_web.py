@@ -116,3 +116,24 @@ def test_console_actions_are_for_team_leads_only(desk, client):
     assert client.post_form("/supervisor/action", {"action": "nuke", "agent_id": agent.id}).status_code == 400
     stats = client.get("/supervisor/stats").get_json()
     assert stats["queues"][0]["queue"] == "consult" and stats["agents"][0]["operator_no"] == "8001"
+
+
+def test_team_lead_changes_queue_rule_with_checks(desk, client):
+    """Should change a queue's rule and timings, refusing bad values without saving anything."""
+    acd, *_ = desk
+    client.login("9001", PASSWORD)
+    assert "队列设置" in client.get("/supervisor/").get_data(as_text=True)
+    reply = client.post_form("/supervisor/queue/consult", {"strategy": "fewest_calls", "ring_timeout": "15",
+                                                           "max_wait": "120", "overflow_kind": "voicemail"})
+    assert reply.get_json()["strategy"] == "fewest_calls" and acd.queues["consult"].ring_timeout == 15
+    for bad in ({"strategy": "fastest"}, {"ring_timeout": "1"}, {"max_wait": "abc"},
+                {"overflow_kind": "queue", "overflow_target": "nowhere"},
+                {"overflow_kind": "number", "overflow_target": "12;34"}, {"overflow_kind": "pigeon"}):
+        reply = client.post_form("/supervisor/queue/consult", {**bad, "ring_timeout": bad.get("ring_timeout", "30")})
+        assert reply.status_code == 400, bad
+    queue = acd.queues["consult"]
+    assert (queue.strategy, queue.ring_timeout, queue.overflow_kind) == ("fewest_calls", 15, "voicemail")
+    assert client.post_form("/supervisor/queue/nosuch", {"ring_timeout": "20"}).status_code == 400
+    client.logout()
+    client.login("8001", PASSWORD)
+    assert client.post_form("/supervisor/queue/consult", {"ring_timeout": "20"}).status_code == 403
