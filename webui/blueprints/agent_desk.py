@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, redirect, render
 from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
+from acd.models import CallbackRequest, utcnow
 from caseflow import services as case_services
 from caseflow.models import Citizen, Ticket
 from caseflow.services import TicketInputError
@@ -35,7 +36,7 @@ MESSAGES = {"zh": {
     "You are not set up as an agent.": "您尚未配置为话务员。", "Waiting in your queues": "您的队列中等待",
     "Call out": "外呼", "Number": "号码", "Target": "目标", "Wrap-up": "话后处理", "End wrap-up": "结束话后处理",
     "Save ticket": "保存工单", "Content": "内容", "Name": "姓名", "Type": "类型",
-    "Knowledge base": "知识库", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
+    "Knowledge base": "知识库", "Call-back requests": "待回拨", "Call back": "回拨", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -82,7 +83,33 @@ def index():
     saved = request.args.get("saved", "")
     return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting,
                            status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
-                           types=case_services.TICKET_TYPES, error="")
+                           types=case_services.TICKET_TYPES, error="", callbacks=_open_callbacks())
+
+
+def _open_callbacks(limit: int = 20) -> list:
+    """Callers waiting for a call-back (pressed the key, overflowed, or hung up in the queue), oldest first."""
+    return list(CallbackRequest.select().where(CallbackRequest.status == "open")
+                .order_by(CallbackRequest.created_at).limit(limit))
+
+
+@bp.route("/callback/<int:request_id>", methods=["POST"])
+@require_roles(*ROLES)
+def call_back(request_id):
+    """Call a waiting caller back: the agent's phone rings first; the request is marked done by this agent."""
+    acd = _acd()
+    agent = _agent(acd) if acd is not None else None
+    if agent is None:
+        return bad_request("You are not set up as an agent.")
+    item = CallbackRequest.get_or_none(CallbackRequest.id == request_id)
+    if item is None or item.status != "open":
+        return jsonify({"ok": False, "error": "该回拨请求已处理或不存在 / no such open call-back request"}), 409
+    try:
+        leg = AgentControls(acd).dial(agent.id, item.caller_number, label="call_back")
+    except (AcdError, TransitionRefused) as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 409
+    (CallbackRequest.update(status="done", handled_by=g.user.id, handled_at=utcnow(), note=f"call {leg}")
+     .where((CallbackRequest.id == item.id) & (CallbackRequest.status == "open")).execute())
+    return jsonify({"ok": True, "call_uuid": leg})
 
 
 @bp.route("/ticket", methods=["POST"])

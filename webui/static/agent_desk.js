@@ -37,6 +37,13 @@
     text('[data-testid="agent-state"]', label(d.state));
   });
   desk.addEventListener("click", function (e) {
+    var callback = e.target.dataset ? e.target.dataset.callback : null;
+    if (callback) {
+      fetch(callback, {method: "POST", headers: {"X-CSRF-Token": token}})
+        .then(function (r) { return r.json(); })
+        .then(function (d) { text("#desk-error", d.ok ? "" : d.error); if (d.ok) { e.target.disabled = true; } });
+      return;
+    }
     var act = e.target.dataset ? e.target.dataset.act : null;
     if (!act) { return; }
     var body = new URLSearchParams({action: act, call_uuid: pop.dataset.call || "", reason: "小休"});

@@ -137,3 +137,25 @@ def test_team_lead_changes_queue_rule_with_checks(desk, client):
     client.logout()
     client.login("8001", PASSWORD)
     assert client.post_form("/supervisor/queue/consult", {"ring_timeout": "20"}).status_code == 403
+
+
+def test_call_back_from_the_desk(desk, client, world):
+    """Should list open call-back requests and call one back (agent's phone first), once."""
+    from acd.models import CallbackRequest
+
+    acd, world, agent, agent_user, _ = desk
+    item = CallbackRequest.create(caller_number="13655556666", reason="abandoned")
+    client.login("8001", PASSWORD)
+    assert "13655556666" in client.get("/desk/").get_data(as_text=True)
+    reply = client.post_form(f"/desk/callback/{item.id}")
+    assert reply.status_code == 409 and "cannot call out" in reply.get_json()["error"]  # logged out
+    client.post_form("/desk/action", {"action": "ready"})
+    assert client.post_form("/desk/action", {"action": "not_ready", "reason": "回拨"}).get_json()["ok"]
+    reply = client.post_form(f"/desk/callback/{item.id}")
+    assert reply.get_json()["ok"] is True
+    leg = reply.get_json()["call_uuid"]
+    wait_for(lambda: any(leg in c and "13655556666" in c for c in world.commands), what="originate")
+    done = CallbackRequest.get_by_id(item.id)
+    assert done.status == "done" and done.handled_by_id == agent_user.id
+    assert client.post_form(f"/desk/callback/{item.id}").status_code == 409
+    assert client.post_form("/desk/callback/99999").status_code == 409
