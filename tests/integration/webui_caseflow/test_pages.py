@@ -262,3 +262,20 @@ def test_desks_show_overdue_first(world, login, clock):
     alert = page.split('data-testid="overdue-alert"')[1].split("</div>")[0]
     assert world.east_ticket.number in alert and world.west_ticket.number not in page
     assert world.east_ticket.number in login(world.centre_user).get("/centre/?q=overdue").get_data(as_text=True)
+
+
+def test_dates_from_forms(world, login):
+    """Should read a reminder time and an extension date in the configured zone, and refuse bad dates."""
+    import datetime as dt
+
+    number = world.east_ticket.number
+    centre, dept = login(world.centre_user), login(world.east_user)
+    act(centre, number, "set_reminder", at="2026-03-05T09:30")
+    stored = Ticket.get(Ticket.number == number)
+    assert stored.remind_at == dt.datetime(2026, 3, 5, 1, 30)  # 09:30 Shanghai, stored as UTC
+    page = act(dept, number, "request_extension", until="next week", reason="x").headers["Location"]
+    follow = dept.get(page).get_data(as_text=True)
+    assert "YYYY-MM-DD" in follow
+    act(dept, number, "request_extension", until="2026-04-30", reason="需要检测报告")
+    act(centre, number, "approve_extension")
+    assert Ticket.get(Ticket.number == number).deadline == dt.datetime(2026, 4, 30, 15, 59, 59)
