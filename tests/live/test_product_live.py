@@ -1,0 +1,150 @@
+"""The walking skeleton through the whole product (core.product.Product, as run.py builds it) on a real
+FreeSWITCH (skipped unless HOTLINE_TEST_ESL is set).
+
+The product's inbound connection goes to the live switch, its outbound server listens on 127.0.0.1 port 0
+and the test's call carries {hotline_outbound=127.0.0.1:PORT}, so the dialplan's `socket` brings it there.
+The test drives the call like a phone would (loopback leg: DTMF and audio) and watches only what the
+switch reports (CHANNEL_EXECUTE, RECORD_START, PLAYBACK_STOP), then checks the database and the web UI.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+
+import gevent
+import pytest
+
+from core.config import load_config
+from core.db import database
+from core.product import Product
+from ivr.prompts import LANGUAGES, prompts_file, render_all
+
+SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+CALLER = "13912340001"
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def rendered_sounds(tmp_path_factory):
+    """Every prompt rendered for real once (FreeSWITCH plays the files by path)."""
+    root = tmp_path_factory.mktemp("sounds")
+    for lang in LANGUAGES:
+        shutil.copy(prompts_file(SOUNDS, lang), root)
+    render_all(root, 8000)
+    return root
+
+
+@pytest.fixture
+def live_product(esl_endpoint, db, db_url, tmp_path, rendered_sounds):
+    """The whole product with its ESL on the live switch and every server of its own on 127.0.0.1:0."""
+    host, port, password = esl_endpoint
+    var = tmp_path / "var"
+    var.mkdir()
+    var.chmod(0o777)  # FreeSWITCH may run as its own user and writes recordings below
+    config = load_config({
+        "database_url": db_url, "var_dir": str(var), "sounds_dir": str(rendered_sounds),
+        "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
+        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
+    })
+    running = Product(config).build()
+    running.start()
+    yield running
+    running.stop(drain_timeout=10)
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+def _in_thread(func, *args):
+    """Run a blocking call (the raw ESL client, urllib) off the hub so the product's greenlets keep going."""
+    return gevent.get_hub().threadpool.apply(func, args)
+
+
+class _Browser:
+    """A cookie-keeping HTTP client for the product's web server (a greenlet in this process)."""
+
+    def __init__(self):
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def get(self, url: str, data: bytes | None = None) -> str:
+        def fetch():
+            with self.opener.open(url, data=data, timeout=20) as response:
+                return response.read().decode()
+        return _in_thread(fetch)
+
+
+def test_product_call_becomes_ticket_live(live_product, place_call, esl_events, tmp_path):
+    """Should welcome a real call, record the complaint (2, 2, voice, #, 1), read back the acceptance number,
+    store the ticket with the caller's number, channel phone and recording, and show it to an agent."""
+    pool = live_product.parts["pool"]
+    assert all(conn.wait_connected(10) for conn in pool.all())
+    host, port = live_product.parts["outbound"].address
+    citizen = place_call(caller=CALLER, outbound=f"{host}:{port}")
+
+    def app_leg(event):     # the loopback leg the dialplan runs (and the app drives): not the citizen's
+        return event.get("Unique-ID") != citizen.uuid and event.get("Caller-Caller-ID-Number") == CALLER
+
+    def wait(predicate, what, timeout=60):
+        try:
+            return _in_thread(esl_events.wait_event, lambda ev: app_leg(ev) and predicate(ev), timeout)
+        except Exception as exc:  # noqa: BLE001 - say which step of the call it was
+            raise AssertionError(f"waiting for {what}: {exc}") from exc
+
+    def menu(prompt):
+        return lambda ev: (ev.get("Event-Name") == "CHANNEL_EXECUTE"
+                           and ev.get("Application") == "play_and_get_digits"
+                           and f"/{prompt}.wav" in ev.get("Application-Data", ""))
+
+    wait(menu("main_menu"), "the main menu")
+    citizen.press("2")
+    wait(menu("self_menu"), "the self-service menu")
+    citizen.press("2")
+    wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the recording to start")
+    voice = tmp_path / "voice.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(voice), "synth", "4", "sine", "300"],
+                   check=True, timeout=30)
+    voice.chmod(0o644)
+    citizen.speak(str(voice))
+    # FreeSWITCH keeps the file at its 44-byte header until `record` ends: wait for the voice to end.
+    _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP"
+               and ev.get("Unique-ID") == citizen.uuid, 30)
+    citizen.press("#")
+    wait(menu("record_confirm"), "the confirm menu")
+    citizen.press("1")
+    wait(lambda ev: ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"
+         and ev.get("Application-Data", "").endswith("/ticket_thanks.wav"), "the acceptance number and thanks")
+    # the events that did not match stay queued, in order: the read-back is among them
+    played = [Path(ev.get("Application-Data", "")).stem for ev in esl_events.events
+              if app_leg(ev) and ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"]
+    i = played.index("acceptance_number")
+    digits = [p.removeprefix("digit_") for p in played[i + 1:i + 9]]
+    number = "".join(digits)
+    assert len(number) == 8 and number.isdigit(), played
+
+    from caseflow.models import Attachment, Ticket
+
+    with database.connection_context():
+        ticket = Ticket.get(Ticket.number == number)
+        assert (ticket.citizen_phone, ticket.channel) == (CALLER, "phone")
+        attachment = Attachment.get(Attachment.ticket == ticket)
+        assert attachment.size > 0 and len(attachment.sha256) == 64
+    recorded = list(Path(live_product.config.recordings_dir).rglob("*.wav"))
+    assert len(recorded) == 1
+    seconds = float(subprocess.run(["soxi", "-D", str(recorded[0])], check=True, timeout=30,
+                                   capture_output=True, text=True).stdout)
+    assert seconds >= 3.0
+
+    base = f"http://{live_product.config.http[0]}:{live_product.parts['web'].server_port}"
+    browser = _Browser()
+    health = json.loads(browser.get(f"{base}/healthz"))
+    assert health["db"] == "ok" and health["switch"] == "connected"
+    login_page = browser.get(f"{base}/login")
+    token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    body = urlencode({"operator_no": "1001", "password": "demo1234", "csrf_token": token}).encode()
+    browser.get(f"{base}/login", data=body)
+    assert number in browser.get(f"{base}/agent/tickets")
+    citizen.hangup()
