@@ -33,6 +33,7 @@ class SocketSession(EslConnection):
         self.linger: int | None = None     # None: no linger; -1: until the client closes; N: seconds
         self.resume = False
         self.done_sent = False
+        self.released = False              # the channel left the socket app but lives on (transfer)
 
     def run(self) -> None:
         try:
@@ -52,11 +53,11 @@ class SocketSession(EslConnection):
         finally:
             self.close()
             ch = self.call.channel
-            if not ch.hung_up:
+            if not ch.hung_up and not self.released:
                 # The client closed the socket (or said exit) mid-call: the channel hangs up NORMAL_CLEARING.
                 # A test that drops the socket plays a switch-side failure instead.
                 self.sw.hangup(ch, "NORMAL_CLEARING", by="switch" if self.dropped else "app")
-            self.call._session_closed()
+            self.call._session_closed(self)
 
     def _handle(self, cmd: wire.Command) -> None:
         word, _, rest = cmd.line.partition(" ")
@@ -114,6 +115,13 @@ class SocketSession(EslConnection):
         self.send(wire.disconnect_notice(ch.uuid))
         self.close()
 
+    def release(self) -> None:
+        """The channel was transferred out of the socket application: disconnect notice, close."""
+        self.released = True
+        if not self.closed:
+            self.send(wire.disconnect_notice(self.call.channel.uuid))
+            self.close()
+
     def _close_after_linger(self, seconds: int) -> None:
         gevent.sleep(seconds * self.sw.time_scale)
         if not self.closed:
@@ -124,7 +132,7 @@ class SocketSession(EslConnection):
 class FakeCall:
     """A caller on a channel handled by the app's outbound socket server. Created by FakeSwitch.place_call."""
 
-    def __init__(self, switch, channel, app_address, script, connect_timeout: float = 5.0):
+    def __init__(self, switch, channel, app_address, script, connect_timeout: float = 5.0, runner=None):
         self.sw = switch
         self.channel = channel
         self.uuid = channel.uuid
@@ -133,9 +141,12 @@ class FakeCall:
         self.app_address = tuple(app_address)
         self.script = list(script or [])
         self.connect_timeout = connect_timeout
-        self.runner = ChannelRunner(switch, channel, call=self)
+        # A channel that reaches the socket later (originated, transferred) keeps its running runner.
+        self.runner = runner or ChannelRunner(switch, channel, call=self)
+        self.runner.call = self
         channel.runner = self.runner
         self.runner.socket_app = ("socket", f"{app_address[0]}:{app_address[1]} async full")
+        self.sessions: list[SocketSession] = []   # one per time the channel entered the socket app
         self.session: SocketSession | None = None
         self.connected = Event()
         self.ended = Event()
@@ -222,9 +233,18 @@ class FakeCall:
             self.sw.hangup(self.channel, "NORMAL_CLEARING", by="switch")
             return
         self.session = SocketSession(self.sw, sock, self)
+        self.sessions.append(self.session)
         self.sw.add_listener(self.session)
         self.session.greenlet = gevent.spawn(self.session.run)
-        self._script_greenlet = gevent.spawn(self._run_script)
+        if self._script_greenlet is None:
+            self._script_greenlet = gevent.spawn(self._run_script)
+
+    def reenter(self, app_address) -> None:
+        """The channel was transferred (back) to an extension that runs the socket app: connect again."""
+        self.app_address = tuple(app_address)
+        self.runner.socket_app = ("socket", f"{app_address[0]}:{app_address[1]} async full")
+        self.connected.clear()
+        gevent.spawn(self._connect)
 
     def _run_script(self) -> None:
         try:
@@ -246,8 +266,8 @@ class FakeCall:
             # The call is over once the notice is out; the socket may linger until the client closes.
             self._finish()
 
-    def _session_closed(self) -> None:
-        self.sw.remove_listener(self.session)
+    def _session_closed(self, session=None) -> None:
+        self.sw.remove_listener(session or self.session)
         if self.channel.hung_up and self.runner.ended.is_set():
             self._finish()
 

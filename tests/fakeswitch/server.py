@@ -59,7 +59,7 @@ class Agent:
     """A scripted SIP phone registered as user NNNN (or an outside number reached over a gateway)."""
 
     def __init__(self, switch, number, registered=True, answer=True, answer_delay=0.5, talk_seconds=None,
-                 domain="127.0.0.1", max_calls=None, network_port=5070):
+                 domain="127.0.0.1", max_calls=None, network_port=5070, script=None):
         self.sw = switch
         self.number = str(number)
         self.registered = registered
@@ -70,6 +70,8 @@ class Agent:
         self.max_calls = max_calls
         self.network_port = network_port
         self.call_id = f"{new_uuid()[:8]}@127.0.0.1"
+        self.script = script                    # steps this party runs when its leg reaches the socket app
+        self.socket_calls: list[FakeCall] = []
         self.channels: list[FakeChannel] = []   # every leg that rang this agent
         self.offered = 0
 
@@ -178,6 +180,7 @@ class FakeSwitch:
         self.conferences: dict[str, Conference] = {}
         self.eavesdrops: list[Eavesdrop] = []
         self.session_recordings: list[tuple[str, str, float]] = []
+        self.socket_routes: dict[str, tuple[str, int]] = {}   # extension -> the app's outbound socket server
         self.api_log: list[str] = []
         self.global_vars: dict[str, str] = {"hostname": hostname, "domain": "127.0.0.1"}
         self._seq = 1000
@@ -507,6 +510,7 @@ class FakeSwitch:
         for k, v in (variables or {}).items():
             ch.set_var(k, v)
         host, port = app_address
+        self.socket_routes.setdefault(destination, (host, port))
         ch.set_var("current_application_data", f"{host}:{port} async full")
         ch.set_var("current_application", "socket")
         ch.set_var("socket_host", host)
@@ -523,10 +527,10 @@ class FakeSwitch:
 
     # -- agents ------------------------------------------------------------------------------------------
     def add_agent(self, number, registered: bool = True, answer=True, answer_delay: float = 0.5,
-                  talk_seconds: float | None = None, max_calls: int | None = None) -> Agent:
+                  talk_seconds: float | None = None, max_calls: int | None = None, script=None) -> Agent:
         """A scripted phone for user/NNNN (or an outside number over a gateway)."""
         agent = Agent(self, number, registered=registered, answer=answer, answer_delay=answer_delay,
-                      talk_seconds=talk_seconds, max_calls=max_calls,
+                      talk_seconds=talk_seconds, max_calls=max_calls, script=script,
                       network_port=5070 + len(self.agents))
         self.agents[agent.number] = agent
         if registered:
@@ -889,8 +893,30 @@ class FakeSwitch:
             self._route_extension(ch, target)
         return f"+OK {ch.uuid}\n"
 
+    def route_to_socket(self, extension: str, app_address) -> None:
+        """Dialplan: `extension` runs `socket <app_address> async full` (place_call adds its destination)."""
+        self.socket_routes[str(extension)] = tuple(app_address)
+
+    def attach_socket(self, ch: FakeChannel, app_address, script=None) -> FakeCall:
+        """An existing channel enters the socket application (originated to, or transferred to, 12345)."""
+        call = ch.runner.call
+        if call is not None:
+            call.reenter(app_address)
+            return call
+        call = FakeCall(self, ch, app_address, script, runner=ch.runner)
+        self.calls.append(call)
+        if ch.agent is not None:
+            ch.agent.socket_calls.append(call)
+        gevent.spawn(call._connect)
+        self.changed.pulse()
+        return call
+
     def _route_extension(self, ch: FakeChannel, ext: str) -> None:
-        if ext in self.agents:
+        if ext in self.socket_routes:
+            self.attach_socket(ch, self.socket_routes[ext], getattr(ch.agent, "script", None))
+        elif ext in self.agents:
+            # The extension ends after its bridge: the end of the dialplan hangs the channel up.
+            ch.set_var("hangup_after_bridge", "true")
             ch.runner.enqueue("bridge", f"user/{ext}")
         else:
             ch.runner.enqueue("park", "")
@@ -1190,26 +1216,29 @@ class FakeSwitch:
         if not from_app and ch.runner.current is not None:
             ch.runner.interrupt()
         ch.runner.queue.clear()
+        if call is not None and call.session is not None and ch.runner.socket_app is not None:
+            # The channel leaves the extension that ran the socket application: the app loses control.
+            app, data = ch.runner.socket_app
+            ch.runner.socket_app = None
+            gevent.spawn(self._socket_released, call, call.session, app, data)
         if dialplan == "inline":
             for item in dest.split(","):
                 app, _, data = item.partition(":")
                 ch.runner.enqueue(app, data)
         else:
             self._route_extension(ch, dest)
-        if call is not None and call.session is not None and ch.runner.socket_app is not None:
-            # The channel leaves the extension that ran the socket application: the app loses control.
-            app, data = ch.runner.socket_app
-            ch.runner.socket_app = None
-            gevent.spawn(self._socket_released, call, app, data)
 
-    def _socket_released(self, call, app, data):
+    def _socket_released(self, call, session, app, data):
         ch = call.channel
         self.wait_quietly(lambda: ch.runner.current is None or ch.runner.current.name != "transfer" or ch.hung_up,
-                      2.0, "transfer complete")
-        self.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", post=[
+                          2.0, "transfer complete")
+        session.released = True
+        # The socket app's own completion, seen by that socket before it is told to go.
+        body = ch.event_body("CHANNEL_EXECUTE_COMPLETE", post=[
             ("Application", app), ("Application-Data", data), ("Application-Response", "_none_"),
             ("Application-UUID", new_uuid())])
-        call.session.channel_done()
+        self.emit("CHANNEL_EXECUTE_COMPLETE", body)
+        session.release()
 
     def eavesdrop_app(self, runner: ChannelRunner, target_uuid: str, mode: str = "listen") -> str:
         """eavesdrop/three_way on a supervisor leg; DTMF 2/1/3/0 switch whisper/other/three-way/listen."""

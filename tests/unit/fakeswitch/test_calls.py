@@ -370,6 +370,8 @@ def test_transfer_app_releases_the_socket(fakeswitch):
     assert notices == ["disconnect"]
     assert call.transfers == [("1005", "XML", "default")]
     assert agent.channels and agent.channels[0].answered_us
+    assert call.hangup_by == "agent"
+    assert call.executed == [("transfer", "1005 XML default"), ("bridge", "user/1005")]
 
 
 def test_script_timeout_is_reported_and_caller_hangs_up(fakeswitch):
@@ -451,3 +453,35 @@ def test_single_key_menu_terminator_and_invalid_variable(fakeswitch):
 
     _run(fakeswitch, app, [Press("#"), Press("7")])
     assert res == [(None, None, "success"), (None, "7", "success")]
+
+
+def test_originate_to_the_ivr_extension_and_transfer_back(fakeswitch):
+    """Should connect an originated leg sent to 12345 to the app (outbound IVR call), run the party's script,
+    and reconnect a socket call transferred back to 12345 with the same Unique-ID."""
+    seen = []
+
+    def app(c):
+        reply = c.command("connect")
+        uuid = reply.headers["Unique-ID"]
+        c.command("myevents")
+        h, _ = execute(c, "play_and_get_digits", "1 1 1 3000 # tone_stream://%(500,0,440) silence_stream://100 s \\d 1000")
+        seen.append((uuid, h.get("variable_s")))
+        if len(seen) == 1:
+            c.send("sendmsg\ncall-command: execute\nexecute-app-name: transfer\nexecute-app-arg: 12345 XML default\n\n")
+            c.read_until(lambda f: f.content_type == "text/disconnect-notice", 5)
+        else:
+            c.command("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
+            c.read_until(lambda f: f.content_type == "text/disconnect-notice", 5)
+
+    citizen = fakeswitch.add_agent("13800138000", answer_delay=1, script=[Press("5"), Press("6")])
+    with AppServer(app) as srv:
+        fakeswitch.route_to_socket("12345", srv.address)
+        r = fakeswitch.api("originate {hotline_attempt=77}sofia/gateway/carrier/13800138000 12345 XML default")
+        assert r.startswith("+OK ")
+        uuid = r.split()[1].strip()
+        call = fakeswitch.wait_for(lambda: citizen.socket_calls, 5, "socket call")[0]
+        call.wait_ended(10)
+        srv.wait_done(2)
+    assert seen == [(uuid, "5"), (uuid, "6")]
+    assert call.variables["hotline_attempt"] == "77"
+    assert len(call.sessions) == 2 and call.hangup_by == "app"
