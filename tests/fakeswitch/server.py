@@ -738,8 +738,15 @@ class FakeSwitch:
         self.emit_channel(b, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
         a.state = b.state = "CS_EXECUTE"
         self.answer(a)
-        self.answer(b)
-        b.runner.enqueue("park", "")
+        if ext in self.socket_routes:
+            # loopback/12345: the B leg runs extension 12345, i.e. the socket app (as in the captures).
+            b.state, b.call_state = "CS_EXECUTE", "RINGING"
+            b.answer_state = "ringing"
+            b.answered_us = 0
+            self.attach_socket(b, self.socket_routes[ext])
+        else:
+            self.answer(b)
+            b.runner.enqueue("park", "")
         return a
 
     # -- api -------------------------------------------------------------------------------------------------

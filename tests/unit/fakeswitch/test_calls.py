@@ -485,3 +485,23 @@ def test_originate_to_the_ivr_extension_and_transfer_back(fakeswitch):
     assert seen == [(uuid, "5"), (uuid, "6")]
     assert call.variables["hotline_attempt"] == "77"
     assert len(call.sessions) == 2 and call.hangup_by == "app"
+
+
+def test_loopback_originate_into_the_socket_like_the_capture(fakeswitch):
+    """Should run the B leg of loopback/12345 in the socket app, as the captured test call did."""
+    seen = {}
+
+    def app(c):
+        r = c.command("connect")
+        seen.update(name=r.headers["Channel-Name"], leg=r.headers.get("variable_loopback_leg"),
+                    other=r.headers.get("variable_other_loopback_leg_uuid"))
+        c.command("exit")
+
+    with AppServer(app) as srv:
+        fakeswitch.route_to_socket("12345", srv.address)
+        a = fakeswitch.api("originate {origination_uuid=a730b873-f5f6-4207-bc8f-b380b0836c29}"
+                           "loopback/12345/default &park").split()[1]
+        srv.wait_done()
+        fakeswitch.wait_for(lambda: not fakeswitch.channels, 5, "both legs gone")
+    assert seen == {"name": "loopback/12345-b", "leg": "B", "other": "a730b873-f5f6-4207-bc8f-b380b0836c29"}
+    assert a == "a730b873-f5f6-4207-bc8f-b380b0836c29"
