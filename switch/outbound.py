@@ -25,7 +25,7 @@ class OutboundServer:
 
     def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
                  linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
-                 max_rejecting: int = 64, backlog: int = 1024):
+                 shutdown_cause: str = "SYSTEM_SHUTDOWN", max_rejecting: int = 64, backlog: int = 1024):
         self.host = host
         self.port = port
         self.handler = handler
@@ -33,6 +33,7 @@ class OutboundServer:
         self.linger = linger
         self.reply_timeout = reply_timeout
         self.reject_cause = reject_cause
+        self.shutdown_cause = shutdown_cause
         self.max_rejecting = max_rejecting
         # a burst of calls (a carrier failing over to us) must not overflow the kernel's accept queue
         self.backlog = backlog
@@ -80,9 +81,13 @@ class OutboundServer:
             log.info("outbound ESL server: draining %d call(s) for up to %ss", len(self._calls), drain_timeout)
         self._idle.wait(drain_timeout)
         remaining = list(self._calls.items())
+        # hang the calls up (together: each waits up to 2 s for its +OK), then close their sockets;
+        # the handler's current wait raises CallHangup
+        cuts = []
         for session, _ in remaining:
             log.warning("outbound ESL server: cutting call %s still running after drain", session.uuid)
-            session._channel.stop()          # the handler's current wait raises CallHangup
+            cuts.append(gevent.spawn(session.close, 2.0, self.shutdown_cause))
+        gevent.joinall(cuts, timeout=5)
         gevent.joinall([g for _, g in remaining], timeout=5)
         for _, greenlet in remaining:
             if not greenlet.dead:
@@ -130,9 +135,9 @@ class OutboundServer:
             session.setup(subscribe=False)
             log.warning("outbound ESL server full (%d calls); rejecting call %s with %s", self.max_calls,
                         session.uuid, self.reject_cause)
-            session.hangup(self.reject_cause)
+            session.close(cause=self.reject_cause)    # explicit hangup (the caller hears 503), then close
         except SwitchError as exc:
             log.info("rejecting call from %s:%s: %s", *address, exc)
+            session._channel.stop()
         finally:
             self._rejecting -= 1
-            session._channel.stop()

@@ -269,16 +269,21 @@ class CallSession:
         """True while the outbound socket is open."""
         return self._channel.connected
 
-    def close(self, hangup_timeout: float | None = None) -> None:
-        """Hang up if still up, then close the socket (FreeSWITCH hangs up a channel whose socket closes).
+    def close(self, hangup_timeout: float | None = None, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang up with `cause` if the channel is still up, then close the socket.
 
-        The hang-up waits at most hangup_timeout (default: the reply timeout) for FreeSWITCH's +OK.
+        The explicit hang-up matters: a real FreeSWITCH only ends the `socket` app when the socket closes,
+        and the channel then goes on with whatever it was doing (a playback runs to its end, a `park`
+        stays parked, a bridge stays up) before the dialplan's next action; nobody would be in control.
+        The hang-up waits at most hangup_timeout (default: the reply timeout, at most 5 s) for the +OK.
+        Safe to call from another greenlet than the call's (sends are serialised).
         """
+        _single_token(cause, "hangup cause")
         if hangup_timeout is None:
             hangup_timeout = min(5.0, self._channel.reply_timeout)
         if not self.hung_up and self._channel.connected:
             try:
-                self._checked("sendmsg", {"call-command": "hangup", "hangup-cause": "NORMAL_CLEARING"},
+                self._checked("sendmsg", {"call-command": "hangup", "hangup-cause": cause},
                               timeout=hangup_timeout)
             except SwitchError as exc:
                 log.debug("%s: hangup on close: %s", self._channel.name, exc)

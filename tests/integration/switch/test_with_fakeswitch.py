@@ -8,7 +8,7 @@ import gevent.event
 import pytest
 
 from core.config import EslEndpoint
-from switch.errors import CallHangup, SwitchDisconnected
+from switch.errors import CallHangup, SwitchDisconnected, SwitchTimeout
 from switch.events import ChannelAnswered, ChannelCreated, ChannelHangup, DtmfReceived, Registered
 from switch.inbound import CONNECTED, InboundConnection
 from switch.outbound import OutboundServer
@@ -329,3 +329,28 @@ def test_pool_maps_a_call_to_its_fake_switch(app_server, fake_call, fakeswitch, 
     finally:
         pool.stop()
         other.stop()
+
+
+def test_stop_hangs_up_calls_that_outlive_the_drain(app_server, fake_call):
+    """Should hang up (SYSTEM_SHUTDOWN) a call still playing after the drain, not just drop its socket."""
+    server, handler = app_server(lambda s: (s.answer(), s.playback("silence_stream://600000", timeout=60)))
+    call = fake_call(server.address, script=[])
+    call.wait_for_app("playback")
+    assert server.stop(drain_timeout=0.1) == 1
+    call.wait_ended(timeout=5)
+    assert (call.hangup_by, call.hangup_cause) == ("app", "SYSTEM_SHUTDOWN")
+    assert handler.done.wait(5) and isinstance(handler.errors[0], CallHangup)
+
+
+def test_handler_returning_mid_playback_hangs_up(app_server, fake_call):
+    """Should hang up a call whose handler gave up on a playback and returned while it still plays."""
+    def script(session):
+        session.answer()
+        with pytest.raises(SwitchTimeout):
+            session.playback("silence_stream://600000", timeout=0.2)
+
+    server, handler = app_server(script)
+    call = fake_call(server.address, script=[])
+    call.wait_ended(timeout=5)
+    assert (call.hangup_by, call.hangup_cause) == ("app", "NORMAL_CLEARING")
+    assert handler.errors == []
