@@ -157,6 +157,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     app.before_request(_open_db)
     app.before_request(load_user)
     app.before_request(security.enforce_access)
+    app.before_request(security.reject_nul)
     app.before_request(security.protect_csrf)
     app.teardown_request(_close_db)
     app.after_request(_security_headers)

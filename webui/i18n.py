@@ -113,6 +113,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "表单已过期或并非来自本站，请刷新页面后重试。",
         "Page number must be a whole number of 1 or more.": "页码必须是不小于 1 的整数。",
         "Back to home": "返回首页",
+        "The request contains characters that are not allowed.": "请求中含有不允许的字符。",
     },
 }
 

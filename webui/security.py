@@ -148,6 +148,41 @@ def enforce_access():
     return refuse(access_of(view))
 
 
+# ----------------------------------------------------------------------------------------- input guard
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul():
+    """before_request: refuse NUL characters in the path, query, form or JSON body with a 400.
+
+    No field of the product may hold one, PostgreSQL refuses them outright, and a NUL reaching a query
+    would turn bad input into a server error on one database and not the other.
+    """
+    if request.endpoint is None:
+        return None
+    found = _has_nul(request.view_args or {}) or any(
+        _has_nul(k) or _has_nul(v) for k, v in request.args.items(multi=True))
+    if not found and request.method in UNSAFE_METHODS:
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            found = any(_has_nul(k) or _has_nul(v) for k, v in request.form.items(multi=True))
+        elif request.is_json:
+            found = _has_nul(request.get_json(silent=True))
+    if not found:
+        return None
+    log.warning("refused %s %s from %s: NUL character in the request", request.method, request.path, client_ip())
+    if wants_json():
+        return jsonify(error="bad_request", detail="NUL character in the request"), 400
+    return render_template("error.html", code=400, title="Bad request",
+                           message="The request contains characters that are not allowed."), 400
+
+
 # ------------------------------------------------------------------------------------------------ CSRF
 def csrf_exempt(view: Callable) -> Callable:
     """Exempt a view from the CSRF check: only for machine callers that do not use the session cookie

@@ -11,7 +11,7 @@ from .test_security import concrete_urls
 ROLES = ("agent", "team_lead", "centre", "centre_leader", "dept", "dept_leader", "leader", "admin", "entry")
 
 
-HOSTILE_QUERY = ("?page=-1&q=%3Cscript%3Ealert(1)%3C/script%3E%FF%FE&from=2026-13-45&to=x&status=%00&type="
+HOSTILE_QUERY = ("?page=-1&q=%3Cscript%3Ealert(1)%3C/script%3E%FF%FE&from=2026-13-45&to=x&status=%27%22%3E&type="
                  + "x" * 5000 + "&id=-1&number=abc&date=31/02/2026&limit=999999999999&sort=%27;--")
 
 

@@ -254,3 +254,29 @@ def test_oversized_post_is_refused(make_app, make_user):
     response = client.post("/login", data={"operator_no": "1", "password": "x" * (2 * 1024 * 1024),
                                            "csrf_token": client.csrf_token()})
     assert response.status_code == 413
+
+
+def test_nul_characters_are_refused_everywhere(client, make_user):
+    """Should refuse NUL characters in query strings and forms with 400 (PostgreSQL cannot store them)."""
+    make_user("3010")
+    client.login("3010", PASSWORD)
+    response = client.get("/agent/tickets?q=1234%005678")
+    assert response.status_code == 400
+    assert client.post_form("/language", {"lang": "en\x00"}).status_code == 400
+    assert client.post_form("/account/password", {"current": "a\x00", "new": "b" * 9, "confirm": "b" * 9}).status_code == 400
+    assert client.get("/agent/tickets?q=12345678").status_code == 200
+
+
+def test_nul_in_json_and_path(make_app, make_user):
+    """Should refuse NUL in a JSON body and in a path argument with a JSON 400 / page 400."""
+    foundation = ["webui.blueprints.health", "webui.auth", "webui.blueprints.home", "webui.blueprints.agent_tickets"]
+    app = make_app(only_blueprints=foundation, extra_blueprints=SAMPLE)
+    make_user("3011")
+    client = app.test_client()
+    client.login("3011", PASSWORD)
+    response = client.post("/api/sample/echo", json={"a": ["ok", "b\x00"]},
+                           headers={"X-CSRF-Token": client.csrf_token()})
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+    assert client.get("/tickets/12345678").get_data(as_text=True) == "ticket 12345678"
+    response = client.get("/tickets/1234%005678")
+    assert response.status_code == 400 and "不允许的字符" in response.get_data(as_text=True)
