@@ -182,7 +182,8 @@ class Acd:
         if reconcile_now:
             for conn in self._connections():
                 if getattr(conn, "connected", True):
-                    self.reconcile(self._server_name(conn))
+                    # A switch that fails here is reconciled again when it (re)connects.
+                    self._safe_reconcile(self._server_name(conn))
         self._loop = gevent.spawn(self._periodic)
 
     def stop(self) -> None:
