@@ -330,7 +330,9 @@ def file(number, file_id):
         abort(404)
     if not path.is_file():
         abort(404)
-    inline = row.content_type.startswith(("audio/", "image/")) or row.content_type == "application/pdf"
+    # Only passive media play inline; anything that could carry script (HTML, SVG) is a download.
+    inline = (row.content_type.startswith(("audio/", "image/")) or row.content_type == "application/pdf") \
+        and "svg" not in row.content_type and "html" not in row.content_type
     return send_file(path, mimetype=row.content_type, as_attachment=not inline, download_name=row.filename,
                      conditional=True)
 
