@@ -7,15 +7,14 @@ import shutil
 import socket
 import subprocess
 import uuid as uuidlib
-from pathlib import Path
 
 import pytest
 
 from tests.live.eslraw import EslClient, OutboundCall
+from tests.live.sipphone import SCENARIOS, register
+from tests.live.sipphone import free_udp_port as _free_udp_port
 
 pytestmark = pytest.mark.live
-
-SCENARIOS = Path(__file__).parent / "sipp"
 
 
 @pytest.fixture
@@ -32,26 +31,6 @@ def sip_events(esl_endpoint):
     client.subscribe("CUSTOM", "sofia::register", "sofia::unregister", "sofia::register_failure")
     yield client
     client.close()
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def register(sipp: str, workdir: Path, switch_port: int, extension: str, password: str, expires: int,
-             port: int, contact_port: int | None = None) -> subprocess.CompletedProcess:
-    """One REGISTER transaction with digest auth from 127.0.0.1:port; sipp's exit status tells the outcome.
-
-    contact_port: where the phone takes calls (another sipp acting as the phone's UAS); default ``port``.
-    """
-    command = [sipp, f"127.0.0.1:{switch_port}", "-sf", str(SCENARIOS / "register.xml"),
-               "-s", extension, "-au", extension, "-ap", password, "-key", "expires", str(expires),
-               "-key", "contact_port", str(contact_port or port),
-               "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-timeout", "15s", "-timeout_error",
-               "-nostdin", "-trace_err", "-error_file", str(workdir / "sipp-errors.log")]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture
