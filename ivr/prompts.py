@@ -300,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tts":
         render_text(Synthesizer(), args.text, args.lang, Path(args.out), config.prompt_rate)
         return 0
+    from ivr.moh import HoldMusicError, ensure_hold_music
+
+    try:
+        # FreeSWITCH's local_stream `moh` needs sounds/moh/ with music in it when it starts
+        ensure_hold_music(config.sounds_dir, config.prompt_rate)
+    except (HoldMusicError, OSError) as exc:
+        log.error("hold music: %s", exc)
     try:
         reports = render_all(config.sounds_dir, config.prompt_rate, tuple(args.lang or LANGUAGES),
                              set(args.key) if args.key else None, force=args.force,
