@@ -155,7 +155,8 @@ class FakeSwitch:
 
     def __init__(self, password: str = "ClueCon", record_dir=None, time_scale: float = 0.01,
                  host: str = "127.0.0.1", hostname: str = "vm", default_prompt_seconds: float = 1.0,
-                 max_record_seconds: int = 300, strict_files: bool = True, keep_frames: bool = True):
+                 max_record_seconds: int = 300, strict_files: bool = True, keep_frames: bool = True,
+                 heartbeat_seconds: float | None = None):
         self.password = password
         self.record_dir = Path(record_dir) if record_dir else None
         self.time_scale = time_scale
@@ -184,6 +185,8 @@ class FakeSwitch:
         self.api_log: list[str] = []
         self.global_vars: dict[str, str] = {"hostname": hostname, "domain": "127.0.0.1"}
         self._seq = 1000
+        self.heartbeat_seconds = heartbeat_seconds   # simulated; None: no HEARTBEAT events
+        self._heartbeat = None
         self._server: StreamServer | None = None
         self._port = 0
 
@@ -195,13 +198,33 @@ class FakeSwitch:
         self._server.start()
         self._port = self._server.address[1]
         log.info("fake switch listening on %s:%s", self.host, self._port)
+        if self.heartbeat_seconds and self._heartbeat is None:
+            self._heartbeat = gevent.spawn(self._beat)
         return self
+
+    def _beat(self) -> None:
+        # HEARTBEAT as the real switch fires it every 20 s by default (here every heartbeat_seconds, simulated).
+        while True:
+            gevent.sleep(self.heartbeat_seconds * self.time_scale)
+            up = int(time.time() - self.started_at)
+            self.emit("HEARTBEAT", [
+                ("Event-Info", "System Ready"), ("Up-Time", f"0 years, 0 days, 0 hours, {up // 60} minutes, "
+                                                           f"{up % 60} seconds, 0 milliseconds, 0 microseconds"),
+                ("FreeSWITCH-Version", "1.10.12-release~64bit"), ("Uptime-msec", str(up * 1000)),
+                ("Session-Count", str(len(self.channels))), ("Max-Sessions", "1000"),
+                ("Session-Per-Sec", "30"), ("Session-Per-Sec-Last", "0"), ("Session-Per-Sec-Max", "0"),
+                ("Session-Since-Startup", str(len(self.channels) + len(self.gone))),
+                ("Idle-CPU", "99.000000"), ("Heartbeat-Interval", str(int(self.heartbeat_seconds)))],
+                origin=("switch_core.c", "send_heartbeat", "90"))
 
     def stop(self) -> None:
         """Stop listening, hang up every channel, close every connection."""
         if self._server is not None:
             self._server.stop(timeout=1)
             self._server = None
+        if self._heartbeat is not None:
+            self._heartbeat.kill(block=False)
+            self._heartbeat = None
         for ch in list(self.channels.values()):
             self.hangup(ch, "SYSTEM_SHUTDOWN", by="switch")
         deadline = time.monotonic() + 2

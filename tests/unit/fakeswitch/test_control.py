@@ -152,3 +152,15 @@ def test_dump_park_answer_and_user_exists(fakeswitch):
     assert fakeswitch.api("user_exists id 1000 127.0.0.1") == "true"
     assert fakeswitch.api("user_exists id 1999 127.0.0.1") == "false"
     assert fakeswitch.api("uuid_dump nope") == "-ERR No such channel!\n"
+
+
+def test_heartbeat_events_when_asked(tmp_path):
+    """Should fire HEARTBEAT events on the configured (simulated) interval only when asked to."""
+    from tests.fakeswitch import FakeSwitch
+    fs = FakeSwitch(record_dir=tmp_path, heartbeat_seconds=20).start()
+    try:
+        c = _ctl(fs, "HEARTBEAT")
+        h, _ = c.read_event("HEARTBEAT", 5)
+        assert h["Heartbeat-Interval"] == "20" and h["Event-Info"] == "System Ready"
+    finally:
+        fs.stop()
