@@ -122,6 +122,14 @@ class Product:
 
         register_recorder_jobs(scheduler, fax=self.parts["fax"], store=self.parts["recordings"].store, pool=pool,
                                wrap=self._db_job)
+        from acd.supervisor import Supervisor
+        from ivr.dialer import schedule_dialer
+
+        # Outbound IVR campaigns (result notices, satisfaction call-backs, group calls) paced to free channels.
+        self.parts["dialer"] = schedule_dialer(scheduler, pool, self.config)
+        # Leaders on the phones for a day (领导上线接听) go off again when their day is over.
+        scheduler.add_job(self._db_job(Supervisor(acd).expire_guests), "interval", minutes=10,
+                          id="acd-expire-guests", max_instances=1, coalesce=True)
         scheduler.start()
         self.parts["scheduler"] = scheduler
         host, port = self.config.http
