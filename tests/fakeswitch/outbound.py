@@ -234,6 +234,8 @@ class FakeCall:
             return
         self.session = SocketSession(self.sw, sock, self)
         self.sessions.append(self.session)
+        # Async mode parks the channel once the app is connected (CHANNEL_UNPARK comes at hang-up).
+        self.sw.emit_channel(self.channel, "CHANNEL_PARK")
         self.sw.add_listener(self.session)
         self.session.greenlet = gevent.spawn(self.session.run)
         if self._script_greenlet is None:
