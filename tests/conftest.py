@@ -10,6 +10,9 @@ import os
 
 import pytest
 
+# Real argon2id, at minimal cost: the suite creates thousands of users (caseflow.accounts explains).
+os.environ.setdefault("HOTLINE_ARGON2_PROFILE", "cheapest")
+
 from core import db as core_db
 from core.migrations import create_schema, drop_schema
 from core.schema import all_models
