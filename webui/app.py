@@ -39,6 +39,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.kb",
     "webui.blueprints.entry",
     "webui.blueprints.admin_org",
+    "webui.blueprints.admin_acd",
 ]
 
 
@@ -305,12 +306,13 @@ def nav_for(app: Flask, user) -> list[tuple[str, str]]:
         return []
     state = app.extensions["hotline"]
     items = [(state.gettext(label), path) for label, path in desks_for(app, user)]
-    seen = {path for _, path in items}
+    # "/centre" (a desk) and "/centre/" (a blueprint's index) are one page: compare without the slash.
+    seen = {path.rstrip("/") for _, path in items}
     for item in state.nav:
         if user.role_set & item.roles and endpoint_exists(app, item.endpoint):
             url = url_for(item.endpoint)
-            if url not in seen:
-                seen.add(url)
+            if url.rstrip("/") not in seen:
+                seen.add(url.rstrip("/"))
                 items.append((state.gettext(item.label), url))
     return items
 
