@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Two workers by default: the suite is mostly sockets and databases waiting, and machines have 2+ cores.
+PYTEST_ARGS ?= -n 2
+
 .PHONY: run test setup system-deps prompts bench clean
 
 run: setup prompts
