@@ -4,7 +4,9 @@ The fake switch (tests/fakeswitch) runs in its own process and places N calls at
 one of three scripts in turn: the complaint recording (2, 2, speaks, #, 1: a ticket is created in the real
 database and the number read back), the status query (2, 3, a number, 1, a PIN) and the main menu with no
 key (to a person; nobody answers, so a message is left). The app process runs switch.OutboundServer with
-ivr.runner.run_call on a fresh SQLite database and the real rendered prompts.
+ivr.runner.run_call on a fresh SQLite database and the real rendered prompts. Calls arrive at 30 per second
+(FreeSWITCH's default sessions-per-second) and run in real time, so with 1000 callers about all of them are
+on the line at once.
 
 Printed per size: calls completed, CPU time of the app per call, p50/p99 latency between an event the app
 reads and the next command it writes (the app's reaction time), peak memory of the app (max RSS), tickets
@@ -42,7 +44,7 @@ def _percentile(values: list[float], pct: float) -> float:
 
 
 # --- the fake switch process -------------------------------------------------------------------------
-def run_fake(port: int, calls: int) -> int:
+def run_fake(port: int, calls: int, rate: float = 30.0) -> int:
     """Place ``calls`` scripted callers at once; print how they ended as one JSON line."""
     import gevent
 
@@ -61,8 +63,13 @@ def run_fake(port: int, calls: int) -> int:
     # really are on the line together.
     fs = FakeSwitch(password="ClueCon", time_scale=1.0)
     fs.start()
-    placed = [fs.place_call(("127.0.0.1", port), caller=f"1380000{i:04d}", script=scripts[i % 3](),
-                            connect_timeout=60) for i in range(calls)]
+    placed = []
+    for i in range(calls):
+        # Arrivals at FreeSWITCH's default 30 sessions per second: the calls overlap for minutes, so all
+        # of them are on the line together, without every caller reaching the same step in the same instant.
+        placed.append(fs.place_call(("127.0.0.1", port), caller=f"1380000{i:04d}", script=scripts[i % 3](),
+                                    connect_timeout=60))
+        gevent.sleep(1.0 / rate)
     causes: dict[str, int] = {}
     script_errors: list[str] = []
     for call in placed:
@@ -137,12 +144,18 @@ def run_size(calls: int, sounds: str) -> dict:
     done: list[str] = []
     errors: list[str] = []
 
+    live = {"now": 0, "peak": 0}
+
     def handler(session):
+        live["now"] += 1
+        live["peak"] = max(live["peak"], live["now"])
         try:
             engine = run_call(session, services, config)
             done.append(engine.outcome)
         except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
             errors.append(repr(exc))
+        finally:
+            live["now"] -= 1
 
     class TimedServer(OutboundServer):
         def _on_connection(self, sock, address):
@@ -168,7 +181,7 @@ def run_size(calls: int, sounds: str) -> dict:
     for outcome in done:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return {
-        "calls": calls, "completed": len(done), "errors": len(errors), "cpu_ms_per_call": cpu / max(1, calls) * 1e3,
+        "calls": calls, "peak": live["peak"], "completed": len(done), "errors": len(errors), "cpu_ms_per_call": cpu / max(1, calls) * 1e3,
         "wall_s": wall, "react_p50_ms": _percentile(reactions, 50) * 1e3,
         "react_p99_ms": _percentile(reactions, 99) * 1e3, "reactions": len(reactions),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -210,10 +223,10 @@ def main(argv=None) -> int:
             continue
         rows.append(json.loads(lines[-1]))
     print("IVR: concurrent callers walking the default tree through the fake FreeSWITCH (separate process)")
-    print(f"{'calls':>6} {'done':>5} {'errors':>6} {'CPU/call':>9} {'react p50':>10} {'react p99':>10} "
+    print(f"{'calls':>6} {'peak':>5} {'done':>5} {'errors':>6} {'CPU/call':>9} {'react p50':>10} {'react p99':>10} "
           f"{'peak RSS':>9} {'tickets':>7} {'wall':>7}  outcomes")
     for r in rows:
-        print(f"{r['calls']:>6} {r['completed']:>5} {r['errors']:>6} {r['cpu_ms_per_call']:>7.1f}ms "
+        print(f"{r['calls']:>6} {r['peak']:>5} {r['completed']:>5} {r['errors']:>6} {r['cpu_ms_per_call']:>7.1f}ms "
               f"{r['react_p50_ms']:>8.2f}ms {r['react_p99_ms']:>8.2f}ms {r['peak_rss_mib']:>7.0f}MiB "
               f"{r['tickets']:>7} {r['wall_s']:>6.1f}s  {r['outcomes']}")
         print(f"       hang-up causes at the fake: {r['causes']}")
