@@ -63,13 +63,14 @@ def store_file(root: Path, data: Union[bytes, BinaryIO], filename: str, clock: O
 
 def add_attachment(ticket: Ticket, root: Path, data, filename: str, actor: Optional[User] = None,
                    kind: str = "upload", clock: Optional[Clock] = None, max_size: int = MAX_SIZE) -> Attachment:
-    """Store a file and attach it to ``ticket`` with a history row; the actor must be allowed to see it."""
+    """Store a file and attach it to ``ticket`` with a history row; the actor must be allowed to write to it
+    (services.may_write: NotFound when they cannot see it, PermissionDenied when they may only look)."""
     from caseflow import services
 
     if kind not in ALLOWED_KINDS:
         raise AttachmentError(f"unknown attachment kind {kind!r}")
-    if actor is not None and not services.may_view(actor, ticket):
-        raise services.NotFound("没有找到该工单 / no such ticket")
+    if actor is not None:
+        services.require_write(actor, ticket)
     clock = clock or Clock()
     info = store_file(root, data, filename, clock, max_size)
     with Attachment._meta.database.atomic():

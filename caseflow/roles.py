@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "ticket.reply": ("答复", "Reply"),
     "ticket.extension_request": ("申请延期", "Request an extension"),
     "ticket.assign": ("指定承办人", "Assign a handler"),
+    "ticket.annotate": ("补充备注和附件（任一工单）", "Add notes and files to any ticket"),
+    "blacklist.edit": ("维护黑名单", "Edit the blacklist"),
     "entry.desk": ("录入台", "Data-entry desk"),
     "kb.view": ("查看知识库", "Read the knowledge base"),
     "kb.edit": ("维护知识库", "Edit the knowledge base"),
@@ -52,7 +54,7 @@ _CENTRE = {
     "ticket.create", "ticket.view_all", "ticket.answer", "ticket.dispatch", "ticket.not_accept",
     "ticket.review", "ticket.remind", "ticket.supervise", "ticket.callback", "ticket.merge",
     "ticket.close", "ticket.extension_decide", "ticket.disclose", "kb.view", "kb.edit",
-    "citizen.full_contact", "stats.view", "entry.desk",
+    "citizen.full_contact", "stats.view", "entry.desk", "ticket.annotate", "blacklist.edit",
 }
 _DEPT = {
     "ticket.handle", "ticket.sub_dispatch", "ticket.return", "ticket.reply", "ticket.extension_request",
@@ -69,7 +71,7 @@ DEFAULT_PERMISSIONS: dict[str, frozenset[str]] = {
     "dept_leader": frozenset(_DEPT | {"ticket.reopen", "stats.view"}),
     "leader": frozenset({"ticket.view_all", "ticket.reopen", "ticket.supervise", "stats.view", "kb.view"}),
     "admin": frozenset({"admin.org", "admin.roles", "admin.calendar", "kb.view", "kb.edit", "kb.review",
-                        "stats.view"}),
+                        "stats.view", "blacklist.edit"}),
     "entry": frozenset({"ticket.create", "entry.desk", "kb.view"}),
 }
 

@@ -148,9 +148,12 @@ def citizen_profile(phone: str, name: str = "", address: str = "", email: str = 
 
 
 def set_blacklist(phone: str, blacklisted: bool, reason: str = "", actor=None) -> Citizen:
-    """Put a number on (or take it off) the blacklist of harassing callers."""
-    if actor is not None and not (can(actor, "admin.org") or can(actor, "ticket.not_accept")):
+    """Put a number on (or take it off) the blacklist of harassing callers (the IVR refuses blacklisted
+    callers through ``is_blacklisted``, which reads the same Citizen flag). Adding needs a reason."""
+    if actor is not None and not can(actor, "blacklist.edit"):
         raise PermissionDenied("您没有维护黑名单的权限 / you may not edit the blacklist")
+    if blacklisted and not str(reason or "").strip():
+        raise TicketInputError("请填写加入黑名单的原因 / give the reason for blacklisting the number")
     citizen = citizen_profile(phone)
     if citizen is None:
         raise TicketInputError("请填写电话号码 / a phone number is required")
@@ -159,6 +162,27 @@ def set_blacklist(phone: str, blacklisted: bool, reason: str = "", actor=None) -
     citizen.save()
     log.info("blacklist %s -> %s", citizen.phone, citizen.blacklisted)
     return citizen
+
+
+def blacklist_caller(ticket: Ticket, actor: User, reason: str, clock: Optional[Clock] = None) -> Citizen:
+    """Blacklist the citizen of a harassment ticket (type 骚扰) from the ticket page; a history row says so."""
+    clock = clock or Clock()
+    if not may_view(actor, ticket):
+        raise NotFound("没有找到该工单 / no such ticket")
+    if ticket.type != "harassment":
+        raise TicketInputError("只有骚扰类工单可以从工单页加入黑名单 / only a harassment ticket blacklists its caller")
+    if not ticket.citizen_phone:
+        raise TicketInputError("该工单没有来电号码 / the ticket has no phone number")
+    reason = _clean(reason, "原因 reason", 255) or f"骚扰工单 {ticket.number} / harassment ticket {ticket.number}"
+    with _db().atomic():
+        citizen = set_blacklist(ticket.citizen_phone, True, reason, actor=actor)
+        _history(ticket, actor, "blacklist", ticket.status, ticket.status, reason, to_db(clock.now()))
+    return citizen
+
+
+def blacklist(limit: int = 500) -> list[Citizen]:
+    """Blacklisted numbers, most recently listed first."""
+    return list(Citizen.select().where(Citizen.blacklisted).order_by(Citizen.id.desc()).limit(limit))
 
 
 def is_blacklisted(phone: str) -> bool:
@@ -301,11 +325,11 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
 
 def add_note(ticket: Ticket, text: str, actor: Optional[User] = None, actor_label: str = "",
              clock: Optional[Clock] = None) -> TicketHistory:
-    """Append a note to the ticket's timeline (no status change); department users only on their own tickets."""
+    """Append a note to the ticket's timeline (no status change); only those who may write to it (may_write)."""
     clock = clock or Clock()
     text = _clean(text, "备注 note", 4000, required=True)
-    if actor is not None and not may_view(actor, ticket):
-        raise NotFound("没有找到该工单 / no such ticket")
+    if actor is not None:
+        require_write(actor, ticket)
     return _history(ticket, actor, "note", ticket.status, ticket.status, text, to_db(clock.now()),
                     label=actor_label or ("" if actor else SYSTEM))
 
@@ -341,6 +365,40 @@ def may_view(actor: Optional[User], ticket: Ticket) -> bool:
         if _in_subtree(held, root):
             return True
     return False
+
+
+WRITE_REFUSED = ("您只能查看该工单，不能补充备注或附件（仅承办单位、热线中心和登记人可以）/ "
+                 "you may view this ticket but not add notes or files to it (only the handling department, "
+                 "the centre and whoever recorded it may)")
+
+
+def may_write(actor: Optional[User], ticket: Ticket) -> bool:
+    """True if ``actor`` may add notes, files and faxes to ``ticket`` (viewing alone is not enough).
+
+    Allowed: roles holding ticket.annotate (the centre by default; the roles table decides for the others,
+    e.g. team leads), whoever recorded the ticket (the entry desk, the agent who took the call), and the
+    handling department's users (and the unit that sub-dispatched it). Leaders and other agents only look.
+    """
+    if actor is None or not actor.active:
+        return False
+    if can(actor, "ticket.annotate"):
+        return True
+    if ticket.created_by_id is not None and ticket.created_by_id == actor.id and can(actor, "ticket.create"):
+        return True
+    if not (can(actor, "ticket.handle") or can(actor, "ticket.reply")):
+        return False
+    root = actor.department if actor.department_id else None
+    return any(_in_subtree(held, root) for held in (
+        ticket.department if ticket.department_id else None,
+        ticket.upper_department if ticket.upper_department_id else None))
+
+
+def require_write(actor: Optional[User], ticket: Ticket) -> None:
+    """Raise NotFound when ``actor`` may not even see ``ticket``, PermissionDenied when they may only look."""
+    if not may_view(actor, ticket):
+        raise NotFound("没有找到该工单 / no such ticket")
+    if not may_write(actor, ticket):
+        raise PermissionDenied(WRITE_REFUSED)
 
 
 # Columns for lists and searches: everything but the bulky index text.

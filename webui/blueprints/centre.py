@@ -3,24 +3,29 @@ review, overdue, supervision, extension requests, call-back list with satisfacti
 call-backs; merge and re-dispatch happen on the same lists and the ticket page."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from caseflow import org, services
 from caseflow.services import CENTRE_QUEUES
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem
 from webui.blueprints.tickets import clock, install, own_messages
-from webui.security import require_roles
+from webui.security import audit, require_roles
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
 install(bp)
 
 ROLES = ("centre", "centre_leader")
-NAV = [NavItem("Hotline centre", "centre.index", frozenset(ROLES), order=20)]
+BLACKLIST_ROLES = ("centre", "centre_leader", "admin")
+NAV = [NavItem("Hotline centre", "centre.index", frozenset(ROLES), order=20),
+       NavItem("Blacklist", "centre.blacklist", frozenset(BLACKLIST_ROLES), order=62)]
 MESSAGES = own_messages({"zh": {
     "Centre desk": "热线办工作台", "Approve": "审核通过", "Remind": "催办", "Supervise": "督办",
     "Approve extension": "批准延期", "Rate": "回访", "Dispatch": "派单", "Open the ticket": "打开工单",
     "Nothing in this list.": "此列表为空。", "Merge into": "并入",
+    "Blacklist": "黑名单", "Blacklisted numbers": "黑名单号码", "Add a number": "添加号码", "Reason given": "原因",
+    "Remove": "移出", "No numbers are blacklisted.": "黑名单为空。", "Phone": "电话号码", "Add": "添加",
+    "Blacklisted callers hear a refusal in the phone menu.": "黑名单号码来电时由语音导航拒绝接入。",
 }})
 
 
@@ -55,3 +60,39 @@ def read(notification_id):
     """Mark a desk notification read."""
     services.mark_read(g.user, notification_id)
     return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")), code=303)
+
+
+@bp.route("/blacklist", methods=["GET", "POST"])
+@require_roles(*BLACKLIST_ROLES)
+def blacklist():
+    """The blacklist of harassing numbers (P5 §3.6.6): list and add with a reason (audited). The IVR's
+    check reads the same Citizen flag (caseflow.services.is_blacklisted)."""
+    if request.method == "POST":
+        try:
+            citizen = services.set_blacklist(request.form.get("phone", ""), True, request.form.get("reason", ""),
+                                             actor=g.user)
+        except PermissionDenied:
+            abort(403)
+        except services.TicketInputError as error:
+            flash(str(error), "error")
+        else:
+            audit("blacklist_add", "citizen", citizen.phone, citizen.blacklist_reason)
+            flash(f"{citizen.phone} 已加入黑名单 / blacklisted", "info")
+        return redirect(url_for("centre.blacklist"), code=303)
+    return render_template("centre/blacklist.html", rows=services.blacklist())
+
+
+@bp.route("/blacklist/remove", methods=["POST"])
+@require_roles(*BLACKLIST_ROLES)
+def blacklist_remove():
+    """Take a number off the blacklist (audited)."""
+    try:
+        citizen = services.set_blacklist(request.form.get("phone", ""), False, "", actor=g.user)
+    except PermissionDenied:
+        abort(403)
+    except services.TicketInputError as error:
+        flash(str(error), "error")
+    else:
+        audit("blacklist_remove", "citizen", citizen.phone, "")
+        flash(f"{citizen.phone} 已移出黑名单 / removed from the blacklist", "info")
+    return redirect(url_for("centre.blacklist"), code=303)

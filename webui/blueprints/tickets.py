@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
-
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
                    url_for)
+from werkzeug.exceptions import Forbidden
 
-from caseflow import attachments, knowledge, org, privacy, services
+from caseflow import attachments, faxout, knowledge, org, privacy, services
 from caseflow import workflow as wf
 from caseflow.models import Attachment, Department, Ticket, TicketCall, User
 from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
-from webui.security import login_required
+from webui.security import audit, login_required
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,18 @@ bp = Blueprint("tickets", __name__)
 ALL_ROLES = frozenset({"agent", "team_lead", "centre", "centre_leader", "dept", "dept_leader", "leader", "entry"})
 NAV = [NavItem("Ticket search", "tickets.search", ALL_ROLES, order=40)]
 
+def _fax_states() -> dict:
+    from recorder.fax import STATE_LABELS
+
+    return STATE_LABELS
+
+
 # Labels of the case engine's codes, in the request's language (zh first).
 _LABELS = {
     "status": wf.STATUS_LABELS, "event": wf.EVENT_LABELS, "type": services.TICKET_TYPES,
     "channel": services.CHANNELS, "urgency": services.URGENCIES, "satisfaction": wf.SATISFACTION,
     "reply_by": services.REPLY_BY, "queue": services.CENTRE_QUEUES, "dept_kind": org.DEPARTMENT_KINDS,
-    "review": knowledge.REVIEW_STATES,
+    "review": knowledge.REVIEW_STATES, "fax_state": _fax_states(),
 }
 
 # Fields each event's form asks for (the act endpoint reads the same names).
@@ -77,6 +82,11 @@ MESSAGES = {"zh": {
     "Acceptance number": "受理号", "Audio not supported": "浏览器不支持播放",
     "Knowledge search beside the form: type words and press Search.": "可在此检索知识库：输入关键词后点查询。",
     "views": "次浏览", "Answers": "答案",
+    "Call recordings": "通话录音", "Recording": "录音", "All recordings of this ticket": "本工单的全部录音",
+    "Fax a PDF": "传真PDF附件", "Fax number": "传真号码", "Send fax": "发送传真", "Faxes": "传真",
+    "Direction": "方向", "Pages": "页数", "Sent": "发出", "Received": "收到", "Fax log": "传真记录",
+    "Call record": "通话记录", "IVR trace": "语音导航轨迹", "Blacklist": "黑名单",
+    "This number is on the blacklist.": "该号码已在黑名单中。", "Blacklist the caller": "将来电号码加入黑名单",
 }}
 
 
@@ -90,21 +100,15 @@ def own_messages(messages: dict) -> dict:
             for lang, table in messages.items()}
 
 
-# Status labels the base catalogue lacks (codes of this workflow); the base keeps its own wording.
-try:
-    from webui.i18n import MESSAGES as _BASE
-except ImportError:  # pragma: no cover - the skeleton always has it
-    _BASE = {"zh": {}}
-for _kind, _table in (("status", wf.STATUS_LABELS), ("type", services.TICKET_TYPES),
-                      ("channel", services.CHANNELS)):
-    for _code, (_zh, _en) in _table.items():
-        if f"{_kind}:{_code}" not in _BASE.get("zh", {}):
-            MESSAGES["zh"][f"{_kind}:{_code}"] = _zh
 MESSAGES = own_messages(MESSAGES)
 
 
 def cf_label(kind: str, code) -> str:
-    """The label of a case-engine code in the request's language."""
+    """The label of a case-engine code in the request's language.
+
+    caseflow's tables (workflow.STATUS_LABELS, services.TICKET_TYPES, CHANNELS ...) are the one source of
+    these labels: the base ``label`` filter (webui.app.code_label) reads the same tables, and no message
+    catalogue carries a second wording."""
     if code is None or code == "":
         return ""
     return wf.label(_LABELS.get(kind, {}), str(code), g.get("lang", "zh"))
@@ -136,6 +140,13 @@ def load_ticket(number: str) -> Ticket:
         return services.get_ticket_for(g.user, number)
     except (NotFound, TicketInputError):
         abort(404)
+
+
+def refuse(message: str):
+    """Answer 403 with ``message`` (zh / en) on the error page: the user sees why, not just "forbidden"."""
+    error = Forbidden(message)
+    error.hotline_message = message
+    raise error
 
 
 def safe_back(default: str) -> str:
@@ -249,6 +260,57 @@ def action_context(ticket: Ticket) -> dict:
     return ctx
 
 
+def _view_exists(endpoint: str) -> bool:
+    return endpoint in current_app.view_functions
+
+
+def media_context(ticket: Ticket, files: list[Attachment]) -> dict:
+    """Recordings, calls and faxes of the ticket as this user may reach them.
+
+    Recordings play through the recorder's /recordings/<id>/audio (its department rule, Range requests and
+    the listen log), never from the ticket's own file route; each linked call links to its call record and
+    to its IVR trace when those pages exist and the user's role may open them.
+    """
+    from recorder import access
+    from recorder.models import CallRecord, FaxJob
+    from recorder.storage import recording_for_attachment, recordings_of_ticket
+
+    user = g.user
+    playable = _view_exists("recordings.audio")
+    players, attached = {}, set()
+    for row in files:
+        rec = recording_for_attachment(row.path)
+        if rec is None:
+            continue
+        attached.add(rec.id)
+        if playable and rec.status == "ok" and access.may_listen(user, rec):
+            players[row.id] = rec
+    others = [r for r in recordings_of_ticket(ticket) if r.id not in attached and r.status == "ok"
+              and playable and access.may_listen(user, r)]
+    calls = list(TicketCall.select().where(TicketCall.ticket == ticket).order_by(TicketCall.id))
+    uuids = [c.call_uuid for c in calls]
+    records = {}
+    if uuids and _view_exists("calls.detail"):
+        records = {r.call_uuid: r for r in access.visible_call_records(user).where(CallRecord.call_uuid.in_(uuids))}
+    traces = set()
+    if uuids and _view_exists("ivr_admin.trace"):
+        from ivr.models import IvrTrace
+        from webui.blueprints.ivr_admin import TRACE_ROLES
+
+        if user.has_role(*TRACE_ROLES):
+            traces = {t.call_uuid for t in IvrTrace.select(IvrTrace.call_uuid).where(IvrTrace.call_uuid.in_(uuids))}
+    fax_jobs = list(FaxJob.select().where(FaxJob.ticket == ticket).order_by(FaxJob.id.desc()))
+    fax_log = None
+    if _view_exists("calls.fax"):
+        from webui.blueprints.calls import FAX_ROLES
+
+        fax_log = url_for("calls.fax") if user.has_role(*FAX_ROLES) else None
+    return {"players": players, "other_recordings": others, "calls": calls, "call_records": records,
+            "traces": traces, "fax_jobs": fax_jobs, "fax_log": fax_log,
+            "recordings_page": url_for("recordings.for_ticket", number=ticket.number)
+            if _view_exists("recordings.for_ticket") and user.has_role(*access.LISTEN_ROLES) else None}
+
+
 @bp.route("/tickets/<number>")
 @login_required
 def detail(number):
@@ -256,13 +318,16 @@ def detail(number):
     ticket = load_ticket(number)
     kb_query = request.args.get("kbq", "").strip()[:100]
     kb_results = knowledge.search_items(kb_query, limit=8) if kb_query else []
+    files = list(ticket.attachments.order_by(Attachment.id))
+    writable = services.may_write(g.user, ticket)
     return render_template(
-        "tickets/detail.html", t=ticket, history=services.timeline(ticket),
-        files=list(ticket.attachments.order_by(Attachment.id)),
-        calls=list(TicketCall.select().where(TicketCall.ticket == ticket).order_by(TicketCall.id)),
+        "tickets/detail.html", t=ticket, history=services.timeline(ticket), files=files,
         duplicates=list(ticket.duplicates), actions=action_context(ticket),
         category_path=org.category_path(ticket.category if ticket.category_id else None),
-        kb_query=kb_query, kb_results=kb_results)
+        kb_query=kb_query, kb_results=kb_results, may_write=writable, media=media_context(ticket, files),
+        fax_files=[f for f in files if faxout.is_pdf_attachment(f)] if writable else [],
+        may_blacklist=ticket.type == "harassment" and bool(ticket.citizen_phone) and can(g.user, "blacklist.edit"),
+        blacklisted=services.is_blacklisted(ticket.citizen_phone) if ticket.citizen_phone else False)
 
 
 @bp.route("/tickets/<number>/act", methods=["POST"])
@@ -283,6 +348,8 @@ def note(number):
     try:
         services.add_note(ticket, request.form.get("note", ""), actor=g.user, clock=clock())
         flash(services_label_done(), "info")
+    except PermissionDenied as error:
+        refuse(str(error))
     except TicketInputError as error:
         flash(str(error), "error")
     return redirect(url_for("tickets.detail", number=ticket.number), code=303)
@@ -293,6 +360,8 @@ def note(number):
 def attach(number):
     """Upload a file to the ticket (a department's reply letter, photos, scans)."""
     ticket = load_ticket(number)
+    if not services.may_write(g.user, ticket):
+        refuse(services.WRITE_REFUSED)  # before reading the upload: nothing is stored
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         flash("请选择文件 / choose a file", "error")
@@ -302,30 +371,79 @@ def attach(number):
             attachments.add_attachment(ticket, current_app.extensions["hotline"].config.attachments_dir,
                                        upload.stream, upload.filename, actor=g.user, kind=kind, clock=clock())
             flash(services_label_done(), "info")
+        except PermissionDenied as error:
+            refuse(str(error))
         except attachments.AttachmentError as error:
             flash(str(error), "error")
     return redirect(safe_back(url_for("tickets.detail", number=ticket.number)), code=303)
 
 
-def attachment_file(row: Attachment) -> Path:
-    """Where a stored attachment lives: recordings under recordings_dir, the rest under attachments_dir."""
-    config = current_app.extensions["hotline"].config
-    if row.path.startswith("recordings/"):
-        fake = Attachment(path=row.path[len("recordings/"):])
-        return attachments.resolve(config.recordings_dir, fake)
-    return attachments.resolve(config.attachments_dir, row)
+def fax_service():
+    """The running FaxService (run.py lends it as services.extra["fax"]), else one built from the config:
+    a queued job is in the database either way, where the scheduler's dispatcher finds it."""
+    from recorder.fax import FaxService
+
+    state = current_app.extensions["hotline"]
+    lent = state.services.extra.get("fax")
+    return lent if lent is not None else FaxService.from_config(state.config, clock=clock())
+
+
+@bp.route("/tickets/<number>/fax", methods=["POST"])
+@login_required
+def send_fax(number):
+    """Fax one of the ticket's PDF attachments (the reply letter, material) to a number."""
+    ticket = load_ticket(number)
+    try:
+        job = faxout.send_attachment(ticket, request.form.get("attachment"), request.form.get("number", ""), g.user,
+                                     fax_service(), current_app.extensions["hotline"].config.attachments_dir,
+                                     clock=clock())
+        flash(f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})", "info")
+    except PermissionDenied as error:
+        refuse(str(error))
+    except NotFound:
+        abort(404)
+    except TicketInputError as error:
+        flash(str(error), "error")
+    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
+
+
+@bp.route("/tickets/<number>/blacklist", methods=["POST"])
+@login_required
+def blacklist_caller(number):
+    """Blacklist the caller of a harassment ticket (centre roles)."""
+    ticket = load_ticket(number)
+    try:
+        citizen = services.blacklist_caller(ticket, g.user, request.form.get("reason", ""), clock=clock())
+        audit("blacklist_add", "citizen", citizen.phone, f"ticket {ticket.number}: {citizen.blacklist_reason}")
+        flash("已加入黑名单 / the number is blacklisted", "info")
+    except PermissionDenied as error:
+        refuse(str(error))
+    except TicketInputError as error:
+        flash(str(error), "error")
+    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
 
 
 @bp.route("/tickets/<number>/files/<int:file_id>")
 @login_required
 def file(number, file_id):
-    """Play or download an attachment of a ticket the user may see."""
+    """Play or download an attachment of a ticket the user may see.
+
+    A call recording is not served from here: it goes to the recorder's /recordings/<id>/audio, which
+    applies the recording rules and logs the listen.
+    """
     ticket = load_ticket(number)
     row = Attachment.get_or_none((Attachment.id == file_id) & (Attachment.ticket == ticket))
     if row is None:
         abort(404)
+    if row.path.startswith("recordings/"):
+        from recorder.storage import recording_for_attachment
+
+        rec = recording_for_attachment(row.path)
+        if rec is None or not _view_exists("recordings.audio"):
+            abort(404)
+        return redirect(url_for("recordings.audio", rec_id=rec.id), code=302)
     try:
-        path = attachment_file(row)
+        path = attachments.resolve(current_app.extensions["hotline"].config.attachments_dir, row)
     except attachments.AttachmentError:
         abort(404)
     if not path.is_file():
