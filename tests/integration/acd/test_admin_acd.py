@@ -16,7 +16,6 @@ from acd.models import Agent, AgentSkill, Queue, SupervisorAction
 from acd.strategies import STRATEGIES
 from caseflow.accounts import create_user
 from caseflow.models import User
-from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Conn, Pool, Session, World
 from webui.blueprints.admin_acd import parse_extension_ranges
 from webui.models import AuditLog
@@ -37,7 +36,7 @@ def people(db):
 
 
 @pytest.fixture
-def running(app, people, prompts):
+def running(app, prompts):
     """An ACD over the in-process switch double, lent to the web app as the product does."""
     world = World()
     acd = Acd(Pool(Conn(world)), settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
@@ -60,6 +59,11 @@ def queue_form(**changes) -> dict:
 def admin(client):
     client.login("0001", PASSWORD)
     return client
+
+
+def today(app) -> dt.date:
+    """Today in the app's time zone (Asia/Shanghai), which is not the UTC date every evening."""
+    return app.extensions["hotline"].services.clock.today()
 
 
 def audits(action: str) -> list[AuditLog]:
@@ -117,7 +121,7 @@ def test_team_lead_sees_queues_and_sets_skills_only(client, people):
 
 
 # ------------------------------------------------------------------------------------------ queues
-def test_admin_creates_and_edits_a_queue_and_the_running_acd_sees_it(client, running):
+def test_admin_creates_and_edits_a_queue_and_the_running_acd_sees_it(client, running, people):
     """Should create a queue from the form, change its rule, and have the running ACD use both at once."""
     acd, _world = running
     admin(client)
@@ -363,13 +367,14 @@ def test_configured_extension_directory_is_used(db_url, tmp_path, people):
 
 
 # ------------------------------------------------------------------------------------------ guests
-def test_team_lead_puts_a_leader_on_the_phones_for_a_day(client, running, people):
+def test_team_lead_puts_a_leader_on_the_phones_for_a_day(app, client, running, people):
     """Should make a leader a guest agent for the day (recorded as a team-lead action), then end it."""
     acd, _world = running
     create_queue("complaint", "complaint")
     acd.load()
     client.login("8001", PASSWORD)
-    today = acd.clock.today()
+    today = app.extensions["hotline"].services.clock.today()
+    assert today == acd.clock.today()
     response = client.post_form("/admin/acd/guests", {"user": people["leader"].id, "extension": "1009",
                                                      "day": today.isoformat(), "level_complaint": "9"})
     assert response.status_code == 303
@@ -397,11 +402,11 @@ def test_team_lead_puts_a_leader_on_the_phones_for_a_day(client, running, people
     ({"extension": "1000"}, "已分配给用户 1001"),
     ({"user": "abc"}, "请选择一个启用的用户"),
 ])
-def test_bad_guest_input_is_refused(client, running, people, changes, message):
+def test_bad_guest_input_is_refused(app, client, running, people, changes, message):
     """Should refuse a bad guest request with a clear error and make nobody an agent."""
     create_queue("complaint", "complaint")
     client.login("0001", PASSWORD)
-    form = {"user": people["leader"].id, "extension": "1009", "day": dt.date.today().isoformat(),
+    form = {"user": people["leader"].id, "extension": "1009", "day": today(app).isoformat(),
             "level_complaint": "9"}
     form.update(changes)
     response = client.post_form("/admin/acd/guests", form)
@@ -409,13 +414,13 @@ def test_bad_guest_input_is_refused(client, running, people, changes, message):
     assert Agent.select().count() == 0 and SupervisorAction.select().count() == 0
 
 
-def test_regular_agent_cannot_become_a_guest(client, running, people):
+def test_regular_agent_cannot_become_a_guest(app, client, running, people):
     """Should refuse guest duty for a regular agent (their skills would be removed when the day ends)."""
     create_queue("complaint", "complaint")
     agent = create_agent(people["agent"], {"complaint": 4})
     client.login("0001", PASSWORD)
     response = client.post_form("/admin/acd/guests", {"user": people["agent"].id,
-                                                     "day": dt.date.today().isoformat(), "level_complaint": "9"})
+                                                     "day": today(app).isoformat(), "level_complaint": "9"})
     assert response.status_code == 400 and "已是正式话务员" in response.get_data(as_text=True)
     assert Agent.get_by_id(agent.id).guest_until is None
 
@@ -448,15 +453,19 @@ def test_demo_queues_match_the_default_ivr_tree_and_agents_get_extensions(db):
     assert load_acd_demo() == [] and Queue.select().count() == len(tree_skills) and Agent.select().count() == 3
 
 
-def test_demo_agent_reaches_the_desk(app, client, db):
-    """Should let demo agent 1001 open the agent desk as a configured agent after the demo loads."""
+def test_demo_agent_reaches_the_desk(app, client, running):
+    """Should turn demo agent 1001's desk from "not set up as an agent" into their desk once the demo loads."""
     from caseflow.demo import DEMO_PASSWORD, load_demo
 
+    acd, _world = running
     load_demo()
-    load_acd_demo()
     client.login("1001", DEMO_PASSWORD)
+    assert "您尚未配置为话务员" in client.get("/desk/").get_data(as_text=True)
+    load_acd_demo()
+    acd.load()
     text = client.get("/desk/").get_data(as_text=True)
-    assert "您尚未配置为话务员" not in text
+    assert "您尚未配置为话务员" not in text and "话务系统未连接" not in text and "已签出" in text
+    assert acd.queue_for("consult").display_name == "政策咨询"
 
 
 def test_demo_does_nothing_without_demo_users_or_with_queues(db):
@@ -482,4 +491,3 @@ def test_every_page_renders_for_admin_and_lead(client, running, people):
             assert response.status_code == 200, (operator_no, url)
         assert client.get("/admin/acd/queues/999").status_code == 404
         client.logout()
-    wait_for(lambda: True)
