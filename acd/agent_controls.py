@@ -300,6 +300,15 @@ class AgentControls:
         self._record(agent, label, leg, number)
         return leg
 
+    def call_back(self, user, missed_id: int) -> tuple[object, str]:
+        """回拨 / call back a caller on the missed-call list: the entry is claimed for this agent (nobody
+        else calls the same citizen meanwhile), then the agent's phone rings first. Returns (entry, leg uuid);
+        a refused call gives the claim back (recorder.missed.MissedCallError, ControlRefused...)."""
+        from recorder.missed import start_call_back
+
+        agent = self.acd.agent_for_user(user.id)
+        return start_call_back(missed_id, user, lambda number: self.dial(agent.id, number, label="call_back"))
+
     def _dial_job(self, conn, command: str, agent_id: int, leg: str) -> None:
         ok, body = False, ""
         try:

@@ -41,12 +41,13 @@ import gevent
 import gevent.event
 
 from acd import state as sm
-from acd.models import Agent, AgentSkill, AgentStateLog, CallbackRequest, Queue, QueueEntry, utcnow
+from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts, expected_wait_minutes
 from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
 from caseflow.models import User
 from core.clock import Clock
 from core.db import database
+from recorder import missed as missed_calls
 from switch import events as sw
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
@@ -58,6 +59,20 @@ NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE
 # ... "the phone is not there".
 UNREACHABLE_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "DESTINATION_OUT_OF_ORDER",
                                 "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION"})
+
+
+# Why a caller left a queue for call-back (the ACD's words) -> the missed-call list's reason.
+MISSED_REASON = {"key": "callback_request", "overflow": "callback_request", "abandoned": "abandoned"}
+
+
+def record_missed(number: str, reason: str, call_uuid: str, queue: str, wait_seconds) -> bool:
+    """List a caller who left a queue unserved for call-back, once per call (the call record reports the
+    same call later and is not counted again). Returns False when there is nobody to call back."""
+    if not number:
+        return False
+    missed_calls.add_missed(number, MISSED_REASON[reason], call_uuid=call_uuid, queue=queue,
+                            wait_seconds=wait_seconds or 0, source="acd")
+    return True
 
 
 class AcdError(ValueError):
@@ -554,8 +569,8 @@ class Acd:
         return position
 
     def _leave_callback(self, waiter: Waiter, reason: str) -> QueueOutcome:
-        self._callback_request(waiter, reason)
         self._finish(waiter, "callback_requested", reason)
+        self._callback_request(waiter, reason)
         if self.prompts is not None:
             path = self.prompts.fixed("callback_saved")
             if path:
@@ -571,8 +586,8 @@ class Acd:
             self.queue_waiters[queue.name].pop(waiter.uuid, None)
             return self.enter_queue_again(waiter, target)
         if kind == "callback":
-            self._callback_request(waiter, "overflow")
             self._finish(waiter, "overflowed", "callback")
+            self._callback_request(waiter, "overflow")
             if self.prompts is not None:
                 path = self.prompts.fixed("overflow_callback")
                 if path:
@@ -595,11 +610,10 @@ class Acd:
         return self.enter_queue(waiter.session, None, queue_name=queue_name)
 
     def _callback_request(self, waiter: Waiter, reason: str) -> None:
-        number = waiter.entry.caller_number
-        if not number:
-            return
-        CallbackRequest.create(queue=waiter.queue, caller_number=number, call_uuid=waiter.uuid, reason=reason)
-        self._notify("callback", queue=waiter.queue.name, number=number, reason=reason)
+        """Put the caller on the one missed-call list (recorder.missed): key, overflow or abandoned."""
+        entry = waiter.entry
+        if record_missed(entry.caller_number, reason, entry.call_uuid, waiter.queue.name, entry.wait_seconds):
+            self._notify("callback", queue=waiter.queue.name, number=entry.caller_number, reason=reason)
 
     def _abandon(self, waiter: Waiter) -> None:
         if waiter.entry.state in ("waiting", "offering"):
@@ -1025,9 +1039,8 @@ class Acd:
             if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
                 entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
                 entry.save(only=entry.dirty_fields)
-                if entry.caller_number:
-                    CallbackRequest.create(queue=entry.queue_id, caller_number=entry.caller_number,
-                                           call_uuid=entry.call_uuid, reason="abandoned")
+                record_missed(entry.caller_number, "abandoned", entry.call_uuid, entry.queue.name,
+                              (entry.ended_at - entry.entered_at).total_seconds())
                 report["abandoned"] += 1
         log.info("reconciled with %s: %s", server, report)
         self.kick()

@@ -1,4 +1,4 @@
-"""ACD tables: queues, agents and their skills, queued calls, call-back requests, team-lead action log.
+"""ACD tables: queues, agents and their skills, queued calls, team-lead action log.
 
 The ACD's live state (agent status/state, who is offered which call, which callers wait) is written here on
 every change, so an app restart picks it up again and reconciles it with FreeSWITCH (see acd.dispatcher).
@@ -134,18 +134,9 @@ class QueueEntry(BaseModel):
         return [int(x) for x in self.offered_agents.split(",") if x.strip().isdigit()]
 
 
-class CallbackRequest(BaseModel):
-    """A caller to call back: pressed the call-back key, overflowed into call-back, or abandoned."""
-
-    queue = peewee.ForeignKeyField(Queue, null=True, backref="callbacks", on_delete="SET NULL")
-    caller_number = peewee.CharField(max_length=32, index=True)
-    call_uuid = peewee.CharField(max_length=64, default="")
-    reason = peewee.CharField(max_length=16, default="key")  # key, overflow, abandoned
-    created_at = peewee.DateTimeField(default=utcnow, index=True)
-    status = peewee.CharField(max_length=16, default="open", index=True)  # open, done, cancelled
-    handled_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
-    handled_at = peewee.DateTimeField(null=True)
-    note = peewee.CharField(max_length=255, default="")
+# Callers to call back (call-back key, overflow into call-back, abandoned) are not kept here: the ACD
+# writes them to the one missed-call list, recorder.models.MissedCall, through recorder.missed. The former
+# ``callback_request`` table is moved there and dropped by core.migrations step 0001_one_missed_call_list.
 
 
 class SupervisorAction(BaseModel):
@@ -161,4 +152,4 @@ class SupervisorAction(BaseModel):
     at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, CallbackRequest, SupervisorAction]
+MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, SupervisorAction]

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 
 from recorder.integrity import compute_mac, record_fields
+from recorder import missed
 from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,7 @@ class CdrRecorder:
             # Recordings started before the agent was known get the call's caller and agent for search.
             Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
                 Recording.call_uuid == record.call_uuid).execute()
-            missed = self._missed_entry(record, draft, missed_reason(draft, disposition))
+            entry = self._missed_entry(record, draft, missed_reason(draft, disposition))
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)
@@ -329,33 +330,25 @@ class CdrRecorder:
         self.finished.move_to_end(draft.call_uuid)
         while len(self.finished) > self.keep_finished:
             self.finished.popitem(last=False)
-        if missed is not None and self.on_missed is not None:
+        if entry is not None and self.on_missed is not None:
             try:
-                self.on_missed(missed)
+                self.on_missed(entry)
             except Exception:  # noqa: BLE001 - a notifier must not break call records
                 log.exception("missed-call notifier failed")
         return record
 
     @staticmethod
     def _missed_entry(record: CallRecord, draft: CallDraft, reason: str | None) -> MissedCall | None:
-        """Keep the call's automatic missed-call entry in line with its (re)finalised record; returns a
-        newly created entry. An entry someone already acted on is left as it is."""
-        existing = MissedCall.get_or_none((MissedCall.call == record) & (MissedCall.reason != "voicemail"))
-        if existing is not None and (existing.attempts or existing.status != "open"):
-            return None
+        """Keep the call on the missed-call list in line with its (re)finalised record, through
+        recorder.missed (which counts a call the ACD already reported only once, and leaves entries someone
+        acted on alone); returns the entry when the call was newly counted."""
         if reason is None:
-            if existing is not None:
-                existing.delete_instance()
+            missed.withdraw(record.call_uuid, source="cdr")
             return None
-        if existing is not None:
-            if existing.reason != reason or existing.queue != draft.queue:
-                existing.reason, existing.queue = reason, draft.queue
-                existing.save(only=[MissedCall.reason, MissedCall.queue])
-            return None
-        if MissedCall.select().where(MissedCall.call == record).exists():
-            return None  # a voicemail entry already lists this caller
-        return MissedCall.create(call=record, caller=draft.caller, reason=reason, queue=draft.queue,
-                                 at=draft.ended_at)
+        wait = durations(draft)[0] if draft.queue_entered_at is not None else 0
+        entry, added = missed.note_missed(draft.caller, reason, call=record, queue=draft.queue, wait_seconds=wait,
+                                          at=draft.ended_at, source="cdr")
+        return entry if added else None
 
     # -- switch domain events ----------------------------------------------------------------------------
     def on_switch_event(self, event) -> None:

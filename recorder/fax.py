@@ -194,7 +194,7 @@ class FaxService:
     def _fail_inbound(self, job: FaxJob, reason: str) -> FaxJob:
         self._set_state(job, "failed", reason, error=reason)
         raise_alert("fax_failed", f"传真 {job.id} 来自 {job.number or '未知'}: {reason}", severity="warning")
-        add_missed(job.number, "fax_failed")
+        add_missed(job.number, "fax_failed", call_uuid=job.call_uuid, source="fax")
         return job
 
     def _file_ticket(self, job: FaxJob):
@@ -319,7 +319,7 @@ class FaxService:
             self._set_state(job, "timed_out", reason, error=reason)
             raise_alert("fax_timeout", f"传真 {job.id} ({job.direction} {job.number}): {reason}")
             if job.direction == "in":
-                add_missed(job.number, "fax_failed")
+                add_missed(job.number, "fax_failed", call_uuid=job.call_uuid, source="fax")
             ended.append(job)
         return ended
 

@@ -113,20 +113,42 @@ class RecordingAccess(BaseModel):
 
 
 MISSED_REASONS = ("abandoned", "callback_request", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed")
+# Who put a call on the list: the ACD (abandoned in a queue, call-back key or overflow), the call record
+# (out of hours, hung up in the IVR, anything the ACD did not report), voicemail, fax.
+MISSED_SOURCES = ("acd", "cdr", "voicemail", "fax", "")
 
 
 class MissedCall(BaseModel):
-    """A caller nobody served (P5 §3.6.4): kept until an agent has called back."""
+    """A number nobody served (P5 §3.6.4), the one list agents call back from: at most one open entry per
+    number (recorder.missed keeps it so), counting how often the number tried to reach us while open."""
 
     call = peewee.ForeignKeyField(CallRecord, null=True, backref="missed", on_delete="SET NULL")
     caller = peewee.CharField(max_length=32, index=True)
-    reason = peewee.CharField(max_length=16)
+    reason = peewee.CharField(max_length=16)  # of the latest call
     queue = peewee.CharField(max_length=64, default="")
-    at = peewee.DateTimeField(default=utcnow, index=True)
+    at = peewee.DateTimeField(default=utcnow, index=True)  # first missed call of this entry
+    last_at = peewee.DateTimeField(null=True)  # latest missed call
+    calls = peewee.IntegerField(default=1)  # missed calls from the number while this entry was open
+    wait_seconds = peewee.IntegerField(default=0)  # longest wait in a queue among them
     ticket = peewee.ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
     status = peewee.CharField(max_length=16, default="open", index=True)  # open, done
-    attempts = peewee.IntegerField(default=0)
+    attempts = peewee.IntegerField(default=0)  # call-back attempts
     closed_at = peewee.DateTimeField(null=True)
+    # The agent calling this number back now (so two agents do not call the same citizen); expires.
+    claimed_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    claimed_at = peewee.DateTimeField(null=True)
+
+
+class MissedCallOccurrence(BaseModel):
+    """One unserved call behind a MissedCall entry; a call is counted once whoever reports it first."""
+
+    missed = peewee.ForeignKeyField(MissedCall, backref="occurrences", on_delete="CASCADE")
+    call_uuid = peewee.CharField(max_length=64, null=True, unique=True)  # NULL: no call (failed fax)
+    reason = peewee.CharField(max_length=16)
+    source = peewee.CharField(max_length=16, default="")
+    queue = peewee.CharField(max_length=64, default="")
+    wait_seconds = peewee.IntegerField(default=0)
+    at = peewee.DateTimeField(default=utcnow)
 
 
 CALLBACK_OUTCOMES = ("reached", "no_answer", "busy", "failed", "wrong_number", "left_message")
@@ -189,5 +211,5 @@ class RecorderAlert(BaseModel):
     acknowledged = peewee.BooleanField(default=False)
 
 
-MODELS = [CallRecord, Recording, RecordingAccess, MissedCall, CallbackAttempt, FaxJob, FaxEvent,
+MODELS = [CallRecord, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent,
           RecorderAlert]

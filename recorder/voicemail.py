@@ -68,7 +68,7 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
                               kind="info")
     else:
         log.warning("voicemail of %s on call %s unusable: %s", caller, call_uuid, rec.failure_reason)
-    missed = add_missed(caller, "voicemail", call=call, ticket=ticket)
+    missed = add_missed(caller, "voicemail", call=call, call_uuid=call_uuid, ticket=ticket, source="voicemail")
     return VoicemailResult(ticket, rec, missed)
 
 

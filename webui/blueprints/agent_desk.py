@@ -15,11 +15,12 @@ from flask import Blueprint, Response, current_app, g, jsonify, redirect, render
 from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
-from acd.models import CallbackRequest, utcnow
 from caseflow import services as case_services
 from caseflow.models import Citizen, Ticket
 from caseflow.services import TicketInputError
 from caseflow.workflow import PermissionDenied
+from recorder import missed as missed_calls
+from recorder.models import utcnow
 from webui.app import NavItem, bad_request
 from webui.security import require_roles
 
@@ -37,6 +38,8 @@ MESSAGES = {"zh": {
     "Call out": "外呼", "Number": "号码", "Target": "目标", "Wrap-up": "话后处理", "End wrap-up": "结束话后处理",
     "Save ticket": "保存工单", "Content": "内容", "Name": "姓名", "Type": "类型",
     "Knowledge base": "知识库", "Call-back requests": "待回拨", "Call back": "回拨", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
+    "calls": "次来电", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
+    "Outcome": "回拨结果", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -80,36 +83,60 @@ def index():
     if agent is not None:
         skills = acd.skills.get(agent.id, {})
         waiting = {q.name: len(acd.queue_waiters.get(q.name, {})) for q in acd.queues.values() if q.skill in skills}
-    saved = request.args.get("saved", "")
-    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting,
+    return _desk_page(acd, agent, pop=pop, waiting=waiting, saved=request.args.get("saved", ""))
+
+
+def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: str = ""):
+    """The desk page, with the call-back list (longest waiting first) under the ticket form."""
+    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting or {},
                            status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
-                           types=case_services.TICKET_TYPES, error="", callbacks=_open_callbacks())
+                           types=case_services.TICKET_TYPES, error=error, callbacks=_open_callbacks(),
+                           outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS)
 
 
-def _open_callbacks(limit: int = 20) -> list:
-    """Callers waiting for a call-back (pressed the key, overflowed, or hung up in the queue), oldest first."""
-    return list(CallbackRequest.select().where(CallbackRequest.status == "open")
-                .order_by(CallbackRequest.created_at).limit(limit))
+def _open_callbacks(limit: int = 20) -> list[dict]:
+    """Callers waiting for a call-back (the one missed-call list), longest waiting first, each with who
+    is calling it back now: "mine", "other" (no button: two agents must not call one citizen) or ""."""
+    now = utcnow()
+    rows = []
+    for entry in missed_calls.list_missed("open", limit=limit, oldest_first=True):
+        missed = entry.missed
+        claim = ("other" if missed_calls.claimed_by_other(missed, g.user, now) else
+                 "mine" if missed.claimed_by_id == g.user.id else "")
+        rows.append({"missed": missed, "claim": claim, "holder": missed.claimed_by.name if claim == "other" else ""})
+    return rows
 
 
-@bp.route("/callback/<int:request_id>", methods=["POST"])
+@bp.route("/callback/<int:missed_id>", methods=["POST"])
 @require_roles(*ROLES)
-def call_back(request_id):
-    """Call a waiting caller back: the agent's phone rings first; the request is marked done by this agent."""
+def call_back(missed_id):
+    """Claim a missed call and call it back: the agent's phone rings first. Another agent's entry is refused."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
     if agent is None:
         return bad_request("You are not set up as an agent.")
-    item = CallbackRequest.get_or_none(CallbackRequest.id == request_id)
-    if item is None or item.status != "open":
-        return jsonify({"ok": False, "error": "该回拨请求已处理或不存在 / no such open call-back request"}), 409
     try:
-        leg = AgentControls(acd).dial(agent.id, item.caller_number, label="call_back")
-    except (AcdError, TransitionRefused) as exc:
+        _entry, leg = AgentControls(acd).call_back(g.user, missed_id)
+    except (AcdError, TransitionRefused, missed_calls.MissedCallError) as exc:
         return jsonify({"ok": False, "error": str(exc)}), 409
-    (CallbackRequest.update(status="done", handled_by=g.user.id, handled_at=utcnow(), note=f"call {leg}")
-     .where((CallbackRequest.id == item.id) & (CallbackRequest.status == "open")).execute())
     return jsonify({"ok": True, "call_uuid": leg})
+
+
+@bp.route("/callback/<int:missed_id>/outcome", methods=["POST"])
+@require_roles(*ROLES)
+def call_back_outcome(missed_id):
+    """Keep the outcome of this agent's call-back (reached closes the entry), or give the entry back."""
+    outcome = request.form.get("outcome", "")
+    try:
+        if outcome == "release":
+            missed_calls.release(missed_id, g.user)
+        else:
+            missed_calls.record_attempt(missed_id, outcome, agent=g.user,
+                                        call_uuid=request.form.get("call_uuid", "")[:64],
+                                        note=request.form.get("note", "")[:2000])
+    except missed_calls.MissedCallError as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 409
+    return redirect(url_for("agent_desk.index"), code=303)
 
 
 @bp.route("/ticket", methods=["POST"])
@@ -127,9 +154,7 @@ def save_ticket():
             title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid,
             clock=current_app.extensions["hotline"].services.clock)
     except (TicketInputError, PermissionDenied) as error:
-        return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=None, waiting={},
-                               status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved="",
-                               types=case_services.TICKET_TYPES, error=str(error)), 400
+        return _desk_page(acd, agent, error=str(error)), 400
     if agent is not None:
         controls = AgentControls(acd)
         controls.set_desk_activity(agent.id, f"ticket {ticket.number}")

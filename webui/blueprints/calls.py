@@ -11,7 +11,7 @@ from recorder import access
 from recorder.fax import STATE_LABELS
 from recorder.integrity import mac_matches, record_fields, record_key
 from recorder.missed import (CALLBACK_OUTCOMES, OUTCOME_LABELS, REASON_LABELS, MissedCallError, attempts_of,
-                             list_missed, record_attempt)
+                             claimed_by_other, list_missed, record_attempt, start_call_back)
 from recorder.models import DISPOSITIONS, CallRecord, FaxJob, MissedCall, Recording
 from webui.app import NavItem, bad_request
 from webui.security import require_roles
@@ -52,7 +52,8 @@ MESSAGES = {"zh": {
     "No missed calls.": "没有未接来电。",
     "Reason": "原因",
     "Time": "时间",
-    "Calls from this number": "该号码未回拨次数",
+    "Calls from this number": "该号码来电次数",
+    "Being called back by %(name)s": "%(name)s 正在回拨",
     "Attempts": "回拨次数",
     "Call back": "回拨",
     "Outcome": "回拨结果",
@@ -192,8 +193,9 @@ def missed():
     more, entries = len(entries) > PAGE, entries[:PAGE]
     attempts = {e.missed.id: attempts_of(e.missed.id) for e in entries}
     can_dial = _dialler() is not None
+    busy = {e.missed.id for e in entries if claimed_by_other(e.missed, g.user)}
     return render_template("calls/missed.html", entries=entries, attempts=attempts, status=status, page=page,
-                           more=more, outcomes=CALLBACK_OUTCOMES, can_dial=can_dial,
+                           more=more, outcomes=CALLBACK_OUTCOMES, can_dial=can_dial, busy=busy,
                            message=request.args.get("message", ""))
 
 
@@ -210,6 +212,8 @@ def attempt(missed_id: int):
             abort(404)
         if "回拨权限" in str(exc):
             abort(403)
+        if outcome in CALLBACK_OUTCOMES:  # another agent holds the entry: say who
+            return redirect(url_for("calls.missed", message="refused", reason=str(exc)[:200]))
         bad_request("Choose the outcome of the call-back.")
     return redirect(url_for("calls.missed", status=request.args.get("status", "open")))
 
@@ -217,20 +221,19 @@ def attempt(missed_id: int):
 @bp.route("/missed/<int:missed_id>/dial", methods=["POST"])
 @require_roles(*access.MISSED_ROLES)
 def dial(missed_id: int):
-    """Ring the agent's phone and then the citizen (the ACD's outbound call, lent through Services)."""
-    entry = MissedCall.get_or_none(MissedCall.id == missed_id)
-    if entry is None:
+    """Claim the entry and ring the agent's phone, then the citizen (the ACD's outbound call, or the one
+    lent through Services); an entry another agent is calling back is refused."""
+    if MissedCall.get_or_none(MissedCall.id == missed_id) is None:
         abort(404)
     originate = _dialler()
     if originate is None:
         return redirect(url_for("calls.missed", message="nodialler"))
     try:
-        call_uuid = originate(g.user, entry.caller)
-    except ValueError as exc:  # the ACD refused (not an agent, phone not registered, busy ...): say why
+        entry, call_uuid = start_call_back(missed_id, g.user, lambda number: originate(g.user, number))
+    except ValueError as exc:  # claimed by another, or the ACD refused (not an agent, phone unregistered ...)
         return redirect(url_for("calls.missed", message="refused", reason=str(exc)[:200]))
-    log.info("call-back of %s by %s: %s", entry.caller, g.user.operator_no, call_uuid)
     return redirect(url_for("calls.missed", message="calling", number=entry.caller, missed=entry.id,
-                            call_uuid=call_uuid or ""))
+                            call_uuid=call_uuid))
 
 
 def _dialler():
@@ -248,7 +251,7 @@ def _dialler():
         from acd.agent_controls import AgentControls
 
         agent = acd.agent_for_user(user.id)
-        return AgentControls(acd).dial(agent.id, number, label="callback")
+        return AgentControls(acd).dial(agent.id, number, label="call_back")
 
     return through_acd
 

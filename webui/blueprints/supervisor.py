@@ -11,6 +11,7 @@ from acd.models import OVERFLOW_KINDS
 from acd.strategies import STRATEGY_LABELS
 from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
+from recorder import missed as missed_calls
 from webui.app import NavItem
 from webui.security import require_roles
 
@@ -25,6 +26,9 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
     "Force logout": "强制签出", "Queue settings": "队列设置", "Rule": "分配策略", "Ring time": "振铃时长",
     "Max wait": "最长等待", "Overflow": "溢出", "Announce every": "报位间隔", "No-answer break": "未接置忙",
     "Save": "保存", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
+    "Call-backs waiting": "待回拨", "Open": "待回拨数", "Being called back": "回拨中", "Oldest": "最早",
+    "Caller": "来电号码", "Reason": "原因", "Calls": "来电次数", "Wait": "等待", "Attempts": "回拨次数",
+    "Called back by": "回拨人",
 }}
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
            "set_break", "force_logout")
@@ -42,6 +46,10 @@ def index():
     agents = acd.agent_stats() if acd is not None else []
     actions = Supervisor(acd).actions(20) if acd is not None else []
     return render_template("supervisor/index.html", acd=acd, queues=queues, agents=agents, actions=actions,
+                           callbacks=missed_calls.open_summary(),
+                           callback_rows=[e.missed for e in missed_calls.list_missed("open", limit=20,
+                                                                                     oldest_first=True)],
+                           reasons=missed_calls.REASON_LABELS,
                            action_names=ACTIONS, settings=list(acd.queues.values()) if acd is not None else [],
                            strategies=STRATEGY_LABELS, overflow_kinds=OVERFLOW_KINDS)
 
@@ -67,9 +75,12 @@ def queue_settings(name):
 @require_roles(*ROLES)
 def stats():
     acd = _acd()
+    summary = missed_calls.open_summary()
+    callbacks = {"open": summary["open"], "claimed": summary["claimed"], "oldest_seconds": summary["oldest_seconds"],
+                 "by_queue": summary["by_queue"]}
     if acd is None:
-        return jsonify({"queues": [], "agents": []})
-    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats()})
+        return jsonify({"queues": [], "agents": [], "callbacks": callbacks})
+    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats(), "callbacks": callbacks})
 
 
 @bp.route("/action", methods=["POST"])

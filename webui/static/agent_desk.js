@@ -41,7 +41,11 @@
     if (callback) {
       fetch(callback, {method: "POST", headers: {"X-CSRF-Token": token}})
         .then(function (r) { return r.json(); })
-        .then(function (d) { text("#desk-error", d.ok ? "" : d.error); if (d.ok) { e.target.disabled = true; } });
+        .then(function (d) {
+          text("#desk-error", d.ok ? "" : d.error);
+          // Claimed and dialling: reload to show the outcome form of this call-back.
+          if (d.ok) { e.target.disabled = true; window.location.reload(); }
+        });
       return;
     }
     var act = e.target.dataset ? e.target.dataset.act : null;

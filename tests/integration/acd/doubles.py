@@ -272,3 +272,10 @@ class Session:
         self.world.emit(sw.ChannelAnswered(server=self.server, uuid=leg))
         winner.set(leg)
         return None
+
+
+def missed_of(call_uuid: str):
+    """The missed-call list's record of one call (recorder.missed), or None; .missed is its entry."""
+    from recorder.models import MissedCallOccurrence
+
+    return MissedCallOccurrence.get_or_none(MissedCallOccurrence.call_uuid == call_uuid)

@@ -6,10 +6,10 @@ import gevent
 import pytest
 
 from acd.dispatcher import create_queue
-from acd.models import Agent, AgentStateLog, CallbackRequest, Queue, QueueEntry
+from acd.models import Agent, AgentStateLog, Queue, QueueEntry
 from switch import events as sw
 from tests.integration.acd.conftest import wait_for
-from tests.integration.acd.doubles import Session
+from tests.integration.acd.doubles import Session, missed_of
 
 
 def ready_all(acd, agents):
@@ -129,7 +129,9 @@ def test_caller_hangs_up_while_agent_rings(make_acd, setup_agents, queue, world)
     agent = acd.agents[agents[0].id]
     assert (agent.status, agent.state) == ("available", "idle")
     assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "abandoned"
-    assert CallbackRequest.get(CallbackRequest.call_uuid == session.uuid).reason == "abandoned"
+    listed = missed_of(session.uuid)
+    assert (listed.reason, listed.source, listed.queue, listed.missed.caller) == ("abandoned", "acd", "consult",
+                                                                                   "13700000000")
     assert acd.stuck_agents() == []
 
 
@@ -143,8 +145,8 @@ def test_callback_key_leaves_request(make_acd, setup_agents, queue, world):
              what="music on hold")
     session.press("1")
     assert job.get(timeout=5).outcome == "callback"
-    request = CallbackRequest.get(CallbackRequest.call_uuid == session.uuid)
-    assert (request.reason, request.caller_number, request.status) == ("key", "13600000000", "open")
+    listed = missed_of(session.uuid)
+    assert (listed.reason, listed.missed.caller, listed.missed.status) == ("callback_request", "13600000000", "open")
     assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "callback_requested"
 
 
@@ -307,7 +309,7 @@ def test_caller_hangup_event_frees_agent_even_if_caller_greenlet_is_blocked(make
     assert session.uuid not in acd.waiters
     session.hangup_now()
     assert job.get(timeout=5).outcome == "abandoned"
-    assert CallbackRequest.select().where(CallbackRequest.call_uuid == session.uuid).count() == 1
+    assert missed_of(session.uuid).missed.calls == 1  # abandoned once, not once per hang-up report
 
 
 @pytest.mark.parametrize("strategy,expected", [

@@ -7,7 +7,7 @@ import pytest
 
 from acd.agent_controls import AgentControls, ControlRefused
 from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
-from acd.models import Agent, CallbackRequest, QueueEntry, SupervisorAction
+from acd.models import Agent, QueueEntry, SupervisorAction
 from acd.supervisor import NotTeamLead, Supervisor
 from core.config import EslEndpoint
 from switch.errors import CallHangup
@@ -15,6 +15,7 @@ from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
 from tests.fakeswitch import FakeSwitch, Hangup, Press, Wait, WaitFor
 from tests.integration.acd.conftest import make_user, wait_for
+from tests.integration.acd.doubles import missed_of
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_caller_hangs_up_while_agent_phone_rings_over_the_wire(db, fs, line):
     assert app.outcomes[call.uuid].outcome == "abandoned"
     wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="agent released")
     assert app.acd.agents[agents[0].id].status == "available"
-    assert CallbackRequest.get(CallbackRequest.call_uuid == call.uuid).reason == "abandoned"
+    assert missed_of(call.uuid).reason == "abandoned"
     assert app.acd.stuck_agents() == []
 
 
@@ -164,7 +165,7 @@ def test_callback_key_over_the_wire(db, fs, line):
                                                    Press("1", wait=False)])
     call.wait_ended(timeout=10)
     assert app.outcomes[call.uuid].outcome == "callback"
-    assert CallbackRequest.get(CallbackRequest.call_uuid == call.uuid).reason == "key"
+    assert missed_of(call.uuid).reason == "callback_request"
 
 
 def test_fifty_callers_ten_agents_over_the_wire(db, fs, line):

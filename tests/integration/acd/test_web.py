@@ -140,22 +140,54 @@ def test_team_lead_changes_queue_rule_with_checks(desk, client):
 
 
 def test_call_back_from_the_desk(desk, client, world):
-    """Should list open call-back requests and call one back (agent's phone first), once."""
-    from acd.models import CallbackRequest
+    """Should list the missed-call list's open entries, claim one and call it back (agent's phone first),
+    keep each attempt's outcome, and close the entry once the citizen is reached."""
+    from recorder.missed import add_missed
+    from recorder.models import CallbackAttempt, MissedCall
 
     acd, world, agent, agent_user, _ = desk
-    item = CallbackRequest.create(caller_number="13655556666", reason="abandoned")
+    item = add_missed("13655556666", "abandoned", queue="consult", wait_seconds=75)
     client.login("8001", PASSWORD)
-    assert "13655556666" in client.get("/desk/").get_data(as_text=True)
+    page = client.get("/desk/").get_data(as_text=True)
+    assert "13655556666" in page and "排队放弃" in page and "等待 75 秒" in page
     reply = client.post_form(f"/desk/callback/{item.id}")
     assert reply.status_code == 409 and "cannot call out" in reply.get_json()["error"]  # logged out
+    assert MissedCall.get_by_id(item.id).claimed_by_id is None  # a refused call gives the claim back
     client.post_form("/desk/action", {"action": "ready"})
     assert client.post_form("/desk/action", {"action": "not_ready", "reason": "回拨"}).get_json()["ok"]
     reply = client.post_form(f"/desk/callback/{item.id}")
     assert reply.get_json()["ok"] is True
     leg = reply.get_json()["call_uuid"]
     wait_for(lambda: any(leg in c and "13655556666" in c for c in world.commands), what="originate")
-    done = CallbackRequest.get_by_id(item.id)
-    assert done.status == "done" and done.handled_by_id == agent_user.id
+    claimed = MissedCall.get_by_id(item.id)
+    assert claimed.status == "open" and claimed.claimed_by_id == agent_user.id
+    outcome_url = f"/desk/callback/{item.id}/outcome"
+    assert outcome_url in client.get("/desk/").get_data(as_text=True)
+    assert client.post_form(outcome_url, {"outcome": "no_answer", "call_uuid": leg}).status_code == 303
+    attempt = CallbackAttempt.get()
+    assert (attempt.outcome, attempt.agent_id, attempt.call_uuid) == ("no_answer", agent_user.id, leg)
+    assert MissedCall.get_by_id(item.id).claimed_by_id is None and MissedCall.get_by_id(item.id).status == "open"
+    assert client.post_form(outcome_url, {"outcome": "maybe"}).status_code == 409
+    assert client.post_form(outcome_url, {"outcome": "reached"}).status_code == 303
+    assert MissedCall.get_by_id(item.id).status == "done"
+    assert "13655556666" not in client.get("/desk/").get_data(as_text=True)
     assert client.post_form(f"/desk/callback/{item.id}").status_code == 409
     assert client.post_form("/desk/callback/99999").status_code == 409
+
+
+def test_console_shows_the_call_backs_waiting(desk, client):
+    """Should show the team lead the missed-call list's open entries, who is calling one back, and the
+    counts in the live statistics."""
+    from recorder.missed import add_missed, claim
+
+    acd, world, agent, agent_user, lead_user = desk
+    first = add_missed("13655550001", "abandoned", queue="consult", wait_seconds=40)
+    add_missed("13655550001", "callback_request", queue="consult")
+    add_missed("13655550002", "out_of_hours")
+    claim(first.id, agent_user)
+    client.login("9001", PASSWORD)
+    page = client.get("/supervisor/").get_data(as_text=True)
+    assert "待回拨" in page and f'data-missed="{first.id}"' in page and "张三" in page
+    assert page.count("13655550001") == 1  # one row per number
+    stats = client.get("/supervisor/stats").get_json()["callbacks"]
+    assert (stats["open"], stats["claimed"], stats["by_queue"]) == (2, 1, {"": 1, "consult": 1})

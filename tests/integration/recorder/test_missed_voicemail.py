@@ -1,6 +1,8 @@
 """Missed-call list with call-back attempts, and voicemail becoming a ticket with its recording."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from caseflow.accounts import create_user
@@ -14,21 +16,26 @@ from tests.unit.recorder.test_wavfile import write_pcm
 
 
 def test_list_and_call_back(db, clock):
-    """Should list open missed calls newest first with per-number counts, and close them once reached."""
+    """Should list open missed calls newest first, one entry per number counting its calls, and close it
+    once reached."""
     agent = create_user("1001", "王芳", "correct horse battery", roles=["agent"])
-    a1 = add_missed("13800000001", "abandoned", queue="consult")
-    add_missed("13800000002", "out_of_hours")
-    a2 = add_missed("13800000001", "ivr_hangup")
+    a1 = add_missed("13800000001", "abandoned", queue="consult", at=clock.now() - dt.timedelta(minutes=9))
+    add_missed("13800000002", "out_of_hours", at=clock.now() - dt.timedelta(minutes=5))
+    a2 = add_missed("13800000001", "ivr_hangup", at=clock.now())
+    assert a2.id == a1.id
     entries = list_missed()
-    assert [e.missed.id for e in entries][0] == a2.id
+    assert [e.missed.id for e in entries][0] == a1.id  # its latest call is the newest
     assert {e.missed.caller: e.calls_from_number for e in entries} == {"13800000001": 2, "13800000002": 1}
+    assert (entries[0].missed.reason, entries[0].missed.queue) == ("ivr_hangup", "consult")
     record_attempt(a1.id, "no_answer", agent=agent, note="无人接")
     assert MissedCall.get_by_id(a1.id).status == "open" and MissedCall.get_by_id(a1.id).attempts == 1
     record_attempt(a1.id, "reached", agent=agent, call_uuid="cb-1")
-    assert [m.status for m in MissedCall.select().where(MissedCall.caller == "13800000001")] == ["done", "done"]
+    assert [m.status for m in MissedCall.select().where(MissedCall.caller == "13800000001")] == ["done"]
     assert [a.outcome for a in attempts_of(a1.id)] == ["no_answer", "reached"]
     assert [e.missed.caller for e in list_missed()] == ["13800000002"]
-    assert len(list_missed("done")) == 2 and len(list_missed("all", caller="0002")) == 1
+    assert len(list_missed("done")) == 1 and len(list_missed("all", caller="0002")) == 1
+    again = add_missed("13800000001", "abandoned")  # a new missed call after the call-back: a new entry
+    assert again.id != a1.id and again.calls == 1
 
 
 def test_bad_call_back_input(db):

@@ -110,6 +110,43 @@ def test_hang_up_in_menu_is_a_missed_call(product):
     assert product.fs.wait_for(listed, 10.0, "the missed call").reason == "ivr_hangup"
 
 
+def test_abandoned_queue_caller_is_listed_once(product):
+    """Should list a caller who hangs up while waiting in a queue exactly once, although both the ACD and
+    the call record report the call: one entry, one call counted, with the queue and the wait."""
+    from acd.dispatcher import create_queue
+
+    with database.connection_context():
+        queue = create_queue("general", "general", announce_interval=0, max_wait=0)
+        product.parts["acd"].load()  # nobody of the demo agents is registered: the caller waits
+    try:
+        _abandon_in_queue(product)
+    finally:  # on PostgreSQL the product's tables outlive the test: later calls must not find the queue
+        with database.connection_context():
+            queue.delete_instance(recursive=True)
+            MissedCall.delete().where(MissedCall.caller == "13811112222").execute()
+            product.parts["acd"].load()
+
+
+def _abandon_in_queue(product):
+    from recorder.models import MissedCallOccurrence
+
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13811112222", destination="12345",
+                                 script=[WaitFor("playback", arg_contains="local_stream"), Hangup()])
+    call.wait_ended(timeout=30)
+    finalised(product, call.uuid, lambda r: r.disposition == "abandoned")
+
+    def reported_by_acd():
+        with database.connection_context():
+            return MissedCallOccurrence.get_or_none((MissedCallOccurrence.call_uuid == call.uuid)
+                                                    & (MissedCallOccurrence.source == "acd"))
+    product.fs.wait_for(reported_by_acd, 10.0, "the ACD's report of the abandoned caller")
+    with database.connection_context():
+        rows = list(MissedCall.select().where(MissedCall.caller == "13811112222"))
+        assert [(r.reason, r.calls, r.status) for r in rows] == [("abandoned", 1, "open")]
+        assert rows[0].queue and MissedCallOccurrence.select().where(
+            MissedCallOccurrence.missed == rows[0]).count() == 1
+
+
 def test_complaint_recording_is_served_not_missed(product):
     """Should treat a caller who left a complaint recording as served: self-service, no missed call, and
     the recording indexed for the ticket."""

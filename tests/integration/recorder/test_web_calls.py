@@ -77,6 +77,27 @@ def test_dial_uses_the_lent_dialler(web, people):
     assert "话机未注册" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
+def test_claimed_entry_is_not_called_twice(web, people):
+    """Should refuse a second agent's call-back while the first holds the entry, and free it once the
+    first agent writes down the outcome."""
+    entry = add_missed("13812345678", "abandoned", queue="consult")
+    dialled = []
+    web.extensions["hotline"].services.extra["originate_callback"] = lambda user, number: dialled.append(
+        user.operator_no) or f"cb-{len(dialled)}"
+    first, second = login(web, people["agent"]), login(web, people["agent2"])
+    assert "message=calling" in first.post_form(f"/calls/missed/{entry.id}/dial").headers["Location"]
+    page = second.get("/calls/missed").get_data(as_text=True)
+    assert 'data-testid="claimed"' in page and people["agent"].name in page
+    response = second.post_form(f"/calls/missed/{entry.id}/dial")
+    assert "message=refused" in response.headers["Location"] and dialled == ["1001"]
+    response = second.post_form(f"/calls/missed/{entry.id}/attempt", {"outcome": "reached"})
+    assert "message=refused" in response.headers["Location"] and CallbackAttempt.select().count() == 0
+    first.post_form(f"/calls/missed/{entry.id}/attempt", {"outcome": "busy", "call_uuid": "cb-1"})
+    assert MissedCall.get_by_id(entry.id).claimed_by_id is None
+    assert "message=calling" in second.post_form(f"/calls/missed/{entry.id}/dial").headers["Location"]
+    assert dialled == ["1001", "1002"]
+
+
 def test_fax_log_page(web, people):
     """Should list fax jobs with their state for the centre."""
     job = FaxJob.create(direction="out", number="02588886666", state="failed", error="NO_ANSWER")
