@@ -419,6 +419,12 @@ def queue_edit(queue_id):
     if not _is_admin():
         abort(403)
     values, errors = check_queue_form(request.form, queue, list(Queue.select()))
+    acd = _acd()
+    waiting = len(acd.queue_waiters.get(queue.name, {})) if acd is not None else 0
+    if queue.active and not values["active"] and waiting:
+        # Callers already waiting would no longer be offered to anyone.
+        errors.append(f"队列中还有 {waiting} 位来电者在等待，暂不能停用 / {waiting} callers are waiting in this "
+                      f"queue: it cannot be switched off now")
     if errors:
         return _render_queue(queue, {**request.form, "name": queue.name}, errors, 400)
     changed = {k: v for k, v in values.items() if getattr(queue, k) != v}

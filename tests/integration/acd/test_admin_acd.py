@@ -16,6 +16,7 @@ from acd.models import Agent, AgentSkill, Queue, SupervisorAction
 from acd.strategies import STRATEGIES
 from caseflow.accounts import create_user
 from caseflow.models import User
+from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Conn, Pool, Session, World
 from webui.blueprints.admin_acd import parse_extension_ranges
 from webui.models import AuditLog
@@ -192,6 +193,32 @@ def test_queue_edit_conflicts_are_refused(client, people):
     assert response.status_code == 400 and "不能停用" in response.get_data(as_text=True)
     assert Queue.get_by_id(consult.id).overflow_kind == "callback" and Queue.get_by_id(consult.id).active
     assert Queue.get_by_id(general.id).skill == "general" and Queue.select().count() == 2
+
+
+def test_queue_with_waiting_callers_stays_on(client, running, people):
+    """Should refuse to switch off a queue while a caller waits in it, and allow it once the caller left."""
+    acd, world = running
+    queue = create_queue("consult", "consult", announce_interval=0, max_wait=0)
+    acd.load()
+    admin(client)
+    session = Session(world, caller="13900003333")
+    job = gevent.spawn(acd.enter_queue, session, "consult")
+    wait_for(lambda: acd.queue_waiters.get("consult"), what="caller waiting")
+    response = client.post_form(f"/admin/acd/queues/{queue.id}", queue_form(name=None, active=None))
+    assert response.status_code == 400 and "1 位来电者在等待" in response.get_data(as_text=True)
+    assert "consult" in acd.queues and Queue.get_by_id(queue.id).active
+    session.hangup_now()
+    job.get(timeout=5)
+    response = client.post_form(f"/admin/acd/queues/{queue.id}", queue_form(name=None, active=None))
+    assert response.status_code == 303 and "consult" not in acd.queues
+
+
+def test_english_pages_use_english_labels(client, people):
+    """Should show the rules and errors in English second to Chinese, and pages in English on request."""
+    admin(client)
+    client.post_form("/language", {"lang": "en", "next": "/admin/acd/"})
+    page = client.get("/admin/acd/queues/new").get_data(as_text=True)
+    assert "least talk time" in page and "ring progressively" in page and "New queue" in page
 
 
 def test_html_in_names_is_shown_as_text(client, people):
