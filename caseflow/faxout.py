@@ -1,5 +1,6 @@
-"""Outbound fax of a ticket's documents: a PDF attachment (the reply letter, consultation material) sent
-to a number through recorder.fax.FaxService, with a history row on the ticket."""
+"""Outbound fax of a ticket's documents: a PDF attachment (the reply letter, consultation material) or the
+ticket's reply rendered as a PDF (kept as an attachment), sent to a number through recorder.fax.FaxService,
+with a history row on the ticket."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,56 @@ from core.clock import Clock
 log = logging.getLogger(__name__)
 
 FAX_NUMBER_RE = re.compile(r"^\+?[0-9]{5,20}$")
+# Fonts with Chinese glyphs, tried in order when HOTLINE_FAX_FONT does not name one (Debian packages
+# fonts-wqy-microhei, fonts-wqy-zenhei, fonts-noto-cjk, fonts-droid-fallback).
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+
+
+class FaxFontMissing(TicketInputError):
+    """No font with Chinese glyphs is installed to render the reply."""
+
+
+def find_font(configured: str = "") -> Path:
+    """The font the reply PDF is set in: ``configured`` when given (it must exist), else the first
+    installed candidate; FaxFontMissing names what to install."""
+    if configured:
+        if not Path(configured).is_file():
+            raise FaxFontMissing(f"传真字体不存在 / HOTLINE_FAX_FONT {configured!r} does not exist")
+        return Path(configured)
+    for candidate in FONT_CANDIDATES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise FaxFontMissing("没有可用的中文字体，无法生成答复传真 / no Chinese font installed "
+                         "(install fonts-wqy-microhei or set HOTLINE_FAX_FONT)")
+
+
+def reply_pdf(ticket: Ticket, font: Path, clock: Clock) -> bytes:
+    """The ticket's reply as an A4 PDF: acceptance number, title, handling unit, date and the reply text."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.add_font("cjk", fname=str(font))
+
+    def block(text: str, size: int, height: float, align: str = "L") -> None:
+        # Chinese has no spaces to break at: wrap by character, and start each block at the left margin.
+        pdf.set_font("cjk", size=size)
+        pdf.multi_cell(0, height, text, align=align, wrapmode="CHAR", new_x="LMARGIN", new_y="NEXT")
+
+    block("12345 政务服务便民热线 工单答复 / Reply", 16, 10, "C")
+    pdf.ln(4)
+    unit = ticket.department.name if ticket.department_id else ""
+    for line in (f"受理号 / No.: {ticket.number}", f"标题 / Title: {ticket.title}",
+                 f"承办单位 / Unit: {unit}", f"日期 / Date: {clock.now():%Y-%m-%d %H:%M}"):
+        block(line, 11, 7)
+    pdf.ln(4)
+    block(ticket.reply, 12, 8)
+    return bytes(pdf.output())
 
 
 def clean_fax_number(number) -> str:
@@ -76,3 +127,19 @@ def send_attachment(ticket: Ticket, attachment_id, number, actor: Optional[User]
                       services.to_db(clock.now()), label="" if actor else services.SYSTEM)
     log.info("ticket %s: fax of attachment %s to %s queued as job %s", ticket.number, row.id, number, job.id)
     return job
+
+
+def send_reply(ticket: Ticket, number, actor: Optional[User], fax_service, attachments_root: Path,
+               font: Path | str = "", clock: Optional[Clock] = None):
+    """Render the ticket's reply as a PDF, keep it as a reply attachment, and fax it to ``number``."""
+    clock = clock or Clock()
+    if actor is not None:
+        services.require_write(actor, ticket)
+    number = clean_fax_number(number)
+    fresh = Ticket.get_by_id(ticket.id)
+    if not (fresh.reply or "").strip():
+        raise TicketInputError("该工单还没有答复内容 / the ticket has no reply to fax yet")
+    data = reply_pdf(fresh, find_font(str(font or "")), clock)
+    row = attachments.add_attachment(fresh, attachments_root, data, f"答复-{fresh.number}.pdf", actor=actor,
+                                     kind="reply", clock=clock)
+    return send_attachment(fresh, row.id, number, actor, fax_service, attachments_root, clock)

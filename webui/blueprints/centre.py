@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from caseflow import org, services
+from caseflow import materials, org, services
 from caseflow.services import CENTRE_QUEUES
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem
-from webui.blueprints.tickets import clock, install, own_messages
+from webui.blueprints.tickets import clock, fax_service, install, own_messages
 from webui.security import audit, require_roles
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
@@ -23,6 +23,9 @@ MESSAGES = own_messages({"zh": {
     "Centre desk": "热线办工作台", "Approve": "审核通过", "Remind": "催办", "Supervise": "督办",
     "Approve extension": "批准延期", "Rate": "回访", "Dispatch": "派单", "Open the ticket": "打开工单",
     "Nothing in this list.": "此列表为空。", "Merge into": "并入",
+    "Material requests": "资料索取", "Topic": "主题", "Send to": "发送至", "Requested": "索取时间",
+    "Done": "已处理", "Send by fax": "传真发送", "No knowledge answer with a PDF matches this topic.":
+    "知识库中没有与该主题匹配的PDF资料。", "No open material requests.": "暂无待处理的资料索取。",
     "Blacklist": "黑名单", "Blacklisted numbers": "黑名单号码", "Add a number": "添加号码", "Reason given": "原因",
     "Remove": "移出", "No numbers are blacklisted.": "黑名单为空。", "Phone": "电话号码", "Add": "添加",
     "Blacklisted callers hear a refusal in the phone menu.": "黑名单号码来电时由语音导航拒绝接入。",
@@ -48,7 +51,11 @@ def index():
         for t in rows:
             suggestions[t.id] = services.suggest_departments(t.category_id, t.region_id) if t.category_id else []
     overdue, soon = services.due_soon_and_overdue(g.user, clock())
+    requests = materials.pending(g.user)
+    fax_choices = {r.id: materials.fax_answers(r.topic) for r in requests if r.channel == "fax"}
     return render_template("centre/index.html", kind=kind, rows=rows, counts=counts, queues=CENTRE_QUEUES,
+                           material_requests=requests, fax_choices=fax_choices,
+                           material_channels=materials.CHANNEL_LABELS,
                            suggestions=suggestions, departments=departments,
                            notices=services.notifications_for(g.user, limit=20), overdue_count=len(overdue),
                            soon_count=len(soon), here=url_for("centre.index", q=kind))
@@ -96,3 +103,34 @@ def blacklist_remove():
         audit("blacklist_remove", "citizen", citizen.phone, "")
         flash(f"{citizen.phone} 已移出黑名单 / removed from the blacklist", "info")
     return redirect(url_for("centre.blacklist"), code=303)
+
+
+@bp.route("/materials/<int:request_id>/done", methods=["POST"])
+@require_roles(*ROLES)
+def material_done(request_id):
+    """Mark a caller's material request fulfilled."""
+    try:
+        materials.mark_done(request_id, g.user, clock())
+        flash("已标记为已处理 / marked done", "info")
+    except PermissionDenied:
+        abort(403)
+    except services.TicketInputError as error:
+        flash(str(error), "error")
+    return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")) + "#materials", code=303)
+
+
+@bp.route("/materials/<int:request_id>/fax", methods=["POST"])
+@require_roles(*ROLES)
+def material_fax(request_id):
+    """Fax the chosen knowledge answer's PDF to the number the caller gave."""
+    from flask import current_app
+
+    try:
+        job = materials.send_by_fax(request_id, request.form.get("answer"), g.user, fax_service(),
+                                    current_app.extensions["hotline"].config.attachments_dir, clock())
+        flash(f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})", "info")
+    except PermissionDenied:
+        abort(403)
+    except services.TicketInputError as error:
+        flash(str(error), "error")
+    return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")) + "#materials", code=303)

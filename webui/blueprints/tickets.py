@@ -83,7 +83,7 @@ MESSAGES = {"zh": {
     "Knowledge search beside the form: type words and press Search.": "可在此检索知识库：输入关键词后点查询。",
     "views": "次浏览", "Answers": "答案",
     "Call recordings": "通话录音", "Recording": "录音", "All recordings of this ticket": "本工单的全部录音",
-    "Fax a PDF": "传真PDF附件", "Fax number": "传真号码", "Send fax": "发送传真", "Faxes": "传真",
+    "Fax a PDF": "传真PDF附件", "The reply (as a PDF)": "答复内容（生成PDF）", "Fax number": "传真号码", "Send fax": "发送传真", "Faxes": "传真",
     "Direction": "方向", "Pages": "页数", "Sent": "发出", "Received": "收到", "Fax log": "传真记录",
     "Call record": "通话记录", "IVR trace": "语音导航轨迹", "Blacklist": "黑名单",
     "This number is on the blacklist.": "该号码已在黑名单中。", "Blacklist the caller": "将来电号码加入黑名单",
@@ -326,6 +326,7 @@ def detail(number):
         category_path=org.category_path(ticket.category if ticket.category_id else None),
         kb_query=kb_query, kb_results=kb_results, may_write=writable, media=media_context(ticket, files),
         fax_files=[f for f in files if faxout.is_pdf_attachment(f)] if writable else [],
+        may_fax=writable and (bool(ticket.reply) or any(faxout.is_pdf_attachment(f) for f in files)),
         may_blacklist=ticket.type == "harassment" and bool(ticket.citizen_phone) and can(g.user, "blacklist.edit"),
         blacklisted=services.is_blacklisted(ticket.citizen_phone) if ticket.citizen_phone else False)
 
@@ -391,12 +392,17 @@ def fax_service():
 @bp.route("/tickets/<number>/fax", methods=["POST"])
 @login_required
 def send_fax(number):
-    """Fax one of the ticket's PDF attachments (the reply letter, material) to a number."""
+    """Fax the ticket's reply (rendered as a PDF) or one of its PDF attachments to a number."""
     ticket = load_ticket(number)
+    config = current_app.extensions["hotline"].config
     try:
-        job = faxout.send_attachment(ticket, request.form.get("attachment"), request.form.get("number", ""), g.user,
-                                     fax_service(), current_app.extensions["hotline"].config.attachments_dir,
-                                     clock=clock())
+        if request.form.get("attachment") == "reply":
+            job = faxout.send_reply(ticket, request.form.get("number", ""), g.user, fax_service(),
+                                    config.attachments_dir, font=(config.extra or {}).get("HOTLINE_FAX_FONT", ""),
+                                    clock=clock())
+        else:
+            job = faxout.send_attachment(ticket, request.form.get("attachment"), request.form.get("number", ""),
+                                         g.user, fax_service(), config.attachments_dir, clock=clock())
         flash(f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})", "info")
     except PermissionDenied as error:
         refuse(str(error))

@@ -230,3 +230,66 @@ def test_fax_attachment_from_ticket(app, world, login, clock):
     assert [h.action for h in services.timeline(t)][-1] == "fax"
     centre = login(world.centre_user).get(f"/tickets/{t.number}").get_data(as_text=True)
     assert 'href="/calls/fax"' in centre and 'data-testid="fax-form"' in centre
+
+
+# ---- 6. consultation material requests ---------------------------------------------------------------------
+def test_material_requests_on_the_centre_desk(app, world, login, clock):
+    """Should list the callers' open material requests on the centre desk, mark one done, and fax a fax
+    request the knowledge answer's PDF (queued FaxJob); department users cannot act on them."""
+    from caseflow import knowledge
+    from ivr.models import MaterialRequest
+    from recorder.fax import FaxService
+
+    app.extensions["hotline"].services.extra["fax"] = FaxService.from_config(app.extensions["hotline"].config,
+                                                                             clock=clock)
+    item = knowledge.create_item("办事指南", "市民服务中心办事指南全文", publisher=world.centre_user, clock=clock)
+    stored = attachments.store_file(_root(app), PDF, "办事指南.pdf", clock)
+    answer = knowledge.add_answer(item, "见附件", actor=world.centre_user, attachment=stored, clock=clock)
+    sms = MaterialRequest.create(caller="13800138000", topic="投诉受理流程", channel="sms", address="13800138000")
+    fax = MaterialRequest.create(caller="13800138001", topic="办事指南", channel="fax", address="0571-88888888")
+    client = login(world.centre_user)
+    page = client.get("/centre/").get_data(as_text=True)
+    assert f'data-testid="material-{sms.id}"' in page and f'data-testid="material-fax-{fax.id}"' in page
+    assert f'data-testid="material-fax-{sms.id}"' not in page and f'value="{answer.id}"' in page
+    client.post(f"/centre/materials/{sms.id}/done", data={"csrf_token": client.csrf_token()})
+    assert MaterialRequest.get_by_id(sms.id).status == "sent"
+    again = client.post(f"/centre/materials/{sms.id}/done", data={"csrf_token": client.csrf_token()},
+                        follow_redirects=True)
+    assert "该资料索取已处理" in again.get_data(as_text=True)
+    wrong = client.post(f"/centre/materials/{fax.id}/fax", data={"answer": "abc", "csrf_token": client.csrf_token()},
+                        follow_redirects=True)
+    assert "请选择带PDF附件的知识答案" in wrong.get_data(as_text=True) and FaxJob.select().count() == 0
+    east = login(world.east_user)
+    assert east.post(f"/centre/materials/{fax.id}/fax", data={"answer": str(answer.id),
+                                                             "csrf_token": east.csrf_token()}).status_code == 403
+    client.post(f"/centre/materials/{fax.id}/fax", data={"answer": str(answer.id), "csrf_token": client.csrf_token()})
+    job = FaxJob.get()
+    assert (job.number, job.direction, job.state) == ("057188888888", "out", "queued")
+    assert MaterialRequest.get_by_id(fax.id).status == "sent"
+    assert "暂无待处理的资料索取" in client.get("/centre/").get_data(as_text=True)
+
+
+def test_fax_the_reply(app, world, login, clock):
+    """Should render the reply as a PDF (kept as a reply attachment) and queue it by fax; a ticket without a
+    reply is refused with the reason."""
+    from recorder.fax import FaxService
+
+    app.extensions["hotline"].services.extra["fax"] = FaxService.from_config(app.extensions["hotline"].config,
+                                                                             clock=clock)
+    t = world.east_ticket
+    client = login(world.east_user)
+    assert 'data-testid="fax-form"' not in client.get(f"/tickets/{t.number}").get_data(as_text=True)
+    none = client.post(f"/tickets/{t.number}/fax", data={"attachment": "reply", "number": "057188888888",
+                                                        "csrf_token": client.csrf_token()}, follow_redirects=True)
+    assert "该工单还没有答复内容" in none.get_data(as_text=True)
+    t = services.transition(t, "accept", world.east_user, clock=clock)
+    t = services.transition(t, "reply", world.east_user, reply="噪音问题已处理，施工单位已停止夜间施工。", clock=clock)
+    page = client.get(f"/tickets/{t.number}").get_data(as_text=True)
+    assert 'value="reply"' in page
+    client.post(f"/tickets/{t.number}/fax", data={"attachment": "reply", "number": "057188888888",
+                                                 "csrf_token": client.csrf_token()})
+    row = Attachment.get((Attachment.ticket == t) & (Attachment.kind == "reply"))
+    stored = attachments.resolve(_root(app), row).read_bytes()
+    assert row.filename == f"答复-{t.number}.pdf" and stored.startswith(b"%PDF-") and row.size == len(stored)
+    job = FaxJob.get()
+    assert (job.number, job.ticket_id, job.state) == ("057188888888", t.id, "queued") and job.pages >= 1
