@@ -123,6 +123,7 @@ class CallSession:
         self._executions: dict[str, gevent.event.AsyncResult] = {}
         self._hangup_event = gevent.event.Event()
         self._terminators: str | None = None
+        self._terminator_left = False   # playback_terminator_used is set on the channel from an earlier app
         self._channel = _OutboundChannel(sock, address, self, reply_timeout)
 
     # --- set-up -------------------------------------------------------------------------------------------
@@ -179,6 +180,8 @@ class CallSession:
         finally:
             self._executions.pop(event_uuid, None)
         event = frame.event
+        # FreeSWITCH leaves playback_terminator_used in place after the app that set it; record() clears it
+        self._terminator_left = bool(event.get("variable_playback_terminator_used"))
         return ExecuteResult(app, event.get("Application-Response", ""), event=event)
 
     def answer(self) -> None:
@@ -211,6 +214,9 @@ class CallSession:
         if (terminators or "none") != self._terminators:
             self.set("playback_terminators", terminators or "none")
         timeout = timeout if timeout is not None else max_seconds + 30.0
+        if self._terminator_left:
+            # else a record ended by silence would report the key that ended an earlier record or playback
+            self.execute("unset", "playback_terminator_used", timeout=10.0)
         result = self.execute("record", f"{path} {int(max_seconds)} {int(silence_threshold)} {int(silence_seconds)}",
                               timeout=timeout)
         self.dtmf.clear()
