@@ -7,6 +7,7 @@ import pytest
 
 from ivr.audio import wav_lengths
 
+
 @pytest.mark.parametrize("encoding", [["-e", "a-law"], ["-e", "mu-law"], ["-e", "signed-integer", "-b", "16"]])
 def test_tone_then_silence_measured_in_each_encoding(tmp_path, encoding):
     """Should give length and voiced part of a WAV made by sox: 1 s tone then 1 s silence."""
@@ -20,6 +21,7 @@ def test_tone_then_silence_measured_in_each_encoding(tmp_path, encoding):
     assert duration == 2000
     assert 960 <= voiced <= 1040
 
+
 def test_alaw_recording_is_not_zero(tmp_path):
     """Should measure an A-law WAV (what the recorder stores) instead of returning None."""
     path = tmp_path / "a.wav"
@@ -28,6 +30,7 @@ def test_alaw_recording_is_not_zero(tmp_path):
     assert subprocess.run(["soxi", "-e", str(path)], capture_output=True, text=True,
                           timeout=30).stdout.strip().lower().startswith("a-law")
     assert wav_lengths(path) == (3000, 3000)
+
 
 def test_truncated_header_size_uses_the_bytes_on_disk(tmp_path):
     """Should measure a recording cut by a hang-up whose data size was never written (0)."""
@@ -40,6 +43,7 @@ def test_truncated_header_size_uses_the_bytes_on_disk(tmp_path):
     path.write_bytes(bytes(raw))
     assert wav_lengths(path) == (1000, 1000)
 
+
 @pytest.mark.parametrize("content", [b"", b"RIFF", b"RIFF\x10\0\0\0WAVEdata\0\0\0\0", b"not audio at all" * 10,
                                      b"RIFF\x24\0\0\0WAVEfmt \x04\0\0\0abcd"])
 def test_not_a_wav_gives_none(tmp_path, content):
@@ -47,6 +51,7 @@ def test_not_a_wav_gives_none(tmp_path, content):
     path = tmp_path / "x.wav"
     path.write_bytes(content)
     assert wav_lengths(path) is None
+
 
 def test_missing_file_gives_none(tmp_path):
     """Should return None for a file that does not exist."""
