@@ -54,10 +54,22 @@ class SocketSession(EslConnection):
             self.close()
             ch = self.call.channel
             if not ch.hung_up and not self.released:
-                # The client closed the socket (or said exit) mid-call: the channel hangs up NORMAL_CLEARING.
-                # A test that drops the socket plays a switch-side failure instead.
-                self.sw.hangup(ch, "NORMAL_CLEARING", by="switch" if self.dropped else "app")
+                if self.dropped:
+                    # A test that drops the socket plays a switch-side failure: the channel goes at once.
+                    self.sw.hangup(ch, "NORMAL_CLEARING", by="switch")
+                else:
+                    gevent.spawn(self._after_socket, ch)
             self.call._session_closed(self)
+
+    def _after_socket(self, ch) -> None:
+        """The app closed the socket (or said exit) without hanging up: like the real switch, the `socket`
+        app returns only when the application in progress (and any already queued) ends, then the
+        dialplan's `hangup` runs: NORMAL_CLEARING when answered, NORMAL_TEMPORARY_FAILURE (SIP 503)
+        when not.  A park or an endless playback so goes on until the caller hangs up."""
+        runner = self.call.runner
+        runner.wait_until(lambda: ch.hung_up or (runner.current is None and not runner.queue), None)
+        if not ch.hung_up:
+            runner.enqueue("hangup", "NORMAL_CLEARING" if ch.answered else "NORMAL_TEMPORARY_FAILURE")
 
     def _handle(self, cmd: wire.Command) -> None:
         word, _, rest = cmd.line.partition(" ")

@@ -175,14 +175,52 @@ def test_linger_seconds_then_disconnect(fakeswitch):
     assert call.hangup_by == "app"
 
 
-def test_app_closing_socket_hangs_up_the_call(fakeswitch):
-    """Should hang up NORMAL_CLEARING when the app closes the socket mid-call."""
+def test_app_closing_socket_before_answer_refuses_the_call(fakeswitch):
+    """Should run the dialplan's hangup with NORMAL_TEMPORARY_FAILURE (SIP 503) when the app closes the
+    socket of a call it never answered, as the real switch does."""
     def app(c):
         c.command("connect")
         c.close()
 
     call = _run(fakeswitch, app, [Wait(1)])
+    assert call.hangup_cause == "NORMAL_TEMPORARY_FAILURE" and call.hangup_by == "app"
+    assert call.executed[-1] == ("hangup", "NORMAL_TEMPORARY_FAILURE")
+
+
+def test_app_closing_socket_lets_the_running_playback_finish(fakeswitch, tmp_path):
+    """Should let the playback in progress end (FILE PLAYED) after the app closes the socket of an
+    answered call, and only then hang up NORMAL_CLEARING, as the real switch does."""
+    def app(c):
+        c.command("connect")
+        c.command("myevents")
+        execute(c, "answer")
+        c.command("sendmsg\ncall-command: execute\nexecute-app-name: playback\n"
+                  "execute-app-arg: silence_stream://2000\n\n")
+        c.read_event("CHANNEL_EXECUTE", 5, Application="playback")
+        c.close()
+
+    call = _run(fakeswitch, app, [Wait(10)])
     assert call.hangup_cause == "NORMAL_CLEARING" and call.hangup_by == "app"
+    names = [name for name, _ in call.executed]
+    assert names[-2:] == ["playback", "hangup"], call.executed
+    # the playback's own response, kept on the channel (the hangup app leaves it as it was)
+    assert call.variables.get("current_application_response") == "FILE PLAYED"
+
+
+def test_app_closing_socket_leaves_a_park_to_the_caller(fakeswitch):
+    """Should keep a parked call up after the app closes its socket (the park never ends by itself), until
+    the caller hangs up."""
+    def app(c):
+        c.command("connect")
+        c.command("myevents")
+        execute(c, "answer")
+        c.command("sendmsg\ncall-command: execute\nexecute-app-name: park\n\n")
+        c.read_event("CHANNEL_EXECUTE", 5, Application="park")
+        c.close()
+
+    call = _run(fakeswitch, app, [Wait(100), Hangup()])
+    assert call.hangup_by == "caller"
+    assert ("hangup", "NORMAL_CLEARING") not in call.executed
 
 
 def test_api_and_bgapi_on_the_socket_and_myevents_filter(fakeswitch):
@@ -248,7 +286,8 @@ def test_bridge_to_agent_until_agent_hangs_up(fakeswitch):
     assert "CHANNEL_BRIDGE" in res["frames"] and "CHANNEL_UNBRIDGE" in res["frames"]
     assert call.bridged_to and call.bridged_to[0] is agent.channels[0]
     assert agent.channels[0].hangup_by == "agent"
-    assert call.executed[-1] == ("playback", "silence_stream://100")
+    # after `exit` the dialplan's own hangup ends the answered call, as on the real switch
+    assert call.executed[-2:] == [("playback", "silence_stream://100"), ("hangup", "NORMAL_CLEARING")]
 
 
 @pytest.mark.parametrize("mode,cause", [("busy", "USER_BUSY"), (False, "CALL_REJECTED"), ("timeout", "NO_ANSWER")])
