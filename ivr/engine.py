@@ -21,6 +21,7 @@ from ivr.tree import CITIZEN_STATUSES, REPEAT, Node, Tree
 log = logging.getLogger(__name__)
 
 MAX_TRACE = 500
+QUEUE_TRANSFER_NODE = "@queue"  # trace name of the queue an agent transferred a caller into
 
 
 # ---------------------------------------------------------------- events (runner -> engine)
@@ -34,6 +35,7 @@ class CallStarted:
     lang: str | None = None
     start_node: str | None = None  # an agent handing a caller back to a node (人工转自动)
     variables: tuple[tuple[str, str], ...] = ()  # call-specific texts, e.g. an outbound call's message
+    queue: str = ""  # an agent blind-transferred the caller into this ACD queue: go straight there
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class PollLoaded:
 
 @dataclass(frozen=True)
 class QueueResult:
-    outcome: str  # "answered", "busy", "no_answer", "failed"
+    outcome: str  # "answered", "busy", "no_answer", "failed", "transferred" (the channel left the app)
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,7 @@ class SaveAnswer:
 @dataclass(frozen=True)
 class ToQueue:
     skill: str
+    queue: str = ""  # a named ACD queue (a caller an agent transferred into it) instead of a skill
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,8 @@ class IvrEngine:
                 self.lang = event.lang
             self.variables = dict(event.variables)
             self._log("", "call started")
+            if event.queue:
+                return self._enter_named_queue(event.queue)
             return self._enter(event.start_node or self.tree.start)
         handler = getattr(self, f"_on_{self.node.kind}")
         return handler(event)
@@ -498,11 +503,35 @@ class IvrEngine:
             prefix = prefix + [Play((node.get("prompt"),), self.lang)]
         return self._wait(prefix + [ToQueue(node.get("skill"))])
 
+    def _busy_node(self) -> str:
+        """Where a caller goes when the queue an agent transferred them to is busy: the tree's all-busy node."""
+        named = str(self.tree.setting("busy_node", "all_busy"))
+        if named in self.tree.nodes:
+            return named
+        for node in self.tree.nodes.values():
+            if node.kind == "queue" and node.get("on_busy") in self.tree.nodes:
+                return node.get("on_busy")
+        return self.tree.start
+
+    def _enter_named_queue(self, queue: str) -> list:
+        self.steps += 1
+        self.node = Node(QUEUE_TRANSFER_NODE, "queue", {"queue": queue, "on_busy": self._busy_node()})
+        self.scratch = _Scratch()
+        self._log(QUEUE_TRANSFER_NODE, f"enter queue {queue} (transferred by an agent)")
+        return self._wait([ToQueue("", queue=queue)])
+
     def _on_queue(self, event: QueueResult) -> list:
         self._log(self.node.id, f"queue: {event.outcome}")
         if event.outcome == "answered":
-            self.outcome = f"queue:{self.node.get('skill')}"
+            self.outcome = f"queue:{self.node.get('skill') or self.node.get('queue')}"
             return self._wait([HangupCall()])
+        if event.outcome == "transferred":
+            # The ACD sent the caller on (an agent's blind transfer, an overflow number): the channel has
+            # left the socket application, so the IVR neither plays nor hangs up any more.
+            self.outcome = "queue_transferred"
+            self.done = True
+            self._expect = ()
+            return []
         return self._enter(self.node.get("on_busy"))
 
     def _transfer_number(self, node: Node) -> str:

@@ -113,7 +113,10 @@ class IvrCall:
         if tree is None:
             version_id, tree = services.active_tree()
         self.version_id = version_id
-        handed_back = (getattr(session, "channel_data", None) or {}).get("variable_hotline_ivr_node", "")
+        data = getattr(session, "channel_data", None) or {}
+        # An agent blind-transferred the caller into a queue (the ACD set hotline_queue): straight there.
+        self.queue = "" if self.direction == "outbound" else data.get("variable_hotline_queue", "")[:64]
+        handed_back = data.get("variable_hotline_ivr_node", "")
         if self.start_node is None and handed_back in tree.nodes:
             # An agent handed the caller back to self-service (人工转自动), e.g. for the status query.
             self.start_node = handed_back
@@ -133,7 +136,8 @@ class IvrCall:
             if self.answer:
                 self.session.answer()
             event: Any = e.CallStarted(self.session.caller, self.session.destination, self.session.uuid,
-                                       start_node=self.start_node, variables=tuple(self.variables.items()))
+                                       start_node=self.start_node, variables=tuple(self.variables.items()),
+                                       queue=self.queue)
             while not engine.done:
                 actions = engine.feed(event)
                 if not actions:
@@ -211,7 +215,8 @@ class IvrCall:
             return None
         if isinstance(action, e.ToQueue):
             try:
-                outcome = self.services.route_to_queue(session, action.skill)
+                outcome = (self.services.route_to_queue(session, action.skill, queue=action.queue) if action.queue
+                           else self.services.route_to_queue(session, action.skill))
             except (CallHangup, SwitchTimeout):
                 raise
             except Exception:  # noqa: BLE001 - a broken queue must still leave the caller a way out

@@ -56,7 +56,7 @@ class IvrServices(Protocol):
                            call_uuid: str) -> None: ...
     def request_material(self, caller: str, topic: str, channel: str, address: str, call_uuid: str) -> None: ...
     def knowledge_text(self, item_id: str) -> str | None: ...
-    def route_to_queue(self, session, skill: str) -> str: ...
+    def route_to_queue(self, session, skill: str, queue: str = "") -> str: ...
     def save_trace(self, record: "TraceRecord") -> None: ...
     def outbound_plan(self, attempt_id: str) -> tuple[Any, dict[str, str]] | None: ...
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None: ...
@@ -262,19 +262,21 @@ class HotlineIvrServices:
         return f"{item.title}。{item.content}"[:2000]
 
     # ------------------------------------------------------------------ people
-    def route_to_queue(self, session, skill: str) -> str:
-        """Connect the caller to a person with ``skill``: "answered", "busy" or "failed"."""
+    def route_to_queue(self, session, skill: str, queue: str = "") -> str:
+        """Connect the caller to a person with ``skill`` (or in the named ACD ``queue``): "answered", "busy",
+        "failed" or "transferred" (the ACD sent the channel elsewhere: the IVR must leave it alone)."""
         if self.acd is not None:
             from acd.dispatcher import AcdError
 
             try:
-                outcome = self.acd.enter_queue(session, skill)
+                outcome = (self.acd.enter_queue(session, skill or None, queue_name=queue) if queue
+                           else self.acd.enter_queue(session, skill))
             except AcdError as exc:
                 # No queue serves this skill yet: the node kind stays, the agents are rung in order.
                 log.warning("ivr: %s; ringing the agent extensions instead", exc)
                 return self._bridge_agents(session)
             return {"answered": "answered", "callback": "answered", "transfer": "answered",
-                    "busy": "busy"}.get(outcome.outcome, "failed")
+                    "transferred": "transferred", "busy": "busy"}.get(outcome.outcome, "failed")
         return self._bridge_agents(session)
 
     def agent_extensions(self) -> list[str]:
