@@ -3,13 +3,13 @@ review, overdue, supervision, extension requests, call-back list with satisfacti
 call-backs; merge and re-dispatch happen on the same lists and the ticket page."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
 from caseflow import materials, org, services
 from caseflow.services import CENTRE_QUEUES
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem
-from webui.blueprints.tickets import clock, fax_service, install, own_messages
+from webui.blueprints.tickets import act_and_return, clock, fax_service, install, own_messages
 from webui.security import audit, require_roles
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
@@ -74,63 +74,52 @@ def read(notification_id):
 def blacklist():
     """The blacklist of harassing numbers (P5 §3.6.6): list and add with a reason (audited). The IVR's
     check reads the same Citizen flag (caseflow.services.is_blacklisted)."""
-    if request.method == "POST":
-        try:
-            citizen = services.set_blacklist(request.form.get("phone", ""), True, request.form.get("reason", ""),
-                                             actor=g.user)
-        except PermissionDenied:
-            abort(403)
-        except services.TicketInputError as error:
-            flash(str(error), "error")
-        else:
-            audit("blacklist_add", "citizen", citizen.phone, citizen.blacklist_reason)
-            flash(f"{citizen.phone} 已加入黑名单 / blacklisted", "info")
-        return redirect(url_for("centre.blacklist"), code=303)
-    return render_template("centre/blacklist.html", rows=services.blacklist())
+    if request.method == "GET":
+        return render_template("centre/blacklist.html", rows=services.blacklist())
+
+    def add():
+        citizen = services.set_blacklist(request.form.get("phone", ""), True, request.form.get("reason", ""),
+                                         actor=g.user)
+        audit("blacklist_add", "citizen", citizen.phone, citizen.blacklist_reason)
+        return f"{citizen.phone} 已加入黑名单 / blacklisted"
+
+    return act_and_return(add, url_for("centre.blacklist"))
 
 
 @bp.route("/blacklist/remove", methods=["POST"])
 @require_roles(*BLACKLIST_ROLES)
 def blacklist_remove():
     """Take a number off the blacklist (audited)."""
-    try:
+    def remove():
         citizen = services.set_blacklist(request.form.get("phone", ""), False, "", actor=g.user)
-    except PermissionDenied:
-        abort(403)
-    except services.TicketInputError as error:
-        flash(str(error), "error")
-    else:
         audit("blacklist_remove", "citizen", citizen.phone, "")
-        flash(f"{citizen.phone} 已移出黑名单 / removed from the blacklist", "info")
-    return redirect(url_for("centre.blacklist"), code=303)
+        return f"{citizen.phone} 已移出黑名单 / removed from the blacklist"
+
+    return act_and_return(remove, url_for("centre.blacklist"))
+
+
+def _desk(anchor: str = "#materials") -> str:
+    return url_for("centre.index", q=request.form.get("q", "to_dispatch")) + anchor
 
 
 @bp.route("/materials/<int:request_id>/done", methods=["POST"])
 @require_roles(*ROLES)
 def material_done(request_id):
     """Mark a caller's material request fulfilled."""
-    try:
+    def done():
         materials.mark_done(request_id, g.user, clock())
-        flash("已标记为已处理 / marked done", "info")
-    except PermissionDenied:
-        abort(403)
-    except services.TicketInputError as error:
-        flash(str(error), "error")
-    return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")) + "#materials", code=303)
+        return "已标记为已处理 / marked done"
+
+    return act_and_return(done, _desk())
 
 
 @bp.route("/materials/<int:request_id>/fax", methods=["POST"])
 @require_roles(*ROLES)
 def material_fax(request_id):
     """Fax the chosen knowledge answer's PDF to the number the caller gave."""
-    from flask import current_app
-
-    try:
+    def send():
         job = materials.send_by_fax(request_id, request.form.get("answer"), g.user, fax_service(),
                                     current_app.extensions["hotline"].config.attachments_dir, clock())
-        flash(f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})", "info")
-    except PermissionDenied:
-        abort(403)
-    except services.TicketInputError as error:
-        flash(str(error), "error")
-    return redirect(url_for("centre.index", q=request.form.get("q", "to_dispatch")) + "#materials", code=303)
+        return f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})"
+
+    return act_and_return(send, _desk())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
                    url_for)
 from werkzeug.exceptions import Forbidden
@@ -147,6 +148,22 @@ def refuse(message: str):
     error = Forbidden(message)
     error.hotline_message = message
     raise error
+
+
+def act_and_return(action, back: str):
+    """Run ``action()``, which returns the message to show on success; a refusal is a 403 with its reason,
+    a ticket out of reach a 404, bad input a flashed error; then back to ``back`` (303)."""
+    try:
+        message = action()
+    except PermissionDenied as error:
+        refuse(str(error))
+    except NotFound:
+        abort(404)
+    except TicketInputError as error:
+        flash(str(error), "error")
+    else:
+        flash(message, "info")
+    return redirect(back, code=303)
 
 
 def safe_back(default: str) -> str:
@@ -346,14 +363,12 @@ def act(number):
 def note(number):
     """Append a note to the timeline."""
     ticket = load_ticket(number)
-    try:
+
+    def add():
         services.add_note(ticket, request.form.get("note", ""), actor=g.user, clock=clock())
-        flash(services_label_done(), "info")
-    except PermissionDenied as error:
-        refuse(str(error))
-    except TicketInputError as error:
-        flash(str(error), "error")
-    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
+        return services_label_done()
+
+    return act_and_return(add, url_for("tickets.detail", number=ticket.number))
 
 
 @bp.route("/tickets/<number>/attach", methods=["POST"])
@@ -395,7 +410,8 @@ def send_fax(number):
     """Fax the ticket's reply (rendered as a PDF) or one of its PDF attachments to a number."""
     ticket = load_ticket(number)
     config = current_app.extensions["hotline"].config
-    try:
+
+    def send():
         if request.form.get("attachment") == "reply":
             job = faxout.send_reply(ticket, request.form.get("number", ""), g.user, fax_service(),
                                     config.attachments_dir, font=(config.extra or {}).get("HOTLINE_FAX_FONT", ""),
@@ -403,14 +419,9 @@ def send_fax(number):
         else:
             job = faxout.send_attachment(ticket, request.form.get("attachment"), request.form.get("number", ""),
                                          g.user, fax_service(), config.attachments_dir, clock=clock())
-        flash(f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})", "info")
-    except PermissionDenied as error:
-        refuse(str(error))
-    except NotFound:
-        abort(404)
-    except TicketInputError as error:
-        flash(str(error), "error")
-    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
+        return f"传真已排队（任务 {job.id}）/ fax queued (job {job.id})"
+
+    return act_and_return(send, url_for("tickets.detail", number=ticket.number))
 
 
 @bp.route("/tickets/<number>/blacklist", methods=["POST"])
@@ -418,15 +429,13 @@ def send_fax(number):
 def blacklist_caller(number):
     """Blacklist the caller of a harassment ticket (centre roles)."""
     ticket = load_ticket(number)
-    try:
+
+    def add():
         citizen = services.blacklist_caller(ticket, g.user, request.form.get("reason", ""), clock=clock())
         audit("blacklist_add", "citizen", citizen.phone, f"ticket {ticket.number}: {citizen.blacklist_reason}")
-        flash("已加入黑名单 / the number is blacklisted", "info")
-    except PermissionDenied as error:
-        refuse(str(error))
-    except TicketInputError as error:
-        flash(str(error), "error")
-    return redirect(url_for("tickets.detail", number=ticket.number), code=303)
+        return "已加入黑名单 / the number is blacklisted"
+
+    return act_and_return(add, url_for("tickets.detail", number=ticket.number))
 
 
 @bp.route("/tickets/<number>/files/<int:file_id>")

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from caseflow import attachments, roles, services
-from caseflow.models import Attachment, Citizen, Ticket, TicketHistory, User
+from caseflow.models import Attachment, Citizen, TicketHistory, User
 from caseflow.workflow import STATUS_LABELS, PermissionDenied
 from recorder.models import CallRecord, FaxJob, Recording, RecordingAccess
 from webui.models import AuditLog
