@@ -366,8 +366,12 @@ def traces():
 @require_roles(*TRACE_ROLES)
 def trace(call_uuid: str):
     """The nodes one call visited, with times and keys (linked from call and ticket pages)."""
+    from ivr.privacy import steps_for
+
     rows = list(IvrTrace.select().where(IvrTrace.call_uuid == call_uuid[:64]).order_by(IvrTrace.id))
-    return render_template("ivr_admin/trace.html", call_uuid=call_uuid[:64], traces=rows)
+    # Typed numbers (acceptance numbers, phone numbers) masked for roles that do not need them.
+    steps = {row.id: steps_for(row.steps, g.get("user")) for row in rows}
+    return render_template("ivr_admin/trace.html", call_uuid=call_uuid[:64], traces=rows, steps=steps)
 
 
 def tree_preview(source: str) -> str:
