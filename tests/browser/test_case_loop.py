@@ -74,3 +74,26 @@ def test_dispatch_accept_reply_review_callback_close(page, live_server, demo_acc
     with database.connection_context():
         stored = Ticket.get(Ticket.number == number)
         assert (stored.status, stored.satisfaction) == ("closed", "satisfied")
+
+
+def test_play_call_recording_from_the_ticket_page(page, live_server):
+    """Should play a ticket's call recording on the ticket page through /recordings/<id>/audio (Chromium
+    fetches with Range requests), link the call record, and log the listen under the user."""
+    from core.db import database
+    from recorder.models import RecordingAccess
+
+    from .test_recording_playback import PASSWORD, _recorded_ticket
+
+    number, rec_id = _recorded_ticket(live_server.config)
+    login(page, live_server, "3001", PASSWORD)
+    page.goto(live_server(f"/tickets/{number}"))
+    player = page.get_by_test_id(f"recording-{rec_id}")
+    expect(player).to_have_attribute("src", f"/recordings/{rec_id}/audio")
+    expect(page.get_by_test_id("call-record")).to_be_visible()
+    player.evaluate("audio => audio.play()")
+    page.wait_for_function(
+        f"() => {{ const a = document.querySelector('[data-testid=recording-{rec_id}]');"
+        " return a && !a.error && a.currentTime > 0.3; }")
+    with database.connection_context():
+        listens = list(RecordingAccess.select().where(RecordingAccess.recording == rec_id))
+    assert listens and listens[0].action == "listen" and listens[0].user_label.startswith("3001")
