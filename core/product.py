@@ -51,6 +51,12 @@ class Product:
         with database.connection_context():
             create_schema(all_models())
         self.demo_accounts = load_demo_if_empty(config, self.clock)
+        if self.demo_accounts:
+            from acd.demo import load_acd_demo
+
+            # Queues for the default tree's skills, and the demo agents on their extensions.
+            with database.connection_context():
+                load_acd_demo()
 
         pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout)
         # The same key `python -m recorder.verify` and the call-records page check with.
