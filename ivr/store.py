@@ -25,12 +25,37 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-class TreeStore:
-    """Versions of the named trees; ``prompt_keys`` and ``skills`` are what activation checks against."""
+def queue_skills() -> set[str] | None:
+    """Skills and names of the ACD's active queues (what a queue node may route to), read at each check.
 
-    def __init__(self, prompt_keys: Iterable[str] | None = None, skills=None):
+    None when there is no active queue at all (a fresh install, or the ACD not set up yet): the tree's own
+    ``settings.skills`` are checked then, and "to a person" rings the agent extensions in order, as the
+    runner does when the ACD knows no queue for a skill.
+    """
+    from acd.models import Queue  # read only: the ACD owns its queues
+
+    try:
+        if not Queue.table_exists():
+            return None
+        rows = list(Queue.select(Queue.name, Queue.skill).where(Queue.active))
+    except peewee.DatabaseError as exc:
+        log.warning("ivr: could not read the ACD queues (%s): checking the tree's own skills", exc)
+        return None
+    if not rows:
+        return None
+    return {row.skill for row in rows} | {row.name for row in rows}
+
+
+class TreeStore:
+    """Versions of the named trees; ``prompt_keys`` and ``skills`` are what activation checks against.
+
+    ``skills`` defaults to the ACD's active queues (``queue_skills``): a tree routing to a skill no queue
+    serves is refused once queues exist.
+    """
+
+    def __init__(self, prompt_keys: Iterable[str] | None = None, skills=queue_skills):
         self.prompt_keys = set(prompt_keys) if prompt_keys is not None else None
-        self._skills = skills  # callable -> set, a set, or None (the tree's own list)
+        self._skills = skills  # callable -> set or None, a set, or None (the tree's own list)
         self._cache: dict[int, Tree] = {}
         self._lock = threading.Lock()
 
@@ -47,12 +72,13 @@ class TreeStore:
                 self._cache[version.id] = tree
         return tree
 
-    def problems(self, source: str, name: str = "default") -> list[Problem]:
+    def problems(self, source: str, name: str = "default", *, check_queues: bool = True) -> list[Problem]:
+        """Everything that keeps ``source`` from being activated (queue nodes against the ACD's queues)."""
         try:
             tree = parse_tree(source, "toml", name=name)
         except TreeError as exc:
             return exc.problems
-        return validate(tree, self.prompt_keys, self.skills())
+        return validate(tree, self.prompt_keys, self.skills() if check_queues else None)
 
     def save(self, source: str, name: str = "default", comment: str = "", created_by: str = "") -> IvrTreeVersion:
         """Store a new (inactive) version; a file that does not parse is refused with its problems."""
@@ -73,12 +99,12 @@ class TreeStore:
                 continue  # two saves at once: take the next number
         raise TreeError([Problem("", "could not allocate a version number, try again")])
 
-    def activate(self, version_id: int, activated_by: str = "") -> IvrTreeVersion:
+    def activate(self, version_id: int, activated_by: str = "", *, check_queues: bool = True) -> IvrTreeVersion:
         """Make a version the active one of its name; refused (TreeError listing every problem) if invalid."""
         version = IvrTreeVersion.get_or_none(IvrTreeVersion.id == version_id)
         if version is None:
             raise TreeError([Problem("", f"no tree version {version_id}")])
-        problems = self.problems(version.source, version.name)
+        problems = self.problems(version.source, version.name, check_queues=check_queues)
         if problems:
             raise TreeError(problems)
         db = IvrTreeVersion._meta.database
@@ -113,7 +139,9 @@ class TreeStore:
                        .order_by(IvrTreeVersion.version.desc()).first())
         else:
             version = self.save(Path(path).read_text(encoding="utf-8"), "default", "shipped default tree", "system")
-        return self.activate(version.id, "system")
+        # The shipped tree is not held to the queues of this installation: a start-up must not fail
+        # because queues were set up first; its skills without a queue ring the agent extensions.
+        return self.activate(version.id, "system", check_queues=False)
 
     def versions(self, name: str = "default") -> list[IvrTreeVersion]:
         return list(IvrTreeVersion.select().where(IvrTreeVersion.name == name)

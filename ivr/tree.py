@@ -273,7 +273,8 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
             if not skill:
                 problems.append(Problem(nid, "queue node without 'skill'"))
             elif skill not in known_skills:
-                problems.append(Problem(nid, f"unknown queue/skill {skill!r}"))
+                problems.append(Problem(nid, f"unknown queue/skill {skill!r}: no active queue serves it "
+                                             f"(known: {', '.join(sorted(known_skills)) or 'none'})"))
         if node.kind == "transfer":
             number, where = _resolve_number(tree, node)
             if number is None:
