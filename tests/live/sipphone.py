@@ -31,15 +31,17 @@ def register(sipp: str, workdir: Path, switch_port: int, extension: str, passwor
 
 
 class AgentPhone:
-    """An agent's phone: sipp answering `calls` calls with PCMA (sipp/answer.xml), registered as `extension`."""
+    """An agent's phone: sipp answering `calls` calls with PCMA (sipp/answer.xml), registered as `extension`.
+
+    scenario="answer_hold.xml": a phone that also accepts re-INVITEs in the call (hold and resume)."""
 
     def __init__(self, sipp: str, workdir: Path, switch_port: int, extension: str, password: str,
-                 calls: int = 1, timeout_s: int = 60):
+                 calls: int = 1, timeout_s: int = 60, scenario: str = "answer.xml"):
         self.sipp, self.workdir, self.switch_port = sipp, workdir, switch_port
         self.extension, self.password = extension, password
         self.port, self.register_port = free_udp_port(), free_udp_port()
         self.process = subprocess.Popen(
-            [sipp, "-sf", str(SCENARIOS / "answer.xml"), "-i", "127.0.0.1", "-p", str(self.port),
+            [sipp, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(self.port),
              "-mp", str(free_udp_port()), "-m", str(calls),
              "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
              "-trace_msg", "-message_file", str(workdir / f"phone-{extension}-messages.log")],

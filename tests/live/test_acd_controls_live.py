@@ -1,0 +1,248 @@
+"""Team-lead actions (acd/supervisor.py) and agent controls (acd/agent_controls.py) on a real bridged call.
+
+Skipped unless HOTLINE_TEST_ESL is set (and without sipp).  The app side is the product's own parts (the
+LiveLine of test_acd_live.py: a SwitchPool on the live switch, the Acd, an OutboundServer that queues
+every call); agents' and team leads' phones are sipp UAS processes registered on the internal profile;
+the caller is a loopback call to 12345.  Each test checks what the switch itself reports: the eavesdrop
+channel and its variables, the hang-up and its cause, who the caller ends up bridged to, hold events.
+
+Extensions used here (others are taken by the other live modules, which may run at the same time on
+another worker): 1002-1009, 1014, 1018.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import gevent
+import pytest
+
+from acd.agent_controls import AgentControls
+from acd.dispatcher import create_queue
+from acd.models import SupervisorAction
+from caseflow.models import User
+from tests.live.sipphone import AgentPhone
+from tests.live.test_acd_live import LiveLine, _agent, _in_thread, _wait, sipp  # noqa: F401 - sipp fixture
+
+pytestmark = pytest.mark.live
+
+
+def _event(esl_events, predicate, timeout: float, what: str) -> dict:
+    try:
+        return _in_thread(esl_events.wait_event, predicate, timeout)
+    except Exception as exc:  # noqa: BLE001 - say which step it was
+        raise AssertionError(f"waiting for {what}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, extension: str, seat: str,
+                  caller: str, scenario: str = "answer.xml", others: tuple[tuple[str, str, int], ...] = ()):
+    """A caller queued and bridged to a registered agent (seat, extension).
+
+    others: (extension, operator number or "" for a bare team-lead phone, calls it answers) for further
+    phones; an operator number makes that phone an agent's (known to the ACD, logged out).  Yields a dict: line, agent, phones, citizen, call (the app's leg), leg (the agent's leg).
+    """
+    password = esl.api("global_getvar agent_password").strip()
+    sip_port = int(esl.api("global_getvar internal_sip_port").strip())
+    create_queue("consult", "consult", strategy="fixed_order", wrap_up_seconds=0, announce_interval=0,
+                 ring_timeout=15)
+    agent = _agent(seat, extension, "consult")
+    phones = {extension: AgentPhone(sipp, tmp_path, sip_port, extension, password, scenario=scenario)}
+    for other_ext, other_seat, calls in others:
+        phones[other_ext] = AgentPhone(sipp, tmp_path, sip_port, other_ext, password, calls=calls)
+        if other_seat:
+            _agent(other_seat, other_ext, "consult")
+    line = None
+    try:
+        for phone in phones.values():
+            _in_thread(phone.register)
+        line = LiveLine(esl_endpoint, "consult")
+        line.acd.transition(agent.id, "login")
+        line.acd.transition(agent.id, "ready")
+        citizen = place_call(caller=caller, outbound=line.address)
+        bridged = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+                         and ev.get("Caller-Caller-ID-Number") == caller
+                         and ev.get("Unique-ID") != citizen.uuid, 40, "the caller bridged to the agent")
+        call, leg = bridged["Unique-ID"], bridged["Other-Leg-Unique-ID"]
+        assert esl.api(f"uuid_getvar {leg} dialed_user").strip() == extension
+        _wait(lambda: line.acd.agents[agent.id].state == "in_call"
+              and line.acd.agents[agent.id].leg_uuid == leg, 10, "the agent in the call")
+        yield {"line": line, "agent": agent, "phones": phones, "citizen": citizen, "call": call, "leg": leg}
+    finally:
+        if line is not None:
+            line.close()
+        for phone in phones.values():
+            _in_thread(phone.close)
+
+
+def _lead(no: str, extension: str) -> User:
+    return User.create(operator_no=no, name=f"班长{no}", password_hash="x", roles="team_lead",
+                       extension=extension)
+
+
+def _exists(esl, uuid: str) -> bool:
+    return esl.api(f"uuid_exists {uuid}").strip() == "true"
+
+
+def test_team_lead_monitor_whisper_and_barge_eavesdrop_on_the_agent_leg(db, esl_endpoint, esl, esl_events,
+                                                                       sipp, place_call, tmp_path):
+    """Should ring the team lead's phone and, once answered, eavesdrop on the agent's leg: monitor with no
+    extra variables, whisper with eavesdrop_whisper_aleg, barge with both bridge flags; the conversation
+    goes on when the lead hangs up, and every action is recorded with who did it."""
+    from acd.supervisor import Supervisor
+
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1002",
+                       seat="8201", caller="13933330001", others=(("1003", "", 3),)) as c:
+        lead = _lead("9201", "1003")
+        supervisor = Supervisor(c["line"].acd)
+        expected = {"monitor": {"eavesdrop_whisper_aleg": "", "eavesdrop_bridge_aleg": ""},
+                    "whisper": {"eavesdrop_whisper_aleg": "true", "eavesdrop_bridge_aleg": ""},
+                    "barge": {"eavesdrop_bridge_aleg": "true", "eavesdrop_bridge_bleg": "true"}}
+        for mode, variables in expected.items():
+            lead_leg = getattr(supervisor, mode)(lead, c["agent"].id)
+            started = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_EXECUTE"
+                             and ev.get("Unique-ID") == lead_leg and ev.get("Application") == "eavesdrop",
+                             40, f"the {mode} eavesdrop on the lead's leg")
+            assert started["Application-Data"] == c["leg"]
+            assert esl.api(f"uuid_getvar {lead_leg} dialed_user").strip() == "1003"
+            for name, value in variables.items():
+                got = esl.api(f"uuid_getvar {lead_leg} {name}").strip()
+                assert got == (value or "_undef_"), (mode, name, got)
+            esl.api(f"uuid_kill {lead_leg}")              # the lead puts the phone down
+            _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                   and ev.get("Unique-ID") == lead_leg, 20, "the lead's leg to end")
+            assert _exists(esl, c["call"]) and _exists(esl, c["leg"])
+            assert c["line"].acd.agents[c["agent"].id].state == "in_call"
+        actions = [(a.action, a.actor_label, a.target_agent_id, a.call_uuid, a.ok)
+                   for a in SupervisorAction.select().order_by(SupervisorAction.id)]
+        assert actions == [(m, "9201", c["agent"].id, c["call"], True) for m in expected]
+        esl.api(f"uuid_kill {c['leg']}")
+        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+
+
+def test_team_lead_force_release_ends_the_call(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
+    """Should hang up the caller's channel and the agent's leg at once (强拆), free the agent, and keep the
+    queue entry as answered by that agent."""
+    from acd.models import QueueEntry
+    from acd.supervisor import Supervisor
+
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1004",
+                       seat="8202", caller="13933330002") as c:
+        lead = _lead("9202", "")
+        Supervisor(c["line"].acd).force_release(lead, c["agent"].id)
+        ended = {}
+        for uuid in (c["call"], c["leg"]):
+            ended[uuid] = _event(esl_events, lambda ev, u=uuid: ev.get("Event-Name") == "CHANNEL_HANGUP"
+                                 and ev.get("Unique-ID") == u, 20, f"{uuid} to hang up")
+        assert ended[c["call"]]["Hangup-Cause"] == "NORMAL_CLEARING"
+        assert not _exists(esl, c["call"]) and not _exists(esl, c["leg"])
+        _wait(lambda: c["line"].outcomes, 20, "the queue outcome")
+        entry = QueueEntry.get(QueueEntry.call_uuid == c["call"])
+        assert (entry.state, entry.agent_id) == ("bridged", c["agent"].id), (entry.state, entry.end_reason)
+        assert entry.answered_at is not None and entry.ended_at is not None
+        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+        assert c["line"].acd.stuck_agents() == []
+        action = SupervisorAction.get(SupervisorAction.action == "force_release")
+        assert (action.actor_label, action.target_agent_id, action.ok) == ("9202", c["agent"].id, True)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "acd/supervisor.py Supervisor.force_release: the SupervisorAction is written after uuid_kill with "
+    "agent.call_uuid, which the hang-up events processed meanwhile have already cleared, so the record "
+    "says call_uuid=''; take call_uuid = agent.call_uuid before the first _api call and record that"))
+def test_force_release_is_recorded_with_the_call(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
+    """Should record the force release with the call it ended, as every team-lead action is."""
+    from acd.supervisor import Supervisor
+
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1018",
+                       seat="8208", caller="13933330008") as c:
+        Supervisor(c["line"].acd).force_release(_lead("9208", ""), c["agent"].id)
+        action = SupervisorAction.get(SupervisorAction.action == "force_release")
+        assert action.call_uuid == c["call"]
+
+
+def test_team_lead_intercept_moves_the_caller_to_the_lead(db, esl_endpoint, esl, esl_events, sipp, place_call,
+                                                           tmp_path):
+    """Should ring the lead's phone and, once answered, bridge the caller to the lead (拦截): the agent's leg
+    is hung up and the agent freed, the caller's channel stays up talking to the lead."""
+    from acd.supervisor import Supervisor
+
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1005",
+                       seat="8203", caller="13933330003", others=(("1006", "", 1),)) as c:
+        lead = _lead("9203", "1006")
+        lead_leg = Supervisor(c["line"].acd).intercept(lead, c["agent"].id)
+        _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP" and ev.get("Unique-ID") == c["leg"],
+               40, "the agent's leg to be released")
+        _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+               and {ev.get("Unique-ID"), ev.get("Other-Leg-Unique-ID")} == {lead_leg, c["call"]},
+               20, "the caller bridged to the lead")
+        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+        # the caller still talks to the lead: nothing on the app side hangs the call up behind them
+        gevent.sleep(2)     # a hang-up by the app after the bridge ended would come within this moment
+        assert _exists(esl, c["call"]) and _exists(esl, lead_leg)
+        assert esl.api(f"uuid_getvar {c['call']} signal_bond").strip() == lead_leg
+        esl.api(f"uuid_kill {lead_leg}")
+
+
+def test_agent_holds_and_resumes_then_hangs_up(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
+    """Should put the agent's leg on hold (the phone re-INVITEd, the call HELD), take it off hold, then hang the agent's
+    side up with NORMAL_CLEARING, leaving the agent idle and nobody stuck."""
+    esl_events.subscribe("CHANNEL_HOLD", "CHANNEL_UNHOLD")
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1007",
+                       seat="8204", caller="13933330004", scenario="answer_hold.xml") as c:
+        controls = AgentControls(c["line"].acd)
+        agent_id = c["agent"].id
+        assert controls.hold(agent_id, c["call"]).on_hold
+        held = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HOLD"
+                      and ev.get("Unique-ID") == c["leg"], 20, "the agent's leg on hold")
+        assert held["Channel-Call-State"] == "HELD"
+        assert not controls.resume(agent_id, c["call"]).on_hold
+        _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_UNHOLD"
+               and ev.get("Unique-ID") == c["leg"], 20, "the agent's leg off hold")
+        assert _exists(esl, c["call"]) and c["line"].acd.agents[agent_id].state == "in_call"
+        controls.hangup(agent_id, c["call"])
+        ended = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP"
+                       and ev.get("Unique-ID") == c["leg"], 20, "the agent's leg to hang up")
+        assert ended["Hangup-Cause"] == "NORMAL_CLEARING"
+        _wait(lambda: c["line"].acd.agents[agent_id].state == "idle", 20, "the agent back to idle")
+        assert c["line"].acd.stuck_agents() == []
+        assert [a.action for a in SupervisorAction.select().order_by(SupervisorAction.id)] == \
+            ["hold", "resume", "hangup"]
+        status, output = _in_thread(c["phones"]["1007"].finished, 20)
+        assert status == 0, output[-2000:]
+
+
+def test_agent_blind_transfer_to_another_agent(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
+    """Should hand the caller to the other agent's phone (uuid_transfer to the extension): the caller is
+    bridged to 1009, the first agent's leg is gone and that agent is free again."""
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1008",
+                       seat="8205", caller="13933330005", others=(("1009", "8206", 1),)) as c:
+        line = c["line"]
+        assert any(a.extension == "1009" and a.registered for a in line.acd.agents.values())
+        AgentControls(line.acd).blind_transfer(c["agent"].id, c["call"], "agent", "1009")
+        bridged = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+                         and ev.get("Unique-ID") == c["call"] and ev.get("Other-Leg-Unique-ID") != c["leg"],
+                         40, "the caller bridged to the second agent")
+        assert esl.api(f"uuid_getvar {bridged['Other-Leg-Unique-ID']} dialed_user").strip() == "1009"
+        assert not _exists(esl, c["leg"])
+        _wait(lambda: line.acd.agents[c["agent"].id].state == "idle", 20, "the first agent free")
+        action = SupervisorAction.get(SupervisorAction.action == "blind_transfer")
+        assert action.detail == "agent:1009"
+        esl.api(f"uuid_kill {bridged['Other-Leg-Unique-ID']}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "acd/dispatcher.py Acd.enter_queue: a caller whose channel hangs up while bridged to the agent "
+    "(force release, or the caller putting the phone down) makes session.bridge raise CallHangup, and the "
+    "except-CallHangup branch returns QueueOutcome('abandoned', agent_id=None) although the entry is "
+    "'answered'; it should return QueueOutcome('answered', agent_id=<the agent>) when waiter.entry.state "
+    "is 'answered'"))
+def test_force_released_call_outcome_is_answered(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
+    """Should report to the IVR that the force-released caller was answered by the agent (not abandoned)."""
+    from acd.supervisor import Supervisor
+
+    with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1014",
+                       seat="8207", caller="13933330007") as c:
+        Supervisor(c["line"].acd).force_release(_lead("9207", ""), c["agent"].id)
+        _wait(lambda: c["line"].outcomes, 20, "the queue outcome")
+        outcome = c["line"].outcomes[c["call"]]
+        assert (outcome.outcome, outcome.agent_id) == ("answered", c["agent"].id)
