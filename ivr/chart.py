@@ -83,8 +83,21 @@ def _short(text: str, limit: int = 22) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_svg(tree: Tree, problems: list[Problem] | None = None, highlight: str | None = None) -> str:
-    """The chart as an SVG document fragment; nodes with problems are outlined in red."""
+def _badge(x: int, y: int, callers: int) -> str:
+    """A green circle with the number of callers at a node now ("" when nobody is there)."""
+    if callers <= 0:
+        return ""
+    cx, cy = x + BOX_W - 4, y + 4
+    return (f'<g class="ivr-live" data-callers="{callers}"><title>{callers} 位来电者在此节点 callers here now</title>'
+            f'<circle cx="{cx}" cy="{cy}" r="11" fill="#16a34a"/>'
+            f'<text x="{cx}" y="{cy + 4}" font-size="11" font-weight="bold" fill="#ffffff" '
+            f'text-anchor="middle">{callers}</text></g>')
+
+
+def render_svg(tree: Tree, problems: list[Problem] | None = None, highlight: str | None = None,
+               live: dict[str, int] | None = None) -> str:
+    """The chart as an SVG document fragment; nodes with problems are outlined in red; ``live``: callers
+    at each node now (a badge on the node's corner)."""
     places = layout(tree)
     flagged = {p.node for p in problems or [] if p.node}
     cols = max((c for c, _ in places.values()), default=0) + 1
@@ -138,7 +151,8 @@ def render_svg(tree: Tree, problems: list[Problem] | None = None, highlight: str
                    f'stroke="{stroke}" stroke-width="{stroke_w}"/>'
                    f'<text x="{x + 8}" y="{y + 19}" font-size="13" font-weight="bold">{escape(_short(nid + start, 21))}</text>'
                    f'<text x="{x + 8}" y="{y + 38}" font-size="11" fill="#334155">'
-                   f'{escape(_short(node.kind + " · " + _caption(node), 27))}</text></g>')
+                   f'{escape(_short(node.kind + " · " + _caption(node), 27))}</text>'
+                   + _badge(x, y, (live or {}).get(nid, 0)) + '</g>')
     out.append(f'<text x="{MARGIN}" y="{height - 8}" font-size="10" fill="#64748b">'
                f'{escape("实线：来电者按键或录音 solid: caller action · 橙色：自动 orange: automatic · 虚线：返回 dashed: back")}'
                '</text>')

@@ -132,6 +132,9 @@ class IvrCall:
         """Walk the call to its end; never raises for a hang-up or a switch error."""
         started = self._now()
         engine = self.engine
+        live = getattr(self.services, "live", None)
+        if live is not None:
+            live.start(self.session.uuid, self.version_id, "", self.direction)
         try:
             if self.answer:
                 self.session.answer()
@@ -142,6 +145,8 @@ class IvrCall:
                 actions = engine.feed(event)
                 if not actions:
                     break
+                if live is not None and engine.node is not None:
+                    live.move(self.session.uuid, engine.node.id)
                 event = self._perform(actions)
             if not engine.done:
                 self._hangup()
@@ -153,6 +158,8 @@ class IvrCall:
             self._after_hangup(exc)
             self._hangup()
         finally:
+            if live is not None:
+                live.end(self.session.uuid)
             self._save_trace(started)
             if self.direction == "outbound" and self.attempt_id:
                 try:

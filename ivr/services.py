@@ -102,9 +102,14 @@ class HotlineIvrServices:
     cdr: Any = None
     on_trace: list[Callable[[TraceRecord], None]] = field(default_factory=list)
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
+    live: Any = None  # ivr.live.LiveCalls: where the callers in the IVR are now (set by __post_init__)
     _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
 
     def __post_init__(self):
+        if self.live is None:
+            from ivr.live import LiveCalls
+
+            self.live = LiveCalls()
         if self.db_lock is None and str(getattr(self.config, "database_url", "")).startswith("sqlite"):
             import gevent.lock
 

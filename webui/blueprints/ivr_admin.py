@@ -67,6 +67,18 @@ def _trees() -> TreeStore:
     return trees
 
 
+def _live():
+    """The running IVR's live call registry (an empty one when this app runs no IVR: tests, tools)."""
+    from ivr.live import LiveCalls
+
+    extra = _state().services.extra
+    ivr_services = extra.get("ivr_services")
+    live = getattr(ivr_services, "live", None) or extra.get("ivr_live")
+    if live is None:
+        live = extra["ivr_live"] = LiveCalls()
+    return live
+
+
 def _who() -> str:
     return g.user.operator_no if g.get("user") else ""
 
@@ -106,7 +118,8 @@ def index():
             value = format_keys(node.keys)
         fields.append((name, "" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
                        name in NODE_KINDS[node.kind]))
-    chart = Markup(render_svg(tree, problems, highlight=node.id))  # every text escaped by render_svg
+    live = _live().counts(version.id) if version.active else {}
+    chart = Markup(render_svg(tree, problems, highlight=node.id, live=live))  # every text escaped by render_svg
     return render_template("ivr_admin/tree.html", version=version, tree=tree, problems=problems, chart=chart,
                            node=node, fields=fields, versions=trees.versions(version.name),
                            node_ids=sorted(tree.nodes), settings=tree.settings)
@@ -372,6 +385,27 @@ def trace(call_uuid: str):
     # Typed numbers (acceptance numbers, phone numbers) masked for roles that do not need them.
     steps = {row.id: steps_for(row.steps, g.get("user")) for row in rows}
     return render_template("ivr_admin/trace.html", call_uuid=call_uuid[:64], traces=rows, steps=steps)
+
+
+LIVE_ROLES = ("admin", "team_lead", "centre", "centre_leader")
+
+
+@bp.route("/live.json", methods=["GET"])
+@require_roles(*LIVE_ROLES)
+def live_json():
+    """Callers in the IVR now: per tree version and node, with the longest time at each node (JSON)."""
+    from flask import jsonify
+
+    snapshot = _live().snapshot()
+    versions = {v.id: v for v in IvrTreeVersion.select().where(
+        IvrTreeVersion.id.in_([row["version_id"] for row in snapshot["versions"] if row["version_id"]]))}
+    for row in snapshot["versions"]:
+        version = versions.get(row["version_id"])
+        row["version"] = version.version if version is not None else None
+        row["active"] = bool(version.active) if version is not None else None
+    response = jsonify(snapshot)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def tree_preview(source: str) -> str:
