@@ -122,6 +122,19 @@ class TransferResult:
     ok: bool
 
 
+@dataclass(frozen=True)
+class FaxToneDetected:
+    """The switch heard a fax machine's calling tone (CNG) on the line: go to the fax node."""
+
+
+@dataclass(frozen=True)
+class FaxDone:
+    """A ReceiveFax ended: ``ok`` when pages were received and filed, ``ticket`` the new ticket's number."""
+
+    ok: bool
+    ticket: str | None = None
+
+
 # ---------------------------------------------------------------- actions (engine -> runner)
 @dataclass(frozen=True)
 class Play:
@@ -243,6 +256,19 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class ReceiveFax:
+    """Receive a fax on this call (recorder.fax), filed as a ticket; answered with FaxDone."""
+
+
+@dataclass(frozen=True)
+class SaveSatisfaction:
+    """The caller rated the service (1 satisfied, 2 basic, 3 unsatisfied) after an agent handed them back."""
+
+    caller: str
+    rating: str
+
+
+@dataclass(frozen=True)
 class SetLanguage:
     lang: str
 
@@ -259,10 +285,11 @@ ANSWERS: dict[type, tuple[type, ...]] = {
     Play: (PromptDone,), Say: (PromptDone,), Collect: (DigitsCollected, Dtmf, Timeout),
     Record: (RecordDone, Timeout), CheckBlacklist: (BlacklistChecked,), CheckTime: (TimeChecked,),
     CreateTicket: (TicketCreated,), QueryStatus: (StatusFound,), LoadPoll: (PollLoaded,),
-    ToQueue: (QueueResult,), Transfer: (TransferResult,),
+    ToQueue: (QueueResult,), Transfer: (TransferResult,), ReceiveFax: (FaxDone,),
 }
 SERVICE_ACTIONS = (CreateTicket, QueryStatus, LoadPoll, RecordPollAnswer, RequestMaterial, DiscardRecording,
-                   CheckBlacklist, CheckTime, SaveAnswer)
+                   CheckBlacklist, CheckTime, SaveAnswer, SaveSatisfaction)
+SATISFACTION_RATINGS = {"1": "satisfied", "2": "basic", "3": "unsatisfied"}  # 满意 / 基本满意 / 不满意
 STATUS_PROMPTS = {status: f"status_{status}" for status in CITIZEN_STATUSES}
 # Prompts the engine plays itself (the tree names the others); every language must have them.
 ENGINE_PROMPTS = (
@@ -270,7 +297,8 @@ ENGINE_PROMPTS = (
     "acceptance_number", "ticket_thanks", "ticket_failed", "message_saved", "query_enter_number",
     "query_you_entered", "query_confirm", "query_enter_pin", "query_no_match", "query_too_many", "status_is",
     *STATUS_PROMPTS.values(), "consult_menu", "consult_send_offer", "consult_fax_number", "consult_request_noted",
-    "poll_none", "poll_intro", "poll_thanks", *(f"digit_{d}" for d in "0123456789"),
+    "poll_none", "poll_intro", "poll_thanks", "fax_failed", "satisfaction_thanks",
+    *(f"digit_{d}" for d in "0123456789"),
 )
 
 
@@ -321,6 +349,7 @@ class IvrEngine:
         self.variables: dict[str, str] = {}
         self._expect: tuple[type, ...] = (CallStarted,)
         self._pending_recording: tuple | None = None  # (path, ms, kind, reason) not yet a ticket
+        self._fax_jumped = False  # a fax tone sends the call to the fax node once, never again
 
     # ------------------------------------------------------------ public
     def feed(self, event: Any) -> list:
@@ -329,6 +358,8 @@ class IvrEngine:
             return []
         if isinstance(event, Hangup):
             return self._on_hangup()
+        if isinstance(event, FaxToneDetected):
+            return self._on_fax_tone()
         if isinstance(event, Dtmf) and DigitsCollected in self._expect:
             event = DigitsCollected(event.digit)
         if isinstance(event, Timeout) and DigitsCollected in self._expect:
@@ -496,6 +527,57 @@ class IvrEngine:
         state = event.state if event.state in ("open", "closed", "holiday") else "closed"
         self._log(self.node.id, f"time: {state}")
         return self._enter(self.node.get(state))
+
+    # ------------------------------------------------------------ fax
+    def fax_node(self) -> str | None:
+        """The node a detected fax tone leads to: settings.fax_node, else the tree's first fax node."""
+        named = self.tree.setting("fax_node", "")
+        if named in self.tree.nodes and self.tree.nodes[named].kind == "fax":
+            return named
+        return next((nid for nid, node in self.tree.nodes.items() if node.kind == "fax"), None)
+
+    def _on_fax_tone(self) -> list:
+        target = self.fax_node()
+        if target is None or self._fax_jumped or (self.node is not None and self.node.kind == "fax") \
+                or not self._expect:
+            return []
+        self._fax_jumped = True
+        self._log(self.node.id if self.node else "", "fax tone detected")
+        return self._enter(target)
+
+    def _enter_fax(self, node: Node, prefix: list) -> list:
+        self._fax_jumped = True
+        if node.get("prompt"):
+            prefix = prefix + [Play((node.get("prompt"),), self.lang)]
+        return self._wait(prefix + [ReceiveFax()])
+
+    def _on_fax(self, event: FaxDone) -> list:
+        self._log(self.node.id, "fax received" if event.ok else "fax failed", event.ticket or "")
+        if event.ok:
+            if event.ticket:
+                self.tickets.append(event.ticket)
+            self.outcome = "fax"
+            return self._wait([HangupCall()])
+        return self._enter(self.node.get("on_fail"), [Play(("fax_failed",), self.lang)])
+
+    # ------------------------------------------------------------ satisfaction (人工转自动 after a call)
+    def _enter_satisfaction(self, node: Node, prefix: list) -> list:
+        return self._collect(prefix, (node.get("prompt"),), terminators="")
+
+    def _satisfaction_retry(self, prefix: list) -> list:
+        invalid = self._setting(self.node, "invalid_prompt", "invalid_key")
+        return self._collect(prefix + [Play((invalid,), self.lang)], (self.node.get("prompt"),), terminators="")
+
+    def _on_satisfaction(self, event: DigitsCollected) -> list:
+        node, digits = self.node, event.digits
+        rating = SATISFACTION_RATINGS.get(digits)
+        if rating is None:
+            return self._fail_or_retry([], self._satisfaction_retry, "no key" if digits == "" else "invalid key")
+        self._log(node.id, f"satisfaction: {rating}", digits)
+        self.answers["satisfaction"] = digits
+        self.outcome = f"satisfaction:{rating}"
+        return self._enter(node.get("next"), [SaveSatisfaction(self.caller, rating),
+                                              Play(("satisfaction_thanks",), self.lang)])
 
     # ------------------------------------------------------------ queue / transfer / hangup
     def _enter_queue(self, node: Node, prefix: list) -> list:

@@ -3,9 +3,49 @@ which the dialplan sends into the app's socket again; the runner starts at the m
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 UUID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+
+# What the desk shows for each kind of hand-back node (zh, en); other kinds show their node id.
+KIND_LABELS = {
+    "satisfaction": ("满意度评价", "Satisfaction rating"),
+    "status_query": ("工单查询", "Case status query"),
+    "fax": ("传真受理", "Receive a fax"),
+    "poll": ("民意调查", "Opinion poll"),
+    "mailbox": ("市长信箱", "Mayor's mailbox"),
+}
+
+
+@dataclass(frozen=True)
+class HandBackTarget:
+    """A node an agent may hand a caller to, with its labels for the desk."""
+
+    node: str
+    kind: str
+    label_zh: str
+    label_en: str
+
+
+def targets(tree) -> list[HandBackTarget]:
+    """The nodes of ``tree`` marked ``handback = true``, in the tree file's order."""
+    from ivr.tree import handback_nodes
+
+    out = []
+    for node, kind in handback_nodes(tree):
+        zh, en = KIND_LABELS.get(kind, (node, node))
+        out.append(HandBackTarget(node, kind, zh, en))
+    return out
+
+
+def active_targets(trees=None) -> list[HandBackTarget]:
+    """Hand-back targets of the active default tree (the agent desk's "back to IVR" menu); reads the database."""
+    from ivr.store import TreeStore
+
+    _version, tree = (trees or TreeStore(skills=None)).active_tree("default")
+    return targets(tree)
 
 
 class HandBackError(ValueError):
@@ -18,6 +58,8 @@ def hand_back(connection, call_uuid: str, node: str, tree=None, number: str = "1
         raise HandBackError(f"not a call id: {call_uuid!r}")
     if not NODE_RE.match(node or "") or (tree is not None and node not in tree.nodes):
         raise HandBackError(f"no IVR node {node!r}")
+    if tree is not None and node not in {t.node for t in targets(tree)}:
+        raise HandBackError(f"IVR node {node!r} does not take callers from agents (handback = true)")
     for command in (f"uuid_setvar {call_uuid} hotline_ivr_node {node}",
                     f"uuid_transfer {call_uuid} {number} XML default"):
         reply = connection.api(command)

@@ -130,5 +130,17 @@ class OutboundAttempt(BaseModel):
     last_attempt_at = peewee.DateTimeField(null=True)
 
 
+class SatisfactionRating(BaseModel):
+    """A caller's key-press rating after an agent handed them back to the IVR (人工转自动): kept for every
+    call; ``ticket_number`` when it was also applied to (or noted on) the call's ticket."""
+
+    call_uuid = peewee.CharField(max_length=64, index=True)
+    caller = peewee.CharField(max_length=32, default="")
+    rating = peewee.CharField(max_length=16)  # satisfied, basic, unsatisfied
+    ticket_number = peewee.CharField(max_length=16, default="", index=True)
+    applied = peewee.CharField(max_length=16, default="")  # call_back, note, "" (no ticket)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+
 MODELS = [IvrTreeVersion, PromptText, IvrTrace, Poll, PollQuestion, PollAnswer, MaterialRequest, OutboundCampaign,
-          OutboundAttempt]
+          OutboundAttempt, SatisfactionRating]

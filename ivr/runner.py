@@ -18,6 +18,7 @@ from ivr import engine as e
 from ivr.audio import wav_lengths
 from ivr.prompts import tts_cache_path
 from ivr.services import IvrServices, TraceRecord
+from recorder.fax import fax_tone_detected
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ class IvrCall:
         # An agent blind-transferred the caller into a queue (the ACD set hotline_queue): straight there.
         self.queue = "" if self.direction == "outbound" else data.get("variable_hotline_queue", "")[:64]
         handed_back = data.get("variable_hotline_ivr_node", "")
+        if not handed_back and self.direction == "inbound" and fax_tone_detected(data):
+            # The dialplan's fax detector (hotline-fax-detect) heard a fax machine before the socket took
+            # the call: no menu, straight to the fax node.
+            handed_back = e.IvrEngine(tree).fax_node() or ""
         if self.start_node is None and handed_back in tree.nodes:
             # An agent handed the caller back to self-service (人工转自动), e.g. for the status query.
             self.start_node = handed_back
@@ -169,6 +174,10 @@ class IvrCall:
                     log.exception("could not finish outbound attempt %s", self.attempt_id)
         return engine
 
+    def _fax_tone(self, result) -> bool:
+        """A fax tone was detected during this playback, and the engine has a fax node to go to."""
+        return result is not None and _fax_tone_in(result) and self.engine.fax_node() is not None
+
     def _hangup(self) -> None:
         try:
             self.session.hangup()
@@ -208,7 +217,9 @@ class IvrCall:
         session = self.session
         if isinstance(action, e.Play):
             for item in action.items:
-                session.playback(self.files.item(item, action.lang))
+                result = session.playback(self.files.item(item, action.lang))
+                if last and self._fax_tone(result):
+                    return e.FaxToneDetected()
             return e.PromptDone()
         if isinstance(action, e.Say):
             for path in self.files.digits(action.digits, action.lang):
@@ -232,6 +243,16 @@ class IvrCall:
             return e.QueueResult(outcome)
         if isinstance(action, e.Transfer):
             return e.TransferResult(self._transfer(action.number))
+        if isinstance(action, e.ReceiveFax):
+            # Not under db_lock: rxfax takes minutes; FaxService keeps its own writes short.
+            try:
+                ok, ticket = self.services.receive_fax(session)
+            except (CallHangup, SwitchTimeout):
+                raise
+            except Exception:  # noqa: BLE001 - a broken fax store: the caller hears it failed
+                log.exception("fax reception failed on %s", session.uuid)
+                ok, ticket = False, None
+            return e.FaxDone(ok, ticket)
         if isinstance(action, e.HangupCall):
             self._hangup()
             return None
@@ -324,6 +345,9 @@ class IvrCall:
             if isinstance(action, e.DiscardRecording):
                 Path(action.path).unlink(missing_ok=True)
                 return None
+            if isinstance(action, e.SaveSatisfaction):
+                services.save_satisfaction(action.caller, action.rating, uuid)
+                return None
             if isinstance(action, e.SaveAnswer):
                 return None  # kept in engine.answers; an outbound call's answers are applied at its end
         except (CallHangup, SwitchTimeout):
@@ -341,6 +365,13 @@ _SAFE_ANSWERS = {
     e.QueryStatus: e.StatusFound(None),
     e.LoadPoll: e.PollLoaded(None),
 }
+
+
+def _fax_tone_in(result) -> bool:
+    # The raw event (variable_ names) when there is one: building the variables dict of every playback
+    # result would cost each call a parse of ~200 channel variables.
+    event = getattr(result, "_event", None)
+    return fax_tone_detected(event if event is not None else (getattr(result, "variables", None) or {}))
 
 
 def run_call(session, services: IvrServices, config, **options) -> e.IvrEngine:

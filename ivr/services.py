@@ -58,6 +58,8 @@ class IvrServices(Protocol):
     def knowledge_text(self, item_id: str) -> str | None: ...
     def route_to_queue(self, session, skill: str, queue: str = "") -> str: ...
     def save_trace(self, record: "TraceRecord") -> None: ...
+    def receive_fax(self, session) -> tuple[bool, str | None]: ...
+    def save_satisfaction(self, caller: str, rating: str, call_uuid: str) -> None: ...
     def outbound_plan(self, attempt_id: str) -> tuple[Any, dict[str, str]] | None: ...
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None: ...
 
@@ -103,6 +105,7 @@ class HotlineIvrServices:
     on_trace: list[Callable[[TraceRecord], None]] = field(default_factory=list)
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
     live: Any = None  # ivr.live.LiveCalls: where the callers in the IVR are now (set by __post_init__)
+    fax: Any = None  # recorder.fax.FaxService; built from the config on the first fax when not given
     _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
 
     def __post_init__(self):
@@ -318,6 +321,57 @@ class HotlineIvrServices:
         from ivr.campaigns import finish_call
 
         finish_call(attempt_id, answers, outcome, call_uuid)
+
+    # ------------------------------------------------------------------ fax and satisfaction
+    def receive_fax(self, session) -> tuple[bool, str | None]:
+        """Receive a fax on the call (recorder.fax.fax_receive): (received and filed, the ticket's number)."""
+        from recorder.fax import FaxService, fax_receive
+
+        if self.fax is None:
+            self.fax = FaxService.from_config(self.config, clock=self.clock, cdr=self.cdr)
+        job = fax_receive(session, self.fax)
+        ticket = job.ticket.number if job.ticket_id else None
+        return job.state == "done", ticket
+
+    def save_satisfaction(self, caller: str, rating: str, call_uuid: str) -> None:
+        """Keep the rating with the call; apply it to the call's ticket as a call-back in the agent's name
+        (the agent who handed the caller back), or note it on the ticket when the workflow refuses."""
+        from caseflow import services
+        from caseflow.models import Ticket, TicketCall
+        from caseflow.workflow import WorkflowError
+        from ivr.models import SatisfactionRating
+
+        link = (TicketCall.select().join(Ticket).where(TicketCall.call_uuid == call_uuid[:64])
+                .order_by(TicketCall.at.desc(), TicketCall.id.desc()).first())
+        ticket = link.ticket if link is not None else None
+        applied = ""
+        if ticket is not None:
+            note = f"来电人工转自动满意度评价 / satisfaction key-press after the call {call_uuid}"
+            agent = self._call_agent(call_uuid)
+            db = Ticket._meta.database
+            try:
+                with db.atomic():
+                    if agent is None:
+                        raise WorkflowError("no agent to act for", "no_actor")
+                    services.call_back(ticket, agent, rating, note)
+                applied = "call_back"
+            except (WorkflowError, PermissionError, services.TicketInputError) as exc:
+                # Not in a state for a call-back yet (e.g. still being handled): the rating goes on record.
+                log.info("satisfaction %s for %s kept as a note: %s", rating, ticket.number, exc)
+                services.add_note(ticket, f"{note}: {rating}", actor=None, actor_label="ivr")
+                applied = "note"
+        SatisfactionRating.create(call_uuid=call_uuid[:64], caller=caller[:32], rating=rating,
+                                  ticket_number=ticket.number if ticket is not None else "", applied=applied)
+
+    @staticmethod
+    def _call_agent(call_uuid: str):
+        """The agent who talked to the caller on this call (the call record), or None."""
+        try:
+            from recorder.models import CallRecord
+        except ImportError:
+            return None
+        record = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid[:64])
+        return record.agent if record is not None and record.agent_id else None
 
     # ------------------------------------------------------------------ traces
     def save_trace(self, record: TraceRecord) -> None:

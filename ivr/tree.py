@@ -41,10 +41,12 @@ NODE_KINDS: dict[str, dict[str, str]] = {
     "time": {"open": "auto", "closed": "auto", "holiday": "auto"},
     "blacklist": {"next": "auto", "blocked": "auto"},
     "language": {"next": "auto"},
+    "fax": {"on_fail": "auto"},
+    "satisfaction": {"next": "caller", "on_fail": "auto"},
     "hangup": {},
 }
 # Kinds that end the IVR part of a call: no next node is needed.
-TERMINAL_KINDS = frozenset({"hangup", "queue", "transfer"})
+TERMINAL_KINDS = frozenset({"hangup", "queue", "transfer", "fax"})
 # Fields every node of a kind must have (beyond the routes above, checked separately).
 REQUIRED_ROUTES: dict[str, tuple[str, ...]] = {
     "prompt": ("next",),
@@ -61,10 +63,13 @@ REQUIRED_ROUTES: dict[str, tuple[str, ...]] = {
     "time": ("open", "closed", "holiday"),
     "blacklist": ("next", "blocked"),
     "language": ("next",),
+    "fax": ("on_fail",),
+    "satisfaction": ("next", "on_fail"),
     "hangup": (),
 }
 # Kinds with retries: a missing limit or final route is refused.
-RETRY_KINDS = frozenset({"menu", "collect", "record", "mailbox", "voicemail", "status_query", "consultation", "poll"})
+RETRY_KINDS = frozenset({"menu", "collect", "record", "mailbox", "voicemail", "status_query", "consultation", "poll",
+                         "satisfaction"})
 
 
 class TreeError(ValueError):
@@ -220,6 +225,12 @@ def _resolve_number(tree: Tree, node: Node) -> tuple[str | None, str]:
     return None, "names neither a 'number' nor a 'setting' to dial"
 
 
+def handback_nodes(tree: Tree) -> list[tuple[str, str]]:
+    """(node id, kind) of the nodes an agent may hand a caller to (人工转自动): those marked
+    ``handback = true`` (e.g. satisfaction, status query), in the file's order."""
+    return [(nid, node.kind) for nid, node in tree.nodes.items() if node.get("handback") is True]
+
+
 def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Iterable[str] | None = None
              ) -> list[Problem]:
     """Every problem of ``tree``: missing routes and limits, unknown references, unreachable nodes, loops.
@@ -325,8 +336,10 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
 def _reachability(tree: Tree) -> list[Problem]:
     if tree.start not in tree.nodes:
         return []
-    seen = {tree.start}
-    stack = [tree.start]
+    # Hand-back nodes (``handback = true``) are entry points too: agents send callers there (人工转自动).
+    roots = [tree.start] + [nid for nid, node in tree.nodes.items() if node.get("handback") is True]
+    seen = set(roots)
+    stack = list(roots)
     while stack:
         node = tree.nodes[stack.pop()]
         for _label, target, _how in tree.edges(node):

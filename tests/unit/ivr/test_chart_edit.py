@@ -51,7 +51,8 @@ def test_edit_node_round_trip():
     new = parse_tree(source)
     assert new.node("self_menu").keys == {"1": "mailbox", "2": "complaint_record", "0": "main", "*": "@repeat"}
     assert new.node("self_menu").get("timeout") == 8
-    assert [p.node for p in validate(new)] == ["status_query", "consult", "poll"]  # now unreachable
+    # status_query and fax stay reachable: agents hand callers to them (handback = true)
+    assert [p.node for p in validate(new)] == ["consult", "poll"]  # now unreachable
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -46,7 +46,7 @@ def test_default_tree_is_valid_with_real_prompts():
     assert main.keys["1"] == "human_time" and main.keys["2"] == "self_menu"
     assert main.get("timeout_route") == "human_time"
     assert tree.node("self_menu").keys == {"1": "mailbox", "2": "complaint_record", "3": "status_query",
-                                           "4": "consult", "5": "poll", "0": "main", "9": "human_time",
+                                           "4": "consult", "5": "poll", "6": "fax", "0": "main", "9": "human_time",
                                            "*": "@repeat"}
     assert {tree.node(n).get("skill") for n in ("queue_consult", "queue_complaint", "queue_convenience")} == {
         "consult", "complaint", "convenience"}
