@@ -314,6 +314,14 @@ class IvrCall:
     def _service(self, action):
         # One IVR greenlet at a time in the back office: on SQLite, concurrent write transactions from
         # greenlets of one process make the others wait in SQLite's busy handler, which blocks every call.
+        # File work (sox conversion) is done before taking the lock: the lock is for the database only.
+        if isinstance(action, e.CreateTicket) and action.recording_path:
+            prepare = getattr(self.services, "prepare_recording", None)
+            if prepare is not None:
+                try:
+                    prepare(action.recording_path)
+                except Exception:  # noqa: BLE001 - the store converts it itself then
+                    log.exception("could not prepare recording %s", action.recording_path)
         lock = getattr(self.services, "db_lock", None)
         if lock is None:
             return self._service_unlocked(action)

@@ -161,6 +161,22 @@ class HotlineIvrServices:
             self.recordings = RecordingStore.from_config(self.config, clock=self.clock)
         return getattr(self.recordings, "store", self.recordings)
 
+    def prepare_recording(self, recording_path: str) -> None:
+        """Convert an IVR recording to A-law in place (what the recorder stores), before the ticket is made.
+
+        The runner calls this outside ``db_lock``: sox takes tens of milliseconds a file, and inside the
+        lock it made every other IVR caller wait (bench/ivr.py). The store then only moves and hashes it.
+        A file that cannot be converted is left as it is; the store reports it.
+        """
+        from recorder import wavfile
+
+        path = Path(recording_path)
+        try:
+            if wavfile.read_wav_info(path).format_tag != wavfile.FORMAT_ALAW:
+                wavfile.convert_to_alaw(path, path)
+        except (wavfile.BadRecording, wavfile.ConversionError, OSError) as exc:
+            log.info("ivr recording %s not converted ahead: %s", path.name, exc)
+
     def create_ticket_from_recording(self, caller: str, kind: str, recording_path: str, *, duration_ms: int,
                                      confirmed: bool, call_uuid: str, destination: str = "", lang: str = "zh",
                                      reason: str = "") -> str | None:
