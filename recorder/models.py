@@ -135,7 +135,9 @@ class MissedCall(BaseModel):
     attempts = peewee.IntegerField(default=0)  # call-back attempts
     closed_at = peewee.DateTimeField(null=True)
     # The agent calling this number back now (so two agents do not call the same citizen); expires.
-    claimed_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    # No index: claims are found by entry, and an index here would stop older databases from upgrading
+    # (create_tables makes indexes before migration step 0001 adds the column).
+    claimed_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     claimed_at = peewee.DateTimeField(null=True)
 
 

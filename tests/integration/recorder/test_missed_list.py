@@ -4,13 +4,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import peewee
 import pytest
 
 from caseflow.accounts import create_user
 from core.db import is_postgres
 from recorder import missed
 from recorder.missed import MissedCallError, add_missed, claim, list_missed, note_missed, record_attempt
-from recorder.models import CallbackAttempt, MissedCall, MissedCallOccurrence, utcnow
+from caseflow.models import Ticket
+from recorder.models import CallbackAttempt, CallRecord, MissedCall, MissedCallOccurrence, utcnow
 
 
 @pytest.fixture
@@ -142,26 +144,40 @@ def test_summary_and_oldest_first(db, agents):
 def test_migration_moves_call_back_requests_and_merges(db):
     """Should, on a database from before the one list, add the columns, merge a number's open entries,
     and move open call-back requests onto the list before dropping their table."""
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+    from core.db import BaseModel
+    from core.migrations import SchemaMigration, create_schema
+    from core.schema import all_models
 
-    from recorder.migrations import one_missed_call_list
+    class OldMissedCall(BaseModel):
+        """missed_call as it was before the one list."""
 
-    migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
-    for name in ("calls", "last_at", "claimed_at"):
-        migrate(migrator.drop_column("missed_call", name))
+        call = peewee.ForeignKeyField(CallRecord, null=True, on_delete="SET NULL")
+        caller = peewee.CharField(max_length=32, index=True)
+        reason = peewee.CharField(max_length=16)
+        queue = peewee.CharField(max_length=64, default="")
+        at = peewee.DateTimeField(index=True)
+        ticket = peewee.ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+        status = peewee.CharField(max_length=16, default="open", index=True)
+        attempts = peewee.IntegerField(default=0)
+        closed_at = peewee.DateTimeField(null=True)
+
+        class Meta:
+            table_name = "missed_call"
+
+    db.drop_tables([CallbackAttempt, MissedCallOccurrence, MissedCall], cascade=is_postgres(db))
+    db.create_tables([OldMissedCall])
+    SchemaMigration.delete().where(SchemaMigration.name == "0001_one_missed_call_list").execute()
     t0 = dt.datetime(2026, 11, 1, 8, 0)
     mark = "?" if not is_postgres(db) else "%s"
     for minutes, reason in ((0, "abandoned"), (5, "ivr_hangup")):
-        db.execute_sql("INSERT INTO missed_call (caller, reason, queue, at, status, attempts, wait_seconds) "
-                       f"VALUES ('13800000020', {mark}, 'consult', {mark}, 'open', 0, 0)",
-                       (reason, t0 + dt.timedelta(minutes=minutes)))
+        OldMissedCall.create(caller="13800000020", reason=reason, queue="consult", at=t0 + dt.timedelta(minutes=minutes))
     db.execute_sql("CREATE TABLE callback_request (id INTEGER PRIMARY KEY, queue_id INTEGER, caller_number "
                    "VARCHAR(32), call_uuid VARCHAR(64), reason VARCHAR(16), created_at TIMESTAMP, status VARCHAR(16))")
     for rid, number, reason, status in ((1, "13800000020", "key", "open"), (2, "13800000021", "overflow", "open"),
                                         (3, "13800000022", "abandoned", "done")):
         db.execute_sql(f"INSERT INTO callback_request VALUES ({mark}, NULL, {mark}, {mark}, {mark}, {mark}, {mark})",
                        (rid, number, f"u-{rid}", reason, t0, status))
-    assert one_missed_call_list(migrator, db) == []
+    assert create_schema(all_models()) == ["0001_one_missed_call_list"]
     assert not db.table_exists("callback_request")
     rows = {m.caller: m for m in MissedCall.select()}
     assert sorted(rows) == ["13800000020", "13800000021"]
