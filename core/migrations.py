@@ -34,7 +34,16 @@ class Step:
     operations: Callable[[object, peewee.Database], Iterable]
 
 
-STEPS: list[Step] = []
+def _one_missed_call_list(migrator, db):
+    """Lazy import: the recorder's tables are its own business, and core is imported before it."""
+    from recorder.migrations import one_missed_call_list
+
+    return one_missed_call_list(migrator, db)
+
+
+# 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
+# which gained dedupe and claim columns); new databases simply do not create it.
+STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:
