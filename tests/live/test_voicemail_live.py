@@ -1,14 +1,17 @@
 """Voicemail through the whole product on a real FreeSWITCH (skipped unless HOTLINE_TEST_ESL is set).
 
-The product runs with a fixed clock at night (Asia/Shanghai), so the default IVR tree's time node sends a
+The product runs with a fixed clock.  At night (Asia/Shanghai) the default IVR tree's time node sends a
 caller who asks for a person (1) to the after-hours menu; 1 there leaves a message (node night_message,
-kind voicemail, reason closed).  The caller speaks into the real `record`; the message must become a
+kind voicemail, reason closed).  In the morning, 1 then 1 queues the caller for consult, which nobody
+answers (no agent logged in) and which overflows to voicemail after 2 s: on_busy -> all_busy ->
+leave_message (reason busy).  The caller speaks into the real `record`; the message must become a
 ticket whose call carries the indexed recording, and the caller must be on the missed-call list.
 """
 from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import uuid as uuidlib
 
 import gevent
 import pytest
@@ -19,7 +22,6 @@ from core.db import database
 from core.product import Product
 from tests.live.test_product_live import rendered_sounds  # noqa: F401 - the module fixture
 
-CALLER = "13955550001"
 pytestmark = pytest.mark.live
 
 
@@ -27,9 +29,17 @@ def _in_thread(func, *args):
     return gevent.get_hub().threadpool.apply(func, args)
 
 
-@pytest.fixture
-def night_product(esl_endpoint, db, db_url, tmp_path, rendered_sounds):  # noqa: F811
-    """The whole product on the live switch, its clock stopped at 23:00 on a Wednesday (centre closed)."""
+SCENARIOS = {
+    # clock (Asia/Shanghai, a Wednesday), the menu the caller's 1 reaches, the reason in the ticket title
+    "closed": (dt.datetime(2026, 11, 25, 23, 0), "after_hours", "非工作时间"),
+    "busy": (dt.datetime(2026, 11, 25, 10, 0), "human_menu", "坐席全忙"),
+}
+
+
+@pytest.fixture(params=sorted(SCENARIOS))
+def voicemail_product(request, esl_endpoint, db, db_url, tmp_path, rendered_sounds):  # noqa: F811
+    """The whole product on the live switch, its clock stopped at night (centre closed) or in the morning
+    with the consult queue overflowing to voicemail after 2 s (nobody logged in: all agents busy)."""
     host, port, password = esl_endpoint
     var = tmp_path / "var"
     var.mkdir()
@@ -39,30 +49,38 @@ def night_product(esl_endpoint, db, db_url, tmp_path, rendered_sounds):  # noqa:
         "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
         "mode": "test", "secret_key": "k" * 40, "load_demo": True,
     })
-    clock = FixedClock(dt.datetime(2026, 11, 25, 23, 0), tz="Asia/Shanghai")
-    running = Product(config, clock=clock).build()
+    moment, menu, reason = SCENARIOS[request.param]
+    running = Product(config, clock=FixedClock(moment, tz="Asia/Shanghai")).build()
+    if request.param == "busy":
+        from acd.models import Queue
+
+        Queue.update(max_wait=2, overflow_kind="voicemail", overflow_target="").where(
+            Queue.name == "consult").execute()
     running.start()
-    yield running
+    yield running, menu, reason
     running.stop(drain_timeout=10)
     if database.obj is not None and not database.is_closed():
         database.close()
 
 
-def test_after_hours_caller_leaves_a_message_that_becomes_a_ticket(night_product, place_call, esl_events,
-                                                                   tmp_path):
-    """Should offer the after-hours menu at night, record the caller's message for real, and turn it into a
-    voicemail ticket with the caller's number, its call linked to the indexed recording, and the caller on
-    the missed-call list for a call-back."""
+def test_caller_leaves_a_message_that_becomes_a_ticket(voicemail_product, place_call, esl_events, tmp_path):
+    """Should, at night (after-hours menu, 1) or when all agents are busy (consult queue overflowing to
+    voicemail), record the caller's message for real and turn it into a voicemail ticket with the caller's
+    number and the reason, its call linked to the indexed recording, and the caller on the missed-call
+    list for a call-back."""
     from caseflow.models import Ticket, TicketCall
     from recorder.models import MissedCall, Recording
 
-    pool = night_product.parts["pool"]
+    product, second_menu, reason = voicemail_product
+    # a number of its own: the other scenarios may be calling at the same time on another worker
+    caller = "1395%07d" % (uuidlib.uuid4().int % 10_000_000)
+    pool = product.parts["pool"]
     assert all(conn.wait_connected(10) for conn in pool.all())
-    host, port = night_product.parts["outbound"].address
-    citizen = place_call(caller=CALLER, outbound=f"{host}:{port}")
+    host, port = product.parts["outbound"].address
+    citizen = place_call(caller=caller, outbound=f"{host}:{port}")
 
     def app_leg(event):
-        return event.get("Unique-ID") != citizen.uuid and event.get("Caller-Caller-ID-Number") == CALLER
+        return event.get("Unique-ID") != citizen.uuid and event.get("Caller-Caller-ID-Number") == caller
 
     def wait(predicate, what, timeout=60):
         try:
@@ -77,7 +95,7 @@ def test_after_hours_caller_leaves_a_message_that_becomes_a_ticket(night_product
 
     wait(menu("main_menu"), "the main menu")
     citizen.press("1")
-    wait(menu("after_hours"), "the after-hours menu (the centre is closed at 23:00)")
+    wait(menu(second_menu), f"the {second_menu} menu")
     citizen.press("1")
     started = wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the message recording to start")
     call_uuid = started["Unique-ID"]
@@ -93,16 +111,16 @@ def test_after_hours_caller_leaves_a_message_that_becomes_a_ticket(night_product
 
     def filed():
         with database.connection_context():
-            return MissedCall.select().where(MissedCall.caller == CALLER).exists()
+            return MissedCall.select().where(MissedCall.caller == caller).exists()
 
     with gevent.Timeout(30, AssertionError("the message was not filed within 30 s")):
         while not filed():
             gevent.sleep(0.1)
     with database.connection_context():
-        missed = MissedCall.get(MissedCall.caller == CALLER)
+        missed = MissedCall.get(MissedCall.caller == caller)
         assert missed.status == "open" and missed.ticket is not None
         ticket = Ticket.get_by_id(missed.ticket_id)
-        assert ticket.citizen_phone == CALLER and "留言" in ticket.title
+        assert ticket.citizen_phone == caller and "留言" in ticket.title and reason in ticket.title
         assert TicketCall.select().where((TicketCall.ticket == ticket)
                                          & (TicketCall.call_uuid == call_uuid)).exists()
         rec = Recording.get((Recording.call_uuid == call_uuid) & (Recording.kind == "voicemail"))
