@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 
 import gevent
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -16,7 +17,7 @@ from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
 from caseflow import services as case_services
-from caseflow.models import Citizen, Ticket
+from caseflow.models import Citizen, Department, Ticket
 from caseflow.services import TicketInputError
 from caseflow.workflow import PermissionDenied
 from recorder import missed as missed_calls
@@ -39,7 +40,9 @@ MESSAGES = {"zh": {
     "Save ticket": "保存工单", "Content": "内容", "Name": "姓名", "Type": "类型",
     "Knowledge base": "知识库", "Call-back requests": "待回拨", "Call back": "回拨", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
     "calls": "次来电", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
-    "Outcome": "回拨结果", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
+    "Outcome": "回拨结果", "Call team lead": "呼叫班长", "Blind transfer": "盲转", "Consult transfer": "咨询转",
+    "Three-way": "三方通话",
+    "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -91,7 +94,11 @@ def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: st
     return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting or {},
                            status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
                            types=case_services.TICKET_TYPES, error=error, callbacks=_open_callbacks(),
-                           outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS)
+                           outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS,
+                           break_reasons=NOT_READY_REASONS, handback=handback_choices() if agent else [],
+                           targets=transfer_choices(acd, agent) if agent else {},
+                           skills=sorted(q.name for q in acd.queues.values()
+                                         if q.skill in acd.skills.get(agent.id, {})) if agent else [])
 
 
 def _open_callbacks(limit: int = 20) -> list[dict]:
@@ -220,10 +227,120 @@ def events():
     return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+NOT_READY_REASONS = ("小休", "就餐", "培训", "会议", "回拨", "其他")  # 其他 needs a typed reason
+TRANSFER_KINDS = ("agent", "queue", "department", "number")
+DIGITS_RE = re.compile(r"^\d{3,20}$")
+
+
+class ControlInputError(ValueError):
+    """A desk control request whose fields are wrong (checked here, never trusting the browser)."""
+
+
+def _invalid(zh: str, en: str) -> ControlInputError:
+    return ControlInputError(f"{zh} / {en}")
+
+
+def _trees():
+    """The running product's IVR tree store, or one over the stored / shipped trees (tests, tools)."""
+    from ivr.store import TreeStore
+
+    services = current_app.extensions["hotline"].services
+    return services.extra.get("trees") or TreeStore()
+
+
+def handback_choices() -> list[str]:
+    """Node ids of the active IVR tree an agent may hand a caller to (人工转自动), satisfaction first."""
+    from ivr.tree import handback_nodes
+
+    try:
+        _version, tree = _trees().active_tree()
+    except Exception:  # noqa: BLE001 - a broken tree must not take the desk down; no hand-back offered
+        log.exception("cannot load the active IVR tree for the desk")
+        return []
+    nodes = [nid for nid, _kind in handback_nodes(tree)]
+    return sorted(nodes, key=lambda nid: nid != "satisfaction")
+
+
+def transfer_choices(acd, agent) -> dict:
+    """What the desk offers as transfer targets: other agents, queues, departments with a phone."""
+    agents = [{"id": a.extension, "label": f"{acd.operator_no.get(a.id, '')} {a.user.name} ({a.extension})"}
+              for a in acd.agents.values() if a.id != agent.id]
+    departments = [{"id": str(d.id), "label": f"{d.name} {d.contact_phone}"}
+                   for d in Department.select().where(Department.active & (Department.contact_phone != ""))
+                   .order_by(Department.path, Department.id)]
+    return {"agent": agents, "queue": [{"id": name, "label": name} for name in sorted(acd.queues)],
+            "department": departments}
+
+
+def check_reason(form) -> str:
+    """The not-ready reason: one of the list, or 其他 with a typed text (kept as 其他:text)."""
+    reason = (form.get("reason") or "").strip()
+    if reason not in NOT_READY_REASONS:
+        raise _invalid("请从列表中选择示忙原因", f"choose a not-ready reason from the list, not {reason!r}")
+    if reason == "其他":
+        other = (form.get("reason_text") or "").strip()
+        if not other:
+            raise _invalid("选择“其他”时请填写原因", "type the reason when choosing 其他 (other)")
+        if len(other) > 40:
+            raise _invalid("原因不能超过 40 个字", "the reason must be at most 40 characters")
+        reason = f"其他:{other}"
+    return reason
+
+
+def check_target(acd, agent, form) -> tuple[str, str]:
+    """(kind, target) of a transfer / three-way, refusing an unknown kind or a target that does not exist."""
+    kind = (form.get("kind") or "").strip()
+    target = (form.get("target") or "").strip()
+    if kind not in TRANSFER_KINDS:
+        raise _invalid("未知的转接类型", f"unknown transfer kind {kind!r}")
+    if not target:
+        raise _invalid("请选择或填写转接目标", "a transfer target is required")
+    if kind == "agent":
+        agent_id = acd.by_extension.get(target)
+        if agent_id is None:
+            agent_id = next((a for a, no in acd.operator_no.items() if no == target), None)
+        if agent_id is None:
+            raise _invalid(f"没有话务员 {target}", f"no agent {target!r}")
+        if agent_id == agent.id:
+            raise _invalid("不能转接给自己", "you cannot transfer to yourself")
+    elif kind == "queue":
+        if target not in acd.queues:
+            raise _invalid(f"没有队列 {target}", f"no queue {target!r}")
+    elif kind == "department":
+        department = Department.get_or_none(Department.id == int(target)) if target.isdigit() else None
+        if department is None or not department.active:
+            raise _invalid(f"没有部门 {target}", f"no department {target!r}")
+        if not (department.contact_phone or "").strip():
+            raise _invalid("该部门没有联系电话", "that department has no contact phone")
+    elif not DIGITS_RE.match(target):
+        raise _invalid("号码只能是 3 到 20 位数字", f"a number must be 3-20 digits: {target!r}")
+    return kind, target
+
+
+def check_number(form) -> str:
+    """An outbound number: digits only (an extension of 3+ digits or a phone number)."""
+    number = (form.get("number") or "").strip()
+    if not DIGITS_RE.match(number):
+        raise _invalid("号码只能是 3 到 20 位数字", f"a number must be 3-20 digits: {number!r}")
+    return number
+
+
+def check_node(form) -> str:
+    """An IVR node of the active tree that agents may hand callers to."""
+    node = (form.get("node") or "").strip()
+    choices = handback_choices()
+    if node not in choices:
+        raise _invalid(f"IVR 中没有可转入的节点 {node}",
+                       f"{node!r} is not an IVR node agents may hand to (choose from {', '.join(choices)})")
+    return node
+
+
 @bp.route("/action", methods=["POST"])
 @require_roles(*ROLES)
 def action():
-    """One control: ready, not_ready, logout, end_wrap_up, hold, resume, hangup, transfer, to_ivr, dial, help."""
+    """One control: ready, not_ready, logout, end_wrap_up, hold, resume, hangup, transfer, attended_transfer,
+    three_way, to_ivr, dial, help, call_team_lead. Every field is checked here (400), then the ACD may still
+    refuse for the call's state (409)."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
     if agent is None:
@@ -231,12 +348,12 @@ def action():
     controls = AgentControls(acd)
     form = request.form
     name = form.get("action", "")
-    call = form.get("call_uuid", "")
+    call = form.get("call_uuid", "")[:64]
     try:
         if name == "ready":
             controls.ready(agent.id)
         elif name == "not_ready":
-            controls.not_ready(agent.id, form.get("reason", "小休"))
+            controls.not_ready(agent.id, check_reason(form))
         elif name == "logout":
             controls.logout(agent.id)
         elif name == "end_wrap_up":
@@ -248,22 +365,28 @@ def action():
         elif name == "hangup":
             controls.hangup(agent.id, call)
         elif name == "transfer":
-            controls.blind_transfer(agent.id, call, form.get("kind", ""), form.get("target", ""))
+            controls.blind_transfer(agent.id, call, *check_target(acd, agent, form))
         elif name == "attended_transfer":
-            controls.attended_transfer(agent.id, call, form.get("kind", ""), form.get("target", ""))
+            kind, target = check_target(acd, agent, form)
+            if kind == "queue":
+                raise _invalid("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
+            controls.attended_transfer(agent.id, call, kind, target)
         elif name == "three_way":
-            controls.three_way(agent.id, call, form.get("kind", ""), form.get("target", ""))
+            controls.three_way(agent.id, call, *check_target(acd, agent, form))
         elif name == "to_ivr":
-            controls.to_ivr(agent.id, call, form.get("node", "satisfaction"))
+            controls.to_ivr(agent.id, call, check_node(form))
         elif name == "dial":
-            controls.dial(agent.id, form.get("number", ""))
+            controls.dial(agent.id, check_number(form))
         elif name == "help":
-            controls.request_help(agent.id, form.get("note", ""))
+            controls.request_help(agent.id, (form.get("note") or "")[:120])
         elif name == "call_team_lead":
             controls.call_team_lead(agent.id)
         else:
-            return jsonify({"ok": False, "error": f"unknown action {name!r}"}), 400
+            return jsonify({"ok": False, "error": f"未知的操作 / unknown action {name!r}"}), 400
+    except ControlInputError as exc:
+        return jsonify({"ok": False, "error": str(exc)}), 400
     except (AcdError, TransitionRefused) as exc:
         return jsonify({"ok": False, "error": str(exc)}), 409
     agent = acd.agents[agent.id]
-    return jsonify({"ok": True, "status": agent.status, "state": agent.state, "on_hold": agent.on_hold})
+    return jsonify({"ok": True, "status": agent.status, "state": agent.state, "on_hold": agent.on_hold,
+                    "call_uuid": agent.call_uuid or ""})

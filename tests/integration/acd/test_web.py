@@ -37,7 +37,8 @@ def test_agent_goes_ready_and_bad_controls_are_refused(desk, client):
     page = client.get("/desk/")
     assert page.status_code == 200 and "话务员工作台" in page.get_data(as_text=True)
     reply = client.post_form("/desk/action", {"action": "ready"})
-    assert reply.get_json() == {"ok": True, "status": "available", "state": "idle", "on_hold": False}
+    assert reply.get_json() == {"ok": True, "status": "available", "state": "idle", "on_hold": False,
+                                 "call_uuid": ""}
     reply = client.post_form("/desk/action", {"action": "hold", "call_uuid": "not-mine"})
     assert reply.status_code == 409 and "not in a call" in reply.get_json()["error"]
     reply = client.post_form("/desk/action", {"action": "ready"})
