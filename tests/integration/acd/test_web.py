@@ -23,6 +23,9 @@ def desk(app, client, prompts):
     lead_user = create_user("9001", "班长", PASSWORD, roles="team_lead", extension="1900")
     agent = create_agent(agent_user, {"consult": 5})
     world.add_phone("1001", talk=30)
+    create_queue("suggest", "suggest", wrap_up_seconds=30, announce_interval=0)
+    create_agent(create_user("8002", "李四", PASSWORD, roles="agent", extension="1002"), {"suggest": 5})
+    world.add_phone("1002", talk=30)
     acd = Acd(Pool(Conn(world)), settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
     acd.start()
     app.extensions["hotline"].services.extra["acd"] = acd
@@ -192,3 +195,184 @@ def test_console_shows_the_call_backs_waiting(desk, client):
     assert page.count("13655550001") == 1  # one row per number
     stats = client.get("/supervisor/stats").get_json()["callbacks"]
     assert (stats["open"], stats["claimed"], stats["by_queue"]) == (2, 1, {"": 1, "consult": 1})
+
+
+# ---------------------------------------------------------------- the desk's control panel
+
+def _in_call(acd, world, agent, caller="13912340000"):
+    """Put the agent ready and route one caller to them; returns (session, job) once they talk."""
+    if acd.agents[agent.id].status != "available":
+        acd.transition(agent.id, "login") if acd.agents[agent.id].status == "logged_out" else None
+        acd.transition(agent.id, "ready")
+    session = Session(world, caller=caller)
+    job = gevent.spawn(acd.enter_queue, session, "consult")
+    wait_for(lambda: acd.agents[agent.id].state == "in_call", what="in call")
+    return session, job
+
+
+def _end(session, job):
+    if not session.hung_up:
+        session.hangup_now()
+    job.get(timeout=5)
+
+
+def _department(phone="88001234", code="water"):
+    from caseflow.models import Department
+
+    return Department.create(code=code, name="水务局", level=2, kind="city_dept", contact_phone=phone, path="/")
+
+
+def _act(client, **fields):
+    return client.post_form("/desk/action", fields)
+
+
+def test_desk_page_offers_the_control_panel(desk, client):
+    """Should show reasons, transfer targets (agents, queues, departments with a phone), the IVR
+    hand-back nodes (satisfaction first), and call controls disabled while there is no call."""
+    _department()
+    _department(phone="", code="nophone")
+    client.login("8001", PASSWORD)
+    html = client.get("/desk/").get_data(as_text=True)
+    for text in ("小休", "就餐", "培训", "会议", "其他", "李四 (1002)", "suggest", "水务局 88001234",
+                 "盲转", "咨询转", "三方通话", "呼叫班长", "外呼"):
+        assert text in html, text
+    assert html.count("水务局") == 1  # the department without a phone is not offered
+    node_select = html[html.index('data-testid="ivr-node"'):]
+    assert node_select.index('value="satisfaction"') < node_select.index("</select>")
+    assert node_select.index("<option") == node_select.index('<option value="satisfaction"')
+    hold = html[html.index('data-testid="hold-toggle"'):]
+    assert hold.index("disabled") < hold.index(">")
+    assert 'data-skills="consult"' in html
+
+
+def test_not_ready_takes_a_reason_from_the_list(desk, client):
+    """Should go not ready with a listed reason or 其他 with a typed one, and refuse anything else (400)."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    _act(client, action="ready")
+    for bad in ({}, {"reason": "睡觉"}, {"reason": "其他"}, {"reason": "其他", "reason_text": "  "},
+                {"reason": "其他", "reason_text": "长" * 41}):
+        reply = _act(client, action="not_ready", **bad)
+        assert reply.status_code == 400 and " / " in reply.get_json()["error"], bad
+    assert acd.agents[agent.id].status == "available"
+    assert _act(client, action="not_ready", reason="就餐").get_json()["status"] == "on_break"
+    assert acd.agents[agent.id].break_reason == "就餐"
+    _act(client, action="ready")
+    assert _act(client, action="not_ready", reason="其他", reason_text="处理投诉").get_json()["ok"]
+    assert acd.agents[agent.id].break_reason == "其他:处理投诉"
+    assert _act(client, action="logout").get_json()["status"] == "logged_out"
+    assert _act(client, action="logout").status_code == 409
+
+
+def test_hold_resume_and_hang_up_from_the_desk(desk, client):
+    """Should hold and resume the call held (uuid_hold on the agent's leg), refuse a second hold, and hang up."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    assert _act(client, action="hold", call_uuid="").status_code == 409  # no call
+    session, job = _in_call(acd, world, agent)
+    leg = acd.agents[agent.id].leg_uuid
+    reply = _act(client, action="hold", call_uuid=session.uuid)
+    assert reply.get_json()["on_hold"] is True and f"uuid_hold {leg}" in world.commands
+    assert "already on hold" in _act(client, action="hold", call_uuid=session.uuid).get_json()["error"]
+    assert _act(client, action="resume", call_uuid=session.uuid).get_json()["on_hold"] is False
+    assert f"uuid_hold off {leg}" in world.commands
+    assert _act(client, action="hold", call_uuid="someone-else").status_code == 409
+    assert _act(client, action="hangup", call_uuid=session.uuid).get_json()["ok"]
+    assert f"uuid_kill {leg} NORMAL_CLEARING" in world.commands
+    _end(session, job)
+
+
+def test_blind_transfer_checks_kind_and_target(desk, client):
+    """Should refuse an unknown kind or a target that does not exist (400, nothing sent to the switch),
+    then transfer the caller to another agent's phone."""
+    acd, world, agent, *_ = desk
+    _department(phone="", code="nophone")
+    client.login("8001", PASSWORD)
+    session, job = _in_call(acd, world, agent)
+    before = len(world.commands)
+    for kind, target in (("pigeon", "1002"), ("agent", ""), ("agent", "7777"), ("agent", "1001"),
+                         ("queue", "nowhere"), ("department", "99999"), ("department", "nophone"),
+                         ("number", "1380000abcd"), ("number", "12"), ("number", "+8613800001111")):
+        reply = _act(client, action="transfer", call_uuid=session.uuid, kind=kind, target=target)
+        assert reply.status_code == 400 and " / " in reply.get_json()["error"], (kind, target)
+    assert not any(c.startswith(("uuid_transfer", "uuid_setvar")) for c in world.commands[before:])
+    reply = _act(client, action="transfer", call_uuid=session.uuid, kind="agent", target="1002")
+    assert reply.get_json()["ok"] is True
+    assert f"uuid_transfer {session.uuid} 1002 XML default" in world.commands
+    _end(session, job)
+
+
+def test_blind_transfer_to_a_queue_and_a_department_phone(desk, client):
+    """Should send the caller back into the app for a queue, and to the department's contact phone."""
+    acd, world, agent, *_ = desk
+    department = _department()
+    client.login("8001", PASSWORD)
+    session, job = _in_call(acd, world, agent)
+    assert _act(client, action="transfer", call_uuid=session.uuid, kind="queue", target="suggest").get_json()["ok"]
+    assert f"uuid_setvar {session.uuid} hotline_queue suggest" in world.commands
+    _end(session, job)
+    wait_for(lambda: acd.agents[agent.id].state != "in_call", what="call over")
+    acd.transition(agent.id, "ready")
+    session, job = _in_call(acd, world, agent, caller="13912340001")
+    reply = _act(client, action="transfer", call_uuid=session.uuid, kind="department", target=str(department.id))
+    assert reply.get_json()["ok"] is True
+    assert f"uuid_transfer {session.uuid} 88001234 XML default" in world.commands
+    _end(session, job)
+
+
+def test_attended_transfer_and_three_way(desk, client):
+    """Should consult an agent before transferring (never a queue), and call a third party into a conference."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    session, job = _in_call(acd, world, agent)
+    leg = acd.agents[agent.id].leg_uuid
+    reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="queue", target="suggest")
+    assert reply.status_code == 400 and "blind transfer" in reply.get_json()["error"]
+    assert _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent",
+                target="9999").status_code == 400
+    reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent", target="1002")
+    assert reply.get_json()["ok"] is True and f"uuid_broadcast {leg} att_xfer::user/1002 aleg" in world.commands
+    _end(session, job)
+    wait_for(lambda: acd.agents[agent.id].state != "in_call", what="call over")
+    acd.transition(agent.id, "ready")
+    session, job = _in_call(acd, world, agent, caller="13912340002")
+    assert _act(client, action="three_way", call_uuid=session.uuid, kind="number",
+                target="1390000x").status_code == 400
+    assert _act(client, action="three_way", call_uuid=session.uuid, kind="number",
+                target="13900001111").get_json()["ok"]
+    wait_for(lambda: any("13900001111" in c and "conference" in c for c in world.commands), what="3-way originate")
+    _end(session, job)
+
+
+def test_back_to_ivr_only_to_nodes_of_the_tree(desk, client):
+    """Should refuse a node that is not a hand-back node of the active tree, and hand the caller to satisfaction."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    session, job = _in_call(acd, world, agent)
+    for node in ("", "nosuch", "start", "satisfaction;hangup"):
+        reply = _act(client, action="to_ivr", call_uuid=session.uuid, node=node)
+        assert reply.status_code == 400 and "IVR" in reply.get_json()["error"], node
+    assert _act(client, action="to_ivr", call_uuid=session.uuid, node="satisfaction").get_json()["ok"]
+    assert f"uuid_setvar {session.uuid} hotline_ivr_node satisfaction" in world.commands
+    _end(session, job)
+
+
+def test_outbound_dial_team_lead_and_help(desk, client):
+    """Should call a digits-only number out (the agent's phone first), refuse other input, refuse calling a
+    team lead when none is free, and raise one help request at a time."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    _act(client, action="ready")
+    _act(client, action="not_ready", reason="回拨")
+    for bad in ("", "138-0000-1111", "13800001111;hangup", "12"):
+        reply = _act(client, action="dial", number=bad)
+        assert reply.status_code == 400 and "digits" in reply.get_json()["error"], bad
+    reply = _act(client, action="dial", number="13800001111")
+    assert reply.get_json()["ok"] is True and reply.get_json()["call_uuid"]
+    wait_for(lambda: any(c.startswith("originate") and "13800001111" in c and "user/1001" in c
+                         for c in world.commands), what="originate")
+    reply = _act(client, action="call_team_lead")
+    assert reply.status_code == 409 and " / " in reply.get_json()["error"]
+    assert _act(client, action="help", note="市民情绪激动").get_json()["ok"]
+    assert acd.agents[agent.id].help_requested_at is not None
+    assert "already waiting" in _act(client, action="help").get_json()["error"]
