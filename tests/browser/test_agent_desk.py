@@ -52,6 +52,7 @@ class Telephony(threading.Thread):
             self.fs = FakeSwitch(password="ClueCon", record_dir=self.tmp_path / "fs", time_scale=0.01)
             self.fs.start()
             self.fs.add_agent("1001", answer_delay=1, talk_seconds=None)
+            self.fs.add_agent("1002", answer_delay=1, talk_seconds=None)
             self.pool = SwitchPool([EslEndpoint("127.0.0.1", self.fs.esl_port, "ClueCon")])
             self.pool.start()
             self.pool.all()[0].wait_connected(5)
@@ -122,6 +123,7 @@ def telephony(tmp_path):
         create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
         user = create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001")
         create_agent(user, {"consult": 5})
+        create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
         earlier = case_services.create_ticket("小区路灯不亮已经一周", citizen_phone="13912345678",
                                               citizen_name="李四", title="路灯不亮")
     thread = Telephony(config, tmp_path)
@@ -167,3 +169,44 @@ def test_agent_takes_call_with_screen_pop_and_saves_ticket(page, telephony):
         saved = Ticket.select().where(Ticket.citizen_phone == "13912345678").order_by(Ticket.id.desc()).get()
     assert saved.id != telephony.earlier.id and saved.content == "路灯仍然不亮，请尽快维修"
     assert saved.created_by.operator_no == "8001"
+
+
+def test_agent_holds_resumes_and_transfers_from_the_panel(page, telephony):
+    """Should hold and resume the call from the toggle, show a bad typed number's error, and blind-transfer
+    the caller to another agent chosen from the list."""
+    page.goto(telephony.url + "/login")
+    page.fill("#operator_no", "8001")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit].primary")
+    page.goto(telephony.url + "/desk/")
+    toggle = page.get_by_test_id("hold-toggle")
+    expect(toggle).to_be_disabled()  # no call yet
+    expect(page.locator("button[data-act=transfer]")).to_be_disabled()
+    page.click("button[data-act=ready]")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+
+    call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                caller="13912345679", destination="12345"))
+    expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+    expect(toggle).to_be_enabled()
+    toggle.click()
+    expect(toggle).to_contain_text("恢复")
+    assert any(line.startswith("uuid_hold ") and "off" not in line for line in telephony.fs.api_log)
+    toggle.click()
+    expect(toggle).to_contain_text("保持")
+    assert any(line.startswith("uuid_hold off ") for line in telephony.fs.api_log)
+
+    page.select_option('[data-testid="transfer-kind"]', "number")
+    page.fill('[data-testid="target-number"]', "1380abc")
+    page.click("button[data-act=transfer]")
+    expect(page.locator("#desk-error")).to_contain_text("号码只能是")
+    page.select_option('[data-testid="transfer-kind"]', "agent")
+    expect(page.get_by_test_id("target-agent")).to_be_visible()
+    page.select_option('[data-testid="target-agent"]', "1002")
+    page.click("button[data-act=transfer]")
+    expect(page.locator("#desk-error")).to_have_text("")
+    expect(page.get_by_test_id("agent-state")).not_to_have_text("通话中")
+    assert any(line.startswith("uuid_transfer ") and " 1002 XML default" in line for line in telephony.fs.api_log)
+    expect(toggle).to_be_disabled()
+    telephony.run_in_hub(call.hangup)
