@@ -184,7 +184,8 @@ def pop():
 @bp.route("/events")
 @require_roles(*ROLES)
 def events():
-    """Server-sent events: this agent's ACD notices (answered -> screen pop data included)."""
+    """Server-sent events: this agent's ACD notices (answered -> screen pop data included) and the waiting
+    counts of the queues of their skills (the call-waiting indicator)."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
     if agent is None:
@@ -193,7 +194,14 @@ def events():
     # A plain deque, drained by polling: the ACD may run in another thread's hub than this request.
     inbox: collections.deque = collections.deque(maxlen=200)
 
+    skills = acd.skills.get(agent_id, {})
+
     def listener(notice):
+        if notice.get("type") == "queue":
+            # Call waiting: only the queues this agent serves, with their waiting counts.
+            queue = acd.queues.get(notice.get("queue", ""))
+            if queue is None or queue.skill not in skills:
+                return
         if notice.get("agent_id") in (agent_id, None):
             inbox.append(notice)  # a slow browser loses the oldest notices, never blocks the ACD
 

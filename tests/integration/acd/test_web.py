@@ -376,3 +376,18 @@ def test_outbound_dial_team_lead_and_help(desk, client):
     assert _act(client, action="help", note="市民情绪激动").get_json()["ok"]
     assert acd.agents[agent.id].help_requested_at is not None
     assert "already waiting" in _act(client, action="help").get_json()["error"]
+
+
+def test_call_waiting_counts_stream_for_the_agents_queues_only(desk, client):
+    """Should stream the waiting count of a queue the agent serves, not of another skill's queue, and show
+    the counts on the page."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    gevent.spawn_later(0.3, acd._notify, "queue", queue="consult", waiting=3)
+    gevent.spawn_later(0.3, acd._notify, "queue", queue="suggest", waiting=7)
+    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+    assert '"queue": "consult", "waiting": 3' in body and "suggest" not in body
+    acd.queue_waiters["consult"]["w1"] = object()
+    html = client.get("/desk/").get_data(as_text=True)
+    assert 'data-queue="consult">consult 1<' in html and 'data-queue="suggest"' not in html
+    acd.queue_waiters["consult"].pop("w1")
