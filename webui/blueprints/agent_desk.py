@@ -258,11 +258,11 @@ def _trees():
 
 def handback_choices() -> list[str]:
     """Node ids of the active IVR tree an agent may hand a caller to (人工转自动), satisfaction first."""
-    from ivr.tree import handback_nodes
+    from ivr.tree import TreeError, handback_nodes
 
     try:
         _version, tree = _trees().active_tree()
-    except Exception:  # noqa: BLE001 - a broken tree must not take the desk down; no hand-back offered
+    except (TreeError, OSError):  # a broken tree must not take the desk down: no hand-back is offered
         log.exception("cannot load the active IVR tree for the desk")
         return []
     nodes = [nid for nid, _kind in handback_nodes(tree)]
@@ -315,7 +315,9 @@ def check_target(acd, agent, form) -> tuple[str, str]:
         if target not in acd.queues:
             raise _invalid(f"没有队列 {target}", f"no queue {target!r}")
     elif kind == "department":
-        department = Department.get_or_none(Department.id == int(target)) if target.isdigit() else None
+        # Department ids only: at most 9 digits, so a long number never overflows the database's integer.
+        department = (Department.get_or_none(Department.id == int(target))
+                      if target.isdigit() and len(target) <= 9 else None)
         if department is None or not department.active:
             raise _invalid(f"没有部门 {target}", f"no department {target!r}")
         if not (department.contact_phone or "").strip():

@@ -201,8 +201,9 @@ def test_console_shows_the_call_backs_waiting(desk, client):
 
 def _in_call(acd, world, agent, caller="13912340000"):
     """Put the agent ready and route one caller to them; returns (session, job) once they talk."""
+    if acd.agents[agent.id].status == "logged_out":
+        acd.transition(agent.id, "login")
     if acd.agents[agent.id].status != "available":
-        acd.transition(agent.id, "login") if acd.agents[agent.id].status == "logged_out" else None
         acd.transition(agent.id, "ready")
     session = Session(world, caller=caller)
     job = gevent.spawn(acd.enter_queue, session, "consult")
@@ -292,6 +293,7 @@ def test_blind_transfer_checks_kind_and_target(desk, client):
     before = len(world.commands)
     for kind, target in (("pigeon", "1002"), ("agent", ""), ("agent", "7777"), ("agent", "1001"),
                          ("queue", "nowhere"), ("department", "99999"), ("department", "nophone"),
+                         ("department", "123456789012345678901234"),
                          ("number", "1380000abcd"), ("number", "12"), ("number", "+8613800001111")):
         reply = _act(client, action="transfer", call_uuid=session.uuid, kind=kind, target=target)
         assert reply.status_code == 400 and " / " in reply.get_json()["error"], (kind, target)
