@@ -285,7 +285,7 @@ class IvrCall:
         try:
             result = self.session.record(switch_path, action.max_seconds, silence_seconds=action.silence_seconds,
                                          terminators=action.terminators)
-        except CallHangup as hang:
+        except CallHangup:
             lengths = _measure(local_path)
             if lengths is not None:
                 # Tell the engine what was recorded before the hang-up: a useful message is kept.

@@ -10,7 +10,7 @@ from ivr.handback import HandBackError, active_targets, hand_back, targets
 from ivr.models import IvrTrace, SatisfactionRating
 from ivr.tree import load_tree
 from recorder.models import CallRecord, FaxJob
-from tests.fakeswitch import Hangup, Press, SendFax, WaitFor
+from tests.fakeswitch import Press, SendFax
 from tests.integration.ivr.test_phone_paths import played
 
 
