@@ -26,6 +26,8 @@ class Product:
     clock: Clock | None = None
     parts: dict[str, Any] = field(default_factory=dict)
     demo_accounts: list = field(default_factory=list)
+    # With the demo data, also the demo queues and agents (tests of the no-queue fallback turn it off).
+    demo_queues: bool = True
 
     def build(self) -> "Product":
         """Open the database, create the schema, load demo data, and construct (not start) every part."""
@@ -51,7 +53,7 @@ class Product:
         with database.connection_context():
             create_schema(all_models())
         self.demo_accounts = load_demo_if_empty(config, self.clock)
-        if self.demo_accounts:
+        if self.demo_accounts and self.demo_queues:
             from acd.demo import load_acd_demo
 
             # Queues for the default tree's skills, and the demo agents on their extensions.

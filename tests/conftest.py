@@ -145,3 +145,54 @@ def app(db, db_url, tmp_path):
 def client(app):
     """A test client with .login(operator_no, password), .post_form(url, data) and .csrf_token()."""
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def rendered_sounds(tmp_path_factory):
+    """Every prompt rendered for real (espeak-ng + sox) once per test session: the fake switch only plays
+    files that exist."""
+    import shutil
+    from pathlib import Path
+
+    from ivr.prompts import LANGUAGES, prompts_file, render_all
+
+    sources = Path(__file__).resolve().parents[1] / "sounds"
+    root = tmp_path_factory.mktemp("sounds")
+    for lang in LANGUAGES:
+        shutil.copy(prompts_file(sources, lang), root)
+    render_all(root, 8000)
+    return root
+
+
+@pytest.fixture
+def make_product(db_url, tmp_path, rendered_sounds):
+    """Factory for the whole product as run.py builds it (core.product.Product), on a fake FreeSWITCH,
+    every server on 127.0.0.1 port 0, with the demo data; stopped after the test. ``product.fs`` is the
+    fake switch; the ESL connection is up when the factory returns."""
+    from core.config import load_config
+    from core.product import Product
+    from tests.fakeswitch import FakeSwitch
+
+    started = []
+
+    def make(clock=None, secret_key: str = "k" * 40, demo_queues: bool = True, **overrides):
+        fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
+        fs.start()
+        config = load_config({
+            "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
+            "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
+            "mode": "test", "secret_key": secret_key, "load_demo": True, **overrides,
+        })
+        product = Product(config, clock=clock, demo_queues=demo_queues).build()
+        product.start()
+        product.fs = fs
+        started.append(product)
+        fs.wait_for(lambda: product.parts["pool"].connected, 10.0, "the ESL connection")
+        return product
+
+    yield make
+    for product in started:
+        product.stop(drain_timeout=5)
+        product.fs.stop()
+    if core_db.database.obj is not None and not core_db.database.is_closed():
+        core_db.database.close()

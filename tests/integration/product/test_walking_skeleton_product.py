@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -12,43 +11,13 @@ from urllib.parse import urlencode
 import gevent
 import pytest
 
-from core.config import load_config
 from core.db import database
-from core.product import Product
-from ivr.prompts import LANGUAGES, prompts_file, render_all
-from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-
-SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
-
-
-@pytest.fixture(scope="module")
-def rendered_sounds(tmp_path_factory):
-    """Every prompt rendered for real once (the fake switch plays only files that exist)."""
-    root = tmp_path_factory.mktemp("sounds")
-    for lang in LANGUAGES:
-        shutil.copy(prompts_file(SOUNDS, lang), root)
-    render_all(root, 8000)
-    return root
-
+from tests.fakeswitch import Press, Speak, WaitFor
 
 @pytest.fixture
-def product(db_url, tmp_path, rendered_sounds):
-    """The whole product on a fake FreeSWITCH, every server on 127.0.0.1 port 0, with the demo data."""
-    fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
-    fs.start()
-    config = load_config({
-        "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
-        "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
-    })
-    running = Product(config).build()
-    running.start()
-    running.fs = fs
-    yield running
-    running.stop(drain_timeout=5)
-    fs.stop()
-    if database.obj is not None and not database.is_closed():
-        database.close()
+def product(make_product):
+    """The whole product on a fake FreeSWITCH with the demo data."""
+    return make_product()
 
 
 def _http(product):

@@ -3,22 +3,16 @@ FreeSWITCH: what run.py builds is what is tested."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from pathlib import Path
 
 import pytest
 
 from core.clock import Clock
-from core.config import load_config
 from core.db import database
-from core.product import Product
-from ivr.prompts import LANGUAGES, prompts_file, render_all
 from recorder.integrity import record_key, verify_database
 from recorder.models import CallRecord, MissedCall, Recording
 from recorder.wavfile import FORMAT_ALAW, read_wav_info
-from tests.fakeswitch import FakeSwitch, Hangup, Press, Speak, WaitFor
+from tests.fakeswitch import Hangup, Press, Speak, WaitFor
 
-SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
 SECRET = "p" * 40
 
 
@@ -33,33 +27,11 @@ class OfficeHoursClock(Clock):
         return dt.datetime.now(self.tz) + self.offset
 
 
-@pytest.fixture(scope="module")
-def rendered_sounds(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sounds")
-    for lang in LANGUAGES:
-        shutil.copy(prompts_file(SOUNDS, lang), root)
-    render_all(root, 8000)
-    return root
-
-
 @pytest.fixture
-def product(db_url, tmp_path, rendered_sounds):
-    fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
-    fs.start()
-    config = load_config({
-        "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
-        "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": SECRET, "load_demo": True,
-    })
-    running = Product(config, clock=OfficeHoursClock()).build()
-    running.start()
-    running.fs = fs
-    fs.wait_for(lambda: running.parts["pool"].connected, 10.0, "the ESL connection")
-    yield running
-    running.stop(drain_timeout=5)
-    fs.stop()
-    if database.obj is not None and not database.is_closed():
-        database.close()
+def product(make_product):
+    """The whole product on the fake switch, in office hours, without queues: "to a person" rings the
+    agent extensions in order (the IVR's fallback), so a scripted phone answers at once."""
+    return make_product(clock=OfficeHoursClock(), secret_key=SECRET, demo_queues=False)
 
 
 def finalised(product, call_uuid, check=lambda record: True):
@@ -190,27 +162,12 @@ def test_all_busy_voicemail_becomes_ticket_and_call_back(product):
 
 
 @pytest.fixture
-def unwritable_product(db_url, tmp_path, rendered_sounds):
+def unwritable_product(make_product, tmp_path):
     """The product whose recordings folder is a file: nothing can be recorded."""
-    fs = FakeSwitch(password="s3cret-test", record_dir=tmp_path / "fs")
-    fs.start()
     blocker = tmp_path / "recordings-is-a-file"
     blocker.write_text("not a folder")
-    config = load_config({
-        "database_url": db_url, "var_dir": str(tmp_path / "var"), "sounds_dir": str(rendered_sounds),
-        "recordings_dir": str(blocker),
-        "esl": f"127.0.0.1:{fs.esl_port}:s3cret-test", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": SECRET, "load_demo": True,
-    })
-    running = Product(config, clock=OfficeHoursClock()).build()
-    running.start()
-    running.fs = fs
-    fs.wait_for(lambda: running.parts["pool"].connected, 10.0, "the ESL connection")
-    yield running
-    running.stop(drain_timeout=5)
-    fs.stop()
-    if database.obj is not None and not database.is_closed():
-        database.close()
+    return make_product(clock=OfficeHoursClock(), secret_key=SECRET, demo_queues=False,
+                        recordings_dir=str(blocker))
 
 
 def test_unwritable_storage_the_call_goes_on(unwritable_product):
