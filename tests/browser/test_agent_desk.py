@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -171,20 +172,38 @@ def test_agent_takes_call_with_screen_pop_and_saves_ticket(page, telephony):
     assert saved.created_by.operator_no == "8001"
 
 
+def _wait_until(condition, what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` from the test thread until it holds, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pause.wait(0.05)
+
+
 def test_agent_holds_resumes_and_transfers_from_the_panel(page, telephony):
-    """Should hold and resume the call from the toggle, show a bad typed number's error, and blind-transfer
-    the caller to another agent chosen from the list."""
+    """Should show the calls waiting in the agent's queues, hold and resume the call from the toggle, show a
+    bad typed number's error, and blind-transfer the caller to another agent chosen from the list."""
     page.goto(telephony.url + "/login")
     page.fill("#operator_no", "8001")
     page.fill("#password", PASSWORD)
     with page.expect_navigation():
         page.click("button[type=submit].primary")
+    listeners = len(telephony.acd.listeners)
     page.goto(telephony.url + "/desk/")
     toggle = page.get_by_test_id("hold-toggle")
     expect(toggle).to_be_disabled()  # no call yet
     expect(page.locator("button[data-act=transfer]")).to_be_disabled()
     page.click("button[data-act=ready]")
     expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    # The call-waiting indicator follows the queue counts the server streams (once the page listens).
+    _wait_until(lambda: len(telephony.acd.listeners) > listeners, "the desk's event stream")
+    telephony.run_in_hub(lambda: telephony.acd._notify("queue", queue="consult", waiting=2))
+    expect(page.get_by_test_id("waiting")).to_have_text("consult 2")
+    expect(page.get_by_test_id("call-waiting")).to_have_class("notice")
+    telephony.run_in_hub(lambda: telephony.acd._notify("queue", queue="consult", waiting=0))
+    expect(page.get_by_test_id("call-waiting")).not_to_have_class("notice")
 
     call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
                                                                 caller="13912345679", destination="12345"))
