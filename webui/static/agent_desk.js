@@ -92,6 +92,7 @@
       if (kind.value === "number" && !/^\d{3,20}$/.test(body.target)) { return "号码只能是 3 到 20 位数字 / a number must be 3-20 digits"; }
     }
     if (act === "to_ivr") { body.node = byId("dc-node").value; }
+    if (act === "help") { body.note = byId("dc-note").value.trim(); }
     if (act === "dial") {
       body.number = byId("dc-number").value.trim();
       if (!/^\d{3,20}$/.test(body.number)) { return "号码只能是 3 到 20 位数字 / a number must be 3-20 digits"; }

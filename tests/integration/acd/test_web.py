@@ -377,6 +377,7 @@ def test_outbound_dial_team_lead_and_help(desk, client):
     assert reply.status_code == 409 and " / " in reply.get_json()["error"]
     assert _act(client, action="help", note="市民情绪激动").get_json()["ok"]
     assert acd.agents[agent.id].help_requested_at is not None
+    assert SupervisorAction.select().where(SupervisorAction.action == "request_help").get().detail == "市民情绪激动"
     assert "already waiting" in _act(client, action="help").get_json()["error"]
 
 
