@@ -234,8 +234,8 @@ def test_agent_blind_transfer_to_another_agent(db, esl_endpoint, esl, esl_events
     "acd/dispatcher.py Acd.enter_queue: a caller whose channel hangs up while bridged to the agent "
     "(force release, or the caller putting the phone down) makes session.bridge raise CallHangup, and the "
     "except-CallHangup branch returns QueueOutcome('abandoned', agent_id=None) although the entry is "
-    "'answered'; it should return QueueOutcome('answered', agent_id=<the agent>) when waiter.entry.state "
-    "is 'answered'"))
+    "'bridged' to the agent; it should return QueueOutcome('answered', agent_id=waiter.entry.agent_id) when "
+    "waiter.entry.state == 'bridged'"))
 def test_force_released_call_outcome_is_answered(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
     """Should report to the IVR that the force-released caller was answered by the agent (not abandoned)."""
     from acd.supervisor import Supervisor
