@@ -21,7 +21,7 @@ from core.config import EslEndpoint
 from recorder.fax import FaxService, FaxSettings, fax_receive
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
-from tests.live.test_acd_live import _in_thread, _wait  # noqa: F401 - shared helpers
+from tests.live.test_acd_live import _wait
 
 pytestmark = pytest.mark.live
 

@@ -20,7 +20,6 @@ from core.clock import FixedClock
 from core.config import load_config
 from core.db import database
 from core.product import Product
-from tests.live.test_product_live import rendered_sounds  # noqa: F401 - the module fixture
 
 pytestmark = pytest.mark.live
 
@@ -37,7 +36,7 @@ SCENARIOS = {
 
 
 @pytest.fixture(params=sorted(SCENARIOS))
-def voicemail_product(request, esl_endpoint, db, db_url, tmp_path, rendered_sounds):  # noqa: F811
+def voicemail_product(request, esl_endpoint, db, db_url, tmp_path, rendered_sounds):
     """The whole product on the live switch, its clock stopped at night (centre closed) or in the morning
     with the consult queue overflowing to voicemail after 2 s (nobody logged in: all agents busy)."""
     host, port, password = esl_endpoint
