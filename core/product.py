@@ -69,9 +69,9 @@ class Product:
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
         with database.connection_context():
             trees.ensure_default()
-        ivr_services = HotlineIvrServices(config=config, trees=trees, recordings=recordings, acd=acd,
-                                          clock=self.clock, cdr=cdr)
         fax = FaxService.from_config(config, clock=self.clock, cdr=cdr)
+        ivr_services = HotlineIvrServices(config=config, trees=trees, recordings=recordings, acd=acd,
+                                          clock=self.clock, cdr=cdr, fax=fax)
         import gevent
 
         bridge_recorder = attach_recorder(cdr, acd=acd, recordings=recordings, ivr_services=ivr_services,
