@@ -435,6 +435,9 @@ class Acd:
         try:
             return self._serve(waiter)
         except CallHangup:
+            if waiter.entry.state == "bridged":
+                # The caller (or a force release) ended a call an agent had answered: served, not abandoned.
+                return QueueOutcome("answered", queue.name, agent_id=waiter.entry.agent_id)
             self._abandon(waiter)
             return QueueOutcome("abandoned", queue.name)
         finally:

@@ -135,6 +135,8 @@ class Supervisor:
     def force_release(self, actor: User, agent_id: int) -> None:
         """强拆 / end the agent's call now."""
         agent = self._in_call(self._check(actor, "force_release", agent_id))
+        # Read before the kill: the hang-up clears agent.call_uuid, and the action log must name the call.
+        call_uuid = agent.call_uuid
         target = agent.call_uuid if agent.call_direction == "inbound" else agent.leg_uuid
         self._api(agent, f"uuid_kill {target}")
         if target != agent.leg_uuid:
@@ -142,7 +144,7 @@ class Supervisor:
                 self._api(agent, f"uuid_kill {agent.leg_uuid}")
             except ControlRefused:
                 pass  # the agent leg already went with the caller's
-        self._record(actor, "force_release", agent, agent.call_uuid)
+        self._record(actor, "force_release", agent, call_uuid)
 
     # ------------------------------------------------------------------ calls between lead and agent
     def call_agent(self, actor: User, agent_id: int) -> str:

@@ -253,7 +253,7 @@ class FaxService:
         call_uuid = str(uuidlib.uuid4())
         dial = self.settings.dial_template.format(number=check_number(job.number))
         variables = ",".join([f"origination_uuid={call_uuid}", f"fax_ident={self.settings.station_id}",
-                              f"fax_header={self.settings.header.replace(',', ' ')}", "fax_verbose=true",
+                              f"fax_header='{_originate_value(self.settings.header)}'", "fax_verbose=true",
                               "ignore_early_media=true", "originate_timeout=60"])
         command = f"originate {{{variables}}}{dial} &txfax({self.switch_path(job.tiff_path)})"
         self._set_state(job, "sending", f"attempt {job.attempts + 1} {call_uuid}", deadline=self.settings.send_timeout,
@@ -341,3 +341,8 @@ def _int(text: str) -> int:
         return int(text)
     except (TypeError, ValueError):
         return 0
+
+
+def _originate_value(text: str) -> str:
+    """A value safe inside originate's {var='...'} block: quotes, commas and braces would end it early."""
+    return "".join(" " if ch in "',{}[]\n\r" else ch for ch in text).strip()

@@ -145,10 +145,6 @@ def test_team_lead_force_release_ends_the_call(db, esl_endpoint, esl, esl_events
         assert (action.actor_label, action.target_agent_id, action.ok) == ("9202", c["agent"].id, True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "acd/supervisor.py Supervisor.force_release: the SupervisorAction is written after uuid_kill with "
-    "agent.call_uuid, which the hang-up events processed meanwhile have already cleared, so the record "
-    "says call_uuid=''; take call_uuid = agent.call_uuid before the first _api call and record that"))
 def test_force_release_is_recorded_with_the_call(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
     """Should record the force release with the call it ended, as every team-lead action is."""
     from acd.supervisor import Supervisor
@@ -230,12 +226,6 @@ def test_agent_blind_transfer_to_another_agent(db, esl_endpoint, esl, esl_events
         esl.api(f"uuid_kill {bridged['Other-Leg-Unique-ID']}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "acd/dispatcher.py Acd.enter_queue: a caller whose channel hangs up while bridged to the agent "
-    "(force release, or the caller putting the phone down) makes session.bridge raise CallHangup, and the "
-    "except-CallHangup branch returns QueueOutcome('abandoned', agent_id=None) although the entry is "
-    "'bridged' to the agent; it should return QueueOutcome('answered', agent_id=waiter.entry.agent_id) when "
-    "waiter.entry.state == 'bridged'"))
 def test_force_released_call_outcome_is_answered(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
     """Should report to the IVR that the force-released caller was answered by the agent (not abandoned)."""
     from acd.supervisor import Supervisor

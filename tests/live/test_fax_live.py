@@ -123,12 +123,6 @@ def test_fax_sent_by_the_service_arrives_and_the_job_is_done(db, esl_endpoint, f
     _send_and_receive(esl_endpoint, fax_line, tmp_path, header="12345-Hotline")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "recorder/fax.py FaxService.start_attempt: fax_header={settings.header} goes unquoted into the "
-    "originate's {...} variables and the default header '12345 Hotline' has a space, so FreeSWITCH splits "
-    "the originate there (switch_ivr_originate.c 'Parse Error!', -ERR DESTINATION_OUT_OF_ORDER) and no "
-    "fax with the default settings is ever sent; quote the value (fax_header='12345 Hotline') or replace "
-    "spaces, and test it against the real switch"))
 def test_fax_sent_with_the_default_page_header(db, esl_endpoint, fax_line, tmp_path):
     """Should send a fax with the default page header (which has a space) as well."""
     _send_and_receive(esl_endpoint, fax_line, tmp_path, header=FaxSettings().header)
