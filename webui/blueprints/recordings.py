@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import re
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
 
 from recorder import access
 from recorder.alerts import open_alerts
@@ -187,8 +187,13 @@ def _send(rec: Recording, download: bool) -> Response:
         headers["Content-Range"] = f"bytes */{exc.size}"
         return Response(b"", status=416, headers=headers)
     start, end = wanted if wanted else (0, size - 1)
-    if start == 0:
+    # One log row per playback (its first byte), and also the first request of this session for the
+    # recording whatever its range: a client asking for "bytes=1-" must not listen unrecorded.
+    heard = session.get("recordings_heard", [])
+    if start == 0 or rec.id not in heard:
         _record_access(rec, "download" if download else "listen")
+        if rec.id not in heard:
+            session["recordings_heard"] = (heard + [rec.id])[-200:]
     length = max(end - start + 1, 0)
     if download:
         name = f"{rec.day.isoformat()}_{rec.call_uuid}.wav" if hasattr(rec.day, "isoformat") else f"{rec.call_uuid}.wav"

@@ -83,6 +83,10 @@ def test_playback_ranges_and_listen_log(web, calls, people, web_store):
     listens = RecordingAccess.select().where(RecordingAccess.recording == rec.id)
     assert [a.action for a in listens] == ["listen", "listen"]
     assert all(a.user_id == people["centre"].id and a.user_label.startswith("3001") for a in listens)
+    other = calls["b"][0]  # a first request that skips byte 0 is still a listen
+    sly = client.get(f"/recordings/{other.id}/audio", headers={"Range": "bytes=1-"})
+    assert sly.status_code == 206
+    assert RecordingAccess.select().where(RecordingAccess.recording == other.id).count() == 1
     log_page = client.get(f"/recordings/{rec.id}").get_data(as_text=True)
     assert 'data-testid="access-log"' in log_page and "李主任" in log_page
 
