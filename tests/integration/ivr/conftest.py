@@ -8,21 +8,11 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config
-from ivr.prompts import LANGUAGES, prompt_keys, prompts_file, render_all
+from ivr.prompts import LANGUAGES, prompt_keys, prompts_file
 from ivr.services import HotlineIvrServices
 from ivr.store import TreeStore
 
 SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
-
-
-@pytest.fixture(scope="session")
-def rendered_sounds(tmp_path_factory):
-    """Every prompt rendered for real once per test session (the fake switch only plays files that exist)."""
-    root = tmp_path_factory.mktemp("sounds")
-    for lang in LANGUAGES:
-        shutil.copy(prompts_file(SOUNDS, lang), root)
-    render_all(root, 8000)
-    return root
 
 
 @pytest.fixture
