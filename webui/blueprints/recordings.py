@@ -166,8 +166,11 @@ def for_ticket(number: str):
 
     if not re.fullmatch(r"[0-9]{8}", number):
         abort(404)
+    from caseflow.services import may_view
+
     ticket = Ticket.get_or_none(Ticket.number == number)
-    if ticket is None:
+    # The same 404 for a ticket the user may not see as for none at all: no probing of numbers.
+    if ticket is None or not may_view(g.user, ticket):
         abort(404)
     rows = [r for r in recordings_of_ticket(ticket) if access.may_listen(g.user, r)]
     return render_template("recordings/ticket.html", ticket=ticket, rows=rows, human_size=human_size,
