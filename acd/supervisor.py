@@ -16,7 +16,7 @@ import gevent
 
 from acd.agent_controls import AgentControls, ControlRefused, _refuse
 from acd.dispatcher import Acd, AcdError, _safe
-from acd.models import Agent, AgentSkill, SupervisorAction, utcnow
+from acd.models import Agent, AgentSkill, SupervisorAction
 from caseflow.models import User
 from switch.errors import SwitchError
 
@@ -95,14 +95,8 @@ class Supervisor:
             log.warning("team-lead originate failed: %s", exc)
 
     def _api(self, agent: Agent, command: str) -> str:
-        conn = self.acd.conn_for(agent.call_server or agent.server)
-        try:
-            reply = conn.api(command, timeout=10.0)
-        except SwitchError as exc:
-            raise _refuse("交换机命令失败", f"switch command failed: {exc}") from exc
-        if reply.strip().startswith("-ERR"):
-            raise _refuse("交换机拒绝了该操作", f"switch refused: {reply.strip()[:120]}")
-        return reply
+        """An api command on the agent's switch; a failure or -ERR becomes a clear ControlRefused."""
+        return self.controls._api(agent, command)
 
     # ------------------------------------------------------------------ listening
     def listen(self, actor: User, agent_id: int, mode: str = "monitor") -> str:

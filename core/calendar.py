@@ -126,7 +126,7 @@ def set_day(day, kind: str, name: str = "") -> CalendarDay:
         else:
             row.kind, row.name = kind, name
             row.save()
-    log.info("calendar: %s is now %s (%s)", day, kind, name)
+    log.debug("calendar: %s is now %s (%s)", day, kind, name)
     return row
 
 
