@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.fakeswitch import Press, Speak, WaitFor
-from tests.integration.ivr.conftest import SOUNDS, rendered_sounds  # noqa: F401 - prompts rendered once per session
+from tests.integration.ivr.conftest import SOUNDS  # rendered_sounds comes from tests/conftest.py
 
 from .conftest import login
 
@@ -48,7 +48,7 @@ def _call_12345(live_server, fakeswitch, sounds, tmp_path) -> None:
         server.stop(drain_timeout=5)
 
 
-def test_agent_sees_the_ticket_of_a_call(page, live_server, fakeswitch, rendered_sounds, tmp_path):  # noqa: F811
+def test_agent_sees_the_ticket_of_a_call(page, live_server, fakeswitch, rendered_sounds, tmp_path):
     """Should show the agent the phone complaint just recorded by the IVR, newest first, caller masked."""
     from caseflow.accounts import create_user
     from caseflow.models import Ticket
