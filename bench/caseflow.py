@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+from bench.common import DEFAULT_PG, open_backend, pct  # noqa: E402
+
 BATCH = 2000
 
 PLACES = ["东湖路", "解放路", "建设路", "人民大道", "光明路", "青山路", "幸福小区", "阳光花园", "滨江新城", "龙泉镇",
@@ -43,46 +44,6 @@ TAILS = ["，多次反映未解决，请尽快处理。", "，影响居民休息
          "，请给予答复。", "。"]
 QUERIES = ["噪声 扰民", "噪音扰民", "路灯", "占道经营", "电梯故障", "过期食品", "油烟", "公交 不停靠", "物业收费",
            "下水道", "装修噪音", "违章搭建", "社保", "共享单车", "燃气"]
-
-
-def pct(values, p):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def open_backend(name: str, folder: Path, pg_url: str):
-    """Bind the database for one backend and create the schema; returns (database, cleanup)."""
-    from core import db as core_db
-    from core.migrations import create_schema
-    from core.schema import all_models
-
-    if name == "sqlite":
-        url = f"sqlite:///{folder / 'bench.sqlite3'}"
-        cleanup = lambda: None  # noqa: E731
-    else:
-        import psycopg2
-
-        schema = f"bench_caseflow_{os.getpid()}"
-        conn = psycopg2.connect(pg_url, connect_timeout=3)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            cur.execute(f'CREATE SCHEMA "{schema}"')
-        conn.close()
-        url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
-
-        def cleanup():
-            drop = psycopg2.connect(pg_url, connect_timeout=3)
-            drop.autocommit = True
-            with drop.cursor() as cur:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            drop.close()
-    database = core_db.bind_database(url)
-    database.connect(reuse_if_open=True)
-    create_schema(all_models())
-    return database, cleanup
 
 
 def make_org():
@@ -176,7 +137,7 @@ def run_backend(name: str, args, pg_url: str) -> list[tuple[str, str, str]]:
     rng = random.Random(12345)
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as folder:
-        database, cleanup = open_backend(name, Path(folder), pg_url)
+        database, cleanup = open_backend(name, Path(folder), pg_url, "caseflow")
         search.forget(database)
         try:
             depts, users, centre_user, agent = make_org()

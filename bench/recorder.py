@@ -38,48 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+from bench.common import DEFAULT_PG, open_backend, pct  # noqa: E402
 
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def open_backend(name: str, folder: Path, pg_url: str):
-    """Bind the database for one backend and create the schema; returns (database, cleanup)."""
-    from core import db as core_db
-    from core.migrations import create_schema
-    from core.schema import all_models
-
-    if name == "sqlite":
-        url = f"sqlite:///{folder / 'bench.sqlite3'}"
-        cleanup = lambda: None  # noqa: E731 - the temporary folder goes with everything in it
-    else:
-        import psycopg2
-
-        schema = f"bench_recorder_{os.getpid()}"
-        conn = psycopg2.connect(pg_url, connect_timeout=3)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            cur.execute(f'CREATE SCHEMA "{schema}"')
-        conn.close()
-        separator = "&" if "?" in pg_url else "?"
-        url = f"{pg_url}{separator}options=-csearch_path%3D{schema}"
-
-        def cleanup():
-            drop = psycopg2.connect(pg_url, connect_timeout=3)
-            drop.autocommit = True
-            with drop.cursor() as cur:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            drop.close()
-    database = core_db.bind_database(url)
-    database.connect(reuse_if_open=True)
-    create_schema(all_models())
-    return database, cleanup
 
 
 # --- 1. sustained calls ------------------------------------------------------------------------------
@@ -263,7 +223,7 @@ def main(argv=None) -> int:
         for backend in backends:
             folder = Path(tmp) / backend
             folder.mkdir()
-            database, cleanup = open_backend(backend, folder, args.pg)
+            database, cleanup = open_backend(backend, folder, args.pg, "recorder")
             try:
                 calls = sustained_calls(folder, args.seconds, args.rate, args.workers)
                 call_rows.append((backend, calls))
