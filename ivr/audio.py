@@ -6,10 +6,12 @@ import struct
 import sys
 from pathlib import Path
 
+# One WAV header reader for the product: the recorder's (it also trims unfinished headers to the file).
+from recorder.wavfile import BadRecording, read_wav_info
+
 FRAME_MS = 20
 VOICE_PEAK = 600  # of 32767: above line noise, far below speech
-PCM, ALAW, MULAW, EXTENSIBLE = 1, 6, 7, 0xFFFE
-MAX_HEADER_CHUNKS = 64  # a WAV with more chunks before its data is not one FreeSWITCH wrote
+PCM, ALAW, MULAW = 1, 6, 7
 
 
 def _alaw(byte: int) -> int:
@@ -42,36 +44,6 @@ def _loud_table(fmt: int) -> bytes:
     return table
 
 
-def _chunks(handle):
-    """(fmt fields, data offset, data size) of a RIFF/WAVE file; ValueError when it is not one."""
-    riff = handle.read(12)
-    if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
-        raise ValueError("not a RIFF/WAVE file")
-    fmt = None
-    for _ in range(MAX_HEADER_CHUNKS):
-        head = handle.read(8)
-        if len(head) < 8:
-            break
-        name, size = head[:4], struct.unpack("<I", head[4:])[0]
-        if name == b"fmt ":
-            body = handle.read(size)
-            if len(body) < 16:
-                raise ValueError("short fmt chunk")
-            tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", body[:16])
-            if tag == EXTENSIBLE and len(body) >= 26:
-                tag = struct.unpack("<H", body[24:26])[0]   # the sub-format GUID starts with the real tag
-            fmt = (tag, channels, rate, align, bits)
-            if size % 2:
-                handle.read(1)
-        elif name == b"data":
-            if fmt is None:
-                raise ValueError("data before fmt")
-            return fmt, handle.tell(), size
-        else:
-            handle.seek(size + (size % 2), 1)
-    raise ValueError("no data chunk")
-
-
 def wav_lengths(path: str | Path) -> tuple[int, int] | None:
     """(duration_ms, voiced_ms) of a PCM, A-law or µ-law WAV; None when the file is missing or not a WAV.
 
@@ -79,14 +51,15 @@ def wav_lengths(path: str | Path) -> tuple[int, int] | None:
     here. Other formats get their length and a voiced part of 0.
     """
     try:
-        size_on_disk = Path(path).stat().st_size
+        info = read_wav_info(Path(path))
+    except BadRecording:
+        return None
+    tag, channels, rate, bits = info.format_tag, info.channels, info.sample_rate, info.bits
+    size = info.data_bytes  # already trimmed to the file when a hang-up left the header unfinished
+    try:
         with open(path, "rb") as handle:
-            (tag, channels, rate, align, bits), offset, size = _chunks(handle)
-            if not rate or not channels:
-                return None
-            # a recording cut by a hang-up may have a header whose size was never filled in
-            size = min(size, max(0, size_on_disk - offset)) if size else max(0, size_on_disk - offset)
-            align = align or max(1, channels * bits // 8)
+            handle.seek(info.data_offset)
+            align = max(1, channels * bits // 8)
             frames = size // align
             duration = int(frames * 1000 / rate)
             per = max(1, rate * FRAME_MS // 1000) * align

@@ -39,6 +39,7 @@ class WavInfo:
     bits: int
     byte_rate: int
     data_bytes: int
+    data_offset: int = 44  # where the audio starts in the file (readers that scan the samples seek here)
 
     @property
     def duration_ms(self) -> int:
@@ -90,7 +91,7 @@ def read_wav_info(path: Path) -> WavInfo:
                 tag, channels, rate, byte_rate, bits = fmt
                 if not channels or not rate or not byte_rate:
                     raise BadRecording("WAV header has zero channels or rate / WAV 头无效")
-                return WavInfo(tag, channels, rate, bits, byte_rate, data_bytes)
+                return WavInfo(tag, channels, rate, bits, byte_rate, data_bytes, handle.tell())
             else:
                 handle.seek(chunk_size + (chunk_size % 2), os.SEEK_CUR)
         raise BadRecording("no audio data chunk / WAV 文件没有音频数据块")
