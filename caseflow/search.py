@@ -127,6 +127,57 @@ def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10
     return ids, grams
 
 
+def highlight(text: str, query: str, width: int = 0) -> list[tuple[str, bool]]:
+    """``text`` cut into (piece, matched) pairs for showing a result with the query's words marked.
+
+    Marks what the ranking counts: every query bigram or word found, or, when none is found, the query's
+    single characters (噪声 marks 噪 in 噪音). With ``width`` > 0 only a window of about that many
+    characters around the first match is kept, with … where text was cut, and runs of white space are
+    shown as one space. Pure: the caller escapes the pieces when it shows them.
+    """
+    text = text or ""
+    # Normalise per character and remember where each normalised character came from, so a match in
+    # the normalised text (full-width, upper case) marks the original characters.
+    folded, origin = [], []
+    for index, char in enumerate(text):
+        for piece in normalise(char):
+            folded.append(piece)
+            origin.append(index)
+    haystack = "".join(folded)
+    marked = [False] * len(text)
+
+    def mark(terms) -> bool:
+        found = False
+        for term in terms:
+            start = haystack.find(term)
+            while term and start >= 0:
+                found = True
+                for position in range(start, start + len(term)):
+                    marked[origin[position]] = True
+                start = haystack.find(term, start + 1)
+        return found
+
+    if not mark(query_grams(query)):
+        mark(query_chars(query))
+    start, end = 0, len(text)
+    if width > 0 and len(text) > width:
+        first = marked.index(True) if True in marked else 0
+        start = max(0, min(first - width // 4, len(text) - width))
+        end = start + width
+    pieces: list[tuple[str, bool]] = [("…", False)] if start > 0 else []
+    index = start
+    while index < end:
+        stop = index
+        while stop < end and marked[stop] == marked[index]:
+            stop += 1
+        piece = text[index:stop]
+        pieces.append((re.sub(r"\s+", " ", piece) if width > 0 else piece, marked[index]))
+        index = stop
+    if end < len(text):
+        pieces.append(("…", False))
+    return pieces
+
+
 # ---- index maintenance ----------------------------------------------------------------------------
 def forget(db=None) -> None:
     """Drop the 'index exists' cache for ``db`` (after tables were dropped and recreated)."""

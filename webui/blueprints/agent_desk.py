@@ -19,7 +19,7 @@ from acd.state import TransitionRefused
 from caseflow import services as case_services
 from caseflow.models import Citizen, Department, Ticket
 from caseflow.services import TicketInputError
-from caseflow.workflow import PermissionDenied
+from caseflow.workflow import WorkflowError
 from recorder import missed as missed_calls
 from recorder.models import utcnow
 from webui.app import NavItem, bad_request
@@ -41,7 +41,7 @@ MESSAGES = {"zh": {
     "Knowledge base": "知识库", "Call-back requests": "待回拨", "Call back": "回拨", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
     "calls": "次来电", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
     "Outcome": "回拨结果", "Call team lead": "呼叫班长", "Blind transfer": "盲转", "Consult transfer": "咨询转",
-    "Three-way": "三方通话",
+    "Three-way": "三方通话", "A reply answers the ticket at once (direct answer).": "填写答复内容后保存，即直接答复该工单。",
     "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
@@ -149,18 +149,24 @@ def call_back_outcome(missed_id):
 @bp.route("/ticket", methods=["POST"])
 @require_roles(*ROLES)
 def save_ticket():
-    """Save the ticket of the call (the caseflow service records it); ends the agent's wrap-up."""
+    """Save the ticket of the call (the caseflow service records it, and answers it when a reply is given);
+    ends the agent's wrap-up."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
     form = request.form
     call_uuid = form.get("call_uuid", "")[:64] or None
+    reply = form.get("reply", "").strip()
+    clock = current_app.extensions["hotline"].services.clock
     try:
-        ticket = case_services.create_ticket(
-            form.get("content", ""), type=form.get("type", "consult"), channel="phone",
-            citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
-            title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid,
-            clock=current_app.extensions["hotline"].services.clock)
-    except (TicketInputError, PermissionDenied) as error:
+        # A reply given on the call answers the ticket at once (直接答复): both are kept, or neither.
+        with Ticket._meta.database.atomic():
+            ticket = case_services.create_ticket(
+                form.get("content", ""), type=form.get("type", "consult"), channel="phone",
+                citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
+                title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock)
+            if reply:
+                ticket = case_services.transition(ticket, "answer", g.user, reply=reply, clock=clock)
+    except (TicketInputError, WorkflowError) as error:
         return _desk_page(acd, agent, error=str(error)), 400
     if agent is not None:
         controls = AgentControls(acd)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
-from caseflow import knowledge
+from caseflow import knowledge, search
 from caseflow.knowledge import KnowledgeError
-from caseflow.models import Category, KnowledgeAnswer, KnowledgeItem
+from caseflow.models import Category, Department, KnowledgeAnswer, KnowledgeItem, User
 from caseflow.roles import can
 from caseflow.workflow import PermissionDenied
-from webui.app import NavItem
+from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import login_required
 
@@ -24,6 +24,10 @@ MESSAGES = own_messages({"zh": {
     "Review state": "审核状态", "Add an answer": "添加答案", "Score": "相关度", "Delete": "删除",
     "No items match.": "没有匹配的知识。", "Type words to search, e.g. 噪声 扰民": "输入关键词检索，例如：噪声 扰民",
     "Only reviewed": "仅显示已审核", "Answer": "答案",
+    # the desk's knowledge panel (webui/static/desk_kb.js)
+    "Use in reply": "引用到答复", "No reviewed knowledge matches.": "没有匹配的已审核知识。",
+    "The knowledge base did not answer.": "知识库暂时无法访问，请稍后再试。", "Back to the results": "返回检索结果",
+    "Publishing department": "发布部门",
 }})
 
 
@@ -50,11 +54,63 @@ def index():
 @bp.route("/search.json")
 @login_required
 def search_json():
-    """[{id, title, score, url}] for a query (the search box beside ticket forms)."""
+    """Up to 10 ranked results for a query (the box beside ticket forms, the desk's panel): id, title, score,
+    url (the page), data_url (the item as JSON), ``title_marks`` and ``snippet`` as [{text, hit}] pieces
+    with the query's words marked (plain text: the page escapes it), category, department (the
+    publisher's), published date and review state. ``approved=1`` keeps reviewed items only (the desk:
+    what an agent reads to a citizen must have been reviewed)."""
     _need("kb.view")
     q = request.args.get("q", "").strip()[:100]
-    return jsonify([{"id": i.id, "title": i.title, "score": s, "url": url_for("kb.item", item_id=i.id)}
-                    for i, s in knowledge.search_items(q, limit=10)])
+    results = knowledge.search_items(q, limit=10, approved_only=request.args.get("approved") == "1")
+    departments = _publisher_departments([item for item, _score in results])
+    return jsonify([{"id": i.id, "title": i.title, "score": s, "url": url_for("kb.item", item_id=i.id),
+                     "data_url": url_for("kb.item_json", item_id=i.id), "title_marks": _pieces(i.title, q),
+                     "snippet": _pieces(i.content, q, SNIPPET_WIDTH),
+                     **_facts(i, departments)}
+                    for i, s in results])
+
+
+SNIPPET_WIDTH = 80
+
+
+def _pieces(text: str, query: str, width: int = 0) -> list[dict]:
+    return [{"text": piece, "hit": hit} for piece, hit in search.highlight(text, query, width)]
+
+
+def _publisher_departments(items) -> dict[int, str]:
+    """{publisher user id: department name} for ``items`` in one query."""
+    ids = {i.publisher_id for i in items if i.publisher_id}
+    if not ids:
+        return {}
+    rows = (User.select(User.id, Department.name).join(Department).where(User.id.in_(ids)).tuples())
+    return dict(rows)
+
+
+def _facts(item: KnowledgeItem, departments: dict[int, str]) -> dict:
+    return {"category": item.category.name if item.category_id else "",
+            "department": departments.get(item.publisher_id, ""),
+            "published": localtime(clock(), item.published_at, "%Y-%m-%d"),
+            "review_state": item.review_state}
+
+
+@bp.route("/<int:item_id>.json")
+@login_required
+def item_json(item_id):
+    """One item for reading inline (the desk's panel): its content and answers as plain text; counts a view.
+    ``approved=1`` answers 404 for an unreviewed item and leaves out unreviewed answers."""
+    _need("kb.view")
+    approved = request.args.get("approved") == "1"
+    row = _load(item_id)
+    if approved and row.review_state != "approved":
+        abort(404)
+    knowledge.record_view(row, clock())
+    answers = row.answers.order_by(KnowledgeAnswer.id)
+    if approved:
+        answers = answers.where(KnowledgeAnswer.review_state == "approved")
+    return jsonify({"id": row.id, "title": row.title, "content": row.content,
+                    "url": url_for("kb.item", item_id=row.id), **_facts(row, _publisher_departments([row])),
+                    "answers": [{"id": a.id, "content": a.content, "review_state": a.review_state}
+                                for a in answers]})
 
 
 @bp.route("/<int:item_id>")

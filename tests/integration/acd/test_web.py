@@ -84,6 +84,24 @@ def test_ticket_form_bad_input_keeps_nothing(desk, client):
     assert reply.status_code == 400 and Ticket.select().count() == before
 
 
+def test_desk_shows_the_knowledge_panel_and_a_reply_answers_the_ticket(desk, client):
+    """Should show the knowledge panel beside the ticket form, answer a ticket saved with a reply at once,
+    and keep nothing when the reply cannot be recorded with it."""
+    client.login("8001", PASSWORD)
+    page = client.get("/desk/").get_data(as_text=True)
+    assert 'id="kb-panel"' in page and "desk_kb.js" in page and 'id="tf-reply"' in page
+    assert 'data-search="/kb/search.json"' in page
+    reply = client.post_form("/desk/ticket", {"content": "夜间施工噪音扰民怎么办", "citizen_phone": "13912345678",
+                                              "type": "consult", "reply": "请告知具体施工地点和时间。"})
+    assert reply.status_code == 303
+    saved = Ticket.select().order_by(Ticket.id.desc()).get()
+    assert (saved.status, saved.reply) == ("answered", "请告知具体施工地点和时间。")
+    before = Ticket.select().count()
+    reply = client.post_form("/desk/ticket", {"content": "内容", "citizen_phone": "13912345678",
+                                              "reply": "答" * 20001})
+    assert reply.status_code == 400 and Ticket.select().count() == before
+
+
 def test_server_sent_events_carry_the_screen_pop(desk, client):
     """Should stream the answered notice with the caller's earlier tickets to the agent's browser."""
     acd, world, agent, *_ = desk

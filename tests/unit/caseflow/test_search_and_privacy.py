@@ -65,3 +65,17 @@ def test_mask_text_inside_free_text():
 def test_public_sees_masks():
     """Should deny full contact to the public (no user)."""
     assert privacy.may_see_contact(None, SimpleNamespace()) is False
+
+
+def test_highlight_marks_query_words_in_a_window():
+    """Should mark the query's bigrams (full-width and upper case too), fall back to single characters, and
+    cut a long text to a window around the first match with … at the cuts."""
+    assert search.highlight("夜间施工噪音扰民 ＷｉＦｉ", "噪声 扰民 wifi") == [
+        ("夜间施工噪音", False), ("扰民", True), (" ", False), ("ＷｉＦｉ", True)]
+    assert search.highlight("噪音很大", "噪声") == [("噪", True), ("音很大", False)]
+    long = "前" * 100 + "扰民\n\n处理" + "后" * 100
+    pieces = search.highlight(long, "扰民", width=20)
+    assert pieces[0] == ("…", False) and pieces[-1] == ("…", False)
+    assert ("扰民", True) in pieces and " 处理" in "".join(text for text, _hit in pieces)
+    assert search.highlight("无关内容", "噪声") == [("无关内容", False)]
+    assert search.highlight("", "噪声") == []
