@@ -1255,13 +1255,21 @@ QUEUE_SETTINGS = {
 }
 
 
-def update_queue(acd: Acd, name: str, form: dict) -> Queue:
-    """Change a queue's rule and timings from a form; every value is checked, nothing is saved on error."""
-    from acd.models import OVERFLOW_KINDS
+def update_queue(acd: Acd, name: str, form: dict, actor) -> Queue:
+    """Change a queue's shift settings (acd.policy.SHIFT_QUEUE_FIELDS) from a form, as ``actor``.
+
+    acd.policy decides who may change which field (QueueChangeRefused); the other fields of a queue are
+    changed on the queue administration page. Every value is checked; nothing is saved on error.
+    """
+    from acd.policy import QUEUE_FIELDS, SHIFT_QUEUE_FIELDS, check_queue_change
 
     queue = Queue.get_or_none(Queue.name == name)
     if queue is None:
         raise AcdError(f"没有队列 / no queue {name!r}")
+    check_queue_change(actor, set(form) & QUEUE_FIELDS)
+    other = sorted(set(form) - SHIFT_QUEUE_FIELDS)
+    if other:
+        raise AcdError(f"{', '.join(other)[:200]}：请在队列管理页修改 / change these on the queue page")
     changes: dict[str, object] = {}
     if "strategy" in form:
         try:
@@ -1277,19 +1285,6 @@ def update_queue(acd: Acd, name: str, form: dict) -> Queue:
             if not low <= value <= high:
                 raise AcdError(f"{field_name} must be between {low} and {high}")
             changes[field_name] = value
-    if "overflow_kind" in form:
-        kind = str(form["overflow_kind"])
-        if kind not in OVERFLOW_KINDS:
-            raise AcdError(f"unknown overflow kind {kind!r}; known: {', '.join(OVERFLOW_KINDS)}")
-        changes["overflow_kind"] = kind
-    if "overflow_target" in form:
-        target = str(form["overflow_target"]).strip()[:64]
-        kind = changes.get("overflow_kind", queue.overflow_kind)
-        if kind == "queue" and target not in acd.queues:
-            raise AcdError(f"overflow queue {target!r} does not exist")
-        if kind == "number" and not re.match(r"^\+?\d{3,20}$", target):
-            raise AcdError(f"overflow number {target!r} is not a phone number")
-        changes["overflow_target"] = target
     if "no_answer_break" in form:
         changes["no_answer_break"] = str(form["no_answer_break"]).lower() in ("1", "true", "on", "yes")
     if changes:

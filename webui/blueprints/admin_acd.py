@@ -2,9 +2,10 @@
 agents (a user with an operator number, a SIP extension from the FreeSWITCH directory, a server, skills
 with levels) and guest agents for a day (领导上线接听).
 
-Who may do what: administrators change everything; team leads see every page, set agents' skill levels
-and put leaders on the phones for a day (acd.supervisor lets them do that); queue settings and extensions
-are an administrator's. Every change is audited and reaches the running ACD at once through
+Who may do what: administrators change everything; team leads see every page, set agents' skill levels,
+put leaders on the phones for a day (acd.supervisor lets them do that) and change a queue's shift settings
+(acd.policy decides which fields, for this page and the team-lead console alike); creating queues and
+extensions are an administrator's. Every change is audited and reaches the running ACD at once through
 ``Acd.load()`` (``services.extra["acd"]``); without a running ACD the rows are written and loaded at start.
 
 The form checks (``check_queue_form``, ``check_agent_form``, ``check_guest_form``) return the cleaned
@@ -22,6 +23,8 @@ from typing import Mapping
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, Queue
+from acd.policy import (QUEUE_FIELDS, QueueChangeRefused, check_queue_change, may_create_or_delete_queues,
+                        queue_fields_for)
 from acd.strategies import STRATEGIES, STRATEGY_LABELS
 from caseflow.models import User
 from core.config import PROJECT_ROOT
@@ -52,8 +55,8 @@ MESSAGES = own_messages({"zh": {
     "Status": "状态", "User": "用户", "Guest until": "上线日期至", "Day": "日期",
     "Put a leader on the phones": "安排领导上线接听", "End now": "立即结束",
     "Extension (if the user has none)": "分机号（用户无分机时填写）", "ended": "已结束", "on duty": "值班中",
-    "Only administrators change queues; team leads change the skills of agents.":
-        "仅管理员可修改队列；班长可调整话务员技能。",
+    "Team leads change the rule and timings of a queue; everything else about it is for administrators.":
+        "班长可调整队列的分配策略和各项时长；队列的其他设置由管理员修改。",
     "Only administrators change extensions and servers.": "仅管理员可修改分机与交换机。",
     "The ACD is not running: changes apply when it starts.": "话务分配服务未运行：修改将在启动后生效。",
     "No queues yet.": "尚无队列。", "No agents yet.": "尚无话务员。", "No guest agents.": "尚无领导上线记录。",
@@ -370,7 +373,8 @@ def _render_queue(queue: Queue | None, form: Mapping, errors: list[str], status:
                            strategies=strategy_choices(g.get("lang") or "zh"),
                            overflow_kinds=[(k, _pair(OVERFLOW_LABELS, k)) for k in OVERFLOW_KINDS],
                            other_queues=[q for q in queues if queue is None or q.id != queue.id],
-                           can_edit=_is_admin(), agents=_agents_with_skill(queue.skill) if queue else []), status
+                           editable=queue_fields_for(g.user), can_edit=bool(queue_fields_for(g.user)),
+                           agents=_agents_with_skill(queue.skill) if queue else []), status
 
 
 def _agents_with_skill(skill: str) -> list[tuple[Agent, int]]:
@@ -390,13 +394,15 @@ def queues():
     rules = dict(strategy_choices(g.get("lang") or "zh"))
     return render_template("admin_acd/queues.html", queues=rows, counts=counts, rules=rules,
                            overflow=lambda k: _pair(OVERFLOW_LABELS, k),
-                           can_edit=_is_admin())
+                           can_create=may_create_or_delete_queues(g.user))
 
 
 @bp.route("/queues/new", methods=["GET", "POST"])
-@require_roles("admin")
+@require_roles(*VIEW_ROLES)
 def queue_new():
     """Create a queue."""
+    if not may_create_or_delete_queues(g.user):
+        abort(403)
     if request.method == "GET":
         return _render_queue(None, _queue_form_defaults(), [])
     values, errors = check_queue_form(request.form, None, list(Queue.select()))
@@ -412,13 +418,15 @@ def queue_new():
 @bp.route("/queues/<int:queue_id>", methods=["GET", "POST"])
 @require_roles(*VIEW_ROLES)
 def queue_edit(queue_id):
-    """A queue's settings: administrators change them, team leads read them."""
+    """A queue's settings: each person changes the fields acd.policy gives them and reads the others."""
     queue = Queue.get_or_none(Queue.id == queue_id) or abort(404)
     if request.method == "GET":
         return _render_queue(queue, _queue_as_form(queue), [])
-    if not _is_admin():
+    editable = queue_fields_for(g.user)
+    if not editable:
         abort(403)
-    values, errors = check_queue_form(request.form, queue, list(Queue.select()))
+    form = _submitted_queue_form(request.form, queue, editable)
+    values, errors = check_queue_form(form, queue, list(Queue.select()))
     acd = _acd()
     waiting = len(acd.queue_waiters.get(queue.name, {})) if acd is not None else 0
     if queue.active and not values["active"] and waiting:
@@ -426,14 +434,32 @@ def queue_edit(queue_id):
         errors.append(f"队列中还有 {waiting} 位来电者在等待，暂不能停用 / {waiting} callers are waiting in this "
                       f"queue: it cannot be switched off now")
     if errors:
-        return _render_queue(queue, {**request.form, "name": queue.name}, errors, 400)
+        return _render_queue(queue, {**form, "name": queue.name}, errors, 400)
     changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
+    try:
+        check_queue_change(g.user, changed)
+    except QueueChangeRefused as exc:
+        audit("acd_queue_update_refused", "queue", queue.name, f"{exc}: {_describe(changed)}"[:1000])
+        abort(403)
     if changed:
-        Queue.update(**values).where(Queue.id == queue.id).execute()
+        Queue.update(**changed).where(Queue.id == queue.id).execute()
         audit("acd_queue_update", "queue", queue.name, _describe(changed))
         _reload()
     _saved()
     return redirect(url_for("admin_acd.queue_edit", queue_id=queue.id), code=303)
+
+
+def _submitted_queue_form(submitted: Mapping, queue: Queue, editable: frozenset[str]) -> dict:
+    """The queue form as submitted, with the fields the person cannot change (the page sends them disabled,
+    so the browser leaves them out) taken from the queue; a field they cannot change but sent anyway is
+    kept, so the policy refuses it if it differs."""
+    form = _queue_as_form(queue)
+    for name in QUEUE_FIELDS - {"name"}:
+        if name in editable:
+            form[name] = submitted.get(name, "")  # an unticked box is absent: off
+        elif name in submitted:
+            form[name] = submitted[name]
+    return form
 
 
 def _describe(values: Mapping) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, render_template, request
 
 from acd.dispatcher import AcdError, update_queue
-from acd.models import OVERFLOW_KINDS
+from acd.policy import SHIFT_QUEUE_FIELDS, QueueChangeRefused, queue_fields_for
 from acd.strategies import STRATEGY_LABELS
 from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
@@ -28,7 +28,9 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
     "Save": "保存", "Telephony is not connected.": "话务系统未连接。", "Help": "求助", "Desk": "桌面", "Recent actions": "最近操作",
     "Call-backs waiting": "待回拨", "Open": "待回拨数", "Being called back": "回拨中", "Oldest": "最早",
     "Caller": "来电号码", "Reason": "原因", "Calls": "来电次数", "Wait": "等待", "Attempts": "回拨次数",
-    "Called back by": "回拨人",
+    "Called back by": "回拨人", "Yes": "是", "No": "否", "Skill": "技能",
+    "Team leads change the rule and timings of a queue; everything else about it is for administrators.":
+        "班长可调整队列的分配策略和各项时长；队列的其他设置由管理员修改。",
 }}
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
            "set_break", "force_logout")
@@ -51,24 +53,29 @@ def index():
                                                                                      oldest_first=True)],
                            reasons=missed_calls.REASON_LABELS,
                            action_names=ACTIONS, settings=list(acd.queues.values()) if acd is not None else [],
-                           strategies=STRATEGY_LABELS, overflow_kinds=OVERFLOW_KINDS)
+                           strategies=STRATEGY_LABELS,
+                           editable=queue_fields_for(g.user) & SHIFT_QUEUE_FIELDS)
 
 
 @bp.route("/queue/<name>", methods=["POST"])
 @require_roles(*ROLES)
 def queue_settings(name):
-    """Change a queue's distribution rule and timings (recorded with who did it)."""
+    """Change a queue's shift settings, as acd.policy allows the user (recorded with who did it)."""
     acd = _acd()
     if acd is None:
         return jsonify({"ok": False, "error": "telephony is not connected"}), 503
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     try:
-        queue = update_queue(acd, name, form)
+        queue = update_queue(acd, name, form, g.user)
+    except QueueChangeRefused as exc:
+        Supervisor(acd)._record(g.user, "queue_settings", None, detail=f"{name}: {form}"[:255], ok=False)
+        return jsonify({"ok": False, "error": str(exc)}), 403
     except AcdError as exc:
         return jsonify({"ok": False, "error": str(exc)}), 400
     Supervisor(acd)._record(g.user, "queue_settings", None, detail=f"{name}: {form}"[:255])
     return jsonify({"ok": True, "queue": queue.name, "strategy": queue.strategy, "ring_timeout": queue.ring_timeout,
-                    "max_wait": queue.max_wait, "overflow_kind": queue.overflow_kind})
+                    "max_wait": queue.max_wait, "wrap_up_seconds": queue.wrap_up_seconds,
+                    "announce_interval": queue.announce_interval, "no_answer_break": queue.no_answer_break})
 
 
 @bp.route("/stats")

@@ -99,7 +99,8 @@ def test_post_without_csrf_token_changes_nothing(client, people):
 
 
 def test_team_lead_sees_queues_and_sets_skills_only(client, people):
-    """Should let a team lead read queues and change an agent's skill levels, but not queues or extensions."""
+    """Should let a team lead read queues and change an agent's skill levels, but not create queues, change a
+    queue's structure (its name here) or extensions."""
     queue = create_queue("general", "general", display_name="综合服务")
     agent = create_agent(people["agent"], {"general": 5})
     client.login("8001", PASSWORD)
@@ -119,6 +120,42 @@ def test_team_lead_sees_queues_and_sets_skills_only(client, people):
     assert Queue.get_by_id(queue.id).strategy == "least_talk_time"
     (row,) = audits("acd_agent_skills")
     assert row.operator_no == "8001" and "general:5" in row.detail and "general:8/2" in row.detail
+
+
+def test_team_lead_changes_a_queues_shift_settings_only(client, running, people):
+    """Should show a team lead the shift settings as editable and the rest read-only, save and audit a shift
+    change the running ACD sees, refuse a structural change (403, audited, nothing saved), and refuse agents."""
+    acd, _world = running
+    queue = Queue.create(**{k: v for k, v in queue_form(name="general", skill="general").items()
+                            if k not in ("no_answer_break", "active")})
+    acd.load()
+    client.login("8001", PASSWORD)
+    page = client.get(f"/admin/acd/queues/{queue.id}").get_data(as_text=True)
+    for field in ("strategy", "ring_timeout", "max_wait", "wrap_up_seconds", "announce_interval"):
+        assert f'name="{field}" disabled' not in page, field
+    for field in ("display_name", "skill", "overflow_kind", "overflow_target", "moh", "callback_key",
+                  "answer_target_seconds"):
+        assert f'name="{field}" disabled' in page, field
+    assert 'name="no_answer_break" value="1" disabled' not in page and 'name="active" value="1" disabled' in page
+    # What the browser sends: the enabled fields only (no_answer_break unticked = off).
+    shift = {"strategy": "random", "ring_timeout": "25", "max_wait": "240", "wrap_up_seconds": "30",
+             "announce_interval": "60"}
+    assert client.post_form(f"/admin/acd/queues/{queue.id}", shift).status_code == 303
+    saved = Queue.get_by_id(queue.id)
+    assert (saved.strategy, saved.ring_timeout, saved.max_wait, saved.wrap_up_seconds, saved.announce_interval,
+            saved.no_answer_break, saved.skill, saved.active) == ("random", 25, 240, 30, 60, False, "general", True)
+    assert acd.queues["general"].ring_timeout == 25
+    (row,) = audits("acd_queue_update")
+    assert row.operator_no == "8001" and "ring_timeout=25" in row.detail and "skill" not in row.detail
+    for structural in ({"skill": "other"}, {"overflow_kind": "voicemail"}, {"active": "0"}, {"moh": "x.wav"}):
+        assert client.post_form(f"/admin/acd/queues/{queue.id}", {**shift, **structural}).status_code == 403, structural
+    after = Queue.get_by_id(queue.id)
+    assert (after.skill, after.overflow_kind, after.active, after.moh) == ("general", "callback", True,
+                                                                           "local_stream://moh")
+    assert len(audits("acd_queue_update_refused")) == 4
+    client.logout()
+    client.login("1001", PASSWORD)
+    assert client.post_form(f"/admin/acd/queues/{queue.id}", shift).status_code == 403
 
 
 # ------------------------------------------------------------------------------------------ queues

@@ -41,7 +41,7 @@ def test_agent_goes_ready_and_bad_controls_are_refused(desk, client):
     assert page.status_code == 200 and "话务员工作台" in page.get_data(as_text=True)
     reply = client.post_form("/desk/action", {"action": "ready"})
     assert reply.get_json() == {"ok": True, "status": "available", "state": "idle", "on_hold": False,
-                                 "call_uuid": ""}
+                                 "call_uuid": "", "consult": None}
     reply = client.post_form("/desk/action", {"action": "hold", "call_uuid": "not-mine"})
     assert reply.status_code == 409 and "not in a call" in reply.get_json()["error"]
     reply = client.post_form("/desk/action", {"action": "ready"})
@@ -141,24 +141,38 @@ def test_console_actions_are_for_team_leads_only(desk, client):
 
 
 def test_team_lead_changes_queue_rule_with_checks(desk, client):
-    """Should change a queue's rule and timings, refusing bad values without saving anything."""
+    """Should let a team lead change a queue's shift settings (recorded), refuse bad values and structural
+    fields (403, acd.policy) without saving anything, and refuse agents."""
     acd, *_ = desk
     client.login("9001", PASSWORD)
-    assert "队列设置" in client.get("/supervisor/").get_data(as_text=True)
+    page = client.get("/supervisor/").get_data(as_text=True)
+    assert "队列设置" in page and 'name="overflow_kind"' not in page and 'name="no_answer_break"' in page
     reply = client.post_form("/supervisor/queue/consult", {"strategy": "fewest_calls", "ring_timeout": "15",
-                                                           "max_wait": "120", "overflow_kind": "voicemail"})
-    assert reply.get_json()["strategy"] == "fewest_calls" and acd.queues["consult"].ring_timeout == 15
-    for bad in ({"strategy": "fastest"}, {"ring_timeout": "1"}, {"max_wait": "abc"},
-                {"overflow_kind": "queue", "overflow_target": "nowhere"},
-                {"overflow_kind": "number", "overflow_target": "12;34"}, {"overflow_kind": "pigeon"}):
+                                                           "max_wait": "120", "wrap_up_seconds": "20",
+                                                           "announce_interval": "40", "no_answer_break": "0"})
+    assert reply.get_json()["strategy"] == "fewest_calls"
+    queue = acd.queues["consult"]
+    assert (queue.ring_timeout, queue.max_wait, queue.wrap_up_seconds, queue.announce_interval,
+            queue.no_answer_break) == (15, 120, 20, 40, False)
+    row = SupervisorAction.select().order_by(SupervisorAction.id.desc()).get()
+    assert (row.action, row.actor_label, row.ok) == ("queue_settings", "9001", True) and "fewest_calls" in row.detail
+    for bad in ({"strategy": "fastest"}, {"ring_timeout": "1"}, {"max_wait": "abc"}, {"pigeon": "1"}):
         reply = client.post_form("/supervisor/queue/consult", {**bad, "ring_timeout": bad.get("ring_timeout", "30")})
         assert reply.status_code == 400, bad
+    for structural in ({"overflow_kind": "voicemail"}, {"skill": "suggest"}, {"name": "x"},
+                       {"overflow_target": "suggest", "ring_timeout": "30"}):
+        reply = client.post_form("/supervisor/queue/consult", structural)
+        assert reply.status_code == 403 and "you may not change" in reply.get_json()["error"], structural
     queue = acd.queues["consult"]
-    assert (queue.strategy, queue.ring_timeout, queue.overflow_kind) == ("fewest_calls", 15, "voicemail")
+    assert (queue.strategy, queue.ring_timeout, queue.overflow_kind, queue.skill) == (
+        "fewest_calls", 15, "callback", "consult")
+    refused = SupervisorAction.select().order_by(SupervisorAction.id.desc()).get()
+    assert (refused.action, refused.ok) == ("queue_settings", False)
     assert client.post_form("/supervisor/queue/nosuch", {"ring_timeout": "20"}).status_code == 400
     client.logout()
     client.login("8001", PASSWORD)
     assert client.post_form("/supervisor/queue/consult", {"ring_timeout": "20"}).status_code == 403
+    assert acd.queues["consult"].ring_timeout == 15
 
 
 def test_call_back_from_the_desk(desk, client, world):
@@ -351,7 +365,10 @@ def test_attended_transfer_and_three_way(desk, client):
     assert _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent",
                 target="9999").status_code == 400
     reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent", target="1002")
-    assert reply.get_json()["ok"] is True and f"uuid_broadcast {leg} att_xfer::user/1002 aleg" in world.commands
+    consult = reply.get_json()["consult"]
+    assert reply.get_json()["ok"] is True and consult["state"] == "ringing" and consult["target"] == "agent:1002"
+    assert any(c.startswith(f"uuid_broadcast {leg} att_xfer::{{origination_uuid={consult['leg']},")
+               and c.endswith("}user/1002 aleg") for c in world.commands)
     _end(session, job)
     wait_for(lambda: acd.agents[agent.id].state != "in_call", what="call over")
     acd.transition(agent.id, "ready")

@@ -1,0 +1,51 @@
+"""Who may change what of a queue: the one policy both the queue administration and the team-lead console ask.
+
+Administrators create and delete queues and change every field. Team leads change only what a shift needs
+to steer the calls it has (the distribution rule and the timings); what a queue *is* (its code, name,
+skill, overflow, music, call-back key, answer target, whether it is on) stays an administrator's. Anyone
+else changes nothing. Pure: roles in, fields out.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+# Every field of acd.models.Queue a person may set (the name only when the queue is created).
+QUEUE_FIELDS = frozenset({
+    "name", "display_name", "skill", "strategy", "ring_timeout", "max_wait", "overflow_kind", "overflow_target",
+    "wrap_up_seconds", "announce_interval", "moh", "no_answer_break", "callback_key", "answer_target_seconds",
+    "active"})
+# The run-time settings a team lead adjusts during a shift.
+SHIFT_QUEUE_FIELDS = frozenset({
+    "strategy", "ring_timeout", "announce_interval", "wrap_up_seconds", "no_answer_break", "max_wait"})
+
+
+class QueueChangeRefused(Exception):
+    """A queue change the person's role does not allow (a web page answers 403)."""
+
+
+def _roles(user) -> frozenset[str]:
+    return frozenset(getattr(user, "role_set", ()) or ()) if user is not None else frozenset()
+
+
+def may_create_or_delete_queues(user) -> bool:
+    """Only administrators add or remove queues."""
+    return "admin" in _roles(user)
+
+
+def queue_fields_for(user) -> frozenset[str]:
+    """The queue fields ``user`` may change: all for an administrator, the shift settings for a team lead,
+    none for anyone else."""
+    roles = _roles(user)
+    if "admin" in roles:
+        return QUEUE_FIELDS
+    if "team_lead" in roles:
+        return SHIFT_QUEUE_FIELDS
+    return frozenset()
+
+
+def check_queue_change(user, fields: Iterable[str]) -> None:
+    """Raise QueueChangeRefused unless ``user`` may change every one of ``fields`` (the ones that change)."""
+    refused = sorted(set(fields) - queue_fields_for(user))
+    if refused:
+        raise QueueChangeRefused(f"您无权修改队列的 {', '.join(refused)} / you may not change the queue's "
+                                 f"{', '.join(refused)}")
