@@ -83,7 +83,7 @@ class Product:
                           ivr_services=ivr_services, fax=fax, outbound=outbound)
 
         services = Services(
-            switch_status=lambda: {name: s.get("state", "disconnected") for name, s in pool.status().items()},
+            switch_status=pool.status,  # {name: the connection's status dict}: state, dropped_events ...
             active_calls=lambda: outbound.active_calls,
             clock=self.clock,
             extra={"acd": acd, "pool": pool, "recordings": recordings, "fax": fax, "trees": trees,

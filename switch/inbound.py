@@ -6,11 +6,17 @@ password (greenswitch raises ValueError, or waits forever when the access list r
 correlated by a Job-UUID we choose (BACKGROUND_JOB carries it back), automatic reconnect with backoff and
 resubscription, a visible state, on_connected callbacks, and subscriber callbacks run in their own
 greenlet so they may call api() themselves.
+
+Events arrive faster than subscribers may take them: the queue between is bounded, and an event that does
+not fit is dropped and counted (``dropped_events``). What the app knew from events is then stale exactly
+as after a reconnect, so the same on_connected callbacks run once the events queued before the drop have
+been handled (the ACD reconciles with this switch), at most once per ``resync_interval`` seconds.
 """
 from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -31,6 +37,10 @@ log = logging.getLogger(__name__)
 CONNECTING = "connecting"
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
+
+# Put in the event queue behind the events queued when some were dropped: the dispatcher runs the
+# on_connected callbacks when it gets there, so a reconcile sees the switch after those events.
+_RESYNC = object()
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,8 @@ class InboundConnection:
 
     def __init__(self, endpoint, events: Iterable[str] = INBOUND_DEFAULT_EVENTS, api_timeout: float = 10.0, *,
                  bgapi_timeout: float = 60.0, connect_timeout: float = 5.0, backoff_initial: float = 0.5,
-                 backoff_max: float = 30.0, event_format: str = "plain", max_queued_events: int = 10000):
+                 backoff_max: float = 30.0, event_format: str = "plain", max_queued_events: int = 10000,
+                 resync_interval: float = 5.0):
         if event_format not in ("plain", "json"):
             raise ValueError(f"event_format must be plain or json, not {event_format!r}")
         self.endpoint = endpoint
@@ -106,7 +117,11 @@ class InboundConnection:
         self.last_error = ""
         self.core_uuid = ""        # this FreeSWITCH's Core-UUID: outbound calls carry it in their channel data
         self.connects = 0
-        self.dropped_events = 0
+        self.dropped_events = 0    # since start, across reconnects
+        self.resync_interval = resync_interval
+        self._resync_pending = False
+        self._last_resync = float("-inf")  # time.monotonic() of the last resync after dropped events
+        self._dropped_since_resync = 0
         self._client: _InboundClient | None = None
         self._attempt: _InboundClient | None = None
         self._subscribers: list[Callable[[SwitchEvent], None]] = []
@@ -118,6 +133,7 @@ class InboundConnection:
         self._stopping = False
         self._supervisor: gevent.Greenlet | None = None
         self._dispatcher: gevent.Greenlet | None = None
+        self._resync_greenlet: gevent.Greenlet | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -141,6 +157,10 @@ class InboundConnection:
         if self._dispatcher is not None:
             self._dispatcher.kill(block=True, timeout=5)
             self._dispatcher = None
+        if self._resync_greenlet is not None:
+            self._resync_greenlet.kill(block=True, timeout=5)
+            self._resync_greenlet = None
+        self._resync_pending = False
         self._set_disconnected("stopped")
 
     @property
@@ -190,8 +210,16 @@ class InboundConnection:
         self._subscribers.append(callback)
 
     def on_connected(self, callback: Callable[[], None]) -> None:
-        """callback() after each successful (re)connect, e.g. to reconcile state that changed meanwhile."""
+        """callback() whenever what events told may be stale, to reconcile state that changed meanwhile:
+        after each successful (re)connect, and after events were dropped (see the module docstring)."""
         self._connected_callbacks.append(callback)
+
+    def _run_connected_callbacks(self) -> None:
+        for callback in list(self._connected_callbacks):
+            try:
+                callback()
+            except Exception:       # one listener's failure must not stop the connection
+                log.exception("%s: on_connected callback %r failed", self.name, callback)
 
     def _require(self) -> _InboundClient:
         client = self._client
@@ -241,11 +269,7 @@ class InboundConnection:
             self._connected_event.set()
             delay = self.backoff_initial
             log.info("%s: connected to the event socket (connection %d)", self.name, self.connects)
-            for callback in list(self._connected_callbacks):
-                try:
-                    callback()
-                except Exception:       # one listener's failure must not stop the connection
-                    log.exception("%s: on_connected callback %r failed", self.name, callback)
+            self._run_connected_callbacks()
             # the connection's lifetime, not a wait for an answer: it ends when the socket does (a dead
             # peer is noticed by TCP or by the api timeouts of its users) or when stop() kills us
             client.wait_closed()
@@ -293,13 +317,44 @@ class InboundConnection:
         try:
             self._queue.put_nowait(domain)
         except gevent.queue.Full:
-            self.dropped_events += 1
-            log.error("%s: event queue full (%d); dropped %s", self.name, self._queue.maxsize, type(domain).__name__)
+            self._dropped(domain)
+
+    def _dropped(self, event: SwitchEvent) -> None:
+        """Count a dropped event and make sure a resync follows (one per burst, logged once)."""
+        self.dropped_events += 1
+        self._dropped_since_resync += 1
+        if self._resync_pending:
+            return
+        self._resync_pending = True
+        log.error("%s: event queue full (%d); dropped %s and will reconcile with this switch", self.name,
+                  self._queue.maxsize, type(event).__name__)
+        delay = max(0.0, self._last_resync + self.resync_interval - time.monotonic())
+        self._resync_greenlet = gevent.spawn_later(delay, self._queue_resync)
+
+    def _queue_resync(self) -> None:
+        """Put the resync marker behind the queued events, waiting for room (stop() kills this greenlet)."""
+        while True:
+            try:
+                self._queue.put(_RESYNC, timeout=self.api_timeout)
+                return
+            except gevent.queue.Full:
+                log.warning("%s: event queue still full after %.0fs; the resync waits", self.name, self.api_timeout)
+
+    def _resync_after_drops(self) -> None:
+        self._last_resync = time.monotonic()
+        self._resync_pending = False
+        dropped, self._dropped_since_resync = self._dropped_since_resync, 0
+        log.warning("%s: %d events were dropped; reconciling (%d dropped since start)", self.name, dropped,
+                    self.dropped_events)
+        self._run_connected_callbacks()
 
     def _dispatch_events(self) -> None:
         while True:
             # blocks without polling (greenswitch polls every second); stop() kills this greenlet
             event = self._queue.get()
+            if event is _RESYNC:
+                self._resync_after_drops()
+                continue
             for callback in list(self._subscribers):
                 try:
                     callback(event)

@@ -47,13 +47,14 @@ BLUEPRINTS: list[str] = [
 class Services:
     """What the running process lends the web UI (run.py builds it; tests pass their own).
 
-    switch_status() -> {server name: "connected" | "disconnected" | ...} for every FreeSWITCH;
+    switch_status() -> {server name: "connected" | "disconnected" | ..., or the inbound connection's
+    status dict with "state" and "dropped_events"} for every FreeSWITCH;
     active_calls() -> calls in progress on the outbound server. Missing callables mean "no switch wired":
     every configured server reports disconnected and active calls are 0. Other areas add their own
     fields here (ACD, scheduler ...) as they need them.
     """
 
-    switch_status: Callable[[], Mapping[str, str]] | None = None
+    switch_status: Callable[[], Mapping[str, str | Mapping[str, Any]]] | None = None
     active_calls: Callable[[], int] | None = None
     clock: Clock | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from importlib import metadata
 
 import peewee
@@ -38,10 +39,13 @@ def database_ok() -> bool:
             database.close()
 
 
-def switch_states() -> dict[str, str]:
-    """Each configured FreeSWITCH as "connected" or "disconnected"."""
+def switch_states() -> tuple[dict[str, str], dict[str, int]]:
+    """Each configured FreeSWITCH as "connected" or "disconnected", and the events its inbound connection
+    dropped (its queue was full: the ACD reconciled with it). The probe gives a state string or the
+    connection's status dict per server."""
     state = current_app.extensions["hotline"]
     states = {endpoint.name: "disconnected" for endpoint in state.config.esl}
+    dropped = {name: 0 for name in states}
     if state.services.switch_status is not None:
         try:
             reported = dict(state.services.switch_status())
@@ -49,8 +53,11 @@ def switch_states() -> dict[str, str]:
             log.exception("health check: switch status probe failed")
             reported = {}
         for name, value in reported.items():
-            states[str(name)] = "connected" if value == "connected" else "disconnected"
-    return states
+            details = value if isinstance(value, Mapping) else {"state": value}
+            states[str(name)] = "connected" if details.get("state") == "connected" else "disconnected"
+            count = details.get("dropped_events", 0)
+            dropped[str(name)] = count if isinstance(count, int) and count >= 0 else 0
+    return states, dropped
 
 
 def active_calls() -> int:
@@ -69,7 +76,7 @@ def active_calls() -> int:
 def healthz():
     """status ok | degraded (a switch is down) | error (database down, HTTP 503)."""
     db_ok = database_ok()
-    switches = switch_states()
+    switches, dropped = switch_states()
     all_connected = bool(switches) and all(v == "connected" for v in switches.values())
     status = "error" if not db_ok else ("ok" if all_connected else "degraded")
     body = {
@@ -77,6 +84,7 @@ def healthz():
         "db": "ok" if db_ok else "error",
         "switch": "connected" if all_connected else "disconnected",
         "switches": switches,
+        "dropped_events": dropped,
         "active_calls": active_calls(),
         "version": _version(),
     }

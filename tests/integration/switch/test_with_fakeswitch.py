@@ -354,3 +354,41 @@ def test_handler_returning_mid_playback_hangs_up(app_server, fake_call):
     call.wait_ended(timeout=5)
     assert (call.hangup_by, call.hangup_cause) == ("app", "NORMAL_CLEARING")
     assert handler.errors == []
+
+
+def test_inbound_counts_dropped_events_and_resyncs_once_per_interval(inbound, fakeswitch):
+    """Should count the events a full queue drops, run the on_connected callbacks (the reconnect hook) once
+    the events queued before the drop were handled, and not again for a second burst within resync_interval."""
+    conn = inbound(max_queued_events=3, resync_interval=3600)
+    release = gevent.event.Event()
+    release.set()
+    got = []
+    resyncs = []
+
+    def slow_subscriber(event):
+        release.wait(10)
+        got.append(event)
+
+    conn.on_connected(lambda: resyncs.append((conn.dropped_events, len(got))))
+    conn.subscribe(slow_subscriber)
+    assert conn.wait_connected(5)
+    wait_until(lambda: len(resyncs) == 1, what="the connect's callback")
+    release.clear()
+    for n in range(30):
+        fakeswitch.add_agent(f"2{n:03d}", registered=True)
+    wait_until(lambda: conn.dropped_events >= 26, what="events dropped by the full queue")
+    assert resyncs == [(0, 0)] and conn.status()["dropped_events"] == conn.dropped_events
+    release.set()
+    wait_until(lambda: len(resyncs) == 2, what="the resync after the drops")
+    dropped_then, handled_then = resyncs[1]
+    assert dropped_then == conn.dropped_events and handled_then >= 3  # after the events queued before
+
+    first = conn.dropped_events
+    release.clear()
+    for n in range(30):
+        fakeswitch.add_agent(f"3{n:03d}", registered=True)
+    wait_until(lambda: conn.dropped_events >= first + 26, what="a second burst dropped")
+    release.set()
+    fakeswitch.add_agent("4000", registered=True)
+    wait_until(lambda: any(isinstance(e, Registered) and e.user == "4000" for e in got), what="the last event")
+    assert len(resyncs) == 2 and conn.connects == 1  # the next resync waits for the interval

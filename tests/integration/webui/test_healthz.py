@@ -29,6 +29,17 @@ def test_connected_switches_and_calls(make_app):
     assert body["switches"] == {"fs1:8021": "connected", "fs2:8021": "connected"}
 
 
+def test_dropped_events_per_switch_from_status_dicts(make_app):
+    """Should read the inbound connections' status dicts: state per server and the events each dropped
+    (0 for a server the probe does not know, and for a nonsense count)."""
+    services = Services(switch_status=lambda: {"fs1:8021": {"state": "connected", "dropped_events": 12},
+                                               "fs2:8021": {"state": "connected", "dropped_events": "x"}})
+    body = make_app(services=services, esl="fs1:8021:pw,fs2:8021:pw,fs3:8021:pw").test_client().get(
+        "/healthz").get_json()
+    assert body["switches"] == {"fs1:8021": "connected", "fs2:8021": "connected", "fs3:8021": "disconnected"}
+    assert body["dropped_events"] == {"fs1:8021": 12, "fs2:8021": 0, "fs3:8021": 0}
+
+
 def test_one_switch_down_is_degraded(make_app):
     """Should say degraded and name the server that is down (connecting counts as down)."""
     services = Services(switch_status=lambda: {"fs1:8021": "connected", "fs2:8021": "connecting"})
