@@ -53,6 +53,11 @@ from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
 
+# The caller's variable (prefix + agent leg uuid) that an answering agent's leg fills with its operator-number
+# prompt (自动报工号), and what it holds for an agent without one.
+OPERATOR_PROMPT_PREFIX = "acd_operator_prompt_"
+NO_OPERATOR_PROMPT = "silence_stream://20"
+
 # Hang-up causes of an unanswered agent leg that mean "the agent let it ring out".
 NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE",
                               "PROGRESS_TIMEOUT"})
@@ -731,21 +736,31 @@ class Acd:
         self._wake(waiter, "offer")
 
     def dial_string(self, waiter: Waiter, offer: Offer) -> str:
-        """The bridge target for an offer: caller id, ring timeout, our leg uuids, delays for progressive."""
+        """The bridge target for an offer: caller id, ring timeout, our leg uuids, delays for progressive.
+
+        FreeSWITCH counts leg_timeout from the start of the whole originate, delayed legs included
+        (switch_ivr_originate.c check_per_channel_timeouts), so a leg added after d seconds gets
+        ring_timeout + d and the originate as a whole lasts until the last leg has rung its full time.
+        """
         queue = waiter.queue
         number = _safe(waiter.entry.caller_number) or "unknown"
+        delays = [index * self.settings.progressive_delay if offer.mode == "progressive" else 0
+                  for index in range(len(offer.agent_ids))]
         common = (f"{{ignore_early_media=true,origination_caller_id_number={number},"
-                  f"origination_caller_id_name={number},originate_timeout={queue.ring_timeout},"
+                  f"origination_caller_id_name={number},originate_timeout={queue.ring_timeout + max(delays)},"
                   f"acd_queue={_safe(queue.name)}}}")
         legs = []
-        for index, agent_id in enumerate(offer.agent_ids):
+        for agent_id, delay in zip(offer.agent_ids, delays):
             agent = self.agents[agent_id]
             template = self.settings.dial_template
             if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
                 template = self.settings.cross_server_dial.get(agent.server, template)
-            extra = f",leg_delay_start={index * self.settings.progressive_delay}" \
-                if offer.mode == "progressive" and index else ""
-            legs.append(f"[origination_uuid={offer.legs[agent_id]},leg_timeout={queue.ring_timeout},"
+            extra = f",leg_delay_start={delay}" if delay else ""
+            if self.prompts is not None:
+                prompt = _safe_path(self.prompts.operator(self.operator_no.get(agent_id, ""))) or NO_OPERATOR_PROMPT
+                leg = offer.legs[agent_id]
+                extra += f",api_on_answer=uuid_setvar {waiter.uuid} {OPERATOR_PROMPT_PREFIX}{leg} {prompt}"
+            legs.append(f"[origination_uuid={offer.legs[agent_id]},leg_timeout={queue.ring_timeout + delay},"
                         f"acd_agent={agent_id}{extra}]" + template.format(extension=_safe(agent.extension)))
         return common + ",".join(legs)
 
@@ -753,10 +768,14 @@ class Acd:
         """Bridge the caller to the offered agent(s); None when nobody answered (the caller waits on)."""
         offer = waiter.offer
         session = waiter.session
-        if offer.mode == "sequential" and self.prompts is not None:
-            path = self.prompts.operator(self.operator_no.get(offer.agent_ids[0], ""))
-            session.set("bridge_pre_execute_aleg_app", "playback" if path else "")
-            session.set("bridge_pre_execute_aleg_data", path)
+        if self.prompts is not None:
+            # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
+            # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
+            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller before joining the media.
+            # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
+            # The escaped \${...} is kept literal by this `set` and expanded when the bridge runs it.
+            session.set("bridge_pre_execute_aleg_app", "playback")
+            session.set("bridge_pre_execute_aleg_data", "\\${%s\\${bridge_uuid}}" % OPERATOR_PROMPT_PREFIX)
         result = None
         waiter.step = "bridge"
         try:
@@ -770,12 +789,14 @@ class Acd:
         disposition = (_variable(result, "originate_disposition") or _variable(result, "DIALSTATUS")
                        or (getattr(result, "response", "") or "")).strip()
         answered = offer.answered_by
-        if answered is None and disposition.upper() in ("SUCCESS", "ANSWER"):
+        if disposition.upper() in ("SUCCESS", "ANSWER"):
+            # The leg FreeSWITCH actually bridged is the truth: with ring-all two phones may answer at once
+            # and the first answer event is not always the winner (the other leg ends with LOSE_RACE).
             bridged_to = _variable(result, "last_bridge_to") or _variable(result, "bridge_uuid")
-            answered = next((aid for aid, leg in offer.legs.items() if leg == bridged_to), None)
+            answered = next((aid for aid, leg in offer.legs.items() if leg == bridged_to), answered)
             if answered is None and len(offer.agent_ids) == 1:
                 answered = offer.agent_ids[0]
-            if answered is not None:
+            if answered is not None and offer.answered_by is None:
                 self._agent_answered(answered, offer.legs[answered])
         if answered is not None:
             handed_off = waiter.uuid in self.handed_off
@@ -1149,6 +1170,11 @@ class Acd:
 
 # ---------------------------------------------------------------------- pure helpers
 _SAFE = re.compile(r"[^0-9A-Za-z_.+*#@-]")
+
+
+def _safe_path(path: str) -> str:
+    """A prompt path inside a dial string: no separators, brackets or spaces that would end the variable."""
+    return re.sub(r"[\s,\[\]{}'\"$]", "", path or "")
 
 
 def _safe(text: str) -> str:

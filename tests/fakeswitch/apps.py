@@ -191,6 +191,8 @@ class ChannelRunner:
             self._log_exec(name, arg)
             self.sw.hangup(ch, "DESTINATION_OUT_OF_ORDER", by="switch")
             return
+        if arg and (ch.get_var("app_disable_expand_variables") or "").lower() not in ("true", "1", "yes"):
+            arg = ch.expand(arg)  # as switch_core_session_execute_application does
         self.breaking = False
         run = AppRun(name, arg, event_uuid)
         self.current = run

@@ -106,6 +106,29 @@ class FakeChannel:
     def get_var(self, name: str, default: str | None = None) -> str | None:
         return self.variables.get(name, default)
 
+    def expand(self, text: str) -> str:
+        """switch_channel_expand_variables, the part we use: ``${name}`` from this channel's variables
+        (empty when unset), names that are themselves expanded (``${a_${b}}``), and ``\\$`` for a literal $."""
+        out, i = [], 0
+        while i < len(text):
+            if text.startswith("\\$", i):
+                out.append("$")
+                i += 2
+            elif text.startswith("${", i):
+                depth, j = 1, i + 2
+                while j < len(text) and depth:
+                    depth += {"{": 1, "}": -1}.get(text[j], 0)
+                    j += 1
+                if depth:
+                    out.append(text[i:])
+                    break
+                out.append(self.variables.get(self.expand(text[i + 2:j - 1]), ""))
+                i = j
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
     # -- header blocks -------------------------------------------------------------------------------
     def channel_block(self, state: str | None = None, call_state: str | None = None,
                       state_number: int | None = None) -> list[tuple[str, str]]:

@@ -422,6 +422,12 @@ class FakeSwitch:
         ch.answer_state = "answered"
         ch.set_var("endpoint_disposition", "ANSWER")
         self.emit_channel(ch, "CHANNEL_ANSWER")
+        # switch_channel_api_on(channel, "api_on_answer"): every variable starting so, as "command args"
+        # with the args expanded on this channel, runs synchronously before the answer is acted on.
+        for name, value in list(ch.variables.items()):
+            if name.lower().startswith("api_on_answer") and value.strip():
+                command, _, args = value.strip().partition(" ")
+                self.api(f"{command} {ch.expand(args)}".strip())
         ch.call_state = "ACTIVE"
         ch.runner.poke()
 
@@ -605,15 +611,17 @@ class FakeSwitch:
         dial = dial.strip()
         gvars, dial = _strip_vars(dial)
         variables.update(gvars)
-        if "|" in dial:
+        sequence = _split_outside_brackets(dial, "|")
+        if len(sequence) > 1:
             cause = "NO_ANSWER"
-            for part in dial.split("|"):
+            for part in sequence:
                 ch, cause = self.ring(part, variables, timeout, caller, cid_name, cid_num)
                 if ch is not None:
                     return ch, None
             return None, cause
-        if "," in dial:
-            return self._ring_parallel(dial.split(","), variables, timeout, caller, cid_name, cid_num)
+        parallel = _split_outside_brackets(dial, ",")
+        if len(parallel) > 1:
+            return self._ring_parallel(parallel, variables, timeout, caller, cid_name, cid_num)
         return self._ring_one(dial, variables, timeout, caller, cid_name, cid_num, None)
 
     def _ring_parallel(self, parts, variables, timeout, caller, cid_name, cid_num):
@@ -646,6 +654,13 @@ class FakeSwitch:
         number, kind = _dial_target(dial)
         if kind == "error":
             return None, number or "NORMAL_TEMPORARY_FAILURE"
+        delay = float(variables.get("leg_delay_start") or 0)
+        if delay > 0:
+            # ring-progressively: this leg is not even created until its delay has passed (or the race ended).
+            gone = lambda: (cancel is not None and cancel.is_set()) or (caller is not None and caller.hung_up)
+            if self._wait_sim(gone, delay, self.changed if cancel is not None else None):
+                return None, "ORIGINATOR_CANCEL"
+            timeout = max(0.0, timeout - delay)
         if kind == "loopback":
             return self._loopback(number, variables, cid_name, cid_num), None
         if kind is None:
@@ -1193,9 +1208,21 @@ class FakeSwitch:
             self.answer(ch)
         ch.set_var("originate_disposition", "SUCCESS")
         ch.set_var("DIALSTATUS", "SUCCESS")
+        ch.set_var("bridge_uuid", other.uuid)
+        ch.set_var("signal_bond", other.uuid)
         if runner.call is not None:
             runner.call.bridged_to.append(other)
+        if other.hung_up:
+            return "_none_"  # the answered leg left before the bridge began
         self.link(ch, other)
+        pre_app = ch.get_var("bridge_pre_execute_aleg_app")
+        if pre_app:
+            # The bridge's own thread runs it on the caller (data expanded there) before the media flows;
+            # the legs are partners already, so a transfer or hang-up meanwhile ends the bridge as usual.
+            pre_data = ch.expand(ch.get_var("bridge_pre_execute_aleg_data") or "")
+            runner._log_exec(pre_app, pre_data)
+            if pre_app == "playback":
+                runner.play(pre_data)
         runner.wait_until(lambda: ch.other is None or ch.hung_up, None)
         if not ch.hung_up and other.hung_up:
             if (ch.get_var("hangup_after_bridge") or "").lower() in ("true", "1", "yes"):
@@ -1519,6 +1546,23 @@ def _split_top(s: str, sep: str) -> list[str]:
     if cur:
         out.append(cur)
     return out
+
+
+def _split_outside_brackets(dial: str, sep: str) -> list[str]:
+    """Split a dial string at ``sep`` where it is not inside a [per-leg] or {global} variable block."""
+    parts, cur, depth = [], "", 0
+    for c in dial:
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        if c == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+    parts.append(cur)
+    return [p for p in parts if p.strip()]
 
 
 def _split_dial(arg: str) -> tuple[str, list[str]]:

@@ -33,9 +33,13 @@ def test_caller_is_bridged_to_agent_with_operator_number(make_acd, setup_agents,
     bridge = [arg for app, arg in session.executed if app == "bridge"][0]
     assert "origination_caller_id_number=13900001111" in bridge
     assert "leg_timeout=20" in bridge and "user/1001" in bridge
+    # 自动报工号: the agent's leg names its prompt on the caller when it answers; the caller plays it.
+    leg = QueueEntry.get(QueueEntry.call_uuid == session.uuid).agent_leg_uuid
+    assert f"api_on_answer=uuid_setvar {session.uuid} acd_operator_prompt_{leg} " in bridge
+    assert "operator_8001.wav" in bridge
     sets = dict(arg.split("=", 1) for app, arg in session.executed if app == "set")
     assert sets["bridge_pre_execute_aleg_app"] == "playback"
-    assert sets["bridge_pre_execute_aleg_data"].endswith("operator_8001.wav")
+    assert sets["bridge_pre_execute_aleg_data"] == "\\${acd_operator_prompt_\\${bridge_uuid}}"
     agent = Agent.get_by_id(agents[0].id)
     assert (agent.status, agent.state) == ("available", "idle")  # wrap-up of 0 s
     assert agent.calls_today == 1

@@ -105,8 +105,47 @@ def test_call_is_offered_and_bridged_through_fake_switch(db, fs, line):
     agent = Agent.get_by_id(agents[0].id)
     assert (agent.status, agent.calls_today) == ("available", 1)
     assert QueueEntry.get(QueueEntry.call_uuid == call.uuid).state == "bridged"
-    assert any(app == "set" and arg.startswith("bridge_pre_execute_aleg_data=") and "operator_8001" in arg
-               for app, arg in call.executed)
+    # The caller heard the answering agent's operator number before the conversation (自动报工号).
+    assert any(app == "playback" and arg.endswith("operator_8001.wav") for app, arg in call.executed)
+
+
+def test_ring_all_announces_the_answering_agents_operator_number(db, fs, line):
+    """Should ring every free agent at once and play the number of the one who answered (自动报工号)."""
+    create_queue("consult", "consult", strategy="ring_all", wrap_up_seconds=0, announce_interval=0)
+    agents = agents_for(fs, 3, answer_delay=1, talk_seconds=30)
+    fs.agents["1001"].answer = "timeout"
+    fs.agents["1002"].answer_delay = 3
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call()
+    call.wait_ended(timeout=15)
+    assert app.outcomes[call.uuid].agent_id == agents[2].id
+    assert {a.number: a.offered for a in fs.agents.values()} == {"1001": 1, "1002": 1, "1003": 1}
+    played = [arg for app_name, arg in call.executed if app_name == "playback" and "operator_" in arg]
+    assert played == [played[0]] and played[0].endswith("operator_8003.wav")
+    wait_for(lambda: not app.acd.stuck_agents() and all(
+        app.acd.agents[a.id].state == "idle" for a in agents), what="every agent free")
+
+
+def test_ring_progressively_adds_agents_and_each_rings_its_full_time(db, fs, line):
+    """Should ring the first agent, add the next after the delay, keep each ringing for the ring timeout,
+    and announce the operator number of whoever answers."""
+    create_queue("consult", "consult", strategy="ring_progressively", ring_timeout=6, wrap_up_seconds=0,
+                 announce_interval=0)
+    agents = agents_for(fs, 3, talk_seconds=30)
+    fs.agents["1001"].answer = "timeout"
+    fs.agents["1002"].answer = "timeout"
+    fs.agents["1003"].answer_delay = 5  # added at 2 x 5 s = 10 s, after the first two rang out at 6 and 11 s
+    app = line()
+    app.acd.settings.progressive_delay = 5
+    go_ready(app.acd, agents)
+    call = app.call()
+    call.wait_ended(timeout=20)
+    assert app.outcomes[call.uuid].agent_id == agents[2].id
+    bridge = [arg for app_name, arg in call.executed if app_name == "bridge"][0]
+    assert "leg_timeout=6," in bridge and "leg_delay_start=5,leg_timeout" not in bridge
+    assert "leg_timeout=11" in bridge and "leg_timeout=16" in bridge and "originate_timeout=16" in bridge
+    assert any(app_name == "playback" and arg.endswith("operator_8003.wav") for app_name, arg in call.executed)
 
 
 def test_ring_timeout_moves_to_next_agent_over_the_wire(db, fs, line):
