@@ -25,7 +25,7 @@ KNOWN_APPS = frozenset({
     "playback", "endless_playback", "speak", "say", "play_and_get_digits", "read", "record", "bridge",
     "hangup", "respond", "transfer", "rxfax", "txfax", "park", "eavesdrop", "three_way", "conference",
     "record_session", "stop_record_session", "echo", "event", "hash", "db", "sched_hangup", "break",
-    "socket", "send_dtmf", "flush_dtmf",
+    "socket", "send_dtmf", "flush_dtmf", "att_xfer",
 })
 
 SIP_CAUSES = {
@@ -91,6 +91,7 @@ class ChannelRunner:
         self.speech: list[list] = []    # [start_sim, end_sim or None]
         self.speech_version = 0
         self.fax_pages_to_send = 0      # set by a caller's SendFax step
+        self.inline: deque = deque()    # uuid_broadcast apps for a leg running bridge: run inside the bridge
         self.bridge_done = Event()
         self.session_records: dict[str, float] = {}   # uuid_record / record_session path -> start sim
         self._greenlet = None
@@ -707,6 +708,18 @@ class ChannelRunner:
             return "_none_"
         self.sw.transfer(self.ch, p[0], p[1] if len(p) > 1 else "XML", p[2] if len(p) > 2 else "default",
                          from_app=True)
+
+    def app_att_xfer(self, arg):
+        return self.sw.att_xfer_app(self, arg.strip())
+
+    def run_inline(self) -> None:
+        """Run the apps uuid_broadcast queued while this leg runs bridge (switch_ivr_parse_all_events in the
+        bridge loop), each as its own execution, then go back to the bridge."""
+        while self.inline and not self.ch.hung_up:
+            outer = self.current
+            name, arg, event_uuid = self.inline.popleft()
+            self._execute(name, arg, event_uuid)
+            self.current = outer
 
     def app_eavesdrop(self, arg):
         return self.sw.eavesdrop_app(self, arg.strip(), mode="listen")

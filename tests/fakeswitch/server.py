@@ -1118,10 +1118,14 @@ class FakeSwitch:
         path = p[1]
         app, _, appdata = path.partition("::")
         for t in targets:
-            if appdata:
-                t.runner.enqueue(app, appdata, front=True)
+            if not appdata:
+                app, appdata = "playback", path
+            if t.runner.current is not None and t.runner.current.name == "bridge":
+                # A leg running bridge itself (an agent's outbound call) runs it inside the bridge.
+                t.runner.inline.append((app, appdata, new_uuid()))
+                t.runner.poke()
             else:
-                t.runner.enqueue("playback", path, front=True)
+                t.runner.enqueue(app, appdata, front=True)
             if t.runner.current is not None and t.runner.current.name == "echo":
                 t.runner.interrupt()
         return "+OK Message sent\n"
@@ -1173,12 +1177,15 @@ class FakeSwitch:
         a, b = (ch, peer) if getattr(ch, "bridge_a", False) else (peer, ch)
         # The captured CHANNEL_UNBRIDGE carries no Other-Leg block: unlink first.
         ch.other = None
-        peer.other = None
+        if peer.other is ch:   # (an att_xfer leg talks to its target while its bond still points at it)
+            peer.other = None
         self.emit_channel(a, "CHANNEL_UNBRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
                           state="CS_SOFT_EXECUTE")
         if ch.hangup_cause:
             peer.set_var("last_bridge_hangup_cause", ch.hangup_cause)
             peer.set_var("bridge_hangup_cause", ch.hangup_cause)
+        if hangup_peer is None and getattr(ch, "inner_bridge", False) and getattr(peer, "inner_bridge", False):
+            hangup_peer = False   # att_xfer's consultation bridge: att_xfer itself decides what follows
         if hangup_peer is None:
             hangup_peer = ch.hung_up and (getattr(peer, "bridge_mode", "") == "uuid" or
                                           getattr(ch, "bridge_mode", "") == "uuid" or peer.agent is not None)
@@ -1223,8 +1230,14 @@ class FakeSwitch:
             runner._log_exec(pre_app, pre_data)
             if pre_app == "playback":
                 runner.play(pre_data)
-        runner.wait_until(lambda: ch.other is None or ch.hung_up, None)
-        if not ch.hung_up and other.hung_up:
+        while True:
+            runner.wait_until(lambda: ch.other is None or ch.hung_up or bool(runner.inline), None)
+            if ch.other is None or ch.hung_up:
+                break
+            runner.run_inline()
+        # att_xfer moving this leg on to another bridge (CF_REDIRECT): no hang-up after this bridge.
+        redirected, ch.redirected = getattr(ch, "redirected", False), False
+        if not ch.hung_up and other.hung_up and not redirected:
             if (ch.get_var("hangup_after_bridge") or "").lower() in ("true", "1", "yes"):
                 gevent.spawn(self._hangup_after_bridge, ch)
         return "_none_"
@@ -1232,6 +1245,66 @@ class FakeSwitch:
     def _hangup_after_bridge(self, ch):
         self.wait_quietly(lambda: ch.runner.current is None or ch.hung_up, 2.0)
         self.hangup(ch, "NORMAL_CLEARING", by="agent")
+
+    def att_xfer_app(self, runner: ChannelRunner, arg: str) -> str:
+        """mod_dptools att_xfer (att_thread_run) on the agent's leg, its partner (the "bond") soft-held.
+
+        The leg originates `arg` and, once answered, is bridged to it; DTMF on the leg: attxfer_hangup_key
+        (default *) hangs this leg up, attxfer_cancel_key (#) hangs the target up. When that bridge ends: this
+        leg gone and the target up -> uuid_bridge(target, bond), the transfer done; otherwise, this leg up ->
+        uuid_bridge(leg, bond), back to the bond. An originate that fails changes nothing (the leg stays
+        bridged to the bond as before).
+        """
+        ch = runner.ch
+        bond = ch.other
+        if bond is not None:
+            ch.set_var("soft_holding_uuid", bond.uuid)
+        keys = {name: ch.get_var(name) or default for name, default in (
+            ("attxfer_hangup_key", "*"), ("attxfer_cancel_key", "#"))}
+        timeout = float(ch.get_var("call_timeout") or 60)
+        target, cause = self.ring(arg, {}, timeout, caller=ch)
+        if target is None or ch.hung_up:
+            if target is not None:
+                self.hangup(target, "ORIGINATOR_CANCEL", by="switch")
+            ch.set_var("originate_disposition", cause or "ORIGINATOR_CANCEL")
+            ch.variables.pop("soft_holding_uuid", None)
+            return "_none_"
+        ch.inner_bridge = target.inner_bridge = True
+        self.link(ch, target)     # the bond still points at this leg: its own bridge goes on, on hold
+        runner.accept_digits = True
+        while True:
+            runner.wait_until(lambda: ch.hung_up or target.hung_up or ch.other is not target or
+                              bool(runner.digits), None)
+            if ch.hung_up or target.hung_up or ch.other is not target:
+                break
+            digit = runner.digits.popleft()
+            if digit == keys["attxfer_hangup_key"]:
+                self.hangup(ch, "NORMAL_CLEARING", by="agent")
+            elif digit == keys["attxfer_cancel_key"]:
+                self.hangup(target, "NORMAL_CLEARING", by="agent")
+        ch.inner_bridge = target.inner_bridge = False
+        if ch.other is target:
+            self.unbridge(ch, hangup_peer=False)
+        ch.variables.pop("soft_holding_uuid", None)
+        if bond is None or bond.hung_up:
+            if not target.hung_up:
+                self.hangup(target, "NORMAL_CLEARING", by="switch")   # nobody left to bridge it to
+            return "_none_"
+        ch.set_var("signal_bond", bond.uuid)
+        if not target.hung_up and ch.hung_up:
+            winner = target
+        elif not ch.hung_up:
+            winner = ch
+        else:
+            winner = None
+        if bond.other is ch:
+            # The bond leaves its bridge with this leg for the new one (CF_REDIRECT: it is not hung up).
+            bond.redirected = True
+            self.unbridge(bond, hangup_peer=False)
+        if winner is not None:
+            winner.set_var("att_xfer_result", "success")
+            gevent.spawn(self._uuid_bridge, winner, bond)
+        return "_none_"
 
     def api_uuid_transfer(self, arg):
         p = arg.split()
