@@ -5,6 +5,12 @@ named), so a request for another agent's call, a call already ended, or the same
 with a ``ControlRefused`` that says why (zh-CN / English). Each request is logged in SupervisorAction with
 the agent as actor.
 
+An attended transfer (咨询转) runs FreeSWITCH's ``att_xfer`` on the agent's leg with a consultation leg uuid we
+choose, so the ACD follows that leg's answer and hang-up (acd.consultation). While it lasts the agent may
+complete it (their leg hangs up; FreeSWITCH bridges the caller to the target) once the target answered, or
+cancel it (the consultation leg is hung up; FreeSWITCH bridges the agent back to the caller); the other
+call controls wait until it is over.
+
 Handing a caller back to the application uses the IVR's convention (ivr.handback): mark the caller's
 channel — ``hotline_ivr_node=<node>`` for an IVR node such as the satisfaction key-press (人工转自动), or
 ``hotline_queue=<queue>`` for a transfer into a queue — then ``uuid_transfer`` it to the hotline number,
@@ -19,6 +25,7 @@ import uuid as uuidlib
 import gevent
 
 from acd import state as sm
+from acd.consultation import Consultation
 from acd.dispatcher import Acd, AcdError, _safe
 from acd.models import Agent, SupervisorAction, utcnow
 from caseflow.models import Department, User
@@ -71,6 +78,29 @@ class AgentControls:
         if agent.state != "in_call":
             raise _refuse("您当前没有通话", "you are not in a call")
         return agent
+
+    def _call_in_hand(self, agent_id: int, call_uuid: str) -> Agent:
+        """held_call, and no attended transfer in progress (its target is on the agent's line meanwhile)."""
+        agent = self.held_call(agent_id, call_uuid)
+        if self.acd.consultations.for_agent(agent.id) is not None:
+            raise _refuse("咨询转接进行中，请先完成或取消转接",
+                          "an attended transfer is in progress: complete or cancel it first")
+        return agent
+
+    @staticmethod
+    def _closing(consult: Consultation, how: str) -> None:
+        """Mark the consultation as being completed or cancelled; a second request meanwhile is refused."""
+        if consult.closing == "completing":
+            raise _refuse("转接正在完成", "the transfer is already being completed")
+        if consult.closing == "cancelling":
+            raise _refuse("咨询转接正在取消", "the attended transfer is already being cancelled")
+        consult.closing = how
+
+    def _consultation(self, agent: Agent) -> Consultation:
+        consult = self.acd.consultations.for_agent(agent.id)
+        if consult is None or consult.call_uuid != agent.call_uuid:
+            raise _refuse("没有正在进行的咨询转接", "no attended transfer in progress")
+        return consult
 
     def _api(self, agent: Agent, command: str) -> str:
         conn = self.acd.conn_for(agent.call_server or agent.server)
@@ -135,7 +165,7 @@ class AgentControls:
     # ------------------------------------------------------------------ call controls
     def hold(self, agent_id: int, call_uuid: str) -> Agent:
         """保持 / hold: the caller hears music until resumed."""
-        agent = self.held_call(agent_id, call_uuid)
+        agent = self._call_in_hand(agent_id, call_uuid)
         if agent.on_hold:
             raise _refuse("通话已处于保持状态", "the call is already on hold")
         # uuid_hold holds the named leg and plays music to its partner: the agent's leg, so the caller hears it.
@@ -148,7 +178,7 @@ class AgentControls:
 
     def resume(self, agent_id: int, call_uuid: str) -> Agent:
         """恢复 / resume a held call."""
-        agent = self.held_call(agent_id, call_uuid)
+        agent = self._call_in_hand(agent_id, call_uuid)
         if not agent.on_hold:
             raise _refuse("通话未处于保持状态", "the call is not on hold")
         self._api(agent, f"uuid_hold off {agent.leg_uuid}")
@@ -201,7 +231,7 @@ class AgentControls:
 
     def blind_transfer(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
         """盲转 / blind transfer of the caller to an agent, a queue or a department phone."""
-        agent = self.held_call(agent_id, call_uuid)
+        agent = self._call_in_hand(agent_id, call_uuid)
         destination = self.resolve_target(kind, target)
         caller = self._other_party(agent)
         if kind == "queue":
@@ -229,7 +259,7 @@ class AgentControls:
 
     def to_ivr(self, agent_id: int, call_uuid: str, node: str) -> Agent:
         """人工转自动 / hand the caller back to an IVR node (e.g. the satisfaction key-press)."""
-        agent = self.held_call(agent_id, call_uuid)
+        agent = self._call_in_hand(agent_id, call_uuid)
         if not NODE_RE.match(node or ""):
             raise _refuse("IVR 节点名称不正确", f"bad IVR node name {node!r}")
         self._reenter(agent, self._other_party(agent), "hotline_ivr_node", node)
@@ -238,19 +268,69 @@ class AgentControls:
         return agent
 
     def attended_transfer(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
-        """咨询转 / attended transfer: the agent talks to the target first; hanging up completes it."""
+        """咨询转 / attended transfer: the caller waits while the agent talks to the target; then complete or
+        cancel (hanging up the agent's phone completes it too, as on the switch)."""
         agent = self.held_call(agent_id, call_uuid)
+        if self.acd.consultations.for_agent(agent.id) is not None:
+            raise _refuse("已有咨询转接正在进行", "an attended transfer is already in progress")
         if kind == "queue":
             raise _refuse("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
         destination = self._dial_target(self.resolve_target(kind, target))
-        self.acd.handed_off.add(agent.call_uuid)
-        self._api(agent, f"uuid_broadcast {agent.leg_uuid} att_xfer::{destination} aleg")
+        leg = str(uuidlib.uuid4())
+        dial = (f"{{origination_uuid={leg},origination_caller_id_number={_safe(self.hotline_number)}}}"
+                f"{destination}")
+        # Tracked before the command goes out: the leg's events may arrive before the reply.
+        self.acd.start_consultation(agent.id, leg, f"{kind}:{target}")
+        try:
+            self._api(agent, f"uuid_broadcast {agent.leg_uuid} att_xfer::{dial} aleg")
+        except ControlRefused:
+            self.acd.end_consultation(leg, "failed")
+            raise
         self._record(agent, "attended_transfer", agent.call_uuid, f"{kind}:{target}")
+        return agent
+
+    def complete_transfer(self, agent_id: int, call_uuid: str) -> Agent:
+        """完成转接 / complete the attended transfer once the target answered: the agent's leg hangs up and
+        FreeSWITCH bridges the caller to the target; the agent goes to wrap-up as after any call."""
+        agent = self.held_call(agent_id, call_uuid)
+        consult = self._consultation(agent)
+        if not consult.answered:
+            raise _refuse("咨询对象尚未接听，不能完成转接", "the transfer target has not answered yet")
+        self._closing(consult, "completing")
+        try:
+            self._api(agent, f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING")
+        except ControlRefused as exc:
+            if isinstance(exc.__cause__, SwitchError):
+                consult.closing = ""  # the switch never got it: the agent may try again
+                raise
+            # No such channel: the agent's leg is gone already, which completes the transfer all the same.
+            log.info("agent leg %s already gone: %s", agent.leg_uuid, exc)
+        # The agent's hang-up event normally ends it first (as "completed"); this covers a lost event.
+        self.acd.end_consultation(consult.leg, "completed")
+        self._record(agent, "complete_transfer", agent.call_uuid, consult.target)
+        return agent
+
+    def cancel_transfer(self, agent_id: int, call_uuid: str) -> Agent:
+        """取消转接 / cancel the attended transfer: the consultation leg hangs up and the agent is back with
+        the caller, all controls available again."""
+        agent = self.held_call(agent_id, call_uuid)
+        consult = self._consultation(agent)
+        self._closing(consult, "cancelling")
+        try:
+            self._api(agent, f"uuid_kill {consult.leg} NORMAL_CLEARING")
+        except ControlRefused as exc:
+            if isinstance(exc.__cause__, SwitchError):
+                consult.closing = ""
+                raise
+            # No such channel: the leg is gone already (its hang-up event is on its way, or it never rang).
+            log.info("consultation leg %s already gone: %s", consult.leg, exc)
+            self.acd.end_consultation(consult.leg, "cancelled")
+        self._record(agent, "cancel_transfer", agent.call_uuid, consult.target)
         return agent
 
     def three_way(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
         """三方通话 / three-way: caller and agent move into a conference, the third party is called in."""
-        agent = self.held_call(agent_id, call_uuid)
+        agent = self._call_in_hand(agent_id, call_uuid)
         destination = self._dial_target(self.resolve_target(kind, target))
         room = f"acd3w_{agent.id}_{_safe(agent.call_uuid)[:8]}"
         self.acd.handed_off.add(agent.call_uuid)

@@ -41,6 +41,7 @@ import gevent
 import gevent.event
 
 from acd import state as sm
+from acd.consultation import Consultation, Consultations
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts, expected_wait_minutes
 from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
@@ -181,6 +182,8 @@ class Acd:
         self.listeners: list[Callable[[dict], None]] = []
         # Callers an agent handed on (transfer, three-way, back to the IVR): their bridge ending is not the end.
         self.handed_off: set[str] = set()
+        # Attended transfers in progress (consultation leg -> agent, call, target, answered).
+        self.consultations = Consultations()
         self._gone: dict[str, gevent.event.Event] = {}
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
@@ -900,6 +903,12 @@ class Acd:
         QueueEntry.update(ended_at=utcnow(), talk_seconds=round(talk, 3), end_reason=reason[:64]).where(
             (QueueEntry.call_uuid == call_uuid) & (QueueEntry.agent == agent_id) & QueueEntry.ended_at.is_null()
         ).execute()
+        consult = self.consultations.for_agent(agent_id)
+        if consult is not None:
+            # The call ended mid-consultation. The agent's leg gone: FreeSWITCH bridges the caller to an
+            # answered target (completed) or drops a target still ringing.
+            self.end_consultation(consult.leg, "caller_hung_up" if reason == "caller hung up" else
+                                  "completed" if consult.answered else "agent_hung_up")
         self.transition(agent_id, "call_end", reason=reason, talk_seconds=talk)
         self._notify("call_ended", agent_id=agent_id, call_uuid=call_uuid)
         if agent.state == "wrap_up":
@@ -925,6 +934,37 @@ class Acd:
         self._timers.pop(agent_id, None)
         if agent is not None and agent.version == version and agent.state == "wrap_up":
             self.transition(agent_id, "wrap_up_done")
+
+    # ------------------------------------------------------------------ attended transfers
+    def start_consultation(self, agent_id: int, leg: str, target: str) -> Consultation:
+        """An attended transfer begins on the agent's call: ``leg`` is the consultation leg's uuid."""
+        agent = self.agent(agent_id)
+        consult = self.consultations.start(leg, agent_id, agent.call_uuid, target, time.monotonic())
+        # The caller may be bridged on to the target (or back to the agent) by FreeSWITCH: its bridge
+        # ending is then not the end of the call.
+        self.handed_off.add(agent.call_uuid)
+        self._notify("consult", **consult.notice())
+        return consult
+
+    def end_consultation(self, leg: str, outcome: str) -> Consultation | None:
+        """The consultation on ``leg`` is over (idempotent: None when it already was)."""
+        consult = self.consultations.end(leg)
+        if consult is None:
+            return None
+        if not consult.answered:
+            # The target never answered: FreeSWITCH leaves the caller's bridge with the agent as it was,
+            # so that bridge ending is again the end of the call.
+            self.handed_off.discard(consult.call_uuid)
+        log.info("consultation %s of agent %s over: %s", leg, consult.agent_id, outcome)
+        self._notify("consult", **consult.notice("ended", outcome))
+        return consult
+
+    def _consultation_answered(self, leg: str) -> None:
+        if leg in self.ended_legs:
+            return  # an answer arriving after the hang-up
+        consult = self.consultations.answered(leg)
+        if consult is not None:
+            self._notify("consult", **consult.notice())
 
     # ------------------------------------------------------------------ FreeSWITCH events
     def on_event(self, event) -> None:
@@ -963,6 +1003,9 @@ class Acd:
             self.transition(agent_id, "ring")
 
     def on_channel_answered(self, event) -> None:
+        if event.uuid in self.consultations:
+            self._consultation_answered(event.uuid)
+            return
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None or event.uuid in self.ended_legs:
             return  # not ours, or an answer arriving after the hang-up
@@ -978,6 +1021,9 @@ class Acd:
         waiter = self.waiters.get(event.uuid)
         if waiter is not None:
             self._caller_gone(waiter)
+        consult = self.consultations.by_leg.get(event.uuid)
+        if consult is not None:
+            self.end_consultation(event.uuid, consult.ending())
         agent_id = self.leg_owner.get(event.uuid)
         if agent_id is None:
             return
@@ -1057,6 +1103,11 @@ class Acd:
                 else:
                     report["ended"] += 1
                     self._end_call(agent.id, agent.leg_uuid, "channel gone")
+        for consult in self.consultations.stale(channels, time.monotonic(), grace=15.0):
+            # A consultation leg this switch does not have (never created, or its hang-up event lost).
+            agent = self.agents.get(consult.agent_id)
+            if agent is None or agent.call_server in ("", server) or len(self._connections()) == 1:
+                self.end_consultation(consult.leg, "lost")
         self.expire_wrap_up()
         for entry in QueueEntry.select().where(QueueEntry.state.in_(("waiting", "offering"))
                                                & (QueueEntry.server == server)):

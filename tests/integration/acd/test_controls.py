@@ -36,7 +36,11 @@ def test_attended_transfer_and_department_transfer_commands(in_call, world, db):
     agent = acd.agents[agents[0].id]
     leg = agent.leg_uuid
     controls.attended_transfer(agent.id, session.uuid, "agent", "1002")
-    assert f"uuid_broadcast {leg} att_xfer::user/1002 aleg" in world.commands
+    consult = acd.consultations.for_agent(agent.id)
+    assert (f"uuid_broadcast {leg} att_xfer::{{origination_uuid={consult.leg},origination_caller_id_number=12345}}"
+            f"user/1002 aleg") in world.commands
+    controls.cancel_transfer(agent.id, session.uuid)  # the consultation leg never rang: nothing left to cancel
+    assert acd.consultations.for_agent(agent.id) is None
     Department.create(code="water", name="自来水公司", level=2, contact_phone="87654321")
     Department.create(code="nophone", name="无电话部门", level=2)
     with pytest.raises(ControlRefused, match="no phone number"):
