@@ -229,3 +229,41 @@ def test_agent_holds_resumes_and_transfers_from_the_panel(page, telephony):
     assert any(line.startswith("uuid_transfer ") and " 1002 XML default" in line for line in telephony.fs.api_log)
     expect(toggle).to_be_disabled()
     telephony.run_in_hub(call.hangup)
+
+
+def test_agent_consults_then_completes_the_transfer(page, telephony):
+    """Should show 完成转接 / 取消转接 only while a consultation runs: cancel at once, complete once the target
+    answered (the other call controls wait meanwhile); completing hands the caller over and starts wrap-up."""
+    page.goto(telephony.url + "/login")
+    page.fill("#operator_no", "8001")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit].primary")
+    listeners = len(telephony.acd.listeners)
+    page.goto(telephony.url + "/desk/")
+    consult = page.get_by_test_id("consult")
+    expect(consult).to_be_hidden()
+    page.click("button[data-act=ready]")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    _wait_until(lambda: len(telephony.acd.listeners) > listeners, "the desk's event stream")
+    telephony.fs.agents["1002"].answer_delay = 55  # the target rings for about half a second
+    call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                caller="13912345670", destination="12345"))
+    expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+    page.select_option('[data-testid="target-agent"]', "1002")
+    page.click("button[data-act=attended_transfer]")
+    expect(consult).to_be_visible()
+    expect(page.get_by_test_id("consult-target")).to_have_text("agent:1002")
+    expect(page.locator("button[data-act=complete_transfer]")).to_be_disabled()
+    expect(page.locator("button[data-act=cancel_transfer]")).to_be_enabled()
+    expect(page.get_by_test_id("hold-toggle")).to_be_disabled()
+    expect(page.locator("button[data-act=hangup]")).to_be_enabled()
+    expect(page.get_by_test_id("consult-state")).to_have_text("已接通", timeout=10000)
+    expect(page.locator("button[data-act=complete_transfer]")).to_be_enabled()
+    page.click("button[data-act=complete_transfer]")
+    expect(page.locator("#desk-error")).to_have_text("")
+    expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
+    expect(consult).to_be_hidden()
+    leg = telephony.fs.agents["1002"].current
+    assert leg is not None and leg.other is not None and leg.other.uuid == call.uuid
+    telephony.run_in_hub(call.hangup)

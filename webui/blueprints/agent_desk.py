@@ -42,7 +42,9 @@ MESSAGES = {"zh": {
     "calls": "次来电", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
     "Outcome": "回拨结果", "Call team lead": "呼叫班长", "Blind transfer": "盲转", "Consult transfer": "咨询转",
     "Three-way": "三方通话", "A reply answers the ticket at once (direct answer).": "填写答复内容后保存，即直接答复该工单。",
-    "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
+    "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。",
+    "Complete transfer": "完成转接", "Cancel transfer": "取消转接", "Consulting": "咨询中",
+    "ringing": "振铃中", "answered": "已接通", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -97,8 +99,15 @@ def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: st
                            outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS,
                            break_reasons=NOT_READY_REASONS, handback=handback_choices() if agent else [],
                            targets=transfer_choices(acd, agent) if agent else {},
+                           consult=consultation_view(acd, agent) if agent else None,
                            skills=sorted(q.name for q in acd.queues.values()
                                          if q.skill in acd.skills.get(agent.id, {})) if agent else [])
+
+
+def consultation_view(acd, agent) -> dict | None:
+    """The agent's attended transfer in progress (state ringing / answered, target), or None."""
+    consult = acd.consultations.for_agent(agent.id)
+    return consult.notice() if consult is not None and consult.call_uuid == agent.call_uuid else None
 
 
 def _open_callbacks(limit: int = 20) -> list[dict]:
@@ -184,7 +193,7 @@ def pop():
     if agent is None:
         return jsonify({"error": "not an agent"}), 404
     return jsonify({"status": agent.status, "state": agent.state, "call_uuid": agent.call_uuid,
-                    **screen_pop(agent.call_number)})
+                    "consult": consultation_view(acd, agent), **screen_pop(agent.call_number)})
 
 
 @bp.route("/events")
@@ -355,7 +364,7 @@ def check_node(form) -> str:
 @require_roles(*ROLES)
 def action():
     """One control: ready, not_ready, logout, end_wrap_up, hold, resume, hangup, transfer, attended_transfer,
-    three_way, to_ivr, dial, help, call_team_lead. Every field is checked here (400), then the ACD may still
+    complete_transfer, cancel_transfer, three_way, to_ivr, dial, help, call_team_lead. Every field is checked here (400), then the ACD may still
     refuse for the call's state (409)."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
@@ -387,6 +396,10 @@ def action():
             if kind == "queue":
                 raise _invalid("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
             controls.attended_transfer(agent.id, call, kind, target)
+        elif name == "complete_transfer":
+            controls.complete_transfer(agent.id, call)
+        elif name == "cancel_transfer":
+            controls.cancel_transfer(agent.id, call)
         elif name == "three_way":
             controls.three_way(agent.id, call, *check_target(acd, agent, form))
         elif name == "to_ivr":
@@ -405,4 +418,4 @@ def action():
         return jsonify({"ok": False, "error": str(exc)}), 409
     agent = acd.agents[agent.id]
     return jsonify({"ok": True, "status": agent.status, "state": agent.state, "on_hold": agent.on_hold,
-                    "call_uuid": agent.call_uuid or ""})
+                    "call_uuid": agent.call_uuid or "", "consult": consultation_view(acd, agent)})

@@ -9,19 +9,27 @@
   var LABELS = {logged_out: "已签出", available: "就绪", on_break: "示忙", after_call_work: "话后处理",
                 idle: "空闲", reserved: "预占", ringing: "振铃", in_call: "通话中", wrap_up: "话后处理"};
   var skills = controls && controls.dataset.skills ? controls.dataset.skills.split(",") : [];
+  var consult = byId("dc-consult");
+  var CONSULT_LABELS = {ringing: "振铃中", answered: "已接通"};
   var waiting = {};
   function label(code) { return LABELS[code] || code || ""; }
   function text(sel, value) { var el = document.querySelector(sel); if (el) { el.textContent = value || ""; } }
   function byId(id) { return document.getElementById(id); }
-  // Enable only the controls that apply: call controls in a call, dialling when idle, end wrap-up in wrap-up.
+  // Enable only the controls that apply: call controls in a call, dialling when idle, end wrap-up in wrap-up;
+  // during an attended transfer only complete (once the target answered), cancel and hang up.
   function applyState(state, onHold) {
     if (!controls) { return; }
     if (state !== undefined) { controls.dataset.state = state; }
     if (onHold !== undefined) { controls.dataset.hold = onHold ? "1" : "0"; }
     var st = controls.dataset.state, held = controls.dataset.hold === "1";
+    var consulting = consult && st === "in_call" ? consult.dataset.state : "";
+    if (consult) { consult.hidden = !consulting; }
     controls.querySelectorAll("[data-need]").forEach(function (b) {
-      var need = b.dataset.need;
-      var ok = need === "call" ? st === "in_call" : need === "idle" ? st === "idle" : st === need;
+      var need = b.dataset.need, ok;
+      if (need === "consult") { ok = !!consulting; }
+      else if (need === "consult_answered") { ok = consulting === "answered"; }
+      else if (need === "call") { ok = st === "in_call" && (!consulting || b.dataset.act === "hangup"); }
+      else { ok = need === "idle" ? st === "idle" : st === need; }
       if (b.dataset.act === "to_ivr" && !byId("dc-node").value) { ok = false; }
       b.disabled = !ok;
     });
@@ -72,6 +80,16 @@
     applyState(d.state);
   });
   source.addEventListener("hold", function (e) { applyState(undefined, JSON.parse(e.data).on_hold); });
+  // Attended transfer: ringing -> answered -> ended (completed, cancelled, target hung up, no answer ...).
+  function showConsult(d) {
+    if (!consult) { return; }
+    var live = d && d.state !== "ended";
+    consult.dataset.state = live ? d.state : "";
+    text('[data-testid="consult-target"]', live ? d.target : "");
+    text('[data-testid="consult-state"]', live ? (CONSULT_LABELS[d.state] || d.state) : "");
+    applyState();
+  }
+  source.addEventListener("consult", function (e) { showConsult(JSON.parse(e.data)); });
   var reason = byId("dc-reason"), reasonText = byId("dc-reason-text"), kind = byId("dc-kind");
   if (reason) { reason.addEventListener("change", function () { reasonText.hidden = reason.value !== "其他"; }); }
   function target() {
@@ -127,6 +145,8 @@
         text('[data-testid="agent-status"]', label(d.status));
         text('[data-testid="agent-state"]', label(d.state));
         if (d.call_uuid) { pop.dataset.call = d.call_uuid; }
+        if (consult) { consult.dataset.state = d.consult ? d.consult.state : ""; }
+        if (d.consult) { showConsult(d.consult); }
         applyState(d.state, d.on_hold);
       }
     });

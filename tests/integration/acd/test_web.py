@@ -41,7 +41,7 @@ def test_agent_goes_ready_and_bad_controls_are_refused(desk, client):
     assert page.status_code == 200 and "话务员工作台" in page.get_data(as_text=True)
     reply = client.post_form("/desk/action", {"action": "ready"})
     assert reply.get_json() == {"ok": True, "status": "available", "state": "idle", "on_hold": False,
-                                 "call_uuid": ""}
+                                 "call_uuid": "", "consult": None}
     reply = client.post_form("/desk/action", {"action": "hold", "call_uuid": "not-mine"})
     assert reply.status_code == 409 and "not in a call" in reply.get_json()["error"]
     reply = client.post_form("/desk/action", {"action": "ready"})
@@ -365,7 +365,10 @@ def test_attended_transfer_and_three_way(desk, client):
     assert _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent",
                 target="9999").status_code == 400
     reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent", target="1002")
-    assert reply.get_json()["ok"] is True and f"uuid_broadcast {leg} att_xfer::user/1002 aleg" in world.commands
+    consult = reply.get_json()["consult"]
+    assert reply.get_json()["ok"] is True and consult["state"] == "ringing" and consult["target"] == "agent:1002"
+    assert any(c.startswith(f"uuid_broadcast {leg} att_xfer::{{origination_uuid={consult['leg']},")
+               and c.endswith("}user/1002 aleg") for c in world.commands)
     _end(session, job)
     wait_for(lambda: acd.agents[agent.id].state != "in_call", what="call over")
     acd.transition(agent.id, "ready")
@@ -426,3 +429,67 @@ def test_call_waiting_counts_stream_for_the_agents_queues_only(desk, client):
     html = client.get("/desk/").get_data(as_text=True)
     assert 'data-queue="consult">consult 1<' in html and 'data-queue="suggest"' not in html
     acd.queue_waiters["consult"].pop("w1")
+
+
+def test_complete_and_cancel_an_attended_transfer_from_the_desk(desk, client):
+    """Should show the consultation on the page and over SSE, refuse to complete it before the target
+    answers (or without a consultation, or another agent's), complete it once answered (the agent's leg hangs
+    up, wrap-up follows), and cancel a second one (the consultation leg is hung up, the call goes on);
+    every request needs the CSRF token and the agent role."""
+    from switch import events as sw
+
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    session, job = _in_call(acd, world, agent)
+    leg = acd.agents[agent.id].leg_uuid
+    reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
+    assert reply.status_code == 409 and "没有正在进行的咨询转接" in reply.get_json()["error"]
+    html = client.get("/desk/").get_data(as_text=True)
+    assert 'data-testid="consult" data-state="" hidden' in html
+    consult = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent",
+                   target="1002").get_json()["consult"]
+    world.channels.add(consult["leg"])
+    html = client.get("/desk/").get_data(as_text=True)
+    assert 'data-testid="consult" data-state="ringing"' in html and "agent:1002" in html
+    complete = html[html.index('data-act="complete_transfer"'):]
+    assert complete.index("disabled") < complete.index(">") and "完成转接" in html and "取消转接" in html
+    assert client.post("/desk/action", data={"action": "complete_transfer", "call_uuid": session.uuid}
+                       ).status_code == 400  # no CSRF token
+    reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
+    assert reply.status_code == 409 and "has not answered yet" in reply.get_json()["error"]
+    gevent.spawn_later(0.3, world.emit, sw.ChannelAnswered(server=world.server, uuid=consult["leg"]))
+    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+    assert "event: consult" in body and '"state": "answered"' in body
+    assert 'data-testid="consult" data-state="answered"' in client.get("/desk/").get_data(as_text=True)
+    assert client.get("/desk/pop").get_json()["consult"]["state"] == "answered"
+    client.logout()
+    client.login("9001", PASSWORD)  # a team lead without an agent record
+    assert _act(client, action="complete_transfer", call_uuid=session.uuid).status_code == 400
+    client.logout()
+    client.login("8002", PASSWORD)  # another agent
+    reply = _act(client, action="cancel_transfer", call_uuid=session.uuid)
+    assert reply.status_code == 409 and "another agent" in reply.get_json()["error"]
+    client.logout()
+    client.login("8001", PASSWORD)
+    reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
+    assert reply.get_json()["ok"] is True and reply.get_json()["consult"] is None
+    assert f"uuid_kill {leg} NORMAL_CLEARING" in world.commands
+    wait_for(lambda: acd.agents[agent.id].state == "wrap_up", what="wrap-up after the transfer")
+    assert _act(client, action="complete_transfer", call_uuid=session.uuid).status_code == 409
+    _end(session, job)
+    assert [a.action for a in SupervisorAction.select().where(SupervisorAction.action.endswith("_transfer"))
+            .order_by(SupervisorAction.id)] == ["attended_transfer", "complete_transfer"]
+
+    acd.transition(agent.id, "ready")
+    session, job = _in_call(acd, world, agent, caller="13912340003")
+    consult = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="number",
+                   target="13900002222").get_json()["consult"]
+    world.channels.add(consult["leg"])
+    assert _act(client, action="hold", call_uuid=session.uuid).status_code == 409  # not while consulting
+    reply = _act(client, action="cancel_transfer", call_uuid=session.uuid)
+    assert reply.get_json()["ok"] is True and reply.get_json()["consult"] is None
+    assert f"uuid_kill {consult['leg']} NORMAL_CLEARING" in world.commands
+    assert acd.agents[agent.id].state == "in_call"
+    assert _act(client, action="cancel_transfer", call_uuid=session.uuid).status_code == 409
+    assert _act(client, action="hold", call_uuid=session.uuid).get_json()["on_hold"] is True
+    _end(session, job)
