@@ -27,8 +27,10 @@ CORE_VARIABLES = (
 )
 
 # Includes of site files (ignored by git): they may match nothing, and the shipped configuration is
-# checked without whatever a developer or operator put there.
+# checked without whatever a developer or operator put there.  Anything under the local override folder
+# (vars.xml hotline_local_dir) is a site file too.
 SITE_INCLUDES = ("local/*.xml", "external/*.xml")
+SITE_FOLDER_VARIABLE = "$${hotline_local_dir}"
 
 _PRE = re.compile(r"<X-PRE-PROCESS\s+cmd=\"([^\"]*)\"\s+data=\"([^\"]*)\"\s*/>", re.IGNORECASE)
 _VAR = re.compile(r"\$\$\{([^}]*)\}")
@@ -93,6 +95,7 @@ def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str
     result.files.append(path.resolve())
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         where = f"{path.relative_to(CONF_DIR) if path.is_relative_to(CONF_DIR) else path}:{number}"
+        in_site_folder = SITE_FOLDER_VARIABLE in line
         line = _expand(line, result, where)
         if "<include>" in line or "</include>" in line or "<?" in line:
             continue
@@ -117,7 +120,7 @@ def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str
             if ref[1:] in env:
                 result.variables[name.strip()] = env[ref[1:]]
         elif cmd == "include":
-            site = any(data.endswith(pattern) for pattern in SITE_INCLUDES)
+            site = in_site_folder or any(data.endswith(pattern) for pattern in SITE_INCLUDES)
             if site and not site_files:
                 continue
             pattern = data if os.path.isabs(data) else str(path.parent / data)

@@ -256,7 +256,7 @@ def test_fax_detection_is_optional_and_precedes_the_socket(conf):
 def test_agents_1000_to_1019_share_the_vars_password(conf):
     """Should define exactly the agent extensions 1000-1019, each with the agent_password variable."""
     directory = conf.root().find("section[@name='directory']")
-    users = {u.get("id"): u for u in directory.iter("user")}
+    users = {u.get("id"): u for u in directory.find("domain/groups/group[@name='agents']").iter("user")}
     assert sorted(users) == [str(n) for n in range(1000, 1020)]
     for uid, user in users.items():
         assert params(user.find("params"))["password"] == conf.variables["agent_password"]
@@ -273,6 +273,74 @@ def test_agent_to_agent_dialling_matches_only_seats(conf):
     assert re.fullmatch(expression, "1000") and re.fullmatch(expression, "1019")
     assert not re.fullmatch(expression, "1020") and not re.fullmatch(expression, "999")
     assert ("bridge", "user/$1@127.0.0.1") in _actions(ext)
+
+
+def test_peer_account_reaches_only_agents_seats(conf):
+    """Should let the hotline's other servers in as hotline-peer (peer_password), into a context that
+    bridges a seat's extension to its phone and refuses everything else."""
+    directory = conf.root().find("section[@name='directory']")
+    (peer,) = directory.findall("domain/groups/group[@name='peers']/users/user")
+    assert peer.get("id") == "hotline-peer"
+    assert params(peer.find("params"))["password"] == conf.variables["peer_password"] \
+        == "change-this-peer-password"
+    assert params(peer.find("variables"), "variable")["user_context"] == "hotline_peer"
+    ext = _extension(conf, "hotline_peer", "peer-to-agent")
+    expression = ext.find("condition").get("expression")
+    assert expression == _extension(conf, "default", "agent-to-agent").find("condition").get("expression")
+    for number in ("1000", "1019"):
+        assert re.fullmatch(expression, number)
+    for number in ("12345", "1020", "057112345", "13800138000", "hotline-peer"):
+        assert not re.fullmatch(expression, number), number
+    assert ("bridge", "user/$1@127.0.0.1") in _actions(ext)
+    assert [app for app, _ in _actions(ext)] == ["set", "set", "bridge"]
+    assert _actions(_extension(conf, "hotline_peer", "unknown-number")) == [("hangup", "UNALLOCATED_NUMBER")]
+
+
+def test_peer_uri_follows_the_internal_profile(tmp_path):
+    """Should tell the other servers (hotline_peer_uri) the internal profile's own address and port."""
+    conf = assemble()
+    assert conf.variables["hotline_peer_uri"] == "sofia/internal/{extension}@127.0.0.1:5060"
+    site = fsconf.shipped_copy(tmp_path / "conf")
+    (site / "local" / "site.xml").write_text(
+        '<include>\n'
+        '  <X-PRE-PROCESS cmd="set" data="hotline_sip_ip=10.9.8.1"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="internal_sip_port=5070"/>\n'
+        '</include>\n')
+    assert assemble(site, site_files=True).variables["hotline_peer_uri"] == \
+        "sofia/internal/{extension}@10.9.8.1:5070"
+    assert assemble(env={"HOTLINE_FS_PEER_PASSWORD": "p33r"}).variables["peer_password"] == "p33r"
+
+
+def test_a_second_instance_reads_its_own_override_folder(tmp_path):
+    """Should read HOTLINE_FS_LOCAL_DIR instead of local/ (a second FreeSWITCH from the same directory):
+    its variables, and extra seats in its directory/ folder, dialled through agent_extensions."""
+    site = fsconf.shipped_copy(tmp_path / "conf")
+    (site / "local" / "first.xml").write_text(
+        '<include>\n  <X-PRE-PROCESS cmd="set" data="esl_listen_port=8021"/>\n</include>\n')
+    other = tmp_path / "second"
+    (other / "directory").mkdir(parents=True)
+    (other / "b.xml").write_text(
+        '<include>\n'
+        '  <X-PRE-PROCESS cmd="set" data="esl_listen_port=8031"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="internal_sip_port=5062"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="rtp_start_port=40000"/>\n'
+        '  <X-PRE-PROCESS cmd="set" data="agent_extensions=^(10[0-5][0-9])$"/>\n'
+        '</include>\n')
+    (other / "directory" / "seats.xml").write_text(
+        '<include>\n  <user id="1050"><params><param name="password" value="$${agent_password}"/></params>'
+        '</user>\n</include>\n')
+    conf = assemble(site, env={"HOTLINE_FS_LOCAL_DIR": str(other)}, site_files=True)
+    assert conf.problems == []
+    assert params(conf.configuration("event_socket.conf").find("settings"))["listen-port"] == "8031"
+    assert params(conf.configuration("switch.conf").find("settings"))["rtp-start-port"] == "40000"
+    assert conf.variables["hotline_peer_uri"] == "sofia/internal/{extension}@127.0.0.1:5062"
+    agents = conf.root().find("section[@name='directory']/domain/groups/group[@name='agents']")
+    assert "1050" in {u.get("id") for u in agents.iter("user")}
+    expression = _extension(conf, "hotline_peer", "peer-to-agent").find("condition").get("expression")
+    assert re.fullmatch(expression, "1050")
+    # Without the variable, local/ is read as before.
+    first = assemble(site, site_files=True)
+    assert params(first.configuration("event_socket.conf").find("settings"))["listen-port"] == "8021"
 
 
 def test_music_on_hold_and_fax_spool_point_into_the_app_tree(conf):
