@@ -235,6 +235,9 @@ class Acd:
                 self.leg_owner[agent.leg_uuid] = agent.id
             if sm.is_offerable(agent.status, agent.state, agent.registered):
                 self.free_at.setdefault(agent.id, time.perf_counter())
+        if self.prompts is not None and self.prompts.render is not None:
+            # New agents' operator numbers are rendered now, not while a caller waits for the bridge.
+            gevent.spawn(self.prompts.prepare, sorted(set(self.operator_no.values())))
 
     def _connections(self) -> list:
         return list(self.pool.all())

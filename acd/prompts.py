@@ -1,16 +1,19 @@
 """What a queued caller hears: the ACD's prompt texts and the files (or say commands) that voice them.
 
 Pure apart from the optional renderer: ``AcdPrompts(sounds_dir, render)`` names files under
-``<sounds_dir>/<lang>/acd/`` and, when a renderer (text, path) -> None is wired (TTS in run.py), renders a
-missing file on first use. Without a renderer, missing files are skipped rather than played as silence
+``<sounds_dir>/<lang>/acd/`` and, when a renderer (text, path) -> None is wired (core.product wires
+ivr.prompts.call_time_renderer), renders a missing file on first use; ``prepare`` renders every agent's
+operator number ahead (the Acd calls it in the background whenever it loads its agents). Without a renderer, missing files are skipped rather than played as silence
 errors, and the caller simply keeps hearing music.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import math
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,13 @@ def expected_wait_minutes(position: int, average_handle_seconds: float, agents_s
     return max(1, math.ceil(position * max(average_handle_seconds, 30.0) / serving / 60.0))
 
 
+FIXED = ("callback_saved", "overflow_callback", "all_busy")
+
+
+def _operator_digits(operator_no: str) -> str:
+    return "".join(ch for ch in operator_no or "" if ch.isalnum())[:16]
+
+
 class AcdPrompts:
     """Files for ACD announcements; rendered on first use when a renderer is given."""
 
@@ -51,21 +61,35 @@ class AcdPrompts:
         self.lang = lang
         # FreeSWITCH may see the sounds under another path (another machine).
         self.switch_dir = switch_dir
+        # One renderer per file at a time: a call and prepare() may want the same prompt together.
+        self._rendering: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+
+    def prepare(self, operator_nos: Iterable[str]) -> int:
+        """Render what callers hear most before they need it: every agent's operator number (自动报工号),
+        "you are next" and the fixed announcements. Returns how many of them are available."""
+        paths = [self.operator(no) for no in operator_nos] + [self.fixed(name) for name in FIXED]
+        paths.append(self.position(1, 1, ""))
+        return sum(1 for path in paths if path)
 
     def _texts(self) -> dict[str, str]:
         return TEXTS_ZH if self.lang == "zh" else TEXTS_EN
 
+    def _path(self, name: str) -> Path:
+        return self.sounds_dir / self.lang / "acd" / f"{name}.wav"
+
     def _file(self, name: str, text: str) -> str:
-        path = self.sounds_dir / self.lang / "acd" / f"{name}.wav"
+        path = self._path(name)
         if not path.is_file():
             if self.render is None:
                 return ""
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.render(text, path)
-            except (OSError, RuntimeError) as exc:
-                log.warning("could not render ACD prompt %s: %s", name, exc)
-                return ""
+            with self._rendering[name]:
+                if not path.is_file():
+                    try:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        self.render(text, path)
+                    except (OSError, RuntimeError) as exc:
+                        log.warning("could not render ACD prompt %s: %s", name, exc)
+                        return ""
         if self.switch_dir:
             return f"{self.switch_dir.rstrip('/')}/{self.lang}/acd/{name}.wav"
         return str(path)
@@ -79,7 +103,7 @@ class AcdPrompts:
 
     def operator(self, operator_no: str) -> str:
         """The 自动报工号 announcement for an operator number ("" when not available)."""
-        safe = "".join(ch for ch in operator_no if ch.isalnum())[:16]
+        safe = _operator_digits(operator_no)
         if not safe:
             return ""
         return self._file(f"operator_{safe}", self._texts()["operator"].format(operator_no=" ".join(safe)))

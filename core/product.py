@@ -34,7 +34,7 @@ class Product:
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs
-        from ivr.prompts import prompt_keys
+        from ivr.prompts import call_time_renderer, prompt_keys
         from ivr.services import HotlineIvrServices
         from ivr.store import TreeStore
         from recorder.cdr import CdrRecorder
@@ -64,8 +64,9 @@ class Product:
         # The same key `python -m recorder.verify` and the call-records page check with.
         cdr = CdrRecorder(key=record_key(config.secret_key, config.extra), clock=self.clock)
         recordings = RecordingService(RecordingStore.from_config(config, clock=self.clock))
-        acd = Acd(pool, clock=self.clock,
-                  prompts=AcdPrompts(config.sounds_dir, switch_dir=config.switch_sounds_dir))
+        acd_prompts = AcdPrompts(config.sounds_dir, render=call_time_renderer("zh", config.prompt_rate),
+                                 switch_dir=config.switch_sounds_dir)
+        acd = Acd(pool, clock=self.clock, prompts=acd_prompts)
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
         with database.connection_context():
             trees.ensure_default()

@@ -23,6 +23,7 @@ import tomllib
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,11 @@ def tts_cache_path(sounds_dir: Path, lang: str, text: str, rate: int) -> Path:
 class Synthesizer:
     """Text -> WAV file (engine's native rate) with pyttsx3, falling back to the espeak-ng binary."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_process: bool = True) -> None:
+        """``in_process=False``: always the espeak-ng binary. pyttsx3 runs espeak inside this process and
+        blocks the gevent hub while it speaks; a subprocess lets every other call go on (call-time TTS)."""
         self._engine = None
-        self._pyttsx3_error: str | None = None
+        self._pyttsx3_error: str | None = None if in_process else "not used for call-time prompts"
 
     def _pyttsx3(self):
         if self._engine is None and self._pyttsx3_error is None:
@@ -202,6 +205,20 @@ def render_all(sounds_dir: Path, rate: int = 8000, langs=LANGUAGES, keys: set[st
         _manifest_path(sounds_dir, lang).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         reports[lang] = RenderReport(rendered, skipped, method)
     return reports
+
+
+def call_time_renderer(lang: str, rate: int) -> Callable[[str, Path], None]:
+    """A (text, path) renderer for prompts made while calls run (the ACD's operator numbers and queue
+    positions): the espeak-ng binary and sox in subprocesses, so the process keeps serving meanwhile."""
+    synth = Synthesizer(in_process=False)
+
+    def render(text: str, path: Path) -> None:
+        try:
+            render_text(synth, text, lang, Path(path), rate)
+        except (subprocess.SubprocessError, PromptError) as exc:
+            raise RuntimeError(f"could not render {Path(path).name}: {exc}") from exc
+
+    return render
 
 
 def render_tts(sounds_dir: Path, text: str, lang: str, rate: int, synth: Synthesizer | None = None) -> Path:

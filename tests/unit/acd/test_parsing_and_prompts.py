@@ -92,3 +92,37 @@ def test_expected_wait():
     assert expected_wait_minutes(1, 10, 10) == 1
     assert expected_wait_minutes(10, 120, 2) == 10
     assert expected_wait_minutes(10, 120, 0) == 20
+
+
+def test_prepare_renders_every_operator_number_and_the_fixed_announcements_once(tmp_path):
+    """Should render each agent's 自动报工号 and the fixed prompts ahead of calls, each file once, even when
+    two greenlets ask for the same prompt together."""
+    import gevent
+
+    rendered = []
+
+    def render(text, path):
+        rendered.append(path.name)
+        gevent.sleep(0.01)  # a renderer that yields, as a subprocess does
+        path.write_bytes(b"RIFF")
+
+    prompts = AcdPrompts(tmp_path, render=render)
+    jobs = [gevent.spawn(prompts.prepare, ["8001", "8002", ""]) for _ in range(2)]
+    gevent.joinall(jobs, raise_error=True)
+    assert all(job.value == 6 for job in jobs)
+    assert sorted(rendered) == sorted(["operator_8001.wav", "operator_8002.wav", "callback_saved.wav",
+                                       "overflow_callback.wav", "all_busy.wav", "position_first.wav"])
+    assert AcdPrompts(tmp_path / "none").prepare(["8001"]) == 0  # no renderer: nothing, no error
+
+
+def test_call_time_renderer_makes_a_real_8k_mono_prompt(tmp_path):
+    """Should speak an operator number with the espeak-ng binary and sox into an 8 kHz mono WAV."""
+    import wave
+
+    from ivr.prompts import call_time_renderer
+
+    prompts = AcdPrompts(tmp_path, render=call_time_renderer("zh", 8000))
+    path = prompts.operator("8001")
+    with wave.open(path) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert wav.getnframes() > 8000 * 0.5  # "8 0 0 1号话务员为您服务" takes well over half a second
