@@ -606,8 +606,11 @@ def callback_deadline_for(start: dt.datetime, clock: Clock) -> dt.datetime:
     return to_db(dl.compute_deadline(start, dl.CALLBACK_LIMIT, load_calendar(), clock.tz))
 
 
-def _fx_dispatch(t, actor, p, now, clock):
-    t.department = p["department"]
+def _start_handling(t, department, p, now, clock) -> None:
+    """A department takes the ticket up afresh (dispatch, reopen): new deadline, no handler, no warnings,
+    no extension granted for an earlier round."""
+    if department is not None:
+        t.department = department
     t.upper_department = None
     t.handler = None
     t.dispatched_at = to_db(now)
@@ -615,6 +618,10 @@ def _fx_dispatch(t, actor, p, now, clock):
     t.overdue = False
     t.warned_at = None
     t.extension_until = None
+
+
+def _fx_dispatch(t, actor, p, now, clock):
+    _start_handling(t, p["department"], p, now, clock)
     return f"派往 / to {t.department.name}"
 
 
@@ -742,14 +749,7 @@ def _fx_call_back(t, actor, p, now, clock):
 
 def _fx_reopen(t, actor, p, now, clock):
     t.reopen_count = (t.reopen_count or 0) + 1
-    if p.get("department") is not None:
-        t.department = p["department"]
-    t.upper_department = None
-    t.handler = None
-    t.dispatched_at = to_db(now)
-    t.deadline = p.get("deadline") or deadline_for(t, now, clock)
-    t.overdue = False
-    t.warned_at = None
+    _start_handling(t, p.get("department"), p, now, clock)
     t.replied_at = None
     return f"第{t.reopen_count}次重办 / reopened ({t.reopen_count})"
 

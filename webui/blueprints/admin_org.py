@@ -181,33 +181,59 @@ def role_matrix():
                            matrix=matrix)
 
 
+def _row(model, value):
+    """The row of ``model`` whose id is the form value, or None (empty or not a number)."""
+    return model.get_or_none(model.id == int(value)) if str(value or "").isdigit() else None
+
+
+def _form_action(actions: dict, errors: tuple, area: str, key_fields: tuple[str, ...]) -> None:
+    """Run the form's ``what`` action from ``actions``, audit it, and flash the outcome."""
+    form = request.form
+    what = form.get("what", "")
+    try:
+        action = actions.get(what)
+        if action is None:
+            raise ValueError(f"未知操作 / unknown action {what!r}")
+        action(form)
+        key = next((form.get(name) for name in key_fields if form.get(name)), "")
+        audit(f"{area}_{what}", area, key, "")
+        _ok()
+    except errors as error:
+        flash(str(error), "error")
+
+
+def _add_responsibility(form) -> None:
+    dept, cat = _dept(form.get("department")), _row(Category, form.get("category"))
+    if dept is None or cat is None:
+        raise org.OrgError("请选择部门和分类 / choose a department and a category")
+    org.add_responsibility(dept, cat, _row(Region, form.get("region")))
+
+
+CATEGORY_ACTIONS = {
+    "category": lambda f: org.create_category(f.get("code", ""), f.get("name", ""), _row(Category, f.get("parent"))),
+    "region": lambda f: org.create_region(f.get("code", ""), f.get("name", ""), _row(Region, f.get("parent"))),
+    "responsibility": _add_responsibility,
+    "remove_responsibility": lambda f: Responsibility.delete().where(
+        Responsibility.id == int(f.get("id") or 0)).execute(),
+}
+
+CALENDAR_ACTIONS = {
+    "day": lambda f: calendar.set_day(f.get("day", ""), f.get("kind", ""), f.get("name", "")),
+    "clear_day": lambda f: calendar.clear_day(f.get("day", "")),
+    "limit": lambda f: deadlines.set_limit(f.get("ticket_type", ""), f.get("urgency", ""), f.get("amount"),
+                                           f.get("unit", "")),
+    "clear_limit": lambda f: TimeLimit.delete().where(TimeLimit.id == int(f.get("id") or 0)).execute(),
+}
+
+
 @bp.route("/categories", methods=["GET", "POST"])
 @require_roles("admin")
 def categories():
     """The category tree, the region tree, and which department is responsible for what."""
     _need("admin.org")
     if request.method == "POST":
-        form = request.form
-        try:
-            what = form.get("what")
-            if what == "category":
-                parent = Category.get_or_none(Category.id == int(form["parent"])) if form.get("parent", "").isdigit() else None
-                org.create_category(form.get("code", ""), form.get("name", ""), parent)
-            elif what == "region":
-                parent = Region.get_or_none(Region.id == int(form["parent"])) if form.get("parent", "").isdigit() else None
-                org.create_region(form.get("code", ""), form.get("name", ""), parent)
-            elif what == "responsibility":
-                dept = _dept(form.get("department"))
-                cat = Category.get_or_none(Category.id == int(form.get("category") or 0))
-                region = Region.get_or_none(Region.id == int(form["region"])) if form.get("region", "").isdigit() else None
-                if dept is None or cat is None:
-                    raise org.OrgError("请选择部门和分类 / choose a department and a category")
-                org.add_responsibility(dept, cat, region)
-            elif what == "remove_responsibility":
-                Responsibility.delete().where(Responsibility.id == int(form.get("id") or 0)).execute()
-            _ok()
-        except (org.OrgError, ValueError) as error:
-            flash(str(error), "error")
+        _form_action(CATEGORY_ACTIONS, (org.OrgError, ValueError), "org",
+                     ("code", "department", "id"))
         return redirect(url_for("admin_org.categories"), code=303)
     cats = list(Category.select())
     return render_template("admin_org/categories.html", categories=cats, category_path=org.category_path,
@@ -221,22 +247,8 @@ def work_calendar():
     """Holidays and make-up working days, and the time limits per type and urgency."""
     _need("admin.calendar")
     if request.method == "POST":
-        form = request.form
-        try:
-            what = form.get("what")
-            if what == "day":
-                calendar.set_day(form.get("day", ""), form.get("kind", ""), form.get("name", ""))
-            elif what == "clear_day":
-                calendar.clear_day(form.get("day", ""))
-            elif what == "limit":
-                deadlines.set_limit(form.get("ticket_type", ""), form.get("urgency", ""), form.get("amount"),
-                                    form.get("unit", ""))
-            elif what == "clear_limit":
-                TimeLimit.delete().where(TimeLimit.id == int(form.get("id") or 0)).execute()
-            audit("calendar_" + (what or ""), "calendar", form.get("day") or form.get("ticket_type", ""), "")
-            _ok()
-        except (calendar.CalendarError, deadlines.DeadlineError, ValueError) as error:
-            flash(str(error), "error")
+        _form_action(CALENDAR_ACTIONS, (calendar.CalendarError, deadlines.DeadlineError, ValueError),
+                     "calendar", ("day", "ticket_type", "id"))
         return redirect(url_for("admin_org.work_calendar", year=request.form.get("year") or None), code=303)
     year = request.args.get("year", "")
     year = int(year) if year.isdigit() and 2000 <= int(year) <= 2100 else None
