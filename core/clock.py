@@ -43,3 +43,13 @@ class FixedClock(Clock):
 
     def set(self, moment: dt.datetime) -> None:
         self._now = moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+
+
+def parse_day(raw: str | None) -> dt.date | None:
+    """A date typed into a form as YYYY-MM-DD; None when empty, ValueError when malformed."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if len(raw) != 10:  # fromisoformat would also take 20260101 and week dates
+        raise ValueError(f"not a YYYY-MM-DD date: {raw[:20]!r}")
+    return dt.date.fromisoformat(raw)

@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from core.clock import parse_day
 from recorder.models import Recording
 
 MAX_SPAN_DAYS = 366
@@ -35,16 +36,12 @@ class RecordingQuery:
     def parse(cls, args) -> "RecordingQuery":
         """From request arguments (strings); raises SearchError on bad input."""
         def day(name):
-            raw = (args.get(name) or "").strip()
-            if not raw:
-                return None
+            raw = args.get(name) or ""
             try:
-                if len(raw) != 10:
-                    raise ValueError(raw)
-                return dt.date.fromisoformat(raw)
+                return parse_day(raw)
             except ValueError:
                 raise SearchError(f"日期格式应为 YYYY-MM-DD / {name} must be a date YYYY-MM-DD, "
-                                  f"got {raw[:20]!r}") from None
+                                  f"got {raw.strip()[:20]!r}") from None
 
         day_from, day_to = day("from"), day("to")
         if day_from and day_to:

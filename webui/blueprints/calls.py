@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
+from core.clock import parse_day
 from recorder import access
 from recorder.fax import STATE_LABELS
 from recorder.integrity import mac_matches, record_fields, record_key
@@ -113,13 +114,8 @@ def _day_bounds(day: dt.date) -> dt.datetime:
 
 
 def _parse_day(name: str) -> dt.date | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
     try:
-        if len(raw) != 10:
-            raise ValueError(raw)
-        return dt.date.fromisoformat(raw)
+        return parse_day(request.args.get(name, ""))
     except ValueError:
         bad_request("Dates are written YYYY-MM-DD.")
 
