@@ -22,20 +22,8 @@ def listener():
 
 
 @pytest.fixture
-def connect(listener):
-    connections = []
-
-    def make(password="ClueCon", **kw):
-        kw.setdefault("backoff_initial", 0.05)
-        kw.setdefault("backoff_max", 0.2)
-        conn = InboundConnection(EslEndpoint(listener.host, listener.port, password), **kw)
-        connections.append(conn)
-        conn.start()
-        return conn
-
-    yield make
-    for conn in connections:
-        conn.stop()
+def connect(listener, inbound_to):
+    return lambda password="ClueCon", **kw: inbound_to(listener.host, listener.port, password, **kw)
 
 
 def server_frames(name, predicate):

@@ -8,48 +8,10 @@ from gevent import socket
 
 from switch.errors import CallHangup, SwitchTimeout
 from switch.events import DtmfReceived
-from switch.outbound import OutboundServer
 
 from .peer import ScriptedPeer, TranscriptBlocks, replay, transcript
 
 ASYNC_FULL = "outbound_socket_async_full.txt"
-
-
-class Handler:
-    """Runs a test's call script and records how it ended."""
-
-    def __init__(self, script):
-        self.script = script
-        self.result = None
-        self.error: BaseException | None = None
-        self.done = gevent.event.Event()
-        self.sessions = []
-
-    def __call__(self, session):
-        self.sessions.append(session)
-        try:
-            self.result = self.script(session)
-        except BaseException as exc:
-            self.error = exc
-            raise
-        finally:
-            self.done.set()
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(script, **kw):
-        handler = Handler(script)
-        server = OutboundServer("127.0.0.1", 0, handler, **kw)
-        server.start()
-        servers.append(server)
-        return server, handler
-
-    yield start
-    for server in servers:
-        server.stop(drain_timeout=2)
 
 
 def connect_call(peer: ScriptedPeer, blocks: TranscriptBlocks):

@@ -10,61 +10,13 @@ import pytest
 from core.config import EslEndpoint
 from switch.errors import CallHangup, SwitchDisconnected, SwitchTimeout
 from switch.events import ChannelAnswered, ChannelCreated, ChannelHangup, DtmfReceived, Registered
-from switch.inbound import CONNECTED, InboundConnection
-from switch.outbound import OutboundServer
+from switch.inbound import CONNECTED
 from tests.fakeswitch import Hangup, Press, Speak, Wait, WaitFor
 
 
-class Recorder:
-    """A call handler that runs a script and keeps its result or exception."""
-
-    def __init__(self, script):
-        self.script = script
-        self.results = []
-        self.errors = []
-        self.done = gevent.event.Event()
-
-    def __call__(self, session):
-        try:
-            self.results.append(self.script(session))
-        except BaseException as exc:
-            self.errors.append(exc)
-            raise
-        finally:
-            self.done.set()
-
-
 @pytest.fixture
-def app_server():
-    servers = []
-
-    def start(script, **kw):
-        handler = Recorder(script)
-        server = OutboundServer("127.0.0.1", 0, handler, **kw)
-        server.start()
-        servers.append(server)
-        return server, handler
-
-    yield start
-    for server in servers:
-        server.stop(drain_timeout=2)
-
-
-@pytest.fixture
-def inbound(fakeswitch):
-    conns = []
-
-    def make(password="ClueCon", **kw):
-        kw.setdefault("backoff_initial", 0.05)
-        kw.setdefault("backoff_max", 0.2)
-        conn = InboundConnection(EslEndpoint("127.0.0.1", fakeswitch.esl_port, password), **kw)
-        conns.append(conn)
-        conn.start()
-        return conn
-
-    yield make
-    for conn in conns:
-        conn.stop()
+def inbound(fakeswitch, inbound_to):
+    return lambda password="ClueCon", **kw: inbound_to("127.0.0.1", fakeswitch.esl_port, password, **kw)
 
 
 def wait_until(predicate, timeout=5.0, what="condition"):
@@ -75,7 +27,7 @@ def wait_until(predicate, timeout=5.0, what="condition"):
 
 # --- outbound calls ------------------------------------------------------------------------------
 
-def test_full_call_answers_plays_collects_records_and_hangs_up(app_server, fake_call, fakeswitch):
+def test_full_call_answers_plays_collects_records_and_hangs_up(serve, fake_call, fakeswitch):
     """Should run a whole IVR-like call: menu digit, a spoken message ended by #, a number, goodbye."""
     def script(session):
         session.answer()
@@ -87,7 +39,7 @@ def test_full_call_answers_plays_collects_records_and_hangs_up(app_server, fake_
         session.hangup()
         return session.caller, session.destination, choice, message, number
 
-    server, handler = app_server(script)
+    server, handler = serve(script)
     call = fake_call(server.address, script=[Press("2"), Speak(2), Press("#"), Press("1234#")],
                      caller="13800138000")
     call.wait_ended(timeout=10)
@@ -105,9 +57,9 @@ def test_full_call_answers_plays_collects_records_and_hangs_up(app_server, fake_
     wait_until(lambda: server.active_calls == 0)
 
 
-def test_caller_hanging_up_mid_playback_raises_callhangup(app_server, fake_call):
+def test_caller_hanging_up_mid_playback_raises_callhangup(serve, fake_call):
     """Should interrupt the playback wait with CallHangup carrying the caller's hang-up cause."""
-    server, handler = app_server(lambda s: (s.answer(), s.playback("long-announcement.wav", timeout=30)))
+    server, handler = serve(lambda s: (s.answer(), s.playback("long-announcement.wav", timeout=30)))
     call = fake_call(server.address, script=[WaitFor("playback"), Hangup()])
     call.wait_ended(timeout=10)
     assert handler.done.wait(5)
@@ -116,7 +68,7 @@ def test_caller_hanging_up_mid_playback_raises_callhangup(app_server, fake_call)
     wait_until(lambda: server.active_calls == 0)
 
 
-def test_socket_closed_mid_frame_ends_the_call_cleanly(app_server, fake_call):
+def test_socket_closed_mid_frame_ends_the_call_cleanly(serve, fake_call):
     """Should end the call with CallHangup when the switch's socket dies in the middle of a frame."""
     started = gevent.event.Event()
 
@@ -125,7 +77,7 @@ def test_socket_closed_mid_frame_ends_the_call_cleanly(app_server, fake_call):
         started.set()
         session.execute("sleep", "600000", timeout=30)
 
-    server, handler = app_server(script)
+    server, handler = serve(script)
     call = fake_call(server.address, script=[])
     assert started.wait(5)
     call.wait_for_app("sleep")
@@ -139,22 +91,22 @@ def test_socket_closed_mid_frame_ends_the_call_cleanly(app_server, fake_call):
     assert len(handler.errors) == 1 and handler.results == [None]
 
 
-def test_unknown_application_hangs_up_instead_of_waiting_forever(app_server, fake_call):
+def test_unknown_application_hangs_up_instead_of_waiting_forever(serve, fake_call):
     """Should raise CallHangup (DESTINATION_OUT_OF_ORDER) when FreeSWITCH has no such application."""
-    server, handler = app_server(lambda s: s.execute("no_such_app", "x", timeout=30))
+    server, handler = serve(lambda s: s.execute("no_such_app", "x", timeout=30))
     fake_call(server.address, script=[]).wait_ended(timeout=10)
     assert handler.done.wait(5)
     assert isinstance(handler.errors[0], CallHangup) and handler.errors[0].cause == "DESTINATION_OUT_OF_ORDER"
 
 
-def test_silent_caller_gives_empty_digits(app_server, fake_call):
+def test_silent_caller_gives_empty_digits(serve, fake_call):
     """Should return "" from play_and_get_digits when the caller enters nothing."""
-    server, handler = app_server(lambda s: s.play_and_get_digits(1, 1, 2, 1000, "#", "menu.wav"))
+    server, handler = serve(lambda s: s.play_and_get_digits(1, 1, 2, 1000, "#", "menu.wav"))
     fake_call(server.address, script=[]).wait_ended(timeout=10)
     assert handler.done.wait(5) and handler.results == [""]
 
 
-def test_dtmf_reaches_on_event_and_the_digit_buffer(app_server, fake_call):
+def test_dtmf_reaches_on_event_and_the_digit_buffer(serve, fake_call):
     """Should deliver a key pressed outside any prompt as DtmfReceived and keep it in session.dtmf."""
     def script(session):
         pressed = gevent.event.Event()
@@ -163,15 +115,15 @@ def test_dtmf_reaches_on_event_and_the_digit_buffer(app_server, fake_call):
         session.wait_for(pressed, timeout=5)
         return list(session.dtmf)
 
-    server, handler = app_server(script)
+    server, handler = serve(script)
     fake_call(server.address, script=[WaitFor("answer"), Press("5", wait=False)]).wait_ended(timeout=10)
     assert handler.done.wait(5) and handler.results == [["5"]]
 
 
-def test_calls_over_the_cap_are_rejected_with_congestion(app_server, fake_call):
+def test_calls_over_the_cap_are_rejected_with_congestion(serve, fake_call):
     """Should take max_calls calls and hang up the others with NORMAL_CIRCUIT_CONGESTION."""
     release = gevent.event.Event()
-    server, handler = app_server(lambda s: (s.answer(), s.wait_for(release, timeout=10)), max_calls=2)
+    server, handler = serve(lambda s: (s.answer(), s.wait_for(release, timeout=10)), max_calls=2)
     calls = [fake_call(server.address, script=[Wait(1000)]) for _ in range(2)]
     wait_until(lambda: server.active_calls == 2)
     extra = [fake_call(server.address, script=[Wait(1000)]) for _ in range(3)]
@@ -185,9 +137,9 @@ def test_calls_over_the_cap_are_rejected_with_congestion(app_server, fake_call):
         assert call.hangup_by == "app"
 
 
-def test_stop_lets_the_running_call_finish(app_server, fake_call):
+def test_stop_lets_the_running_call_finish(serve, fake_call):
     """Should stop accepting new calls and let the call in progress play to its end before returning."""
-    server, handler = app_server(lambda s: (s.answer(), s.playback("notice.wav")))
+    server, handler = serve(lambda s: (s.answer(), s.playback("notice.wav")))
     call = fake_call(server.address, script=[])
     call.wait_for_app("playback")
     stopper = gevent.spawn(server.stop, 10)
@@ -285,7 +237,7 @@ def test_inbound_undecodable_event_is_skipped(inbound, fakeswitch):
     assert conn.connects == 1
 
 
-def test_record_sets_terminators_only_when_they_change(app_server, fake_call, fakeswitch):
+def test_record_sets_terminators_only_when_they_change(serve, fake_call, fakeswitch):
     """Should set playback_terminators before the first record and again only after it was changed."""
     def script(session):
         path = str(fakeswitch.record_dir / "m.wav")
@@ -295,7 +247,7 @@ def test_record_sets_terminators_only_when_they_change(app_server, fake_call, fa
         third = session.record(path, 5, 200, 3)
         return first, second, third
 
-    server, handler = app_server(script)
+    server, handler = serve(script)
     call = fake_call(server.address, script=[Speak(1), Press("#"), Speak(1), Press("#"), Speak(1), Press("#")])
     call.wait_ended(timeout=10)
     assert handler.done.wait(5) and handler.errors == []
@@ -304,7 +256,7 @@ def test_record_sets_terminators_only_when_they_change(app_server, fake_call, fa
     assert sets == ["playback_terminators=#", "playback_terminators=*", "playback_terminators=#"]
 
 
-def test_pool_maps_a_call_to_its_fake_switch(app_server, fake_call, fakeswitch, tmp_path):
+def test_pool_maps_a_call_to_its_fake_switch(serve, fake_call, fakeswitch, tmp_path):
     """Should map an outbound call to the right one of two switches on 127.0.0.1 by Core-UUID."""
     from switch.inbound import SwitchPool
     from tests.fakeswitch import FakeSwitch
@@ -319,7 +271,7 @@ def test_pool_maps_a_call_to_its_fake_switch(app_server, fake_call, fakeswitch, 
         fakeswitch.add_agent("1000")                      # any event tells a connection its Core-UUID
         other.add_agent("1000")
         wait_until(lambda: all(c.core_uuid for c in pool.all()), what="Core-UUIDs")
-        server, handler = app_server(lambda s: pool.for_call(s).name)
+        server, handler = serve(lambda s: pool.for_call(s).name)
         call_other = other.place_call(server.address, script=[])
         call_other.wait_ended(timeout=10)
         fake_call(server.address, script=[]).wait_ended(timeout=10)
@@ -331,9 +283,9 @@ def test_pool_maps_a_call_to_its_fake_switch(app_server, fake_call, fakeswitch, 
         other.stop()
 
 
-def test_stop_hangs_up_calls_that_outlive_the_drain(app_server, fake_call):
+def test_stop_hangs_up_calls_that_outlive_the_drain(serve, fake_call):
     """Should hang up (SYSTEM_SHUTDOWN) a call still playing after the drain, not just drop its socket."""
-    server, handler = app_server(lambda s: (s.answer(), s.playback("silence_stream://600000", timeout=60)))
+    server, handler = serve(lambda s: (s.answer(), s.playback("silence_stream://600000", timeout=60)))
     call = fake_call(server.address, script=[])
     call.wait_for_app("playback")
     assert server.stop(drain_timeout=0.1) == 1
@@ -342,14 +294,14 @@ def test_stop_hangs_up_calls_that_outlive_the_drain(app_server, fake_call):
     assert handler.done.wait(5) and isinstance(handler.errors[0], CallHangup)
 
 
-def test_handler_returning_mid_playback_hangs_up(app_server, fake_call):
+def test_handler_returning_mid_playback_hangs_up(serve, fake_call):
     """Should hang up a call whose handler gave up on a playback and returned while it still plays."""
     def script(session):
         session.answer()
         with pytest.raises(SwitchTimeout):
             session.playback("silence_stream://600000", timeout=0.2)
 
-    server, handler = app_server(script)
+    server, handler = serve(script)
     call = fake_call(server.address, script=[])
     call.wait_ended(timeout=5)
     assert (call.hangup_by, call.hangup_cause) == ("app", "NORMAL_CLEARING")
