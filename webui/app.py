@@ -40,6 +40,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.entry",
     "webui.blueprints.admin_org",
     "webui.blueprints.admin_acd",
+    "webui.blueprints.stats",
 ]
 
 
