@@ -27,7 +27,7 @@ def line_chart(days: Sequence[dt.date], series: Sequence[tuple[str, str, Sequenc
     Returns the plot box, y ticks [(y, text)], x labels [(x, text)] (at most MAX_X_LABELS, evenly spaced) and
     per series its polyline points and dots [(x, y, title)].
     """
-    left, right, top, bottom = 48, 12, 14, 30
+    left, right, top, bottom = 48, 24, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     largest = max((v for _, _, values in series for v in values), default=0)
     step = tick_step(largest)

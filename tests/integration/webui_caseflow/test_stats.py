@@ -233,3 +233,27 @@ def test_leader_lands_on_statistics(history, login):
     """Should send the leader from the home page to the statistics page (the desk link works now)."""
     response = login(history.city_leader).get("/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/stats")
+
+
+def test_demo_history_fills_the_figures(db, clock):
+    """Should give `make run`'s demo non-empty figures for the recent days and a year earlier, once."""
+    from acd.demo import load_acd_demo
+    from caseflow.demo import load_demo
+    from stats.demo import DEMO_CALL_PREFIX, load_demo_history
+    from stats.periods import Period
+    from stats.queries import Scope, load_report
+
+    load_demo(clock)
+    load_acd_demo()
+    made = load_demo_history(clock, days=8)
+    assert made["tickets"] > 0 and made["calls"] > 0
+    assert load_demo_history(clock, days=8) == {"tickets": 0, "calls": 0}
+    assert not QueueEntry.select().where(QueueEntry.entered_at >= local(2026, 3, 4)).exists()
+    assert QueueEntry.select().where(~QueueEntry.call_uuid.startswith(DEMO_CALL_PREFIX)).count() == 0
+    period = Period("custom", dt.date(2026, 2, 24), dt.date(2026, 3, 3))
+    report = load_report(Scope(), period, TZ, local(2026, 3, 4, 10, 0))
+    values = {row.key: row for row in report.figures}
+    assert values["calls_offered"].value > 0 and values["calls_offered"].year_ago > 0
+    assert values["answer_in_target_rate"].value is not None
+    assert values["tickets_created"].value > 0 and values["ratings"].value > 0
+    assert any(calls for _day, calls, _tickets in report.daily)
