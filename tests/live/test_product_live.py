@@ -16,12 +16,10 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
 
-import gevent
 import pytest
 
-from core.config import load_config
 from core.db import database
-from core.product import Product
+from tests.live.product import AppLeg, in_thread, start_product, stop_product
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 pytestmark = pytest.mark.live
@@ -30,26 +28,9 @@ pytestmark = pytest.mark.live
 @pytest.fixture
 def live_product(esl_endpoint, db, db_url, tmp_path, rendered_sounds):
     """The whole product with its ESL on the live switch and every server of its own on 127.0.0.1:0."""
-    host, port, password = esl_endpoint
-    var = tmp_path / "var"
-    var.mkdir()
-    var.chmod(0o777)  # FreeSWITCH may run as its own user and writes recordings below
-    config = load_config({
-        "database_url": db_url, "var_dir": str(var), "sounds_dir": str(rendered_sounds),
-        "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
-    })
-    running = Product(config).build()
-    running.start()
+    running = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds)
     yield running
-    running.stop(drain_timeout=10)
-    if database.obj is not None and not database.is_closed():
-        database.close()
-
-
-def _in_thread(func, *args):
-    """Run a blocking call (the raw ESL client, urllib) off the hub so the product's greenlets keep going."""
-    return gevent.get_hub().threadpool.apply(func, args)
+    stop_product(running)
 
 
 class _Browser:
@@ -62,7 +43,7 @@ class _Browser:
         def fetch():
             with self.opener.open(url, data=data, timeout=20) as response:
                 return response.read().decode()
-        return _in_thread(fetch)
+        return in_thread(fetch)
 
 
 def test_product_call_becomes_ticket_live(live_product, place_call, esl_events, tmp_path):
@@ -75,41 +56,21 @@ def test_product_call_becomes_ticket_live(live_product, place_call, esl_events, 
     caller = "1391%07d" % (uuidlib.uuid4().int % 10_000_000)
     citizen = place_call(caller=caller, outbound=f"{host}:{port}")
 
-    def app_leg(event):     # the loopback leg the dialplan runs (and the app drives): not the citizen's
-        return event.get("Unique-ID") != citizen.uuid and event.get("Caller-Caller-ID-Number") == caller
-
-    def wait(predicate, what, timeout=60):
-        try:
-            return _in_thread(esl_events.wait_event, lambda ev: app_leg(ev) and predicate(ev), timeout)
-        except Exception as exc:  # noqa: BLE001 - say which step of the call it was
-            raise AssertionError(f"waiting for {what}: {exc}") from exc
-
-    def menu(prompt):
-        return lambda ev: (ev.get("Event-Name") == "CHANNEL_EXECUTE"
-                           and ev.get("Application") == "play_and_get_digits"
-                           and f"/{prompt}.wav" in ev.get("Application-Data", ""))
-
-    wait(menu("main_menu"), "the main menu")
+    leg = AppLeg(esl_events, citizen, caller)
+    leg.wait_menu("main_menu")
     citizen.press("2")
-    wait(menu("self_menu"), "the self-service menu")
+    leg.wait_menu("self_menu")
     citizen.press("2")
-    wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the recording to start")
-    voice = tmp_path / "voice.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(voice), "synth", "4", "sine", "300"],
-                   check=True, timeout=30)
-    voice.chmod(0o644)
-    citizen.speak(str(voice))
-    # FreeSWITCH keeps the file at its 44-byte header until `record` ends: wait for the voice to end.
-    _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP"
-               and ev.get("Unique-ID") == citizen.uuid, 30)
+    leg.wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the recording to start")
+    leg.speak_tone(tmp_path / "voice.wav", hz=300)
     citizen.press("#")
-    wait(menu("record_confirm"), "the confirm menu")
+    leg.wait_menu("record_confirm")
     citizen.press("1")
-    wait(lambda ev: ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"
+    leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"
          and ev.get("Application-Data", "").endswith("/ticket_thanks.wav"), "the acceptance number and thanks")
     # the events that did not match stay queued, in order: the read-back is among them
     played = [Path(ev.get("Application-Data", "")).stem for ev in esl_events.events
-              if app_leg(ev) and ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"]
+              if leg.matches(ev) and ev.get("Event-Name") == "CHANNEL_EXECUTE" and ev.get("Application") == "playback"]
     i = played.index("acceptance_number")
     digits = [p.removeprefix("digit_") for p in played[i + 1:i + 9]]
     number = "".join(digits)

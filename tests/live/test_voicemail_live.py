@@ -10,22 +10,16 @@ ticket whose call carries the indexed recording, and the caller must be on the m
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import uuid as uuidlib
 
 import gevent
 import pytest
 
 from core.clock import FixedClock
-from core.config import load_config
 from core.db import database
-from core.product import Product
+from tests.live.product import AppLeg, start_product, stop_product
 
 pytestmark = pytest.mark.live
-
-
-def _in_thread(func, *args):
-    return gevent.get_hub().threadpool.apply(func, args)
 
 
 SCENARIOS = {
@@ -39,27 +33,19 @@ SCENARIOS = {
 def voicemail_product(request, esl_endpoint, db, db_url, tmp_path, rendered_sounds):
     """The whole product on the live switch, its clock stopped at night (centre closed) or in the morning
     with the consult queue overflowing to voicemail after 2 s (nobody logged in: all agents busy)."""
-    host, port, password = esl_endpoint
-    var = tmp_path / "var"
-    var.mkdir()
-    var.chmod(0o777)  # FreeSWITCH may run as its own user and writes recordings below
-    config = load_config({
-        "database_url": db_url, "var_dir": str(var), "sounds_dir": str(rendered_sounds),
-        "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
-    })
     moment, menu, reason = SCENARIOS[request.param]
-    running = Product(config, clock=FixedClock(moment, tz="Asia/Shanghai")).build()
-    if request.param == "busy":
+
+    def overflow_fast(product):
         from acd.models import Queue
 
         Queue.update(max_wait=2, overflow_kind="voicemail", overflow_target="").where(
             Queue.name == "consult").execute()
-    running.start()
+
+    running = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds,
+                            clock=FixedClock(moment, tz="Asia/Shanghai"),
+                            prepare=overflow_fast if request.param == "busy" else None)
     yield running, menu, reason
-    running.stop(drain_timeout=10)
-    if database.obj is not None and not database.is_closed():
-        database.close()
+    stop_product(running)
 
 
 def test_caller_leaves_a_message_that_becomes_a_ticket(voicemail_product, place_call, esl_events, tmp_path):
@@ -78,35 +64,16 @@ def test_caller_leaves_a_message_that_becomes_a_ticket(voicemail_product, place_
     host, port = product.parts["outbound"].address
     citizen = place_call(caller=caller, outbound=f"{host}:{port}")
 
-    def app_leg(event):
-        return event.get("Unique-ID") != citizen.uuid and event.get("Caller-Caller-ID-Number") == caller
-
-    def wait(predicate, what, timeout=60):
-        try:
-            return _in_thread(esl_events.wait_event, lambda ev: app_leg(ev) and predicate(ev), timeout)
-        except Exception as exc:  # noqa: BLE001 - say which step of the call it was
-            raise AssertionError(f"waiting for {what}: {exc}") from exc
-
-    def menu(prompt):
-        return lambda ev: (ev.get("Event-Name") == "CHANNEL_EXECUTE"
-                           and ev.get("Application") == "play_and_get_digits"
-                           and f"/{prompt}.wav" in ev.get("Application-Data", ""))
-
-    wait(menu("main_menu"), "the main menu")
+    leg = AppLeg(esl_events, citizen, caller)
+    leg.wait_menu("main_menu")
     citizen.press("1")
-    wait(menu(second_menu), f"the {second_menu} menu")
+    leg.wait_menu(second_menu)
     citizen.press("1")
-    started = wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the message recording to start")
+    started = leg.wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the message recording to start")
     call_uuid = started["Unique-ID"]
-    voice = tmp_path / "message.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(voice), "synth", "4", "sine", "350"],
-                   check=True, timeout=30)
-    voice.chmod(0o644)
-    citizen.speak(str(voice))
-    _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP"
-               and ev.get("Unique-ID") == citizen.uuid, 30)
+    leg.speak_tone(tmp_path / "message.wav", hz=350)
     citizen.press("#")
-    wait(lambda ev: ev.get("Event-Name") == "RECORD_STOP", "the recording to end")
+    leg.wait(lambda ev: ev.get("Event-Name") == "RECORD_STOP", "the recording to end")
 
     def filed():
         with database.connection_context():
