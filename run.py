@@ -24,14 +24,7 @@ def main() -> int:
     except ConfigError as error:
         log.error("configuration: %s", error)
         return 2
-    product = Product(config).build()
-    if product.demo_accounts:
-        # Demo only: weeks of past calls and tickets, so the statistics page has figures to show.
-        from core.db import database
-        from stats.demo import load_demo_history
-
-        with database.connection_context():
-            load_demo_history(product.clock)
+    product = Product(config, demo_history=True).build()
     for operator_no, name, roles, password in product.demo_accounts:
         log.info("demo account 工号 %s %s (%s) password %s", operator_no, name, roles, password)
     product.start()

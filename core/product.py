@@ -28,6 +28,8 @@ class Product:
     demo_accounts: list = field(default_factory=list)
     # With the demo data, also the demo queues and agents (tests of the no-queue fallback turn it off).
     demo_queues: bool = True
+    # With the demo data, also weeks of past calls and tickets for the statistics page (run.py; tests skip it).
+    demo_history: bool = False
 
     def build(self) -> "Product":
         """Open the database, create the schema, load demo data, and construct (not start) every part."""
@@ -59,6 +61,11 @@ class Product:
             # Queues for the default tree's skills, and the demo agents on their extensions.
             with database.connection_context():
                 load_acd_demo()
+        if self.demo_accounts and self.demo_history:
+            from stats.demo import load_demo_history
+
+            with database.connection_context():
+                load_demo_history(self.clock)
 
         pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout)
         # The same key `python -m recorder.verify` and the call-records page check with.
