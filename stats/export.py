@@ -48,9 +48,9 @@ def report_xlsx(report: Report, translate: Callable[[str], str], label: Callable
     for day, calls, tickets in report.daily:
         daily.append([day.isoformat()] + ([calls] if report.calls_shown else []) + [tickets])
 
-    ranks = book.create_sheet(_("Departments")[:31])
+    ranks = book.create_sheet(_("Department ranking")[:31])
     _header(ranks, [_("Top departments by volume"), _("Tickets"), "", _("Top departments by overdue tickets"),
-                    _("Overdue"), _("Overdue rate")])
+                    _("Overdue tickets"), _("Overdue rate")])
     for index in range(max(len(report.top_volume), len(report.top_overdue))):
         row: list = ["", "", ""]
         if index < len(report.top_volume):

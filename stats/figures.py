@@ -119,7 +119,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("tickets_created", "Tickets created", COUNT),
     Figure("tickets_closed", "Tickets closed", COUNT),
     Figure("tickets_on_time", "Handled on time", COUNT),
-    Figure("tickets_overdue", "Overdue", COUNT),
+    Figure("tickets_overdue", "Overdue tickets", COUNT),
     Figure("on_time_rate", "On-time rate", RATE),
     Figure("overdue_rate", "Overdue rate", RATE),
     Figure("ratings", "Satisfaction ratings", COUNT),
