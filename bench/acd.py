@@ -23,18 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct  # noqa: E402
+
 MOD_CALLCENTER = [
     ("mod_callcenter: agents stuck in Receiving/Reserved", "reported around 200 concurrent calls"),
     ("mod_callcenter: dispatch stalls / stuck members", "reported around 20 calls per second"),
 ]
 SCALE = 0.1  # the fake's simulated seconds -> wall seconds
-
-
-def pct(values, q):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100.0 * (len(values) - 1))))]
 
 
 # ---------------------------------------------------------------------- the fake FreeSWITCH process

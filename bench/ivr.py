@@ -29,18 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct  # noqa: E402
+
 
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
 # --- the fake switch process -------------------------------------------------------------------------
@@ -182,8 +177,8 @@ def run_size(calls: int, sounds: str) -> dict:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return {
         "calls": calls, "peak": live["peak"], "completed": len(done), "errors": len(errors), "cpu_ms_per_call": cpu / max(1, calls) * 1e3,
-        "wall_s": wall, "react_p50_ms": _percentile(reactions, 50) * 1e3,
-        "react_p99_ms": _percentile(reactions, 99) * 1e3, "reactions": len(reactions),
+        "wall_s": wall, "react_p50_ms": pct(reactions, 50) * 1e3,
+        "react_p99_ms": pct(reactions, 99) * 1e3, "reactions": len(reactions),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tickets": Ticket.select().count(), "outcomes": outcomes, "causes": report.get("causes", {}),
         "first_error": errors[0] if errors else "", "script_errors": report.get("script_errors", 0),

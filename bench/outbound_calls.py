@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pct  # noqa: E402
+
 
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -41,13 +43,6 @@ def _rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
 # --- the fake switch process -------------------------------------------------------------------------
@@ -179,9 +174,9 @@ def run_size(calls: int, executes: int, spread: float, rate: float) -> dict:
     setup_rate = len(started) / (max(started) - min(accept_times)) if started else 0.0
     return {
         "calls": calls, "up": len(started), "setup_rate": setup_rate, "setup_span": span,
-        "setup_p50_ms": _percentile(setup_latency, 50) * 1e3, "setup_p99_ms": _percentile(setup_latency, 99) * 1e3,
-        "rt_p50_ms": _percentile(round_trips, 50) * 1e3, "rt_p99_ms": _percentile(round_trips, 99) * 1e3,
-        "app_p50_ms": _percentile(app_added, 50) * 1e3, "app_p99_ms": _percentile(app_added, 99) * 1e3,
+        "setup_p50_ms": pct(setup_latency, 50) * 1e3, "setup_p99_ms": pct(setup_latency, 99) * 1e3,
+        "rt_p50_ms": pct(round_trips, 50) * 1e3, "rt_p99_ms": pct(round_trips, 99) * 1e3,
+        "app_p50_ms": pct(app_added, 50) * 1e3, "app_p99_ms": pct(app_added, 99) * 1e3,
         "kib_per_call": (rss_up - rss_before) / max(1, len(started)), "cpu_s": cpu,
         "executes": len(round_trips), "causes": report.get("causes", {}),
     }
