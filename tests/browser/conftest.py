@@ -142,9 +142,9 @@ def page(browser):
     context.close()
 
 
-def login(page, server: LiveServer, operator_no: str, password: str) -> None:
-    """Log in through the form and wait for the page that follows."""
-    page.goto(server("/login"))
+def login(page, server: LiveServer | str, operator_no: str, password: str) -> None:
+    """Log in through the form (``server``: a LiveServer or a base URL) and wait for the page that follows."""
+    page.goto(server("/login") if callable(server) else server.rstrip("/") + "/login")
     page.fill("#operator_no", operator_no)
     page.fill("#password", password)
     with page.expect_navigation():

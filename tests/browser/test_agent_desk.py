@@ -22,6 +22,7 @@ from core import db as core_db
 from core.config import EslEndpoint, load_config
 from core.migrations import create_schema
 from core.schema import all_models
+from tests.browser.conftest import login
 
 PASSWORD = "desk-pass-1234"
 
@@ -140,11 +141,7 @@ def telephony(tmp_path):
 
 def test_agent_takes_call_with_screen_pop_and_saves_ticket(page, telephony):
     """Should pop the caller's earlier ticket on answer, save the new ticket, and end the wrap-up."""
-    page.goto(telephony.url + "/login")
-    page.fill("#operator_no", "8001")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit].primary")
+    login(page, telephony.url, "8001", PASSWORD)
     page.goto(telephony.url + "/desk/")
     expect(page.get_by_test_id("agent-status")).to_have_text("已签出")
     page.click("button[data-act=ready]")
@@ -185,11 +182,7 @@ def _wait_until(condition, what: str, timeout: float = 10.0) -> None:
 def test_agent_holds_resumes_and_transfers_from_the_panel(page, telephony):
     """Should show the calls waiting in the agent's queues, hold and resume the call from the toggle, show a
     bad typed number's error, and blind-transfer the caller to another agent chosen from the list."""
-    page.goto(telephony.url + "/login")
-    page.fill("#operator_no", "8001")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit].primary")
+    login(page, telephony.url, "8001", PASSWORD)
     listeners = len(telephony.acd.listeners)
     page.goto(telephony.url + "/desk/")
     toggle = page.get_by_test_id("hold-toggle")
@@ -234,11 +227,7 @@ def test_agent_holds_resumes_and_transfers_from_the_panel(page, telephony):
 def test_agent_consults_then_completes_the_transfer(page, telephony):
     """Should show 完成转接 / 取消转接 only while a consultation runs: cancel at once, complete once the target
     answered (the other call controls wait meanwhile); completing hands the caller over and starts wrap-up."""
-    page.goto(telephony.url + "/login")
-    page.fill("#operator_no", "8001")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit].primary")
+    login(page, telephony.url, "8001", PASSWORD)
     listeners = len(telephony.acd.listeners)
     page.goto(telephony.url + "/desk/")
     consult = page.get_by_test_id("consult")

@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from caseflow import knowledge
 from core import db as core_db
+from tests.browser.conftest import login
 from tests.browser.test_agent_desk import PASSWORD, telephony  # noqa: F401 - the fixture
 
 CONTENT = "无证夜间施工造成噪音扰民的，可拨打12345反映，由属地生态环境部门查处。"
@@ -20,11 +21,7 @@ def test_agent_finds_an_answer_inline_and_uses_it_in_the_reply(page, telephony):
         knowledge.review(knowledge.add_answer(item, ANSWER), "approved")
         knowledge.create_item("<img src=x onerror=window.__kbxss=1>扰民须知", "公告", review_state="approved")
         knowledge.create_item("未审核的扰民条目", "草稿")
-    page.goto(telephony.url + "/login")
-    page.fill("#operator_no", "8001")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit].primary")
+    login(page, telephony.url, "8001", PASSWORD)
     page.goto(telephony.url + "/desk/")
     desk_url = page.url
 
