@@ -36,9 +36,11 @@ def _event(esl_events, predicate, timeout: float, what: str) -> dict:
 
 @contextlib.contextmanager
 def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, extension: str, seat: str,
-                  caller: str, scenario: str = "answer.xml", others: tuple[tuple[str, str, int], ...] = ()):
+                  caller: str, scenario: str = "answer_rtp.xml", others: tuple[tuple[str, str, int], ...] = ()):
     """A caller queued and bridged to a registered agent (seat, extension).
 
+    Phones talk (sipp/answer_rtp.xml streams A-law once answered) as desk phones do: FreeSWITCH runs an
+    application broadcast to a bridged leg (att_xfer) only after that leg has read media.
     others: (extension, operator number or "" for a bare team-lead phone, calls it answers) for further
     phones; an operator number makes that phone an agent's (known to the ACD, logged out).  Yields a dict: line, agent, phones, citizen, call (the app's leg), leg (the agent's leg).
     """
@@ -49,7 +51,8 @@ def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, 
     agent = _agent(seat, extension, "consult")
     phones = {extension: AgentPhone(sipp, tmp_path, sip_port, extension, password, scenario=scenario)}
     for other_ext, other_seat, calls in others:
-        phones[other_ext] = AgentPhone(sipp, tmp_path, sip_port, other_ext, password, calls=calls)
+        phones[other_ext] = AgentPhone(sipp, tmp_path, sip_port, other_ext, password, calls=calls,
+                                       scenario="answer_rtp.xml")
         if other_seat:
             _agent(other_seat, other_ext, "consult")
     line = None
@@ -249,8 +252,6 @@ def _consultation(line, agent_id: int, esl_events):
     return consult
 
 
-@pytest.mark.xfail(reason="on the live FreeSWITCH 1.10 the att_xfer broadcast to the agent's bridged leg is accepted "
-                          "(+OK) but never executed (no EXECUTE, no consultation leg): to be investigated", strict=False)
 def test_attended_transfer_completed_bridges_the_caller_to_the_target(db, esl_endpoint, esl, esl_events, sipp,
                                                                       place_call, tmp_path):
     """Should ring the target from the agent's leg (att_xfer, our consultation leg uuid, the hotline's caller
@@ -278,8 +279,6 @@ def test_attended_transfer_completed_bridges_the_caller_to_the_target(db, esl_en
         esl.api(f"uuid_kill {consult.leg}")
 
 
-@pytest.mark.xfail(reason="on the live FreeSWITCH 1.10 the att_xfer broadcast to the agent's bridged leg is accepted "
-                          "(+OK) but never executed (no EXECUTE, no consultation leg): to be investigated", strict=False)
 def test_attended_transfer_cancelled_goes_back_to_the_caller(db, esl_endpoint, esl, esl_events, sipp, place_call,
                                                              tmp_path):
     """Should hang the consultation leg up on 取消转接 and have FreeSWITCH bridge the agent back to the caller;
