@@ -7,8 +7,8 @@ number as caller id and the queue's ring timeout (``leg_timeout``). Compared wit
   * if the caller hangs up while the agent's phone rings, FreeSWITCH itself cancels the agent leg — there
     is no answered, parked agent leg left talking to nobody;
   * one command per offer instead of three, nothing to clean up between "answered" and "bridged";
-  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers and before
-    the media is joined (``bridge_pre_execute_aleg_app``), with no race against our event handling;
+  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers, as the
+    bridge starts (``bridge_pre_execute_app``), with no race against our event handling;
   * ring-all and ring-progressively are native dial strings (``,`` and ``leg_delay_start``).
 The inbound connections (one per FreeSWITCH) carry the events that move agents through ringing, in call
 and wrap-up, the registrations, the channel lists for reconciliation, and the ``uuid_break`` that stops a
@@ -19,9 +19,18 @@ returning, the agent leg's hangup event, the caller's hangup, or reconciliation 
 (at start, after each reconnect and periodically); each of these is idempotent, keyed on the agent's
 current leg uuid, so duplicate or late events (an answer after the hang-up) change nothing.
 
-Limit: the caller and the agent must be reachable from the caller's FreeSWITCH. Agents registered on
-another server are offered only when ``AcdSettings.cross_server_dial`` names how to reach that server
-(e.g. a SIP gateway between the two); otherwise they serve callers arriving on their own server.
+Several FreeSWITCH servers: the caller's own server rings the agent's leg, also when the agent's phone is
+registered on another server. Each server says how the others reach its agents (``hotline_peer_uri``,
+``sofia/internal/{extension}@<its SIP address>:<port>``); the app reads it over the inbound connection
+whenever it reconciles with that server (connect, reconnect, periodically) and the caller's server dials it
+as directory user ``hotline-peer``, answering the far server's challenge with its own ``${peer_password}``
+(expanded by FreeSWITCH when the bridge runs: the secret stays in the switches' configuration). The far
+server's dialplan (``hotline_peer`` context) rings the seat's phone. ``AcdSettings.cross_server_dial``
+(``HOTLINE_CROSS_SERVER_DIAL``) overrides the learned route per server, e.g. a SIP gateway, or ``off``.
+The agent's leg we follow is the one on the caller's server (our ``origination_uuid``): it rings, answers
+and hangs up with the far phone, and reconciliation looks for it there (``call_server``), so the far
+server's own legs for the phone are neither needed nor mistaken for the agent's. Limit: a server that has
+not told its route (never connected, older configuration) is reachable only by its own callers.
 """
 from __future__ import annotations
 
@@ -47,6 +56,7 @@ from acd.prompts import AcdPrompts, expected_wait_minutes
 from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
 from caseflow.models import User
 from core.clock import Clock
+from core.config import NO_ROUTE
 from core.db import database
 from recorder import missed as missed_calls
 from switch import events as sw
@@ -94,8 +104,11 @@ class AcdSettings:
     bridge_timeout: float = 4 * 3600.0  # longest conversation the caller's greenlet waits for
     sip_profile: str = "internal"
     dial_template: str = "user/{extension}"
-    # agent server -> dial template used from other servers, e.g. {"10.0.0.2:8021": "sofia/gateway/fs2/{extension}"}
+    # agent server -> dial template used from other servers, e.g. {"10.0.0.2:8021": "sofia/gateway/fs2/{extension}"},
+    # or "off" (never offered to callers elsewhere); overrides the route learned from that server.
     cross_server_dial: dict[str, str] = field(default_factory=dict)
+    # Production: a server whose peer_password is still the shipped placeholder gets no learned route.
+    refuse_placeholder_peer: bool = False
     max_ring_all: int = 20
     progressive_delay: int = 5  # seconds between agents added by ring-progressively
     default_wrap_up: int = 15
@@ -175,6 +188,7 @@ class Acd:
         # channel uuid -> the FreeSWITCH whose inbound connection announced it (bounded, newest kept)
         self.channel_server: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.core_server: dict[str, str] = {}  # FreeSWITCH Core-UUID -> pool name
+        self.peer_routes: dict[str, str] = {}  # pool name -> its hotline_peer_uri, learned when reconciling
         self._channel_seen: dict[str, gevent.event.Event] = {}
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
@@ -297,6 +311,30 @@ class Acd:
             return self._server_name(self.conn_for(session.server))
         except AcdError:
             return session.server
+
+    def cross_server_route(self, server: str) -> str | None:
+        """The dial template that reaches ``server``'s agents from another server, or None: the configured
+        one (``off`` = none), else the one ``server`` told us."""
+        configured = self.settings.cross_server_dial.get(server)
+        if configured is not None:
+            return None if configured == NO_ROUTE else configured
+        return self.peer_routes.get(server)
+
+    def learn_peer_route(self, server: str, conn) -> str | None:
+        """Ask ``server`` how the others reach its agents (``hotline_peer_uri``) and remember it."""
+        uri = parse_peer_uri(conn.api("global_getvar hotline_peer_uri", timeout=10.0))
+        if uri is not None and self.settings.refuse_placeholder_peer:
+            password = conn.api("global_getvar peer_password", timeout=10.0).strip()
+            if password in ("", PEER_PASSWORD_PLACEHOLDER):
+                log.error("%s: peer_password is not set (still the shipped placeholder): its agents are not "
+                          "offered to callers on other servers until it is (docs/freeswitch.md)", server)
+                uri = None
+        if uri is None:
+            self.peer_routes.pop(server, None)
+        elif self.peer_routes.get(server) != uri:
+            log.info("%s: agents reachable from the other servers as %s", server, uri)
+            self.peer_routes[server] = uri
+        return uri
 
     def subscribe(self, listener: Callable[[dict], None]) -> None:
         """Receive every ACD notice (agent state, screen pop, queue changes) as a dict."""
@@ -699,7 +737,8 @@ class Acd:
     def _choose(self, queue: Queue, waiter: Waiter, free: list[Agent]) -> list[int]:
         today = self.clock.today()
         snapshots = [self._snapshot(a, queue, today) for a in free]
-        reachable = frozenset(self.settings.cross_server_dial)
+        servers = set(self.settings.cross_server_dial) | set(self.peer_routes)
+        reachable = frozenset(s for s in servers if self.cross_server_route(s))
         base = QueueSnapshot(queue.name, strategy=queue.strategy, caller_server=waiter.entry.server,
                              reachable_servers=reachable, last_agent_id=queue.last_agent_id,
                              exclude=frozenset(waiter.offered))
@@ -759,15 +798,16 @@ class Acd:
         for agent_id, delay in zip(offer.agent_ids, delays):
             agent = self.agents[agent_id]
             template = self.settings.dial_template
-            if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
-                template = self.settings.cross_server_dial.get(agent.server, template)
             extra = f",leg_delay_start={delay}" if delay else ""
+            if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
+                template = self.cross_server_route(agent.server) or template
+                extra += peer_leg_variables(template)
             if self.prompts is not None:
                 prompt = _safe_path(self.prompts.operator(self.operator_no.get(agent_id, ""))) or NO_OPERATOR_PROMPT
                 leg = offer.legs[agent_id]
                 extra += f",api_on_answer=uuid_setvar {waiter.uuid} {OPERATOR_PROMPT_PREFIX}{leg} {prompt}"
             legs.append(f"[origination_uuid={offer.legs[agent_id]},leg_timeout={queue.ring_timeout + delay},"
-                        f"acd_agent={agent_id}{extra}]" + template.format(extension=_safe(agent.extension)))
+                        f"acd_agent={agent_id}{extra}]" + template.replace("{extension}", _safe(agent.extension)))
         return common + ",".join(legs)
 
     def _connect(self, waiter: Waiter) -> QueueOutcome | None:
@@ -777,11 +817,17 @@ class Acd:
         if self.prompts is not None:
             # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
             # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
-            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller before joining the media.
+            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller as the bridge starts.
             # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
-            # The escaped \${...} is kept literal by this `set` and expanded when the bridge runs it.
-            session.set("bridge_pre_execute_aleg_app", "playback")
-            session.set("bridge_pre_execute_aleg_data", "\\${%s\\${bridge_uuid}}" % OPERATOR_PROMPT_PREFIX)
+            # The data must reach the channel literally, to be expanded when the bridge runs it: uuid_setvar
+            # stores it as given (the `set` application expands it, once more after the execute's own
+            # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
+            # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
+            session.set("bridge_pre_execute_app", "playback")
+            reply = session.api(f"uuid_setvar {waiter.uuid} bridge_pre_execute_data "
+                                f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}")
+            if not reply.startswith("+OK"):
+                log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
         result = None
         waiter.step = "bridge"
         try:
@@ -1067,6 +1113,7 @@ class Acd:
         core = conn.api("global_getvar core_uuid", timeout=10.0).strip()
         if core and not core.startswith("-"):
             self.core_server[core] = server
+        self.learn_peer_route(server, conn)
         registrations = parse_sofia_registrations(
             conn.api(f"sofia status profile {self.settings.sip_profile} reg", timeout=10.0))
         for agent in list(self.agents.values()):
@@ -1223,6 +1270,32 @@ class Acd:
 
 
 # ---------------------------------------------------------------------- pure helpers
+# The directory user the hotline's servers call each other's agents as (freeswitch-conf/directory/agents.xml),
+# and the shipped placeholder of its password (vars.xml peer_password).
+PEER_USER = "hotline-peer"
+PEER_PASSWORD_PLACEHOLDER = "change-this-peer-password"
+
+
+def parse_peer_uri(text: str) -> str | None:
+    """A server's ``global_getvar hotline_peer_uri`` reply -> the dial template, or None when it has none."""
+    uri = (text or "").strip()
+    if not uri or uri.startswith("-") or "{extension}" not in uri or any(c in uri for c in " ,[]"):
+        return None
+    return uri
+
+
+def peer_leg_variables(template: str) -> str:
+    """Leg variables answering the far server's digest challenge as PEER_USER, for a cross-server template.
+
+    ``${peer_password}`` is left for the caller's FreeSWITCH, which expands it from its own global of that name
+    when the ``bridge`` runs (as it expands every application's arguments): the app never holds the secret. A gateway answers with its own credentials
+    (FreeSWITCH would prefer these to them, sofia_reg.c sofia_reg_handle_sip_r_challenge), so none there.
+    """
+    if template.startswith("sofia/gateway/"):
+        return ""
+    return f",sip_auth_username={PEER_USER},sip_auth_password=${{peer_password}}"
+
+
 _SAFE = re.compile(r"[^0-9A-Za-z_.+*#@-]")
 
 

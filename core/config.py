@@ -63,6 +63,38 @@ def parse_esl(text: str) -> tuple[EslEndpoint, ...]:
     return tuple(endpoints)
 
 
+# A server's entry in HOTLINE_CROSS_SERVER_DIAL that forbids offering its agents to callers elsewhere.
+NO_ROUTE = "off"
+
+
+def parse_cross_server_dial(value) -> dict[str, str]:
+    """HOTLINE_CROSS_SERVER_DIAL: how callers on other servers reach the agents of a server, overriding the
+    route the app learns from that server (its hotline_peer_uri).
+
+    ``host:port=template;host:port=template`` (the HOTLINE_ESL name of the agents' server; ``;`` because a
+    template may hold commas) or a TOML table; a template contains ``{extension}``, or is ``off``.
+    """
+    if isinstance(value, str):
+        pairs = []
+        for part in value.split(";"):
+            if part.strip():
+                server, sep, template = part.partition("=")
+                if not sep:
+                    raise ConfigError(f"HOTLINE_CROSS_SERVER_DIAL: expected host:port=template, got {part!r}")
+                pairs.append((server, template))
+    else:
+        pairs = list(dict(value).items())
+    routes = {}
+    for server, template in pairs:
+        host, port = parse_host_port(str(server), "HOTLINE_CROSS_SERVER_DIAL")
+        template = str(template).strip()
+        if template != NO_ROUTE and "{extension}" not in template:
+            raise ConfigError(f"HOTLINE_CROSS_SERVER_DIAL: the route to {server} must contain {{extension}} "
+                              f"or be {NO_ROUTE!r}, got {template!r}")
+        routes[f"{host}:{port}"] = template
+    return routes
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the process needs to start; immutable once loaded."""
@@ -87,6 +119,8 @@ class Config:
     prompt_rate: int = 8000
     load_demo: bool = True
     esl_api_timeout: float = 10.0
+    # ESL server name -> dial template from the other servers (parse_cross_server_dial); the rest learned.
+    cross_server_dial: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -116,6 +150,7 @@ _ENV_KEYS = {
     "HOTLINE_PROMPT_RATE": "prompt_rate",
     "HOTLINE_LOAD_DEMO": "load_demo",
     "HOTLINE_ESL_API_TIMEOUT": "esl_api_timeout",
+    "HOTLINE_CROSS_SERVER_DIAL": "cross_server_dial",
 }
 _FIELD_NAMES = {f.name for f in dataclasses.fields(Config)}
 
@@ -135,6 +170,8 @@ def _coerce(name: str, value):
             raise ConfigError(f"{name}: {value!r} is not a whole number") from None
     if name == "esl_api_timeout":
         return float(value)
+    if name == "cross_server_dial":
+        return parse_cross_server_dial(value)
     if name == "load_demo":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
     if name == "mode" and value not in ("development", "production", "test"):
@@ -185,6 +222,9 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
         derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
     if derived:
         config = config.replace(**derived)
+    unknown = sorted(set(config.cross_server_dial) - {endpoint.name for endpoint in config.esl})
+    if unknown:
+        raise ConfigError(f"HOTLINE_CROSS_SERVER_DIAL names {', '.join(unknown)}, not a server of HOTLINE_ESL")
     return _check_secrets(config)
 
 

@@ -74,6 +74,9 @@ class Product:
         acd_prompts = AcdPrompts(config.sounds_dir, render=call_time_renderer("zh", config.prompt_rate),
                                  switch_dir=config.switch_sounds_dir)
         acd = Acd(pool, clock=self.clock, prompts=acd_prompts)
+        # Routes between FreeSWITCH servers: configured ones win over those the servers tell (acd.dispatcher).
+        acd.settings.cross_server_dial = dict(config.cross_server_dial)
+        acd.settings.refuse_placeholder_peer = config.is_production
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
         with database.connection_context():
             trees.ensure_default()

@@ -84,6 +84,7 @@ class FakeChannel:
         self.other_type = ""
         self.on_hold = False
         self.variables: dict[str, str] = {}
+        self.global_vars: dict[str, str] = {}  # the switch's, once added to one
         self.variables["direction"] = direction
         self.variables["uuid"] = self.uuid
         self.variables["session_id"] = "1"
@@ -107,8 +108,8 @@ class FakeChannel:
         return self.variables.get(name, default)
 
     def expand(self, text: str) -> str:
-        """switch_channel_expand_variables, the part we use: ``${name}`` from this channel's variables
-        (empty when unset), names that are themselves expanded (``${a_${b}}``), and ``\\$`` for a literal $."""
+        """switch_channel_expand_variables, the part we use: ``${name}`` from this channel's variables, else
+        the switch's globals (empty when neither has it), names that are themselves expanded (``${a_${b}}``), and ``\\$`` for a literal $."""
         out, i = [], 0
         while i < len(text):
             if text.startswith("\\$", i):
@@ -122,7 +123,8 @@ class FakeChannel:
                 if depth:
                     out.append(text[i:])
                     break
-                out.append(self.variables.get(self.expand(text[i + 2:j - 1]), ""))
+                name = self.expand(text[i + 2:j - 1])
+                out.append(self.variables.get(name, self.global_vars.get(name, "")))
                 i = j
             else:
                 out.append(text[i])

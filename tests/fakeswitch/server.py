@@ -4,6 +4,7 @@ One process, gevent greenlets, no global monkey-patching: the server and client 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -150,6 +151,13 @@ class Eavesdrop:
         return self.modes[-1]
 
 
+# The directory user the hotline's servers call each other as, and the shipped peer_password
+# (freeswitch-conf: directory/agents.xml, vars.xml); each fake's internal profile gets its own address.
+PEER_USER = "hotline-peer"
+PEER_PASSWORD = "change-this-peer-password"
+_sip_ports = itertools.count(15060)
+
+
 class FakeSwitch:
     """A fake FreeSWITCH: inbound ESL server, channels, scripted callers and agents, conferences."""
 
@@ -183,7 +191,12 @@ class FakeSwitch:
         self.session_recordings: list[tuple[str, str, float]] = []
         self.socket_routes: dict[str, tuple[str, int]] = {}   # extension -> the app's outbound socket server
         self.api_log: list[str] = []
-        self.global_vars: dict[str, str] = {"hostname": hostname, "domain": "127.0.0.1"}
+        # The internal profile's address as other switches dial it (nothing listens: see reach()).
+        self.sip_address = f"{host}:{next(_sip_ports)}"
+        self.global_vars: dict[str, str] = {
+            "hostname": hostname, "domain": "127.0.0.1", "peer_password": PEER_PASSWORD,
+            "hotline_peer_uri": f"sofia/internal/{{extension}}@{self.sip_address}"}
+        self.peers: dict[str, "FakeSwitch"] = {}  # SIP address -> a switch this one's calls reach
         self._seq = 1000
         self.heartbeat_seconds = heartbeat_seconds   # simulated; None: no HEARTBEAT events
         self._heartbeat = None
@@ -395,6 +408,7 @@ class FakeSwitch:
 
     # -- channels ------------------------------------------------------------------------------------
     def add_channel(self, ch: FakeChannel, runner: ChannelRunner | None = None) -> FakeChannel:
+        ch.global_vars = self.global_vars  # what ${name} falls back to, as switch_channel_get_variable does
         ch.executed = []
         ch.parked = False
         ch.transfers = []
@@ -457,6 +471,10 @@ class FakeSwitch:
         if peer is not None and not peer.hung_up:
             # The two halves of a loopback call live and die together.
             self.hangup(peer, cause, by=by)
+        far = getattr(ch, "sip_peer", None)
+        if far is not None and not far[1].hung_up:
+            # A SIP call between two switches: BYE or CANCEL ends the other switch's half too.
+            far[0].hangup(far[1], cause, by="peer")
         for e in self.eavesdrops:
             if e.active and (e.target is ch or e.supervisor is ch):
                 e.active = False
@@ -663,6 +681,9 @@ class FakeSwitch:
             timeout = max(0.0, timeout - delay)
         if kind == "loopback":
             return self._loopback(number, variables, cid_name, cid_num), None
+        far = self.peers.get(dial.rpartition("@")[2]) if dial.startswith("sofia/internal/") else None
+        if far is not None:
+            return self._ring_peer(far, dial, number, variables, timeout, caller, cid_name, cid_num, cancel)
         if kind is None:
             return None, "CHAN_NOT_IMPLEMENTED"
         agent = self.agents.get(number)
@@ -736,6 +757,68 @@ class FakeSwitch:
         self.answer(ch)
         if agent.talk_seconds is not None:
             gevent.spawn(self._agent_talk_then_hangup, ch, agent.talk_seconds)
+        return ch, None
+
+    # -- several switches ----------------------------------------------------------------------------------
+    def reach(self, other: "FakeSwitch") -> None:
+        """Put this switch and ``other`` on one network: each one's calls to the other's internal profile
+        (``sofia/internal/<ext>@<sip_address>``) arrive there (see _ring_peer)."""
+        self.peers[other.sip_address] = other
+        other.peers[self.sip_address] = self
+
+    def _ring_peer(self, far: "FakeSwitch", dial, number, variables, timeout, caller, cid_name, cid_num, cancel):
+        """A leg to another switch's internal profile: this switch's outbound leg, that switch's inbound one.
+
+        The far switch challenges the INVITE (auth-calls) and the leg answers with its sip_auth_username /
+        sip_auth_password variables: only the peer account passes, into the hotline_peer context, which
+        bridges user/<ext> (freeswitch-conf/dialplan/peer.xml). This leg answers when that bridge answers
+        and ends with it; ending it (cancel, caller gone, leg timeout) ends the far half as well.
+        """
+        ch = FakeChannel(uuid=variables.get("origination_uuid"), name=dial, direction="outbound",
+                         caller_number=cid_num, caller_name=cid_name, destination=number,
+                         source="src/switch_ivr_originate.c", network_addr=far.sip_address.rpartition(":")[0])
+        ch.state, ch.call_state = "CS_INIT", "DOWN"
+        # The phone this leg reaches (the far switch's): like an agent's leg, it ends with the caller's bridge.
+        ch.agent = far.agents.get(number)
+        for k, v in variables.items():
+            ch.set_var(k, v)
+        self.add_channel(ch)
+        self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        ch.state = "CS_CONSUME_MEDIA"
+        if variables.get("sip_auth_username") != PEER_USER or \
+                variables.get("sip_auth_password") != far.global_vars.get("peer_password"):
+            self.hangup(ch, "CALL_REJECTED")  # 403 after the challenge
+            return None, "CALL_REJECTED"
+        inbound = FakeChannel(name=f"sofia/internal/{PEER_USER}@{self.sip_address}", direction="inbound",
+                              caller_number=cid_num, caller_name=cid_name, destination=number,
+                              context="hotline_peer", username=PEER_USER,
+                              network_addr=self.sip_address.rpartition(":")[0])
+        far.add_channel(inbound)
+        ch.sip_peer, inbound.sip_peer = (far, inbound), (self, ch)
+        far.emit_channel(inbound, "CHANNEL_CREATE", state="CS_INIT", state_number=2)
+        # The hotline_peer context. The dialplan ends after the bridge: a failed one hangs the channel up
+        # with its cause (mod_dptools), a finished one with hangup_after_bridge.
+        inbound.set_var("hangup_after_bridge", "true")
+        inbound.runner.enqueue("bridge", f"user/{number}")
+        inbound.runner.enqueue("hangup", "${originate_failed_cause}")
+        ch.progress_us = now_us()
+        ch.call_state = "RINGING"
+        self.emit_channel(ch, "CHANNEL_PROGRESS")
+        over = lambda: inbound.answered or ch.hung_up or inbound.hung_up or (
+            cancel is not None and cancel.is_set()) or (caller is not None and caller.hung_up)
+        deadline = time.monotonic() + timeout * self.time_scale
+        while not over() and time.monotonic() < deadline:
+            gevent.wait([self.changed.current, far.changed.current],
+                        timeout=min(1.0, deadline - time.monotonic()), count=1)
+        if not ch.hung_up and not inbound.answered:
+            if (cancel is not None and cancel.is_set()) or (caller is not None and caller.hung_up):
+                self.hangup(ch, "ORIGINATOR_CANCEL")
+            elif not inbound.hung_up:
+                self.hangup(ch, "NO_ANSWER")  # this leg's timeout: CANCEL to the far switch
+        if ch.hung_up:
+            return None, ch.hangup_cause
+        ch.state = "CS_EXECUTE"
+        self.answer(ch)
         return ch, None
 
     def _agent_talk_then_hangup(self, ch, seconds):
@@ -1152,6 +1235,12 @@ class FakeSwitch:
         if a.hung_up or b.hung_up:
             return
         self.link(a, b)
+        for ch in (a, b):
+            # Each leg's audio_bridge_thread runs its bridge_pre_execute_app as the bridge starts, a
+            # uuid_bridge's as well as the bridge application's (the variable stays on the channel).
+            pre_app = ch.get_var("bridge_pre_execute_app")
+            if pre_app:
+                ch.runner.enqueue(pre_app, ch.get_var("bridge_pre_execute_data") or "")
 
     def link(self, a: FakeChannel, b: FakeChannel) -> None:
         """Bridge two answered legs: CHANNEL_BRIDGE on the A leg."""
@@ -1222,11 +1311,19 @@ class FakeSwitch:
         if other.hung_up:
             return "_none_"  # the answered leg left before the bridge began
         self.link(ch, other)
-        pre_app = ch.get_var("bridge_pre_execute_aleg_app")
+        # switch_ivr_multi_threaded_bridge copies the _aleg_ variants to bridge_pre_execute_app / _data, with
+        # switch_channel_set_variable's check: data holding ${...} is refused (logged CRIT), never copied.
+        aleg_app = ch.get_var("bridge_pre_execute_aleg_app")
+        if aleg_app:
+            ch.set_var("bridge_pre_execute_app", aleg_app)
+            aleg_data = ch.get_var("bridge_pre_execute_aleg_data")
+            if aleg_data and "${" not in aleg_data:
+                ch.set_var("bridge_pre_execute_data", aleg_data)
+        pre_app = ch.get_var("bridge_pre_execute_app")
         if pre_app:
-            # The bridge's own thread runs it on the caller (data expanded there) before the media flows;
+            # The bridge's own thread runs it on the caller (data expanded there) as the bridge starts;
             # the legs are partners already, so a transfer or hang-up meanwhile ends the bridge as usual.
-            pre_data = ch.expand(ch.get_var("bridge_pre_execute_aleg_data") or "")
+            pre_data = ch.expand(ch.get_var("bridge_pre_execute_data") or "")
             runner._log_exec(pre_app, pre_data)
             if pre_app == "playback":
                 runner.play(pre_data)

@@ -387,9 +387,11 @@ def test_two_freeswitch_servers(db, tmp_path, prompts):
         fs_b.add_agent("1002", answer_delay=0.5, talk_seconds=1)
         pool.start()
         assert all(c.wait_connected(5) for c in pool.all())
-        acd = Acd(pool, settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
-        acd.start()
         name_a, name_b = (c.name for c in pool.all())
+        # Configured "off": neither server's agents are offered to the other's callers (no learned route).
+        acd = Acd(pool, settings=AcdSettings(reconcile_interval=3600,
+                                             cross_server_dial={name_a: "off", name_b: "off"}), prompts=prompts)
+        acd.start()
         assert (acd.agents[agent_a.id].server, acd.agents[agent_b.id].server) == (name_a, name_b)
         outcomes = {}
 
@@ -415,7 +417,7 @@ def test_two_freeswitch_servers(db, tmp_path, prompts):
         call = fs_a.place_call(server.address, caller="13600000003")
         call.wait_ended(timeout=15)
         assert outcomes[call.uuid].outcome == "busy" and fs_b.agents["1002"].offered == 1
-        # With a route between the servers configured, agent B becomes reachable from A.
+        # With a route between the servers configured (here a gateway), agent B becomes reachable from A.
         acd.settings.cross_server_dial = {name_b: "sofia/gateway/fsb/{extension}"}
         # The gateway's far end as seen from A (not a registration on A).
         fs_a.add_agent("1002", registered=False, answer_delay=0.5, talk_seconds=1)
@@ -430,6 +432,151 @@ def test_two_freeswitch_servers(db, tmp_path, prompts):
         pool.stop()
         fs_a.stop()
         fs_b.stop()
+
+
+class TwoServers:
+    """Two fake FreeSWITCH servers on one network (each reaches the other's internal profile), one app with
+    both in its pool; every call on either is put into the queue `consult`."""
+
+    def __init__(self, tmp_path, prompts, **settings):
+        self.fs_a = FakeSwitch(password="ClueCon", record_dir=tmp_path / "a", time_scale=0.01, hostname="fs-a")
+        self.fs_b = FakeSwitch(password="ClueCon", record_dir=tmp_path / "b", time_scale=0.01, hostname="fs-b")
+        for switch in (self.fs_a, self.fs_b):
+            switch.start()
+        self.fs_a.reach(self.fs_b)
+        self.pool = SwitchPool([EslEndpoint("127.0.0.1", self.fs_a.esl_port, "ClueCon"),
+                                EslEndpoint("127.0.0.1", self.fs_b.esl_port, "ClueCon")])
+        self.pool.start()
+        assert all(c.wait_connected(5) for c in self.pool.all())
+        self.name_a, self.name_b = (c.name for c in self.pool.all())
+        self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600, **settings), prompts=prompts)
+        self.acd.start()
+        self.outcomes = {}
+        self.server = OutboundServer("127.0.0.1", 0, self.handle)
+        self.server.start()
+
+    def handle(self, session):
+        self.outcomes[session.uuid] = self.acd.enter_queue(session, "consult")
+        session.hangup()
+
+    def close(self):
+        self.server.stop(drain_timeout=2)
+        self.acd.stop()
+        self.pool.stop()
+        self.fs_a.stop()
+        self.fs_b.stop()
+
+
+@pytest.fixture
+def two_servers(db, tmp_path, prompts):
+    made = []
+
+    def build(**settings):
+        made.append(TwoServers(tmp_path, prompts, **settings))
+        return made[-1]
+
+    yield build
+    for item in made:
+        item.close()
+
+
+def _agent_on_b(two, talk_seconds=None, answer=True, answer_delay=0.5):
+    """Queue `consult` (callers on A overflow to voicemail after 3 s) and one ready agent whose phone,
+    1002, is registered on server B only."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0, max_wait=3,
+                 ring_timeout=20, overflow_kind="voicemail")
+    agent = create_agent(make_user("8002", "1002"), {"consult": 5})
+    two.fs_b.add_agent("1002", answer=answer, answer_delay=answer_delay, talk_seconds=talk_seconds)
+    two.acd.load()
+    two.acd.reconcile(two.name_b)
+    assert two.acd.agents[agent.id].server == two.name_b
+    two.acd.transition(agent.id, "login")
+    two.acd.transition(agent.id, "ready")
+    return agent
+
+
+def test_caller_on_one_server_reaches_an_agent_on_the_other_by_the_learned_route(two_servers):
+    """Should offer a caller on server A the agent registered on B with no configuration: the app learns B's
+    hotline_peer_uri, A dials it as hotline-peer with its own ${peer_password} (the app never sees it), B
+    rings the phone; the agent follows the A-side leg through ringing, in call and back to idle, and a
+    reconciliation of either server during the call releases nothing."""
+    two = two_servers()
+    assert two.acd.peer_routes == {two.name_a: f"sofia/internal/{{extension}}@{two.fs_a.sip_address}",
+                                   two.name_b: f"sofia/internal/{{extension}}@{two.fs_b.sip_address}"}
+    agent = _agent_on_b(two, answer_delay=1.0)
+    phone = two.fs_b.agents["1002"]
+    sent, dial_string = [], two.acd.dial_string
+    two.acd.dial_string = lambda waiter, offer: sent.append(dial_string(waiter, offer)) or sent[-1]
+    call = two.fs_a.place_call(two.server.address, caller="13600000011")
+    wait_for(lambda: two.acd.agents[agent.id].state == "ringing", what="agent ringing")
+    leg = two.acd.agents[agent.id].leg_uuid
+    assert two.acd.agents[agent.id].call_server == two.name_a
+    (dial,) = sent
+    assert dial.endswith(f"sofia/internal/1002@{two.fs_b.sip_address}")
+    assert "sip_auth_username=hotline-peer" in dial and "sip_auth_password=${peer_password}" in dial
+    # Server A fills the password in from its own global when the bridge runs.
+    (executed,) = [arg for app_name, arg in call.executed if app_name == "bridge"]
+    assert "sip_auth_password=change-this-peer-password" in executed
+    wait_for(lambda: two.acd.agents[agent.id].state == "in_call", what="agent in call")
+    assert two.fs_a.find_channel(leg).get_var("sip_auth_password") == "change-this-peer-password"
+    assert phone.answered_calls and phone.current.caller_number == "13600000011"
+    for server in (two.name_a, two.name_b):
+        two.acd.reconcile(server)
+    assert two.acd.agents[agent.id].state == "in_call" and two.acd.agents[agent.id].leg_uuid == leg
+    phone.hangup()  # the agent hangs up on B: B's half ends, then A's leg, then the caller's bridge
+    wait_for(lambda: two.acd.agents[agent.id].state == "idle", timeout=10, what="agent idle again")
+    call.wait_ended(timeout=10)
+    assert two.outcomes[call.uuid].outcome == "answered" and two.outcomes[call.uuid].agent_id == agent.id
+    entry = QueueEntry.get(QueueEntry.call_uuid == call.uuid)
+    assert entry.server == two.name_a and entry.agent_leg_uuid == leg and entry.talk_seconds is not None
+    assert two.acd.stuck_agents() == [] and not two.fs_b.channels and not two.fs_a.channels
+
+
+def test_caller_hanging_up_while_the_far_phone_rings_frees_the_agent(two_servers):
+    """Should cancel the far server's half when the caller on A hangs up during the ring, and free the agent."""
+    two = two_servers()
+    agent = _agent_on_b(two, answer=None)  # the phone rings until cancelled
+    call = two.fs_a.place_call(two.server.address, caller="13600000012")
+    wait_for(lambda: two.acd.agents[agent.id].state == "ringing", what="agent ringing")
+    two.fs_b.agents["1002"].wait_ringing()
+    call.hangup()
+    call.wait_ended(timeout=10)
+    wait_for(lambda: two.acd.agents[agent.id].state == "idle", timeout=10, what="agent free")
+    two.fs_b.wait_for(lambda: not two.fs_b.channels, 5, "B's legs gone")
+    assert two.fs_b.agents["1002"].channels[0].hangup_cause == "ORIGINATOR_CANCEL"
+    wait_for(lambda: call.uuid in two.outcomes, timeout=10, what="outcome")
+    assert two.outcomes[call.uuid].outcome == "abandoned" and two.acd.stuck_agents() == []
+
+
+def test_a_wrong_peer_password_is_refused_and_the_agent_freed(two_servers):
+    """Should not ring the phone when the far server refuses the calling server's peer password (servers
+    configured with different ones): the offer fails, the agent is free, the caller is served otherwise."""
+    two = two_servers()
+    two.fs_b.global_vars["peer_password"] = "another-password"
+    agent = _agent_on_b(two)
+    call = two.fs_a.place_call(two.server.address, caller="13600000013", script=[Wait(200), Hangup()])
+    call.wait_ended(timeout=15)
+    wait_for(lambda: call.uuid in two.outcomes, timeout=10, what="outcome")
+    assert two.fs_b.agents["1002"].offered == 0 and not two.fs_b.channels
+    assert any(ch.hangup_cause == "CALL_REJECTED" for ch in two.fs_a.gone.values() if ch.name.startswith("sofia/"))
+    assert two.acd.agents[agent.id].state == "idle" and two.acd.stuck_agents() == []
+
+
+def test_configured_route_wins_and_production_refuses_the_placeholder_peer_password(two_servers):
+    """Should use HOTLINE_CROSS_SERVER_DIAL's template for a server instead of the learned one; in production,
+    learn no route from a server whose peer_password is still the shipped placeholder."""
+    two = two_servers(refuse_placeholder_peer=True)
+    assert two.acd.peer_routes == {}
+    assert two.acd.cross_server_route(two.name_b) is None
+    two.fs_b.global_vars["peer_password"] = two.fs_a.global_vars["peer_password"] = "site-secret-1"
+    two.acd.reconcile(two.name_b)
+    assert two.acd.cross_server_route(two.name_b) == f"sofia/internal/{{extension}}@{two.fs_b.sip_address}"
+    two.acd.settings.cross_server_dial = {two.name_b: "sofia/gateway/fsb/{extension}"}
+    assert two.acd.cross_server_route(two.name_b) == "sofia/gateway/fsb/{extension}"
+    two.fs_b.global_vars["hotline_peer_uri"] = ""  # a server that does not tell (older configuration)
+    two.acd.settings.cross_server_dial = {}
+    two.acd.reconcile(two.name_b)
+    assert two.acd.cross_server_route(two.name_b) is None
 
 
 def test_blind_transfer_to_agent_and_three_way_over_the_wire(db, fs, line):
