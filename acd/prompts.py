@@ -11,9 +11,10 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import threading
 from pathlib import Path
 from typing import Callable, Iterable
+
+import gevent.lock
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class AcdPrompts:
         self.lang = lang
         # FreeSWITCH may see the sounds under another path (another machine).
         self.switch_dir = switch_dir
-        # One renderer per file at a time: a call and prepare() may want the same prompt together.
-        self._rendering: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        # One renderer per file at a time: a call and prepare() may want the same prompt together. A gevent
+        # lock: the renderer yields to other greenlets (subprocesses), which may wait here for the same file.
+        self._rendering: dict[str, gevent.lock.Semaphore] = collections.defaultdict(gevent.lock.Semaphore)
 
     def prepare(self, operator_nos: Iterable[str]) -> int:
         """Render what callers hear most before they need it: every agent's operator number (自动报工号),
