@@ -7,8 +7,8 @@ number as caller id and the queue's ring timeout (``leg_timeout``). Compared wit
   * if the caller hangs up while the agent's phone rings, FreeSWITCH itself cancels the agent leg — there
     is no answered, parked agent leg left talking to nobody;
   * one command per offer instead of three, nothing to clean up between "answered" and "bridged";
-  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers and before
-    the media is joined (``bridge_pre_execute_aleg_app``), with no race against our event handling;
+  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers, as the
+    bridge starts (``bridge_pre_execute_app``), with no race against our event handling;
   * ring-all and ring-progressively are native dial strings (``,`` and ``leg_delay_start``).
 The inbound connections (one per FreeSWITCH) carry the events that move agents through ringing, in call
 and wrap-up, the registrations, the channel lists for reconciliation, and the ``uuid_break`` that stops a
@@ -817,11 +817,17 @@ class Acd:
         if self.prompts is not None:
             # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
             # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
-            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller before joining the media.
+            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller as the bridge starts.
             # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
-            # The escaped \${...} is kept literal by this `set` and expanded when the bridge runs it.
-            session.set("bridge_pre_execute_aleg_app", "playback")
-            session.set("bridge_pre_execute_aleg_data", "\\${%s\\${bridge_uuid}}" % OPERATOR_PROMPT_PREFIX)
+            # The data must reach the channel literally, to be expanded when the bridge runs it: uuid_setvar
+            # stores it as given (the `set` application expands it, once more after the execute's own
+            # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
+            # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
+            session.set("bridge_pre_execute_app", "playback")
+            reply = session.api(f"uuid_setvar {waiter.uuid} bridge_pre_execute_data "
+                                f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}")
+            if not reply.startswith("+OK"):
+                log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
         result = None
         waiter.step = "bridge"
         try:

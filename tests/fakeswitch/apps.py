@@ -346,16 +346,21 @@ class ChannelRunner:
             self.sw.emit_channel(self.ch, "CHANNEL_PROGRESS")
 
     def app_set(self, arg):
+        # mod_dptools base_set expands the value once more (after the execute's own expansion of the
+        # argument): a literal ${...} cannot be set this way, whereas export and uuid_setvar keep it.
+        self._set(arg, expand=True)
+
+    def app_export(self, arg):
+        self._set(arg, expand=False)
+
+    def _set(self, arg, expand: bool):
         name, _, value = arg.partition("=")
         if name:
-            if value == "" and "=" not in arg:
-                self.ch.variables.pop(name, None)
-            elif value == "":
+            value = self.ch.expand(value) if expand else value
+            if value == "":
                 self.ch.variables.pop(name, None)
             else:
                 self.ch.set_var(name, value)
-
-    app_export = app_set
 
     def app_unset(self, arg):
         self.ch.variables.pop(arg.strip(), None)

@@ -1305,11 +1305,19 @@ class FakeSwitch:
         if other.hung_up:
             return "_none_"  # the answered leg left before the bridge began
         self.link(ch, other)
-        pre_app = ch.get_var("bridge_pre_execute_aleg_app")
+        # switch_ivr_multi_threaded_bridge copies the _aleg_ variants to bridge_pre_execute_app / _data, with
+        # switch_channel_set_variable's check: data holding ${...} is refused (logged CRIT), never copied.
+        aleg_app = ch.get_var("bridge_pre_execute_aleg_app")
+        if aleg_app:
+            ch.set_var("bridge_pre_execute_app", aleg_app)
+            aleg_data = ch.get_var("bridge_pre_execute_aleg_data")
+            if aleg_data and "${" not in aleg_data:
+                ch.set_var("bridge_pre_execute_data", aleg_data)
+        pre_app = ch.get_var("bridge_pre_execute_app")
         if pre_app:
-            # The bridge's own thread runs it on the caller (data expanded there) before the media flows;
+            # The bridge's own thread runs it on the caller (data expanded there) as the bridge starts;
             # the legs are partners already, so a transfer or hang-up meanwhile ends the bridge as usual.
-            pre_data = ch.expand(ch.get_var("bridge_pre_execute_aleg_data") or "")
+            pre_data = ch.expand(ch.get_var("bridge_pre_execute_data") or "")
             runner._log_exec(pre_app, pre_data)
             if pre_app == "playback":
                 runner.play(pre_data)

@@ -2,7 +2,11 @@
 
 The app side is the product's own parts: a SwitchPool on the live switch, the Acd, and an OutboundServer
 on 127.0.0.1:0 whose handler answers and puts the caller into a queue.  Agents' phones are sipp UAS
-processes registered on the internal profile; a caller is a loopback call to 12345.
+processes registered on the internal profile, talking (A-law RTP) once they answer as desk phones do; a
+caller is a loopback call to 12345.
+
+Extensions used here: 1015-1017 (shared with test_acd_controls_live.py: run the live suite one test at a
+time, -p no:xdist, as the README says).
 """
 from __future__ import annotations
 
@@ -47,13 +51,15 @@ class LiveLine:
 
     With `recordings_dir`, the recorder is wired as core.product wires it: a call record per call, and
     every bridged conversation recorded (uuid_record) and indexed when the switch reports it stopped.
+    With `prompts` (acd.prompts.AcdPrompts), the ACD announces queue positions and the answering agent's
+    operator number (自动报工号) from those files, as core.product wires it.
     """
 
-    def __init__(self, endpoint, skill: str, recordings_dir=None):
+    def __init__(self, endpoint, skill: str, recordings_dir=None, prompts=None):
         self.pool = SwitchPool([EslEndpoint(*endpoint)], api_timeout=5.0)
         self.pool.start()
         assert self.pool.all()[0].wait_connected(10)
-        self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600))
+        self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
         self.cdr = None
         if recordings_dir is not None:
             from recorder.cdr import CdrRecorder
@@ -113,7 +119,7 @@ def test_queued_caller_is_offered_to_the_registered_agent_only(db, esl_endpoint,
                  ring_timeout=15)
     absent = _agent("8101", "1015", "consult")      # first in fixed order (seat 8101), but no phone
     present = _agent("8102", "1016", "consult")
-    phone = AgentPhone(sipp, tmp_path, sip_port, "1016", password)
+    phone = AgentPhone(sipp, tmp_path, sip_port, "1016", password, scenario="answer_rtp.xml")
     line = None
     try:
         _in_thread(phone.register)
@@ -164,7 +170,7 @@ def test_agent_conversation_is_recorded_alaw_under_the_day_folder(db, esl_endpoi
     recordings = tmp_path / "recordings"
     recordings.mkdir()
     recordings.chmod(0o777)  # FreeSWITCH may run as its own user
-    phone = AgentPhone(sipp, tmp_path, sip_port, "1017", password)
+    phone = AgentPhone(sipp, tmp_path, sip_port, "1017", password, scenario="answer_rtp.xml")
     line = None
     try:
         _in_thread(phone.register)
@@ -198,3 +204,106 @@ def test_agent_conversation_is_recorded_alaw_under_the_day_folder(db, esl_endpoi
         if line is not None:
             line.close()
         _in_thread(phone.close)
+
+
+def _events_until(esl_events, done, timeout: float) -> list[dict]:
+    """Every event from now on until done(events) holds; AssertionError (with what was seen) after timeout."""
+    seen: dict[str, dict] = {}     # by Event-Sequence: wait_event offers a queued event again on each read
+
+    def take(event):
+        seen.setdefault(event.get("Event-Sequence", str(len(seen))), event)
+        return done(list(seen.values()))
+
+    try:
+        _in_thread(esl_events.wait_event, take, timeout)
+    except Exception as exc:  # noqa: BLE001 - say what came
+        names = [(e.get("Event-Name"), e.get("Application", ""), e.get("Unique-ID", "")[:8]) for e in seen.values()]
+        raise AssertionError(f"{exc}; events seen: {names[-40:]}") from exc
+    return list(seen.values())
+
+
+def _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, strategy: str,
+                            caller: str, phones_answering: bool) -> None:
+    """A caller queued with two registered agents (1015, 1016) on a queue of `strategy`: the caller's leg
+    plays the answering agent's operator_<no>.wav before the media joins, and is bridged to that agent."""
+    from acd.prompts import AcdPrompts
+    from ivr.prompts import call_time_renderer
+
+    password = esl.api("global_getvar agent_password").strip()
+    sip_port = int(esl.api("global_getvar internal_sip_port").strip())
+    create_queue("consult", "consult", strategy=strategy, wrap_up_seconds=0, announce_interval=0,
+                 ring_timeout=15)
+    agents = {"1015": _agent("8111", "1015", "consult"), "1016": _agent("8112", "1016", "consult")}
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    sounds.chmod(0o755)  # FreeSWITCH reads the rendered prompts by path
+    prompts = AcdPrompts(sounds, render=call_time_renderer("zh", 8000))
+    # One phone answers; with ring-all the other may answer too (FreeSWITCH hangs the loser up) or not.
+    phones = {ext: AgentPhone(sipp, tmp_path, sip_port, ext, password, scenario="answer_rtp.xml")
+              for ext in (agents if phones_answering else ("1016",))}
+    line = None
+    try:
+        for phone in phones.values():
+            _in_thread(phone.register)
+        line = LiveLine(esl_endpoint, "consult", prompts=prompts)
+        for agent in agents.values():
+            line.acd.transition(agent.id, "login")
+            line.acd.transition(agent.id, "ready")
+        registered = {ext for ext, agent in agents.items() if line.acd.agents[agent.id].registered}
+        assert registered == set(phones)
+
+        citizen = place_call(caller=caller, outbound=line.address)
+
+        def the_call(ev):     # the app's leg (loopback/12345-b, in the socket session), not the citizen's
+            return ev.get("Caller-Caller-ID-Number") == caller and ev.get("Unique-ID") != citizen.uuid \
+                and ev.get("Channel-Name", "").startswith("loopback/")
+
+        def played_and_bridged(seen):
+            return any(ev.get("Event-Name") == "CHANNEL_BRIDGE" and the_call(ev) for ev in seen) and any(
+                ev.get("Event-Name") == "PLAYBACK_START" and the_call(ev) for ev in seen)
+
+        seen = _events_until(esl_events, played_and_bridged, 60)
+        bridged = next(ev for ev in seen if ev.get("Event-Name") == "CHANNEL_BRIDGE" and the_call(ev))
+        call, agent_leg = bridged["Unique-ID"], bridged["Other-Leg-Unique-ID"]
+        extension = esl.api(f"uuid_getvar {agent_leg} dialed_user").strip()
+        answered = agents[extension]
+        expected = prompts.operator("8111" if extension == "1015" else "8112")
+        assert expected.endswith(f"operator_{'8111' if extension == '1015' else '8112'}.wav")
+        executed = [ev.get("Application-Data") for ev in seen if ev.get("Event-Name") == "CHANNEL_EXECUTE"
+                    and ev.get("Unique-ID") == call and ev.get("Application") == "playback"]
+        assert executed == [expected], executed
+        started = [ev.get("Playback-File-Path") for ev in seen
+                   if ev.get("Event-Name") == "PLAYBACK_START" and ev.get("Unique-ID") == call]
+        assert started == [expected], started
+        assert line.acd.agents[answered.id].state == "in_call" and line.acd.agents[answered.id].leg_uuid == agent_leg
+
+        esl.api(f"uuid_kill {agent_leg}")               # the agent hangs up: the conversation ends
+        _wait(lambda: call in line.outcomes, 20, "the queue outcome")
+        outcome = line.outcomes[call]
+        assert outcome is not None and (outcome.outcome, outcome.agent_id) == ("answered", answered.id)
+        _wait(lambda: all(line.acd.agents[a.id].state == "idle" for a in agents.values()), 20,
+              "both agents idle")
+        assert line.acd.stuck_agents() == []
+    finally:
+        if line is not None:
+            line.close()
+        for phone in phones.values():
+            _in_thread(phone.close)
+
+
+def test_ring_all_caller_hears_the_answering_agents_operator_number(db, esl_endpoint, esl, esl_events, sipp,
+                                                                    place_call, tmp_path):
+    """Should ring both agents at once and, when one answers, play that agent's operator number (自动报工号:
+    its api_on_answer names operator_<no>.wav on the caller under its own leg uuid, the caller's
+    bridge_pre_execute_aleg_app plays ${acd_operator_prompt_${bridge_uuid}}) to the caller before bridging
+    them; afterwards nobody is stuck."""
+    _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, strategy="ring_all",
+                            caller="13944440001", phones_answering=True)
+
+
+def test_sequential_rule_caller_hears_the_answering_agents_operator_number(db, esl_endpoint, esl, esl_events,
+                                                                           sipp, place_call, tmp_path):
+    """Should play the operator number of the one agent a sequential rule (least talk time) offered the call
+    to, before bridging the caller to that agent."""
+    _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path,
+                            strategy="least_talk_time", caller="13944440002", phones_answering=False)

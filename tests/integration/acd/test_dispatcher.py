@@ -38,8 +38,11 @@ def test_caller_is_bridged_to_agent_with_operator_number(make_acd, setup_agents,
     assert f"api_on_answer=uuid_setvar {session.uuid} acd_operator_prompt_{leg} " in bridge
     assert "operator_8001.wav" in bridge
     sets = dict(arg.split("=", 1) for app, arg in session.executed if app == "set")
-    assert sets["bridge_pre_execute_aleg_app"] == "playback"
-    assert sets["bridge_pre_execute_aleg_data"] == "\\${acd_operator_prompt_\\${bridge_uuid}}"
+    assert sets["bridge_pre_execute_app"] == "playback"
+    # stored literally (uuid_setvar: `set` would expand it to nothing, and the bridge refuses to copy an
+    # _aleg_ variant holding ${...}), expanded when the bridge runs it
+    assert f"uuid_setvar {session.uuid} bridge_pre_execute_data ${{acd_operator_prompt_${{bridge_uuid}}}}" \
+        in world.commands
     agent = Agent.get_by_id(agents[0].id)
     assert (agent.status, agent.state) == ("available", "idle")  # wrap-up of 0 s
     assert agent.calls_today == 1
