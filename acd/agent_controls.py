@@ -281,6 +281,7 @@ class AgentControls:
                 f"{destination}")
         # Tracked before the command goes out: the leg's events may arrive before the reply.
         self.acd.start_consultation(agent.id, leg, f"{kind}:{target}")
+        self._forget_operator_prompt(agent)
         try:
             self._api(agent, f"uuid_broadcast {agent.leg_uuid} att_xfer::{dial} aleg")
         except ControlRefused:
@@ -288,6 +289,15 @@ class AgentControls:
             raise
         self._record(agent, "attended_transfer", agent.call_uuid, f"{kind}:{target}")
         return agent
+
+    def _forget_operator_prompt(self, agent: Agent) -> None:
+        """The caller heard the agent's operator number (自动报工号) when first bridged. att_xfer ends with
+        FreeSWITCH bridging the caller again (back to this agent, or on to the target), and every bridge runs
+        the caller's bridge_pre_execute_app: unset it, or the caller hears the number again."""
+        try:
+            self._api(agent, f"uuid_setvar {self._other_party(agent)} bridge_pre_execute_app")
+        except ControlRefused as exc:
+            log.info("operator prompt of %s not unset: %s", agent.call_uuid, exc)
 
     def complete_transfer(self, agent_id: int, call_uuid: str) -> Agent:
         """完成转接 / complete the attended transfer once the target answered: the agent's leg hangs up and

@@ -1235,6 +1235,12 @@ class FakeSwitch:
         if a.hung_up or b.hung_up:
             return
         self.link(a, b)
+        for ch in (a, b):
+            # Each leg's audio_bridge_thread runs its bridge_pre_execute_app as the bridge starts, a
+            # uuid_bridge's as well as the bridge application's (the variable stays on the channel).
+            pre_app = ch.get_var("bridge_pre_execute_app")
+            if pre_app:
+                ch.runner.enqueue(pre_app, ch.get_var("bridge_pre_execute_data") or "")
 
     def link(self, a: FakeChannel, b: FakeChannel) -> None:
         """Bridge two answered legs: CHANNEL_BRIDGE on the A leg."""

@@ -104,14 +104,23 @@ def test_complete_after_the_target_answered(fs, consulting):  # noqa: F811
     waiting.hangup()
 
 
+def _operator_prompts(case) -> list[str]:
+    return [arg for app, arg in case.call.executed if app == "playback" and "/operator_" in arg]
+
+
 def test_cancel_goes_back_to_the_caller(fs, consulting):  # noqa: F811
     """Should hang up the consultation leg on cancel and bridge the agent back to the caller, with every
-    control available again (hold, resume, hang up), and refuse a second cancel."""
+    control available again (hold, resume, hang up), and refuse a second cancel; the caller heard the
+    agent's operator number once, when first bridged, not again when FreeSWITCH bridges them back."""
     case = consulting()
     case.wait_answered()
+    assert [p.rpartition("/")[2] for p in _operator_prompts(case)] == ["operator_8001.wav"]
     case.controls.cancel_transfer(case.agent_id, case.call.uuid)
     fs.wait_for(lambda: _partner(fs, case.call.uuid) == case.leg and _partner(fs, case.leg) == case.call.uuid,
                 5, "the agent bridged back to the caller")
+    fs.wait_for(lambda: not fs.channels[case.call.uuid].runner.queue and
+                fs.channels[case.call.uuid].runner.current is None, 5, "the caller's leg idle in its bridge")
+    assert len(_operator_prompts(case)) == 1
     assert case.consult_leg in fs.gone and fs.gone[case.consult_leg].hangup_cause == "NORMAL_CLEARING"
     assert case.wait_ended() == "ended:cancelled"
     with pytest.raises(ControlRefused, match="no attended transfer in progress"):
