@@ -72,6 +72,9 @@ class Agent:
         self.network_port = network_port
         self.call_id = f"{new_uuid()[:8]}@127.0.0.1"
         self.script = script                    # steps this party runs when its leg reaches the socket app
+        # A desk phone sends RTP once it answered; one that does not never gets an application broadcast to its
+        # bridged leg run (FreeSWITCH runs those after the leg has read media: switch_ivr_bridge.c).
+        self.sends_media = True
         self.socket_calls: list[FakeCall] = []
         self.channels: list[FakeChannel] = []   # every leg that rang this agent
         self.offered = 0
@@ -1203,6 +1206,9 @@ class FakeSwitch:
         for t in targets:
             if not appdata:
                 app, appdata = "playback", path
+            if t.other is not None and t.agent is not None and not t.agent.sends_media:
+                t.unread_broadcasts = getattr(t, "unread_broadcasts", []) + [(app, appdata)]   # accepted, never run
+                continue
             if t.runner.current is not None and t.runner.current.name == "bridge":
                 # A leg running bridge itself (an agent's outbound call) runs it inside the bridge.
                 t.runner.inline.append((app, appdata, new_uuid()))

@@ -180,3 +180,22 @@ def test_keys_on_the_agents_phone(fs, consulting):  # noqa: F811
     assert case.wait_ended() == "ended:completed"
     fs.wait_for(lambda: _partner(fs, case.call.uuid) == second, 5, "the caller bridged to the target")
     wait_for(lambda: case.agent.state == "wrap_up", what="wrap-up")
+
+
+def test_phone_sending_no_media_never_starts_the_consultation(fs, consulting):  # noqa: F811
+    """Should leave the call as it was when the agent's phone sends no RTP (FreeSWITCH accepts att_xfer for
+    the bridged leg but runs it only once that leg has read media): no consultation leg ever rings, the
+    periodic reconciliation drops the consultation as lost, and the agent's controls work again."""
+    fs.agents["1001"].sends_media = False
+    case = consulting()
+    assert ("att_xfer", f"{{origination_uuid={case.consult_leg},origination_caller_id_number=12345}}user/1002") in \
+        fs.channels[case.leg].unread_broadcasts
+    assert case.states() == ["ringing"] and case.consult_leg not in fs.channels
+    consult = case.app.acd.consultations.for_agent(case.agent_id)
+    consult.started -= 60  # as if the periodic reconciliation came a minute later
+    case.app.acd.reconcile(case.app.pool.all()[0].name)
+    assert case.wait_ended() == "ended:lost"
+    assert _partner(fs, case.call.uuid) == case.leg and case.agent.state == "in_call"
+    case.controls.hold(case.agent_id, case.call.uuid)
+    case.controls.resume(case.agent_id, case.call.uuid)
+    assert fs.agents["1002"].offered == 0
