@@ -69,6 +69,11 @@ log = logging.getLogger(__name__)
 OPERATOR_PROMPT_PREFIX = "acd_operator_prompt_"
 NO_OPERATOR_PROMPT = "silence_stream://20"
 
+# An offer whose bridge fails sooner than this never rang: the caller backs off before the next one.
+FAST_FAILURE_SECONDS = 1.0
+# A call an agent answered this recently may not be in `show channels` yet: reconciliation leaves it alone.
+IN_CALL_GRACE_SECONDS = 10.0
+
 # Hang-up causes of an unanswered agent leg that mean "the agent let it ring out".
 NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE",
                               "PROGRESS_TIMEOUT"})
@@ -133,6 +138,7 @@ class Offer:
     legs: dict[int, str]
     mode: str
     answered_by: int | None = None
+    made: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -152,6 +158,10 @@ class Waiter:
     offered: set[int] = field(default_factory=set)
     done: bool = False
     step: str = "entering"  # what the caller's greenlet is doing (console, diagnostics)
+    # Offers that failed at once (wrong peer password, a phone answering busy...): how many in a row, and
+    # the moment before which this caller is not offered again, so a failing route cannot spin.
+    fast_failures: int = 0
+    retry_after: float = 0.0
 
     @property
     def uuid(self) -> str:
@@ -717,7 +727,8 @@ class Acd:
                 continue
             skilled = self._skilled_agents(queue.skill)
             for waiter in list(waiters.values()):
-                if waiter.offer is not None or waiter.done or waiter.reason in ("hangup", "key"):
+                if waiter.offer is not None or waiter.done or waiter.reason in ("hangup", "key") \
+                        or waiter.retry_after > time.monotonic():
                     continue
                 if waiter.uuid in self.ended_legs:
                     self._caller_gone(waiter)
@@ -875,8 +886,21 @@ class Acd:
             waiter.entry.save(only=[QueueEntry.state])
         if session.hung_up:
             raise CallHangup(uuid=waiter.uuid)
+        self._back_off_if_fast(waiter, offer)
         self.dispatch()
         return None
+
+    def _back_off_if_fast(self, waiter: Waiter, offer: Offer) -> None:
+        """An offer that failed before any phone could ring (a route refused, a phone busy at once) is not
+        retried for this caller at once: 1, 2, 4 ... up to 10 s, so the caller keeps hearing music, other
+        callers are served and the queue's maximum wait still applies."""
+        if time.monotonic() - offer.made >= FAST_FAILURE_SECONDS:
+            waiter.fast_failures = 0
+            return
+        waiter.fast_failures += 1
+        pause = min(10.0, 2.0 ** (waiter.fast_failures - 1))
+        waiter.retry_after = time.monotonic() + pause
+        gevent.spawn_later(pause, self.kick)
 
     def wait_channel_gone(self, uuid: str, timeout: float) -> bool:
         """Block until the inbound connection reports the channel's hang-up (True) or timeout (False)."""
@@ -1150,6 +1174,9 @@ class Acd:
                     report["recognised"] += 1
                     self.leg_owner[agent.leg_uuid] = agent.id
                     self.answered_at.setdefault(agent.id, time.monotonic())
+                elif (now - agent.since).total_seconds() < IN_CALL_GRACE_SECONDS:
+                    # FreeSWITCH lists a new leg a moment after creating it: the next pass decides.
+                    report["too_new"] = report.get("too_new", 0) + 1
                 else:
                     report["ended"] += 1
                     self._end_call(agent.id, agent.leg_uuid, "channel gone")

@@ -2,11 +2,13 @@
 call-back, restart reconciliation, events out of order, and many callers leaving no agent stuck."""
 from __future__ import annotations
 
+import datetime as dt
+
 import gevent
 import pytest
 
 from acd.dispatcher import create_queue
-from acd.models import Agent, AgentStateLog, Queue, QueueEntry
+from acd.models import Agent, AgentStateLog, Queue, QueueEntry, utcnow
 from switch import events as sw
 from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Session, missed_of
@@ -245,17 +247,24 @@ def test_restart_recognises_bridged_call_and_releases_stale_reservation(make_acd
 
 
 def test_reconcile_after_reconnect_frees_agents_whose_channel_vanished(make_acd, setup_agents, queue, world):
-    """Should free an in-call agent at reconnect when FreeSWITCH no longer has the channel (events lost)."""
-    agents = setup_agents(1)
+    """Should free an in-call agent at reconnect when FreeSWITCH no longer has the channel (events lost), but
+    leave a call answered a moment ago alone: a new leg shows in `show channels` only a little later."""
+    agents = setup_agents(2)
     acd = make_acd()
     ready_all(acd, agents)
-    acd.transition(agents[0].id, "reserve", leg_uuid="lost-leg", call_uuid="lost-call", call_server=world.server,
-                   call_queue="consult")
-    acd.leg_owner["lost-leg"] = agents[0].id
-    acd.transition(agents[0].id, "answer")
+    for agent, leg in zip(agents, ("lost-leg", "new-leg")):
+        acd.transition(agent.id, "reserve", leg_uuid=leg, call_uuid=f"call-{leg}", call_server=world.server,
+                       call_queue="consult")
+        acd.leg_owner[leg] = agent.id
+        acd.transition(agent.id, "answer")
+    acd.agents[agents[0].id].since = utcnow() - dt.timedelta(minutes=1)  # answered a minute ago
+    report = acd.reconcile(world.server)
+    assert (report["ended"], report["too_new"]) == (1, 1)
+    assert acd.agents[agents[0].id].state != "in_call" and acd.agents[agents[1].id].state == "in_call"
+    acd.agents[agents[1].id].since = utcnow() - dt.timedelta(minutes=1)
     for callback in acd.pool.all()[0].reconnect_callbacks:
         callback()
-    wait_for(lambda: acd.agents[agents[0].id].state == "idle", what="freed agent")
+    wait_for(lambda: all(acd.agents[a.id].state == "idle" for a in agents), what="both agents freed")
 
 
 def test_events_out_of_order_change_nothing(make_acd, setup_agents, queue, world):

@@ -109,6 +109,22 @@ def test_call_is_offered_and_bridged_through_fake_switch(db, fs, line):
     assert any(app == "playback" and arg.endswith("operator_8001.wav") for app, arg in call.executed)
 
 
+def test_an_offer_that_fails_at_once_is_not_retried_in_a_tight_loop(db, fs, line):
+    """Should back off when every offer fails before a phone could ring (here a phone that answers busy at
+    once), keep the caller in the queue, and still overflow the caller at the queue's maximum wait."""
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0, max_wait=4,
+                 overflow_kind="callback")
+    agents = agents_for(fs, 1, answer="busy", answer_delay=0)
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call(caller="13733334444")
+    wait_for(lambda: call.uuid in app.outcomes, timeout=20, what="the overflow")
+    assert app.outcomes[call.uuid].outcome == "callback"
+    # Without the back-off the busy phone is offered again every few milliseconds (hundreds of times).
+    assert 2 <= fs.agents["1001"].offered <= 5
+    assert app.acd.agents[agents[0].id].state == "idle" and app.acd.stuck_agents() == []
+
+
 def test_ring_all_announces_the_answering_agents_operator_number(db, fs, line):
     """Should ring every free agent at once and play the number of the one who answered (自动报工号)."""
     create_queue("consult", "consult", strategy="ring_all", wrap_up_seconds=0, announce_interval=0)
