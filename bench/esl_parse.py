@@ -1,6 +1,6 @@
 """Benchmark: ESL events parsed per second by switch/'s codec and by greenswitch's own reader, same stream.
 
-The stream is every server frame of the real transcripts (../shared/esl/*.txt) that greenswitch can
+The stream is every server frame of the real transcripts (tests/transcripts/*.txt) that greenswitch can
 read (plain events, api/response, command/reply, auth/request: it cannot parse text/event-json and reads
 a disconnect notice's body as headers), repeated.  greenswitch is driven through its real receive path
 (ESLProtocol.receive_events: readline, ESLEvent, body read, parse_data) over an in-memory file.  Prints a
@@ -24,7 +24,7 @@ from greenswitch.esl import ESLEvent, ESLProtocol  # noqa: E402
 from switch.codec import FrameParser  # noqa: E402
 from switch.transcript import load_transcript  # noqa: E402
 
-TRANSCRIPTS = ROOT.parent / "shared" / "esl"
+TRANSCRIPTS = ROOT / "tests" / "transcripts"
 READABLE_BY_GREENSWITCH = (b"text/event-plain", b"api/response", b"command/reply", b"auth/request")
 
 

@@ -1,4 +1,4 @@
-"""Read the real ESL captures (../shared/esl/*.txt) and replay one connection's switch-side bytes.
+"""Read the real ESL captures (tests/transcripts/*.txt, from ../shared/esl) and replay one connection's switch-side bytes.
 
 Transcript line format: `[seconds] <conn> C->S|S->C <python bytes literal>`; `^` and `##` lines are notes.
 """
@@ -20,7 +20,8 @@ from . import wire
 
 log = logging.getLogger(__name__)
 
-ESL_DIR = Path(os.environ.get("HOTLINE_ESL_TRANSCRIPTS", "/work/shared/esl"))
+# The captures of ../shared/esl, kept in the repository (tests/transcripts) so a clean clone has them.
+ESL_DIR = Path(os.environ.get("HOTLINE_ESL_TRANSCRIPTS") or Path(__file__).resolve().parents[1] / "transcripts")
 
 _LINE = re.compile(r"^\[\s*([\d.]+)\]\s+(\S+)\s+(C->S|S->C)\s+(.*)$")
 

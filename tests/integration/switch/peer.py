@@ -7,7 +7,6 @@ the one the app sent; both are 36 characters, so every Content-Length stays exac
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import gevent
 import gevent.event
@@ -16,8 +15,9 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from switch.transcript import load_transcript
+from tests.fakeswitch.transcript import ESL_DIR
 
-TRANSCRIPT_DIR = Path(__file__).resolve().parents[4] / "shared" / "esl"
+TRANSCRIPT_DIR = ESL_DIR
 
 
 def transcript(name: str):

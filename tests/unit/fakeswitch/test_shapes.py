@@ -1,4 +1,4 @@
-"""The fake's frames have the shape of the real captures (../shared/esl/): header names and order,
+"""The fake's frames have the shape of the real captures (tests/transcripts, from ../shared/esl/): header names and order,
 content types, URL-encoding, Content-Length in UTF-8 bytes; and the captures replay byte for byte."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.fakeswitch import Press, Speak, transcript, wire
 from tests.unit.fakeswitch.rawclient import AppServer, RawClient, execute
 
 TRANSCRIPTS = transcript.available()
-needs_transcripts = pytest.mark.skipif(not TRANSCRIPTS, reason="no transcripts under ../shared/esl")
+needs_transcripts = pytest.mark.skipif(not TRANSCRIPTS, reason="no transcripts under tests/transcripts")
 
 # Caller-profile fields that depend on the endpoint (loopback vs sofia, display name set or not).
 ENDPOINT_SPECIFIC = {"Caller-Network-Addr", "Caller-Username", "Channel-Presence-ID", "Caller-Callee-ID-Name",

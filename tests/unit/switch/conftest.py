@@ -1,13 +1,12 @@
 """Fixtures for the ESL codec tests: the real FreeSWITCH transcripts."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from switch.transcript import load_transcript
+from tests.fakeswitch.transcript import ESL_DIR
 
-TRANSCRIPT_DIR = Path(__file__).resolve().parents[4] / "shared" / "esl"
+TRANSCRIPT_DIR = ESL_DIR
 TRANSCRIPTS = sorted(TRANSCRIPT_DIR.glob("*.txt")) if TRANSCRIPT_DIR.is_dir() else []
 
 
