@@ -233,3 +233,22 @@ def fax_tiff(tmp_path_factory) -> Path:
     subprocess.run([tiffcp, "-c", "g3:2d:fill", str(plain), str(tiff)], check=True, timeout=30)
     tiff.chmod(0o644)
     return tiff
+
+
+@pytest.fixture
+def configured_outbound(esl):
+    """A listener on the switch's configured hotline_outbound (SIP calls cannot override it per call)."""
+    configured = esl.api("global_getvar hotline_outbound").strip()
+    host, _, port = configured.rpartition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        pytest.skip(f"hotline_outbound is {configured}, not on this machine")
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        server.bind((host, int(port)))
+    except OSError:
+        server.close()
+        pytest.skip(f"{configured} is in use (the app is probably running there)")
+    server.listen(4)
+    yield server
+    server.close()

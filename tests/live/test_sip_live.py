@@ -105,25 +105,6 @@ def test_originate_rings_a_registered_agent_phone(sipp, esl, esl_events, interna
         register(sipp, tmp_path, internal_port, "1012", password, 0, register_port, phone_port)
 
 
-@pytest.fixture
-def configured_outbound(esl):
-    """A listener on the switch's configured hotline_outbound (SIP calls cannot override it per call)."""
-    configured = esl.api("global_getvar hotline_outbound").strip()
-    host, _, port = configured.rpartition(":")
-    if host not in ("127.0.0.1", "localhost"):
-        pytest.skip(f"hotline_outbound is {configured}, not on this machine")
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        server.bind((host, int(port)))
-    except OSError:
-        server.close()
-        pytest.skip(f"{configured} is in use (the app is probably running there)")
-    server.listen(4)
-    yield server
-    server.close()
-
-
 def test_desk_phone_call_to_12345_reaches_the_app(sipp, esl, internal_port, configured_outbound, tmp_path):
     """Should authenticate a desk phone's INVITE to 12345 (407) and hand the call to the app's socket."""
     password = esl.api("global_getvar agent_password").strip()

@@ -108,24 +108,13 @@ def test_unknown_number_is_unallocated(esl_events, place_call):
     assert esl_events.job_result(call.job, timeout=15).strip() == "-ERR UNALLOCATED_NUMBER"
 
 
-def test_configured_outbound_address_is_used(esl, esl_events, place_call):
+def test_configured_outbound_address_is_used(esl_events, place_call, configured_outbound):
     """Should send 12345 to the global hotline_outbound when the call does not override it."""
-    configured = esl.api("global_getvar hotline_outbound").strip()
-    host, _, port = configured.rpartition(":")
-    if host not in ("127.0.0.1", "localhost"):
-        pytest.skip(f"hotline_outbound is {configured}, not on this machine")
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        server.bind((host, int(port)))
-    except OSError:
-        server.close()
-        pytest.skip(f"{configured} is in use (the app is probably running there)")
-    server.listen(1)
+    server = configured_outbound
     server.settimeout(15)
+    call = place_call()
+    conn, _ = server.accept()
     try:
-        call = place_call()
-        conn, _ = server.accept()
         conn.settimeout(10)
         conn.sendall(b"connect\n\n")
         reply = b""
@@ -139,6 +128,5 @@ def test_configured_outbound_address_is_used(esl, esl_events, place_call):
         # app's park and leave the channel parked until the caller gives up (seen on 1.11.3-dev).
         conn.sendall(b"sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n")
         assert esl_events.job_result(call.job, timeout=15).strip() == "-ERR NORMAL_CLEARING"
-        conn.close()
     finally:
-        server.close()
+        conn.close()
