@@ -4,7 +4,6 @@ is refused with a wrong one.  Skipped without HOTLINE_TEST_ESL, or without sipp 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import uuid as uuidlib
 
