@@ -409,6 +409,11 @@ def load_demo_if_empty(config: Config, clock: Clock | None = None) -> list[tuple
 
     if not config.load_demo:
         return []
+    if config.is_production:
+        # Demo accounts share one published password: never in production. The first administrator comes
+        # from `python -m caseflow.accounts create-admin <operator_no> <name>`.
+        log.warning("production mode: no demo data is loaded (HOTLINE_LOAD_DEMO ignored)")
+        return []
     with database.connection_context():
         if User.select().exists():
             return []
