@@ -162,6 +162,7 @@ class Waiter:
     # the moment before which this caller is not offered again, so a failing route cannot spin.
     fast_failures: int = 0
     retry_after: float = 0.0
+    deadline: float | None = None  # monotonic end of the queue's maximum wait
 
     @property
     def uuid(self) -> str:
@@ -551,7 +552,7 @@ class Acd:
         queue, session = waiter.queue, waiter.session
         if queue.callback_key:
             session.set("playback_terminators", queue.callback_key)
-        deadline = waiter.entered + queue.max_wait if queue.max_wait > 0 else None
+        deadline = waiter.deadline = waiter.entered + queue.max_wait if queue.max_wait > 0 else None
         interval = queue.announce_interval if queue.announce_interval > 0 else None
         next_announce = waiter.entered + interval if interval else None
         self.dispatch()
@@ -825,23 +826,13 @@ class Acd:
         """Bridge the caller to the offered agent(s); None when nobody answered (the caller waits on)."""
         offer = waiter.offer
         session = waiter.session
-        if self.prompts is not None:
-            # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
-            # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
-            # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller as the bridge starts.
-            # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
-            # The data must reach the channel literally, to be expanded when the bridge runs it: uuid_setvar
-            # stores it as given (the `set` application expands it, once more after the execute's own
-            # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
-            # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
-            session.set("bridge_pre_execute_app", "playback")
-            reply = session.api(f"uuid_setvar {waiter.uuid} bridge_pre_execute_data "
-                                f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}")
-            if not reply.startswith("+OK"):
-                log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
         result = None
         waiter.step = "bridge"
         try:
+            # Inside the try: a caller gone or a switch error here must end the offer like a failed bridge,
+            # or the reserved agents would wait for reconciliation.
+            if self.prompts is not None:
+                self._prepare_operator_prompt(waiter)
             result = session.bridge(self.dial_string(waiter, offer), timeout=self.settings.bridge_timeout)
         except CallHangup:
             self._offer_over(waiter, offer, "ORIGINATOR_CANCEL", caller_gone=True)
@@ -886,9 +877,30 @@ class Acd:
             waiter.entry.save(only=[QueueEntry.state])
         if session.hung_up:
             raise CallHangup(uuid=waiter.uuid)
-        self._back_off_if_fast(waiter, offer)
+        if waiter.deadline is not None and time.monotonic() >= waiter.deadline:
+            # The maximum wait is over: no new offer for this caller, who overflows now (_serve).
+            waiter.retry_after = float("inf")
+        else:
+            self._back_off_if_fast(waiter, offer)
         self.dispatch()
         return None
+
+    def _prepare_operator_prompt(self, waiter: Waiter) -> None:
+        """Make the caller hear the answering agent's operator number before the conversation."""
+        session = waiter.session
+        # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
+        # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
+        # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller as the bridge starts.
+        # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
+        # The data must reach the channel literally, to be expanded when the bridge runs it: uuid_setvar
+        # stores it as given (the `set` application expands it, once more after the execute's own
+        # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
+        # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
+        session.set("bridge_pre_execute_app", "playback")
+        reply = session.api(f"uuid_setvar {waiter.uuid} bridge_pre_execute_data "
+                            f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}")
+        if not reply.startswith("+OK"):
+            log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
 
     def _back_off_if_fast(self, waiter: Waiter, offer: Offer) -> None:
         """An offer that failed before any phone could ring (a route refused, a phone busy at once) is not
@@ -1101,10 +1113,33 @@ class Acd:
         if agent_id is None:
             return
         agent = self.agents[agent_id]
-        if agent.state == "in_call":
+        if agent.state == "in_call" and event.cause == "LOSE_RACE":
+            self._lost_race(agent_id, event.uuid)
+        elif agent.state == "in_call":
             self._end_call(agent_id, event.uuid, event.cause or "hangup")
         elif agent.state in ("reserved", "ringing"):
             self._offer_failed(agent_id, event.uuid, event.cause or "NORMAL_CLEARING", None)
+
+    def _lost_race(self, agent_id: int, leg: str) -> None:
+        """Ring-all: this agent answered as well, but FreeSWITCH bridged another phone and hung this one up.
+        The agent had no call (no count, no wrap-up) and the caller's entry names the agent who has it."""
+        agent = self.agents[agent_id]
+        call_uuid = agent.call_uuid
+        self.answered_at.pop(agent_id, None)
+        self.leg_owner.pop(leg, None)
+        self.transition(agent_id, "offer_failed", reason="LOSE_RACE")
+        self._notify("offer_over", agent_id=agent_id, cause="LOSE_RACE")
+        waiter = self.waiters.get(call_uuid)
+        offer = waiter.offer if waiter is not None else None
+        if offer is None:
+            return
+        winner = next((aid for aid, other in offer.legs.items() if other != leg and aid in self.agents
+                       and self.agents[aid].leg_uuid == other and self.agents[aid].state == "in_call"), None)
+        if offer.answered_by == agent_id:
+            offer.answered_by = winner
+        if winner is not None and waiter.entry.agent_id != winner:
+            waiter.entry.agent, waiter.entry.agent_leg_uuid = winner, offer.legs[winner]
+            waiter.entry.save(only=[QueueEntry.agent, QueueEntry.agent_leg_uuid])
 
     def on_registered(self, event) -> None:
         agent_id = self.by_extension.get(event.user)

@@ -77,6 +77,8 @@ def _rows() -> list[Transition]:
         add(status, "ringing", "offer_failed", status, "idle")
         add(status, "reserved", "answer", status, "in_call")  # answer seen before the ringing event
         add(status, "ringing", "answer", status, "in_call")
+        # Ring-all: this phone answered too, but FreeSWITCH bridged another (LOSE_RACE): no call was had.
+        add(status, "in_call", "offer_failed", "available" if status == "after_call_work" else status, "idle")
     # A break chosen while the phone rings applies once the offer is over (the offer itself continues).
     for state in ("reserved", "ringing"):
         add("available", state, "not_ready", "on_break", state)

@@ -125,6 +125,22 @@ def test_an_offer_that_fails_at_once_is_not_retried_in_a_tight_loop(db, fs, line
     assert app.acd.agents[agents[0].id].state == "idle" and app.acd.stuck_agents() == []
 
 
+def test_maximum_wait_holds_while_offers_keep_ringing_out(db, fs, line):
+    """Should overflow the caller at the queue's maximum wait even though a free agent keeps being offered
+    and keeps letting the phone ring out (no break after a missed call in this queue)."""
+    # Each offer rings 150 simulated seconds, 1.5 s here; the maximum wait is 3 s.
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0, max_wait=3, ring_timeout=150,
+                 no_answer_break=False, overflow_kind="callback")
+    agents = agents_for(fs, 1, answer="timeout")
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call(caller="13722225555")
+    wait_for(lambda: call.uuid in app.outcomes, timeout=20, what="the overflow")
+    assert app.outcomes[call.uuid].outcome == "callback"
+    assert fs.agents["1001"].offered <= 3
+    wait_for(lambda: app.acd.agents[agents[0].id].state == "idle", what="the agent free")
+
+
 def test_ring_all_announces_the_answering_agents_operator_number(db, fs, line):
     """Should ring every free agent at once and play the number of the one who answered (自动报工号)."""
     create_queue("consult", "consult", strategy="ring_all", wrap_up_seconds=0, announce_interval=0)
@@ -141,6 +157,31 @@ def test_ring_all_announces_the_answering_agents_operator_number(db, fs, line):
     assert played == [played[0]] and played[0].endswith("operator_8003.wav")
     wait_for(lambda: not app.acd.stuck_agents() and all(
         app.acd.agents[a.id].state == "idle" for a in agents), what="every agent free")
+
+
+def test_ring_all_with_two_phones_answering_at_once_credits_only_the_bridged_agent(db, fs, line):
+    """Should count the call, the wrap-up and the queue entry for the agent FreeSWITCH bridged, and put the
+    other phone that answered too (hung up with LOSE_RACE) straight back to idle with no call counted."""
+    create_queue("consult", "consult", strategy="ring_all", wrap_up_seconds=30, announce_interval=0)
+    agents = agents_for(fs, 2, answer_delay=1, talk_seconds=None)  # both answer in the same instant
+    app = line()
+    go_ready(app.acd, agents)
+    call = app.call()
+    fs.wait_for(lambda: call.bridged_to, 10, "the caller bridged")
+    winner_ext = call.bridged_to[0].agent.number
+    by_ext = {a.extension: a.id for a in agents}
+    winner, loser = by_ext[winner_ext], next(aid for ext, aid in by_ext.items() if ext != winner_ext)
+    wait_for(lambda: app.acd.agents[loser].state == "idle", what="the other phone free")
+    loser_leg = fs.agents[next(ext for ext in by_ext if ext != winner_ext)].channels[0]
+    assert loser_leg.answered_us and loser_leg.hangup_cause == "LOSE_RACE"  # it had answered as well
+    assert app.acd.agents[winner].state == "in_call"
+    call.hangup()
+    wait_for(lambda: app.acd.agents[winner].state == "wrap_up", what="the bridged agent's wrap-up")
+    assert (app.acd.agents[winner].calls_today, app.acd.agents[loser].calls_today) == (1, 0)
+    assert app.acd.agents[loser].state == "idle" and app.acd.agents[loser].status == "available"
+    entry = QueueEntry.get(QueueEntry.call_uuid == call.uuid)
+    assert entry.agent_id == winner and entry.agent_leg_uuid == call.bridged_to[0].uuid
+    assert app.acd.stuck_agents() == []
 
 
 def test_ring_progressively_adds_agents_and_each_rings_its_full_time(db, fs, line):
