@@ -284,6 +284,12 @@ def test_peer_account_reaches_only_agents_seats(conf):
     assert params(peer.find("params"))["password"] == conf.variables["peer_password"] \
         == "change-this-peer-password"
     assert params(peer.find("variables"), "variable")["user_context"] == "hotline_peer"
+    # ... and only from the other servers' addresses, whatever the password.
+    acl = params(peer.find("params"))["auth-acl"]
+    lists = {node.get("name"): node for node in conf.configuration("acl.conf").iter("list")}
+    assert lists[acl].get("default") == "deny"
+    assert [n.get("cidr") for n in lists[acl].findall("node") if n.get("type") == "allow"] \
+        == [conf.variables["peer_cidrs"]] == ["127.0.0.1/32"]
     ext = _extension(conf, "hotline_peer", "peer-to-agent")
     expression = ext.find("condition").get("expression")
     assert expression == _extension(conf, "default", "agent-to-agent").find("condition").get("expression")
