@@ -195,8 +195,9 @@ class AgentControls:
         self._record(agent, "hangup", agent.call_uuid)
         return agent
 
-    def resolve_target(self, kind: str, target: str) -> str:
-        """Turn a transfer target into a dialplan destination, refusing targets that do not exist."""
+    def resolve_target(self, kind: str, target: str, from_server: str = "") -> str:
+        """Turn a transfer target into a dialplan destination, refusing targets that do not exist or that
+        the caller's switch (``from_server``) cannot reach."""
         target = (target or "").strip()
         if kind == "agent":
             agent_id = self.acd.by_extension.get(target)
@@ -207,6 +208,12 @@ class AgentControls:
             other = self.acd.agents[agent_id]
             if not other.registered:
                 raise _refuse("对方话机未注册", "that agent's phone is not registered")
+            if from_server and other.server and other.server != from_server and len(self.acd._connections()) > 1:
+                # Transfers are dialled on the caller's switch as user/<ext>, which only reaches its own
+                # phones; queue offers cross servers, a transfer does not (yet): say so instead of ringing
+                # nobody.
+                raise _refuse("对方话机注册在另一台交换机上，请转到其所在队列",
+                              "that agent's phone is on another switch: transfer to their queue instead")
             return other.extension
         if kind == "queue":
             if target not in self.acd.queues:
@@ -232,7 +239,7 @@ class AgentControls:
     def blind_transfer(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
         """盲转 / blind transfer of the caller to an agent, a queue or a department phone."""
         agent = self._call_in_hand(agent_id, call_uuid)
-        destination = self.resolve_target(kind, target)
+        destination = self.resolve_target(kind, target, agent.call_server or agent.server)
         caller = self._other_party(agent)
         if kind == "queue":
             self._reenter(agent, caller, "hotline_queue", destination)
@@ -275,7 +282,7 @@ class AgentControls:
             raise _refuse("已有咨询转接正在进行", "an attended transfer is already in progress")
         if kind == "queue":
             raise _refuse("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
-        destination = self._dial_target(self.resolve_target(kind, target))
+        destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
         leg = str(uuidlib.uuid4())
         dial = (f"{{origination_uuid={leg},origination_caller_id_number={_safe(self.hotline_number)}}}"
                 f"{destination}")
@@ -341,7 +348,7 @@ class AgentControls:
     def three_way(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
         """三方通话 / three-way: caller and agent move into a conference, the third party is called in."""
         agent = self._call_in_hand(agent_id, call_uuid)
-        destination = self._dial_target(self.resolve_target(kind, target))
+        destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
         room = f"acd3w_{agent.id}_{_safe(agent.call_uuid)[:8]}"
         self.acd.handed_off.add(agent.call_uuid)
         self._api(agent, f"uuid_transfer {agent.leg_uuid} -both conference:{room}@default inline")

@@ -106,3 +106,17 @@ def test_guest_agent_for_a_day(make_acd, setup_agents, queue, db):
     rows = [(r.action, r.ok) for r in SupervisorAction.select().order_by(SupervisorAction.id)]
     assert rows == [("add_guest_agent", False), ("add_guest_agent", True)]
     assert Agent.get_by_id(guest.id).user_id == leader.id
+
+
+def test_transfer_to_an_agent_on_another_switch_is_refused_clearly(in_call, world, db, monkeypatch):
+    """Should refuse a blind, attended or three-way transfer to an agent whose phone is registered on another
+    FreeSWITCH (the caller's switch would ring nobody), and send nothing to the switch."""
+    acd, controls, agents, session = in_call
+    agent = acd.agents[agents[0].id]
+    acd.agents[agents[1].id].server = "10.0.0.2:8021"
+    monkeypatch.setattr(acd, "_connections", lambda: [object(), object()])  # two servers in the pool
+    sent = len(world.commands)
+    for action in (controls.blind_transfer, controls.attended_transfer, controls.three_way):
+        with pytest.raises(ControlRefused, match="on another switch"):
+            action(agent.id, session.uuid, "agent", "1002")
+    assert len(world.commands) == sent and acd.consultations.for_agent(agent.id) is None
