@@ -1462,21 +1462,13 @@ def create_agent(user: User, skills: Iterable[tuple[str, int]] | dict[str, int] 
 
 
 # Queue settings an administrator or team lead may change, with their allowed ranges (seconds unless noted).
-QUEUE_SETTINGS = {
-    "ring_timeout": (5, 120),
-    "max_wait": (0, 3600),
-    "wrap_up_seconds": (0, 600),
-    "announce_interval": (0, 600),
-}
-
-
 def update_queue(acd: Acd, name: str, form: dict, actor) -> Queue:
     """Change a queue's shift settings (acd.policy.SHIFT_QUEUE_FIELDS) from a form, as ``actor``.
 
     acd.policy decides who may change which field (QueueChangeRefused); the other fields of a queue are
     changed on the queue administration page. Every value is checked; nothing is saved on error.
     """
-    from acd.policy import QUEUE_FIELDS, SHIFT_QUEUE_FIELDS, check_queue_change
+    from acd.policy import QUEUE_FIELDS, QUEUE_NUMBERS, SHIFT_QUEUE_FIELDS, check_queue_change, queue_number_error
 
     queue = Queue.get_or_none(Queue.name == name)
     if queue is None:
@@ -1491,14 +1483,15 @@ def update_queue(acd: Acd, name: str, form: dict, actor) -> Queue:
             changes["strategy"] = check_strategy(str(form["strategy"]))
         except ValueError as exc:
             raise AcdError(str(exc)) from None
-    for field_name, (low, high) in QUEUE_SETTINGS.items():
+    for field_name in QUEUE_NUMBERS:
         if field_name in form:
             try:
                 value = int(str(form[field_name]).strip())
             except ValueError:
                 raise AcdError(f"{field_name} must be a whole number of seconds") from None
-            if not low <= value <= high:
-                raise AcdError(f"{field_name} must be between {low} and {high}")
+            error = queue_number_error(field_name, value)
+            if error:
+                raise AcdError(error)
             changes[field_name] = value
     if "no_answer_break" in form:
         changes["no_answer_break"] = str(form["no_answer_break"]).lower() in ("1", "true", "on", "yes")

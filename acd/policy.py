@@ -19,6 +19,28 @@ SHIFT_QUEUE_FIELDS = frozenset({
     "strategy", "ring_timeout", "announce_interval", "wrap_up_seconds", "no_answer_break", "max_wait"})
 
 
+# A queue's numbers in seconds: the one set of limits both the queue page and the console check.
+QUEUE_NUMBERS = {
+    "ring_timeout": (5, 120, "振铃超时", "ring timeout"),
+    "max_wait": (0, 3600, "最长等待", "max wait"),
+    "wrap_up_seconds": (0, 600, "话后整理", "wrap-up"),
+    "announce_interval": (0, 600, "报位间隔", "announce interval"),
+    "answer_target_seconds": (5, 120, "接通目标", "answer target"),
+}
+MIN_ANNOUNCE_INTERVAL = 10  # position announcements closer together would leave callers no music at all
+
+
+def queue_number_error(field: str, value: int) -> str | None:
+    """Why ``value`` cannot be ``field`` of a queue (zh-CN / English), or None when it can."""
+    low, high, zh, en = QUEUE_NUMBERS[field]
+    if not low <= value <= high:
+        return f"{zh}须在{low}到{high}之间 / the {en} must be between {low} and {high}"
+    if field == "announce_interval" and 0 < value < MIN_ANNOUNCE_INTERVAL:
+        return (f"报位间隔须为0（不播报）或至少{MIN_ANNOUNCE_INTERVAL}秒 / the announce interval must be 0 (off) "
+                f"or at least {MIN_ANNOUNCE_INTERVAL} s")
+    return None
+
+
 class QueueChangeRefused(Exception):
     """A queue change the person's role does not allow (a web page answers 403)."""
 

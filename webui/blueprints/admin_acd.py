@@ -23,8 +23,8 @@ from typing import Mapping
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, Queue
-from acd.policy import (QUEUE_FIELDS, QueueChangeRefused, check_queue_change, may_create_or_delete_queues,
-                        queue_fields_for)
+from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused, check_queue_change,
+                        may_create_or_delete_queues, queue_fields_for, queue_number_error)
 from acd.strategies import STRATEGIES, STRATEGY_LABELS
 from caseflow.models import User
 from core.config import PROJECT_ROOT
@@ -78,13 +78,6 @@ STATE_LABELS = {"idle": ("空闲", "idle"), "reserved": ("预占", "reserved"), 
                 "in_call": ("通话中", "in call"), "wrap_up": ("整理", "wrap-up")}
 
 # Seconds an administrator may set: (low, high); announce_interval is 0 (off) or at least 10.
-QUEUE_NUMBERS = {
-    "ring_timeout": (5, 120, "振铃超时", "ring timeout"),
-    "max_wait": (0, 3600, "最长等待", "max wait"),
-    "wrap_up_seconds": (0, 600, "话后整理", "wrap-up"),
-    "announce_interval": (0, 600, "报位间隔", "announce interval"),
-    "answer_target_seconds": (5, 120, "接通目标", "answer target"),
-}
 CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 PHONE_RE = re.compile(r"^\+?\d{3,20}$")
 EXTENSION_RE = re.compile(r"^\d{2,10}$")
@@ -294,8 +287,10 @@ def check_queue_form(form: Mapping, queue: Queue | None, queues: list[Queue]) ->
     values["strategy"] = strategy
     for field_name, (low, high, zh, en) in QUEUE_NUMBERS.items():
         values[field_name] = _whole(form, field_name, low, high, zh, en, errors)
-    if values["announce_interval"] is not None and 0 < values["announce_interval"] < 10:
-        errors.append("报位间隔须为0（不播报）或至少10秒 / the announce interval must be 0 (off) or at least 10 s")
+    if values["announce_interval"] is not None:
+        error = queue_number_error("announce_interval", values["announce_interval"])
+        if error:
+            errors.append(error)
     kind = str(form.get("overflow_kind", "") or "")
     target = str(form.get("overflow_target", "") or "").strip()
     if kind not in OVERFLOW_KINDS:

@@ -156,7 +156,8 @@ def test_team_lead_changes_queue_rule_with_checks(desk, client):
             queue.no_answer_break) == (15, 120, 20, 40, False)
     row = SupervisorAction.select().order_by(SupervisorAction.id.desc()).get()
     assert (row.action, row.actor_label, row.ok) == ("queue_settings", "9001", True) and "fewest_calls" in row.detail
-    for bad in ({"strategy": "fastest"}, {"ring_timeout": "1"}, {"max_wait": "abc"}, {"pigeon": "1"}):
+    for bad in ({"strategy": "fastest"}, {"ring_timeout": "1"}, {"max_wait": "abc"}, {"pigeon": "1"},
+                {"announce_interval": "3"}):  # the queue page's rule too: 0 or at least 10 s (acd.policy)
         reply = client.post_form("/supervisor/queue/consult", {**bad, "ring_timeout": bad.get("ring_timeout", "30")})
         assert reply.status_code == 400, bad
     for structural in ({"overflow_kind": "voicemail"}, {"skill": "suggest"}, {"name": "x"},
