@@ -66,9 +66,20 @@ def report_xlsx(report: Report, translate: Callable[[str], str], label: Callable
         part.column_dimensions["A"].width = 28
         for column in "BCDEF":
             part.column_dimensions[column].width = 16
+    keep_text_as_text(book)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def keep_text_as_text(book: Workbook) -> None:
+    """openpyxl stores any text beginning with "=" as a formula; names typed by people (departments) must
+    never run in the reader's spreadsheet, so every such cell goes back to plain text."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
 
 
 def _header(sheet, names: list[str]) -> None:
