@@ -209,10 +209,12 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   citizen_email: str = "", reply_by: str = "phone", title: str = "", category=None,
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
-                  note: str = "") -> Ticket:
+                  note: str = "", reply: str = "") -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
-    HTML or script in any field is stored verbatim (templates escape on output).
+    ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
+    transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
+    escape on output).
     """
     clock = clock or Clock()
     if created_by is not None and not can(created_by, "ticket.create"):
@@ -253,6 +255,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                  label=actor_label or ("" if created_by else SYSTEM))
         if call_uuid:
             TicketCall.create(ticket=ticket, call_uuid=_clean(call_uuid, "call uuid", 64), at=now)
+        if reply.strip():
+            ticket = transition(ticket, "answer", created_by, reply=reply.strip(), clock=clock)
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
     return ticket
 

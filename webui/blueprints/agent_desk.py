@@ -167,14 +167,10 @@ def save_ticket():
     reply = form.get("reply", "").strip()
     clock = current_app.extensions["hotline"].services.clock
     try:
-        # A reply given on the call answers the ticket at once (直接答复): both are kept, or neither.
-        with Ticket._meta.database.atomic():
-            ticket = case_services.create_ticket(
-                form.get("content", ""), type=form.get("type", "consult"), channel="phone",
-                citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
-                title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock)
-            if reply:
-                ticket = case_services.transition(ticket, "answer", g.user, reply=reply, clock=clock)
+        ticket = case_services.create_ticket(
+            form.get("content", ""), type=form.get("type", "consult"), channel="phone",
+            citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
+            title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply)
     except (TicketInputError, WorkflowError) as error:
         return _desk_page(acd, agent, error=str(error)), 400
     if agent is not None:

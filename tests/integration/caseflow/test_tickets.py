@@ -183,3 +183,18 @@ def test_index_follows_direct_writes(db, org_setup):
     direct.delete_instance()
     assert services.search_tickets(o.centre_user, text="燃气泄漏") == []
     assert len(services.search_tickets(o.centre_user, text="索引就位")) == 1
+
+
+def test_ticket_answered_on_the_call_keeps_both_or_neither(org_setup, clock):
+    """Should record and answer a ticket in one step when the agent replies on the call (直接答复), and keep
+    nothing when the reply is refused (the ticket is not left recorded without its answer)."""
+    ticket = services.create_ticket("路灯不亮", citizen_phone="13800001111", created_by=org_setup.agent,
+                                    call_uuid="call-1", clock=clock, reply="已告知市民报修电话")
+    assert ticket.status == wf.ANSWERED and ticket.reply == "已告知市民报修电话"
+    assert [h.action for h in TicketHistory.select().where(TicketHistory.ticket == ticket)
+            .order_by(TicketHistory.id)] == ["create", "answer"]
+    before = Ticket.select().count()
+    with pytest.raises(TicketInputError):
+        services.create_ticket("路灯不亮", citizen_phone="13800001111", created_by=org_setup.agent, clock=clock,
+                               reply="长" * (services.MAX_CONTENT + 1))
+    assert Ticket.select().count() == before
