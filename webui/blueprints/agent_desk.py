@@ -91,9 +91,11 @@ def index():
     return _desk_page(acd, agent, pop=pop, waiting=waiting, saved=request.args.get("saved", ""))
 
 
-def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: str = ""):
-    """The desk page, with the call-back list (longest waiting first) under the ticket form."""
+def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: str = "", entered=None):
+    """The desk page, with the call-back list (longest waiting first) under the ticket form; ``entered``:
+    the ticket form as submitted, shown again after a refused save."""
     return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting or {},
+                           entered=entered,
                            status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
                            types=case_services.TICKET_TYPES, error=error, callbacks=_open_callbacks(),
                            outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS,
@@ -172,7 +174,7 @@ def save_ticket():
             citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
             title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply)
     except (TicketInputError, WorkflowError) as error:
-        return _desk_page(acd, agent, error=str(error)), 400
+        return _desk_page(acd, agent, error=str(error), entered=request.form), 400
     if agent is not None:
         controls = AgentControls(acd)
         controls.set_desk_activity(agent.id, f"ticket {ticket.number}")

@@ -97,9 +97,13 @@ def test_desk_shows_the_knowledge_panel_and_a_reply_answers_the_ticket(desk, cli
     saved = Ticket.select().order_by(Ticket.id.desc()).get()
     assert (saved.status, saved.reply) == ("answered", "请告知具体施工地点和时间。")
     before = Ticket.select().count()
-    reply = client.post_form("/desk/ticket", {"content": "内容", "citizen_phone": "13912345678",
-                                              "reply": "答" * 20001})
+    reply = client.post_form("/desk/ticket", {"content": "内容<b>", "citizen_phone": "13912345678",
+                                              "type": "complaint", "reply": "答" * 20001})
     assert reply.status_code == 400 and Ticket.select().count() == before
+    # The form comes back as typed (escaped), so the agent corrects the reply instead of retyping it all.
+    page = reply.get_data(as_text=True)
+    assert "内容&lt;b&gt;</textarea>" in page and 'value="13912345678"' in page
+    assert '<option value="complaint" selected>' in page and "答" * 100 in page
 
 
 def test_server_sent_events_carry_the_screen_pop(desk, client):
