@@ -437,10 +437,14 @@ def visible_tickets(actor: Optional[User]):
         return Ticket.select(*LIST_FIELDS)
     if not actor.department_id:
         return Ticket.select(*LIST_FIELDS).where(Ticket.created_by == actor)
-    prefix = actor.department.path
-    sub = Department.select(Department.id).where(Department.path.startswith(prefix))
-    return Ticket.select(*LIST_FIELDS).where(Ticket.department.in_(sub) | Ticket.upper_department.in_(sub)
-                                 | (Ticket.created_by == actor))
+    return Ticket.select(*LIST_FIELDS).where(in_department_subtree(actor.department)
+                                             | (Ticket.created_by == actor))
+
+
+def in_department_subtree(department: Department):
+    """The condition: a ticket handled by ``department`` or a department below it, or handed down by one."""
+    sub = Department.select(Department.id).where(Department.path.startswith(department.path))
+    return Ticket.department.in_(sub) | Ticket.upper_department.in_(sub)
 
 
 def get_ticket_for(actor: Optional[User], ref) -> Ticket:
