@@ -252,3 +252,12 @@ def configured_outbound(esl):
     server.listen(4)
     yield server
     server.close()
+
+
+@pytest.fixture
+def sipp():
+    """The sipp binary that plays SIP phones; the test skips where it is not installed (Debian sip-tester)."""
+    path = shutil.which("sipp")
+    if path is None:
+        pytest.skip("sipp is not installed (Debian package sip-tester)")
+    return path

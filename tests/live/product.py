@@ -1,5 +1,6 @@
-"""Helpers for live tests that run the whole product (core.product.Product) on the real switch and drive
-a citizen's call through it, watching only what the switch reports."""
+"""Helpers for the live tests: blocking calls off the gevent hub, bounded waits, and the whole product
+(core.product.Product) on the real switch with a citizen's call driven through it, watching only what the
+switch reports."""
 from __future__ import annotations
 
 import subprocess
@@ -14,6 +15,14 @@ from core.product import Product
 def in_thread(func, *args):
     """A blocking call (the raw ESL client, urllib, sipp) off the hub, so the product's greenlets run on."""
     return gevent.get_hub().threadpool.apply(func, args)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll ``predicate`` (app state the test cannot be told about) until true; AssertionError naming
+    ``what`` after ``timeout`` seconds."""
+    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
+        while not predicate():
+            gevent.sleep(0.05)
 
 
 def start_product(esl_endpoint, db_url, tmp_path, sounds_dir, clock=None, prepare=None) -> Product:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 
-import gevent
 import pytest
 
 from acd.agent_controls import AgentControls
@@ -22,14 +21,15 @@ from acd.dispatcher import create_queue
 from acd.models import SupervisorAction
 from caseflow.models import User
 from tests.live.sipphone import AgentPhone
-from tests.live.test_acd_live import LiveLine, _agent, _in_thread, _wait, sipp  # noqa: F401 - sipp fixture
+from tests.live.product import in_thread, wait_until
+from tests.live.test_acd_live import LiveLine, _agent
 
 pytestmark = pytest.mark.live
 
 
 def _event(esl_events, predicate, timeout: float, what: str) -> dict:
     try:
-        return _in_thread(esl_events.wait_event, predicate, timeout)
+        return in_thread(esl_events.wait_event, predicate, timeout)
     except Exception as exc:  # noqa: BLE001 - say which step it was
         raise AssertionError(f"waiting for {what}: {exc}") from exc
 
@@ -62,7 +62,7 @@ def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, 
     line = None
     try:
         for phone in phones.values():
-            _in_thread(phone.register)
+            in_thread(phone.register)
         line = LiveLine(esl_endpoint, "consult", prompts=_prompts(tmp_path) if announce else None)
         line.acd.transition(agent.id, "login")
         line.acd.transition(agent.id, "ready")
@@ -72,7 +72,7 @@ def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, 
                          and ev.get("Unique-ID") != citizen.uuid, 40, "the caller bridged to the agent")
         call, leg = bridged["Unique-ID"], bridged["Other-Leg-Unique-ID"]
         assert esl.api(f"uuid_getvar {leg} dialed_user").strip() == extension
-        _wait(lambda: line.acd.agents[agent.id].state == "in_call"
+        wait_until(lambda: line.acd.agents[agent.id].state == "in_call"
               and line.acd.agents[agent.id].leg_uuid == leg, 10, "the agent in the call")
         if announce:
             _event(esl_events, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP" and ev.get("Unique-ID") == call
@@ -83,7 +83,7 @@ def _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, *, 
         if line is not None:
             line.close()
         for phone in phones.values():
-            _in_thread(phone.close)
+            in_thread(phone.close)
 
 
 def _prompts(tmp_path):
@@ -144,7 +144,7 @@ def test_team_lead_monitor_whisper_and_barge_eavesdrop_on_the_agent_leg(db, esl_
                    for a in SupervisorAction.select().order_by(SupervisorAction.id)]
         assert actions == [(m, "9201", c["agent"].id, c["call"], True) for m in expected]
         esl.api(f"uuid_kill {c['leg']}")
-        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+        wait_until(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
 
 
 def test_team_lead_force_release_ends_the_call(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path):
@@ -163,11 +163,11 @@ def test_team_lead_force_release_ends_the_call(db, esl_endpoint, esl, esl_events
                                  and ev.get("Unique-ID") == u, 20, f"{uuid} to hang up")
         assert ended[c["call"]]["Hangup-Cause"] == "NORMAL_CLEARING"
         assert not _exists(esl, c["call"]) and not _exists(esl, c["leg"])
-        _wait(lambda: c["line"].outcomes, 20, "the queue outcome")
+        wait_until(lambda: c["line"].outcomes, 20, "the queue outcome")
         entry = QueueEntry.get(QueueEntry.call_uuid == c["call"])
         assert (entry.state, entry.agent_id) == ("bridged", c["agent"].id), (entry.state, entry.end_reason)
         assert entry.answered_at is not None and entry.ended_at is not None
-        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+        wait_until(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
         assert c["line"].acd.stuck_agents() == []
         action = SupervisorAction.get(SupervisorAction.action == "force_release")
         assert (action.actor_label, action.target_agent_id, action.ok) == ("9202", c["agent"].id, True)
@@ -199,9 +199,10 @@ def test_team_lead_intercept_moves_the_caller_to_the_lead(db, esl_endpoint, esl,
         _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
                and {ev.get("Unique-ID"), ev.get("Other-Leg-Unique-ID")} == {lead_leg, c["call"]},
                20, "the caller bridged to the lead")
-        _wait(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
-        # the caller still talks to the lead: nothing on the app side hangs the call up behind them
-        gevent.sleep(2)     # a hang-up by the app after the bridge ended would come within this moment
+        wait_until(lambda: c["line"].acd.agents[c["agent"].id].state == "idle", 20, "the agent back to idle")
+        # the caller still talks to the lead: the app, its bridge over, only waits for the caller's channel to
+        # go (Acd.wait_channel_gone) and hangs nothing up behind them
+        wait_until(lambda: c["call"] in c["line"].acd._gone, 20, "the app leaving the caller to the lead")
         assert _exists(esl, c["call"]) and _exists(esl, lead_leg)
         assert esl.api(f"uuid_getvar {c['call']} signal_bond").strip() == lead_leg
         esl.api(f"uuid_kill {lead_leg}")
@@ -227,11 +228,11 @@ def test_agent_holds_and_resumes_then_hangs_up(db, esl_endpoint, esl, esl_events
         ended = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP"
                        and ev.get("Unique-ID") == c["leg"], 20, "the agent's leg to hang up")
         assert ended["Hangup-Cause"] == "NORMAL_CLEARING"
-        _wait(lambda: c["line"].acd.agents[agent_id].state == "idle", 20, "the agent back to idle")
+        wait_until(lambda: c["line"].acd.agents[agent_id].state == "idle", 20, "the agent back to idle")
         assert c["line"].acd.stuck_agents() == []
         assert [a.action for a in SupervisorAction.select().order_by(SupervisorAction.id)] == \
             ["hold", "resume", "hangup"]
-        status, output = _in_thread(c["phones"]["1007"].finished, 20)
+        status, output = in_thread(c["phones"]["1007"].finished, 20)
         assert status == 0, output[-2000:]
 
 
@@ -248,7 +249,7 @@ def test_agent_blind_transfer_to_another_agent(db, esl_endpoint, esl, esl_events
                          40, "the caller bridged to the second agent")
         assert esl.api(f"uuid_getvar {bridged['Other-Leg-Unique-ID']} dialed_user").strip() == "1009"
         assert not _exists(esl, c["leg"])
-        _wait(lambda: line.acd.agents[c["agent"].id].state == "idle", 20, "the first agent free")
+        wait_until(lambda: line.acd.agents[c["agent"].id].state == "idle", 20, "the first agent free")
         action = SupervisorAction.get(SupervisorAction.action == "blind_transfer")
         assert action.detail == "agent:1009"
         esl.api(f"uuid_kill {bridged['Other-Leg-Unique-ID']}")
@@ -261,7 +262,7 @@ def test_force_released_call_outcome_is_answered(db, esl_endpoint, esl, esl_even
     with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1014",
                        seat="8207", caller="13933330007") as c:
         Supervisor(c["line"].acd).force_release(_lead("9207", ""), c["agent"].id)
-        _wait(lambda: c["line"].outcomes, 20, "the queue outcome")
+        wait_until(lambda: c["line"].outcomes, 20, "the queue outcome")
         outcome = c["line"].outcomes[c["call"]]
         assert (outcome.outcome, outcome.agent_id) == ("answered", c["agent"].id)
 
@@ -280,7 +281,7 @@ def _consultation(line, agent_id: int, esl_events):
     assert consult is not None
     _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_ANSWER" and ev.get("Unique-ID") == consult.leg,
            40, "the target to answer the consultation")
-    _wait(lambda: consult.answered, 10, "the ACD to see the target answer")
+    wait_until(lambda: consult.answered, 10, "the ACD to see the target answer")
     return consult
 
 
@@ -302,8 +303,9 @@ def test_attended_transfer_completed_bridges_the_caller_to_the_target(db, esl_en
                and {ev.get("Unique-ID"), ev.get("Other-Leg-Unique-ID")} == {consult.leg, c["call"]},
                20, "the caller bridged to the target")
         assert not _exists(esl, c["leg"])
-        _wait(lambda: line.acd.agents[agent_id].state != "in_call", 20, "the agent's call over")
-        gevent.sleep(2)     # a hang-up by the app after the caller's bridge ended would come within this moment
+        wait_until(lambda: line.acd.agents[agent_id].state != "in_call", 20, "the agent's call over")
+        # the app, the caller's bridge over, only waits for the caller's channel to go: it hangs nothing up
+        wait_until(lambda: c["call"] in line.acd._gone, 20, "the app leaving the caller to the target")
         assert _exists(esl, c["call"]) and _exists(esl, consult.leg)
         assert line.acd.consultations.for_agent(agent_id) is None
         assert [a.action for a in SupervisorAction.select().order_by(SupervisorAction.id)] == \
@@ -330,15 +332,19 @@ def test_attended_transfer_cancelled_goes_back_to_the_caller(db, esl_endpoint, e
                20, "the consultation leg to hang up")
         # att_xfer puts the agent back with the caller: uuid_bridge once the consultation bridge had begun;
         # when the target left before it began (a cancel right on the answer), the caller's bridge goes on.
-        _wait(lambda: _partners(esl, c["leg"], c["call"]), 20, "the agent back with the caller")
-        _wait(lambda: line.acd.consultations.for_agent(agent_id) is None, 10, "the consultation over")
-        gevent.sleep(1)
+        wait_until(lambda: _partners(esl, c["leg"], c["call"]), 20, "the agent back with the caller")
+        wait_until(lambda: line.acd.consultations.for_agent(agent_id) is None, 10, "the consultation over")
+        # the app has settled: either the caller's socket app ended with att_xfer and it only waits for the
+        # caller's channel to go, or (a cancel before the consultation bridge began) its bridge goes on
+        waiter = line.acd.waiters.get(c["call"])
+        wait_until(lambda: c["call"] in line.acd._gone or (waiter is not None and waiter.step == "bridge"), 20,
+                   "the app waiting for the end of the call")
         assert _exists(esl, c["call"]) and _exists(esl, c["leg"])
         assert line.acd.agents[agent_id].state == "in_call"
         controls.hangup(agent_id, c["call"])
         _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP" and ev.get("Unique-ID") == c["leg"],
                20, "the agent's leg to hang up")
-        _wait(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent back to idle")
+        wait_until(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent back to idle")
         # 自动报工号 once: not again when FreeSWITCH bridged the agent back to the caller
         assert [p.rpartition("/")[2] for p in _operator_prompts_played(esl_events, c["call"])] == \
             ["operator_8211.wav"]
@@ -358,11 +364,11 @@ def test_three_way_puts_caller_agent_and_third_party_in_one_conference(db, esl_e
             listing = esl.api(f"conference {room} list")
             return {row.split(";")[2] for row in listing.splitlines() if row.count(";") > 3}
 
-        _wait(lambda: len(members()) == 3, 40, "three members in the conference")
+        wait_until(lambda: len(members()) == 3, 40, "three members in the conference")
         assert {c["call"], c["leg"]} <= members()
         assert line.acd.agents[agent_id].state == "in_call"
         esl.api(f"uuid_kill {c['leg']}")
-        _wait(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent free after leaving")
+        wait_until(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent free after leaving")
         esl.api(f"conference {room} hup all")
 
 
@@ -381,8 +387,8 @@ def test_back_to_ivr_sends_the_caller_into_the_app_again(db, esl_endpoint, esl, 
         _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP" and ev.get("Unique-ID") == c["leg"],
                20, "the agent's leg released")
         assert esl.api(f"uuid_getvar {c['call']} hotline_ivr_node").strip() == "satisfaction"
-        _wait(lambda: QueueEntry.select().where(QueueEntry.call_uuid == c["call"]).count() == 2, 20,
+        wait_until(lambda: QueueEntry.select().where(QueueEntry.call_uuid == c["call"]).count() == 2, 20,
               "the caller back in the app")
         assert _exists(esl, c["call"])
-        _wait(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent free")
+        wait_until(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent free")
         esl.api(f"uuid_kill {c['call']}")

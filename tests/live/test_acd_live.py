@@ -10,7 +10,6 @@ time, -p no:xdist, as the README says).
 """
 from __future__ import annotations
 
-import shutil
 
 import gevent
 import pytest
@@ -23,27 +22,12 @@ from switch.errors import CallHangup
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
 from tests.live.sipphone import AgentPhone
+from tests.live.product import in_thread, wait_until
 
 pytestmark = pytest.mark.live
 
 
-def _in_thread(func, *args):
-    """A blocking call (raw ESL client, sipp) off the hub, so the app's greenlets keep running."""
-    return gevent.get_hub().threadpool.apply(func, args)
 
-
-def _wait(predicate, timeout: float, what: str):
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.05)
-
-
-@pytest.fixture
-def sipp():
-    path = shutil.which("sipp")
-    if path is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester)")
-    return path
 
 
 class LiveLine:
@@ -122,7 +106,7 @@ def test_queued_caller_is_offered_to_the_registered_agent_only(db, esl_endpoint,
     phone = AgentPhone(sipp, tmp_path, sip_port, "1016", password, scenario="answer_rtp.xml")
     line = None
     try:
-        _in_thread(phone.register)
+        in_thread(phone.register)
         line = LiveLine(esl_endpoint, "consult")
         for agent in (absent, present):
             line.acd.transition(agent.id, "login")
@@ -130,7 +114,7 @@ def test_queued_caller_is_offered_to_the_registered_agent_only(db, esl_endpoint,
         assert line.acd.agents[present.id].registered and not line.acd.agents[absent.id].registered
 
         citizen = place_call(caller="13911110000", outbound=line.address)
-        bridged = _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+        bridged = in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
                              and ev.get("Caller-Caller-ID-Number") == "13911110000"
                              and ev.get("Unique-ID") != citizen.uuid, 40)
         agent_leg = bridged["Other-Leg-Unique-ID"]
@@ -138,19 +122,19 @@ def test_queued_caller_is_offered_to_the_registered_agent_only(db, esl_endpoint,
         assert answered == "1016"
         assert line.acd.agents[present.id].state == "in_call"
         esl.api(f"uuid_kill {agent_leg}")               # the agent hangs up: the conversation ends
-        _wait(lambda: line.outcomes, 20, "the queue outcome")
+        wait_until(lambda: line.outcomes, 20, "the queue outcome")
         outcome = next(iter(line.outcomes.values()))
         assert outcome is not None and (outcome.outcome, outcome.agent_id) == ("answered", present.id)
         entry = QueueEntry.get(QueueEntry.call_uuid == next(iter(line.outcomes)))
         assert entry.offered_agents == str(present.id)
-        _wait(lambda: line.acd.agents[present.id].state == "idle", 10, "the agent back to idle")
+        wait_until(lambda: line.acd.agents[present.id].state == "idle", 10, "the agent back to idle")
         assert line.acd.stuck_agents() == []
-        status, output = _in_thread(phone.finished, 20)
+        status, output = in_thread(phone.finished, 20)
         assert status == 0, output[-2000:]
     finally:
         if line is not None:
             line.close()
-        _in_thread(phone.close)
+        in_thread(phone.close)
 
 
 def test_agent_conversation_is_recorded_alaw_under_the_day_folder(db, esl_endpoint, esl, esl_events, sipp,
@@ -173,23 +157,23 @@ def test_agent_conversation_is_recorded_alaw_under_the_day_folder(db, esl_endpoi
     phone = AgentPhone(sipp, tmp_path, sip_port, "1017", password, scenario="answer_rtp.xml")
     line = None
     try:
-        _in_thread(phone.register)
+        in_thread(phone.register)
         line = LiveLine(esl_endpoint, "consult", recordings_dir=recordings)
         line.acd.transition(agent.id, "login")
         line.acd.transition(agent.id, "ready")
         day_started = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
         citizen = place_call(caller="13922220000", outbound=line.address)
-        bridged = _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+        bridged = in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
                              and ev.get("Caller-Caller-ID-Number") == "13922220000"
                              and ev.get("Unique-ID") != citizen.uuid, 40)
         call_uuid, agent_leg = bridged["Unique-ID"], bridged["Other-Leg-Unique-ID"]
-        _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "RECORD_START"
+        in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "RECORD_START"
                    and ev.get("Unique-ID") == call_uuid, 20)
         citizen.speak("tone_stream://%(1000,0,440);loops=3")    # the caller talks for three seconds
-        _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP"
+        in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP"
                    and ev.get("Unique-ID") == citizen.uuid, 20)
         esl.api(f"uuid_kill {agent_leg}")                # the agent hangs up
-        _wait(lambda: Recording.select().where((Recording.call_uuid == call_uuid)
+        wait_until(lambda: Recording.select().where((Recording.call_uuid == call_uuid)
                                                & (Recording.status != "recording")).exists(),
               30, "the recording to be indexed")
         rec = Recording.get(Recording.call_uuid == call_uuid)
@@ -203,7 +187,7 @@ def test_agent_conversation_is_recorded_alaw_under_the_day_folder(db, esl_endpoi
     finally:
         if line is not None:
             line.close()
-        _in_thread(phone.close)
+        in_thread(phone.close)
 
 
 def _events_until(esl_events, done, timeout: float) -> list[dict]:
@@ -215,7 +199,7 @@ def _events_until(esl_events, done, timeout: float) -> list[dict]:
         return done(list(seen.values()))
 
     try:
-        _in_thread(esl_events.wait_event, take, timeout)
+        in_thread(esl_events.wait_event, take, timeout)
     except Exception as exc:  # noqa: BLE001 - say what came
         names = [(e.get("Event-Name"), e.get("Application", ""), e.get("Unique-ID", "")[:8]) for e in seen.values()]
         raise AssertionError(f"{exc}; events seen: {names[-40:]}") from exc
@@ -244,7 +228,7 @@ def _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call,
     line = None
     try:
         for phone in phones.values():
-            _in_thread(phone.register)
+            in_thread(phone.register)
         line = LiveLine(esl_endpoint, "consult", prompts=prompts)
         for agent in agents.values():
             line.acd.transition(agent.id, "login")
@@ -278,17 +262,17 @@ def _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call,
         assert line.acd.agents[answered.id].state == "in_call" and line.acd.agents[answered.id].leg_uuid == agent_leg
 
         esl.api(f"uuid_kill {agent_leg}")               # the agent hangs up: the conversation ends
-        _wait(lambda: call in line.outcomes, 20, "the queue outcome")
+        wait_until(lambda: call in line.outcomes, 20, "the queue outcome")
         outcome = line.outcomes[call]
         assert outcome is not None and (outcome.outcome, outcome.agent_id) == ("answered", answered.id)
-        _wait(lambda: all(line.acd.agents[a.id].state == "idle" for a in agents.values()), 20,
+        wait_until(lambda: all(line.acd.agents[a.id].state == "idle" for a in agents.values()), 20,
               "both agents idle")
         assert line.acd.stuck_agents() == []
     finally:
         if line is not None:
             line.close()
         for phone in phones.values():
-            _in_thread(phone.close)
+            in_thread(phone.close)
 
 
 def test_ring_all_caller_hears_the_answering_agents_operator_number(db, esl_endpoint, esl, esl_events, sipp,

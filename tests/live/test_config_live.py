@@ -12,7 +12,7 @@ import uuid as uuidlib
 
 import pytest
 
-from tests.live.eslraw import EslClient, EslError
+from tests.live.eslraw import EslClient
 
 pytestmark = pytest.mark.live
 

@@ -21,7 +21,7 @@ from core.config import EslEndpoint
 from recorder.fax import FaxService, FaxSettings, fax_receive
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
-from tests.live.test_acd_live import _wait
+from tests.live.product import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -74,7 +74,7 @@ def test_fax_received_through_spandsp_becomes_a_ticket(db, esl_endpoint, place_c
     """Should receive a one-page fax from a fax machine with the real rxfax, convert the TIFF to a PDF and
     file it as a fax ticket carrying the caller's number and the PDF."""
     place_call(caller="13944440001", outbound=fax_line.address, app=f"txfax({fax_tiff})")
-    _wait(lambda: fax_line.received, 120, "the fax to be received and filed")
+    wait_until(lambda: fax_line.received, 120, "the fax to be received and filed")
     job = next(iter(fax_line.received.values()))
     assert job.number == "13944440001"
     _check_received(fax_line, job)
@@ -106,10 +106,10 @@ def _send_and_receive(esl_endpoint, fax_line, tmp_path, header: str) -> None:
         assert job.state == "queued" and job.pages == 1
         started = fax_line.service.dispatch_due(conn)
         assert [j.id for j in started] == [job.id] and started[0].state == "sending", started[0].error
-        _wait(lambda: FaxJob.get_by_id(job.id).state not in ("sending",), 150, "the fax result")
+        wait_until(lambda: FaxJob.get_by_id(job.id).state not in ("sending",), 150, "the fax result")
         sent = FaxJob.get_by_id(job.id)
         assert (sent.state, sent.pages, sent.attempts) == ("done", 1, 1), (sent.state, sent.error)
-        _wait(lambda: fax_line.received, 30, "the far end to file the fax")
+        wait_until(lambda: fax_line.received, 30, "the far end to file the fax")
         _check_received(fax_line, next(iter(fax_line.received.values())))
     finally:
         pool.stop()

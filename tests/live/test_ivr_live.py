@@ -23,18 +23,11 @@ from ivr.runner import IvrCall
 from ivr.services import HotlineIvrServices
 from ivr.store import TreeStore
 from switch.outbound import OutboundServer
+from tests.live.product import wait_until
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 pytestmark = pytest.mark.live
 
-
-def gevent_wait(predicate, timeout: float, what: str) -> None:
-    """Poll a condition while letting the app's greenlets run (the switch gives the test no event for it)."""
-    deadline = gevent.get_hub().loop.now() + timeout
-    while not predicate():
-        if gevent.get_hub().loop.now() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(0.05)
 
 
 class PlaybackLog:
@@ -94,17 +87,17 @@ def test_walking_skeleton_live(live_ivr, place_call, esl_events, tmp_path):
     """Should turn a real call into a ticket with the recording, reading the number back digit by digit."""
     host, port = live_ivr.address
     citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
-    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    wait_until(lambda: live_ivr.calls, 20, "the call to reach the IVR")
     ivr = live_ivr.calls[0]
 
     def at(node, wants=e.DigitsCollected):
         return lambda: ivr.engine.node is not None and ivr.engine.node.id == node and wants in ivr.engine.waiting_for
 
-    gevent_wait(at("main"), 30, "the main menu")
+    wait_until(at("main"), 30, "the main menu")
     citizen.press("2")
-    gevent_wait(at("self_menu"), 30, "the self-service menu")
+    wait_until(at("self_menu"), 30, "the self-service menu")
     citizen.press("2")
-    gevent_wait(at("complaint_record", e.RecordDone), 30, "the recording node")
+    wait_until(at("complaint_record", e.RecordDone), 30, "the recording node")
     # The engine asks for the intro prompt and the recording together; speak once `record` has started.
     # The raw ESL client blocks, so it waits in gevent's thread pool while the app's greenlets keep running.
     wait_event = gevent.get_hub().threadpool.apply
@@ -118,11 +111,11 @@ def test_walking_skeleton_live(live_ivr, place_call, esl_events, tmp_path):
         lambda ev: ev.get("Event-Name") == "PLAYBACK_STOP" and ev.get("Unique-ID") == citizen.uuid
         and ev.get("Playback-File-Path", "").endswith(voice.name), 30))
     citizen.press("#")
-    gevent_wait(at("complaint_record"), 30, "the confirm menu")
+    wait_until(at("complaint_record"), 30, "the confirm menu")
     citizen.press("1")
-    gevent_wait(lambda: ivr.engine.tickets, 30, "the ticket")
+    wait_until(lambda: ivr.engine.tickets, 30, "the ticket")
     number = ivr.engine.tickets[0]
-    gevent_wait(lambda: any(p.endswith("ticket_thanks.wav") for p in ivr.session.played), 60, "the read-back")
+    wait_until(lambda: any(p.endswith("ticket_thanks.wav") for p in ivr.session.played), 60, "the read-back")
     played = [Path(p).stem for p in ivr.session.played]
     i = played.index("acceptance_number")
     assert played[i + 1:i + 9] == [f"digit_{d}" for d in number]
@@ -147,9 +140,9 @@ def test_blacklisted_caller_live(live_ivr, place_call):
     cs.set_blacklist("13700000000", True, "骚扰")
     host, port = live_ivr.address
     place_call(caller="13700000000", outbound=f"{host}:{port}")
-    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    wait_until(lambda: live_ivr.calls, 20, "the call to reach the IVR")
     ivr = live_ivr.calls[0]
-    gevent_wait(lambda: ivr.engine.done, 60, "the IVR to end the call")
+    wait_until(lambda: ivr.engine.done, 60, "the IVR to end the call")
     assert [Path(p).stem for p in ivr.session.played] == ["blocked"]
     assert ivr.engine.outcome == "blacklisted"
 
@@ -158,9 +151,9 @@ def test_no_key_goes_to_a_person_live(live_ivr, place_call):
     """Should leave the menus for a person when the caller presses nothing (nobody registered: a message)."""
     host, port = live_ivr.address
     citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
-    gevent_wait(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    wait_until(lambda: live_ivr.calls, 20, "the call to reach the IVR")
     ivr = live_ivr.calls[0]
-    gevent_wait(lambda: ivr.engine.node is not None and ivr.engine.node.kind == "voicemail", 90,
+    wait_until(lambda: ivr.engine.node is not None and ivr.engine.node.kind == "voicemail", 90,
                 "the message after nobody answered")
     visited = [t.node for t in ivr.engine.trace]
     assert "human_time" in visited and "queue_general" in visited

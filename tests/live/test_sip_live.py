@@ -3,7 +3,6 @@ is refused with a wrong one.  Skipped without HOTLINE_TEST_ESL, or without sipp 
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid as uuidlib
 
@@ -15,13 +14,6 @@ from tests.live.sipphone import free_udp_port as _free_udp_port
 
 pytestmark = pytest.mark.live
 
-
-@pytest.fixture
-def sipp():
-    path = shutil.which("sipp")
-    if path is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester)")
-    return path
 
 
 @pytest.fixture

@@ -15,17 +15,14 @@ from core.config import EslEndpoint
 from switch.errors import CallHangup, SwitchTimeout
 from switch.inbound import InboundConnection, SwitchPool
 from switch.outbound import OutboundServer
+from tests.live.product import in_thread
 
 pytestmark = pytest.mark.live
 LONG_SILENCE = "silence_stream://60000"     # a minute: far longer than any wait below
 
 
-def _in_thread(func, *args):
-    return gevent.get_hub().threadpool.apply(func, args)
-
-
 def _hangup_of(esl_events, predicate, timeout=15):
-    return _in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+    return in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
                       and predicate(ev), timeout)
 
 
@@ -84,7 +81,7 @@ def test_calls_over_the_cap_are_refused_with_congestion_live(server, place_call,
     first = place_call(caller="13800000001", outbound=_address(srv))
     assert first_up.wait(20)
     second = place_call(caller="13800000002", outbound=_address(srv))
-    result = _in_thread(esl_events.job_result, second.job, 20)
+    result = in_thread(esl_events.job_result, second.job, 20)
     assert result.strip() == "-ERR NORMAL_CIRCUIT_CONGESTION"
     assert srv.calls_rejected == 1 and srv.active_calls == 1 and first.exists()
     release.set()
