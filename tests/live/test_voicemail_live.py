@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid as uuidlib
 
-import gevent
 import pytest
 
 from core.clock import FixedClock
 from core.db import database
-from tests.live.product import AppLeg, start_product, stop_product
+from tests.live.product import AppLeg, start_product, stop_product, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -79,9 +78,7 @@ def test_caller_leaves_a_message_that_becomes_a_ticket(voicemail_product, place_
         with database.connection_context():
             return MissedCall.select().where(MissedCall.caller == caller).exists()
 
-    with gevent.Timeout(30, AssertionError("the message was not filed within 30 s")):
-        while not filed():
-            gevent.sleep(0.1)
+    wait_until(filed, 30, "the message to be filed")
     with database.connection_context():
         missed = MissedCall.get(MissedCall.caller == caller)
         assert missed.status == "open" and missed.ticket is not None
