@@ -323,25 +323,15 @@ def test_a_second_instance_reads_its_own_override_folder(tmp_path):
     site = fsconf.shipped_copy(tmp_path / "conf")
     (site / "local" / "first.xml").write_text(
         '<include>\n  <X-PRE-PROCESS cmd="set" data="esl_listen_port=8021"/>\n</include>\n')
-    other = tmp_path / "second"
-    (other / "directory").mkdir(parents=True)
-    (other / "b.xml").write_text(
-        '<include>\n'
-        '  <X-PRE-PROCESS cmd="set" data="esl_listen_port=8031"/>\n'
-        '  <X-PRE-PROCESS cmd="set" data="internal_sip_port=5062"/>\n'
-        '  <X-PRE-PROCESS cmd="set" data="rtp_start_port=40000"/>\n'
-        '  <X-PRE-PROCESS cmd="set" data="agent_extensions=^(10[0-5][0-9])$"/>\n'
-        '</include>\n')
-    (other / "directory" / "seats.xml").write_text(
-        '<include>\n  <user id="1050"><params><param name="password" value="$${agent_password}"/></params>'
-        '</user>\n</include>\n')
+    # The example shipped for the cross-server live test (tests/live/README.md, "Two switches").
+    other = Path(__file__).resolve().parent / "instance-b"
     conf = assemble(site, env={"HOTLINE_FS_LOCAL_DIR": str(other)}, site_files=True)
     assert conf.problems == []
     assert params(conf.configuration("event_socket.conf").find("settings"))["listen-port"] == "8031"
     assert params(conf.configuration("switch.conf").find("settings"))["rtp-start-port"] == "40000"
     assert conf.variables["hotline_peer_uri"] == "sofia/internal/{extension}@127.0.0.1:5062"
     agents = conf.root().find("section[@name='directory']/domain/groups/group[@name='agents']")
-    assert "1050" in {u.get("id") for u in agents.iter("user")}
+    assert {f"10{n}" for n in range(50, 60)} <= {u.get("id") for u in agents.iter("user")}
     expression = _extension(conf, "hotline_peer", "peer-to-agent").find("condition").get("expression")
     assert re.fullmatch(expression, "1050")
     # Without the variable, local/ is read as before.
