@@ -5,7 +5,9 @@ Tests pass a mapping to ``load_config`` instead of touching the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -63,6 +65,30 @@ def parse_esl(text: str) -> tuple[EslEndpoint, ...]:
     return tuple(endpoints)
 
 
+_HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+def parse_peer_allow(value) -> tuple[str, ...]:
+    """HOTLINE_OUTBOUND_ALLOW: who may connect to the outbound socket server, comma-separated addresses,
+    networks (``10.0.0.0/24``) or host names (resolved when the server starts); a TOML list works too."""
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    entries = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            if not _HOST_NAME_RE.match(item):
+                raise ConfigError(f"HOTLINE_OUTBOUND_ALLOW: {item!r} is not an address, a network or a host name") \
+                    from None
+        entries.append(item)
+    if not entries:
+        raise ConfigError("HOTLINE_OUTBOUND_ALLOW: no address given (leave it unset for the HOTLINE_ESL hosts)")
+    return tuple(entries)
+
+
 # A server's entry in HOTLINE_CROSS_SERVER_DIAL that forbids offering its agents to callers elsewhere.
 NO_ROUTE = "off"
 
@@ -102,6 +128,8 @@ class Config:
     database_url: str = "sqlite:///" + str(PROJECT_ROOT / "var" / "hotline.sqlite3")
     esl: tuple[EslEndpoint, ...] = (EslEndpoint("127.0.0.1", 8021, "ClueCon"),)
     outbound: tuple[str, int] = ("127.0.0.1", 8084)
+    # Peers the outbound socket server serves (parse_peer_allow); empty: the hosts of ``esl``.
+    outbound_allow: tuple[str, ...] = ()
     http: tuple[str, int] = ("127.0.0.1", 8080)
     secret_key: str = ""
     tz: str = "Asia/Shanghai"
@@ -127,6 +155,11 @@ class Config:
     def is_production(self) -> bool:
         return self.mode == "production"
 
+    @property
+    def outbound_peers(self) -> tuple[str, ...]:
+        """Who may connect to the outbound socket server: HOTLINE_OUTBOUND_ALLOW, else the FreeSWITCH hosts."""
+        return self.outbound_allow or tuple(dict.fromkeys(endpoint.host for endpoint in self.esl))
+
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
@@ -135,6 +168,7 @@ _ENV_KEYS = {
     "HOTLINE_DATABASE_URL": "database_url",
     "HOTLINE_ESL": "esl",
     "HOTLINE_OUTBOUND": "outbound",
+    "HOTLINE_OUTBOUND_ALLOW": "outbound_allow",
     "HOTLINE_HTTP": "http",
     "HOTLINE_SECRET_KEY": "secret_key",
     "HOTLINE_TZ": "tz",
@@ -172,6 +206,8 @@ def _coerce(name: str, value):
         return float(value)
     if name == "cross_server_dial":
         return parse_cross_server_dial(value)
+    if name == "outbound_allow":
+        return parse_peer_allow(value)
     if name == "load_demo":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
     if name == "mode" and value not in ("development", "production", "test"):

@@ -46,7 +46,7 @@ class Product:
         from recorder.recording import RecordingService
         from recorder.storage import RecordingStore
         from switch.inbound import SwitchPool
-        from switch.outbound import OutboundServer
+        from switch.outbound import OutboundServer, PeerAllowList
         from webui.app import Services, create_app, load_demo_if_empty
 
         config = self.config
@@ -88,7 +88,7 @@ class Product:
         bridge_recorder = attach_recorder(cdr, acd=acd, recordings=recordings, ivr_services=ivr_services,
                                           pool=pool, spawn=gevent.spawn)
         outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
-                                  max_calls=config.max_calls)
+                                  max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers))
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
                           bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)

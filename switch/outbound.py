@@ -7,8 +7,11 @@ event loop and runs `_on_connection` in a fresh greenlet per connection.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
-from typing import Callable
+import socket
+import time
+from typing import Callable, Iterable
 
 import gevent
 import gevent.event
@@ -20,13 +23,83 @@ from switch.session import CallSession
 log = logging.getLogger(__name__)
 
 
+class PeerAllowList:
+    """The addresses allowed to connect: anyone else could pose as FreeSWITCH and feed the app channel data
+    (a forged campaign call rating a ticket, a caller sent to any IVR node)."""
+
+    def __init__(self, networks: Iterable):
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    @classmethod
+    def resolve(cls, entries: Iterable[str], getaddrinfo=socket.getaddrinfo) -> "PeerAllowList":
+        """Addresses and networks as given; host names looked up now (one that does not resolve is logged and
+        allows nobody)."""
+        networks = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = getaddrinfo(entry, None, 0, socket.SOCK_STREAM)
+            except OSError as exc:
+                log.error("outbound ESL server: allowed peer %r does not resolve (%s); it cannot connect", entry,
+                          exc)
+                continue
+            networks.extend(ipaddress.ip_network(info[4][0].split("%")[0]) for info in infos)
+        return cls(dict.fromkeys(networks))
+
+    def allows(self, host: str) -> bool:
+        """True if a peer at ``host`` (an IP address as the socket reports it) may connect."""
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)
+        address = mapped or address
+        return any(address.version == n.version and address in n for n in self.networks)
+
+    def __str__(self) -> str:
+        return ", ".join(str(n) for n in self.networks) or "nobody"
+
+
+class RefusalLog:
+    """Log refused peers at most once a minute per address (with how many were not logged): a scan or a
+    misconfigured switch must not flood the log."""
+
+    def __init__(self, interval: float = 60.0, clock=time.monotonic, max_peers: int = 1024):
+        self.interval = interval
+        self.clock = clock
+        self.max_peers = max_peers
+        self._peers: dict[str, tuple[float, int]] = {}
+
+    def refused(self, host: str, port: int) -> None:
+        now = self.clock()
+        last, quiet = self._peers.get(host, (None, 0))
+        if last is not None and now - last < self.interval:
+            self._peers[host] = (last, quiet + 1)
+            return
+        if len(self._peers) >= self.max_peers:
+            self._peers.clear()
+        self._peers[host] = (now, 0)
+        more = f" ({quiet} more since the last message)" if quiet else ""
+        log.warning("outbound ESL server: refused a connection from %s:%s, not an allowed FreeSWITCH address "
+                    "(HOTLINE_OUTBOUND_ALLOW)%s", host, port, more)
+
+
 class OutboundServer:
     """Accept calls, run `handler(session)` for each; cap concurrent calls; drain on stop."""
 
     def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
                  linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
-                 shutdown_cause: str = "SYSTEM_SHUTDOWN", max_rejecting: int = 64, backlog: int = 1024):
+                 shutdown_cause: str = "SYSTEM_SHUTDOWN", max_rejecting: int = 64, backlog: int = 1024,
+                 allow: PeerAllowList | None = None):
         self.host = host
+        # None serves any peer (tests on loopback); the product always passes the configured list.
+        self.allow = allow
+        self.refusals = RefusalLog()
+        self.calls_refused = 0
         self.port = port
         self.handler = handler
         self.max_calls = max_calls
@@ -50,7 +123,8 @@ class OutboundServer:
         """Bind and start accepting (returns at once)."""
         self._server = StreamServer((self.host, self.port), self._on_connection, backlog=self.backlog)
         self._server.start()
-        log.info("outbound ESL server listening on %s:%s (max %d calls)", *self.address, self.max_calls)
+        log.info("outbound ESL server listening on %s:%s (max %d calls, peers: %s)", *self.address, self.max_calls,
+                 "any" if self.allow is None else self.allow)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -97,6 +171,10 @@ class OutboundServer:
     def _on_connection(self, sock, address) -> None:
         if self._stopping:
             return                           # StreamServer closes the socket when we return
+        if self.allow is not None and not self.allow.allows(address[0]):
+            self.calls_refused += 1
+            self.refusals.refused(address[0], address[1])
+            return                           # closed unread: no `connect`, so no channel data trusted
         if len(self._calls) >= self.max_calls:
             self._reject(sock, address)
             return
