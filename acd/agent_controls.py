@@ -34,6 +34,9 @@ from switch.errors import SwitchError
 log = logging.getLogger(__name__)
 
 DIALPLAN_CONTEXT = "default"
+# The conference profile freeswitch-conf/autoload_configs/conference.conf.xml ships (8 kHz, no caller DTMF
+# controls, hold music for a member left alone, at most 6 members); "default" is not defined there.
+CONFERENCE_PROFILE = "hotline"
 PHONE_RE = re.compile(r"^\+?\d{3,20}$")
 NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # as ivr.handback accepts
 
@@ -351,10 +354,10 @@ class AgentControls:
         destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
         room = f"acd3w_{agent.id}_{_safe(agent.call_uuid)[:8]}"
         self.acd.handed_off.add(agent.call_uuid)
-        self._api(agent, f"uuid_transfer {agent.leg_uuid} -both conference:{room}@default inline")
+        self._api(agent, f"uuid_transfer {agent.leg_uuid} -both conference:{room}@{CONFERENCE_PROFILE} inline")
         conn = self.acd.conn_for(agent.call_server or agent.server)
         command = (f"originate {{origination_caller_id_number={_safe(self.hotline_number)}}}"
-                   f"{destination} &conference({room}@default)")
+                   f"{destination} &conference({room}@{CONFERENCE_PROFILE})")
         gevent.spawn(self._background, conn, command)
         self._record(agent, "three_way", agent.call_uuid, f"{kind}:{target}")
         return agent

@@ -664,6 +664,9 @@ def test_blind_transfer_to_agent_and_three_way_over_the_wire(db, fs, line):
     room = fs.wait_for(lambda: next((n for n, c in fs.conferences.items() if len(c.members) == 3), None), 10,
                        "three members")
     assert room.startswith(f"acd3w_{agents[0].id}_")
+    # The profile freeswitch-conf ships (conference.conf.xml), not FreeSWITCH's undefined "default".
+    assert fs.conferences[room].profile == "hotline"
+    assert all(c.endswith("@hotline)") for c in fs.api_log if "&conference(" in c)
     # The caller's own bridge has ended (they are in the conference); the agent must still count as busy.
     wait_for(lambda: app.acd.waiters[call2.uuid].step == "after bridge", what="caller's bridge over")
     assert app.acd.agents[agents[0].id].state == "in_call"
