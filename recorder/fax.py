@@ -29,12 +29,11 @@ STATE_LABELS = {
 }
 
 
-# Fax-tone (CNG) detection on the main number: freeswitch-conf's dialplan starts it when
-# hotline_fax_detect=true; otherwise the IVR may start it itself with this (one detector per channel). When
-# a fax machine calls, the channel variable fax_tone_detected becomes "true" (and DETECTED_TONE is sent);
-# the IVR then goes to its fax node, which calls fax_receive(session, fax_service).
-FAX_DETECT_APP = "spandsp_start_fax_detect"
-FAX_DETECT_ARG = "set fax_tone_detected=true 20"
+# Fax-tone (CNG) detection on the main number: freeswitch-conf's dialplan starts it on every call to the
+# hotline numbers (vars.xml hotline_fax_detect=true by default), and only there: one detector per channel,
+# so the app never starts one. When a fax machine calls, the channel variable fax_tone_detected becomes
+# "true" (and DETECTED_TONE is sent); the IVR goes to its fax node when the prompt or menu in progress
+# ends (the variable rides on that application's result), and the fax node calls fax_receive.
 
 
 def fax_tone_detected(variables: dict) -> bool:

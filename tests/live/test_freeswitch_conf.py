@@ -240,17 +240,76 @@ def test_carrier_numbers_reach_the_same_app(conf):
     assert _actions(_extension(conf, "public", "unknown-number")) == [("hangup", "UNALLOCATED_NUMBER")]
 
 
-def test_fax_detection_is_optional_and_precedes_the_socket(conf):
-    """Should start spandsp fax detection only when hotline_fax_detect is true, then go on to the socket."""
+def test_fax_detection_is_on_by_default_and_precedes_the_socket(conf):
+    """Should start spandsp fax detection on the hotline numbers by default (hotline_fax_detect=true, for a
+    minute), before the socket, from the dialplan only: the app starts no detector of its own."""
     for context in ("default", "public"):
+        names = [ext.get("name") for ctx in conf.root().iter("context") if ctx.get("name") == context
+                 for ext in ctx.findall("extension")]
+        assert names.index("hotline-fax-detect") < names.index("hotline")
         ext = _extension(conf, context, "hotline-fax-detect")
         assert ext.get("continue") == "true"
         first = ext.findall("condition")[0]
         assert first.get("field") == "${hotline_fax_detect}" and first.get("expression") == "^true$"
         (app, data), = _actions(ext)
         assert app == "spandsp_start_fax_detect"
-        assert data.split()[:2] == ["set", "fax_tone_detected=true"]
-    assert conf.variables["hotline_fax_detect"] == "false"
+        assert data.split() == ["set", "fax_tone_detected=true", "${hotline_fax_detect_seconds}"]
+    assert conf.variables["hotline_fax_detect"] == "true"
+    assert int(conf.variables["hotline_fax_detect_seconds"]) >= 60
+    app_code = "\n".join(path.read_text(encoding="utf-8") for package in ("ivr", "recorder", "switch", "acd")
+                         for path in (CONF_DIR.parent / package).rglob("*.py"))
+    assert "spandsp_start_fax_detect" not in app_code, "one detector per channel: the dialplan's"
+
+
+def test_every_sip_profile_paces_playback_by_its_own_clock(conf):
+    """Should set rtp-timer-name=soft on every SIP profile, so a caller who sends no RTP still hears each
+    prompt end and reaches the menu (without it playback is paced by the caller's packets)."""
+    profiles = _profiles(conf)
+    assert sorted(profiles) == ["external", "internal"]
+    for name, profile in profiles.items():
+        assert params(profile.find("settings")).get("rtp-timer-name") == "soft", name
+
+
+def test_carrier_profile_takes_one_dtmf_kind_per_call(conf):
+    """Should take RFC 2833 from a carrier that offers telephone-event and SIP INFO from one that does
+    not (FreeSWITCH's rtp_info_when_no_2833 is left on), never both (liberal-dtmf off)."""
+    settings = params(_profiles(conf)["external"].find("settings"))
+    assert settings["dtmf-type"] == "rfc2833" and settings["rfc2833-pt"] == "101"
+    assert settings["liberal-dtmf"] == "false"
+    assert "rtp_info_when_no_2833" not in ET.tostring(conf.root(), encoding="unicode")
+
+
+def test_inband_dtmf_only_for_g711_carrier_calls_without_rfc2833(conf):
+    """Should start in-band DTMF detection on a carrier call to the hotline numbers only when no RFC 2833
+    was negotiated and the codec is G.711, before the socket; never on the internal context."""
+    ext = _extension(conf, "public", "hotline-inband-dtmf")
+    assert ext.get("continue") == "true"
+    number, codec, dtmf = ext.findall("condition")
+    assert number.get("field") == "destination_number"
+    assert number.get("expression") == _extension(conf, "public", "hotline").find("condition").get("expression")
+    assert codec.get("field") == "${rtp_use_codec_name}" and re.fullmatch(codec.get("expression"), "PCMA")
+    assert re.fullmatch(codec.get("expression"), "PCMU") and not re.fullmatch(codec.get("expression"), "G729")
+    assert dtmf.get("field") == "${dtmf_type}" and dtmf.get("expression") == "^rfc2833$"
+    assert [(a.get("application"), a.get("data")) for a in dtmf.findall("anti-action")] == [
+        ("spandsp_start_dtmf", None)]
+    assert dtmf.findall("action") == []
+    names = [e.get("name") for ctx in conf.root().iter("context") if ctx.get("name") == "public"
+             for e in ctx.findall("extension")]
+    assert names.index("hotline-inband-dtmf") < names.index("hotline")
+    with pytest.raises(AssertionError):
+        _extension(conf, "default", "hotline-inband-dtmf")
+
+
+def test_three_way_conferences_use_the_shipped_profile(conf):
+    """Should define the conference profile the agent controls name (acd.agent_controls.CONFERENCE_PROFILE):
+    8 kHz, no caller DTMF controls, hold music, a member limit."""
+    from acd.agent_controls import CONFERENCE_PROFILE
+
+    profiles = {p.get("name"): params(p) for p in conf.configuration("conference.conf").iter("profile")}
+    assert CONFERENCE_PROFILE in profiles
+    profile = profiles[CONFERENCE_PROFILE]
+    assert profile["rate"] == "8000" and profile["caller-controls"] == "none"
+    assert profile["moh-sound"] == "local_stream://moh" and profile["max-members"] == "6"
 
 
 def test_agents_1000_to_1019_share_the_vars_password(conf):
