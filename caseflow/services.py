@@ -661,6 +661,7 @@ def _fx_merge(t, actor, p, now, clock):
 def _fx_accept(t, actor, p, now, clock):
     if t.handler_id is None and actor is not None:
         t.handler = actor
+        return f"承办人：{actor.name}（{actor.operator_no}）/ handler {actor.name} ({actor.operator_no})"
     return None
 
 
@@ -674,10 +675,12 @@ def _fx_return(t, actor, p, now, clock):
 
 
 def _fx_sub_dispatch(t, actor, p, now, clock):
-    t.upper_department = t.department
+    # The sub-unit takes it over in progress with nobody on it yet; one of its staff accepts or is assigned.
+    upper = t.department
+    t.upper_department = upper
     t.department = p["department"]
     t.handler = None
-    return f"下派至 / to {p['department'].name}"
+    return f"由 {upper.name} 下派至 {p['department'].name} / passed down from {upper.name} to {p['department'].name}"
 
 
 def _fx_back_up(t, actor, p, now, clock):
@@ -691,8 +694,9 @@ def _fx_back_up(t, actor, p, now, clock):
 
 
 def _fx_assign(t, actor, p, now, clock):
-    t.handler = p["handler"]
-    return f"承办人 / handler {p['handler'].name}"
+    handler = p["handler"]
+    t.handler = handler
+    return f"承办人：{handler.name}（{handler.operator_no}）/ handler {handler.name} ({handler.operator_no})"
 
 
 def _fx_reply(t, actor, p, now, clock):
@@ -906,16 +910,27 @@ def suggest_departments(category=None, region=None, limit: int = 5) -> list[Depa
 
 
 # ---- queues --------------------------------------------------------------------------------------
-def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.IN_PROGRESS), limit: int = 100):
+def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.IN_PROGRESS), limit: int = 100,
+                     where=None):
     """The department workbench: tickets held in the actor's subtree, overdue first, then by deadline."""
     if not actor.department_id:
         return []
     prefix = actor.department.path
     sub = Department.select(Department.id).where(Department.path.startswith(prefix))
+    cond = Ticket.department.in_(sub) & Ticket.status.in_(list(statuses))
     query = (_with_department(Ticket.select(*LIST_FIELDS))
-             .where(Ticket.department.in_(sub) & Ticket.status.in_(list(statuses)))
+             .where(cond if where is None else cond & where)
              .order_by(Ticket.overdue.desc(), Ticket.deadline.asc(nulls="LAST"), Ticket.id).limit(limit))
     return list(query)
+
+
+def department_desk(actor: User) -> dict[str, list[Ticket]]:
+    """The department desk's lists: ``incoming`` (dispatched, or passed down in progress with nobody on it
+    yet: someone must take it), ``working`` (in progress with a handler) and ``unsatisfied``."""
+    unassigned = (Ticket.status == wf.DISPATCHED) | Ticket.handler.is_null()
+    return {"incoming": department_queue(actor, (wf.DISPATCHED, wf.IN_PROGRESS), where=unassigned),
+            "working": department_queue(actor, (wf.IN_PROGRESS,), where=Ticket.handler.is_null(False)),
+            "unsatisfied": department_queue(actor, (wf.UNSATISFIED,))}
 
 
 CENTRE_QUEUES = {
@@ -1047,8 +1062,8 @@ def status_query(number, secret: str, lang: str = "zh") -> Optional[dict]:
     if not ok:
         return None
     shown = ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
-    public = wf.PUBLIC_STATUS.get(shown.status, ("已受理", "Accepted"))
-    return {"number": ticket.number, "status": shown.status, "label": public[0] if lang == "zh" else public[1],
+    return {"number": ticket.number, "status": shown.status, "citizen": wf.citizen_status(shown.status),
+            "label": wf.citizen_words(shown.status, lang),
             "reply": shown.reply if shown.status in (wf.APPROVED, wf.ANSWERED, wf.CALLED_BACK, wf.CLOSED,
                                                       wf.ARCHIVED) else ""}
 

@@ -48,16 +48,40 @@ OPEN_STATUSES = frozenset({RECORDED, DEFERRED, DISPATCHED, IN_PROGRESS, RETURNED
 HANDLING_STATUSES = frozenset({DISPATCHED, IN_PROGRESS})
 FINAL_STATUSES = frozenset({CLOSED, ARCHIVED, MERGED, NOT_ACCEPTED})
 
-# What a citizen hears on the status query (P2 §3.1.3): 已受理 / 正在受理 / 不受理 / 已办结.
-PUBLIC_STATUS = {
-    RECORDED: ("已受理", "Accepted"), DEFERRED: ("已受理", "Accepted"),
-    DISPATCHED: ("正在办理", "Being handled"), IN_PROGRESS: ("正在办理", "Being handled"),
-    RETURNED: ("正在办理", "Being handled"), REPLIED: ("正在办理", "Being handled"),
-    APPROVED: ("已答复", "Answered"), ANSWERED: ("已答复", "Answered"),
-    CALLED_BACK: ("已办结", "Completed"), UNSATISFIED: ("正在办理", "Being handled"),
-    CLOSED: ("已办结", "Completed"), ARCHIVED: ("已办结", "Completed"),
-    NOT_ACCEPTED: ("不予受理", "Not accepted"), MERGED: ("正在办理", "Being handled"),
+# What a citizen is told about a ticket, the ONE table for every channel: the status query by phone
+# (prompts status_<key>, see ivr.prompts), the web, SMS and e-mail (``citizen_words``). P2 §3.1.3 names
+# 已受理 / 正在受理 / 不受理 / 已办结; an approved ticket not yet called back may still be reopened, so it
+# is 已答复 (answered), not 已办结 (closed), until the call-back or the closing.
+CITIZEN_WORDS: dict[str, tuple[str, str]] = {
+    "accepted": ("已受理", "accepted"),
+    "in_progress": ("正在办理", "being handled"),
+    "answered": ("已答复", "answered"),
+    "closed": ("已办结", "completed"),
+    "rejected": ("不予受理", "not accepted"),
 }
+CITIZEN_STATUS: dict[str, str] = {
+    RECORDED: "accepted", DEFERRED: "accepted",
+    DISPATCHED: "in_progress", IN_PROGRESS: "in_progress", RETURNED: "in_progress", REPLIED: "in_progress",
+    UNSATISFIED: "in_progress", MERGED: "in_progress",   # a merged duplicate reports its master when it can
+    APPROVED: "answered", ANSWERED: "answered",
+    CALLED_BACK: "closed", CLOSED: "closed", ARCHIVED: "closed",
+    NOT_ACCEPTED: "rejected",
+}
+
+
+def citizen_status(status: str) -> str:
+    """The citizen word key (a key of CITIZEN_WORDS) of a workflow status; ValueError for an unknown one."""
+    try:
+        return CITIZEN_STATUS[status]
+    except KeyError:
+        raise ValueError(f"unknown ticket status {status!r}") from None
+
+
+def citizen_words(status: str, lang: str = "zh") -> str:
+    """What a citizen reads for a workflow status (web, SMS, e-mail): 已受理, 已答复 ... or the English."""
+    zh, en = CITIZEN_WORDS[citizen_status(status)]
+    return zh if lang == "zh" else en
+
 
 SATISFACTION = {"satisfied": ("满意", "Satisfied"), "basic": ("基本满意", "Basically satisfied"),
                 "unsatisfied": ("不满意", "Unsatisfied")}
@@ -163,6 +187,18 @@ def _sub_target(ctx: Context) -> Optional[str]:
     return None
 
 
+def _unassigned_here(ctx: Context) -> Optional[str]:
+    # A ticket passed down arrives in progress with nobody on it: a person of the holding unit takes it.
+    if ctx.ticket.handler_id is not None:
+        return "工单已有承办人，请改用“指定承办人” / the ticket already has a handler: use assign instead"
+    dept, actor = ctx.ticket.department, ctx.actor
+    if actor is not None and (actor.department_id is None or dept is None
+                              or not actor.department.path.startswith(dept.path)):
+        return (f"只有承办单位“{dept.name if dept else ''}”的人员可以签收 / "
+                "only staff of the holding unit may accept it")
+    return None
+
+
 def _has_upper(ctx: Context) -> Optional[str]:
     if ctx.ticket.upper_department_id is None:
         return "工单不是由上级单位下派的 / the ticket was not sub-dispatched from an upper unit"
@@ -260,14 +296,15 @@ def _rules() -> dict[tuple[str, str], Rule]:
     add(DEFERRED, "answer_later", ANSWERED, "ticket.answer", _reply)
     add((RECORDED, DEFERRED, RETURNED), "not_accept", NOT_ACCEPTED, "ticket.not_accept", _reason)
     add((RECORDED, DEFERRED, DISPATCHED, RETURNED), "merge", MERGED, "ticket.merge", _master)
-    # departments
+    # departments (P5 §3.2: arranging a handler or passing the case down to a sub-unit is 开始处理)
     add(DISPATCHED, "accept", IN_PROGRESS, "ticket.handle", dept=True)
+    add(IN_PROGRESS, "accept", IN_PROGRESS, "ticket.handle", _unassigned_here, dept=True)
     add((DISPATCHED, IN_PROGRESS), "return", RETURNED, "ticket.return", _all(_no_upper, _reason), dept=True)
-    add((DISPATCHED, IN_PROGRESS), "sub_dispatch", DISPATCHED, "ticket.sub_dispatch", _sub_target, dept=True)
+    add((DISPATCHED, IN_PROGRESS), "sub_dispatch", IN_PROGRESS, "ticket.sub_dispatch", _sub_target, dept=True)
     add((DISPATCHED, IN_PROGRESS), "return_up", DISPATCHED, "ticket.return", _all(_has_upper, _reason),
         dept=True)
     add(IN_PROGRESS, "reply_up", IN_PROGRESS, "ticket.reply", _all(_has_upper, _reply), dept=True)
-    add((DISPATCHED, IN_PROGRESS), "assign", SAME, "ticket.assign", _handler, dept=True)
+    add((DISPATCHED, IN_PROGRESS), "assign", IN_PROGRESS, "ticket.assign", _handler, dept=True)
     add(IN_PROGRESS, "reply", REPLIED, "ticket.reply", _all(_no_upper, _reply), dept=True)
     add((DISPATCHED, IN_PROGRESS), "request_extension", SAME, "ticket.extension_request",
         _extension_request, dept=True)

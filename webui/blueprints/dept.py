@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from caseflow import services
-from caseflow import workflow as wf
 from webui.app import NavItem
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import require_roles
@@ -26,14 +25,11 @@ MESSAGES = own_messages({"zh": {
 @bp.route("/")
 @require_roles(*ROLES)
 def index():
-    """Overdue and due-soon first, then incoming and in-progress tickets of the subtree."""
+    """Overdue and due-soon first, then incoming (dispatched, or passed down and not yet taken) and
+    in-progress tickets of the subtree."""
     overdue, soon = services.due_soon_and_overdue(g.user, clock())
-    incoming = services.department_queue(g.user, statuses=(wf.DISPATCHED,))
-    working = services.department_queue(g.user, statuses=(wf.IN_PROGRESS,))
-    unsatisfied = services.department_queue(g.user, statuses=(wf.UNSATISFIED,))
-    return render_template("dept/index.html", overdue=overdue, soon=soon, incoming=incoming, working=working,
-                           unsatisfied=unsatisfied, notices=services.notifications_for(g.user, limit=20),
-                           here=url_for("dept.index"))
+    return render_template("dept/index.html", overdue=overdue, soon=soon, **services.department_desk(g.user),
+                           notices=services.notifications_for(g.user, limit=20), here=url_for("dept.index"))
 
 
 @bp.route("/notifications/<int:notification_id>/read", methods=["POST"])

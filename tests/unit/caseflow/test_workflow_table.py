@@ -22,7 +22,7 @@ def ticket_for(state, event):
     upper = event in ("return_up", "reply_up")
     return SimpleNamespace(
         id=10, status=state, department=DEPT3 if upper else DEPT2, department_id=3 if upper else 2,
-        upper_department_id=2 if upper else None, deadline=dt.datetime(2026, 3, 10),
+        upper_department_id=2 if upper else None, handler_id=None, deadline=dt.datetime(2026, 3, 10),
         extension_until=dt.datetime(2026, 3, 20) if event in ("approve_extension", "refuse_extension") else None,
         anonymous=False, reply_by="phone", citizen_phone="13800000000")
 
@@ -74,6 +74,8 @@ def test_guard_refuses_without_parameters(state, event):
         ticket.upper_department_id = 2
     if event in ("return_up", "reply_up"):
         ticket.upper_department_id = None
+    if event == "accept":
+        ticket.handler_id = 7  # a passed-down ticket someone already took
     with pytest.raises(wf.WorkflowError) as info:
         wf.check(state, event, wf.Context(ticket, None, {}))
     assert info.value.code == "guard"
@@ -132,3 +134,49 @@ def test_extension_must_move_deadline_later():
     with pytest.raises(wf.WorkflowError, match="later"):
         wf.check(wf.IN_PROGRESS, "request_extension",
                  wf.Context(t, None, {"until": dt.datetime(2026, 3, 1), "reason": "x"}))
+
+
+def test_arranging_or_passing_down_starts_handling():
+    """Should put a ticket into 开始处理 when the department assigns a handler or passes it down (P5 §3.2),
+    from 分配待处理 as from 开始处理."""
+    for state in (wf.DISPATCHED, wf.IN_PROGRESS):
+        for event in ("assign", "sub_dispatch"):
+            ctx = wf.Context(ticket_for(state, event), None, good_params(event))
+            assert wf.check(state, event, ctx) == wf.IN_PROGRESS
+
+
+def test_only_the_holding_unit_accepts_a_passed_down_ticket():
+    """Should let staff of the holding unit take an in-progress ticket nobody holds, and refuse others."""
+    ticket = ticket_for(wf.IN_PROGRESS, "accept")
+    ticket.department = DEPT3
+    inside = SimpleNamespace(department_id=3, department=DEPT3)
+    above = SimpleNamespace(department_id=2, department=DEPT2)
+    assert wf.check(wf.IN_PROGRESS, "accept", wf.Context(ticket, inside)) == wf.IN_PROGRESS
+    with pytest.raises(wf.WorkflowError, match="holding unit"):
+        wf.check(wf.IN_PROGRESS, "accept", wf.Context(ticket, above))
+
+
+def test_every_status_has_one_citizen_word():
+    """Should give every workflow status exactly one citizen word, from the one table, in both languages."""
+    assert set(wf.CITIZEN_STATUS) == set(wf.STATUSES)
+    assert set(wf.CITIZEN_STATUS.values()) == set(wf.CITIZEN_WORDS)
+    for status in wf.STATUSES:
+        assert wf.citizen_words(status, "zh") == wf.CITIZEN_WORDS[wf.citizen_status(status)][0]
+        assert wf.citizen_words(status, "en") == wf.CITIZEN_WORDS[wf.citizen_status(status)][1]
+
+
+@pytest.mark.parametrize("status,zh", [
+    (wf.RECORDED, "已受理"), (wf.DISPATCHED, "正在办理"), (wf.UNSATISFIED, "正在办理"),
+    (wf.APPROVED, "已答复"), (wf.ANSWERED, "已答复"), (wf.CALLED_BACK, "已办结"), (wf.CLOSED, "已办结"),
+    (wf.NOT_ACCEPTED, "不予受理"),
+])
+def test_citizen_words(status, zh):
+    """Should call a ticket approved but not yet called back (it may be reopened) 已答复, never 已办结."""
+    assert wf.citizen_words(status) == zh
+
+
+@pytest.mark.parametrize("bad", ["", "reopened", "CLOSED", None])
+def test_citizen_words_unknown_status(bad):
+    """Should refuse a status the workflow does not know with a clear error."""
+    with pytest.raises(ValueError, match="unknown ticket status"):
+        wf.citizen_words(bad)
