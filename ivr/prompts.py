@@ -59,7 +59,20 @@ def load_texts(sounds_dir: Path, lang: str) -> dict[str, str]:
     bad = [k for k, v in data.items() if not isinstance(v, str) or not v.strip()]
     if bad:
         raise PromptError(f"{path}: prompts without text: {', '.join(sorted(bad))}")
-    return dict(data)
+    words = status_texts(lang)
+    twice = sorted(set(words) & set(data))
+    if twice:
+        raise PromptError(f"{path}: {', '.join(twice)} come from caseflow.workflow.CITIZEN_WORDS (the one table of "
+                          "citizen status words): remove them from the file")
+    return {**data, **words}
+
+
+def status_texts(lang: str) -> dict[str, str]:
+    """status_<key> -> the citizen's status word from caseflow.workflow.CITIZEN_WORDS (what the web, SMS and
+    e-mail say too), spoken after ``status_is``."""
+    from caseflow.workflow import CITIZEN_WORDS
+
+    return {f"status_{key}": (zh + "。") if lang == "zh" else (en + ".") for key, (zh, en) in CITIZEN_WORDS.items()}
 
 
 def prompt_keys(sounds_dir: Path) -> set[str]:

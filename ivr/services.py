@@ -20,14 +20,6 @@ from ivr import engine as e
 
 log = logging.getLogger(__name__)
 
-# Workflow status -> the four words a citizen hears (P2 §3.1.3: 已受理 / 正在受理 / 不受理 / 已办结).
-CITIZEN_STATUS = {
-    "recorded": "accepted", "deferred": "accepted",
-    "dispatched": "in_progress", "in_progress": "in_progress", "returned": "in_progress",
-    "replied": "in_progress", "unsatisfied": "in_progress", "merged": "in_progress",
-    "approved": "closed", "answered": "closed", "called_back": "closed", "closed": "closed", "archived": "closed",
-    "not_accepted": "rejected",
-}
 # Failed status look-ups a calling number may make per hour (a PIN with a phone-number check is only safe
 # if nobody can try thousands of numbers).
 QUERY_FAILURE_LIMIT = 10
@@ -241,7 +233,7 @@ class HotlineIvrServices:
         if found is None:
             recent.append(now)
             return None
-        return CITIZEN_STATUS.get(found["status"], "in_progress")
+        return found["citizen"]  # caseflow.workflow's one table of citizen words
 
     # ------------------------------------------------------------------ polls, material, knowledge
     def active_poll(self) -> e.PollLoaded:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from caseflow.workflow import CITIZEN_WORDS
+
 DEFAULT_TREE_PATH = Path(__file__).resolve().parent / "default_tree.toml"
 
 # Targets that are not node ids: repeat the current menu.
@@ -21,7 +23,8 @@ VALID_KEYS = frozenset("0123456789*#")
 PHONE_RE = re.compile(r"^\+?\d{3,20}$")
 HOUR_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 LANGUAGES = ("zh", "en")
-CITIZEN_STATUSES = ("accepted", "in_progress", "rejected", "closed")
+# The citizen word keys of the status query (caseflow.workflow's one table; prompts status_<key>).
+CITIZEN_STATUSES = tuple(CITIZEN_WORDS)
 
 # Which fields of each kind name other nodes, and whether reaching them needs a caller action.
 # "caller" edges follow a key press or a recording; "auto" edges are taken without one, so a cycle made

@@ -266,3 +266,33 @@ def test_assign_handler_within_department(org_setup, clock):
         services.transition(t, "assign", o.east_leader, handler=o.west_user, clock=clock)
     t = services.transition(t, "assign", o.east_leader, handler=o.east_user, clock=clock)
     assert t.handler_id == o.east_user.id
+
+
+def test_status_query_words_through_the_loop(org_setup, clock):
+    """Should tell the citizen 已答复 once approved, 正在办理 again after an unsatisfied call-back and a
+    reopening (not 已办结), and 已办结 only after a satisfied call-back, by phone and on the web alike."""
+    o = org_setup
+    t = services.create_ticket("小区门口路灯不亮", type="complaint", citizen_phone="13800000003",
+                               category=o.noise, region=o.r_east1, created_by=o.agent, clock=clock)
+
+    def told():
+        answer = services.status_query(t.number, "13800000003")
+        return answer["citizen"], answer["label"], services.status_query(t.number, "13800000003", "en")["label"]
+
+    assert told() == ("accepted", "已受理", "accepted")
+    t = services.dispatch(t, o.centre_user, o.east, clock=clock)
+    t = services.transition(t, "accept", o.east_user, clock=clock)
+    t = services.transition(t, "reply", o.east_user, reply="已修复。", clock=clock)
+    assert told()[:2] == ("in_progress", "正在办理")
+    t = services.transition(t, "approve", o.centre_user, clock=clock)
+    assert told() == ("answered", "已答复", "answered")
+    t = services.call_back(t, o.agent, "unsatisfied", note="仍不亮", clock=clock)
+    assert told()[:2] == ("in_progress", "正在办理")
+    t = services.transition(t, "reopen", o.leader, reason="群众仍不满意，重办", clock=clock)
+    assert told()[:2] == ("in_progress", "正在办理")
+    t = services.transition(t, "accept", o.east_user, clock=clock)
+    t = services.transition(t, "reply", o.east_user, reply="已更换灯具。", clock=clock)
+    t = services.transition(t, "approve", o.centre_user, clock=clock)
+    assert told()[:2] == ("answered", "已答复")
+    t = services.call_back(t, o.agent, "satisfied", clock=clock)
+    assert told() == ("closed", "已办结", "completed")

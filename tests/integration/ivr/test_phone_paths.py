@@ -156,6 +156,17 @@ def test_status_query(phone):
     assert heard[heard.index("status_is") + 1] == "status_accepted"
 
 
+def test_status_query_approved_not_called_back(phone):
+    """Should say 已答复 (status_answered, the web's word) for a ticket approved but not yet called back,
+    never 已办结: it may still be reopened."""
+    ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
+    Ticket.update(status="approved").where(Ticket.id == ticket.id).execute()
+    call = phone.call([Press("2"), Press("3"), Press(ticket.number + "#"), Press("1"),
+                       WaitFor("playback", "status_answered")])
+    heard = played(phone, call)
+    assert heard[heard.index("status_is") + 1] == "status_answered" and "status_closed" not in heard
+
+
 def test_status_query_other_phone_three_wrong(phone):
     """Should say nothing about another caller's case and give up after three wrong attempts."""
     ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13900000000")

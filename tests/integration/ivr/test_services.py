@@ -127,7 +127,9 @@ def test_withheld_caller_id_still_gets_a_ticket(ivr_services):
     assert Ticket.get(Ticket.number == number).citizen_phone == ""
 
 
-@pytest.mark.parametrize("status,word", [("recorded", "accepted"), ("not_accepted", "rejected")])
+@pytest.mark.parametrize("status,word", [("recorded", "accepted"), ("not_accepted", "rejected"),
+                                         ("approved", "answered"), ("dispatched", "in_progress"),
+                                         ("called_back", "closed")])
 def test_status_query_needs_phone_or_pin(ivr_services, status, word):
     """Should answer only when the caller's phone or the PIN matches, with the citizen's status word."""
     ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")

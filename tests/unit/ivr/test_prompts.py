@@ -133,3 +133,18 @@ def test_upload_rejects_bad_length_and_key(sounds, tmp_path):
         prompts.install_upload(sounds, "zh", "welcome", _wav_bytes(tmp_path, 0.05))
     with pytest.raises(prompts.PromptError, match="unknown prompt"):
         prompts.install_upload(sounds, "zh", "nosuch", _wav_bytes(tmp_path, 1.0))
+
+
+def test_status_words_come_from_the_one_table(sounds):
+    """Should speak the citizen status words of caseflow.workflow (the web's, SMS's and e-mail's) and refuse
+    a prompt file that defines them a second time."""
+    from caseflow.workflow import CITIZEN_WORDS
+
+    zh, en = prompts.load_texts(sounds, "zh"), prompts.load_texts(sounds, "en")
+    for key, (zh_word, en_word) in CITIZEN_WORDS.items():
+        assert zh[f"status_{key}"].startswith(zh_word) and en[f"status_{key}"].startswith(en_word)
+    assert zh["status_answered"] == "已答复。"
+    path = prompts.prompts_file(sounds, "zh")
+    path.write_text(path.read_text(encoding="utf-8") + '\nstatus_closed = "已办结。"\n', encoding="utf-8")
+    with pytest.raises(prompts.PromptError, match="status_closed.*CITIZEN_WORDS"):
+        prompts.load_texts(sounds, "zh")
