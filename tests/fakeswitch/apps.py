@@ -13,7 +13,7 @@ from collections import deque
 import gevent
 from gevent.event import Event
 
-from . import audio
+from . import audio, lifecycle
 from .channel import Q850, new_uuid, now_us
 
 log = logging.getLogger(__name__)
@@ -123,13 +123,14 @@ class ChannelRunner:
         self.break_seq += 1
         self.poke()
 
-    def dtmf(self, digit: str, source: str = "RTP") -> None:
-        """A digit from the caller: the DTMF event, then the running application may take it."""
+    def dtmf(self, digit: str, source: str | None = None) -> None:
+        """A digit from the caller: the DTMF event, then the running application may take it.
+
+        `source` (RTP, INFO, INBAND_AUDIO, UNKNOWN) defaults to what the channel's dtmf_type says."""
         ch = self.ch
         if ch.hung_up:
             return
-        self.sw.emit_channel(ch, "DTMF", post=[("DTMF-Digit", digit), ("DTMF-Duration", "2000"),
-                                              ("DTMF-Source", source)])
+        self.sw.emit_channel(ch, "DTMF", post=lifecycle.dtmf_post(ch, digit, source))
         ch.digits_dialed = getattr(ch, "digits_dialed", "") + digit
         if self.accept_digits:
             self.digits.append(digit)
@@ -241,15 +242,19 @@ class ChannelRunner:
             sw.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", state="CS_EXECUTE", state_number=10, post=[
                 ("Application", app), ("Application-Data", data), ("Application-Response", "_none_"),
                 ("Application-UUID", new_uuid())])
-        sw.emit_channel(ch, "CHANNEL_STATE", state="CS_HANGUP", state_number=10)
-        ch.state = "CS_REPORTING"
-        ch.call_state = "HANGUP"
+        # As captured: the events up to here (CHANNEL_HANGUP, the app's end) still read Hangup-Time 0.
+        ch.hangup_us = now_us()
+        lifecycle.set_state(sw, ch, "CS_HANGUP")
+        lifecycle.set_callstate(sw, ch, "HANGUP")
         self._hangup_variables()
-        sw.emit_channel(ch, "CHANNEL_STATE")
+        lifecycle.set_state(sw, ch, "CS_REPORTING")
         sw.emit_channel(ch, "CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", ch.hangup_cause)])
         if self.call is not None:
             self.call._channel_done()
-        sw.emit_channel(ch, "CHANNEL_DESTROY", state="CS_DESTROY", skip_socket=True)
+        # As captured: CHANNEL_DESTROY still reads CS_REPORTING (number 12), then the state becomes CS_DESTROY.
+        sw.emit_channel(ch, "CHANNEL_DESTROY", state="CS_REPORTING", state_number=12, skip_socket=True)
+        ch.state = "CS_DESTROY"
+        sw.emit_channel(ch, "CHANNEL_STATE", skip_socket=True)
         sw.channel_gone(ch)
         self.ended.set()
         sw.changed.pulse()
@@ -260,18 +265,18 @@ class ChannelRunner:
         ch.set_var("hangup_cause", ch.hangup_cause)
         ch.set_var("hangup_cause_q850", Q850.get(ch.hangup_cause, 16))
         ch.set_var("digits_dialed", getattr(ch, "digits_dialed", "") or "none")
-        ch.set_var("start_epoch", ch.created_us // 1_000_000)
-        ch.set_var("start_uepoch", ch.created_us)
-        ch.set_var("answer_epoch", ch.answered_us // 1_000_000)
-        ch.set_var("answer_uepoch", ch.answered_us)
-        ch.set_var("end_epoch", end // 1_000_000)
-        ch.set_var("end_uepoch", end)
+        timers = lifecycle.hangup_variables(ch, end)
+        split = next(i for i, (k, _) in enumerate(timers) if k == "duration")
+        for k, v in timers[:split]:
+            ch.set_var(k, v)
         ch.set_var("last_app", ch.executed[-1][0] if ch.executed else "")
         ch.set_var("last_arg", ch.executed[-1][1] if ch.executed else "")
         ch.set_var("caller_id", f'"{ch.caller_name}" <{ch.caller_number}>')
-        ch.set_var("duration", (end - ch.created_us) // 1_000_000)
-        ch.set_var("billsec", (end - ch.answered_us) // 1_000_000 if ch.answered_us else 0)
-        ch.set_var("hangup_disposition", {"caller": "recv_bye", "agent": "recv_bye"}.get(ch.hangup_by or "", "send_bye"))
+        for k, v in timers[split:]:
+            ch.set_var(k, v)
+        disposition = lifecycle.hangup_disposition(ch)
+        if disposition:
+            ch.set_var("sip_hangup_disposition", disposition)
 
     # -- media helpers -------------------------------------------------------------------------------
     def _accept(self, kind: str | None) -> None:
@@ -391,7 +396,17 @@ class ChannelRunner:
         pass
 
     def app_socket(self, arg):
-        pass
+        # `originate <leg> &socket(host:port async full)`: the answered leg enters the app's socket, as a
+        # channel transferred to a socket extension does (the dialer's outbound campaign calls).
+        # Only `async full` is simulated; anything else (an unquoted originate argument split at its spaces
+        # leaves just host:port, a synchronous socket) is hung up so that the mistake shows.
+        words = arg.split()
+        host, _, port = (words or [""])[0].rpartition(":")
+        if host and port.isdigit() and words[1:] == ["async", "full"]:
+            self.sw.attach_socket(self.ch, (host, int(port)), getattr(self.ch.agent, "script", None))
+        else:
+            log.warning("fake switch: socket %r is not `host:port async full`; hanging up", arg)
+            self.sw.hangup(self.ch, "DESTINATION_OUT_OF_ORDER", by="switch")
 
     def app_flush_dtmf(self, arg):
         self.digits.clear()
@@ -466,8 +481,7 @@ class ChannelRunner:
             self.current = outer
             self._accept(None)
         self.ch.parked = False
-        if not self.ch.hung_up:
-            self.sw.emit_channel(self.ch, "CHANNEL_UNPARK")
+        self.sw.emit_channel(self.ch, "CHANNEL_UNPARK")   # a hang-up too ends the park (as captured)
 
     def app_speak(self, arg):
         parts = arg.split("|", 2)
@@ -666,6 +680,7 @@ class ChannelRunner:
             ch.set_var(k, v)
         if term:
             ch.set_var("playback_terminator_used", term)
+        # (the captured record app's RECORD_STOP has no completion cause: only uuid_record's has)
         sw.emit_channel(ch, "RECORD_STOP", post=[("Record-File-Path", path)])
         if self.call is not None:
             spoken = sum(max(0.0, b - a) for a, b in spans)
@@ -686,6 +701,7 @@ class ChannelRunner:
         self.ch.set_var("record_seconds", int(seconds))
         self.ch.set_var("record_ms", int(seconds * 1000))
         self.ch.set_var("record_file_size", size)
+        self.ch.set_var("record_completion_cause", "success-maxtime")
         self.sw.emit_channel(self.ch, "RECORD_STOP", post=[("Record-File-Path", path),
                                                            ("Record-Completion-Cause", "success-maxtime")])
         self.sw.session_recordings.append((self.ch.uuid, path, seconds))

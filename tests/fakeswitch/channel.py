@@ -65,6 +65,9 @@ class FakeChannel:
         self.callee_name = callee_name
         self.callee_number = callee_number
         self.presence_id = presence_id
+        self.rdnis = ""              # the destination before the last transfer (Caller-RDNIS)
+        self.transfer_source = ""    # who moved it there (Caller-Transfer-Source)
+        self.profile_index = 1       # a new caller profile per transfer
         self.state = "CS_EXECUTE" if direction == "inbound" else "CS_INIT"
         self.call_state = "RINGING" if direction == "inbound" else "DOWN"
         self.answer_state = "ringing"
@@ -185,9 +188,11 @@ class FakeChannel:
             (f"{p}-Destination-Number", self.destination),
             (f"{p}-Unique-ID", self.uuid),
             (f"{p}-Source", self.source),
+        ] + ([(f"{p}-Transfer-Source", self.transfer_source)] if self.transfer_source and not other else []) + [
             (f"{p}-Context", self.context),
+        ] + ([(f"{p}-RDNIS", self.rdnis)] if self.rdnis and not other else []) + [
             (f"{p}-Channel-Name", self.name),
-        ] + ([] if other else [(f"{p}-Profile-Index", "1")]) + [
+        ] + ([] if other else [(f"{p}-Profile-Index", str(self.profile_index))]) + [
             (f"{p}-Profile-Created-Time", str(self.created_us)),
             (f"{p}-Channel-Created-Time", str(self.created_us)),
             (f"{p}-Channel-Answered-Time", str(self.answered_us)),

@@ -10,18 +10,19 @@ from . import wire
 
 log = logging.getLogger(__name__)
 
-# The fixed list `myevents` subscribes to (mod_event_socket.c), filtered to the controlled channel.
+# The fixed list `myevents` subscribes to (mod_event_socket.c), filtered to the controlled channel. It has no
+# CHANNEL_CALLSTATE: the captured outbound sockets never see one although each answer and hang-up fires it.
 MYEVENTS = frozenset({
     "CHANNEL_ANSWER", "CHANNEL_APPLICATION", "CHANNEL_BRIDGE", "CHANNEL_CREATE", "CHANNEL_DATA",
     "CHANNEL_DESTROY", "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "CHANNEL_OUTGOING", "CHANNEL_PARK",
-    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_STATE", "CHANNEL_CALLSTATE",
+    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_STATE",
     "CHANNEL_UNBRIDGE", "CHANNEL_UNPARK", "DETECTED_SPEECH", "DTMF", "NOTALK", "TALK",
 })
 
 # Event names the real switch knows; `event plain NOPE` is accepted but delivers nothing.
 KNOWN_EVENTS = MYEVENTS | frozenset({
-    "CUSTOM", "CLONE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "API", "LOG", "INBOUND_CHAN", "OUTBOUND_CHAN",
+    "CHANNEL_CALLSTATE", "CUSTOM", "CLONE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "API", "LOG", "INBOUND_CHAN", "OUTBOUND_CHAN",
     "STARTUP", "SHUTDOWN", "PUBLISH", "UNPUBLISH", "TALK", "NOTALK", "SESSION_CRASH", "MODULE_LOAD",
     "MODULE_UNLOAD", "DTMF", "MESSAGE", "PRESENCE_IN", "NOTIFY_IN", "PRESENCE_OUT", "PRESENCE_PROBE",
     "MESSAGE_WAITING", "MESSAGE_QUERY", "ROSTER", "CODEC", "BACKGROUND_JOB", "DETECTED_SPEECH",

@@ -16,7 +16,7 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
-from . import audio, wire
+from . import audio, conference, lifecycle, wire
 from .apps import ChannelRunner, Pulse
 from .channel import FakeChannel, new_uuid, now_us
 from .esl import InboundSession
@@ -37,7 +37,6 @@ ORIGINS = {
     "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c", "switch_core_session_reporting_state", "943"),
     "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", "2409"),
     "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", "626"),
-    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", "1683"),
     "CHANNEL_PARK": ("switch_ivr.c", "switch_ivr_park", "1002"),
     "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", "1213"),
     "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1689"),
@@ -99,7 +98,7 @@ class Agent:
         """The agent hangs up the live leg."""
         ch = self.current
         if ch is not None:
-            self.sw.hangup(ch, cause, by="agent")
+            self.sw.hangup(ch, cause, by="agent", remote=True)
 
     def press(self, digits: str) -> None:
         """The agent presses digits on the live leg (eavesdrop whisper/barge keys...)."""
@@ -136,6 +135,7 @@ class Conference:
         self.profile = profile
         self.uuid = new_uuid()
         self.members: list[Member] = []
+        self.floor: Member | None = None
         self.next_id = 1
         self.created = time.monotonic()
 
@@ -367,7 +367,8 @@ class FakeSwitch:
         ts = now_us()
         local = datetime.fromtimestamp(ts / 1e6)
         gmt = datetime.fromtimestamp(ts / 1e6, tz=timezone.utc)
-        file, func, line = origin or ORIGINS.get(name, ("switch_event.c", "switch_event_fire_detailed", "1"))
+        file, func, line = origin or ORIGINS.get(name) or lifecycle.ORIGINS.get(
+            name, ("switch_event.c", "switch_event_fire_detailed", "1"))
         h = []
         if subclass:
             h.append(("Event-Subclass", subclass))
@@ -430,11 +431,15 @@ class FakeSwitch:
     def answer(self, ch: FakeChannel) -> None:
         if ch.answered or ch.hung_up:
             return
-        ch.codec = ch.codec or ("PCMU", 8000, 64000)
+        if ch.codec is None:
+            lifecycle.set_codec(self, ch, ("PCMU", 8000, 64000))   # negotiated with the answer's SDP
         if ch.name.startswith("sofia/") and not ch.progress_media_us:
+            # A SIP leg answered directly is first marked pre-answered (as captured: PROGRESS_MEDIA reads
+            # early/RINGING, the answer early/EARLY), then answered.
             ch.progress_media_us = now_us()
-            ch.call_state = "EARLY"
+            ch.answer_state = "early"
             self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
+            lifecycle.set_callstate(self, ch, "EARLY")
         ch.answered_us = now_us()
         ch.answer_state = "answered"
         ch.set_var("endpoint_disposition", "ANSWER")
@@ -445,25 +450,30 @@ class FakeSwitch:
             if name.lower().startswith("api_on_answer") and value.strip():
                 command, _, args = value.strip().partition(" ")
                 self.api(f"{command} {ch.expand(args)}".strip())
-        ch.call_state = "ACTIVE"
+        lifecycle.set_callstate(self, ch, "ACTIVE")
         ch.runner.poke()
 
     def pre_answer(self, ch: FakeChannel) -> None:
         if ch.answered or ch.progress_media_us or ch.hung_up:
             return
         ch.progress_media_us = now_us()
-        ch.codec = ch.codec or ("PCMU", 8000, 64000)
+        if ch.codec is None:
+            lifecycle.set_codec(self, ch, ("PCMU", 8000, 64000))
         ch.answer_state = "early"
         self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
-        ch.call_state = "EARLY"
+        lifecycle.set_callstate(self, ch, "EARLY")
 
-    def hangup(self, ch: FakeChannel, cause: str = "NORMAL_CLEARING", by: str = "switch") -> bool:
-        """Hang up a channel: CHANNEL_HANGUP now; the runner finishes the app and tears down."""
+    def hangup(self, ch: FakeChannel, cause: str = "NORMAL_CLEARING", by: str = "switch",
+               remote: bool | None = None) -> bool:
+        """Hang up a channel: CHANNEL_HANGUP now; the runner finishes the app and tears down.
+
+        `remote`: the party on this leg ended it (its BYE/CANCEL/refusal, for sip_hangup_disposition);
+        by default when `by` is "caller"."""
         if ch.hung_up:
             return False
         ch.hangup_cause = cause
         ch.hangup_by = by
-        ch.hangup_us = now_us()
+        ch.hangup_remote = (by == "caller") if remote is None else remote
         ch.answer_state = "hangup"
         self.emit_channel(ch, "CHANNEL_HANGUP", state_number=10)
         if ch.other is not None:
@@ -534,8 +544,9 @@ class FakeSwitch:
     def place_call(self, app_address, caller: str = "13800138000", destination: str = "12345",
                    script=None, caller_name: str = "", channel_name: str | None = None,
                    variables: dict | None = None, connect_timeout: float = 5.0, context: str = "public",
-                   gateway: str | None = None) -> FakeCall:
-        """A call arriving at `destination` whose dialplan runs `socket <app_address> async full`."""
+                   gateway: str | None = None, uuid: str | None = None) -> FakeCall:
+        """A call arriving at `destination` whose dialplan runs `socket <app_address> async full` (`uuid`:
+        the channel's, e.g. one the app marked before; a new one when not given)."""
         if gateway:
             name = channel_name or f"sofia/external/{caller}@{gateway}"
             source_profile = "external"
@@ -543,17 +554,18 @@ class FakeSwitch:
             name = channel_name or f"sofia/internal/{caller}@127.0.0.1"
             source_profile = "internal"
         # A SIP caller without a display name shows its number as the name.
-        ch = FakeChannel(name=name, direction="inbound", caller_number=caller, caller_name=caller_name or caller,
+        ch = FakeChannel(uuid=uuid, name=name, direction="inbound", caller_number=caller,
+                         caller_name=caller_name or caller,
                          destination=destination, context=context, dialplan="XML", source="mod_sofia",
                          username=caller if not gateway else None, network_addr="127.0.0.1",
                          presence_id=f"{caller}@127.0.0.1" if not gateway else None)
-        ch.state = "CS_EXECUTE"
-        ch.call_state = "RINGING"
+        ch.state, ch.call_state = "CS_NEW", "DOWN"
         ch.codec = None   # negotiated at answer / early media, as on a real SIP leg
         for k, v in (("sip_from_user", caller), ("sip_from_host", "127.0.0.1"),
                      ("sip_to_user", destination), ("sip_req_user", destination),
                      ("sofia_profile_name", source_profile), ("sip_network_ip", "127.0.0.1"),
-                     ("sip_network_port", "5060"), ("sip_user_agent", "fake-caller")):
+                     ("sip_network_port", "5060"), ("sip_user_agent", "fake-caller"),
+                     ("dtmf_type", "rfc2833")):
             ch.set_var(k, v)
         if gateway:
             ch.set_var("sip_gateway_name", gateway)
@@ -567,7 +579,9 @@ class FakeSwitch:
         call = FakeCall(self, ch, app_address, script, connect_timeout=connect_timeout)
         self.add_channel(ch, call.runner)
         self.calls.append(call)
+        lifecycle.set_state(self, ch, "CS_INIT")
         self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        lifecycle.incoming(self, ch)
         self.emit_channel(ch, "CHANNEL_EXECUTE", post=[
             ("Application", "socket"), ("Application-Data", f"{host}:{port} async full"),
             ("Application-UUID", new_uuid())])
@@ -703,7 +717,8 @@ class FakeSwitch:
                          caller_number=cid_num, caller_name=cid_name, destination=number,
                          source="src/switch_ivr_originate.c", network_addr="127.0.0.1",
                          presence_id=f"{number}@{agent.domain}")
-        ch.state, ch.call_state = "CS_INIT", "DOWN"
+        ch.state, ch.call_state = "CS_NEW", "DOWN"
+        ch.codec = None   # a SIP leg's codec comes with the answer
         ch.agent = agent
         ch.set_var("is_outbound", "true")
         for k, v in variables.items():
@@ -713,11 +728,12 @@ class FakeSwitch:
         ch.set_var("sip_destination_url", f"{agent.contact};transport=udp")
         self.add_channel(ch)
         agent.channels.append(ch)
+        lifecycle.outgoing(self, ch, "origination_uuid" in variables)
         self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
-        ch.state = "CS_CONSUME_MEDIA"
+        lifecycle.originate(self, ch)
         ch.progress_us = now_us()
-        ch.call_state = "RINGING"
         self.emit_channel(ch, "CHANNEL_PROGRESS")
+        lifecycle.set_callstate(self, ch, "RINGING")
         mode = agent.answer
         delay = agent.answer_delay
         stopped = lambda: ch.hung_up or (cancel is not None and cancel.is_set()) or (
@@ -754,10 +770,11 @@ class FakeSwitch:
         if ch.hung_up:
             return None, ch.hangup_cause
         if cause is not None:
-            self.hangup(ch, cause, by="agent" if cause in ("USER_BUSY", "CALL_REJECTED") else "switch")
+            refused = cause in ("USER_BUSY", "CALL_REJECTED")
+            self.hangup(ch, cause, by="agent" if refused else "switch", remote=refused)
             return None, cause
-        ch.state = "CS_EXECUTE"
         self.answer(ch)
+        lifecycle.set_state(self, ch, "CS_EXECUTE")
         if agent.talk_seconds is not None:
             gevent.spawn(self._agent_talk_then_hangup, ch, agent.talk_seconds)
         return ch, None
@@ -780,14 +797,16 @@ class FakeSwitch:
         ch = FakeChannel(uuid=variables.get("origination_uuid"), name=dial, direction="outbound",
                          caller_number=cid_num, caller_name=cid_name, destination=number,
                          source="src/switch_ivr_originate.c", network_addr=far.sip_address.rpartition(":")[0])
-        ch.state, ch.call_state = "CS_INIT", "DOWN"
+        ch.state, ch.call_state = "CS_NEW", "DOWN"
+        ch.codec = None
         # The phone this leg reaches (the far switch's): like an agent's leg, it ends with the caller's bridge.
         ch.agent = far.agents.get(number)
         for k, v in variables.items():
             ch.set_var(k, v)
         self.add_channel(ch)
+        lifecycle.outgoing(self, ch, "origination_uuid" in variables)
         self.emit_channel(ch, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
-        ch.state = "CS_CONSUME_MEDIA"
+        lifecycle.originate(self, ch)
         if variables.get("sip_auth_username") != PEER_USER or \
                 variables.get("sip_auth_password") != far.global_vars.get("peer_password"):
             self.hangup(ch, "CALL_REJECTED")  # 403 after the challenge
@@ -796,17 +815,20 @@ class FakeSwitch:
                               caller_number=cid_num, caller_name=cid_name, destination=number,
                               context="hotline_peer", username=PEER_USER,
                               network_addr=self.sip_address.rpartition(":")[0])
+        inbound.state, inbound.call_state, inbound.codec = "CS_NEW", "DOWN", None
         far.add_channel(inbound)
         ch.sip_peer, inbound.sip_peer = (far, inbound), (self, ch)
+        lifecycle.set_state(far, inbound, "CS_INIT")
         far.emit_channel(inbound, "CHANNEL_CREATE", state="CS_INIT", state_number=2)
+        lifecycle.incoming(far, inbound)
         # The hotline_peer context. The dialplan ends after the bridge: a failed one hangs the channel up
         # with its cause (mod_dptools), a finished one with hangup_after_bridge.
         inbound.set_var("hangup_after_bridge", "true")
         inbound.runner.enqueue("bridge", f"user/{number}")
         inbound.runner.enqueue("hangup", "${originate_failed_cause}")
         ch.progress_us = now_us()
-        ch.call_state = "RINGING"
         self.emit_channel(ch, "CHANNEL_PROGRESS")
+        lifecycle.set_callstate(self, ch, "RINGING")
         over = lambda: inbound.answered or ch.hung_up or inbound.hung_up or (
             cancel is not None and cancel.is_set()) or (caller is not None and caller.hung_up)
         deadline = time.monotonic() + timeout * self.time_scale
@@ -820,14 +842,14 @@ class FakeSwitch:
                 self.hangup(ch, "NO_ANSWER")  # this leg's timeout: CANCEL to the far switch
         if ch.hung_up:
             return None, ch.hangup_cause
-        ch.state = "CS_EXECUTE"
         self.answer(ch)
+        lifecycle.set_state(self, ch, "CS_EXECUTE")
         return ch, None
 
     def _agent_talk_then_hangup(self, ch, seconds):
         self._wait_sim(lambda: ch.hung_up, seconds)
         if not ch.hung_up:
-            self.hangup(ch, "NORMAL_CLEARING", by="agent")
+            self.hangup(ch, "NORMAL_CLEARING", by="agent", remote=True)
 
     def _wait_sim(self, pred, sim_seconds, pulse: Pulse | None = None) -> bool:
         deadline = time.monotonic() + sim_seconds * self.time_scale
@@ -846,6 +868,7 @@ class FakeSwitch:
                         caller_number=cid_num or "0000000000", caller_name=cid_name, destination=ext,
                         source="mod_loopback", dialplan="xml", callee_name="Outbound Call", callee_number=ext)
         a.codec = ("L16", 8000, 128000)
+        a.set_var("is_outbound", "true")
         for k, v in variables.items():
             a.set_var(k, v)
         self.add_channel(a)
@@ -858,19 +881,30 @@ class FakeSwitch:
         a.set_var("loopback_leg", "A")
         a.loopback_peer, b.loopback_peer = b, a
         self.add_channel(b)
+        a.state = b.state = "CS_NEW"
+        b.call_state = "DOWN"
+        lifecycle.outgoing(self, a, "origination_uuid" in variables)
+        lifecycle.set_codec(self, b, b.codec)
         self.emit_channel(a, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
+        lifecycle.originate(self, a)
+        lifecycle.set_state(self, b, "CS_INIT")
         self.emit_channel(b, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
-        a.state = b.state = "CS_EXECUTE"
+        lifecycle.incoming(self, b)
         self.answer(a)
         if ext in self.socket_routes:
             # loopback/12345: the B leg runs extension 12345, i.e. the socket app (as in the captures).
-            b.state, b.call_state = "CS_EXECUTE", "RINGING"
             b.answer_state = "ringing"
             b.answered_us = 0
             self.attach_socket(b, self.socket_routes[ext])
         else:
-            self.answer(b)
+            # extension <ext> of the capture's dialplan: answer, then park
+            b.runner.enqueue("answer", "")
             b.runner.enqueue("park", "")
+        # The A leg takes the B leg's identity once B answers (switch_channel_flip_cid): CALL_UPDATE.
+        a.hit_dialplan = True
+        a.set_var("channel_cid_flipped", "yes")
+        self.emit_channel(a, "CALL_UPDATE", pre=[("Direction", "RECV")])
+        lifecycle.set_state(self, a, "CS_EXECUTE")
         return a
 
     # -- api -------------------------------------------------------------------------------------------------
@@ -892,6 +926,8 @@ class FakeSwitch:
         self.changed.pulse()
         cmd, _, arg = command_line.strip().partition(" ")
         arg = arg.strip()
+        if cmd:
+            lifecycle.api_event(self, cmd, arg)
         handler = getattr(self, "api_" + cmd.lower(), None) if cmd else None
         if handler is None:
             return f"-ERR {cmd} Command not found!\n"
@@ -1015,7 +1051,8 @@ class FakeSwitch:
         if ch is None:
             return f"-ERR {cause}\n"
         if target.startswith("&"):
-            m = re.match(r"&([\w-]+)(?:\((.*)\))?$", target, re.S)
+            # mod_commands: the name up to '(', the argument up to ')' when there is one.
+            m = re.match(r"&([\w-]+)(?:\(([^)]*)\)?)?", target, re.S)
             if m:
                 ch.runner.enqueue(m.group(1), m.group(2) or "")
         else:
@@ -1240,6 +1277,9 @@ class FakeSwitch:
             log.info("fake switch: uuid_bridge with a leg still busy; bridging anyway")
         if a.hung_up or b.hung_up:
             return
+        for x, y in ((a, b), (b, a)):
+            lifecycle.bridge_source(x, y)
+            lifecycle.set_state(self, x, "CS_EXCHANGE_MEDIA")
         self.link(a, b)
         for ch in (a, b):
             # Each leg's audio_bridge_thread runs its bridge_pre_execute_app as the bridge starts, a
@@ -1259,6 +1299,10 @@ class FakeSwitch:
         b.set_var("bridge_uuid", a.uuid)
         a.set_var("signal_bond", b.uuid)
         b.set_var("signal_bond", a.uuid)
+        for x, y in ((a, b), (b, a)):
+            # switch_ivr_bridge.c: what each leg was last bridged to, kept after the bridge ends.
+            x.set_var("last_bridge_to", y.uuid)
+            x.set_var("bridge_channel", y.name)
         self.emit_channel(a, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
                           state="CS_SOFT_EXECUTE")
         a.runner.poke()
@@ -1289,6 +1333,9 @@ class FakeSwitch:
         if hangup_peer and not peer.hung_up:
             by = "agent" if ch.agent is not None else ("caller" if ch.hangup_by == "caller" else "peer")
             self.hangup(peer, "NORMAL_CLEARING", by=by)
+        for leg in (ch, peer):
+            if not leg.hung_up and leg.state == "CS_EXCHANGE_MEDIA":
+                lifecycle.set_state(self, leg, "CS_EXECUTE")   # back to its own applications
         peer.runner.poke()
         ch.runner.poke()
         return peer
@@ -1316,6 +1363,7 @@ class FakeSwitch:
             runner.call.bridged_to.append(other)
         if other.hung_up:
             return "_none_"  # the answered leg left before the bridge began
+        lifecycle.set_state(self, other, "CS_EXCHANGE_MEDIA")   # the originated leg: media only
         self.link(ch, other)
         # switch_ivr_multi_threaded_bridge copies the _aleg_ variants to bridge_pre_execute_app / _data, with
         # switch_channel_set_variable's check: data holding ${...} is refused (logged CRIT), never copied.
@@ -1441,6 +1489,8 @@ class FakeSwitch:
         """Move a channel to a new destination (inline apps, an agent's extension, or park)."""
         ch.transfer_us = now_us()
         ch.transfers.append((dest, dialplan, context))
+        lifecycle.transfer_profile(ch, dest, dialplan, context, "bl_xfer" if not from_app else "xfer")
+        ch.destination = dest
         call = ch.runner.call
         if call is not None:
             call.transfers.append((dest, dialplan, context))
@@ -1512,37 +1562,23 @@ class FakeSwitch:
         flags = re.findall(r"flags\{([^}]*)\}", arg)
         name, _, profile = name_part.partition("@")
         conf = self.conferences.get(name)
-        if conf is None:
+        created = conf is None
+        if created:
             conf = self.conferences[name] = Conference(name, profile or "default")
         member = Member(conf.next_id, runner.ch, (flags[0].split("|") if flags else []))
         member.join_sim = self.sim_now()
         conf.next_id += 1
         conf.members.append(member)
-        self._conf_event(conf, member, "add-member")
+        conference.joined(self, conf, member, created)
         self.changed.pulse()
         member.kicked = False
         runner.wait_until(lambda: runner._stopped() or member.kicked, None)
         conf.members.remove(member)
-        self._conf_event(conf, member, "del-member")
+        conference.left(self, conf, member)
         if not conf.members:
             self.conferences.pop(name, None)
         self.changed.pulse()
         return "_none_"
-
-    def _conf_event(self, conf: Conference, m: Member, action: str) -> None:
-        ch = m.channel
-        self.emit_custom("conference::maintenance", [
-            ("Conference-Name", conf.name), ("Conference-Domain", "127.0.0.1"),
-            ("Conference-Size", str(len(conf.members))), ("Conference-Ghosts", "0"),
-            ("Conference-Profile-Name", conf.profile), ("Conference-Unique-ID", conf.uuid),
-            ("Floor", "false")] + ch.channel_block() + ch.profile_block("Caller") + [
-            ("Video", "false"), ("Hear", "true"), ("See", "true"),
-            ("Speak", "false" if "mute" in m.flags else "true"), ("Talking", "false"),
-            ("Mute-Detect", "false"), ("Hold", "false"), ("Member-ID", str(m.id)),
-            ("Member-Type", "moderator" if "moderator" in m.flags else "member"), ("Member-Ghost", "false"),
-            ("Energy-Level", "100"), ("Current-Energy", "0"), ("Action", action)],
-            origin=("conference_member.c", "conference_member_add" if action == "add-member"
-                    else "conference_member_del", "962" if action == "add-member" else "1355"))
 
     def api_conference(self, arg):
         p = arg.split()
@@ -1568,6 +1604,7 @@ class FakeSwitch:
             if not members:
                 return f"-ERR Non-Existant ID {p[2]}\n"
             for m in members:
+                conference.member_event(self, conf, m, f"{sub}-member")
                 if sub == "hup":
                     self.hangup(m.channel, "NORMAL_CLEARING", by="switch")
                 else:
@@ -1578,6 +1615,8 @@ class FakeSwitch:
             for m in conf.members:
                 if p[2] == "all" or str(m.id) == p[2]:
                     (m.flags.add if sub in ("mute", "deaf") else m.flags.discard)(sub.replace("un", ""))
+                    if sub in ("mute", "unmute"):
+                        conference.member_event(self, conf, m, f"{sub}-member")
             return f"+OK {sub} {p[2]}\n"
         return f"-ERR Unknown conference command {sub}\n"
 
@@ -1757,8 +1796,31 @@ def _split_dial(arg: str) -> tuple[str, list[str]]:
         elif c in "}]":
             depth -= 1
         elif c.isspace() and depth == 0:
-            return arg[:i], arg[i:].split()
+            return arg[:i], _separate(arg[i:])
     return arg, []
+
+
+def _separate(text: str) -> list[str]:
+    """switch_separate_string on ' ': words, where a '...' or "..." span is one word without its quotes (so
+    `'&socket(127.0.0.1:8084 async full)'` stays one argument; unquoted, its spaces split it)."""
+    words, word, quote, started = [], "", "", False
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                word += c
+        elif c in "'\"":
+            quote, started = c, True
+        elif c.isspace():
+            if word or started:
+                words.append(word)
+            word, started = "", False
+        else:
+            word += c
+    if word or started:
+        words.append(word)
+    return words
 
 
 def _dial_target(dial: str) -> tuple[str, str | None]:

@@ -121,9 +121,33 @@ def event_json(headers: list[tuple[str, str]], body: str | None = None) -> bytes
     return _frame([("Content-Length", str(len(data))), ("Content-Type", "text/event-json")], data)
 
 
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def event_xml(headers: list[tuple[str, str]], body: str | None = None) -> bytes:
+    """`text/event-xml`: switch_event_xmlize printed by switch_xml_toxml: one element per header, values
+    URL-encoded as in plain (add_xml_header), two-space indents, a body as `<body>` after an inner
+    Content-Length header."""
+    lines = ["<event>", "  <headers>"]
+    lines += [f"    <{k}>{_xml_text(url_encode(v))}</{k}>" for k, v in headers]
+    if body:
+        lines.append(f"    <Content-Length>{len(body.encode('utf-8'))}</Content-Length>")
+    lines.append("  </headers>")
+    if body:
+        lines.append(f"  <body>{_xml_text(body)}</body>")
+    lines.append("</event>")
+    data = "\n".join(lines).encode("utf-8")
+    return _frame([("Content-Length", str(len(data))), ("Content-Type", "text/event-xml")], data)
+
+
 def event_frame(fmt: str, headers: list[tuple[str, str]], body: str | None = None) -> bytes:
-    """An event in the connection's format ("plain" or "json"; xml is answered as plain)."""
-    return event_json(headers, body) if fmt == "json" else event_plain(headers, body)
+    """An event in the connection's format ("plain", "json" or "xml")."""
+    if fmt == "json":
+        return event_json(headers, body)
+    if fmt == "xml":
+        return event_xml(headers, body)
+    return event_plain(headers, body)
 
 
 class Command:

@@ -1,0 +1,208 @@
+"""A channel's life as the real switch reports it: state-machine events (CHANNEL_STATE, CHANNEL_CALLSTATE),
+codec negotiation (CODEC), the originate sequence (CHANNEL_UUID, CHANNEL_OUTGOING, CHANNEL_ORIGINATE), the
+API event, the hang-up timers and dispositions, DTMF sources, transfers' caller profiles.
+
+Every order, header name and value shape here was read off tests/transcripts (the `event json ALL` part of
+inbound_plain_and_json.txt shows a whole originate; the acd capture shows transfers), not from switch/.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from .channel import STATE_NUMBERS, new_uuid, now_us
+
+# switch_channel_callstate_t
+CALL_STATE_NUMBERS = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+                      "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
+
+ORIGINS = {
+    "CHANNEL_STATE": ("switch_channel.c", "switch_channel_perform_set_running_state", "2409"),
+    "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", "302"),
+    "CODEC_READ": ("switch_core_codec.c", "switch_core_session_set_read_codec", "300"),
+    "CODEC_WRITE": ("switch_core_codec.c", "switch_core_session_set_write_codec", "471"),
+    "CHANNEL_UUID": ("switch_core_session.c", "switch_core_session_set_uuid", "2056"),
+    "CHANNEL_OUTGOING": ("switch_core_session.c", "switch_core_session_outgoing_channel", "768"),
+    "CHANNEL_ORIGINATE": ("switch_core_state_machine.c", "switch_core_session_run", "632"),
+    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", "1588"),
+    "CALL_UPDATE": ("switch_channel.c", "switch_channel_flip_cid", "3279"),
+    "API": ("switch_loadable_module.c", "switch_api_execute", "3140"),
+}
+
+# How a digit reaches the switch, by the channel's dtmf_type (mod_sofia: rfc2833, info, inband; loopback and
+# uuid_send_dtmf: none of those), and the DTMF-Duration each source reports (in samples at 8 kHz): an RFC 2833
+# end packet carries the sender's duration (sipp: 2240), INFO the Duration= of the body (default 250 ms =
+# 2000), the in-band detector the tone it measured; a queued digit the default 2000.
+DTMF_SOURCES = {"rfc2833": ("RTP", "2240"), "info": ("INFO", "2000"), "inband": ("INBAND_AUDIO", "1600"),
+                "": ("UNKNOWN", "2000")}
+
+
+def _emit(sw, ch, name, pre=None, post=None, origin=None, state=None, call_state=None, state_number=None,
+          with_variables=None):
+    body = ch.event_body(name, pre=pre, post=post, state=state, call_state=call_state,
+                         state_number=state_number, with_variables=with_variables)
+    sw.emit(name, body, origin=origin or ORIGINS.get(name))
+
+
+def set_state(sw, ch, state: str) -> None:
+    """switch_channel_perform_set_running_state: the channel enters `state` (CHANNEL_STATE, no variables)."""
+    ch.state = state
+    _emit(sw, ch, "CHANNEL_STATE", state=state, state_number=STATE_NUMBERS[state])
+
+
+def set_callstate(sw, ch, call_state: str) -> None:
+    """switch_channel_perform_set_callstate: CHANNEL_CALLSTATE with the previous call state."""
+    old = ch.call_state
+    if old == call_state:
+        return
+    ch.call_state = call_state
+    _emit(sw, ch, "CHANNEL_CALLSTATE", pre=[("Original-Channel-Call-State", old),
+                                            ("Channel-Call-State-Number", str(CALL_STATE_NUMBERS[call_state]))],
+          state=ch.state, call_state=call_state)
+
+
+def set_codec(sw, ch, codec: tuple[str, int, int]) -> None:
+    """The read codec, then the write codec is set (two CODEC events), and the variables applications read."""
+    name, rate, bits = codec
+    old, ch.codec = ch.codec, None
+    read = [("Channel-Read-Codec-Name", name), ("Channel-Read-Codec-Rate", str(rate)),
+            ("Channel-Read-Codec-Bit-Rate", str(bits))]
+    write = [("Channel-Write-Codec-Name", name), ("Channel-Write-Codec-Rate", str(rate)),
+             ("Channel-Write-Codec-Bit-Rate", str(bits))]
+    # CODEC carries the channel block only (no caller profile), then the codec headers; the write event
+    # repeats the read ones, and both end with the lower-case copies the core adds.
+    base = [h for h in ch.channel_block() if not h[0].startswith(("Channel-Read-Codec", "Channel-Write-Codec"))]
+    sw.emit("CODEC", base + read + [(k.lower(), v) for k, v in read], origin=ORIGINS["CODEC_READ"])
+    sw.emit("CODEC", base + read + write + [("Channel-Write-codec-bit-rate", str(bits))],
+            origin=ORIGINS["CODEC_WRITE"])
+    ch.codec = codec if old is None or old != codec else old
+    for k, v in (("read_codec", name), ("read_rate", rate), ("write_codec", name), ("write_rate", rate)):
+        ch.set_var(k, v)
+
+
+def outgoing(sw, ch, origination_uuid: bool) -> None:
+    """switch_core_session_outgoing_channel: CODEC (loopback sets its codec first), CHANNEL_UUID when the
+    originate named the uuid, CHANNEL_OUTGOING, CHANNEL_STATE CS_INIT (before CHANNEL_CREATE)."""
+    if ch.codec is not None:
+        set_codec(sw, ch, ch.codec)
+    if origination_uuid:
+        _emit(sw, ch, "CHANNEL_UUID", pre=[("Old-Unique-ID", ch.uuid)], state="CS_NONE", state_number=1,
+              with_variables=False)
+    _emit(sw, ch, "CHANNEL_OUTGOING", state="CS_NONE", state_number=1, with_variables=False)
+    set_state(sw, ch, "CS_INIT")
+
+
+def originate(sw, ch) -> None:
+    """After CHANNEL_CREATE of an outbound leg: CHANNEL_ORIGINATE, then routing (an originated leg has no
+    dialplan of its own: CS_ROUTING, then CS_CONSUME_MEDIA while it rings)."""
+    _emit(sw, ch, "CHANNEL_ORIGINATE", state="CS_INIT", state_number=2, with_variables=False)
+    set_state(sw, ch, "CS_ROUTING")
+    set_state(sw, ch, "CS_CONSUME_MEDIA")
+
+
+def incoming(sw, ch) -> None:
+    """An inbound leg after CHANNEL_CREATE: it rings, is routed, and runs its extension (the state is
+    CS_ROUTING already when the ringing is reported, as captured)."""
+    ch.state = "CS_ROUTING"
+    set_callstate(sw, ch, "RINGING")
+    set_state(sw, ch, "CS_ROUTING")
+    set_state(sw, ch, "CS_EXECUTE")
+
+
+def api_event(sw, command: str, argument: str) -> None:
+    """switch_api_execute fires API for every command (before it runs)."""
+    headers = [("API-Command", command)]
+    if argument:
+        headers.append(("API-Command-Argument", argument))
+    sw.emit("API", headers, origin=ORIGINS["API"])
+
+
+def dtmf_post(ch, digit: str, source: str | None = None) -> list[tuple[str, str]]:
+    """DTMF-Digit / -Duration / -Source for a digit on this channel (its dtmf_type, unless given)."""
+    if source is None:
+        kind = (ch.get_var("dtmf_type") or "").lower()
+        source, duration = DTMF_SOURCES.get(kind, DTMF_SOURCES[""])
+    else:
+        duration = {"RTP": "2240", "INFO": "2000", "INBAND_AUDIO": "1600"}.get(source, "2000")
+    return [("DTMF-Digit", digit), ("DTMF-Duration", duration), ("DTMF-Source", source)]
+
+
+def transfer_profile(ch, dest: str, dialplan: str, context: str, how: str) -> None:
+    """A new caller profile after a transfer: RDNIS is the old destination, Transfer-Source says who moved it
+    (`<epoch>:<uuid>:<how>:<dest>/<context>/<dialplan>`), transfer_history keeps every one. (The Other-Leg
+    block of a bridge partner is a copy from before: it never carries these.)"""
+    source = f"{now_us() // 1_000_000}:{_uuid4()}:{how}:{dest}/{context}/{dialplan}"
+    ch.rdnis = ch.destination
+    ch.transfer_source = source
+    ch.profile_index = getattr(ch, "profile_index", 1) + 1
+    history = ch.get_var("transfer_history")
+    if history:
+        items = history[len("ARRAY::"):].split("|:") if history.startswith("ARRAY::") else [history]
+        ch.set_var("transfer_history", "ARRAY::" + "|:".join(items + [source]))
+    else:
+        ch.set_var("transfer_history", source)
+    ch.set_var("transfer_source", source)
+
+
+def bridge_source(ch, other) -> None:
+    """uuid_bridge moves a leg through a transfer (uuid_br) before the bridge."""
+    ch.transfer_source = f"{now_us() // 1_000_000}:{_uuid4()}:uuid_br:{other.uuid}"
+    ch.profile_index = getattr(ch, "profile_index", 1) + 1
+    ch.set_var("transfer_source", ch.transfer_source)
+    if not ch.get_var("transfer_history"):
+        ch.set_var("transfer_history", ch.transfer_source)
+
+
+def _uuid4() -> str:
+    return new_uuid()
+
+
+def _stamp(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def hangup_disposition(ch) -> str | None:
+    """mod_sofia's sip_hangup_disposition: who ended the SIP dialog and how (None off SIP)."""
+    if not ch.name.startswith("sofia/"):
+        return None
+    remote = getattr(ch, "hangup_remote", ch.hangup_by == "caller")
+    if ch.answered_us:
+        return "recv_bye" if remote else "send_bye"
+    if ch.direction == "inbound":
+        return "recv_cancel" if remote else "send_refuse"
+    return "recv_refuse" if remote else "send_cancel"
+
+
+def hangup_variables(ch, end: int) -> list[tuple[str, object]]:
+    """The variables switch_channel_set_timestamps and the hang-up add, in the captured order."""
+    created, answered, progress, media = ch.created_us, ch.answered_us, ch.progress_us, ch.progress_media_us
+    bridged, hold = ch.bridged_us, ch.hold_us
+    out: list[tuple[str, object]] = [("start_stamp", _stamp(created)), ("profile_start_stamp", _stamp(created))]
+    if answered:
+        out.append(("answer_stamp", _stamp(answered)))
+    if bridged:
+        out.append(("bridge_stamp", _stamp(bridged)))
+    if progress:
+        out.append(("progress_stamp", _stamp(progress)))
+    if media:
+        out.append(("progress_media_stamp", _stamp(media)))
+    out.append(("end_stamp", _stamp(end)))
+    for name, us in (("start", created), ("profile_start", created), ("answer", answered), ("bridge", bridged),
+                     ("last_hold", hold)):
+        out += [(f"{name}_epoch", us // 1_000_000), (f"{name}_uepoch", us)]
+    out += [("hold_accum_seconds", 0), ("hold_accum_usec", 0), ("hold_accum_ms", 0),
+            ("resurrect_epoch", 0), ("resurrect_uepoch", 0)]
+    for name, us in (("progress", progress), ("progress_media", media), ("end", end)):
+        out += [(f"{name}_epoch", us // 1_000_000), (f"{name}_uepoch", us)]
+    duration = end - created
+    bill = end - answered if answered else 0
+    spans = {"duration": duration, "bill": bill,
+             "progress": progress - created if progress else 0,
+             "answer": answered - created if answered else 0,
+             "wait": bridged - created if bridged else 0,
+             "progress_media": media - created if media else 0,
+             "flow_bill": duration}
+    names = ("bill", "progress", "answer", "wait", "progress_media", "flow_bill")
+    out += [("duration", duration // 1_000_000)] + [(f"{n}sec", spans[n] // 1_000_000) for n in names]
+    out += [("mduration", duration // 1000)] + [(f"{n}msec", spans[n] // 1000) for n in names]
+    out += [("uduration", duration)] + [(f"{n}usec", spans[n]) for n in names]
+    return out
