@@ -178,6 +178,17 @@ class IvrCall:
         """A fax tone was detected during this playback, and the engine has a fax node to go to."""
         return result is not None and _fax_tone_in(result) and self.engine.fax_node() is not None
 
+    def _fax_tone_on_line(self) -> bool:
+        """A fax machine started during a menu (its tone ended the wait with no key): the dialplan's detector
+        has set fax_tone_detected on the channel. Asked only after a menu got no key, so rarely."""
+        if self.engine.fax_node() is None:
+            return False
+        try:
+            value = self.session.api(f"uuid_getvar {self.session.uuid} fax_tone_detected")
+        except SwitchTimeout:
+            return False
+        return fax_tone_detected({"fax_tone_detected": (value or "").strip()})
+
     def _hangup(self) -> None:
         try:
             self.session.hangup()
@@ -226,7 +237,10 @@ class IvrCall:
                 session.playback(path)
             return e.PromptDone()
         if isinstance(action, e.Collect):
-            return self._collect(action)
+            collected = self._collect(action)
+            if last and not collected.digits and self._fax_tone_on_line():
+                return e.FaxToneDetected()
+            return collected
         if isinstance(action, e.Record):
             return self._record(action)
         if isinstance(action, e.SetLanguage):

@@ -82,3 +82,55 @@ def test_tone_ignored_without_a_fax_node(tmp_path):
                                     {k: v for k, v in engine.tree.nodes.items() if v.kind != "fax"})
     engine.feed(e.CallStarted("1"))
     assert engine.feed(e.FaxToneDetected()) == []
+
+
+class MenuToneSession(Session):
+    """No tone during the welcome; a fax machine starts while the main menu waits for a key (its CNG is no
+    key, so the menu ends empty) and the dialplan's detector has set the channel variable by then."""
+
+    def __init__(self, tone_after_menus: int):
+        super().__init__()
+        self.menus, self.tone_after_menus, self.asked = 0, tone_after_menus, []
+
+    def playback(self, path, timeout=120.0):
+        self.played.append(path.rsplit("/", 1)[-1])
+        return Result({})
+
+    def play_and_get_digits(self, *args, **kw):
+        self.menus += 1
+        return super().play_and_get_digits(*args, **kw)
+
+    def api(self, command, timeout=10.0):
+        self.asked.append(command)
+        return "true" if self.tone_after_menus and self.menus >= self.tone_after_menus else "_undef_"
+
+
+def test_tone_in_the_middle_of_a_menu_goes_to_fax(tmp_path):
+    """Should, when a menu ends with no key and the channel says a fax tone was heard, receive the fax
+    instead of taking the menu's timeout route (a fax machine started mid-menu: bad input for a menu)."""
+    session, services = MenuToneSession(tone_after_menus=1), Services()
+    engine = IvrCall(session, services, _config(tmp_path)).run()
+    assert services.faxes == [session.uuid]
+    assert engine.outcome == "fax"
+    assert session.played == ["welcome.wav", "main_menu.wav", "fax_start.wav"]
+    assert session.asked == [f"uuid_getvar {session.uuid} fax_tone_detected"]
+
+
+def test_a_silent_menu_without_a_tone_takes_its_timeout_route(tmp_path):
+    """Should ask the switch once after the empty main menu and, with no fax tone, take the menu's timeout
+    route (a person: the human-service menu) as before."""
+    from switch.errors import CallHangup
+
+    class HangsUpInSecondMenu(MenuToneSession):
+        def play_and_get_digits(self, *args, **kw):
+            if self.menus == 1:
+                self.played.append(args[5].rsplit("/", 1)[-1])
+                raise CallHangup("caller hung up")
+            return super().play_and_get_digits(*args, **kw)
+
+    session, services = HangsUpInSecondMenu(tone_after_menus=0), Services()
+    services.time_state = lambda action: "open"
+    IvrCall(session, services, _config(tmp_path)).run()
+    assert services.faxes == []
+    assert session.played == ["welcome.wav", "main_menu.wav", "human_menu.wav"]
+    assert session.asked == [f"uuid_getvar {session.uuid} fax_tone_detected"]
