@@ -91,6 +91,11 @@ class SendFax:
 
     def run(self, call) -> None:
         call.runner.fax_pages_to_send = self.pages
+        # freeswitch-conf's dialplan listens for the calling tone (CNG) on the hotline numbers when
+        # hotline_fax_detect is true (the shipped default): its detector sets this variable when it hears it.
+        ch = call.channel
+        if (ch.get_var("hotline_fax_detect") or call.sw.global_vars.get("hotline_fax_detect")) == "true":
+            ch.set_var("fax_tone_detected", "true")
 
 
 @dataclass

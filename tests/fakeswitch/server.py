@@ -198,7 +198,8 @@ class FakeSwitch:
         self.sip_address = f"{host}:{next(_sip_ports)}"
         self.global_vars: dict[str, str] = {
             "hostname": hostname, "domain": "127.0.0.1", "peer_password": PEER_PASSWORD,
-            "hotline_peer_uri": f"sofia/internal/{{extension}}@{self.sip_address}"}
+            "hotline_peer_uri": f"sofia/internal/{{extension}}@{self.sip_address}",
+            "hotline_fax_detect": "true"}  # vars.xml's default
         self.peers: dict[str, "FakeSwitch"] = {}  # SIP address -> a switch this one's calls reach
         self._seq = 1000
         self.heartbeat_seconds = heartbeat_seconds   # simulated; None: no HEARTBEAT events

@@ -35,6 +35,25 @@ def test_fax_tone_goes_straight_to_the_fax_node(phone):
     assert FaxJob.get(FaxJob.call_uuid == call.uuid).state == "done"
 
 
+def test_fax_machine_on_the_main_number_is_received_by_default(phone):
+    """Should, with the shipped configuration (fax detection on), hear a fax machine calling 12345 during
+    the welcome and receive its fax as a ticket instead of offering it the menu or an agent."""
+    call = phone.call([SendFax(pages=1)])
+    heard = played(phone, call)
+    assert heard[-1] == "fax_start" and "main_menu" not in heard
+    job = FaxJob.get(FaxJob.call_uuid == call.uuid)
+    assert job.state == "done" and job.ticket_id
+    assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "fax"
+
+
+def test_fax_machine_reaches_the_menu_when_detection_is_off(phone):
+    """Should leave a fax machine in the menus when hotline_fax_detect is false (no detector runs)."""
+    call = phone.fs.place_call(phone.server.address, script=[SendFax(pages=1)],
+                               variables={"hotline_fax_detect": "false"})
+    phone.finish(call)
+    assert "main_menu" in played(phone, call) and "fax_start" not in played(phone, call)
+
+
 def test_fax_that_never_comes_ends_politely(phone):
     """Should say the fax failed and say goodbye when nothing was received."""
     call = phone.call([Press("2"), Press("6")], timeout=60)
@@ -45,8 +64,7 @@ def test_fax_that_never_comes_ends_politely(phone):
 
 def test_satisfaction_after_hand_back_without_ticket(phone):
     """Should store the key-press with the call when the call has no ticket, then thank and hang up."""
-    call = phone.fs.place_call(phone.server.address, script=[Press("2")],
-                               variables={"hotline_ivr_node": "satisfaction"})
+    call = phone.sent_back([Press("2")], "hotline_ivr_node", "satisfaction")
     phone.finish(call)
     assert played(phone, call) == ["satisfaction_ask", "satisfaction_thanks"]
     rating = SatisfactionRating.get(SatisfactionRating.call_uuid == call.uuid)
@@ -56,8 +74,7 @@ def test_satisfaction_after_hand_back_without_ticket(phone):
 
 def test_satisfaction_bad_keys_then_goodbye(phone):
     """Should refuse keys other than 1-3 and end politely after the retry limit, storing nothing."""
-    call = phone.fs.place_call(phone.server.address, script=[Press("9"), Press("#"), Press("0")],
-                               variables={"hotline_ivr_node": "satisfaction"})
+    call = phone.sent_back([Press("9"), Press("#"), Press("0")], "hotline_ivr_node", "satisfaction")
     phone.finish(call)
     heard = played(phone, call)
     assert heard[0] == "satisfaction_ask" and heard[-1] == "goodbye" and "invalid_key" in heard
