@@ -180,12 +180,16 @@ def test_fax_tone_detection_from_the_dialplan(esl, esl_events, place_call, outbo
     call.hangup()
 
 
-def test_no_fax_detection_by_default(esl, place_call, outbound_listener):
-    """Should leave fax detection to the app when hotline_fax_detect is false (the shipped default)."""
-    if esl.api("global_getvar hotline_fax_detect").strip() != "false":
-        pytest.skip("hotline_fax_detect is switched on in this switch's configuration")
+def test_fax_detection_runs_by_default(esl, place_call, outbound_listener):
+    """Should start the dialplan's fax detector on 12345 with the shipped configuration
+    (hotline_fax_detect=true): the detector pre-answers the call, so it is early media when the app
+    connects; with hotline_fax_detect=false on the call it is still ringing."""
+    assert esl.api("global_getvar hotline_fax_detect").strip() == "true"
     place_call(outbound=outbound_listener.address)
     app = outbound_listener.accept(timeout=15)
     app.connect_call()
-    # The detector pre-answers the call; without it the call is still ringing when the app connects.
-    assert app.channel["Answer-State"] == "ringing"
+    assert app.channel["Answer-State"] == "early"
+    place_call(outbound=outbound_listener.address, variables={"hotline_fax_detect": "false"})
+    plain = outbound_listener.accept(timeout=15)
+    plain.connect_call()
+    assert plain.channel["Answer-State"] == "ringing"
