@@ -118,6 +118,36 @@ def category_path(category: Optional[Category]) -> str:
     return " > ".join(reversed(names))
 
 
+def category_tree() -> list[tuple[Category, int]]:
+    """Every category as (category, depth), parents before children, siblings by sort then name (for
+    indented selects)."""
+    rows = list(Category.select())
+    children: dict = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row)
+    out: list[tuple[Category, int]] = []
+
+    def walk(parent_id, depth):
+        for row in sorted(children.get(parent_id, []), key=lambda c: (c.sort, c.name, c.id)):
+            out.append((row, depth))
+            if depth < 10:  # a cycle cannot be made through the pages; never loop if one was stored
+                walk(row.id, depth + 1)
+    walk(None, 0)
+    return out
+
+
+def category_subtree_ids(category: Category) -> list[int]:
+    """The ids of ``category`` and every category below it (a search by 城市管理 finds 噪音扰民)."""
+    children: dict = {}
+    for cid, parent_id in Category.select(Category.id, Category.parent).tuples():
+        children.setdefault(parent_id, []).append(cid)
+    found, frontier = [category.id], [category.id]
+    while frontier and len(found) <= 10000:
+        frontier = [c for parent in frontier for c in children.get(parent, []) if c not in found]
+        found.extend(frontier)
+    return found
+
+
 def add_responsibility(department: Department, category: Category, region: Optional[Region] = None):
     """Declare the department responsible for a category (optionally only in one region)."""
     exists = Responsibility.select().where(

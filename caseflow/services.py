@@ -20,6 +20,7 @@ from caseflow import search
 from caseflow import workflow as wf
 from caseflow.models import (Category, Citizen, Department, Notification, Region, Responsibility, Ticket,
                              TicketCall, TicketHistory, User)
+from caseflow.org import category_subtree_ids
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.calendar import load_calendar
@@ -989,10 +990,17 @@ def due_soon_and_overdue(actor: User, clock: Optional[Clock] = None, within: dt.
 
 
 # ---- search --------------------------------------------------------------------------------------
+SEARCH_FILTERS = ("number", "phone", "text", "date_from", "date_to", "status", "type", "department", "category")
+
+
 def search_tickets(actor: User, *, number: str = "", phone: str = "", text: str = "", date_from=None,
-                   date_to=None, status: str = "", department=None, type: str = "", limit: int = 100) -> list[Ticket]:
-    """Tickets the actor may see matching every given criterion; text is ranked full-text search."""
+                   date_to=None, status: str = "", department=None, type: str = "", category=None,
+                   limit: int = 100) -> list[Ticket]:
+    """Tickets the actor may see matching every given criterion (the keys of SEARCH_FILTERS); text is
+    ranked full-text search; a category includes the categories below it (P2 §3.2.7 按投诉类别)."""
     query = visible_tickets(actor)
+    if category not in (None, ""):
+        query = query.where(Ticket.category.in_(category_subtree_ids(_resolve(Category, category, "category"))))
     if number:
         query = query.where(Ticket.number == parse_number(number))
     if phone:
