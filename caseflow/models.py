@@ -274,8 +274,20 @@ class KnowledgeAnswer(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
 
+class SavedSearch(BaseModel):
+    """A ticket search a user saved under a name (P5 §3.7.7 用户自定义查询): only its owner sees it."""
+
+    user = peewee.ForeignKeyField(User, backref="saved_searches", on_delete="CASCADE")
+    name = peewee.CharField(max_length=64)
+    filters = peewee.TextField(default="{}")  # JSON object: keys of services.SEARCH_FILTERS -> text
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "name"), True),)
+
+
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
     Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer,
+    KnowledgeItem, KnowledgeAnswer, SavedSearch,
 ]

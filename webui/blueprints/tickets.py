@@ -1,6 +1,6 @@
 """Ticket pages: the ticket with its full history timeline, attachments (playable recordings), the
 actions the user may take (one form per workflow event, posted to one endpoint), notes, uploads, and
-search by number, phone, text, dates, status and department.
+search by number, phone, text, dates, status, department and category, and saved searches per user.
 
 Views only parse forms and call caseflow.services, which enforce roles and department subtrees.
 Shared helpers for the other case-engine blueprints (centre, dept, entry, kb, admin_org) live here.
@@ -13,8 +13,9 @@ import logging
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
                    url_for)
 from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import NotFound as NotFoundPage
 
-from caseflow import attachments, faxout, knowledge, org, privacy, services
+from caseflow import attachments, faxout, knowledge, org, privacy, saved_searches, services
 from caseflow import workflow as wf
 from caseflow.models import Attachment, Department, Ticket, TicketCall, User
 from caseflow.roles import can
@@ -88,6 +89,8 @@ MESSAGES = {"zh": {
     "Direction": "方向", "Pages": "页数", "Sent": "发出", "Received": "收到", "Fax log": "传真记录",
     "Call record": "通话记录", "IVR trace": "语音导航轨迹", "Blacklist": "黑名单",
     "This number is on the blacklist.": "该号码已在黑名单中。", "Blacklist the caller": "将来电号码加入黑名单",
+    "Saved searches": "我的查询", "Save this search as": "保存当前查询为", "Search name": "查询名称",
+    "Run": "执行", "Delete": "删除", "No saved searches yet.": "暂无保存的查询。", "Search saved.": "查询已保存。",
 }}
 
 
@@ -473,18 +476,71 @@ def file(number, file_id):
 @bp.route("/tickets/search")
 @login_required
 def search():
-    """Search by number, phone, text, dates, status, type and department, within what the user may see."""
+    """Search by number, phone, text, dates, status, type, department and category (with the categories
+    below it), within what the user may see; the user's saved searches beside the form."""
     args = request.args
-    criteria = {k: args.get(k, "").strip()[:200] for k in
-                ("number", "phone", "text", "date_from", "date_to", "status", "type", "department")}
+    criteria = {k: args.get(k, "").strip()[:200] for k in services.SEARCH_FILTERS}
     results, error = [], None
     if any(criteria.values()):
         try:
             results = services.search_tickets(g.user, **criteria, limit=200)
         except (TicketInputError, ValueError) as exc:
             error = str(exc)
+    return _search_page(criteria, results, error)
+
+
+def _search_page(criteria: dict, results: list, error, status: int = 200):
     departments = [d for d in org.tree() if services.may_view(g.user, Ticket(department=d))] \
         if not can(g.user, "ticket.view_all") else org.tree()
     return render_template("tickets/search.html", c=criteria, results=results, error=error,
                            searched=any(criteria.values()), departments=departments,
-                           statuses=wf.STATUSES, types=services.TICKET_TYPES)
+                           categories=org.category_tree(), saved=saved_searches.list_for(g.user),
+                           statuses=wf.STATUSES, types=services.TICKET_TYPES), status
+
+
+@bp.route("/tickets/searches", methods=["POST"])
+@login_required
+def save_search():
+    """Save the search's filters (every other posted field but the name) under a name, for this user."""
+    filters = {k: v for k, v in request.form.items() if k not in ("csrf_token", "name")}
+    try:
+        row = saved_searches.save(g.user, request.form.get("name", ""), filters, clock=clock())
+    except TicketInputError as error:
+        flash(str(error), "error")
+        known = {k: v for k, v in filters.items() if k in services.SEARCH_FILTERS}
+        return redirect(url_for("tickets.search", **known), code=303)
+    flash(current_app.extensions["hotline"].gettext("Search saved."), "info")
+    return redirect(url_for("tickets.run_search", search_id=row.id), code=303)
+
+
+@bp.route("/tickets/searches/<int:search_id>")
+@login_required
+def run_search(search_id):
+    """Run one of the user's saved searches (another user's answers 404, as a missing one does)."""
+    try:
+        _row, filters, results = saved_searches.run(g.user, search_id)
+    except NotFound as error:
+        error_page = werkzeug_not_found(str(error))
+        raise error_page from None
+    except TicketInputError as error:
+        return _search_page({k: "" for k in services.SEARCH_FILTERS}, [], str(error), 400)
+    return _search_page({k: filters.get(k, "") for k in services.SEARCH_FILTERS}, results, None)
+
+
+@bp.route("/tickets/searches/<int:search_id>/delete", methods=["POST"])
+@login_required
+def delete_search(search_id):
+    """Delete one of the user's saved searches."""
+    try:
+        saved_searches.delete(g.user, search_id)
+    except NotFound as error:
+        raise werkzeug_not_found(str(error)) from None
+    flash(services_label_done(), "info")
+    return redirect(url_for("tickets.search"), code=303)
+
+
+def werkzeug_not_found(message: str) -> NotFoundPage:
+    """A 404 whose page says ``message`` (zh / en)."""
+    error = NotFoundPage(message)
+    error.hotline_message = message
+    return error
