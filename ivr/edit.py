@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from ivr.tree import NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_toml, parse_tree
+from ivr.tree import HOUR_RE, NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_toml, parse_tree, schedule_problems
 
 INT_FIELDS = {"timeout", "max_retries", "min_seconds", "max_seconds", "silence_seconds", "entry_timeout"}
 BOOL_FIELDS = {"enabled", "confirm", "weekends_open"}
@@ -97,16 +97,29 @@ def edit_node(tree: Tree, node_id: str, changes: Mapping[str, str]) -> str:
     return source
 
 
+# Answering-hours settings (ivr.schedule) an administrator may add to a tree saved before they existed,
+# with the type each takes.
+SCHEDULE_SETTINGS = {"office_hours": False, "rest_days": "staffed", "weekends_open": False,
+                     "working_hours": ["08:00", "20:00"]}
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def edit_settings(tree: Tree, changes: Mapping[str, str]) -> str:
-    """New source with settings changed (contact numbers, hours): strings, numbers and lists kept typed."""
+    """New source with settings changed (contact numbers, hours): strings, numbers and lists kept typed.
+    A schedule setting the tree lacks is added when given a value (left out when blank)."""
     settings = dict(tree.settings)
     for name, raw in changes.items():
-        if name not in settings:
-            raise EditError(f"unknown setting {name!r}")
         value = (raw or "").strip()
-        current = settings[name]
+        if name not in settings:
+            if name not in SCHEDULE_SETTINGS:
+                raise EditError(f"unknown setting {name!r}")
+            if not value:
+                continue
+        current = settings.get(name, SCHEDULE_SETTINGS.get(name))
         if isinstance(current, bool):
-            settings[name] = value.lower() in ("1", "true", "yes", "on")
+            if value.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise EditError(f"{name}: {value!r} is neither true nor false")
+            settings[name] = value.lower() in TRUE_WORDS
         elif isinstance(current, int):
             try:
                 settings[name] = int(value)
@@ -116,4 +129,11 @@ def edit_settings(tree: Tree, changes: Mapping[str, str]) -> str:
             settings[name] = [v.strip() for v in re.split(r"[,，\s]+", value) if v.strip()]
         else:
             settings[name] = value
+    problems = schedule_problems(settings)
+    if problems:
+        raise EditError("; ".join(problems))
+    hours = settings.get("working_hours")
+    if "working_hours" in changes and not (isinstance(hours, list) and len(hours) == 2
+                                           and all(HOUR_RE.match(h) for h in hours) and hours[0] < hours[1]):
+        raise EditError(f"working_hours: two times HH:MM, earlier first, e.g. 08:00, 20:00 (got {hours!r})")
     return dump_toml(Tree(tree.name, tree.start, settings, tree.nodes))

@@ -189,11 +189,14 @@ class CheckBlacklist:
 
 @dataclass(frozen=True)
 class CheckTime:
-    """Is a person available now? Working hours from the tree; days from the case engine's calendar."""
+    """Is a person available now? The tree's settings (ivr.schedule); days from the case engine's calendar.
+    The defaults are the rule of a tree saved before office_hours and rest_days existed."""
 
     open_from: str = "08:00"
     open_until: str = "20:00"
     weekends_open: bool = False
+    office_hours: bool = True
+    rest_days: str = ""
 
 
 @dataclass(frozen=True)
@@ -521,7 +524,9 @@ class IvrEngine:
     def _enter_time(self, node: Node, prefix: list) -> list:
         hours = node.get("working_hours", self.tree.setting("working_hours", ["08:00", "20:00"]))
         weekends = bool(node.get("weekends_open", self.tree.setting("weekends_open", False)))
-        return self._wait(prefix + [CheckTime(str(hours[0]), str(hours[1]), weekends)])
+        office = self._setting(node, "office_hours", True) is not False
+        rest = str(self._setting(node, "rest_days", ""))
+        return self._wait(prefix + [CheckTime(str(hours[0]), str(hours[1]), weekends, office, rest)])
 
     def _on_time(self, event: TimeChecked) -> list:
         state = event.state if event.state in ("open", "closed", "holiday") else "closed"

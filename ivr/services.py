@@ -130,7 +130,8 @@ class HotlineIvrServices:
         from core.calendar import load_calendar
         from ivr.schedule import time_state
 
-        return time_state(load_calendar(), self._now(), check.open_from, check.open_until, check.weekends_open)
+        return time_state(load_calendar(), self._now(), check.open_from, check.open_until, check.weekends_open,
+                          office_hours=check.office_hours, rest_days=check.rest_days)
 
     # ------------------------------------------------------------------ recordings and tickets
     def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]:

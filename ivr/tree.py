@@ -228,6 +228,19 @@ def _resolve_number(tree: Tree, node: Node) -> tuple[str | None, str]:
     return None, "names neither a 'number' nor a 'setting' to dial"
 
 
+def schedule_problems(fields: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the answering-hours fields (ivr.schedule) of the settings or of a time node."""
+    from ivr.schedule import REST_DAY_RULES
+
+    problems = []
+    for name in ("office_hours", "weekends_open"):
+        if name in fields and not isinstance(fields[name], bool):
+            problems.append(f"{name} must be true or false, got {fields[name]!r}")
+    if "rest_days" in fields and fields["rest_days"] not in REST_DAY_RULES:
+        problems.append(f"rest_days must be one of {', '.join(REST_DAY_RULES)}, got {fields['rest_days']!r}")
+    return problems
+
+
 def handback_nodes(tree: Tree) -> list[tuple[str, str]]:
     """(node id, kind) of the nodes an agent may hand a caller to (人工转自动): those marked
     ``handback = true`` (e.g. satisfaction, status query), in the file's order."""
@@ -318,10 +331,13 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
         if node.kind == "time":
             if node.get("schedule") not in (None, "calendar"):
                 problems.append(Problem(nid, "time condition 'schedule' must be 'calendar'"))
+            problems.extend(Problem(nid, message) for message in schedule_problems(node.fields))
             hours = node.get("working_hours", tree.setting("working_hours", ["08:00", "20:00"]))
             if not (isinstance(hours, (list, tuple)) and len(hours) == 2
                     and all(isinstance(h, str) and HOUR_RE.match(h) for h in hours) and hours[0] < hours[1]):
                 problems.append(Problem(nid, f"working_hours must be two times HH:MM, earlier first: {hours!r}"))
+
+    problems.extend(Problem("", f"settings: {message}") for message in schedule_problems(tree.settings))
 
     if known_prompts is not None:
         invalid = tree.setting("invalid_prompt")

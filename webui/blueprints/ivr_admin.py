@@ -10,7 +10,8 @@ from markupsafe import Markup
 
 from ivr import prompts as ivr_prompts
 from ivr.chart import render_svg
-from ivr.edit import EditError, edit_node, edit_settings, editable_fields, format_keys
+from ivr.edit import SCHEDULE_SETTINGS, EditError, edit_node, edit_settings, editable_fields, format_keys
+from ivr.schedule import describe
 from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
 from ivr.store import TreeStore, prompt_overrides, set_prompt_text
 from ivr.tree import NODE_KINDS, TreeError, parse_tree
@@ -47,6 +48,16 @@ MESSAGES = own_messages({"zh": {
     "Campaign created.": "外呼任务已创建。", "Phone": "电话", "Attempt state": "状态", "Acceptance number": "受理号",
     "Call back the citizens of every approved ticket": "为所有待回访工单自动外呼回访",
     "No approved tickets await a call-back.": "没有待回访的工单。", "Pending": "待呼", "Done": "完成",
+    "Answering": "接听时间", "People answer 24 hours a day.": "人工全天24小时接听。",
+    "People answer %(hours)s on working days (night menu outside).": "工作日 %(hours)s 人工接听（其余时间进入夜服菜单）。",
+    "Rest days and holidays: as working days.": "休息日和节假日：与工作日相同。",
+    "Rest days and holidays: forwarded to the duty phone.": "休息日和节假日：转接值班电话。",
+    "Rest days and holidays: night menu.": "休息日和节假日：夜服菜单。",
+    "Saved before rest_days existed: declared holidays forwarded, other days off %(weekends)s. Set rest_days "
+    "(staffed, forward or closed) to treat rest days and holidays alike.":
+    "此版本早于 rest_days 设置：法定节假日转接值班电话，其他休息日%(weekends)s。请设置 rest_days（staffed、forward 或 "
+    "closed），使休息日与节假日按同一规则处理。",
+    "staffed": "有人接听", "night menu": "进入夜服菜单",
 }})
 
 ADMIN = ("admin",)
@@ -120,9 +131,11 @@ def index():
                        name in NODE_KINDS[node.kind]))
     live = _live().counts(version.id) if version.active else {}
     chart = Markup(render_svg(tree, problems, highlight=node.id, live=live))  # every text escaped by render_svg
+    # The answering-hours settings a tree saved before them lacks are offered too (blank: left out).
+    settings = {**tree.settings, **{k: "" for k in SCHEDULE_SETTINGS if k not in tree.settings}}
     return render_template("ivr_admin/tree.html", version=version, tree=tree, problems=problems, chart=chart,
                            node=node, fields=fields, versions=trees.versions(version.name),
-                           node_ids=sorted(tree.nodes), settings=tree.settings)
+                           node_ids=sorted(tree.nodes), settings=settings, answering=describe(tree.settings))
 
 
 @bp.route("/save", methods=["POST"])

@@ -108,6 +108,39 @@ def test_settings_edit(admin_client):
     assert tree.setting("duty_mobile") == "13912345678" and tree.setting("skills") == load_tree().setting("skills")
 
 
+def test_answering_hours_shown_and_switched(admin_client, trees):
+    """Should show how the tree answers (24 hours with the shipped tree), switch office hours on and forward
+    rest days from the settings form, and refuse a value it does not understand without a new version."""
+    page = admin_client.get("/admin/ivr/").get_data(as_text=True)
+    shown = re.search(r'data-testid="answering">(.*?)</p>', page, re.S).group(1)
+    assert "人工全天24小时接听" in shown and "休息日和节假日：与工作日相同" in shown
+    v1 = IvrTreeVersion.get(IvrTreeVersion.version == 1)
+    admin_client.post_form("/admin/ivr/save", {"version": v1.id, "what": "settings", "s_office_hours": "true",
+                                               "s_rest_days": "forward"})
+    v2 = IvrTreeVersion.get(IvrTreeVersion.version == 2)
+    page = admin_client.get(f"/admin/ivr/?version={v2.id}").get_data(as_text=True)
+    shown = re.search(r'data-testid="answering">(.*?)</p>', page, re.S).group(1)
+    assert "工作日 08:00-20:00 人工接听" in shown and "转接值班电话" in shown
+    response = admin_client.post_form("/admin/ivr/save", {"version": v2.id, "what": "settings",
+                                                          "s_office_hours": "maybe"}, follow_redirects=True)
+    assert "neither true nor false" in response.get_data(as_text=True)
+    assert IvrTreeVersion.select().count() == 2
+
+
+def test_tree_saved_before_answering_settings(admin_client, trees):
+    """Should not change an installed tree that predates office_hours/rest_days, say which rule it follows,
+    and offer the settings so the administrator can add them."""
+    old = load_tree().source.replace("office_hours = false\n", "").replace('rest_days = "staffed"\n', "")
+    version = trees.save(old, comment="an old tree")
+    page = admin_client.get(f"/admin/ivr/?version={version.id}").get_data(as_text=True)
+    assert "此版本早于 rest_days 设置" in page and 'id="s_office_hours"' in page and 'id="s_rest_days"' in page
+    admin_client.post_form("/admin/ivr/save", {"version": version.id, "what": "settings", "s_office_hours": "",
+                                               "s_rest_days": "closed"})
+    newest = IvrTreeVersion.select().order_by(IvrTreeVersion.id.desc()).first()
+    tree = TreeStore().tree_of(newest)
+    assert tree.setting("rest_days") == "closed" and "office_hours" not in tree.settings
+
+
 def test_prompt_text_change_renders_again(admin_client, ivr_config):
     """Should store a new wording and render it with real TTS at the switch's rate."""
     response = admin_client.post_form("/admin/ivr/prompts/text", {"lang": "zh", "key": "goodbye",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from caseflow import services as cs
 from caseflow.models import Attachment, Ticket, User
 from core.calendar import set_day
@@ -59,41 +61,102 @@ def test_blacklisted_caller(phone):
     assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "blacklisted"
 
 
+def answering(phone, **settings):
+    """Activate the default tree with these answering settings (ivr.schedule), as an administrator would."""
+    from ivr.edit import edit_settings
+
+    source = edit_settings(load_tree(), {k: str(v).lower() if isinstance(v, bool) else v for k, v in settings.items()})
+    phone.trees.activate(phone.trees.save(source, comment="answering").id, "admin")
+
+
+MONDAY_NIGHT, SATURDAY, NATIONAL_DAY = (dt.datetime(2026, 1, 5, 23, 0), dt.datetime(2026, 1, 10, 10, 0),
+                                        dt.datetime(2026, 10, 1, 10, 0))
+
+
+def on(phone, moment, holiday=False):
+    phone.services.clock = clock = FixedClock(moment)
+    if holiday:
+        set_day(clock.today(), "holiday", "国庆节")
+
+
+@pytest.mark.parametrize("moment,holiday", [(MONDAY_NIGHT, False), (SATURDAY, False), (NATIONAL_DAY, True)])
+def test_default_answers_around_the_clock(phone, moment, holiday):
+    """Should put a caller through to people at night, on a rest day and on a declared holiday alike with the
+    shipped tree (P1 一.1: 24-hour answering)."""
+    on(phone, moment, holiday)
+    desk = agent(phone, talk_seconds=1, answer_delay=0.2)
+    heard = played(phone, phone.call([Press("1"), Press("1")]))
+    assert "human_menu" in heard and "after_hours" not in heard and "holiday_forward" not in heard
+    assert desk.answered_calls
+
+
+@pytest.mark.parametrize("moment,holiday", [(SATURDAY, False), (NATIONAL_DAY, True)])
+def test_rest_days_and_holidays_forward_alike(phone, moment, holiday):
+    """Should forward a rest day's call and a declared holiday's call the same way to the duty phone when
+    rest_days = "forward" (P5 §3.4.5 节假日或休息日)."""
+    answering(phone, rest_days="forward")
+    on(phone, moment, holiday)
+    duty = phone.fs.add_agent("1019", talk_seconds=1, answer_delay=0.2)
+    heard = played(phone, phone.call([Press("1")]))
+    assert "holiday_forward" in heard and duty.answered_calls and "human_menu" not in heard
+
+
+def test_forwarding_leaves_working_days_staffed(phone):
+    """Should keep people answering on a working day (at night too) when only rest days forward."""
+    answering(phone, rest_days="forward")
+    on(phone, MONDAY_NIGHT)
+    agent(phone, talk_seconds=1, answer_delay=0.2)
+    assert "human_menu" in played(phone, phone.call([Press("1"), Press("1")]))
+
+
 def test_night_service(phone):
-    """Should offer a message or the emergency contact after hours, and connect 2 to the duty officer."""
-    phone.services.clock = FixedClock(dt.datetime(2026, 1, 5, 23, 0))  # Monday night
+    """Should offer a message or the emergency contact after office hours (when the administrator turned
+    them on), and connect 2 to the duty officer."""
+    answering(phone, office_hours=True)
+    on(phone, MONDAY_NIGHT)
     duty = phone.fs.add_agent("1018", talk_seconds=1, answer_delay=0.2)
     call = phone.call([Press("1"), Press("2")])
     assert "after_hours" in played(phone, call) and duty.answered_calls
     assert "human_menu" not in played(phone, call)
 
 
+@pytest.mark.parametrize("moment,holiday", [(SATURDAY, False), (NATIONAL_DAY, True)])
+def test_office_hours_rest_days_closed(phone, moment, holiday):
+    """Should give a rest day and a holiday the night menu alike with office hours and rest_days = "closed"."""
+    answering(phone, office_hours=True, rest_days="closed")
+    on(phone, moment, holiday)
+    assert "after_hours" in played(phone, phone.call([Press("1"), WaitFor("play_and_get_digits", "after_hours"), Hangup()]))
+
+
 def test_night_message(phone):
     """Should take a message at night when the caller presses nothing."""
-    phone.services.clock = FixedClock(dt.datetime(2026, 1, 5, 23, 0))
+    answering(phone, office_hours=True)
+    on(phone, MONDAY_NIGHT)
     call = phone.call([Press("1"), WaitFor("record"), Speak(3), Press("#")])
     assert "message_saved" in played(phone, call)
     assert "非工作时间" in Ticket.get().content
 
 
-def test_holiday_forwarding(phone):
-    """Should forward human-service calls to the duty mobile on a configured holiday."""
-    clock = FixedClock(dt.datetime(2026, 10, 1, 10, 0))
-    phone.services.clock = clock
-    set_day(clock.today(), "holiday", "国庆节")
-    duty = phone.fs.add_agent("1019", talk_seconds=1, answer_delay=0.2)
-    call = phone.call([Press("1")])
-    assert "holiday_forward" in played(phone, call) and duty.answered_calls
-
-
 def test_holiday_duty_phone_unreachable(phone):
     """Should take a message when the duty phone does not answer."""
-    clock = FixedClock(dt.datetime(2026, 10, 1, 10, 0))
-    phone.services.clock = clock
-    set_day(clock.today(), "holiday", "国庆节")
+    answering(phone, rest_days="forward")
+    on(phone, NATIONAL_DAY, holiday=True)
     call = phone.call([Press("1"), WaitFor("record"), Speak(3), Press("#")])
     heard = played(phone, call)
     assert "transfer_failed" in heard and "message_saved" in heard
+
+
+def test_tree_saved_before_the_settings_keeps_its_rule(phone):
+    """Should leave an installed tree without office_hours/rest_days (saved before them) on the rule it was
+    written for: office hours, a plain Saturday to the night menu, a declared holiday forwarded."""
+    legacy = load_tree().source.replace("office_hours = false", 'weekends_open = false').replace(
+        'rest_days = "staffed"', "")
+    phone.trees.activate(phone.trees.save(legacy, comment="an old tree").id, "admin")
+    on(phone, SATURDAY)
+    assert "after_hours" in played(phone, phone.call([Press("1"), WaitFor("play_and_get_digits", "after_hours"), Hangup()]))
+    on(phone, NATIONAL_DAY, holiday=True)
+    phone.fs.add_agent("1019", talk_seconds=1, answer_delay=0.2)
+    assert "holiday_forward" in played(phone, phone.call([Press("1")]))
 
 
 def test_hangup_mid_prompt(phone):
@@ -227,12 +290,29 @@ def test_version_switch_while_calls_in_progress(phone):
 def test_agent_hands_caller_back_to_self_service(phone):
     """Should start a call an agent handed back (人工转自动) at the chosen node, skipping the welcome."""
     ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13800138000")
-    call = phone.fs.place_call(phone.server.address, script=[Press(ticket.number + "#"), Press("1"),
-                                                             WaitFor("playback", "status_accepted")],
-                               variables={"hotline_ivr_node": "status_query"})
+    call = phone.sent_back([Press(ticket.number + "#"), Press("1"), WaitFor("playback", "status_accepted")],
+                           "hotline_ivr_node", "status_query")
     phone.finish(call)
     heard = played(phone, call)
     assert heard[0] == "query_enter_number" and "status_accepted" in heard and "welcome" not in heard
+
+
+def test_forged_hand_back_marks_move_nobody(phone, caplog):
+    """Should start at the welcome a call whose hotline_ivr_node / hotline_queue the app did not set on that
+    channel (set on another channel, another node, or never), and log each claim."""
+    phone.services.handbacks.expect("another-channel-0001", "hotline_ivr_node", "status_query")
+    other = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid="a-channel-never-marked-01",
+                                variables={"hotline_ivr_node": "status_query", "hotline_queue": "complaint_q"})
+    phone.finish(other)
+    call_uuid = "a-channel-marked-otherwise-01"
+    phone.services.handbacks.expect(call_uuid, "hotline_ivr_node", "satisfaction")
+    changed = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid=call_uuid,
+                                  variables={"hotline_ivr_node": "status_query"})
+    phone.finish(changed)
+    for call in (other, changed):
+        assert played(phone, call)[:1] == ["welcome"]
+        assert f"call {call.uuid} carries hotline_ivr_node='status_query' that the app did not set" in caplog.text
+    assert f"call {other.uuid} carries hotline_queue='complaint_q'" in caplog.text
 
 
 def test_hand_back_commands():

@@ -103,3 +103,78 @@ def test_wav_lengths(tmp_path):
     assert wav_lengths(path) == (4000, 0)
     (tmp_path / "bad.wav").write_bytes(b"nope")
     assert wav_lengths(tmp_path / "bad.wav") is None and wav_lengths(tmp_path / "missing.wav") is None
+
+
+# Day kinds of CAL: a working day, a rest day (a plain Sunday), a make-up working Saturday, a declared holiday.
+WORKDAY, REST_DAY, MAKE_UP, HOLIDAY = (dt.date(2026, 10, 9), dt.date(2026, 10, 11), dt.date(2026, 10, 10),
+                                       dt.date(2026, 10, 1))
+
+
+def at(day, hour):
+    return dt.datetime.combine(day, dt.time(hour))
+
+
+@pytest.mark.parametrize("day", [WORKDAY, REST_DAY, MAKE_UP, HOLIDAY])
+@pytest.mark.parametrize("hour", [3, 10, 22])
+def test_shipped_default_answers_every_day_kind_around_the_clock(day, hour):
+    """Should answer at every hour of every day kind with the shipped settings (P1 一.1: 24 hours)."""
+    settings = load_tree().settings
+    assert (settings["office_hours"], settings["rest_days"]) == (False, "staffed")
+    assert time_state(CAL, at(day, hour), office_hours=False, rest_days="staffed") == "open"
+
+
+@pytest.mark.parametrize("rest_days,day,hour,expect", [
+    ("forward", WORKDAY, 3, "open"), ("forward", MAKE_UP, 10, "open"),
+    ("forward", REST_DAY, 10, "holiday"), ("forward", HOLIDAY, 10, "holiday"),
+    ("closed", REST_DAY, 10, "closed"), ("closed", HOLIDAY, 10, "closed"), ("closed", WORKDAY, 22, "open"),
+])
+def test_rest_days_and_holidays_follow_one_rule_24h(rest_days, day, hour, expect):
+    """Should treat rest days and declared holidays alike (P5 §3.4.5 节假日或休息日), working days staffed."""
+    assert time_state(CAL, at(day, hour), office_hours=False, rest_days=rest_days) == expect
+
+
+@pytest.mark.parametrize("rest_days,day,hour,expect", [
+    ("staffed", WORKDAY, 10, "open"), ("staffed", WORKDAY, 22, "closed"), ("staffed", REST_DAY, 10, "open"),
+    ("staffed", HOLIDAY, 10, "open"), ("staffed", HOLIDAY, 7, "closed"), ("staffed", MAKE_UP, 10, "open"),
+    ("forward", REST_DAY, 22, "holiday"), ("forward", HOLIDAY, 3, "holiday"), ("forward", WORKDAY, 7, "closed"),
+    ("closed", REST_DAY, 10, "closed"), ("closed", HOLIDAY, 10, "closed"), ("closed", MAKE_UP, 10, "open"),
+])
+def test_office_hours_with_each_rest_day_rule(rest_days, day, hour, expect):
+    """Should staff only working_hours when office hours are on, and give rest days and holidays one rule."""
+    assert time_state(CAL, at(day, hour), office_hours=True, rest_days=rest_days) == expect
+
+
+@pytest.mark.parametrize("bad", ["Forward", "holiday", "yes", None])
+def test_time_state_refuses_unknown_rest_day_rule(bad):
+    """Should refuse an unknown rest-day rule with a clear error rather than guess."""
+    with pytest.raises(ValueError, match="rest_days must be one of"):
+        time_state(CAL, at(WORKDAY, 10), office_hours=False, rest_days=bad)
+
+
+def test_schedule_settings_validated():
+    """Should report office_hours/weekends_open that are not booleans and an unknown rest_days, in the
+    settings and on a time node, so such a tree cannot be activated."""
+    source = load_tree().source.replace("office_hours = false", 'office_hours = "no"').replace(
+        'rest_days = "staffed"', 'rest_days = "sometimes"').replace(
+        'schedule = "calendar"', 'schedule = "calendar"\nweekends_open = 1')
+    messages = [str(p) for p in validate(parse_tree(source))]
+    assert "settings: office_hours must be true or false, got 'no'" in messages
+    assert any(m.startswith("settings: rest_days must be one of staffed, forward, closed") for m in messages)
+    assert "human_time: weekends_open must be true or false, got 1" in messages
+
+
+def test_edit_schedule_settings():
+    """Should switch office hours on and set the rest-day rule from the settings form, add them to a tree
+    saved before they existed, and refuse values that are not understood, naming the setting."""
+    tree = parse_tree(edit_settings(load_tree(), {"office_hours": "true", "rest_days": "forward",
+                                                  "working_hours": "07:30, 21:00"}))
+    assert (tree.setting("office_hours"), tree.setting("rest_days")) == (True, "forward")
+    assert tree.setting("working_hours") == ["07:30", "21:00"] and validate(tree) == []
+    old = parse_tree(load_tree().source.replace("office_hours = false\n", "").replace('rest_days = "staffed"\n', ""))
+    assert parse_tree(edit_settings(old, {"office_hours": "", "rest_days": ""})).settings == old.settings
+    assert parse_tree(edit_settings(old, {"rest_days": "closed"})).setting("rest_days") == "closed"
+    for changes, message in [({"office_hours": "maybe"}, "office_hours"), ({"rest_days": "weekends"}, "rest_days"),
+                             ({"working_hours": "20:00, 08:00"}, "working_hours"),
+                             ({"working_hours": "8 to 20"}, "working_hours")]:
+        with pytest.raises(EditError, match=message):
+            edit_settings(load_tree(), changes)
