@@ -147,6 +147,17 @@ class Config:
     prompt_rate: int = 8000
     load_demo: bool = True
     esl_api_timeout: float = 10.0
+    # The web server's limits (webui.server): open connections, idle keep-alive, request head, and the file
+    # descriptors it leaves free for calls.
+    http_max_connections: int = 512
+    http_idle_timeout: float = 30.0
+    http_header_timeout: float = 10.0
+    http_fd_reserve: int = 256
+    # Database waits (core.db): PostgreSQL connect and statement_timeout; the longest wait for a lock
+    # (PostgreSQL lock_timeout, SQLite's write lock, waited for cooperatively).
+    db_connect_timeout: float = 10.0
+    db_statement_timeout: float = 30.0
+    db_lock_timeout: float = 10.0
     # ESL server name -> dial template from the other servers (parse_cross_server_dial); the rest learned.
     cross_server_dial: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -184,9 +195,32 @@ _ENV_KEYS = {
     "HOTLINE_PROMPT_RATE": "prompt_rate",
     "HOTLINE_LOAD_DEMO": "load_demo",
     "HOTLINE_ESL_API_TIMEOUT": "esl_api_timeout",
+    "HOTLINE_HTTP_MAX_CONNECTIONS": "http_max_connections",
+    "HOTLINE_HTTP_IDLE_TIMEOUT": "http_idle_timeout",
+    "HOTLINE_HTTP_HEADER_TIMEOUT": "http_header_timeout",
+    "HOTLINE_HTTP_FD_RESERVE": "http_fd_reserve",
+    "HOTLINE_DB_CONNECT_TIMEOUT": "db_connect_timeout",
+    "HOTLINE_DB_STATEMENT_TIMEOUT": "db_statement_timeout",
+    "HOTLINE_DB_LOCK_TIMEOUT": "db_lock_timeout",
     "HOTLINE_CROSS_SERVER_DIAL": "cross_server_dial",
 }
 _FIELD_NAMES = {f.name for f in dataclasses.fields(Config)}
+
+
+# Limits and timeouts that must be a positive number (whole where int); 0 or less would disable the guard.
+_POSITIVE_NUMBERS = {"http_max_connections": int, "http_fd_reserve": int, "http_idle_timeout": float,
+                     "http_header_timeout": float, "db_connect_timeout": float, "db_statement_timeout": float,
+                     "db_lock_timeout": float}
+
+
+def _positive(name: str, value, kind):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
+    if not number > 0:
+        raise ConfigError(f"{name}: must be more than 0, got {value!r}")
+    return number
 
 
 def _coerce(name: str, value):
@@ -202,6 +236,8 @@ def _coerce(name: str, value):
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+    if name in _POSITIVE_NUMBERS:
+        return _positive(name, value, _POSITIVE_NUMBERS[name])
     if name == "esl_api_timeout":
         return float(value)
     if name == "cross_server_dial":

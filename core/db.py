@@ -2,15 +2,26 @@
 
 SQLite (WAL, foreign keys on) and PostgreSQL go through the same code. Schema changes follow
 ``core.migrations``: tables are created from the models, later changes are named steps.
+
+Both drivers wait cooperatively, so one slow statement never freezes the gevent hub (every call, the ESL
+readers and the web server share it): psycopg2 gets a gevent wait callback and a connect, statement and lock
+timeout; SQLite gets no busy_timeout (its C busy handler sleeps with the hub blocked) and instead retries a
+statement refused with SQLITE_BUSY after a gevent sleep, up to the lock timeout.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import gevent
 import peewee
-from playhouse.db_url import connect as url_connect
+from gevent.socket import wait_read, wait_write
+from playhouse import db_url
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +30,8 @@ database = peewee.DatabaseProxy()
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 10000,
+    # Never wait for a lock inside SQLite: _CooperativeCursor waits in gevent instead.
+    "busy_timeout": 0,
     "synchronous": "normal",
     "cache_size": -64 * 1000,
 }
@@ -33,22 +45,228 @@ class BaseModel(peewee.Model):
         legacy_table_names = False
 
 
-def open_database(url: str) -> peewee.Database:
-    """Open (not yet connect) the database named by ``url``: sqlite:///path or postgresql://..."""
+@dataclass(frozen=True)
+class DbTimeouts:
+    """How long a database may keep a caller waiting (Config: db_connect_timeout, db_statement_timeout,
+    db_lock_timeout), in seconds."""
+
+    connect: float = 10.0
+    statement: float = 30.0
+    lock: float = 10.0
+
+    @classmethod
+    def from_config(cls, config) -> "DbTimeouts":
+        return cls(connect=config.db_connect_timeout, statement=config.db_statement_timeout,
+                   lock=config.db_lock_timeout)
+
+
+class DatabaseTimeout(peewee.OperationalError):
+    """A statement or connection waited longer than its configured timeout; nothing of it was stored."""
+
+
+def _driver_error(error: peewee.PeeweeException) -> BaseException | None:
+    """The driver's exception that peewee wrapped (its first argument, and the context it was raised in)."""
+    if error.args and isinstance(error.args[0], BaseException):
+        return error.args[0]
+    return error.__cause__ or error.__context__
+
+
+# ---- SQLite ----------------------------------------------------------------------------------------------
+
+# SQLITE_BUSY and SQLITE_BUSY_RECOVERY: the lock may come free, so the statement may be run again (it did
+# nothing). Not SQLITE_BUSY_SNAPSHOT (517): the transaction read a snapshot that is now stale, and waiting
+# cannot help (SQLite's own busy handler is not called for it either).
+_RETRY_BUSY = frozenset({5, 261})
+
+
+class _LockTimeout(sqlite3.OperationalError):
+    """No lock within the lock timeout (peewee turns it into OperationalError; the database into
+    DatabaseTimeout)."""
+
+
+class _CooperativeCursor(sqlite3.Cursor):
+    """A cursor whose statements wait for SQLite's locks in gevent, not in SQLite's busy handler.
+
+    In WAL mode a statement is refused with SQLITE_BUSY only where it needs a lock it cannot take (the
+    write lock at BEGIN IMMEDIATE or at a transaction's first write, WAL recovery); it has changed nothing
+    then, so running it again later is what the busy handler would have done, while other greenlets run.
+    """
+
+    def execute(self, sql, parameters=()):
+        return self._retry(super().execute, sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters):
+        return self._retry(super().executemany, sql, seq_of_parameters)
+
+    def _retry(self, run, sql, parameters):
+        connection = self.connection
+        lock_timeout = getattr(connection, "lock_timeout", DbTimeouts.lock)
+        deadline = None
+        delay = 0.001
+        while True:
+            in_transaction = connection.in_transaction
+            try:
+                return run(sql, parameters)
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", None) not in _RETRY_BUSY:
+                    raise
+                if in_transaction and not connection.in_transaction:
+                    raise  # SQLite rolled the whole transaction back: running the statement alone is wrong
+                now = time.monotonic()
+                deadline = deadline or now + lock_timeout
+                if now >= deadline:
+                    raise _LockTimeout(
+                        f"database is locked: no lock within {lock_timeout:g} s (HOTLINE_DB_LOCK_TIMEOUT); "
+                        "the statement was not run") from error
+                gevent.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, 0.05)
+
+
+class _CooperativeConnection(sqlite3.Connection):
+    """sqlite3 connection whose cursors are _CooperativeCursor; ``lock_timeout`` set by the database."""
+
+    lock_timeout = DbTimeouts.lock
+
+    def cursor(self, factory=_CooperativeCursor):
+        return super().cursor(factory)
+
+
+class CooperativeSqliteDatabase(peewee.SqliteDatabase):
+    """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor)."""
+
+    def __init__(self, database, *args, lock_timeout: float = DbTimeouts.lock, **kwargs):
+        self.lock_timeout = lock_timeout
+        # timeout=0: sqlite3.connect would otherwise set a 5 s busy_timeout of its own
+        kwargs.setdefault("timeout", 0)
+        super().__init__(database, *args, factory=_CooperativeConnection, **kwargs)
+
+    def _connect(self):
+        conn = super()._connect()
+        conn.lock_timeout = self.lock_timeout
+        return conn
+
+    def _execute_cursor(self, sql, params, **cursor_options):
+        try:
+            return super()._execute_cursor(sql, params, **cursor_options)
+        except peewee.OperationalError as error:
+            if isinstance(_driver_error(error), _LockTimeout):
+                raise DatabaseTimeout(str(error)) from error
+            raise
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------------
+
+
+def _gevent_wait(conn, timeout=None):
+    """psycopg2 wait callback: wait for the server's socket in gevent instead of blocking in libpq.
+
+    When the wait is interrupted (a gevent.Timeout, a killed greenlet) psycopg2 closes the connection: it is
+    in the middle of an exchange and cannot be used again.
+    """
+    import psycopg2.extensions as ext
+
+    while True:
+        state = conn.poll()
+        if state == ext.POLL_OK:
+            return
+        if state == ext.POLL_READ:
+            wait_read(conn.fileno(), timeout=timeout)
+        elif state == ext.POLL_WRITE:
+            wait_write(conn.fileno(), timeout=timeout)
+        else:
+            import psycopg2
+
+            raise psycopg2.OperationalError(f"unexpected poll state {state!r}")
+
+
+def make_psycopg2_cooperative() -> None:
+    """Install the gevent wait callback for every psycopg2 connection of this process (idempotent).
+
+    Without it a query blocks in libpq with the hub stopped: one stalled statement froze every call.
+    """
+    import psycopg2.extensions as ext
+
+    if ext.get_wait_callback() is not _gevent_wait:
+        ext.set_wait_callback(_gevent_wait)
+        log.debug("psycopg2: gevent wait callback installed")
+
+
+class _CooperativePostgres:
+    """Mixin for peewee's PostgreSQL databases: connect within the connect timeout, and every session with
+    statement_timeout and lock_timeout, so a stalled server gives a clear error instead of a hang."""
+
+    def __init__(self, database, *args, timeouts: DbTimeouts = DbTimeouts(), **kwargs):
+        self.timeouts = timeouts
+        options = " ".join(filter(None, [
+            str(kwargs.pop("options", "") or ""),
+            f"-c statement_timeout={int(timeouts.statement * 1000)}",
+            f"-c lock_timeout={int(timeouts.lock * 1000)}",
+        ]))
+        # connect_timeout: libpq's own, for a blocking connect; the cooperative one is bounded below.
+        kwargs.setdefault("connect_timeout", max(1, round(timeouts.connect)))
+        super().__init__(database, *args, options=options, **kwargs)
+
+    def connect(self, reuse_if_open=False):
+        # An asynchronous connect (the wait callback) is not bounded by libpq's connect_timeout.
+        timeout = gevent.Timeout(self.timeouts.connect)
+        timeout.start()
+        try:
+            return super().connect(reuse_if_open)
+        except gevent.Timeout as raised:
+            if raised is not timeout:
+                raise
+            raise DatabaseTimeout(f"PostgreSQL did not accept a connection within {self.timeouts.connect:g} s "
+                                  "(HOTLINE_DB_CONNECT_TIMEOUT)") from None
+        finally:
+            timeout.close()
+
+    def _execute_cursor(self, sql, params, **cursor_options):
+        try:
+            return super()._execute_cursor(sql, params, **cursor_options)
+        except peewee.OperationalError as error:
+            code = getattr(_driver_error(error), "pgcode", None)
+            if code in ("57014", "55P03"):  # query_canceled (statement_timeout), lock_not_available
+                what = "statement" if code == "57014" else "lock"
+                limit = self.timeouts.statement if code == "57014" else self.timeouts.lock
+                raise DatabaseTimeout(f"PostgreSQL {what} timeout ({limit:g} s, HOTLINE_DB_"
+                                      f"{what.upper()}_TIMEOUT); the statement was rolled back: "
+                                      f"{str(error).strip()}") from error
+            raise
+
+
+@functools.cache
+def _cooperative_postgres_class(base: type) -> type:
+    return type("Cooperative" + base.__name__, (_CooperativePostgres, base), {})
+
+
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "postgresql+pool", "postgres+pool",
+                     "postgresext+pool", "postgresqlext+pool")
+
+
+def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:
+    """Open (not yet connect) the database named by ``url``: sqlite:///path or postgresql://...
+
+    Both wait cooperatively within ``timeouts`` (the module docstring says how).
+    """
+    timeouts = timeouts or DbTimeouts()
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ":memory:"
         if path not in (":memory:", ""):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, check_same_thread=False)
-    if scheme in ("postgres", "postgresql", "postgresext", "postgresql+pool", "postgres+pool"):
-        return url_connect(url, autorollback=True) if "+pool" in scheme else url_connect(url)
+        return CooperativeSqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, check_same_thread=False,
+                                         lock_timeout=timeouts.lock)
+    if scheme in _POSTGRES_SCHEMES:
+        make_psycopg2_cooperative()
+        params = db_url.parse(url)
+        cls = _cooperative_postgres_class(db_url.schemes[scheme])
+        return cls(params.pop("database"), timeouts=timeouts, **params)
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:/// or postgresql://")
 
 
-def bind_database(url: str) -> peewee.Database:
+def bind_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:
     """Open the database for ``url`` and point every model at it."""
-    db = open_database(url)
+    db = open_database(url, timeouts)
     database.initialize(db)
     return db
 

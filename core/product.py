@@ -11,7 +11,7 @@ from typing import Any
 
 from core.clock import Clock
 from core.config import Config
-from core.db import bind_database, database
+from core.db import DbTimeouts, bind_database, database
 from core.migrations import create_schema
 from core.schema import all_models
 
@@ -51,7 +51,7 @@ class Product:
 
         config = self.config
         self.clock = self.clock or Clock(config.tz)
-        bind_database(config.database_url)
+        bind_database(config.database_url, DbTimeouts.from_config(config))
         with database.connection_context():
             create_schema(all_models())
         self.demo_accounts = load_demo_if_empty(config, self.clock)
