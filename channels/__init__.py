@@ -1,1 +1,1 @@
-"""Non-phone intake and notification: SMS, e-mail, Open311 and CTI adapters."""
+"""Message channels: the SMS acceptance centre (1063912345 through Kannel), its outbox, templates and inbound handling."""

@@ -9,11 +9,13 @@ def all_models() -> list:
     from webui.models import MODELS as webui_models
     from recorder.models import MODELS as recorder_models
     from ivr.models import MODELS as ivr_models
+    from channels.models import MODELS as channels_models
 
     models = list(caseflow_models)
     models += webui_models
     models += recorder_models
     models += acd_models
     models += ivr_models
-    # Packages add their MODELS here as they gain tables (acd, recorder, ivr, channels).
+    models += channels_models
+    # Packages add their MODELS here as they gain tables.
     return models

@@ -1,0 +1,75 @@
+"""Channel tables: every message in and out (the outbox is this table), editable templates, opt-outs, and the
+position of the notice watcher in the ticket history."""
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee
+
+from caseflow.models import Ticket
+from core.db import BaseModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+# queued -> sending -> sent -> delivered | failed (outgoing); received | ignored (incoming).
+STATUSES = ("queued", "sending", "sent", "delivered", "failed", "received", "ignored")
+
+
+class Message(BaseModel):
+    """One message (SMS now; e-mail later) in or out. Outgoing rows are the outbox: the worker sends them."""
+
+    channel = peewee.CharField(max_length=8, default="sms")  # sms, email
+    direction = peewee.CharField(max_length=3)  # in, out
+    address = peewee.CharField(max_length=64, index=True)  # the citizen's or unit's number (not ours)
+    body = peewee.TextField(default="")
+    template_key = peewee.CharField(max_length=32, default="")
+    purpose = peewee.CharField(max_length=32, default="")  # receipt, result, satisfaction, alert, material ...
+    urgent = peewee.BooleanField(default=False)  # sent in quiet hours too
+    status = peewee.CharField(max_length=12, index=True)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(null=True, index=True)
+    provider_id = peewee.CharField(max_length=64, null=True, unique=True)  # Kannel's id (inbound %I, DLR %F)
+    delivery_report = peewee.CharField(max_length=255, default="")
+    error = peewee.CharField(max_length=255, default="")
+    segments = peewee.IntegerField(default=1)
+    ticket = peewee.ForeignKeyField(Ticket, null=True, backref="messages", on_delete="SET NULL")
+    # What an outgoing message answers or announces ("receipt:<ticket id>"): the same event never queues twice.
+    dedupe_key = peewee.CharField(max_length=64, null=True, unique=True)
+    ref = peewee.CharField(max_length=64, default="")  # e.g. the MaterialRequest id a message fulfils
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+
+
+class MessageTemplate(BaseModel):
+    """An administrator's text for a template key and language (the code holds the defaults)."""
+
+    key = peewee.CharField(max_length=32)
+    lang = peewee.CharField(max_length=5, default="zh")
+    body = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=utcnow)
+    updated_by = peewee.CharField(max_length=32, default="")
+
+    class Meta:
+        indexes = ((("key", "lang"), True),)
+
+
+class OptOut(BaseModel):
+    """A number that texted TD/退订: no notices go to it any more (answers to its own messages still do)."""
+
+    address = peewee.CharField(max_length=64, unique=True)
+    keyword = peewee.CharField(max_length=16, default="TD")
+    at = peewee.DateTimeField(default=utcnow)
+
+
+class ChannelCursor(BaseModel):
+    """How far a watcher has read (the notice watcher: the last TicketHistory id it turned into messages)."""
+
+    name = peewee.CharField(max_length=32, primary_key=True)
+    position = peewee.BigIntegerField(default=0)
+
+
+MODELS = [Message, MessageTemplate, OptOut, ChannelCursor]

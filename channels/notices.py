@@ -1,0 +1,147 @@
+"""The notices the hotline sends by SMS, read from the ticket history: caseflow records every event in
+TicketHistory inside the event's own transaction, so this watcher needs no hook in caseflow, and a notice is
+never lost to a crash between the event and the sending (the cursor moves only after the messages are
+queued, and each notice has a dedupe key, so reading a row twice queues nothing twice).
+
+- create (any channel, a mobile number): the acceptance receipt with number and query code;
+- approve: the result notice, and the satisfaction question when the citizen asked for an SMS reply;
+- dispatch, sub_dispatch, reopen, reject (back to the unit): an alert to the unit's contact phone;
+- overdue: an alert to the unit's contact phone;
+- material a caller asked for in the IVR (ivr MaterialRequest, channel sms): the knowledge answer's text.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from caseflow.models import KnowledgeAnswer, Ticket, TicketHistory
+from channels.models import ChannelCursor, Message
+from channels.outbox import enqueue
+from core.clock import Clock
+from core.db import database
+
+log = logging.getLogger(__name__)
+
+CURSOR = "ticket_history"
+BATCH = 500
+ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
+
+
+def start_cursor() -> None:
+    """On the first start, begin after the history that exists (old tickets get no receipts now)."""
+    if ChannelCursor.get_or_none(ChannelCursor.name == CURSOR) is None:
+        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
+        ChannelCursor.create(name=CURSOR, position=last.id if last else 0)
+
+
+def _notices_for(row: TicketHistory, settings, clock: Clock) -> None:
+    ticket: Ticket = row.ticket
+    phone = ticket.citizen_phone
+    key = f"{row.action}:{row.id}"
+    if row.action == "create" and phone:
+        enqueue(phone, "receipt", {"number": ticket.number, "pin": ticket.query_pin, "title": ticket.title},
+                purpose="receipt", ticket=ticket, dedupe_key=f"receipt:{ticket.id}",
+                answer=ticket.channel == "sms", settings=settings, clock=clock)
+    elif row.action == "approve" and phone and ticket.reply_by != "none" and not ticket.anonymous:
+        enqueue(phone, "result", {"number": ticket.number, "reply": (ticket.reply or "")[:300]}, purpose="result",
+                ticket=ticket, dedupe_key=key, settings=settings, clock=clock)
+        if ticket.reply_by == "sms":
+            enqueue(phone, "satisfaction", {"number": ticket.number}, purpose="satisfaction", ticket=ticket,
+                    dedupe_key=f"satisfaction:{row.id}", settings=settings, clock=clock)
+    elif row.action in ALERT_ACTIONS or row.action == "overdue":
+        unit = ticket.department if ticket.department_id else None
+        if unit is None or not unit.contact_phone:
+            return
+        if row.action == "overdue":
+            enqueue(unit.contact_phone, "overdue_alert", {"number": ticket.number, "title": ticket.title},
+                    purpose="alert", ticket=ticket, dedupe_key=key, settings=settings, clock=clock)
+        else:
+            enqueue(unit.contact_phone, "dispatch_alert", {"number": ticket.number, "title": ticket.title,
+                                                           "department": unit.name},
+                    purpose="alert", ticket=ticket, dedupe_key=key, settings=settings, clock=clock)
+
+
+def scan_history(settings, clock: Optional[Clock] = None) -> int:
+    """Queue the notices for history rows written since the last scan; returns how many rows were read."""
+    clock = clock or Clock()
+    start_cursor()
+    cursor = ChannelCursor.get(ChannelCursor.name == CURSOR)
+    rows = list(TicketHistory.select().where((TicketHistory.id > cursor.position)
+                                             & TicketHistory.action.in_(("create", "approve", "overdue")
+                                                                        + ALERT_ACTIONS))
+                .order_by(TicketHistory.id).limit(BATCH))
+    if not rows:
+        # Skip past other actions too, so the next scan starts near the end.
+        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
+        if last is not None and last.id > cursor.position:
+            ChannelCursor.update(position=last.id).where(ChannelCursor.name == CURSOR).execute()
+        return 0
+    for row in rows:
+        with database.atomic():
+            _notices_for(row, settings, clock)
+            ChannelCursor.update(position=row.id).where(ChannelCursor.name == CURSOR).execute()
+    return len(rows)
+
+
+# ---- material requested in the IVR ----------------------------------------------------------------------
+def material_text(topic: str) -> str:
+    """The reviewed knowledge answer for ``topic`` (the first approved item found), or '' when none."""
+    from caseflow import knowledge
+
+    for item, _score in knowledge.search_items(topic, limit=5, approved_only=True):
+        answer = (KnowledgeAnswer.select().where((KnowledgeAnswer.item == item)
+                                                 & (KnowledgeAnswer.review_state == "approved"))
+                  .order_by(KnowledgeAnswer.id).first())
+        text = answer.content if answer is not None else item.content
+        if text.strip():
+            return text.strip()
+    return ""
+
+
+def queue_material(settings, clock: Optional[Clock] = None) -> int:
+    """Queue an SMS for each pending IVR material request by SMS that has none yet (the request is marked
+    sent only when the SMS is: ``material_sent``). A topic with no reviewed answer stays for the centre."""
+    from ivr.models import MaterialRequest
+
+    clock = clock or Clock()
+    queued = 0
+    for request in MaterialRequest.select().where((MaterialRequest.status == "pending")
+                                                  & (MaterialRequest.channel == "sms")).limit(BATCH):
+        key = f"material:{request.id}"
+        if Message.select().where(Message.dedupe_key == key).exists():
+            continue
+        text = material_text(request.topic)
+        if not text:
+            continue
+        message = enqueue(request.address or request.caller, "material", {"topic": request.topic, "text": text},
+                          purpose="material", dedupe_key=key, ref=str(request.id), answer=True,
+                          settings=settings, clock=clock)
+        queued += message is not None
+    return queued
+
+
+def after_sent(message: Message, clock: Optional[Clock] = None) -> None:
+    """Follow-ups once a message has left: a material request is done."""
+    if message.purpose == "material" and message.ref:
+        from caseflow.services import to_db
+        from ivr.models import MaterialRequest
+
+        MaterialRequest.update(status="sent", fulfilled_at=to_db((clock or Clock()).now())).where(
+            (MaterialRequest.id == int(message.ref)) & (MaterialRequest.status == "pending")).execute()
+
+
+def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
+    """A message given up on: the centre is told (an alarm on its desk), a material request is failed."""
+    from caseflow import services
+    from ivr.models import MaterialRequest
+
+    if message.purpose == "material" and message.ref:
+        MaterialRequest.update(status="failed").where(
+            (MaterialRequest.id == int(message.ref)) & (MaterialRequest.status == "pending")).execute()
+    centre = services.centre_department()
+    if centre is not None:
+        services.notify(f"短信发送失败：{message.address[:3]}****{message.address[-4:]}（{message.error[:80]}）",
+                        department=centre, ticket=message.ticket if message.ticket_id else None,
+                        kind="sms_failed", clock=clock)
+
+

@@ -1,0 +1,88 @@
+"""The SMS channel as one running part: settings, the Kannel client (and, in development, Kannel itself with
+fakesmsc under var/kannel), the outbox, and the job that moves everything along. core.product wires it."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Optional
+
+from channels import kannel, notices
+from channels.outbox import Outbox
+from channels.settings import SmsSettings
+from core.clock import Clock
+from core.db import database
+
+log = logging.getLogger(__name__)
+
+
+class SmsChannel:
+    """``tick()`` does one round: queue notices from the ticket history and IVR material requests, then send
+    what is due. ``register(scheduler)`` runs it every HOTLINE_SMS_POLL_SECONDS."""
+
+    def __init__(self, settings: SmsSettings, clock: Optional[Clock] = None, var_dir: Optional[Path] = None,
+                 client: Optional[kannel.KannelClient] = None):
+        self.settings, self.clock, self.var_dir = settings, clock or Clock(), var_dir
+        self.runner: Optional[kannel.KannelRunner] = None
+        self.client = client
+        self.outbox: Optional[Outbox] = None
+        self._recovered = False
+
+    @classmethod
+    def from_config(cls, config, clock: Optional[Clock] = None) -> "SmsChannel":
+        return cls(SmsSettings.from_config(config), clock=clock, var_dir=Path(config.var_dir))
+
+    def start_gateway(self, app_url: str = "") -> None:
+        """Connect to the configured Kannel, or start one with fakesmsc (HOTLINE_SMS_KANNEL=spawn).
+        ``app_url``: where the web server really listens (its port may be chosen at start)."""
+        if app_url and not self.settings.app_url_given:
+            self.settings = dataclasses.replace(self.settings, dlr_base=app_url.rstrip("/"))
+        s = self.settings
+        if self.client is None and s.kannel == "external":
+            self.client = kannel.KannelClient(s.gateway, s.user, s.password, dlr_url=self.dlr_url)
+        elif self.client is None and s.kannel == "spawn":
+            missing = kannel.binaries_missing()
+            if missing:
+                log.warning("SMS: Kannel not installed (%s missing): messages stay queued", ", ".join(missing))
+                return
+            ks = kannel.KannelSettings.free_ports(inbound_url=f"{s.dlr_base}/sms/inbound", secret=s.secret)
+            self.runner = kannel.KannelRunner(ks, self.var_dir / "kannel").start()
+            self.client = kannel.KannelClient(ks.sendsms_url, ks.sendsms_user, ks.sendsms_password,
+                                              dlr_url=self.dlr_url)
+            log.info("SMS: development Kannel with fakesmsc on sendsms %s (log under %s)", ks.sendsms_url,
+                     self.var_dir / "kannel")
+        if self.client is not None:
+            self.outbox = Outbox(self.client.send, s, clock=self.clock,
+                                 on_sent=lambda m: notices.after_sent(m, self.clock),
+                                 on_failed=lambda m: notices.after_failed(m, self.clock))
+
+    @property
+    def dlr_url(self) -> str:
+        return f"{self.settings.dlr_base}/sms/dlr?secret={self.settings.secret}"
+
+    def tick(self) -> dict:
+        """One round (inside a database connection)."""
+        notices.scan_history(self.settings, self.clock)
+        notices.queue_material(self.settings, self.clock)
+        if self.outbox is None:
+            return {}
+        if not self._recovered:
+            self.outbox.recover()
+            self._recovered = True
+        return self.outbox.run_once()
+
+    def register(self, scheduler) -> None:
+        def run():
+            with database.connection_context():
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 - logged; the next round tries again
+                    log.exception("SMS round failed")
+        run.__name__ = "channels_sms"
+        scheduler.add_job(run, "interval", seconds=self.settings.poll_seconds, id="channels.sms",
+                          replace_existing=True, max_instances=1, coalesce=True)
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None

@@ -1,0 +1,131 @@
+"""Message texts: defaults in code (zh-CN and English), replaced by an administrator's stored text, rendered
+with Jinja2's sandbox (a template can read the values it is given and nothing else)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Optional
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from channels.models import MessageTemplate, utcnow
+
+MAX_BODY = 1000
+
+
+@dataclass(frozen=True)
+class Default:
+    zh: str
+    en: str
+    urgent: bool  # may go out in quiet hours
+    variables: tuple[str, ...]
+    title: tuple[str, str]
+
+
+DEFAULTS: dict[str, Default] = {
+    "receipt": Default(
+        "【12345热线】您的诉求已受理，受理号{{ number }}，查询码{{ pin }}。回复CX{{ number }}可查询办理进度。",
+        "[12345] Your request is registered: number {{ number }}, query code {{ pin }}. "
+        "Text CX{{ number }} for its status.",
+        True, ("number", "pin", "title"), ("受理回执", "Acceptance receipt")),
+    "result": Default(
+        "【12345热线】您的诉求（受理号{{ number }}）已办理完毕：{{ reply }}",
+        "[12345] Your request {{ number }} has been answered: {{ reply }}",
+        False, ("number", "reply"), ("办理结果", "Result notice")),
+    "satisfaction": Default(
+        "【12345热线】请对受理号{{ number }}的办理结果评价：回复1满意 2基本满意 3不满意。",
+        "[12345] Please rate the handling of {{ number }}: reply 1 satisfied, 2 basically satisfied, "
+        "3 unsatisfied.",
+        False, ("number",), ("满意度评价", "Satisfaction question")),
+    "thanks": Default("【12345热线】感谢您的评价（受理号{{ number }}：{{ rating }}）。",
+                      "[12345] Thank you for rating {{ number }}: {{ rating }}.",
+                      True, ("number", "rating"), ("评价致谢", "Thanks for a rating")),
+    "status": Default("【12345热线】受理号{{ number }}：{{ words }}。",
+                      "[12345] Request {{ number }}: {{ words }}.",
+                      True, ("number", "words"), ("进度查询答复", "Status answer")),
+    "status_unknown": Default(
+        "【12345热线】未查到该受理号，或本机号码不是登记的联系电话。请发送“CX+8位受理号”。",
+        "[12345] No request found for that number with this phone. Text CX and the 8-digit number.",
+        True, (), ("查询无结果", "Status not found")),
+    "optout": Default("【12345热线】您已退订热线通知短信。拨打12345仍可随时反映诉求。",
+                      "[12345] You will get no more notices. Call 12345 any time.",
+                      True, (), ("退订确认", "Opt-out confirmation")),
+    "dispatch_alert": Default("【12345热线】新工单{{ number }}已派至{{ department }}：{{ title }}，请及时签收办理。",
+                              "[12345] New ticket {{ number }} for {{ department }}: {{ title }}.",
+                              False, ("number", "department", "title"), ("派单提醒", "New dispatch alert")),
+    "overdue_alert": Default("【12345热线】工单{{ number }}（{{ title }}）已超期，请尽快办理。",
+                             "[12345] Ticket {{ number }} ({{ title }}) is overdue.",
+                             False, ("number", "title"), ("超期提醒", "Overdue alert")),
+    "material": Default("【12345热线】您索取的“{{ topic }}”资料：{{ text }}",
+                        "[12345] The material you asked for ({{ topic }}): {{ text }}",
+                        False, ("topic", "text"), ("资料发送", "Requested material")),
+}
+
+_ENV = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+
+
+class TemplateInputError(ValueError):
+    """A template that does not compile or render; the message says where."""
+
+
+def render_text(source: str, values: dict) -> str:
+    """Render ``source`` in the sandbox; errors become TemplateInputError."""
+    try:
+        return _ENV.from_string(source).render(**values).strip()
+    except TemplateError as error:
+        raise TemplateInputError(f"模板错误 / template error: {error}") from None
+
+
+def stored(key: str, lang: str) -> Optional[MessageTemplate]:
+    return MessageTemplate.get_or_none((MessageTemplate.key == key) & (MessageTemplate.lang == lang))
+
+
+def source(key: str, lang: str = "zh") -> str:
+    """The text in force: the administrator's, else the default."""
+    if key not in DEFAULTS:
+        raise TemplateInputError(f"unknown template {key!r}")
+    row = stored(key, lang)
+    if row is not None:
+        return row.body
+    default = DEFAULTS[key]
+    return default.en if lang == "en" else default.zh
+
+
+def render(key: str, values: dict, lang: str = "zh") -> str:
+    """The message text for ``key`` with ``values``."""
+    return render_text(source(key, lang), values)
+
+
+def sample_values(key: str) -> dict:
+    """Values to try a template with before saving it."""
+    samples = {"number": "12345678", "pin": "123456", "title": "路灯不亮", "reply": "已修复。",
+               "rating": "满意", "words": "正在办理", "department": "市政局", "topic": "社保", "text": "……"}
+    return {name: samples.get(name, name) for name in DEFAULTS[key].variables}
+
+
+def save(key: str, lang: str, body: str, actor_label: str = "") -> MessageTemplate:
+    """Store an administrator's text after checking it renders with sample values."""
+    if key not in DEFAULTS:
+        raise TemplateInputError(f"unknown template {key!r}")
+    if lang not in ("zh", "en"):
+        raise TemplateInputError(f"unknown language {lang!r}")
+    body = str(body or "").replace("\r\n", "\n").strip()
+    if not body or len(body) > MAX_BODY or "\x00" in body:
+        raise TemplateInputError(f"模板不能为空且不超过{MAX_BODY}字 / a template is 1-{MAX_BODY} characters")
+    render_text(body, sample_values(key))
+    row = stored(key, lang)
+    if row is None:
+        row = MessageTemplate(key=key, lang=lang)
+    row.body, row.updated_at, row.updated_by = body, utcnow(), actor_label[:32]
+    row.save()
+    return row
+
+
+def reset(key: str, lang: str) -> None:
+    """Back to the default text."""
+    MessageTemplate.delete().where((MessageTemplate.key == key) & (MessageTemplate.lang == lang)).execute()
+
+
+def now_text(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
