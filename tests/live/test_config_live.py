@@ -180,16 +180,22 @@ def test_fax_tone_detection_from_the_dialplan(esl, esl_events, place_call, outbo
     call.hangup()
 
 
-def test_fax_detection_runs_by_default(esl, place_call, outbound_listener):
+def test_fax_detection_starts_when_the_app_answers(esl, esl_events, place_call, outbound_listener):
     """Should start the dialplan's fax detector on 12345 with the shipped configuration
-    (hotline_fax_detect=true): the detector pre-answers the call, so it is early media when the app
-    connects; with hotline_fax_detect=false on the call it is still ringing."""
+    (hotline_fax_detect=true) when the app answers, not before: the call still rings when the app connects
+    (a detector would pre-answer it into early media), spandsp_start_fax_detect runs on the answer; with
+    hotline_fax_detect=false on the call nothing is armed."""
     assert esl.api("global_getvar hotline_fax_detect").strip() == "true"
     place_call(outbound=outbound_listener.address)
     app = outbound_listener.accept(timeout=15)
     app.connect_call()
-    assert app.channel["Answer-State"] == "early"
+    assert app.channel["Answer-State"] == "ringing"
+    app.run("answer")
+    esl_events.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == app.uuid
+                          and e.get("Application") == "spandsp_start_fax_detect", timeout=10)
     place_call(outbound=outbound_listener.address, variables={"hotline_fax_detect": "false"})
     plain = outbound_listener.accept(timeout=15)
     plain.connect_call()
     assert plain.channel["Answer-State"] == "ringing"
+    assert "variable_execute_on_answer_hotline_fax" not in plain.channel
+    assert "variable_execute_on_answer_hotline_fax" in app.channel

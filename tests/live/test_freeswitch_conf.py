@@ -240,9 +240,10 @@ def test_carrier_numbers_reach_the_same_app(conf):
     assert _actions(_extension(conf, "public", "unknown-number")) == [("hangup", "UNALLOCATED_NUMBER")]
 
 
-def test_fax_detection_is_on_by_default_and_precedes_the_socket(conf):
-    """Should start spandsp fax detection on the hotline numbers by default (hotline_fax_detect=true, for a
-    minute), before the socket, from the dialplan only: the app starts no detector of its own."""
+def test_fax_detection_is_on_by_default_and_starts_at_answer(conf):
+    """Should arm spandsp fax detection on the hotline numbers by default (hotline_fax_detect=true, for a
+    minute) for when the app answers (execute_on_answer: started on the ringing call it would pre-answer
+    it), before the socket, from the dialplan only: the app starts no detector of its own."""
     for context in ("default", "public"):
         names = [ext.get("name") for ctx in conf.root().iter("context") if ctx.get("name") == context
                  for ext in ctx.findall("extension")]
@@ -252,8 +253,11 @@ def test_fax_detection_is_on_by_default_and_precedes_the_socket(conf):
         first = ext.findall("condition")[0]
         assert first.get("field") == "${hotline_fax_detect}" and first.get("expression") == "^true$"
         (app, data), = _actions(ext)
-        assert app == "spandsp_start_fax_detect"
-        assert data.split() == ["set", "fax_tone_detected=true", "${hotline_fax_detect_seconds}"]
+        assert app == "set"
+        name, _, value = data.partition("=")
+        assert name.startswith("execute_on_answer_")
+        assert value.split() == ["spandsp_start_fax_detect", "set", "fax_tone_detected=true",
+                                 "${hotline_fax_detect_seconds}"]
     assert conf.variables["hotline_fax_detect"] == "true"
     assert int(conf.variables["hotline_fax_detect_seconds"]) >= 60
     app_code = "\n".join(path.read_text(encoding="utf-8") for package in ("ivr", "recorder", "switch", "acd")
@@ -279,20 +283,23 @@ def test_carrier_profile_takes_one_dtmf_kind_per_call(conf):
     assert "rtp_info_when_no_2833" not in ET.tostring(conf.root(), encoding="unicode")
 
 
-def test_inband_dtmf_only_for_g711_carrier_calls_without_rfc2833(conf):
-    """Should start in-band DTMF detection on a carrier call to the hotline numbers only when no RFC 2833
-    was negotiated and the codec is G.711, before the socket; never on the internal context."""
+def test_inband_dtmf_only_when_chosen_for_g711_carrier_calls_without_rfc2833(conf):
+    """Should, with carrier_dtmf_without_2833=inband (shipped: info), turn SIP INFO off and arm in-band DTMF
+    detection for the answer on a carrier call to the hotline numbers only when no RFC 2833 was negotiated
+    and the codec is G.711, before the socket; never on the internal context."""
+    assert conf.variables["carrier_dtmf_without_2833"] == "info"
     ext = _extension(conf, "public", "hotline-inband-dtmf")
     assert ext.get("continue") == "true"
-    number, codec, dtmf = ext.findall("condition")
+    number, choice, codec, dtmf = ext.findall("condition")
     assert number.get("field") == "destination_number"
     assert number.get("expression") == _extension(conf, "public", "hotline").find("condition").get("expression")
+    assert choice.get("field") == "${carrier_dtmf_without_2833}" and choice.get("expression") == "^inband$"
     assert codec.get("field") == "${rtp_use_codec_name}" and re.fullmatch(codec.get("expression"), "PCMA")
     assert re.fullmatch(codec.get("expression"), "PCMU") and not re.fullmatch(codec.get("expression"), "G729")
-    assert dtmf.get("field") == "${dtmf_type}" and dtmf.get("expression") == "^rfc2833$"
-    assert [(a.get("application"), a.get("data")) for a in dtmf.findall("anti-action")] == [
-        ("spandsp_start_dtmf", None)]
-    assert dtmf.findall("action") == []
+    assert dtmf.get("field") == "${dtmf_type}"
+    assert re.fullmatch(dtmf.get("expression"), "info") and not re.fullmatch(dtmf.get("expression"), "rfc2833")
+    assert [(a.get("application"), a.get("data")) for a in dtmf.findall("action")] == [
+        ("set", "dtmf_type=none"), ("set", "execute_on_answer_hotline_dtmf=spandsp_start_dtmf")]
     names = [e.get("name") for ctx in conf.root().iter("context") if ctx.get("name") == "public"
              for e in ctx.findall("extension")]
     assert names.index("hotline-inband-dtmf") < names.index("hotline")
