@@ -89,9 +89,11 @@ def material_text(topic: str) -> str:
     from caseflow import knowledge
 
     for item, _score in knowledge.search_items(topic, limit=5, approved_only=True):
-        answer = (KnowledgeAnswer.select().where((KnowledgeAnswer.item == item)
-                                                 & (KnowledgeAnswer.review_state == "approved"))
-                  .order_by(KnowledgeAnswer.id).first())
+        query = KnowledgeAnswer.select().where((KnowledgeAnswer.item == item)
+                                               & (KnowledgeAnswer.review_state == "approved"))
+        if hasattr(KnowledgeAnswer, "deleted_at"):  # answers can be withdrawn
+            query = query.where(KnowledgeAnswer.deleted_at.is_null())
+        answer = query.order_by(KnowledgeAnswer.id).first()
         text = answer.content if answer is not None else item.content
         if text.strip():
             return text.strip()

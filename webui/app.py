@@ -41,6 +41,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.admin_org",
     "webui.blueprints.admin_acd",
     "webui.blueprints.stats",
+    "webui.blueprints.sms_gateway",
 ]
 
 
@@ -50,13 +51,15 @@ class Services:
 
     switch_status() -> {server name: "connected" | "disconnected" | ..., or the inbound connection's
     status dict with "state" and "dropped_events"} for every FreeSWITCH;
-    active_calls() -> calls in progress on the outbound server. Missing callables mean "no switch wired":
-    every configured server reports disconnected and active calls are 0. Other areas add their own
-    fields here (ACD, scheduler ...) as they need them.
+    active_calls() -> calls in progress on the outbound server; http_status() -> the web server's
+    connections and limits (webui.server.HttpServer.status), None before it started. Missing callables
+    mean "no switch wired": every configured server reports disconnected and active calls are 0. Other
+    areas add their own fields here (ACD, scheduler ...) as they need them.
     """
 
     switch_status: Callable[[], Mapping[str, str | Mapping[str, Any]]] | None = None
     active_calls: Callable[[], int] | None = None
+    http_status: Callable[[], Mapping[str, Any] | None] | None = None
     clock: Clock | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,165 @@
+"""The outbox and the notices on a real database (SQLite and PostgreSQL), with a recording gateway."""
+import datetime as dt
+
+from caseflow import services
+from caseflow import workflow as wf
+from caseflow.models import Notification
+from channels import notices, outbox
+from channels.models import Message, OptOut
+from channels.outbox import Outbox, enqueue
+
+
+def _outbox(gateway, sms_settings, clock):
+    return Outbox(gateway, sms_settings, clock=clock, on_sent=notices.after_sent,
+                  on_failed=lambda m: notices.after_failed(m, clock))
+
+
+def test_receipt_for_every_new_ticket_once(org_setup, clock, gateway, sms_settings):
+    """Should queue one receipt with number and query code for a new ticket with a mobile, none for a landline,
+    and none twice when the history is read again."""
+    notices.start_cursor()
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    services.create_ticket("座机来电", citizen_phone="02088880000", created_by=org_setup.agent, clock=clock)
+    assert notices.scan_history(sms_settings, clock) == 2
+    from channels.models import ChannelCursor
+    ChannelCursor.update(position=0).execute()
+    notices.scan_history(sms_settings, clock)
+    box = _outbox(gateway, sms_settings, clock)
+    assert box.run_once()["sent"] == 1
+    (_id, to, text), = gateway.sent
+    assert to == "13800000001" and t.number in text and t.query_pin in text
+    assert Message.get_by_id(_id).status == "sent" and Message.get_by_id(_id).ticket_id == t.id
+
+
+def test_result_notice_and_satisfaction_question_on_approve(org_setup, clock, gateway, sms_settings):
+    """Should send the result notice on approval, and the satisfaction question when the reply is by SMS."""
+    o = org_setup
+    notices.start_cursor()
+    t = services.create_ticket("噪音", citizen_phone="13800000002", reply_by="sms", created_by=o.agent, clock=clock)
+    t = services.dispatch(t, o.centre_user, o.east, clock=clock)
+    t = services.transition(t, "accept", o.east_user, clock=clock)
+    t = services.transition(t, "reply", o.east_user, reply="已整改。", clock=clock)
+    t = services.transition(t, "approve", o.centre_user, clock=clock)
+    notices.scan_history(sms_settings, clock)
+    _outbox(gateway, sms_settings, clock).run_once()
+    purposes = [m.purpose for m in Message.select().where(Message.address == "13800000002").order_by(Message.id)]
+    assert purposes == ["receipt", "result", "satisfaction"]
+    assert "已整改" in gateway.sent[1][2] and "回复1满意" in gateway.sent[2][2]
+
+
+def test_unit_alerts_go_to_the_contact_phone(org_setup, clock, gateway, sms_settings):
+    """Should alert the unit's contact phone on a new dispatch and when the ticket becomes overdue."""
+    o = org_setup
+    o.east.contact_phone = "13900000009"
+    o.east.save()
+    notices.start_cursor()
+    t = services.create_ticket("井盖丢失", created_by=o.agent, clock=clock)
+    services.dispatch(t, o.centre_user, o.east, clock=clock)
+    from caseflow import jobs
+    clock.advance(days=30)
+    jobs.mark_overdue(clock)
+    notices.scan_history(sms_settings, clock)
+    alerts = [m.template_key for m in Message.select().where(Message.address == "13900000009").order_by(Message.id)]
+    assert alerts == ["dispatch_alert", "overdue_alert"]
+
+
+def test_order_per_recipient_and_retry_when_the_gateway_is_down(db, clock, gateway, sms_settings):
+    """Should keep messages queued while the gateway is down and send them in order, once each, when back."""
+    ids = [enqueue("13800000003", "optout", {}, answer=True, settings=sms_settings, clock=clock).id for _ in range(3)]
+    box = _outbox(gateway, sms_settings, clock)
+    gateway.down = True
+    assert box.run_once()["retry"] == 1
+    assert [m.status for m in Message.select().order_by(Message.id)] == ["queued"] * 3
+    clock.advance(seconds=2)
+    assert box.run_once()["sent"] == 0  # backing off
+    gateway.down = False
+    clock.advance(seconds=10)
+    assert box.run_once()["sent"] == 3
+    assert [s[0] for s in gateway.sent] == ids
+    assert box.run_once()["sent"] == 0 and len(gateway.sent) == 3
+
+
+def test_interrupted_send_is_failed_not_resent(db, clock, gateway, sms_settings):
+    """Should fail a message left in 'sending' by a stopped process and alarm the centre, never resend it."""
+    from caseflow import org
+    org.create_department("C", "热线中心", None, "centre")
+    m = enqueue("13800000004", "optout", {}, answer=True, settings=sms_settings, clock=clock)
+    Message.update(status="sending").where(Message.id == m.id).execute()
+    box = _outbox(gateway, sms_settings, clock)
+    assert box.recover() == 1
+    box.run_once()
+    assert gateway.sent == [] and Message.get_by_id(m.id).status == "failed"
+    assert Notification.select().where(Notification.kind == "sms_failed").count() == 1
+
+
+def test_retry_budget_then_alarm(db, clock, gateway, sms_settings):
+    """Should give up after the retry budget and raise an alarm on the centre's desk."""
+    from caseflow import org
+    org.create_department("C", "热线中心", None, "centre")
+    m = enqueue("13800000005", "optout", {}, answer=True, settings=sms_settings, clock=clock)
+    box = _outbox(gateway, sms_settings, clock)
+    gateway.down = True
+    for _ in range(sms_settings.max_attempts):
+        box.run_once()
+        clock.advance(minutes=10)
+    assert Message.get_by_id(m.id).status == "failed"
+    assert Notification.select().where(Notification.kind == "sms_failed").count() == 1
+
+
+def test_quiet_hours_and_daily_cap(db, clock, gateway, sms_settings):
+    """Should hold a non-urgent notice until 08:00 and refuse past the daily cap (5 in this test)."""
+    clock.set(dt.datetime(2026, 3, 4, 22, 0))
+    night = enqueue("13800000006", "result", {"number": "12345678", "reply": "好"}, settings=sms_settings, clock=clock)
+    box = _outbox(gateway, sms_settings, clock)
+    box.run_once()
+    assert Message.get_by_id(night.id).status == "queued"
+    clock.set(dt.datetime(2026, 3, 5, 8, 1))
+    box.run_once()
+    assert Message.get_by_id(night.id).status == "sent"
+    for _ in range(6):
+        enqueue("13800000006", "optout", {}, answer=True, settings=sms_settings, clock=clock)
+    box.run_once()
+    statuses = [m.status for m in Message.select().order_by(Message.id)]
+    assert statuses.count("sent") == 5 and statuses[-1] == "failed"
+    assert "daily cap" in Message.select().order_by(Message.id.desc()).first().error
+
+
+def test_opt_out_stops_notices_not_answers(db, clock, sms_settings):
+    """Should queue no notice to a number that opted out, but still answer its own message."""
+    OptOut.create(address="13800000007")
+    assert enqueue("13800000007", "result", {"number": "1", "reply": "x"}, settings=sms_settings, clock=clock) is None
+    assert enqueue("13800000007", "status_unknown", {}, answer=True, settings=sms_settings, clock=clock) is not None
+
+
+def test_delivery_report(db, clock, sms_settings):
+    """Should mark delivered on a report, keep delivered on a late 'accepted', refuse an unknown id."""
+    import pytest
+    m = enqueue("13800000008", "optout", {}, answer=True, settings=sms_settings, clock=clock)
+    Message.update(status="sent").where(Message.id == m.id).execute()
+    assert outbox.apply_report(m.id, 1, "", "abc").status == "delivered"
+    assert outbox.apply_report(m.id, 8, "ACK/").status == "delivered"
+    assert Message.get_by_id(m.id).provider_id == "abc"
+    with pytest.raises(LookupError):
+        outbox.apply_report(999999, 1)
+
+
+def test_material_request_sent_for_real(org_setup, clock, gateway, sms_settings):
+    """Should send an IVR material request by SMS from the reviewed knowledge answer and mark it sent only
+    once the SMS left; a topic without an answer stays pending for the centre."""
+    from caseflow import knowledge
+    from ivr.models import MaterialRequest
+    item = knowledge.create_item("社保卡补办", "携带身份证到社保中心补办。", review_state="approved")
+    assert item.id
+    req = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="sms")
+    lost = MaterialRequest.create(caller="13800000010", topic="无此主题xyz", channel="sms")
+    notices.queue_material(sms_settings, clock)
+    assert MaterialRequest.get_by_id(req.id).status == "pending"
+    _outbox(gateway, sms_settings, clock).run_once()
+    assert MaterialRequest.get_by_id(req.id).status == "sent"
+    assert MaterialRequest.get_by_id(lost.id).status == "pending"
+    assert "身份证" in gateway.sent[-1][2]
+
+
+def test_wf_status_known():
+    """Should use the workflow's approved status for open satisfaction questions."""
+    assert wf.APPROVED == "approved"
