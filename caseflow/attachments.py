@@ -61,6 +61,47 @@ def store_file(root: Path, data: Union[bytes, BinaryIO], filename: str, clock: O
             "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
 
 
+# Leading bytes of the file kinds we can tell by content (the name may lie; the content decides).
+_MAGIC = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+          (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"PK\x03\x04", "application/zip"),
+          (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"))
+SNIFF_BYTES = 512
+
+
+def sniff(head: bytes) -> str:
+    """The kind of a file from its first bytes: a type of _MAGIC, text/html for markup, text/plain for
+    UTF-8 text without NULs, else application/octet-stream."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":  # only a character cut at the end is still text
+            return "application/octet-stream"
+        text = head[:error.start].decode("utf-8")
+    if "\x00" in text:
+        return "application/octet-stream"
+    if text.lstrip("\ufeff \t\r\n")[:1] == "<":
+        return "text/html"  # HTML, SVG, XML: never served as a harmless document
+    return "text/plain"
+
+
+def checked_type(path: Path, filename: str, allowed: dict[str, tuple[str, str]]) -> str:
+    """The content type to store for the file at ``path`` named ``filename``: its extension must be one of
+    ``allowed`` ({".pdf": (sniffed kind, type to store)}) and its content must be that kind."""
+    ext = Path(filename).suffix.lower()
+    if ext not in allowed:
+        raise AttachmentError(f"不支持的文件类型 {ext or '(无扩展名)'}，可上传 {' '.join(sorted(allowed))} / "
+                              f"file type {ext or '(none)'} not accepted: use {', '.join(sorted(allowed))}")
+    with Path(path).open("rb") as handle:
+        kind = sniff(handle.read(SNIFF_BYTES))
+    expected, stored = allowed[ext]
+    if kind != expected:
+        raise AttachmentError(f"文件内容与扩展名 {ext} 不符 / the content of the file is not a {ext} file ({kind})")
+    return stored
+
+
 def add_attachment(ticket: Ticket, root: Path, data, filename: str, actor: Optional[User] = None,
                    kind: str = "upload", clock: Optional[Clock] = None, max_size: int = MAX_SIZE) -> Attachment:
     """Store a file and attach it to ``ticket`` with a history row; the actor must be allowed to write to it

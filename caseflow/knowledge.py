@@ -1,11 +1,14 @@
-"""Knowledge base (P5 §3.7.2): items with several answers, review, view counts and ranked Chinese search."""
+"""Knowledge base (P5 §3.7.2): items with several answers, review, view counts and last-viewed times,
+answers edited, deleted (softly) and given a file, each change kept in ``KnowledgeHistory``, and ranked
+Chinese search."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Optional
 
-from caseflow import search
-from caseflow.models import Category, KnowledgeAnswer, KnowledgeItem, User
+from caseflow import attachments, search
+from caseflow.models import Attachment, Category, KnowledgeAnswer, KnowledgeHistory, KnowledgeItem, User
 from caseflow.roles import can
 from caseflow.workflow import PermissionDenied
 from core.clock import Clock
@@ -91,16 +94,22 @@ def delete_item(item: KnowledgeItem, actor: Optional[User] = None) -> None:
 
 
 def add_answer(item: KnowledgeItem, content: str, actor: Optional[User] = None, remarks: str = "",
-               attachment: Optional[dict] = None, clock: Optional[Clock] = None) -> KnowledgeAnswer:
-    """Add one more answer to an item; ``attachment`` is a dict from caseflow.attachments.store_file."""
+               attachment: Optional[dict] = None, clock: Optional[Clock] = None,
+               file: Optional[tuple] = None) -> KnowledgeAnswer:
+    """Add one more answer to an item; ``attachment`` is a dict from store_answer_file, or ``file`` a
+    (root, data, filename) stored and checked here first, so a refused file adds no answer."""
     _need(actor, "kb.edit")
     clock = clock or Clock()
+    content = _text(content, "答案 answer", MAX_CONTENT)
+    remarks = _text(remarks, "备注", 2000, False)
+    if file is not None:
+        attachment = store_answer_file(*file, clock=clock)
     attachment = attachment or {}
     return KnowledgeAnswer.create(
-        item=item, content=_text(content, "答案 answer", MAX_CONTENT), remarks=_text(remarks, "备注", 2000, False),
+        item=item, content=content, remarks=remarks,
         attachment_name=attachment.get("filename", ""), attachment_path=attachment.get("path", ""),
         attachment_size=attachment.get("size", 0), attachment_sha256=attachment.get("sha256", ""),
-        created_at=_to_db(clock))
+        attachment_type=attachment.get("content_type", ""), created_at=_to_db(clock))
 
 
 def review(obj, state: str, actor: Optional[User] = None, remarks: str | None = None):
@@ -109,20 +118,187 @@ def review(obj, state: str, actor: Optional[User] = None, remarks: str | None = 
         raise PermissionDenied("您没有审核知识的权限 / you may not review knowledge")
     if state not in REVIEW_STATES:
         raise KnowledgeError(f"unknown review state {state!r}")
+    if isinstance(obj, KnowledgeAnswer) and obj.deleted_at is not None:
+        raise KnowledgeError("该答案已删除 / the answer was deleted")
+    before = obj.review_state
     obj.review_state = state
     if remarks is not None:
         obj.remarks = _text(remarks, "备注", 2000, False)
-    obj.save()
+    with KnowledgeItem._meta.database.atomic():
+        obj.save()
+        if isinstance(obj, KnowledgeAnswer):
+            _log(obj, actor, "review", before, state, Clock())
     return obj
 
 
-def record_view(item: KnowledgeItem, clock: Optional[Clock] = None, answer: Optional[KnowledgeAnswer] = None) -> None:
-    """Count a view (atomic increment, so concurrent readers are not lost)."""
+def record_view(item: KnowledgeItem, clock: Optional[Clock] = None, answer: Optional[KnowledgeAnswer] = None,
+                answers: tuple = ()) -> None:
+    """Count a view of the item and of the answers shown with it (atomic increments, so concurrent readers
+    are not lost); each gets the time as its last-viewed time."""
     clock = clock or Clock()
-    KnowledgeItem.update(views=KnowledgeItem.views + 1, last_viewed_at=_to_db(clock)).where(
+    now = _to_db(clock)
+    KnowledgeItem.update(views=KnowledgeItem.views + 1, last_viewed_at=now).where(
         KnowledgeItem.id == item.id).execute()
-    if answer is not None:
-        KnowledgeAnswer.update(views=KnowledgeAnswer.views + 1).where(KnowledgeAnswer.id == answer.id).execute()
+    ids = [a.id for a in ((answer,) if answer is not None else ()) + tuple(answers)]
+    if ids:
+        KnowledgeAnswer.update(views=KnowledgeAnswer.views + 1, last_viewed_at=now).where(
+            KnowledgeAnswer.id.in_(ids)).execute()
+
+
+# ---- answers: what readers see, and their upkeep --------------------------------------------------
+# Files an answer may carry: extension -> (kind read from the content, type stored and served).
+ANSWER_FILE_TYPES = {
+    ".pdf": ("application/pdf", "application/pdf"), ".png": ("image/png", "image/png"),
+    ".jpg": ("image/jpeg", "image/jpeg"), ".jpeg": ("image/jpeg", "image/jpeg"), ".gif": ("image/gif", "image/gif"),
+    ".txt": ("text/plain", "text/plain; charset=utf-8"),
+    ".doc": ("application/x-ole-storage", "application/msword"),
+    ".xls": ("application/x-ole-storage", "application/vnd.ms-excel"),
+    ".docx": ("application/zip", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ".xlsx": ("application/zip", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
+MAX_ANSWER_FILE = 20 * 1024 * 1024
+
+
+def may_see_unreviewed(actor: Optional[User]) -> bool:
+    """Editors and reviewers see answers waiting for review; everyone else (agents) only reviewed ones."""
+    return actor is not None and (can(actor, "kb.edit") or can(actor, "kb.review"))
+
+
+def answers_for(item: KnowledgeItem, actor: Optional[User], approved_only: bool = False) -> list[KnowledgeAnswer]:
+    """The item's answers ``actor`` may read, oldest first: never deleted ones; only reviewed ones for
+    readers who are not editors or reviewers, or when ``approved_only``."""
+    query = KnowledgeAnswer.select().where((KnowledgeAnswer.item == item) & KnowledgeAnswer.deleted_at.is_null())
+    if approved_only or not may_see_unreviewed(actor):
+        query = query.where(KnowledgeAnswer.review_state == "approved")
+    return list(query.order_by(KnowledgeAnswer.id))
+
+
+def answer_for(item: KnowledgeItem, answer_id, actor: Optional[User]) -> KnowledgeAnswer:
+    """One answer of ``item`` that ``actor`` may read; KnowledgeError("no such answer") otherwise."""
+    try:
+        answer_id = int(answer_id)
+    except (TypeError, ValueError):
+        answer_id = -1
+    for answer in answers_for(item, actor):
+        if answer.id == answer_id:
+            return answer
+    raise KnowledgeError("没有找到该答案 / no such answer")
+
+
+def _log(answer: KnowledgeAnswer, actor, action: str, before: str, note: str, clock: Clock) -> None:
+    KnowledgeHistory.create(item=answer.item_id, answer=answer, actor=actor, action=action, before=before,
+                            note=note[:2000], at=_to_db(clock))
+
+
+def _fresh(answer: KnowledgeAnswer) -> KnowledgeAnswer:
+    row = KnowledgeAnswer.get_or_none(KnowledgeAnswer.id == answer.id)
+    if row is None or row.deleted_at is not None:
+        raise KnowledgeError("该答案已删除 / the answer was deleted")
+    return row
+
+
+def edit_answer(answer: KnowledgeAnswer, actor: Optional[User], content: Optional[str] = None,
+                remarks: Optional[str] = None, clock: Optional[Clock] = None) -> KnowledgeAnswer:
+    """Change an answer's text or remarks. A changed text goes back to review (agents stop seeing it until
+    it is reviewed again); the history keeps the text as it was."""
+    _need(actor, "kb.edit")
+    clock = clock or Clock()
+    with KnowledgeAnswer._meta.database.atomic():
+        row = _fresh(answer)
+        before = row.content
+        changed = []
+        if content is not None:
+            content = _text(content, "答案 answer", MAX_CONTENT)
+            if content != row.content:
+                row.content, row.review_state = content, "pending"
+                changed.append("content")
+        if remarks is not None:
+            remarks = _text(remarks, "备注", 2000, False)
+            if remarks != row.remarks:
+                row.remarks = remarks
+                changed.append("remarks")
+        if not changed:
+            return row
+        row.updated_at, row.updated_by = _to_db(clock), actor
+        row.save()
+        _log(row, actor, "edit", before, "修改 / changed: " + ", ".join(changed), clock)
+    log.info("knowledge answer %s edited (%s)", row.id, ", ".join(changed))
+    return row
+
+
+def delete_answer(answer: KnowledgeAnswer, actor: Optional[User], reason: str = "",
+                  clock: Optional[Clock] = None) -> KnowledgeAnswer:
+    """Delete an answer softly: hidden from every list, search and download, its text and file kept (it may
+    have been read or faxed to citizens); the history says who and why."""
+    _need(actor, "kb.edit")
+    clock = clock or Clock()
+    reason = _text(reason, "理由 reason", 2000, required=False)
+    with KnowledgeAnswer._meta.database.atomic():
+        row = _fresh(answer)
+        row.deleted_at, row.deleted_by = _to_db(clock), actor
+        row.save()
+        _log(row, actor, "delete", row.content, reason, clock)
+    log.info("knowledge answer %s deleted", row.id)
+    return row
+
+
+def store_answer_file(root: Path, data, filename: str, clock: Optional[Clock] = None) -> dict:
+    """Store an answer's file like a ticket attachment (size, sha256) and check its type by content:
+    store_file's dict with ``content_type`` the checked type; a refused file leaves nothing behind."""
+    info = attachments.store_file(root, data, filename, clock, max_size=MAX_ANSWER_FILE)
+    stored = Path(root) / info["path"]
+    try:
+        info["content_type"] = attachments.checked_type(stored, info["filename"], ANSWER_FILE_TYPES)
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    return info
+
+
+def attach_file(answer: KnowledgeAnswer, actor: Optional[User], root: Path, data, filename: str,
+                clock: Optional[Clock] = None) -> KnowledgeAnswer:
+    """Give an answer a file (replacing its previous one, which stays on disk and in the history), stored
+    like ticket attachments with size and sha256; its type is read from the content and must agree with
+    its name. The answer goes back to review."""
+    _need(actor, "kb.edit")
+    clock = clock or Clock()
+    _fresh(answer)
+    info = store_answer_file(root, data, filename, clock)
+    kind, stored = info["content_type"], Path(root) / info["path"]
+    try:
+        with KnowledgeAnswer._meta.database.atomic():
+            row = _fresh(answer)
+            before = f"{row.attachment_name} {row.attachment_path} {row.attachment_sha256}".strip()
+            row.attachment_name, row.attachment_path = info["filename"], info["path"]
+            row.attachment_size, row.attachment_sha256, row.attachment_type = info["size"], info["sha256"], kind
+            row.review_state, row.updated_at, row.updated_by = "pending", _to_db(clock), actor
+            row.save()
+            _log(row, actor, "attach", before, f"{info['filename']} ({info['size']} B, {kind})", clock)
+    except BaseException:
+        stored.unlink(missing_ok=True)  # a refused file leaves nothing behind
+        raise
+    return row
+
+
+def answer_file(answer: KnowledgeAnswer, root: Path, clock: Optional[Clock] = None) -> tuple[Path, str]:
+    """(path, content type) of a readable answer's file; counts a view of the answer. KnowledgeError when
+    it has none or the file is missing."""
+    if not answer.attachment_path:
+        raise KnowledgeError("该答案没有附件 / the answer has no file")
+    try:
+        path = attachments.resolve(root, Attachment(path=answer.attachment_path))
+    except attachments.AttachmentError:
+        raise KnowledgeError("附件文件不存在 / the file is missing") from None
+    if not path.is_file():
+        raise KnowledgeError("附件文件不存在 / the file is missing")
+    KnowledgeAnswer.update(views=KnowledgeAnswer.views + 1, last_viewed_at=_to_db(clock or Clock())).where(
+        KnowledgeAnswer.id == answer.id).execute()
+    return path, answer.attachment_type or "application/octet-stream"
+
+
+def history(item: KnowledgeItem) -> list[KnowledgeHistory]:
+    """Changes to the item's answers, oldest first."""
+    return list(KnowledgeHistory.select().where(KnowledgeHistory.item == item).order_by(KnowledgeHistory.id))
 
 
 def search_items(query: str, limit: int = 20, approved_only: bool = False,

@@ -70,7 +70,8 @@ def fax_answers(topic: str, limit: int = 10) -> list[tuple]:
     if not items:
         return []
     by_id = {item.id: item for item in items}
-    answers = KnowledgeAnswer.select().where(KnowledgeAnswer.item.in_(list(by_id)) & (KnowledgeAnswer.attachment_path != ""))
+    answers = KnowledgeAnswer.select().where(KnowledgeAnswer.item.in_(list(by_id)) & (KnowledgeAnswer.attachment_path != "")
+                                             & KnowledgeAnswer.deleted_at.is_null())
     return [(by_id[a.item_id], a) for a in answers if a.attachment_name.lower().endswith(".pdf")]
 
 
@@ -92,7 +93,7 @@ def send_by_fax(request_id, answer_id, actor: User, fax_service, attachments_roo
         answer = KnowledgeAnswer.get_or_none(KnowledgeAnswer.id == int(answer_id))
     except (TypeError, ValueError):
         answer = None
-    if answer is None or not answer.attachment_path:
+    if answer is None or not answer.attachment_path or answer.deleted_at is not None:
         raise TicketInputError("请选择带PDF附件的知识答案 / choose a knowledge answer with a PDF attachment")
     try:
         path = attachments.resolve(attachments_root, Attachment(path=answer.attachment_path))

@@ -268,10 +268,32 @@ class KnowledgeAnswer(BaseModel):
     attachment_path = peewee.CharField(max_length=512, default="")
     attachment_size = peewee.BigIntegerField(default=0)
     attachment_sha256 = peewee.CharField(max_length=64, default="")
+    # The type read from the file's content when uploaded (caseflow.attachments.sniff), not from its name.
+    attachment_type = peewee.CharField(max_length=100, default="")
     views = peewee.IntegerField(default=0)
+    last_viewed_at = peewee.DateTimeField(null=True)
     review_state = peewee.CharField(max_length=16, default="pending")
     remarks = peewee.TextField(default="")
     created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(null=True)
+    # No index on these two: create_tables would index an existing table before the migration adds them.
+    updated_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL", index=False)
+    # Deletion is soft: the text may already have gone to citizens (a reply, a fax), so it stays readable
+    # in the history and the file stays on disk; nobody lists or serves a deleted answer.
+    deleted_at = peewee.DateTimeField(null=True)
+    deleted_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL", index=False)
+
+
+class KnowledgeHistory(BaseModel):
+    """Append-only record of changes to knowledge answers: who did what, with the text as it was before."""
+
+    item = peewee.ForeignKeyField(KnowledgeItem, backref="history", on_delete="CASCADE")
+    answer = peewee.ForeignKeyField(KnowledgeAnswer, null=True, backref="history", on_delete="CASCADE")
+    actor = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    action = peewee.CharField(max_length=24)  # edit, delete, attach, review
+    before = peewee.TextField(default="")
+    note = peewee.TextField(default="")
+    at = peewee.DateTimeField(default=utcnow)
 
 
 class SavedSearch(BaseModel):
@@ -289,5 +311,5 @@ class SavedSearch(BaseModel):
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
     Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer, SavedSearch,
+    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch,
 ]

@@ -41,9 +41,27 @@ def _one_missed_call_list(migrator, db):
     return one_missed_call_list(migrator, db)
 
 
+def _knowledge_answer_upkeep(migrator, db):
+    """Lazy import for the same reason: the columns answers gained for editing, soft deletion, the
+    last-viewed time and the attachment's sniffed type (its history is a new table, created as usual)."""
+    from caseflow.models import KnowledgeAnswer
+
+    fields = (("attachment_type", KnowledgeAnswer.attachment_type), ("last_viewed_at", KnowledgeAnswer.last_viewed_at),
+              ("updated_at", KnowledgeAnswer.updated_at), ("updated_by_id", KnowledgeAnswer.updated_by),
+              ("deleted_at", KnowledgeAnswer.deleted_at), ("deleted_by_id", KnowledgeAnswer.deleted_by))
+    # One column at a time: SQLite's migrator rebuilds the table for a foreign key and would otherwise
+    # recreate the index of a column added later in the same batch before adding it.
+    for name, field in fields:
+        if name not in {c.name for c in db.get_columns("knowledge_answer")}:
+            migrate(migrator.add_column("knowledge_answer", name, field))
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
-STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list)]
+# 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
+STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
+                     Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:

@@ -1,17 +1,20 @@
-"""Knowledge-base pages: ranked Chinese search, an item with its answers (views counted), and for
-editors new items, edits, answers and review; a JSON search for the box beside ticket forms."""
+"""Knowledge-base pages: ranked Chinese search, an item with its answers (views and last-viewed times
+counted; readers who are not editors or reviewers see reviewed answers only), an answer's file to download,
+and for editors new items, edits, answers (edit, delete, file) and review, each change audited; a JSON
+search for the box beside ticket forms."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, send_file,
+                   url_for)
 
-from caseflow import knowledge, search
+from caseflow import attachments, knowledge, search
 from caseflow.knowledge import KnowledgeError
 from caseflow.models import Category, Department, KnowledgeAnswer, KnowledgeItem, User
 from caseflow.roles import can
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
-from webui.security import login_required
+from webui.security import audit, login_required
 
 bp = Blueprint("kb", __name__, url_prefix="/kb")
 install(bp)
@@ -28,6 +31,11 @@ MESSAGES = own_messages({"zh": {
     "Use in reply": "引用到答复", "No reviewed knowledge matches.": "没有匹配的已审核知识。",
     "The knowledge base did not answer.": "知识库暂时无法访问，请稍后再试。", "Back to the results": "返回检索结果",
     "Publishing department": "发布部门",
+    "Edit the answer": "修改答案", "Delete the answer": "删除答案", "Reason": "理由", "Attach a file": "上传附件",
+    "Download the file": "下载附件", "Changes": "修改记录", "Answer saved: it waits for review again.":
+        "答案已保存，需重新审核后话务员才能看到。", "Answer deleted.": "答案已删除。",
+    "File attached: the answer waits for review again.": "附件已上传，答案需重新审核。",
+    "kbaction:edit": "修改", "kbaction:delete": "删除", "kbaction:attach": "上传附件", "kbaction:review": "审核",
 }})
 
 
@@ -103,14 +111,13 @@ def item_json(item_id):
     row = _load(item_id)
     if approved and row.review_state != "approved":
         abort(404)
-    knowledge.record_view(row, clock())
-    answers = row.answers.order_by(KnowledgeAnswer.id)
-    if approved:
-        answers = answers.where(KnowledgeAnswer.review_state == "approved")
+    answers = knowledge.answers_for(row, g.user, approved_only=approved)
+    knowledge.record_view(row, clock(), answers=tuple(answers))
     return jsonify({"id": row.id, "title": row.title, "content": row.content,
                     "url": url_for("kb.item", item_id=row.id), **_facts(row, _publisher_departments([row])),
-                    "answers": [{"id": a.id, "content": a.content, "review_state": a.review_state}
-                                for a in answers]})
+                    "answers": [{"id": a.id, "content": a.content, "review_state": a.review_state,
+                                 "file_url": url_for("kb.answer_file", item_id=row.id, answer_id=a.id)
+                                 if a.attachment_path else ""} for a in answers]})
 
 
 @bp.route("/<int:item_id>")
@@ -121,10 +128,11 @@ def item(item_id):
     row = KnowledgeItem.get_or_none(KnowledgeItem.id == item_id)
     if row is None:
         abort(404)
-    knowledge.record_view(row, clock())
+    shown = knowledge.answers_for(row, g.user)
+    knowledge.record_view(row, clock(), answers=tuple(shown))
     row = KnowledgeItem.get_by_id(item_id)
-    return render_template("kb/item.html", item=row,
-                           answers=list(row.answers.order_by(KnowledgeAnswer.id)),
+    return render_template("kb/item.html", item=row, answers=knowledge.answers_for(row, g.user),
+                           history=knowledge.history(row) if knowledge.may_see_unreviewed(g.user) else [],
                            categories=list(Category.select().order_by(Category.code)))
 
 
@@ -176,21 +184,107 @@ def add_answer(item_id):
     """Add an answer, optionally with an attachment."""
     _need("kb.edit")
     row = _load(item_id)
-    attachment = None
     upload = request.files.get("file")
+    file = (_files_root(), upload.stream, upload.filename) if upload is not None and upload.filename else None
     try:
-        if upload is not None and upload.filename:
-            from flask import current_app
-
-            from caseflow import attachments
-
-            attachment = attachments.store_file(current_app.extensions["hotline"].config.attachments_dir,
-                                                upload.stream, upload.filename, clock())
-        knowledge.add_answer(row, request.form.get("content", ""), actor=g.user,
-                             remarks=request.form.get("remarks", ""), attachment=attachment, clock=clock())
-    except (KnowledgeError, PermissionDenied, ValueError) as error:
+        answer = knowledge.add_answer(row, request.form.get("content", ""), actor=g.user,
+                                      remarks=request.form.get("remarks", ""), clock=clock(), file=file)
+        audit("kb_answer_add", "knowledge_answer", answer.id,
+              f"item {row.id}" + (f": {answer.attachment_name} sha256 {answer.attachment_sha256}" if file else ""))
+    except (KnowledgeError, PermissionDenied, attachments.AttachmentError) as error:
         flash(str(error), "error")
     return redirect(url_for("kb.item", item_id=item_id), code=303)
+
+
+def _answer(item_id, answer_id) -> tuple[KnowledgeItem, KnowledgeAnswer]:
+    """The item and one of its answers the user may read, or 404 saying so."""
+    row = _load(item_id)
+    try:
+        return row, knowledge.answer_for(row, answer_id, g.user)
+    except KnowledgeError as error:
+        from webui.blueprints.tickets import werkzeug_not_found
+
+        raise werkzeug_not_found(str(error)) from None
+
+
+@bp.route("/<int:item_id>/answers/<int:answer_id>/edit", methods=["POST"])
+@login_required
+def edit_answer(item_id, answer_id):
+    """Change an answer's text or remarks (a changed text goes back to review); audited."""
+    _need("kb.edit")
+    row, answer = _answer(item_id, answer_id)
+    try:
+        knowledge.edit_answer(answer, g.user, content=request.form.get("content"),
+                              remarks=request.form.get("remarks"), clock=clock())
+    except (KnowledgeError, PermissionDenied) as error:
+        flash(str(error), "error")
+    else:
+        audit("kb_answer_edit", "knowledge_answer", answer.id, f"item {row.id}")
+        flash(_t("Answer saved: it waits for review again."), "info")
+    return redirect(url_for("kb.item", item_id=item_id), code=303)
+
+
+@bp.route("/<int:item_id>/answers/<int:answer_id>/delete", methods=["POST"])
+@login_required
+def delete_answer(item_id, answer_id):
+    """Delete an answer (softly: its text and file are kept in the history); audited."""
+    _need("kb.edit")
+    row, answer = _answer(item_id, answer_id)
+    try:
+        knowledge.delete_answer(answer, g.user, request.form.get("reason", ""), clock=clock())
+    except (KnowledgeError, PermissionDenied) as error:
+        flash(str(error), "error")
+    else:
+        audit("kb_answer_delete", "knowledge_answer", answer.id, f"item {row.id}: {request.form.get('reason', '')[:200]}")
+        flash(_t("Answer deleted."), "info")
+    return redirect(url_for("kb.item", item_id=item_id), code=303)
+
+
+@bp.route("/<int:item_id>/answers/<int:answer_id>/file", methods=["POST"])
+@login_required
+def attach_answer_file(item_id, answer_id):
+    """Give an answer a file (type read from its content; the answer goes back to review); audited."""
+    _need("kb.edit")
+    row, answer = _answer(item_id, answer_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("请选择文件 / choose a file", "error")
+        return redirect(url_for("kb.item", item_id=item_id), code=303)
+    try:
+        done = knowledge.attach_file(answer, g.user, _files_root(), upload.stream, upload.filename, clock())
+    except (KnowledgeError, PermissionDenied, attachments.AttachmentError) as error:
+        flash(str(error), "error")
+    else:
+        audit("kb_answer_file", "knowledge_answer", answer.id,
+              f"item {row.id}: {done.attachment_name} {done.attachment_size} B sha256 {done.attachment_sha256}")
+        flash(_t("File attached: the answer waits for review again."), "info")
+    return redirect(url_for("kb.item", item_id=item_id), code=303)
+
+
+@bp.route("/<int:item_id>/answers/<int:answer_id>/file")
+@login_required
+def answer_file(item_id, answer_id):
+    """Download an answer's file: only an answer the user may read (reviewed ones for agents); PDFs and
+    images open in the browser, anything else is a download."""
+    _need("kb.view")
+    _row, answer = _answer(item_id, answer_id)
+    try:
+        path, kind = knowledge.answer_file(answer, _files_root(), clock())
+    except KnowledgeError as error:
+        from webui.blueprints.tickets import werkzeug_not_found
+
+        raise werkzeug_not_found(str(error)) from None
+    inline = kind == "application/pdf" or kind.startswith("image/")
+    return send_file(path, mimetype=kind, as_attachment=not inline, download_name=answer.attachment_name,
+                     conditional=True)
+
+
+def _files_root():
+    return current_app.extensions["hotline"].config.attachments_dir
+
+
+def _t(message: str) -> str:
+    return current_app.extensions["hotline"].gettext(message)
 
 
 @bp.route("/<int:item_id>/review", methods=["POST"])
@@ -209,6 +303,9 @@ def review(item_id):
         knowledge.review(target, request.form.get("state", ""), g.user, request.form.get("remarks"))
     except (KnowledgeError, PermissionDenied) as error:
         flash(str(error), "error")
+    else:
+        audit("kb_review", "knowledge_answer" if target is not row else "knowledge_item", target.id,
+              request.form.get("state", ""))
     return redirect(url_for("kb.item", item_id=item_id), code=303)
 
 

@@ -41,7 +41,9 @@ def test_item_json_shows_reviewed_answers_and_counts_a_view(world, login, clock)
     assert data["content"] == item.content
     assert [a["content"] for a in data["answers"]] == ["请告知施工地点和时间。"]
     assert KnowledgeItem.get_by_id(item.id).views == 1
-    assert len(agent.get(f"/kb/{item.id}.json").get_json()["answers"]) == 2
+    # an unreviewed answer reaches editors and reviewers only, never an agent (P5 §3.7.2 应答的审核)
+    assert len(agent.get(f"/kb/{item.id}.json").get_json()["answers"]) == 1
+    assert len(login(world.centre_user).get(f"/kb/{item.id}.json").get_json()["answers"]) == 2
     assert agent.get(f"/kb/{draft.id}.json?approved=1").status_code == 404
     assert agent.get("/kb/999999.json").status_code == 404
 
