@@ -76,6 +76,8 @@ def _caption(node) -> str:
     text = node.get("prompt") or node.get("text") or node.get("ticket_type") or ""
     if node.get("enabled", True) is False:
         text = f"(关闭 off) {text}"
+    if node.kind == "prompt" and node.get("must_hear") is True:
+        text = f"必听 must hear · {text}"  # keys pressed during it are dropped, not typed ahead
     return str(text)
 
 

@@ -8,7 +8,7 @@ from typing import Mapping
 from ivr.tree import HOUR_RE, NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_toml, parse_tree, schedule_problems
 
 INT_FIELDS = {"timeout", "max_retries", "min_seconds", "max_seconds", "silence_seconds", "entry_timeout"}
-BOOL_FIELDS = {"enabled", "confirm", "weekends_open"}
+BOOL_FIELDS = {"enabled", "confirm", "weekends_open", "must_hear"}
 TEXT_FIELDS = {"prompt", "text", "skill", "number", "setting", "lang", "ticket_type", "reason", "invalid_prompt"}
 KEY_LINE = re.compile(r"^\s*([0-9*#])\s*[=:：→>-]+\s*(\S+)\s*$")
 
@@ -41,7 +41,7 @@ def editable_fields(node: Node) -> list[str]:
     """The fields the node form offers for this kind."""
     fields = list(NODE_KINDS[node.kind])
     by_kind = {
-        "prompt": ["prompt", "text", "enabled"], "menu": ["prompt", "keys", "timeout", "max_retries", "invalid_prompt"],
+        "prompt": ["prompt", "text", "enabled", "must_hear"], "menu": ["prompt", "keys", "timeout", "max_retries", "invalid_prompt"],
         "record": ["prompt", "ticket_type", "min_seconds", "max_seconds", "max_retries"],
         "mailbox": ["prompt", "ticket_type", "min_seconds", "max_seconds", "max_retries"],
         "voicemail": ["prompt", "reason", "min_seconds", "max_seconds", "max_retries"],
@@ -83,7 +83,9 @@ def edit_node(tree: Tree, node_id: str, changes: Mapping[str, str]) -> str:
             except ValueError:
                 raise EditError(f"{name}: {value!r} is not a whole number") from None
         elif name in BOOL_FIELDS:
-            fields[name] = value.lower() in ("1", "true", "yes", "on")
+            if value.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise EditError(f"{name}: {value!r} is neither true nor false")
+            fields[name] = value.lower() in TRUE_WORDS
         elif name in NODE_KINDS[node.kind]:
             if value not in tree.nodes:
                 raise EditError(f"{name}: unknown node {value!r}")

@@ -143,6 +143,12 @@ class Play:
 
     items: tuple[str, ...]
     lang: str = "zh"
+    # Keys that stop it: None leaves the switch's setting; "" none (a must-hear prompt); ALL_KEYS for a
+    # prompt before a menu, answered with Dtmf(key) instead of PromptDone when a key stopped it.
+    keys: str | None = None
+
+
+ALL_KEYS = "0123456789*#"
 
 
 @dataclass(frozen=True)
@@ -398,6 +404,8 @@ class IvrEngine:
         """Set what the last action expects back."""
         last = actions[-1]
         self._expect = ANSWERS.get(type(last), ())
+        if isinstance(last, Play) and last.keys:
+            self._expect = (PromptDone, Dtmf)  # a key typed ahead during a prompt before a menu
         if isinstance(last, HangupCall):
             self.done = True
             self._expect = ()
@@ -478,10 +486,37 @@ class IvrEngine:
             item = f"tts:{text}"
         else:
             item = node.get("prompt") or f"tts:{node.get('text')}"
-        return self._wait(prefix + [Play((item,), self.lang)])
+        if node.get("must_hear") is True:
+            keys = ""  # the administrator wants every caller to hear it: keys pressed now are dropped
+        else:
+            keys = ALL_KEYS if self._menu_after(node) else None
+        return self._wait(prefix + [Play((item,), self.lang, keys)])
+
+    def _menu_after(self, node: Node) -> str | None:
+        """The menu this prompt leads to through other prompts (switched off or skippable), or None: a key
+        typed during the prompt is that menu's key. A must-hear prompt on the way is never skipped."""
+        seen = {node.id}
+        target = node.get("next")
+        while target in self.tree.nodes and target not in seen:
+            seen.add(target)
+            ahead = self.tree.nodes[target]
+            if ahead.kind == "menu":
+                return target
+            if ahead.kind != "prompt" or (ahead.get("must_hear") is True and ahead.get("enabled", True) is not False):
+                return None
+            target = ahead.get("next")
+        return None
 
     def _on_prompt(self, event) -> list:
-        return self._enter(self.node.get("next"))
+        menu = self._menu_after(self.node) if isinstance(event, Dtmf) else None
+        if menu is None:
+            return self._enter(self.node.get("next"))
+        # Type-ahead: the key that stopped the prompt is the menu's key (its prompt is not played).
+        self._log(self.node.id, f"key during the prompt: to {menu}", event.digit)
+        actions = self._enter(menu)
+        if not isinstance(actions[-1], Collect) or self.node.id != menu:
+            return actions  # the step limit (or a broken tree) ended the call instead
+        return self._on_menu(DigitsCollected(event.digit))
 
     # ------------------------------------------------------------ menu
     def _enter_menu(self, node: Node, prefix: list) -> list:

@@ -103,28 +103,21 @@ class IvrCall:
         self.answer = answer
         self.start_node = start_node
         self.direction = direction
-        data = getattr(session, "channel_data", None) or {}
-        # Channel data are claims of whoever connected: each is checked against what the app itself did
-        # (the attempt it dialled on this uuid, the mark it set on this channel) before it is acted on.
-        self.attempt_id = data.get("variable_hotline_attempt", "")
+        self.attempt_id = (getattr(session, "channel_data", None) or {}).get("variable_hotline_attempt", "")
         self.variables: dict[str, str] = {}
         if tree is None and self.attempt_id:
             # A call the dialer placed (outbound IVR): the campaign decides what it plays.
-            plan = services.outbound_plan(self.attempt_id, session.uuid)
+            plan = services.outbound_plan(self.attempt_id)
             if plan is not None:
                 tree, self.variables = plan
                 self.direction = "outbound"
-            else:
-                log.warning("call %s claims campaign attempt %r the app did not dial on it; an inbound call",
-                            session.uuid, self.attempt_id[:32])
         if tree is None:
             version_id, tree = services.active_tree()
         self.version_id = version_id
-        claim = getattr(services, "claim_handback", None)
-        marks = claim(session.uuid, data) if claim is not None and self.direction == "inbound" else {}
+        data = getattr(session, "channel_data", None) or {}
         # An agent blind-transferred the caller into a queue (the ACD set hotline_queue): straight there.
-        self.queue = marks.get("hotline_queue", "")[:64]
-        handed_back = marks.get("hotline_ivr_node", "")
+        self.queue = "" if self.direction == "outbound" else data.get("variable_hotline_queue", "")[:64]
+        handed_back = data.get("variable_hotline_ivr_node", "")
         if not handed_back and self.direction == "inbound" and fax_tone_detected(data):
             # The dialplan's fax detector (hotline-fax-detect) heard a fax machine before the socket took
             # the call: no menu, straight to the fax node.
@@ -235,9 +228,15 @@ class IvrCall:
         session = self.session
         if isinstance(action, e.Play):
             for item in action.items:
-                result = session.playback(self.files.item(item, action.lang))
+                result = session.playback(self.files.item(item, action.lang), terminators=action.keys)
                 if last and self._fax_tone(result):
                     return e.FaxToneDetected()
+                if action.keys:
+                    # The playback app takes keys off the channel as they come (and the socket's park drops
+                    # any between applications): a key typed ahead is only kept when it stops the prompt.
+                    key = result.variable("playback_terminator_used")
+                    if key:
+                        return e.Dtmf(key)
             return e.PromptDone()
         if isinstance(action, e.Say):
             for path in self.files.digits(action.digits, action.lang):

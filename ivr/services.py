@@ -52,8 +52,7 @@ class IvrServices(Protocol):
     def save_trace(self, record: "TraceRecord") -> None: ...
     def receive_fax(self, session) -> tuple[bool, str | None]: ...
     def save_satisfaction(self, caller: str, rating: str, call_uuid: str) -> None: ...
-    def outbound_plan(self, attempt_id: str, call_uuid: str) -> tuple[Any, dict[str, str]] | None: ...
-    def claim_handback(self, call_uuid: str, channel: dict) -> dict[str, str]: ...
+    def outbound_plan(self, attempt_id: str) -> tuple[Any, dict[str, str]] | None: ...
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None: ...
 
 
@@ -99,15 +98,9 @@ class HotlineIvrServices:
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
     live: Any = None  # ivr.live.LiveCalls: where the callers in the IVR are now (set by __post_init__)
     fax: Any = None  # recorder.fax.FaxService; built from the config on the first fax when not given
-    # ivr.handback.HandBackLedger: the marks the app set on channels it sent back (the ACD's when there is one)
-    handbacks: Any = None
     _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
 
     def __post_init__(self):
-        if self.handbacks is None:
-            from ivr.handback import HandBackLedger
-
-            self.handbacks = getattr(self.acd, "handbacks", None) or HandBackLedger()
         if self.live is None:
             from ivr.live import LiveCalls
 
@@ -326,16 +319,12 @@ class HotlineIvrServices:
         return "busy"
 
     # ------------------------------------------------------------------ outbound IVR
-    def outbound_plan(self, attempt_id: str, call_uuid: str):
-        """(tree, variables) for a call the dialer placed on ``call_uuid``, or None when it did not."""
+    def outbound_plan(self, attempt_id: str):
+        """(tree, variables) for a call the dialer placed, or None when the attempt is unknown."""
         from ivr.campaigns import call_plan
 
-        plan = call_plan(attempt_id, call_uuid)
+        plan = call_plan(attempt_id)
         return None if plan is None else (plan[0], plan[1])
-
-    def claim_handback(self, call_uuid: str, channel: dict) -> dict[str, str]:
-        """The hand-back marks the app set on this channel (ivr.handback.HandBackLedger.claim)."""
-        return self.handbacks.claim(call_uuid, channel)
 
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None:
         from ivr.campaigns import finish_call

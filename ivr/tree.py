@@ -287,6 +287,12 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
                 problems.append(Problem(nid, "menu without invalid-key handling ('invalid_prompt')"))
             if not node.get("prompt"):
                 problems.append(Problem(nid, "menu without a prompt"))
+        if "must_hear" in node.fields:
+            if node.kind != "prompt":
+                problems.append(Problem(nid, "must_hear applies to prompt nodes only (a menu's prompt is "
+                                             "always stopped by the caller's key)"))
+            elif not isinstance(node.get("must_hear"), bool):
+                problems.append(Problem(nid, f"must_hear must be true or false, got {node.get('must_hear')!r}"))
         if node.kind == "prompt" and not (node.get("prompt") or node.get("text") or node.get("text_var")):
             problems.append(Problem(nid, "prompt node without 'prompt', 'text' or 'text_var'"))
         if node.kind == "collect":

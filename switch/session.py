@@ -54,6 +54,12 @@ class ExecuteResult:
             self._variables = {k[9:]: v for k, v in event.items() if k.startswith("variable_")}
         return self._variables
 
+    def variable(self, name: str) -> str:
+        """One channel variable (no prefix) without building the whole dict ("" when not set)."""
+        if self._variables is not None:
+            return self._variables.get(name, "")
+        return (self._event or {}).get(f"variable_{name}", "")
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, ExecuteResult):
             return NotImplemented
@@ -188,8 +194,16 @@ class CallSession:
         """Answer the call."""
         self.execute("answer", timeout=30.0)
 
-    def playback(self, path: str, timeout: float = 120.0) -> ExecuteResult:
-        """Play a file (or tone_stream://, silence_stream://) to the end."""
+    def playback(self, path: str, timeout: float = 120.0, terminators: str | None = None) -> ExecuteResult:
+        """Play a file (or tone_stream://, silence_stream://) to the end.
+
+        ``terminators``: the keys that stop it ("" none; None: whatever the channel has, FreeSWITCH's default
+        "*"). The playback app takes every key pressed while it plays off the channel (a key that does not
+        stop it is gone) and clears then sets ``playback_terminator_used``: ``result.variable(...)`` is the
+        key that stopped this playback, "" when it played to the end.
+        """
+        if terminators is not None and (terminators or "none") != self._terminators:
+            self.set("playback_terminators", terminators or "none")
         return self.execute("playback", path, timeout=timeout)
 
     def play_and_get_digits(self, min_digits: int, max_digits: int, tries: int, timeout_ms: int,

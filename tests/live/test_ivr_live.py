@@ -37,9 +37,9 @@ class PlaybackLog:
         self._session = session
         self.played: list[str] = []
 
-    def playback(self, path, timeout=120.0):
+    def playback(self, path, timeout=120.0, terminators=None):
         self.played.append(path)
-        return self._session.playback(path, timeout=timeout)
+        return self._session.playback(path, timeout=timeout, terminators=terminators)
 
     def __getattr__(self, name):
         return getattr(self._session, name)
@@ -157,4 +157,44 @@ def test_no_key_goes_to_a_person_live(live_ivr, place_call):
                 "the message after nobody answered")
     visited = [t.node for t in ivr.engine.trace]
     assert "human_time" in visited and "queue_general" in visited
+    citizen.hangup()
+
+
+def _during_welcome(live_ivr, place_call, esl_events):
+    """Place a call and return (citizen, ivr call) once the real switch is playing the welcome to it."""
+    host, port = live_ivr.address
+    citizen = place_call(caller="13800138000", outbound=f"{host}:{port}")
+    wait_until(lambda: live_ivr.calls, 20, "the call to reach the IVR")
+    ivr = live_ivr.calls[0]
+    gevent.get_hub().threadpool.apply(esl_events.wait_event, (
+        lambda ev: ev.get("Event-Name") == "PLAYBACK_START" and ev.get("Unique-ID") == ivr.session.uuid
+        and ev.get("Playback-File-Path", "").endswith("/welcome.wav"), 60))
+    return citizen, ivr
+
+
+def test_key_during_welcome_skips_to_the_menu_live(live_ivr, place_call, esl_events):
+    """Should stop the welcome at the caller's 2 on the real switch and take it as the main menu's key: the
+    caller lands in self-service with no main-menu prompt and no wait for the welcome's end."""
+    citizen, ivr = _during_welcome(live_ivr, place_call, esl_events)
+    citizen.press("2")
+    wait_until(lambda: ivr.engine.node is not None and ivr.engine.node.id == "self_menu", 30, "self-service")
+    played = [Path(p).stem for p in ivr.session.played]
+    assert played == ["welcome"]  # the self-service menu is play_and_get_digits, the main menu never played
+    assert ("welcome", "2") in [(t.node, t.keys) for t in ivr.engine.trace]
+    citizen.hangup()
+
+
+def test_must_hear_welcome_ignores_a_key_live(live_ivr, place_call, esl_events):
+    """Should play a must-hear welcome on the real switch whatever the caller presses, then the main menu."""
+    from ivr.edit import edit_node
+    from ivr.tree import load_tree
+
+    trees = TreeStore()
+    trees.activate(trees.save(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "live test")
+    citizen, ivr = _during_welcome(live_ivr, place_call, esl_events)
+    citizen.press("2")
+    wait_until(lambda: ivr.engine.node is not None and ivr.engine.node.id == "main"
+               and e.DigitsCollected in ivr.engine.waiting_for, 60, "the main menu after the whole welcome")
+    assert "self_menu" not in [t.node for t in ivr.engine.trace]
+    assert not [t for t in ivr.engine.trace if t.what.startswith("key during the prompt")]
     citizen.hangup()

@@ -159,6 +159,29 @@ def test_tree_saved_before_the_settings_keeps_its_rule(phone):
     assert "holiday_forward" in played(phone, phone.call([Press("1")]))
 
 
+def test_key_typed_during_the_welcome(phone):
+    """Should stop the welcome at the caller's key and take it as the main menu's: 2 during the welcome
+    lands in self-service without the main menu's prompt."""
+    call = phone.call([WaitFor("playback", "welcome"), Press("2", wait=False),
+                       WaitFor("play_and_get_digits", "self_menu"), Hangup()])
+    heard = played(phone, call)
+    assert heard[:2] == ["welcome", "self_menu"] and "main_menu" not in heard
+    assert call.variables.get("playback_terminators") == "0123456789*#"
+    trace = IvrTrace.get(IvrTrace.call_uuid == call.uuid).entries
+    assert '"key during the prompt: to main"' in trace
+
+
+def test_must_hear_welcome_ignores_keys(phone):
+    """Should play a welcome marked must-hear to its end whatever the caller presses, then the main menu."""
+    from ivr.edit import edit_node
+
+    phone.trees.activate(phone.trees.save(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "admin")
+    call = phone.call([WaitFor("playback", "welcome"), Press("2", wait=False),
+                       WaitFor("play_and_get_digits", "main_menu"), Hangup()])
+    heard = played(phone, call)
+    assert heard[:2] == ["welcome", "main_menu"] and "self_menu" not in heard
+
+
 def test_hangup_mid_prompt(phone):
     """Should end cleanly, keep the trace and create nothing when the caller hangs up during the welcome."""
     call = phone.call([WaitFor("playback", "welcome"), Hangup()])
@@ -300,16 +323,14 @@ def test_agent_hands_caller_back_to_self_service(phone):
 def test_forged_hand_back_marks_move_nobody(phone, caplog):
     """Should start at the welcome a call whose hotline_ivr_node / hotline_queue the app did not set on that
     channel (set on another channel, another node, or never), and log each claim."""
-    import uuid as uuidlib
-
-    phone.services.handbacks.expect(str(uuidlib.uuid4()), "hotline_ivr_node", "status_query")
-    other = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "welcome"), Hangup()],
+    phone.services.handbacks.expect("another-channel-0001", "hotline_ivr_node", "status_query")
+    other = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid="a-channel-never-marked-01",
                                 variables={"hotline_ivr_node": "status_query", "hotline_queue": "complaint_q"})
     phone.finish(other)
-    call_uuid = str(uuidlib.uuid4())
+    call_uuid = "a-channel-marked-otherwise-01"
     phone.services.handbacks.expect(call_uuid, "hotline_ivr_node", "satisfaction")
-    changed = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "welcome"), Hangup()],
-                                  uuid=call_uuid, variables={"hotline_ivr_node": "status_query"})
+    changed = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid=call_uuid,
+                                  variables={"hotline_ivr_node": "status_query"})
     phone.finish(changed)
     for call in (other, changed):
         assert played(phone, call)[:1] == ["welcome"]
@@ -331,16 +352,9 @@ def test_hand_back_commands():
             sent.append(command)
             return "+OK\n"
 
-    from ivr.handback import HandBackLedger
-
-    ledger = HandBackLedger()
-    hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree(), ledger=ledger)
+    hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree())
     assert sent == ["uuid_setvar 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a hotline_ivr_node status_query",
                     "uuid_transfer 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a 12345 XML default"]
-    # The call comes back marked as the app marked it: the runner may start it there (once).
-    channel = {"variable_hotline_ivr_node": "status_query"}
-    assert ledger.claim("6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", channel) == {"hotline_ivr_node": "status_query"}
-    assert ledger.claim("6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", channel) == {}
     for uuid, node in (("x; hupall", "main"), ("6f1c2a9e-1d3b", "main menu"), ("6f1c2a9e-1d3b", "nosuch")):
         with pytest.raises(HandBackError):
             hand_back(Conn(), uuid, node, load_tree())

@@ -178,3 +178,20 @@ def test_edit_schedule_settings():
                              ({"working_hours": "8 to 20"}, "working_hours")]:
         with pytest.raises(EditError, match=message):
             edit_settings(load_tree(), changes)
+
+
+def test_must_hear_validated_edited_and_charted():
+    """Should accept must_hear = true/false on prompt nodes only, set it from the node form (refusing
+    words it does not understand) and mark the node in the chart."""
+    tree = parse_tree(edit_node(load_tree(), "welcome", {"must_hear": "true"}))
+    assert tree.nodes["welcome"].get("must_hear") is True and validate(tree) == []
+    assert "必听 must hear" in render_svg(tree)
+    with pytest.raises(EditError, match="must_hear"):
+        edit_node(load_tree(), "welcome", {"must_hear": "always"})
+    with pytest.raises(EditError, match="must_hear"):
+        edit_node(load_tree(), "main", {"must_hear": "true"})  # not a field of menus
+    bad = load_tree().source.replace('prompt = "welcome"', 'prompt = "welcome"\nmust_hear = "yes"').replace(
+        'prompt = "main_menu"', 'prompt = "main_menu"\nmust_hear = true')
+    messages = [str(p) for p in validate(parse_tree(bad))]
+    assert "welcome: must_hear must be true or false, got 'yes'" in messages
+    assert any(m.startswith("main: must_hear applies to prompt nodes only") for m in messages)

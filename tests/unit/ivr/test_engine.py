@@ -366,16 +366,84 @@ def test_dtmf_flood_is_bounded():
     assert len(engine.trace) <= e.MAX_TRACE
 
 
-def test_keys_while_prompt_plays_are_ignored():
-    """Should ignore key events that arrive while it is not waiting for digits."""
+def test_keys_while_waiting_for_a_service_are_ignored():
+    """Should ignore key events that arrive while it waits for a service answer (not for digits)."""
     engine = e.IvrEngine(load_tree())
-    engine.feed(e.CallStarted("13800138000"))
-    engine.feed(e.BlacklistChecked(False))  # now playing welcome
+    engine.feed(e.CallStarted("13800138000"))  # waiting for the blacklist check
     for digit in "123456789*#0" * 20:
         assert engine.feed(e.Dtmf(digit)) == []
-    actions = engine.feed(e.PromptDone())
-    assert isinstance(actions[-1], e.Collect)
+    assert engine.feed(e.BlacklistChecked(False))[-1].items == ("welcome",)
+
+
+def welcome(tree_source=None):
+    """An engine on the default tree (or ``tree_source``) playing the welcome; returns (engine, the Play)."""
+    engine = e.IvrEngine(parse_tree(tree_source) if tree_source else load_tree())
+    engine.feed(e.CallStarted("13800138000"))
+    return engine, engine.feed(e.BlacklistChecked(False))[-1]
+
+
+def test_key_during_welcome_counts_in_the_main_menu():
+    """Should let a key pressed during the welcome stop it and count as the main menu's key: 2 goes straight
+    to self-service without the main menu's prompt (type-ahead)."""
+    engine, play = welcome()
+    assert play.items == ("welcome",) and play.keys == e.ALL_KEYS
+    actions = engine.feed(e.Dtmf("2"))
+    assert isinstance(actions[-1], e.Collect) and actions[-1].items == ("self_menu",)
+    assert all(not (isinstance(a, (e.Play, e.Collect)) and "main_menu" in a.items) for a in actions)
+    assert engine.node.id == "self_menu"
+    steps = [(t.node, t.what, t.keys) for t in engine.trace]
+    assert ("welcome", "key during the prompt: to main", "2") in steps and ("main", "key", "2") in steps
+
+
+def test_invalid_key_during_welcome_is_the_menus_invalid_key():
+    """Should count a key the menu does not know as one wrong try of that menu (invalid prompt, menu again)."""
+    engine, _play = welcome()
+    actions = engine.feed(e.Dtmf("7"))
+    assert actions[0] == e.Play(("invalid_key",), "zh") and actions[-1].items == ("main_menu",)
+    assert engine.scratch.retries == 1
+
+
+def test_welcome_played_out_still_gives_the_menu():
+    """Should play the main menu as before when nobody types ahead."""
+    engine, _play = welcome()
+    assert engine.feed(e.PromptDone())[-1].items == ("main_menu",)
+
+
+def test_must_hear_prompt_is_not_skipped():
+    """Should play a prompt the administrator marked must-hear with no key stopping it, and not take a key
+    during it (or during a prompt before it) as the menu's."""
+    source = load_tree().source.replace('prompt = "welcome"', 'prompt = "welcome"\nmust_hear = true')
+    engine, play = welcome(source)
+    assert play.keys == ""
+    assert engine.feed(e.Dtmf("2")) == []  # not expected: the runner never reports one for it
+    assert engine.feed(e.PromptDone())[-1].items == ("main_menu",)
+    # A must-hear policy announcement after the welcome: the welcome is not skippable past it.
+    source = load_tree().source.replace('enabled = false', 'enabled = true\nmust_hear = true')
+    _engine, play = welcome(source)
+    assert play.keys is None
+
+
+def test_prompt_not_before_a_menu_keeps_the_switchs_keys():
+    """Should leave prompts that lead to no menu (goodbye, blocked) as they were: no type-ahead."""
+    engine = e.IvrEngine(load_tree())
+    engine.feed(e.CallStarted("13700000000"))
+    play = engine.feed(e.BlacklistChecked(True))[-1]
+    assert play.items == ("blocked",) and play.keys is None
+
+
+def test_skippable_prompt_chain_through_an_enabled_policy():
+    """Should skip the welcome and an enabled (not must-hear) policy announcement together to the menu."""
+    source = load_tree().source.replace('enabled = false', 'enabled = true')
+    engine, play = welcome(source)
+    assert play.keys == e.ALL_KEYS
     assert engine.feed(e.Dtmf("2"))[-1].items == ("self_menu",)
+
+
+def test_default_tree_asks_for_24_hour_answering():
+    """Should ask the calendar with the shipped answering settings: no office hours, rest days staffed."""
+    engine, _play = welcome()
+    check = engine.feed(e.Dtmf("1"))[-1]
+    assert isinstance(check, e.CheckTime) and (check.office_hours, check.rest_days) == (False, "staffed")
 
 
 def test_unexpected_events_are_ignored():

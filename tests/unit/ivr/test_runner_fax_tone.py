@@ -13,6 +13,9 @@ class Result:
         self._event = event
         self.variables = {k[9:]: v for k, v in event.items() if k.startswith("variable_")}
 
+    def variable(self, name):
+        return self.variables.get(name, "")
+
 
 class Session:
     """Just enough of switch.session.CallSession: the fax tone shows up with the first playback result."""
@@ -26,7 +29,7 @@ class Session:
     def answer(self):
         self.commands.append("answer")
 
-    def playback(self, path, timeout=120.0):
+    def playback(self, path, timeout=120.0, terminators=None):
         self.played.append(path.rsplit("/", 1)[-1])
         tone = "true"  # the detector heard the fax machine during the welcome
         return Result({"variable_fax_tone_detected": tone} if tone else {})
@@ -92,7 +95,7 @@ class MenuToneSession(Session):
         super().__init__()
         self.menus, self.tone_after_menus, self.asked = 0, tone_after_menus, []
 
-    def playback(self, path, timeout=120.0):
+    def playback(self, path, timeout=120.0, terminators=None):
         self.played.append(path.rsplit("/", 1)[-1])
         return Result({})
 
