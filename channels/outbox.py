@@ -171,14 +171,23 @@ def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -
         message_id, report_type = int(message_id), int(report_type)
     except (TypeError, ValueError):
         raise sms.SmsInputError("id and type must be numbers") from None
-    message = Message.get_or_none((Message.id == message_id) & (Message.direction == "out"))
-    if message is None:
-        raise LookupError(f"unknown message id {message_id}")
-    status = sms.status_after_report(message.status, report_type)
-    report = f"{report_type}:{str(answer or '')[:200]}"
-    changes = {Message.status: status, Message.delivery_report: report[:255]}
+    report = f"{report_type}:{str(answer or '')[:200]}"[:255]
     foreign = str(foreign or "").strip()[:64]
-    if foreign and not message.provider_id and not Message.select().where(Message.provider_id == foreign).exists():
-        changes[Message.provider_id] = foreign
-    Message.update(changes).where(Message.id == message.id).execute()
-    return Message.get_by_id(message.id)
+    # Reports for one message arrive together (Kannel sends 'delivered' and 'accepted' at once): each is a
+    # compare-and-set on the status it read, tried again when another report got there first.
+    for _attempt in range(10):
+        message = Message.get_or_none((Message.id == message_id) & (Message.direction == "out"))
+        if message is None:
+            raise LookupError(f"unknown message id {message_id}")
+        status = sms.status_after_report(message.status, report_type)
+        changes = {Message.status: status, Message.delivery_report: report}
+        if foreign and not message.provider_id and \
+                not Message.select().where(Message.provider_id == foreign).exists():
+            changes[Message.provider_id] = foreign
+        try:
+            if Message.update(changes).where((Message.id == message.id)
+                                             & (Message.status == message.status)).execute():
+                break
+        except peewee.IntegrityError:  # the other report stored the same provider id first
+            continue
+    return Message.get_by_id(message_id)

@@ -2,7 +2,8 @@
 # Install the Debian packages the product and its tests use, when missing.
 # As root: apt-get installs them. Otherwise: print what to install and fail clearly.
 set -euo pipefail
-packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei)
+packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei
+          kannel kannel-extras)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -57,3 +57,64 @@ def kannel_box(tmp_path):
     yield start
     for runner in runners:
         runner.stop()
+
+
+def fakesmsc_messages(lines: list[str]) -> list[tuple[str, str]]:
+    """(recipient, text) for every message fakesmsc got, concatenated parts joined (by UDH reference)."""
+    import re
+    from urllib.parse import unquote_to_bytes as _unquote
+
+    def unquote_to_bytes(text: str) -> bytes:  # fakesmsc writes a space byte as '+', form-style
+        return _unquote(text.replace("+", " "))
+
+    whole, parts = [], {}
+    for line in lines:
+        match = re.search(r"Got message \d+: <(\S+) (\S+) (\S+) (.*)>$", line)
+        if not match:
+            continue
+        _sender, to, kind, rest = match.groups()
+        if kind == "udh":
+            udh_text, _, data = rest.partition(" data ")
+            udh = unquote_to_bytes(udh_text)
+            ref, total, seq = udh[3], udh[4], udh[5]
+            parts.setdefault((to, ref), {})[seq] = unquote_to_bytes(data)
+            if len(parts[(to, ref)]) == total:
+                chunks = parts.pop((to, ref))
+                whole.append((to, b"".join(chunks[i] for i in sorted(chunks)).decode("utf-16-be")))
+        elif kind == "ucs-2":
+            whole.append((to, unquote_to_bytes(rest).decode("utf-16-be")))
+        else:
+            whole.append((to, unquote_to_bytes(rest.split(" ", 1)[-1]).decode("latin-1")))
+    return whole
+
+
+def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
+    """Poll ``condition`` (a Kannel box is another process: no event reaches us) until true or time out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def served_app(app, org_setup):
+    """The web app on a real HTTP port (Kannel calls it), with the test's SMS settings."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from core.config import load_config
+
+    config = load_config({"mode": "test", "secret_key": "k" * 40, "HOTLINE_SMS_SECRET": SECRET,
+                          "HOTLINE_SMS_DAILY_CAP": "0"})
+    app.extensions["hotline"].services.extra["sms_settings"] = SmsSettings.from_config(config)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app.extensions["hotline"].services.extra["sms_settings"]
+    server.shutdown()
