@@ -264,6 +264,7 @@ class AgentControls:
     def _reenter(self, agent: Agent, caller: str, variable: str, value: str) -> None:
         """Mark the caller's channel and send it back into the app through the hotline number."""
         self.acd.handed_off.add(agent.call_uuid)
+        self.acd.handbacks.expect(caller, variable, _safe(value))
         self._api(agent, f"uuid_setvar {caller} {variable} {_safe(value)}")
         self._api(agent, f"uuid_transfer {caller} {_safe(self.hotline_number)} XML {DIALPLAN_CONTEXT}")
 

@@ -58,6 +58,7 @@ from caseflow.models import User
 from core.clock import Clock
 from core.config import NO_ROUTE
 from core.db import database
+from ivr.handback import HandBackLedger
 from recorder import missed as missed_calls
 from switch import events as sw
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
@@ -207,6 +208,9 @@ class Acd:
         self.listeners: list[Callable[[dict], None]] = []
         # Callers an agent handed on (transfer, three-way, back to the IVR): their bridge ending is not the end.
         self.handed_off: set[str] = set()
+        # The hand-back marks (hotline_queue, hotline_ivr_node) the app set on callers it sent back into the
+        # socket: the IVR acts on a mark only if it is here (a forged one moves nobody).
+        self.handbacks = HandBackLedger()
         # Attended transfers in progress (consultation leg -> agent, call, target, answered).
         self.consultations = Consultations()
         self._gone: dict[str, gevent.event.Event] = {}

@@ -78,11 +78,29 @@ def create_satisfaction_campaign(tickets, created_by, title: str = "", max_paral
     return campaign
 
 
-def call_plan(attempt_id: str) -> tuple[Tree, dict[str, str], OutboundAttempt] | None:
-    """What an answered outbound call plays: (tree, variables, attempt); None for an unknown attempt."""
+def dialled_attempt(attempt_id: str, call_uuid: str) -> OutboundAttempt | None:
+    """The attempt the dialer is calling on ``call_uuid`` (its originate's uuid), else None.
+
+    A call's ``hotline_attempt`` is a claim of whoever connected to the socket: only an attempt in
+    "calling" whose last originate used this very uuid (a random one the app chose) is the app's own.
+    """
+    attempt_id, call_uuid = str(attempt_id or ""), str(call_uuid or "")
+    attempt = (OutboundAttempt.get_or_none(OutboundAttempt.id == int(attempt_id))
+               if attempt_id.isascii() and attempt_id.isdigit() and len(attempt_id) <= 18 else None)
+    if attempt is None or attempt.state != "calling" or not call_uuid or attempt.last_call_uuid != call_uuid:
+        log.warning("call %s: attempt %r is not one the dialer is calling on it (%s)", call_uuid[:64],
+                    attempt_id[:32], "unknown" if attempt is None else f"{attempt.state}, dialled on "
+                    f"{attempt.last_call_uuid or 'nothing'}")
+        return None
+    return attempt
+
+
+def call_plan(attempt_id: str, call_uuid: str) -> tuple[Tree, dict[str, str], OutboundAttempt] | None:
+    """What an answered outbound call plays: (tree, variables, attempt); None unless the dialer placed this
+    call for that attempt (dialled_attempt)."""
     from caseflow.models import Ticket
 
-    attempt = OutboundAttempt.get_or_none(OutboundAttempt.id == int(attempt_id)) if str(attempt_id).isdigit() else None
+    attempt = dialled_attempt(attempt_id, call_uuid)
     if attempt is None:
         return None
     campaign = attempt.campaign
@@ -97,8 +115,10 @@ def call_plan(attempt_id: str) -> tuple[Tree, dict[str, str], OutboundAttempt] |
 
 
 def finish_call(attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None:
-    """Keep how an answered call ended; a satisfaction key becomes the ticket's call-back rating."""
-    attempt = OutboundAttempt.get_or_none(OutboundAttempt.id == int(attempt_id)) if str(attempt_id).isdigit() else None
+    """Keep how an answered call ended; a satisfaction key becomes the ticket's call-back rating.
+
+    Only for the call the dialer placed for the attempt (dialled_attempt), and only once."""
+    attempt = dialled_attempt(attempt_id, call_uuid)
     if attempt is None:
         return
     key = answers.get("satisfaction") or answers.get("ack")

@@ -66,7 +66,9 @@ class Dialer:
                      f"originate_timeout={ORIGINATE_TIMEOUT},ignore_early_media=true")
         phone = attempt.phone
         leg = f"user/{phone}" if len(phone) <= 5 else f"sofia/gateway/{self.gateway}/{phone}"
-        return f"{{{variables}}}{leg} &socket({host}:{port} async full)"
+        # Quoted: originate splits its arguments at spaces, and unquoted the socket would get only host:port
+        # (a synchronous socket without `full`) and the dialplan and context "async" and "full)".
+        return f"{{{variables}}}{leg} '&socket({host}:{port} async full)'"
 
     def tick(self, now: dt.datetime | None = None) -> int:
         """Start the calls the pacing allows; returns how many were started."""

@@ -103,21 +103,28 @@ class IvrCall:
         self.answer = answer
         self.start_node = start_node
         self.direction = direction
-        self.attempt_id = (getattr(session, "channel_data", None) or {}).get("variable_hotline_attempt", "")
+        data = getattr(session, "channel_data", None) or {}
+        # Channel data are claims of whoever connected: each is checked against what the app itself did
+        # (the attempt it dialled on this uuid, the mark it set on this channel) before it is acted on.
+        self.attempt_id = data.get("variable_hotline_attempt", "")
         self.variables: dict[str, str] = {}
         if tree is None and self.attempt_id:
             # A call the dialer placed (outbound IVR): the campaign decides what it plays.
-            plan = services.outbound_plan(self.attempt_id)
+            plan = services.outbound_plan(self.attempt_id, session.uuid)
             if plan is not None:
                 tree, self.variables = plan
                 self.direction = "outbound"
+            else:
+                log.warning("call %s claims campaign attempt %r the app did not dial on it; an inbound call",
+                            session.uuid, self.attempt_id[:32])
         if tree is None:
             version_id, tree = services.active_tree()
         self.version_id = version_id
-        data = getattr(session, "channel_data", None) or {}
+        claim = getattr(services, "claim_handback", None)
+        marks = claim(session.uuid, data) if claim is not None and self.direction == "inbound" else {}
         # An agent blind-transferred the caller into a queue (the ACD set hotline_queue): straight there.
-        self.queue = "" if self.direction == "outbound" else data.get("variable_hotline_queue", "")[:64]
-        handed_back = data.get("variable_hotline_ivr_node", "")
+        self.queue = marks.get("hotline_queue", "")[:64]
+        handed_back = marks.get("hotline_ivr_node", "")
         if not handed_back and self.direction == "inbound" and fax_tone_detected(data):
             # The dialplan's fax detector (hotline-fax-detect) heard a fax machine before the socket took
             # the call: no menu, straight to the fax node.

@@ -52,7 +52,8 @@ class IvrServices(Protocol):
     def save_trace(self, record: "TraceRecord") -> None: ...
     def receive_fax(self, session) -> tuple[bool, str | None]: ...
     def save_satisfaction(self, caller: str, rating: str, call_uuid: str) -> None: ...
-    def outbound_plan(self, attempt_id: str) -> tuple[Any, dict[str, str]] | None: ...
+    def outbound_plan(self, attempt_id: str, call_uuid: str) -> tuple[Any, dict[str, str]] | None: ...
+    def claim_handback(self, call_uuid: str, channel: dict) -> dict[str, str]: ...
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None: ...
 
 
@@ -98,9 +99,15 @@ class HotlineIvrServices:
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
     live: Any = None  # ivr.live.LiveCalls: where the callers in the IVR are now (set by __post_init__)
     fax: Any = None  # recorder.fax.FaxService; built from the config on the first fax when not given
+    # ivr.handback.HandBackLedger: the marks the app set on channels it sent back (the ACD's when there is one)
+    handbacks: Any = None
     _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
 
     def __post_init__(self):
+        if self.handbacks is None:
+            from ivr.handback import HandBackLedger
+
+            self.handbacks = getattr(self.acd, "handbacks", None) or HandBackLedger()
         if self.live is None:
             from ivr.live import LiveCalls
 
@@ -319,12 +326,16 @@ class HotlineIvrServices:
         return "busy"
 
     # ------------------------------------------------------------------ outbound IVR
-    def outbound_plan(self, attempt_id: str):
-        """(tree, variables) for a call the dialer placed, or None when the attempt is unknown."""
+    def outbound_plan(self, attempt_id: str, call_uuid: str):
+        """(tree, variables) for a call the dialer placed on ``call_uuid``, or None when it did not."""
         from ivr.campaigns import call_plan
 
-        plan = call_plan(attempt_id)
+        plan = call_plan(attempt_id, call_uuid)
         return None if plan is None else (plan[0], plan[1])
+
+    def claim_handback(self, call_uuid: str, channel: dict) -> dict[str, str]:
+        """The hand-back marks the app set on this channel (ivr.handback.HandBackLedger.claim)."""
+        return self.handbacks.claim(call_uuid, channel)
 
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None:
         from ivr.campaigns import finish_call

@@ -68,6 +68,16 @@ def phone(db, tmp_path, rendered_sounds, trees, fakeswitch):
                 self.finish(placed, timeout)
             return placed
 
+        def sent_back(self, script, mark, value, **kw):
+            """A caller the app sent back into the socket marked ``mark=value`` (what AgentControls does: note
+            the mark, set it on the channel, transfer the channel to 12345)."""
+            import uuid as uuidlib
+
+            call_uuid = str(uuidlib.uuid4())
+            services.handbacks.expect(call_uuid, mark, value)
+            return fakeswitch.place_call(server.address, script=script, variables={mark: value}, uuid=call_uuid,
+                                         **kw)
+
         def finish(self, placed, timeout=30.0):
             """Wait until the call ended and the IVR handler stored its trace."""
             placed.wait_ended(timeout=timeout)

@@ -3,6 +3,7 @@ running the campaign's tree, the satisfaction key applied to the ticket."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid as uuidlib
 
 import pytest
 
@@ -24,15 +25,26 @@ def _approved_ticket(phone="13800138000"):
     return Ticket.get_by_id(ticket.id)
 
 
-def test_satisfaction_call_rates_the_ticket(phone):
-    """Should tell the citizen the result and turn key 1 into the call-back rating 'satisfied'."""
+def _dialled(attempt: OutboundAttempt) -> str:
+    """What Dialer.tick does before its originate: the attempt is calling, on a uuid the app chose."""
+    call_uuid = str(uuidlib.uuid4())
+    OutboundAttempt.update(state="calling", attempts=OutboundAttempt.attempts + 1, last_call_uuid=call_uuid) \
+        .where(OutboundAttempt.id == attempt.id).execute()
+    return call_uuid
+
+
+def test_satisfaction_call_rates_the_ticket(phone, inbound):
+    """Should dial the citizen, tell the result and turn key 1 into the call-back rating 'satisfied'."""
     owner = accounts.create_user("C001", "中心回访员", "centre-password-1", roles=("centre",))
     ticket = _approved_ticket()
     campaign = create_satisfaction_campaign([ticket], owner)
+    citizen = phone.fs.add_agent("13800138000", answer=True, answer_delay=0.1, script=[Press("1")])
+    # The dialer's originate: once the citizen answers, the switch runs `socket` into the app.
+    assert Dialer(inbound, phone.config.replace(outbound=phone.server.address)).tick() == 1
     attempt = OutboundAttempt.get()
-    # What the switch does once the citizen answers the dialer's originate: run `socket` into the app.
-    call = phone.fs.place_call(phone.server.address, caller="12345", destination="13800138000",
-                               script=[Press("1")], variables={"hotline_attempt": str(attempt.id)})
+    phone.fs.wait_for(lambda: citizen.socket_calls, 10, "the answered call to enter the socket")
+    call = citizen.socket_calls[0]
+    assert call.uuid == attempt.last_call_uuid
     phone.finish(call)
     heard = [p.rsplit("/", 1)[-1] for p in call.played]
     assert heard[0] == "satisfaction_intro.wav" and "satisfaction_thanks.wav" in heard
@@ -45,6 +57,33 @@ def test_satisfaction_call_rates_the_ticket(phone):
     assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).direction == "outbound"
 
 
+@pytest.mark.parametrize("state", ["pending", "calling", "done"])
+def test_forged_campaign_call_changes_nothing(phone, state, caplog):
+    """Should treat a call claiming a campaign attempt the dialer is not calling on that uuid (pending, calling
+    on another uuid, done) as an ordinary inbound call: the ticket stays approved, the attempt as it was,
+    and the claim is logged."""
+    owner = accounts.create_user("C001", "中心回访员", "centre-password-1", roles=("centre",))
+    ticket = _approved_ticket()
+    create_satisfaction_campaign([ticket], owner)
+    attempt = OutboundAttempt.get()
+    if state != "pending":
+        _dialled(attempt)
+        OutboundAttempt.update(state=state).where(OutboundAttempt.id == attempt.id).execute()
+    before = OutboundAttempt.get_by_id(attempt.id)
+    call = phone.fs.place_call(phone.server.address, caller="9001", destination="12345",
+                               script=[Press("1")], variables={"hotline_attempt": str(attempt.id)})
+    phone.finish(call)
+    ticket = Ticket.get_by_id(ticket.id)
+    assert ticket.status == "approved" and not ticket.satisfaction
+    after = OutboundAttempt.get_by_id(attempt.id)
+    assert (after.state, after.outcome, after.last_call_uuid) == (before.state, before.outcome,
+                                                                  before.last_call_uuid)
+    assert not TicketHistory.select().where((TicketHistory.ticket == ticket.id)
+                                            & TicketHistory.note.contains(call.uuid)).exists()
+    assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).direction == "inbound"
+    assert f"call {call.uuid} claims campaign attempt" in caplog.text
+
+
 def test_unsatisfied_without_rights_becomes_a_note(phone):
     """Should keep the rating as a note when the campaign owner may not rate (nothing is lost)."""
     owner = accounts.create_user("D001", "部门人员", "dept-password-1", roles=("dept",))
@@ -52,7 +91,8 @@ def test_unsatisfied_without_rights_becomes_a_note(phone):
     create_satisfaction_campaign([ticket], owner)
     attempt = OutboundAttempt.get()
     call = phone.fs.place_call(phone.server.address, caller="12345", destination="13800138000",
-                               script=[Press("3")], variables={"hotline_attempt": str(attempt.id)})
+                               script=[Press("3")], variables={"hotline_attempt": str(attempt.id)},
+                               uuid=_dialled(attempt))
     phone.finish(call)
     assert Ticket.get_by_id(ticket.id).status == "approved"
     assert TicketHistory.select().where(TicketHistory.note.contains("unsatisfied")).exists()
@@ -63,7 +103,7 @@ def test_group_call_and_no_answer(phone):
     create_group_campaign("停水通知", "明天上午停水，请提前储水。", ["13800138000"])
     attempt = OutboundAttempt.get()
     call = phone.fs.place_call(phone.server.address, caller="12345", destination="13800138000", script=[],
-                               variables={"hotline_attempt": str(attempt.id)})
+                               variables={"hotline_attempt": str(attempt.id)}, uuid=_dialled(attempt))
     phone.finish(call)
     assert OutboundAttempt.get_by_id(attempt.id).outcome == "no_key"
     assert "group_intro.wav" in [p.rsplit("/", 1)[-1] for p in call.played]

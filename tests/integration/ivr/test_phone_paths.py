@@ -323,14 +323,16 @@ def test_agent_hands_caller_back_to_self_service(phone):
 def test_forged_hand_back_marks_move_nobody(phone, caplog):
     """Should start at the welcome a call whose hotline_ivr_node / hotline_queue the app did not set on that
     channel (set on another channel, another node, or never), and log each claim."""
-    phone.services.handbacks.expect("another-channel-0001", "hotline_ivr_node", "status_query")
-    other = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid="a-channel-never-marked-01",
+    import uuid as uuidlib
+
+    phone.services.handbacks.expect(str(uuidlib.uuid4()), "hotline_ivr_node", "status_query")
+    other = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "welcome"), Hangup()],
                                 variables={"hotline_ivr_node": "status_query", "hotline_queue": "complaint_q"})
     phone.finish(other)
-    call_uuid = "a-channel-marked-otherwise-01"
+    call_uuid = str(uuidlib.uuid4())
     phone.services.handbacks.expect(call_uuid, "hotline_ivr_node", "satisfaction")
-    changed = phone.fs.place_call(phone.server.address, script=[Hangup()], uuid=call_uuid,
-                                  variables={"hotline_ivr_node": "status_query"})
+    changed = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "welcome"), Hangup()],
+                                  uuid=call_uuid, variables={"hotline_ivr_node": "status_query"})
     phone.finish(changed)
     for call in (other, changed):
         assert played(phone, call)[:1] == ["welcome"]
@@ -352,9 +354,16 @@ def test_hand_back_commands():
             sent.append(command)
             return "+OK\n"
 
-    hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree())
+    from ivr.handback import HandBackLedger
+
+    ledger = HandBackLedger()
+    hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree(), ledger=ledger)
     assert sent == ["uuid_setvar 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a hotline_ivr_node status_query",
                     "uuid_transfer 6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a 12345 XML default"]
+    # The call comes back marked as the app marked it: the runner may start it there (once).
+    channel = {"variable_hotline_ivr_node": "status_query"}
+    assert ledger.claim("6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", channel) == {"hotline_ivr_node": "status_query"}
+    assert ledger.claim("6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", channel) == {}
     for uuid, node in (("x; hupall", "main"), ("6f1c2a9e-1d3b", "main menu"), ("6f1c2a9e-1d3b", "nosuch")):
         with pytest.raises(HandBackError):
             hand_back(Conn(), uuid, node, load_tree())

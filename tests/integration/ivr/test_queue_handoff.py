@@ -46,8 +46,7 @@ def test_hotline_queue_goes_straight_to_the_named_queue(phone):
     """Should skip the welcome and menus for a caller an agent transferred into a queue, and fall back to
     the all-busy node when that queue is busy."""
     phone.services.acd = FakeAcd(lambda session: QueueOutcome("busy", "complaint_q"))
-    call = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "all_busy"), Hangup()],
-                               variables={"hotline_queue": "complaint_q"})
+    call = phone.sent_back([WaitFor("playback", "all_busy"), Hangup()], "hotline_queue", "complaint_q")
     phone.finish(call)
     heard = played(phone, call)
     assert "welcome" not in heard and "main_menu" not in heard
@@ -60,7 +59,17 @@ def test_hotline_queue_goes_straight_to_the_named_queue(phone):
 def test_hotline_queue_answered_hangs_up_after_the_conversation(phone):
     """Should record the named queue as the outcome when the agent answered."""
     phone.services.acd = FakeAcd(lambda session: QueueOutcome("answered", "complaint_q", agent_id=1))
-    call = phone.fs.place_call(phone.server.address, script=[], variables={"hotline_queue": "complaint_q"})
+    call = phone.sent_back([], "hotline_queue", "complaint_q")
     phone.finish(call)
     assert played(phone, call) == []
     assert IvrTrace.get(IvrTrace.call_uuid == call.uuid).outcome == "queue:complaint_q"
+
+
+def test_forged_hotline_queue_is_not_a_queue_transfer(phone):
+    """Should give a caller whose hotline_queue the app did not set the welcome and menus, never the queue."""
+    phone.services.acd = FakeAcd(lambda session: QueueOutcome("answered", "complaint_q", agent_id=1))
+    call = phone.fs.place_call(phone.server.address, script=[WaitFor("playback", "welcome"), Hangup()],
+                               variables={"hotline_queue": "complaint_q"})
+    phone.finish(call)
+    assert played(phone, call)[:1] == ["welcome"]
+    assert (None, "complaint_q") not in phone.services.acd.calls
