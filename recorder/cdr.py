@@ -269,12 +269,23 @@ class CdrRecorder:
             return None
         draft = self.drafts.get(call_uuid)
         if draft is None:
-            return None
+            return self._late_side(call_uuid, side)
         draft.ended_at = self._at(at)
         draft.hangup_cause = (cause or "")[:64]
         mapped = side_of(side, "caller")
         if draft.agent_hung_up_first:
             mapped = "agent"
+        draft.hangup_side = mapped
+        return self.finalise(draft)
+
+    def _late_side(self, call_uuid: str, side: str) -> CallRecord | None:
+        """FreeSWITCH names who ended a SIP dialog (sip_hangup_disposition) only in the channel's final
+        hang-up event (CHANNEL_HANGUP_COMPLETE), after the first one closed the record: a side the record
+        left blank is filled in from it (an agent who hung up first keeps the record's "agent")."""
+        draft = self.finished.get(call_uuid)
+        mapped = side_of(side, "caller")
+        if draft is None or not mapped or draft.hangup_side:
+            return None
         draft.hangup_side = mapped
         return self.finalise(draft)
 

@@ -72,6 +72,43 @@ def test_caller_hangs_up_first(cdr, clock):
     assert CallRecord.get(CallRecord.call_uuid == "c5").hangup_side == "caller"
 
 
+def test_hangup_side_from_the_final_hangup_event(cdr, clock):
+    """Should take who hung up from the channel's final hang-up event, as the real switch sends it: its
+    first CHANNEL_HANGUP carries no sip_hangup_disposition, only CHANNEL_HANGUP_COMPLETE does (caller's BYE:
+    recv_bye; the switch's: send_bye); an agent whose leg ended first stays the side that hung up."""
+    def bridged(uuid, leg):
+        cdr.call_started(uuid, caller="139")
+        cdr.agent_answered(uuid, "1003", agent_uuid=leg)
+        clock.advance(seconds=5)
+
+    def hangup(uuid, side="", complete=False):
+        cdr.on_switch_event(ChannelHangup(server="fs1", uuid=uuid, cause="NORMAL_CLEARING", hangup_side=side,
+                                          complete=complete))
+
+    def side(uuid):
+        return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
+
+    bridged("bye-1", "leg-1")  # the caller sends BYE: its leg goes first, the switch then ends the agent's
+    hangup("bye-1")
+    hangup("leg-1")
+    assert side("bye-1") == ""
+    hangup("bye-1", "caller", complete=True)
+    hangup("leg-1", "switch", complete=True)
+    assert side("bye-1") == "caller" and CallRecord.get(CallRecord.call_uuid == "bye-1").finalised
+
+    bridged("bye-2", "leg-2")  # the agent sends BYE: the agent's leg goes first
+    hangup("leg-2")
+    hangup("bye-2")
+    hangup("leg-2", "caller", complete=True)
+    hangup("bye-2", "switch", complete=True)
+    assert side("bye-2") == "agent"
+
+    cdr.call_started("bye-3", caller="139")  # the IVR ends the call
+    hangup("bye-3")
+    hangup("bye-3", "switch", complete=True)
+    assert side("bye-3") == "system"
+
+
 def test_abandoned_call_goes_to_missed_list(cdr, clock):
     """Should finalise an unanswered queue call as abandoned and add it to the missed calls."""
     cdr.call_started("c3", caller="13900000000")
