@@ -36,6 +36,7 @@ class Product:
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs
+        from channels.service import SmsChannel
         from ivr.prompts import call_time_renderer, prompt_keys
         from ivr.services import HotlineIvrServices
         from ivr.store import TreeStore
@@ -100,6 +101,10 @@ class Product:
             extra={"acd": acd, "pool": pool, "recordings": recordings, "fax": fax, "trees": trees,
                    "cdr": cdr, "ivr_services": ivr_services},
         )
+        # SMS (channels/): the outbox, notices from the ticket history, Kannel; its settings for /sms/*.
+        sms = SmsChannel.from_config(config, clock=self.clock)
+        services.extra["sms_settings"] = sms.settings
+        self.parts["sms"] = sms
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
@@ -156,9 +161,20 @@ class Product:
         web.start()
         self.parts["web"] = web
         log.info("web UI on http://%s:%s", host, web.server_port)
+        self._start_sms(scheduler, f"http://{host}:{web.server_port}")
         log.info("outbound socket server on %s:%s (FreeSWITCH `socket` target)", *self.parts["outbound"].address)
         for endpoint in self.config.esl:
             log.info("ESL to FreeSWITCH %s (reconnecting until it answers)", endpoint.name)
+
+    def _start_sms(self, scheduler, app_url: str) -> None:
+        """Kannel (or the development one) and the SMS round; a gateway that fails to start leaves the
+        messages queued, it does not stop the hotline."""
+        sms = self.parts["sms"]
+        try:
+            sms.start_gateway(app_url)
+        except Exception:  # noqa: BLE001 - logged; messages wait in the outbox
+            log.exception("SMS gateway did not start: messages stay queued")
+        sms.register(scheduler)
 
     @staticmethod
     def _db_job(func):
@@ -181,4 +197,6 @@ class Product:
             parts["pool"].stop()
         if "web" in parts:
             parts["web"].stop(timeout=5)
+        if "sms" in parts:
+            parts["sms"].stop()
         log.info("stopped")
