@@ -116,12 +116,17 @@ class Product:
         cdr = self.parts["cdr"]
         with database.connection_context():
             cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
-                             server=session.server)
+                             server=session.server, ivr=True)
         try:
             run_call(session, self.parts["ivr_services"], self.config, clock=self.clock)
         finally:
             if not session.hung_up:
                 log.debug("IVR finished with call %s still up", session.uuid)
+            try:
+                with database.connection_context():
+                    cdr.ivr_ended(session.uuid)
+            except Exception:  # noqa: BLE001 - the call is over either way; the record keeps its last state
+                log.exception("call record of %s: closing after the IVR failed", session.uuid)
 
     def start(self) -> None:
         """Start the switch connections, the ACD, the socket server, the scheduler and the web server."""

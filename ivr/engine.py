@@ -356,6 +356,9 @@ class IvrEngine:
         self.outcome = ""
         self.answers: dict[str, str] = {}
         self.variables: dict[str, str] = {}
+        # How self-service (or a person) served the caller, "" while nothing did: the call record keeps a
+        # served caller off the missed-call list. Set only at a node's served exit (see ``_served``).
+        self.served = ""
         self._expect: tuple[type, ...] = (CallStarted,)
         self._pending_recording: tuple | None = None  # (path, ms, kind, reason) not yet a ticket
         self._fax_jumped = False  # a fax tone sends the call to the fax node once, never again
@@ -469,6 +472,18 @@ class IvrEngine:
             return [CreateTicket(kind, self.caller, path, ms, confirmed=False, lang=self.lang,
                                  destination=self.destination, reason=reason)]
         return []
+
+    def _served(self, how: str) -> None:
+        """The caller got what a node offers. Served exits, per node kind: record/mailbox - the recording
+        became a ticket; voicemail - the message was filed; status_query - a status was told;
+        consultation - a topic was played to its end; poll - every question answered; fax - received and
+        filed; queue - a person answered; transfer - the duty number answered; satisfaction - a rating.
+        Not served: hanging up in a menu, in a queue, while recording or before confirming (the
+        unconfirmed recording is kept for the centre to check, with a call-back), a failed lookup, a
+        hangup node reached after a failure. The first served exit counts."""
+        if not self.served:
+            self.served = how
+            self._log(self.node.id if self.node else "", f"served: {how}")
 
     def _goto(self, target: str, prefix: list) -> list:
         if target == REPEAT:
@@ -596,6 +611,7 @@ class IvrEngine:
         if event.ok:
             if event.ticket:
                 self.tickets.append(event.ticket)
+            self._served("fax")
             self.outcome = "fax"
             return self._wait([HangupCall()])
         return self._enter(self.node.get("on_fail"), [Play(("fax_failed",), self.lang)])
@@ -616,6 +632,7 @@ class IvrEngine:
         self._log(node.id, f"satisfaction: {rating}", digits)
         self.answers["satisfaction"] = digits
         self.outcome = f"satisfaction:{rating}"
+        self._served("satisfaction")
         return self._enter(node.get("next"), [SaveSatisfaction(self.caller, rating),
                                               Play(("satisfaction_thanks",), self.lang)])
 
@@ -645,6 +662,7 @@ class IvrEngine:
     def _on_queue(self, event: QueueResult) -> list:
         self._log(self.node.id, f"queue: {event.outcome}")
         if event.outcome == "answered":
+            self._served("queue")
             self.outcome = f"queue:{self.node.get('skill') or self.node.get('queue')}"
             return self._wait([HangupCall()])
         if event.outcome == "transferred":
@@ -667,6 +685,7 @@ class IvrEngine:
     def _on_transfer(self, event: TransferResult) -> list:
         self._log(self.node.id, "transferred" if event.ok else "transfer failed")
         if event.ok:
+            self._served("transfer")
             self.outcome = "transferred"
             return self._wait([HangupCall()])
         return self._enter(self.node.get("on_fail"), [Play(("transfer_failed",), self.lang)])
@@ -760,6 +779,7 @@ class IvrEngine:
                 return self._enter(node.get("on_fail"), [Play(("ticket_failed",), self.lang)])
             self.tickets.append(event.number)
             self._log(node.id, f"ticket {event.number}")
+            self._served("voicemail" if node.kind == "voicemail" else "ticket")
             s.step = "told"
             if node.kind == "voicemail":
                 return self._wait([Play(("message_saved",), self.lang)])
@@ -817,6 +837,7 @@ class IvrEngine:
         if s.step in ("lookup", "lookup_pin"):
             if event.status in CITIZEN_STATUSES:
                 self._log(node.id, f"status {event.status}")
+                self._served("status")
                 s.step = "told"
                 return self._wait([Play(("status_is", STATUS_PROMPTS[event.status]), self.lang)])
             if s.step == "lookup":
@@ -872,7 +893,14 @@ class IvrEngine:
                 item = f"kb:{topic['kb_item']}"
             else:
                 item = f"tts:{topic['text']}"
-            return self._ask_send([Play((item,), self.lang)])
+            # The topic alone, answered by PromptDone: a caller who hangs up during it was not served,
+            # one who heard it to the end was (whatever they do with the send offer).
+            s.step = "playing"
+            return self._wait([Play((item,), self.lang)])
+        if s.step == "playing":
+            self._log(node.id, "topic played")
+            self._served("consultation")
+            return self._ask_send([])
         if s.step == "send":
             digits = event.digits
             topic = s.data["topic"]
@@ -935,6 +963,7 @@ class IvrEngine:
             s.data["index"] += 1
             s.retries = 0
             if s.data["index"] >= len(s.data["questions"]):
+                self._served("poll")
                 s.step = "told"
                 return self._wait([answer, Play(("poll_thanks",), self.lang)])
             return self._ask_question([answer])

@@ -214,7 +214,7 @@ class IvrCall:
         engine = self.engine
         record = TraceRecord(self.session.uuid, self.session.caller or "", self.session.destination or "",
                              self.version_id, started, self._now(), engine.outcome or "ended", list(engine.tickets),
-                             engine.trace_dicts(), self.direction)
+                             engine.trace_dicts(), self.direction, engine.served)
         lock = getattr(self.services, "db_lock", None)
         try:
             if lock is None:

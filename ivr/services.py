@@ -71,6 +71,7 @@ class TraceRecord:
     tickets: list[str]
     entries: list[dict]
     direction: str = "inbound"
+    served: str = ""  # IvrEngine.served: how the caller was served, "" when not
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:
@@ -397,11 +398,15 @@ class HotlineIvrServices:
     def save_trace(self, record: TraceRecord) -> None:
         from ivr.models import IvrTrace
 
-        IvrTrace.create(call_uuid=record.call_uuid[:64], caller=record.caller[:32],
-                        destination=record.destination[:32], direction=record.direction,
-                        tree_version=record.version_id, started_at=_naive_utc(record.started_at),
-                        ended_at=_naive_utc(record.ended_at), outcome=record.outcome[:32],
-                        tickets=",".join(record.tickets)[:255],
-                        entries=json.dumps(record.entries, ensure_ascii=False))
-        for hook in self.on_trace:
-            hook(record)
+        try:
+            IvrTrace.create(call_uuid=record.call_uuid[:64], caller=record.caller[:32],
+                            destination=record.destination[:32], direction=record.direction,
+                            tree_version=record.version_id, started_at=_naive_utc(record.started_at),
+                            ended_at=_naive_utc(record.ended_at), outcome=record.outcome[:32],
+                            tickets=",".join(record.tickets)[:255],
+                            entries=json.dumps(record.entries, ensure_ascii=False))
+        finally:
+            # The call record waits for the IVR's word on whether the caller was served: it gets it even
+            # when the trace itself could not be stored.
+            for hook in self.on_trace:
+                hook(record)

@@ -57,6 +57,9 @@ class CallDraft:
     agent_hung_up_first: bool = False
     flags: set[str] = field(default_factory=set)
     record_id: int | None = None  # the CallRecord row written at call start
+    # The IVR has the call and has not yet said whether it served the caller (its trace): until it has,
+    # a self-service call is not judged missed (the trace often lands just after the hang-up).
+    awaiting_ivr: bool = False
 
 
 def classify(draft: CallDraft) -> str:
@@ -104,9 +107,11 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
         return "callback_request"
     if disposition in ("abandoned", "overflowed"):
         return "abandoned"
+    if "served" in draft.flags:
+        return None  # self-service gave the caller what they came for (even after hours)
     if "out_of_hours" in draft.flags:
         return "out_of_hours"
-    if "served" not in draft.flags and draft.hangup_side in ("caller", ""):
+    if draft.hangup_side in ("caller", ""):
         return "ivr_hangup"
     return None
 
@@ -164,11 +169,12 @@ class CdrRecorder:
 
     # -- hooks -------------------------------------------------------------------------------------------
     def call_started(self, call_uuid: str, caller: str = "", called: str = "", direction: str = "inbound",
-                     server: str = "", at: dt.datetime | None = None) -> CallRecord:
-        """A new call: the row exists from now on (so live calls are visible), not yet finalised."""
+                     server: str = "", at: dt.datetime | None = None, ivr: bool = False) -> CallRecord:
+        """A new call: the row exists from now on (so live calls are visible), not yet finalised. ``ivr``:
+        the IVR takes the call and will report (its trace, then ``ivr_ended``) whether it served it."""
         at = self._at(at)
         draft = CallDraft(call_uuid=call_uuid, caller=caller[:32], called=called[:32], direction=direction,
-                          server=server[:64], started_at=at)
+                          server=server[:64], started_at=at, awaiting_ivr=ivr)
         self.drafts[call_uuid] = draft
         fields = dict(call_uuid=call_uuid, caller=draft.caller, called=draft.called, direction=direction,
                       server=draft.server, started_at=at)
@@ -187,12 +193,24 @@ class CdrRecorder:
             draft.ivr_path.append({"node": str(node)[:64], "at": self._at(at).isoformat()})
 
     def flag(self, call_uuid: str, name: str) -> None:
-        """Mark the call: blacklisted, fax, voicemail, out_of_hours, served (self-service done), overflowed."""
+        """Mark the call: blacklisted, fax, voicemail, out_of_hours, served (self-service done), overflowed.
+        A call that just ended (a message filed after the caller hung up) is finalised again with it."""
         if name not in FLAGS:
             raise ValueError(f"unknown call flag {name!r}; expected one of {', '.join(FLAGS)}")
+        self.amend(call_uuid, lambda draft: draft.flags.add(name))
+
+    def ivr_ended(self, call_uuid: str) -> CallRecord | None:
+        """The IVR let go of the call. Normally its trace said so already; when the trace never came (it
+        could not be built), the record stops waiting and the missed-call decision is made without it."""
         draft = self.draft(call_uuid)
         if draft is not None:
-            draft.flags.add(name)
+            draft.awaiting_ivr = False
+            return None
+        draft = self.finished.get(call_uuid)
+        if draft is None or not draft.awaiting_ivr:
+            return None
+        draft.awaiting_ivr = False
+        return self.finalise(draft)
 
     def queue_entered(self, call_uuid: str, queue: str, at: dt.datetime | None = None) -> None:
         draft = self.draft(call_uuid)
@@ -333,7 +351,10 @@ class CdrRecorder:
             # Recordings started before the agent was known get the call's caller and agent for search.
             Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
                 Recording.call_uuid == record.call_uuid).execute()
-            entry = self._missed_entry(record, draft, missed_reason(draft, disposition))
+            # Whether a self-service caller was served is the IVR's to say: no missed-call entry (nor its
+            # log line) until it has, so a served caller is never listed, not even for a moment.
+            undecided = draft.awaiting_ivr and disposition == "self_service"
+            entry = None if undecided else self._missed_entry(record, draft, missed_reason(draft, disposition))
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)

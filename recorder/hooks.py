@@ -2,7 +2,7 @@
 
 - ``ivr_trace_hook(cdr)``: a HotlineIvrServices.on_trace callback; the IVR's trace gives the call record
   its IVR path and flags (blacklisted, out of hours, served) - it may arrive just after the hang-up, so the
-  record is finalised again with it.
+  record is finalised again with it, and only then is an unserved caller put on the missed-call list.
 - ``AcdCallRecorder``: an Acd.subscribe listener and a CdrRecorder enricher: offers and answers go into the
   call record, the queue rows give queue entry/exit and outcome.
 - ``BridgeRecorder``: a switch-event subscriber that records every bridged conversation (uuid_record on
@@ -17,11 +17,9 @@ from recorder.cdr import CallDraft, CdrRecorder, _utc
 
 log = logging.getLogger(__name__)
 
-SERVED_OUTCOMES = ("completed", "transferred")
-
-
-def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: list[str]) -> None:
-    """Fill a draft from an IVR trace: path of nodes entered, blacklist, out of hours, served."""
+def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: list[str], served: str = "") -> None:
+    """Fill a draft from an IVR trace: path of nodes entered, blacklist, out of hours, and served as the
+    engine decided it (IvrEngine.served, per node kind). The trace is the IVR's last word on the call."""
     path = []
     for entry in entries:
         what = str(entry.get("what", ""))
@@ -32,14 +30,13 @@ def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: li
             draft.flags.add("blacklisted")
         if what in ("time: closed", "time: holiday"):
             draft.flags.add("out_of_hours")
-        if what.startswith("status ") or what.startswith("ticket "):
-            draft.flags.add("served")
     if path:
         draft.ivr_path = path
     if outcome == "blacklisted":
         draft.flags.add("blacklisted")
-    if outcome in SERVED_OUTCOMES or outcome.startswith("queue:") or tickets:
+    if served:
         draft.flags.add("served")
+    draft.awaiting_ivr = False
 
 
 def ivr_trace_hook(cdr: CdrRecorder):
@@ -48,7 +45,8 @@ def ivr_trace_hook(cdr: CdrRecorder):
     def on_trace(record) -> None:
         try:
             cdr.amend(record.call_uuid, lambda draft: apply_trace(draft, record.outcome or "", list(record.entries),
-                                                                  list(record.tickets)))
+                                                                  list(record.tickets),
+                                                                  getattr(record, "served", "") or ""))
         except Exception:  # noqa: BLE001 - the IVR's end must not fail on the call record
             log.exception("call record update from the IVR trace of %s failed", record.call_uuid)
 

@@ -26,8 +26,9 @@ class Acd:
             listener(notice)
 
 
-def trace(uuid, outcome, entries=(), tickets=()):
-    return SimpleNamespace(call_uuid=uuid, outcome=outcome, entries=list(entries), tickets=list(tickets))
+def trace(uuid, outcome, entries=(), tickets=(), served=""):
+    return SimpleNamespace(call_uuid=uuid, outcome=outcome, entries=list(entries), tickets=list(tickets),
+                           served=served)
 
 
 def setup(cdr):
@@ -110,6 +111,58 @@ def test_callback_request_and_late_trace(cdr, clock, key):
     clock.advance(seconds=20)
     cdr.hangup("q-3", "NORMAL_CLEARING", "caller")
     assert MissedCall.select().where(MissedCall.caller == "13800000003").count() == 1
-    ivr.on_trace[0](trace("q-3", "hangup", [{"node": "query", "what": "status in_progress", "at": "x"}]))
+    ivr.on_trace[0](trace("q-3", "hangup", [{"node": "query", "what": "status in_progress", "at": "x"}],
+                          served="status"))
     assert MissedCall.select().where(MissedCall.caller == "13800000003").count() == 0
     assert verify_database(key) == []
+
+
+def missed_lines(caplog, caller):
+    return [r for r in caplog.records if r.getMessage().startswith(f"missed call from {caller} ")]
+
+
+def test_ivr_call_waits_for_the_ivr_verdict(cdr, clock, key, caplog):
+    """Should not list a self-service caller when the call record closes before the IVR's trace arrives:
+    a served caller is never on the list (nor in the log's "missed call from" lines), an unserved one is
+    listed once the trace says so, and without any trace once the IVR lets go of the call."""
+    caplog.set_level("INFO", logger="recorder.missed")
+    acd, ivr, queue, agent = setup(cdr)
+    seen = []
+    cdr.on_missed = seen.append
+    cdr.call_started("s-1", caller="13800000005", ivr=True)
+    clock.advance(seconds=30)
+    record = cdr.hangup("s-1", "NORMAL_CLEARING", "recv_bye")
+    assert record.disposition == "self_service" and record.finalised
+    assert MissedCall.select().count() == 0
+    ivr.on_trace[0](trace("s-1", "hangup", [{"node": "complaint_record", "what": "ticket 12345678", "at": "x"}],
+                          tickets=["12345678"], served="ticket"))
+    cdr.ivr_ended("s-1")
+    assert MissedCall.select().count() == 0 and not missed_lines(caplog, "13800000005") and seen == []
+
+    cdr.call_started("s-2", caller="13800000006", ivr=True)
+    cdr.hangup("s-2", "NORMAL_CLEARING", "recv_bye")
+    assert MissedCall.select().count() == 0
+    ivr.on_trace[0](trace("s-2", "hangup", [{"node": "main", "what": "caller hung up", "at": "x"}]))
+    cdr.ivr_ended("s-2")
+    assert [(m.caller, m.reason, m.calls) for m in MissedCall.select()] == [("13800000006", "ivr_hangup", 1)]
+    assert len(missed_lines(caplog, "13800000006")) == 1 and len(seen) == 1
+
+    cdr.call_started("s-3", caller="13800000007", ivr=True)
+    cdr.hangup("s-3", "NORMAL_CLEARING", "recv_bye")
+    assert MissedCall.select().where(MissedCall.caller == "13800000007").count() == 0
+    cdr.ivr_ended("s-3")  # the trace never came: decide without it
+    assert MissedCall.get(MissedCall.caller == "13800000007").reason == "ivr_hangup"
+    assert verify_database(key) == []
+
+
+def test_message_filed_after_the_hang_up_marks_the_record(cdr, clock, key):
+    """Should mark the call record voicemail when the message is filed after the caller hung up (the IVR
+    keeps a recording cut by the hang-up), instead of losing the flag on a closed record."""
+    acd, ivr, queue, agent = setup(cdr)
+    cdr.call_started("v-1", caller="13800000008", ivr=True)
+    cdr.hangup("v-1", "NORMAL_CLEARING", "recv_bye")
+    cdr.flag("v-1", "voicemail")
+    assert CallRecord.get(CallRecord.call_uuid == "v-1").disposition == "voicemail"
+    ivr.on_trace[0](trace("v-1", "hangup", served=""))
+    assert CallRecord.get(CallRecord.call_uuid == "v-1").disposition == "voicemail"
+    assert MissedCall.select().count() == 0 and verify_database(key) == []

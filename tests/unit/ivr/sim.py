@@ -22,6 +22,7 @@ class Sim:
     poll: e.PollLoaded = field(default_factory=lambda: e.PollLoaded(None))
     queue: str = "answered"
     transfer_ok: bool = True
+    fax_ok: bool = True
     hangup_on_play: str | None = None  # hang up while this prompt plays
     actions: list = field(default_factory=list)
     created: list = field(default_factory=list)
@@ -61,13 +62,16 @@ class Sim:
             return e.QueueResult(self.queue)
         if isinstance(action, e.Transfer):
             return e.TransferResult(self.transfer_ok)
+        if isinstance(action, e.ReceiveFax):
+            return e.FaxDone(self.fax_ok, "87654321" if self.fax_ok else None)
         raise AssertionError(f"unexpected blocking action {action!r}")
 
 
-def run(sim: Sim, tree=None, caller="13800138000", limit=1000, **engine_args) -> e.IvrEngine:
-    """Drive a call to its end; returns the engine (trace, outcome, tickets)."""
+def run(sim: Sim, tree=None, caller="13800138000", limit=1000, start_node=None, **engine_args) -> e.IvrEngine:
+    """Drive a call to its end (from ``start_node``: an agent's hand-back); returns the engine (trace,
+    outcome, tickets)."""
     engine = e.IvrEngine(tree or load_tree(), **engine_args)
-    actions = engine.feed(e.CallStarted(caller, "12345", "uuid-1"))
+    actions = engine.feed(e.CallStarted(caller, "12345", "uuid-1", start_node=start_node))
     for _ in range(limit):
         sim.actions.extend(actions)
         if engine.done:

@@ -56,14 +56,17 @@ def test_overflow_voicemail_blacklist_fax():
 
 
 def test_ivr_hangup_and_out_of_hours():
-    """Should list an IVR caller who hung up unserved, and an out-of-hours caller, but not a served one."""
+    """Should list an IVR caller who hung up unserved, and an out-of-hours caller, but not a served one
+    (self-service after hours included)."""
     unserved = CallDraft("e", caller="2", started_at=T0, ended_at=at(5), hangup_side="caller")
     assert classify(unserved) == "self_service"
     assert missed_reason(unserved, "self_service") == "ivr_hangup"
     served = CallDraft("f", caller="2", started_at=T0, ended_at=at(5), hangup_side="caller", flags={"served"})
     assert missed_reason(served, "self_service") is None
-    closed = CallDraft("g", caller="2", started_at=T0, ended_at=at(5), flags={"out_of_hours", "served"})
+    closed = CallDraft("g", caller="2", started_at=T0, ended_at=at(5), flags={"out_of_hours"})
     assert missed_reason(closed, "self_service") == "out_of_hours"
+    night_query = CallDraft("h", caller="2", started_at=T0, ended_at=at(5), flags={"out_of_hours", "served"})
+    assert missed_reason(night_query, "self_service") is None
     anonymous = CallDraft("h", caller="", started_at=T0, ended_at=at(5))
     assert missed_reason(anonymous, "self_service") is None
 

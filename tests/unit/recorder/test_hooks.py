@@ -19,16 +19,20 @@ def test_path_is_nodes_entered_once_each_visit():
 
 
 def test_flags_from_trace():
-    """Should mark blacklisted, out-of-hours and served calls from what the IVR did."""
+    """Should mark blacklisted and out-of-hours calls from what the IVR did, and served calls from the
+    engine's own verdict (not from a guess over the trace's wording)."""
     blocked = CallDraft("a", caller="1")
     apply_trace(blocked, "blacklisted", [entry("bl", "blocked")], [])
     assert classify(blocked) == "blacklisted"
     night = CallDraft("b", caller="1")
     apply_trace(night, "hangup", [entry("time", "time: closed")], [])
     assert missed_reason(night, classify(night)) == "out_of_hours"
-    told = CallDraft("c", caller="1")
-    apply_trace(told, "hangup", [entry("q", "status in_progress")], [])
+    told = CallDraft("c", caller="1", awaiting_ivr=True)
+    apply_trace(told, "hangup", [entry("q", "status in_progress")], [], served="status")
     assert "served" in told.flags and missed_reason(told, classify(told)) is None
-    ticketed = CallDraft("d", caller="1")
-    apply_trace(ticketed, "hangup", [], ["12345678"])
-    assert missed_reason(ticketed, classify(ticketed)) is None
+    assert not told.awaiting_ivr  # the trace is the IVR's last word
+    # A hangup node reached after a failure ("completed") or an unconfirmed recording kept as a ticket
+    # is not a served exit: the caller stays on the list for a call-back.
+    failed = CallDraft("d", caller="1")
+    apply_trace(failed, "completed", [entry("q", "too many wrong attempts")], [])
+    assert missed_reason(failed, classify(failed)) == "ivr_hangup"
