@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from caseflow.models import KnowledgeAnswer, Ticket, TicketHistory
+from caseflow.models import Ticket, TicketHistory
 from channels.models import ChannelCursor, Message
 from channels.outbox import enqueue
 from core.clock import Clock
@@ -89,11 +89,8 @@ def material_text(topic: str) -> str:
     from caseflow import knowledge
 
     for item, _score in knowledge.search_items(topic, limit=5, approved_only=True):
-        query = KnowledgeAnswer.select().where((KnowledgeAnswer.item == item)
-                                               & (KnowledgeAnswer.review_state == "approved"))
-        if hasattr(KnowledgeAnswer, "deleted_at"):  # answers can be withdrawn
-            query = query.where(KnowledgeAnswer.deleted_at.is_null())
-        answer = query.order_by(KnowledgeAnswer.id).first()
+        answers = knowledge.answers_for(item, None, approved_only=True)  # reviewed, never deleted ones
+        answer = answers[0] if answers else None
         text = answer.content if answer is not None else item.content
         if text.strip():
             return text.strip()
