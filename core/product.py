@@ -116,7 +116,7 @@ class Product:
         cdr = self.parts["cdr"]
         with database.connection_context():
             cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
-                             server=session.server, ivr=True)
+                             server=self.parts["pool"].name_for_call(session), ivr=True)
         try:
             run_call(session, self.parts["ivr_services"], self.config, clock=self.clock)
         finally:

@@ -408,6 +408,14 @@ class SwitchPool:
                     return conn
         return self.for_host(session.peer[0] if getattr(session, "peer", None) else session.server.rpartition(":")[0])
 
+    def name_for_call(self, session) -> str:
+        """The name ("host:port" of its event socket) of the FreeSWITCH an outbound call came from, as call
+        records show it; the socket peer's address (an ephemeral port) only when no connection matches."""
+        try:
+            return self.for_call(session).name
+        except KeyError:
+            return session.server
+
     def all(self) -> list[InboundConnection]:
         """Every connection, in configuration order."""
         return list(self._connections.values())

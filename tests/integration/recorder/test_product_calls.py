@@ -189,3 +189,13 @@ def test_unwritable_storage_the_call_goes_on(unwritable_product):
     assert call.uuid in product.fs.wait_for(alerted, 10.0, "the storage alert").message
     with database.connection_context():
         assert Recording.get(Recording.call_uuid == call.uuid).status == "failed"
+
+
+def test_call_record_names_the_switch_not_the_socket_port(product):
+    """Should name the FreeSWITCH the call is on by its event-socket address (as configured, host:8021),
+    not by the ephemeral port its outbound socket connection came from."""
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13800002222", destination="12345",
+                                 script=[WaitFor("play_and_get_digits", "main_menu"), Hangup()])
+    call.wait_ended(timeout=30)
+    record = finalised(product, call.uuid)
+    assert record.server == f"127.0.0.1:{product.fs.esl_port}"
