@@ -357,12 +357,18 @@ def _in_subtree(dept: Optional[Department], root: Optional[Department]) -> bool:
 
 
 def may_view(actor: Optional[User], ticket: Ticket) -> bool:
-    """True if ``actor`` may see ``ticket``: everything with ticket.view_all, else own subtree only."""
+    """True if ``actor`` may see ``ticket``: everything with ticket.view_all, else what they recorded, the
+    entry desk's queue (entry.desk: machine-made tickets still recorded) and their department's subtree.
+
+    The one check for every page that loads a ticket (get_ticket_for); lists use visible_tickets, the
+    full-text search _visibility_sql: the same rule."""
     if actor is None or not actor.active:
         return False
     if can(actor, "ticket.view_all") or ticket.created_by_id == actor.id:
         return True  # the person who recorded a ticket can always find it again
-    root = actor.department if actor.department_id else None
+    if _in_entry_queue(actor, ticket):
+        return True
+    root = _scope_root(actor)
     if root is None:
         return False
     for held in (ticket.department if ticket.department_id else None,
@@ -375,6 +381,21 @@ def may_view(actor: Optional[User], ticket: Ticket) -> bool:
 WRITE_REFUSED = ("您只能查看该工单，不能补充备注或附件（仅承办单位、热线中心和登记人可以）/ "
                  "you may view this ticket but not add notes or files to it (only the handling department, "
                  "the centre and whoever recorded it may)")
+
+
+def _scope_root(actor: User) -> Optional[Department]:
+    """The department whose subtree's tickets ``actor`` sees: only for those who work tickets in departments
+    (ticket.handle). The centre is every department's root: a clerk or agent of the centre must not see
+    every ticket through it (their roles' ticket.view_all decides that)."""
+    if not actor.department_id or not can(actor, "ticket.handle"):
+        return None
+    return actor.department
+
+
+def _in_entry_queue(actor: User, ticket: Ticket) -> bool:
+    """The data-entry desk completes machine-made tickets (IVR, fax, e-mail: no recording user) before
+    dispatch; once dispatched they leave the desk."""
+    return ticket.created_by_id is None and ticket.status == wf.RECORDED and can(actor, "entry.desk")
 
 
 def may_write(actor: Optional[User], ticket: Ticket) -> bool:
@@ -422,12 +443,16 @@ def _visibility_sql(actor: Optional[User]) -> tuple[str, tuple]:
         return "", ()
     if actor is None or not actor.active:
         return "1 = 0", ()
-    if not actor.department_id:
-        return "t.created_by_id = %s", (actor.id,)
+    own, params = "t.created_by_id = %s", (actor.id,)
+    if can(actor, "entry.desk"):
+        own, params = (f"({own} OR (t.created_by_id IS NULL AND t.status = %s))", params + (wf.RECORDED,))
+    root = _scope_root(actor)
+    if root is None:
+        return own, params
     sub = "SELECT d.id FROM department d WHERE d.path LIKE %s"
-    prefix = actor.department.path + "%"  # paths are digits and slashes only: nothing to escape
-    return (f"(t.department_id IN ({sub}) OR t.upper_department_id IN ({sub}) OR t.created_by_id = %s)",
-            (prefix, prefix, actor.id))
+    prefix = root.path + "%"  # paths are digits and slashes only: nothing to escape
+    return (f"(t.department_id IN ({sub}) OR t.upper_department_id IN ({sub}) OR {own})",
+            (prefix, prefix) + params)
 
 
 def visible_tickets(actor: Optional[User]):
@@ -436,10 +461,13 @@ def visible_tickets(actor: Optional[User]):
         return Ticket.select(*LIST_FIELDS).where(Ticket.id < 0)
     if can(actor, "ticket.view_all"):
         return Ticket.select(*LIST_FIELDS)
-    if not actor.department_id:
-        return Ticket.select(*LIST_FIELDS).where(Ticket.created_by == actor)
-    return Ticket.select(*LIST_FIELDS).where(in_department_subtree(actor.department)
-                                             | (Ticket.created_by == actor))
+    own = Ticket.created_by == actor
+    if can(actor, "entry.desk"):
+        own = own | (Ticket.created_by.is_null() & (Ticket.status == wf.RECORDED))
+    root = _scope_root(actor)
+    if root is None:
+        return Ticket.select(*LIST_FIELDS).where(own)
+    return Ticket.select(*LIST_FIELDS).where(in_department_subtree(root) | own)
 
 
 def in_department_subtree(department: Department):

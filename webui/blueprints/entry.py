@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from caseflow import attachments, org, services
+from caseflow import attachments, org, privacy, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket
 from caseflow.roles import can
@@ -83,16 +83,20 @@ def create():
 def edit(number):
     """Complete a recorded ticket (e.g. transcribe an IVR recording) before it is dispatched."""
     try:
-        ticket = services.get_ticket_for(g.user, number) if can(g.user, "ticket.view_all") else \
-            Ticket.get(Ticket.number == services.parse_number(number))
-    except (NotFound, TicketInputError, Ticket.DoesNotExist):
+        # The one visibility check (the desk's own and machine-made tickets for a clerk), as every page.
+        ticket = services.get_ticket_for(g.user, number)
+    except (NotFound, TicketInputError):
         abort(404)
     if ticket.status != wf.RECORDED and not can(g.user, "ticket.dispatch"):
         abort(404)
+    contact = privacy.contact_view(g.user, ticket)
     if request.method == "POST":
         form = request.form
-        fields = {k: form.get(k, "") for k in ("title", "content", "type", "urgency", "citizen_name",
-                                               "citizen_address", "reply_by")}
+        editable = ("title", "content", "type", "urgency", "reply_by")
+        if not contact["masked"]:
+            # Who sees the citizen masked cannot have seen the name and address: they stay as stored.
+            editable += ("citizen_name", "citizen_address")
+        fields = {k: form.get(k, "") for k in editable}
         fields["category"] = form.get("category") or None
         fields["region"] = form.get("region") or None
         version = form.get("version", "")
@@ -106,4 +110,4 @@ def edit(number):
             abort(403)
         except (TicketInputError, WorkflowError, ConcurrentChange) as error:
             flash(str(error), "error")
-    return render_template("entry/edit.html", t=ticket, **_choices())
+    return render_template("entry/edit.html", t=ticket, contact=contact, **_choices())
