@@ -19,7 +19,7 @@ STATUSES = ("queued", "sending", "sent", "delivered", "failed", "received", "ign
 
 
 class Message(BaseModel):
-    """One message (SMS now; e-mail later) in or out. Outgoing rows are the outbox: the worker sends them."""
+    """One message (SMS or e-mail; e-mail headers in MailHeader) in or out. Outgoing rows are the outbox: the worker sends them."""
 
     channel = peewee.CharField(max_length=8, default="sms")  # sms, email
     direction = peewee.CharField(max_length=3)  # in, out
@@ -72,4 +72,19 @@ class ChannelCursor(BaseModel):
     position = peewee.BigIntegerField(default=0)
 
 
-MODELS = [Message, MessageTemplate, OptOut, ChannelCursor]
+class MailHeader(BaseModel):
+    """What an e-mail Message carries beyond the common columns: the headers that thread answers to their
+    ticket (Message-ID, In-Reply-To, References), the subject and the full addresses."""
+
+    message = peewee.ForeignKeyField(Message, unique=True, backref="mail", on_delete="CASCADE")
+    msgid = peewee.CharField(max_length=255, index=True)  # the Message-ID header, without <>
+    in_reply_to = peewee.CharField(max_length=255, default="")
+    references = peewee.TextField(default="")  # space-separated ids
+    subject = peewee.CharField(max_length=200, default="")
+    sender = peewee.CharField(max_length=255, default="")
+    recipient = peewee.CharField(max_length=255, default="")
+    automated = peewee.CharField(max_length=12, default="")  # bounce, auto_reply, list or ''
+    content_hash = peewee.CharField(max_length=64, default="", index=True)
+
+
+MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader]

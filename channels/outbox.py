@@ -66,18 +66,19 @@ def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "",
 
 
 class Outbox:
-    """The sending side. ``send(message_id, to, text)`` is the gateway (KannelClient.send);
-    ``on_sent(message)`` and ``on_failed(message)`` are told after the state is stored."""
+    """The sending side of one channel. ``send(message_id, to, text)`` is the gateway (KannelClient.send,
+    SmtpClient.send); ``on_sent(message)`` and ``on_failed(message)`` are told after the state is stored."""
 
     def __init__(self, send: Callable[[int, str, str], str], settings, clock: Optional[Clock] = None,
-                 on_sent: Callable = lambda m: None, on_failed: Callable = lambda m: None):
+                 on_sent: Callable = lambda m: None, on_failed: Callable = lambda m: None, channel: str = "sms"):
         self.send, self.settings, self.clock = send, settings, clock or Clock()
-        self.on_sent, self.on_failed = on_sent, on_failed
+        self.on_sent, self.on_failed, self.channel = on_sent, on_failed, channel
 
     def recover(self) -> int:
         """Fail messages left in ``sending`` by a stopped process: whether Kannel took them is unknown, and
         sending again could send twice."""
-        stuck = list(Message.select().where((Message.direction == "out") & (Message.status == "sending")))
+        stuck = list(Message.select().where((Message.direction == "out") & (Message.status == "sending")
+                                            & (Message.channel == self.channel)))
         for message in stuck:
             self._finish(message, "failed", "发送中断，结果未知，未重发 / interrupted while sending; not resent")
         return len(stuck)
@@ -85,7 +86,7 @@ class Outbox:
     def _sent_today(self, address: str, now: dt.datetime) -> int:
         start = to_db(now.replace(hour=0, minute=0, second=0, microsecond=0))
         return Message.select().where((Message.address == address) & (Message.direction == "out")
-                                      & Message.status.in_(("sending", "sent", "delivered"))
+                                      & (Message.channel == self.channel) & Message.status.in_(("sending", "sent", "delivered"))
                                       & (Message.sent_at >= start)).count()
 
     def run_once(self) -> dict:
@@ -94,7 +95,7 @@ class Outbox:
         now_db = to_db(now)
         counts = {"sent": 0, "retry": 0, "failed": 0, "waiting": 0}
         blocked: set[str] = set()  # recipients with an earlier message not yet out: later ones wait
-        rows = list(Message.select().where((Message.direction == "out")
+        rows = list(Message.select().where((Message.direction == "out") & (Message.channel == self.channel)
                                            & Message.status.in_(("queued", "sending")))
                     .order_by(Message.id).limit(BATCH))
         gateway_down = False
@@ -152,7 +153,7 @@ class Outbox:
     def _finish(self, message: Message, status: str, error: str) -> None:
         Message.update(status=status, error=error[:255], updated_at=to_db(self.clock.now())).where(
             Message.id == message.id).execute()
-        log.warning("sms %s to %s %s: %s", message.id, message.address, status, error)
+        log.warning("%s %s to %s %s: %s", self.channel, message.id, message.address, status, error)
         if status == "failed":
             self._tell(self.on_failed, Message.get_by_id(message.id))
 
@@ -161,7 +162,7 @@ class Outbox:
         try:
             callback(message)
         except Exception:  # noqa: BLE001 - the message's own state is stored; a follow-up failing is logged
-            log.exception("after sms %s", message.id)
+            log.exception("after message %s", message.id)
 
 
 def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -> Message:

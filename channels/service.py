@@ -1,5 +1,6 @@
-"""The SMS channel as one running part: settings, the Kannel client (and, in development, Kannel itself with
-fakesmsc under var/kannel), the outbox, and the job that moves everything along. core.product wires it."""
+"""The channels as running parts core.product wires: SMS (settings, the Kannel client and, in development,
+Kannel itself with fakesmsc under var/kannel, the outbox, the job that moves everything along) and e-mail
+(the IMAP reader, the SMTP outbox round)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from channels import kannel, notices
+from channels import kannel, mailflow, notices
 from channels.outbox import Outbox
 from channels.settings import SmsSettings
 from core.clock import Clock
@@ -86,3 +87,84 @@ class SmsChannel:
         if self.runner is not None:
             self.runner.stop()
             self.runner = None
+
+
+class EmailChannel:
+    """The e-mail channel: the IMAP reader (a greenlet, or a thread in tests) turning mail into tickets,
+    and a round every few seconds that queues notices and sends the e-mail outbox through SMTP. Off, logged
+    once, when no mail server is configured."""
+
+    def __init__(self, settings, attachments_root: Path, clock: Optional[Clock] = None, smtp=None):
+        from channels.smtp import SmtpClient
+
+        self.settings, self.attachments_root, self.clock = settings, Path(attachments_root), clock or Clock()
+        self.outbox: Optional[Outbox] = None
+        if settings.outbound:
+            client = smtp or SmtpClient(settings, clock=self.clock)
+            self.outbox = Outbox(client.send, settings, clock=self.clock, channel="email",
+                                 on_sent=lambda m: notices.after_sent(m, self.clock),
+                                 on_failed=lambda m: mailflow.after_failed(m, self.clock))
+        self._recovered = False
+        self._stop = None
+        self._reader_task = None
+
+    @classmethod
+    def from_config(cls, config, clock: Optional[Clock] = None) -> "EmailChannel":
+        from channels.settings import EmailSettings
+
+        return cls(EmailSettings.from_config(config), Path(config.attachments_dir), clock=clock)
+
+    def handle(self, raw: bytes, truncated: bool = False):
+        """One fetched mail, in its own database connection."""
+        with database.connection_context():
+            return mailflow.handle_mail(raw, settings=self.settings, attachments_root=self.attachments_root,
+                                        clock=self.clock, truncated=truncated)
+
+    def reader(self):
+        from channels.imap import MailReader
+
+        return MailReader(self.settings, self.handle)
+
+    def tick(self) -> dict:
+        """One round (inside a database connection): notices, material requests, the outbox."""
+        mailflow.scan_history(self.settings, self.clock)
+        if self.outbox is None:
+            return {}
+        mailflow.queue_material(self.settings, self.clock)
+        if not self._recovered:
+            self.outbox.recover()
+            self._recovered = True
+        return self.outbox.run_once()
+
+    def start(self, scheduler, spawn) -> None:
+        """Start reading the mailbox with ``spawn`` (gevent.spawn) and schedule the sending round."""
+        s = self.settings
+        if not s.enabled:
+            log.info("e-mail channel off: no HOTLINE_EMAIL_IMAP_HOST / HOTLINE_EMAIL_SMTP_HOST configured")
+            return
+        if s.inbound:
+            import threading
+
+            self._stop = threading.Event()
+            self._reader_task = spawn(self.reader().run, self._stop)
+            log.info("e-mail: reading %s@%s:%s folder %s (processed mail moved to %s)", s.imap_user, s.imap_host,
+                     s.imap_port, s.imap_folder, s.done_folder)
+        if s.outbound:
+            def run():
+                with database.connection_context():
+                    try:
+                        self.tick()
+                    except Exception:  # noqa: BLE001 - logged; the next round tries again
+                        log.exception("e-mail round failed")
+            run.__name__ = "channels_email"
+            scheduler.add_job(run, "interval", seconds=2, id="channels.email", replace_existing=True,
+                              max_instances=1, coalesce=True)
+            log.info("e-mail: sending through %s:%s (%s) as %s", s.smtp_host, s.smtp_port, s.smtp_tls,
+                     s.from_address)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        task, self._reader_task = self._reader_task, None
+        if task is not None and hasattr(task, "join"):
+            task.join(timeout)

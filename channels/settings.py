@@ -2,6 +2,7 @@
 lower-case keys without the prefix), checked once at start."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -90,3 +91,81 @@ class SmsSettings:
         if ip.version == 6 and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.allow)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """How the app reaches its mailbox (IMAP in) and its mail server (SMTP out), and the limits it applies.
+    ``enabled`` is False when neither server is named: in development the e-mail channel is then off."""
+
+    imap_host: str
+    imap_port: int
+    imap_user: str
+    imap_password: str
+    imap_folder: str  # where new mail arrives
+    done_folder: str  # where processed mail is moved (a restart never reads it again)
+    imap_tls: str  # "ssl" (IMAPS), "starttls" or "none"
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str
+    smtp_password: str
+    smtp_tls: str  # "ssl", "starttls" or "none"
+    from_address: str
+    max_message_bytes: int  # a larger mail is read by its headers only
+    max_attachment_bytes: int  # a larger attachment is not stored; the ticket says so
+    max_attachments: int
+    flood_per_hour: int  # mails from one sender per hour before the rest is held and the centre alarmed
+    poll_seconds: float  # IMAP poll when the server offers no IDLE, and the longest IDLE wait
+    daily_cap: int  # e-mails to one address per day (the outbox's rule)
+    max_attempts: int
+    quiet: QuietHours = QuietHours(dt.time(0), dt.time(0))  # no quiet hours for e-mail
+
+    @property
+    def inbound(self) -> bool:
+        return bool(self.imap_host and self.imap_user)
+
+    @property
+    def outbound(self) -> bool:
+        return bool(self.smtp_host and self.from_address)
+
+    @property
+    def enabled(self) -> bool:
+        return self.inbound or self.outbound
+
+    @property
+    def domain(self) -> str:
+        return self.from_address.rsplit("@", 1)[-1] if "@" in self.from_address else "hotline.invalid"
+
+    @classmethod
+    def from_config(cls, config) -> "EmailSettings":
+        def tls(name: str, default: str) -> str:
+            value = _get(config, name, default).lower()
+            if value not in ("ssl", "starttls", "none"):
+                raise ConfigError(f"HOTLINE_{name}: ssl, starttls or none, got {value!r}")
+            return value
+
+        imap_tls, smtp_tls = tls("EMAIL_IMAP_TLS", "ssl"), tls("EMAIL_SMTP_TLS", "starttls")
+        from_address = _get(config, "EMAIL_FROM")
+        if from_address and ("@" not in from_address or any(c in from_address for c in "\r\n<>, ")):
+            raise ConfigError(f"HOTLINE_EMAIL_FROM: one address like 12345@example.gov.cn, got {from_address!r}")
+        settings = cls(
+            imap_host=_get(config, "EMAIL_IMAP_HOST"),
+            imap_port=_int(config, "EMAIL_IMAP_PORT", 993 if imap_tls == "ssl" else 143, low=1),
+            imap_user=_get(config, "EMAIL_IMAP_USER"), imap_password=_get(config, "EMAIL_IMAP_PASSWORD"),
+            imap_folder=_get(config, "EMAIL_IMAP_FOLDER", "INBOX"),
+            done_folder=_get(config, "EMAIL_DONE_FOLDER", "Processed"), imap_tls=imap_tls,
+            smtp_host=_get(config, "EMAIL_SMTP_HOST"),
+            smtp_port=_int(config, "EMAIL_SMTP_PORT", {"ssl": 465, "starttls": 587, "none": 25}[smtp_tls], low=1),
+            smtp_user=_get(config, "EMAIL_SMTP_USER"), smtp_password=_get(config, "EMAIL_SMTP_PASSWORD"),
+            smtp_tls=smtp_tls, from_address=from_address,
+            max_message_bytes=_int(config, "EMAIL_MAX_MESSAGE_MB", 64, low=1) * 1024 * 1024,
+            max_attachment_bytes=_int(config, "EMAIL_MAX_ATTACHMENT_MB", 20, low=1) * 1024 * 1024,
+            max_attachments=_int(config, "EMAIL_MAX_ATTACHMENTS", 10),
+            flood_per_hour=_int(config, "EMAIL_FLOOD_PER_HOUR", 20, low=1),
+            poll_seconds=float(_int(config, "EMAIL_POLL_SECONDS", 30, low=1)),
+            daily_cap=_int(config, "EMAIL_DAILY_CAP", 50), max_attempts=_int(config, "EMAIL_MAX_ATTEMPTS", 30, low=1))
+        if settings.imap_host and not settings.imap_user:
+            raise ConfigError("HOTLINE_EMAIL_IMAP_HOST is set: HOTLINE_EMAIL_IMAP_USER is needed too")
+        if settings.smtp_host and not from_address:
+            raise ConfigError("HOTLINE_EMAIL_SMTP_HOST is set: HOTLINE_EMAIL_FROM is needed too")
+        return settings

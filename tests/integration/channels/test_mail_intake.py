@@ -1,0 +1,229 @@
+"""What inbound e-mail becomes, on a real database (SQLite and PostgreSQL): tickets with attachments,
+threading, duplicates, automated mail, floods, limits and hostile input. The IMAP/SMTP servers themselves
+are exercised in test_mail_servers.py."""
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+
+import pytest
+
+from caseflow import services
+from caseflow import workflow as wf
+from caseflow.models import Attachment, Notification, Ticket, TicketHistory
+from channels import mailflow
+from channels.mail import MailInputError
+from channels.models import MailHeader, Message
+from tests.integration.caseflow.conftest import clock, org_setup  # noqa: F401 - fixtures reused
+from tests.integration.channels.mailservers import make_settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path, HOTLINE_EMAIL_SMTP_HOST="127.0.0.1")
+
+
+def mime(subject="路灯不亮", body="东区一街道路灯坏了", sender="citizen@example.cn", msgid="m1@example.cn",
+         extra="", parts=None, charset="utf-8") -> bytes:
+    head = (f"From: {sender}\r\nTo: 12345@hotline.example\r\nSubject: {subject}\r\n"
+            f"Date: Wed, 4 Mar 2026 10:00:00 +0800\r\n" + (f"Message-ID: <{msgid}>\r\n" if msgid else "") + extra)
+    if parts is None:
+        return (head + f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset={charset}\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n").encode() + base64.encodebytes(body.encode(charset))
+    out = head + 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    out += ("--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(body.encode()).decode())
+    chunks = [out.encode()]
+    for name, ctype, data in parts:
+        chunks.append((f"--XX\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n"
+                       f"Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n").encode())
+        chunks.append(base64.encodebytes(data))
+    chunks.append(b"--XX--\r\n")
+    return b"".join(chunks)
+
+
+def handle(raw, settings, tmp_path, clock, **kw):
+    return mailflow.handle_mail(raw, settings=settings, attachments_root=tmp_path / "att", clock=clock, **kw)
+
+
+def test_new_mail_becomes_email_ticket_with_attachments_and_receipt(org_setup, clock, settings, tmp_path):
+    """Should make a ticket (channel email, reply by e-mail) with the attachment stored (sha256, type from
+    the content) and queue one acknowledgement with number and query code, threaded to the mail."""
+    pdf = b"%PDF-1.4\n" + b"x" * 2000
+    result = handle(mime(parts=[("材料.jpg", "image/jpeg", pdf)]), settings, tmp_path, clock)
+    assert result.outcome == "ticket" and result.acknowledged
+    ticket = Ticket.get(Ticket.number == result.ticket)
+    assert ticket.channel == "email" and ticket.reply_by == "email" and ticket.citizen_email == "citizen@example.cn"
+    assert ticket.title == "路灯不亮" and "路灯坏了" in ticket.content
+    (att,) = Attachment.select().where(Attachment.ticket == ticket)
+    assert att.kind == "email" and att.filename == "材料.jpg" and att.size == len(pdf)
+    assert att.content_type == "application/pdf"  # the content decides, not the declared type or name
+    import hashlib
+    assert att.sha256 == hashlib.sha256(pdf).hexdigest()
+    assert (tmp_path / "att" / att.path).read_bytes() == pdf
+    (ack,) = Message.select().where((Message.direction == "out") & (Message.channel == "email"))
+    assert ticket.number in ack.body and ticket.query_pin in ack.body and ack.address == "citizen@example.cn"
+    header = MailHeader.get(MailHeader.message == ack)
+    assert header.in_reply_to == "m1@example.cn" and ticket.number in header.subject
+
+
+def test_same_mail_twice_one_ticket(org_setup, clock, settings, tmp_path):
+    """Should make one ticket and one acknowledgement when the same mail arrives twice (other Received)."""
+    first = handle(b"Received: from a\r\n" + mime(), settings, tmp_path, clock)
+    second = handle(b"Received: from b\r\nReceived: from c\r\n" + mime(), settings, tmp_path, clock)
+    assert second.outcome == "duplicate" and second.ticket == first.ticket
+    assert Ticket.select().count() == 1
+    assert Message.select().where(Message.direction == "out").count() == 1
+
+
+def test_reply_threads_by_message_id_and_by_number(org_setup, clock, settings, tmp_path):
+    """Should add a citizen's answer to its ticket by In-Reply-To (our acknowledgement's Message-ID) and by
+    the acceptance number in the subject from the ticket's address, but not from a stranger."""
+    first = handle(mime(), settings, tmp_path, clock)
+    ack = MailHeader.select().join(Message).where(Message.direction == "out").get()
+    answer = handle(mime(subject="Re: 受理回执", body="补充：灯杆编号A12", msgid="m2@example.cn",
+                         extra=f"In-Reply-To: <{ack.msgid}>\r\n"), settings, tmp_path, clock)
+    assert answer.outcome == "reply" and answer.ticket == first.ticket and not answer.acknowledged
+    by_number = handle(mime(subject=f"关于{first.ticket}的补充", body="还没修", msgid="m3@example.cn"),
+                       settings, tmp_path, clock)
+    assert by_number.outcome == "reply" and by_number.ticket == first.ticket
+    stranger = handle(mime(subject=f"关于{first.ticket}", body="别人", msgid="m4@example.cn",
+                           sender="other@example.cn"), settings, tmp_path, clock)
+    assert stranger.outcome == "ticket" and stranger.ticket != first.ticket
+    notes = [h.note for h in TicketHistory.select().where(TicketHistory.ticket == Ticket.get(
+        Ticket.number == first.ticket))]
+    assert any("灯杆编号A12" in n for n in notes) and any("还没修" in n for n in notes)
+
+
+@pytest.mark.parametrize("extra,outcome,ticket_made", [
+    ("Auto-Submitted: auto-replied\r\n", "auto_reply", False),
+    ("X-Autoreply: yes\r\n", "auto_reply", False),
+    ("Return-Path: <>\r\n", "bounce", False),
+    ("Precedence: bulk\r\n", "ticket", True),
+    ("List-Id: <news.example.cn>\r\n", "ticket", True),
+    ("Precedence: junk\r\n", "ticket", True),
+])
+def test_automated_mail_never_acknowledged(org_setup, clock, settings, tmp_path, extra, outcome, ticket_made):
+    """Should answer no auto-reply, bounce or list mail; bounces and auto-replies make no ticket."""
+    result = handle(mime(extra=extra), settings, tmp_path, clock)
+    assert result.outcome == outcome and not result.acknowledged
+    assert Ticket.select().count() == (1 if ticket_made else 0)
+    assert Message.select().where(Message.direction == "out").count() == 0
+
+
+def test_bounce_fails_our_mail(org_setup, clock, settings, tmp_path):
+    """Should fail our outgoing mail that a bounce refers to, and make no ticket of the bounce."""
+    handle(mime(), settings, tmp_path, clock)
+    ack = MailHeader.select().join(Message).where(Message.direction == "out").get()
+    bounce = mime(sender="MAILER-DAEMON@mx.example.cn", subject="Undelivered Mail Returned to Sender",
+                  body=f"The original message was:\nMessage-ID: <{ack.msgid}>", msgid="b1@mx.example.cn",
+                  extra="Return-Path: <>\r\n")
+    assert handle(bounce, settings, tmp_path, clock).outcome == "bounce"
+    assert Message.get_by_id(ack.message_id).status == "failed"
+    assert Ticket.select().count() == 1
+
+
+def test_flood_is_throttled_and_alarmed_once(org_setup, clock, settings, tmp_path):
+    """Should take at most HOTLINE_EMAIL_FLOOD_PER_HOUR mails from one sender an hour, hold the rest,
+    and alarm the centre once."""
+    outcomes = [handle(mime(msgid=f"f{i}@example.cn", body=f"第{i}封"), settings, tmp_path, clock).outcome
+                for i in range(8)]
+    assert outcomes == ["ticket"] * 5 + ["throttled"] * 3
+    assert Ticket.select().count() == 5
+    assert Notification.select().where(Notification.kind == "mail_flood").count() == 1
+    assert handle(mime(sender="someone@example.cn", msgid="x@e"), settings, tmp_path, clock).outcome == "ticket"
+
+
+def test_30mb_attachment_is_noted_not_stored(org_setup, clock, settings, tmp_path):
+    """Should keep the ticket and a note naming a 30 MB attachment, and store nothing of it."""
+    big = b"\x00" * (30 * 1024 * 1024)
+    result = handle(mime(parts=[("video.mp4", "video/mp4", big), ("ok.png", "image/png", b"\x89PNG\r\n\x1a\nxx")]),
+                    settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == result.ticket)
+    assert [a.filename for a in Attachment.select().where(Attachment.ticket == ticket)] == ["ok.png"]
+    assert any("video.mp4" in n and "过大" in n for n in result.notes)
+    assert any("video.mp4" in h.note for h in TicketHistory.select().where(TicketHistory.ticket == ticket))
+    assert sum(f.stat().st_size for f in (tmp_path / "att").rglob("*") if f.is_file()) < 1024
+
+
+def test_zip_bomb_is_stored_never_expanded(org_setup, clock, settings, tmp_path):
+    """Should store a zip bomb as the small zip it is (never unpacked)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.bin", b"\x00" * (200 * 1024 * 1024))
+    data = buffer.getvalue()
+    assert len(data) < 1024 * 1024
+    result = handle(mime(parts=[("材料.zip", "application/zip", data)]), settings, tmp_path, clock)
+    (att,) = Attachment.select().where(Attachment.ticket == Ticket.get(Ticket.number == result.ticket))
+    assert att.size == len(data) and att.content_type == "application/zip"
+    files = [f for f in (tmp_path / "att").rglob("*") if f.is_file()]
+    assert len(files) == 1 and files[0].stat().st_size == len(data)
+
+
+def test_html_with_script_is_stored_as_text(org_setup, clock, settings, tmp_path):
+    """Should store an HTML-only mail's text without script."""
+    raw = (b"From: c@example.cn\r\nSubject: =?utf-8?B?" + base64.b64encode("投诉".encode()) + b"?=\r\n"
+           b"Message-ID: <h1@example.cn>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           + "<p>井盖丢了</p><script>fetch('/admin')</script><img src=x onerror=alert(1)>".encode())
+    ticket = Ticket.get(Ticket.number == handle(raw, settings, tmp_path, clock).ticket)
+    assert "井盖丢了" in ticket.content and "script" not in ticket.content and "fetch" not in ticket.content
+    assert "onerror" not in ticket.content
+
+
+def test_gbk_body_with_wrong_declared_charset(org_setup, clock, settings, tmp_path):
+    """Should read a GBK body labelled UTF-8 correctly."""
+    raw = (b"From: c@example.cn\r\nSubject: test\r\nMessage-ID: <g1@example.cn>\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + "小区垃圾三天没人清运".encode("gbk"))
+    ticket = Ticket.get(Ticket.number == handle(raw, settings, tmp_path, clock).ticket)
+    assert ticket.content == "小区垃圾三天没人清运"
+
+
+def test_mixed_encoding_subject_and_empty_body(org_setup, clock, settings, tmp_path):
+    """Should title a ticket from a subject in mixed encodings and accept an empty body (subject as text)."""
+    subject = ("=?gb2312?B?" + base64.b64encode("关于".encode("gb2312")).decode() + "?= "
+               "=?utf-8?Q?=E5=99=AA=E9=9F=B3?= noise")
+    raw = (f"From: c@example.cn\r\nSubject: {subject}\r\nMessage-ID: <e1@example.cn>\r\n\r\n").encode()
+    ticket = Ticket.get(Ticket.number == handle(raw, settings, tmp_path, clock).ticket)
+    assert ticket.title == "关于噪音 noise" and ticket.content == "关于噪音 noise"
+
+
+def test_malformed_mime_still_a_ticket_and_unreadable_refused(org_setup, clock, settings, tmp_path):
+    """Should make a ticket of what can be read of broken MIME, and refuse mail with no sender clearly,
+    storing nothing."""
+    broken = (b'From: c@example.cn\r\nSubject: x\r\nMessage-ID: <b@e>\r\nContent-Type: multipart/mixed; '
+              b'boundary="q"\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\n\xe8\xb7\xaf\xe7\x81\xaf\r\n--q\r\n'
+              b'Content-Type: application/octet-stream; name=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n@@@')
+    assert handle(broken, settings, tmp_path, clock).outcome == "ticket"
+    for bad in (b"", b"Subject: no sender\r\n\r\ntext", b"From: not an address\r\n\r\nx"):
+        with pytest.raises(MailInputError):
+            handle(bad, settings, tmp_path, clock)
+    assert Ticket.select().count() == 1 and Message.select().where(Message.direction == "in").count() == 1
+
+
+def test_result_mail_on_approve_and_agent_mail(org_setup, clock, settings, tmp_path):
+    """Should e-mail the approved reply to a citizen who asked for an e-mail answer (threaded to their mail),
+    and let an agent send an e-mail from the ticket, recorded in its history; a department user who may
+    not write to the ticket is refused."""
+    o = org_setup
+    mailflow.scan_history(settings, clock)  # cursor at the end
+    result = handle(mime(), settings, tmp_path, clock)
+    t = Ticket.get(Ticket.number == result.ticket)
+    message = mailflow.send_from_ticket(t, "请提供具体位置", o.centre_user, settings=settings, clock=clock)
+    assert MailHeader.get(MailHeader.message == message).in_reply_to == "m1@example.cn"
+    assert any("请提供具体位置" in h.note for h in TicketHistory.select().where(TicketHistory.ticket == t))
+    with pytest.raises(services.TicketInputError):
+        mailflow.send_from_ticket(t, "", o.centre_user, settings=settings, clock=clock)
+    with pytest.raises((wf.PermissionDenied, services.NotFound)):
+        mailflow.send_from_ticket(t, "hi", o.west_user, settings=settings, clock=clock)
+    t = services.dispatch(t, o.centre_user, o.east, clock=clock)
+    t = services.transition(t, "accept", o.east_user, clock=clock)
+    t = services.transition(t, "reply", o.east_user, reply="路灯已修复", clock=clock)
+    t = services.transition(t, "approve", o.centre_user, clock=clock)
+    assert t.status == wf.APPROVED
+    mailflow.scan_history(settings, clock)
+    mailflow.scan_history(settings, clock)
+    results = list(Message.select().where((Message.purpose == "result") & (Message.channel == "email")))
+    assert len(results) == 1 and "路灯已修复" in results[0].body
+    assert MailHeader.get(MailHeader.message == results[0]).subject.startswith("Re: [受理号")
