@@ -5,7 +5,7 @@ with levels) and guest agents for a day (领导上线接听).
 Who may do what: administrators change everything; team leads see every page, set agents' skill levels,
 put leaders on the phones for a day (acd.supervisor lets them do that) and change a queue's shift settings
 (acd.policy decides which fields, for this page and the team-lead console alike); creating queues and
-extensions are an administrator's. Every change is audited and reaches the running ACD at once through
+extensions are an administrator's. acd.admin writes every change and audits it; it reaches the running ACD through
 ``Acd.load()`` (``services.extra["acd"]``); without a running ACD the rows are written and loaded at start.
 
 The form checks (``check_queue_form``, ``check_agent_form``, ``check_guest_form``) return the cleaned
@@ -22,13 +22,13 @@ from typing import Mapping
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from acd import admin
 from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, Queue
-from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused, check_queue_change,
-                        may_create_or_delete_queues, queue_fields_for, queue_number_error)
+from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused, may_create_or_delete_queues,
+                        queue_fields_for, queue_number_error)
 from acd.strategies import STRATEGIES, STRATEGY_LABELS
 from caseflow.models import User
 from core.config import PROJECT_ROOT
-from core.db import database
 from webui.app import NavItem
 from webui.blueprints.tickets import own_messages
 from webui.security import audit, require_roles
@@ -174,7 +174,7 @@ def directory_extensions(config) -> frozenset[str]:
         except (ET.ParseError, OSError) as exc:
             log.warning("cannot read the FreeSWITCH directory file %s: %s", path, exc)
             continue
-        found.update(u.get("id", "") for u in root.iter("user") if EXTENSION_RE.match(u.get("id", "")))
+        found |= {u.get("id", "") for u in root.iter("user") if EXTENSION_RE.match(u.get("id", ""))}
     return frozenset(found) or frozenset(str(n) for n in range(1000, 1020))
 
 
@@ -191,7 +191,7 @@ def parse_extension_ranges(spec: str) -> frozenset[str]:
             continue
         if int(high) < int(low) or int(high) - int(low) > 10000 or len(low) != len(high):
             raise ValueError(f"HOTLINE_AGENT_EXTENSIONS: bad range {part!r}")
-        result.update(str(n) for n in range(int(low), int(high) + 1))
+        result |= {str(n) for n in range(int(low), int(high) + 1)}
     return frozenset(result)
 
 
@@ -403,8 +403,7 @@ def queue_new():
     values, errors = check_queue_form(request.form, None, list(Queue.select()))
     if errors:
         return _render_queue(None, request.form, errors, 400)
-    queue = Queue.create(**values)
-    audit("acd_queue_create", "queue", queue.name, _describe(values))
+    queue = admin.add_queue(g.user, values, audit)
     _reload()
     _saved()
     return redirect(url_for("admin_acd.queue_edit", queue_id=queue.id), code=303)
@@ -430,15 +429,11 @@ def queue_edit(queue_id):
                       f"queue: it cannot be switched off now")
     if errors:
         return _render_queue(queue, {**form, "name": queue.name}, errors, 400)
-    changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
     try:
-        check_queue_change(g.user, changed)
-    except QueueChangeRefused as exc:
-        audit("acd_queue_update_refused", "queue", queue.name, f"{exc}: {_describe(changed)}"[:1000])
+        changed = admin.change_queue(g.user, queue, values, audit)
+    except QueueChangeRefused:
         abort(403)
     if changed:
-        Queue.update(**changed).where(Queue.id == queue.id).execute()
-        audit("acd_queue_update", "queue", queue.name, _describe(changed))
         _reload()
     _saved()
     return redirect(url_for("admin_acd.queue_edit", queue_id=queue.id), code=303)
@@ -455,10 +450,6 @@ def _submitted_queue_form(submitted: Mapping, queue: Queue, editable: frozenset[
         elif name in submitted:
             form[name] = submitted[name]
     return form
-
-
-def _describe(values: Mapping) -> str:
-    return "; ".join(f"{k}={v}" for k, v in values.items())[:1000]
 
 
 # ------------------------------------------------------------------------------------------ agents
@@ -528,27 +519,6 @@ def _agent_live(agent: Agent) -> Agent:
     return acd.agents.get(agent.id, agent) if acd is not None else agent
 
 
-def save_skills(agent: Agent, skills: Mapping[str, tuple[int, int]]) -> None:
-    """Replace the agent's skills with ``skills`` ({skill: (level, tier)})."""
-    AgentSkill.delete().where((AgentSkill.agent == agent.id)
-                              & AgentSkill.skill.not_in(list(skills) or [""])).execute()
-    for skill, (level, tier) in skills.items():
-        updated = (AgentSkill.update(level=level, position=tier)
-                   .where((AgentSkill.agent == agent.id) & (AgentSkill.skill == skill)).execute())
-        if not updated:
-            AgentSkill.create(agent=agent.id, skill=skill, level=level, position=tier)
-
-
-def _sync_user_extension(user: User, extension: str) -> None:
-    # The user's own extension is what "call the team lead" and the lead's listening actions ring.
-    if user.extension != extension:
-        User.update(extension=extension).where(User.id == user.id).execute()
-
-
-def _skill_text(skills: Mapping[str, tuple[int, int]]) -> str:
-    return ",".join(f"{s}:{lv}" + (f"/{t}" if t else "") for s, (lv, t) in sorted(skills.items()))
-
-
 def _render_agent(agent: Agent | None, form: Mapping, errors: list[str], status: int = 200):
     users = []
     if agent is None:
@@ -599,12 +569,7 @@ def agent_new():
     if errors:
         return _render_agent(None, request.form, errors, 400)
     user = values.pop("user")
-    with database.atomic():
-        _sync_user_extension(user, values["extension"])
-        agent = Agent.create(user=user, **values)
-        save_skills(agent, skills)
-    audit("acd_agent_create", "agent", user.operator_no,
-          f"extension={values['extension']} server={values['server'] or '-'} skills={_skill_text(skills)}")
+    agent = admin.add_agent(user, values, skills, audit)
     _reload()
     _saved()
     return redirect(url_for("admin_acd.agent_edit", agent_id=agent.id), code=303)
@@ -626,22 +591,7 @@ def agent_edit(agent_id):
         errors.append("话务员签出后才能修改分机或交换机 / log the agent out before changing the extension or server")
     if errors:
         return _render_agent(agent, request.form, errors, 400)
-    before = {s.skill: (s.level, s.position) for s in agent.skills}
-    with database.atomic():
-        if full:
-            values.pop("user", None)
-            row_changes = {k: v for k, v in values.items() if getattr(agent, k) != v}
-            if "extension" in row_changes:
-                # The registration seen belonged to the old extension; reconciliation finds the new one.
-                row_changes.update(registered=False, contact="")
-                _sync_user_extension(agent.user, values["extension"])
-            if row_changes:
-                Agent.update(**row_changes).where(Agent.id == agent.id).execute()
-                audit("acd_agent_update", "agent", agent.user.operator_no, _describe(row_changes))
-        if skills != before:
-            save_skills(agent, skills)
-            audit("acd_agent_skills", "agent", agent.user.operator_no,
-                  f"{_skill_text(before) or '-'} -> {_skill_text(skills) or '-'}")
+    admin.change_agent(agent, values if full else None, skills, audit)
     _reload()
     _saved()
     return redirect(url_for("admin_acd.agent_edit", agent_id=agent.id), code=303)
@@ -656,10 +606,7 @@ def agent_delete(agent_id):
     if live.status != "logged_out" or live.state != "idle":
         flash("话务员签出后才能删除 / log the agent out before removing them", "error")
         return redirect(url_for("admin_acd.agent_edit", agent_id=agent.id), code=303)
-    operator_no = agent.user.operator_no
-    with database.atomic():
-        agent.delete_instance(recursive=True)
-    audit("acd_agent_delete", "agent", operator_no, f"extension={agent.extension}")
+    admin.remove_agent(agent, audit)
     _reload()
     _saved()
     return redirect(url_for("admin_acd.agents"), code=303)
@@ -732,25 +679,12 @@ def guests():
     if errors:
         return _render_guests(request.form, errors, 400)
     from acd.dispatcher import AcdError
-    from acd.supervisor import Supervisor
 
     try:
-        with database.atomic():
-            _sync_user_extension(user, extension)
-            user = User.get_by_id(user.id)
-            existing = Agent.get_or_none(Agent.user == user)
-            if existing is not None:
-                # A guest coming back: this day's extension and skills replace the last ones.
-                if existing.extension != extension:
-                    Agent.update(extension=extension, registered=False, contact="").where(
-                        Agent.id == existing.id).execute()
-                save_skills(existing, skills)
-            agent = Supervisor(acd).add_guest_agent(g.user, user, {s: lv for s, (lv, _t) in skills.items()}, day)
-            save_skills(agent, skills)  # the tiers too
+        admin.add_guest(acd, g.user, user, extension, day, skills, audit)
     except AcdError as exc:
         _reload()
         return _render_guests(request.form, [str(exc)], 400)
-    audit("acd_guest_add", "agent", user.operator_no, f"day={day} extension={extension} skills={_skill_text(skills)}")
     _reload()
     _saved()
     return redirect(url_for("admin_acd.guests"), code=303)
@@ -763,16 +697,6 @@ def guest_end(agent_id):
     agent = Agent.select(Agent, User).join(User).where(Agent.id == agent_id).first() or abort(404)
     if agent.guest_until is None:
         abort(404)
-    yesterday = _today() - dt.timedelta(days=1)
-    Agent.update(guest_until=yesterday).where(Agent.id == agent.id).execute()
-    acd = _acd()
-    if acd is not None:
-        from acd.supervisor import Supervisor
-
-        acd.load()
-        Supervisor(acd).expire_guests()
-    else:
-        AgentSkill.delete().where(AgentSkill.agent == agent.id).execute()
-    audit("acd_guest_end", "agent", agent.user.operator_no, f"was until {agent.guest_until}")
+    admin.end_guest(_acd(), agent, _today(), audit)
     _saved()
     return redirect(url_for("admin_acd.guests"), code=303)

@@ -1,0 +1,156 @@
+"""Queue and agent administration: the writes behind the ACD administration pages (webui admin_acd).
+
+Each function checks what acd.policy says about the person, writes inside one ``db.atomic()`` and records
+the change through the ``audit`` callable the caller passes (the web layer's audit log, which knows the
+request); it does not reload the running ACD (the caller does, after the commit). Forms are cleaned by the
+caller before: the values here are already checked.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Callable, Mapping
+
+from acd.models import Agent, AgentSkill, Queue
+from acd.policy import QueueChangeRefused, check_queue_change, may_create_or_delete_queues
+from caseflow.models import User
+from core.db import database
+
+log = logging.getLogger(__name__)
+
+# (action, obj_type, obj_id, detail) -> None: webui.security.audit's positional signature.
+Audit = Callable[[str, str, object, str], None]
+Skills = Mapping[str, tuple[int, int]]  # {skill: (level, tier)}
+
+
+def describe(values: Mapping) -> str:
+    """``k=v; k=v`` for the audit log (at most 1,000 characters)."""
+    return "; ".join(f"{k}={v}" for k, v in values.items())[:1000]
+
+
+def skill_text(skills: Skills) -> str:
+    """``skill:level/tier,...`` for the audit log."""
+    return ",".join(f"{s}:{lv}" + (f"/{t}" if t else "") for s, (lv, t) in sorted(skills.items()))
+
+
+# ------------------------------------------------------------------------------------------ queues
+def add_queue(actor, values: Mapping, audit: Audit) -> Queue:
+    """Create a queue from checked ``values``; only administrators (QueueChangeRefused otherwise)."""
+    if not may_create_or_delete_queues(actor):
+        raise QueueChangeRefused("只有管理员可以新建队列 / only administrators create queues")
+    with database.atomic():
+        queue = Queue.create(**values)
+        audit("acd_queue_create", "queue", queue.name, describe(values))
+    return queue
+
+
+def change_queue(actor, queue: Queue, values: Mapping, audit: Audit) -> dict:
+    """Write the fields of checked ``values`` that differ from ``queue``; returns them (empty: no change).
+
+    acd.policy decides: a field ``actor`` may not change raises QueueChangeRefused, audited, nothing written.
+    """
+    changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
+    try:
+        check_queue_change(actor, changed)
+    except QueueChangeRefused as exc:
+        audit("acd_queue_update_refused", "queue", queue.name, f"{exc}: {describe(changed)}"[:1000])
+        raise
+    if changed:
+        with database.atomic():
+            Queue.update(**changed).where(Queue.id == queue.id).execute()
+            audit("acd_queue_update", "queue", queue.name, describe(changed))
+    return changed
+
+
+# ------------------------------------------------------------------------------------------ agents
+def save_skills(agent: Agent, skills: Skills) -> None:
+    """Replace the agent's skills with ``skills`` ({skill: (level, tier)}); call inside a transaction."""
+    AgentSkill.delete().where((AgentSkill.agent == agent.id)
+                              & AgentSkill.skill.not_in(list(skills) or [""])).execute()
+    for skill, (level, tier) in skills.items():
+        updated = (AgentSkill.update(level=level, position=tier)
+                   .where((AgentSkill.agent == agent.id) & (AgentSkill.skill == skill)).execute())
+        if not updated:
+            AgentSkill.create(agent=agent.id, skill=skill, level=level, position=tier)
+
+
+def _sync_user_extension(user: User, extension: str) -> None:
+    # The user's own extension is what "call the team lead" and the lead's listening actions ring.
+    if user.extension != extension:
+        User.update(extension=extension).where(User.id == user.id).execute()
+
+
+def add_agent(user: User, values: Mapping, skills: Skills, audit: Audit) -> Agent:
+    """Make ``user`` an agent with checked ``values`` (extension, server, position) and ``skills``."""
+    with database.atomic():
+        _sync_user_extension(user, values["extension"])
+        agent = Agent.create(user=user, **values)
+        save_skills(agent, skills)
+    audit("acd_agent_create", "agent", user.operator_no,
+          f"extension={values['extension']} server={values['server'] or '-'} skills={skill_text(skills)}")
+    return agent
+
+
+def change_agent(agent: Agent, values: Mapping | None, skills: Skills, audit: Audit) -> None:
+    """Write an agent's checked row ``values`` (None: a team lead's edit, skills only) and ``skills``."""
+    before = {s.skill: (s.level, s.position) for s in agent.skills}
+    with database.atomic():
+        if values is not None:
+            row_changes = {k: v for k, v in values.items() if k != "user" and getattr(agent, k) != v}
+            if "extension" in row_changes:
+                # The registration seen belonged to the old extension; reconciliation finds the new one.
+                row_changes |= {"registered": False, "contact": ""}
+                _sync_user_extension(agent.user, values["extension"])
+            if row_changes:
+                Agent.update(**row_changes).where(Agent.id == agent.id).execute()
+                audit("acd_agent_update", "agent", agent.user.operator_no, describe(row_changes))
+        if skills != before:
+            save_skills(agent, skills)
+            audit("acd_agent_skills", "agent", agent.user.operator_no,
+                  f"{skill_text(before) or '-'} -> {skill_text(skills) or '-'}")
+
+
+def remove_agent(agent: Agent, audit: Audit) -> None:
+    """Stop a user being an agent (the caller checked they are logged out and idle); history stays."""
+    operator_no = agent.user.operator_no
+    with database.atomic():
+        agent.delete_instance(recursive=True)
+    audit("acd_agent_delete", "agent", operator_no, f"extension={agent.extension}")
+
+
+# ------------------------------------------------------------------------------------------ guests
+def add_guest(acd, actor: User, user: User, extension: str, day: dt.date, skills: Skills, audit: Audit) -> Agent:
+    """领导上线接听: ``user`` takes calls on ``day`` at ``extension`` with ``skills`` (a running ACD needed).
+
+    Raises acd.dispatcher.AcdError (nothing written) when the supervisor refuses.
+    """
+    from acd.supervisor import Supervisor
+
+    with database.atomic():
+        _sync_user_extension(user, extension)
+        user = User.get_by_id(user.id)
+        existing = Agent.get_or_none(Agent.user == user)
+        if existing is not None:
+            # A guest coming back: this day's extension and skills replace the last ones.
+            if existing.extension != extension:
+                Agent.update(extension=extension, registered=False, contact="").where(
+                    Agent.id == existing.id).execute()
+            save_skills(existing, skills)
+        agent = Supervisor(acd).add_guest_agent(actor, user, {s: lv for s, (lv, _t) in skills.items()}, day)
+        save_skills(agent, skills)  # the tiers too
+    audit("acd_guest_add", "agent", user.operator_no, f"day={day} extension={extension} skills={skill_text(skills)}")
+    return agent
+
+
+def end_guest(acd, agent: Agent, today: dt.date, audit: Audit) -> None:
+    """End a guest's day now: logged out and skills removed (by the running ACD after their call, if any)."""
+    with database.atomic():
+        Agent.update(guest_until=today - dt.timedelta(days=1)).where(Agent.id == agent.id).execute()
+        if acd is None:
+            AgentSkill.delete().where(AgentSkill.agent == agent.id).execute()
+    if acd is not None:
+        from acd.supervisor import Supervisor
+
+        acd.load()
+        Supervisor(acd).expire_guests()
+    audit("acd_guest_end", "agent", agent.user.operator_no, f"was until {agent.guest_until}")
