@@ -56,6 +56,7 @@ class MailReader:
     def run_once(self) -> int:
         """Read and file every mail now in the inbox folder; returns how many were handled."""
         client = self.client or self.connect()
+        client.noop()  # the server tells the selected folder's new mail on a command like this
         handled = 0
         while True:
             uids = client.search(["NOT", "DELETED"])[:BATCH]

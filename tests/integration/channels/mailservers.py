@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ default_internal_user = {internal}
 default_internal_group = {internal_group}
 default_login_user = {login}
 first_valid_uid = 1
+mailbox_idle_check_interval = 1 secs
 mail_location = maildir:{base}/mail/%u/Maildir
 passdb {{
   driver = passwd-file
@@ -91,7 +93,11 @@ class Dovecot:
 
     def __init__(self, base: Path):
         self.base, self.port, self.proc = Path(base), free_port(), None
+        self.own_base = False
         if os.geteuid() == 0:
+            # Dovecot's users cannot enter pytest's private (0700) directories: a directory of its own.
+            self.base, self.own_base = Path(tempfile.mkdtemp(prefix="hotline-dovecot-")), True
+            self.base.chmod(0o755)
             self.internal, self.login = "dovecot", "dovenull"
             self.mail_user = "dovecot"
         else:
@@ -146,6 +152,8 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.own_base:
+            shutil.rmtree(self.base, ignore_errors=True)
 
     def log(self) -> str:
         path = self.base / "dovecot.log"
@@ -195,7 +203,8 @@ class SmtpProvider:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller.loop.is_running():
+            self.controller.stop()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list:
         with self.cond:

@@ -1,0 +1,176 @@
+"""The e-mail channel against real servers started by the tests: Dovecot (IMAP, Debian dovecot-imapd) as the
+hotline's mailbox and aiosmtpd as the provider's SMTP server. Skipped, saying why, without Dovecot."""
+from __future__ import annotations
+
+import base64
+import email
+import threading
+
+import imapclient
+import pytest
+
+from caseflow.models import Attachment, Ticket
+from channels.mail import parse
+from channels.models import MailHeader, Message
+from channels.service import EmailChannel
+from tests.integration.caseflow.conftest import clock, org_setup  # noqa: F401 - fixtures reused
+from tests.integration.channels.mailservers import (PASSWORD, USER, dovecot, make_settings,  # noqa: F401
+                                                    smtp_provider)
+
+
+def citizen_mail(n: int, subject="路灯不亮", extra="", body=None) -> bytes:
+    text = body or f"第{n}封：东区一街道路灯坏了"
+    return (f"From: =?utf-8?B?{base64.b64encode('市民'.encode()).decode()}?= <c{n % 3}@example.cn>\r\n"
+            f"To: 12345@hotline.example\r\nSubject: =?gbk?B?{base64.b64encode(subject.encode('gbk')).decode()}?=\r\n"
+            f"Date: Wed, 4 Mar 2026 10:00:00 +0800\r\nMessage-ID: <n{n}@example.cn>\r\n{extra}"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=gbk\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            ).encode() + base64.encodebytes(text.encode("gbk"))
+
+
+def imap(dovecot):
+    client = imapclient.IMAPClient("127.0.0.1", port=dovecot.port, ssl=False, timeout=10)
+    client.login(USER, PASSWORD)
+    return client
+
+
+def folder_count(dovecot, folder: str) -> int:
+    client = imap(dovecot)
+    try:
+        return client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"] if client.folder_exists(folder) else 0
+    finally:
+        client.logout()
+
+
+@pytest.fixture
+def channel(tmp_path, dovecot, smtp_provider, clock):
+    settings = make_settings(tmp_path, dovecot=dovecot, smtp=smtp_provider, HOTLINE_EMAIL_FLOOD_PER_HOUR="50",
+                             HOTLINE_EMAIL_POLL_SECONDS="2")
+    return EmailChannel(settings, tmp_path / "att", clock=clock)
+
+
+def test_mail_in_dovecot_becomes_tickets_filed_once(org_setup, channel, dovecot):
+    """Should turn every mail in the inbox into one ticket, flag and move it to the done folder, read
+    nothing twice on the next round, and make no second ticket when a filed mail comes back."""
+    for n in range(3):
+        dovecot.deliver(citizen_mail(n))
+    reader = channel.reader()
+    assert reader.run_once() == 3
+    assert Ticket.select().where(Ticket.channel == "email").count() == 3
+    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Processed") == 3
+    assert reader.run_once() == 0
+    client = imap(dovecot)  # the same mail again (a restart before the move, or delivered twice)
+    client.append("INBOX", citizen_mail(1))
+    client.select_folder("Processed")
+    flags = client.get_flags(client.search())
+    client.logout()
+    assert all(imapclient.SEEN in f for f in flags.values())
+    assert reader.run_once() == 1
+    reader.close()
+    assert Ticket.select().count() == 3
+    titles = {t.title for t in Ticket.select()}
+    assert titles == {"路灯不亮"}
+
+
+def test_idle_wakes_the_reader(org_setup, channel, dovecot):
+    """Should pick up a mail delivered while the reader waits in IDLE, and stop when told."""
+    handled = threading.Event()
+    inner = channel.handle
+
+    def handle(raw, truncated=False):
+        result = inner(raw, truncated)
+        handled.set()
+        return result
+
+    channel.handle = handle
+    reader = channel.reader()
+    reader.settings = channel.settings
+    stop = threading.Event()
+    reader.connect()
+    assert reader.client.has_capability("IDLE")
+    worker = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    worker.start()
+    client = imap(dovecot)  # delivered over IMAP by another session while the reader idles
+    client.append("INBOX", citizen_mail(7, subject="井盖丢失"))
+    client.logout()
+    assert handled.wait(20), dovecot.log()[-2000:]
+    stop.set()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert Ticket.get(Ticket.channel == "email").title == "井盖丢失"
+
+
+def test_acknowledgement_sent_by_smtp_and_answer_threads_back(org_setup, channel, dovecot, smtp_provider):
+    """Should send the acknowledgement through the SMTP server with the number, its Message-ID recorded,
+    and thread the citizen's answer to it (through Dovecot again) to the same ticket."""
+    dovecot.deliver(citizen_mail(1))
+    reader = channel.reader()
+    reader.run_once()
+    assert channel.tick()["sent"] == 1
+    ((mail_from, rcpts, data),) = smtp_provider.wait_for(1)
+    ticket = Ticket.get(Ticket.channel == "email")
+    sent = parse(data)
+    assert rcpts == ["c1@example.cn"] and mail_from == "12345@hotline.example"
+    assert ticket.number in sent.text and ticket.query_pin in sent.text and ticket.number in sent.subject
+    assert sent.in_reply_to == "n1@example.cn"
+    out = Message.get((Message.direction == "out") & (Message.channel == "email"))
+    assert out.status == "sent" and MailHeader.get(MailHeader.message == out).msgid == sent.message_id
+    answer = citizen_mail(1, subject="Re: 回执", body="补充：路灯编号A7",
+                          extra=f"In-Reply-To: <{sent.message_id}>\r\nReferences: <{sent.message_id}>\r\n")
+    dovecot.deliver(answer.replace(b"<n1@example.cn>", b"<n1b@example.cn>"))
+    reader.run_once()
+    reader.close()
+    assert Ticket.select().count() == 1
+    assert Message.get(Message.provider_id.contains("mail:") & (Message.id != out.id)
+                       & (Message.body.contains("A7"))).ticket_id == ticket.id
+    assert channel.tick() == {"sent": 0, "retry": 0, "failed": 0, "waiting": 0}  # no acknowledgement to an answer
+
+
+def test_refused_and_unreachable_provider(org_setup, channel, dovecot, smtp_provider):
+    """Should fail a mail the provider refuses for good (550), and keep one queued for a retry while the
+    provider is down."""
+    dovecot.deliver(citizen_mail(1))
+    dovecot.deliver(citizen_mail(2))
+    reader = channel.reader()
+    reader.run_once()
+    reader.close()
+    smtp_provider.refuse = "550 5.1.1 mailbox unavailable"
+    counts = channel.tick()
+    assert counts["failed"] == 2
+    assert {m.status for m in Message.select().where(Message.direction == "out")} == {"failed"}
+    from channels import mailflow
+    t = Ticket.get(Ticket.citizen_email == "c1@example.cn")
+    smtp_provider.stop()
+    message = mailflow.send_from_ticket(t, "请补充照片", org_setup.centre_user, settings=channel.settings,
+                                       clock=channel.clock)
+    assert channel.tick()["retry"] == 1
+    assert Message.get_by_id(message.id).status == "queued" and "not reachable" in Message.get_by_id(message.id).error
+
+
+def test_material_request_by_email_sent_for_real(org_setup, channel, smtp_provider):
+    """Should e-mail an IVR material request from the reviewed knowledge answer and mark it sent only once
+    the provider took it; a request with no usable address is failed."""
+    from caseflow import knowledge
+    from ivr.models import MaterialRequest
+    knowledge.create_item("社保卡补办", "携带身份证到社保中心补办。", review_state="approved")
+    req = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="email", address="li@example.cn")
+    bad = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="email", address="not-an-address")
+    channel.tick()
+    ((_from, rcpts, data),) = smtp_provider.wait_for(1)
+    assert rcpts == ["li@example.cn"] and "身份证" in parse(data).text
+    assert MaterialRequest.get_by_id(req.id).status == "sent"
+    assert MaterialRequest.get_by_id(bad.id).status == "failed"
+    assert email.message_from_bytes(data)["Auto-Submitted"] == "auto-generated"
+
+
+def test_oversized_mail_read_by_headers_only(org_setup, tmp_path, dovecot, clock):
+    """Should make a ticket from the headers of a mail over HOTLINE_EMAIL_MAX_MESSAGE_MB, saying the body
+    was not read, without fetching it."""
+    settings = make_settings(tmp_path, dovecot=dovecot, HOTLINE_EMAIL_MAX_MESSAGE_MB="1")
+    channel = EmailChannel(settings, tmp_path / "att", clock=clock)
+    dovecot.deliver(citizen_mail(1, body="很长" * 600_000))
+    reader = channel.reader()
+    assert reader.run_once() == 1
+    reader.close()
+    ticket = Ticket.get(Ticket.channel == "email")
+    assert "未收取" in ticket.content and "很长很长" not in ticket.content
+    assert Attachment.select().count() == 0
