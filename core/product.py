@@ -36,7 +36,7 @@ class Product:
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs
-        from channels.service import SmsChannel
+        from channels.service import EmailChannel, SmsChannel
         from ivr.prompts import call_time_renderer, prompt_keys
         from ivr.services import HotlineIvrServices
         from ivr.store import TreeStore
@@ -105,6 +105,10 @@ class Product:
         sms = SmsChannel.from_config(config, clock=self.clock)
         services.extra["sms_settings"] = sms.settings
         self.parts["sms"] = sms
+        # E-mail (channels/): the IMAP reader and the SMTP outbox; off (logged once) without mail servers.
+        email_channel = EmailChannel.from_config(config, clock=self.clock)
+        services.extra["email_settings"] = email_channel.settings
+        self.parts["email"] = email_channel
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
@@ -167,6 +171,9 @@ class Product:
         self.parts["web"] = web
         log.info("web UI on http://%s:%s", host, web.server_port)
         self._start_sms(scheduler, f"http://{host}:{web.server_port}")
+        import gevent
+
+        self.parts["email"].start(scheduler, gevent.spawn)
         log.info("outbound socket server on %s:%s (FreeSWITCH `socket` target)", *self.parts["outbound"].address)
         for endpoint in self.config.esl:
             log.info("ESL to FreeSWITCH %s (reconnecting until it answers)", endpoint.name)
@@ -204,4 +211,6 @@ class Product:
             parts["web"].stop(timeout=5)
         if "sms" in parts:
             parts["sms"].stop()
+        if "email" in parts:
+            parts["email"].stop()
         log.info("stopped")
