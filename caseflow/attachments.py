@@ -102,6 +102,45 @@ def checked_type(path: Path, filename: str, allowed: dict[str, tuple[str, str]])
     return stored
 
 
+def store_checked(root: Path, data, filename: str, allowed: dict[str, tuple[str, str]],
+                  clock: Optional[Clock] = None, max_size: int = MAX_SIZE) -> dict:
+    """``store_file`` plus ``checked_type``: the stored dict with ``content_type`` read from the content
+    (which must agree with the name); a refused file leaves nothing behind."""
+    info = store_file(root, data, filename, clock, max_size)
+    stored = Path(root) / info["path"]
+    try:
+        info["content_type"] = checked_type(stored, info["filename"], allowed)
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    return info
+
+
+def discard(root: Path, infos) -> None:
+    """Remove files stored by ``store_file`` that will not be attached after all."""
+    for info in infos:
+        (Path(root) / info["path"]).unlink(missing_ok=True)
+
+
+def attach_stored(ticket: Ticket, info: dict, actor: Optional[User] = None, kind: str = "upload",
+                  clock: Optional[Clock] = None, actor_label: str = "") -> Attachment:
+    """Attach a file already stored by ``store_file``/``store_checked`` to ``ticket`` with a history row
+    (the caller has checked who may write; call inside the transaction that creates the ticket, if any)."""
+    from caseflow import services
+
+    if kind not in ALLOWED_KINDS:
+        raise AttachmentError(f"unknown attachment kind {kind!r}")
+    clock = clock or Clock()
+    with Attachment._meta.database.atomic():
+        row = Attachment.create(ticket=ticket, kind=kind, filename=info["filename"], path=info["path"],
+                                content_type=info["content_type"], size=info["size"], sha256=info["sha256"],
+                                uploaded_by=actor, created_at=services.to_db(clock.now()))
+        services._history(ticket, actor, "attach", ticket.status, ticket.status,
+                          f"{info['filename']} ({info['size']} B)", services.to_db(clock.now()),
+                          label=actor_label or ("" if actor else services.SYSTEM))
+    return row
+
+
 def add_attachment(ticket: Ticket, root: Path, data, filename: str, actor: Optional[User] = None,
                    kind: str = "upload", clock: Optional[Clock] = None, max_size: int = MAX_SIZE) -> Attachment:
     """Store a file and attach it to ``ticket`` with a history row; the actor must be allowed to write to it
@@ -114,14 +153,7 @@ def add_attachment(ticket: Ticket, root: Path, data, filename: str, actor: Optio
         services.require_write(actor, ticket)
     clock = clock or Clock()
     info = store_file(root, data, filename, clock, max_size)
-    with Attachment._meta.database.atomic():
-        row = Attachment.create(ticket=ticket, kind=kind, filename=info["filename"], path=info["path"],
-                                content_type=info["content_type"], size=info["size"], sha256=info["sha256"],
-                                uploaded_by=actor, created_at=services.to_db(clock.now()))
-        services._history(ticket, actor, "attach", ticket.status, ticket.status,
-                          f"{info['filename']} ({info['size']} B)", services.to_db(clock.now()),
-                          label="" if actor else services.SYSTEM)
-    return row
+    return attach_stored(ticket, info, actor, kind, clock)
 
 
 def resolve(root: Path, attachment: Attachment) -> Path:

@@ -308,8 +308,24 @@ class SavedSearch(BaseModel):
         indexes = ((("user", "name"), True),)
 
 
+class WebCase(BaseModel):
+    """What the public website (webui.blueprints.portal) keeps beside a ticket written in there: the box
+    (web or 市长信箱), the citizen's consent to publication, the query code (hashed; shown once), where it
+    came from (per-address limits) and a digest of the text (duplicate submissions)."""
+
+    ticket = peewee.ForeignKeyField(Ticket, unique=True, backref="web_cases", on_delete="CASCADE")
+    box = peewee.CharField(max_length=16, default="web")
+    consent = peewee.BooleanField(default=False)
+    code_hash = peewee.CharField(max_length=100)
+    ip = peewee.CharField(max_length=64, default="", index=True)
+    digest = peewee.CharField(max_length=64, index=True)
+    # The CAPTCHA that let it in: unique, so one solved picture is never good for a second submission.
+    captcha_id = peewee.CharField(max_length=40, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
     Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch,
+    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase,
 ]

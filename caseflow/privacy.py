@@ -78,3 +78,20 @@ def contact_view(user, ticket) -> dict:
 def can_see_contact(user, ticket) -> bool:
     """Alias of ``may_see_contact`` (the name the web views use)."""
     return may_see_contact(user, ticket)
+
+
+_LONG_DIGITS = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){6,}(?![0-9])")  # phones, ID and card numbers
+_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
+_EMAIL = re.compile(r"[^\s@<>\"'，。；：]+@[^\s@<>\"'，。；：]+\.[A-Za-z]{2,}")
+
+
+def public_text(text: str, ticket) -> str:
+    """Free text as the public website shows it (published cases): the ticket's citizen name, phone, e-mail
+    and address replaced, and any phone-like digit run or e-mail address inside the text masked too."""
+    result = mask_text(text, ticket)
+    for secret in (getattr(ticket, "citizen_address", ""), getattr(ticket, "citizen_email", "")):
+        if secret and len(secret.strip()) > 1:
+            result = result.replace(secret.strip(), "***")
+    result = _EMAIL.sub("***@***", result)
+    return _LONG_DIGITS.sub(lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else mask_phone(m.group(0)),
+                            result)

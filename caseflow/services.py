@@ -44,7 +44,7 @@ URGENCIES: dict[str, tuple[str, str]] = {
 }
 REPLY_BY: dict[str, tuple[str, str]] = {
     "phone": ("电话", "Phone"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
-    "letter": ("书面", "Letter"), "none": ("无需答复", "No reply"),
+    "letter": ("书面", "Letter"), "web": ("网站查询", "On the website"), "none": ("无需答复", "No reply"),
 }
 
 MAX_CONTENT = 20000
@@ -256,6 +256,11 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                  label=actor_label or ("" if created_by else SYSTEM))
         if call_uuid:
             TicketCall.create(ticket=ticket, call_uuid=_clean(call_uuid, "call uuid", 64), at=now)
+        if channel == "mailbox":
+            # 市长信箱 (IVR message or website): the centre leaders' list, beside the centre's own queue.
+            for leader in users_with_role("centre_leader"):
+                notify(f"市长信箱 {ticket.number}：{ticket.title}", user=leader, ticket=ticket, kind="mailbox",
+                       clock=clock)
         if reply.strip():
             ticket = transition(ticket, "answer", created_by, reply=reply.strip(), clock=clock)
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
@@ -971,6 +976,7 @@ CENTRE_QUEUES = {
     "extensions": ("延期申请", "Extension requests"),
     "callback": ("待回访", "To call back"),
     "unsatisfied": ("不满意", "Unsatisfied"),
+    "mailbox": ("市长信箱", "Mayor's mailbox"),
 }
 
 
@@ -996,6 +1002,8 @@ def centre_queue(actor: User, kind: str, limit: int = 200) -> list[Ticket]:
             Ticket.callback_deadline.asc(nulls="LAST"), Ticket.id)
     elif kind == "unsatisfied":
         q = q.where(Ticket.status == wf.UNSATISFIED).order_by(Ticket.updated_at)
+    elif kind == "mailbox":
+        q = q.where((Ticket.channel == "mailbox") & Ticket.status.in_(list(wf.OPEN_STATUSES))).order_by(Ticket.id)
     else:
         raise TicketInputError(f"unknown queue {kind!r}")
     return list(q.limit(limit))

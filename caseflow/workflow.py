@@ -352,6 +352,7 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
     "overdue": ("超期", "Overdue"), "attach": ("上传附件", "Attachment"), "edit": ("修改", "Edit"),
     "link_call": ("关联通话", "Linked call"), "note": ("备注", "Note"), "duplicate_added": ("并入重复件", "Duplicate merged in"),
     "fax": ("发送传真", "Fax sent"), "blacklist": ("加入黑名单", "Blacklisted"),
+    "supplement": ("补充材料", "Citizen added information"),
 }
 
 

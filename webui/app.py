@@ -26,6 +26,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.health",
     "webui.auth",
     "webui.blueprints.home",
+    "webui.blueprints.portal",
     "webui.blueprints.agent_tickets",
     "webui.blueprints.audit",
     "webui.blueprints.recordings",

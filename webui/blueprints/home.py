@@ -1,4 +1,5 @@
-"""The landing page: sends each user to their role's desk, or lists the desks they can open."""
+"""The staff landing page (/staff): sends each user to their role's desk, or lists the desks they can open.
+The product's root / is the public website (webui.blueprints.portal)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, redirect, render_template
@@ -12,7 +13,7 @@ NAV = [NavItem("Home", "home.overview", frozenset({"agent", "team_lead", "centre
                                                    "dept_leader", "leader", "admin", "entry"}), order=0)]
 
 
-@bp.route("/")
+@bp.route("/staff")
 @login_required
 def index():
     """Straight to the first desk of the user's roles; the overview when none exists yet."""

@@ -250,6 +250,10 @@ def perform(ticket_ref, event: str, form) -> Ticket | None:
     except (WorkflowError, TicketInputError) as error:
         flash(str(error), "error")
         return None
+    if event == "disclose":
+        # Publication on the public website (with the citizen's consent there): audited as well as in the
+        # ticket's history.
+        audit("publish" if ticket.public else "withdraw", "ticket", ticket.number, "")
     flash(f"{cf_label('event', event)}：{services_label_done()}", "info")
     return ticket
 

@@ -17,8 +17,8 @@ def test_login_success_goes_to_desk_and_is_audited(client, make_user):
     user = make_user("1001")
     response = client.login("1001", PASSWORD, environ_base={"REMOTE_ADDR": "10.0.0.7"})
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
-    assert client.get("/").headers["Location"] == "/agent/tickets"
+    assert response.headers["Location"] == "/staff"
+    assert client.get("/staff").headers["Location"] == "/agent/tickets"
     with client.session_transaction() as session:
         assert session["uid"] == user.id
     row = AuditLog.get(AuditLog.action == "login")
@@ -146,7 +146,7 @@ def test_next_goes_back_but_never_off_site(client, make_user):
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"):
         response = client.post("/login", data={"operator_no": "1010", "password": PASSWORD,
                                                "csrf_token": client.csrf_token(), "next": target})
-        assert response.headers["Location"] == "/", target
+        assert response.headers["Location"] == "/staff", target
         client.logout()
 
 
@@ -211,4 +211,4 @@ def test_expired_session_says_why(client, db):
     """Should tell a visitor sent to the login form from a desk page that they need to log in."""
     response = client.get("/agent/tickets", follow_redirects=True)
     assert "请先登录" in response.get_data(as_text=True)
-    assert "请先登录" not in client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "请先登录" not in client.get("/staff", follow_redirects=True).get_data(as_text=True)

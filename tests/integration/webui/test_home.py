@@ -14,15 +14,15 @@ def login(app, make_user, operator_no, roles):
     return client
 
 
-def test_anonymous_home_goes_to_login(client, db):
-    """Should send an anonymous visitor to the login page."""
-    response = client.get("/")
-    assert response.status_code == 302 and response.headers["Location"] == "/login?next=/"
+def test_anonymous_staff_landing_goes_to_login(client, db):
+    """Should send an anonymous visitor of the staff landing page to the login page (/ is the public site)."""
+    response = client.get("/staff")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=/staff"
 
 
 def test_agent_lands_on_ticket_list(app, make_user):
     """Should send an agent straight to the ticket list."""
-    assert login(app, make_user, "6001", ("agent",)).get("/").headers["Location"] == "/agent/tickets"
+    assert login(app, make_user, "6001", ("agent",)).get("/staff").headers["Location"] == "/agent/tickets"
 
 
 def test_desk_not_built_yet_is_named_not_linked(app, make_user, monkeypatch):
@@ -31,7 +31,7 @@ def test_desk_not_built_yet_is_named_not_linked(app, make_user, monkeypatch):
 
     monkeypatch.setattr(webui.app, "DESKS", [("leader", "/no-such-desk", "Statistics")])
     client = login(app, make_user, "6002", ("leader",))
-    response = client.get("/")
+    response = client.get("/staff")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "尚未开通" in page and 'href="/no-such-desk"' not in page
 
@@ -39,7 +39,7 @@ def test_desk_not_built_yet_is_named_not_linked(app, make_user, monkeypatch):
 def test_admin_lands_on_an_existing_admin_page(app, make_user):
     """Should send an administrator to an administration page that exists."""
     client = login(app, make_user, "6005", ("admin",))
-    target = client.get("/").headers["Location"]
+    target = client.get("/staff").headers["Location"]
     assert target.startswith("/admin")
     assert client.get(target, follow_redirects=True).status_code == 200
 
@@ -54,7 +54,7 @@ def test_several_roles_list_every_existing_desk(make_app, make_user, monkeypatch
     monkeypatch.setattr(webui.app, "DESKS", desks)
     app = make_app(extra_blueprints=["tests.integration.webui.desk_bp"])
     client = login(app, make_user, "6003", ("agent", "team_lead"))
-    assert client.get("/").headers["Location"] == "/test-only-desk"
+    assert client.get("/staff").headers["Location"] == "/test-only-desk"
     page = client.get("/home").get_data(as_text=True)
     assert page.count('class="desk" href="/agent/tickets"') == 1
     assert 'class="desk" href="/test-only-desk"' in page

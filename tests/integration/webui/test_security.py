@@ -77,7 +77,7 @@ def test_user_without_roles_reaches_only_login_pages(app, make_user):
             continue
         response = client.open(url, method=method, data={"csrf_token": client.csrf_token()})
         assert response.status_code == 403, f"{method} {url} answered {response.status_code}"
-    home = client.get("/", follow_redirects=True)
+    home = client.get("/staff", follow_redirects=True)
     assert home.status_code == 200 and "尚未分配角色" in home.get_data(as_text=True)
 
 

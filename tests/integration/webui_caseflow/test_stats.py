@@ -230,8 +230,8 @@ def test_excel_export_has_the_page_figures(history, login):
 
 
 def test_leader_lands_on_statistics(history, login):
-    """Should send the leader from the home page to the statistics page (the desk link works now)."""
-    response = login(history.city_leader).get("/")
+    """Should send the leader from the staff landing page to the statistics page (the desk link works now)."""
+    response = login(history.city_leader).get("/staff")
     assert response.status_code == 302 and response.headers["Location"].endswith("/stats")
 
 

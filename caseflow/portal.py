@@ -1,0 +1,421 @@
+"""The public website's case services (issue 11): writing in (市长信箱 included), following a case with its
+query code, adding information, the online rating, and publication of consented, approved cases masked.
+
+The web blueprint (webui.blueprints.portal) parses forms, checks the CAPTCHA and counts failed look-ups;
+everything about tickets happens here, through ``caseflow.services`` (the same workflow as a phone ticket).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import peewee
+
+from caseflow import attachments, privacy, search, services
+from caseflow import workflow as wf
+from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
+from caseflow.org import category_path, category_subtree_ids
+from caseflow.services import TicketInputError
+from core.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# What a citizen may write in as (P1: 投诉 举报 求助 咨询 建议 表扬), in this order on the form.
+TYPES = ("complaint", "report", "help", "consult", "suggestion", "praise")
+# Box -> ticket channel. 市长信箱 reuses the IVR's mailbox channel, which the centre leaders watch.
+BOXES = {"web": "web", "mailbox": "mailbox"}
+REPLY_CHOICES = ("phone", "sms", "email", "web")
+MAX_CONTENT = 3000          # characters; longer text is refused with this number, never cut
+MAX_ADDRESS = 200
+MAX_NAME = 40
+MAX_EMAIL = 120
+MAX_SUPPLEMENT = 2000
+MAX_COMMENT = 500
+MAX_FILES = 3
+MAX_FILE_SIZE = 5 * 1024 * 1024
+# Images and PDF only, each recognised by its content (a PNG that is really HTML is refused).
+FILE_TYPES = {".png": ("image/png", "image/png"), ".jpg": ("image/jpeg", "image/jpeg"),
+              ".jpeg": ("image/jpeg", "image/jpeg"), ".gif": ("image/gif", "image/gif"),
+              ".pdf": ("application/pdf", "application/pdf")}
+DUPLICATE_WINDOW = dt.timedelta(minutes=10)
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L to misread
+CODE_LENGTH = 10                                    # ~49 bits: with the look-up throttle, a fast hash is enough
+EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,24}$")
+MONTH_RE = re.compile(r"^(20[0-9]{2})-(0[1-9]|1[0-2])$")
+PUBLISHABLE = (wf.CLOSED, wf.ARCHIVED)  # the centre's disclose action exists only there
+PAGE_SIZE = 20
+
+
+class PortalError(TicketInputError):
+    """Input refused; ``str()`` says why (Chinese / English), ``field`` names the form field when one is at
+    fault and ``status`` is the HTTP status the page answers with."""
+
+    def __init__(self, message: str, field: str = "", status: int = 400):
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Submissions allowed per address per hour and per phone number per day (the blueprint passes the
+    app's settings)."""
+
+    per_address: int = 5
+    per_phone: int = 5
+    address_window: dt.timedelta = dt.timedelta(hours=1)
+    phone_window: dt.timedelta = dt.timedelta(days=1)
+
+
+@dataclass
+class Submission:
+    """One filled-in form, as text (the blueprint copies the fields); ``files`` are (name, stream)."""
+
+    type: str = ""
+    content: str = ""
+    category: str = ""
+    region: str = ""
+    address: str = ""
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    anonymous: bool = False
+    reply_by: str = "phone"
+    consent: bool = False
+    box: str = "web"
+    files: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------- query codes
+def new_code() -> str:
+    """A random query code shown once to the citizen (stored only hashed)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(code) -> str:
+    """Upper case without spaces or dashes (as it may be typed back)."""
+    return re.sub(r"[\s-]", "", str(code or "")).upper()[:64]
+
+
+def hash_code(code: str, salt: str | None = None) -> str:
+    """salt$sha256(salt + code)."""
+    salt = salt or secrets.token_hex(8)
+    return f"{salt}${hashlib.sha256((salt + normalise_code(code)).encode()).hexdigest()}"
+
+
+def code_matches(stored: str, code) -> bool:
+    """True if ``code`` is the one hashed in ``stored`` (constant-time compare)."""
+    salt, _, _digest = (stored or "").partition("$")
+    if not salt or not normalise_code(code):
+        return False
+    return hmac.compare_digest(hash_code(code, salt), stored)
+
+
+def digest(content: str) -> str:
+    """The text's fingerprint for duplicate detection: blanks removed, NFKC, lower case."""
+    return hashlib.sha256(re.sub(r"\s+", "", search.normalise(content)).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- intake
+def _text(value, name: str, limit: int, required: bool = False, field_name: str = "") -> str:
+    text = str(value or "").replace("\r\n", "\n").strip()
+    if required and not text:
+        raise PortalError(f"请填写{name} / {name} is required", field_name)
+    if len(text) > limit:
+        raise PortalError(f"{name}最多{limit}字，现有{len(text)}字，请删减后再提交 / {name} may have at most "
+                          f"{limit} characters, it has {len(text)}", field_name)
+    return text
+
+
+def _pick(model, value, name: str, field_name: str):
+    if value in (None, ""):
+        return None
+    try:
+        row = model.get_or_none((model.id == int(value)) & model.active)
+    except (TypeError, ValueError):
+        row = None
+    if row is None:
+        raise PortalError(f"请从列表中选择{name} / choose a {field_name} from the list", field_name)
+    return row
+
+
+def validate(sub: Submission) -> dict:
+    """The ticket fields from a submission, or PortalError naming the first field at fault."""
+    if sub.box not in BOXES:
+        raise PortalError("信箱无效 / unknown box", "box")
+    if sub.type not in TYPES:
+        raise PortalError("请选择诉求类型 / choose the kind of request", "type")
+    content = _text(sub.content, "诉求内容", MAX_CONTENT, True, "content")
+    address = _text(sub.address, "地址", MAX_ADDRESS, field_name="address")
+    name = _text(sub.name, "姓名", MAX_NAME, field_name="name")
+    email = _text(sub.email, "电子邮箱", MAX_EMAIL, field_name="email")
+    if email and not EMAIL_RE.match(email):
+        raise PortalError("电子邮箱格式不正确 / the e-mail address is malformed", "email")
+    try:
+        phone = services.clean_phone(sub.phone)
+    except TicketInputError:
+        raise PortalError("电话号码格式不正确 / the phone number is malformed", "phone") from None
+    if sub.reply_by not in REPLY_CHOICES:
+        raise PortalError("请选择答复方式 / choose how you want the reply", "reply_by")
+    if sub.reply_by in ("phone", "sms") and not phone:
+        raise PortalError("电话或短信答复需要填写电话号码 / a reply by phone or SMS needs a phone number", "phone")
+    if sub.reply_by == "email" and not email:
+        raise PortalError("电子邮件答复需要填写电子邮箱 / a reply by e-mail needs an e-mail address", "email")
+    if not sub.anonymous and not name:
+        raise PortalError("请填写姓名，或选择匿名 / give your name or choose anonymous", "name")
+    if len(sub.files) > MAX_FILES:
+        raise PortalError(f"最多上传{MAX_FILES}个附件 / at most {MAX_FILES} files", "files")
+    return {"type": sub.type, "content": content, "citizen_address": address,
+            "citizen_name": "" if sub.anonymous else name, "citizen_phone": phone, "citizen_email": email,
+            "anonymous": bool(sub.anonymous), "reply_by": sub.reply_by,
+            "category": _pick(Category, sub.category, "诉求分类", "category"),
+            "region": _pick(Region, sub.region, "所属区域", "region")}
+
+
+def check_limits(ip: str, phone: str, text_digest: str, now: dt.datetime, limits: Limits) -> None:
+    """Refuse a flood from one address or one phone number, and the same text sent again within minutes."""
+    recent = WebCase.select().where((WebCase.digest == text_digest)
+                                    & (WebCase.created_at > now - DUPLICATE_WINDOW))
+    if recent.exists():
+        raise PortalError("相同内容刚刚已提交过，正在办理中，请勿重复提交 / the same text was submitted a few "
+                          "minutes ago and is being handled: please do not send it twice", "content", 409)
+    if ip and WebCase.select().where((WebCase.ip == ip) & (WebCase.created_at > now - limits.address_window)
+                                     ).count() >= limits.per_address:
+        raise PortalError("提交过于频繁，请稍后再试 / too many submissions from this address: please try "
+                          "again later", "", 429)
+    if phone:
+        sent = (WebCase.select().join(Ticket, on=(WebCase.ticket == Ticket.id))
+                .where((Ticket.citizen_phone == phone) & (WebCase.created_at > now - limits.phone_window)).count())
+        if sent >= limits.per_phone:
+            raise PortalError("该电话号码今日提交次数已达上限，请明天再试或拨打12345 / this phone number has "
+                              "reached today's limit: try tomorrow or call 12345", "phone", 429)
+
+
+def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
+    """Store and check every uploaded file (type by content, size); on any refusal none is kept."""
+    infos: list[dict] = []
+    try:
+        for filename, stream in files:
+            try:
+                infos.append(attachments.store_checked(root, stream, filename, FILE_TYPES, clock, MAX_FILE_SIZE))
+            except attachments.AttachmentError as error:
+                raise PortalError(f"附件“{attachments.safe_name(filename)}”：{error}", "files") from None
+    except BaseException:
+        attachments.discard(root, infos)
+        raise
+    return infos
+
+
+def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, clock: Optional[Clock] = None,
+           limits: Limits = Limits()) -> tuple[Ticket, str]:
+    """Record a website submission as a ticket (channel web, or mailbox for 市长信箱) in the same workflow as
+    a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed."""
+    clock = clock or Clock()
+    fields = validate(sub)
+    now = services.to_db(clock.now())
+    text_digest = digest(fields["content"])
+    check_limits(ip, fields["citizen_phone"], text_digest, now, limits)
+    infos = store_files(root, sub.files, clock)
+    code = new_code()
+    try:
+        with Ticket._meta.database.atomic():
+            ticket = services.create_ticket(channel=BOXES[sub.box], clock=clock, actor_label="网站 web",
+                                            note="市长信箱 / mayor's mailbox" if sub.box == "mailbox" else
+                                            "网站 / website", **fields)
+            WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code),
+                           ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
+            for info in infos:
+                attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
+    except peewee.IntegrityError:
+        attachments.discard(root, infos)
+        raise PortalError("验证码已使用过，请刷新验证码 / this picture code was used already: get a new one",
+                          "captcha") from None
+    except BaseException:
+        attachments.discard(root, infos)
+        raise
+    log.info("web submission %s (%s, %s files)", ticket.number, sub.box, len(infos))
+    return ticket, code
+
+
+# --------------------------------------------------------------------------------------- follow-up
+def parse_number(text) -> str:
+    """An acceptance number as typed, or PortalError."""
+    try:
+        return services.parse_number(text)
+    except TicketInputError:
+        raise PortalError("受理号应为8位数字 / an acceptance number is 8 digits", "number") from None
+
+
+def find_case(number: str, code) -> Optional[Ticket]:
+    """The ticket written in on the website with this number and query code, or None (an unknown number
+    and a wrong code look the same)."""
+    ticket = Ticket.get_or_none(Ticket.number == number)
+    case = WebCase.get_or_none(WebCase.ticket == ticket) if ticket is not None else None
+    if case is None:
+        # Spend the same hashing time as a real check.
+        code_matches(hash_code("x"), code)
+        return None
+    return ticket if code_matches(case.code_hash, code) else None
+
+
+def _shown(ticket: Ticket) -> Ticket:
+    """A merged duplicate reports its master's progress (as the phone status query does)."""
+    return ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
+
+
+def citizen_view(ticket: Ticket, lang: str = "zh") -> dict:
+    """What the citizen who holds the code sees: status words, timeline, the reply once approved, and what
+    they may still do. No staff names, notes or department-internal steps."""
+    shown = _shown(ticket)
+    word = wf.citizen_status(shown.status)
+    reply = shown.reply if word in ("answered", "closed") else ""
+    return {"ticket": ticket, "word": word, "words": wf.citizen_words(shown.status, lang),
+            "timeline": timeline(ticket, lang), "reply": reply,
+            "may_supplement": word not in ("closed", "rejected") and ticket.status != wf.MERGED,
+            "may_rate": ticket.status in (wf.APPROVED, wf.ANSWERED), "rating": ticket.satisfaction}
+
+
+def timeline(ticket: Ticket, lang: str = "zh") -> list[tuple[dt.datetime, str]]:
+    """[(when, citizen words)] each time the citizen-facing status changed, plus their own additions and
+    rating: the one table of citizen words (workflow.CITIZEN_WORDS), never internal steps or notes."""
+    out: list[tuple[dt.datetime, str]] = []
+    last = None
+    for row in TicketHistory.select().where(TicketHistory.ticket == ticket).order_by(TicketHistory.id):
+        if row.action == "supplement":
+            out.append((row.at, "您补充了材料" if lang == "zh" else "You added information"))
+            continue
+        if row.action in ("call_back", "call_back_unsatisfied") and row.actor_id is None:
+            out.append((row.at, "您已评价" if lang == "zh" else "You rated the answer"))
+        if not row.to_status or row.to_status not in wf.CITIZEN_STATUS:
+            continue
+        word = wf.citizen_status(row.to_status)
+        if word != last:
+            out.append((row.at, wf.citizen_words(row.to_status, lang)))
+            last = word
+    return out
+
+
+def supplement(ticket: Ticket, text, files: Iterable, *, root: Path, clock: Optional[Clock] = None) -> None:
+    """补充材料: the citizen's addition goes into the history and files; the handler (or the centre, before
+    dispatch) is told. Only while the case is open."""
+    clock = clock or Clock()
+    files = list(files)
+    view = citizen_view(ticket)
+    if not view["may_supplement"]:
+        raise PortalError("该诉求已办结，不能再补充材料 / the case is closed: nothing can be added", "", 409)
+    text = _text(text, "补充内容", MAX_SUPPLEMENT, required=not files, field_name="text")
+    if len(files) > MAX_FILES:
+        raise PortalError(f"最多上传{MAX_FILES}个附件 / at most {MAX_FILES} files", "files")
+    infos = store_files(root, files, clock)
+    now = services.to_db(clock.now())
+    try:
+        with Ticket._meta.database.atomic():
+            services._history(ticket, None, "supplement", ticket.status, ticket.status, text, now,
+                              label="市民 citizen")
+            for info in infos:
+                attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="市民 citizen")
+            services._holder_notice(ticket, f"市民补充材料：工单 {ticket.number}（{ticket.title}）",
+                                    "supplement", clock)
+    except BaseException:
+        attachments.discard(root, infos)
+        raise
+
+
+def rate(ticket: Ticket, satisfaction: str, comment, clock: Optional[Clock] = None) -> Ticket:
+    """The citizen's own rating of an answered case: the same call-back event a phone rating records (so
+    the statistics count it the same way) and only once (the event moves the ticket on)."""
+    if satisfaction not in wf.SATISFACTION:
+        raise PortalError("请选择满意度 / choose a rating", "satisfaction")
+    comment = _text(comment, "评价意见", MAX_COMMENT, field_name="comment")
+    if ticket.status not in (wf.APPROVED, wf.ANSWERED):
+        raise PortalError("该诉求尚未答复或已评价过 / the case is not answered yet, or was rated already",
+                          "", 409)
+    note = "网站评价 / rated on the website" + (f"：{comment}" if comment else "")
+    try:
+        return services.call_back(ticket, None, satisfaction, note, system=True, clock=clock,
+                                  expected_version=ticket.version)
+    except wf.WorkflowError as error:
+        raise PortalError(str(error), "", 409) from None
+
+
+# ------------------------------------------------------------------------------------- publication
+def is_published(ticket: Ticket) -> bool:
+    """Published = the centre approved disclosure (Ticket.public, the disclose action) AND the citizen
+    consented on the website, on a closed case."""
+    return bool(ticket.public and ticket.status in PUBLISHABLE and WebCase.select().where(
+        (WebCase.ticket == ticket) & WebCase.consent).exists())
+
+
+def published():
+    """The query of published tickets (see ``is_published``)."""
+    return (Ticket.select().join(WebCase, on=(WebCase.ticket == Ticket.id))
+            .where(Ticket.public & WebCase.consent & Ticket.status.in_(PUBLISHABLE)))
+
+
+def month_bounds(month: str, tz) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in naive UTC of the local month "YYYY-MM"; PortalError when malformed."""
+    match = MONTH_RE.match(month or "")
+    if not match:
+        raise PortalError("月份格式应为 YYYY-MM / a month is written YYYY-MM", "month")
+    year, mon = int(match.group(1)), int(match.group(2))
+    start = dt.datetime(year, mon, 1, tzinfo=tz)
+    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
+    return services.to_db(start), services.to_db(end)
+
+
+def search_published(*, text: str = "", type: str = "", category: str = "", region: str = "", month: str = "",
+                     page: int = 1, tz=None) -> tuple[list[Ticket], int]:
+    """(published tickets of the page, total) matching every filter. Text matches only what the public
+    page shows (the masked request and reply), never the hidden address or name."""
+    query = published()
+    if type:
+        if type not in TYPES:
+            raise PortalError("诉求类型无效 / unknown type", "type")
+        query = query.where(Ticket.type == type)
+    if category:
+        row = _pick(Category, category, "诉求分类", "category")
+        query = query.where(Ticket.category.in_(category_subtree_ids(row)))
+    if region:
+        row = _pick(Region, region, "所属区域", "region")
+        ids = [row.id] + [r.id for r in Region.select(Region.id).where(Region.parent == row)]
+        query = query.where(Ticket.region.in_(ids))
+    if month:
+        start, end = month_bounds(month, tz)
+        query = query.where((Ticket.created_at >= start) & (Ticket.created_at < end))
+    text = _text(text, "检索词", 50, field_name="q")
+    query = query.order_by(Ticket.closed_at.desc(), Ticket.id.desc())
+    if text:
+        restrict = ("t.public = %s AND t.status IN (%s, %s) AND t.id IN "
+                    "(SELECT w.ticket_id FROM web_case w WHERE w.consent = %s)")
+        ids, _grams = search.find_ids("ticket", text, order="recent", restrict_sql=restrict,
+                                      restrict_params=(True, *PUBLISHABLE, True))
+        needle = search.normalise(text)
+        # The index holds the address and unmasked text: keep only rows whose PUBLIC text matches.
+        rows = [t for t in query.where(Ticket.id.in_(ids or [0]))
+                if needle in search.normalise(" ".join(public_view(t)[k] for k in ("title", "content", "reply")))]
+        total = len(rows)
+        return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], total
+    total = query.count()
+    return list(query.paginate(page, PAGE_SIZE)), total
+
+
+def public_view(ticket: Ticket, lang: str = "zh") -> dict:
+    """A published case as the public sees it: masked request and reply, kind, category, district and
+    street, dates and the answering department. Never a name, phone, address detail, file or note."""
+    def clean(text: str) -> str:
+        return privacy.public_text(text, ticket)
+
+    return {"number": ticket.number, "type": ticket.type, "title": clean(ticket.title),
+            "content": clean(ticket.content), "reply": clean(ticket.reply),
+            "category": category_path(ticket.category) if ticket.category_id else "",
+            "region": ticket.region.name if ticket.region_id else "",
+            "department": ticket.department.name if ticket.department_id else "",
+            "created_at": ticket.created_at, "replied_at": ticket.replied_at, "closed_at": ticket.closed_at,
+            "satisfaction": ticket.satisfaction}

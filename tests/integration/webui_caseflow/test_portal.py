@@ -1,0 +1,462 @@
+"""The public website (issue 11): write in, follow, add information, rate, publication, its limits and
+its security, through the Flask client on both databases."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from urllib.parse import parse_qsl
+
+import pytest
+
+from caseflow import org, portal, services
+from caseflow import workflow as wf
+from caseflow.models import Attachment, Notification, Ticket, TicketHistory, WebCase
+from webui.models import AuditLog
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def known_captcha(monkeypatch):
+    """Pictures of one letter, so a test can type the answer; the real check still runs."""
+    import webui.blueprints.portal as portal_bp
+
+    monkeypatch.setattr(portal_bp, "CAPTCHA_ALPHABET", "A")
+
+
+def form(**overrides) -> dict:
+    data = {"type": "complaint", "content": "幸福小区门口夜间施工噪音很大，影响休息。", "name": "王小明",
+            "phone": "13700001111", "email": "", "reply_by": "phone", "address": "幸福路8号3栋", "consent": "1",
+            "captcha": "AAAAA"}
+    data.update(overrides)
+    return data
+
+
+def submit(client, url="/write", files=None, **overrides):
+    """Fetch a picture (as a browser does) and post the form with the CSRF token."""
+    client.get("/captcha.png")
+    data = form(**overrides)
+    for name, content in files or []:
+        data.setdefault("files", []).append((io.BytesIO(content), name))
+    return client.post(url, data={**data, "csrf_token": client.csrf_token()}, content_type="multipart/form-data")
+
+
+def receipt(response) -> tuple[str, str]:
+    page = response.get_data(as_text=True)
+    number = re.search(r'data-testid="number">(\d{8})<', page).group(1)
+    code = re.search(r'data-testid="code">([A-Z0-9]+)<', page).group(1)
+    return number, code
+
+
+def follow(client, number, code):
+    return client.post("/follow", data={"number": number, "code": code, "csrf_token": client.csrf_token()})
+
+
+# ----------------------------------------------------------------------------------------- frame
+def test_root_is_the_public_site_and_staff_land_on_staff(app, client, world, login):
+    """Should serve the public home page at / without a login (with its own strict CSP) and send staff from
+    the login to /staff, which leads to their desk."""
+    response = client.get("/")
+    assert response.status_code == 200 and "我要写信" in response.get_data(as_text=True)
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self';" in csp and "unsafe-inline" not in csp
+    staff = app.test_client()
+    assert staff.login(world.centre_user.operator_no, "correct-horse-1").headers["Location"] == "/staff"
+    assert staff.get("/staff").headers["Location"] == "/centre"
+
+
+def test_english_on_request(client, db):
+    """Should answer in Chinese by default and in English with ?lang=en or an English browser."""
+    assert "我要写信" in client.get("/").get_data(as_text=True)
+    assert "Write to us" in client.get("/?lang=en").get_data(as_text=True)
+    assert "Write to us" in client.get("/write").get_data(as_text=True)  # kept for this browser
+    other = client.application.test_client()
+    assert "Write to us" in other.get("/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
+
+
+def test_every_public_form_needs_the_csrf_token(client, world):
+    """Should refuse every public form posted without the session's token."""
+    for url in ("/write", "/mailbox", "/follow"):
+        assert client.post(url, data=form()).status_code == 400, url
+    assert Ticket.select().count() == 2
+
+
+# ----------------------------------------------------------------------------------------- write in
+def test_write_in_creates_a_web_ticket_with_files_and_shows_number_and_code_once(app, client, world, clock):
+    """Should record a web ticket in the normal workflow with its checked attachments (sha256), show the
+    8-digit number and the query code, store only the code's hash, and audit the submission."""
+    response = submit(client, files=[("photo.png", PNG), ("letter.pdf", PDF)], category=str(world.noise.id))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    number, code = receipt(response)
+    ticket = Ticket.get(Ticket.number == number)
+    assert (ticket.channel, ticket.status, ticket.type, ticket.category_id) == ("web", wf.RECORDED, "complaint",
+                                                                                 world.noise.id)
+    case = WebCase.get(WebCase.ticket == ticket)
+    assert case.consent and code not in case.code_hash and portal.code_matches(case.code_hash, code)
+    files = list(Attachment.select().where(Attachment.ticket == ticket).order_by(Attachment.id))
+    assert [(f.content_type, len(f.sha256)) for f in files] == [("image/png", 64), ("application/pdf", 64)]
+    assert AuditLog.select().where((AuditLog.action == "portal_submit") & (AuditLog.obj_id == number)).exists()
+    # The ticket is the centre's to dispatch like a phone ticket.
+    services.dispatch(ticket, world.centre_user, world.east, clock=clock)
+
+
+def test_mailbox_goes_to_the_centre_leaders(client, world):
+    """Should file a 市长信箱 letter on the mailbox channel, tell each centre leader, and list it on the
+    centre's 市长信箱 list."""
+    number, _code = receipt(submit(client, "/mailbox", type="suggestion", content="建议增加公交线路"))
+    ticket = Ticket.get(Ticket.number == number)
+    assert ticket.channel == "mailbox"
+    assert Notification.select().where((Notification.user == world.leader) & (Notification.ticket == ticket)
+                                       & (Notification.kind == "mailbox")).exists()
+    assert [t.number for t in services.centre_queue(world.centre_user, "mailbox")] == [number]
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"type": "harassment"}, "type"), ({"content": ""}, "content"), ({"content": "字" * 3001}, "content"),
+    ({"phone": "not-a-phone"}, "phone"), ({"phone": "", "reply_by": "phone"}, "phone"),
+    ({"phone": "", "reply_by": "sms"}, "phone"), ({"reply_by": "email"}, "email"),
+    ({"email": "x@"}, "email"), ({"name": ""}, "name"), ({"reply_by": "pigeon"}, "reply_by"),
+    ({"category": "999999"}, "category"), ({"region": "abc"}, "region"), ({"address": "路" * 201}, "address"),
+])
+def test_bad_fields_are_refused_clearly_and_nothing_is_stored(client, world, overrides, field):
+    """Should refuse each bad field with a message on the form (over-long text is refused, never cut)."""
+    response = submit(client, **overrides)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'data-testid="error"' in page
+    assert f'name="{field}"' in page or field in ("type", "reply_by")
+    assert WebCase.select().count() == 0
+    if overrides.get("content", "").startswith("字"):
+        assert "3000" in page and "3001" in page
+
+
+def test_anonymous_needs_no_name_and_keeps_none(client, world):
+    """Should accept an anonymous letter without a name and store no name even if one was typed."""
+    number, _ = receipt(submit(client, anonymous="1", name="王小明"))
+    ticket = Ticket.get(Ticket.number == number)
+    assert ticket.anonymous and ticket.citizen_name == ""
+
+
+def test_a_png_that_is_html_and_other_types_are_refused(app, client, world):
+    """Should refuse a .png holding HTML, an .html file and an .svg, storing neither ticket nor file."""
+    root = app.extensions["hotline"].config.attachments_dir
+    for name, content in (("cat.png", b"<html><script>alert(1)</script></html>"), ("page.html", b"<p>x</p>"),
+                          ("x.svg", b"<svg/>"), ("y.pdf", PNG)):
+        response = submit(client, files=[(name, content)], content=f"文件测试 {name}")
+        assert response.status_code == 400 and "files" in response.get_data(as_text=True), name
+    assert WebCase.select().count() == 0 and Attachment.select().count() == 0
+    assert not [p for p in root.rglob("*") if p.is_file()] if root.exists() else True
+
+
+def test_a_50_mb_upload_is_refused_before_it_is_read(app, client, world):
+    """Should answer 413 for a 50 MB body from its Content-Length, without reading the body."""
+    read = []
+
+    size = 50 * 1024 * 1024
+
+    class Body(io.RawIOBase):
+        """50 MB that fail the test if anyone reads them (seekable so the test client can measure it)."""
+        position = 0
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def tell(self):
+            return self.position
+
+        def seek(self, offset, whence=0):
+            self.position = size + offset if whence == 2 else offset
+            return self.position
+
+        def readinto(self, buffer):
+            read.append(len(buffer))
+            raise AssertionError("the body was read")
+
+    client.get("/captcha.png")
+    response = client.post("/write", input_stream=Body(), content_length=size,
+                           content_type="multipart/form-data; boundary=x")
+    assert response.status_code == 413 and read == []
+    assert "MB" in response.get_data(as_text=True)
+
+
+def test_a_too_large_file_within_the_body_limit_is_refused(client, world):
+    """Should refuse a single file above the per-file size."""
+    response = submit(client, files=[("big.pdf", PDF + b"0" * portal.MAX_FILE_SIZE)])
+    assert response.status_code == 400 and WebCase.select().count() == 0
+
+
+def test_script_in_every_field_stays_inert(client, world, clock):
+    """Should store script verbatim and show it escaped on the receipt, the citizen's page and the form."""
+    response = submit(client, content=SCRIPT + "路灯坏了", name=SCRIPT, address=SCRIPT)
+    number, code = receipt(response)
+    follow(client, number, code)
+    page = client.get(f"/follow/{number}").get_data(as_text=True)
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+    refused = submit(client, content=SCRIPT, phone=SCRIPT).get_data(as_text=True)
+    assert SCRIPT not in refused and "&lt;script&gt;" in refused
+
+
+# ----------------------------------------------------------------------------------- verification
+def test_wrong_missing_and_replayed_picture_codes_are_refused(client, world):
+    """Should refuse a wrong or missing picture code, and a solved picture sent a second time."""
+    assert submit(client, captcha="BBBBB").status_code == 400
+    client.get("/captcha.png")
+    assert client.post("/write", data={**form(), "csrf_token": client.csrf_token()}).status_code == 200
+    # The same (solved) session again, as a robot replaying the request: the picture is spent.
+    assert client.post("/write", data={**form(content="另一件事情"), "csrf_token": client.csrf_token()}
+                       ).status_code == 400
+    assert WebCase.select().count() == 1
+
+
+def test_honeypot_filled_is_refused(client, world):
+    """Should refuse a form whose hidden honeypot field was filled (robots fill every field)."""
+    assert submit(client, website="http://spam.example").status_code == 400
+    assert WebCase.select().count() == 0
+
+
+def test_a_flood_from_one_address_is_refused(client, world):
+    """Should accept five submissions from one address in an hour and refuse the sixth with 429."""
+    for n in range(5):
+        assert submit(client, content=f"第{n}件诉求内容", phone=f"1370000{n:04d}").status_code == 200
+    response = submit(client, content="第六件诉求内容", phone="13799990000")
+    assert response.status_code == 429 and WebCase.select().count() == 5
+
+
+def test_per_phone_limit(app, client, world):
+    """Should refuse more submissions for one phone number than the daily limit."""
+    app.config["HOTLINE_PORTAL_PER_PHONE"] = 2
+    app.config["HOTLINE_PORTAL_PER_ADDRESS"] = 100
+    for n in range(2):
+        assert submit(client, content=f"诉求{n}").status_code == 200
+    assert submit(client, content="诉求3").status_code == 429
+
+
+def test_the_same_text_within_minutes_is_a_duplicate(client, world, clock):
+    """Should refuse the same text again within ten minutes (blanks and width ignored)."""
+    assert submit(client).status_code == 200
+    again = submit(client, content="幸福小区门口夜间施工噪音很大，  影响休息。", phone="13600000000")
+    assert again.status_code == 409 and WebCase.select().count() == 1
+
+
+# ---------------------------------------------------------------------------------------- follow
+def test_follow_add_information_and_rate_once(app, client, world, clock):
+    """Should show the citizen words and timeline, take 补充材料 into the history with a notice to the
+    department, show the approved reply, take one rating counted as a call-back, and refuse a second."""
+    number, code = receipt(submit(client))
+    assert follow(client, number, code).headers["Location"] == f"/follow/{number}"
+    page = client.get(f"/follow/{number}").get_data(as_text=True)
+    assert "已受理" in page
+    ticket = services.dispatch(Ticket.get(Ticket.number == number), world.centre_user, world.east, clock=clock)
+    response = client.post(f"/follow/{number}/add", data={"text": "补充：晚上十点后仍在施工",
+                                                          "files": [(io.BytesIO(PNG), "more.png")],
+                                                          "csrf_token": client.csrf_token()},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200 and "正在办理" in response.get_data(as_text=True)
+    row = TicketHistory.get((TicketHistory.ticket == ticket) & (TicketHistory.action == "supplement"))
+    assert "十点" in row.note
+    assert Notification.select().where((Notification.department == world.east) & (Notification.kind == "supplement")).exists()
+    # Not answered yet: no rating.
+    assert client.post(f"/follow/{number}/rate", data={"satisfaction": "satisfied",
+                                                       "csrf_token": client.csrf_token()}).status_code == 409
+    ticket = services.transition(ticket, "accept", world.east_user, clock=clock)
+    ticket = services.transition(ticket, "reply", world.east_user, reply="已责令施工单位夜间停工。", clock=clock)
+    services.transition(ticket, "approve", world.centre_user, clock=clock)
+    page = client.get(f"/follow/{number}").get_data(as_text=True)
+    assert "已答复" in page and "已责令施工单位夜间停工" in page
+    rated = client.post(f"/follow/{number}/rate", data={"satisfaction": "basic", "comment": "还行",
+                                                        "csrf_token": client.csrf_token()})
+    assert rated.status_code == 200
+    ticket = Ticket.get_by_id(ticket.id)
+    assert (ticket.status, ticket.satisfaction) == (wf.CALLED_BACK, "basic")
+    # Counted exactly as a phone call-back rating (the statistics' rating events).
+    from stats.queries import RATING_EVENTS
+    assert TicketHistory.select().where((TicketHistory.ticket == ticket)
+                                        & TicketHistory.action.in_(RATING_EVENTS)).count() == 1
+    again = client.post(f"/follow/{number}/rate", data={"satisfaction": "unsatisfied",
+                                                        "csrf_token": client.csrf_token()})
+    assert again.status_code == 409 and Ticket.get_by_id(ticket.id).satisfaction == "basic"
+    for action in ("portal_lookup", "portal_supplement", "portal_rate"):
+        assert AuditLog.select().where((AuditLog.action == action) & (AuditLog.obj_id == number)).exists(), action
+
+
+def test_unsatisfied_online_rating_goes_to_the_leaders(client, world, clock):
+    """Should treat an online 不满意 like a phone one: the ticket awaits the reopen decision."""
+    number, code = receipt(submit(client))
+    ticket = services.dispatch(Ticket.get(Ticket.number == number), world.centre_user, world.east, clock=clock)
+    ticket = services.transition(ticket, "accept", world.east_user, clock=clock)
+    ticket = services.transition(ticket, "reply", world.east_user, reply="已处理", clock=clock)
+    services.transition(ticket, "approve", world.centre_user, clock=clock)
+    follow(client, number, code)
+    client.post(f"/follow/{number}/rate", data={"satisfaction": "unsatisfied", "csrf_token": client.csrf_token()})
+    assert Ticket.get_by_id(ticket.id).status == wf.UNSATISFIED
+    assert Notification.select().where((Notification.user == world.leader)
+                                       & (Notification.kind == "unsatisfied")).exists()
+
+
+def test_wrong_code_ten_times_locks_the_number(app, client, world):
+    """Should lock a number after ten wrong codes (even the right code is refused then), per address too."""
+    number, code = receipt(submit(client))
+    for _ in range(10):
+        assert follow(client, number, "WRONGCODE").status_code == 404
+    response = follow(client, number, code)
+    assert response.status_code == 429 and "分钟" in response.get_data(as_text=True)
+    assert AuditLog.select().where(AuditLog.action == "portal_lookup_throttled").exists()
+    # Another number from the same address is locked too (per-address count).
+    assert follow(client, "12345678", "ANY").status_code == 429
+
+
+@pytest.mark.parametrize("number", ["", "1234567", "123456789", "abcdefgh", "01234567", "1234 567x", "１２３４５６７８"])
+def test_malformed_and_unknown_numbers(client, world, number):
+    """Should answer a malformed acceptance number with a clear 400 and an unknown one like a wrong code."""
+    response = follow(client, number, "ABC")
+    assert response.status_code in (400, 404) and 'data-testid="error"' in response.get_data(as_text=True)
+    assert follow(client, "87654321", "ABCDEFGHJK").status_code == 404
+
+
+def test_a_case_page_needs_the_lookup(client, world):
+    """Should not show a case to a browser that has not given its code (phone tickets included)."""
+    assert client.get(f"/follow/{world.east_ticket.number}").status_code == 404
+    number, code = receipt(submit(client))
+    other = client.application.test_client()
+    assert other.get(f"/follow/{number}").status_code == 404
+    assert other.post(f"/follow/{number}/add", data={"text": "x", "csrf_token": other.csrf_token()}).status_code == 404
+    # A phone ticket cannot be followed on the website with its phone PIN.
+    assert follow(other, world.east_ticket.number, world.east_ticket.query_pin).status_code == 404
+
+
+# ------------------------------------------------------------------------------------ publication
+def _closed_web_case(client, world, clock, consent=True, publish=True, **overrides):
+    number, code = receipt(submit(client, consent="1" if consent else "", **overrides))
+    ticket = services.dispatch(Ticket.get(Ticket.number == number), world.centre_user, world.east, clock=clock)
+    ticket = services.transition(ticket, "accept", world.east_user, clock=clock)
+    ticket = services.transition(ticket, "reply", world.east_user, clock=clock,
+                                 reply="经核实，已联系王小明（13700001111）处理幸福路8号3栋的问题。")
+    ticket = services.transition(ticket, "approve", world.centre_user, clock=clock)
+    ticket = services.call_back(ticket, world.centre_user, "satisfied", clock=clock)
+    ticket = services.transition(ticket, "close", world.centre_user, clock=clock)
+    if publish:
+        ticket = services.transition(ticket, "disclose", world.centre_user, public=True, clock=clock)
+    return ticket, code
+
+
+def test_published_case_is_masked(client, world, clock):
+    """Should list and show a consented, approved case with the request and reply masked: no name,
+    phone, address detail, file or note."""
+    ticket, _ = _closed_web_case(client, world, clock, files=[("p.png", PNG)],
+                                 content="我是王小明，电话13700001111，幸福路8号3栋门口垃圾堆积", region="")
+    services.add_note(ticket, "内部备注：勿外传", actor=world.centre_user, clock=clock)
+    listing = client.get("/cases").get_data(as_text=True)
+    assert ticket.number in listing
+    page = client.get(f"/cases/{ticket.number}").get_data(as_text=True)
+    assert "垃圾堆积" in page and "王**" in page and "137****1111" in page
+    for secret in ("王小明", "13700001111", "幸福路8号3栋", "p.png", "内部备注", "/files/"):
+        assert secret not in page, secret
+
+
+def test_publication_needs_consent_and_approval_and_can_be_withdrawn(app, client, world, clock, login):
+    """Should publish only with both the citizen's consent and the centre's disclosure, and withdraw it
+    (audited) when the centre takes the disclosure back."""
+    no_consent, _ = _closed_web_case(client, world, clock, consent=False, content="未同意公开的诉求")
+    not_disclosed, _ = _closed_web_case(client, world, clock, publish=False, content="未审核公开的诉求")
+    published, _ = _closed_web_case(client, world, clock, content="同意并公开的诉求")
+    listing = client.get("/cases").get_data(as_text=True)
+    assert published.number in listing
+    for hidden in (no_consent, not_disclosed):
+        assert hidden.number not in listing and client.get(f"/cases/{hidden.number}").status_code == 404
+    centre = login(world.centre_user)
+    response = centre.post_form(f"/tickets/{published.number}/act", {"event": "disclose"})
+    assert response.status_code == 303 and not Ticket.get_by_id(published.id).public
+    assert client.get(f"/cases/{published.number}").status_code == 404
+    assert AuditLog.select().where((AuditLog.action == "withdraw") & (AuditLog.obj_id == published.number)).exists()
+    centre.post_form(f"/tickets/{published.number}/act", {"event": "disclose", "public": "1"})
+    assert AuditLog.select().where((AuditLog.action == "publish") & (AuditLog.obj_id == published.number)).exists()
+
+
+def test_published_list_filters_and_search(client, world, clock):
+    """Should filter by type, category (with its subtree), region (with its streets) and month, and find
+    text only in what the public page shows."""
+    district = org.create_region("R1", "东城区")
+    street = org.create_region("R11", "东城街道", district)
+    a, _ = _closed_web_case(client, world, clock, content="路灯不亮已经一周", type="help", region=str(street.id),
+                            category=str(world.noise.id))
+    b, _ = _closed_web_case(client, world, clock, content="表扬环卫工人", type="praise")
+
+    def numbers(query):
+        return set(re.findall(r'/cases/(\d{8})"', client.get("/cases" + query).get_data(as_text=True)))
+
+    assert numbers("") == {a.number, b.number}
+    assert numbers("?type=praise") == {b.number}
+    assert numbers(f"?category={world.noise.id}") == {a.number}
+    assert numbers(f"?region={district.id}") == {a.number}
+    assert numbers("?month=2026-03") == {a.number, b.number} and numbers("?month=2026-02") == set()
+    assert numbers("?q=路灯") == {a.number}
+    # The address is indexed for staff search but is not public text: no match through it.
+    assert numbers("?q=幸福路8号") == set()
+    for bad in ("?month=2026-13", "?type=harassment", "?category=x", "?q=" + "长" * 80):
+        assert client.get("/cases" + bad).status_code == 400, bad
+
+
+def test_monthly_figures(client, world, clock):
+    """Should show received, closed, on-time rate and satisfaction for a month from the statistics queries."""
+    _closed_web_case(client, world, clock)
+    page = client.get("/figures?month=2026-03").get_data(as_text=True)
+    figures = re.findall(r"<dd>([^<]*)</dd>", page)
+    assert figures[:2] == ["3", "1"] and figures[3] == "100.0%"  # 2 phone + 1 web received; 1 closed
+    assert client.get("/figures?month=1999-01").status_code == 404
+
+
+def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
+    """Should find none of the unpublished data on any public URL (every public GET route, including the
+    case pages with every ticket number) while open, unconsented and undisclosed cases exist."""
+    from webui import security
+
+    from tests.integration.webui.test_security import concrete_urls
+
+    secret_words = ["未公开甲", "未公开乙", "未公开丙"]
+    open_number, _ = receipt(submit(client, content=secret_words[0] + "仍在办理"))
+    hidden_a, _ = _closed_web_case(client, world, clock, consent=False, content=secret_words[1])
+    hidden_b, _ = _closed_web_case(client, world, clock, publish=False, content=secret_words[2])
+    published, _ = _closed_web_case(client, world, clock, content="公开的那件")
+    numbers = [open_number, hidden_a.number, hidden_b.number, world.east_ticket.number, world.west_ticket.number]
+    secrets_ = secret_words + numbers + ["张三丰", "13812345678", "王小明", "13700001111", "幸福路8号3栋",
+                                         "东区某小区夜间施工", "西区路灯不亮"]
+    anonymous = app.test_client()
+    urls = set()
+    for endpoint, method, url in concrete_urls(app):
+        view = app.view_functions[endpoint]
+        access = security.access_of(view)
+        if method == "GET" and access is not None and access.kind == "public" and endpoint != "static":
+            urls.add(url)
+    urls |= {f"/cases/{n}" for n in numbers} | {f"/follow/{n}" for n in numbers}
+    urls |= {"/cases?q=" + w for w in secret_words} | {"/cases?q=13812345678", "/cases?q=张三丰", "/?lang=en"}
+    assert "/cases" in urls and "/figures" in urls
+    for url in sorted(urls):
+        response = anonymous.get(url)
+        body = response.get_data(as_text=True) if response.mimetype.startswith(("text/", "application/json")) else ""
+        # The page's own address and the words searched for, echoed back, are no leak.
+        for echoed in [url.split("?")[0], *(v for _k, v in parse_qsl(url.partition("?")[2]))]:
+            body = body.replace(echoed, "")
+        for secret in secrets_:
+            assert secret not in body, (url, secret)
+    assert published.number in anonymous.get("/cases").get_data(as_text=True)
+
+
+def test_language_on_published_page(client, world, clock):
+    """Should show labels in English on request, the masked text unchanged."""
+    ticket, _ = _closed_web_case(client, world, clock)
+    page = client.get(f"/cases/{ticket.number}?lang=en").get_data(as_text=True)
+    assert "Complaint" in page and "Answer" in page
+
+
+def test_query_code_hash():
+    """Should accept the code however it is typed back and refuse another."""
+    code = portal.new_code()
+    stored = portal.hash_code(code)
+    assert portal.code_matches(stored, code.lower()) and portal.code_matches(stored, f" {code[:5]}-{code[5:]} ")
+    assert not portal.code_matches(stored, "A" * 10) and not portal.code_matches("", code)
+    assert len(code) == portal.CODE_LENGTH and set(code) <= set(portal.CODE_ALPHABET)

@@ -1,0 +1,490 @@
+"""The public 12345 website at the product's root (issue 11): write in (and 市长信箱), follow a case with the
+acceptance number and query code, add information, rate the answer, read published cases and the monthly
+figures. No login; its own templates, CSS and strict Content-Security-Policy (no inline script or style).
+
+Views parse forms, check the picture CAPTCHA and count failed look-ups (from the audit log, like failed
+logins); the cases themselves are caseflow.portal's. Every submission, look-up, addition and rating is
+audited with the address.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import logging
+import secrets
+import time
+
+from flask import (Blueprint, abort, current_app, g, make_response, redirect, render_template, request,
+                   session, url_for)
+
+from caseflow import org, portal, services
+from caseflow import workflow as wf
+from caseflow.models import Region, Ticket
+from webui import security
+from webui.i18n import normalise_language
+from webui.security import ThrottlePolicy, audit, client_ip, public
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("portal", __name__)
+
+# Stricter than the staff pages' policy: no inline style either, nothing from anywhere else.
+PORTAL_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+              "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+# A whole request may carry the files and the form, no more: larger bodies get 413 before they are read.
+MAX_BODY = portal.MAX_FILES * portal.MAX_FILE_SIZE + 256 * 1024
+CAPTCHA_KEY = "portal_captcha"
+CAPTCHA_ALPHABET = "ABCDEFHJKMNPRSTUVWXY3456789"
+CAPTCHA_LENGTH = 5
+CAPTCHA_TTL = 600  # seconds a picture stays good
+FOLLOW_KEY = "portal_cases"
+FOLLOW_TTL = 1800  # seconds a successful look-up keeps the case open in this browser
+FOLLOW_MAX = 5
+LOOKUP_WINDOW = dt.timedelta(minutes=30)
+CAPTCHA_WINDOW = dt.timedelta(hours=1)
+
+MESSAGES = {"zh": {
+    "12345 Citizen Service Hotline": "12345 政务服务便民热线",
+    "Write to us": "我要写信", "Mayor mailbox": "市长信箱", "Follow my case": "办理查询",
+    "Published cases": "公开信件", "Figures": "数据公开", "Staff login": "工作人员登录",
+    "Write to 12345 and follow your case online. Urgent danger? Call 110, 119 or 120.":
+        "网上写信、查询办理进度。遇紧急危险请拨打 110、119、120。",
+    "The mayor mailbox goes to the leaders of the hotline centre.": "市长信箱来信由热线办领导阅处。",
+    "Kind of request": "诉求类型", "Category": "诉求分类", "Region": "所属区域", "Address": "事发地址",
+    "Content": "诉求内容", "Attachments": "附件", "Your name": "姓名", "Phone": "电话号码",
+    "E-mail": "电子邮箱", "Anonymous (the name is not recorded)": "匿名（不记录姓名）",
+    "How do you want the reply?": "答复方式", "Consent to publication": "同意公开",
+    "The centre may publish this request and its answer on this website, without your name, phone, "
+    "address or files.": "热线办可将本诉求及答复在本网站公开，不含您的姓名、电话、地址和附件。",
+    "Picture code": "验证码", "Type the characters in the picture.": "请输入图片中的字符。",
+    "New picture": "换一张", "Send": "提交", "Choose…": "请选择…", "Optional": "选填",
+    "at most %(n)s characters": "最多 %(n)s 字", "characters": "字",
+    "Images (PNG, JPEG, GIF) or PDF, at most %(n)s files of %(mb)s MB each.":
+        "图片（PNG、JPEG、GIF）或 PDF，最多 %(n)s 个，每个不超过 %(mb)s MB。",
+    "Your request has been received.": "您的诉求已受理。",
+    "Acceptance number": "受理号", "Query code": "查询码",
+    "Write both down now: the query code is shown only this once.": "请立即记下受理号和查询码：查询码只显示这一次。",
+    "Follow your case with these on this website, or call 12345.": "可凭二者在本网站查询办理进度，或拨打 12345。",
+    "Enter the acceptance number and query code you were given.": "请输入受理时获得的受理号和查询码。",
+    "Look up": "查询", "Wrong acceptance number or query code.": "受理号或查询码不正确。",
+    "Too many wrong attempts. Please try again in %(minutes)s minutes.": "错误次数过多，请在 %(minutes)s 分钟后再试。",
+    "Status": "办理状态", "Progress": "办理过程", "Answer": "答复内容", "Add information": "补充材料",
+    "Your request": "诉求内容", "Rate the answer": "评价答复", "Comment": "评价意见",
+    "Thank you, your rating has been recorded.": "感谢您的评价，已记录。",
+    "Your information has been added to the case.": "补充材料已提交。",
+    "You rated": "您的评价", "Search": "检索", "Month": "月份", "All": "全部", "Type": "类型",
+    "Received": "受理时间", "Closed": "办结时间", "Department": "承办单位", "No published cases match.":
+        "没有符合条件的公开信件。", "Previous": "上一页", "Next": "下一页",
+    "Page %(page)s of %(pages)s": "第 %(page)s / %(pages)s 页",
+    "Monthly figures": "月度数据", "Cases received": "受理量", "Cases closed": "办结量",
+    "On-time rate": "按时办结率", "Satisfaction rate": "满意率",
+    "Latest published cases": "最新公开信件", "More": "更多", "Not found": "页面不存在",
+    "The page you asked for does not exist.": "您要访问的页面不存在。", "Back to the home page": "返回首页",
+    "The upload is too large: at most %(mb)s MB in all.": "上传内容过大：合计不超过 %(mb)s MB。",
+    "The form has expired. Please reload the page and try again.": "表单已过期，请刷新页面后重试。",
+    "The picture code is wrong or has expired. Please type the new one.": "验证码错误或已过期，请输入新的验证码。",
+    "Too many wrong picture codes from this address. Please try again later.": "验证码错误次数过多，请稍后再试。",
+    "Please choose the files again.": "请重新选择附件。", "Language": "语言", "Main navigation": "主导航",
+    "Skip to content": "跳到正文", "Bad request": "请求有误", "Request too large": "请求内容过大",
+    "Too many requests": "请求过于频繁", "Figures of %(month)s": "%(month)s 数据",
+    "Published %(n)s": "共 %(n)s 件", "Open cases stay private; only closed cases the centre approved and "
+    "the writer agreed to are shown, without personal details.":
+        "只公开已办结、经热线办审核且来信人同意公开的信件，且不含个人信息。",
+    "Received: cases written in during the month; closed: cases closed in it; on-time rate: cases due in it; satisfaction: ratings given in it.":
+        "受理量：当月受理；办结量：当月办结；按时办结率：当月到期的诉求；满意率：当月的评价。",
+    "Close this case in this browser": "在本浏览器中退出查询", "Rating": "满意度",
+}}
+
+
+# ------------------------------------------------------------------------------------------ frame
+@bp.url_value_preprocessor
+def _limit_body(_endpoint, _values):
+    """Runs before the app's hooks parse the form: the portal's smaller body limit applies from the start."""
+    request.max_content_length = MAX_BODY
+
+
+@bp.before_request
+def _language():
+    """?lang=en (or zh) on any public page switches the language for this browser."""
+    code = normalise_language(request.args.get("lang"))
+    if code:
+        session["lang"] = code
+        g.lang = code
+
+
+@bp.after_request
+def _headers(response):
+    response.headers["Content-Security-Policy"] = PORTAL_CSP
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.errorhandler(413)
+def _too_large(_error):
+    audit("portal_refused", "web", "", f"request too large ({request.content_length} B)", user=None)
+    return _page_error(413, "Request too large", "The upload is too large: at most %(mb)s MB in all.",
+                       mb=MAX_BODY // (1024 * 1024))
+
+
+@bp.errorhandler(404)
+def _not_found(_error):
+    return _page_error(404, "Not found", "The page you asked for does not exist.")
+
+
+def _page_error(code: int, title: str, message: str, **values):
+    return render_template("portal/error.html", code=code, title=title, message=message, values=values), code
+
+
+def _t(message: str, **values) -> str:
+    return current_app.extensions["hotline"].gettext(message, **values)
+
+
+def _clock():
+    return current_app.extensions["hotline"].services.clock
+
+
+def _root():
+    return current_app.extensions["hotline"].config.attachments_dir
+
+
+def _setting(name: str, default: int) -> int:
+    return int(current_app.config.get(name, default))
+
+
+# ------------------------------------------------------------------------------------------ CAPTCHA
+def _captcha_mac(captcha_id: str, answer: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"captcha:{captcha_id}:{answer.upper()}".encode(), hashlib.sha256).hexdigest()
+
+
+@bp.route("/captcha.png")
+@public
+def captcha():
+    """A new picture code for this browser (the session keeps only a keyed MAC of the answer, never it)."""
+    from captcha.image import ImageCaptcha
+
+    answer = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
+    captcha_id = secrets.token_urlsafe(16)
+    session[CAPTCHA_KEY] = {"id": captcha_id, "mac": _captcha_mac(captcha_id, answer), "at": int(time.time())}
+    image = ImageCaptcha(width=180, height=64).generate(answer)
+    response = make_response(image.getvalue() if isinstance(image, io.BytesIO) else image.read())
+    response.mimetype = "image/png"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_captcha(answer: str) -> str | None:
+    """The solved picture's id, or None. A picture is good for one try: after any answer it is gone."""
+    held = session.pop(CAPTCHA_KEY, None)
+    if not isinstance(held, dict) or not answer or len(answer) > 16:
+        return None
+    if int(time.time()) - int(held.get("at", 0)) > CAPTCHA_TTL:
+        return None
+    if not hmac.compare_digest(str(held.get("mac", "")), _captcha_mac(str(held.get("id", "")), answer.strip())):
+        return None
+    return str(held["id"])
+
+
+def _failures(action: str, since: dt.datetime, *, ip: str = "", obj_id: str = "") -> list[dt.datetime]:
+    from webui.models import AuditLog
+
+    query = AuditLog.select(AuditLog.at).where((AuditLog.action == action) & (AuditLog.at > since))
+    if ip:
+        query = query.where(AuditLog.ip == ip)
+    if obj_id:
+        query = query.where((AuditLog.obj_type == "ticket") & (AuditLog.obj_id == obj_id))
+    return [row.at for row in query]
+
+
+# ----------------------------------------------------------------------------------------- pages
+def _choices() -> dict:
+    categories = [(c, depth) for c, depth in org.category_tree() if c.active]
+    regions = []
+    for district in Region.select().where(Region.parent.is_null() & Region.active).order_by(Region.code):
+        regions.append((district, 0))
+        regions += [(s, 1) for s in Region.select().where((Region.parent == district) & Region.active)
+                    .order_by(Region.code)]
+    return {"types": portal.TYPES, "categories": categories, "regions": regions,
+            "reply_choices": portal.REPLY_CHOICES, "max_content": portal.MAX_CONTENT,
+            "max_files": portal.MAX_FILES, "max_file_mb": portal.MAX_FILE_SIZE // (1024 * 1024)}
+
+
+def _public_figures(month: str) -> dict:
+    """Received, closed, on-time rate and satisfaction rate of a local month: the leaders' statistics
+    queries for the whole city (stats.queries / stats.figures), so the public sees the same numbers."""
+    from stats.figures import figure_values
+    from stats.queries import Scope, ticket_counts
+
+    tz = _clock().tz
+    start, end = portal.month_bounds(month, tz)
+    now = services.to_db(_clock().now())
+    values = figure_values(None, ticket_counts(Scope(), start, min(end, now + dt.timedelta(seconds=1)), now))
+    return {"received": values["tickets_created"], "closed": values["tickets_closed"],
+            "on_time_rate": values["on_time_rate"], "satisfaction_rate": values["satisfaction_rate"]}
+
+
+def _months(count: int = 12) -> list[str]:
+    today = _clock().now().date()
+    out, year, month = [], today.year, today.month
+    for _ in range(count):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return out
+
+
+@bp.route("/")
+@public
+def index():
+    """The home page: what the site offers, the latest published cases and last month's figures."""
+    latest, _total = portal.search_published(page=1, tz=_clock().tz)
+    months = _months(2)
+    return render_template("portal/index.html", latest=[portal.public_view(t, g.lang) for t in latest[:5]],
+                           figures=_public_figures(months[1]), month=months[1])
+
+
+@bp.route("/write", methods=["GET", "POST"])
+@public
+def write():
+    """Write in (网上写信)."""
+    return _write_page("web")
+
+
+@bp.route("/mailbox", methods=["GET", "POST"])
+@public
+def mailbox():
+    """The mayor's mailbox (市长信箱): the same form, filed on the mailbox channel the centre leaders watch."""
+    return _write_page("mailbox")
+
+
+def _form_values() -> dict:
+    form = request.form
+    return {key: form.get(key, "") for key in ("type", "content", "category", "region", "address", "name",
+                                                "phone", "email", "reply_by")} | {
+        "anonymous": form.get("anonymous") == "1", "consent": form.get("consent") == "1"}
+
+
+def _write_page(box: str):
+    if request.method == "GET":
+        return render_template("portal/write.html", box=box, form={"reply_by": "phone"}, error=None,
+                               error_field="", **_choices())
+    values = _form_values()
+    ip = client_ip()
+    now = security.now_utc()
+
+    def again(message: str, field: str = "", status: int = 400, files_lost: bool = False):
+        audit("portal_refused", "web", "", f"{box}: {field or 'form'}: {message}"[:500], user=None)
+        return render_template("portal/write.html", box=box, form=values, error=message, error_field=field,
+                               files_lost=files_lost and bool(request.files.getlist("files")),
+                               **_choices()), status
+
+    if request.form.get("website"):  # the honeypot: people never see this field, robots fill it
+        return again(_t("The form has expired. Please reload the page and try again."), "", 400)
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
+            "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP", 20):
+        return again(_t("Too many wrong picture codes from this address. Please try again later."), "captcha",
+                     429, True)
+    captcha_id = _check_captcha(request.form.get("captcha", ""))
+    if captcha_id is None:
+        audit("portal_captcha_failed", "web", "", box, user=None)
+        return again(_t("The picture code is wrong or has expired. Please type the new one."), "captcha",
+                     400, True)
+    # Hook for the SMS platform: when it can send a code to the phone given, check it here as well (the
+    # picture code stays as the fallback).
+    sub = portal.Submission(box=box, files=[(f.filename, f.stream) for f in files], **values)
+    limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS", 5),
+                           per_phone=_setting("HOTLINE_PORTAL_PER_PHONE", 5))
+    try:
+        ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), clock=_clock(),
+                                     limits=limits)
+    except portal.PortalError as error:
+        return again(str(error), error.field, error.status, True)
+    audit("portal_submit", "ticket", ticket.number,
+          f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}", user=None)
+    return render_template("portal/done.html", ticket=ticket, code=code, box=box)
+
+
+# ---------------------------------------------------------------------------------------- follow
+def _followed() -> dict:
+    held = session.get(FOLLOW_KEY)
+    now = int(time.time())
+    return {n: until for n, until in held.items() if until > now} if isinstance(held, dict) else {}
+
+
+def _lookup_wait(number: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
+    since = now - LOOKUP_WINDOW
+    per_number = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT", 10), LOOKUP_WINDOW)
+    per_ip = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP", 10), LOOKUP_WINDOW)
+    waits = [security.retry_after(_failures("portal_lookup_failed", since, ip=ip), now, per_ip)]
+    if number:
+        waits.append(security.retry_after(_failures("portal_lookup_failed", since, obj_id=number), now,
+                                          per_number))
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
+
+@bp.route("/follow", methods=["GET", "POST"])
+@public
+def follow():
+    """办理查询: acceptance number + query code. Ten wrong codes for a number (or from an address) within
+    half an hour lock it until the oldest ages out."""
+    if request.method == "GET":
+        return render_template("portal/follow.html", number="", error=None)
+    raw = request.form.get("number", "")
+    ip, now = client_ip(), security.now_utc()
+
+    def again(message: str, status: int):
+        return render_template("portal/follow.html", number=raw[:12], error=message), status
+
+    try:
+        number = portal.parse_number(raw)
+    except portal.PortalError as error:
+        audit("portal_lookup_failed", "web", "", "malformed number", user=None)
+        wait = _lookup_wait("", ip, now)
+        if wait is not None:
+            return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
+                            minutes=security.minutes_ceiling(wait)), 429)
+        return again(str(error), 400)
+    wait = _lookup_wait(number, ip, now)
+    if wait is not None:
+        audit("portal_lookup_throttled", "ticket", number, f"retry after {int(wait.total_seconds())}s", user=None)
+        return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
+                        minutes=security.minutes_ceiling(wait)), 429)
+    ticket = portal.find_case(number, request.form.get("code", ""))
+    if ticket is None:
+        audit("portal_lookup_failed", "ticket", number, "wrong number or code", user=None)
+        return again(_t("Wrong acceptance number or query code."), 404)
+    audit("portal_lookup", "ticket", number, "", user=None)
+    held = _followed()
+    held[number] = int(time.time()) + FOLLOW_TTL
+    session[FOLLOW_KEY] = dict(sorted(held.items(), key=lambda kv: kv[1])[-FOLLOW_MAX:])
+    return redirect(url_for("portal.case", number=number), code=303)
+
+
+def _held_case(number: str) -> Ticket:
+    """The case this browser looked up with its code (and not for too long), else 404."""
+    if number not in _followed():
+        abort(404)
+    ticket = Ticket.get_or_none(Ticket.number == number)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+@bp.route("/follow/<number>")
+@public
+def case(number):
+    """The citizen's view of their case: status words, progress, the answer, add information, rate."""
+    ticket = _held_case(number)
+    return render_template("portal/case.html", view=portal.citizen_view(ticket, g.lang), message=None,
+                           error=None, **_choices())
+
+
+def _case_action(number: str, action, done_message: str, audit_action: str):
+    ticket = _held_case(number)
+    try:
+        detail = action(ticket)
+    except portal.PortalError as error:
+        audit("portal_refused", "ticket", number, f"{audit_action}: {error}"[:500], user=None)
+        fresh = Ticket.get_by_id(ticket.id)
+        return render_template("portal/case.html", view=portal.citizen_view(fresh, g.lang), message=None,
+                               error=str(error), **_choices()), error.status
+    audit(audit_action, "ticket", number, detail, user=None)
+    fresh = Ticket.get_by_id(ticket.id)
+    return render_template("portal/case.html", view=portal.citizen_view(fresh, g.lang),
+                           message=_t(done_message), error=None, **_choices())
+
+
+@bp.route("/follow/<number>/add", methods=["POST"])
+@public
+def supplement(number):
+    """补充材料 while the case is open: into the history, the handler is told."""
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+
+    def add(ticket):
+        portal.supplement(ticket, request.form.get("text", ""), [(f.filename, f.stream) for f in files],
+                          root=_root(), clock=_clock())
+        return f"{len(files)} file(s)"
+
+    return _case_action(number, add, "Your information has been added to the case.", "portal_supplement")
+
+
+@bp.route("/follow/<number>/rate", methods=["POST"])
+@public
+def rate(number):
+    """The online rating of an answered case (counted as a call-back rating, once)."""
+    def give(ticket):
+        satisfaction = request.form.get("satisfaction", "")
+        portal.rate(ticket, satisfaction, request.form.get("comment", ""), clock=_clock())
+        return satisfaction
+
+    return _case_action(number, give, "Thank you, your rating has been recorded.", "portal_rate")
+
+
+@bp.route("/follow/<number>/leave", methods=["POST"])
+@public
+def leave(number):
+    """Forget a looked-up case in this browser (a shared computer)."""
+    held = _followed()
+    held.pop(number, None)
+    session[FOLLOW_KEY] = held
+    return redirect(url_for("portal.follow"), code=303)
+
+
+# ---------------------------------------------------------------------------------- publication
+@bp.route("/cases")
+@public
+def cases():
+    """Published cases with search and filters (kind, category, region, month)."""
+    args = request.args
+    criteria = {key: (args.get(key) or "")[:60] for key in ("q", "type", "category", "region", "month")}
+    try:
+        page = max(1, min(int(args.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    error, rows, total, status = None, [], 0, 200
+    try:
+        rows, total = portal.search_published(text=criteria["q"], type=criteria["type"],
+                                              category=criteria["category"], region=criteria["region"],
+                                              month=criteria["month"], page=page,
+                                              tz=_clock().tz)
+    except portal.PortalError as err:
+        error, status = str(err), 400
+    pages = max(1, -(-total // portal.PAGE_SIZE))
+    return render_template("portal/cases.html", rows=[portal.public_view(t, g.lang) for t in rows], total=total,
+                           page=page, pages=pages, criteria=criteria, error=error, months=_months(24),
+                           **_choices()), status
+
+
+@bp.route("/cases/<number>")
+@public
+def published_case(number):
+    """One published case: the masked request and the department's reply."""
+    ticket = Ticket.get_or_none(Ticket.number == number) if services.NUMBER_RE.match(number or "") else None
+    if ticket is None or not portal.is_published(ticket):
+        abort(404)
+    return render_template("portal/published.html", case=portal.public_view(ticket, g.lang))
+
+
+@bp.route("/figures")
+@public
+def figures():
+    """Monthly public figures: received, closed, on-time rate, satisfaction."""
+    months = _months(24)
+    month = request.args.get("month") or months[1]
+    if month not in months:
+        abort(404)
+    return render_template("portal/figures.html", month=month, months=months, figures=_public_figures(month))
+
+
+# Labels the templates need from caseflow's tables (the one source of these words).
+def _label(kind: str, code: str) -> str:
+    table = {"type": services.TICKET_TYPES, "reply_by": services.REPLY_BY, "satisfaction": wf.SATISFACTION}[kind]
+    return wf.label(table, code, g.get("lang", "zh"))
+
+
+@bp.app_context_processor
+def _portal_helpers():
+    return {"portal_label": _label}
