@@ -92,6 +92,13 @@ def public_text(text: str, ticket) -> str:
     for secret in (getattr(ticket, "citizen_address", ""), getattr(ticket, "citizen_email", "")):
         if secret and len(secret.strip()) > 1:
             result = result.replace(secret.strip(), "***")
+    # The text may repeat the address without its district and street (a Chinese address runs from the
+    # city down to the door): mask the longest tail of it, of 4 characters or more, found in the text.
+    address = (getattr(ticket, "citizen_address", "") or "").strip()
+    for start in range(max(0, len(address) - 3)):
+        if address[start:] in result:
+            result = result.replace(address[start:], "***")
+            break
     result = _EMAIL.sub("***@***", result)
     return _LONG_DIGITS.sub(lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else mask_phone(m.group(0)),
                             result)

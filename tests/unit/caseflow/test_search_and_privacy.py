@@ -79,3 +79,20 @@ def test_highlight_marks_query_words_in_a_window():
     assert ("扰民", True) in pieces and " 处理" in "".join(text for text, _hit in pieces)
     assert search.highlight("无关内容", "噪声") == [("无关内容", False)]
     assert search.highlight("", "噪声") == []
+
+
+def test_public_text_masks_contact_address_and_numbers_in_free_text():
+    """Should mask the citizen's name, phone, e-mail and address (also its tail repeated in the text),
+    any other phone-like number and e-mail address, and leave dates alone (the public website)."""
+    from types import SimpleNamespace
+
+    from caseflow.privacy import public_text
+
+    ticket = SimpleNamespace(citizen_phone="13812345678", citizen_name="张三丰", citizen_address="东湖区建设路18号3栋",
+                             citizen_email="zs@example.cn", anonymous=False)
+    text = ("我是张三丰，电话13812345678，住东湖区建设路18号3栋；建设路18号3栋门口施工。邮箱zs@example.cn，"
+            "另一号码 139 1234 5678，身份证110101199003071234，2026-03-04 起。")
+    shown = public_text(text, ticket)
+    for secret in ("张三丰", "13812345678", "建设路18号3栋", "zs@example.cn", "139 1234 5678", "110101199003071234"):
+        assert secret not in shown, secret
+    assert "张**" in shown and "138****5678" in shown and "2026-03-04" in shown
