@@ -43,6 +43,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.admin_acd",
     "webui.blueprints.stats",
     "webui.blueprints.sms_gateway",
+    "webui.blueprints.ticket_mail",
 ]
 
 

@@ -1,0 +1,67 @@
+"""E-mail on the ticket page (P2 §2.3): the mails in and out of a ticket, and a form for whoever may write to
+it (agents, the centre, the handling department) to e-mail the citizen; threaded, audited, sent by the
+e-mail channel's outbox."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
+
+from caseflow import services
+from caseflow.services import NotFound, TicketInputError
+from caseflow.workflow import PermissionDenied
+from channels import mailflow
+from channels.models import MailHeader, Message
+from channels.settings import EmailSettings
+from webui.security import audit, login_required
+
+bp = Blueprint("ticket_mail", __name__)
+
+MESSAGES = {"zh": {
+    "E-mails": "电子邮件", "E-mail the citizen": "给市民发邮件", "Send e-mail": "发送邮件",
+    "Incoming": "来信", "Outgoing": "去信", "Mail subject": "主题", "Mail address": "邮箱",
+    "Mail time": "时间", "Mail direction": "方向", "Mail status": "状态",
+    "The e-mail is queued": "邮件已排队发送",
+    "E-mail is not configured": "未配置邮件服务器，邮件将在配置后发出",
+}}
+
+
+def email_settings() -> EmailSettings:
+    state = current_app.extensions["hotline"]
+    lent = state.services.extra.get("email_settings")
+    return lent if lent is not None else EmailSettings.from_config(state.config)
+
+
+@bp.app_context_processor
+def _ticket_mail():
+    def ticket_mail(ticket) -> dict:
+        """The ticket's e-mails (newest last) and whether this user may write one."""
+        rows = list(Message.select(Message, MailHeader).join(MailHeader, attr="header").where(
+            (Message.ticket == ticket) & (Message.channel == "email")).order_by(Message.id))
+        user = getattr(g, "user", None)
+        return {"mails": rows, "may_send": bool(ticket.citizen_email) and user is not None
+                and services.may_write(user, ticket), "configured": email_settings().outbound}
+    return {"ticket_mail": ticket_mail}
+
+
+@bp.route("/tickets/<number>/email", methods=["POST"])
+@login_required
+def send(number):
+    """Queue an e-mail to the ticket's citizen; refused (403) for whoever may only look at the ticket."""
+    try:
+        ticket = services.get_ticket_for(g.user, number)
+    except (NotFound, TicketInputError):
+        abort(404)
+    back = url_for("tickets.detail", number=ticket.number)
+    try:
+        message = mailflow.send_from_ticket(ticket, request.form.get("body", ""), g.user,
+                                            settings=email_settings(),
+                                            clock=current_app.extensions["hotline"].services.clock)
+    except PermissionDenied as error:
+        abort(403, description=str(error))
+    except NotFound:
+        abort(404)
+    except TicketInputError as error:
+        flash(str(error), "error")
+        return redirect(back, code=303)
+    audit("email_send", "ticket", ticket.number, f"message {message.id} to {message.address}")
+    flash("邮件已排队发送 / the e-mail is queued", "info")
+    return redirect(back, code=303)
