@@ -153,6 +153,13 @@ def _rate(attempt: OutboundAttempt, satisfaction: str, call_uuid: str) -> None:
         services.add_note(ticket, f"{note}: {satisfaction}", actor=None, actor_label="ivr")
 
 
+def set_paused(campaign: OutboundCampaign, paused: bool) -> None:
+    """Pause or resume a running or paused campaign (a finished one stays as it is)."""
+    if campaign.status in ("running", "paused"):
+        campaign.status = "paused" if paused else "running"
+        campaign.save(only=[OutboundCampaign.status])
+
+
 def note_failed_attempt(attempt: OutboundAttempt, cause: str) -> None:
     """An originate that did not reach the citizen: retry later or give up after max_attempts."""
     attempt.outcome = cause[:32]

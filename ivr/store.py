@@ -80,7 +80,8 @@ class TreeStore:
             return exc.problems
         return validate(tree, self.prompt_keys, self.skills() if check_queues else None)
 
-    def save(self, source: str, name: str = "default", comment: str = "", created_by: str = "") -> IvrTreeVersion:
+    def add_version(self, source: str, name: str = "default", comment: str = "",
+                    created_by: str = "") -> IvrTreeVersion:
         """Store a new (inactive) version; a file that does not parse is refused with its problems."""
         if not isinstance(source, str) or not source.strip():
             raise TreeError([Problem("", "the tree is empty")])
@@ -138,7 +139,8 @@ class TreeStore:
             version = (IvrTreeVersion.select().where(IvrTreeVersion.name == "default")
                        .order_by(IvrTreeVersion.version.desc()).first())
         else:
-            version = self.save(Path(path).read_text(encoding="utf-8"), "default", "shipped default tree", "system")
+            version = self.add_version(Path(path).read_text(encoding="utf-8"), "default", "shipped default tree",
+                                       "system")
         # The shipped tree is not held to the queues of this installation: a start-up must not fail
         # because queues were set up first; its skills without a queue ring the agent extensions.
         return self.activate(version.id, "system", check_queues=False)

@@ -190,7 +190,7 @@ def test_must_hear_welcome_ignores_a_key_live(live_ivr, place_call, esl_events):
     from ivr.tree import load_tree
 
     trees = TreeStore()
-    trees.activate(trees.save(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "live test")
+    trees.activate(trees.add_version(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "live test")
     citizen, ivr = _during_welcome(live_ivr, place_call, esl_events)
     citizen.press("2")
     wait_until(lambda: ivr.engine.node is not None and ivr.engine.node.id == "main"

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from markupsafe import Markup
 
+from ivr import polls as polls_service
 from ivr import prompts as ivr_prompts
 from ivr.chart import render_svg
 from ivr.edit import SCHEDULE_SETTINGS, EditError, edit_node, edit_settings, editable_fields, format_keys
@@ -161,7 +162,7 @@ def save():
         else:
             source = request.form.get("source", "")
         comment = request.form.get("comment", "") or f"{what} {node_id}".strip()
-        version = trees.save(source, base.name, comment, _who())
+        version = trees.add_version(source, base.name, comment, _who())
     except (EditError, TreeError) as error:
         flash(str(error), "error")
         return redirect(url_for("ivr_admin.index", version=base.id, node=node_id or None), code=303)
@@ -264,25 +265,6 @@ def prompt_audio(lang: str, key: str):
 
 
 # ---------------------------------------------------------------------- polls
-def _parse_questions(text: str) -> list[tuple[str, str]]:
-    questions = []
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        question, sep, choices = line.rpartition("|")
-        if not sep:
-            question, choices = line, "12"
-        question, choices = question.strip(), "".join(choices.split())
-        if not question or len(question) > 500:
-            raise ValueError(f"question {line.strip()[:40]!r}: 1 to 500 characters")
-        if not choices or not all(c in "0123456789" for c in choices) or len(set(choices)) != len(choices):
-            raise ValueError(f"question {question[:40]!r}: keys must be distinct digits, e.g. 123")
-        questions.append((question, choices))
-    if not questions:
-        raise ValueError("a poll needs at least one question")
-    return questions
-
-
 @bp.route("/polls", methods=["GET", "POST"])
 @require_roles(*ADMIN)
 def polls():
@@ -292,25 +274,16 @@ def polls():
     if request.method == "POST":
         what = request.form.get("what", "")
         if what == "create":
-            title = request.form.get("title", "").strip()
             try:
-                if not title or len(title) > 200:
-                    raise ValueError("title: 1 to 200 characters")
-                questions = _parse_questions(request.form.get("questions", ""))
+                poll = polls_service.create_poll(request.form.get("title", ""), request.form.get("questions", ""))
             except ValueError as error:
                 flash(str(error), "error")
                 return redirect(url_for("ivr_admin.polls"), code=303)
-            with Poll._meta.database.atomic():
-                poll = Poll.create(title=title)
-                for position, (text, choices) in enumerate(questions):
-                    PollQuestion.create(poll=poll, position=position, text=text, choices=choices)
-            audit("ivr_poll_create", "poll", poll.id, title)
+            audit("ivr_poll_create", "poll", poll.id, poll.title)
             flash(gettext("Poll created."), "info")
         elif what == "activate":
             poll = Poll.get_or_none(Poll.id == request.form.get("poll", "0")) or abort(404)
-            with Poll._meta.database.atomic():
-                Poll.update(active=False).where(Poll.id != poll.id).execute()
-                Poll.update(active=True).where(Poll.id == poll.id).execute()
+            polls_service.activate_poll(poll)
             audit("ivr_poll_activate", "poll", poll.id, poll.title)
         return redirect(url_for("ivr_admin.polls"), code=303)
     rows = []
@@ -331,6 +304,7 @@ def polls():
 def campaigns():
     """Outbound IVR: group calls and satisfaction call-backs, with attempts and outcomes per number."""
     from caseflow.models import Ticket
+    from ivr import campaigns as campaign_service
     from ivr.campaigns import CampaignError, create_group_campaign, create_satisfaction_campaign, parse_phones
     from ivr.models import OutboundAttempt, OutboundCampaign
     from webui.i18n import gettext
@@ -353,9 +327,7 @@ def campaigns():
                 campaign = OutboundCampaign.get_or_none(OutboundCampaign.id == request.form.get("campaign", "0"))
                 if campaign is None:
                     abort(404)
-                if campaign.status in ("running", "paused"):
-                    campaign.status = "paused" if what == "pause" else "running"
-                    campaign.save()
+                campaign_service.set_paused(campaign, what == "pause")
             else:
                 abort(400)
         except CampaignError as error:

@@ -131,7 +131,7 @@ def test_tree_saved_before_answering_settings(admin_client, trees):
     """Should not change an installed tree that predates office_hours/rest_days, say which rule it follows,
     and offer the settings so the administrator can add them."""
     old = load_tree().source.replace("office_hours = false\n", "").replace('rest_days = "staffed"\n', "")
-    version = trees.save(old, comment="an old tree")
+    version = trees.add_version(old, comment="an old tree")
     page = admin_client.get(f"/admin/ivr/?version={version.id}").get_data(as_text=True)
     assert "此版本早于 rest_days 设置" in page and 'id="s_office_hours"' in page and 'id="s_rest_days"' in page
     admin_client.post_form("/admin/ivr/save", {"version": version.id, "what": "settings", "s_office_hours": "",

@@ -66,7 +66,7 @@ def answering(phone, **settings):
     from ivr.edit import edit_settings
 
     source = edit_settings(load_tree(), {k: str(v).lower() if isinstance(v, bool) else v for k, v in settings.items()})
-    phone.trees.activate(phone.trees.save(source, comment="answering").id, "admin")
+    phone.trees.activate(phone.trees.add_version(source, comment="answering").id, "admin")
 
 
 MONDAY_NIGHT, SATURDAY, NATIONAL_DAY = (dt.datetime(2026, 1, 5, 23, 0), dt.datetime(2026, 1, 10, 10, 0),
@@ -151,7 +151,7 @@ def test_tree_saved_before_the_settings_keeps_its_rule(phone):
     written for: office hours, a plain Saturday to the night menu, a declared holiday forwarded."""
     legacy = load_tree().source.replace("office_hours = false", 'weekends_open = false').replace(
         'rest_days = "staffed"', "")
-    phone.trees.activate(phone.trees.save(legacy, comment="an old tree").id, "admin")
+    phone.trees.activate(phone.trees.add_version(legacy, comment="an old tree").id, "admin")
     on(phone, SATURDAY)
     assert "after_hours" in played(phone, phone.call([Press("1"), WaitFor("play_and_get_digits", "after_hours"), Hangup()]))
     on(phone, NATIONAL_DAY, holiday=True)
@@ -175,7 +175,7 @@ def test_must_hear_welcome_ignores_keys(phone):
     """Should play a welcome marked must-hear to its end whatever the caller presses, then the main menu."""
     from ivr.edit import edit_node
 
-    phone.trees.activate(phone.trees.save(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "admin")
+    phone.trees.activate(phone.trees.add_version(edit_node(load_tree(), "welcome", {"must_hear": "true"})).id, "admin")
     call = phone.call([WaitFor("playback", "welcome"), Press("2", wait=False),
                        WaitFor("play_and_get_digits", "main_menu"), Hangup()])
     heard = played(phone, call)
@@ -301,7 +301,7 @@ def test_version_switch_while_calls_in_progress(phone):
     first = phone.call([Press("2"), Press("2"), Speak(3), Press("#"), Press("1")], wait=False)
     first.wait_for_app("record", timeout=15)
     changed = load_tree().source.replace('prompt = "after_service"', 'prompt = "consult_menu"')
-    phone.trees.activate(phone.trees.save(changed, comment="new after-service prompt").id, "admin")
+    phone.trees.activate(phone.trees.add_version(changed, comment="new after-service prompt").id, "admin")
     phone.finish(first)
     second = phone.call([Press("2"), Press("2"), Speak(3), Press("#"), Press("1")])
     assert "after_service" in played(phone, first) and "consult_menu" not in played(phone, first)

@@ -15,7 +15,7 @@ def store(db):
 
 
 def _version(store):
-    return store.save(DEFAULT_TREE_PATH.read_text(encoding="utf-8"), "default", "test", "t")
+    return store.add_version(DEFAULT_TREE_PATH.read_text(encoding="utf-8"), "default", "test", "t")
 
 
 def test_no_queues_checks_the_tree_own_skills(store):

@@ -35,7 +35,7 @@ def test_activation_refused_with_reasons(trees):
     first = trees.ensure_default()
     broken = load_tree().source.replace('timeout_route = "goodbye"', 'timeout_route = "after_service"')
     broken = broken.replace('skill = "consult"', 'skill = "astrology"')
-    draft = trees.save(broken, comment="broken", created_by="admin")
+    draft = trees.add_version(broken, comment="broken", created_by="admin")
     with pytest.raises(TreeError) as info:
         trees.activate(draft.id, "admin")
     messages = [str(p) for p in info.value.problems]
@@ -47,9 +47,9 @@ def test_activation_refused_with_reasons(trees):
 def test_unparsable_tree_is_not_saved(trees):
     """Should refuse to store a file that does not parse, naming the problem."""
     with pytest.raises(TreeError, match="cannot parse"):
-        trees.save("[tree\nstart = ")
+        trees.add_version("[tree\nstart = ")
     with pytest.raises(TreeError, match="empty"):
-        trees.save("   ")
+        trees.add_version("   ")
     assert IvrTreeVersion.select().count() == 0
 
 
@@ -61,7 +61,7 @@ def test_new_version_for_new_calls_old_calls_keep_theirs(trees):
     in_progress.feed(e.CallStarted("13800138000"))
     in_progress.feed(e.BlacklistChecked(False))
     changed = load_tree().source.replace('prompt = "welcome"', 'prompt = "goodbye"')
-    new = trees.activate(trees.save(changed, comment="test").id, "admin")
+    new = trees.activate(trees.add_version(changed, comment="test").id, "admin")
     assert new.version == 2
     version_id, new_tree = trees.active_tree()
     assert version_id == new.id and new_tree.node("welcome").get("prompt") == "goodbye"
