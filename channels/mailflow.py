@@ -15,6 +15,7 @@ One inbound mail is, in this order:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -155,12 +156,13 @@ def _flooding(sender: str, now: dt.datetime, settings) -> bool:
 
 
 def _alarm_flood(sender: str, now, clock) -> None:
-    key = f"mail-flood:{sender[:40]}:{now:%Y%m%d%H}"
+    # A marker row per sender and hour (ChannelCursor's 32-character name): the centre is told once.
+    key = f"flood:{hashlib.sha1(sender.encode()).hexdigest()[:12]}:{now:%Y%m%d%H}"
     log.warning("e-mail flood from %s: further mail this hour held", sender)
     centre = services.centre_department()
-    if centre is None or ChannelCursor.get_or_none(ChannelCursor.name == key[:32]) is not None:
+    if centre is None or ChannelCursor.get_or_none(ChannelCursor.name == key) is not None:
         return
-    ChannelCursor.create(name=key[:32], position=0)  # once per sender and hour
+    ChannelCursor.create(name=key, position=0)
     services.notify(f"邮件轰炸：{sender} 一小时内来信过多，已暂停受理 / e-mail flood from {sender}",
                     department=centre, kind="mail_flood", clock=clock)
 

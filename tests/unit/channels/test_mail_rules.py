@@ -192,3 +192,24 @@ def test_compose_threads_and_marks_automatic():
     assert parsed.message_id == "12345.1.ab@hotline.example" and parsed.automated == "auto_reply"
     assert b"\nBcc:" not in data
     assert mail.reply_subject("回复: Re: 路灯", "12345678") == "Re: [受理号12345678] 路灯"
+
+
+def test_email_settings_off_by_default_and_checked():
+    """Should leave the e-mail channel off without servers, and refuse malformed settings clearly."""
+    from channels.settings import EmailSettings
+    from core.config import ConfigError, load_config
+
+    def settings(**extra):
+        return EmailSettings.from_config(load_config({"mode": "test", "secret_key": "k" * 40, **extra}))
+
+    off = settings()
+    assert not off.enabled and not off.inbound and not off.outbound
+    on = settings(HOTLINE_EMAIL_IMAP_HOST="imap.example.cn", HOTLINE_EMAIL_IMAP_USER="12345",
+                  HOTLINE_EMAIL_SMTP_HOST="smtp.example.cn", HOTLINE_EMAIL_FROM="12345@example.gov.cn")
+    assert on.inbound and on.outbound and on.imap_port == 993 and on.smtp_port == 587
+    assert on.domain == "example.gov.cn"
+    for bad in ({"HOTLINE_EMAIL_IMAP_TLS": "maybe"}, {"HOTLINE_EMAIL_SMTP_PORT": "x"},
+                {"HOTLINE_EMAIL_IMAP_HOST": "imap.example.cn"}, {"HOTLINE_EMAIL_SMTP_HOST": "smtp.example.cn"},
+                {"HOTLINE_EMAIL_FROM": "a@b.cn\r\nBcc: x@y"}, {"HOTLINE_EMAIL_FLOOD_PER_HOUR": "0"}):
+        with pytest.raises(ConfigError):
+            settings(**bad)
