@@ -59,6 +59,28 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
+def set_password(user, password: str) -> None:
+    """Store a new argon2id hash of ``password`` for ``user`` (the caller checked length and confirmation)."""
+    from caseflow.models import User
+
+    User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
+
+
+def rehash_if_needed(user, password: str) -> None:
+    """Upgrade a hash made with older argon2 parameters while the clear password is at hand (after a login)."""
+    if needs_rehash(user.password_hash):
+        set_password(user, password)
+
+
+def set_language(user, code: str) -> None:
+    """Keep ``code`` (a UI language the caller normalised) as the user's language."""
+    from caseflow.models import User
+
+    if user.language != code:
+        User.update(language=code).where(User.id == user.id).execute()
+        user.language = code
+
+
 def create_user(operator_no: str, name: str, password: str, roles=(), department=None,
                 extension: str | None = None, phone: str = ""):
     """Create a user after validating operator number, password length and role codes."""

@@ -86,6 +86,13 @@ def load_limits() -> dict[tuple[str, str], Limit]:
     return table
 
 
+def clear_limit(limit_id: int) -> int:
+    """Remove an administrator's time limit (the defaults apply again); returns how many rows went."""
+    from caseflow.models import TimeLimit
+
+    return TimeLimit.delete().where(TimeLimit.id == limit_id).execute()
+
+
 def set_limit(ticket_type: str, urgency: str, amount, unit: str):
     """Store an administrator's time limit (replacing the one for the same type and urgency)."""
     from caseflow.models import TimeLimit

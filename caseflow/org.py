@@ -156,6 +156,11 @@ def add_responsibility(department: Department, category: Category, region: Optio
     return exists or Responsibility.create(department=department, category=category, region=region)
 
 
+def remove_responsibility(responsibility_id: int) -> int:
+    """Remove one responsibility row; returns how many were removed (0: none had that id)."""
+    return Responsibility.delete().where(Responsibility.id == responsibility_id).execute()
+
+
 def create_group(code: str, name: str, description: str = "") -> Group:
     """Add a user group (班组)."""
     code, name = _code(code), _name(name, 64)
@@ -170,6 +175,24 @@ def set_groups(user: User, groups: list[Group]) -> None:
         UserGroup.delete().where(UserGroup.user == user).execute()
         for group in groups:
             UserGroup.create(user=user, group=group)
+
+
+def update_user(user: User, *, name: str, roles: list[str], extension: str | None,
+                department: Optional[Department], active: bool, password: str = "",
+                groups: list[Group]) -> User:
+    """An administrator's edit of a user (checked by the caller): name, roles, extension, department,
+    active, a new password when given, and the groups, in one transaction."""
+    from caseflow import accounts
+
+    with User._meta.database.atomic():
+        user.name, user.roles, user.extension = name, ",".join(roles), extension
+        user.department = department
+        user.active = active
+        if password:
+            user.password_hash = accounts.hash_password(password)
+        user.save()
+        set_groups(user, groups)
+    return user
 
 
 def groups_of(user: User) -> list[Group]:

@@ -73,3 +73,11 @@ def visible_call_records(user):
     if roles & OWN_CALL_ROLES:
         return query.where(CallRecord.agent_no == user.operator_no)
     return query.where(CallRecord.id < 0)
+
+
+def note_access(rec: Recording, user, action: str, remote_addr: str = ""):
+    """Keep who listened to or downloaded a recording, and from where (the access log of its page)."""
+    from recorder.models import RecordingAccess
+
+    return RecordingAccess.create(recording=rec, user=user, user_label=f"{user.operator_no} {user.name}"[:64],
+                                  action=action, remote_addr=(remote_addr or "")[:64])

@@ -12,6 +12,7 @@ import logging
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.local import LocalProxy
 
+from caseflow import accounts
 from caseflow.models import User
 from webui import security
 from webui.i18n import best_language, normalise_language
@@ -92,8 +93,6 @@ def login_wait(operator_no: str, ip: str, now: dt.datetime) -> dt.timedelta | No
 
 def _verify(user: User | None, password: str) -> bool:
     """Check the password; with no such user, still spend the time of a hash check (no user probing)."""
-    from caseflow import accounts
-
     if user is None:
         accounts.verify_password(_dummy_hash(), password)
         return False
@@ -103,8 +102,6 @@ def _verify(user: User | None, password: str) -> bool:
 def _dummy_hash() -> str:
     state = current_app.extensions["hotline"]
     if state.dummy_hash is None:
-        from caseflow import accounts
-
         state.dummy_hash = accounts.hash_password("not-a-password-of-anyone")
     return state.dummy_hash
 
@@ -149,7 +146,7 @@ def login():
     if not user.active:
         audit("login_failed", "user", user.id, "account disabled", user=None, operator_no=operator_no)
         return again("This account is disabled. Please contact the administrator.", 403)
-    _rehash_if_needed(user, password)
+    accounts.rehash_if_needed(user, password)
     # A fresh session on login: nothing from before (a planted session id, an old token) survives.
     language = session.get(SESSION_LANG_KEY)
     session.clear()
@@ -159,8 +156,7 @@ def login():
         session[SESSION_LANG_KEY] = language
         if normalise_language(language) and user.language != language:
             # A language picked on the login page is an explicit choice: keep it for this user.
-            User.update(language=language).where(User.id == user.id).execute()
-            user.language = language
+            accounts.set_language(user, language)
     security.csrf_token()  # a new token for the new session
     g.user = user
     g.lang = choose_language(user)
@@ -168,15 +164,6 @@ def login():
     log.info("login %s from %s", user.operator_no, ip)
     flash(_("Welcome, %(name)s.", name=user.name), "info")
     return redirect(target or url_for("home.index"))
-
-
-def _rehash_if_needed(user: User, password: str) -> None:
-    """Upgrade a hash made with older argon2 parameters while the clear password is at hand."""
-    from caseflow import accounts
-
-    needs = getattr(accounts, "needs_rehash", None)
-    if needs is not None and needs(user.password_hash):
-        User.update(password_hash=accounts.hash_password(password)).where(User.id == user.id).execute()
 
 
 @bp.route("/logout", methods=["POST"])
@@ -203,8 +190,8 @@ def set_language():
     if code is None:
         abort(400)
     session[SESSION_LANG_KEY] = code
-    if g.user is not None and g.user.language != code:
-        User.update(language=code).where(User.id == g.user.id).execute()
+    if g.user is not None:
+        accounts.set_language(g.user, code)
     return redirect(safe_next(request.form.get("next")) or url_for("home.index"))
 
 
@@ -212,8 +199,6 @@ def set_language():
 @login_required
 def change_password():
     """Let a user replace their password (demo and initial passwords must not stay in use)."""
-    from caseflow import accounts
-
     if request.method == "GET":
         return render_template("auth/password.html")
     _ = current_app.extensions["hotline"].gettext
@@ -234,7 +219,7 @@ def change_password():
     if error is not None:
         flash(_(error[0], **error[1]), "error")
         return render_template("auth/password.html"), 400
-    User.update(password_hash=accounts.hash_password(new)).where(User.id == g.user.id).execute()
+    accounts.set_password(g.user, new)
     audit("password_changed", "user", g.user.id, "")
     flash(_("Your password has been changed."), "info")
     return redirect(url_for("home.index"))

@@ -126,13 +126,9 @@ def user(user_id):
             flash("不能取消自己的管理员权限或停用自己 / you cannot remove your own admin role or deactivate "
                   "yourself", "error")
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
-        row.name, row.roles, row.extension = name, ",".join(chosen), extension
-        row.department = _dept(form.get("department"))
-        row.active = form.get("active") == "1"
-        if password:
-            row.password_hash = accounts.hash_password(password)
-        row.save()
-        org.set_groups(row, [grp for grp in Group.select() if str(grp.id) in form.getlist("groups")])
+        org.update_user(row, name=name, roles=chosen, extension=extension, department=_dept(form.get("department")),
+                        active=form.get("active") == "1", password=password,
+                        groups=[grp for grp in Group.select() if str(grp.id) in form.getlist("groups")])
         audit("user_update", "user", row.id, f"roles={row.roles} active={row.active}")
         _ok()
         return redirect(url_for("admin_org.user", user_id=row.id), code=303)
@@ -213,8 +209,7 @@ CATEGORY_ACTIONS = {
     "category": lambda f: org.create_category(f.get("code", ""), f.get("name", ""), _row(Category, f.get("parent"))),
     "region": lambda f: org.create_region(f.get("code", ""), f.get("name", ""), _row(Region, f.get("parent"))),
     "responsibility": _add_responsibility,
-    "remove_responsibility": lambda f: Responsibility.delete().where(
-        Responsibility.id == int(f.get("id") or 0)).execute(),
+    "remove_responsibility": lambda f: org.remove_responsibility(int(f.get("id") or 0)),
 }
 
 CALENDAR_ACTIONS = {
@@ -222,7 +217,7 @@ CALENDAR_ACTIONS = {
     "clear_day": lambda f: calendar.clear_day(f.get("day", "")),
     "limit": lambda f: deadlines.set_limit(f.get("ticket_type", ""), f.get("urgency", ""), f.get("amount"),
                                            f.get("unit", "")),
-    "clear_limit": lambda f: TimeLimit.delete().where(TimeLimit.id == int(f.get("id") or 0)).execute(),
+    "clear_limit": lambda f: deadlines.clear_limit(int(f.get("id") or 0)),
 }
 
 

@@ -79,8 +79,7 @@ def _store() -> RecordingStore:
 
 
 def _record_access(rec: Recording, action: str) -> None:
-    RecordingAccess.create(recording=rec, user=g.user, user_label=f"{g.user.operator_no} {g.user.name}"[:64],
-                           action=action, remote_addr=(request.remote_addr or "")[:64])
+    access.note_access(rec, g.user, action, request.remote_addr or "")
     log.info("recording %s %s by %s", rec.id, action, g.user.operator_no)
 
 
