@@ -32,6 +32,7 @@ from core.config import PROJECT_ROOT
 from webui.app import NavItem
 from webui.blueprints.tickets import own_messages
 from webui.security import audit, require_roles
+from webui.views import get_or_404
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +414,7 @@ def queue_new():
 @require_roles(*VIEW_ROLES)
 def queue_edit(queue_id):
     """A queue's settings: each person changes the fields acd.policy gives them and reads the others."""
-    queue = Queue.get_or_none(Queue.id == queue_id) or abort(404)
+    queue = get_or_404(Queue, Queue.id == queue_id)
     if request.method == "GET":
         return _render_queue(queue, _queue_as_form(queue), [])
     editable = queue_fields_for(g.user)
@@ -513,6 +514,10 @@ def check_agent_form(form: Mapping, agent: Agent | None, directory: frozenset[st
     return values, skills, errors
 
 
+def _agent_or_404(agent_id: int) -> Agent:
+    return get_or_404(Agent.select(Agent, User).join(User), Agent.id == agent_id)
+
+
 def _agent_live(agent: Agent) -> Agent:
     """The ACD's in-memory copy when it runs (status and state are current there)."""
     acd = _acd()
@@ -579,7 +584,7 @@ def agent_new():
 @require_roles(*VIEW_ROLES)
 def agent_edit(agent_id):
     """An agent's extension, server and seat (administrators) and skills (administrators, team leads)."""
-    agent = Agent.select(Agent, User).join(User).where(Agent.id == agent_id).first() or abort(404)
+    agent = _agent_or_404(agent_id)
     if request.method == "GET":
         return _render_agent(agent, _agent_as_form(agent), [])
     full = _is_admin()
@@ -601,7 +606,7 @@ def agent_edit(agent_id):
 @require_roles("admin")
 def agent_delete(agent_id):
     """Stop a user being an agent (only when logged out and idle); their history stays."""
-    agent = Agent.select(Agent, User).join(User).where(Agent.id == agent_id).first() or abort(404)
+    agent = _agent_or_404(agent_id)
     live = _agent_live(agent)
     if live.status != "logged_out" or live.state != "idle":
         flash("话务员签出后才能删除 / log the agent out before removing them", "error")
@@ -694,7 +699,7 @@ def guests():
 @require_roles(*VIEW_ROLES)
 def guest_end(agent_id):
     """End a guest's day now: logged out and their skills removed (after the call they are in, if any)."""
-    agent = Agent.select(Agent, User).join(User).where(Agent.id == agent_id).first() or abort(404)
+    agent = _agent_or_404(agent_id)
     if agent.guest_until is None:
         abort(404)
     admin.end_guest(_acd(), agent, _today(), audit)

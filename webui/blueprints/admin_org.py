@@ -12,6 +12,7 @@ from core import calendar
 from webui.app import NavItem
 from webui.blueprints.tickets import install, own_messages
 from webui.security import audit, require_roles
+from webui.views import get_or_404
 
 bp = Blueprint("admin_org", __name__, url_prefix="/admin/org")
 install(bp)
@@ -56,7 +57,7 @@ def index():
         form = request.form
         try:
             if form.get("id", "").isdigit():
-                dept = _dept(form["id"]) or abort(404)
+                dept = get_or_404(Department, Department.id == int(form["id"]))
                 org.update_department(dept, name=form.get("name"), contact_phone=form.get("contact_phone", ""),
                                       active=form.get("active") == "1", kind=form.get("kind") or None)
                 audit("department_update", "department", dept.id, dept.name)
@@ -106,7 +107,7 @@ def users():
 def user(user_id):
     """Change a user's roles, department, extension, groups, active flag or password."""
     _need("admin.org")
-    row = User.get_or_none(User.id == user_id) or abort(404)
+    row = get_or_404(User, User.id == user_id)
     if request.method == "POST":
         form = request.form
         chosen = [r for r in form.getlist("roles") if r in roles.ROLES]

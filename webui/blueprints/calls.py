@@ -16,6 +16,7 @@ from recorder.missed import (CALLBACK_OUTCOMES, OUTCOME_LABELS, REASON_LABELS, M
 from recorder.models import DISPOSITIONS, CallRecord, FaxJob, MissedCall, Recording
 from webui.app import NavItem, bad_request
 from webui.security import require_roles
+from webui.views import get_or_404
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,7 @@ def detail(call_id: int):
     """One call: path through the IVR, offers, times, tickets and recordings."""
     from caseflow.models import Ticket, TicketCall
 
-    record = access.visible_call_records(g.user).where(CallRecord.id == call_id).first()
-    if record is None:
-        abort(404)
+    record = get_or_404(access.visible_call_records(g.user), CallRecord.id == call_id)
     config = _hotline().config
     intact = mac_matches(record_key(config.secret_key, config.extra), record_fields(record), record.mac) \
         if record.finalised else None
@@ -219,8 +218,7 @@ def attempt(missed_id: int):
 def dial(missed_id: int):
     """Claim the entry and ring the agent's phone, then the citizen (the ACD's outbound call, or the one
     lent through Services); an entry another agent is calling back is refused."""
-    if MissedCall.get_or_none(MissedCall.id == missed_id) is None:
-        abort(404)
+    get_or_404(MissedCall, MissedCall.id == missed_id)
     originate = _dialler()
     if originate is None:
         return redirect(url_for("calls.missed", message="nodialler"))

@@ -19,6 +19,7 @@ from ivr.tree import NODE_KINDS, TreeError, parse_tree
 from webui.app import NavItem
 from webui.blueprints.tickets import own_messages
 from webui.security import audit, require_roles
+from webui.views import get_or_404
 
 bp = Blueprint("ivr_admin", __name__, url_prefix="/admin/ivr")
 
@@ -96,10 +97,9 @@ def _who() -> str:
 
 
 def _version(version_id) -> IvrTreeVersion:
-    version = IvrTreeVersion.get_or_none(IvrTreeVersion.id == version_id) if str(version_id).isdigit() else None
-    if version is None:
+    if not str(version_id).isdigit():
         abort(404)
-    return version
+    return get_or_404(IvrTreeVersion, IvrTreeVersion.id == version_id)
 
 
 def _flash_problems(problems) -> None:
@@ -282,7 +282,7 @@ def polls():
             audit("ivr_poll_create", "poll", poll.id, poll.title)
             flash(gettext("Poll created."), "info")
         elif what == "activate":
-            poll = Poll.get_or_none(Poll.id == request.form.get("poll", "0")) or abort(404)
+            poll = get_or_404(Poll, Poll.id == request.form.get("poll", "0"))
             polls_service.activate_poll(poll)
             audit("ivr_poll_activate", "poll", poll.id, poll.title)
         return redirect(url_for("ivr_admin.polls"), code=303)
@@ -324,9 +324,7 @@ def campaigns():
                     raise CampaignError(gettext("No approved tickets await a call-back."))
                 campaign = create_satisfaction_campaign(due, g.user)
             elif what in ("pause", "resume"):
-                campaign = OutboundCampaign.get_or_none(OutboundCampaign.id == request.form.get("campaign", "0"))
-                if campaign is None:
-                    abort(404)
+                campaign = get_or_404(OutboundCampaign, OutboundCampaign.id == request.form.get("campaign", "0"))
                 campaign_service.set_paused(campaign, what == "pause")
             else:
                 abort(400)

@@ -4,6 +4,8 @@ and for editors new items, edits, answers (edit, delete, file) and review, each 
 search for the box beside ticket forms."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, send_file,
                    url_for)
 
@@ -15,6 +17,7 @@ from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import audit, login_required
+from webui.views import get_or_404
 
 bp = Blueprint("kb", __name__, url_prefix="/kb")
 install(bp)
@@ -125,9 +128,7 @@ def item_json(item_id):
 def item(item_id):
     """An item with all its answers; counts a view."""
     _need("kb.view")
-    row = KnowledgeItem.get_or_none(KnowledgeItem.id == item_id)
-    if row is None:
-        abort(404)
+    row = _load(item_id)
     shown = knowledge.answers_for(row, g.user)
     knowledge.record_view(row, clock(), answers=tuple(shown))
     row = KnowledgeItem.get_by_id(item_id)
@@ -157,10 +158,34 @@ def _category():
 
 
 def _load(item_id) -> KnowledgeItem:
-    row = KnowledgeItem.get_or_none(KnowledgeItem.id == item_id)
-    if row is None:
-        abort(404)
-    return row
+    return get_or_404(KnowledgeItem, KnowledgeItem.id == item_id)
+
+
+EDIT_ERRORS = (KnowledgeError, PermissionDenied)
+FILE_ERRORS = (KnowledgeError, PermissionDenied, attachments.AttachmentError)
+
+
+def _change(item_id, change: Callable[[], Any], audited: Callable[[Any], tuple] | None = None, done: str = "",
+            errors: tuple = EDIT_ERRORS):
+    """An editor's change of an item: ``change()``, whose refusal is flashed; else ``audit(*audited(result))``
+    and the ``done`` message. Back to the item either way."""
+    try:
+        result = change()
+    except errors as error:
+        flash(str(error), "error")
+    else:
+        if audited is not None:
+            audit(*audited(result))
+        if done:
+            flash(_t(done), "info")
+    return redirect(url_for("kb.item", item_id=item_id), code=303)
+
+
+def _not_found(error: KnowledgeError):
+    """A 404 whose page says why (an answer the user may not read, a file gone)."""
+    from webui.blueprints.tickets import werkzeug_not_found
+
+    return werkzeug_not_found(str(error))
 
 
 @bp.route("/<int:item_id>/edit", methods=["POST"])
@@ -169,13 +194,9 @@ def edit(item_id):
     """Change an item (it goes back to review)."""
     _need("kb.edit")
     row = _load(item_id)
-    try:
-        knowledge.update_item(row, g.user, title=request.form.get("title", ""),
-                              content=request.form.get("content", ""), category=_category(),
-                              remarks=request.form.get("remarks", ""))
-    except (KnowledgeError, PermissionDenied) as error:
-        flash(str(error), "error")
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+    return _change(item_id, lambda: knowledge.update_item(
+        row, g.user, title=request.form.get("title", ""), content=request.form.get("content", ""),
+        category=_category(), remarks=request.form.get("remarks", "")))
 
 
 @bp.route("/<int:item_id>/answers", methods=["POST"])
@@ -186,14 +207,12 @@ def add_answer(item_id):
     row = _load(item_id)
     upload = request.files.get("file")
     file = (_files_root(), upload.stream, upload.filename) if upload is not None and upload.filename else None
-    try:
-        answer = knowledge.add_answer(row, request.form.get("content", ""), actor=g.user,
-                                      remarks=request.form.get("remarks", ""), clock=clock(), file=file)
-        audit("kb_answer_add", "knowledge_answer", answer.id,
-              f"item {row.id}" + (f": {answer.attachment_name} sha256 {answer.attachment_sha256}" if file else ""))
-    except (KnowledgeError, PermissionDenied, attachments.AttachmentError) as error:
-        flash(str(error), "error")
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+    return _change(item_id, lambda: knowledge.add_answer(row, request.form.get("content", ""), actor=g.user,
+                                                         remarks=request.form.get("remarks", ""), clock=clock(),
+                                                         file=file),
+                   lambda answer: ("kb_answer_add", "knowledge_answer", answer.id, f"item {row.id}" + (
+                       f": {answer.attachment_name} sha256 {answer.attachment_sha256}" if file else "")),
+                   errors=FILE_ERRORS)
 
 
 def _answer(item_id, answer_id) -> tuple[KnowledgeItem, KnowledgeAnswer]:
@@ -202,9 +221,7 @@ def _answer(item_id, answer_id) -> tuple[KnowledgeItem, KnowledgeAnswer]:
     try:
         return row, knowledge.answer_for(row, answer_id, g.user)
     except KnowledgeError as error:
-        from webui.blueprints.tickets import werkzeug_not_found
-
-        raise werkzeug_not_found(str(error)) from None
+        raise _not_found(error) from None
 
 
 @bp.route("/<int:item_id>/answers/<int:answer_id>/edit", methods=["POST"])
@@ -213,15 +230,10 @@ def edit_answer(item_id, answer_id):
     """Change an answer's text or remarks (a changed text goes back to review); audited."""
     _need("kb.edit")
     row, answer = _answer(item_id, answer_id)
-    try:
-        knowledge.edit_answer(answer, g.user, content=request.form.get("content"),
-                              remarks=request.form.get("remarks"), clock=clock())
-    except (KnowledgeError, PermissionDenied) as error:
-        flash(str(error), "error")
-    else:
-        audit("kb_answer_edit", "knowledge_answer", answer.id, f"item {row.id}")
-        flash(_t("Answer saved: it waits for review again."), "info")
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+    return _change(item_id, lambda: knowledge.edit_answer(answer, g.user, content=request.form.get("content"),
+                                                          remarks=request.form.get("remarks"), clock=clock()),
+                   lambda _done: ("kb_answer_edit", "knowledge_answer", answer.id, f"item {row.id}"),
+                   "Answer saved: it waits for review again.")
 
 
 @bp.route("/<int:item_id>/answers/<int:answer_id>/delete", methods=["POST"])
@@ -230,14 +242,10 @@ def delete_answer(item_id, answer_id):
     """Delete an answer (softly: its text and file are kept in the history); audited."""
     _need("kb.edit")
     row, answer = _answer(item_id, answer_id)
-    try:
-        knowledge.delete_answer(answer, g.user, request.form.get("reason", ""), clock=clock())
-    except (KnowledgeError, PermissionDenied) as error:
-        flash(str(error), "error")
-    else:
-        audit("kb_answer_delete", "knowledge_answer", answer.id, f"item {row.id}: {request.form.get('reason', '')[:200]}")
-        flash(_t("Answer deleted."), "info")
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+    reason = request.form.get("reason", "")
+    return _change(item_id, lambda: knowledge.delete_answer(answer, g.user, reason, clock=clock()),
+                   lambda _done: ("kb_answer_delete", "knowledge_answer", answer.id, f"item {row.id}: {reason[:200]}"),
+                   "Answer deleted.")
 
 
 @bp.route("/<int:item_id>/answers/<int:answer_id>/file", methods=["POST"])
@@ -250,15 +258,11 @@ def attach_answer_file(item_id, answer_id):
     if upload is None or not upload.filename:
         flash("请选择文件 / choose a file", "error")
         return redirect(url_for("kb.item", item_id=item_id), code=303)
-    try:
-        done = knowledge.attach_file(answer, g.user, _files_root(), upload.stream, upload.filename, clock())
-    except (KnowledgeError, PermissionDenied, attachments.AttachmentError) as error:
-        flash(str(error), "error")
-    else:
-        audit("kb_answer_file", "knowledge_answer", answer.id,
-              f"item {row.id}: {done.attachment_name} {done.attachment_size} B sha256 {done.attachment_sha256}")
-        flash(_t("File attached: the answer waits for review again."), "info")
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+    return _change(item_id, lambda: knowledge.attach_file(answer, g.user, _files_root(), upload.stream,
+                                                          upload.filename, clock()),
+                   lambda done: ("kb_answer_file", "knowledge_answer", answer.id, f"item {row.id}: "
+                                 f"{done.attachment_name} {done.attachment_size} B sha256 {done.attachment_sha256}"),
+                   "File attached: the answer waits for review again.", FILE_ERRORS)
 
 
 @bp.route("/<int:item_id>/answers/<int:answer_id>/file")
@@ -271,9 +275,7 @@ def answer_file(item_id, answer_id):
     try:
         path, kind = knowledge.answer_file(answer, _files_root(), clock())
     except KnowledgeError as error:
-        from webui.blueprints.tickets import werkzeug_not_found
-
-        raise werkzeug_not_found(str(error)) from None
+        raise _not_found(error) from None
     inline = kind == "application/pdf" or kind.startswith("image/")
     return send_file(path, mimetype=kind, as_attachment=not inline, download_name=answer.attachment_name,
                      conditional=True)
@@ -296,17 +298,11 @@ def review(item_id):
     answer_id = request.form.get("answer", "")
     target = row
     if answer_id.isdigit():
-        target = KnowledgeAnswer.get_or_none((KnowledgeAnswer.id == int(answer_id)) & (KnowledgeAnswer.item == row))
-        if target is None:
-            abort(404)
-    try:
-        knowledge.review(target, request.form.get("state", ""), g.user, request.form.get("remarks"))
-    except (KnowledgeError, PermissionDenied) as error:
-        flash(str(error), "error")
-    else:
-        audit("kb_review", "knowledge_answer" if target is not row else "knowledge_item", target.id,
-              request.form.get("state", ""))
-    return redirect(url_for("kb.item", item_id=item_id), code=303)
+        target = get_or_404(KnowledgeAnswer, KnowledgeAnswer.id == int(answer_id), KnowledgeAnswer.item == row)
+    state = request.form.get("state", "")
+    return _change(item_id, lambda: knowledge.review(target, state, g.user, request.form.get("remarks")),
+                   lambda _done: ("kb_review", "knowledge_answer" if target is not row else "knowledge_item",
+                                  target.id, state))
 
 
 @bp.route("/<int:item_id>/delete", methods=["POST"])

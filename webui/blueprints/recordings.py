@@ -17,6 +17,7 @@ from recorder.search import RecordingQuery, SearchError, search_recordings
 from recorder.storage import RecordingStore, recordings_of_ticket
 from webui.app import NavItem
 from webui.security import require_roles
+from webui.views import get_or_404
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,8 @@ def _record_access(rec: Recording, action: str) -> None:
 
 def _visible_or_404(rec_id: int) -> Recording:
     """The recording if this user may hear it; 404 otherwise (not even its existence is revealed)."""
-    rec = Recording.get_or_none(Recording.id == rec_id)
-    if rec is None or not access.may_listen(g.user, rec):
+    rec = get_or_404(Recording, Recording.id == rec_id)
+    if not access.may_listen(g.user, rec):
         abort(404)
     return rec
 
