@@ -21,15 +21,19 @@ from __future__ import annotations
 import logging
 import re
 import uuid as uuidlib
+from typing import Callable
 
 import gevent
 
 from acd import state as sm
 from acd.consultation import Consultation
-from acd.dispatcher import Acd, AcdError, _safe
+from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, SupervisorAction, utcnow
 from caseflow.models import Department, User
+from switch import commands
+from switch.commands import CommandError
 from switch.errors import SwitchError
+from switch.inbound import Channel
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +41,10 @@ DIALPLAN_CONTEXT = "default"
 # The conference profile freeswitch-conf/autoload_configs/conference.conf.xml ships (8 kHz, no caller DTMF
 # controls, hold music for a member left alone, at most 6 members); "default" is not defined there.
 CONFERENCE_PROFILE = "hotline"
-PHONE_RE = re.compile(r"^\+?\d{3,20}$")
-NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # as ivr.handback accepts
+# ASCII digits and \Z: \d takes other scripts' digits and $ a trailing newline, which the switch would not
+PHONE_RE = re.compile(r"\+?[0-9]{3,20}\Z")
+EXTENSION_RE = re.compile(r"[0-9]+\Z")
+NODE_RE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")  # as ivr.handback accepts
 
 
 class ControlRefused(AcdError):
@@ -105,15 +111,23 @@ class AgentControls:
             raise _refuse("没有正在进行的咨询转接", "no attended transfer in progress")
         return consult
 
-    def _api(self, agent: Agent, command: str) -> str:
+    def channel_command(self, agent: Agent, uuid: str, verb: Callable[[Channel], str]) -> str:
+        """Run ``verb`` (Channel.hold, lambda ch: ch.kill(...) ...) on channel ``uuid`` of the agent's switch;
+        a bad argument, a failure or -ERR becomes a clear ControlRefused (caused by the error, if any)."""
         conn = self.acd.conn_for(agent.call_server or agent.server)
         try:
-            reply = conn.api(command, timeout=10.0)
+            reply = verb(conn.channel(uuid, timeout=10.0))
+        except CommandError as exc:
+            raise _refuse("交换机命令无效", f"bad switch command: {exc}") from exc
         except SwitchError as exc:
             raise _refuse("交换机命令失败", f"switch command failed: {exc}") from exc
         if reply.strip().startswith("-ERR"):
             raise _refuse("交换机拒绝了该操作", f"switch refused: {reply.strip()[:120]}")
         return reply
+
+    def _kill(self, agent: Agent, uuid: str) -> str:
+        """Hang up ``uuid`` (the agent's or a consultation leg) as a normal clearing."""
+        return self.channel_command(agent, uuid, lambda ch: ch.kill("NORMAL_CLEARING"))
 
     def _other_party(self, agent: Agent) -> str:
         """The channel of the person the agent talks to (the caller for queue calls)."""
@@ -168,33 +182,29 @@ class AgentControls:
     # ------------------------------------------------------------------ call controls
     def hold(self, agent_id: int, call_uuid: str) -> Agent:
         """保持 / hold: the caller hears music until resumed."""
-        agent = self._call_in_hand(agent_id, call_uuid)
-        if agent.on_hold:
-            raise _refuse("通话已处于保持状态", "the call is already on hold")
-        # uuid_hold holds the named leg and plays music to its partner: the agent's leg, so the caller hears it.
-        self._api(agent, f"uuid_hold {agent.leg_uuid}")
-        agent.on_hold = True
-        agent.save(only=[Agent.on_hold])
-        self._record(agent, "hold", agent.call_uuid)
-        self.acd._notify("hold", agent_id=agent_id, on_hold=True)
-        return agent
+        return self._set_hold(agent_id, call_uuid, True)
 
     def resume(self, agent_id: int, call_uuid: str) -> Agent:
         """恢复 / resume a held call."""
+        return self._set_hold(agent_id, call_uuid, False)
+
+    def _set_hold(self, agent_id: int, call_uuid: str, on: bool) -> Agent:
         agent = self._call_in_hand(agent_id, call_uuid)
-        if not agent.on_hold:
-            raise _refuse("通话未处于保持状态", "the call is not on hold")
-        self._api(agent, f"uuid_hold off {agent.leg_uuid}")
-        agent.on_hold = False
+        if agent.on_hold == on:
+            raise (_refuse("通话已处于保持状态", "the call is already on hold") if on
+                   else _refuse("通话未处于保持状态", "the call is not on hold"))
+        # uuid_hold holds the named leg and plays music to its partner: the agent's leg, so the caller hears it.
+        self.channel_command(agent, agent.leg_uuid, Channel.hold if on else Channel.unhold)
+        agent.on_hold = on
         agent.save(only=[Agent.on_hold])
-        self._record(agent, "resume", agent.call_uuid)
-        self.acd._notify("hold", agent_id=agent_id, on_hold=False)
+        self._record(agent, "hold" if on else "resume", agent.call_uuid)
+        self.acd._notify("hold", agent_id=agent_id, on_hold=on)
         return agent
 
     def hangup(self, agent_id: int, call_uuid: str) -> Agent:
         """挂断 / hang up the agent's side of the call."""
         agent = self.held_call(agent_id, call_uuid)
-        self._api(agent, f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING")
+        self._kill(agent, agent.leg_uuid)
         self._record(agent, "hangup", agent.call_uuid)
         return agent
 
@@ -248,7 +258,7 @@ class AgentControls:
             self._reenter(agent, caller, "hotline_queue", destination)
         else:
             self.acd.handed_off.add(agent.call_uuid)
-            self._api(agent, f"uuid_transfer {caller} {_safe(destination)} XML {DIALPLAN_CONTEXT}")
+            self.channel_command(agent, caller, lambda ch: ch.transfer(destination, DIALPLAN_CONTEXT))
         self._release_own_leg(agent)
         self._record(agent, "blind_transfer", agent.call_uuid, f"{kind}:{destination}")
         return agent
@@ -257,16 +267,20 @@ class AgentControls:
         """After handing the caller on, the agent's phone hangs up (FreeSWITCH may have done it already)."""
         conn = self.acd.conn_for(agent.call_server or agent.server)
         try:
-            conn.api(f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING", timeout=10.0)
-        except SwitchError as exc:
+            conn.channel(agent.leg_uuid, timeout=10.0).kill("NORMAL_CLEARING")
+        except (SwitchError, CommandError) as exc:
             log.info("agent leg %s already gone: %s", agent.leg_uuid, exc)
 
     def _reenter(self, agent: Agent, caller: str, variable: str, value: str) -> None:
         """Mark the caller's channel and send it back into the app through the hotline number."""
+        mark = commands.scrub(value)
+        if not mark:
+            raise _refuse("目标名称无效", f"{variable}: {value!r} has no character the switch may carry")
         self.acd.handed_off.add(agent.call_uuid)
-        self.acd.handbacks.expect(caller, variable, _safe(value))
-        self._api(agent, f"uuid_setvar {caller} {variable} {_safe(value)}")
-        self._api(agent, f"uuid_transfer {caller} {_safe(self.hotline_number)} XML {DIALPLAN_CONTEXT}")
+        self.acd.handbacks.expect(caller, variable, mark)
+        self.channel_command(agent, caller, lambda ch: ch.setvar(variable, mark))
+        self.channel_command(agent, caller, lambda ch: ch.transfer(commands.phone(self.hotline_number),
+                                                                   DIALPLAN_CONTEXT))
 
     def to_ivr(self, agent_id: int, call_uuid: str, node: str) -> Agent:
         """人工转自动 / hand the caller back to an IVR node (e.g. the satisfaction key-press)."""
@@ -288,13 +302,13 @@ class AgentControls:
             raise _refuse("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
         destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
         leg = str(uuidlib.uuid4())
-        dial = (f"{{origination_uuid={leg},origination_caller_id_number={_safe(self.hotline_number)}}}"
-                f"{destination}")
+        dial = commands.variables({"origination_uuid": leg,
+                                   "origination_caller_id_number": commands.phone(self.hotline_number)}) + destination
         # Tracked before the command goes out: the leg's events may arrive before the reply.
         self.acd.start_consultation(agent.id, leg, f"{kind}:{target}")
         self._forget_operator_prompt(agent)
         try:
-            self._api(agent, f"uuid_broadcast {agent.leg_uuid} att_xfer::{dial} aleg")
+            self.channel_command(agent, agent.leg_uuid, lambda ch: ch.broadcast("att_xfer", dial))
         except ControlRefused:
             self.acd.end_consultation(leg, "failed")
             raise
@@ -306,7 +320,7 @@ class AgentControls:
         FreeSWITCH bridging the caller again (back to this agent, or on to the target), and every bridge runs
         the caller's bridge_pre_execute_app: unset it, or the caller hears the number again."""
         try:
-            self._api(agent, f"uuid_setvar {self._other_party(agent)} bridge_pre_execute_app")
+            self.channel_command(agent, self._other_party(agent), lambda ch: ch.setvar("bridge_pre_execute_app"))
         except ControlRefused as exc:
             log.info("operator prompt of %s not unset: %s", agent.call_uuid, exc)
 
@@ -319,7 +333,7 @@ class AgentControls:
             raise _refuse("咨询对象尚未接听，不能完成转接", "the transfer target has not answered yet")
         self._closing(consult, "completing")
         try:
-            self._api(agent, f"uuid_kill {agent.leg_uuid} NORMAL_CLEARING")
+            self._kill(agent, agent.leg_uuid)
         except ControlRefused as exc:
             if isinstance(exc.__cause__, SwitchError):
                 consult.closing = ""  # the switch never got it: the agent may try again
@@ -338,7 +352,7 @@ class AgentControls:
         consult = self._consultation(agent)
         self._closing(consult, "cancelling")
         try:
-            self._api(agent, f"uuid_kill {consult.leg} NORMAL_CLEARING")
+            self._kill(agent, consult.leg)
         except ControlRefused as exc:
             if isinstance(exc.__cause__, SwitchError):
                 consult.closing = ""
@@ -353,21 +367,25 @@ class AgentControls:
         """三方通话 / three-way: caller and agent move into a conference, the third party is called in."""
         agent = self._call_in_hand(agent_id, call_uuid)
         destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
-        room = f"acd3w_{agent.id}_{_safe(agent.call_uuid)[:8]}"
+        room = commands.conference_room(f"acd3w_{agent.id}_{commands.scrub(agent.call_uuid)[:8]}", CONFERENCE_PROFILE)
+        command = commands.originate(destination, commands.app("conference", room),
+                                     {"origination_caller_id_number": commands.phone(self.hotline_number)})
         self.acd.handed_off.add(agent.call_uuid)
-        self._api(agent, f"uuid_transfer {agent.leg_uuid} -both conference:{room}@{CONFERENCE_PROFILE} inline")
+        self.channel_command(agent, agent.leg_uuid,
+                             lambda ch: ch.transfer(commands.inline("conference", room), leg="-both", dialplan="inline"))
         conn = self.acd.conn_for(agent.call_server or agent.server)
-        command = (f"originate {{origination_caller_id_number={_safe(self.hotline_number)}}}"
-                   f"{destination} &conference({room}@{CONFERENCE_PROFILE})")
         gevent.spawn(self._background, conn, command)
         self._record(agent, "three_way", agent.call_uuid, f"{kind}:{target}")
         return agent
 
     def _dial_target(self, destination: str) -> str:
-        destination = _safe(destination)
-        if len(destination) <= self.extension_length and destination.isdigit():
-            return f"user/{destination}"
-        return self.outbound_template.format(number=destination)
+        """user/<extension> for a short number, else the outbound template (a gateway) with the number."""
+        try:
+            if len(destination) <= self.extension_length and EXTENSION_RE.match(destination):
+                return commands.user(destination)
+            return commands.from_template(self.outbound_template, number=destination)
+        except CommandError as exc:
+            raise _refuse("无法拨打该号码", f"cannot dial: {exc}") from exc
 
     @staticmethod
     def _background(conn, command: str) -> None:
@@ -381,7 +399,7 @@ class AgentControls:
     def dial(self, agent_id: int, number: str, *, label: str = "outbound") -> str:
         """外呼 / outbound call: the agent's phone rings first, then the number is called. Returns the leg uuid."""
         number = (number or "").strip()
-        if not PHONE_RE.match(number) and not (number.isdigit() and len(number) <= self.extension_length):
+        if not PHONE_RE.match(number) and not (EXTENSION_RE.match(number) and len(number) <= self.extension_length):
             raise _refuse("号码格式不正确", f"not a phone number: {number!r}")
         agent = self.acd.agent(agent_id)
         if not agent.registered:
@@ -390,13 +408,18 @@ class AgentControls:
             raise _refuse("当前状态不能外呼", f"cannot call out while {agent.status}/{agent.state}")
         leg = str(uuidlib.uuid4())
         conn = self.acd.conn_for(agent.server)
+        # Built before the state changes: a bad extension or template is refused with nothing changed.
+        try:
+            far = commands.variables({"origination_caller_id_number": commands.phone(self.hotline_number)})
+            command = commands.originate(
+                commands.user(agent.extension), commands.app("bridge", far + self._dial_target(number)),
+                {"origination_uuid": leg, "origination_caller_id_number": number, "originate_timeout": 30,
+                 "acd_agent": agent_id})
+        except CommandError as exc:
+            raise _refuse("无法拨打该号码", f"cannot dial: {exc}") from exc
         self.acd.transition(agent_id, "dial", call_uuid=leg, leg_uuid=leg, call_server=agent.server,
                             call_number=number, call_queue="", call_direction="outbound")
         self.acd.leg_owner[leg] = agent_id
-        command = (f"originate {{origination_uuid={leg},origination_caller_id_number={_safe(number)},"
-                   f"originate_timeout=30,acd_agent={agent_id}}}user/{_safe(agent.extension)} "
-                   f"&bridge({{origination_caller_id_number={_safe(self.hotline_number)}}}"
-                   f"{self._dial_target(number)})")
         gevent.spawn(self._dial_job, conn, command, agent_id, leg)
         self._record(agent, label, leg, number)
         return leg

@@ -11,14 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid as uuidlib
+from typing import Callable
 
 import gevent
 
 from acd.agent_controls import AgentControls, ControlRefused, _refuse
-from acd.dispatcher import Acd, AcdError, _safe
+from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, AgentSkill, SupervisorAction
 from caseflow.models import User
+from switch import commands
+from switch.commands import CommandError
 from switch.errors import SwitchError
+from switch.inbound import Channel
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +30,9 @@ LEAD_ROLES = ("team_lead", "admin")
 
 # eavesdrop variants: what the team lead's leg may do (FreeSWITCH eavesdrop channel variables).
 LISTEN_MODES = {
-    "monitor": "",
-    "whisper": "eavesdrop_whisper_aleg=true",
-    "barge": "eavesdrop_bridge_aleg=true,eavesdrop_bridge_bleg=true",
+    "monitor": {},
+    "whisper": {"eavesdrop_whisper_aleg": "true"},
+    "barge": {"eavesdrop_bridge_aleg": "true", "eavesdrop_bridge_bleg": "true"},
 }
 
 
@@ -75,12 +79,19 @@ class Supervisor:
             return actor.extension, ""
         raise _refuse("您没有分机", "you have no extension")
 
-    def _originate(self, actor: User, agent: Agent, app: str, variables: str = "") -> str:
+    def _originate(self, actor: User, agent: Agent, app: str, argument: Callable[[], str],
+                   variables: dict | None = None) -> str:
+        """Ring the lead's phone; once answered it runs ``&app(argument())``. Returns the lead's leg uuid;
+        a bad extension or uuid is refused (ControlRefused) before anything is sent."""
         extension, server = self.lead_extension(actor)
         leg = str(uuidlib.uuid4())
-        extra = f",{variables}" if variables else ""
-        command = (f"originate {{origination_uuid={leg},origination_caller_id_number={_safe(actor.operator_no)},"
-                   f"originate_timeout=30{extra}}}user/{_safe(extension)} {app}")
+        try:
+            command = commands.originate(
+                commands.user(extension), commands.app(app, argument()),
+                {"origination_uuid": leg, "origination_caller_id_number": commands.scrub(actor.operator_no),
+                 "originate_timeout": 30, **(variables or {})})
+        except CommandError as exc:
+            raise _refuse("无法呼叫您的话机", f"cannot call your phone: {exc}") from exc
         conn = self.acd.conn_for(agent.call_server or agent.server or server)
         gevent.spawn(self._background, conn, command)
         return leg
@@ -94,9 +105,9 @@ class Supervisor:
         except SwitchError as exc:
             log.warning("team-lead originate failed: %s", exc)
 
-    def _api(self, agent: Agent, command: str) -> str:
-        """An api command on the agent's switch; a failure or -ERR becomes a clear ControlRefused."""
-        return self.controls._api(agent, command)
+    def _kill(self, agent: Agent, uuid: str) -> str:
+        """Hang up ``uuid`` on the agent's switch; a failure or -ERR becomes a clear ControlRefused."""
+        return self.controls.channel_command(agent, uuid, Channel.kill)
 
     # ------------------------------------------------------------------ listening
     def listen(self, actor: User, agent_id: int, mode: str = "monitor") -> str:
@@ -104,7 +115,7 @@ class Supervisor:
         if mode not in LISTEN_MODES:
             raise AcdError(f"unknown listening mode {mode!r}; known: {', '.join(LISTEN_MODES)}")
         agent = self._in_call(self._check(actor, mode, agent_id))
-        leg = self._originate(actor, agent, f"&eavesdrop({agent.leg_uuid})", LISTEN_MODES[mode])
+        leg = self._originate(actor, agent, "eavesdrop", lambda: commands.uuid(agent.leg_uuid), LISTEN_MODES[mode])
         self._record(actor, mode, agent, agent.call_uuid, f"lead leg {leg}")
         return leg
 
@@ -122,7 +133,7 @@ class Supervisor:
         agent = self._in_call(self._check(actor, "intercept", agent_id))
         caller = agent.call_uuid if agent.call_direction == "inbound" else agent.leg_uuid
         self.acd.handed_off.add(agent.call_uuid)
-        leg = self._originate(actor, agent, f"&intercept({caller})")
+        leg = self._originate(actor, agent, "intercept", lambda: commands.uuid(caller))
         self._record(actor, "intercept", agent, agent.call_uuid, f"lead leg {leg}")
         return leg
 
@@ -132,10 +143,10 @@ class Supervisor:
         # Read before the kill: the hang-up clears agent.call_uuid, and the action log must name the call.
         call_uuid = agent.call_uuid
         target = agent.call_uuid if agent.call_direction == "inbound" else agent.leg_uuid
-        self._api(agent, f"uuid_kill {target}")
+        self._kill(agent, target)
         if target != agent.leg_uuid:
             try:
-                self._api(agent, f"uuid_kill {agent.leg_uuid}")
+                self._kill(agent, agent.leg_uuid)
             except ControlRefused:
                 pass  # the agent leg already went with the caller's
         self._record(actor, "force_release", agent, call_uuid)
@@ -146,7 +157,7 @@ class Supervisor:
         agent = self._check(actor, "call_agent", agent_id)
         if not agent.registered:
             raise _refuse("该话务员话机未注册", "that agent's phone is not registered")
-        leg = self._originate(actor, agent, f"&bridge(user/{_safe(agent.extension)})")
+        leg = self._originate(actor, agent, "bridge", lambda: commands.user(agent.extension))
         self._record(actor, "call_agent", agent, detail=f"lead leg {leg}")
         return leg
 
@@ -156,9 +167,9 @@ class Supervisor:
         if agent.help_requested_at is None:
             raise _refuse("该话务员没有求助", "that agent has not asked for help")
         if agent.state == "in_call":
-            leg = self._originate(actor, agent, f"&eavesdrop({agent.leg_uuid})", LISTEN_MODES["barge"])
+            leg = self._originate(actor, agent, "eavesdrop", lambda: commands.uuid(agent.leg_uuid), LISTEN_MODES["barge"])
         else:
-            leg = self._originate(actor, agent, f"&bridge(user/{_safe(agent.extension)})")
+            leg = self._originate(actor, agent, "bridge", lambda: commands.user(agent.extension))
         agent.help_requested_at = None
         agent.save(only=[Agent.help_requested_at])
         self._record(actor, "answer_help", agent, agent.call_uuid, f"lead leg {leg}")

@@ -18,6 +18,7 @@ import gevent.event
 
 from switch import events as sw
 from switch.errors import CallHangup
+from switch.inbound import Channel
 
 
 @dataclass
@@ -117,6 +118,9 @@ class Conn:
                 return "-ERR No such channel!\n"
             return "+OK\n"
         return "+OK\n"
+
+    def channel(self, uuid: str, timeout=None) -> Channel:
+        return Channel(self, uuid, 10.0 if timeout is None else timeout)
 
     def bgapi(self, command: str, timeout=None):
         self.world.commands.append(command)
