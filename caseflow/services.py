@@ -26,103 +26,21 @@ from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.calendar import load_calendar
 from core.clock import Clock
 
+from caseflow.values import (CHANNELS, MAX_CONTENT, MAX_TITLE, NUMBER_RE, NotFound, PHONE_RE, SYSTEM,
+                             TICKET_TYPES, TicketInputError, URGENCIES, _choice, _clean, _db, _resolve,
+                             clean_phone, from_db, generate_number, generate_pin, parse_number, to_db)  # noqa: F401
+
+from caseflow.visibility import (LIST_FIELDS, WRITE_REFUSED, _authorise, _in_entry_queue, _in_subtree,
+                                 _scope_root, _visibility_sql, _with_department, available_events,
+                                 get_ticket_for, in_department_subtree, may_view, may_write, require_write,
+                                 visible_tickets)  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-TICKET_TYPES: dict[str, tuple[str, str]] = {
-    "consult": ("咨询", "Consultation"), "complaint": ("投诉", "Complaint"), "report": ("举报", "Report"),
-    "help": ("求助", "Request for help"), "suggestion": ("建议", "Suggestion"), "praise": ("表扬", "Praise"),
-    "convenience": ("便民服务", "Convenience service"), "harassment": ("骚扰", "Harassment / invalid"),
-    "other": ("其他", "Other"),
-}
-CHANNELS: dict[str, tuple[str, str]] = {
-    "phone": ("电话", "Phone"), "web": ("网站", "Web"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
-    "fax": ("传真", "Fax"), "letter": ("来信来函", "Letter"), "mailbox": ("市长信箱", "Mayor mailbox"),
-    "api": ("接口", "API"),
-}
-URGENCIES: dict[str, tuple[str, str]] = {
-    "normal": ("一般", "Normal"), "urgent": ("紧急", "Urgent"), "emergency": ("特急", "Emergency"),
-}
 REPLY_BY: dict[str, tuple[str, str]] = {
     "phone": ("电话", "Phone"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
     "letter": ("书面", "Letter"), "web": ("网站查询", "On the website"), "none": ("无需答复", "No reply"),
 }
-
-MAX_CONTENT = 20000
-MAX_TITLE = 200
-NUMBER_RE = re.compile(r"^[1-9][0-9]{7}$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,30}$")
-SYSTEM = "system"
-
-
-class TicketInputError(ValueError):
-    """Input for a ticket is malformed; the message says which field and why."""
-
-
-class NotFound(LookupError):
-    """No such ticket (or not one this user may see: the two are deliberately indistinguishable)."""
-
-
-# ---- small helpers --------------------------------------------------------------------------------
-def to_db(moment: dt.datetime) -> dt.datetime:
-    """Aware moment -> naive UTC, the form stored in the database."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
-def from_db(moment: Optional[dt.datetime], clock: Clock) -> Optional[dt.datetime]:
-    """Stored naive UTC -> aware local time."""
-    return None if moment is None else clock.local(moment)
-
-
-def _db():
-    return Ticket._meta.database
-
-
-def parse_number(text) -> str:
-    """Validate an acceptance number typed by a person or keyed on a phone: exactly 8 digits."""
-    value = re.sub(r"[\s-]", "", str(text or ""))
-    if not NUMBER_RE.match(value):
-        raise TicketInputError(f"受理号应为8位数字 / an acceptance number is 8 digits, got {str(text)[:20]!r}")
-    return value
-
-
-def generate_number() -> str:
-    """A random 8-digit number: neighbours tell nothing about each other (uniqueness is retried)."""
-    return str(10_000_000 + secrets.randbelow(90_000_000))
-
-
-def generate_pin() -> str:
-    """A 6-digit PIN the citizen may use instead of their phone number for status queries."""
-    return f"{secrets.randbelow(1_000_000):06d}"
-
-
-def _clean(value, name: str, limit: int, required: bool = False) -> str:
-    text = "" if value is None else str(value)
-    if "\x00" in text:
-        raise TicketInputError(f"{name}: 含有非法字符 / contains a NUL character")
-    text = text.strip()
-    if required and not text:
-        raise TicketInputError(f"{name}不能为空 / {name} must not be empty")
-    if len(text) > limit:
-        raise TicketInputError(f"{name}超过{limit}字 / {name} longer than {limit} characters")
-    return text
-
-
-def _choice(value, mapping: dict, name: str) -> str:
-    if value not in mapping:
-        raise TicketInputError(f"{name}无效 / unknown {name} {value!r}: expected one of {', '.join(mapping)}")
-    return value
-
-
-def clean_phone(phone) -> str:
-    """Normalise a phone number (digits, optional +); empty allowed; malformed raises."""
-    text = _clean(phone, "电话 phone", 32)
-    if not text:
-        return ""
-    if not PHONE_RE.match(text):
-        raise TicketInputError(f"电话号码格式不正确 / malformed phone number {text!r}")
-    return re.sub(r"[\s-]", "", text)
 
 
 # ---- citizens -------------------------------------------------------------------------------------
@@ -267,20 +185,6 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     return ticket
 
 
-def _resolve(model, value, name):
-    if value is None or value == "":
-        return None
-    if isinstance(value, model):
-        return value
-    try:
-        return model.get_by_id(int(value))
-    except (ValueError, TypeError, model.DoesNotExist):
-        row = model.get_or_none(model.code == str(value))
-        if row is None:
-            raise TicketInputError(f"未知的{name} / unknown {name} {value!r}") from None
-        return row
-
-
 def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fields) -> Ticket:
     """Correct a ticket's recorded data (centre, before it is closed); a history row lists what changed."""
     clock = clock or Clock()
@@ -354,174 +258,6 @@ def link_call(ticket: Ticket, call_uuid: str, purpose: str = "intake", clock: Op
         _history(ticket, None, "link_call", ticket.status, ticket.status, f"{purpose}: {call_uuid}", now,
                  label=SYSTEM)
     return row
-
-
-# ---- visibility and scope -------------------------------------------------------------------------
-def _in_subtree(dept: Optional[Department], root: Optional[Department]) -> bool:
-    return dept is not None and root is not None and dept.path.startswith(root.path)
-
-
-def may_view(actor: Optional[User], ticket: Ticket) -> bool:
-    """True if ``actor`` may see ``ticket``: everything with ticket.view_all, else what they recorded, the
-    entry desk's queue (entry.desk: machine-made tickets still recorded) and their department's subtree.
-
-    The one check for every page that loads a ticket (get_ticket_for); lists use visible_tickets, the
-    full-text search _visibility_sql: the same rule."""
-    if actor is None or not actor.active:
-        return False
-    if can(actor, "ticket.view_all") or ticket.created_by_id == actor.id:
-        return True  # the person who recorded a ticket can always find it again
-    if _in_entry_queue(actor, ticket):
-        return True
-    root = _scope_root(actor)
-    if root is None:
-        return False
-    for held in (ticket.department if ticket.department_id else None,
-                 ticket.upper_department if ticket.upper_department_id else None):
-        if _in_subtree(held, root):
-            return True
-    return False
-
-
-WRITE_REFUSED = ("您只能查看该工单，不能补充备注或附件（仅承办单位、热线中心和登记人可以）/ "
-                 "you may view this ticket but not add notes or files to it (only the handling department, "
-                 "the centre and whoever recorded it may)")
-
-
-def _scope_root(actor: User) -> Optional[Department]:
-    """The department whose subtree's tickets ``actor`` sees: only for those who work tickets in departments
-    (ticket.handle). The centre is every department's root: a clerk or agent of the centre must not see
-    every ticket through it (their roles' ticket.view_all decides that)."""
-    if not actor.department_id or not can(actor, "ticket.handle"):
-        return None
-    return actor.department
-
-
-def _in_entry_queue(actor: User, ticket: Ticket) -> bool:
-    """The data-entry desk completes machine-made tickets (IVR, fax, e-mail: no recording user) before
-    dispatch; once dispatched they leave the desk."""
-    return ticket.created_by_id is None and ticket.status == wf.RECORDED and can(actor, "entry.desk")
-
-
-def may_write(actor: Optional[User], ticket: Ticket) -> bool:
-    """True if ``actor`` may add notes, files and faxes to ``ticket`` (viewing alone is not enough).
-
-    Allowed: roles holding ticket.annotate (the centre by default; the roles table decides for the others,
-    e.g. team leads), whoever recorded the ticket (the entry desk, the agent who took the call), and the
-    handling department's users (and the unit that sub-dispatched it). Leaders and other agents only look.
-    """
-    if actor is None or not actor.active:
-        return False
-    if can(actor, "ticket.annotate"):
-        return True
-    if ticket.created_by_id is not None and ticket.created_by_id == actor.id and can(actor, "ticket.create"):
-        return True
-    if not (can(actor, "ticket.handle") or can(actor, "ticket.reply")):
-        return False
-    root = actor.department if actor.department_id else None
-    return any(_in_subtree(held, root) for held in (
-        ticket.department if ticket.department_id else None,
-        ticket.upper_department if ticket.upper_department_id else None))
-
-
-def require_write(actor: Optional[User], ticket: Ticket) -> None:
-    """Raise NotFound when ``actor`` may not even see ``ticket``, PermissionDenied when they may only look."""
-    if not may_view(actor, ticket):
-        raise NotFound("没有找到该工单 / no such ticket")
-    if not may_write(actor, ticket):
-        raise PermissionDenied(WRITE_REFUSED)
-
-
-# Columns for lists and searches: everything but the bulky index text.
-LIST_FIELDS = [f for f in Ticket._meta.sorted_fields if f.name != "search_text"]
-
-
-def _with_department(query):
-    """Join the holding department so lists show its name without a query per row."""
-    return query.select_extend(Department).join(
-        Department, peewee.JOIN.LEFT_OUTER, on=(Ticket.department == Department.id), attr="department")
-
-
-def _visibility_sql(actor: Optional[User]) -> tuple[str, tuple]:
-    """The visibility rule as SQL on the ticket table aliased ``t`` (for the full-text candidates)."""
-    if actor is not None and actor.active and can(actor, "ticket.view_all"):
-        return "", ()
-    if actor is None or not actor.active:
-        return "1 = 0", ()
-    own, params = "t.created_by_id = %s", (actor.id,)
-    if can(actor, "entry.desk"):
-        own, params = (f"({own} OR (t.created_by_id IS NULL AND t.status = %s))", params + (wf.RECORDED,))
-    root = _scope_root(actor)
-    if root is None:
-        return own, params
-    sub = "SELECT d.id FROM department d WHERE d.path LIKE %s"
-    prefix = root.path + "%"  # paths are digits and slashes only: nothing to escape
-    return (f"(t.department_id IN ({sub}) OR t.upper_department_id IN ({sub}) OR {own})",
-            (prefix, prefix) + params)
-
-
-def visible_tickets(actor: Optional[User]):
-    """A query of the tickets ``actor`` may see (subtree for department users)."""
-    if actor is None or not actor.active:
-        return Ticket.select(*LIST_FIELDS).where(Ticket.id < 0)
-    if can(actor, "ticket.view_all"):
-        return Ticket.select(*LIST_FIELDS)
-    own = Ticket.created_by == actor
-    if can(actor, "entry.desk"):
-        own = own | (Ticket.created_by.is_null() & (Ticket.status == wf.RECORDED))
-    root = _scope_root(actor)
-    if root is None:
-        return Ticket.select(*LIST_FIELDS).where(own)
-    return Ticket.select(*LIST_FIELDS).where(in_department_subtree(root) | own)
-
-
-def in_department_subtree(department: Department):
-    """The condition: a ticket handled by ``department`` or a department below it, or handed down by one."""
-    sub = Department.select(Department.id).where(Department.path.startswith(department.path))
-    return Ticket.department.in_(sub) | Ticket.upper_department.in_(sub)
-
-
-def get_ticket_for(actor: Optional[User], ref) -> Ticket:
-    """Load a ticket by id or 8-digit number for ``actor``; NotFound if missing or not theirs."""
-    ticket = None
-    if isinstance(ref, Ticket):
-        ticket = Ticket.get_or_none(Ticket.id == ref.id)
-    elif isinstance(ref, int):
-        ticket = Ticket.get_or_none(Ticket.id == ref)
-    else:
-        ticket = Ticket.get_or_none(Ticket.number == parse_number(ref))
-    if ticket is None or not may_view(actor, ticket):
-        raise NotFound("没有找到该工单 / no such ticket")
-    return ticket
-
-
-def _authorise(actor: Optional[User], ticket: Ticket, rule: wf.Rule, event: str) -> None:
-    if actor is None or not actor.active:
-        raise PermissionDenied("请先登录 / not signed in")
-    if not can(actor, rule.permission):
-        raise PermissionDenied(f"您没有“{wf.label(wf.EVENT_LABELS, event)}”的权限 / "
-                               f"your roles do not allow {event}")
-    if rule.dept_scope or not can(actor, "ticket.view_all"):
-        root = actor.department if actor.department_id else None
-        held = ticket.department if ticket.department_id else None
-        if not _in_subtree(held, root):
-            # The upper unit that sub-dispatched may still act for a ticket its sub-unit holds.
-            upper = ticket.upper_department if ticket.upper_department_id else None
-            if not (_in_subtree(upper, root) and not rule.dept_scope):
-                raise PermissionDenied("该工单不在本单位办理范围内 / the ticket is not within your department")
-
-
-def available_events(actor: Optional[User], ticket: Ticket) -> list[str]:
-    """Events this actor may attempt on this ticket now (table, permission and scope; guards not run)."""
-    result = []
-    for event in wf.allowed_events(ticket.status):
-        rule = wf.TRANSITIONS[(ticket.status, event)]
-        try:
-            _authorise(actor, ticket, rule, event)
-        except PermissionDenied:
-            continue
-        result.append(event)
-    return result
 
 
 # ---- the one writer of status ---------------------------------------------------------------------

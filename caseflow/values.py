@@ -1,0 +1,122 @@
+"""What a ticket's fields may hold (types, channels, urgencies, numbers, phones), the errors for bad input,
+and the small cleaners and time conversions every caseflow module shares."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+from typing import Optional
+
+from caseflow.models import Ticket
+from core.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+TICKET_TYPES: dict[str, tuple[str, str]] = {
+    "consult": ("咨询", "Consultation"), "complaint": ("投诉", "Complaint"), "report": ("举报", "Report"),
+    "help": ("求助", "Request for help"), "suggestion": ("建议", "Suggestion"), "praise": ("表扬", "Praise"),
+    "convenience": ("便民服务", "Convenience service"), "harassment": ("骚扰", "Harassment / invalid"),
+    "other": ("其他", "Other"),
+}
+CHANNELS: dict[str, tuple[str, str]] = {
+    "phone": ("电话", "Phone"), "web": ("网站", "Web"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
+    "fax": ("传真", "Fax"), "letter": ("来信来函", "Letter"), "mailbox": ("市长信箱", "Mayor mailbox"),
+    "api": ("接口", "API"),
+}
+URGENCIES: dict[str, tuple[str, str]] = {
+    "normal": ("一般", "Normal"), "urgent": ("紧急", "Urgent"), "emergency": ("特急", "Emergency"),
+}
+
+
+MAX_CONTENT = 20000
+MAX_TITLE = 200
+NUMBER_RE = re.compile(r"^[1-9][0-9]{7}$")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,30}$")
+SYSTEM = "system"
+
+
+class TicketInputError(ValueError):
+    """Input for a ticket is malformed; the message says which field and why."""
+
+
+class NotFound(LookupError):
+    """No such ticket (or not one this user may see: the two are deliberately indistinguishable)."""
+
+
+# ---- small helpers --------------------------------------------------------------------------------
+def to_db(moment: dt.datetime) -> dt.datetime:
+    """Aware moment -> naive UTC, the form stored in the database."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def from_db(moment: Optional[dt.datetime], clock: Clock) -> Optional[dt.datetime]:
+    """Stored naive UTC -> aware local time."""
+    return None if moment is None else clock.local(moment)
+
+
+def _db():
+    return Ticket._meta.database
+
+
+def parse_number(text) -> str:
+    """Validate an acceptance number typed by a person or keyed on a phone: exactly 8 digits."""
+    value = re.sub(r"[\s-]", "", str(text or ""))
+    if not NUMBER_RE.match(value):
+        raise TicketInputError(f"受理号应为8位数字 / an acceptance number is 8 digits, got {str(text)[:20]!r}")
+    return value
+
+
+def generate_number() -> str:
+    """A random 8-digit number: neighbours tell nothing about each other (uniqueness is retried)."""
+    return str(10_000_000 + secrets.randbelow(90_000_000))
+
+
+def generate_pin() -> str:
+    """A 6-digit PIN the citizen may use instead of their phone number for status queries."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def _clean(value, name: str, limit: int, required: bool = False) -> str:
+    text = "" if value is None else str(value)
+    if "\x00" in text:
+        raise TicketInputError(f"{name}: 含有非法字符 / contains a NUL character")
+    text = text.strip()
+    if required and not text:
+        raise TicketInputError(f"{name}不能为空 / {name} must not be empty")
+    if len(text) > limit:
+        raise TicketInputError(f"{name}超过{limit}字 / {name} longer than {limit} characters")
+    return text
+
+
+def _choice(value, mapping: dict, name: str) -> str:
+    if value not in mapping:
+        raise TicketInputError(f"{name}无效 / unknown {name} {value!r}: expected one of {', '.join(mapping)}")
+    return value
+
+
+def clean_phone(phone) -> str:
+    """Normalise a phone number (digits, optional +); empty allowed; malformed raises."""
+    text = _clean(phone, "电话 phone", 32)
+    if not text:
+        return ""
+    if not PHONE_RE.match(text):
+        raise TicketInputError(f"电话号码格式不正确 / malformed phone number {text!r}")
+    return re.sub(r"[\s-]", "", text)
+
+
+def _resolve(model, value, name):
+    if value is None or value == "":
+        return None
+    if isinstance(value, model):
+        return value
+    try:
+        return model.get_by_id(int(value))
+    except (ValueError, TypeError, model.DoesNotExist):
+        row = model.get_or_none(model.code == str(value))
+        if row is None:
+            raise TicketInputError(f"未知的{name} / unknown {name} {value!r}") from None
+        return row
