@@ -29,6 +29,20 @@ def mask_phone(phone: str) -> str:
     return "*" * max(len(digits) - 2, 1) + digits[-2:]
 
 
+def mask_email(address: str) -> str:
+    """zhang.san@example.cn -> z*******@example.cn; the domain stays (it says which provider)."""
+    address = (address or "").strip()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return mask_phone(address) if address else ""
+    return (local[:1] + "*" * max(len(local) - 1, 1)) + "@" + domain
+
+
+def mask_address(address: str) -> str:
+    """A message address as roles without full contact see it: a phone number or an e-mail address."""
+    return mask_email(address) if "@" in (address or "") else mask_phone(address)
+
+
 def mask_text(text: str, ticket) -> str:
     """Replace the ticket's citizen name and phone where they appear inside free text (public view)."""
     result = text or ""
@@ -99,6 +113,11 @@ def public_text(text: str, ticket) -> str:
         if address[start:] in result:
             result = result.replace(address[start:], "***")
             break
-    result = _EMAIL.sub("***@***", result)
+    return mask_contacts(result)
+
+
+def mask_contacts(text: str) -> str:
+    """Any e-mail address and phone-like digit run (not a date) inside free text masked."""
+    result = _EMAIL.sub("***@***", text or "")
     return _LONG_DIGITS.sub(lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else mask_phone(m.group(0)),
                             result)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Optional
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from channels.models import MessageTemplate, utcnow
@@ -57,6 +57,17 @@ DEFAULTS: dict[str, Default] = {
     "overdue_alert": Default("【12345热线】工单{{ number }}（{{ title }}）已超期，请尽快办理。",
                              "[12345] Ticket {{ number }} ({{ title }}) is overdue.",
                              False, ("number", "title"), ("超期提醒", "Overdue alert")),
+    "due_soon_alert": Default("【12345热线】工单{{ number }}（{{ title }}）将于{{ deadline }}到期，请抓紧办理。",
+                              "[12345] Ticket {{ number }} ({{ title }}) is due at {{ deadline }}.",
+                              False, ("number", "title", "deadline"), ("临期提醒", "Due-soon alert")),
+    "supervise_alert": Default("【12345热线】工单{{ number }}（{{ title }}）已被督办，请优先办理、按时答复。",
+                               "[12345] Ticket {{ number }} ({{ title }}) is under supervision: handle it first.",
+                               False, ("number", "title"), ("督办提醒", "Supervision alert")),
+    "alarm": Default("【12345热线告警】{{ kind }}：{{ text }}", "[12345 alarm] {{ kind }}: {{ text }}",
+                     True, ("kind", "text"), ("值班告警", "Duty alarm")),
+    "verify": Default("【12345热线】您的验证码{{ code }}，{{ minutes }}分钟内有效，请勿告诉他人。",
+                      "[12345] Your code is {{ code }}, valid for {{ minutes }} minutes. Do not share it.",
+                      True, ("code", "minutes"), ("网站验证码", "Website verification code")),
     "material": Default("【12345热线】您索取的“{{ topic }}”资料：{{ text }}",
                         "[12345] The material you asked for ({{ topic }}): {{ text }}",
                         False, ("topic", "text"), ("资料发送", "Requested material")),
@@ -100,20 +111,45 @@ def render(key: str, values: dict, lang: str = "zh") -> str:
 def sample_values(key: str) -> dict:
     """Values to try a template with before saving it."""
     samples = {"number": "12345678", "pin": "123456", "title": "路灯不亮", "reply": "已修复。",
-               "rating": "满意", "words": "正在办理", "department": "市政局", "topic": "社保", "text": "……"}
+               "rating": "满意", "words": "正在办理", "department": "市政局", "topic": "社保", "text": "……",
+               "code": "123456", "minutes": "10", "deadline": "2026-03-05 17:30", "kind": "数据库不可用"}
     return {name: samples.get(name, name) for name in DEFAULTS[key].variables}
 
 
-def save(key: str, lang: str, body: str, actor_label: str = "") -> MessageTemplate:
-    """Store an administrator's text after checking it renders with sample values."""
+def check(key: str, lang: str, body: str) -> str:
+    """An administrator's text made ready to store: a known key and language, 1-MAX_BODY characters, Jinja2
+    that compiles in the sandbox, names only the key's variables (anything else is refused by name, so a
+    typo cannot reach a citizen as an empty gap) and renders with sample values. Returns the cleaned text."""
     if key not in DEFAULTS:
-        raise TemplateInputError(f"unknown template {key!r}")
+        raise TemplateInputError(f"未知模板 / unknown template {key!r}")
     if lang not in ("zh", "en"):
-        raise TemplateInputError(f"unknown language {lang!r}")
+        raise TemplateInputError(f"未知语言 / unknown language {lang!r}")
     body = str(body or "").replace("\r\n", "\n").strip()
     if not body or len(body) > MAX_BODY or "\x00" in body:
         raise TemplateInputError(f"模板不能为空且不超过{MAX_BODY}字 / a template is 1-{MAX_BODY} characters")
+    try:
+        names = meta.find_undeclared_variables(_ENV.parse(body))
+    except TemplateError as error:
+        raise TemplateInputError(f"模板错误 / template error: {error}") from None
+    unknown = sorted(names - set(DEFAULTS[key].variables))
+    if unknown:
+        allowed = ", ".join(DEFAULTS[key].variables) or "-"
+        raise TemplateInputError(f"未知变量 / unknown variables: {', '.join(unknown)} (allowed: {allowed})")
     render_text(body, sample_values(key))
+    return body
+
+
+def preview(key: str, lang: str, body: str) -> dict:
+    """``body`` checked and rendered with sample values: {text, chars, segments} (SMS parts)."""
+    from channels import sms
+
+    text = render_text(check(key, lang, body), sample_values(key))
+    return {"text": text, "chars": len(text), "segments": sms.segments(text)}
+
+
+def save(key: str, lang: str, body: str, actor_label: str = "") -> MessageTemplate:
+    """Store an administrator's text after ``check``."""
+    body = check(key, lang, body)
     row = stored(key, lang)
     if row is None:
         row = MessageTemplate(key=key, lang=lang)

@@ -44,6 +44,9 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.stats",
     "webui.blueprints.sms_gateway",
     "webui.blueprints.ticket_mail",
+    "webui.blueprints.messages",
+    "webui.blueprints.open311",
+    "webui.blueprints.admin_api",
 ]
 
 

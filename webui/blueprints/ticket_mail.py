@@ -1,6 +1,6 @@
-"""E-mail on the ticket page (P2 §2.3): the mails in and out of a ticket, and a form for whoever may write to
-it (agents, the centre, the handling department) to e-mail the citizen; threaded, audited, sent by the
-e-mail channel's outbox."""
+"""E-mail on the ticket page (P2 §2.3): a form for whoever may write to the ticket (agents, the centre, the
+handling department) to e-mail the citizen; threaded, audited, sent by the e-mail channel's outbox. The mails themselves are listed in the ticket's messages panel
+(webui.blueprints.messages)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
@@ -9,19 +9,10 @@ from caseflow import services
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import PermissionDenied
 from channels import mailflow
-from channels.models import MailHeader, Message
 from channels.settings import EmailSettings
 from webui.security import audit, login_required
 
 bp = Blueprint("ticket_mail", __name__)
-
-MESSAGES = {"zh": {
-    "E-mails": "电子邮件", "E-mail the citizen": "给市民发邮件", "Send e-mail": "发送邮件",
-    "Incoming": "来信", "Outgoing": "去信", "Mail subject": "主题", "Mail address": "邮箱",
-    "Mail time": "时间", "Mail direction": "方向", "Mail status": "状态",
-    "The e-mail is queued": "邮件已排队发送",
-    "E-mail is not configured": "未配置邮件服务器，邮件将在配置后发出",
-}}
 
 
 def email_settings() -> EmailSettings:
@@ -33,11 +24,9 @@ def email_settings() -> EmailSettings:
 @bp.app_context_processor
 def _ticket_mail():
     def ticket_mail(ticket) -> dict:
-        """The ticket's e-mails (newest last) and whether this user may write one."""
-        rows = list(Message.select(Message, MailHeader).join(MailHeader, attr="header").where(
-            (Message.ticket == ticket) & (Message.channel == "email")).order_by(Message.id))
+        """Whether this user may e-mail the citizen (the mails are in the ticket's messages panel)."""
         user = getattr(g, "user", None)
-        return {"mails": rows, "may_send": bool(ticket.citizen_email) and user is not None
+        return {"may_send": bool(ticket.citizen_email) and user is not None
                 and services.may_write(user, ticket), "configured": email_settings().outbound}
     return {"ticket_mail": ticket_mail}
 

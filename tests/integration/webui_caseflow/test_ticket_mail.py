@@ -36,7 +36,7 @@ def test_send_email_from_ticket_page(app, world, login, clock, tmp_path):
     assert (message.channel, message.direction, message.address, message.status) == \
         ("email", "out", "c@example.cn", "queued")
     assert t.number in MailHeader.get(MailHeader.message == message).subject
-    assert 'data-testid="ticket-mails"' in text and "<b>请补充</b>" not in text  # escaped in the timeline
+    assert 'data-testid="ticket-messages"' in text and "<b>请补充</b>" not in text  # escaped in the timeline
     assert AuditLog.select().where(AuditLog.action == "email_send").count() == 1
     empty = centre.post(f"/tickets/{t.number}/email", data={"body": " ", "csrf_token": centre.csrf_token()},
                         follow_redirects=True)

@@ -96,3 +96,14 @@ def test_public_text_masks_contact_address_and_numbers_in_free_text():
     for secret in ("张三丰", "13812345678", "建设路18号3栋", "zs@example.cn", "139 1234 5678", "110101199003071234"):
         assert secret not in shown, secret
     assert "张**" in shown and "138****5678" in shown and "2026-03-04" in shown
+
+
+def test_mask_message_addresses():
+    """Should mask an e-mail address's local part (keeping the domain), a phone as mask_phone does, and the
+    contact details inside free text (not dates)."""
+    from caseflow.privacy import mask_address, mask_contacts, mask_email
+
+    assert mask_email("zhangsan@example.cn") == "z*******@example.cn"
+    assert mask_email("a@b.cn") == "a*@b.cn"
+    assert mask_address("13812345678") == "138****5678" and mask_address("") == ""
+    assert mask_contacts("电话13912345678 邮箱 zs@example.cn 于2026-03-04") == "电话139****5678 邮箱 ***@*** 于2026-03-04"

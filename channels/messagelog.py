@@ -1,0 +1,160 @@
+"""The message log: every SMS and e-mail in and out, filtered for the centre's log page and listed per ticket,
+as each viewer may see it (addresses and contact details inside texts masked per caseflow.privacy; codes
+never shown), and the retry of a failed outgoing message."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from caseflow import privacy
+from caseflow.roles import can
+from caseflow.services import to_db
+from channels.models import STATUSES, MailHeader, Message
+from core.clock import Clock
+
+PAGE_SIZE = 50
+CHANNELS = ("sms", "email")
+DIRECTIONS = ("in", "out")
+# Purposes whose text holds a secret the log never shows (the code itself is only for the citizen).
+SECRET_PURPOSES = ("verify",)
+_CODE = re.compile(r"(?<![0-9])[0-9]{4,8}(?![0-9])")
+
+
+class LogInputError(ValueError):
+    """A filter or retry the log refuses; the message says why (zh / en)."""
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    channel: str = ""
+    direction: str = ""
+    status: str = ""
+    since: Optional[dt.date] = None
+    until: Optional[dt.date] = None
+    address: str = ""
+
+    def as_args(self) -> dict:
+        """The filter as query-string values (for pagination links); empty ones left out."""
+        values = {"channel": self.channel, "direction": self.direction, "status": self.status,
+                  "from": self.since.isoformat() if self.since else "",
+                  "to": self.until.isoformat() if self.until else "", "address": self.address}
+        return {k: v for k, v in values.items() if v}
+
+
+def _day(raw: str, name: str) -> Optional[dt.date]:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        raise LogInputError(f"{name}: 日期格式应为 2026-03-01 / dates look like 2026-03-01") from None
+
+
+def parse_filter(args) -> LogFilter:
+    """A LogFilter from query arguments; unknown values are refused, not ignored."""
+    def choice(name: str, allowed) -> str:
+        value = (args.get(name) or "").strip()
+        if value and value not in allowed:
+            raise LogInputError(f"{name}: {value[:20]!r} 不是可选值 / is not one of {', '.join(allowed)}")
+        return value
+
+    address = (args.get("address") or "").strip()
+    if len(address) > 255 or any(c in address for c in "\x00\r\n"):
+        raise LogInputError("地址过长或含控制字符 / the address filter is too long or has control characters")
+    log_filter = LogFilter(channel=choice("channel", CHANNELS), direction=choice("direction", DIRECTIONS),
+                           status=choice("status", STATUSES), since=_day(args.get("from"), "from"),
+                           until=_day(args.get("to"), "to"), address=address)
+    if log_filter.since and log_filter.until and log_filter.since > log_filter.until:
+        raise LogInputError("起始日期晚于截止日期 / the start date is after the end date")
+    return log_filter
+
+
+def _local_midnight(day: dt.date, tz) -> dt.datetime:
+    return to_db(dt.datetime.combine(day, dt.time(0), tzinfo=tz))
+
+
+def search(log_filter: LogFilter, tz, page: int = 1, page_size: int = PAGE_SIZE) -> tuple[list, int, int, int]:
+    """Newest first: (rows, total, page, pages); the page is clamped to the last one."""
+    query = Message.select()
+    f = log_filter
+    if f.channel:
+        query = query.where(Message.channel == f.channel)
+    if f.direction:
+        query = query.where(Message.direction == f.direction)
+    if f.status:
+        query = query.where(Message.status == f.status)
+    if f.since:
+        query = query.where(Message.created_at >= _local_midnight(f.since, tz))
+    if f.until:
+        query = query.where(Message.created_at < _local_midnight(f.until + dt.timedelta(days=1), tz))
+    if f.address:
+        # A whole number as typed (13800138000, +86 138 ...) or part of an e-mail address.
+        address = f.address
+        if "@" not in address:
+            digits = re.sub(r"[\s\-+]", "", address)
+            address = digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+        query = query.where(Message.address.contains(address))
+    total = query.count()
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), pages)
+    rows = list(query.order_by(Message.id.desc()).paginate(page, page_size))
+    return rows, total, page, pages
+
+
+def for_ticket(ticket) -> list[Message]:
+    """The ticket's messages, both channels, oldest first (e-mails with their subject in ``subject``)."""
+    rows = list(Message.select().where(Message.ticket == ticket).order_by(Message.id))
+    subjects = {h.message_id: h.subject for h in MailHeader.select(MailHeader.message, MailHeader.subject)
+                .where(MailHeader.message.in_([m.id for m in rows if m.channel == "email"]))} if rows else {}
+    for m in rows:
+        m.subject = subjects.get(m.id, "")
+    return rows
+
+
+def may_see_address(user, message: Message) -> bool:
+    """The full address for those privacy allows: citizen.full_contact, or the contact rule of its ticket."""
+    if can(user, "citizen.full_contact"):
+        return True
+    return bool(message.ticket_id) and privacy.may_see_contact(user, message.ticket)
+
+
+def shown(user, message: Message) -> dict:
+    """The message's address and text as ``user`` may see them. A verification code and a ticket's query
+    code are never shown (they are the citizen's keys); without full contact, the address and any phone
+    number or e-mail address inside the text are masked (the ticket's acceptance number stays)."""
+    full = may_see_address(user, message)
+    body = message.body or ""
+    ticket = message.ticket if message.ticket_id else None
+    if message.purpose in SECRET_PURPOSES:
+        body = _CODE.sub("******", body)
+    if ticket is not None and ticket.query_pin and message.direction == "out":
+        body = body.replace(ticket.query_pin, "*" * len(ticket.query_pin))
+    if not full:
+        body = privacy.mask_contacts(body)
+        if ticket is not None:
+            body = body.replace(privacy.mask_phone(ticket.number), ticket.number)
+    return {"address": message.address if full else privacy.mask_address(message.address), "body": body,
+            "masked": not full}
+
+
+def retry(message_id: int, clock: Optional[Clock] = None) -> Message:
+    """Queue a failed outgoing message again (a person decided to; the caller audits it): attempts start
+    over and it may leave at once. Verification codes are not resent (the citizen asks for a new one)."""
+    clock = clock or Clock()
+    message = Message.get_or_none(Message.id == message_id)
+    if message is None:
+        raise LookupError(f"没有该消息 / no message {message_id}")
+    if message.direction != "out" or message.status != "failed":
+        raise LogInputError("只有发送失败的消息可以重发 / only a failed outgoing message can be retried")
+    if message.purpose in SECRET_PURPOSES:
+        raise LogInputError("验证码不重发，请市民重新获取 / codes are not resent: the citizen asks for a new one")
+    now = to_db(clock.now())
+    changed = Message.update(status="queued", attempts=0, error="", next_attempt_at=now, updated_at=now).where(
+        (Message.id == message.id) & (Message.status == "failed")).execute()
+    if changed != 1:
+        raise LogInputError("该消息已被处理 / the message changed meanwhile")
+    return Message.get_by_id(message.id)
