@@ -6,7 +6,7 @@ import datetime as dt
 
 import peewee
 
-from caseflow.models import Ticket
+from caseflow.models import Ticket, User
 from core.db import BaseModel
 
 
@@ -87,4 +87,38 @@ class MailHeader(BaseModel):
     content_hash = peewee.CharField(max_length=64, default="", index=True)
 
 
-MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader]
+class ApiClient(BaseModel):
+    """An Open311 client an administrator issued a key to. Only the key's sha256 is kept (the key is shown
+    once); ``prefix`` names it in lists and the audit log. ``mode``: realtime answers a POST with the
+    service_request_id, batch with a token (GeoReport v2 service types)."""
+
+    name = peewee.CharField(max_length=100)
+    prefix = peewee.CharField(max_length=16)
+    key_hash = peewee.CharField(max_length=64, unique=True)
+    mode = peewee.CharField(max_length=8, default="realtime")  # realtime, batch
+    created_at = peewee.DateTimeField(default=utcnow)
+    created_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    revoked_at = peewee.DateTimeField(null=True)
+    revoked_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    last_used_at = peewee.DateTimeField(null=True)
+
+
+class Open311Request(BaseModel):
+    """What an Open311 POST kept beside its ticket (channel api): the client, the token, and the location
+    and reference fields GeoReport v2 defines (media_url is kept as text, never fetched)."""
+
+    ticket = peewee.ForeignKeyField(Ticket, unique=True, backref="open311", on_delete="CASCADE")
+    client = peewee.ForeignKeyField(ApiClient, backref="requests", on_delete="RESTRICT")
+    token = peewee.CharField(max_length=40, unique=True)
+    service_code = peewee.CharField(max_length=32)
+    lat = peewee.DoubleField(null=True)
+    long = peewee.DoubleField(null=True)
+    address_id = peewee.CharField(max_length=64, default="")
+    device_id = peewee.CharField(max_length=64, default="")
+    account_id = peewee.CharField(max_length=64, default="")
+    media_url = peewee.CharField(max_length=500, default="")
+    attributes = peewee.TextField(default="{}")  # JSON {code: value or [values]}
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+
+MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader, ApiClient, Open311Request]

@@ -434,6 +434,20 @@ def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
             urls.add(url)
     urls |= {f"/cases/{n}" for n in numbers} | {f"/follow/{n}" for n in numbers}
     urls |= {"/cases?q=" + w for w in secret_words} | {"/cases?q=13812345678", "/cases?q=张三丰", "/?lang=en"}
+    # Open311: a request filed through the API stays with its client; GET without a key shows published cases.
+    from channels import open311
+
+    _client, key = open311.issue_key("walk", clock=clock)
+    api = client.post("/open311/v2/requests.json", data={"api_key": key, "service_code": world.noise.code,
+                                                          "address_string": "未公开丁路", "description": "未公开丁"})
+    api_number = api.get_json()[0]["service_request_id"]
+    numbers.append(api_number)
+    secrets_ += ["未公开丁", api_number]
+    for fmt in ("xml", "json"):
+        urls |= {f"/open311/v2/requests/{n}.{fmt}" for n in numbers}
+        urls |= {f"/open311/v2/{path}.{fmt}" for path in ("services", "requests", f"services/{world.noise.code}")}
+        urls |= {f"/open311/v2/requests.{fmt}?service_request_id=" + ",".join(numbers),
+                 f"/open311/v2/requests.{fmt}?status=open", f"/open311/v2/requests.{fmt}?status=closed"}
     assert "/cases" in urls and "/figures" in urls
     for url in sorted(urls):
         response = anonymous.get(url)
@@ -444,6 +458,8 @@ def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
         for secret in secrets_:
             assert secret not in body, (url, secret)
     assert published.number in anonymous.get("/cases").get_data(as_text=True)
+    assert [r["service_request_id"] for r in anonymous.get("/open311/v2/requests.json").get_json()] == [
+        published.number]
 
 
 def test_language_on_published_page(client, world, clock):
