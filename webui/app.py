@@ -45,8 +45,6 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.sms_gateway",
     "webui.blueprints.ticket_mail",
     "webui.blueprints.messages",
-    "webui.blueprints.open311",
-    "webui.blueprints.admin_api",
 ]
 
 
