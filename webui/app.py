@@ -45,6 +45,8 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.sms_gateway",
     "webui.blueprints.ticket_mail",
     "webui.blueprints.messages",
+    "webui.blueprints.open311",
+    "webui.blueprints.admin_api",
 ]
 
 
