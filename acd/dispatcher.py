@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import logging
 import random
-import re
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from core.config import NO_ROUTE
 from core.db import database
 from ivr.handback import HandBackLedger
 from recorder import missed as missed_calls
+from switch import commands
 from switch import events as sw
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
@@ -337,9 +337,9 @@ class Acd:
 
     def learn_peer_route(self, server: str, conn) -> str | None:
         """Ask ``server`` how the others reach its agents (``hotline_peer_uri``) and remember it."""
-        uri = parse_peer_uri(conn.api("global_getvar hotline_peer_uri", timeout=10.0))
+        uri = parse_peer_uri(conn.api(commands.global_getvar("hotline_peer_uri"), timeout=10.0))
         if uri is not None and self.settings.refuse_placeholder_peer:
-            password = conn.api("global_getvar peer_password", timeout=10.0).strip()
+            password = conn.api(commands.global_getvar("peer_password"), timeout=10.0).strip()
             if password in ("", PEER_PASSWORD_PLACEHOLDER):
                 log.error("%s: peer_password is not set (still the shipped placeholder): its agents are not "
                           "offered to callers on other servers until it is (docs/freeswitch.md)", server)
@@ -544,8 +544,8 @@ class Acd:
             if not waiter.holding or waiter.hold_gen != generation or waiter.done:
                 return
             try:
-                self.conn_for(waiter.entry.server).api(f"uuid_break {waiter.uuid} all", timeout=5.0)
-            except (SwitchError, AcdError) as exc:
+                self.conn_for(waiter.entry.server).channel(waiter.uuid, timeout=5.0).stop_playback()
+            except (SwitchError, AcdError, commands.CommandError) as exc:
                 log.warning("uuid_break %s failed: %s", waiter.uuid, exc)
             gevent.sleep(delay)
             delay = min(1.0, delay * 2)
@@ -661,10 +661,10 @@ class Acd:
                     waiter.session.playback(path, timeout=60.0)
             return QueueOutcome("callback", queue.name)
         self._finish(waiter, "overflowed", f"{kind}:{target}")
-        if kind == "number" and _safe(target):
+        if kind == "number" and commands.scrub(target):
             # Send the caller on (duty phone, another hotline): the channel leaves the app for the dialplan.
             try:
-                waiter.session.execute("transfer", f"{_safe(target)} XML default", timeout=10.0)
+                waiter.session.execute("transfer", commands.transfer_data(commands.scrub(target)), timeout=10.0)
             except (CallHangup, SwitchTimeout):
                 pass  # the socket application lost the channel, as it should
             self.wait_channel_gone(waiter.uuid, self.settings.bridge_timeout)
@@ -804,27 +804,31 @@ class Acd:
         ring_timeout + d and the originate as a whole lasts until the last leg has rung its full time.
         """
         queue = waiter.queue
-        number = _safe(waiter.entry.caller_number) or "unknown"
+        number = commands.scrub(waiter.entry.caller_number) or "unknown"
         delays = [index * self.settings.progressive_delay if offer.mode == "progressive" else 0
                   for index in range(len(offer.agent_ids))]
-        common = (f"{{ignore_early_media=true,origination_caller_id_number={number},"
-                  f"origination_caller_id_name={number},originate_timeout={queue.ring_timeout + max(delays)},"
-                  f"acd_queue={_safe(queue.name)}}}")
+        common = commands.variables([
+            ("ignore_early_media", "true"), ("origination_caller_id_number", number),
+            ("origination_caller_id_name", number), ("originate_timeout", queue.ring_timeout + max(delays)),
+            ("acd_queue", commands.scrub(queue.name))])
         legs = []
         for agent_id, delay in zip(offer.agent_ids, delays):
             agent = self.agents[agent_id]
+            leg = offer.legs[agent_id]
             template = self.settings.dial_template
-            extra = f",leg_delay_start={delay}" if delay else ""
+            pairs = [("origination_uuid", leg), ("leg_timeout", queue.ring_timeout + delay), ("acd_agent", agent_id)]
+            if delay:
+                pairs.append(("leg_delay_start", delay))
             if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
                 template = self.cross_server_route(agent.server) or template
-                extra += peer_leg_variables(template)
+                pairs += peer_leg_variables(template)
             if self.prompts is not None:
-                prompt = _safe_path(self.prompts.operator(self.operator_no.get(agent_id, ""))) or NO_OPERATOR_PROMPT
-                leg = offer.legs[agent_id]
-                extra += f",api_on_answer=uuid_setvar {waiter.uuid} {OPERATOR_PROMPT_PREFIX}{leg} {prompt}"
-            legs.append(f"[origination_uuid={offer.legs[agent_id]},leg_timeout={queue.ring_timeout + delay},"
-                        f"acd_agent={agent_id}{extra}]" + template.replace("{extension}", _safe(agent.extension)))
-        return common + ",".join(legs)
+                prompt = (commands.scrub_path(self.prompts.operator(self.operator_no.get(agent_id, "")))
+                          or NO_OPERATOR_PROMPT)
+                pairs.append(("api_on_answer",
+                              commands.uuid_setvar(waiter.uuid, f"{OPERATOR_PROMPT_PREFIX}{leg}", prompt)))
+            legs.append(commands.leg(pairs, commands.from_template(template, extension=agent.extension)))
+        return common + commands.ring_all(legs)
 
     def _connect(self, waiter: Waiter) -> QueueOutcome | None:
         """Bridge the caller to the offered agent(s); None when nobody answered (the caller waits on)."""
@@ -841,7 +845,7 @@ class Acd:
         except CallHangup:
             self._offer_over(waiter, offer, "ORIGINATOR_CANCEL", caller_gone=True)
             raise
-        except SwitchError as exc:
+        except (SwitchError, commands.CommandError) as exc:  # a bad extension or route: this offer fails
             log.warning("bridge for %s failed: %s", waiter.uuid, exc)
         waiter.step = "after bridge"
         disposition = (_variable(result, "originate_disposition") or _variable(result, "DIALSTATUS")
@@ -901,8 +905,8 @@ class Acd:
         # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
         # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
         session.set("bridge_pre_execute_app", "playback")
-        reply = session.api(f"uuid_setvar {waiter.uuid} bridge_pre_execute_data "
-                            f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}")
+        reply = session.api(commands.uuid_setvar(waiter.uuid, "bridge_pre_execute_data",
+                                                 f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}"))
         if not reply.startswith("+OK"):
             log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
 
@@ -1173,12 +1177,12 @@ class Acd:
         conn = self.conn_for(server)
         report = {"registered": 0, "unregistered": 0, "released": 0, "ended": 0, "recognised": 0,
                   "abandoned": 0}
-        core = conn.api("global_getvar core_uuid", timeout=10.0).strip()
+        core = conn.api(commands.global_getvar("core_uuid"), timeout=10.0).strip()
         if core and not core.startswith("-"):
             self.core_server[core] = server
         self.learn_peer_route(server, conn)
         registrations = parse_sofia_registrations(
-            conn.api(f"sofia status profile {self.settings.sip_profile} reg", timeout=10.0))
+            conn.api(commands.sofia_registrations(self.settings.sip_profile), timeout=10.0))
         for agent in list(self.agents.values()):
             contact = registrations.get(agent.extension)
             if contact is not None:
@@ -1187,7 +1191,7 @@ class Acd:
             elif agent.registered and agent.server in (server, ""):
                 report["unregistered"] += 1
                 self.set_registered(agent.id, False)
-        channels = parse_channels(conn.api("show channels as json", timeout=10.0))
+        channels = parse_channels(conn.api(commands.show_channels(), timeout=10.0))
         now = utcnow()
         for waiter in list(self.waiters.values()):
             # A caller FreeSWITCH no longer has (its hang-up event was lost or came too early) is gone.
@@ -1350,7 +1354,7 @@ def parse_peer_uri(text: str) -> str | None:
     return uri
 
 
-def peer_leg_variables(template: str) -> str:
+def peer_leg_variables(template: str) -> list[tuple[str, str]]:
     """Leg variables answering the far server's digest challenge as PEER_USER, for a cross-server template.
 
     ``${peer_password}`` is left for the caller's FreeSWITCH, which expands it from its own global of that name
@@ -1358,21 +1362,8 @@ def peer_leg_variables(template: str) -> str:
     (FreeSWITCH would prefer these to them, sofia_reg.c sofia_reg_handle_sip_r_challenge), so none there.
     """
     if template.startswith("sofia/gateway/"):
-        return ""
-    return f",sip_auth_username={PEER_USER},sip_auth_password=${{peer_password}}"
-
-
-_SAFE = re.compile(r"[^0-9A-Za-z_.+*#@-]")
-
-
-def _safe_path(path: str) -> str:
-    """A prompt path inside a dial string: no separators, brackets or spaces that would end the variable."""
-    return re.sub(r"[\s,\[\]{}'\"$]", "", path or "")
-
-
-def _safe(text: str) -> str:
-    """Strip characters that could break out of a dial string or API argument."""
-    return _SAFE.sub("", text or "")[:64]
+        return []
+    return [("sip_auth_username", PEER_USER), ("sip_auth_password", "${peer_password}")]
 
 
 def _seat_number(operator_no: str) -> int:

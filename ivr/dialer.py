@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ivr.campaigns import note_failed_attempt
 from ivr.models import OutboundAttempt, OutboundCampaign
+from switch import commands
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +59,25 @@ class Dialer:
 
         return gevent.spawn(fn, *args)
 
-    def dial_string(self, attempt: OutboundAttempt, call_uuid: str) -> str:
-        """originate arguments: the citizen's leg, then the app's socket."""
+    def originate_command(self, attempt: OutboundAttempt, call_uuid: str) -> str:
+        """The originate: the citizen's leg, then the app's socket (switch.commands.CommandError for a bad
+        number)."""
         host, port = self.config.outbound
-        variables = (f"origination_uuid={call_uuid},hotline_attempt={attempt.id},"
-                     f"origination_caller_id_number={self.caller_id},origination_caller_id_name={self.caller_id},"
-                     f"originate_timeout={ORIGINATE_TIMEOUT},ignore_early_media=true")
         phone = attempt.phone
-        leg = f"user/{phone}" if len(phone) <= 5 else f"sofia/gateway/{self.gateway}/{phone}"
-        # Quoted: originate splits its arguments at spaces, and unquoted the socket would get only host:port
+        leg = commands.user(phone) if len(phone) <= 5 else commands.gateway(self.gateway, phone)
+        # The socket's argument has spaces: originate quotes it, or the socket would get only host:port
         # (a synchronous socket without `full`) and the dialplan and context "async" and "full)".
-        return f"{{{variables}}}{leg} '&socket({host}:{port} async full)'"
+        return commands.originate(leg, commands.app("socket", f"{host}:{port} async full"),
+                                  {"origination_uuid": call_uuid, "hotline_attempt": attempt.id,
+                                   "origination_caller_id_number": self.caller_id,
+                                   "origination_caller_id_name": self.caller_id,
+                                   "originate_timeout": ORIGINATE_TIMEOUT, "ignore_early_media": "true"})
 
     def tick(self, now: dt.datetime | None = None) -> int:
         """Start the calls the pacing allows; returns how many were started."""
         now = now or _utcnow()
         try:
-            count = parse_channel_count(self.connection.api("show channels count"))
+            count = parse_channel_count(self.connection.api(commands.show_channels_count()))
         except Exception as exc:  # noqa: BLE001 - switch down: try again next tick
             log.warning("dialer: cannot count channels: %s", exc)
             return 0
@@ -104,7 +107,7 @@ class Dialer:
     def _originate(self, attempt_id: int, call_uuid: str) -> None:
         attempt = OutboundAttempt.get_by_id(attempt_id)
         try:
-            result = self.connection.bgapi("originate " + self.dial_string(attempt, call_uuid),
+            result = self.connection.bgapi(self.originate_command(attempt, call_uuid),
                                            timeout=ORIGINATE_TIMEOUT + 30)
             ok, body = result.ok, result.body
         except Exception as exc:  # noqa: BLE001 - a lost connection is a failed attempt, retried later

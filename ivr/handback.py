@@ -13,6 +13,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from switch import commands
+
 log = logging.getLogger(__name__)
 
 NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -128,8 +130,8 @@ def hand_back(connection, call_uuid: str, node: str, tree=None, number: str = "1
         raise HandBackError(f"IVR node {node!r} does not take callers from agents (handback = true)")
     if ledger is not None:
         ledger.expect(call_uuid, "hotline_ivr_node", node)
-    for command in (f"uuid_setvar {call_uuid} hotline_ivr_node {node}",
-                    f"uuid_transfer {call_uuid} {number} XML default"):
+    for command in (commands.uuid_setvar(call_uuid, "hotline_ivr_node", node),
+                    commands.uuid_transfer(call_uuid, commands.phone(number))):
         reply = connection.api(command)
         if not reply.strip().startswith("+OK"):
             raise HandBackError(f"{command.split()[0]}: {reply.strip()[:200]}")

@@ -19,6 +19,7 @@ from ivr.audio import wav_lengths
 from ivr.prompts import tts_cache_path
 from ivr.services import IvrServices, TraceRecord
 from recorder.fax import fax_tone_detected
+from switch import commands
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class IvrCall:
         if self.engine.fax_node() is None:
             return False
         try:
-            value = self.session.api(f"uuid_getvar {self.session.uuid} fax_tone_detected")
+            value = self.session.api(commands.uuid_getvar(self.session.uuid, "fax_tone_detected"))
         except SwitchTimeout:
             return False
         return fax_tone_detected({"fax_tone_detected": (value or "").strip()})

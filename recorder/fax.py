@@ -18,6 +18,7 @@ from recorder.alerts import raise_alert
 from recorder.missed import add_missed
 from recorder.models import FAX_ACTIVE_STATES, FaxEvent, FaxJob
 from recorder.storage import check_call_uuid, local_day
+from switch import commands
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +251,18 @@ class FaxService:
     def start_attempt(self, job: FaxJob, connection) -> FaxJob:
         """Originate one attempt: the call runs txfax once answered; the result arrives as a FaxResult."""
         call_uuid = str(uuidlib.uuid4())
-        dial = self.settings.dial_template.format(number=check_number(job.number))
-        variables = ",".join([f"origination_uuid={call_uuid}", f"fax_ident={self.settings.station_id}",
-                              f"fax_header='{_originate_value(self.settings.header)}'", "fax_verbose=true",
-                              "ignore_early_media=true", "originate_timeout=60"])
-        command = f"originate {{{variables}}}{dial} &txfax({self.switch_path(job.tiff_path)})"
+        try:
+            command = commands.originate(
+                commands.from_template(self.settings.dial_template, number=check_number(job.number)),
+                commands.app("txfax", self.switch_path(job.tiff_path)),
+                {"origination_uuid": call_uuid, "fax_ident": self.settings.station_id,
+                 "fax_header": commands.text(self.settings.header), "fax_verbose": "true",
+                 "ignore_early_media": "true", "originate_timeout": 60})
+        except commands.CommandError as exc:  # configuration: no retry would fare better
+            reason = f"bad fax dial settings / 传真拨号设置有误: {exc}"
+            self._set_state(job, "failed", reason, error=reason)
+            raise_alert("fax_failed", f"传真 {job.id} 发往 {job.number} 失败: {reason}", severity="warning")
+            return job
         self._set_state(job, "sending", f"attempt {job.attempts + 1} {call_uuid}", deadline=self.settings.send_timeout,
                         attempts=job.attempts + 1, call_uuid=call_uuid, next_attempt_at=None)
         try:
@@ -340,8 +348,3 @@ def _int(text: str) -> int:
         return int(text)
     except (TypeError, ValueError):
         return 0
-
-
-def _originate_value(text: str) -> str:
-    """A value safe inside originate's {var='...'} block: quotes, commas and braces would end it early."""
-    return "".join(" " if ch in "',{}[]\n\r" else ch for ch in text).strip()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recorder.models import Recording
 from recorder.storage import RecordingStore
+from switch import commands
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ class RecordingService:
         self.starting.add(rec.id)
         try:
             for name, value in self.store.options.channel_variables().items():
-                connection.api(f"uuid_setvar {call_uuid} {name} {value}")
-            reply = connection.api(f"uuid_record {call_uuid} start {self.store.switch_raw_path(rec)}")
+                connection.api(commands.uuid_setvar(call_uuid, name, value))
+            reply = connection.api(commands.uuid_record(call_uuid, "start", self.store.switch_raw_path(rec)))
             if reply.strip().startswith("-ERR"):
                 raise RuntimeError(reply.strip())
         except Exception as exc:  # noqa: BLE001 - the call goes on without a recording

@@ -8,7 +8,7 @@ those characters changes what the switch does. The rule, the same everywhere:
 
 * identifiers are validated, never repaired: a channel uuid is ASCII letters, digits and ``-`` (1-64, as
   FreeSWITCH's own and the ones the app chooses); an extension is ASCII digits; a phone number is ASCII
-  digits with an optional leading ``+``; a variable name is ``[A-Za-z_][A-Za-z0-9_]*``;
+  digits with an optional leading ``+``; a variable name is ``[A-Za-z_][A-Za-z0-9_-]*``;
 * a variable value may not hold ``, ' " { } [ ] < > | \\ ^``, a newline or another control character
   (a ``${name}`` expansion is allowed: FreeSWITCH expands it when the command runs). Inside ``originate``
   a value with a space is single-quoted, as the API line is split at spaces;
@@ -27,7 +27,7 @@ __all__ = [
     "CommandError", "uuid", "extension", "phone", "name", "value", "scrub", "scrub_path", "text",
     "variables", "leg", "user", "gateway", "from_template", "ring_all", "one_after_another", "app",
     "originate", "uuid_kill", "uuid_transfer", "uuid_hold", "uuid_setvar", "uuid_getvar", "uuid_record",
-    "uuid_broadcast", "uuid_bridge", "uuid_break", "transfer_data", "conference_room", "global_getvar",
+    "uuid_broadcast", "uuid_bridge", "inline", "uuid_break", "transfer_data", "conference_room", "global_getvar",
     "show_channels", "show_channels_count", "sofia_registrations",
 ]
 
@@ -37,10 +37,11 @@ class CommandError(ValueError):
 
 
 # fullmatch with explicit ASCII classes: \d and \w match other scripts' digits and letters, $ a final newline
+_ROOM = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
 _UUID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 _DIGITS = re.compile(r"[0-9]{1,32}")
 _PHONE = re.compile(r"\+?[0-9]{1,32}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")  # '-': sip_h_X-Name, hotline_op_<leg uuid>
 _EXPANSION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:\$\{[A-Za-z_][A-Za-z0-9_]*\})?\}")
 _VALUE_BAD = re.compile(r"[,'\"{}\[\]<>|\\^\x00-\x1f\x7f]")
 _PATH_BAD = re.compile(r"[\s,\[\]{}'\"$]")
@@ -170,6 +171,13 @@ def app(application: str, argument: str = "") -> str:
     return f"&{application}({argument})"
 
 
+def inline(application: str, argument: str) -> str:
+    """``app:argument``: one application for an inline transfer (``uuid_transfer ... inline``)."""
+    if not argument or any(ch.isspace() or ch == "," for ch in argument):
+        raise CommandError(f"inline argument {argument!r} is empty or holds a space or comma")
+    return f"{name(application)}:{argument}"
+
+
 def originate(dial: str, application: str, pairs: Mapping[str, object] | Iterable[tuple[str, object]] = ()) -> str:
     """``originate {vars}<dial> <&app(...)>``: values with spaces are quoted, as is an application argument
     with spaces (the API line is split at spaces; unquoted, ``&socket(h:p async full)`` would lose
@@ -271,7 +279,7 @@ def uuid_break(channel: str, everything: bool = True) -> str:
 
 def conference_room(room: str, profile: str) -> str:
     """``room@profile``: a conference the ``conference`` application joins."""
-    return f"{name(room)}@{name(profile)}"
+    return f"{_check(_ROOM, room, 'conference room name')}@{name(profile)}"
 
 
 # --- switch-wide queries ---------------------------------------------------------------------------------

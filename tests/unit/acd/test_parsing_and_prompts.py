@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from acd.dispatcher import _safe, parse_channels, parse_show_registrations, parse_sofia_registrations
+from acd.dispatcher import parse_channels, parse_show_registrations, parse_sofia_registrations
 from acd.prompts import AcdPrompts, expected_wait_minutes
+from switch import commands
 
 # As captured from a real FreeSWITCH (../shared/esl/acd_bridge_eavesdrop_record_transfer_conference.txt).
 SHOW_REGISTRATIONS = (
@@ -58,11 +59,12 @@ def test_channel_list():
 
 
 def test_dial_string_values_are_sanitised():
-    """Should strip characters that could end a dial-string variable or add an application."""
-    assert _safe("13800138000") == "13800138000"
-    assert _safe("1380,origination_uuid=x}&bridge(user/1)") == "1380origination_uuidxbridgeuser1"
-    assert _safe("a b\nc") == "abc"
-    assert len(_safe("9" * 500)) == 64
+    """Should strip characters that could end a dial-string variable or add an application (the ACD cleans
+    caller ids and queue names with switch.commands.scrub)."""
+    assert commands.scrub("13800138000") == "13800138000"
+    assert commands.scrub("1380,origination_uuid=x}&bridge(user/1)") == "1380origination_uuidxbridgeuser1"
+    assert commands.scrub("a b\nc") == "abc"
+    assert len(commands.scrub("9" * 500)) == 64
 
 
 def test_prompt_files_rendered_once(tmp_path):

@@ -38,9 +38,9 @@ def test_phone_allows_a_leading_plus_only():
             c.phone(bad)
 
 
-@pytest.mark.parametrize("bad", ["", "1abc", "a-b", "a b", "a=b", "a\n", "变量"])
+@pytest.mark.parametrize("bad", ["", "1abc", "-ab", "a b", "a=b", "a\n", "a,b", "a.b", "变量"])
 def test_variable_name_rule(bad):
-    """Should refuse variable names that are not [A-Za-z_][A-Za-z0-9_]*."""
+    """Should refuse variable names that are not [A-Za-z_][A-Za-z0-9_-]*."""
     with pytest.raises(CommandError, match="variable name"):
         c.name(bad)
 
@@ -150,7 +150,8 @@ def test_channel_commands():
     assert c.uuid_bridge(U, "leg-b") == f"uuid_bridge {U} leg-b"
     assert c.uuid_break(U) == f"uuid_break {U} all"
     assert c.transfer_data("12345") == "12345 XML default"
-    assert c.conference_room("acd3w_1_abcd", "hotline") == "acd3w_1_abcd@hotline"
+    assert c.conference_room("acd3w_1_ab-1", "hotline") == "acd3w_1_ab-1@hotline"
+    assert c.inline("conference", "r1@hotline") == "conference:r1@hotline"
     assert c.global_getvar("hotline_peer_uri") == "global_getvar hotline_peer_uri"
     assert c.sofia_registrations("internal") == "sofia status profile internal reg"
 
@@ -163,7 +164,8 @@ def test_channel_commands():
     lambda: c.uuid_setvar(U, "a b", "1"), lambda: c.uuid_record(U, "begin", "/a"),
     lambda: c.uuid_record(U, "start", "/a b.wav"), lambda: c.uuid_broadcast(U, "playback", "/a b"),
     lambda: c.uuid_broadcast(U, "playback", "/a", "cleg"), lambda: c.uuid_bridge(U, "x\ny"),
-    lambda: c.conference_room("r-1", "hotline"), lambda: c.sofia_registrations("internal reg\n"),
+    lambda: c.conference_room("r 1", "hotline"), lambda: c.conference_room("r,1", "hotline"),
+    lambda: c.inline("conference", "r@p inline"), lambda: c.inline("conference", ""), lambda: c.sofia_registrations("internal reg\n"),
 ])
 def test_channel_commands_refuse_hostile_arguments(build):
     """Should refuse arguments that would add words, lines or change the command."""
