@@ -48,91 +48,19 @@ from caseflow.transitions import (AFTER, EFFECTS, _after_dispatch, _after_extens
                                   _resolve_params, _stale, _start_handling, call_back, callback_deadline_for,
                                   deadline_for, dispatch, transition)  # noqa: F401
 
+from caseflow.citizens import (blacklist, blacklist_caller, citizen_history, citizen_profile, is_blacklisted,
+                               set_blacklist)  # noqa: F401
+
+from caseflow.ticket_search import (SEARCH_FILTERS, _as_day_start, search_tickets)  # noqa: F401
+
+from caseflow.timeline import (status_query, timeline)  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 REPLY_BY: dict[str, tuple[str, str]] = {
     "phone": ("电话", "Phone"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
     "letter": ("书面", "Letter"), "web": ("网站查询", "On the website"), "none": ("无需答复", "No reply"),
 }
-
-
-# ---- citizens -------------------------------------------------------------------------------------
-def citizen_profile(phone: str, name: str = "", address: str = "", email: str = "") -> Optional[Citizen]:
-    """The citizen keyed by ``phone``, created on first contact; fills empty name/address from new data."""
-    phone = clean_phone(phone)
-    if not phone:
-        return None
-    citizen = Citizen.get_or_none(Citizen.phone == phone)
-    if citizen is None:
-        try:
-            with _db().atomic():
-                return Citizen.create(phone=phone, name=name or "", address=address or "", email=email or "")
-        except peewee.IntegrityError:
-            citizen = Citizen.get(Citizen.phone == phone)
-    changed = False
-    for field, value in (("name", name), ("address", address), ("email", email)):
-        if value and not getattr(citizen, field):
-            setattr(citizen, field, value)
-            changed = True
-    if changed:
-        citizen.save()
-    return citizen
-
-
-def set_blacklist(phone: str, blacklisted: bool, reason: str = "", actor=None) -> Citizen:
-    """Put a number on (or take it off) the blacklist of harassing callers (the IVR refuses blacklisted
-    callers through ``is_blacklisted``, which reads the same Citizen flag). Adding needs a reason."""
-    if actor is not None and not can(actor, "blacklist.edit"):
-        raise PermissionDenied("您没有维护黑名单的权限 / you may not edit the blacklist")
-    if blacklisted and not str(reason or "").strip():
-        raise TicketInputError("请填写加入黑名单的原因 / give the reason for blacklisting the number")
-    citizen = citizen_profile(phone)
-    if citizen is None:
-        raise TicketInputError("请填写电话号码 / a phone number is required")
-    citizen.blacklisted = bool(blacklisted)
-    citizen.blacklist_reason = _clean(reason, "原因 reason", 255)
-    citizen.save()
-    log.info("blacklist %s -> %s", citizen.phone, citizen.blacklisted)
-    return citizen
-
-
-def blacklist_caller(ticket: Ticket, actor: User, reason: str, clock: Optional[Clock] = None) -> Citizen:
-    """Blacklist the citizen of a harassment ticket (type 骚扰) from the ticket page; a history row says so."""
-    clock = clock or Clock()
-    if not may_view(actor, ticket):
-        raise NotFound("没有找到该工单 / no such ticket")
-    if ticket.type != "harassment":
-        raise TicketInputError("只有骚扰类工单可以从工单页加入黑名单 / only a harassment ticket blacklists its caller")
-    if not ticket.citizen_phone:
-        raise TicketInputError("该工单没有来电号码 / the ticket has no phone number")
-    reason = _clean(reason, "原因 reason", 255) or f"骚扰工单 {ticket.number} / harassment ticket {ticket.number}"
-    with _db().atomic():
-        citizen = set_blacklist(ticket.citizen_phone, True, reason, actor=actor)
-        _history(ticket, actor, "blacklist", ticket.status, ticket.status, reason, to_db(clock.now()))
-    return citizen
-
-
-def blacklist(limit: int = 500) -> list[Citizen]:
-    """Blacklisted numbers, most recently listed first."""
-    return list(Citizen.select().where(Citizen.blacklisted).order_by(Citizen.id.desc()).limit(limit))
-
-
-def is_blacklisted(phone: str) -> bool:
-    """True if the number is on the blacklist (used by the IVR and the agent desk)."""
-    try:
-        phone = clean_phone(phone)
-    except TicketInputError:
-        return False
-    return Citizen.select().where((Citizen.phone == phone) & Citizen.blacklisted).exists()
-
-
-def citizen_history(phone: str, limit: int = 20) -> list[Ticket]:
-    """The citizen's earlier tickets, newest first (screen pop)."""
-    phone = clean_phone(phone)
-    if not phone:
-        return []
-    return list(Ticket.select().where(Ticket.citizen_phone == phone)
-                .order_by(Ticket.created_at.desc()).limit(limit))
 
 
 # ---- creation -------------------------------------------------------------------------------------
@@ -388,93 +316,3 @@ def due_soon_and_overdue(actor: User, clock: Optional[Clock] = None, within: dt.
     return overdue, soon
 
 
-# ---- search --------------------------------------------------------------------------------------
-SEARCH_FILTERS = ("number", "phone", "text", "date_from", "date_to", "status", "type", "department", "category")
-
-
-def search_tickets(actor: User, *, number: str = "", phone: str = "", text: str = "", date_from=None,
-                   date_to=None, status: str = "", department=None, type: str = "", category=None,
-                   limit: int = 100) -> list[Ticket]:
-    """Tickets the actor may see matching every given criterion (the keys of SEARCH_FILTERS); text is
-    ranked full-text search; a category includes the categories below it (P2 §3.2.7 按投诉类别)."""
-    query = visible_tickets(actor)
-    if category not in (None, ""):
-        query = query.where(Ticket.category.in_(category_subtree_ids(_resolve(Category, category, "category"))))
-    if number:
-        query = query.where(Ticket.number == parse_number(number))
-    if phone:
-        query = query.where(Ticket.citizen_phone == clean_phone(phone))
-    if status:
-        query = query.where(Ticket.status == _choice(status, wf.STATUS_LABELS, "status"))
-    if type:
-        query = query.where(Ticket.type == _choice(type, TICKET_TYPES, "type"))
-    if department not in (None, ""):
-        dept = _resolve(Department, department, "department")
-        sub = Department.select(Department.id).where(Department.path.startswith(dept.path))
-        query = query.where(Ticket.department.in_(sub))
-    if date_from:
-        query = query.where(Ticket.created_at >= _as_day_start(date_from))
-    if date_to:
-        query = query.where(Ticket.created_at < _as_day_start(date_to) + dt.timedelta(days=1))
-    text = _clean(text, "检索词 query", 200)
-    if text:
-        restrict, params = _visibility_sql(actor)
-        ids, grams = search.find_ids("ticket", text, order="recent", restrict_sql=restrict,
-                                     restrict_params=params)
-        if not ids:
-            return []
-        # Score on plain tuples (cheap), then build full rows only for the page returned.
-        rows = query.select(Ticket.id, Ticket.title, Ticket.content, Ticket.citizen_address).where(
-            Ticket.id.in_(ids)).tuples()
-        rank = search.scorer(text, grams)
-        scored = [(rank(set(search.index_grams(f"{title} {content} {address}")), title + content), tid)
-                  for tid, title, content, address in rows]
-        best = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: (-pair[0], -pair[1]))[:limit]
-        if not best:
-            return []
-        by_id = {t.id: t for t in _with_department(Ticket.select(*LIST_FIELDS))
-                 .where(Ticket.id.in_([tid for _s, tid in best]))}
-        return [by_id[tid] for _s, tid in best if tid in by_id]
-    return list(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
-
-
-def _as_day_start(value) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return to_db(value)
-    if isinstance(value, str):
-        try:
-            value = dt.date.fromisoformat(value.strip())
-        except ValueError:
-            raise TicketInputError(f"日期格式应为YYYY-MM-DD / dates are YYYY-MM-DD, got {value[:20]!r}") from None
-    return dt.datetime.combine(value, dt.time())
-
-
-# ---- the citizen's status query (IVR, portal) ----------------------------------------------------
-def status_query(number, secret: str, lang: str = "zh") -> Optional[dict]:
-    """Status of a ticket for a citizen who gives its number plus their phone number or the PIN.
-
-    Returns None for a wrong pair exactly as for an unknown number, so guessing numbers reveals nothing
-    (callers should also limit attempts). A merged duplicate reports its master's progress.
-    """
-    try:
-        number = parse_number(number)
-    except TicketInputError:
-        return None
-    secret = re.sub(r"\D", "", str(secret or ""))
-    ticket = Ticket.get_or_none(Ticket.number == number)
-    if ticket is None or not secret:
-        return None
-    ok = hmac.compare_digest(secret, re.sub(r"\D", "", ticket.query_pin or "")) or (
-        bool(ticket.citizen_phone) and hmac.compare_digest(secret, re.sub(r"\D", "", ticket.citizen_phone)))
-    if not ok:
-        return None
-    shown = ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
-    return {"number": ticket.number, "status": shown.status, "citizen": wf.citizen_status(shown.status),
-            "label": wf.citizen_words(shown.status, lang),
-            "reply": shown.reply if shown.status in (wf.APPROVED, wf.ANSWERED, wf.CALLED_BACK, wf.CLOSED,
-                                                      wf.ARCHIVED) else ""}
-
-
-def timeline(ticket: Ticket) -> list[TicketHistory]:
-    """The ticket's history, oldest first."""
-    return list(TicketHistory.select().where(TicketHistory.ticket == ticket).order_by(TicketHistory.id))
