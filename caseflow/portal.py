@@ -265,6 +265,15 @@ def find_case(number: str, code) -> Optional[Ticket]:
     return ticket if code_matches(case.code_hash, code) else None
 
 
+def cases_of_phone(phone: str, limit: int = 5) -> list[Ticket]:
+    """The newest cases (any channel) whose citizen phone is ``phone``: what a citizen who confirmed the
+    number by an SMS code may follow (issue 11 item 2)."""
+    if not phone:
+        return []
+    forms = [phone, f"+86{phone}", f"86{phone}", f"0086{phone}"]  # as typed on other channels
+    return list(Ticket.select().where(Ticket.citizen_phone.in_(forms)).order_by(Ticket.id.desc()).limit(limit))
+
+
 def _shown(ticket: Ticket) -> Ticket:
     """A merged duplicate reports its master's progress (as the phone status query does)."""
     return ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket

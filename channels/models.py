@@ -87,6 +87,20 @@ class MailHeader(BaseModel):
     content_hash = peewee.CharField(max_length=64, default="", index=True)
 
 
+class VerifyCode(BaseModel):
+    """A verification code sent by SMS to confirm a phone number on the website (channels.verify): only a
+    keyed hash of the code is kept; it lives 10 minutes, takes 5 tries, and is good for one use."""
+
+    phone = peewee.CharField(max_length=32, index=True)
+    purpose = peewee.CharField(max_length=16)  # write (a submission), follow (look up one's cases)
+    code_hash = peewee.CharField(max_length=100)
+    ip = peewee.CharField(max_length=64, default="", index=True)
+    tries = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    expires_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
+
+
 class ApiClient(BaseModel):
     """An Open311 client an administrator issued a key to. Only the key's sha256 is kept (the key is shown
     once); ``prefix`` names it in lists and the audit log. ``mode``: realtime answers a POST with the
@@ -121,4 +135,4 @@ class Open311Request(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader, ApiClient, Open311Request]
+MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader, VerifyCode, ApiClient, Open311Request]

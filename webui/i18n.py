@@ -139,6 +139,15 @@ MESSAGES: dict[str, dict[str, str]] = {
             "热线发出的短信和邮件的文本。变量写作 {{ name }}，只能使用列出的变量。",
         "E-mail the citizen": "给市民发邮件", "Send e-mail": "发送邮件",
         "E-mail is not configured": "未配置邮件服务器，邮件将在配置后发出",
+        # The public website's SMS codes
+        "SMS code": "短信验证码", "Send me a code": "获取验证码", "Mobile number": "手机号码",
+        "A mobile number is confirmed by a code we send to it.": "填写手机号码的，请获取并输入短信验证码。",
+        "Without a mobile number: type the characters in the picture.": "未填写手机号码的，请输入图片中的字符。",
+        "A code was sent to %(phone)s by SMS. It is good for 10 minutes.": "验证码已发送至 %(phone)s，10 分钟内有效。",
+        "Or by your mobile number": "或凭手机号码查询",
+        "We send a code to the number you gave when you wrote in or called; your newest cases open here.":
+            "我们向您反映问题时留下的手机号码发送验证码，验证后显示您最近的诉求。",
+        "No cases with this number.": "该号码没有诉求记录。",
     },
 }
 

@@ -20,6 +20,8 @@ from flask import (Blueprint, abort, current_app, g, make_response, redirect, re
                    session, url_for)
 
 from caseflow import org, portal, services
+from caseflow.privacy import mask_phone
+from channels import sms, verify
 from caseflow import workflow as wf
 from caseflow.models import Region, Ticket
 from webui import security
@@ -153,6 +155,38 @@ def _setting(name: str, default: int) -> int:
     return int(current_app.config.get(name, default))
 
 
+# ------------------------------------------------------------------------------- SMS codes
+def _sms_settings():
+    from webui.blueprints.sms_gateway import settings
+
+    return settings()
+
+
+def _codes_on() -> bool:
+    """SMS codes confirm phone numbers when the SMS channel has a gateway (HOTLINE_PORTAL_SMS_CODES=0 turns
+    them off); otherwise the picture CAPTCHA alone guards the forms."""
+    return bool(current_app.config.get("HOTLINE_PORTAL_SMS_CODES", True)) and verify.enabled(_sms_settings())
+
+
+def _code_key() -> bytes:
+    return current_app.config["SECRET_KEY"].encode()
+
+
+def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:
+    """Send a code to ``phone``: (notice, error, status) for the page."""
+    limits = verify.SendLimits(gap=dt.timedelta(seconds=_setting("HOTLINE_PORTAL_CODE_GAP", 60)),
+                               per_phone=_setting("HOTLINE_PORTAL_CODES_PER_PHONE", 5),
+                               per_address=_setting("HOTLINE_PORTAL_CODES_PER_IP", 10))
+    try:
+        row = verify.request_code(phone, purpose, key=_code_key(), ip=client_ip(), sms_settings=_sms_settings(),
+                                  limits=limits, clock=_clock(), lang=g.get("lang", "zh"))
+    except verify.VerifyError as error:
+        audit("portal_code_refused", "web", "", f"{purpose}: {error}"[:500], user=None)
+        return "", str(error), error.status
+    audit("portal_code_sent", "web", "", f"{purpose} {mask_phone(row.phone)} code {row.id}", user=None)
+    return _t("A code was sent to %(phone)s by SMS. It is good for 10 minutes.", phone=mask_phone(row.phone)), "", 200
+
+
 # ------------------------------------------------------------------------------------------ CAPTCHA
 def _captcha_mac(captcha_id: str, answer: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
@@ -266,33 +300,49 @@ def _form_values() -> dict:
 
 
 def _write_page(box: str):
+    codes = _codes_on()
     if request.method == "GET":
         return render_template("portal/write.html", box=box, form={"reply_by": "phone"}, error=None,
-                               error_field="", **_choices())
+                               error_field="", codes=codes, **_choices())
     values = _form_values()
     ip = client_ip()
     now = security.now_utc()
 
-    def again(message: str, field: str = "", status: int = 400, files_lost: bool = False):
-        audit("portal_refused", "web", "", f"{box}: {field or 'form'}: {message}"[:500], user=None)
-        return render_template("portal/write.html", box=box, form=values, error=message, error_field=field,
+    def again(message: str, field: str = "", status: int = 400, files_lost: bool = False, notice: str = ""):
+        if message:
+            audit("portal_refused", "web", "", f"{box}: {field or 'form'}: {message}"[:500], user=None)
+        return render_template("portal/write.html", box=box, form=values, error=message or None,
+                               error_field=field, notice=notice, codes=codes,
                                files_lost=files_lost and bool(request.files.getlist("files")),
                                **_choices()), status
 
     if request.form.get("website"):  # the honeypot: people never see this field, robots fill it
         return again(_t("The form has expired. Please reload the page and try again."), "", 400)
     files = [f for f in request.files.getlist("files") if f and f.filename]
-    if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
-            "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP", 20):
-        return again(_t("Too many wrong picture codes from this address. Please try again later."), "captcha",
-                     429, True)
-    captcha_id = _check_captcha(request.form.get("captcha", ""))
-    if captcha_id is None:
-        audit("portal_captcha_failed", "web", "", box, user=None)
-        return again(_t("The picture code is wrong or has expired. Please type the new one."), "captcha",
-                     400, True)
-    # Hook for the SMS platform: when it can send a code to the phone given, check it here as well (the
-    # picture code stays as the fallback).
+    if codes and request.form.get("action") == "send_code":
+        notice, error, status = _send_code("write", values["phone"])
+        return again(error, "phone" if error else "", status, True, notice)
+    verified = None
+    if codes and values["phone"] and sms.is_mobile(values["phone"]):
+        # A mobile number is confirmed by the SMS code instead of the picture (issue 11 item 1); the code's
+        # row id takes the picture's place, so one code is good for one submission.
+        try:
+            verified = verify.confirm(values["phone"], "write", request.form.get("sms_code", ""), key=_code_key(),
+                                      clock=_clock(), consume=False)
+        except verify.VerifyError as error:
+            audit("portal_code_failed", "web", "", f"{box} {mask_phone(values['phone'])}", user=None)
+            return again(str(error), "sms_code", error.status, True)
+        captcha_id = f"sms:{verified.id}"
+    else:
+        if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
+                "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP", 20):
+            return again(_t("Too many wrong picture codes from this address. Please try again later."), "captcha",
+                         429, True)
+        captcha_id = _check_captcha(request.form.get("captcha", ""))
+        if captcha_id is None:
+            audit("portal_captcha_failed", "web", "", box, user=None)
+            return again(_t("The picture code is wrong or has expired. Please type the new one."), "captcha",
+                         400, True)
     sub = portal.Submission(box=box, files=[(f.filename, f.stream) for f in files], **values)
     limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS", 5),
                            per_phone=_setting("HOTLINE_PORTAL_PER_PHONE", 5))
@@ -301,6 +351,8 @@ def _write_page(box: str):
                                      limits=limits)
     except portal.PortalError as error:
         return again(str(error), error.field, error.status, True)
+    if verified is not None:
+        verify.consume(verified.id, _clock())
     audit("portal_submit", "ticket", ticket.number,
           f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}", user=None)
     return render_template("portal/done.html", ticket=ticket, code=code, box=box)
@@ -331,12 +383,12 @@ def follow():
     """办理查询: acceptance number + query code. Ten wrong codes for a number (or from an address) within
     half an hour lock it until the oldest ages out."""
     if request.method == "GET":
-        return render_template("portal/follow.html", number="", error=None)
+        return render_template("portal/follow.html", number="", error=None, codes=_codes_on())
     raw = request.form.get("number", "")
     ip, now = client_ip(), security.now_utc()
 
     def again(message: str, status: int):
-        return render_template("portal/follow.html", number=raw[:12], error=message), status
+        return render_template("portal/follow.html", number=raw[:12], error=message, codes=_codes_on()), status
 
     try:
         number = portal.parse_number(raw)
@@ -361,6 +413,36 @@ def follow():
     held[number] = int(time.time()) + FOLLOW_TTL
     session[FOLLOW_KEY] = dict(sorted(held.items(), key=lambda kv: kv[1])[-FOLLOW_MAX:])
     return redirect(url_for("portal.case", number=number), code=303)
+
+
+@bp.route("/follow/phone", methods=["POST"])
+@public
+def follow_phone():
+    """办理查询 by phone (issue 11 item 2): a code sent to the number, then the number's newest cases open in
+    this browser like a case looked up with its query code. Only while SMS codes are on."""
+    if not _codes_on():
+        abort(404)
+    phone = request.form.get("phone", "")[:32]
+
+    def page(status: int = 200, **values):
+        return render_template("portal/follow.html", number="", error=None, codes=True, phone=phone,
+                               **values), status
+
+    if request.form.get("action") == "send_code":
+        notice, error, status = _send_code("follow", phone)
+        return page(status, phone_notice=notice, phone_error=error)
+    try:
+        row = verify.confirm(phone, "follow", request.form.get("sms_code", ""), key=_code_key(), clock=_clock())
+    except verify.VerifyError as error:
+        audit("portal_code_failed", "web", "", f"follow {mask_phone(phone)}", user=None)
+        return page(error.status, phone_error=str(error))
+    tickets = portal.cases_of_phone(row.phone, FOLLOW_MAX)
+    audit("portal_lookup_phone", "web", "", f"{mask_phone(row.phone)}: {len(tickets)} case(s)", user=None)
+    held = _followed()
+    until = int(time.time()) + FOLLOW_TTL
+    held.update({t.number: until for t in tickets})
+    session[FOLLOW_KEY] = dict(sorted(held.items(), key=lambda kv: kv[1])[-FOLLOW_MAX:])
+    return page(cases=[portal.citizen_view(t, g.lang) for t in tickets], verified=True)
 
 
 def _held_case(number: str) -> Ticket:

@@ -66,3 +66,36 @@ def test_kannel_down_then_back_nothing_lost_nothing_doubled(served_app, kannel_b
     assert sorted(got) == sorted({(m.address, m.body) for m in first + later})
     assert len(set(got)) == 10
     assert box.run_once()["sent"] == 0
+
+
+
+def test_website_code_arrives_at_fakesmsc_and_confirms_the_phone(app, served_app, kannel_box):
+    """Should send the website's verification code through the real Kannel to fakesmsc as an urgent SMS (in
+    quiet hours too), and accept the written-in form with the code read there (issue 12 item 2)."""
+    import dataclasses
+    import re
+
+    from caseflow.models import WebCase
+    from channels.policy import QuietHours
+
+    base, settings = served_app
+    runner = kannel_box(base)
+    state = app.extensions["hotline"]
+    state.services.extra["sms_settings"] = dataclasses.replace(
+        settings, kannel="external", gateway=runner.settings.sendsms_url, quiet=QuietHours.parse("00:00-23:59"))
+    phone = "13712345678"
+    data = {"type": "complaint", "content": "小区门口井盖丢失，夜间危险。", "name": "赵六", "phone": phone,
+            "reply_by": "sms", "email": "", "address": "", "consent": "1"}
+    client = app.test_client()
+    sent = client.post("/write", data={**data, "action": "send_code", "csrf_token": client.csrf_token()})
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    box = _outbox(runner, base, state.services.extra["sms_settings"], state.services.clock)
+    assert box.run_once()["sent"] == 1
+    got = wait_until(lambda: fakesmsc_messages(runner.received()), what="the code at fakesmsc")
+    assert got[0][0] == phone and "验证码" in got[0][1]
+    code = re.search(r"(\d{6})", got[0][1]).group(1)
+    done = client.post("/write", data={**data, "sms_code": code, "csrf_token": client.csrf_token()})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    ticket = Ticket.get(Ticket.channel == "web")
+    assert ticket.citizen_phone == phone and WebCase.get(WebCase.ticket == ticket).captcha_id.startswith("sms:")
+    wait_until(lambda: Message.get(Message.purpose == "verify").status == "delivered", what="the code's report")
