@@ -302,7 +302,7 @@ def history(item: KnowledgeItem) -> list[KnowledgeHistory]:
 
 
 def search_items(query: str, limit: int = 20, approved_only: bool = False,
-                 category: Optional[Category] = None) -> list[tuple[KnowledgeItem, float]]:
+                 category: Optional[Category] = None, public_only: bool = False) -> list[tuple[KnowledgeItem, float]]:
     """Ranked (item, score) pairs for a Chinese or mixed query: 噪声 扰民 finds 噪音扰民."""
     query = (query or "").strip()[:200]
     # Newest first among candidates: the engines need not rank every match; score() orders the page.
@@ -315,6 +315,8 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
         q = q.where(KnowledgeItem.review_state == "approved")
     if category is not None:
         q = q.where(KnowledgeItem.category == category)
+    if public_only:
+        q = q.where(KnowledgeItem.public & (KnowledgeItem.review_state == "approved"))
     rank = search.scorer(query, grams)
     # Score plain tuples (title counts twice, as in the index), then load full rows for the page only.
     scored = [(rank(set(search.index_grams(f"{title} {title} {content}")), f"{title} {content}"), views, item_id)
@@ -325,3 +327,35 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
     fields = [f for f in KnowledgeItem._meta.sorted_fields if f.name != "search_text"]
     items = {i.id: i for i in KnowledgeItem.select(*fields).where(KnowledgeItem.id.in_([r[2] for r in best]))}
     return [(items[item_id], value) for value, _views, item_id in best if item_id in items]
+
+
+# ------------------------------------------------------------------------------- the public website
+def set_public(item: KnowledgeItem, public: bool, actor: Optional[User] = None) -> KnowledgeItem:
+    """Mark an item for the public website (办事指南, 法律法规 ...) or take it off; it shows there only while
+    it is reviewed as well."""
+    _need(actor, "kb.edit")
+    KnowledgeItem.update(public=bool(public)).where(KnowledgeItem.id == item.id).execute()
+    item.public = bool(public)
+    return item
+
+
+def public_items(query: str = "", category: Optional[Category] = None, limit: int = 50) -> list[KnowledgeItem]:
+    """Public, reviewed items: ranked by the same Chinese search as the desk's when there is a query, else
+    newest first."""
+    if (query or "").strip():
+        return [item for item, _score in search_items(query, limit=limit, category=category, public_only=True)]
+    fields = [f for f in KnowledgeItem._meta.sorted_fields if f.name != "search_text"]
+    q = KnowledgeItem.select(*fields).where(KnowledgeItem.public & (KnowledgeItem.review_state == "approved"))
+    if category is not None:
+        q = q.where(KnowledgeItem.category == category)
+    return list(q.order_by(KnowledgeItem.published_at.desc(), KnowledgeItem.id.desc()).limit(limit))
+
+
+def public_item(item_id) -> Optional[KnowledgeItem]:
+    """A public, reviewed item, or None (an internal item looks like a missing one)."""
+    try:
+        item_id = int(item_id)
+    except (TypeError, ValueError):
+        return None
+    return KnowledgeItem.get_or_none((KnowledgeItem.id == item_id) & KnowledgeItem.public
+                                     & (KnowledgeItem.review_state == "approved"))

@@ -257,6 +257,9 @@ class KnowledgeItem(BaseModel):
     last_viewed_at = peewee.DateTimeField(null=True)
     remarks = peewee.TextField(default="")
     search_text = peewee.TextField(default="")
+    # Editors mark an item for the public website (办事指南 ...); it shows there once reviewed too.
+    # No index: create_tables(safe=True) creates a model's indexes before the migration adds the column.
+    public = peewee.BooleanField(default=False)
 
 
 class KnowledgeAnswer(BaseModel):
@@ -324,8 +327,24 @@ class WebCase(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
+class PublicNotice(BaseModel):
+    """A notice the hotline centre publishes on the public website (政府公告, P2 §2.8): written as a draft,
+    sent for review, published by a centre leader and withdrawn when it no longer holds
+    (caseflow.public_notices)."""
+
+    title = peewee.CharField(max_length=200)
+    body = peewee.TextField(default="")
+    status = peewee.CharField(max_length=12, default="draft", index=True)  # draft, review, published, withdrawn
+    created_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    reviewed_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    published_at = peewee.DateTimeField(null=True, index=True)
+    withdrawn_at = peewee.DateTimeField(null=True)
+
+
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
     Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase,
+    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice,
 ]

@@ -57,11 +57,22 @@ def _knowledge_answer_upkeep(migrator, db):
     return []
 
 
+def _knowledge_item_public(migrator, db):
+    """Knowledge items gained the editors' "show on the public website" flag (issue 11 item 4)."""
+    from caseflow.models import KnowledgeItem
+
+    if "public" not in {c.name for c in db.get_columns("knowledge_item")}:
+        migrate(migrator.add_column("knowledge_item", "public", KnowledgeItem.public))
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
+# 0003: knowledge items can be marked for the public website.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
-                     Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep)]
+                     Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
+                     Step("0003_knowledge_item_public", _knowledge_item_public)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:

@@ -27,6 +27,7 @@ BLUEPRINTS: list[str] = [
     "webui.auth",
     "webui.blueprints.home",
     "webui.blueprints.portal",
+    "webui.blueprints.portal_info",
     "webui.blueprints.agent_tickets",
     "webui.blueprints.audit",
     "webui.blueprints.recordings",
@@ -47,6 +48,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.messages",
     "webui.blueprints.open311",
     "webui.blueprints.admin_api",
+    "webui.blueprints.centre_notices",
 ]
 
 

@@ -38,6 +38,9 @@ MESSAGES = own_messages({"zh": {
     "Download the file": "下载附件", "Changes": "修改记录", "Answer saved: it waits for review again.":
         "答案已保存，需重新审核后话务员才能看到。", "Answer deleted.": "答案已删除。",
     "File attached: the answer waits for review again.": "附件已上传，答案需重新审核。",
+    "On the public website": "在门户网站公开", "Not on the public website": "不在门户网站公开",
+    "Show on the public website (once reviewed)": "在门户网站公开（审核通过后显示）",
+    "Take off the public website": "从门户网站撤下", "Saved.": "已保存。",
     "kbaction:edit": "修改", "kbaction:delete": "删除", "kbaction:attach": "上传附件", "kbaction:review": "审核",
 }})
 
@@ -197,6 +200,18 @@ def edit(item_id):
     return _change(item_id, lambda: knowledge.update_item(
         row, g.user, title=request.form.get("title", ""), content=request.form.get("content", ""),
         category=_category(), remarks=request.form.get("remarks", "")))
+
+
+@bp.route("/<int:item_id>/public", methods=["POST"])
+@login_required
+def set_public(item_id):
+    """Show the item on the public website (once reviewed) or take it off; audited."""
+    _need("kb.edit")
+    row = _load(item_id)
+    public = request.form.get("public") == "1"
+    return _change(item_id, lambda: knowledge.set_public(row, public, g.user),
+                   lambda item: ("kb_public" if public else "kb_private", "knowledge_item", item.id, item.title[:100]),
+                   "Saved.")
 
 
 @bp.route("/<int:item_id>/answers", methods=["POST"])

@@ -55,7 +55,8 @@ def _other_public(app):
     # whoever adds them so that opening a page to the public is always a reviewed change.
     # sms_gateway: Kannel's get-url and delivery-report url, machine to machine behind a shared secret and
     # an address allow list (tests/integration/channels check both).
-    return {e for e in app.view_functions if e.startswith(("portal.", "open311."))} | {
+    # portal_info: the website's guides, notices and poll (the portal's frame and CAPTCHA).
+    return {e for e in app.view_functions if e.startswith(("portal.", "portal_info.", "open311."))} | {
         "sms_gateway.receive", "sms_gateway.delivery_report"}
 
 

@@ -443,6 +443,18 @@ def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
     api_number = api.get_json()[0]["service_request_id"]
     numbers.append(api_number)
     secrets_ += ["未公开丁", api_number]
+    # Guides and notices: an internal (or unreviewed) knowledge item and an unpublished notice stay off the site.
+    from caseflow import knowledge, public_notices
+
+    internal = knowledge.create_item("未公开戊", "未公开戊的口径", review_state="approved")
+    unreviewed = knowledge.create_item("未公开庚", "未公开庚", review_state="pending")
+    knowledge.set_public(unreviewed, True)
+    draft = public_notices.create("未公开己", "未公开己的正文", world.centre_user)
+    in_review = public_notices.move(public_notices.create("未公开辛", "未公开辛", world.centre_user), "submit",
+                                    world.centre_user)
+    secrets_ += ["未公开戊", "未公开庚", "未公开己", "未公开辛"]
+    urls |= {f"/guides/{i.id}" for i in (internal, unreviewed)} | {f"/notices/{n.id}" for n in (draft, in_review)}
+    urls |= {"/guides?q=未公开戊", "/guides?q=未公开庚", "/guides", "/notices", "/poll"}
     for fmt in ("xml", "json"):
         urls |= {f"/open311/v2/requests/{n}.{fmt}" for n in numbers}
         urls |= {f"/open311/v2/{path}.{fmt}" for path in ("services", "requests", f"services/{world.noise.code}")}
