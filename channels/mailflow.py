@@ -27,7 +27,8 @@ import peewee
 from caseflow import attachments as files
 from caseflow import services
 from caseflow.models import Ticket, TicketHistory
-from channels import mail, templates
+from caseflow import workflow as wf
+from channels import mail, sms, templates
 from channels.mail import MailInputError, ParsedMail
 from channels.models import ChannelCursor, MailHeader, Message, OptOut
 from core.clock import Clock
@@ -42,6 +43,7 @@ SUBJECTS = {  # (zh, en) subject per purpose; the number threads answers back
     "receipt": ("【12345热线】您的诉求已受理（受理号{number}）", "[12345] Your request is registered ({number})"),
     "result": ("【12345热线】办理结果（受理号{number}）", "[12345] The answer to your request ({number})"),
     "material": ("【12345热线】您索取的资料：{topic}", "[12345] The material you asked for: {topic}"),
+    "satisfaction": ("【12345热线】请评价办理结果（受理号{number}）", "[12345] Please rate the answer ({number})"),
 }
 
 
@@ -249,7 +251,9 @@ def _act(message, parsed: ParsedMail, text, settings, root, clock, now, stored, 
         return MailResult("throttled", message.id)
     stored[:], notes[:] = _store_files(parsed, root, settings, clock)
     ticket = _thread(parsed)
-    if ticket is not None:
+    if ticket is not None and _rating(parsed, ticket, text, message, clock):
+        outcome = "rating"
+    elif ticket is not None:
         note = f"市民邮件 / citizen e-mail: {parsed.subject}\n{text}".strip()
         services.add_note(ticket, note[:services.MAX_CONTENT], actor=None, actor_label="email")
         outcome = "reply"
@@ -273,6 +277,31 @@ def _act(message, parsed: ParsedMail, text, settings, root, clock, now, stored, 
                                      in_reply_to=parsed.message_id, references=parsed.references,
                                      settings=settings, clock=clock) is not None
     return MailResult(outcome, message.id, ticket.number, acknowledged, tuple(notes))
+
+
+def _rating(parsed: ParsedMail, ticket: Ticket, text: str, message: Message, clock) -> bool:
+    """An answer to our satisfaction mail whose first own line is 1/2/3 (or 满意/基本满意/不满意): recorded
+    as the call-back rating, once, like a rating by SMS. False leaves the mail to be kept as a note."""
+    if not parsed.thread_ids or ticket.status != wf.APPROVED or ticket.satisfaction:
+        return False
+    asked = MailHeader.select().join(Message).where(
+        MailHeader.msgid.in_(list(parsed.thread_ids)) & (Message.ticket == ticket)
+        & (Message.purpose == "satisfaction") & (Message.direction == "out")).exists()
+    if not asked:
+        return False
+    first = next((line.strip() for line in (text or "").splitlines() if line.strip()
+                  and not line.lstrip().startswith(">")), "")
+    keyword = sms.parse_keyword(first)
+    if keyword is None or keyword.kind != "rating":
+        return False
+    note = f"邮件满意度评价 / satisfaction by e-mail (message {message.id})"
+    try:
+        with database.atomic():
+            services.call_back(ticket, None, keyword.arg, note, system=True, clock=clock)
+    except (wf.WorkflowError, services.TicketInputError) as exc:
+        log.info("e-mail rating %s for %s kept as a note: %s", keyword.arg, ticket.number, exc)
+        return False
+    return True
 
 
 def opted_out(address: str) -> bool:
@@ -306,6 +335,10 @@ def _notices_for(row: TicketHistory, settings, clock) -> None:
         body = templates.render("result", {"number": ticket.number, "reply": ticket.reply or ""})
         enqueue_for_ticket(ticket, body, purpose="result", dedupe_key=f"email-approve:{row.id}",
                            settings=settings, clock=clock)
+        # The satisfaction question (as by SMS): an answer starting with 1/2/3 is the call-back rating.
+        enqueue_for_ticket(ticket, templates.render("satisfaction", {"number": ticket.number}),
+                           purpose="satisfaction", subject=_subject("satisfaction", number=ticket.number),
+                           dedupe_key=f"email-satisfaction:{row.id}", settings=settings, clock=clock)
 
 
 def scan_history(settings, clock: Optional[Clock] = None) -> int:

@@ -6,6 +6,8 @@ queued, and each notice has a dedupe key, so reading a row twice queues nothing 
 - create (any channel, a mobile number): the acceptance receipt with number and query code;
 - approve: the result notice, and the satisfaction question when the citizen asked for an SMS reply;
 - dispatch, sub_dispatch, reopen, reject (back to the unit): an alert to the unit's contact phone;
+- warn (the deadline job's due-soon warning, written once per ticket): an alert to the unit's contact phone;
+- supervise (督办): an alert to the unit's contact phone;
 - overdue: an alert to the unit's contact phone;
 - material a caller asked for in the IVR (ivr MaterialRequest, channel sms): the knowledge answer's text.
 """
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 CURSOR = "ticket_history"
 BATCH = 500
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
+# History actions that alert the holding unit with their own template (warn: due soon, once per ticket).
+UNIT_ALERTS = {"overdue": "overdue_alert", "warn": "due_soon_alert", "supervise": "supervise_alert"}
 
 
 def start_cursor() -> None:
@@ -48,13 +52,16 @@ def _notices_for(row: TicketHistory, settings, clock: Clock) -> None:
         if ticket.reply_by == "sms":
             enqueue(phone, "satisfaction", {"number": ticket.number}, purpose="satisfaction", ticket=ticket,
                     dedupe_key=f"satisfaction:{row.id}", settings=settings, clock=clock)
-    elif row.action in ALERT_ACTIONS or row.action == "overdue":
+    elif row.action in ALERT_ACTIONS or row.action in UNIT_ALERTS:
         unit = ticket.department if ticket.department_id else None
         if unit is None or not unit.contact_phone:
             return
-        if row.action == "overdue":
-            enqueue(unit.contact_phone, "overdue_alert", {"number": ticket.number, "title": ticket.title},
-                    purpose="alert", ticket=ticket, dedupe_key=key, settings=settings, clock=clock)
+        if row.action in UNIT_ALERTS:
+            values = {"number": ticket.number, "title": ticket.title}
+            if row.action == "warn":
+                values["deadline"] = clock.local(ticket.deadline).strftime("%m-%d %H:%M") if ticket.deadline else ""
+            enqueue(unit.contact_phone, UNIT_ALERTS[row.action], values, purpose="alert", ticket=ticket,
+                    dedupe_key=key, settings=settings, clock=clock)
         else:
             enqueue(unit.contact_phone, "dispatch_alert", {"number": ticket.number, "title": ticket.title,
                                                            "department": unit.name},
@@ -67,8 +74,8 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     start_cursor()
     cursor = ChannelCursor.get(ChannelCursor.name == CURSOR)
     rows = list(TicketHistory.select().where((TicketHistory.id > cursor.position)
-                                             & TicketHistory.action.in_(("create", "approve", "overdue")
-                                                                        + ALERT_ACTIONS))
+                                             & TicketHistory.action.in_(("create", "approve")
+                                                                        + ALERT_ACTIONS + tuple(UNIT_ALERTS)))
                 .order_by(TicketHistory.id).limit(BATCH))
     if not rows:
         # Skip past other actions too, so the next scan starts near the end.
@@ -137,6 +144,11 @@ def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
     if message.purpose == "material" and message.ref:
         MaterialRequest.update(status="failed").where(
             (MaterialRequest.id == int(message.ref)) & (MaterialRequest.status == "pending")).execute()
+    if "gave up" in message.error:  # the retry budget is spent: the duty leader hears of it
+        from channels.alarms import alarm
+
+        alarm("sms_gave_up", f"短信重试用尽未发出 / SMS given up after {message.attempts} tries: {message.error[:120]}",
+              clock=clock)
     centre = services.centre_department()
     if centre is not None:
         services.notify(f"短信发送失败：{message.address[:3]}****{message.address[-4:]}（{message.error[:80]}）",

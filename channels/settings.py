@@ -30,6 +30,25 @@ def _int(config, name: str, default: int, low: int = 0) -> int:
     return value
 
 
+def _duty_phones(config) -> tuple:
+    """HOTLINE_DUTY_PHONES: comma-separated mainland mobile numbers; anything else is refused at start."""
+    from channels import sms
+
+    phones = []
+    for item in _get(config, "DUTY_PHONES").replace("，", ",").split(","):
+        if not item.strip():
+            continue
+        try:
+            number = sms.normalise_number(item)
+        except SmsInputError:
+            number = ""
+        if not number or not sms.is_mobile(number):
+            raise ConfigError(f"HOTLINE_DUTY_PHONES: {item.strip()[:32]!r} is not a mobile number")
+        if number not in phones:
+            phones.append(number)
+    return tuple(phones)
+
+
 @dataclass(frozen=True)
 class SmsSettings:
     """How the app reaches Kannel and how Kannel reaches the app."""
@@ -46,6 +65,7 @@ class SmsSettings:
     kannel: str  # "spawn" (development: Kannel + fakesmsc under var/kannel), "external", or "off"
     poll_seconds: float
     app_url_given: bool = False  # HOTLINE_SMS_APP_URL set: keep it even when the web port is chosen at start
+    duty_phones: tuple = ()  # HOTLINE_DUTY_PHONES: the duty leader's mobiles, where alarms go
 
     @classmethod
     def from_config(cls, config) -> "SmsSettings":
@@ -81,7 +101,7 @@ class SmsSettings:
                    daily_cap=_int(config, "SMS_DAILY_CAP", 20), quiet=quiet,
                    max_attempts=_int(config, "SMS_MAX_ATTEMPTS", 30, low=1), kannel=kannel,
                    poll_seconds=float(_int(config, "SMS_POLL_SECONDS", 2, low=1)),
-                   app_url_given=bool(_get(config, "SMS_APP_URL")))
+                   app_url_given=bool(_get(config, "SMS_APP_URL")), duty_phones=_duty_phones(config))
 
     def allowed(self, address: str) -> bool:
         try:
