@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 CURSOR = "ticket_history_email"
 BATCH = 500
-MAX_ADDRESS = 64  # Message.address
+MAX_ADDRESS = 255  # Message.address (migration 0004)
 SUBJECTS = {  # (zh, en) subject per purpose; the number threads answers back
     "receipt": ("【12345热线】您的诉求已受理（受理号{number}）", "[12345] Your request is registered ({number})"),
     "result": ("【12345热线】办理结果（受理号{number}）", "[12345] The answer to your request ({number})"),
@@ -305,7 +305,7 @@ def _rating(parsed: ParsedMail, ticket: Ticket, text: str, message: Message, clo
 
 
 def opted_out(address: str) -> bool:
-    return OptOut.select().where(OptOut.address == address[:64]).exists()
+    return OptOut.select().where(OptOut.address == address[:MAX_ADDRESS]).exists()
 
 
 def _fail_bounced(parsed: ParsedMail, clock) -> None:

@@ -23,7 +23,7 @@ class Message(BaseModel):
 
     channel = peewee.CharField(max_length=8, default="sms")  # sms, email
     direction = peewee.CharField(max_length=3)  # in, out
-    address = peewee.CharField(max_length=64, index=True)  # the citizen's or unit's number (not ours)
+    address = peewee.CharField(max_length=255, index=True)  # the citizen's or unit's number or e-mail (not ours)
     body = peewee.TextField(default="")
     template_key = peewee.CharField(max_length=32, default="")
     purpose = peewee.CharField(max_length=32, default="")  # receipt, result, satisfaction, alert, material ...
@@ -60,7 +60,7 @@ class MessageTemplate(BaseModel):
 class OptOut(BaseModel):
     """A number that texted TD/退订: no notices go to it any more (answers to its own messages still do)."""
 
-    address = peewee.CharField(max_length=64, unique=True)
+    address = peewee.CharField(max_length=255, unique=True)
     keyword = peewee.CharField(max_length=16, default="TD")
     at = peewee.DateTimeField(default=utcnow)
 

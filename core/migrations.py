@@ -66,13 +66,25 @@ def _knowledge_item_public(migrator, db):
     return []
 
 
+def _message_address_wide(migrator, db):
+    """Message.address and OptOut.address grew from 64 to 255 characters: e-mail addresses may be that long
+    (RFC 5321 allows 254). PostgreSQL enforces the length, so the column type changes there; SQLite never
+    enforces a VARCHAR length, so its tables stay as they are."""
+    if is_postgres(db):
+        for table in ("message", "opt_out"):
+            db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "address" TYPE VARCHAR(255)')
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
 # 0003: knowledge items can be marked for the public website.
+# 0004: message and opt-out addresses up to 255 characters (long e-mail addresses).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
-                     Step("0003_knowledge_item_public", _knowledge_item_public)]
+                     Step("0003_knowledge_item_public", _knowledge_item_public),
+                     Step("0004_message_address_255", _message_address_wide)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:
