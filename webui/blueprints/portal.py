@@ -440,7 +440,7 @@ def follow_phone():
     audit("portal_lookup_phone", "web", "", f"{mask_phone(row.phone)}: {len(tickets)} case(s)", user=None)
     held = _followed()
     until = int(time.time()) + FOLLOW_TTL
-    held.update({t.number: until for t in tickets})
+    held |= {t.number: until for t in tickets}
     session[FOLLOW_KEY] = dict(sorted(held.items(), key=lambda kv: kv[1])[-FOLLOW_MAX:])
     return page(cases=[portal.citizen_view(t, g.lang) for t in tickets], verified=True)
 
