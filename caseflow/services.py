@@ -1,5 +1,12 @@
-"""Case-engine services: the only writers of ticket status (each change in ``db.atomic()`` with its
-history row), ticket creation, queues, search, citizen profiles, notifications and status queries.
+"""Case-engine services: ticket creation and editing, notes and linked calls, routing suggestions and the
+desks' queues; and, for now, the one import of the case engine's whole public surface.
+
+caseflow.services is a facade while other work still imports from it: the rest lives by subject in
+caseflow.values (field vocabularies, input errors, cleaners), caseflow.visibility (who sees and writes
+which ticket), caseflow.transitions (the one writer of status, each event's effect and notices),
+caseflow.notifications, caseflow.citizens (profiles, blacklist), caseflow.ticket_search and
+caseflow.timeline (history, the citizen's status query); every name they had here is re-exported below.
+New code imports from those modules.
 
 Every public function that acts for a person takes ``actor`` (a User) and enforces the role
 permissions and the department subtree itself, so a view cannot forget to.
@@ -7,10 +14,7 @@ permissions and the department subtree itself, so a view cannot forget to.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
-import re
-import secrets
 from typing import Iterable, Optional
 
 import peewee
@@ -18,42 +22,26 @@ import peewee
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
-from caseflow.models import (Category, Citizen, Department, Notification, Region, Responsibility, Ticket,
-                             TicketCall, TicketHistory, User)
-from caseflow.org import category_subtree_ids
+from caseflow.models import Category, Department, Region, Responsibility, Ticket, TicketCall, TicketHistory, User
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
-from core.calendar import load_calendar
 from core.clock import Clock
 
-from caseflow.values import (CHANNELS, MAX_CONTENT, MAX_TITLE, NUMBER_RE, NotFound, PHONE_RE, SYSTEM,
-                             TICKET_TYPES, TicketInputError, URGENCIES, _choice, _clean, _db, _resolve,
-                             clean_phone, from_db, generate_number, generate_pin, parse_number, to_db)  # noqa: F401
-
-from caseflow.visibility import (LIST_FIELDS, WRITE_REFUSED, _authorise, _in_entry_queue, _in_subtree,
-                                 _scope_root, _visibility_sql, _with_department, available_events,
+# Re-exported: the names that lived here before the split (see the docstring).
+from caseflow.values import (CHANNELS, MAX_CONTENT, MAX_TITLE, NUMBER_RE, NotFound, PHONE_RE, SYSTEM, TICKET_TYPES,
+                             TicketInputError, URGENCIES, _choice, _clean, _db, _resolve, clean_phone, from_db,
+                             generate_number, generate_pin, parse_number, to_db)  # noqa: F401
+from caseflow.visibility import (LIST_FIELDS, WRITE_REFUSED, _with_department, available_events,  # noqa: F401
                                  get_ticket_for, in_department_subtree, may_view, may_write, require_write,
-                                 visible_tickets)  # noqa: F401
-
+                                 visible_tickets)
 from caseflow.notifications import (_holder_notice, centre_department, mark_read, notifications_for, notify,
                                     users_with_role)  # noqa: F401
-
-from caseflow.transitions import (AFTER, EFFECTS, _after_dispatch, _after_extension, _after_merge,
-                                  _after_remind, _after_return, _after_supervise, _after_unsatisfied,
-                                  _fx_accept, _fx_answer, _fx_approve, _fx_approve_extension, _fx_assign,
-                                  _fx_back_up, _fx_call_back, _fx_defer, _fx_disclose, _fx_dispatch, _fx_final,
-                                  _fx_merge, _fx_refuse_extension, _fx_reject, _fx_remind, _fx_reopen,
-                                  _fx_reply, _fx_request_extension, _fx_return, _fx_set_reminder,
-                                  _fx_sub_dispatch, _fx_supervise, _get_or_error, _history, _no_effect,
-                                  _resolve_params, _stale, _start_handling, call_back, callback_deadline_for,
-                                  deadline_for, dispatch, transition)  # noqa: F401
-
+from caseflow.transitions import (AFTER, EFFECTS, _history, call_back, callback_deadline_for, deadline_for, dispatch,
+                                  transition)  # noqa: F401
 from caseflow.citizens import (blacklist, blacklist_caller, citizen_history, citizen_profile, is_blacklisted,
                                set_blacklist)  # noqa: F401
-
-from caseflow.ticket_search import (SEARCH_FILTERS, _as_day_start, search_tickets)  # noqa: F401
-
-from caseflow.timeline import (status_query, timeline)  # noqa: F401
+from caseflow.ticket_search import SEARCH_FILTERS, search_tickets  # noqa: F401
+from caseflow.timeline import status_query, timeline  # noqa: F401
 
 log = logging.getLogger(__name__)
 
