@@ -10,7 +10,7 @@ import datetime as dt
 
 import peewee
 
-from caseflow.models import User
+from caseflow.models import Ticket, User
 from core.db import BaseModel
 
 
@@ -152,4 +152,71 @@ class SupervisorAction(BaseModel):
     at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, SupervisorAction]
+# ---------------------------------------------------------------------------------- online chat
+# Chat queues are their own table rather than call queues of another kind: the call dispatcher, the queue
+# pages and the call statistics read every Queue row, and none of a call queue's fields (ring time, music,
+# overflow, call-back key) means anything for a chat. Agents and skills are shared (AgentSkill).
+CHAT_STATES = ("waiting", "offered", "active", "closed")
+CHAT_SENDERS = ("citizen", "agent", "system")
+
+
+class ChatQueue(BaseModel):
+    """A chat queue (文字交谈) on the public website, served by agents holding its skill (acd.chat)."""
+
+    name = peewee.CharField(max_length=64, unique=True)
+    display_name = peewee.CharField(max_length=100, default="")  # the topic the citizen picks
+    skill = peewee.CharField(max_length=64, index=True)
+    strategy = peewee.CharField(max_length=32, default="least_talk_time")
+    offer_timeout = peewee.IntegerField(default=30)  # seconds an agent has to answer an offered chat
+    max_wait = peewee.IntegerField(default=600)  # seconds a chat waits for an agent before it becomes a ticket
+    active = peewee.BooleanField(default=True)
+    last_agent_id = peewee.IntegerField(null=True)  # round-robin pointer, as Queue's
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class ChatSeat(BaseModel):
+    """How many chats an agent takes beside calls (set on the desk; no row = acd.chat_queue's default)."""
+
+    agent = peewee.ForeignKeyField(Agent, unique=True, backref="chat_seat", on_delete="CASCADE")
+    capacity = peewee.SmallIntegerField(default=2)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class ChatSession(BaseModel):
+    """One chat: the citizen (reached only with the token, kept hashed), the agent, its state and the ticket
+    its transcript is stored with."""
+
+    queue = peewee.ForeignKeyField(ChatQueue, backref="sessions", on_delete="CASCADE")
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    state = peewee.CharField(max_length=16, default="waiting", index=True)
+    citizen_name = peewee.CharField(max_length=40, default="")
+    citizen_phone = peewee.CharField(max_length=32, default="")
+    ip = peewee.CharField(max_length=64, default="", index=True)
+    agent = peewee.ForeignKeyField(Agent, null=True, backref="chats", on_delete="SET NULL")
+    offered_agents = peewee.TextField(default="")  # comma-separated agent ids offered so far
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    offered_at = peewee.DateTimeField(null=True)
+    answered_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+    last_activity = peewee.DateTimeField(default=utcnow)  # last message (idle timeout)
+    citizen_seen = peewee.DateTimeField(default=utcnow)  # the citizen's page last asked (left the page)
+    end_reason = peewee.CharField(max_length=32, default="")
+    ticket = peewee.ForeignKeyField(Ticket, null=True, backref="chats", on_delete="SET NULL")
+
+    def offered_ids(self) -> list[int]:
+        """Agent ids already offered this chat."""
+        return [int(x) for x in self.offered_agents.split(",") if x.strip().isdigit()]
+
+
+class ChatMessage(BaseModel):
+    """One line of a chat's transcript, stored verbatim (pages and scripts show it as text)."""
+
+    session = peewee.ForeignKeyField(ChatSession, backref="messages", on_delete="CASCADE")
+    sender = peewee.CharField(max_length=8)
+    author = peewee.CharField(max_length=64, default="")  # the agent's name and number, or ""
+    text = peewee.TextField()
+    at = peewee.DateTimeField(default=utcnow, index=True)
+
+
+MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, SupervisorAction, ChatQueue, ChatSeat,
+          ChatSession, ChatMessage]

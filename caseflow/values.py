@@ -23,7 +23,7 @@ TICKET_TYPES: dict[str, tuple[str, str]] = {
 CHANNELS: dict[str, tuple[str, str]] = {
     "phone": ("电话", "Phone"), "web": ("网站", "Web"), "sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
     "fax": ("传真", "Fax"), "letter": ("来信来函", "Letter"), "mailbox": ("市长信箱", "Mayor mailbox"),
-    "api": ("接口", "API"),
+    "api": ("接口", "API"), "chat": ("在线交谈", "Online chat"),
 }
 URGENCIES: dict[str, tuple[str, str]] = {
     "normal": ("一般", "Normal"), "urgent": ("紧急", "Urgent"), "emergency": ("特急", "Emergency"),
