@@ -131,7 +131,25 @@ class _CooperativeConnection(sqlite3.Connection):
         return super().cursor(factory)
 
 
-class CooperativeSqliteDatabase(peewee.SqliteDatabase):
+class _GreenletSafeConnect:
+    """Connecting may now yield to other greenlets (the wait callback, a lock wait in a pragma): peewee's
+    lock becomes a gevent lock (a thread lock held across a yield deadlocks the thread when the tests,
+    without monkey-patching, share one connection state between greenlets), and a greenlet that waited
+    while another connected that shared state takes the connection instead of failing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from gevent.lock import RLock
+
+        self._lock = RLock()
+
+    def connect(self, reuse_if_open=False):
+        waited = self._lock.locked()
+        with self._lock:
+            return super().connect(reuse_if_open or waited)
+
+
+class CooperativeSqliteDatabase(_GreenletSafeConnect, peewee.SqliteDatabase):
     """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor)."""
 
     def __init__(self, database, *args, lock_timeout: float = DbTimeouts.lock, **kwargs):
@@ -191,6 +209,39 @@ def make_psycopg2_cooperative() -> None:
         log.debug("psycopg2: gevent wait callback installed")
 
 
+@functools.cache
+def _psycopg2_classes() -> tuple[type, type]:
+    """psycopg2 connection and cursor classes under which one statement at a time runs on a connection.
+
+    With the wait callback a statement yields to other greenlets while it waits for the server; two
+    greenlets sharing a connection (peewee's state is per thread without monkey-patching, as in the tests)
+    would otherwise poll one exchange from both sides and wait on each other for ever.
+    """
+    import psycopg2.extensions as ext
+    from gevent.lock import RLock
+
+    class OneStatementCursor(ext.cursor):
+        def execute(self, query, vars=None):
+            with self.connection.statement_lock:
+                return super().execute(query, vars)
+
+        def executemany(self, query, vars_list):
+            with self.connection.statement_lock:
+                return super().executemany(query, vars_list)
+
+        def callproc(self, procname, parameters=None):
+            with self.connection.statement_lock:
+                return super().callproc(procname, parameters)
+
+    class OneStatementConnection(ext.connection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.statement_lock = RLock()
+            self.cursor_factory = OneStatementCursor
+
+    return OneStatementConnection, OneStatementCursor
+
+
 class _CooperativePostgres:
     """Mixin for peewee's PostgreSQL databases: connect within the connect timeout, and every session with
     statement_timeout and lock_timeout, so a stalled server gives a clear error instead of a hang."""
@@ -204,6 +255,7 @@ class _CooperativePostgres:
         ]))
         # connect_timeout: libpq's own, for a blocking connect; the cooperative one is bounded below.
         kwargs.setdefault("connect_timeout", max(1, round(timeouts.connect)))
+        kwargs.setdefault("connection_factory", _psycopg2_classes()[0])
         super().__init__(database, *args, options=options, **kwargs)
 
     def connect(self, reuse_if_open=False):
@@ -236,7 +288,7 @@ class _CooperativePostgres:
 
 @functools.cache
 def _cooperative_postgres_class(base: type) -> type:
-    return type("Cooperative" + base.__name__, (_CooperativePostgres, base), {})
+    return type("Cooperative" + base.__name__, (_CooperativePostgres, _GreenletSafeConnect, base), {})
 
 
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "postgresql+pool", "postgres+pool",
