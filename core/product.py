@@ -97,6 +97,7 @@ class Product:
         services = Services(
             switch_status=pool.status,  # {name: the connection's status dict}: state, dropped_events ...
             active_calls=lambda: outbound.active_calls,
+            http_status=self._http_status,
             clock=self.clock,
             extra={"acd": acd, "pool": pool, "recordings": recordings, "fax": fax, "trees": trees,
                    "cdr": cdr, "ivr_services": ivr_services},
@@ -132,11 +133,19 @@ class Product:
             except Exception:  # noqa: BLE001 - the call is over either way; the record keeps its last state
                 log.exception("call record of %s: closing after the IVR failed", session.uuid)
 
+    def _http_status(self) -> dict | None:
+        web = self.parts.get("web")
+        return web.status() if web is not None else None
+
     def start(self) -> None:
         """Start the switch connections, the ACD, the socket server, the scheduler and the web server."""
         from apscheduler.schedulers.gevent import GeventScheduler
-        from gevent.pywsgi import WSGIServer
 
+        from core.fds import raise_open_file_limit
+        from webui.server import HttpLimits, HttpServer
+
+        # Every call and web connection holds a descriptor: take all the kernel allows (logged).
+        raise_open_file_limit()
         if not self.parts:
             self.build()
         pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
@@ -166,10 +175,12 @@ class Product:
         scheduler.start()
         self.parts["scheduler"] = scheduler
         host, port = self.config.http
-        web = WSGIServer((host, port), self.parts["web_app"], log=None)
+        limits = HttpLimits.from_config(self.config)
+        web = HttpServer((host, port), self.parts["web_app"], limits)
         web.start()
         self.parts["web"] = web
-        log.info("web UI on http://%s:%s", host, web.server_port)
+        log.info("web UI on http://%s:%s (at most %d connections, %d file descriptors kept for calls)", host,
+                 web.server_port, limits.max_connections, limits.fd_reserve)
         self._start_sms(scheduler, f"http://{host}:{web.server_port}")
         import gevent
 

@@ -1,4 +1,5 @@
-"""``GET /healthz``: JSON for monitors and load balancers (database, FreeSWITCH links, active calls)."""
+"""``GET /healthz``: JSON for monitors and load balancers (database, FreeSWITCH links, active calls, file
+descriptors and web connections)."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ from importlib import metadata
 import peewee
 from flask import Blueprint, current_app, jsonify
 
+from core import fds
 from core.db import database
 from webui.security import public
 
@@ -71,14 +73,39 @@ def active_calls() -> int:
         return 0
 
 
+def descriptors() -> dict:
+    """The process's open-file limit, descriptors in use, and the reserve the web server leaves to calls
+    (None where the platform cannot tell)."""
+    state = current_app.extensions["hotline"]
+    return {"limit": fds.fd_limit(), "in_use": fds.fds_in_use(), "reserve": state.config.http_fd_reserve}
+
+
+def http_status() -> dict | None:
+    """The web server's open connections and limits (webui.server), None where no server is wired (tests
+    through Flask's client)."""
+    state = current_app.extensions["hotline"]
+    if state.services.http_status is None:
+        return None
+    try:
+        reported = state.services.http_status()
+    except Exception:  # noqa: BLE001 - a broken probe must not break the health page
+        log.exception("health check: web server probe failed")
+        return None
+    return dict(reported) if reported is not None else None
+
+
 @bp.route("/healthz")
 @public
 def healthz():
-    """status ok | degraded (a switch is down) | error (database down, HTTP 503)."""
+    """status ok | degraded (a switch is down, or fewer free file descriptors than the reserve kept for
+    calls) | error (database down, HTTP 503)."""
     db_ok = database_ok()
     switches, dropped = switch_states()
     all_connected = bool(switches) and all(v == "connected" for v in switches.values())
-    status = "error" if not db_ok else ("ok" if all_connected else "degraded")
+    descriptor_counts = descriptors()
+    limit, in_use = descriptor_counts["limit"], descriptor_counts["in_use"]
+    fds_low = limit is not None and in_use is not None and limit - in_use < descriptor_counts["reserve"]
+    status = "error" if not db_ok else ("ok" if all_connected and not fds_low else "degraded")
     body = {
         "status": status,
         "db": "ok" if db_ok else "error",
@@ -86,6 +113,8 @@ def healthz():
         "switches": switches,
         "dropped_events": dropped,
         "active_calls": active_calls(),
+        "fds": descriptor_counts,
+        "http": http_status(),
         "version": _version(),
     }
     response = jsonify(body)
