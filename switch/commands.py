@@ -139,17 +139,21 @@ def gateway(gateway_name: str, number: str) -> str:
 
 
 def from_template(template: str, **fields: str) -> str:
-    """A configured dial template (``sofia/internal/{extension}@host``, ``sofia/gateway/carrier/{number}``)
-    with its fields filled in: ``extension`` must be an extension and ``number`` a phone number. The
-    template itself is configuration and must not hold a separator either."""
+    """A configured dial template (``sofia/internal/{extension}@host``, ``[v=1]loopback/{number}/default``)
+    with its fields filled in: ``extension`` must be an extension and ``number`` a phone number. The template
+    is configuration and may carry its own variables blocks, but no space or line end (the originate line
+    is split at spaces) and no field left unfilled."""
     checks = {"extension": extension, "number": phone}
+    if any(ch.isspace() for ch in template):
+        raise CommandError(f"dial template {template!r} holds a space or line end")
     out = template
     for key, val in fields.items():
         if key not in checks:
             raise CommandError(f"unknown dial template field {key!r}")
         out = out.replace("{" + key + "}", checks[key](val))
-    if re.search(r"[\s,|'\"\[\]{}]", _EXPANSION.sub("", out)):
-        raise CommandError(f"dial template {template!r} holds a separator or an unfilled field")
+    unfilled = [key for key in checks if "{" + key + "}" in out]
+    if unfilled:
+        raise CommandError(f"dial template {template!r} leaves {', '.join(unfilled)} unfilled")
     return out
 
 

@@ -112,6 +112,8 @@ def test_dial_strings():
         == "sofia/internal/1001@10.0.0.2:5080"
     assert c.from_template("sofia/gateway/carrier/{number}", number="13800138000") \
         == "sofia/gateway/carrier/13800138000"
+    assert c.from_template("[hotline_outbound=127.0.0.1:8084,x=1]loopback/{number}/default", number="12345") \
+        == "[hotline_outbound=127.0.0.1:8084,x=1]loopback/12345/default"
     legs = [c.leg({"origination_uuid": "a-1", "leg_timeout": 20}, "user/1000"), c.leg({}, "user/1001")]
     assert c.ring_all(legs) == "[origination_uuid=a-1,leg_timeout=20]user/1000,user/1001"
     assert c.one_after_another(legs) == "[origination_uuid=a-1,leg_timeout=20]user/1000|user/1001"
