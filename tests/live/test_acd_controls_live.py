@@ -352,8 +352,9 @@ def test_attended_transfer_cancelled_goes_back_to_the_caller(db, esl_endpoint, e
 
 def test_three_way_puts_caller_agent_and_third_party_in_one_conference(db, esl_endpoint, esl, esl_events, sipp,
                                                                        place_call, tmp_path):
-    """Should move the caller and the agent into a conference and call the third party into it (三方通话);
-    the agent stays busy until their own leg hangs up."""
+    """Should move the caller and the agent into a conference and call the third party into it (三方通话),
+    a room of the shipped hotline profile (8 kHz, at most 6 members); the agent stays busy until their own
+    leg hangs up."""
     with _bridged_call(esl_endpoint, esl, esl_events, sipp, place_call, tmp_path, extension="1015",
                        seat="8213", caller="13933330012", others=(("1016", "", 1),)) as c:
         line, agent_id = c["line"], c["agent"].id
@@ -366,6 +367,10 @@ def test_three_way_puts_caller_agent_and_third_party_in_one_conference(db, esl_e
 
         wait_until(lambda: len(members()) == 3, 40, "three members in the conference")
         assert {c["call"], c["leg"]} <= members()
+        # The room runs on the profile freeswitch-conf ships (conference.conf.xml), not an undefined one.
+        settings = {name: esl.api(f"conference {room} get {name}").strip()
+                    for name in ("profile_name", "rate", "max_members")}
+        assert settings == {"profile_name": "hotline", "rate": "8000", "max_members": "6"}, settings
         assert line.acd.agents[agent_id].state == "in_call"
         esl.api(f"uuid_kill {c['leg']}")
         wait_until(lambda: line.acd.agents[agent_id].state == "idle", 20, "the agent free after leaving")
