@@ -18,6 +18,7 @@ from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
 from caseflow import services as case_services
 from caseflow.models import Citizen, Department, Ticket
+from caseflow.privacy import mask_name
 from caseflow.services import TicketInputError
 from caseflow.workflow import WorkflowError
 from recorder import missed as missed_calls
@@ -61,20 +62,39 @@ def _agent(acd):
         return None
 
 
-def screen_pop(number: str, limit: int = 5) -> dict:
-    """Caller's number, citizen profile and open/recent tickets, for the screen pop."""
+def screen_pop(number: str, limit: int = 5, *, full: bool = True) -> dict:
+    """Caller's number, citizen profile and open/recent tickets, for the screen pop.
+
+    ``full`` is for the caller of the agent's own offered or answered queue call (see pop_for); otherwise
+    the number is one the agent typed, and whoever holds it is nobody the desk may unmask: the name is
+    masked and the address and the ticket list are withheld."""
     citizen = Citizen.get_or_none(Citizen.phone == number) if number else None
     tickets = []
-    if number:
+    if number and full:
         rows = (Ticket.select().where(Ticket.citizen_phone == number).order_by(Ticket.created_at.desc())
                 .limit(limit))
         tickets = [{"number": t.number, "type": t.type, "status": t.status, "title": t.title,
                     "created_at": t.created_at.isoformat(timespec="minutes")} for t in rows]
-    return {"number": number,
-            "citizen": {"name": citizen.name, "address": citizen.address, "blacklisted": citizen.blacklisted}
-            if citizen else None,
-            "tickets": tickets,
+    if citizen is None:
+        profile = None
+    elif full:
+        profile = {"name": citizen.name, "address": citizen.address, "blacklisted": citizen.blacklisted}
+    else:
+        profile = {"name": mask_name(citizen.name), "address": "", "blacklisted": citizen.blacklisted}
+    return {"number": number, "masked": not full, "citizen": profile, "tickets": tickets,
             "open_tickets": [t for t in tickets if t["status"] not in ("approved", "closed", "archived")]}
+
+
+def caller_of_own_call(agent) -> bool:
+    """True when the agent's call number is the caller of a queue call the ACD offered them (ringing or
+    answered): the only number the desk unmasks. An outbound call's number is what the agent typed."""
+    return bool(agent is not None and agent.call_number and agent.call_direction == "inbound"
+                and agent.state in ("reserved", "ringing", "in_call"))
+
+
+def pop_for(agent) -> dict:
+    """The screen pop of the agent's current call, unmasked only for the caller of their own queue call."""
+    return screen_pop(agent.call_number if agent is not None else "", full=caller_of_own_call(agent))
 
 
 @bp.route("/")
@@ -83,7 +103,7 @@ def index():
     """The desk: status, controls, the screen pop of the call held, and a ticket form filled in from it."""
     acd = _acd()
     agent = _agent(acd) if acd is not None else None
-    pop = screen_pop(agent.call_number) if agent is not None and agent.call_number else None
+    pop = pop_for(agent) if agent is not None and agent.call_number else None
     waiting = {}
     if agent is not None:
         skills = acd.skills.get(agent.id, {})
@@ -191,7 +211,7 @@ def pop():
     if agent is None:
         return jsonify({"error": "not an agent"}), 404
     return jsonify({"status": agent.status, "state": agent.state, "call_uuid": agent.call_uuid,
-                    "consult": consultation_view(acd, agent), **screen_pop(agent.call_number)})
+                    "consult": consultation_view(acd, agent), **pop_for(agent)})
 
 
 @bp.route("/events")
@@ -239,7 +259,11 @@ def events():
                         continue
                     notice = inbox.popleft()
                     if notice.get("type") == "answered":
-                        notice = {**notice, **screen_pop(notice.get("number", ""))}
+                        # The notice names the call; the pop is of what the ACD holds for the agent now.
+                        current = acd.agents.get(agent_id)
+                        own = (caller_of_own_call(current) and current.call_uuid == notice.get("call_uuid")
+                               and current.call_number == notice.get("number"))
+                        notice = {**notice, **screen_pop(notice.get("number", ""), full=own)}
                     yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"
         finally:
             if listener in acd.listeners:

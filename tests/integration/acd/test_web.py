@@ -59,7 +59,7 @@ def test_screen_pop_and_ticket_save_end_wrap_up(desk, client):
     job = gevent.spawn(acd.enter_queue, session, "consult")
     wait_for(lambda: acd.agents[agent.id].state == "in_call", what="in call")
     pop = client.get("/desk/pop").get_json()
-    assert pop["number"] == "13912345678" and pop["citizen"]["name"] == "李四"
+    assert pop["number"] == "13912345678" and pop["citizen"]["name"] == "李四" and pop["masked"] is False
     assert [t["number"] for t in pop["tickets"]] == [earlier.number]
     html = client.get("/desk/").get_data(as_text=True)
     assert earlier.number in html and 'value="13912345678"' in html
@@ -107,16 +107,42 @@ def test_desk_shows_the_knowledge_panel_and_a_reply_answers_the_ticket(desk, cli
 
 
 def test_server_sent_events_carry_the_screen_pop(desk, client):
-    """Should stream the answered notice with the caller's earlier tickets to the agent's browser."""
+    """Should stream the answered notice with the caller's earlier tickets to the agent's browser, for the
+    caller of the agent's own call only (a notice naming another number pops nothing unmasked)."""
     acd, world, agent, *_ = desk
-    earlier = case_services.create_ticket("噪音扰民", citizen_phone="13700001111")
+    earlier = case_services.create_ticket("噪音扰民", citizen_phone="13700001111", citizen_name="王小明")
     client.login("8001", PASSWORD)
-    gevent.spawn_later(0.3, acd._notify, "answered", agent_id=agent.id, number="13700001111", call_uuid="c1")
+    started = []
+    gevent.spawn_later(0.3, lambda: started.append(_in_call(acd, world, agent, caller="13700001111")))
     gevent.spawn_later(0.3, acd._notify, "answered", agent_id=agent.id + 99, number="13800000000")
     body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
-    assert "event: answered" in body and earlier.number in body
+    assert "event: answered" in body and earlier.number in body and "王小明" in body
     assert "13800000000" not in body  # another agent's notice
+    _end(*started[0])
+    # A notice with a number that is not the caller of the agent's call (no call now): masked, no tickets.
+    gevent.spawn_later(0.3, acd._notify, "answered", agent_id=agent.id, number="13700001111", call_uuid="c1")
+    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+    assert "event: answered" in body and earlier.number not in body and "王小明" not in body and "王**" in body
     assert client.get("/desk/events?max_seconds=abc").status_code == 200
+
+
+def test_screen_pop_masks_a_number_the_agent_dialled(desk, client):
+    """Should show a dialled number's citizen masked, with no address and no tickets: only the caller of the
+    agent's own offered or answered queue call is shown in full (issue 16 item 5)."""
+    from caseflow.models import Citizen
+
+    acd, world, agent, *_ = desk
+    Citizen.create(phone="13611112222", name="赵六", address="幸福路 8 号 302")
+    earlier = case_services.create_ticket("邻居装修", citizen_phone="13611112222", citizen_name="赵六")
+    client.login("8001", PASSWORD)
+    _act(client, action="ready")
+    _act(client, action="not_ready", reason="回拨")
+    assert _act(client, action="dial", number="13611112222").get_json()["ok"] is True
+    pop = client.get("/desk/pop").get_json()
+    assert pop["number"] == "13611112222" and pop["masked"] is True
+    assert pop["citizen"] == {"name": "赵*", "address": "", "blacklisted": False} and pop["tickets"] == []
+    page = client.get("/desk/").get_data(as_text=True)
+    assert "幸福路" not in page and "赵六" not in page and earlier.number not in page
 
 
 def test_console_actions_are_for_team_leads_only(desk, client):
