@@ -13,6 +13,7 @@ import re
 import gevent
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
 
+from acd import chat
 from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
 from acd.state import TransitionRefused
@@ -24,7 +25,7 @@ from caseflow.workflow import WorkflowError
 from recorder import missed as missed_calls
 from recorder.models import utcnow
 from webui.app import NavItem, bad_request
-from webui.security import require_roles
+from webui.security import audit, require_roles
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +189,23 @@ def save_ticket():
     call_uuid = form.get("call_uuid", "")[:64] or None
     reply = form.get("reply", "").strip()
     clock = current_app.extensions["hotline"].services.clock
+    held_chat = None
+    if form.get("chat_id"):
+        # The ticket of an online chat the agent holds: channel chat, the transcript stored with it.
+        try:
+            held_chat = chat.held_by(form.get("chat_id"), agent) if agent is not None else None
+        except chat.ChatError as error:
+            return _desk_page(acd, agent, error=str(error), entered=request.form), 400
     try:
         ticket = case_services.create_ticket(
-            form.get("content", ""), type=form.get("type", "consult"), channel="phone",
+            form.get("content", ""), type=form.get("type", "consult"), channel="chat" if held_chat else "phone",
             citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
             title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply)
     except (TicketInputError, WorkflowError) as error:
         return _desk_page(acd, agent, error=str(error), entered=request.form), 400
+    if held_chat is not None:
+        chat.link_ticket(held_chat, ticket)
+        audit("chat_ticket", "chat", held_chat.id, ticket.number)
     if agent is not None:
         controls = AgentControls(acd)
         controls.set_desk_activity(agent.id, f"ticket {ticket.number}")

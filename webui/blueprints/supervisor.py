@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request
 
+from acd import chat
 from acd.dispatcher import AcdError, update_queue
 from acd.policy import SHIFT_QUEUE_FIELDS, QueueChangeRefused, queue_fields_for
 from acd.strategies import STRATEGY_LABELS
@@ -13,6 +14,7 @@ from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
 from recorder import missed as missed_calls
 from webui.app import NavItem
+from webui.chat_pump import clock
 from webui.security import require_roles
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -54,7 +56,8 @@ def index():
                            reasons=missed_calls.REASON_LABELS,
                            action_names=ACTIONS, settings=list(acd.queues.values()) if acd is not None else [],
                            strategies=STRATEGY_LABELS,
-                           editable=queue_fields_for(g.user) & SHIFT_QUEUE_FIELDS)
+                           editable=queue_fields_for(g.user) & SHIFT_QUEUE_FIELDS,
+                           chat_queues=chat.queue_stats(clock()), chat_agents=chat.agent_stats())
 
 
 @bp.route("/queue/<name>", methods=["POST"])
@@ -86,8 +89,13 @@ def stats():
     callbacks = {"open": summary["open"], "claimed": summary["claimed"], "oldest_seconds": summary["oldest_seconds"],
                  "by_queue": summary["by_queue"]}
     if acd is None:
-        return jsonify({"queues": [], "agents": [], "callbacks": callbacks})
-    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats(), "callbacks": callbacks})
+        return jsonify({"queues": [], "agents": [], "callbacks": callbacks, **_chats()})
+    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats(), "callbacks": callbacks, **_chats()})
+
+
+def _chats() -> dict:
+    """Chat queues (waiting, longest wait, in chat) and active chats per agent, for the console."""
+    return {"chat_queues": chat.queue_stats(clock()), "chat_agents": chat.agent_stats()}
 
 
 @bp.route("/action", methods=["POST"])

@@ -1,6 +1,6 @@
 // Agent desk, knowledge panel: searches /kb/search.json (reviewed items only) beside the ticket form, lists
 // the results with the query's words marked, shows an item's text and answers inline, and copies the text
-// the agent picks into the ticket form's reply field. Every server text goes in through textContent.
+// the agent picks into the ticket form's reply field or sends it into the chat shown. Every server text goes in through textContent.
 (function () {
   var panel = document.getElementById("kb-panel");
   if (!panel || !panel.dataset.search || !window.fetch) { return; }
@@ -61,6 +61,16 @@
     use.setAttribute("data-testid", "kb-use");
     use.addEventListener("click", function () { useInReply(text); });
     box.appendChild(use);
+    if (words.chat) {
+      // Into the chat shown in the chat panel (desk_chat.js sends it, or says why not).
+      var send = el("button", words.chat, "button small");
+      send.type = "button";
+      send.setAttribute("data-testid", "kb-chat");
+      send.addEventListener("click", function () {
+        document.dispatchEvent(new CustomEvent("desk:chat-text", {detail: text}));
+      });
+      box.appendChild(send);
+    }
     return box;
   }
 

@@ -1,4 +1,4 @@
-// Team-lead console: refresh queue and agent figures every 3 seconds from /supervisor/stats.
+// Team-lead console: refresh queue, chat queue and agent figures every 3 seconds from /supervisor/stats.
 (function () {
   var root = document.getElementById("console");
   if (!root || !window.fetch) { return; }
@@ -14,6 +14,18 @@
          dash(q.average_wait), dash(q.average_talk)].forEach(function (v) { tr.appendChild(cell(String(v))); });
         body.appendChild(tr);
       });
+      function rows(id, items, values) {
+        var tbody = document.getElementById(id);
+        if (!tbody || !items) { return; }
+        tbody.textContent = "";
+        items.forEach(function (item) {
+          var tr = document.createElement("tr");
+          values(item).forEach(function (v) { tr.appendChild(cell(String(v))); });
+          tbody.appendChild(tr);
+        });
+      }
+      rows("chat-queue-rows", d.chat_queues, function (q) { return [q.display_name, q.waiting, q.longest_wait, q.in_chat]; });
+      rows("chat-agent-rows", d.chat_agents, function (a) { return [a.operator_no + " " + a.name, a.active, a.offered, a.capacity]; });
       d.agents.forEach(function (a) {
         var tr = document.querySelector('tr[data-agent="' + a.agent_id + '"]');
         if (!tr) { return; }

@@ -1,0 +1,63 @@
+"""The web side of online chat shared by the citizen's and the agent's pages: the chat settings from the
+app's configuration, the throttled run of acd.chat's time limits and offers from the open streams (no
+background job: a stream that is open is what needs them), the audit of chats that ended on a time limit,
+and the server-sent-event framing."""
+from __future__ import annotations
+
+import json
+import time
+
+from flask import current_app
+
+from acd import chat
+from webui.security import audit
+
+PUMP_EVERY = 1.0      # seconds between two runs of the time limits and offers, whoever asks
+POLL_EVERY = 0.5      # seconds between two looks of a stream at its chat
+KEEPALIVE = 15.0      # seconds of silence before a stream sends a comment (proxies close idle streams)
+MAX_STREAM = 300.0    # seconds one stream stays open; the browser's EventSource reconnects by itself
+
+
+def settings() -> chat.ChatSettings:
+    """The chat limits, from HOTLINE_CHAT_* settings where given."""
+    config = current_app.config
+    base = chat.ChatSettings()
+    return chat.ChatSettings(
+        rate_messages=int(config.get("HOTLINE_CHAT_RATE_MESSAGES", base.rate_messages)),
+        rate_window=float(config.get("HOTLINE_CHAT_RATE_SECONDS", base.rate_window)),
+        idle_timeout=float(config.get("HOTLINE_CHAT_IDLE_SECONDS", base.idle_timeout)),
+        gone_after=float(config.get("HOTLINE_CHAT_GONE_SECONDS", base.gone_after)),
+        starts_per_address=int(config.get("HOTLINE_CHAT_STARTS_PER_IP", base.starts_per_address)))
+
+
+def clock():
+    return current_app.extensions["hotline"].services.clock
+
+
+def pump(force: bool = False) -> None:
+    """Close chats past a time limit (audited as chat_end) and offer waiting chats to free agents, at most
+    once a second across all streams of this app unless ``force``d (a chat started, an agent freed up)."""
+    box = current_app.extensions.setdefault("hotline_chat", {"last": 0.0})
+    now = time.monotonic()
+    if not force and now - box["last"] < PUMP_EVERY:
+        return
+    box["last"] = now
+    for ended in chat.sweep(clock(), settings()):
+        audit("chat_end", "chat", ended.id, f"{ended.end_reason}; ticket {ended.ticket.number}", user=None)
+    acd = current_app.extensions["hotline"].services.extra.get("acd")
+    if acd is not None:
+        chat.dispatch(acd.agents, clock())
+
+
+def event(name: str, data, event_id: int | None = None) -> str:
+    """One server-sent event (JSON data on one line; the pages insert every text with textContent)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def stream_limit(value) -> float:
+    """How long a stream stays open: ?max_seconds= within 0.5..MAX_STREAM (tests ask for short ones)."""
+    try:
+        return max(0.5, min(float(value), MAX_STREAM))
+    except (TypeError, ValueError):
+        return MAX_STREAM
