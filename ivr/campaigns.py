@@ -65,6 +65,19 @@ def create_group_campaign(title: str, message: str, phones: Iterable[str], creat
     return campaign
 
 
+def satisfaction_due(actor) -> list:
+    """The approved tickets with a phone that ``actor`` may call back: only with ticket.callback, and only
+    tickets caseflow's visibility rule shows them (a campaign reads each citizen's number and result)."""
+    from caseflow.models import Ticket
+    from caseflow.roles import can
+    from caseflow.visibility import visible_tickets
+
+    if not can(actor, "ticket.callback"):
+        raise CampaignError("您没有回访权限 / you may not call citizens back (ticket.callback)")
+    return list(visible_tickets(actor).where((Ticket.status == "approved") & (Ticket.citizen_phone != ""))
+                .order_by(Ticket.id))
+
+
 def create_satisfaction_campaign(tickets, created_by, title: str = "", max_parallel: int = 10) -> OutboundCampaign:
     """Call the citizens of completed tickets, tell them the result and ask for their rating."""
     rows = [t for t in tickets if t.citizen_phone]

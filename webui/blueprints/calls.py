@@ -164,12 +164,15 @@ def index():
 def detail(call_id: int):
     """One call: path through the IVR, offers, times, tickets and recordings."""
     from caseflow.models import Ticket, TicketCall
+    from caseflow.visibility import visible_tickets
 
     record = get_or_404(access.visible_call_records(g.user), CallRecord.id == call_id)
     config = _hotline().config
     intact = mac_matches(record_key(config.secret_key, config.extra), record_fields(record), record.mac) \
         if record.finalised else None
-    tickets = list(Ticket.select().join(TicketCall).where(TicketCall.call_uuid == record.call_uuid))
+    # A call record is not a ticket pass: only the call's tickets the viewer may see (caseflow's rule).
+    tickets = list(visible_tickets(g.user).join(TicketCall, on=(TicketCall.ticket == Ticket.id))
+                   .where(TicketCall.call_uuid == record.call_uuid))
     recordings = [r for r in Recording.select().where(Recording.call_uuid == record.call_uuid)
                   if access.may_listen(g.user, r)]
     return render_template("calls/detail.html", record=record, intact=intact, tickets=tickets,

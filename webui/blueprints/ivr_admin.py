@@ -303,7 +303,6 @@ def polls():
 @require_roles("admin", "centre", "centre_leader")
 def campaigns():
     """Outbound IVR: group calls and satisfaction call-backs, with attempts and outcomes per number."""
-    from caseflow.models import Ticket
     from ivr import campaigns as campaign_service
     from ivr.campaigns import CampaignError, create_group_campaign, create_satisfaction_campaign, parse_phones
     from ivr.models import OutboundAttempt, OutboundCampaign
@@ -319,7 +318,7 @@ def campaigns():
                     max_parallel=_int(request.form.get("max_parallel"), 10),
                     max_attempts=_int(request.form.get("max_attempts"), 3))
             elif what == "satisfaction":
-                due = list(Ticket.select().where((Ticket.status == "approved") & (Ticket.citizen_phone != "")))
+                due = campaign_service.satisfaction_due(g.user)
                 if not due:
                     raise CampaignError(gettext("No approved tickets await a call-back."))
                 campaign = create_satisfaction_campaign(due, g.user)

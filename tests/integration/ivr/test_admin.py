@@ -229,3 +229,24 @@ def test_campaign_pages(admin_client):
     assert OutboundCampaign.get_by_id(campaign.id).status == "paused"
     page = admin_client.get("/admin/ivr/campaigns").get_data(as_text=True)
     assert "停水通知" in page and "13800138000" not in page
+
+
+def test_satisfaction_campaign_needs_the_call_back_right(admin_client):
+    """Should refuse a satisfaction campaign to the administrator (no ticket.callback: the campaign reads
+    every approved citizen's number and result), and build it for the centre from the tickets it may see."""
+    from caseflow import services as case_services
+    from caseflow.models import Ticket
+    from ivr.models import OutboundAttempt, OutboundCampaign
+
+    ticket = case_services.create_ticket("噪音扰民", citizen_phone="13700001111")
+    Ticket.update(status="approved").where(Ticket.id == ticket.id).execute()
+    refused = admin_client.post_form("/admin/ivr/campaigns", {"what": "satisfaction"}, follow_redirects=True)
+    assert 'class="flash error"' in refused.get_data(as_text=True) and "ticket.callback" in refused.get_data(
+        as_text=True)
+    assert OutboundCampaign.select().count() == 0
+    accounts.create_user("3001", "热线办", "centre-password-1", roles=("centre",))
+    admin_client.login("3001", "centre-password-1")
+    admin_client.post_form("/admin/ivr/campaigns", {"what": "satisfaction"})
+    campaign = OutboundCampaign.get()
+    assert campaign.kind == "satisfaction"
+    assert [a.ticket_number for a in OutboundAttempt.select()] == [ticket.number]

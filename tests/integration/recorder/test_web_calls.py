@@ -103,3 +103,23 @@ def test_fax_log_page(web, people):
     job = FaxJob.create(direction="out", number="02588886666", state="failed", error="NO_ANSWER")
     page = login(web, people["centre"]).get("/calls/fax").get_data(as_text=True)
     assert f'data-fax="{job.id}"' in page and "NO_ANSWER" in page
+
+
+def test_call_detail_lists_only_the_tickets_the_viewer_may_see(web, cdr, clock, people):
+    """Should list a call's ticket on its page only to whom caseflow's visibility rule shows that ticket:
+    an agent whose role no longer sees every ticket still opens their own call, without its ticket."""
+    from caseflow import services as case_services
+    from caseflow.models import TicketCall
+    from caseflow.roles import DEFAULT_PERMISSIONS, set_role_permissions
+
+    cdr.call_started("w-3", caller="13800000003")
+    cdr.agent_answered("w-3", "1001")
+    clock.advance(seconds=20)
+    record = cdr.hangup("w-3")
+    ticket = case_services.create_ticket("楼道堆物", citizen_phone="13800000003", created_by=people["centre"])
+    TicketCall.create(ticket=ticket, call_uuid="w-3")
+    assert ticket.number in login(web, people["agent"]).get(f"/calls/{record.id}").get_data(as_text=True)
+    set_role_permissions("agent", DEFAULT_PERMISSIONS["agent"] - {"ticket.view_all"})
+    page = login(web, people["agent"]).get(f"/calls/{record.id}")
+    assert page.status_code == 200 and ticket.number not in page.get_data(as_text=True)
+    assert ticket.number in login(web, people["centre"]).get(f"/calls/{record.id}").get_data(as_text=True)
