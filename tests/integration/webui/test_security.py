@@ -56,7 +56,8 @@ def _other_public(app):
     # sms_gateway: Kannel's get-url and delivery-report url, machine to machine behind a shared secret and
     # an address allow list (tests/integration/channels check both).
     # portal_info: the website's guides, notices and poll (the portal's frame and CAPTCHA).
-    return {e for e in app.view_functions if e.startswith(("portal.", "portal_info.", "open311."))} | {
+    # portal_chat: online chat (a citizen reaches only their own chat, by the token in their session).
+    return {e for e in app.view_functions if e.startswith(("portal.", "portal_info.", "portal_chat.", "open311."))} | {
         "sms_gateway.receive", "sms_gateway.delivery_report"}
 
 
