@@ -10,6 +10,7 @@ def all_models() -> list:
     from recorder.models import MODELS as recorder_models
     from ivr.models import MODELS as ivr_models
     from channels.models import MODELS as channels_models
+    from stats.models import MODELS as stats_models
 
     models = list(caseflow_models)
     models += webui_models
@@ -17,5 +18,6 @@ def all_models() -> list:
     models += acd_models
     models += ivr_models
     models += channels_models
+    models += stats_models
     # Packages add their MODELS here as they gain tables.
     return models

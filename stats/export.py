@@ -95,3 +95,29 @@ def _table(sheet, headers: list[str], rows: list[Row], name: Callable[[Row], str
                       row.year_ago, format_change(row.vs_year_ago, row.kind, points)])
         for column in (2, 3, 5):
             sheet.cell(row=sheet.max_row, column=column).number_format = _FORMATS[row.kind]
+
+
+def tables_xlsx(title: str, lines: list[tuple[str, str]], tables, translate: Callable[[str], str]) -> bytes:
+    """A workbook of report tables (stats.breakdowns.Table): an overview sheet with ``lines`` (label, text),
+    then one sheet per table; numbers stay numbers (rates as per cent cells), "=" texts stay text."""
+    _ = translate
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Overview")[:31]
+    sheet.append([_(title)])
+    for label, text in lines:
+        sheet.append([_(label), text])
+    formats = {RATE: "0.0%", SECONDS: "0.0", COUNT: "0", "hours": "0.0"}
+    for table in tables:
+        part = book.create_sheet(_(table.title)[:31])
+        _header(part, [_(c.label) for c in table.columns])
+        for row in table.rows:
+            part.append([row.get(c.key) for c in table.columns])
+            for index, column in enumerate(table.columns, 1):
+                if column.kind in formats:
+                    part.cell(row=part.max_row, column=index).number_format = formats[column.kind]
+        part.column_dimensions["A"].width = 28
+    keep_text_as_text(book)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
