@@ -11,8 +11,9 @@ import datetime as dt
 import logging
 from typing import Callable, Mapping
 
-from acd.models import Agent, AgentSkill, Queue
-from acd.policy import QueueChangeRefused, check_queue_change, may_create_or_delete_queues
+from acd.models import Agent, AgentSkill, ChatQueue, Queue
+from acd.policy import (QueueChangeRefused, check_chat_queue_change, check_queue_change,
+                        may_create_or_delete_queues)
 from caseflow.models import User
 from core.db import database
 
@@ -59,6 +60,33 @@ def change_queue(actor, queue: Queue, values: Mapping, audit: Audit) -> dict:
         with database.atomic():
             Queue.update(**changed).where(Queue.id == queue.id).execute()
             audit("acd_queue_update", "queue", queue.name, describe(changed))
+    return changed
+
+
+# ------------------------------------------------------------------------------------- chat queues
+def add_chat_queue(actor, values: Mapping, audit: Audit) -> ChatQueue:
+    """Create a chat queue (a topic of /chat) from checked ``values``; only administrators."""
+    if not may_create_or_delete_queues(actor):
+        raise QueueChangeRefused("只有管理员可以新建交谈队列 / only administrators create chat queues")
+    with database.atomic():
+        queue = ChatQueue.create(**values)
+        audit("chat_queue_create", "chat_queue", queue.name, describe(values))
+    return queue
+
+
+def change_chat_queue(actor, queue: ChatQueue, values: Mapping, audit: Audit) -> dict:
+    """Write the fields of checked ``values`` that differ from ``queue``; returns them (empty: no change).
+    A field ``actor`` may not change (acd.policy) raises QueueChangeRefused, audited, nothing written."""
+    changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
+    try:
+        check_chat_queue_change(actor, changed)
+    except QueueChangeRefused as exc:
+        audit("chat_queue_update_refused", "chat_queue", queue.name, f"{exc}: {describe(changed)}"[:1000])
+        raise
+    if changed:
+        with database.atomic():
+            ChatQueue.update(**changed).where(ChatQueue.id == queue.id).execute()
+            audit("chat_queue_update", "chat_queue", queue.name, describe(changed))
     return changed
 
 

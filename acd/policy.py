@@ -3,7 +3,8 @@
 Administrators create and delete queues and change every field. Team leads change only what a shift needs
 to steer the calls it has (the distribution rule and the timings); what a queue *is* (its code, name,
 skill, overflow, music, call-back key, answer target, whether it is on) stays an administrator's. Anyone
-else changes nothing. Pure: roles in, fields out.
+else changes nothing. Chat queues (acd.models.ChatQueue) follow the same split: a team lead changes the rule,
+the maximum wait and the offer time (a chat's ring time). Pure: roles in, fields out.
 """
 from __future__ import annotations
 
@@ -70,4 +71,34 @@ def check_queue_change(user, fields: Iterable[str]) -> None:
     refused = sorted(set(fields) - queue_fields_for(user))
     if refused:
         raise QueueChangeRefused(f"您无权修改队列的 {', '.join(refused)} / you may not change the queue's "
+                                 f"{', '.join(refused)}")
+
+
+# ------------------------------------------------------------------------------------------ chat queues
+# Every field of acd.models.ChatQueue a person may set (the name only when the queue is created).
+CHAT_QUEUE_FIELDS = frozenset({"name", "display_name", "skill", "strategy", "offer_timeout", "max_wait", "active"})
+# What a team lead changes: the call queues' shift settings a chat queue has, and its offer time, which is
+# what the ring time is for a call.
+CHAT_SHIFT_FIELDS = (SHIFT_QUEUE_FIELDS & CHAT_QUEUE_FIELDS) | {"offer_timeout"}
+CHAT_QUEUE_NUMBERS = {
+    "offer_timeout": (10, 300, "接入时限", "offer time"),
+    "max_wait": (0, 3600, "最长等待", "max wait"),
+}
+
+
+def chat_queue_fields_for(user) -> frozenset[str]:
+    """The chat queue fields ``user`` may change: all for an administrator, the shift ones for a team lead."""
+    roles = _roles(user)
+    if "admin" in roles:
+        return CHAT_QUEUE_FIELDS
+    if "team_lead" in roles:
+        return CHAT_SHIFT_FIELDS
+    return frozenset()
+
+
+def check_chat_queue_change(user, fields: Iterable[str]) -> None:
+    """Raise QueueChangeRefused unless ``user`` may change every one of ``fields`` of a chat queue."""
+    refused = sorted(set(fields) - chat_queue_fields_for(user))
+    if refused:
+        raise QueueChangeRefused(f"您无权修改交谈队列的 {', '.join(refused)} / you may not change the chat queue's "
                                  f"{', '.join(refused)}")

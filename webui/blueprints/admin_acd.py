@@ -23,9 +23,9 @@ from typing import Mapping
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from acd import admin
-from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, Queue
-from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused, may_create_or_delete_queues,
-                        queue_fields_for, queue_number_error)
+from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, ChatQueue, Queue
+from acd.policy import (CHAT_QUEUE_FIELDS, CHAT_QUEUE_NUMBERS, QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused,
+                        chat_queue_fields_for, may_create_or_delete_queues, queue_fields_for, queue_number_error)
 from acd.strategies import STRATEGIES, STRATEGY_LABELS
 from caseflow.models import User
 from core.config import PROJECT_ROOT
@@ -63,6 +63,15 @@ MESSAGES = own_messages({"zh": {
     "No queues yet.": "尚无队列。", "No agents yet.": "尚无话务员。", "No guest agents.": "尚无领导上线记录。",
     "Please correct the following:": "请更正以下问题：", "Saved.": "已保存。", "Cancel": "取消",
     "No skill": "无", "Operator number": "工号", "Name": "姓名", "Rule": "策略",
+    "Chat queues": "交谈队列", "New chat queue": "新建交谈队列", "Edit chat queue %(name)s": "编辑交谈队列 %(name)s",
+    "Topic shown to citizens": "市民看到的咨询主题", "Offer time (s)": "接入时限（秒）",
+    "Max wait (s, 0 = no limit; then a ticket)": "最长等待（秒，0为不限；超时转为工单）",
+    "No chat queues yet: the website's online chat is closed.": "尚无交谈队列：网站在线咨询处于关闭状态。",
+    "Team leads change the rule, the offer time and the maximum wait of a chat queue; everything else is for administrators.":
+        "班长可调整交谈队列的分配策略、接入时限和最长等待；其他设置由管理员修改。",
+    "Waiting": "等待", "In chat": "交谈中",
+    "Online chat on the website (/chat): each active chat queue is a topic; agents holding its skill take its chats.":
+        "网站在线咨询（/chat）：每个启用的交谈队列是一个咨询主题，具备其技能的话务员接待。",
 }})
 
 # Overflow kinds (acd.models.OVERFLOW_KINDS) as an administrator reads them.
@@ -453,10 +462,117 @@ def _submitted_queue_form(submitted: Mapping, queue: Queue, editable: frozenset[
     return form
 
 
+# ------------------------------------------------------------------------------------- chat queues
+def check_chat_queue_form(form: Mapping, queue: ChatQueue | None, queues: list[ChatQueue]
+                          ) -> tuple[dict, list[str]]:
+    """Clean a chat queue form (``queue`` None = a new one) against the other chat ``queues``."""
+    errors: list[str] = []
+    values: dict[str, object] = {}
+    if queue is None:
+        name = str(form.get("name", "") or "").strip()
+        if not CODE_RE.match(name):
+            errors.append("队列编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the queue code must start "
+                          "with a lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
+        elif any(q.name == name for q in queues):
+            errors.append(f"交谈队列编码 {name} 已存在 / chat queue {name} already exists")
+        values["name"] = name
+    values["display_name"] = _text(form, "display_name", 100, "咨询主题", "topic", errors)
+    skill = str(form.get("skill", "") or "").strip()
+    if not CODE_RE.match(skill):
+        errors.append("技能编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the skill must start with a "
+                      "lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
+    values["skill"] = skill
+    strategy = str(form.get("strategy", "") or "")
+    if strategy not in STRATEGIES:
+        errors.append(f"未知的分配策略 {strategy[:32]!r} / unknown distribution rule; known: "
+                      f"{', '.join(STRATEGIES)}")
+    values["strategy"] = strategy
+    for field_name, (low, high, zh, en) in CHAT_QUEUE_NUMBERS.items():
+        values[field_name] = _whole(form, field_name, low, high, zh, en, errors)
+    values["active"] = True if queue is None else _checked(form, "active")
+    return values, errors
+
+
+def _chat_queue_as_form(queue: ChatQueue) -> dict:
+    form = {name: getattr(queue, name) for name in ("name", "display_name", "skill", "strategy", "offer_timeout",
+                                                     "max_wait")}
+    form["active"] = "1" if queue.active else ""
+    return form
+
+
+def _render_chat_queue(queue: ChatQueue | None, form: Mapping, errors: list[str], status: int = 200):
+    editable = chat_queue_fields_for(g.user)
+    return render_template("admin_acd/chat_queue_form.html", queue=queue, form=form, errors=errors,
+                           strategies=strategy_choices(g.get("lang") or "zh"), editable=editable,
+                           can_edit=bool(editable) and (queue is not None or may_create_or_delete_queues(g.user)),
+                           agents=_agents_with_skill(queue.skill) if queue else []), status
+
+
+@bp.route("/chat-queues")
+@require_roles(*VIEW_ROLES)
+def chat_queues():
+    """Every chat queue (a topic of the website's online chat) with its skill, rule, times and load now."""
+    from acd import chat
+
+    counts: dict[str, int] = {}
+    for row in AgentSkill.select(AgentSkill.skill):
+        counts[row.skill] = counts.get(row.skill, 0) + 1
+    load = {row["queue"]: row for row in chat.queue_stats(current_app.extensions["hotline"].services.clock)}
+    return render_template("admin_acd/chat_queues.html",
+                           queues=list(ChatQueue.select().order_by(ChatQueue.active.desc(), ChatQueue.name)),
+                           counts=counts, load=load, rules=dict(strategy_choices(g.get("lang") or "zh")),
+                           can_create=may_create_or_delete_queues(g.user))
+
+
+@bp.route("/chat-queues/new", methods=["GET", "POST"])
+@require_roles(*VIEW_ROLES)
+def chat_queue_new():
+    """Create a chat queue (administrators)."""
+    if not may_create_or_delete_queues(g.user):
+        abort(403)
+    if request.method == "GET":
+        return _render_chat_queue(None, {"strategy": "least_talk_time", "offer_timeout": 30, "max_wait": 600,
+                                         "active": "1"}, [])
+    values, errors = check_chat_queue_form(request.form, None, list(ChatQueue.select()))
+    if errors:
+        return _render_chat_queue(None, request.form, errors, 400)
+    queue = admin.add_chat_queue(g.user, values, audit)
+    _saved()
+    return redirect(url_for("admin_acd.chat_queue_edit", queue_id=queue.id), code=303)
+
+
+@bp.route("/chat-queues/<int:queue_id>", methods=["GET", "POST"])
+@require_roles(*VIEW_ROLES)
+def chat_queue_edit(queue_id):
+    """A chat queue's settings: each person changes the fields acd.policy gives them and reads the others."""
+    queue = get_or_404(ChatQueue, ChatQueue.id == queue_id)
+    if request.method == "GET":
+        return _render_chat_queue(queue, _chat_queue_as_form(queue), [])
+    editable = chat_queue_fields_for(g.user)
+    if not editable:
+        abort(403)
+    # Fields the page sent disabled (absent) keep the queue's value; one sent anyway is checked by the policy.
+    form = _chat_queue_as_form(queue)
+    for name in CHAT_QUEUE_FIELDS - {"name"}:
+        if name in editable:
+            form[name] = request.form.get(name, "")
+        elif name in request.form:
+            form[name] = request.form[name]
+    values, errors = check_chat_queue_form(form, queue, list(ChatQueue.select()))
+    if errors:
+        return _render_chat_queue(queue, {**form, "name": queue.name}, errors, 400)
+    try:
+        admin.change_chat_queue(g.user, queue, values, audit)
+    except QueueChangeRefused:
+        abort(403)
+    _saved()
+    return redirect(url_for("admin_acd.chat_queue_edit", queue_id=queue.id), code=303)
+
+
 # ------------------------------------------------------------------------------------------ agents
 def known_skills(agent: Agent | None = None) -> list[str]:
     """Skills an agent may hold: those of the queues, plus any the agent already has."""
-    skills = {q.skill for q in Queue.select(Queue.skill)}
+    skills = {q.skill for q in Queue.select(Queue.skill)} | {q.skill for q in ChatQueue.select(ChatQueue.skill)}
     if agent is not None:
         skills |= {s.skill for s in agent.skills}
     return sorted(skills)

@@ -130,7 +130,7 @@ def _state(current) -> dict:
     data = {"state": current.state, "position": chat.position(current),
             "agent": current.agent.user.operator_no if current.agent_id and current.state == "active" else ""}
     if current.state == "closed":
-        data.update(reason=current.end_reason, number=current.ticket.number if current.ticket_id else "")
+        data |= {"reason": current.end_reason, "number": current.ticket.number if current.ticket_id else ""}
     return data
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from acd.demo import DEMO_AGENTS, load_acd_demo
+from acd.demo import DEMO_AGENTS, DEMO_CHAT_QUEUES, load_acd_demo
 from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
 from acd.models import Agent, AgentSkill, Queue, SupervisorAction
 from acd.strategies import STRATEGIES
@@ -513,7 +513,7 @@ def test_demo_queues_match_the_default_ivr_tree_and_agents_get_extensions(db):
         assert set(skills) <= tree_skills
     every_skill_served = {s.skill for s in AgentSkill.select()}
     assert every_skill_served == tree_skills
-    assert len(made) == len(tree_skills) + 3
+    assert len(made) == len(tree_skills) + len(DEMO_CHAT_QUEUES) + 3
     assert load_acd_demo() == [] and Queue.select().count() == len(tree_skills) and Agent.select().count() == 3
 
 
@@ -535,7 +535,7 @@ def test_demo_agent_reaches_the_desk(app, client, running):
 def test_demo_does_nothing_without_demo_users_or_with_queues(db):
     """Should create queues but no agents without the demo users, and nothing once the ACD is configured."""
     made = load_acd_demo()
-    assert Agent.select().count() == 0 and all(line.startswith("queue") for line in made)
+    assert Agent.select().count() == 0 and all(line.startswith(("queue", "chat queue")) for line in made)
     Queue.delete().execute()
     create_queue("mine", "mine")
     assert load_acd_demo() == [] and [q.name for q in Queue.select()] == ["mine"]
