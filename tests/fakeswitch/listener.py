@@ -52,6 +52,7 @@ class Listener:
         self.closed = False
         self.keep_frames = True
         self.sent: list[bytes] = []             # every frame written, for tests and shape checks
+        self.muted = False                      # a hung switch: nothing is written, the socket stays open
         self._lock = Semaphore()
 
     @property
@@ -69,6 +70,8 @@ class Listener:
         """Write one whole frame; False when the peer is gone."""
         if self.closed:
             return False
+        if self.muted:
+            return True
         with self._lock:
             try:
                 self.sock.sendall(data)

@@ -204,6 +204,7 @@ class FakeSwitch:
         self._seq = 1000
         self.heartbeat_seconds = heartbeat_seconds   # simulated; None: no HEARTBEAT events
         self._heartbeat = None
+        self.silent = False                          # go_silent(): hung, sockets open but nothing written
         self._server: StreamServer | None = None
         self._port = 0
 
@@ -285,8 +286,27 @@ class FakeSwitch:
     def __exit__(self, *exc):
         self.stop()
 
+    def go_silent(self, silent: bool = True) -> None:
+        """Hang like a frozen FreeSWITCH (SIGSTOP, a dead route): every event-socket connection stays open,
+        new ones are accepted, but nothing is written to any of them (no greeting, replies, events or
+        HEARTBEAT) until go_silent(False)."""
+        self.silent = silent
+        for session in self.inbound_sessions:
+            session.muted = silent
+        self.changed.pulse()
+
+    def set_heartbeat(self, seconds: float | None) -> None:
+        """Send HEARTBEAT every ``seconds`` (simulated, scaled by time_scale) from now on; None: stop."""
+        self.heartbeat_seconds = seconds
+        if self._heartbeat is not None:
+            self._heartbeat.kill(block=False)
+            self._heartbeat = None
+        if seconds and self._server is not None:
+            self._heartbeat = gevent.spawn(self._beat)
+
     def _accept(self, sock, address) -> None:
         session = InboundSession(self, sock, address)
+        session.muted = self.silent
         self.inbound_sessions.append(session)
         self.add_listener(session)
         self.changed.pulse()
