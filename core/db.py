@@ -216,22 +216,30 @@ def _psycopg2_classes() -> tuple[type, type]:
     With the wait callback a statement yields to other greenlets while it waits for the server; two
     greenlets sharing a connection (peewee's state is per thread without monkey-patching, as in the tests)
     would otherwise poll one exchange from both sides and wait on each other for ever.
+
+    Everything else that takes psycopg2's own per-connection mutex (close, commit, session settings...) goes
+    under the same gevent lock: psycopg2 holds that thread mutex for a whole statement, also while the wait
+    callback yields, so a second greenlet of the thread taking it (a connection_context() closing the shared
+    connection) blocked the thread, hub included, for ever: no greenlet could run to release it.
     """
     import psycopg2.extensions as ext
     from gevent.lock import RLock
 
+    def one_at_a_time(method, lock_of):
+        @functools.wraps(method)
+        def locked(self, *args, **kwargs):
+            with lock_of(self):
+                return method(self, *args, **kwargs)
+        return locked
+
+    def of_cursor(cursor):
+        return cursor.connection.statement_lock
+
+    def of_connection(connection):
+        return connection.statement_lock
+
     class OneStatementCursor(ext.cursor):
-        def execute(self, query, vars=None):
-            with self.connection.statement_lock:
-                return super().execute(query, vars)
-
-        def executemany(self, query, vars_list):
-            with self.connection.statement_lock:
-                return super().executemany(query, vars_list)
-
-        def callproc(self, procname, parameters=None):
-            with self.connection.statement_lock:
-                return super().callproc(procname, parameters)
+        pass
 
     class OneStatementConnection(ext.connection):
         def __init__(self, *args, **kwargs):
@@ -239,6 +247,17 @@ def _psycopg2_classes() -> tuple[type, type]:
             self.statement_lock = RLock()
             self.cursor_factory = OneStatementCursor
 
+    # Every method and setter that locks psycopg2's mutex (cancel() does not, by design; poll() is the wait).
+    for name in ("execute", "executemany", "callproc", "copy_from", "copy_to", "copy_expert"):
+        setattr(OneStatementCursor, name, one_at_a_time(getattr(ext.cursor, name), of_cursor))
+    for name in ("close", "commit", "rollback", "reset", "set_session", "set_isolation_level",
+                 "set_client_encoding", "lobject", "tpc_begin", "tpc_prepare", "tpc_commit", "tpc_rollback",
+                 "tpc_recover"):
+        setattr(OneStatementConnection, name, one_at_a_time(getattr(ext.connection, name), of_connection))
+    for name in ("autocommit", "isolation_level", "readonly", "deferrable"):
+        attribute = getattr(ext.connection, name)
+        setattr(OneStatementConnection, name,
+                property(attribute.__get__, one_at_a_time(attribute.__set__, of_connection)))
     return OneStatementConnection, OneStatementCursor
 
 

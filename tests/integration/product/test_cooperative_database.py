@@ -192,3 +192,45 @@ def test_sqlite_busy_snapshot_is_not_retried(tmp_path):
     finally:
         other.close()
         first.close()
+
+
+# One psycopg2 connection shared by greenlets (peewee's per-thread state without monkey-patching, as in
+# every test process): greenlet A's statement is in flight (psycopg2 holds the connection's own mutex while
+# the wait callback yields) when the main greenlet leaves a connection_context() as recorder.hooks does,
+# the last context out closing the connection. In a child process: before the fix the whole thread blocked
+# in that mutex for ever, no greenlet left to release it (the live product stopped reading its calls).
+_SHARED_CONNECTION_CHILD = r"""
+import sys
+
+import gevent
+
+from core import db as core_db
+
+database = core_db.bind_database(sys.argv[1])
+database.connect()
+ticks = []
+ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in iter(int, 1)])
+slow = gevent.spawn(lambda: database.execute_sql("SELECT 'slept' FROM pg_sleep(0.5)").fetchone()[0])
+gevent.sleep(0)  # the slow statement is on the wire, psycopg2's mutex held by its greenlet
+with database.connection_context():
+    pass
+print(slow.get(timeout=10), database.is_closed(), len(ticks) >= 5, flush=True)
+"""
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_greenlet_closing_a_shared_connection_waits_for_the_statement_in_flight(db_url):
+    """Should let a greenlet close a PostgreSQL connection that another greenlet's statement is still
+    running on: the close waits in gevent for that statement (which gets its result), the hub keeps running,
+    and nothing blocks the process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _SHARED_CONNECTION_CHILD, db_url],
+                              cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("closing a shared connection during another greenlet's statement blocked the process")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["slept", "True", "True"]
