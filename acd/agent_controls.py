@@ -27,6 +27,7 @@ import gevent
 
 from acd import state as sm
 from acd.consultation import Consultation
+from acd.dialout import DialOut, DialRefused
 from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, SupervisorAction, utcnow
 from caseflow.models import Department, User
@@ -58,10 +59,13 @@ def _refuse(zh: str, en: str) -> ControlRefused:
 class AgentControls:
     """The agent's softphone functions; every method takes the agent id the web session belongs to."""
 
-    def __init__(self, acd: Acd, outbound_template: str = "sofia/gateway/carrier/{number}",
+    def __init__(self, acd: Acd, outbound_template: str = "",
                  hotline_number: str = "12345", extension_length: int = 4):
         self.acd = acd
-        self.outbound_template = outbound_template
+        # Every number dialled goes through the ACD's dial-out policy (acd.dialout); its carrier template
+        # unless one is given here.
+        self.dialout: DialOut = getattr(acd, "dialout", None) or DialOut()
+        self.outbound_template = outbound_template or self.dialout.policy.template
         self.hotline_number = hotline_number
         self.extension_length = extension_length
 
@@ -256,9 +260,16 @@ class AgentControls:
         caller = self._other_party(agent)
         if kind == "queue":
             self._reenter(agent, caller, "hotline_queue", destination)
-        else:
+        elif kind == "agent":
             self.acd.handed_off.add(agent.call_uuid)
             self.channel_command(agent, caller, lambda ch: ch.transfer(destination, DIALPLAN_CONTEXT))
+        else:
+            # A number: through the dial-out policy, bridged inline to the carrier (the default context
+            # hangs up anything but the hotline and a seat) or to the seat it names.
+            dial = self._dial_target(agent, destination, "transfer")
+            self.acd.handed_off.add(agent.call_uuid)
+            self.channel_command(agent, caller, lambda ch: ch.transfer(commands.inline("bridge", dial),
+                                                                       dialplan="inline"))
         self._release_own_leg(agent)
         self._record(agent, "blind_transfer", agent.call_uuid, f"{kind}:{destination}")
         return agent
@@ -300,7 +311,8 @@ class AgentControls:
             raise _refuse("已有咨询转接正在进行", "an attended transfer is already in progress")
         if kind == "queue":
             raise _refuse("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
-        destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
+        destination = self._dial_target(agent, self.resolve_target(kind, target, agent.call_server or agent.server),
+                                        "transfer")
         leg = str(uuidlib.uuid4())
         dial = commands.variables({"origination_uuid": leg,
                                    "origination_caller_id_number": commands.phone(self.hotline_number)}) + destination
@@ -366,7 +378,8 @@ class AgentControls:
     def three_way(self, agent_id: int, call_uuid: str, kind: str, target: str) -> Agent:
         """三方通话 / three-way: caller and agent move into a conference, the third party is called in."""
         agent = self._call_in_hand(agent_id, call_uuid)
-        destination = self._dial_target(self.resolve_target(kind, target, agent.call_server or agent.server))
+        destination = self._dial_target(agent, self.resolve_target(kind, target, agent.call_server or agent.server),
+                                        "three_way")
         room = commands.conference_room(f"acd3w_{agent.id}_{commands.scrub(agent.call_uuid)[:8]}", CONFERENCE_PROFILE)
         command = commands.originate(destination, commands.app("conference", room),
                                      {"origination_caller_id_number": commands.phone(self.hotline_number)})
@@ -378,12 +391,20 @@ class AgentControls:
         self._record(agent, "three_way", agent.call_uuid, f"{kind}:{target}")
         return agent
 
-    def _dial_target(self, destination: str) -> str:
-        """user/<extension> for a short number, else the outbound template (a gateway) with the number."""
-        try:
-            if len(destination) <= self.extension_length and EXTENSION_RE.match(destination):
+    def _dial_target(self, agent: Agent, destination: str, purpose: str) -> str:
+        """user/<extension> for a seat, else the outbound template (a gateway) with the number; every
+        number first through the dial-out policy on the agent's behalf (refused: ControlRefused, logged)."""
+        if len(destination) <= self.extension_length and EXTENSION_RE.match(destination):
+            try:
                 return commands.user(destination)
-            return commands.from_template(self.outbound_template, number=destination)
+            except CommandError as exc:
+                raise _refuse("无法拨打该号码", f"cannot dial: {exc}") from exc
+        try:
+            decision = self.dialout.authorise(destination, purpose, user=agent.user, detail=agent.call_uuid)
+            return commands.from_template(self.outbound_template, number=decision.number)
+        except DialRefused as exc:
+            self._record(agent, f"{purpose}_refused"[:32], agent.call_uuid, f"{destination}: {exc}", ok=False)
+            raise ControlRefused(str(exc)) from exc
         except CommandError as exc:
             raise _refuse("无法拨打该号码", f"cannot dial: {exc}") from exc
 
@@ -412,7 +433,7 @@ class AgentControls:
         try:
             far = commands.variables({"origination_caller_id_number": commands.phone(self.hotline_number)})
             command = commands.originate(
-                commands.user(agent.extension), commands.app("bridge", far + self._dial_target(number)),
+                commands.user(agent.extension), commands.app("bridge", far + self._dial_target(agent, number, label)),
                 {"origination_uuid": leg, "origination_caller_id_number": number, "originate_timeout": 30,
                  "acd_agent": agent_id})
         except CommandError as exc:

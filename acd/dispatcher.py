@@ -50,6 +50,7 @@ import gevent.event
 
 from acd import state as sm
 from acd.consultation import Consultation, Consultations
+from acd.dialout import DialOut, DialRefused
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts, expected_wait_minutes
 from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
@@ -213,6 +214,8 @@ class Acd:
         self.handbacks = HandBackLedger()
         # Attended transfers in progress (consultation leg -> agent, call, target, answered).
         self.consultations = Consultations()
+        # The dial-out policy every call to a number goes through (product wiring sets the configured one).
+        self.dialout = DialOut()
         self._gone: dict[str, gevent.event.Event] = {}
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
@@ -661,10 +664,18 @@ class Acd:
                     waiter.session.playback(path, timeout=60.0)
             return QueueOutcome("callback", queue.name)
         self._finish(waiter, "overflowed", f"{kind}:{target}")
-        if kind == "number" and commands.scrub(target):
-            # Send the caller on (duty phone, another hotline): the channel leaves the app for the dialplan.
+        if kind == "number" and target:
+            # Send the caller on (duty phone, another hotline): a seat through the dialplan, any other number
+            # through the dial-out policy to the carrier (the default context would hang it up).
             try:
-                waiter.session.execute("transfer", commands.transfer_data(commands.scrub(target)), timeout=10.0)
+                decision = self.dialout.authorise(target, "overflow", detail=f"queue {queue.name}")
+                data = (commands.transfer_data(decision.number) if decision.number_class == "internal" else
+                        commands.inline("bridge", self.dialout.dial_string(decision)) + " inline")
+            except (DialRefused, commands.CommandError) as exc:
+                log.error("queue %s: overflow to %s refused: %s", queue.name, target, exc)
+                return QueueOutcome("busy", queue.name, target=target)
+            try:
+                waiter.session.execute("transfer", data, timeout=10.0)
             except (CallHangup, SwitchTimeout):
                 pass  # the socket application lost the channel, as it should
             self.wait_channel_gone(waiter.uuid, self.settings.bridge_timeout)

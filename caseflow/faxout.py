@@ -119,7 +119,7 @@ def send_attachment(ticket: Ticket, attachment_id, number, actor: Optional[User]
     if not is_pdf_attachment(row) or not is_pdf_file(path):
         raise TicketInputError(f"只能传真PDF文件：{row.filename} / only PDF documents can be faxed")
     try:
-        job = fax_service.send(number, path, ticket=ticket)
+        job = fax_service.send(number, path, ticket=ticket, actor=actor)
     except FaxError as error:
         raise TicketInputError(f"传真未能发送 / the fax was not queued: {error}") from error
     services._history(ticket, actor, "fax", ticket.status, ticket.status,

@@ -102,7 +102,7 @@ def send_by_fax(request_id, answer_id, actor: User, fax_service, attachments_roo
     if not answer.attachment_name.lower().endswith(".pdf") or not faxout.is_pdf_file(path):
         raise TicketInputError(f"只能传真PDF文件：{answer.attachment_name} / only PDF documents can be faxed")
     try:
-        job = fax_service.send(number, path)
+        job = fax_service.send(number, path, actor=actor, purpose="material_fax")
     except FaxError as error:
         raise TicketInputError(f"传真未能发送 / the fax was not queued: {error}") from error
     mark_done(row.id, actor, clock)

@@ -33,6 +33,7 @@ class Product:
 
     def build(self) -> "Product":
         """Open the database, create the schema, load demo data, and construct (not start) every part."""
+        from acd.dialout import DialOut
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs
@@ -75,6 +76,7 @@ class Product:
         acd_prompts = AcdPrompts(config.sounds_dir, render=call_time_renderer("zh", config.prompt_rate),
                                  switch_dir=config.switch_sounds_dir)
         acd = Acd(pool, clock=self.clock, prompts=acd_prompts)
+        acd.dialout = DialOut.from_config(config, clock=self.clock)  # a bad HOTLINE_DIALOUT_* stops the start
         # Routes between FreeSWITCH servers: configured ones win over those the servers tell (acd.dispatcher).
         acd.settings.cross_server_dial = dict(config.cross_server_dial)
         acd.settings.refuse_placeholder_peer = config.is_production

@@ -51,7 +51,7 @@ class Dialer:
     connection: object
     config: object
     max_calls: int = 0  # 0: the configured max_calls
-    gateway: str = "carrier"
+    dialout: object = None  # acd.dialout.DialOut; None: the configured policy (its carrier template)
     caller_id: str = "12345"
 
     def _spawn(self, fn, *args):
@@ -62,9 +62,12 @@ class Dialer:
     def originate_command(self, attempt: OutboundAttempt, call_uuid: str) -> str:
         """The originate: the citizen's leg, then the app's socket (switch.commands.CommandError for a bad
         number)."""
+        from acd.dialout import DialOut
+
         host, port = self.config.outbound
-        phone = attempt.phone
-        leg = commands.user(phone) if len(phone) <= 5 else commands.gateway(self.gateway, phone)
+        # The campaign's numbers through the dial-out policy (acd.dialout.DialRefused when refused).
+        dialout = self.dialout or DialOut.from_config(self.config)
+        leg = dialout.dial_string(dialout.authorise(attempt.phone, "campaign", detail=f"attempt {attempt.id}"))
         # The socket's argument has spaces: originate quotes it, or the socket would get only host:port
         # (a synchronous socket without `full`) and the dialplan and context "async" and "full)".
         return commands.originate(leg, commands.app("socket", f"{host}:{port} async full"),
@@ -105,10 +108,19 @@ class Dialer:
         return started
 
     def _originate(self, attempt_id: int, call_uuid: str) -> None:
+        from acd.dialout import DialRefused
+
         attempt = OutboundAttempt.get_by_id(attempt_id)
         try:
-            result = self.connection.bgapi(self.originate_command(attempt, call_uuid),
-                                           timeout=ORIGINATE_TIMEOUT + 30)
+            command = self.originate_command(attempt, call_uuid)
+        except (DialRefused, commands.CommandError) as exc:
+            # No retry would fare better: the attempt fails at once, the reason in the log and DialOutLog.
+            log.warning("dialer: %s refused: %s", attempt.phone, exc)
+            attempt.attempts = max(attempt.attempts, attempt.campaign.max_attempts)
+            note_failed_attempt(attempt, "DIALOUT_REFUSED")
+            return
+        try:
+            result = self.connection.bgapi(command, timeout=ORIGINATE_TIMEOUT + 30)
             ok, body = result.ok, result.body
         except Exception as exc:  # noqa: BLE001 - a lost connection is a failed attempt, retried later
             ok, body = False, f"-ERR {type(exc).__name__}"

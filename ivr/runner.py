@@ -327,12 +327,18 @@ class IvrCall:
         return e.RecordDone(local_path, lengths[0], result.terminator or "", lengths[1])
 
     def _transfer(self, number: str) -> bool:
-        """Bridge to a duty number: an extension directly, anything longer through the carrier gateway."""
-        if len(number) <= 5:
-            target = f"user/{number}"
-        else:
-            gateway = (self.config.extra or {}).get("HOTLINE_GATEWAY", "carrier")
-            target = f"sofia/gateway/{gateway}/{number}"
+        """Bridge to a duty number: a seat directly, any other number through the dial-out policy to the
+        carrier (a refused or undialable number is a failed bridge: the node's failure route)."""
+        from acd.dialout import DialOut, DialRefused
+        from switch.commands import CommandError
+
+        gate = getattr(self.services, "acd", None)
+        dialout = getattr(gate, "dialout", None) or DialOut.from_config(self.config)
+        try:
+            target = dialout.dial_string(dialout.authorise(number, "ivr_forward", detail=self.session.uuid))
+        except (DialRefused, CommandError, ValueError) as exc:
+            log.error("ivr: forward of call %s to %s refused: %s", self.session.uuid, number, exc)
+            return False
         self.session.set("hangup_after_bridge", "true")
         self.session.set("continue_on_fail", "true")
         result = self.session.bridge(target, timeout=4 * 3600)

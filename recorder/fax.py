@@ -13,6 +13,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from acd.dialout import DialOut, DialRefused
 from recorder import faxfile, tickets
 from recorder.alerts import raise_alert
 from recorder.missed import add_missed
@@ -110,10 +111,13 @@ class FaxService:
         self.tz = tz
         self.clock = clock
         self.cdr = cdr
+        self.dialout = DialOut(clock=clock)  # the dial-out policy every fax number passes (acd.dialout)
 
     @classmethod
     def from_config(cls, config, clock=None, cdr=None) -> "FaxService":
-        return cls(config.fax_dir, config.attachments_dir, FaxSettings.from_config(config), config.tz, clock, cdr)
+        service = cls(config.fax_dir, config.attachments_dir, FaxSettings.from_config(config), config.tz, clock, cdr)
+        service.dialout = DialOut.from_config(config, clock=clock)
+        return service
 
     def _now(self) -> dt.datetime:
         moment = self.clock.now() if self.clock else dt.datetime.now(dt.timezone.utc)
@@ -219,9 +223,15 @@ class FaxService:
         return ticket
 
     # -- outbound ----------------------------------------------------------------------------------------
-    def send(self, number: str, pdf: Path, ticket=None, max_attempts: int | None = None) -> FaxJob:
-        """Queue a PDF (a reply, consultation material) for sending; converted to fax TIFF now."""
+    def send(self, number: str, pdf: Path, ticket=None, max_attempts: int | None = None, *, actor=None,
+             purpose: str = "fax") -> FaxJob:
+        """Queue a PDF (a reply, consultation material) for sending; converted to fax TIFF now. The number
+        passes the dial-out policy first, on ``actor``'s behalf (refused: FaxError with the reason)."""
         number = check_number(number)
+        try:
+            number = self.dialout.authorise(number, purpose, user=actor).number
+        except DialRefused as exc:
+            raise FaxError(str(exc)) from exc
         pdf = Path(pdf)
         try:
             faxfile.check_pdf(pdf)

@@ -48,7 +48,7 @@ def test_attended_transfer_and_department_transfer_commands(in_call, world, db):
     with pytest.raises(ControlRefused, match="use a blind transfer"):
         controls.attended_transfer(agent.id, session.uuid, "queue", "consult")
     controls.blind_transfer(agent.id, session.uuid, "department", "water")
-    assert f"uuid_transfer {session.uuid} 87654321 XML default" in world.commands
+    assert f"uuid_transfer {session.uuid} bridge:sofia/gateway/carrier/87654321 inline" in world.commands
     assert f"uuid_kill {leg} NORMAL_CLEARING" in world.commands
     wait_for(lambda: agent.state == "idle", what="agent released after the transfer")
 

@@ -163,18 +163,35 @@ def test_callback_key_leaves_request(make_acd, setup_agents, queue, world):
                                            ("number", "transferred")])
 def test_max_wait_overflows(make_acd, db, world, kind, expected):
     """Should overflow after the maximum wait to the queue's target kind."""
-    create_queue("consult", "consult", max_wait=1, overflow_kind=kind, overflow_target="12340000",
+    create_queue("consult", "consult", max_wait=1, overflow_kind=kind, overflow_target="62340000",
                  announce_interval=0)
     acd = make_acd()
     session = Session(world)
     job = serve(acd, session)
     if kind == "number":
-        wait_for(lambda: ("transfer", "12340000 XML default") in session.executed, what="transfer")
+        # Through the dial-out policy to the carrier: the default context would hang the caller up.
+        wait_for(lambda: ("transfer", "bridge:sofia/gateway/carrier/62340000 inline") in session.executed,
+                 what="transfer")
         assert not job.ready()  # the socket stays until the transferred caller hangs up
         world.kill(session.uuid)
     outcome = job.get(timeout=5)
     assert outcome.outcome == expected
     assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "overflowed"
+
+
+def test_overflow_to_an_international_number_is_refused(make_acd, db, world):
+    """Should not send an overflowing caller to an international number (shipped dial-out policy): the
+    caller leaves busy (voicemail), nothing is transferred, the refusal is logged (issue 16 item 6)."""
+    from acd.models import DialOutLog
+
+    create_queue("consult", "consult", max_wait=1, overflow_kind="number", overflow_target="+12025550100",
+                 announce_interval=0)
+    session = Session(world)
+    assert serve(make_acd(), session).get(timeout=5).outcome == "busy"
+    assert not any(name == "transfer" for name, _ in session.executed)
+    row = DialOutLog.get()
+    assert (row.purpose, row.number, row.number_class, row.allowed, row.actor) == (
+        "overflow", "0012025550100", "international", False, "system")
 
 
 def test_overflow_into_another_queue(make_acd, setup_agents, db, world):

@@ -381,8 +381,38 @@ def test_blind_transfer_to_a_queue_and_a_department_phone(desk, client):
     session, job = _in_call(acd, world, agent, caller="13912340001")
     reply = _act(client, action="transfer", call_uuid=session.uuid, kind="department", target=str(department.id))
     assert reply.get_json()["ok"] is True
-    assert f"uuid_transfer {session.uuid} 88001234 XML default" in world.commands
+    # Not into the default context (which hangs up anything but 12345 and a seat): bridged to the carrier.
+    assert f"uuid_transfer {session.uuid} bridge:sofia/gateway/carrier/88001234 inline" in world.commands
     _end(session, job)
+
+
+def test_every_desk_dial_out_refuses_an_international_number(desk, client):
+    """Should refuse an international number for an outbound call, a blind and an attended transfer and a
+    three-way call (the shipped policy: domestic only), with the reason on the desk, nothing sent to the
+    switch, and each refusal logged with who, what and why (issue 16 item 6)."""
+    from acd.models import DialOutLog
+
+    acd, world, agent, agent_user, _ = desk
+    client.login("8001", PASSWORD)
+    _act(client, action="ready")
+    _act(client, action="not_ready", reason="回拨")
+    reply = _act(client, action="dial", number="0012025550100")
+    assert reply.status_code == 409 and "international" in reply.get_json()["error"]
+    assert acd.agents[agent.id].state == "idle"
+    acd.transition(agent.id, "ready")
+    session, job = _in_call(acd, world, agent)
+    sent = len(world.commands)
+    for action in ("transfer", "attended_transfer", "three_way"):
+        reply = _act(client, action=action, call_uuid=session.uuid, kind="number", target="0012025550100")
+        assert reply.status_code in (400, 409) and "international" in reply.get_json()["error"], action
+    assert not any("0012025550100" in c for c in world.commands[sent:])
+    assert acd.agents[agent.id].state == "in_call"
+    _end(session, job)
+    rows = list(DialOutLog.select().order_by(DialOutLog.id))
+    assert [(r.purpose, r.number_class, r.allowed, r.user_id) for r in rows] == [
+        ("outbound", "international", False, agent_user.id), ("transfer", "international", False, agent_user.id),
+        ("transfer", "international", False, agent_user.id), ("three_way", "international", False, agent_user.id)]
+    assert all("international" in r.reason for r in rows)
 
 
 def test_attended_transfer_and_three_way(desk, client):

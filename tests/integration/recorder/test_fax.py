@@ -142,7 +142,7 @@ def test_outbound_fax_with_retry(fax, sample_pdf, clock):
 
 def test_outbound_gives_up_after_attempts(fax, sample_pdf, clock):
     """Should fail with an alert after the last attempt; a hang-up without a result counts as a failure."""
-    job = fax.send("12345678", sample_pdf)
+    job = fax.send("62345678", sample_pdf)
     conn = Connection(ok=True)
     [job] = fax.dispatch_due(conn)
     fax.on_switch_event(ChannelHangup(server="fs", uuid=job.call_uuid, cause="NORMAL_CLEARING", complete=True))
@@ -156,7 +156,7 @@ def test_outbound_gives_up_after_attempts(fax, sample_pdf, clock):
 
 def test_watchdog_ends_stuck_jobs(fax, sample_pdf, clock):
     """Should time out a job that makes no progress (no result ever arrives) and report it."""
-    job = fax.send("12345678", sample_pdf, max_attempts=1)
+    job = fax.send("62345678", sample_pdf, max_attempts=1)
     [job] = fax.dispatch_due(Connection(ok=True))
     receiving = FaxJob.create(direction="in", number="555", state="receiving", tiff_path="in/x.tif",
                               deadline_at=job.deadline_at)
@@ -185,7 +185,7 @@ def test_bad_pdf_refused(fax, tmp_path):
     fake.write_bytes(b"<html>not a pdf</html>")
     for path in (empty, fake, tmp_path / "missing.pdf"):
         with pytest.raises(FaxError):
-            fax.send("12345678", path)
+            fax.send("62345678", path)
     assert FaxJob.select().count() == 0
 
 
@@ -194,7 +194,7 @@ def test_broken_pdf_fails_job(fax, tmp_path):
     broken = tmp_path / "b.pdf"
     broken.write_bytes(b"%PDF-1.4\nthis is not really a pdf\n%%EOF\n")
     with pytest.raises(FaxError):
-        fax.send("12345678", broken)
+        fax.send("62345678", broken)
     assert FaxJob.get().state == "failed"
 
 
@@ -205,3 +205,16 @@ class Connection:
     def bgapi(self, command, timeout=None):
         self.commands.append(command)
         return SimpleNamespace(ok=self.ok, body="+OK uuid\n" if self.ok else "-ERR NO_ANSWER\n")
+
+
+def test_fax_to_an_international_or_premium_number_is_refused(fax, sample_pdf):
+    """Should refuse to queue a fax to an international or premium number (the shipped dial-out policy),
+    with the reason, no job and the refusal logged; a +86 number is faxed as the national number."""
+    from acd.models import DialOutLog
+
+    for number in ("+1 202 555 0100", "16001234"):
+        with pytest.raises(FaxError, match="may not be dialled"):
+            fax.send(number, sample_pdf)
+    assert FaxJob.select().count() == 0
+    assert [r.number_class for r in DialOutLog.select().order_by(DialOutLog.id)] == ["international", "premium"]
+    assert fax.send("+86 25 8888 6666", sample_pdf).number == "02588886666"
