@@ -147,3 +147,16 @@ def test_dialer_respects_free_channels(phone, inbound):
     """Should place nothing when the switch has no channels to spare."""
     create_group_campaign("演练", "通知。", ["1000"], max_parallel=5)
     assert Dialer(inbound, phone.config, max_calls=1).tick() == 0
+
+
+def test_dialer_refuses_an_international_number(phone, inbound):
+    """Should fail a campaign attempt to an international number at once, with no originate sent, and log
+    the refusal (shipped dial-out policy; issue 16 item 6)."""
+    from acd.models import DialOutLog
+
+    create_group_campaign("演练", "通知。", ["+12025550100"], max_parallel=5, max_attempts=3)
+    Dialer(inbound, phone.config).tick()
+    phone.fs.wait_for(lambda: OutboundAttempt.get().state == "failed", 10, "the refused attempt")
+    assert OutboundAttempt.get().outcome == "DIALOUT_REFUSED"
+    assert not any("originate" in c and "2025550100" in c for c in phone.fs.api_log)
+    assert (DialOutLog.get().purpose, DialOutLog.get().number_class) == ("campaign", "international")
