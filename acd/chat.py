@@ -421,3 +421,37 @@ def ticket_chats(ticket: Ticket) -> list[tuple[ChatSession, list[ChatMessage]]]:
     """The chats stored with a ticket, each with its messages (the ticket page's transcript)."""
     return [(s, list(s.messages.order_by(ChatMessage.id)))
             for s in ChatSession.select().where(ChatSession.ticket == ticket).order_by(ChatSession.id)]
+
+
+def shown_chats(ticket: Ticket, full: bool) -> list[dict]:
+    """The ticket's chats as a reader sees them. ``full`` is caseflow.privacy's contact rule for that reader
+    (the ticket page's): without it the citizen's name and phone, of the chat and of the ticket, and any
+    phone number or e-mail address typed into a message are masked, as SMS and e-mail on the same page are
+    (the acceptance number stays readable)."""
+    from caseflow import privacy
+
+    def text_of(message: ChatMessage, session: ChatSession) -> str:
+        if full:
+            return message.text
+        text = privacy.mask_text(message.text, ticket)
+        for secret, masked in ((session.citizen_phone, privacy.mask_phone(session.citizen_phone)),
+                               (session.citizen_name, privacy.mask_name(session.citizen_name))):
+            if secret and len(secret) > 1:
+                text = text.replace(secret, masked)
+        return privacy.mask_contacts(text).replace(privacy.mask_phone(ticket.number), ticket.number)
+
+    shown = []
+    for session, messages in ticket_chats(ticket):
+        if full:
+            name, phone = session.citizen_name, session.citizen_phone
+        elif ticket.anonymous:
+            name, phone = ("匿名" if session.citizen_name else ""), privacy.mask_phone(session.citizen_phone)
+        else:
+            name, phone = privacy.mask_name(session.citizen_name), privacy.mask_phone(session.citizen_phone)
+        shown.append({"id": session.id, "topic": session.queue.display_name or session.queue.name,
+                      "name": name, "phone": phone, "masked": not full, "started": session.created_at,
+                      "ended": session.ended_at, "end_reason": session.end_reason,
+                      "agent": session.agent.user.operator_no if session.agent_id else "",
+                      "messages": [{"sender": m.sender, "author": m.author, "at": m.at, "text": text_of(m, session)}
+                                   for m in messages]})
+    return shown

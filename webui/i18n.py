@@ -75,6 +75,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Your desks": "您的工作台",
         "This desk is not available yet.": "该工作台尚未开通。",
         "Your account has no role yet. Please contact the administrator.": "您的账号尚未分配角色，请联系管理员。",
+        # Online chat transcripts on the ticket page and the ticket lists' link to them
+        "Chat transcript": "在线交谈记录",
+        "chat_sender:citizen": "市民",
+        "chat_sender:agent": "话务员",
+        "chat_sender:system": "系统",
+        "Chat started": "开始时间",
+        "Chat ended": "结束时间",
+        "Chat topic": "咨询主题",
+        "Answered by": "接待话务员",
+        "No messages in this chat.": "本次交谈没有消息。",
         # Ticket list
         "Tickets": "工单",
         "Acceptance number": "受理号",

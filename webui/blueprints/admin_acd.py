@@ -66,7 +66,7 @@ MESSAGES = own_messages({"zh": {
     "Chat queues": "交谈队列", "New chat queue": "新建交谈队列", "Edit chat queue %(name)s": "编辑交谈队列 %(name)s",
     "Topic shown to citizens": "市民看到的咨询主题", "Offer time (s)": "接入时限（秒）",
     "Max wait (s, 0 = no limit; then a ticket)": "最长等待（秒，0为不限；超时转为工单）",
-    "No chat queues yet: the website's online chat is closed.": "尚无交谈队列：网站在线咨询处于关闭状态。",
+    "No chat queues yet: online chat on the website is closed.": "尚无交谈队列：网站在线咨询处于关闭状态。",
     "Team leads change the rule, the offer time and the maximum wait of a chat queue; everything else is for administrators.":
         "班长可调整交谈队列的分配策略、接入时限和最长等待；其他设置由管理员修改。",
     "Waiting": "等待", "In chat": "交谈中",

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, stream_
 
 from acd import chat
 from acd.dispatcher import AcdError
+from caseflow import privacy
 from webui import chat_pump
 from webui.security import audit, require_roles
 
@@ -25,6 +26,19 @@ MESSAGES = {"zh": {
     "Chat queues": "交谈队列", "Chats waiting": "等待交谈", "In chat": "交谈中", "Active chats": "进行中交谈",
     "Capacity": "接待上限",
 }}
+
+
+@bp.app_context_processor
+def _ticket_chats():
+    def ticket_chats(ticket) -> list[dict]:
+        """The ticket's chat transcripts with the ticket page's masking for this user (tickets/_chat.html)."""
+        return chat.shown_chats(ticket, privacy.may_see_contact(g.get("user"), ticket))
+
+    def chat_end_label(reason: str) -> str:
+        zh, en = chat.END_REASONS.get(reason, (reason, reason))
+        return zh if (g.get("lang") or "zh") == "zh" else en
+
+    return {"ticket_chats": ticket_chats, "chat_end_label": chat_end_label}
 
 
 def _agent():
