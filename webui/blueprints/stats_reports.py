@@ -15,7 +15,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, 
 from caseflow.models import Category, Department, Region, Ticket
 from caseflow.services import CHANNELS, TICKET_TYPES
 from caseflow import workflow as wf
-from stats import assessing
+from stats import assessing, saved_reports
 from stats import report_queries as rq
 from stats.assessment import COUNT_NAMES, check_indicator, month_of
 from stats.breakdowns import (URGENCIES, Column, FilterError, Table, bucket_labels, call_traffic, compare_rows,
@@ -361,7 +361,7 @@ def report_page(report: str):
 
 # ------------------------------------------------------------------------------------- saved queries
 def _saved() -> list[SavedReport]:
-    return list(SavedReport.select().where(SavedReport.user == g.user.id).order_by(SavedReport.name))
+    return saved_reports.own(g.user.id)
 
 
 @bp.route("/saved", methods=["POST"])
@@ -375,20 +375,19 @@ def save_query():
     query = urlencode([(k, v) for k, v in parse_qsl(request.form.get("query", ""))
                        if k in ("period", "from", "to", "department", "channel", "type", "category", "region",
                                 "urgency", "sort", "dir")])[:500]
-    if not 1 <= len(name) <= 64:
-        flash(_("The name needs 1 to 64 characters."), "error")
-    elif SavedReport.select().where((SavedReport.user == g.user.id) & (SavedReport.name == name)).exists():
-        flash(_("You already have a query of that name."), "error")
+    try:
+        saved = saved_reports.save(g.user.id, name, report, query)
+    except saved_reports.SavedReportError as exc:
+        flash(_(str(exc)), "error")
     else:
-        saved = SavedReport.create(user=g.user.id, name=name, report=report, query=query)
         audit("stats_query_save", "saved_report", saved.id, f"{report} {query}"[:250])
         flash(_("Saved."), "success")
     return redirect(url_for("stats_reports.report_page", report=report) + ("?" + query if query else ""))
 
 
 def _own_saved(saved_id: int) -> SavedReport:
-    saved = SavedReport.get_or_none(SavedReport.id == saved_id)
-    if saved is None or saved.user_id != g.user.id:  # another user's query is not there for you
+    saved = saved_reports.get_own(g.user.id, saved_id)
+    if saved is None:  # another user's query is not there for you
         abort(404)
     return saved
 
@@ -406,7 +405,7 @@ def run_query(saved_id: int):
 def delete_query(saved_id: int):
     _scope()
     saved = _own_saved(saved_id)
-    saved.delete_instance()
+    saved_reports.delete(saved)
     audit("stats_query_delete", "saved_report", saved_id, saved.name)
     flash(_("Deleted."), "success")
     return redirect(url_for("stats_reports.report_page", report=saved.report))
