@@ -63,12 +63,13 @@ def _agent(acd):
         return None
 
 
-def screen_pop(number: str, limit: int = 5, *, full: bool = True) -> dict:
+def screen_pop(number: str, limit: int = 5, *, full: bool) -> dict:
     """Caller's number, citizen profile and open/recent tickets, for the screen pop.
 
     ``full`` is for the caller of the agent's own offered or answered queue call (see pop_for); otherwise
-    the number is one the agent typed, and whoever holds it is nobody the desk may unmask: the name is
-    masked and the address and the ticket list are withheld."""
+    the number is one the agent typed (or a citizen typed into a chat), and whoever holds it is nobody the
+    desk may unmask: the name is masked and the address and the ticket list are withheld. No default: every
+    caller says which it is."""
     citizen = Citizen.get_or_none(Citizen.phone == number) if number else None
     tickets = []
     if number and full:

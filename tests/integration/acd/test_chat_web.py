@@ -69,7 +69,7 @@ def agent_client(app):
 
 
 def test_chat_from_start_to_close_both_ways(app, client, desk):
-    """Should queue the citizen's chat, offer it to the ready agent with the citizen's earlier tickets, carry
+    """Should queue the citizen's chat, offer it to the ready agent with the typed phone's profile masked, carry
     messages both ways through both streams, link the ticket saved on the desk and, when the agent closes it,
     show the citizen that ticket's acceptance number; start and end are audited."""
     acd, agent, queue, clock = desk
@@ -84,7 +84,11 @@ def test_chat_from_start_to_close_both_ways(app, client, desk):
     assert staff.post_form("/desk/action", {"action": "ready"}).get_json()["ok"]
     offered = [d for e, d in events(staff, "/desk/chat/events") if e == "chats"][-1]
     assert [c["state"] for c in offered] == ["offered"]
-    assert [t["number"] for t in offered[0]["history"]["tickets"]] == [earlier.number]
+    # The phone is what the citizen typed, unverified: the desk sees that someone holds it, masked, and
+    # none of their tickets (as for a number an agent dials, issue 16 item 5).
+    history = offered[0]["history"]
+    assert history["masked"] and history["tickets"] == [] and history["citizen"]["name"] != "王小明"
+    assert earlier.number not in json.dumps(offered)
     chat_id = offered[0]["id"]
     assert staff.post_form(f"/desk/chat/{chat_id}/answer").get_json()["ok"]
     assert client.post_form("/chat/send", {"text": "请问夜间施工噪音怎么投诉？"}).get_json()["ok"]
