@@ -14,13 +14,10 @@ from tests.integration.recorder.test_product_calls import SECRET, OfficeHoursClo
 
 
 @pytest.fixture
-def product(make_product, db_url):
-    """The product in office hours, without queues or agents; each IVR trace is held until the call record
-    has been closed by the hang-up event."""
-    if db_url.startswith("postgres"):
-        # Holding the IVR's greenlet inside save_trace stalls the whole process on PostgreSQL (seen: no
-        # progress for minutes); the SQLite runs carry the proof until that is understood.
-        pytest.skip("the held IVR trace stalls the product on PostgreSQL")
+def product(db, make_product):
+    """The product in office hours, without queues or agents, on fresh tables (``db``: PostgreSQL keeps one
+    schema for the whole test process); each IVR trace is held until the call record has been closed by the
+    hang-up event."""
     product = make_product(clock=OfficeHoursClock(), secret_key=SECRET, demo_queues=False)
     cdr, services = product.parts["cdr"], product.parts["ivr_services"]
     closed: dict[str, gevent.event.Event] = {}
