@@ -1,0 +1,127 @@
+"""In Chromium: a citizen on a phone-sized page (390x844) opens the website's online chat, an agent answers on
+the desk, a message goes each way, the agent ends the chat and the citizen sees the acceptance number of the
+ticket holding the transcript. Neither page may log a console error or a Content-Security-Policy violation.
+
+The app, the ACD and the fake FreeSWITCH run in one background hub as in test_agent_desk (its Telephony).
+"""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from acd import chat
+from acd.dispatcher import create_agent, create_queue
+from acd.models import ChatSession
+from caseflow.accounts import create_user
+from core import db as core_db
+from core.config import load_config
+from core.migrations import create_schema
+from hotline.schema import all_models
+from tests.browser.conftest import login
+from tests.browser.test_agent_desk import Telephony
+
+PASSWORD = "chat-pass-1234"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True,
+         "has_touch": True}
+
+
+@pytest.fixture
+def telephony(tmp_path, monkeypatch):
+    import webui.blueprints.portal as portal_bp
+
+    monkeypatch.setattr(portal_bp, "CAPTCHA_ALPHABET", "A")  # a picture whose answer the test knows
+    url = f"sqlite:///{tmp_path / 'chat.sqlite3'}"
+    database = core_db.bind_database(url)
+    create_schema(all_models())
+    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
+                          "secret_key": "chat-test-secret-" + "k" * 32, "load_demo": False})
+    with database.connection_context():
+        create_queue("consult", "consult", announce_interval=0)
+        chat.create_queue("web-consult", "consult", display_name="政策咨询")
+        create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
+        create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"general": 5})
+    thread = Telephony(config, tmp_path)
+    thread.start()
+    assert thread.ready.wait(15), "telephony thread did not start"
+    if thread.error is not None:
+        raise thread.error
+    yield thread
+    thread.stop()
+    database.close()
+
+
+def watch(page) -> list[str]:
+    """Console errors, CSP violations, uncaught exceptions and failed requests of ``page``, as they happen."""
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" or "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda error: problems.append(f"exception: {error}"))
+    page.on("response", lambda response: problems.append(f"HTTP {response.status} {response.url}")
+            if response.status >= 400 else None)
+    page.add_init_script("document.addEventListener('securitypolicyviolation', function (e) {"
+                         " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI); });")
+    return problems
+
+
+def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, telephony):
+    """Should carry a citizen's chat from /chat on a phone to the desk and back: waiting, answered, one message
+    each way, ended by the agent with the ticket's acceptance number shown; no console error or CSP violation
+    on either page, and the phone page never scrolls sideways."""
+    desk_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    phone_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **PHONE)
+    try:
+        desk, phone = desk_context.new_page(), phone_context.new_page()
+        desk_problems, phone_problems = watch(desk), watch(phone)
+
+        login(desk, telephony.url, "8001", PASSWORD)
+        desk.goto(telephony.url + "/desk/")
+        desk.click("button[data-act=ready]")
+        expect(desk.get_by_test_id("agent-status")).to_have_text("就绪")
+        expect(desk.get_by_test_id("chat-none")).to_be_visible()
+
+        phone.goto(telephony.url + "/chat/")
+        expect(phone.locator("#captcha-img")).to_have_js_property("complete", True)
+        phone.select_option("#queue", label="政策咨询")
+        phone.fill("#name", "王小明")
+        phone.fill("#phone", "13700001111")
+        phone.fill("#captcha", "AAAAA")
+        with phone.expect_navigation():
+            phone.get_by_role("button", name="开始交谈").click()
+        expect(phone.get_by_test_id("chat-room")).to_be_visible()
+        expect(phone.get_by_test_id("chat-status")).to_contain_text("排队位置")
+
+        card = desk.get_by_test_id("desk-chat")
+        expect(card).to_contain_text("政策咨询")
+        expect(card).to_contain_text("13700001111")
+        card.get_by_test_id("desk-chat-answer").click()
+        expect(card.get_by_test_id("desk-chat-answer")).to_be_hidden()
+        expect(desk.locator("#tf-phone")).to_have_value("13700001111")
+        expect(phone.get_by_test_id("chat-status")).to_have_text("话务员 8001 正在为您服务")
+
+        phone.get_by_test_id("chat-text").fill("请问夜间施工噪音怎么投诉？")
+        phone.get_by_test_id("chat-send").click()
+        expect(phone.get_by_test_id("chat-text")).to_have_value("")
+        expect(card.get_by_test_id("desk-chat-log").locator("li[data-sender=citizen]")).to_contain_text(
+            "请问夜间施工噪音怎么投诉？")
+
+        card.get_by_test_id("desk-chat-text").fill("可以登记，我们转交城管。")
+        card.get_by_test_id("desk-chat-send").click()
+        expect(phone.get_by_test_id("chat-log").locator("li[data-sender=agent]")).to_contain_text(
+            "可以登记，我们转交城管。")
+        expect(phone.get_by_test_id("chat-log").locator("li[data-sender=citizen]")).to_have_count(1)
+
+        card.get_by_test_id("desk-chat-close").click()
+        expect(card.get_by_test_id("desk-chat-status")).to_contain_text("已结束")
+        expect(phone.get_by_test_id("chat-ended")).to_be_visible()
+        with core_db.database.connection_context():
+            session = ChatSession.get(ChatSession.citizen_phone == "13700001111")
+            number = session.ticket.number
+        assert session.state == "closed" and session.end_reason == "agent"
+        expect(phone.get_by_test_id("chat-number")).to_have_text(number)
+        expect(phone.locator("#chat-form")).to_be_hidden()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+        assert phone_problems == [] and desk_problems == [], (phone_problems, desk_problems)
+    finally:
+        desk_context.close()
+        phone_context.close()
