@@ -966,11 +966,16 @@ class Acd:
         # Break and registration first: the agent must not be offered again the moment it is idle.
         if cause in UNREACHABLE_CAUSES:
             self.set_registered(agent_id, False)
-        if cause in NO_ANSWER_CAUSES and queue is not None and queue.no_answer_break \
-                and agent.status == "available":
+        put_on_break = cause in NO_ANSWER_CAUSES and queue is not None and queue.no_answer_break \
+            and agent.status == "available"
+        if put_on_break:
             self.transition(agent_id, "not_ready", reason=self.settings.no_answer_reason)
         self.transition(agent_id, "offer_failed", reason=cause)
         self._notify("offer_over", agent_id=agent_id, cause=cause)
+        if put_on_break:
+            # Said plainly on the desk (with 示闲 at hand): a silent break looks like a quiet queue.
+            self._notify("no_answer_break", agent_id=agent_id, cause=cause, queue=queue.name,
+                         reason=self.settings.no_answer_reason)
 
     def _agent_answered(self, agent_id: int, leg: str) -> None:
         agent = self.agents[agent_id]

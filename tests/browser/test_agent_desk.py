@@ -256,3 +256,29 @@ def test_agent_consults_then_completes_the_transfer(page, telephony):
     leg = telephony.fs.agents["1002"].current
     assert leg is not None and leg.other is not None and leg.other.uuid == call.uuid
     telephony.run_in_hub(call.hangup)
+
+
+def test_agent_who_misses_a_ring_is_told_and_goes_ready_in_one_click(page, telephony):
+    """Should say plainly on the desk that a ring not answered put the agent on break (the ACD's
+    no_answer_break event from a ring timeout on the fake switch), with 示闲 in that message, and go ready with
+    one click on it."""
+    login(page, telephony.url, "8001", PASSWORD)
+    listeners = len(telephony.acd.listeners)
+    page.goto(telephony.url + "/desk/")
+    notice = page.get_by_test_id("no-answer-break")
+    expect(notice).to_be_hidden()
+    page.click("button[data-act=ready]")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    _wait_until(lambda: len(telephony.acd.listeners) > listeners, "the desk's event stream")
+
+    def ring_out():
+        telephony.fs.agents["1001"].answer = "timeout"      # the phone rings until the queue's ring time ends
+        return telephony.fs.place_call(telephony.outbound.address, caller="13912340099", destination="12345")
+    call = telephony.run_in_hub(ring_out)
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("您未接听来电，已置为小休。点击“示闲”继续接听")
+    expect(page.get_by_test_id("agent-status")).to_have_text("示忙")
+    telephony.run_in_hub(call.hangup)                      # or the caller would be offered again at once
+    page.get_by_test_id("no-answer-ready").click()
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    expect(notice).to_be_hidden()

@@ -47,6 +47,7 @@ MESSAGES = {"zh": {
     "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。",
     "Complete transfer": "完成转接", "Cancel transfer": "取消转接", "Consulting": "咨询中",
     "ringing": "振铃中", "answered": "已接通", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
+    "You did not answer a call and have been put on break. Click “Ready” to take calls again.": "您未接听来电，已置为小休。点击“示闲”继续接听。",
 }}
 STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
 STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
@@ -124,8 +125,14 @@ def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: st
                            break_reasons=NOT_READY_REASONS, handback=handback_choices() if agent else [],
                            targets=transfer_choices(acd, agent) if agent else {},
                            consult=consultation_view(acd, agent) if agent else None,
+                           missed_ring=missed_ring(acd, agent),
                            skills=sorted(q.name for q in acd.queues.values()
                                          if q.skill in acd.skills.get(agent.id, {})) if agent else [])
+
+
+def missed_ring(acd, agent) -> bool:
+    """The agent is on the break the ACD imposed for a ring not answered (the desk says so, with 示闲)."""
+    return agent is not None and agent.status == "on_break" and agent.break_reason == acd.settings.no_answer_reason
 
 
 def consultation_view(acd, agent) -> dict | None:

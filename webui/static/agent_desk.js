@@ -65,7 +65,11 @@
       list.appendChild(li);
     });
   }
+  // A ring the agent did not answer put them on break: say so, with 示闲 in the message, until they are back.
+  var missedRing = document.querySelector('[data-testid="no-answer-break"]');
+  function showMissedRing(status) { if (missedRing && status !== "on_break") { missedRing.hidden = true; } }
   var source = new EventSource(desk.dataset.events);
+  source.addEventListener("no_answer_break", function () { if (missedRing) { missedRing.hidden = false; } });
   source.addEventListener("answered", function (e) { showPop(JSON.parse(e.data)); applyState("in_call"); });
   source.addEventListener("queue", function (e) {
     var d = JSON.parse(e.data);
@@ -77,6 +81,7 @@
     var d = JSON.parse(e.data);
     text('[data-testid="agent-status"]', label(d.status));
     text('[data-testid="agent-state"]', label(d.state));
+    showMissedRing(d.status);
     applyState(d.state);
   });
   source.addEventListener("hold", function (e) { applyState(undefined, JSON.parse(e.data).on_hold); });
@@ -144,6 +149,7 @@
       if (d.ok) {
         text('[data-testid="agent-status"]', label(d.status));
         text('[data-testid="agent-state"]', label(d.state));
+        showMissedRing(d.status);
         if (d.call_uuid) { pop.dataset.call = d.call_uuid; }
         if (consult) { consult.dataset.state = d.consult ? d.consult.state : ""; }
         if (d.consult) { showConsult(d.consult); }

@@ -1,6 +1,8 @@
 """Agent desk and team-lead console over HTTP (Flask test client), with the ACD on the in-process doubles."""
 from __future__ import annotations
 
+import json
+
 import gevent
 import pytest
 
@@ -554,3 +556,28 @@ def test_complete_and_cancel_an_attended_transfer_from_the_desk(desk, client):
     assert _act(client, action="cancel_transfer", call_uuid=session.uuid).status_code == 409
     assert _act(client, action="hold", call_uuid=session.uuid).get_json()["on_hold"] is True
     _end(session, job)
+
+
+def test_a_missed_ring_is_said_on_the_desk_with_ready_at_hand(desk, client):
+    """Should stream a no_answer_break event to the agent whose phone rang out (on break now, reason named),
+    and show the desk page with that message and its 示闲 button until the agent is ready again."""
+    acd, world, agent, *_ = desk
+    acd.transition(agent.id, "login")
+    acd.transition(agent.id, "ready")
+    world.phones["1001"].answer_delay = None                # rings until the ring time is over
+    client.login("8001", PASSWORD)
+    assert 'data-testid="no-answer-break" hidden' in client.get("/desk/").get_data(as_text=True)
+    session = Session(world, caller="13912340077")
+    job = gevent.spawn_later(0.3, acd.enter_queue, session, "consult")
+    body = client.get("/desk/events?max_seconds=2").get_data(as_text=True)
+    event = next(chunk for chunk in body.split("\n\n") if chunk.startswith("event: no_answer_break"))
+    data = json.loads(event.split("data: ", 1)[1])
+    assert data["agent_id"] == agent.id and data["queue"] == "consult" and data["reason"] == acd.settings.no_answer_reason
+    assert acd.agents[agent.id].status == "on_break"
+    session.hangup_now()
+    job.get(timeout=5)
+    page = client.get("/desk/").get_data(as_text=True)
+    assert "您未接听来电，已置为小休。点击“示闲”继续接听。" in page
+    assert 'data-testid="no-answer-break" hidden' not in page and 'data-testid="no-answer-ready">示闲' in page
+    assert client.post_form("/desk/action", {"action": "ready"}).get_json()["status"] == "available"
+    assert 'data-testid="no-answer-break" hidden' in client.get("/desk/").get_data(as_text=True)
