@@ -485,16 +485,23 @@ class Acd:
             idle_since=idle.timestamp() if idle else 0.0, skill_level=level, tier_position=position, seat=seat)
 
     # ------------------------------------------------------------------ the caller's side
-    def enter_queue(self, session, skill: str | None, queue_name: str | None = None) -> QueueOutcome:
-        """Hold the caller in the queue until answered, call-back, overflow or hang-up (runs in its greenlet)."""
+    def enter_queue(self, session, skill: str | None, queue_name: str | None = None,
+                    waited: float = 0.0) -> QueueOutcome:
+        """Hold the caller in the queue until answered, call-back, overflow or hang-up (runs in its greenlet).
+
+        ``waited``: seconds the caller has already waited for a person (the IVR's "connecting" prompt after
+        they asked for one): the queue entry starts that much earlier, so the wait, the maximum wait and the
+        15-second answer rate count from the request (GB/T 33358), not from the end of the prompt."""
         queue = self.queue_for(skill, queue_name)
         if session.hung_up or session.uuid in self.ended_legs:
             # Already gone (the hang-up event may have been read before this greenlet got here).
             return QueueOutcome("abandoned", queue.name)
         server = self.server_of(session)
+        waited = min(max(float(waited or 0.0), 0.0), 3600.0)
         entry = QueueEntry.create(call_uuid=session.uuid, server=server, queue=queue,
-                                  caller_number=(session.caller or "")[:32], entered_at=utcnow())
-        waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic())
+                                  caller_number=(session.caller or "")[:32],
+                                  entered_at=utcnow() - dt.timedelta(seconds=waited))
+        waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic() - waited)
         self.waiters[session.uuid] = waiter
         self.queue_waiters[queue.name][session.uuid] = waiter
         session.on_event(lambda event, waiter=waiter: self._on_caller_event(waiter, event))

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ class IvrCall:
         self.answer = answer
         self.start_node = start_node
         self.direction = direction
+        self.asked_person: float | None = None  # monotonic moment the menu sent the caller to a queue
         data = getattr(session, "channel_data", None) or {}
         # Channel data are claims of whoever connected: each is checked against what the app itself did
         # (the attempt it dialled on this uuid, the mark it set on this channel) before it is acted on.
@@ -228,6 +230,9 @@ class IvrCall:
 
     # ------------------------------------------------------------------ actions
     def _perform(self, actions: list) -> Any:
+        # The caller asks for a person when the menu sends them to a queue, before its "connecting" prompt
+        # plays: the ACD counts their wait (and the 15-second answer rate, GB/T 33358) from here.
+        self.asked_person = time.monotonic() if any(isinstance(a, e.ToQueue) for a in actions) else None
         for action in actions[:-1]:
             self._do(action, last=False)
         return self._do(actions[-1], last=True)
@@ -260,9 +265,10 @@ class IvrCall:
         if isinstance(action, e.SetLanguage):
             return None
         if isinstance(action, e.ToQueue):
+            asked = self.asked_person
+            waited = max(0.0, time.monotonic() - asked) if asked is not None else 0.0
             try:
-                outcome = (self.services.route_to_queue(session, action.skill, queue=action.queue) if action.queue
-                           else self.services.route_to_queue(session, action.skill))
+                outcome = self.services.route_to_queue(session, action.skill, queue=action.queue, waited=waited)
             except (CallHangup, SwitchTimeout):
                 raise
             except Exception:  # noqa: BLE001 - a broken queue must still leave the caller a way out

@@ -48,7 +48,7 @@ class IvrServices(Protocol):
                            call_uuid: str) -> None: ...
     def request_material(self, caller: str, topic: str, channel: str, address: str, call_uuid: str) -> None: ...
     def knowledge_text(self, item_id: str) -> str | None: ...
-    def route_to_queue(self, session, skill: str, queue: str = "") -> str: ...
+    def route_to_queue(self, session, skill: str, queue: str = "", waited: float = 0.0) -> str: ...
     def save_trace(self, record: "TraceRecord") -> None: ...
     def receive_fax(self, session) -> tuple[bool, str | None]: ...
     def save_satisfaction(self, caller: str, rating: str, call_uuid: str) -> None: ...
@@ -287,15 +287,16 @@ class HotlineIvrServices:
         return f"{item.title}。{item.content}"[:2000]
 
     # ------------------------------------------------------------------ people
-    def route_to_queue(self, session, skill: str, queue: str = "") -> str:
+    def route_to_queue(self, session, skill: str, queue: str = "", waited: float = 0.0) -> str:
         """Connect the caller to a person with ``skill`` (or in the named ACD ``queue``): "answered", "busy",
-        "failed" or "transferred" (the ACD sent the channel elsewhere: the IVR must leave it alone)."""
+        "failed" or "transferred" (the ACD sent the channel elsewhere: the IVR must leave it alone).
+        ``waited``: seconds since the caller asked for a person (the queue node's prompt), part of the wait."""
         if self.acd is not None:
             from acd.dispatcher import AcdError
 
             try:
-                outcome = (self.acd.enter_queue(session, skill or None, queue_name=queue) if queue
-                           else self.acd.enter_queue(session, skill))
+                outcome = (self.acd.enter_queue(session, skill or None, queue_name=queue, waited=waited) if queue
+                           else self.acd.enter_queue(session, skill, waited=waited))
             except AcdError as exc:
                 # No queue serves this skill yet: the node kind stays, the agents are rung in order.
                 log.warning("ivr: %s; ringing the agent extensions instead", exc)

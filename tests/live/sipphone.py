@@ -302,3 +302,31 @@ _CARRIER_TAIL = """
   <timewait milliseconds="500"/>
 </scenario>
 """
+
+
+class CarrierTalker:
+    """A citizen on the carrier's trunk (sipp/carrier_call.xml) calling ``number`` as ``caller``: talks once
+    answered, and hangs up when the switch sends it a SIP INFO (``uuid_send_info``, the test's cue) unless
+    the switch hangs up first."""
+
+    def __init__(self, sipp: str, workdir: Path, port: int, caller: str, number: str = "12345",
+                 timeout_s: int = 90):
+        write_voice(workdir)
+        self.log = workdir / f"talker-{caller}-messages.log"
+        self.process = subprocess.Popen(
+            [sipp, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "carrier_call.xml"), "-s", number,
+             "-key", "caller", caller, "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+             "-m", "1", "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
+             "-trace_msg", "-message_file", str(self.log)],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def finished(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for sipp to end its call: (exit status, output and the SIP messages' tail)."""
+        output, _ = self.process.communicate(timeout=timeout)
+        messages = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        return self.process.returncode, output[-2000:] + messages
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=10)

@@ -10,6 +10,8 @@ time, -p no:xdist, as the README says).
 """
 from __future__ import annotations
 
+import datetime as dt
+import random
 
 import gevent
 import pytest
@@ -67,7 +69,7 @@ class LiveLine:
     def handle(self, session):
         if self.cdr is not None:
             self.cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
-                                  server=session.server)
+                                  server=self.pool.name_for_call(session))
         try:
             session.answer()
             # A loopback caller leg speaks L16, which FreeSWITCH alone would offer the agent's phone (488);
@@ -291,3 +293,135 @@ def test_sequential_rule_caller_hears_the_answering_agents_operator_number(db, e
     to, before bridging the caller to that agent."""
     _operator_prompt_played(db, esl_endpoint, esl, esl_events, sipp, place_call, tmp_path,
                             strategy="least_talk_time", caller="13944440002", phones_answering=False)
+
+
+def _set_global(esl, name: str, value: str) -> str:
+    before = esl.api(f"global_getvar {name}").strip()
+    assert esl.api(f"global_setvar {name}={value}").startswith("+OK")
+    return before
+
+
+@pytest.mark.parametrize("who_hangs_up", ["caller", "agent"])
+def test_call_record_of_a_queue_call_answered_after_ringing(who_hangs_up, db, esl_endpoint, esl, esl_events, sipp,
+                                                            tmp_path):
+    """Should record, for a carrier caller queued to an agent whose phone rings 4 s before it answers: a wait
+    from queue entry to the agent's answer (>= 3 s, in the call record and the queue row the 15-second
+    answer rate reads, so that call is not counted as answered within 3 s), 挂机方 = whoever sent the BYE
+    (the caller or the agent), and the switch's event-socket address as the server."""
+    from recorder.models import CallRecord
+    from stats.queries import call_hours
+    from tests.live.sipphone import CarrierTalker
+
+    if esl.api("global_getvar external_sip_ip").strip() != "127.0.0.1":
+        pytest.skip("the external profile is not on 127.0.0.1 here")
+    password = esl.api("global_getvar agent_password").strip()
+    sip_port = int(esl.api("global_getvar internal_sip_port").strip())
+    carrier_port = int(esl.api("global_getvar external_sip_port").strip())
+    create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0, ring_timeout=15)
+    agent = _agent("8104", "1017", "consult")
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    recordings.chmod(0o777)
+    phone = AgentPhone(sipp, tmp_path, sip_port, "1017", password, scenario="answer_late.xml")
+    caller_no = "1397" + "%07d" % random.randrange(10_000_000)
+    line = caller = before = None
+    try:
+        in_thread(phone.register)
+        line = LiveLine(esl_endpoint, "consult", recordings_dir=recordings)
+        line.acd.transition(agent.id, "login")
+        line.acd.transition(agent.id, "ready")
+        # A SIP call cannot carry the test's address: the carrier route follows the global (restored below).
+        before = _set_global(esl, "hotline_outbound", line.address)
+        caller = CarrierTalker(sipp, tmp_path, carrier_port, caller_no)
+        bridged = in_thread(esl_events.wait_event, lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+                            and ev.get("Caller-Caller-ID-Number") == caller_no
+                            and ev.get("Channel-Name", "").startswith("sofia/external/"), 40)
+        call_uuid, agent_leg = bridged["Unique-ID"], bridged["Other-Leg-Unique-ID"]
+        # The cue: the one told hangs up (sends the BYE) itself.
+        cued = call_uuid if who_hangs_up == "caller" else agent_leg
+        assert esl.api(f"uuid_send_info {cued}").startswith("+OK")
+
+        def closed():
+            record = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
+            return record is not None and record.finalised and record.hangup_side != ""
+        wait_until(closed, 30, "the call record closed with a hang-up side")
+        record = CallRecord.get(CallRecord.call_uuid == call_uuid)
+        entry = QueueEntry.get(QueueEntry.call_uuid == call_uuid)
+        assert (record.disposition, record.agent_no) == ("answered", "8104")
+        assert record.wait_seconds >= 3, (record.wait_seconds, record.queue_entered_at, record.answered_at)
+        assert entry.wait_seconds >= 3, entry.wait_seconds
+        assert record.hangup_side == who_hangs_up
+        assert record.server == "%s:%d" % esl_endpoint[:2]
+        hour = entry.entered_at.replace(minute=0, second=0, microsecond=0)
+        counts = dict(call_hours(hour, hour + dt.timedelta(hours=1)))[hour]
+        # The statistics read the same start: the queue row's wait, entry to the agent's answer.
+        assert abs(entry.wait_seconds - (entry.answered_at - entry.entered_at).total_seconds()) < 1.5
+        assert (counts.answered, counts.answered_in_target) == (1, 1) and counts.wait_seconds >= 3, counts
+        for sip in (caller, phone):
+            status, output = in_thread(sip.finished, 20)
+            assert status == 0, output[-2000:]
+    finally:
+        if before is not None:
+            _set_global(esl, "hotline_outbound", before)
+        if caller is not None:
+            caller.close()
+        if line is not None:
+            line.close()
+        in_thread(phone.close)
+
+
+def test_product_wait_counts_from_asking_for_a_person(db, db_url, esl_endpoint, esl, esl_events, sipp, place_call,
+                                                      tmp_path, rendered_sounds):
+    """Should count a caller's wait from pressing 1 for a person (the queue node), through its "connecting"
+    prompt and the agent's 4 s of ringing, to the answer: the whole product on the real switch, as the
+    call record and the queue row the 15-second answer rate reads show it (the wait once began only when
+    the prompt ended, and showed 0 s for a phone that answered at once)."""
+    import wave
+
+    from acd.models import Agent
+    from core.db import database
+    from recorder.models import CallRecord
+    from tests.live.product import AppLeg, start_product, stop_product
+
+    password = esl.api("global_getvar agent_password").strip()
+    sip_port = int(esl.api("global_getvar internal_sip_port").strip())
+    with wave.open(str(rendered_sounds / "zh" / "connecting.wav")) as prompt:
+        prompt_seconds = prompt.getnframes() / prompt.getframerate()
+    running = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds)
+    phone = AgentPhone(sipp, tmp_path, sip_port, "1000", password, scenario="answer_late.xml")  # demo agent 1001
+    try:
+        assert all(conn.wait_connected(10) for conn in running.parts["pool"].all())
+        acd = running.parts["acd"]
+        in_thread(phone.register)
+        with database.connection_context():
+            agent = Agent.get(Agent.user == User.get(User.operator_no == "1001"))
+        wait_until(lambda: acd.agents[agent.id].registered, 10, "the agent's phone registered")
+        acd.transition(agent.id, "login")
+        acd.transition(agent.id, "ready")
+        host, port = running.parts["outbound"].address
+        caller = "1398%07d" % random.randrange(10_000_000)
+        citizen = place_call(caller=caller, outbound=f"{host}:{port}", variables={"absolute_codec_string": "PCMA"})
+        leg = AppLeg(esl_events, citizen, caller)
+        leg.wait_menu("main_menu")
+        citizen.press("1")
+        leg.wait_menu("human_menu")
+        citizen.press("1")                                  # 咨询: the consult queue
+        bridged = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE", "the agent's answer", 60)
+        call_uuid = bridged["Unique-ID"]
+        citizen.hangup()
+
+        def closed():
+            with database.connection_context():
+                record = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
+                return record is not None and record.finalised
+        wait_until(closed, 30, "the call record closed")
+        with database.connection_context():
+            record = CallRecord.get(CallRecord.call_uuid == call_uuid)
+            entry = QueueEntry.get(QueueEntry.call_uuid == call_uuid)
+        least = prompt_seconds + 3                          # the prompt, then (at least) 3 of the 4 s of ringing
+        assert record.disposition == "answered" and record.wait_seconds >= least, (record.wait_seconds, least)
+        assert entry.wait_seconds >= least, (entry.wait_seconds, least)
+        assert record.server == "%s:%d" % esl_endpoint[:2]
+    finally:
+        in_thread(phone.close)
+        stop_product(running)

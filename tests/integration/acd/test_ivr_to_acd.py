@@ -75,3 +75,34 @@ def test_caller_through_ivr_reaches_skilled_agent(phone_line):
     assert call.bridged_to and call.bridged_to[0].caller_number == "13912340000"
     wait_for(lambda: acd.agents[agent.id].state == "idle", what="agent idle")
     assert acd.agents[agent.id].calls_today == 1
+
+
+def test_wait_counts_from_asking_for_a_person_not_from_the_end_of_the_connecting_prompt(phone_line, tmp_path):
+    """Should start the caller's queue entry when the menu sends them to the queue, before the queue node's
+    "connecting" prompt (30 simulated seconds here) plays: the wait the call record and the 15-second answer
+    rate read (GB/T 33358) includes that prompt even when the agent answers at once."""
+    import wave
+
+    fs, acd, server, engines = phone_line
+    connecting = tmp_path / "sounds" / "zh" / "connecting.wav"
+    connecting.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(connecting), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000 * 30)
+    create_queue("general", "general", wrap_up_seconds=0, announce_interval=0)
+    agent = create_agent(make_user("8002", "1002"), {"general": 5})
+    fs.add_agent("1002", answer_delay=0, talk_seconds=1)
+    acd.start()
+    acd.transition(agent.id, "login")
+    acd.transition(agent.id, "ready")
+    call = fs.place_call(server.address, caller="13912340001", destination="12345")
+    call.wait_ended(timeout=30)
+    wait_for(lambda: call.uuid in engines, timeout=10, what="IVR finished")
+    assert any(arg.endswith("/zh/connecting.wav") for app, arg in call.executed if app == "playback"), call.executed
+    entry = QueueEntry.get(QueueEntry.call_uuid == call.uuid)
+    assert entry.state == "bridged"
+    prompt_real_seconds = 30 * fs.time_scale       # the fake plays 1 simulated second in time_scale seconds
+    assert entry.wait_seconds >= prompt_real_seconds, entry.wait_seconds
+    assert (entry.answered_at - entry.entered_at).total_seconds() >= prompt_real_seconds

@@ -16,7 +16,7 @@ class FakeAcd:
         self.action = action
         self.calls = []
 
-    def enter_queue(self, session, skill, queue_name=None):
+    def enter_queue(self, session, skill, queue_name=None, waited=0.0):
         self.calls.append((skill, queue_name))
         return self.action(session)
 
