@@ -3,7 +3,7 @@
 # As root: apt-get installs them. Otherwise: print what to install and fail clearly.
 set -euo pipefail
 packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei
-          kannel kannel-extras dovecot-imapd)
+          kannel kannel-extras dovecot-imapd postgresql-client)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
