@@ -12,7 +12,7 @@ from gevent.event import Event  # noqa: E402
 
 from core.config import ConfigError, load_config  # noqa: E402
 from core.logsetup import configure_logging  # noqa: E402
-from core.product import Product  # noqa: E402
+from hotline.product import Product  # noqa: E402
 
 log = logging.getLogger("hotline")
 

@@ -1,7 +1,7 @@
 """What a queued caller hears: the ACD's prompt texts and the files (or say commands) that voice them.
 
 Pure apart from the optional renderer: ``AcdPrompts(sounds_dir, render)`` names files under
-``<sounds_dir>/<lang>/acd/`` and, when a renderer (text, path) -> None is wired (core.product wires
+``<sounds_dir>/<lang>/acd/`` and, when a renderer (text, path) -> None is wired (hotline.product wires
 ivr.prompts.call_time_renderer), renders a missing file on first use; ``prepare`` renders every agent's
 operator number ahead (the Acd calls it in the background whenever it loads its agents). Without a renderer, missing files are skipped rather than played as silence
 errors, and the caller simply keeps hearing music.

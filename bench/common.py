@@ -23,7 +23,7 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
     """
     from core import db as core_db
     from core.migrations import create_schema
-    from core.schema import all_models
+    from hotline.schema import all_models
 
     if name == "sqlite":
         url = f"sqlite:///{folder / 'bench.sqlite3'}"

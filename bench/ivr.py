@@ -121,7 +121,7 @@ def run_size(calls: int, sounds: str) -> dict:
     from core import db as core_db
     from core.config import load_config
     from core.migrations import create_schema
-    from core.schema import all_models
+    from hotline.schema import all_models
     from ivr.runner import run_call
     from ivr.services import HotlineIvrServices
     from ivr.store import TreeStore

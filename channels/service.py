@@ -1,4 +1,4 @@
-"""The channels as running parts core.product wires: SMS (settings, the Kannel client and, in development,
+"""The channels as running parts hotline.product wires: SMS (settings, the Kannel client and, in development,
 Kannel itself with fakesmsc under var/kannel, the outbox, the job that moves everything along) and e-mail
 (the IMAP reader, the SMTP outbox round)."""
 from __future__ import annotations

@@ -13,7 +13,7 @@ from core.clock import Clock
 from core.config import Config
 from core.db import DbTimeouts, bind_database, database
 from core.migrations import create_schema
-from core.schema import all_models
+from hotline.schema import all_models
 
 log = logging.getLogger(__name__)
 

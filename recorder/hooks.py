@@ -7,7 +7,7 @@
   call record, the queue rows give queue entry/exit and outcome.
 - ``BridgeRecorder``: a switch-event subscriber that records every bridged conversation (uuid_record on
   the caller's channel once the other party answered: the conversation only, not the queue music).
-- ``attach(...)`` wires all three, for run.py / core.product.
+- ``attach(...)`` wires all three, for run.py / hotline.product.
 """
 from __future__ import annotations
 

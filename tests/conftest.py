@@ -15,7 +15,7 @@ os.environ.setdefault("HOTLINE_ARGON2_PROFILE", "cheapest")
 
 from core import db as core_db
 from core.migrations import create_schema, drop_schema
-from core.schema import all_models
+from hotline.schema import all_models
 
 pytest_plugins = ["tests.fakeswitch.fixtures"]
 
@@ -166,11 +166,11 @@ def rendered_sounds(tmp_path_factory):
 
 @pytest.fixture
 def make_product(db_url, tmp_path, rendered_sounds):
-    """Factory for the whole product as run.py builds it (core.product.Product), on a fake FreeSWITCH,
+    """Factory for the whole product as run.py builds it (hotline.product.Product), on a fake FreeSWITCH,
     every server on 127.0.0.1 port 0, with the demo data; stopped after the test. ``product.fs`` is the
     fake switch; the ESL connection is up when the factory returns."""
     from core.config import load_config
-    from core.product import Product
+    from hotline.product import Product
     from tests.fakeswitch import FakeSwitch
 
     started = []

@@ -18,7 +18,7 @@ import pytest
 from core import db as core_db
 from core.config import Config, load_config
 from core.migrations import create_schema
-from core.schema import all_models
+from hotline.schema import all_models
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from caseflow.models import Ticket
 from core import db as core_db
 from core.config import EslEndpoint, load_config
 from core.migrations import create_schema
-from core.schema import all_models
+from hotline.schema import all_models
 from tests.browser.conftest import login
 
 PASSWORD = "desk-pass-1234"

@@ -1,5 +1,5 @@
 """Helpers for the live tests: blocking calls off the gevent hub, bounded waits, and the whole product
-(core.product.Product) on the real switch with a citizen's call driven through it, watching only what the
+(hotline.product.Product) on the real switch with a citizen's call driven through it, watching only what the
 switch reports."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import gevent
 
 from core.config import load_config
 from core.db import database
-from core.product import Product
+from hotline.product import Product
 
 
 def in_thread(func, *args):

@@ -1,4 +1,4 @@
-"""The walking skeleton through the whole product (core.product.Product, as run.py builds it) on a real
+"""The walking skeleton through the whole product (hotline.product.Product, as run.py builds it) on a real
 FreeSWITCH (skipped unless HOTLINE_TEST_ESL is set).
 
 The product's inbound connection goes to the live switch, its outbound server listens on 127.0.0.1 port 0

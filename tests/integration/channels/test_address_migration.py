@@ -28,7 +28,7 @@ def test_step_widens_the_address_of_an_old_database(db):
     """Should upgrade a database whose address columns hold 64 characters (PostgreSQL refuses a longer one
     there) so that a 255-character e-mail address is stored in a message and an opt-out, keeping old rows."""
     from core.migrations import SchemaMigration, create_schema
-    from core.schema import all_models
+    from hotline.schema import all_models
 
     if is_postgres(db):
         for table in ("message", "opt_out"):

@@ -1,4 +1,4 @@
-"""The walking skeleton through the whole product as run.py builds it (core.product.Product): a call to
+"""The walking skeleton through the whole product as run.py builds it (hotline.product.Product): a call to
 12345 on the fake FreeSWITCH becomes a ticket, and an agent who logs in sees it in the web UI."""
 from __future__ import annotations
 

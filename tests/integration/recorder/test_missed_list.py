@@ -146,7 +146,7 @@ def test_migration_moves_call_back_requests_and_merges(db):
     and move open call-back requests onto the list before dropping their table."""
     from core.db import BaseModel
     from core.migrations import SchemaMigration, create_schema
-    from core.schema import all_models
+    from hotline.schema import all_models
 
     class OldMissedCall(BaseModel):
         """missed_call as it was before the one list."""

@@ -1,4 +1,4 @@
-"""Call records, recordings and missed calls through the whole product (core.product) on the fake
+"""Call records, recordings and missed calls through the whole product (hotline.product) on the fake
 FreeSWITCH: what run.py builds is what is tested."""
 from __future__ import annotations
 

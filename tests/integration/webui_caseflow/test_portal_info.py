@@ -73,7 +73,7 @@ def test_migration_adds_the_public_flag(db, world):
 
     from core.db import is_postgres
     from core.migrations import SchemaMigration, create_schema
-    from core.schema import all_models
+    from hotline.schema import all_models
 
     item = knowledge.create_item("旧知识", "内容")
     migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
