@@ -35,10 +35,10 @@ pytestmark = pytest.mark.live
 class LiveLine:
     """Pool + Acd + outbound server: every call that reaches it is answered and queued for `skill`.
 
-    With `recordings_dir`, the recorder is wired as core.product wires it: a call record per call, and
+    With `recordings_dir`, the recorder is wired as hotline.product wires it: a call record per call, and
     every bridged conversation recorded (uuid_record) and indexed when the switch reports it stopped.
     With `prompts` (acd.prompts.AcdPrompts), the ACD announces queue positions and the answering agent's
-    operator number (自动报工号) from those files, as core.product wires it.
+    operator number (自动报工号) from those files, as hotline.product wires it.
     """
 
     def __init__(self, endpoint, skill: str, recordings_dir=None, prompts=None):
