@@ -1,16 +1,29 @@
-"""Benchmark: message channels. E-mail part: ``--mails`` inbound mails (default 2,000) delivered into a real
-Dovecot's Maildir and read over IMAP into tickets by channels.imap.MailReader + channels.mailflow, with the app
-"crashing" half-way (after a mail became a ticket but before it was moved: the worst moment) and a new
-reader taking over, as after a restart. Prints the rate and how many were lost or duplicated, on SQLite and
-on PostgreSQL when reachable (``--pg ""`` skips it). Needs Debian dovecot-imapd; asserts nothing.
+"""Benchmark: message channels. Prints two tables, asserts nothing.
 
-    .venv/bin/python bench/channels.py [--mails 2000] [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""]
+SMS part: ``--sms`` tickets (default 10,000) created one after another by a "desk" thread while the SMS
+round (channels.notices + channels.outbox, as channels.service runs it) queues each acceptance receipt and
+hands it to a real Kannel (bearerbox + smsbox, Debian kannel) whose SMSC is fakesmsc (kannel-extras);
+Kannel is stopped and started again when half the receipts have left. Delivery reports come back to the
+app's /sms/dlr over HTTP. Prints per backend: receipts sent per second, lost and duplicated (counted at
+fakesmsc), delivery reports missing, and p50/p99 from ticket creation to the receipt leaving (handed to
+Kannel) and to its delivery report.
+
+E-mail part: ``--mails`` inbound mails (default 2,000) delivered into a real Dovecot's Maildir and read over
+IMAP into tickets by channels.imap.MailReader + channels.mailflow, with the app "crashing" half-way (after
+a mail became a ticket but before it was moved: the worst moment) and a new reader taking over, as after a
+restart. Prints the rate and how many were lost or duplicated.
+
+Both run on SQLite and on PostgreSQL when reachable (``--pg ""`` skips it); ``--sms 0`` or ``--mails 0``
+skips a part. Needs Debian kannel + kannel-extras and dovecot-imapd (a missing one skips its part, saying so).
+
+    .venv/bin/python bench/channels.py [--sms 10000] [--rate 0] [--mails 2000] [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""]
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import datetime as dt
+import logging
 import sys
 import tempfile
 import time
@@ -19,7 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import DEFAULT_PG, open_backend  # noqa: E402
+import peewee  # noqa: E402
+
+from bench.common import DEFAULT_PG, open_backend, pct  # noqa: E402
+
+SMS_SECRET = "bench-sms-secret-0123456789"
 
 
 class Crash(Exception):
@@ -80,32 +97,177 @@ def run_email(backend: str, mails: int, pg_url: str) -> dict:
             cleanup()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mails", type=int, default=2000)
-    parser.add_argument("--pg", default=DEFAULT_PG)
-    args = parser.parse_args()
-    from tests.integration.channels.mailservers import dovecot_missing
+def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_timeout: float = 600.0) -> dict:
+    """``count`` tickets, their receipts through a real Kannel + fakesmsc restarted half-way (see the module
+    docstring); returns the figures of one row of the SMS table."""
+    import threading
+    from urllib.parse import parse_qs
 
-    if dovecot_missing():
-        print(f"e-mail part skipped: {dovecot_missing()}")
-        return
+    from werkzeug.serving import make_server
+
+    from caseflow import services
+    from caseflow.models import Ticket
+    from channels import kannel, notices
+    from channels.models import Message
+    from channels.outbox import Outbox
+    from channels.settings import SmsSettings
+    from core.clock import Clock
+    from core.config import load_config
+    from tests.integration.channels.conftest import fakesmsc_messages
+    from webui.app import Services, create_app
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        database, cleanup = open_backend(backend, folder, pg_url, "sms")
+        config = load_config({"database_url": str(database.database), "mode": "test", "load_demo": False,
+                              "var_dir": str(folder / "var"), "secret_key": "b" * 40,
+                              "HOTLINE_SMS_SECRET": SMS_SECRET, "HOTLINE_SMS_DAILY_CAP": "0",
+                              "HOTLINE_SMS_QUIET_HOURS": "off"})
+        settings = SmsSettings.from_config(config)
+        app = create_app(config, Services(clock=Clock(config.tz), extra={"sms_settings": settings}))
+        reports: dict[int, float] = {}  # message id -> when its 'delivered' report reached the app
+
+        def wsgi(environ, start_response):
+            if environ.get("PATH_INFO") == "/sms/dlr":
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                if query.get("type") == ["1"] and query.get("id", [""])[0].isdigit():
+                    reports.setdefault(int(query["id"][0]), time.time())
+            return app(environ, start_response)
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per delivery report otherwise
+        server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        ks = kannel.KannelSettings.free_ports(inbound_url=f"{base}/sms/inbound", secret=SMS_SECRET)
+        runner = kannel.KannelRunner(ks, folder / "kannel").start()
+        clock = Clock(config.tz)
+        created, paced = threading.Event(), threading.Event()  # paced is never set: a timed wait
+        try:
+            with database.connection_context():
+                notices.start_cursor()
+            client = kannel.KannelClient(ks.sendsms_url, ks.sendsms_user, ks.sendsms_password,
+                                         dlr_url=f"{base}/sms/dlr?secret={SMS_SECRET}", timeout=10)
+            box = Outbox(client.send, settings, clock=clock)
+
+            conflicts = {"desk": 0, "round": 0}  # SQLite: a transaction refused on a stale snapshot, run again
+
+            def desk():
+                with database.connection_context():
+                    n = 0
+                    while n < count:
+                        if rate:  # paced: the n-th ticket is due at n / rate seconds
+                            pause = started + n / rate - time.monotonic()
+                            if pause > 0:
+                                paced.wait(pause)
+                        try:
+                            services.create_ticket(f"第{n}号：小区路灯不亮", citizen_phone=f"139{n:08d}",
+                                                   actor_label="bench", clock=clock)
+                            n += 1
+                        except peewee.OperationalError:
+                            conflicts["desk"] += 1
+                created.set()
+
+            started = time.monotonic()
+            threading.Thread(target=desk, daemon=True).start()
+            restarted, down_rounds = False, 0
+            with database.connection_context():
+                while True:
+                    try:
+                        notices.scan_history(settings, clock)
+                        counts = box.run_once()
+                    except peewee.OperationalError:  # as channels.service: the round fails, the next one runs
+                        conflicts["round"] += 1
+                        continue
+                    left = Message.select().where((Message.purpose == "receipt")
+                                                  & Message.status.in_(("queued", "sending"))).count()
+                    sent = Message.select().where((Message.purpose == "receipt")
+                                                  & Message.status.in_(("sent", "delivered"))).count()
+                    if not restarted and sent >= count // 2:
+                        runner.stop()  # Kannel goes away with receipts in its queue and more coming
+                        down_rounds = box.run_once()["retry"]
+                        runner.start()
+                        restarted = True
+                    if created.is_set() and left == 0 and sent >= count:
+                        break
+                    if not counts["sent"]:
+                        created.wait(0.05)  # nothing was due: let the desk and the backoff move on
+                sending_done = time.monotonic()
+                drain_until = time.monotonic() + drain_timeout
+                while time.monotonic() < drain_until and len(reports) < count:
+                    created.wait(0.2)  # the reports come from Kannel's process: nothing to wait on here
+            got = fakesmsc_messages(runner.received())
+            elapsed = sending_done - started
+            with database.connection_context():
+                rows = list(Message.select(Message.id, Message.address, Message.sent_at, Ticket.created_at)
+                            .join(Ticket, on=(Message.ticket == Ticket.id))
+                            .where(Message.purpose == "receipt").tuples())
+                failed = Message.select().where((Message.purpose == "receipt") & (Message.status == "failed")).count()
+            epoch = dt.timezone.utc
+            to_sent = [(sent_at - made).total_seconds() * 1000 for _id, _a, sent_at, made in rows if sent_at]
+            to_dlr = [(reports[mid] - made.replace(tzinfo=epoch).timestamp()) * 1000
+                      for mid, _a, _s, made in rows if mid in reports]
+            receipts = [to for to, _text in got if to.startswith("139")]
+            return {"backend": backend, "sms": count, "seconds": elapsed, "rate": count / elapsed,
+                    "lost": count - len(set(receipts)), "duplicated": len(receipts) - len(set(receipts)),
+                    "failed": failed, "no_dlr": count - len(reports), "down_rounds": down_rounds,
+                    "conflicts": conflicts["desk"] + conflicts["round"],
+                    "p50_sent": pct(to_sent, 50), "p99_sent": pct(to_sent, 99),
+                    "p50_dlr": pct(to_dlr, 50), "p99_dlr": pct(to_dlr, 99)}
+        finally:
+            runner.stop()
+            server.shutdown()
+            database.close()
+            cleanup()
+
+
+def _backends(pg_url: str) -> list[str]:
     backends = ["sqlite"]
-    if args.pg:
+    if pg_url:
         try:
             import psycopg2
 
-            psycopg2.connect(args.pg, connect_timeout=3).close()
+            psycopg2.connect(pg_url, connect_timeout=3).close()
             backends.append("postgres")
         except Exception as error:  # noqa: BLE001 - no PostgreSQL here: SQLite only
             print(f"PostgreSQL not reachable ({str(error).strip()[:80]}): SQLite only")
-    print(f"\nInbound e-mail through Dovecot (IMAP) to tickets, app crashed after {args.mails // 2} and restarted"
-          f" ({dt.date.today()})")
-    print(f"{'backend':<10}{'mails':>8}{'seconds':>10}{'mails/s':>10}{'tickets':>9}{'lost':>6}{'duplicated':>12}")
-    for backend in backends:
-        r = run_email(backend, args.mails, args.pg)
-        print(f"{r['backend']:<10}{r['mails']:>8}{r['seconds']:>10.1f}{r['rate']:>10.1f}{r['tickets']:>9}"
-              f"{r['lost']:>6}{r['duplicated']:>12}")
+    return backends
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sms", type=int, default=10000)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="tickets created per second in the SMS part (0: as fast as the desk can)")
+    parser.add_argument("--mails", type=int, default=2000)
+    parser.add_argument("--pg", default=DEFAULT_PG)
+    args = parser.parse_args()
+    from channels.kannel import binaries_missing
+    from tests.integration.channels.mailservers import dovecot_missing
+
+    backends = _backends(args.pg)
+    if args.sms and binaries_missing():
+        print(f"SMS part skipped: Kannel not installed ({', '.join(binaries_missing())} missing)")
+    elif args.sms:
+        pace = f"{args.rate:g} tickets/s" if args.rate else "tickets as fast as the desk makes them"
+        print(f"\nSMS receipts through Kannel + fakesmsc, Kannel restarted half-way, {pace} ({dt.date.today()}); "
+              "latencies in ms from ticket creation")
+        print(f"{'backend':<10}{'sms':>7}{'seconds':>9}{'sms/s':>8}{'lost':>6}{'dup':>5}{'failed':>8}"
+              f"{'no DLR':>8}{'p50 sent':>10}{'p99 sent':>10}{'p50 DLR':>10}{'p99 DLR':>10}{'conflicts':>11}")
+        for backend in backends:
+            r = run_sms(backend, args.sms, args.pg, rate=args.rate)
+            print(f"{r['backend']:<10}{r['sms']:>7}{r['seconds']:>9.1f}{r['rate']:>8.1f}{r['lost']:>6}"
+                  f"{r['duplicated']:>5}{r['failed']:>8}{r['no_dlr']:>8}{r['p50_sent']:>10.0f}{r['p99_sent']:>10.0f}"
+                  f"{r['p50_dlr']:>10.0f}{r['p99_dlr']:>10.0f}{r['conflicts']:>11}", flush=True)
+    if args.mails and dovecot_missing():
+        print(f"e-mail part skipped: {dovecot_missing()}")
+    elif args.mails:
+        print(f"\nInbound e-mail through Dovecot (IMAP) to tickets, app crashed after {args.mails // 2} and "
+              f"restarted ({dt.date.today()})")
+        print(f"{'backend':<10}{'mails':>8}{'seconds':>10}{'mails/s':>10}{'tickets':>9}{'lost':>6}{'duplicated':>12}")
+        for backend in backends:
+            r = run_email(backend, args.mails, args.pg)
+            print(f"{r['backend']:<10}{r['mails']:>8}{r['seconds']:>10.1f}{r['rate']:>10.1f}{r['tickets']:>9}"
+                  f"{r['lost']:>6}{r['duplicated']:>12}", flush=True)
 
 
 if __name__ == "__main__":

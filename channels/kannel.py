@@ -166,9 +166,16 @@ class KannelRunner:
         self.fakesmsc.stdin.flush()
 
     def stop_boxes(self) -> None:
-        """Stop smsbox and bearerbox (fakesmsc dies with its connection)."""
+        """Stop smsbox and bearerbox; fakesmsc ends with its connection to bearerbox. It is given a moment
+        to read what bearerbox already wrote to it before it is stopped too: bearerbox counts a message
+        written to the fake SMSC as delivered, so killing fakesmsc at once loses messages "delivered" to it."""
         for attr in ("smsbox", "bearerbox", "fakesmsc"):
             proc = getattr(self, attr)
+            if attr == "fakesmsc" and proc is not None:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

@@ -112,7 +112,8 @@ class Outbox:
                 blocked.add(message.address)
                 counts["waiting"] += 1
                 continue
-            if policy.over_cap(self._sent_today(message.address, now), self.settings.daily_cap):
+            if self.settings.daily_cap and policy.over_cap(self._sent_today(message.address, now),
+                                                           self.settings.daily_cap):  # no count without a cap
                 self._finish(message, "failed", f"超过每日上限{self.settings.daily_cap}条 / over the daily cap")
                 counts["failed"] += 1
                 continue

@@ -94,8 +94,9 @@ def test_website_code_arrives_at_fakesmsc_and_confirms_the_phone(app, served_app
     got = wait_until(lambda: fakesmsc_messages(runner.received()), what="the code at fakesmsc")
     assert got[0][0] == phone and "验证码" in got[0][1]
     code = re.search(r"(\d{6})", got[0][1]).group(1)
+    # Kannel's delivery report is written by the served app's thread: let it land before this thread writes.
+    wait_until(lambda: Message.get(Message.purpose == "verify").status == "delivered", what="the code's report")
     done = client.post("/write", data={**data, "sms_code": code, "csrf_token": client.csrf_token()})
     assert done.status_code == 200, done.get_data(as_text=True)
     ticket = Ticket.get(Ticket.channel == "web")
     assert ticket.citizen_phone == phone and WebCase.get(WebCase.ticket == ticket).captcha_id.startswith("sms:")
-    wait_until(lambda: Message.get(Message.purpose == "verify").status == "delivered", what="the code's report")
