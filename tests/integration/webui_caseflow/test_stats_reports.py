@@ -217,3 +217,20 @@ def test_appeal_accepted_leaves_the_ticket_out_and_month_freezes(month, login, e
     assert late.status_code == 400
     book = load_workbook(io.BytesIO(centre.get("/stats/assessment?month=2026-02&format=xlsx").data))
     assert book.worksheets[1].max_row == 3
+
+
+def test_agent_region_category_and_speed_pages(calls, login):
+    """Should count the agent's recorded tickets and the category tree, and show handling speed per district."""
+    w = calls
+    CallRecord.update(agent=w.agent, talk_seconds=60, hold_seconds=5).where(CallRecord.call_uuid == "a").execute()
+    client = login(w.leader)
+    agents = cells(client.get("/stats/r/agents").get_data(as_text=True), "agents")
+    assert agents[f"{w.agent.id}-calls"] == "1" and agents[f"{w.agent.id}-talk"] == "60.0"
+    assert agents[f"{w.agent.id}-tickets"] == "2"
+    category = cells(client.get("/stats/r/category").get_data(as_text=True), "compare")
+    assert category[f"{w.noise.id}-value"] == "1" and category["none-value"] == "1"
+    region = cells(client.get("/stats/r/region").get_data(as_text=True), "compare")
+    assert region["none-value"] == "2"
+    speed = client.get("/stats/r/speed")
+    assert speed.status_code == 200 and 'data-testid="table-speed"' in speed.get_data(as_text=True)
+    assert client.get("/stats/r/nonsense").status_code == 404
