@@ -112,6 +112,19 @@ class Product:
         email_channel = EmailChannel.from_config(config, clock=self.clock)
         services.extra["email_settings"] = email_channel.settings
         self.parts["email"] = email_channel
+        # Alarms (ops/): the periodic checks, the record chain and the daily backup; a bad HOTLINE_ALARM_* or
+        # HOTLINE_BACKUP_* stops the start.
+        from core.backup import BackupSettings
+        from ops.alarms import AlarmService
+        from ops.jobs import Checks, backup_runner, chain_verifier
+        from ops.rules import Thresholds
+
+        self.parts["checks"] = Checks(
+            AlarmService(), Thresholds.from_extra(config.extra), switch_status=pool.status, acd=acd,
+            storage={"recordings": config.recordings_dir, "attachments": config.attachments_dir,
+                     "fax": config.fax_dir},
+            verify_chain=chain_verifier(config), run_backup=backup_runner(config))
+        self.parts["backup_settings"] = BackupSettings.from_config(config)
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
@@ -144,8 +157,11 @@ class Product:
         from apscheduler.schedulers.gevent import GeventScheduler
 
         from core.fds import raise_open_file_limit
+        from core.logsetup import add_file_sink, log_file
         from webui.server import HttpLimits, HttpServer
 
+        # The log also goes to var/log/hotline.log (rotated), which the administrator's log page reads.
+        add_file_sink(log_file(self.config))
         # Every call and web connection holds a descriptor: take all the kernel allows (logged).
         raise_open_file_limit()
         if not self.parts:
@@ -166,6 +182,10 @@ class Product:
 
         register_recorder_jobs(scheduler, fax=self.parts["fax"], store=self.parts["recordings"].store, pool=pool,
                                wrap=self._db_job)
+        from ops.jobs import register_jobs as register_ops_jobs
+
+        register_ops_jobs(scheduler, self.parts["checks"], settings=self.parts["backup_settings"], tz=self.config.tz,
+                          wrap=self._db_job)
         from acd.supervisor import Supervisor
         from ivr.dialer import schedule_dialer
 

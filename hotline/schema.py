@@ -11,6 +11,7 @@ def all_models() -> list:
     from ivr.models import MODELS as ivr_models
     from channels.models import MODELS as channels_models
     from stats.models import MODELS as stats_models
+    from ops.models import MODELS as ops_models
 
     models = list(caseflow_models)
     models += webui_models
@@ -19,5 +20,6 @@ def all_models() -> list:
     models += ivr_models
     models += channels_models
     models += stats_models
+    models += ops_models
     # Packages add their MODELS here as they gain tables.
     return models
