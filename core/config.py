@@ -56,13 +56,25 @@ def parse_esl(text: str) -> tuple[EslEndpoint, ...]:
         if not part:
             continue
         pieces = part.split(":", 2)
+        # Errors name the entry with everything after the host hidden: it may hold the password (the log
+        # and the terminal show this message).
         if len(pieces) != 3:
-            raise ConfigError(f"HOTLINE_ESL: expected host:port:password, got {part!r}")
-        host, port = parse_host_port(f"{pieces[0]}:{pieces[1]}", "HOTLINE_ESL")
+            raise ConfigError(f"HOTLINE_ESL: expected host:port:password, got {_masked_esl(part)}")
+        try:
+            host, port = parse_host_port(f"{pieces[0]}:{pieces[1]}", "HOTLINE_ESL")
+        except ConfigError:
+            raise ConfigError(f"HOTLINE_ESL: expected host:port:password with a port from 0 to 65535, "
+                              f"got {_masked_esl(part)}") from None
         endpoints.append(EslEndpoint(host, port, pieces[2]))
     if not endpoints:
         raise ConfigError("HOTLINE_ESL: no endpoint given")
     return tuple(endpoints)
+
+
+def _masked_esl(part: str) -> str:
+    """An HOTLINE_ESL entry for an error message: its host, the rest replaced by its length."""
+    host, sep, rest = part.partition(":")
+    return repr(host) + (f" followed by {len(rest) + 1} hidden characters" if sep else "")
 
 
 _HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
@@ -300,14 +312,47 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
     return _check_secrets(config)
 
 
+# Passwords FreeSWITCH ships with (ClueCon) and the placeholders of freeswitch-conf/vars.xml: a switch still
+# answering to one of them lets anyone on its network drive it.
+PLACEHOLDER_PASSWORDS = frozenset({"ClueCon", "change-this-esl-password", "change-this-agent-password",
+                                   "change-this-peer-password", "changeme"})
+# Development mode serves demo accounts with a known password: only on a loopback address unless this is set.
+ALLOW_REMOTE_DEV = "HOTLINE_ALLOW_REMOTE_DEV"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"; False for 0.0.0.0, other addresses and host names."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_secrets(config: Config) -> Config:
-    """Refuse default secrets in production; generate a per-process key in development."""
+    """Refuse default secrets in production; generate a per-process key in development, which stays on
+    loopback addresses unless HOTLINE_ALLOW_REMOTE_DEV is set."""
     if config.is_production:
         if len(config.secret_key) < 32:
             raise ConfigError("production mode needs HOTLINE_SECRET_KEY of at least 32 characters")
-        if any(endpoint.password == "ClueCon" for endpoint in config.esl):
-            raise ConfigError("production mode refuses the default ESL password ClueCon: set HOTLINE_ESL")
+        for endpoint in config.esl:
+            if endpoint.password in PLACEHOLDER_PASSWORDS:
+                raise ConfigError(f"production mode refuses the shipped ESL password of {endpoint.name} "
+                                  "(ClueCon or a placeholder of freeswitch-conf/vars.xml): set your own in "
+                                  "HOTLINE_ESL and HOTLINE_FS_ESL_PASSWORD")
+        record_key = str(config.extra.get("HOTLINE_RECORD_KEY", ""))
+        if len(record_key) < 32 or record_key == config.secret_key:
+            raise ConfigError("production mode needs HOTLINE_RECORD_KEY (the call-record MAC key) of at least "
+                              "32 characters, different from HOTLINE_SECRET_KEY")
         return config
+    if config.mode == "development" and str(config.extra.get(ALLOW_REMOTE_DEV, "")).lower() not in (
+            "1", "true", "yes", "on"):
+        for name, (host, _port) in (("HOTLINE_HTTP", config.http), ("HOTLINE_OUTBOUND", config.outbound)):
+            if not is_loopback(host):
+                raise ConfigError(f"development mode (demo accounts, known passwords) refuses {name} on the "
+                                  f"non-loopback address {host}: bind to 127.0.0.1, use HOTLINE_MODE=production, "
+                                  f"or set {ALLOW_REMOTE_DEV}=1 to serve development mode on the network anyway")
     if not config.secret_key:
         config = config.replace(secret_key=_development_secret(config.var_dir))
     return config

@@ -76,15 +76,27 @@ def _message_address_wide(migrator, db):
     return []
 
 
+def _chain_call_records(migrator, db):
+    """Call records gained the seal chain (issue 16 item 7): its table is created as usual; the existing
+    finalised records are checked once against their old v1 MAC and, when it matches, re-signed over every
+    field and chained. Needs the record key, so the configuration is read here."""
+    from recorder.migrations import chain_call_records
+
+    return chain_call_records(migrator, db)
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
 # 0003: knowledge items can be marked for the public website.
 # 0004: message and opt-out addresses up to 255 characters (long e-mail addresses).
+# 0005: call records re-signed over every field and chained (recorder.integrity); records whose v1 MAC
+#       does not match keep it, and `python -m recorder.verify` lists them.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
-                     Step("0004_message_address_255", _message_address_wide)]
+                     Step("0004_message_address_255", _message_address_wide),
+                     Step("0005_call_record_chain", _chain_call_records)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:

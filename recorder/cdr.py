@@ -4,7 +4,8 @@ Pure part: ``CallDraft`` collects what happened to one call; ``classify``, ``dur
 ``missed_reason`` turn it into the record's disposition, times and missed-call reason.
 I/O part: ``CdrRecorder`` keeps the drafts of live calls, writes the CallRecord row when the call starts
 and finalises it (with the keyed MAC) on hang-up, creating the missed-call entry when nobody served the
-caller. Hooks are cheap and never raise into the call: a failure is logged, the call goes on.
+caller; every finalisation is chained by a seal (recorder.integrity). Hooks are cheap and never raise
+into the call: a failure is logged, the call goes on.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from recorder.integrity import compute_mac, record_fields
+from recorder.integrity import append_seal, compute_mac, record_fields
 from recorder import missed
 from recorder.models import CallRecord, MissedCall, Recording
 
@@ -348,6 +349,8 @@ class CdrRecorder:
             record.finalised = True
             record.mac = compute_mac(self.key, record_fields(record))
             record.save()
+            # Every (re)finalisation is the next link of the day's chain: deletions and replays show.
+            append_seal(self.key, record, self._now())
             # Recordings started before the agent was known get the call's caller and agent for search.
             Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
                 Recording.call_uuid == record.call_uuid).execute()

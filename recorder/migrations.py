@@ -77,3 +77,22 @@ def _merge_open_duplicates() -> None:
         keep.ticket = next((r.ticket_id for r in reversed([keep, *rest]) if r.ticket_id), None)
         keep.save()
         MissedCall.delete().where(MissedCall.id.in_(ids)).execute()
+
+
+def chain_call_records(migrator, db: peewee.Database, config=None) -> list:
+    """0005: sign every finalised record over all its fields (v2) and chain it, once. The key comes from the
+    configuration (HOTLINE_RECORD_KEY, or the development key); a v1 MAC is accepted under that key or the
+    one derived from the secret key (the default before HOTLINE_RECORD_KEY was required). Records whose v1
+    MAC matches neither keep it: verify reports them instead of the upgrade laundering an edit."""
+    from core.config import load_config
+    from recorder.integrity import chain_existing, legacy_record_key, record_key
+
+    config = config or load_config()
+    key = record_key(config.secret_key, config.extra)
+    chained, refused = chain_existing(key, [legacy_record_key(config.secret_key)],
+                                      dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    log.info("call-record chain: %d finalised records signed and chained", chained)
+    if refused:
+        log.error("call-record chain: %d finalised records did not match their old MAC and were left out; "
+                  "python -m recorder.verify lists them", refused)
+    return []

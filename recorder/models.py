@@ -203,6 +203,25 @@ class FaxEvent(BaseModel):
     detail = peewee.TextField(default="")
 
 
+class CallRecordSeal(BaseModel):
+    """One link of the call-record chain (recorder.integrity): written each time a record is finalised, never
+    changed. Numbered per day (UTC) without gaps; its MAC covers the record's MAC and the previous link's, so
+    an edited, deleted or replayed record, or a deleted link, shows up in ``python -m recorder.verify``."""
+
+    day = peewee.DateField()
+    seq = peewee.IntegerField()
+    # Not a foreign key on purpose: a deleted record must leave its links behind as evidence.
+    record_id = peewee.IntegerField(index=True)
+    call_uuid = peewee.CharField(max_length=64)
+    record_mac = peewee.CharField(max_length=80)
+    sealed_at = peewee.DateTimeField()
+    mac = peewee.CharField(max_length=80)
+
+    class Meta:
+        table_name = "call_record_seal"
+        indexes = ((("day", "seq"), True),)
+
+
 class RecorderAlert(BaseModel):
     """Something an operator must see: unwritable recording storage, a stuck fax, a failed conversion."""
 
@@ -213,5 +232,5 @@ class RecorderAlert(BaseModel):
     acknowledged = peewee.BooleanField(default=False)
 
 
-MODELS = [CallRecord, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent,
+MODELS = [CallRecord, CallRecordSeal, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent,
           RecorderAlert]

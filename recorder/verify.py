@@ -1,6 +1,9 @@
-"""`python -m recorder.verify`: list every call record whose keyed MAC no longer matches.
+"""`python -m recorder.verify`: check the call-record chain and every call record against its keyed MAC.
 
-Exit status 0 when every finalised record matches, 1 when any does not, 2 when the check cannot run.
+One line per problem (``record <id>`` or ``seal <day> #<n>``, the call's UUID, what is wrong), then a
+summary with the chain's newest seal: note it (or keep it with the backups) to notice the newest records
+being deleted together with their seals, which leaves no gap. Exit status 0 when nothing is wrong, 1 when
+anything is, 2 when the check cannot run.
 """
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None, out=None) -> int:
-    """Run the check; returns the exit status (prints the mismatching records to ``out``)."""
+    """Run the check; returns the exit status (prints the problems to ``out``)."""
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m recorder.verify",
-                                     description="List call records whose tamper-evidence MAC does not match.")
+                                     description="Check the call-record chain and every record's MAC.")
     parser.add_argument("--database-url", help="database to check (default: the configured one)")
     args = parser.parse_args(argv)
     try:
@@ -30,15 +33,13 @@ def main(argv: list[str] | None = None, out=None) -> int:
         return 2
     database = bind_database(args.database_url or config.database_url)
     with database.connection_context():
-        bad = verify_database(key)
-        from recorder.models import CallRecord
-
-        total = CallRecord.select().where(CallRecord.finalised == True).count()  # noqa: E712
-    for item in bad:
-        print(f"{item.id}\t{item.call_uuid}\t{item.reason}", file=out)
-    print(f"checked {total} finalised call records: {len(bad)} do not match / 共校验 {total} 条, {len(bad)} 条不符",
-          file=out)
-    return 1 if bad else 0
+        report = verify_database(key)
+    for item in report.problems:
+        print(f"{item.where}\t{item.call_uuid}\t{item.reason}", file=out)
+    print(f"checked {report.records} call records ({report.finalised} finalised, {report.open} open) and "
+          f"{report.seals} seals, newest {report.head or 'none'}: {len(report.problems)} problems / "
+          f"共校验 {report.records} 条记录、{report.seals} 个签封, {len(report.problems)} 处问题", file=out)
+    return 1 if report.problems else 0
 
 
 if __name__ == "__main__":

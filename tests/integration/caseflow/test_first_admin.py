@@ -13,7 +13,7 @@ from webui.app import load_demo_if_empty
 def _config(tmp_path, mode):
     return load_config({"database_url": f"sqlite:///{tmp_path / 'h.db'}", "var_dir": str(tmp_path / "var"),
                         "mode": mode, "secret_key": "k" * 40, "esl": "127.0.0.1:8021:a-real-esl-secret",
-                        "load_demo": True})
+                        "HOTLINE_RECORD_KEY": "r" * 40, "load_demo": True})
 
 
 def test_production_loads_no_demo_accounts_and_create_admin_makes_the_first_one(tmp_path, monkeypatch):

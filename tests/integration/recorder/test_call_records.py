@@ -37,7 +37,7 @@ def test_answered_call_record(cdr, clock):
     """Should keep caller, IVR path, queue times, offers, agent, durations and a MAC for an answered call."""
     record = answered_call(cdr, clock)
     row = CallRecord.get(CallRecord.call_uuid == "call-1")
-    assert row.id == record.id and row.finalised and row.mac.startswith("v1:")
+    assert row.id == record.id and row.finalised and row.mac.startswith("v2:")
     assert row.disposition == "answered" and row.agent_no == "1002" and row.queue == "consult"
     assert [n["node"] for n in row.ivr_nodes()] == ["welcome", "human"]
     assert [(o["agent"], o["result"]) for o in row.offers()] == [("1001", "timeout"), ("1002", "answered")]
@@ -150,9 +150,10 @@ def test_verify_lists_a_record_edited_in_sql(cdr, clock, db, db_url, monkeypatch
         out = io.StringIO()
         assert verify.main(["--database-url", db_url], out=out) == 1
         lines = out.getvalue().splitlines()
-        assert lines[0].split("\t")[:2] == [str(second.id), "v-2"]
-        assert not any(line.startswith(f"{first.id}\t") for line in lines)
-        assert "1 do not match" in lines[-1]
+        assert lines[0].split("\t")[:2] == [f"record {second.id}", "v-2"]
+        assert "fields altered" in lines[0]
+        assert not any(line.startswith(f"record {first.id}\t") for line in lines)
+        assert ": 1 problems" in lines[-1]
     finally:
         core_db.database.initialize(db)
 

@@ -165,7 +165,8 @@ def test_session_cookie_flags(make_app, make_user):
     response = client.login("1012", PASSWORD)
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    prod = make_app(mode="production", secret_key="p" * 40, esl="127.0.0.1:8021:s3cret")
+    prod = make_app(mode="production", secret_key="p" * 40, esl="127.0.0.1:8021:s3cret",
+                    HOTLINE_RECORD_KEY="r" * 40)
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     assert prod.config["SESSION_COOKIE_HTTPONLY"] is True
 

@@ -41,5 +41,5 @@ def test_production_refuses_default_secrets_and_needs_no_peer_password_of_its_ow
         load_config({"HOTLINE_MODE": "production", "HOTLINE_SECRET_KEY": key,
                      "HOTLINE_ESL": "127.0.0.1:8021:ClueCon,127.0.0.1:8031:s3cret", "HOTLINE_VAR_DIR": str(tmp_path)})
     config = load_config({"HOTLINE_MODE": "production", "HOTLINE_SECRET_KEY": key, "HOTLINE_ESL": TWO,
-                          "HOTLINE_VAR_DIR": str(tmp_path)})
+                          "HOTLINE_RECORD_KEY": "r" * 40, "HOTLINE_VAR_DIR": str(tmp_path)})
     assert config.is_production and not hasattr(config, "peer_password")

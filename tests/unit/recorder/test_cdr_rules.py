@@ -85,7 +85,7 @@ def test_mac_detects_any_change_and_wrong_key():
     key = record_key("s" * 40)
     fields = {"id": 7, "call_uuid": "u", "talk_seconds": 80, "started_at": T0, "caller": "138"}
     mac = compute_mac(key, fields)
-    assert mac.startswith("v1:") and mac_matches(key, fields, mac)
+    assert mac.startswith("v2:") and mac_matches(key, fields, mac)
     assert not mac_matches(key, {**fields, "talk_seconds": 81}, mac)
     assert not mac_matches(key, {**fields, "id": 8}, mac)
     assert not mac_matches(record_key("t" * 40), fields, mac)
