@@ -159,6 +159,9 @@ class Config:
     prompt_rate: int = 8000
     load_demo: bool = True
     esl_api_timeout: float = 10.0
+    # No HEARTBEAT from a switch for this long (FreeSWITCH sends one every 20 s): its connection is dead
+    # even with the socket open; reconnect and reconcile (switch.inbound). 0: no watch.
+    esl_heartbeat_timeout: float = 65.0
     # The web server's limits (webui.server): open connections, idle keep-alive, request head, and the file
     # descriptors it leaves free for calls.
     http_max_connections: int = 512
@@ -207,6 +210,7 @@ _ENV_KEYS = {
     "HOTLINE_PROMPT_RATE": "prompt_rate",
     "HOTLINE_LOAD_DEMO": "load_demo",
     "HOTLINE_ESL_API_TIMEOUT": "esl_api_timeout",
+    "HOTLINE_ESL_HEARTBEAT_TIMEOUT": "esl_heartbeat_timeout",
     "HOTLINE_HTTP_MAX_CONNECTIONS": "http_max_connections",
     "HOTLINE_HTTP_IDLE_TIMEOUT": "http_idle_timeout",
     "HOTLINE_HTTP_HEADER_TIMEOUT": "http_header_timeout",
@@ -252,6 +256,15 @@ def _coerce(name: str, value):
         return _positive(name, value, _POSITIVE_NUMBERS[name])
     if name == "esl_api_timeout":
         return float(value)
+    if name == "esl_heartbeat_timeout":
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"HOTLINE_ESL_HEARTBEAT_TIMEOUT: {value!r} is not a number") from None
+        if seconds != 0 and not seconds >= 21:
+            raise ConfigError(f"HOTLINE_ESL_HEARTBEAT_TIMEOUT: {value!r} is shorter than FreeSWITCH's 20 s "
+                              "heartbeat interval (give at least 21 s, 3 missed beats: 65; 0 turns the watch off)")
+        return seconds
     if name == "cross_server_dial":
         return parse_cross_server_dial(value)
     if name == "outbound_allow":

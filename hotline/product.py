@@ -69,7 +69,8 @@ class Product:
             with database.connection_context():
                 load_demo_history(self.clock)
 
-        pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout)
+        pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout,
+                          heartbeat_timeout=config.esl_heartbeat_timeout)
         # The same key `python -m recorder.verify` and the call-records page check with.
         cdr = CdrRecorder(key=record_key(config.secret_key, config.extra), clock=self.clock)
         recordings = RecordingService(RecordingStore.from_config(config, clock=self.clock))

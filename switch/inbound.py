@@ -158,7 +158,7 @@ class InboundConnection:
     def __init__(self, endpoint, events: Iterable[str] = INBOUND_DEFAULT_EVENTS, api_timeout: float = 10.0, *,
                  bgapi_timeout: float = 60.0, connect_timeout: float = 5.0, backoff_initial: float = 0.5,
                  backoff_max: float = 30.0, event_format: str = "plain", max_queued_events: int = 10000,
-                 resync_interval: float = 5.0):
+                 resync_interval: float = 5.0, heartbeat_timeout: float = 65.0):
         if event_format not in ("plain", "json"):
             raise ValueError(f"event_format must be plain or json, not {event_format!r}")
         self.endpoint = endpoint
@@ -179,6 +179,12 @@ class InboundConnection:
         self.connects = 0
         self.dropped_events = 0    # since start, across reconnects
         self.resync_interval = resync_interval
+        # FreeSWITCH sends HEARTBEAT every 20 s by default (switch.conf event-heartbeat-interval): a connection
+        # that heard none for this long is treated as dead even though its socket is open (a hung or
+        # frozen switch, a silently dropped route); 0 turns the watch off.
+        self.heartbeat_timeout = heartbeat_timeout
+        self.last_heartbeat: float | None = None  # time.monotonic() of the last HEARTBEAT on this connection
+        self.heartbeat_deaths = 0
         self._resync_pending = False
         self._last_resync = float("-inf")  # time.monotonic() of the last resync after dropped events
         self._dropped_since_resync = 0
@@ -235,7 +241,16 @@ class InboundConnection:
     def status(self) -> dict:
         """What /healthz and the supervisor screen show."""
         return {"name": self.name, "state": self.state, "last_error": self.last_error, "connects": self.connects,
-                "dropped_events": self.dropped_events, "core_uuid": self.core_uuid}
+                "dropped_events": self.dropped_events, "core_uuid": self.core_uuid,
+                "heartbeat_age": self.heartbeat_age(), "heartbeat_timeout": self.heartbeat_timeout,
+                "heartbeat_deaths": self.heartbeat_deaths}
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since this connection last heard a HEARTBEAT (since it connected when none yet), or None
+        when not connected."""
+        if self.state != CONNECTED or self.last_heartbeat is None:
+            return None
+        return round(time.monotonic() - self.last_heartbeat, 1)
 
     # --- commands ----------------------------------------------------------------------------------------
 
@@ -309,7 +324,10 @@ class InboundConnection:
             client = self._attempt = _InboundClient(self, self.connect_timeout, self.api_timeout)
             try:
                 client.connect()
-                subscribe = f"event {self.event_format} " + " ".join(self.events)
+                # HEARTBEAT always: the liveness watch below reads it, whatever the subscribers want. First,
+                # because FreeSWITCH reads every word after CUSTOM as a subclass name.
+                names = (() if "HEARTBEAT" in self.events else ("HEARTBEAT",)) + self.events
+                subscribe = f"event {self.event_format} " + " ".join(names)
                 reply = client.send(subscribe, timeout=self.connect_timeout)
                 if not reply.ok:
                     raise CommandFailed(subscribe, reply.reply_text)
@@ -327,6 +345,7 @@ class InboundConnection:
                 delay = min(delay * 2, self.backoff_max)
                 continue
             self._client = client
+            self.last_heartbeat = time.monotonic()  # the watch counts from the connect
             self.state = CONNECTED
             self.connects += 1
             self.last_error = ""
@@ -334,13 +353,29 @@ class InboundConnection:
             delay = self.backoff_initial
             log.info("%s: connected to the event socket (connection %d)", self.name, self.connects)
             self._run_connected_callbacks()
-            # the connection's lifetime, not a wait for an answer: it ends when the socket does (a dead
-            # peer is noticed by TCP or by the api timeouts of its users) or when stop() kills us
-            client.wait_closed()
+            # the connection's lifetime, not a wait for an answer: it ends when the socket does, when the
+            # switch falls silent (no HEARTBEAT within heartbeat_timeout) or when stop() kills us
+            self._watch(client)
             self._set_disconnected(client.close_reason)
             if not self._stopping:
                 log.warning("%s: event socket lost (%s); reconnecting", self.name, client.close_reason)
                 gevent.sleep(self.backoff_initial * random.uniform(0.5, 1.0))
+
+    def _watch(self, client: _InboundClient) -> None:
+        """Wait for the connection to close; close it when no HEARTBEAT came within heartbeat_timeout."""
+        if not self.heartbeat_timeout:
+            client.wait_closed()
+            return
+        while not client.wait_closed(timeout=max(self.heartbeat_timeout / 4, 0.01)):
+            silent = time.monotonic() - self.last_heartbeat
+            if silent > self.heartbeat_timeout:
+                self.heartbeat_deaths += 1
+                log.error("%s: no HEARTBEAT for %.0fs (limit %.0fs): the switch is hung or unreachable; "
+                          "dropping the connection to reconnect and reconcile", self.name, silent,
+                          self.heartbeat_timeout)
+                client._abort(f"no heartbeat for {silent:.0f}s")
+                client.stop()
+                return
 
     def _set_disconnected(self, reason: str) -> None:
         self._client = None
@@ -360,6 +395,10 @@ class InboundConnection:
         if not name:                         # malformed (every event has a name): report it
             client.parsed_event(frame)
             return
+        if name == "HEARTBEAT" and client is self._client:
+            self.last_heartbeat = time.monotonic()
+            if "HEARTBEAT" not in self.events:
+                return
         if name != "BACKGROUND_JOB" and not (self._subscribers and name in DOMAIN_EVENT_NAMES) \
                 and self.core_uuid:
             return                           # never parsed: nobody would read it

@@ -41,13 +41,14 @@ def database_ok() -> bool:
             database.close()
 
 
-def switch_states() -> tuple[dict[str, str], dict[str, int]]:
-    """Each configured FreeSWITCH as "connected" or "disconnected", and the events its inbound connection
-    dropped (its queue was full: the ACD reconciled with it). The probe gives a state string or the
-    connection's status dict per server."""
+def switch_states() -> tuple[dict[str, str], dict[str, int], dict[str, float | None]]:
+    """Each configured FreeSWITCH as "connected" or "disconnected", the events its inbound connection
+    dropped (its queue was full: the ACD reconciled with it), and the seconds since its last HEARTBEAT
+    (None while disconnected). The probe gives a state string or the connection's status dict per server."""
     state = current_app.extensions["hotline"]
     states = {endpoint.name: "disconnected" for endpoint in state.config.esl}
     dropped = {name: 0 for name in states}
+    heartbeat: dict[str, float | None] = {name: None for name in states}
     if state.services.switch_status is not None:
         try:
             reported = dict(state.services.switch_status())
@@ -59,7 +60,10 @@ def switch_states() -> tuple[dict[str, str], dict[str, int]]:
             states[str(name)] = "connected" if details.get("state") == "connected" else "disconnected"
             count = details.get("dropped_events", 0)
             dropped[str(name)] = count if isinstance(count, int) and count >= 0 else 0
-    return states, dropped
+            age = details.get("heartbeat_age")
+            ok = isinstance(age, (int, float)) and not isinstance(age, bool) and age >= 0
+            heartbeat[str(name)] = age if ok and states[str(name)] == "connected" else None
+    return states, dropped, heartbeat
 
 
 def active_calls() -> int:
@@ -100,7 +104,7 @@ def healthz():
     """status ok | degraded (a switch is down, or fewer free file descriptors than the reserve kept for
     calls) | error (database down, HTTP 503)."""
     db_ok = database_ok()
-    switches, dropped = switch_states()
+    switches, dropped, heartbeat = switch_states()
     all_connected = bool(switches) and all(v == "connected" for v in switches.values())
     descriptor_counts = descriptors()
     limit, in_use = descriptor_counts["limit"], descriptor_counts["in_use"]
@@ -112,6 +116,7 @@ def healthz():
         "switch": "connected" if all_connected else "disconnected",
         "switches": switches,
         "dropped_events": dropped,
+        "heartbeat_age": heartbeat,
         "active_calls": active_calls(),
         "fds": descriptor_counts,
         "http": http_status(),

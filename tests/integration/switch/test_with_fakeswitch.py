@@ -344,3 +344,32 @@ def test_inbound_counts_dropped_events_and_resyncs_once_per_interval(inbound, fa
     fakeswitch.add_agent("4000", registered=True)
     wait_until(lambda: any(isinstance(e, Registered) and e.user == "4000" for e in got), what="the last event")
     assert len(resyncs) == 2 and conn.connects == 1  # the next resync waits for the interval
+
+
+def test_a_silent_switch_is_dropped_after_missed_heartbeats_and_reconciled(fakeswitch, inbound):
+    """Should subscribe to HEARTBEAT, treat a switch that stays silent with its socket open as dead once
+    no heartbeat came for heartbeat_timeout, reconnect when it speaks again and run on_connected (the
+    reconcile); the status shows the last heartbeat's age."""
+    fakeswitch.set_heartbeat(5)  # simulated seconds: every 0.05 s at the fake's time scale
+    conn = inbound(heartbeat_timeout=0.5, connect_timeout=0.3)
+    reconciled = []
+    conn.on_connected(lambda: reconciled.append(conn.connects))
+    assert conn.wait_connected(5)
+    session = fakeswitch.wait_for(lambda: fakeswitch.inbound_sessions and fakeswitch.inbound_sessions[0],
+                                  what="inbound session")
+    assert any("HEARTBEAT" in cmd.line for cmd in session.commands if cmd.line.startswith("event "))
+    beat = conn.last_heartbeat
+    wait_until(lambda: conn.last_heartbeat != beat, what="a heartbeat")
+    assert 0 <= conn.status()["heartbeat_age"] < 0.5
+    # Several timeouts' worth of beats while alive: nothing happens.
+    beats = [conn.last_heartbeat]
+    wait_until(lambda: beats.append(conn.last_heartbeat) or len(set(beats)) > 4, what="more heartbeats")
+    assert conn.connects == 1 and conn.heartbeat_deaths == 0 and conn.connected
+    fakeswitch.go_silent()
+    wait_until(lambda: not conn.connected, timeout=10, what="the silent switch dropped")
+    assert conn.heartbeat_deaths == 1 and "no heartbeat" in conn.status()["last_error"]
+    assert session.closed or fakeswitch.wait_for(lambda: session.closed, what="old socket closed")
+    assert conn.status()["heartbeat_age"] is None
+    fakeswitch.go_silent(False)
+    wait_until(lambda: conn.connected and reconciled == [1, 2], timeout=10, what="reconnected and reconciled")
+    assert conn.heartbeat_deaths == 1

@@ -70,3 +70,15 @@ def test_public_and_uncached(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert response.mimetype == "application/json"
+
+
+def test_heartbeat_age_per_switch(make_app):
+    """Should show the seconds since each switch's last HEARTBEAT, None for one disconnected, unknown or
+    reporting nonsense."""
+    services = Services(switch_status=lambda: {
+        "fs1:8021": {"state": "connected", "heartbeat_age": 12.5},
+        "fs2:8021": {"state": "disconnected", "heartbeat_age": 3.0},
+        "fs3:8021": {"state": "connected", "heartbeat_age": "x"}})
+    body = make_app(services=services, esl="fs1:8021:pw,fs2:8021:pw,fs3:8021:pw,fs4:8021:pw").test_client().get(
+        "/healthz").get_json()
+    assert body["heartbeat_age"] == {"fs1:8021": 12.5, "fs2:8021": None, "fs3:8021": None, "fs4:8021": None}

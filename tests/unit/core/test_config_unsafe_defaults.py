@@ -62,3 +62,15 @@ def test_development_refuses_a_non_loopback_address_without_the_flag(tmp_path, s
     assert load_config({**values, "HOTLINE_ALLOW_REMOTE_DEV": "1"}).mode == "development"
     for loopback in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2:8080"):
         assert load_config({**values, setting: loopback}).mode == "development"
+
+
+def test_heartbeat_timeout_setting(tmp_path):
+    """Should default to 65 s (three missed 20 s beats), accept 0 (no watch), and refuse a value shorter
+    than FreeSWITCH's heartbeat interval or not a number."""
+    base = {"HOTLINE_VAR_DIR": str(tmp_path)}
+    assert load_config(base).esl_heartbeat_timeout == 65.0
+    assert load_config({**base, "HOTLINE_ESL_HEARTBEAT_TIMEOUT": "0"}).esl_heartbeat_timeout == 0
+    assert load_config({**base, "HOTLINE_ESL_HEARTBEAT_TIMEOUT": "90"}).esl_heartbeat_timeout == 90
+    for bad in ("5", "-1", "soon"):
+        with pytest.raises(ConfigError, match="HOTLINE_ESL_HEARTBEAT_TIMEOUT"):
+            load_config({**base, "HOTLINE_ESL_HEARTBEAT_TIMEOUT": bad})
