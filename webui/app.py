@@ -52,6 +52,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.open311",
     "webui.blueprints.admin_api",
     "webui.blueprints.centre_notices",
+    "webui.blueprints.ops",
 ]
 
 

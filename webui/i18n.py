@@ -158,6 +158,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "We send a code to the number you gave when you wrote in or called; your newest cases open here.":
             "我们向您反映问题时留下的手机号码发送验证码，验证后显示您最近的诉求。",
         "No cases with this number.": "该号码没有诉求记录。",
+        # Alarms (ops.alarms): the banner of the team-lead console and the centre desk, the alarm list
+        "Alarms": "告警", "All alarms": "全部告警", "Acknowledge": "确认", "Resolved": "已恢复", "times": "次",
+        "Alarm": "告警", "Severity": "级别", "First seen": "首次发生", "Last seen": "最近发生", "Count": "次数",
+        "Acknowledged": "已确认", "No alarms.": "没有告警。",
+        "severity:critical": "严重", "severity:warning": "警告",
+        "alarm:switch_down": "FreeSWITCH 断开", "alarm:switch_silent": "FreeSWITCH 无响应",
+        "alarm:agent_stuck": "坐席状态卡住", "alarm:queue_waiting": "排队过长", "alarm:answer_rate": "15秒接通率偏低",
+        "alarm:disk_low": "磁盘空间不足", "alarm:backup_failed": "备份失败", "alarm:chain_broken": "话单签封链异常",
     },
 }
 
