@@ -85,7 +85,8 @@ UNREACHABLE_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "DES
 
 
 # Why a caller left a queue for call-back (the ACD's words) -> the missed-call list's reason.
-MISSED_REASON = {"key": "callback_request", "overflow": "callback_request", "abandoned": "abandoned"}
+MISSED_REASON = {"key": "callback_request", "overflow": "callback_request", "abandoned": "abandoned",
+                 "cut_off": "cut_off"}  # cut_off: the switch lost the caller (a restart, a lost event)
 
 
 def record_missed(number: str, reason: str, call_uuid: str, queue: str, wait_seconds) -> bool:
@@ -217,6 +218,9 @@ class Acd:
         # The dial-out policy every call to a number goes through (product wiring sets the configured one).
         self.dialout = DialOut()
         self._gone: dict[str, gevent.event.Event] = {}
+        # Callables(server, channels) run at every reconciliation with the channel uuids that server has now:
+        # call records, recordings and campaign attempts whose hang-up event was lost are swept by them.
+        self.reconcilers: list[Callable[[str, set[str]], object]] = []
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False
@@ -1194,6 +1198,8 @@ class Acd:
             self.reconcile(server)
         except (SwitchError, AcdError, ValueError) as exc:
             log.warning("reconciliation with %s failed: %s", server, exc)
+        except Exception:  # noqa: BLE001 - a database error must not end the periodic reconciliation for good
+            log.exception("reconciliation with %s failed", server)
 
     def reconcile(self, server: str) -> dict:
         """Bring agents and queue entries in line with what ``server`` says exists now."""
@@ -1222,6 +1228,13 @@ class Acd:
                     and time.monotonic() - waiter.entered > 5.0:
                 report["callers_gone"] = report.get("callers_gone", 0) + 1
                 self._caller_gone(waiter)
+        for uuid, gone in list(self._gone.items()):
+            # A greenlet waiting for a channel's hang-up event (a transferred caller, up to bridge_timeout)
+            # is released when its channel is gone from the switch it was on and the event was lost.
+            if uuid not in channels and self.channel_server.get(uuid, server) == server:
+                report["waits_released"] = report.get("waits_released", 0) + 1
+                self.ended_legs[uuid] = None
+                gone.set()
         in_flight = {leg for w in self.waiters.values() if w.offer and w.uuid in channels
                      for leg in w.offer.legs.values()}
         for agent in list(self.agents.values()):
@@ -1257,9 +1270,17 @@ class Acd:
             if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
                 entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
                 entry.save(only=entry.dirty_fields)
-                record_missed(entry.caller_number, "abandoned", entry.call_uuid, entry.queue.name,
+                record_missed(entry.caller_number, "cut_off", entry.call_uuid, entry.queue.name,
                               (entry.ended_at - entry.entered_at).total_seconds())
                 report["abandoned"] += 1
+        for reconciler in list(self.reconcilers):
+            try:
+                result = reconciler(server, channels)
+            except Exception:  # noqa: BLE001 - one part's sweep must not stop the others or the ACD
+                log.exception("reconciler %r failed for %s", reconciler, server)
+                continue
+            if isinstance(result, dict):
+                report.update({k: v for k, v in result.items() if v})
         log.info("reconciled with %s: %s", server, report)
         self.kick()
         return report

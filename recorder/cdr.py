@@ -21,7 +21,8 @@ from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
 
-FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed", "callback_requested")
+FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed", "callback_requested",
+         "cut_off")
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -61,6 +62,7 @@ class CallDraft:
     # The IVR has the call and has not yet said whether it served the caller (its trace): until it has,
     # a self-service call is not judged missed (the trace often lands just after the hang-up).
     awaiting_ivr: bool = False
+    last_event_at: dt.datetime | None = None  # the last moment anything was heard of the call (a cut-off's end)
 
 
 def classify(draft: CallDraft) -> str:
@@ -75,6 +77,8 @@ def classify(draft: CallDraft) -> str:
         return "answered"
     if "voicemail" in draft.flags:
         return "voicemail"
+    if "cut_off" in draft.flags:
+        return "cut_off"  # the switch lost it before anyone answered (recorder.sweep closed it)
     if "overflowed" in draft.flags or draft.queue_outcome == "overflowed":
         return "overflowed"
     if draft.queue_entered_at is not None:
@@ -110,11 +114,21 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
         return "abandoned"
     if "served" in draft.flags:
         return None  # self-service gave the caller what they came for (even after hours)
+    if disposition == "cut_off":
+        return "cut_off"
     if "out_of_hours" in draft.flags:
         return "out_of_hours"
     if draft.hangup_side in ("caller", ""):
         return "ivr_hangup"
     return None
+
+
+def _parse_at(text) -> dt.datetime | None:
+    """An ISO time kept in a record's JSON (IVR path), as naive UTC; None when absent or unreadable."""
+    try:
+        return _utc(dt.datetime.fromisoformat(str(text))) if text else None
+    except ValueError:
+        return None
 
 
 def side_of(value: str, leg: str) -> str:
@@ -154,7 +168,10 @@ class CdrRecorder:
         return _utc(at) if at is not None else self._now()
 
     def draft(self, call_uuid: str) -> CallDraft | None:
-        return self.drafts.get(self.leg_of.get(call_uuid, call_uuid))
+        draft = self.drafts.get(self.leg_of.get(call_uuid, call_uuid))
+        if draft is not None:
+            draft.last_event_at = self._now()  # every hook looks its call up here: the call was heard of now
+        return draft
 
     def amend(self, call_uuid: str, change) -> CallRecord | None:
         """Apply ``change(draft)`` to a live call, or to a just-ended one and finalise it again."""
@@ -307,6 +324,40 @@ class CdrRecorder:
             return None
         draft.hangup_side = mapped
         return self.finalise(draft)
+
+    # -- calls the switch lost (recorder.sweep) ------------------------------------------------------------
+    def cut_off(self, call_uuid: str, at: dt.datetime | None = None) -> CallRecord | None:
+        """Close a live call whose channel no switch has any more (its hang-up event was lost): it ends at the
+        last moment anything was heard of it (or ``at``), hang-up side unknown, disposition cut_off unless
+        someone answered it; finalised and signed like any record, the draft dropped. An unserved caller
+        lands on the missed-call list ("cut_off")."""
+        draft = self.drafts.get(call_uuid)
+        if draft is None:
+            return None
+        known = [t for t in (draft.started_at, draft.last_event_at, draft.queue_left_at, draft.answered_at) if t]
+        draft.ended_at = _utc(at) if at is not None else (max(known) if known else self._now())
+        draft.hangup_cause = draft.hangup_cause or "LOST_CHANNEL"
+        draft.hangup_side = ""
+        draft.flags.add("cut_off")
+        draft.awaiting_ivr = False  # the IVR's last word is not coming any more
+        return self.finalise(draft)
+
+    def adopt(self, record: CallRecord, ivr_path: list[dict] | None = None, served: bool = False) -> CallDraft:
+        """Take over the open record of a call an earlier run of the app started (it was stopped without
+        closing it): a draft from what the row holds, so the call's hang-up, or its sweep, finalises it."""
+        draft = CallDraft(call_uuid=record.call_uuid, caller=record.caller, called=record.called,
+                          direction=record.direction, server=record.server, started_at=_utc(record.started_at),
+                          record_id=record.id, agent_no=record.agent_no or "")
+        draft.ivr_path = list(ivr_path or [])
+        if served:
+            draft.flags.add("served")
+        for moment in [draft.started_at] + [_parse_at(n.get("at")) for n in draft.ivr_path]:
+            if moment is not None and (draft.last_event_at is None or moment > draft.last_event_at):
+                draft.last_event_at = moment
+        self.drafts[record.call_uuid] = draft
+        for leg in json.loads(record.other_uuids or "[]"):
+            self.add_leg(record.call_uuid, leg)
+        return draft
 
     # -- finalisation ------------------------------------------------------------------------------------
     def finalise(self, draft: CallDraft) -> CallRecord:

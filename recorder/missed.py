@@ -31,6 +31,7 @@ REASON_LABELS = {
     "ivr_hangup": ("语音导航中挂机", "Hung up in the menu"),
     "voicemail": ("留言", "Voicemail"),
     "fax_failed": ("传真接收失败", "Fax not received"),
+    "cut_off": ("通话中断", "Cut off"),
 }
 OUTCOME_LABELS = {
     "reached": ("已联系上", "Reached"),

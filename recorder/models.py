@@ -22,7 +22,8 @@ def utcnow() -> dt.datetime:
 
 # Dispositions a call record can end with (the list).
 DISPOSITIONS = ("self_service", "answered", "abandoned", "overflowed", "voicemail", "blacklisted", "fax",
-                "no_answer")  # no_answer: an outbound call (call-back) the citizen did not pick up
+                "no_answer", "cut_off")  # no_answer: an outbound call (call-back) the citizen did not pick up;
+# cut_off: the switch lost the call before anyone answered it (restart, lost connection: recorder.sweep)
 HANGUP_SIDES = ("caller", "agent", "system", "")
 
 
@@ -112,7 +113,8 @@ class RecordingAccess(BaseModel):
     remote_addr = peewee.CharField(max_length=64, default="")
 
 
-MISSED_REASONS = ("abandoned", "callback_request", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed")
+MISSED_REASONS = ("abandoned", "callback_request", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed",
+                  "cut_off")
 # Who put a call on the list: the ACD (abandoned in a queue, call-back key or overflow), the call record
 # (out of hours, hung up in the IVR, anything the ACD did not report), voicemail, fax.
 MISSED_SOURCES = ("acd", "cdr", "voicemail", "fax", "")

@@ -272,6 +272,17 @@ class FakeSwitch:
         for s in list(self.inbound_sessions):
             s.drop()
 
+    def crash(self) -> None:
+        """Die like ``kill -9``: the event-socket connections drop first, so the app hears of no hang-up;
+        every channel is gone (its socket to the app closes, a record app keeps what it wrote) and nothing
+        listens until start_inbound() (the switch started again, with no channels)."""
+        self.stop_inbound(drop=True)
+        for ch in list(self.channels.values()):
+            self.hangup(ch, "CRASH", by="switch")
+        deadline = time.monotonic() + 5
+        while self.channels and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+
     @property
     def esl_port(self) -> int:
         return self._port

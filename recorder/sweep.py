@@ -1,0 +1,178 @@
+"""Closing what a lost hang-up event left open: call records, recordings and campaign attempts whose channel
+no switch has any more (the switch restarted, the event socket dropped events, the app was killed).
+
+Run at every reconciliation with a switch (``Acd.reconcilers``: on connect, after each reconnect, and
+periodically) with the channel uuids that switch lists now. Pure part: ``gone_uuids`` says which of the
+open calls are gone. I/O part: ``Sweeper``:
+
+- a call record this process follows whose channel is gone is closed as cut off (``CdrRecorder.cut_off``:
+  end = the last moment anything was heard of it, side unknown, finalised and signed, draft dropped; an
+  unserved caller lands on the missed-call list as "cut_off");
+- an unfinalised record an earlier run of the app left (killed, or stopped without closing it) is adopted
+  when its channel is still up (its hang-up finalises it as usual) and closed as cut off when it is gone;
+- a recording still "recording" whose channel is gone is indexed with whatever audio reached the disk, or
+  marked failed (nothing, or a bare header) with an error in the log and a recorder alert;
+- a campaign attempt still "calling" whose channel is gone fails, retried per the campaign's rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Callable, Iterable
+
+from recorder.cdr import CdrRecorder, _parse_at, _utc
+from recorder.models import CallRecord, Recording
+
+log = logging.getLogger(__name__)
+
+# `show channels` lists a channel a moment after it was created (FreeSWITCH writes its core database in
+# batches); a call younger than this is left alone until the next reconciliation.
+GRACE_SECONDS = 3.0
+# A campaign attempt is "calling" before its originate created any channel (the dialer's greenlet): this
+# long after its start a missing channel means the call is over.
+ATTEMPT_GRACE_SECONDS = 30.0
+
+
+def gone_uuids(open_calls: Iterable[tuple[str, dt.datetime | None]], channels: set[str], now: dt.datetime,
+               grace: float = GRACE_SECONDS) -> list[str]:
+    """Of ``(uuid, started_at)`` pairs, those no switch lists any more and older than ``grace`` seconds."""
+    return [uuid for uuid, started in open_calls
+            if uuid not in channels and (started is None or (now - started).total_seconds() >= grace)]
+
+
+class Sweeper:
+    """An ``Acd.reconcilers`` callable: ``sweeper(server, channels) -> report``."""
+
+    def __init__(self, cdr: CdrRecorder, recordings=None, servers: Callable[[], list[str]] | None = None,
+                 on_swept: Callable[[str, dict], None] | None = None, grace: float = GRACE_SECONDS):
+        self.cdr = cdr
+        self.recordings = recordings  # recorder.recording.RecordingService
+        self.servers = servers or (lambda: [])  # the names of every configured switch
+        self.on_swept = on_swept  # callback(server, report) when anything was closed (an alarm)
+        self.grace = grace
+        self.channels_by_server: dict[str, set[str]] = {}
+
+    def _now(self) -> dt.datetime:
+        return self.cdr._now()
+
+    def _everywhere(self) -> set[str]:
+        """Every channel any switch listed at its last reconciliation."""
+        return set().union(*self.channels_by_server.values()) if self.channels_by_server else set()
+
+    def _ours(self, record_server: str, server: str) -> bool:
+        """Whether a call on ``record_server`` is this reconciliation's to judge (an unknown server's calls
+        are judged against the channels of every switch)."""
+        return record_server == server or record_server not in self.servers()
+
+    def __call__(self, server: str, channels: set[str]) -> dict:
+        self.channels_by_server[server] = set(channels)
+        anywhere = self._everywhere()
+        now = self._now()
+        report = {"records_cut_off": 0, "records_adopted": 0, "recordings_closed": 0, "recordings_failed": 0,
+                  "attempts_failed": 0}
+        # Records this process follows.
+        mine = [(d.call_uuid, d.started_at) for d in list(self.cdr.drafts.values()) if d.server == server]
+        unknown = [(d.call_uuid, d.started_at) for d in list(self.cdr.drafts.values())
+                   if d.server != server and self._ours(d.server, server)]
+        for uuid in gone_uuids(mine, channels, now, self.grace) + gone_uuids(unknown, anywhere, now, self.grace):
+            if self._close(uuid):
+                report["records_cut_off"] += 1
+        # Records an earlier run left open.
+        cutoff = now - dt.timedelta(seconds=self.grace)
+        for record in (CallRecord.select().where((CallRecord.finalised == False)  # noqa: E712
+                                                 & (CallRecord.started_at <= cutoff)).order_by(CallRecord.id)):
+            if record.call_uuid in self.cdr.drafts or not self._ours(record.server, server):
+                continue
+            path, served, last = _ivr_knowledge(record.call_uuid)
+            self.cdr.adopt(record, ivr_path=path, served=served)
+            if record.call_uuid in (channels if record.server == server else anywhere):
+                report["records_adopted"] += 1
+                log.info("call %s from an earlier run is still up on %s: adopted", record.call_uuid, server)
+                continue
+            # It ends at the IVR's last word when there is one, else now: nothing later is known of it.
+            if self._close(record.call_uuid, at=last or now):
+                report["records_cut_off"] += 1
+        self._sweep_recordings(server, anywhere, now, report)
+        self._sweep_attempts(anywhere, now, report)
+        if any(report.values()):
+            log.warning("swept with %s: %s", server, report)
+            if self.on_swept is not None:
+                try:
+                    self.on_swept(server, report)
+                except Exception:  # noqa: BLE001 - an alarm hook must not stop the sweep
+                    log.exception("sweep notifier failed")
+        return report
+
+    def _close(self, uuid: str, at: dt.datetime | None = None) -> bool:
+        # The call's recordings first, so the record links what reached the disk.
+        if self.recordings is not None:
+            self._finish_recordings(uuid)
+        record = self.cdr.cut_off(uuid, at=at)
+        if record is None:
+            return False
+        log.warning("call %s from %s cut off (no switch has its channel): record closed as %s", uuid,
+                    record.caller or "?", record.disposition)
+        return True
+
+    def _finish_recordings(self, uuid: str) -> list[Recording]:
+        done = self.recordings.finish_call(uuid)
+        for rec in done:
+            if rec.status == "failed":
+                self._recording_failed(rec)
+        return done
+
+    @staticmethod
+    def _recording_failed(rec: Recording) -> None:
+        from recorder.alerts import raise_alert
+
+        log.error("recording %s of call %s (cut off) holds no audio: marked failed (%s)", rec.id, rec.call_uuid,
+                  rec.failure_reason)
+        raise_alert("recording_cut_off", f"call {rec.call_uuid}: recording cut off with no audio / "
+                                         f"通话中断，录音无内容: {rec.failure_reason}", severity="warning")
+
+    def _sweep_recordings(self, server: str, anywhere: set[str], now: dt.datetime, report: dict) -> None:
+        if self.recordings is None:
+            return
+        rows = list(Recording.select(Recording.id, Recording.call_uuid, Recording.started_at)
+                    .where(Recording.status == "recording"))
+        for uuid in sorted(set(gone_uuids([(r.call_uuid, _utc(r.started_at)) for r in rows
+                                           if r.id not in self.recordings.starting], anywhere, now, self.grace))):
+            for rec in self._finish_recordings(uuid):
+                report["recordings_failed" if rec.status == "failed" else "recordings_closed"] += 1
+
+    def _sweep_attempts(self, anywhere: set[str], now: dt.datetime, report: dict) -> None:
+        from ivr.campaigns import note_failed_attempt
+        from ivr.models import OutboundAttempt
+
+        if len(self.channels_by_server) < max(1, len(self.servers())):
+            return  # not every switch has told its channels yet: an attempt may be on another one
+        rows = list(OutboundAttempt.select().where(OutboundAttempt.state == "calling"))
+        gone = set(gone_uuids([(a.last_call_uuid, _utc(a.last_attempt_at) if a.last_attempt_at else None)
+                               for a in rows if a.last_call_uuid], anywhere, now, ATTEMPT_GRACE_SECONDS))
+        for attempt in rows:
+            if attempt.last_call_uuid in gone:
+                log.warning("campaign attempt %s to %s: its call %s is gone (lost hang-up): failed", attempt.id,
+                            attempt.phone, attempt.last_call_uuid)
+                note_failed_attempt(attempt, "LOST_CHANNEL")
+                report["attempts_failed"] += 1
+
+
+def _ivr_knowledge(call_uuid: str) -> tuple[list[dict], bool, dt.datetime | None]:
+    """What the IVR stored about a call before the app stopped: (path, served, last moment). Its trace is
+    stored when the IVR lets go of the call; a call cut off mid-menu has none."""
+    from ivr.models import IvrTrace
+
+    trace = IvrTrace.select().where(IvrTrace.call_uuid == call_uuid).order_by(IvrTrace.id.desc()).first()
+    if trace is None:
+        return [], False, None
+    path, last = [], None
+    for entry in json.loads(trace.entries or "[]"):
+        at = _parse_at(entry.get("at"))
+        last = at if at is not None and (last is None or at > last) else last
+        node = str(entry.get("node", ""))
+        if str(entry.get("what", "")).startswith("enter ") and node and (not path or path[-1]["node"] != node):
+            path.append({"node": node[:64], "at": str(entry.get("at", ""))[:32]})
+    served = bool((trace.tickets or "").strip())  # a ticket was filed from the call: the caller was heard
+    ended = _utc(trace.ended_at) if trace.ended_at else None
+    return path, served, ended or last
