@@ -197,3 +197,13 @@ def update_user(user: User, *, name: str, roles: list[str], extension: str | Non
 
 def groups_of(user: User) -> list[Group]:
     return list(Group.select().join(UserGroup).where(UserGroup.user == user).order_by(Group.code))
+
+
+def active_categories() -> list[Category]:
+    """Categories a new ticket may take (forms list them by category_path)."""
+    return list(Category.select().where(Category.active).order_by(Category.id))
+
+
+def active_regions() -> list[Region]:
+    """Regions a new ticket may take, in code order (district before its streets)."""
+    return list(Region.select().where(Region.active).order_by(Region.code))

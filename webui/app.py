@@ -122,7 +122,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     """Build the web app. The caller has bound the database (``core.db.bind_database``) already."""
     from webui import security
     from webui.auth import load_user
-    from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES
+    from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES, format_duration
 
     if not config.secret_key:
         raise ValueError("create_app needs config.secret_key (load_config provides one)")
@@ -195,6 +195,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         mask_phone=mask_phone,
         mask_name=mask_name,
         label=lambda code, kind: code_label(code, kind, g.get("lang") or "zh", translate),
+        duration=lambda seconds: format_duration(seconds, g.get("lang") or "zh"),
     )
 
     @app.context_processor

@@ -232,6 +232,25 @@ def gettext(message: str, **values) -> str:
     return current_app.extensions["hotline"].gettext(message, **values)
 
 
+def one_language(message: str, lang: str) -> str:
+    """A domain error written "中文 / English" (the convention of acd, caseflow and recorder errors) in one
+    language: the Chinese half for zh, the English half otherwise; a message without the pair as it is."""
+    zh, sep, en = str(message).partition(" / ")
+    if not sep:
+        return str(message)
+    return zh.strip() if lang == "zh" else en.strip()
+
+
+def format_duration(seconds, lang: str) -> str:
+    """Seconds as 1小时2分3秒 / 1 h 2 min 3 s (whole seconds; 0 as 0秒 / 0 s)."""
+    total = int(round(float(seconds or 0)))
+    hours, rest = divmod(max(total, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    units = (("小时", "分", "秒") if lang == "zh" else (" h", " min", " s"))
+    parts = [f"{n}{u}" for n, u in zip((hours, minutes, secs), units) if n]
+    return ("" if lang == "zh" else " ").join(parts) if parts else f"0{units[2]}"
+
+
 def normalise_language(value: str | None) -> str | None:
     """Map 'zh-CN', 'zh_cn', 'en-US'... to a supported code; None if unsupported."""
     if not value:

@@ -77,6 +77,7 @@ def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, tel
         desk.goto(telephony.url + "/desk/")
         desk.click("button[data-act=ready]")
         expect(desk.get_by_test_id("agent-status")).to_have_text("就绪")
+        desk.get_by_test_id("tab-chat").click()  # the chats share a tab with the knowledge base
         expect(desk.get_by_test_id("chat-none")).to_be_visible()
 
         phone.goto(telephony.url + "/chat/")

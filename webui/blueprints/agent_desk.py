@@ -9,6 +9,7 @@ import collections
 import json
 import logging
 import re
+import secrets
 
 import gevent
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -16,7 +17,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, redirect, render
 from acd import chat
 from acd.agent_controls import AgentControls
 from acd.dispatcher import AcdError
+from acd import state as agent_state
 from acd.state import TransitionRefused
+from caseflow import org
 from caseflow import services as case_services
 from caseflow.models import Citizen, Department, Ticket
 from caseflow.privacy import mask_name
@@ -24,7 +27,9 @@ from caseflow.services import TicketInputError
 from caseflow.workflow import WorkflowError
 from recorder import missed as missed_calls
 from recorder.models import utcnow
-from webui.app import NavItem, bad_request
+from stats.agent_day import agent_day
+from webui.app import NavItem, bad_request, code_label
+from webui.i18n import gettext, one_language
 from webui.security import audit, require_roles
 
 log = logging.getLogger(__name__)
@@ -35,22 +40,50 @@ NAV = [NavItem("Agent desk", "agent_desk.index", frozenset(ROLES), order=5)]
 MESSAGES = {"zh": {
     "Agent desk": "话务员工作台", "Ready": "示闲", "Not ready": "示忙", "Hold": "保持",
     "Resume": "恢复", "Hang up": "挂断", "Transfer": "转接", "Back to IVR": "转自动", "Ask for help": "求助",
-    "Status": "状态", "Caller": "来电号码", "Recent tickets": "近期工单",
+    "Status": "状态", "Caller": "来电号码", "Recent tickets": "近期工单", "Open tickets": "未办结工单",
     "New ticket": "新建工单", "Reason": "原因", "Telephony is not connected.": "话务系统未连接。",
     "You are not set up as an agent.": "您尚未配置为话务员。", "Waiting in your queues": "您的队列中等待",
     "Call out": "外呼", "Number": "号码", "Target": "目标", "Wrap-up": "话后处理", "End wrap-up": "结束话后处理",
-    "Save ticket": "保存工单", "Content": "内容", "Name": "姓名", "Type": "类型",
+    "Save ticket": "保存工单", "Content": "诉求内容", "Name": "姓名", "Type": "类型",
     "Knowledge base": "知识库", "Call-back requests": "待回拨", "Call back": "回拨", "Ticket %(number)s saved.": "工单 %(number)s 已保存。",
-    "calls": "次来电", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
+    "%(count)s calls": "来电 %(count)s 次", "waited %(seconds)s s": "等待 %(seconds)s 秒", "Calling back: %(name)s": "%(name)s 正在回拨",
     "Outcome": "回拨结果", "Call team lead": "呼叫班长", "Blind transfer": "盲转", "Consult transfer": "咨询转",
     "Three-way": "三方通话", "A reply answers the ticket at once (direct answer).": "填写答复内容后保存，即直接答复该工单。",
     "Consult transfer: talk to the target first, hang up to complete.": "咨询转：先与目标通话，挂机即完成转接。",
     "Complete transfer": "完成转接", "Cancel transfer": "取消转接", "Consulting": "咨询中",
     "ringing": "振铃中", "answered": "已接通", "Save": "保存", "Give back": "放弃回拨", "All missed calls": "全部未接来电",
     "You did not answer a call and have been put on break. Click “Ready” to take calls again.": "您未接听来电，已置为小休。点击“示闲”继续接听。",
+    "Sign out": "签出", "Other reason": "其他原因", "What you need help with": "求助说明", "Transfer to": "转接到",
+    "transfer_kind:agent": "话务员", "transfer_kind:queue": "队列", "transfer_kind:department": "部门电话",
+    "transfer_kind:number": "号码", "Time in this call": "本次通话时长", "Address": "地址", "Blacklisted": "黑名单",
+    "Yes": "是", "No": "否", "No call-backs waiting.": "没有待回拨的来电。",
+    "Put this number into the call-out field": "填入外呼号码", "Urgency": "紧急程度", "Category": "诉求分类",
+    "Region": "所属区域", "Reply by": "答复方式", "(not chosen)": "（未选择）", "Reply": "答复内容",
+    "Online chats": "在线交谈", "My day": "今日工作", "Calls answered today": "今日接听",
+    "Talk time today": "今日通话时长", "Tickets recorded today": "今日登记工单", "Work history": "座席工作情况",
+    "Change": "变化", "Lasted": "持续", "Time": "时间", "Nothing yet today.": "今天还没有记录。",
+    "agent_status:logged_out": "已签出", "agent_status:available": "就绪", "agent_status:on_break": "示忙",
+    "agent_status:after_call_work": "话后处理",
+    "agent_state:idle": "空闲", "agent_state:reserved": "预占", "agent_state:ringing": "振铃",
+    "agent_state:in_call": "通话中", "agent_state:wrap_up": "话后处理",
+    "agent_event:login": "签入", "agent_event:ready": "示闲", "agent_event:not_ready": "示忙",
+    "agent_event:logout": "签出", "agent_event:reserve": "分配来电", "agent_event:ring": "振铃",
+    "agent_event:answer": "接听", "agent_event:offer_failed": "未接通", "agent_event:call_end": "通话结束",
+    "agent_event:wrap_up_done": "话后处理结束", "agent_event:dial": "外呼",
+    "ivr_kind:satisfaction": "满意度评价", "ivr_kind:status_query": "工单查询", "ivr_kind:fax": "传真受理",
+    "This desk was opened in another window; this one no longer takes actions. Reload to take it back.":
+        "本工作台已在另一个窗口打开，此窗口不再执行操作。刷新页面可收回。",
+    "The request failed (%(status)s).": "请求失败（%(status)s）。", "Network error: the server did not answer.": "网络错误：服务器没有响应。",
+    "Still waiting for the previous action.": "上一个操作尚未完成，请稍候。", "A number must be 3 to 20 digits.": "号码只能是 3 到 20 位数字。",
+    "Unknown action.": "未知的操作。", "Caller profile": "来电人信息", "Not possible now (%(status)s, %(state)s): %(event)s.": "当前（%(status)s，%(state)s）不能%(event)s。",
 }}
-STATUS_LABELS = {"logged_out": "已签出", "available": "就绪", "on_break": "示忙", "after_call_work": "话后处理"}
-STATE_LABELS = {"idle": "空闲", "reserved": "预占", "ringing": "振铃", "in_call": "通话中", "wrap_up": "话后处理"}
+AGENT_STATUSES = ("logged_out", "available", "on_break", "after_call_work")
+AGENT_STATES = ("idle", "reserved", "ringing", "in_call", "wrap_up")
+
+
+def _said(error) -> str:
+    """An error's message in the user's language (domain errors carry "中文 / English")."""
+    return one_language(str(error), g.get("lang") or "zh")
 
 
 def _acd():
@@ -115,19 +148,119 @@ def index():
 
 
 def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: str = "", entered=None):
-    """The desk page, with the call-back list (longest waiting first) under the ticket form; ``entered``:
-    the ticket form as submitted, shown again after a refused save."""
-    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=pop, waiting=waiting or {},
-                           entered=entered,
-                           status_labels=STATUS_LABELS, state_labels=STATE_LABELS, saved=saved,
-                           types=case_services.TICKET_TYPES, error=error, callbacks=_open_callbacks(),
+    """The desk page, with the call-back list (longest waiting first) beside the ticket form; ``entered``:
+    the ticket form as submitted, shown again after a refused save. Rendering it claims the agent's desk
+    (the newest window wins; see DeskClaims)."""
+    token = claims().take(agent.id) if agent is not None else ""
+    status_labels, state_labels = agent_labels()
+    clock = current_app.extensions["hotline"].services.clock
+    day = agent_day(agent.id, agent.user_id, clock.now(), clock.tz) if agent is not None else None
+    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=_labelled(pop), waiting=waiting or {},
+                           entered=entered, desk_token=token, day=day,
+                           labels_json=json.dumps({**status_labels, **state_labels,
+                                                   "resume": gettext("Resume"), "hold": gettext("Hold"),
+                                                   "consult:ringing": gettext("ringing"),
+                                                   "consult:answered": gettext("answered")}, ensure_ascii=False),
+                           status_labels=status_labels, state_labels=state_labels, saved=saved,
+                           enabled=enabled_controls(acd, agent) if agent else [],
+                           call_since=_call_since(agent),
+                           types=case_services.TICKET_TYPES, urgencies=case_services.URGENCIES,
+                           reply_by=case_services.REPLY_BY, categories=org.active_categories(),
+                           regions=org.active_regions(), category_path=org.category_path,
+                           error=error, callbacks=_open_callbacks(),
                            outcomes=missed_calls.OUTCOME_LABELS, reasons=missed_calls.REASON_LABELS,
-                           break_reasons=NOT_READY_REASONS, handback=handback_choices() if agent else [],
+                           break_reasons=NOT_READY_REASONS, handback=handback_options() if agent else [],
                            targets=transfer_choices(acd, agent) if agent else {},
                            consult=consultation_view(acd, agent) if agent else None,
                            missed_ring=missed_ring(acd, agent),
                            skills=sorted(q.name for q in acd.queues.values()
                                          if q.skill in acd.skills.get(agent.id, {})) if agent else [])
+
+
+def agent_labels() -> tuple[dict, dict]:
+    """The agent statuses and call states in the user's language, from the catalogue."""
+    return ({code: gettext(f"agent_status:{code}") for code in AGENT_STATUSES},
+            {code: gettext(f"agent_state:{code}") for code in AGENT_STATES})
+
+
+def ticket_status_names() -> dict[str, str]:
+    """Ticket status codes named in the user's language (the screen pop shows names, never codes)."""
+    from caseflow.workflow import STATUS_LABELS
+
+    lang = g.get("lang") or "zh"
+    return {code: code_label(code, "status", lang, gettext) for code in STATUS_LABELS}
+
+
+def _labelled(pop: dict | None, names: dict[str, str] | None = None) -> dict | None:
+    """The screen pop with each ticket's status name (``names``: ticket_status_names, taken in the request)."""
+    if pop is None:
+        return None
+    names = ticket_status_names() if names is None else names
+    for ticket in pop["tickets"]:
+        ticket["status_label"] = names.get(ticket["status"], "")
+    return pop
+
+
+def _call_since(agent) -> str:
+    """When the agent's current call began (ISO, UTC) for the call timer; '' without a call."""
+    if agent is None or agent.state != "in_call" or agent.since is None:
+        return ""
+    return agent.since.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def enabled_controls(acd, agent, handback: bool | None = None) -> list[str]:
+    """The desk controls valid in the agent's status and state now (the others are disabled on the page,
+    and the ACD refuses them anyway): one place, sent with the page, each action's answer and each state
+    change streamed to the desk."""
+    status, state = agent.status, agent.state
+    consult = consultation_view(acd, agent)
+    on = set()
+    if status != "available" and (agent_state.allowed(status, state, "ready")
+                                  or (status == "logged_out" and state == "idle")):
+        on.add("ready")
+    if not (status == "on_break" and state == "idle") and agent_state.allowed(status, state, "not_ready"):
+        on.add("not_ready")
+    if status != "logged_out" and agent_state.allowed(status, state, "logout"):
+        on.add("logout")
+    if state == "wrap_up":
+        on.add("end_wrap_up")
+    if state == "in_call":
+        on.add("hangup")
+        if consult is None:
+            on.update(("resume",) if agent.on_hold else ("hold",))
+            on.update(("transfer", "attended_transfer", "three_way"))
+            if handback if handback is not None else handback_choices():
+                on.add("to_ivr")
+        else:
+            on.add("cancel_transfer")
+            if consult["state"] == "answered":
+                on.add("complete_transfer")
+    if agent_state.allowed(status, state, "dial"):
+        on.update(("dial", "call_team_lead"))
+    if status != "logged_out" and agent.help_requested_at is None:
+        on.add("help")
+    return sorted(on)
+
+
+class DeskClaims:
+    """Which window holds each agent's desk: a page load takes it (the newest window wins); the window
+    that lost it is told on its event stream and its actions are refused. Lives on the app (one process)."""
+
+    def __init__(self):
+        self.holders: dict[int, str] = {}
+
+    def take(self, agent_id: int) -> str:
+        token = secrets.token_urlsafe(12)
+        self.holders[agent_id] = token
+        return token
+
+    def holds(self, agent_id: int, token: str) -> bool:
+        """True unless another window took the desk since ``token`` was given ('' asks nothing: API use)."""
+        return not token or self.holders.get(agent_id, token) == token
+
+
+def claims() -> DeskClaims:
+    return current_app.extensions.setdefault("agent_desk_claims", DeskClaims())
 
 
 def missed_ring(acd, agent) -> bool:
@@ -165,7 +298,7 @@ def call_back(missed_id):
     try:
         _entry, leg = AgentControls(acd).call_back(g.user, missed_id)
     except (AcdError, TransitionRefused, missed_calls.MissedCallError) as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 409
+        return jsonify({"ok": False, "error": _said(exc)}), 409
     return jsonify({"ok": True, "call_uuid": leg})
 
 
@@ -182,7 +315,7 @@ def call_back_outcome(missed_id):
                                         call_uuid=request.form.get("call_uuid", "")[:64],
                                         note=request.form.get("note", "")[:2000])
     except missed_calls.MissedCallError as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 409
+        return jsonify({"ok": False, "error": _said(exc)}), 409
     return redirect(url_for("agent_desk.index"), code=303)
 
 
@@ -203,14 +336,17 @@ def save_ticket():
         try:
             held_chat = chat.held_by(form.get("chat_id"), agent) if agent is not None else None
         except chat.ChatError as error:
-            return _desk_page(acd, agent, error=str(error), entered=request.form), 400
+            return _desk_page(acd, agent, error=_said(error), entered=request.form), 400
     try:
         ticket = case_services.create_ticket(
             form.get("content", ""), type=form.get("type", "consult"), channel="chat" if held_chat else "phone",
             citizen_phone=form.get("citizen_phone", ""), citizen_name=form.get("citizen_name", ""),
-            title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply)
+            title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply,
+            category=form.get("category") or None, region=form.get("region") or None,
+            urgency=form.get("urgency") or "normal", citizen_address=form.get("citizen_address", ""),
+            reply_by=form.get("reply_by") or "phone")
     except (TicketInputError, WorkflowError) as error:
-        return _desk_page(acd, agent, error=str(error), entered=request.form), 400
+        return _desk_page(acd, agent, error=_said(error), entered=request.form), 400
     if held_chat is not None:
         chat.link_ticket(held_chat, ticket)
         audit("chat_ticket", "chat", held_chat.id, ticket.number)
@@ -230,7 +366,8 @@ def pop():
     if agent is None:
         return jsonify({"error": "not an agent"}), 404
     return jsonify({"status": agent.status, "state": agent.state, "call_uuid": agent.call_uuid,
-                    "consult": consultation_view(acd, agent), **pop_for(agent)})
+                    "consult": consultation_view(acd, agent), "enabled": enabled_controls(acd, agent),
+                    **_labelled(pop_for(agent))})
 
 
 @bp.route("/events")
@@ -243,6 +380,9 @@ def events():
     if agent is None:
         return jsonify({"error": "not an agent"}), 404
     agent_id = agent.id
+    token = request.args.get("desk", "")[:40]
+    desks = claims()
+    names, handback = ticket_status_names(), bool(handback_choices())  # the stream runs outside the request
     # A plain deque, drained by polling: the ACD may run in another thread's hub than this request.
     inbox: collections.deque = collections.deque(maxlen=200)
 
@@ -269,6 +409,10 @@ def events():
             with gevent.Timeout(limit, False):
                 idle = 0.0
                 while True:
+                    if not desks.holds(agent_id, token):
+                        # Another window took this agent's desk: say so once and end (the page stops listening).
+                        yield "event: superseded\ndata: {}\n\n"
+                        return
                     if not inbox:
                         gevent.sleep(0.2)
                         idle += 0.2
@@ -282,7 +426,10 @@ def events():
                         current = acd.agents.get(agent_id)
                         own = (caller_of_own_call(current) and current.call_uuid == notice.get("call_uuid")
                                and current.call_number == notice.get("number"))
-                        notice = {**notice, **screen_pop(notice.get("number", ""), full=own)}
+                        notice = {**notice, **_labelled(screen_pop(notice.get("number", ""), full=own), names)}
+                    if notice.get("type") in ("agent", "answered", "hold", "consult") and agent_id in acd.agents:
+                        current = acd.agents[agent_id]
+                        notice = {**notice, "enabled": enabled_controls(acd, current, handback), "since": _call_since(current)}
                     yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"
         finally:
             if listener in acd.listeners:
@@ -310,6 +457,18 @@ def _trees():
 
     services = current_app.extensions["hotline"].services
     return services.extra.get("trees") or TreeStore()
+
+
+def handback_options() -> list[dict]:
+    """The hand-back nodes as (id, label): the node's title, else its kind named in the user's language."""
+    from ivr.tree import TreeError
+
+    try:
+        _version, tree = _trees().active_tree()
+    except (TreeError, OSError):
+        return []
+    return [{"id": nid, "label": tree.nodes[nid].get("title") or gettext(f"ivr_kind:{tree.nodes[nid].kind}")}
+            for nid in handback_choices()]
 
 
 def handback_choices() -> list[str]:
@@ -414,6 +573,9 @@ def action():
     controls = AgentControls(acd)
     form = request.form
     name = form.get("action", "")
+    if not claims().holds(agent.id, form.get("desk", "")):
+        return jsonify({"ok": False, "superseded": True, "error": gettext(
+            "This desk was opened in another window; this one no longer takes actions. Reload to take it back.")}), 409
     call = form.get("call_uuid", "")[:64]
     try:
         if name == "ready":
@@ -452,11 +614,17 @@ def action():
         elif name == "call_team_lead":
             controls.call_team_lead(agent.id)
         else:
-            return jsonify({"ok": False, "error": f"未知的操作 / unknown action {name!r}"}), 400
+            return jsonify({"ok": False, "error": gettext("Unknown action.")}), 400
     except ControlInputError as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 400
-    except (AcdError, TransitionRefused) as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 409
+        return jsonify({"ok": False, "error": _said(exc)}), 400
+    except TransitionRefused as exc:
+        status_labels, state_labels = agent_labels()
+        return jsonify({"ok": False, "error": gettext(
+            "Not possible now (%(status)s, %(state)s): %(event)s.", status=status_labels.get(exc.status, ""),
+            state=state_labels.get(exc.state, ""), event=gettext(f"agent_event:{exc.event}"))}), 409
+    except AcdError as exc:
+        return jsonify({"ok": False, "error": _said(exc)}), 409
     agent = acd.agents[agent.id]
     return jsonify({"ok": True, "status": agent.status, "state": agent.state, "on_hold": agent.on_hold,
-                    "call_uuid": agent.call_uuid or "", "consult": consultation_view(acd, agent)})
+                    "call_uuid": agent.call_uuid or "", "consult": consultation_view(acd, agent),
+                    "enabled": enabled_controls(acd, agent), "since": _call_since(agent)})

@@ -43,11 +43,16 @@ def test_agent_goes_ready_and_bad_controls_are_refused(desk, client):
     assert page.status_code == 200 and "话务员工作台" in page.get_data(as_text=True)
     reply = client.post_form("/desk/action", {"action": "ready"})
     assert reply.get_json() == {"ok": True, "status": "available", "state": "idle", "on_hold": False,
-                                 "call_uuid": "", "consult": None}
+                                 "call_uuid": "", "consult": None, "since": "",
+                                 "enabled": ["call_team_lead", "dial", "help", "logout", "not_ready"]}
+    # Refusals are said in the user's language only (zh here), never "中文 / English".
     reply = client.post_form("/desk/action", {"action": "hold", "call_uuid": "not-mine"})
-    assert reply.status_code == 409 and "not in a call" in reply.get_json()["error"]
+    assert reply.status_code == 409 and reply.get_json()["error"] == "您当前没有通话"
     reply = client.post_form("/desk/action", {"action": "ready"})
-    assert reply.status_code == 409 and "already ready" in reply.get_json()["error"]
+    assert reply.status_code == 409 and reply.get_json()["error"] == "您已处于就绪状态"
+    client.post_form("/language", {"lang": "en"})
+    reply = client.post_form("/desk/action", {"action": "ready"})
+    assert reply.status_code == 409 and reply.get_json()["error"] == "you are already ready"
     assert client.post_form("/desk/action", {"action": "explode"}).status_code == 400
 
 
@@ -220,7 +225,7 @@ def test_call_back_from_the_desk(desk, client, world):
     page = client.get("/desk/").get_data(as_text=True)
     assert "13655556666" in page and "排队放弃" in page and "等待 75 秒" in page
     reply = client.post_form(f"/desk/callback/{item.id}")
-    assert reply.status_code == 409 and "cannot call out" in reply.get_json()["error"]  # logged out
+    assert reply.status_code == 409 and "当前状态不能外呼" in reply.get_json()["error"]  # logged out
     assert MissedCall.get_by_id(item.id).claimed_by_id is None  # a refused call gives the claim back
     client.post_form("/desk/action", {"action": "ready"})
     assert client.post_form("/desk/action", {"action": "not_ready", "reason": "回拨"}).get_json()["ok"]
@@ -319,7 +324,7 @@ def test_not_ready_takes_a_reason_from_the_list(desk, client):
     for bad in ({}, {"reason": "睡觉"}, {"reason": "其他"}, {"reason": "其他", "reason_text": "  "},
                 {"reason": "其他", "reason_text": "长" * 41}):
         reply = _act(client, action="not_ready", **bad)
-        assert reply.status_code == 400 and " / " in reply.get_json()["error"], bad
+        assert reply.status_code == 400 and reply.get_json()["error"] and " / " not in reply.get_json()["error"], bad
     assert acd.agents[agent.id].status == "available"
     assert _act(client, action="not_ready", reason="就餐").get_json()["status"] == "on_break"
     assert acd.agents[agent.id].break_reason == "就餐"
@@ -339,7 +344,7 @@ def test_hold_resume_and_hang_up_from_the_desk(desk, client):
     leg = acd.agents[agent.id].leg_uuid
     reply = _act(client, action="hold", call_uuid=session.uuid)
     assert reply.get_json()["on_hold"] is True and f"uuid_hold {leg}" in world.commands
-    assert "already on hold" in _act(client, action="hold", call_uuid=session.uuid).get_json()["error"]
+    assert "通话已处于保持状态" in _act(client, action="hold", call_uuid=session.uuid).get_json()["error"]
     assert _act(client, action="resume", call_uuid=session.uuid).get_json()["on_hold"] is False
     assert f"uuid_hold off {leg}" in world.commands
     assert _act(client, action="hold", call_uuid="someone-else").status_code == 409
@@ -361,7 +366,7 @@ def test_blind_transfer_checks_kind_and_target(desk, client):
                          ("department", "123456789012345678901234"),
                          ("number", "1380000abcd"), ("number", "12"), ("number", "+8613800001111")):
         reply = _act(client, action="transfer", call_uuid=session.uuid, kind=kind, target=target)
-        assert reply.status_code == 400 and " / " in reply.get_json()["error"], (kind, target)
+        assert reply.status_code == 400 and reply.get_json()["error"] and " / " not in reply.get_json()["error"], (kind, target)
     assert not any(c.startswith(("uuid_transfer", "uuid_setvar")) for c in world.commands[before:])
     reply = _act(client, action="transfer", call_uuid=session.uuid, kind="agent", target="1002")
     assert reply.get_json()["ok"] is True
@@ -399,14 +404,14 @@ def test_every_desk_dial_out_refuses_an_international_number(desk, client):
     _act(client, action="ready")
     _act(client, action="not_ready", reason="回拨")
     reply = _act(client, action="dial", number="0012025550100")
-    assert reply.status_code == 409 and "international" in reply.get_json()["error"]
+    assert reply.status_code == 409 and "国际" in reply.get_json()["error"]
     assert acd.agents[agent.id].state == "idle"
     acd.transition(agent.id, "ready")
     session, job = _in_call(acd, world, agent)
     sent = len(world.commands)
     for action in ("transfer", "attended_transfer", "three_way"):
         reply = _act(client, action=action, call_uuid=session.uuid, kind="number", target="0012025550100")
-        assert reply.status_code in (400, 409) and "international" in reply.get_json()["error"], action
+        assert reply.status_code in (400, 409) and "国际" in reply.get_json()["error"], action
     assert not any("0012025550100" in c for c in world.commands[sent:])
     assert acd.agents[agent.id].state == "in_call"
     _end(session, job)
@@ -424,7 +429,7 @@ def test_attended_transfer_and_three_way(desk, client):
     session, job = _in_call(acd, world, agent)
     leg = acd.agents[agent.id].leg_uuid
     reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="queue", target="suggest")
-    assert reply.status_code == 400 and "blind transfer" in reply.get_json()["error"]
+    assert reply.status_code == 400 and "请用盲转" in reply.get_json()["error"]
     assert _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent",
                 target="9999").status_code == 400
     reply = _act(client, action="attended_transfer", call_uuid=session.uuid, kind="agent", target="1002")
@@ -466,17 +471,17 @@ def test_outbound_dial_team_lead_and_help(desk, client):
     _act(client, action="not_ready", reason="回拨")
     for bad in ("", "138-0000-1111", "13800001111;hangup", "12"):
         reply = _act(client, action="dial", number=bad)
-        assert reply.status_code == 400 and "digits" in reply.get_json()["error"], bad
+        assert reply.status_code == 400 and "位数字" in reply.get_json()["error"], bad
     reply = _act(client, action="dial", number="13800001111")
     assert reply.get_json()["ok"] is True and reply.get_json()["call_uuid"]
     wait_for(lambda: any(c.startswith("originate") and "13800001111" in c and "user/1001" in c
                          for c in world.commands), what="originate")
     reply = _act(client, action="call_team_lead")
-    assert reply.status_code == 409 and " / " in reply.get_json()["error"]
+    assert reply.status_code == 409 and reply.get_json()["error"] == "没有空闲的班长"
     assert _act(client, action="help", note="市民情绪激动").get_json()["ok"]
     assert acd.agents[agent.id].help_requested_at is not None
     assert SupervisorAction.select().where(SupervisorAction.action == "request_help").get().detail == "市民情绪激动"
-    assert "already waiting" in _act(client, action="help").get_json()["error"]
+    assert "求助请求已发出" in _act(client, action="help").get_json()["error"]
 
 
 def test_call_waiting_counts_stream_for_the_agents_queues_only(desk, client):
@@ -519,7 +524,7 @@ def test_complete_and_cancel_an_attended_transfer_from_the_desk(desk, client):
     assert client.post("/desk/action", data={"action": "complete_transfer", "call_uuid": session.uuid}
                        ).status_code == 400  # no CSRF token
     reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
-    assert reply.status_code == 409 and "has not answered yet" in reply.get_json()["error"]
+    assert reply.status_code == 409 and "咨询对象尚未接听" in reply.get_json()["error"]
     gevent.spawn_later(0.3, world.emit, sw.ChannelAnswered(server=world.server, uuid=consult["leg"]))
     body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
     assert "event: consult" in body and '"state": "answered"' in body
@@ -531,7 +536,7 @@ def test_complete_and_cancel_an_attended_transfer_from_the_desk(desk, client):
     client.logout()
     client.login("8002", PASSWORD)  # another agent
     reply = _act(client, action="cancel_transfer", call_uuid=session.uuid)
-    assert reply.status_code == 409 and "another agent" in reply.get_json()["error"]
+    assert reply.status_code == 409 and "其他话务员" in reply.get_json()["error"]
     client.logout()
     client.login("8001", PASSWORD)
     reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
