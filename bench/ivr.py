@@ -123,7 +123,7 @@ def run_size(calls: int, sounds: str) -> dict:
     from core.migrations import create_schema
     from hotline.schema import all_models
     from ivr.runner import run_call
-    from ivr.services import HotlineIvrServices
+    from hotline.ivr_services import HotlineIvrServices
     from ivr.store import TreeStore
     from switch.outbound import OutboundServer
 

@@ -13,6 +13,7 @@ from core.clock import Clock
 from core.config import Config
 from core.db import DbTimeouts, bind_database, database
 from core.migrations import create_schema
+from hotline.ivr_services import HotlineIvrServices
 from hotline.schema import all_models
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,9 @@ class Product:
         from caseflow import jobs as case_jobs
         from channels.service import EmailChannel, SmsChannel
         from ivr.prompts import call_time_renderer, prompt_keys
-        from ivr.services import HotlineIvrServices
         from ivr.store import TreeStore
         from recorder.cdr import CdrRecorder
         from recorder.fax import FaxService
-        from recorder.hooks import attach as attach_recorder
         from recorder.integrity import record_key
         from recorder.recording import RecordingService
         from recorder.storage import RecordingStore
@@ -254,3 +253,20 @@ class Product:
         if "email" in parts:
             parts["email"].stop()
         log.info("stopped")
+
+
+def attach_recorder(cdr, *, acd=None, recordings=None, ivr_services=None, pool=None, spawn=None):
+    """Connect the recorder to the IVR services (trace hook), the ACD (notices, queue rows) and the switch
+    pool (record every bridged conversation). Returns the BridgeRecorder to subscribe to the pool, or None
+    without recordings or a pool. The recorder's pieces (recorder.hooks) know neither the IVR nor the ACD."""
+    from recorder.hooks import AcdCallRecorder, BridgeRecorder, ivr_trace_hook
+
+    if ivr_services is not None and hasattr(ivr_services, "on_trace"):
+        ivr_services.on_trace.append(ivr_trace_hook(cdr))
+    if acd is not None:
+        adapter = AcdCallRecorder(acd, cdr)
+        acd.subscribe(adapter.on_notice)
+        cdr.enrichers.append(adapter.enrich)
+    if recordings is None or pool is None:
+        return None
+    return BridgeRecorder(cdr, recordings, pool, spawn=spawn)

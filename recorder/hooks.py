@@ -7,7 +7,7 @@
   call record, the queue rows give queue entry/exit and outcome.
 - ``BridgeRecorder``: a switch-event subscriber that records every bridged conversation (uuid_record on
   the caller's channel once the other party answered: the conversation only, not the queue music).
-- ``attach(...)`` wires all three, for run.py / hotline.product.
+- ``hotline.product.attach_recorder(...)`` wires all three (the composition root's, not the recorder's).
 """
 from __future__ import annotations
 
@@ -207,17 +207,3 @@ class BridgeRecorder:
         connections = list(self.pool.all()) if hasattr(self.pool, "all") else []
         return connections[0] if len(connections) == 1 else None
 
-
-def attach(cdr: CdrRecorder, *, acd=None, recordings=None, ivr_services=None, pool=None,
-           spawn=None) -> BridgeRecorder | None:
-    """Connect the recorder to the IVR services (trace hook), the ACD (notices, queue rows) and the switch
-    pool (record every bridged conversation). Returns the BridgeRecorder to subscribe to the pool."""
-    if ivr_services is not None and hasattr(ivr_services, "on_trace"):
-        ivr_services.on_trace.append(ivr_trace_hook(cdr))
-    if acd is not None:
-        adapter = AcdCallRecorder(acd, cdr)
-        acd.subscribe(adapter.on_notice)
-        cdr.enrichers.append(adapter.enrich)
-    if recordings is None or pool is None:
-        return None
-    return BridgeRecorder(cdr, recordings, pool, spawn=spawn)

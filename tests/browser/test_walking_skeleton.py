@@ -23,7 +23,7 @@ def _call_12345(live_server, fakeswitch, sounds, tmp_path) -> None:
     from core.db import database
     from ivr.prompts import prompt_keys
     from ivr.runner import run_call
-    from ivr.services import HotlineIvrServices
+    from hotline.ivr_services import HotlineIvrServices
     from ivr.store import TreeStore
     from switch.outbound import OutboundServer
 

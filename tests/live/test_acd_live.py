@@ -49,7 +49,7 @@ class LiveLine:
         self.cdr = None
         if recordings_dir is not None:
             from recorder.cdr import CdrRecorder
-            from recorder.hooks import attach
+            from hotline.product import attach_recorder as attach
             from recorder.recording import RecordingService
             from recorder.storage import RecordingStore
 

@@ -20,7 +20,7 @@ from core.config import load_config
 from ivr import engine as e
 from ivr.prompts import LANGUAGES, prompts_file, render_all
 from ivr.runner import IvrCall
-from ivr.services import HotlineIvrServices
+from hotline.ivr_services import HotlineIvrServices
 from ivr.store import TreeStore
 from switch.outbound import OutboundServer
 from tests.live.product import wait_until

@@ -24,7 +24,7 @@ SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
 def phone_line(db, tmp_path, prompts):
     from ivr.prompts import LANGUAGES, prompt_keys, prompts_file
     from ivr.runner import run_call
-    from ivr.services import HotlineIvrServices
+    from hotline.ivr_services import HotlineIvrServices
     from ivr.store import TreeStore
 
     sounds = tmp_path / "sounds"

@@ -9,7 +9,7 @@ import pytest
 
 from core.config import load_config
 from ivr.prompts import LANGUAGES, prompt_keys, prompts_file
-from ivr.services import HotlineIvrServices
+from hotline.ivr_services import HotlineIvrServices
 from ivr.store import TreeStore
 
 SOUNDS = Path(__file__).resolve().parents[3] / "sounds"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from acd.models import Agent, Queue, QueueEntry
 from caseflow.accounts import create_user
-from recorder.hooks import attach
+from hotline.product import attach_recorder as attach
 from recorder.integrity import verify_database
 from recorder.models import CallRecord, MissedCall
 
