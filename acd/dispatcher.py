@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import json
 import logging
 import random
 import time
@@ -62,6 +61,8 @@ from ivr.handback import HandBackLedger
 from recorder import missed as missed_calls
 from switch import commands
 from switch import events as sw
+from switch.listings import (parse_channels, parse_peer_uri,  # noqa: F401 - re-exported
+                             parse_show_registrations, parse_sofia_registrations)
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
@@ -1390,14 +1391,6 @@ PEER_USER = "hotline-peer"
 PEER_PASSWORD_PLACEHOLDER = "change-this-peer-password"
 
 
-def parse_peer_uri(text: str) -> str | None:
-    """A server's ``global_getvar hotline_peer_uri`` reply -> the dial template, or None when it has none."""
-    uri = (text or "").strip()
-    if not uri or uri.startswith("-") or "{extension}" not in uri or any(c in uri for c in " ,[]"):
-        return None
-    return uri
-
-
 def peer_leg_variables(template: str) -> list[tuple[str, str]]:
     """Leg variables answering the far server's digest challenge as PEER_USER, for a cross-server template.
 
@@ -1425,53 +1418,6 @@ def _variable(result, name: str) -> str:
 def _failure_cause(disposition: str, result) -> str:
     cause = (disposition or _variable(result, "bridge_hangup_cause") or _variable(result, "hangup_cause")).upper()
     return cause or "NO_ANSWER"
-
-
-def parse_sofia_registrations(text: str) -> dict[str, str]:
-    """``sofia status profile X reg`` -> {user: contact}. Reflects live registrations (unlike ``show``)."""
-    out: dict[str, str] = {}
-    user = ""
-    for line in (text or "").splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if key == "user":
-            user = value.split("@", 1)[0]
-            out[user] = ""
-        elif key == "contact" and user:
-            out[user] = value
-    return out
-
-
-def parse_show_registrations(text: str) -> dict[str, str]:
-    """``show registrations`` CSV -> {reg_user: url} (may be stale; a fallback only)."""
-    out: dict[str, str] = {}
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if not lines or "," not in lines[0]:
-        return out
-    header = lines[0].split(",")
-    for line in lines[1:]:
-        cells = line.split(",")
-        if len(cells) < len(header):
-            continue
-        row = dict(zip(header, cells))
-        if row.get("reg_user"):
-            out[row["reg_user"]] = row.get("url", "")
-    return out
-
-
-def parse_channels(text: str) -> set[str]:
-    """``show channels as json`` -> set of channel uuids; raises ValueError on an unreadable reply."""
-    text = (text or "").strip()
-    if not text or text.startswith("-ERR"):
-        raise ValueError(f"unreadable channel list: {text[:80]!r}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise ValueError(f"unreadable channel list: {text[:80]!r}") from None
-    if not isinstance(data, dict):
-        raise ValueError("unreadable channel list: not an object")
-    rows = data.get("rows") or []
-    return {str(row.get("uuid")) for row in rows if isinstance(row, dict) and row.get("uuid")}
 
 
 def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
