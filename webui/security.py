@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -238,10 +239,35 @@ def protect_csrf():
 
 
 # --------------------------------------------------------------------------------------- client and audit
+def proxy_hops(value) -> int:
+    """HOTLINE_TRUST_PROXY: how many reverse proxies stand in front of the app (each appends the address it
+    saw to X-Forwarded-For); "true"/"yes" mean one, unset or "0" none. Anything else is a ConfigError."""
+    from core.config import ConfigError
+
+    text = str(value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return 0
+    if text in ("true", "yes", "on"):
+        return 1
+    if text.isascii() and text.isdigit() and int(text) <= 10:
+        return int(text)
+    raise ConfigError(f"HOTLINE_TRUST_PROXY: the number of proxies in front of the app (0-10), got {value!r}")
+
+
 def client_ip() -> str:
-    """The caller's address. X-Forwarded-For is trusted only when the app is configured behind a proxy."""
-    if current_app.config.get("HOTLINE_TRUST_PROXY") and request.access_route:
-        return request.access_route[0][:64]
+    """The caller's address. Behind N trusted proxies (HOTLINE_TRUST_PROXY) it is the N-th X-Forwarded-For
+    entry from the right, the address the outermost proxy saw; entries further left are whatever the
+    client sent and are never believed. A header with fewer entries, or not an address there: the socket's."""
+    hops = int(current_app.config.get("HOTLINE_TRUST_PROXY") or 0)
+    if hops:
+        entries = [part.strip() for part in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
+        entries = [part for part in entries if part]
+        if len(entries) >= hops:
+            candidate = entries[-hops]
+            try:
+                return str(ipaddress.ip_address(candidate))[:64]
+            except ValueError:
+                pass
     return (request.remote_addr or "")[:64]
 
 
