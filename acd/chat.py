@@ -423,6 +423,18 @@ def ticket_chats(ticket: Ticket) -> list[tuple[ChatSession, list[ChatMessage]]]:
             for s in ChatSession.select().where(ChatSession.ticket == ticket).order_by(ChatSession.id)]
 
 
+def shown_content(ticket: Ticket, full: bool) -> str:
+    """The ticket's content as a reader sees it: a chat ticket's content is the chat's transcript (or what
+    the agent wrote from it), so without ``full`` (caseflow.privacy's contact rule) it is masked as the
+    transcript is (shown_chats); other channels' content is shown as written."""
+    from caseflow import privacy
+
+    if full or ticket.channel != "chat":
+        return ticket.content
+    people = [(s.citizen_phone, s.citizen_name) for s in ChatSession.select().where(ChatSession.ticket == ticket)]
+    return privacy.mask_typed(ticket.content, ticket, people)
+
+
 def shown_chats(ticket: Ticket, full: bool) -> list[dict]:
     """The ticket's chats as a reader sees them. ``full`` is caseflow.privacy's contact rule for that reader
     (the ticket page's): without it the citizen's name and phone, of the chat and of the ticket, and any
@@ -433,12 +445,7 @@ def shown_chats(ticket: Ticket, full: bool) -> list[dict]:
     def text_of(message: ChatMessage, session: ChatSession) -> str:
         if full:
             return message.text
-        text = privacy.mask_text(message.text, ticket)
-        for secret, masked in ((session.citizen_phone, privacy.mask_phone(session.citizen_phone)),
-                               (session.citizen_name, privacy.mask_name(session.citizen_name))):
-            if secret and len(secret) > 1:
-                text = text.replace(secret, masked)
-        return privacy.mask_contacts(text).replace(privacy.mask_phone(ticket.number), ticket.number)
+        return privacy.mask_typed(message.text, ticket, [(session.citizen_phone, session.citizen_name)])
 
     shown = []
     for session, messages in ticket_chats(ticket):

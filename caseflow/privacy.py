@@ -53,6 +53,19 @@ def mask_text(text: str, ticket) -> str:
     return result
 
 
+def mask_typed(text: str, ticket, people=()) -> str:
+    """Text a citizen typed (chat lines, a chat ticket's transcript) as a reader without full contact sees
+    it: the ticket's name and phone, each (phone, name) of ``people`` (the chat's own) and any phone number
+    or e-mail address inside masked; the ticket's acceptance number stays readable."""
+    result = mask_text(text, ticket)
+    for phone, name in people:
+        for secret, masked in ((phone, mask_phone(phone)), (name, mask_name(name))):
+            if secret and len(secret) > 1:
+                result = result.replace(secret, masked)
+    result = mask_contacts(result)
+    return result.replace(mask_phone(ticket.number), ticket.number) if ticket.number else result
+
+
 def may_see_contact(user, ticket) -> bool:
     """True if ``user`` may see the citizen's full name and phone on ``ticket``.
 

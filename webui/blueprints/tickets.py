@@ -15,6 +15,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import NotFound as NotFoundPage
 
+from acd import chat
 from caseflow import attachments, faxout, knowledge, org, privacy, saved_searches, services
 from caseflow import workflow as wf
 from caseflow.models import Attachment, Department, Ticket, TicketCall, User
@@ -345,7 +346,8 @@ def detail(number):
     files = list(ticket.attachments.order_by(Attachment.id))
     writable = services.may_write(g.user, ticket)
     return render_template(
-        "tickets/detail.html", t=ticket, history=services.timeline(ticket), files=files,
+        "tickets/detail.html", t=ticket, content=chat.shown_content(ticket, privacy.may_see_contact(g.user, ticket)),
+        history=services.timeline(ticket), files=files,
         duplicates=list(ticket.duplicates), actions=action_context(ticket),
         category_path=org.category_path(ticket.category if ticket.category_id else None),
         kb_query=kb_query, kb_results=kb_results, may_write=writable, media=media_context(ticket, files),
@@ -402,12 +404,12 @@ def attach(number):
 
 
 def fax_service():
-    """The running FaxService (run.py lends it as services.extra["fax"]), else one built from the config:
+    """The running FaxService (run.py lends it as services.fax), else one built from the config:
     a queued job is in the database either way, where the scheduler's dispatcher finds it."""
     from recorder.fax import FaxService
 
     state = current_app.extensions["hotline"]
-    lent = state.services.extra.get("fax")
+    lent = state.services.fax
     return lent if lent is not None else FaxService.from_config(state.config, clock=clock())
 
 

@@ -72,3 +72,27 @@ def test_a_ticket_without_a_chat_shows_no_transcript(world, login):
     """Should leave the chat section out of a ticket no chat is stored with."""
     page = login(world.centre_user).get(f"/tickets/{world.east_ticket.number}").get_data(as_text=True)
     assert 'id="chat-transcript"' not in page
+
+
+def _content(page: str) -> str:
+    start = page.index('data-testid="content"')
+    return page[start:page.index("</div>", start)]
+
+
+def test_roles_without_full_contact_see_a_chat_tickets_content_masked(world, login, chatted, clock):
+    """Should mask the chat ticket's content (its transcript) for an agent as the transcript section is: the
+    citizen's name and phone and any phone or e-mail they typed, the lines kept; the centre reads it as
+    written."""
+    content = _content(login(world.agent).get(f"/tickets/{chatted.number}").get_data(as_text=True))
+    for secret in ("13999998888", "wxm@example.cn", "王小明"):
+        assert secret not in content, secret
+    assert "139****8888" in content and "王**" in content and "好的，我们登记一下。" in content
+    full = _content(login(world.centre_user).get(f"/tickets/{chatted.number}").get_data(as_text=True))
+    assert "13999998888" in full and "wxm@example.cn" in full and "王小明" in full
+
+
+def test_a_phone_tickets_content_is_shown_as_written(world, login):
+    """Should leave the content of a ticket from another channel as the agent wrote it (not a transcript)."""
+    ticket = services.create_ticket("来电反映：回电 13999998888", channel="phone", citizen_phone="13700002222")
+    content = _content(login(world.agent).get(f"/tickets/{ticket.number}").get_data(as_text=True))
+    assert "13999998888" in content
