@@ -71,7 +71,7 @@ class Telephony(threading.Thread):
 
             self.outbound = OutboundServer("127.0.0.1", 0, handle)
             self.outbound.start()
-            app = create_app(self.config, Services(extra={"acd": self.acd}))
+            app = create_app(self.config, Services(acd=self.acd))
             self.web = WSGIServer(("127.0.0.1", 0), app, log=None)
             self.web.start()
             self.url = f"http://127.0.0.1:{self.web.server_port}"
@@ -282,3 +282,64 @@ def test_agent_who_misses_a_ring_is_told_and_goes_ready_in_one_click(page, telep
     page.get_by_test_id("no-answer-ready").click()
     expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
     expect(notice).to_be_hidden()
+
+
+def test_desk_is_one_screen_at_1366x768_while_taking_a_call(browser, telephony):
+    """Should fit the desk in a 1366x768 window during a call with no page scroll: the bar with the state, a
+    running call timer, the caller's number and only valid controls on top; the caller, the ticket form
+    (category, region, urgency, address, reply) and the knowledge panel side by side below; Alt+E hangs up."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                  viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        login(page, telephony.url, "8001", PASSWORD)
+        listeners = len(telephony.acd.listeners)
+        page.goto(telephony.url + "/desk/")
+        expect(page.locator("button[data-act=not_ready]")).to_be_disabled()  # logged out: only 示闲
+        expect(page.locator("button[data-act=ready]").first).to_have_attribute("title", "示闲 (Alt+R)")
+        page.keyboard.press("Alt+r")
+        expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+        expect(page.locator("button[data-act=ready]").first).to_be_disabled()  # a second 示闲 cannot be sent
+        _wait_until(lambda: len(telephony.acd.listeners) > listeners, "the desk's event stream")
+        call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                    caller="13912345678", destination="12345"))
+        expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+        expect(page.get_by_test_id("pop-open")).to_contain_text(telephony.earlier.number)
+        expect(page.get_by_test_id("call-timer")).not_to_have_text("00:00", timeout=5000)
+        assert page.evaluate("document.documentElement.scrollHeight") <= 768
+        boxes = {name: page.locator(selector).bounding_box() for name, selector in
+                 (("caller", "#pop"), ("form", "#ticket-form"), ("kb", "#kb-panel"), ("bar", "#controls"))}
+        assert boxes["caller"]["x"] < boxes["form"]["x"] < boxes["kb"]["x"]            # side by side
+        assert boxes["bar"]["y"] + boxes["bar"]["height"] <= boxes["form"]["y"]
+        for name, box in boxes.items():
+            assert box["x"] + box["width"] <= 1366 and box["y"] < 768, name
+        for field in ("#tf-category", "#tf-region", "#tf-urgency", "#tf-address", "#tf-content", "#tf-reply"):
+            expect(page.locator(field)).to_be_visible()
+        expect(page.locator("button[data-act=end_wrap_up]")).to_be_disabled()
+        page.keyboard.press("Alt+e")
+        expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
+        expect(page.locator("button[data-act=hangup]")).to_be_disabled()
+        expect(page.locator("button[data-act=end_wrap_up]")).to_be_enabled()
+        telephony.run_in_hub(lambda: None if call.hung_up else call.hangup())
+    finally:
+        context.close()
+
+
+def test_two_desks_for_one_agent_the_other_window_says_so(browser, telephony):
+    """Should let the desk opened last win: the first window says it was opened elsewhere and its controls
+    are disabled; the second takes actions."""
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    try:
+        first = context.new_page()
+        login(first, telephony.url, "8001", PASSWORD)
+        first.goto(telephony.url + "/desk/")
+        expect(first.locator("button[data-act=ready]").first).to_be_enabled()
+        second = context.new_page()
+        second.goto(telephony.url + "/desk/")
+        expect(first.locator("#desk-error")).to_contain_text("本工作台已在另一个窗口打开")
+        expect(first.locator("button[data-act=ready]").first).to_be_disabled()
+        second.click("button[data-act=ready]")
+        expect(second.get_by_test_id("agent-status")).to_have_text("就绪")
+        expect(second.locator("#desk-error")).to_have_text("")
+    finally:
+        context.close()

@@ -30,7 +30,7 @@ def desk(app, client, prompts):
     world.add_phone("1002", talk=30)
     acd = Acd(Pool(Conn(world)), settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
     acd.start()
-    app.extensions["hotline"].services.extra["acd"] = acd
+    app.extensions["hotline"].services.acd = acd
     yield acd, world, agent, agent_user, lead_user
     acd.stop()
 
@@ -165,12 +165,12 @@ def test_console_actions_are_for_team_leads_only(desk, client):
     acd.transition(agent.id, "login")
     acd.transition(agent.id, "ready")
     reply = client.post_form("/supervisor/action", {"action": "set_break", "agent_id": agent.id, "reason": "培训"})
-    assert reply.get_json() == {"ok": True}
+    assert reply.get_json() == {"ok": True, "message": "已执行。"}
     assert acd.agents[agent.id].status == "on_break" and acd.agents[agent.id].break_reason == "培训"
     row = SupervisorAction.select().order_by(SupervisorAction.id.desc()).get()
     assert (row.action, row.actor_label, row.target_agent_id) == ("set_break", "9001", agent.id)
     reply = client.post_form("/supervisor/action", {"action": "monitor", "agent_id": agent.id})
-    assert reply.status_code == 409 and "not in a call" in reply.get_json()["error"]
+    assert reply.status_code == 409 and reply.get_json()["error"] == "该话务员当前没有通话"
     assert client.post_form("/supervisor/action", {"action": "monitor", "agent_id": "x"}).status_code == 400
     assert client.post_form("/supervisor/action", {"action": "nuke", "agent_id": agent.id}).status_code == 400
     stats = client.get("/supervisor/stats").get_json()
@@ -586,3 +586,75 @@ def test_a_missed_ring_is_said_on_the_desk_with_ready_at_hand(desk, client):
     assert 'data-testid="no-answer-break" hidden' not in page and 'data-testid="no-answer-ready">示闲' in page
     assert client.post_form("/desk/action", {"action": "ready"}).get_json()["status"] == "available"
     assert 'data-testid="no-answer-break" hidden' in client.get("/desk/").get_data(as_text=True)
+
+
+def _enabled(html: str) -> list[str]:
+    start = html.index('data-enabled="') + len('data-enabled="')
+    return html[start:html.index('"', start)].split(",")
+
+
+def test_desk_enables_only_the_controls_valid_now(desk, client):
+    """Should offer sign-in (示闲) only while logged out, break / sign-out / dial once ready, the call controls
+    (and no status change to the same status) in a call, and end wrap-up only in wrap-up; the buttons of the
+    rest are disabled in the page."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+    html = client.get("/desk/").get_data(as_text=True)
+    assert _enabled(html) == ["ready"]
+    hangup = html[html.index('data-act="hangup"'):]
+    assert hangup.index("disabled") < hangup.index(">")
+    assert _act(client, action="ready").get_json()["enabled"] == ["call_team_lead", "dial", "help", "logout", "not_ready"]
+    session, job = _in_call(acd, world, agent)
+    html = client.get("/desk/").get_data(as_text=True)
+    assert set(_enabled(html)) == {"hangup", "hold", "transfer", "attended_transfer", "three_way", "to_ivr",
+                                   "not_ready", "logout", "help"}
+    assert 'data-since="' in html and 'data-since=""' not in html  # the call timer runs from the answer
+    held = _act(client, action="hold", call_uuid=session.uuid).get_json()
+    assert "resume" in held["enabled"] and "hold" not in held["enabled"]
+    session.hangup_now()
+    wait_for(lambda: acd.agents[agent.id].state != "in_call", what="call over")
+    html = client.get("/desk/").get_data(as_text=True)
+    assert "end_wrap_up" in _enabled(html) and "hangup" not in _enabled(html)
+
+
+def test_two_desks_for_one_agent_the_newest_wins(desk, client):
+    """Should let the desk opened last take actions: the earlier window's actions are refused with a plain
+    message and its event stream says it was superseded."""
+    acd, world, agent, *_ = desk
+    client.login("8001", PASSWORD)
+
+    def token(html):
+        start = html.index('data-token="') + len('data-token="')
+        return html[start:html.index('"', start)]
+
+    first = token(client.get("/desk/").get_data(as_text=True))
+    second = token(client.get("/desk/").get_data(as_text=True))
+    assert first and second and first != second
+    reply = _act(client, action="ready", desk=first)
+    assert reply.status_code == 409 and reply.get_json()["superseded"] is True
+    assert reply.get_json()["error"].startswith("本工作台已在另一个窗口打开")
+    assert acd.agents[agent.id].status == "logged_out"
+    body = client.get(f"/desk/events?max_seconds=2&desk={first}").get_data(as_text=True)
+    assert "event: superseded" in body
+    assert _act(client, action="ready", desk=second).get_json()["ok"]
+    body = client.get(f"/desk/events?max_seconds=1&desk={second}").get_data(as_text=True)
+    assert "superseded" not in body
+
+
+def test_desk_shows_the_agents_day_and_work_history(desk, client):
+    """Should show today's answered calls, talk time with units and tickets recorded by this agent, and the
+    state log as a work history in Chinese (no status codes)."""
+    acd, world, agent, agent_user, _ = desk
+    client.login("8001", PASSWORD)
+    _act(client, action="ready")
+    _act(client, action="not_ready", reason="就餐")
+    case_services.create_ticket("噪音扰民", citizen_phone="13912345678", created_by=agent_user)
+    html = client.get("/desk/").get_data(as_text=True)
+    history = html[html.index('data-testid="work-history"'):]
+    history = history[:history.index("</table>")]
+    assert "签入" in history and "示闲" in history and "示忙" in history and "就餐" in history
+    assert "on_break" not in history and "available" not in history
+    tickets = html[html.index('data-testid="day-tickets"'):]
+    assert tickets[tickets.index(">") + 1:tickets.index("<")] == "1"
+    talk = html[html.index('data-testid="day-talk"'):]
+    assert talk[talk.index(">") + 1:talk.index("<")] == "0秒"
