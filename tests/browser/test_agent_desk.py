@@ -320,7 +320,7 @@ def test_desk_is_one_screen_at_1366x768_while_taking_a_call(browser, telephony):
         expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
         expect(page.locator("button[data-act=hangup]")).to_be_disabled()
         expect(page.locator("button[data-act=end_wrap_up]")).to_be_enabled()
-        telephony.run_in_hub(lambda: None if call.hung_up else call.hangup())
+        telephony.run_in_hub(lambda: None if call.channel.hung_up else call.hangup())
     finally:
         context.close()
 
