@@ -1,46 +1,16 @@
 """The ACD at run time: queued callers, offers to agents over FreeSWITCH, reconciliation, live statistics.
 
-How a call is offered (and why this way): the caller's own outbound-socket session runs ``bridge`` with a
-dial string for the chosen agent(s), each leg carrying an ``origination_uuid`` we choose, the caller's
-number as caller id and the queue's ring timeout (``leg_timeout``). Compared with ``originate`` +
-``uuid_bridge`` from the inbound connection this is the robust choice:
-  * if the caller hangs up while the agent's phone rings, FreeSWITCH itself cancels the agent leg — there
-    is no answered, parked agent leg left talking to nobody;
-  * one command per offer instead of three, nothing to clean up between "answered" and "bridged";
-  * the operator number (自动报工号) is played to the caller by FreeSWITCH after the agent answers, as the
-    bridge starts (``bridge_pre_execute_app``), with no race against our event handling;
-  * ring-all and ring-progressively are native dial strings (``,`` and ``leg_delay_start``).
-The inbound connections (one per FreeSWITCH) carry the events that move agents through ringing, in call
-and wrap-up, the registrations, the channel lists for reconciliation, and the ``uuid_break`` that stops a
-waiting caller's music when an agent has been chosen.
-
-No agent can stay reserved or ringing: every offer ends through exactly one of the caller's ``bridge``
-returning, the agent leg's hangup event, the caller's hangup, or reconciliation against ``show channels``
-(at start, after each reconnect and periodically); each of these is idempotent, keyed on the agent's
-current leg uuid, so duplicate or late events (an answer after the hang-up) change nothing.
-
-Several FreeSWITCH servers: the caller's own server rings the agent's leg, also when the agent's phone is
-registered on another server. Each server says how the others reach its agents (``hotline_peer_uri``,
-``sofia/internal/{extension}@<its SIP address>:<port>``); the app reads it over the inbound connection
-whenever it reconciles with that server (connect, reconnect, periodically) and the caller's server dials it
-as directory user ``hotline-peer``, answering the far server's challenge with its own ``${peer_password}``
-(expanded by FreeSWITCH when the bridge runs: the secret stays in the switches' configuration). The far
-server's dialplan (``hotline_peer`` context) rings the seat's phone. ``AcdSettings.cross_server_dial``
-(``HOTLINE_CROSS_SERVER_DIAL``) overrides the learned route per server, e.g. a SIP gateway, or ``off``.
-The agent's leg we follow is the one on the caller's server (our ``origination_uuid``): it rings, answers
-and hangs up with the far phone, and reconciliation looks for it there (``call_server``), so the far
-server's own legs for the phone are neither needed nor mistaken for the agent's. Limit: a server that has
-not told its route (never connected, older configuration) is reachable only by its own callers.
+How a caller is offered to agents, and why that way, is told in acd.offers; the waiting loop is acd.waiting,
+reconciliation with each FreeSWITCH acd.reconcile, the live figures acd.live. Acd is composed of those
+parts (mixins over the one state below), so each can be read and changed on its own.
 """
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime as dt
 import logging
 import random
 import time
-import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -52,38 +22,22 @@ from acd.consultation import Consultation, Consultations
 from acd.dialout import DialOut, DialRefused
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts, expected_wait_minutes
-from acd.strategies import AgentSnapshot, QueueSnapshot, check_strategy, choose_agent, offer_mode
+from acd.offers import Offer, OffersMixin, _failure_cause, _variable
+from acd.strategies import AgentSnapshot, check_strategy
 from caseflow.models import User
 from core.clock import Clock
-from core.config import NO_ROUTE
 from core.db import database
 from ivr.handback import HandBackLedger
 from recorder import missed as missed_calls
 from switch import commands
 from switch import events as sw
-from switch.listings import (parse_channels, parse_peer_uri,  # noqa: F401 - re-exported
-                             parse_show_registrations, parse_sofia_registrations)
+from switch.listings import parse_channels, parse_sofia_registrations
 from switch.errors import CallHangup, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
 
-# The caller's variable (prefix + agent leg uuid) that an answering agent's leg fills with its operator-number
-# prompt (自动报工号), and what it holds for an agent without one.
-OPERATOR_PROMPT_PREFIX = "acd_operator_prompt_"
-NO_OPERATOR_PROMPT = "silence_stream://20"
-
-# An offer whose bridge fails sooner than this never rang: the caller backs off before the next one.
-FAST_FAILURE_SECONDS = 1.0
 # A call an agent answered this recently may not be in `show channels` yet: reconciliation leaves it alone.
 IN_CALL_GRACE_SECONDS = 10.0
-
-# Hang-up causes of an unanswered agent leg that mean "the agent let it ring out".
-NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE",
-                              "PROGRESS_TIMEOUT"})
-# ... "the phone is not there".
-UNREACHABLE_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "DESTINATION_OUT_OF_ORDER",
-                                "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION"})
-
 
 # Why a caller left a queue for call-back (the ACD's words) -> the missed-call list's reason.
 MISSED_REASON = {"key": "callback_request", "overflow": "callback_request", "abandoned": "abandoned",
@@ -134,17 +88,6 @@ class QueueOutcome:
     target: str = ""
 
 
-@dataclass
-class Offer:
-    """One ringing attempt for one caller: agent id -> agent leg uuid."""
-
-    agent_ids: list[int]
-    legs: dict[int, str]
-    mode: str
-    answered_by: int | None = None
-    made: float = field(default_factory=time.monotonic)
-
-
 @dataclass(eq=False)
 class Waiter:
     """A caller waiting in a queue, driven by the caller's own greenlet."""
@@ -182,7 +125,7 @@ class Waiter:
 _PRIORITY = {"timer": 1, "offer": 2, "key": 3, "hangup": 4}
 
 
-class Acd:
+class Acd(OffersMixin):
     """Queues, agents and offers for one app, over one inbound connection per FreeSWITCH."""
 
     def __init__(self, pool, clock: Clock | None = None, settings: AcdSettings | None = None,
@@ -335,30 +278,6 @@ class Acd:
         except AcdError:
             return session.server
 
-    def cross_server_route(self, server: str) -> str | None:
-        """The dial template that reaches ``server``'s agents from another server, or None: the configured
-        one (``off`` = none), else the one ``server`` told us."""
-        configured = self.settings.cross_server_dial.get(server)
-        if configured is not None:
-            return None if configured == NO_ROUTE else configured
-        return self.peer_routes.get(server)
-
-    def learn_peer_route(self, server: str, conn) -> str | None:
-        """Ask ``server`` how the others reach its agents (``hotline_peer_uri``) and remember it."""
-        uri = parse_peer_uri(conn.api(commands.global_getvar("hotline_peer_uri"), timeout=10.0))
-        if uri is not None and self.settings.refuse_placeholder_peer:
-            password = conn.api(commands.global_getvar("peer_password"), timeout=10.0).strip()
-            if password in ("", PEER_PASSWORD_PLACEHOLDER):
-                log.error("%s: peer_password is not set (still the shipped placeholder): its agents are not "
-                          "offered to callers on other servers until it is (docs/freeswitch.md)", server)
-                uri = None
-        if uri is None:
-            self.peer_routes.pop(server, None)
-        elif self.peer_routes.get(server) != uri:
-            log.info("%s: agents reachable from the other servers as %s", server, uri)
-            self.peer_routes[server] = uri
-        return uri
-
     def subscribe(self, listener: Callable[[dict], None]) -> None:
         """Receive every ACD notice (agent state, screen pop, queue changes) as a dict."""
         self.listeners.append(listener)
@@ -462,32 +381,6 @@ class Acd:
             if queue.skill == skill or queue.name == skill:
                 return queue
         raise AcdError(f"no active queue serves skill {skill!r}")
-
-    def _skilled_agents(self, skill: str) -> list[Agent]:
-        return [self.agents[aid] for aid, skills in self.skills.items() if skill in skills and aid in self.agents]
-
-    def _snapshot(self, agent: Agent, queue: Queue, today: dt.date | None = None) -> AgentSnapshot:
-        """The agent as the rules see it for ``queue`` (cached until the agent's next change)."""
-        today = today or self.clock.today()
-        key = (agent.id, queue.skill)
-        stamp = (agent.version, agent.registered, agent.server, today, self.skills.get(agent.id, {}).get(queue.skill))
-        cached = self._snapshots.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        snapshot = self._build_snapshot(agent, queue, today)
-        self._snapshots[key] = (stamp, snapshot)
-        return snapshot
-
-    def _build_snapshot(self, agent: Agent, queue: Queue, today: dt.date) -> AgentSnapshot:
-        level, position = self.skills.get(agent.id, {}).get(queue.skill, (0, 0))
-        idle = agent.idle_since or agent.since
-        seat = agent.position or _seat_number(self.operator_no.get(agent.id, ""))
-        current = agent.counters_date == today
-        return AgentSnapshot(
-            id=agent.id, status=agent.status, state=agent.state, registered=agent.registered,
-            server=agent.server, calls_today=agent.calls_today if current else 0,
-            talk_seconds_today=agent.talk_seconds_today if current else 0,
-            idle_since=idle.timestamp() if idle else 0.0, skill_level=level, tier_position=position, seat=seat)
 
     # ------------------------------------------------------------------ the caller's side
     def enter_queue(self, session, skill: str | None, queue_name: str | None = None,
@@ -721,138 +614,6 @@ class Acd:
         entry.save(only=entry.dirty_fields)
 
     # ------------------------------------------------------------------ dispatching
-    def kick(self) -> None:
-        """An agent became free or a caller arrived: dispatch now (inline, so a busy hub adds no delay).
-
-        A kick during a dispatch pass asks that pass to run once more instead of nesting.
-        """
-        if self._dispatching:
-            self._dispatch_scheduled = True
-            return
-        self.dispatch()
-
-    def dispatch(self) -> int:
-        """Match waiting callers (oldest first, per queue) with eligible agents; returns offers made."""
-        if self._dispatching:
-            self._dispatch_scheduled = True
-            return 0
-        self._dispatching = True
-        made = 0
-        try:
-            while True:
-                self._dispatch_scheduled = False
-                made += self._dispatch_pass()
-                if not self._dispatch_scheduled:
-                    return made
-        finally:
-            self._dispatching = False
-
-    def _dispatch_pass(self) -> int:
-        made = 0
-        for queue_name, waiters in list(self.queue_waiters.items()):
-            queue = self.queues.get(queue_name)
-            if queue is None or not waiters:
-                continue
-            skilled = self._skilled_agents(queue.skill)
-            for waiter in list(waiters.values()):
-                if waiter.offer is not None or waiter.done or waiter.reason in ("hangup", "key") \
-                        or waiter.retry_after > time.monotonic():
-                    continue
-                if waiter.uuid in self.ended_legs:
-                    self._caller_gone(waiter)
-                    continue
-                started = time.perf_counter()
-                free = [a for a in skilled if sm.is_offerable(a.status, a.state, a.registered)]
-                if not free:
-                    break
-                order = self._choose(queue, waiter, free)
-                self.decision_times.append(time.perf_counter() - started)
-                if not order:
-                    continue
-                self._make_offer(waiter, queue, order)
-                made += 1
-        return made
-
-    def _choose(self, queue: Queue, waiter: Waiter, free: list[Agent]) -> list[int]:
-        today = self.clock.today()
-        snapshots = [self._snapshot(a, queue, today) for a in free]
-        servers = set(self.settings.cross_server_dial) | set(self.peer_routes)
-        reachable = frozenset(s for s in servers if self.cross_server_route(s))
-        base = QueueSnapshot(queue.name, strategy=queue.strategy, caller_server=waiter.entry.server,
-                             reachable_servers=reachable, last_agent_id=queue.last_agent_id,
-                             exclude=frozenset(waiter.offered))
-        if len(self._connections()) <= 1:
-            base = dataclasses.replace(base, caller_server="")
-        order = choose_agent(base, snapshots, queue.strategy, rng=self.rng)
-        if not order and waiter.offered:
-            # Everyone free has been tried for this caller already: try them again rather than wait forever.
-            order = choose_agent(dataclasses.replace(base, exclude=frozenset()), snapshots, queue.strategy,
-                                 rng=self.rng)
-        return order
-
-    def _make_offer(self, waiter: Waiter, queue: Queue, order: list[int]) -> None:
-        mode = offer_mode(queue.strategy)
-        chosen = order[:1] if mode == "sequential" else order[: self.settings.max_ring_all]
-        now = time.perf_counter()
-        legs = {}
-        for agent_id in chosen:
-            leg = str(uuidlib.uuid4())
-            freed = self.free_at.pop(agent_id, None)
-            if freed is not None:
-                # From the moment both an agent and this caller were waiting to the offer.
-                self.free_to_offer.append(now - max(freed, waiter.entered_perf))
-            self.transition(agent_id, "reserve", call_uuid=waiter.uuid, leg_uuid=leg,
-                            call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
-                            call_queue=queue.name, call_direction="inbound")
-            self.leg_owner[leg] = agent_id
-            legs[agent_id] = leg
-        waiter.offered.update(chosen)
-        waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
-        entry = waiter.entry
-        entry.state = "offering"
-        entry.offered_agents = ",".join(str(i) for i in sorted(waiter.offered))
-        entry.save(only=[QueueEntry.state, QueueEntry.offered_agents])
-        queue.last_agent_id = chosen[0]
-        Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute()
-        for agent_id in chosen:
-            self._notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
-                         queue=queue.name)
-        self._wake(waiter, "offer")
-
-    def dial_string(self, waiter: Waiter, offer: Offer) -> str:
-        """The bridge target for an offer: caller id, ring timeout, our leg uuids, delays for progressive.
-
-        FreeSWITCH counts leg_timeout from the start of the whole originate, delayed legs included
-        (switch_ivr_originate.c check_per_channel_timeouts), so a leg added after d seconds gets
-        ring_timeout + d and the originate as a whole lasts until the last leg has rung its full time.
-        """
-        queue = waiter.queue
-        number = commands.scrub(waiter.entry.caller_number) or "unknown"
-        delays = [index * self.settings.progressive_delay if offer.mode == "progressive" else 0
-                  for index in range(len(offer.agent_ids))]
-        common = commands.variables([
-            ("ignore_early_media", "true"), ("origination_caller_id_number", number),
-            ("origination_caller_id_name", number), ("originate_timeout", queue.ring_timeout + max(delays)),
-            ("acd_queue", commands.scrub(queue.name))])
-        legs = []
-        for agent_id, delay in zip(offer.agent_ids, delays):
-            agent = self.agents[agent_id]
-            leg = offer.legs[agent_id]
-            template = self.settings.dial_template
-            pairs = [("origination_uuid", leg), ("leg_timeout", queue.ring_timeout + delay), ("acd_agent", agent_id)]
-            if delay:
-                pairs.append(("leg_delay_start", delay))
-            if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
-                template = self.cross_server_route(agent.server) or template
-                pairs += peer_leg_variables(template)
-            if self.prompts is not None:
-                prompt = (commands.scrub_path(self.prompts.operator(self.operator_no.get(agent_id, "")))
-                          or NO_OPERATOR_PROMPT)
-                pairs.append(("api_on_answer",
-                              commands.uuid_setvar(waiter.uuid, f"{OPERATOR_PROMPT_PREFIX}{leg}", prompt)))
-            legs.append(commands.leg(pairs, commands.from_template(template, extension=agent.extension)))
-        return common + commands.ring_all(legs)
-
     def _connect(self, waiter: Waiter) -> QueueOutcome | None:
         """Bridge the caller to the offered agent(s); None when nobody answered (the caller waits on)."""
         offer = waiter.offer
@@ -916,35 +677,6 @@ class Acd:
         self.dispatch()
         return None
 
-    def _prepare_operator_prompt(self, waiter: Waiter) -> None:
-        """Make the caller hear the answering agent's operator number before the conversation."""
-        session = waiter.session
-        # 自动报工号 for every rule, ring-all included: each agent leg, when answered, stores its prompt on
-        # the caller under its own leg uuid (api_on_answer in dial_string); FreeSWITCH sets bridge_uuid to
-        # the winning leg and then plays ${<prefix>${bridge_uuid}} to the caller as the bridge starts.
-        # Per-leg names, so two phones answering at once cannot overwrite each other's prompt.
-        # The data must reach the channel literally, to be expanded when the bridge runs it: uuid_setvar
-        # stores it as given (the `set` application expands it, once more after the execute's own
-        # expansion), and it is bridge_pre_execute_data itself, as the bridge copies the _aleg_ variants
-        # only when they hold no ${...} (switch_channel_set_variable's check, switch_ivr_bridge.c).
-        session.set("bridge_pre_execute_app", "playback")
-        reply = session.api(commands.uuid_setvar(waiter.uuid, "bridge_pre_execute_data",
-                                                 f"${{{OPERATOR_PROMPT_PREFIX}${{bridge_uuid}}}}"))
-        if not reply.startswith("+OK"):
-            log.warning("operator prompt not set up for %s: %s", waiter.uuid, reply.strip()[:120])
-
-    def _back_off_if_fast(self, waiter: Waiter, offer: Offer) -> None:
-        """An offer that failed before any phone could ring (a route refused, a phone busy at once) is not
-        retried for this caller at once: 1, 2, 4 ... up to 10 s, so the caller keeps hearing music, other
-        callers are served and the queue's maximum wait still applies."""
-        if time.monotonic() - offer.made >= FAST_FAILURE_SECONDS:
-            waiter.fast_failures = 0
-            return
-        waiter.fast_failures += 1
-        pause = min(10.0, 2.0 ** (waiter.fast_failures - 1))
-        waiter.retry_after = time.monotonic() + pause
-        gevent.spawn_later(pause, self.kick)
-
     def wait_channel_gone(self, uuid: str, timeout: float) -> bool:
         """Block until the inbound connection reports the channel's hang-up (True) or timeout (False)."""
         if uuid in self.ended_legs:
@@ -954,63 +686,6 @@ class Acd:
             return gone.wait(timeout)
         finally:
             self._gone.pop(uuid, None)
-
-    def _offer_over(self, waiter: Waiter | None, offer: Offer, cause: str, caller_gone: bool = False) -> None:
-        """End an offer for every agent still reserved/ringing on it (idempotent)."""
-        for agent_id, leg in offer.legs.items():
-            agent = self.agents.get(agent_id)
-            if agent is None or agent.leg_uuid != leg:
-                continue
-            if agent.state in ("reserved", "ringing"):
-                self._offer_failed(agent_id, leg, cause if agent_id != offer.answered_by else "LOSE_RACE",
-                                   waiter.queue if waiter else None)
-            elif agent.state == "in_call" and caller_gone:
-                self._end_call(agent_id, leg, "caller hung up")
-
-    def _offer_failed(self, agent_id: int, leg: str, cause: str, queue: Queue | None) -> None:
-        agent = self.agents[agent_id]
-        if agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
-            return
-        self.leg_owner.pop(leg, None)
-        if cause in NO_ANSWER_CAUSES:
-            agent.missed_today += 1
-        queue = queue or self.queues.get(agent.call_queue)
-        # Break and registration first: the agent must not be offered again the moment it is idle.
-        if cause in UNREACHABLE_CAUSES:
-            self.set_registered(agent_id, False)
-        put_on_break = cause in NO_ANSWER_CAUSES and queue is not None and queue.no_answer_break \
-            and agent.status == "available"
-        if put_on_break:
-            self.transition(agent_id, "not_ready", reason=self.settings.no_answer_reason)
-        self.transition(agent_id, "offer_failed", reason=cause)
-        self._notify("offer_over", agent_id=agent_id, cause=cause)
-        if put_on_break:
-            # Said plainly on the desk (with 示闲 at hand): a silent break looks like a quiet queue.
-            self._notify("no_answer_break", agent_id=agent_id, cause=cause, queue=queue.name,
-                         reason=self.settings.no_answer_reason)
-
-    def _agent_answered(self, agent_id: int, leg: str) -> None:
-        agent = self.agents[agent_id]
-        if agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
-            return
-        self.answered_at[agent_id] = time.monotonic()
-        self.transition(agent_id, "answer")
-        waiter = self.waiters.get(agent.call_uuid)
-        if waiter is not None:
-            if waiter.offer is not None:
-                waiter.offer.answered_by = agent_id
-            # Served: no longer waiting in the queue (statistics, positions, and never offered again).
-            waiter.done = True
-            self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
-            entry = waiter.entry
-            entry.state = "bridged"
-            entry.agent = agent_id
-            entry.agent_leg_uuid = leg
-            entry.answered_at = utcnow()
-            entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
-            entry.save(only=entry.dirty_fields)
-        self._notify("answered", agent_id=agent_id, call_uuid=agent.call_uuid, number=agent.call_number,
-                     queue=agent.call_queue, direction=agent.call_direction)
 
     def _end_call(self, agent_id: int, leg: str, reason: str) -> None:
         agent = self.agents.get(agent_id)
@@ -1155,27 +830,6 @@ class Acd:
             self._end_call(agent_id, event.uuid, event.cause or "hangup")
         elif agent.state in ("reserved", "ringing"):
             self._offer_failed(agent_id, event.uuid, event.cause or "NORMAL_CLEARING", None)
-
-    def _lost_race(self, agent_id: int, leg: str) -> None:
-        """Ring-all: this agent answered as well, but FreeSWITCH bridged another phone and hung this one up.
-        The agent had no call (no count, no wrap-up) and the caller's entry names the agent who has it."""
-        agent = self.agents[agent_id]
-        call_uuid = agent.call_uuid
-        self.answered_at.pop(agent_id, None)
-        self.leg_owner.pop(leg, None)
-        self.transition(agent_id, "offer_failed", reason="LOSE_RACE")
-        self._notify("offer_over", agent_id=agent_id, cause="LOSE_RACE")
-        waiter = self.waiters.get(call_uuid)
-        offer = waiter.offer if waiter is not None else None
-        if offer is None:
-            return
-        winner = next((aid for aid, other in offer.legs.items() if other != leg and aid in self.agents
-                       and self.agents[aid].leg_uuid == other and self.agents[aid].state == "in_call"), None)
-        if offer.answered_by == agent_id:
-            offer.answered_by = winner
-        if winner is not None and waiter.entry.agent_id != winner:
-            waiter.entry.agent, waiter.entry.agent_leg_uuid = winner, offer.legs[winner]
-            waiter.entry.save(only=[QueueEntry.agent, QueueEntry.agent_leg_uuid])
 
     def on_registered(self, event) -> None:
         agent_id = self.by_extension.get(event.user)
@@ -1385,41 +1039,6 @@ class Acd:
 
 
 # ---------------------------------------------------------------------- pure helpers
-# The directory user the hotline's servers call each other's agents as (freeswitch-conf/directory/agents.xml),
-# and the shipped placeholder of its password (vars.xml peer_password).
-PEER_USER = "hotline-peer"
-PEER_PASSWORD_PLACEHOLDER = "change-this-peer-password"
-
-
-def peer_leg_variables(template: str) -> list[tuple[str, str]]:
-    """Leg variables answering the far server's digest challenge as PEER_USER, for a cross-server template.
-
-    ``${peer_password}`` is left for the caller's FreeSWITCH, which expands it from its own global of that name
-    when the ``bridge`` runs (as it expands every application's arguments): the app never holds the secret. A gateway answers with its own credentials
-    (FreeSWITCH would prefer these to them, sofia_reg.c sofia_reg_handle_sip_r_challenge), so none there.
-    """
-    if template.startswith("sofia/gateway/"):
-        return []
-    return [("sip_auth_username", PEER_USER), ("sip_auth_password", "${peer_password}")]
-
-
-def _seat_number(operator_no: str) -> int:
-    digits = "".join(ch for ch in operator_no if ch.isdigit())
-    return int(digits[-9:]) if digits else 0
-
-
-def _variable(result, name: str) -> str:
-    if result is None:
-        return ""
-    variables = getattr(result, "variables", None) or {}
-    return str(variables.get(name) or variables.get(f"variable_{name}") or "")
-
-
-def _failure_cause(disposition: str, result) -> str:
-    cause = (disposition or _variable(result, "bridge_hangup_cause") or _variable(result, "hangup_cause")).upper()
-    return cause or "NO_ANSWER"
-
-
 def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
     """Create a queue after checking its strategy and overflow (administration, demo data, tests)."""
     from acd.models import OVERFLOW_KINDS
