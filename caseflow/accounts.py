@@ -67,17 +67,32 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
-def set_password(user, password: str) -> None:
-    """Store a new argon2id hash of ``password`` for ``user`` (the caller checked length and confirmation)."""
+def set_password(user, password: str, *, end_sessions: bool = True) -> None:
+    """Store a new argon2id hash of ``password`` for ``user`` (the caller checked length and confirmation).
+
+    A changed password ends every session of the user (a copied cookie dies with the old password);
+    ``end_sessions=False`` is for the rehash after a login, which changes only the hash's parameters."""
     from caseflow.models import User
 
     User.update(password_hash=hash_password(password)).where(User.id == user.id).execute()
+    if end_sessions:
+        end_all_sessions(user)
+
+
+def end_all_sessions(user) -> int:
+    """Bump the user's session version: every session opened before is refused at its next request.
+    Returns the new version (the caller's own session may carry it on)."""
+    from caseflow.models import User
+
+    User.update(session_version=User.session_version + 1).where(User.id == user.id).execute()
+    user.session_version = User.get_by_id(user.id).session_version
+    return user.session_version
 
 
 def rehash_if_needed(user, password: str) -> None:
     """Upgrade a hash made with older argon2 parameters while the clear password is at hand (after a login)."""
     if needs_rehash(user.password_hash):
-        set_password(user, password)
+        set_password(user, password, end_sessions=False)
 
 
 def set_language(user, code: str) -> None:

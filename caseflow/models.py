@@ -48,6 +48,9 @@ class User(BaseModel):
     language = peewee.CharField(max_length=8, default="zh")
     phone = peewee.CharField(max_length=32, default="")
     created_at = peewee.DateTimeField(default=utcnow)
+    # Sessions carry the number they were opened with; bumping it (logout, password change, disabling)
+    # ends every session of this user at its next request, copied cookies included.
+    session_version = peewee.IntegerField(default=0)
 
     @property
     def role_set(self) -> frozenset[str]:

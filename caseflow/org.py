@@ -187,11 +187,16 @@ def update_user(user: User, *, name: str, roles: list[str], extension: str | Non
     with User._meta.database.atomic():
         user.name, user.roles, user.extension = name, ",".join(roles), extension
         user.department = department
+        disabled = user.active and not active
         user.active = active
         if password:
             user.password_hash = accounts.hash_password(password)
-        user.save()
+        # Only the named columns: the session version is bumped in the database, never from a stale copy.
+        user.save(only=[User.name, User.roles, User.extension, User.department, User.active, User.password_hash])
         set_groups(user, groups)
+        if disabled or password:
+            # Disabling or a password set by the administrator ends every open session of the user.
+            accounts.end_all_sessions(user)
     return user
 
 

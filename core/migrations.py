@@ -85,6 +85,15 @@ def _chain_call_records(migrator, db):
     return chain_call_records(migrator, db)
 
 
+def _user_session_version(migrator, db):
+    """Users gained the session version (issue 16 item 12): sessions of an older version are refused."""
+    from caseflow.models import User
+
+    if "session_version" not in {c.name for c in db.get_columns("user")}:
+        migrate(migrator.add_column("user", "session_version", User.session_version))
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -92,11 +101,13 @@ def _chain_call_records(migrator, db):
 # 0004: message and opt-out addresses up to 255 characters (long e-mail addresses).
 # 0005: call records re-signed over every field and chained (recorder.integrity); records whose v1 MAC
 #       does not match keep it, and `python -m recorder.verify` lists them.
+# 0006: users' session version (logout, password change and disabling end every session of the user).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
                      Step("0004_message_address_255", _message_address_wide),
-                     Step("0005_call_record_chain", _chain_call_records)]
+                     Step("0005_call_record_chain", _chain_call_records),
+                     Step("0006_user_session_version", _user_session_version)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:

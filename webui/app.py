@@ -144,6 +144,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         HOTLINE_TRUST_PROXY=security.proxy_hops(config.extra.get("HOTLINE_TRUST_PROXY", "")),
         HOTLINE_LOGIN_LIMIT_PER_OPERATOR=5,
         HOTLINE_LOGIN_LIMIT_PER_IP=20,
+        HOTLINE_LOGIN_LIMIT_PER_ACCOUNT=50,
         HOTLINE_LOGIN_WINDOW_MINUTES=15,
         HOTLINE_PAGE_SIZE=25,
         # Scripts only from our own files: ticket text can never run as script even if escaping failed.

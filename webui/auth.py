@@ -1,8 +1,14 @@
 """Login with operator number (工号) and password, logout, the current user, and the language switch.
 
 Passwords are argon2 hashes checked by ``caseflow.accounts``. Failed logins are counted from the audit log
-(so the limit holds across restarts and processes): too many for one operator number or from one address
-within the window and further attempts are refused with the time to wait.
+(so the limit holds across restarts and processes) as three separate locks, each refused with the time to
+wait and what to do: one operator number from one address (5), one address for every operator number (20),
+and one operator number from all addresses together (50, a spread-out guess). Failures from an attacker's
+address therefore do not lock the operator out at their own desk; an administrator's unlock
+(``login_unlock`` in the audit log) starts the operator's counts afresh.
+
+Sessions carry the user's session version (``User.session_version``); logout, a password change and
+disabling the user bump it, so every earlier session, a copied cookie included, is refused.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ bp = Blueprint("auth", __name__)
 
 SESSION_USER_KEY = "uid"
 SESSION_LANG_KEY = "lang"
+SESSION_VERSION_KEY = "sv"
 MAX_OPERATOR_NO = 16
 MAX_PASSWORD = 256
 
@@ -37,8 +44,11 @@ def load_user() -> None:
     uid = session.get(SESSION_USER_KEY)
     if uid is not None:
         user = User.get_or_none((User.id == uid) & (User.active == True))  # noqa: E712 - peewee expression
+        if user is not None and session.get(SESSION_VERSION_KEY) != user.session_version:
+            user = None  # ended by a logout elsewhere, a password change or disabling: a revoked cookie
         if user is None:
             session.pop(SESSION_USER_KEY, None)
+            session.pop(SESSION_VERSION_KEY, None)
         g.user = user
     g.lang = choose_language(g.user)
 
@@ -64,31 +74,81 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _policies() -> tuple[ThrottlePolicy, ThrottlePolicy]:
+LOCK_MESSAGES = {
+    "operator_address": "Too many failed logins for this operator number from this address. Please try again "
+                        "in %(minutes)s minutes, or ask an administrator to unlock your account.",
+    "account": "Too many failed logins for this account. It is locked for %(minutes)s minutes; an administrator "
+               "can unlock it sooner.",
+    "address": "Too many failed logins from this address. Please try again in %(minutes)s minutes, or ask an "
+               "administrator to unlock your account.",
+}
+"""What the login page says for each lock (catalogue keys): what happened and what to do."""
+
+
+def _policies() -> dict[str, ThrottlePolicy]:
     config = current_app.config
     window = dt.timedelta(minutes=config["HOTLINE_LOGIN_WINDOW_MINUTES"])
-    return (ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_OPERATOR"], window),
-            ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_IP"], window))
+    return {"operator_address": ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_OPERATOR"], window),
+            "account": ThrottlePolicy(config.get("HOTLINE_LOGIN_LIMIT_PER_ACCOUNT", 50), window),
+            "address": ThrottlePolicy(config["HOTLINE_LOGIN_LIMIT_PER_IP"], window)}
 
 
-def login_wait(operator_no: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
-    """How long this operator number / address must wait before another attempt (None: may try now)."""
+def _last(action: str, condition) -> dt.datetime | None:
     from webui.models import AuditLog
 
-    per_operator, per_ip = _policies()
-    longest = max(per_operator.window, per_ip.window)
-    recent = AuditLog.select(AuditLog.at, AuditLog.operator_no, AuditLog.ip).where(
+    row = (AuditLog.select(AuditLog.at).where((AuditLog.action == action) & condition)
+           .order_by(AuditLog.at.desc()).first())
+    return row.at if row else None
+
+
+def login_lock(operator_no: str, ip: str, now: dt.datetime) -> tuple[str, dt.timedelta] | None:
+    """The lock that holds this operator number at this address (its LOCK_MESSAGES key) and how long it has
+    left, the longest if several hold; None: may try now."""
+    from webui.models import AuditLog
+
+    policies = _policies()
+    longest = max(policy.window for policy in policies.values())
+    recent = list(AuditLog.select(AuditLog.at, AuditLog.operator_no, AuditLog.ip).where(
         (AuditLog.action == "login_failed") & (AuditLog.at > now - longest)
-        & ((AuditLog.operator_no == operator_no) | (AuditLog.ip == ip)))
-    by_operator = [row.at for row in recent if row.operator_no == operator_no]
-    by_ip = [row.at for row in recent if row.ip == ip]
-    last_ok = (AuditLog.select(AuditLog.at)
-               .where((AuditLog.action == "login") & (AuditLog.operator_no == operator_no))
-               .order_by(AuditLog.at.desc()).first())
-    waits = [security.retry_after(by_operator, now, per_operator, since=last_ok.at if last_ok else None),
-             security.retry_after(by_ip, now, per_ip) if ip else None]
-    waits = [w for w in waits if w is not None]
-    return max(waits) if waits else None
+        & ((AuditLog.operator_no == operator_no) | (AuditLog.ip == ip))))
+    user = User.get_or_none(User.operator_no == operator_no)
+    unlocked = _last("login_unlock", (AuditLog.obj_type == "user") & (AuditLog.obj_id == str(user.id))) \
+        if user is not None else None
+    last_ok = _last("login", AuditLog.operator_no == operator_no)
+    # A success or an unlock restarts the operator's own counts; only an unlock lifts an address's lock,
+    # and only for the operator it was given to.
+    since_ok = max((t for t in (last_ok, unlocked) if t is not None), default=None)
+    failures = {
+        "operator_address": [r.at for r in recent if r.operator_no == operator_no and r.ip == ip],
+        "account": [r.at for r in recent if r.operator_no == operator_no],
+        "address": [r.at for r in recent if r.ip == ip] if ip else [],
+    }
+    since = {"operator_address": since_ok, "account": since_ok, "address": unlocked}
+    waits = [(security.retry_after(failures[kind], now, policy, since=since[kind]), kind)
+             for kind, policy in policies.items()]
+    held = [(wait, kind) for wait, kind in waits if wait is not None]
+    if not held:
+        return None
+    wait, kind = max(held)
+    return kind, wait
+
+
+def locked_addresses(user: User, now: dt.datetime) -> list[tuple[str, str, dt.timedelta]]:
+    """For the administrator's user page: the addresses from which ``user`` is locked out now, with the lock
+    (LOCK_MESSAGES key) and its time left; the address "" stands for the account lock (every address)."""
+    from webui.models import AuditLog
+
+    window = max(policy.window for policy in _policies().values())
+    ips = {row.ip for row in AuditLog.select(AuditLog.ip).where(
+        (AuditLog.action == "login_failed") & (AuditLog.operator_no == user.operator_no)
+        & (AuditLog.at > now - window)).distinct()}
+    found = []
+    for ip in sorted(ips):
+        lock = login_lock(user.operator_no, ip, now)
+        if lock is not None:
+            found.append(("" if lock[0] == "account" else ip, lock[0], lock[1]))
+    return sorted(set(found))
+
 
 
 def _verify(user: User | None, password: str) -> bool:
@@ -132,12 +192,12 @@ def login():
         return again("Wrong operator number or password.", 401)
     ip = client_ip()
     now = security.now_utc()
-    wait = login_wait(operator_no, ip, now)
-    if wait is not None:
-        audit("login_throttled", "user", "", f"retry after {int(wait.total_seconds())}s", user=None,
+    lock = login_lock(operator_no, ip, now)
+    if lock is not None:
+        kind, wait = lock
+        audit("login_throttled", "user", "", f"{kind} lock, retry after {int(wait.total_seconds())}s", user=None,
               operator_no=operator_no)
-        return again("Too many failed logins. Please try again in %(minutes)s minutes.", 429,
-                     minutes=security.minutes_ceiling(wait))
+        return again(LOCK_MESSAGES[kind], 429, minutes=security.minutes_ceiling(wait))
     user = User.get_or_none(User.operator_no == operator_no)
     if not _verify(user, password):
         audit("login_failed", "user", user.id if user else "", "wrong password" if user else "unknown operator",
@@ -152,6 +212,7 @@ def login():
     session.clear()
     session.permanent = True
     session[SESSION_USER_KEY] = user.id
+    session[SESSION_VERSION_KEY] = user.session_version
     if language:
         session[SESSION_LANG_KEY] = language
         if normalise_language(language) and user.language != language:
@@ -169,8 +230,10 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """End the session (POST only, with the CSRF token, so a link elsewhere cannot log anyone out)."""
+    """End the session (POST only, with the CSRF token, so a link elsewhere cannot log anyone out), and every
+    other session of the user with it: a copied cookie must not outlive the logout."""
     user = g.user
+    accounts.end_all_sessions(user)
     audit("logout", "user", user.id, "", user=user)
     language = session.get(SESSION_LANG_KEY) or user.language
     session.clear()
@@ -219,7 +282,8 @@ def change_password():
     if error is not None:
         flash(_(error[0], **error[1]), "error")
         return render_template("auth/password.html"), 400
-    accounts.set_password(g.user, new)
+    accounts.set_password(g.user, new)  # ends every session of the user ...
+    session[SESSION_VERSION_KEY] = g.user.session_version  # ... but this one, which proved the password
     audit("password_changed", "user", g.user.id, "")
     flash(_("Your password has been changed."), "info")
     return redirect(url_for("home.index"))

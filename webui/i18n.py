@@ -36,8 +36,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Please log in with your operator number and password.": "请输入工号和密码登录。",
         "Wrong operator number or password.": "工号或密码错误。",
         "Please enter your operator number and password.": "请输入工号和密码。",
-        "Too many failed logins. Please try again in %(minutes)s minutes.":
-            "登录失败次数过多，请在 %(minutes)s 分钟后再试。",
+        "Too many failed logins for this operator number from this address. Please try again in %(minutes)s "
+        "minutes, or ask an administrator to unlock your account.":
+            "该工号在本地址登录失败次数过多，请在 %(minutes)s 分钟后再试，或请管理员为您解锁。",
+        "Too many failed logins for this account. It is locked for %(minutes)s minutes; an administrator can "
+        "unlock it sooner.":
+            "该账号登录失败次数过多，已锁定 %(minutes)s 分钟；管理员可提前解锁。",
+        "Too many failed logins from this address. Please try again in %(minutes)s minutes, or ask an "
+        "administrator to unlock your account.":
+            "本地址登录失败次数过多，请在 %(minutes)s 分钟后再试，或请管理员为您解锁。",
         "This account is disabled. Please contact the administrator.": "该账号已停用，请联系管理员。",
         "You have been logged out.": "您已退出登录。",
         "Please log in to continue.": "请先登录。",

@@ -9,6 +9,7 @@ from caseflow import accounts, deadlines, org, roles
 from caseflow.models import Category, Department, Group, Region, Responsibility, TimeLimit, User
 from caseflow.roles import can
 from core import calendar
+from webui import auth, security
 from webui.app import NavItem
 from webui.blueprints.tickets import install, own_messages
 from webui.security import audit, require_roles
@@ -30,6 +31,11 @@ MESSAGES = own_messages({"zh": {
     "Urgency": "紧急程度", "Type": "类型", "Edit user %(no)s": "编辑用户 %(no)s",
     "Roles": "角色", "Description": "说明", "Members": "成员", "Add responsibility": "添加职责",
     "Year": "年份", "Saved.": "已保存。", "Default": "默认",
+    "Login locks": "登录锁定", "No login lock holds this user.": "该用户当前没有登录锁定。",
+    "every address": "所有地址", "Address": "地址", "Time left": "剩余时间", "%(minutes)s min": "%(minutes)s 分钟",
+    "lock:operator_address": "该工号在此地址失败过多", "lock:account": "该账号失败过多",
+    "lock:address": "此地址失败过多", "Unlock login": "解除登录锁定",
+    "Login unlocked for %(no)s.": "已解除 %(no)s 的登录锁定。",
 }})
 
 
@@ -135,7 +141,23 @@ def user(user_id):
         return redirect(url_for("admin_org.user", user_id=row.id), code=303)
     return render_template("admin_org/user.html", u=row, departments=org.tree(), roles=roles.ROLES,
                            groups=list(Group.select().order_by(Group.code)),
-                           member_of={grp.id for grp in org.groups_of(row)})
+                           member_of={grp.id for grp in org.groups_of(row)},
+                           locks=auth.locked_addresses(row, security.now_utc()),
+                           minutes_ceiling=security.minutes_ceiling)
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@require_roles("admin")
+def unlock(user_id):
+    """Lift the failed-login locks on a user (their account, their number at any address, and for them the
+    locks of addresses they failed from): the audited ``login_unlock`` restarts their counts."""
+    from webui.i18n import gettext
+
+    _need("admin.org")
+    row = get_or_404(User, User.id == user_id)
+    audit("login_unlock", "user", row.id, row.operator_no)
+    flash(gettext("Login unlocked for %(no)s.", no=row.operator_no), "info")
+    return redirect(url_for("admin_org.user", user_id=row.id), code=303)
 
 
 @bp.route("/groups", methods=["GET", "POST"])

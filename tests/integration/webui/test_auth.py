@@ -213,3 +213,122 @@ def test_expired_session_says_why(client, db):
     response = client.get("/agent/tickets", follow_redirects=True)
     assert "请先登录" in response.get_data(as_text=True)
     assert "请先登录" not in client.get("/staff", follow_redirects=True).get_data(as_text=True)
+
+
+def copy_session(source, app):
+    """A second client holding a copy of ``source``'s session cookie (a stolen or copied cookie)."""
+    name = app.config["SESSION_COOKIE_NAME"]
+    thief = app.test_client()
+    thief.set_cookie(name, source.get_cookie(name).value)
+    return thief
+
+
+def test_copied_cookie_dies_with_the_logout(app, client, make_user):
+    """Should refuse a copy of the session cookie once its owner logged out (every session of the user ends)."""
+    make_user("1015")
+    client.login("1015", PASSWORD)
+    thief = copy_session(client, app)
+    other_desk = app.test_client()
+    other_desk.login("1015", PASSWORD)
+    assert thief.get("/agent/tickets").status_code == 200
+    client.logout()
+    response = thief.get("/agent/tickets")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert other_desk.get("/agent/tickets").status_code == 302  # logout everywhere
+    assert client.login("1015", PASSWORD).status_code == 302
+    assert client.get("/agent/tickets").status_code == 200
+
+
+def test_copied_cookie_dies_with_a_password_change(app, client, make_user):
+    """Should end every other session at a password change, and keep the session that made it."""
+    make_user("1016")
+    client.login("1016", PASSWORD)
+    thief = copy_session(client, app)
+    response = client.post_form("/account/password",
+                                {"current": PASSWORD, "new": "brand-new-pass", "confirm": "brand-new-pass"})
+    assert response.status_code == 302
+    assert client.get("/agent/tickets").status_code == 200
+    assert thief.get("/agent/tickets").status_code == 302
+
+
+def test_disabling_a_user_ends_their_sessions_for_good(app, client, make_user):
+    """Should keep a session ended by disabling dead after the administrator enables the user again, and
+    end the sessions when the administrator sets a new password."""
+    user = make_user("1017")
+    make_user("1099", roles=("admin",))
+    client.login("1017", PASSWORD)
+    admin = app.test_client()
+    admin.login("1099", PASSWORD)
+    form = {"name": user.name, "roles": "agent", "active": "1"}
+    assert admin.post_form(f"/admin/org/users/{user.id}", {**form, "active": ""}).status_code == 303
+    assert admin.post_form(f"/admin/org/users/{user.id}", form).status_code == 303
+    assert User.get_by_id(user.id).active
+    assert client.get("/agent/tickets").status_code == 302
+    client.login("1017", PASSWORD)
+    assert admin.post_form(f"/admin/org/users/{user.id}", form).status_code == 303  # a plain edit: stays
+    assert client.get("/agent/tickets").status_code == 200
+    assert admin.post_form(f"/admin/org/users/{user.id}", {**form, "password": "set-by-admin-1"}).status_code == 303
+    assert client.get("/agent/tickets").status_code == 302
+
+
+def test_session_version_step_adds_the_column(db):
+    """Should add users' session version to a database made before it, keeping the users."""
+    from core.migrations import SchemaMigration, create_schema
+    from hotline.schema import all_models
+
+    from caseflow.accounts import create_user
+
+    create_user("1018", "老用户", PASSWORD)
+    db.execute_sql('ALTER TABLE "user" DROP COLUMN "session_version"')
+    SchemaMigration.delete().where(SchemaMigration.name == "0006_user_session_version").execute()
+    assert "0006_user_session_version" in create_schema(all_models())
+    assert User.get(User.operator_no == "1018").session_version == 0
+
+
+def test_failures_elsewhere_do_not_lock_the_operator_at_their_desk(make_app, make_user, clock):
+    """Should lock an operator number only at the address that failed (5 there), say what to do, and lock
+    the account everywhere only after many failures from all addresses together."""
+    app = make_app(services=Services(clock=clock))
+    make_user("1019", roles=("admin",))
+    attacker, desk = app.test_client(), app.test_client()
+    for _ in range(5):
+        assert attacker.login("1019", "wrong-password", environ_base={"REMOTE_ADDR": "192.0.2.66"}).status_code == 401
+    response = attacker.login("1019", PASSWORD, environ_base={"REMOTE_ADDR": "192.0.2.66"})
+    assert response.status_code == 429
+    assert "该工号在本地址登录失败次数过多" in response.get_data(as_text=True)
+    assert "请管理员为您解锁" in response.get_data(as_text=True)
+    assert desk.login("1019", PASSWORD, environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 302
+    desk.logout()
+    clock.advance(seconds=1)
+    for n in range(50):  # spread over many addresses
+        attacker.login("1019", "wrong-password", environ_base={"REMOTE_ADDR": f"198.51.100.{n}"})
+    response = desk.login("1019", PASSWORD, environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert response.status_code == 429 and "该账号登录失败次数过多" in response.get_data(as_text=True)
+
+
+def test_administrator_unlocks_a_locked_operator(make_app, make_user, clock):
+    """Should show an operator's locks on the administrator's user page and lift them with an audited,
+    CSRF-protected unlock; the lock message is in English for an English browser."""
+    app = make_app(services=Services(clock=clock))
+    user = make_user("1020")
+    make_user("1098", roles=("admin",))
+    locked = app.test_client()
+    for _ in range(5):
+        locked.login("1020", "wrong-password")
+    response = locked.login("1020", PASSWORD, headers={"Accept-Language": "en"})
+    assert response.status_code == 429
+    assert "ask an administrator to unlock your account" in response.get_data(as_text=True)
+    admin = app.test_client()
+    admin.login("1098", PASSWORD, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    page = admin.get(f"/admin/org/users/{user.id}").get_data(as_text=True)
+    assert "该工号在此地址失败过多" in page and "127.0.0.1" in page
+    assert admin.post(f"/admin/org/users/{user.id}/unlock").status_code == 400  # no CSRF token
+    assert locked.login("1020", PASSWORD).status_code == 429
+    assert admin.post_form(f"/admin/org/users/{user.id}/unlock").status_code == 303
+    row = AuditLog.get(AuditLog.action == "login_unlock")
+    assert row.operator_no == "1098" and row.obj_id == str(user.id)
+    assert "该用户当前没有登录锁定" in admin.get(f"/admin/org/users/{user.id}").get_data(as_text=True)
+    assert locked.login("1020", PASSWORD).status_code == 302
+    agent = app.test_client()
+    agent.login("1020", PASSWORD)
+    assert agent.post_form(f"/admin/org/users/{user.id}/unlock").status_code == 403
