@@ -14,7 +14,9 @@ from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
 from recorder import missed as missed_calls
 from webui.app import NavItem
+from webui import console
 from webui.chat_pump import clock
+from webui.i18n import gettext
 from webui.security import require_roles
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -31,6 +33,17 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
     "Call-backs waiting": "待回拨", "Open": "待回拨数", "Being called back": "回拨中", "Oldest": "最早",
     "Caller": "来电号码", "Reason": "原因", "Calls": "来电次数", "Wait": "等待", "Attempts": "回拨次数",
     "Called back by": "回拨人", "Yes": "是", "No": "否", "Skill": "技能",
+    "Logged out": "已签出", "On a call": "通话中", "Caller on hold": "通话保持", "Ringing": "振铃中",
+    "After-call work": "话后处理", "On break": "示忙", "Idle": "空闲", "On duty": "在岗", "On calls": "通话中",
+    "Waiting callers": "排队来电", "Answered within 15 s today": "今日15秒接通率", "Target": "目标",
+    "Abandoned": "放弃", "Registered": "已注册", "Not registered": "未注册", "Asking for help": "求助中",
+    "Phone": "话机", "Agent state": "座席状态", "Actions": "操作", "Calls today": "今日通话",
+    "Talk time today": "今日通话时长", "Caller number": "来电号码", "Caller on the line": "通话号码",
+    "End this agent's call now?": "确定强拆该话务员的通话吗？", "Log this agent out?": "确定将该话务员强制签出吗？",
+    "No queues configured.": "尚未配置队列。", "No agents configured.": "尚未配置话务员。",
+    "No chat queues.": "没有在线咨询队列。", "No agents in chat.": "没有话务员在线咨询。",
+    "No call-backs waiting.": "没有待回拨来电。", "No actions yet.": "暂无操作记录。",
+    "Done.": "已执行。", "The request failed; please try again.": "请求失败，请重试。", "Leader on the line": "领导上线", "Leader off the line": "领导下线", "Live": "实时", "Updated": "更新于",
     "Team leads change the rule and timings of a queue; everything else about it is for administrators.":
         "班长可调整队列的分配策略和各项时长；队列的其他设置由管理员修改。",
 }}
@@ -39,7 +52,17 @@ ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_ag
 
 
 def _acd():
-    return current_app.extensions["hotline"].services.extra.get("acd")
+    return current_app.extensions["hotline"].services.acd
+
+
+def _board(queues: list[dict], agents: list[dict]) -> dict:
+    """The wallboard's totals, queue rows and agent rows in the viewer's language (webui.console)."""
+    from ops.rules import Thresholds
+
+    lang = g.get("lang") or "zh"
+    target = Thresholds.from_extra(current_app.extensions["hotline"].config.extra).answer_rate
+    return {"totals": console.totals(agents, queues, target, lang), "queue_rows": console.queue_rows(queues, lang),
+            "agent_rows": console.agent_rows(agents, lang, gettext)}
 
 
 @bp.route("/")
@@ -50,11 +73,13 @@ def index():
     agents = acd.agent_stats() if acd is not None else []
     actions = Supervisor(acd).actions(20) if acd is not None else []
     return render_template("supervisor/index.html", acd=acd, queues=queues, agents=agents, actions=actions,
+                           board=_board(queues, agents),
                            callbacks=missed_calls.open_summary(),
                            callback_rows=[e.missed for e in missed_calls.list_missed("open", limit=20,
                                                                                      oldest_first=True)],
                            reasons=missed_calls.REASON_LABELS,
-                           action_names=ACTIONS, settings=list(acd.queues.values()) if acd is not None else [],
+                           action_labels=console.RECORDED_LABELS,
+                           duration=lambda seconds: console.duration(seconds, g.get("lang") or "zh"), settings=list(acd.queues.values()) if acd is not None else [],
                            strategies=STRATEGY_LABELS,
                            editable=queue_fields_for(g.user) & SHIFT_QUEUE_FIELDS,
                            chat_queues=chat.queue_stats(clock()), chat_agents=chat.agent_stats())
@@ -88,14 +113,17 @@ def stats():
     summary = missed_calls.open_summary()
     callbacks = {"open": summary["open"], "claimed": summary["claimed"], "oldest_seconds": summary["oldest_seconds"],
                  "by_queue": summary["by_queue"]}
-    if acd is None:
-        return jsonify({"queues": [], "agents": [], "callbacks": callbacks, **_chats()})
-    return jsonify({"queues": acd.queue_stats(), "agents": acd.agent_stats(), "callbacks": callbacks, **_chats()})
+    queues = acd.queue_stats() if acd is not None else []
+    agents = acd.agent_stats() if acd is not None else []
+    return jsonify({"queues": queues, "agents": agents, "callbacks": callbacks, "board": _board(queues, agents),
+                    **_chats()})
 
 
 def _chats() -> dict:
     """Chat queues (waiting, longest wait, in chat) and active chats per agent, for the console."""
-    return {"chat_queues": chat.queue_stats(clock()), "chat_agents": chat.agent_stats()}
+    lang = g.get("lang") or "zh"
+    queues = [{**q, "longest_wait_label": console.duration(q["longest_wait"], lang)} for q in chat.queue_stats(clock())]
+    return {"chat_queues": queues, "chat_agents": chat.agent_stats()}
 
 
 @bp.route("/action", methods=["POST"])
@@ -118,5 +146,5 @@ def action():
         else:
             getattr(supervisor, name)(g.user, agent_id)
     except (AcdError, TransitionRefused) as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 409
-    return jsonify({"ok": True})
+        return jsonify({"ok": False, "error": console.one_language(str(exc), g.get("lang") or "zh")}), 409
+    return jsonify({"ok": True, "message": gettext("Done.")})

@@ -1,0 +1,63 @@
+"""In Chromium: the team-lead console as a wallboard, refreshed live while an agent takes a call through the
+fake FreeSWITCH: states in Chinese, only the actions that apply, a confirmation before force release."""
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from caseflow.accounts import create_user
+from core import db as core_db
+from tests.browser.conftest import login
+from tests.browser.test_agent_desk import PASSWORD, telephony  # noqa: F401 - the fixture
+
+ON_CALL_BUTTONS = ["监听", "密语", "强插", "拦截", "强拆"]
+
+
+def _buttons(row) -> list[str]:
+    return [text.strip() for text in row.locator("td.actions button").all_inner_texts()]
+
+
+def test_console_shows_chinese_states_and_only_applicable_actions(browser, telephony):  # noqa: F811
+    """Should show each agent's state in Chinese with its time in units, on-call actions only on a call,
+    none for a logged-out agent, and end the call on force release only once the lead confirms."""
+    with core_db.database.connection_context():
+        create_user("9001", "陈班长", PASSWORD, roles="team_lead")
+    acd = telephony.acd
+    first = next(a for a in acd.agents.values() if a.extension == "1001")
+    second = next(a for a in acd.agents.values() if a.extension == "1002")
+    telephony.run_in_hub(lambda: (acd.transition(first.id, "login"), acd.transition(first.id, "ready")))
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    login(page, telephony.url, "9001", PASSWORD)
+    page.goto(telephony.url + "/supervisor/")
+    row1 = page.locator(f'tr[data-agent="{first.id}"]')
+    row2 = page.locator(f'tr[data-agent="{second.id}"]')
+    expect(row1.get_by_test_id("agent-state")).to_have_text("空闲")
+    expect(row2.get_by_test_id("agent-state")).to_have_text("已签出")
+    assert _buttons(row2) == []
+    assert not set(ON_CALL_BUTTONS) & set(_buttons(row1)) and "强制签出" in _buttons(row1)
+    expect(page.locator('[data-total="idle"]')).to_have_text("1")
+    expect(page.locator('[data-total="logged_out"]')).to_have_text("1")
+    headings = page.get_by_test_id("agent-stats").locator("thead th").all_inner_texts()
+    assert len(headings) == len(set(headings)), headings  # one column per meaning
+
+    call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                caller="13912345678", destination="12345"))
+    expect(row1.get_by_test_id("agent-state")).to_have_text("通话中")  # refreshed without a reload
+    expect(page.locator('[data-total="on_call"]')).to_have_text("1")
+    expect(row1.locator("td.num").first).to_contain_text("秒")
+    buttons = _buttons(row1)
+    assert buttons[:5] == ON_CALL_BUTTONS and "应答求助" not in buttons, buttons
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row1.locator("button", has_text="强拆").click()
+    expect(row1.locator("button", has_text="强拆")).to_be_enabled()
+    assert acd.agents[first.id].state == "in_call"  # dismissed: nothing sent
+    messages = []
+    page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    row1.locator("button", has_text="强拆").click()
+    expect(page.locator("#console-message")).to_have_text("已执行。")
+    assert messages == ["确定强拆该话务员的通话吗？"]
+    expect(row1.get_by_test_id("agent-state")).not_to_have_text("通话中")
+    page.screenshot(path=str(telephony.tmp_path / "console.png"))
+    telephony.run_in_hub(call.hangup)
+    context.close()
