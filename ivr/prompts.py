@@ -5,6 +5,10 @@ voice for zh), converts it with sox to mono 16-bit WAV at the configured rate (C
 FreeSWITCH plays at) under sounds/<lang>/<key>.wav, and records a hash of text+voice+rate per file in
 sounds/<lang>/.manifest.json so unchanged prompts are not rendered again. If pyttsx3 cannot start, the
 espeak-ng binary is called directly (still real speech) and the reason is logged.
+
+Rendering never holds up the gevent hub (calls, ESL, web requests share it): pyttsx3 speaks in the hub's
+thread pool (core.offload), one rendering at a time since espeak's library is one engine per process, and
+the espeak-ng and sox binaries run through gevent.subprocess.
 """
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import gevent.lock
+import gevent.subprocess
+
+from core.offload import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +138,8 @@ class Synthesizer:
         engine = self._pyttsx3()
         if engine is not None:
             try:
-                engine.setProperty("voice", VOICES[lang])
-                # pyttsx3's espeak driver sometimes drops the first file after a voice change: try twice.
-                for _attempt in range(2):
-                    engine.save_to_file(text, str(out))
-                    # The espeak driver prints "Audio saved to ..." itself; keep stdout for the caller.
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        engine.runAndWait()
-                    if out.is_file() and out.stat().st_size > 44:
+                with _PYTTSX3_TURN:
+                    if in_thread(_speak_pyttsx3, engine, text, lang, out):
                         return "pyttsx3"
                 log.warning("pyttsx3 wrote nothing for %r; using the espeak-ng binary", text[:30])
             except Exception as exc:  # noqa: BLE001 - driver errors fall back to the binary
@@ -144,9 +147,28 @@ class Synthesizer:
         binary = shutil.which("espeak-ng") or shutil.which("espeak")
         if not binary:
             raise PromptError("no speech synthesiser: install espeak-ng (scripts/setup-system.sh)")
-        subprocess.run([binary, "-v", ESPEAK_VOICES[lang], "-w", str(out), text], check=True,
-                       timeout=TTS_TIMEOUT, capture_output=True)
+        # "--": the text is never read as options (a text "-w/path" would otherwise write that file).
+        gevent.subprocess.run([binary, "-v", ESPEAK_VOICES[lang], "-w", str(out), "--", text], check=True,
+                              timeout=TTS_TIMEOUT, capture_output=True)
         return "espeak-ng"
+
+
+_PYTTSX3_TURN = gevent.lock.Semaphore()
+"""One pyttsx3 rendering at a time: espeak's library holds one engine per process."""
+
+
+def _speak_pyttsx3(engine, text: str, lang: str, out: Path) -> bool:
+    """In a pool thread: speak ``text`` into ``out`` with pyttsx3; True when a file with sound came out."""
+    engine.setProperty("voice", VOICES[lang])
+    # pyttsx3's espeak driver sometimes drops the first file after a voice change: try twice.
+    for _attempt in range(2):
+        engine.save_to_file(text, str(out))
+        # The espeak driver prints "Audio saved to ..." itself; keep stdout for the caller.
+        with contextlib.redirect_stdout(io.StringIO()):
+            engine.runAndWait()
+        if out.is_file() and out.stat().st_size > 44:
+            return True
+    return False
 
 
 def convert(src: Path, dst: Path, rate: int) -> None:
@@ -156,8 +178,8 @@ def convert(src: Path, dst: Path, rate: int) -> None:
         raise PromptError("sox is not installed (scripts/setup-system.sh installs it)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".tmp.wav")
-    subprocess.run([sox, str(src), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
-                   check=True, timeout=TTS_TIMEOUT, capture_output=True)
+    gevent.subprocess.run([sox, str(src), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
+                           str(tmp)], check=True, timeout=TTS_TIMEOUT, capture_output=True)
     os.replace(tmp, dst)  # atomic: FreeSWITCH never plays a half-written prompt
 
 
