@@ -7,7 +7,6 @@ parts (mixins over the one state below), so each can be read and changed on its 
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import logging
 import random
 import time
@@ -23,22 +22,19 @@ from acd.dialout import DialOut
 from acd.errors import AcdError
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts
+from acd.live import LiveMixin
 from acd.offers import OffersMixin
+from acd.reconcile import ReconcileMixin
 from acd.strategies import AgentSnapshot, check_strategy
-from acd.waiting import QueueOutcome, Waiter, WaitingMixin, record_missed  # noqa: F401 - QueueOutcome re-exported
+from acd.waiting import QueueOutcome, Waiter, WaitingMixin  # noqa: F401 - QueueOutcome re-exported
 from caseflow.models import User
 from core.clock import Clock
 from core.db import database
 from ivr.handback import HandBackLedger
-from switch import commands
 from switch import events as sw
-from switch.listings import parse_channels, parse_sofia_registrations
-from switch.errors import SwitchError
 
 log = logging.getLogger(__name__)
 
-# A call an agent answered this recently may not be in `show channels` yet: reconciliation leaves it alone.
-IN_CALL_GRACE_SECONDS = 10.0
 
 @dataclass
 class AcdSettings:
@@ -60,7 +56,7 @@ class AcdSettings:
     break_retries: int = 120  # uuid_break resends while the music has not stopped (about 2 minutes)
 
 
-class Acd(WaitingMixin, OffersMixin):
+class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
     """Queues, agents and offers for one app, over one inbound connection per FreeSWITCH."""
 
     def __init__(self, pool, clock: Clock | None = None, settings: AcdSettings | None = None,
@@ -317,8 +313,7 @@ class Acd(WaitingMixin, OffersMixin):
                 return queue
         raise AcdError(f"no active queue serves skill {skill!r}")
 
-    # ------------------------------------------------------------------ the caller's side
-    # ------------------------------------------------------------------ dispatching
+    # ------------------------------------------------------------------ a call's end and wrap-up
     def _end_call(self, agent_id: int, leg: str, reason: str) -> None:
         agent = self.agents.get(agent_id)
         if agent is None or agent.leg_uuid != leg or agent.state != "in_call":
@@ -476,201 +471,7 @@ class Acd(WaitingMixin, OffersMixin):
         if not agent.server or agent.server == event.server:
             self.set_registered(agent_id, False)
 
-    # ------------------------------------------------------------------ reconciliation
-    def _spawn_reconcile(self, conn) -> None:
-        gevent.spawn(self._safe_reconcile, self._server_name(conn))
 
-    def _safe_reconcile(self, server: str) -> None:
-        try:
-            self.reconcile(server)
-        except (SwitchError, AcdError, ValueError) as exc:
-            log.warning("reconciliation with %s failed: %s", server, exc)
-        except Exception:  # noqa: BLE001 - a database error must not end the periodic reconciliation for good
-            log.exception("reconciliation with %s failed", server)
-
-    def reconcile(self, server: str) -> dict:
-        """Bring agents and queue entries in line with what ``server`` says exists now."""
-        conn = self.conn_for(server)
-        report = {"registered": 0, "unregistered": 0, "released": 0, "ended": 0, "recognised": 0,
-                  "abandoned": 0}
-        core = conn.api(commands.global_getvar("core_uuid"), timeout=10.0).strip()
-        if core and not core.startswith("-"):
-            self.core_server[core] = server
-        self.learn_peer_route(server, conn)
-        registrations = parse_sofia_registrations(
-            conn.api(commands.sofia_registrations(self.settings.sip_profile), timeout=10.0))
-        for agent in list(self.agents.values()):
-            contact = registrations.get(agent.extension)
-            if contact is not None:
-                report["registered"] += 1
-                self.set_registered(agent.id, True, server, contact)
-            elif agent.registered and agent.server in (server, ""):
-                report["unregistered"] += 1
-                self.set_registered(agent.id, False)
-        channels = parse_channels(conn.api(commands.show_channels(), timeout=10.0))
-        now = utcnow()
-        for waiter in list(self.waiters.values()):
-            # A caller FreeSWITCH no longer has (its hang-up event was lost or came too early) is gone.
-            if waiter.entry.server in (server, "") and waiter.uuid not in channels \
-                    and time.monotonic() - waiter.entered > 5.0:
-                report["callers_gone"] = report.get("callers_gone", 0) + 1
-                self._caller_gone(waiter)
-        for uuid, gone in list(self._gone.items()):
-            # A greenlet waiting for a channel's hang-up event (a transferred caller, up to bridge_timeout)
-            # is released when its channel is gone from the switch it was on and the event was lost.
-            if uuid not in channels and self.channel_server.get(uuid, server) == server:
-                report["waits_released"] = report.get("waits_released", 0) + 1
-                self.ended_legs[uuid] = None
-                gone.set()
-        in_flight = {leg for w in self.waiters.values() if w.offer and w.uuid in channels
-                     for leg in w.offer.legs.values()}
-        for agent in list(self.agents.values()):
-            if not agent.leg_uuid or (agent.call_server and agent.call_server != server
-                                      and len(self._connections()) > 1):
-                continue
-            if agent.state in ("reserved", "ringing"):
-                if agent.leg_uuid in channels:
-                    self.leg_owner[agent.leg_uuid] = agent.id
-                elif agent.leg_uuid not in in_flight or (now - agent.since).total_seconds() > self._offer_grace(agent):
-                    # No leg, and the caller is gone or the offer is older than any ring could last.
-                    report["released"] += 1
-                    self._offer_failed(agent.id, agent.leg_uuid, "LOST_CHANNEL", None)
-            elif agent.state == "in_call":
-                if agent.leg_uuid in channels:
-                    report["recognised"] += 1
-                    self.leg_owner[agent.leg_uuid] = agent.id
-                    self.answered_at.setdefault(agent.id, time.monotonic())
-                elif (now - agent.since).total_seconds() < IN_CALL_GRACE_SECONDS:
-                    # FreeSWITCH lists a new leg a moment after creating it: the next pass decides.
-                    report["too_new"] = report.get("too_new", 0) + 1
-                else:
-                    report["ended"] += 1
-                    self._end_call(agent.id, agent.leg_uuid, "channel gone")
-        for consult in self.consultations.stale(channels, time.monotonic(), grace=15.0):
-            # A consultation leg this switch does not have (never created, or its hang-up event lost).
-            agent = self.agents.get(consult.agent_id)
-            if agent is None or agent.call_server in ("", server) or len(self._connections()) == 1:
-                self.end_consultation(consult.leg, "lost")
-        self.expire_wrap_up()
-        for entry in QueueEntry.select().where(QueueEntry.state.in_(("waiting", "offering"))
-                                               & (QueueEntry.server == server)):
-            if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
-                entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
-                entry.save(only=entry.dirty_fields)
-                record_missed(entry.caller_number, "cut_off", entry.call_uuid, entry.queue.name,
-                              (entry.ended_at - entry.entered_at).total_seconds())
-                report["abandoned"] += 1
-        for reconciler in list(self.reconcilers):
-            try:
-                result = reconciler(server, channels)
-            except Exception:  # noqa: BLE001 - one part's sweep must not stop the others or the ACD
-                log.exception("reconciler %r failed for %s", reconciler, server)
-                continue
-            if isinstance(result, dict):
-                report.update({k: v for k, v in result.items() if v})
-        log.info("reconciled with %s: %s", server, report)
-        self.kick()
-        return report
-
-    def _offer_grace(self, agent: Agent) -> float:
-        queue = self.queues.get(agent.call_queue)
-        if queue is None:
-            return 90.0
-        extra = self.settings.progressive_delay * self.settings.max_ring_all \
-            if queue.strategy == "ring_progressively" else 0
-        return queue.ring_timeout + extra + 30.0
-
-    def expire_wrap_up(self) -> None:
-        """End wrap-ups whose time is over (also those left over from before a restart)."""
-        now = utcnow()
-        for agent in list(self.agents.values()):
-            if agent.state != "wrap_up" or agent.id in self._timers:
-                continue
-            queue = self.queues.get(agent.call_queue)
-            seconds = queue.wrap_up_seconds if queue is not None else self.settings.default_wrap_up
-            if (now - agent.since).total_seconds() >= seconds:
-                self.transition(agent.id, "wrap_up_done")
-            else:
-                self._schedule_wrap_up(agent.id, seconds - (now - agent.since).total_seconds())
-
-    def _periodic(self) -> None:
-        while self._started:
-            gevent.sleep(self.settings.reconcile_interval)
-            for conn in self._connections():
-                if getattr(conn, "connected", True):
-                    self._safe_reconcile(self._server_name(conn))
-
-    # ------------------------------------------------------------------ statistics
-    def _average_handle_seconds(self, queue: Queue) -> float:
-        since = self._today_start_utc()
-        rows = (QueueEntry.select(QueueEntry.talk_seconds)
-                .where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)
-                       & QueueEntry.talk_seconds.is_null(False)).limit(200))
-        talks = [r.talk_seconds for r in rows]
-        return (sum(talks) / len(talks) + queue.wrap_up_seconds) if talks else 180.0
-
-    def _today_start_utc(self) -> dt.datetime:
-        local = self.clock.now()
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    def queue_stats(self) -> list[dict]:
-        """Per queue: waiting, longest wait, answered/abandoned today, 15-second answer rate, averages."""
-        since = self._today_start_utc()
-        now = time.monotonic()
-        out = []
-        for queue in sorted(self.queues.values(), key=lambda q: q.name):
-            entries = list(QueueEntry.select().where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)))
-            answered = [e for e in entries if e.answered_at is not None]
-            abandoned = [e for e in entries if e.state == "abandoned"]
-            waits = [e.wait_seconds for e in answered if e.wait_seconds is not None]
-            talks = [e.talk_seconds for e in answered if e.talk_seconds is not None]
-            within = [w for w in waits if w <= queue.answer_target_seconds]
-            waiting = list(self.queue_waiters.get(queue.name, {}).values())
-            out.append({
-                "queue": queue.name, "display_name": queue.display_name or queue.name, "skill": queue.skill,
-                "strategy": queue.strategy, "waiting": len(waiting),
-                "longest_wait": round(max((now - w.entered for w in waiting), default=0.0), 1),
-                "answered_today": len(answered), "abandoned_today": len(abandoned),
-                "offered_today": len(entries),
-                "answer_rate_15s": round(100.0 * len(within) / len(answered), 1) if answered else None,
-                "average_wait": round(sum(waits) / len(waits), 1) if waits else None,
-                "average_talk": round(sum(talks) / len(talks), 1) if talks else None,
-            })
-        return out
-
-    def agent_stats(self) -> list[dict]:
-        """Per agent: status, state, time in it, today's counters, the call held, help requests."""
-        now = utcnow()
-        rows = []
-        for agent in sorted(self.agents.values(), key=lambda a: self.operator_no.get(a.id, "")):
-            today = agent.counters_date == self.clock.today()
-            rows.append({
-                "agent_id": agent.id, "operator_no": self.operator_no.get(agent.id, ""),
-                "name": agent.user.name, "extension": agent.extension, "server": agent.server,
-                "registered": agent.registered, "status": agent.status, "state": agent.state,
-                "break_reason": agent.break_reason,
-                "seconds_in_state": int((now - agent.since).total_seconds()),
-                "calls_today": agent.calls_today if today else 0,
-                "talk_seconds_today": agent.talk_seconds_today if today else 0,
-                "call_number": agent.call_number, "call_uuid": agent.call_uuid, "on_hold": agent.on_hold,
-                "help_requested": agent.help_requested_at is not None, "desk": agent.desk_activity,
-            })
-        return rows
-
-    def stuck_agents(self, older_than: float = 0.0) -> list[int]:
-        """Agents reserved/ringing/in call with no live channel or offer behind them (should be none)."""
-        live_legs = {leg for w in self.waiters.values() if w.offer for leg in w.offer.legs.values()}
-        now = utcnow()
-        stuck = []
-        for agent in self.agents.values():
-            if agent.state in ("reserved", "ringing") and agent.leg_uuid not in live_legs \
-                    and (now - agent.since).total_seconds() >= older_than:
-                stuck.append(agent.id)
-        return stuck
-
-
-# ---------------------------------------------------------------------- pure helpers
 def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
     """Create a queue after checking its strategy and overflow (administration, demo data, tests)."""
     from acd.models import OVERFLOW_KINDS
