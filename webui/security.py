@@ -239,6 +239,20 @@ def protect_csrf():
 
 
 # --------------------------------------------------------------------------------------- client and audit
+def local_path(target: str | None) -> str | None:
+    r"""``target`` when it is a path on this site to send the browser to (after a login or a form), else None.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/\t/evil.example"
+    or "/\\evil.example" would become the scheme-relative "//evil.example": any control character, any
+    backslash and a leading "//" (after the surrounding spaces browsers ignore) are refused outright."""
+    target = (target or "").strip(" ")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in "\u2028\u2029" for ch in target):
+        return None
+    return target
+
+
 def proxy_hops(value) -> int:
     """HOTLINE_TRUST_PROXY: how many reverse proxies stand in front of the app (each appends the address it
     saw to X-Forwarded-For); "true"/"yes" mean one, unset or "0" none. Anything else is a ConfigError."""

@@ -17,3 +17,29 @@ def get_or_404(query_or_model, *where):
     if row is None:
         abort(404)
     return row
+
+
+# Passive media a browser may show in the page; everything else (HTML, SVG, scripts, office files, text)
+# leaves as an opaque download.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "application/pdf"})
+
+
+def send_upload(path, content_type: str, filename: str):
+    """Serve a file someone uploaded (ticket attachments, knowledge answers) from our own origin safely.
+
+    Raster images, PDFs and audio open in the browser under their own type; anything else goes as
+    ``attachment`` with ``application/octet-stream``, so with ``nosniff`` no browser runs it as a script
+    (a ``<script src>`` ignores Content-Disposition but not the type) or renders it as a page. Every file
+    also gets ``Content-Security-Policy: sandbox`` (no script, no same-origin rights if opened anyway);
+    PDFs keep the site's policy, since browsers' PDF viewers do not open in a sandbox.
+    """
+    from flask import send_file
+
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    inline = kind in INLINE_TYPES or (kind.startswith("audio/") and "+" not in kind)
+    response = send_file(path, mimetype=kind if inline else "application/octet-stream", as_attachment=not inline,
+                         download_name=filename, conditional=True)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if kind != "application/pdf":
+        response.headers["Content-Security-Policy"] = "sandbox"
+    return response

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, send_file,
+from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    url_for)
 
 from caseflow import attachments, knowledge, search
@@ -17,7 +17,7 @@ from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import audit, login_required
-from webui.views import get_or_404
+from webui.views import get_or_404, send_upload
 
 bp = Blueprint("kb", __name__, url_prefix="/kb")
 install(bp)
@@ -291,9 +291,7 @@ def answer_file(item_id, answer_id):
         path, kind = knowledge.answer_file(answer, _files_root(), clock())
     except KnowledgeError as error:
         raise _not_found(error) from None
-    inline = kind == "application/pdf" or kind.startswith("image/")
-    return send_file(path, mimetype=kind, as_attachment=not inline, download_name=answer.attachment_name,
-                     conditional=True)
+    return send_upload(path, kind, answer.attachment_name)
 
 
 def _files_root():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file,
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import NotFound as NotFoundPage
@@ -23,7 +23,8 @@ from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
-from webui.security import audit, login_required
+from webui.security import audit, local_path, login_required
+from webui.views import send_upload
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +173,7 @@ def act_and_return(action, back: str):
 
 def safe_back(default: str) -> str:
     """Where to go after a POST: a local path from the form, else ``default``."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return local_path(request.form.get("next")) or default
 
 
 def parse_date_end(text: str) -> dt.datetime | None:
@@ -472,11 +470,7 @@ def file(number, file_id):
         abort(404)
     if not path.is_file():
         abort(404)
-    # Only passive media play inline; anything that could carry script (HTML, SVG) is a download.
-    inline = (row.content_type.startswith(("audio/", "image/")) or row.content_type == "application/pdf") \
-        and "svg" not in row.content_type and "html" not in row.content_type
-    return send_file(path, mimetype=row.content_type, as_attachment=not inline, download_name=row.filename,
-                     conditional=True)
+    return send_upload(path, row.content_type, row.filename)
 
 
 @bp.route("/tickets/search")
