@@ -3,17 +3,21 @@
 Each function checks what acd.policy says about the person, writes inside one ``db.atomic()`` and records
 the change through the ``audit`` callable the caller passes (the web layer's audit log, which knows the
 request); it does not reload the running ACD (the caller does, after the commit). Forms are cleaned by the
-caller before: the values here are already checked.
+caller before: the values here are already checked. Below them, the set-up of queues and agents (demo data,
+tests, the team lead's shift settings: update_queue checks its form itself and reloads the ACD).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
-from acd.models import Agent, AgentSkill, ChatQueue, Queue
-from acd.policy import (QueueChangeRefused, check_chat_queue_change, check_queue_change,
+from acd.errors import AcdError
+from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, ChatQueue, Queue
+from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, SHIFT_QUEUE_FIELDS, QueueChangeRefused,
+                        check_chat_queue_change, check_queue_change, queue_number_error,
                         may_create_or_delete_queues)
+from acd.strategies import check_strategy
 from caseflow.models import User
 from core.db import database
 
@@ -182,3 +186,66 @@ def end_guest(acd, agent: Agent, today: dt.date, audit: Audit) -> None:
         acd.load()
         Supervisor(acd).expire_guests()
     audit("acd_guest_end", "agent", agent.user.operator_no, f"was until {agent.guest_until}")
+
+
+# ------------------------------------------------------------------------------------------ ACD set-up
+def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
+    """Create a queue after checking its strategy and overflow (administration, demo data, tests)."""
+    check_strategy(strategy)
+    kind = fields.get("overflow_kind", "callback")
+    if kind not in OVERFLOW_KINDS:
+        raise AcdError(f"unknown overflow kind {kind!r}; known: {', '.join(OVERFLOW_KINDS)}")
+    return Queue.create(name=name, skill=skill, strategy=strategy, **fields)
+
+
+def create_agent(user: User, skills: Iterable[tuple[str, int]] | dict[str, int] = (), extension: str | None = None,
+                 position: int = 0) -> Agent:
+    """Make a user an agent with skills {skill: level}; the extension defaults to the user's."""
+    extension = extension or user.extension
+    if not extension:
+        raise AcdError(f"user {user.operator_no} has no SIP extension")
+    agent = Agent.create(user=user, extension=extension, position=position)
+    items = skills.items() if isinstance(skills, dict) else skills
+    for skill, level in items:
+        if not 0 < int(level) <= 10:
+            raise AcdError(f"skill level must be 1-10, got {level!r}")
+        AgentSkill.create(agent=agent, skill=skill, level=int(level))
+    return agent
+
+
+def update_queue(acd, name: str, form: dict, actor) -> Queue:
+    """Change a queue's shift settings (acd.policy.SHIFT_QUEUE_FIELDS) from a form, as ``actor``, and reload
+    the running ``acd`` (acd.dispatcher.Acd).
+
+    acd.policy decides who may change which field (QueueChangeRefused); the other fields of a queue are
+    changed on the queue administration page. Every value is checked; nothing is saved on error.
+    """
+    queue = Queue.get_or_none(Queue.name == name)
+    if queue is None:
+        raise AcdError(f"没有队列 / no queue {name!r}")
+    check_queue_change(actor, set(form) & QUEUE_FIELDS)
+    other = sorted(set(form) - SHIFT_QUEUE_FIELDS)
+    if other:
+        raise AcdError(f"{', '.join(other)[:200]}：请在队列管理页修改 / change these on the queue page")
+    changes: dict[str, object] = {}
+    if "strategy" in form:
+        try:
+            changes["strategy"] = check_strategy(str(form["strategy"]))
+        except ValueError as exc:
+            raise AcdError(str(exc)) from None
+    for field_name in QUEUE_NUMBERS:
+        if field_name in form:
+            try:
+                value = int(str(form[field_name]).strip())
+            except ValueError:
+                raise AcdError(f"{field_name} must be a whole number of seconds") from None
+            error = queue_number_error(field_name, value)
+            if error:
+                raise AcdError(error)
+            changes[field_name] = value
+    if "no_answer_break" in form:
+        changes["no_answer_break"] = str(form["no_answer_break"]).lower() in ("1", "true", "on", "yes")
+    if changes:
+        Queue.update(**changes).where(Queue.id == queue.id).execute()
+    acd.load()
+    return acd.queues.get(name, queue)

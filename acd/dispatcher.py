@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 import gevent
 import gevent.event
@@ -22,10 +22,11 @@ from acd.dialout import DialOut
 from acd.errors import AcdError
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts
+from acd.admin import create_agent, create_queue, update_queue  # noqa: F401 - re-exported
 from acd.live import LiveMixin
 from acd.offers import OffersMixin
 from acd.reconcile import ReconcileMixin
-from acd.strategies import AgentSnapshot, check_strategy
+from acd.strategies import AgentSnapshot
 from acd.waiting import QueueOutcome, Waiter, WaitingMixin  # noqa: F401 - QueueOutcome re-exported
 from caseflow.models import User
 from core.clock import Clock
@@ -470,69 +471,3 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         agent = self.agents[agent_id]
         if not agent.server or agent.server == event.server:
             self.set_registered(agent_id, False)
-
-
-def create_queue(name: str, skill: str, strategy: str = "least_talk_time", **fields) -> Queue:
-    """Create a queue after checking its strategy and overflow (administration, demo data, tests)."""
-    from acd.models import OVERFLOW_KINDS
-
-    check_strategy(strategy)
-    kind = fields.get("overflow_kind", "callback")
-    if kind not in OVERFLOW_KINDS:
-        raise AcdError(f"unknown overflow kind {kind!r}; known: {', '.join(OVERFLOW_KINDS)}")
-    return Queue.create(name=name, skill=skill, strategy=strategy, **fields)
-
-
-def create_agent(user: User, skills: Iterable[tuple[str, int]] | dict[str, int] = (), extension: str | None = None,
-                 position: int = 0) -> Agent:
-    """Make a user an agent with skills {skill: level}; the extension defaults to the user's."""
-    extension = extension or user.extension
-    if not extension:
-        raise AcdError(f"user {user.operator_no} has no SIP extension")
-    agent = Agent.create(user=user, extension=extension, position=position)
-    items = skills.items() if isinstance(skills, dict) else skills
-    for skill, level in items:
-        if not 0 < int(level) <= 10:
-            raise AcdError(f"skill level must be 1-10, got {level!r}")
-        AgentSkill.create(agent=agent, skill=skill, level=int(level))
-    return agent
-
-
-# Queue settings an administrator or team lead may change, with their allowed ranges (seconds unless noted).
-def update_queue(acd: Acd, name: str, form: dict, actor) -> Queue:
-    """Change a queue's shift settings (acd.policy.SHIFT_QUEUE_FIELDS) from a form, as ``actor``.
-
-    acd.policy decides who may change which field (QueueChangeRefused); the other fields of a queue are
-    changed on the queue administration page. Every value is checked; nothing is saved on error.
-    """
-    from acd.policy import QUEUE_FIELDS, QUEUE_NUMBERS, SHIFT_QUEUE_FIELDS, check_queue_change, queue_number_error
-
-    queue = Queue.get_or_none(Queue.name == name)
-    if queue is None:
-        raise AcdError(f"没有队列 / no queue {name!r}")
-    check_queue_change(actor, set(form) & QUEUE_FIELDS)
-    other = sorted(set(form) - SHIFT_QUEUE_FIELDS)
-    if other:
-        raise AcdError(f"{', '.join(other)[:200]}：请在队列管理页修改 / change these on the queue page")
-    changes: dict[str, object] = {}
-    if "strategy" in form:
-        try:
-            changes["strategy"] = check_strategy(str(form["strategy"]))
-        except ValueError as exc:
-            raise AcdError(str(exc)) from None
-    for field_name in QUEUE_NUMBERS:
-        if field_name in form:
-            try:
-                value = int(str(form[field_name]).strip())
-            except ValueError:
-                raise AcdError(f"{field_name} must be a whole number of seconds") from None
-            error = queue_number_error(field_name, value)
-            if error:
-                raise AcdError(error)
-            changes[field_name] = value
-    if "no_answer_break" in form:
-        changes["no_answer_break"] = str(form["no_answer_break"]).lower() in ("1", "true", "on", "yes")
-    if changes:
-        Queue.update(**changes).where(Queue.id == queue.id).execute()
-    acd.load()
-    return acd.queues.get(name, queue)
