@@ -7,7 +7,6 @@ half a ticket behind.
 """
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import logging
@@ -19,13 +18,15 @@ from typing import Any, Callable
 
 from ivr import engine as e
 from ivr.services import TraceRecord
+from ivr.throttle import FailureWindow
 
 log = logging.getLogger(__name__)
 
 # Failed status look-ups a calling number may make per hour (a PIN with a phone-number check is only safe
-# if nobody can try thousands of numbers).
+# if nobody can try thousands of numbers); counted per process (ivr.throttle), for at most this many numbers.
 QUERY_FAILURE_LIMIT = 10
 QUERY_FAILURE_WINDOW = 3600.0
+QUERY_FAILURE_NUMBERS = 10_000
 # IVR recording kinds -> (ticket type, channel, Chinese label)
 RECORDING_KINDS = {
     "complaint": ("complaint", "phone", "自助投诉举报录音"),
@@ -62,7 +63,9 @@ class HotlineIvrServices:
     fax: Any = None  # recorder.fax.FaxService; built from the config on the first fax when not given
     # ivr.handback.HandBackLedger: the marks the app set on channels it sent back (the ACD's when there is one)
     handbacks: Any = None
-    _query_failures: dict = field(default_factory=dict, repr=False)  # caller -> monotonic times of misses
+    _query_failures: FailureWindow = field(  # caller -> monotonic times of misses, bounded
+        default_factory=lambda: FailureWindow(QUERY_FAILURE_LIMIT, QUERY_FAILURE_WINDOW, QUERY_FAILURE_NUMBERS),
+        repr=False)
 
     def __post_init__(self):
         if self.handbacks is None:
@@ -188,19 +191,17 @@ class HotlineIvrServices:
         from caseflow import services
 
         secret = pin if pin else caller
-        if not secret or not re.sub(r"\D", "", secret):
+        if not secret or not re.sub(r"[^0-9]", "", secret):
             return None
         now = time.monotonic()
-        recent = self._query_failures.setdefault(caller, collections.deque())
-        while recent and now - recent[0] > QUERY_FAILURE_WINDOW:
-            recent.popleft()
-        if len(recent) >= QUERY_FAILURE_LIMIT:
+        if self._query_failures.blocked(caller, now):
             # Someone guessing numbers from this line: answer nothing for a while, whatever they enter.
-            log.warning("ivr: status queries from %s refused after %d failures", caller, len(recent))
+            log.warning("ivr: status queries from %s refused after %d failures", caller,
+                        self._query_failures.count(caller, now))
             return None
         found = services.status_query(number, secret)
         if found is None:
-            recent.append(now)
+            self._query_failures.fail(caller, now)
             return None
         return found["citizen"]  # caseflow.workflow's one table of citizen words
 

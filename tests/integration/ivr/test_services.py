@@ -227,3 +227,21 @@ def test_status_guessing_is_throttled_per_line(ivr_services):
         assert ivr_services.ticket_status(f"{10000000 + guess}", "13800138000", None) is None
     assert ivr_services.ticket_status(ticket.number, "13800138000", None) is None
     assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.query_pin) == "accepted"
+
+
+def test_status_guessing_memory_is_bounded(db, ivr_config, trees, monkeypatch):
+    """Should remember failed look-ups of at most QUERY_FAILURE_NUMBERS calling numbers (each failing number
+    stayed in memory for ever before), and still stop a line that keeps guessing."""
+    import time
+
+    from hotline import ivr_services as module
+
+    monkeypatch.setattr(module, "QUERY_FAILURE_NUMBERS", 20)
+    services = module.HotlineIvrServices(config=ivr_config, trees=trees)
+    for n in range(60):
+        assert services.ticket_status("10000000", f"139{n:08d}", None) is None
+    assert len(services._query_failures) == 20
+    for _ in range(10):
+        services.ticket_status("10000001", "13600000000", None)
+    assert services._query_failures.blocked("13600000000", time.monotonic())
+    assert services.ticket_status("10000000", "１３８００１３８０００", None) is None  # full-width digits
