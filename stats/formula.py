@@ -7,6 +7,7 @@ call, attribute, subscript or other operator gets through. Pure: no database.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -70,6 +71,25 @@ def parse_formula(text: str, known: frozenset[str] | set[str]) -> Formula:
         elif not isinstance(node, (ast.Expression, ast.Load, ast.operator, ast.unaryop)):
             raise FormulaError("Only numbers, count names, + - * / and parentheses are allowed.")
     return Formula(text, tree, frozenset(names))
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def rename(text: str, labels: Mapping[str, str]) -> str:
+    """``text`` with each count name replaced by its label (``labels``: name -> label), to show a formula in a
+    person's words; other names and numbers as they are."""
+    return _NAME_RE.sub(lambda m: labels.get(m.group(0), m.group(0)), text or "")
+
+
+def unlabel(text: str, labels: Mapping[str, str]) -> str:
+    """A formula typed with labels (as ``rename`` shows it) back in count names, for ``parse_formula``; count
+    names typed as such stay. The longest label wins where one contains another."""
+    by_label = {label: name for name, label in labels.items() if label and label != name}
+    if not by_label:
+        return text or ""
+    pattern = re.compile("|".join(re.escape(label) for label in sorted(by_label, key=len, reverse=True)))
+    return pattern.sub(lambda m: by_label[m.group(0)], text or "")
 
 
 def _eval(node: ast.AST, counts: Mapping[str, float]) -> float:

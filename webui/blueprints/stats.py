@@ -77,7 +77,7 @@ MESSAGES = {"zh": {
     "No overdue tickets in this period.": "本期没有超期工单。",
     "No tickets in this period.": "本期没有工单。",
     "Showing %(scope)s, %(first)s to %(last)s (%(days)s days).": "统计范围：%(scope)s，%(first)s 至 %(last)s（共 %(days)s 天）。",
-    "Compared with %(prev_first)s to %(prev_last)s (环比) and %(year_first)s to %(year_last)s (同比).":
+    "Compared with %(prev_first)s to %(prev_last)s (previous period) and %(year_first)s to %(year_last)s (a year earlier).":
         "环比对照 %(prev_first)s 至 %(prev_last)s，同比对照 %(year_first)s 至 %(year_last)s。",
     "Call figures cover the whole hotline and are shown to the hotline centre and leaders only.":
         "话务数据属全市热线，仅对热线办和领导显示。",

@@ -17,12 +17,12 @@ from caseflow.services import CHANNELS, TICKET_TYPES
 from caseflow import workflow as wf
 from stats import assessing, saved_reports
 from stats import report_queries as rq
-from stats.assessment import COUNT_NAMES, check_indicator, month_of
+from stats.assessment import COUNT_NAMES, DEFAULT_INDICATORS, check_indicator, month_of
 from stats.breakdowns import (URGENCIES, Column, FilterError, Table, bucket_labels, call_traffic, compare_rows,
                               department_rows, heat_cells, parse_filters, sort_rows, speed_by_unit, tree_rows)
 from stats.charts import bar_chart, line_chart
 from stats.figures import COUNT, RATE, SECONDS, format_change, format_value, unit_of
-from stats.formula import FormulaError
+from stats.formula import FormulaError, rename, unlabel
 from stats.models import Appeal, SavedReport
 from stats.periods import KINDS, PeriodError, parse_period, previous_period, year_earlier
 from stats.queries import Scope, department_directory, scope_for
@@ -165,12 +165,64 @@ MESSAGES = {"zh": {
     "This appeal has already been decided.": "该申诉已处理。",
     "Scores: rates earn weight × value (lower-is-better rates weight × (1 − value)); counts deduct weight each; indicators without data are left out and the other rate weights scaled up.":
         "计分：比率类得 权重 × 值（越低越好的比率得 权重 × (1 − 值)）；计数类每件扣 权重 分；无数据的指标不计，其余比率权重按比例放大。",
+    "Code": "代码", "Edit": "编辑", "New indicator": "新增指标",
+    "kind:rate": "比率", "kind:count": "计数", "better:high": "越高越好", "better:low": "越低越好",
+    "Formulas use the counts below, by name, with numbers, + - * / and parentheses.":
+        "公式由下列计数项（按名称）、数字、+ - * / 和括号组成。",
+    **{f"indicator:{code}": zh for code, zh in {
+        "accept_in_time": "签收及时率", "on_time": "按时办结率", "satisfaction": "满意率", "return_rate": "退单率",
+        "extension_rate": "延期率", "reopen_rate": "重办率", "supervised": "督办件数",
+        "callback_score": "回访满意度"}.items()},
+    # stats.assessment.COUNT_NAMES
+    "Tickets dispatched to the department (dispatch or reopen) in the month": "本月派至本单位的工单（派单或重办）",
+    "Acceptances in the month": "本月签收的工单",
+    "Acceptances within 24 hours of the dispatch": "派单后 24 小时内签收的工单",
+    "Tickets whose deadline falls in the month": "办理期限落在本月的工单",
+    "Of those, replied by the deadline": "其中在期限内答复的工单",
+    "Tickets returned to the centre in the month": "本月退回热线办的工单",
+    "Extensions granted in the month": "本月获准延期的工单",
+    "Tickets reopened in the month": "本月重办的工单",
+    "Supervision orders in the month": "本月督办的工单",
+    "Call-back ratings in the month": "本月回访评价的工单",
+    "Rated satisfied": "评价为满意",
+    "Rated basically satisfied": "评价为基本满意",
+    "Rated unsatisfied": "评价为不满意",
     **{f"count:{name}": zh for name, zh in {
         "dispatched": "派单数", "accepted": "签收数", "accepted_in_time": "及时签收数", "due": "到期数",
         "on_time": "按时办结数", "returned": "退单数", "extended": "延期数", "reopened": "重办数",
         "supervised": "督办数", "rated": "回访数", "satisfied": "满意数", "basic": "基本满意数",
         "unsatisfied": "不满意数"}.items()},
+}, "en": {
+    # Codes shown by name (an untranslated "kind:code" id would show the code itself).
+    "kind:rate": "Rate", "kind:count": "Count", "better:high": "Higher is better", "better:low": "Lower is better",
+    **{f"indicator:{code}": en for code, en in {
+        "accept_in_time": "Timely acceptance rate", "on_time": "On-time rate", "satisfaction": "Satisfaction rate",
+        "return_rate": "Return rate", "extension_rate": "Extension rate", "reopen_rate": "Reopen rate",
+        "supervised": "Supervision orders", "callback_score": "Call-back satisfaction"}.items()},
+    **{f"count:{name}": en for name, en in {
+        "dispatched": "Dispatched", "accepted": "Accepted", "accepted_in_time": "Accepted in time", "due": "Due",
+        "on_time": "Replied on time", "returned": "Returned", "extended": "Extended", "reopened": "Reopened",
+        "supervised": "Supervised", "rated": "Rated", "satisfied": "Satisfied", "basic": "Basically satisfied",
+        "unsatisfied": "Unsatisfied"}.items()},
 }}
+
+_DEFAULT_NAMES = {spec.code: spec.name for spec in DEFAULT_INDICATORS}
+
+
+def count_labels() -> dict[str, str]:
+    """Count name -> its label in the user's language (formulas are shown, and may be typed, with these)."""
+    return {name: _(f"count:{name}") for name in COUNT_NAMES}
+
+
+def indicator_name(code: str, name: str) -> str:
+    """A shipped indicator under its shipped name in the user's language; one an administrator named, as named."""
+    return _(f"indicator:{code}") if _DEFAULT_NAMES.get(code) == name else name
+
+
+def _assessment_words() -> dict:
+    """What the assessment templates need to show indicators, formulas and counts in words."""
+    return {"indicator_name": indicator_name, "shown_formula": lambda text: rename(text, count_labels()),
+            "count_names": COUNT_NAMES}
 
 TITLES = {"calls": "Calls in and out", "agents": "Per agent", "region": "Tickets by region",
           "category": "Tickets by category", "status": "Tickets by status now", "urgency": "Tickets by urgency",
@@ -448,7 +500,8 @@ def assessment():
     if request.args.get("format") == "xlsx":
         return _assessment_xlsx(sheet, scores, names)
     return render_template("stats/assessment.html", sheet=sheet, scores=scores, names=names, appeals=list(appeals),
-                           own=own, count_names=COUNT_NAMES, centre=bool(g.user.role_set & CENTRE_ROLES),
+                           spec_names={s.code: indicator_name(s.code, s.name) for s in sheet.indicators},
+                           own=own, **_assessment_words(), centre=bool(g.user.role_set & CENTRE_ROLES),
                            admin=bool(g.user.role_set & ADMIN_ROLES), reports=REPORTS, titles=TITLES)
 
 
@@ -456,7 +509,7 @@ def _assessment_xlsx(sheet, scores, names):
     from stats.export import XLSX_MIME, tables_xlsx
 
     cols = [Column("rank", "Rank"), Column("name", "Department", "text")]
-    cols += [Column(s.code, s.name, SECONDS) for s in sheet.indicators] + [Column("total", "Score", SECONDS)]
+    cols += [Column(s.code, indicator_name(s.code, s.name), SECONDS) for s in sheet.indicators] + [Column("total", "Score", SECONDS)]
     rows = [{"rank": s.rank, "name": names.get(s.unit, str(s.unit)), "total": s.total,
              **{c.code: c.value for c in s.cells}} for s in scores]
     audit("assessment_export", "assessment", sheet.month, "")
@@ -486,8 +539,9 @@ def evidence():
     tickets = list(Ticket.select().where(Ticket.id.in_(ids or [0])).order_by(Ticket.id))
     audit("assessment_evidence", "assessment", sheet.month, f"{unit} {code} {name}"[:250])
     _paths, names = department_directory()
+    spec_name = next((indicator_name(s.code, s.name) for s in sheet.indicators if s.code == code), code)
     return render_template("stats/evidence.html", sheet=sheet, unit=unit, unit_name=names.get(unit, ""), code=code,
-                           name=name, tickets=tickets, own=own, reports=REPORTS, titles=TITLES)
+                           spec_name=spec_name, name=name, tickets=tickets, own=own, reports=REPORTS, titles=TITLES)
 
 
 @bp.route("/assessment/appeal", methods=["POST"])
@@ -560,7 +614,7 @@ def indicators():
     if request.method == "POST":
         try:
             spec = check_indicator(request.form.get("code", ""), request.form.get("name", ""),
-                                   request.form.get("formula", ""), request.form.get("weight", ""),
+                                   unlabel(request.form.get("formula", ""), count_labels()), request.form.get("weight", ""),
                                    request.form.get("kind", "rate"), request.form.get("better", "high"))
         except FormulaError as exc:
             error = _error(exc)
@@ -569,5 +623,11 @@ def indicators():
             audit("assessment_indicator", "indicator", spec.code, f"{spec.formula} x{spec.weight}"[:250])
             flash(_("Indicator saved."), "success")
             return redirect(url_for("stats_reports.indicators"))
-    return render_template("stats/indicators.html", specs=assessing.indicators(), count_names=COUNT_NAMES,
-                           error=error, form=request.form, reports=REPORTS, titles=TITLES), (400 if error else 200)
+    specs = assessing.indicators()
+    form = request.form
+    editing = next((s for s in specs if s.code == request.args.get("edit")), None)
+    if editing is not None and request.method == "GET":  # the form filled with the indicator to change
+        form = {"code": editing.code, "name": editing.name, "formula": rename(editing.formula, count_labels()),
+                "weight": f"{editing.weight:g}", "kind": editing.kind, "better": editing.better}
+    return render_template("stats/indicators.html", specs=specs, **_assessment_words(), editing=editing,
+                           error=error, form=form, reports=REPORTS, titles=TITLES), (400 if error else 200)

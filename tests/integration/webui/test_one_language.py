@@ -48,9 +48,6 @@ STILL_TO_FIX: set[str] = {
     "en /admin/ivr/prompts",
     "en /admin/templates",
     "en /kb/",
-    "en /stats/",
-    "en /stats/assessment",
-    "en /stats/assessment/indicators",
     "zh /admin/api-clients/",
     "zh /admin/audit",
     "zh /admin/ivr/",
@@ -59,8 +56,6 @@ STILL_TO_FIX: set[str] = {
     "zh /admin/org/roles",
     "zh /admin/templates",
     "zh /mailbox",
-    "zh /stats/assessment",
-    "zh /stats/assessment/indicators",
     "zh /write",
 }
 

@@ -186,6 +186,32 @@ def test_score_sheet_by_hand(month, login):
     assert cells(html, "rank")[str(e)] == "1"
 
 
+def test_indicators_in_words_and_typed_in_words(month, login):
+    """Should show the indicators and their formulas in the user's words (no count or indicator codes),
+    and save a formula an administrator typed with the counts' names."""
+    from caseflow.accounts import hash_password
+    from caseflow.models import User
+    from stats.models import Indicator
+
+    from .conftest import PASSWORD
+
+    admin = login(User.create(operator_no="7009", name="管理员", password_hash=hash_password(PASSWORD),
+                              roles="admin"))
+    html = admin.get("/stats/assessment/indicators").get_data(as_text=True)
+    assert "及时签收数 / 签收数" in html and "签收及时率" in html and "越低越好" in html
+    assert "accepted_in_time /" not in html and ">rate<" not in html
+    edit = admin.get("/stats/assessment/indicators?edit=callback_score").get_data(as_text=True)
+    assert 'value="(满意数 + 0.8 * 基本满意数) / 回访数"' in edit
+    saved = admin.post_form("/stats/assessment/indicators", data={
+        "code": "callback_score", "name": "回访满意度", "formula": "(满意数 + 0.5 * 基本满意数) / 回访数",
+        "weight": "10", "kind": "rate", "better": "high"})
+    assert saved.status_code == 302
+    assert Indicator.get(Indicator.code == "callback_score").formula == "(satisfied + 0.5 * basic) / rated"
+    refused = admin.post_form("/stats/assessment/indicators", data={
+        "code": "x1", "name": "x", "formula": "满意数 / 投诉数", "weight": "1", "kind": "rate", "better": "high"})
+    assert refused.status_code == 400 and "未知的计数项" in refused.get_data(as_text=True)
+
+
 def test_appeal_accepted_leaves_the_ticket_out_and_month_freezes(month, login, east_leader):
     """Should refuse an appeal on another department's ticket, take the own one, leave it out when the
     centre accepts, and freeze the sheet when the month is closed."""

@@ -7,7 +7,7 @@ import pytest
 
 from stats.assessment import COUNT, KNOWN, LOW, RATE, IndicatorSpec, check_indicator, score_sheet
 from stats.breakdowns import answered_in_target, buckets, median, state_seconds, tree_rows
-from stats.formula import FormulaError, NoData, parse_formula
+from stats.formula import FormulaError, NoData, parse_formula, rename, unlabel
 
 
 def test_formula_reads_names_and_numbers():
@@ -23,6 +23,20 @@ def test_formula_refuses_anything_else(text):
     """Should refuse calls, attributes, other operators, unknown names, strings and bad syntax."""
     with pytest.raises(FormulaError):
         parse_formula(text, KNOWN)
+
+
+def test_formula_shown_and_typed_in_words():
+    """Should show a formula with the counts' labels and read one typed with labels (the longest label
+    first, count names typed as such kept) back to the same formula."""
+    labels = {"satisfied": "满意数", "basic": "基本满意数", "rated": "回访数", "unsatisfied": "不满意数"}
+    shown = rename("(satisfied + 0.8 * basic) / rated", labels)
+    assert shown == "(满意数 + 0.8 * 基本满意数) / 回访数"
+    assert unlabel(shown, labels) == "(satisfied + 0.8 * basic) / rated"
+    assert unlabel("不满意数 / rated", labels) == "unsatisfied / rated"
+    english = {"basic": "Basically satisfied", "satisfied": "Satisfied", "rated": "Rated"}
+    assert unlabel("(Satisfied + Basically satisfied) / Rated", english) == "(satisfied + basic) / rated"
+    with pytest.raises(FormulaError):
+        parse_formula(unlabel("满意数 / 投诉数", labels), KNOWN)
 
 
 def test_division_by_zero_is_no_data_not_a_crash():
