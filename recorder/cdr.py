@@ -56,7 +56,10 @@ class CallDraft:
     ended_at: dt.datetime | None = None
     hangup_cause: str = ""
     hangup_side: str = ""
-    agent_hung_up_first: bool = False
+    # Evidence of who ended the call, from the legs' own hang-up events (see CdrRecorder.hangup):
+    agent_leg_first: bool = False  # an agent's leg hung up while the caller's was still up
+    agent_leg_side: str = ""       # that leg's SIP disposition mapped: "agent" (the phone's BYE) or "system"
+    caller_side: str = ""          # the caller's leg's disposition mapped: "caller" or "system"
     flags: set[str] = field(default_factory=set)
     record_id: int | None = None  # the CallRecord row written at call start
     # The IVR has the call and has not yet said whether it served the caller (its trace): until it has,
@@ -144,6 +147,16 @@ def side_of(value: str, leg: str) -> str:
     return ""
 
 
+def who_hung_up(draft: CallDraft) -> str:
+    """挂机方 from evidence only: "agent" when an agent's leg hung up while the caller's was up and its SIP
+    disposition says the phone sent the BYE; else what the caller's leg says (its BYE: "caller", ours:
+    "system"); else "" (unknown). An agent's leg ending first without a disposition proves nothing: the
+    system or a loopback caller's leaving may have ended it."""
+    if draft.agent_leg_first and draft.agent_leg_side == "agent":
+        return "agent"
+    return draft.caller_side
+
+
 class CdrRecorder:
     """Builds call records from hooks and events. One per process; thread/greenlet-safe enough for gevent
     (every method runs to completion without yielding before it touches the draft)."""
@@ -153,6 +166,7 @@ class CdrRecorder:
         self.clock = clock
         self.drafts: dict[str, CallDraft] = {}
         self.leg_of: dict[str, str] = {}  # other leg uuid -> call uuid
+        self.finished_leg_of: dict[str, str] = {}  # the same for calls in ``finished`` (late hang-up events)
         self.on_missed = on_missed  # callback(MissedCall) e.g. to notify the desk
         # Drafts of recently ended calls: the IVR trace and the queue's last word can arrive just after the
         # hang-up event, and then the record is finalised again with them (and re-signed).
@@ -299,28 +313,35 @@ class CdrRecorder:
         main = self.leg_of.get(call_uuid)
         if main is not None:
             draft = self.drafts.get(main)
-            # The switch ending the agent's leg (because the caller left) is not the agent hanging up.
-            if draft is not None and draft.ended_at is None and side_of(side, "agent") in ("agent", ""):
-                draft.agent_hung_up_first = True
+            if draft is not None:
+                if draft.ended_at is None:
+                    draft.agent_leg_first = True
+                draft.agent_leg_side = side_of(side, "agent") or draft.agent_leg_side
             return None
         draft = self.drafts.get(call_uuid)
         if draft is None:
             return self._late_side(call_uuid, side)
         draft.ended_at = self._at(at)
         draft.hangup_cause = (cause or "")[:64]
-        mapped = side_of(side, "caller")
-        if draft.agent_hung_up_first:
-            mapped = "agent"
-        draft.hangup_side = mapped
+        draft.caller_side = side_of(side, "caller") or draft.caller_side
+        draft.hangup_side = who_hung_up(draft)
         return self.finalise(draft)
 
     def _late_side(self, call_uuid: str, side: str) -> CallRecord | None:
         """FreeSWITCH names who ended a SIP dialog (sip_hangup_disposition) only in the channel's final
-        hang-up event (CHANNEL_HANGUP_COMPLETE), after the first one closed the record: a side the record
-        left blank is filled in from it (an agent who hung up first keeps the record's "agent")."""
+        hang-up event (CHANNEL_HANGUP_COMPLETE), often after the caller's first one closed the record: the
+        evidence it brings (the caller's leg or an agent's) decides the side again, and a changed side is
+        finalised again."""
         draft = self.finished.get(call_uuid)
-        mapped = side_of(side, "caller")
-        if draft is None or not mapped or draft.hangup_side:
+        if draft is not None:
+            draft.caller_side = side_of(side, "caller") or draft.caller_side
+        else:
+            draft = self.finished.get(self.finished_leg_of.get(call_uuid, ""))
+            if draft is None:
+                return None
+            draft.agent_leg_side = side_of(side, "agent") or draft.agent_leg_side
+        mapped = who_hung_up(draft)
+        if mapped == draft.hangup_side:
             return None
         draft.hangup_side = mapped
         return self.finalise(draft)
@@ -412,10 +433,13 @@ class CdrRecorder:
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)
+            self.finished_leg_of[leg] = draft.call_uuid
         self.finished[draft.call_uuid] = draft
         self.finished.move_to_end(draft.call_uuid)
         while len(self.finished) > self.keep_finished:
-            self.finished.popitem(last=False)
+            _, old = self.finished.popitem(last=False)
+            for leg in old.other_uuids:
+                self.finished_leg_of.pop(leg, None)
         if entry is not None and self.on_missed is not None:
             try:
                 self.on_missed(entry)

@@ -109,6 +109,47 @@ def test_hangup_side_from_the_final_hangup_event(cdr, clock):
     assert side("bye-3") == "system"
 
 
+def test_agent_leg_ending_first_without_a_disposition_is_not_the_agent(cdr, clock):
+    """Should not record the agent as the side that hung up when the agent's leg's first hang-up event has no
+    SIP disposition and the switch's final event says it sent the BYE (the system, or a loopback citizen's
+    leaving, ended the call): unknown for a loopback caller (no disposition of its own), system when the
+    caller's leg says we ended it; the agent only with the agent leg's own BYE as evidence."""
+    def call(uuid, leg):
+        cdr.call_started(uuid, caller="139")
+        cdr.agent_answered(uuid, "1003", agent_uuid=leg)
+        clock.advance(seconds=5)
+
+    def hangup(uuid, side="", complete=False):
+        cdr.on_switch_event(ChannelHangup(server="fs1", uuid=uuid, cause="NORMAL_CLEARING", hangup_side=side,
+                                          complete=complete))
+
+    def side(uuid):
+        return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
+
+    call("loop-1", "leg-l1")  # a loopback citizen hangs up; the agent's leg's events happen to come first
+    hangup("leg-l1")
+    hangup("loop-1")
+    hangup("leg-l1", "switch", complete=True)
+    hangup("loop-1", complete=True)
+    assert side("loop-1") == ""
+
+    call("sys-1", "leg-s1")  # the system ends the call (uuid_kill of both legs)
+    hangup("leg-s1")
+    hangup("sys-1")
+    hangup("sys-1", "switch", complete=True)
+    hangup("leg-s1", "switch", complete=True)
+    assert side("sys-1") == "system"
+
+    call("late-1", "leg-t1")  # the agent's BYE, its disposition only after the record closed
+    hangup("leg-t1")
+    hangup("late-1")
+    assert side("late-1") == ""
+    hangup("late-1", "switch", complete=True)
+    assert side("late-1") == "system"
+    hangup("leg-t1", "caller", complete=True)
+    assert side("late-1") == "agent" and CallRecord.get(CallRecord.call_uuid == "late-1").finalised
+
+
 def test_abandoned_call_goes_to_missed_list(cdr, clock):
     """Should finalise an unanswered queue call as abandoned and add it to the missed calls."""
     cdr.call_started("c3", caller="13900000000")
