@@ -16,7 +16,7 @@ from acd.errors import AcdError
 from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, ChatQueue, Queue
 from acd.policy import (QUEUE_FIELDS, QUEUE_NUMBERS, SHIFT_QUEUE_FIELDS, QueueChangeRefused,
                         check_chat_queue_change, check_queue_change, queue_number_error,
-                        may_create_or_delete_queues)
+                        may_assign_extensions, may_create_or_delete_queues)
 from acd.strategies import check_strategy
 from caseflow.models import User
 from core.db import database
@@ -158,6 +158,10 @@ def add_guest(acd, actor: User, user: User, extension: str, day: dt.date, skills
     """
     from acd.supervisor import Supervisor
 
+    if extension != (user.extension or "") and not may_assign_extensions(actor):
+        # A team lead puts a leader on the phones at the leader's own extension; giving one is an admin's.
+        raise AcdError(f"只有管理员可以为用户 {user.operator_no} 分配分机 / only an administrator may give user "
+                       f"{user.operator_no} an extension")
     with database.atomic():
         _sync_user_extension(user, extension)
         user = User.get_by_id(user.id)

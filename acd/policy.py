@@ -55,6 +55,12 @@ def may_create_or_delete_queues(user) -> bool:
     return "admin" in _roles(user)
 
 
+def may_assign_extensions(user) -> bool:
+    """Only administrators give a user a SIP extension: an extension is an identity on the switch (calls to
+    it ring that phone, a lead's listening actions follow it), not a shift setting."""
+    return "admin" in _roles(user)
+
+
 def queue_fields_for(user) -> frozenset[str]:
     """The queue fields ``user`` may change: all for an administrator, the shift settings for a team lead,
     none for anyone else."""

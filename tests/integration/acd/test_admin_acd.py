@@ -432,10 +432,12 @@ def test_configured_extension_directory_is_used(db_url, tmp_path, people):
 
 # ------------------------------------------------------------------------------------------ guests
 def test_team_lead_puts_a_leader_on_the_phones_for_a_day(app, client, running, people):
-    """Should make a leader a guest agent for the day (recorded as a team-lead action), then end it."""
+    """Should make a leader a guest agent for the day at the extension an administrator gave them (recorded
+    as a team-lead action), then end it."""
     acd, _world = running
     create_queue("complaint", "complaint")
     acd.load()
+    User.update(extension="1009").where(User.id == people["leader"].id).execute()
     client.login("8001", PASSWORD)
     today = app.extensions["hotline"].services.clock.today()
     assert today == acd.clock.today()
@@ -453,6 +455,22 @@ def test_team_lead_puts_a_leader_on_the_phones_for_a_day(app, client, running, p
     assert acd.skills.get(agent.id, {}) == {} and Agent.get_by_id(agent.id).guest_until < today
     assert [a.action for a in AuditLog.select().where(AuditLog.action.startswith("acd_guest"))
             .order_by(AuditLog.id)] == ["acd_guest_add", "acd_guest_end"]
+
+
+def test_team_lead_cannot_assign_an_extension(app, client, running, people):
+    """Should refuse a team lead who gives a leader without an extension one through the guest form (only an
+    administrator assigns extensions), writing nothing; an administrator may."""
+    create_queue("complaint", "complaint")
+    client.login("8001", PASSWORD)
+    form = {"user": people["leader"].id, "extension": "1009", "day": today(app).isoformat(), "level_complaint": "9"}
+    response = client.post_form("/admin/acd/guests", form)
+    assert response.status_code == 400 and "只有管理员可以为用户 5001 分配分机" in response.get_data(as_text=True)
+    assert User.get_by_id(people["leader"].id).extension is None
+    assert Agent.select().count() == 0 and SupervisorAction.select().count() == 0
+    client.logout()
+    client.login("0001", PASSWORD)
+    assert client.post_form("/admin/acd/guests", form).status_code == 303
+    assert User.get_by_id(people["leader"].id).extension == "1009"
 
 
 @pytest.mark.parametrize("changes, message", [
