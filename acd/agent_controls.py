@@ -202,7 +202,7 @@ class AgentControls:
         agent.on_hold = on
         agent.save(only=[Agent.on_hold])
         self._record(agent, "hold" if on else "resume", agent.call_uuid)
-        self.acd._notify("hold", agent_id=agent_id, on_hold=on)
+        self.acd.notify("hold", agent_id=agent_id, on_hold=on)
         return agent
 
     def hangup(self, agent_id: int, call_uuid: str) -> Agent:
@@ -225,7 +225,7 @@ class AgentControls:
             other = self.acd.agents[agent_id]
             if not other.registered:
                 raise _refuse("对方话机未注册", "that agent's phone is not registered")
-            if from_server and other.server and other.server != from_server and len(self.acd._connections()) > 1:
+            if from_server and other.server and other.server != from_server and len(self.acd.connections()) > 1:
                 # Transfers are dialled on the caller's switch as user/<ext>, which only reaches its own
                 # phones; queue offers cross servers, a transfer does not (yet): say so instead of ringing
                 # nobody.
@@ -487,7 +487,7 @@ class AgentControls:
         agent.help_requested_at = utcnow()
         agent.save(only=[Agent.help_requested_at])
         self._record(agent, "request_help", agent.call_uuid, note)
-        self.acd._notify("help", agent_id=agent_id, note=note[:120])
+        self.acd.notify("help", agent_id=agent_id, note=note[:120])
         return agent
 
     def set_desk_activity(self, agent_id: int, text: str) -> None:
@@ -495,7 +495,7 @@ class AgentControls:
         agent = self.acd.agent(agent_id)
         agent.desk_activity = (text or "")[:255]
         agent.save(only=[Agent.desk_activity])
-        self.acd._notify("desk", agent_id=agent_id, desk=agent.desk_activity)
+        self.acd.notify("desk", agent_id=agent_id, desk=agent.desk_activity)
 
 
 def user_agent(acd: Acd, user: User) -> Agent:

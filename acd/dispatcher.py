@@ -110,12 +110,12 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
     def start(self, reconcile_now: bool = True) -> None:
         """Load state from the database, subscribe to every FreeSWITCH, reconcile, start the periodic loop."""
         self.load()
-        for conn in self._connections():
+        for conn in self.connections():
             conn.subscribe(self.on_event)
             conn.on_connected(lambda conn=conn: self._spawn_reconcile(conn))
         self._started = True
         if reconcile_now:
-            for conn in self._connections():
+            for conn in self.connections():
                 if getattr(conn, "connected", True):
                     # A switch that fails here is reconciled again when it (re)connects.
                     self._safe_reconcile(self._server_name(conn))
@@ -151,7 +151,8 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             # New agents' operator numbers are rendered now, not while a caller waits for the bridge.
             gevent.spawn(self.prompts.prepare, sorted(set(self.operator_no.values())))
 
-    def _connections(self) -> list:
+    def connections(self) -> list:
+        """The inbound connections, one per FreeSWITCH."""
         return list(self.pool.all())
 
     @staticmethod
@@ -171,7 +172,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
                 return for_host(host)
             except (KeyError, LookupError):
                 pass
-        conns = self._connections()
+        conns = self.connections()
         for conn in conns:
             if self._server_name(conn).rpartition(":")[0] == host:
                 return conn
@@ -195,7 +196,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         if not session.server:
             return ""
         host = session.server.rpartition(":")[0] or session.server
-        same_host = [c for c in self._connections() if self._server_name(c).rpartition(":")[0] == host]
+        same_host = [c for c in self.connections() if self._server_name(c).rpartition(":")[0] == host]
         if len(same_host) > 1:
             # Several FreeSWITCH on one host: the address cannot tell; the channel's creation event will.
             waiting = self._channel_seen.setdefault(session.uuid, gevent.event.Event())
@@ -214,13 +215,16 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         """Receive every ACD notice (agent state, screen pop, queue changes) as a dict."""
         self.listeners.append(listener)
 
-    def _notify(self, kind: str, **data) -> None:
+    def notify(self, kind: str, **data) -> None:
+        """Send a notice ``{"type": kind, **data}`` to every listener (desks, console); a failing one is logged."""
         notice = {"type": kind, **data}
         for listener in list(self.listeners):
             try:
                 listener(notice)
             except Exception:  # noqa: BLE001 - a broken listener must never stop the ACD
                 log.exception("ACD listener failed on %s", kind)
+
+    _notify = notify  # the former name, still used by tests (tests/integration/acd/test_web.py)
 
     # ------------------------------------------------------------------ agents
     def agent(self, agent_id: int) -> Agent:
@@ -277,7 +281,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
                                  ).execute()
         if to_state != "wrap_up":
             self._cancel_timer(agent_id)
-        self._notify("agent", agent_id=agent_id, status=to_status, state=to_state, event=event,
+        self.notify("agent", agent_id=agent_id, status=to_status, state=to_state, event=event,
                      reason=agent.break_reason)
         if sm.is_offerable(to_status, to_state, agent.registered):
             self.free_at[agent_id] = time.perf_counter()
@@ -297,7 +301,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             agent.contact = contact[:255]
         if changed:
             agent.save(only=[Agent.registered, Agent.server, Agent.contact])
-            self._notify("registration", agent_id=agent_id, registered=registered, server=agent.server)
+            self.notify("registration", agent_id=agent_id, registered=registered, server=agent.server)
         if sm.is_offerable(agent.status, agent.state, registered):
             self.free_at.setdefault(agent_id, time.perf_counter())
             self.kick()
@@ -334,7 +338,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             self.end_consultation(consult.leg, "caller_hung_up" if reason == "caller hung up" else
                                   "completed" if consult.answered else "agent_hung_up")
         self.transition(agent_id, "call_end", reason=reason, talk_seconds=talk)
-        self._notify("call_ended", agent_id=agent_id, call_uuid=call_uuid)
+        self.notify("call_ended", agent_id=agent_id, call_uuid=call_uuid)
         if agent.state == "wrap_up":
             queue = self.queues.get(queue_name)
             seconds = queue.wrap_up_seconds if queue is not None else self.settings.default_wrap_up
@@ -367,7 +371,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         # The caller may be bridged on to the target (or back to the agent) by FreeSWITCH: its bridge
         # ending is then not the end of the call.
         self.handed_off.add(agent.call_uuid)
-        self._notify("consult", **consult.notice())
+        self.notify("consult", **consult.notice())
         return consult
 
     def end_consultation(self, leg: str, outcome: str) -> Consultation | None:
@@ -380,7 +384,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             # so that bridge ending is again the end of the call.
             self.handed_off.discard(consult.call_uuid)
         log.info("consultation %s of agent %s over: %s", leg, consult.agent_id, outcome)
-        self._notify("consult", **consult.notice("ended", outcome))
+        self.notify("consult", **consult.notice("ended", outcome))
         return consult
 
     def _consultation_answered(self, leg: str) -> None:
@@ -388,7 +392,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             return  # an answer arriving after the hang-up
         consult = self.consultations.answered(leg)
         if consult is not None:
-            self._notify("consult", **consult.notice())
+            self.notify("consult", **consult.notice())
 
     # ------------------------------------------------------------------ FreeSWITCH events
     def on_event(self, event) -> None:

@@ -235,7 +235,7 @@ class OffersMixin:
         base = QueueSnapshot(queue.name, strategy=queue.strategy, caller_server=waiter.entry.server,
                              reachable_servers=reachable, last_agent_id=queue.last_agent_id,
                              exclude=frozenset(waiter.offered))
-        if len(self._connections()) <= 1:
+        if len(self.connections()) <= 1:
             base = dataclasses.replace(base, caller_server="")
         order = choose_agent(base, snapshots, queue.strategy, rng=self.rng)
         if not order and waiter.offered:
@@ -269,7 +269,7 @@ class OffersMixin:
         queue.last_agent_id = chosen[0]
         Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute()
         for agent_id in chosen:
-            self._notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
+            self.notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
                          queue=queue.name)
         self._wake(waiter, "offer")
 
@@ -364,10 +364,10 @@ class OffersMixin:
         if put_on_break:
             self.transition(agent_id, "not_ready", reason=self.settings.no_answer_reason)
         self.transition(agent_id, "offer_failed", reason=cause)
-        self._notify("offer_over", agent_id=agent_id, cause=cause)
+        self.notify("offer_over", agent_id=agent_id, cause=cause)
         if put_on_break:
             # Said plainly on the desk (with 示闲 at hand): a silent break looks like a quiet queue.
-            self._notify("no_answer_break", agent_id=agent_id, cause=cause, queue=queue.name,
+            self.notify("no_answer_break", agent_id=agent_id, cause=cause, queue=queue.name,
                          reason=self.settings.no_answer_reason)
 
     def _agent_answered(self, agent_id: int, leg: str) -> None:
@@ -390,7 +390,7 @@ class OffersMixin:
             entry.answered_at = utcnow()
             entry.wait_seconds = round(time.monotonic() - waiter.entered, 3)
             entry.save(only=entry.dirty_fields)
-        self._notify("answered", agent_id=agent_id, call_uuid=agent.call_uuid, number=agent.call_number,
+        self.notify("answered", agent_id=agent_id, call_uuid=agent.call_uuid, number=agent.call_number,
                      queue=agent.call_queue, direction=agent.call_direction)
 
     def _lost_race(self, agent_id: int, leg: str) -> None:
@@ -401,7 +401,7 @@ class OffersMixin:
         self.answered_at.pop(agent_id, None)
         self.leg_owner.pop(leg, None)
         self.transition(agent_id, "offer_failed", reason="LOSE_RACE")
-        self._notify("offer_over", agent_id=agent_id, cause="LOSE_RACE")
+        self.notify("offer_over", agent_id=agent_id, cause="LOSE_RACE")
         waiter = self.waiters.get(call_uuid)
         offer = waiter.offer if waiter is not None else None
         if offer is None:

@@ -76,7 +76,7 @@ class ReconcileMixin:
                      for leg in w.offer.legs.values()}
         for agent in list(self.agents.values()):
             if not agent.leg_uuid or (agent.call_server and agent.call_server != server
-                                      and len(self._connections()) > 1):
+                                      and len(self.connections()) > 1):
                 continue
             if agent.state in ("reserved", "ringing"):
                 if agent.leg_uuid in channels:
@@ -99,7 +99,7 @@ class ReconcileMixin:
         for consult in self.consultations.stale(channels, time.monotonic(), grace=15.0):
             # A consultation leg this switch does not have (never created, or its hang-up event lost).
             agent = self.agents.get(consult.agent_id)
-            if agent is None or agent.call_server in ("", server) or len(self._connections()) == 1:
+            if agent is None or agent.call_server in ("", server) or len(self.connections()) == 1:
                 self.end_consultation(consult.leg, "lost")
         self.expire_wrap_up()
         for entry in QueueEntry.select().where(QueueEntry.state.in_(("waiting", "offering"))
@@ -146,6 +146,6 @@ class ReconcileMixin:
     def _periodic(self) -> None:
         while self._started:
             gevent.sleep(self.settings.reconcile_interval)
-            for conn in self._connections():
+            for conn in self.connections():
                 if getattr(conn, "connected", True):
                     self._safe_reconcile(self._server_name(conn))

@@ -173,7 +173,7 @@ class Supervisor:
         agent.help_requested_at = None
         agent.save(only=[Agent.help_requested_at])
         self._record(actor, "answer_help", agent, agent.call_uuid, f"lead leg {leg}")
-        self.acd._notify("help_answered", agent_id=agent.id, by=actor.operator_no)
+        self.acd.notify("help_answered", agent_id=agent.id, by=actor.operator_no)
         return leg
 
     # ------------------------------------------------------------------ status

@@ -112,7 +112,7 @@ class WaitingMixin:
         self.waiters[session.uuid] = waiter
         self.queue_waiters[queue.name][session.uuid] = waiter
         session.on_event(lambda event, waiter=waiter: self._on_caller_event(waiter, event))
-        self._notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
+        self.notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
         try:
             return self._serve(waiter)
         except CallHangup:
@@ -127,7 +127,7 @@ class WaitingMixin:
             self.queue_waiters[queue.name].pop(session.uuid, None)
             if waiter.offer is not None:
                 self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL")
-            self._notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
+            self.notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
 
     def _caller_gone(self, waiter: Waiter) -> None:
         """The caller's channel is gone: free the agents offered to it, whatever its greenlet is doing."""
@@ -305,7 +305,7 @@ class WaitingMixin:
         """Put the caller on the one missed-call list (recorder.missed): key, overflow or abandoned."""
         entry = waiter.entry
         if record_missed(entry.caller_number, reason, entry.call_uuid, waiter.queue.name, entry.wait_seconds):
-            self._notify("callback", queue=waiter.queue.name, number=entry.caller_number, reason=reason)
+            self.notify("callback", queue=waiter.queue.name, number=entry.caller_number, reason=reason)
 
     def _abandon(self, waiter: Waiter) -> None:
         if waiter.entry.state in ("waiting", "offering"):

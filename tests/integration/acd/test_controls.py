@@ -114,7 +114,7 @@ def test_transfer_to_an_agent_on_another_switch_is_refused_clearly(in_call, worl
     acd, controls, agents, session = in_call
     agent = acd.agents[agents[0].id]
     acd.agents[agents[1].id].server = "10.0.0.2:8021"
-    monkeypatch.setattr(acd, "_connections", lambda: [object(), object()])  # two servers in the pool
+    monkeypatch.setattr(acd, "connections", lambda: [object(), object()])  # two servers in the pool
     sent = len(world.commands)
     for action in (controls.blind_transfer, controls.attended_transfer, controls.three_way):
         with pytest.raises(ControlRefused, match="on another switch"):
