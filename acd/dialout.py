@@ -245,6 +245,22 @@ class DialOut:
             raise DialRefused(decision.reason)
         return decision
 
+    def recheck(self, raw: str, purpose: str, *, user=None, detail: str = "") -> Decision:
+        """The rules again for a dial-out allowed earlier and done now (a queued fax): the number's class
+        under today's policy, not counted against the cap again; a refusal is logged and raises DialRefused."""
+        from acd.models import DialOutLog
+
+        roles = tuple(sorted(user.role_set)) if user is not None else ()
+        decision = decide(self.policy, raw, purpose, roles)
+        if not decision.allowed:
+            actor = f"user:{user.id}" if user is not None else "system"
+            DialOutLog.create(at=self._now(), actor=actor, user=user, purpose=purpose, number=decision.number[:32],
+                              number_class=decision.number_class, allowed=False,
+                              reason=(decision.reason or detail)[:255])
+            log.warning("dial-out refused when done: %s %s %s: %s", actor, purpose, decision.number, decision.reason)
+            raise DialRefused(decision.reason)
+        return decision
+
     def dial_string(self, decision: Decision, extension_dial: str = "user/{extension}") -> str:
         """How the switch dials an allowed number: a seat by its extension, anything else by the carrier
         template (switch.commands.CommandError for a template that would break a command)."""

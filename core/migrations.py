@@ -94,6 +94,18 @@ def _user_session_version(migrator, db):
     return []
 
 
+def _fax_job_dialout(migrator, db):
+    """Outbound faxes keep who queued them and why, so the dial-out policy checks them again when sent."""
+    from recorder.models import FaxJob
+
+    columns = {c.name for c in db.get_columns("fax_job")}
+    steps = [migrator.add_column("fax_job", name, field) for name, field in
+             (("purpose", FaxJob.purpose), ("actor_id", FaxJob.actor)) if name not in columns]
+    if steps:
+        migrate(*steps)
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -102,12 +114,14 @@ def _user_session_version(migrator, db):
 # 0005: call records re-signed over every field and chained (recorder.integrity); records whose v1 MAC
 #       does not match keep it, and `python -m recorder.verify` lists them.
 # 0006: users' session version (logout, password change and disabling end every session of the user).
+# 0007: outbound faxes keep their dial-out purpose and actor (checked again by the policy when sent).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", _one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
                      Step("0004_message_address_255", _message_address_wide),
                      Step("0005_call_record_chain", _chain_call_records),
-                     Step("0006_user_session_version", _user_session_version)]
+                     Step("0006_user_session_version", _user_session_version),
+                     Step("0007_fax_job_dialout", _fax_job_dialout)]
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step] | None = None) -> list[str]:

@@ -238,7 +238,8 @@ class FaxService:
         except faxfile.FaxFileError as exc:
             raise FaxError(str(exc)) from exc
         job = FaxJob.create(direction="out", number=number, ticket=ticket, created_at=self._now(),
-                            updated_at=self._now(), max_attempts=max_attempts or self.settings.max_attempts)
+                            updated_at=self._now(), max_attempts=max_attempts or self.settings.max_attempts,
+                            purpose=purpose, actor=actor)
         job.tiff_path = self._day_path("out", f"{job.id}.tif")
         self._set_state(job, "converting", f"to {number}", deadline=self.settings.convert_timeout)
         try:
@@ -261,6 +262,15 @@ class FaxService:
     def start_attempt(self, job: FaxJob, connection) -> FaxJob:
         """Originate one attempt: the call runs txfax once answered; the result arrives as a FaxResult."""
         call_uuid = str(uuidlib.uuid4())
+        try:
+            # The policy again, as it is now (a rule may have changed since the fax was queued); not counted
+            # against the cap a second time.
+            self.dialout.recheck(job.number, job.purpose or "fax", user=job.actor if job.actor_id else None,
+                                 detail=f"fax job {job.id}")
+        except DialRefused as exc:
+            reason = f"dial-out refused when sending / 发送时拨号被拒绝: {exc}"
+            self._set_state(job, "failed", reason, error=reason)
+            return job
         try:
             command = commands.originate(
                 commands.from_template(self.settings.dial_template, number=check_number(job.number)),

@@ -188,6 +188,9 @@ class FaxJob(BaseModel):
     tiff_path = peewee.CharField(max_length=512, default="")  # relative to fax_dir
     pdf_path = peewee.CharField(max_length=512, default="")
     ticket = peewee.ForeignKeyField(Ticket, null=True, backref="fax_jobs", on_delete="SET NULL")
+    # Who queued an outbound fax and why (acd.dialout purpose): the dial-out policy checks again at send time.
+    purpose = peewee.CharField(max_length=24, default="fax")
+    actor = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = peewee.DateTimeField(default=utcnow, index=True)
     updated_at = peewee.DateTimeField(default=utcnow)
     # When the current step must have made progress by, or the watchdog ends it.

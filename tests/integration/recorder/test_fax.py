@@ -218,3 +218,41 @@ def test_fax_to_an_international_or_premium_number_is_refused(fax, sample_pdf):
     assert FaxJob.select().count() == 0
     assert [r.number_class for r in DialOutLog.select().order_by(DialOutLog.id)] == ["international", "premium"]
     assert fax.send("+86 25 8888 6666", sample_pdf).number == "02588886666"
+
+
+def test_fax_queued_before_a_policy_change_is_checked_again_when_sent(fax, sample_pdf):
+    """Should check a queued fax against the dial-out policy in force when it is sent: a fax to an
+    international number allowed by a rule when queued fails at send time once the rule is gone (no
+    originate, the refusal logged, the job failed with the reason); an allowed one is still dialled."""
+    from acd.dialout import DialPolicy, parse_rules
+    from acd.models import DialOutLog
+
+    fax.dialout.policy = DialPolicy(rules=parse_rules("*/*=internal,mobile,domestic,international"))
+    abroad = fax.send("+44 20 7946 0000", sample_pdf)
+    home = fax.send("025-8888 6666", sample_pdf)
+    fax.dialout.policy = DialPolicy()  # the administrator takes the rule back (shipped: domestic only)
+    conn = Connection(ok=True)
+    jobs = {job.id: job for job in fax.dispatch_due(conn)}
+    assert jobs[abroad.id].state == "failed" and "international" in jobs[abroad.id].error
+    assert jobs[home.id].state == "sending"
+    assert len(conn.commands) == 1 and "02588886666" in conn.commands[0]
+    [row] = DialOutLog.select().where(DialOutLog.allowed == False)  # noqa: E712 - peewee expression
+    assert (row.purpose, row.number, row.number_class) == ("fax", "00442079460000", "international")
+
+
+def test_fax_job_dialout_step_adds_the_columns(db, fax, sample_pdf):
+    """Should add the dial-out purpose of outbound faxes to a database made before it, keeping the jobs (a
+    queued one is then checked as a plain fax)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from core.db import is_postgres
+    from core.migrations import SchemaMigration, create_schema
+    from hotline.schema import all_models
+
+    job = fax.send("025-8888 6666", sample_pdf)
+    migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
+    migrate(migrator.drop_column("fax_job", "purpose"))  # (SQLite cannot drop the actor's foreign key column)
+    SchemaMigration.delete().where(SchemaMigration.name == "0007_fax_job_dialout").execute()
+    assert "0007_fax_job_dialout" in create_schema(all_models())
+    again = FaxJob.get_by_id(job.id)
+    assert (again.number, again.purpose, again.actor_id) == ("02588886666", "fax", None)
