@@ -415,3 +415,19 @@ def test_after_service_back_to_self_service(phone):
     call = phone.call([Press("2"), Press("5"), Press("0"), Press("0"), Press("1"), Press("2")])
     heard = played(phone, call)
     assert heard.count("self_menu") == 2 and "goodbye" not in heard[:heard.index("self_menu", 4)]
+
+
+def test_holiday_forward_to_an_international_duty_phone_is_refused(phone):
+    """Should refuse to forward a caller to a duty phone the dial-out policy forbids (an international
+    number: nothing is bridged, the refusal logged) and take a message instead, as for an unreachable one."""
+    from acd.models import DialOutLog
+
+    answering(phone, rest_days="forward", duty_mobile="+442079460000")
+    on(phone, NATIONAL_DAY, holiday=True)
+    call = phone.call([Press("1"), WaitFor("record"), Speak(3), Press("#")])
+    heard = played(phone, call)
+    assert "transfer_failed" in heard and "message_saved" in heard
+    assert not call.bridged_to
+    [row] = DialOutLog.select()
+    assert (row.purpose, row.number, row.number_class, row.allowed) == \
+        ("ivr_forward", "00442079460000", "international", False)
