@@ -227,8 +227,8 @@ def enabled_controls(acd, agent, handback: bool | None = None) -> list[str]:
     if state == "in_call":
         on.add("hangup")
         if consult is None:
-            on.update(("resume",) if agent.on_hold else ("hold",))
-            on.update(("transfer", "attended_transfer", "three_way"))
+            on |= {"resume"} if agent.on_hold else {"hold"}
+            on |= {"transfer", "attended_transfer", "three_way"}
             if handback if handback is not None else handback_choices():
                 on.add("to_ivr")
         else:
@@ -236,7 +236,7 @@ def enabled_controls(acd, agent, handback: bool | None = None) -> list[str]:
             if consult["state"] == "answered":
                 on.add("complete_transfer")
     if agent_state.allowed(status, state, "dial"):
-        on.update(("dial", "call_team_lead"))
+        on |= {"dial", "call_team_lead"}
     if status != "logged_out" and agent.help_requested_at is None:
         on.add("help")
     return sorted(on)
