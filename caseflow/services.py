@@ -54,7 +54,7 @@ REPLY_BY: dict[str, tuple[str, str]] = {
 # ---- creation -------------------------------------------------------------------------------------
 def create_ticket(content: str, *, type: str = "consult", channel: str = "phone", citizen_phone: str = "",
                   citizen_name: str = "", anonymous: bool = False, citizen_address: str = "",
-                  citizen_email: str = "", reply_by: str = "phone", title: str = "", category=None,
+                  citizen_email: str = "", reply_by: Optional[str] = None, title: str = "", category=None,
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
                   note: str = "", reply: str = "") -> Ticket:
@@ -62,7 +62,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
     transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
-    escape on output).
+    escape on output). ``reply_by`` unset: by phone when there is a number, else by e-mail when there is an
+    address, else none; a reply by phone or SMS needs a number, by e-mail an address (TicketInputError).
     """
     clock = clock or Clock()
     if created_by is not None and not can(created_by, "ticket.create"):
@@ -72,11 +73,14 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     type = _choice(type, TICKET_TYPES, "type")
     channel = _choice(channel, CHANNELS, "channel")
     urgency = _choice(urgency, URGENCIES, "urgency")
-    reply_by = _choice(reply_by, REPLY_BY, "reply_by")
     phone = clean_phone(citizen_phone)
     name = _clean(citizen_name, "姓名 name", 64)
     address = _clean(citizen_address, "地址 address", 255)
     email = _clean(citizen_email, "邮箱 email", 255)
+    if reply_by is None:
+        reply_by = "phone" if phone else ("email" if email else "none")
+    reply_by = _choice(reply_by, REPLY_BY, "reply_by")
+    check_reply_contact(reply_by, phone, email)
     category = _resolve(Category, category, "category")
     region = _resolve(Region, region, "region")
     now = to_db(clock.now())
@@ -114,6 +118,17 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     return ticket
 
 
+def check_reply_contact(reply_by: str, phone: str, email: str) -> None:
+    """Refuse a reply the centre could not send: by phone or SMS without a number, by e-mail without an
+    address (TicketInputError naming what is missing)."""
+    if reply_by in ("phone", "sms") and not phone:
+        how = "电话" if reply_by == "phone" else "短信"
+        raise TicketInputError(f"选择{how}答复时须填写联系电话 / a reply by {'phone' if reply_by == 'phone' else 'SMS'} "
+                               "needs a phone number")
+    if reply_by == "email" and "@" not in (email or "").strip("@"):
+        raise TicketInputError("选择电子邮件答复时须填写有效的邮箱地址 / a reply by e-mail needs an e-mail address")
+
+
 def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fields) -> Ticket:
     """Correct a ticket's recorded data (centre, before it is closed); a history row lists what changed."""
     clock = clock or Clock()
@@ -143,6 +158,7 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
                 value = _choice(value, URGENCIES, "urgency")
             elif name == "reply_by":
                 value = _choice(value, REPLY_BY, "reply_by")
+                check_reply_contact(value, fresh.citizen_phone, fresh.citizen_email)
             elif name in ("category", "region"):
                 value = _resolve(Category if name == "category" else Region, value, name)
             elif name in ("citizen_name", "citizen_address"):

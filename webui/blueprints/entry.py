@@ -11,6 +11,7 @@ from caseflow.models import Category, Region, Ticket
 from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
+from webui.i18n import one_language
 from webui.app import NavItem
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import require_roles
@@ -62,7 +63,7 @@ def create():
             region=form.get("region") or None, urgency=form.get("urgency", "normal"), created_by=g.user,
             clock=clock())
     except (TicketInputError, PermissionDenied) as error:
-        flash(str(error), "error")
+        flash(one_language(str(error), g.get("lang") or "zh"), "error")
         return render_template("entry/index.html", waiting=[], form=form, **_choices()), 400
     root = current_app.extensions["hotline"].config.attachments_dir
     for upload in request.files.getlist("files"):

@@ -197,7 +197,7 @@ def test_entry_desk_records_letter(world, login):
 
 def test_entry_completes_ivr_ticket(world, login, clock):
     """Should let the clerk complete a machine-made ticket before dispatch."""
-    t = services.create_ticket("IVR录音，请收听后补录", actor_label="ivr", clock=clock)
+    t = services.create_ticket("IVR录音，请收听后补录", actor_label="ivr", citizen_phone="13912345678", clock=clock)
     clerk = login(world.entry)
     assert t.number in clerk.get("/entry/").get_data(as_text=True)
     clerk.post_form(f"/entry/{t.number}/edit", {"title": "小区停水", "content": "小区停水三天", "type": "help",
