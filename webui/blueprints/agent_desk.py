@@ -344,7 +344,7 @@ def save_ticket():
             title=form.get("title", ""), created_by=g.user, call_uuid=call_uuid, clock=clock, reply=reply,
             category=form.get("category") or None, region=form.get("region") or None,
             urgency=form.get("urgency") or "normal", citizen_address=form.get("citizen_address", ""),
-            reply_by=form.get("reply_by") or "phone")
+            reply_by=form.get("reply_by") or None)  # unset: caseflow picks from the contacts given
     except (TicketInputError, WorkflowError) as error:
         return _desk_page(acd, agent, error=_said(error), entered=request.form), 400
     if held_chat is not None:
