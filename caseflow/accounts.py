@@ -29,7 +29,7 @@ def _password_hasher() -> PasswordHasher:
         return PasswordHasher.from_parameters(profiles.CHEAPEST)
     return PasswordHasher()
 
-OPERATOR_NO_RE = re.compile(r"^[0-9A-Za-z]{2,16}$")
+OPERATOR_NO_RE = re.compile(r"^[0-9A-Za-z]{2,16}\Z")
 MIN_PASSWORD = 8
 
 

@@ -15,7 +15,7 @@ from core.clock import Clock
 
 log = logging.getLogger(__name__)
 
-FAX_NUMBER_RE = re.compile(r"^\+?[0-9]{5,20}$")
+FAX_NUMBER_RE = re.compile(r"^\+?[0-9]{5,20}\Z")
 # Fonts with Chinese glyphs, tried in order when HOTLINE_FAX_FONT does not name one (Debian packages
 # fonts-wqy-microhei, fonts-wqy-zenhei, fonts-noto-cjk, fonts-droid-fallback).
 FONT_CANDIDATES = (

@@ -10,7 +10,7 @@ from caseflow.models import Category, Department, Group, Region, Responsibility,
 
 log = logging.getLogger(__name__)
 
-CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 DEPARTMENT_KINDS = {
     "centre": ("热线中心", "Hotline centre"), "district": ("区县", "District/county"),
     "city_dept": ("市直部门", "City department"), "street": ("街道乡镇", "Town/street"),

@@ -47,8 +47,8 @@ FILE_TYPES = {".png": ("image/png", "image/png"), ".jpg": ("image/jpeg", "image/
 DUPLICATE_WINDOW = dt.timedelta(minutes=10)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L to misread
 CODE_LENGTH = 10                                    # ~49 bits: with the look-up throttle, a fast hash is enough
-EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,24}$")
-MONTH_RE = re.compile(r"^(20[0-9]{2})-(0[1-9]|1[0-2])$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,24}\Z")
+MONTH_RE = re.compile(r"^(20[0-9]{2})-(0[1-9]|1[0-2])\Z")
 PUBLISHABLE = (wf.CLOSED, wf.ARCHIVED)  # the centre's disclose action exists only there
 PAGE_SIZE = 20
 

@@ -24,12 +24,12 @@ def status_query(number, secret: str, lang: str = "zh") -> Optional[dict]:
         number = parse_number(number)
     except TicketInputError:
         return None
-    secret = re.sub(r"\D", "", str(secret or ""))
+    secret = re.sub(r"[^0-9]", "", str(secret or ""))
     ticket = Ticket.get_or_none(Ticket.number == number)
     if ticket is None or not secret:
         return None
-    ok = hmac.compare_digest(secret, re.sub(r"\D", "", ticket.query_pin or "")) or (
-        bool(ticket.citizen_phone) and hmac.compare_digest(secret, re.sub(r"\D", "", ticket.citizen_phone)))
+    ok = hmac.compare_digest(secret, re.sub(r"[^0-9]", "", ticket.query_pin or "")) or (
+        bool(ticket.citizen_phone) and hmac.compare_digest(secret, re.sub(r"[^0-9]", "", ticket.citizen_phone)))
     if not ok:
         return None
     shown = ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket

@@ -32,8 +32,8 @@ URGENCIES: dict[str, tuple[str, str]] = {
 
 MAX_CONTENT = 20000
 MAX_TITLE = 200
-NUMBER_RE = re.compile(r"^[1-9][0-9]{7}$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,30}$")
+NUMBER_RE = re.compile(r"^[1-9][0-9]{7}\Z")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,30}\Z")
 SYSTEM = "system"
 
 

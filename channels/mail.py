@@ -19,7 +19,7 @@ from typing import Optional
 MAX_TEXT = 20000  # characters of body text kept (caseflow's content limit)
 MAX_PARTS = 200  # MIME parts read at most: a hostile nesting is not walked further
 ACCEPTANCE_RE = re.compile(r"(?<![0-9])([1-9][0-9]{7})(?![0-9])")
-_ADDRESS_RE = re.compile(r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z0-9\-]{2,63}$")
+_ADDRESS_RE = re.compile(r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z0-9\-]{2,63}\Z")
 # Declared Chinese charsets are read as their superset: mail labelled gb2312 routinely carries GBK characters.
 _SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "x-gbk": "gb18030", "euc-cn": "gb18030",
              "gb_2312-80": "gb18030", "hz-gb-2312": "hz", "ascii": "utf-8", "us-ascii": "utf-8"}

@@ -43,8 +43,8 @@ MODES = ("realtime", "batch")
 KEY_PREFIX = "o311_"
 # GeoReport status -> the citizen-word keys (workflow.CITIZEN_STATUS) it covers: closed = resolved.
 CLOSED_WORDS = ("closed", "rejected")
-W3C_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
-ATTRIBUTE_RE = re.compile(r"^attribute\[([A-Za-z0-9_.-]{1,32})\](\[\])?$")
+W3C_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
+ATTRIBUTE_RE = re.compile(r"^attribute\[([A-Za-z0-9_.-]{1,32})\](\[\])?\Z")
 
 
 class Open311Error(Exception):
@@ -280,7 +280,7 @@ def parse_post(form, multi_items: Iterable[tuple[str, str]]) -> NewRequest:
             fields["phone"] = services.clean_phone(fields["phone"])
         except services.TicketInputError:
             errors.append((400, "phone is malformed"))
-    if media_url and not re.match(r"^https?://[^\s<>\"']+$", media_url):
+    if media_url and not re.match(r"^https?://[^\s<>\"']+\Z", media_url):
         errors.append((400, "media_url must be an http or https URL"))
     attributes = parse_attributes(multi_items, _attributes(), errors)
     if errors:
@@ -341,7 +341,7 @@ def post_response(ticket: Ticket, row: Open311Request, client: ApiClient) -> lis
 def token_lookup(token, client: Optional[ApiClient] = None) -> list[dict]:
     """GET service_request_id from a token."""
     token = str(token or "")
-    row = Open311Request.get_or_none(Open311Request.token == token) if re.match(r"^[0-9a-f]{24}$", token) else None
+    row = Open311Request.get_or_none(Open311Request.token == token) if re.match(r"^[0-9a-f]{24}\Z", token) else None
     if row is None:
         raise not_found("token not found")
     return [{"service_request_id": row.ticket.number, "token": row.token}]

@@ -22,7 +22,7 @@ class QuietHours:
         text = str(text or "").strip()
         if text.lower() in ("", "off", "none"):
             return cls(dt.time(0), dt.time(0))
-        match = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", text)
+        match = re.match(r"^([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})\Z", text)
         if not match:
             raise SmsInputError(f"quiet hours: expected HH:MM-HH:MM or off, got {text[:30]!r}")
         h1, m1, h2, m2 = (int(g) for g in match.groups())

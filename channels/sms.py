@@ -13,8 +13,8 @@ PART_UNITS = 67
 MAX_PARTS = 10  # sendsms-user max-messages in kannel-conf: Kannel refuses anything longer
 MAX_INBOUND = 2000  # characters kept of one citizen message (Kannel reassembles at most 255 parts anyway)
 
-_MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
-_NUMBER_RE = re.compile(r"^\+?[0-9]{3,20}$")
+_MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}\Z")
+_NUMBER_RE = re.compile(r"^\+?[0-9]{3,20}\Z")
 
 
 class SmsInputError(ValueError):
@@ -90,7 +90,7 @@ class Keyword:
 OPTOUT_WORDS = frozenset({"TD", "退订", "T", "N", "QXTD", "取消"})
 RATINGS = {"1": "satisfied", "2": "basic", "3": "unsatisfied",
            "满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied"}
-_QUERY_RE = re.compile(r"^(?:CX|查询)\s*[:：]?\s*([0-9][0-9\s\-]{0,20})$")
+_QUERY_RE = re.compile(r"^(?:CX|查询)\s*[:：]?\s*([0-9][0-9\s\-]{0,20})\Z")
 
 
 def parse_keyword(text: str) -> Optional[Keyword]:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 TREES = {"satisfaction": Path(__file__).resolve().parent / "outbound_satisfaction.toml",
          "group": Path(__file__).resolve().parent / "outbound_group.toml"}
 SATISFACTION_KEYS = {"1": "satisfied", "2": "basic", "3": "unsatisfied"}
-PHONE_RE = re.compile(r"^\+?\d{3,20}$")
+PHONE_RE = re.compile(r"^\+?[0-9]{3,20}\Z")
 MAX_TARGETS = 10000
 
 

@@ -36,7 +36,7 @@ def free_channels(channel_count: int, max_calls: int, reserve_ratio: float = 0.2
 
 def parse_channel_count(text: str) -> int | None:
     """``show channels count`` -> the number (None when the reply is not one)."""
-    match = re.search(r"(\d+)\s+total", text or "")
+    match = re.search(r"([0-9]+)\s+total", text or "")
     return int(match.group(1)) if match else None
 
 

@@ -10,7 +10,7 @@ from ivr.tree import HOUR_RE, NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_t
 INT_FIELDS = {"timeout", "max_retries", "min_seconds", "max_seconds", "silence_seconds", "entry_timeout"}
 BOOL_FIELDS = {"enabled", "confirm", "weekends_open", "must_hear"}
 TEXT_FIELDS = {"prompt", "text", "skill", "number", "setting", "lang", "ticket_type", "reason", "invalid_prompt"}
-KEY_LINE = re.compile(r"^\s*([0-9*#])\s*[=:：→>-]+\s*(\S+)\s*$")
+KEY_LINE = re.compile(r"^\s*([0-9*#])\s*[=:：→>-]+\s*(\S+)\s*\Z")
 
 
 class EditError(ValueError):

@@ -17,8 +17,8 @@ from switch import commands
 
 log = logging.getLogger(__name__)
 
-NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-UUID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+NODE_RE = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+UUID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}\Z")
 
 
 # What the desk shows for each kind of hand-back node (zh, en); other kinds show their node id.

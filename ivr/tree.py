@@ -20,8 +20,8 @@ DEFAULT_TREE_PATH = Path(__file__).resolve().parent / "default_tree.toml"
 # Targets that are not node ids: repeat the current menu.
 REPEAT = "@repeat"
 VALID_KEYS = frozenset("0123456789*#")
-PHONE_RE = re.compile(r"^\+?\d{3,20}$")
-HOUR_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+PHONE_RE = re.compile(r"^\+?[0-9]{3,20}\Z")
+HOUR_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z|^24:00\Z")
 LANGUAGES = ("zh", "en")
 # The citizen word keys of the status query (caseflow.workflow's one table; prompts status_<key>).
 CITIZEN_STATUSES = tuple(CITIZEN_WORDS)

@@ -6,7 +6,7 @@ Who may do what: administrators change everything; team leads see every page, se
 put leaders on the phones for a day (acd.supervisor lets them do that) and change a queue's shift settings
 (acd.policy decides which fields, for this page and the team-lead console alike); creating queues and
 extensions are an administrator's. acd.admin writes every change and audits it; it reaches the running ACD through
-``Acd.load()`` (``services.extra["acd"]``); without a running ACD the rows are written and loaded at start.
+``Acd.load()`` (``services.acd``); without a running ACD the rows are written and loaded at start.
 
 The form checks (``check_queue_form``, ``check_agent_form``, ``check_guest_form``) return the cleaned
 values and a list of errors, Chinese first and English second; nothing is written when there is one.
@@ -88,13 +88,13 @@ STATE_LABELS = {"idle": ("空闲", "idle"), "reserved": ("预占", "reserved"), 
                 "in_call": ("通话中", "in call"), "wrap_up": ("整理", "wrap-up")}
 
 # Seconds an administrator may set: (low, high); announce_interval is 0 (off) or at least 10.
-CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-PHONE_RE = re.compile(r"^\+?\d{3,20}$")
-EXTENSION_RE = re.compile(r"^\d{2,10}$")
+CODE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+PHONE_RE = re.compile(r"^\+?[0-9]{3,20}\Z")
+EXTENSION_RE = re.compile(r"^[0-9]{2,10}\Z")
 # Hold music is sent to FreeSWITCH as a playback argument: only these shapes, no spaces or quotes.
-MOH_RE = re.compile(r"^(local_stream://[A-Za-z0-9_-]{1,64}|silence_stream://-?\d{1,7}"
+MOH_RE = re.compile(r"^(local_stream://[A-Za-z0-9_-]{1,64}|silence_stream://-?[0-9]{1,7}"
                     r"|tone_stream://[A-Za-z0-9%(),;=.-]{1,200}|(/[A-Za-z0-9_.-]+)+\.(wav|mp3|ogg)"
-                    r"|[A-Za-z0-9_-][A-Za-z0-9_./-]*\.(wav|mp3|ogg))$")
+                    r"|[A-Za-z0-9_-][A-Za-z0-9_./-]*\.(wav|mp3|ogg))\Z")
 CALLBACK_KEYS = tuple("0123456789*#")
 MAX_GUEST_DAYS_AHEAD = 31
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -103,7 +103,7 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # ----------------------------------------------------------------------------------------- helpers
 def _acd():
     """The running ACD, or None when the telephony is not wired (tests, web-only deployments)."""
-    return current_app.extensions["hotline"].services.extra.get("acd")
+    return current_app.extensions["hotline"].services.acd
 
 
 def _reload() -> None:
@@ -155,7 +155,7 @@ def _whole(form: Mapping, name: str, low: int, high: int, zh: str, en: str, erro
     raw = str(form.get(name, "") or "").strip()
     if raw == "" and default is not None:
         return default
-    if not re.fullmatch(r"-?\d{1,9}", raw):
+    if not re.fullmatch(r"-?[0-9]{1,9}", raw):
         errors.append(f"{zh}须为整数 / {en} must be a whole number (got {raw[:20]!r})")
         return None
     value = int(raw)
@@ -758,7 +758,7 @@ def check_guest_form(form: Mapping, today: dt.date, directory: frozenset[str], a
     day = None
     day_raw = str(form.get("day", "") or "").strip()
     try:
-        day = dt.date.fromisoformat(day_raw) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day_raw) else None
+        day = dt.date.fromisoformat(day_raw) if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day_raw) else None
     except ValueError:
         day = None
     if day is None:
