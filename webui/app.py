@@ -51,6 +51,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.messages",
     "webui.blueprints.open311",
     "webui.blueprints.admin_api",
+    "webui.blueprints.admin_dialout",
     "webui.blueprints.centre_notices",
     "webui.blueprints.ops",
 ]
