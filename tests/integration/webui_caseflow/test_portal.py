@@ -244,6 +244,20 @@ def test_the_same_text_within_minutes_is_a_duplicate(client, world, clock):
 
 
 # ---------------------------------------------------------------------------------------- follow
+def test_follow_with_the_query_pin_of_any_receipt(app, client, world):
+    """Should open a case with the query PIN the SMS/e-mail receipt and the phone give (any channel, the
+    website's own cases too), and refuse a wrong PIN exactly like an unknown number."""
+    texted = services.create_ticket("小区路灯不亮", channel="sms", citizen_phone="13700002222")
+    assert follow(client, texted.number, texted.query_pin).headers["Location"] == f"/follow/{texted.number}"
+    assert "已受理" in client.get(f"/follow/{texted.number}").get_data(as_text=True)
+    number, _code = receipt(submit(client))
+    pin = Ticket.get(Ticket.number == number).query_pin
+    assert follow(client, number, pin).status_code == 303
+    wrong = str((int(texted.query_pin) + 1) % 10 ** len(texted.query_pin)).zfill(len(texted.query_pin))
+    assert follow(client, texted.number, wrong).status_code == 404
+    assert follow(client, texted.number, "").status_code == 404
+
+
 def test_follow_add_information_and_rate_once(app, client, world, clock):
     """Should show the citizen words and timeline, take 补充材料 into the history with a notice to the
     department, show the approved reply, take one rating counted as a call-back, and refuse a second."""
