@@ -107,16 +107,15 @@ class Product:
             active_calls=lambda: outbound.active_calls,
             http_status=self._http_status,
             clock=self.clock,
-            extra={"acd": acd, "pool": pool, "recordings": recordings, "fax": fax, "trees": trees,
-                   "cdr": cdr, "ivr_services": ivr_services},
+            acd=acd, fax=fax, trees=trees, ivr_live=ivr_services.live,
         )
         # SMS (channels/): the outbox, notices from the ticket history, Kannel; its settings for /sms/*.
         sms = SmsChannel.from_config(config, clock=self.clock)
-        services.extra["sms_settings"] = sms.settings
+        services.sms_settings = sms.settings
         self.parts["sms"] = sms
         # E-mail (channels/): the IMAP reader and the SMTP outbox; off (logged once) without mail servers.
         email_channel = EmailChannel.from_config(config, clock=self.clock)
-        services.extra["email_settings"] = email_channel.settings
+        services.email_settings = email_channel.settings
         self.parts["email"] = email_channel
         # Alarms (ops/): the periodic checks, the record chain and the daily backup; a bad HOTLINE_ALARM_* or
         # HOTLINE_BACKUP_* stops the start.

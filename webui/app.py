@@ -7,8 +7,8 @@ import dataclasses
 import datetime as dt
 import importlib
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from flask import Flask, current_app, g, has_request_context, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -17,6 +17,13 @@ from werkzeug.routing import RequestRedirect
 from core.clock import Clock
 from core.config import Config, ConfigError
 from core.db import database
+
+if TYPE_CHECKING:  # annotations only: the web UI is handed these parts, it does not build them
+    from acd.dispatcher import Acd
+    from channels.settings import EmailSettings, SmsSettings
+    from ivr.live import LiveCalls
+    from ivr.store import TreeStore
+    from recorder.fax import FaxService
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +72,25 @@ class Services:
     status dict with "state" and "dropped_events"} for every FreeSWITCH;
     active_calls() -> calls in progress on the outbound server; http_status() -> the web server's
     connections and limits (webui.server.HttpServer.status), None before it started. Missing callables
-    mean "no switch wired": every configured server reports disconnected and active calls are 0. Other
-    areas add their own fields here (ACD, scheduler ...) as they need them.
+    mean "no switch wired": every configured server reports disconnected and active calls are 0.
+
+    The running parts below are None when the process runs none (tests, tools): each page says so or
+    builds what it needs from the config. An area that needs another part adds a typed field here and
+    hotline.product fills it; nothing is looked up by a string.
     """
 
     switch_status: Callable[[], Mapping[str, str | Mapping[str, Any]]] | None = None
     active_calls: Callable[[], int] | None = None
     http_status: Callable[[], Mapping[str, Any] | None] | None = None
     clock: Clock | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    acd: Acd | None = None  # the ACD dispatcher: desk, console, queue administration, chat
+    fax: FaxService | None = None  # faxes typed on a ticket; without it one is built from the config
+    trees: TreeStore | None = None  # IVR tree versions; the IVR pages make one when absent
+    ivr_live: LiveCalls | None = None  # where the callers in the IVR are now (HotlineIvrServices.live)
+    sms_settings: SmsSettings | None = None  # the SMS channel's settings (/sms/*, portal codes)
+    email_settings: EmailSettings | None = None  # the e-mail channel's settings (a ticket's mail)
+    # originate(user, number) -> call uuid for the missed-call list's call-back; without it the ACD dials.
+    originate_callback: Callable[[Any, str], str] | None = None
 
 
 @dataclass(frozen=True)

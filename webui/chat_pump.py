@@ -44,7 +44,7 @@ def pump(force: bool = False) -> None:
     box["last"] = now
     for ended in chat.sweep(clock(), settings()):
         audit("chat_end", "chat", ended.id, f"{ended.end_reason}; ticket {ended.ticket.number}", user=None)
-    acd = current_app.extensions["hotline"].services.extra.get("acd")
+    acd = current_app.extensions["hotline"].services.acd
     if acd is not None:
         chat.dispatch(acd.agents, clock())
 

@@ -6,7 +6,7 @@ Who may do what: administrators change everything; team leads see every page, se
 put leaders on the phones for a day (acd.supervisor lets them do that) and change a queue's shift settings
 (acd.policy decides which fields, for this page and the team-lead console alike); creating queues and
 extensions are an administrator's. acd.admin writes every change and audits it; it reaches the running ACD through
-``Acd.load()`` (``services.extra["acd"]``); without a running ACD the rows are written and loaded at start.
+``Acd.load()`` (``services.acd``); without a running ACD the rows are written and loaded at start.
 
 The form checks (``check_queue_form``, ``check_agent_form``, ``check_guest_form``) return the cleaned
 values and a list of errors, Chinese first and English second; nothing is written when there is one.
@@ -103,7 +103,7 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # ----------------------------------------------------------------------------------------- helpers
 def _acd():
     """The running ACD, or None when the telephony is not wired (tests, web-only deployments)."""
-    return current_app.extensions["hotline"].services.extra.get("acd")
+    return current_app.extensions["hotline"].services.acd
 
 
 def _reload() -> None:

@@ -1,7 +1,7 @@
 """Agent desk (话务员工作台): status buttons, softphone controls over the ACD, live screen pop by server-sent events.
 
 Views call acd.agent_controls (which sends ESL); none speaks ESL or writes SQL itself. The Acd comes from
-``Services.extra["acd"]``; without it the desk says the telephony is not connected.
+``Services.acd``; without it the desk says the telephony is not connected.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def _said(error) -> str:
 
 
 def _acd():
-    return current_app.extensions["hotline"].services.extra.get("acd")
+    return current_app.extensions["hotline"].services.acd
 
 
 def _agent(acd):
@@ -456,7 +456,7 @@ def _trees():
     from ivr.store import TreeStore
 
     services = current_app.extensions["hotline"].services
-    return services.extra.get("trees") or TreeStore()
+    return services.trees or TreeStore()
 
 
 def handback_options() -> list[dict]:

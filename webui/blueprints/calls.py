@@ -236,13 +236,12 @@ def dial(missed_id: int):
 
 
 def _dialler():
-    """originate(user, number) -> call uuid: the one lent in Services.extra, else the ACD's outbound call
+    """originate(user, number) -> call uuid: Services.originate_callback when lent, else the ACD's outbound call
     (the agent's phone rings first, then the citizen)."""
-    extra = _hotline().services.extra
-    lent = extra.get("originate_callback")
-    if callable(lent):
-        return lent
-    acd = extra.get("acd")
+    services = _hotline().services
+    if callable(services.originate_callback):
+        return services.originate_callback
+    acd = services.acd
     if acd is None:
         return None
 

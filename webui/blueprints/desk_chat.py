@@ -42,7 +42,7 @@ def _ticket_chats():
 
 
 def _agent():
-    acd = current_app.extensions["hotline"].services.extra.get("acd")
+    acd = current_app.extensions["hotline"].services.acd
     if acd is None:
         return None
     try:

@@ -73,10 +73,10 @@ def _state():
 def _trees() -> TreeStore:
     """The running product's tree store (run.py), or one for this app's sounds (tests, tools)."""
     state = _state()
-    trees = state.services.extra.get("trees")
+    trees = state.services.trees
     if trees is None:
         trees = TreeStore(prompt_keys=ivr_prompts.prompt_keys(state.config.sounds_dir))
-        state.services.extra["trees"] = trees
+        state.services.trees = trees
     return trees
 
 
@@ -84,12 +84,10 @@ def _live():
     """The running IVR's live call registry (an empty one when this app runs no IVR: tests, tools)."""
     from ivr.live import LiveCalls
 
-    extra = _state().services.extra
-    ivr_services = extra.get("ivr_services")
-    live = getattr(ivr_services, "live", None) or extra.get("ivr_live")
-    if live is None:
-        live = extra["ivr_live"] = LiveCalls()
-    return live
+    services = _state().services
+    if services.ivr_live is None:
+        services.ivr_live = LiveCalls()
+    return services.ivr_live
 
 
 def _who() -> str:

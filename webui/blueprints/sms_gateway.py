@@ -24,7 +24,7 @@ MAX_QUERY = 16384  # a 2,000-character text percent-encoded as UTF-8 fits
 def settings() -> SmsSettings:
     """The running product's SMS settings, else read once from the app's configuration."""
     state = current_app.extensions["hotline"]
-    found = state.services.extra.get("sms_settings")
+    found = state.services.sms_settings
     if found is None:
         found = current_app.extensions.get("hotline_sms_settings")
         if found is None:

@@ -17,7 +17,7 @@ bp = Blueprint("ticket_mail", __name__)
 
 def email_settings() -> EmailSettings:
     state = current_app.extensions["hotline"]
-    lent = state.services.extra.get("email_settings")
+    lent = state.services.email_settings
     return lent if lent is not None else EmailSettings.from_config(state.config)
 
 

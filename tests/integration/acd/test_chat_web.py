@@ -39,7 +39,7 @@ def desk(app, prompts):
     create_agent(create_user("8002", "李四", PASSWORD, roles="agent", extension="1002"), {"suggest": 5})
     acd = Acd(Pool(Conn(World())), settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
     acd.start()
-    app.extensions["hotline"].services.extra["acd"] = acd
+    app.extensions["hotline"].services.acd = acd
     yield acd, agent, queue, clock
     acd.stop()
 

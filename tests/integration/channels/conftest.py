@@ -112,9 +112,9 @@ def served_app(app, org_setup):
 
     config = load_config({"mode": "test", "secret_key": "k" * 40, "HOTLINE_SMS_SECRET": SECRET,
                           "HOTLINE_SMS_DAILY_CAP": "0"})
-    app.extensions["hotline"].services.extra["sms_settings"] = SmsSettings.from_config(config)
+    app.extensions["hotline"].services.sms_settings = SmsSettings.from_config(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app.extensions["hotline"].services.extra["sms_settings"]
+    yield f"http://127.0.0.1:{server.server_port}", app.extensions["hotline"].services.sms_settings
     server.shutdown()

@@ -12,7 +12,7 @@ def client(app, org_setup):
     from channels.settings import SmsSettings
     from core.config import load_config
     config = load_config({"mode": "test", "secret_key": "k" * 40, "HOTLINE_SMS_SECRET": SECRET})
-    app.extensions["hotline"].services.extra["sms_settings"] = SmsSettings.from_config(config)
+    app.extensions["hotline"].services.sms_settings = SmsSettings.from_config(config)
     return app.test_client()
 
 

@@ -81,7 +81,7 @@ def test_website_code_arrives_at_fakesmsc_and_confirms_the_phone(app, served_app
     base, settings = served_app
     runner = kannel_box(base)
     state = app.extensions["hotline"]
-    state.services.extra["sms_settings"] = dataclasses.replace(
+    state.services.sms_settings = dataclasses.replace(
         settings, kannel="external", gateway=runner.settings.sendsms_url, quiet=QuietHours.parse("00:00-23:59"))
     phone = "13712345678"
     data = {"type": "complaint", "content": "小区门口井盖丢失，夜间危险。", "name": "赵六", "phone": phone,
@@ -89,7 +89,7 @@ def test_website_code_arrives_at_fakesmsc_and_confirms_the_phone(app, served_app
     client = app.test_client()
     sent = client.post("/write", data={**data, "action": "send_code", "csrf_token": client.csrf_token()})
     assert sent.status_code == 200, sent.get_data(as_text=True)
-    box = _outbox(runner, base, state.services.extra["sms_settings"], state.services.clock)
+    box = _outbox(runner, base, state.services.sms_settings, state.services.clock)
     assert box.run_once()["sent"] == 1
     got = wait_until(lambda: fakesmsc_messages(runner.received()), what="the code at fakesmsc")
     assert got[0][0] == phone and "验证码" in got[0][1]

@@ -23,7 +23,7 @@ def admin_client(db, db_url, ivr_config, trees):
     from webui.app import Services, create_app
 
     config = ivr_config.replace(database_url=db_url, load_demo=False)
-    app = create_app(config, Services(extra={"trees": trees}))
+    app = create_app(config, Services(trees=trees))
     app.testing = True
     app.test_client_class = type("C", (HotlineClient, FlaskClient), {})
     accounts.create_user("9001", "管理员", "admin-password-1", roles=("admin",))

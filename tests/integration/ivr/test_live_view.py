@@ -36,7 +36,7 @@ def test_runner_tracks_the_caller_node_by_node(phone):
 def test_live_json_for_team_leads_not_agents(admin_client):  # noqa: F811
     """Should give team leads the callers per node as JSON and refuse agents."""
     app = admin_client.application
-    live = app.extensions["hotline"].services.extra["ivr_live"] = LiveCalls()
+    live = app.extensions["hotline"].services.ivr_live = LiveCalls()
     active = IvrTreeVersion.get(IvrTreeVersion.active)
     live.start("u1", active.id, "main")
     live.start("u2", active.id, "main")
@@ -56,7 +56,7 @@ def test_live_json_for_team_leads_not_agents(admin_client):  # noqa: F811
 
 def test_chart_shows_callers_per_node(admin_client):  # noqa: F811
     """Should draw a badge with the number of callers on the nodes where callers are now."""
-    live = admin_client.application.extensions["hotline"].services.extra["ivr_live"] = LiveCalls()
+    live = admin_client.application.extensions["hotline"].services.ivr_live = LiveCalls()
     active = IvrTreeVersion.get(IvrTreeVersion.active)
     live.start("u1", active.id, "self_menu")
     live.start("u2", active.id, "self_menu")

@@ -59,7 +59,7 @@ def test_dial_uses_the_lent_dialler(web, people):
     response = client.post_form(f"/calls/missed/{entry.id}/dial")
     assert "message=nodialler" in response.headers["Location"]
     dialled = []
-    web.extensions["hotline"].services.extra["originate_callback"] = lambda user, number: dialled.append(
+    web.extensions["hotline"].services.originate_callback = lambda user, number: dialled.append(
         (user.operator_no, number)) or "cb-uuid"
     response = client.post_form(f"/calls/missed/{entry.id}/dial")
     assert "message=calling" in response.headers["Location"] and dialled == [("1001", "13812345678")]
@@ -70,7 +70,7 @@ def test_dial_uses_the_lent_dialler(web, people):
 
     def refuse(user, number):
         raise ValueError("您的话机未注册 / your phone is not registered")
-    web.extensions["hotline"].services.extra["originate_callback"] = refuse
+    web.extensions["hotline"].services.originate_callback = refuse
     other = add_missed("13812340000", "abandoned")
     response = client.post_form(f"/calls/missed/{other.id}/dial")
     assert "message=refused" in response.headers["Location"]
@@ -82,7 +82,7 @@ def test_claimed_entry_is_not_called_twice(web, people):
     first agent writes down the outcome."""
     entry = add_missed("13812345678", "abandoned", queue="consult")
     dialled = []
-    web.extensions["hotline"].services.extra["originate_callback"] = lambda user, number: dialled.append(
+    web.extensions["hotline"].services.originate_callback = lambda user, number: dialled.append(
         user.operator_no) or f"cb-{len(dialled)}"
     first, second = login(web, people["agent"]), login(web, people["agent2"])
     assert "message=calling" in first.post_form(f"/calls/missed/{entry.id}/dial").headers["Location"]

@@ -33,7 +33,7 @@ def sms_on(app):
                           "HOTLINE_SMS_GATEWAY": "http://127.0.0.1:9/cgi-bin/sendsms",
                           "HOTLINE_SMS_QUIET_HOURS": "00:00-23:59"})
     settings = SmsSettings.from_config(config)
-    app.extensions["hotline"].services.extra["sms_settings"] = settings
+    app.extensions["hotline"].services.sms_settings = settings
     return settings
 
 
@@ -141,7 +141,7 @@ def test_captcha_without_mobile_and_when_sms_is_off(app, client, world, sms_on):
     assert r.status_code == 200 and Ticket.select().count() == 2 + 1
     r = post(client, phone="", reply_by="web", captcha="", content="没有验证码的提交")
     assert r.status_code == 400
-    app.extensions["hotline"].services.extra["sms_settings"] = None
+    app.extensions["hotline"].services.sms_settings = None
     app.extensions["hotline_sms_settings"] = SmsSettings.from_config(load_config(
         {"mode": "test", "secret_key": "k" * 40, "HOTLINE_SMS_SECRET": "s" * 20}))
     page = client.get("/write").get_data(as_text=True)

@@ -13,7 +13,7 @@ def _settings(app, tmp_path):
     from tests.integration.channels.mailservers import make_settings
 
     settings = make_settings(tmp_path, HOTLINE_EMAIL_SMTP_HOST="127.0.0.1")
-    app.extensions["hotline"].services.extra["email_settings"] = settings
+    app.extensions["hotline"].services.email_settings = settings
     return settings
 
 

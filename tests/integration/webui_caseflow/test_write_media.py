@@ -203,7 +203,7 @@ def test_fax_attachment_from_ticket(app, world, login, clock):
     bad number, a non-PDF and a viewer who may not write, each with a clear error."""
     from recorder.fax import FaxService
 
-    app.extensions["hotline"].services.extra["fax"] = FaxService.from_config(app.extensions["hotline"].config,
+    app.extensions["hotline"].services.fax = FaxService.from_config(app.extensions["hotline"].config,
                                                                              clock=clock)
     t = world.east_ticket
     pdf = attachments.add_attachment(t, _root(app), PDF, "答复函.pdf", actor=world.east_user, clock=clock)
@@ -240,7 +240,7 @@ def test_material_requests_on_the_centre_desk(app, world, login, clock):
     from ivr.models import MaterialRequest
     from recorder.fax import FaxService
 
-    app.extensions["hotline"].services.extra["fax"] = FaxService.from_config(app.extensions["hotline"].config,
+    app.extensions["hotline"].services.fax = FaxService.from_config(app.extensions["hotline"].config,
                                                                              clock=clock)
     item = knowledge.create_item("办事指南", "市民服务中心办事指南全文", publisher=world.centre_user, clock=clock)
     stored = attachments.store_file(_root(app), PDF, "办事指南.pdf", clock)
@@ -274,7 +274,7 @@ def test_fax_the_reply(app, world, login, clock):
     reply is refused with the reason."""
     from recorder.fax import FaxService
 
-    app.extensions["hotline"].services.extra["fax"] = FaxService.from_config(app.extensions["hotline"].config,
+    app.extensions["hotline"].services.fax = FaxService.from_config(app.extensions["hotline"].config,
                                                                              clock=clock)
     t = world.east_ticket
     client = login(world.east_user)
