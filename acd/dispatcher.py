@@ -31,8 +31,8 @@ from acd.waiting import QueueOutcome, Waiter, WaitingMixin  # noqa: F401 - Queue
 from caseflow.models import User
 from core.clock import Clock
 from core.db import database
-from ivr.handback import HandBackLedger
 from switch import events as sw
+from switch.marks import HandBackLedger
 
 log = logging.getLogger(__name__)
 

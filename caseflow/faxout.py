@@ -25,6 +25,11 @@ FONT_CANDIDATES = (
 )
 
 
+class FaxError(ValueError):
+    """A fax request that cannot be accepted (bad number, bad document). Defined here, where the case
+    engine catches it, and raised by recorder.fax.FaxService, which sits a floor above (docs/architecture.md)."""
+
+
 class FaxFontMissing(TicketInputError):
     """No font with Chinese glyphs is installed to render the reply."""
 
@@ -100,8 +105,6 @@ def send_attachment(ticket: Ticket, attachment_id, number, actor: Optional[User]
     department, whoever recorded it). Raises NotFound, PermissionDenied or TicketInputError (bad number,
     not a PDF, unknown attachment) with the reason.
     """
-    from recorder.fax import FaxError
-
     clock = clock or Clock()
     if actor is not None:
         services.require_write(actor, ticket)

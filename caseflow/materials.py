@@ -1,5 +1,5 @@
 """Consultation material requests (a caller asked in the IVR for material by SMS, e-mail or fax; the IVR
-stores them as ivr.models.MaterialRequest): the centre's list, marking one done, and sending a knowledge
+stores them as caseflow.models.MaterialRequest): the centre's list, marking one done, and sending a knowledge
 answer's PDF by fax through recorder.fax.FaxService."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from caseflow import attachments, faxout, knowledge
-from caseflow.models import Attachment, KnowledgeAnswer, User
+from caseflow.models import Attachment, KnowledgeAnswer, MaterialRequest, User
 from caseflow.roles import can
 from caseflow.services import TicketInputError, to_db
 from caseflow.workflow import PermissionDenied
@@ -20,8 +20,6 @@ CHANNEL_LABELS = {"sms": ("短信", "SMS"), "email": ("电子邮件", "E-mail"),
 
 
 def _model():
-    from ivr.models import MaterialRequest  # the IVR owns the table; imported late (ivr depends on caseflow)
-
     return MaterialRequest
 
 
@@ -79,8 +77,6 @@ def send_by_fax(request_id, answer_id, actor: User, fax_service, attachments_roo
                 clock: Optional[Clock] = None):
     """Fax a knowledge answer's PDF to the number the caller gave; the request is done once the job is
     queued (the fax log follows the job). Returns the FaxJob."""
-    from recorder.fax import FaxError
-
     _need(actor)
     clock = clock or Clock()
     row = _load(request_id)
@@ -103,7 +99,7 @@ def send_by_fax(request_id, answer_id, actor: User, fax_service, attachments_roo
         raise TicketInputError(f"只能传真PDF文件：{answer.attachment_name} / only PDF documents can be faxed")
     try:
         job = fax_service.send(number, path, actor=actor, purpose="material_fax")
-    except FaxError as error:
+    except faxout.FaxError as error:
         raise TicketInputError(f"传真未能发送 / the fax was not queued: {error}") from error
     mark_done(row.id, actor, clock)
     log.info("material request %s: answer %s faxed to %s as job %s", row.id, answer.id, number, job.id)

@@ -346,8 +346,25 @@ class PublicNotice(BaseModel):
     withdrawn_at = peewee.DateTimeField(null=True)
 
 
+class MaterialRequest(BaseModel):
+    """A caller asked for consultation material by SMS, e-mail or fax (at an IVR node); the case engine
+    handles it (caseflow.materials), the channels fulfil it."""
+
+    caller = peewee.CharField(max_length=32)
+    topic = peewee.CharField(max_length=200)
+    channel = peewee.CharField(max_length=8)  # sms, email, fax
+    address = peewee.CharField(max_length=255, default="")
+    call_uuid = peewee.CharField(max_length=64, default="")
+    status = peewee.CharField(max_length=16, default="pending", index=True)  # pending, sent, failed
+    created_at = peewee.DateTimeField(default=utcnow)
+    fulfilled_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "material_request"  # the name it had as the IVR's model: existing databases keep it
+
+
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
     Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice,
+    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice, MaterialRequest,
 ]

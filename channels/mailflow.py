@@ -367,7 +367,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
 def queue_material(settings, clock: Optional[Clock] = None) -> int:
     """Queue an e-mail for each pending IVR material request by e-mail (marked sent only once it has left)."""
     from channels.notices import material_text
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
 
     queued = 0
     for request in MaterialRequest.select().where((MaterialRequest.status == "pending")
@@ -383,7 +383,7 @@ def queue_material(settings, clock: Optional[Clock] = None) -> int:
                                 purpose="material", dedupe_key=key, ref=str(request.id), settings=settings,
                                 clock=clock)
         if message is None:
-            from ivr.models import MaterialRequest as MR
+            from caseflow.models import MaterialRequest as MR
 
             MR.update(status="failed").where((MR.id == request.id) & (MR.status == "pending")).execute()
             log.warning("material request %s: %r is not an e-mail address", request.id, request.address[:64])
@@ -393,7 +393,7 @@ def queue_material(settings, clock: Optional[Clock] = None) -> int:
 
 def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
     """An e-mail given up on: a material request is failed, the centre is told."""
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
 
     if message.purpose == "material" and message.ref:
         MaterialRequest.update(status="failed").where(

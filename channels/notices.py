@@ -107,7 +107,7 @@ def material_text(topic: str) -> str:
 def queue_material(settings, clock: Optional[Clock] = None) -> int:
     """Queue an SMS for each pending IVR material request by SMS that has none yet (the request is marked
     sent only when the SMS is: ``material_sent``). A topic with no reviewed answer stays for the centre."""
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
 
     clock = clock or Clock()
     queued = 0
@@ -130,7 +130,7 @@ def after_sent(message: Message, clock: Optional[Clock] = None) -> None:
     """Follow-ups once a message has left: a material request is done."""
     if message.purpose == "material" and message.ref:
         from caseflow.services import to_db
-        from ivr.models import MaterialRequest
+        from caseflow.models import MaterialRequest
 
         MaterialRequest.update(status="sent", fulfilled_at=to_db((clock or Clock()).now())).where(
             (MaterialRequest.id == int(message.ref)) & (MaterialRequest.status == "pending")).execute()
@@ -139,7 +139,7 @@ def after_sent(message: Message, clock: Optional[Clock] = None) -> None:
 def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
     """A message given up on: the centre is told (an alarm on its desk), a material request is failed."""
     from caseflow import services
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
 
     if message.purpose == "material" and message.ref:
         MaterialRequest.update(status="failed").where(

@@ -61,7 +61,7 @@ class HotlineIvrServices:
     db_lock: Any = None  # set by __post_init__ on SQLite: the runner serialises its database work
     live: Any = None  # ivr.live.LiveCalls: where the callers in the IVR are now (set by __post_init__)
     fax: Any = None  # recorder.fax.FaxService; built from the config on the first fax when not given
-    # ivr.handback.HandBackLedger: the marks the app set on channels it sent back (the ACD's when there is one)
+    # switch.marks.HandBackLedger: the marks the app set on channels it sent back (the ACD's when there is one)
     handbacks: Any = None
     _query_failures: FailureWindow = field(  # caller -> monotonic times of misses, bounded
         default_factory=lambda: FailureWindow(QUERY_FAILURE_LIMIT, QUERY_FAILURE_WINDOW, QUERY_FAILURE_NUMBERS),
@@ -69,7 +69,7 @@ class HotlineIvrServices:
 
     def __post_init__(self):
         if self.handbacks is None:
-            from ivr.handback import HandBackLedger
+            from switch.marks import HandBackLedger
 
             self.handbacks = getattr(self.acd, "handbacks", None) or HandBackLedger()
         if self.live is None:
@@ -226,7 +226,7 @@ class HotlineIvrServices:
         PollAnswer.create(question=question, answer=answer, caller=caller[:32], call_uuid=call_uuid[:64])
 
     def request_material(self, caller: str, topic: str, channel: str, address: str, call_uuid: str) -> None:
-        from ivr.models import MaterialRequest
+        from caseflow.models import MaterialRequest
 
         if channel == "email" and not address:
             from caseflow.models import Citizen
@@ -297,7 +297,7 @@ class HotlineIvrServices:
         return None if plan is None else (plan[0], plan[1])
 
     def claim_handback(self, call_uuid: str, channel: dict) -> dict[str, str]:
-        """The hand-back marks the app set on this channel (ivr.handback.HandBackLedger.claim)."""
+        """The hand-back marks the app set on this channel (switch.marks.HandBackLedger.claim)."""
         return self.handbacks.claim(call_uuid, channel)
 
     def finish_outbound(self, attempt_id: str, answers: dict[str, str], outcome: str, call_uuid: str) -> None:

@@ -258,7 +258,8 @@ def attach_recorder(cdr, *, acd=None, recordings=None, ivr_services=None, pool=N
     """Connect the recorder to the IVR services (trace hook), the ACD (notices, queue rows) and the switch
     pool (record every bridged conversation). Returns the BridgeRecorder to subscribe to the pool, or None
     without recordings or a pool. The recorder's pieces (recorder.hooks) know neither the IVR nor the ACD."""
-    from recorder.hooks import AcdCallRecorder, BridgeRecorder, ivr_trace_hook
+    from acd.call_records import AcdCallRecorder
+    from recorder.hooks import BridgeRecorder, ivr_trace_hook
 
     if ivr_services is not None and hasattr(ivr_services, "on_trace"):
         ivr_services.on_trace.append(ivr_trace_hook(cdr))

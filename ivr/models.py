@@ -89,19 +89,6 @@ class PollAnswer(BaseModel):
     at = peewee.DateTimeField(default=utcnow)
 
 
-class MaterialRequest(BaseModel):
-    """A caller asked for consultation material by SMS, e-mail or fax; the channels fulfil it."""
-
-    caller = peewee.CharField(max_length=32)
-    topic = peewee.CharField(max_length=200)
-    channel = peewee.CharField(max_length=8)  # sms, email, fax
-    address = peewee.CharField(max_length=255, default="")
-    call_uuid = peewee.CharField(max_length=64, default="")
-    status = peewee.CharField(max_length=16, default="pending", index=True)  # pending, sent, failed
-    created_at = peewee.DateTimeField(default=utcnow)
-    fulfilled_at = peewee.DateTimeField(null=True)
-
-
 class OutboundCampaign(BaseModel):
     """Calls the system places: result notifications with a satisfaction key-press, or group calls."""
 
@@ -142,5 +129,5 @@ class SatisfactionRating(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [IvrTreeVersion, PromptText, IvrTrace, Poll, PollQuestion, PollAnswer, MaterialRequest, OutboundCampaign,
+MODELS = [IvrTreeVersion, PromptText, IvrTrace, Poll, PollQuestion, PollAnswer, OutboundCampaign,
           OutboundAttempt, SatisfactionRating]

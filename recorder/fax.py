@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from acd.dialout import DialOut, DialRefused
+# A refused request is the case engine's FaxError (caseflow.faxout catches it a floor below); raised here.
+from caseflow.faxout import FaxError
 from recorder import faxfile, tickets
 from recorder.alerts import raise_alert
 from recorder.missed import add_missed
@@ -43,8 +45,6 @@ def fax_tone_detected(variables: dict) -> bool:
     return str(variables.get("fax_tone_detected", variables.get("variable_fax_tone_detected", ""))).lower() == "true"
 
 
-class FaxError(ValueError):
-    """A fax request that cannot be accepted (bad number, bad document)."""
 
 
 @dataclass(frozen=True)

@@ -445,7 +445,7 @@ def load_demo_if_empty(config: Config, clock: Clock | None = None) -> list[tuple
         return []
     if config.is_production:
         # Demo accounts share one published password: never in production. The first administrator comes
-        # from `python -m caseflow.accounts create-admin <operator_no> <name>`.
+        # from `python -m hotline.accounts create-admin <operator_no> <name>`.
         log.warning("production mode: no demo data is loaded (HOTLINE_LOAD_DEMO ignored)")
         return []
     with database.connection_context():

@@ -6,6 +6,7 @@ import pytest
 
 from caseflow import accounts
 from core.config import load_config
+from hotline.accounts import main as create_admin_command
 from core.db import bind_database, database
 from webui.app import load_demo_if_empty
 
@@ -35,10 +36,10 @@ def test_production_loads_no_demo_accounts_and_create_admin_makes_the_first_one(
     monkeypatch.setenv("HOTLINE_DATABASE_URL", config.database_url)
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("HOTLINE_ADMIN_PASSWORD", "short")
-    assert accounts.main(["create-admin", "A100", "张管理"]) == 2
+    assert create_admin_command(["create-admin", "A100", "张管理"]) == 2
     monkeypatch.setenv("HOTLINE_ADMIN_PASSWORD", "correct horse battery")
-    assert accounts.main(["create-admin", "A100", "张管理"]) == 0
-    assert accounts.main(["create-admin", "A100", "another"]) == 2  # the number is taken
+    assert create_admin_command(["create-admin", "A100", "张管理"]) == 0
+    assert create_admin_command(["create-admin", "A100", "another"]) == 2  # the number is taken
     with database.connection_context():
         admin = User.get(User.operator_no == "A100")
         assert admin.has_role("admin") and accounts.verify_password(admin.password_hash, "correct horse battery")

@@ -7,7 +7,7 @@ import pytest
 from acd.models import DialOutLog
 from caseflow import attachments, knowledge, materials
 from caseflow.services import TicketInputError
-from ivr.models import MaterialRequest
+from caseflow.models import MaterialRequest
 from recorder.fax import FaxService, FaxSettings
 from recorder.models import FaxJob
 

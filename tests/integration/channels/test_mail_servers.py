@@ -150,7 +150,7 @@ def test_material_request_by_email_sent_for_real(org_setup, channel, smtp_provid
     """Should e-mail an IVR material request from the reviewed knowledge answer and mark it sent only once
     the provider took it; a request with no usable address is failed."""
     from caseflow import knowledge
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
     knowledge.create_item("社保卡补办", "携带身份证到社保中心补办。", review_state="approved")
     req = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="email", address="li@example.cn")
     bad = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="email", address="not-an-address")

@@ -147,7 +147,7 @@ def test_material_request_sent_for_real(org_setup, clock, gateway, sms_settings)
     """Should send an IVR material request by SMS from the reviewed knowledge answer and mark it sent only
     once the SMS left; a topic without an answer stays pending for the centre."""
     from caseflow import knowledge
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
     item = knowledge.create_item("社保卡补办", "携带身份证到社保中心补办。", review_state="approved")
     assert item.id
     req = MaterialRequest.create(caller="13800000010", topic="社保卡", channel="sms")

@@ -9,7 +9,8 @@ import wave
 import pytest
 
 from caseflow import accounts
-from ivr.models import IvrTrace, IvrTreeVersion, MaterialRequest, Poll, PollQuestion, PromptText
+from caseflow.models import MaterialRequest
+from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollQuestion, PromptText
 from ivr.store import TreeStore
 from ivr.tree import load_tree
 

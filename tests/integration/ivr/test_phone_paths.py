@@ -354,7 +354,7 @@ def test_hand_back_commands():
             sent.append(command)
             return "+OK\n"
 
-    from ivr.handback import HandBackLedger
+    from switch.marks import HandBackLedger
 
     ledger = HandBackLedger()
     hand_back(Conn(), "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a", "status_query", load_tree(), ledger=ledger)
@@ -390,7 +390,7 @@ def test_mayor_mailbox(phone):
 
 def test_consultation_and_material_request(phone):
     """Should play a consultation topic and record an SMS request for the material."""
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
 
     call = phone.call([Press("2"), Press("4"), Press("1"), Press("1"), Press("0")])
     heard = played(phone, call)

@@ -13,7 +13,8 @@ from caseflow.models import Attachment, Citizen, Ticket, TicketCall
 from core.calendar import set_day
 from core.clock import FixedClock
 from ivr import engine as e
-from ivr.models import IvrTrace, IvrTreeVersion, MaterialRequest, Poll, PollAnswer, PollQuestion
+from caseflow.models import MaterialRequest
+from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
 from ivr.services import TraceRecord
 from ivr.tree import TreeError, load_tree
 from tests.fakeswitch.audio import write_wav

@@ -237,7 +237,7 @@ def test_material_requests_on_the_centre_desk(app, world, login, clock):
     """Should list the callers' open material requests on the centre desk, mark one done, and fax a fax
     request the knowledge answer's PDF (queued FaxJob); department users cannot act on them."""
     from caseflow import knowledge
-    from ivr.models import MaterialRequest
+    from caseflow.models import MaterialRequest
     from recorder.fax import FaxService
 
     app.extensions["hotline"].services.fax = FaxService.from_config(app.extensions["hotline"].config,

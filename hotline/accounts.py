@@ -1,0 +1,55 @@
+"""``python -m hotline.accounts create-admin``: the first administrator on a database that may not have its
+tables yet. Here, in the composition root, because it creates every package's tables (hotline.schema);
+the accounts themselves are caseflow.accounts'.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from caseflow import accounts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hotline.accounts create-admin <operator_no> <name>``: the first administrator of an
+    installation (production loads no demo accounts). The password is read from HOTLINE_ADMIN_PASSWORD or
+    asked for twice on the terminal, never taken from the command line (it would stay in the history)."""
+    import argparse
+    import getpass
+
+    from core.config import ConfigError, load_config
+    from core.db import bind_database, database
+    from core.migrations import create_schema
+    from hotline.schema import all_models
+
+    parser = argparse.ArgumentParser(prog="python -m hotline.accounts", description=main.__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    admin = commands.add_parser("create-admin", help="create an administrator account")
+    admin.add_argument("operator_no")
+    admin.add_argument("name")
+    args = parser.parse_args(argv)
+    password = os.environ.get("HOTLINE_ADMIN_PASSWORD", "")
+    if not password:
+        password = getpass.getpass("password / 密码: ")
+        if password != getpass.getpass("again / 再输一次: "):
+            print("the passwords differ / 两次输入的密码不一致", file=sys.stderr)
+            return 2
+    try:
+        config = load_config()
+    except ConfigError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    bind_database(config.database_url)
+    with database.connection_context():
+        create_schema(all_models())
+        try:
+            user = accounts.create_user(args.operator_no, args.name, password, roles=("admin",))
+        except accounts.AccountError as error:
+            print(str(error), file=sys.stderr)
+            return 2
+    print(f"administrator {user.operator_no} {user.name} created / 管理员已创建")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
