@@ -96,7 +96,7 @@ def clear_limit(limit_id: int) -> int:
 def set_limit(ticket_type: str, urgency: str, amount, unit: str):
     """Store an administrator's time limit (replacing the one for the same type and urgency)."""
     from caseflow.models import TimeLimit
-    from caseflow.services import TICKET_TYPES, URGENCIES
+    from caseflow.values import TICKET_TYPES, URGENCIES
 
     if ticket_type != "*" and ticket_type not in TICKET_TYPES:
         raise DeadlineError(f"未知类型 / unknown ticket type {ticket_type!r}")

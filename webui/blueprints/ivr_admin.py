@@ -17,7 +17,7 @@ from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
 from ivr.store import TreeStore, prompt_overrides, set_prompt_text
 from ivr.tree import NODE_KINDS, TreeError, parse_tree
 from webui.app import NavItem
-from webui.blueprints.tickets import own_messages
+from webui.blueprints.common import TRACE_ROLES, own_messages
 from webui.security import audit, require_roles
 from webui.views import get_or_404
 
@@ -63,7 +63,6 @@ MESSAGES = own_messages({"zh": {
 }})
 
 ADMIN = ("admin",)
-TRACE_ROLES = ("admin", "team_lead", "centre", "centre_leader", "agent")
 
 
 def _state():

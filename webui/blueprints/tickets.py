@@ -23,6 +23,7 @@ from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
+from webui.blueprints.common import TRACE_ROLES, own_messages
 from webui.security import audit, local_path, login_required
 from webui.views import send_upload
 
@@ -94,16 +95,6 @@ MESSAGES = {"zh": {
     "Saved searches": "我的查询", "Save this search as": "保存当前查询为", "Search name": "查询名称",
     "Run": "执行", "Delete": "删除", "No saved searches yet.": "暂无保存的查询。", "Search saved.": "查询已保存。",
 }}
-
-
-def own_messages(messages: dict) -> dict:
-    """Drop ids the base catalogue already translates, so each id has one wording (no redefinition)."""
-    try:
-        from webui.i18n import MESSAGES as base
-    except ImportError:  # pragma: no cover - the skeleton always has it
-        return messages
-    return {lang: {k: v for k, v in table.items() if k not in base.get(lang, {})}
-            for lang, table in messages.items()}
 
 
 MESSAGES = own_messages(MESSAGES)
@@ -318,7 +309,6 @@ def media_context(ticket: Ticket, files: list[Attachment]) -> dict:
     traces = set()
     if uuids and _view_exists("ivr_admin.trace"):
         from ivr.models import IvrTrace
-        from webui.blueprints.ivr_admin import TRACE_ROLES
 
         if user.has_role(*TRACE_ROLES):
             traces = {t.call_uuid for t in IvrTrace.select(IvrTrace.call_uuid).where(IvrTrace.call_uuid.in_(uuids))}
