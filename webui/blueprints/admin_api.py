@@ -17,9 +17,12 @@ MESSAGES = {"zh": {
     "Issued": "签发时间", "Last used": "最近使用", "Requests": "诉求数", "Revoked": "已吊销",
     "Revoke": "吊销", "Issue a key": "签发密钥", "Issue": "签发",
     "The new key for %(name)s: copy it now, it is not shown again.": "%(name)s 的新密钥：请立即复制，不会再次显示。",
-    "realtime: the answer carries the acceptance number; batch: a token to look it up.":
-        "realtime：应答即返回受理号；batch：返回令牌，凭令牌查询受理号。",
+    "Immediate: the answer carries the acceptance number; queued: a token to look it up.":
+        "即时：应答即返回受理号；排队：返回令牌，凭令牌查询受理号。",
+    "mode:realtime": "即时", "mode:batch": "排队",
     "The key was revoked.": "密钥已吊销。", "Endpoint": "接口地址",
+}, "en": {
+    "mode:realtime": "Immediate", "mode:batch": "Queued",
 }}
 
 

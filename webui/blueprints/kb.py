@@ -28,7 +28,7 @@ MESSAGES = own_messages({"zh": {
     "New item": "新增知识", "Edit": "编辑", "Save": "保存", "Review": "审核", "Published": "发布时间",
     "Publisher": "发布人", "Views": "浏览次数", "Last viewed": "最近浏览", "Remarks": "备注",
     "Review state": "审核状态", "Add an answer": "添加答案", "Score": "相关度", "Delete": "删除",
-    "No items match.": "没有匹配的知识。", "Type words to search, e.g. 噪声 扰民": "输入关键词检索，例如：噪声 扰民",
+    "No items match.": "没有匹配的知识。", "Type words to search, e.g. noise at night": "输入关键词检索，例如：噪声 扰民",
     "Only reviewed": "仅显示已审核", "Answer": "答案",
     # the desk's knowledge panel (webui/static/desk_kb.js)
     "Use in reply": "引用到答复", "No reviewed knowledge matches.": "没有匹配的已审核知识。",

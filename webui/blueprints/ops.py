@@ -36,7 +36,10 @@ MESSAGES = {"zh": {
     "Unknown level.": "未知级别。",
     "Page %(page)s of %(pages)s, %(total)s entries": "第 %(page)s / %(pages)s 页，共 %(total)s 条",
     "Detail": "详情",
+    "level:DEBUG": "调试", "level:INFO": "信息", "level:WARNING": "警告", "level:ERROR": "错误", "level:CRITICAL": "严重",
 }, "en": {
+    "level:DEBUG": "Debug", "level:INFO": "Info", "level:WARNING": "Warning", "level:ERROR": "Error",
+    "level:CRITICAL": "Critical",
     # English names of the alarm kinds (the ids are codes): the banner and the list render in this scope.
     "alarm:switch_down": "FreeSWITCH disconnected", "alarm:switch_silent": "FreeSWITCH silent",
     "alarm:agent_stuck": "Agent stuck", "alarm:queue_waiting": "Queue waiting", "alarm:answer_rate":

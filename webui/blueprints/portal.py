@@ -49,6 +49,7 @@ CAPTCHA_WINDOW = dt.timedelta(hours=1)
 
 MESSAGES = {"zh": {
     "12345 Citizen Service Hotline": "12345 政务服务便民热线",
+    "Website": "网站",  # the hidden honeypot field's label
     "Write to us": "我要写信", "Mayor mailbox": "市长信箱", "Follow my case": "办理查询",
     "Published cases": "公开信件", "Figures": "数据公开", "Staff login": "工作人员登录",
     "Write to 12345 and follow your case online. Urgent danger? Call 110, 119 or 120.":

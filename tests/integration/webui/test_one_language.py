@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 from webui import security
+from webui.models import AuditLog
 
 from .conftest import PASSWORD
 from .test_every_page import ROLES
@@ -34,29 +35,24 @@ URL_RE = re.compile(r"(https?://\S+|(?<![\w])/[\w./-]+)")  # addresses and paths
 ALLOWED_EN = {"SIP", "IVR", "ACD", "Excel", "CSV", "PDF", "FreeSWITCH", "SMS", "API", "URL", "ID", "PIN", "HTTP",
               "HTTPS", "ESL", "CDR", "PBX", "TTS", "DTMF", "Open311", "WebSocket", "RTP", "MOH", "ACW", "VIP",
               "E-mail", "e-mail", "Email", "email", "QQ", "WeChat", "App", "OK", "GB", "MB", "KB", "ms", "s",
-              "SLA", "AHT", "KPI", "km", "m", "No", "IP", "UTC", "GMT", "XML", "JSON", "TOML"}
+              "SLA", "AHT", "KPI", "km", "m", "No", "IP", "UTC", "GMT", "XML", "JSON", "TOML", "PNG", "JPEG", "GIF",
+              "WAV", "MP3"}
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
 CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 VISIBLE_ATTRS = ("placeholder", "title", "aria-label", "alt")
 
-# Pages not yet in one language, as "lang path" (the walk's URL; the IVR designer, the message templates and
-# the assessment pages belong to other pieces of work in progress): fix a page, then delete its line.
-# This list only shrinks; a page not on it that shows a finding fails the test.
+# Pages not yet in one language, as "lang path" (the walk's URL; the IVR designer and the message templates
+# belong to other pieces of work in progress): fix a page, then delete its line.
+# This list only shrinks: a page not on it that shows a finding fails the test, and so does a page on it that
+# every role now sees clean (take it off).
 STILL_TO_FIX: set[str] = {
     "en /admin/ivr/",
     "en /admin/ivr/polls",
     "en /admin/ivr/prompts",
     "en /admin/templates",
-    "en /kb/",
-    "zh /admin/api-clients/",
-    "zh /admin/audit",
     "zh /admin/ivr/",
     "zh /admin/ivr/prompts",
-    "zh /admin/log",
-    "zh /admin/org/roles",
     "zh /admin/templates",
-    "zh /mailbox",
-    "zh /write",
 }
 
 
@@ -116,8 +112,9 @@ def findings(html: str, lang: str) -> list[str]:
     return out
 
 
-def walk(app, make_user, role: str, lang: str) -> dict[str, list[str]]:
-    """{url: findings} for every GET page this role may open, rendered in ``lang``."""
+def walk(app, make_user, role: str, lang: str, seen: set[str] | None = None) -> dict[str, list[str]]:
+    """{url: findings} for every GET page this role may open, rendered in ``lang``; the URLs of the pages
+    rendered go into ``seen``."""
     operator_no = f"8{ROLES.index(role):02d}{'1' if lang == 'en' else '0'}"
     make_user(operator_no, roles=(role,), name="Test User" if lang == "en" else "测试用户", language=lang)
     client = app.test_client()
@@ -131,6 +128,8 @@ def walk(app, make_user, role: str, lang: str) -> dict[str, list[str]]:
             continue
         response = client.get(url)
         if response.status_code == 200 and response.mimetype == "text/html":
+            if seen is not None:
+                seen.add(url)
             problems = findings(response.get_data(as_text=True), lang)
             if problems:
                 found[url] = problems
@@ -139,13 +138,22 @@ def walk(app, make_user, role: str, lang: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("lang", ("zh", "en"))
-@pytest.mark.parametrize("role", ROLES)
-def test_every_page_is_in_one_language(app, make_user, role, lang):
-    """Should render every page this role opens in ``lang`` only, with no internal identifier, except the
-    pages still listed in STILL_TO_FIX."""
-    found = walk(app, make_user, role, lang)
-    new = {url: problems for url, problems in found.items() if f"{lang} {url}" not in STILL_TO_FIX}
-    assert new == {}, "\n".join(f"{lang} {url}: {p}" for url, problems in sorted(new.items()) for p in problems[:6])
+def test_every_page_is_in_one_language(app, make_user, lang):
+    """Should render every page each role opens in ``lang`` only, with no internal identifier, except the
+    pages still listed in STILL_TO_FIX; and should list there no page that every role now sees clean."""
+    seen, failing, new = set(), set(), []
+    for role in ROLES:
+        # Each role starts with an empty audit log, as on a fresh database: the log's detail column is recorded
+        # text (request lines, titles), and earlier roles' walks would fill it.
+        AuditLog.delete().execute()
+        found = walk(app, make_user, role, lang, seen)
+        failing.update(found)
+        new += [f"{role} {lang} {url}: {p}" for url, problems in sorted(found.items())
+                if f"{lang} {url}" not in STILL_TO_FIX for p in problems[:6]]
+    assert new == [], "\n".join(new)
+    listed = {entry.split(" ", 1)[1] for entry in STILL_TO_FIX if entry.startswith(lang + " ")}
+    clean = sorted(listed - failing)
+    assert clean == [], f"in one language now, take off STILL_TO_FIX: {clean}"
 
 
 def test_the_checker_finds_codes_and_mixed_language():
