@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "admin.calendar": ("管理工作日历与时限", "Manage calendar and time limits"),
     "citizen.full_contact": ("查看完整联系方式", "See full citizen contact"),
     "stats.view": ("查看统计", "See statistics"),
+    "recording.download": ("下载录音备案", "Download recordings for the archive"),
 }
 
 _CENTRE = {
@@ -55,20 +56,23 @@ _CENTRE = {
     "ticket.review", "ticket.remind", "ticket.supervise", "ticket.callback", "ticket.merge",
     "ticket.close", "ticket.extension_decide", "ticket.disclose", "kb.view", "kb.edit",
     "citizen.full_contact", "stats.view", "entry.desk", "ticket.annotate", "blacklist.edit",
+    "recording.download",
 }
 _DEPT = {
     "ticket.handle", "ticket.sub_dispatch", "ticket.return", "ticket.reply", "ticket.extension_request",
     "ticket.assign", "kb.view",
 }
 
+# recording.download (下载备案) goes to the team lead, the centre (_CENTRE) and department leaders; whoever
+# else may hear a recording listens in the browser only (recorder.access).
 DEFAULT_PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": frozenset({"ticket.create", "ticket.answer", "ticket.callback", "kb.view", "ticket.view_all"}),
     "team_lead": frozenset({"ticket.create", "ticket.answer", "ticket.callback", "kb.view", "kb.edit",
-                            "ticket.view_all", "stats.view", "citizen.full_contact"}),
+                            "ticket.view_all", "stats.view", "citizen.full_contact", "recording.download"}),
     "centre": frozenset(_CENTRE),
     "centre_leader": frozenset(_CENTRE | {"ticket.reopen", "kb.review"}),
     "dept": frozenset(_DEPT),
-    "dept_leader": frozenset(_DEPT | {"ticket.reopen", "stats.view"}),
+    "dept_leader": frozenset(_DEPT | {"ticket.reopen", "stats.view", "recording.download"}),
     "leader": frozenset({"ticket.view_all", "ticket.reopen", "ticket.supervise", "stats.view", "kb.view"}),
     "admin": frozenset({"admin.org", "admin.roles", "admin.calendar", "kb.view", "kb.edit", "kb.review",
                         "stats.view", "blacklist.edit"}),

@@ -3,17 +3,19 @@
 - The centre (team lead, centre staff and leaders) and city leaders hear every recording.
 - An agent hears the calls they answered.
 - A department hears only recordings of calls linked to its own tickets (its subtree), P5 §3.7.8.
-- Download for the archive (下载备案) is for the team lead, the centre and department leaders (the latter
-  for their own tickets only); agents, handlers and leaders listen in the browser only.
+- Download for the archive (下载备案) is the permission ``recording.download`` (caseflow.roles; by default
+  the team lead, the centre and department leaders, the latter for their own tickets only), on top of
+  being allowed to hear the recording; agents, handlers and leaders listen in the browser only.
 """
 from __future__ import annotations
 
+from caseflow.roles import can
 from recorder.models import CallRecord, Recording
 
 ALL_RECORDINGS_ROLES = frozenset({"team_lead", "centre", "centre_leader", "leader"})
 OWN_CALL_ROLES = frozenset({"agent"})
 DEPARTMENT_ROLES = frozenset({"dept", "dept_leader"})
-DOWNLOAD_ROLES = frozenset({"team_lead", "centre", "centre_leader", "dept_leader"})
+DOWNLOAD_PERMISSION = "recording.download"
 LISTEN_ROLES = ALL_RECORDINGS_ROLES | OWN_CALL_ROLES | DEPARTMENT_ROLES
 CALL_RECORD_ROLES = frozenset({"team_lead", "centre", "centre_leader", "leader", "agent"})
 MISSED_ROLES = frozenset({"agent", "team_lead", "centre", "centre_leader"})
@@ -60,8 +62,8 @@ def may_listen(user, rec: Recording) -> bool:
 
 
 def may_download(user, rec: Recording) -> bool:
-    """True if ``user`` may download ``rec`` (a role that may, and the recording is within their reach)."""
-    return bool(_roles(user) & DOWNLOAD_ROLES) and may_listen(user, rec)
+    """True if ``user`` may download ``rec`` (holds recording.download, and may hear the recording)."""
+    return can(user, DOWNLOAD_PERMISSION) and may_listen(user, rec)
 
 
 def visible_call_records(user):

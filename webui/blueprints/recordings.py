@@ -1,5 +1,6 @@
-"""Recordings: search by day, agent, caller and ticket; play in the browser (HTTP Range); download where the
-role allows; every listen and download logged with who did it; storage per day as server-drawn SVG bars.
+"""Recordings: search by day, agent, caller and ticket; play in the browser (HTTP Range, in slices, never
+stored); download (下载备案) for holders of recording.download; every listen and download logged with who did
+it; storage per day as server-drawn SVG bars.
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import re
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
+from werkzeug.exceptions import Forbidden
 
 from recorder import access
 from recorder.alerts import open_alerts
@@ -25,6 +27,11 @@ bp = Blueprint("recordings", __name__, url_prefix="/recordings")
 NAV = [NavItem("Recordings", "recordings.index", access.LISTEN_ROLES, order=60)]
 PAGE = 25
 CHUNK = 64 * 1024
+# The most one listening request returns (about a minute of 8 kHz A-law): a player asks for the next
+# piece as it plays, so the listening URL never hands over a long recording in one answer.
+LISTEN_SLICE = 512 * 1024
+LISTEN_ONLY = ('You may listen to this recording in the browser; downloading it for the archive needs the '
+               'permission "Download recordings for the archive".')
 CHART_DAYS = 14
 
 MESSAGES = {"zh": {
@@ -68,6 +75,7 @@ MESSAGES = {"zh": {
     "Recordings of ticket %(number)s": "工单 %(number)s 的录音",
     "%(count)s recordings, %(size)s": "%(count)s 条，%(size)s",
     "Your browser cannot play this recording.": "您的浏览器无法播放该录音。",
+    LISTEN_ONLY: "您可以在浏览器中收听该录音；下载备案需要“下载录音备案”权限。",
 }, "en": {
     "recording_kind:conversation": "Conversation", "recording_kind:ivr_message": "IVR message",
     "recording_kind:voicemail": "Voicemail", "recording_kind:ivr": "IVR recording", "recording_status:ok": "OK", "recording_status:failed": "Failed",
@@ -177,34 +185,21 @@ def for_ticket(number: str):
                            may_download=lambda r: access.may_download(g.user, r))
 
 
-def _send(rec: Recording, download: bool) -> Response:
-    store = _store()
-    try:
-        size = store.file_size(rec)
-    except OSError:
-        abort(404)
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0", "Content-Type": "audio/wav"}
-    try:
-        wanted = None if download else parse_range(request.headers.get("Range"), size)
-    except RangeNotSatisfiable as exc:
-        headers["Content-Range"] = f"bytes */{exc.size}"
-        return Response(b"", status=416, headers=headers)
-    start, end = wanted if wanted else (0, size - 1)
-    # One log row per playback (its first byte), and also the first request of this session for the
-    # recording whatever its range: a client asking for "bytes=1-" must not listen unrecorded.
+def _note_once(rec: Recording, action: str, start: int) -> None:
+    """One log row per playback (its first byte) or download, and also the first request of this session for
+    the recording whatever its range: a client asking for "bytes=1-" must not listen unrecorded."""
     heard = session.get("recordings_heard", [])
     if start == 0 or rec.id not in heard:
-        _record_access(rec, "download" if download else "listen")
+        _record_access(rec, action)
         if rec.id not in heard:
             session["recordings_heard"] = (heard + [rec.id])[-200:]
-    length = max(end - start + 1, 0)
-    if download:
-        name = f"{rec.day.isoformat()}_{rec.call_uuid}.wav" if hasattr(rec.day, "isoformat") else f"{rec.call_uuid}.wav"
-        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+
+
+def _stream(rec: Recording, store: RecordingStore, start: int, length: int):
     handle = store.open_file(rec)
     handle.seek(start)
 
-    def stream():
+    def pieces():
         remaining = length
         with handle:
             while remaining > 0:
@@ -214,22 +209,60 @@ def _send(rec: Recording, download: bool) -> Response:
                 remaining -= len(piece)
                 yield piece
 
-    headers["Content-Length"] = str(length)
-    status = 200
-    if wanted is not None:
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return Response(stream(), status=status, headers=headers, direct_passthrough=True)
+    return pieces()
+
+
+def _size_or_404(store: RecordingStore, rec: Recording) -> int:
+    try:
+        return store.file_size(rec)
+    except OSError:
+        abort(404)
+
+
+# Neither the browser's cache nor a proxy keeps a copy of what was only heard (or downloaded).
+_NO_STORE = {"Cache-Control": "no-store", "Content-Type": "audio/wav", "X-Content-Type-Options": "nosniff"}
+
+
+def _send_listen(rec: Recording) -> Response:
+    """Listening: always 206, at most LISTEN_SLICE bytes from where the player asks (from the start when it
+    names no range), inline, never the whole file in one answer and never a download disposition."""
+    store = _store()
+    size = _size_or_404(store, rec)
+    headers = {"Accept-Ranges": "bytes", **_NO_STORE}
+    try:
+        wanted = parse_range(request.headers.get("Range"), size)
+        if wanted is None and size == 0:
+            raise RangeNotSatisfiable(size)
+    except RangeNotSatisfiable as exc:
+        headers["Content-Range"] = f"bytes */{exc.size}"
+        return Response(b"", status=416, headers=headers)
+    start, end = wanted if wanted else (0, size - 1)
+    end = min(end, start + LISTEN_SLICE - 1)
+    _note_once(rec, "listen", start)
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return Response(_stream(rec, store, start, end - start + 1), status=206, headers=headers,
+                    direct_passthrough=True)
+
+
+def _send_download(rec: Recording) -> Response:
+    """Downloading (下载备案): the whole file as an attachment, every download logged."""
+    store = _store()
+    size = _size_or_404(store, rec)
+    _note_once(rec, "download", 0)
+    name = f"{rec.day.isoformat()}_{rec.call_uuid}.wav" if hasattr(rec.day, "isoformat") else f"{rec.call_uuid}.wav"
+    headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(size)}
+    return Response(_stream(rec, store, 0, size), status=200, headers=headers, direct_passthrough=True)
 
 
 @bp.route("/<int:rec_id>/audio")
 @require_roles(*access.LISTEN_ROLES)
 def audio(rec_id: int):
-    """The WAV for the browser's player: 200 whole, 206 for a byte range, 416 for a range past the end."""
+    """The WAV for the browser's player: 206 with one slice of the asked range, 416 for a range past the end."""
     rec = _visible_or_404(rec_id)
     if rec.status != "ok":
         abort(404)
-    return _send(rec, download=False)
+    return _send_listen(rec)
 
 
 @bp.route("/<int:rec_id>/download")
@@ -238,7 +271,9 @@ def download(rec_id: int):
     """The WAV as a file for the archive (下载备案), for roles that may download."""
     rec = _visible_or_404(rec_id)
     if not access.may_download(g.user, rec):
-        abort(403)
+        error = Forbidden(LISTEN_ONLY)
+        error.hotline_message = LISTEN_ONLY
+        raise error
     if rec.status != "ok":
         abort(404)
-    return _send(rec, download=True)
+    return _send_download(rec)

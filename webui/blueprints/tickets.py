@@ -318,7 +318,11 @@ def media_context(ticket: Ticket, files: list[Attachment]) -> dict:
         from webui.blueprints.calls import FAX_ROLES
 
         fax_log = url_for("calls.fax") if user.has_role(*FAX_ROLES) else None
-    return {"players": players, "other_recordings": others, "calls": calls, "call_records": records,
+    # The download link (下载备案) only for whoever may download; the others get the player alone.
+    downloadable = {r.id for r in [*players.values(), *others] if _view_exists("recordings.download")
+                    and access.may_download(user, r)}
+    return {"players": players, "other_recordings": others, "downloadable": downloadable,
+            "calls": calls, "call_records": records,
             "traces": traces, "fax_jobs": fax_jobs, "fax_log": fax_log,
             "recordings_page": url_for("recordings.for_ticket", number=ticket.number)
             if _view_exists("recordings.for_ticket") and user.has_role(*access.LISTEN_ROLES) else None}

@@ -116,6 +116,24 @@ def test_recording_plays_through_the_recorder(app, world, login):
     assert f'href="/calls/{call.id}"' in centre
 
 
+def test_ticket_page_download_link_only_for_those_who_may(app, world, login):
+    """Should show the recording's download link (下载备案) on the ticket page to the centre, both for an
+    attached recording and a linked call's, and only the players to a department handler, whose download is
+    refused with a 403 that says why."""
+    t = world.east_ticket
+    _call, attached = _recording(app, t)
+    _call2, linked = _recording(app, t, "c0ffee00-0000-4000-8000-000000000003", attach=False)
+    centre = login(world.centre_user).get(f"/tickets/{t.number}").get_data(as_text=True)
+    for rec in (attached, linked):
+        assert f'href="/recordings/{rec.id}/download"' in centre
+    handler = login(world.east_user)
+    page = handler.get(f"/tickets/{t.number}").get_data(as_text=True)
+    assert f'src="/recordings/{attached.id}/audio"' in page and f'src="/recordings/{linked.id}/audio"' in page
+    assert f"/recordings/{attached.id}/download" not in page and f"/recordings/{linked.id}/download" not in page
+    refused = handler.get(f"/recordings/{attached.id}/download")
+    assert refused.status_code == 403 and "下载录音备案" in refused.get_data(as_text=True)
+
+
 def test_linked_recording_without_attachment_and_ivr_trace(app, world, login):
     """Should list a linked call's recording that is not an attachment, and link the call's IVR trace."""
     from ivr.models import IvrTrace
