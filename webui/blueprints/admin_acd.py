@@ -25,7 +25,8 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from acd import admin
 from acd.models import OVERFLOW_KINDS, Agent, AgentSkill, ChatQueue, Queue
 from acd.policy import (CHAT_QUEUE_FIELDS, CHAT_QUEUE_NUMBERS, QUEUE_FIELDS, QUEUE_NUMBERS, QueueChangeRefused,
-                        chat_queue_fields_for, may_create_or_delete_queues, queue_fields_for, queue_number_error)
+                        chat_queue_fields_for, may_assign_extensions, may_create_or_delete_queues, queue_fields_for,
+                        queue_number_error)
 from acd.strategies import STRATEGIES, STRATEGY_LABELS
 from caseflow.models import User
 from core.config import PROJECT_ROOT
@@ -59,6 +60,8 @@ MESSAGES = own_messages({"zh": {
     "Team leads change the rule and timings of a queue; everything else about it is for administrators.":
         "班长可调整队列的分配策略和各项时长；队列的其他设置由管理员修改。",
     "Only administrators change extensions and servers.": "仅管理员可修改分机与交换机。",
+    "The leader takes calls on their own extension; only administrators assign extensions.":
+        "领导使用本人的分机接听；分机仅由管理员分配。",
     "The ACD is not running: changes apply when it starts.": "话务分配服务未运行：修改将在启动后生效。",
     "No queues yet.": "尚无队列。", "No agents yet.": "尚无话务员。", "No guest agents.": "尚无领导上线记录。",
     "Please correct the following:": "请更正以下问题：", "Saved.": "已保存。", "Cancel": "取消",
@@ -734,9 +737,11 @@ def agent_delete(agent_id):
 
 
 # ------------------------------------------------------------------------------------------ guests
-def check_guest_form(form: Mapping, today: dt.date, directory: frozenset[str], allowed_skills: list[str]
+def check_guest_form(form: Mapping, today: dt.date, directory: frozenset[str], allowed_skills: list[str],
+                     may_assign: bool = True
                      ) -> tuple[User | None, str, dt.date | None, dict[str, tuple[int, int]], list[str]]:
-    """(user, extension, day, skills, errors) for putting a leader on the phones for a day."""
+    """(user, extension, day, skills, errors) for putting a leader on the phones for a day; ``may_assign``
+    False (a team lead) means the form has no extension field and a user without one needs an administrator."""
     errors: list[str] = []
     raw = str(form.get("user", "") or "").strip()
     user = User.get_or_none(User.id == int(raw)) if raw.isdigit() and len(raw) < 10 else None
@@ -750,7 +755,10 @@ def check_guest_form(form: Mapping, today: dt.date, directory: frozenset[str], a
             errors.append(f"用户 {user.operator_no} 已是正式话务员，请在话务员页面调整技能 / user {user.operator_no} "
                           f"is a regular agent already: change their skills on the agents page")
         extension = user.extension or str(form.get("extension", "") or "").strip()
-        if not extension:
+        if not extension and not may_assign:
+            errors.append(f"用户 {user.operator_no} 没有分机，请管理员先为其分配分机 / user {user.operator_no} has no "
+                          f"extension: an administrator must assign one first")
+        elif not extension:
             errors.append(f"用户 {user.operator_no} 没有分机，请填写分机号 / user {user.operator_no} has no extension: "
                           f"give one")
         else:
@@ -784,6 +792,7 @@ def _render_guests(form: Mapping, errors: list[str], status: int = 200):
     return render_template("admin_acd/guests.html", guests=[_agent_live(a) for a in rows], skills=skills,
                            users=users, form=form, errors=errors, known=known_skills(),
                            queues_by_skill=_queues_by_skill(), today=_today(),
+                           may_assign_extension=may_assign_extensions(g.user),
                            status_label=lambda c: _pair(STATUS_LABELS, c)), status
 
 
@@ -794,7 +803,8 @@ def guests():
     if request.method == "GET":
         return _render_guests({"day": _today().isoformat()}, [])
     acd = _acd()
-    user, extension, day, skills, errors = check_guest_form(request.form, _today(), _directory(), known_skills())
+    user, extension, day, skills, errors = check_guest_form(request.form, _today(), _directory(), known_skills(),
+                                                            may_assign_extensions(g.user))
     if acd is None and not errors:
         errors.append("话务分配服务未运行，无法安排领导上线 / the ACD is not running: guest agents need it")
     if errors:

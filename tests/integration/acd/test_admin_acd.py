@@ -473,6 +473,29 @@ def test_team_lead_cannot_assign_an_extension(app, client, running, people):
     assert User.get_by_id(people["leader"].id).extension == "1009"
 
 
+def test_guest_form_has_no_extension_field_for_a_team_lead(app, client, running, people):
+    """Should leave the extension field out of a team lead's guest form (an administrator's has it), tell a
+    lead whose leader has no extension that an administrator must assign one, and put a leader who has one on
+    the phones at it."""
+    acd, _world = running
+    create_queue("complaint", "complaint")
+    acd.load()
+    client.login("8001", PASSWORD)
+    page = client.get("/admin/acd/guests").get_data(as_text=True)
+    assert 'name="extension"' not in page and 'data-testid="own-extension"' in page
+    form = {"user": people["leader"].id, "day": today(app).isoformat(), "level_complaint": "9"}
+    response = client.post_form("/admin/acd/guests", form)
+    assert response.status_code == 400 and "请管理员先为其分配分机" in response.get_data(as_text=True)
+    assert Agent.select().count() == 0
+    User.update(extension="1009").where(User.id == people["leader"].id).execute()
+    assert client.post_form("/admin/acd/guests", form).status_code == 303
+    assert Agent.get(Agent.user == people["leader"].id).extension == "1009"
+    client.logout()
+    client.login("0001", PASSWORD)
+    page = client.get("/admin/acd/guests").get_data(as_text=True)
+    assert 'name="extension"' in page and 'data-testid="own-extension"' not in page
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"day": "2020-01-01"}, "日期须在今天"),
     ({"day": "tomorrow"}, "日期格式须为"),
