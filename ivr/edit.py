@@ -9,7 +9,8 @@ from ivr.tree import HOUR_RE, NODE_KINDS, REPEAT, VALID_KEYS, Node, Tree, dump_t
 
 INT_FIELDS = {"timeout", "max_retries", "min_seconds", "max_seconds", "silence_seconds", "entry_timeout"}
 BOOL_FIELDS = {"enabled", "confirm", "weekends_open", "must_hear"}
-TEXT_FIELDS = {"prompt", "text", "skill", "number", "setting", "lang", "ticket_type", "reason", "invalid_prompt"}
+TEXT_FIELDS = {"title", "prompt", "text", "skill", "number", "setting", "lang", "ticket_type", "reason",
+               "invalid_prompt"}
 KEY_LINE = re.compile(r"^\s*([0-9*#])\s*[=:：→>-]+\s*(\S+)\s*\Z")
 
 
@@ -49,7 +50,8 @@ def editable_fields(node: Node) -> list[str]:
         "queue": ["prompt", "skill"], "transfer": ["prompt", "number", "setting"], "language": ["lang"],
         "collect": ["prompt", "max_retries"],
     }
-    return by_kind.get(node.kind, []) + fields
+    # title: the administrator's name for the node, shown in the chart instead of its id.
+    return ["title"] + by_kind.get(node.kind, []) + fields
 
 
 def edit_node(tree: Tree, node_id: str, changes: Mapping[str, str]) -> str:

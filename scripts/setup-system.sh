@@ -2,7 +2,7 @@
 # Install the Debian packages the product and its tests use, when missing.
 # As root: apt-get installs them. Otherwise: print what to install and fail clearly.
 set -euo pipefail
-packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei
+packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei graphviz
           kannel kannel-extras dovecot-imapd postgresql-client)
 missing=()
 for pkg in "${packages[@]}"; do

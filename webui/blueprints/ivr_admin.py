@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from ivr import polls as polls_service
 from ivr import prompts as ivr_prompts
-from ivr.chart import render_svg
+from ivr.chart import KIND_NAMES, node_lines, render_svg
 from ivr.edit import SCHEDULE_SETTINGS, EditError, edit_node, edit_settings, editable_fields, format_keys
 from ivr.schedule import describe
 from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
@@ -60,6 +60,19 @@ MESSAGES = own_messages({"zh": {
     "此版本早于 rest_days 设置：法定节假日转接值班电话，其他休息日%(weekends)s。请设置 rest_days（staffed、forward 或 "
     "closed），使休息日与节假日按同一规则处理。",
     "staffed": "有人接听", "night menu": "进入夜服菜单",
+    # The chart (ivr.chart's words: kind names, routes)
+    "Announcement": "播放提示", "Key menu": "按键菜单", "Number entry": "号码输入", "Recorded request": "录音诉求",
+    "Message box": "留言信箱", "Voicemail": "语音留言", "Ticket status query": "工单进度查询",
+    "Self-service answers": "自助咨询", "Opinion poll": "民意调查", "To an agent": "转人工坐席", "Transfer": "转接",
+    "Office hours check": "工作时间判断", "Blocked numbers check": "黑名单判断", "Language choice": "语言选择",
+    "Fax": "传真", "Satisfaction rating": "满意度评价", "Hang up": "挂机", "No key pressed": "无按键",
+    "Failed": "失败", "Busy": "忙", "Cancelled": "取消", "Blocked": "黑名单号码", "Open": "工作时间",
+    "After hours": "非工作时间", "Holiday": "节假日", "Key %(key)s": "按 %(key)s", "Off": "已关闭",
+    "Must hear": "必听", "Transfer to %(number)s": "转 %(number)s", "Language: %(language)s": "语言：%(language)s",
+    "Mandarin": "普通话", "English": "英语", "%(n)s callers at this node now": "%(n)s 位来电者在此节点", "Problem": "问题",
+    "IVR flow chart": "语音导航流程图", "Solid: caller action · orange: automatic · dashed: back":
+    "实线：来电者按键或录音 · 橙色：自动 · 虚线：返回", "Zoom in": "放大", "Zoom out": "缩小", "Fit": "适应宽度",
+    "Actual size": "原始大小",
 }})
 
 ADMIN = ("admin",)
@@ -89,6 +102,12 @@ def _live():
     return services.ivr_live
 
 
+def _prompt_words() -> dict[str, str]:
+    """Prompt key -> its wording in the page's language (shown in the chart's prompt nodes)."""
+    lang = "zh" if g.get("lang", "zh") == "zh" else "en"
+    return {**ivr_prompts.load_texts(Path(_state().config.sounds_dir), lang), **prompt_overrides().get(lang, {})}
+
+
 def _who() -> str:
     return g.user.operator_no if g.get("user") else ""
 
@@ -110,6 +129,8 @@ def _flash_problems(problems) -> None:
 @require_roles(*ADMIN)
 def index():
     """The shown version (active by default) as a flow chart, its problems, the node editor, the versions."""
+    from webui.i18n import gettext
+
     trees = _trees()
     if not IvrTreeVersion.select().exists():
         trees.ensure_default()
@@ -128,12 +149,19 @@ def index():
         fields.append((name, "" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
                        name in NODE_KINDS[node.kind]))
     live = _live().counts(version.id) if version.active else {}
-    chart = Markup(render_svg(tree, problems, highlight=node.id, live=live))  # every text escaped by render_svg
+    prompts = _prompt_words()
+    # Nodes are named by what they say (title, kind, wording), not by their ids, in the pickers too.
+    node_names = {nid: " · ".join(node_lines(tree, n, gettext, prompts)) for nid, n in tree.nodes.items()}
+    chart = Markup(render_svg(  # every text escaped, dot's output redrawn from a short list (ivr.chart)
+        tree, problems, highlight=node.id, live=live, say=gettext, prompts=prompts,
+        href=lambda nid: url_for("ivr_admin.index", version=version.id, node=nid) + "#node-form"))
     # The answering-hours settings a tree saved before them lacks are offered too (blank: left out).
     settings = {**tree.settings, **{k: "" for k in SCHEDULE_SETTINGS if k not in tree.settings}}
     return render_template("ivr_admin/tree.html", version=version, tree=tree, problems=problems, chart=chart,
                            node=node, fields=fields, versions=trees.versions(version.name),
-                           node_ids=sorted(tree.nodes), settings=settings, answering=describe(tree.settings))
+                           node_ids=sorted(tree.nodes, key=lambda nid: node_names[nid]), node_names=node_names,
+                           kind_name=gettext(KIND_NAMES.get(node.kind, node.kind)), settings=settings,
+                           answering=describe(tree.settings))
 
 
 @bp.route("/save", methods=["POST"])

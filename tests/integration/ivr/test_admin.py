@@ -74,9 +74,11 @@ def test_activation_refused_with_reasons(admin_client):
     v2 = IvrTreeVersion.get(IvrTreeVersion.version == 2)
     page = admin_client.get(f"/admin/ivr/?version={v2.id}").get_data(as_text=True)
     problems = re.sub(r"<[^>]+>", "", page.split('data-testid="problems"', 1)[1].split("</ul>", 1)[0])
-    assert "main: unknown prompt &#39;no_such_prompt&#39;" in problems
-    assert "main: loop without a caller action" in problems
-    assert "lang_en: unreachable from the start node" in problems
+    # Each problem under its node's name (kind and wording), linked to the node's form; no node id shown.
+    assert "按键菜单: unknown prompt &#39;no_such_prompt&#39;" in problems
+    assert "按键菜单: loop without a caller action" in problems
+    assert "语言选择 · 语言：英语: unreachable from the start node" in problems
+    assert "node=main#node-form" in page.split('data-testid="problems"', 1)[1].split("</ul>", 1)[0]
     response = admin_client.post_form("/admin/ivr/activate", {"version": v2.id}, follow_redirects=True)
     text = response.get_data(as_text=True)
     assert "拒绝启用" in text or "Activation refused" in text

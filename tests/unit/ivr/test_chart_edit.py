@@ -21,10 +21,10 @@ def test_chart_is_valid_svg_with_every_node_and_route():
     svg = render_svg(tree, [Problem("poll", "x")], highlight="main")
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
-    nodes = [g.get("data-node") for g in root.iter(f"{ns}g")]
+    nodes = [g.get("data-node") for g in root.iter(f"{ns}g") if g.get("data-node")]
     assert sorted(nodes) == sorted(tree.nodes)
     routes = sum(len(tree.edges(n)) for n in tree.nodes.values())
-    assert len(list(root.iter(f"{ns}path"))) == routes + 1  # plus the arrow head marker
+    assert len([g for g in root.iter(f"{ns}g") if g.get("class") == "ivr-route"]) == routes
     assert 'stroke="#dc2626"' in svg  # the node with a problem is outlined
 
 
@@ -185,7 +185,7 @@ def test_must_hear_validated_edited_and_charted():
     words it does not understand) and mark the node in the chart."""
     tree = parse_tree(edit_node(load_tree(), "welcome", {"must_hear": "true"}))
     assert tree.nodes["welcome"].get("must_hear") is True and validate(tree) == []
-    assert "必听 must hear" in render_svg(tree)
+    assert "Must hear" in render_svg(tree)
     with pytest.raises(EditError, match="must_hear"):
         edit_node(load_tree(), "welcome", {"must_hear": "always"})
     with pytest.raises(EditError, match="must_hear"):
