@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,17 +136,28 @@ class _GreenletSafeConnect:
     """Connecting may now yield to other greenlets (the wait callback, a lock wait in a pragma): peewee's
     lock becomes a gevent lock (a thread lock held across a yield deadlocks the thread when the tests,
     without monkey-patching, share one connection state between greenlets), and a greenlet that waited
-    while another connected that shared state takes the connection instead of failing."""
+    while another connected that shared state takes the connection instead of failing.
+
+    One lock per thread, like the connection state it guards (peewee keeps it in a threading.local): a
+    gevent lock belongs to its thread's hub, and one shared by real threads (tests claiming a row from two
+    threads at once) failed in the second thread. Monkey-patched, threading.local is per greenlet."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from gevent.lock import RLock
+        self._connect_locks = threading.local()
 
-        self._lock = RLock()
+    def _connect_lock(self):
+        lock = getattr(self._connect_locks, "lock", None)
+        if lock is None:
+            from gevent.lock import RLock
+
+            lock = self._connect_locks.lock = RLock()
+        return lock
 
     def connect(self, reuse_if_open=False):
-        waited = self._lock.locked()
-        with self._lock:
+        lock = self._connect_lock()
+        waited = lock.locked()
+        with lock:
             return super().connect(reuse_if_open or waited)
 
 
@@ -195,6 +207,21 @@ def _gevent_wait(conn, timeout=None):
             import psycopg2
 
             raise psycopg2.OperationalError(f"unexpected poll state {state!r}")
+
+
+def greenlet_local_connections() -> bool:
+    """True when peewee's per-thread connection state is per greenlet: the process is monkey-patched
+    (run.py, the benchmarks), so threading.local is gevent's.
+
+    Only then is the gevent wait callback safe. Without monkey-patching (the test suite) every greenlet of a
+    thread shares one connection; a query that yields lets another greenlet run its own statements, commit,
+    open savepoints or close that connection in the middle of the first one's transaction ("cursor already
+    closed", "SAVEPOINT can only be used in transaction blocks"). There queries block as psycopg2 does by
+    default; the tests of the cooperative driver install the callback themselves, on connections of their own.
+    """
+    from gevent import monkey
+
+    return monkey.is_module_patched("threading")
 
 
 def make_psycopg2_cooperative() -> None:
@@ -328,7 +355,8 @@ def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
         return CooperativeSqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, check_same_thread=False,
                                          lock_timeout=timeouts.lock)
     if scheme in _POSTGRES_SCHEMES:
-        make_psycopg2_cooperative()
+        if greenlet_local_connections():
+            make_psycopg2_cooperative()
         params = db_url.parse(url)
         cls = _cooperative_postgres_class(db_url.schemes[scheme])
         return cls(params.pop("database"), timeouts=timeouts, **params)

@@ -17,6 +17,18 @@ from core.db import DatabaseTimeout, DbTimeouts, open_database
 from tests.fakeswitch import WaitFor
 
 
+@pytest.fixture(autouse=True)
+def cooperative_driver():
+    """The gevent wait callback, as run.py's monkey-patched process has it (core.db installs it only where
+    connection state is per greenlet; the suite is not monkey-patched), removed again afterwards."""
+    import psycopg2.extensions as ext
+
+    before = ext.get_wait_callback()
+    core_db.make_psycopg2_cooperative()
+    yield
+    ext.set_wait_callback(before)
+
+
 class Ticker:
     """A greenlet that counts 50 ms ticks: it only advances while the hub is free."""
 
@@ -207,6 +219,7 @@ import gevent
 from core import db as core_db
 
 database = core_db.bind_database(sys.argv[1])
+core_db.make_psycopg2_cooperative()  # not monkey-patched: installed by hand, as the fixture does
 database.connect()
 ticks = []
 ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in iter(int, 1)])
