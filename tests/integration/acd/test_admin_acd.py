@@ -42,10 +42,10 @@ def running(app, prompts):
     world = World()
     acd = Acd(Pool(Conn(world)), settings=AcdSettings(reconcile_interval=3600), prompts=prompts)
     acd.start()
-    app.extensions["hotline"].services.extra["acd"] = acd
+    app.extensions["hotline"].services.acd = acd
     yield acd, world
     acd.stop()
-    app.extensions["hotline"].services.extra.pop("acd", None)
+    app.extensions["hotline"].services.acd = None
 
 
 def queue_form(**changes) -> dict:
