@@ -333,14 +333,16 @@ def test_malformed_and_unknown_numbers(client, world, number):
 
 
 def test_a_case_page_needs_the_lookup(client, world):
-    """Should not show a case to a browser that has not given its code (phone tickets included)."""
+    """Should not show a case to a browser that has not given its code (phone tickets included: their code is
+    the query PIN of their receipt)."""
     assert client.get(f"/follow/{world.east_ticket.number}").status_code == 404
     number, code = receipt(submit(client))
     other = client.application.test_client()
     assert other.get(f"/follow/{number}").status_code == 404
     assert other.post(f"/follow/{number}/add", data={"text": "x", "csrf_token": other.csrf_token()}).status_code == 404
-    # A phone ticket cannot be followed on the website with its phone PIN.
-    assert follow(other, world.east_ticket.number, world.east_ticket.query_pin).status_code == 404
+    # A phone ticket opens only in the browser that gave its query code (the PIN its receipt carries).
+    assert follow(other, world.east_ticket.number, world.east_ticket.query_pin).status_code == 303
+    assert client.get(f"/follow/{world.east_ticket.number}").status_code == 404
 
 
 # ------------------------------------------------------------------------------------ publication
