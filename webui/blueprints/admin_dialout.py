@@ -50,7 +50,7 @@ MESSAGES = {"zh": {
     "Dial-out policy": "外呼策略", "Rules in force": "当前规则", "Dial-out log": "外呼记录",
     "Purpose": "用途", "Role": "角色", "Allowed number classes": "允许拨打的号码类别",
     "Any purpose": "任何用途", "Any role": "任何角色", "The system (no one logged in)": "系统（无人操作）",
-    "Daily cap per staff member": "每位工作人员每日外呼上限", "Daily cap per caller's requests": "每位来电人每日请求外呼上限",
+    "Daily cap per staff member": "每位工作人员每日外呼上限", "Daily cap of requests per caller": "每位来电人每日请求外呼上限",
     "No cap": "不限", "Own area code": "本地区号", "Not set": "未设置", "Dial template for external numbers":
         "外部号码拨号模板",
     "Own extensions and emergency numbers never count against a cap.": "本机分机和紧急电话不计入上限。",
@@ -58,7 +58,7 @@ MESSAGES = {"zh": {
     "Number class": "号码类别", "Outcome": "结果", "outcome:allowed": "已放行", "outcome:refused": "已拒绝",
     "Who": "发起方", "Number": "号码", "Reason": "原因", "Caller %(number)s": "来电人 %(number)s",
     "The system": "系统", "Deleted user": "已删除的用户",
-    "Numbers are masked: your roles may not see citizens' numbers in full.":
+    "Numbers are masked: your roles may not see citizen numbers in full.":
         "号码已脱敏：您的角色无权查看市民完整号码。",
     "No user has this operator number.": "没有该工号的用户。",
     "Unknown dial-out purpose.": "未知的外呼用途。", "Unknown number class.": "未知的号码类别。",
