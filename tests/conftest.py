@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 
 import pytest
 
@@ -14,7 +15,7 @@ import pytest
 os.environ.setdefault("HOTLINE_ARGON2_PROFILE", "cheapest")
 
 from core import db as core_db
-from core.migrations import create_schema, drop_schema
+from core.migrations import create_schema
 from hotline.schema import all_models
 
 pytest_plugins = ["tests.fakeswitch.fixtures"]
@@ -78,25 +79,94 @@ def pytest_report_header(config):
 def db_url(request, tmp_path):
     """A database URL: a fresh SQLite file, or the PostgreSQL test database."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    return _PG_URL
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    yield _PG_URL
+    if "db" not in request.fixturenames:
+        # The test used PostgreSQL without the `db` fixture (a whole product, say): nothing is known of
+        # what it left, so the next `db` test rebuilds the schema.
+        _pg_schema["baseline"] = None
+
+
+# Building ~70 tables costs about a second on PostgreSQL and a quarter on SQLite, and the suite has
+# thousands of database tests; so each process builds the schema once: SQLite tests start from a copy of
+# a template file, PostgreSQL tests share one schema emptied after each test. A test that changes the
+# schema itself (the migration tests) is noticed by the catalogue fingerprint and the schema rebuilt.
+_sqlite_template: dict[str, str] = {}
+_pg_schema: dict[str, str | None] = {"baseline": None}
+
+_PG_FINGERPRINT = (
+    "SELECT md5(string_agg(c.relname || '.' || a.attname || ':' || a.atttypid || ':' || a.atttypmod, ','"
+    " ORDER BY c.relname, a.attnum)) || ':' || (SELECT count(*) FROM pg_class"
+    " WHERE relnamespace = current_schema()::regnamespace)"
+    " FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped")
+
+
+def _sqlite_template_file(tmp_path_factory, models) -> str:
+    if "path" not in _sqlite_template:
+        path = tmp_path_factory.mktemp("schema") / "template.sqlite3"
+        template = core_db.bind_database(f"sqlite:///{path}")
+        template.connect()
+        create_schema(models)
+        template.close()
+        _sqlite_template["path"] = str(path)
+    return _sqlite_template["path"]
+
+
+def _pg_fingerprint(database) -> str:
+    return database.execute_sql(_PG_FINGERPRINT).fetchone()[0]
+
+
+def _pg_rebuild_schema(database, models) -> None:
+    """The process's schema dropped whole (tables a migration test left under other names too) and built."""
+    schema = f"hotline_test_{os.getpid()}"  # as _postgres_url named it
+    database.execute_sql(f'DROP SCHEMA "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
+    create_schema(models)
+
+
+def _pg_empty_tables(database, models) -> None:
+    """Delete every row (foreign keys not checked meanwhile) and restart every sequence: far cheaper than
+    TRUNCATE of every table, which makes new files for each table and index. The migration bookkeeping
+    stays, as it was when the schema was built."""
+    statements = "".join(f'DELETE FROM "{m._meta.table_name}";' for m in models)
+    database.execute_sql(
+        "SET session_replication_role = replica;" + statements + "SET session_replication_role = DEFAULT;"
+        "SELECT setval(c.oid, 1, false) FROM pg_class c"
+        " WHERE c.relkind = 'S' AND c.relnamespace = current_schema()::regnamespace")
 
 
 @pytest.fixture
-def db(db_url):
-    """All tables created before and dropped after the test."""
-    database = core_db.bind_database(db_url)
+def db(db_url, tmp_path_factory):
+    """Every table, empty, for the test: SQLite from a per-process template file; PostgreSQL in the
+    process's schema, built on first use (or after a test changed it) and emptied after each test."""
     models = all_models()
-    database.connect(reuse_if_open=True)
-    drop_schema(models) if core_db.is_postgres(database) else None
-    create_schema(models)
-    yield database
-    database.close()
-    if core_db.is_sqlite(database):
-        # The file goes away with tmp_path; dropping would trip RESTRICT on self-referencing rows.
+    if db_url.startswith("sqlite:///"):
+        path = db_url[len("sqlite:///"):]
+        fresh = not os.path.exists(path)
+        if fresh:
+            shutil.copyfile(_sqlite_template_file(tmp_path_factory, models), path)
+        database = core_db.bind_database(db_url)
+        database.connect(reuse_if_open=True)
+        if not fresh:
+            create_schema(models)
+        yield database
+        database.close()
+        # The file goes away with tmp_path.
         return
+    database = core_db.bind_database(db_url)
     database.connect(reuse_if_open=True)
-    drop_schema(models)
+    if _pg_schema["baseline"] is None:
+        _pg_rebuild_schema(database, models)
+        _pg_schema["baseline"] = _pg_fingerprint(database)
+    yield database
+    if not database.is_closed():
+        database.close()  # whatever the test left open (an aborted transaction included) goes
+    database.connect()
+    if _pg_fingerprint(database) == _pg_schema["baseline"]:
+        _pg_empty_tables(database, models)
+    else:
+        _pg_schema["baseline"] = None  # rebuilt by the next test that needs it
     database.close()
 
 
