@@ -136,7 +136,8 @@ class QueueEntry(BaseModel):
 
 # Callers to call back (call-back key, overflow into call-back, abandoned) are not kept here: the ACD
 # writes them to the one missed-call list, recorder.models.MissedCall, through recorder.missed. The former
-# ``callback_request`` table is moved there and dropped by core.migrations step 0001_one_missed_call_list.
+# ``callback_request`` table is moved there and dropped by migration step 0001_one_missed_call_list
+# (hotline.migrations).
 
 
 class SupervisorAction(BaseModel):

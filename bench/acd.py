@@ -141,8 +141,7 @@ def app_process(args) -> int:
     from caseflow.models import User
     from core import db as core_db
     from core.config import EslEndpoint
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
     from switch.errors import CallHangup
     from switch.inbound import SwitchPool
     from switch.outbound import OutboundServer

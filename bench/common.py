@@ -22,8 +22,7 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
     benchmark never touches the test database's tables. Returns (database, cleanup).
     """
     from core import db as core_db
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
 
     if name == "sqlite":
         url = f"sqlite:///{folder / 'bench.sqlite3'}"

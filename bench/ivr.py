@@ -120,8 +120,7 @@ def run_size(calls: int, sounds: str) -> dict:
     from caseflow.models import Ticket
     from core import db as core_db
     from core.config import load_config
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
     from ivr.runner import run_call
     from hotline.ivr_services import HotlineIvrServices
     from ivr.store import TreeStore

@@ -19,8 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.config import ConfigError, load_config
     from core.db import bind_database, database
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
 
     parser = argparse.ArgumentParser(prog="python -m hotline.accounts", description=main.__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)

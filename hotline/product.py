@@ -12,9 +12,8 @@ from typing import Any
 from core.clock import Clock
 from core.config import Config
 from core.db import DbTimeouts, bind_database, database
-from core.migrations import create_schema
 from hotline.ivr_services import HotlineIvrServices
-from hotline.schema import all_models
+from hotline.schema import all_models, create_schema
 
 log = logging.getLogger(__name__)
 

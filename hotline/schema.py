@@ -1,4 +1,5 @@
-"""The one list of every table the product has, in creation order (explicit wiring, no registry)."""
+"""The one list of every table the product has, in creation order (explicit wiring, no registry), and the
+schema made from it with the product's migration steps (``create_schema``)."""
 from __future__ import annotations
 
 
@@ -23,3 +24,12 @@ def all_models() -> list:
     models += ops_models
     # Packages add their MODELS here as they gain tables.
     return models
+
+
+def create_schema(models: list | None = None) -> list[str]:
+    """Create the missing tables of ``models`` (default: every model) and run the product's pending
+    migration steps (``hotline.migrations.STEPS``); returns the names of the steps run."""
+    from core import migrations
+    from hotline.migrations import STEPS
+
+    return migrations.create_schema(all_models() if models is None else models, STEPS)

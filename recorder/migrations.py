@@ -1,4 +1,4 @@
-"""Schema steps of the recorder's tables for databases created before a change (run by core.migrations).
+"""Schema steps of the recorder's tables for databases created before a change (listed in hotline.migrations).
 
 New databases get the models' tables as they are and skip these steps.
 """

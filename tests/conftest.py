@@ -15,8 +15,7 @@ import pytest
 os.environ.setdefault("HOTLINE_ARGON2_PROFILE", "cheapest")
 
 from core import db as core_db
-from core.migrations import create_schema
-from hotline.schema import all_models
+from hotline.schema import all_models, create_schema
 
 pytest_plugins = ["tests.fakeswitch.fixtures"]
 
@@ -168,6 +167,19 @@ def db(db_url, tmp_path_factory):
     else:
         _pg_schema["baseline"] = None  # rebuilt by the next test that needs it
     database.close()
+
+
+@pytest.fixture
+def alarms():
+    """The one alarm path connected as hotline.product connects it (ops.alarms; no SMS hook): what the
+    floors below raise through core.alarms is stored as SystemAlarm rows. Yields the service."""
+    from core import alarms as core_alarms
+    from ops.alarms import AlarmService
+
+    service = AlarmService()
+    core_alarms.connect(service.raise_alarm)
+    yield service
+    core_alarms.disconnect(service.raise_alarm)
 
 
 class HotlineClient:

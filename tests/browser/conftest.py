@@ -17,8 +17,7 @@ import pytest
 
 from core import db as core_db
 from core.config import Config, load_config
-from core.migrations import create_schema
-from hotline.schema import all_models
+from hotline.schema import all_models, create_schema
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from core import db as core_db
 from core.config import EslEndpoint, load_config
-from core.migrations import create_schema
-from hotline.schema import all_models
+from hotline.schema import all_models, create_schema
 from tests.browser.conftest import login
 
 PASSWORD = "desk-pass-1234"

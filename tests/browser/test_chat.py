@@ -15,8 +15,7 @@ from acd.models import ChatSession
 from caseflow.accounts import create_user
 from core import db as core_db
 from core.config import load_config
-from core.migrations import create_schema
-from hotline.schema import all_models
+from hotline.schema import all_models, create_schema
 from tests.browser.conftest import login
 from tests.browser.test_agent_desk import Telephony
 

@@ -21,8 +21,7 @@ def test_production_loads_no_demo_accounts_and_create_admin_makes_the_first_one(
     """Should refuse the demo data set (one published password) in production, and create a working
     administrator with the command; a short password or a taken number is refused with exit status 2."""
     from caseflow.models import User
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
 
     config = _config(tmp_path, "production")
     bind_database(config.database_url)
@@ -48,8 +47,7 @@ def test_production_loads_no_demo_accounts_and_create_admin_makes_the_first_one(
 
 def test_development_still_loads_the_demo(tmp_path):
     """Should keep loading the demo accounts in development (make run)."""
-    from core.migrations import create_schema
-    from hotline.schema import all_models
+    from hotline.schema import all_models, create_schema
 
     config = _config(tmp_path, "development")
     bind_database(config.database_url)

@@ -134,8 +134,8 @@ def test_file_checked_by_content_and_stored_with_sha256(org_setup, answered, clo
 
 def test_schema_step_upgrades_an_old_database(db):
     """Should add the new answer columns to a database made before them, keeping its answers."""
-    from core.migrations import SchemaMigration, create_schema
-    from hotline.schema import all_models
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
 
     item = KnowledgeItem.create(title="旧知识")
     db.drop_tables([KnowledgeHistory, KnowledgeAnswer], cascade=is_postgres(db))

@@ -27,8 +27,8 @@ def _lengths(db):
 def test_step_widens_the_address_of_an_old_database(db):
     """Should upgrade a database whose address columns hold 64 characters (PostgreSQL refuses a longer one
     there) so that a 255-character e-mail address is stored in a message and an opt-out, keeping old rows."""
-    from core.migrations import SchemaMigration, create_schema
-    from hotline.schema import all_models
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
 
     if is_postgres(db):
         for table in ("message", "opt_out"):

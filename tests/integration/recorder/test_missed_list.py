@@ -145,8 +145,8 @@ def test_migration_moves_call_back_requests_and_merges(db):
     """Should, on a database from before the one list, add the columns, merge a number's open entries,
     and move open call-back requests onto the list before dropping their table."""
     from core.db import BaseModel
-    from core.migrations import SchemaMigration, create_schema
-    from hotline.schema import all_models
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
 
     class OldMissedCall(BaseModel):
         """missed_call as it was before the one list."""

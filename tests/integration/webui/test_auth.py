@@ -273,8 +273,8 @@ def test_disabling_a_user_ends_their_sessions_for_good(app, client, make_user):
 
 def test_session_version_step_adds_the_column(db):
     """Should add users' session version to a database made before it, keeping the users."""
-    from core.migrations import SchemaMigration, create_schema
-    from hotline.schema import all_models
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
 
     from caseflow.accounts import create_user
 

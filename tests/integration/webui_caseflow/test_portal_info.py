@@ -72,8 +72,8 @@ def test_migration_adds_the_public_flag(db, world):
     from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
     from core.db import is_postgres
-    from core.migrations import SchemaMigration, create_schema
-    from hotline.schema import all_models
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
 
     item = knowledge.create_item("旧知识", "内容")
     migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)

@@ -1,0 +1,86 @@
+"""The product's migration steps, in the order they run (``core.migrations`` is the engine that runs them).
+
+How to change the schema after a release: add the field to the model (new databases get it from
+``create_tables``), and append a ``Step`` to ``STEPS`` below that adds it to existing databases, e.g.
+``Step("0008_ticket_pin", lambda migrator, db: [migrator.add_column("ticket", "pin", Ticket.pin)])``.
+Steps run once, in order, and are recorded in ``schema_migration``; a fresh database marks every step as
+applied because its tables already match the models. A step that needs a package's own knowledge (the
+recorder's record key, its missed-call list) lives in that package (``recorder/migrations.py``) and is named
+here. The list is the composition root's because it touches every package's tables; ``core`` stays the
+ground floor (docs/architecture.md).
+"""
+from __future__ import annotations
+
+from playhouse.migrate import migrate
+
+from caseflow.models import KnowledgeAnswer, KnowledgeItem, User
+from core.db import is_postgres
+from core.migrations import Step
+from recorder.migrations import chain_call_records, one_missed_call_list
+from recorder.models import FaxJob
+
+
+def _knowledge_answer_upkeep(migrator, db):
+    """The columns knowledge answers gained for editing, soft deletion, the last-viewed time and the
+    attachment's sniffed type (its history is a new table, created as usual)."""
+    fields = (("attachment_type", KnowledgeAnswer.attachment_type), ("last_viewed_at", KnowledgeAnswer.last_viewed_at),
+              ("updated_at", KnowledgeAnswer.updated_at), ("updated_by_id", KnowledgeAnswer.updated_by),
+              ("deleted_at", KnowledgeAnswer.deleted_at), ("deleted_by_id", KnowledgeAnswer.deleted_by))
+    # One column at a time: SQLite's migrator rebuilds the table for a foreign key and would otherwise
+    # recreate the index of a column added later in the same batch before adding it.
+    for name, field in fields:
+        if name not in {c.name for c in db.get_columns("knowledge_answer")}:
+            migrate(migrator.add_column("knowledge_answer", name, field))
+    return []
+
+
+def _knowledge_item_public(migrator, db):
+    """Knowledge items gained the editors' "show on the public website" flag (issue 11 item 4)."""
+    if "public" not in {c.name for c in db.get_columns("knowledge_item")}:
+        migrate(migrator.add_column("knowledge_item", "public", KnowledgeItem.public))
+    return []
+
+
+def _message_address_wide(migrator, db):
+    """Message.address and OptOut.address grew from 64 to 255 characters: e-mail addresses may be that long
+    (RFC 5321 allows 254). PostgreSQL enforces the length, so the column type changes there; SQLite never
+    enforces a VARCHAR length, so its tables stay as they are."""
+    if is_postgres(db):
+        for table in ("message", "opt_out"):
+            db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "address" TYPE VARCHAR(255)')
+    return []
+
+
+def _user_session_version(migrator, db):
+    """Users gained the session version (issue 16 item 12): sessions of an older version are refused."""
+    if "session_version" not in {c.name for c in db.get_columns("user")}:
+        migrate(migrator.add_column("user", "session_version", User.session_version))
+    return []
+
+
+def _fax_job_dialout(migrator, db):
+    """Outbound faxes keep who queued them and why, so the dial-out policy checks them again when sent."""
+    columns = {c.name for c in db.get_columns("fax_job")}
+    steps = [migrator.add_column("fax_job", name, field) for name, field in
+             (("purpose", FaxJob.purpose), ("actor_id", FaxJob.actor)) if name not in columns]
+    if steps:
+        migrate(*steps)
+    return []
+
+
+# 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
+# which gained dedupe and claim columns); new databases simply do not create it.
+# 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
+# 0003: knowledge items can be marked for the public website.
+# 0004: message and opt-out addresses up to 255 characters (long e-mail addresses).
+# 0005: call records re-signed over every field and chained (recorder.integrity); records whose v1 MAC
+#       does not match keep it, and `python -m recorder.verify` lists them.
+# 0006: users' session version (logout, password change and disabling end every session of the user).
+# 0007: outbound faxes keep their dial-out purpose and actor (checked again by the policy when sent).
+STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
+                     Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
+                     Step("0003_knowledge_item_public", _knowledge_item_public),
+                     Step("0004_message_address_255", _message_address_wide),
+                     Step("0005_call_record_chain", chain_call_records),
+                     Step("0006_user_session_version", _user_session_version),
+                     Step("0007_fax_job_dialout", _fax_job_dialout)]
