@@ -89,11 +89,15 @@ class Product:
 
         bridge_recorder = attach_recorder(cdr, acd=acd, recordings=recordings, ivr_services=ivr_services,
                                           pool=pool, spawn=gevent.spawn)
+        from ivr import sweep as ivr_sweep
         from recorder.sweep import Sweeper
 
         # Whenever the ACD reconciles with a switch, close the call records, recordings and campaign attempts
-        # whose hang-up event was lost (restart, dropped events, the app killed).
-        self.parts["sweeper"] = Sweeper(cdr, recordings, servers=lambda: [c.name for c in pool.all()])
+        # whose hang-up event was lost (restart, dropped events, the app killed); the IVR's part (its traces,
+        # its campaign attempts) handed in, as the recorder sits below the IVR.
+        self.parts["sweeper"] = Sweeper(cdr, recordings, servers=lambda: [c.name for c in pool.all()],
+                                        call_history=ivr_sweep.call_history,
+                                        lost_calls=ivr_sweep.fail_lost_attempts)
         acd.reconcilers.append(self.parts["sweeper"])
         outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
                                   max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers))

@@ -12,16 +12,18 @@ open calls are gone. I/O part: ``Sweeper``:
   when its channel is still up (its hang-up finalises it as usual) and closed as cut off when it is gone;
 - a recording still "recording" whose channel is gone is indexed with whatever audio reached the disk, or
   marked failed (nothing, or a bare header) with an error in the log and a recorder alert;
-- a campaign attempt still "calling" whose channel is gone fails, retried per the campaign's rules.
+- what the floors above placed themselves (campaign attempts) is closed by their own callable, handed in by
+  the composition root (``lost_calls``: ``ivr.sweep.fail_lost_attempts``), as is what they know of a call an
+  earlier run left open (``call_history``: ``ivr.sweep.call_history``, the IVR's trace). The recorder sits
+  below the IVR and does not know it (docs/architecture.md).
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Callable, Iterable
 
-from recorder.cdr import CdrRecorder, _parse_at, _utc
+from recorder.cdr import CdrRecorder, _utc
 from recorder.models import CallRecord, Recording
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,6 @@ log = logging.getLogger(__name__)
 # `show channels` lists a channel a moment after it was created (FreeSWITCH writes its core database in
 # batches); a call younger than this is left alone until the next reconciliation.
 GRACE_SECONDS = 3.0
-# A campaign attempt is "calling" before its originate created any channel (the dialer's greenlet): this
-# long after its start a missing channel means the call is over.
-ATTEMPT_GRACE_SECONDS = 30.0
 
 
 def gone_uuids(open_calls: Iterable[tuple[str, dt.datetime | None]], channels: set[str], now: dt.datetime,
@@ -41,16 +40,26 @@ def gone_uuids(open_calls: Iterable[tuple[str, dt.datetime | None]], channels: s
             if uuid not in channels and (started is None or (now - started).total_seconds() >= grace)]
 
 
+def _nothing_known(call_uuid: str) -> tuple[list[dict], bool, dt.datetime | None]:
+    return [], False, None
+
+
 class Sweeper:
     """An ``Acd.reconcilers`` callable: ``sweeper(server, channels) -> report``."""
 
     def __init__(self, cdr: CdrRecorder, recordings=None, servers: Callable[[], list[str]] | None = None,
-                 on_swept: Callable[[str, dict], None] | None = None, grace: float = GRACE_SECONDS):
+                 on_swept: Callable[[str, dict], None] | None = None, grace: float = GRACE_SECONDS,
+                 call_history: Callable[[str], tuple[list[dict], bool, dt.datetime | None]] | None = None,
+                 lost_calls: Callable[[set[str], dt.datetime], int] | None = None):
         self.cdr = cdr
         self.recordings = recordings  # recorder.recording.RecordingService
         self.servers = servers or (lambda: [])  # the names of every configured switch
         self.on_swept = on_swept  # callback(server, report) when anything was closed (an alarm)
         self.grace = grace
+        # What the floors above know of a call an earlier run left open: (IVR path, served, last moment).
+        self.call_history = call_history or _nothing_known
+        # Closes what the floors above placed whose channel no switch lists; returns how many (attempts).
+        self.lost_calls = lost_calls
         self.channels_by_server: dict[str, set[str]] = {}
 
     def _now(self) -> dt.datetime:
@@ -84,7 +93,7 @@ class Sweeper:
                                                  & (CallRecord.started_at <= cutoff)).order_by(CallRecord.id)):
             if record.call_uuid in self.cdr.drafts or not self._ours(record.server, server):
                 continue
-            path, served, last = _ivr_knowledge(record.call_uuid)
+            path, served, last = self.call_history(record.call_uuid)
             self.cdr.adopt(record, ivr_path=path, served=served)
             if record.call_uuid in (channels if record.server == server else anywhere):
                 report["records_adopted"] += 1
@@ -142,37 +151,8 @@ class Sweeper:
                 report["recordings_failed" if rec.status == "failed" else "recordings_closed"] += 1
 
     def _sweep_attempts(self, anywhere: set[str], now: dt.datetime, report: dict) -> None:
-        from ivr.campaigns import note_failed_attempt
-        from ivr.models import OutboundAttempt
-
+        if self.lost_calls is None:
+            return
         if len(self.channels_by_server) < max(1, len(self.servers())):
             return  # not every switch has told its channels yet: an attempt may be on another one
-        rows = list(OutboundAttempt.select().where(OutboundAttempt.state == "calling"))
-        gone = set(gone_uuids([(a.last_call_uuid, _utc(a.last_attempt_at) if a.last_attempt_at else None)
-                               for a in rows if a.last_call_uuid], anywhere, now, ATTEMPT_GRACE_SECONDS))
-        for attempt in rows:
-            if attempt.last_call_uuid in gone:
-                log.warning("campaign attempt %s to %s: its call %s is gone (lost hang-up): failed", attempt.id,
-                            attempt.phone, attempt.last_call_uuid)
-                note_failed_attempt(attempt, "LOST_CHANNEL")
-                report["attempts_failed"] += 1
-
-
-def _ivr_knowledge(call_uuid: str) -> tuple[list[dict], bool, dt.datetime | None]:
-    """What the IVR stored about a call before the app stopped: (path, served, last moment). Its trace is
-    stored when the IVR lets go of the call; a call cut off mid-menu has none."""
-    from ivr.models import IvrTrace
-
-    trace = IvrTrace.select().where(IvrTrace.call_uuid == call_uuid).order_by(IvrTrace.id.desc()).first()
-    if trace is None:
-        return [], False, None
-    path, last = [], None
-    for entry in json.loads(trace.entries or "[]"):
-        at = _parse_at(entry.get("at"))
-        last = at if at is not None and (last is None or at > last) else last
-        node = str(entry.get("node", ""))
-        if str(entry.get("what", "")).startswith("enter ") and node and (not path or path[-1]["node"] != node):
-            path.append({"node": node[:64], "at": str(entry.get("at", ""))[:32]})
-    served = bool((trace.tickets or "").strip())  # a ticket was filed from the call: the caller was heard
-    ended = _utc(trace.ended_at) if trace.ended_at else None
-    return path, served, ended or last
+        report["attempts_failed"] += self.lost_calls(anywhere, now)
