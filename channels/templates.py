@@ -85,7 +85,7 @@ def render_text(source: str, values: dict) -> str:
     try:
         return _ENV.from_string(source).render(**values).strip()
     except TemplateError as error:
-        raise TemplateInputError(f"模板错误 / template error: {error}") from None
+        raise TemplateInputError(f"模板错误：{error} / template error: {error}") from None
 
 
 def stored(key: str, lang: str) -> Optional[MessageTemplate]:
@@ -130,11 +130,12 @@ def check(key: str, lang: str, body: str) -> str:
     try:
         names = meta.find_undeclared_variables(_ENV.parse(body))
     except TemplateError as error:
-        raise TemplateInputError(f"模板错误 / template error: {error}") from None
+        raise TemplateInputError(f"模板错误：{error} / template error: {error}") from None
     unknown = sorted(names - set(DEFAULTS[key].variables))
     if unknown:
         allowed = ", ".join(DEFAULTS[key].variables) or "-"
-        raise TemplateInputError(f"未知变量 / unknown variables: {', '.join(unknown)} (allowed: {allowed})")
+        raise TemplateInputError(f"未知变量：{', '.join(unknown)}（可用：{allowed}） / "
+                                 f"unknown variables: {', '.join(unknown)} (allowed: {allowed})")
     render_text(body, sample_values(key))
     return body
 

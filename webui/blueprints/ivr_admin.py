@@ -33,12 +33,12 @@ MESSAGES = own_messages({"zh": {
     "没有问题，可以启用此版本。", "Activation refused": "拒绝启用", "Activated version %(v)s.": "已启用版本 %(v)s。",
     "Saved as version %(v)s (not active yet).": "已保存为版本 %(v)s（尚未启用）。", "Node": "节点",
     "Kind": "类型", "Edit node": "编辑节点", "Save as new version": "保存为新版本", "Tree source (TOML)":
-    "导航树源文件（TOML）", "Settings": "参数设置", "Keys (one per line, e.g. 1=human_time)":
-    "按键（每行一个，例如 1=human_time）", "Text (Mandarin)": "中文文本", "Text (English)": "英文文本",
+    "导航树源文件（TOML）", "Settings": "参数设置", "Text (Mandarin)": "中文文本", "Text (English)": "英文文本",
     "Listen": "试听", "Change text and render": "修改文本并重新合成", "Upload a recording (WAV)": "上传录音（WAV）",
-    "Upload": "上传", "Key": "编号", "Prompt rendered again.": "提示音已重新合成。", "Recording installed.":
-    "录音已替换。", "Title": "标题", "Questions (one per line: question | keys, e.g. 满意吗？满意按1不满意按2 | 12)":
-    "问题（每行一个：问题 | 按键，例如 满意吗？满意按1不满意按2 | 12）", "Create poll": "新建调查",
+    "Upload": "上传", "Prompt rendered again.": "提示音已重新合成。", "Recording installed.":
+    "录音已替换。", "Title": "标题",
+    "Questions, one per line: the question, a bar, then the keys to press, e.g. “Were you satisfied? Press 1 for "
+    "yes, 2 for no | 12”": "问题（每行一个：问题、竖线、可按的键，例如“满意吗？满意按1，不满意按2 | 12”）", "Create poll": "新建调查",
     "Make active": "设为当前调查", "Answers": "回答数", "Caller": "来电号码", "Started": "开始时间",
     "Call outcome": "通话结果", "Tickets": "工单", "Time": "时间", "What": "事件", "Keys": "按键", "Trace of call %(uuid)s":
     "通话 %(uuid)s 的导航轨迹", "No trace for this call.": "此通话没有导航轨迹。", "Versions": "版本列表",
@@ -55,10 +55,9 @@ MESSAGES = own_messages({"zh": {
     "Rest days and holidays: as working days.": "休息日和节假日：与工作日相同。",
     "Rest days and holidays: forwarded to the duty phone.": "休息日和节假日：转接值班电话。",
     "Rest days and holidays: night menu.": "休息日和节假日：夜服菜单。",
-    "Saved before rest_days existed: declared holidays forwarded, other days off %(weekends)s. Set rest_days "
-    "(staffed, forward or closed) to treat rest days and holidays alike.":
-    "此版本早于 rest_days 设置：法定节假日转接值班电话，其他休息日%(weekends)s。请设置 rest_days（staffed、forward 或 "
-    "closed），使休息日与节假日按同一规则处理。",
+    "This version predates the rest-day setting: declared holidays are forwarded to the duty phone, other rest "
+    "days %(weekends)s. Choose “Rest days and holidays” below to treat them alike.":
+    "此版本早于休息日设置：法定节假日转接值班电话，其他休息日%(weekends)s。请在下方选择“休息日和节假日”，使两者按同一规则处理。",
     "staffed": "有人接听", "night menu": "进入夜服菜单",
     # The chart (ivr.chart's words: kind names, routes)
     "Announcement": "播放提示", "Key menu": "按键菜单", "Number entry": "号码输入", "Recorded request": "录音诉求",
@@ -73,9 +72,31 @@ MESSAGES = own_messages({"zh": {
     "IVR flow chart": "语音导航流程图", "Solid: caller action · orange: automatic · dashed: back":
     "实线：来电者按键或录音 · 橙色：自动 · 虚线：返回", "Zoom in": "放大", "Zoom out": "缩小", "Fit": "适应宽度",
     "Actual size": "原始大小",
+    # The node and settings forms (FIELD_LABELS, SETTING_LABELS, UNITS)
+    "Node title": "节点名称", "Prompt": "提示音", "Text to speak": "播报文本", "Switched on": "启用",
+    "Heard to the end (keys ignored)": "必须听完（期间按键无效）", "Keys": "按键", "Wait for a key": "等待按键",
+    "Attempts": "尝试次数", "Prompt after a wrong key": "按错键时的提示音", "Ticket type": "工单类型",
+    "Shortest recording": "最短录音", "Longest recording": "最长录音", "Reason noted": "记录原因",
+    "Skill queue": "技能队列", "Number to transfer to": "转接号码", "Number from the settings": "参数中的号码",
+    "Language": "语言", "Silence that ends a recording": "静音多久结束录音", "Wait for digits": "等待输入",
+    "Read back for confirmation": "复述确认", "Then": "然后", "When it fails": "失败时",
+    "When the caller cancels": "来电者取消时", "When no key is pressed": "无按键时",
+    "When every agent is busy": "坐席全忙时", "In working hours": "工作时间", "On rest days and holidays":
+    "休息日和节假日", "For a blocked number": "黑名单号码", "Language at the start": "默认语言",
+    "Wait for a key at a menu": "菜单等待按键", "Attempts at a menu": "菜单尝试次数",
+    "Emergency contact (night menu)": "紧急联系人（夜服菜单）", "Duty phone (rest days)": "值班电话（休息日）",
+    "People answer only in working hours": "仅工作时间人工接听", "Working hours": "工作时间段",
+    "Rest days and holidays": "休息日和节假日", "Skill queues the menu uses": "导航使用的技能队列",
+    "Weekends staffed (versions before the rest-day setting)": "周末有人接听（休息日设置之前的版本）",
+    "seconds": "秒", "times": "次", "Repeat this menu": "重听本菜单", "Default": "默认", "Yes": "是", "No": "否",
+    "Not set": "未设置", "Two times, the earlier first: 08:00, 20:00": "两个时间，先早后晚，例如 08:00, 20:00",
+    "Node changed: %(name)s": "修改节点：%(name)s", "Settings changed": "修改参数设置", "Source edited":
+    "修改源文件", "Shipped default tree": "系统默认导航树", "System": "系统",
+    "Where it is heard": "使用位置", "Read out by the system (numbers, digits)": "系统播报（号码、数字等）",
 }})
 
 ADMIN = ("admin",)
+COMMENT_LIMIT = 255  # IvrTreeVersion.comment
 
 
 def _state():
@@ -124,6 +145,127 @@ def _flash_problems(problems) -> None:
     flash(gettext("Activation refused") + ": " + "；".join(str(p) for p in problems), "error")
 
 
+# ---------------------------------------------------------------------- the node and settings forms
+# What each node field and tree setting is called on the page (message ids; the ids stay in the form names).
+FIELD_LABELS = {
+    "title": "Node title", "prompt": "Prompt", "text": "Text to speak", "enabled": "Switched on",
+    "must_hear": "Heard to the end (keys ignored)", "keys": "Keys", "timeout": "Wait for a key",
+    "max_retries": "Attempts", "invalid_prompt": "Prompt after a wrong key", "ticket_type": "Ticket type",
+    "min_seconds": "Shortest recording", "max_seconds": "Longest recording", "reason": "Reason noted",
+    "skill": "Skill queue", "number": "Number to transfer to", "setting": "Number from the settings",
+    "lang": "Language", "silence_seconds": "Silence that ends a recording", "entry_timeout": "Wait for digits",
+    "confirm": "Read back for confirmation",
+    # routes
+    "next": "Then", "on_fail": "When it fails", "on_cancel": "When the caller cancels",
+    "timeout_route": "When no key is pressed", "on_busy": "When every agent is busy", "open": "In working hours",
+    "closed": "After hours", "holiday": "On rest days and holidays", "blocked": "For a blocked number",
+}
+SETTING_LABELS = {
+    "language": "Language at the start", "menu_timeout": "Wait for a key at a menu",
+    "max_retries": "Attempts at a menu", "invalid_prompt": "Prompt after a wrong key",
+    "emergency_contact": "Emergency contact (night menu)", "duty_mobile": "Duty phone (rest days)",
+    "office_hours": "People answer only in working hours", "working_hours": "Working hours",
+    "rest_days": "Rest days and holidays", "skills": "Skill queues the menu uses",
+    "weekends_open": "Weekends staffed (versions before the rest-day setting)",
+}
+UNITS = {"timeout": "seconds", "min_seconds": "seconds", "max_seconds": "seconds", "silence_seconds": "seconds",
+         "entry_timeout": "seconds", "menu_timeout": "seconds", "max_retries": "times"}
+REST_DAYS = (("staffed", "Rest days and holidays: as working days."),
+             ("forward", "Rest days and holidays: forwarded to the duty phone."),
+             ("closed", "Rest days and holidays: night menu."))
+KEY_NAMES = {"*": "star", "#": "hash"}  # form field names for the keys that are not digits
+PHONE_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#")
+
+
+def _bool_text(value) -> str:
+    return "true" if value is True else "false" if value is False else ""
+
+
+def _prompt_options(prompts: dict[str, str], current: str) -> list[tuple[str, str]]:
+    """(key, wording) for every prompt, by wording; an unknown current key is kept (the problems list it)."""
+    options = sorted(((key, text if len(text) <= 40 else text[:39] + "…") for key, text in prompts.items()),
+                     key=lambda pair: pair[1])
+    if current and current not in prompts:
+        options.insert(0, (current, current))
+    return [("", "")] + options
+
+
+def _field(name: str, value, is_route: bool, prompts, tree, node_ids, node_names) -> dict:
+    """One row of the node form: its label, the control that fits and the options, in the page's language."""
+    from caseflow.values import TICKET_TYPES
+    from ivr.edit import BOOL_FIELDS, INT_FIELDS
+    from ivr.tree import REPEAT
+    from webui.i18n import gettext
+
+    lang = g.get("lang") or "zh"
+    field = {"name": name, "label": gettext(FIELD_LABELS.get(name, name)), "value": value, "options": [],
+             "unit": gettext(UNITS[name]) if name in UNITS else "", "control": "text"}
+    nodes = [("", "")] + [(nid, node_names[nid]) for nid in node_ids]
+    if name == "keys":
+        keys = value if isinstance(value, dict) else {}
+        field.update(control="keys", options=[("", "")] + [(REPEAT, gettext("Repeat this menu"))] + nodes[1:],
+                     rows=[(key, KEY_NAMES.get(key, key), gettext("Key %(key)s", key=key), keys.get(key, ""))
+                           for key in PHONE_KEYS])
+    elif is_route:
+        field.update(control="select", options=nodes)
+    elif name in ("prompt", "invalid_prompt"):  # the options are what callers hear, as recorded: data
+        field.update(control="select", options=_prompt_options(prompts, str(value or "")), data_options=True)
+    elif name in BOOL_FIELDS:
+        field.update(control="select", value=_bool_text(value),
+                     options=[("", gettext("Default")), ("true", gettext("Yes")), ("false", gettext("No"))])
+    elif name in INT_FIELDS:
+        field["control"] = "number"
+    elif name == "lang":
+        field.update(control="select", options=[("", ""), ("zh", gettext("Mandarin")), ("en", gettext("English"))])
+    elif name == "ticket_type":
+        field.update(control="select", options=[("", "")] + [
+            (code, pair[0] if lang == "zh" else pair[1]) for code, pair in TICKET_TYPES.items()])
+    elif name == "setting":
+        field.update(control="select", options=[("", "")] + [
+            (key, gettext(SETTING_LABELS.get(key, key))) for key, v in tree.settings.items()
+            if isinstance(v, str) and v.strip().lstrip("+").isdigit()])
+    if field["control"] == "select" and field["value"] not in {v for v, _ in field["options"]} and field["value"]:
+        field["options"].insert(1, (field["value"], str(field["value"])))
+    field["value"] = "" if field["value"] is None else field["value"]
+    return field
+
+
+def _setting(name: str, value, prompts) -> dict:
+    """One row of the settings form (typed control, label and unit; unknown settings keep their name)."""
+    from webui.i18n import gettext
+
+    setting = {"name": name, "label": gettext(SETTING_LABELS[name]) if name in SETTING_LABELS else "",
+               "value": value, "options": [], "unit": gettext(UNITS[name]) if name in UNITS else "",
+               "control": "text", "hint": ""}
+    if isinstance(value, bool) or name in ("office_hours", "weekends_open"):
+        setting.update(control="select", value=_bool_text(value),
+                       options=[("", gettext("Not set")), ("true", gettext("Yes")), ("false", gettext("No"))])
+    elif name == "rest_days":
+        setting.update(control="select", options=[("", gettext("Not set"))] + [
+            (code, gettext(text)) for code, text in REST_DAYS])
+    elif name == "language":
+        setting.update(control="select", options=[("zh", gettext("Mandarin")), ("en", gettext("English"))])
+    elif name == "invalid_prompt":
+        setting.update(control="select", options=_prompt_options(prompts, str(value or "")), data_options=True)
+    elif isinstance(value, int):
+        setting["control"] = "number"
+    elif isinstance(value, (list, tuple)):
+        setting["value"] = ", ".join(map(str, value))
+    if name == "working_hours":
+        setting["hint"] = gettext("Two times, the earlier first: 08:00, 20:00")
+    if setting["control"] == "select" and setting["value"] not in {v for v, _ in setting["options"]}:
+        setting["options"].insert(0, (setting["value"], str(setting["value"])))
+    return setting
+
+
+def keys_from_form(form) -> str | None:
+    """The node form's one-select-per-key rows as "1=target" lines (None when the form has no such rows)."""
+    if not any(f"key_{KEY_NAMES.get(key, key)}" in form for key in PHONE_KEYS):
+        return None
+    return "\n".join(f"{key}={form[f'key_{KEY_NAMES.get(key, key)}']}" for key in PHONE_KEYS
+                     if form.get(f"key_{KEY_NAMES.get(key, key)}", "").strip())
+
+
 # ---------------------------------------------------------------------- the tree
 @bp.route("/", methods=["GET"])
 @require_roles(*ADMIN)
@@ -141,27 +283,24 @@ def index():
     problems = trees.problems(version.source, version.name)
     node_id = request.args.get("node") or tree.start
     node = tree.nodes.get(node_id) or tree.nodes[tree.start]
-    fields = []
-    for name in editable_fields(node):
-        value = node.get(name, "")
-        if name == "keys":
-            value = format_keys(node.keys)
-        fields.append((name, "" if value is None else str(value).lower() if isinstance(value, bool) else str(value),
-                       name in NODE_KINDS[node.kind]))
-    live = _live().counts(version.id) if version.active else {}
     prompts = _prompt_words()
     # Nodes are named by what they say (title, kind, wording), not by their ids, in the pickers too.
     node_names = {nid: " · ".join(node_lines(tree, n, gettext, prompts)) for nid, n in tree.nodes.items()}
+    node_ids = sorted(tree.nodes, key=lambda nid: node_names[nid])
+    fields = [_field(name, node.get(name, ""), name in NODE_KINDS[node.kind], prompts, tree, node_ids, node_names)
+              for name in editable_fields(node)]
+    live = _live().counts(version.id) if version.active else {}
     chart = Markup(render_svg(  # every text escaped, dot's output redrawn from a short list (ivr.chart)
         tree, problems, highlight=node.id, live=live, say=gettext, prompts=prompts,
         href=lambda nid: url_for("ivr_admin.index", version=version.id, node=nid) + "#node-form"))
     # The answering-hours settings a tree saved before them lacks are offered too (blank: left out).
-    settings = {**tree.settings, **{k: "" for k in SCHEDULE_SETTINGS if k not in tree.settings}}
+    settings = [_setting(name, value, prompts)
+                for name, value in {**tree.settings,
+                                    **{k: "" for k in SCHEDULE_SETTINGS if k not in tree.settings}}.items()]
     return render_template("ivr_admin/tree.html", version=version, tree=tree, problems=problems, chart=chart,
-                           node=node, fields=fields, versions=trees.versions(version.name),
-                           node_ids=sorted(tree.nodes, key=lambda nid: node_names[nid]), node_names=node_names,
-                           kind_name=gettext(KIND_NAMES.get(node.kind, node.kind)), settings=settings,
-                           answering=describe(tree.settings))
+                           node=node, fields=fields, versions=trees.versions(version.name), node_ids=node_ids,
+                           node_names=node_names, kind_name=gettext(KIND_NAMES.get(node.kind, node.kind)),
+                           settings=settings, answering=describe(tree.settings))
 
 
 @bp.route("/save", methods=["POST"])
@@ -180,13 +319,19 @@ def save():
             node = tree.nodes.get(node_id) or abort(404)
             changes = {name: request.form.get(f"f_{name}", "") for name in editable_fields(node)
                        if f"f_{name}" in request.form}
+            keys = keys_from_form(request.form)
+            if keys is not None and "keys" in editable_fields(node) and "f_keys" not in request.form:
+                changes["keys"] = keys
             source = edit_node(tree, node_id, changes)
         elif what == "settings":
             tree = trees.tree_of(base)
             source = edit_settings(tree, {k[2:]: v for k, v in request.form.items() if k.startswith("s_")})
         else:
             source = request.form.get("source", "")
-        comment = request.form.get("comment", "") or f"{what} {node_id}".strip()
+        comment = request.form.get("comment", "").strip()
+        if len(comment) > COMMENT_LIMIT:
+            raise EditError(f"说明超过{COMMENT_LIMIT}字 / the comment is longer than {COMMENT_LIMIT} characters")
+        comment = comment or _default_comment(what, base, node_id)
         version = trees.add_version(source, base.name, comment, _who())
     except (EditError, TreeError) as error:
         flash(str(error), "error")
@@ -194,6 +339,28 @@ def save():
     audit("ivr_tree_save", "ivr_tree_version", version.id, comment)
     flash(gettext("Saved as version %(v)s (not active yet).", v=version.version), "info")
     return redirect(url_for("ivr_admin.index", version=version.id, node=node_id or None), code=303)
+
+
+def _default_comment(what: str, base: IvrTreeVersion, node_id: str) -> str:
+    """What a version saved without a comment changed, in words (the saver's language), never an id."""
+    from webui.i18n import gettext
+
+    if what == "node":
+        tree = _trees().tree_of(base)
+        name = " · ".join(node_lines(tree, tree.nodes[node_id], gettext, _prompt_words()))
+        return gettext("Node changed: %(name)s", name=name)[:255]
+    return gettext("Settings changed") if what == "settings" else gettext("Source edited")
+
+
+# Comments and authors the product writes itself (ivr.store), shown in the page's language.
+SYSTEM_WORDS = {"shipped default tree": "Shipped default tree", "system": "System"}
+
+
+@bp.app_template_filter("ivr_words")
+def ivr_words(text) -> str:
+    from webui.i18n import gettext
+
+    return gettext(SYSTEM_WORDS[text]) if text in SYSTEM_WORDS else text
 
 
 @bp.route("/activate", methods=["POST"])
@@ -231,10 +398,32 @@ def prompt_list():
     overrides = prompt_overrides()
     rows = []
     texts = {lang: {**ivr_prompts.load_texts(sounds, lang), **overrides.get(lang, {})} for lang in ("zh", "en")}
+    used = _prompt_uses()
     for key in sorted(texts["zh"]):
         rows.append({"key": key, "zh": texts["zh"].get(key, ""), "en": texts["en"].get(key, ""),
+                     "used": used.get(key, []),
                      "has": {lang: ivr_prompts.wav_path(sounds, lang, key).is_file() for lang in ("zh", "en")}})
     return render_template("ivr_admin/prompts.html", rows=rows)
+
+
+def _prompt_uses() -> dict[str, list[str]]:
+    """Prompt key -> where the active tree plays it (node titles or kinds; the settings' wrong-key prompt)."""
+    from webui.i18n import gettext
+
+    trees = _trees()
+    if not IvrTreeVersion.select().exists():
+        trees.ensure_default()
+    version = trees.active() or trees.versions()[0]
+    tree = trees.tree_of(version)
+    uses: dict[str, list[str]] = {}
+    for node_id, key in tree.prompt_refs():
+        node = tree.nodes[node_id]
+        name = str(node.get("title") or "").strip() or gettext(KIND_NAMES.get(node.kind, node.kind))
+        if name not in uses.setdefault(key, []):
+            uses[key].append(name)
+    if isinstance(tree.settings.get("invalid_prompt"), str):
+        uses.setdefault(tree.settings["invalid_prompt"], []).append(gettext("Prompt after a wrong key"))
+    return uses
 
 
 @bp.route("/prompts/text", methods=["POST"])

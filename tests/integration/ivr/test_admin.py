@@ -136,7 +136,7 @@ def test_tree_saved_before_answering_settings(admin_client, trees):
     old = load_tree().source.replace("office_hours = false\n", "").replace('rest_days = "staffed"\n', "")
     version = trees.add_version(old, comment="an old tree")
     page = admin_client.get(f"/admin/ivr/?version={version.id}").get_data(as_text=True)
-    assert "此版本早于 rest_days 设置" in page and 'id="s_office_hours"' in page and 'id="s_rest_days"' in page
+    assert "此版本早于休息日设置" in page and 'id="s_office_hours"' in page and 'id="s_rest_days"' in page
     admin_client.post_form("/admin/ivr/save", {"version": version.id, "what": "settings", "s_office_hours": "",
                                                "s_rest_days": "closed"})
     newest = IvrTreeVersion.select().order_by(IvrTreeVersion.id.desc()).first()

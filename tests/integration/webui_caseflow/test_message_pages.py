@@ -136,8 +136,8 @@ def test_templates_page(login, world):
     url = "/admin/templates/receipt/zh"
     r = a.post(url, data={"csrf_token": a.csrf_token(), "action": "preview", "body": "受理号{{ number }} 码{{ pin }}"})
     assert r.status_code == 200 and "受理号12345678 码123456" in r.get_data(as_text=True)
-    for body, words in (("{{ nubmer }}", "nubmer"), ("{{ number.__class__.__mro__ }}", "template error"),
-                        ("{% for x in %}", "template error"), ("{{ number | default(secret) }}", "secret")):
+    for body, words in (("{{ nubmer }}", "nubmer"), ("{{ number.__class__.__mro__ }}", "模板错误"),
+                        ("{% for x in %}", "模板错误"), ("{{ number | default(secret) }}", "secret")):
         r = a.post(url, data={"csrf_token": a.csrf_token(), "action": "save", "body": body})
         assert r.status_code == 400 and words in r.get_data(as_text=True), body
     assert MessageTemplate.select().count() == 0
