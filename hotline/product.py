@@ -133,6 +133,13 @@ class Product:
                      "fax": config.fax_dir},
             verify_chain=chain_verifier(config), run_backup=backup_runner(config))
         self.parts["backup_settings"] = BackupSettings.from_config(config)
+        # Hotspot warnings (stats/): topics indexed and scanned for spikes; a new warning goes to the duty
+        # leader as an alarm. A bad HOTLINE_HOTSPOT_* stops the start.
+        from stats.hotspots import HotspotSettings
+        from stats.jobs import HotspotJob
+
+        self.parts["hotspots"] = HotspotJob(HotspotSettings.from_extra(config.extra),
+                                            alarm=self.parts["checks"].service.raise_alarm, pause=gevent.sleep)
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
@@ -194,6 +201,13 @@ class Product:
 
         register_ops_jobs(scheduler, self.parts["checks"], settings=self.parts["backup_settings"], tz=self.config.tz,
                           wrap=self._db_job)
+        from stats.jobs import register_jobs as register_stats_jobs
+        from stats.suggestions import model_path, retrain_runner
+
+        # Hotspot scan every few minutes; the dispatch suggestions retrained nightly in a child process (and
+        # once soon after the start while there is no model yet).
+        register_stats_jobs(scheduler, self.parts["hotspots"], retrain_runner(self.config), tz=self.config.tz,
+                            wrap=self._db_job, train_soon=not model_path(self.config.var_dir).exists())
         from acd.supervisor import Supervisor
         from ivr.dialer import schedule_dialer
 

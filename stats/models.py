@@ -1,10 +1,11 @@
 """Statistics tables: report filter sets saved per user, the assessment's indicators, appeals against a
-ticket's counting, and the frozen score sheets of closed months."""
+ticket's counting, the frozen score sheets of closed months, the hotspot index (each ticket's topics) and
+its warnings, and the dispatch suggestion model's training runs and the suggestions shown."""
 from __future__ import annotations
 
 import peewee
 
-from caseflow.models import Department, Ticket, User, utcnow
+from caseflow.models import Category, Department, Region, Ticket, User, utcnow
 from core.db import BaseModel
 
 
@@ -81,4 +82,75 @@ class ScoreSnapshot(BaseModel):
         indexes = ((("month", "department", "indicator"), True),)
 
 
-MODELS = [SavedReport, Indicator, Appeal, ClosedMonth, ScoreSnapshot]
+class TicketTopic(BaseModel):
+    """One topic (a keyword, stats.keywords) of one ticket, with the ticket's hour (naive UTC, truncated),
+    place (its region and that region's district) and category copied so counts need no join."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="+", on_delete="CASCADE")
+    topic = peewee.CharField(max_length=32)
+    rank = peewee.SmallIntegerField(default=0)  # 0 = the ticket's most telling word
+    hour = peewee.DateTimeField()
+    region = peewee.ForeignKeyField(Region, null=True, backref="+", on_delete="SET NULL")
+    district = peewee.ForeignKeyField(Region, null=True, backref="+", on_delete="SET NULL")
+    category = peewee.ForeignKeyField(Category, null=True, backref="+", on_delete="SET NULL")
+
+    class Meta:
+        indexes = ((("hour", "topic"), False), (("topic", "hour"), False), (("ticket", "topic"), True))
+
+
+class IndexMark(BaseModel):
+    """How far a background index has read (``name`` -> the last ticket id done)."""
+
+    name = peewee.CharField(max_length=32, unique=True)
+    last_id = peewee.BigIntegerField(default=0)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class HotspotWarning(BaseModel):
+    """A topic that spiked in one street or district (stats.hotspots): what, where, the window and the
+    baseline it was judged against; the centre marks it handled."""
+
+    topic = peewee.CharField(max_length=32, index=True)
+    region = peewee.ForeignKeyField(Region, null=True, backref="+", on_delete="SET NULL")
+    place_name = peewee.CharField(max_length=64, default="")
+    level = peewee.CharField(max_length=8, default="street")  # street, district
+    window_start = peewee.DateTimeField()
+    window_end = peewee.DateTimeField()
+    count = peewee.IntegerField()
+    baseline = peewee.FloatField()
+    score = peewee.FloatField(default=0)
+    raised_at = peewee.DateTimeField(default=utcnow, index=True)
+    handled_at = peewee.DateTimeField(null=True, index=True)
+    handled_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    handled_note = peewee.CharField(max_length=255, default="")
+
+
+class SuggestionRun(BaseModel):
+    """One training of the dispatch suggestion model (stats.suggestions): trained or cold (too little
+    history, said in ``message``), on how many tickets and departments, held-out accuracy, time taken."""
+
+    started_at = peewee.DateTimeField(default=utcnow, index=True)
+    seconds = peewee.FloatField(default=0)
+    state = peewee.CharField(max_length=8)  # trained, cold, failed
+    samples = peewee.IntegerField(default=0)
+    departments = peewee.IntegerField(default=0)
+    top1 = peewee.FloatField(null=True)
+    top3 = peewee.FloatField(null=True)
+    message = peewee.CharField(max_length=255, default="")
+
+
+class DispatchSuggestion(BaseModel):
+    """The suggestion shown for a ticket on the dispatch form (the latest one per ticket), kept to measure
+    how often dispatchers took it."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="+", on_delete="CASCADE", unique=True)
+    run = peewee.ForeignKeyField(SuggestionRun, null=True, backref="+", on_delete="SET NULL")
+    shown_at = peewee.DateTimeField(default=utcnow, index=True)
+    first = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
+    second = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
+    third = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
+    confidence = peewee.FloatField(default=0)  # of the first
+
+
+MODELS = [SavedReport, Indicator, Appeal, ClosedMonth, ScoreSnapshot, TicketTopic, IndexMark, HotspotWarning,
+          SuggestionRun, DispatchSuggestion]

@@ -53,6 +53,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.admin_acd",
     "webui.blueprints.stats",
     "webui.blueprints.stats_reports",
+    "webui.blueprints.stats_hotspots",
     "webui.blueprints.sms_gateway",
     "webui.blueprints.ticket_mail",
     "webui.blueprints.messages",

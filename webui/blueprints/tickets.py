@@ -265,6 +265,12 @@ def action_context(ticket: Ticket) -> dict:
         suggested = services.suggest_departments(ticket.category_id, ticket.region_id) if ticket.category_id else []
         ctx["suggested"] = suggested
         ctx["departments"] = [d for d in org.tree() if d.level >= 2 and d.active]
+    if "dispatch" in events and _view_exists("stats_hotspots.suggestion_runs"):
+        # The model learned from past dispatches (stats.suggestions): shown beside the form, never chosen for
+        # the dispatcher.
+        from webui.blueprints.stats_hotspots import learned_suggestion
+
+        ctx["learned"] = learned_suggestion(ticket)
     if "sub_dispatch" in events and ticket.department_id:
         ctx["subdepartments"] = [d for d in org.subtree(ticket.department) if d.id != ticket.department_id
                                  and d.active]
