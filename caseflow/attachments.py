@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
 from caseflow.models import Attachment, Ticket, User
+from core import diskspace
+from core.alarms import CRITICAL, raise_alarm
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,14 @@ class AttachmentError(ValueError):
     """A file was refused (empty, too large, bad name); the message says why."""
 
 
+class StorageFull(AttachmentError):
+    """The attachments' disk is full: nothing was stored (no cut file), an alarm was raised."""
+
+    def __init__(self, detail: str = ""):
+        super().__init__("存储空间已满，文件未保存，请联系管理员 / storage full: the file was not saved; tell the "
+                         "administrator" + (f" ({detail})" if detail else ""))
+
+
 def safe_name(filename: str) -> str:
     """The file's base name with path separators and control characters removed (kept for display)."""
     name = Path(str(filename or "").replace("\\", "/")).name
@@ -33,16 +43,18 @@ def safe_name(filename: str) -> str:
 def store_file(root: Path, data: Union[bytes, BinaryIO], filename: str, clock: Optional[Clock] = None,
                max_size: int = MAX_SIZE) -> dict:
     """Write ``data`` below ``root``/YYYY/MM/ under a random name; returns filename, path (relative),
-    size and sha256. Empty and oversized files are refused and leave nothing behind."""
+    size and sha256. Empty and oversized files are refused and leave nothing behind; a full disk is
+    StorageFull (an AttachmentError: the caller shows its message) with the storage_full alarm raised, and
+    leaves nothing behind either."""
     clock = clock or Clock()
     name = safe_name(filename)
     now = clock.now()
     rel = Path(f"{now:%Y}") / f"{now:%m}" / f"{uuid.uuid4().hex}{Path(name).suffix.lower()[:10]}"
     target = Path(root) / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
     tmp = target.with_name(target.name + ".part")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as out:
             chunks = [data] if isinstance(data, (bytes, bytearray)) else iter(lambda: data.read(CHUNK), b"")
             for chunk in chunks:
@@ -54,6 +66,15 @@ def store_file(root: Path, data: Union[bytes, BinaryIO], filename: str, clock: O
         if size == 0:
             raise AttachmentError("文件为空 / the file is empty")
         tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if not diskspace.is_disk_full(exc):
+            raise
+        detail = f"{name}, {size} B written before the disk filled up"
+        log.error("attachment %s not stored under %s: disk full", name, root)
+        raise_alarm("storage_full", f"附件存储已满，文件未保存 / attachments disk full: {detail}",
+                    subject="attachments", severity=CRITICAL)
+        raise StorageFull() from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -101,19 +101,6 @@ class VerifyCode(BaseModel):
     used_at = peewee.DateTimeField(null=True)
 
 
-class Alarm(BaseModel):
-    """An alarm for the duty leader raised through ``channels.alarms.alarm`` by any part of the product; the
-    SMS channel sends it to HOTLINE_DUTY_PHONES (``sent_at`` once queued). The same kind again within the
-    repeat window only counts ``repeats`` on the open alarm."""
-
-    kind = peewee.CharField(max_length=32, index=True)
-    text = peewee.CharField(max_length=255)
-    repeats = peewee.IntegerField(default=0)
-    created_at = peewee.DateTimeField(default=utcnow, index=True)
-    last_at = peewee.DateTimeField(default=utcnow)
-    sent_at = peewee.DateTimeField(null=True, index=True)
-
-
 class ApiClient(BaseModel):
     """An Open311 client an administrator issued a key to. Only the key's sha256 is kept (the key is shown
     once); ``prefix`` names it in lists and the audit log. ``mode``: realtime answers a POST with the
@@ -148,4 +135,4 @@ class Open311Request(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader, VerifyCode, Alarm, ApiClient, Open311Request]
+MODELS = [Message, MessageTemplate, OptOut, ChannelCursor, MailHeader, VerifyCode, ApiClient, Open311Request]

@@ -145,10 +145,10 @@ def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
         MaterialRequest.update(status="failed").where(
             (MaterialRequest.id == int(message.ref)) & (MaterialRequest.status == "pending")).execute()
     if "gave up" in message.error:  # the retry budget is spent: the duty leader hears of it
-        from channels.alarms import alarm
+        from core.alarms import raise_alarm
 
-        alarm("sms_gave_up", f"短信重试用尽未发出 / SMS given up after {message.attempts} tries: {message.error[:120]}",
-              clock=clock)
+        raise_alarm("sms_gave_up", f"短信重试用尽未发出 / SMS given up after {message.attempts} tries: "
+                                   f"{message.error[:120]}")
     centre = services.centre_department()
     if centre is not None:
         services.notify(f"短信发送失败：{message.address[:3]}****{message.address[-4:]}（{message.error[:80]}）",

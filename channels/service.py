@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from channels import alarms, kannel, mailflow, notices
+from channels import kannel, mailflow, notices
 from channels.outbox import Outbox
 from channels.settings import SmsSettings
 from core.clock import Clock
@@ -65,7 +65,6 @@ class SmsChannel:
         """One round (inside a database connection)."""
         notices.scan_history(self.settings, self.clock)
         notices.queue_material(self.settings, self.clock)
-        alarms.send_pending(self.settings, self.clock)
         if self.outbox is None:
             return {}
         if not self._recovered:

@@ -114,7 +114,9 @@ class HotlineIvrServices:
         stamp = now.strftime("%H%M%S%f")
         rel = Path("ivr") / now.date().isoformat() / f"{call_uuid}-{kind}-{stamp}.wav"
         local = Path(self.config.recordings_dir) / rel
-        local.parent.mkdir(parents=True, exist_ok=True)
+        # Writable with enough free space (a full disk raises the alarm and an OSError: the runner takes
+        # the node's failure route instead of recording into a file that gets cut).
+        self._store().ready_folder(local.parent, call_uuid)
         switch_root = self.config.switch_recordings_dir or str(self.config.recordings_dir)
         return str(Path(switch_root) / rel), str(local)
 

@@ -16,6 +16,7 @@ from playhouse.migrate import migrate
 from caseflow.models import KnowledgeAnswer, KnowledgeItem, User
 from core.db import is_postgres
 from core.migrations import Step
+from ops.migrations import one_alarm_store
 from recorder.migrations import chain_call_records, one_missed_call_list
 from recorder.models import FaxJob
 
@@ -77,10 +78,13 @@ def _fax_job_dialout(migrator, db):
 #       does not match keep it, and `python -m recorder.verify` lists them.
 # 0006: users' session version (logout, password change and disabling end every session of the user).
 # 0007: outbound faxes keep their dial-out purpose and actor (checked again by the policy when sent).
+# 0008: one alarm store (ops.alarms): the channels' alarm and the recorder's recorder_alert rows move to
+#       system_alarm, and both tables go.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
                      Step("0004_message_address_255", _message_address_wide),
                      Step("0005_call_record_chain", chain_call_records),
                      Step("0006_user_session_version", _user_session_version),
-                     Step("0007_fax_job_dialout", _fax_job_dialout)]
+                     Step("0007_fax_job_dialout", _fax_job_dialout),
+                     Step("0008_one_alarm_store", one_alarm_store)]

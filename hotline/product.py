@@ -122,15 +122,23 @@ class Product:
         self.parts["email"] = email_channel
         # Alarms (ops/): the periodic checks, the record chain and the daily backup; a bad HOTLINE_ALARM_* or
         # HOTLINE_BACKUP_* stops the start.
+        from channels.alarms import DutyPhones
+        from core import alarms as core_alarms
         from core.backup import BackupSettings
         from ops.alarms import AlarmService
         from ops.jobs import Checks, backup_runner, chain_verifier
         from ops.rules import Thresholds
 
+        # The one alarm path: every alarm (the checks here, and whatever the recorder, the case engine and
+        # the channels raise through core.alarms) is stored by ops, put on the centre's desk and texted to
+        # the duty phones by the SMS channel.
+        alarm_service = AlarmService(notify=DutyPhones(sms.settings, self.clock))
+        core_alarms.connect(alarm_service.raise_alarm)
+        self.parts["alarms"] = alarm_service
         self.parts["checks"] = Checks(
-            AlarmService(), Thresholds.from_extra(config.extra), switch_status=pool.status, acd=acd,
+            alarm_service, Thresholds.from_extra(config.extra), switch_status=pool.status, acd=acd,
             storage={"recordings": config.recordings_dir, "attachments": config.attachments_dir,
-                     "fax": config.fax_dir},
+                     "fax": config.fax_dir, "var": config.var_dir},
             verify_chain=chain_verifier(config), run_backup=backup_runner(config))
         self.parts["backup_settings"] = BackupSettings.from_config(config)
         # Hotspot warnings (stats/): topics indexed and scanned for spikes; a new warning goes to the duty
@@ -268,6 +276,10 @@ class Product:
             parts["sms"].stop()
         if "email" in parts:
             parts["email"].stop()
+        if "alarms" in parts:
+            from core import alarms as core_alarms
+
+            core_alarms.disconnect(parts["alarms"].raise_alarm)
         log.info("stopped")
 
 

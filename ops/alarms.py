@@ -1,8 +1,16 @@
 """The one alarm service: ``raise_alarm`` stores an alarm (deduplicated by kind and subject while open),
 ``clear`` marks a condition gone, ``acknowledge`` records who saw it; ``shown`` is what the team-lead
-console and the centre desk display. A newly opened alarm is handed to the duty leader's phones through
-the SMS platform's hook (channels.alarms.alarm), passed in as ``notify`` so the service does not depend on
-how messages are sent.
+console, the centre desk and the alarm page display.
+
+Every alarm of the product lands here: the periodic checks (ops.jobs) call the service; the floors below ops
+(the recorder, the case engine, the channels) call ``core.alarms.raise_alarm``, which the composition root
+connects to ``AlarmService.raise_alarm``. A newly opened alarm is noticed on the centre's desk and handed to
+``notify(row)`` once (the composition root passes the SMS channel's duty-phone hook,
+``channels.alarms.DutyPhones``), so the service does not depend on how messages are sent.
+
+Two sorts: a condition (a switch down, a disk low) that the check raising it clears when it is gone, and an
+event (``event=True``: a recording failed, a fax gave up) that is over when it happened; an event is counted
+on its open alarm until someone acknowledges it, and the next one opens (and notifies) a new alarm.
 """
 from __future__ import annotations
 
@@ -16,14 +24,7 @@ from ops.rules import CRITICAL, KINDS, WARNING, Finding
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[str, str], object]
-
-
-def sms_hook(kind: str, text: str) -> object:
-    """The SMS platform's hook: stores the channel's alarm, notifies the centre desk, texts HOTLINE_DUTY_PHONES."""
-    from channels.alarms import alarm
-
-    return alarm(kind, text)
+Notify = Callable[[SystemAlarm], object]
 
 
 class AlarmError(ValueError):
@@ -32,13 +33,17 @@ class AlarmError(ValueError):
 
 @dataclass
 class AlarmService:
-    """Raise, clear and acknowledge alarms; ``notify(kind, text)`` is called once per newly opened alarm."""
+    """Raise, clear and acknowledge alarms; a newly opened alarm is put on the centre's desk (``desk``) and
+    handed to ``notify(row)`` once."""
 
-    notify: Optional[Notify] = sms_hook
+    notify: Optional[Notify] = None
+    desk: bool = True
 
-    def raise_alarm(self, kind: str, text: str, *, subject: str = "", severity: str = WARNING) -> SystemAlarm:
-        """Open an alarm, or count it on the open one of the same kind and subject (re-shown when it had
-        been cleared but not acknowledged). Returns the row."""
+    def raise_alarm(self, kind: str, text: str, *, subject: str = "", severity: str = WARNING,
+                    event: bool = False) -> SystemAlarm:
+        """Open an alarm, or count it on the open one of the same kind and subject (a condition is re-shown
+        when it had been cleared but not acknowledged; an ``event`` is over as it happens, so it is stored
+        cleared and acknowledging it closes it). Returns the row."""
         kind, subject = str(kind or "").strip()[:32], str(subject or "").strip()[:64]
         text = " ".join(str(text or "").split())[:255]
         if not kind or not text:
@@ -52,21 +57,27 @@ class AlarmService:
                    .order_by(SystemAlarm.id.desc()).first())
             if row is not None:
                 SystemAlarm.update(count=SystemAlarm.count + 1, last_seen=now, text=text, severity=severity,
-                                   cleared_at=None).where(SystemAlarm.id == row.id).execute()
+                                   cleared_at=now if event else None).where(SystemAlarm.id == row.id).execute()
                 return SystemAlarm.get_by_id(row.id)
             row = SystemAlarm.create(kind=kind, subject=subject, severity=severity, text=text, first_seen=now,
-                                     last_seen=now)
+                                     last_seen=now, cleared_at=now if event else None)
         log.log(logging.ERROR if severity == CRITICAL else logging.WARNING, "alarm %s %s: %s", kind, subject, text)
-        self._hand_over(kind, text)
+        self._hand_over(row)
         return row
 
-    def _hand_over(self, kind: str, text: str) -> None:
+    def _hand_over(self, row: SystemAlarm) -> None:
+        """The one notification path of a new alarm: the centre's desk, then the SMS hook."""
+        if self.desk:
+            try:
+                desk_notice(row)
+            except Exception:  # noqa: BLE001 - the alarm is stored and on the consoles either way
+                log.exception("alarm %s: could not put it on the centre's desk", row.kind)
         if self.notify is None:
             return
         try:
-            self.notify(kind, text)
+            self.notify(row)
         except Exception:  # noqa: BLE001 - the alarm stays on the consoles; the SMS side logs its own failure
-            log.exception("alarm %s: could not hand it to the SMS platform", kind)
+            log.exception("alarm %s: could not hand it to the SMS platform", row.kind)
 
     def clear(self, kind: str, subject: str = "") -> int:
         """The condition is gone: mark open alarms of ``kind``/``subject`` cleared (closed when already
@@ -110,10 +121,22 @@ class AlarmService:
         return SystemAlarm.get_by_id(alarm_id)
 
 
-def shown(limit: int = 50) -> list[SystemAlarm]:
-    """Alarms nobody has acknowledged yet, critical first, newest first."""
-    rows = list(SystemAlarm.select().where(SystemAlarm.acknowledged_at.is_null()).order_by(
-        SystemAlarm.last_seen.desc()).limit(limit))
+def desk_notice(row: SystemAlarm) -> None:
+    """A notice on the hotline centre's desk (its notification list), once per opened alarm."""
+    from caseflow.notifications import centre_department, notify
+
+    centre = centre_department()
+    if centre is not None:
+        notify(f"告警 / alarm {row.kind}{' ' + row.subject if row.subject else ''}: {row.text}"[:255],
+               department=centre, kind="alarm")
+
+
+def shown(limit: int = 50, kinds: Optional[Iterable[str]] = None) -> list[SystemAlarm]:
+    """Alarms nobody has acknowledged yet (of ``kinds`` when given), critical first, newest first."""
+    query = SystemAlarm.select().where(SystemAlarm.acknowledged_at.is_null() & (SystemAlarm.closed == False))  # noqa: E712
+    if kinds is not None:
+        query = query.where(SystemAlarm.kind.in_(tuple(kinds)))
+    rows = list(query.order_by(SystemAlarm.last_seen.desc()).limit(limit))
     return sorted(rows, key=lambda r: r.severity != CRITICAL)
 
 
@@ -122,4 +145,4 @@ def recent(limit: int = 200) -> list[SystemAlarm]:
     return list(SystemAlarm.select().order_by(SystemAlarm.last_seen.desc()).limit(limit))
 
 
-__all__ = ["AlarmService", "AlarmError", "KINDS", "shown", "recent", "sms_hook"]
+__all__ = ["AlarmService", "AlarmError", "KINDS", "desk_notice", "shown", "recent"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from core import backup as backups
+from core import diskspace
 from core.config import PROJECT_ROOT
 from ops.alarms import AlarmService
 from ops.rules import CRITICAL, SNAPSHOT_KINDS, Snapshot, Thresholds, evaluate
@@ -26,19 +26,19 @@ CHAIN_MINUTES = 60
 
 
 def disk_usage(paths: Mapping[str, Path]) -> dict[str, tuple[int, int]]:
-    """Free and total bytes of the file system holding each area (its nearest existing parent)."""
-    usage = {}
+    """Free and total bytes of the file system holding each area (its nearest existing parent). Areas on one
+    file system are one entry named after all of them ("recordings+fax"): one disk, one alarm."""
+    by_device: dict[int, tuple[list[str], tuple[int, int]]] = {}
     for area, path in paths.items():
-        probe = Path(path)
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
+        probe = diskspace.existing(path)
         try:
-            total, _used, free = shutil.disk_usage(probe)
+            device = os.stat(probe).st_dev
+            figures = diskspace.usage(probe)
         except OSError as exc:
             log.warning("disk usage of %s (%s): %s", area, probe, exc)
             continue
-        usage[area] = (free, total)
-    return usage
+        by_device.setdefault(device, ([], figures))[0].append(area)
+    return {"+".join(areas): figures for areas, figures in by_device.values()}
 
 
 @dataclass

@@ -13,7 +13,12 @@ CRITICAL, WARNING = "critical", "warning"
 # Kinds the periodic snapshot check decides (raised and cleared by it); the others are events (backup_failed)
 # or have their own job (chain_broken).
 SNAPSHOT_KINDS = ("switch_down", "switch_silent", "agent_stuck", "queue_waiting", "answer_rate", "disk_low")
-KINDS = SNAPSHOT_KINDS + ("backup_failed", "chain_broken")
+# Events raised through core.alarms by the floors below ops (over once seen): the recorder's storage and
+# faxes, the case engine's attachment store, the SMS channel.
+RECORDING_KINDS = ("recording_storage", "recording_start", "recording_archive", "recording_cut_off", "fax_failed",
+                   "fax_timeout")
+EVENT_KINDS = RECORDING_KINDS + ("storage_full", "sms_gave_up")
+KINDS = SNAPSHOT_KINDS + ("backup_failed", "chain_broken") + EVENT_KINDS
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from pathlib import Path, PurePosixPath
 from acd.dialout import DialOut, DialRefused
 # A refused request is the case engine's FaxError (caseflow.faxout catches it a floor below); raised here.
 from caseflow.faxout import FaxError
+from core import diskspace
+from core.alarms import CRITICAL, raise_alarm
 from recorder import faxfile, tickets
-from recorder.alerts import raise_alert
 from recorder.missed import add_missed
 from recorder.models import FAX_ACTIVE_STATES, FaxEvent, FaxJob
 from recorder.storage import check_call_uuid, local_day
@@ -155,6 +156,13 @@ class FaxService:
         self._set_state(job, "receiving", f"from {job.number}", deadline=self.settings.receive_timeout)
         if self.cdr is not None:
             self.cdr.flag(call_uuid, "fax")
+        try:
+            diskspace.ensure_free(self.root, faxfile.MIN_FREE, "fax")
+        except diskspace.DiskFull as exc:
+            # Nowhere to put the pages: say so now rather than receive into a file that gets cut.
+            return self._fail_inbound(job, str(exc))
+        except OSError:
+            pass  # not measurable: rxfax's own result tells
         success, pages, text = False, 0, ""
         try:
             session.set("fax_ident", self.settings.station_id)
@@ -195,14 +203,19 @@ class FaxService:
         return self._set_state(job, "done", f"ticket {ticket.number} {note}".strip(), ticket=ticket,
                                error=note)
 
+    @staticmethod
+    def _disk_full_alarm(text: str) -> None:
+        log.error("fax storage: %s", text)
+        raise_alarm("storage_full", text, subject="fax", severity=CRITICAL)
+
     def _fail_inbound(self, job: FaxJob, reason: str) -> FaxJob:
         self._set_state(job, "failed", reason, error=reason)
-        raise_alert("fax_failed", f"传真 {job.id} 来自 {job.number or '未知'}: {reason}", severity="warning")
+        raise_alarm("fax_failed", f"传真 {job.id} 来自 {job.number or '未知'}: {reason}")
         add_missed(job.number, "fax_failed", call_uuid=job.call_uuid, source="fax")
         return job
 
     def _file_ticket(self, job: FaxJob):
-        from caseflow.attachments import add_attachment
+        from caseflow.attachments import StorageFull, add_attachment
 
         pages = job.pages
         content = (f"收到传真 {pages} 页，发送方号码 {job.number or '未知'}，请查看附件并登记内容。\n"
@@ -216,8 +229,13 @@ class FaxService:
             phone = ""
         ticket = tickets.create_ticket(content, channel="fax", type="other", title="传真来件 / Incoming fax",
                                        citizen_phone=phone, call_uuid=job.call_uuid or None, note="传真 / fax")
-        with open(self.local(job.pdf_path), "rb") as handle:
-            add_attachment(ticket, self.attachments_dir, handle, f"fax-{job.id}.pdf", kind="fax")
+        try:
+            with open(self.local(job.pdf_path), "rb") as handle:
+                add_attachment(ticket, self.attachments_dir, handle, f"fax-{job.id}.pdf", kind="fax")
+        except StorageFull:
+            # The ticket stands (its alarm is raised): the PDF stays in the fax folder for an operator.
+            tickets.add_ticket_note(ticket, f"传真 PDF 未能附加（附件存储已满），文件保留在 fax/{job.pdf_path} / "
+                                            f"fax PDF not attached (attachments disk full): kept at fax/{job.pdf_path}")
         tickets.notify_centre(f"收到传真，已登记工单 / Fax received as ticket {ticket.number}", ticket=ticket,
                               kind="info")
         return ticket
@@ -237,6 +255,13 @@ class FaxService:
             faxfile.check_pdf(pdf)
         except faxfile.FaxFileError as exc:
             raise FaxError(str(exc)) from exc
+        try:
+            diskspace.ensure_free(self.root, faxfile.MIN_FREE, "fax")
+        except diskspace.DiskFull as exc:
+            self._disk_full_alarm(str(exc))
+            raise FaxError(f"传真未排队 / fax not queued: {exc}") from exc
+        except OSError:
+            pass  # not measurable: the conversion's own result tells
         job = FaxJob.create(direction="out", number=number, ticket=ticket, created_at=self._now(),
                             updated_at=self._now(), max_attempts=max_attempts or self.settings.max_attempts,
                             purpose=purpose, actor=actor)
@@ -246,6 +271,8 @@ class FaxService:
             job.pages = faxfile.pdf_to_tiff(pdf, self.local(job.tiff_path), timeout=self.settings.convert_timeout)
         except faxfile.FaxFileError as exc:
             self._set_state(job, "failed", str(exc), error=str(exc))
+            if isinstance(exc, faxfile.FaxDiskFull):
+                self._disk_full_alarm(f"传真 {job.id}: {exc}")
             raise FaxError(str(exc)) from exc
         return self._set_state(job, "queued", f"{job.pages} pages", next_attempt_at=self._now())
 
@@ -281,7 +308,7 @@ class FaxService:
         except commands.CommandError as exc:  # configuration: no retry would fare better
             reason = f"bad fax dial settings / 传真拨号设置有误: {exc}"
             self._set_state(job, "failed", reason, error=reason)
-            raise_alert("fax_failed", f"传真 {job.id} 发往 {job.number} 失败: {reason}", severity="warning")
+            raise_alarm("fax_failed", f"传真 {job.id} 发往 {job.number} 失败: {reason}")
             return job
         self._set_state(job, "sending", f"attempt {job.attempts + 1} {call_uuid}", deadline=self.settings.send_timeout,
                         attempts=job.attempts + 1, call_uuid=call_uuid, next_attempt_at=None)
@@ -301,8 +328,7 @@ class FaxService:
             return self._set_state(job, "queued", f"retry in {delay:.0f} s: {reason}", error=reason,
                                    next_attempt_at=self._now() + dt.timedelta(seconds=delay))
         self._set_state(job, "failed", reason, error=reason)
-        raise_alert("fax_failed", f"传真 {job.id} 发往 {job.number} 失败 ({job.attempts} 次): {reason}",
-                    severity="warning")
+        raise_alarm("fax_failed", f"传真 {job.id} 发往 {job.number} 失败 ({job.attempts} 次): {reason}")
         return job
 
     def on_fax_result(self, call_uuid: str, success: bool, pages: int = 0, result_text: str = "") -> FaxJob | None:
@@ -344,7 +370,7 @@ class FaxService:
                 ended.append(self.attempt_failed(job, reason))
                 continue
             self._set_state(job, "timed_out", reason, error=reason)
-            raise_alert("fax_timeout", f"传真 {job.id} ({job.direction} {job.number}): {reason}")
+            raise_alarm("fax_timeout", f"传真 {job.id} ({job.direction} {job.number}): {reason}", severity=CRITICAL)
             if job.direction == "in":
                 add_missed(job.number, "fax_failed", call_uuid=job.call_uuid, source="fax")
             ended.append(job)

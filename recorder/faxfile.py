@@ -9,6 +9,8 @@ import struct
 import subprocess
 from pathlib import Path
 
+from core import diskspace
+
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 FAX_DEVICE = "tiffg3"  # Group 3 is what every fax machine and spandsp's txfax accept
 FAX_RESOLUTION = "204x196"
@@ -18,6 +20,14 @@ MAX_PAGES = 500
 
 class FaxFileError(ValueError):
     """A fax document is missing, empty, corrupt, or could not be converted."""
+
+
+class FaxDiskFull(FaxFileError):
+    """The fax folder's disk is full: the file was not written (nothing cut is left behind)."""
+
+
+# A fax page runs to tens of kilobytes; below this the fax folder counts as full.
+MIN_FREE = 4 * diskspace.MB
 
 
 def check_tiff(path: Path) -> int:
@@ -73,9 +83,19 @@ def _run(command: list[str], target: Path, temporary: Path, timeout: float, tool
         raise FaxFileError(f"{tool} is not installed (scripts/setup-system.sh installs it)") from None
     if done.returncode != 0 or not temporary.exists() or temporary.stat().st_size == 0:
         temporary.unlink(missing_ok=True)
-        message = (done.stderr or done.stdout).strip().splitlines()
+        output = (done.stderr or done.stdout).strip()
+        message = output.splitlines()
+        if diskspace.is_disk_full(OSError(output)) or _disk_full(target.parent):
+            raise FaxDiskFull(f"磁盘已满 / disk full: {tool} could not write {target.name}")
         raise FaxFileError(f"{tool} failed / 转换失败: {message[-1][:200] if message else done.returncode}")
     os.replace(temporary, target)
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return diskspace.free_bytes(folder) < MIN_FREE
+    except OSError:
+        return False
 
 
 def tiff_to_pdf(tiff: Path, pdf: Path, timeout: float = 120.0) -> int:

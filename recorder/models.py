@@ -227,15 +227,4 @@ class CallRecordSeal(BaseModel):
         indexes = ((("day", "seq"), True),)
 
 
-class RecorderAlert(BaseModel):
-    """Something an operator must see: unwritable recording storage, a stuck fax, a failed conversion."""
-
-    kind = peewee.CharField(max_length=32, index=True)
-    severity = peewee.CharField(max_length=8, default="error")  # warning, error
-    message = peewee.TextField()
-    at = peewee.DateTimeField(default=utcnow, index=True)
-    acknowledged = peewee.BooleanField(default=False)
-
-
-MODELS = [CallRecord, CallRecordSeal, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent,
-          RecorderAlert]
+MODELS = [CallRecord, CallRecordSeal, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent]

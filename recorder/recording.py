@@ -69,13 +69,13 @@ class RecordingService:
         return rec
 
     def _abandon(self, rec: Recording, reason: str, alert: bool = True) -> None:
-        from recorder.alerts import raise_alert
+        from core.alarms import raise_alarm
 
         self.pending.pop(self.store.switch_raw_path(rec), None)
         rec.status, rec.failure_reason = "failed", reason[:255]
         rec.save(only=[Recording.status, Recording.failure_reason])
         if alert:
-            raise_alert("recording_start", f"call {rec.call_uuid}: {reason}", severity="warning")
+            raise_alarm("recording_start", f"call {rec.call_uuid}: {reason}")
 
     def finish_path(self, switch_path: str) -> Recording | None:
         """Index the recording the switch wrote to ``switch_path`` (after its RecordStopped)."""

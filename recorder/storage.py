@@ -2,12 +2,16 @@
 indexed (duration, size, sha256) once the recording stops; storage per day; optional retention.
 
 Flow for one recording:
-1. ``store.begin(call_uuid, ...)`` checks the day folder can be written and creates the Recording row
-   (status "recording"). When it cannot, the row is "failed", an alert is raised, tickets of the call get a
-   note, and the caller of ``begin`` simply does not record: the call goes on.
+1. ``store.begin(call_uuid, ...)`` checks the day folder can be written and its disk has at least
+   HOTLINE_RECORDING_MIN_FREE_MB free, and creates the Recording row (status "recording"). When it cannot,
+   the row is "failed" with the reason (a full disk named as such), an alarm is raised, tickets of the call
+   get a note, and the caller of ``begin`` simply does not record: the call goes on.
 2. The switch records 16-bit PCM to ``store.switch_raw_path(rec)`` (see recorder.wavfile for why).
 3. ``store.finish(rec)`` converts to A-law at the final path, removes the raw file, fills duration, size and
    sha256 and sets status "ok" (or "failed" with the reason: empty, missing, not WAV; the raw file is kept).
+   A disk that fills up never cuts a recording silently: a conversion that finds no room keeps the audio
+   as recorded (16-bit PCM, noted on the row), a recording much shorter than its call while the disk is
+   full is noted as cut short, and both raise the recording_storage alarm.
 """
 from __future__ import annotations
 
@@ -24,18 +28,26 @@ from zoneinfo import ZoneInfo
 
 import peewee
 
+from core import diskspace
+from core.alarms import CRITICAL, raise_alarm
 from recorder import wavfile
-from recorder.alerts import raise_alert
 from recorder.models import CallRecord, Recording, utcnow
 
 log = logging.getLogger(__name__)
 
 WRITABLE_CHECK_SECONDS = 30.0
+DEFAULT_MIN_FREE_MB = 64
+# A recording this much shorter than its call, on a disk below the minimum, was cut short by the disk.
+CUT_SHORT_SECONDS = 10.0
 _UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class RecordingPathError(OSError):
     """The recording folder cannot be created or written."""
+
+
+class RecordingDiskFull(RecordingPathError):
+    """The recording folder's disk has less free space than the configured minimum."""
 
 
 def check_call_uuid(call_uuid: str) -> str:
@@ -73,6 +85,7 @@ class RecordingOptions:
     stereo: bool = False
     sample_rate: int = 8000
     retention_days: int = 0  # 0 = keep forever (the plan's default: download for the archive instead)
+    min_free_mb: int = DEFAULT_MIN_FREE_MB  # no recording starts on a disk with less free space
 
     @classmethod
     def from_config(cls, config) -> "RecordingOptions":
@@ -82,7 +95,10 @@ class RecordingOptions:
             retention = int(extra.get("HOTLINE_RECORDING_RETENTION_DAYS", "0") or 0)
         except ValueError:
             raise ValueError("HOTLINE_RECORDING_RETENTION_DAYS must be a whole number of days") from None
-        return cls(stereo=stereo, retention_days=max(retention, 0))
+        raw_free = str(extra.get("HOTLINE_RECORDING_MIN_FREE_MB", DEFAULT_MIN_FREE_MB)).strip()
+        if not raw_free.isascii() or not raw_free.isdigit():
+            raise ValueError(f"HOTLINE_RECORDING_MIN_FREE_MB must be a whole number of MB, got {raw_free!r}")
+        return cls(stereo=stereo, retention_days=max(retention, 0), min_free_mb=int(raw_free))
 
     def channel_variables(self) -> dict[str, str]:
         """Channel variables to set before record_session / uuid_record."""
@@ -129,6 +145,13 @@ class RecordingStore:
         return str(PurePosixPath(self.switch_dir) / rel.parent / raw_name(rel))
 
     def _writable_day_folder(self, folder: Path) -> None:
+        # Free space first, at every recording (one statvfs): an empty probe file succeeds on a full disk.
+        try:
+            diskspace.ensure_free(folder, self.options.min_free_mb * diskspace.MB, "recordings")
+        except diskspace.DiskFull as exc:
+            raise RecordingDiskFull(str(exc)) from None
+        except OSError:
+            pass  # the folder's disk cannot be measured: the probe below says whether it can be written
         # A probe file per recording would cost two file operations on the call path: a folder that
         # passed the check is trusted for a short while (a failure later shows as a missing file).
         checked = self._checked.get(folder)
@@ -142,8 +165,25 @@ class RecordingStore:
             probe.unlink()
         except OSError as exc:
             self._checked.pop(folder, None)
+            if diskspace.is_disk_full(exc):
+                raise RecordingDiskFull(f"磁盘已满 / disk full: cannot write recordings to {folder}") from exc
             raise RecordingPathError(f"cannot write recordings to {folder}: {exc.strerror or exc}") from exc
         self._checked[folder] = now
+
+    def ready_folder(self, folder: Path, call_uuid: str = "") -> Path:
+        """Check ``folder`` (created when missing) can take a recording now: writable, enough free space.
+        Raises RecordingPathError (RecordingDiskFull for a full disk) after raising the alarm."""
+        try:
+            self._writable_day_folder(Path(folder))
+        except RecordingPathError as exc:
+            self._storage_alarm(call_uuid, exc)
+            raise
+        return Path(folder)
+
+    @staticmethod
+    def _storage_alarm(call_uuid: str, exc: BaseException, severity: str = CRITICAL) -> None:
+        log.error("recording of call %s: %s", call_uuid or "-", exc)
+        raise_alarm("recording_storage", f"call {call_uuid or '-'}: {exc}", subject="recordings", severity=severity)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def begin(self, call_uuid: str, kind: str = "conversation", when: dt.datetime | None = None) -> Recording:
@@ -165,9 +205,11 @@ class RecordingStore:
         try:
             self._writable_day_folder(absolute.parent)
         except RecordingPathError as exc:
-            row.status, row.failure_reason = "failed", f"storage not writable / 录音目录不可写: {exc}"
+            full = isinstance(exc, RecordingDiskFull)
+            row.status = "failed"
+            row.failure_reason = (str(exc) if full else f"storage not writable / 录音目录不可写: {exc}")[:255]
             row.save()
-            raise_alert("recording_storage", f"call {call_uuid}: {exc}")
+            self._storage_alarm(call_uuid, exc)
             note_recording_tickets(row)
             return row
         row.status = "recording"
@@ -184,12 +226,22 @@ class RecordingStore:
         final = self.local_path(rec)
         if not source.exists() and final.exists():
             source = final  # recorded straight to the final name
+        note = ""
         try:
             info = wavfile.read_wav_info(source)
             if info.data_bytes == 0:
                 raise wavfile.BadRecording("recording has no audio (0 s) / 录音时长为 0")
             if info.format_tag != wavfile.FORMAT_ALAW:
-                wavfile.convert_to_alaw(source, final)
+                try:
+                    wavfile.convert_to_alaw(source, final)
+                except (wavfile.ConversionError, OSError) as exc:
+                    if not (diskspace.is_disk_full(exc) or self._disk_full_at(final.parent)):
+                        raise
+                    # No room for the A-law copy: keep the audio as recorded rather than lose it.
+                    note = "磁盘已满，按原格式保存 / disk full: kept as recorded, not converted to A-law"
+                    self._storage_alarm(rec.call_uuid, f"recording {rec.id} {note}")
+                    if source.resolve() != final.resolve():
+                        os.replace(source, final)
                 if source.resolve() != final.resolve():
                     source.unlink(missing_ok=True)
             elif source.resolve() != final.resolve():
@@ -197,24 +249,50 @@ class RecordingStore:
                 os.replace(source, final)
             info = wavfile.read_wav_info(final)
         except (wavfile.BadRecording, wavfile.ConversionError, OSError) as exc:
-            rec.status, rec.failure_reason = "failed", str(exc)[:255]
+            full = self._disk_full_at(source.parent) or diskspace.is_disk_full(exc)
+            reason = f"{exc} (磁盘已满 / disk full)" if full and not diskspace.is_disk_full(exc) else str(exc)
+            rec.status, rec.failure_reason = "failed", reason[:255]
             # Only the fields this step owns: the call record may have filled caller/agent meanwhile.
             rec.save(only=[Recording.status, Recording.failure_reason])
-            log.warning("recording %s of call %s failed: %s", rec.id, rec.call_uuid, exc)
-            if not source.exists():
+            log.warning("recording %s of call %s failed: %s", rec.id, rec.call_uuid, reason)
+            if full:
+                self._storage_alarm(rec.call_uuid, f"recording {rec.id} lost: {reason}")
+            elif not source.exists():
                 # The switch wrote nothing where it was told: storage trouble an operator must see.
-                raise_alert("recording_storage", f"call {rec.call_uuid}: {exc}", severity="warning")
+                self._storage_alarm(rec.call_uuid, exc, severity="warning")
             note_recording_tickets(rec)
             return rec
+        note = note or self._cut_short(rec, info.duration_ms, final.parent)
         rec.duration_ms = info.duration_ms
         rec.channels = info.channels
         rec.format = info.format_name
         rec.size = final.stat().st_size
         rec.sha256 = wavfile.sha256_file(final)
-        rec.status, rec.failure_reason = "ok", ""
+        rec.status, rec.failure_reason = "ok", note[:255]
         rec.save(only=[Recording.duration_ms, Recording.channels, Recording.format, Recording.size, Recording.sha256,
                        Recording.status, Recording.failure_reason])
         return rec
+
+    def _disk_full_at(self, folder: Path) -> bool:
+        try:
+            return diskspace.free_bytes(folder) < self.options.min_free_mb * diskspace.MB
+        except OSError:
+            return False
+
+    def _cut_short(self, rec: Recording, audio_ms: int, folder: Path) -> str:
+        """A note (and the alarm) when the audio is much shorter than the time it was recording while the
+        disk is below its minimum: the switch stopped writing when the disk filled up."""
+        if rec.started_at is None:
+            return ""
+        started = rec.started_at if isinstance(rec.started_at, dt.datetime) else dt.datetime.fromisoformat(
+            str(rec.started_at))
+        elapsed = (_naive_utc(self._now()) - _naive_utc(started)).total_seconds()
+        if elapsed - audio_ms / 1000 < CUT_SHORT_SECONDS or not self._disk_full_at(folder):
+            return ""
+        note = (f"磁盘已满，录音不完整 / cut short by a full disk: {audio_ms // 1000} s of about "
+                f"{int(elapsed)} s recorded")
+        self._storage_alarm(rec.call_uuid, f"recording {rec.id}: {note}")
+        return note
 
     def index_file(self, call_uuid: str, source: Path, kind: str, when: dt.datetime | None = None) -> Recording:
         """Take a file recorded elsewhere (the IVR runner's message) into the store and index it."""
@@ -258,7 +336,7 @@ class RecordingStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(source), str(target))
             except OSError as exc:
-                raise_alert("recording_archive", f"cannot archive {rec.path}: {exc}", severity="warning")
+                raise_alarm("recording_archive", f"cannot archive {rec.path}: {exc}")
                 continue
             rec.archived, rec.archived_at, rec.archive_path = True, utcnow(), str(target)
             rec.save()

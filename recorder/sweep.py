@@ -133,12 +133,12 @@ class Sweeper:
 
     @staticmethod
     def _recording_failed(rec: Recording) -> None:
-        from recorder.alerts import raise_alert
+        from core.alarms import raise_alarm
 
         log.error("recording %s of call %s (cut off) holds no audio: marked failed (%s)", rec.id, rec.call_uuid,
                   rec.failure_reason)
-        raise_alert("recording_cut_off", f"call {rec.call_uuid}: recording cut off with no audio / "
-                                         f"通话中断，录音无内容: {rec.failure_reason}", severity="warning")
+        raise_alarm("recording_cut_off", f"call {rec.call_uuid}: recording cut off with no audio / "
+                                         f"通话中断，录音无内容: {rec.failure_reason}")
 
     def _sweep_recordings(self, server: str, anywhere: set[str], now: dt.datetime, report: dict) -> None:
         if self.recordings is None:

@@ -169,6 +169,19 @@ def db(db_url, tmp_path_factory):
     database.close()
 
 
+@pytest.fixture
+def alarms():
+    """The one alarm path connected as hotline.product connects it (ops.alarms; no SMS hook): what the
+    floors below raise through core.alarms is stored as SystemAlarm rows. Yields the service."""
+    from core import alarms as core_alarms
+    from ops.alarms import AlarmService
+
+    service = AlarmService()
+    core_alarms.connect(service.raise_alarm)
+    yield service
+    core_alarms.disconnect(service.raise_alarm)
+
+
 class HotlineClient:
     """Mixin for Flask's test client: log in and send the session's CSRF token like a browser would."""
 

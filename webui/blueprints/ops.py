@@ -37,6 +37,11 @@ MESSAGES = {"zh": {
     "Page %(page)s of %(pages)s, %(total)s entries": "第 %(page)s / %(pages)s 页，共 %(total)s 条",
     "Detail": "详情",
     "level:DEBUG": "调试", "level:INFO": "信息", "level:WARNING": "警告", "level:ERROR": "错误", "level:CRITICAL": "严重",
+    # Alarms raised by the floors below ops through core.alarms (ops.rules.EVENT_KINDS).
+    "alarm:recording_storage": "录音存储告警", "alarm:recording_start": "录音启动失败",
+    "alarm:recording_archive": "录音归档失败", "alarm:recording_cut_off": "通话中断录音无内容",
+    "alarm:fax_failed": "传真失败", "alarm:fax_timeout": "传真超时", "alarm:storage_full": "存储空间已满",
+    "alarm:sms_gave_up": "短信发送失败", "alarm:overload": "呼入过载",
 }, "en": {
     "level:DEBUG": "Debug", "level:INFO": "Info", "level:WARNING": "Warning", "level:ERROR": "Error",
     "level:CRITICAL": "Critical",
@@ -45,6 +50,10 @@ MESSAGES = {"zh": {
     "alarm:agent_stuck": "Agent stuck", "alarm:queue_waiting": "Queue waiting", "alarm:answer_rate":
     "15-second answer rate low", "alarm:disk_low": "Disk low", "alarm:backup_failed": "Backup failed",
     "alarm:chain_broken": "Call-record chain broken", "severity:critical": "critical", "severity:warning": "warning",
+    "alarm:recording_storage": "Recording storage", "alarm:recording_start": "Recording not started",
+    "alarm:recording_archive": "Recording archive", "alarm:recording_cut_off": "Recording cut off empty",
+    "alarm:fax_failed": "Fax failed", "alarm:fax_timeout": "Fax timed out", "alarm:storage_full": "Storage full",
+    "alarm:sms_gave_up": "SMS given up", "alarm:overload": "Calls refused: overload",
 }}
 
 

@@ -11,8 +11,9 @@ import re
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
 from werkzeug.exceptions import Forbidden
 
+from ops import alarms as ops_alarms
+from ops.rules import RECORDING_KINDS
 from recorder import access
-from recorder.alerts import open_alerts
 from recorder.httprange import RangeNotSatisfiable, parse_range
 from recorder.models import Recording, RecordingAccess
 from recorder.search import RecordingQuery, SearchError, search_recordings
@@ -143,7 +144,8 @@ def index():
     today = clock.now().date() if clock else dt.date.today()
     per_day = store.storage_per_day(today - dt.timedelta(days=CHART_DAYS - 1), today) \
         if g.user.role_set & access.ALL_RECORDINGS_ROLES else []
-    alerts = open_alerts(10) if g.user.role_set & access.ALL_RECORDINGS_ROLES else []
+    # The recorder's open alarms (ops.alarms: the one store; all of them on the alarm page).
+    alerts = ops_alarms.shown(10, kinds=RECORDING_KINDS) if g.user.role_set & access.ALL_RECORDINGS_ROLES else []
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("recordings/index.html", rows=rows, more=more, page=page, args=args, error=error,
                            query=query, bars=storage_bars(per_day), per_day=per_day, alerts=alerts,

@@ -1,5 +1,6 @@
 """The alerts issue 12 item 2 still lacked, on SQLite and PostgreSQL: due soon (once) and supervision (督办) to
-the unit's contact phone, alarms to the duty leader through ``channels.alarms.alarm`` (HOTLINE_DUTY_PHONES),
+the unit's contact phone, alarms to the duty leader through the one alarm path (ops.alarms with the channel's
+``channels.alarms.DutyPhones``, HOTLINE_DUTY_PHONES),
 and the satisfaction question by e-mail whose answer is the call-back rating."""
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import pytest
 from caseflow import jobs, services
 from caseflow import workflow as wf
 from caseflow.models import Notification, Ticket
-from channels import alarms, mailflow, notices
-from channels.models import Alarm, MailHeader, Message
+from channels import mailflow, notices
+from channels.alarms import DutyPhones
+from channels.models import MailHeader, Message
 from channels.outbox import Outbox, enqueue
 from channels.policy import QuietHours
 from channels.settings import SmsSettings
+from core.alarms import connect, disconnect, raise_alarm
 from core.config import ConfigError, load_config
+from ops.alarms import AlarmService
+from ops.models import SystemAlarm
 from tests.integration.channels.conftest import SECRET
 from tests.integration.channels.mailservers import make_settings
 from tests.integration.channels.test_mail_intake import handle, mime
@@ -66,37 +71,39 @@ def test_duty_phones_setting(tmp_path):
 
 
 def test_alarm_reaches_duty_phones_once_in_quiet_hours(org_setup, clock, gateway, sms_settings):
-    """Should put an alarm on the centre's desk at once, text every duty phone once (urgent, in quiet hours
-    too), count a repeat of the same kind within 10 minutes instead of texting again, and text a new one after."""
+    """Should put a new alarm on the centre's desk at once and text every duty phone once (urgent, in quiet
+    hours too) through the one alarm path (ops.alarms with the channel's DutyPhones hook); a repeat while the
+    alarm is open is counted, not texted; once acknowledged, the next one opens a new alarm and texts again."""
     settings = dataclasses.replace(sms_settings, duty_phones=("13800000001", "13800000002"),
                                    quiet=QuietHours.parse("00:00-23:59"))
-    first = alarms.alarm("db_down", "数据库连接失败\n（主库）", clock=clock)
-    assert first.text == "数据库连接失败 （主库）"
-    assert Notification.select().where(Notification.kind == "alarm").count() == 1
-    assert alarms.alarm("db_down", "仍然失败", clock=clock).id == first.id
-    assert Alarm.get_by_id(first.id).repeats == 1
-    assert alarms.send_pending(settings, clock) == 1 and alarms.send_pending(settings, clock) == 0
-    box = Outbox(gateway, settings, clock=clock)
-    assert box.run_once()["sent"] == 2
-    assert sorted(to for _i, to, _t in gateway.sent) == ["13800000001", "13800000002"]
-    assert all("db_down" in text and "数据库连接失败" in text for _i, _to, text in gateway.sent)
-    clock.advance(minutes=11)
-    assert alarms.alarm("db_down", "又失败了", clock=clock).id != first.id
-    alarms.send_pending(settings, clock)
-    assert box.run_once()["sent"] == 2
-    assert Notification.select().where(Notification.kind == "alarm").count() == 2
-    with pytest.raises(ValueError):
-        alarms.alarm("", "x", clock=clock)
+    service = AlarmService(notify=DutyPhones(settings, clock))
+    connect(service.raise_alarm)
+    try:
+        first = raise_alarm("db_down", "数据库连接失败\n（主库）", severity="critical")
+        assert first.text == "数据库连接失败 （主库）"
+        assert Notification.select().where(Notification.kind == "alarm").count() == 1
+        assert raise_alarm("db_down", "仍然失败").id == first.id
+        assert SystemAlarm.get_by_id(first.id).count == 2
+        box = Outbox(gateway, settings, clock=clock)
+        assert box.run_once()["sent"] == 2
+        assert sorted(to for _i, to, _t in gateway.sent) == ["13800000001", "13800000002"]
+        assert all("db_down" in text and "数据库连接失败" in text for _i, _to, text in gateway.sent)
+        assert box.run_once().get("sent", 0) == 0
+        service.acknowledge(first.id, org_setup.centre_user)
+        assert raise_alarm("db_down", "又失败了").id != first.id
+        assert box.run_once()["sent"] == 2
+        assert Notification.select().where(Notification.kind == "alarm").count() == 2
+    finally:
+        disconnect(service.raise_alarm)
 
 
 def test_alarm_without_duty_phones_stays_on_the_desk(org_setup, clock, sms_settings):
     """Should keep an alarm on the centre's desk and queue no SMS when no duty phone is configured."""
-    alarms.alarm("disk_full", "录音盘剩余5%", clock=clock)
-    assert alarms.send_pending(sms_settings, clock) == 1
+    AlarmService(notify=DutyPhones(sms_settings, clock)).raise_alarm("disk_low", "录音盘剩余5%")
     assert Message.select().count() == 0 and Notification.get(Notification.kind == "alarm")
 
 
-def test_sms_given_up_raises_an_alarm(org_setup, clock, gateway, sms_settings):
+def test_sms_given_up_raises_an_alarm(org_setup, clock, gateway, sms_settings, alarms):
     """Should raise a duty alarm (besides the centre's sms_failed notice) when an SMS spends its retry budget."""
     m = enqueue("13800000005", "optout", {}, answer=True, settings=sms_settings, clock=clock)
     box = Outbox(gateway, sms_settings, clock=clock, on_failed=lambda msg: notices.after_failed(msg, clock))
@@ -105,7 +112,7 @@ def test_sms_given_up_raises_an_alarm(org_setup, clock, gateway, sms_settings):
         box.run_once()
         clock.advance(minutes=10)
     assert Message.get_by_id(m.id).status == "failed"
-    assert Alarm.get().kind == "sms_gave_up"
+    assert SystemAlarm.get().kind == "sms_gave_up"
 
 
 def test_satisfaction_question_by_email_and_its_answer(org_setup, clock, tmp_path):

@@ -20,13 +20,13 @@ def wait_until(predicate, timeout=5.0, what="condition"):
 
 @pytest.fixture
 def sent():
-    """What the stub SMS hook was handed: (kind, text) per call."""
+    """What the SMS hook was handed: (kind, text) per new alarm."""
     return []
 
 
 @pytest.fixture
 def service(sent):
-    return AlarmService(notify=lambda kind, text: sent.append((kind, text)))
+    return AlarmService(notify=lambda row: sent.append((row.kind, row.text)))
 
 
 @pytest.fixture
@@ -138,13 +138,59 @@ def test_disk_low_from_the_file_system(db, service, tmp_path):
         assert checks.check() == [] and SystemAlarm.get().cleared_at is not None
 
 
-def test_the_sms_hook_of_the_channels_gets_the_alarm(db):
-    """Should hand a new alarm to channels.alarms.alarm (stored for the duty phones, noticed on the desk)."""
-    from channels.models import Alarm
+def test_the_duty_phones_get_a_new_alarm_by_sms(db, tmp_path):
+    """Should queue one urgent SMS per duty phone for a new alarm (the channel's DutyPhones hook), none for a
+    repeat, and put the alarm on the centre's desk."""
+    import dataclasses
 
+    from caseflow.models import Notification
+    from caseflow.org import create_department
+    from channels.alarms import DutyPhones
+    from channels.models import Message
+    from channels.settings import SmsSettings
+    from core.config import load_config
+
+    settings = SmsSettings.from_config(load_config({"mode": "test", "secret_key": "k" * 40,
+                                                    "var_dir": str(tmp_path / "var"),
+                                                    "HOTLINE_SMS_SECRET": "s" * 26}))
+    settings = dataclasses.replace(settings, duty_phones=("13800000001", "13800000002"))
     with db.connection_context():
-        AlarmService().raise_alarm("disk_low", "recordings: 10 MB free", subject="recordings", severity="critical")
-        assert [(a.kind, a.text) for a in Alarm.select()] == [("disk_low", "recordings: 10 MB free")]
+        create_department("C", "热线办", None)
+        service = AlarmService(notify=DutyPhones(settings))
+        row = service.raise_alarm("disk_low", "recordings: 10 MB free", subject="recordings", severity="critical")
+        service.raise_alarm("disk_low", "recordings: 9 MB free", subject="recordings", severity="critical")
+        texts = [(m.address, m.purpose) for m in Message.select().order_by(Message.address)]
+        assert texts == [("13800000001", "alarm"), ("13800000002", "alarm")]
+        assert all("disk_low recordings" in m.body and "10 MB" in m.body for m in Message.select())
+        [note] = Notification.select().where(Notification.kind == "alarm")
+        assert "disk_low recordings" in note.text and SystemAlarm.get_by_id(row.id).count == 2
+
+
+def test_events_through_core_alarms(db, sent, make_user, caplog):
+    """Should store what a lower floor raises through core.alarms once connected (an event: counted while
+    nobody has seen it, closed by acknowledging, the next one a new alarm and a new SMS); log it as an
+    ERROR when nothing is connected; never raise into the caller when the store fails."""
+    from core import alarms as core_alarms
+
+    service = AlarmService(notify=lambda row: sent.append((row.kind, row.text)))
+    with db.connection_context():
+        assert core_alarms.raise_alarm("fax_failed", "fax 1 failed") is None
+        assert "no alarm service connected" in caplog.text and SystemAlarm.select().count() == 0
+        core_alarms.connect(service.raise_alarm)
+        try:
+            first = core_alarms.raise_alarm("fax_failed", "fax 1 failed")
+            assert core_alarms.raise_alarm("fax_failed", "fax 2 failed").id == first.id
+            row = SystemAlarm.get_by_id(first.id)
+            assert (row.count, row.text, row.closed) == (2, "fax 2 failed", False) and row.cleared_at is not None
+            service.acknowledge(row.id, make_user("8001", roles=("team_lead",)))
+            assert SystemAlarm.get_by_id(row.id).closed and shown() == []
+            again = core_alarms.raise_alarm("fax_failed", "fax 3 failed")
+            assert again.id != first.id and [a.id for a in shown()] == [again.id]
+            assert sent == [("fax_failed", "fax 1 failed"), ("fax_failed", "fax 3 failed")]
+            assert core_alarms.raise_alarm("", "no kind") is None  # refused by the store, logged, not raised
+        finally:
+            core_alarms.disconnect(service.raise_alarm)
+    assert core_alarms.connected() is None
 
 
 def test_bad_input_is_refused(db, service):
@@ -155,3 +201,33 @@ def test_bad_input_is_refused(db, service):
                 service.raise_alarm(kind, text, severity=severity)
         with pytest.raises(AlarmError, match="no alarm 99"):
             service.acknowledge(99, None)
+
+
+def test_old_alarm_tables_move_into_the_one_store(db):
+    """Should move the channels' alarm rows (closed: they were noticed and texted when raised) and the
+    recorder's alerts (shown until acknowledged, as before) into system_alarm and drop both old tables."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    step = "0008_one_alarm_store"
+    with db.connection_context():
+        db.execute_sql('CREATE TABLE "alarm" (id INTEGER PRIMARY KEY, kind VARCHAR(32), text VARCHAR(255), '
+                       'repeats INTEGER, created_at TIMESTAMP, last_at TIMESTAMP, sent_at TIMESTAMP)')
+        db.execute_sql('CREATE TABLE "recorder_alert" (id INTEGER PRIMARY KEY, kind VARCHAR(32), severity '
+                       'VARCHAR(8), message TEXT, at TIMESTAMP, acknowledged BOOLEAN)')
+        db.execute_sql("INSERT INTO \"alarm\" VALUES (1, 'sms_gave_up', '短信重试用尽', 2, '2026-03-01 08:00:00', "
+                       "'2026-03-01 08:05:00', '2026-03-01 08:00:10')")
+        db.execute_sql("INSERT INTO \"recorder_alert\" VALUES (1, 'recording_storage', 'error', 'call u-1: not "
+                       "writable', '2026-03-02 09:00:00', FALSE), (2, 'fax_failed', 'warning', 'fax 3 failed', "
+                       "'2026-03-02 10:00:00', TRUE)")
+        SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+        assert step in create_schema()
+        assert step not in create_schema()  # once
+        assert not db.table_exists("alarm") and not db.table_exists("recorder_alert")
+        rows = {row.kind: row for row in SystemAlarm.select()}
+        sms, storage, fax = rows["sms_gave_up"], rows["recording_storage"], rows["fax_failed"]
+        assert (sms.count, sms.closed, sms.severity) == (3, True, "warning")
+        assert (storage.subject, storage.severity, storage.closed, storage.acknowledged_at) == (
+            "recordings", "critical", False, None)
+        assert fax.closed and fax.acknowledged_at is not None
+        assert [a.kind for a in shown()] == ["recording_storage"]

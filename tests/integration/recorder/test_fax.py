@@ -8,9 +8,10 @@ from types import SimpleNamespace
 import pytest
 
 from caseflow.models import Attachment, Ticket
+from ops.models import SystemAlarm
 from recorder.fax import FaxError, FaxService, FaxSettings, check_number, fax_receive
 from recorder.faxfile import FaxFileError, check_tiff, pdf_to_tiff, tiff_to_pdf
-from recorder.models import FaxEvent, FaxJob, MissedCall, RecorderAlert
+from recorder.models import FaxEvent, FaxJob, MissedCall
 from switch.errors import CallHangup
 from switch.events import ChannelHangup, FaxResult
 
@@ -104,12 +105,12 @@ def test_inbound_fax_becomes_ticket(fax, cdr, sample_tiff):
 
 
 @pytest.mark.parametrize("payload", [b"", b"II*\x00garbage that is no tiff at all"])
-def test_corrupt_or_empty_inbound_fax_fails_cleanly(fax, payload):
+def test_corrupt_or_empty_inbound_fax_fails_cleanly(fax, payload, alarms):
     """Should fail the job with a clear error, keep the file, alert, and list the sender for a call-back."""
     job = fax.receive(FaxSession("fx-2", "02566667777", payload, {"fax_success": "1"}))
     assert job.state == "failed" and job.error and job.ticket_id is None
     assert fax.local(job.tiff_path).read_bytes() == payload
-    assert RecorderAlert.get().kind == "fax_failed"
+    assert SystemAlarm.get().kind == "fax_failed"
     assert MissedCall.get().reason == "fax_failed" and MissedCall.get().caller == "02566667777"
 
 
@@ -140,7 +141,7 @@ def test_outbound_fax_with_retry(fax, sample_pdf, clock):
     assert events == ["converting", "queued", "sending", "queued", "sending", "done"]
 
 
-def test_outbound_gives_up_after_attempts(fax, sample_pdf, clock):
+def test_outbound_gives_up_after_attempts(fax, sample_pdf, clock, alarms):
     """Should fail with an alert after the last attempt; a hang-up without a result counts as a failure."""
     job = fax.send("62345678", sample_pdf)
     conn = Connection(ok=True)
@@ -151,10 +152,10 @@ def test_outbound_gives_up_after_attempts(fax, sample_pdf, clock):
     fax.on_switch_event(FaxResult(server="fs", uuid=job.call_uuid, success=False, result_text="Far end hung up"))
     job = FaxJob.get_by_id(job.id)
     assert job.state == "failed" and "Far end" in job.error
-    assert RecorderAlert.get().kind == "fax_failed"
+    assert SystemAlarm.get().kind == "fax_failed"
 
 
-def test_watchdog_ends_stuck_jobs(fax, sample_pdf, clock):
+def test_watchdog_ends_stuck_jobs(fax, sample_pdf, clock, alarms):
     """Should time out a job that makes no progress (no result ever arrives) and report it."""
     job = fax.send("62345678", sample_pdf, max_attempts=1)
     [job] = fax.dispatch_due(Connection(ok=True))
@@ -165,7 +166,7 @@ def test_watchdog_ends_stuck_jobs(fax, sample_pdf, clock):
     ended = fax.watchdog()
     assert {j.id for j in ended} == {job.id, receiving.id}
     assert {FaxJob.get_by_id(j.id).state for j in ended} == {"timed_out"}
-    assert RecorderAlert.select().where(RecorderAlert.kind == "fax_timeout").count() == 2
+    assert SystemAlarm.get(SystemAlarm.kind == "fax_timeout").count == 2
     assert MissedCall.get().caller == "555"
     assert fax.watchdog() == []
 

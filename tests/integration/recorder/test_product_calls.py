@@ -171,8 +171,8 @@ def unwritable_product(make_product, tmp_path):
 
 
 def test_unwritable_storage_the_call_goes_on(unwritable_product):
-    """Should still connect the caller to the agent when recordings cannot be written, and raise an alert."""
-    from recorder.models import RecorderAlert
+    """Should still connect the caller to the agent when recordings cannot be written, and raise an alarm."""
+    from ops.models import SystemAlarm
 
     product = unwritable_product
     desk = product.fs.add_agent("1000", talk_seconds=300, answer_delay=0.2)
@@ -185,8 +185,8 @@ def test_unwritable_storage_the_call_goes_on(unwritable_product):
 
     def alerted():
         with database.connection_context():
-            return RecorderAlert.get_or_none(RecorderAlert.kind == "recording_storage")
-    assert call.uuid in product.fs.wait_for(alerted, 10.0, "the storage alert").message
+            return SystemAlarm.get_or_none(SystemAlarm.kind == "recording_storage")
+    assert call.uuid in product.fs.wait_for(alerted, 10.0, "the storage alarm").text
     with database.connection_context():
         assert Recording.get(Recording.call_uuid == call.uuid).status == "failed"
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recorder.models import Recording, RecorderAlert
+from ops.models import SystemAlarm
+from recorder.models import Recording
 from recorder.recording import RecordingService
 from recorder.storage import RecordingStore
 from switch.errors import CallHangup
@@ -63,22 +64,23 @@ def test_bridged_recording_finished_by_final_hangup(cdr, store):
     assert Recording.get_by_id(rec.id).status == "ok"
 
 
-def test_call_gone_before_recording_started(cdr, store):
+def test_call_gone_before_recording_started(cdr, store, alarms):
     """Should mark the recording failed without an alert when the call ended before uuid_record arrived."""
     service = RecordingService(store)
     assert service.start_on_bridged(Connection("-ERR Cannot locate session!\n"), "gone-1") is None
     rec = Recording.get()
     assert rec.status == "failed" and "ended before" in rec.failure_reason
-    assert RecorderAlert.select().count() == 0
+    assert SystemAlarm.select().count() == 0
 
 
-def test_switch_refusal_lets_the_call_go_on(cdr, store):
+def test_switch_refusal_lets_the_call_go_on(cdr, store, alarms):
     """Should mark the recording failed with an alert, not raise, when the switch refuses to record."""
     service = RecordingService(store)
     assert service.start_on_bridged(Connection("-ERR no reply\n"), "b-2") is None
     assert service.start_on_session(Session("b-3", fail=CallHangup("gone"))) is None
     assert [r.status for r in Recording.select().order_by(Recording.id)] == ["failed", "failed"]
-    assert RecorderAlert.select().where(RecorderAlert.kind == "recording_start").count() == 2
+    [alarm] = SystemAlarm.select().where(SystemAlarm.kind == "recording_start")
+    assert alarm.count == 2 and "b-3" in alarm.text  # one alarm, counted: the leader's phone buzzes once
 
 
 def test_unwritable_storage_skips_recording(db, tmp_path, clock):

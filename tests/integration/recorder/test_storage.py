@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from caseflow import services
 from caseflow.models import Notification, Ticket, TicketHistory
-from recorder.models import Recording, RecorderAlert
+from ops.models import SystemAlarm
+from recorder.models import Recording
 from recorder.storage import RecordingOptions, RecordingStore
 from recorder.tickets import link_call
 from recorder.wavfile import FORMAT_ALAW, read_wav_info, sha256_file
@@ -55,14 +56,14 @@ def test_zero_length_recording_fails_clearly_and_keeps_file(cdr, store):
     assert store.finish(empty).failure_reason.startswith("recording is empty")
 
 
-def test_missing_recording_file(store):
+def test_missing_recording_file(store, alarms):
     """Should fail (not raise) when the switch never wrote the file."""
     rec = store.finish(store.begin("m-1"))
     assert rec.status == "failed" and "missing" in rec.failure_reason
-    assert RecorderAlert.get().kind == "recording_storage"
+    assert SystemAlarm.get().kind == "recording_storage"
 
 
-def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clock):
+def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clock, alarms):
     """Should let the call go on: recording marked failed, an alert raised, and the ticket says so."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the recordings folder should be")
@@ -72,8 +73,9 @@ def test_unwritable_storage_raises_alert_and_notes_ticket(db, cdr, tmp_path, clo
     link_call(call, ticket)
     rec = store.begin("u-1")
     assert rec.status == "failed" and "not writable" in rec.failure_reason
-    alert = RecorderAlert.get()
-    assert alert.kind == "recording_storage" and "u-1" in alert.message
+    alert = SystemAlarm.get()
+    assert (alert.kind, alert.subject, alert.severity) == ("recording_storage", "recordings", "critical")
+    assert "u-1" in alert.text
     assert TicketHistory.select().where((TicketHistory.ticket == ticket)
                                         & TicketHistory.note.contains("录音失败")).count() == 1
     # A ticket linked after the failure is told too.
@@ -121,7 +123,7 @@ def new_ticket(status=None):
     return Ticket.get_by_id(ticket.id)
 
 
-def test_alert_reaches_centre_desk(db, tmp_path, clock):
+def test_alert_reaches_centre_desk(db, tmp_path, clock, alarms):
     """Should leave the storage alert on the hotline centre's desk."""
     from caseflow.org import create_department
 
@@ -130,7 +132,7 @@ def test_alert_reaches_centre_desk(db, tmp_path, clock):
     blocker.write_text("x")
     RecordingStore(blocker, clock=clock).begin("n-1")
     note = Notification.get(Notification.department == centre)
-    assert "录音存储告警" in note.text and note.kind == "warn"
+    assert "recording_storage" in note.text and "n-1" in note.text and note.kind == "alarm"
 
 
 def test_ticket_linked_by_caseflow_later_is_told(db, cdr, tmp_path, clock):
