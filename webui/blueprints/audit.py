@@ -50,6 +50,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "assessment_appeal_rejected": ("驳回考核申诉", "Appeal rejected"),
     "assessment_close": ("考核月度结账", "Assessment month closed"),
     "assessment_indicator": ("修改考核指标", "Indicator saved"),
+    "hotspot_handled": ("处理热点预警", "Hotspot warning handled"),
     "blacklist_add": ("加入黑名单", "Added to the block list"),
     "blacklist_remove": ("移出黑名单", "Removed from the block list"),
     "chat_start": ("开始在线交谈", "Chat started"),

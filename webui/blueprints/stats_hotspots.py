@@ -31,6 +31,7 @@ PERIODS = ("week", "today", "month", "custom")
 
 MESSAGES = {"zh": {
     "Hotspot warnings": "热点预警",
+    "alarm:hotspot": "热点预警",  # the alarm banner and list name the hotspot alarm (ops.alarms kind)
     "Hotspots": "热点分析",
     "Open warnings": "待处理预警",
     "Recently handled": "近期已处理",
@@ -82,6 +83,7 @@ MESSAGES = {"zh": {
         "准确率在最终训练前留出的五分之一历史上测得；模型每晚根据已办结工单重新训练。",
     "No training has run yet.": "尚未进行训练。",
 }, "en": {
+    "alarm:hotspot": "Hotspot warning",
     "level:street": "street", "level:district": "district",
     "run:trained": "trained", "run:cold": "cold start", "run:failed": "failed",
 }}

@@ -1,0 +1,328 @@
+"""Benchmark of the analysis (issue 14): report pages at scale, hotspot keywords and detection, and the
+dispatch suggestion model, on SQLite and PostgreSQL. Prints tables beside the aims; asserts nothing.
+
+    .venv/bin/python -m bench.analysis                       # 1,000,000 tickets, 10,000,000 call records
+    .venv/bin/python -m bench.analysis --tickets 100000 --calls 1000000 --backend sqlite --runs 10
+
+History: tickets over the 400 days before now drawn from stats.sample_tickets (18 departments, realistic
+wording), with dispatch/accept/reply history rows and statuses; call records spread over the same days.
+Reports: each /stats/r/<report> page (and /stats/hotspots) fetched through the real app as the centre
+leader for the last full month and for the last 365 days, ``--runs`` times: p50 and p99 against the aims
+(month < 1 s, year < 5 s). Hotspots: keyword extraction rate (tickets/s over titles and contents), the
+index of the rule's horizon, one scan, and detection (index the new tickets and scan) after a 停水 spike.
+Suggestions: held-out top-1/top-3 on the 360-ticket labelled sample and training time, then training on
+the generated history (up to stats.suggestions.MAX_SAMPLES tickets).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import DEFAULT_PG, open_backend, pct
+
+REPORTS = ("calls", "agents", "region", "category", "status", "urgency", "speed", "departments")
+MONTH_AIM, YEAR_AIM = 1.0, 5.0
+CHUNK = 2000
+DAYS = 400
+STATUSES = (("closed", 62), ("archived", 8), ("dispatched", 8), ("in_progress", 8), ("replied", 4),
+            ("recorded", 4), ("answered", 6))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _insert(model, rows):
+    for start in range(0, len(rows), CHUNK):
+        model.insert_many(rows[start:start + CHUNK]).execute()
+
+
+def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=print) -> dict:
+    """Fill the bound database: the sample organisation, a centre leader, ``tickets`` tickets with history
+    and ``calls`` call records over the DAYS before ``now``."""
+    from caseflow.accounts import hash_password
+    from caseflow.models import Ticket, TicketHistory, User
+    from core.db import database
+    from recorder.models import CallRecord
+    from stats import sample_tickets as st
+
+    made = st.install()
+    centre = made["departments"]["CENTRE"]
+    leader = User.create(operator_no="5001", name="领导", password_hash=hash_password("bench-pass-1"),
+                         roles="leader,centre_leader,centre", department=centre)
+    agents = [User.create(operator_no=f"{1000 + n}", name=f"话务员{n}", password_hash="x", roles="agent",
+                          department=centre) for n in range(40)]
+    rng = random.Random(seed)
+    statuses = [s for s, w in STATUSES for _ in range(w)]
+    span = dt.timedelta(days=DAYS)
+    started = time.perf_counter()
+    number = 10000000
+    for block in range(0, tickets, 20000):
+        ticket_rows, meta = [], []
+        for n in range(block, min(tickets, block + 20000)):
+            t = st.draw(rng)
+            # Ids rise with time as in service (the hotspot index starts from the id of its horizon).
+            at = now - span + span * (n / tickets) + dt.timedelta(seconds=rng.randrange(60))
+            status = rng.choice(statuses)
+            dept = made["departments"][t.department].id if status not in ("recorded", "answered") else None
+            dispatched = at + dt.timedelta(minutes=rng.randint(5, 600)) if dept else None
+            replied = dispatched + dt.timedelta(hours=rng.randint(2, 200)) if dept and status in (
+                "closed", "archived", "replied") else None
+            closed = replied + dt.timedelta(hours=rng.randint(1, 48)) if replied and status != "replied" else None
+            number += 1
+            ticket_rows.append({
+                "number": f"{number:08d}", "type": rng.choice(("complaint", "help", "consult", "report", "suggestion")),
+                "channel": rng.choice(("phone", "phone", "phone", "web", "sms", "mailbox")), "status": status,
+                "urgency": rng.choice(("normal",) * 8 + ("urgent", "emergency")), "title": t.title,
+                "content": t.content, "category": made["categories"][t.category].id if t.category else None,
+                "region": made["regions"][t.region].id if t.region else None, "department": dept,
+                "created_at": at, "updated_at": at, "dispatched_at": dispatched,
+                "deadline": dispatched + dt.timedelta(days=5) if dispatched else None, "replied_at": replied,
+                "closed_at": closed, "overdue": bool(replied and dispatched and replied - dispatched > dt.timedelta(days=5)),
+                "satisfaction": rng.choice(("satisfied", "satisfied", "basic", "unsatisfied")) if closed else ""})
+            meta.append((dept, dispatched, replied))
+        with database.atomic():
+            _insert(Ticket, ticket_rows)
+            ids = dict(Ticket.select(Ticket.number, Ticket.id).where(
+                Ticket.number.in_([r["number"] for r in ticket_rows])).tuples())
+            history = []
+            for row, (dept, dispatched, replied) in zip(ticket_rows, meta):
+                if not dept:
+                    continue
+                tid = ids[row["number"]]
+                history.append({"ticket": tid, "action": "dispatch", "department": dept, "at": dispatched,
+                                "from_status": "recorded", "to_status": "dispatched", "note": ""})
+                history.append({"ticket": tid, "action": "accept", "department": dept,
+                                "at": dispatched + dt.timedelta(hours=1), "from_status": "dispatched",
+                                "to_status": "in_progress", "note": ""})
+                if replied:
+                    history.append({"ticket": tid, "action": "reply", "department": dept, "at": replied,
+                                    "from_status": "in_progress", "to_status": "replied", "note": ""})
+            _insert(TicketHistory, history)
+        say(f"  tickets {block + len(ticket_rows):,} / {tickets:,} ({time.perf_counter() - started:.0f} s)")
+    started = time.perf_counter()
+    for block in range(0, calls, 50000):
+        rows = []
+        for n in range(block, min(calls, block + 50000)):
+            at = now - span + dt.timedelta(seconds=rng.randrange(int(span.total_seconds())))
+            inbound = rng.random() < 0.85
+            agent = rng.choice(agents)
+            rows.append({"call_uuid": f"bench-{n:09d}", "direction": "inbound" if inbound else "outbound",
+                         "caller": f"138{n % 100000000:08d}", "called": "12345", "started_at": at,
+                         "answered_at": at + dt.timedelta(seconds=12), "ended_at": at + dt.timedelta(seconds=200),
+                         "wait_seconds": rng.randint(0, 40), "talk_seconds": rng.randint(30, 600),
+                         "agent": agent.id, "agent_no": agent.operator_no, "disposition": "answered",
+                         "finalised": True})
+        with database.atomic():
+            _insert(CallRecord, rows)
+        if (block // 50000) % 20 == 0 or block + 50000 >= calls:
+            say(f"  calls {min(calls, block + 50000):,} / {calls:,} ({time.perf_counter() - started:.0f} s)")
+    database.execute_sql("ANALYZE")  # the planner sees the generated volume, as it would in service
+    return {"made": made, "leader": leader}
+
+
+def time_pages(client, paths, runs: int) -> dict[str, list[float]]:
+    """Fetch each path ``runs`` times; seconds per fetch (a page that fails is reported as such)."""
+    times = {}
+    for path in paths:
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get(path)
+            samples.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path}: HTTP {response.status_code}")
+        times[path] = samples
+    return times
+
+
+def report_figures(db_url: str, var_dir: Path, now: dt.datetime, runs: int, say=print) -> list[tuple]:
+    """p50/p99 of every report page for the last full month and the last 365 days."""
+    from core.config import load_config
+    from webui.app import create_app
+
+    config = load_config({"database_url": db_url, "var_dir": str(var_dir), "mode": "test",
+                          "secret_key": "bench-secret-key-" + "a" * 32, "load_demo": False})
+    app = create_app(config)
+    app.testing = True
+    client = app.test_client()
+    client.get("/login")
+    with client.session_transaction() as session:
+        token = session["csrf"]
+    response = client.post("/login", data={"operator_no": "5001", "password": "bench-pass-1", "csrf_token": token})
+    if response.status_code not in (302, 303):
+        raise RuntimeError(f"the benchmark's leader could not log in (HTTP {response.status_code})")
+    today = now.date()
+    month_last = today.replace(day=1) - dt.timedelta(days=1)
+    month = (month_last.replace(day=1), month_last)
+    year = (today - dt.timedelta(days=365), today - dt.timedelta(days=1))
+    rows = []
+    for label, (first, last), aim in (("month", month, MONTH_AIM), ("year", year, YEAR_AIM)):
+        query = f"period=custom&from={first}&to={last}"
+        paths = [f"/stats/r/{r}?{query}" for r in REPORTS] + [f"/stats/hotspots?{query}"]
+        for path, samples in time_pages(client, paths, runs).items():
+            name = path.split("?")[0].rsplit("/", 1)[-1]
+            rows.append((name, label, pct(samples, 50), pct(samples, 99), aim))
+            say(f"  {name:12s} {label:5s} p99 {pct(samples, 99):.3f} s")
+    return rows
+
+
+def hotspot_figures(now: dt.datetime, say=print) -> list[tuple]:
+    """Keyword extraction rate, the horizon's index, one scan, and detection after a spike."""
+    from caseflow import services
+    from caseflow.models import Region, Ticket
+    from stats import hotspots
+    from stats.keywords import place_words, tokenizer, topics
+
+    tokenizer()  # the dictionary and IDF loads are once per process, not per ticket
+    topics("停水", "预热")
+    settings = hotspots.HotspotSettings()
+    names = [n for (n,) in Region.select(Region.name).tuples()]
+    places = place_words(names)
+    texts = list(Ticket.select(Ticket.title, Ticket.content).order_by(Ticket.id.desc()).limit(20000).tuples())
+    started = time.perf_counter()
+    chars = 0
+    for title, content in texts:
+        topics(title, content, places=places)
+        chars += len(title) + len(content)
+    rate_seconds = time.perf_counter() - started
+    rows = [("keyword extraction", f"{len(texts):,} tickets", rate_seconds,
+             f"{len(texts) / rate_seconds:,.0f} tickets/s, {chars / rate_seconds / 1000:,.0f}k chars/s")]
+    horizon = Ticket.select().where(Ticket.created_at >= now - settings.horizon).count()
+    started = time.perf_counter()
+    indexed = hotspots.index_all(now, settings)
+    rows.append(("index the rule's horizon", f"{indexed:,} tickets ({horizon:,} in {settings.horizon.days + 1} days)",
+                 time.perf_counter() - started, ""))
+    scans = []
+    for _ in range(5):
+        started = time.perf_counter()
+        result = hotspots.scan(now, settings)
+        scans.append(time.perf_counter() - started)
+    rows.append(("scan (all streets and districts)", f"{len(result.spikes)} spikes", pct(scans, 99), "p99 of 5"))
+    street = Region.get(Region.code == "R-DH-XFJD")
+    for n in range(settings.min_count):
+        services.create_ticket(f"幸福小区第{n + 1}栋从早上开始停水，一直没有来水。", title="停水", region=street)
+    started = time.perf_counter()
+    hotspots.index_all(utcnow(), settings)
+    result = hotspots.scan(utcnow(), settings)
+    found = [w for w in result.raised if w.topic == "停水"]
+    rows.append(("detection after a 停水 spike", "found" if found else "NOT FOUND", time.perf_counter() - started,
+                 "index the new tickets + scan"))
+    return rows
+
+
+def suggestion_figures(var_dir: Path, now: dt.datetime, say=print) -> list[tuple]:
+    """Accuracy and time on the labelled sample; time on the generated history."""
+    from stats import sample_tickets as st
+    from stats import suggestions
+    from stats.suggestions import Example, Places
+
+    made = st.install()
+    sample = st.sample(360, seed=14)
+    examples = [Example(t.title, t.content, made["categories"][t.category].id if t.category else None,
+                        made["regions"][t.region].id if t.region else None, made["departments"][t.department].id)
+                for t in sample]
+    started = time.perf_counter()
+    outcome = suggestions.fit(examples, Places.load())
+    rows = [("labelled sample", f"{len(examples)} tickets, {outcome.departments} departments",
+             time.perf_counter() - started, outcome.trained.top1, outcome.trained.top3)]
+    started = time.perf_counter()
+    run = suggestions.train_and_store(suggestions.model_path(var_dir), now)
+    rows.append(("generated history", f"{run.samples:,} tickets, {run.departments} departments",
+                 time.perf_counter() - started, run.top1, run.top3))
+    return rows
+
+
+def run_backend(name: str, args, say=print) -> dict:
+    from core.db import database
+
+    with tempfile.TemporaryDirectory(prefix="bench-analysis-") as folder:
+        folder = Path(folder)
+        _database, cleanup = open_backend(name, folder, args.pg, "analysis")
+        try:
+            now = utcnow()
+            say(f"[{name}] generating {args.tickets:,} tickets and {args.calls:,} call records ...")
+            started = time.perf_counter()
+            generate(args.tickets, args.calls, now, say=say)
+            generated = time.perf_counter() - started
+            url = f"sqlite:///{folder / 'bench.sqlite3'}" if name == "sqlite" else _pg_url(args.pg)
+            say(f"[{name}] reports ...")
+            reports = report_figures(url, folder / "var", now, args.runs, say=say)
+            from core import db as core_db
+
+            core_db.bind_database(url).connect(reuse_if_open=True)
+            say(f"[{name}] hotspots ...")
+            spots = hotspot_figures(now, say=say)
+            say(f"[{name}] dispatch suggestions ...")
+            model = suggestion_figures(folder / "var", now, say=say)
+            return {"generated": generated, "reports": reports, "hotspots": spots, "model": model}
+        finally:
+            if not database.is_closed():
+                database.close()
+            cleanup()
+
+
+def _pg_url(pg: str) -> str:
+    """The URL of the schema bench.common.open_backend made for this process (label "analysis")."""
+    import os
+
+    separator = "&" if "?" in pg else "?"
+    return f"{pg}{separator}options=-csearch_path%3Dbench_analysis_{os.getpid()}"
+
+
+def print_tables(name: str, figures: dict, args, out=sys.stdout) -> None:
+    w = out.write
+    w(f"\n== {name}: {args.tickets:,} tickets, {args.calls:,} call records (generated in {figures['generated']:.0f} s) ==\n")
+    w(f"{'report':14s}{'period':8s}{'p50 s':>10s}{'p99 s':>10s}{'aim s':>8s}  within\n")
+    for report, period, p50, p99, aim in figures["reports"]:
+        w(f"{report:14s}{period:8s}{p50:10.3f}{p99:10.3f}{aim:8.1f}  {'yes' if p99 < aim else 'NO'}\n")
+    w(f"\n{'hotspots':34s}{'over':44s}{'seconds':>9s}  note\n")
+    for what, over, seconds, note in figures["hotspots"]:
+        w(f"{what:34s}{over:44s}{seconds:9.3f}  {note}\n")
+    w(f"\n{'dispatch suggestions':22s}{'trained on':34s}{'seconds':>9s}{'top-1':>8s}{'top-3':>8s}\n")
+    for what, over, seconds, top1, top3 in figures["model"]:
+        show = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        w(f"{what:22s}{over:34s}{seconds:9.2f}{show(top1):>8s}{show(top3):>8s}\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.analysis", description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=20, help="fetches of each report page (p99 over them)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL (a schema of its own is used)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.tickets < 1000 or args.calls < 0 or args.runs < 1:
+        parser.error("at least 1,000 tickets, no negative call count, at least one run")
+    import logging
+    import os
+
+    os.environ.setdefault("HOTLINE_ARGON2_PROFILE", "cheapest")
+    logging.basicConfig(level=logging.WARNING)
+    say = (lambda *_a, **_k: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    results = {}
+    for name in backends:
+        if name == "postgres":
+            try:
+                import psycopg2
+
+                psycopg2.connect(args.pg, connect_timeout=3).close()
+            except Exception as exc:  # noqa: BLE001 - reported, the other backend still runs
+                print(f"PostgreSQL not reachable ({exc}); skipped", file=sys.stderr)
+                continue
+        results[name] = run_backend(name, args, say=say)
+    for name, figures in results.items():
+        print_tables(name, figures, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
