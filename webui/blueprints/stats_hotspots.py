@@ -63,6 +63,7 @@ MESSAGES = {"zh": {
     "Dispatch suggestions": "智能派单",
     "Suggested from past dispatches": "历史派单智能建议",
     "Suggestions only: the dispatcher decides.": "仅供参考，由派单员决定。",
+    "Similar open tickets": "相似的在办工单",
     "No suggestion yet: %(reason)s": "暂无建议：%(reason)s",
     "the model has not been trained yet.": "模型尚未训练。",
     "Training runs": "训练记录",
@@ -281,3 +282,22 @@ def learned_suggestion(ticket) -> dict:
     else:
         reason = _("the model has not been trained yet.")
     return {"choices": (), "reason": reason}
+
+
+def similar_tickets(ticket) -> list:
+    """Open tickets on the same matter nearby, the user may see, with their similarity (merge candidates)."""
+    from caseflow import services
+
+    try:
+        found = hotspots.similar_open_tickets(ticket)
+    except Exception:  # noqa: BLE001 - a suggestion must not break the ticket page
+        log.exception("similar tickets of %s failed", ticket.id)
+        return []
+    visible = []
+    for other, score in found:
+        try:
+            services.get_ticket_for(g.user, other.id)
+        except services.NotFound:
+            continue
+        visible.append((other, score))
+    return visible

@@ -271,6 +271,11 @@ def action_context(ticket: Ticket) -> dict:
         from webui.blueprints.stats_hotspots import learned_suggestion
 
         ctx["learned"] = learned_suggestion(ticket)
+    if "merge" in events and _view_exists("stats_hotspots.hotspots"):
+        # Open tickets on the same matter nearby (stats.hotspots), offered as the master to merge into.
+        from webui.blueprints.stats_hotspots import similar_tickets
+
+        ctx["similar"] = similar_tickets(ticket)
     if "sub_dispatch" in events and ticket.department_id:
         ctx["subdepartments"] = [d for d in org.subtree(ticket.department) if d.id != ticket.department_id
                                  and d.active]

@@ -210,3 +210,14 @@ def test_bad_filters_are_refused(warned, login, world, query):
 def test_topic_is_required_for_the_drill_down(warned, login, world):
     """Should refuse a drill-down without a topic or warning."""
     assert login(world.leader).get("/stats/hotspots/tickets").status_code == 400
+
+
+def test_ticket_page_offers_similar_tickets_for_merging(town, clock, job, world, login):
+    """Should list the other open 停水 tickets of the street under the merge form, as the master's choices."""
+    job, _alarms = job
+    made = spike_tickets(town, clock, world.agent, 3)
+    job.run()
+    html = login(world.centre_user).get(f"/tickets/{made[0].number}").get_data(as_text=True)
+    block = html.split('data-testid="similar-tickets"')[1].split("</div>")[0]
+    assert made[1].number in block or made[2].number in block
+    assert made[0].number not in block
