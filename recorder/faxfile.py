@@ -81,11 +81,12 @@ def _run(command: list[str], target: Path, temporary: Path, timeout: float, tool
         raise FaxFileError(f"{tool} did not finish within {timeout:.0f} s / 转换超时") from None
     except FileNotFoundError:
         raise FaxFileError(f"{tool} is not installed (scripts/setup-system.sh installs it)") from None
-    if done.returncode != 0 or not temporary.exists() or temporary.stat().st_size == 0:
+    full = diskspace.is_disk_full(OSError(f"{done.stderr}{done.stdout}"))  # some tools say so and exit 0
+    if done.returncode != 0 or full or not temporary.exists() or temporary.stat().st_size == 0:
         temporary.unlink(missing_ok=True)
         output = (done.stderr or done.stdout).strip()
         message = output.splitlines()
-        if diskspace.is_disk_full(OSError(output)) or _disk_full(target.parent):
+        if full or _disk_full(target.parent):
             raise FaxDiskFull(f"磁盘已满 / disk full: {tool} could not write {target.name}")
         raise FaxFileError(f"{tool} failed / 转换失败: {message[-1][:200] if message else done.returncode}")
     os.replace(temporary, target)

@@ -113,8 +113,12 @@ class ConversionError(RuntimeError):
 def convert_to_alaw(source: Path, target: Path, timeout: float = 120.0) -> None:
     """Write ``source`` as 8-bit A-law WAV at ``target`` (same rate and channels), atomically.
 
-    The target appears only complete: sox writes a temporary file that is then renamed over it.
+    The target appears only complete: sox writes a temporary file that is then renamed over it, and only
+    once it holds as much audio as the source. sox reports a full disk on stderr ("FAIL ... No space left on
+    device") yet exits 0 with an empty file; renaming that over the target (the IVR converts in place) would
+    destroy the only audio of the call, so such a result is a ConversionError and the source is untouched.
     """
+    expected = read_wav_info(source).duration_ms
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.converting.wav")
     command = ["sox", "-q", str(source), "-t", "wav", "-e", "a-law", "-b", "8", str(temporary)]
@@ -125,7 +129,16 @@ def convert_to_alaw(source: Path, target: Path, timeout: float = 120.0) -> None:
         raise ConversionError(f"sox did not finish within {timeout:.0f} s") from None
     except FileNotFoundError:
         raise ConversionError("sox is not installed (scripts/setup-system.sh installs it)") from None
-    if done.returncode != 0:
+    if done.returncode != 0 or "FAIL" in done.stderr:
         temporary.unlink(missing_ok=True)
         raise ConversionError(f"sox failed ({done.returncode}): {done.stderr.strip()[:300]}")
+    try:
+        written = read_wav_info(temporary).duration_ms
+    except BadRecording as exc:
+        written, problem = -1, str(exc)
+    else:
+        problem = f"{written} of {expected} ms"
+    if written < expected - 20:  # sox rounds to whole samples; anything more is a cut file
+        temporary.unlink(missing_ok=True)
+        raise ConversionError(f"sox wrote an incomplete file ({problem}): {done.stderr.strip()[:200]}")
     os.replace(temporary, target)
