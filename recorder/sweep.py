@@ -16,6 +16,10 @@ open calls are gone. I/O part: ``Sweeper``:
   the composition root (``lost_calls``: ``ivr.sweep.fail_lost_attempts``), as is what they know of a call an
   earlier run left open (``call_history``: ``ivr.sweep.call_history``, the IVR's trace). The recorder sits
   below the IVR and does not know it (docs/architecture.md).
+
+Whenever a sweep closed anything, the ``calls_cut_off`` alarm (one per switch, counted) says so through
+``core.alarms``: lost hang-ups mean a switch restarted, an event socket dropped events or the app died, and a
+person should look even though every caller is already on the call-back list.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import datetime as dt
 import logging
 from typing import Callable, Iterable
 
+from core.alarms import raise_alarm
 from recorder.cdr import CdrRecorder, _utc
 from recorder.models import CallRecord, Recording
 
@@ -48,13 +53,12 @@ class Sweeper:
     """An ``Acd.reconcilers`` callable: ``sweeper(server, channels) -> report``."""
 
     def __init__(self, cdr: CdrRecorder, recordings=None, servers: Callable[[], list[str]] | None = None,
-                 on_swept: Callable[[str, dict], None] | None = None, grace: float = GRACE_SECONDS,
+                 grace: float = GRACE_SECONDS,
                  call_history: Callable[[str], tuple[list[dict], bool, dt.datetime | None]] | None = None,
                  lost_calls: Callable[[set[str], dt.datetime], int] | None = None):
         self.cdr = cdr
         self.recordings = recordings  # recorder.recording.RecordingService
         self.servers = servers or (lambda: [])  # the names of every configured switch
-        self.on_swept = on_swept  # callback(server, report) when anything was closed (an alarm)
         self.grace = grace
         # What the floors above know of a call an earlier run left open: (IVR path, served, last moment).
         self.call_history = call_history or _nothing_known
@@ -106,11 +110,11 @@ class Sweeper:
         self._sweep_attempts(anywhere, now, report)
         if any(report.values()):
             log.warning("swept with %s: %s", server, report)
-            if self.on_swept is not None:
-                try:
-                    self.on_swept(server, report)
-                except Exception:  # noqa: BLE001 - an alarm hook must not stop the sweep
-                    log.exception("sweep notifier failed")
+        closed = {name: count for name, count in report.items() if count and name != "records_adopted"}
+        if closed:
+            raise_alarm("calls_cut_off", f"{server}: 挂机事件丢失，已按中断关闭 / lost hang-ups closed: "
+                                         + ", ".join(f"{name} {count}" for name, count in closed.items()),
+                        subject=server[:64])
         return report
 
     def _close(self, uuid: str, at: dt.datetime | None = None) -> bool:
