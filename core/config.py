@@ -175,6 +175,36 @@ class Config:
     db_lock_timeout: float = 10.0
     # ESL server name -> dial template from the other servers (parse_cross_server_dial); the rest learned.
     cross_server_dial: Mapping[str, str] = field(default_factory=dict)
+    # The public website's limits (webui.blueprints.portal): submissions per address an hour and per phone
+    # number a day, wrong query codes per case and per address in 30 minutes, wrong picture codes per
+    # address an hour; SMS codes (when the SMS channel has a gateway): on or off, seconds between two codes
+    # to one number, codes per number a day and per address an hour.
+    portal_per_address: int = 5
+    portal_per_phone: int = 5
+    portal_lookup_limit: int = 10
+    portal_lookup_limit_per_ip: int = 10
+    portal_captcha_failures_per_ip: int = 20
+    portal_sms_codes: bool = True
+    portal_code_gap: int = 60
+    portal_codes_per_phone: int = 5
+    portal_codes_per_ip: int = 10
+    # Online chat on the website (acd.chat.ChatSettings): messages one side may send per window of seconds,
+    # silence that ends an answered chat, how long a citizen's page may be gone, chats per address an hour.
+    chat_rate_messages: int = 10
+    chat_rate_seconds: float = 30.0
+    chat_idle_seconds: float = 600.0
+    chat_gone_seconds: float = 90.0
+    chat_starts_per_ip: int = 10
+    # Open311 GeoReport v2 (webui.blueprints.open311): the jurisdiction_id served, calls per minute from one
+    # address and with one key, requests one key may file an hour, and the discovery document's contact and
+    # key_service texts.
+    open311_jurisdiction: str = "12345"
+    open311_per_address: int = 60
+    open311_per_key: int = 120
+    open311_posts_per_hour: int = 200
+    open311_contact: str = "12345 政务服务便民热线：拨打 12345 / the 12345 citizen service hotline: call 12345"
+    open311_key_service: str = ("API 密钥由热线办系统管理员发放 / API keys are issued by the hotline centre's "
+                                "administrator")
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -219,14 +249,47 @@ _ENV_KEYS = {
     "HOTLINE_DB_STATEMENT_TIMEOUT": "db_statement_timeout",
     "HOTLINE_DB_LOCK_TIMEOUT": "db_lock_timeout",
     "HOTLINE_CROSS_SERVER_DIAL": "cross_server_dial",
+    "HOTLINE_PORTAL_PER_ADDRESS": "portal_per_address",
+    "HOTLINE_PORTAL_PER_PHONE": "portal_per_phone",
+    "HOTLINE_PORTAL_LOOKUP_LIMIT": "portal_lookup_limit",
+    "HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP": "portal_lookup_limit_per_ip",
+    "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP": "portal_captcha_failures_per_ip",
+    "HOTLINE_PORTAL_SMS_CODES": "portal_sms_codes",
+    "HOTLINE_PORTAL_CODE_GAP": "portal_code_gap",
+    "HOTLINE_PORTAL_CODES_PER_PHONE": "portal_codes_per_phone",
+    "HOTLINE_PORTAL_CODES_PER_IP": "portal_codes_per_ip",
+    "HOTLINE_CHAT_RATE_MESSAGES": "chat_rate_messages",
+    "HOTLINE_CHAT_RATE_SECONDS": "chat_rate_seconds",
+    "HOTLINE_CHAT_IDLE_SECONDS": "chat_idle_seconds",
+    "HOTLINE_CHAT_GONE_SECONDS": "chat_gone_seconds",
+    "HOTLINE_CHAT_STARTS_PER_IP": "chat_starts_per_ip",
+    "HOTLINE_OPEN311_JURISDICTION": "open311_jurisdiction",
+    "HOTLINE_OPEN311_PER_ADDRESS": "open311_per_address",
+    "HOTLINE_OPEN311_PER_KEY": "open311_per_key",
+    "HOTLINE_OPEN311_POSTS_PER_HOUR": "open311_posts_per_hour",
+    "HOTLINE_OPEN311_CONTACT": "open311_contact",
+    "HOTLINE_OPEN311_KEY_SERVICE": "open311_key_service",
 }
 _FIELD_NAMES = {f.name for f in dataclasses.fields(Config)}
+
+
+def setting_names(*prefixes: str) -> dict[str, str]:
+    """{HOTLINE_* name: Config field} of the settings whose name starts with one of ``prefixes``."""
+    return {name: field_name for name, field_name in _ENV_KEYS.items() if name.startswith(prefixes)}
 
 
 # Limits and timeouts that must be a positive number (whole where int); 0 or less would disable the guard.
 _POSITIVE_NUMBERS = {"http_max_connections": int, "http_fd_reserve": int, "http_idle_timeout": float,
                      "http_header_timeout": float, "db_connect_timeout": float, "db_statement_timeout": float,
-                     "db_lock_timeout": float}
+                     "db_lock_timeout": float,
+                     **{name: int for name in ("portal_per_address", "portal_per_phone", "portal_lookup_limit",
+                                               "portal_lookup_limit_per_ip", "portal_captcha_failures_per_ip",
+                                               "portal_code_gap", "portal_codes_per_phone", "portal_codes_per_ip",
+                                               "chat_rate_messages", "chat_starts_per_ip", "open311_per_address",
+                                               "open311_per_key", "open311_posts_per_hour")},
+                     **{name: float for name in ("chat_rate_seconds", "chat_idle_seconds", "chat_gone_seconds")}}
+# Texts that must not be empty (an API answers with them).
+_TEXTS = {"open311_jurisdiction": 100, "open311_contact": 500, "open311_key_service": 500}
 
 
 def _positive(name: str, value, kind):
@@ -269,8 +332,13 @@ def _coerce(name: str, value):
         return parse_cross_server_dial(value)
     if name == "outbound_allow":
         return parse_peer_allow(value)
-    if name == "load_demo":
+    if name in ("load_demo", "portal_sms_codes"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if name in _TEXTS:
+        text = str(value).strip()
+        if not text or len(text) > _TEXTS[name]:
+            raise ConfigError(f"HOTLINE_{name.upper()}: 1 to {_TEXTS[name]} characters, got {len(text)}")
+        return text
     if name == "mode" and value not in ("development", "production", "test"):
         raise ConfigError(f"HOTLINE_MODE must be development, production or test, got {value!r}")
     return value

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from core.clock import Clock
-from core.config import Config, ConfigError
+from core.config import Config, ConfigError, setting_names
 from core.db import database
 
 if TYPE_CHECKING:  # annotations only: the web UI is handed these parts, it does not build them
@@ -166,6 +166,9 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         HOTLINE_LOGIN_LIMIT_PER_ACCOUNT=50,
         HOTLINE_LOGIN_WINDOW_MINUTES=15,
         HOTLINE_PAGE_SIZE=25,
+        # The public website's, online chat's and Open311's settings (core.config: environment, instance file),
+        # under their HOTLINE_* names; a test may change one here.
+        **{name: getattr(config, field) for name, field in PUBLIC_SETTINGS.items()},
         # Scripts only from our own files: ticket text can never run as script even if escaping failed.
         HOTLINE_CSP=("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                      "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'self'; "
@@ -255,6 +258,9 @@ def _security_headers(response):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
+
+# Settings the public website, online chat and Open311 read from app.config under their HOTLINE_* names.
+PUBLIC_SETTINGS = setting_names("HOTLINE_PORTAL_", "HOTLINE_CHAT_", "HOTLINE_OPEN311_")
 
 _ERROR_TEXT = {
     400: ("Bad request", ""),

@@ -19,15 +19,13 @@ MAX_STREAM = 300.0    # seconds one stream stays open; the browser's EventSource
 
 
 def settings() -> chat.ChatSettings:
-    """The chat limits, from HOTLINE_CHAT_* settings where given."""
+    """The chat limits: the HOTLINE_CHAT_* settings (core.config; create_app puts them in app.config)."""
     config = current_app.config
-    base = chat.ChatSettings()
-    return chat.ChatSettings(
-        rate_messages=int(config.get("HOTLINE_CHAT_RATE_MESSAGES", base.rate_messages)),
-        rate_window=float(config.get("HOTLINE_CHAT_RATE_SECONDS", base.rate_window)),
-        idle_timeout=float(config.get("HOTLINE_CHAT_IDLE_SECONDS", base.idle_timeout)),
-        gone_after=float(config.get("HOTLINE_CHAT_GONE_SECONDS", base.gone_after)),
-        starts_per_address=int(config.get("HOTLINE_CHAT_STARTS_PER_IP", base.starts_per_address)))
+    return chat.ChatSettings(rate_messages=int(config["HOTLINE_CHAT_RATE_MESSAGES"]),
+                             rate_window=float(config["HOTLINE_CHAT_RATE_SECONDS"]),
+                             idle_timeout=float(config["HOTLINE_CHAT_IDLE_SECONDS"]),
+                             gone_after=float(config["HOTLINE_CHAT_GONE_SECONDS"]),
+                             starts_per_address=int(config["HOTLINE_CHAT_STARTS_PER_IP"]))
 
 
 def clock():

@@ -44,11 +44,10 @@ def _too_large(_error):
     return _refuse(fmt, open311.Open311Error(413, (413, f"the request is larger than {MAX_BODY} bytes")), "body")
 
 
-def _setting(name: str, default):
-    """app.config (tests), then the instance file or environment (HOTLINE_*), then the default."""
-    if name in current_app.config:
-        return current_app.config[name]
-    return current_app.extensions["hotline"].config.extra.get(name, default)
+def _setting(name: str):
+    """A HOTLINE_OPEN311_* setting (core.config: environment or instance file; create_app puts it in
+    app.config)."""
+    return current_app.config[name]
 
 
 def _clock():
@@ -75,7 +74,7 @@ def _refuse(fmt: str, error: open311.Open311Error, action: str, client=None):
 def _check_jurisdiction() -> None:
     """One jurisdiction is served: jurisdiction_id is optional, and any other value is not found."""
     given = request.values.get("jurisdiction_id", "")
-    expected = str(_setting("HOTLINE_OPEN311_JURISDICTION", "12345"))
+    expected = str(_setting("HOTLINE_OPEN311_JURISDICTION"))
     if given and given != expected:
         raise open311.not_found(f"jurisdiction_id {given[:60]!r} not found")
 
@@ -100,18 +99,18 @@ def _throttle(client, posting: bool) -> None:
     now = now_utc()
     minute = now - dt.timedelta(minutes=1)
     recent = AuditLog.select().where(AuditLog.action.in_(ACTIONS) & (AuditLog.at > minute))
-    if recent.where(AuditLog.ip == client_ip()).count() >= int(_setting("HOTLINE_OPEN311_PER_ADDRESS", 60)):
+    if recent.where(AuditLog.ip == client_ip()).count() >= int(_setting("HOTLINE_OPEN311_PER_ADDRESS")):
         raise open311.Open311Error(429, (429, "too many calls from this address: try again in a minute"))
     if client is None:
         return
     mine = recent.where((AuditLog.obj_type == "api_client") & (AuditLog.obj_id == str(client.id)))
-    if mine.count() >= int(_setting("HOTLINE_OPEN311_PER_KEY", 120)):
+    if mine.count() >= int(_setting("HOTLINE_OPEN311_PER_KEY")):
         raise open311.Open311Error(429, (429, "too many calls with this api_key: try again in a minute"))
     if posting:
         posts = AuditLog.select().where((AuditLog.action == "open311_post") & (AuditLog.obj_type == "api_client")
                                         & (AuditLog.obj_id == str(client.id))
                                         & (AuditLog.at > now - dt.timedelta(hours=1))).count()
-        if posts >= int(_setting("HOTLINE_OPEN311_POSTS_PER_HOUR", 200)):
+        if posts >= int(_setting("HOTLINE_OPEN311_POSTS_PER_HOUR")):
             raise open311.Open311Error(429, (429, "too many requests created with this api_key this hour"))
 
 

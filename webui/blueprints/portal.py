@@ -152,8 +152,10 @@ def _root():
     return current_app.extensions["hotline"].config.attachments_dir
 
 
-def _setting(name: str, default: int) -> int:
-    return int(current_app.config.get(name, default))
+def _setting(name: str):
+    """A HOTLINE_PORTAL_* setting (core.config: environment or instance file; create_app puts it in
+    app.config)."""
+    return current_app.config[name]
 
 
 # ------------------------------------------------------------------------------- SMS codes
@@ -166,7 +168,7 @@ def _sms_settings():
 def _codes_on() -> bool:
     """SMS codes confirm phone numbers when the SMS channel has a gateway (HOTLINE_PORTAL_SMS_CODES=0 turns
     them off); otherwise the picture CAPTCHA alone guards the forms."""
-    return bool(current_app.config.get("HOTLINE_PORTAL_SMS_CODES", True)) and verify.enabled(_sms_settings())
+    return bool(_setting("HOTLINE_PORTAL_SMS_CODES")) and verify.enabled(_sms_settings())
 
 
 def _code_key() -> bytes:
@@ -175,9 +177,9 @@ def _code_key() -> bytes:
 
 def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:
     """Send a code to ``phone``: (notice, error, status) for the page."""
-    limits = verify.SendLimits(gap=dt.timedelta(seconds=_setting("HOTLINE_PORTAL_CODE_GAP", 60)),
-                               per_phone=_setting("HOTLINE_PORTAL_CODES_PER_PHONE", 5),
-                               per_address=_setting("HOTLINE_PORTAL_CODES_PER_IP", 10))
+    limits = verify.SendLimits(gap=dt.timedelta(seconds=_setting("HOTLINE_PORTAL_CODE_GAP")),
+                               per_phone=_setting("HOTLINE_PORTAL_CODES_PER_PHONE"),
+                               per_address=_setting("HOTLINE_PORTAL_CODES_PER_IP"))
     try:
         row = verify.request_code(phone, purpose, key=_code_key(), ip=client_ip(), sms_settings=_sms_settings(),
                                   limits=limits, clock=_clock(), lang=g.get("lang", "zh"))
@@ -336,7 +338,7 @@ def _write_page(box: str):
         captcha_id = f"sms:{verified.id}"
     else:
         if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
-                "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP", 20):
+                "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
             return again(_t("Too many wrong picture codes from this address. Please try again later."), "captcha",
                          429, True)
         captcha_id = _check_captcha(request.form.get("captcha", ""))
@@ -345,8 +347,8 @@ def _write_page(box: str):
             return again(_t("The picture code is wrong or has expired. Please type the new one."), "captcha",
                          400, True)
     sub = portal.Submission(box=box, files=[(f.filename, f.stream) for f in files], **values)
-    limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS", 5),
-                           per_phone=_setting("HOTLINE_PORTAL_PER_PHONE", 5))
+    limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS"),
+                           per_phone=_setting("HOTLINE_PORTAL_PER_PHONE"))
     try:
         ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), clock=_clock(),
                                      limits=limits)
@@ -368,8 +370,8 @@ def _followed() -> dict:
 
 def _lookup_wait(number: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
     since = now - LOOKUP_WINDOW
-    per_number = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT", 10), LOOKUP_WINDOW)
-    per_ip = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP", 10), LOOKUP_WINDOW)
+    per_number = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT"), LOOKUP_WINDOW)
+    per_ip = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP"), LOOKUP_WINDOW)
     waits = [security.retry_after(_failures("portal_lookup_failed", since, ip=ip), now, per_ip)]
     if number:
         waits.append(security.retry_after(_failures("portal_lookup_failed", since, obj_id=number), now,

@@ -98,7 +98,7 @@ def start():
         return again(frame._t("The form has expired. Please reload the page and try again."))
     ip, now = client_ip(), security.now_utc()
     if len(frame._failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
-            "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP", 20):
+            "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
         return again(frame._t("Too many wrong picture codes from this address. Please try again later."), 429)
     if frame._check_captcha(request.form.get("captcha", "")) is None:
         audit("portal_captcha_failed", "web", "", "chat", user=None)
