@@ -33,6 +33,9 @@ from core.clock import Clock
 log = logging.getLogger(__name__)
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
+FORMATS = ("text/xml", "application/json")
+# When this endpoint's behaviour last changed (discovery's endpoint changeset; sortable, local time).
+ENDPOINT_CHANGESET = "2026-12-06 12:00"
 MAX_DESCRIPTION = 4000      # the specification's limit for description
 MAX_FIELD = 64
 MAX_URL = 500
@@ -101,6 +104,18 @@ def client_for(key) -> Optional[ApiClient]:
         return None
     client = ApiClient.get_or_none(ApiClient.key_hash == hash_key(key))
     return client if client is not None and client.revoked_at is None else None
+
+
+# ------------------------------------------------------------------------------------------ discovery
+def discovery(url: str, *, production: bool, contact: str, key_service: str, definitions_changed: str = "") -> dict:
+    """The Service Discovery document (http://wiki.open311.org/Service_Discovery): one GeoReport v2 endpoint at
+    ``url``, production or test, in XML and JSON. Its changeset is the later of the endpoint's own and
+    ``definitions_changed`` (when the categories or regions behind the service definitions last changed,
+    "YYYY-MM-DD HH:MM"), so a client knows when to fetch the services again."""
+    return {"changeset": max(ENDPOINT_CHANGESET, definitions_changed or ""), "contact": contact,
+            "key_service": key_service,
+            "endpoints": [{"specification": SPEC, "url": url, "changeset": ENDPOINT_CHANGESET,
+                           "type": "production" if production else "test", "formats": list(FORMATS)}]}
 
 
 # ------------------------------------------------------------------------------------------ services
@@ -486,7 +501,7 @@ def _element(parent: ET.Element, tag: str, value) -> None:
 
 # XML element of each list's items (the Spark convention the specification maps JSON from).
 LIST_ITEMS = {"services": "service", "service_requests": "request", "attributes": "attribute",
-              "values": "value", "errors": "error"}
+              "values": "value", "errors": "error", "endpoints": "endpoint", "formats": "format"}
 
 
 def to_xml(root: str, value) -> bytes:

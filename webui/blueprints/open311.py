@@ -1,27 +1,31 @@
-"""Open311 GeoReport v2 at /open311/v2 (issue 11 item 6): services, service definitions, POST and GET of
-service requests and tokens, in XML and JSON as the specification writes them (channels.open311 owns the
-shapes and the tickets). Machine to machine: no session, no CSRF token; a POST needs an API key an
-administrator issued (webui.blueprints.admin_api). Every call is audited with the address and the client, and
-limited per address and per key (counted from the audit log, like failed logins).
+"""Open311 GeoReport v2 at /open311/v2 (issue 11 item 6): Service Discovery (/open311/discovery.xml and
+.json), services, service definitions, POST and GET of service requests and tokens, in XML and JSON as the
+specification writes them (channels.open311 owns the shapes and the tickets). Machine to machine: no session,
+no CSRF token; a POST needs an API key an administrator issued (webui.blueprints.admin_api). Every call is
+audited with the address and the client, and limited per address and per key (counted from the audit log, like
+failed logins).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from flask import Blueprint, current_app, make_response, request
+from flask import Blueprint, current_app, make_response, request, url_for
 
 from channels import open311
 from webui.security import audit, client_ip, csrf_exempt, now_utc, public
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+bp = Blueprint("open311", __name__, url_prefix="/open311")
+VERSION = "/v2"  # the GeoReport v2 endpoint; discovery sits above it, at /open311/discovery.<format>
 
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
 MAX_BODY = 64 * 1024  # a POST is a form of short fields (description: 4,000 characters)
 CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-ACTIONS = ("open311_services", "open311_service", "open311_post", "open311_requests", "open311_request",
+# Audited administrator actions that change the service definitions (categories, regions).
+DEFINITION_ACTIONS = ("org_category", "org_region")
+ACTIONS = ("open311_discovery", "open311_services", "open311_service", "open311_post", "open311_requests", "open311_request",
            "open311_token", "open311_refused")
 
 
@@ -131,7 +135,27 @@ def _call(fmt: str, action: str, work, *, key_required: bool = False, posting: b
     return _respond(fmt, root, value)
 
 
-@bp.route("/services.<fmt>")
+@bp.route("/discovery.<fmt>")
+@public
+def discovery(fmt):
+    """Service Discovery: where the GeoReport v2 endpoint is, its formats, whom to contact, how to get a key;
+    its changeset moves when an administrator changes the categories or regions the services come from."""
+    from webui.models import AuditLog
+
+    def work(_client):
+        last = (AuditLog.select(AuditLog.at).where(AuditLog.action.in_(DEFINITION_ACTIONS))
+                .order_by(AuditLog.at.desc()).first())
+        changed = last.at if last is not None else None
+        document = open311.discovery(
+            url_for("open311.services_list", fmt="xml", _external=True).rsplit("/", 1)[0],
+            production=current_app.extensions["hotline"].config.is_production,
+            contact=_setting("HOTLINE_OPEN311_CONTACT"), key_service=_setting("HOTLINE_OPEN311_KEY_SERVICE"),
+            definitions_changed=_clock().local(changed).strftime("%Y-%m-%d %H:%M") if changed else "")
+        return "discovery", document, document["changeset"]
+    return _call(fmt, "open311_discovery", work)
+
+
+@bp.route(VERSION + "/services.<fmt>")
 @public
 def services_list(fmt):
     """GET Service List."""
@@ -141,7 +165,7 @@ def services_list(fmt):
     return _call(fmt, "open311_services", work)
 
 
-@bp.route("/services/<code>.<fmt>")
+@bp.route(VERSION + "/services/<code>.<fmt>")
 @public
 def service_definition(code, fmt):
     """GET Service Definition."""
@@ -149,7 +173,7 @@ def service_definition(code, fmt):
                                                          code[:32]))
 
 
-@bp.route("/requests.<fmt>", methods=["GET", "POST"])
+@bp.route(VERSION + "/requests.<fmt>", methods=["GET", "POST"])
 @public
 @csrf_exempt
 def requests_(fmt):
@@ -168,7 +192,7 @@ def requests_(fmt):
     return _call(fmt, "open311_requests", query)
 
 
-@bp.route("/requests/<number>.<fmt>")
+@bp.route(VERSION + "/requests/<number>.<fmt>")
 @public
 def request_one(number, fmt):
     """GET Service Request."""
@@ -178,7 +202,7 @@ def request_one(number, fmt):
     return _call(fmt, "open311_request", work)
 
 
-@bp.route("/tokens/<token>.<fmt>")
+@bp.route(VERSION + "/tokens/<token>.<fmt>")
 @public
 def token(token, fmt):
     """GET service_request_id from a token."""

@@ -3,6 +3,7 @@ JSON), requests becoming api tickets, keys issued by the administrator, bad inpu
 isolation, through the Flask client on both databases."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import xml.etree.ElementTree as ET
 
@@ -58,6 +59,78 @@ def errors(response, fmt):
     root = xml(response)
     assert root.tag == "errors" and all(e.tag == "error" for e in root)
     return [(int(e.findtext("code")), e.findtext("description")) for e in root]
+
+
+# ------------------------------------------------------------------------------------------ discovery
+def test_discovery_in_xml_and_json_field_by_field(client, world):
+    """Should answer /open311/discovery.xml and .json with the Service Discovery fields in the specification's
+    order: the GeoReport v2 endpoint (its URL working), test type outside production, both formats, the
+    configured contact and key service; the changeset moves to the last category or region change."""
+    root = xml(client.get("/open311/discovery.xml"))
+    assert root.tag == "discovery" and [c.tag for c in root] == ["changeset", "contact", "key_service", "endpoints"]
+    endpoint = root.find("endpoints").find("endpoint")
+    assert [c.tag for c in endpoint] == ["specification", "url", "changeset", "type", "formats"]
+    assert [f.tag for f in endpoint.find("formats")] == ["format", "format"]
+    body = as_json(client.get("/open311/discovery.json"))
+    assert body == {"changeset": open311.ENDPOINT_CHANGESET, "contact": root.findtext("contact"),
+                    "key_service": root.findtext("key_service"),
+                    "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2",
+                                   "url": "http://localhost/open311/v2", "changeset": open311.ENDPOINT_CHANGESET,
+                                   "type": "test", "formats": ["text/xml", "application/json"]}]}
+    assert "12345" in body["contact"] and body["key_service"]
+    assert xml(client.get(body["endpoints"][0]["url"][len("http://localhost"):] + "/services.xml")).tag == "services"
+    AuditLog.create(action="org_region", obj_type="org", at=dt.datetime(2027, 1, 2, 3, 4))  # an administrator's change
+    assert as_json(client.get("/open311/discovery.json"))["changeset"] == "2027-01-02 11:04"  # local time, sortable
+    assert AuditLog.select().where(AuditLog.action == "open311_discovery").count() == 3
+
+
+# Every error the specification lists for each method, as (method, path under /open311/v2, form, status): the
+# answer is that status with the error array, in XML and in JSON alike.
+SPEC_ERRORS = [
+    ("GET", "/services.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+    ("GET", "/services/NOPE.{fmt}", None, 404),
+    ("GET", "/services/NOISE.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+    ("POST", "/requests.{fmt}", {"service_code": "NOISE", "address_string": "x"}, 403),
+    ("POST", "/requests.{fmt}", {"api_key": "{key}", "service_code": "NOISE", "address_string": "x",
+                                  "jurisdiction_id": "sfgov.org"}, 404),
+    ("POST", "/requests.{fmt}", {"api_key": "{key}", "address_string": "x"}, 400),
+    ("POST", "/requests.{fmt}", {"api_key": "{key}", "service_code": "NOPE", "address_string": "x"}, 404),
+    ("POST", "/requests.{fmt}", {"api_key": "{key}", "service_code": "NOISE"}, 400),
+    ("GET", "/requests.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+    ("GET", "/requests.{fmt}?api_key=o311_wrong", None, 403),
+    ("GET", "/requests.{fmt}?status=pending", None, 400),
+    ("GET", "/requests.{fmt}?start_date=yesterday", None, 400),
+    ("GET", "/requests/{number}.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+    ("GET", "/requests/{number}.{fmt}", None, 404),  # not published, no key: as if unknown
+    ("GET", "/requests/99999999.{fmt}", None, 404),
+    ("GET", "/requests/abc.{fmt}", None, 404),
+    ("GET", "/tokens/{token}.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+    ("GET", "/tokens/{zeros}.{fmt}", None, 404),
+    ("GET", "/tokens/xyz.{fmt}", None, 404),
+    ("GET", "/discovery.{fmt}?jurisdiction_id=sfgov.org", None, 404),
+]
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_every_method_answers_its_errors_in_both_formats(client, world, key, fmt):
+    """Should answer each error the specification lists for discovery, services, service definitions, POST and
+    GET requests, one request and tokens with its HTTP status and the error array (code = status, a
+    description), in XML and in JSON, and then still serve the same call put right."""
+    _c, batch_key = open311.issue_key("批量接入", mode="batch", by=world.admin)
+    token = as_json(post(client, "json", api_key=batch_key, **SPEC_POST))[0]["token"]
+    number = Open311Request.get(Open311Request.token == token).ticket.number
+    values = {"fmt": fmt, "key": key, "token": token, "number": number, "zeros": "0" * 24}
+    for method, path, form, status in SPEC_ERRORS:
+        url = ("/open311" if path.startswith("/discovery") else BASE) + path.format(**values)
+        form = {name: value.format(**values) for name, value in (form or {}).items()}
+        response = client.post(url, data=form) if method == "POST" else client.get(url)
+        found = errors(response, fmt)
+        assert response.status_code == status, (url, form, found)
+        assert [code for code, _d in found] == [status] * len(found) and all(d for _c, d in found), (url, found)
+    for path in ("/services.{fmt}", "/services/NOISE.{fmt}", "/requests.{fmt}", "/tokens/{token}.{fmt}",
+                 "/requests/{number}.{fmt}?api_key=" + batch_key):
+        assert client.get(BASE + path.format(**values)).status_code == 200, path
+    assert post(client, fmt, api_key=key, **SPEC_POST).status_code == 200
 
 
 # ------------------------------------------------------------------------------------------ services
