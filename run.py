@@ -1,9 +1,16 @@
 from gevent import monkey; monkey.patch_all()  # noqa: E702 - must run before anything imports socket/threading
 """Start the hotline: web UI, outbound socket server for FreeSWITCH, ESL connections, ACD and scheduler.
 
-SIGTERM/SIGINT: stop accepting calls, let calls in progress finish, exit 0.
+On PostgreSQL two (or more) of these processes make an active/standby pair (core.leader): the one holding the
+active lock runs everything; the others wait, built but connected to no switch, and the first to take the lock
+after the active is gone starts (docs/reliability.md, "The app killed"). With SQLite one process runs alone.
+
+SIGTERM/SIGINT: stop accepting calls, let calls in progress finish, exit 0 (a standby just exits).
+Exit 75 (EX_TEMPFAIL): the active lost its lock and stopped at once; the service manager starts it again,
+and it comes back as a standby. Exit 2: a configuration error.
 """
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -11,10 +18,22 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from core.config import ConfigError, load_config  # noqa: E402
+from core.leader import LeadershipError  # noqa: E402
 from core.logsetup import configure_logging  # noqa: E402
 from hotline.product import Product  # noqa: E402
 
 log = logging.getLogger("hotline")
+
+EXIT_LOST_LOCK = 75
+
+
+def lost_lock() -> None:
+    """The active lock is gone: another process may take over once its fence is over, so this one must
+    not act any more. Exiting at once is the surest way: the kernel closes the outbound socket server
+    (FreeSWITCH's dialplan goes on to the other app's address), every call's socket (callers in the menu
+    follow the same path) and the event-socket connections, and no greenlet can send another command."""
+    logging.shutdown()
+    os._exit(EXIT_LOST_LOCK)
 
 
 def main() -> int:
@@ -27,13 +46,24 @@ def main() -> int:
     product = Product(config, demo_history=True).build()
     for operator_no, name, roles, password in product.demo_accounts:
         log.info("demo account 工号 %s %s (%s) password %s", operator_no, name, roles, password)
-    product.start()
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
+    try:
+        leadership = product.leadership(on_lost=lost_lock)
+    except LeadershipError as error:
+        log.error("configuration: %s", error)
+        return 2
+    if leadership is not None and not leadership.acquire(stopping):
+        log.info("stopped while standing by")
+        return 0
+    product.start()
     stopping.wait()
     log.info("stopping: no new calls; waiting for calls in progress")
     product.stop()
+    if leadership is not None:
+        # Only now: until every call of this process is over, a standby must not act on the switches.
+        leadership.release()
     return 0
 
 

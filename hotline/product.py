@@ -152,6 +152,20 @@ class Product:
         self.parts["case_jobs"] = case_jobs
         return self
 
+    def leadership(self, on_lost=None):
+        """The active lock of an app pair (core.leader.Leadership) on PostgreSQL, or None: with SQLite one
+        process runs alone, and HOTLINE_PAIR=off turns the lock off. run.py acquires it before ``start``
+        (a standby waits there) and ends the process when it is lost."""
+        from core.db import is_postgres
+        from core.leader import Leadership, PairSettings
+
+        settings = PairSettings.from_extra(self.config.extra)
+        if not settings.enabled or not is_postgres():
+            return None
+        name = f"{settings.node} {self.config.outbound[0]}:{self.config.outbound[1]}"
+        return Leadership(self.config.database_url, name, on_lost=on_lost,
+                          check_interval=settings.check_interval, check_timeout=settings.check_timeout)
+
     def _call_handler(self, session) -> None:
         """One outbound-socket call: open a call record, run the IVR, close the record on the way out."""
         from ivr.runner import run_call

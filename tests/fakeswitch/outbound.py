@@ -144,13 +144,15 @@ class SocketSession(EslConnection):
 class FakeCall:
     """A caller on a channel handled by the app's outbound socket server. Created by FakeSwitch.place_call."""
 
-    def __init__(self, switch, channel, app_address, script, connect_timeout: float = 5.0, runner=None):
+    def __init__(self, switch, channel, app_address, script, connect_timeout: float = 5.0, runner=None,
+                 standby=None):
         self.sw = switch
         self.channel = channel
         self.uuid = channel.uuid
         self.caller = channel.caller_number
         self.destination = channel.destination
         self.app_address = tuple(app_address)
+        self.standby = tuple(standby) if standby else None   # the dialplan's second socket address
         self.script = list(script or [])
         self.connect_timeout = connect_timeout
         # A channel that reaches the socket later (originated, transferred) keeps its running runner.
@@ -236,12 +238,22 @@ class FakeCall:
         return self
 
     def _connect(self) -> None:
-        try:
-            sock = gsocket.create_connection(self.app_address, timeout=self.connect_timeout)
-            sock.settimeout(None)
-        except OSError as exc:
-            log.info("fake switch: cannot reach the app at %s: %s", self.app_address, exc)
-            self.connect_error = exc
+        sock = None
+        for address in filter(None, (self.app_address, self.standby)):
+            if address is not self.app_address:
+                # The first socket app returned at once (refused): the dialplan's next action, the standby.
+                self.runner.socket_app = ("socket", f"{address[0]}:{address[1]} async full")
+                self.channel.executed.append(("socket", f"{address[0]}:{address[1]} async full"))
+            try:
+                sock = gsocket.create_connection(address, timeout=self.connect_timeout)
+                sock.settimeout(None)
+            except OSError as exc:
+                log.info("fake switch: cannot reach the app at %s: %s", address, exc)
+                self.connect_error = exc
+                continue
+            self.app_address, self.connect_error = address, None
+            break
+        if sock is None:
             self.sw.hangup(self.channel, "NORMAL_CLEARING", by="switch")
             return
         self.session = SocketSession(self.sw, sock, self)

@@ -576,9 +576,11 @@ class FakeSwitch:
     def place_call(self, app_address, caller: str = "13800138000", destination: str = "12345",
                    script=None, caller_name: str = "", channel_name: str | None = None,
                    variables: dict | None = None, connect_timeout: float = 5.0, context: str = "public",
-                   gateway: str | None = None, uuid: str | None = None) -> FakeCall:
+                   gateway: str | None = None, uuid: str | None = None, standby=None) -> FakeCall:
         """A call arriving at `destination` whose dialplan runs `socket <app_address> async full` (`uuid`:
-        the channel's, e.g. one the app marked before; a new one when not given)."""
+        the channel's, e.g. one the app marked before; a new one when not given). ``standby``: the address
+        of the pair's other app, tried when ``app_address`` refuses the connection, as freeswitch-conf's
+        second `socket ${hotline_outbound_standby} async full` does."""
         if gateway:
             name = channel_name or f"sofia/external/{caller}@{gateway}"
             source_profile = "external"
@@ -608,7 +610,7 @@ class FakeSwitch:
         ch.set_var("current_application_data", f"{host}:{port} async full")
         ch.set_var("current_application", "socket")
         ch.set_var("socket_host", host)
-        call = FakeCall(self, ch, app_address, script, connect_timeout=connect_timeout)
+        call = FakeCall(self, ch, app_address, script, connect_timeout=connect_timeout, standby=standby)
         self.add_channel(ch, call.runner)
         self.calls.append(call)
         lifecycle.set_state(self, ch, "CS_INIT")

@@ -1,0 +1,168 @@
+"""The app as separate processes (run.py, python -m webui.worker) on a PostgreSQL schema of their own, for
+the tests and benchmark of the active/standby pair and the web workers: what runs in production, started,
+watched through its log and killed like it would be.
+
+The test process keeps the fake FreeSWITCH (gevent, not monkey-patched): every wait here sleeps in gevent so
+the fake goes on serving meanwhile.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from gevent import subprocess  # gevent's child watcher reaps children: its Popen gets their exit codes
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PgSchema:
+    """A schema of its own on the test server (``pair_<label>_<pid>``), dropped by ``drop``; ``url`` points
+    the app at it (search_path), ``admin`` runs statements (pg_terminate_backend, NOTIFY...)."""
+
+    def __init__(self, base_url: str, label: str):
+        import psycopg2
+
+        self.base_url = base_url
+        self.name = f"pair_{label}_{os.getpid()}"
+        self.admin = psycopg2.connect(base_url, connect_timeout=3)
+        self.admin.autocommit = True
+        self.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        self.execute(f'CREATE SCHEMA "{self.name}"')
+        separator = "&" if "?" in base_url else "?"
+        self.url = f"{base_url}{separator}options=-csearch_path%3D{self.name}"
+
+    def execute(self, sql: str, params=()):
+        with self.admin.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def lock_backends(self) -> list[tuple[int, str]]:
+        """(pid, application_name) of the connections holding or asking for an active lock (core.leader)."""
+        return [(pid, name) for pid, name in self.execute(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'hotline active lock%%'"
+            " AND datname = current_database()")]
+
+    def drop(self) -> None:
+        try:
+            self.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        finally:
+            self.admin.close()
+
+
+def reachable_pg(url: str | None = None) -> str | None:
+    url = url or os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG)
+    try:
+        import psycopg2
+
+        psycopg2.connect(url, connect_timeout=2).close()
+    except Exception:  # noqa: BLE001 - not reachable here
+        return None
+    return url
+
+
+class AppProcess:
+    """One app process; its log (stdout and stderr together) kept in ``lines`` with the moment each came."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.lines: list[tuple[float, str]] = []
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        for key in ("HOTLINE_TEST_PG", "HOTLINE_TEST_ESL"):
+            full_env.pop(key, None)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        from gevent.socket import wait_read
+
+        buffer = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                wait_read(fd, timeout=0.5)
+            except Exception:  # noqa: BLE001 - timeout: look again
+                if self.proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            self._log.write(chunk)
+            self._log.flush()
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            now = time.monotonic()
+            self.lines.extend((now, line.decode(errors="replace")) for line in complete)
+
+    def wait_log(self, pattern: str, timeout: float = 60.0, after: float = 0.0) -> float:
+        """The moment (monotonic) the first log line matching ``pattern`` came after ``after``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, line in list(self.lines):
+                if at >= after and regex.search(line):
+                    return at
+            if self.proc.poll() is not None and self._reader.dead:
+                break
+            gevent.sleep(0.02)
+        raise AssertionError(f"{self.name}: no log line matching {pattern!r} within {timeout} s "
+                             f"(exit code {self.proc.poll()}); last lines:\n" + self.tail())
+
+    def tail(self, count: int = 40) -> str:
+        return "\n".join(line for _, line in self.lines[-count:])
+
+    def exited(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                return code
+            gevent.sleep(0.02)
+        return None
+
+    def kill(self) -> float:
+        """kill -9; the moment it was sent."""
+        at = time.monotonic()
+        self.proc.send_signal(signal.SIGKILL)
+        return at
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.exited(timeout) is None:
+                self.proc.kill()
+                self.exited(5)
+        self._reader.join(timeout=2)
+        self._log.close()
+
+
+def app_env(schema_url: str, var_dir: Path, sounds_dir: Path, *, esl: str, outbound_port: int, http_port: int,
+            node: str, **extra: str) -> dict[str, str]:
+    """The environment of one app process of the pair."""
+    return {
+        "HOTLINE_DATABASE_URL": schema_url, "HOTLINE_ESL": esl, "HOTLINE_OUTBOUND": f"127.0.0.1:{outbound_port}",
+        "HOTLINE_HTTP": f"127.0.0.1:{http_port}", "HOTLINE_VAR_DIR": str(var_dir),
+        "HOTLINE_SOUNDS_DIR": str(sounds_dir), "HOTLINE_MODE": "test", "HOTLINE_SECRET_KEY": "p" * 40,
+        "HOTLINE_RECORD_KEY": "r" * 40, "HOTLINE_NODE": node, "HOTLINE_CONFIG": str(var_dir / "none.toml"),
+        **extra,
+    }

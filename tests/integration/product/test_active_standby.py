@@ -1,0 +1,228 @@
+"""The app as an active/standby pair on PostgreSQL (core.leader, run.py): one process holds the active lock and
+drives the switch; the other waits, connected to no switch, and takes over when the active goes.
+
+The lock itself is tested in this process (core.leader.Leadership, two holders on one schema); the pair as
+run.py runs it in two processes on the fake FreeSWITCH: the standby serves the next call after the active is
+killed, and an active whose lock connection is terminated (pg_terminate_backend) stops acting before the
+standby starts (no moment with two apps on the switch or two taking calls). PostgreSQL only: with SQLite one
+process runs alone."""
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+
+from core.leader import Leadership, LeadershipError, PairSettings
+from tests.fakeswitch import FakeSwitch, WaitFor
+from tests.integration.product.app_process import AppProcess, PgSchema, app_env, free_port, reachable_pg
+
+PG = reachable_pg()
+needs_pg = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
+
+
+@pytest.fixture
+def schema():
+    schema = PgSchema(PG, "lock")
+    yield schema
+    schema.drop()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        gevent.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+# ------------------------------------------------------------------------------------------- the lock alone
+
+def test_settings_refuse_bad_values():
+    """Should read HOTLINE_PAIR_* and refuse what is not a setting, naming it."""
+    settings = PairSettings.from_extra({"HOTLINE_PAIR_CHECK_INTERVAL": "0.5", "HOTLINE_NODE": "app-1"})
+    assert (settings.enabled, settings.check_interval, settings.check_timeout, settings.node) == (True, 0.5, 2.0,
+                                                                                                  "app-1")
+    assert PairSettings.from_extra({"HOTLINE_PAIR": "off"}).enabled is False
+    for extra, named in (({"HOTLINE_PAIR": "maybe"}, "HOTLINE_PAIR"),
+                         ({"HOTLINE_PAIR_CHECK_INTERVAL": "soon"}, "HOTLINE_PAIR_CHECK_INTERVAL"),
+                         ({"HOTLINE_PAIR_CHECK_TIMEOUT": "0"}, "HOTLINE_PAIR_CHECK_TIMEOUT"),
+                         ({"HOTLINE_PAIR_CHECK_TIMEOUT": "nan"}, "HOTLINE_PAIR_CHECK_TIMEOUT"),
+                         ({"HOTLINE_NODE": "a b;drop"}, "HOTLINE_NODE")):
+        with pytest.raises(LeadershipError, match=named):
+            PairSettings.from_extra(extra)
+    with pytest.raises(LeadershipError, match="PostgreSQL"):
+        Leadership("sqlite:///x.sqlite3", "a")
+
+
+@needs_pg
+def test_one_holder_at_a_time_and_the_fence(schema):
+    """Should give the lock to one holder; the other takes it only when the first releases it, and acts
+    only after the fence."""
+    first = Leadership(schema.url, "first", check_interval=0.2, check_timeout=1.0)
+    second = Leadership(schema.url, "second", check_interval=0.2, check_timeout=1.0)
+    try:
+        assert first.acquire()
+        assert first.held and first.fence == pytest.approx(1.7)
+        waiter = gevent.spawn(second.acquire)
+        gevent.sleep(1.0)
+        assert not waiter.ready() and not second.held
+        released = time.monotonic()
+        first.release()
+        assert waiter.get(timeout=10) is True
+        assert second.held and second.acquired_at >= released
+        assert time.monotonic() - released >= second.fence
+    finally:
+        first.release()
+        second.release()
+
+
+@needs_pg
+def test_terminated_connection_ends_the_term_before_the_other_acts(schema):
+    """Should call on_lost within check_interval + check_timeout of pg_terminate_backend, before the standby
+    (which gets the lock at once) passes its fence."""
+    lost_at = []
+    active = Leadership(schema.url, "active", check_interval=0.3, check_timeout=1.0,
+                        on_lost=lambda: lost_at.append(time.monotonic()))
+    standby = Leadership(schema.url, "standby", check_interval=0.3, check_timeout=1.0)
+    try:
+        assert active.acquire()
+        waiter = gevent.spawn(standby.acquire)
+        gevent.sleep(0.5)
+        (pid,) = [pid for pid, name in schema.lock_backends() if name.endswith(" active")]
+        terminated = time.monotonic()
+        schema.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert waiter.get(timeout=15) is True
+        acted = time.monotonic()
+        assert lost_at, "the active never noticed"
+        assert terminated < lost_at[0] < standby.acquired_at + standby.fence <= acted
+        assert lost_at[0] - terminated <= active.check_interval + active.check_timeout + 0.5
+        assert not active.held and active.lost.is_set()
+    finally:
+        active.release()
+        standby.release()
+
+
+# ------------------------------------------------------------------------------------- the pair as processes
+
+@pytest.fixture
+def pair(tmp_path, rendered_sounds):
+    """Factory: start(node) -> an app process (run.py) on the fake switch ``pair.fs`` and a schema of its own."""
+    schema = PgSchema(PG, "pair")
+    fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
+    fs.start()
+    processes: list[AppProcess] = []
+
+    class Pair:
+        pass
+
+    box = Pair()
+    box.fs, box.schema, box.ports = fs, schema, {}
+
+    def start(node: str, **extra: str) -> AppProcess:
+        port = box.ports[node] = free_port()
+        env = app_env(schema.url, tmp_path / f"var-{node}", rendered_sounds, esl=f"127.0.0.1:{fs.esl_port}:ClueCon",
+                      outbound_port=port, http_port=free_port(), node=node, HOTLINE_LOAD_DEMO="false",
+                      HOTLINE_PAIR_CHECK_INTERVAL="0.5", HOTLINE_PAIR_CHECK_TIMEOUT="1", **extra)
+        process = AppProcess(node, ["run.py"], env, tmp_path)
+        processes.append(process)
+        return process
+
+    box.start = start
+    yield box
+    for process in processes:
+        process.stop()
+    fs.stop()
+    schema.drop()
+
+
+def _authed_sessions(fs) -> int:
+    return sum(1 for session in fs.inbound_sessions if session.authed and not session.closed)
+
+
+def _place(fs, pair, caller: str):
+    """A call through the dialplan's two socket actions: the usual active's address, then the other."""
+    return fs.place_call(("127.0.0.1", pair.ports["a"]), standby=("127.0.0.1", pair.ports["b"]), caller=caller,
+                         script=[WaitFor("playback", "welcome")])
+
+
+def _served(call, timeout: float = 10.0) -> bool:
+    try:
+        call.wait_for_app("playback", timeout=timeout)
+    except TimeoutError:
+        return False
+    return any("welcome" in path for path in call.played)
+
+
+@needs_pg
+def test_standby_serves_the_next_call_after_the_active_is_killed(pair):
+    """Should keep the standby off the switch while the active runs, and serve a call at the standby's
+    address after kill -9 of the active (the dialplan's second socket action)."""
+    a = pair.start("a")
+    a.wait_log("active: this process drives the switches", 120)
+    pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
+    b = pair.start("b")
+    b.wait_log("standby: another app process is active", 120)
+    gevent.sleep(1.0)
+    assert _authed_sessions(pair.fs) == 1, "the standby connected to the switch"
+    first = _place(pair.fs, pair, "13800000001")
+    assert _served(first) and first.app_address == ("127.0.0.1", pair.ports["a"])
+
+    killed = a.kill()
+    assert a.exited(10) is not None
+    b.wait_log("active: this process drives the switches", 30, after=killed)
+    b.wait_log("outbound socket server on", 30, after=killed)
+    pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the new active's event socket")
+    second = _place(pair.fs, pair, "13800000002")
+    assert _served(second), second.executed
+    assert second.app_address == ("127.0.0.1", pair.ports["b"])
+    assert ("socket", f"127.0.0.1:{pair.ports['b']} async full") in second.channel.executed
+
+
+@needs_pg
+def test_active_cut_from_the_database_stops_before_the_standby_acts(pair):
+    """Split brain: terminate the active's lock connection (pg_terminate_backend). The active must stop (exit
+    75, its event socket and outbound port closed) before the standby acts; sampled every 20 ms, never two
+    apps on the switch nor two ports taking calls."""
+    a = pair.start("a")
+    a.wait_log("active: this process drives the switches", 120)
+    pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
+    b = pair.start("b")
+    b.wait_log("standby: another app process is active", 120)
+
+    def accepting(node: str) -> bool:
+        import socket
+
+        try:
+            socket.create_connection(("127.0.0.1", pair.ports[node]), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    (pid,) = [pid for pid, name in pair.schema.lock_backends() if name.startswith("hotline active lock a ")]
+    samples = []
+    terminated = time.monotonic()
+    pair.schema.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    a_exit = None
+    deadline = terminated + 30
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if a_exit is None and a.proc.poll() is not None:
+            a_exit = now
+        samples.append((now, _authed_sessions(pair.fs), accepting("a"), accepting("b")))
+        if samples[-1][3] and samples[-1][1] == 1:
+            break
+        gevent.sleep(0.02)
+    assert a.proc.poll() == 75, a.tail()
+    assert any(line for _, line in a.lines if "active lock lost" in line)
+    b_active = b.wait_log("active: this process drives the switches", 30, after=terminated)
+    assert a_exit is not None and a_exit < b_active, (a_exit, b_active)
+    assert all(sessions <= 1 for _, sessions, _, _ in samples)
+    assert not any(on_a and on_b for _, _, on_a, on_b in samples)
+    first_b = min(at for at, _, _, on_b in samples if on_b)
+    last_a = max((at for at, _, on_a, _ in samples if on_a), default=terminated)
+    assert last_a < first_b
+    call = _place(pair.fs, pair, "13800000003")
+    assert _served(call) and call.app_address == ("127.0.0.1", pair.ports["b"])
