@@ -27,7 +27,7 @@ import gevent
 
 from acd import state as sm
 from acd.consultation import Consultation
-from acd.dialout import DialOut, DialRefused
+from recorder.dialout import DialOut, DialRefused
 from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, SupervisorAction, utcnow
 from caseflow.models import Department, User
@@ -62,7 +62,7 @@ class AgentControls:
     def __init__(self, acd: Acd, outbound_template: str = "",
                  hotline_number: str = "12345", extension_length: int = 4):
         self.acd = acd
-        # Every number dialled goes through the ACD's dial-out policy (acd.dialout); its carrier template
+        # Every number dialled goes through the dial-out policy (recorder.dialout); its carrier template
         # unless one is given here.
         self.dialout: DialOut = getattr(acd, "dialout", None) or DialOut()
         self.outbound_template = outbound_template or self.dialout.policy.template

@@ -18,7 +18,7 @@ import gevent.event
 
 from acd import state as sm
 from acd.consultation import Consultation, Consultations
-from acd.dialout import DialOut
+from recorder.dialout import DialOut
 from acd.errors import AcdError
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts

@@ -219,22 +219,5 @@ class ChatMessage(BaseModel):
     at = peewee.DateTimeField(default=utcnow, index=True)
 
 
-class DialOutLog(BaseModel):
-    """acd.dialout's record: every refused dial-out (who, what, why) and every allowed one of a capped
-    actor (a staff member ``user:<id>``, a caller ``caller:<number>``), which the daily cap counts."""
-
-    at = peewee.DateTimeField(default=utcnow)
-    actor = peewee.CharField(max_length=64)
-    user = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
-    purpose = peewee.CharField(max_length=24)
-    number = peewee.CharField(max_length=32)
-    number_class = peewee.CharField(max_length=16)
-    allowed = peewee.BooleanField()
-    reason = peewee.CharField(max_length=255, default="")
-
-    class Meta:
-        indexes = ((("actor", "at"), False),)
-
-
 MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, SupervisorAction, ChatQueue, ChatSeat,
-          ChatSession, ChatMessage, DialOutLog]
+          ChatSession, ChatMessage]

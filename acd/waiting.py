@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import gevent
 import gevent.event
 
-from acd.dialout import DialRefused
+from recorder.dialout import DialRefused
 from acd.errors import AcdError
 from acd.models import Queue, QueueEntry, utcnow
 from acd.offers import Offer, _failure_cause, _variable

@@ -33,7 +33,7 @@ class Product:
 
     def build(self) -> "Product":
         """Open the database, create the schema, load demo data, and construct (not start) every part."""
-        from acd.dialout import DialOut
+        from recorder.dialout import DialOut
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs

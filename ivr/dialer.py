@@ -51,7 +51,7 @@ class Dialer:
     connection: object
     config: object
     max_calls: int = 0  # 0: the configured max_calls
-    dialout: object = None  # acd.dialout.DialOut; None: the configured policy (its carrier template)
+    dialout: object = None  # recorder.dialout.DialOut; None: the configured policy (its carrier template)
     caller_id: str = "12345"
 
     def _spawn(self, fn, *args):
@@ -62,10 +62,10 @@ class Dialer:
     def originate_command(self, attempt: OutboundAttempt, call_uuid: str) -> str:
         """The originate: the citizen's leg, then the app's socket (switch.commands.CommandError for a bad
         number)."""
-        from acd.dialout import DialOut
+        from recorder.dialout import DialOut
 
         host, port = self.config.outbound
-        # The campaign's numbers through the dial-out policy (acd.dialout.DialRefused when refused).
+        # The campaign's numbers through the dial-out policy (recorder.dialout.DialRefused when refused).
         dialout = self.dialout or DialOut.from_config(self.config)
         leg = dialout.dial_string(dialout.authorise(attempt.phone, "campaign", detail=f"attempt {attempt.id}"))
         # The socket's argument has spaces: originate quotes it, or the socket would get only host:port
@@ -108,7 +108,7 @@ class Dialer:
         return started
 
     def _originate(self, attempt_id: int, call_uuid: str) -> None:
-        from acd.dialout import DialRefused
+        from recorder.dialout import DialRefused
 
         attempt = OutboundAttempt.get_by_id(attempt_id)
         try:

@@ -335,7 +335,7 @@ class IvrCall:
     def _transfer(self, number: str) -> bool:
         """Bridge to a duty number: a seat directly, any other number through the dial-out policy to the
         carrier (a refused or undialable number is a failed bridge: the node's failure route)."""
-        from acd.dialout import DialOut, DialRefused
+        from recorder.dialout import DialOut, DialRefused
         from switch.commands import CommandError
 
         gate = getattr(self.services, "acd", None)

@@ -13,12 +13,12 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from acd.dialout import DialOut, DialRefused
 # A refused request is the case engine's FaxError (caseflow.faxout catches it a floor below); raised here.
 from caseflow.faxout import FaxError
 from core import diskspace
 from core.alarms import CRITICAL, raise_alarm
 from recorder import faxfile, tickets
+from recorder.dialout import DialOut, DialRefused
 from recorder.missed import add_missed
 from recorder.models import FAX_ACTIVE_STATES, FaxEvent, FaxJob
 from recorder.storage import check_call_uuid, local_day
@@ -112,7 +112,7 @@ class FaxService:
         self.tz = tz
         self.clock = clock
         self.cdr = cdr
-        self.dialout = DialOut(clock=clock)  # the dial-out policy every fax number passes (acd.dialout)
+        self.dialout = DialOut(clock=clock)  # the dial-out policy every fax number passes (recorder.dialout)
 
     @classmethod
     def from_config(cls, config, clock=None, cdr=None) -> "FaxService":

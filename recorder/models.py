@@ -188,7 +188,7 @@ class FaxJob(BaseModel):
     tiff_path = peewee.CharField(max_length=512, default="")  # relative to fax_dir
     pdf_path = peewee.CharField(max_length=512, default="")
     ticket = peewee.ForeignKeyField(Ticket, null=True, backref="fax_jobs", on_delete="SET NULL")
-    # Who queued an outbound fax and why (acd.dialout purpose): the dial-out policy checks again at send time.
+    # Who queued an outbound fax and why (recorder.dialout purpose): the dial-out policy checks again at send time.
     purpose = peewee.CharField(max_length=24, default="fax")
     actor = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = peewee.DateTimeField(default=utcnow, index=True)
@@ -206,6 +206,23 @@ class FaxEvent(BaseModel):
     at = peewee.DateTimeField(default=utcnow)
     event = peewee.CharField(max_length=32)
     detail = peewee.TextField(default="")
+
+
+class DialOutLog(BaseModel):
+    """recorder.dialout's record: every refused dial-out (who, what, why) and every allowed one of a capped
+    actor (a staff member ``user:<id>``, a caller ``caller:<number>``), which the daily cap counts."""
+
+    at = peewee.DateTimeField(default=utcnow)
+    actor = peewee.CharField(max_length=64)
+    user = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    purpose = peewee.CharField(max_length=24)
+    number = peewee.CharField(max_length=32)
+    number_class = peewee.CharField(max_length=16)
+    allowed = peewee.BooleanField()
+    reason = peewee.CharField(max_length=255, default="")
+
+    class Meta:
+        indexes = ((("actor", "at"), False),)
 
 
 class CallRecordSeal(BaseModel):
@@ -227,4 +244,5 @@ class CallRecordSeal(BaseModel):
         indexes = ((("day", "seq"), True),)
 
 
-MODELS = [CallRecord, CallRecordSeal, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent]
+MODELS = [CallRecord, CallRecordSeal, Recording, RecordingAccess, MissedCall, MissedCallOccurrence, CallbackAttempt, FaxJob, FaxEvent,
+          DialOutLog]

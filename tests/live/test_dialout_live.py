@@ -24,7 +24,8 @@ import pytest
 
 from acd.agent_controls import AgentControls, ControlRefused
 from acd.dispatcher import create_queue
-from acd.models import DialOutLog, SupervisorAction
+from acd.models import SupervisorAction
+from recorder.models import DialOutLog
 from tests.live.product import in_thread, wait_until
 from tests.live.sipphone import AgentPhone
 from tests.live.test_acd_controls_live import _bridged_call, _event, _exists, _partners

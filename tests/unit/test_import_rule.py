@@ -89,26 +89,10 @@ def test_the_floors_do_not_form_a_cycle():
         assert package not in set(below(package))
 
 
-# Still to fix (issue 10, docs/architecture.md "Open"): the dial-out policy on a floor below recorder (or
-# passed into FaxService).
-# The list may only shrink: a new violation fails, and so does one listed here that is gone.
-STILL_TO_FIX = {
-    ("recorder/fax.py", "recorder imports acd.dialout"),
-}
-
-
-def _key(found: str) -> tuple[str, str]:
-    path, _line, what = found.split(":", 2)
-    return path, what.strip()
-
-
 def test_no_module_imports_up_or_across_the_floors():
     """Should find no import, top-level or lazy, that the layer rule does not allow."""
-    rule = {**MAY_IMPORT, **SCRIPTS}
-    found = violations(rule, _product_files())
-    new = [f for f in found if _key(f) not in STILL_TO_FIX]
-    assert new == [], "imports against docs/architecture.md's layer rule:\n" + "\n".join(new)
-    assert {_key(f) for f in found} == STILL_TO_FIX, "fixed: take it off STILL_TO_FIX"
+    found = violations({**MAY_IMPORT, **SCRIPTS}, _product_files())
+    assert found == [], "imports against docs/architecture.md's layer rule:\n" + "\n".join(found)
 
 
 def test_rule_reads_lazy_and_relative_imports():

@@ -1,4 +1,4 @@
-"""The dial-out policy page (/admin/dialout, administrators, read only): the rules in force (acd.dialout:
+"""The dial-out policy page (/admin/dialout, administrators, read only): the rules in force (recorder.dialout:
 classes allowed per purpose and role, the daily caps, the area code, the carrier's dial template) and the
 dial-out log (acd.models.DialOutLog: refusals and counted calls) with filters, 50 rows a page.
 
@@ -17,8 +17,8 @@ from typing import Mapping
 from flask import Blueprint, current_app, g, render_template, request
 from peewee import JOIN
 
-from acd.dialout import CLASS_LABELS, CLASSES, PURPOSES, UNCAPPED, DialPolicy
-from acd.models import DialOutLog
+from recorder.dialout import CLASS_LABELS, CLASSES, PURPOSES, UNCAPPED, DialPolicy
+from recorder.models import DialOutLog
 from caseflow.models import User
 from caseflow.privacy import mask_contacts, mask_phone
 from caseflow.roles import ROLES, can, role_label
@@ -34,7 +34,7 @@ NAV = [NavItem("Dial-out policy", "admin_dialout.index", frozenset({"admin"}), o
 PAGE_SIZE = 50
 OUTCOMES = ("allowed", "refused")
 
-# What each dial-out purpose (acd.dialout.PURPOSES) is called.
+# What each dial-out purpose (recorder.dialout.PURPOSES) is called.
 PURPOSE_LABELS: dict[str, tuple[str, str]] = {
     "outbound": ("外呼", "Outbound call"), "call_back": ("回拨", "Call-back"),
     "call_team_lead": ("呼叫班长", "Calling the team lead"), "transfer": ("转接", "Transfer"),

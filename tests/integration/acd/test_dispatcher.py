@@ -182,7 +182,7 @@ def test_max_wait_overflows(make_acd, db, world, kind, expected):
 def test_overflow_to_an_international_number_is_refused(make_acd, db, world):
     """Should not send an overflowing caller to an international number (shipped dial-out policy): the
     caller leaves busy (voicemail), nothing is transferred, the refusal is logged (issue 16 item 6)."""
-    from acd.models import DialOutLog
+    from recorder.models import DialOutLog
 
     create_queue("consult", "consult", max_wait=1, overflow_kind="number", overflow_target="+12025550100",
                  announce_interval=0)

@@ -397,7 +397,7 @@ def test_every_desk_dial_out_refuses_an_international_number(desk, client):
     """Should refuse an international number for an outbound call, a blind and an attended transfer and a
     three-way call (the shipped policy: domestic only), with the reason on the desk, nothing sent to the
     switch, and each refusal logged with who, what and why (issue 16 item 6)."""
-    from acd.models import DialOutLog
+    from recorder.models import DialOutLog
 
     acd, world, agent, agent_user, _ = desk
     client.login("8001", PASSWORD)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acd.models import DialOutLog
+from recorder.models import DialOutLog
 from caseflow import attachments, knowledge, materials
 from caseflow.services import TicketInputError
 from caseflow.models import MaterialRequest

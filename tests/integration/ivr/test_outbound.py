@@ -152,7 +152,7 @@ def test_dialer_respects_free_channels(phone, inbound):
 def test_dialer_refuses_an_international_number(phone, inbound):
     """Should fail a campaign attempt to an international number at once, with no originate sent, and log
     the refusal (shipped dial-out policy; issue 16 item 6)."""
-    from acd.models import DialOutLog
+    from recorder.models import DialOutLog
 
     create_group_campaign("演练", "通知。", ["+12025550100"], max_parallel=5, max_attempts=3)
     Dialer(inbound, phone.config).tick()

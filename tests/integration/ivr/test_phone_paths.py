@@ -420,7 +420,7 @@ def test_after_service_back_to_self_service(phone):
 def test_holiday_forward_to_an_international_duty_phone_is_refused(phone):
     """Should refuse to forward a caller to a duty phone the dial-out policy forbids (an international
     number: nothing is bridged, the refusal logged) and take a message instead, as for an unreachable one."""
-    from acd.models import DialOutLog
+    from recorder.models import DialOutLog
 
     answering(phone, rest_days="forward", duty_mobile="+442079460000")
     on(phone, NATIONAL_DAY, holiday=True)

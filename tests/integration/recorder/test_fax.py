@@ -211,7 +211,7 @@ class Connection:
 def test_fax_to_an_international_or_premium_number_is_refused(fax, sample_pdf):
     """Should refuse to queue a fax to an international or premium number (the shipped dial-out policy),
     with the reason, no job and the refusal logged; a +86 number is faxed as the national number."""
-    from acd.models import DialOutLog
+    from recorder.models import DialOutLog
 
     for number in ("+1 202 555 0100", "16001234"):
         with pytest.raises(FaxError, match="may not be dialled"):
@@ -225,8 +225,8 @@ def test_fax_queued_before_a_policy_change_is_checked_again_when_sent(fax, sampl
     """Should check a queued fax against the dial-out policy in force when it is sent: a fax to an
     international number allowed by a rule when queued fails at send time once the rule is gone (no
     originate, the refusal logged, the job failed with the reason); an allowed one is still dialled."""
-    from acd.dialout import DialPolicy, parse_rules
-    from acd.models import DialOutLog
+    from recorder.dialout import DialPolicy, parse_rules
+    from recorder.models import DialOutLog
 
     fax.dialout.policy = DialPolicy(rules=parse_rules("*/*=internal,mobile,domestic,international"))
     abroad = fax.send("+44 20 7946 0000", sample_pdf)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from acd.models import DialOutLog
+from recorder.models import DialOutLog
 from caseflow.roles import ROLES
 from webui.models import AuditLog
 

@@ -1,9 +1,9 @@
-"""acd.dialout's pure rules: Chinese number classes, +86 normalisation, rules per purpose and role, caps."""
+"""recorder.dialout's pure rules: Chinese number classes, +86 normalisation, rules per purpose and role, caps."""
 from __future__ import annotations
 
 import pytest
 
-from acd.dialout import DialPolicy, classify, decide, normalise, parse_rules
+from recorder.dialout import DialPolicy, classify, decide, normalise, parse_rules
 
 
 @pytest.mark.parametrize("raw, number", [

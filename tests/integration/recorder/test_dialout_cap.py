@@ -1,4 +1,4 @@
-"""The dial-out policy's daily cap per staff member, counted in the database (acd.dialout.DialOut with
+"""The dial-out policy's daily cap per staff member, counted in the database (recorder.dialout.DialOut with
 DialOutLog), on both databases."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from acd.dialout import DialOut, DialPolicy, DialRefused
-from acd.models import DialOutLog
 from caseflow.models import User
 from core.clock import FixedClock
+from recorder.dialout import DialOut, DialPolicy, DialRefused
+from recorder.models import DialOutLog
 
 
 def test_third_call_of_the_day_over_a_cap_of_two_is_refused_and_logged(db):

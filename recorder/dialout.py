@@ -9,7 +9,9 @@ forms) and is stored in ``DialOutLog`` with who, what and why; so is every allow
 
 The rules are pure (``normalise``, ``classify``, ``DialPolicy.classes_for``, ``decide``); ``DialOut`` adds
 the stored cap and the log. Shipped default: domestic numbers only (seats, emergency, local, mobile,
-long-distance); international and premium/special-service numbers need a rule from the administrator:
+long-distance); international and premium/special-service numbers need a rule from the administrator.
+It lives in the recorder, the floor below every path that dials (the ACD and the IVR above it, faxes here),
+with its log beside the call records (docs/architecture.md):
 
   HOTLINE_DIALOUT_RULES      ``purpose/role=class,class;...`` with ``*`` for any (most specific wins:
                              purpose/role, purpose/*, */role, */*), e.g. ``transfer/team_lead=...,international``
@@ -26,6 +28,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
+
+from recorder.models import DialOutLog
+from switch import commands
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +223,6 @@ class DialOut:
 
         ``user``: the staff member on whose behalf the switch dials (their roles and daily cap); ``caller``:
         the citizen whose keyed request dials (the caller cap); neither: the system (role ``system``)."""
-        from acd.models import DialOutLog
-
         if purpose not in PURPOSES:
             raise ValueError(f"unknown dial-out purpose {purpose!r}")
         roles = tuple(sorted(user.role_set)) if user is not None else ()
@@ -248,8 +251,6 @@ class DialOut:
     def recheck(self, raw: str, purpose: str, *, user=None, detail: str = "") -> Decision:
         """The rules again for a dial-out allowed earlier and done now (a queued fax): the number's class
         under today's policy, not counted against the cap again; a refusal is logged and raises DialRefused."""
-        from acd.models import DialOutLog
-
         roles = tuple(sorted(user.role_set)) if user is not None else ()
         decision = decide(self.policy, raw, purpose, roles)
         if not decision.allowed:
@@ -264,8 +265,6 @@ class DialOut:
     def dial_string(self, decision: Decision, extension_dial: str = "user/{extension}") -> str:
         """How the switch dials an allowed number: a seat by its extension, anything else by the carrier
         template (switch.commands.CommandError for a template that would break a command)."""
-        from switch import commands
-
         if decision.number_class == "internal":
             return commands.from_template(extension_dial, extension=decision.number)
         return commands.from_template(self.policy.template, number=decision.number)
