@@ -4,6 +4,9 @@
 set -euo pipefail
 packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei graphviz
           kannel kannel-extras dovecot-imapd postgresql-client)
+# npm installs the front-end libraries of package.json (make setup): Debian's npm unless one is on the PATH
+# already (nodesource's nodejs carries its own, and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -54,6 +54,8 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.stats",
     "webui.blueprints.stats_reports",
     "webui.blueprints.stats_hotspots",
+    "webui.blueprints.stats_screen",
+    "webui.blueprints.vendor",
     "webui.blueprints.sms_gateway",
     "webui.blueprints.ticket_mail",
     "webui.blueprints.messages",

@@ -57,8 +57,9 @@ def _other_public(app):
     # an address allow list (tests/integration/channels check both).
     # portal_info: the website's guides, notices and poll (the portal's frame and CAPTCHA).
     # portal_chat: online chat (a citizen reaches only their own chat, by the token in their session).
+    # vendor.asset: the npm front-end libraries named in webui.blueprints.vendor.ASSETS (nothing of ours).
     return {e for e in app.view_functions if e.startswith(("portal.", "portal_info.", "portal_chat.", "open311."))} | {
-        "sms_gateway.receive", "sms_gateway.delivery_report"}
+        "sms_gateway.receive", "sms_gateway.delivery_report", "vendor.asset"}
 
 
 def test_every_endpoint_declares_access(app):

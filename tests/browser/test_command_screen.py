@@ -1,0 +1,81 @@
+"""In a real browser: the demo leader opens the command screen (指挥大屏) on a wall-sized window, sees every
+ECharts chart drawn on its canvas, and sees the figures move by themselves (the live stream) when a caller
+enters a queue and when a ticket is made."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import login
+
+CHARTS = ("chart-service", "chart-agents", "chart-hours", "chart-channels", "chart-districts")
+# True when the chart's canvas has at least one painted pixel.
+PAINTED = """node => {
+  const canvas = node.querySelector("canvas");
+  if (!canvas || !canvas.width || !canvas.height) { return false; }
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] !== 0) { return true; } }
+  return false;
+}"""
+
+
+def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp_path):
+    """Should draw the charts with ECharts from npm, and show a waiting caller and a new ticket without
+    reloading."""
+    from acd.demo import load_acd_demo
+    from acd.models import Queue, QueueEntry
+    from caseflow import services
+    from caseflow.models import User
+    from core.db import database
+    from stats.models import HotspotWarning
+
+    live_server.app.config.update(HOTLINE_SCREEN_REFRESH_SECONDS=1, HOTLINE_SCREEN_CACHE_SECONDS=0)
+    with database.connection_context():
+        load_acd_demo()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    operator_no, password = demo_accounts["leader"]
+    login(page, live_server, operator_no, password)
+    page.goto(live_server("/stats/"))
+    with page.expect_navigation():
+        page.get_by_role("link", name="指挥大屏").first.click()
+    expect(page).to_have_url(re.compile(r"/stats/screen/$"))
+    expect(page.locator("h1")).to_have_text("12345 热线指挥大屏")
+    expect(page.get_by_test_id("screen-status")).to_contain_text("更新于")
+    for chart in CHARTS:
+        locator = page.get_by_test_id(chart)
+        expect(locator.locator("canvas")).to_be_attached()
+        page.wait_for_function(PAINTED, arg=locator.element_handle())
+    expect(page.get_by_test_id("hotspots-none")).to_be_visible()
+
+    waiting = page.get_by_test_id("figure-waiting")
+    expect(waiting).to_have_text("0")
+    with database.connection_context():
+        QueueEntry.create(call_uuid="screen-test-call", queue=Queue.select().first(), caller_number="13800000002")
+    expect(waiting).to_have_text("1")
+    expect(page.get_by_test_id("figure-offered")).to_have_text("1")
+
+    shown = page.get_by_test_id("figure-tickets-today")
+    before = int(shown.inner_text())
+    with database.connection_context():
+        agent = User.get(User.operator_no == demo_accounts["agent"][0])
+        services.create_ticket("东区某路段路灯不亮", citizen_phone="13800000001", created_by=agent,
+                               clock=live_server.app.extensions["hotline"].services.clock)
+    expect(shown).to_have_text(str(before + 1))
+
+    # A hotspot warning raised meanwhile shows up too, linking to its tickets.
+    with database.connection_context():
+        HotspotWarning.create(topic="停水", place_name="东湖街道", level="street", count=5, baseline=0.2,
+                              window_start=dt.datetime.utcnow() - dt.timedelta(hours=1),
+                              window_end=dt.datetime.utcnow())
+    warning = page.get_by_test_id("hotspot-list").locator("a")
+    expect(warning).to_contain_text("东湖街道：“停水”")
+    expect(page.get_by_test_id("hotspots-none")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "command-screen.png"), full_page=True)
+    assert (tmp_path / "command-screen.png").stat().st_size > 10_000
+    assert problems == []
