@@ -113,8 +113,9 @@ MESSAGES = {"zh": {
     "weekday:5": "周六", "weekday:6": "周日",
     "Call figures cover the whole hotline and are shown to the hotline centre and leaders only.":
         "话务数据属全市热线，仅对热线办和领导显示。",
-    "Durations run from the dispatch to the first acceptance and to the reply, and from recording to 办结; buckets in hours.":
+    "Durations run from the dispatch to the first acceptance and to the reply, and from recording to closing; buckets in hours.":
         "时长：自派单至首次签收、至答复，自登记至办结；分段以小时计。",
+    **{label: label[:-1] + "小时" for label in bucket_labels()},  # handling-speed buckets: 0-4h -> 0-4小时
     # Assessment
     "Assessment": "统一考核",
     "Month": "月份",
@@ -195,6 +196,10 @@ MESSAGES = {"zh": {
 }, "en": {
     # Codes shown by name (an untranslated "kind:code" id would show the code itself).
     "kind:rate": "Rate", "kind:count": "Count", "better:high": "Higher is better", "better:low": "Lower is better",
+    "urgency:normal": "Normal", "urgency:urgent": "Urgent", "urgency:emergency": "Emergency",
+    "weekday:0": "Mon", "weekday:1": "Tue", "weekday:2": "Wed", "weekday:3": "Thu", "weekday:4": "Fri",
+    "weekday:5": "Sat", "weekday:6": "Sun",
+    "appeal:pending": "Pending", "appeal:accepted": "Accepted", "appeal:rejected": "Rejected",
     **{f"indicator:{code}": en for code, en in {
         "accept_in_time": "Timely acceptance rate", "on_time": "On-time rate", "satisfaction": "Satisfaction rate",
         "return_rate": "Return rate", "extension_rate": "Extension rate", "reopen_rate": "Reopen rate",
