@@ -463,9 +463,7 @@ class AgentControls:
             body = str(exc)
         if not ok:
             cause = body.replace("-ERR", "").strip().split()[0] if body.strip() else "NORMAL_CLEARING"
-            agent = self.acd.agents.get(agent_id)
-            if agent is not None and agent.leg_uuid == leg and agent.state in ("reserved", "ringing"):
-                self.acd._offer_failed(agent_id, leg, cause, None)
+            self.acd.offer_failed(agent_id, leg, cause)  # a no-op when the leg has moved on meanwhile
 
     def call_team_lead(self, agent_id: int) -> str:
         """呼叫班长 / call a team lead who is logged in (a registered agent holding the team_lead role)."""

@@ -461,7 +461,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         elif agent.state == "in_call":
             self._end_call(agent_id, event.uuid, event.cause or "hangup")
         elif agent.state in ("reserved", "ringing"):
-            self._offer_failed(agent_id, event.uuid, event.cause or "NORMAL_CLEARING", None)
+            self.offer_failed(agent_id, event.uuid, event.cause or "NORMAL_CLEARING", None)
 
     def on_registered(self, event) -> None:
         agent_id = self.by_extension.get(event.user)

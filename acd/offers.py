@@ -343,14 +343,20 @@ class OffersMixin:
             if agent is None or agent.leg_uuid != leg:
                 continue
             if agent.state in ("reserved", "ringing"):
-                self._offer_failed(agent_id, leg, cause if agent_id != offer.answered_by else "LOSE_RACE",
+                self.offer_failed(agent_id, leg, cause if agent_id != offer.answered_by else "LOSE_RACE",
                                    waiter.queue if waiter else None)
             elif agent.state == "in_call" and caller_gone:
                 self._end_call(agent_id, leg, "caller hung up")
 
-    def _offer_failed(self, agent_id: int, leg: str, cause: str, queue: Queue | None) -> None:
-        agent = self.agents[agent_id]
-        if agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
+    def offer_failed(self, agent_id: int, leg: str, cause: str, queue: Queue | None = None) -> None:
+        """An agent's phone that rang (or was about to) and will not be answered on ``leg``: no answer, busy,
+        unreachable, the dial refused, the channel lost (``cause``: FreeSWITCH's hang-up cause). The agent
+        returns to idle (a break first when the queue, ``queue`` or the call's own, breaks after a missed
+        offer) and the desk is told. Ignored unless ``leg`` is the agent's reserved or ringing leg, so a late
+        or repeated report changes nothing; the one entry point for the offers here, the hang-up handler,
+        reconciliation and the desk's own dial-outs (acd.agent_controls)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
             return
         self.leg_owner.pop(leg, None)
         if cause in NO_ANSWER_CAUSES:

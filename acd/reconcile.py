@@ -84,7 +84,7 @@ class ReconcileMixin:
                 elif agent.leg_uuid not in in_flight or (now - agent.since).total_seconds() > self._offer_grace(agent):
                     # No leg, and the caller is gone or the offer is older than any ring could last.
                     report["released"] += 1
-                    self._offer_failed(agent.id, agent.leg_uuid, "LOST_CHANNEL", None)
+                    self.offer_failed(agent.id, agent.leg_uuid, "LOST_CHANNEL", None)
             elif agent.state == "in_call":
                 if agent.leg_uuid in channels:
                     report["recognised"] += 1
