@@ -38,15 +38,11 @@ def skill_text(skills: Skills) -> str:
     return ",".join(f"{s}:{lv}" + (f"/{t}" if t else "") for s, (lv, t) in sorted(skills.items()))
 
 
-# ------------------------------------------------------------------------------------------ queues
+# ------------------------------------------------------------------------------- queues and chat queues
 def add_queue(actor, values: Mapping, audit: Audit) -> Queue:
     """Create a queue from checked ``values``; only administrators (QueueChangeRefused otherwise)."""
-    if not may_create_or_delete_queues(actor):
-        raise QueueChangeRefused("只有管理员可以新建队列 / only administrators create queues")
-    with database.atomic():
-        queue = Queue.create(**values)
-        audit("acd_queue_create", "queue", queue.name, describe(values))
-    return queue
+    return _add(Queue, actor, values, audit, "acd_queue_create", "queue",
+                "只有管理员可以新建队列 / only administrators create queues")
 
 
 def change_queue(actor, queue: Queue, values: Mapping, audit: Audit) -> dict:
@@ -54,43 +50,46 @@ def change_queue(actor, queue: Queue, values: Mapping, audit: Audit) -> dict:
 
     acd.policy decides: a field ``actor`` may not change raises QueueChangeRefused, audited, nothing written.
     """
-    changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
-    try:
-        check_queue_change(actor, changed)
-    except QueueChangeRefused as exc:
-        audit("acd_queue_update_refused", "queue", queue.name, f"{exc}: {describe(changed)}"[:1000])
-        raise
-    if changed:
-        with database.atomic():
-            Queue.update(**changed).where(Queue.id == queue.id).execute()
-            audit("acd_queue_update", "queue", queue.name, describe(changed))
-    return changed
+    return _change(queue, actor, values, audit, check_queue_change, "acd_queue_update", "queue")
 
 
-# ------------------------------------------------------------------------------------- chat queues
 def add_chat_queue(actor, values: Mapping, audit: Audit) -> ChatQueue:
     """Create a chat queue (a topic of /chat) from checked ``values``; only administrators."""
-    if not may_create_or_delete_queues(actor):
-        raise QueueChangeRefused("只有管理员可以新建交谈队列 / only administrators create chat queues")
-    with database.atomic():
-        queue = ChatQueue.create(**values)
-        audit("chat_queue_create", "chat_queue", queue.name, describe(values))
-    return queue
+    return _add(ChatQueue, actor, values, audit, "chat_queue_create", "chat_queue",
+                "只有管理员可以新建交谈队列 / only administrators create chat queues")
 
 
 def change_chat_queue(actor, queue: ChatQueue, values: Mapping, audit: Audit) -> dict:
     """Write the fields of checked ``values`` that differ from ``queue``; returns them (empty: no change).
     A field ``actor`` may not change (acd.policy) raises QueueChangeRefused, audited, nothing written."""
+    return _change(queue, actor, values, audit, check_chat_queue_change, "chat_queue_update", "chat_queue")
+
+
+def _add(model, actor, values: Mapping, audit: Audit, action: str, kind: str, refusal: str):
+    """A queue or chat queue created and audited as ``action``, by an administrator only."""
+    if not may_create_or_delete_queues(actor):
+        raise QueueChangeRefused(refusal)
+    with database.atomic():
+        queue = model.create(**values)
+        audit(action, kind, queue.name, describe(values))
+    return queue
+
+
+def _change(queue, actor, values: Mapping, audit: Audit, check: Callable[[object, dict], None], action: str,
+            kind: str) -> dict:
+    """The fields of ``values`` that differ from ``queue`` (a queue or chat queue), written when ``check``
+    (acd.policy) lets ``actor`` change them and audited as ``action``; a refusal as ``action``_refused."""
     changed = {k: v for k, v in values.items() if getattr(queue, k) != v}
     try:
-        check_chat_queue_change(actor, changed)
+        check(actor, changed)
     except QueueChangeRefused as exc:
-        audit("chat_queue_update_refused", "chat_queue", queue.name, f"{exc}: {describe(changed)}"[:1000])
+        audit(f"{action}_refused", kind, queue.name, f"{exc}: {describe(changed)}"[:1000])
         raise
     if changed:
+        model = type(queue)
         with database.atomic():
-            ChatQueue.update(**changed).where(ChatQueue.id == queue.id).execute()
-            audit("chat_queue_update", "chat_queue", queue.name, describe(changed))
+            model.update(**changed).where(model.id == queue.id).execute()
+            audit(action, kind, queue.name, describe(changed))
     return changed
 
 

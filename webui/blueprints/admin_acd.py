@@ -17,8 +17,9 @@ import datetime as dt
 import logging
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -266,26 +267,43 @@ def _page_context():
 
 
 # ------------------------------------------------------------------------------------------ queues
+def _new_queue_code(form: Mapping, others: list, taken: str, errors: list[str]) -> str:
+    """A new queue's code: a lower-case code none of ``others`` has (``taken``, with {name}, says it is)."""
+    name = str(form.get("name", "") or "").strip()
+    if not CODE_RE.match(name):
+        errors.append("队列编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the queue code must start "
+                      "with a lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
+    elif any(q.name == name for q in others):
+        errors.append(taken.format(name=name))
+    return name
+
+
+def _skill_code(form: Mapping, errors: list[str]) -> str:
+    skill = str(form.get("skill", "") or "").strip()
+    if not CODE_RE.match(skill):
+        errors.append("技能编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the skill must start with a "
+                      "lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
+    return skill
+
+
+def _strategy(form: Mapping, errors: list[str]) -> str:
+    strategy = str(form.get("strategy", "") or "")
+    if strategy not in STRATEGIES:
+        errors.append(f"未知的分配策略 {strategy[:32]!r} / unknown distribution rule; known: "
+                      f"{', '.join(STRATEGIES)}")
+    return strategy
+
+
 def check_queue_form(form: Mapping, queue: Queue | None, queues: list[Queue]) -> tuple[dict, list[str]]:
     """Clean a queue form (``queue`` None = a new one) against the other ``queues``; returns (values, errors)."""
     errors: list[str] = []
     values: dict[str, object] = {}
     others = [q for q in queues if queue is None or q.id != queue.id]
     if queue is None:
-        name = str(form.get("name", "") or "").strip()
-        if not CODE_RE.match(name):
-            errors.append("队列编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the queue code must start "
-                          "with a lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
-        elif any(q.name == name for q in others):
-            errors.append(f"队列编码 {name} 已存在 / queue {name} already exists")
-        values["name"] = name
+        values["name"] = _new_queue_code(form, others, "队列编码 {name} 已存在 / queue {name} already exists", errors)
     name = values.get("name") if queue is None else queue.name
     values["display_name"] = _text(form, "display_name", 100, "队列名称", "queue name", errors)
-    skill = str(form.get("skill", "") or "").strip()
-    if not CODE_RE.match(skill):
-        errors.append("技能编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the skill must start with a "
-                      "lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
-    values["skill"] = skill
+    values["skill"] = skill = _skill_code(form, errors)
     active = True if queue is None else _checked(form, "active")
     values["active"] = active
     if active and CODE_RE.match(skill):
@@ -293,11 +311,7 @@ def check_queue_form(form: Mapping, queue: Queue | None, queues: list[Queue]) ->
         if clash is not None:
             errors.append(f"技能 {skill} 已由队列 {clash.name} 服务 / skill {skill} is already served by queue "
                           f"{clash.name}")
-    strategy = str(form.get("strategy", "") or "")
-    if strategy not in STRATEGIES:
-        errors.append(f"未知的分配策略 {strategy[:32]!r} / unknown distribution rule; known: "
-                      f"{', '.join(STRATEGIES)}")
-    values["strategy"] = strategy
+    values["strategy"] = _strategy(form, errors)
     for field_name, (low, high, zh, en) in QUEUE_NUMBERS.items():
         values[field_name] = _whole(form, field_name, low, high, zh, en, errors)
     if values["announce_interval"] is not None:
@@ -409,60 +423,24 @@ def queues():
 @require_roles(*VIEW_ROLES)
 def queue_new():
     """Create a queue."""
-    if not may_create_or_delete_queues(g.user):
-        abort(403)
-    if request.method == "GET":
-        return _render_queue(None, _queue_form_defaults(), [])
-    values, errors = check_queue_form(request.form, None, list(Queue.select()))
-    if errors:
-        return _render_queue(None, request.form, errors, 400)
-    queue = admin.add_queue(g.user, values, audit)
-    _reload()
-    _saved()
-    return redirect(url_for("admin_acd.queue_edit", queue_id=queue.id), code=303)
+    return _queue_new(VOICE_QUEUES, _queue_form_defaults)
 
 
 @bp.route("/queues/<int:queue_id>", methods=["GET", "POST"])
 @require_roles(*VIEW_ROLES)
 def queue_edit(queue_id):
     """A queue's settings: each person changes the fields acd.policy gives them and reads the others."""
-    queue = get_or_404(Queue, Queue.id == queue_id)
-    if request.method == "GET":
-        return _render_queue(queue, _queue_as_form(queue), [])
-    editable = queue_fields_for(g.user)
-    if not editable:
-        abort(403)
-    form = _submitted_queue_form(request.form, queue, editable)
-    values, errors = check_queue_form(form, queue, list(Queue.select()))
+    return _queue_edit(VOICE_QUEUES, queue_id)
+
+
+def _callers_waiting(queue: Queue, values: Mapping) -> list[str]:
+    """A queue switched off while callers wait in it: they would no longer be offered to anyone."""
     acd = _acd()
     waiting = len(acd.queue_waiters.get(queue.name, {})) if acd is not None else 0
     if queue.active and not values["active"] and waiting:
-        # Callers already waiting would no longer be offered to anyone.
-        errors.append(f"队列中还有 {waiting} 位来电者在等待，暂不能停用 / {waiting} callers are waiting in this "
-                      f"queue: it cannot be switched off now")
-    if errors:
-        return _render_queue(queue, {**form, "name": queue.name}, errors, 400)
-    try:
-        changed = admin.change_queue(g.user, queue, values, audit)
-    except QueueChangeRefused:
-        abort(403)
-    if changed:
-        _reload()
-    _saved()
-    return redirect(url_for("admin_acd.queue_edit", queue_id=queue.id), code=303)
-
-
-def _submitted_queue_form(submitted: Mapping, queue: Queue, editable: frozenset[str]) -> dict:
-    """The queue form as submitted, with the fields the person cannot change (the page sends them disabled,
-    so the browser leaves them out) taken from the queue; a field they cannot change but sent anyway is
-    kept, so the policy refuses it if it differs."""
-    form = _queue_as_form(queue)
-    for name in QUEUE_FIELDS - {"name"}:
-        if name in editable:
-            form[name] = submitted.get(name, "")  # an unticked box is absent: off
-        elif name in submitted:
-            form[name] = submitted[name]
-    return form
+        return [f"队列中还有 {waiting} 位来电者在等待，暂不能停用 / {waiting} callers are waiting in this "
+                f"queue: it cannot be switched off now"]
+    return []
 
 
 # ------------------------------------------------------------------------------------- chat queues
@@ -472,24 +450,11 @@ def check_chat_queue_form(form: Mapping, queue: ChatQueue | None, queues: list[C
     errors: list[str] = []
     values: dict[str, object] = {}
     if queue is None:
-        name = str(form.get("name", "") or "").strip()
-        if not CODE_RE.match(name):
-            errors.append("队列编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the queue code must start "
-                          "with a lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
-        elif any(q.name == name for q in queues):
-            errors.append(f"交谈队列编码 {name} 已存在 / chat queue {name} already exists")
-        values["name"] = name
+        values["name"] = _new_queue_code(form, queues, "交谈队列编码 {name} 已存在 / chat queue {name} already exists",
+                                         errors)
     values["display_name"] = _text(form, "display_name", 100, "咨询主题", "topic", errors)
-    skill = str(form.get("skill", "") or "").strip()
-    if not CODE_RE.match(skill):
-        errors.append("技能编码须以小写字母开头，仅含小写字母、数字、_ 和 -，最长32位 / the skill must start with a "
-                      "lower-case letter and hold only a-z, 0-9, _ and - (at most 32)")
-    values["skill"] = skill
-    strategy = str(form.get("strategy", "") or "")
-    if strategy not in STRATEGIES:
-        errors.append(f"未知的分配策略 {strategy[:32]!r} / unknown distribution rule; known: "
-                      f"{', '.join(STRATEGIES)}")
-    values["strategy"] = strategy
+    values["skill"] = _skill_code(form, errors)
+    values["strategy"] = _strategy(form, errors)
     for field_name, (low, high, zh, en) in CHAT_QUEUE_NUMBERS.items():
         values[field_name] = _whole(form, field_name, low, high, zh, en, errors)
     values["active"] = True if queue is None else _checked(form, "active")
@@ -531,45 +496,91 @@ def chat_queues():
 @require_roles(*VIEW_ROLES)
 def chat_queue_new():
     """Create a chat queue (administrators)."""
-    if not may_create_or_delete_queues(g.user):
-        abort(403)
-    if request.method == "GET":
-        return _render_chat_queue(None, {"strategy": "least_talk_time", "offer_timeout": 30, "max_wait": 600,
-                                         "active": "1"}, [])
-    values, errors = check_chat_queue_form(request.form, None, list(ChatQueue.select()))
-    if errors:
-        return _render_chat_queue(None, request.form, errors, 400)
-    queue = admin.add_chat_queue(g.user, values, audit)
-    _saved()
-    return redirect(url_for("admin_acd.chat_queue_edit", queue_id=queue.id), code=303)
+    return _queue_new(CHAT_QUEUES, lambda: {"strategy": "least_talk_time", "offer_timeout": 30, "max_wait": 600,
+                                            "active": "1"})
 
 
 @bp.route("/chat-queues/<int:queue_id>", methods=["GET", "POST"])
 @require_roles(*VIEW_ROLES)
 def chat_queue_edit(queue_id):
     """A chat queue's settings: each person changes the fields acd.policy gives them and reads the others."""
-    queue = get_or_404(ChatQueue, ChatQueue.id == queue_id)
+    return _queue_edit(CHAT_QUEUES, queue_id)
+
+
+# ------------------------------------------------------------------ the new and edit pages of both kinds
+@dataclass(frozen=True)
+class QueueKind:
+    """What differs between the pages of call queues and of chat queues; their new and edit views are one."""
+
+    model: type
+    fields: frozenset[str]  # the form's fields (acd.policy)
+    fields_for: Callable[[User], frozenset[str]]  # those a person may change (acd.policy)
+    as_form: Callable
+    check: Callable  # (form, queue or None, every queue of the kind) -> (values, errors)
+    render: Callable  # (queue or None, form, errors, status)
+    add: Callable  # acd.admin: (actor, values, audit) -> the queue
+    change: Callable  # acd.admin: (actor, queue, values, audit) -> the fields changed
+    edit_endpoint: str
+    reload: bool  # the running ACD reloads its call queues after a change
+    refuse: Callable[[object, Mapping], list[str]] = lambda queue, values: []  # errors beyond the form's
+
+
+def _queue_new(kind: QueueKind, defaults: Callable[[], dict]):
+    if not may_create_or_delete_queues(g.user):
+        abort(403)
     if request.method == "GET":
-        return _render_chat_queue(queue, _chat_queue_as_form(queue), [])
-    editable = chat_queue_fields_for(g.user)
+        return kind.render(None, defaults(), [])
+    values, errors = kind.check(request.form, None, list(kind.model.select()))
+    if errors:
+        return kind.render(None, request.form, errors, 400)
+    queue = kind.add(g.user, values, audit)
+    if kind.reload:
+        _reload()
+    _saved()
+    return redirect(url_for(kind.edit_endpoint, queue_id=queue.id), code=303)
+
+
+def _queue_edit(kind: QueueKind, queue_id: int):
+    queue = get_or_404(kind.model, kind.model.id == queue_id)
+    if request.method == "GET":
+        return kind.render(queue, kind.as_form(queue), [])
+    editable = kind.fields_for(g.user)
     if not editable:
         abort(403)
-    # Fields the page sent disabled (absent) keep the queue's value; one sent anyway is checked by the policy.
-    form = _chat_queue_as_form(queue)
-    for name in CHAT_QUEUE_FIELDS - {"name"}:
-        if name in editable:
-            form[name] = request.form.get(name, "")
-        elif name in request.form:
-            form[name] = request.form[name]
-    values, errors = check_chat_queue_form(form, queue, list(ChatQueue.select()))
+    form = _submitted_form(request.form, kind.as_form(queue), kind.fields, editable)
+    values, errors = kind.check(form, queue, list(kind.model.select()))
+    errors += kind.refuse(queue, values)
     if errors:
-        return _render_chat_queue(queue, {**form, "name": queue.name}, errors, 400)
+        return kind.render(queue, {**form, "name": queue.name}, errors, 400)
     try:
-        admin.change_chat_queue(g.user, queue, values, audit)
+        changed = kind.change(g.user, queue, values, audit)
     except QueueChangeRefused:
         abort(403)
+    if changed and kind.reload:
+        _reload()
     _saved()
-    return redirect(url_for("admin_acd.chat_queue_edit", queue_id=queue.id), code=303)
+    return redirect(url_for(kind.edit_endpoint, queue_id=queue.id), code=303)
+
+
+def _submitted_form(submitted: Mapping, current: dict, fields: frozenset[str], editable: frozenset[str]) -> dict:
+    """The queue form as submitted, with the fields the person cannot change (the page sends them disabled,
+    so the browser leaves them out) taken from the queue (``current``); a field they cannot change but sent
+    anyway is kept, so the policy refuses it if it differs."""
+    form = dict(current)
+    for name in fields - {"name"}:
+        if name in editable:
+            form[name] = submitted.get(name, "")  # an unticked box is absent: off
+        elif name in submitted:
+            form[name] = submitted[name]
+    return form
+
+
+VOICE_QUEUES = QueueKind(Queue, QUEUE_FIELDS, queue_fields_for, _queue_as_form, check_queue_form, _render_queue,
+                         admin.add_queue, admin.change_queue, "admin_acd.queue_edit", reload=True,
+                         refuse=_callers_waiting)
+CHAT_QUEUES = QueueKind(ChatQueue, CHAT_QUEUE_FIELDS, chat_queue_fields_for, _chat_queue_as_form,
+                        check_chat_queue_form, _render_chat_queue, admin.add_chat_queue, admin.change_chat_queue,
+                        "admin_acd.chat_queue_edit", reload=False)
 
 
 # ------------------------------------------------------------------------------------------ agents

@@ -12,7 +12,10 @@ BUILT = {"ivr_campaign_": ("group", "satisfaction", "pause", "resume"),
          "notice_": ("submit", "publish", "send_back", "withdraw"),
          "assessment_appeal_": ("accepted", "rejected"),
          "org_": ("category", "region", "responsibility", "remove_responsibility"),
-         "calendar_": ("day", "clear_day", "limit", "clear_limit")}
+         "calendar_": ("day", "clear_day", "limit", "clear_limit"),
+         # acd.admin's queue writes name their action for the one helper of each kind of queue.
+         "acd_queue_": ("create", "update", "update_refused"),
+         "chat_queue_": ("create", "update", "update_refused")}
 
 
 def audited_codes() -> set[str]:
