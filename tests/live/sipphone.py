@@ -244,8 +244,11 @@ _CARRIER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
 """
 
-_RECV_CUE = """
-  <recv request="INFO"/>
+
+def _answer_ok(request: str) -> str:
+    """Wait for the switch's ``request`` (INFO, BYE) and answer it 200 OK."""
+    return f"""
+  <recv request="{request}"/>
   <send>
     <![CDATA[
 
@@ -260,6 +263,9 @@ _RECV_CUE = """
     ]]>
   </send>
 """
+
+
+_RECV_CUE = _answer_ok("INFO")
 
 _SEND_INFO = """
   <send retrans="500">
@@ -283,22 +289,7 @@ _SEND_INFO = """
   <recv response="200"/>
 """
 
-_CARRIER_TAIL = """
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-
+_CARRIER_TAIL = _answer_ok("BYE") + """
   <timewait milliseconds="500"/>
 </scenario>
 """
