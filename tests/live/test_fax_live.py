@@ -5,7 +5,7 @@ server whose handler does what the IVR's fax node will do: answer and ``fax_rece
 The received TIFF must become a PDF attached to a new fax ticket.
 
 Outbound: ``FaxService.send`` converts a PDF to a fax TIFF and ``dispatch_due`` originates it over the
-product's own inbound connection.  The dial template points at ``loopback/12345`` with this test's
+product's own inbound connection.  The dial template points at ``loopback/12345`` (whatever the number) with this test's
 ``hotline_outbound``, so the far end is the same receiving handler: one real fax crosses the switch in
 both directions, and the sending job must end ``done`` from the switch's spandsp::txfaxresult.
 """
@@ -100,9 +100,12 @@ def _send_and_receive(esl_endpoint, fax_line, tmp_path, header: str) -> None:
         assert conn.wait_connected(10)
         conn.subscribe(fax_line.service.on_switch_event)
         fax_line.service.settings = dataclasses.replace(fax_line.service.settings, header=header, dial_template=(
-            f"[hotline_outbound={fax_line.address},origination_caller_id_number=057112345]"
-            "loopback/{number}/default"))
-        job = fax_line.service.send("12345", source)
+            f"[hotline_outbound={fax_line.address},origination_caller_id_number=057112345,hotline_fax_to={{number}}]"
+            "loopback/12345/default"))
+        # A local number, as a reply to a citizen would be (the dial-out policy refuses 12345 itself as a
+        # special-service number); the template sends every fax to the switch's own 12345 and the test's
+        # receiving server, carrying the dialled number as a channel variable.
+        job = fax_line.service.send("88001234", source)
         assert job.state == "queued" and job.pages == 1
         started = fax_line.service.dispatch_due(conn)
         assert [j.id for j in started] == [job.id] and started[0].state == "sending", started[0].error

@@ -40,9 +40,18 @@ def voicemail_product(request, esl_endpoint, db, db_url, tmp_path, rendered_soun
         Queue.update(max_wait=2, overflow_kind="voicemail", overflow_target="").where(
             Queue.name == "consult").execute()
 
+    def office_hours(product):
+        # The shipped tree answers around the clock (P1 一.1); a centre with office hours closes at night.
+        from ivr.edit import edit_settings
+        from ivr.tree import load_tree
+
+        trees = product.parts["trees"]
+        version = trees.add_version(edit_settings(load_tree(), {"office_hours": "true"}), comment="office hours")
+        trees.activate(version.id, "admin")
+
     running = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds,
                             clock=FixedClock(moment, tz="Asia/Shanghai"),
-                            prepare=overflow_fast if request.param == "busy" else None)
+                            prepare=overflow_fast if request.param == "busy" else office_hours)
     yield running, menu, reason
     stop_product(running)
 
