@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections import deque
 from typing import Callable, Mapping
@@ -183,13 +184,33 @@ def run_dot(dot: str) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _run_dot_cached(binary: str, dot: str) -> str | None:
     # Cached: the same version, selection and problems give the same graph, and page views repeat.
+    # gevent watches its children from the default loop only: a hub in another thread (a web server in a
+    # thread of its own) runs dot with the standard library's subprocess instead, blocking only that thread.
+    run = gevent.subprocess.run if getattr(gevent.get_hub().loop, "default", True) else _thread_run
     try:
-        done = gevent.subprocess.run([binary, "-Tsvg"], input=dot.encode("utf-8"), capture_output=True,
-                                     timeout=DOT_TIMEOUT, check=True)
-    except (OSError, gevent.subprocess.SubprocessError) as exc:
+        done = run([binary, "-Tsvg"], input=dot.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT,
+                   check=True)
+    except (OSError, gevent.subprocess.SubprocessError, subprocess.SubprocessError) as exc:
         _warn_once(f"{binary} failed: {exc}")
         return None
     return done.stdout.decode("utf-8", "replace")
+
+
+def _thread_run(args, **kwargs):
+    """subprocess.run as the standard library has it, also in a process gevent has patched."""
+    from gevent.monkey import get_original
+
+    popen = get_original("subprocess", "Popen")
+    with popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            out, err = process.communicate(kwargs.get("input"), timeout=kwargs.get("timeout"))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    if kwargs.get("check") and process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, args, out, err)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 # What a redrawn chart keeps of dot's SVG: these elements, these attributes, values of this shape.

@@ -125,3 +125,18 @@ def test_dot_failure_falls_back(monkeypatch, tmp_path):
 def test_dot_strings_are_escaped():
     """Should quote a label so dot reads it literally: backslashes doubled, quotes escaped, newlines kept."""
     assert chart._dot_string('a"b\\N\nc\x00') == '"a\\"b\\\\N\\nc"'
+
+
+@needs_dot
+def test_dot_runs_from_a_thread_with_its_own_hub():
+    """Should lay the chart out with dot from a thread whose gevent hub is not the default loop (a web server
+    in a thread of its own, as the browser tests run one), where gevent cannot watch child processes."""
+    import threading
+
+    tree = parse_tree(big_tree(5))
+    chart._run_dot_cached.cache_clear()
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(chart.run_dot(chart.dot_source(tree)[0])))
+    worker.start()
+    worker.join(30)
+    assert out and out[0] is not None and "<svg" in out[0]
