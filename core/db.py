@@ -154,6 +154,18 @@ class _GreenletSafeConnect:
             lock = self._connect_locks.lock = RLock()
         return lock
 
+    # peewee's own thread lock, taken by connect, close and dispose, is this gevent lock too: a greenlet
+    # connecting may yield inside it (a pragma waiting for SQLite's lock sleeps in gevent), and another
+    # greenlet of the thread closing meanwhile blocked the whole thread on the thread lock for ever (a
+    # product test's scheduled SMS job closing its connection_context hung the suite in CI).
+    @property
+    def _lock(self):
+        return self._connect_lock()
+
+    @_lock.setter
+    def _lock(self, _peewee_thread_lock):
+        pass  # peewee's __init__ assigns a threading.Lock: the property above stands in for it
+
     def connect(self, reuse_if_open=False):
         lock = self._connect_lock()
         waited = lock.locked()
