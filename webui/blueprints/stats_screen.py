@@ -136,7 +136,8 @@ def figures_of(scope: Scope) -> dict:
         out["agents"] = [{"state": code, "name": _(console.STATE_LABELS[code]), "value": count}
                          for code, count in seen.agents.items()]
         out["on_duty"] = seen.agents_on_duty
-        out["series"].insert(0, {"key": "calls", "name": _("Calls offered"), "values": seen.calls_per_hour})
+        out["series"] = [{"key": "calls", "name": _("Calls offered"), "values": seen.calls_per_hour},
+                         *out["series"]]
     return out
 
 
