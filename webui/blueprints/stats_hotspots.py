@@ -57,7 +57,7 @@ MESSAGES = {"zh": {
     "Tickets about %(topic)s": "“%(topic)s”相关工单",
     "level:street": "街道", "level:district": "区县",
     "A topic is needed.": "请指定热词。",
-    "Topics are the telling words of each ticket's title and content; a warning is raised when a topic reaches %(min)s tickets in one street or district within %(hours)s hours and at least %(factor)s times its usual rate there (the mean of the %(windows)s windows before).":
+    "Topics are the telling words of the title and content of each ticket; a warning is raised when a topic reaches %(min)s tickets in one street or district within %(hours)s hours and at least %(factor)s times its usual rate there (the mean of the %(windows)s windows before).":
         "热词取自每件工单标题和内容中的关键词；某热词在同一街道或区县 %(hours)s 小时内达到 %(min)s 件，且不低于该地平时水平（此前 %(windows)s 个窗口的平均值）的 %(factor)s 倍时，发出预警。",
     # Dispatch suggestions
     "Dispatch suggestions": "智能派单",
