@@ -99,8 +99,15 @@ class Product:
                                         call_history=ivr_sweep.call_history,
                                         lost_calls=ivr_sweep.fail_lost_attempts)
         acd.reconcilers.append(self.parts["sweeper"])
+        # The door: HOTLINE_MAX_CALLS, and new calls refused (503, or the busy prompt) while the switch's replies
+        # or the app's own loop are slow (switch.admission; a bad HOTLINE_OVERLOAD_* stops the start).
+        from switch.admission import Admission, AdmissionLimits
+
+        admission = Admission(AdmissionLimits.from_extra(config.extra, config.max_calls))
+        busy_prompt = f"{config.switch_sounds_dir or config.sounds_dir}/zh/lines_busy.wav"
         outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
-                                  max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers))
+                                  max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers),
+                                  admission=admission, busy_prompt=busy_prompt)
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
                           bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)

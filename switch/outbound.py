@@ -17,6 +17,7 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
+from switch.admission import Admission
 from switch.errors import CallHangup, SwitchError
 from switch.session import CallSession
 
@@ -94,7 +95,7 @@ class OutboundServer:
     def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
                  linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
                  shutdown_cause: str = "SYSTEM_SHUTDOWN", max_rejecting: int = 64, backlog: int = 1024,
-                 allow: PeerAllowList | None = None):
+                 allow: PeerAllowList | None = None, admission: Admission | None = None, busy_prompt: str = ""):
         self.host = host
         # None serves any peer (tests on loopback); the product always passes the configured list.
         self.allow = allow
@@ -103,6 +104,11 @@ class OutboundServer:
         self.port = port
         self.handler = handler
         self.max_calls = max_calls
+        # The door (switch.admission): max_calls, and new calls refused while the ESL replies or the app's
+        # own loop are slow. Without one only max_calls counts.
+        self.admission = admission
+        # What a caller refused in "busy" mode hears (a path the switch can play) before the hang-up.
+        self.busy_prompt = busy_prompt
         self.linger = linger
         self.reply_timeout = reply_timeout
         self.reject_cause = reject_cause
@@ -123,6 +129,8 @@ class OutboundServer:
         """Bind and start accepting (returns at once)."""
         self._server = StreamServer((self.host, self.port), self._on_connection, backlog=self.backlog)
         self._server.start()
+        if self.admission is not None:
+            self.admission.lag.start()
         log.info("outbound ESL server listening on %s:%s (max %d calls, peers: %s)", *self.address, self.max_calls,
                  "any" if self.allow is None else self.allow)
 
@@ -151,6 +159,8 @@ class OutboundServer:
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        if self.admission is not None:
+            self.admission.lag.stop()
         if self._calls:
             log.info("outbound ESL server: draining %d call(s) for up to %ss", len(self._calls), drain_timeout)
         self._idle.wait(drain_timeout)
@@ -175,8 +185,12 @@ class OutboundServer:
             self.calls_refused += 1
             self.refusals.refused(address[0], address[1])
             return                           # closed unread: no `connect`, so no channel data trusted
-        if len(self._calls) >= self.max_calls:
-            self._reject(sock, address)
+        if self.admission is not None:
+            reason = self.admission.refusal(len(self._calls))
+        else:
+            reason = "full" if len(self._calls) >= self.max_calls else ""
+        if reason:
+            self._reject(sock, address, reason)
             return
         session = CallSession(sock, address, reply_timeout=self.reply_timeout)
         self._calls[session] = gevent.getcurrent()
@@ -201,18 +215,28 @@ class OutboundServer:
                 if not self._calls:
                     self._idle.set()
 
-    def _reject(self, sock, address) -> None:
-        """Over capacity: connect and hang up with a congestion cause (SIP 503), then close."""
+    def _reject(self, sock, address, reason: str = "full") -> None:
+        """Over capacity or overloaded: connect and hang up with a congestion cause (SIP 503), or in "busy"
+        mode play the short busy prompt in early media and hang up busy; then close."""
         self.calls_rejected += 1
         if self._rejecting >= self.max_rejecting:
             log.warning("outbound ESL server full; dropping connection from %s:%s", *address)
             return
         self._rejecting += 1
+        busy = bool(self.busy_prompt) and self.admission is not None and self.admission.limits.refuse == "busy"
         session = CallSession(sock, address, reply_timeout=5.0)
         try:
-            session.setup(subscribe=False)
-            log.warning("outbound ESL server full (%d calls); rejecting call %s with %s", self.max_calls,
-                        session.uuid, self.reject_cause)
+            session.setup(subscribe=busy, linger=False)
+            log.warning("outbound ESL server: refusing call %s (%s, %d calls up) with %s", session.uuid, reason,
+                        len(self._calls), "the busy prompt" if busy else self.reject_cause)
+            if busy:
+                try:
+                    session.execute("pre_answer", timeout=5.0)    # early media: nothing billed
+                    session.playback(self.busy_prompt, timeout=20.0, terminators="")
+                except SwitchError as exc:
+                    log.info("busy prompt for %s not played: %s", session.uuid, exc)
+                session.close(cause="USER_BUSY")
+                return
             session.close(cause=self.reject_cause)    # explicit hangup (the caller hears 503), then close
         except SwitchError as exc:
             log.info("rejecting call from %s:%s: %s", *address, exc)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import socket as _stdsocket
+import time
 
 import gevent
 import gevent.event
@@ -28,6 +29,7 @@ from switch.codec import (
     API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, EVENT_JSON, EVENT_PLAIN, LOG_DATA, RUDE_REJECTION,
     Frame, FrameParser, encode_command,
 )
+from switch.admission import REPLY_LATENCY
 from switch.errors import ProtocolError, SwitchDisconnected, SwitchError, SwitchTimeout
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,7 @@ class FramedProtocol:
             self._abort(f"{len(self._commands_sent)} commands without a reply")
             raise self._lost_error(self.close_reason)
         result = gevent.event.AsyncResult()
+        started = time.monotonic()
         try:
             with gevent.Timeout(timeout):
                 with self._send_lock:
@@ -153,9 +156,14 @@ class FramedProtocol:
         except OSError as exc:
             raise self._lost_error(f"socket error: {exc}") from None
         try:
-            return result.get(timeout=timeout)
+            reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise SwitchTimeout(f"{self.name}: no reply to {command.split(' ', 1)[0]!r} within {timeout}s") from None
+        if not command.startswith("api "):
+            # How long the switch takes to answer (an `api` reply also waits for the command's own work):
+            # switch.admission refuses new calls when it climbs.
+            REPLY_LATENCY.record(time.monotonic() - started)
+        return reply
 
     def stop(self) -> None:
         """Close the socket and end the reader (greenswitch's stop() sends exit and joins without timeout)."""

@@ -72,6 +72,8 @@ class SocketSession(EslConnection):
             runner.enqueue("hangup", "NORMAL_CLEARING" if ch.answered else "NORMAL_TEMPORARY_FAILURE")
 
     def _handle(self, cmd: wire.Command) -> None:
+        if self.sw.reply_delay:
+            gevent.sleep(self.sw.reply_delay)   # a saturated switch: every reply late, in order
         word, _, rest = cmd.line.partition(" ")
         lw = word.lower()
         ch = self.call.channel

@@ -194,6 +194,8 @@ class FakeSwitch:
         self.session_recordings: list[tuple[str, str, float]] = []
         self.socket_routes: dict[str, tuple[str, int]] = {}   # extension -> the app's outbound socket server
         self.api_log: list[str] = []
+        # Real seconds an outbound socket takes to answer each command: a saturated switch (overload tests).
+        self.reply_delay = 0.0
         # The internal profile's address as other switches dial it (nothing listens: see reach()).
         self.sip_address = f"{host}:{next(_sip_ports)}"
         self.global_vars: dict[str, str] = {

@@ -121,11 +121,18 @@ def test_event_socket_listens_on_loopback_behind_an_acl(conf):
 
 
 def test_switch_limits(conf):
-    """Should cap sessions at 1000 and 30 per second and give RTP a port range."""
+    """Should cap sessions at 300 and 30 per second (the 2-core reference machine) and give RTP a port range."""
     settings = params(conf.configuration("switch.conf").find("settings"))
-    assert settings["max-sessions"] == "1000"
+    assert settings["max-sessions"] == "300"
     assert settings["sessions-per-second"] == "30"
     assert int(settings["rtp-start-port"]) < int(settings["rtp-end-port"])
+
+
+def test_switch_limits_follow_the_environment():
+    """Should take HOTLINE_FS_MAX_SESSIONS and HOTLINE_FS_SESSIONS_PER_SECOND (sized to another machine)."""
+    sized = assemble(env={"HOTLINE_FS_MAX_SESSIONS": "1200", "HOTLINE_FS_SESSIONS_PER_SECOND": "60"})
+    settings = params(sized.configuration("switch.conf").find("settings"))
+    assert (settings["max-sessions"], settings["sessions-per-second"]) == ("1200", "60")
 
 
 def _profiles(conf) -> dict[str, ET.Element]:
