@@ -42,6 +42,7 @@ class AcdSettings:
     """Tunables; defaults suit a single FreeSWITCH with agents on the internal SIP profile."""
 
     no_answer_reason: str = "未接听 / no answer"
+    hotline_number: str = "12345"  # where a caller re-enters the app (freeswitch-conf's hotline extension)
     reconcile_interval: float = 30.0
     bridge_timeout: float = 4 * 3600.0  # longest conversation the caller's greenlet waits for
     sip_profile: str = "internal"
@@ -94,6 +95,9 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         # The dial-out policy every call to a number goes through (product wiring sets the configured one).
         self.dialout = DialOut()
         self._gone: dict[str, gevent.event.Event] = {}
+        # Callers an earlier run left waiting, sent back in by reconciliation: uuid -> when they first entered
+        # the queue (the new entry keeps that wait). Bounded: entries older than an hour are dropped.
+        self.requeued: collections.OrderedDict[str, object] = collections.OrderedDict()
         # Callables(server, channels) run at every reconciliation with the channel uuids that server has now:
         # call records, recordings and campaign attempts whose hang-up event was lost are swept by them.
         self.reconcilers: list[Callable[[str, set[str]], object]] = []
@@ -475,3 +479,5 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         agent = self.agents[agent_id]
         if not agent.server or agent.server == event.server:
             self.set_registered(agent_id, False)
+            if event.server:  # one of the seat's phones went: another one may still be there
+                gevent.spawn(self.recheck_registration, agent_id, event.server)

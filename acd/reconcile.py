@@ -30,6 +30,22 @@ class ReconcileMixin:
     def _spawn_reconcile(self, conn) -> None:
         gevent.spawn(self._safe_reconcile, self._server_name(conn))
 
+    def recheck_registration(self, agent_id: int, server: str) -> None:
+        """After an unregistration: is another phone of the seat still registered on ``server``? (A browser
+        phone closed beside the desk phone, or the other way round: the seat stays offerable.)"""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        try:
+            registrations = parse_sofia_registrations(self.conn_for(server).api(
+                commands.sofia_registrations(self.settings.sip_profile, agent.extension), timeout=10.0))
+        except (SwitchError, AcdError, ValueError) as exc:
+            log.info("registrations of %s on %s not read (reconciliation will): %s", agent.extension, server, exc)
+            return
+        contact = registrations.get(agent.extension)
+        if contact is not None and not agent.registered:
+            self.set_registered(agent_id, True, server, contact)
+
     def _safe_reconcile(self, server: str) -> None:
         try:
             self.reconcile(server)
@@ -104,7 +120,12 @@ class ReconcileMixin:
         self.expire_wrap_up()
         for entry in QueueEntry.select().where(QueueEntry.state.in_(("waiting", "offering"))
                                                & (QueueEntry.server == server)):
-            if entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
+            if entry.call_uuid not in self.waiters and entry.call_uuid in channels:
+                # Left waiting by an earlier run of the app (killed, or the other app of a pair): its caller
+                # still hears the hold music, which plays on with nobody in control. Back into this app.
+                if self._requeue(conn, entry):
+                    report["requeued"] = report.get("requeued", 0) + 1
+            elif entry.call_uuid not in self.waiters and entry.call_uuid not in channels:
                 entry.state, entry.end_reason, entry.ended_at = "abandoned", "lost on restart", utcnow()
                 entry.save(only=entry.dirty_fields)
                 record_missed(entry.caller_number, "cut_off", entry.call_uuid, entry.queue.name,
@@ -121,6 +142,36 @@ class ReconcileMixin:
         log.info("reconciled with %s: %s", server, report)
         self.kick()
         return report
+
+    def _requeue(self, conn, entry: QueueEntry) -> bool:
+        """Send a caller an earlier run left in a queue back into the app, straight to that queue (the
+        hand-back mark hotline_queue, trusted through the ledger) with the wait they already had: the entry
+        ends as moved (overflowed, "takeover:<queue>") and the new one starts at the old one's entry time."""
+        queue = entry.queue.name
+        mark = commands.scrub(queue)
+        if not mark:
+            return False
+        self.handbacks.expect(entry.call_uuid, "hotline_queue", mark)
+        self.requeued[entry.call_uuid] = entry.entered_at
+        try:
+            channel = conn.channel(entry.call_uuid, timeout=10.0)
+            channel.setvar("hotline_queue", mark)
+            reply = channel.transfer(commands.phone(self.settings.hotline_number), "default")
+        except SwitchError as exc:
+            log.warning("caller %s left waiting in %s: cannot send them back into the app: %s", entry.call_uuid,
+                        queue, exc)
+            self.requeued.pop(entry.call_uuid, None)
+            return False
+        if reply.strip().startswith("-ERR"):
+            log.warning("caller %s left waiting in %s: the switch refused the transfer: %s", entry.call_uuid, queue,
+                        reply.strip()[:120])
+            self.requeued.pop(entry.call_uuid, None)
+            return False
+        entry.state, entry.end_reason, entry.ended_at = "overflowed", f"takeover:{queue}"[:64], utcnow()
+        entry.wait_seconds = (entry.ended_at - entry.entered_at).total_seconds()
+        entry.save(only=entry.dirty_fields)
+        log.info("caller %s left waiting in %s by an earlier run: back into the queue", entry.call_uuid, queue)
+        return True
 
     def _offer_grace(self, agent: Agent) -> float:
         queue = self.queues.get(agent.call_queue)

@@ -104,6 +104,10 @@ class WaitingMixin:
             # Already gone (the hang-up event may have been read before this greenlet got here).
             return QueueOutcome("abandoned", queue.name)
         server = self.server_of(session)
+        first_entered = self.requeued.pop(session.uuid, None)
+        if first_entered is not None:
+            # Sent back in after a takeover (acd.reconcile): the wait goes on from the first entry.
+            waited = max(float(waited or 0.0), (utcnow() - first_entered).total_seconds())
         waited = min(max(float(waited or 0.0), 0.0), 3600.0)
         entry = QueueEntry.create(call_uuid=session.uuid, server=server, queue=queue,
                                   caller_number=(session.caller or "")[:32],

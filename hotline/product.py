@@ -211,7 +211,6 @@ class Product:
         if not self.parts:
             self.build()
         pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
-        pool.start()
         for conn in pool.all():
             conn.subscribe(cdr.on_switch_event)
             conn.subscribe(self.parts["bridge_recorder"].on_switch_event)
@@ -219,6 +218,10 @@ class Product:
             conn.subscribe(self.parts["fax"].on_switch_event)
         with database.connection_context():
             acd.start(reconcile_now=False)
+        # Connect only now: a switch answering while the ACD was still loading (its database reads yield) was
+        # connected before the ACD's on-connect reconciliation was registered, and went unreconciled for the
+        # 30 s of the periodic pass (a standby taking over recognised nothing for that long).
+        pool.start()
         self.parts["outbound"].start()
         scheduler = GeventScheduler(timezone=self.config.tz)
         self.parts["case_jobs"].register_jobs(scheduler, self.clock)

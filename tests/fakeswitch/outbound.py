@@ -67,9 +67,14 @@ class SocketSession(EslConnection):
         dialplan's `hangup` runs: NORMAL_CLEARING when answered, NORMAL_TEMPORARY_FAILURE (SIP 503)
         when not.  A park or an endless playback so goes on until the caller hangs up."""
         runner = self.call.runner
+        dropped = self.call.app_address
         runner.wait_until(lambda: ch.hung_up or (runner.current is None and not runner.queue), None)
-        if not ch.hung_up:
-            runner.enqueue("hangup", "NORMAL_CLEARING" if ch.answered else "NORMAL_TEMPORARY_FAILURE")
+        if ch.hung_up:
+            return
+        if self.call.standby is not None:
+            self.call.failover(dropped)  # the pair dialplan's next actions (freeswitch-conf)
+            return
+        runner.enqueue("hangup", "NORMAL_CLEARING" if ch.answered else "NORMAL_TEMPORARY_FAILURE")
 
     def _handle(self, cmd: wire.Command) -> None:
         if self.sw.reply_delay:
@@ -154,6 +159,7 @@ class FakeCall:
         self.caller = channel.caller_number
         self.destination = channel.destination
         self.app_address = tuple(app_address)
+        self.primary = self.app_address                      # the dialplan's first socket address
         self.standby = tuple(standby) if standby else None   # the dialplan's second socket address
         self.script = list(script or [])
         self.connect_timeout = connect_timeout
@@ -239,11 +245,14 @@ class FakeCall:
         gevent.spawn(self._connect)
         return self
 
-    def _connect(self) -> None:
+    def _connect(self, addresses=None, hang_up: bool = True) -> bool:
+        """The dialplan's socket actions in order (the app's address, then the pair's standby): the first
+        that accepts gets the call. None accepting: hang up (unless ``hang_up`` is False). True if one did."""
         sock = None
-        for address in filter(None, (self.app_address, self.standby)):
-            if address is not self.app_address:
-                # The first socket app returned at once (refused): the dialplan's next action, the standby.
+        addresses = [a for a in (addresses or (self.app_address, self.standby)) if a]
+        for i, address in enumerate(addresses):
+            if i > 0:
+                # The previous socket app returned at once (refused): the dialplan's next socket action.
                 self.runner.socket_app = ("socket", f"{address[0]}:{address[1]} async full")
                 self.channel.executed.append(("socket", f"{address[0]}:{address[1]} async full"))
             try:
@@ -253,11 +262,12 @@ class FakeCall:
                 log.info("fake switch: cannot reach the app at %s: %s", address, exc)
                 self.connect_error = exc
                 continue
-            self.app_address, self.connect_error = address, None
+            self.app_address, self.connect_error = tuple(address), None
             break
         if sock is None:
-            self.sw.hangup(self.channel, "NORMAL_CLEARING", by="switch")
-            return
+            if hang_up:
+                self.sw.hangup(self.channel, "NORMAL_CLEARING", by="switch")
+            return False
         self.session = SocketSession(self.sw, sock, self)
         self.sessions.append(self.session)
         # Async mode parks the channel once the app is connected (CHANNEL_UNPARK comes at hang-up).
@@ -266,6 +276,28 @@ class FakeCall:
         self.session.greenlet = gevent.spawn(self.session.run)
         if self._script_greenlet is None:
             self._script_greenlet = gevent.spawn(self._run_script)
+        return True
+
+    def failover(self, dropped) -> None:
+        """freeswitch-conf's pair dialplan after a socket app returned with the channel still up (the app
+        died): the standby's socket when the primary's returned; then, unless the app had bridged the caller
+        to someone, the hotline-failover extension: ``switch.failover_wait`` wall seconds, both addresses
+        again; then the dialplan's hangup."""
+        ch = self.channel
+        if tuple(dropped) == self.primary and self.standby and self._connect([self.standby], hang_up=False):
+            return
+        if ch.hung_up:
+            return
+        if not ch.variables.get("last_bridge_to"):
+            ch.executed.append(("execute_extension", "hotline-failover XML default"))
+            gevent.sleep(self.sw.failover_wait)
+            if ch.hung_up:
+                return
+            self.connected.clear()
+            if self._connect([self.primary, self.standby], hang_up=False):
+                return
+        if not ch.hung_up:
+            self.runner.enqueue("hangup", "NORMAL_CLEARING" if ch.answered else "NORMAL_TEMPORARY_FAILURE")
 
     def reenter(self, app_address) -> None:
         """The channel was transferred (back) to an extension that runs the socket app: connect again."""

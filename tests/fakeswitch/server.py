@@ -196,6 +196,9 @@ class FakeSwitch:
         self.api_log: list[str] = []
         # Real seconds an outbound socket takes to answer each command: a saturated switch (overload tests).
         self.reply_delay = 0.0
+        # The pair dialplan's wait before trying both apps again (vars.xml hotline_failover_wait), in wall
+        # seconds: it is measured against real processes' takeover (place_call(standby=...)).
+        self.failover_wait = 5.0
         # The internal profile's address as other switches dial it (nothing listens: see reach()).
         self.sip_address = f"{host}:{next(_sip_ports)}"
         self.global_vars: dict[str, str] = {

@@ -209,6 +209,31 @@ def test_12345_goes_to_the_apps_outbound_socket(conf):
     assert conf.variables["hotline_outbound"] == "127.0.0.1:8084"
 
 
+def test_pair_dialplan_tries_the_standby_then_once_more_after_the_wait(conf):
+    """Should, after the app's socket, try the pair's other app, then the hotline-failover extension, then
+    hang up; the failover extension runs only for a hotline caller the app never bridged to anyone: it waits
+    hotline_failover_wait and tries both addresses again. The carrier's extension does the same."""
+    for context in ("default", "public"):
+        actions = _actions(_extension(conf, context, "hotline"))
+        start = actions.index(("socket", "${hotline_outbound} async full"))
+        assert actions[start + 1:start + 3] == [("socket", "${hotline_outbound_standby} async full"),
+                                                 ("execute_extension", "hotline-failover XML default")]
+        assert actions[start + 3][0] == "hangup" and len(actions) == start + 4
+    failover = _extension(conf, "default", "hotline-failover")
+    fields = [(c.get("field"), c.get("expression")) for c in failover.findall("condition")]
+    assert fields == [("destination_number", "^hotline-failover$"), ("${hotline_entry}", "^(internal|carrier)$"),
+                      ("${last_bridge_to}", "^$")]
+    assert _actions(failover) == [("sleep", "5000"),  # $${hotline_failover_wait}, expanded when read
+                                  ("socket", "${hotline_outbound} async full"),
+                                  ("socket", "${hotline_outbound_standby} async full")]
+    names = [e.get("name") for e in conf.root().iter("extension")]
+    assert names.index("hotline-failover") < names.index("unknown-number")
+    assert conf.variables["hotline_outbound_standby"] == "127.0.0.1:8085"
+    assert conf.variables["hotline_failover_wait"] == "5000"
+    assert assemble(env={"HOTLINE_OUTBOUND_STANDBY": "10.0.0.12:8084"}).variables[
+        "hotline_outbound_standby"] == "10.0.0.12:8084"
+
+
 def test_outbound_address_follows_the_environment():
     """Should take HOTLINE_OUTBOUND from the switch's environment, like the app does."""
     conf = assemble(env={"HOTLINE_OUTBOUND": "127.0.0.1:9999", "HOTLINE_FS_ESL_PASSWORD": "s3cret"})

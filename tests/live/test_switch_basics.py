@@ -79,15 +79,18 @@ def test_call_to_12345_reaches_the_outbound_socket(esl_events, place_call, outbo
 
 
 def test_closing_the_socket_ends_an_answered_call(esl_events, place_call, outbound_listener):
-    """Should hang an answered call up normally when the app closes its socket without a hangup."""
+    """Should hang an answered call up normally when the app's socket closes without a hangup and no app
+    takes the call again (the app gone: the pair dialplan tries the standby, waits hotline_failover_wait,
+    tries both once more, then hangs up; tests/live/test_pair_live.py has the rest)."""
     call = place_call(outbound=outbound_listener.address)
     app = outbound_listener.accept(timeout=15)
     app.connect_call()
     app.run("answer")
     assert esl_events.job_result(call.job, timeout=15).startswith("+OK")
+    outbound_listener.sock.close()  # the app's server is gone with it
     app.close()
     hangup = esl_events.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
-                                   and e.get("Unique-ID") == app.uuid, timeout=10)
+                                   and e.get("Unique-ID") == app.uuid, timeout=20)
     assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
 
 

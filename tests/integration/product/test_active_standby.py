@@ -226,3 +226,80 @@ def test_active_cut_from_the_database_stops_before_the_standby_acts(pair):
     assert last_a < first_b
     call = _place(pair.fs, pair, "13800000003")
     assert _served(call) and call.app_address == ("127.0.0.1", pair.ports["b"])
+
+
+# ---------------------------------------------------------------- what callers live through at the takeover
+
+@pytest.fixture
+def queue_general(pair):
+    """The schema built and a queue 'general' in it before the apps start (no demo data: it takes a
+    minute), so the menu's default route holds callers there while nobody is ready."""
+    from acd.admin import create_queue
+    from core.db import bind_database, database
+    from hotline.schema import create_schema
+
+    bind_database(pair.schema.url)
+    with database.connection_context():
+        create_schema()
+        create_queue("general", "general", announce_interval=0, max_wait=0, wrap_up_seconds=0)
+    yield
+    if not database.is_closed():
+        database.close()
+
+
+def _start_pair(pair):
+    a = pair.start("a")
+    a.wait_log("active: this process drives the switches", 120)
+    pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
+    b = pair.start("b")
+    b.wait_log("standby: another app process is active", 120)
+    return a, b
+
+
+@needs_pg
+def test_caller_in_the_menu_when_the_active_dies_starts_again_at_the_standby(pair):
+    """Should, as the pair dialplan does, let the menu in progress play out, try the standby (not acting
+    yet: refused), wait hotline_failover_wait, try both again and reach the new active: the caller hears the
+    welcome again, on the same channel, never hung up."""
+    a, b = _start_pair(pair)
+    call = pair.fs.place_call(("127.0.0.1", pair.ports["a"]), standby=("127.0.0.1", pair.ports["b"]),
+                              caller="13800000004", script=[])
+    call.wait_for_app("play_and_get_digits", timeout=20)
+    killed = a.kill()
+    b.wait_log("active: this process drives the switches", 30, after=killed)
+
+    def welcomed_twice():
+        return sum("welcome" in path for path in call.played) >= 2
+    pair.fs.wait_for(welcomed_twice, 30, "the welcome from the new active")
+    assert not call.channel.hung_up
+    assert [s for s in call.sessions][-1] is call.session and len(call.sessions) == 2
+    assert call.app_address == ("127.0.0.1", pair.ports["b"])
+    assert ("execute_extension", "hotline-failover XML default") in call.channel.executed
+    call.hangup()
+
+
+@needs_pg
+def test_caller_waiting_in_a_queue_is_put_back_in_it_by_the_new_active(pair, queue_general):
+    """Should find the caller an earlier run left in the hold music (which plays on with nobody in control),
+    send them back into the app marked for their queue, and keep their wait: the first entry ends as moved
+    at the takeover, the second starts at the first one's entry time."""
+    a, b = _start_pair(pair)
+    call = pair.fs.place_call(("127.0.0.1", pair.ports["a"]), standby=("127.0.0.1", pair.ports["b"]),
+                              caller="13800000005", script=[])
+    call.wait_for_app("playback", timeout=30)
+    pair.fs.wait_for(lambda: any("local_stream" in arg for app, arg in call.executed if app == "playback"), 60,
+                     "the caller in the hold music")
+    killed = a.kill()
+    b.wait_log("active: this process drives the switches", 30, after=killed)
+    b.wait_log(f"caller {call.uuid} left waiting in general by an earlier run", 30, after=killed)
+
+    def entries():
+        rows = pair.schema.execute(
+            f'SELECT state, end_reason, entered_at FROM "{pair.schema.name}".queue_entry WHERE call_uuid = %s'
+            " ORDER BY id", (call.uuid,))
+        return rows if len(rows) == 2 else None
+    first, second = pair.fs.wait_for(entries, 30, "the caller's second queue entry")
+    assert first[:2] == ("overflowed", "takeover:general")
+    assert second[0] == "waiting" and abs((second[2] - first[2]).total_seconds()) < 1.0
+    assert call.app_address == ("127.0.0.1", pair.ports["b"]) and not call.channel.hung_up
+    call.hangup()

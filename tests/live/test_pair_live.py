@@ -1,0 +1,95 @@
+"""Live: the real FreeSWITCH's dialplan for an active/standby pair of apps (freeswitch-conf: hotline extension,
+hotline-failover). The two app addresses are this test's listeners, given per call as channel variables
+(hotline_outbound, hotline_outbound_standby win over the globals). Skipped without HOTLINE_TEST_ESL.
+
+What it shows of the real switch (1.11): when the app's socket drops mid-call, the application the app had
+started runs to its end, then the dialplan goes on; a refused address fails at once."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.live.conftest import OutboundListener
+
+pytestmark = pytest.mark.live
+
+
+def _closed_port() -> str:
+    """An address nothing listens on (connection refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_standby_takes_the_call_when_the_first_address_refuses(esl_events, place_call, outbound_listener):
+    """Should bring the call to hotline_outbound_standby at once when hotline_outbound refuses."""
+    call = place_call(outbound=_closed_port(), variables={"hotline_outbound_standby": outbound_listener.address})
+    started = time.monotonic()
+    app = outbound_listener.accept(timeout=10)
+    assert time.monotonic() - started < 3
+    channel = app.connect_call()
+    assert channel["Caller-Destination-Number"] == "12345"
+    app.send("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
+    assert esl_events.job_result(call.job, timeout=15).strip() == "-ERR NORMAL_CLEARING"
+
+
+class _LateListener(OutboundListener):
+    """A listener on a given address, listening only from ``listen()`` on (the standby taking over)."""
+
+    def __init__(self, address: str) -> None:
+        host, port = address.split(":")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, int(port)))
+        self.calls = []
+
+    def listen(self) -> None:
+        self.sock.listen(4)
+
+
+def test_caller_left_by_a_dead_app_reaches_the_other_after_the_wait(esl_events, place_call, outbound_listener):
+    """Should, when the app's socket drops while a prompt plays, let the prompt end, try the standby (not
+    listening yet: refused), wait hotline_failover_wait and bring the same channel to the standby, which
+    listens by then."""
+    late = _LateListener("127.0.0.1:0")  # bound, not listening: refused
+    try:
+        call = place_call(outbound=outbound_listener.address, variables={"hotline_outbound_standby": late.address})
+        first = outbound_listener.accept(timeout=10)
+        first.connect_call()
+        first.run("answer")
+        b_leg = first.uuid
+        first.execute("playback", "tone_stream://%(1000,0,440);loops=2")
+        dropped = time.monotonic()
+        outbound_listener.sock.close()  # the app dies: its server and the call's socket close
+        first.close()  # the 2 s tone plays on, then the standby is tried and refused
+        time.sleep(3.5)
+        assert esl_events.api(f"uuid_exists {b_leg}").strip() == "true"
+        late.listen()  # the standby has taken over
+        second = late.accept(timeout=20)
+        waited = time.monotonic() - dropped
+        channel = second.connect_call()
+        assert channel["Unique-ID"] == b_leg and call.exists()
+        assert waited >= 5.0, waited  # the tone, then hotline_failover_wait (5 s)
+        second.send("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
+    finally:
+        late.close()
+
+
+def test_caller_an_agent_talked_to_is_not_sent_back_into_the_menu(esl_events, place_call, outbound_listener):
+    """Should hang up at once, without the failover wait, a caller the app had bridged to someone
+    (last_bridge_to set) when the app's socket drops and the standby refuses."""
+    call = place_call(outbound=outbound_listener.address, variables={"hotline_outbound_standby": _closed_port()})
+    app = outbound_listener.accept(timeout=10)
+    app.connect_call()
+    app.run("answer")
+    app.run("set", "last_bridge_to=00000000-0000-0000-0000-000000000000")
+    b_leg = app.uuid
+    dropped = time.monotonic()
+    app.close()
+    while time.monotonic() - dropped < 10 and esl_events.api(f"uuid_exists {b_leg}").strip() == "true":
+        time.sleep(0.1)
+    assert esl_events.api(f"uuid_exists {b_leg}").strip() == "false"
+    assert time.monotonic() - dropped < 4.0  # no hotline_failover_wait
+    assert esl_events.job_result(call.job, timeout=5).strip().startswith("+OK")
