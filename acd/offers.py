@@ -53,6 +53,7 @@ from acd.models import Agent, Queue, QueueEntry, utcnow
 from acd.strategies import AgentSnapshot, QueueSnapshot, choose_agent, offer_mode
 from core.config import NO_ROUTE
 from switch import commands
+from switch.kamailio import REGISTRAR
 from switch.listings import parse_peer_uri
 
 if TYPE_CHECKING:
@@ -296,7 +297,10 @@ class OffersMixin:
             pairs = [("origination_uuid", leg), ("leg_timeout", queue.ring_timeout + delay), ("acd_agent", agent_id)]
             if delay:
                 pairs.append(("leg_delay_start", delay))
-            if waiter.entry.server and agent.server and agent.server != waiter.entry.server:
+            if agent.server == REGISTRAR:
+                # Registered through Kamailio: every switch rings it there, no peer account needed.
+                template = self.cross_server_route(REGISTRAR) or template
+            elif waiter.entry.server and agent.server and agent.server != waiter.entry.server:
                 template = self.cross_server_route(agent.server) or template
                 pairs += peer_leg_variables(template)
             if self.prompts is not None:

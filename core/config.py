@@ -133,6 +133,33 @@ def parse_cross_server_dial(value) -> dict[str, str]:
     return routes
 
 
+def parse_kamailio(value, what: str = "HOTLINE_KAMAILIO") -> tuple[str, int] | None:
+    """HOTLINE_KAMAILIO (and _RPC): ``host:port``, or empty / ``off`` for none."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    if not isinstance(value, str):
+        return tuple(value)
+    host, port = parse_host_port(value, what)
+    if not 0 < port < 65536 or not re.match(r"^[A-Za-z0-9.-]{1,253}$", host):
+        raise ConfigError(f"{what}: expected host:port with an address or host name and a port, got {value!r}")
+    return host, port
+
+
+def parse_cidrs(value, what: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (a TOML list works too)."""
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    cidrs = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{what}: {item!r} is not an address or a network (CIDR)") from None
+        cidrs.append(item)
+    return tuple(cidrs)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the process needs to start; immutable once loaded."""
@@ -205,6 +232,16 @@ class Config:
     open311_contact: str = "12345 政务服务便民热线：拨打 12345 / the 12345 citizen service hotline: call 12345"
     open311_key_service: str = ("API 密钥由热线办系统管理员发放 / API keys are issued by the hotline centre's "
                                 "administrator")
+    # Kamailio, the SIP front door (docs/kamailio.md): its SIP address (host:port, None: no Kamailio, phones
+    # register on the switches), its JSON-RPC address (default 127.0.0.1 and the SIP port + 1), the PostgreSQL
+    # database holding its location table (default: the product's own), that table (schema.table), the carriers'
+    # addresses it admits, and how often the ACD reads the registrations (seconds).
+    kamailio: tuple[str, int] | None = None
+    kamailio_rpc: tuple[str, int] | None = None
+    kamailio_db: str = ""
+    kamailio_location: str = "kamailio.location"
+    kamailio_carriers: tuple[str, ...] = ("127.0.0.1/32",)
+    kamailio_poll: float = 2.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -269,6 +306,12 @@ _ENV_KEYS = {
     "HOTLINE_OPEN311_POSTS_PER_HOUR": "open311_posts_per_hour",
     "HOTLINE_OPEN311_CONTACT": "open311_contact",
     "HOTLINE_OPEN311_KEY_SERVICE": "open311_key_service",
+    "HOTLINE_KAMAILIO": "kamailio",
+    "HOTLINE_KAMAILIO_RPC": "kamailio_rpc",
+    "HOTLINE_KAMAILIO_DB": "kamailio_db",
+    "HOTLINE_KAMAILIO_LOCATION": "kamailio_location",
+    "HOTLINE_KAMAILIO_CARRIERS": "kamailio_carriers",
+    "HOTLINE_KAMAILIO_POLL": "kamailio_poll",
 }
 _FIELD_NAMES = {f.name for f in dataclasses.fields(Config)}
 
@@ -330,6 +373,18 @@ def _coerce(name: str, value):
         return seconds
     if name == "cross_server_dial":
         return parse_cross_server_dial(value)
+    if name in ("kamailio", "kamailio_rpc"):
+        return parse_kamailio(value, "HOTLINE_" + name.upper())
+    if name == "kamailio_carriers":
+        return parse_cidrs(value, "HOTLINE_KAMAILIO_CARRIERS")
+    if name == "kamailio_poll":
+        return _positive("HOTLINE_KAMAILIO_POLL", value, float)
+    if name == "kamailio_location":
+        text = str(value).strip()
+        if not re.match(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$", text):
+            raise ConfigError(f"HOTLINE_KAMAILIO_LOCATION: schema.table or table in lower-case letters, digits "
+                              f"and _, got {text!r}")
+        return text
     if name == "outbound_allow":
         return parse_peer_allow(value)
     if name in ("load_demo", "portal_sms_codes"):
@@ -387,10 +442,26 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
         derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
     if derived:
         config = config.replace(**derived)
+    if config.kamailio is not None:
+        config = _kamailio_defaults(config)
     unknown = sorted(set(config.cross_server_dial) - {endpoint.name for endpoint in config.esl})
     if unknown:
         raise ConfigError(f"HOTLINE_CROSS_SERVER_DIAL names {', '.join(unknown)}, not a server of HOTLINE_ESL")
     return _check_secrets(config)
+
+
+def _kamailio_defaults(config: Config) -> Config:
+    """With a Kamailio: its RPC address and database derived when not given; the database must be PostgreSQL
+    (Kamailio's location table, usrloc db_mode 3)."""
+    changes = {}
+    if config.kamailio_rpc is None:
+        changes["kamailio_rpc"] = ("127.0.0.1", config.kamailio[1] + 1 if config.kamailio[1] < 65535 else 65534)
+    database = config.kamailio_db or config.database_url
+    if not database.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("HOTLINE_KAMAILIO needs PostgreSQL for Kamailio's location table: set HOTLINE_KAMAILIO_DB "
+                          "(postgresql://user:password@host:port/database) or run the product on PostgreSQL")
+    changes["kamailio_db"] = database
+    return config.replace(**changes)
 
 
 # Passwords FreeSWITCH ships with (ClueCon) and the placeholders of freeswitch-conf/vars.xml: a switch still
