@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Two workers by default: the suite is mostly sockets and databases waiting, and machines have 2+ cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup system-deps prompts bench clean
+.PHONY: run test setup system-deps prompts bench clean kamailio-conf
 
 run: setup prompts
 	$(PY) run.py
@@ -32,6 +32,11 @@ node_modules/.installed: $(wildcard package.json package-lock.json)
 
 prompts: setup
 	$(PY) -m ivr.prompts render
+
+# Kamailio's configuration for the switches of HOTLINE_ESL (running), into var/kamailio/ (docs/kamailio.md).
+kamailio-conf: setup
+	$(PY) -m hotline.kamailio init-db
+	$(PY) -m hotline.kamailio render
 
 bench: setup
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

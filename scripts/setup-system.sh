@@ -3,7 +3,8 @@
 # As root: apt-get installs them. Otherwise: print what to install and fail clearly.
 set -euo pipefail
 packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei graphviz
-          kannel kannel-extras dovecot-imapd postgresql-client)
+          kannel kannel-extras dovecot-imapd postgresql-client
+          kamailio kamailio-postgres-modules sip-tester)
 # npm installs the front-end libraries of package.json (make setup): Debian's npm unless one is on the PATH
 # already (nodesource's nodejs carries its own, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
