@@ -7,6 +7,11 @@ Both drivers wait cooperatively, so one slow statement never freezes the gevent 
 readers and the web server share it): psycopg2 gets a gevent wait callback and a connect, statement and lock
 timeout; SQLite gets no busy_timeout (its C busy handler sleeps with the hub blocked) and instead retries a
 statement refused with SQLITE_BUSY after a gevent sleep, up to the lock timeout.
+
+SQLite transactions (``database.atomic()``) begin IMMEDIATE: they take the write lock at BEGIN, so two
+overlapping writers queue there (the second waits, cooperatively) instead of the second reading a snapshot
+the first then changes, which SQLite refuses at its first write with "database is locked"
+(SQLITE_BUSY_SNAPSHOT) however long it waits. ``database.atomic("DEFERRED")`` still asks for the other kind.
 """
 from __future__ import annotations
 
@@ -63,6 +68,32 @@ class DbTimeouts:
 
 class DatabaseTimeout(peewee.OperationalError):
     """A statement or connection waited longer than its configured timeout; nothing of it was stored."""
+
+
+# PostgreSQL's connection exception class (08...) and the server going down (admin_shutdown, crash_shutdown,
+# cannot_connect_now): the statement never ran, the connection is gone.
+_CONNECTION_LOST_CODES = ("57P01", "57P02", "57P03")
+_CONNECTION_LOST_TEXTS = ("server closed the connection", "connection already closed", "could not connect",
+                          "terminating connection", "connection not open", "no connection to the server",
+                          "Connection refused")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when ``error`` says the database connection failed or went away (PostgreSQL restarted, a backend
+    terminated, the network cut), as opposed to a statement that failed or waited too long: what a caller
+    may retry on a new connection once the database answers again."""
+    if isinstance(error, DatabaseTimeout):
+        return False
+    if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError)):
+        return False
+    driver = _driver_error(error)
+    code = getattr(driver, "pgcode", None) or ""
+    if code.startswith("08") or code in _CONNECTION_LOST_CODES:
+        return True
+    if driver is not None and type(driver).__module__.startswith("sqlite3"):
+        return False
+    text = str(driver if driver is not None else error)
+    return any(part in text for part in _CONNECTION_LOST_TEXTS)
 
 
 def _driver_error(error: peewee.PeeweeException) -> BaseException | None:
@@ -174,12 +205,14 @@ class _GreenletSafeConnect:
 
 
 class CooperativeSqliteDatabase(_GreenletSafeConnect, peewee.SqliteDatabase):
-    """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor)."""
+    """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor), and whose
+    transactions begin IMMEDIATE (the module docstring says why)."""
 
     def __init__(self, database, *args, lock_timeout: float = DbTimeouts.lock, **kwargs):
         self.lock_timeout = lock_timeout
         # timeout=0: sqlite3.connect would otherwise set a 5 s busy_timeout of its own
         kwargs.setdefault("timeout", 0)
+        kwargs.setdefault("lock_type", "IMMEDIATE")
         super().__init__(database, *args, factory=_CooperativeConnection, **kwargs)
 
     def _connect(self):
@@ -190,6 +223,16 @@ class CooperativeSqliteDatabase(_GreenletSafeConnect, peewee.SqliteDatabase):
     def _execute_cursor(self, sql, params, **cursor_options):
         try:
             return super()._execute_cursor(sql, params, **cursor_options)
+        except peewee.OperationalError as error:
+            if isinstance(_driver_error(error), _LockTimeout):
+                raise DatabaseTimeout(str(error)) from error
+            raise
+
+    def begin(self, lock_type=None):
+        # BEGIN IMMEDIATE is where a transaction waits for the write lock now (peewee runs it on a cursor
+        # of its own, not through _execute_cursor).
+        try:
+            return super().begin(lock_type)
         except peewee.OperationalError as error:
             if isinstance(_driver_error(error), _LockTimeout):
                 raise DatabaseTimeout(str(error)) from error
@@ -316,7 +359,32 @@ class _CooperativePostgres:
         kwargs.setdefault("connection_factory", _psycopg2_classes()[0])
         super().__init__(database, *args, options=options, **kwargs)
 
+    def _drop_if_broken(self) -> None:
+        """Forget a connection the server ended (terminated backend, restart): psycopg2 marks it closed but
+        peewee still holds it as open, so every later statement of that connection state (a long-lived
+        greenlet's, or the one the tests share) would fail with "connection already closed" for ever.
+        Not inside a transaction: that one fails, and the next statement after it connects anew."""
+        state = self._state
+        conn = state.conn
+        if state.closed or conn is None or not getattr(conn, "closed", 0) or state.transactions:
+            return
+        log.warning("PostgreSQL connection lost (closed by the server): reconnecting at the next statement")
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is gone either way
+            pass
+        state.reset()
+
+    def is_closed(self):
+        self._drop_if_broken()
+        return super().is_closed()
+
+    def cursor(self, *args, **kwargs):
+        self._drop_if_broken()
+        return super().cursor(*args, **kwargs)
+
     def connect(self, reuse_if_open=False):
+        self._drop_if_broken()
         # An asynchronous connect (the wait callback) is not bounded by libpq's connect_timeout.
         timeout = gevent.Timeout(self.timeouts.connect)
         timeout.start()

@@ -7,6 +7,7 @@ monkey-patching makes peewee's connection state greenlet-local).
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import gevent
 import gevent.event
@@ -186,8 +187,9 @@ def test_sqlite_lock_wait_over_its_timeout_fails_cleanly(db, db_url):
 
 
 def test_sqlite_busy_snapshot_is_not_retried(tmp_path):
-    """Should fail at once, not wait, when a transaction's snapshot went stale (SQLITE_BUSY_SNAPSHOT):
-    waiting cannot help it, and running its statement again alone would be wrong."""
+    """Should fail at once, not wait, when a deferred transaction's snapshot went stale
+    (SQLITE_BUSY_SNAPSHOT): waiting cannot help it, and running its statement again alone would be wrong.
+    (The product's transactions begin IMMEDIATE and never get there; see the next test.)"""
     url = f"sqlite:///{tmp_path / 'snap.sqlite3'}"
     first = open_database(url, DbTimeouts(lock=30))
     first.connect()
@@ -195,7 +197,7 @@ def test_sqlite_busy_snapshot_is_not_retried(tmp_path):
     other = sqlite3.connect(_sqlite_path(url), isolation_level=None)
     try:
         with pytest.raises(core_db.peewee.OperationalError) as raised:
-            with first.atomic():
+            with first.atomic("DEFERRED"):
                 first.execute_sql("SELECT count(*) FROM t").fetchone()  # the snapshot
                 other.execute("INSERT INTO t VALUES (1)")  # committed by another connection
                 first.execute_sql("INSERT INTO t VALUES (2)")
@@ -204,6 +206,51 @@ def test_sqlite_busy_snapshot_is_not_retried(tmp_path):
     finally:
         other.close()
         first.close()
+
+
+def test_sqlite_overlapping_write_transactions_wait_instead_of_failing(tmp_path):
+    """Should run two overlapping read-then-write transactions from two threads (two connections) one after
+    the other: the second waits at BEGIN IMMEDIATE for the first to commit, then reads its result, so both
+    increments are kept and neither fails with "database is locked" (with deferred transactions the second
+    read a snapshot the first then changed: SQLITE_BUSY_SNAPSHOT at its write)."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'writers.sqlite3'}"
+    shared = open_database(url, DbTimeouts(lock=10))
+    shared.execute_sql("CREATE TABLE counter (n INTEGER)")
+    shared.execute_sql("INSERT INTO counter VALUES (0)")
+    shared.close()
+    first_read, second_begins = threading.Event(), threading.Event()
+    errors, seen = [], {}
+
+    def increment(name, before=None, after_read=None):
+        try:
+            if before is not None:
+                before.wait(10)
+                second_begins.set()
+            with shared.atomic():
+                n = shared.execute_sql("SELECT n FROM counter").fetchone()[0]
+                seen[name] = n
+                if after_read is not None:
+                    after_read.set()
+                    second_begins.wait(10)
+                    time.sleep(0.3)  # the second writer's BEGIN is on its way meanwhile
+                shared.execute_sql("UPDATE counter SET n = ?", (n + 1,))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(f"{name}: {error!r}")
+        finally:
+            shared.close()
+
+    first = threading.Thread(target=increment, args=("first",), kwargs={"after_read": first_read})
+    second = threading.Thread(target=increment, args=("second",), kwargs={"before": first_read})
+    first.start()
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    assert seen == {"first": 0, "second": 1}
+    assert shared.execute_sql("SELECT n FROM counter").fetchone()[0] == 2
+    shared.close()
 
 
 # One psycopg2 connection shared by greenlets (peewee's per-thread state without monkey-patching, as in
