@@ -167,14 +167,15 @@ def carrier_scenario(workdir: Path, keys: list[Key], telephone_event: bool) -> P
     return path
 
 
-class CarrierCaller:
-    """sipp calling ``number`` on the carrier profile (127.0.0.1:port) as caller ``caller``, per
-    carrier_scenario; messages logged in the working directory."""
+class _SippCall:
+    """One sipp process placing one call on the carrier profile (127.0.0.1:port) as ``caller``, its SIP
+    messages logged in the working directory."""
 
-    def __init__(self, sipp: str, workdir: Path, port: int, caller: str, keys: list[Key],
-                 telephone_event: bool, number: str = "12345", timeout_s: int = 120):
-        scenario = carrier_scenario(workdir, keys, telephone_event)
-        self.log = workdir / f"carrier-{caller}-messages.log"
+    finish_timeout = 60.0  # how long finished() waits by default
+
+    def __init__(self, sipp: str, workdir: Path, port: int, caller: str, scenario: Path, log_name: str,
+                 number: str, timeout_s: int):
+        self.log = workdir / log_name
         self.process = subprocess.Popen(
             [sipp, f"127.0.0.1:{port}", "-sf", str(scenario), "-s", number, "-key", "caller", caller,
              "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-m", "1",
@@ -182,9 +183,9 @@ class CarrierCaller:
              "-trace_msg", "-message_file", str(self.log)],
             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def finished(self, timeout: float = 60) -> tuple[int, str]:
+    def finished(self, timeout: float | None = None) -> tuple[int, str]:
         """Wait for sipp to end its call: (exit status, output and the SIP messages' tail)."""
-        output, _ = self.process.communicate(timeout=timeout)
+        output, _ = self.process.communicate(timeout=self.finish_timeout if timeout is None else timeout)
         messages = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
         return self.process.returncode, output[-2000:] + messages
 
@@ -192,6 +193,16 @@ class CarrierCaller:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate(timeout=10)
+
+
+class CarrierCaller(_SippCall):
+    """sipp calling ``number`` on the carrier profile (127.0.0.1:port) as caller ``caller``, per
+    carrier_scenario; messages logged in the working directory."""
+
+    def __init__(self, sipp: str, workdir: Path, port: int, caller: str, keys: list[Key],
+                 telephone_event: bool, number: str = "12345", timeout_s: int = 120):
+        super().__init__(sipp, workdir, port, caller, carrier_scenario(workdir, keys, telephone_event),
+                         f"carrier-{caller}-messages.log", number, timeout_s)
 
 
 _CARRIER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -295,29 +306,15 @@ _CARRIER_TAIL = _answer_ok("BYE") + """
 """
 
 
-class CarrierTalker:
+class CarrierTalker(_SippCall):
     """A citizen on the carrier's trunk (sipp/carrier_call.xml) calling ``number`` as ``caller``: talks once
     answered, and hangs up when the switch sends it a SIP INFO (``uuid_send_info``, the test's cue) unless
     the switch hangs up first."""
 
+    finish_timeout = 30.0
+
     def __init__(self, sipp: str, workdir: Path, port: int, caller: str, number: str = "12345",
                  timeout_s: int = 90):
         write_voice(workdir)
-        self.log = workdir / f"talker-{caller}-messages.log"
-        self.process = subprocess.Popen(
-            [sipp, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / "carrier_call.xml"), "-s", number,
-             "-key", "caller", caller, "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
-             "-m", "1", "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
-             "-trace_msg", "-message_file", str(self.log)],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def finished(self, timeout: float = 30) -> tuple[int, str]:
-        """Wait for sipp to end its call: (exit status, output and the SIP messages' tail)."""
-        output, _ = self.process.communicate(timeout=timeout)
-        messages = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-        return self.process.returncode, output[-2000:] + messages
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate(timeout=10)
+        super().__init__(sipp, workdir, port, caller, SCENARIOS / "carrier_call.xml", f"talker-{caller}-messages.log",
+                         number, timeout_s)
