@@ -5,6 +5,8 @@ On PostgreSQL two (or more) of these processes make an active/standby pair (core
 active lock runs everything; the others wait, built but connected to no switch, and the first to take the lock
 after the active is gone starts (docs/reliability.md, "The app killed"). With SQLite one process runs alone.
 
+``python run.py --web-worker`` runs a web worker instead (hotline.worker): the web UI alone, for PostgreSQL.
+
 SIGTERM/SIGINT: stop accepting calls, let calls in progress finish, exit 0 (a standby just exits).
 Exit 75 (EX_TEMPFAIL): the active lost its lock and stopped at once; the service manager starts it again,
 and it comes back as a standby. Exit 2: a configuration error.
@@ -68,4 +70,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--web-worker"]:
+        # A web worker instead (hotline.worker): the web UI alone, any number of them behind a reverse proxy.
+        from hotline.worker import main as web_worker
+
+        sys.exit(web_worker())
+    if sys.argv[1:]:
+        print("usage: python run.py [--web-worker]", file=sys.stderr)
+        sys.exit(2)
     sys.exit(main())

@@ -79,10 +79,6 @@ class Product:
         # Routes between FreeSWITCH servers: configured ones win over those the servers tell (acd.dispatcher).
         acd.settings.cross_server_dial = dict(config.cross_server_dial)
         acd.settings.refuse_placeholder_peer = config.is_production
-        # With Kamailio in front (HOTLINE_KAMAILIO), agents' registrations are read from its location table.
-        from hotline.kamailio import registrations_watch
-
-        self.parts["kamailio"] = registrations_watch(config, acd)
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
         with database.connection_context():
             trees.ensure_default()
@@ -116,12 +112,21 @@ class Product:
                           bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)
 
+        # The pub/sub bus between processes (PostgreSQL LISTEN/NOTIFY; in the process with SQLite): the ACD's
+        # notices go out on it for the agent desks' event streams, in this process and in web workers.
+        from core.pubsub import open_bus
+        from webui.desk_feed import DeskFeed, tree_handback
+
+        bus = open_bus(config.database_url)
+        desk_feed = DeskFeed(acd, bus, tree_handback(trees))
+        acd.subscribe(desk_feed.on_notice)
+        self.parts.update(bus=bus, desk_feed=desk_feed)
         services = Services(
             switch_status=pool.status,  # {name: the connection's status dict}: state, dropped_events ...
             active_calls=lambda: outbound.active_calls,
             http_status=self._http_status,
             clock=self.clock,
-            acd=acd, fax=fax, trees=trees, ivr_live=ivr_services.live,
+            acd=acd, fax=fax, trees=trees, ivr_live=ivr_services.live, bus=bus,
         )
         # SMS (channels/): the outbox, notices from the ticket history, Kannel; its settings for /sms/*.
         sms = SmsChannel.from_config(config, clock=self.clock)
@@ -215,6 +220,8 @@ class Product:
         if not self.parts:
             self.build()
         pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
+        self.parts["bus"].start()
+        self.parts["desk_feed"].start()
         for conn in pool.all():
             conn.subscribe(cdr.on_switch_event)
             conn.subscribe(self.parts["bridge_recorder"].on_switch_event)
@@ -222,8 +229,6 @@ class Product:
             conn.subscribe(self.parts["fax"].on_switch_event)
         with database.connection_context():
             acd.start(reconcile_now=False)
-        if self.parts.get("kamailio") is not None:
-            self.parts["kamailio"].start()
         # Connect only now: a switch answering while the ACD was still loading (its database reads yield) was
         # connected before the ACD's on-connect reconciliation was registered, and went unreconciled for the
         # 30 s of the periodic pass (a standby taking over recognised nothing for that long).
@@ -296,8 +301,6 @@ class Product:
             parts["outbound"].stop(drain_timeout=drain_timeout)
         if "scheduler" in parts:
             parts["scheduler"].shutdown(wait=False)
-        if parts.get("kamailio") is not None:
-            parts["kamailio"].stop()
         if "acd" in parts:
             parts["acd"].stop()
         if "pool" in parts:
@@ -308,6 +311,10 @@ class Product:
             parts["sms"].stop()
         if "email" in parts:
             parts["email"].stop()
+        if "desk_feed" in parts:
+            parts["desk_feed"].stop()
+        if "bus" in parts:
+            parts["bus"].stop()
         if "alarms" in parts:
             from core import alarms as core_alarms
 

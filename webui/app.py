@@ -94,6 +94,11 @@ class Services:
     email_settings: EmailSettings | None = None  # the e-mail channel's settings (a ticket's mail)
     # originate(user, number) -> call uuid for the missed-call list's call-back; without it the ACD dials.
     originate_callback: Callable[[Any, str], str] | None = None
+    # The pub/sub bus between the app's processes (core.pubsub): the desk's event stream listens on it.
+    bus: Any = None
+    # A web worker's road to the call process (webui.forward.CallProcessForwarder): the pages that drive the
+    # running ACD are passed on to it. None in the call process itself.
+    forward: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,9 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         state.nav.extend(getattr(module, "NAV", ()))
     state.nav.sort(key=lambda item: item.order)
 
+    if services.forward is not None:
+        # First: a web worker passes the call process's pages on untouched (body unread; it checks them).
+        app.before_request(services.forward)
     app.before_request(_open_db)
     app.before_request(load_user)
     app.before_request(security.enforce_access)

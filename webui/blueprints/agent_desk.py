@@ -244,14 +244,34 @@ def enabled_controls(acd, agent, handback: bool | None = None) -> list[str]:
 
 class DeskClaims:
     """Which window holds each agent's desk: a page load takes it (the newest window wins); the window
-    that lost it is told on its event stream and its actions are refused. Lives on the app (one process)."""
+    that lost it is told on its event stream and its actions are refused. One per app; with a pub/sub bus
+    (Services.bus) a claim taken in one process is heard by every other (a stream may run on any worker).
+    A process that never heard of an agent's claim lets every window act (as after a restart)."""
 
-    def __init__(self):
+    def __init__(self, bus=None):
+        from webui import desk_feed
+
         self.holders: dict[int, str] = {}
+        self.bus = bus
+        if bus is not None:
+            self._subscription = bus.subscribe(desk_feed.TOPIC, self._heard)
+
+    def _heard(self, message: dict) -> None:
+        from webui import desk_feed
+
+        if message.get("type") == desk_feed.CLAIM and isinstance(message.get("agent_id"), int):
+            self.holders[message["agent_id"]] = str(message.get("token", ""))[:40]
 
     def take(self, agent_id: int) -> str:
+        from webui import desk_feed
+
         token = secrets.token_urlsafe(12)
         self.holders[agent_id] = token
+        if self.bus is not None:
+            try:
+                self.bus.publish(desk_feed.TOPIC, {"type": desk_feed.CLAIM, "agent_id": agent_id, "token": token})
+            except Exception:  # noqa: BLE001 - the other processes keep the older claim; this one knows
+                log.exception("desk claim of agent %s not published", agent_id)
         return token
 
     def holds(self, agent_id: int, token: str) -> bool:
@@ -260,7 +280,10 @@ class DeskClaims:
 
 
 def claims() -> DeskClaims:
-    return current_app.extensions.setdefault("agent_desk_claims", DeskClaims())
+    extensions = current_app.extensions
+    if "agent_desk_claims" not in extensions:
+        extensions["agent_desk_claims"] = DeskClaims(extensions["hotline"].services.bus)
+    return extensions["agent_desk_claims"]
 
 
 def missed_ring(acd, agent) -> bool:
@@ -374,30 +397,50 @@ def pop():
 @require_roles(*ROLES)
 def events():
     """Server-sent events: this agent's ACD notices (answered -> screen pop data included) and the waiting
-    counts of the queues of their skills (the call-waiting indicator)."""
-    acd = _acd()
-    agent = _agent(acd) if acd is not None else None
-    if agent is None:
+    counts of the queues of their skills (the call-waiting indicator).
+
+    The notices come from the pub/sub bus (webui.desk_feed), so this stream may run on any web worker: the
+    agent and their skills are read from the database when this process holds no ACD."""
+    from acd.models import Agent, AgentSkill
+    from webui import desk_feed
+
+    services = current_app.extensions["hotline"].services
+    acd, bus = services.acd, services.bus
+    if acd is not None:
+        agent = _agent(acd)
+        skills = set(acd.skills.get(agent.id, {})) if agent is not None else set()
+    else:
+        agent = Agent.get_or_none(Agent.user == g.user.id)
+        skills = {row.skill for row in AgentSkill.select().where(AgentSkill.agent == agent)} if agent else set()
+    if agent is None or (acd is None and bus is None):
         return jsonify({"error": "not an agent"}), 404
     agent_id = agent.id
     token = request.args.get("desk", "")[:40]
     desks = claims()
-    names, handback = ticket_status_names(), bool(handback_choices())  # the stream runs outside the request
+    names = ticket_status_names()  # the stream runs outside the request
     # A plain deque, drained by polling: the ACD may run in another thread's hub than this request.
     inbox: collections.deque = collections.deque(maxlen=200)
 
-    skills = acd.skills.get(agent_id, {})
+    def listener(message):
+        if message.get("type") == "queue" and message.get("skill") not in skills:
+            return  # call waiting: only the queues this agent serves, with their waiting counts
+        if message.get("agent_id") in (agent_id, None):
+            inbox.append(message)  # a slow browser loses the oldest notices, never blocks the ACD
 
-    def listener(notice):
-        if notice.get("type") == "queue":
-            # Call waiting: only the queues this agent serves, with their waiting counts.
-            queue = acd.queues.get(notice.get("queue", ""))
-            if queue is None or queue.skill not in skills:
-                return
-        if notice.get("agent_id") in (agent_id, None):
-            inbox.append(notice)  # a slow browser loses the oldest notices, never blocks the ACD
+    if bus is not None:
+        subscription = bus.subscribe(desk_feed.TOPIC, listener)
+        unsubscribe = subscription.close
+    else:  # no bus lent (tests on an ACD of their own): the notices completed in this process
+        handback = bool(handback_choices())
 
-    acd.subscribe(listener)
+        def local(notice):
+            listener(desk_feed.enrich(acd, notice, lambda: handback))
+
+        acd.subscribe(local)
+
+        def unsubscribe():
+            if local in acd.listeners:
+                acd.listeners.remove(local)
     try:
         limit = max(1.0, min(float(request.args.get("max_seconds", 3600)), 3600.0))
     except ValueError:
@@ -421,19 +464,20 @@ def events():
                             yield ": keepalive\n\n"
                         continue
                     notice = inbox.popleft()
+                    if notice.get("type") == desk_feed.CLAIM:
+                        continue  # handled by DeskClaims (checked above)
+                    notice.pop("skill", None)
+                    desk = notice.pop("desk", None)
                     if notice.get("type") == "answered":
-                        # The notice names the call; the pop is of what the ACD holds for the agent now.
-                        current = acd.agents.get(agent_id)
-                        own = (caller_of_own_call(current) and current.call_uuid == notice.get("call_uuid")
-                               and current.call_number == notice.get("number"))
+                        # The notice names the call; the pop is of what the ACD held for the agent then.
+                        own = bool(desk and desk["own_call"] and desk["call_uuid"] == notice.get("call_uuid")
+                                   and desk["call_number"] == notice.get("number"))
                         notice = {**notice, **_labelled(screen_pop(notice.get("number", ""), full=own), names)}
-                    if notice.get("type") in ("agent", "answered", "hold", "consult") and agent_id in acd.agents:
-                        current = acd.agents[agent_id]
-                        notice = {**notice, "enabled": enabled_controls(acd, current, handback), "since": _call_since(current)}
+                    if desk is not None:
+                        notice = {**notice, "enabled": desk["enabled"], "since": desk["since"]}
                     yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"
         finally:
-            if listener in acd.listeners:
-                acd.listeners.remove(listener)
+            unsubscribe()
 
     return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
