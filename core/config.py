@@ -179,6 +179,8 @@ class Config:
     recordings_dir: Path = PROJECT_ROOT / "var" / "recordings"
     fax_dir: Path = PROJECT_ROOT / "var" / "fax"
     attachments_dir: Path = PROJECT_ROOT / "var" / "attachments"
+    # Storage every node sees (core.shared_files): recordings, fax, attachments and sounds default under it.
+    shared_dir: Path | None = None
     # Path under which FreeSWITCH sees sounds/ and var/ (same machine by default).
     switch_sounds_dir: str = ""
     switch_recordings_dir: str = ""
@@ -271,6 +273,7 @@ _ENV_KEYS = {
     "HOTLINE_RECORDINGS_DIR": "recordings_dir",
     "HOTLINE_FAX_DIR": "fax_dir",
     "HOTLINE_ATTACHMENTS_DIR": "attachments_dir",
+    "HOTLINE_SHARED_DIR": "shared_dir",
     "HOTLINE_SWITCH_SOUNDS_DIR": "switch_sounds_dir",
     "HOTLINE_SWITCH_RECORDINGS_DIR": "switch_recordings_dir",
     "HOTLINE_MAX_CALLS": "max_calls",
@@ -351,6 +354,8 @@ def _coerce(name: str, value):
         return parse_esl(value) if isinstance(value, str) else tuple(value)
     if name in ("outbound", "http"):
         return parse_host_port(value, name) if isinstance(value, str) else tuple(value)
+    if name == "shared_dir":
+        return Path(value) if str(value).strip() else None
     if name.endswith("_dir") and not name.startswith("switch_"):
         return Path(value)
     if name in ("max_calls", "prompt_rate"):
@@ -435,9 +440,13 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
     var_dir = config.var_dir
     # Derived directories follow var_dir unless set explicitly.
     derived = {}
+    # With a shared path, the files every node must see go there (sounds too: the prompts), else under var_dir.
+    files_dir = config.shared_dir or var_dir
     for name, sub in (("recordings_dir", "recordings"), ("fax_dir", "fax"), ("attachments_dir", "attachments")):
         if name not in values:
-            derived[name] = var_dir / sub
+            derived[name] = files_dir / sub
+    if config.shared_dir is not None and "sounds_dir" not in values:
+        derived["sounds_dir"] = config.shared_dir / "sounds"
     if "database_url" not in values and "var_dir" in values:
         derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
     if derived:

@@ -54,6 +54,8 @@ class Product:
         bind_database(config.database_url, DbTimeouts.from_config(config))
         with database.connection_context():
             create_schema(all_models())
+        if config.shared_dir is not None:
+            self._shared_files()
         self.demo_accounts = load_demo_if_empty(config, self.clock)
         if self.demo_accounts and self.demo_queues:
             from acd.demo import load_acd_demo
@@ -167,6 +169,20 @@ class Product:
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
+
+    def _shared_files(self) -> None:
+        """HOTLINE_SHARED_DIR (core.shared_files): check it (a bad one stops the start), write its marker,
+        and copy the shipped prompts into its sounds folder where absent."""
+        from core.config import PROJECT_ROOT
+        from core.shared_files import check, database_identity, seed_sounds
+
+        with database.connection_context():
+            identity = database_identity(database.obj)
+        for line in check(self.config, identity, create=True):
+            log.info("shared storage: %s", line)
+        copied = seed_sounds(PROJECT_ROOT / "sounds", self.config.sounds_dir)
+        if copied:
+            log.info("shared storage: %d shipped prompt file(s) copied to %s", copied, self.config.sounds_dir)
 
     def leadership(self, on_lost=None):
         """The active lock of an app pair (core.leader.Leadership) on PostgreSQL, or None: with SQLite one

@@ -74,6 +74,13 @@ def build(config, stopping: Event | None = None):
             return None
         if stopping is None:
             gevent.sleep(2.0)
+    if config.shared_dir is not None:
+        # The recordings, faxes and attachments this worker serves are the call process's files.
+        from core.shared_files import check, database_identity
+
+        with database.connection_context():
+            identity = database_identity(database.obj)
+        check(config, identity, create=False)
     bus = open_bus(config.database_url).start()
     forwarder = CallProcessForwarder(addresses, trusted_hops=proxy_hops(config.extra.get("HOTLINE_TRUST_PROXY", "")))
     services = Services(clock=Clock(config.tz), bus=bus, forward=forwarder)

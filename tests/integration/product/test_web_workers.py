@@ -239,3 +239,19 @@ def test_worker_refuses_a_bad_call_process_setting(tmp_path):
     finally:
         bad.stop()
 
+
+def test_worker_refuses_a_shared_path_the_call_process_never_wrote(call_process, tmp_path):
+    """Should exit 2 when HOTLINE_SHARED_DIR on the worker is not the call process's storage (no marker):
+    it would serve no recording and store attachments nobody else sees."""
+    local = tmp_path / "local-disk"
+    local.mkdir()
+    env = {"HOTLINE_DATABASE_URL": call_process.schema.url, "HOTLINE_HTTP": f"127.0.0.1:{free_port()}",
+           "HOTLINE_CALL_PROCESS": "http://127.0.0.1:1", "HOTLINE_SECRET_KEY": SECRET, "HOTLINE_MODE": "test",
+           "HOTLINE_VAR_DIR": str(tmp_path / "v"), "HOTLINE_CONFIG": str(tmp_path / "x"),
+           "HOTLINE_SHARED_DIR": str(local)}
+    worker = AppProcess("local", ["run.py", "--web-worker"], env, tmp_path)
+    try:
+        assert worker.exited(90) == 2
+        assert any(".hotline-storage" in line for _, line in worker.lines), worker.tail()
+    finally:
+        worker.stop()
