@@ -1,0 +1,309 @@
+"""A real Kamailio (Debian kamailio + kamailio-postgres-modules; `make test` installs them) started on free ports
+with the configuration `python -m hotline.kamailio render` writes, in front of small SIP "switches" written here
+(UDP sockets answering OPTIONS and INVITE as told), with sipp (sip-tester) as phones and callers.
+
+Skipped where kamailio or sipp is not installed or PostgreSQL (HOTLINE_TEST_PG) is not reachable: Kamailio keeps
+its registrations in a location table of its own schema there, dropped afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from switch import kamailio as kam
+from tests.live.sipphone import SCENARIOS, free_udp_port, register
+
+PASSWORD = "kam-test-pw-1"
+CALLER = SCENARIOS / "call_via_proxy.xml"
+SEATS = r"^(10[01]\d)$"
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (Kamailio listens on both)."""
+    for _ in range(50):
+        port = _free_tcp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
+class SipSwitch:
+    """A FreeSWITCH as Kamailio sees it on the wire: answers OPTIONS 200 while ``alive``, and an INVITE with
+    ``invite_code`` (200 with SDP, or a refusal such as 503); ACK is taken, BYE answered 200. Counts INVITEs."""
+
+    def __init__(self, invite_code: int = 200):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.invite_code, self.alive, self.invites, self.options = invite_code, True, 0, 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except (socket.timeout, OSError):
+                continue
+            text = data.decode("utf-8", "replace")
+            method = text.split(" ", 1)[0]
+            if not self.alive or text.startswith("SIP/2.0"):
+                continue
+            if method == "OPTIONS":
+                self.options += 1
+                self._reply(text, peer, 200, "OK")
+            elif method == "INVITE":
+                self.invites += 1
+                self._reply(text, peer, 100, "Trying")
+                if self.invite_code == 200:
+                    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                           "m=audio 40998 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
+                    self._reply(text, peer, 200, "OK", sdp, contact=True)
+                else:
+                    self._reply(text, peer, self.invite_code, "Service Unavailable")
+            elif method == "BYE":
+                self._reply(text, peer, 200, "OK")
+
+    def _reply(self, request: str, peer, code: int, reason: str, body: str = "", contact: bool = False) -> None:
+        head, _, _ = request.partition("\r\n\r\n")
+        lines = head.split("\r\n")[1:]
+        keep = [line for line in lines if line.split(":", 1)[0].strip().lower()
+                in ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "record-route")]
+        out = []
+        for line in keep:
+            name = line.split(":", 1)[0].strip().lower()
+            if name in ("to", "t") and ";tag=" not in line and code > 100:
+                line += ";tag=sw" + str(self.port)
+            out.append(line)
+        if contact:
+            out.append(f"Contact: <sip:12345@127.0.0.1:{self.port}>")
+        if body:
+            out.append("Content-Type: application/sdp")
+        out.append(f"Content-Length: {len(body.encode())}")
+        message = f"SIP/2.0 {code} {reason}\r\n" + "\r\n".join(out) + "\r\n\r\n" + body
+        self.sock.sendto(message.encode(), peer)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def pg_url():
+    url = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        psycopg2.connect(url, connect_timeout=3).close()
+    except psycopg2.Error as exc:
+        pytest.skip(f"PostgreSQL not reachable at HOTLINE_TEST_PG: {exc}")
+    return url
+
+
+@pytest.fixture
+def tools():
+    if not os.access(kam.KAMAILIO_BINARY, os.X_OK):
+        pytest.skip("kamailio is not installed (Debian kamailio, kamailio-postgres-modules)")
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.skip("sipp is not installed (Debian sip-tester)")
+    return sipp
+
+
+class Kamailio:
+    def __init__(self, workdir: Path, settings: kam.KamailioSettings):
+        self.workdir, self.settings = workdir, settings
+        self.cfg = kam.render_conf(settings, workdir / "kamailio")
+        self.log = workdir / "kamailio.log"
+        self.process = None
+
+    def start(self) -> None:
+        check = subprocess.run([kam.KAMAILIO_BINARY, "-c", "-f", str(self.cfg)], capture_output=True, text=True,
+                               timeout=30)
+        assert check.returncode == 0, check.stderr[-3000:]
+        self.process = subprocess.Popen(
+            [kam.KAMAILIO_BINARY, "-f", str(self.cfg), "-DD", "-E", "-m", "64", "-M", "8",
+             "-P", str(self.workdir / "kamailio.pid")],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                self.rpc("core.version")
+                return
+            except OSError:
+                assert self.process.poll() is None, self.log.read_text(errors="replace")[-3000:]
+                time.sleep(0.2)
+        raise AssertionError("Kamailio did not answer its RPC: " + self.log.read_text(errors="replace")[-3000:])
+
+    def rpc(self, method: str, *params):
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1}).encode()
+        host, port = self.settings.rpc
+        with urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/RPC", data=body), timeout=5) as r:
+            return json.loads(r.read())
+
+    def targets(self) -> dict[int, str]:
+        """{switch port: dispatcher flags} (A active, I inactive, P probing)."""
+        answer = self.rpc("dispatcher.list")["result"]
+        out = {}
+        for record in answer.get("RECORDS", []):
+            for target in record["SET"]["TARGETS"]:
+                dest = target["DEST"]
+                out[int(dest["URI"].rsplit(":", 1)[1])] = dest["FLAGS"]
+        return out
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def front(tmp_path, pg_url, tools):
+    """Kamailio in front of three switches: ``ok`` answers calls, ``refusing`` answers OPTIONS but refuses
+    every call with 503, ``dead`` is an address where nothing answers; ``ring_port`` is the address a switch
+    rings seats from."""
+    import psycopg2
+
+    schema = f"kam_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    table = f"{schema}.location"
+    with psycopg2.connect(pg_url) as connection, connection.cursor() as cursor:
+        cursor.execute(kam.location_table_sql(table))
+    ok, refusing = SipSwitch(200), SipSwitch(503)
+    dead_port, ring_port = free_udp_port(), free_udp_port()
+    switches = (kam.SwitchSip("refusing", "127.0.0.1", refusing.port, "127.0.0.1", free_udp_port()),
+                kam.SwitchSip("ok", "127.0.0.1", ok.port, "127.0.0.1", ring_port),
+                kam.SwitchSip("dead", "127.0.0.1", dead_port, "127.0.0.1", free_udp_port()))
+    sip_port = _free_sip_port()
+    settings = kam.KamailioSettings(
+        sip=("127.0.0.1", sip_port), rpc=("127.0.0.1", _free_tcp_port()), db_url=kam.kamailio_db_url(pg_url),
+        switches=switches, seat_re=SEATS, agent_password=PASSWORD, carriers=("127.0.0.1/32",),
+        location_table=table, ping_interval=1, fr_timer=1000, pike_density=200)
+    server = Kamailio(tmp_path, settings)
+    server.start()
+    connection = psycopg2.connect(pg_url)
+    connection.autocommit = True
+
+    class Front:
+        pass
+
+    front = Front()
+    front.kamailio, front.ok, front.refusing, front.dead_port, front.ring_port = server, ok, refusing, dead_port, \
+        ring_port
+    front.sip_port, front.workdir = sip_port, tmp_path
+    front.registrations = lambda: kam.read_registrations(connection, table)
+    yield front
+    server.stop()
+    ok.close()
+    refusing.close()
+    connection.close()
+    with psycopg2.connect(pg_url) as dropping, dropping.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _sipp(sipp: str, front, *args, timeout: int = 30) -> subprocess.CompletedProcess:
+    command = [sipp, f"127.0.0.1:{front.sip_port}", *args, "-i", "127.0.0.1", "-m", "1", "-timeout", "15s",
+               "-timeout_error", "-nostdin"]
+    return subprocess.run(command, cwd=front.workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def test_phones_register_with_the_seats_password_into_the_location_table(front, tools):
+    """Should register a seat with the seats' SIP password (digest), keep it in PostgreSQL where the app reads
+    it, refuse a wrong password and a number that is not a seat, and drop the contact on unregister."""
+    phone_port = free_udp_port()
+    done = register(tools, front.workdir, front.sip_port, "1001", PASSWORD, 120, free_udp_port(), phone_port)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert front.registrations() == {"1001": f"sip:1001@127.0.0.1:{phone_port};transport=UDP"}
+    wrong = register(tools, front.workdir, front.sip_port, "1002", "not-the-password", 120, free_udp_port())
+    assert wrong.returncode != 0
+    not_a_seat = register(tools, front.workdir, front.sip_port, "2001", PASSWORD, 120, free_udp_port())
+    assert not_a_seat.returncode != 0
+    assert set(front.registrations()) == {"1001"}
+    gone = register(tools, front.workdir, front.sip_port, "1001", PASSWORD, 0, free_udp_port(), phone_port)
+    assert gone.returncode == 0, gone.stdout[-2000:]
+    assert front.registrations() == {}
+
+
+def test_options_probes_take_a_dead_switch_out_and_bring_it_back(front, tools):
+    """Should mark a switch that does not answer its OPTIONS inactive within seconds, keep those that answer
+    active, and take one back once it answers again."""
+    flags = _wait(lambda: (lambda t: t if t.get(front.dead_port, "").startswith("I") else None)(front.kamailio.targets()),
+                  10, "the dead switch marked inactive")
+    assert flags[front.ok.port].startswith("A") and flags[front.refusing.port].startswith("A")
+    assert front.ok.options > 0
+    front.ok.alive = False
+    _wait(lambda: front.kamailio.targets()[front.ok.port].startswith("I"), 10, "the silent switch marked inactive")
+    front.ok.alive = True
+    _wait(lambda: front.kamailio.targets()[front.ok.port].startswith("A"), 10, "the switch back in")
+
+
+def test_calls_skip_a_switch_that_refuses_and_one_that_is_dead(front, tools):
+    """Should complete every call to 12345 from a carrier's address on the one switch that takes calls: a switch
+    answering OPTIONS but refusing with 503 hands the call to the next (ds_next_dst), a dead one gets none."""
+    _wait(lambda: front.kamailio.targets().get(front.dead_port, "").startswith("I"), 10, "the dead switch out")
+    for _ in range(4):
+        call = _sipp(tools, front, "-sf", str(CALLER), "-s", "12345", "-key", "caller", "13900000001",
+                     "-p", str(free_udp_port()), "-d", "200", "-trace_err",
+                     "-error_file", str(front.workdir / "uac-errors.log"))
+        assert call.returncode == 0, call.stdout[-2000:]
+    assert front.ok.invites == 4
+    assert front.refusing.invites >= 1  # round robin gave it some of them first
+
+
+def test_a_switch_rings_a_registered_seat_through_the_location_table(front, tools):
+    """Should let a switch (its ring address) call a seat registered here and reach the phone, and answer 404
+    for a seat that is not registered."""
+    phone_port = free_udp_port()
+    phone = subprocess.Popen([tools, "-sf", str(SCENARIOS / "answer_proxied.xml"), "-i", "127.0.0.1", "-p", str(phone_port),
+                              "-mp", str(free_udp_port()), "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"],
+                             cwd=front.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        done = register(tools, front.workdir, front.sip_port, "1005", PASSWORD, 120, free_udp_port(), phone_port)
+        assert done.returncode == 0, done.stdout[-2000:]
+        call = _sipp(tools, front, "-sf", str(CALLER), "-s", "1005", "-key", "caller", "13900000002",
+                     "-p", str(front.ring_port), "-d", "200")
+        assert call.returncode == 0, call.stdout[-2000:]
+        output, _ = phone.communicate(timeout=20)
+        assert phone.returncode == 0, output[-2000:]
+        missing = _sipp(tools, front, "-sf", str(CALLER), "-s", "1006", "-key", "caller", "13900000003",
+                        "-p", str(front.ring_port), "-d", "200")
+        assert missing.returncode != 0 and front.ok.invites == 0
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.communicate(timeout=5)
