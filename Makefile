@@ -15,7 +15,7 @@ run: setup prompts
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: system-deps $(STAMP) node_modules/.installed
+setup: system-deps $(STAMP) node_modules/.installed var/certs/wss.pem
 
 system-deps:
 	@scripts/setup-system.sh
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml
 # Front-end libraries come from the npm registry through package.json and its lock file.
 node_modules/.installed: $(wildcard package.json package-lock.json)
 	@if [ -f package.json ]; then npm ci --no-audit --no-fund && touch $@; else mkdir -p node_modules && touch $@; fi
+
+# The browser phone's development certificate: FreeSWITCH's secure WebSocket reads var/certs/wss.pem
+# (freeswitch-conf/vars.xml hotline_certs_dir). Made once, never committed (var/); a real one put there stays.
+var/certs/wss.pem:
+	@scripts/dev-cert.sh var/certs
 
 prompts: setup
 	$(PY) -m ivr.prompts render
