@@ -101,6 +101,27 @@ def parse_peer_allow(value) -> tuple[str, ...]:
     return tuple(entries)
 
 
+_WSS_RE = re.compile(r"^wss://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+
+
+def parse_softphone_wss(value) -> tuple[str, ...]:
+    """HOTLINE_SOFTPHONE_WSS: the browser phone's ``wss://host[:port][/path]`` addresses, comma-separated (a
+    TOML list works too); empty for none. Secure WebSocket only: browsers refuse a microphone to a page that
+    mixes in plain ws, and the SIP password travels on it."""
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    urls = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        match = _WSS_RE.match(item)
+        if not match or (match.group(2) and not 0 < int(match.group(2)[1:]) < 65536):
+            raise ConfigError(f"HOTLINE_SOFTPHONE_WSS: {item!r} is not wss://host:port (FreeSWITCH's secure "
+                              "WebSocket, freeswitch-conf internal_wss_port)")
+        urls.append(item)
+    return tuple(urls)
+
+
 # A server's entry in HOTLINE_CROSS_SERVER_DIAL that forbids offering its agents to callers elsewhere.
 NO_ROUTE = "off"
 
@@ -234,6 +255,13 @@ class Config:
     open311_contact: str = "12345 政务服务便民热线：拨打 12345 / the 12345 citizen service hotline: call 12345"
     open311_key_service: str = ("API 密钥由热线办系统管理员发放 / API keys are issued by the hotline centre's "
                                 "administrator")
+    # The agent desk's browser phone (webui.blueprints.softphone): the secure WebSocket address(es) of
+    # FreeSWITCH's internal profile as the agents' browsers reach them (freeswitch-conf wss-binding), comma-
+    # separated ``wss://host:port`` tried in order; empty: no browser phone, desk phones only. The seats' SIP
+    # password is freeswitch-conf's agent_password, read from the same HOTLINE_FS_AGENT_PASSWORD FreeSWITCH
+    # reads, so one environment keeps both in step.
+    softphone_wss: tuple[str, ...] = ()
+    agent_sip_password: str = ""
     # Kamailio, the SIP front door (docs/kamailio.md): its SIP address (host:port, None: no Kamailio, phones
     # register on the switches), its JSON-RPC address (default 127.0.0.1 and the SIP port + 1), the PostgreSQL
     # database holding its location table (default: the product's own), that table (schema.table), the carriers'
@@ -309,6 +337,8 @@ _ENV_KEYS = {
     "HOTLINE_OPEN311_POSTS_PER_HOUR": "open311_posts_per_hour",
     "HOTLINE_OPEN311_CONTACT": "open311_contact",
     "HOTLINE_OPEN311_KEY_SERVICE": "open311_key_service",
+    "HOTLINE_SOFTPHONE_WSS": "softphone_wss",
+    "HOTLINE_FS_AGENT_PASSWORD": "agent_sip_password",
     "HOTLINE_KAMAILIO": "kamailio",
     "HOTLINE_KAMAILIO_RPC": "kamailio_rpc",
     "HOTLINE_KAMAILIO_DB": "kamailio_db",
@@ -390,6 +420,10 @@ def _coerce(name: str, value):
             raise ConfigError(f"HOTLINE_KAMAILIO_LOCATION: schema.table or table in lower-case letters, digits "
                               f"and _, got {text!r}")
         return text
+    if name == "softphone_wss":
+        return parse_softphone_wss(value)
+    if name == "agent_sip_password":
+        return str(value)
     if name == "outbound_allow":
         return parse_peer_allow(value)
     if name in ("load_demo", "portal_sms_codes"):
@@ -451,6 +485,9 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
         derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
     if derived:
         config = config.replace(**derived)
+    if config.softphone_wss and not config.agent_sip_password:
+        raise ConfigError("HOTLINE_SOFTPHONE_WSS needs HOTLINE_FS_AGENT_PASSWORD: the seats' SIP password the "
+                          "browser phone registers with (freeswitch-conf agent_password)")
     if config.kamailio is not None:
         config = _kamailio_defaults(config)
     unknown = sorted(set(config.cross_server_dial) - {endpoint.name for endpoint in config.esl})
@@ -502,6 +539,11 @@ def _check_secrets(config: Config) -> Config:
                 raise ConfigError(f"production mode refuses the shipped ESL password of {endpoint.name} "
                                   "(ClueCon or a placeholder of freeswitch-conf/vars.xml): set your own in "
                                   "HOTLINE_ESL and HOTLINE_FS_ESL_PASSWORD")
+        if config.softphone_wss and (len(config.agent_sip_password) < 12
+                                     or config.agent_sip_password in PLACEHOLDER_PASSWORDS):
+            raise ConfigError("production mode with the browser phone (HOTLINE_SOFTPHONE_WSS) needs the seats' "
+                              "SIP password in HOTLINE_FS_AGENT_PASSWORD, at least 12 characters and not the "
+                              "placeholder of freeswitch-conf/vars.xml, the same value FreeSWITCH has")
         record_key = str(config.extra.get("HOTLINE_RECORD_KEY", ""))
         if len(record_key) < 32 or record_key == config.secret_key:
             raise ConfigError("production mode needs HOTLINE_RECORD_KEY (the call-record MAC key) of at least "

@@ -303,6 +303,6 @@ def show_channels_count() -> str:
     return "show channels count"
 
 
-def sofia_registrations(profile: str) -> str:
-    """The live registrations of a SIP profile."""
-    return f"sofia status profile {name(profile)} reg"
+def sofia_registrations(profile: str, user: str = "") -> str:
+    """The live registrations of a SIP profile (those whose user contains ``user``, when given)."""
+    return f"sofia status profile {name(profile)} reg" + (f" {extension(user)}" if user else "")

@@ -41,6 +41,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.recordings",
     "webui.blueprints.calls",
     "webui.blueprints.agent_desk",
+    "webui.blueprints.softphone",
     "webui.blueprints.desk_chat",
     "webui.blueprints.supervisor",
     "webui.blueprints.ivr_admin",

@@ -23,6 +23,11 @@ bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 # name in the URL -> (npm package, file inside it)
 ASSETS: dict[str, tuple[str, str]] = {
     "echarts.min.js": ("echarts", "dist/echarts.min.js"),
+    # The agent desk's browser phone (webui.blueprints.softphone). JsSIP rather than SIP.js: JsSIP is maintained
+    # (versatica, MIT) and its package carries a ready browser build, one file with no dependencies, served as
+    # it is, while the SIP.js package is ES modules only (a bundler step in setup). Pinned to
+    # 3.12.0 in package.json: 3.13 stopped shipping dist/ (a bundler again).
+    "jssip.min.js": ("jssip", "dist/jssip.min.js"),
 }
 MIMETYPES = {".js": "text/javascript", ".css": "text/css"}
 MAX_AGE = 86400

@@ -115,6 +115,7 @@
     source.close();
     say(desk.dataset.superseded);
     desk.classList.add("superseded");
+    desk.dispatchEvent(new CustomEvent("desk-superseded"));  // the browser phone stops too (softphone.js)
     applyEnabled();
   }
   // Attended transfer: ringing -> answered -> ended (completed, cancelled, target hung up, no answer ...).

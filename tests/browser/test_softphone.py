@@ -1,0 +1,148 @@
+"""The desk's browser phone in Chromium where it cannot work, on the fake switch (no FreeSWITCH needed; the
+live test, tests/live/test_softphone_live.py, takes a real call): each failure is said in words in the page's
+language, the seat is never registered without a microphone, and the desk's own buttons keep working;
+a desk opened in another window takes the phone with it."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+from playwright.sync_api import expect
+
+from acd.dispatcher import create_agent, create_queue
+from caseflow.accounts import create_user
+from core import db as core_db
+from core.config import load_config
+from hotline.schema import all_models, create_schema
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, login
+from tests.browser.test_agent_desk import Telephony
+
+PASSWORD = "desk-pass-1234"
+FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media_browser():
+    """Chromium with a fake microphone allowed without asking (as an agent's browser once allowed)."""
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_MEDIA,
+                                              headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(media_browser):
+    made = media_browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    made.set_default_timeout(UI_TIMEOUT_MS)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def telephony(tmp_path):
+    """The desk on the fake switch, with a browser phone whose server is not there (a closed port)."""
+    url = f"sqlite:///{tmp_path / 'desk.sqlite3'}"
+    database = core_db.bind_database(url)
+    create_schema(all_models())
+    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
+                          "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False,
+                          "softphone_wss": f"wss://127.0.0.1:{_closed_port()}", "agent_sip_password": "seat-pw-1"})
+    with database.connection_context():
+        create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
+        create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
+        create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
+    thread = Telephony(config, tmp_path)
+    thread.start()
+    assert thread.ready.wait(15), "telephony thread did not start"
+    if thread.error is not None:
+        raise thread.error
+    yield thread
+    thread.stop()
+    database.close()
+
+
+def _desk(context, telephony):
+    page = context.new_page()
+    login(page, telephony.url, "8001", PASSWORD)
+    page.goto(telephony.url + "/desk/")
+    return page
+
+
+def test_no_microphone_no_registration_and_the_desk_still_works(context, telephony):
+    """Should, when the browser refuses the microphone, say how to allow it or use the desk phone, never ask
+    for the seat's credentials (so the seat is not offered calls it cannot take), and keep the desk usable."""
+    context.add_init_script("""navigator.mediaDevices.getUserMedia = () =>
+        Promise.reject(new DOMException("Permission denied", "NotAllowedError"));""")
+    asked = []
+    context.on("request", lambda r: asked.append(r.url) if "/softphone/credentials" in r.url else None)
+    page = _desk(context, telephony)
+    phone = page.get_by_test_id("softphone")
+    expect(phone).to_have_attribute("data-state", "off")
+    expect(page.get_by_test_id("sp-state")).to_have_text("未启用：来电振铃您的桌面话机。")
+    page.get_by_test_id("sp-on").check()
+    expect(phone).to_have_attribute("data-state", "error")
+    expect(page.get_by_test_id("sp-state")).to_have_text(
+        "浏览器未允许使用麦克风：请在地址栏图标处为本站允许麦克风，或关闭浏览器话机、改用桌面话机。")
+    assert asked == []
+    expect(page.get_by_test_id("sp-answer")).to_be_disabled()
+    page.click("button[data-act=ready]")
+    expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+    # Turned off, it says calls ring the desk phone, and stays off on the next visit.
+    page.get_by_test_id("sp-on").uncheck()
+    expect(phone).to_have_attribute("data-state", "off")
+    page.reload()
+    expect(page.get_by_test_id("sp-on")).not_to_be_checked()
+
+
+def test_unreachable_server_is_said_with_what_to_do(context, telephony):
+    """Should say the phone server cannot be reached (down, or its certificate not trusted, with the address
+    to open), in English when English is chosen; the answer and mute buttons stay disabled."""
+    page = _desk(context, telephony)
+    page.get_by_test_id("sp-on").check()
+    expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "error")
+    state = page.get_by_test_id("sp-state")
+    expect(state).to_contain_text("无法连接话务服务器 wss://127.0.0.1:")
+    expect(state).to_contain_text("请先打开 https://127.0.0.1:")
+    expect(page.get_by_test_id("sp-mute")).to_be_disabled()
+    page.locator("button[name=lang][value=en]").click()
+    page.wait_for_load_state()
+    expect(page.get_by_test_id("sp-on")).to_be_checked()  # remembered by this browser
+    expect(page.get_by_test_id("sp-state")).to_contain_text("Cannot reach the phone server at wss://127.0.0.1:")
+    expect(page.get_by_test_id("sp-state")).not_to_contain_text("无法")
+
+
+def test_a_desk_opened_in_another_window_takes_the_phone(context, telephony):
+    """Should stop the phone of the window that lost the desk, say where it went, and not let it be turned on
+    again there; the newer window's phone starts."""
+    first = _desk(context, telephony)
+    first.get_by_test_id("sp-on").check()
+    expect(first.get_by_test_id("softphone")).to_have_attribute("data-state", "error")  # no server here
+    second = context.new_page()
+    second.goto(telephony.url + "/desk/")
+    expect(second.get_by_test_id("sp-on")).to_be_checked()
+    expect(first.get_by_test_id("softphone")).to_have_attribute("data-state", "superseded")
+    expect(first.get_by_test_id("sp-state")).to_have_text("工作台已在另一个窗口打开，浏览器话机已转到该窗口。")
+    expect(first.get_by_test_id("sp-on")).to_be_disabled()
+    expect(second.get_by_test_id("softphone")).not_to_have_attribute("data-state", "superseded")
+
+
+def test_missing_library_is_said(context, telephony):
+    """Should say the phone component could not be loaded when /vendor/jssip.min.js does not come."""
+    context.route("**/vendor/jssip.min.js*", lambda route: route.fulfill(status=404, body="missing"))
+    page = _desk(context, telephony)
+    page.get_by_test_id("sp-on").check()
+    expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "error")
+    expect(page.get_by_test_id("sp-state")).to_have_text("话机组件未能加载，请联系管理员。")
