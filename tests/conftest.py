@@ -53,14 +53,17 @@ def _postgres_url() -> str | None:
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
-def _drop_pg_schema(url: str, schema: str) -> None:
+def _drop_pg_schema(url: str, schema: str, recreate: bool = False) -> None:
     try:
         import psycopg2
 
         conn = psycopg2.connect(url, connect_timeout=2)
         conn.autocommit = True
         with conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '10s'")  # a connection a test left in a transaction: give up
             cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            if recreate:
+                cur.execute(f'CREATE SCHEMA "{schema}"')
         conn.close()
     except Exception:  # noqa: BLE001 - best effort at exit; the next run removes it
         pass
@@ -82,9 +85,11 @@ def db_url(request, tmp_path):
         return
     yield _PG_URL
     if "db" not in request.fixturenames:
-        # The test used PostgreSQL without the `db` fixture (a whole product, say): nothing is known of
-        # what it left, so the next `db` test rebuilds the schema.
+        # The test used PostgreSQL without the `db` fixture (a whole product, say): what it left goes with
+        # the schema, so the next such test starts from nothing as it expects, and a `db` test rebuilds it.
         _pg_schema["baseline"] = None
+        _drop_pg_schema(os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG), f"hotline_test_{os.getpid()}",
+                        recreate=True)
 
 
 # Building ~70 tables costs about a second on PostgreSQL and a quarter on SQLite, and the suite has
