@@ -192,13 +192,28 @@ def ensure_index(table: str) -> None:
         return
     column = INDEXED[table]
     if is_postgres(db):
-        db.execute_sql(
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search_tsv tsvector "
-            f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
-        db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} USING gin (search_tsv)")
+        # Look before altering: ALTER TABLE takes the table's exclusive lock even when the column is there,
+        # and two first tickets filed at once (each inside its transaction) deadlocked on it, one of them
+        # lost. The product creates the structures at start (ensure_all); this is for other databases.
+        have = db.execute_sql(
+            "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = %s AND column_name = 'search_tsv') + (SELECT count(*) FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND indexname = %s)", (table, f"{table}_search_tsv")).fetchone()[0]
+        if have < 2:
+            db.execute_sql(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search_tsv tsvector "
+                f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
+            db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} USING gin (search_tsv)")
     else:
         _ensure_sqlite_fts(db, table, column)
     done.add(table)
+
+
+def ensure_all() -> None:
+    """Create every full-text structure now (the product at start, before calls file tickets at once)."""
+    with database.atomic():
+        for table in INDEXED:
+            ensure_index(table)
 
 
 def _ensure_sqlite_fts(db, table: str, column: str) -> None:

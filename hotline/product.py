@@ -54,6 +54,10 @@ class Product:
         bind_database(config.database_url, DbTimeouts.from_config(config))
         with database.connection_context():
             create_schema(all_models())
+            from caseflow.search import ensure_all
+
+            # The search structures before any call files a ticket (filed at once, they deadlocked on them).
+            ensure_all()
         if config.shared_dir is not None:
             self._shared_files()
         self.demo_accounts = load_demo_if_empty(config, self.clock)
@@ -203,9 +207,13 @@ class Product:
         from ivr.runner import run_call
 
         cdr = self.parts["cdr"]
-        with database.connection_context():
-            cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
-                             server=self.parts["pool"].name_for_call(session), ivr=True)
+        try:
+            with database.connection_context():
+                cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
+                                 server=self.parts["pool"].name_for_call(session), ivr=True)
+        except Exception:  # noqa: BLE001 - the database away: the caller is served all the same
+            # The record's draft is kept in memory and written whole when the call ends (or by the sweep).
+            log.exception("call record of %s: its start was not stored; the call goes on", session.uuid)
         try:
             run_call(session, self.parts["ivr_services"], self.config, clock=self.clock)
         finally:

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
+
+from core.db import connection_lost
 from ivr import engine as e
 from ivr.audio import wav_lengths
 from ivr.prompts import tts_cache_path
@@ -363,10 +366,23 @@ class IvrCall:
                 except Exception:  # noqa: BLE001 - the store converts it itself then
                     log.exception("could not prepare recording %s", action.recording_path)
         lock = getattr(self.services, "db_lock", None)
-        if lock is None:
-            return self._service_unlocked(action)
-        with lock:
-            return self._service_unlocked(action)
+        # The database away (PostgreSQL restarting, its connections cut): the same step again on a new
+        # connection after a pause, for a few seconds, rather than give up on what the caller just said.
+        for pause in DATABASE_RETRY_PAUSES + (None,):
+            try:
+                if lock is None:
+                    return self._service_unlocked(action)
+                with lock:
+                    return self._service_unlocked(action)
+            except _DatabaseAway as away:
+                if pause is None or not isinstance(action, _STORING):
+                    log.error("ivr service %s on call %s: the database did not come back: %s",
+                              type(action).__name__, self.session.uuid, away.error)
+                    return _SAFE_ANSWERS.get(type(action))
+                log.warning("ivr service %s on call %s: database away (%s), trying again in %.1f s",
+                            type(action).__name__, self.session.uuid, away.error, pause)
+                gevent.sleep(pause)
+        return _SAFE_ANSWERS.get(type(action))
 
     def _service_unlocked(self, action):
         services, uuid = self.services, self.session.uuid
@@ -400,10 +416,28 @@ class IvrCall:
                 return None  # kept in engine.answers; an outbound call's answers are applied at its end
         except (CallHangup, SwitchTimeout):
             raise
-        except Exception:  # noqa: BLE001 - a failing back office gives the caller the safe answer
+        except Exception as error:  # noqa: BLE001 - a failing back office gives the caller the safe answer
+            if connection_lost(error):
+                raise _DatabaseAway(error) from error
             log.exception("ivr service %s failed on call %s", type(action).__name__, uuid)
             return _SAFE_ANSWERS.get(type(action))
         raise TypeError(f"not a service action: {action!r}")
+
+
+# Pauses between tries of a step that stores what the caller gave (a complaint, an answer) while the
+# database is away: about 7 s in all, a PostgreSQL restart. A longer outage gives the caller the safe answer
+# and the caller lands on the call-back list. Look-ups (blacklist, opening hours, a status) take the safe
+# answer at once: the caller is not kept in silence for them.
+DATABASE_RETRY_PAUSES = (0.5, 1.0, 2.0, 3.5)
+_STORING = (e.CreateTicket, e.RecordPollAnswer, e.RequestMaterial, e.SaveSatisfaction)
+
+
+class _DatabaseAway(Exception):
+    """A back-office step failed because the database connection was lost (core.db.connection_lost)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
 
 
 _SAFE_ANSWERS = {

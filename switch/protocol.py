@@ -38,6 +38,8 @@ RECV_SIZE = 65536
 # Commands whose reply never came stay queued (so a late reply is not handed to the next command); this
 # many unanswered commands means the peer is stuck: drop the connection rather than queue forever.
 MAX_UNANSWERED = 1000
+# A reply slower than this is logged (the admission door reads them all).
+SLOW_REPLY_SECONDS = 1.0
 
 
 class FramedProtocol:
@@ -162,7 +164,10 @@ class FramedProtocol:
         if not command.startswith("api "):
             # How long the switch takes to answer (an `api` reply also waits for the command's own work):
             # switch.admission refuses new calls when it climbs.
-            REPLY_LATENCY.record(time.monotonic() - started)
+            took = time.monotonic() - started
+            REPLY_LATENCY.record(took)
+            if took > SLOW_REPLY_SECONDS:
+                log.info("%s: slow reply to %r: %.1f s", self.name, command.split("\n", 1)[0][:60], took)
         return reply
 
     def stop(self) -> None:
