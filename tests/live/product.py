@@ -25,9 +25,11 @@ def wait_until(predicate, timeout: float, what: str) -> None:
             gevent.sleep(0.05)
 
 
-def start_product(esl_endpoint, db_url, tmp_path, sounds_dir, clock=None, prepare=None) -> Product:
+def start_product(esl_endpoint, db_url, tmp_path, sounds_dir, clock=None, prepare=None,
+                  settings: dict | None = None) -> Product:
     """The product with its ESL on the live switch and every server of its own on 127.0.0.1:0, demo data
-    loaded; ``prepare(product)`` runs after build and before start (e.g. to change a queue)."""
+    loaded; ``prepare(product)`` runs after build and before start (e.g. to change a queue); ``settings``:
+    more configuration (e.g. the browser phone's)."""
     host, port, password = esl_endpoint
     var = tmp_path / "var"
     var.mkdir()
@@ -35,7 +37,7 @@ def start_product(esl_endpoint, db_url, tmp_path, sounds_dir, clock=None, prepar
     config = load_config({
         "database_url": db_url, "var_dir": str(var), "sounds_dir": str(sounds_dir),
         "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
+        "mode": "test", "secret_key": "k" * 40, "load_demo": True, **(settings or {}),
     })
     running = Product(config, clock=clock).build()
     if prepare is not None:
