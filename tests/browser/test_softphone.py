@@ -98,6 +98,7 @@ def test_no_microphone_no_registration_and_the_desk_still_works(context, telepho
         "浏览器未允许使用麦克风：请在地址栏图标处为本站允许麦克风，或关闭浏览器话机、改用桌面话机。")
     assert asked == []
     expect(page.get_by_test_id("sp-answer")).to_be_disabled()
+    expect(page.get_by_test_id("sp-answer")).to_have_text("接听")
     page.click("button[data-act=ready]")
     expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
     # Turned off, it says calls ring the desk phone, and stays off on the next visit.

@@ -32,8 +32,8 @@ MESSAGES = {"zh": {
     "Registered: calls ring in this browser.": "已注册：来电在本浏览器振铃。",
     "Ringing: %(number)s": "来电振铃：%(number)s", "In call: %(number)s": "通话中：%(number)s",
     "On hold": "保持中", "Muted": "已静音", "Call ended.": "通话已结束。",
-    "The caller hung up before you answered.": "来电在接听前已挂断。",
-    "Answer": "接听", "Mute": "静音", "Unmute": "取消静音", "Keypad": "拨号盘", "Devices": "设备",
+    "The call stopped ringing before it was answered.": "来电在接听前已停止振铃。",
+    "Answer the call": "接听", "Mute": "静音", "Unmute": "取消静音", "Keypad": "拨号盘", "Devices": "设备",
     "Microphone": "麦克风", "Speaker": "扬声器", "Default device": "默认设备",
     "Send the digit %(digit)s": "发送按键 %(digit)s",
     "The browser phone is not set up on this server.": "本系统未配置浏览器话机。",
@@ -89,8 +89,9 @@ def softphone_view() -> dict | None:
     urls = _config().softphone_wss
     https = "https://" + urls[0][len("wss://"):]
     names = ("Connecting to the phone server…", "Registered: calls ring in this browser.", "Ringing: %(number)s",
-             "In call: %(number)s", "On hold", "Muted", "Call ended.", "The caller hung up before you answered.",
-             "Mute", "Unmute", "Default device", "Off: calls ring your desk phone.",
+             "In call: %(number)s", "On hold", "Muted", "Call ended.",
+             "The call stopped ringing before it was answered.",
+             "Mute", "Unmute", "Off: calls ring your desk phone.",
              "This desk was opened in another window: the browser phone works there now.",
              "The phone component could not be loaded: ask the administrator.",
              "This browser cannot make calls (no WebRTC): use a current Chrome, Edge or Firefox, or the desk phone.",
@@ -120,8 +121,9 @@ def _template_helpers():
 
 @bp.after_app_request
 def _allow_websocket(response):
-    """The desk page may open its WebSocket to the phone server (the app's policy allows only itself)."""
-    if request.endpoint == "agent_desk.index" and configured():
+    """The desk's pages (the desk, and the desk again after a refused ticket) may open the phone's WebSocket to
+    the phone servers; the app's policy allows connections to itself only."""
+    if request.blueprint == "agent_desk" and response.mimetype == "text/html" and configured():
         base = current_app.config["HOTLINE_CSP"]
         origins = " ".join(dict.fromkeys(_origin(url) for url in _config().softphone_wss))
         response.headers["Content-Security-Policy"] = f"{base}; connect-src 'self' {origins}"

@@ -236,7 +236,7 @@
     s.on("ended", function () { finished(s, words("Call ended.")); });
     s.on("failed", function (e) {
       var causes = JsSIP.C.causes, message = words("The call could not be answered.");
-      if (e.cause === causes.CANCELED || e.cause === causes.BYE) { message = words("The caller hung up before you answered."); }
+      if (e.cause === causes.CANCELED || e.cause === causes.BYE) { message = words("The call stopped ringing before it was answered."); }
       if (e.cause === causes.USER_DENIED_MEDIA_ACCESS) { message = microphoneRefused({name: "NotAllowedError"}); }
       finished(s, message);
     });

@@ -52,10 +52,15 @@ def test_agent_gets_their_own_seat_in_their_desk_window_only(desk, client):
     reply = client.get("/desk/")
     page = reply.get_data(as_text=True)
     assert 'data-testid="softphone"' in page and "/vendor/jssip.min.js" in page and "softphone.js" in page
-    assert SEAT_SECRET not in page and "浏览器话机" in page and "接听" in page
+    assert SEAT_SECRET not in page and "使用浏览器话机" in page
+    assert re.search(r'data-testid="sp-answer"[^>]*>接听</button>', page)  # not 答案 (another page's "Answer")
     assert "connect-src 'self' wss://127.0.0.1:7443 wss://fs2.example:7443" in reply.headers["Content-Security-Policy"]
     assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
-    token = _token(page)
+    refused = client.post_form("/desk/ticket", {"content": "", "citizen_phone": "1391"})  # the desk again
+    assert refused.status_code == 400 and 'data-testid="softphone"' in refused.get_data(as_text=True)
+    assert "connect-src 'self' wss://127.0.0.1:7443" in refused.headers["Content-Security-Policy"]
+    assert "connect-src" not in client.get("/desk/pop").headers["Content-Security-Policy"]  # JSON: no need
+    token = _token(client.get("/desk/").get_data(as_text=True))
     reply = client.post_form("/desk/softphone/credentials", {"desk": token})
     assert reply.status_code == 200 and reply.headers["Cache-Control"] == "no-store"
     assert reply.get_json() == {"ok": True, "uri": "sip:1001@127.0.0.1", "user": "1001", "password": SEAT_SECRET,
