@@ -17,7 +17,7 @@ SNAPSHOT_KINDS = ("switch_down", "switch_silent", "agent_stuck", "queue_waiting"
 # faxes, the case engine's attachment store, the SMS channel.
 RECORDING_KINDS = ("recording_storage", "recording_start", "recording_archive", "recording_cut_off", "fax_failed",
                    "fax_timeout", "calls_cut_off")
-EVENT_KINDS = RECORDING_KINDS + ("storage_full", "sms_gave_up")
+EVENT_KINDS = RECORDING_KINDS + ("storage_full", "sms_gave_up", "overload")
 KINDS = SNAPSHOT_KINDS + ("backup_failed", "chain_broken") + EVENT_KINDS
 
 

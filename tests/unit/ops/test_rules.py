@@ -67,3 +67,15 @@ def test_thresholds_from_settings():
                        ("HOTLINE_ALARM_DISK_FREE_MB", "-1"), ("HOTLINE_ALARM_RING_MARGIN", "３0")):
         with pytest.raises(ValueError, match=key):
             Thresholds.from_extra({key: value})
+
+
+def test_every_alarm_kind_is_named_in_both_languages():
+    """Should name every alarm kind (ops.rules.KINDS: the checks' and those the floors below raise through
+    core.alarms) in Chinese and English, so the banner, the list and the recordings page never show a code."""
+    from ops.rules import KINDS
+    from webui.blueprints.ops import MESSAGES as OPS
+    from webui.i18n import MESSAGES as BASE
+
+    for lang in ("zh", "en"):
+        named = {**BASE.get(lang, {}), **OPS.get(lang, {})}
+        assert [k for k in KINDS if f"alarm:{k}" not in named] == [], lang
