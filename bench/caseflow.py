@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import DEFAULT_PG, open_backend, pct  # noqa: E402
+from bench.common import DEFAULT_PG, available_backends, open_backend, pct  # noqa: E402
 
 BATCH = 2000
 
@@ -178,15 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pg", default=os.environ.get("HOTLINE_TEST_PG", DEFAULT_PG))
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
     args = parser.parse_args(argv)
-    backends = ["sqlite"]
-    if args.pg:
-        try:
-            import psycopg2
-
-            psycopg2.connect(args.pg, connect_timeout=3).close()
-            backends.append("postgres")
-        except Exception as error:  # noqa: BLE001 - a bench without PostgreSQL still reports SQLite
-            print(f"PostgreSQL not reachable ({error.__class__.__name__}): SQLite only")
+    backends = available_backends(args.pg)
     if args.only:
         backends = [b for b in backends if b == args.only]
     print(f"caseflow bench: {args.tickets:,} tickets, {args.kb:,} knowledge items, {args.queries} queries each")

@@ -50,3 +50,17 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
     database.connect(reuse_if_open=True)
     create_schema(all_models())
     return database, cleanup
+
+
+def available_backends(pg_url: str) -> list[str]:
+    """["sqlite"], and "postgres" when ``pg_url`` is given and answers (said when it does not)."""
+    backends = ["sqlite"]
+    if pg_url:
+        try:
+            import psycopg2
+
+            psycopg2.connect(pg_url, connect_timeout=3).close()
+            backends.append("postgres")
+        except Exception as error:  # noqa: BLE001 - a bench without PostgreSQL still reports SQLite
+            print(f"PostgreSQL not reachable ({str(error).strip()[:80] or error.__class__.__name__}): SQLite only")
+    return backends

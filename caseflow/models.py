@@ -155,7 +155,7 @@ class Ticket(BaseModel):
     upper_department = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
     handler = peewee.ForeignKeyField(User, null=True, backref="handled_tickets", on_delete="SET NULL")
     created_by = peewee.ForeignKeyField(User, null=True, backref="created_tickets", on_delete="SET NULL")
-    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    created_at = peewee.DateTimeField(default=utcnow)  # indexed first in (created_at, status, ...) below
     updated_at = peewee.DateTimeField(default=utcnow)
     dispatched_at = peewee.DateTimeField(null=True)
     deadline = peewee.DateTimeField(null=True, index=True)
@@ -183,7 +183,25 @@ class Ticket(BaseModel):
         indexes = (
             (("department", "status", "deadline"), False),
             (("status", "deadline"), False),
+            # A period's tickets read from the index alone, never the wide rows: the cases closed in it (the
+            # figures), those created in it by status, category, kind, department and channel (the figures,
+            # the statistics, Open311's requests of the last 90 days).
+            (("closed_at", "status"), False),
+            (("created_at", "status", "category", "type", "department", "channel"), False),
         )
+
+
+# The public website's published cases (caseflow.portal.published: disclosed, closed, consented): partial
+# indexes over the disclosed tickets only (a fifth of a million, not the million), one led by the list's order
+# and one by each filter (kind, category, region, month), each holding the other filters' columns and the
+# status: a page of the list and its count up to the cap read index entries (and web_case's (ticket, consent)
+# index), never the wide ticket rows, whatever the filters.
+_PUBLIC_COLUMNS = (Ticket.closed_at, Ticket.status, Ticket.type, Ticket.category, Ticket.region, Ticket.created_at)
+for _name, _lead in (("ticket_public_closed", (Ticket.closed_at, Ticket.id)), ("ticket_public_type", (Ticket.type,)),
+                     ("ticket_public_category", (Ticket.category,)), ("ticket_public_region", (Ticket.region,)),
+                     ("ticket_public_created", (Ticket.created_at,))):
+    _columns = _lead + tuple(c for c in _PUBLIC_COLUMNS if all(c is not lead for lead in _lead))
+    Ticket.add_index(Ticket.index(*_columns, where=Ticket.public, name=_name))
 
 
 class TicketHistory(BaseModel):
@@ -198,6 +216,9 @@ class TicketHistory(BaseModel):
     to_status = peewee.CharField(max_length=24, default="")
     department = peewee.ForeignKeyField(Department, null=True, backref="+", on_delete="SET NULL")
     note = peewee.TextField(default="")
+
+    class Meta:
+        indexes = ((("action", "at"), False),)  # events of a kind in a period (ratings of a month)
 
 
 class Attachment(BaseModel):
@@ -328,6 +349,9 @@ class WebCase(BaseModel):
     # The CAPTCHA that let it in: unique, so one solved picture is never good for a second submission.
     captcha_id = peewee.CharField(max_length=40, unique=True)
     created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("ticket", "consent"), False),)  # "published?" answered from the index (lists, counts)
 
 
 class PublicNotice(BaseModel):

@@ -118,6 +118,20 @@ def category_path(category: Optional[Category]) -> str:
     return " > ".join(reversed(names))
 
 
+def category_paths() -> dict[int, str]:
+    """{category id: "城市管理 > 噪音扰民"} of every category, from one query (lists of many tickets)."""
+    rows = {row.id: (row.name, row.parent_id) for row in Category.select(Category.id, Category.name,
+                                                                          Category.parent)}
+    paths = {}
+    for ident in rows:
+        names, node, guard = [], ident, 0
+        while node in rows and guard < 10:
+            names.append(rows[node][0])
+            node, guard = rows[node][1], guard + 1
+        paths[ident] = " > ".join(reversed(names))
+    return paths
+
+
 def category_tree() -> list[tuple[Category, int]]:
     """Every category as (category, depth), parents before children, siblings by sort then name (for
     indented selects)."""

@@ -21,7 +21,7 @@ import peewee
 from caseflow import attachments, privacy, search, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
-from caseflow.org import category_path, category_subtree_ids
+from caseflow.org import category_paths, category_subtree_ids
 from caseflow.services import TicketInputError
 from core.clock import Clock
 
@@ -50,7 +50,10 @@ CODE_LENGTH = 10                                    # ~49 bits: with the look-up
 EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,24}\Z")
 MONTH_RE = re.compile(r"^(20[0-9]{2})-(0[1-9]|1[0-2])\Z")
 PUBLISHABLE = (wf.CLOSED, wf.ARCHIVED)  # the centre's disclose action exists only there
+REPLIED_WORDS = ("answered", "closed")  # citizen words under which the approved reply is shown
 PAGE_SIZE = 20
+MAX_PAGES = 50                       # the published list's pages; the filters and the search narrow it
+MAX_LISTED = MAX_PAGES * PAGE_SIZE   # a total above this reads "more than"
 
 
 class PortalError(TicketInputError):
@@ -278,39 +281,45 @@ def cases_of_phone(phone: str, limit: int = 5) -> list[Ticket]:
     return list(Ticket.select().where(Ticket.citizen_phone.in_(forms)).order_by(Ticket.id.desc()).limit(limit))
 
 
-def _shown(ticket: Ticket) -> Ticket:
-    """A merged duplicate reports its master's progress (as the phone status query does)."""
+def shown_ticket(ticket: Ticket) -> Ticket:
+    """The ticket whose progress the public sees: a merged duplicate reports its master's (as the phone status
+    query does); the website and Open311 alike."""
     return ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
 
 
 def citizen_view(ticket: Ticket, lang: str = "zh") -> dict:
     """What the citizen who holds the code sees: status words, timeline, the reply once approved, and what
     they may still do. No staff names, notes or department-internal steps."""
-    shown = _shown(ticket)
+    shown = shown_ticket(ticket)
     word = wf.citizen_status(shown.status)
-    reply = shown.reply if word in ("answered", "closed") else ""
+    reply = shown.reply if word in REPLIED_WORDS else ""
     return {"ticket": ticket, "word": word, "words": wf.citizen_words(shown.status, lang),
             "timeline": timeline(ticket, lang), "reply": reply,
             "may_supplement": word not in ("closed", "rejected") and ticket.status != wf.MERGED,
             "may_rate": ticket.status in (wf.APPROVED, wf.ANSWERED), "rating": ticket.satisfaction}
 
 
-def timeline(ticket: Ticket, lang: str = "zh") -> list[tuple[dt.datetime, str]]:
-    """[(when, citizen words)] each time the citizen-facing status changed, plus their own additions and
-    rating: the one table of citizen words (workflow.CITIZEN_WORDS), never internal steps or notes."""
-    out: list[tuple[dt.datetime, str]] = []
+# Timeline entries that are the citizen's own doing (the website names them from its catalogue).
+ADDED, RATED = "added", "rated"
+
+
+def timeline(ticket: Ticket, lang: str = "zh") -> list[tuple[dt.datetime, str, str]]:
+    """[(when, what, words)] each time the citizen-facing status changed ("status", words from the one table
+    of citizen words, workflow.CITIZEN_WORDS), and their own additions (ADDED) and rating (RATED), whose
+    words the page takes from its catalogue (empty here); never internal steps or notes."""
+    out: list[tuple[dt.datetime, str, str]] = []
     last = None
     for row in TicketHistory.select().where(TicketHistory.ticket == ticket).order_by(TicketHistory.id):
         if row.action == "supplement":
-            out.append((row.at, "您补充了材料" if lang == "zh" else "You added information"))
+            out.append((row.at, ADDED, ""))
             continue
         if row.action in ("call_back", "call_back_unsatisfied") and row.actor_id is None:
-            out.append((row.at, "您已评价" if lang == "zh" else "You rated the answer"))
+            out.append((row.at, RATED, ""))
         if not row.to_status or row.to_status not in wf.CITIZEN_STATUS:
             continue
         word = wf.citizen_status(row.to_status)
         if word != last:
-            out.append((row.at, wf.citizen_words(row.to_status, lang)))
+            out.append((row.at, "status", wf.citizen_words(row.to_status, lang)))
             last = word
     return out
 
@@ -367,26 +376,43 @@ def is_published(ticket: Ticket) -> bool:
 
 
 def published():
-    """The query of published tickets (see ``is_published``)."""
+    """The query of published tickets (see ``is_published``). ``Ticket.public`` comes first and bare: the
+    partial indexes over the few disclosed tickets (caseflow.models) serve it on both databases."""
     return (Ticket.select().join(WebCase, on=(WebCase.ticket == Ticket.id))
-            .where(Ticket.public & WebCase.consent & Ticket.status.in_(PUBLISHABLE)))
+            .where(Ticket.public & Ticket.status.in_(PUBLISHABLE) & WebCase.consent))
+
+
+def published_ids(ids: Iterable[int]) -> set[int]:
+    """Which of the tickets ``ids`` are published (one query, for lists)."""
+    ids = list(ids)
+    return {row.id for row in published().select(Ticket.id).where(Ticket.id.in_(ids))} if ids else set()
 
 
 def month_bounds(month: str, tz) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) in naive UTC of the local month "YYYY-MM"; PortalError when malformed."""
     match = MONTH_RE.match(month or "")
     if not match:
-        raise PortalError("月份格式应为 YYYY-MM / a month is written YYYY-MM", "month")
+        raise PortalError("月份格式应为“年-月”，如 2026-03 / a month is written YYYY-MM, e.g. 2026-03", "month")
     year, mon = int(match.group(1)), int(match.group(2))
     start = dt.datetime(year, mon, 1, tzinfo=tz)
     end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
     return services.to_db(start), services.to_db(end)
 
 
+def latest_published(count: int = 5) -> list[Ticket]:
+    """The newest published cases (the home page's list), without counting them all."""
+    return list(published().order_by(Ticket.closed_at.desc(), Ticket.id.desc()).limit(count))
+
+
 def search_published(*, text: str = "", type: str = "", category: str = "", region: str = "", month: str = "",
                      page: int = 1, tz=None) -> tuple[list[Ticket], int]:
     """(published tickets of the page, total) matching every filter. Text matches only what the public
-    page shows (the masked request and reply), never the hidden address or name."""
+    page shows (the masked request and reply), never the hidden address or name.
+
+    The list reaches MAX_LISTED cases (MAX_PAGES pages): the total is counted up to one more than that, so a
+    page never counts every published case (200,000 at 1,000,000 tickets); more than MAX_LISTED reads
+    "more than", and the filters narrow it."""
+    page = max(1, min(int(page), MAX_PAGES))
     query = published()
     if type:
         if type not in TYPES:
@@ -405,30 +431,55 @@ def search_published(*, text: str = "", type: str = "", category: str = "", regi
     text = _text(text, "检索词", 50, field_name="q")
     query = query.order_by(Ticket.closed_at.desc(), Ticket.id.desc())
     if text:
-        restrict = ("t.public = %s AND t.status IN (%s, %s) AND t.id IN "
-                    "(SELECT w.ticket_id FROM web_case w WHERE w.consent = %s)")
+        restrict = ("t.public AND t.status IN (%s, %s) AND EXISTS "
+                    "(SELECT 1 FROM web_case w WHERE w.ticket_id = t.id AND w.consent = %s)")
         ids, _grams = search.find_ids("ticket", text, order="recent", restrict_sql=restrict,
-                                      restrict_params=(True, *PUBLISHABLE, True))
+                                      restrict_params=(*PUBLISHABLE, True))
         needle = search.normalise(text)
+        candidates = list(query.where(Ticket.id.in_(ids or [0])))
         # The index holds the address and unmasked text: keep only rows whose PUBLIC text matches.
-        rows = [t for t in query.where(Ticket.id.in_(ids or [0]))
-                if needle in search.normalise(" ".join(public_view(t)[k] for k in ("title", "content", "reply")))]
-        total = len(rows)
-        return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], total
-    total = query.count()
+        rows = [t for t, view in zip(candidates, public_views(candidates))
+                if needle in search.normalise(" ".join(view[k] for k in ("title", "content", "reply")))]
+        return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], min(len(rows), MAX_LISTED + 1)
+    # Counted in the list's order, up to the cap (peewee's count() would drop the order): the planner then walks
+    # the index that gives that order and stops at the cap.
+    capped = query.select(peewee.SQL("1")).limit(MAX_LISTED + 1)
+    total = peewee.Select([capped.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))]).bind(
+        Ticket._meta.database).scalar()
     return list(query.paginate(page, PAGE_SIZE)), total
 
 
-def public_view(ticket: Ticket, lang: str = "zh") -> dict:
+class Names:
+    """Category paths, region and department names of a whole page of tickets, read once (three small
+    tables) instead of a query per ticket and per category level."""
+
+    def __init__(self):
+        from caseflow.models import Department
+
+        self.category = {row.id: row for row in Category.select(Category.id, Category.code, Category.name)}
+        self.categories = category_paths()
+        self.regions = dict(Region.select(Region.id, Region.name).tuples())
+        self.departments = dict(Department.select(Department.id, Department.name).tuples())
+
+
+def public_view(ticket: Ticket, lang: str = "zh", names: Optional[Names] = None) -> dict:
     """A published case as the public sees it: masked request and reply, kind, category, district and
     street, dates and the answering department. Never a name, phone, address detail, file or note."""
+    names = names or Names()
+
     def clean(text: str) -> str:
         return privacy.public_text(text, ticket)
 
     return {"number": ticket.number, "type": ticket.type, "title": clean(ticket.title),
             "content": clean(ticket.content), "reply": clean(ticket.reply),
-            "category": category_path(ticket.category) if ticket.category_id else "",
-            "region": ticket.region.name if ticket.region_id else "",
-            "department": ticket.department.name if ticket.department_id else "",
+            "category": names.categories.get(ticket.category_id, ""),
+            "region": names.regions.get(ticket.region_id, ""),
+            "department": names.departments.get(ticket.department_id, ""),
             "created_at": ticket.created_at, "replied_at": ticket.replied_at, "closed_at": ticket.closed_at,
             "satisfaction": ticket.satisfaction}
+
+
+def public_views(tickets: Iterable[Ticket], lang: str = "zh") -> list[dict]:
+    """``public_view`` of each ticket of a list, the names read once."""
+    names = Names()
+    return [public_view(t, lang, names) for t in tickets]

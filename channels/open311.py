@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Optional
 from caseflow import portal, privacy, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket
-from caseflow.org import category_path
+from caseflow.org import category_paths
 from channels.models import ApiClient, Open311Request
 from core.clock import Clock
 
@@ -154,9 +154,9 @@ def _services() -> list[Category]:
 
 def service_list(mode: str = "realtime") -> list[dict]:
     """GET Service List: one service per active category (group: its top-level category)."""
-    rows = []
+    rows, paths = [], category_paths()
     for category in _services():
-        path = category_path(category)
+        path = paths[category.id]
         top = path.split(" > ")[0]
         rows.append({"service_code": category.code, "service_name": category.name, "description": path,
                      "metadata": True, "type": mode, "keywords": ", ".join(path.split(" > ")),
@@ -386,50 +386,59 @@ def _statuses(words: Iterable[str]) -> list[str]:
     return [s for s, word in wf.CITIZEN_STATUS.items() if word in words]
 
 
-def _visible(client: Optional[ApiClient]):
-    """Published cases, plus the requests this client filed."""
-    published = portal.published().select(Ticket.id)
-    condition = Ticket.id.in_(published)
+def _visible_queries(client: Optional[ApiClient]) -> list:
+    """The queries of what ``client`` may see: published cases, and the requests this client filed. Kept
+    apart (not one query with an OR of two sub-selects, which no index serves): each runs on its own index,
+    the published one on the partial indexes over disclosed tickets."""
+    queries = [portal.published()]
     if client is not None:
-        own = Open311Request.select(Open311Request.ticket).where(Open311Request.client == client)
-        condition = condition | Ticket.id.in_(own)
-    return Ticket.select().where(condition)
+        queries.append(Ticket.select().join(Open311Request, on=(Open311Request.ticket == Ticket.id))
+                       .where(Open311Request.client == client))
+    return queries
 
 
 def find_requests(args: Mapping, client: Optional[ApiClient], now: dt.datetime) -> list[Ticket]:
-    """GET Service Requests: the filters of the specification over what ``client`` may see."""
-    query = _visible(client)
+    """GET Service Requests: the filters of the specification over what ``client`` may see, newest first,
+    at most MAX_RESULTS."""
+    conditions = []
     ids = _csv(args.get("service_request_id"), MAX_IDS, "service_request_id")
     if ids:  # overrides every other argument
         if not all(services.NUMBER_RE.match(i) for i in ids):
             raise bad("service_request_id must be 8-digit numbers, comma delimited")
-        return list(query.where(Ticket.number.in_(ids)).order_by(Ticket.created_at.desc()))
-    codes = _csv(args.get("service_code"), 50, "service_code")
-    if codes:
-        query = query.where(Ticket.category.in_(Category.select(Category.id).where(Category.code.in_(codes))))
-    words = _csv(args.get("status"), 2, "status")
-    if any(w not in ("open", "closed") for w in words):
-        raise bad("status must be open or closed, comma delimited")
-    if words and set(words) != {"open", "closed"}:
-        closed = _statuses(CLOSED_WORDS)
-        query = query.where(Ticket.status.in_(closed) if words == ["closed"] else Ticket.status.not_in(closed))
-    start = parse_w3c(args["start_date"], "start_date") if args.get("start_date") else None
-    end = parse_w3c(args["end_date"], "end_date") if args.get("end_date") else None
-    if start and end and start > end:
-        raise bad("start_date is after end_date")
-    if start and end and end - start > MAX_SPAN:
-        raise bad("start_date and end_date may not span more than 90 days")
-    end = end or (min(start + MAX_SPAN, now) if start else now)
-    start = start or end - MAX_SPAN
-    query = query.where((Ticket.created_at >= start) & (Ticket.created_at <= end))
-    return list(query.order_by(Ticket.created_at.desc()).limit(MAX_RESULTS))
+        conditions.append(Ticket.number.in_(ids))
+    else:
+        codes = _csv(args.get("service_code"), 50, "service_code")
+        if codes:
+            conditions.append(Ticket.category.in_(Category.select(Category.id).where(Category.code.in_(codes))))
+        words = _csv(args.get("status"), 2, "status")
+        if any(w not in ("open", "closed") for w in words):
+            raise bad("status must be open or closed, comma delimited")
+        if words and set(words) != {"open", "closed"}:
+            closed = _statuses(CLOSED_WORDS)
+            conditions.append(Ticket.status.in_(closed) if words == ["closed"] else Ticket.status.not_in(closed))
+        start = parse_w3c(args["start_date"], "start_date") if args.get("start_date") else None
+        end = parse_w3c(args["end_date"], "end_date") if args.get("end_date") else None
+        if start and end and start > end:
+            raise bad("start_date is after end_date")
+        if start and end and end - start > MAX_SPAN:
+            raise bad("start_date and end_date may not span more than 90 days")
+        end = end or (min(start + MAX_SPAN, now) if start else now)
+        start = start or end - MAX_SPAN
+        conditions.append((Ticket.created_at >= start) & (Ticket.created_at <= end))
+    found: dict[int, Ticket] = {}
+    for query in _visible_queries(client):
+        for ticket in query.where(*conditions).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(MAX_RESULTS):
+            found.setdefault(ticket.id, ticket)
+    return sorted(found.values(), key=lambda t: (t.created_at, t.id), reverse=True)[:MAX_RESULTS]
 
 
 def find_request(number, client: Optional[ApiClient]) -> Ticket:
     """GET Service Request: one visible request, else 404 (an unpublished one looks like an unknown one)."""
     number = str(number or "")
-    ticket = _visible(client).where(Ticket.number == number).first() if services.NUMBER_RE.match(number) else None
-    if ticket is None:
+    ticket = Ticket.get_or_none(Ticket.number == number) if services.NUMBER_RE.match(number) else None
+    own = ticket is not None and client is not None and Open311Request.select().where(
+        (Open311Request.ticket == ticket) & (Open311Request.client == client)).exists()
+    if ticket is None or not (own or portal.is_published(ticket)):
         raise not_found("service_request_id not found")
     return ticket
 
@@ -438,22 +447,40 @@ def _w3c(clock: Clock, value) -> Optional[str]:
     return clock.local(value).isoformat(timespec="seconds") if value else None
 
 
-def request_view(ticket: Ticket, client: Optional[ApiClient], clock: Clock) -> dict:
+class _Seen:
+    """What the views of a list of requests share, read once: their Open311 rows, which are published, and
+    the category, region and department names."""
+
+    def __init__(self, tickets: list[Ticket]):
+        ids = [t.id for t in tickets]
+        self.rows = ({row.ticket_id: row for row in Open311Request.select().where(Open311Request.ticket.in_(ids))}
+                     if ids else {})
+        self.published = portal.published_ids(ids)
+        self.names = portal.Names()
+
+
+def request_views(tickets: list[Ticket], client: Optional[ApiClient], clock: Clock) -> list[dict]:
+    """``request_view`` of each ticket of a list (a GET of up to 1,000): a few queries for all of them."""
+    seen = _Seen(tickets)
+    return [request_view(t, client, clock, seen) for t in tickets]
+
+
+def request_view(ticket: Ticket, client: Optional[ApiClient], clock: Clock, seen: Optional[_Seen] = None) -> dict:
     """One request in the specification's field order. Published: the masked request and reply, the
     answering department and district. A client's own unpublished request: its status words, and the
     masked reply once the centre approved it."""
-    row = Open311Request.get_or_none(Open311Request.ticket == ticket)
+    seen = seen or _Seen([ticket])
+    row = seen.rows.get(ticket.id)
     own = client is not None and row is not None and row.client_id == client.id
-    public = portal.is_published(ticket)
-    shown = ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
+    public = ticket.id in seen.published
+    shown = portal.shown_ticket(ticket)
     word = wf.citizen_status(shown.status)
-    answered = word in ("answered", "closed")
-    category = ticket.category if ticket.category_id else None
+    category = seen.names.category.get(ticket.category_id)
 
     def clean(text: str) -> Optional[str]:
         return privacy.public_text(text, ticket) or None
 
-    reply = clean(shown.reply) if (public or (own and answered)) else None
+    reply = clean(shown.reply) if (public or (own and word in portal.REPLIED_WORDS)) else None
     closed = word in CLOSED_WORDS
     updated = ticket.closed_at if closed and ticket.closed_at else ticket.updated_at
     return {
@@ -463,12 +490,12 @@ def request_view(ticket: Ticket, client: Optional[ApiClient], clock: Clock) -> d
         "service_name": category.name if category else None,
         "service_code": category.code if category else None,
         "description": clean(ticket.content) if (public or own) else None,
-        "agency_responsible": ticket.department.name if (public or own) and ticket.department_id else None,
+        "agency_responsible": seen.names.departments.get(ticket.department_id) if public or own else None,
         "service_notice": reply,
         "requested_datetime": _w3c(clock, ticket.created_at),
         "updated_datetime": _w3c(clock, updated),
         "expected_datetime": _w3c(clock, ticket.deadline) if not closed else None,
-        "address": ticket.region.name if ticket.region_id else None,
+        "address": seen.names.regions.get(ticket.region_id),
         "address_id": (row.address_id or None) if own else None,
         "zipcode": None,
         "lat": row.lat if own else None,

@@ -69,6 +69,14 @@ def _fax_job_dialout(migrator, db):
     return []
 
 
+def _ticket_created_at_index(migrator, db):
+    """The ticket table's single-column created_at index gives way to the wider (created_at, status, category,
+    type, department, channel) one that create_tables has just built: SQLite chose the narrow one and read a
+    wide ticket row for each of a period's tickets (Open311's last 90 days, the statistics)."""
+    db.execute_sql('DROP INDEX IF EXISTS "ticket_created_at"')
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -80,6 +88,7 @@ def _fax_job_dialout(migrator, db):
 # 0007: outbound faxes keep their dial-out purpose and actor (checked again by the policy when sent).
 # 0008: one alarm store (ops.alarms): the channels' alarm and the recorder's recorder_alert rows move to
 #       system_alarm, and both tables go.
+# 0009: the ticket's created_at index is replaced by a wider one led by created_at (bench/portal.py).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -87,4 +96,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0005_call_record_chain", chain_call_records),
                      Step("0006_user_session_version", _user_session_version),
                      Step("0007_fax_job_dialout", _fax_job_dialout),
-                     Step("0008_one_alarm_store", one_alarm_store)]
+                     Step("0008_one_alarm_store", one_alarm_store),
+                     Step("0009_ticket_created_at_index", _ticket_created_at_index)]

@@ -25,8 +25,8 @@ MAX_BODY = 64 * 1024  # a POST is a form of short fields (description: 4,000 cha
 CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Audited administrator actions that change the service definitions (categories, regions).
 DEFINITION_ACTIONS = ("org_category", "org_region")
-ACTIONS = ("open311_discovery", "open311_services", "open311_service", "open311_post", "open311_requests", "open311_request",
-           "open311_token", "open311_refused")
+ACTIONS = ("open311_discovery", "open311_services", "open311_service", "open311_post", "open311_requests",
+           "open311_request", "open311_token", "open311_refused")
 
 
 @bp.url_value_preprocessor
@@ -187,7 +187,7 @@ def requests_(fmt):
 
     def query(client):
         rows = open311.find_requests(request.args, client, now_utc())
-        return ("service_requests", [open311.request_view(t, client, _clock()) for t in rows],
+        return ("service_requests", open311.request_views(rows, client, _clock()),
                 f"{len(rows)} requests")
     return _call(fmt, "open311_requests", query)
 

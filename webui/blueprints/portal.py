@@ -48,7 +48,6 @@ LOOKUP_WINDOW = dt.timedelta(minutes=30)
 CAPTCHA_WINDOW = dt.timedelta(hours=1)
 
 MESSAGES = {"zh": {
-    "12345 Citizen Service Hotline": "12345 政务服务便民热线",
     "Website": "网站",  # the hidden honeypot field's label
     "Write to us": "我要写信", "Mayor mailbox": "市长信箱", "Follow my case": "办理查询",
     "Published cases": "公开信件", "Figures": "数据公开", "Staff login": "工作人员登录",
@@ -67,7 +66,7 @@ MESSAGES = {"zh": {
     "Images (PNG, JPEG, GIF) or PDF, at most %(n)s files of %(mb)s MB each.":
         "图片（PNG、JPEG、GIF）或 PDF，最多 %(n)s 个，每个不超过 %(mb)s MB。",
     "Your request has been received.": "您的诉求已受理。",
-    "Acceptance number": "受理号", "Query code": "查询码",
+    "Query code": "查询码",
     "Write both down now: the query code is shown only this once.": "请立即记下受理号和查询码：查询码只显示这一次。",
     "Follow your case with these on this website, or call 12345.": "可凭二者在本网站查询办理进度，或拨打 12345。",
     "Enter the acceptance number and query code you were given.": "请输入受理时获得的受理号和查询码。",
@@ -77,27 +76,28 @@ MESSAGES = {"zh": {
     "Your request": "诉求内容", "Rate the answer": "评价答复", "Comment": "评价意见",
     "Thank you, your rating has been recorded.": "感谢您的评价，已记录。",
     "Your information has been added to the case.": "补充材料已提交。",
-    "You rated": "您的评价", "Search": "检索", "Month": "月份", "All": "全部", "Type": "类型",
+    "You rated": "您的评价", "Search": "检索", "Month": "月份",
     "Received": "受理时间", "Closed": "办结时间", "Department": "承办单位", "No published cases match.":
-        "没有符合条件的公开信件。", "Previous": "上一页", "Next": "下一页",
+        "没有符合条件的公开信件。",
     "Page %(page)s of %(pages)s": "第 %(page)s / %(pages)s 页",
     "Monthly figures": "月度数据", "Cases received": "受理量", "Cases closed": "办结量",
     "On-time rate": "按时办结率", "Satisfaction rate": "满意率",
-    "Latest published cases": "最新公开信件", "More": "更多", "Not found": "页面不存在",
-    "The page you asked for does not exist.": "您要访问的页面不存在。", "Back to the home page": "返回首页",
+    "Latest published cases": "最新公开信件", "More": "更多",
+    "Back to the home page": "返回首页",
     "The upload is too large: at most %(mb)s MB in all.": "上传内容过大：合计不超过 %(mb)s MB。",
     "The form has expired. Please reload the page and try again.": "表单已过期，请刷新页面后重试。",
     "The picture code is wrong or has expired. Please type the new one.": "验证码错误或已过期，请输入新的验证码。",
     "Too many wrong picture codes from this address. Please try again later.": "验证码错误次数过多，请稍后再试。",
-    "Please choose the files again.": "请重新选择附件。", "Language": "语言", "Main navigation": "主导航",
-    "Skip to content": "跳到正文", "Bad request": "请求有误", "Request too large": "请求内容过大",
-    "Too many requests": "请求过于频繁", "Figures of %(month)s": "%(month)s 数据",
-    "Published %(n)s": "共 %(n)s 件", "Open cases stay private; only closed cases the centre approved and "
-    "the writer agreed to are shown, without personal details.":
+    "Please choose the files again.": "请重新选择附件。", "Too many requests": "请求过于频繁", "Figures of %(month)s": "%(month)s 数据",
+    "Published %(n)s": "共 %(n)s 件", "More than %(n)s published: choose a filter or search to narrow them.":
+        "超过 %(n)s 件，请选择条件或输入检索词缩小范围。",
+    "Open cases stay private; only closed cases the centre approved and the writer agreed to are shown, without "
+    "personal details.":
         "只公开已办结、经热线办审核且来信人同意公开的信件，且不含个人信息。",
     "Received: cases written in during the month; closed: cases closed in it; on-time rate: cases due in it; satisfaction: ratings given in it.":
         "受理量：当月受理；办结量：当月办结；按时办结率：当月到期的诉求；满意率：当月的评价。",
     "Close this case in this browser": "在本浏览器中退出查询", "Rating": "满意度",
+    "You added information": "您补充了材料", "You rated the answer": "您已评价",
 }}
 
 
@@ -257,7 +257,11 @@ def _public_figures(month: str) -> dict:
     tz = _clock().tz
     start, end = portal.month_bounds(month, tz)
     now = services.to_db(_clock().now())
-    values = figure_values(None, ticket_counts(Scope(), start, min(end, now + dt.timedelta(seconds=1)), now))
+    end = min(end, now + dt.timedelta(seconds=1))
+    # The month's tickets created in one count, in place of the statistics' hour-by-channel series (which the
+    # public page does not show): the same number, without a row-by-row hour function over the month.
+    created = [(start, "all", Ticket.select().where((Ticket.created_at >= start) & (Ticket.created_at < end)).count())]
+    values = figure_values(None, ticket_counts(Scope(), start, end, now, channel_hours=created))
     return {"received": values["tickets_created"], "closed": values["tickets_closed"],
             "on_time_rate": values["on_time_rate"], "satisfaction_rate": values["satisfaction_rate"]}
 
@@ -275,9 +279,8 @@ def _months(count: int = 12) -> list[str]:
 @public
 def index():
     """The home page: what the site offers, the latest published cases and last month's figures."""
-    latest, _total = portal.search_published(page=1, tz=_clock().tz)
     months = _months(2)
-    return render_template("portal/index.html", latest=[portal.public_view(t, g.lang) for t in latest[:5]],
+    return render_template("portal/index.html", latest=portal.public_views(portal.latest_published(5), g.lang),
                            figures=_public_figures(months[1]), month=months[1])
 
 
@@ -526,7 +529,7 @@ def cases():
     args = request.args
     criteria = {key: (args.get(key) or "")[:60] for key in ("q", "type", "category", "region", "month")}
     try:
-        page = max(1, min(int(args.get("page", "1")), 10_000))
+        page = max(1, min(int(args.get("page", "1")), portal.MAX_PAGES))
     except ValueError:
         page = 1
     error, rows, total, status = None, [], 0, 200
@@ -537,10 +540,10 @@ def cases():
                                               tz=_clock().tz)
     except portal.PortalError as err:
         error, status = str(err), 400
-    pages = max(1, -(-total // portal.PAGE_SIZE))
-    return render_template("portal/cases.html", rows=[portal.public_view(t, g.lang) for t in rows], total=total,
-                           page=page, pages=pages, criteria=criteria, error=error, months=_months(24),
-                           **_choices()), status
+    pages = max(1, min(-(-total // portal.PAGE_SIZE), portal.MAX_PAGES))
+    return render_template("portal/cases.html", rows=portal.public_views(rows, g.lang), total=total,
+                           max_listed=portal.MAX_LISTED, page=page, pages=pages, criteria=criteria, error=error,
+                           months=_months(24), **_choices()), status
 
 
 @bp.route("/cases/<number>")
@@ -570,6 +573,10 @@ def _label(kind: str, code: str) -> str:
     return wf.label(table, code, g.get("lang", "zh"))
 
 
+# The citizen's own entries of a case's timeline (caseflow.portal.timeline), by its codes.
+TIMELINE_WORDS = {portal.ADDED: "You added information", portal.RATED: "You rated the answer"}
+
+
 @bp.app_context_processor
 def _portal_helpers():
-    return {"portal_label": _label}
+    return {"portal_label": _label, "timeline_words": TIMELINE_WORDS}

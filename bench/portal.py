@@ -1,0 +1,466 @@
+"""Benchmark: the public website and Open311 at scale, on SQLite and PostgreSQL (issue 11).
+
+``--tickets`` tickets (default 1,000,000) over two years, ``--published`` of them (default 200,000) closed, disclosed
+by the centre and consented to by their writers (web cases), plus web cases that are not published, the tickets'
+history rows and Open311 requests of one client, are bulk-loaded (batches, progress shown). The product's web app
+then serves on a local port through its own HTTP server (webui.server, gevent, monkey-patched as run.py), and
+``--clients`` clients (default 50) send requests at once over keep-alive connections, each with its own cookie
+session like a browser, ``--requests`` requests per row (default 2,000). Rows:
+
+- public pages: the home page (latest published cases, last month's figures) and the monthly figures page;
+- the published list: first page, with filters (type, category, region, month, page 1-5) and with a search word;
+- a published case's page;
+- a case lookup: acceptance number + query code posted to /follow (the check, the throttle, the audit row), and
+  the case page it opens (status words, timeline, reply);
+- a submission: the write-in form posted with the picture code (the picture fetched first, as a browser does; the
+  bench knows the answer because the picture alphabet is set to one letter), a new ticket each;
+- Open311: services.json, requests.json (the specification's default: the last 90 days, at most 1,000), with a
+  service_code and status filter, requests/{id}.json, and POST requests.json with an API key.
+
+Per row: requests per second, and p50/p99 in ms as the clients saw them (waiting behind the other clients
+included) and inside the app (from the request reaching the app to its last byte), beside the issue's aim:
+p99 under 50 ms for reads and 100 ms for a submission. Limits that would refuse one address's flood
+(HOTLINE_PORTAL_*, HOTLINE_OPEN311_*) are raised through the configuration. Asserts nothing.
+
+    .venv/bin/python bench/portal.py [--tickets 1000000] [--published 200000] [--clients 50] [--requests 2000]
+                                     [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""] [--backend sqlite]
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # as run.py: the web server, the clients and PostgreSQL's waits are greenlets
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import http.client  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import urlencode  # noqa: E402
+
+import gevent  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import DEFAULT_PG, available_backends, open_backend, pct  # noqa: E402
+
+BATCH = 5000
+CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
+READ_AIM, WRITE_AIM = 50.0, 100.0  # ms, p99 (issue 11)
+
+PLACES = ["东湖路", "解放路", "建设路", "人民大道", "光明路", "青山路", "幸福小区", "阳光花园", "滨江新城", "龙泉镇",
+          "西山街道", "火车站", "中心医院", "实验小学", "农贸市场", "体育馆", "科技园"]
+MATTERS = ["夜间施工噪音扰民", "广场舞音响声音过大", "流动摊贩占道经营", "路灯不亮", "井盖缺失", "下水道堵塞",
+           "小区电梯长期故障", "物业乱收费", "餐饮油烟污染", "公交车不按站停靠", "违章搭建", "垃圾清运不及时",
+           "停水停电未通知", "共享单车乱停放", "道路积水", "树木倒伏", "燃气泄漏隐患"]
+REPLIES = ["经核实，已责成施工单位夜间停工。", "已安排维修，现已恢复正常。", "已联系物业整改，并加强巡查。",
+           "执法人员已现场处置，将持续跟踪。", "相关部门已答复，详见办理结果。"]
+WORDS = ["噪音", "路灯", "井盖", "电梯", "油烟", "违章搭建", "积水", "物业"]
+TYPES = ["complaint", "report", "help", "consult", "suggestion", "praise"]
+
+
+def progress(label: str, done: int, total: int, started: float) -> None:
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s)", end="" if done < total else "\n", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ seed
+def bulk(model, rows: list[dict]) -> None:
+    """Insert ``rows`` (dicts keyed by field name, all with the same keys) in one statement batch on the
+    connection itself: peewee's own insert_many spends ten times longer writing the SQL than the database
+    spends running it."""
+    from core.db import database, is_postgres
+
+    if not rows:
+        return
+    # Peewee fills defaults in Python, not in the table: give every other field its default.
+    defaults = {f.name: f.default for f in model._meta.sorted_fields
+                if f.name not in rows[0] and f.default is not None}
+    fields = [model._meta.fields[name] for name in [*rows[0], *defaults]]
+    for name, default in defaults.items():
+        value = default() if callable(default) else default
+        for row in rows:
+            row[name] = value
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    table = model._meta.table_name
+    if is_postgres():
+        from psycopg2.extras import execute_values
+
+        with database.connection().cursor() as cursor:
+            execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s',
+                           [tuple(row[f.name] for f in fields) for row in rows], page_size=1000)
+    else:
+        def value(v):  # as peewee writes them: datetimes as text, booleans as 0/1
+            return str(v) if isinstance(v, dt.datetime) else int(v) if isinstance(v, bool) else v
+
+        database.connection().executemany(
+            f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join("?" * len(fields))})',
+            [tuple(value(row[f.name]) for f in fields) for row in rows])
+
+
+def make_org():
+    """Centre and six districts (departments), ten top categories with three children, six districts of
+    regions with three streets each."""
+    from caseflow import org
+    from caseflow.models import User
+
+    centre = org.create_department("C", "热线中心", None, "centre")
+    depts = [org.create_department(f"D{i}", f"第{i}区", centre, "district") for i in range(6)]
+    categories, regions = [], []
+    for i in range(10):
+        top = org.create_category(f"K{i}", f"{MATTERS[i][:4]}类")
+        categories += [top] + [org.create_category(f"K{i}{j}", f"{MATTERS[i]}{j}", top) for j in range(3)]
+    for i in range(6):
+        district = org.create_region(f"R{i}", f"第{i}区")
+        regions += [district] + [org.create_region(f"R{i}{j}", f"第{i}区{j}街道", district) for j in range(3)]
+    admin = User.create(operator_no="9000", name="管理员", password_hash="!", roles="admin", department=centre)
+    return depts, categories, regions, admin
+
+
+def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, categories, regions, client) -> dict:
+    """Bulk-load the tickets, web cases, history rows and Open311 requests; returns what the clients need."""
+    from caseflow import portal, search
+    from caseflow.models import Ticket, TicketHistory, WebCase
+    from channels.models import Open311Request
+    from core.db import database, is_postgres
+
+    # The full-text index is built once after the load (as caseflow.search builds it for rows written before
+    # it existed): kept up row by row, it took most of the load's time on both databases.
+    search.ensure_index("ticket")
+    if is_postgres():
+        database.execute_sql("DROP INDEX IF EXISTS ticket_search_tsv")
+    else:
+        for trigger in ("ticket_fts_ai", "ticket_fts_ad", "ticket_fts_au"):
+            database.execute_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+    numbers = rng.sample(range(10_000_000, 100_000_000), n)
+    every = max(1, n // max(published, 1))  # every n-th ticket is a published web case
+    span = dt.timedelta(days=730)
+    start = now - span
+    code_hash = portal.hash_code(CODE)
+    out = {"published": [], "open_web": [], "api": []}
+    started = time.perf_counter()
+    for offset in range(0, n, BATCH):
+        tickets, cases, history, api = [], [], [], []
+        for k in range(offset, min(n, offset + BATCH)):
+            ident = k + 1
+            created = start + span * k / n
+            place, matter = rng.choice(PLACES), rng.choice(MATTERS)
+            content = f"{place}{matter}，请尽快处理。联系人王先生，电话139{k:08d}。"
+            category = rng.choice(categories)
+            is_published = k % every == 0 and len(out["published"]) < published
+            web = is_published or k % 7 == 1
+            status = "closed" if is_published else rng.choice(
+                ["recorded", "dispatched", "in_progress", "replied", "approved", "closed", "closed", "archived"])
+            closed = created + dt.timedelta(days=rng.randint(1, 15)) if status in ("closed", "archived") else None
+            reply = rng.choice(REPLIES) if status in ("replied", "approved", "closed", "archived") else ""
+            tickets.append({
+                "id": ident, "number": str(numbers[k]), "type": rng.choice(TYPES),
+                "channel": "web" if web else rng.choice(["phone", "phone", "phone", "sms", "api"]),
+                "status": status, "title": f"{place}{matter}"[:30], "content": content,
+                "category": category.id, "region": rng.choice(regions).id, "citizen_name": "王先生",
+                "citizen_phone": f"139{k:08d}", "citizen_address": f"{place}{k % 90 + 1}号",
+                "department": rng.choice(depts).id, "created_at": created, "updated_at": closed or created,
+                "deadline": created + dt.timedelta(days=rng.randint(3, 20)), "reply": reply,
+                "replied_at": closed - dt.timedelta(hours=5) if closed else None, "closed_at": closed,
+                "satisfaction": rng.choice(["satisfied", "basic", "unsatisfied", ""]) if closed else "",
+                "public": is_published, "query_pin": f"{k % 1_000_000:06d}",
+                "search_text": search.index_text(f"{place}{matter}"[:30], content, f"{place}{k % 90 + 1}号")})
+            history.append({"ticket": ident, "at": created, "actor_label": "网站 web", "action": "create",
+                            "from_status": "", "to_status": "recorded"})
+            if closed:
+                history.append({"ticket": ident, "at": closed, "actor_label": "system", "action": "close",
+                                "from_status": "approved", "to_status": status})
+            if web:
+                cases.append({"ticket": ident, "box": "web", "consent": is_published or k % 2 == 0,
+                              "code_hash": code_hash, "ip": f"10.{k % 250}.{k // 250 % 250}.{k % 7}",
+                              "digest": f"{k:064x}", "captcha_id": f"seed-{k}", "created_at": created})
+                if is_published:
+                    out["published"].append(str(numbers[k]))
+                elif status not in ("closed", "archived") and len(out["open_web"]) < 5000:
+                    out["open_web"].append(str(numbers[k]))
+            if not web and tickets[-1]["channel"] == "api":
+                api.append({"ticket": ident, "client": client.id, "token": f"{k:024x}", "service_code": category.code,
+                            "lat": 30.25 + rng.random() / 10, "long": 120.15 + rng.random() / 10,
+                            "created_at": created})
+                if created > now - dt.timedelta(days=80) and len(out["api"]) < 5000:
+                    out["api"].append(str(numbers[k]))
+        with database.atomic():
+            for model, rows in ((Ticket, tickets), (TicketHistory, history), (WebCase, cases), (Open311Request, api)):
+                bulk(model, rows)
+        progress("tickets", min(n, offset + BATCH), n, started)
+    indexing = time.perf_counter()
+    search.forget(database.obj)
+    search.ensure_index("ticket")  # PostgreSQL: CREATE INDEX; SQLite: the triggers again and an FTS rebuild
+    print(f"  full-text index built in {time.perf_counter() - indexing:,.0f} s", flush=True)
+    if is_postgres():
+        for table in ("ticket", "ticket_history", "web_case", "open311_request"):
+            database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                 f"(SELECT COALESCE(MAX(id), 1) FROM {table}))")
+        database.execute_sql("ANALYZE")
+    else:
+        database.execute_sql("ANALYZE")
+    print(f"  seeded in {time.perf_counter() - started:,.0f} s: {n:,} tickets, {len(out['published']):,} published",
+          flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ clients
+class Browser:
+    """One client: a keep-alive connection and its cookies, like one browser tab."""
+
+    def __init__(self, port: int, timings: dict):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a form's head and body at once
+        self.cookies: dict[str, str] = {}
+        self.timings = timings
+        self.token = ""  # the session's CSRF token, read from the first form
+
+    def request(self, kind: str, method: str, path: str, form: dict | None = None, expect=(200,)):
+        headers = {"X-Bench-Kind": kind}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+        started = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        if response.status not in expect:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        self.timings.setdefault(kind, []).append(elapsed)
+        return data
+
+    def csrf(self, path: str) -> str:
+        if not self.token:
+            page = self.request("(form)", "GET", path).decode()
+            self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return self.token
+
+
+def run_row(port: int, clients: int, total: int, step) -> tuple[dict, float]:
+    """``total`` calls of ``step(browser, i)`` spread over ``clients`` concurrent browsers; returns the
+    client-side timings by kind and the seconds the row took."""
+    timings: dict[str, list[float]] = {}
+    browsers = [Browser(port, timings) for _ in range(clients)]
+    counter = iter(range(total))
+    errors: list[str] = []
+
+    def work(browser):
+        for i in counter:
+            try:
+                step(browser, i)
+            except Exception as error:  # noqa: BLE001 - reported under the table, the row goes on
+                errors.append(str(error)[:300])
+
+    started = time.perf_counter()
+    gevent.joinall([gevent.spawn(work, b) for b in browsers])
+    seconds = time.perf_counter() - started
+    for browser in browsers:
+        browser.conn.close()
+    if errors:
+        print(f"  {len(errors)} failed, first: {errors[0]}", flush=True)
+    return timings, seconds
+
+
+def timed_app(app, server_times: dict):
+    """The WSGI app, timing each request from its arrival to its last byte by the client's X-Bench-Kind. The
+    answer goes out in one piece, as the app's own responses do (a body handed over in pieces is written in
+    pieces, and the client's delayed acknowledgement then adds 40 ms that are the bench's, not the app's)."""
+    def wsgi(environ, start_response):
+        kind = environ.get("HTTP_X_BENCH_KIND", "")
+        started = time.perf_counter()
+        body = app(environ, start_response)
+        try:
+            data = b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        server_times.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+        return [data]
+    return wsgi
+
+
+def rows_for(data: dict, key: str, categories, regions, rng: random.Random, now: dt.datetime):
+    """[(kind, step, aim)] of the rows run against the seeded data."""
+    published, open_web, api = data["published"], data["open_web"], data["api"]
+    months = [(now - dt.timedelta(days=30 * i)).strftime("%Y-%m") for i in range(1, 24)]
+    week_ago = (now - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def home(b, i):
+        b.request("home page", "GET", "/")
+
+    def figures(b, i):
+        b.request("figures page", "GET", f"/figures?month={rng.choice(months[:12])}")
+
+    def listing(b, i):
+        b.request("published list", "GET", "/cases")
+
+    def filtered(b, i):
+        query = {"type": rng.choice(TYPES), "category": rng.choice(categories).id,
+                 "region": rng.choice(regions).id, "month": rng.choice(months), "page": rng.randint(1, 5)}
+        for name in rng.sample(list(query), rng.randint(0, 3)):  # one to all five filters
+            del query[name]
+        b.request("list, filters", "GET", "/cases?" + urlencode(query))
+
+    def text(b, i):
+        b.request("list, search word", "GET", "/cases?" + urlencode({"q": rng.choice(WORDS)}))
+
+    def case(b, i):
+        b.request("published case", "GET", f"/cases/{rng.choice(published)}")
+
+    def lookup(b, i):
+        number = rng.choice(open_web)
+        form = {"number": number, "code": CODE, "csrf_token": b.csrf("/follow")}
+        b.request("case lookup", "POST", "/follow", form, expect=(303,))
+        b.request("case page", "GET", f"/follow/{number}")
+
+    def submit(b, i):
+        b.request("(picture)", "GET", "/captcha.png")
+        form = {"type": rng.choice(TYPES), "content": f"第{i}号压测来信：{rng.choice(PLACES)}{rng.choice(MATTERS)}。",
+                "category": rng.choice(categories).id, "region": rng.choice(regions).id, "name": "李女士",
+                "phone": f"137{i:08d}", "reply_by": "phone", "consent": "1", "captcha": "AAAAA",
+                "csrf_token": b.csrf("/write")}
+        b.request("submission", "POST", "/write", form)
+
+    def o311_services(b, i):
+        b.request("Open311 services", "GET", "/open311/v2/services.json")
+
+    def o311_list(b, i):
+        b.request("Open311 requests", "GET", "/open311/v2/requests.json")
+
+    def o311_filtered(b, i):
+        b.request("Open311 requests, filters", "GET", "/open311/v2/requests.json?" + urlencode(
+            {"service_code": rng.choice(categories).code, "status": "closed", "start_date": week_ago,
+             "api_key": key}))
+
+    def o311_one(b, i):
+        b.request("Open311 request", "GET", f"/open311/v2/requests/{rng.choice(api)}.json?api_key={key}")
+
+    def o311_post(b, i):
+        b.request("Open311 POST", "POST", "/open311/v2/requests.json", {
+            "api_key": key, "service_code": rng.choice(categories).code, "lat": "30.27", "long": "120.16",
+            "description": f"第{i}号压测请求：{rng.choice(MATTERS)}", "attribute[type]": rng.choice(TYPES)})
+
+    # (kind, step, aim, share of --requests): a requests list answers up to 1,000 requests, so fewer calls.
+    return [("home page", home, READ_AIM, 1), ("figures page", figures, READ_AIM, 1),
+            ("published list", listing, READ_AIM, 1), ("list, filters", filtered, READ_AIM, 1),
+            ("list, search word", text, READ_AIM, 1), ("published case", case, READ_AIM, 1),
+            ("case lookup", lookup, READ_AIM, 1), ("submission", submit, WRITE_AIM, 1),
+            ("Open311 services", o311_services, READ_AIM, 1), ("Open311 requests", o311_list, READ_AIM, 0.1),
+            ("Open311 requests, filters", o311_filtered, READ_AIM, 0.5), ("Open311 request", o311_one, READ_AIM, 1),
+            ("Open311 POST", o311_post, WRITE_AIM, 1)]
+
+
+def run_backend(backend: str, args) -> list[tuple]:
+    from caseflow import search
+    from channels import open311
+    from core.clock import Clock
+    from core.config import load_config
+    from webui.app import Services, create_app
+    from webui.server import HttpServer
+    import webui.blueprints.portal as portal_bp
+
+    rng = random.Random(11)
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        database, cleanup = open_backend(backend, folder, args.pg, "portal")
+        search.forget(database)
+        try:
+            clock = Clock("Asia/Shanghai")
+            now = clock.now().astimezone(dt.timezone.utc).replace(tzinfo=None)
+            with database.connection_context():
+                depts, categories, regions, admin = make_org()
+                client, key = open311.issue_key("压测接入方", by=admin, clock=clock)
+                print(f"{backend}: seeding", flush=True)
+                data = seed(args.tickets, args.published, rng, now, depts, categories, regions, client)
+            config = load_config({"database_url": str(database.database), "mode": "test", "load_demo": False,
+                                  "var_dir": str(folder / "var"), "secret_key": "p" * 40,
+                                  "HOTLINE_PORTAL_PER_ADDRESS": "1000000", "HOTLINE_PORTAL_PER_PHONE": "1000000",
+                                  "HOTLINE_OPEN311_PER_ADDRESS": "1000000", "HOTLINE_OPEN311_PER_KEY": "1000000",
+                                  "HOTLINE_OPEN311_POSTS_PER_HOUR": "1000000"})
+            portal_bp.CAPTCHA_ALPHABET = "A"  # the picture is still drawn and checked; the bench knows its answer
+            server_times: dict[str, list[float]] = {}
+            app = create_app(config, Services(clock=clock))
+            server = HttpServer(("127.0.0.1", 0), timed_app(app, server_times))
+            server.start()
+            try:
+                rows = rows_for(data, key, categories, regions, rng, now)
+                rows = [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
+                for kind, step, aim, share in rows:
+                    server_times.clear()
+                    calls = max(args.clients, int(args.requests * share))
+                    timings, seconds = run_row(server.server_port, args.clients, calls, step)
+                    seen = timings.get(kind, [])
+                    inside = server_times.get(kind, [])
+                    line = (backend, kind, len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
+                            pct(inside, 50), pct(inside, 99), aim)
+                    out.append(line)
+                    print_row(line)
+                    if kind == "case lookup":  # the page the lookup opens
+                        seen, inside = timings.get("case page", []), server_times.get("case page", [])
+                        line = (backend, "case page", len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
+                                pct(inside, 50), pct(inside, 99), READ_AIM)
+                        out.append(line)
+                        print_row(line)
+            finally:
+                server.stop()
+        finally:
+            database.close()
+            cleanup()
+    return out
+
+
+HEADER = (f"{'backend':<9}{'what':<27}{'calls':>7}{'calls/s':>9}{'client p50':>12}{'p99':>9}"
+          f"{'in app p50':>12}{'p99':>9}{'aim p99':>9}")
+
+
+def print_row(line) -> None:
+    backend, kind, calls, rate, c50, c99, a50, a99, aim = line
+    verdict = "ok" if a99 <= aim else "over"
+    print(f"{backend:<9}{kind:<27}{calls:>7}{rate:>9.0f}{c50:>12.1f}{c99:>9.1f}{a50:>12.1f}{a99:>9.1f}"
+          f"{aim:>8.0f} {verdict}", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--published", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pg", default=DEFAULT_PG)
+    parser.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
+    parser.add_argument("--only", default="", help="comma-separated words: run only the rows naming one")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    backends = [b for b in available_backends(args.pg) if args.backend in ("both", b)]
+    print(f"portal bench ({dt.date.today()}): {args.tickets:,} tickets, {args.published:,} published, "
+          f"{args.clients} clients, {args.requests:,} calls a row; times in ms")
+    results = []
+    for backend in backends:
+        print(HEADER)
+        results += run_backend(backend, args)
+    print("\n" + HEADER)
+    for line in results:
+        print_row(line)
+    print(f"aim (issue 11): p99 under {READ_AIM:.0f} ms for reads, {WRITE_AIM:.0f} ms for a submission, "
+          f"with {args.clients} clients at once; 'ok'/'over' compares the p99 inside the app")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

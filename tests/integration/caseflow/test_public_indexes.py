@@ -1,0 +1,84 @@
+"""The published cases at scale (bench/portal.py): the indexes the public list and its filters read, the list's
+count that stops at its cap, and the migration that drops the narrow created_at index, on both databases."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from caseflow import portal
+from caseflow.models import Ticket, WebCase
+
+
+def _indexes(db, table: str) -> set[str]:
+    return {index.name for index in db.get_indexes(table)}
+
+
+def test_the_public_list_has_its_indexes(db):
+    """Should build the partial indexes over disclosed tickets (list order and each filter), the (ticket,
+    consent) index of web cases, and the period indexes; and no single-column created_at index."""
+    tickets = _indexes(db, "ticket")
+    assert {"ticket_public_closed", "ticket_public_type", "ticket_public_category", "ticket_public_region",
+            "ticket_public_created", "ticket_closed_at_status",
+            "ticket_created_at_status_category_id_type_department_id_channel"} <= tickets
+    assert "ticket_created_at" not in tickets
+    assert "web_case_ticket_id_consent" in _indexes(db, "web_case")
+    assert "ticket_history_action_at" in _indexes(db, "ticket_history")
+
+
+def test_migration_drops_the_narrow_created_at_index(db):
+    """Should drop an existing database's ticket_created_at index once, the wider index taking its place."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    step = "0009_ticket_created_at_index"
+    db.execute_sql('CREATE INDEX "ticket_created_at" ON "ticket" ("created_at")')
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert step in create_schema()
+    assert step not in create_schema()
+    assert "ticket_created_at" not in _indexes(db, "ticket")
+
+
+NUMBERS = itertools.count(10_000_000)
+
+
+def _published(count: int, start: dt.datetime, *, consent: bool = True, public: bool = True) -> list[Ticket]:
+    """Closed web cases, disclosed (``public``) and consented to (``consent``) unless told otherwise."""
+    rows = []
+    for n in range(count):
+        at = start + dt.timedelta(hours=n)
+        ticket = Ticket.create(number=str(next(NUMBERS)), type="complaint", channel="web", status="closed",
+                               title=f"第{n}号", content=f"第{n}号来信", created_at=at, updated_at=at,
+                               closed_at=at + dt.timedelta(days=1), public=public)
+        WebCase.create(ticket=ticket, consent=consent, code_hash="x$y", digest=f"{ticket.id:064x}",
+                       captcha_id=f"c{ticket.id}", created_at=at)
+        rows.append(ticket)
+    return rows
+
+
+def test_the_list_count_stops_at_its_cap(db, monkeypatch):
+    """Should count published cases up to one over the list's cap, newest closed first, never the hidden ones,
+    and keep the page number within the pages the list reaches."""
+    monkeypatch.setattr(portal, "MAX_LISTED", 3)
+    monkeypatch.setattr(portal, "MAX_PAGES", 2)
+    monkeypatch.setattr(portal, "PAGE_SIZE", 2)
+    shown = _published(5, dt.datetime(2026, 1, 1))
+    _published(2, dt.datetime(2026, 2, 1), consent=False)
+    _published(2, dt.datetime(2026, 2, 1), public=False)
+    rows, total = portal.search_published()
+    assert total == 4 and [t.number for t in rows] == [shown[4].number, shown[3].number]
+    rows, total = portal.search_published(page=99)
+    assert [t.number for t in rows] == [shown[2].number, shown[1].number]  # page 2, the last the list reaches
+    rows, total = portal.search_published(month="2026-01", type="complaint", tz=dt.timezone.utc)
+    assert total == 4
+    assert portal.search_published(type="praise") == ([], 0)
+    assert [t.number for t in portal.latest_published(2)] == [shown[4].number, shown[3].number]
+    assert portal.published_ids([t.id for t in Ticket.select()]) == {t.id for t in shown}
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_small_lists_count_exactly(db, count):
+    """Should count a list under the cap exactly."""
+    _published(count, dt.datetime(2026, 1, 1))
+    assert portal.search_published()[1] == count
