@@ -39,7 +39,7 @@ class AccountError(ValueError):
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` for User.password_hash."""
     if not isinstance(password, str) or not password:
-        raise AccountError("password must not be empty / 密码不能为空")
+        raise AccountError("密码不能为空 / password must not be empty")
     return in_thread(_password_hasher().hash, password)
 
 
@@ -111,20 +111,21 @@ def create_user(operator_no: str, name: str, password: str, roles=(), department
 
     operator_no = (operator_no or "").strip()
     if not OPERATOR_NO_RE.match(operator_no):
-        raise AccountError(f"operator number must be 2-16 letters or digits / 工号格式不正确: {operator_no!r}")
+        raise AccountError(f"工号须为2-16位字母或数字：{operator_no!r} / operator number must be 2-16 letters or "
+                           f"digits: {operator_no!r}")
     name = (name or "").strip()
     if not name or len(name) > 64:
-        raise AccountError("name must be 1-64 characters / 姓名长度须为1-64个字符")
+        raise AccountError("姓名长度须为1-64个字符 / name must be 1-64 characters")
     if len(password or "") < MIN_PASSWORD:
-        raise AccountError(f"password needs at least {MIN_PASSWORD} characters / 密码至少{MIN_PASSWORD}位")
+        raise AccountError(f"密码至少{MIN_PASSWORD}位 / password needs at least {MIN_PASSWORD} characters")
     role_list = [r.strip() for r in (roles.split(",") if isinstance(roles, str) else roles) if r.strip()]
     unknown = [r for r in role_list if r not in ROLES]
     if unknown:
-        raise AccountError(f"unknown role(s) / 未知角色: {', '.join(unknown)}")
+        raise AccountError(f"未知角色：{', '.join(unknown)} / unknown role(s): {', '.join(unknown)}")
     if User.select().where(User.operator_no == operator_no).exists():
-        raise AccountError(f"operator number {operator_no} already exists / 工号已存在")
+        raise AccountError(f"工号 {operator_no} 已存在 / operator number {operator_no} already exists")
     if extension and User.select().where(User.extension == extension).exists():
-        raise AccountError(f"extension {extension} already in use / 分机号已被使用")
+        raise AccountError(f"分机号 {extension} 已被使用 / extension {extension} already in use")
     user = User.create(operator_no=operator_no, name=name, password_hash=hash_password(password),
                        roles=",".join(role_list), department=department, extension=extension or None,
                        phone=phone or "")

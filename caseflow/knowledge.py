@@ -32,11 +32,13 @@ def _to_db(clock: Clock):
 
 
 def _text(value, name: str, limit: int, required: bool = True) -> str:
+    from caseflow.values import empty_error, length_error
+
     text = (value or "").strip()
     if required and not text:
-        raise KnowledgeError(f"{name}不能为空 / {name} must not be empty")
+        raise KnowledgeError(empty_error(name))
     if len(text) > limit:
-        raise KnowledgeError(f"{name}超过{limit}字 / {name} longer than {limit} characters")
+        raise KnowledgeError(length_error(name, limit, len(text)))
     return text
 
 
@@ -57,7 +59,8 @@ def create_item(title: str, content: str, category: Optional[Category] = None, p
     text = search.index_text(title, title, content)  # title counted twice: a title hit ranks higher
     with KnowledgeItem._meta.database.atomic():
         item = KnowledgeItem.create(title=title, content=content, category=category, publisher=publisher,
-                                    remarks=_text(remarks, "备注", 2000, required=False), review_state=review_state,
+                                    remarks=_text(remarks, "备注 remarks", 2000, required=False),
+                                    review_state=review_state,
                                     published_at=_to_db(clock), search_text=text)
         search.reindex("knowledge_item", item.id, None, text)
     return item
@@ -74,7 +77,7 @@ def update_item(item: KnowledgeItem, actor: Optional[User] = None, **fields) -> 
     if "category" in fields:
         item.category = fields["category"]
     if "remarks" in fields:
-        item.remarks = _text(fields["remarks"], "备注", 2000, required=False)
+        item.remarks = _text(fields["remarks"], "备注 remarks", 2000, required=False)
     if {"title", "content"} & set(fields):
         item.review_state = "pending"
     item.search_text = search.index_text(item.title, item.title, item.content)
@@ -101,7 +104,7 @@ def add_answer(item: KnowledgeItem, content: str, actor: Optional[User] = None, 
     _need(actor, "kb.edit")
     clock = clock or Clock()
     content = _text(content, "答案 answer", MAX_CONTENT)
-    remarks = _text(remarks, "备注", 2000, False)
+    remarks = _text(remarks, "备注 remarks", 2000, False)
     if file is not None:
         attachment = store_answer_file(*file, clock=clock)
     attachment = attachment or {}
@@ -123,7 +126,7 @@ def review(obj, state: str, actor: Optional[User] = None, remarks: str | None = 
     before = obj.review_state
     obj.review_state = state
     if remarks is not None:
-        obj.remarks = _text(remarks, "备注", 2000, False)
+        obj.remarks = _text(remarks, "备注 remarks", 2000, False)
     with KnowledgeItem._meta.database.atomic():
         obj.save()
         if isinstance(obj, KnowledgeAnswer):
@@ -213,7 +216,7 @@ def edit_answer(answer: KnowledgeAnswer, actor: Optional[User], content: Optiona
                 row.content, row.review_state = content, "pending"
                 changed.append("content")
         if remarks is not None:
-            remarks = _text(remarks, "备注", 2000, False)
+            remarks = _text(remarks, "备注 remarks", 2000, False)
             if remarks != row.remarks:
                 row.remarks = remarks
                 changed.append("remarks")

@@ -21,6 +21,7 @@ import peewee
 from caseflow import attachments, privacy, search, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
+from caseflow.values import field_words
 from caseflow.org import category_paths, category_subtree_ids
 from caseflow.services import TicketInputError
 from core.clock import Clock
@@ -128,11 +129,12 @@ def digest(content: str) -> str:
 
 # ----------------------------------------------------------------------------------------- intake
 def _text(value, name: str, limit: int, required: bool = False, field_name: str = "") -> str:
+    zh, en = field_words(name)  # "诉求内容 content": the field's name in each language
     text = str(value or "").replace("\r\n", "\n").strip()
     if required and not text:
-        raise PortalError(f"请填写{name} / {name} is required", field_name)
+        raise PortalError(f"请填写{zh} / {en} is required", field_name)
     if len(text) > limit:
-        raise PortalError(f"{name}最多{limit}字，现有{len(text)}字，请删减后再提交 / {name} may have at most "
+        raise PortalError(f"{zh}最多{limit}字，现有{len(text)}字，请删减后再提交 / {en} may have at most "
                           f"{limit} characters, it has {len(text)}", field_name)
     return text
 
@@ -145,7 +147,8 @@ def _pick(model, value, name: str, field_name: str):
     except (TypeError, ValueError):
         row = None
     if row is None:
-        raise PortalError(f"请从列表中选择{name} / choose a {field_name} from the list", field_name)
+        zh, en = field_words(name)
+        raise PortalError(f"请从列表中选择{zh} / choose a {en} from the list", field_name)
     return row
 
 
@@ -155,10 +158,10 @@ def validate(sub: Submission) -> dict:
         raise PortalError("信箱无效 / unknown box", "box")
     if sub.type not in TYPES:
         raise PortalError("请选择诉求类型 / choose the kind of request", "type")
-    content = _text(sub.content, "诉求内容", MAX_CONTENT, True, "content")
-    address = _text(sub.address, "地址", MAX_ADDRESS, field_name="address")
-    name = _text(sub.name, "姓名", MAX_NAME, field_name="name")
-    email = _text(sub.email, "电子邮箱", MAX_EMAIL, field_name="email")
+    content = _text(sub.content, "诉求内容 content", MAX_CONTENT, True, "content")
+    address = _text(sub.address, "地址 address", MAX_ADDRESS, field_name="address")
+    name = _text(sub.name, "姓名 name", MAX_NAME, field_name="name")
+    email = _text(sub.email, "电子邮箱 e-mail address", MAX_EMAIL, field_name="email")
     if email and not EMAIL_RE.match(email):
         raise PortalError("电子邮箱格式不正确 / the e-mail address is malformed", "email")
     try:
@@ -178,8 +181,8 @@ def validate(sub: Submission) -> dict:
     return {"type": sub.type, "content": content, "citizen_address": address,
             "citizen_name": "" if sub.anonymous else name, "citizen_phone": phone, "citizen_email": email,
             "anonymous": bool(sub.anonymous), "reply_by": sub.reply_by,
-            "category": _pick(Category, sub.category, "诉求分类", "category"),
-            "region": _pick(Region, sub.region, "所属区域", "region")}
+            "category": _pick(Category, sub.category, "诉求分类 category", "category"),
+            "region": _pick(Region, sub.region, "所属区域 region", "region")}
 
 
 def check_limits(ip: str, phone: str, text_digest: str, now: dt.datetime, limits: Limits) -> None:
@@ -209,7 +212,9 @@ def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
             try:
                 infos.append(attachments.store_checked(root, stream, filename, FILE_TYPES, clock, MAX_FILE_SIZE))
             except attachments.AttachmentError as error:
-                raise PortalError(f"附件“{attachments.safe_name(filename)}”：{error}", "files") from None
+                name = attachments.safe_name(filename)
+                zh, sep, en = str(error).partition(" / ")
+                raise PortalError(f"附件“{name}”：{zh} / file {name!r}: {en if sep else zh}", "files") from None
     except BaseException:
         attachments.discard(root, infos)
         raise
@@ -332,7 +337,7 @@ def supplement(ticket: Ticket, text, files: Iterable, *, root: Path, clock: Opti
     view = citizen_view(ticket)
     if not view["may_supplement"]:
         raise PortalError("该诉求已办结，不能再补充材料 / the case is closed: nothing can be added", "", 409)
-    text = _text(text, "补充内容", MAX_SUPPLEMENT, required=not files, field_name="text")
+    text = _text(text, "补充内容 addition", MAX_SUPPLEMENT, required=not files, field_name="text")
     if len(files) > MAX_FILES:
         raise PortalError(f"最多上传{MAX_FILES}个附件 / at most {MAX_FILES} files", "files")
     infos = store_files(root, files, clock)
@@ -355,7 +360,7 @@ def rate(ticket: Ticket, satisfaction: str, comment, clock: Optional[Clock] = No
     the statistics count it the same way) and only once (the event moves the ticket on)."""
     if satisfaction not in wf.SATISFACTION:
         raise PortalError("请选择满意度 / choose a rating", "satisfaction")
-    comment = _text(comment, "评价意见", MAX_COMMENT, field_name="comment")
+    comment = _text(comment, "评价意见 comment", MAX_COMMENT, field_name="comment")
     if ticket.status not in (wf.APPROVED, wf.ANSWERED):
         raise PortalError("该诉求尚未答复或已评价过 / the case is not answered yet, or was rated already",
                           "", 409)

@@ -10,7 +10,7 @@ from typing import Optional
 from caseflow import deadlines as dl, workflow as wf
 from caseflow.models import Department, Ticket, TicketHistory, User
 from caseflow.notifications import _holder_notice, centre_department, notify, users_with_role
-from caseflow.values import _clean, _db, MAX_CONTENT, NotFound, parse_number, SYSTEM, to_db
+from caseflow.values import _clean, _db, field_words, MAX_CONTENT, NotFound, parse_number, SYSTEM, to_db
 from caseflow.visibility import _authorise, may_view
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.calendar import load_calendar
@@ -118,7 +118,8 @@ def _get_or_error(model, ref, name):
     try:
         return model.get_by_id(int(ref))
     except (ValueError, TypeError, model.DoesNotExist):
-        raise WorkflowError(f"{name}不存在 / {name} {ref!r} not found") from None
+        zh, en = field_words(name)
+        raise WorkflowError(f"{zh}不存在 / {en} {ref!r} not found") from None
 
 
 def _history(ticket, actor, action, from_status, to_status, note, at, label: str = "") -> TicketHistory:

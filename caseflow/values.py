@@ -80,21 +80,52 @@ def generate_pin() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
+# Field names the validation messages use, Chinese and English (a name may also be given as "内容 content").
+FIELD_WORDS = {"type": ("类型", "type"), "channel": ("渠道", "channel"), "urgency": ("紧急程度", "urgency"),
+               "reply_by": ("答复方式", "reply method"), "citizen_name": ("姓名", "name"),
+               "citizen_address": ("地址", "address"), "reason": ("原因", "reason"), "reply": ("答复", "reply"),
+               "status": ("状态", "status"), "call uuid": ("通话标识", "call id"), "category": ("分类", "category"),
+               "region": ("区域", "region")}
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def field_words(name: str) -> tuple[str, str]:
+    """(Chinese, English) name of a field for a "中文 / English" message: "内容 content" splits at its space,
+    a field key is looked up in FIELD_WORDS, anything else is both."""
+    zh, sep, en = name.partition(" ")
+    if sep and _CJK.search(zh) and not _CJK.search(en):
+        return zh, en
+    return FIELD_WORDS.get(name, (name, name))
+
+
+def length_error(name: str, limit: int, length: int) -> str:
+    """The message for text longer than its limit, with how long it is (never cut silently)."""
+    zh, en = field_words(name)
+    return f"{zh}超过{limit}字（现为{length}字） / {en} is longer than {limit} characters ({length})"
+
+
+def empty_error(name: str) -> str:
+    zh, en = field_words(name)
+    return f"{zh}不能为空 / {en} must not be empty"
+
+
 def _clean(value, name: str, limit: int, required: bool = False) -> str:
     text = "" if value is None else str(value)
+    zh, en = field_words(name)
     if "\x00" in text:
-        raise TicketInputError(f"{name}: 含有非法字符 / contains a NUL character")
+        raise TicketInputError(f"{zh}含有非法字符 / {en} contains a NUL character")
     text = text.strip()
     if required and not text:
-        raise TicketInputError(f"{name}不能为空 / {name} must not be empty")
+        raise TicketInputError(empty_error(name))
     if len(text) > limit:
-        raise TicketInputError(f"{name}超过{limit}字 / {name} longer than {limit} characters")
+        raise TicketInputError(length_error(name, limit, len(text)))
     return text
 
 
 def _choice(value, mapping: dict, name: str) -> str:
     if value not in mapping:
-        raise TicketInputError(f"{name}无效 / unknown {name} {value!r}: expected one of {', '.join(mapping)}")
+        zh, en = field_words(name)
+        raise TicketInputError(f"{zh}无效 / unknown {en} {value!r}: expected one of {', '.join(mapping)}")
     return value
 
 
@@ -118,5 +149,6 @@ def _resolve(model, value, name):
     except (ValueError, TypeError, model.DoesNotExist):
         row = model.get_or_none(model.code == str(value))
         if row is None:
-            raise TicketInputError(f"未知的{name} / unknown {name} {value!r}") from None
+            zh, en = field_words(name)
+            raise TicketInputError(f"未知的{zh} / unknown {en} {value!r}") from None
         return row

@@ -55,7 +55,8 @@ class WorkCalendar:
     def add_workdays(self, day: dt.date, count: int) -> dt.date:
         """The ``count``-th working day after ``day`` (``day`` itself not counted); count 0 returns ``day``."""
         if count < 0:
-            raise CalendarError(f"cannot add a negative number of working days ({count})")
+            raise CalendarError(f"工作日数不能为负数（{count}） / cannot add a negative number of working days "
+                                f"({count})")
         current = day
         remaining = count
         guard = 0
@@ -64,7 +65,8 @@ class WorkCalendar:
             guard += 1
             if guard > 3660 + count * 7:
                 # A calendar that declares years of holidays is a data error, not a reason to spin.
-                raise CalendarError("no working day found within ten years: check the holiday table")
+                raise CalendarError("十年内没有工作日，请检查节假日表 / no working day found within ten years: check the "
+                                    "holiday table")
             if self.is_workday(current):
                 remaining -= 1
         return current
@@ -108,17 +110,17 @@ def _as_date(value) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise CalendarError(f"not a date (YYYY-MM-DD): {value!r}") from None
+        raise CalendarError(f"日期格式应为YYYY-MM-DD：{value!r} / not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def set_day(day, kind: str, name: str = "") -> CalendarDay:
     """Declare ``day`` a holiday or a make-up working day (replacing any earlier entry for it)."""
     day = _as_date(day)
     if kind not in DAY_KINDS:
-        raise CalendarError(f"kind must be one of {DAY_KINDS}, got {kind!r}")
+        raise CalendarError(f"日期类型无效：{kind!r} / kind must be one of {DAY_KINDS}, got {kind!r}")
     name = (name or "").strip()
     if len(name) > 64:
-        raise CalendarError("name longer than 64 characters")
+        raise CalendarError("名称超过64字 / name longer than 64 characters")
     with CalendarDay._meta.database.atomic():
         row = CalendarDay.get_or_none(CalendarDay.day == day)
         if row is None:

@@ -37,12 +37,13 @@ def parse_phones(text: str) -> list[str]:
         number = re.sub(r"[-()]", "", raw)
         (phones if PHONE_RE.match(number) else bad).append(number if PHONE_RE.match(number) else raw)
     if bad:
-        raise CampaignError(f"not phone numbers: {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise CampaignError(f"不是电话号码：{shown} / not phone numbers: {shown}")
     unique = list(dict.fromkeys(phones))
     if not unique:
-        raise CampaignError("no phone numbers given")
+        raise CampaignError("没有填写电话号码 / no phone numbers given")
     if len(unique) > MAX_TARGETS:
-        raise CampaignError(f"at most {MAX_TARGETS} numbers per campaign")
+        raise CampaignError(f"每个任务最多 {MAX_TARGETS} 个号码 / at most {MAX_TARGETS} numbers per campaign")
     return unique
 
 
@@ -51,11 +52,11 @@ def create_group_campaign(title: str, message: str, phones: Iterable[str], creat
     """A group call speaking ``message`` to every number."""
     title, message = (title or "").strip(), (message or "").strip()
     if not title or len(title) > 200:
-        raise CampaignError("title: 1 to 200 characters")
+        raise CampaignError("标题须为1-200字 / title: 1 to 200 characters")
     if not message or len(message) > 1000:
-        raise CampaignError("message: 1 to 1000 characters")
+        raise CampaignError("通知内容须为1-1000字 / message: 1 to 1000 characters")
     if not 1 <= int(max_parallel) <= 500 or not 1 <= int(max_attempts) <= 10:
-        raise CampaignError("parallel calls 1-500, attempts 1-10")
+        raise CampaignError("并发路数须为1-500，尝试次数1-10 / parallel calls 1-500, attempts 1-10")
     phones = list(phones)
     with OutboundCampaign._meta.database.atomic():
         campaign = OutboundCampaign.create(kind="group", title=title, prompt_text=message, created_by=created_by,
@@ -82,7 +83,7 @@ def create_satisfaction_campaign(tickets, created_by, title: str = "", max_paral
     """Call the citizens of completed tickets, tell them the result and ask for their rating."""
     rows = [t for t in tickets if t.citizen_phone]
     if not rows:
-        raise CampaignError("none of these tickets has a phone number to call")
+        raise CampaignError("这些工单都没有可拨打的电话号码 / none of these tickets has a phone number to call")
     with OutboundCampaign._meta.database.atomic():
         campaign = OutboundCampaign.create(kind="satisfaction", title=title or f"回访 {len(rows)}",
                                            created_by=created_by, max_parallel=max_parallel)

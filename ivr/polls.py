@@ -22,12 +22,14 @@ def parse_questions(text: str) -> list[tuple[str, str]]:
             question, choices = line, "12"
         question, choices = question.strip(), "".join(choices.split())
         if not question or len(question) > MAX_QUESTION:
-            raise ValueError(f"question {line.strip()[:40]!r}: 1 to {MAX_QUESTION} characters")
+            raise ValueError(f"问题 {line.strip()[:40]!r} 须为1-{MAX_QUESTION}字 / question {line.strip()[:40]!r}: 1 to "
+                             f"{MAX_QUESTION} characters")
         if not choices or not all(c in "0123456789" for c in choices) or len(set(choices)) != len(choices):
-            raise ValueError(f"question {question[:40]!r}: keys must be distinct digits, e.g. 123")
+            raise ValueError(f"问题 {question[:40]!r} 的按键须为不重复的数字，例如 123 / question {question[:40]!r}: keys "
+                             f"must be distinct digits, e.g. 123")
         questions.append((question, choices))
     if not questions:
-        raise ValueError("a poll needs at least one question")
+        raise ValueError("调查至少要有一个问题 / a poll needs at least one question")
     return questions
 
 
@@ -35,7 +37,7 @@ def create_poll(title: str, questions_text: str) -> Poll:
     """A new (inactive) poll from a title and ``parse_questions`` text; ValueError says what is wrong."""
     title = (title or "").strip()
     if not title or len(title) > MAX_TITLE:
-        raise ValueError(f"title: 1 to {MAX_TITLE} characters")
+        raise ValueError(f"标题须为1-{MAX_TITLE}字 / title: 1 to {MAX_TITLE} characters")
     questions = parse_questions(questions_text)
     with Poll._meta.database.atomic():
         poll = Poll.create(title=title)

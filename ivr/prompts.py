@@ -146,7 +146,8 @@ class Synthesizer:
                 log.warning("pyttsx3 failed (%s); using the espeak-ng binary", exc)
         binary = shutil.which("espeak-ng") or shutil.which("espeak")
         if not binary:
-            raise PromptError("no speech synthesiser: install espeak-ng (scripts/setup-system.sh)")
+            raise PromptError("没有语音合成程序，请安装 espeak-ng（scripts/setup-system.sh） / no speech synthesiser: install "
+                              "espeak-ng (scripts/setup-system.sh)")
         # "--": the text is never read as options (a text "-w/path" would otherwise write that file).
         gevent.subprocess.run([binary, "-v", ESPEAK_VOICES[lang], "-w", str(out), "--", text], check=True,
                               timeout=TTS_TIMEOUT, capture_output=True)
@@ -175,7 +176,8 @@ def convert(src: Path, dst: Path, rate: int) -> None:
     """sox ``src`` to mono 16-bit signed WAV at ``rate``."""
     sox = shutil.which("sox")
     if not sox:
-        raise PromptError("sox is not installed (scripts/setup-system.sh installs it)")
+        raise PromptError("未安装 sox（scripts/setup-system.sh 会安装） / sox is not installed (scripts/setup-system.sh "
+                          "installs it)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".tmp.wav")
     gevent.subprocess.run([sox, str(src), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
@@ -280,28 +282,30 @@ def wav_info(path: Path) -> WavInfo:
             frames, rate = handle.getnframes(), handle.getframerate()
             return WavInfo(handle.getnchannels(), rate, handle.getsampwidth(), frames / rate if rate else 0.0)
     except (wave.Error, EOFError) as exc:
-        raise PromptError(f"not a WAV file: {exc}") from None
+        raise PromptError(f"不是 WAV 文件：{exc} / not a WAV file: {exc}") from None
 
 
 def install_upload(sounds_dir: Path, lang: str, key: str, data: bytes, rate: int = 8000) -> WavInfo:
     """Validate an uploaded recording for prompt ``key`` and install it (converted to the switch's rate)."""
     if lang not in LANGUAGES:
-        raise PromptError(f"unknown language {lang!r}")
+        raise PromptError(f"未知的语言 {lang!r} / unknown language {lang!r}")
     if key not in load_texts(sounds_dir, lang):
-        raise PromptError(f"unknown prompt {key!r}")
+        raise PromptError(f"未知的提示音 {key!r} / unknown prompt {key!r}")
     if len(data) > 50 * 1024 * 1024:
-        raise PromptError("the file is larger than 50 MB")
+        raise PromptError("文件超过 50 MB / the file is larger than 50 MB")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "upload.wav"
         src.write_bytes(data)
         info = wav_info(src)
         if info.channels not in (1, 2) or info.sample_width not in (1, 2) or info.rate < 8000:
-            raise PromptError(f"unsupported WAV: {info.channels} channels, {info.sample_width * 8}-bit, "
+            raise PromptError(f"不支持的 WAV 格式（{info.channels} 声道，{info.sample_width * 8} 位） / unsupported WAV: "
+                              f"{info.channels} channels, {info.sample_width * 8}-bit, "
                               f"{info.rate} Hz (need mono or stereo PCM, at least 8000 Hz)")
         if info.seconds < MIN_PROMPT_SECONDS:
-            raise PromptError(f"the recording is too short ({info.seconds:.2f} s)")
+            raise PromptError(f"录音太短（{info.seconds:.2f} 秒） / the recording is too short ({info.seconds:.2f} s)")
         if info.seconds > MAX_UPLOAD_SECONDS:
-            raise PromptError(f"the recording is too long ({info.seconds:.0f} s, at most {MAX_UPLOAD_SECONDS:.0f})")
+            raise PromptError(f"录音太长（{info.seconds:.0f} 秒，最长 {MAX_UPLOAD_SECONDS:.0f} 秒） / the recording is too long "
+                              f"({info.seconds:.0f} s, at most {MAX_UPLOAD_SECONDS:.0f})")
         convert(src, wav_path(sounds_dir, lang, key), rate)
     manifest = _read_manifest(sounds_dir, lang)
     manifest[key] = "upload:" + hashlib.sha256(data).hexdigest()[:16]

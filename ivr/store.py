@@ -84,9 +84,10 @@ class TreeStore:
                     created_by: str = "") -> IvrTreeVersion:
         """Store a new (inactive) version; a file that does not parse is refused with its problems."""
         if not isinstance(source, str) or not source.strip():
-            raise TreeError([Problem("", "the tree is empty")])
+            raise TreeError([Problem("", "导航树为空 / the tree is empty")])
         if len(source.encode("utf-8")) > MAX_SOURCE:
-            raise TreeError([Problem("", f"the tree is larger than {MAX_SOURCE // 1024} KB")])
+            raise TreeError([Problem("", f"导航树超过 {MAX_SOURCE // 1024} KB / the tree is larger than "
+                                             f"{MAX_SOURCE // 1024} KB")])
         parse_tree(source, "toml", name=name)  # raises with the reasons
         db = IvrTreeVersion._meta.database
         for _attempt in range(5):
@@ -98,13 +99,13 @@ class TreeStore:
                                                  comment=comment[:255], created_by=created_by[:64])
             except peewee.IntegrityError:
                 continue  # two saves at once: take the next number
-        raise TreeError([Problem("", "could not allocate a version number, try again")])
+        raise TreeError([Problem("", "未能分配版本号，请重试 / could not allocate a version number, try again")])
 
     def activate(self, version_id: int, activated_by: str = "", *, check_queues: bool = True) -> IvrTreeVersion:
         """Make a version the active one of its name; refused (TreeError listing every problem) if invalid."""
         version = IvrTreeVersion.get_or_none(IvrTreeVersion.id == version_id)
         if version is None:
-            raise TreeError([Problem("", f"no tree version {version_id}")])
+            raise TreeError([Problem("", f"没有版本 {version_id} / no tree version {version_id}")])
         problems = self.problems(version.source, version.name, check_queues=check_queues)
         if problems:
             raise TreeError(problems)
@@ -169,11 +170,11 @@ def set_prompt_text(sounds_dir, lang: str, key: str, text: str, changed_by: str 
 
     text = (text or "").strip()
     if lang not in ("zh", "en"):
-        raise PromptError(f"unknown language {lang!r}")
+        raise PromptError(f"未知的语言 {lang!r} / unknown language {lang!r}")
     if key not in load_texts(sounds_dir, lang):
-        raise PromptError(f"unknown prompt {key!r}")
+        raise PromptError(f"未知的提示音 {key!r} / unknown prompt {key!r}")
     if not text or len(text) > 1000 or "\x00" in text:
-        raise PromptError("a prompt text needs 1 to 1000 characters")
+        raise PromptError("提示音文本须为1-1000字 / a prompt text needs 1 to 1000 characters")
     db = PromptText._meta.database
     with db.atomic():
         row = PromptText.get_or_none((PromptText.lang == lang) & (PromptText.key == key))

@@ -75,12 +75,44 @@ RETRY_KINDS = frozenset({"menu", "collect", "record", "mailbox", "voicemail", "s
                          "satisfaction"})
 
 
+# Messages are written "中文 / English" (the convention of the case engine and the ACD): the web UI shows the
+# half in the user's language (webui.i18n.one_language).
+ROUTE_WORDS_ZH = {"next": "下一步", "on_fail": "失败去向", "on_cancel": "取消去向", "timeout_route": "无按键去向",
+                  "on_busy": "坐席全忙去向", "open": "工作时间去向", "closed": "非工作时间去向", "holiday": "节假日去向",
+                  "blocked": "黑名单去向"}
+
+
+def _route_zh(label: str) -> str:
+    """A route's name in Chinese ("key 1" -> 按键 1)."""
+    if label.startswith("key "):
+        return f"按键 {label[4:]} "
+    return ROUTE_WORDS_ZH.get(label, label)
+
+
+def halves(message: str) -> tuple[str, str]:
+    """(Chinese, English) of a "中文 / English" message; a one-language message is both."""
+    zh, sep, en = str(message).partition(" / ")
+    return (zh, en) if sep else (str(message), str(message))
+
+
+def prefixed(zh_prefix: str, en_prefix: str, message: str) -> str:
+    zh, en = halves(message)
+    return f"{zh_prefix}：{zh} / {en_prefix}: {en}"
+
+
+def joined(messages: Iterable[str]) -> str:
+    """Several "中文 / English" messages as one (each language's halves together)."""
+    pairs = [halves(m) for m in messages]
+    return "；".join(zh for zh, _ in pairs) + " / " + "; ".join(en for _, en in pairs)
+
+
 class TreeError(ValueError):
     """A tree that cannot be loaded or activated; ``problems`` lists every reason with its node id."""
 
     def __init__(self, problems: list["Problem"]):
         self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems) or "invalid tree")
+        super().__init__(joined(prefixed(p.node, p.node, p.message) if p.node else p.message for p in problems)
+                         if problems else "导航树无效 / invalid tree")
 
 
 @dataclass(frozen=True)
@@ -125,7 +157,7 @@ class Tree:
         try:
             return self.nodes[node_id]
         except KeyError:
-            raise TreeError([Problem(node_id, "no such node")]) from None
+            raise TreeError([Problem(node_id, "没有该节点 / no such node")]) from None
 
     def setting(self, name: str, default: Any = None) -> Any:
         return self.settings.get(name, default)
@@ -162,7 +194,7 @@ def parse_tree(text: str, fmt: str = "toml", name: str = "") -> Tree:
     try:
         data = tomllib.loads(text) if fmt == "toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TreeError([Problem("", f"cannot parse the tree file ({fmt}): {exc}")]) from None
+        raise TreeError([Problem("", f"无法读取导航树文件（{fmt}）：{exc} / cannot parse the tree file ({fmt}): {exc}")]) from None
     return tree_from_data(data, source=text, name=name)
 
 
@@ -170,31 +202,33 @@ def tree_from_data(data: Any, source: str = "", name: str = "") -> Tree:
     """Build a Tree from already parsed data, collecting every structural problem."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
-        raise TreeError([Problem("", "the tree must be a table with 'tree', 'settings' and 'nodes'")])
+        raise TreeError([Problem("", "导航树须为含 tree、settings 和 nodes 的表 / the tree must be a table with 'tree', "
+                                    "'settings' and 'nodes'")])
     head = data.get("tree", {})
     if not isinstance(head, Mapping):
-        problems.append(Problem("", "'tree' must be a table"))
+        problems.append(Problem("", "tree 须为表 / 'tree' must be a table"))
         head = {}
     start = head.get("start")
     if not isinstance(start, str) or not start:
-        problems.append(Problem("", "the tree has no start node ('tree.start')"))
+        problems.append(Problem("", "导航树没有开始节点（tree.start） / the tree has no start node ('tree.start')"))
         start = ""
     settings = data.get("settings", {})
     if not isinstance(settings, Mapping):
-        problems.append(Problem("", "'settings' must be a table"))
+        problems.append(Problem("", "settings 须为表 / 'settings' must be a table"))
         settings = {}
     raw_nodes = data.get("nodes")
     nodes: dict[str, Node] = {}
     if not isinstance(raw_nodes, Mapping) or not raw_nodes:
-        problems.append(Problem("", "the tree has no nodes ('nodes')"))
+        problems.append(Problem("", "导航树没有节点（nodes） / the tree has no nodes ('nodes')"))
         raw_nodes = {}
     for node_id, body in raw_nodes.items():
         if not isinstance(body, Mapping):
-            problems.append(Problem(str(node_id), "a node must be a table"))
+            problems.append(Problem(str(node_id), "节点须为表 / a node must be a table"))
             continue
         kind = body.get("kind")
         if kind not in NODE_KINDS:
-            problems.append(Problem(str(node_id), f"unknown kind {kind!r} (one of {', '.join(NODE_KINDS)})"))
+            problems.append(Problem(str(node_id), f"未知的节点类型 {kind!r} / unknown kind {kind!r} (one of "
+                                                   f"{', '.join(NODE_KINDS)})"))
             continue
         fields = {k: v for k, v in body.items() if k != "kind"}
         nodes[str(node_id)] = Node(str(node_id), kind, fields)
@@ -218,14 +252,14 @@ def _positive_number(value: Any) -> bool:
 def _resolve_number(tree: Tree, node: Node) -> tuple[str | None, str]:
     """The number a transfer node dials and where it came from, or None with a reason."""
     if node.get("number"):
-        return str(node.get("number")), "number"
+        return str(node.get("number")), "转接号码 / number"
     setting = node.get("setting")
     if setting:
         value = tree.setting(setting)
         if value in (None, ""):
-            return None, f"the setting {setting!r} it dials is not set"
-        return str(value), f"setting {setting!r}"
-    return None, "names neither a 'number' nor a 'setting' to dial"
+            return None, f"要拨打的参数 {setting!r} 未设置 / the setting {setting!r} it dials is not set"
+        return str(value), f"参数 {setting!r} / setting {setting!r}"
+    return None, "没有指定要拨打的号码（number 或 setting） / names neither a 'number' nor a 'setting' to dial"
 
 
 def schedule_problems(fields: Mapping[str, Any]) -> list[str]:
@@ -235,9 +269,12 @@ def schedule_problems(fields: Mapping[str, Any]) -> list[str]:
     problems = []
     for name in ("office_hours", "weekends_open"):
         if name in fields and not isinstance(fields[name], bool):
-            problems.append(f"{name} must be true or false, got {fields[name]!r}")
+            zh = {"office_hours": "仅工作时间人工接听", "weekends_open": "周末有人接听"}[name]
+            problems.append(f"{zh}须为是或否：{fields[name]!r} / {name} must be true or false, got "
+                            f"{fields[name]!r}")
     if "rest_days" in fields and fields["rest_days"] not in REST_DAY_RULES:
-        problems.append(f"rest_days must be one of {', '.join(REST_DAY_RULES)}, got {fields['rest_days']!r}")
+        problems.append(f"休息日和节假日的处理须为 {'、'.join(REST_DAY_RULES)} 之一：{fields['rest_days']!r} / rest_days must "
+                        f"be one of {', '.join(REST_DAY_RULES)}, got {fields['rest_days']!r}")
     return problems
 
 
@@ -260,98 +297,115 @@ def validate(tree: Tree, prompt_keys: Iterable[str] | None = None, skills: Itera
     known_skills = set(skills) if skills is not None else set(tree.setting("skills", []) or [])
 
     if tree.start not in nodes:
-        problems.append(Problem("", f"the start node {tree.start!r} does not exist"))
+        problems.append(Problem("", f"开始节点 {tree.start!r} 不存在 / the start node {tree.start!r} does not exist"))
 
     for node in nodes.values():
         nid = node.id
         for label, target, _how in tree.edges(node):
             if target not in nodes:
-                problems.append(Problem(nid, f"{label} leads to unknown node {target!r}"))
+                problems.append(Problem(nid, f"{_route_zh(label)}指向不存在的节点 {target!r} / {label} leads to unknown "
+                                             f"node {target!r}"))
         for route in REQUIRED_ROUTES[node.kind]:
             if not node.get(route):
-                problems.append(Problem(nid, f"missing final route '{route}'"))
+                problems.append(Problem(nid, f"缺少最终去向（{_route_zh(route)}） / missing final route '{route}'"))
         if node.kind in RETRY_KINDS:
             retries = node.get("max_retries", tree.setting("max_retries"))
             if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 10:
-                problems.append(Problem(nid, "missing retry limit 'max_retries' (1-10)"))
+                problems.append(Problem(nid, "缺少尝试次数上限（max_retries，1-10） / missing retry limit 'max_retries' "
+                                             "(1-10)"))
         if node.kind == "menu":
             keys = node.keys
             if not keys:
-                problems.append(Problem(nid, "a menu without keys"))
+                problems.append(Problem(nid, "菜单没有按键 / a menu without keys"))
             for key in keys:
                 if key not in VALID_KEYS:
-                    problems.append(Problem(nid, f"key {key!r} cannot be pressed on a phone"))
+                    problems.append(Problem(nid, f"电话上没有按键 {key!r} / key {key!r} cannot be pressed on a phone"))
             if not _positive_number(node.get("timeout", tree.setting("menu_timeout"))):
-                problems.append(Problem(nid, "menu without timeout handling ('timeout' seconds)"))
+                problems.append(Problem(nid, "菜单没有等待按键的时间（timeout 秒） / menu without timeout handling "
+                                             "('timeout' seconds)"))
             if not node.get("invalid_prompt", tree.setting("invalid_prompt")):
-                problems.append(Problem(nid, "menu without invalid-key handling ('invalid_prompt')"))
+                problems.append(Problem(nid, "菜单没有按错键时的提示音（invalid_prompt） / menu without invalid-key "
+                                             "handling ('invalid_prompt')"))
             if not node.get("prompt"):
-                problems.append(Problem(nid, "menu without a prompt"))
+                problems.append(Problem(nid, "菜单没有提示音 / menu without a prompt"))
         if "must_hear" in node.fields:
             if node.kind != "prompt":
-                problems.append(Problem(nid, "must_hear applies to prompt nodes only (a menu's prompt is "
-                                             "always stopped by the caller's key)"))
+                problems.append(Problem(nid, "“必须听完”只适用于播放提示节点（菜单提示音总会被按键打断） / must_hear "
+                                             "applies to prompt nodes only (a menu's prompt is always stopped by "
+                                             "the caller's key)"))
             elif not isinstance(node.get("must_hear"), bool):
-                problems.append(Problem(nid, f"must_hear must be true or false, got {node.get('must_hear')!r}"))
+                problems.append(Problem(nid, f"“必须听完”须为是或否：{node.get('must_hear')!r} / must_hear "
+                                             f"must be true or false, got {node.get('must_hear')!r}"))
         if node.kind == "prompt" and not (node.get("prompt") or node.get("text") or node.get("text_var")):
-            problems.append(Problem(nid, "prompt node without 'prompt', 'text' or 'text_var'"))
+            problems.append(Problem(nid, "播放提示节点没有提示音或播报文本（prompt、text 或 text_var） / prompt node "
+                                         "without 'prompt', 'text' or 'text_var'"))
         if node.kind == "collect":
             if not node.get("prompt"):
-                problems.append(Problem(nid, "collect node without a prompt"))
+                problems.append(Problem(nid, "号码输入节点没有提示音 / collect node without a prompt"))
             choices = str(node.get("choices", ""))
             if choices and not choices.isdigit():
-                problems.append(Problem(nid, f"choices must be digits, got {choices!r}"))
+                problems.append(Problem(nid, f"可选按键须为数字：{choices!r} / choices must be digits, got {choices!r}"))
         if node.kind == "queue":
             skill = node.get("skill")
             if not skill:
-                problems.append(Problem(nid, "queue node without 'skill'"))
+                problems.append(Problem(nid, "转人工节点没有技能队列（skill） / queue node without 'skill'"))
             elif skill not in known_skills:
-                problems.append(Problem(nid, f"unknown queue/skill {skill!r}: no active queue serves it "
-                                             f"(known: {', '.join(sorted(known_skills)) or 'none'})"))
+                problems.append(Problem(nid, f"未知的技能队列 {skill!r}：没有启用的队列服务该技能（已有："
+                                             f"{'、'.join(sorted(known_skills)) or '无'}） / unknown queue/skill "
+                                             f"{skill!r}: no active queue serves it (known: "
+                                             f"{', '.join(sorted(known_skills)) or 'none'})"))
         if node.kind == "transfer":
             number, where = _resolve_number(tree, node)
             if number is None:
                 problems.append(Problem(nid, where))
             elif not PHONE_RE.match(number):
-                problems.append(Problem(nid, f"{where}: {number!r} is not a phone number"))
+                zh, _sep, en = where.partition(" / ")
+                problems.append(Problem(nid, f"{zh}：{number!r} 不是电话号码 / {en}: {number!r} is not a phone "
+                                             f"number"))
         if node.kind == "language" and node.get("lang") not in LANGUAGES:
-            problems.append(Problem(nid, f"unknown language {node.get('lang')!r} (one of {', '.join(LANGUAGES)})"))
+            problems.append(Problem(nid, f"未知的语言 {node.get('lang')!r} / unknown language {node.get('lang')!r} "
+                                         f"(one of {', '.join(LANGUAGES)})"))
         if node.kind in ("record", "mailbox", "voicemail"):
             max_s, min_s = node.get("max_seconds", 120), node.get("min_seconds", 2)
             if not _positive_number(max_s) or not isinstance(min_s, (int, float)) or min_s < 0 or min_s >= max_s:
-                problems.append(Problem(nid, "recording needs 0 <= min_seconds < max_seconds"))
+                problems.append(Problem(nid, "录音时长须满足 0 ≤ 最短 < 最长 / recording needs 0 <= min_seconds < "
+                                             "max_seconds"))
         if node.kind == "consultation":
             topics = node.get("topics") or []
             if not topics:
-                problems.append(Problem(nid, "consultation without topics"))
+                problems.append(Problem(nid, "自助咨询没有主题 / consultation without topics"))
             seen = set()
             for index, topic in enumerate(topics):
                 if not isinstance(topic, Mapping) or topic.get("key") not in VALID_KEYS - {"0", "*", "#"}:
-                    problems.append(Problem(nid, f"topic {index + 1} needs a key 1-9"))
+                    problems.append(Problem(nid, f"第 {index + 1} 个主题须有 1-9 的按键 / topic {index + 1} needs a key 1-9"))
                     continue
                 if topic["key"] in seen:
-                    problems.append(Problem(nid, f"topic key {topic['key']} used twice"))
+                    problems.append(Problem(nid, f"主题按键 {topic['key']} 重复 / topic key {topic['key']} used twice"))
                 seen.add(topic["key"])
                 if not (topic.get("prompt") or topic.get("text") or topic.get("kb_item")):
-                    problems.append(Problem(nid, f"topic {topic['key']} has no prompt, text or kb_item"))
+                    problems.append(Problem(nid, f"主题 {topic['key']} 没有提示音、文本或知识条目 / topic {topic['key']} has "
+                                             f"no prompt, text or kb_item"))
         if node.kind == "time":
             if node.get("schedule") not in (None, "calendar"):
-                problems.append(Problem(nid, "time condition 'schedule' must be 'calendar'"))
+                problems.append(Problem(nid, "工作时间判断的 schedule 须为 calendar / time condition 'schedule' must "
+                                             "be 'calendar'"))
             problems.extend(Problem(nid, message) for message in schedule_problems(node.fields))
             hours = node.get("working_hours", tree.setting("working_hours", ["08:00", "20:00"]))
             if not (isinstance(hours, (list, tuple)) and len(hours) == 2
                     and all(isinstance(h, str) and HOUR_RE.match(h) for h in hours) and hours[0] < hours[1]):
-                problems.append(Problem(nid, f"working_hours must be two times HH:MM, earlier first: {hours!r}"))
+                problems.append(Problem(nid, f"工作时间段须为两个 HH:MM 时间，先早后晚：{hours!r} / working_hours must "
+                                             f"be two times HH:MM, earlier first: {hours!r}"))
 
-    problems.extend(Problem("", f"settings: {message}") for message in schedule_problems(tree.settings))
+    problems.extend(Problem("", prefixed("参数设置", "settings", message))
+                    for message in schedule_problems(tree.settings))
 
     if known_prompts is not None:
         invalid = tree.setting("invalid_prompt")
         if invalid and invalid not in known_prompts:
-            problems.append(Problem("", f"settings: unknown prompt {invalid!r}"))
+            problems.append(Problem("", f"参数设置：未知的提示音 {invalid!r} / settings: unknown prompt {invalid!r}"))
         for nid, key in tree.prompt_refs():
             if key not in known_prompts:
-                problems.append(Problem(nid, f"unknown prompt {key!r}"))
+                problems.append(Problem(nid, f"未知的提示音 {key!r} / unknown prompt {key!r}"))
 
     problems.extend(_reachability(tree))
     problems.extend(_auto_loops(tree))
@@ -371,7 +425,8 @@ def _reachability(tree: Tree) -> list[Problem]:
             if target in tree.nodes and target not in seen:
                 seen.add(target)
                 stack.append(target)
-    return [Problem(nid, "unreachable from the start node") for nid in tree.nodes if nid not in seen]
+    return [Problem(nid, "从开始节点无法到达 / unreachable from the start node")
+            for nid in tree.nodes if nid not in seen]
 
 
 def _auto_loops(tree: Tree) -> list[Problem]:
@@ -392,8 +447,9 @@ def _auto_loops(tree: Tree) -> list[Problem]:
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
-                    problems.append(Problem(target, "loop without a caller action: "
-                                            + " -> ".join(cycle + [target])))
+                    loop = " -> ".join(cycle + [target])
+                    problems.append(Problem(target, f"没有来电者操作的循环：{loop} / loop without a caller action: "
+                                                    f"{loop}"))
             elif target not in colour:
                 visit(target)
         path.pop()

@@ -149,7 +149,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     """Build the web app. The caller has bound the database (``core.db.bind_database``) already."""
     from webui import security
     from webui.auth import load_user
-    from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES, format_duration
+    from webui.i18n import Catalogue, HTML_LANG, LANGUAGE_NAMES, LANGUAGES, format_duration, one_language
 
     if not config.secret_key:
         raise ValueError("create_app needs config.secret_key (load_config provides one)")
@@ -230,6 +230,7 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
         mask_name=mask_name,
         label=lambda code, kind: code_label(code, kind, g.get("lang") or "zh", translate),
         duration=lambda seconds: format_duration(seconds, g.get("lang") or "zh"),
+        one_language=lambda message: one_language(str(message), g.get("lang") or "zh"),  # "中文 / English" errors
     )
 
     @app.context_processor
@@ -284,6 +285,7 @@ _ERROR_TEXT = {
 
 
 def _install_error_pages(app: Flask, state: HotlineState) -> None:
+    from webui.i18n import one_language
     from webui.security import wants_json
 
     def render_error(error: HTTPException):
@@ -295,7 +297,8 @@ def _install_error_pages(app: Flask, state: HotlineState) -> None:
         if wants_json():
             return jsonify(error=error.name.lower().replace(" ", "_"), detail=error.description), code
         response = app.make_response((render_template("error.html", code=code, title=title,
-                                                      message=description), code))
+                                                      message=one_language(str(description or ""),
+                                                                           g.get("lang") or "zh")), code))
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

@@ -131,6 +131,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Page number must be a whole number of 1 or more.": "页码必须是不小于 1 的整数。",
         "Back to home": "返回首页",
         "The request contains characters that are not allowed.": "请求中含有不允许的字符。",
+        "Choose a file first.": "请先选择文件。",
         # Messages (SMS and e-mail): the ticket page's panel, the centre's log, the templates page
         "Messages": "短信与邮件", "No messages yet.": "暂无短信或邮件。", "Message log": "消息日志",
         "Message templates": "消息模板", "Message channel": "渠道", "Message direction": "方向",
@@ -246,6 +247,14 @@ def one_language(message: str, lang: str) -> str:
     if not sep:
         return str(message)
     return zh.strip() if lang == "zh" else en.strip()
+
+
+def error_text(error) -> str:
+    """A domain error (or any "中文 / English" message) in the current request's language, for a flash, a
+    form's error line or a JSON answer."""
+    from flask import g
+
+    return one_language(str(error), g.get("lang") or DEFAULT_LANGUAGE)
 
 
 def format_duration(seconds, lang: str) -> str:

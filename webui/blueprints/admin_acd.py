@@ -33,6 +33,7 @@ from caseflow.models import User
 from core.config import PROJECT_ROOT
 from webui.app import NavItem
 from webui.blueprints.tickets import own_messages
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 from webui.views import get_or_404
 
@@ -739,7 +740,7 @@ def agent_delete(agent_id):
     agent = _agent_or_404(agent_id)
     live = _agent_live(agent)
     if live.status != "logged_out" or live.state != "idle":
-        flash("话务员签出后才能删除 / log the agent out before removing them", "error")
+        flash(error_text("话务员签出后才能删除 / log the agent out before removing them"), "error")
         return redirect(url_for("admin_acd.agent_edit", agent_id=agent.id), code=303)
     admin.remove_agent(agent, audit)
     _reload()

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from channels import open311
 from channels.models import ApiClient, Open311Request
 from webui.app import NavItem
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api-clients")
@@ -40,7 +41,7 @@ def index():
             client, new_key = open311.issue_key(request.form.get("name", ""), request.form.get("mode", "realtime"),
                                                 by=g.user, clock=_clock())
         except ValueError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
             return redirect(url_for("admin_api.index"), code=303)
         new_name = client.name
         audit("api_key_issue", "api_client", client.id, f"{client.name} {client.prefix}… {client.mode}")

@@ -163,7 +163,7 @@ def index():
     try:
         policy = policy_in_force()
     except ValueError as error:  # a web-only process with a bad HOTLINE_DIALOUT_*: say so, show the log
-        policy_error = str(error)
+        policy_error = one_language(str(error), lang)
 
     rows = DialOutLog.select(DialOutLog, User).join(User, JOIN.LEFT_OUTER, on=(DialOutLog.user == User.id))
     if filters.user_id is not None:

@@ -12,6 +12,7 @@ from core import calendar
 from webui import auth, security
 from webui.app import NavItem
 from webui.blueprints.tickets import install, own_messages
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 from webui.views import get_or_404
 
@@ -73,7 +74,7 @@ def index():
                 audit("department_create", "department", dept.id, dept.name)
             _ok()
         except org.OrgError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
         return redirect(url_for("admin_org.index"), code=303)
     departments = org.tree()
     return render_template("admin_org/departments.html", departments=departments, kinds=org.DEPARTMENT_KINDS,
@@ -102,7 +103,7 @@ def users():
             audit("user_create", "user", user.id, user.operator_no)
             _ok()
         except accounts.AccountError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
         return redirect(url_for("admin_org.users"), code=303)
     return render_template("admin_org/users.html", users=list(User.select().order_by(User.operator_no)),
                            departments=org.tree(), roles=roles.ROLES)
@@ -119,19 +120,20 @@ def user(user_id):
         chosen = [r for r in form.getlist("roles") if r in roles.ROLES]
         extension = (form.get("extension") or "").strip() or None
         if extension and User.select().where((User.extension == extension) & (User.id != row.id)).exists():
-            flash(f"分机号已被使用 / extension {extension} already in use", "error")
+            flash(error_text(f"分机号已被使用 / extension {extension} already in use"), "error")
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
         name = (form.get("name") or "").strip()
         if not name or len(name) > 64:
-            flash("姓名长度须为1-64个字符 / name must be 1-64 characters", "error")
+            flash(error_text("姓名长度须为1-64个字符 / name must be 1-64 characters"), "error")
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
         password = form.get("password", "")
         if password and len(password) < accounts.MIN_PASSWORD:
-            flash(f"密码至少{accounts.MIN_PASSWORD}位 / password needs {accounts.MIN_PASSWORD} characters", "error")
+            flash(error_text(f"密码至少{accounts.MIN_PASSWORD}位 / password needs {accounts.MIN_PASSWORD} characters"),
+                  "error")
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
         if row.id == g.user.id and ("admin" not in chosen or form.get("active") != "1"):
-            flash("不能取消自己的管理员权限或停用自己 / you cannot remove your own admin role or deactivate "
-                  "yourself", "error")
+            flash(error_text("不能取消自己的管理员权限或停用自己 / you cannot remove your own admin role or "
+                             "deactivate yourself"), "error")
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
         org.update_user(row, name=name, roles=chosen, extension=extension, department=_dept(form.get("department")),
                         active=form.get("active") == "1", password=password,
@@ -171,7 +173,7 @@ def groups():
                              request.form.get("description", ""))
             _ok()
         except org.OrgError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
         return redirect(url_for("admin_org.groups"), code=303)
     rows = list(Group.select().order_by(Group.code))
     members = {grp.id: [link.user for link in grp.user_links] for grp in rows}
@@ -193,7 +195,7 @@ def role_matrix():
             audit("role_permissions", "role", role, ",".join(request.form.getlist("permissions")))
             _ok()
         except ValueError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
         return redirect(url_for("admin_org.role_matrix"), code=303)
     matrix = {role: roles.role_permissions(role) for role in roles.ROLES}
     return render_template("admin_org/roles.html", roles=roles.ROLES, permissions=roles.PERMISSIONS,
@@ -218,7 +220,7 @@ def _form_action(actions: dict, errors: tuple, area: str, key_fields: tuple[str,
         audit(f"{area}_{what}", area, key, "")
         _ok()
     except errors as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
 
 
 def _add_responsibility(form) -> None:

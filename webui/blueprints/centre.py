@@ -81,7 +81,7 @@ def blacklist():
         citizen = services.set_blacklist(request.form.get("phone", ""), True, request.form.get("reason", ""),
                                          actor=g.user)
         audit("blacklist_add", "citizen", citizen.phone, citizen.blacklist_reason)
-        return f"{citizen.phone} 已加入黑名单 / blacklisted"
+        return f"{citizen.phone} 已加入黑名单 / {citizen.phone} is blacklisted"
 
     return act_and_return(add, url_for("centre.blacklist"))
 
@@ -93,7 +93,7 @@ def blacklist_remove():
     def remove():
         citizen = services.set_blacklist(request.form.get("phone", ""), False, "", actor=g.user)
         audit("blacklist_remove", "citizen", citizen.phone, "")
-        return f"{citizen.phone} 已移出黑名单 / removed from the blacklist"
+        return f"{citizen.phone} 已移出黑名单 / {citizen.phone} is off the blacklist"
 
     return act_and_return(remove, url_for("centre.blacklist"))
 

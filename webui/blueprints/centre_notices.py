@@ -8,6 +8,7 @@ from caseflow import public_notices
 from caseflow.models import PublicNotice
 from webui.app import NavItem
 from webui.blueprints.tickets import clock
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 
 bp = Blueprint("centre_notices", __name__, url_prefix="/centre/notices")
@@ -40,7 +41,7 @@ def index():
         try:
             row = public_notices.create(request.form.get("title"), request.form.get("body"), g.user, clock())
         except public_notices.NoticeError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
             return redirect(url_for("centre_notices.index"), code=303)
         audit("notice_create", "public_notice", row.id, row.title[:100])
         return redirect(url_for("centre_notices.edit", notice_id=row.id), code=303)
@@ -57,7 +58,7 @@ def edit(notice_id):
         try:
             public_notices.edit(row, request.form.get("title"), request.form.get("body"), g.user, clock())
         except public_notices.NoticeError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
         else:
             audit("notice_edit", "public_notice", row.id, row.title[:100])
             from webui.i18n import gettext
@@ -77,7 +78,7 @@ def move(notice_id):
     try:
         public_notices.move(row, action, g.user, clock())
     except public_notices.NoticeError as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         return redirect(url_for("centre_notices.edit", notice_id=row.id), code=303)
     audit(f"notice_{action}", "public_notice", row.id, row.title[:100])
     return redirect(url_for("centre_notices.edit", notice_id=row.id), code=303)

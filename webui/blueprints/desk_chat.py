@@ -15,6 +15,7 @@ from acd import chat
 from acd.dispatcher import AcdError
 from caseflow import privacy
 from webui import chat_pump
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 
 bp = Blueprint("desk_chat", __name__, url_prefix="/desk/chat")
@@ -52,7 +53,7 @@ def _agent():
 
 
 def _error(error: chat.ChatError):
-    return jsonify({"ok": False, "error": str(error)}), error.status
+    return jsonify({"ok": False, "error": error_text(error)}), error.status
 
 
 def chat_view(session) -> dict:

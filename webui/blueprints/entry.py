@@ -11,7 +11,7 @@ from caseflow.models import Category, Region, Ticket
 from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
-from webui.i18n import one_language
+from webui.i18n import error_text
 from webui.app import NavItem
 from webui.blueprints.tickets import clock, install, own_messages
 from webui.security import require_roles
@@ -63,7 +63,7 @@ def create():
             region=form.get("region") or None, urgency=form.get("urgency", "normal"), created_by=g.user,
             clock=clock())
     except (TicketInputError, PermissionDenied) as error:
-        flash(one_language(str(error), g.get("lang") or "zh"), "error")
+        flash(error_text(error), "error")
         return render_template("entry/index.html", waiting=[], form=form, **_choices()), 400
     root = current_app.extensions["hotline"].config.attachments_dir
     for upload in request.files.getlist("files"):
@@ -72,7 +72,7 @@ def create():
                 attachments.add_attachment(ticket, root, upload.stream, upload.filename, actor=g.user,
                                            kind=ATTACHMENT_KIND.get(ticket.channel, "upload"), clock=clock())
             except attachments.AttachmentError as error:
-                flash(f"{upload.filename}: {error}", "error")
+                flash(f"{upload.filename}: {error_text(error)}", "error")
     state = current_app.extensions["hotline"]
     flash(state.gettext("Ticket %(number)s recorded, citizen PIN %(pin)s.", number=ticket.number,
                         pin=ticket.query_pin), "info")
@@ -110,5 +110,5 @@ def edit(number):
         except PermissionDenied:
             abort(403)
         except (TicketInputError, WorkflowError, ConcurrentChange) as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
     return render_template("entry/edit.html", t=ticket, contact=contact, **_choices())

@@ -3,6 +3,7 @@ versions, activation refused with the reasons, prompt texts (re-rendered with re
 recordings, opinion polls, and the IVR trace of each call."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
@@ -18,6 +19,7 @@ from ivr.store import TreeStore, prompt_overrides, set_prompt_text
 from ivr.tree import NODE_KINDS, TreeError, parse_tree
 from webui.app import NavItem
 from webui.blueprints.common import TRACE_ROLES, own_messages
+from webui.i18n import error_text
 from webui.security import audit, require_roles
 from webui.views import get_or_404
 
@@ -30,7 +32,8 @@ MESSAGES = own_messages({"zh": {
     "Phone menu": "语音导航", "Menu tree": "导航树", "Prompts": "语音提示", "Polls": "民意调查",
     "Call traces": "通话轨迹", "Version": "版本", "Active": "启用中", "Activate": "启用此版本",
     "Saved by": "保存人", "Comment": "说明", "Problems": "问题", "No problems: this version can be activated.":
-    "没有问题，可以启用此版本。", "Activation refused": "拒绝启用", "Activated version %(v)s.": "已启用版本 %(v)s。",
+    "没有问题，可以启用此版本。", "Activation refused": "拒绝启用",
+    "Activation refused: %(n)s problems, listed under the chart.": "拒绝启用：有 %(n)s 个问题，见流程图下方的列表。", "Activated version %(v)s.": "已启用版本 %(v)s。",
     "Saved as version %(v)s (not active yet).": "已保存为版本 %(v)s（尚未启用）。", "Node": "节点",
     "Kind": "类型", "Edit node": "编辑节点", "Save as new version": "保存为新版本", "Tree source (TOML)":
     "导航树源文件（TOML）", "Settings": "参数设置", "Text (Mandarin)": "中文文本", "Text (English)": "英文文本",
@@ -140,9 +143,10 @@ def _version(version_id) -> IvrTreeVersion:
 
 
 def _flash_problems(problems) -> None:
+    """Activation refused: how many problems; the page lists each under its node's name."""
     from webui.i18n import gettext
 
-    flash(gettext("Activation refused") + ": " + "；".join(str(p) for p in problems), "error")
+    flash(gettext("Activation refused: %(n)s problems, listed under the chart.", n=len(problems)), "error")
 
 
 # ---------------------------------------------------------------------- the node and settings forms
@@ -280,7 +284,8 @@ def index():
     if version is None:
         version = trees.versions()[0]
     tree = trees.tree_of(version)
-    problems = trees.problems(version.source, version.name)
+    # Each problem's message in the page's language (ivr writes them "中文 / English"), in the list and the chart.
+    problems = [replace(p, message=error_text(p.message)) for p in trees.problems(version.source, version.name)]
     node_id = request.args.get("node") or tree.start
     node = tree.nodes.get(node_id) or tree.nodes[tree.start]
     prompts = _prompt_words()
@@ -334,7 +339,7 @@ def save():
         comment = comment or _default_comment(what, base, node_id)
         version = trees.add_version(source, base.name, comment, _who())
     except (EditError, TreeError) as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         return redirect(url_for("ivr_admin.index", version=base.id, node=node_id or None), code=303)
     audit("ivr_tree_save", "ivr_tree_version", version.id, comment)
     flash(gettext("Saved as version %(v)s (not active yet).", v=version.version), "info")
@@ -437,7 +442,7 @@ def prompt_text():
     try:
         set_prompt_text(config.sounds_dir, lang, key, request.form.get("text", ""), _who(), config.prompt_rate)
     except (ivr_prompts.PromptError, OSError) as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
     else:
         audit("ivr_prompt_text", "prompt", f"{lang}/{key}", request.form.get("text", "")[:200])
         flash(gettext("Prompt rendered again."), "info")
@@ -455,10 +460,10 @@ def prompt_upload():
     upload = request.files.get("file")
     try:
         if upload is None or not upload.filename:
-            raise ivr_prompts.PromptError("no file uploaded")
+            raise ivr_prompts.PromptError("请先选择文件 / choose a file first")
         ivr_prompts.install_upload(config.sounds_dir, lang, key, upload.read(), config.prompt_rate)
     except (ivr_prompts.PromptError, OSError) as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
     else:
         audit("ivr_prompt_upload", "prompt", f"{lang}/{key}", upload.filename[:200])
         flash(gettext("Recording installed."), "info")
@@ -491,7 +496,7 @@ def polls():
             try:
                 poll = polls_service.create_poll(request.form.get("title", ""), request.form.get("questions", ""))
             except ValueError as error:
-                flash(str(error), "error")
+                flash(error_text(error), "error")
                 return redirect(url_for("ivr_admin.polls"), code=303)
             audit("ivr_poll_create", "poll", poll.id, poll.title)
             flash(gettext("Poll created."), "info")
@@ -542,7 +547,7 @@ def campaigns():
             else:
                 abort(400)
         except CampaignError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
             return redirect(url_for("ivr_admin.campaigns"), code=303)
         audit(f"ivr_campaign_{what}", "outbound_campaign", campaign.id, campaign.title)
         if what in ("group", "satisfaction"):

@@ -16,6 +16,7 @@ from caseflow.roles import can
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
+from webui.i18n import error_text, gettext
 from webui.security import audit, login_required
 from webui.views import get_or_404, send_upload
 
@@ -150,7 +151,7 @@ def create():
                                     category=_category(), publisher=g.user,
                                     remarks=request.form.get("remarks", ""), clock=clock())
     except (KnowledgeError, PermissionDenied) as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         return redirect(url_for("kb.index"), code=303)
     return redirect(url_for("kb.item", item_id=row.id), code=303)
 
@@ -175,7 +176,7 @@ def _change(item_id, change: Callable[[], Any], audited: Callable[[Any], tuple] 
     try:
         result = change()
     except errors as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
     else:
         if audited is not None:
             audit(*audited(result))
@@ -188,7 +189,7 @@ def _not_found(error: KnowledgeError):
     """A 404 whose page says why (an answer the user may not read, a file gone)."""
     from webui.blueprints.tickets import werkzeug_not_found
 
-    return werkzeug_not_found(str(error))
+    return werkzeug_not_found(error_text(error))
 
 
 @bp.route("/<int:item_id>/edit", methods=["POST"])
@@ -271,7 +272,7 @@ def attach_answer_file(item_id, answer_id):
     row, answer = _answer(item_id, answer_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        flash("请选择文件 / choose a file", "error")
+        flash(gettext("Choose a file first."), "error")
         return redirect(url_for("kb.item", item_id=item_id), code=303)
     return _change(item_id, lambda: knowledge.attach_file(answer, g.user, _files_root(), upload.stream,
                                                           upload.filename, clock()),

@@ -25,7 +25,7 @@ from channels import sms, verify
 from caseflow import workflow as wf
 from caseflow.models import Region, Ticket
 from webui import security
-from webui.i18n import normalise_language
+from webui.i18n import error_text, normalise_language
 from webui.security import ThrottlePolicy, audit, client_ip, public
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:
                                   limits=limits, clock=_clock(), lang=g.get("lang", "zh"))
     except verify.VerifyError as error:
         audit("portal_code_refused", "web", "", f"{purpose}: {error}"[:500], user=None)
-        return "", str(error), error.status
+        return "", error_text(error), error.status
     audit("portal_code_sent", "web", "", f"{purpose} {mask_phone(row.phone)} code {row.id}", user=None)
     return _t("A code was sent to %(phone)s by SMS. It is good for 10 minutes.", phone=mask_phone(row.phone)), "", 200
 
@@ -337,7 +337,7 @@ def _write_page(box: str):
                                       clock=_clock(), consume=False)
         except verify.VerifyError as error:
             audit("portal_code_failed", "web", "", f"{box} {mask_phone(values['phone'])}", user=None)
-            return again(str(error), "sms_code", error.status, True)
+            return again(error_text(error), "sms_code", error.status, True)
         captcha_id = f"sms:{verified.id}"
     else:
         if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
@@ -356,7 +356,7 @@ def _write_page(box: str):
         ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), clock=_clock(),
                                      limits=limits)
     except portal.PortalError as error:
-        return again(str(error), error.field, error.status, True)
+        return again(error_text(error), error.field, error.status, True)
     if verified is not None:
         verify.consume(verified.id, _clock())
     audit("portal_submit", "ticket", ticket.number,
@@ -404,7 +404,7 @@ def follow():
         if wait is not None:
             return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
                             minutes=security.minutes_ceiling(wait)), 429)
-        return again(str(error), 400)
+        return again(error_text(error), 400)
     wait = _lookup_wait(number, ip, now)
     if wait is not None:
         audit("portal_lookup_throttled", "ticket", number, f"retry after {int(wait.total_seconds())}s", user=None)
@@ -441,7 +441,7 @@ def follow_phone():
         row = verify.confirm(phone, "follow", request.form.get("sms_code", ""), key=_code_key(), clock=_clock())
     except verify.VerifyError as error:
         audit("portal_code_failed", "web", "", f"follow {mask_phone(phone)}", user=None)
-        return page(error.status, phone_error=str(error))
+        return page(error.status, phone_error=error_text(error))
     tickets = portal.cases_of_phone(row.phone, FOLLOW_MAX)
     audit("portal_lookup_phone", "web", "", f"{mask_phone(row.phone)}: {len(tickets)} case(s)", user=None)
     held = _followed()
@@ -478,7 +478,7 @@ def _case_action(number: str, action, done_message: str, audit_action: str):
         audit("portal_refused", "ticket", number, f"{audit_action}: {error}"[:500], user=None)
         fresh = Ticket.get_by_id(ticket.id)
         return render_template("portal/case.html", view=portal.citizen_view(fresh, g.lang), message=None,
-                               error=str(error), **_choices()), error.status
+                               error=error_text(error), **_choices()), error.status
     audit(audit_action, "ticket", number, detail, user=None)
     fresh = Ticket.get_by_id(ticket.id)
     return render_template("portal/case.html", view=portal.citizen_view(fresh, g.lang),
@@ -539,7 +539,7 @@ def cases():
                                               month=criteria["month"], page=page,
                                               tz=_clock().tz)
     except portal.PortalError as err:
-        error, status = str(err), 400
+        error, status = error_text(err), 400
     pages = max(1, min(-(-total // portal.PAGE_SIZE), portal.MAX_PAGES))
     return render_template("portal/cases.html", rows=portal.public_views(rows, g.lang), total=total,
                            max_listed=portal.MAX_LISTED, page=page, pages=pages, criteria=criteria, error=error,

@@ -19,6 +19,7 @@ from acd import chat
 from caseflow.privacy import mask_phone
 from webui import chat_pump, security
 from webui.blueprints import portal as frame
+from webui.i18n import error_text
 from webui.security import audit, client_ip, public
 
 bp = Blueprint("portal_chat", __name__, url_prefix="/chat")
@@ -30,8 +31,8 @@ bp.register_error_handler(404, frame._not_found)
 @bp.errorhandler(413)
 def _too_large(_error):
     audit("chat_refused", "web", "", f"request too large ({request.content_length} B)", user=None)
-    return jsonify({"ok": False, "error": f"消息不能超过 {chat.MAX_MESSAGE} 字 / a message may hold at most "
-                                          f"{chat.MAX_MESSAGE} characters"}), 413
+    return jsonify({"ok": False, "error": error_text(f"消息不能超过 {chat.MAX_MESSAGE} 字 / a message may hold at "
+                                                     f"most {chat.MAX_MESSAGE} characters")}), 413
 
 
 CHAT_KEY = "portal_chat"
@@ -72,7 +73,7 @@ def _mine():
 
 def _refuse(error: chat.ChatError, detail: str = ""):
     audit("chat_refused", "chat", detail, str(error)[:300], user=None)
-    return jsonify({"ok": False, "error": str(error)}), error.status
+    return jsonify({"ok": False, "error": error_text(error)}), error.status
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -107,7 +108,7 @@ def start():
         opened, token = chat.start(values["queue"], name=values["name"], phone=values["phone"], ip=ip,
                                    clock=chat_pump.clock(), settings=chat_pump.settings())
     except chat.ChatError as error:
-        return again(str(error), error.status)
+        return again(error_text(error), error.status)
     session[CHAT_KEY] = {"id": opened.id, "token": token}
     audit("chat_start", "chat", opened.id,
           f"{opened.queue.name} {mask_phone(opened.citizen_phone) if opened.citizen_phone else '-'}", user=None)
@@ -218,6 +219,6 @@ def new():
     """Forget an ended chat in this browser, to start another."""
     current = _mine()
     if current is not None and current.state != "closed":
-        return jsonify({"ok": False, "error": "交谈尚未结束 / the chat has not ended"}), 409
+        return jsonify({"ok": False, "error": error_text("交谈尚未结束 / the chat has not ended")}), 409
     session.pop(CHAT_KEY, None)
     return redirect(url_for("portal_chat.start"), code=303)

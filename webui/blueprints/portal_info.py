@@ -11,6 +11,7 @@ from caseflow.models import Category, KnowledgeAnswer
 from ivr import polls
 from webui import security
 from webui.blueprints import portal as frame
+from webui.i18n import error_text
 from webui.security import audit, client_ip, public
 
 bp = Blueprint("portal_info", __name__)
@@ -103,12 +104,12 @@ def poll():
     except services.TicketInputError:
         phone = None
     if not phone:
-        return page("电话号码格式不正确 / the phone number is malformed", 400)
+        return page(error_text("电话号码格式不正确 / the phone number is malformed"), 400)
     answers = {key[2:]: value for key, value in request.form.items() if key.startswith("q_")}
     try:
         polls.answer_on_web(active, phone, answers, f"web:{captcha_id}")
     except polls.PollError as error:
         audit("portal_refused", "poll", active.id, f"poll: {error}"[:500], user=None)
-        return page(str(error), error.status)
+        return page(error_text(error), error.status)
     audit("portal_poll", "poll", active.id, f"{len(questions)} answer(s)", user=None)
     return page(done=True)

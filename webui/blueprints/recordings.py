@@ -19,6 +19,7 @@ from recorder.models import Recording, RecordingAccess
 from recorder.search import RecordingQuery, SearchError, search_recordings
 from recorder.storage import RecordingStore, recordings_of_ticket
 from webui.app import NavItem
+from webui.i18n import error_text
 from webui.security import require_roles
 from webui.views import get_or_404
 
@@ -135,7 +136,7 @@ def index():
     try:
         query = RecordingQuery.parse(request.args)
     except SearchError as exc:
-        error, query = str(exc), RecordingQuery()
+        error, query = error_text(exc), RecordingQuery()
     page_raw = request.args.get("page", "1")
     page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 100000 else 1
     rows, more = search_recordings(access.visible_recordings(g.user), query, PAGE, (page - 1) * PAGE)

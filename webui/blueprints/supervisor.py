@@ -16,7 +16,7 @@ from recorder import missed as missed_calls
 from webui.app import NavItem
 from webui import console
 from webui.chat_pump import clock
-from webui.i18n import gettext
+from webui.i18n import error_text, gettext
 from webui.security import require_roles
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -97,9 +97,9 @@ def queue_settings(name):
         queue = update_queue(acd, name, form, g.user)
     except QueueChangeRefused as exc:
         Supervisor(acd)._record(g.user, "queue_settings", None, detail=f"{name}: {form}"[:255], ok=False)
-        return jsonify({"ok": False, "error": str(exc)}), 403
+        return jsonify({"ok": False, "error": error_text(exc)}), 403
     except AcdError as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 400
+        return jsonify({"ok": False, "error": error_text(exc)}), 400
     Supervisor(acd)._record(g.user, "queue_settings", None, detail=f"{name}: {form}"[:255])
     return jsonify({"ok": True, "queue": queue.name, "strategy": queue.strategy, "ring_timeout": queue.ring_timeout,
                     "max_wait": queue.max_wait, "wrap_up_seconds": queue.wrap_up_seconds,

@@ -10,6 +10,7 @@ from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import PermissionDenied
 from channels import mailflow
 from channels.settings import EmailSettings
+from webui.i18n import error_text
 from webui.security import audit, login_required
 
 bp = Blueprint("ticket_mail", __name__)
@@ -45,12 +46,12 @@ def send(number):
                                             settings=email_settings(),
                                             clock=current_app.extensions["hotline"].services.clock)
     except PermissionDenied as error:
-        abort(403, description=str(error))
+        abort(403, description=error_text(error))
     except NotFound:
         abort(404)
     except TicketInputError as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         return redirect(back, code=303)
     audit("email_send", "ticket", ticket.number, f"message {message.id} to {message.address}")
-    flash("邮件已排队发送 / the e-mail is queued", "info")
+    flash(error_text("邮件已排队发送 / the e-mail is queued"), "info")
     return redirect(back, code=303)

@@ -24,6 +24,7 @@ from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
 from webui.blueprints.common import TRACE_ROLES, own_messages
+from webui.i18n import error_text, gettext
 from webui.security import audit, local_path, login_required
 from webui.views import send_upload
 
@@ -152,13 +153,13 @@ def act_and_return(action, back: str):
     try:
         message = action()
     except PermissionDenied as error:
-        refuse(str(error))
+        refuse(error_text(error))
     except NotFound:
         abort(404)
     except TicketInputError as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
     else:
-        flash(message, "info")
+        flash(error_text(message), "info")  # an action's own "中文 / English" note, in the user's language
     return redirect(back, code=303)
 
 
@@ -238,7 +239,7 @@ def perform(ticket_ref, event: str, form) -> Ticket | None:
     except NotFound:
         abort(404)
     except (WorkflowError, TicketInputError) as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         return None
     if event == "disclose":
         # Publication on the public website (with the citizen's consent there): audited as well as in the
@@ -392,7 +393,7 @@ def attach(number):
         refuse(services.WRITE_REFUSED)  # before reading the upload: nothing is stored
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        flash("请选择文件 / choose a file", "error")
+        flash(gettext("Choose a file first."), "error")
     else:
         kind = "reply" if g.user.has_role("dept", "dept_leader") else "upload"
         try:
@@ -400,9 +401,9 @@ def attach(number):
                                        upload.stream, upload.filename, actor=g.user, kind=kind, clock=clock())
             flash(services_label_done(), "info")
         except PermissionDenied as error:
-            refuse(str(error))
+            refuse(error_text(error))
         except attachments.AttachmentError as error:
-            flash(str(error), "error")
+            flash(error_text(error), "error")
     return redirect(safe_back(url_for("tickets.detail", number=ticket.number)), code=303)
 
 
@@ -490,7 +491,7 @@ def search():
         try:
             results = services.search_tickets(g.user, **criteria, limit=200)
         except (TicketInputError, ValueError) as exc:
-            error = str(exc)
+            error = error_text(exc)
     return _search_page(criteria, results, error)
 
 
@@ -511,7 +512,7 @@ def save_search():
     try:
         row = saved_searches.save(g.user, request.form.get("name", ""), filters, clock=clock())
     except TicketInputError as error:
-        flash(str(error), "error")
+        flash(error_text(error), "error")
         known = {k: v for k, v in filters.items() if k in services.SEARCH_FILTERS}
         return redirect(url_for("tickets.search", **known), code=303)
     flash(current_app.extensions["hotline"].gettext("Search saved."), "info")
@@ -525,10 +526,10 @@ def run_search(search_id):
     try:
         _row, filters, results = saved_searches.run(g.user, search_id)
     except NotFound as error:
-        error_page = werkzeug_not_found(str(error))
+        error_page = werkzeug_not_found(error_text(error))
         raise error_page from None
     except TicketInputError as error:
-        return _search_page({k: "" for k in services.SEARCH_FILTERS}, [], str(error), 400)
+        return _search_page({k: "" for k in services.SEARCH_FILTERS}, [], error_text(error), 400)
     return _search_page({k: filters.get(k, "") for k in services.SEARCH_FILTERS}, results, None)
 
 
@@ -539,7 +540,7 @@ def delete_search(search_id):
     try:
         saved_searches.delete(g.user, search_id)
     except NotFound as error:
-        raise werkzeug_not_found(str(error)) from None
+        raise werkzeug_not_found(error_text(error)) from None
     flash(services_label_done(), "info")
     return redirect(url_for("tickets.search"), code=303)
 

@@ -207,11 +207,13 @@ def test_admin_creates_and_edits_a_queue_and_the_running_acd_sees_it(client, run
     ({"display_name": "x" * 101}, "队列名称须为1-100个字符"),
 ])
 def test_bad_queue_input_is_refused_and_nothing_changes(client, people, changes, message):
-    """Should answer bad queue input with a 400 page naming the problem (Chinese first) and store nothing."""
+    """Should answer bad queue input with a 400 page naming the problem in the user's language (Chinese, not
+    "中文 / English") and store nothing."""
     admin(client)
     response = client.post_form("/admin/acd/queues/new", queue_form(**changes))
     text = response.get_data(as_text=True)
-    assert response.status_code == 400 and message in text and " / " in text
+    errors = text.split('data-testid="errors"', 1)[1].split("</ul>", 1)[0]
+    assert response.status_code == 400 and message in errors and " / " not in errors
     assert Queue.select().count() == 0 and audits("acd_queue_create") == []
     assert 'name="display_name"' in text  # the form comes back with what was typed
 

@@ -75,9 +75,11 @@ def test_activation_refused_with_reasons(admin_client):
     page = admin_client.get(f"/admin/ivr/?version={v2.id}").get_data(as_text=True)
     problems = re.sub(r"<[^>]+>", "", page.split('data-testid="problems"', 1)[1].split("</ul>", 1)[0])
     # Each problem under its node's name (kind and wording), linked to the node's form; no node id shown.
-    assert "按键菜单: unknown prompt &#39;no_such_prompt&#39;" in problems
-    assert "按键菜单: loop without a caller action" in problems
-    assert "语言选择 · 语言：英语: unreachable from the start node" in problems
+    # ... in the page's language only (ivr writes them "中文 / English").
+    assert "按键菜单: 未知的提示音 &#39;no_such_prompt&#39;" in problems
+    assert "按键菜单: 没有来电者操作的循环" in problems
+    assert "语言选择 · 语言：英语: 从开始节点无法到达" in problems
+    assert "unknown prompt" not in problems and "unreachable" not in problems
     assert "node=main#node-form" in page.split('data-testid="problems"', 1)[1].split("</ul>", 1)[0]
     response = admin_client.post_form("/admin/ivr/activate", {"version": v2.id}, follow_redirects=True)
     text = response.get_data(as_text=True)
@@ -126,7 +128,7 @@ def test_answering_hours_shown_and_switched(admin_client, trees):
     assert "工作日 08:00-20:00 人工接听" in shown and "转接值班电话" in shown
     response = admin_client.post_form("/admin/ivr/save", {"version": v2.id, "what": "settings",
                                                           "s_office_hours": "maybe"}, follow_redirects=True)
-    assert "neither true nor false" in response.get_data(as_text=True)
+    assert "仅工作时间人工接听：&#39;maybe&#39; 须为是或否" in response.get_data(as_text=True)
     assert IvrTreeVersion.select().count() == 2
 
 
@@ -158,7 +160,7 @@ def test_prompt_text_change_renders_again(admin_client, ivr_config):
     assert audio.status_code == 200 and audio.data[:4] == b"RIFF"
     bad = admin_client.post_form("/admin/ivr/prompts/text", {"lang": "zh", "key": "nosuch", "text": "x"},
                                  follow_redirects=True)
-    assert "unknown prompt" in bad.get_data(as_text=True)
+    assert "未知的提示音 &#39;nosuch&#39;" in bad.get_data(as_text=True)
 
 
 def _wav(seconds: float) -> bytes:
@@ -244,7 +246,7 @@ def test_satisfaction_campaign_needs_the_call_back_right(admin_client):
     ticket = case_services.create_ticket("噪音扰民", citizen_phone="13700001111")
     Ticket.update(status="approved").where(Ticket.id == ticket.id).execute()
     refused = admin_client.post_form("/admin/ivr/campaigns", {"what": "satisfaction"}, follow_redirects=True)
-    assert 'class="flash error"' in refused.get_data(as_text=True) and "ticket.callback" in refused.get_data(
+    assert 'class="flash error"' in refused.get_data(as_text=True) and "您没有回访权限" in refused.get_data(
         as_text=True)
     assert OutboundCampaign.select().count() == 0
     accounts.create_user("3001", "热线办", "centre-password-1", roles=("centre",))

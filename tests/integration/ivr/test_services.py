@@ -18,6 +18,7 @@ from ivr.models import IvrTrace, IvrTreeVersion, Poll, PollAnswer, PollQuestion
 from ivr.services import TraceRecord
 from ivr.tree import TreeError, load_tree
 from tests.fakeswitch.audio import write_wav
+from tests.unit.ivr.test_tree import english
 
 UUID = "6f1c2a9e-1d3b-4c55-9a7e-2b1f0c9d8e7a"
 
@@ -39,7 +40,7 @@ def test_activation_refused_with_reasons(trees):
     draft = trees.add_version(broken, comment="broken", created_by="admin")
     with pytest.raises(TreeError) as info:
         trees.activate(draft.id, "admin")
-    messages = [str(p) for p in info.value.problems]
+    messages = [english(p) for p in info.value.problems]
     assert any(m.startswith("queue_consult: unknown queue/skill 'astrology'") for m in messages)
     assert any(m.startswith("after_service: loop without a caller action") for m in messages)
     assert trees.active().id == first.id

@@ -51,7 +51,7 @@ def test_delete_and_last_viewed(world, login, clock):
     assert AuditLog.select().where(AuditLog.action == "kb_answer_delete").count() == 1
     for url in (f"/kb/{item.id}/answers/{answer.id}/delete", f"/kb/{item.id}/answers/99999/edit"):
         response = centre.post_form(url, {"content": "x"})
-        assert response.status_code == 404 and "no such answer" in response.get_data(as_text=True)
+        assert response.status_code == 404 and "没有找到该答案" in response.get_data(as_text=True)
 
 
 def test_file_upload_and_download(world, login, clock):
@@ -62,7 +62,7 @@ def test_file_upload_and_download(world, login, clock):
     base = f"/kb/{item.id}/answers/{answer.id}/file"
     bad = centre.post_form(base, {"file": (io.BytesIO(b"<html><script>x</script>"), "guide.pdf")},
                            content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
-    assert "not a .pdf" in bad and KnowledgeAnswer.get_by_id(answer.id).attachment_name == ""
+    assert "文件内容与扩展名 .pdf 不符" in bad and KnowledgeAnswer.get_by_id(answer.id).attachment_name == ""
     assert agent.post_form(base, {"file": (io.BytesIO(PDF), "a.pdf")},
                            content_type="multipart/form-data").status_code == 403
     centre.post_form(base, {"file": (io.BytesIO(PDF), "办事指南.pdf")}, content_type="multipart/form-data")
@@ -77,4 +77,4 @@ def test_file_upload_and_download(world, login, clock):
     assert AuditLog.select().where(AuditLog.action == "kb_answer_file").count() == 1
     page = centre.post_form(f"/kb/{item.id}/answers", {"content": "新答案", "file": (io.BytesIO(b"MZ\x90\x00"), "x.exe")},
                             content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
-    assert "not accepted" in page and not KnowledgeAnswer.select().where(KnowledgeAnswer.content == "新答案").exists()
+    assert "不支持的文件类型 .exe" in page and not KnowledgeAnswer.select().where(KnowledgeAnswer.content == "新答案").exists()

@@ -231,14 +231,14 @@ def test_admin_org_pages(world, login):
     assert e2.level == 3 and e2.path.startswith(world.east.path)
     page = admin.post_form("/admin/org/", {"code": "X", "name": "四级", "parent": str(e2.id)},
                            follow_redirects=True).get_data(as_text=True)
-    assert "at most three levels" in page
+    assert "部门最多三级" in page and "at most three levels" not in page  # the user's language only
     admin.post_form("/admin/org/users", {"operator_no": "7201", "name": "新人", "password": "long-enough-1",
                                           "roles": ["dept"], "department": str(e2.id), "extension": "1050"})
     new = User.get(User.operator_no == "7201")
     assert new.department_id == e2.id and new.role_set == {"dept"}
     page = admin.post_form("/admin/org/users", {"operator_no": "7201", "name": "重复", "password": "long-enough-1"},
                            follow_redirects=True).get_data(as_text=True)
-    assert "already exists" in page
+    assert "工号 7201 已存在" in page
     admin.post_form("/admin/org/roles", {"role": "entry", "permissions": ["ticket.create", "kb.view"]})
     from caseflow.roles import role_permissions
     assert role_permissions("entry") == {"ticket.create", "kb.view"}
@@ -249,7 +249,7 @@ def test_admin_org_pages(world, login):
     assert "YYYY-MM-DD" in page
     own = admin.post_form(f"/admin/org/users/{world.admin.id}", {"name": "管理员", "roles": ["agent"], "active": "1"},
                           follow_redirects=True).get_data(as_text=True)
-    assert "cannot remove your own admin role" in own
+    assert "不能取消自己的管理员权限" in own
 
 
 def test_desks_show_overdue_first(world, login, clock):

@@ -24,7 +24,7 @@ def test_category_filter_on_the_page(world, login, clock):
     found = client.get(f"/tickets/search?category={city.id}").get_data(as_text=True)
     assert world.east_ticket.number in found and other.number not in found
     bad = client.get("/tickets/search?category=NOPE").get_data(as_text=True)
-    assert "unknown category" in bad
+    assert "未知的分类" in bad
 
 
 def test_save_run_and_delete_through_the_pages(world, login, clock):
@@ -54,17 +54,17 @@ def test_bad_input_and_other_users_searches(world, login, clock):
     owner, stranger = login(world.east_user), login(world.west_user)
     long_name = owner.post_form("/tickets/searches", {"name": "名" * 65, "phone": "13812345678"},
                                 follow_redirects=True).get_data(as_text=True)
-    assert "longer than 64" in long_name
+    assert "查询名称超过64字" in long_name
     unknown = owner.post_form("/tickets/searches", {"name": "坏", "phone": "13812345678", "owner": "1"},
                               follow_redirects=True).get_data(as_text=True)
-    assert "unknown search filter" in unknown
+    assert "未知的查询条件" in unknown
     assert not SavedSearch.select().exists()
     owner.post_form("/tickets/searches", {"name": "我的", "phone": "13812345678"})
     row = SavedSearch.get()
     for response in (stranger.get(f"/tickets/searches/{row.id}"),
                      stranger.post_form(f"/tickets/searches/{row.id}/delete")):
         assert response.status_code == 404
-        assert "no such saved search" in response.get_data(as_text=True)
+        assert "没有找到该查询" in response.get_data(as_text=True)
     assert stranger.post(f"/tickets/searches/{row.id}/delete").status_code in (400, 403)
     assert owner.post("/tickets/searches", data={"name": "无令牌", "phone": "1"}).status_code in (400, 403)
     assert [s.name for s in SavedSearch.select()] == ["我的"]

@@ -10,6 +10,7 @@ from core.calendar import WorkCalendar
 from ivr.audio import wav_lengths
 from ivr.chart import layout, render_svg
 from ivr.edit import EditError, edit_node, edit_settings, parse_keys
+from tests.unit.ivr.test_tree import english
 from ivr.schedule import time_state
 from ivr.tree import Problem, load_tree, parse_tree, validate
 from tests.fakeswitch.audio import write_wav
@@ -157,7 +158,7 @@ def test_schedule_settings_validated():
     source = load_tree().source.replace("office_hours = false", 'office_hours = "no"').replace(
         'rest_days = "staffed"', 'rest_days = "sometimes"').replace(
         'schedule = "calendar"', 'schedule = "calendar"\nweekends_open = 1')
-    messages = [str(p) for p in validate(parse_tree(source))]
+    messages = [english(p) for p in validate(parse_tree(source))]
     assert "settings: office_hours must be true or false, got 'no'" in messages
     assert any(m.startswith("settings: rest_days must be one of staffed, forward, closed") for m in messages)
     assert "human_time: weekends_open must be true or false, got 1" in messages
@@ -192,6 +193,6 @@ def test_must_hear_validated_edited_and_charted():
         edit_node(load_tree(), "main", {"must_hear": "true"})  # not a field of menus
     bad = load_tree().source.replace('prompt = "welcome"', 'prompt = "welcome"\nmust_hear = "yes"').replace(
         'prompt = "main_menu"', 'prompt = "main_menu"\nmust_hear = true')
-    messages = [str(p) for p in validate(parse_tree(bad))]
+    messages = [english(p) for p in validate(parse_tree(bad))]
     assert "welcome: must_hear must be true or false, got 'yes'" in messages
     assert any(m.startswith("main: must_hear applies to prompt nodes only") for m in messages)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ivr.prompts import prompt_keys
-from ivr.tree import TreeError, dump_toml, load_tree, parse_tree, validate
+from ivr.tree import TreeError, dump_toml, halves, load_tree, parse_tree, validate
 
 SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
 
@@ -33,8 +33,14 @@ kind = "hangup"
 """
 
 
+def english(problem) -> str:
+    """A problem as "node: message" with the message's English half (problems are written "中文 / English")."""
+    message = halves(problem.message)[1]
+    return f"{problem.node}: {message}" if problem.node else message
+
+
 def problems_of(text: str, **kw) -> list[str]:
-    return [str(p) for p in validate(parse_tree(text), **kw)]
+    return [english(p) for p in validate(parse_tree(text), **kw)]
 
 
 def test_default_tree_is_valid_with_real_prompts():
@@ -135,7 +141,7 @@ def test_structural_errors_name_nodes():
     """Should name nodes with unknown kinds and report a missing start."""
     with pytest.raises(TreeError) as info:
         parse_tree('[nodes.a]\nkind = "teleport"\n[nodes.b]\nkind = 3\n')
-    messages = [str(p) for p in info.value.problems]
+    messages = [english(p) for p in info.value.problems]
     assert "the tree has no start node ('tree.start')" in messages
     assert any(m.startswith("a: unknown kind 'teleport'") for m in messages)
     assert any(m.startswith("b: unknown kind 3") for m in messages)
@@ -165,3 +171,20 @@ def test_record_limits():
         '[nodes.rec]\nkind = "record"\nmin_seconds = 10\nmax_seconds = 5\nnext = "bye"\non_cancel = "main"\n'
         'on_fail = "person"\n')
     assert "rec: recording needs 0 <= min_seconds < max_seconds" in problems_of(text)
+
+
+def test_every_problem_is_written_in_chinese_then_english():
+    """Should write each problem "中文 / English" (the web UI shows one half), the Chinese half with no English
+    sentence and the English half with no Chinese, for structural errors and validation findings alike."""
+    import re
+
+    with pytest.raises(TreeError) as info:
+        parse_tree('[nodes.a]\nkind = "teleport"\n')
+    bad = SMALL.replace('"1" = "person"', '"1" = "ghost", "A" = "person"').replace('on_fail = "person"', "") \
+        .replace('skill = "general"', 'skill = "nosuch"') + '[nodes.orphan]\nkind = "hangup"\n'
+    found = list(info.value.problems) + validate(parse_tree(bad), prompt_keys=["main_menu"])
+    assert len(found) >= 6
+    for problem in found:
+        zh, sep, en = problem.message.partition(" / ")
+        assert sep and re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en), problem
+    assert "a: unknown kind" in halves(str(info.value))[1] and "a：未知的节点类型" in halves(str(info.value))[0]
