@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -64,7 +65,11 @@ class KannelSettings:
     smsbox_port: int = 13001
     sendsms_port: int = 13013
     smsc_port: int = 10000
-    smsc_type: str = "fake"
+    smsc_type: str = "fake"  # "fake" (fakesmsc connects to smsc_port) or "smpp" (bearerbox binds to it)
+    smsc_host: str = "127.0.0.1"
+    smsc_username: str = ""  # smpp: the operator's system id and password
+    smsc_password: str = ""
+    smsc_reconnect_seconds: int = 10  # smpp: wait before binding again after the link broke
     admin_password: str = dataclasses.field(default_factory=lambda: secrets.token_hex(12))
     sendsms_user: str = "hotline"
     sendsms_password: str = dataclasses.field(default_factory=lambda: secrets.token_hex(12))
@@ -74,24 +79,52 @@ class KannelSettings:
 
     @classmethod
     def free_ports(cls, **kw) -> "KannelSettings":
-        return cls(admin_port=free_port(), smsbox_port=free_port(), sendsms_port=free_port(),
-                   smsc_port=free_port(), **kw)
+        """Settings on free 127.0.0.1 ports (a port given in ``kw``, such as an SMPP server's, is kept)."""
+        ports = {name: free_port() for name in ("admin_port", "smsbox_port", "sendsms_port", "smsc_port")
+                 if name not in kw}
+        return cls(**ports, **kw)
 
     @property
     def sendsms_url(self) -> str:
         return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
 
 
+def _safe(name: str, value: str) -> str:
+    if not value or any(c in value for c in "\"\n&#= "):
+        raise ValueError(f"Kannel {name}: must be non-empty without quotes, spaces, '&', '#' or '='")
+    return value
+
+
+def smsc_group(settings: KannelSettings) -> str:
+    """The ``group = smsc`` of the configuration for ``settings.smsc_type``."""
+    common = f"group = smsc\nsmsc-id = operator\nport = {int(settings.smsc_port)}\n"
+    if settings.smsc_type == "fake":
+        return common + "smsc = fake\nhost = 127.0.0.1\nconnect-allow-ip = 127.0.0.1\n" \
+            "# 70 UCS-2 characters per part; concatenated parts carry a UDH, so 67 each.\nmax-sms-octets = 140\n"
+    if settings.smsc_type == "smpp":
+        # SMPP 3.4 bind_transceiver: system_id at most 15 characters, password at most 8.
+        if len(settings.smsc_username) > 15 or len(settings.smsc_password) > 8:
+            raise ValueError("Kannel SMPP account: the system id has at most 15 characters, the password 8")
+        return (common + f"smsc = smpp\nhost = {_safe('smsc_host', settings.smsc_host)}\ntransceiver-mode = true\n"
+                f"smsc-username = {_safe('smsc_username', settings.smsc_username)}\n"
+                f"smsc-password = {_safe('smsc_password', settings.smsc_password)}\n"
+                f"system-type = \"\"\nenquire-link-interval = 30\n"
+                f"reconnect-delay = {int(settings.smsc_reconnect_seconds)}\nmax-pending-submits = 10\n")
+    raise ValueError(f"Kannel smsc_type: fake or smpp, got {settings.smsc_type!r}")
+
+
 def render_conf(settings: KannelSettings, directory: Path, template: Path = TEMPLATE) -> Path:
-    """Fill kannel-conf/kannel.conf.template into ``directory``/kannel.conf (logs and store beside it)."""
+    """Fill kannel-conf/kannel.conf.template into ``directory``/kannel.conf (logs, the store spool and the
+    delivery-report spool beside it: kept across restarts, so a Kannel started again in the same
+    directory goes on with what the last one had in flight)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "log").mkdir(exist_ok=True)
-    (directory / "store").mkdir(exist_ok=True)
+    for sub in ("log", "store", "dlr"):
+        (directory / sub).mkdir(exist_ok=True)
     values = {k: str(v) for k, v in dataclasses.asdict(settings).items()}
     for key in ("secret", "admin_password", "sendsms_password"):
-        if not values[key] or any(c in values[key] for c in "\"\n&#= "):
-            raise ValueError(f"Kannel {key}: must be non-empty without quotes, spaces, '&', '#' or '='")
-    values.update(log_dir=str(directory / "log"), store_dir=str(directory / "store"))
+        _safe(key, values[key])
+    values.update(log_dir=str(directory / "log"), store_dir=str(directory / "store"),
+                  dlr_dir=str(directory / "dlr"), smsc_group=smsc_group(settings))
     text = string.Template(template.read_text(encoding="utf-8")).substitute(values)
     path = directory / "kannel.conf"
     path.write_text(text, encoding="utf-8")
@@ -147,10 +180,14 @@ class KannelRunner:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
     def start(self, timeout: float = 20.0) -> "KannelRunner":
-        """Start the boxes and wait until smsbox's sendsms port and the fake SMSC answer."""
+        """Start the boxes and wait until smsbox's sendsms port and the fake SMSC listen.
+
+        Only ever looks at whether a port listens, never connects to it: bearerbox takes any connection
+        to the fake SMSC's port for fakesmsc and may hand it queued messages, lost when the probe hangs up."""
         self.bearerbox = self._spawn([BEARERBOX, str(self.conf)], "bearerbox")
-        _wait_port(self.settings.smsc_port, timeout, self.bearerbox, "bearerbox")
-        if self.fake_smsc:
+        ready = self.settings.smsc_port if self.settings.smsc_type == "fake" else self.settings.smsbox_port
+        _wait_port(ready, timeout, self.bearerbox, "bearerbox")
+        if self.fake_smsc and self.settings.smsc_type == "fake":
             # No message on the command line: interactive mode, each line on stdin is a citizen's message.
             out = open(self.fakesmsc_out, "ab")
             self.fakesmsc = self._spawn([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.settings.smsc_port)],
@@ -158,6 +195,20 @@ class KannelRunner:
         self.smsbox = self._spawn([SMSBOX, str(self.conf)], "smsbox")
         _wait_port(self.settings.sendsms_port, timeout, self.smsbox, "smsbox")
         return self
+
+    def status(self) -> str:
+        """bearerbox's status page (the admin interface's status.txt)."""
+        s = self.settings
+        query = urllib.parse.urlencode({"password": s.admin_password})
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.admin_port}/status.txt?{query}", timeout=5) as answer:
+            return answer.read(100_000).decode("utf-8", "replace")
+
+    def queued_out(self) -> int:
+        """Messages bearerbox holds for the SMSC (not yet handed over), from its status page."""
+        match = re.search(r"^SMS: received \d+ \(\d+ queued\), sent \d+ \((\d+) queued\)", self.status(), re.M)
+        if match is None:
+            raise RuntimeError("bearerbox's status page has no SMS line")
+        return int(match.group(1))
 
     def inject(self, sender: str, receiver: str, text: str) -> None:
         """fakesmsc sends a message from ``sender`` to ``receiver`` (UCS-2, as a phone sends Chinese)."""
@@ -195,16 +246,30 @@ class KannelRunner:
         return [line for line in lines if "Got message" in line]
 
 
+def listening(port: int) -> bool:
+    """Whether a TCP socket listens on ``port`` here, read from /proc/net/tcp (no connection is made)."""
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as rows:
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen, name: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling a port another process opens: there is no event to wait on
+        if listening(port):
+            return
+        time.sleep(0.05)  # polling a port another process opens: there is no event to wait on
     raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout} s")
 
 

@@ -41,15 +41,16 @@ def gateway():
 
 @pytest.fixture
 def kannel_box(tmp_path):
-    """A real Kannel with fakesmsc; the caller fills inbound_url/secret via ``start(app_url)``."""
+    """A real Kannel with fakesmsc; the caller fills inbound_url/secret via ``start(app_url)`` (more
+    KannelSettings as keywords: ``smsc_type="smpp"`` and the SMSC's port and account for smppsmsc)."""
     missing = kannel.binaries_missing()
     if missing:
         pytest.skip(f"Kannel not installed ({', '.join(missing)} missing): apt-get install kannel kannel-extras "
                     "(scripts/setup-system.sh does)")
     runners = []
 
-    def start(app_url: str):
-        settings = kannel.KannelSettings.free_ports(inbound_url=f"{app_url}/sms/inbound", secret=SECRET)
+    def start(app_url: str, **kw):
+        settings = kannel.KannelSettings.free_ports(inbound_url=f"{app_url}/sms/inbound", secret=SECRET, **kw)
         runner = kannel.KannelRunner(settings, tmp_path / "kannel").start()
         runners.append(runner)
         return runner

@@ -1,5 +1,7 @@
 """Against a real Kannel (bearerbox + smsbox) with fakesmsc as the operator: long Chinese text, inbound to a
-ticket with its receipt, delivery reports, and Kannel stopped and restarted with nothing lost or doubled."""
+ticket with its receipt, delivery reports, and Kannel stopped and restarted with nothing lost or doubled;
+with an SMPP SMSC (smppsmsc) whose delivery receipts come late: queued messages and pending reports kept
+across a bearerbox restart."""
 from caseflow.models import Ticket
 from channels import notices
 from channels.kannel import KannelClient
@@ -7,6 +9,7 @@ from channels.models import Message
 from channels.outbox import Outbox, enqueue
 from core.clock import Clock
 from tests.integration.channels.conftest import SECRET, fakesmsc_messages, wait_until
+from tests.integration.channels.smppsmsc import SmppSmsc
 
 
 def _outbox(runner, base, settings, clock):
@@ -67,6 +70,41 @@ def test_kannel_down_then_back_nothing_lost_nothing_doubled(served_app, kannel_b
     assert len(set(got)) == 10
     assert box.run_once()["sent"] == 0
 
+
+def test_bearerbox_restart_keeps_queued_messages_and_pending_reports(served_app, kannel_box, clock):
+    """Should, across a restart of bearerbox and smsbox, (a) still match the operator's delivery receipts
+    sent after the restart for messages it handed over before (the DLR spool: in memory they were gone)
+    and (b) hand over once each the messages it had accepted while the operator's link was down (the store
+    spool), so that all ten end delivered and the SMSC got each exactly once."""
+    base, settings = served_app
+    smsc = SmppSmsc().start()
+    try:
+        runner = kannel_box(base, smsc_type="smpp", smsc_port=smsc.port, smsc_username=smsc.system_id,
+                            smsc_password=smsc.password, smsc_reconnect_seconds=1)
+        wait_until(lambda: smsc.bound, what="Kannel to bind to the SMSC")
+        box = _outbox(runner, base, settings, clock)
+        first = [enqueue("1380000%04d" % i, "optout", {}, answer=True, settings=settings, clock=clock)
+                 for i in range(5)]
+        assert box.run_once()["sent"] == 5
+        wait_until(lambda: smsc.held() == 5, what="the first five at the SMSC, their receipts held")
+        smsc.go_offline()
+        later = [enqueue("1390000%04d" % i, "status_unknown", {}, answer=True, settings=settings, clock=clock)
+                 for i in range(5)]
+        assert box.run_once()["sent"] == 5  # Kannel took them; the link is down, so bearerbox keeps them
+        wait_until(lambda: runner.queued_out() == 5, what="bearerbox to hold the later five")
+        runner.stop()
+        runner.start()
+        smsc.go_online()
+        wait_until(lambda: len(smsc.submitted) == 10, what="the later five at the SMSC after the restart")
+        wait_until(lambda: smsc.bound and smsc.held() == 10, what="the later five's receipts held too")
+        assert smsc.release_receipts() == 10  # the first five's receipts come after the restart
+        messages = first + later
+        wait_until(lambda: all(Message.get_by_id(m.id).status == "delivered" for m in messages),
+                   what="a delivery report for every message")
+        assert sorted((s.destination, s.text) for s in smsc.submitted) == sorted((m.address, m.body)
+                                                                                  for m in messages)
+    finally:
+        smsc.stop()
 
 
 def test_website_code_arrives_at_fakesmsc_and_confirms_the_phone(app, served_app, kannel_box):
