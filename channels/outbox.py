@@ -1,5 +1,6 @@
 """The outbox: queue a message (idempotent per event), and the worker that hands due messages to the gateway
-one at a time, in order per recipient, with retries and backoff, daily caps and quiet hours.
+from a bounded pool of greenlets at a limited rate, in order per recipient, with retries and backoff, daily
+caps and quiet hours.
 
 A message is never sent twice: the worker claims it (queued -> sending) in one UPDATE before the gateway
 call, and a message found in ``sending`` at start (the process stopped mid-call) is failed, not resent.
@@ -8,8 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections import deque
 from typing import Callable, Optional
 
+import gevent
+import gevent.pool
+import gevent.queue
 import peewee
 
 from caseflow.services import to_db
@@ -17,11 +23,12 @@ from channels import policy, sms, templates
 from channels.kannel import GatewayDown, GatewayRefused
 from channels.models import Message, OptOut
 from core.clock import Clock
-from core.db import database
+from core.db import database, greenlet_local_connections
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 200  # messages a round looks at
+STORE_BATCH = 50  # 'sent' marks stored in one transaction at most
 
 
 def opted_out(address: str) -> bool:
@@ -67,12 +74,23 @@ def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "",
 
 class Outbox:
     """The sending side of one channel. ``send(message_id, to, text)`` is the gateway (KannelClient.send,
-    SmtpClient.send); ``on_sent(message)`` and ``on_failed(message)`` are told after the state is stored."""
+    SmtpClient.send); ``on_sent(message)`` and ``on_failed(message)`` are told after the state is stored.
+
+    A round hands messages to the gateway from a bounded pool of greenlets (``settings.concurrency``
+    calls at once, at most ``settings.rate`` a second; settings without them: one at a time, no limit).
+    Every database read and write stays in the greenlet that runs the round; the pool's greenlets only
+    wait for the gateway. Messages to one recipient form a lane that goes one message at a time, in the
+    order they were queued. The round starts with one call and opens up to the pool only once the gateway
+    has taken a message, so a dead gateway costs one failed call a round, not one per greenlet.
+    """
 
     def __init__(self, send: Callable[[int, str, str], str], settings, clock: Optional[Clock] = None,
                  on_sent: Callable = lambda m: None, on_failed: Callable = lambda m: None, channel: str = "sms"):
         self.send, self.settings, self.clock = send, settings, clock or Clock()
         self.on_sent, self.on_failed, self.channel = on_sent, on_failed, channel
+        self.concurrency = max(1, int(getattr(settings, "concurrency", 1) or 1))
+        self.pace = policy.Pace(float(getattr(settings, "rate", 0) or 0))
+        self.monotonic, self.sleep = time.monotonic, gevent.sleep  # the rate limit's time (tests replace them)
 
     def recover(self) -> int:
         """Fail messages left in ``sending`` by a stopped process: whether Kannel took them is unknown, and
@@ -85,68 +103,183 @@ class Outbox:
 
     def _sent_today(self, address: str, now: dt.datetime) -> int:
         start = to_db(now.replace(hour=0, minute=0, second=0, microsecond=0))
+        # 'sending': in flight now, or taken by the gateway and not yet marked sent (see _store)
         return Message.select().where((Message.address == address) & (Message.direction == "out")
-                                      & (Message.channel == self.channel) & Message.status.in_(("sending", "sent", "delivered"))
-                                      & (Message.sent_at >= start)).count()
+                                      & (Message.channel == self.channel)
+                                      & ((Message.status == "sending")
+                                         | (Message.status.in_(("sent", "delivered")) & (Message.sent_at >= start)))
+                                      ).count()
 
-    def run_once(self) -> dict:
-        """Send what is due now; returns counts {sent, retry, failed, waiting}."""
-        now = self.clock.now()
-        now_db = to_db(now)
-        counts = {"sent": 0, "retry": 0, "failed": 0, "waiting": 0}
-        blocked: set[str] = set()  # recipients with an earlier message not yet out: later ones wait
-        rows = list(Message.select().where((Message.direction == "out") & (Message.channel == self.channel)
-                                           & Message.status.in_(("queued", "sending")))
-                    .order_by(Message.id).limit(BATCH))
-        gateway_down = False
+    def _lanes(self) -> list[deque]:
+        """The due candidates, one lane per recipient in the order of its first message. A message still
+        ``sending`` (another round's, or one interrupted) holds back the later ones to its recipient."""
+        rows = (Message.select().where((Message.direction == "out") & (Message.channel == self.channel)
+                                       & Message.status.in_(("queued", "sending")))
+                .order_by(Message.id).limit(BATCH))
+        lanes: dict[str, deque] = {}
+        held: set[str] = set()
         for message in rows:
-            if message.address in blocked or message.status == "sending":
-                blocked.add(message.address)
+            if message.address in held:
                 continue
-            if gateway_down or (message.next_attempt_at and message.next_attempt_at > now_db):
-                blocked.add(message.address)
+            if message.status == "sending":
+                held.add(message.address)
+                continue
+            lanes.setdefault(message.address, deque()).append(message)
+        return list(lanes.values())
+
+    def _next_of(self, lane: deque, now: dt.datetime, counts: dict) -> Optional[Message]:
+        """The lane's next message that may go now (not claimed yet); None when the lane waits (backing
+        off, quiet hours). Messages over the daily cap are failed on the way."""
+        while lane:
+            message = lane.popleft()
+            if message.next_attempt_at and message.next_attempt_at > to_db(now):
                 counts["waiting"] += 1
-                continue
+                break
             if not message.urgent and self.settings.quiet.contains(now):
                 self._defer(message, self.settings.quiet.next_end(now))
-                blocked.add(message.address)
                 counts["waiting"] += 1
-                continue
+                break
             if self.settings.daily_cap and policy.over_cap(self._sent_today(message.address, now),
                                                            self.settings.daily_cap):  # no count without a cap
                 self._finish(message, "failed", f"超过每日上限{self.settings.daily_cap}条 / over the daily cap")
                 counts["failed"] += 1
                 continue
-            claimed = Message.update(status="sending", attempts=Message.attempts + 1, updated_at=now_db).where(
-                (Message.id == message.id) & (Message.status == "queued")).execute()
-            if claimed != 1:
-                blocked.add(message.address)
-                continue
-            message.attempts += 1
+            return message
+        lane.clear()
+        return None
+
+    def _claim(self, ready: deque, claimed: deque, now: dt.datetime, counts: dict, most: int) -> None:
+        """Claim (queued -> sending, one UPDATE) the next message of up to ``most`` lanes from ``ready``; a
+        message another round claimed first drops its lane from this round."""
+        picked = []
+        while ready and len(picked) < most:
+            lane = ready.popleft()
+            message = self._next_of(lane, now, counts)
+            if message is not None:
+                picked.append((message, lane))
+        if not picked:
+            return
+        got = {row.id for row in Message.update(status="sending", attempts=Message.attempts + 1,
+                                                updated_at=to_db(now))
+               .where(Message.id.in_([m.id for m, _lane in picked]) & (Message.status == "queued"))
+               .returning(Message.id).execute()}
+        for message, lane in picked:
+            if message.id in got:
+                message.attempts += 1
+                claimed.append((message, lane))
+
+    def _unclaim(self, claimed: deque, ready: deque) -> None:
+        """Claimed messages never handed to the gateway (it went down meanwhile) go back as they were."""
+        if not claimed:
+            return
+        Message.update(status="queued", attempts=Message.attempts - 1).where(
+            Message.id.in_([m.id for m, _lane in claimed]) & (Message.status == "sending")).execute()
+        ready.extendleft(deque([message, *lane]) for message, lane in reversed(claimed))
+        claimed.clear()
+
+    def _call(self, message: Message, lane: deque, results: gevent.queue.Queue) -> None:
+        """In a pool greenlet: only the gateway call; the outcome goes back to the round."""
+        try:
+            results.put((message, lane, "sent", self.send(message.id, message.address, message.body)))
+        except GatewayRefused as error:
+            results.put((message, lane, "refused", error))
+        except GatewayDown as error:
+            results.put((message, lane, "down", error))
+        except BaseException as error:  # noqa: BLE001 - handed to the round, which raises it
+            results.put((message, lane, "error", error))
+        finally:
+            if greenlet_local_connections() and not database.is_closed():
+                database.close()  # a gateway that read the database (SMTP: the mail's headers) in this greenlet
+
+    def run_once(self) -> dict:
+        """Send what is due now; returns counts {sent, retry, failed, waiting}."""
+        now = self.clock.now()
+        counts = {"sent": 0, "retry": 0, "failed": 0, "waiting": 0}
+        ready = deque(self._lanes())  # lanes whose next message is still to claim
+        claimed: deque = deque()  # (message, lane): claimed, waiting for a free greenlet or the rate limit
+        done: list = []  # (message, answer): the gateway took it; stored a batch at a time
+        results: gevent.queue.Queue = gevent.queue.Queue()
+        pool = gevent.pool.Pool(self.concurrency)
+        in_flight, width, gateway_down, unexpected = 0, 1, False, None
+        while True:
+            going = not gateway_down and unexpected is None
+            if going and not claimed and ready and in_flight < width:
+                self._claim(ready, claimed, now, counts, most=2 * width)
+            timeout = None
+            if going and claimed and in_flight < width:
+                pause = self.pace.wait(self.monotonic())
+                if pause <= 0:
+                    pool.spawn(self._call, *claimed.popleft(), results)
+                    in_flight += 1
+                    continue
+                if not in_flight:
+                    self._store(done)
+                    self.sleep(pause)
+                    continue
+                timeout = pause
+            elif not in_flight:
+                break
+            if results.empty():
+                self._store(done)  # nothing to handle this moment: store what went out before waiting
             try:
-                answer = self.send(message.id, message.address, message.body)
-            except GatewayRefused as error:
-                self._finish(message, "failed", str(error))
+                message, lane, outcome, answer = results.get(timeout=timeout)
+            except gevent.queue.Empty:
+                continue
+            in_flight -= 1
+            if outcome == "sent":
+                width = self.concurrency
+                done.append((message, answer))
+                counts["sent"] += 1
+                if len(done) >= STORE_BATCH:
+                    self._store(done)
+            elif outcome == "refused":
+                self._finish(message, "failed", str(answer))
                 counts["failed"] += 1
-                continue
-            except GatewayDown as error:
-                blocked.add(message.address)
+            elif outcome == "down":
                 gateway_down = True  # the rest waits for the next round instead of hammering a dead gateway
-                if message.attempts >= self.settings.max_attempts:
-                    self._finish(message, "failed", f"重试{message.attempts}次仍未发出 / gave up: {error}")
-                    counts["failed"] += 1
-                else:
-                    Message.update(status="queued", error=str(error)[:255], updated_at=now_db,
-                                   next_attempt_at=to_db(now + policy.backoff(message.attempts))).where(
-                        Message.id == message.id).execute()
-                    counts["retry"] += 1
-                continue
-            Message.update(status="sent", sent_at=now_db, updated_at=now_db, error="",
-                           delivery_report=str(answer)[:255]).where(
-                (Message.id == message.id) & (Message.status == "sending")).execute()
-            counts["sent"] += 1
-            self._tell(self.on_sent, Message.get_by_id(message.id))
+                lane.clear()
+                counts["failed" if self._retry_later(message, answer, now) else "retry"] += 1
+            else:
+                unexpected = unexpected or answer  # the message stays 'sending': recover() fails it
+                lane.clear()
+            if lane:
+                ready.appendleft(lane)
+        self._store(done)
+        self._unclaim(claimed, ready)
+        if unexpected is not None:
+            raise unexpected
+        counts["waiting"] += sum(1 for lane in ready if lane)
         return counts
+
+    def _store(self, done: list) -> None:
+        """Mark sent what the gateway took, in one transaction, then tell ``on_sent``."""
+        if not done:
+            return
+        batch, done[:] = list(done), []
+        now_db = to_db(self.clock.now())
+        sending = Message.status == "sending"
+        with database.atomic():
+            for message, answer in batch:
+                # A delivery report may have got here first (Kannel answers the dlr-url within
+                # milliseconds): it keeps its status and report, and the message still gets its sent_at.
+                Message.update({Message.status: peewee.Case(None, [(sending, "sent")], Message.status),
+                                Message.delivery_report: peewee.Case(None, [(sending, str(answer)[:255])],
+                                                                     Message.delivery_report),
+                                Message.sent_at: now_db, Message.updated_at: now_db, Message.error: ""}).where(
+                    Message.id == message.id).execute()
+        for message, answer in batch:
+            self._tell(self.on_sent, Message.get_by_id(message.id))
+
+    def _retry_later(self, message: Message, error: Exception, now: dt.datetime) -> bool:
+        """Back to the queue with backoff after the gateway was down; True when the retry budget is spent
+        and the message failed instead."""
+        if message.attempts >= self.settings.max_attempts:
+            self._finish(message, "failed", f"重试{message.attempts}次仍未发出 / gave up: {error}")
+            return True
+        Message.update(status="queued", error=str(error)[:255], updated_at=to_db(now),
+                       next_attempt_at=to_db(now + policy.backoff(message.attempts))).where(
+            Message.id == message.id).execute()
+        return False
 
     def _defer(self, message: Message, until: dt.datetime) -> None:
         Message.update(next_attempt_at=to_db(until)).where(Message.id == message.id).execute()

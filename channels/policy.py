@@ -59,3 +59,28 @@ def over_cap(sent_today: int, cap: int) -> bool:
 def backoff(attempts: int, first: float = 5.0, longest: float = 300.0) -> dt.timedelta:
     """Wait before attempt ``attempts + 1``: 5 s, 10 s, 20 s ... at most 5 minutes."""
     return dt.timedelta(seconds=min(longest, first * (2 ** max(0, attempts - 1))))
+
+
+class Pace:
+    """At most ``rate`` messages a second on average, in bursts of up to ``burst`` (a token bucket; rate 0:
+    no limit). ``wait(now)`` with a monotonic ``now`` in seconds: 0 and a token taken when one may go now,
+    else the seconds until one may (nothing taken)."""
+
+    def __init__(self, rate: float, burst: float = 0.0):
+        if rate < 0:
+            raise ValueError(f"rate must be 0 (no limit) or positive, got {rate!r}")
+        self.rate = float(rate)
+        self.burst = max(1.0, float(burst or rate / 10 or 1.0))
+        self._tokens = self.burst
+        self._at: float | None = None
+
+    def wait(self, now: float) -> float:
+        if not self.rate:
+            return 0.0
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0 - 1e-9:  # a wait of exactly the missing part may come back a hair short
+            self._tokens = max(0.0, self._tokens - 1.0)
+            return 0.0
+        return (1.0 - self._tokens) / self.rate

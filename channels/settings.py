@@ -66,6 +66,8 @@ class SmsSettings:
     poll_seconds: float
     app_url_given: bool = False  # HOTLINE_SMS_APP_URL set: keep it even when the web port is chosen at start
     duty_phones: tuple = ()  # HOTLINE_DUTY_PHONES: the duty leader's mobiles, where alarms go
+    concurrency: int = 8  # HOTLINE_SMS_CONCURRENCY: sendsms calls to Kannel at once
+    rate: float = 200.0  # HOTLINE_SMS_RATE: messages a second handed to Kannel at most (0: no limit)
 
     @classmethod
     def from_config(cls, config) -> "SmsSettings":
@@ -101,7 +103,9 @@ class SmsSettings:
                    daily_cap=_int(config, "SMS_DAILY_CAP", 20), quiet=quiet,
                    max_attempts=_int(config, "SMS_MAX_ATTEMPTS", 30, low=1), kannel=kannel,
                    poll_seconds=float(_int(config, "SMS_POLL_SECONDS", 2, low=1)),
-                   app_url_given=bool(_get(config, "SMS_APP_URL")), duty_phones=_duty_phones(config))
+                   app_url_given=bool(_get(config, "SMS_APP_URL")), duty_phones=_duty_phones(config),
+                   concurrency=_int(config, "SMS_CONCURRENCY", 8, low=1),
+                   rate=float(_int(config, "SMS_RATE", 200)))
 
     def allowed(self, address: str) -> bool:
         try:
@@ -139,6 +143,8 @@ class EmailSettings:
     daily_cap: int  # e-mails to one address per day (the outbox's rule)
     max_attempts: int
     quiet: QuietHours = QuietHours(dt.time(0), dt.time(0))  # no quiet hours for e-mail
+    concurrency: int = 2  # HOTLINE_EMAIL_CONCURRENCY: SMTP sessions at once
+    rate: float = 10.0  # HOTLINE_EMAIL_RATE: mails a second at most (0: no limit)
 
     @property
     def inbound(self) -> bool:
@@ -183,7 +189,8 @@ class EmailSettings:
             max_attachments=_int(config, "EMAIL_MAX_ATTACHMENTS", 10),
             flood_per_hour=_int(config, "EMAIL_FLOOD_PER_HOUR", 20, low=1),
             poll_seconds=float(_int(config, "EMAIL_POLL_SECONDS", 30, low=1)),
-            daily_cap=_int(config, "EMAIL_DAILY_CAP", 50), max_attempts=_int(config, "EMAIL_MAX_ATTEMPTS", 30, low=1))
+            daily_cap=_int(config, "EMAIL_DAILY_CAP", 50), max_attempts=_int(config, "EMAIL_MAX_ATTEMPTS", 30, low=1),
+            concurrency=_int(config, "EMAIL_CONCURRENCY", 2, low=1), rate=float(_int(config, "EMAIL_RATE", 10)))
         if settings.imap_host and not settings.imap_user:
             raise ConfigError("HOTLINE_EMAIL_IMAP_HOST is set: HOTLINE_EMAIL_IMAP_USER is needed too")
         if settings.smtp_host and not from_address:

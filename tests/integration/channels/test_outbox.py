@@ -79,6 +79,98 @@ def test_order_per_recipient_and_retry_when_the_gateway_is_down(db, clock, gatew
     assert box.run_once()["sent"] == 0 and len(gateway.sent) == 3
 
 
+
+class SlowGateway:
+    """A gateway whose every call takes a while (a gevent sleep, so calls overlap in the pool); records how
+    many were in flight at once, overall and per recipient, and the order each recipient got its texts."""
+
+    def __init__(self):
+        self.in_flight, self.most, self.by_address, self.most_per_address = 0, 0, {}, 0
+        self.sent: list[tuple[int, str, str]] = []
+
+    def __call__(self, message_id, to, text):
+        import gevent
+
+        self.in_flight += 1
+        self.by_address[to] = self.by_address.get(to, 0) + 1
+        self.most = max(self.most, self.in_flight)
+        self.most_per_address = max(self.most_per_address, self.by_address[to])
+        try:
+            gevent.sleep(0.02)
+            self.sent.append((message_id, to, text))
+            return "0: Accepted for delivery"
+        finally:
+            self.in_flight -= 1
+            self.by_address[to] -= 1
+
+
+def test_round_sends_from_a_bounded_pool_in_order_per_recipient(db, clock, sms_settings):
+    """Should have at most `concurrency` gateway calls in flight (and use them), never two to one recipient
+    at once, send each message once and each recipient's messages in the order they were queued."""
+    import dataclasses
+
+    settings = dataclasses.replace(sms_settings, concurrency=4, rate=0, daily_cap=0)
+    gateway = SlowGateway()
+    queued = [enqueue("1380000%04d" % (i % 12), "optout" if i < 12 else "status_unknown", {}, answer=True,
+                      settings=settings, clock=clock) for i in range(30)]
+    counts = Outbox(gateway, settings, clock=clock).run_once()
+    assert counts == {"sent": 30, "retry": 0, "failed": 0, "waiting": 0}
+    assert gateway.most == 4 and gateway.most_per_address == 1
+    assert sorted(m_id for m_id, _to, _text in gateway.sent) == [m.id for m in queued]
+    for address in {m.address for m in queued}:
+        got = [m_id for m_id, to, _text in gateway.sent if to == address]
+        assert got == sorted(got)
+    assert {m.status for m in Message.select()} == {"sent"}
+
+
+def test_dead_gateway_costs_one_call_a_round(db, clock, gateway, sms_settings):
+    """Should try a dead gateway once a round (not once per pool slot), leave everything queued, and send
+    everything once the gateway is back."""
+    import dataclasses
+
+    settings = dataclasses.replace(sms_settings, concurrency=8, rate=0, daily_cap=0)
+    for i in range(10):
+        enqueue("1390000%04d" % i, "optout", {}, answer=True, settings=settings, clock=clock)
+    box = Outbox(gateway, settings, clock=clock)
+    gateway.down = True
+    calls = []
+    real = gateway.__call__
+
+    def counting(message_id, to, text):
+        calls.append(message_id)
+        return real(message_id, to, text)
+
+    box.send = counting
+    assert box.run_once() == {"sent": 0, "retry": 1, "failed": 0, "waiting": 9}
+    assert len(calls) == 1 and {m.status for m in Message.select()} == {"queued"}
+    gateway.down = False
+    clock.advance(minutes=1)
+    assert box.run_once()["sent"] == 10 and len(gateway.sent) == 10
+
+
+def test_rate_limit_spaces_the_calls(db, clock, gateway, sms_settings):
+    """Should hand messages to the gateway no faster than the rate after the first burst (rate 50 a second:
+    a burst of 5 at once, then one every 20 ms), on the rate limit's own clock."""
+    import dataclasses
+
+    settings = dataclasses.replace(sms_settings, concurrency=8, rate=50, daily_cap=0)
+    for i in range(15):
+        enqueue("1370000%04d" % i, "optout", {}, answer=True, settings=settings, clock=clock)
+    box = Outbox(gateway, settings, clock=clock)
+    moment = [100.0]
+    box.monotonic = lambda: moment[0]
+    box.sleep = lambda seconds: moment.__setitem__(0, moment[0] + seconds)
+    stamps = []
+
+    def stamping(message_id, to, text):
+        stamps.append(moment[0])
+        return gateway(message_id, to, text)
+
+    box.send = stamping
+    assert box.run_once()["sent"] == 15
+    gaps = [round(b - a, 6) for a, b in zip(stamps, stamps[1:])]
+    assert gaps[:4] == [0.0] * 4 and gaps[4:] == [0.02] * 10
+
 def test_interrupted_send_is_failed_not_resent(db, clock, gateway, sms_settings):
     """Should fail a message left in 'sending' by a stopped process and alarm the centre, never resend it."""
     from caseflow import org

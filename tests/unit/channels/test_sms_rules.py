@@ -92,6 +92,21 @@ def test_caps_and_backoff():
     assert [policy.backoff(n).total_seconds() for n in (1, 2, 3, 10)] == [5, 10, 20, 300]
 
 
+
+def test_pace_limits_the_rate_with_a_small_burst():
+    """Should let a burst of rate/10 go at once, then one message per 1/rate seconds; rate 0 never waits;
+    a negative rate is refused."""
+    pace = policy.Pace(100)  # burst 10
+    assert [pace.wait(0.0) for _ in range(10)] == [0.0] * 10
+    assert pace.wait(0.0) == pytest.approx(0.01)
+    assert pace.wait(0.01) == 0.0 and pace.wait(0.01) > 0
+    assert pace.wait(10.0) == 0.0  # refilled, but never above the burst
+    assert sum(1 for _ in range(20) if pace.wait(10.0) == 0.0) == 9
+    unlimited = policy.Pace(0)
+    assert all(unlimited.wait(0.0) == 0.0 for _ in range(1000))
+    with pytest.raises(ValueError):
+        policy.Pace(-1)
+
 def test_default_templates_render():
     """Should render every default in both languages with its variables, in the sandbox."""
     for key, default in DEFAULTS.items():
