@@ -28,7 +28,7 @@ from caseflow import attachments as files
 from caseflow import services
 from caseflow.models import Ticket, TicketHistory
 from caseflow import workflow as wf
-from channels import mail, sms, templates
+from channels import mail, notices, sms, templates
 from channels.mail import MailInputError, ParsedMail
 from channels.models import ChannelCursor, MailHeader, Message, OptOut
 from core.clock import Clock
@@ -345,47 +345,22 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     """Queue e-mail notices for history rows written since the last scan (its own cursor, like the SMS
     watcher's: reading a row twice queues nothing twice)."""
     clock = clock or Clock()
-    cursor = ChannelCursor.get_or_none(ChannelCursor.name == CURSOR)
-    if cursor is None:
-        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
-        cursor = ChannelCursor.create(name=CURSOR, position=last.id if last else 0)
-    rows = list(TicketHistory.select().where((TicketHistory.id > cursor.position)
-                                             & TicketHistory.action.in_(("create", "approve")))
-                .order_by(TicketHistory.id).limit(BATCH))
-    if not rows:
-        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
-        if last is not None and last.id > cursor.position:
-            ChannelCursor.update(position=last.id).where(ChannelCursor.name == CURSOR).execute()
-        return 0
-    for row in rows:
-        with database.atomic():
-            _notices_for(row, settings, clock)
-            ChannelCursor.update(position=row.id).where(ChannelCursor.name == CURSOR).execute()
-    return len(rows)
+    return notices.follow_history(CURSOR, ("create", "approve"), lambda row: _notices_for(row, settings, clock))
 
 
 def queue_material(settings, clock: Optional[Clock] = None) -> int:
     """Queue an e-mail for each pending IVR material request by e-mail (marked sent only once it has left)."""
-    from channels.notices import material_text
     from caseflow.models import MaterialRequest
 
     queued = 0
-    for request in MaterialRequest.select().where((MaterialRequest.status == "pending")
-                                                  & (MaterialRequest.channel == "email")).limit(BATCH):
-        key = f"material:{request.id}"
-        if Message.select().where(Message.dedupe_key == key).exists():
-            continue
-        text = material_text(request.topic)
-        if not text:
-            continue
+    for request, key, text in notices.material_due("email"):
         body = templates.render("material", {"topic": request.topic, "text": text})
         message = enqueue_email(request.address, body, _subject("material", topic=request.topic),
                                 purpose="material", dedupe_key=key, ref=str(request.id), settings=settings,
                                 clock=clock)
         if message is None:
-            from caseflow.models import MaterialRequest as MR
-
-            MR.update(status="failed").where((MR.id == request.id) & (MR.status == "pending")).execute()
+            MaterialRequest.update(status="failed").where((MaterialRequest.id == request.id)
+                                                          & (MaterialRequest.status == "pending")).execute()
             log.warning("material request %s: %r is not an e-mail address", request.id, request.address[:64])
         queued += message is not None
     return queued

@@ -14,7 +14,7 @@ queued, and each notice has a dedupe key, so reading a row twice queues nothing 
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 from caseflow.models import Ticket, TicketHistory
 from channels.models import ChannelCursor, Message
@@ -26,16 +26,44 @@ log = logging.getLogger(__name__)
 
 CURSOR = "ticket_history"
 BATCH = 500
+CHUNK = 50  # history rows handled in one transaction
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
 # History actions that alert the holding unit with their own template (warn: due soon, once per ticket).
 UNIT_ALERTS = {"overdue": "overdue_alert", "warn": "due_soon_alert", "supervise": "supervise_alert"}
 
 
-def start_cursor() -> None:
-    """On the first start, begin after the history that exists (old tickets get no receipts now)."""
-    if ChannelCursor.get_or_none(ChannelCursor.name == CURSOR) is None:
+def start_cursor(name: str = CURSOR) -> ChannelCursor:
+    """The history cursor ``name``; on the first start it begins after the history that exists (old
+    tickets get no receipts now)."""
+    cursor = ChannelCursor.get_or_none(ChannelCursor.name == name)
+    if cursor is None:
         last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
-        ChannelCursor.create(name=CURSOR, position=last.id if last else 0)
+        cursor = ChannelCursor.create(name=name, position=last.id if last else 0)
+    return cursor
+
+
+def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None]) -> int:
+    """Hand each history row with one of ``actions`` written since the cursor ``name`` to ``handle`` (which
+    queues its messages), in transactions of up to CHUNK rows that also move the cursor: a crash queues
+    nothing twice (the dedupe keys) and loses nothing (the cursor moves with the queue). Returns how many
+    rows were read. The SMS notices and the e-mail notices each follow the history with their own cursor."""
+    cursor = start_cursor(name)
+    rows = list(TicketHistory.select().where((TicketHistory.id > cursor.position)
+                                             & TicketHistory.action.in_(actions))
+                .order_by(TicketHistory.id).limit(BATCH))
+    if not rows:
+        # Skip past other actions too, so the next scan starts near the end.
+        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
+        if last is not None and last.id > cursor.position:
+            ChannelCursor.update(position=last.id).where(ChannelCursor.name == name).execute()
+        return 0
+    for at in range(0, len(rows), CHUNK):
+        chunk = rows[at:at + CHUNK]
+        with database.atomic():
+            for row in chunk:
+                handle(row)
+            ChannelCursor.update(position=chunk[-1].id).where(ChannelCursor.name == name).execute()
+    return len(rows)
 
 
 def _notices_for(row: TicketHistory, settings, clock: Clock) -> None:
@@ -71,23 +99,8 @@ def _notices_for(row: TicketHistory, settings, clock: Clock) -> None:
 def scan_history(settings, clock: Optional[Clock] = None) -> int:
     """Queue the notices for history rows written since the last scan; returns how many rows were read."""
     clock = clock or Clock()
-    start_cursor()
-    cursor = ChannelCursor.get(ChannelCursor.name == CURSOR)
-    rows = list(TicketHistory.select().where((TicketHistory.id > cursor.position)
-                                             & TicketHistory.action.in_(("create", "approve")
-                                                                        + ALERT_ACTIONS + tuple(UNIT_ALERTS)))
-                .order_by(TicketHistory.id).limit(BATCH))
-    if not rows:
-        # Skip past other actions too, so the next scan starts near the end.
-        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
-        if last is not None and last.id > cursor.position:
-            ChannelCursor.update(position=last.id).where(ChannelCursor.name == CURSOR).execute()
-        return 0
-    for row in rows:
-        with database.atomic():
-            _notices_for(row, settings, clock)
-            ChannelCursor.update(position=row.id).where(ChannelCursor.name == CURSOR).execute()
-    return len(rows)
+    return follow_history(CURSOR, ("create", "approve") + ALERT_ACTIONS + tuple(UNIT_ALERTS),
+                          lambda row: _notices_for(row, settings, clock))
 
 
 # ---- material requested in the IVR ----------------------------------------------------------------------
@@ -104,21 +117,27 @@ def material_text(topic: str) -> str:
     return ""
 
 
-def queue_material(settings, clock: Optional[Clock] = None) -> int:
-    """Queue an SMS for each pending IVR material request by SMS that has none yet (the request is marked
-    sent only when the SMS is: ``material_sent``). A topic with no reviewed answer stays for the centre."""
+def material_due(channel: str):
+    """The pending IVR material requests by ``channel`` ("sms", "email") with no message queued yet and a
+    reviewed answer for their topic: (request, dedupe key, text) each."""
     from caseflow.models import MaterialRequest
 
-    clock = clock or Clock()
-    queued = 0
     for request in MaterialRequest.select().where((MaterialRequest.status == "pending")
-                                                  & (MaterialRequest.channel == "sms")).limit(BATCH):
+                                                  & (MaterialRequest.channel == channel)).limit(BATCH):
         key = f"material:{request.id}"
         if Message.select().where(Message.dedupe_key == key).exists():
             continue
         text = material_text(request.topic)
-        if not text:
-            continue
+        if text:
+            yield request, key, text
+
+
+def queue_material(settings, clock: Optional[Clock] = None) -> int:
+    """Queue an SMS for each pending IVR material request by SMS that has none yet (the request is marked
+    sent only when the SMS is: ``material_sent``). A topic with no reviewed answer stays for the centre."""
+    clock = clock or Clock()
+    queued = 0
+    for request, key, text in material_due("sms"):
         message = enqueue(request.address or request.caller, "material", {"topic": request.topic, "text": text},
                           purpose="material", dedupe_key=key, ref=str(request.id), answer=True,
                           settings=settings, clock=clock)
@@ -154,5 +173,3 @@ def after_failed(message: Message, clock: Optional[Clock] = None) -> None:
         services.notify(f"短信发送失败：{message.address[:3]}****{message.address[-4:]}（{message.error[:80]}）",
                         department=centre, ticket=message.ticket if message.ticket_id else None,
                         kind="sms_failed", clock=clock)
-
-
