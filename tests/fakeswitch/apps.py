@@ -94,6 +94,7 @@ class ChannelRunner:
         self.inline: deque = deque()    # uuid_broadcast apps for a leg running bridge: run inside the bridge
         self.bridge_done = Event()
         self.session_records: dict[str, float] = {}   # uuid_record / record_session path -> start sim
+        self.loops: dict[str, list[tuple[int, int]]] = {}   # event uuid -> (current_loop, total_loops) per run
         self._greenlet = None
 
     # -- control from outside -------------------------------------------------------------------------
@@ -101,9 +102,14 @@ class ChannelRunner:
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
 
-    def enqueue(self, name: str, arg: str = "", event_uuid: str | None = None, front: bool = False) -> None:
-        """Queue an application (sendmsg execute, uuid_broadcast...)."""
-        item = (name, arg or "", event_uuid or new_uuid())
+    def enqueue(self, name: str, arg: str = "", event_uuid: str | None = None, front: bool = False,
+                loop: tuple[int, int] | None = None) -> None:
+        """Queue an application (sendmsg execute, uuid_broadcast...). `loop`: (n, of) for an application
+        a message executes (switch_ivr_parse_event sets current_loop / total_loops around it)."""
+        event_uuid = event_uuid or new_uuid()
+        if loop is not None:
+            self.loops[event_uuid] = self.loops.get(event_uuid, []) + [loop]
+        item = (name, arg or "", event_uuid)
         if front:
             self.queue.appendleft(item)
         else:
@@ -123,14 +129,14 @@ class ChannelRunner:
         self.break_seq += 1
         self.poke()
 
-    def dtmf(self, digit: str, source: str | None = None) -> None:
+    def dtmf(self, digit: str, source: str | None = None, duration: int | None = None) -> None:
         """A digit from the caller: the DTMF event, then the running application may take it.
 
         `source` (RTP, INFO, INBAND_AUDIO, UNKNOWN) defaults to what the channel's dtmf_type says."""
         ch = self.ch
         if ch.hung_up:
             return
-        self.sw.emit_channel(ch, "DTMF", post=lifecycle.dtmf_post(ch, digit, source))
+        self.sw.emit_channel(ch, "DTMF", post=lifecycle.dtmf_post(ch, digit, source, duration))
         ch.digits_dialed = getattr(ch, "digits_dialed", "") + digit
         if self.accept_digits:
             self.digits.append(digit)
@@ -198,9 +204,15 @@ class ChannelRunner:
         self.breaking = False
         run = AppRun(name, arg, event_uuid)
         self.current = run
+        loop = self.loops.get(event_uuid, [None]).pop(0) if event_uuid in self.loops else None
+        if event_uuid in self.loops and not self.loops[event_uuid]:
+            del self.loops[event_uuid]
+        if loop is not None:
+            ch.set_var("current_loop", loop[0])
+            ch.set_var("total_loops", loop[1])
         ch.set_var("current_application", name)
-        if arg:
-            ch.set_var("current_application_data", arg)
+        ch.set_var("current_application_data", arg)        # none: unset
+        ch.set_var("current_application_response", "")   # switch_core_session_execute_application
         post = [("Application", name)]
         if arg:
             post.append(("Application-Data", arg))
@@ -221,6 +233,9 @@ class ChannelRunner:
             post.append(("Application-Data", arg))
         post += [("Application-Response", response), ("Application-UUID", event_uuid)]
         self.sw.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", post=post)
+        if loop is not None:
+            ch.set_var("current_loop", "")
+            ch.set_var("total_loops", "")
         self.current = None
         self.breaking = False
         self.poke()
@@ -239,12 +254,15 @@ class ChannelRunner:
         if self.socket_app is not None:
             sw.emit_channel(ch, "CHANNEL_UNPARK", state="CS_EXECUTE", state_number=10)
             app, data = self.socket_app
+            # the response is whatever the last application inside the socket left (as captured)
+            response = ch.get_var("current_application_response") or "_none_"
             sw.emit_channel(ch, "CHANNEL_EXECUTE_COMPLETE", state="CS_EXECUTE", state_number=10, post=[
-                ("Application", app), ("Application-Data", data), ("Application-Response", "_none_"),
+                ("Application", app), ("Application-Data", data), ("Application-Response", response),
                 ("Application-UUID", new_uuid())])
-        # As captured: the events up to here (CHANNEL_HANGUP, the app's end) still read Hangup-Time 0.
-        ch.hangup_us = now_us()
+        # As captured: the events up to here (CHANNEL_HANGUP, the app's end, CHANNEL_STATE CS_HANGUP) still
+        # read Hangup-Time 0.
         lifecycle.set_state(sw, ch, "CS_HANGUP")
+        ch.hangup_us = now_us()
         lifecycle.set_callstate(sw, ch, "HANGUP")
         self._hangup_variables()
         lifecycle.set_state(sw, ch, "CS_REPORTING")
@@ -277,6 +295,8 @@ class ChannelRunner:
         disposition = lifecycle.hangup_disposition(ch)
         if disposition:
             ch.set_var("sip_hangup_disposition", disposition)
+        if ch.source == "mod_loopback":
+            ch.set_var("is_loopback", "1")   # mod_loopback's channel_on_hangup
 
     # -- media helpers -------------------------------------------------------------------------------
     def _accept(self, kind: str | None) -> None:

@@ -64,6 +64,10 @@ class FakeChannel:
         self.network_addr = network_addr
         self.callee_name = callee_name
         self.callee_number = callee_number
+        # what the channel was created with: a flip of the caller id (lifecycle.flip_cid) keeps these
+        self.orig_caller_name = caller_name
+        self.orig_caller_number = caller_number
+        self.ani = caller_number
         self.presence_id = presence_id
         self.rdnis = ""              # the destination before the last transfer (Caller-RDNIS)
         self.transfer_source = ""    # who moved it there (Caller-Transfer-Source)
@@ -93,6 +97,8 @@ class FakeChannel:
         self.variables["session_id"] = "1"
         self.variables["channel_name"] = name
         self.variables["call_uuid"] = self.uuid
+        if presence_id:
+            self.variables["presence_id"] = presence_id
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -104,8 +110,13 @@ class FakeChannel:
         return self.hangup_cause is not None
 
     def set_var(self, name: str, value) -> None:
-        """Set a channel variable (re-setting moves it to the end, as FreeSWITCH's list does not)."""
-        self.variables[name] = str(value)
+        """Set a channel variable (re-setting keeps its place); an empty value unsets it, as
+        switch_channel_set_variable does."""
+        value = "" if value is None else str(value)
+        if value == "":
+            self.variables.pop(name, None)
+        else:
+            self.variables[name] = value
 
     def get_var(self, name: str, default: str | None = None) -> str | None:
         return self.variables.get(name, default)
@@ -174,9 +185,9 @@ class FakeChannel:
         if self.caller_name:
             h.append((f"{p}-Caller-ID-Name", self.caller_name))
         h.append((f"{p}-Caller-ID-Number", self.caller_number))
-        if self.caller_name:
-            h.append((f"{p}-Orig-Caller-ID-Name", self.caller_name))
-        h.append((f"{p}-Orig-Caller-ID-Number", self.caller_number))
+        if self.orig_caller_name:
+            h.append((f"{p}-Orig-Caller-ID-Name", self.orig_caller_name))
+        h.append((f"{p}-Orig-Caller-ID-Number", self.orig_caller_number))
         if self.callee_name:
             h.append((f"{p}-Callee-ID-Name", self.callee_name))
         if self.callee_number:
@@ -184,7 +195,7 @@ class FakeChannel:
         if self.network_addr:
             h.append((f"{p}-Network-Addr", self.network_addr))
         h += [
-            (f"{p}-ANI", self.caller_number),
+            (f"{p}-ANI", self.ani),
             (f"{p}-Destination-Number", self.destination),
             (f"{p}-Unique-ID", self.uuid),
             (f"{p}-Source", self.source),

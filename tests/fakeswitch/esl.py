@@ -151,8 +151,8 @@ class EslConnection(Listener):
                 arg = cmd.body if ctype.startswith("text/plain") or cmd.body else ""
             loops = cmd.header("loops")
             times = int(loops) if loops and loops.isdigit() else 1
-            for _ in range(max(1, times)):
-                ch.runner.enqueue(app, arg, cmd.header("Event-UUID"))
+            for n in range(max(1, times)):
+                ch.runner.enqueue(app, arg, cmd.header("Event-UUID"), loop=(n + 1, max(1, times)))
         elif call_command == "hangup":
             self.sw.hangup(ch, cmd.header("hangup-cause") or "NORMAL_CLEARING", by="app")
         elif call_command in ("unicast", "nomedia", "xferext"):

@@ -108,6 +108,37 @@ def incoming(sw, ch) -> None:
     set_state(sw, ch, "CS_EXECUTE")
 
 
+def flip_cid(sw, ch) -> None:
+    """switch_channel_flip_cid: the caller id becomes the callee's (the callee id the old caller's, blank once
+    bridged), the old one is kept in pre_transfer_caller_id_*, and CALL_UPDATE (Direction RECV) tells it."""
+    bridged = ch.other is not None
+    if ch.callee_name:
+        if ch.caller_name:
+            ch.set_var("pre_transfer_caller_id_name", ch.caller_name)
+        old, ch.caller_name = ch.caller_name, ch.callee_name
+        ch.callee_name = "" if bridged else old
+    elif bridged:
+        ch.callee_name = ""
+    if ch.callee_number:
+        if ch.caller_number:
+            ch.set_var("pre_transfer_caller_id_number", ch.caller_number)
+        old, ch.caller_number = ch.caller_number, ch.callee_number
+        ch.callee_number = "" if bridged else old
+    elif bridged:
+        ch.callee_number = ""
+    ch.set_var("channel_cid_flipped", "yes")
+    ch.cid_sorted = True
+    _emit(sw, ch, "CALL_UPDATE", pre=[("Direction", "RECV")] + ([("Bridged-To", ch.other.uuid)] if bridged else []))
+
+
+def sort_cid(sw, ch) -> None:
+    """switch_channel_sort_cid, when a channel is given an extension to run: an originated (outbound) leg
+    takes the identity of the party it reached the first time (the loopback A leg, an agent's leg
+    originated to `&park`); a leg originated by `bridge` never runs one and keeps the caller's."""
+    if ch.direction == "outbound" and not getattr(ch, "cid_sorted", False):
+        flip_cid(sw, ch)
+
+
 def api_event(sw, command: str, argument: str) -> None:
     """switch_api_execute fires API for every command (before it runs)."""
     headers = [("API-Command", command)]
@@ -116,14 +147,29 @@ def api_event(sw, command: str, argument: str) -> None:
     sw.emit("API", headers, origin=ORIGINS["API"])
 
 
-def dtmf_post(ch, digit: str, source: str | None = None) -> list[tuple[str, str]]:
+def dtmf_post(ch, digit: str, source: str | None = None, duration: int | None = None) -> list[tuple[str, str]]:
     """DTMF-Digit / -Duration / -Source for a digit on this channel (its dtmf_type, unless given)."""
     if source is None:
         kind = (ch.get_var("dtmf_type") or "").lower()
-        source, duration = DTMF_SOURCES.get(kind, DTMF_SOURCES[""])
+        source, length = DTMF_SOURCES.get(kind, DTMF_SOURCES[""])
     else:
-        duration = {"RTP": "2240", "INFO": "2000", "INBAND_AUDIO": "1600"}.get(source, "2000")
-    return [("DTMF-Digit", digit), ("DTMF-Duration", duration), ("DTMF-Source", source)]
+        length = {"RTP": "2240", "INFO": "2000", "INBAND_AUDIO": "1600"}.get(source, "2000")
+    if duration is not None:
+        length = str(duration)
+    return [("DTMF-Digit", digit), ("DTMF-Duration", length), ("DTMF-Source", source)]
+
+
+def send_dtmf(ch, digits: str) -> None:
+    """uuid_send_dtmf <uuid> <digits>[@<ms>]: the channel sends the digits to its far end. On a loopback leg
+    the far end is the other leg, which receives them (DTMF-Source UNKNOWN, the duration in samples at
+    8 kHz, 2000 by default: as captured); a phone or a carrier reports nothing back."""
+    digits, _, ms = digits.partition("@")
+    duration = int(ms) * 8 if ms.isdigit() and int(ms) > 0 else None
+    peer = getattr(ch, "loopback_peer", None)
+    if peer is None or peer.runner is None:
+        return
+    for d in digits:
+        peer.runner.dtmf(d, "UNKNOWN", duration)
 
 
 def transfer_profile(ch, dest: str, dialplan: str, context: str, how: str) -> None:

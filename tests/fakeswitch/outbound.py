@@ -168,6 +168,10 @@ class FakeCall:
         self.runner.call = self
         channel.runner = self.runner
         self.runner.socket_app = ("socket", f"{app_address[0]}:{app_address[1]} async full")
+        # what the socket application leaves on the channel (the connect reply shows them)
+        channel.set_var("current_application_data", f"{app_address[0]}:{app_address[1]} async full")
+        channel.set_var("current_application", "socket")
+        channel.set_var("socket_host", app_address[0])
         self.sessions: list[SocketSession] = []   # one per time the channel entered the socket app
         self.session: SocketSession | None = None
         self.connected = Event()
@@ -303,6 +307,9 @@ class FakeCall:
         """The channel was transferred (back) to an extension that runs the socket app: connect again."""
         self.app_address = tuple(app_address)
         self.runner.socket_app = ("socket", f"{app_address[0]}:{app_address[1]} async full")
+        self.channel.set_var("current_application_data", f"{app_address[0]}:{app_address[1]} async full")
+        self.channel.set_var("current_application", "socket")
+        self.channel.set_var("socket_host", app_address[0])
         self.connected.clear()
         gevent.spawn(self._connect)
 

@@ -475,12 +475,13 @@ class FakeSwitch:
             # early/RINGING, the answer early/EARLY), then answered.
             ch.progress_media_us = now_us()
             ch.answer_state = "early"
+            ch.set_var("endpoint_disposition", "EARLY MEDIA")
             self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
             lifecycle.set_callstate(self, ch, "EARLY")
         ch.answered_us = now_us()
         ch.answer_state = "answered"
-        ch.set_var("endpoint_disposition", "ANSWER")
         self.emit_channel(ch, "CHANNEL_ANSWER")
+        ch.set_var("endpoint_disposition", "ANSWER")   # as captured: set after CHANNEL_ANSWER went out
         # switch_channel_api_on(channel, "api_on_answer"): every variable starting so, as "command args"
         # with the args expanded on this channel, runs synchronously before the answer is acted on.
         for name, value in list(ch.variables.items()):
@@ -497,6 +498,7 @@ class FakeSwitch:
         if ch.codec is None:
             lifecycle.set_codec(self, ch, ("PCMU", 8000, 64000))
         ch.answer_state = "early"
+        ch.set_var("endpoint_disposition", "EARLY MEDIA")
         self.emit_channel(ch, "CHANNEL_PROGRESS_MEDIA")
         lifecycle.set_callstate(self, ch, "EARLY")
 
@@ -604,6 +606,7 @@ class FakeSwitch:
                      ("sip_to_user", destination), ("sip_req_user", destination),
                      ("sofia_profile_name", source_profile), ("sip_network_ip", "127.0.0.1"),
                      ("sip_network_port", "5060"), ("sip_user_agent", "fake-caller"),
+                     ("endpoint_disposition", "DELAYED NEGOTIATION"),   # an INVITE with SDP, as captured
                      ("dtmf_type", "rfc2833")):
             ch.set_var(k, v)
         if gateway:
@@ -736,7 +739,7 @@ class FakeSwitch:
                 return None, "ORIGINATOR_CANCEL"
             timeout = max(0.0, timeout - delay)
         if kind == "loopback":
-            return self._loopback(number, variables, cid_name, cid_num), None
+            return self._loopback(number, variables, cid_name, cid_num, dial.split("/")[2:]), None
         far = self.peers.get(dial.rpartition("@")[2]) if dial.startswith("sofia/internal/") else None
         if far is not None:
             return self._ring_peer(far, dial, number, variables, timeout, caller, cid_name, cid_num, cancel)
@@ -902,18 +905,27 @@ class FakeSwitch:
                 return False
             ev.wait(min(remaining, 1.0))
 
-    def _loopback(self, ext, variables, cid_name, cid_num) -> FakeChannel:
+    def _loopback(self, ext, variables, cid_name, cid_num, rest=()) -> FakeChannel:
+        # loopback/<ext>[/<context>[/<dialplan>]]; both legs' callee id is "Outbound Call" <the dial string's
+        # last part> ("default" with none), as captured
+        context = rest[0] if rest and rest[0] else "default"
+        dialplan = rest[1] if len(rest) > 1 and rest[1] else "xml"
+        callee = rest[-1] if rest and rest[-1] else "default"
         a = FakeChannel(uuid=variables.get("origination_uuid"), name=f"loopback/{ext}-a", direction="outbound",
                         caller_number=cid_num or "0000000000", caller_name=cid_name, destination=ext,
-                        source="mod_loopback", dialplan="xml", callee_name="Outbound Call", callee_number=ext)
+                        source="mod_loopback", dialplan=dialplan, callee_name="Outbound Call",
+                        callee_number=callee, context=context)
         a.codec = ("L16", 8000, 128000)
         a.set_var("is_outbound", "true")
         for k, v in variables.items():
             a.set_var(k, v)
         self.add_channel(a)
         b = FakeChannel(name=f"loopback/{ext}-b", direction="inbound", caller_number=cid_num or "0000000000",
-                        caller_name=cid_name, destination=ext, source="mod_loopback", dialplan="xml")
+                        caller_name=cid_name, destination=ext, source="mod_loopback", dialplan=dialplan,
+                        callee_name="Outbound Call", callee_number=callee, context=context)
         b.codec = ("L16", 8000, 128000)
+        for k, v in variables.items():   # mod_loopback hands the originate's variables to the B leg too
+            b.set_var(k, v)
         b.set_var("other_loopback_leg_uuid", a.uuid)
         b.set_var("loopback_leg", "B")
         a.set_var("other_loopback_leg_uuid", b.uuid)
@@ -941,8 +953,7 @@ class FakeSwitch:
             b.runner.enqueue("park", "")
         # The A leg takes the B leg's identity once B answers (switch_channel_flip_cid): CALL_UPDATE.
         a.hit_dialplan = True
-        a.set_var("channel_cid_flipped", "yes")
-        self.emit_channel(a, "CALL_UPDATE", pre=[("Direction", "RECV")])
+        lifecycle.flip_cid(self, a)
         lifecycle.set_state(self, a, "CS_EXECUTE")
         return a
 
@@ -1179,8 +1190,7 @@ class FakeSwitch:
         ch = self._get(p[0]) if p else None
         if ch is None:
             return "-ERR No such channel!\n"
-        for d in p[1].split("@")[0]:
-            ch.runner.dtmf(d)
+        lifecycle.send_dtmf(ch, p[1])
         return f"+OK {ch.uuid} sent DTMF {p[1]}.\n"
 
     def api_uuid_recv_dtmf(self, arg):

@@ -1,0 +1,106 @@
+"""The fake switch, driven with the very commands of each real capture (tests/transcripts), must send for every
+command and event the frame the real switch sent: the same header names, and the same values once uuids
+(compared through the pairs learned), times, counters and the host are masked. A drift fails with the list of
+what differs, grouped by header, naming the frames (capture_compare.report).
+
+Left out, each for its reason (capture_compare): variables only a real SIP stack, media engine or the
+capture's demo directory set (ENDPOINT_ONLY: the application reads none of them, checked below), the fake's
+own knob for a scripted caller's DTMF mode (FAKE_ONLY), and values measured off the media or the clock
+(durations, file sizes, whether a digit came within a prompt: MEASURED).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fakeswitch import FakeSwitch, Press, transcript
+from tests.unit.fakeswitch import capture_compare as cc
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _capture(name: str) -> Path:
+    path = transcript.ESL_DIR / name
+    if not path.exists():
+        pytest.skip(f"no capture {name} under {transcript.ESL_DIR}")
+    return path
+
+
+def _replay(tmp_path, name: str, setup=None, **kw) -> cc.Replay:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "rec").mkdir()
+    with FakeSwitch(time_scale=0.01, record_dir=tmp_path, strict_files=False) as fs:
+        if setup is not None:
+            kw.update(setup(fs) or {})
+        return cc.replay(fs, _capture(name), tmp_path, **kw)
+
+
+def _assert_no_drift(result: cc.Replay) -> None:
+    found = [d for conn in result.real for d in cc.drifts(result, conn)]
+    assert not found, "the fake drifted from the capture:\n" + cc.report(found)
+
+
+def test_outbound_socket_frames_match_the_capture(tmp_path):
+    """Should answer the outbound socket's commands (connect, myevents, linger, execute answer / playback /
+    set / play_and_get_digits / record, api and bgapi on the socket, hangup) and the control connection's
+    (bgapi originate into the socket, uuid_send_dtmf, uuid_broadcast) with the captured frames."""
+    _assert_no_drift(_replay(tmp_path, "outbound_socket_async_full.txt", outbound_route="12345"))
+
+
+def test_sip_caller_socket_frames_match_the_capture(tmp_path):
+    """Should give a SIP caller's socket session (RFC 2833 digits, linger 5) the captured frames."""
+    def setup(fs):
+        return {"place_call": lambda address: fs.place_call(
+            address, caller="1001", caller_name="SIPp Customer", context="default", script=[Press("12#")])}
+    _assert_no_drift(_replay(tmp_path, "outbound_socket_sip_caller_rfc2833.txt", setup))
+
+
+def test_a_drift_is_reported_header_by_header(tmp_path):
+    """Should name a missing header, an extra one and a changed value, with the frames they drifted on."""
+    result = _replay(tmp_path, "outbound_socket_async_full.txt", outbound_route="12345")
+    answer = next(p for p in result.fake["OUT"] if p.event and p.headers.get("Event-Name") == "CHANNEL_ANSWER")
+    answer.event = [(k, "someone else" if k == "Caller-Caller-ID-Name" else v)
+                    for k, v in answer.event if k != "Caller-ANI"] + [("X-Invented", "1")]
+    text = cc.report([d for d in cc.drifts(result, "OUT")])
+    assert "- header missing: Caller-ANI\n      on OUT CHANNEL_ANSWER loopback/12345-b" in text
+    assert "- header the real switch does not send: X-Invented\n      on OUT CHANNEL_ANSWER" in text
+    assert "- value of Caller-Caller-ID-Name: real 'Outbound-Test', fake 'someone else'" in text
+
+
+def test_what_the_comparison_leaves_out_is_nothing_the_application_reads():
+    """Should never exempt a variable the application (switch/, acd/, recorder/, ivr/, hotline/) reads."""
+    read = set()
+    for folder in ("switch", "acd", "recorder", "ivr", "hotline"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            read.update(re.findall(r"variable_([A-Za-z0-9_]+)", text))
+            read.update(re.findall(r"""(?:\.variable|variables\.get|get_var)\(\s*["']([A-Za-z0-9_]+)["']""", text))
+    assert "sip_hangup_disposition" in read      # the scan finds what the app reads
+    exempt = sorted(name for name in read if cc.exempt(f"variable_{name}"))
+    assert not exempt, f"the drift tests leave out variables the application reads: {exempt}"
+
+
+def test_loopback_a_leg_takes_the_b_legs_identity(fakeswitch):
+    """Should flip the caller id of a loopback call's A leg when it is given its extension (CALL_UPDATE,
+    pre_transfer_caller_id_*, ANI and the original caller id kept), and leave the B leg's as originated."""
+    from tests.unit.fakeswitch.rawclient import RawClient
+
+    c = RawClient.connect(fakeswitch.address)
+    c.read_frame()
+    c.command("auth ClueCon")
+    c.command("event plain CALL_UPDATE CHANNEL_PARK")
+    c.command("api originate {origination_caller_id_number=5551234,origination_caller_id_name=Customer}"
+              "loopback/9999/default &park")
+    update, _ = c.read_event("CALL_UPDATE")
+    assert update["Channel-Name"] == "loopback/9999-a" and update["Direction"] == "RECV"
+    assert (update["Caller-Caller-ID-Name"], update["Caller-Caller-ID-Number"]) == ("Outbound Call", "default")
+    assert (update["Caller-Callee-ID-Name"], update["Caller-Callee-ID-Number"]) == ("Customer", "5551234")
+    assert (update["Caller-Orig-Caller-ID-Number"], update["Caller-ANI"]) == ("5551234", "5551234")
+    assert update["variable_pre_transfer_caller_id_number"] == "5551234"
+    assert update["variable_channel_cid_flipped"] == "yes"
+    parks = [c.read_event("CHANNEL_PARK")[0] for _ in range(2)]
+    b = next(p for p in parks if p["Channel-Name"] == "loopback/9999-b")
+    assert (b["Caller-Caller-ID-Name"], b["Caller-Caller-ID-Number"]) == ("Customer", "5551234")
+    assert (b["Caller-Callee-ID-Name"], b["Caller-Callee-ID-Number"]) == ("Outbound Call", "default")
