@@ -205,7 +205,7 @@ class KannelRunner:
 
     def queued_out(self) -> int:
         """Messages bearerbox holds for the SMSC (not yet handed over), from its status page."""
-        match = re.search(r"^SMS: received \d+ \(\d+ queued\), sent \d+ \((\d+) queued\)", self.status(), re.M)
+        match = re.search(r"^SMS: received [0-9]+ \([0-9]+ queued\), sent [0-9]+ \(([0-9]+) queued\)", self.status(), re.M)
         if match is None:
             raise RuntimeError("bearerbox's status page has no SMS line")
         return int(match.group(1))

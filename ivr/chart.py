@@ -240,7 +240,7 @@ def _redraw(element: ET.Element) -> str:
 
 def _box(shape: ET.Element) -> tuple[float, float, float, float] | None:
     """(x0, y0, x1, y1) of a path's or polygon's points (the rounded corners' control points stay inside)."""
-    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", shape.get("d") or shape.get("points") or "")]
+    numbers = [float(n) for n in re.findall(r"-?[0-9]+(?:\.[0-9]+)?", shape.get("d") or shape.get("points") or "")]
     xs, ys = numbers[0::2], numbers[1::2]
     if not xs or len(xs) != len(ys):
         return None
