@@ -95,6 +95,7 @@ MESSAGES = {"zh": {
     "This number is on the blacklist.": "该号码已在黑名单中。", "Blacklist the caller": "将来电号码加入黑名单",
     "Saved searches": "我的查询", "Save this search as": "保存当前查询为", "Search name": "查询名称",
     "Run": "执行", "Delete": "删除", "No saved searches yet.": "暂无保存的查询。", "Search saved.": "查询已保存。",
+    "Show all": "展开全部", "Show less": "收起",
 }}
 
 

@@ -23,5 +23,6 @@
       else { scale = 1; apply(); }
     });
   });
-  if (width > box.clientWidth) { fit(); }  // a big tree starts whole on the screen
+  // A big tree starts as wide as the box but no smaller than readable (the box scrolls); "fit" shows it whole.
+  if (width > box.clientWidth) { scale = Math.max(0.7, (box.clientWidth - 4) / width); apply(); }
 })();
