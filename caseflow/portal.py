@@ -424,16 +424,16 @@ def search_published(*, text: str = "", type: str = "", category: str = "", regi
             raise PortalError("诉求类型无效 / unknown type", "type")
         query = query.where(Ticket.type == type)
     if category:
-        row = _pick(Category, category, "诉求分类", "category")
+        row = _pick(Category, category, "诉求分类 category", "category")
         query = query.where(Ticket.category.in_(category_subtree_ids(row)))
     if region:
-        row = _pick(Region, region, "所属区域", "region")
+        row = _pick(Region, region, "所属区域 region", "region")
         ids = [row.id] + [r.id for r in Region.select(Region.id).where(Region.parent == row)]
         query = query.where(Ticket.region.in_(ids))
     if month:
         start, end = month_bounds(month, tz)
         query = query.where((Ticket.created_at >= start) & (Ticket.created_at < end))
-    text = _text(text, "检索词", 50, field_name="q")
+    text = _text(text, "检索词 search words", 50, field_name="q")
     query = query.order_by(Ticket.closed_at.desc(), Ticket.id.desc())
     if text:
         restrict = ("t.public AND t.status IN (%s, %s) AND EXISTS "

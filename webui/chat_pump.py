@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import time
 
-from flask import current_app
+import gevent
+from flask import Response, current_app, stream_with_context
 
 from acd import chat
 from webui.security import audit
@@ -51,6 +52,42 @@ def event(name: str, data, event_id: int | None = None) -> str:
     """One server-sent event (JSON data on one line; the pages insert every text with textContent)."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def event_stream(look, limit: float) -> Response:
+    """The server-sent event stream of a chat page (the citizen's and the agent's): ``retry``, then a look every
+    POLL_EVERY seconds until ``limit``, each after running the time limits and offers (``pump``; at once the
+    first time: a new stream, an agent just ready, a page reloaded). ``look()`` is a generator of one look's
+    events; it returns True when the stream is over (the chat ended). A comment keeps a silent stream open
+    through proxies every KEEPALIVE seconds. A deadline, not gevent.Timeout: a timeout raised inside a query
+    would break the connection."""
+    def stream():
+        yield "retry: 2000\n\n"
+        quiet, first = 0.0, True
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            pump(force=first)
+            first = False
+            sent = False
+            events = look()
+            while True:
+                try:
+                    item = next(events)
+                except StopIteration as stop:
+                    over = bool(stop.value)
+                    break
+                sent = True
+                yield item
+            if over:
+                return
+            quiet = 0.0 if sent else quiet + POLL_EVERY
+            if quiet >= KEEPALIVE:
+                quiet = 0.0
+                yield ": keepalive\n\n"
+            gevent.sleep(min(POLL_EVERY, max(0.0, deadline - time.monotonic())))
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def stream_limit(value) -> float:

@@ -6,10 +6,7 @@ audited. Agents and team leads only, each reaching only the chats the ACD gave t
 """
 from __future__ import annotations
 
-import time
-
-import gevent
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, current_app, g, jsonify, request
 
 from acd import chat
 from acd.dispatcher import AcdError
@@ -156,42 +153,30 @@ def events():
     agent_id = agent.id
     limit = chat_pump.stream_limit(request.args.get("max_seconds"))
 
-    def stream():
-        yield "retry: 2000\n\n"
-        last: dict[int, int] = {}
-        shown = None
-        quiet = 0.0
-        first = True
-        # A deadline, not gevent.Timeout: a timeout raised inside a query would break the connection.
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            chat_pump.pump(force=first)  # a new stream (an agent just ready, a page reloaded) looks at once
-            first = False
-            sessions = chat.agent_chats(agent_id)
-            listing = [(s.id, s.state) for s in sessions]
-            sent = False
-            if listing != shown:
-                gone = {chat_id for chat_id, _ in shown or []} - {chat_id for chat_id, _ in listing}
-                shown = listing
-                for chat_id in sorted(gone):
-                    # Ended (the citizen left, a time limit): its last lines, then the end with the ticket.
-                    for message in chat.messages_after(chat_id, last.pop(chat_id, 0)):
-                        yield chat_pump.event("message", dict(chat.message_view(message), chat=chat_id))
-                    ended = chat.ChatSession.get_by_id(chat_id)
-                    yield chat_pump.event("ended", {"chat": chat_id, "reason": ended.end_reason or "offer",
-                                                    "ticket": ended.ticket.number if ended.ticket_id else ""})
-                yield chat_pump.event("chats", [chat_view(s) for s in sessions])
-                sent = True
-            for session in sessions:
-                for message in chat.messages_after(session.id, last.get(session.id, 0)):
-                    last[session.id] = message.id
-                    yield chat_pump.event("message", dict(chat.message_view(message), chat=session.id))
-                    sent = True
-            quiet = 0.0 if sent else quiet + chat_pump.POLL_EVERY
-            if quiet >= chat_pump.KEEPALIVE:
-                quiet = 0.0
-                yield ": keepalive\n\n"
-            gevent.sleep(min(chat_pump.POLL_EVERY, max(0.0, deadline - time.monotonic())))
+    last: dict[int, int] = {}
+    shown = None
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    def look():
+        """One look at the agent's chats: the list when it changed (an ended chat's last lines and its end
+        first), and each chat's new lines."""
+        nonlocal shown
+        sessions = chat.agent_chats(agent_id)
+        listing = [(s.id, s.state) for s in sessions]
+        if listing != shown:
+            gone = {chat_id for chat_id, _ in shown or []} - {chat_id for chat_id, _ in listing}
+            shown = listing
+            for chat_id in sorted(gone):
+                # Ended (the citizen left, a time limit): its last lines, then the end with the ticket.
+                for message in chat.messages_after(chat_id, last.pop(chat_id, 0)):
+                    yield chat_pump.event("message", dict(chat.message_view(message), chat=chat_id))
+                ended = chat.ChatSession.get_by_id(chat_id)
+                yield chat_pump.event("ended", {"chat": chat_id, "reason": ended.end_reason or "offer",
+                                                "ticket": ended.ticket.number if ended.ticket_id else ""})
+            yield chat_pump.event("chats", [chat_view(s) for s in sessions])
+        for session in sessions:
+            for message in chat.messages_after(session.id, last.get(session.id, 0)):
+                last[session.id] = message.id
+                yield chat_pump.event("message", dict(chat.message_view(message), chat=session.id))
+        return False
+
+    return chat_pump.event_stream(look, limit)

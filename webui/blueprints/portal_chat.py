@@ -9,11 +9,7 @@ Every start and end is audited with the address.
 """
 from __future__ import annotations
 
-import time
-
-import gevent
-from flask import (Blueprint, abort, g, jsonify, redirect, render_template, request, session, stream_with_context,
-                   url_for, Response)
+from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
 
 from acd import chat
 from caseflow.privacy import mask_phone
@@ -51,8 +47,10 @@ MESSAGES = {"zh": {
         "请记下受理号：可凭电话号码在本网站查询办理进度，或拨打 12345。",
     "If you leave, what you wrote is recorded and you get an acceptance number.":
         "如您离开，已写内容将登记为工单并给出受理号。",
-    "at most %(n)s characters": "最多 %(n)s 字", "Start a new chat": "重新开始交谈", "Send message": "发送",
+    "Start a new chat": "重新开始交谈", "Send message": "发送",  # "at most %(n)s characters": the portal's
     "The connection was lost; reconnecting…": "连接中断，正在重新连接…",
+    "Me": "我", "Agent": "话务员", "System": "系统", "The request failed (%(status)s).": "请求失败（%(status)s）。",
+    "Network error: the message was not sent.": "网络错误，消息未发出。",
 }}
 
 
@@ -147,39 +145,33 @@ def events():
     limit = chat_pump.stream_limit(request.args.get("max_seconds"))
     after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
     after = int(after) if after.isdigit() and len(after) <= 12 else 0
+    shown = None
 
-    def stream():
-        nonlocal after
-        yield "retry: 2000\n\n"
-        shown, quiet = None, 0.0
-        first = True
-        # A deadline, not gevent.Timeout: a timeout raised inside a query would break the connection.
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            chat_pump.pump(force=first)  # a new stream (an agent just ready, a page reloaded) looks at once
-            first = False
-            fresh = chat.ChatSession.get_by_id(chat_id)
-            chat.seen(fresh, chat_pump.clock())
-            sent = False
-            for message in chat.messages_after(chat_id, after):
-                after = message.id
-                yield chat_pump.event("message", chat.message_view(message), message.id)
-                sent = True
-            state = _state(fresh)
-            if state != shown:
-                shown = state
-                yield chat_pump.event("state", state)
-                sent = True
-            if fresh.state == "closed":
-                return
-            quiet = 0.0 if sent else quiet + chat_pump.POLL_EVERY
-            if quiet >= chat_pump.KEEPALIVE:
-                quiet = 0.0
-                yield ": keepalive\n\n"
-            gevent.sleep(min(chat_pump.POLL_EVERY, max(0.0, deadline - time.monotonic())))
+    def look():
+        """One look at this chat: new messages (id = message id), the state when it changed; over once closed."""
+        nonlocal after, shown
+        fresh = chat.ChatSession.get_by_id(chat_id)
+        chat.seen(fresh, chat_pump.clock())
+        for message in chat.messages_after(chat_id, after):
+            after = message.id
+            yield chat_pump.event("message", _shown_message(message), message.id)
+        state = _state(fresh)
+        if state != shown:
+            shown = state
+            yield chat_pump.event("state", state)
+        return fresh.state == "closed"
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return chat_pump.event_stream(look, limit)
+
+
+def _shown_message(message) -> dict:
+    """A message as the citizen's page shows it: the system's notices ("中文 / English") in the page's language."""
+    from webui.i18n import one_language
+
+    view = chat.message_view(message)
+    if message.sender == "system":
+        view["text"] = one_language(view["text"], g.get("lang") or "zh")
+    return view
 
 
 @bp.route("/send", methods=["POST"])

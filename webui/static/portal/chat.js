@@ -7,14 +7,15 @@
   var error = document.getElementById("chat-error"), form = document.getElementById("chat-form");
   var text = document.getElementById("chat-text"), ended = document.getElementById("chat-ended");
   var over = false, seen = {};
-  var WHO = {citizen: "我 / me", agent: "话务员 / agent", system: "系统 / system"};
+  // Words in the page's language, from the template (the catalogue): who wrote, and the two local failures.
+  var WHO = {citizen: box.dataset.me, agent: box.dataset.agentWord, system: box.dataset.system};
   function post(url, body) {
     var data = new URLSearchParams(body || {});
     data.set("csrf_token", box.dataset.csrf);
     return fetch(url, {method: "POST", body: data, credentials: "same-origin",
                        headers: {"X-CSRF-Token": box.dataset.csrf}})
-      .then(function (r) { return r.json().catch(function () { return {ok: false, error: "请求失败 / request failed (" + r.status + ")"}; }); })
-      .catch(function () { return {ok: false, error: "网络错误 / network error"}; });
+      .then(function (r) { return r.json().catch(function () { return {ok: false, error: box.dataset.failed.replace("{status}", r.status)}; }); })
+      .catch(function () { return {ok: false, error: box.dataset.network}; });
   }
   function add(m) {
     if (seen[m.id]) { return; }
