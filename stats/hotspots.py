@@ -23,7 +23,7 @@ from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket, User
 from caseflow.services import in_department_subtree
 from core.db import database
-from stats.keywords import place_words, topics
+from stats.keywords import loaded as keywords_loaded, place_words, topics
 from stats.models import HotspotWarning, IndexMark, TicketTopic
 
 log = logging.getLogger(__name__)
@@ -439,6 +439,8 @@ def similar_open_tickets(ticket: Ticket, *, days: int = 7, min_shared: int = 2, 
     ``min_shared`` topics in common; with the Jaccard similarity of their topics, most similar first."""
     own = [t for (t,) in TicketTopic.select(TicketTopic.topic).where(TicketTopic.ticket == ticket.id)
            .order_by(TicketTopic.rank).tuples()]
+    if not own and not keywords_loaded():
+        return []  # not indexed yet and no segmenter in this process: the next scan indexes it
     if not own:
         _parents, names, _levels = region_directory()
         own = topics(ticket.title or "", ticket.content or "", limit=settings.topics_per_ticket,

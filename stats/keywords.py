@@ -58,6 +58,12 @@ _idf: dict[str, float] | None = None
 _median_idf = 10.0
 
 
+def loaded() -> bool:
+    """Whether the tokenizer is built already (building it takes a second of CPU, which a web request on
+    the gevent hub should not pay: every call of the process would wait with it)."""
+    return _tokenizer is not None
+
+
 def tokenizer():
     """The process's jieba tokenizer with HOTLINE_WORDS added (built once, thread-safe)."""
     global _tokenizer
