@@ -1,6 +1,7 @@
 """Statistics tables: report filter sets saved per user, the assessment's indicators, appeals against a
 ticket's counting, the frozen score sheets of closed months, the hotspot index (each ticket's topics) and
-its warnings, and the dispatch suggestion model's training runs and the suggestions shown."""
+its warnings, the dispatch suggestion model's training runs and the suggestions shown, and the district
+boundaries the command screen draws its map with."""
 from __future__ import annotations
 
 import peewee
@@ -152,5 +153,24 @@ class DispatchSuggestion(BaseModel):
     confidence = peewee.FloatField(default=0)  # of the first
 
 
+class RegionMap(BaseModel):
+    """One uploaded version of the district boundaries (stats.boundaries): the checked GeoJSON, each feature
+    naming its district by region code; who uploaded it and when. The newest ``current`` one is drawn on the
+    command screen; an upload makes the earlier ones history, withdrawing leaves none current."""
+
+    version = peewee.IntegerField(unique=True)
+    geojson = peewee.TextField()
+    features = peewee.IntegerField()
+    codes = peewee.TextField(default="")   # the districts drawn (region codes, comma-separated)
+    filename = peewee.CharField(max_length=200, default="")
+    sha256 = peewee.CharField(max_length=64)
+    note = peewee.CharField(max_length=200, default="")
+    current = peewee.BooleanField(default=True, index=True)
+    uploaded_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    uploaded_at = peewee.DateTimeField(default=utcnow)
+    withdrawn_by = peewee.ForeignKeyField(User, null=True, backref="+", on_delete="SET NULL")
+    withdrawn_at = peewee.DateTimeField(null=True)
+
+
 MODELS = [SavedReport, Indicator, Appeal, ClosedMonth, ScoreSnapshot, TicketTopic, IndexMark, HotspotWarning,
-          SuggestionRun, DispatchSuggestion]
+          SuggestionRun, DispatchSuggestion, RegionMap]
