@@ -51,6 +51,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.kb",
     "webui.blueprints.entry",
     "webui.blueprints.admin_org",
+    "webui.blueprints.admin_regions",
     "webui.blueprints.admin_acd",
     "webui.blueprints.stats",
     "webui.blueprints.stats_reports",
@@ -473,6 +474,10 @@ def load_demo_if_empty(config: Config, clock: Clock | None = None) -> list[tuple
         if User.select().exists():
             return []
         from caseflow import demo
+        from stats.boundaries import load_demo_map
 
         log.info("empty database: loading the demo data set")
-        return demo.load_demo(clock or Clock(config.tz))
+        accounts = demo.load_demo(clock or Clock(config.tz))
+        if accounts:
+            load_demo_map()  # generated district shapes for the command screen's map (not real borders)
+        return accounts

@@ -2,7 +2,9 @@
 with today's calls (waiting now, answered, abandoned), the 15-second answer rate against its target, agents
 by state, today's tickets by channel, hour and district, overdue tickets and the open hotspot warnings
 (stats.hotspots), drawn with
-ECharts (npm, served by webui.blueprints.vendor) and kept live by a server-sent event stream.
+ECharts (npm, served by webui.blueprints.vendor) and kept live by a server-sent event stream. Tickets by district
+are drawn on a map of the districts when an administrator stored their boundaries (stats.boundaries,
+/admin/org/regions/), as a bar chart otherwise.
 
 Who sees what is /stats's rule (stats.queries.scope_for): city roles the whole hotline, department users
 their subtree's tickets and no call or agent figures; a user without the stats.view right gets a 403, audited
@@ -22,6 +24,7 @@ from flask import (Blueprint, Response, abort, current_app, g, render_template, 
 
 from caseflow.roles import DEFAULT_PERMISSIONS
 from ops.rules import Thresholds
+from stats import boundaries
 from stats import hotspots as spots
 from stats import screen as figures
 from stats.queries import STATS_PERMISSION, STATS_ROLES, Scope, scope_for
@@ -68,6 +71,7 @@ MESSAGES = {"zh": {
     "Calls offered": "人工呼入量",
     "Tickets created": "工单受理量",
     "No region": "未填区域",
+    "Not on the map: %(list)s": "未在地图上：%(list)s",
     "Hotspot warnings": "热点预警",
     "No hotspot warnings now.": "当前没有热点预警。",
     "%(place)s: %(topic)s, %(count)s tickets since %(time)s": "%(place)s：“%(topic)s”，%(time)s 起 %(count)s 件",
@@ -124,6 +128,7 @@ def figures_of(scope: Scope) -> dict:
         "hours": hours,
         "series": [{"key": "tickets", "name": _("Tickets created"), "values": seen.tickets_per_hour}],
         "hotspots": hotspots(scope),
+        "map": district_map(),
     }
     if seen.calls is not None:
         rate = seen.answer_in_target_rate
@@ -139,6 +144,19 @@ def figures_of(scope: Scope) -> dict:
         out["series"] = [{"key": "calls", "name": _("Calls offered"), "values": seen.calls_per_hour},
                          *out["series"]]
     return out
+
+
+def district_map() -> dict | None:
+    """The district map drawn now: its version, where its GeoJSON is, the districts' names on it; None
+    without stored boundaries (the page draws its bar chart)."""
+    row = boundaries.current()
+    if row is None:
+        return None
+    names = boundaries.district_names(row.codes.split(","))
+    if not names:
+        return None
+    return {"version": row.version, "url": url_for("stats_screen.map_json", v=row.version),
+            "names": sorted(names.values())}
 
 
 def hotspots(scope: Scope) -> dict:
@@ -201,6 +219,23 @@ def figures_json():
     data, etag = cached_figures(scope)
     response = current_app.response_class(json.dumps(data, ensure_ascii=False), mimetype="application/json")
     response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
+@bp.route("/map.json")
+@login_required
+def map_json():
+    """The current district boundaries as ECharts registers them (``name``: the district's name now); 404
+    without any. Not audited, as the figures."""
+    _scope()
+    row = boundaries.current()
+    if row is None:
+        abort(404)
+    data = {"version": row.version, "geojson": boundaries.drawn(boundaries.stored(row.version))}
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(hashlib.sha256(body.encode("utf-8")).hexdigest()[:32])
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)
 
