@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import peewee  # noqa: E402
 
-from bench.common import DEFAULT_PG, open_backend, pct  # noqa: E402
+from bench.common import DEFAULT_PG, available_backends, open_backend, pct  # noqa: E402
 
 SMS_SECRET = "bench-sms-secret-0123456789"
 
@@ -234,19 +234,6 @@ def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_time
             cleanup()
 
 
-def _backends(pg_url: str) -> list[str]:
-    backends = ["sqlite"]
-    if pg_url:
-        try:
-            import psycopg2
-
-            psycopg2.connect(pg_url, connect_timeout=3).close()
-            backends.append("postgres")
-        except Exception as error:  # noqa: BLE001 - no PostgreSQL here: SQLite only
-            print(f"PostgreSQL not reachable ({str(error).strip()[:80]}): SQLite only")
-    return backends
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sms", type=int, default=10000)
@@ -261,7 +248,7 @@ def main() -> None:
     from channels.kannel import binaries_missing
     from tests.integration.channels.mailservers import dovecot_missing
 
-    backends = [b for b in _backends(args.pg) if args.backend in ("both", b)]
+    backends = [b for b in available_backends(args.pg) if args.backend in ("both", b)]
     if args.sms and binaries_missing():
         print(f"SMS part skipped: Kannel not installed ({', '.join(binaries_missing())} missing)")
     elif args.sms:
