@@ -1,6 +1,7 @@
 """In a real browser: the demo leader opens the command screen (指挥大屏) on a wall-sized window, sees every
-ECharts chart drawn on its canvas, and sees the figures move by themselves (the live stream) when a caller
-enters a queue and when a ticket is made."""
+ECharts chart drawn on its canvas (today's tickets by district on the map of the demo's generated district
+shapes), and sees the figures move by themselves (the live stream) when a caller enters a queue and when a
+ticket is made in a district."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,6 +20,29 @@ PAINTED = """node => {
   for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] !== 0) { return true; } }
   return false;
 }"""
+# The districts chart as a map of the demo's two shapes: ECharts draws a map series on the registered GeoJSON,
+# the canvas is painted inside each district and left empty far outside them. Returns {name: value} then.
+MAP_DRAWN = """node => {
+  const chart = window.echarts && window.echarts.getInstanceByDom(node);
+  if (!chart) { return null; }
+  const series = chart.getOption().series || [];
+  if (!series.length || series[0].type !== "map") { return null; }
+  const map = window.echarts.getMap(series[0].map);
+  if (!map || !map.geoJSON || map.geoJSON.features.length !== 2) { return null; }
+  const canvas = node.querySelector("canvas");
+  const context = canvas.getContext("2d");
+  const ratio = canvas.width / node.clientWidth;
+  const alpha = (x, y) => context.getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data[3];
+  // Points inside 东湖区 (east of the demo's centre) and 西山区 (west of it), and one outside both.
+  for (const point of [[120.24, 30.22], [120.04, 30.22]]) {
+    const [x, y] = chart.convertToPixel({seriesIndex: 0}, point);
+    if (!(x > 0 && y > 0) || alpha(x, y) === 0) { return null; }
+  }
+  if (alpha(node.clientWidth - 3, 3) !== 0) { return null; }
+  const values = {};
+  series[0].data.forEach(item => { values[item.name] = item.value; });
+  return values;
+}"""
 
 
 def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp_path):
@@ -27,7 +51,7 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
     from acd.demo import load_acd_demo
     from acd.models import Queue, QueueEntry
     from caseflow import services
-    from caseflow.models import User
+    from caseflow.models import Region, User
     from core.db import database
     from stats.models import HotspotWarning
 
@@ -52,6 +76,10 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
         expect(locator.locator("canvas")).to_be_attached()
         page.wait_for_function(PAINTED, arg=locator.element_handle())
     expect(page.get_by_test_id("hotspots-none")).to_be_visible()
+    districts = page.get_by_test_id("chart-districts").element_handle()
+    drawn = page.wait_for_function(MAP_DRAWN, arg=districts).json_value()
+    assert set(drawn) == {"东湖区", "西山区"}
+    west_before = drawn["西山区"]
 
     waiting = page.get_by_test_id("figure-waiting")
     expect(waiting).to_have_text("0")
@@ -64,9 +92,13 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
     before = int(shown.inner_text())
     with database.connection_context():
         agent = User.get(User.operator_no == demo_accounts["agent"][0])
-        services.create_ticket("东区某路段路灯不亮", citizen_phone="13800000001", created_by=agent,
+        services.create_ticket("西山街道某路段路灯不亮", citizen_phone="13800000001", created_by=agent,
+                               region=Region.get(Region.code == "R-XS-XSJD"),
                                clock=live_server.app.extensions["hotline"].services.clock)
     expect(shown).to_have_text(str(before + 1))
+    # The street's ticket counts for its district on the map.
+    page.wait_for_function(f"node => {{ const v = ({MAP_DRAWN})(node); return v && v['西山区'] === {west_before + 1}; }}",
+                           arg=districts)
 
     # A hotspot warning raised meanwhile shows up too, linking to its tickets.
     with database.connection_context():

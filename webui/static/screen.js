@@ -80,6 +80,72 @@
     };
   }
 
+  // The district map: its boundaries (GeoJSON uploaded by an administrator) are fetched once per version and
+  // registered with ECharts; until then, when they cannot be fetched, or without any, districts are bars.
+  var maps = {};            // version -> "loading" | "ready" | "failed"
+  var districtMode = null;  // "bar" or "map:<version>": what the districts chart shows now
+
+  function mapName(version) { return "hotline-districts-" + version; }
+
+  function loadMap(info) {
+    maps[info.version] = "loading";
+    fetch(info.url, {credentials: "same-origin"}).then(function (r) {
+      if (!r.ok) { throw new Error(String(r.status)); }
+      return r.json();
+    }).then(function (body) {
+      window.echarts.registerMap(mapName(info.version), body.geojson);
+      maps[info.version] = "ready";
+    }).catch(function () {
+      maps[info.version] = "failed";
+      // Try again later: the next figures after this bring the same version back.
+      window.setTimeout(function () { delete maps[info.version]; }, 30000);
+    }).then(function () { draw(figures); });
+  }
+
+  function offMap(rows) {
+    var note = document.getElementById("districts-off-map");
+    if (!note) { return; }
+    var sep = lang.indexOf("zh") === 0 ? "、" : ", ";
+    note.textContent = rows.length ? (note.dataset.text || "{list}").replace("{list}", rows.map(function (r) {
+      return r.name + " " + r.value;
+    }).join(sep)) : "";
+    note.hidden = rows.length === 0;
+  }
+
+  function districts(c, data) {
+    var info = data.map;
+    if (info && maps[info.version] === undefined) { loadMap(info); }
+    if (!info || maps[info.version] !== "ready") {
+      if (districtMode !== "bar") { c.clear(); districtMode = "bar"; }
+      c.setOption(barOption(data.districts.slice(0, 12), true), {replaceMerge: ["series", "xAxis", "yAxis"]});
+      offMap([]);
+      return;
+    }
+    var counts = {};
+    data.districts.forEach(function (d) { counts[d.name] = d.value; });
+    var drawn = {};
+    var rows = info.names.map(function (name) { drawn[name] = true; return {name: name, value: counts[name] || 0}; });
+    var most = Math.max.apply(null, [1].concat(rows.map(function (r) { return r.value; })));
+    var mode = "map:" + info.version;
+    if (districtMode !== mode) { c.clear(); districtMode = mode; }
+    c.setOption({
+      animation: false,
+      tooltip: {trigger: "item", formatter: "{b}: {c}"},
+      visualMap: {type: "continuous", min: 0, max: most, left: 8, bottom: 8, itemHeight: 90, calculable: false,
+                  text: [String(most), "0"], textStyle: {color: TEXT},
+                  inRange: {color: ["#1d3b5c", "#2f7fb5", "#ffb74d", "#e57373"]}},
+      series: [{
+        type: "map", map: mapName(info.version), roam: false, selectedMode: false, aspectScale: 0.85,
+        itemStyle: {borderColor: "#9ec9ff", borderWidth: 1},
+        label: {show: true, color: "#ffffff", fontSize: 14,
+                formatter: function (p) { return p.name + "\n" + (isNaN(p.value) ? 0 : p.value); }},
+        emphasis: {label: {color: "#ffffff"}, itemStyle: {areaColor: "#ffb74d"}},
+        data: rows
+      }]
+    }, {replaceMerge: ["series", "visualMap"]});
+    offMap(data.districts.filter(function (d) { return !drawn[d.name]; }));
+  }
+
   function draw(data) {
     if (!data) { return; }
     document.querySelectorAll("[data-figure]").forEach(function (node) {
@@ -136,9 +202,7 @@
     if ((c = chart("chart-channels"))) {
       c.setOption(barOption(data.channels, false), {replaceMerge: ["series", "xAxis", "yAxis"]});
     }
-    if ((c = chart("chart-districts"))) {
-      c.setOption(barOption(data.districts.slice(0, 12), true), {replaceMerge: ["series", "xAxis", "yAxis"]});
-    }
+    if ((c = chart("chart-districts"))) { districts(c, data); }
     var list = document.getElementById("hotspot-list");
     if (list && data.hotspots) {
       list.textContent = "";
