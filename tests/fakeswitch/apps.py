@@ -95,6 +95,8 @@ class ChannelRunner:
         self.bridge_done = Event()
         self.session_records: dict[str, float] = {}   # uuid_record / record_session path -> start sim
         self.loops: dict[str, list[tuple[int, int]]] = {}   # event uuid -> (current_loop, total_loops) per run
+        self.to_park = False            # uuid_park: enter CS_PARK once the running application has ended
+        self.in_cs_park = False
         self._greenlet = None
 
     # -- control from outside -------------------------------------------------------------------------
@@ -180,11 +182,14 @@ class ChannelRunner:
     def _run(self) -> None:
         try:
             while not self.ch.hung_up:
-                if self.queue:
+                if self.to_park:
+                    self.to_park = False
+                    self._cs_park()
+                elif self.queue:
                     name, arg, event_uuid = self.queue.popleft()
                     self._execute(name, arg, event_uuid)
                 else:
-                    self.wait_until(lambda: bool(self.queue) or self.ch.hung_up, None)
+                    self.wait_until(lambda: bool(self.queue) or self.to_park or self.ch.hung_up, None)
         except Exception:  # noqa: BLE001 - keep the fake alive and the channel torn down
             log.exception("fake switch: application crashed on %s", self.ch.uuid)
             self.sw.hangup(self.ch, "NORMAL_TEMPORARY_FAILURE", by="switch")
@@ -483,6 +488,31 @@ class ChannelRunner:
             if self.play(arg) in ("notfound", "hangup"):
                 break
         return "FILE PLAYED"
+
+    def _cs_park(self) -> None:
+        """The CS_PARK state uuid_park puts a channel in (not the park application): CHANNEL_STATE CS_PARK,
+        CHANNEL_PARK; queued applications run inside it; leaving it (a bridge, a transfer, a hang-up) sends
+        CHANNEL_UNPARK, as captured in park_bridge_states.txt."""
+        ch, sw = self.ch, self.sw
+        lifecycle.set_state(sw, ch, "CS_PARK")
+        sw.emit_channel(ch, "CHANNEL_PARK")
+        ch.parked = True
+        self.in_cs_park = True
+        self._accept(None)
+        seq = self.break_seq
+        broken = lambda: ch.hung_up or self.break_seq != seq
+        while True:
+            self.wait_until(lambda: broken() or bool(self.queue), None)
+            if broken():
+                break
+            name, qarg, event_uuid = self.queue.popleft()
+            self._execute(name, qarg, event_uuid)
+            self._accept(None)
+        ch.parked = False
+        self.in_cs_park = False
+        self.to_park = False
+        sw.emit_channel(ch, "CHANNEL_UNPARK")
+        self.poke()
 
     def app_park(self, arg):
         self.sw.emit_channel(self.ch, "CHANNEL_PARK")

@@ -72,11 +72,18 @@ class FakeChannel:
         self.rdnis = ""              # the destination before the last transfer (Caller-RDNIS)
         self.transfer_source = ""    # who moved it there (Caller-Transfer-Source)
         self.profile_index = 1       # a new caller profile per transfer
+        self.logical_direction = direction   # uuid_bridge makes its originator's "inbound"
         self.state = "CS_EXECUTE" if direction == "inbound" else "CS_INIT"
+        self.pending_state: str | None = None   # asked for, not entered yet: Channel-State-Number shows it
         self.call_state = "RINGING" if direction == "inbound" else "DOWN"
         self.answer_state = "ringing"
         self.hit_dialplan = direction == "inbound"
         self.created_us = now_us()
+        self.profile_created_us = self.created_us   # a transfer or uuid_bridge makes a new caller profile
+        self.call_uuid = self.uuid                  # Channel-Call-UUID: the originator's once uuid-bridged
+        # The caller profile's other-leg block as the real switch copied it when a uuid_bridge linked the legs
+        # ("Other-Type", headers): it stays after the bridge ends, until the next caller profile.
+        self.peer_block: tuple[str, list[tuple[str, str]]] | None = None
         self.answered_us = 0
         self.progress_us = 0
         self.progress_media_us = 0
@@ -150,9 +157,10 @@ class FakeChannel:
                       state_number: int | None = None) -> list[tuple[str, str]]:
         st = state or self.state
         h = [
-            ("Channel-State", st),
+            ("Channel-State", "CS_NONE" if st == "CS_NEW" else st),   # a state never run reads CS_NONE
             ("Channel-Call-State", call_state or self.call_state),
-            ("Channel-State-Number", str(state_number if state_number is not None else STATE_NUMBERS.get(st, 4))),
+            ("Channel-State-Number", str(state_number if state_number is not None else STATE_NUMBERS.get(
+                self.pending_state if state is None and self.pending_state else st, 4))),
             ("Channel-Name", self.name),
             ("Unique-ID", self.uuid),
             ("Call-Direction", self.direction),
@@ -161,7 +169,7 @@ class FakeChannel:
         ]
         if self.presence_id:
             h.append(("Channel-Presence-ID", self.presence_id))
-        h += [("Channel-Call-UUID", self.uuid), ("Answer-State", self.answer_state)]
+        h += [("Channel-Call-UUID", self.call_uuid), ("Answer-State", self.answer_state)]
         if self.hangup_cause:
             h.append(("Hangup-Cause", self.hangup_cause))
         if self.codec:
@@ -176,11 +184,11 @@ class FakeChannel:
     def profile_block(self, prefix: str = "Caller") -> list[tuple[str, str]]:
         """The caller profile as `<prefix>-...` headers (Caller-, Channel- in CHANNEL_DATA, Other-Leg-)."""
         p = prefix
-        h = [(f"{p}-Direction", self.direction), (f"{p}-Logical-Direction", self.direction)]
+        h = [(f"{p}-Direction", self.direction), (f"{p}-Logical-Direction", self.logical_direction)]
         if self.username:
             h.append((f"{p}-Username", self.username))
         other = p == "Other-Leg"
-        if not other:   # the captured Other-Leg block has no Dialplan / Profile-Index
+        if self.dialplan:   # an originated SIP leg has none (the captured Other-Leg block has no Profile-Index)
             h.append((f"{p}-Dialplan", self.dialplan))
         if self.caller_name:
             h.append((f"{p}-Caller-ID-Name", self.caller_name))
@@ -196,7 +204,7 @@ class FakeChannel:
             h.append((f"{p}-Network-Addr", self.network_addr))
         h += [
             (f"{p}-ANI", self.ani),
-            (f"{p}-Destination-Number", self.destination),
+        ] + ([(f"{p}-Destination-Number", self.destination)] if self.destination else []) + [
             (f"{p}-Unique-ID", self.uuid),
             (f"{p}-Source", self.source),
         ] + ([(f"{p}-Transfer-Source", self.transfer_source)] if self.transfer_source and not other else []) + [
@@ -204,7 +212,7 @@ class FakeChannel:
         ] + ([(f"{p}-RDNIS", self.rdnis)] if self.rdnis and not other else []) + [
             (f"{p}-Channel-Name", self.name),
         ] + ([] if other else [(f"{p}-Profile-Index", str(self.profile_index))]) + [
-            (f"{p}-Profile-Created-Time", str(self.created_us)),
+            (f"{p}-Profile-Created-Time", str(self.profile_created_us)),
             (f"{p}-Channel-Created-Time", str(self.created_us)),
             (f"{p}-Channel-Answered-Time", str(self.answered_us)),
             (f"{p}-Channel-Progress-Time", str(self.progress_us)),
@@ -233,7 +241,10 @@ class FakeChannel:
         h += self.channel_block(state, call_state, state_number)
         h += self.profile_block("Caller")
         other = self.other
-        if other is not None and event_name not in ("DTMF",):
+        if self.peer_block is not None and event_name not in ("DTMF",):
+            h.append(("Other-Type", self.peer_block[0]))
+            h += self.peer_block[1]
+        elif other is not None and event_name not in ("DTMF",):
             h.append(("Other-Type", self.other_type or "originatee"))
             h += other.profile_block("Other-Leg")
         if with_variables is None:

@@ -46,6 +46,8 @@ def _emit(sw, ch, name, pre=None, post=None, origin=None, state=None, call_state
 def set_state(sw, ch, state: str) -> None:
     """switch_channel_perform_set_running_state: the channel enters `state` (CHANNEL_STATE, no variables)."""
     ch.state = state
+    if ch.pending_state == state:
+        ch.pending_state = None
     _emit(sw, ch, "CHANNEL_STATE", state=state, state_number=STATE_NUMBERS[state])
 
 
@@ -79,14 +81,20 @@ def set_codec(sw, ch, codec: tuple[str, int, int]) -> None:
         ch.set_var(k, v)
 
 
-def outgoing(sw, ch, origination_uuid: bool) -> None:
-    """switch_core_session_outgoing_channel: CODEC (loopback sets its codec first), CHANNEL_UUID when the
-    originate named the uuid, CHANNEL_OUTGOING, CHANNEL_STATE CS_INIT (before CHANNEL_CREATE)."""
+def outgoing(sw, ch, origination_uuid: bool, codec_name: str | None = None) -> None:
+    """switch_core_session_outgoing_channel: CODEC (loopback sets its codec first, named after the whole dial
+    string), CHANNEL_UUID when the originate named the uuid (with the channel's first variables),
+    CHANNEL_OUTGOING, CHANNEL_STATE CS_INIT (before CHANNEL_CREATE)."""
+    # With an origination_uuid the session is made with a uuid of its own first, then renamed (CHANNEL_UUID
+    # names the old one): the codec events come before, under the old uuid.
+    old = new_uuid() if origination_uuid else ch.uuid
     if ch.codec is not None:
+        kept = ch.name, ch.uuid, ch.call_uuid
+        ch.name, ch.uuid, ch.call_uuid = codec_name or ch.name, old, old
         set_codec(sw, ch, ch.codec)
+        ch.name, ch.uuid, ch.call_uuid = kept
     if origination_uuid:
-        _emit(sw, ch, "CHANNEL_UUID", pre=[("Old-Unique-ID", ch.uuid)], state="CS_NONE", state_number=1,
-              with_variables=False)
+        _emit(sw, ch, "CHANNEL_UUID", pre=[("Old-Unique-ID", old)], state="CS_NONE", state_number=1)
     _emit(sw, ch, "CHANNEL_OUTGOING", state="CS_NONE", state_number=1, with_variables=False)
     set_state(sw, ch, "CS_INIT")
 
@@ -94,18 +102,28 @@ def outgoing(sw, ch, origination_uuid: bool) -> None:
 def originate(sw, ch) -> None:
     """After CHANNEL_CREATE of an outbound leg: CHANNEL_ORIGINATE, then routing (an originated leg has no
     dialplan of its own: CS_ROUTING, then CS_CONSUME_MEDIA while it rings)."""
-    _emit(sw, ch, "CHANNEL_ORIGINATE", state="CS_INIT", state_number=2, with_variables=False)
+    _emit(sw, ch, "CHANNEL_ORIGINATE", state="CS_INIT", state_number=2)
     set_state(sw, ch, "CS_ROUTING")
     set_state(sw, ch, "CS_CONSUME_MEDIA")
 
 
-def incoming(sw, ch) -> None:
+def incoming(sw, ch, inline: bool = False) -> None:
     """An inbound leg after CHANNEL_CREATE: it rings, is routed, and runs its extension (the state is
-    CS_ROUTING already when the ringing is reported, as captured)."""
+    CS_ROUTING already when the ringing is reported, as captured). An inline dialplan's extension runs with
+    the destination it had before (none for a new leg: inline_executes)."""
     ch.state = "CS_ROUTING"
     set_callstate(sw, ch, "RINGING")
     set_state(sw, ch, "CS_ROUTING")
+    if inline:
+        inline_executes(ch)
     set_state(sw, ch, "CS_EXECUTE")
+
+
+def inline_executes(ch) -> None:
+    """Once an inline dialplan (`app:arg,...` as destination) runs, the caller profile's destination is the
+    one before it again and RDNIS is gone (as captured: a fresh inline loopback leg has no destination,
+    a leg transferred inline into a conference reads its earlier one)."""
+    ch.destination, ch.rdnis = ch.rdnis, ""
 
 
 def flip_cid(sw, ch) -> None:
@@ -178,8 +196,11 @@ def transfer_profile(ch, dest: str, dialplan: str, context: str, how: str) -> No
     block of a bridge partner is a copy from before: it never carries these.)"""
     source = f"{now_us() // 1_000_000}:{_uuid4()}:{how}:{dest}/{context}/{dialplan}"
     ch.rdnis = ch.destination
+    ch.destination, ch.dialplan, ch.context = dest, dialplan, context
     ch.transfer_source = source
     ch.profile_index = getattr(ch, "profile_index", 1) + 1
+    ch.profile_created_us = now_us()
+    ch.peer_block = None   # a new profile has no other leg
     history = ch.get_var("transfer_history")
     if history:
         items = history[len("ARRAY::"):].split("|:") if history.startswith("ARRAY::") else [history]
@@ -190,12 +211,82 @@ def transfer_profile(ch, dest: str, dialplan: str, context: str, how: str) -> No
 
 
 def bridge_source(ch, other) -> None:
-    """uuid_bridge moves a leg through a transfer (uuid_br) before the bridge."""
+    """uuid_bridge moves a leg through a transfer (uuid_br) before the bridge: a new caller profile."""
     ch.transfer_source = f"{now_us() // 1_000_000}:{_uuid4()}:uuid_br:{other.uuid}"
     ch.profile_index = getattr(ch, "profile_index", 1) + 1
+    ch.profile_created_us = now_us()
+    ch.peer_block = None
     ch.set_var("transfer_source", ch.transfer_source)
     if not ch.get_var("transfer_history"):
         ch.set_var("transfer_history", ch.transfer_source)
+
+
+_FROZEN_TIMES = ("-Time", "-Last-Hold", "-Hold-Accum")
+
+
+def other_leg_block(ch, zero_times: bool = False) -> list[tuple[str, str]]:
+    """A copy of `ch`'s caller profile as its partner's Other-Leg block, taken when a uuid_bridge links them:
+    its values stay as they were then; the originator's copy on the originatee reads every time 0, and both
+    read Logical-Direction inbound (as captured)."""
+    out = []
+    for k, v in ch.profile_block("Other-Leg"):
+        if k == "Other-Leg-Logical-Direction":
+            v = "inbound"
+        elif zero_times and k.endswith(_FROZEN_TIMES):
+            v = "0"
+        out.append((k, v))
+    return out
+
+
+def uuid_bridge_profiles(a, b) -> None:
+    """What switch_ivr_uuid_bridge does to the legs' profiles before they leave what they run (the UNPARK and
+    EXECUTE_COMPLETE that follow show it): each goes through a uuid_br transfer (new caller profile, the
+    original_* variables), the partner's profile is copied in as Other-Leg, the originator `a` becomes
+    logically inbound and takes the originatee's caller id as its callee id."""
+    seen_b = other_leg_block(b)
+    seen_a = other_leg_block(a, zero_times=True)
+    a.set_var("uuid_bridge", b.uuid)
+    for x, y in ((a, b), (b, a)):
+        x.set_var("bridge_channel", y.name)
+        x.set_var("bridge_uuid", y.uuid)
+        x.set_var("signal_bond", y.uuid)
+        if not x.get_var("original_destination_number"):
+            x.set_var("original_destination_number", x.destination)
+            x.set_var("original_caller_id_name", x.caller_name)
+            x.set_var("original_caller_id_number", x.caller_number)
+        bridge_source(x, y)
+    a.peer_block = ("originatee", seen_b)
+    b.peer_block = ("originator", seen_a)
+    a.logical_direction = "inbound"
+    a.callee_name, a.callee_number = b.orig_caller_name, b.orig_caller_number
+    loop = getattr(a, "loopback_peer", None)
+    if loop is not None:   # mod_loopback passes the display update on to its other leg
+        loop.callee_name, loop.callee_number = a.callee_name, a.callee_number
+    b.hit_dialplan = False
+
+
+def uuid_bridge_states(sw, a, b) -> None:
+    """Once both legs left what they ran: each hibernates, resets and soft-executes its `uuid_bridge`
+    extension; the originator runs the bridge (CHANNEL_BRIDGE in CS_SOFT_EXECUTE), the originatee exchanges
+    media and takes the originator's call uuid (as captured in park_bridge_states.txt)."""
+    for x in (a, b):
+        for state in ("CS_HIBERNATE", "CS_RESET", "CS_SOFT_EXECUTE"):
+            set_state(sw, x, state)
+    a.set_var("uuid_bridge", "")   # uuid_bridge_on_soft_execute takes it
+    for x, y, line in ((a, b, "1236"), (b, a, "1243")):
+        _emit(sw, x, "CHANNEL_EXECUTE", post=[("Application", "uuid_bridge"), ("Application-Data", y.uuid)],
+              origin=("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", line))
+    a.bridged_us = b.bridged_us = now_us()
+
+
+def uuid_bridge_unbridged(a, b) -> None:
+    """What the legs of a uuid_bridge keep when it ends (the UNBRIDGE shows it): the partner, and the callee
+    id last sent to each (the originator's own callee id; the originator's caller id to the originatee)."""
+    a.set_var("last_bridge_to", b.uuid)
+    b.set_var("last_bridge_to", a.uuid)
+    for leg, (name, number) in ((a, (a.callee_name, a.callee_number)), (b, (a.caller_name, a.caller_number))):
+        leg.set_var("last_sent_callee_id_name", name)
+        leg.set_var("last_sent_callee_id_number", number)
 
 
 def _uuid4() -> str:

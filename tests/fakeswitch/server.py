@@ -470,9 +470,10 @@ class FakeSwitch:
             return
         if ch.codec is None:
             lifecycle.set_codec(self, ch, ("PCMU", 8000, 64000))   # negotiated with the answer's SDP
-        if ch.name.startswith("sofia/") and not ch.progress_media_us:
-            # A SIP leg answered directly is first marked pre-answered (as captured: PROGRESS_MEDIA reads
-            # early/RINGING, the answer early/EARLY), then answered.
+        if ch.name.startswith("sofia/") and ch.direction == "inbound" and not ch.progress_media_us:
+            # A SIP caller answered directly is first marked pre-answered (as captured: PROGRESS_MEDIA reads
+            # early/RINGING, the answer early/EARLY), then answered; a leg we originated is answered by its
+            # 200 OK straight from RINGING.
             ch.progress_media_us = now_us()
             ch.answer_state = "early"
             ch.set_var("endpoint_disposition", "EARLY MEDIA")
@@ -514,6 +515,7 @@ class FakeSwitch:
         ch.hangup_by = by
         ch.hangup_remote = (by == "caller") if remote is None else remote
         ch.answer_state = "hangup"
+        ch.pending_state = "CS_HANGUP"   # what still happens before CS_HANGUP reads state number 10
         self.emit_channel(ch, "CHANNEL_HANGUP", state_number=10)
         if ch.other is not None:
             self.unbridge(ch)
@@ -755,16 +757,19 @@ class FakeSwitch:
             return None, "USER_BUSY"
         name = (f"sofia/internal/{number}@127.0.0.1:{agent.network_port}" if kind == "user"
                 else f"sofia/gateway/{dial.split('/')[2] if dial.count('/') >= 3 else 'gw'}/{number}")
+        # As captured: an originated SIP leg has no dialplan, its callee id is "Outbound Call" <number>, and its
+        # network address comes with the answer.
         ch = FakeChannel(uuid=variables.get("origination_uuid"), name=name, direction="outbound",
                          caller_number=cid_num, caller_name=cid_name, destination=number,
-                         source="src/switch_ivr_originate.c", network_addr="127.0.0.1",
-                         presence_id=f"{number}@{agent.domain}")
+                         source="src/switch_ivr_originate.c", dialplan="", callee_name="Outbound Call",
+                         callee_number=number, presence_id=f"{number}@{agent.domain}")
         ch.state, ch.call_state = "CS_NEW", "DOWN"
         ch.codec = None   # a SIP leg's codec comes with the answer
         ch.agent = agent
         ch.set_var("is_outbound", "true")
         for k, v in variables.items():
             ch.set_var(k, v)
+        ch.set_var("sofia_profile_name", "internal" if kind == "user" else "external")
         ch.set_var("dialed_user", number)
         ch.set_var("dialed_domain", agent.domain)
         ch.set_var("sip_destination_url", f"{agent.contact};transport=udp")
@@ -815,6 +820,7 @@ class FakeSwitch:
             refused = cause in ("USER_BUSY", "CALL_REJECTED")
             self.hangup(ch, cause, by="agent" if refused else "switch", remote=refused)
             return None, cause
+        ch.network_addr = "127.0.0.1"
         self.answer(ch)
         lifecycle.set_state(self, ch, "CS_EXECUTE")
         if agent.talk_seconds is not None:
@@ -917,8 +923,6 @@ class FakeSwitch:
                         callee_number=callee, context=context)
         a.codec = ("L16", 8000, 128000)
         a.set_var("is_outbound", "true")
-        for k, v in variables.items():
-            a.set_var(k, v)
         self.add_channel(a)
         b = FakeChannel(name=f"loopback/{ext}-b", direction="inbound", caller_number=cid_num or "0000000000",
                         caller_name=cid_name, destination=ext, source="mod_loopback", dialplan=dialplan,
@@ -928,19 +932,23 @@ class FakeSwitch:
             b.set_var(k, v)
         b.set_var("other_loopback_leg_uuid", a.uuid)
         b.set_var("loopback_leg", "B")
-        a.set_var("other_loopback_leg_uuid", b.uuid)
-        a.set_var("loopback_leg", "A")
         a.loopback_peer, b.loopback_peer = b, a
         self.add_channel(b)
         a.state = b.state = "CS_NEW"
         b.call_state = "DOWN"
-        lifecycle.outgoing(self, a, "origination_uuid" in variables)
+        # the codec is set while the A leg still has the whole dial string as its name (as captured)
+        lifecycle.outgoing(self, a, "origination_uuid" in variables,
+                           codec_name=f"loopback/{'/'.join([ext, *rest])}-a")
+        for k, v in variables.items():   # the originate's variables come after CHANNEL_UUID
+            a.set_var(k, v)
+        a.set_var("other_loopback_leg_uuid", b.uuid)
+        a.set_var("loopback_leg", "A")
         lifecycle.set_codec(self, b, b.codec)
         self.emit_channel(a, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
         lifecycle.originate(self, a)
         lifecycle.set_state(self, b, "CS_INIT")
         self.emit_channel(b, "CHANNEL_CREATE", state="CS_INIT", call_state="DOWN", state_number=2)
-        lifecycle.incoming(self, b)
+        lifecycle.incoming(self, b, inline=dialplan == "inline")
         self.answer(a)
         if ext in self.socket_routes:
             # loopback/12345: the B leg runs extension 12345, i.e. the socket app (as in the captures).
@@ -1047,8 +1055,9 @@ class FakeSwitch:
             "write_bit_rate": str(ch.codec[2]) if ch.codec else "", "secure": "", "hostname": self.hostname,
             "presence_id": ch.presence_id or "", "presence_data": "", "accountcode": "",
             "callstate": ch.call_state, "callee_name": ch.callee_name, "callee_num": ch.callee_number,
-            "callee_direction": "", "call_uuid": ch.uuid, "sent_callee_name": "", "sent_callee_num": "",
-            "initial_cid_name": ch.caller_name, "initial_cid_num": ch.caller_number,
+            "callee_direction": "RECV" if ch.get_var("channel_cid_flipped") else "", "call_uuid": ch.call_uuid,
+            "sent_callee_name": "", "sent_callee_num": "",
+            "initial_cid_name": ch.orig_caller_name, "initial_cid_num": ch.orig_caller_number,
             "initial_ip_addr": ch.network_addr or "", "initial_dest": ch.destination,
             "initial_dialplan": ch.dialplan, "initial_context": ch.context,
         }
@@ -1100,6 +1109,9 @@ class FakeSwitch:
         ch, cause = self.ring(dial, {}, timeout, None, cid_name, cid_num)
         if ch is None:
             return f"-ERR {cause}\n"
+        # The leg is given its extension: an originated leg takes the identity of the party it reached.
+        ch.hit_dialplan = True
+        lifecycle.sort_cid(self, ch)
         if target.startswith("&"):
             # mod_commands: the name up to '(', the argument up to ')' when there is one.
             m = re.match(r"&([\w-]+)(?:\(([^)]*)\)?)?", target, re.S)
@@ -1213,11 +1225,30 @@ class FakeSwitch:
         ch = self._get(arg.split()[0]) if arg.split() else None
         if ch is None:
             return "-ERR No such channel!\n"
-        if ch.other is not None:
+        peer = ch.other
+        if ch.runner.socket_app is not None or getattr(ch, "bridge_mode", "") != "uuid" and peer is not None:
+            # (a channel its socket or a bridge application controls: parked by a park application)
+            if peer is not None:
+                self.unbridge(ch, hangup_peer=False)
+            if ch.runner.current is not None:
+                ch.runner.interrupt()
+            ch.runner.enqueue("park", "")
+            return "+OK\n"
+        if ch.runner.in_cs_park:
+            return "+OK\n"
+        # switch_ivr_park_session: the channel is to enter CS_PARK (what it runs ends first, its events read
+        # state number 6); a uuid_bridge partner's bridge ends and, having nothing left to run, it hangs up.
+        ch.pending_state = "CS_PARK"
+        if peer is not None:
             self.unbridge(ch, hangup_peer=False)
+            if not peer.hung_up and (peer.get_var("park_after_bridge") or "").lower() != "true":
+                lifecycle.set_state(self, peer, "CS_EXECUTE")
+                self.hangup(peer, "NORMAL_CLEARING", by="switch")
+                ch.set_var("last_bridge_hangup_cause", "NORMAL_CLEARING")
+        ch.runner.to_park = True
         if ch.runner.current is not None:
             ch.runner.interrupt()
-        ch.runner.enqueue("park", "")
+        ch.runner.poke()
         return "+OK\n"
 
     def api_uuid_dump(self, arg):
@@ -1300,7 +1331,7 @@ class FakeSwitch:
                 t.runner.inline.append((app, appdata, new_uuid()))
                 t.runner.poke()
             else:
-                t.runner.enqueue(app, appdata, front=True)
+                t.runner.enqueue(app, appdata, front=True, loop=(1, 1))   # a message execute, as sendmsg's
             if t.runner.current is not None and t.runner.current.name == "echo":
                 t.runner.interrupt()
         return "+OK Message sent\n"
@@ -1316,20 +1347,26 @@ class FakeSwitch:
         return f"+OK {b.uuid}\n"
 
     def _uuid_bridge(self, a, b):
+        # switch_ivr_uuid_bridge: `a` (the originator) and `b` get their new profiles, leave what they run
+        # (their events read state number 8, CS_HIBERNATE), hibernate and soft-execute the bridge: `a` runs
+        # it in CS_SOFT_EXECUTE, `b` exchanges media (as captured in park_bridge_states.txt).
+        lifecycle.uuid_bridge_profiles(a, b)
         for ch in (a, b):
             ch.bridge_mode = "uuid"
-            if ch.runner.current is not None:
+            ch.pending_state = "CS_HIBERNATE"
+            if ch.runner.current is not None or ch.runner.in_cs_park:
                 ch.runner.interrupt()
         try:
-            self.wait_for(lambda: all(c.runner.current is None or c.hung_up for c in (a, b)), 2.0, "idle legs")
+            self.wait_for(lambda: all((c.runner.current is None and not c.runner.in_cs_park) or c.hung_up
+                                      for c in (a, b)), 2.0, "idle legs")
         except TimeoutError:
             log.info("fake switch: uuid_bridge with a leg still busy; bridging anyway")
         if a.hung_up or b.hung_up:
             return
-        for x, y in ((a, b), (b, a)):
-            lifecycle.bridge_source(x, y)
-            lifecycle.set_state(self, x, "CS_EXCHANGE_MEDIA")
+        lifecycle.uuid_bridge_states(self, a, b)
         self.link(a, b)
+        b.call_uuid = a.uuid
+        lifecycle.set_state(self, b, "CS_EXCHANGE_MEDIA")
         for ch in (a, b):
             # Each leg's audio_bridge_thread runs its bridge_pre_execute_app as the bridge starts, a
             # uuid_bridge's as well as the bridge application's (the variable stays on the channel).
@@ -1349,8 +1386,10 @@ class FakeSwitch:
         a.set_var("signal_bond", b.uuid)
         b.set_var("signal_bond", a.uuid)
         for x, y in ((a, b), (b, a)):
-            # switch_ivr_bridge.c: what each leg was last bridged to, kept after the bridge ends.
-            x.set_var("last_bridge_to", y.uuid)
+            if getattr(x, "bridge_mode", "") != "uuid":
+                # switch_ivr_bridge.c: what each leg was last bridged to, kept after the bridge ends (a
+                # uuid_bridge's legs are told when it ends: lifecycle.uuid_bridge_unbridged).
+                x.set_var("last_bridge_to", y.uuid)
             x.set_var("bridge_channel", y.name)
         self.emit_channel(a, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
                           state="CS_SOFT_EXECUTE")
@@ -1363,7 +1402,10 @@ class FakeSwitch:
         if peer is None:
             return None
         a, b = (ch, peer) if getattr(ch, "bridge_a", False) else (peer, ch)
-        # The captured CHANNEL_UNBRIDGE carries no Other-Leg block: unlink first.
+        if getattr(ch, "bridge_mode", "") == "uuid":
+            lifecycle.uuid_bridge_unbridged(a, b)
+        # The captured CHANNEL_UNBRIDGE after a transfer carries no Other-Leg block: unlink first (a
+        # uuid_bridge's legs keep their profile's copy, peer_block, until their next profile).
         ch.other = None
         if peer.other is ch:   # (an att_xfer leg talks to its target while its bond still points at it)
             peer.other = None
@@ -1383,7 +1425,7 @@ class FakeSwitch:
             by = "agent" if ch.agent is not None else ("caller" if ch.hangup_by == "caller" else "peer")
             self.hangup(peer, "NORMAL_CLEARING", by=by)
         for leg in (ch, peer):
-            if not leg.hung_up and leg.state == "CS_EXCHANGE_MEDIA":
+            if not leg.hung_up and leg.state == "CS_EXCHANGE_MEDIA" and not leg.pending_state:
                 lifecycle.set_state(self, leg, "CS_EXECUTE")   # back to its own applications
         peer.runner.poke()
         ch.runner.poke()
@@ -1528,17 +1570,21 @@ class FakeSwitch:
         elif legs == "both" and ch.other is not None:
             targets = [ch, ch.other]
         if len(targets) == 2:
+            # both legs get their new caller profile first: the UNBRIDGE reads it (no Other-Leg block)
+            for t in targets:
+                lifecycle.transfer_profile(t, dest, dialplan, context, "bl_xfer")
             self.unbridge(ch, hangup_peer=False)
         for t in targets:
-            self.transfer(t, dest, dialplan, context)
+            self.transfer(t, dest, dialplan, context, profiled=len(targets) == 2)
         return "+OK\n"
 
     def transfer(self, ch: FakeChannel, dest: str, dialplan: str = "XML", context: str = "default",
-                 from_app: bool = False) -> None:
+                 from_app: bool = False, profiled: bool = False) -> None:
         """Move a channel to a new destination (inline apps, an agent's extension, or park)."""
-        ch.transfer_us = now_us()
+        # (Channel-Transfer-Time stays 0: the captures' uuid_transfer, inline and XML, never set it)
         ch.transfers.append((dest, dialplan, context))
-        lifecycle.transfer_profile(ch, dest, dialplan, context, "bl_xfer" if not from_app else "xfer")
+        if not profiled:
+            lifecycle.transfer_profile(ch, dest, dialplan, context, "bl_xfer" if not from_app else "xfer")
         ch.destination = dest
         call = ch.runner.call
         if call is not None:
@@ -1554,6 +1600,7 @@ class FakeSwitch:
             ch.runner.socket_app = None
             gevent.spawn(self._socket_released, call, call.session, app, data)
         if dialplan == "inline":
+            lifecycle.inline_executes(ch)
             for item in dest.split(","):
                 app, _, data = item.partition(":")
                 ch.runner.enqueue(app, data)

@@ -43,6 +43,9 @@ MEASURED = re.compile(r"^(variable_(\w*(sec|msec|usec)|[mu]?duration|playback_(s
                       r"|Playback-Status)$")   # done or break: whether a digit came within the prompt
 
 
+# Replies that tell the host, its build or its clock (compared by kind only).
+ENVIRONMENT_COMMANDS = re.compile(r"^(api |bgapi )?(version|status|uptime|hostname)\b")
+
 # Variables only a real endpoint or the capture's configuration has, left out of the comparison, each for
 # a reason (test_capture_headers checks that the application reads none of them):
 ENDPOINT_ONLY = re.compile(
@@ -213,6 +216,12 @@ class Replay:
     real: dict[str, list[Parsed]] = field(default_factory=dict)
     fake: dict[str, list[Parsed]] = field(default_factory=dict)
     uuids: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)   # per connection, the n-th answered by reply n
+
+    def environment_reply(self, conn: str, key: tuple) -> bool:
+        """A reply to a command whose answer is the host's (version, status...)."""
+        cmds = self.commands.get(conn, [])
+        return key[0] == "reply" and key[1] < len(cmds) and bool(ENVIRONMENT_COMMANDS.match(cmds[key[1]]))
 
     def pairs(self, conn: str):
         """(key, real frame or None, fake frame or None) for every key on `conn`, in the real order first."""
@@ -323,6 +332,7 @@ def replay(fs, capture: Path, tmp: Path, *, outbound_route: str | None = None, p
     for c, conn in conns.items():
         result.fake[c] = list(conn.frames)
         result.real.setdefault(c, [parse(d) for d in t.frames(c)])
+        result.commands[c] = [d.decode("utf-8", "replace").split("\n", 1)[0] for d in t.commands(c)]
     # paths back to the capture's, so values compare
     for frames in result.fake.values():
         for p in frames:
@@ -402,7 +412,14 @@ def compare_pair(conn: str, key: tuple, real: Parsed | None, fake: Parsed | None
 
 
 def drifts(result: Replay, conn: str, **kw) -> list[Drift]:
-    return [d for k, r, f in result.pairs(conn) if (d := compare_pair(conn, k, r, f, result.uuids, **kw))]
+    out = []
+    for k, r, f in result.pairs(conn):
+        if r is not None and f is not None and result.environment_reply(conn, k):
+            continue
+        d = compare_pair(conn, k, r, f, result.uuids, **kw)
+        if d:
+            out.append(d)
+    return out
 
 
 def report(found: list[Drift]) -> str:
@@ -426,3 +443,32 @@ def report(found: list[Drift]) -> str:
         shown = "; ".join(where[:4]) + (f"; ... ({len(where)} frames)" if len(where) > 4 else "")
         lines.append(f"- {what}\n      on {shown}")
     return "\n".join(lines)
+
+
+def order_drifts(result: Replay, conn: str) -> list[str]:
+    """Each channel's events, in the order the real switch sent them, against the fake's for the same channel
+    (the uuid pairs learned): one line per channel whose sequence differs, showing where. Digits are a
+    sequence of their own: where one falls against a prompt's end is a matter of timing."""
+    def per_channel(frames, to_real=lambda u: u):
+        out: dict[str, list[tuple]] = {}
+        for k, p in zip(keyed(frames), frames):
+            if p.event is None:
+                continue
+            u = p.headers.get("Unique-ID")
+            if u:
+                out.setdefault(to_real(u) + ("/dtmf" if k[0] == "DTMF" else ""), []).append(k[:-1])
+        return out
+    back = {v: k for k, v in result.uuids.items()}
+    real = per_channel(result.real.get(conn, []))
+    fake = per_channel(result.fake.get(conn, []), lambda u: back.get(u, u))
+    lines = []
+    for u, seq in real.items():
+        got = fake.get(u, [])
+        if got != seq:
+            n = next((i for i, (x, y) in enumerate(zip(seq, got)) if x != y), min(len(seq), len(got)))
+            name = next((p.headers.get("Channel-Name") for p in result.real[conn]
+                         if p.event is not None and p.headers.get("Unique-ID") == u.split("/")[0]), u)
+            name += " (digits)" if u.endswith("/dtmf") else ""
+            show = lambda s: "; ".join(" ".join(str(x) for x in k[:1] + k[3:] if x != "") for k in s[n:n + 3])
+            lines.append(f"- {name}: event {n + 1} differs: real [{show(seq)}], fake [{show(got)}]")
+    return lines

@@ -39,7 +39,9 @@ def _replay(tmp_path, name: str, setup=None, **kw) -> cc.Replay:
 
 def _assert_no_drift(result: cc.Replay) -> None:
     found = [d for conn in result.real for d in cc.drifts(result, conn)]
-    assert not found, "the fake drifted from the capture:\n" + cc.report(found)
+    order = [line for conn in result.real for line in cc.order_drifts(result, conn)]
+    assert not found and not order, "the fake drifted from the capture:\n" + "\n".join(
+        ([cc.report(found)] if found else []) + (["events in another order:"] + order if order else []))
 
 
 def test_outbound_socket_frames_match_the_capture(tmp_path):
@@ -57,6 +59,17 @@ def test_sip_caller_socket_frames_match_the_capture(tmp_path):
     _assert_no_drift(_replay(tmp_path, "outbound_socket_sip_caller_rfc2833.txt", setup))
 
 
+def test_park_and_uuid_bridge_states_match_the_capture(tmp_path):
+    """Should move channels through the states a real switch reports, in its order (park_bridge_states.txt,
+    recorded by tests/live/capture_states.py): uuid_park ends what a leg runs and puts it in CS_PARK
+    (CHANNEL_UNPARK, EXECUTE_COMPLETE reading state 6, CHANNEL_STATE CS_PARK, CHANNEL_PARK); uuid_bridge
+    gives both legs new profiles with each other's copy, and they leave park (state 8), go through
+    CS_HIBERNATE, CS_RESET, CS_SOFT_EXECUTE, the originator bridging in CS_SOFT_EXECUTE, the originatee in
+    CS_EXCHANGE_MEDIA; uuid_park of the originatee ends the bridge and the originator, left with nothing to
+    run, hangs up; what an application leaves in current_application_response is gone when the next starts."""
+    _assert_no_drift(_replay(tmp_path, "park_bridge_states.txt"))
+
+
 def test_a_drift_is_reported_header_by_header(tmp_path):
     """Should name a missing header, an extra one and a changed value, with the frames they drifted on."""
     result = _replay(tmp_path, "outbound_socket_async_full.txt", outbound_route="12345")
@@ -67,6 +80,9 @@ def test_a_drift_is_reported_header_by_header(tmp_path):
     assert "- header missing: Caller-ANI\n      on OUT CHANNEL_ANSWER loopback/12345-b" in text
     assert "- header the real switch does not send: X-Invented\n      on OUT CHANNEL_ANSWER" in text
     assert "- value of Caller-Caller-ID-Name: real 'Outbound-Test', fake 'someone else'" in text
+    result.fake["OUT"].remove(answer)
+    order = "\n".join(cc.order_drifts(result, "OUT"))
+    assert "- loopback/12345-b: event 3 differs: real [CHANNEL_ANSWER; CHANNEL_EXECUTE_COMPLETE answer" in order
 
 
 def test_what_the_comparison_leaves_out_is_nothing_the_application_reads():

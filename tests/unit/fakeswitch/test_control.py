@@ -87,7 +87,10 @@ def test_show_channels_and_hupall(fakeswitch):
     uuid = c.command("api originate {origination_caller_id_number=12345}user/1000 &park").body.decode().split()[1]
     rows = json.loads(c.command("api show channels as json").body)
     assert rows["row_count"] == 1 and rows["rows"][0]["uuid"] == uuid
-    assert rows["rows"][0]["cid_num"] == "12345" and rows["rows"][0]["application"] == "park"
+    assert rows["rows"][0]["application"] == "park"
+    # the leg took the identity of the phone it reached (switch_channel_flip_cid), as a real one lists it
+    assert (rows["rows"][0]["cid_num"], rows["rows"][0]["callee_num"]) == ("1000", "12345")
+    assert (rows["rows"][0]["initial_cid_num"], rows["rows"][0]["callee_direction"]) == ("12345", "RECV")
     plain = c.command("api show calls").body.decode()
     assert plain.startswith("uuid,direction,created,") and plain.endswith("\n\n1 total.\n")
     assert c.command("api hupall MANAGER_REQUEST").body == b"+OK hangup all channels with cause MANAGER_REQUEST\n"
