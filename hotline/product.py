@@ -85,6 +85,10 @@ class Product:
         # Routes between FreeSWITCH servers: configured ones win over those the servers tell (acd.dispatcher).
         acd.settings.cross_server_dial = dict(config.cross_server_dial)
         acd.settings.refuse_placeholder_peer = config.is_production
+        # With Kamailio in front (HOTLINE_KAMAILIO), agents' registrations are read from its location table.
+        from hotline.kamailio import registrations_watch
+
+        self.parts["kamailio"] = registrations_watch(config, acd)
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
         with database.connection_context():
             trees.ensure_default()
@@ -253,6 +257,8 @@ class Product:
             conn.subscribe(self.parts["fax"].on_switch_event)
         with database.connection_context():
             acd.start(reconcile_now=False)
+        if self.parts.get("kamailio") is not None:
+            self.parts["kamailio"].start()
         # Connect only now: a switch answering while the ACD was still loading (its database reads yield) was
         # connected before the ACD's on-connect reconciliation was registered, and went unreconciled for the
         # 30 s of the periodic pass (a standby taking over recognised nothing for that long).
@@ -296,6 +302,9 @@ class Product:
         import gevent
 
         self.parts["email"].start(scheduler, gevent.spawn)
+        admission = self.parts["outbound"].admission
+        if admission is not None:
+            admission.lag.restart()  # the door judges the running app's loop, not its start
         log.info("outbound socket server on %s:%s (FreeSWITCH `socket` target)", *self.parts["outbound"].address)
         for endpoint in self.config.esl:
             log.info("ESL to FreeSWITCH %s (reconnecting until it answers)", endpoint.name)
@@ -325,6 +334,8 @@ class Product:
             parts["outbound"].stop(drain_timeout=drain_timeout)
         if "scheduler" in parts:
             parts["scheduler"].shutdown(wait=False)
+        if parts.get("kamailio") is not None:
+            parts["kamailio"].stop()
         if "acd" in parts:
             parts["acd"].stop()
         if "pool" in parts:

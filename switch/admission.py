@@ -8,8 +8,9 @@ app takes, from two things it measures itself:
 - the ESL reply latency: how long the switch takes to answer a command (every command but `api`, whose
   reply waits for the command's own work): the 90th percentile of the last 10 s (``REPLY_LATENCY``);
 - the app's own load: how late the event loop wakes a 100 ms ticker (``LoopLag``), weighted by the time
-  each wait covered: the lag the loop had for a quarter of the last 10 s or more. One slow moment (a 1 s
-  stall in 10 s) does not count; a loop that is late much of the time, or stands still for seconds, does.
+  each wait covered: the lag the loop had for half of the last 10 s or more. A slow moment (a 3 s stall in
+  10 s) does not count; a loop that is late most of the time, or stands still for over 5 s, does. The
+  figures start afresh once the app has started (``LoopLag.restart``): starting is not load.
 
 Pure part: ``decide(active, latency, lag, limits, shedding)``. Once shedding, the app admits again only when
 both figures fell under half their limit (``RESUME``), so it does not flap at the edge. A refused call gets
@@ -42,7 +43,7 @@ class AdmissionLimits:
 
     max_calls: int = 1000
     reply_seconds: float = 2.0   # ESL reply latency (90th percentile of the last 10 s)
-    lag_seconds: float = 0.5     # event-loop lag (what it was for a quarter of the last 10 s)
+    lag_seconds: float = 0.5     # event-loop lag (what it was for half of the last 10 s)
     refuse: str = "503"          # 503: hang up unanswered (SIP 503); busy: a short busy prompt, then hang up
 
     @classmethod
@@ -130,7 +131,7 @@ class LoopLag:
     """A greenlet that sleeps TICK_SECONDS and records how much later than asked it woke up."""
 
     def __init__(self, figures: Optional[RecentFigures] = None, tick: float = TICK_SECONDS):
-        self.figures = figures if figures is not None else RecentFigures(quantile=0.75, min_samples=1)
+        self.figures = figures if figures is not None else RecentFigures(quantile=0.5, min_samples=1)
         self.tick = tick
         self._greenlet: Optional[gevent.Greenlet] = None
 
@@ -138,6 +139,10 @@ class LoopLag:
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         return self
+
+    def restart(self) -> None:
+        """Forget what was measured so far (the app's start, which is not load)."""
+        self.figures.clear()
 
     def stop(self) -> None:
         if self._greenlet is not None:

@@ -96,21 +96,26 @@ def test_the_door_sheds_with_hysteresis_and_alarms_once_per_episode():
 
 
 def test_lag_counts_the_time_the_loop_was_behind():
-    """Should weigh each lag by the time its wait covered: a 1 s stall in 10 s of idle ticks does not count,
-    a 3 s stall does, and a loop late on most ticks does."""
+    """Should weigh each lag by the time its wait covered (half of the time, as LoopLag judges): a 1 s or a
+    3 s stall among idle ticks does not count, a loop standing still for most of the window or late on most
+    ticks does."""
     now = [0.0]
 
     def figures():
-        return RecentFigures(window=10.0, clock=lambda: now[0], quantile=0.75, min_samples=1)
-    one_stall, long_stall, busy = figures(), figures(), figures()
-    for _ in range(90):
+        return RecentFigures(window=10.0, clock=lambda: now[0], quantile=0.5, min_samples=1)
+    one_stall, long_stall, hung, busy = figures(), figures(), figures(), figures()
+    for _ in range(70):
         one_stall.record(0.0, 0.1)
         long_stall.record(0.0, 0.1)
+    for _ in range(40):
+        hung.record(0.0, 0.1)
     one_stall.record(1.0, 1.1)
     long_stall.record(3.0, 3.1)
+    hung.record(6.0, 6.1)
+    assert hung.level() == 6.0
     for i in range(40):
-        busy.record(0.3 if i % 4 else 0.0, 0.4)
-    assert one_stall.level() == 0.0 and long_stall.level() == 3.0 and busy.level() == 0.3
+        busy.record(0.3 if i % 4 else 0.0, 0.4)  # late on three ticks of four
+    assert one_stall.level() == 0.0 and long_stall.level() == 0.0 and busy.level() == 0.3
 
 
 def test_loop_lag_sees_a_blocked_loop():
