@@ -24,7 +24,9 @@ class AuditLog(BaseModel):
     ip = peewee.CharField(max_length=64, default="", index=True)
 
     class Meta:
-        indexes = ((("obj_type", "obj_id"), False),)
+        # The throttles count a window's rows (failed logins, website look-ups, Open311 calls) per address and
+        # per object: (ip, at) and (obj_type, obj_id, at) read only the window, not all the rows ever logged.
+        indexes = ((("obj_type", "obj_id"), False), (("ip", "at"), False), (("obj_type", "obj_id", "at"), False))
 
 
 MODELS = [AuditLog]

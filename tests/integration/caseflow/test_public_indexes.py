@@ -27,6 +27,12 @@ def test_the_public_list_has_its_indexes(db):
     assert "ticket_history_action_at" in _indexes(db, "ticket_history")
 
 
+def test_the_throttles_have_their_window_indexes(db):
+    """Should index the audit log by address and by object with the time, the throttles' windows (failed
+    logins, website look-ups, Open311 calls per address and per key)."""
+    assert {"audit_log_ip_at", "audit_log_obj_type_obj_id_at"} <= _indexes(db, "audit_log")
+
+
 def test_the_list_walks_the_public_index_without_statistics(db):
     """Should read the published list and its count through the partial index in the list's order on SQLite,
     with no planner statistics (an index on the status, the workbench's, was walked through every closed
