@@ -80,7 +80,6 @@ class FakeChannel:
         self.hit_dialplan = direction == "inbound"
         self.created_us = now_us()
         self.profile_created_us = self.created_us   # a transfer or uuid_bridge makes a new caller profile
-        self.call_uuid = self.uuid                  # Channel-Call-UUID: the originator's once uuid-bridged
         # The caller profile's other-leg block as the real switch copied it when a uuid_bridge linked the legs
         # ("Other-Type", headers): it stays after the bridge ends, until the next caller profile.
         self.peer_block: tuple[str, list[tuple[str, str]]] | None = None
@@ -115,6 +114,11 @@ class FakeChannel:
     @property
     def hung_up(self) -> bool:
         return self.hangup_cause is not None
+
+    @property
+    def call_uuid(self) -> str:
+        """Channel-Call-UUID: the call_uuid variable (a bridge's originator's uuid on the other leg)."""
+        return self.variables.get("call_uuid") or self.uuid
 
     def set_var(self, name: str, value) -> None:
         """Set a channel variable (re-setting keeps its place); an empty value unsets it, as

@@ -89,10 +89,11 @@ def outgoing(sw, ch, origination_uuid: bool, codec_name: str | None = None) -> N
     # names the old one): the codec events come before, under the old uuid.
     old = new_uuid() if origination_uuid else ch.uuid
     if ch.codec is not None:
-        kept = ch.name, ch.uuid, ch.call_uuid
-        ch.name, ch.uuid, ch.call_uuid = codec_name or ch.name, old, old
+        kept = ch.name, ch.uuid, ch.variables.get("call_uuid")
+        ch.name, ch.uuid, ch.variables["call_uuid"] = codec_name or ch.name, old, old
         set_codec(sw, ch, ch.codec)
-        ch.name, ch.uuid, ch.call_uuid = kept
+        ch.name, ch.uuid = kept[:2]
+        ch.set_var("call_uuid", kept[2])
     if origination_uuid:
         _emit(sw, ch, "CHANNEL_UUID", pre=[("Old-Unique-ID", old)], state="CS_NONE", state_number=1)
     _emit(sw, ch, "CHANNEL_OUTGOING", state="CS_NONE", state_number=1, with_variables=False)
@@ -150,11 +151,34 @@ def flip_cid(sw, ch) -> None:
 
 
 def sort_cid(sw, ch) -> None:
-    """switch_channel_sort_cid, when a channel is given an extension to run: an originated (outbound) leg
-    takes the identity of the party it reached the first time (the loopback A leg, an agent's leg
-    originated to `&park`); a leg originated by `bridge` never runs one and keeps the caller's."""
-    if ch.direction == "outbound" and not getattr(ch, "cid_sorted", False):
+    """switch_channel_sort_cid, when a channel is given an extension to run (originate's, a transfer's): an
+    originated (outbound) leg takes the identity of the party it reached the first time (the loopback A leg,
+    an agent's leg originated to `&park`; a leg originated by `bridge` runs none until transferred), and
+    again after a uuid_bridge made it an originatee; an inbound leg a uuid_bridge marked B leg flips once."""
+    if ch.direction == "inbound" and getattr(ch, "bleg", False):
         flip_cid(sw, ch)
+        ch.bleg = False
+    elif ch.direction == "outbound" and not getattr(ch, "cid_sorted", False):
+        flip_cid(sw, ch)
+
+
+def invert_cid(ch) -> None:
+    """switch_channel_invert_cid: caller and callee id swapped (an empty one reads Unknown)."""
+    ch.caller_name, ch.callee_name = ch.callee_name or "Unknown", ch.caller_name
+    ch.caller_number, ch.callee_number = ch.callee_number or "Unknown", ch.caller_number
+
+
+def bridge_display(a, b) -> None:
+    """switch_ivr_bridge_display as a bridge starts (send_display both ways): what each leg is told to show,
+    kept as last_sent_callee_id_* (`a` runs the bridge: it sends `b` b's own caller id, `b` sends `a` its
+    callee id, or its destination)."""
+    def told(leg, name, number):
+        number = (number or "UNKNOWN").rsplit("/", 1)[-1]
+        name = (name or number).rsplit("/", 1)[-1]
+        leg.set_var("last_sent_callee_id_name", name)
+        leg.set_var("last_sent_callee_id_number", number)
+    told(b, b.caller_name or a.caller_name, b.caller_number or a.caller_number)
+    told(a, b.callee_name, b.callee_number or b.destination)
 
 
 def api_event(sw, command: str, argument: str) -> None:
@@ -238,13 +262,28 @@ def other_leg_block(ch, zero_times: bool = False) -> list[tuple[str, str]]:
     return out
 
 
-def uuid_bridge_profiles(a, b) -> None:
+def uuid_bridge_profiles(sw, a, b) -> None:
     """What switch_ivr_uuid_bridge does to the legs' profiles before they leave what they run (the UNPARK and
     EXECUTE_COMPLETE that follow show it): each goes through a uuid_br transfer (new caller profile, the
     original_* variables), the partner's profile is copied in as Other-Leg, the originator `a` becomes
     logically inbound and takes the originatee's caller id as its callee id."""
     seen_b = other_leg_block(b)
     seen_a = other_leg_block(a, zero_times=True)
+    # the caller ids, as switch_ivr_uuid_bridge sorts them (CF_DIALPLAN is cid_sorted, CF_BLEG bleg)
+    if a.direction == "outbound" and not getattr(a, "cid_sorted", False):
+        flip_cid(sw, a)
+    if b.direction == "outbound" and getattr(b, "cid_sorted", False):
+        b.cid_sorted = False   # its next extension flips it again
+    if (a.direction == "inbound" and getattr(a, "bleg", False)) or \
+            (a.direction == "outbound" and not getattr(a, "cid_sorted", False)):
+        invert_cid(a)
+        if a.direction == "inbound":
+            b.bleg = False
+    if (b.direction == "inbound" and not getattr(b, "bleg", False)) or \
+            (b.direction == "outbound" and getattr(b, "cid_sorted", False)):
+        invert_cid(b)
+        if b.direction == "inbound":
+            b.bleg = True
     a.set_var("uuid_bridge", b.uuid)
     for x, y in ((a, b), (b, a)):
         x.set_var("bridge_channel", y.name)
@@ -262,6 +301,9 @@ def uuid_bridge_profiles(a, b) -> None:
     loop = getattr(a, "loopback_peer", None)
     if loop is not None:   # mod_loopback passes the display update on to its other leg
         loop.callee_name, loop.callee_number = a.callee_name, a.callee_number
+    if getattr(b, "loopback_peer", None) is None:
+        # a SIP originatee shows the originator's caller id from then on (as captured: the agent's leg)
+        b.caller_name, b.caller_number = a.caller_name, a.caller_number
     b.hit_dialplan = False
 
 
@@ -279,14 +321,6 @@ def uuid_bridge_states(sw, a, b) -> None:
     a.bridged_us = b.bridged_us = now_us()
 
 
-def uuid_bridge_unbridged(a, b) -> None:
-    """What the legs of a uuid_bridge keep when it ends (the UNBRIDGE shows it): the partner, and the callee
-    id last sent to each (the originator's own callee id; the originator's caller id to the originatee)."""
-    a.set_var("last_bridge_to", b.uuid)
-    b.set_var("last_bridge_to", a.uuid)
-    for leg, (name, number) in ((a, (a.callee_name, a.callee_number)), (b, (a.caller_name, a.caller_number))):
-        leg.set_var("last_sent_callee_id_name", name)
-        leg.set_var("last_sent_callee_id_number", number)
 
 
 def _uuid4() -> str:

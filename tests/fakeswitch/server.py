@@ -1350,7 +1350,7 @@ class FakeSwitch:
         # switch_ivr_uuid_bridge: `a` (the originator) and `b` get their new profiles, leave what they run
         # (their events read state number 8, CS_HIBERNATE), hibernate and soft-execute the bridge: `a` runs
         # it in CS_SOFT_EXECUTE, `b` exchanges media (as captured in park_bridge_states.txt).
-        lifecycle.uuid_bridge_profiles(a, b)
+        lifecycle.uuid_bridge_profiles(self, a, b)
         for ch in (a, b):
             ch.bridge_mode = "uuid"
             ch.pending_state = "CS_HIBERNATE"
@@ -1364,9 +1364,7 @@ class FakeSwitch:
         if a.hung_up or b.hung_up:
             return
         lifecycle.uuid_bridge_states(self, a, b)
-        self.link(a, b)
-        b.call_uuid = a.uuid
-        lifecycle.set_state(self, b, "CS_EXCHANGE_MEDIA")
+        self.link(a, b, after=lambda: lifecycle.set_state(self, b, "CS_EXCHANGE_MEDIA"))
         for ch in (a, b):
             # Each leg's audio_bridge_thread runs its bridge_pre_execute_app as the bridge starts, a
             # uuid_bridge's as well as the bridge application's (the variable stays on the channel).
@@ -1374,8 +1372,10 @@ class FakeSwitch:
             if pre_app:
                 ch.runner.enqueue(pre_app, ch.get_var("bridge_pre_execute_data") or "")
 
-    def link(self, a: FakeChannel, b: FakeChannel) -> None:
-        """Bridge two answered legs: CHANNEL_BRIDGE on the A leg."""
+    def link(self, a: FakeChannel, b: FakeChannel, after=None) -> None:
+        """Bridge two answered legs (switch_ivr_multi_threaded_bridge, `a` running it): the other leg takes
+        a's call_uuid, CHANNEL_BRIDGE on `a`, then (`after` runs first) bridge_to / last_bridge_to on both
+        and each is told what to show (lifecycle.bridge_display)."""
         a.other, b.other = b, a
         a.other_type, b.other_type = "originatee", "originator"
         a.bridge_a = True
@@ -1386,13 +1386,17 @@ class FakeSwitch:
         a.set_var("signal_bond", b.uuid)
         b.set_var("signal_bond", a.uuid)
         for x, y in ((a, b), (b, a)):
-            if getattr(x, "bridge_mode", "") != "uuid":
-                # switch_ivr_bridge.c: what each leg was last bridged to, kept after the bridge ends (a
-                # uuid_bridge's legs are told when it ends: lifecycle.uuid_bridge_unbridged).
-                x.set_var("last_bridge_to", y.uuid)
             x.set_var("bridge_channel", y.name)
+        b.set_var("call_uuid", a.uuid)
         self.emit_channel(a, "CHANNEL_BRIDGE", pre=[("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)],
                           state="CS_SOFT_EXECUTE")
+        if after is not None:
+            after()
+        for x, y in ((a, b), (b, a)):
+            # switch_ivr_bridge.c: the partner while bridged, and the last one, kept after the bridge ends
+            x.set_var("bridge_to", y.uuid)
+            x.set_var("last_bridge_to", y.uuid)
+        lifecycle.bridge_display(a, b)
         a.runner.poke()
         b.runner.poke()
 
@@ -1402,8 +1406,9 @@ class FakeSwitch:
         if peer is None:
             return None
         a, b = (ch, peer) if getattr(ch, "bridge_a", False) else (peer, ch)
-        if getattr(ch, "bridge_mode", "") == "uuid":
-            lifecycle.uuid_bridge_unbridged(a, b)
+        for leg in (a, b):   # the bridge's end: no partner, the call uuid its own again
+            leg.set_var("bridge_to", "")
+        b.set_var("call_uuid", b.uuid)
         # The captured CHANNEL_UNBRIDGE after a transfer carries no Other-Leg block: unlink first (a
         # uuid_bridge's legs keep their profile's copy, peer_block, until their next profile).
         ch.other = None
@@ -1599,6 +1604,7 @@ class FakeSwitch:
             app, data = ch.runner.socket_app
             ch.runner.socket_app = None
             gevent.spawn(self._socket_released, call, call.session, app, data)
+        lifecycle.sort_cid(self, ch)   # the channel is given its new extension
         if dialplan == "inline":
             lifecycle.inline_executes(ch)
             for item in dest.split(","):
