@@ -72,12 +72,30 @@ def queue_fields_for(user) -> frozenset[str]:
     return frozenset()
 
 
+# Each queue field as a person calls it (a refusal names the fields, never their keys).
+QUEUE_FIELD_LABELS = {
+    "name": ("编号", "name"), "display_name": ("名称", "display name"), "skill": ("技能", "skill"),
+    "strategy": ("分配策略", "strategy"), "ring_timeout": ("振铃超时", "ring timeout"),
+    "max_wait": ("最长等待", "max wait"), "overflow_kind": ("溢出方式", "overflow"),
+    "overflow_target": ("溢出目标", "overflow target"), "wrap_up_seconds": ("话后整理", "wrap-up"),
+    "announce_interval": ("报位间隔", "announce interval"), "moh": ("等待音乐", "music on hold"),
+    "no_answer_break": ("未接后小休", "break after no answer"), "callback_key": ("回拨按键", "call-back key"),
+    "answer_target_seconds": ("接通目标", "answer target"), "active": ("启用", "active"),
+    "offer_timeout": ("接入时限", "offer time"),
+}
+
+
+def _field_names(fields: Iterable[str]) -> tuple[str, str]:
+    labels = [QUEUE_FIELD_LABELS.get(field, (field, field)) for field in sorted(fields)]
+    return "、".join(zh for zh, _ in labels), ", ".join(en for _, en in labels)
+
+
 def check_queue_change(user, fields: Iterable[str]) -> None:
     """Raise QueueChangeRefused unless ``user`` may change every one of ``fields`` (the ones that change)."""
     refused = sorted(set(fields) - queue_fields_for(user))
     if refused:
-        raise QueueChangeRefused(f"您无权修改队列的 {', '.join(refused)} / you may not change the queue's "
-                                 f"{', '.join(refused)}")
+        zh, en = _field_names(refused)
+        raise QueueChangeRefused(f"您无权修改队列的{zh} / you may not change the queue's {en}")
 
 
 # ------------------------------------------------------------------------------------------ chat queues
@@ -106,5 +124,5 @@ def check_chat_queue_change(user, fields: Iterable[str]) -> None:
     """Raise QueueChangeRefused unless ``user`` may change every one of ``fields`` of a chat queue."""
     refused = sorted(set(fields) - chat_queue_fields_for(user))
     if refused:
-        raise QueueChangeRefused(f"您无权修改交谈队列的 {', '.join(refused)} / you may not change the chat queue's "
-                                 f"{', '.join(refused)}")
+        zh, en = _field_names(refused)
+        raise QueueChangeRefused(f"您无权修改交谈队列的{zh} / you may not change the chat queue's {en}")

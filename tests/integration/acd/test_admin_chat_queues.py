@@ -10,6 +10,7 @@ from acd.demo import DEMO_AGENTS, DEMO_CHAT_QUEUES, load_acd_demo
 from acd.dispatcher import create_agent
 from acd.models import AgentSkill, ChatQueue
 from caseflow.accounts import create_user
+from caseflow.models import User
 from webui.models import AuditLog
 
 PASSWORD = "admin-pass-123"
@@ -90,7 +91,9 @@ def test_admin_creates_a_chat_queue_that_becomes_a_topic_of_the_website(client, 
     ({"max_wait": "9" * 400}, "max wait must be a whole number"),
 ])
 def test_bad_chat_queue_forms_are_refused_with_the_reason(client, people, changes, error):
-    """Should answer a bad form with 400 and the reason (zh / en), and store nothing."""
+    """Should answer a bad form with 400 and the reason in the administrator's language (English here),
+    and store nothing."""
+    User.update(language="en").where(User.operator_no == "0001").execute()
     client.login("0001", PASSWORD)
     response = client.post_form("/admin/acd/chat-queues/new", chat_form(**changes))
     assert response.status_code == 400 and error in response.get_data(as_text=True)
@@ -100,6 +103,7 @@ def test_bad_chat_queue_forms_are_refused_with_the_reason(client, people, change
 def test_duplicate_name_and_missing_csrf_token_are_refused(client, people):
     """Should refuse a second chat queue of the same code, and a form without the CSRF token."""
     chat.create_queue("web-consult", "consult", display_name="政策咨询")
+    User.update(language="en").where(User.operator_no == "0001").execute()
     client.login("0001", PASSWORD)
     response = client.post_form("/admin/acd/chat-queues/new", chat_form(skill="general"))
     assert response.status_code == 400 and "chat queue web-consult already exists" in response.get_data(as_text=True)
