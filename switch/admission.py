@@ -43,7 +43,9 @@ class AdmissionLimits:
 
     max_calls: int = 1000
     reply_seconds: float = 2.0   # ESL reply latency (90th percentile of the last 10 s)
-    lag_seconds: float = 0.5     # event-loop lag (what it was for half of the last 10 s)
+    # Event-loop lag (what it was for half of the last 10 s). 2 s: a caller's prompts and keys are already
+    # seconds late; less shut the door on a machine merely busy with other work (the shared 2-core one).
+    lag_seconds: float = 2.0
     refuse: str = "503"          # 503: hang up unanswered (SIP 503); busy: a short busy prompt, then hang up
 
     @classmethod
