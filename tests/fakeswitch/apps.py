@@ -96,6 +96,7 @@ class ChannelRunner:
         self.session_records: dict[str, float] = {}   # uuid_record / record_session path -> start sim
         self.loops: dict[str, list[tuple[int, int]]] = {}   # event uuid -> (current_loop, total_loops) per run
         self.to_park = False            # uuid_park: enter CS_PARK once the running application has ended
+        self.to_route = False           # a transfer: route (CS_ROUTING, CS_EXECUTE) before the new extension
         self.in_cs_park = False
         self._greenlet = None
 
@@ -182,14 +183,19 @@ class ChannelRunner:
     def _run(self) -> None:
         try:
             while not self.ch.hung_up:
-                if self.to_park:
+                if self.to_route:
+                    self.to_route = False
+                    lifecycle.set_state(self.sw, self.ch, "CS_ROUTING")
+                    lifecycle.set_state(self.sw, self.ch, "CS_EXECUTE")
+                elif self.to_park:
                     self.to_park = False
                     self._cs_park()
                 elif self.queue:
                     name, arg, event_uuid = self.queue.popleft()
                     self._execute(name, arg, event_uuid)
                 else:
-                    self.wait_until(lambda: bool(self.queue) or self.to_park or self.ch.hung_up, None)
+                    self.wait_until(lambda: bool(self.queue) or self.to_park or self.to_route or self.ch.hung_up,
+                                    None)
         except Exception:  # noqa: BLE001 - keep the fake alive and the channel torn down
             log.exception("fake switch: application crashed on %s", self.ch.uuid)
             self.sw.hangup(self.ch, "NORMAL_TEMPORARY_FAILURE", by="switch")
@@ -294,7 +300,8 @@ class ChannelRunner:
             ch.set_var(k, v)
         ch.set_var("last_app", ch.executed[-1][0] if ch.executed else "")
         ch.set_var("last_arg", ch.executed[-1][1] if ch.executed else "")
-        ch.set_var("caller_id", f'"{ch.caller_name}" <{ch.caller_number}>')
+        # '"name" <number>', the number alone without a name (as captured)
+        ch.set_var("caller_id", f'"{ch.caller_name}" <{ch.caller_number}>' if ch.caller_name else ch.caller_number)
         for k, v in timers[split:]:
             ch.set_var(k, v)
         disposition = lifecycle.hangup_disposition(ch)
@@ -737,9 +744,14 @@ class ChannelRunner:
             self.call.recordings.append(Recording(path, seconds, spoken, term))
         return "_none_"
 
+    # uuid_record / record_session run a media bug: their events come from switch_ivr_async.c (as captured)
+    SESSION_RECORD_ORIGINS = {"RECORD_START": ("switch_ivr_async.c", "record_callback", "1482"),
+                              "RECORD_STOP": ("switch_ivr_async.c", "send_record_stop_event", "1241")}
+
     def start_session_record(self, path: str) -> None:
         self.session_records[path] = self.sw.sim_now()
-        self.sw.emit_channel(self.ch, "RECORD_START", post=[("Record-File-Path", path)])
+        lifecycle._emit(self.sw, self.ch, "RECORD_START", post=[("Record-File-Path", path)],
+                        origin=self.SESSION_RECORD_ORIGINS["RECORD_START"])
 
     def stop_session_record(self, path: str) -> bool:
         start = self.session_records.pop(path, None)
@@ -750,10 +762,12 @@ class ChannelRunner:
         size = audio.write_wav(path, seconds, [(0, seconds)])
         self.ch.set_var("record_seconds", int(seconds))
         self.ch.set_var("record_ms", int(seconds * 1000))
+        self.ch.set_var("record_samples", int(seconds * audio.RATE))
         self.ch.set_var("record_file_size", size)
         self.ch.set_var("record_completion_cause", "success-maxtime")
-        self.sw.emit_channel(self.ch, "RECORD_STOP", post=[("Record-File-Path", path),
-                                                           ("Record-Completion-Cause", "success-maxtime")])
+        lifecycle._emit(self.sw, self.ch, "RECORD_STOP", post=[("Record-File-Path", path),
+                                                             ("Record-Completion-Cause", "success-maxtime")],
+                        origin=self.SESSION_RECORD_ORIGINS["RECORD_STOP"])
         self.sw.session_recordings.append((self.ch.uuid, path, seconds))
         return True
 

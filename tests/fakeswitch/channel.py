@@ -91,6 +91,7 @@ class FakeChannel:
         self.transfer_us = 0
         self.hold_us = 0
         self.codec: tuple[str, int, int] | None = ("PCMU", 8000, 64000)
+        self.read_codec: tuple[str, int, int] | None = None   # when reading differs (a conference reads L16)
         self.hangup_cause: str | None = None
         self.hangup_by: str | None = None
         self.other: FakeChannel | None = None      # bridged peer
@@ -164,7 +165,7 @@ class FakeChannel:
             ("Channel-State", "CS_NONE" if st == "CS_NEW" else st),   # a state never run reads CS_NONE
             ("Channel-Call-State", call_state or self.call_state),
             ("Channel-State-Number", str(state_number if state_number is not None else STATE_NUMBERS.get(
-                self.pending_state if state is None and self.pending_state else st, 4))),
+                self.pending_state or st, 4))),
             ("Channel-Name", self.name),
             ("Unique-ID", self.uuid),
             ("Call-Direction", self.direction),
@@ -178,9 +179,10 @@ class FakeChannel:
             h.append(("Hangup-Cause", self.hangup_cause))
         if self.codec:
             name, rate, bits = self.codec
+            rname, rrate, rbits = self.read_codec or self.codec
             h += [
-                ("Channel-Read-Codec-Name", name), ("Channel-Read-Codec-Rate", str(rate)),
-                ("Channel-Read-Codec-Bit-Rate", str(bits)), ("Channel-Write-Codec-Name", name),
+                ("Channel-Read-Codec-Name", rname), ("Channel-Read-Codec-Rate", str(rrate)),
+                ("Channel-Read-Codec-Bit-Rate", str(rbits)), ("Channel-Write-Codec-Name", name),
                 ("Channel-Write-Codec-Rate", str(rate)), ("Channel-Write-Codec-Bit-Rate", str(bits)),
             ]
         return h

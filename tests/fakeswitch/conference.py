@@ -59,19 +59,34 @@ def set_floor(sw, conf, m) -> None:
     sw.emit_custom(SUBCLASS, headers, origin=_ORIGINS["floor-change"])
 
 
-def joined(sw, conf, m, created: bool) -> None:
-    """A member joined (the conference created first when new); the first member takes the floor."""
-    if created:
-        conference_event(sw, conf, "conference-create")
+def talks(m) -> bool:
+    """Whether a member sends sound, which is what wins the floor: a phone that talks does; a loopback leg,
+    whose far end sends nothing, or a phone scripted silent does not (as captured: the SIP agent took the
+    floor, the loopback customer who joined before never did)."""
+    ch = m.channel
+    return getattr(ch, "loopback_peer", None) is None and (ch.agent is None or ch.agent.sends_media)
+
+
+def joined(sw, conf, m) -> None:
+    """A member joined (counted already; the conference was created before it): add-member, and the floor
+    when nobody holds it and it talks."""
     member_event(sw, conf, m, "add-member")
-    if conf.floor is None:
+    if conf.floor is None and talks(m):
         set_floor(sw, conf, m)
 
 
 def left(sw, conf, m) -> None:
-    """A member left; the floor passes on; the last one out destroys the conference."""
+    """A member leaves: the floor passes on while it is still counted (as captured: a floor-change to nobody
+    reads Old-ID none), then it is taken out (del-member); the last one out destroys the conference."""
     if conf.floor is m:
-        set_floor(sw, conf, conf.members[0] if conf.members else None)
+        nxt = next((o for o in conf.members if o is not m and talks(o)), None)
+        if nxt is None:
+            conf.floor = None
+            sw.emit_custom(SUBCLASS, _conference_headers(conf) + [
+                ("Action", "floor-change"), ("Old-ID", "none"), ("New-ID", "none")], origin=_ORIGINS["floor-change"])
+        else:
+            set_floor(sw, conf, nxt)
+    conf.members.remove(m)
     member_event(sw, conf, m, "del-member")
     if not conf.members:
         conference_event(sw, conf, "conference-destroy")

@@ -224,7 +224,9 @@ def transfer_profile(ch, dest: str, dialplan: str, context: str, how: str) -> No
     ch.transfer_source = source
     ch.profile_index = getattr(ch, "profile_index", 1) + 1
     ch.profile_created_us = now_us()
-    ch.peer_block = None   # a new profile has no other leg
+    ch.peer_block = None   # a new profile has no other leg, no bridge time; the leg leaves its bond
+    ch.bridged_us = 0
+    ch.set_var("signal_bond", "")
     history = ch.get_var("transfer_history")
     if history:
         items = history[len("ARRAY::"):].split("|:") if history.startswith("ARRAY::") else [history]

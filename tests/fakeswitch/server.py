@@ -523,8 +523,15 @@ class FakeSwitch:
             leg.runner.poke()
         peer = getattr(ch, "loopback_peer", None)
         if peer is not None and not peer.hung_up:
-            # The two halves of a loopback call live and die together.
-            self.hangup(peer, cause, by=by)
+            # The two halves of a loopback call live and die together. As captured: a half hung up in the
+            # park application has the other half's application broken first (it ends answered), then that
+            # half hangs up; otherwise (a bridge, eavesdrop, the CS_PARK state) the other half hangs up first.
+            in_park = ch.runner.current is not None and ch.runner.current.name == "park"
+            if in_park and (peer.runner.current is not None or peer.runner.in_cs_park):
+                peer.runner.interrupt()
+                gevent.spawn(self._loopback_half_hangup, peer, cause, by)
+            else:
+                self.hangup(peer, cause, by=by)
         far = getattr(ch, "sip_peer", None)
         if far is not None and not far[1].hung_up:
             # A SIP call between two switches: BYE or CANCEL ends the other switch's half too.
@@ -535,6 +542,10 @@ class FakeSwitch:
         ch.runner.poke()
         self.changed.pulse()
         return True
+
+    def _loopback_half_hangup(self, ch: FakeChannel, cause: str, by: str) -> None:
+        self.wait_quietly(lambda: ch.hung_up or (ch.runner.current is None and not ch.runner.in_cs_park), 1.0)
+        self.hangup(ch, cause, by=by)
 
     def find_channel(self, uuid: str) -> FakeChannel | None:
         return self.channels.get(uuid)
@@ -1148,6 +1159,10 @@ class FakeSwitch:
             # The extension ends after its bridge: the end of the dialplan hangs the channel up.
             ch.set_var("hangup_after_bridge", "true")
             ch.runner.enqueue("bridge", f"user/{ext}")
+        elif ext == "9999":
+            # the captures' dialplan: extension 9999 answers and parks
+            ch.runner.enqueue("answer", "")
+            ch.runner.enqueue("park", "")
         else:
             ch.runner.enqueue("park", "")
 
@@ -1578,9 +1593,14 @@ class FakeSwitch:
             # both legs get their new caller profile first: the UNBRIDGE reads it (no Other-Leg block)
             for t in targets:
                 lifecycle.transfer_profile(t, dest, dialplan, context, "bl_xfer")
+                t.pending_state = "CS_ROUTING"
             self.unbridge(ch, hangup_peer=False)
-        for t in targets:
+        for n, t in enumerate(targets):
             self.transfer(t, dest, dialplan, context, profiled=len(targets) == 2)
+            if n == 0 and len(targets) == 2:
+                # the named leg gets there first (as captured: it is the conference's member 1)
+                self.wait_quietly(lambda: t.hung_up or (not t.runner.to_route and t.runner.current is not None),
+                                  1.0)
         return "+OK\n"
 
     def transfer(self, ch: FakeChannel, dest: str, dialplan: str = "XML", context: str = "default",
@@ -1590,6 +1610,7 @@ class FakeSwitch:
         ch.transfers.append((dest, dialplan, context))
         if not profiled:
             lifecycle.transfer_profile(ch, dest, dialplan, context, "bl_xfer" if not from_app else "xfer")
+        ch.pending_state = "CS_ROUTING"   # what it ran ends reading state number 2, then it is routed
         ch.destination = dest
         call = ch.runner.call
         if call is not None:
@@ -1605,6 +1626,8 @@ class FakeSwitch:
             ch.runner.socket_app = None
             gevent.spawn(self._socket_released, call, call.session, app, data)
         lifecycle.sort_cid(self, ch)   # the channel is given its new extension
+        ch.hit_dialplan = True
+        ch.runner.to_route = True
         if dialplan == "inline":
             lifecycle.inline_executes(ch)
             for item in dest.split(","):
@@ -1640,6 +1663,9 @@ class FakeSwitch:
                 mode = "whisper"
             elif truthy("eavesdrop_whisper_bleg"):
                 mode = "whisper_other"
+        # eavesdrop shows the supervisor who is listened to (as captured: last_sent_callee_id_*)
+        ch.set_var("last_sent_callee_id_name", target.caller_name or target.caller_number)
+        ch.set_var("last_sent_callee_id_number", target.caller_number)
         entry = Eavesdrop(runner.ch, target, mode)
         self.eavesdrops.append(entry)
         self.changed.pulse()
@@ -1664,21 +1690,32 @@ class FakeSwitch:
         flags = re.findall(r"flags\{([^}]*)\}", arg)
         name, _, profile = name_part.partition("@")
         conf = self.conferences.get(name)
-        created = conf is None
-        if created:
+        if conf is None:
             conf = self.conferences[name] = Conference(name, profile or "default")
-        member = Member(conf.next_id, runner.ch, (flags[0].split("|") if flags else []))
+            conference.conference_event(self, conf, "conference-create")   # before anyone is in it
+        ch = runner.ch
+        member = Member(conf.next_id, ch, (flags[0].split("|") if flags else []))
         member.join_sim = self.sim_now()
         conf.next_id += 1
+        # what mod_conference leaves on the member's channel; the conference reads its sound as L16
+        for k, v in (("conference_name", conf.name), ("app_session_uuid", conf.uuid),
+                     ("conference_member_id", member.id),
+                     ("conference_moderator", "true" if "moderator" in member.flags else "false"),
+                     ("conference_ghost", "false"), ("conference_uuid", conf.uuid)):
+            ch.set_var(k, v)
+        ch.read_codec = ("L16", 8000, 128000)
         conf.members.append(member)
-        conference.joined(self, conf, member, created)
+        conference.joined(self, conf, member)
         self.changed.pulse()
         member.kicked = False
         runner.wait_until(lambda: runner._stopped() or member.kicked, None)
-        conf.members.remove(member)
         conference.left(self, conf, member)
+        ch.read_codec = None
         if not conf.members:
             self.conferences.pop(name, None)
+        if getattr(member, "hup", False):
+            # `conference hup`: out of the conference first (the application ends answered), then hung up
+            gevent.spawn(self._hangup_after_bridge, ch)
         self.changed.pulse()
         return "_none_"
 
@@ -1702,17 +1739,17 @@ class FakeSwitch:
         if sub == "json_list":
             return self._conf_json(conf)
         if sub in ("hup", "kick") and len(p) > 2:
-            members = list(conf.members) if p[2] == "all" else [m for m in conf.members if str(m.id) == p[2]]
+            # (mod_conference walks its member list newest first)
+            members = list(reversed(conf.members)) if p[2] == "all" else [m for m in conf.members
+                                                                          if str(m.id) == p[2]]
             if not members:
                 return f"-ERR Non-Existant ID {p[2]}\n"
             for m in members:
                 conference.member_event(self, conf, m, f"{sub}-member")
-                if sub == "hup":
-                    self.hangup(m.channel, "NORMAL_CLEARING", by="switch")
-                else:
-                    m.kicked = True
-                    m.channel.runner.poke()
-            return f"+OK {sub} {len(members) if p[2] == 'all' else p[2]}\n"
+                m.hup = sub == "hup"
+                m.kicked = True
+                m.channel.runner.poke()
+            return "".join(f"+OK {'hup' if sub == 'hup' else 'kicked'} {m.id}\n" for m in members)
         if sub in ("mute", "unmute", "deaf", "undeaf") and len(p) > 2:
             for m in conf.members:
                 if p[2] == "all" or str(m.id) == p[2]:
@@ -1725,7 +1762,8 @@ class FakeSwitch:
     def _conf_list(self, conf: Conference) -> str:
         out = ""
         for m in reversed(conf.members):
-            flags = "hear" + ("" if "mute" in m.flags else "|speak") + ("|moderator" if "moderator" in m.flags else "")
+            flags = "hear" + ("" if "mute" in m.flags else "|speak") + ("|floor" if conf.floor is m else "") + \
+                ("|moderator" if "moderator" in m.flags else "")
             out += (f"{m.id};{m.channel.name};{m.channel.uuid};{m.channel.caller_name};"
                     f"{m.channel.caller_number};{flags};0;0;100\n")
         return out
@@ -1734,16 +1772,21 @@ class FakeSwitch:
         members = [{"type": "caller", "id": m.id, "flags": {
             "can_hear": "deaf" not in m.flags, "can_see": True, "can_speak": "mute" not in m.flags,
             "hold": False, "mute_detect": False, "talking": False, "has_video": False, "video_bridge": False,
-            "has_floor": False, "is_moderator": "moderator" in m.flags, "end_conference": False,
+            "has_floor": conf.floor is m, "is_moderator": "moderator" in m.flags, "end_conference": False,
             "mandatory_member_end_conference": False, "pass_digits": False},
             "uuid": m.channel.uuid, "caller_id_name": m.channel.caller_name,
             "caller_id_number": m.channel.caller_number, "join_time": int(self.sim_now() - m.join_sim),
             "last_talking": 0, "energy": 100, "volume_in": 0, "volume_out": 0, "output-volume": 0,
             "input-volume": 0} for m in reversed(conf.members)]
+        # the fields and their order as captured (mod_conference's conference_jlist)
         return cjson([{"conference_name": conf.name, "member_count": len(conf.members), "ghost_count": 0,
                        "rate": 8000, "run_time": int(time.monotonic() - conf.created),
-                       "conference_uuid": conf.uuid, "running": True, "answered": True,
-                       "dynamic": True, "variables": {}, "members": members}])
+                       "conference_uuid": conf.uuid, "canvas_count": 0, "max_bw_in": 0, "force_bw_in": 0,
+                       "video_floor_packets": 0, "locked": False, "destruct": False, "wait_mod": False,
+                       "audio_always": False, "running": True, "answered": True, "enforce_min": True,
+                       "bridge_to": False, "dynamic": True, "exit_sound": True, "enter_sound": True,
+                       "recording": False, "video_bridge": False, "video_floor_only": False,
+                       "video_rfc4579": False, "variables": {}, "members": members}])
 
     def fax_app(self, runner: ChannelRunner, direction: str, path: str) -> str:
         """rxfax writes a real TIFF when the caller sends a fax; txfax sends an existing file."""

@@ -121,7 +121,12 @@ def _is(name, uuid=None, **headers):
 def main(argv: list[str]) -> int:
     target = argv[1] if len(argv) > 1 else "127.0.0.1:8021:ClueCon"
     host, port, password = target.split(":", 2)
-    out = sys.stdout
+    record(host, int(port), password, sys.stdout)
+    return 0
+
+
+def record(host: str, port: int, password: str, out) -> None:
+    """Run the scenario on the switch at host:port, writing the transcript to `out`."""
     u1, u2 = str(uuidlib.uuid4()), str(uuidlib.uuid4())
     print("# ESL wire transcript -- scenario: d. channel states: two parked loopback calls, uuid_broadcast, "
           "uuid_park (CS_PARK), uuid_bridge (CS_HIBERNATE), uuid_park of one bridged leg, uuid_kill", file=out)
@@ -178,7 +183,6 @@ def main(argv: list[str]) -> int:
     r.note("CTL S->C <TCP FIN: server closed the connection>")
     r.sock.close()
     r.note("CTL C->S <client closes TCP socket>")
-    return 0
 
 
 if __name__ == "__main__":

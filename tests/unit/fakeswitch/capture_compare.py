@@ -54,12 +54,13 @@ ENDPOINT_ONLY = re.compile(
     r"|local_media_|advertised_media_ip$|remote_media_|original_read_|sofia_profile_url$"
     r"|recovery_profile_name$|max_forwards$|DP_MATCH$|RFC2822_DATE$|export_vars$|originate_early_media$"
     r"|originate_endpoint$"
+    # the directory lookup's event headers sofia copies onto the channel
+    r"|Event-|Core-UUID$|FreeSWITCH-)"
     # the stock demo directory user the capture's SIP phones registered as (this product's directory in
-    # freeswitch-conf has its own), and the directory lookup's event headers sofia copies onto the channel
-    r"|number_alias$|requested_user_name$|requested_domain_name$|record_stereo$|default_gateway$"
-    r"|default_areacode$|transfer_fallback_extension$|toll_allow$|accountcode$|user_context$"
-    r"|effective_caller_id_|outbound_caller_id_|callgroup$|user_name$|domain_name$"
-    r"|Event-|Core-UUID$|FreeSWITCH-)")
+    # freeswitch-conf has its own), on the channel and in sofia::register
+    r"|^(variable_)?(number_alias|requested_user_name|requested_domain_name|record_stereo|default_gateway"
+    r"|default_areacode|transfer_fallback_extension|toll_allow|accountcode|user_context|effective_caller_id_\w+"
+    r"|outbound_caller_id_\w+|callgroup|user_name|domain_name)$")
 # Variables only the fake has: its scripted caller's DTMF mode (what a SIP caller's phone decides).
 FAKE_ONLY = re.compile(r"^variable_dtmf_type$")
 
@@ -155,6 +156,7 @@ def keyed(frames: list[Parsed]) -> list[tuple]:
 def shape(value: str) -> str:
     """A value that differs by nature, reduced to its kind."""
     v = UUID.sub("<uuid>", value)
+    v = re.sub(r'("(?:run_time|join_time|last_talking)":\t)\d+', r"\1<seconds>", v)   # conference json_list
     v = re.sub(r"\b\d{16}\b", "<usec>", v)
     v = re.sub(r"\b\d{13}\b", "<msec>", v)
     v = re.sub(r"\b1[6-9]\d{8}\b", "<epoch>", v)
@@ -411,11 +413,17 @@ def compare_pair(conn: str, key: tuple, real: Parsed | None, fake: Parsed | None
     return d
 
 
-def drifts(result: Replay, conn: str, **kw) -> list[Drift]:
+def drifts(result: Replay, conn: str, skip=lambda p: False, mask_body=lambda text: text, **kw) -> list[Drift]:
+    """The drifts on one connection. `skip(frame)`: frames left out on both sides (with a reason at the
+    caller); `mask_body(text)`: a reply body with what is particular to the captured call masked."""
     out = []
     for k, r, f in result.pairs(conn):
+        if (r is not None and skip(r)) or (f is not None and skip(f)):
+            continue
         if r is not None and f is not None and result.environment_reply(conn, k):
             continue
+        if r is not None and f is not None and r.event is None:
+            r, f = Parsed(r.raw, r.outer, None, mask_body(r.body)), Parsed(f.raw, f.outer, None, mask_body(f.body))
         d = compare_pair(conn, k, r, f, result.uuids, **kw)
         if d:
             out.append(d)
@@ -445,14 +453,14 @@ def report(found: list[Drift]) -> str:
     return "\n".join(lines)
 
 
-def order_drifts(result: Replay, conn: str) -> list[str]:
+def order_drifts(result: Replay, conn: str, skip=lambda p: False) -> list[str]:
     """Each channel's events, in the order the real switch sent them, against the fake's for the same channel
     (the uuid pairs learned): one line per channel whose sequence differs, showing where. Digits are a
     sequence of their own: where one falls against a prompt's end is a matter of timing."""
     def per_channel(frames, to_real=lambda u: u):
         out: dict[str, list[tuple]] = {}
         for k, p in zip(keyed(frames), frames):
-            if p.event is None:
+            if p.event is None or skip(p):
                 continue
             u = p.headers.get("Unique-ID")
             if u:
