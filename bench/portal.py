@@ -35,6 +35,7 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import http.client  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import socket  # noqa: E402
@@ -375,12 +376,14 @@ def run_backend(backend: str, args) -> list[tuple]:
     from webui.app import Services, create_app
     from webui.server import HttpServer
     import webui.blueprints.portal as portal_bp
+    from core import db as core_db
 
     rng = random.Random(11)
     out = []
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         database, cleanup = open_backend(backend, folder, args.pg, "portal")
+        serving = database
         search.forget(database)
         try:
             clock = Clock("Asia/Shanghai")
@@ -390,6 +393,14 @@ def run_backend(backend: str, args) -> list[tuple]:
                 client, key = open311.issue_key("压测接入方", by=admin, clock=clock)
                 print(f"{backend}: seeding", flush=True)
                 data = seed(args.tickets, args.published, rng, now, depts, categories, regions, client)
+            if backend == "postgres" and args.pg_pool:
+                # The product's postgresql+pool:// (core.db): connections kept and shared by the requests.
+                database.close()
+                schema = f"bench_portal_{os.getpid()}"
+                pooled = args.pg.replace("postgresql://", "postgresql+pool://", 1)
+                serving = core_db.bind_database(f"{pooled}{'&' if '?' in pooled else '?'}max_connections="
+                                                f"{args.pg_pool}&timeout=30&options=-csearch_path%3D{schema}")
+                print(f"  serving through a pool of {args.pg_pool} connections (postgresql+pool://)", flush=True)
             config = load_config({"database_url": str(database.database), "mode": "test", "load_demo": False,
                                   "var_dir": str(folder / "var"), "secret_key": "p" * 40,
                                   "HOTLINE_PORTAL_PER_ADDRESS": "1000000", "HOTLINE_PORTAL_PER_PHONE": "1000000",
@@ -422,6 +433,8 @@ def run_backend(backend: str, args) -> list[tuple]:
             finally:
                 server.stop()
         finally:
+            if serving is not database:
+                serving.close_all()
             database.close()
             cleanup()
     return out
@@ -447,6 +460,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pg", default=DEFAULT_PG)
     parser.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
     parser.add_argument("--only", default="", help="comma-separated words: run only the rows naming one")
+    parser.add_argument("--pg-pool", type=int, default=0,
+                        help="PostgreSQL: serve through postgresql+pool:// with this many connections (0: the "
+                             "default URL, a connection per request)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     backends = [b for b in available_backends(args.pg) if args.backend in ("both", b)]
