@@ -18,6 +18,21 @@ log = logging.getLogger(__name__)
 
 
 # ---- citizens -------------------------------------------------------------------------------------
+def insert_unless_taken(row: peewee.Model, unique: peewee.Field) -> bool:
+    """INSERT ``row`` (an unsaved instance, defaults filled) unless another row holds its value of the
+    ``unique`` column (ON CONFLICT DO NOTHING: no savepoint, one statement); True and the id set when it was
+    inserted. Any other constraint still raises."""
+    model = type(row)
+    query = (model.insert(dict(row.__data__)).on_conflict(action="NOTHING", conflict_target=[unique])
+             .returning(model._meta.primary_key))
+    inserted = next(iter(query.tuples().execute()), None)
+    if inserted is None:
+        return False
+    setattr(row, model._meta.primary_key.name, inserted[0])
+    row._dirty.clear()
+    return True
+
+
 def citizen_profile(phone: str, name: str = "", address: str = "", email: str = "") -> Optional[Citizen]:
     """The citizen keyed by ``phone``, created on first contact; fills empty name/address from new data."""
     phone = clean_phone(phone)
@@ -25,11 +40,10 @@ def citizen_profile(phone: str, name: str = "", address: str = "", email: str = 
         return None
     citizen = Citizen.get_or_none(Citizen.phone == phone)
     if citizen is None:
-        try:
-            with _db().atomic():
-                return Citizen.create(phone=phone, name=name or "", address=address or "", email=email or "")
-        except peewee.IntegrityError:
-            citizen = Citizen.get(Citizen.phone == phone)
+        created = Citizen(phone=phone, name=name or "", address=address or "", email=email or "")
+        if insert_unless_taken(created, Citizen.phone):
+            return created
+        citizen = Citizen.get(Citizen.phone == phone)  # recorded meanwhile by another call
     changed = False
     for field, value in (("name", name), ("address", address), ("email", email)):
         if value and not getattr(citizen, field):

@@ -320,10 +320,10 @@ def search_items(query: str, limit: int = 20, approved_only: bool = False,
         q = q.where(KnowledgeItem.category == category)
     if public_only:
         q = q.where(KnowledgeItem.public & (KnowledgeItem.review_state == "approved"))
-    rank = search.scorer(query, grams)
-    # Score plain tuples (title counts twice, as in the index), then load full rows for the page only.
-    scored = [(rank(set(search.index_grams(f"{title} {title} {content}")), f"{title} {content}"), views, item_id)
-              for item_id, title, content, views in q.tuples()]
+    rank = search.text_scorer(query, grams)
+    # Score plain tuples from their text (the index's tokens, title twice, hold nothing more), then load full
+    # rows for the page only.
+    scored = [(rank(title, content), views, item_id) for item_id, title, content, views in q.tuples()]
     best = sorted((row for row in scored if row[0] > 0), key=lambda row: (-row[0], -row[1], row[2]))[:limit]
     if not best:
         return []

@@ -204,6 +204,14 @@ for _name, _lead in (("ticket_public_closed", (Ticket.closed_at, Ticket.id)), ("
     Ticket.add_index(Ticket.index(*_columns, where=Ticket.public, name=_name))
 
 
+# The department workbench (caseflow.services.department_queue): each (department, status) list read in the
+# workbench's order and stopped at a page; and, for a large subtree, each status's list over all departments.
+Ticket.add_index(Ticket.index(Ticket.department, Ticket.status, Ticket.overdue.desc(), Ticket.deadline.is_null(),
+                              Ticket.deadline, Ticket.id, name="ticket_workbench"))
+Ticket.add_index(Ticket.index(Ticket.status, Ticket.overdue.desc(), Ticket.deadline.is_null(), Ticket.deadline,
+                              Ticket.id, name="ticket_workbench_status"))
+
+
 class TicketHistory(BaseModel):
     """Append-only timeline of a ticket."""
 
