@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from recorder.integrity import append_seal, compute_mac, record_fields
-from recorder import missed
+from recorder import aggregates, missed
 from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
@@ -416,11 +416,13 @@ class CdrRecorder:
             if record.id is None:
                 existing = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
                 record.id = existing.id if existing else None
+            counted_before = aggregates.stored_count(record.id)  # a record finalised again takes its counts back
             if record.id is None:
                 record.save(force_insert=True)
             record.finalised = True
             record.mac = compute_mac(self.key, record_fields(record))
             record.save()
+            aggregates.apply(counted_before, aggregates.counted(record))
             # Every (re)finalisation is the next link of the day's chain: deletions and replays show.
             append_seal(self.key, record, self._now())
             # Recordings started before the agent was known get the call's caller and agent for search.

@@ -121,17 +121,20 @@ class CallTraffic:
         return sum(day.get(direction, 0) for day in self.by_day.values())
 
 
-def call_traffic(rows: Iterable[tuple[dt.datetime, str]], tz: ZoneInfo) -> CallTraffic:
-    """Group (started at as naive UTC, direction) in local time."""
+def call_traffic(rows: Iterable[tuple], tz: ZoneInfo) -> CallTraffic:
+    """Group (started at as naive UTC, direction[, calls]) in local time: one call each, or ``calls`` calls
+    started within the quarter-hour beginning then (recorder.aggregates' counts; a local hour and day begin on
+    a UTC quarter-hour in every zone, so the whole quarter falls in one)."""
     traffic = CallTraffic()
-    for started, direction in rows:
+    for started, direction, *count in rows:
+        calls = count[0] if count else 1
         direction = "outbound" if direction == "outbound" else "inbound"
         local = to_local(started, tz)
         day = traffic.by_day.setdefault(local.date(), {"inbound": 0, "outbound": 0})
-        day[direction] += 1
-        traffic.by_hour[local.hour][direction] += 1
+        day[direction] += calls
+        traffic.by_hour[local.hour][direction] += calls
         if direction == "inbound":
-            traffic.heat[local.weekday()][local.hour] += 1
+            traffic.heat[local.weekday()][local.hour] += calls
     return traffic
 
 

@@ -14,7 +14,7 @@ from acd.models import Agent, AgentStateLog, QueueEntry
 from caseflow import workflow as wf
 from caseflow.models import Category, Department, Region, Ticket, TicketHistory, User
 from caseflow.visibility import in_department_subtree
-from recorder.models import CallRecord
+from recorder import aggregates
 from stats.breakdowns import AgentFigures, FilterError, Filters, answered_in_target, hours_between, state_seconds
 from stats.figures import SATISFIED_RATINGS, path_ids, unit_of
 from stats.queries import CLOSED_STATUSES, RATING_EVENTS, Scope, _ticket_scope
@@ -69,37 +69,31 @@ def ticket_conditions(scope: Scope, filters: Filters) -> list:
 
 
 # ------------------------------------------------------------------------------------------- calls
-def call_rows(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, str]]:
-    """(started at, direction) of every call record that started in [start, end)."""
-    return list(CallRecord.select(CallRecord.started_at, CallRecord.direction)
-                .where(_between(CallRecord.started_at, start, end)).tuples())
+def call_rows(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, str, int]]:
+    """(quarter-hour or start time, direction, calls) of the calls that started in [start, end): the counts
+    recorder.aggregates keeps as records are finalised, and the records not finalised yet."""
+    return aggregates.call_slots(start, end)
 
 
 def call_totals(start: dt.datetime, end: dt.datetime) -> dict[str, int]:
     """{inbound: n, outbound: n} (环比/同比 bases)."""
-    rows = (CallRecord.select(CallRecord.direction, fn.COUNT(CallRecord.id))
-            .where(_between(CallRecord.started_at, start, end)).group_by(CallRecord.direction).tuples())
     out = {"inbound": 0, "outbound": 0}
-    for direction, count in rows:
-        out["outbound" if direction == "outbound" else "inbound"] += int(count)
+    for _slot, direction, count in aggregates.call_slots(start, end):
+        out[direction] += count
     return out
 
 
 def agent_figures(start: dt.datetime, end: dt.datetime) -> tuple[dict[int, AgentFigures], dict[int, str]]:
-    """Per agent's user id: calls, talk and hold (call records), answers within 15 s of the call's first
+    """Per agent's user id: calls, talk and hold (recorder.aggregates' counts), answers within 15 s of the call's first
     queue entry (queue entries), tickets recorded and their ratings, time in state (the ACD state log)."""
     figures: dict[int, AgentFigures] = {}
 
     def of(user_id: int) -> AgentFigures:
         return figures.setdefault(user_id, AgentFigures())
 
-    for user_id, calls, talk, hold in (
-            CallRecord.select(CallRecord.agent, fn.COUNT(CallRecord.id), fn.SUM(CallRecord.talk_seconds),
-                              fn.SUM(CallRecord.hold_seconds))
-            .where(_between(CallRecord.started_at, start, end) & CallRecord.agent.is_null(False))
-            .group_by(CallRecord.agent).tuples()):
+    for user_id, (calls, talk, hold) in aggregates.agent_calls(start, end).items():
         f = of(user_id)
-        f.calls, f.talk_seconds, f.hold_seconds = int(calls), float(talk or 0), float(hold or 0)
+        f.calls, f.talk_seconds, f.hold_seconds = calls, talk, hold
 
     agent_user = dict(Agent.select(Agent.id, Agent.user).tuples())
     # Entries of the calls that entered a queue in the period (all visits, so the first one is known).
