@@ -18,6 +18,7 @@ from caseflow.models import KnowledgeAnswer, KnowledgeItem, User
 from core.db import is_postgres
 from core.migrations import Step
 from ops.migrations import one_alarm_store
+from recorder import aggregates
 from recorder.migrations import chain_call_records, one_missed_call_list
 from recorder.models import FaxJob
 
@@ -84,6 +85,12 @@ def _search_index_layout(migrator, db):
     return []
 
 
+def _call_counts(migrator, db):
+    """The quarter-hour call counts (new tables, empty) from the call records already stored."""
+    aggregates.rebuild()
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -99,6 +106,8 @@ def _search_index_layout(migrator, db):
 # 0010: the full-text indexes' layout (caseflow.search.upgrade): PostgreSQL's GIN over the grams and marker
 #       lexemes (id buckets, the ticket's departments, recorder and status), SQLite's FTS5 page size. (The
 #       ticket_workbench indexes of issue 15 item 7 are new indexes: create_tables builds them.)
+# 0011: the call counts the calls and agents reports read (recorder.aggregates) computed from the records an
+#       existing database already holds.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -108,4 +117,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0007_fax_job_dialout", _fax_job_dialout),
                      Step("0008_one_alarm_store", one_alarm_store),
                      Step("0009_ticket_created_at_index", _ticket_created_at_index),
-                     Step("0010_search_index_layout", _search_index_layout)]
+                     Step("0010_search_index_layout", _search_index_layout),
+                     Step("0011_call_counts", _call_counts)]

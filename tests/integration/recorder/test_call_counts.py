@@ -135,3 +135,18 @@ def test_slot_of_and_direction():
     assert aggregates.slot_of(dt.datetime(2026, 3, 1, 10, 45)) == dt.datetime(2026, 3, 1, 10, 45)
     assert [aggregates.direction_of(d) for d in ("inbound", "outbound", "internal", "")] == \
         ["inbound", "outbound", "inbound", "inbound"]
+
+
+def test_migration_counts_the_records_already_stored(db, agents):
+    """Should count the finalised records an existing database holds when the counts' tables arrive."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    for n in range(12):
+        CallRecord.create(call_uuid=f"old-{n}", started_at=START + dt.timedelta(minutes=20 * n),
+                          direction="inbound", agent=agents[n % 3], talk_seconds=30, finalised=True)
+    assert CallSlot.select().count() == 0
+    step = "0011_call_counts"
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert step in create_schema()
+    assert aggregates.differences() == [] and CallSlot.select(fn.SUM(CallSlot.calls)).scalar() == 12
