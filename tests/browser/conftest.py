@@ -119,16 +119,23 @@ def demo_accounts(live_server):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """One headless Debian Chromium for the whole run."""
+def playwright_session():
+    """One Playwright driver for the whole run: its sync API refuses a second one while the first is open, so
+    every browser of the suite (the pages' Chromium, the softphone's with a fake microphone) comes from it."""
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """One headless Debian Chromium for the whole run."""
+    chromium = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ language, the seat is never registered without a microphone, and the desk's own 
 a desk opened in another window takes the phone with it."""
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 
 import pytest
@@ -30,17 +28,12 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def media_browser():
+def media_browser(playwright_session):
     """Chromium with a fake microphone allowed without asking (as an agent's browser once allowed)."""
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_MEDIA,
-                                              headless=True)
-        yield chromium
-        chromium.close()
+    chromium = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_MEDIA,
+                                                  headless=True)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
