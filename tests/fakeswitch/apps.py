@@ -49,6 +49,22 @@ class Pulse:
         ev, self._ev = self._ev, Event()
         ev.set()
 
+    def wait_for(self, pred, deadline: float | None = None, step: float = 1.0):
+        """pred()'s first truthy value, checked at every pulse (and at least every `step` seconds); its last,
+        falsy, value once time.monotonic() has passed `deadline` (None: no deadline)."""
+        while True:
+            ev = self.current
+            value = pred()
+            if value:
+                return value
+            if deadline is None:
+                ev.wait(step)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return value
+            ev.wait(min(remaining, step))
+
 
 class InputSlot:
     """One chance for the caller to press digits or speak (a play_and_get_digits try, a read, a record)."""
@@ -164,17 +180,7 @@ class ChannelRunner:
     def wait_until(self, pred, sim_seconds: float | None) -> bool:
         """Wait until pred() or the simulated time passes; True when pred() held. Never blocks forever."""
         deadline = None if sim_seconds is None else time.monotonic() + max(0.0, sim_seconds) * self.sw.time_scale
-        while True:
-            ev = self.wake.current
-            if pred():
-                return True
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                ev.wait(min(remaining, 1.0))
-            else:
-                ev.wait(1.0)
+        return bool(self.wake.wait_for(pred, deadline))
 
     def _stopped(self) -> bool:
         return self.ch.hung_up or self.breaking

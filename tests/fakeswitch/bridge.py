@@ -21,9 +21,7 @@ class BridgeMixin:
     """Bridges, uuid_park and att_xfer. Part of FakeSwitch (composed in server.py; `self` is the switch)."""
 
     def api_uuid_park(self, arg):
-        ch = self._get(arg.split()[0]) if arg.split() else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(arg.split())
         peer = ch.other
         if ch.runner.socket_app is not None or getattr(ch, "bridge_mode", "") != "uuid" and peer is not None:
             # (a channel its socket or a bridge application controls: parked by a park application)

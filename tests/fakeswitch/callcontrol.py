@@ -102,9 +102,7 @@ class CallControlMixin:
 
     def api_uuid_kill(self, arg):
         p = arg.split()
-        ch = self._get(p[0]) if p else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         self.hangup(ch, p[1] if len(p) > 1 else "NORMAL_CLEARING", by="switch")
         return "+OK\n"
 
@@ -119,9 +117,7 @@ class CallControlMixin:
 
     def api_uuid_getvar(self, arg):
         p = arg.split()
-        ch = self._get(p[0]) if p else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         if len(p) < 2:
             return "-USAGE: <uuid> <var>\n"
         v = ch.get_var(p[1])
@@ -129,9 +125,7 @@ class CallControlMixin:
 
     def api_uuid_setvar(self, arg):
         p = arg.split(None, 2)
-        ch = self._get(p[0]) if p else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         if len(p) < 2:
             return "-USAGE: <uuid> <var> [value]\n"
         if len(p) == 2:
@@ -142,41 +136,33 @@ class CallControlMixin:
 
     def api_uuid_send_dtmf(self, arg):
         p = arg.split()
-        ch = self._get(p[0]) if p else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         lifecycle.send_dtmf(ch, p[1])
         return f"+OK {ch.uuid} sent DTMF {p[1]}.\n"
 
     def api_uuid_recv_dtmf(self, arg):
         p = arg.split()
-        ch = self._get(p[0]) if p else None
-        if ch is None or len(p) < 2:
+        ch = self._channel_arg(p)
+        if len(p) < 2:
             return "-ERR No such channel!\n"
         for d in p[1]:
             ch.runner.dtmf(d)
         return "+OK\n"
 
     def api_uuid_answer(self, arg):
-        ch = self._get(arg.split()[0]) if arg.split() else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(arg.split())
         self.answer(ch)
         return "+OK\n"
 
     def api_uuid_dump(self, arg):
-        ch = self._get(arg.split()[0]) if arg.split() else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(arg.split())
         headers = self.common_headers("CHANNEL_DATA") + ch.channel_data()
         # switch_event_serialize: the same URL-encoded values as text/event-plain.
         return "".join(f"{k}: {wire.url_encode(v)}\n" for k, v in headers)
 
     def api_uuid_break(self, arg):
         p = arg.split()
-        ch = self._get(p[0]) if p else None
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         ch.runner.interrupt()
         return "+OK\n"
 

@@ -104,9 +104,7 @@ class DialplanMixin:
         p = arg.split()
         if len(p) < 2:
             return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
-        ch = self._get(p[0])
-        if ch is None:
-            return "-ERR No such channel!\n"
+        ch = self._channel_arg(p)
         legs = "aleg"
         rest = p[1:]
         if rest[0] in ("-bleg", "-both"):

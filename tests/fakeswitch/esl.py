@@ -32,6 +32,22 @@ class EslConnection(Listener):
         self.dropped = False
         self.greenlet = None
 
+    def serve(self, where: str) -> None:
+        """Read and answer commands until the client closes, the socket fails or a command is too large."""
+        while not self.closed:
+            try:
+                cmd = self.reader.read()
+            except wire.CommandTooLarge:
+                log.info("fake switch: oversized command %s, closing", where)
+                break
+            except OSError:
+                break
+            if cmd is None:
+                break
+            self.commands.append(cmd)
+            self.sw.changed.pulse()
+            self._handle(cmd)
+
     # -- test hooks ----------------------------------------------------------------------------------
     def inject(self, data: bytes) -> bool:
         """Write raw bytes to the client (malformed frames, partial frames...)."""
@@ -171,19 +187,7 @@ class InboundSession(EslConnection):
         """Greet, authenticate, then answer commands until either side closes."""
         self.send(wire.auth_request())
         try:
-            while not self.closed:
-                try:
-                    cmd = self.reader.read()
-                except wire.CommandTooLarge:
-                    log.info("fake switch: oversized command from %s, closing", self.address)
-                    break
-                except OSError:
-                    break
-                if cmd is None:
-                    break
-                self.commands.append(cmd)
-                self.sw.changed.pulse()
-                self._handle(cmd)
+            self.serve(f"from {self.address}")
         finally:
             self.close()
             self.sw._inbound_closed(self)

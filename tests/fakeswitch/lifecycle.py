@@ -131,20 +131,15 @@ def flip_cid(sw, ch) -> None:
     """switch_channel_flip_cid: the caller id becomes the callee's (the callee id the old caller's, blank once
     bridged), the old one is kept in pre_transfer_caller_id_*, and CALL_UPDATE (Direction RECV) tells it."""
     bridged = ch.other is not None
-    if ch.callee_name:
-        if ch.caller_name:
-            ch.set_var("pre_transfer_caller_id_name", ch.caller_name)
-        old, ch.caller_name = ch.caller_name, ch.callee_name
-        ch.callee_name = "" if bridged else old
-    elif bridged:
-        ch.callee_name = ""
-    if ch.callee_number:
-        if ch.caller_number:
-            ch.set_var("pre_transfer_caller_id_number", ch.caller_number)
-        old, ch.caller_number = ch.caller_number, ch.callee_number
-        ch.callee_number = "" if bridged else old
-    elif bridged:
-        ch.callee_number = ""
+    for part in ("name", "number"):
+        caller, callee = getattr(ch, f"caller_{part}"), getattr(ch, f"callee_{part}")
+        if callee:
+            if caller:
+                ch.set_var(f"pre_transfer_caller_id_{part}", caller)
+            setattr(ch, f"caller_{part}", callee)
+            setattr(ch, f"callee_{part}", "" if bridged else caller)
+        elif bridged:
+            setattr(ch, f"callee_{part}", "")
     ch.set_var("channel_cid_flipped", "yes")
     ch.cid_sorted = True
     _emit(sw, ch, "CALL_UPDATE", pre=[("Direction", "RECV")] + ([("Bridged-To", ch.other.uuid)] if bridged else []))

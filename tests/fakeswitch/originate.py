@@ -177,15 +177,7 @@ class OriginateMixin:
 
     def _wait_sim(self, pred, sim_seconds, pulse: Pulse | None = None) -> bool:
         deadline = time.monotonic() + sim_seconds * self.time_scale
-        pulse = pulse or self.changed
-        while True:
-            ev = pulse.current
-            if pred():
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            ev.wait(min(remaining, 1.0))
+        return bool((pulse or self.changed).wait_for(pred, deadline))
 
     def _loopback(self, ext, variables, cid_name, cid_num, rest=()) -> FakeChannel:
         # loopback/<ext>[/<context>[/<dialplan>]]; both legs' callee id is "Outbound Call" <the dial string's

@@ -37,19 +37,7 @@ class SocketSession(EslConnection):
 
     def run(self) -> None:
         try:
-            while not self.closed:
-                try:
-                    cmd = self.reader.read()
-                except wire.CommandTooLarge:
-                    log.info("fake switch: oversized command on the outbound socket")
-                    break
-                except OSError:
-                    break
-                if cmd is None:
-                    break
-                self.commands.append(cmd)
-                self.sw.changed.pulse()
-                self._handle(cmd)
+            self.serve("on the outbound socket")
         finally:
             self.close()
             ch = self.call.channel
@@ -348,24 +336,11 @@ class FakeCall:
 
     # -- helpers used by script steps ----------------------------------------------------------------
     def _wait(self, pred, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            ev = self.changed.current
-            if pred():
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ScriptError(f"timed out after {timeout}s waiting for {what}; executed={self.executed}")
-            ev.wait(min(remaining, 1.0))
+        if not self.changed.wait_for(pred, time.monotonic() + timeout):
+            raise ScriptError(f"timed out after {timeout}s waiting for {what}; executed={self.executed}")
 
     def _sleep_sim(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds * self.sw.time_scale
-        while not self.channel.hung_up:
-            ev = self.changed.current
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            ev.wait(remaining)
+        self.changed.wait_for(lambda: self.channel.hung_up, time.monotonic() + seconds * self.sw.time_scale)
 
     def _wait_execution(self, app, arg_contains, timeout) -> None:
         def found():

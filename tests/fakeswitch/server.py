@@ -293,16 +293,10 @@ class FakeSwitch(ApiMixin, CallControlMixin, DialplanMixin, OriginateMixin, Peer
     # -- waiting -----------------------------------------------------------------------------------
     def wait_for(self, fn, timeout: float = 5.0, what: str = "condition"):
         """Wait until fn() returns something truthy and return it; TimeoutError after timeout seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ev = self.changed.current
-            value = fn()
-            if value:
-                return value
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"fake switch: timed out after {timeout}s waiting for {what}")
-            ev.wait(min(remaining, 0.5))
+        value = self.changed.wait_for(fn, time.monotonic() + timeout, step=0.5)
+        if not value:
+            raise TimeoutError(f"fake switch: timed out after {timeout}s waiting for {what}")
+        return value
 
     def wait_quietly(self, fn, timeout: float, what: str = "") -> bool:
         """wait_for for the fake's own greenlets: False on timeout instead of raising."""
@@ -394,6 +388,17 @@ class FakeSwitch(ApiMixin, CallControlMixin, DialplanMixin, OriginateMixin, Peer
 
     def _get(self, uuid: str) -> FakeChannel | None:
         return self.channels.get(uuid.strip())
+
+    def _channel_arg(self, words: list[str]) -> FakeChannel:
+        """The live channel an api command's first word names; api() answers `-ERR No such channel!` for none."""
+        ch = self._get(words[0]) if words else None
+        if ch is None:
+            raise NoSuchChannel("No such channel!")
+        return ch
+
+
+class NoSuchChannel(ValueError):
+    """An api command named no live channel (api() turns a ValueError into its `-ERR <text>` reply)."""
 
 
 def _unique_id(headers) -> str | None:
