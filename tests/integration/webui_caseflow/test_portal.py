@@ -428,7 +428,8 @@ def test_monthly_figures(client, world, clock):
 
 def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
     """Should find none of the unpublished data on any public URL (every public GET route, including the
-    case pages with every ticket number) while open, unconsented and undisclosed cases exist."""
+    case pages with every ticket number) while open, unconsented and undisclosed cases, an API request, internal
+    guides, unpublished notices and other citizens' chats exist."""
     from webui import security
 
     from tests.integration.webui.test_security import concrete_urls
@@ -471,6 +472,20 @@ def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
     secrets_ += ["未公开戊", "未公开庚", "未公开己", "未公开辛"]
     urls |= {f"/guides/{i.id}" for i in (internal, unreviewed)} | {f"/notices/{n.id}" for n in (draft, in_review)}
     urls |= {"/guides?q=未公开戊", "/guides?q=未公开庚", "/guides", "/notices", "/poll"}
+    # Online chat: another citizen's chat in progress and one that became a ticket when its citizen left; a
+    # browser holding no chat reaches neither (the chat's id and token live only in its own session).
+    from acd import chat
+
+    topic = chat.create_queue("walk-chat", "consult", display_name="咨询")
+    waiting, _token = chat.start(topic.id, name="张未公开", phone="13600006666", clock=clock)
+    chat.post(waiting, "citizen", "未公开壬在排队", clock=clock)
+    left, _token = chat.start(topic.id, phone="13600007777", clock=clock)
+    chat.post(left, "citizen", "未公开癸已离开", clock=clock)
+    chat_ticket = chat.close(left, "citizen", clock).ticket
+    numbers.append(chat_ticket.number)
+    secrets_ += ["未公开壬", "未公开癸", "张未公开", "13600006666", "13600007777", chat_ticket.number]
+    urls |= {"/chat/", "/chat/room", "/chat/events?max_seconds=0&after=0", f"/cases/{chat_ticket.number}",
+             f"/follow/{chat_ticket.number}"}
     for fmt in ("xml", "json"):
         urls |= {f"/open311/v2/requests/{n}.{fmt}" for n in numbers}
         urls |= {f"/open311/v2/{path}.{fmt}" for path in ("services", "requests", f"services/{world.noise.code}")}
@@ -488,6 +503,48 @@ def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
     assert published.number in anonymous.get("/cases").get_data(as_text=True)
     assert [r["service_request_id"] for r in anonymous.get("/open311/v2/requests.json").get_json()] == [
         published.number]
+
+
+ATTRIBUTE = '" onmouseover="alert(2)'  # breaks out of an attribute if one is not escaped
+
+
+def test_script_in_every_field_stays_inert_on_the_published_pages(client, world, clock):
+    """Should show script typed into every field of the form (content, address, name, e-mail), written into the
+    department's reply and into the names of the category and region as text on every page a published case
+    appears on: the home page, the list (with and without a search), the case page, and Open311's answers."""
+    category = org.create_category("XSS", SCRIPT + "分类" + ATTRIBUTE)
+    region = org.create_region("RX", SCRIPT + "地区" + ATTRIBUTE)
+    # One payload a field (the name and address are masked wherever they reappear in the published text).
+    number, _code = receipt(submit(client, content=f"{SCRIPT}{ATTRIBUTE}路灯坏了", address="<svg onload=alert(4)>",
+                                  name="<img src=x onerror=alert(3)>", email="a@example.com",
+                                  category=str(category.id), region=str(region.id)))
+    ticket = services.dispatch(Ticket.get(Ticket.number == number), world.centre_user, world.east, clock=clock)
+    ticket = services.transition(ticket, "accept", world.east_user, clock=clock)
+    ticket = services.transition(ticket, "reply", world.east_user, clock=clock, reply=f"{SCRIPT}{ATTRIBUTE}已修复")
+    ticket = services.transition(ticket, "approve", world.centre_user, clock=clock)
+    ticket = services.call_back(ticket, world.centre_user, "satisfied", clock=clock)
+    ticket = services.transition(ticket, "close", world.centre_user, clock=clock)
+    services.transition(ticket, "disclose", world.centre_user, public=True, clock=clock)
+    anonymous = client.application.test_client()
+    pages = {url: anonymous.get(url) for url in ("/", "/cases", "/cases?q=路灯", f"/cases?category={category.id}",
+                                                  f"/cases?region={region.id}", f"/cases/{number}", "/figures")}
+    for url, response in pages.items():
+        body = response.get_data(as_text=True)
+        assert response.status_code == 200, url
+        for markup in ("<script>", ATTRIBUTE, "<svg", "<img src=x"):
+            assert markup not in body.replace('<script src="', ""), (url, markup)
+    case_page = pages[f"/cases/{number}"].get_data(as_text=True)
+    assert case_page.count("&lt;script&gt;") >= 2 and "路灯坏了" in case_page and "已修复" in case_page
+    assert number in pages["/"].get_data(as_text=True) and number in pages["/cases?q=路灯"].get_data(as_text=True)
+    for fmt in ("xml", "json"):
+        for url in (f"/open311/v2/requests/{number}.{fmt}", f"/open311/v2/requests.{fmt}",
+                    f"/open311/v2/services.{fmt}"):
+            response = anonymous.get(url)
+            assert response.status_code == 200 and response.headers["X-Content-Type-Options"] == "nosniff", url
+            if fmt == "xml":
+                assert b"<script>" not in response.get_data() and b"&lt;script&gt;" in response.get_data(), url
+    shown = anonymous.get(f"/open311/v2/requests/{number}.json").get_json()[0]
+    assert shown["description"].startswith(SCRIPT + ATTRIBUTE) and shown["service_notice"].startswith(SCRIPT)
 
 
 def test_language_on_published_page(client, world, clock):
