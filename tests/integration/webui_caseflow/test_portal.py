@@ -184,6 +184,60 @@ def test_a_50_mb_upload_is_refused_before_it_is_read(app, client, world):
     assert "MB" in response.get_data(as_text=True)
 
 
+def test_a_50_mb_pdf_sent_without_a_length_is_refused(app, world):
+    """Should refuse a real 50 MB PDF (a browser's form with its token and picture code) streamed in chunks with
+    no Content-Length through the product's own HTTP server: 413 with the size page once the body passes the
+    limit, and no ticket or file stored."""
+    import http.client
+
+    import gevent
+
+    from webui.server import HttpServer
+
+    server = HttpServer(("127.0.0.1", 0), app)
+    server.start()
+
+    def browser():
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
+        connection.request("GET", "/write")
+        answer = connection.getresponse()
+        page = answer.read().decode()
+        cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        connection.request("GET", "/captcha.png", headers={"Cookie": cookie})
+        answer = connection.getresponse()
+        answer.read()
+        cookie = (answer.headers["Set-Cookie"] or cookie).split(";", 1)[0]
+
+        def body():
+            for name, value in {**form(), "csrf_token": token}.items():
+                yield (f'--x\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n').encode()
+            yield (b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.pdf"\r\n'
+                   b"Content-Type: application/pdf\r\n\r\n" + PDF)
+            for _ in range(50):
+                yield b"0" * (1024 * 1024)
+            yield b"\r\n--x--\r\n"
+
+        try:
+            connection.request("POST", "/write", body=body(), encode_chunked=True,
+                               headers={"Cookie": cookie, "Transfer-Encoding": "chunked",
+                                        "Content-Type": "multipart/form-data; boundary=x"})
+            answer = connection.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            connection.close()
+
+    try:
+        # A blocking client in a thread of the hub's pool (this process is not monkey-patched).
+        status, page = gevent.get_hub().threadpool.spawn(browser).get(timeout=120)
+    finally:
+        server.stop()
+    assert status == 413 and "MB" in page
+    assert WebCase.select().count() == 0 and Attachment.select().count() == 0
+    root = app.extensions["hotline"].config.attachments_dir
+    assert not (root.exists() and [p for p in root.rglob("*") if p.is_file()])
+
+
 def test_a_too_large_file_within_the_body_limit_is_refused(client, world):
     """Should refuse a single file above the per-file size."""
     response = submit(client, files=[("big.pdf", PDF + b"0" * portal.MAX_FILE_SIZE)])
