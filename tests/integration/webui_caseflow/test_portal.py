@@ -480,6 +480,21 @@ def test_monthly_figures(client, world, clock):
     assert client.get("/figures?month=1999-01").status_code == 404
 
 
+def test_monthly_figures_are_counted_once_per_window(client, world, clock, monkeypatch):
+    """Should count a month's figures once and show the same numbers until FIGURES_KEPT_SECONDS have passed
+    (a month of a million tickets is read once, not per visitor), then count again."""
+    import webui.blueprints.portal as portal_bp
+
+    def received():
+        return re.findall(r"<dd>([^<]*)</dd>", client.get("/figures?month=2026-03").get_data(as_text=True))[0]
+
+    assert received() == "2"
+    services.create_ticket("三月又一件", citizen_phone="13900001234", clock=clock)
+    assert received() == "2"
+    monkeypatch.setattr(portal_bp, "FIGURES_KEPT_SECONDS", 0)
+    assert received() == "3"
+
+
 def test_no_public_url_reveals_unpublished_data(app, client, world, clock):
     """Should find none of the unpublished data on any public URL (every public GET route, including the
     case pages with every ticket number) while open, unconsented and undisclosed cases, an API request, internal
