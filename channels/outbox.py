@@ -37,10 +37,11 @@ def opted_out(address: str) -> bool:
 
 def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "", ticket=None,
             dedupe_key: Optional[str] = None, ref: str = "", answer: bool = False, lang: str = "zh",
-            settings=None, clock: Optional[Clock] = None) -> Optional[Message]:
+            settings=None, clock: Optional[Clock] = None,
+            texts: Optional[templates.Texts] = None) -> Optional[Message]:
     """Queue an SMS from a template. Returns the message (the earlier one for a ``dedupe_key`` already used),
     or None when nothing is to be sent: not a mobile number, or the number opted out (``answer``: a reply to
-    the citizen's own message, which an opt-out does not stop)."""
+    the citizen's own message, which an opt-out does not stop). ``texts``: the round's templates.Texts."""
     clock = clock or Clock()
     try:
         address = sms.normalise_number(address)
@@ -48,15 +49,15 @@ def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "",
         return None
     if not sms.is_mobile(address):
         return None
-    if dedupe_key:
-        earlier = Message.get_or_none(Message.dedupe_key == dedupe_key)
-        if earlier is not None:
-            return earlier
+    # A used dedupe key is found by the insert below (its unique index), not by a look-up first: nearly
+    # every key is new, and a burst of receipts paid a query each for nothing.
     if not answer and opted_out(address):
-        log.info("sms %s to %s not queued: opted out", template_key, address)
-        return None
+        earlier = Message.get_or_none(Message.dedupe_key == dedupe_key) if dedupe_key else None
+        if earlier is None:
+            log.info("sms %s to %s not queued: opted out", template_key, address)
+        return earlier
     default = templates.DEFAULTS[template_key]
-    body = sms.fit(templates.render(template_key, values, lang))
+    body = sms.fit(templates.render(template_key, values, lang, texts))
     now = clock.now()
     quiet = settings.quiet if settings is not None else policy.QuietHours()
     urgent = default.urgent or answer
@@ -258,17 +259,21 @@ class Outbox:
         batch, done[:] = list(done), []
         now_db = to_db(self.clock.now())
         sending = Message.status == "sending"
+        by_answer: dict[str, list[int]] = {}  # Kannel answers alike ("0: Accepted for delivery"): one UPDATE each
+        for message, answer in batch:
+            by_answer.setdefault(str(answer)[:255], []).append(message.id)
         with database.atomic():
-            for message, answer in batch:
+            for answer, ids in by_answer.items():
                 # A delivery report may have got here first (Kannel answers the dlr-url within
                 # milliseconds): it keeps its status and report, and the message still gets its sent_at.
                 Message.update({Message.status: peewee.Case(None, [(sending, "sent")], Message.status),
-                                Message.delivery_report: peewee.Case(None, [(sending, str(answer)[:255])],
+                                Message.delivery_report: peewee.Case(None, [(sending, answer)],
                                                                      Message.delivery_report),
                                 Message.sent_at: now_db, Message.updated_at: now_db, Message.error: ""}).where(
-                    Message.id == message.id).execute()
-        for message, answer in batch:
-            self._tell(self.on_sent, Message.get_by_id(message.id))
+                    Message.id.in_(ids)).execute()
+        stored = {row.id: row for row in Message.select().where(Message.id.in_([m.id for m, _a in batch]))}
+        for message, _answer in batch:
+            self._tell(self.on_sent, stored[message.id])
 
     def _retry_later(self, message: Message, error: Exception, now: dt.datetime) -> bool:
         """Back to the queue with backoff after the gateway was down; True when the retry budget is spent
@@ -301,15 +306,17 @@ class Outbox:
 
 def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -> Message:
     """A delivery report from Kannel: moves the message forward (never back). Unknown ids raise LookupError,
-    malformed input SmsInputError."""
+    malformed input SmsInputError. Returns the message as stored (read once, changed in place: a report is
+    two statements, the read and a compare-and-set, on the path every message takes)."""
     try:
         message_id, report_type = int(message_id), int(report_type)
     except (TypeError, ValueError):
         raise sms.SmsInputError("id and type must be numbers") from None
     report = f"{report_type}:{str(answer or '')[:200]}"[:255]
     foreign = str(foreign or "").strip()[:64]
-    # Reports for one message arrive together (Kannel sends 'delivered' and 'accepted' at once): each is a
-    # compare-and-set on the status it read, tried again when another report got there first.
+    # Reports for one message may arrive together (with every report type asked for, Kannel sends
+    # 'delivered' and 'accepted' at once): each is a compare-and-set on the status it read, tried again
+    # when another report got there first.
     for _attempt in range(10):
         message = Message.get_or_none((Message.id == message_id) & (Message.direction == "out"))
         if message is None:
@@ -322,7 +329,9 @@ def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -
         try:
             if Message.update(changes).where((Message.id == message.id)
                                              & (Message.status == message.status)).execute():
-                break
+                message.status, message.delivery_report = status, report
+                message.provider_id = changes.get(Message.provider_id, message.provider_id)
+                return message
         except peewee.IntegrityError:  # the other report stored the same provider id first
             continue
     return Message.get_by_id(message_id)

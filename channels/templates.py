@@ -3,6 +3,7 @@ with Jinja2's sandbox (a template can read the values it is given and nothing el
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -80,10 +81,17 @@ class TemplateInputError(ValueError):
     """A template that does not compile or render; the message says where."""
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str):
+    """``source`` compiled once: compiling costs far more than rendering (a burst of receipts compiled the
+    same text for every message). A text that does not compile raises and is not kept."""
+    return _ENV.from_string(source)
+
+
 def render_text(source: str, values: dict) -> str:
     """Render ``source`` in the sandbox; errors become TemplateInputError."""
     try:
-        return _ENV.from_string(source).render(**values).strip()
+        return _compiled(source).render(**values).strip()
     except TemplateError as error:
         raise TemplateInputError(f"模板错误：{error} / template error: {error}") from None
 
@@ -103,9 +111,23 @@ def source(key: str, lang: str = "zh") -> str:
     return default.en if lang == "en" else default.zh
 
 
-def render(key: str, values: dict, lang: str = "zh") -> str:
-    """The message text for ``key`` with ``values``."""
-    return render_text(source(key, lang), values)
+class Texts:
+    """The texts in force, each read from the database once: a round that queues many messages (a burst of
+    receipts) asks once per key and language, not once per message. Lives for one round, so an
+    administrator's edit applies from the next."""
+
+    def __init__(self):
+        self._read: dict[tuple[str, str], str] = {}
+
+    def source(self, key: str, lang: str = "zh") -> str:
+        if (key, lang) not in self._read:
+            self._read[key, lang] = source(key, lang)
+        return self._read[key, lang]
+
+
+def render(key: str, values: dict, lang: str = "zh", texts: Optional[Texts] = None) -> str:
+    """The message text for ``key`` with ``values`` (the texts in force read through ``texts`` if given)."""
+    return render_text(texts.source(key, lang) if texts is not None else source(key, lang), values)
 
 
 def sample_values(key: str) -> dict:
