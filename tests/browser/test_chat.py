@@ -1,6 +1,8 @@
-"""In Chromium: a citizen on a phone-sized page (390x844) opens the website's online chat, an agent answers on
-the desk, a message goes each way, the agent ends the chat and the citizen sees the acceptance number of the
-ticket holding the transcript. Neither page may log a console error or a Content-Security-Policy violation.
+"""In Chromium: a citizen on a phone-sized page (390x844) opens the website's online chat, an agent (who set
+how many chats they take on the desk) answers on the desk, a message goes each way, the agent sends a
+knowledge-base answer into the chat, the team lead sees the chat queue on the console, the agent ends the chat,
+the citizen sees the acceptance number of the ticket holding the transcript, and the ticket page shows that
+transcript. No page may log a console error or a Content-Security-Policy violation.
 
 The app, the ACD and the fake FreeSWITCH run in one background hub as in test_agent_desk (its Telephony).
 """
@@ -12,6 +14,7 @@ from playwright.sync_api import expect
 from acd import chat
 from acd.dispatcher import create_agent, create_queue
 from acd.models import ChatSession
+from caseflow import knowledge
 from caseflow.accounts import create_user
 from core import db as core_db
 from core.config import load_config
@@ -20,6 +23,7 @@ from tests.browser.conftest import login
 from tests.browser.test_agent_desk import Telephony
 
 PASSWORD = "chat-pass-1234"
+KB_ANSWER = "请提供施工地点和时间，我们转城管执法部门夜间核查。"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True,
          "has_touch": True}
 
@@ -39,6 +43,10 @@ def telephony(tmp_path, monkeypatch):
         chat.create_queue("web-consult", "consult", display_name="政策咨询")
         create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"general": 5})
+        create_user("9001", "陈班长", PASSWORD, roles="team_lead")
+        item = knowledge.create_item("夜间施工噪音投诉办法", "夜间施工噪音可拨打12345或在网站写信反映。",
+                                     review_state="approved")
+        knowledge.review(knowledge.add_answer(item, KB_ANSWER), "approved")
     thread = Telephony(config, tmp_path)
     thread.start()
     assert thread.ready.wait(15), "telephony thread did not start"
@@ -63,14 +71,17 @@ def watch(page) -> list[str]:
 
 
 def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, telephony):
-    """Should carry a citizen's chat from /chat on a phone to the desk and back: waiting, answered, one message
-    each way, ended by the agent with the ticket's acceptance number shown; no console error or CSP violation
-    on either page, and the phone page never scrolls sideways."""
+    """Should carry a citizen's chat from /chat on a phone to the desk and back: the agent's chat capacity set
+    on the desk, waiting, answered, one message each way and a knowledge answer sent into the chat, the chat
+    queue and the agent's chats on the team lead's console, ended by the agent with the ticket's acceptance
+    number shown and the transcript on the ticket page; no console error or CSP violation on any page, and the
+    phone page never scrolls sideways."""
     desk_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
     phone_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **PHONE)
+    lead_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
     try:
-        desk, phone = desk_context.new_page(), phone_context.new_page()
-        desk_problems, phone_problems = watch(desk), watch(phone)
+        desk, phone, lead = desk_context.new_page(), phone_context.new_page(), lead_context.new_page()
+        desk_problems, phone_problems, lead_problems = watch(desk), watch(phone), watch(lead)
 
         login(desk, telephony.url, "8001", PASSWORD)
         desk.goto(telephony.url + "/desk/")
@@ -78,6 +89,15 @@ def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, tel
         expect(desk.get_by_test_id("agent-status")).to_have_text("就绪")
         desk.get_by_test_id("tab-chat").click()  # the chats share a tab with the knowledge base
         expect(desk.get_by_test_id("chat-none")).to_be_visible()
+        # How many chats the agent takes beside calls, set on the desk.
+        expect(desk.get_by_test_id("chat-capacity")).to_have_value("2")
+        desk.get_by_test_id("chat-capacity").fill("1")
+        with desk.expect_response(lambda r: r.url.endswith("/desk/chat/capacity")) as saved:
+            desk.get_by_test_id("chat-capacity-save").click()
+        assert saved.value.json() == {"ok": True, "capacity": 1}
+        with core_db.database.connection_context():
+            agent_id = next(a.id for a in telephony.acd.agents.values() if a.extension == "1001")
+            assert chat.capacity(agent_id) == 1
 
         phone.goto(telephony.url + "/chat/")
         expect(phone.locator("#captcha-img")).to_have_js_property("complete", True)
@@ -110,6 +130,24 @@ def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, tel
             "可以登记，我们转交城管。")
         expect(phone.get_by_test_id("chat-log").locator("li[data-sender=citizen]")).to_have_count(1)
 
+        # A knowledge answer into the chat, from the knowledge tab beside the ticket form.
+        desk.get_by_test_id("tab-kb").click()
+        desk.get_by_test_id("kb-query").fill("施工噪音")
+        desk.get_by_test_id("kb-query").press("Enter")
+        desk.get_by_test_id("kb-result").first.click()
+        desk.get_by_test_id("kb-item").get_by_test_id("kb-chat").last.click()
+        expect(phone.get_by_test_id("chat-log").locator("li[data-sender=agent]")).to_have_count(2)
+        expect(phone.get_by_test_id("chat-log").locator("li[data-sender=agent]").last).to_contain_text(KB_ANSWER)
+        desk.get_by_test_id("tab-chat").click()
+
+        # The team lead's console: the chat queue and the agent's chats against the capacity they set.
+        login(lead, telephony.url, "9001", PASSWORD)
+        lead.goto(telephony.url + "/supervisor/")
+        queue_row = lead.get_by_test_id("chat-queue-stats").locator("tbody tr", has_text="政策咨询")
+        expect(queue_row.locator("td").nth(3)).to_have_text("1")
+        agent_row = lead.get_by_test_id("chat-agent-stats").locator("tbody tr", has_text="8001")
+        expect(agent_row.locator("td")).to_have_text(["8001 王芳", "1", "0", "1"])
+
         card.get_by_test_id("desk-chat-close").click()
         expect(card.get_by_test_id("desk-chat-status")).to_contain_text("已结束")
         expect(phone.get_by_test_id("chat-ended")).to_be_visible()
@@ -121,7 +159,15 @@ def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, tel
         expect(phone.locator("#chat-form")).to_be_hidden()
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
 
-        assert phone_problems == [] and desk_problems == [], (phone_problems, desk_problems)
+        # The transcript is stored with the ticket: its page shows every line, the knowledge answer included.
+        desk.goto(f"{telephony.url}/tickets/{number}")
+        lines = desk.get_by_test_id("chat-transcript-lines")
+        expect(lines.locator("li[data-sender=citizen]")).to_contain_text(["请问夜间施工噪音怎么投诉？"])
+        expect(lines.locator("li[data-sender=agent]")).to_contain_text(["可以登记，我们转交城管。", KB_ANSWER])
+
+        assert phone_problems == [] and desk_problems == [] and lead_problems == [], (
+            phone_problems, desk_problems, lead_problems)
     finally:
         desk_context.close()
         phone_context.close()
+        lead_context.close()
