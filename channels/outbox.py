@@ -20,7 +20,7 @@ import peewee
 
 from caseflow.services import to_db
 from channels import policy, sms, templates
-from channels.kannel import GatewayDown, GatewayRefused
+from channels.kannel import GatewayDown, GatewayRefused, GatewayUnsure
 from channels.models import Message, OptOut
 from core.clock import Clock
 from core.db import database, greenlet_local_connections
@@ -184,6 +184,8 @@ class Outbox:
             results.put((message, lane, "sent", self.send(message.id, message.address, message.body)))
         except GatewayRefused as error:
             results.put((message, lane, "refused", error))
+        except GatewayUnsure as error:
+            results.put((message, lane, "unsure", error))
         except GatewayDown as error:
             results.put((message, lane, "down", error))
         except BaseException as error:  # noqa: BLE001 - handed to the round, which raises it
@@ -240,6 +242,12 @@ class Outbox:
                 gateway_down = True  # the rest waits for the next round instead of hammering a dead gateway
                 lane.clear()
                 counts["failed" if self._retry_later(message, answer, now) else "retry"] += 1
+            elif outcome == "unsure":  # taken or not: never sent twice (a delivery report may still tell)
+                gateway_down = True  # the gateway is going away: the rest waits for the next round
+                lane.clear()
+                self._finish(message, "failed", f"网关可能已收下，结果未知，未重发 / outcome unknown, not resent: "
+                                                f"{answer}")
+                counts["failed"] += 1
             else:
                 unexpected = unexpected or answer  # the message stays 'sending': recover() fails it
                 lane.clear()
@@ -290,8 +298,11 @@ class Outbox:
         Message.update(next_attempt_at=to_db(until)).where(Message.id == message.id).execute()
 
     def _finish(self, message: Message, status: str, error: str) -> None:
-        Message.update(status=status, error=error[:255], updated_at=to_db(self.clock.now())).where(
-            Message.id == message.id).execute()
+        # Only a message not yet sent: a delivery report that got here first (the gateway took it after all)
+        # keeps the state it gave.
+        if not Message.update(status=status, error=error[:255], updated_at=to_db(self.clock.now())).where(
+                (Message.id == message.id) & Message.status.in_(("queued", "sending"))).execute():
+            return
         log.warning("%s %s to %s %s: %s", self.channel, message.id, message.address, status, error)
         if status == "failed":
             self._tell(self.on_failed, Message.get_by_id(message.id))
@@ -321,7 +332,10 @@ def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -
         message = Message.get_or_none((Message.id == message_id) & (Message.direction == "out"))
         if message is None:
             raise LookupError(f"unknown message id {message_id}")
-        status = sms.status_after_report(message.status, report_type)
+        # A message the app failed itself with no report yet (its outcome unknown: interrupted, or no answer
+        # from the gateway) was taken after all if a report comes: the report says how it ended.
+        current = "sent" if message.status == "failed" and not message.delivery_report else message.status
+        status = sms.status_after_report(current, report_type)
         changes = {Message.status: status, Message.delivery_report: report}
         if foreign and not message.provider_id and \
                 not Message.select().where(Message.provider_id == foreign).exists():

@@ -255,3 +255,42 @@ def test_material_request_sent_for_real(org_setup, clock, gateway, sms_settings)
 def test_wf_status_known():
     """Should use the workflow's approved status for open satisfaction questions."""
     assert wf.APPROVED == "approved"
+
+
+def test_no_answer_from_the_gateway_is_failed_not_resent(db, clock, gateway, sms_settings):
+    """Should fail (not resend) a message whose request reached the gateway without an answer coming back,
+    tell the centre, let the recipient's next message go, and take a later delivery report at its word."""
+    from caseflow import org
+    from channels.kannel import GatewayUnsure
+    org.create_department("C", "热线中心", None, "centre")
+    first, second = (enqueue("13800000011", key, {}, answer=True, settings=sms_settings, clock=clock)
+                     for key in ("optout", "status_unknown"))
+    box = _outbox(gateway, sms_settings, clock)
+
+    def no_answer(message_id, to, text):
+        raise GatewayUnsure("no answer from Kannel after the request (test)")
+
+    box.send = no_answer
+    assert box.run_once()["failed"] == 1
+    failed = Message.get_by_id(first.id)
+    assert failed.status == "failed" and "not resent" in failed.error
+    assert Notification.select().where(Notification.kind == "sms_failed").count() == 1
+    box.send = gateway
+    clock.advance(minutes=1)
+    assert box.run_once()["sent"] == 1
+    assert [s[0] for s in gateway.sent] == [second.id]
+    assert outbox.apply_report(first.id, 1, "", "").status == "delivered"
+
+
+def test_report_before_the_failure_is_stored_keeps_its_state(db, clock, sms_settings):
+    """Should keep the state a delivery report gave when the round then fails the message for want of an
+    answer (Kannel took it and reported within milliseconds)."""
+    from channels.kannel import GatewayUnsure
+    m = enqueue("13800000012", "optout", {}, answer=True, settings=sms_settings, clock=clock)
+
+    def reported_then_lost(message_id, to, text):
+        outbox.apply_report(message_id, 1)
+        raise GatewayUnsure("no answer (test)")
+
+    Outbox(reported_then_lost, sms_settings, clock=clock).run_once()
+    assert Message.get_by_id(m.id).status == "delivered"
