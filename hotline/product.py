@@ -117,7 +117,8 @@ class Product:
         busy_prompt = f"{config.switch_sounds_dir or config.sounds_dir}/zh/lines_busy.wav"
         outbound = OutboundServer(config.outbound[0], config.outbound[1], self._call_handler,
                                   max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers),
-                                  admission=admission, busy_prompt=busy_prompt)
+                                  admission=admission, busy_prompt=busy_prompt,
+                                  on_setup_lost=self._call_lost_in_setup)
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
                           bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)
@@ -228,6 +229,23 @@ class Product:
                     cdr.ivr_ended(session.uuid)
             except Exception:  # noqa: BLE001 - the call is over either way; the record keeps its last state
                 log.exception("call record of %s: closing after the IVR failed", session.uuid)
+
+    def _call_lost_in_setup(self, session, error) -> None:
+        """A call the outbound server lost during set-up, after the switch named its channel (it stopped
+        answering, the socket dropped, or the caller hung up in those first moments, which the app cannot
+        tell apart): the IVR never had it, so no record would exist and nobody would call the citizen back.
+        Its record is closed at once as cut off and the caller listed for a call-back (通话中断), as the sweep
+        does for calls cut off later; a call already followed (back from an agent) keeps its record and is
+        closed the same way."""
+        cdr = self.parts["cdr"]
+        with database.connection_context():
+            if session.uuid not in cdr.drafts:
+                cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
+                                 server=self.parts["pool"].name_for_call(session))
+            record = cdr.cut_off(session.uuid)
+        if record is not None:
+            log.warning("call %s from %s lost during set-up (%s): record closed as %s", session.uuid,
+                        session.caller or "?", error, record.disposition)
 
     def _http_status(self) -> dict | None:
         web = self.parts.get("web")

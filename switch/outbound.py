@@ -95,7 +95,8 @@ class OutboundServer:
     def __init__(self, host: str, port: int, handler: Callable[[CallSession], None], max_calls: int = 1000, *,
                  linger: bool | int = True, reply_timeout: float = 10.0, reject_cause: str = "NORMAL_CIRCUIT_CONGESTION",
                  shutdown_cause: str = "SYSTEM_SHUTDOWN", max_rejecting: int = 64, backlog: int = 1024,
-                 allow: PeerAllowList | None = None, admission: Admission | None = None, busy_prompt: str = ""):
+                 allow: PeerAllowList | None = None, admission: Admission | None = None, busy_prompt: str = "",
+                 on_setup_lost: Callable[[CallSession, SwitchError], None] | None = None):
         self.host = host
         # None serves any peer (tests on loopback); the product always passes the configured list.
         self.allow = allow
@@ -109,6 +110,9 @@ class OutboundServer:
         self.admission = admission
         # What a caller refused in "busy" mode hears (a path the switch can play) before the hang-up.
         self.busy_prompt = busy_prompt
+        # Told of a call lost during set-up after its channel data came (the switch stopped answering, the
+        # socket dropped): the handler never runs for it, so whoever keeps call records must hear of it here.
+        self.on_setup_lost = on_setup_lost
         self.linger = linger
         self.reply_timeout = reply_timeout
         self.reject_cause = reject_cause
@@ -196,7 +200,11 @@ class OutboundServer:
         self._calls[session] = gevent.getcurrent()
         self._idle.clear()
         try:
-            session.setup(linger=self.linger)
+            try:
+                session.setup(linger=self.linger)
+            except SwitchError as exc:
+                self._setup_lost(session, exc)
+                raise
             self.calls_total += 1
             log.info("call %s from %s to %s (%d active)", session.uuid, session.caller, session.destination,
                      len(self._calls))
@@ -214,6 +222,16 @@ class OutboundServer:
                 self._calls.pop(session, None)
                 if not self._calls:
                     self._idle.set()
+
+    def _setup_lost(self, session: CallSession, exc: SwitchError) -> None:
+        """A call whose set-up failed (logged by the caller of this): handed on when its channel data named
+        it; without the `connect` reply nothing is known of the caller to hand on."""
+        if not session.uuid or self.on_setup_lost is None:
+            return
+        try:
+            self.on_setup_lost(session, exc)
+        except Exception:  # noqa: BLE001 - the listener's failure is logged; the server goes on
+            log.exception("call %s: handling its loss during set-up failed", session.uuid)
 
     def _reject(self, sock, address, reason: str = "full") -> None:
         """Over capacity or overloaded: connect and hang up with a congestion cause (SIP 503), or in "busy"

@@ -128,3 +128,36 @@ def test_app_killed_leaves_open_records_the_restarted_app_closes(product):
         assert not getattr(checked, "problems", checked)
     print(f"\nFIGURE app killed: 4 open records, 3 closed as cut off, 1 adopted, 3 listed, "
           f"reconciliation {took:.3f} s")
+
+
+def test_call_lost_during_set_up_is_recorded_and_listed(product, monkeypatch):
+    """Should, when the switch names a call (the `connect` reply) and then stops answering before the call is
+    set up, close its call record as cut off (signed) and list the caller for a call-back (通话中断): the IVR
+    never had the call, and without this nobody would know the citizen had rung."""
+    from tests.fakeswitch.outbound import SocketSession
+
+    handle = SocketSession._handle
+
+    def connect_then_silence(session, cmd):
+        handle(session, cmd)
+        if cmd.line.lower().startswith("connect"):
+            session.muted = True  # the channel data went out; nothing more is written on this socket
+    monkeypatch.setattr(SocketSession, "_handle", connect_then_silence)
+    product.parts["outbound"].reply_timeout = 1.0  # the set-up's wait for `myevents` (10 s in production)
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13911112222", destination="12345",
+                                 script=[])
+    call.wait_ended(timeout=30)
+    assert not any(app == "answer" for app, _ in call.executed)  # the IVR never had it
+
+    def closed():
+        with database.connection_context():
+            record = CallRecord.get_or_none(CallRecord.call_uuid == call.uuid)
+            return record if record is not None and record.finalised else None
+    record = product.fs.wait_for(closed, 15.0, "the call record closed")
+    assert record.disposition == "cut_off" and record.caller == "13911112222" and record.hangup_side == ""
+    assert record.server == f"127.0.0.1:{product.fs.esl_port}" and record.ended_at
+    with database.connection_context():
+        [entry] = MissedCall.select().where(MissedCall.caller == "13911112222")
+        assert entry.reason == "cut_off" and entry.call_id == record.id
+        assert verify_database(record_key(SECRET)).problems == []
+    assert not product.parts["cdr"].drafts

@@ -266,3 +266,25 @@ def test_silent_peer_is_dropped_after_the_reply_timeout(serve):
     assert peer.wait_closed()
     wait_until(lambda: server.active_calls == 0)
     assert not handler.done.is_set() and server.calls_total == 0
+
+
+def test_call_lost_during_set_up_is_handed_on(serve):
+    """Should hand a call whose set-up failed after its channel data (no reply to `myevents`) to
+    on_setup_lost with the session naming it, without running the handler; a peer silent from the start is
+    not handed on (nothing names its call)."""
+    blocks = TranscriptBlocks(transcript(ASYNC_FULL))
+    lost = []
+    server, handler = serve(lambda s: None, reply_timeout=0.2,
+                            on_setup_lost=lambda session, exc: lost.append((session.uuid, session.caller, exc)))
+    peer = ScriptedPeer.dial(server.address)
+    peer.send(*blocks.frames_for(peer.expect("connect")))
+    peer.expect("myevents")                       # and the switch says nothing more
+    wait_until(lambda: lost)
+    [(uuid, caller, exc)] = lost
+    assert uuid == "4912fe94-2272-4959-94d6-a442bda1eb6c" and caller == "5552000"
+    assert isinstance(exc, SwitchTimeout) and "myevents" in str(exc)
+    silent = ScriptedPeer.dial(server.address)
+    silent.expect("connect")
+    assert silent.wait_closed()
+    wait_until(lambda: server.active_calls == 0)
+    assert len(lost) == 1 and not handler.done.is_set() and server.calls_total == 0
