@@ -1,8 +1,11 @@
 """Reading the hotline's mailbox over IMAP (imapclient): every mail in the inbox folder is handed to
 ``handle(raw, truncated)`` and then flagged \\Seen and moved to the done folder, so a restart never reads it
 again. A crash between the two leaves the mail in the inbox; reading it again is recognised as a duplicate
-(channels.mailflow) and it is only moved. IDLE waits for new mail where the server offers it, polling
-otherwise; every wait has a timeout. Runs in a greenlet (imapclient's sockets are gevent-patched)."""
+(channels.mailflow) and it is only moved. A mail whose attachments cannot be stored (the disk is full:
+StorageFull, whose alarm the storage raised) is left in the inbox unread, nothing of it kept, and read
+again on the next pass; the other mail of the pass is read meanwhile. IDLE waits for new mail where the
+server offers it, polling otherwise; every wait has a timeout. Runs in a greenlet (imapclient's sockets are
+gevent-patched)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +16,7 @@ from typing import Callable, Optional
 import imapclient
 from imapclient.exceptions import IMAPClientError
 
+from caseflow.attachments import StorageFull
 from channels.mail import MailInputError
 
 log = logging.getLogger(__name__)
@@ -54,13 +58,18 @@ class MailReader:
 
     # -- reading
     def run_once(self) -> int:
-        """Read and file every mail now in the inbox folder; returns how many were handled."""
+        """Read and file every mail now in the inbox folder; returns how many were handled (a mail left
+        for the next pass, its attachments not storable, is not counted)."""
         client = self.client or self.connect()
         client.noop()  # the server tells the selected folder's new mail on a command like this
         handled = 0
+        held: set[int] = set()  # left in the inbox for the next pass
         while True:
-            uids = client.search(["NOT", "DELETED"])[:BATCH]
+            uids = [uid for uid in client.search(["NOT", "DELETED"]) if uid not in held][:BATCH]
             if not uids:
+                if held:
+                    log.warning("%d mail(s) left in %s for the next pass: their attachments could not be "
+                                "stored (disk full)", len(held), self.settings.imap_folder)
                 return handled
             sizes = client.fetch(uids, ["RFC822.SIZE"])
             for uid in uids:
@@ -71,6 +80,11 @@ class MailReader:
                 raw = data.get(b"BODY[HEADER]" if truncated else b"BODY[]", b"") or b""
                 try:
                     self.handle(raw, truncated)
+                except StorageFull:
+                    # Nothing of it was kept (the transaction rolled back, the files removed) and BODY.PEEK
+                    # left it unread: on the server it waits for room on the disk.
+                    held.add(uid)
+                    continue
                 except MailInputError as error:  # unreadable: filed with the rest, kept on the server
                     log.warning("mail uid %s not readable (%s): moved to %s", uid, error,
                                 self.settings.done_folder)

@@ -31,6 +31,7 @@ from caseflow import workflow as wf
 from channels import mail, notices, sms, templates
 from channels.mail import MailInputError, ParsedMail
 from channels.models import ChannelCursor, MailHeader, Message, OptOut
+from core.alarms import CRITICAL, raise_alarm
 from core.clock import Clock
 from core.db import database
 
@@ -225,6 +226,14 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
                               subject=parsed.subject, sender=parsed.sender, recipient=settings.from_address,
                               automated=parsed.automated, content_hash=parsed.content_hash)
             result = _act(message, parsed, text, settings, attachments_root, clock, now, stored, notes)
+    except files.StorageFull:
+        files.discard(attachments_root, stored)
+        # The storage's own storage_full alarm was stored in the transaction just rolled back: said again
+        # here, with what happens to the mail (the reader leaves it on the server: channels.imap).
+        raise_alarm("storage_full", "附件存储已满，带附件的邮件留在邮箱，有空间后再收取 / attachments disk full: "
+                                    "mail with attachments left in the mailbox, read again once there is room",
+                    subject="attachments", severity=CRITICAL)
+        raise
     except BaseException:
         files.discard(attachments_root, stored)  # nothing half-stored when the transaction did not commit
         raise

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import email
+import errno
+import os
+import subprocess
 import threading
+from pathlib import Path
 
 import imapclient
 import pytest
@@ -174,3 +178,78 @@ def test_oversized_mail_read_by_headers_only(org_setup, tmp_path, dovecot, clock
     ticket = Ticket.get(Ticket.channel == "email")
     assert "未收取" in ticket.content and "很长很长" not in ticket.content
     assert Attachment.select().count() == 0
+
+
+@pytest.fixture
+def full_attachments_disk(tmp_path, monkeypatch):
+    """(attachments folder on a full disk, make_room()). As root a real 2 MB tmpfs filled to its last block;
+    otherwise the storage's writes get ENOSPC (injected where the attachment is written) until make_room()."""
+    from tests.integration.recorder.test_disk_full import _fill
+
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                                            capture_output=True).returncode == 0:
+        try:
+            (disk / "att").mkdir()
+            filler = _fill(disk)
+            yield disk / "att", filler.unlink
+        finally:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+        return
+    real_open = Path.open
+    full = {"on": True}
+
+    def open_on_full_disk(path, mode="r", *args, **kwargs):
+        if full["on"] and "w" in mode and str(path).startswith(str(disk)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr(Path, "open", open_on_full_disk)
+    yield disk / "att", lambda: full.update(on=False)
+
+
+def test_mail_whose_attachment_finds_the_disk_full_waits_on_the_server(org_setup, tmp_path, dovecot, clock,
+                                                                      alarms, full_attachments_disk):
+    """Should, with the attachments' disk full: leave a mail with an attachment in the inbox unread (no
+    ticket, no message row, nothing on the disk), raise the storage_full alarm, and still file the plain mail
+    of the same pass; read it again on the next pass (still waiting while the disk is full) and file it whole
+    with its attachment once there is room."""
+    from ops.models import SystemAlarm
+
+    folder, make_room = full_attachments_disk
+    settings = make_settings(tmp_path, dovecot=dovecot)
+    channel = EmailChannel(settings, folder, clock=clock)
+    photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 200  # 51 KB: more than the full disk has
+    with_photo = (
+        "From: c1@example.cn\r\nTo: 12345@hotline.example\r\nSubject: photo\r\nMessage-ID: <photo@example.cn>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XX"\r\n\r\n--XX\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nroad lamp broken, photo attached\r\n--XX\r\n"
+        "Content-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n"
+        'Content-Disposition: attachment; filename="lamp.jpg"\r\n\r\n').encode() \
+        + base64.encodebytes(photo) + b"--XX--\r\n"
+    dovecot.deliver(with_photo)
+    dovecot.deliver(citizen_mail(2))
+    reader = channel.reader()
+    try:
+        assert reader.run_once() == 1  # the plain mail; the other waits
+        assert [t.title for t in Ticket.select()] == ["路灯不亮"]
+        assert Message.select().where(Message.direction == "in").count() == 1  # nothing of the waiting one
+        assert folder_count(dovecot, "INBOX") == 1 and folder_count(dovecot, "Processed") == 1
+        client = imap(dovecot)
+        client.select_folder("INBOX", readonly=True)
+        [flags] = client.get_flags(client.search()).values()
+        client.logout()
+        assert imapclient.SEEN not in flags
+        assert not [p for p in folder.rglob("*") if p.is_file()]
+        alarm = SystemAlarm.get(SystemAlarm.kind == "storage_full")
+        assert "left in the mailbox" in alarm.text and alarm.subject == "attachments"
+        assert alarm.severity == "critical"
+        assert reader.run_once() == 0 and folder_count(dovecot, "INBOX") == 1  # still full: still waiting
+        make_room()
+        assert reader.run_once() == 1
+    finally:
+        reader.close()
+    assert folder_count(dovecot, "INBOX") == 0 and folder_count(dovecot, "Processed") == 2
+    ticket = Ticket.get(Ticket.title == "photo")
+    (att,) = Attachment.select().where(Attachment.ticket == ticket)
+    assert att.filename == "lamp.jpg" and att.size == len(photo)
