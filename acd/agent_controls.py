@@ -27,6 +27,7 @@ import gevent
 
 from acd import state as sm
 from acd.consultation import Consultation
+from acd.legs import AgentCall
 from recorder.dialout import DialOut, DialRefused
 from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, SupervisorAction, utcnow
@@ -440,7 +441,7 @@ class AgentControls:
             raise _refuse("无法拨打该号码", f"cannot dial: {exc}") from exc
         self.acd.transition(agent_id, "dial", call_uuid=leg, leg_uuid=leg, call_server=agent.server,
                             call_number=number, call_queue="", call_direction="outbound")
-        self.acd.leg_owner[leg] = agent_id
+        self.acd.legs.claim(leg, AgentCall(agent_id))
         gevent.spawn(self._dial_job, conn, command, agent_id, leg)
         self._record(agent, label, leg, number)
         return leg

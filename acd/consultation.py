@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acd.legs import Legs
+
 OUTCOMES = ("completed", "cancelled", "target_hung_up", "no_answer", "agent_hung_up", "caller_hung_up", "failed",
             "lost")
 
@@ -52,10 +54,14 @@ class Consultation:
 
 
 class Consultations:
-    """The consultations in progress, by consultation leg; at most one per agent."""
+    """The consultations in progress, by consultation leg; at most one per agent.
 
-    def __init__(self):
-        self.by_leg: dict[str, Consultation] = {}
+    The legs are held in the ACD's one leg registry (``legs``, acd.legs), shared with the callers and the
+    agents' legs; ``by_leg`` is its read-only view of the consultation legs."""
+
+    def __init__(self, legs: Legs | None = None):
+        self.legs = legs if legs is not None else Legs()
+        self.by_leg = self.legs.of_kind(Consultation)
 
     def __contains__(self, leg: str) -> bool:
         return leg in self.by_leg
@@ -64,7 +70,7 @@ class Consultations:
         if self.for_agent(agent_id) is not None:
             raise ValueError(f"agent {agent_id} already has a consultation in progress")
         consult = Consultation(leg=leg, agent_id=agent_id, call_uuid=call_uuid, target=target, started=now)
-        self.by_leg[leg] = consult
+        self.legs.claim(leg, consult)
         return consult
 
     def for_agent(self, agent_id: int) -> Consultation | None:
@@ -80,7 +86,10 @@ class Consultations:
 
     def end(self, leg: str) -> Consultation | None:
         """Forget the consultation; it is returned only by the first call (later events change nothing)."""
-        return self.by_leg.pop(leg, None)
+        consult = self.by_leg.get(leg)
+        if consult is not None:
+            self.legs.release(leg, consult)
+        return consult
 
     def stale(self, live_channels: set[str], now: float, grace: float) -> list[Consultation]:
         """Consultations whose leg the switch no longer has (a hang-up event lost, an originate that never

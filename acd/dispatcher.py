@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import gevent
 import gevent.event
@@ -20,6 +20,7 @@ from acd import state as sm
 from acd.consultation import Consultation, Consultations
 from recorder.dialout import DialOut
 from acd.errors import AcdError
+from acd.legs import AgentCall, Legs
 from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts
 from acd.admin import create_agent, create_queue, update_queue  # noqa: F401 - re-exported
@@ -73,9 +74,10 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         self.by_extension: dict[str, int] = {}
         self.skills: dict[int, dict[str, tuple[int, int]]] = {}
         self.queues: dict[str, Queue] = {}
-        self.waiters: dict[str, Waiter] = {}
+        # Every leg the ACD follows and its one owner (a caller's Waiter, an agent's AgentCall, a Consultation).
+        self.legs = Legs()
+        self.waiters: Mapping[str, Waiter] = self.legs.of_kind(Waiter)  # read-only: claimed in acd.waiting
         self.queue_waiters: dict[str, dict[str, Waiter]] = collections.defaultdict(dict)
-        self.leg_owner: dict[str, int] = {}
         # channel uuid -> the FreeSWITCH whose inbound connection announced it (bounded, newest kept)
         self.channel_server: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.core_server: dict[str, str] = {}  # FreeSWITCH Core-UUID -> pool name
@@ -91,7 +93,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         # socket: the IVR acts on a mark only if it is here (a forged one moves nobody).
         self.handbacks = HandBackLedger()
         # Attended transfers in progress (consultation leg -> agent, call, target, answered).
-        self.consultations = Consultations()
+        self.consultations = Consultations(self.legs)
         # The dial-out policy every call to a number goes through (product wiring sets the configured one).
         self.dialout = DialOut()
         self._gone: dict[str, gevent.event.Event] = {}
@@ -148,7 +150,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         self.skills = dict(skills)
         for agent in agents:
             if agent.leg_uuid and sm.holds_call(agent.state):
-                self.leg_owner[agent.leg_uuid] = agent.id
+                self.legs.claim(agent.leg_uuid, AgentCall(agent.id))
             if sm.is_offerable(agent.status, agent.state, agent.registered):
                 self.free_at.setdefault(agent.id, time.perf_counter())
         if self.prompts is not None and self.prompts.render is not None:
@@ -330,7 +332,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         started = self.answered_at.pop(agent_id, None)
         talk = time.monotonic() - started if started is not None else \
             max(0.0, (utcnow() - agent.since).total_seconds())
-        self.leg_owner.pop(leg, None)
+        self.legs.release(leg, AgentCall(agent_id))
         call_uuid, queue_name = agent.call_uuid, agent.call_queue
         QueueEntry.update(ended_at=utcnow(), talk_seconds=round(talk, 3), end_reason=reason[:64]).where(
             (QueueEntry.call_uuid == call_uuid) & (QueueEntry.agent == agent_id) & QueueEntry.ended_at.is_null()
@@ -427,7 +429,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             seen = self._channel_seen.get(event.uuid)
             if seen is not None:
                 seen.set()
-        agent_id = self.leg_owner.get(event.uuid)
+        agent_id = self.legs.agent_of(event.uuid)
         if agent_id is None or event.uuid in self.ended_legs:
             return
         agent = self.agents[agent_id]
@@ -435,13 +437,12 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             self.transition(agent_id, "ring")
 
     def on_channel_answered(self, event) -> None:
-        if event.uuid in self.consultations:
+        owner = self.legs.owner_of(event.uuid)
+        if isinstance(owner, Consultation):
             self._consultation_answered(event.uuid)
-            return
-        agent_id = self.leg_owner.get(event.uuid)
-        if agent_id is None or event.uuid in self.ended_legs:
-            return  # not ours, or an answer arriving after the hang-up
-        self._agent_answered(agent_id, event.uuid)
+        elif isinstance(owner, AgentCall) and event.uuid not in self.ended_legs:
+            self._agent_answered(owner.agent_id, event.uuid)
+        # Otherwise not ours (a caller's answer is its own greenlet's), or an answer after the hang-up.
 
     def on_channel_hangup(self, event) -> None:
         self.ended_legs[event.uuid] = None
@@ -450,15 +451,15 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             gone.set()
         while len(self.ended_legs) > 20000:
             self.ended_legs.popitem(last=False)
-        waiter = self.waiters.get(event.uuid)
-        if waiter is not None:
-            self._caller_gone(waiter)
-        consult = self.consultations.by_leg.get(event.uuid)
-        if consult is not None:
-            self.end_consultation(event.uuid, consult.ending())
-        agent_id = self.leg_owner.get(event.uuid)
-        if agent_id is None:
-            return
+        owner = self.legs.owner_of(event.uuid)
+        if isinstance(owner, Waiter):
+            self._caller_gone(owner)
+        elif isinstance(owner, Consultation):
+            self.end_consultation(event.uuid, owner.ending())
+        elif isinstance(owner, AgentCall):
+            self._agent_leg_gone(owner.agent_id, event)
+
+    def _agent_leg_gone(self, agent_id: int, event) -> None:
         agent = self.agents[agent_id]
         if agent.state == "in_call" and event.cause == "LOSE_RACE":
             self._lost_race(agent_id, event.uuid)

@@ -1,8 +1,9 @@
 """Offers: matching waiting callers with free agents, the dial strings that ring them, and how each offer ends.
 
 Part of the ACD (acd.dispatcher.Acd is composed of this mixin): its methods work on the Acd's state (agents,
-waiters, leg_owner, settings...). The waiting caller's greenlet runs the bridge (acd.waiting); what happens
-to the agents of an offer (reserved, ringing, answered, failed) is decided here.
+legs, waiters, settings...). The waiting caller's greenlet runs the bridge (acd.waiting); what happens to the
+agents of an offer (reserved, ringing, answered, failed) is decided here. An agent's leg is its AgentCall's
+in the one leg registry (acd.legs) from the offer to the call's end, the failed offer or the lost race.
 
 How a call is offered (and why this way): the caller's own outbound-socket session runs ``bridge`` with a
 dial string for the chosen agent(s), each leg carrying an ``origination_uuid`` we choose, the caller's
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING
 import gevent
 
 from acd import state as sm
+from acd.legs import AgentCall
 from acd.models import Agent, Queue, QueueEntry, utcnow
 from acd.strategies import AgentSnapshot, QueueSnapshot, choose_agent, offer_mode
 from core.config import NO_ROUTE
@@ -259,7 +261,7 @@ class OffersMixin:
             self.transition(agent_id, "reserve", call_uuid=waiter.uuid, leg_uuid=leg,
                             call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
                             call_queue=queue.name, call_direction="inbound")
-            self.leg_owner[leg] = agent_id
+            self.legs.claim(leg, AgentCall(agent_id))
             legs[agent_id] = leg
         waiter.offered.update(chosen)
         waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
@@ -362,7 +364,7 @@ class OffersMixin:
         agent = self.agents.get(agent_id)
         if agent is None or agent.leg_uuid != leg or agent.state not in ("reserved", "ringing"):
             return
-        self.leg_owner.pop(leg, None)
+        self.legs.release(leg, AgentCall(agent_id))
         if cause in NO_ANSWER_CAUSES:
             agent.missed_today += 1
         queue = queue or self.queues.get(agent.call_queue)
@@ -409,7 +411,7 @@ class OffersMixin:
         agent = self.agents[agent_id]
         call_uuid = agent.call_uuid
         self.answered_at.pop(agent_id, None)
-        self.leg_owner.pop(leg, None)
+        self.legs.release(leg, AgentCall(agent_id))
         self.transition(agent_id, "offer_failed", reason="LOSE_RACE")
         self.notify("offer_over", agent_id=agent_id, cause="LOSE_RACE")
         waiter = self.waiters.get(call_uuid)

@@ -12,6 +12,7 @@ import time
 import gevent
 
 from acd.errors import AcdError
+from acd.legs import AgentCall
 from acd.models import Agent, QueueEntry, utcnow
 from acd.waiting import record_missed
 from switch import commands
@@ -96,7 +97,7 @@ class ReconcileMixin:
                 continue
             if agent.state in ("reserved", "ringing"):
                 if agent.leg_uuid in channels:
-                    self.leg_owner[agent.leg_uuid] = agent.id
+                    self.legs.claim(agent.leg_uuid, AgentCall(agent.id))
                 elif agent.leg_uuid not in in_flight or (now - agent.since).total_seconds() > self._offer_grace(agent):
                     # No leg, and the caller is gone or the offer is older than any ring could last.
                     report["released"] += 1
@@ -104,7 +105,7 @@ class ReconcileMixin:
             elif agent.state == "in_call":
                 if agent.leg_uuid in channels:
                     report["recognised"] += 1
-                    self.leg_owner[agent.leg_uuid] = agent.id
+                    self.legs.claim(agent.leg_uuid, AgentCall(agent.id))
                     self.answered_at.setdefault(agent.id, time.monotonic())
                 elif (now - agent.since).total_seconds() < IN_CALL_GRACE_SECONDS:
                     # FreeSWITCH lists a new leg a moment after creating it: the next pass decides.

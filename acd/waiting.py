@@ -1,7 +1,8 @@
 """The waiting loop: a caller held in a queue by its own greenlet until answered, call-back, overflow or hang-up.
 
-Part of the ACD (acd.dispatcher.Acd is composed of this mixin): its methods work on the Acd's state (waiters,
-queue_waiters, queues, settings...). The caller's greenlet holds music (``_hold``) and is woken
+Part of the ACD (acd.dispatcher.Acd is composed of this mixin): its methods work on the Acd's state (legs,
+waiters, queue_waiters, queues, settings...). A caller's channel is the Waiter's in the one leg registry
+(acd.legs) from entering the queue to leaving it. The caller's greenlet holds music (``_hold``) and is woken
 (``Waiter.wake``) by an offer (acd.offers), the call-back key, the hang-up or a timer; it then bridges
 (``_connect``), announces its position, overflows or leaves for call-back.
 """
@@ -113,7 +114,12 @@ class WaitingMixin:
                                   caller_number=(session.caller or "")[:32],
                                   entered_at=utcnow() - dt.timedelta(seconds=waited))
         waiter = Waiter(session=session, queue=queue, entry=entry, entered=time.monotonic() - waited)
-        self.waiters[session.uuid] = waiter
+        handed_back = self.waiters.get(session.uuid)
+        if handed_back is not None:
+            # Transferred into a queue by its agent: the caller is back through the socket while the greenlet
+            # that bridged it still waits for the channel's end (its Waiter served). The new Waiter takes over.
+            self.legs.release(session.uuid, handed_back)
+        self.legs.claim(session.uuid, waiter)
         self.queue_waiters[queue.name][session.uuid] = waiter
         session.on_event(lambda event, waiter=waiter: self._on_caller_event(waiter, event))
         self.notify("queue", queue=queue.name, waiting=len(self.queue_waiters[queue.name]))
@@ -127,7 +133,7 @@ class WaitingMixin:
             return QueueOutcome("abandoned", queue.name)
         finally:
             waiter.done = True
-            self.waiters.pop(session.uuid, None)
+            self.legs.release(session.uuid, waiter)
             self.queue_waiters[queue.name].pop(session.uuid, None)
             if waiter.offer is not None:
                 self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL")
@@ -140,7 +146,7 @@ class WaitingMixin:
             self._offer_over(waiter, waiter.offer, "ORIGINATOR_CANCEL", caller_gone=True)
         self._abandon(waiter)
         waiter.done = True
-        self.waiters.pop(waiter.uuid, None)
+        self.legs.release(waiter.uuid, waiter)
         self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
 
     def _on_caller_event(self, waiter: Waiter, event) -> None:
@@ -302,7 +308,7 @@ class WaitingMixin:
 
     def enter_queue_again(self, waiter: Waiter, queue_name: str) -> QueueOutcome:
         """Overflow into another queue: the same caller, a new queue entry."""
-        self.waiters.pop(waiter.uuid, None)
+        self.legs.release(waiter.uuid, waiter)
         return self.enter_queue(waiter.session, None, queue_name=queue_name)
 
     def _callback_request(self, waiter: Waiter, reason: str) -> None:

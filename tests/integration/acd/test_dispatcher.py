@@ -8,6 +8,7 @@ import gevent
 import pytest
 
 from acd.dispatcher import create_queue
+from acd.legs import AgentCall
 from acd.models import Agent, AgentStateLog, Queue, QueueEntry, utcnow
 from switch import events as sw
 from tests.integration.acd.conftest import wait_for
@@ -272,7 +273,7 @@ def test_reconcile_after_reconnect_frees_agents_whose_channel_vanished(make_acd,
     for agent, leg in zip(agents, ("lost-leg", "new-leg")):
         acd.transition(agent.id, "reserve", leg_uuid=leg, call_uuid=f"call-{leg}", call_server=world.server,
                        call_queue="consult")
-        acd.leg_owner[leg] = agent.id
+        acd.legs.claim(leg, AgentCall(agent.id))
         acd.transition(agent.id, "answer")
     acd.agents[agents[0].id].since = utcnow() - dt.timedelta(minutes=1)  # answered a minute ago
     report = acd.reconcile(world.server)
@@ -292,7 +293,7 @@ def test_events_out_of_order_change_nothing(make_acd, setup_agents, queue, world
     aid = agents[0].id
     acd.transition(aid, "reserve", leg_uuid="leg-x", call_uuid="call-x", call_server=world.server,
                    call_queue="consult")
-    acd.leg_owner["leg-x"] = aid
+    acd.legs.claim("leg-x", AgentCall(aid))
     acd.on_event(sw.ChannelHangup(server=world.server, uuid="leg-x", cause="NO_ANSWER"))
     acd.on_event(sw.ChannelAnswered(server=world.server, uuid="leg-x"))
     acd.on_event(sw.ChannelHangup(server=world.server, uuid="leg-x", cause="NO_ANSWER", complete=True))
@@ -343,6 +344,39 @@ def test_caller_hangup_event_frees_agent_even_if_caller_greenlet_is_blocked(make
     session.hangup_now()
     assert job.get(timeout=5).outcome == "abandoned"
     assert missed_of(session.uuid).missed.calls == 1  # abandoned once, not once per hang-up report
+
+
+def test_caller_handed_back_into_a_queue_is_taken_over_by_its_new_waiter(make_acd, setup_agents, queue, world):
+    """Should let a caller its agent transferred into a queue enter it again while the greenlet that bridged
+    it still waits for the channel's end: the new waiter owns the caller's channel, the caller's hang-up
+    ends the second agent's call, and both greenlets end with nothing left behind."""
+    agents = setup_agents(2, talk=30.0)
+    world.phones["1001"].talk = 0.2
+    acd = make_acd()
+    ready_all(acd, agents[:1])
+    first = Session(world)
+    first_job = serve(acd, first)
+    wait_for(lambda: acd.agents[agents[0].id].state == "in_call", what="the first agent's call")
+    acd.handed_off.add(first.uuid)  # what a blind transfer into a queue does (acd.agent_controls)
+    first_waiter = acd.waiters[first.uuid]
+    wait_for(lambda: first_waiter.step == "after bridge", what="the first bridge over")
+    assert acd.legs.owner_of(first.uuid) is first_waiter  # served, waiting for the channel's end
+    world.phones["1001"].talk = 30.0
+    # The same channel comes back through the socket: a new session, the same uuid.
+    again = Session(world, caller=first.caller)
+    del world.sessions[again.uuid]
+    world.channels.discard(again.uuid)
+    again.uuid = first.uuid
+    world.sessions[first.uuid] = again
+    ready_all(acd, agents[1:])
+    second_job = serve(acd, again)
+    wait_for(lambda: any(a.state == "in_call" for a in acd.agents.values()), what="an agent's call of the caller come back")
+    assert acd.legs.owner_of(first.uuid) is not first_waiter and acd.waiters[first.uuid].session is again
+    again.hangup_now()
+    assert (first_job.get(timeout=5).outcome, second_job.get(timeout=5).outcome) == ("transferred", "answered")
+    assert dict(acd.waiters) == {} and len(acd.legs) == 0
+    assert [acd.agents[a.id].state for a in agents] == ["idle", "idle"]
+    assert missed_of(first.uuid) is None
 
 
 @pytest.mark.parametrize("strategy,expected", [
