@@ -21,6 +21,9 @@ from ivr.tree import CITIZEN_STATUSES, REPEAT, Node, Tree
 log = logging.getLogger(__name__)
 
 MAX_TRACE = 500
+# The trace line of a step whose result (a complaint, an answer) the back office could not store because the
+# database stayed away: the call record lists such a caller for a call-back (recorder.hooks.apply_trace).
+NOT_STORED = "not stored: database away"
 QUEUE_TRANSFER_NODE = "@queue"  # trace name of the queue an agent transferred a caller into
 
 
@@ -397,6 +400,11 @@ class IvrEngine:
 
     def trace_dicts(self) -> list[dict[str, str]]:
         return [entry.as_dict() for entry in self.trace]
+
+    def note(self, what: str) -> None:
+        """Add what the runner knows and the engine cannot (a step's result not stored: ``NOT_STORED``) to
+        the trace, at the current node."""
+        self._log(self.node.id if self.node else "", what)
 
     # ------------------------------------------------------------ helpers
     def _log(self, node: str, what: str, keys: str = "") -> None:

@@ -378,6 +378,9 @@ class IvrCall:
                 if pause is None or not isinstance(action, _STORING):
                     log.error("ivr service %s on call %s: the database did not come back: %s",
                               type(action).__name__, self.session.uuid, away.error)
+                    if isinstance(action, _STORING):
+                        # What the caller gave is lost: whatever happens next, the caller is called back.
+                        self.engine.note(e.NOT_STORED)
                     return _SAFE_ANSWERS.get(type(action))
                 log.warning("ivr service %s on call %s: database away (%s), trying again in %.1f s",
                             type(action).__name__, self.session.uuid, away.error, pause)

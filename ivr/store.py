@@ -58,6 +58,7 @@ class TreeStore:
         self._skills = skills  # callable -> set or None, a set, or None (the tree's own list)
         self._cache: dict[int, Tree] = {}
         self._lock = threading.Lock()
+        self._last_active: dict[str, tuple[int | None, Tree]] = {}  # name -> the active tree last read
 
     def skills(self):
         return self._skills() if callable(self._skills) else self._skills
@@ -123,13 +124,30 @@ class TreeStore:
                 .order_by(IvrTreeVersion.version.desc()).first())
 
     def active_tree(self, name: str = "default") -> tuple[int | None, Tree]:
-        """(version id, Tree) for a new call; the file's default tree if nothing is stored yet."""
-        version = self.active(name)
+        """(version id, Tree) for a new call; the file's default tree if nothing is stored yet.
+
+        While the database is away (PostgreSQL restarting: core.db.connection_lost, or a timeout) the tree
+        last read serves the call: a caller arriving then walks the menu, and what they leave is stored when
+        the database is back (the runner tries a storing step again), instead of being hung up at once."""
+        from core.db import DatabaseTimeout, connection_lost
+
+        try:
+            version = self.active(name)
+        except (peewee.OperationalError, peewee.InterfaceError) as error:
+            last = self._last_active.get(name)
+            if last is None or not (connection_lost(error) or isinstance(error, DatabaseTimeout)):
+                raise
+            log.warning("ivr tree %s: database away (%s), the version last read serves the call", name,
+                        str(error).strip()[:200])
+            return last
         if version is None:
             from ivr.tree import load_tree
 
-            return None, load_tree(DEFAULT_TREE_PATH) if name == "default" else load_tree(Path(name))
-        return version.id, self.tree_of(version)
+            found = None, load_tree(DEFAULT_TREE_PATH) if name == "default" else load_tree(Path(name))
+        else:
+            found = version.id, self.tree_of(version)
+        self._last_active[name] = found
+        return found
 
     def ensure_default(self, path: Path = DEFAULT_TREE_PATH) -> IvrTreeVersion:
         """Load the shipped default tree as version 1 (active) on an empty database."""

@@ -115,6 +115,8 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
         return "callback_request"
     if disposition in ("abandoned", "overflowed"):
         return "abandoned"
+    if "not_stored" in draft.flags:
+        return "not_stored"  # the IVR could not store what the caller left (the database was away)
     if "served" in draft.flags:
         return None  # self-service gave the caller what they came for (even after hours)
     if disposition == "cut_off":

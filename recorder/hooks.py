@@ -30,6 +30,8 @@ def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: li
             draft.flags.add("blacklisted")
         if what in ("time: closed", "time: holiday"):
             draft.flags.add("out_of_hours")
+        if what.startswith("not stored"):  # ivr.engine.NOT_STORED: the database lost what the caller gave
+            draft.flags.add("not_stored")
     if path:
         draft.ivr_path = path
     if outcome == "blacklisted":

@@ -32,6 +32,7 @@ REASON_LABELS = {
     "voicemail": ("留言", "Voicemail"),
     "fax_failed": ("传真接收失败", "Fax not received"),
     "cut_off": ("通话中断", "Cut off"),
+    "not_stored": ("系统故障未能受理", "Not taken: system fault"),
 }
 OUTCOME_LABELS = {
     "reached": ("已联系上", "Reached"),

@@ -10,13 +10,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import peewee
 from flask import Flask, current_app, g, has_request_context, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from core.clock import Clock
 from core.config import Config, ConfigError, setting_names
-from core.db import database
+from core.db import DatabaseTimeout, connection_lost, database
 
 if TYPE_CHECKING:  # annotations only: the web UI is handed these parts, it does not build them
     from acd.dispatcher import Acd
@@ -282,7 +283,10 @@ _ERROR_TEXT = {
     405: ("Method not allowed", ""),
     413: ("Request too large", ""),
     500: ("Server error", "Something went wrong on our side. It has been logged."),
+    503: ("Service unavailable", "The database is not answering at the moment. Please try again in a minute."),
 }
+# Seconds a browser or client is told to wait before trying again while the database is away.
+DATABASE_RETRY_AFTER = 10
 
 
 def _install_error_pages(app: Flask, state: HotlineState) -> None:
@@ -305,6 +309,31 @@ def _install_error_pages(app: Flask, state: HotlineState) -> None:
         return response
 
     app.register_error_handler(HTTPException, render_error)
+
+    def database_away(error: Exception):
+        """The database is not answering (PostgreSQL restarting, its connections cut, a connect or statement
+        timeout): 503 with Retry-After in the user's language, as soon as the driver gives up, instead of a
+        500 page. Any other database error is a server error as before (raised on to Flask)."""
+        if not (connection_lost(error) or isinstance(error, DatabaseTimeout)):
+            raise error
+        log.warning("database away during %s %s: %s", request.method, request.path, str(error).strip()[:200])
+        if not g.get("lang"):
+            from webui.auth import choose_language
+
+            g.lang = choose_language(None)  # the user could not be read: the session's or browser's language
+        g.user = None  # the page frame must not read the user's roles from the database
+        if wants_json():
+            response = jsonify(error="service_unavailable", detail="the database is not answering"), 503
+            response = app.make_response(response)
+        else:
+            title, message = _ERROR_TEXT[503]
+            response = app.make_response((render_template("error.html", code=503, title=title, message=message),
+                                          503))
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
+
+    app.register_error_handler(peewee.OperationalError, database_away)
+    app.register_error_handler(peewee.InterfaceError, database_away)
 
     # Unhandled exceptions reach the handler above as InternalServerError (Flask logs them first); in
     # testing mode they propagate so a test shows the real traceback.

@@ -126,6 +126,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Request too large": "请求内容过大",
         "Server error": "服务器错误",
         "Something went wrong on our side. It has been logged.": "系统出现错误，已记录日志。",
+        "Service unavailable": "服务暂时不可用",
+        "The database is not answering at the moment. Please try again in a minute.":
+            "数据库暂时无法响应，请稍后再试。",
         "The form has expired or was not sent from this site. Please reload the page and try again.":
             "表单已过期或并非来自本站，请刷新页面后重试。",
         "Page number must be a whole number of 1 or more.": "页码必须是不小于 1 的整数。",

@@ -12,8 +12,13 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlencode
 
 import gevent
 from gevent import subprocess  # gevent's child watcher reaps children: its Popen gets their exit codes
@@ -154,6 +159,59 @@ class AppProcess:
                 self.exited(5)
         self._reader.join(timeout=2)
         self._log.close()
+
+
+class Browser:
+    """A cookie-keeping client whose blocking reads run in gevent's thread pool (the call process is a
+    greenlet of this same process and must go on serving)."""
+
+    def __init__(self):
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def request(self, url: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+        status, body, _seconds = self.timed_request(url, data, headers)
+        return status, body
+
+    def timed_request(self, url: str, data: dict | None = None,
+                      headers: dict | None = None) -> tuple[int, str, float]:
+        """(status, body, seconds the server took to answer), timed in the thread: a gevent hub busy
+        elsewhere in this process (the fake switch) does not count. Status 0: no answer within 30 s."""
+        def fetch():
+            body = urlencode(data).encode() if data is not None else None
+            began = time.monotonic()
+            try:
+                with self.opener.open(urllib.request.Request(url, data=body, headers=headers or {}),
+                                      timeout=30) as response:
+                    return response.status, response.read().decode(), time.monotonic() - began
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode(), time.monotonic() - began
+            except OSError as error:  # refused, reset, timed out: no answer
+                return 0, repr(error), time.monotonic() - began
+        return gevent.get_hub().threadpool.apply(fetch)
+
+    def login(self, base: str, operator_no: str, password: str) -> None:
+        _status, page = self.request(f"{base}/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        status, _ = self.request(f"{base}/login", {"operator_no": operator_no, "password": password,
+                                                   "csrf_token": token})
+        assert status == 200
+
+    def stream(self, url: str, lines: list, stop: threading.Event) -> None:
+        """Read a server-sent event stream line by line into ``lines`` (in a thread of its own)."""
+        def read():
+            try:
+                with self.opener.open(urllib.request.Request(url, headers={"Accept": "text/event-stream"}),
+                                      timeout=60) as response:
+                    for raw in response:
+                        lines.append(raw.decode().rstrip("\n"))
+                        if stop.is_set():
+                            return
+            except Exception as exc:  # noqa: BLE001 - reported through the lines
+                lines.append(f"!error {exc!r}")
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        return thread
 
 
 def app_env(schema_url: str, var_dir: Path, sounds_dir: Path, *, esl: str, outbound_port: int, http_port: int,

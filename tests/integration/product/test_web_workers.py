@@ -9,17 +9,12 @@ import datetime as dt
 import json
 import re
 import threading
-import urllib.error
-import urllib.request
-from http.cookiejar import CookieJar
-from urllib.parse import urlencode
 
-import gevent
 import pytest
 
 from core.clock import Clock
 from core.db import database
-from tests.integration.product.app_process import AppProcess, PgSchema, free_port, reachable_pg
+from tests.integration.product.app_process import AppProcess, Browser, PgSchema, free_port, reachable_pg
 
 PG = reachable_pg()
 pytestmark = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
@@ -35,48 +30,6 @@ class OfficeHoursClock(Clock):
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.tz) + self.offset
-
-
-class Browser:
-    """A cookie-keeping client whose blocking reads run in gevent's thread pool (the call process is a
-    greenlet of this same process and must go on serving)."""
-
-    def __init__(self):
-        self.jar = CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def request(self, url: str, data: dict | None = None) -> tuple[int, str]:
-        def fetch():
-            body = urlencode(data).encode() if data is not None else None
-            try:
-                with self.opener.open(url, data=body, timeout=30) as response:
-                    return response.status, response.read().decode()
-            except urllib.error.HTTPError as error:
-                return error.code, error.read().decode()
-        return gevent.get_hub().threadpool.apply(fetch)
-
-    def login(self, base: str, operator_no: str, password: str) -> None:
-        _status, page = self.request(f"{base}/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        status, _ = self.request(f"{base}/login", {"operator_no": operator_no, "password": password,
-                                                   "csrf_token": token})
-        assert status == 200
-
-    def stream(self, url: str, lines: list, stop: threading.Event) -> None:
-        """Read a server-sent event stream line by line into ``lines`` (in a thread of its own)."""
-        def read():
-            try:
-                with self.opener.open(urllib.request.Request(url, headers={"Accept": "text/event-stream"}),
-                                      timeout=60) as response:
-                    for raw in response:
-                        lines.append(raw.decode().rstrip("\n"))
-                        if stop.is_set():
-                            return
-            except Exception as exc:  # noqa: BLE001 - reported through the lines
-                lines.append(f"!error {exc!r}")
-        thread = threading.Thread(target=read, daemon=True)
-        thread.start()
-        return thread
 
 
 @pytest.fixture

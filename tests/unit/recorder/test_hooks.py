@@ -36,3 +36,20 @@ def test_flags_from_trace():
     failed = CallDraft("d", caller="1")
     apply_trace(failed, "completed", [entry("q", "too many wrong attempts")], [])
     assert missed_reason(failed, classify(failed)) == "ivr_hangup"
+
+
+def test_a_step_not_stored_lists_the_caller_for_a_call_back():
+    """Should list a caller whose complaint the IVR could not store (the database stayed away: the trace's
+    ivr.engine.NOT_STORED line) for a call-back, even when the system ended the call or the caller was served
+    by a look-up before; a person who answered still takes it off the list."""
+    from ivr.engine import NOT_STORED
+
+    entries = [{"what": "enter complaint", "node": "complaint", "at": "t"},
+               {"what": NOT_STORED, "node": "complaint", "at": "t"}]
+    for side, served in (("system", ""), ("caller", "status")):
+        draft = CallDraft("u", caller="13912345678", hangup_side=side)
+        apply_trace(draft, "", entries, [], served=served)
+        assert "not_stored" in draft.flags
+        assert missed_reason(draft, classify(draft)) == "not_stored"
+    answered = CallDraft("u", caller="13912345678", flags={"not_stored"})
+    assert missed_reason(answered, "answered") is None
