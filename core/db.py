@@ -12,6 +12,10 @@ SQLite transactions (``database.atomic()``) begin IMMEDIATE: they take the write
 overlapping writers queue there (the second waits, cooperatively) instead of the second reading a snapshot
 the first then changes, which SQLite refuses at its first write with "database is locked"
 (SQLITE_BUSY_SNAPSHOT) however long it waits. ``database.atomic("DEFERRED")`` still asks for the other kind.
+
+Where connection state is per greenlet (a monkey-patched process: run.py, the web workers, the benchmarks),
+PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
+holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import gevent
 import peewee
 from gevent.socket import wait_read, wait_write
 from playhouse import db_url
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, _PooledPostgresqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -275,8 +280,10 @@ def greenlet_local_connections() -> bool:
     default; the tests of the cooperative driver install the callback themselves, on connections of their own.
     """
     from gevent import monkey
+    from gevent.local import local
 
-    return monkey.is_module_patched("threading")
+    # peewee imported before the patching keeps the thread's own local in its state class: shared still
+    return monkey.is_module_patched("threading") and issubclass(getattr(peewee, "_ConnectionLocal", local), local)
 
 
 def make_psycopg2_cooperative() -> None:
@@ -370,7 +377,10 @@ class _CooperativePostgres:
             return
         log.warning("PostgreSQL connection lost (closed by the server): reconnecting at the next statement")
         try:
-            conn.close()
+            if isinstance(self, PooledDatabase):
+                self._close(conn, close_conn=True)  # out of the pool's accounts too, or its place is lost
+            else:
+                conn.close()
         except Exception:  # noqa: BLE001 - it is gone either way
             pass
         state.reset()
@@ -412,9 +422,99 @@ class _CooperativePostgres:
             raise
 
 
+class _ReleasingPool:
+    """Mixin for the pooled PostgreSQL database of a process whose connection state is per greenlet (run.py,
+    the web workers, the benchmarks): a greenlet holds a connection only while one statement, or one
+    transaction, of it runs, and gives it back to the pool as soon as it is done.
+
+    Kept for a greenlet's life, one connection per call: 1000 callers walking the IVR asked PostgreSQL for
+    1000 connections ("too many clients" from the hundredth, a 7-second reaction p99 at 100 callers); a
+    connection opened per step instead would start a server process each time. The pool holds at most
+    ``max_connections`` (20 unless the URL says ``?max_connections=``); a greenlet waits for a free one up to
+    the connect timeout. A statement's rows are already read when it returns (psycopg2's cursors hold them),
+    so the connection goes back before they are iterated.
+
+    Given back on failure too (finally): a greenlet that ends after a refused statement (a unique key it
+    catches, a call hung up mid-statement) would otherwise keep its connection out of the pool for good.
+    The pool's lock and condition are threading's, gevent's only once the process is monkey-patched, which
+    is why open_database pools only there: unpatched, a greenlet waiting for a free connection blocked the
+    whole thread, and the greenlets holding the connections never ran to give them back (py-spy: for ever in
+    PooledDatabase.connect's Condition.wait)."""
+
+    def execute_sql(self, sql, params=None):
+        try:
+            return super().execute_sql(sql, params)
+        except peewee.OperationalError as error:
+            _raise_timeout_inside(error)
+            raise
+        finally:
+            self._release_idle()
+
+    def begin(self, *args, **kwargs):
+        try:
+            return super().begin(*args, **kwargs)
+        except BaseException as error:
+            self._release_idle()  # no transaction began: nothing holds the connection
+            _raise_timeout_inside(error)
+            raise
+
+    def commit(self):
+        try:
+            return super().commit()
+        finally:
+            self._release_idle()
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:
+            self._release_idle()
+
+    def connect(self, reuse_if_open=False):
+        contexts = self._state.ctx  # connection_context() blocks still open: peewee's connect forgets them
+        try:
+            opened = super().connect(reuse_if_open)
+        except MaxConnectionsExceeded:  # a ValueError: callers expect the database's own errors
+            raise DatabaseTimeout(f"no free PostgreSQL connection within {self._wait_timeout:g} s: all "
+                                  f"{self._max_connections} of the pool in use (max_connections in the "
+                                  "URL)") from None
+        self._state.ctx = contexts
+        return opened
+
+    def _release_idle(self) -> None:
+        """Back to the pool, unless a transaction (peewee pops it before committing: commit() comes here
+        again) is still open. The open connection_context() blocks stay counted (each statement in them takes
+        a connection again)."""
+        state = self._state
+        if not state.closed and not state.transactions:
+            contexts = state.ctx
+            self.close()
+            state.ctx = contexts
+
+
+def _raise_timeout_inside(error: BaseException) -> None:
+    """Raise the DatabaseTimeout that peewee's exception wrapper turned into a plain OperationalError (a
+    connection taken on the way to a statement: the pool full, the server not answering), so callers see
+    the timeout and its setting."""
+    if isinstance(error, peewee.OperationalError) and not isinstance(error, DatabaseTimeout):
+        inner = _driver_error(error)
+        if isinstance(inner, DatabaseTimeout):
+            raise inner from None
+
+
 @functools.cache
-def _cooperative_postgres_class(base: type) -> type:
-    return type("Cooperative" + base.__name__, (_CooperativePostgres, _GreenletSafeConnect, base), {})
+def _cooperative_postgres_class(base: type, releasing: bool = False) -> type:
+    bases = (_ReleasingPool,) if releasing else ()
+    return type("Cooperative" + base.__name__, (*bases, _CooperativePostgres, _GreenletSafeConnect, base), {})
+
+
+POOL_SIZE = 20  # default most PostgreSQL connections of one process with per-greenlet connection state
+
+
+@functools.cache
+def _pooled(base: type) -> type:
+    """The pooled form of a PostgreSQL database class (postgresql:// and postgresext:// alike)."""
+    return type("Pooled" + base.__name__, (_PooledPostgresqlDatabase, base), {})
 
 
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "postgresql+pool", "postgres+pool",
@@ -435,10 +535,17 @@ def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
         return CooperativeSqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, check_same_thread=False,
                                          lock_timeout=timeouts.lock)
     if scheme in _POSTGRES_SCHEMES:
-        if greenlet_local_connections():
-            make_psycopg2_cooperative()
         params = db_url.parse(url)
-        cls = _cooperative_postgres_class(db_url.schemes[scheme])
+        base = db_url.schemes[scheme]
+        releasing = greenlet_local_connections()
+        if releasing:
+            make_psycopg2_cooperative()
+            # A connection per greenlet otherwise: pooled, and given back after each statement or transaction.
+            if not issubclass(base, PooledDatabase):
+                base = _pooled(base)
+            params.setdefault("max_connections", POOL_SIZE)
+            params.setdefault("timeout", max(1, round(timeouts.connect)))
+        cls = _cooperative_postgres_class(base, releasing and issubclass(base, PooledDatabase))
         return cls(params.pop("database"), timeouts=timeouts, **params)
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:/// or postgresql://")
 

@@ -1,0 +1,188 @@
+"""PostgreSQL connections of a process whose connection state is per greenlet (run.py, the web workers): pooled
+and held only for a statement or a transaction (core.db._ReleasingPool), so a thousand calls in the IVR do not
+ask the server for a thousand connections (issue 15 item 9)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import peewee
+import pytest
+from playhouse import db_url
+
+from core import db as core_db
+from tests.conftest import _PG_URL
+
+REPO = Path(__file__).resolve().parents[3]
+
+pytestmark = pytest.mark.skipif(not _PG_URL, reason="PostgreSQL not reachable")
+
+
+@pytest.fixture
+def pool():
+    cls = core_db._cooperative_postgres_class(core_db._pooled(peewee.PostgresqlDatabase), True)
+    params = db_url.parse(_PG_URL)
+    database = cls(params.pop("database"), max_connections=3, timeout=10, **params)
+    yield database
+    database.close_all()
+
+
+def test_a_statement_gives_its_connection_back(pool):
+    """Should hold a connection only while a statement runs, and keep a transaction's until it ends."""
+    assert pool.execute_sql("SELECT 1").fetchall() == [(1,)]
+    assert pool.is_closed() and len(pool._in_use) == 0 and len(pool._connections) == 1
+    with pool.atomic():
+        pid = pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        with pool.atomic():  # a savepoint: still the same connection
+            assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] == pid
+        assert not pool.is_closed()
+    assert pool.is_closed() and len(pool._in_use) == 0
+    with pytest.raises(peewee.ProgrammingError):
+        with pool.atomic():
+            pool.execute_sql("SELECT no_such_column")
+    assert pool.is_closed() and len(pool._in_use) == 0  # rolled back and given back
+
+
+def test_connection_contexts_survive_the_releases(pool):
+    """Should keep connection_context() blocks counted while statements inside them give connections back."""
+    with pool.connection_context():
+        pool.execute_sql("SELECT 1")
+        with pool.connection_context():
+            pool.execute_sql("SELECT 2")
+        pool.execute_sql("SELECT 3")
+    assert pool.is_closed() and len(pool._in_use) == 0
+
+
+def test_a_failed_statement_gives_its_connection_back(pool):
+    """Should give the connection back when a statement outside a transaction fails, so a greenlet that
+    catches the error and ends does not keep it out of the pool for good."""
+    for _ in range(5):  # more failures than the pool has connections
+        with pytest.raises(peewee.ProgrammingError):
+            pool.execute_sql("SELECT no_such_column")
+        assert pool.is_closed() and len(pool._in_use) == 0
+    assert pool.execute_sql("SELECT 1").fetchall() == [(1,)]
+
+
+def test_a_full_pool_fails_with_a_database_timeout():
+    """Should refuse a statement that finds every pooled connection taken for the pool's wait with
+    DatabaseTimeout (what callers handle), not playhouse's MaxConnectionsExceeded (a ValueError)."""
+    import threading
+
+    cls = core_db._cooperative_postgres_class(core_db._pooled(peewee.PostgresqlDatabase), True)
+    params = db_url.parse(_PG_URL)
+    database = cls(params.pop("database"), max_connections=1, timeout=1, **params)
+    raised = []
+
+    def other_thread():  # a connection state of its own (threads: the pool's waits are threading's here)
+        try:
+            database.execute_sql("SELECT 1")
+        except Exception as error:  # noqa: BLE001 - asserted below
+            raised.append(error)
+
+    try:
+        with database.atomic():
+            database.execute_sql("SELECT 1")
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join(30)
+        assert len(raised) == 1 and isinstance(raised[0], core_db.DatabaseTimeout), raised
+        assert "max_connections" in str(raised[0])
+        assert database.execute_sql("SELECT 2").fetchall() == [(2,)]
+    finally:
+        database.close_all()
+
+
+# 40 greenlets of a monkey-patched process (as run.py: gevent's threading.local, locks and conditions) share
+# a pool of three: those finding every connection taken wait in gevent for one to come back. In a child
+# process: unpatched, the pool's threading.Condition blocks the whole thread and no greenlet gives its
+# connection back (the hang seen with py-spy in PooledDatabase.connect).
+_MANY_GREENLETS_CHILD = r"""
+from gevent import monkey; monkey.patch_all()
+import sys
+import gevent
+import peewee
+from core import db as core_db
+
+database = core_db.open_database(sys.argv[1])
+seen, failed = set(), []
+
+def work(n):
+    for _ in range(3):
+        with database.atomic():
+            seen.add(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            database.execute_sql("SELECT pg_sleep(0.01)")
+        database.execute_sql("SELECT %s", (n,))
+        try:
+            database.execute_sql("SELECT no_such_column")
+        except peewee.ProgrammingError:
+            failed.append(n)
+
+gevent.joinall([gevent.spawn(work, n) for n in range(40)], timeout=60, raise_error=True)
+print(len(seen), len(failed), len(database._in_use), len(database._connections), flush=True)
+database.close_all()
+"""
+
+
+def test_many_greenlets_share_a_few_connections():
+    """Should serve 40 greenlets' transactions, statements and failing statements with at most the pool's
+    three connections, every one of them back in the pool at the end."""
+    url = _PG_URL + ("&" if "?" in _PG_URL else "?") + "max_connections=3"
+    try:
+        done = subprocess.run([sys.executable, "-c", _MANY_GREENLETS_CHILD, url], capture_output=True, text=True,
+                              timeout=90, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        pytest.fail("greenlets waiting for a pooled connection blocked the process")
+    assert done.returncode == 0, done.stderr[-2000:]
+    connections, failures, in_use, idle = map(int, done.stdout.split())
+    assert 1 <= connections <= 3 and failures == 120
+    assert in_use == 0 and 1 <= idle <= 3
+
+
+def test_a_connection_the_server_ended_leaves_the_pool(pool):
+    """Should drop a connection the server terminated from the pool's accounts and connect anew."""
+    with pool.atomic():
+        pid = pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    killer = core_db.open_database(_PG_URL)
+    killer.execute_sql("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+    for _ in range(2):  # the first statement may find the connection dead; the next one works
+        try:
+            assert pool.execute_sql("SELECT 1").fetchall() == [(1,)]
+            break
+        except peewee.OperationalError:
+            continue
+    assert len(pool._in_use) == 0
+    assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
+def test_a_patched_process_pools_its_postgresql_connections():
+    """Should open a pooled, releasing database in a monkey-patched process (run.py) and a plain one otherwise,
+    the pool's size and wait taken from the URL when it says so."""
+    script = ("from gevent import monkey; monkey.patch_all()\n"
+              "import sys; from playhouse.pool import PooledDatabase; from core import db\n"
+              "d = db.open_database(sys.argv[1]); e = db.open_database(sys.argv[1] + sep + 'max_connections=7')\n"
+              "assert isinstance(d, PooledDatabase) and isinstance(d, db._ReleasingPool), type(d).__mro__\n"
+              "assert d._max_connections == db.POOL_SIZE and e._max_connections == 7\n"
+              "d.execute_sql('SELECT 1'); assert d.is_closed() and not d._in_use\n"
+              "print('ok')\n").replace("sep", repr("&" if "?" in _PG_URL else "?"))
+    done = subprocess.run([sys.executable, "-c", script, _PG_URL], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+    plain = core_db.open_database(_PG_URL)
+    assert not isinstance(plain, core_db.PooledDatabase)
+
+
+def test_patched_after_peewee_was_imported_is_not_pooled():
+    """Should keep the plain database when the process was monkey-patched after peewee was imported: peewee's
+    connection state is then still the thread's, shared by every greenlet, and releasing it after each
+    statement took connections from under other greenlets ("Connection already opened")."""
+    script = ("import peewee\n"
+              "from gevent import monkey; monkey.patch_all()\n"
+              "import sys; from playhouse.pool import PooledDatabase; from core import db\n"
+              "assert not db.greenlet_local_connections()\n"
+              "assert not isinstance(db.open_database(sys.argv[1]), PooledDatabase)\n"
+              "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script, _PG_URL], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
