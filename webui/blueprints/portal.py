@@ -256,12 +256,17 @@ FIGURES_KEPT_SECONDS = 300
 
 
 class _KeptFigures:
-    """The figures counted per month in one app, with the lock that lets one request count them at a time
-    (made at the first request, so under run.py's monkey-patching it is gevent's)."""
+    """The figures counted per month in one app, with a lock per month that lets one request count them at a
+    time (made at the first request, so under run.py's monkey-patching they are gevent's)."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards ``locks``
+        self.locks: dict[str, threading.Lock] = {}
         self.months: dict[str, tuple[float, dict]] = {}
+
+    def lock_of(self, month: str) -> threading.Lock:
+        with self.lock:
+            return self.locks.setdefault(month, threading.Lock())
 
     def fresh(self, month: str):
         held = self.months.get(month)
@@ -275,7 +280,7 @@ def _public_figures(month: str) -> dict:
         kept = current_app.extensions.setdefault("portal_figures", _KeptFigures())
     figures = kept.fresh(month)
     if figures is None:
-        with kept.lock:  # the visitors who asked meanwhile take what the first one counted
+        with kept.lock_of(month):  # the visitors who asked meanwhile take what the first one counted
             figures = kept.fresh(month)
             if figures is None:
                 figures = _month_figures(month)
