@@ -243,6 +243,17 @@ class Attachment(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
 
+class TicketCreationKey(BaseModel):
+    """What filed a ticket, for a writer that may try again without knowing whether its first try was stored
+    (the IVR, "ivr:<call>:<recording>", whose commit's reply can be lost with the connection): the key is
+    unique, so a second try finds the first one's ticket instead of filing another. A table of its own, not a
+    ticket column: most tickets have none, and a new table reaches an existing database with create_tables
+    (an index on a column added by a migration step would be built before the step adds the column)."""
+
+    key = peewee.CharField(max_length=200, primary_key=True)
+    ticket = peewee.ForeignKeyField(Ticket, backref="+", on_delete="CASCADE")
+
+
 class TicketCall(BaseModel):
     """A call linked to a ticket (the call that created it, call-backs, follow-up calls)."""
 
@@ -397,6 +408,6 @@ class MaterialRequest(BaseModel):
 
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
-    Citizen, Ticket, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
+    Citizen, Ticket, TicketCreationKey, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
     KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice, MaterialRequest,
 ]

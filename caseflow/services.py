@@ -22,7 +22,8 @@ import peewee
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
-from caseflow.models import Category, Department, Region, Responsibility, Ticket, TicketCall, TicketHistory, User
+from caseflow.models import (Category, Department, Region, Responsibility, Ticket, TicketCall, TicketCreationKey,
+                             TicketHistory, User)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.clock import Clock
@@ -57,13 +58,15 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   citizen_email: str = "", reply_by: Optional[str] = None, title: str = "", category=None,
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
-                  note: str = "", reply: str = "") -> Ticket:
+                  note: str = "", reply: str = "", creation_key: Optional[str] = None) -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
     transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
     escape on output). ``reply_by`` unset: by phone when there is a number, else by e-mail when there is an
     address, else none; a reply by phone or SMS needs a number, by e-mail an address (TicketInputError).
+    ``creation_key``: what filed it, unique (``ticket_by_creation_key`` finds it; a second ticket with the
+    same key is refused with IntegrityError), for writers that may try again after a lost commit.
     """
     clock = clock or Clock()
     if created_by is not None and not can(created_by, "ticket.create"):
@@ -100,6 +103,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             # number collision: draw again
         if ticket is None:
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
+        if creation_key:
+            TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone
         search.reindex("ticket", ticket.id, None, text)
         _history(ticket, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                  label=actor_label or ("" if created_by else SYSTEM))
@@ -114,6 +119,14 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             ticket = transition(ticket, "answer", created_by, reply=reply.strip(), clock=clock)
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
     return ticket
+
+
+def ticket_by_creation_key(key: str) -> Optional[Ticket]:
+    """The ticket filed with ``creation_key`` ``key`` (``create_ticket``), or None."""
+    if not key:
+        return None
+    return (Ticket.select().join(TicketCreationKey, on=(TicketCreationKey.ticket == Ticket.id))
+            .where(TicketCreationKey.key == key).first())
 
 
 def check_reply_contact(reply_by: str, phone: str, email: str) -> None:

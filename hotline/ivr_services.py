@@ -35,6 +35,12 @@ RECORDING_KINDS = {
 }
 
 
+def creation_key(call_uuid: str, recording_path: str) -> str:
+    """The ticket's creation key for what a caller recorded at one step of one call (the recording's file
+    name is unique per step): the same on every try of that step, unique in the database."""
+    return f"ivr:{call_uuid}:{Path(recording_path).name}"[:200]
+
+
 def _naive_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         return moment
@@ -146,12 +152,22 @@ class HotlineIvrServices:
     def create_ticket_from_recording(self, caller: str, kind: str, recording_path: str, *, duration_ms: int,
                                      confirmed: bool, call_uuid: str, destination: str = "", lang: str = "zh",
                                      reason: str = "") -> str | None:
-        """A ticket with the caller's number and the recording attached; its 8-digit number, or None."""
+        """A ticket with the caller's number and the recording attached; its 8-digit number, or None.
+
+        Idempotent per call and recording (``creation_key``): the runner tries this again when the database
+        connection was lost, also when it was lost just after the commit (the ticket stored, the reply
+        not); the second try then finds the first one's ticket and returns its number instead of filing a
+        second one, and a recording the first try already took into the store is used as it is."""
         from caseflow import services
         from caseflow.models import Attachment
         from caseflow.services import TicketInputError
         from recorder import voicemail
 
+        key = creation_key(call_uuid, recording_path)
+        earlier = services.ticket_by_creation_key(key)
+        if earlier is not None:
+            log.info("ivr: ticket %s of %s was filed by an earlier try (%s)", earlier.number, call_uuid, key)
+            return earlier.number
         try:
             phone = services.clean_phone(caller)
         except TicketInputError:
@@ -160,10 +176,10 @@ class HotlineIvrServices:
             result = voicemail.leave_message(call_uuid=call_uuid, caller=phone, recording_path=recording_path,
                                              recordings=self._store(), reason=reason if reason in
                                              voicemail.REASONS else "", duration_ms=duration_ms, cdr=self.cdr,
-                                             destination=destination)
+                                             destination=destination, creation_key=key)
             return result.number or None
         ticket_type, channel, label = RECORDING_KINDS.get(kind, RECORDING_KINDS["complaint"])
-        rec = self._store().index_file(call_uuid, Path(recording_path), kind="ivr")
+        rec = self._step_recording(call_uuid, Path(recording_path))
         if rec.status != "ok":
             log.warning("ivr recording of %s unusable (%s): no ticket", call_uuid, rec.failure_reason)
             return None
@@ -178,7 +194,7 @@ class HotlineIvrServices:
         with db.atomic():
             ticket = services.create_ticket(content, type=ticket_type, channel=channel, citizen_phone=phone,
                                             title=label, actor_label="ivr",
-                                            call_uuid=call_uuid, note=f"IVR {label}")
+                                            call_uuid=call_uuid, note=f"IVR {label}", creation_key=key)
             # The spoken complaint is the ticket's substance: attach it like any file (size and sha256 let
             # the desk show and verify it), besides the call link the recorder keeps.
             Attachment.create(ticket=ticket, kind="recording", filename=Path(rec.path).name,
@@ -186,6 +202,23 @@ class HotlineIvrServices:
                               sha256=rec.sha256)
         log.info("ivr: ticket %s from %s recording of %s", ticket.number, kind, call_uuid)
         return ticket.number
+
+    def _step_recording(self, call_uuid: str, source: Path):
+        """The store's recording of this step: ``source`` taken into the store now, or, when ``source`` is
+        gone, the one an earlier try took (the store moved the file, then the ticket's transaction was lost
+        with the connection): the call's newest IVR recording that no attachment holds yet."""
+        if not source.exists():
+            from caseflow.models import Attachment
+            from recorder.models import Recording
+
+            taken = (Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.kind == "ivr")
+                                              & (Recording.status == "ok"))
+                     .order_by(Recording.id.desc()))
+            for rec in taken:
+                if not Attachment.select().where(Attachment.path == "recordings/" + rec.path).exists():
+                    log.info("ivr: recording %s of %s taken by an earlier try", rec.path, call_uuid)
+                    return rec
+        return self._store().index_file(call_uuid, source, kind="ivr")
 
     # ------------------------------------------------------------------ status query
     def ticket_status(self, number: str, caller: str, pin: str | None) -> str | None:

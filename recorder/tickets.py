@@ -26,12 +26,13 @@ def add_ticket_note(ticket, text: str, actor_label: str = "recorder") -> None:
 
 def create_ticket(content: str, *, channel: str, type: str = "consult", title: str = "",
                   citizen_phone: str = "", call_uuid: str | None = None, actor_label: str = "recorder",
-                  note: str = ""):
+                  note: str = "", creation_key: str | None = None):
     """A new ticket in its initial state, through caseflow.services.create_ticket (links the call)."""
     from caseflow import services
 
     return services.create_ticket(content, type=type, channel=channel, title=title, citizen_phone=citizen_phone,
-                                  actor_label=actor_label, call_uuid=call_uuid, note=note)
+                                  actor_label=actor_label, call_uuid=call_uuid, note=note,
+                                  creation_key=creation_key)
 
 
 def link_call(call: CallRecord | str, ticket, purpose: str = "intake"):

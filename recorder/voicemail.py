@@ -40,12 +40,14 @@ class VoicemailResult:
 
 
 def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, recordings,
-                  reason: str = "", duration_ms: int | None = None, cdr=None, destination: str = "") -> VoicemailResult:
+                  reason: str = "", duration_ms: int | None = None, cdr=None, destination: str = "",
+                  creation_key: str | None = None) -> VoicemailResult:
     """Index the message, create the ticket with the recording, and list the caller for a call-back.
 
     ``recordings`` is the RecordingService (or RecordingStore); ``cdr`` the CdrRecorder to mark the call
     as voicemail. A message that is empty or unreadable still puts the caller on the missed-call list (the
-    citizen tried to reach us) but creates no ticket; the raw file is kept for inspection.
+    citizen tried to reach us) but creates no ticket; the raw file is kept for inspection. ``creation_key``:
+    the ticket's (caseflow.services.create_ticket), for a caller that may try again after a lost commit.
     """
     if reason not in REASONS:
         raise ValueError(f"voicemail reason must be one of {sorted(REASONS)}, got {reason!r}")
@@ -63,7 +65,7 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
                    f"Voicemail ({en}), {seconds} s: listen to the recording and call back.")
         ticket = tickets.create_ticket(content, channel="phone", type="other", title=f"电话留言 / Voicemail {zh}",
                                        citizen_phone=_phone_or_blank(caller), call_uuid=call_uuid,
-                                       note="语音留言 / voicemail")
+                                       note="语音留言 / voicemail", creation_key=creation_key)
         tickets.notify_centre(f"新留言，请回电 / New voicemail, please call back: {ticket.number}", ticket=ticket,
                               kind="info")
     else:

@@ -93,10 +93,43 @@ def test_ticket_from_recording(ivr_services, ivr_config):
     assert attachment.kind == "recording" and attachment.size == stored.stat().st_size > 0
     assert attachment.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
     assert TicketCall.get(TicketCall.ticket == ticket).call_uuid == UUID
-    other = ivr_services.create_ticket_from_recording("13800138000", "complaint", str(_wav(Path(local))),
+    _switch, second = ivr_services.recording_target(UUID, "complaint")  # the call's next recording step
+    other = ivr_services.create_ticket_from_recording("13800138000", "complaint", str(_wav(Path(second))),
                                                       duration_ms=4000, confirmed=False, call_uuid=UUID)
     assert other != number
     assert "未确认" in Ticket.get(Ticket.number == other).content
+
+
+def test_a_recording_step_tried_again_files_its_ticket_once(ivr_services, monkeypatch):
+    """Should, when the runner tries a complaint again after the connection was lost (core.db.connection_lost),
+    file one ticket: after a transaction lost before its commit, with the recording the first try already
+    took into the store (its file moved away); after a lost reply to a commit, by returning the first one's
+    number."""
+    import peewee
+
+    from recorder.models import Recording
+
+    _switch, local = ivr_services.recording_target(UUID, "complaint")
+    _wav(Path(local))
+
+    def lost(*_args, **_kwargs):
+        raise peewee.OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cs, "create_ticket", lost)
+        with pytest.raises(peewee.OperationalError):
+            ivr_services.create_ticket_from_recording("13800138000", "complaint", local, duration_ms=4000,
+                                                      confirmed=True, call_uuid=UUID)
+    assert not Path(local).exists()  # the store took it on the first try
+    number = ivr_services.create_ticket_from_recording("13800138000", "complaint", local, duration_ms=4000,
+                                                       confirmed=True, call_uuid=UUID)
+    again = ivr_services.create_ticket_from_recording("13800138000", "complaint", local, duration_ms=4000,
+                                                      confirmed=True, call_uuid=UUID)
+    assert number and again == number
+    assert Ticket.select().where(Ticket.citizen_phone == "13800138000").count() == 1
+    [rec] = Recording.select().where(Recording.call_uuid == UUID)
+    attachment = Attachment.get(Attachment.ticket == Ticket.get(Ticket.number == number))
+    assert rec.status == "ok" and attachment.path == "recordings/" + rec.path
 
 
 def test_mailbox_and_message_tickets(ivr_services):
