@@ -23,6 +23,8 @@ from urllib.parse import urlencode
 import gevent
 from gevent import subprocess  # gevent's child watcher reaps children: its Popen gets their exit codes
 
+from core.leader import LOCK_CLASS
+
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -55,10 +57,13 @@ class PgSchema:
             return cur.fetchall() if cur.description else None
 
     def lock_backends(self) -> list[tuple[int, str]]:
-        """(pid, application_name) of the connections holding or asking for an active lock (core.leader)."""
+        """(pid, application_name) of the connections holding this schema's active lock (core.leader): the
+        lock's key names the schema, so pairs of other test processes on the same server are left out."""
         return [(pid, name) for pid, name in self.execute(
-            "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'hotline active lock%%'"
-            " AND datname = current_database()")]
+            "SELECT a.pid, a.application_name FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid"
+            " WHERE a.application_name LIKE 'hotline active lock%%' AND a.datname = current_database()"
+            " AND l.locktype = 'advisory' AND l.granted AND l.classid = %s"
+            " AND l.objid = (hashtext(%s) & 2147483647)::oid", (LOCK_CLASS, self.name))]
 
     def drop(self) -> None:
         try:
