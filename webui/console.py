@@ -129,3 +129,34 @@ def totals(agents: Iterable[Mapping], queues: Iterable[Mapping], target_rate: fl
         "below_target": rate is not None and rate < target_rate,
         "abandoned": sum(q.get("abandoned_today") or 0 for q in queues),
     }
+
+
+# ---------------------------------------------------------------------- the live stream (/supervisor/stream)
+# ACD notices after which the queue figures are read again: a caller came or went (waiting, longest wait,
+# abandoned), a call was answered or ended (answered today, averages), a call-back was asked for.
+QUEUE_NOTICES = frozenset({"queue", "answered", "call_ended", "callback", "no_answer_break"})
+
+
+def touches_queues(kinds: Iterable[str]) -> bool:
+    """Whether any of these ACD notice types changes the queue rows or the totals taken from them."""
+    return any(kind in QUEUE_NOTICES for kind in kinds)
+
+
+def _compared(row: Mapping) -> dict:
+    # Time in state moves every second: it alone is no change (the whole board, sent every few seconds,
+    # refreshes it).
+    return {key: value for key, value in row.items() if key != "time"}
+
+
+def shown_rows(rows: Iterable[Mapping]) -> dict:
+    """The agent rows as a console shows them, by agent id, to compare the next rows with."""
+    return {row["agent_id"]: _compared(row) for row in rows}
+
+
+def changed_rows(shown: Mapping, rows: Iterable[Mapping]) -> list[dict] | None:
+    """The rows of ``rows`` that differ from ``shown`` (shown_rows of the rows last sent), in their order;
+    None when agents came or went, so the console needs the whole board instead."""
+    rows = list(rows)
+    if {row["agent_id"] for row in rows} != set(shown):
+        return None
+    return [dict(row) for row in rows if _compared(row) != shown[row["agent_id"]]]

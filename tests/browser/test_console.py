@@ -1,5 +1,6 @@
-"""In Chromium: the team-lead console as a wallboard, refreshed live while an agent takes a call through the
-fake FreeSWITCH: states in Chinese, only the actions that apply, a confirmation before force release."""
+"""In Chromium: the team-lead console as a wallboard, kept live by its event stream while an agent takes a call
+through the fake FreeSWITCH (polling only while the stream is down): states in Chinese, only the actions that
+apply, a confirmation before force release."""
 from __future__ import annotations
 
 from playwright.sync_api import expect
@@ -27,8 +28,12 @@ def test_console_shows_chinese_states_and_only_applicable_actions(browser, telep
     telephony.run_in_hub(lambda: (acd.transition(first.id, "login"), acd.transition(first.id, "ready")))
     context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
     page = context.new_page()
+    polled, errors = [], []
+    page.on("request", lambda request: polled.append(request.url) if "/supervisor/stats" in request.url else None)
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     login(page, telephony.url, "9001", PASSWORD)
-    page.goto(telephony.url + "/supervisor/")
+    with page.expect_response(lambda response: "/supervisor/stream" in response.url):
+        page.goto(telephony.url + "/supervisor/")
     row1 = page.locator(f'tr[data-agent="{first.id}"]')
     row2 = page.locator(f'tr[data-agent="{second.id}"]')
     expect(row1.get_by_test_id("agent-state")).to_have_text("空闲")
@@ -42,8 +47,10 @@ def test_console_shows_chinese_states_and_only_applicable_actions(browser, telep
 
     call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
                                                                 caller="13912345678", destination="12345"))
-    expect(row1.get_by_test_id("agent-state")).to_have_text("通话中")  # refreshed without a reload
+    expect(row1.get_by_test_id("agent-state")).to_have_text("通话中")  # pushed by the stream, no reload
     expect(page.locator('[data-total="on_call"]')).to_have_text("1")
+    assert polled == []  # the stream was up: no polling
+    assert errors == []  # no script refused by the Content-Security-Policy, no broken event
     expect(row1.locator("td.num").first).to_contain_text("秒")
     buttons = _buttons(row1)
     assert buttons[:5] == ON_CALL_BUTTONS and "应答求助" not in buttons, buttons
@@ -60,4 +67,24 @@ def test_console_shows_chinese_states_and_only_applicable_actions(browser, telep
     expect(row1.get_by_test_id("agent-state")).not_to_have_text("通话中")
     page.screenshot(path=str(telephony.tmp_path / "console.png"))
     telephony.run_in_hub(call.hangup)
+    context.close()
+
+
+def test_console_polls_while_its_stream_is_down(browser, telephony):  # noqa: F811
+    """Should still show an agent's new state without a reload when the event stream cannot be opened,
+    by polling the console's figures until the stream is back."""
+    with core_db.database.connection_context():
+        create_user("9001", "陈班长", PASSWORD, roles="team_lead")
+    acd = telephony.acd
+    first = next(a for a in acd.agents.values() if a.extension == "1001")
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    context.route("**/supervisor/stream*", lambda route: route.fulfill(status=503, body="down"))
+    login(page, telephony.url, "9001", PASSWORD)
+    with page.expect_request(lambda request: "/supervisor/stats" in request.url):
+        page.goto(telephony.url + "/supervisor/")
+    row1 = page.locator(f'tr[data-agent="{first.id}"]')
+    expect(row1.get_by_test_id("agent-state")).to_have_text("已签出")
+    telephony.run_in_hub(lambda: (acd.transition(first.id, "login"), acd.transition(first.id, "ready")))
+    expect(row1.get_by_test_id("agent-state")).to_have_text("空闲")  # polled, no reload
     context.close()

@@ -4,7 +4,12 @@ Every action goes through acd.supervisor.Supervisor, which checks the role again
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, render_template, request
+import collections
+import contextlib
+import time
+
+import gevent
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
 
 from acd import chat
 from acd.dispatcher import AcdError, update_queue
@@ -12,9 +17,10 @@ from acd.policy import SHIFT_QUEUE_FIELDS, QueueChangeRefused, queue_fields_for
 from acd.strategies import STRATEGY_LABELS
 from acd.state import TransitionRefused
 from acd.supervisor import Supervisor
+from core.db import database
 from recorder import missed as missed_calls
 from webui.app import NavItem
-from webui import console
+from webui import chat_pump, console
 from webui.chat_pump import clock
 from webui.i18n import error_text, gettext
 from webui.security import require_roles
@@ -47,6 +53,11 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
     "Team leads change the rule and timings of a queue; everything else about it is for administrators.":
         "班长可调整队列的分配策略和各项时长；队列的其他设置由管理员修改。",
 }}
+# The console's event stream (/supervisor/stream): how often it looks for ACD notices, how often it sends the
+# whole board, and how often at most it reads the queue figures again (database reads) after a notice.
+LOOK_EVERY = 0.2
+FULL_EVERY = 5.0
+QUEUES_EVERY = 0.5
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",
            "set_break", "force_logout")
 
@@ -109,14 +120,103 @@ def queue_settings(name):
 @bp.route("/stats")
 @require_roles(*ROLES)
 def stats():
-    acd = _acd()
+    """The whole console as JSON (the page polls it only while its event stream is down)."""
+    return jsonify(_snapshot(_acd()))
+
+
+def _snapshot(acd) -> dict:
+    """Everything the console shows: the ACD's figures, the wallboard built from them, call-backs, chats."""
     summary = missed_calls.open_summary()
     callbacks = {"open": summary["open"], "claimed": summary["claimed"], "oldest_seconds": summary["oldest_seconds"],
                  "by_queue": summary["by_queue"]}
     queues = acd.queue_stats() if acd is not None else []
     agents = acd.agent_stats() if acd is not None else []
-    return jsonify({"queues": queues, "agents": agents, "callbacks": callbacks, "board": _board(queues, agents),
-                    **_chats()})
+    return {"queues": queues, "agents": agents, "callbacks": callbacks, "board": _board(queues, agents),
+            **_chats()}
+
+
+@bp.route("/stream")
+@require_roles(*ROLES)
+def stream():
+    """Server-sent events of the console, for the same viewers as /stats: ``board`` (what /stats answers) at
+    once and every FULL_EVERY seconds (times in state move on, chats and call-backs come from the database);
+    ``changes`` within LOOK_EVERY of an ACD notice: the agent rows that changed, the totals, and the queue
+    rows when callers came or went (read at most every QUEUES_EVERY). Ends after ``max_seconds`` (at most
+    300); the browser's EventSource reconnects and the page polls /stats while it cannot. On a web worker
+    this blueprint is forwarded to the call process (webui.forward), which streams it through."""
+    acd = _acd()
+    limit = chat_pump.stream_limit(request.args.get("max_seconds"))
+    # Notice types only, in a plain deque drained by polling: the ACD may run in another thread's hub, and a
+    # slow browser must never hold it up (the oldest are dropped; any one left says "look again").
+    inbox: collections.deque = collections.deque(maxlen=1000)
+
+    def listener(notice):
+        inbox.append(notice.get("type", ""))
+
+    def events():
+        if acd is not None:
+            acd.subscribe(listener)  # here, not in the view: the finally below is sure to run only once begun
+        try:
+            yield "retry: 2000\n\n"
+            _release_request_connection()
+            shown: dict = {}
+            queues: list = []
+            queues_at, queues_stale, next_full = float("-inf"), False, 0.0
+            # A deadline, not gevent.Timeout: a timeout raised inside a query would break the connection.
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                kinds = [inbox.popleft() for _ in range(len(inbox))]
+                queues_stale = queues_stale or console.touches_queues(kinds)
+                now = time.monotonic()
+                queues_due = queues_stale and now - queues_at >= QUEUES_EVERY
+                if now >= next_full or ((kinds or queues_due) and acd is not None):
+                    with _connection():
+                        if now >= next_full:
+                            whole = _snapshot(acd)
+                        else:
+                            if queues_due:
+                                queues = acd.queue_stats()
+                            board = _board(queues, acd.agent_stats())
+                            changed = console.changed_rows(shown, board["agent_rows"])
+                            whole = _snapshot(acd) if changed is None else None
+                    if whole is not None:  # at once, every FULL_EVERY, and when agents came or went
+                        queues, queues_at, queues_stale = whole["queues"], now, False
+                        shown, next_full = console.shown_rows(whole["board"]["agent_rows"]), now + FULL_EVERY
+                        # The ACD's raw figures stay out: the page shows the board built from them.
+                        yield chat_pump.event("board", {key: value for key, value in whole.items()
+                                                        if key not in ("agents", "queues")})
+                    elif changed or queues_due:  # the totals follow the rows and the queues
+                        shown = console.shown_rows(board["agent_rows"])
+                        change = {"totals": board["totals"], "agent_rows": changed}
+                        if queues_due:
+                            queues_at, queues_stale = now, False
+                            change["queue_rows"] = board["queue_rows"]
+                        yield chat_pump.event("changes", change)
+                gevent.sleep(min(LOOK_EVERY, max(0.0, deadline - time.monotonic())))
+        finally:
+            if acd is not None and listener in acd.listeners:
+                acd.listeners.remove(listener)
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _release_request_connection() -> None:
+    """Give back the connection this request opened (webui.app): a console stays open for minutes and the
+    database's connections are few, so each look of the stream takes one for its reads only."""
+    if g.pop("db_opened", False) and not database.is_closed():
+        database.close()
+
+
+@contextlib.contextmanager
+def _connection():
+    """A database connection for one look of the stream: the one already open in this greenlet (a test's,
+    a job's), else one opened for the look and closed after it."""
+    if not database.is_closed():
+        yield
+        return
+    with database.connection_context():
+        yield
 
 
 def _chats() -> dict:

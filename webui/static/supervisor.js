@@ -1,6 +1,8 @@
-// Team-lead console: refresh the wallboard (totals, queues, agents with the actions that apply, chats) every
-// 3 seconds from /supervisor/stats without reloading; actions post in the background, the dangerous ones
-// (data-confirm) after a confirmation.
+// Team-lead console: the wallboard (totals, queues, agents with the actions that apply, chats) kept live by the
+// server's event stream (/supervisor/stream: "board" is the whole console, "changes" the agent rows that changed
+// with the totals and, when callers came or went, the queue rows). While the stream is down the page polls
+// /supervisor/stats every 3 seconds and opens the stream again, waiting longer after each failure. Actions post
+// in the background, the dangerous ones (data-confirm) after a confirmation.
 (function () {
   var root = document.getElementById("console");
   if (!root || !window.fetch) { return; }
@@ -76,32 +78,87 @@
       tbody.appendChild(tr);
     });
   }
-  function refresh() {
-    fetch(root.dataset.stats, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (d) {
-      var board = d.board, totals = board.totals;
-      Object.keys(totals).forEach(function (key) {
-        var node = root.querySelector('[data-total="' + key + '"]');
-        if (node) { node.textContent = String(totals[key]); }
-      });
-      var tile = root.querySelector('[data-testid="rate-tile"]');
-      if (tile) { tile.classList.toggle("below-target", !!totals.below_target); }
-      rows("queue-rows", board.queue_rows, 8, function (q) {
-        return [[q.name], [q.waiting, "num"], [q.longest_wait, "num"], [q.answered, "num"], [q.abandoned, "num"],
-                [q.rate, "num"], [q.average_wait, "num"], [q.average_talk, "num"]];
-      });
-      rows("chat-queue-rows", d.chat_queues, 4, function (q) {
-        return [[q.display_name], [q.waiting, "num"], [q.longest_wait_label || q.longest_wait, "num"], [q.in_chat, "num"]];
-      });
-      rows("chat-agent-rows", d.chat_agents, 4, function (a) {
-        return [[a.operator_no + " " + a.name], [a.active, "num"], [a.offered, "num"], [a.capacity, "num"]];
-      });
-      // Keep the agents' rows while a button in them has focus (a click in progress).
-      if (agentBody && !agentBody.contains(document.activeElement)) {
-        agentBody.textContent = "";
-        if (!board.agent_rows.length) { empty(agentBody, 9); }
-        board.agent_rows.forEach(function (a) { agentBody.appendChild(agentRow(a)); });
+  function totalsShown(totals) {
+    Object.keys(totals).forEach(function (key) {
+      var node = root.querySelector('[data-total="' + key + '"]');
+      if (node) { node.textContent = String(totals[key]); }
+    });
+    var tile = root.querySelector('[data-testid="rate-tile"]');
+    if (tile) { tile.classList.toggle("below-target", !!totals.below_target); }
+  }
+  function queuesShown(queueRows) {
+    rows("queue-rows", queueRows, 8, function (q) {
+      return [[q.name], [q.waiting, "num"], [q.longest_wait, "num"], [q.answered, "num"], [q.abandoned, "num"],
+              [q.rate, "num"], [q.average_wait, "num"], [q.average_talk, "num"]];
+    });
+  }
+  // Keep an agent's row while a button in it has focus (a click in progress); the next whole board brings it.
+  function busy(node) { return node.contains(document.activeElement) && document.activeElement !== document.body; }
+  function board(d) {
+    var b = d.board;
+    totalsShown(b.totals);
+    queuesShown(b.queue_rows);
+    rows("chat-queue-rows", d.chat_queues, 4, function (q) {
+      return [[q.display_name], [q.waiting, "num"], [q.longest_wait_label || q.longest_wait, "num"], [q.in_chat, "num"]];
+    });
+    rows("chat-agent-rows", d.chat_agents, 4, function (a) {
+      return [[a.operator_no + " " + a.name], [a.active, "num"], [a.offered, "num"], [a.capacity, "num"]];
+    });
+    if (agentBody && !busy(agentBody)) {
+      agentBody.textContent = "";
+      if (!b.agent_rows.length) { empty(agentBody, 9); }
+      b.agent_rows.forEach(function (a) { agentBody.appendChild(agentRow(a)); });
+    }
+  }
+  function changes(d) {
+    totalsShown(d.totals);
+    if (d.queue_rows) { queuesShown(d.queue_rows); }
+    if (!agentBody) { return; }
+    d.agent_rows.forEach(function (a) {
+      var shown = agentBody.querySelector('tr[data-agent="' + a.agent_id + '"]');
+      if (!shown) {
+        var none = agentBody.querySelector("tr.empty");
+        if (none) { agentBody.removeChild(none); }
+        agentBody.appendChild(agentRow(a));
+      } else if (!busy(shown)) {
+        agentBody.replaceChild(agentRow(a), shown);
       }
-    }).catch(function () { /* keep the last figures; try again next time */ });
+    });
+  }
+  function refresh() {
+    fetch(root.dataset.stats, {credentials: "same-origin"}).then(function (r) { return r.json(); })
+      .then(board).catch(function () { /* keep the last figures; try again next time */ });
+  }
+
+  // The live stream, and polling only while it is down.
+  var source = null, poller = null, wait = 2000;
+  function polling(on) {
+    if (on && poller === null) { refresh(); poller = window.setInterval(refresh, 3000); }
+    if (!on && poller !== null) { window.clearInterval(poller); poller = null; }
+  }
+  function live() { return source !== null && source.readyState === 1; }
+  function read(handler) {
+    return function (event) {
+      try { handler(JSON.parse(event.data)); } catch (e) { /* a broken event: the next whole board mends it */ }
+    };
+  }
+  function listen() {
+    if (!window.EventSource || !root.dataset.stream) { polling(true); return; }
+    source = new EventSource(root.dataset.stream);
+    source.addEventListener("board", read(board));
+    source.addEventListener("changes", read(changes));
+    source.onopen = function () { wait = 2000; polling(false); };
+    source.onerror = function () {
+      polling(true);
+      // EventSource reconnects by itself after a dropped stream (readyState 0); after a refusal (an error
+      // status, the call process away behind a web worker) it gives up (2): open it again later.
+      if (source.readyState === 2) {
+        source.close();
+        source = null;
+        window.setTimeout(listen, wait);
+        wait = Math.min(wait * 2, 30000);
+      }
+    };
   }
   if (agentBody) {
     agentBody.addEventListener("submit", function (event) {
@@ -117,8 +174,8 @@
         .then(function (r) { return r.json(); })
         .then(function (reply) { say(reply.ok ? reply.message : reply.error, !reply.ok); })
         .catch(function () { say(root.dataset.failed || "", true); })
-        .then(function () { button.disabled = false; button.blur(); refresh(); });
+        .then(function () { button.disabled = false; button.blur(); if (!live()) { refresh(); } });
     });
   }
-  window.setInterval(refresh, 3000);
+  listen();
 }());

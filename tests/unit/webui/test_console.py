@@ -50,3 +50,17 @@ def test_totals_weigh_the_answer_rate_by_answered_calls():
     assert (totals["waiting"], totals["longest_wait"], totals["rate"], totals["abandoned"]) == (2, "1分1秒", "75%", 3)
     assert totals["below_target"] and totals["target"] == "80%"
     assert console.totals([], [], 80.0, "zh")["rate"] == "-"
+
+
+def test_the_stream_sends_only_rows_that_changed_beyond_their_time():
+    """Should find no change in a row whose time in state alone moved, the row whose state changed, and ask
+    for the whole board when agents came or went."""
+    before = console.agent_rows([agent(), agent(agent_id=2, seconds_in_state=5)], "zh", lambda m: ZH.get(m, m))
+    shown = console.shown_rows(before)
+    later = console.agent_rows([agent(seconds_in_state=9), agent(agent_id=2, state="in_call", seconds_in_state=0)],
+                               "zh", lambda m: ZH.get(m, m))
+    changed = console.changed_rows(shown, later)
+    assert [(row["agent_id"], row["state_label"], row["time"]) for row in changed] == [(2, "通话中", "0秒")]
+    assert console.changed_rows(console.shown_rows(later), later) == []
+    assert console.changed_rows(shown, later[:1]) is None
+    assert console.touches_queues(["agent", "queue"]) and not console.touches_queues(["agent", "hold", "desk"])
