@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import gevent
+import gevent.event
 import peewee
 from gevent.socket import wait_read, wait_write
 from playhouse import db_url
@@ -436,10 +437,14 @@ class _ReleasingPool:
 
     Given back on failure too (finally): a greenlet that ends after a refused statement (a unique key it
     catches, a call hung up mid-statement) would otherwise keep its connection out of the pool for good.
-    The pool's lock and condition are threading's, gevent's only once the process is monkey-patched, which
-    is why open_database pools only there: unpatched, a greenlet waiting for a free connection blocked the
-    whole thread, and the greenlets holding the connections never ran to give them back (py-spy: for ever in
-    PooledDatabase.connect's Condition.wait)."""
+    The pool's lock is threading's, gevent's only once the process is monkey-patched, which is why
+    open_database pools only there: unpatched, a greenlet waiting for a free connection blocked the whole
+    thread, and the greenlets holding the connections never ran to give them back (py-spy: for ever in
+    PooledDatabase.connect's Condition.wait). Its condition is _PoolWait (which says why)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pool_available = _PoolWait()
 
     def execute_sql(self, sql, params=None):
         try:
@@ -490,6 +495,43 @@ class _ReleasingPool:
             contexts = state.ctx
             self.close()
             state.ctx = contexts
+
+
+class _PoolWait:
+    """Stands in for the pooled database's threading.Condition (``with`` it, ``wait``, ``notify``): greenlets
+    waiting for a connection to come back, without a lock.
+
+    The condition's wait takes the pool's lock again on its way out; the connect timeout (a gevent.Timeout)
+    striking there, while another greenlet held that lock for a slow connect, left the lock without its owner
+    and the ``with`` failed with "cannot release un-acquired lock" (150 of 1000 IVR callers, bench/ivr.py on
+    PostgreSQL). Greenlets of one thread need no lock to check the pool and then wait: nothing runs between
+    the two; a notice missed all the same costs at most the second after which the pool looks again."""
+
+    def __init__(self):
+        self._waiters: list[gevent.event.Event] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def wait(self, timeout=None) -> bool:
+        waiter = gevent.event.Event()
+        self._waiters.append(waiter)
+        try:
+            return waiter.wait(timeout)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def notify(self, n: int = 1) -> None:
+        for waiter in self._waiters[:n]:
+            waiter.set()
+            self._waiters.remove(waiter)
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters))
 
 
 def _raise_timeout_inside(error: BaseException) -> None:

@@ -186,3 +186,49 @@ def test_patched_after_peewee_was_imported_is_not_pooled():
     done = subprocess.run([sys.executable, "-c", script, _PG_URL], capture_output=True, text=True, timeout=60,
                           cwd=REPO)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# A greenlet waiting for the only connection of the pool while another holds the pool's lock for a slow
+# connect: its connect timeout strikes as the wait takes that lock again (threading.Condition's wait left the
+# lock without its owner: "cannot release un-acquired lock", 150 of 1000 callers in bench/ivr.py).
+_WAIT_STRUCK_BY_TIMEOUT_CHILD = r"""
+from gevent import monkey; monkey.patch_all()
+import sys
+import gevent
+from core import db as core_db
+
+database = core_db.open_database(sys.argv[1], core_db.DbTimeouts(connect=2.0))
+
+def holder():
+    with database.atomic():
+        database.execute_sql("SELECT 1")
+        gevent.sleep(4)
+
+def slow_connect():
+    gevent.sleep(0.5)
+    with database._pool_lock:
+        gevent.sleep(3)
+
+def waiter():
+    gevent.sleep(0.1)
+    try:
+        database.execute_sql("SELECT 2")
+        return "ran"
+    except Exception as error:
+        return type(error).__name__
+
+greenlets = [gevent.spawn(holder), gevent.spawn(slow_connect), gevent.spawn(waiter)]
+gevent.joinall(greenlets, timeout=20)
+print(greenlets[2].value, database.execute_sql("SELECT 3").fetchone()[0], len(database._in_use), flush=True)
+database.close_all()
+"""
+
+
+def test_a_wait_for_the_pool_cut_by_the_connect_timeout_fails_cleanly():
+    """Should fail a statement whose wait for a pooled connection outlasts the connect timeout with
+    DatabaseTimeout, and leave the pool usable, while another greenlet holds the pool's lock."""
+    url = _PG_URL + ("&" if "?" in _PG_URL else "?") + "max_connections=1"
+    done = subprocess.run([sys.executable, "-c", _WAIT_STRUCK_BY_TIMEOUT_CHILD, url], capture_output=True,
+                          text=True, timeout=90, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["DatabaseTimeout", "3", "0"], done.stderr[-2000:]
