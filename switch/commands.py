@@ -16,7 +16,7 @@ those characters changes what the switch does. The rule, the same everywhere:
 
 Data from outside that is only shown (a caller's number as caller id, a queue name as a tag) is cleaned
 instead with ``scrub`` (what the ACD's ``_safe`` did: only ``[0-9A-Za-z_.+*#@-]``, 64 characters), and a
-free text for a quoted value with ``text``. The channel handle (switch.inbound.Channel) sends these.
+free text for a quoted value with ``text``. The channel handle (switch.channel.Channel) sends these.
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ Events arrive faster than subscribers may take them: the queue between is bounde
 not fit is dropped and counted (``dropped_events``). What the app knew from events is then stale exactly
 as after a reconnect, so the same on_connected callbacks run once the events queued before the drop have
 been handled (the ACD reconciles with this switch), at most once per ``resync_interval`` seconds.
+
+``conn.channel(uuid)`` gives the channel handle, switch/channel.py's ``Channel`` (importable from here too).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import gevent.queue
 import greenswitch
 from gevent import socket
 
-from switch import commands
+from switch.channel import Channel
 from switch.codec import Frame
 from switch.errors import AuthenticationFailed, CommandFailed, SwitchDisconnected, SwitchError, SwitchTimeout
 from switch.events import DOMAIN_EVENT_NAMES, INBOUND_DEFAULT_EVENTS, SwitchEvent, to_domain
@@ -51,65 +53,6 @@ class JobResult:
     ok: bool
     body: str
     job_uuid: str = ""
-
-
-class Channel:
-    """One channel on a switch, with verbs (as switchio gives its sessions): each sends one command built by
-    switch.commands over ``conn`` (anything with ``api(command, timeout=)``) and returns FreeSWITCH's reply
-    text ("+OK ..." / "-ERR ..."), so the caller decides what a refusal means. A bad uuid or argument raises
-    commands.CommandError before anything is sent."""
-
-    def __init__(self, conn, uuid: str, timeout: float = 10.0):
-        self.conn = conn
-        self.uuid = commands.uuid(uuid)
-        self.timeout = timeout
-
-    def _api(self, command: str) -> str:
-        return self.conn.api(command, timeout=self.timeout)
-
-    def hold(self) -> str:
-        """Hold this leg: its partner hears music."""
-        return self._api(commands.uuid_hold(self.uuid))
-
-    def unhold(self) -> str:
-        """Take this leg off hold."""
-        return self._api(commands.uuid_hold(self.uuid, "off"))
-
-    def kill(self, cause: str = "") -> str:
-        """Hang up (with a hang-up cause, else FreeSWITCH's default)."""
-        return self._api(commands.uuid_kill(self.uuid, cause))
-
-    def transfer(self, destination: str, context: str = "default", *, leg: str = "", dialplan: str = "XML") -> str:
-        """Transfer to a dialplan destination (see commands.uuid_transfer for leg and inline)."""
-        return self._api(commands.uuid_transfer(self.uuid, destination, context, leg=leg, dialplan=dialplan))
-
-    def setvar(self, variable: str, value: str | None = None) -> str:
-        """Set (None: unset) a channel variable."""
-        return self._api(commands.uuid_setvar(self.uuid, variable, value))
-
-    def getvar(self, variable: str) -> str:
-        """A channel variable's raw reply (its value, or _undef_)."""
-        return self._api(commands.uuid_getvar(self.uuid, variable))
-
-    def broadcast(self, application: str, argument: str, side: str = "aleg") -> str:
-        """Run an application on this leg (aleg), its partner (bleg) or both."""
-        return self._api(commands.uuid_broadcast(self.uuid, application, argument, side))
-
-    def record_start(self, path: str) -> str:
-        """Start recording to ``path`` (on the switch)."""
-        return self._api(commands.uuid_record(self.uuid, "start", path))
-
-    def record_stop(self, path: str) -> str:
-        """Stop the recording to ``path``."""
-        return self._api(commands.uuid_record(self.uuid, "stop", path))
-
-    def bridge(self, other: str) -> str:
-        """Bridge this channel to another existing one."""
-        return self._api(commands.uuid_bridge(self.uuid, other))
-
-    def stop_playback(self) -> str:
-        """Stop what the channel plays, queued playbacks too (uuid_break all)."""
-        return self._api(commands.uuid_break(self.uuid))
 
 
 class _InboundClient(FramedProtocol, greenswitch.InboundESL):
