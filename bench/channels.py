@@ -29,6 +29,7 @@ import argparse
 import base64
 import datetime as dt
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -81,7 +82,7 @@ def run_email(backend: str, mails: int, pg_url: str) -> dict:
                     filed["n"] += 1
                     super()._file(client, uid)
 
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             first = CrashingReader(settings, channel.handle)
             try:
                 first.run_once()
@@ -90,12 +91,14 @@ def run_email(backend: str, mails: int, pg_url: str) -> dict:
             second = channel.reader()  # the restarted app
             second.run_once()
             second.close()
-            elapsed = time.monotonic() - started
+            elapsed, cpu_used = time.monotonic() - started, time.process_time() - cpu_started
+            load = os.getloadavg()[0]
             with database.connection_context():
                 tickets = Ticket.select().where(Ticket.channel == "email").count()
                 numbers = {m.address for m in Message.select().where(Message.direction == "in")}
             return {"backend": backend, "mails": mails, "seconds": elapsed, "rate": mails / elapsed,
-                    "tickets": tickets, "lost": mails - len(numbers), "duplicated": tickets - len(numbers)}
+                    "tickets": tickets, "lost": mails - len(numbers), "duplicated": tickets - len(numbers),
+                    "load": load, "cpu_ms": cpu_used * 1000 / mails}
         finally:
             dovecot.stop()
             database.close()
@@ -176,9 +179,9 @@ def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_time
                             conflicts["desk"] += 1
                 created.set()
 
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             threading.Thread(target=desk, daemon=True).start()
-            restarted, down_rounds = False, 0
+            restarted, down_rounds, restart_at = False, 0, None
             with database.connection_context():
                 while True:
                     try:
@@ -192,15 +195,20 @@ def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_time
                     sent = Message.select().where((Message.purpose == "receipt")
                                                   & Message.status.in_(("sent", "delivered"))).count()
                     if not restarted and sent >= count // 2:
-                        runner.stop()  # Kannel goes away with receipts in its queue and more coming
+                        restart_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                        runner.stop()  # Kannel goes away (once fakesmsc has read what it holds) with more coming
                         down_rounds = box.run_once()["retry"]
                         runner.start()
                         restarted = True
-                    if created.is_set() and left == 0 and sent >= count:
+                    # Every receipt queued and none left to send (a receipt failed for want of Kannel's answer
+                    # is counted as failed, not waited for).
+                    if created.is_set() and left == 0 and \
+                            Message.select().where(Message.purpose == "receipt").count() >= count:
                         break
                     if not counts["sent"]:
                         created.wait(0.05)  # nothing was due: let the desk and the backoff move on
-                sending_done = time.monotonic()
+                sending_done, cpu_used = time.monotonic(), time.process_time() - cpu_started
+                load = os.getloadavg()[0]
                 drain_until = time.monotonic() + drain_timeout
                 seen, quiet_since = -1, time.monotonic()
                 # Until every report is in, or none came for 30 s (a report Kannel lost stays missing).
@@ -218,13 +226,17 @@ def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_time
                 failed = Message.select().where((Message.purpose == "receipt") & (Message.status == "failed")).count()
             epoch = dt.timezone.utc
             to_sent = [(sent_at - made).total_seconds() * 1000 for _id, _a, sent_at, made in rows if sent_at]
+            # When the messages whose report never came left, from the restart: where a report goes missing.
+            no_report = sorted(round((sent_at - restart_at).total_seconds(), 1) for mid, _a, sent_at, _m in rows
+                               if mid not in reports and sent_at and restart_at)
             to_dlr = [(reports[mid] - made.replace(tzinfo=epoch).timestamp()) * 1000
                       for mid, _a, _s, made in rows if mid in reports]
             receipts = [to for to, _text in got if to.startswith("139")]
             return {"backend": backend, "sms": count, "seconds": elapsed, "rate": count / elapsed,
                     "lost": count - len(set(receipts)), "duplicated": len(receipts) - len(set(receipts)),
-                    "failed": failed, "no_dlr": count - len(reports), "down_rounds": down_rounds,
-                    "conflicts": conflicts["desk"] + conflicts["round"],
+                    "failed": failed, "no_dlr": count - len(reports), "no_dlr_at": no_report[:10], "down_rounds": down_rounds,
+                    "conflicts": conflicts["desk"] + conflicts["round"], "load": load,
+                    "cpu_ms": cpu_used * 1000 / count,
                     "p50_sent": pct(to_sent, 50), "p99_sent": pct(to_sent, 99),
                     "p50_dlr": pct(to_dlr, 50), "p99_dlr": pct(to_dlr, 99)}
         finally:
@@ -259,24 +271,30 @@ def main() -> None:
               "aim seconds")
         print(f"{'backend':<10}{'sms':>7}{'seconds':>9}{'sms/s':>8}{'lost':>6}{'dup':>5}{'failed':>8}"
               f"{'no DLR':>8}{'p50 sent':>10}{'p99 sent':>10}{'p50 DLR':>10}{'p99 DLR':>10}{'conflicts':>11}"
-              f"{'aim met':>9}")
+              f"{'aim met':>9}{'cpu ms/sms':>12}{'load':>6}")
+        print("(cpu ms/sms: this process's CPU time while sending, desk included, per SMS; load: the machine's "
+              "1-minute load average when sending ended)")
         for backend in backends:
             r = run_sms(backend, args.sms, args.pg, rate=args.rate, pool=args.pool, limit=args.sms_rate)
             met = r["sms"] >= 10000 and r["lost"] == 0 and r["duplicated"] == 0 and r["p99_sent"] <= 180_000
             print(f"{r['backend']:<10}{r['sms']:>7}{r['seconds']:>9.1f}{r['rate']:>8.1f}{r['lost']:>6}"
                   f"{r['duplicated']:>5}{r['failed']:>8}{r['no_dlr']:>8}{r['p50_sent'] / 1000:>10.1f}"
                   f"{r['p99_sent'] / 1000:>10.1f}{r['p50_dlr'] / 1000:>10.1f}{r['p99_dlr'] / 1000:>10.1f}"
-                  f"{r['conflicts']:>11}{'yes' if met else 'no':>9}", flush=True)
+                  f"{r['conflicts']:>11}{'yes' if met else 'no':>9}{r['cpu_ms']:>12.1f}{r['load']:>6.1f}",
+                  flush=True)
+            if r["no_dlr_at"]:
+                print(f"  no report for messages sent at {r['no_dlr_at']} s from the restart", flush=True)
     if args.mails and dovecot_missing():
         print(f"e-mail part skipped: {dovecot_missing()}")
     elif args.mails:
         print(f"\nInbound e-mail through Dovecot (IMAP) to tickets, app crashed after {args.mails // 2} and "
               f"restarted ({dt.date.today()})")
-        print(f"{'backend':<10}{'mails':>8}{'seconds':>10}{'mails/s':>10}{'tickets':>9}{'lost':>6}{'duplicated':>12}")
+        print(f"{'backend':<10}{'mails':>8}{'seconds':>10}{'mails/s':>10}{'tickets':>9}{'lost':>6}{'duplicated':>12}"
+              f"{'cpu ms/mail':>13}{'load':>6}")
         for backend in backends:
             r = run_email(backend, args.mails, args.pg)
             print(f"{r['backend']:<10}{r['mails']:>8}{r['seconds']:>10.1f}{r['rate']:>10.1f}{r['tickets']:>9}"
-                  f"{r['lost']:>6}{r['duplicated']:>12}", flush=True)
+                  f"{r['lost']:>6}{r['duplicated']:>12}{r['cpu_ms']:>13.1f}{r['load']:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":
