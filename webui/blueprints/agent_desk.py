@@ -1,14 +1,15 @@
 """Agent desk (话务员工作台): status buttons, softphone controls over the ACD, live screen pop by server-sent events.
 
 Views call acd.agent_controls (which sends ESL); none speaks ESL or writes SQL itself. The Acd comes from
-``Services.acd``; without it the desk says the telephony is not connected.
+``Services.acd``; without it the desk says the telephony is not connected. Which controls are enabled and
+the checks of their fields are in webui/desk_controls.py, the screen pop in webui/screen_pop.py (both
+imported here, where they were before).
 """
 from __future__ import annotations
 
 import collections
 import json
 import logging
-import re
 import secrets
 
 import gevent
@@ -21,15 +22,18 @@ from acd import state as agent_state
 from acd.state import TransitionRefused
 from caseflow import org
 from caseflow import services as case_services
-from caseflow.models import Citizen, Department, Ticket
-from caseflow.privacy import mask_name
 from caseflow.services import TicketInputError
 from caseflow.workflow import WorkflowError
 from recorder import missed as missed_calls
 from recorder.models import utcnow
 from stats.agent_day import agent_day
-from webui.app import NavItem, bad_request, code_label
+from webui.app import NavItem, bad_request
+from webui.desk_controls import (  # noqa: F401 DIGITS_RE: its former home
+    DIGITS_RE, NOT_READY_REASONS, ControlInputError, check_node, check_number, check_reason, check_target,
+    consultation_view, enabled_controls, handback_choices, handback_options, input_error, transfer_choices)
 from webui.i18n import gettext, one_language
+from webui.screen_pop import (  # noqa: F401 caller_of_own_call: desk_feed imports it from here
+    caller_of_own_call, labelled, pop_for, screen_pop, ticket_status_names)
 from webui.security import audit, require_roles
 
 log = logging.getLogger(__name__)
@@ -97,42 +101,6 @@ def _agent(acd):
         return None
 
 
-def screen_pop(number: str, limit: int = 5, *, full: bool) -> dict:
-    """Caller's number, citizen profile and open/recent tickets, for the screen pop.
-
-    ``full`` is for the caller of the agent's own offered or answered queue call (see pop_for); otherwise
-    the number is one the agent typed (or a citizen typed into a chat), and whoever holds it is nobody the
-    desk may unmask: the name is masked and the address and the ticket list are withheld. No default: every
-    caller says which it is."""
-    citizen = Citizen.get_or_none(Citizen.phone == number) if number else None
-    tickets = []
-    if number and full:
-        rows = (Ticket.select().where(Ticket.citizen_phone == number).order_by(Ticket.created_at.desc())
-                .limit(limit))
-        tickets = [{"number": t.number, "type": t.type, "status": t.status, "title": t.title,
-                    "created_at": t.created_at.isoformat(timespec="minutes")} for t in rows]
-    if citizen is None:
-        profile = None
-    elif full:
-        profile = {"name": citizen.name, "address": citizen.address, "blacklisted": citizen.blacklisted}
-    else:
-        profile = {"name": mask_name(citizen.name), "address": "", "blacklisted": citizen.blacklisted}
-    return {"number": number, "masked": not full, "citizen": profile, "tickets": tickets,
-            "open_tickets": [t for t in tickets if t["status"] not in ("approved", "closed", "archived")]}
-
-
-def caller_of_own_call(agent) -> bool:
-    """True when the agent's call number is the caller of a queue call the ACD offered them (ringing or
-    answered): the only number the desk unmasks. An outbound call's number is what the agent typed."""
-    return bool(agent is not None and agent.call_number and agent.call_direction == "inbound"
-                and agent.state in ("reserved", "ringing", "in_call"))
-
-
-def pop_for(agent) -> dict:
-    """The screen pop of the agent's current call, unmasked only for the caller of their own queue call."""
-    return screen_pop(agent.call_number if agent is not None else "", full=caller_of_own_call(agent))
-
-
 @bp.route("/")
 @require_roles(*ROLES)
 def index():
@@ -155,7 +123,7 @@ def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: st
     status_labels, state_labels = agent_labels()
     clock = current_app.extensions["hotline"].services.clock
     day = agent_day(agent.id, agent.user_id, clock.now(), clock.tz) if agent is not None else None
-    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=_labelled(pop), waiting=waiting or {},
+    return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=labelled(pop), waiting=waiting or {},
                            entered=entered, desk_token=token, day=day,
                            labels_json=json.dumps({**status_labels, **state_labels,
                                                    "resume": gettext("Resume"), "hold": gettext("Hold"),
@@ -183,63 +151,11 @@ def agent_labels() -> tuple[dict, dict]:
             {code: gettext(f"agent_state:{code}") for code in AGENT_STATES})
 
 
-def ticket_status_names() -> dict[str, str]:
-    """Ticket status codes named in the user's language (the screen pop shows names, never codes)."""
-    from caseflow.workflow import STATUS_LABELS
-
-    lang = g.get("lang") or "zh"
-    return {code: code_label(code, "status", lang, gettext) for code in STATUS_LABELS}
-
-
-def _labelled(pop: dict | None, names: dict[str, str] | None = None) -> dict | None:
-    """The screen pop with each ticket's status name (``names``: ticket_status_names, taken in the request)."""
-    if pop is None:
-        return None
-    names = ticket_status_names() if names is None else names
-    for ticket in pop["tickets"]:
-        ticket["status_label"] = names.get(ticket["status"], "")
-    return pop
-
-
 def _call_since(agent) -> str:
     """When the agent's current call began (ISO, UTC) for the call timer; '' without a call."""
     if agent is None or agent.state != "in_call" or agent.since is None:
         return ""
     return agent.since.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-def enabled_controls(acd, agent, handback: bool | None = None) -> list[str]:
-    """The desk controls valid in the agent's status and state now (the others are disabled on the page,
-    and the ACD refuses them anyway): one place, sent with the page, each action's answer and each state
-    change streamed to the desk."""
-    status, state = agent.status, agent.state
-    consult = consultation_view(acd, agent)
-    on = set()
-    if status != "available" and (agent_state.allowed(status, state, "ready")
-                                  or (status == "logged_out" and state == "idle")):
-        on.add("ready")
-    if not (status == "on_break" and state == "idle") and agent_state.allowed(status, state, "not_ready"):
-        on.add("not_ready")
-    if status != "logged_out" and agent_state.allowed(status, state, "logout"):
-        on.add("logout")
-    if state == "wrap_up":
-        on.add("end_wrap_up")
-    if state == "in_call":
-        on.add("hangup")
-        if consult is None:
-            on |= {"resume"} if agent.on_hold else {"hold"}
-            on |= {"transfer", "attended_transfer", "three_way"}
-            if handback if handback is not None else handback_choices():
-                on.add("to_ivr")
-        else:
-            on.add("cancel_transfer")
-            if consult["state"] == "answered":
-                on.add("complete_transfer")
-    if agent_state.allowed(status, state, "dial"):
-        on |= {"dial", "call_team_lead"}
-    if status != "logged_out" and agent.help_requested_at is None:
-        on.add("help")
-    return sorted(on)
 
 
 class DeskClaims:
@@ -289,12 +205,6 @@ def claims() -> DeskClaims:
 def missed_ring(acd, agent) -> bool:
     """The agent is on the break the ACD imposed for a ring not answered (the desk says so, with 示闲)."""
     return agent is not None and agent.status == "on_break" and agent.break_reason == acd.settings.no_answer_reason
-
-
-def consultation_view(acd, agent) -> dict | None:
-    """The agent's attended transfer in progress (state ringing / answered, target), or None."""
-    consult = acd.consultations.for_agent(agent.id)
-    return consult.notice() if consult is not None and consult.call_uuid == agent.call_uuid else None
 
 
 def _open_callbacks(limit: int = 20) -> list[dict]:
@@ -390,7 +300,7 @@ def pop():
         return jsonify({"error": "not an agent"}), 404
     return jsonify({"status": agent.status, "state": agent.state, "call_uuid": agent.call_uuid,
                     "consult": consultation_view(acd, agent), "enabled": enabled_controls(acd, agent),
-                    **_labelled(pop_for(agent))})
+                    **labelled(pop_for(agent))})
 
 
 @bp.route("/events")
@@ -472,7 +382,7 @@ def events():
                         # The notice names the call; the pop is of what the ACD held for the agent then.
                         own = bool(desk and desk["own_call"] and desk["call_uuid"] == notice.get("call_uuid")
                                    and desk["call_number"] == notice.get("number"))
-                        notice = {**notice, **_labelled(screen_pop(notice.get("number", ""), full=own), names)}
+                        notice = {**notice, **labelled(screen_pop(notice.get("number", ""), full=own), names)}
                     if desk is not None:
                         notice = {**notice, "enabled": desk["enabled"], "since": desk["since"]}
                     yield f"event: {notice['type']}\ndata: {json.dumps(notice, ensure_ascii=False)}\n\n"
@@ -480,128 +390,6 @@ def events():
             unsubscribe()
 
     return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-NOT_READY_REASONS = ("小休", "就餐", "培训", "会议", "回拨", "其他")  # 其他 needs a typed reason
-TRANSFER_KINDS = ("agent", "queue", "department", "number")
-DIGITS_RE = re.compile(r"^[0-9]{3,20}\Z")
-
-
-class ControlInputError(ValueError):
-    """A desk control request whose fields are wrong (checked here, never trusting the browser)."""
-
-
-def _invalid(zh: str, en: str) -> ControlInputError:
-    return ControlInputError(f"{zh} / {en}")
-
-
-def _trees():
-    """The running product's IVR tree store, or one over the stored / shipped trees (tests, tools)."""
-    from ivr.store import TreeStore
-
-    services = current_app.extensions["hotline"].services
-    return services.trees or TreeStore()
-
-
-def handback_options() -> list[dict]:
-    """The hand-back nodes as (id, label): the node's title, else its kind named in the user's language."""
-    from ivr.tree import TreeError
-
-    try:
-        _version, tree = _trees().active_tree()
-    except (TreeError, OSError):
-        return []
-    return [{"id": nid, "label": tree.nodes[nid].get("title") or gettext(f"ivr_kind:{tree.nodes[nid].kind}")}
-            for nid in handback_choices()]
-
-
-def handback_choices() -> list[str]:
-    """Node ids of the active IVR tree an agent may hand a caller to (人工转自动), satisfaction first."""
-    from ivr.tree import TreeError, handback_nodes
-
-    try:
-        _version, tree = _trees().active_tree()
-    except (TreeError, OSError):  # a broken tree must not take the desk down: no hand-back is offered
-        log.exception("cannot load the active IVR tree for the desk")
-        return []
-    nodes = [nid for nid, _kind in handback_nodes(tree)]
-    return sorted(nodes, key=lambda nid: nid != "satisfaction")
-
-
-def transfer_choices(acd, agent) -> dict:
-    """What the desk offers as transfer targets: other agents, queues, departments with a phone."""
-    agents = [{"id": a.extension, "label": f"{acd.operator_no.get(a.id, '')} {a.user.name} ({a.extension})"}
-              for a in acd.agents.values() if a.id != agent.id]
-    departments = [{"id": str(d.id), "label": f"{d.name} {d.contact_phone}"}
-                   for d in Department.select().where(Department.active & (Department.contact_phone != ""))
-                   .order_by(Department.path, Department.id)]
-    return {"agent": agents, "queue": [{"id": name, "label": name} for name in sorted(acd.queues)],
-            "department": departments}
-
-
-def check_reason(form) -> str:
-    """The not-ready reason: one of the list, or 其他 with a typed text (kept as 其他:text)."""
-    reason = (form.get("reason") or "").strip()
-    if reason not in NOT_READY_REASONS:
-        raise _invalid("请从列表中选择示忙原因", f"choose a not-ready reason from the list, not {reason!r}")
-    if reason == "其他":
-        other = (form.get("reason_text") or "").strip()
-        if not other:
-            raise _invalid("选择“其他”时请填写原因", "type the reason when choosing 其他 (other)")
-        if len(other) > 40:
-            raise _invalid("原因不能超过 40 个字", "the reason must be at most 40 characters")
-        reason = f"其他:{other}"
-    return reason
-
-
-def check_target(acd, agent, form) -> tuple[str, str]:
-    """(kind, target) of a transfer / three-way, refusing an unknown kind or a target that does not exist."""
-    kind = (form.get("kind") or "").strip()
-    target = (form.get("target") or "").strip()
-    if kind not in TRANSFER_KINDS:
-        raise _invalid("未知的转接类型", f"unknown transfer kind {kind!r}")
-    if not target:
-        raise _invalid("请选择或填写转接目标", "a transfer target is required")
-    if kind == "agent":
-        agent_id = acd.by_extension.get(target)
-        if agent_id is None:
-            agent_id = next((a for a, no in acd.operator_no.items() if no == target), None)
-        if agent_id is None:
-            raise _invalid(f"没有话务员 {target}", f"no agent {target!r}")
-        if agent_id == agent.id:
-            raise _invalid("不能转接给自己", "you cannot transfer to yourself")
-    elif kind == "queue":
-        if target not in acd.queues:
-            raise _invalid(f"没有队列 {target}", f"no queue {target!r}")
-    elif kind == "department":
-        # Department ids only: at most 9 digits, so a long number never overflows the database's integer.
-        department = (Department.get_or_none(Department.id == int(target))
-                      if target.isdigit() and len(target) <= 9 else None)
-        if department is None or not department.active:
-            raise _invalid(f"没有部门 {target}", f"no department {target!r}")
-        if not (department.contact_phone or "").strip():
-            raise _invalid("该部门没有联系电话", "that department has no contact phone")
-    elif not DIGITS_RE.match(target):
-        raise _invalid("号码只能是 3 到 20 位数字", f"a number must be 3-20 digits: {target!r}")
-    return kind, target
-
-
-def check_number(form) -> str:
-    """An outbound number: digits only (an extension of 3+ digits or a phone number)."""
-    number = (form.get("number") or "").strip()
-    if not DIGITS_RE.match(number):
-        raise _invalid("号码只能是 3 到 20 位数字", f"a number must be 3-20 digits: {number!r}")
-    return number
-
-
-def check_node(form) -> str:
-    """An IVR node of the active tree that agents may hand callers to."""
-    node = (form.get("node") or "").strip()
-    choices = handback_choices()
-    if node not in choices:
-        raise _invalid(f"IVR 中没有可转入的节点 {node}",
-                       f"{node!r} is not an IVR node agents may hand to (choose from {', '.join(choices)})")
-    return node
 
 
 @bp.route("/action", methods=["POST"])
@@ -641,7 +429,7 @@ def action():
         elif name == "attended_transfer":
             kind, target = check_target(acd, agent, form)
             if kind == "queue":
-                raise _invalid("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
+                raise input_error("队列不能咨询转接，请用盲转", "use a blind transfer for a queue")
             controls.attended_transfer(agent.id, call, kind, target)
         elif name == "complete_transfer":
             controls.complete_transfer(agent.id, call)
