@@ -15,6 +15,10 @@ Handing a caller back to the application uses the IVR's convention (ivr.handback
 channel — ``hotline_ivr_node=<node>`` for an IVR node such as the satisfaction key-press (人工转自动), or
 ``hotline_queue=<queue>`` for a transfer into a queue — then ``uuid_transfer`` it to the hotline number,
 which the dialplan sends into the app's socket again; the runner starts where the variable says.
+
+Long because: one class, one method per desk control (status, hold, transfers, three-way, hand-back,
+dial, help); the call controls share the check that the agent holds the call and every control logs its
+SupervisorAction row, so they read best side by side.
 """
 from __future__ import annotations
 

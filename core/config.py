@@ -1,6 +1,10 @@
 """Configuration: embedded defaults, then an optional TOML instance file, then HOTLINE_* environment.
 
 Tests pass a mapping to ``load_config`` instead of touching the environment.
+
+Long because: each setting appears three times side by side, read together when one is added: its
+``Config`` field and default, its HOTLINE_* name (``_ENV_KEYS``) and its coercion and checks
+(``_coerce``, the parse_* helpers of composite values).
 """
 from __future__ import annotations
 

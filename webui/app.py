@@ -1,5 +1,9 @@
 """The Flask app factory: explicit blueprint list, per-request database connection, security hooks,
 i18n, template filters and the ``Services`` the web UI gets from run.py.
+
+Long because: the factory and what it installs on the app (blueprints, the per-request connection,
+security headers, error pages, the template filters and labels the base templates use) read in order as
+one; the demo loader at the end is 25 lines.
 """
 from __future__ import annotations
 
