@@ -3,7 +3,8 @@ actions the user may take (one form per workflow event, posted to one endpoint),
 search by number, phone, text, dates, status, department and category, and saved searches per user.
 
 Views only parse forms and call caseflow.services, which enforce roles and department subtrees.
-Shared helpers for the other case-engine blueprints (centre, dept, entry, kb, admin_org) live here.
+The helpers the other case-engine blueprints (centre, dept, entry, kb, admin_org) share with these pages are
+in webui/blueprints/common.py; they import them from here too, as before.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import logging
 
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
-from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import NotFound as NotFoundPage
 
 from acd import chat
@@ -23,9 +23,10 @@ from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
-from webui.blueprints.common import TRACE_ROLES, own_messages
+from webui.blueprints.common import (  # noqa: F401 the other case-engine pages import these from here
+    TRACE_ROLES, act_and_return, cf_label, clock, install, load_ticket, own_messages, refuse, safe_back)
 from webui.i18n import error_text, gettext
-from webui.security import audit, local_path, login_required
+from webui.security import audit, login_required
 from webui.views import send_upload
 
 log = logging.getLogger(__name__)
@@ -34,20 +35,6 @@ bp = Blueprint("tickets", __name__)
 
 ALL_ROLES = frozenset({"agent", "team_lead", "centre", "centre_leader", "dept", "dept_leader", "leader", "entry"})
 NAV = [NavItem("Ticket search", "tickets.search", ALL_ROLES, order=40)]
-
-def _fax_states() -> dict:
-    from recorder.fax import STATE_LABELS
-
-    return STATE_LABELS
-
-
-# Labels of the case engine's codes, in the request's language (zh first).
-_LABELS = {
-    "status": wf.STATUS_LABELS, "event": wf.EVENT_LABELS, "type": services.TICKET_TYPES,
-    "channel": services.CHANNELS, "urgency": services.URGENCIES, "satisfaction": wf.SATISFACTION,
-    "reply_by": services.REPLY_BY, "queue": services.CENTRE_QUEUES, "dept_kind": org.DEPARTMENT_KINDS,
-    "review": knowledge.REVIEW_STATES, "fax_state": _fax_states(),
-}
 
 # Fields each event's form asks for (the act endpoint reads the same names).
 EVENT_FIELDS = {
@@ -102,71 +89,7 @@ MESSAGES = {"zh": {
 MESSAGES = own_messages(MESSAGES)
 
 
-def cf_label(kind: str, code) -> str:
-    """The label of a case-engine code in the request's language.
-
-    caseflow's tables (workflow.STATUS_LABELS, services.TICKET_TYPES, CHANNELS ...) are the one source of
-    these labels: the base ``label`` filter (webui.app.code_label) reads the same tables, and no message
-    catalogue carries a second wording."""
-    if code is None or code == "":
-        return ""
-    return wf.label(_LABELS.get(kind, {}), str(code), g.get("lang", "zh"))
-
-
-def install(blueprint: Blueprint) -> None:
-    """Give a case-engine blueprint the shared template helpers."""
-
-    @blueprint.app_context_processor
-    def _caseflow_helpers():
-        return {"cf_label": cf_label, "contact": _contact, "cf_can": lambda perm: can(g.get("user"), perm)}
-
-
-def _contact(ticket):
-    return privacy.contact_view(g.get("user"), ticket)
-
-
 install(bp)
-
-
-def clock():
-    """The app's clock (tests move it)."""
-    return current_app.extensions["hotline"].services.clock
-
-
-def load_ticket(number: str) -> Ticket:
-    """The ticket for the current user, or 404 (missing and not-yours look the same)."""
-    try:
-        return services.get_ticket_for(g.user, number)
-    except (NotFound, TicketInputError):
-        abort(404)
-
-
-def refuse(message: str):
-    """Answer 403 with ``message`` (zh / en) on the error page: the user sees why, not just "forbidden"."""
-    error = Forbidden(message)
-    error.hotline_message = message
-    raise error
-
-
-def act_and_return(action, back: str):
-    """Run ``action()``, which returns the message to show on success; a refusal is a 403 with its reason,
-    a ticket out of reach a 404, bad input a flashed error; then back to ``back`` (303)."""
-    try:
-        message = action()
-    except PermissionDenied as error:
-        refuse(error_text(error))
-    except NotFound:
-        abort(404)
-    except TicketInputError as error:
-        flash(error_text(error), "error")
-    else:
-        flash(error_text(message), "info")  # an action's own "中文 / English" note, in the user's language
-    return redirect(back, code=303)
-
-
-def safe_back(default: str) -> str:
-    """Where to go after a POST: a local path from the form, else ``default``."""
-    return local_path(request.form.get("next")) or default
 
 
 def parse_date_end(text: str) -> dt.datetime | None:
