@@ -12,8 +12,9 @@ the main thread as the browser tests drive it, is the agent's and the team lead'
   Aim: under 300 ms (p50 and p99 printed).
 - Console: ``--agents`` agents (default 500) and a team lead on /supervisor/. In ``--rounds`` rounds (default 4)
   every agent changes state at once (log in, then ready / not ready in turn), each change timed when the ACD
-  made it; the page's rows are watched and the delay is how long each agent's new state took to show. Aim:
-  under 1 s. The time the page's refresh request takes with that many agents is printed too.
+  made it; the page's rows are watched and the delay is how long each agent's new state took to show (the
+  page is kept live by the console's event stream, /supervisor/stream). Aim: under 1 s. The page's polls of
+  /supervisor/stats are counted too (its fallback while the stream is down: none expected).
 
 Asserts nothing: the table shows each figure beside its aim.
 
@@ -260,8 +261,8 @@ def bench_pop(stack: Stack, browser, calls: int) -> list[float]:
     return out
 
 
-def bench_console(stack: Stack, browser, agents: int, rounds: int) -> tuple[list[float], list[float], float]:
-    """(delays in ms from each agent's change to its row showing it, refresh request times in ms, burst s)."""
+def bench_console(stack: Stack, browser, agents: int, rounds: int) -> tuple[list[float], int, float]:
+    """(delays in ms from each agent's change to its row showing it, polls of /supervisor/stats, burst s)."""
     ids = sorted(a.id for a in stack.acd.agents.values() if a.extension != DESK_AGENT_EXTENSION)[:agents]
     context = browser.new_context(locale="zh-CN", viewport={"width": 1920, "height": 1080})
     page = context.new_page()
@@ -278,19 +279,21 @@ def bench_console(stack: Stack, browser, agents: int, rounds: int) -> tuple[list
         def burst(event=event):
             made = []
             for agent_id in ids:
-                stack.acd.transition(agent_id, event)
+                # Timed as the change begins: the ACD holds the new state from there on while it writes it
+                # down, and a look of the console's stream in between may show it before transition() returns.
                 made.append((str(agent_id), time.time() * 1000))
+                stack.acd.transition(agent_id, event)
             return made
 
         started = time.monotonic()
         changed += stack.run_in_hub(burst, timeout=300)
         bursts.append(time.monotonic() - started)
-        page.wait_for_timeout(4500)  # longer than the page's refresh period, so every change can show
+        page.wait_for_timeout(4500)  # well past the aim, so every change can show
         print(f"\r  console: {r + 1}/{rounds} rounds of {len(ids)} state changes", end="", flush=True)
     print()
     seen = page.evaluate("() => window.__changes")
-    timings = page.evaluate("() => performance.getEntriesByType('resource')"
-                            ".filter(e => e.name.includes('/supervisor/stats')).map(e => e.duration)")
+    polls = page.evaluate("() => performance.getEntriesByType('resource')"
+                          ".filter(e => e.name.includes('/supervisor/stats')).length")
     context.close()
     by_agent: dict[str, list[float]] = {}
     for agent_id, at, _shown in seen:
@@ -299,7 +302,7 @@ def bench_console(stack: Stack, browser, agents: int, rounds: int) -> tuple[list
     for agent_id, at in changed:
         later = [t for t in by_agent.get(agent_id, []) if t >= at]
         delays.append(min(later) - at if later else float("inf"))
-    return delays, timings, sum(bursts) / len(bursts)
+    return delays, polls, sum(bursts) / len(bursts)
 
 
 def row(name: str, values: list[float], aim: float | None) -> str:
@@ -345,11 +348,11 @@ def main() -> None:
                 pops = bench_pop(stack, browser, args.calls)
                 lines.append(row("screen pop: answer -> whole pop in the page (ms)", pops, POP_AIM_MS))
             if not args.skip_console:
-                delays, timings, burst = bench_console(stack, browser, args.agents, args.rounds)
+                delays, polls, burst = bench_console(stack, browser, args.agents, args.rounds)
                 lines.append(row(f"console: state change -> row shows it, {args.agents} agents (ms)", delays,
                                  CONSOLE_AIM_MS))
-                lines.append(row(f"console: refresh request, {args.agents} agents (ms)", timings, None))
-                lines.append(f"(a round of {args.agents} state changes took {burst * 1000:.0f} ms in the ACD)")
+                lines.append(f"(a round of {args.agents} state changes took {burst * 1000:.0f} ms in the ACD; "
+                             f"the console polled /supervisor/stats {polls} times)")
             browser.close()
     finally:
         stack.stop()

@@ -55,7 +55,7 @@ MESSAGES = {"zh": { "Queues": "队列", "Agents": "话务员", "Waiting": "排�
 }}
 # The console's event stream (/supervisor/stream): how often it looks for ACD notices, how often it sends the
 # whole board, and how often at most it reads the queue figures again (database reads) after a notice.
-LOOK_EVERY = 0.2
+LOOK_EVERY = 0.1
 FULL_EVERY = 5.0
 QUEUES_EVERY = 0.5
 ACTIONS = ("monitor", "whisper", "barge", "intercept", "force_release", "call_agent", "answer_help",

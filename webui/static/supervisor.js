@@ -44,28 +44,49 @@
     form.appendChild(button);
     return form;
   }
+  // An agent's row: nine cells in the order of the table's head (the page's first rows are the server's).
   function agentRow(a) {
     var tr = el("tr");
     tr.dataset.agent = a.agent_id;
-    tr.appendChild(cell(a.who));
-    var state = cell("");
-    var badge = el("span", "state-badge st-" + a.state, a.state_label);
-    badge.dataset.testid = "agent-state";
+    for (var i = 0; i < 9; i++) { tr.appendChild(cell("")); }
+    var badge = el("span");
     badge.setAttribute("data-testid", "agent-state");
-    state.appendChild(badge);
-    tr.appendChild(state);
-    tr.appendChild(cell(a.time, "num"));
-    tr.appendChild(cell(a.phone, a.registered ? "muted" : "warn"));
-    tr.appendChild(cell(a.caller));
-    var help = cell("");
-    if (a.help) { help.appendChild(el("span", "state-badge help", a.help)); }
-    tr.appendChild(help);
-    tr.appendChild(cell(a.calls_today, "num"));
-    tr.appendChild(cell(a.desk));
-    var actions = cell("", "actions");
-    a.actions.forEach(function (act) { actions.appendChild(actionForm(a.agent_id, act)); });
-    tr.appendChild(actions);
+    tr.children[1].appendChild(badge);
+    fill(tr, a);
     return tr;
+  }
+  function text(node, value, cls) {
+    value = value === undefined || value === null ? "" : String(value);
+    if (node.textContent !== value) { node.textContent = value; }
+    if (cls !== undefined && node.className !== cls) { node.className = cls; }
+  }
+  // Write an agent's figures into its row in place; the buttons are made again only when they changed
+  // (making elements is what costs, with hundreds of agents changing at once).
+  function fill(tr, a) {
+    var c = tr.children;
+    text(c[0], a.who);
+    text(c[1].querySelector('[data-testid="agent-state"]'), a.state_label, "state-badge st-" + a.state);
+    text(c[2], a.time, "num");
+    text(c[3], a.phone, a.registered ? "muted" : "warn");
+    text(c[4], a.caller);
+    var help = c[5].firstElementChild;
+    if (!a.help && help) { c[5].textContent = ""; }
+    if (a.help && !help) { c[5].textContent = ""; c[5].appendChild(el("span", "state-badge help", a.help)); }
+    if (a.help && help) { text(help, a.help); }
+    text(c[6], a.calls_today, "num");
+    text(c[7], a.desk);
+    var actions = JSON.stringify(a.actions);
+    if (tr.dataset.actions !== actions) {
+      // A row keeps the forms it made, by action and wording: a state that comes back takes them again.
+      var made = tr.forms || (tr.forms = {});
+      c[8].textContent = "";
+      c[8].className = "actions";
+      a.actions.forEach(function (act) {
+        var key = JSON.stringify(act);
+        c[8].appendChild(made[key] || (made[key] = actionForm(a.agent_id, act)));
+      });
+      tr.dataset.actions = actions;
+    }
   }
   function rows(id, items, columns, values) {
     var tbody = document.getElementById(id);
@@ -92,8 +113,11 @@
               [q.rate, "num"], [q.average_wait, "num"], [q.average_talk, "num"]];
     });
   }
-  // Keep an agent's row while a button in it has focus (a click in progress); the next whole board brings it.
-  function busy(node) { return node.contains(document.activeElement) && document.activeElement !== document.body; }
+  // The row holding the focused button (a click in progress) is left as it is; the next whole board brings it.
+  function focusedRow() {
+    var active = document.activeElement;
+    return active && active !== document.body && agentBody.contains(active) ? active.closest("tr") : null;
+  }
   function board(d) {
     var b = d.board;
     totalsShown(b.totals);
@@ -104,26 +128,46 @@
     rows("chat-agent-rows", d.chat_agents, 4, function (a) {
       return [[a.operator_no + " " + a.name], [a.active, "num"], [a.offered, "num"], [a.capacity, "num"]];
     });
-    if (agentBody && !busy(agentBody)) {
+    if (!agentBody) { return; }
+    var shown = agentBody.querySelectorAll("tr[data-agent]");
+    var same = shown.length === b.agent_rows.length && b.agent_rows.every(function (a, i) {
+      return shown[i].dataset.agent === String(a.agent_id);
+    });
+    var focused = focusedRow();
+    if (same) {
+      b.agent_rows.forEach(function (a, i) { put(a, shown[i], focused); });
+    } else if (!focused) {  // agents came or went: the rows again, in the board's order
       agentBody.textContent = "";
       if (!b.agent_rows.length) { empty(agentBody, 9); }
-      b.agent_rows.forEach(function (a) { agentBody.appendChild(agentRow(a)); });
+      b.agent_rows.forEach(function (a) { put(a, null, null); });
+    }
+  }
+  // Show one agent's row: only its time in state when nothing else changed (a whole board every few seconds
+  // then touches one cell per agent), else its figures written in place, or a new row at the end.
+  function put(a, shown, focused) {
+    var copy = {};
+    Object.keys(a).forEach(function (key) { if (key !== "time") { copy[key] = a[key]; } });
+    var key = JSON.stringify(copy);
+    if (shown && shown.dataset.key === key) {
+      text(shown.children[2], a.time);
+    } else if (shown && shown !== focused) {
+      fill(shown, a);
+      shown.dataset.key = key;
+    } else if (!shown) {
+      var none = agentBody.querySelector("tr.empty");
+      if (none) { agentBody.removeChild(none); }
+      var tr = agentRow(a);
+      tr.dataset.key = key;
+      agentBody.appendChild(tr);
     }
   }
   function changes(d) {
     totalsShown(d.totals);
     if (d.queue_rows) { queuesShown(d.queue_rows); }
     if (!agentBody) { return; }
-    d.agent_rows.forEach(function (a) {
-      var shown = agentBody.querySelector('tr[data-agent="' + a.agent_id + '"]');
-      if (!shown) {
-        var none = agentBody.querySelector("tr.empty");
-        if (none) { agentBody.removeChild(none); }
-        agentBody.appendChild(agentRow(a));
-      } else if (!busy(shown)) {
-        agentBody.replaceChild(agentRow(a), shown);
-      }
-    });
+    var focused = focusedRow(), shown = {};
+    Array.prototype.forEach.call(agentBody.children, function (tr) { shown[tr.dataset.agent] = tr; });
+    d.agent_rows.forEach(function (a) { put(a, shown[a.agent_id] || null, focused); });
   }
   function refresh() {
     fetch(root.dataset.stats, {credentials: "same-origin"}).then(function (r) { return r.json(); })
