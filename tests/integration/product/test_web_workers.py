@@ -208,3 +208,30 @@ def test_worker_refuses_a_shared_path_the_call_process_never_wrote(call_process,
         assert any(".hotline-storage" in line for _, line in worker.lines), worker.tail()
     finally:
         worker.stop()
+
+
+def test_console_stream_goes_through_a_worker(call_process, workers):
+    """Should stream the team-lead console through a web worker (forwarded to the call process, which holds
+    the ACD): the whole board at once, then an agent's new state as a change."""
+    fs, acd = call_process.fs, call_process.parts["acd"]
+    _w1, one = workers("w1")
+    agent_id, _operator_no, _extension = _demo_agent()
+    browser = Browser()
+    browser.login(one, "8001", "demo1234")  # the demo team lead
+    lines: list[str] = []
+    stop = threading.Event()
+    browser.stream(f"{one}/supervisor/stream?max_seconds=30", lines, stop)
+    fs.wait_for(lambda: "event: board" in lines, 20, "the console's board through the worker")
+    acd.transition(agent_id, "login")
+    acd.transition(agent_id, "ready")
+
+    def changed():
+        for i, line in enumerate(lines):
+            if line == "event: changes" and i + 1 < len(lines) and lines[i + 1].startswith("data: "):
+                rows = json.loads(lines[i + 1][6:])["agent_rows"]
+                if any(row["agent_id"] == agent_id and row["state"] == "idle" for row in rows):
+                    return True
+        return False
+    fs.wait_for(changed, 20, "the agent's new state on the console's stream")
+    stop.set()
+    assert not any(line.startswith("!error") for line in lines), lines[-3:]
