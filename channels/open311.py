@@ -9,6 +9,7 @@ What comes back through GET: without a key, only published cases (portal.is_publ
 centre, consented by the writer, closed), masked as on the website; with the key of the client that filed a
 request, also that request's status, and its reply once the centre approved it, masked. Never a name, phone,
 e-mail or address detail of a citizen.
+Long because: the GeoReport v2 specification end to end (keys, services, requests, parsers, XML/JSON) in one place.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ the first then changes, which SQLite refuses at its first write with "database i
 Where connection state is per greenlet (a monkey-patched process: run.py, the web workers, the benchmarks),
 PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
 holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful.
+Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 waits, the pool) is one concern.
 """
 from __future__ import annotations
 

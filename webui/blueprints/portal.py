@@ -5,6 +5,7 @@ figures. No login; its own templates, CSS and strict Content-Security-Policy (no
 Views parse forms, check the picture CAPTCHA and count failed look-ups (from the audit log, like failed
 logins); the cases themselves are caseflow.portal's. Every submission, look-up, addition and rating is
 audited with the address.
+Long because: the whole public site is one blueprint with what only it uses (catalogue, CAPTCHA, SMS codes).
 """
 from __future__ import annotations
 
