@@ -212,12 +212,16 @@ class Product:
         from ivr.runner import run_call
 
         cdr = self.parts["cdr"]
+        call = dict(caller=session.caller, called=session.destination,
+                    server=self.parts["pool"].name_for_call(session), ivr=True)
         try:
             with database.connection_context():
-                cdr.call_started(session.uuid, caller=session.caller, called=session.destination,
-                                 server=self.parts["pool"].name_for_call(session), ivr=True)
+                cdr.call_started(session.uuid, **call)
         except Exception:  # noqa: BLE001 - the database away: the caller is served all the same
-            # The record's draft is kept in memory and written whole when the call ends (or by the sweep).
+            # The record's draft is kept in memory and written whole when the call ends (or by the sweep),
+            # also when the connection itself was refused before call_started ran.
+            if session.uuid not in cdr.drafts:
+                cdr.start_draft(session.uuid, **call)
             log.exception("call record of %s: its start was not stored; the call goes on", session.uuid)
         try:
             run_call(session, self.parts["ivr_services"], self.config, clock=self.clock)

@@ -206,10 +206,8 @@ class CdrRecorder:
                      server: str = "", at: dt.datetime | None = None, ivr: bool = False) -> CallRecord:
         """A new call: the row exists from now on (so live calls are visible), not yet finalised. ``ivr``:
         the IVR takes the call and will report (its trace, then ``ivr_ended``) whether it served it."""
-        at = self._at(at)
-        draft = CallDraft(call_uuid=call_uuid, caller=caller[:32], called=called[:32], direction=direction,
-                          server=server[:64], started_at=at, awaiting_ivr=ivr)
-        self.drafts[call_uuid] = draft
+        draft = self.start_draft(call_uuid, caller, called, direction, server, at, ivr)
+        at = draft.started_at
         fields = dict(call_uuid=call_uuid, caller=draft.caller, called=draft.called, direction=direction,
                       server=draft.server, started_at=at)
         # One statement on the call path; a repeated start of the same channel keeps the first row.
@@ -220,6 +218,15 @@ class CdrRecorder:
             return existing
         draft.record_id = record_id
         return CallRecord(id=record_id, **fields)
+
+    def start_draft(self, call_uuid: str, caller: str = "", called: str = "", direction: str = "inbound",
+                    server: str = "", at: dt.datetime | None = None, ivr: bool = False) -> CallDraft:
+        """The call's draft in memory only (call_started without its row, for a database that is away): its
+        hang-up writes the record whole, or the sweep closes it as cut off and lists the caller."""
+        draft = CallDraft(call_uuid=call_uuid, caller=caller[:32], called=called[:32], direction=direction,
+                          server=server[:64], started_at=self._at(at), awaiting_ivr=ivr)
+        self.drafts[call_uuid] = draft
+        return draft
 
     def ivr_node(self, call_uuid: str, node: str, at: dt.datetime | None = None) -> None:
         draft = self.draft(call_uuid)

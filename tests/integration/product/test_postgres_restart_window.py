@@ -138,13 +138,7 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
         switch_lost = {c.caller for c in during if c.caller in unlisted and any(
             c.uuid in line and "no reply to" in line for _at, line in app.lines)}
         lost = [c for c in unlisted if c not in switch_lost]
-        if lost:
-            # Known gap (issue 16, open): on a loaded machine the IVR's storing retries (~7 s) end inside the
-            # window; the call record's start, the not_stored listing and the record's close all need the
-            # database, so such a caller is on no list. The fix is a pending-writes queue retried once the
-            # database is back. Reported as expected-to-fail, with the callers, until then; every assertion
-            # above still holds.
-            pytest.xfail(f"callers on no list after the window (retries ended inside it): {lost}")
+        assert lost == [], (lost, app.tail(80))
         assert open_records == 0, app.tail()
         twice = schema.execute(f"SELECT citizen_phone, count(*) FROM {t}.ticket WHERE citizen_phone = ANY(%s) "
                                "GROUP BY citizen_phone HAVING count(*) > 1", (callers,))
