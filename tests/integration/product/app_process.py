@@ -229,3 +229,16 @@ def app_env(schema_url: str, var_dir: Path, sounds_dir: Path, *, esl: str, outbo
         "HOTLINE_RECORD_KEY": "r" * 40, "HOTLINE_NODE": node, "HOTLINE_CONFIG": str(var_dir / "none.toml"),
         **extra,
     }
+
+
+def ticket_numbers(schema: "PgSchema", callers) -> dict[str, str]:
+    """{citizen phone: acceptance number} of the tickets of ``callers`` in ``schema``."""
+    rows = schema.execute(f'SELECT citizen_phone, number FROM "{schema.name}".ticket WHERE citizen_phone = ANY(%s)',
+                          (list(callers),))
+    return dict(rows or [])
+
+
+def wait_until_serving(app: "AppProcess", fs, start_timeout: float) -> None:
+    """The app's outbound socket server is up and its ESL connection logged in to the fake switch ``fs``."""
+    app.wait_log("outbound socket server on", start_timeout)
+    fs.wait_for(lambda: any(s.authed and not s.closed for s in fs.inbound_sessions), 30, "the app's ESL")

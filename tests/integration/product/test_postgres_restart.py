@@ -19,7 +19,8 @@ import gevent
 import pytest
 
 from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-from tests.integration.product.app_process import AppProcess, PgSchema, app_env, free_port, reachable_pg
+from tests.integration.product.app_process import (AppProcess, PgSchema, app_env, free_port, reachable_pg,
+                                                    ticket_numbers, wait_until_serving)
 
 PG = reachable_pg()
 COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
@@ -75,13 +76,10 @@ def test_postgres_connections_killed_under_load(tmp_path, rendered_sounds):
     t = f'"{schema.name}"'
 
     def tickets(callers) -> dict[str, str]:
-        rows = schema.execute(f"SELECT citizen_phone, number FROM {t}.ticket WHERE citizen_phone = ANY(%s)",
-                              (list(callers),))
-        return dict(rows or [])
+        return ticket_numbers(schema, callers)
 
     try:
-        app.wait_log("outbound socket server on", 120)
-        fs.wait_for(lambda: any(s.authed and not s.closed for s in fs.inbound_sessions), 30, "the app's ESL")
+        wait_until_serving(app, fs, 120)
         address = ("127.0.0.1", port)
         before = [fs.place_call(address, caller=f"1395555{i:04d}", script=COMPLAINT) for i in range(3)]
         for call in before:

@@ -13,7 +13,8 @@ import gevent
 import pytest
 
 from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-from tests.integration.product.app_process import AppProcess, Browser, PgSchema, app_env, free_port, reachable_pg
+from tests.integration.product.app_process import (AppProcess, Browser, PgSchema, app_env, free_port, reachable_pg,
+                                                    ticket_numbers, wait_until_serving)
 from tests.integration.product.pgproxy import PgProxy
 
 PG = reachable_pg()
@@ -49,13 +50,10 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
     t = f'"{schema.name}"'
 
     def tickets(callers) -> dict[str, str]:
-        rows = schema.execute(f"SELECT citizen_phone, number FROM {t}.ticket WHERE citizen_phone = ANY(%s)",
-                              (list(callers),))
-        return dict(rows or [])
+        return ticket_numbers(schema, callers)
 
     try:
-        app.wait_log("outbound socket server on", 180)
-        fs.wait_for(lambda: any(s.authed and not s.closed for s in fs.inbound_sessions), 30, "the app's ESL")
+        wait_until_serving(app, fs, 180)
         address = ("127.0.0.1", port)
         agent, visitor = Browser(), Browser()
         agent.login(base, "1001", "demo1234")
