@@ -17,7 +17,7 @@ import argparse
 import datetime as dt
 import sys
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from peewee import fn
 
@@ -151,29 +151,70 @@ def _slot_sql() -> str:
     return "datetime(CAST(strftime('%s', started_at) AS INTEGER) / 900 * 900, 'unixepoch')"
 
 
-def computed() -> tuple[str, str]:
-    """The two tables' contents as SELECT statements over the finalised records."""
+def computed(where: str = "") -> tuple[str, str]:
+    """The two tables' contents as SELECT statements over the finalised records (``where``: a further
+    condition on the records, e.g. a span of started_at)."""
     slot = _slot_sql()
     direction = "CASE WHEN direction = 'outbound' THEN 'outbound' ELSE 'inbound' END"
+    also = f" AND {where}" if where else ""
     calls = (f"SELECT {slot} AS slot, {direction} AS direction, count(*) AS calls FROM call_record "
-             f"WHERE finalised GROUP BY 1, 2")
+             f"WHERE finalised{also} GROUP BY 1, 2")
     agents = (f"SELECT {slot} AS slot, agent_id, count(*) AS calls, sum(talk_seconds) AS talk, "
-              f"sum(hold_seconds) AS hold FROM call_record WHERE finalised AND agent_id IS NOT NULL GROUP BY 1, 2")
+              f"sum(hold_seconds) AS hold FROM call_record WHERE finalised AND agent_id IS NOT NULL{also} "
+              f"GROUP BY 1, 2")
     return calls, agents
 
 
-def rebuild() -> tuple[int, int]:
-    """Recompute both tables from the finalised records, in one transaction (PostgreSQL: finalisations wait
-    for it); returns their row counts."""
-    calls, agents = computed()
+REBUILD_STEP = dt.timedelta(days=7)
+
+
+def _rebuild_span(start: dt.datetime, end: dt.datetime) -> None:
+    """Recompute the slots of [start, end) (on quarter-hours) from the records started in it, in one
+    transaction (PostgreSQL: finalisations wait for it, then add their call to the new counts)."""
+    param = database.param
+    calls, agents = computed(f"started_at >= {param} AND started_at < {param}")
+    span = (CallRecord.started_at.db_value(start), CallRecord.started_at.db_value(end))
     with database.atomic():
         if is_postgres():
             database.execute_sql("LOCK TABLE call_slot, agent_call_slot IN EXCLUSIVE MODE")
-        CallSlot.delete().execute()
-        AgentCallSlot.delete().execute()
-        database.execute_sql(f"INSERT INTO call_slot (slot, direction, calls) {calls}")
+        CallSlot.delete().where(_between(CallSlot.slot, start, end)).execute()
+        AgentCallSlot.delete().where(_between(AgentCallSlot.slot, start, end)).execute()
+        database.execute_sql(f"INSERT INTO call_slot (slot, direction, calls) {calls}", span)
         database.execute_sql(f"INSERT INTO agent_call_slot (slot, agent_id, calls, talk_seconds, hold_seconds) "
-                             f"{agents}")
+                             f"{agents}", span)
+
+
+def rebuild(since: Optional[dt.datetime] = None, *,
+            progress: Optional[Callable[[dt.datetime, dt.datetime, dt.datetime], object]] = None,
+            step: dt.timedelta = REBUILD_STEP) -> tuple[int, int]:
+    """Recompute both tables from the finalised records started since ``since`` (naive UTC; None: all of
+    them, and counts kept for a time without records are removed), ``step`` of records per transaction;
+    ``progress(done_until, first, last)`` after each. Running it again changes nothing. Returns the tables'
+    row counts."""
+    first_record, last_record = CallRecord.select(fn.MIN(CallRecord.started_at),
+                                                  fn.MAX(CallRecord.started_at)).tuples().get()
+    start = slot_of(since) if since is not None else (
+        slot_of(_as_datetime(first_record)) if first_record is not None else None)
+    end = (slot_of(_as_datetime(last_record)) + dt.timedelta(seconds=SLOT_SECONDS)
+           if last_record is not None else None)
+    with database.atomic():
+        if is_postgres():
+            database.execute_sql("LOCK TABLE call_slot, agent_call_slot IN EXCLUSIVE MODE")
+        for model in (CallSlot, AgentCallSlot):  # counts where no record is: outside the span rebuilt below
+            stale = model.slot >= end if end is not None else model.slot.is_null(False)
+            if since is None and start is not None:
+                stale = stale | (model.slot < start)
+            elif since is not None:
+                stale = stale & (model.slot >= start)
+            model.delete().where(stale).execute()
+    if start is not None and end is not None:
+        moment = start
+        while moment < end:
+            upto = min(end, moment + step)
+            _rebuild_span(moment, upto)
+            moment = upto
+            if progress is not None:
+                progress(moment, start, end)
     return CallSlot.select().count(), AgentCallSlot.select().count()
 
 

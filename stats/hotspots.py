@@ -187,12 +187,16 @@ def index_tickets(now: dt.datetime, settings: HotspotSettings = HotspotSettings(
             made.append({"ticket": tid, "topic": topic[:32], "rank": rank, "hour": hour_of(created), "region": region,
                          "district": district, "category": category})
     with database.atomic():
+        # Moved on only from where this run began: another indexer (the job, a reindex) that got there first
+        # or started the index over leaves this run's work unwritten.
+        if not IndexMark.update(last_id=rows[-1][0], updated_at=now).where(
+                (IndexMark.id == mark.id) & (IndexMark.last_id == mark.last_id)).execute():
+            return len(rows)
         existing = set(TicketTopic.select(TicketTopic.ticket).where(
             TicketTopic.ticket.in_([r[0] for r in rows])).distinct().tuples())
         made = [m for m in made if (m["ticket"],) not in existing]
         for start in range(0, len(made), 500):
             TicketTopic.insert_many(made[start:start + 500]).execute()
-        IndexMark.update(last_id=rows[-1][0], updated_at=now).where(IndexMark.id == mark.id).execute()
     return len(rows)
 
 
@@ -206,14 +210,19 @@ def index_all(now: dt.datetime, settings: HotspotSettings = HotspotSettings(), *
             return total
 
 
-def reindex_from(first_day_utc: dt.datetime) -> None:
-    """Start the index over from the tickets created since ``first_day_utc`` (a backfill of older history)."""
+def reindex_from(first_day_utc: dt.datetime) -> int:
+    """Start the index over from the tickets created since ``first_day_utc`` (a backfill of older history, or
+    a rebuild after the words changed); index_tickets then indexes them again. Returns the first ticket id
+    to index (none created since: after the last ticket)."""
     first = Ticket.select(fn.MIN(Ticket.id)).where(Ticket.created_at >= first_day_utc).scalar()
+    if first is None:
+        first = (Ticket.select(fn.MAX(Ticket.id)).scalar() or 0) + 1
     with database.atomic():
-        if first:
-            TicketTopic.delete().where(TicketTopic.ticket >= first).execute()
+        TicketTopic.delete().where(TicketTopic.ticket >= first).execute()
         IndexMark.delete().where(IndexMark.name == INDEX_NAME).execute()
-        IndexMark.create(name=INDEX_NAME, last_id=(first - 1) if first else 0)
+        IndexMark.create(name=INDEX_NAME, last_id=first - 1)
+    return first
+
 
 
 # ------------------------------------------------------------------------------------------ the scan
