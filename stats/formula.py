@@ -70,7 +70,19 @@ def parse_formula(text: str, known: frozenset[str] | set[str]) -> Formula:
                 raise FormulaError("Only numbers, count names, + - * / and parentheses are allowed.")
         elif not isinstance(node, (ast.Expression, ast.Load, ast.operator, ast.unaryop)):
             raise FormulaError("Only numbers, count names, + - * / and parentheses are allowed.")
+    for node in ast.walk(tree):  # a divisor of numbers only that is zero would leave every unit without data
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not any(
+                isinstance(inner, ast.Name) for inner in ast.walk(node.right)) and _is_zero(node.right):
+            raise FormulaError("The formula %(text)s divides by zero.", text=text[:60])
     return Formula(text, tree, frozenset(names))
+
+
+def _is_zero(node: ast.AST) -> bool:
+    """Whether a checked expression of numbers only is zero (or divides by zero itself)."""
+    try:
+        return _eval(node, {}) == 0
+    except NoData:
+        return True
 
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -149,6 +149,7 @@ MESSAGES = {"zh": {
     "A formula is required.": "请填写公式。",
     "A formula may have at most %(max)s characters.": "公式最多 %(max)s 个字符。",
     "The formula %(text)s is not a valid expression.": "公式 %(text)s 不是合法的表达式。",
+    "The formula %(text)s divides by zero.": "公式 %(text)s 的除数为零。",
     "Unknown count %(name)s in the formula.": "公式中有未知的计数项 %(name)s。",
     "Only numbers, count names, + - * / and parentheses are allowed.": "只允许数字、计数项、+ - * / 和括号。",
     "The code needs 1 to 32 letters, digits or underscores.": "代码须为 1 至 32 个字母、数字或下划线。",

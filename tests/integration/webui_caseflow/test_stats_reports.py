@@ -210,6 +210,10 @@ def test_indicators_in_words_and_typed_in_words(month, login):
     refused = admin.post_form("/stats/assessment/indicators", data={
         "code": "x1", "name": "x", "formula": "满意数 / 投诉数", "weight": "1", "kind": "rate", "better": "high"})
     assert refused.status_code == 400 and "未知的计数项" in refused.get_data(as_text=True)
+    refused = admin.post_form("/stats/assessment/indicators", data={
+        "code": "x2", "name": "x", "formula": "满意数 / 0", "weight": "1", "kind": "rate", "better": "high"})
+    assert refused.status_code == 400 and "公式 satisfied / 0 的除数为零。" in refused.get_data(as_text=True)
+    assert not Indicator.select().where(Indicator.code == "x2").exists()
 
 
 def test_appeal_accepted_leaves_the_ticket_out_and_month_freezes(month, login, east_leader):

@@ -47,6 +47,18 @@ def test_division_by_zero_is_no_data_not_a_crash():
     assert sheet[0].cells[0].value is None and sheet[0].total is None and sheet[0].rank == 0
 
 
+@pytest.mark.parametrize("text", ["on_time / 0", "due / (2 - 2)", "rated / (1 / 0)", "(on_time + 1) / -0.0",
+                                  "on_time / due / 0"])
+def test_a_divisor_that_is_always_zero_is_refused(text):
+    """Should refuse a formula whose divisor is a zero made of numbers alone, saying so, and keep one whose
+    divisor holds a count (zero for some units only: no data there)."""
+    with pytest.raises(FormulaError) as refused:
+        parse_formula(text, KNOWN)
+    assert refused.value.message == "The formula %(text)s divides by zero."
+    assert parse_formula("on_time / (due - 0)", KNOWN).evaluate({"on_time": 1, "due": 2}) == 0.5
+    assert parse_formula("on_time / 0.5", KNOWN).evaluate({"on_time": 1}) == 2
+
+
 def test_weights_direction_deductions_and_rescaling():
     """Should score rates by weight, lower-is-better as 1 - value, deduct counts, rescale missing data."""
     specs = [IndicatorSpec("a", "a", "on_time / due", 60), IndicatorSpec("r", "r", "returned / dispatched", 40, RATE, LOW),
