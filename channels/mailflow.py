@@ -228,8 +228,8 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
             result = _act(message, parsed, text, settings, attachments_root, clock, now, stored, notes)
     except files.StorageFull:
         files.discard(attachments_root, stored)
-        # The storage's own storage_full alarm was stored in the transaction just rolled back: said again
-        # here, with what happens to the mail (the reader leaves it on the server: channels.imap).
+        # The storage's own storage_full alarm outlives the rollback (core.alarms stores it once the
+        # transaction has ended); this one says what happens to the mail (left on the server: channels.imap).
         raise_alarm("storage_full", "附件存储已满，带附件的邮件留在邮箱，有空间后再收取 / attachments disk full: "
                                     "mail with attachments left in the mailbox, read again once there is room",
                     subject="attachments", severity=CRITICAL)

@@ -16,6 +16,8 @@ the first then changes, which SQLite refuses at its first write with "database i
 Where connection state is per greenlet (a monkey-patched process: run.py, the web workers, the benchmarks),
 PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
 holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful.
+``after_transaction(fn)`` runs ``fn`` once the caller's outermost transaction has ended, committed or rolled
+back (the alarm path uses it: an alarm about the failure that rolls a transaction back must outlive it).
 Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 waits, the pool) is one concern.
 """
 from __future__ import annotations
@@ -75,6 +77,54 @@ class DbTimeouts:
 
 class DatabaseTimeout(peewee.OperationalError):
     """A statement or connection waited longer than its configured timeout; nothing of it was stored."""
+
+
+class _TransactionEnd:
+    """Mixin for both drivers' databases: what ``after_transaction`` deferred runs once the outermost
+    transaction of the connection state (per greenlet where the process is monkey-patched) has ended,
+    committed or rolled back. peewee's own ``after_commit`` drops its callbacks on a rollback; this is for
+    what must happen either way (an alarm about the very failure that rolled the transaction back)."""
+
+    def commit(self):
+        result = super().commit()
+        self._transaction_ended()
+        return result
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:  # a rollback that fails (the connection lost) ends the transaction all the same
+            self._transaction_ended()
+
+    def _transaction_ended(self) -> None:
+        if self.transaction_depth():  # a commit inside an open block (txn.commit(), manual_commit)
+            return
+        pending = getattr(self._state, "after_transaction", None)
+        if not pending:
+            return
+        todo, pending[:] = list(pending), []
+        for fn in todo:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the transaction is over; one callback must not stop the next
+                log.exception("deferred to the end of a transaction: %r failed", fn)
+
+
+def after_transaction(fn, db: peewee.Database | None = None) -> bool:
+    """Call ``fn()`` now, or, inside a transaction of ``db`` (the bound database), as soon as the outermost
+    one has ended, whether it committed or rolled back; its own writes then stand on their own. Returns
+    True when deferred. A database without the mixin, or a ``manual_commit`` block, calls it now."""
+    target = db or database.obj
+    if (not isinstance(target, _TransactionEnd) or not target.in_transaction()
+            or isinstance(target.top_transaction(), peewee._manual)):
+        fn()
+        return False
+    state = target._state
+    pending = getattr(state, "after_transaction", None)
+    if pending is None:
+        pending = state.after_transaction = []
+    pending.append(fn)
+    return True
 
 
 # PostgreSQL's connection exception class (08...) and the server going down (admin_shutdown, crash_shutdown,
@@ -211,7 +261,7 @@ class _GreenletSafeConnect:
             return super().connect(reuse_if_open or waited)
 
 
-class CooperativeSqliteDatabase(_GreenletSafeConnect, peewee.SqliteDatabase):
+class CooperativeSqliteDatabase(_TransactionEnd, _GreenletSafeConnect, peewee.SqliteDatabase):
     """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor), and whose
     transactions begin IMMEDIATE (the module docstring says why)."""
 
@@ -548,7 +598,8 @@ def _raise_timeout_inside(error: BaseException) -> None:
 @functools.cache
 def _cooperative_postgres_class(base: type, releasing: bool = False) -> type:
     bases = (_ReleasingPool,) if releasing else ()
-    return type("Cooperative" + base.__name__, (*bases, _CooperativePostgres, _GreenletSafeConnect, base), {})
+    return type("Cooperative" + base.__name__,
+                (_TransactionEnd, *bases, _CooperativePostgres, _GreenletSafeConnect, base), {})
 
 
 POOL_SIZE = 20  # default most PostgreSQL connections of one process with per-greenlet connection state

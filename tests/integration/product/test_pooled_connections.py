@@ -232,3 +232,16 @@ def test_a_wait_for_the_pool_cut_by_the_connect_timeout_fails_cleanly():
                           text=True, timeout=90, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["DatabaseTimeout", "3", "0"], done.stderr[-2000:]
+
+
+def test_what_waits_for_the_transaction_runs_with_its_connection_given_back(pool):
+    """Should run what after_transaction deferred once the outermost transaction has rolled back, after its
+    connection went back to the pool (an alarm stored then takes a connection of its own)."""
+    seen = []
+    with pytest.raises(RuntimeError):
+        with pool.atomic():
+            pool.execute_sql("SELECT 1")
+            core_db.after_transaction(lambda: seen.append((pool.in_transaction(), len(pool._in_use))), pool)
+            assert seen == []
+            raise RuntimeError("rolled back")
+    assert seen == [(False, 0)]
