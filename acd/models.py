@@ -219,5 +219,15 @@ class ChatMessage(BaseModel):
     at = peewee.DateTimeField(default=utcnow, index=True)
 
 
+class SeatSecret(BaseModel):
+    """A seat's (SIP extension's) own password as stored: a random salt only. The password is derived from it
+    with the product's key (acd.seats), so the database alone does not give it away; a reset is a new salt."""
+
+    extension = peewee.CharField(max_length=16, unique=True)
+    salt = peewee.CharField(max_length=64)
+    changed_at = peewee.DateTimeField(default=utcnow)
+    changed_by = peewee.CharField(max_length=32, default="")  # operator number, "" for the product itself
+
+
 MODELS = [Queue, Agent, AgentSkill, AgentStateLog, QueueEntry, SupervisorAction, ChatQueue, ChatSeat,
-          ChatSession, ChatMessage]
+          ChatSession, ChatMessage, SeatSecret]

@@ -266,6 +266,12 @@ class Config:
     # reads, so one environment keeps both in step.
     softphone_wss: tuple[str, ...] = ()
     agent_sip_password: str = ""
+    # Seats' SIP passwords (acd.seats): "product", each seat its own, made by the product and rendered into the
+    # folder FreeSWITCH's directory includes (seats_dir, default var/seats; freeswitch-conf hotline_seats_dir);
+    # "shared", every seat agent_sip_password (development and the live tests only: production refuses it).
+    # HOTLINE_FS_SEAT_PASSWORDS and HOTLINE_FS_SEATS_DIR, the variables FreeSWITCH reads too.
+    seat_passwords: str = "product"
+    seats_dir: Path | None = None
     # Kamailio, the SIP front door (docs/kamailio.md): its SIP address (host:port, None: no Kamailio, phones
     # register on the switches), its JSON-RPC address (default 127.0.0.1 and the SIP port + 1), the PostgreSQL
     # database holding its location table (default: the product's own), that table (schema.table), the carriers'
@@ -343,6 +349,8 @@ _ENV_KEYS = {
     "HOTLINE_OPEN311_KEY_SERVICE": "open311_key_service",
     "HOTLINE_SOFTPHONE_WSS": "softphone_wss",
     "HOTLINE_FS_AGENT_PASSWORD": "agent_sip_password",
+    "HOTLINE_FS_SEAT_PASSWORDS": "seat_passwords",
+    "HOTLINE_FS_SEATS_DIR": "seats_dir",
     "HOTLINE_KAMAILIO": "kamailio",
     "HOTLINE_KAMAILIO_RPC": "kamailio_rpc",
     "HOTLINE_KAMAILIO_DB": "kamailio_db",
@@ -388,8 +396,13 @@ def _coerce(name: str, value):
         return parse_esl(value) if isinstance(value, str) else tuple(value)
     if name in ("outbound", "http"):
         return parse_host_port(value, name) if isinstance(value, str) else tuple(value)
-    if name == "shared_dir":
+    if name in ("shared_dir", "seats_dir"):
         return Path(value) if str(value).strip() else None
+    if name == "seat_passwords":
+        if str(value) not in SEAT_PASSWORD_MODES:
+            raise ConfigError(f"HOTLINE_FS_SEAT_PASSWORDS must be product (each seat its own password) or shared "
+                              f"(one for all, development only), got {value!r}")
+        return str(value)
     if name.endswith("_dir") and not name.startswith("switch_"):
         return Path(value)
     if name in ("max_calls", "prompt_rate"):
@@ -487,9 +500,11 @@ def load_config(mapping: Mapping[str, object] | None = None, environ: Mapping[st
         derived["sounds_dir"] = config.shared_dir / "sounds"
     if "database_url" not in values and "var_dir" in values:
         derived["database_url"] = "sqlite:///" + str(var_dir / "hotline.sqlite3")
+    if config.seats_dir is None:
+        derived["seats_dir"] = files_dir / "seats"
     if derived:
         config = config.replace(**derived)
-    if config.softphone_wss and not config.agent_sip_password:
+    if config.softphone_wss and config.seat_passwords == "shared" and not config.agent_sip_password:
         raise ConfigError("HOTLINE_SOFTPHONE_WSS needs HOTLINE_FS_AGENT_PASSWORD: the seats' SIP password the "
                           "browser phone registers with (freeswitch-conf agent_password)")
     if config.kamailio is not None:
@@ -514,6 +529,8 @@ def _kamailio_defaults(config: Config) -> Config:
     return config.replace(**changes)
 
 
+# How seats get their SIP passwords (Config.seat_passwords).
+SEAT_PASSWORD_MODES = ("product", "shared")
 # Passwords FreeSWITCH ships with (ClueCon) and the placeholders of freeswitch-conf/vars.xml: a switch still
 # answering to one of them lets anyone on its network drive it.
 PLACEHOLDER_PASSWORDS = frozenset({"ClueCon", "change-this-esl-password", "change-this-agent-password",
@@ -543,11 +560,14 @@ def _check_secrets(config: Config) -> Config:
                 raise ConfigError(f"production mode refuses the shipped ESL password of {endpoint.name} "
                                   "(ClueCon or a placeholder of freeswitch-conf/vars.xml): set your own in "
                                   "HOTLINE_ESL and HOTLINE_FS_ESL_PASSWORD")
-        if config.softphone_wss and (len(config.agent_sip_password) < 12
-                                     or config.agent_sip_password in PLACEHOLDER_PASSWORDS):
-            raise ConfigError("production mode with the browser phone (HOTLINE_SOFTPHONE_WSS) needs the seats' "
-                              "SIP password in HOTLINE_FS_AGENT_PASSWORD, at least 12 characters and not the "
-                              "placeholder of freeswitch-conf/vars.xml, the same value FreeSWITCH has")
+        # One password for every seat stays possible (Kamailio in front still needs it, docs/kamailio.md), but
+        # never the shipped placeholder nor a short one.
+        if config.seat_passwords == "shared" and (len(config.agent_sip_password) < 12
+                                                  or config.agent_sip_password in PLACEHOLDER_PASSWORDS):
+            raise ConfigError("production mode refuses one shared seat password (HOTLINE_FS_SEAT_PASSWORDS=shared) "
+                              "that is the placeholder of freeswitch-conf/vars.xml or shorter than 12 characters: "
+                              "leave HOTLINE_FS_SEAT_PASSWORDS at product (each seat its own password, made by the "
+                              "product), or set HOTLINE_FS_AGENT_PASSWORD, the same value FreeSWITCH has")
         record_key = str(config.extra.get("HOTLINE_RECORD_KEY", ""))
         if len(record_key) < 32 or record_key == config.secret_key:
             raise ConfigError("production mode needs HOTLINE_RECORD_KEY (the call-record MAC key) of at least "

@@ -119,6 +119,18 @@ class Product:
                                   max_calls=config.max_calls, allow=PeerAllowList.resolve(config.outbound_peers),
                                   admission=admission, busy_prompt=busy_prompt,
                                   on_setup_lost=self._call_lost_in_setup)
+        # Each seat's own SIP password (acd.seats), rendered into the directory FreeSWITCH includes in product
+        # mode (HOTLINE_FS_SEAT_PASSWORDS); the switches read it again after every change.
+        seats = None
+        if config.seat_passwords == "product":
+            from acd.seats import SeatPasswords
+            from switch.directory import DirectoryReloads
+            from webui.acd_forms import directory_extensions
+
+            reloads = DirectoryReloads(pool)
+            seats = SeatPasswords(config.secret_key, lambda: directory_extensions(config), config.seats_dir,
+                                  reload=reloads.changed)
+        self.parts["seats"] = seats
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
                           bridge_recorder=bridge_recorder,
                           ivr_services=ivr_services, fax=fax, outbound=outbound)
@@ -137,7 +149,7 @@ class Product:
             active_calls=lambda: outbound.active_calls,
             http_status=self._http_status,
             clock=self.clock,
-            acd=acd, fax=fax, trees=trees, ivr_live=ivr_services.live, bus=bus,
+            acd=acd, fax=fax, trees=trees, ivr_live=ivr_services.live, bus=bus, seats=seats,
         )
         # SMS (channels/): the outbox, notices from the ticket history, Kannel; its settings for /sms/*.
         sms = SmsChannel.from_config(config, clock=self.clock)
@@ -278,6 +290,9 @@ class Product:
             conn.subscribe(self.parts["recordings"].on_switch_event)
             conn.subscribe(self.parts["fax"].on_switch_event)
         with database.connection_context():
+            if self.parts.get("seats") is not None:
+                self.parts["seats"].ensure()
+                self.parts["seats"].publish()
             acd.start(reconcile_now=False)
         if self.parts.get("kamailio") is not None:
             self.parts["kamailio"].start()

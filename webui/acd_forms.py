@@ -65,13 +65,14 @@ def _checked(form: Mapping, name: str) -> bool:
 # ------------------------------------------------------------------------------------------- extensions
 def directory_extensions(config) -> frozenset[str]:
     """The SIP extensions FreeSWITCH knows: ``HOTLINE_AGENT_EXTENSIONS`` ("1000-1019,2001") when set,
-    else the user ids of the shipped directory (freeswitch-conf/directory/*.xml), else 1000-1019."""
+    else the user ids of the shipped directory (freeswitch-conf/directory/*.xml and the shipped seat list
+    seats/shared.xml; the product writes the per-seat passwords for these, acd.seats), else 1000-1019."""
     spec = str((config.extra or {}).get("HOTLINE_AGENT_EXTENSIONS", "") or "").strip()
     if spec:
         return parse_extension_ranges(spec)
     found: set[str] = set()
-    directory = Path((config.extra or {}).get("HOTLINE_FS_CONF_DIR") or PROJECT_ROOT / "freeswitch-conf") / "directory"
-    for path in sorted(directory.glob("*.xml")):
+    conf_dir = Path((config.extra or {}).get("HOTLINE_FS_CONF_DIR") or PROJECT_ROOT / "freeswitch-conf")
+    for path in sorted(conf_dir.glob("directory/*.xml")) + [conf_dir / "seats" / "shared.xml"]:
         try:
             root = ET.parse(path).getroot()
         except (ET.ParseError, OSError) as exc:

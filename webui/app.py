@@ -22,9 +22,11 @@ from werkzeug.routing import RequestRedirect
 from core.clock import Clock
 from core.config import Config, ConfigError, setting_names
 from core.db import DatabaseTimeout, connection_lost, database
+from webui import page_cache
 
 if TYPE_CHECKING:  # annotations only: the web UI is handed these parts, it does not build them
     from acd.dispatcher import Acd
+    from acd.seats import SeatPasswords
     from channels.settings import EmailSettings, SmsSettings
     from ivr.live import LiveCalls
     from ivr.store import TreeStore
@@ -58,6 +60,7 @@ BLUEPRINTS: list[str] = [
     "webui.blueprints.admin_org",
     "webui.blueprints.admin_regions",
     "webui.blueprints.admin_acd",
+    "webui.blueprints.admin_seats",
     "webui.blueprints.stats",
     "webui.blueprints.stats_reports",
     "webui.blueprints.stats_hotspots",
@@ -99,6 +102,7 @@ class Services:
     ivr_live: LiveCalls | None = None  # where the callers in the IVR are now (HotlineIvrServices.live)
     sms_settings: SmsSettings | None = None  # the SMS channel's settings (/sms/*, portal codes)
     email_settings: EmailSettings | None = None  # the e-mail channel's settings (a ticket's mail)
+    seats: SeatPasswords | None = None  # the seats' own SIP passwords and FreeSWITCH's directory of them
     # originate(user, number) -> call uuid for the missed-call list's call-back; without it the ACD dials.
     originate_callback: Callable[[Any, str], str] | None = None
     # The pub/sub bus between the app's processes (core.pubsub): the desk's event stream listens on it.

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Blueprints whose views use the running ACD, switch or IVR (Services.acd, ivr_live, the dialler).
 FORWARDED_BLUEPRINTS = frozenset({"agent_desk", "supervisor", "admin_acd", "admin_dialout", "desk_chat",
-                                  "stats_screen"})
+                                  "stats_screen", "admin_seats"})
 # Single endpoints of other blueprints that do.
 FORWARDED_ENDPOINTS = frozenset({"calls.missed", "calls.dial", "ivr_admin.live_json", "ivr_admin.index"})
 # Served by the worker itself although their blueprint is forwarded.

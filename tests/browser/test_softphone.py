@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from acd.dispatcher import create_agent, create_queue
+from acd.seats import SeatPasswords
 from caseflow.accounts import create_user
 from core import db as core_db
 from core.config import load_config
@@ -52,11 +53,12 @@ def telephony(tmp_path):
     create_schema(all_models())
     config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
                           "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False,
-                          "softphone_wss": f"wss://127.0.0.1:{_closed_port()}", "agent_sip_password": "seat-pw-1"})
+                          "softphone_wss": f"wss://127.0.0.1:{_closed_port()}"})
     with database.connection_context():
         create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
         create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
+        SeatPasswords(config.secret_key, lambda: ("1001", "1002"), config.seats_dir).ensure()  # each seat its own
     thread = Telephony(config, tmp_path)
     thread.start()
     assert thread.ready.wait(15), "telephony thread did not start"

@@ -28,9 +28,9 @@ CORE_VARIABLES = (
 
 # Includes of site files (ignored by git): they may match nothing, and the shipped configuration is
 # checked without whatever a developer or operator put there.  Anything under the local override folder
-# (vars.xml hotline_local_dir) is a site file too.
+# (vars.xml hotline_local_dir) is a site file too, and so are the seats the product writes (hotline_seats_dir).
 SITE_INCLUDES = ("local/*.xml", "external/*.xml")
-SITE_FOLDER_VARIABLE = "$${hotline_local_dir}"
+SITE_FOLDER_VARIABLES = ("$${hotline_local_dir}", "$${hotline_seats_dir}")
 
 _PRE = re.compile(r"<X-PRE-PROCESS\s+cmd=\"([^\"]*)\"\s+data=\"([^\"]*)\"\s*/>", re.IGNORECASE)
 _VAR = re.compile(r"\$\$\{([^}]*)\}")
@@ -95,7 +95,7 @@ def _preprocess(path: Path, result: Assembly, out: list[str], env: dict[str, str
     result.files.append(path.resolve())
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         where = f"{path.relative_to(CONF_DIR) if path.is_relative_to(CONF_DIR) else path}:{number}"
-        in_site_folder = SITE_FOLDER_VARIABLE in line
+        in_site_folder = any(variable in line for variable in SITE_FOLDER_VARIABLES)
         line = _expand(line, result, where)
         if "<include>" in line or "</include>" in line or "<?" in line:
             continue

@@ -37,7 +37,9 @@ def start_product(esl_endpoint, db_url, tmp_path, sounds_dir, clock=None, prepar
     config = load_config({
         "database_url": db_url, "var_dir": str(var), "sounds_dir": str(sounds_dir),
         "esl": f"{host}:{port}:{password}", "outbound": "127.0.0.1:0", "http": "127.0.0.1:0",
-        "mode": "test", "secret_key": "k" * 40, "load_demo": True, **(settings or {}),
+        "mode": "test", "secret_key": "k" * 40, "load_demo": True,
+        # The live switch gives seats 1000-1019 one test password (tests/live/README.md, seat_passwords=shared).
+        "seat_passwords": "shared", **(settings or {}),
     })
     running = Product(config, clock=clock).build()
     if prepare is not None:

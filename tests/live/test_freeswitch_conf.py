@@ -69,10 +69,11 @@ def test_assembles_like_freeswitch_without_problems(conf):
 
 
 def test_every_shipped_xml_file_is_used():
-    """Should read every *.xml file in the directory, so that no dead file looks like live configuration."""
+    """Should read every *.xml file in the directory, so that no dead file looks like live configuration (the
+    two kinds of seat password read one file each: both together)."""
     conf = assemble()
     shipped = {p.resolve() for p in CONF_DIR.rglob("*.xml") if not fsconf.is_site_file(p)}
-    unused = shipped - set(conf.files)
+    unused = shipped - set(conf.files) - set(assemble(env={"HOTLINE_FS_SEAT_PASSWORDS": "shared"}).files)
     assert unused == set()
 
 
@@ -351,8 +352,38 @@ def test_three_way_conferences_use_the_shipped_profile(conf):
     assert profile["moh-sound"] == "local_stream://moh" and profile["max-members"] == "6"
 
 
-def test_agents_1000_to_1019_share_the_vars_password(conf):
-    """Should define exactly the agent extensions 1000-1019, each with the agent_password variable."""
+def _agent_users(conf) -> dict[str, ET.Element]:
+    directory = conf.root().find("section[@name='directory']")
+    return {u.get("id"): u for u in directory.find("domain/groups/group[@name='agents']").iter("user")}
+
+
+def test_seats_have_their_own_passwords_by_default(tmp_path):
+    """Should, as shipped, give the agents group exactly the seats the product writes into hotline_seats_dir
+    (each its own password, HOTLINE_FS_SEATS_DIR, the app's setting of the same name) and no shared one."""
+    from switch.directory import seats_xml, write_seats
+
+    conf = assemble()
+    assert conf.problems == [] and conf.variables["seat_passwords"] == "product"
+    assert conf.variables["hotline_seats_dir"] == f"{CONF_DIR}/../var/seats"
+    assert _agent_users(conf) == {}  # nothing until the product has written its file
+    seats = tmp_path / "seats"
+    write_seats(seats, seats_xml({"1000": "first-seat-secret-1", "1001": "second-seat-secret"}))
+    site = fsconf.shipped_copy(tmp_path / "conf")
+    written = assemble(site, env={"HOTLINE_FS_SEATS_DIR": str(seats)}, site_files=True)
+    assert written.problems == []
+    users = _agent_users(written)
+    assert sorted(users) == ["1000", "1001"]
+    assert params(users["1000"].find("params"))["password"] == "first-seat-secret-1"
+    assert params(users["1001"].find("params"))["password"] == "second-seat-secret"
+    assert params(users["1001"].find("variables"), "variable")["effective_caller_id_number"] == "1001"
+    assert conf.variables["agent_password"] not in {"first-seat-secret-1", "second-seat-secret"}
+
+
+def test_agents_1000_to_1019_share_the_vars_password():
+    """Should, with seat_passwords=shared (development, the live tests), define exactly the agent extensions
+    1000-1019, each with the agent_password variable."""
+    conf = assemble(env={"HOTLINE_FS_SEAT_PASSWORDS": "shared"})
+    assert conf.problems == []
     directory = conf.root().find("section[@name='directory']")
     users = {u.get("id"): u for u in directory.find("domain/groups/group[@name='agents']").iter("user")}
     assert sorted(users) == [str(n) for n in range(1000, 1020)]

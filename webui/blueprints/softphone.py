@@ -5,11 +5,12 @@ desk phone and hears the registration on the same events; an agent uses either, 
 
 What the page needs and when:
 - the desk page carries no secret: ``softphone_view()`` (a template helper) gives the partial its addresses and
-  words, and only when the browser phone is configured (HOTLINE_SOFTPHONE_WSS and HOTLINE_FS_AGENT_PASSWORD);
+  words, and only when the browser phone is configured (HOTLINE_SOFTPHONE_WSS; with one shared seat password,
+  HOTLINE_FS_SEAT_PASSWORDS=shared, HOTLINE_FS_AGENT_PASSWORD too);
 - the seat's SIP credentials come from ``POST /desk/softphone/credentials``, with the CSRF token and the desk's
-  claim (agent_desk.DeskClaims): only for a signed-in user with the desk's roles, only their own seat, only to
-  the window holding their desk, never cached. Everyone else gets 403 (roles), 404 (no seat) or 409 (another
-  window holds the desk);
+  claim (agent_desk.DeskClaims): only for a signed-in user with the desk's roles, only their own seat and its
+  own password (acd.seats), only to the window holding their desk, never cached. Everyone else gets 403
+  (roles), 404 (no seat, or a seat without a password yet) or 409 (another window holds the desk);
 - the desk page's Content-Security-Policy lets it open a WebSocket to those addresses and nothing else.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ MESSAGES = {"zh": {
     "Send the digit %(digit)s": "发送按键 %(digit)s",
     "The browser phone is not set up on this server.": "本系统未配置浏览器话机。",
     "You are not set up as an agent.": "您尚未配置为话务员。",
+    "Your seat has no SIP password yet: ask the administrator.": "您的座席尚无话机密码，请联系管理员。",
     "This desk was opened in another window: the browser phone works there now.":
         "工作台已在另一个窗口打开，浏览器话机已转到该窗口。",
     "The phone component could not be loaded: ask the administrator.": "话机组件未能加载，请联系管理员。",
@@ -70,7 +72,7 @@ def _config():
 
 def configured() -> bool:
     config = _config()
-    return bool(config.softphone_wss and config.agent_sip_password)
+    return bool(config.softphone_wss and (config.seat_passwords == "product" or config.agent_sip_password))
 
 
 def sip_domain(url: str) -> str:
@@ -159,9 +161,16 @@ def credentials():
         return _refused("This desk was opened in another window: the browser phone works there now.", 409,
                         superseded=True)
     config = _config()
+    password = config.agent_sip_password
+    if config.seat_passwords == "product":
+        from acd.seats import password_for
+
+        password = password_for(config.secret_key, agent.extension)
+        if password is None:
+            return _refused("Your seat has no SIP password yet: ask the administrator.", 404)
     domain = sip_domain(config.softphone_wss[0])
     response = jsonify({"ok": True, "uri": f"sip:{agent.extension}@{domain}", "user": agent.extension,
-                        "password": config.agent_sip_password, "sockets": list(config.softphone_wss),
+                        "password": password, "sockets": list(config.softphone_wss),
                         "display_name": g.user.operator_no or agent.extension})
     response.headers["Cache-Control"] = "no-store"
     return response

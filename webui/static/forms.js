@@ -7,6 +7,7 @@
 // from data-more / data-less, in the page's language) that shows it all; without script it is all shown.
 // The contact a reply needs: a select with data-requires='{"phone": "field-id", ...}' makes the field its
 // chosen option names required (a reply by phone needs the number); the server refuses it all the same.
+// Confirmation: a form with data-confirm asks first (a seat's password reset).
 "use strict";
 (function () {
   function attach(field) {
@@ -67,7 +68,14 @@
     });
     box.insertAdjacentElement("afterend", button);
   }
+  // A form with data-confirm (outside the console, whose script asks itself) is sent only once confirmed.
+  function confirmFirst(form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+    });
+  }
   function start() {
+    document.querySelectorAll("form[data-confirm]:not(.console-action)").forEach(confirmFirst);
     document.querySelectorAll("[data-fold]").forEach(fold);
     document.querySelectorAll("textarea[data-limit], input[data-limit]").forEach(attach);
     document.querySelectorAll("select[data-requires]").forEach(requires);

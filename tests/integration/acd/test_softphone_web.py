@@ -1,7 +1,7 @@
-"""The desk's browser phone over HTTP (Flask test client, the ACD on the in-process doubles): the seat's SIP
-credentials go to the signed-in agent's own desk window only, never into the page, never to other roles;
-the desk page may open a WebSocket to the phone server and nowhere else. The ACD keeps a seat offerable
-while another of its phones stays registered."""
+"""The desk's browser phone over HTTP (Flask test client, the ACD on the in-process doubles): the seat's own SIP
+credentials (acd.seats) go to the signed-in agent's own desk window only, never into the page, never to other
+roles, never another seat's; the desk page may open a WebSocket to the phone server and nowhere else. The ACD
+keeps a seat offerable while another of its phones stays registered."""
 from __future__ import annotations
 
 import re
@@ -10,13 +10,14 @@ import gevent
 import pytest
 
 from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
+from acd.seats import SeatPasswords
 from caseflow.accounts import create_user
 from switch import events as sw
 from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Conn, Pool, World
 
 PASSWORD = "agent-pass-123"
-SEAT_SECRET = "seat-secret-4711-xyz"
+SHARED_SECRET = "seat-secret-4711-xyz"
 WSS = ("wss://127.0.0.1:7443", "wss://fs2.example:7443")
 
 
@@ -35,19 +36,33 @@ def desk(app, client, prompts):
     acd.start()
     state = app.extensions["hotline"]
     state.services.acd = acd
-    state.config = state.config.replace(softphone_wss=WSS, agent_sip_password=SEAT_SECRET)
+    state.config = state.config.replace(softphone_wss=WSS)
+    seats = SeatPasswords(state.config.secret_key, lambda: ("1001", "1002", "1900"), state.config.seats_dir)
+    seats.ensure()
     yield acd, world, agent, lead
     acd.stop()
+
+
+@pytest.fixture
+def seat_secrets(app, desk):
+    """Every seat's own password (the product made them in the fixture)."""
+    from acd.seats import password_for
+
+    key = app.extensions["hotline"].config.secret_key
+    return {seat: password_for(key, seat) for seat in ("1001", "1002", "1900")}
 
 
 def _token(page: str) -> str:
     return re.search(r'data-token="([^"]+)"', page).group(1)
 
 
-def test_agent_gets_their_own_seat_in_their_desk_window_only(desk, client):
+def test_agent_gets_their_own_seat_in_their_desk_window_only(desk, client, seat_secrets):
     """Should render the phone in the desk without the password, with the library from npm and a policy that
-    lets the page reach the phone servers; then hand the agent's own seat to the window holding the desk,
-    not cached; a request without the CSRF token, a GET, or another window's claim get nothing."""
+    lets the page reach the phone servers; then hand the agent's own seat and its own password to the window
+    holding the desk, not cached; a request without the CSRF token, a GET, or another window's claim get
+    nothing."""
+    SEAT_SECRET = seat_secrets["1001"]
+    assert len(set(seat_secrets.values())) == 3 and all(len(v) == 20 for v in seat_secrets.values())
     client.login("8001", PASSWORD)
     reply = client.get("/desk/")
     page = reply.get_data(as_text=True)
@@ -76,25 +91,51 @@ def test_agent_gets_their_own_seat_in_their_desk_window_only(desk, client):
     assert client.post_form("/desk/softphone/credentials", {"desk": newer}).get_json()["user"] == "1001"
 
 
-def test_a_team_lead_with_a_seat_gets_that_seat(desk, client):
-    """Should give a team lead (a desk role) their own seat, not anyone else's."""
+def test_a_team_lead_with_a_seat_gets_that_seat(desk, client, seat_secrets):
+    """Should give a team lead (a desk role) their own seat and its password, not anyone else's."""
     client.login("9001", PASSWORD)
     token = _token(client.get("/desk/").get_data(as_text=True))
     seat = client.post_form("/desk/softphone/credentials", {"desk": token}).get_json()
-    assert (seat["user"], seat["uri"]) == ("1900", "sip:1900@127.0.0.1")
+    assert (seat["user"], seat["uri"], seat["password"]) == ("1900", "sip:1900@127.0.0.1", seat_secrets["1900"])
+    assert seat["password"] != seat_secrets["1001"]
 
 
 @pytest.mark.parametrize("operator_no", ["7001", "0001"])
-def test_other_roles_get_no_credentials(desk, client, operator_no):
+def test_other_roles_get_no_credentials(desk, client, operator_no, seat_secrets):
     """Should refuse users without a desk role (dispatcher, administrator) before anything else."""
     client.login(operator_no, PASSWORD)
     reply = client.post_form("/desk/softphone/credentials", {"desk": "x"}, headers={"Accept": "application/json"})
-    assert reply.status_code == 403 and SEAT_SECRET not in reply.get_data(as_text=True)
+    assert reply.status_code == 403
+    assert not any(secret in reply.get_data(as_text=True) for secret in seat_secrets.values())
 
 
-def test_signed_out_gets_nothing(desk, client):
+def test_signed_out_gets_nothing(desk, client, seat_secrets):
     reply = client.post_form("/desk/softphone/credentials", {"desk": "x"})
-    assert reply.status_code in (302, 401, 403) and SEAT_SECRET not in reply.get_data(as_text=True)
+    assert reply.status_code in (302, 401, 403)
+    assert not any(secret in reply.get_data(as_text=True) for secret in seat_secrets.values())
+
+
+def test_a_seat_without_a_password_yet_gets_none(desk, client, app):
+    """Should tell an agent whose seat the product has not given a password yet (a seat added since its start)
+    so, in words, and give no other seat's."""
+    from acd.models import SeatSecret
+
+    SeatSecret.delete().where(SeatSecret.extension == "1001").execute()
+    client.login("8001", PASSWORD)
+    token = _token(client.get("/desk/").get_data(as_text=True))
+    reply = client.post_form("/desk/softphone/credentials", {"desk": token})
+    assert reply.status_code == 404 and reply.get_json() == {"ok": False, "error": "您的座席尚无话机密码，请联系管理员。"}
+
+
+def test_one_shared_password_when_the_switch_has_one(desk, client, app):
+    """Should, with HOTLINE_FS_SEAT_PASSWORDS=shared (development, the live switch), hand the one
+    HOTLINE_FS_AGENT_PASSWORD to the agent's seat."""
+    state = app.extensions["hotline"]
+    state.config = state.config.replace(seat_passwords="shared", agent_sip_password=SHARED_SECRET)
+    client.login("8001", PASSWORD)
+    token = _token(client.get("/desk/").get_data(as_text=True))
+    seat = client.post_form("/desk/softphone/credentials", {"desk": token}).get_json()
+    assert (seat["user"], seat["password"]) == ("1001", SHARED_SECRET)
 
 
 def test_an_agent_without_a_seat_is_told_so(desk, client):
@@ -108,7 +149,7 @@ def test_not_configured_shows_no_phone_and_gives_nothing(desk, client, app):
     """Should leave the phone out of the desk and its policy when the server has no browser phone, and say so
     in the user's language when asked anyway."""
     state = app.extensions["hotline"]
-    state.config = state.config.replace(softphone_wss=(), agent_sip_password="")
+    state.config = state.config.replace(softphone_wss=())
     client.login("8001", PASSWORD)
     reply = client.get("/desk/")
     assert 'data-testid="softphone"' not in reply.get_data(as_text=True)

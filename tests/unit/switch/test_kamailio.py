@@ -123,3 +123,18 @@ def test_read_switch_asks_for_each_variable_and_names_a_missing_one():
 
 def test_dial_route():
     assert kam.dial_route(("10.0.0.9", 5060)) == "sofia/internal/{extension}@10.0.0.9:5060"
+
+
+def test_kamailio_needs_one_shared_seat_password():
+    """Should refuse to configure Kamailio while each seat has its own password (its configuration checks one for
+    all), naming what to set; with the shared kind it reads the switches' common one."""
+    from core.config import load_config
+    from hotline.kamailio import settings_from
+
+    base = {"secret_key": "k" * 40, "kamailio": "127.0.0.1:5070",
+            "kamailio_db": "postgresql://kamailio@127.0.0.1:5432/k"}
+    values = {"fs1": {"agent_extensions": "^(10[01][0-9])$", "agent_password": "a-long-seat-secret"}}
+    with pytest.raises(kam.KamailioError, match="HOTLINE_FS_SEAT_PASSWORDS=shared"):
+        settings_from(load_config(base), [], values)
+    settings = settings_from(load_config({**base, "seat_passwords": "shared"}), [], values)
+    assert settings.agent_password == "a-long-seat-secret"

@@ -1,0 +1,123 @@
+"""Each seat's own SIP password (座席密码): made by the product, kept sealed, given to FreeSWITCH's directory and to
+the signed-in agent's browser phone only, reset by an administrator.
+
+What is stored: a random salt per seat (acd.models.SeatSecret). The password is HMAC-SHA256 of the seat and its
+salt under a key derived from HOTLINE_SECRET_KEY, so the database (or a backup of it) alone gives no password
+away, and nothing needs decrypting. A reset draws a new salt. Changing HOTLINE_SECRET_KEY changes every seat's
+password: the product writes the directory again at its start, so switch and desks follow.
+
+Which seats: those of the FreeSWITCH directory as the ACD administration knows them (HOTLINE_AGENT_EXTENSIONS,
+else the shipped seat list: webui.acd_forms.directory_extensions), passed in as a callable.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from pathlib import Path
+from typing import Callable, Iterable
+
+from acd.models import SeatSecret, utcnow
+from core.db import database
+
+log = logging.getLogger(__name__)
+
+# Letters and digits that cannot be mistaken for one another when typed into a desk phone's menu.
+ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+LENGTH = 20  # about 115 bits
+_KEY_LABEL = b"hotline seat passwords v1"
+
+
+class UnknownSeat(LookupError):
+    """The extension is not one of the directory's seats."""
+
+
+def seat_key(secret_key: str) -> bytes:
+    """The key seat passwords are derived under (apart from the session signing key by its label)."""
+    if not secret_key:
+        raise ValueError("seat passwords need the product's secret key (HOTLINE_SECRET_KEY)")
+    return hmac.new(secret_key.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def derive(key: bytes, extension: str, salt: str) -> str:
+    """The password of ``extension`` with ``salt``: LENGTH characters of ALPHABET."""
+    digest = hmac.new(key, f"{extension}\n{salt}".encode("utf-8"), hashlib.sha256).digest()
+    number = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(LENGTH):
+        number, index = divmod(number, len(ALPHABET))
+        chars.append(ALPHABET[index])
+    return "".join(chars)
+
+
+def password_for(secret_key: str, extension: str) -> str | None:
+    """The seat's current password, or None when the product has not made one (yet)."""
+    row = SeatSecret.get_or_none(SeatSecret.extension == extension)
+    return None if row is None else derive(seat_key(secret_key), extension, row.salt)
+
+
+class SeatPasswords:
+    """The seats' passwords and the directory file FreeSWITCH reads (switch.directory).
+
+    ``seats()`` -> the directory's extensions; ``folder``: where the file goes (Config.seats_dir), under
+    ``file_name``; ``reload()`` asks the running switches to read it again (None: nobody to ask, a switch reads
+    it at its start).
+    """
+
+    def __init__(self, secret_key: str, seats: Callable[[], Iterable[str]], folder: Path,
+                 reload: Callable[[], object] | None = None, file_name: str = "seats.xml"):
+        self.key = seat_key(secret_key)
+        self.seats = seats
+        self.folder = Path(folder)
+        self.reload = reload
+        self.file_name = file_name
+
+    def password(self, extension: str) -> str | None:
+        """The seat's password, None when it has none."""
+        row = SeatSecret.get_or_none(SeatSecret.extension == extension)
+        return None if row is None else derive(self.key, extension, row.salt)
+
+    def ensure(self) -> list[str]:
+        """Give every seat without a password one; the extensions that got one."""
+        with database.atomic():
+            have = {row.extension for row in SeatSecret.select(SeatSecret.extension)}
+            made = sorted(set(self.seats()) - have)
+            for extension in made:
+                SeatSecret.create(extension=extension, salt=secrets.token_hex(16))
+        if made:
+            log.info("seat passwords made for %d seats", len(made))
+        return made
+
+    def reset(self, extension: str, operator_no: str) -> str:
+        """A new password for ``extension`` (UnknownSeat if it is not a seat), written into the directory and
+        the switches told; returns it. The caller audits."""
+        if extension not in set(self.seats()):
+            raise UnknownSeat(extension)
+        salt = secrets.token_hex(16)
+        with database.atomic():
+            updated = (SeatSecret.update(salt=salt, changed_at=utcnow(), changed_by=operator_no[:32])
+                       .where(SeatSecret.extension == extension).execute())
+            if not updated:
+                SeatSecret.create(extension=extension, salt=salt, changed_by=operator_no[:32])
+        self.publish()
+        return derive(self.key, extension, salt)
+
+    def rows(self) -> list[SeatSecret]:
+        """The directory's seats that have a password, in extension order."""
+        seats = set(self.seats())
+        found = [row for row in SeatSecret.select() if row.extension in seats]
+        return sorted(found, key=lambda row: (len(row.extension), row.extension))
+
+    def publish(self) -> bool:
+        """Write the directory file for every seat with a password and, when it changed, tell the switches;
+        True when it changed."""
+        from switch.directory import seats_xml, write_seats
+
+        passwords = {row.extension: derive(self.key, row.extension, row.salt) for row in self.rows()}
+        changed = write_seats(self.folder, seats_xml(passwords), self.file_name)
+        if changed:
+            log.info("seat directory written for %d seats: %s", len(passwords), self.folder)
+            if self.reload is not None:
+                self.reload()
+        return changed
