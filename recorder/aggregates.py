@@ -165,7 +165,7 @@ def computed(where: str = "") -> tuple[str, str]:
     return calls, agents
 
 
-REBUILD_STEP = dt.timedelta(days=7)
+REBUILD_STEP = dt.timedelta(days=31)
 
 
 def _rebuild_span(start: dt.datetime, end: dt.datetime) -> None:

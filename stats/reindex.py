@@ -54,7 +54,8 @@ class Progress:
             return
         self.last = now
         share = f" ({100 * done / total:.0f}%)" if total else ""
-        print(f"{self.label}: {done:,} / {total:,} {unit}{share}, {now - self.started:.0f} s", file=self.out, flush=True)
+        print(f"{self.label}: {done:,} / {total:,} {unit}{share}, {now - self.started:.0f} s", file=self.out,
+              flush=True)
 
 
 def reindex_hotspots(since: Optional[dt.datetime], settings, out, now: Optional[dt.datetime] = None) -> int:
