@@ -118,12 +118,10 @@ def run_all(clock: Clock) -> dict[str, list[str]]:
 
 def _job(func, clock: Clock):
     def run():
+        # A failing run is logged by the scheduler (the product's: core.jobguard, once per database outage);
+        # the next run tries again.
         with database.connection_context():
-            try:
-                result = func(clock)
-            except Exception:  # noqa: BLE001 - a failing run is logged; the scheduler tries again next time
-                log.exception("caseflow job %s failed", func.__name__)
-                return None
+            result = func(clock)
         if result:
             log.info("%s: %d ticket(s)", func.__name__, len(result))
         return result

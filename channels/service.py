@@ -74,11 +74,10 @@ class SmsChannel:
 
     def register(self, scheduler) -> None:
         def run():
+            # A failing round is logged by the scheduler (core.jobguard: once per database outage); the next
+            # round tries again.
             with database.connection_context():
-                try:
-                    self.tick()
-                except Exception:  # noqa: BLE001 - logged; the next round tries again
-                    log.exception("SMS round failed")
+                self.tick()
         run.__name__ = "channels_sms"
         scheduler.add_job(run, "interval", seconds=self.settings.poll_seconds, id="channels.sms",
                           replace_existing=True, max_instances=1, coalesce=True)
@@ -151,11 +150,8 @@ class EmailChannel:
                      s.imap_port, s.imap_folder, s.done_folder)
         if s.outbound:
             def run():
-                with database.connection_context():
-                    try:
-                        self.tick()
-                    except Exception:  # noqa: BLE001 - logged; the next round tries again
-                        log.exception("e-mail round failed")
+                with database.connection_context():  # failures: as the SMS round's
+                    self.tick()
             run.__name__ = "channels_email"
             scheduler.add_job(run, "interval", seconds=2, id="channels.email", replace_existing=True,
                               max_instances=1, coalesce=True)

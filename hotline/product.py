@@ -269,9 +269,8 @@ class Product:
 
     def start(self) -> None:
         """Start the switch connections, the ACD, the socket server, the scheduler and the web server."""
-        from apscheduler.schedulers.gevent import GeventScheduler
-
         from core.fds import raise_open_file_limit
+        from core.jobguard import GuardedScheduler
         from core.logsetup import add_file_sink, log_file
         from webui.server import HttpLimits, HttpServer
 
@@ -301,7 +300,8 @@ class Product:
         # 30 s of the periodic pass (a standby taking over recognised nothing for that long).
         pool.start()
         self.parts["outbound"].start()
-        scheduler = GeventScheduler(timezone=self.config.tz)
+        # Every job's failures logged there: a database outage once per job, not a traceback per run.
+        scheduler = GuardedScheduler(timezone=self.config.tz)
         self.parts["case_jobs"].register_jobs(scheduler, self.clock)
         from recorder.jobs import register_jobs as register_recorder_jobs
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from core import backup as backups
 from core import diskspace
+from core.jobguard import database_unavailable
 from core.config import PROJECT_ROOT
 from ops.alarms import AlarmService
 from ops.rules import CRITICAL, SNAPSHOT_KINDS, Snapshot, Thresholds, evaluate
@@ -74,6 +75,8 @@ class Checks:
         try:
             problems = list(self.verify_chain()) if self.verify_chain else []
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is itself worth an alarm
+            if database_unavailable(exc):
+                raise  # not the chain's fault, and no alarm could be stored: the scheduler logs the outage
             log.exception("call-record chain check failed")
             self.service.raise_alarm("chain_broken", f"话单校验无法运行 / record check failed: {exc}"[:255],
                                      severity=CRITICAL)
