@@ -341,8 +341,12 @@ def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -
                 not Message.select().where(Message.provider_id == foreign).exists():
             changes[Message.provider_id] = foreign
         try:
-            if Message.update(changes).where((Message.id == message.id)
-                                             & (Message.status == message.status)).execute():
+            # A savepoint inside a batch's transaction (channels.reports): on PostgreSQL the unique provider id
+            # refused would otherwise abort the whole transaction, not only this statement.
+            with database.atomic():
+                changed = Message.update(changes).where((Message.id == message.id)
+                                                        & (Message.status == message.status)).execute()
+            if changed:
                 message.status, message.delivery_report = status, report
                 message.provider_id = changes.get(Message.provider_id, message.provider_id)
                 return message

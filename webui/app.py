@@ -256,9 +256,14 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
 
 
 # ------------------------------------------------------------------------------------------ database
+# Requests that open no connection here: the health check opens its own so it can report a dead database;
+# Kannel's delivery reports are stored a batch at a time on the batch's connection (channels.reports).
+OWN_CONNECTION = ("health.healthz", "static", "sms_gateway.delivery_report")
+
+
 def _open_db():
-    """One connection per request; the health check opens its own so it can report a dead database."""
-    if request.endpoint in ("health.healthz", "static"):
+    """One connection per request, but for the endpoints in OWN_CONNECTION."""
+    if request.endpoint in OWN_CONNECTION:
         return
     g.db_opened = database.connect(reuse_if_open=True)
 

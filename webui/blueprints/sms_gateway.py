@@ -8,9 +8,11 @@ import hmac
 import logging
 from urllib.parse import unquote_to_bytes
 
+import gevent
 from flask import Blueprint, current_app, request
 
-from channels import inbound, outbox, sms
+from channels import inbound, sms
+from channels.reports import ReportBatch
 from channels.settings import SmsSettings
 from webui.security import client_ip, csrf_exempt, public
 
@@ -31,6 +33,14 @@ def settings() -> SmsSettings:
             found = SmsSettings.from_config(state.config)
             current_app.extensions["hotline_sms_settings"] = found
     return found
+
+
+def _reports() -> ReportBatch:
+    """The app's delivery-report batch (one storing greenlet at a time, started by the first report)."""
+    batch = current_app.extensions.get("hotline_sms_reports")
+    if batch is None:
+        batch = current_app.extensions["hotline_sms_reports"] = ReportBatch()
+    return batch
 
 
 def _text(body: str, code: int):
@@ -120,9 +130,13 @@ def delivery_report():
         return refused
     value = {k: params.get(k, b"").decode("utf-8", "replace") for k in ("id", "type", "answer", "foreign")}
     try:
-        message = outbox.apply_report(value["id"], value["type"], value["answer"], value["foreign"])
+        # Stored with the other reports of the moment, in one transaction on one connection (this request
+        # opens none: webui.app._open_db); answered once committed, so Kannel resends what was not stored.
+        message = _reports().submit(value["id"], value["type"], value["answer"], value["foreign"])
     except sms.SmsInputError as error:
         return _text(f"bad request: {error}\n", 400)
     except LookupError as error:
         return _text(f"not found: {error}\n", 404)
+    except gevent.Timeout:  # still queued, stored when its turn comes; Kannel asks again meanwhile
+        return _text("busy: report not stored yet, send it again\n", 503)
     return _text(f"ok {message.status}\n", 200)
