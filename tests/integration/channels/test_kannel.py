@@ -34,12 +34,16 @@ def test_long_chinese_text_arrives_whole_and_is_reported_delivered(served_app, k
 
 
 def test_inbound_message_becomes_ticket_and_receipt_arrives(served_app, kannel_box, clock):
-    """Should turn a Chinese SMS injected at fakesmsc into an sms ticket and deliver its receipt back."""
+    """Should turn a Chinese SMS injected at fakesmsc into an sms ticket carrying Kannel's id of the message
+    and deliver its receipt back."""
     base, settings = served_app
     runner = kannel_box(base)
     runner.inject("13900139000", "1063912345", "东门路灯坏了三天了，请派人修理😀")
     ticket = wait_until(lambda: Ticket.get_or_none(Ticket.channel == "sms"), what="the ticket")
     assert ticket.content == "东门路灯坏了三天了，请派人修理😀" and ticket.citizen_phone == "13900139000"
+    # Kannel's id of the message came with it: a retry of the request is recognised (no second ticket).
+    incoming = Message.get((Message.direction == "in") & (Message.ticket == ticket))
+    assert incoming.provider_id and len(incoming.provider_id) == 36, incoming.provider_id
     # The web app stamps the message with its own (wall) clock: the outbox reads the same time.
     assert _outbox(runner, base, settings, Clock()).run_once()["sent"] == 1
     got = wait_until(lambda: fakesmsc_messages(runner.received()), what="the receipt at fakesmsc")
