@@ -392,9 +392,11 @@ class OffersMixin:
         if waiter is not None:
             if waiter.offer is not None:
                 waiter.offer.answered_by = agent_id
-            # Served: no longer waiting in the queue (statistics, positions, and never offered again).
+            # Served: no longer waiting in the queue (statistics, positions, and never offered again), and the
+            # desks' and the console's waiting counts say so now, not when the call ends.
             waiter.done = True
             self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
+            self.notify("queue", queue=waiter.queue.name, waiting=len(self.queue_waiters[waiter.queue.name]))
             entry = waiter.entry
             entry.state = "bridged"
             entry.agent = agent_id

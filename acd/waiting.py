@@ -148,6 +148,7 @@ class WaitingMixin:
         waiter.done = True
         self.legs.release(waiter.uuid, waiter)
         self.queue_waiters[waiter.queue.name].pop(waiter.uuid, None)
+        self.notify("queue", queue=waiter.queue.name, waiting=len(self.queue_waiters[waiter.queue.name]))
 
     def _on_caller_event(self, waiter: Waiter, event) -> None:
         if isinstance(event, sw.DtmfReceived) and event.digit and event.digit == waiter.queue.callback_key:

@@ -55,7 +55,7 @@ def telephony(tmp_path):
                           "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False,
                           "softphone_wss": f"wss://127.0.0.1:{_closed_port()}"})
     with database.connection_context():
-        create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
+        create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0, display_name="政策咨询")
         create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
         SeatPasswords(config.secret_key, lambda: ("1001", "1002"), config.seats_dir).ensure()  # each seat its own
@@ -142,3 +142,85 @@ def test_missing_library_is_said(context, telephony):
     page.get_by_test_id("sp-on").check()
     expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "error")
     expect(page.get_by_test_id("sp-state")).to_have_text("话机组件未能加载，请联系管理员。")
+
+
+# A stand-in for JsSIP served at /vendor/jssip.min.js in the layout test below: a UA that registers at once
+# and a call offered by the test (window.__sipUA.offer(number)), so the phone row shows its registered and
+# in-call states without a phone server (the live test registers and talks for real).
+FAKE_JSSIP = """
+window.JsSIP = (function () {
+  function on(name, fn) { (this.handlers[name] = this.handlers[name] || []).push(fn); }
+  function emit(name, data) { (this.handlers[name] || []).forEach(function (fn) { fn(data || {}); }); }
+  function Session(number) {
+    this.handlers = {}; this.muted = false; this.connection = null;
+    this.remote_identity = {uri: {user: number}, display_name: number};
+  }
+  Session.prototype = {on: on, emit: emit,
+    answer: function () { var s = this; setTimeout(function () { s.emit("accepted"); }, 20); },
+    terminate: function () { this.emit("ended"); },
+    isOnHold: function () { return {local: false, remote: false}; },
+    isMuted: function () { return {audio: this.muted}; },
+    mute: function () { this.muted = true; this.emit("muted"); },
+    unmute: function () { this.muted = false; this.emit("unmuted"); },
+    sendDTMF: function () {}};
+  function UA(config) { this.handlers = {}; this.registered = false; window.__sipUA = this; }
+  UA.prototype = {on: on, emit: emit,
+    start: function () { var ua = this; setTimeout(function () { ua.emit("connected"); ua.registered = true; ua.emit("registered"); }, 20); },
+    isRegistered: function () { return this.registered; }, register: function () {},
+    stop: function () { this.registered = false; },
+    offer: function (number) { var s = new Session(number); this.emit("newRTCSession", {originator: "remote", session: s}); }};
+  return {UA: UA, WebSocketInterface: function (url) { this.url = url; },
+          C: {causes: {AUTHENTICATION_ERROR: "auth", REJECTED: "rejected", CONNECTION_ERROR: "connection",
+                       CANCELED: "canceled", BYE: "bye", USER_DENIED_MEDIA_ACCESS: "media"},
+              DTMF_TRANSPORT: {RFC2833: "RFC2833"}}};
+}());
+"""
+
+
+def test_desk_with_the_phone_row_fits_1366x768_registered_and_in_a_call(media_browser, telephony, tmp_path):
+    """Should keep the desk one screen at 1366x768 with the browser phone's row shown, registered and then in a
+    call the ACD offered: nothing overflows or is cut (tests/browser/test_layout.py's measure), no page scroll,
+    and the call controls (answer, mute, hold, hang up, transfer) and the phone's state line are in the window."""
+    from tests.browser.test_layout import MEASURE, _shots_dir
+
+    shots = _shots_dir(tmp_path)
+    context = media_browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
+                                        viewport={"width": 1366, "height": 768})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    context.route("**/vendor/jssip.min.js*", lambda route: route.fulfill(
+        status=200, body=FAKE_JSSIP, headers={"Content-Type": "text/javascript"}))
+    try:
+        page = _desk(context, telephony)
+        page.get_by_test_id("sp-on").check()
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
+
+        def fits(state: str) -> None:
+            page.screenshot(path=str(shots / f"desk-softphone-{state}-1366x768.png"))
+            assert page.evaluate(MEASURE) == [], state
+            assert page.evaluate("document.documentElement.scrollHeight") <= 768, state
+            for selector in ("[data-testid=sp-state]", "[data-testid=sp-answer]", "[data-testid=sp-mute]",
+                             "[data-testid=hold-toggle]", "button[data-act=hangup]", "button[data-act=transfer]",
+                             "[data-testid=call-timer]", "#ticket-form"):
+                box = page.locator(selector).first.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["y"] >= 0, (state, selector)
+                assert box["x"] + box["width"] <= 1366 and box["y"] + min(box["height"], 40) <= 768, (state, selector, box)
+
+        fits("registered")
+        page.click("button[data-act=ready]")
+        expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+        call = telephony.run_in_hub(lambda: telephony.fs.place_call(telephony.outbound.address,
+                                                                    caller="13912345678", destination="12345"))
+        expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+        page.evaluate("window.__sipUA.offer('13912345678')")
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "ringing")
+        page.get_by_test_id("sp-answer").click()
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "in_call")
+        expect(page.get_by_test_id("sp-state")).to_have_text("通话中：13912345678")
+        expect(page.get_by_test_id("call-timer")).not_to_have_text("00:00", timeout=5000)
+        expect(page.get_by_test_id("call-waiting")).to_have_text("您的队列中等待：政策咨询 0")  # the name, not the code
+        fits("in-call")
+        save = page.locator("#ticket-form button[type=submit]").bounding_box()  # 保存 in sight without scrolling
+        assert save["y"] + save["height"] <= 768, save
+        telephony.run_in_hub(lambda: None if call.channel.hung_up else call.hangup())
+    finally:
+        context.close()

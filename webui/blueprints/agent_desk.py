@@ -123,7 +123,10 @@ def _desk_page(acd, agent, *, pop=None, waiting=None, saved: str = "", error: st
     status_labels, state_labels = agent_labels()
     clock = current_app.extensions["hotline"].services.clock
     day = agent_day(agent.id, agent.user_id, clock.now(), clock.tz) if agent is not None else None
+    # The call-waiting line names queues as the administrator named them, never by their code.
+    queue_labels = {q.name: q.display_name or q.name for q in acd.queues.values()} if acd is not None else {}
     return render_template("agent_desk/index.html", acd=acd, agent=agent, pop=labelled(pop), waiting=waiting or {},
+                           queue_labels=queue_labels,
                            entered=entered, desk_token=token, day=day,
                            labels_json=json.dumps({**status_labels, **state_labels,
                                                    "resume": gettext("Resume"), "hold": gettext("Hold"),

@@ -12,7 +12,7 @@
   var LABELS = JSON.parse(desk.dataset.labels || "{}");
   var skills = controls && controls.dataset.skills ? controls.dataset.skills.split(",") : [];
   var consult = byId("dc-consult");
-  var waiting = {}, busy = false, superseded = false;
+  var waiting = {}, queueLabels = {}, busy = false, superseded = false;
   function label(code) { return LABELS[code] || ""; }
   function text(sel, value) { var el = document.querySelector(sel); if (el) { el.textContent = value || ""; } }
   function byId(id) { return document.getElementById(id); }
@@ -63,12 +63,13 @@
     var box = document.querySelector('[data-testid="call-waiting"]');
     if (!el) { return; }
     var parts = [], total = 0;
-    Object.keys(waiting).sort().forEach(function (q) { parts.push(q + " " + waiting[q]); total += waiting[q]; });
+    Object.keys(waiting).sort().forEach(function (q) { parts.push((queueLabels[q] || q) + " " + waiting[q]); total += waiting[q]; });
     el.textContent = parts.join(" · ");
     if (box) { box.className = total > 0 ? "notice" : ""; box.dataset.total = String(total); }
   }
   document.querySelectorAll('[data-testid="waiting"] [data-queue]').forEach(function (s) {
     waiting[s.dataset.queue] = parseInt(s.textContent.split(" ").pop(), 10) || 0;
+    queueLabels[s.dataset.queue] = s.dataset.label || s.dataset.queue;
   });
   function fillList(testid, tickets) {
     var list = document.querySelector('[data-testid="' + testid + '"]');

@@ -405,3 +405,22 @@ def test_rules_through_the_dispatcher(make_acd, db, world, strategy, expected):
         wait_for(lambda: all(a.state == "idle" for a in acd.agents.values()), what="idle")
     assert taken == expected
     assert AgentSkill.select().count() == 3
+
+
+def test_waiting_count_drops_when_an_agent_answers_not_when_the_call_ends(make_acd, setup_agents, queue, world):
+    """Should tell the desks and the console (a "queue" notice) that the caller no longer waits as soon as the
+    agent answers, while the call goes on; a caller who hangs up while waiting is counted out too."""
+    agents = setup_agents(1)
+    acd = make_acd()
+    notices = []
+    acd.listeners.append(lambda notice: notices.append(notice) if notice["type"] in ("queue", "answered") else None)
+    ready_all(acd, agents)
+    world.phones["1001"].talk = 30  # the call goes on until the test ends it
+    session = Session(world, caller="13900002222")
+    job = serve(acd, session)
+    wait_for(lambda: any(n["type"] == "answered" for n in notices), what="the answer")
+    answered = next(i for i, n in enumerate(notices) if n["type"] == "answered")
+    assert [n["waiting"] for n in notices[:answered] if n["type"] == "queue"][-1] == 0, notices
+    assert not job.ready()  # still talking
+    session.hangup_now()
+    job.get(timeout=5)

@@ -497,7 +497,8 @@ def test_call_waiting_counts_stream_for_the_agents_queues_only(desk, client):
     assert '"queue": "consult", "waiting": 3' in body and "suggest" not in body
     acd.queue_waiters["consult"]["w1"] = object()
     html = client.get("/desk/").get_data(as_text=True)
-    assert 'data-queue="consult">consult 1<' in html and 'data-queue="suggest"' not in html
+    label = acd.queues["consult"].display_name or "consult"
+    assert f'data-queue="consult" data-label="{label}">{label} 1<' in html and 'data-queue="suggest"' not in html
     acd.queue_waiters["consult"].pop("w1")
 
 
