@@ -16,6 +16,7 @@ JSON object whose "_body" holds the event body.
 from __future__ import annotations
 
 import json
+from binascii import a2b_qp
 from codecs import escape_decode
 from operator import itemgetter
 from typing import Iterable, Mapping
@@ -161,8 +162,56 @@ def _unquote(data: bytes) -> str:
         return unquote(data.decode("utf-8"), errors="replace")
 
 
+# A block as FreeSWITCH writes it (every value URL-encoded: no raw space, colon, newline, "=" or CR in one) is
+# split by a few whole-block C operations instead of a partition a line. Its "shape" (the block with every
+# byte but ": \n%=\r" deleted, then the %s) must be ": \n" repeated, with no % before a line's colon (the
+# general path decodes a name before splitting). Each separator then becomes a NUL and each % an "=", so
+# that binascii.a2b_qp decodes the escapes in one pass (an encoded newline stays in its value); a % without
+# two hex digits shows in the length, and one split gives name, "" and value for every line.
+_NOT_SHAPE = bytes(c for c in range(256) if c not in b": \n%=\r")
+_SHAPES = b": \n" * 4096                 # a block of more lines takes the general path
+_SEPARATORS_TO_NUL = bytes.maketrans(b": \n%", b"\0\0\0=")
+
+
+def _split_regular_block(block: bytes | bytearray) -> dict[str, str] | None:
+    """The headers of a regular ASCII block exactly as the general path would give them, or None when the
+    block is not regular (non-ASCII, a line without ": " or with a raw one in its value, a %XX in a name,
+    a % without two hex digits, a NUL raw or encoded, an empty name): the general path then decodes it,
+    or says what is wrong."""
+    if not block.isascii():
+        return None
+    shape = block.translate(None, _NOT_SHAPE)
+    escapes = 0
+    if b"%" in shape:
+        if b"%:" in shape:
+            return None
+        size = len(shape)
+        shape = shape.replace(b"%", b"")
+        escapes = size - len(shape)
+    if len(shape) % 3 != 2 or not _SHAPES.startswith(shape):
+        return None
+    data = block.translate(_SEPARATORS_TO_NUL)
+    if escapes:
+        decoded = a2b_qp(data)
+        # "=XX" shrinks by 2; a bad one ("=", "=4", "==", "=G1") by less
+        if len(decoded) != len(data) - 2 * escapes:
+            return None
+        text = decoded.decode("utf-8", "replace")
+    else:
+        text = data.decode("ascii")
+    tokens = text.split("\0")
+    # more tokens: a NUL of the block's own, raw or encoded; a non-empty middle one: "Key:x y"
+    if len(tokens) != len(shape) + 1 or any(tokens[1::3]):
+        return None
+    headers = dict(zip(tokens[0::3], tokens[2::3]))
+    return None if "" in headers else headers
+
+
 def _decode_header_block(block: bytes | bytearray, what: str) -> dict[str, str]:
     """Parse "Key: value" lines; values URL-decoded. Raises ProtocolError on a malformed line."""
+    headers = _split_regular_block(block)
+    if headers is not None:
+        return headers
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -215,6 +264,16 @@ def _decode_header_lines(text: str, what: str) -> dict[str, str]:
     return headers
 
 
+def _event_frame_head(block: bytes | bytearray) -> tuple[dict[str, str], int] | None:
+    """The outer headers FreeSWITCH writes before every event, "Content-Length: N\nContent-Type:
+    text/event-plain" (or json), and N, as the general parse gives them; None for any other block."""
+    if block.startswith(b"Content-Length: "):
+        digits, separator, kind = block[16:].partition(b"\nContent-Type: ")
+        if separator and digits.isdigit() and (kind == b"text/event-plain" or kind == b"text/event-json"):
+            return {"Content-Length": digits.decode("ascii"), "Content-Type": kind.decode("ascii")}, int(digits)
+    return None
+
+
 def _parse_length(value: str, what: str) -> int:
     value = value.strip()
     if not value.isdigit():
@@ -242,6 +301,12 @@ def parse_event_body(content_type: str, body: bytes | str) -> tuple[dict[str, st
         return headers, inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
     if content_type != EVENT_PLAIN:
         raise ProtocolError(f"not an event content type: {content_type!r}")
+    if raw.endswith(b"\n\n"):
+        # FreeSWITCH's event without a body of its own: a regular block has no blank line, so its end is
+        # the first (looking for it is a slow two-byte search over the whole event)
+        headers = _split_regular_block(raw[:-2])
+        if headers is not None and "Content-Length" not in headers:
+            return headers, ""
     split = raw.find(b"\n\n")
     head = raw[:split] if split >= 0 else raw.rstrip(b"\n")
     headers = _decode_header_block(head, "event-plain headers") if head else {}
@@ -324,10 +389,15 @@ class FrameParser:
                     break
                 if end - pos > max_header:
                     raise ProtocolError(f"header block of {end - pos} bytes exceeds {max_header}")
-                headers = _decode_header_block(buf[pos:end], "frame headers")
+                block = buf[pos:end]
                 pos = end + 2
-                length_text = headers.get("Content-Length")
-                length = _parse_length(length_text, "frame") if length_text is not None else 0
+                event_head = _event_frame_head(block)
+                if event_head is not None:
+                    headers, length = event_head
+                else:
+                    headers = _decode_header_block(block, "frame headers")
+                    length_text = headers.get("Content-Length")
+                    length = _parse_length(length_text, "frame") if length_text is not None else 0
                 if length > self.max_body_bytes:
                     raise ProtocolError(f"Content-Length {length} exceeds the cap of {self.max_body_bytes} bytes")
                 if length == 0:

@@ -104,3 +104,56 @@ def test_an_encoded_newline_stays_in_its_value_among_many():
     block = b"A: 1%0A2\nB: plain\nC: x%0a\nD: %0A%0A\nE: %E4%B8%AD"
     assert codec._decode_header_block(block, "event") == {"A": "1\n2", "B": "plain", "C": "x\n", "D": "\n\n",
                                                            "E": "中"}
+
+
+# Blocks shaped as FreeSWITCH writes them (values URL-encoded), which switch.codec splits by whole-block
+# operations (_split_regular_block), mixed with what must send a block back to the line-by-line path: a
+# name with an escape, a raw "=", CR, NUL or ": " in a value, bad escapes, encoded NUL and newline.
+_ENCODED_PIECES = [
+    "abc", "12345", "Fri,", "-_.", "%20", "%3A", "%3a%20", "%3D", "%25", "%0A", "%0a", "%0D", "%E4%B8%AD",
+    "%e5%9b%bd", "%D5%C5%C8%FD", "%E4%B8", "%FF", "%5C", "%5Cx41", "%22", "%40", "%2B", "%7E",
+]
+_IRREGULAR_PIECES = ["%", "%4", "%G4", "%%41", "=", "=41", "\r", "\\", "\\x41", "%00", "\x00", ":", " ", ": "]
+_REGULAR_KEYS = ["Event-Name", "Caller-Caller-ID-Name", "variable_sip_h_X-ACD-Queue", "Unique-ID", "a"]
+_IRREGULAR_KEYS = ["K%41", "K%3A%20x", "%0A", "", "Key With Space", "K=1", "K:x"]
+
+
+def _regular_block(rng: random.Random, irregular: float) -> bytes:
+    lines = []
+    for _ in range(rng.randrange(1, 12)):
+        key = rng.choice(_IRREGULAR_KEYS if rng.random() < irregular else _REGULAR_KEYS)
+        pieces = [rng.choice(_IRREGULAR_PIECES if rng.random() < irregular else _ENCODED_PIECES)
+                  for _ in range(rng.randrange(0, 5))]
+        lines.append(f"{key}: {''.join(pieces)}")
+        if rng.random() < irregular / 4:
+            lines.append(rng.choice(_BAD_LINES))
+    return "\n".join(lines).encode("utf-8")
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_whole_block_split_equals_unquote_on_freeswitch_shaped_blocks(seed):
+    """Should give the unquote decoding's headers (or its error) for 500 blocks a seed shaped as FreeSWITCH
+    writes them, a few with one irregular piece; every clean one through the whole-block split."""
+    rng = random.Random(1000 + seed)
+    taken = 0
+    for i in range(500):
+        irregular = 0.0 if i % 2 == 0 else 0.15
+        block = _regular_block(rng, irregular)
+        assert _outcome(codec._decode_header_block, block) == _outcome(_reference_decode, block), block
+        fast = codec._split_regular_block(block)
+        if fast is not None:
+            taken += 1
+            assert fast == _reference_decode(block, "event"), block
+        elif irregular == 0.0:
+            pytest.fail(f"a clean FreeSWITCH-shaped block took the line-by-line path: {block!r}")
+    assert taken >= 250
+
+
+@pytest.mark.parametrize("block", [
+    b"A: 1\nB:x y", b"A: 1\nB x: y", b"A: 1\nB", b"A: 1\n: y", b"A: 1\n\nB: 2", b"A: x%0\nB: 2", b"A: x%\nB: 2",
+    b"A: x=41\nB: 2", b"A: x\r\nB: 2", b"K%3A%20x: v", b"A: 1: 2", b"A: 1 2", b"A: %00", b"A: x\x00y",
+])
+def test_irregular_blocks_leave_the_whole_block_split(block):
+    """Should refuse the whole-block split for each irregular block (the line-by-line path decides)."""
+    assert codec._split_regular_block(block) is None
+    assert _outcome(codec._decode_header_block, block) == _outcome(_reference_decode, block)
