@@ -242,6 +242,8 @@ class Config:
     portal_code_gap: int = 60
     portal_codes_per_phone: int = 5
     portal_codes_per_ip: int = 10
+    # Seconds the public site's read pages are kept for anonymous visitors (webui.page_cache); 0: not kept.
+    portal_page_cache_seconds: int = 5
     # Online chat on the website (acd.chat.ChatSettings): messages one side may send per window of seconds,
     # silence that ends an answered chat, how long a citizen's page may be gone, chats per address an hour.
     chat_rate_messages: int = 10
@@ -336,6 +338,7 @@ _ENV_KEYS = {
     "HOTLINE_PORTAL_CODE_GAP": "portal_code_gap",
     "HOTLINE_PORTAL_CODES_PER_PHONE": "portal_codes_per_phone",
     "HOTLINE_PORTAL_CODES_PER_IP": "portal_codes_per_ip",
+    "HOTLINE_PORTAL_PAGE_CACHE_SECONDS": "portal_page_cache_seconds",
     "HOTLINE_CHAT_RATE_MESSAGES": "chat_rate_messages",
     "HOTLINE_CHAT_RATE_SECONDS": "chat_rate_seconds",
     "HOTLINE_CHAT_IDLE_SECONDS": "chat_idle_seconds",

@@ -91,6 +91,14 @@ def _call_counts(migrator, db):
     return []
 
 
+def _ticket_status_statistics(migrator, db):
+    """PostgreSQL's statistics on the published cases' status expression (caseflow.portal), filled at once."""
+    from caseflow import portal
+
+    portal.ensure_statistics(analyze=True)
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -108,6 +116,7 @@ def _call_counts(migrator, db):
 #       ticket_workbench indexes of issue 15 item 7 are new indexes: create_tables builds them.)
 # 0011: the call counts the calls and agents reports read (recorder.aggregates) computed from the records an
 #       existing database already holds.
+# 0012: PostgreSQL's statistics on the ticket's status as the published cases compare it (caseflow.portal).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -118,4 +127,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0008_one_alarm_store", one_alarm_store),
                      Step("0009_ticket_created_at_index", _ticket_created_at_index),
                      Step("0010_search_index_layout", _search_index_layout),
-                     Step("0011_call_counts", _call_counts)]
+                     Step("0011_call_counts", _call_counts),
+                     Step("0012_ticket_status_statistics", _ticket_status_statistics)]

@@ -54,10 +54,12 @@ class Product:
         bind_database(config.database_url, DbTimeouts.from_config(config))
         with database.connection_context():
             create_schema(all_models())
+            from caseflow.portal import ensure_statistics
             from caseflow.search import ensure_all
 
             # The search structures before any call files a ticket (filed at once, they deadlocked on them).
             ensure_all()
+            ensure_statistics()
         if config.shared_dir is not None:
             self._shared_files()
         self.demo_accounts = load_demo_if_empty(config, self.clock)

@@ -215,6 +215,8 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     if services.forward is not None:
         # First: a web worker passes the call process's pages on untouched (body unread; it checks them).
         app.before_request(services.forward)
+    # Then the public pages kept for anonymous visitors: a kept page needs no database connection.
+    page_cache.install(app, config.portal_page_cache_seconds, services.bus)
     app.before_request(_open_db)
     app.before_request(load_user)
     app.before_request(security.enforce_access)

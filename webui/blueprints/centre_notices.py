@@ -8,6 +8,7 @@ from caseflow import public_notices
 from caseflow.models import PublicNotice
 from webui.app import NavItem
 from webui.blueprints.tickets import clock
+from webui import page_cache
 from webui.i18n import error_text
 from webui.security import audit, require_roles
 
@@ -81,4 +82,5 @@ def move(notice_id):
         flash(error_text(error), "error")
         return redirect(url_for("centre_notices.edit", notice_id=row.id), code=303)
     audit(f"notice_{action}", "public_notice", row.id, row.title[:100])
+    page_cache.invalidate()  # a published or withdrawn notice shows on the public site at once
     return redirect(url_for("centre_notices.edit", notice_id=row.id), code=303)

@@ -16,6 +16,7 @@ from caseflow.roles import can
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
+from webui import page_cache
 from webui.i18n import error_text, gettext
 from webui.security import audit, login_required
 from webui.views import get_or_404, send_upload
@@ -180,6 +181,7 @@ def _change(item_id, change: Callable[[], Any], audited: Callable[[Any], tuple] 
     else:
         if audited is not None:
             audit(*audited(result))
+        page_cache.invalidate()  # a public guide shows the change at once
         if done:
             flash(_t(done), "info")
     return redirect(url_for("kb.item", item_id=item_id), code=303)

@@ -28,6 +28,7 @@ from caseflow import workflow as wf
 from caseflow.models import Region, Ticket
 from webui import security
 from webui.i18n import error_text, normalise_language
+from webui.page_cache import cached_page
 from webui.security import ThrottlePolicy, audit, client_ip, public
 
 log = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ def _months(count: int = 12) -> list[str]:
 
 
 @bp.route("/")
+@cached_page
 @public
 def index():
     """The home page: what the site offers, the latest published cases and last month's figures."""
@@ -564,6 +566,7 @@ def leave(number):
 
 # ---------------------------------------------------------------------------------- publication
 @bp.route("/cases")
+@cached_page
 @public
 def cases():
     """Published cases with search and filters (kind, category, region, month)."""
@@ -588,6 +591,7 @@ def cases():
 
 
 @bp.route("/cases/<number>")
+@cached_page
 @public
 def published_case(number):
     """One published case: the masked request and the department's reply."""
@@ -598,6 +602,7 @@ def published_case(number):
 
 
 @bp.route("/figures")
+@cached_page
 @public
 def figures():
     """Monthly public figures: received, closed, on-time rate, satisfaction."""

@@ -12,6 +12,7 @@ from ivr import polls
 from webui import security
 from webui.blueprints import portal as frame
 from webui.i18n import error_text
+from webui.page_cache import cached_page
 from webui.security import audit, client_ip, public
 
 bp = Blueprint("portal_info", __name__)
@@ -48,6 +49,7 @@ def guides():
 
 
 @bp.route("/guides/<int:item_id>")
+@cached_page
 @public
 def guide(item_id):
     """One guide with its reviewed answers (never a file, remark or pending answer)."""
@@ -61,6 +63,7 @@ def guide(item_id):
 
 
 @bp.route("/notices")
+@cached_page
 @public
 def notices():
     """政府公告: published notices, newest first."""
@@ -68,6 +71,7 @@ def notices():
 
 
 @bp.route("/notices/<int:notice_id>")
+@cached_page
 @public
 def notice(notice_id):
     """One published notice."""

@@ -25,6 +25,7 @@ from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
 from webui.blueprints.common import (  # noqa: F401 the other case-engine pages import these from here
     TRACE_ROLES, act_and_return, cf_label, clock, install, load_ticket, own_messages, refuse, safe_back)
+from webui import page_cache
 from webui.i18n import error_text, gettext
 from webui.security import audit, login_required
 from webui.views import send_upload
@@ -169,6 +170,8 @@ def perform(ticket_ref, event: str, form) -> Ticket | None:
         # Publication on the public website (with the citizen's consent there): audited as well as in the
         # ticket's history.
         audit("publish" if ticket.public else "withdraw", "ticket", ticket.number, "")
+    if event == "disclose" or ticket.public:
+        page_cache.invalidate()  # the public site's kept pages show the case (or its absence) at once
     flash(f"{cf_label('event', event)}：{services_label_done()}", "info")
     return ticket
 

@@ -79,6 +79,7 @@ def test_every_public_page_and_refusal_is_in_one_language(app, case, clock, lang
     # Closed and published by the centre.
     ticket = services.transition(Ticket.get(Ticket.number == number), "close", staff["centre"], clock=clock)
     services.transition(ticket, "disclose", staff["centre"], public=True, clock=clock)
+    client.application.extensions["page_cache"].clear()  # published here directly, not on the ticket page (which does it)
     for url in ("/", "/cases", f"/cases/{number}", f"/follow/{number}"):
         found += _check(client, lang, "GET", url)
     assert number in client.get("/cases").get_data(as_text=True)

@@ -62,6 +62,6 @@ def test_the_web_app_gets_every_one(tmp_path):
                           "secret_key": "k" * 40, "var_dir": str(tmp_path)})
     app = create_app(config, blueprints=[])
     names = setting_names("HOTLINE_PORTAL_", "HOTLINE_CHAT_", "HOTLINE_OPEN311_")
-    assert PUBLIC_SETTINGS == names and len(names) == 20
+    assert PUBLIC_SETTINGS == names and len(names) == 21
     assert (app.config["HOTLINE_PORTAL_PER_PHONE"], app.config["HOTLINE_CHAT_STARTS_PER_IP"]) == (3, 4)
     assert all(app.config[name] == getattr(config, field) for name, field in names.items())
