@@ -5,13 +5,15 @@ again. A crash between the two leaves the mail in the inbox; reading it again is
 StorageFull, whose alarm the storage raised) is left in the inbox unread, nothing of it kept, and read
 again on the next pass; the other mail of the pass is read meanwhile. IDLE waits for new mail where the
 server offers it, polling otherwise; every wait has a timeout. Runs in a greenlet (imapclient's sockets are
-gevent-patched)."""
+gevent-patched). ``connection`` is entered around each pass (the e-mail channel's database connection: one per
+pass, not one per mail)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
-from typing import Callable, Optional
+from typing import Callable, ContextManager, Optional
 
 import imapclient
 from imapclient.exceptions import IMAPClientError
@@ -28,8 +30,9 @@ class MailReader:
     """One IMAP connection to the configured mailbox; ``run_once()`` reads everything waiting,
     ``run(stop)`` keeps reading until ``stop`` is set, reconnecting after failures."""
 
-    def __init__(self, settings, handle: Callable[[bytes, bool], object], timeout: float = 60.0):
-        self.settings, self.handle, self.timeout = settings, handle, timeout
+    def __init__(self, settings, handle: Callable[[bytes, bool], object], timeout: float = 60.0,
+                 connection: Callable[[], ContextManager] = contextlib.nullcontext):
+        self.settings, self.handle, self.timeout, self.connection = settings, handle, timeout, connection
         self.client: Optional[imapclient.IMAPClient] = None
         self.failures = 0
 
@@ -62,6 +65,10 @@ class MailReader:
         for the next pass, its attachments not storable, is not counted)."""
         client = self.client or self.connect()
         client.noop()  # the server tells the selected folder's new mail on a command like this
+        with self.connection():
+            return self._read_all(client)
+
+    def _read_all(self, client) -> int:
         handled = 0
         held: set[int] = set()  # left in the inbox for the next pass
         while True:

@@ -75,6 +75,24 @@ def test_mail_in_dovecot_becomes_tickets_filed_once(org_setup, channel, dovecot)
     assert titles == {"路灯不亮"}
 
 
+def test_a_pass_reads_its_mail_on_one_database_connection(org_setup, channel, dovecot, monkeypatch):
+    """Should read every mail of a pass on one database connection, not connect again for each mail (closing
+    a SQLite connection cost as much as half the mail's own statements), and leave none open after it."""
+    from core.db import database
+
+    opened = []
+    connect = database.obj._connect
+    monkeypatch.setattr(database.obj, "_connect", lambda: opened.append(1) or connect())
+    database.close()
+    for n in range(5):
+        dovecot.deliver(citizen_mail(n))
+    reader = channel.reader()
+    assert reader.run_once() == 5
+    reader.close()
+    assert len(opened) == 1 and database.is_closed()
+    assert Ticket.select().where(Ticket.channel == "email").count() == 5
+
+
 def test_idle_wakes_the_reader(org_setup, channel, dovecot):
     """Should pick up a mail delivered while the reader waits in IDLE, and stop when told."""
     handled = threading.Event()
