@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import hmac
 import logging
+import weakref
 from urllib.parse import unquote_to_bytes
 
 import gevent
@@ -36,10 +37,14 @@ def settings() -> SmsSettings:
 
 
 def _reports() -> ReportBatch:
-    """The app's delivery-report batch (one storing greenlet at a time, started by the first report)."""
-    batch = current_app.extensions.get("hotline_sms_reports")
+    """The delivery-report batch of this thread's gevent hub (one storing greenlet at a time, started by the
+    first report). One per hub: the product serves from one; a threaded server (the tests' werkzeug) has a hub
+    per thread, and a greenlet and its results belong to their hub."""
+    batches = current_app.extensions.setdefault("hotline_sms_reports", weakref.WeakKeyDictionary())
+    hub = gevent.get_hub()
+    batch = batches.get(hub)
     if batch is None:
-        batch = current_app.extensions["hotline_sms_reports"] = ReportBatch()
+        batch = batches[hub] = ReportBatch()
     return batch
 
 
