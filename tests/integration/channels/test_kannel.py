@@ -75,6 +75,45 @@ def test_kannel_down_then_back_nothing_lost_nothing_doubled(served_app, kannel_b
     assert box.run_once()["sent"] == 0
 
 
+def test_report_waits_in_kannel_while_the_app_is_down(app, org_setup, kannel_box, clock):
+    """Should mark a message delivered whose report came while the app's web server was down for longer than
+    smsbox's tries used to last (3 tries 2 s apart): smsbox keeps trying (http-request-retry) until it is back."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from channels.kannel import free_port
+    from channels.settings import SmsSettings
+    from core.config import load_config
+
+    config = load_config({"mode": "test", "secret_key": "k" * 40, "HOTLINE_SMS_SECRET": SECRET})
+    settings = app.extensions["hotline"].services.sms_settings = SmsSettings.from_config(config)
+    port = free_port()
+
+    def serve():
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    base = f"http://127.0.0.1:{port}"
+    server = serve()
+    runner = kannel_box(base)
+    server.shutdown()
+    server.server_close()  # refused from now on, as while the app restarts
+    m = enqueue("13800138009", "optout", {}, answer=True, settings=settings, clock=clock)
+    assert _outbox(runner, base, settings, clock).run_once()["sent"] == 1
+    smsbox_log = runner.directory / "log" / "smsbox.stdout"
+    wait_until(lambda: smsbox_log.read_text("utf-8", "replace").count("HTTP: Retrying request") >= 4,
+               what="smsbox to try the report a fourth time")
+    assert Message.get_by_id(m.id).status == "sent"
+    server = serve()
+    try:
+        wait_until(lambda: Message.get_by_id(m.id).status == "delivered", what="the report once the app is back")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_bearerbox_restart_keeps_queued_messages_and_pending_reports(served_app, kannel_box, clock):
     """Should, across a restart of bearerbox and smsbox, (a) still match the operator's delivery receipts
     sent after the restart for messages it handed over before (the DLR spool: in memory they were gone)
