@@ -83,9 +83,10 @@ def open_queues() -> list[ChatQueue]:
 
 # ---------------------------------------------------------------------------------------- citizen side
 def start(queue_id, *, name: str = "", phone: str = "", ip: str = "", clock: Optional[Clock] = None,
-          settings: ChatSettings = ChatSettings()) -> tuple[ChatSession, str]:
+          settings: ChatSettings = ChatSettings(), phone_verified: bool = False) -> tuple[ChatSession, str]:
     """Open a chat in the queue (topic) ``queue_id``: (session, token). The token is the citizen's only key to
-    the chat; it is returned once and stored hashed."""
+    the chat; it is returned once and stored hashed. ``phone_verified``: the caller confirmed ``phone`` by an
+    SMS code (the desk then shows the citizen's history)."""
     now = _now(clock)
     queue = (ChatQueue.get_or_none((ChatQueue.id == int(queue_id)) & (ChatQueue.active == True))  # noqa: E712
              if str(queue_id).isdigit() and len(str(queue_id)) <= 9 else None)
@@ -98,6 +99,8 @@ def start(queue_id, *, name: str = "", phone: str = "", ip: str = "", clock: Opt
         phone = case_services.clean_phone(phone or "")
     except case_services.TicketInputError as error:
         raise ChatError(str(error)) from None
+    if phone_verified and not phone:
+        raise ValueError("a verified chat needs the phone it verified")
     since = now - dt.timedelta(hours=1)
     if ip and ChatSession.select().where((ChatSession.ip == ip[:64]) & (ChatSession.created_at > since)).count() \
             >= settings.starts_per_address:
@@ -105,7 +108,8 @@ def start(queue_id, *, name: str = "", phone: str = "", ip: str = "", clock: Opt
     token = secrets.token_urlsafe(32)
     with database.atomic():
         session = ChatSession.create(queue=queue, token_hash=hash_token(token), citizen_name=name,
-                                     citizen_phone=phone, ip=(ip or "")[:64], created_at=now, last_activity=now,
+                                     citizen_phone=phone, phone_verified=bool(phone_verified), ip=(ip or "")[:64],
+                                     created_at=now, last_activity=now,
                                      citizen_seen=now)
         ChatMessage.create(session=session, sender="system", text="已进入排队，请稍候 / you are in the queue",
                            at=now)

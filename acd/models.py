@@ -192,6 +192,9 @@ class ChatSession(BaseModel):
     state = peewee.CharField(max_length=16, default="waiting", index=True)
     citizen_name = peewee.CharField(max_length=40, default="")
     citizen_phone = peewee.CharField(max_length=32, default="")
+    # The phone confirmed by an SMS code at the start (channels.verify, purpose "chat"): only then does the
+    # desk show the citizen's profile and earlier tickets unmasked (webui/blueprints/desk_chat.py).
+    phone_verified = peewee.BooleanField(default=False)
     ip = peewee.CharField(max_length=64, default="", index=True)
     agent = peewee.ForeignKeyField(Agent, null=True, backref="chats", on_delete="SET NULL")
     offered_agents = peewee.TextField(default="")  # comma-separated agent ids offered so far

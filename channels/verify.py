@@ -21,7 +21,7 @@ from core.db import database
 
 log = logging.getLogger(__name__)
 
-PURPOSES = ("write", "follow")
+PURPOSES = ("write", "follow", "chat")  # the write-in form, following by phone, online chat
 CODE_DIGITS = 6
 LIFETIME = dt.timedelta(minutes=10)
 MAX_TRIES = 5

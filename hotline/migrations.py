@@ -99,6 +99,13 @@ def _ticket_status_statistics(migrator, db):
     return []
 
 
+def _chat_phone_verified(migrator, db):
+    """Chats remember whether the citizen confirmed the phone by an SMS code (acd.models.ChatSession)."""
+    from acd.models import ChatSession
+
+    return [migrator.add_column("chat_session", "phone_verified", ChatSession.phone_verified)]
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -117,6 +124,7 @@ def _ticket_status_statistics(migrator, db):
 # 0011: the call counts the calls and agents reports read (recorder.aggregates) computed from the records an
 #       existing database already holds.
 # 0012: PostgreSQL's statistics on the ticket's status as the published cases compare it (caseflow.portal).
+# 0013: a chat's phone confirmed by an SMS code (the desk shows that citizen's history only then).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -128,4 +136,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0009_ticket_created_at_index", _ticket_created_at_index),
                      Step("0010_search_index_layout", _search_index_layout),
                      Step("0011_call_counts", _call_counts),
-                     Step("0012_ticket_status_statistics", _ticket_status_statistics)]
+                     Step("0012_ticket_status_statistics", _ticket_status_statistics),
+                     Step("0013_chat_phone_verified", _chat_phone_verified)]

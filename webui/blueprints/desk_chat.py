@@ -54,15 +54,17 @@ def _error(error: chat.ChatError):
 
 
 def chat_view(session) -> dict:
-    """What the desk shows of one chat: who, topic, state, and the citizen's profile by phone, masked: the
-    number is whatever the citizen typed (not verified), so it unmasks nobody."""
+    """What the desk shows of one chat: who, topic, state, and the citizen's profile by phone: in full with their
+    earlier tickets when the citizen confirmed the number by an SMS code at the start, else masked and without
+    tickets (a typed number unmasks nobody)."""
     from webui.blueprints.agent_desk import screen_pop
 
     return {"id": session.id, "state": session.state, "topic": session.queue.display_name or session.queue.name,
-            "name": session.citizen_name, "phone": session.citizen_phone,
+            "name": session.citizen_name, "phone": session.citizen_phone, "verified": session.phone_verified,
             "created_at": session.created_at.isoformat(timespec="seconds"),
             "ticket": session.ticket.number if session.ticket_id else "",
-            "history": screen_pop(session.citizen_phone, full=False) if session.citizen_phone else None}
+            "history": screen_pop(session.citizen_phone, full=session.phone_verified) if session.citizen_phone
+            else None}
 
 
 @bp.route("/state")

@@ -3,6 +3,10 @@ queue), optionally gives a name and phone, solves the portal's picture code, and
 messages go both ways over server-sent events (webui.chat_pump), and when the chat ends (the agent closes it,
 the citizen leaves or a time limit) the acceptance number of the ticket holding the transcript is shown.
 
+While the SMS channel has a gateway, a citizen who gives a mobile number may confirm it with an SMS code
+(channels.verify, purpose "chat": 6 digits, 10 minutes, 5 tries, the portal's send limits) instead of the picture
+code; only a confirmed number shows the agent the citizen's profile and earlier tickets (ChatSession.phone_verified).
+
 The citizen reaches only their own chat: its id and unguessable token live in this browser's signed session
 cookie, never in a URL. The frame (CSP without inline script, language, errors, CAPTCHA) is the portal's.
 Every start and end is audited with the address.
@@ -13,6 +17,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 
 from acd import chat
 from caseflow.privacy import mask_phone
+from channels import verify
 from webui import chat_pump, security
 from webui.blueprints import portal as frame
 from webui.i18n import error_text
@@ -51,6 +56,8 @@ MESSAGES = {"zh": {
     "The connection was lost; reconnecting…": "连接中断，正在重新连接…",
     "Me": "我", "Agent": "话务员", "System": "系统", "The request failed (%(status)s).": "请求失败（%(status)s）。",
     "Network error: the message was not sent.": "网络错误，消息未发出。",
+    "With a mobile number confirmed by an SMS code the agent sees your earlier cases; otherwise type the picture "
+    "code.": "填写手机号码并输入短信验证码的，话务员可查看您以往的诉求；否则请输入图片验证码。",
 }}
 
 
@@ -77,17 +84,19 @@ def _refuse(error: chat.ChatError, detail: str = ""):
 @bp.route("/", methods=["GET", "POST"])
 @public
 def start():
-    """The chat form: topic, name and phone (optional), picture code."""
+    """The chat form: topic, name and phone (optional), an SMS code for the phone or the picture code."""
     queues = chat.open_queues()
     current = _mine()
     if request.method == "GET" and current is not None and current.state != "closed":
         return redirect(url_for("portal_chat.room"), code=303)
     values = {key: request.form.get(key, "")[:60] for key in ("queue", "name", "phone")}
+    codes = frame._codes_on()
 
-    def again(message, status=400):
+    def again(message, status=400, field="", notice=""):
         if message:
             audit("chat_refused", "web", "", f"start: {message}"[:300], user=None)
-        return render_template("portal/chat_start.html", queues=queues, form=values, error=message), status
+        return render_template("portal/chat_start.html", queues=queues, form=values, error=message, codes=codes,
+                               error_field=field, notice=notice), status
 
     if request.method == "GET":
         return again(None, 200)
@@ -95,21 +104,37 @@ def start():
         return again(frame._t("Online chat is not open at the moment."), 503)
     if request.form.get("website"):  # the honeypot
         return again(frame._t("The form has expired. Please reload the page and try again."))
+    if codes and request.form.get("action") == "send_code":
+        notice, error, status = frame._send_code("chat", values["phone"])
+        return again(error, status, "phone" if error else "", notice)
     ip, now = client_ip(), security.now_utc()
-    if len(frame._failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
-            "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
-        return again(frame._t("Too many wrong picture codes from this address. Please try again later."), 429)
-    if frame._check_captcha(request.form.get("captcha", "")) is None:
-        audit("portal_captcha_failed", "web", "", "chat", user=None)
-        return again(frame._t("The picture code is wrong or has expired. Please type the new one."))
+    verified = None
+    if codes and request.form.get("sms_code", "").strip():
+        # The typed code confirms the phone and stands for the picture (one code, one chat).
+        try:
+            verified = verify.confirm(values["phone"], "chat", request.form.get("sms_code", ""),
+                                      key=frame._code_key(), clock=frame._clock())
+        except verify.VerifyError as error:
+            audit("portal_code_failed", "web", "", f"chat {mask_phone(values['phone'])}", user=None)
+            return again(error_text(error), error.status, "sms_code")
+    else:
+        if len(frame._failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
+                "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
+            return again(frame._t("Too many wrong picture codes from this address. Please try again later."), 429)
+        if frame._check_captcha(request.form.get("captcha", "")) is None:
+            audit("portal_captcha_failed", "web", "", "chat", user=None)
+            return again(frame._t("The picture code is wrong or has expired. Please type the new one."))
     try:
-        opened, token = chat.start(values["queue"], name=values["name"], phone=values["phone"], ip=ip,
-                                   clock=chat_pump.clock(), settings=chat_pump.settings())
+        opened, token = chat.start(values["queue"], name=values["name"],
+                                   phone=verified.phone if verified is not None else values["phone"], ip=ip,
+                                   clock=chat_pump.clock(), settings=chat_pump.settings(),
+                                   phone_verified=verified is not None)
     except chat.ChatError as error:
         return again(error_text(error), error.status)
     session[CHAT_KEY] = {"id": opened.id, "token": token}
+    shown = mask_phone(opened.citizen_phone) if opened.citizen_phone else "-"
     audit("chat_start", "chat", opened.id,
-          f"{opened.queue.name} {mask_phone(opened.citizen_phone) if opened.citizen_phone else '-'}", user=None)
+          f"{opened.queue.name} {shown}{' verified' if opened.phone_verified else ''}", user=None)
     chat_pump.pump(force=True)
     return redirect(url_for("portal_chat.room"), code=303)
 

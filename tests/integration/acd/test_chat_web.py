@@ -15,6 +15,7 @@ from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from core.clock import FixedClock
 from tests.integration.acd.doubles import Conn, Pool, World
+from tests.integration.webui_caseflow.test_portal_sms_codes import last_code, sms_on  # noqa: F401 - fixture
 from webui.models import AuditLog
 
 PASSWORD = "agent-pass-123"
@@ -222,3 +223,97 @@ def test_capacity_limits_offers_and_the_console_shows_chat_queues(app, client, d
     assert figures["chat_agents"] == [{"agent_id": agent.id, "operator_no": "8001", "name": "张三", "capacity": 1,
                                        "active": 1, "offered": 0}]
     assert 'data-testid="chat-queue-stats"' in lead.get("/supervisor/").get_data(as_text=True)
+
+
+# ----------------------------------------------------------------------------- phone confirmed by SMS
+def _code_form(client, queue, **fields):
+    data = {"queue": str(queue.id), "name": "王小明", "phone": "13700001111"}
+    data.update(fields)
+    return client.post_form("/chat/", data)
+
+
+def test_a_phone_confirmed_by_sms_code_shows_the_citizens_history_on_the_desk(app, client, desk, sms_on):
+    """Should offer an SMS code on the chat form while the SMS channel is on, start the chat with the code in
+    place of the picture, remember the phone as confirmed and show the agent the citizen's earlier tickets and
+    unmasked profile; a chat started with the picture code alone stays masked."""
+    _acd, _agent, queue, _clock = desk
+    earlier = case_services.create_ticket("路灯坏了", citizen_phone="13700001111", citizen_name="王小明")
+    page = client.get("/chat/").get_data(as_text=True)
+    assert 'name="sms_code"' in page and 'data-testid="send-code"' in page
+    sent = _code_form(client, queue, action="send_code")
+    assert sent.status_code == 200 and "137****1111" in sent.get_data(as_text=True)
+    assert _code_form(client, queue, sms_code=last_code()).status_code == 303
+    opened = ChatSession.get()
+    assert opened.phone_verified and opened.citizen_phone == "13700001111"
+    assert AuditLog.select().where((AuditLog.action == "chat_start") & AuditLog.detail.contains("verified")).exists()
+    staff = agent_client(app)
+    staff.post_form("/desk/action", {"action": "ready"})
+    offered = [d for e, d in events(staff, "/desk/chat/events") if e == "chats"][-1][0]
+    assert offered["verified"] and not offered["history"]["masked"]
+    assert [t["number"] for t in offered["history"]["tickets"]] == [earlier.number]
+    assert offered["history"]["citizen"]["name"] == "王小明"
+    # Another browser, the same number typed with the picture code: not confirmed, masked.
+    other = app.test_client()
+    start_chat(other, queue)
+    second = ChatSession.select().order_by(ChatSession.id.desc()).get()
+    assert not second.phone_verified
+    from webui.blueprints.desk_chat import chat_view
+
+    with app.test_request_context():
+        view = chat_view(second)
+    assert view["history"]["masked"] and view["history"]["tickets"] == [] and not view["verified"]
+
+
+def test_wrong_expired_and_overtried_chat_codes_are_refused_clearly(app, client, desk, sms_on):
+    """Should refuse a wrong code (the form again, the field marked, no chat), a code of another purpose, an
+    expired code and a code after five wrong tries, each with a clear message, and limit the codes sent."""
+    _acd, _agent, queue, clock = desk
+    assert _code_form(client, queue, action="send_code").status_code == 200
+    code = last_code()
+    wrong = "000000" if code != "000000" else "111111"
+    refused = _code_form(client, queue, sms_code=wrong)
+    assert refused.status_code == 400 and 'id="sms_code" name="sms_code"' in refused.get_data(as_text=True)
+    assert 'aria-invalid="true"' in refused.get_data(as_text=True) and "还可再试4次" in refused.get_data(as_text=True)
+    assert _code_form(client, queue, sms_code="12ab").status_code == 400  # not six digits
+    assert ChatSession.select().count() == 0
+    again = _code_form(client, queue, action="send_code")  # a second code within the minute
+    assert again.status_code == 429 and "秒后再试" in again.get_data(as_text=True)
+    for _ in range(4):
+        _code_form(client, queue, sms_code=wrong)
+    over = _code_form(client, queue, sms_code=code)  # the right code after five wrong tries
+    assert over.status_code == 429 and "错误次数过多" in over.get_data(as_text=True)
+    clock.advance(minutes=1, seconds=1)
+    assert _code_form(client, queue, action="send_code").status_code == 200
+    late = last_code()
+    clock.advance(minutes=10, seconds=1)
+    expired = _code_form(client, queue, sms_code=late)
+    assert expired.status_code == 400 and "验证码已失效" in expired.get_data(as_text=True)
+    # A code sent for the write-in form does not open a chat.
+    client.post_form("/write", {"phone": "13700001111", "action": "send_code", "type": "complaint", "content": "x"})
+    assert _code_form(client, queue, sms_code=last_code()).status_code == 400
+    assert ChatSession.select().count() == 0
+    assert AuditLog.select().where(AuditLog.action == "portal_code_failed").count() >= 7
+
+
+def test_migration_adds_the_confirmed_phone_to_existing_chats(app, desk):
+    """Should add chat_session.phone_verified to an existing database (migration 0013), existing chats
+    unconfirmed."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from core.db import database, is_postgres
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    _acd, _agent, queue, clock = desk
+    db = database.obj
+    migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
+    migrate(migrator.drop_column("chat_session", "phone_verified"))
+    db.execute_sql("INSERT INTO chat_session (queue_id, token_hash, state, citizen_name, citizen_phone, ip, "
+                   "offered_agents, created_at, last_activity, citizen_seen, end_reason) VALUES "
+                   "(%s, 'h', 'waiting', '', '13700001111', '', '', %s, %s, %s, '')".replace(
+                       "%s", "%s" if is_postgres(db) else "?"),
+                   (queue.id, *[clock.now().replace(tzinfo=None)] * 3))
+    step = "0013_chat_phone_verified"
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert step in create_schema()
+    assert [s.phone_verified for s in ChatSession.select()] == [False]
