@@ -241,11 +241,13 @@ def _failures(action: str, since: dt.datetime, *, ip: str = "", obj_id: str = ""
 # ----------------------------------------------------------------------------------------- pages
 def _choices() -> dict:
     categories = [(c, depth) for c, depth in org.category_tree() if c.active]
+    active = list(Region.select().where(Region.active).order_by(Region.code))  # one query, not one a district
+    streets: dict = {}
+    for row in active:
+        streets.setdefault(row.parent_id, []).append(row)
     regions = []
-    for district in Region.select().where(Region.parent.is_null() & Region.active).order_by(Region.code):
-        regions.append((district, 0))
-        regions += [(s, 1) for s in Region.select().where((Region.parent == district) & Region.active)
-                    .order_by(Region.code)]
+    for district in streets.get(None, []):
+        regions += [(district, 0)] + [(s, 1) for s in streets.get(district.id, [])]
     return {"types": portal.TYPES, "categories": categories, "regions": regions,
             "reply_choices": portal.REPLY_CHOICES, "max_content": portal.MAX_CONTENT,
             "max_files": portal.MAX_FILES, "max_file_mb": portal.MAX_FILE_SIZE // (1024 * 1024)}
