@@ -415,6 +415,15 @@ def _coerce(name: str, value):
             raise ConfigError(f"{name}: {value!r} is not a whole number") from None
     if name in _POSITIVE_NUMBERS:
         return _positive(name, value, _POSITIVE_NUMBERS[name])
+    if name == "portal_page_cache_seconds":  # 0 turns the kept pages off
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds < 0:
+            raise ConfigError(f"HOTLINE_PORTAL_PAGE_CACHE_SECONDS: {value!r} is not a whole number of seconds "
+                              "(0 turns the kept pages off)")
+        return seconds
     if name == "esl_api_timeout":
         return float(value)
     if name == "esl_heartbeat_timeout":

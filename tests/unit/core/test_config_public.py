@@ -34,11 +34,12 @@ def test_environment_and_instance_file_set_them(tmp_path):
     instance.write_text('portal_per_phone = 2\nopen311_jurisdiction = "hz12345.gov.cn"\nchat_idle_seconds = 120\n')
     config = load_config(environ={"HOTLINE_CONFIG": str(instance), "HOTLINE_PORTAL_PER_ADDRESS": "50",
                                   "HOTLINE_PORTAL_SMS_CODES": "0", "HOTLINE_OPEN311_PER_KEY": "7",
+                                  "HOTLINE_PORTAL_PAGE_CACHE_SECONDS": "0",
                                   "HOTLINE_VAR_DIR": str(tmp_path)})
     assert (config.portal_per_address, config.portal_per_phone, config.portal_sms_codes) == (50, 2, False)
     assert (config.open311_jurisdiction, config.open311_per_key, config.chat_idle_seconds) == (
         "hz12345.gov.cn", 7, 120.0)
-    assert "HOTLINE_PORTAL_PER_ADDRESS" not in config.extra
+    assert "HOTLINE_PORTAL_PER_ADDRESS" not in config.extra and config.portal_page_cache_seconds == 0
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -47,6 +48,8 @@ def test_environment_and_instance_file_set_them(tmp_path):
     ("HOTLINE_CHAT_GONE_SECONDS", "-1", "more than 0"),
     ("HOTLINE_OPEN311_POSTS_PER_HOUR", "2.5", "whole number"),
     ("HOTLINE_OPEN311_JURISDICTION", " ", "1 to 100 characters"),
+    ("HOTLINE_PORTAL_PAGE_CACHE_SECONDS", "-5", "whole number of seconds"),
+    ("HOTLINE_PORTAL_PAGE_CACHE_SECONDS", "soon", "whole number of seconds"),
 ])
 def test_nonsense_is_refused_at_start(key, value, message):
     """Should refuse a limit that would switch its guard off, and an empty jurisdiction, naming the setting."""
