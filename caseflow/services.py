@@ -22,8 +22,8 @@ import peewee
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
-from caseflow.models import (Category, Department, Region, Responsibility, Ticket, TicketCall, TicketCreationKey,
-                             TicketHistory, User)
+from caseflow.models import (Attachment, Category, Department, Region, Responsibility, Ticket, TicketCall,
+                             TicketCreationKey, TicketHistory, User)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.clock import Clock
@@ -58,7 +58,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   citizen_email: str = "", reply_by: Optional[str] = None, title: str = "", category=None,
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
-                  note: str = "", reply: str = "", creation_key: Optional[str] = None) -> Ticket:
+                  note: str = "", reply: str = "", creation_key: Optional[str] = None,
+                  attachments: Iterable[dict] = ()) -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
@@ -67,6 +68,13 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     address, else none; a reply by phone or SMS needs a number, by e-mail an address (TicketInputError).
     ``creation_key``: what filed it, unique (``ticket_by_creation_key`` finds it; a second ticket with the
     same key is refused with IntegrityError), for writers that may try again after a lost commit.
+    ``attachments``: Attachment fields (without ``ticket``) stored in the ticket's own transaction, so a
+    writer with a file (the IVR's recording) needs no transaction around this one (a savepoint each).
+
+    The transaction holds only the ticket's own rows: the citizen profile is looked up (and made on first
+    contact) before it, so a refused ticket may leave a profile of someone who did contact the hotline.
+    On PostgreSQL each statement inside waits for its turn on a crowded process while the connection stays
+    taken from the pool (bench/ivr.py: "idle in transaction").
     """
     clock = clock or Clock()
     if created_by is not None and not can(created_by, "ticket.create"):
@@ -88,8 +96,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     region = _resolve(Region, region, "region")
     now = to_db(clock.now())
     text = search.index_text(title, content, address)
+    citizen = citizen_profile(phone, "" if anonymous else name, address, email) if phone else None
     with _db().atomic():
-        citizen = citizen_profile(phone, "" if anonymous else name, address, email) if phone else None
         ticket = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,
@@ -110,6 +118,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                  label=actor_label or ("" if created_by else SYSTEM))
         if call_uuid:
             TicketCall.create(ticket=ticket, call_uuid=_clean(call_uuid, "call uuid", 64), at=now)
+        for fields in attachments:
+            Attachment.create(ticket=ticket, **fields)
         if channel == "mailbox":
             # 市长信箱 (IVR message or website): the centre leaders' list, beside the centre's own queue.
             for leader in users_with_role("centre_leader"):

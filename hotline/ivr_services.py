@@ -159,7 +159,6 @@ class HotlineIvrServices:
         not); the second try then finds the first one's ticket and returns its number instead of filing a
         second one, and a recording the first try already took into the store is used as it is."""
         from caseflow import services
-        from caseflow.models import Attachment
         from caseflow.services import TicketInputError
         from recorder import voicemail
 
@@ -190,16 +189,13 @@ class HotlineIvrServices:
         content = (f"{label}（{state}），录音 {seconds} 秒，请收听录音后补充工单内容。\n"
                    f"IVR recording ({kind}, {'confirmed' if confirmed else 'NOT confirmed by the caller'}), "
                    f"{seconds} s: listen to the recording and complete the ticket.")
-        db = rec._meta.database
-        with db.atomic():
-            ticket = services.create_ticket(content, type=ticket_type, channel=channel, citizen_phone=phone,
-                                            title=label, actor_label="ivr",
-                                            call_uuid=call_uuid, note=f"IVR {label}", creation_key=key)
-            # The spoken complaint is the ticket's substance: attach it like any file (size and sha256 let
-            # the desk show and verify it), besides the call link the recorder keeps.
-            Attachment.create(ticket=ticket, kind="recording", filename=Path(rec.path).name,
-                              path="recordings/" + rec.path, content_type="audio/wav", size=rec.size,
-                              sha256=rec.sha256)
+        # The spoken complaint is the ticket's substance: attached like any file (size and sha256 let the
+        # desk show and verify it), besides the call link the recorder keeps, in the ticket's transaction.
+        recording = dict(kind="recording", filename=Path(rec.path).name, path="recordings/" + rec.path,
+                         content_type="audio/wav", size=rec.size, sha256=rec.sha256)
+        ticket = services.create_ticket(content, type=ticket_type, channel=channel, citizen_phone=phone,
+                                        title=label, actor_label="ivr", call_uuid=call_uuid, note=f"IVR {label}",
+                                        creation_key=key, attachments=[recording])
         log.info("ivr: ticket %s from %s recording of %s", ticket.number, kind, call_uuid)
         return ticket.number
 

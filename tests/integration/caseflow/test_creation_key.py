@@ -38,3 +38,22 @@ def test_an_existing_database_gains_the_creation_keys(db):
     new = services.create_ticket("噪音扰民", citizen_phone="13912345678", creation_key="k")
     assert services.ticket_by_creation_key("k") == new
     assert Ticket.get_by_id(old.id).number == old.number
+
+
+def test_attachments_are_stored_in_the_tickets_own_transaction(db):
+    """Should store a ticket's attachments with it (the IVR's recording), and when one cannot be stored keep
+    nothing of the ticket (its history and call link included): the IVR needs no transaction around it."""
+    from caseflow.models import Attachment, Ticket, TicketCall, TicketHistory
+
+    recording = dict(kind="recording", filename="a.wav", path="recordings/ivr/a.wav", content_type="audio/wav",
+                     size=10, sha256="0" * 64)
+    ticket = services.create_ticket("录音投诉", citizen_phone="13912345678", call_uuid="call-1",
+                                    creation_key="ivr:call-1:a.wav", attachments=[recording])
+    assert [(a.kind, a.path, a.size) for a in ticket.attachments] == [("recording", "recordings/ivr/a.wav", 10)]
+    with pytest.raises(peewee.IntegrityError):
+        services.create_ticket("录音投诉", citizen_phone="13912345678", call_uuid="call-3",
+                               creation_key="ivr:call-3:c.wav", attachments=[dict(recording, path=None)])
+    assert Ticket.select().count() == 1
+    assert TicketHistory.select().count() == 1 and TicketCall.select().count() == 1
+    assert Attachment.select().count() == 1
+    assert services.ticket_by_creation_key("ivr:call-3:c.wav") is None
