@@ -9,7 +9,6 @@ zones (Asia/Kolkata) group correctly on both databases.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -248,23 +247,6 @@ def tree_rows(counts: Mapping[int | None, int], parents: Mapping[int, int | None
 
 
 # ------------------------------------------------------------------------------------------- speed
-def median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def buckets(hours: Iterable[float], bounds: Sequence[float] = SPEED_BUCKETS) -> list[int]:
-    """How many durations (hours) fall in each bucket: <= bound[0], <= bound[1], ..., longer."""
-    out = [0] * (len(bounds) + 1)
-    for value in hours:
-        for index, bound in enumerate(bounds):
-            if value <= bound:
-                out[index] += 1
-                break
-        else:
-            out[-1] += 1
-    return out
-
-
 def bucket_labels(bounds: Sequence[float] = SPEED_BUCKETS) -> list[str]:
     labels, low = [], 0
     for bound in bounds:
@@ -273,39 +255,18 @@ def bucket_labels(bounds: Sequence[float] = SPEED_BUCKETS) -> list[str]:
     return labels + [f">{bounds[-1]}h"]
 
 
-@dataclass
-class Speed:
-    """Durations in hours per stage (accept, reply, close) for one department."""
-
-    accept: list[float] = field(default_factory=list)
-    reply: list[float] = field(default_factory=list)
-    close: list[float] = field(default_factory=list)
-
-    def row(self) -> dict:
-        row: dict = {}
-        for stage in ("accept", "reply", "close"):
-            values = getattr(self, stage)
-            row[f"{stage}_count"] = len(values)
-            row[f"{stage}_median"] = median(values)
-            for label, count in zip(bucket_labels(), buckets(values)):
-                row[f"{stage}_{label}"] = count
-        return row
-
-
-def hours_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
-    if start is None or end is None or end < start:
-        return None
-    return (end - start).total_seconds() / 3600
-
-
-def speed_by_unit(rows: Iterable[tuple[int | None, str, float]], unit_of: Callable[[int], int]) -> dict[int, Speed]:
-    """(department id, stage, hours) summed into units."""
-    out: dict[int, Speed] = {}
-    for department, stage, hours in rows:
-        if department is None:
-            continue
-        getattr(out.setdefault(unit_of(department), Speed()), stage).append(hours)
-    return out
+def speed_row(stages: Mapping[str, tuple[int, float | None, Sequence[int]]]) -> dict:
+    """A unit's row of the handling-speed table from (count, median hours, cumulative count at each
+    SPEED_BUCKETS bound) per stage (accept, reply, close; a stage missing counts nothing)."""
+    row: dict = {}
+    for stage in ("accept", "reply", "close"):
+        count, middle, cumulative = stages.get(stage, (0, None, [0] * len(SPEED_BUCKETS)))
+        row[f"{stage}_count"] = count
+        row[f"{stage}_median"] = middle
+        within = list(cumulative) + [count]
+        for index, label in enumerate(bucket_labels()):
+            row[f"{stage}_{label}"] = within[index] - (within[index - 1] if index else 0)
+    return row
 
 
 # ------------------------------------------------------------------------------------- departments

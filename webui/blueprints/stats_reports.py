@@ -22,7 +22,7 @@ from stats import assessing, saved_reports
 from stats import report_queries as rq
 from stats.assessment import COUNT_NAMES, DEFAULT_INDICATORS, check_indicator, month_of
 from stats.breakdowns import (URGENCIES, Column, FilterError, Table, bucket_labels, call_traffic, compare_rows,
-                              department_rows, heat_cells, parse_filters, sort_rows, speed_by_unit, tree_rows)
+                              department_rows, heat_cells, parse_filters, sort_rows, tree_rows)
 from stats.charts import bar_chart, line_chart
 from stats.figures import COUNT, RATE, SECONDS, format_change, format_value, unit_of
 from stats.formula import FormulaError, rename, unlabel
@@ -343,9 +343,9 @@ def _build(report: str, scope: Scope, period, filters, tz, now) -> tuple[list[Ta
     depth = scope.ranking_depth
     units = rq.units_at(depth, None if scope.city else scope.department)
     if report == "speed":
-        speeds = speed_by_unit(rq.speed_rows(scope, filters, start, end), lambda d: unit_of(d, paths, depth))
+        speeds = rq.speed_table(scope, filters, start, end, depth)
         labels = bucket_labels()
-        rows = [{"key": str(u), "name": names.get(u, str(u)), **speeds[u].row()} for u in units if u in speeds]
+        rows = [{"key": str(u), "name": names.get(u, str(u)), **speeds[u]} for u in units if u in speeds]
         cols = [Column("name", "Department", "text")]
         for stage, title in (("accept", "Accepted"), ("reply", "Replied"), ("close", "Closed")):
             cols += [Column(f"{stage}_count", title), Column(f"{stage}_median", f"Median hours to {stage}", HOURS)]

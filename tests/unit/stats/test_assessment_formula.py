@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from stats.assessment import COUNT, KNOWN, LOW, RATE, IndicatorSpec, check_indicator, score_sheet
-from stats.breakdowns import answered_in_target, buckets, median, state_seconds, tree_rows
+from stats.breakdowns import answered_in_target, speed_row, state_seconds, tree_rows
 from stats.formula import FormulaError, NoData, parse_formula, rename, unlabel
 
 
@@ -106,8 +106,9 @@ def test_state_time_from_the_log_clipped_to_the_period():
 
 
 def test_tree_rows_sum_streets_into_districts_and_speed_buckets():
-    """Should sum street counts into their district and bucket durations; medians of hours."""
+    """Should sum street counts into their district, and make a speed row's bands from cumulative counts."""
     rows = tree_rows({11: 2, 12: 1, 1: 1, None: 3}, {1: None, 11: 1, 12: 1, 2: None}, {1: "东区", 11: "甲街", 12: "乙街"}, "无")
     assert [(r["name"], r["value"], r["level"]) for r in rows] == [("东区", 4, 0), ("甲街", 2, 1), ("乙街", 1, 1), ("无", 3, 0)]
-    assert buckets([0.5, 1, 2, 30, 500]) == [2, 1, 0, 1, 0, 1]
-    assert median([1, 3, 8]) == 3 and median([]) is None
+    row = speed_row({"reply": (6, 2.0, [2, 3, 3, 4, 4])})  # 0.5, 1, 2, 30, 500 and one more over 168 h
+    assert [row[f"reply_{label}"] for label in ("0-1h", "1-4h", "4-24h", "24-72h", "72-168h", ">168h")] == [2, 1, 0, 1, 0, 2]
+    assert row["reply_median"] == 2.0 and row["accept_count"] == 0 and row["close_median"] is None
