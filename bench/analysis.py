@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEFAULT_PG, open_backend, pct
+from bench.common import DEFAULT_PG, bulk_insert, open_backend, pct
 
 REPORTS = ("calls", "agents", "region", "category", "status", "urgency", "speed", "departments")
 MONTH_AIM, YEAR_AIM = 1.0, 5.0
-CHUNK = 2000
 DAYS = 400
 STATUSES = (("closed", 62), ("archived", 8), ("dispatched", 8), ("in_progress", 8), ("replied", 4),
             ("recorded", 4), ("answered", 6))
@@ -38,9 +37,48 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _insert(model, rows):
-    for start in range(0, len(rows), CHUNK):
-        model.insert_many(rows[start:start + CHUNK]).execute()
+# Call records are made by the database itself (10 million rows through Python took most of an hour), in the
+# order of their start as in service: row n starts at n/total of the span plus up to 5 minutes; each other
+# figure is a multiplicative hash of the row number, the same on both databases and in every run.
+CALL_SELECT = """
+SELECT {uuid}, '[]', {caller}, '12345', CASE WHEN s.h % 100 < 85 THEN 'inbound' ELSE 'outbound' END, '',
+       {at}, '[]', '', '[]', {answered}, {ended}, s.h % 41, 30 + s.h % 571, 0, '', '', 'answered', a.id, a.no,
+       {true}, ''
+FROM (SELECT n, (n * 2654435761) % 4294967291 AS h,
+             n * {spread} / {total} + (n * 2246822519) % 4294967291 % 300 AS e,
+             (n * 3266489917) % 4294967291 % 40 AS k FROM {series}) AS s
+JOIN bench_agent AS a ON a.k = s.k"""
+CALL_COLUMNS = ("call_uuid, other_uuids, caller, called, direction, server, started_at, ivr_path, queue, "
+                "agents_offered, answered_at, ended_at, wait_seconds, talk_seconds, hold_seconds, hangup_cause, "
+                "hangup_side, disposition, agent_id, agent_no, finalised, mac")
+CALL_BLOCK = 500_000
+
+
+def insert_calls(first: int, last: int, total: int, since: dt.datetime, span_seconds: int) -> None:
+    """Call records number ``first`` to ``last`` (inclusive) of ``total`` started over ``span_seconds`` from
+    ``since``, answered by the agents of the bench_agent table (k, id, no), written by one INSERT ... SELECT."""
+    from core.db import database, is_postgres
+
+    if is_postgres():
+        at = "%s::timestamp + s.e * interval '1 second'"
+        sql = CALL_SELECT.format(
+            uuid="'bench-' || lpad(n::text, 9, '0')", caller="'138' || lpad((n % 100000000)::text, 8, '0')",
+            at=at % "%(since)s", answered=f"({at % '%(since)s'}) + interval '12 seconds'",
+            ended=f"({at % '%(since)s'}) + interval '200 seconds'", true="true", spread=span_seconds - 300,
+            total=max(total, 1),
+            series="generate_series(%(first)s::bigint, %(last)s) AS g(n)")
+        sql = sql.replace(" % ", " %% ")  # the modulo, not a parameter
+        database.execute_sql(f"INSERT INTO call_record ({CALL_COLUMNS}) {sql}",
+                             {"since": since, "first": first, "last": last})
+        return
+    epoch = int(since.replace(tzinfo=dt.timezone.utc).timestamp())
+    sql = CALL_SELECT.format(
+        uuid="'bench-' || substr('000000000' || n, -9)", caller="'138' || substr('00000000' || (n % 100000000), -8)",
+        at=f"datetime({epoch} + s.e, 'unixepoch')", answered=f"datetime({epoch} + s.e + 12, 'unixepoch')",
+        ended=f"datetime({epoch} + s.e + 200, 'unixepoch')", true="1", spread=span_seconds - 300,
+        total=max(total, 1), series="g")
+    database.execute_sql(f"INSERT INTO call_record ({CALL_COLUMNS}) WITH RECURSIVE g(n) AS "
+                         f"(SELECT {int(first)} UNION ALL SELECT n + 1 FROM g WHERE n < {int(last)}) {sql}")
 
 
 def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=print) -> dict:
@@ -48,11 +86,12 @@ def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=p
     and ``calls`` call records over the DAYS before ``now``."""
     from caseflow.accounts import hash_password
     from caseflow.models import Ticket, TicketHistory, User
-    from core.db import database
+    from core.db import database, is_postgres
     from recorder import aggregates
-    from recorder.models import CallRecord
     from stats import sample_tickets as st
 
+    if is_postgres():  # writing and counting 10 million rows outlasts the product's 30 s statement limit
+        database.execute_sql("SET statement_timeout = 0")
     made = st.install()
     centre = made["departments"]["CENTRE"]
     leader = User.create(operator_no="5001", name="领导", password_hash=hash_password("bench-pass-1"),
@@ -64,6 +103,10 @@ def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=p
     span = dt.timedelta(days=DAYS)
     started = time.perf_counter()
     number = 10000000
+    ticket_names = ("number", "type", "channel", "status", "urgency", "title", "content", "category", "region",
+                    "department", "created_at", "updated_at", "dispatched_at", "deadline", "replied_at",
+                    "closed_at", "overdue", "satisfaction")
+    history_names = ("ticket", "action", "department", "at", "from_status", "to_status")
     for block in range(0, tickets, 20000):
         ticket_rows, meta = [], []
         for n in range(block, min(tickets, block + 20000)):
@@ -77,53 +120,43 @@ def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=p
                 "closed", "archived", "replied") else None
             closed = replied + dt.timedelta(hours=rng.randint(1, 48)) if replied and status != "replied" else None
             number += 1
-            ticket_rows.append({
-                "number": f"{number:08d}", "type": rng.choice(("complaint", "help", "consult", "report", "suggestion")),
-                "channel": rng.choice(("phone", "phone", "phone", "web", "sms", "mailbox")), "status": status,
-                "urgency": rng.choice(("normal",) * 8 + ("urgent", "emergency")), "title": t.title,
-                "content": t.content, "category": made["categories"][t.category].id if t.category else None,
-                "region": made["regions"][t.region].id if t.region else None, "department": dept,
-                "created_at": at, "updated_at": at, "dispatched_at": dispatched,
-                "deadline": dispatched + dt.timedelta(days=5) if dispatched else None, "replied_at": replied,
-                "closed_at": closed, "overdue": bool(replied and dispatched and replied - dispatched > dt.timedelta(days=5)),
-                "satisfaction": rng.choice(("satisfied", "satisfied", "basic", "unsatisfied")) if closed else ""})
+            ticket_rows.append((
+                f"{number:08d}", rng.choice(("complaint", "help", "consult", "report", "suggestion")),
+                rng.choice(("phone", "phone", "phone", "web", "sms", "mailbox")), status,
+                rng.choice(("normal",) * 8 + ("urgent", "emergency")), t.title, t.content,
+                made["categories"][t.category].id if t.category else None,
+                made["regions"][t.region].id if t.region else None, dept, at, at, dispatched,
+                dispatched + dt.timedelta(days=5) if dispatched else None, replied, closed,
+                bool(replied and dispatched and replied - dispatched > dt.timedelta(days=5)),
+                rng.choice(("satisfied", "satisfied", "basic", "unsatisfied")) if closed else ""))
             meta.append((dept, dispatched, replied))
         with database.atomic():
-            _insert(Ticket, ticket_rows)
+            bulk_insert(Ticket, ticket_names, ticket_rows)
             ids = dict(Ticket.select(Ticket.number, Ticket.id).where(
-                Ticket.number.in_([r["number"] for r in ticket_rows])).tuples())
+                Ticket.number.between(ticket_rows[0][0], ticket_rows[-1][0])).tuples())
             history = []
             for row, (dept, dispatched, replied) in zip(ticket_rows, meta):
                 if not dept:
                     continue
-                tid = ids[row["number"]]
-                history.append({"ticket": tid, "action": "dispatch", "department": dept, "at": dispatched,
-                                "from_status": "recorded", "to_status": "dispatched", "note": ""})
-                history.append({"ticket": tid, "action": "accept", "department": dept,
-                                "at": dispatched + dt.timedelta(hours=1), "from_status": "dispatched",
-                                "to_status": "in_progress", "note": ""})
+                tid = ids[row[0]]
+                history.append((tid, "dispatch", dept, dispatched, "recorded", "dispatched"))
+                history.append((tid, "accept", dept, dispatched + dt.timedelta(hours=1), "dispatched", "in_progress"))
                 if replied:
-                    history.append({"ticket": tid, "action": "reply", "department": dept, "at": replied,
-                                    "from_status": "in_progress", "to_status": "replied", "note": ""})
-            _insert(TicketHistory, history)
-        say(f"  tickets {block + len(ticket_rows):,} / {tickets:,} ({time.perf_counter() - started:.0f} s)")
+                    history.append((tid, "reply", dept, replied, "in_progress", "replied"))
+            bulk_insert(TicketHistory, history_names, history)
+        if (block // 20000) % 10 == 0 or block + 20000 >= tickets:
+            say(f"  tickets {block + len(ticket_rows):,} / {tickets:,} ({time.perf_counter() - started:.0f} s)")
     started = time.perf_counter()
-    for block in range(0, calls, 50000):
-        rows = []
-        for n in range(block, min(calls, block + 50000)):
-            at = now - span + dt.timedelta(seconds=rng.randrange(int(span.total_seconds())))
-            inbound = rng.random() < 0.85
-            agent = rng.choice(agents)
-            rows.append({"call_uuid": f"bench-{n:09d}", "direction": "inbound" if inbound else "outbound",
-                         "caller": f"138{n % 100000000:08d}", "called": "12345", "started_at": at,
-                         "answered_at": at + dt.timedelta(seconds=12), "ended_at": at + dt.timedelta(seconds=200),
-                         "wait_seconds": rng.randint(0, 40), "talk_seconds": rng.randint(30, 600),
-                         "agent": agent.id, "agent_no": agent.operator_no, "disposition": "answered",
-                         "finalised": True})
+    with database.atomic():
+        database.execute_sql("CREATE TEMPORARY TABLE bench_agent (k INTEGER, id INTEGER, no VARCHAR(16))")
+        for k, agent in enumerate(agents):
+            database.execute_sql("INSERT INTO bench_agent VALUES (%d, %d, '%s')" % (k, agent.id, agent.operator_no))
+    since, seconds = now - span, int(span.total_seconds())
+    for block in range(0, calls, CALL_BLOCK):
         with database.atomic():
-            _insert(CallRecord, rows)
-        if (block // 50000) % 20 == 0 or block + 50000 >= calls:
-            say(f"  calls {min(calls, block + 50000):,} / {calls:,} ({time.perf_counter() - started:.0f} s)")
+            insert_calls(block, min(calls, block + CALL_BLOCK) - 1, calls, since, seconds)
+        say(f"  calls {min(calls, block + CALL_BLOCK):,} / {calls:,} ({time.perf_counter() - started:.0f} s)")
+    database.execute_sql("DROP TABLE bench_agent")
     # The records were written in bulk, not finalised one by one through the recorder: their counts per
     # quarter-hour are built as after an import (python -m recorder.aggregates rebuild).
     started = time.perf_counter()
@@ -251,14 +284,30 @@ def run_backend(name: str, args, say=print) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench-analysis-") as folder:
         folder = Path(folder)
-        _database, cleanup = open_backend(name, folder, args.pg, "analysis")
+        if args.reuse:
+            url = _pg_url(args.pg, args.reuse)
+            from core import db as core_db
+
+            core_db.bind_database(url).connect(reuse_if_open=True)
+            cleanup = lambda: None  # noqa: E731 - a schema reused is kept
+            say(f"[{name}] reusing the history in schema {args.reuse}")
+            from stats.models import HotspotWarning, IndexMark, TicketTopic
+
+            for model in (HotspotWarning, TicketTopic, IndexMark):  # what an earlier run indexed and raised
+                model.delete().execute()
+        else:
+            _database, cleanup = open_backend(name, folder, args.pg, "analysis")
+            url = f"sqlite:///{folder / 'bench.sqlite3'}" if name == "sqlite" else _pg_url(args.pg)
+        if args.keep and name == "postgres":
+            cleanup = lambda: say(f"[{name}] kept: --reuse {url.rsplit('%3D', 1)[-1]}")  # noqa: E731
         try:
             now = utcnow()
-            say(f"[{name}] generating {args.tickets:,} tickets and {args.calls:,} call records ...")
-            started = time.perf_counter()
-            rebuilt = generate(args.tickets, args.calls, now, say=say)["rebuilt"]
-            generated = time.perf_counter() - started
-            url = f"sqlite:///{folder / 'bench.sqlite3'}" if name == "sqlite" else _pg_url(args.pg)
+            generated = rebuilt = float("nan")
+            if not args.reuse:
+                say(f"[{name}] generating {args.tickets:,} tickets and {args.calls:,} call records ...")
+                started = time.perf_counter()
+                rebuilt = generate(args.tickets, args.calls, now, say=say)["rebuilt"]
+                generated = time.perf_counter() - started
             say(f"[{name}] reports ...")
             reports = report_figures(url, folder / "var", now, args.runs, say=say)
             from core import db as core_db
@@ -275,18 +324,22 @@ def run_backend(name: str, args, say=print) -> dict:
             cleanup()
 
 
-def _pg_url(pg: str) -> str:
-    """The URL of the schema bench.common.open_backend made for this process (label "analysis")."""
+def _pg_url(pg: str, schema: str = "") -> str:
+    """The URL of ``schema``, by default the one bench.common.open_backend made for this process (label
+    "analysis")."""
     import os
 
     separator = "&" if "?" in pg else "?"
-    return f"{pg}{separator}options=-csearch_path%3Dbench_analysis_{os.getpid()}"
+    return f"{pg}{separator}options=-csearch_path%3D{schema or f'bench_analysis_{os.getpid()}'}"
 
 
 def print_tables(name: str, figures: dict, args, out=sys.stdout) -> None:
     w = out.write
-    w(f"\n== {name}: {args.tickets:,} tickets, {args.calls:,} call records (generated in {figures['generated']:.0f} s; "
-      f"the call counts rebuilt from them in {figures['rebuilt']:.0f} s) ==\n")
+    if args.reuse:
+        w(f"\n== {name}: the history of schema {args.reuse} ==\n")
+    else:
+        w(f"\n== {name}: {args.tickets:,} tickets, {args.calls:,} call records (generated in "
+          f"{figures['generated']:.0f} s; the call counts rebuilt from them in {figures['rebuilt']:.0f} s) ==\n")
     w(f"{'report':14s}{'period':8s}{'p50 s':>10s}{'p99 s':>10s}{'aim s':>8s}  within\n")
     for report, period, p50, p99, aim in figures["reports"]:
         w(f"{report:14s}{period:8s}{p50:10.3f}{p99:10.3f}{aim:8.1f}  {'yes' if p99 < aim else 'NO'}\n")
@@ -306,10 +359,18 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="fetches of each report page (p99 over them)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL (a schema of its own is used)")
+    parser.add_argument("--keep", action="store_true",
+                        help="PostgreSQL: keep the generated schema (its name is printed) for --reuse")
+    parser.add_argument("--reuse", metavar="SCHEMA", default="",
+                        help="PostgreSQL: measure the history a --keep run left in SCHEMA instead of generating one")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.tickets < 1000 or args.calls < 0 or args.runs < 1:
         parser.error("at least 1,000 tickets, no negative call count, at least one run")
+    if (args.reuse or args.keep) and args.backend != "postgres":
+        parser.error("--keep and --reuse go with --backend postgres")
+    if args.reuse and not args.reuse.replace("_", "").isalnum():
+        parser.error("--reuse: a schema name (letters, digits, underscores)")
     import logging
     import os
 

@@ -64,3 +64,50 @@ def available_backends(pg_url: str) -> list[str]:
         except Exception as error:  # noqa: BLE001 - a bench without PostgreSQL still reports SQLite
             print(f"PostgreSQL not reachable ({str(error).strip()[:80] or error.__class__.__name__}): SQLite only")
     return backends
+
+
+def _copy_text(value) -> str:
+    """One value in PostgreSQL COPY's text format (\\N for NULL; backslash, tab and line breaks escaped)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def bulk_insert(model, names: tuple[str, ...], rows) -> int:
+    """Write ``rows`` (tuples of the fields ``names``) into ``model``'s table in one go, far faster than
+    peewee's insert_many: COPY on PostgreSQL, executemany on SQLite. The model's other fields (the primary key
+    aside) get their defaults, as insert_many would give them. Runs in the caller's transaction; returns the
+    number of rows."""
+    import io
+
+    from core.db import database, is_postgres
+
+    fields = [model._meta.fields[name] for name in names]
+    rest = [f for f in model._meta.sorted_fields if f.name not in names and not f.primary_key]
+    extra = tuple(f.default() if callable(f.default) else f.default for f in rest)
+    columns = [f.column_name for f in fields + rest]
+    table = model._meta.table_name
+    cursor = database.cursor()
+    if is_postgres():
+        extra_text = "".join("\t" + _copy_text(v) for v in extra)
+        buffer = io.StringIO()
+        count = 0
+        for row in rows:
+            buffer.write("\t".join(map(_copy_text, row)) + extra_text + "\n")
+            count += 1
+        buffer.seek(0)
+        cursor.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', buffer)
+        return count
+
+    def stored(value):  # as peewee stores them on SQLite: datetimes as text, booleans as 0/1
+        return str(value) if hasattr(value, "isoformat") else int(value) if isinstance(value, bool) else value
+
+    extra = tuple(stored(v) for v in extra)
+    rows = [tuple(stored(v) for v in row) + extra for row in rows]
+    cursor.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})', rows)
+    return len(rows)
