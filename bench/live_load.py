@@ -1,0 +1,672 @@
+"""Benchmark on a real FreeSWITCH: SIP callers through the menu to a complaint ticket (issue 15 items 10, 11;
+issue 16's overload fault). Skipped, with a message, unless HOTLINE_TEST_ESL names a switch.
+
+The app runs as in production (run.py, a subprocess, on a fresh SQLite file); the switch's global
+``hotline_outbound`` is pointed at it for the run and put back afterwards. The callers are one sipp process per
+step on the carrier profile (bench/sipp/complaint_caller.xml: A-law RTP from the answer on, digits as SIP INFO,
+2 / 2 / 4 s of talk and # / 1, then the thanks); sipp cannot hear prompts, so this process watches the switch's
+events (CHANNEL_EXECUTE of the menus, RECORD_START) and cues the caller with ``uuid_send_info``, as the live
+tests do: each caller presses its key once the app listens. Read from /proc every second: the CPU of the app,
+FreeSWITCH and sipp, the machine's idle time, the app's resident memory.
+
+Modes (one per run; each prints a table and asserts nothing):
+
+- steps (default): concurrency steps (``--steps 50,100,200,300``), each offering ``--calls-factor`` x the
+  step's callers at the rate that holds that many at once; FreeSWITCH's max-sessions and sessions-per-second
+  raised for the run (``fsctl``, put back after) so the machine, not the configured door, is measured. Per
+  step: calls offered, completed, refused (503 / busy), cut off, tickets, set-up latency (INVITE to 200 OK,
+  and to the main menu, which comes after the welcome), CPU, resident memory, and where it saturated.
+- ``--overload N``: the shipped door (FreeSWITCH's configured limits, the app's admission defaults) offered
+  ``N`` at once: accepted, refused, completed, tickets.
+- ``--soak SECONDS --at 150``: callers held at that concurrency for that long; the app's resident memory every
+  10 s. ``--tracemalloc``: the app runs with tracemalloc and dumps its top allocations to its log on SIGUSR2
+  (sent at the soak's end).
+
+    flock /tmp/live-fs.lock env HOTLINE_TEST_ESL=127.0.0.1:8021:ClueCon .venv/bin/python bench/live_load.py
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import pct  # noqa: E402
+from tests.live.sipphone import free_udp_port  # noqa: E402
+
+SCENARIO = Path(__file__).resolve().parent / "sipp" / "complaint_caller.xml"
+CALL_SECONDS = 40.0        # a call when nothing is slow: welcome 11 s, complaint intro 12 s, 4 s of talk, 12 s after
+HZ = os.sysconf("SC_CLK_TCK")
+MENU_CUES = ("/main_menu.wav", "/self_menu.wav", "/record_confirm.wav")
+CALLER_PREFIX = "1397"
+MEDIA_PORT = 34000         # sipp's RTP: above the switch's range (16384-32768), below instance B's (40000-48000)
+
+
+def esl_endpoint() -> tuple[str, int, str] | None:
+    """HOTLINE_TEST_ESL as (host, port, password); None when unset; ValueError when malformed."""
+    raw = os.environ.get("HOTLINE_TEST_ESL", "").strip()
+    if not raw:
+        return None
+    host, _, rest = raw.partition(":")
+    port, _, password = rest.partition(":")
+    if host != "127.0.0.1" or not port.isdigit() or not password:
+        raise ValueError(f"HOTLINE_TEST_ESL: 127.0.0.1:port:password, got {raw!r}")
+    return host, int(port), password
+
+
+# --- /proc --------------------------------------------------------------------------------------------------
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, its threads included (clock ticks); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all, idle) clock ticks of every core since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+@dataclass
+class Sample:
+    at: float
+    ticks: dict[str, int]
+    rss: dict[str, int]
+    machine: tuple[int, int]
+
+
+class Sampler(threading.Thread):
+    """Reads the CPU and resident memory of the named processes every ``interval`` seconds."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 1.0):
+        super().__init__(daemon=True)
+        self.pids, self.interval = dict(pids), interval
+        self.samples: list[Sample] = []
+        self.stopping = threading.Event()
+
+    def take(self) -> Sample:
+        pids = dict(self.pids)
+        sample = Sample(time.monotonic(), {n: cpu_ticks(p) for n, p in pids.items()},
+                        {n: rss_kib(p) for n, p in pids.items()}, machine_ticks())
+        self.samples.append(sample)
+        return sample
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            self.take()
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.at <= end]
+
+    def cpu(self, start: float, end: float) -> dict[str, float]:
+        """Per process, the share of one core it used between the two moments (100 = one core); "machine":
+        the share of all cores busy (100 = all)."""
+        window = self.between(start, end)
+        if len(window) < 2:
+            return {}
+        first, last = window[0], window[-1]
+        shares = {}
+        for name in {n for s in window for n in s.ticks}:
+            # A process that ended (sipp) reads 0 afterwards: its last sample alive counts.
+            alive = [s for s in window if s.ticks.get(name)]
+            if alive:
+                shares[name] = 100.0 * (alive[-1].ticks[name] - first.ticks.get(name, 0)) / HZ / (
+                    last.at - first.at)
+        total, idle = last.machine[0] - first.machine[0], last.machine[1] - first.machine[1]
+        shares["machine"] = 100.0 * (total - idle) / total if total else float("nan")
+        return shares
+
+
+# --- FreeSWITCH ---------------------------------------------------------------------------------------------
+
+class Switch:
+    """The raw event-socket client of the live tests, for the bench's few API commands."""
+
+    def __init__(self, endpoint: tuple[str, int, str]):
+        from tests.live.eslraw import EslClient
+
+        self.endpoint = endpoint
+        self.client = EslClient.connect(*endpoint)
+        self.restore: list[str] = []
+
+    def api(self, command: str) -> str:
+        return self.client.api(command, timeout=30).strip()
+
+    def set_global(self, name: str, value: str) -> None:
+        before = self.api(f"global_getvar {name}")
+        self.restore.append(f"global_setvar {name}={before}")
+        if not self.api(f"global_setvar {name}={value}").startswith("+OK"):
+            raise RuntimeError(f"global_setvar {name} refused")
+
+    def limit(self, name: str) -> int:
+        """fsctl max_sessions / sps without a value prints the current one."""
+        found = re.search(r"(\d+)", self.api(f"fsctl {name}"))
+        return int(found.group(1)) if found else 0
+
+    def set_limit(self, name: str, value: int) -> None:
+        self.restore.append(f"fsctl {name} {self.limit(name)}")
+        self.api(f"fsctl {name} {value}")
+
+    def pid(self) -> int:
+        run_dir = self.api("global_getvar run_dir")
+        return int(Path(run_dir, "freeswitch.pid").read_text().split()[0])
+
+    def close(self) -> None:
+        for command in reversed(self.restore):
+            try:
+                self.api(command)
+            except Exception as error:  # noqa: BLE001 - say what was not put back
+                print(f"could not put back the switch's setting ({command}): {error}")
+        self.client.close()
+
+
+class Cues(threading.Thread):
+    """Tells each bench caller (sipp) to press its next key when the app starts a menu or the recording on
+    its carrier leg: ``uuid_send_info`` (as bgapi, nothing waited for) on the leg's CHANNEL_EXECUTE of
+    play_and_get_digits with one of MENU_CUES, or its RECORD_START."""
+
+    def __init__(self, endpoint: tuple[str, int, str]):
+        super().__init__(daemon=True)
+        from tests.live.eslraw import EslClient
+
+        self.client = EslClient.connect(*endpoint)
+        for command in ("event plain CHANNEL_EXECUTE RECORD_START", "filter Event-Name RECORD_START",
+                        "filter Application play_and_get_digits"):
+            reply = self.client.command(command)
+            if not reply.headers.get("Reply-Text", "").startswith("+OK"):
+                raise RuntimeError(f"{command}: {reply.headers.get('Reply-Text')}")
+        self.stopping = threading.Event()
+        self.sent = 0
+
+    def wanted(self, event: dict[str, str]) -> bool:
+        if not event.get("Channel-Name", "").startswith("sofia/external/"):
+            return False
+        if not event.get("Caller-Caller-ID-Number", "").startswith(CALLER_PREFIX):
+            return False
+        if event.get("Event-Name") == "RECORD_START":
+            return True
+        return (event.get("Application") == "play_and_get_digits"
+                and any(cue in event.get("Application-Data", "") for cue in MENU_CUES))
+
+    def run(self) -> None:
+        from tests.live.eslraw import EslError, EslTimeout
+
+        while not self.stopping.is_set():
+            try:
+                frame = self.client.read_frame(timeout=1.0)
+            except EslTimeout:
+                continue
+            except EslError as error:
+                print(f"cue connection lost: {error}")
+                return
+            event = frame.event()
+            if event is not None and self.wanted(event):
+                self.client.send(f"bgapi uuid_send_info {event['Unique-ID']} cue")
+                self.sent += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(5)
+        self.client.close()
+
+
+# --- the app ------------------------------------------------------------------------------------------------
+
+TRACEMALLOC_BOOT = """
+import runpy, signal, sys, tracemalloc, logging
+tracemalloc.start(8)
+def dump(signum, frame):
+    snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    log = logging.getLogger("tracemalloc")
+    total = sum(s.size for s in snap.statistics("filename"))
+    log.warning("tracemalloc: %.1f MiB traced", total / 2**20)
+    for stat in snap.statistics("traceback")[:25]:
+        log.warning("tracemalloc: %.1f KiB in %d blocks\\n%s", stat.size / 1024, stat.count,
+                    "\\n".join(stat.traceback.format()[-8:]))
+signal.signal(signal.SIGUSR2, dump)
+sys.argv = ["run.py"]
+runpy.run_path("run.py", run_name="__main__")
+"""
+
+
+PREPARE = """
+import sys
+from core.config import load_config
+from core.db import bind_database, database
+from hotline.schema import all_models, create_schema
+from webui.app import load_demo_if_empty
+from acd.demo import load_acd_demo
+from caseflow.search import ensure_all
+config = load_config({"database_url": sys.argv[1], "var_dir": sys.argv[2], "mode": "test", "secret_key": "p" * 40})
+bind_database(config.database_url)
+with database.connection_context():
+    create_schema(all_models())
+    ensure_all()
+load_demo_if_empty(config)
+with database.connection_context():
+    load_acd_demo()
+"""
+
+
+def prepare_database(url: str, var: Path) -> None:
+    """The demo data set (accounts, tree, queues) without run.py's months of demo history, which take
+    minutes to write on a busy machine: run.py finds users and loads nothing more."""
+    subprocess.run([sys.executable, "-c", PREPARE, url, str(var)], cwd=ROOT, check=True, timeout=600,
+                   stdout=subprocess.DEVNULL)
+
+
+@dataclass
+class App:
+    proc: subprocess.Popen
+    database: Path
+    log_path: Path
+    outbound: int
+
+    def wait_log(self, pattern: str, timeout: float) -> None:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if regex.search(self.log_path.read_text(errors="replace")):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"the app did not log {pattern!r} (exit {self.proc.poll()}):\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def sounds_dir(folder: Path) -> Path:
+    """The checkout's rendered prompts when there (make prompts), else rendered into ``folder``."""
+    sounds = ROOT / "sounds"
+    if (sounds / "zh" / "welcome.wav").exists():
+        return sounds
+    from ivr.prompts import LANGUAGES, prompts_file, render_all
+
+    target = folder / "sounds"
+    target.mkdir()
+    for lang in LANGUAGES:
+        shutil.copy(prompts_file(sounds, lang), target)
+    render_all(target, 8000)
+    return target
+
+
+def start_app(folder: Path, endpoint: tuple[str, int, str], extra: dict[str, str], trace: bool) -> App:
+    from tests.integration.product.app_process import app_env, free_port
+
+    var = folder / "var"
+    var.mkdir()
+    var.chmod(0o777)  # FreeSWITCH may run as its own user and writes the recordings below
+    database = var / "load.sqlite3"
+    prepare_database(f"sqlite:///{database}", var)
+    outbound = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           **app_env(f"sqlite:///{database}", var, sounds_dir(folder), esl="%s:%d:%s" % endpoint,
+                     outbound_port=outbound, http_port=free_port(), node="load", HOTLINE_LOAD_DEMO="true",
+                     **extra)}
+    env.pop("HOTLINE_TEST_ESL", None)
+    log_path = folder / "app.log"
+    args = ["-c", TRACEMALLOC_BOOT] if trace else ["run.py"]
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT)
+    app = App(proc, database, log_path, outbound)
+    app.wait_log(r"outbound socket server on", 180)
+    app.wait_log(r"connected to the event socket", 60)
+    return app
+
+
+def tickets_of(database: Path, callers: list[str]) -> int:
+    """How many of ``callers`` have a ticket (the app's SQLite file, read beside it)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
+        found = set()
+        for start in range(0, len(callers), 500):
+            chunk = callers[start:start + 500]
+            rows = conn.execute("SELECT DISTINCT citizen_phone FROM ticket WHERE citizen_phone IN (%s)"
+                                % ",".join("?" * len(chunk)), chunk).fetchall()
+            found.update(r[0] for r in rows)
+    return len(found)
+
+
+# --- a step -------------------------------------------------------------------------------------------------
+
+@dataclass
+class StepResult:
+    label: str
+    target: int
+    offered: int = 0
+    answered: int = 0
+    completed: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    cut: int = 0
+    failed: int = 0
+    tickets: int = 0
+    peak: int = 0
+    setup: list[float] = field(default_factory=list)
+    menu: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    rss_peak: int = 0
+    rss_end: int = 0
+    load: str = ""
+    seconds: float = 0.0
+
+
+def parse_calls(log_path: Path) -> dict[str, dict[str, int]]:
+    """{caller: {milestone: sipp clock tick in ms}} from the scenario's log lines."""
+    calls: dict[str, dict[str, int]] = {}
+    if not log_path.exists():
+        return calls
+    for line in log_path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            calls.setdefault(parts[0], {}).setdefault(parts[1], int(parts[2]))
+    return calls
+
+
+def peak_concurrency(calls: dict[str, dict[str, int]]) -> int:
+    """Most callers up at once: answered and not yet ended, from the milestones."""
+    edges = []
+    for marks in calls.values():
+        if "answered" in marks:
+            end = max(marks.values())
+            edges += [(marks["answered"], 1), (end, -1)]
+    level = peak = 0
+    for _at, change in sorted(edges):
+        level += change
+        peak = max(peak, level)
+    return peak
+
+
+class Bench:
+    """What the runs share: the switch, the app, the cues, the sampler, sipp's folder."""
+
+    def __init__(self, endpoint, folder: Path, app_extra: dict[str, str], trace: bool = False):
+        self.endpoint, self.folder = endpoint, folder
+        self.switch = Switch(endpoint)
+        if self.switch.api("global_getvar external_sip_ip") != "127.0.0.1":
+            raise RuntimeError("the switch's external profile is not on 127.0.0.1")
+        self.sip_port = int(self.switch.api("global_getvar external_sip_port"))
+        self.app = start_app(folder, endpoint, app_extra, trace)
+        self.switch.set_global("hotline_outbound", f"127.0.0.1:{self.app.outbound}")
+        self.cues = Cues(endpoint)
+        self.cues.start()
+        self.sampler = Sampler({"app": self.app.proc.pid, "freeswitch": self.switch.pid()})
+        self.sampler.start()
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw",
+                        str(folder / "voice.alaw"), "synth", "1.6", "sine", "300", "vol", "0.5", "pad", "0",
+                        "0.4"], check=True, timeout=30)
+        self.next_caller = 0
+        time.sleep(3)
+        self.idle_rss = self.sampler.take().rss["app"]
+
+    def close(self) -> None:
+        self.cues.stop()
+        self.sampler.stopping.set()
+        self.app.stop()
+        self.switch.close()
+
+    def callers(self, count: int) -> list[str]:
+        numbers = [f"{CALLER_PREFIX}{self.next_caller + i:07d}" for i in range(count)]
+        self.next_caller += count
+        return numbers
+
+    def step(self, label: str, target: int, calls: int, call_seconds: float,
+             watch: "callable | None" = None) -> StepResult:
+        """One sipp run: ``calls`` callers at the rate that holds ``target`` at once, at most ``target`` up."""
+        callers = self.callers(calls)
+        name = f"step-{label}"
+        inf = self.folder / f"{name}.csv"
+        inf.write_text("SEQUENTIAL\n" + "".join(f"{c};\n" for c in callers))
+        log_path = self.folder / f"{name}.log"
+        rate_per_10s = max(1, round(target * 10 / call_seconds))
+        command = ["sipp", f"127.0.0.1:{self.sip_port}", "-sf", str(SCENARIO), "-inf", str(inf), "-s", "12345",
+                   "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(MEDIA_PORT), "-r", str(rate_per_10s), "-rp", "10000",
+                   "-l", str(target), "-m", str(calls), "-recv_timeout", "120000",
+                   "-nostdin", "-trace_logs", "-log_file", str(log_path),
+                   "-trace_err", "-error_file", str(self.folder / f"{name}-errors.log")]
+        result = StepResult(label, target, load=loadavg())
+        began = time.monotonic()
+        self.sampler.take()
+        with open(self.folder / f"{name}-sipp.out", "wb") as out:
+            sipp = subprocess.Popen(command, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT)
+            self.sampler.pids["sipp"] = sipp.pid
+            limit = calls / (rate_per_10s / 10) + 8 * call_seconds + 120
+            while sipp.poll() is None:
+                if watch is not None:
+                    watch(time.monotonic() - began)
+                if time.monotonic() - began > limit:
+                    sipp.kill()
+                    print(f"  sipp killed after {limit:.0f} s")
+                time.sleep(1)
+            self.sampler.take()
+        ended = time.monotonic()
+        result.seconds = ended - began
+        result.cpu = self.sampler.cpu(began, ended)
+        window = self.sampler.between(began, ended)
+        result.rss_peak = max((s.rss["app"] for s in window), default=0)
+        result.rss_end = window[-1].rss["app"] if window else 0
+        result.load += " -> " + loadavg()
+        self.sampler.pids.pop("sipp", None)
+        marks = parse_calls(log_path)
+        result.offered = len(marks)
+        for caller, m in marks.items():
+            if "answered" in m:
+                result.answered += 1
+                result.setup.append((m["answered"] - m["invite"]) / 1000)
+            if "menu" in m:
+                result.menu.append((m["menu"] - m["invite"]) / 1000)
+            if "completed" in m:
+                result.completed += 1
+            elif "cut" in m:
+                result.cut += 1
+            refusal = next((k for k in m if k.startswith("refused_")), None)
+            if refusal:
+                result.refused[refusal[8:]] = result.refused.get(refusal[8:], 0) + 1
+        result.failed = result.offered - result.completed - result.cut - sum(result.refused.values())
+        result.peak = peak_concurrency(marks)
+        answered = [c for c, m in marks.items() if "answered" in m]
+        result.tickets = self._settled_tickets(answered)
+        return result
+
+    def _settled_tickets(self, callers: list[str]) -> int:
+        """The tickets of ``callers``, read until the count stops growing (the last are written after the BYE)."""
+        count, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 5:
+            now = tickets_of(self.app.database, callers)
+            if now != count:
+                count, stable_since = now, time.monotonic()
+            time.sleep(1)
+        return count
+
+
+# --- printing -----------------------------------------------------------------------------------------------
+
+def _ms(values: list[float], p: float) -> str:
+    return f"{pct(values, p) * 1000:.0f}" if values else "-"
+
+
+HEADER = ("| step | offered | peak up | completed | refused 503/busy/other | cut | failed | tickets | setup p50/p99 ms "
+          "| menu p50/p99 s | CPU app / FS / sipp / machine % | app RSS peak MiB | KiB per call | load |")
+
+
+def row(r: StepResult, idle_rss: int) -> str:
+    refused = "/".join(str(r.refused.get(k, 0)) for k in ("503", "busy", "other"))
+    per_call = f"{(r.rss_peak - idle_rss) / r.peak:.0f}" if r.peak else "-"
+    cpu = " / ".join(f"{r.cpu.get(k, float('nan')):.0f}" for k in ("app", "freeswitch", "sipp", "machine"))
+    menu = f"{pct(r.menu, 50):.1f} / {pct(r.menu, 99):.1f}" if r.menu else "-"
+    return (f"| {r.label} | {r.offered} | {r.peak} | {r.completed} | {refused} | {r.cut} | {r.failed} | {r.tickets} "
+            f"| {_ms(r.setup, 50)} / {_ms(r.setup, 99)} | {menu} | {cpu} | {r.rss_peak / 1024:.0f} | {per_call} "
+            f"| {r.load} |")
+
+
+def saturated(r: StepResult) -> str:
+    """Why this step counts as past what the machine carries ('' when it carried it)."""
+    accepted = r.offered - sum(r.refused.values())
+    if accepted and r.tickets < 0.98 * accepted:
+        return f"only {r.tickets} tickets for {accepted} accepted calls"
+    if r.setup and pct(r.setup, 99) > 3.0:
+        return f"set-up p99 {pct(r.setup, 99):.1f} s"
+    if sum(r.refused.values()):
+        return f"{sum(r.refused.values())} refused"
+    return ""
+
+
+def bottleneck(r: StepResult) -> str:
+    """The process nearest its ceiling: the app's loop is one core; FreeSWITCH and sipp share the machine."""
+    app, fs, machine = r.cpu.get("app", 0), r.cpu.get("freeswitch", 0), r.cpu.get("machine", 0)
+    if app > 85:
+        return f"the app (its one loop at {app:.0f} % of a core)"
+    if machine > 90:
+        return f"the machine's CPU ({machine:.0f} % busy; FreeSWITCH {fs:.0f} %, app {app:.0f} %, sipp " \
+               f"{r.cpu.get('sipp', 0):.0f} % of a core)"
+    return f"none at full CPU (FreeSWITCH {fs:.0f} %, app {app:.0f} %, machine {machine:.0f} %): latency-bound"
+
+
+# --- modes --------------------------------------------------------------------------------------------------
+
+def run_steps(bench: Bench, steps: list[int], factor: float) -> None:
+    bench.switch.set_limit("max_sessions", 5000)
+    bench.switch.set_limit("sps", 200)
+    print(f"app idle RSS {bench.idle_rss / 1024:.0f} MiB; FreeSWITCH max_sessions/sps raised for the run")
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    carried = 0
+    for target in steps:
+        result = bench.step(str(target), target, max(target, round(target * factor)), CALL_SECONDS)
+        print(row(result, bench.idle_rss), flush=True)
+        why = saturated(result)
+        if why:
+            print(f"saturated at {target} at once ({why}); bottleneck: {bottleneck(result)}")
+            break
+        carried = target
+        time.sleep(10)
+    print(f"carried: {carried} callers at once with every ticket")
+
+
+def run_overload(bench: Bench, target: int, factor: float) -> None:
+    print(f"shipped door: FreeSWITCH max_sessions {bench.switch.limit('max_sessions')}, "
+          f"sps {bench.switch.limit('sps')}; app idle RSS {bench.idle_rss / 1024:.0f} MiB")
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    result = bench.step(f"overload {target}", target, round(target * factor), CALL_SECONDS)
+    print(row(result, bench.idle_rss))
+    accepted = result.offered - sum(result.refused.values())
+    print(f"offered {result.offered}: accepted {accepted}, refused {sum(result.refused.values())} "
+          f"({result.refused}), completed {result.completed}, cut {result.cut}, failed {result.failed}, "
+          f"tickets {result.tickets}")
+    refusals = re.findall(r"overload[^\n]*", bench.app.log_path.read_text(errors="replace"))
+    print(f"app's overload log lines: {len(refusals)}" + (f"; first: {refusals[0][:200]}" if refusals else ""))
+
+
+def run_soak(bench: Bench, seconds: float, target: int, trace: bool) -> None:
+    calls = round(target * seconds / CALL_SECONDS) + target
+    print(f"soak: {calls} callers, {target} at once, about {seconds:.0f} s; app idle RSS "
+          f"{bench.idle_rss / 1024:.0f} MiB")
+    series: list[tuple[float, int]] = []
+    last = [-10.0]
+
+    def watch(elapsed: float) -> None:
+        if elapsed - last[0] >= 10:
+            last[0] = elapsed
+            series.append((elapsed, rss_kib(bench.app.proc.pid)))
+            if trace and abs(elapsed - seconds * 0.8) < 5.5:
+                bench.app.proc.send_signal(signal.SIGUSR2)
+
+    result = bench.step("soak", target, calls, CALL_SECONDS, watch=watch)
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    print(row(result, bench.idle_rss))
+    print("app RSS over time (s: MiB): " + ", ".join(f"{t:.0f}: {kib / 1024:.0f}" for t, kib in series))
+    time.sleep(10)
+    print(f"app RSS 10 s after the last call: {rss_kib(bench.app.proc.pid) / 1024:.0f} MiB")
+    if trace:
+        bench.app.proc.send_signal(signal.SIGUSR2)
+        time.sleep(5)
+        print(f"tracemalloc dumps in {bench.app.log_path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", default="50,100,200,300,400")
+    parser.add_argument("--calls-factor", type=float, default=1.5, help="callers offered per step, x its size")
+    parser.add_argument("--overload", type=int, default=0, help="offer this many at once to the shipped door")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of callers held at --at")
+    parser.add_argument("--at", type=int, default=150)
+    parser.add_argument("--fs-max-sessions", type=int, default=0,
+                        help="FreeSWITCH's max-sessions for this run (fsctl, put back after): a door to try")
+    parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, database)")
+    parser.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="more settings for the app (HOTLINE_MAX_CALLS=...)")
+    args = parser.parse_args()
+    try:
+        endpoint = esl_endpoint()
+        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+        extra = dict(item.split("=", 1) for item in args.app_env)
+    except ValueError as error:
+        parser.error(str(error))
+    if endpoint is None:
+        print("skipped: HOTLINE_TEST_ESL does not name a real FreeSWITCH (e.g. 127.0.0.1:8021:ClueCon)")
+        return 0
+    if shutil.which("sipp") is None or shutil.which("sox") is None:
+        print("skipped: sipp (Debian sip-tester) and sox are needed")
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="live-load-"))
+    print(f"run folder {folder}; load {loadavg()}; {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    bench = Bench(endpoint, folder, extra, trace=args.tracemalloc)
+    try:
+        if args.fs_max_sessions:
+            bench.switch.set_limit("max_sessions", args.fs_max_sessions)
+        if args.overload:
+            run_overload(bench, args.overload, args.calls_factor)
+        elif args.soak:
+            run_soak(bench, args.soak, args.at, args.tracemalloc)
+        else:
+            run_steps(bench, steps, args.calls_factor)
+    finally:
+        bench.close()
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
