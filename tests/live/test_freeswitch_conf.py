@@ -122,9 +122,9 @@ def test_event_socket_listens_on_loopback_behind_an_acl(conf):
 
 
 def test_switch_limits(conf):
-    """Should cap sessions at 300 and 30 per second (the 2-core reference machine) and give RTP a port range."""
+    """Should cap sessions at 120 and 30 per second (the 2-core reference machine) and give RTP a port range."""
     settings = params(conf.configuration("switch.conf").find("settings"))
-    assert settings["max-sessions"] == "300"
+    assert settings["max-sessions"] == "120"
     assert settings["sessions-per-second"] == "30"
     assert int(settings["rtp-start-port"]) < int(settings["rtp-end-port"])
 
