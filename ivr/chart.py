@@ -19,8 +19,7 @@ from collections import deque
 from typing import Callable, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
-import gevent.subprocess
-
+from core import processes
 from ivr.tree import Problem, Tree
 
 log = logging.getLogger(__name__)
@@ -184,33 +183,15 @@ def run_dot(dot: str) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _run_dot_cached(binary: str, dot: str) -> str | None:
     # Cached: the same version, selection and problems give the same graph, and page views repeat.
-    # gevent watches its children from the default loop only: a hub in another thread (a web server in a
-    # thread of its own) runs dot with the standard library's subprocess instead, blocking only that thread.
-    run = gevent.subprocess.run if getattr(gevent.get_hub().loop, "default", True) else _thread_run
+    # core.processes: no fork of the server, and it works on a hub in another thread too (a web server in a
+    # thread of its own), where gevent.subprocess could not watch the child.
     try:
-        done = run([binary, "-Tsvg"], input=dot.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT,
-                   check=True)
-    except (OSError, gevent.subprocess.SubprocessError, subprocess.SubprocessError) as exc:
+        done = processes.run([binary, "-Tsvg"], input=dot.encode("utf-8"), capture_output=True,
+                             timeout=DOT_TIMEOUT, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
         _warn_once(f"{binary} failed: {exc}")
         return None
     return done.stdout.decode("utf-8", "replace")
-
-
-def _thread_run(args, **kwargs):
-    """subprocess.run as the standard library has it, also in a process gevent has patched."""
-    from gevent.monkey import get_original
-
-    popen = get_original("subprocess", "Popen")
-    with popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
-        try:
-            out, err = process.communicate(kwargs.get("input"), timeout=kwargs.get("timeout"))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise
-    if kwargs.get("check") and process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, args, out, err)
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 # What a redrawn chart keeps of dot's SVG: these elements, these attributes, values of this shape.

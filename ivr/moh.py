@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from core import processes
+
 log = logging.getLogger(__name__)
 
 MOH_DIR = "moh"
@@ -60,7 +62,7 @@ def generate_hold_music(path: Path, rate: int = 8000) -> Path:
 
 def _run(command: list[str]) -> None:
     try:
-        subprocess.run(command, check=True, timeout=60, capture_output=True)
+        processes.run(command, check=True, timeout=60, capture_output=True)  # no fork of the server
     except subprocess.CalledProcessError as exc:
         raise HoldMusicError(f"sox failed: {exc.stderr.decode(errors='replace').strip()[:300]}") from exc
     except subprocess.TimeoutExpired as exc:

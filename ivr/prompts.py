@@ -8,7 +8,8 @@ espeak-ng binary is called directly (still real speech) and the reason is logged
 
 Rendering never holds up the gevent hub (calls, ESL, web requests share it): pyttsx3 speaks in the hub's
 thread pool (core.offload), one rendering at a time since espeak's library is one engine per process, and
-the espeak-ng and sox binaries run through gevent.subprocess.
+the espeak-ng and sox binaries run through core.processes (posix_spawn: gevent.subprocess forks the whole
+process, which at a busy server's size stalls every call for tens of milliseconds a child).
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 import gevent.lock
-import gevent.subprocess
 
+from core import processes
 from core.offload import in_thread
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,8 @@ class Synthesizer:
             raise PromptError("没有语音合成程序，请安装 espeak-ng（scripts/setup-system.sh） / no speech synthesiser: install "
                               "espeak-ng (scripts/setup-system.sh)")
         # "--": the text is never read as options (a text "-w/path" would otherwise write that file).
-        gevent.subprocess.run([binary, "-v", ESPEAK_VOICES[lang], "-w", str(out), "--", text], check=True,
-                              timeout=TTS_TIMEOUT, capture_output=True)
+        processes.run([binary, "-v", ESPEAK_VOICES[lang], "-w", str(out), "--", text], check=True,
+                      timeout=TTS_TIMEOUT, capture_output=True)
         return "espeak-ng"
 
 
@@ -179,10 +180,16 @@ def convert(src: Path, dst: Path, rate: int) -> None:
         raise PromptError("未安装 sox（scripts/setup-system.sh 会安装） / sox is not installed (scripts/setup-system.sh "
                           "installs it)")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".tmp.wav")
-    gevent.subprocess.run([sox, str(src), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
-                           str(tmp)], check=True, timeout=TTS_TIMEOUT, capture_output=True)
-    os.replace(tmp, dst)  # atomic: FreeSWITCH never plays a half-written prompt
+    # A name of its own: two calls may render the same call-time text at once.
+    handle, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.stem}.", suffix=".tmp.wav")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        processes.run([sox, str(src), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
+                      check=True, timeout=TTS_TIMEOUT, capture_output=True)
+        os.replace(tmp, dst)  # atomic: FreeSWITCH never plays a half-written prompt
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def render_text(synth: Synthesizer, text: str, lang: str, dst: Path, rate: int) -> str:
@@ -246,13 +253,14 @@ def render_all(sounds_dir: Path, rate: int = 8000, langs=LANGUAGES, keys: set[st
 
 def call_time_renderer(lang: str, rate: int) -> Callable[[str, Path], None]:
     """A (text, path) renderer for prompts made while calls run (the ACD's operator numbers and queue
-    positions): the espeak-ng binary and sox in subprocesses, so the process keeps serving meanwhile."""
+    positions) and the IVR's "tts:" items: the espeak-ng binary and sox as children started without a fork
+    (core.processes), so the process keeps serving meanwhile."""
     synth = Synthesizer(in_process=False)
 
     def render(text: str, path: Path) -> None:
         try:
             render_text(synth, text, lang, Path(path), rate)
-        except (subprocess.SubprocessError, PromptError) as exc:
+        except (subprocess.SubprocessError, PromptError, OSError) as exc:
             raise RuntimeError(f"could not render {Path(path).name}: {exc}") from exc
 
     return render

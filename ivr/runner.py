@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import gevent
 from core.db import connection_lost
 from ivr import engine as e
 from ivr.audio import wav_lengths
-from ivr.prompts import tts_cache_path
+from ivr.prompts import call_time_renderer, tts_cache_path
 from ivr.services import IvrServices, TraceRecord
 from recorder.fax import fax_tone_detected
 from switch import commands
@@ -30,7 +27,6 @@ log = logging.getLogger(__name__)
 
 BEEP = "tone_stream://%(500,0,800)"
 MENU_REGEX = "^[0-9*#]+$"
-TTS_TIMEOUT = 60.0
 
 
 def _utcnow() -> dt.datetime:
@@ -62,16 +58,13 @@ class PromptFiles:
         return f"{self.switch_sounds}/{lang}/{key}.wav"
 
     def tts(self, text: str, lang: str) -> str:
-        """Render call-time text once (a child process, so the call's greenlet is not blocked) and cache it."""
+        """Render call-time text once (espeak-ng and sox as children started without a fork, so the call's
+        greenlet waits and nothing else does; no Python started per prompt) and cache it by its hash."""
         local = tts_cache_path(self.sounds_dir, lang, text, self.rate)
         if not local.is_file():
-            local.parent.mkdir(parents=True, exist_ok=True)
             try:
-                subprocess.run([sys.executable, "-m", "ivr.prompts", "tts", "--lang", lang, "--out", str(local),
-                                "--", text], check=True, timeout=TTS_TIMEOUT, capture_output=True,
-                               env={**os.environ, "HOTLINE_PROMPT_RATE": str(self.rate)},
-                               cwd=str(Path(__file__).resolve().parent.parent))
-            except (subprocess.SubprocessError, OSError) as exc:
+                call_time_renderer(lang, self.rate)(text, local)
+            except RuntimeError as exc:
                 log.error("call-time TTS failed for %r: %s", text[:40], exc)
                 return "silence_stream://500"
         rel = local.relative_to(self.sounds_dir).as_posix()
@@ -316,6 +309,8 @@ class IvrCall:
             # Storage not writable (or an odd call id): the engine counts it as a failed recording and
             # takes the node's final route (a person) instead of losing the caller.
             log.error("ivr: no place to record call %s: %s", self.session.uuid, exc)
+            # Listed for a call-back unless a person then answers (the final route may be closed: goodbye).
+            self.engine.note(e.NOT_RECORDED)
             return e.RecordDone("", 0, "error", 0)
         if action.beep:
             self.session.playback(BEEP)

@@ -9,7 +9,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from core import diskspace
+from core import diskspace, processes
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 FAX_DEVICE = "tiffg3"  # Group 3 is what every fax machine and spandsp's txfax accept
@@ -75,7 +75,7 @@ def _read(path: Path, what: str, head: int | None = None) -> bytes:
 
 def _run(command: list[str], target: Path, temporary: Path, timeout: float, tool: str) -> None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = processes.run(command, capture_output=True, text=True, timeout=timeout)  # no fork of the server
     except subprocess.TimeoutExpired:
         temporary.unlink(missing_ok=True)
         raise FaxFileError(f"{tool} did not finish within {timeout:.0f} s / 转换超时") from None

@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import processes
+
 FORMAT_PCM = 1
 FORMAT_ALAW = 6
 FORMAT_MULAW = 7
@@ -123,7 +125,8 @@ def convert_to_alaw(source: Path, target: Path, timeout: float = 120.0) -> None:
     temporary = target.with_name(f".{target.name}.converting.wav")
     command = ["sox", "-q", str(source), "-t", "wav", "-e", "a-law", "-b", "8", str(temporary)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        # core.processes: without forking the process (a fork at the IVR's size stalls every call)
+        done = processes.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         temporary.unlink(missing_ok=True)
         raise ConversionError(f"sox did not finish within {timeout:.0f} s") from None
