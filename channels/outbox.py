@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200  # messages a round looks at
 STORE_BATCH = 50  # 'sent' marks stored in one transaction at most
+SALVAGE_WAIT = 30.0  # seconds a failed round waits for its calls in flight (the gateway client's timeout is less)
 
 
 def opted_out(address: str) -> bool:
@@ -92,6 +93,8 @@ class Outbox:
         self.concurrency = max(1, int(getattr(settings, "concurrency", 1) or 1))
         self.pace = policy.Pace(float(getattr(settings, "rate", 0) or 0))
         self.monotonic, self.sleep = time.monotonic, gevent.sleep  # the rate limit's time (tests replace them)
+        self._owed_sent: list = []  # (message, answer): taken by the gateway in a round that failed, to store
+        self._owed_back: list[int] = []  # claimed in a round that failed, never handed over: to queue again
 
     def recover(self) -> int:
         """Fail messages left in ``sending`` by a stopped process: whether Kannel took them is unknown, and
@@ -196,6 +199,7 @@ class Outbox:
 
     def run_once(self) -> dict:
         """Send what is due now; returns counts {sent, retry, failed, waiting}."""
+        self._settle()  # what a failed round before left, first: its messages hold their recipients' lanes
         now = self.clock.now()
         counts = {"sent": 0, "retry": 0, "failed": 0, "waiting": 0}
         ready = deque(self._lanes())  # lanes whose next message is still to claim
@@ -203,6 +207,20 @@ class Outbox:
         done: list = []  # (message, answer): the gateway took it; stored a batch at a time
         results: gevent.queue.Queue = gevent.queue.Queue()
         pool = gevent.pool.Pool(self.concurrency)
+        try:
+            unexpected = self._loop(now, counts, ready, claimed, done, results, pool)
+            self._store(done)
+            self._unclaim(claimed, ready)
+        except Exception:
+            self._salvage(pool, results, done, claimed)
+            raise
+        if unexpected is not None:
+            raise unexpected
+        counts["waiting"] += sum(1 for lane in ready if lane)
+        return counts
+
+    def _loop(self, now, counts, ready, claimed, done, results, pool):
+        """The round's work (run_once's loop); returns an unexpected error of a gateway call, or None."""
         in_flight, width, gateway_down, unexpected = 0, 1, False, None
         while True:
             going = not gateway_down and unexpected is None
@@ -253,12 +271,40 @@ class Outbox:
                 lane.clear()
             if lane:
                 ready.appendleft(lane)
-        self._store(done)
-        self._unclaim(claimed, ready)
-        if unexpected is not None:
-            raise unexpected
-        counts["waiting"] += sum(1 for lane in ready if lane)
-        return counts
+        return unexpected
+
+    def _salvage(self, pool, results, done: list, claimed: deque) -> None:
+        """A round that failed (the database refused or timed out a statement): the messages it claimed but
+        never handed to the gateway go back to the queue, and those the gateway took are stored sent; both now,
+        or at the start of the next round when the database still refuses (``_settle``). Before, they stayed
+        'sending' until the process restarted, which then failed them as interrupted: receipts never sent."""
+        pool.join(timeout=SALVAGE_WAIT)  # the calls in flight end with the gateway's answer or its timeout
+        while not results.empty():
+            message, _lane, outcome, answer = results.get_nowait()
+            if outcome == "sent":
+                done.append((message, answer))
+            elif outcome == "down":  # not taken
+                claimed.append((message, None))
+            # refused, unsure, error: left 'sending', failed by recover() (as before; never sent twice)
+        self._owed_sent.extend(done)
+        self._owed_back.extend(message.id for message, _lane in claimed)
+        done.clear()
+        claimed.clear()
+        try:
+            self._settle()
+        except Exception as error:  # noqa: BLE001 - the round's own error is raised; this is tried again
+            log.warning("%s: %d sent and %d claimed messages stored at the next round: %s", self.channel,
+                        len(self._owed_sent), len(self._owed_back), error)
+
+    def _settle(self) -> None:
+        """Store what a failed round left (see _salvage); raises while the database still refuses."""
+        if self._owed_sent:
+            self._store(list(self._owed_sent))
+            self._owed_sent.clear()
+        if self._owed_back:
+            Message.update(status="queued", attempts=Message.attempts - 1).where(
+                Message.id.in_(self._owed_back) & (Message.status == "sending")).execute()
+            self._owed_back.clear()
 
     def _store(self, done: list) -> None:
         """Mark sent what the gateway took, in one transaction, then tell ``on_sent``."""

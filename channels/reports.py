@@ -77,15 +77,20 @@ class ReportBatch:
             self._drop(opened)
 
     def _store(self, batch: list) -> list:
-        """One transaction for the batch, a savepoint per report; [(stored, message or error)] in order."""
-        outcomes = []
+        """One transaction for the batch, a savepoint per report; [(stored, message or error)] in order.
+
+        The reports are applied in message id order, the order in which the outbox's UPDATE of a batch of
+        messages takes their row locks: two transactions taking locks on the same rows in opposite orders
+        deadlock on PostgreSQL, and one of them is aborted."""
+        outcomes: list = [None] * len(batch)
+        order = sorted(range(len(batch)), key=lambda n: _number(batch[n][0][0]))
         with database.atomic():
-            for fields, _result in batch:
+            for n in order:
                 try:
                     with database.atomic():
-                        outcomes.append((True, self.apply(*fields)))
+                        outcomes[n] = (True, self.apply(*batch[n][0]))
                 except (LookupError, sms.SmsInputError) as error:
-                    outcomes.append((False, error))
+                    outcomes[n] = (False, error)
         self.batches += 1
         return outcomes
 
@@ -95,3 +100,11 @@ class ReportBatch:
         if opened and not database.is_closed():
             database.close()
         return False
+
+
+def _number(message_id) -> int:
+    """A report's message id as a number to sort by (a malformed one first: apply refuses it)."""
+    try:
+        return int(message_id)
+    except (TypeError, ValueError):
+        return -1

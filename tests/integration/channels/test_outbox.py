@@ -294,3 +294,35 @@ def test_report_before_the_failure_is_stored_keeps_its_state(db, clock, sms_sett
 
     Outbox(reported_then_lost, sms_settings, clock=clock).run_once()
     assert Message.get_by_id(m.id).status == "delivered"
+
+
+def test_round_failing_midway_loses_nothing(db, clock, sms_settings):
+    """Should, when the database refuses a statement in the middle of a round (twice: in the round and when
+    the round tries to tidy up), still store as sent what the gateway took and queue again what it never got,
+    at the next round, so every message is sent exactly once; before, they stayed 'sending' for good."""
+    import dataclasses
+
+    import peewee
+    import pytest
+
+    settings = dataclasses.replace(sms_settings, concurrency=4, rate=0, daily_cap=0)
+    queued = [enqueue("1370000%04d" % i, "optout", {}, answer=True, settings=settings, clock=clock)
+              for i in range(20)]
+    gateway = SlowGateway()  # calls overlap: when the database refuses, some are in flight, some not begun
+    box = Outbox(gateway, settings, clock=clock)
+    store, refusals = box._store, []
+
+    def refusing(done):
+        if done and len(refusals) < 2:
+            refusals.append(len(done))
+            raise peewee.OperationalError("database is locked (test)")
+        return store(done)
+
+    box._store = refusing
+    with pytest.raises(peewee.OperationalError):
+        box.run_once()
+    assert len(refusals) == 2 and 0 < len(gateway.sent) < 20
+    assert Message.select().where(Message.status == "sending").count() > 0  # owed to the next round
+    box.run_once()
+    assert sorted(m_id for m_id, _to, _text in gateway.sent) == [m.id for m in queued]
+    assert {m.status for m in Message.select()} == {"sent"}
