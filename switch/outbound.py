@@ -233,12 +233,29 @@ class OutboundServer:
         except Exception:  # noqa: BLE001 - the listener's failure is logged; the server goes on
             log.exception("call %s: handling its loss during set-up failed", session.uuid)
 
+    def _refuse_unanswered(self, sock, address, wait: float = 10.0) -> None:
+        """Refuse without waiting for any reply: as many refusals as allowed already wait for the switch's
+        (a saturated switch answers in seconds). Closing the socket unread is no refusal: the `socket` app
+        in async mode parks the caller in silence once its listener ends before `connect`
+        (mod_event_socket.c), so a dropped caller waited until they gave up. Write `connect` and the hang-up
+        at once, then read (and ignore) what comes until the switch closes the socket, ``wait`` at most."""
+        log.warning("outbound ESL server: refusing call from %s:%s with %s (%d refusals waiting for the switch)",
+                    address[0], address[1], self.reject_cause, self._rejecting)
+        try:
+            sock.sendall(b"connect\n\nsendmsg\ncall-command: hangup\nhangup-cause: "
+                         + self.reject_cause.encode("ascii") + b"\n\n")
+            with gevent.Timeout(wait, False):
+                while sock.recv(65536):
+                    pass
+        except OSError as exc:
+            log.info("refusing call from %s:%s: %s", address[0], address[1], exc)
+
     def _reject(self, sock, address, reason: str = "full") -> None:
         """Over capacity or overloaded: connect and hang up with a congestion cause (SIP 503), or in "busy"
         mode play the short busy prompt in early media and hang up busy; then close."""
         self.calls_rejected += 1
         if self._rejecting >= self.max_rejecting:
-            log.warning("outbound ESL server full; dropping connection from %s:%s", *address)
+            self._refuse_unanswered(sock, address)
             return
         self._rejecting += 1
         busy = bool(self.busy_prompt) and self.admission is not None and self.admission.limits.refuse == "busy"

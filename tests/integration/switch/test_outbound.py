@@ -186,6 +186,30 @@ def test_concurrent_calls_over_the_cap_are_rejected_politely(serve):
     assert handler.done.wait(5) and handler.error is None
 
 
+def test_refusal_beyond_the_refusals_in_flight_still_hangs_up(serve):
+    """Should, with as many refusals waiting for the switch as allowed (max_rejecting, 0 here), still write
+    connect and the congestion hang-up without waiting for a reply, then wait for the switch to close: a
+    socket closed before `connect` leaves the caller parked in silence (the `socket` app in async mode parks
+    the channel when its listener ends, mod_event_socket.c), which is what a saturated switch got."""
+    release = gevent.event.Event()
+    server, handler = serve(lambda s: s.wait_for(release, timeout=10), max_calls=1, max_rejecting=0)
+    blocks = TranscriptBlocks(transcript(ASYNC_FULL))
+    first = ScriptedPeer.dial(server.address)
+    connect_call(first, blocks)
+    wait_until(lambda: server.active_calls == 1)
+    second = ScriptedPeer.dial(server.address)
+    second.expect("connect")                       # never answered: the switch is too slow to reply
+    hangup = second.expect("sendmsg")
+    assert hangup.headers == {"call-command": "hangup", "hangup-cause": "NORMAL_CIRCUIT_CONGESTION"}
+    with pytest.raises(AssertionError):              # still open: the switch closes it once it has read them
+        second.wait_closed(timeout=0.3)
+    second.close()
+    wait_until(lambda: server.calls_rejected == 1)
+    assert server.active_calls == 1
+    release.set()
+    assert handler.done.wait(5) and handler.error is None
+
+
 def test_stop_drains_calls_in_progress(serve):
     """Should stop accepting at once and let the running call finish before stop() returns."""
     blocks = TranscriptBlocks(transcript(ASYNC_FULL))
