@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 import time
 from typing import Callable, Iterable, Optional
@@ -47,12 +48,13 @@ class Progress:
     def __init__(self, label: str, out, every: float = PROGRESS_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.label, self.out, self.every, self.clock = label, out, every, clock
         self.started = self.last = clock()
+        self.shown: tuple | None = None
 
     def __call__(self, done: int, total: int, unit: str, final: bool = False) -> None:
         now = self.clock()
-        if not final and now - self.last < self.every:
+        if (not final and now - self.last < self.every) or (final and self.shown == (done, total)):
             return
-        self.last = now
+        self.last, self.shown = now, (done, total)
         share = f" ({100 * done / total:.0f}%)" if total else ""
         print(f"{self.label}: {done:,} / {total:,} {unit}{share}, {now - self.started:.0f} s", file=self.out,
               flush=True)
@@ -92,7 +94,7 @@ def reindex_calls(since: Optional[dt.datetime], out) -> tuple[int, int]:
     show = Progress("calls / 来电计数", out)
 
     def progress(until: dt.datetime, first: dt.datetime, last: dt.datetime) -> None:
-        show(int((until - first).total_seconds() // 86400), int((last - first).total_seconds() // 86400) or 1,
+        show(math.ceil((until - first).total_seconds() / 86400), math.ceil((last - first).total_seconds() / 86400),
              "days / 天", final=until >= last)
 
     return aggregates.rebuild(since, progress=progress)

@@ -200,11 +200,11 @@ def _durations(query, units: dict[int, int]) -> list[tuple]:
     bands = ", ".join(f"SUM(CASE WHEN h <= {float(bound)} THEN 1 ELSE 0 END)" for bound in SPEED_BUCKETS)
     return list(database.execute_sql(
         f"SELECT unit, MAX(n), AVG(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN h END), {bands} "
-        f"FROM (SELECT unit, h, ROW_NUMBER() OVER (PARTITION BY unit ORDER BY h) AS rn, "
-        f"COUNT(*) OVER (PARTITION BY unit) AS n "
+        f"FROM (SELECT unit, h, ROW_NUMBER() OVER w AS rn, "
+        f"COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n "  # one sort for both
         f"FROM (SELECT {unit} AS unit, {seconds} / 3600.0 AS h FROM ({sql}) AS x "
         f"WHERE x.d IS NOT NULL AND x.a IS NOT NULL AND x.b IS NOT NULL AND x.b >= x.a) AS y "
-        f"WHERE unit IS NOT NULL) AS z GROUP BY unit", params))
+        f"WHERE unit IS NOT NULL WINDOW w AS (PARTITION BY unit ORDER BY h)) AS z GROUP BY unit", params))
 
 
 def units_at(depth: int, within: Department | None) -> list[int]:

@@ -154,7 +154,7 @@ def test_all_and_a_bad_day(db, db_url, env):
 
 def test_progress_at_most_every_interval():
     """Should print a line when the interval has passed and the final one always, with the share done."""
-    moments = iter([0.0, 0.5, 1.0, 2.5, 3.0, 3.1])
+    moments = iter([0.0, 0.5, 1.0, 2.5, 3.0, 3.1, 3.2])
     out = io.StringIO()
     show = reindex.Progress("x", out, every=2.0, clock=lambda: next(moments))
     show(1, 10, "t")  # 0.5 s after the start: too soon
@@ -162,4 +162,5 @@ def test_progress_at_most_every_interval():
     show(5, 10, "t")  # 2.5: shown
     show(6, 10, "t")  # 3.0: too soon after the last
     show(10, 10, "t", final=True)
+    show(10, 10, "t", final=True)  # the same final figures again: not repeated
     assert out.getvalue().splitlines() == ["x: 5 / 10 t (50%), 2 s", "x: 10 / 10 t (100%), 3 s"]
