@@ -38,6 +38,9 @@ MAX_TRACE = 500
 # The trace line of a step whose result (a complaint, an answer) the back office could not store because the
 # database stayed away: the call record lists such a caller for a call-back (recorder.hooks.apply_trace).
 NOT_STORED = "not stored: database away"
+# The same for a recording the storage refused (the recordings' disk full or not writable): what the caller
+# wanted to leave was not kept, whoever ends the call ("not stored" is what the call record looks for).
+NOT_RECORDED = "not stored: no place to record"
 QUEUE_TRANSFER_NODE = "@queue"  # trace name of the queue an agent transferred a caller into
 
 SATISFACTION_RATINGS = {"1": "satisfied", "2": "basic", "3": "unsatisfied"}  # 满意 / 基本满意 / 不满意

@@ -30,7 +30,7 @@ def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: li
             draft.flags.add("blacklisted")
         if what in ("time: closed", "time: holiday"):
             draft.flags.add("out_of_hours")
-        if what.startswith("not stored"):  # ivr.engine.NOT_STORED: the database lost what the caller gave
+        if what.startswith("not stored"):  # ivr.engine.NOT_STORED / NOT_RECORDED: what the caller gave was lost
             draft.flags.add("not_stored")
     if path:
         draft.ivr_path = path

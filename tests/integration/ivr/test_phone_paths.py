@@ -10,6 +10,7 @@ from caseflow import services as cs
 from caseflow.models import Attachment, Ticket, User
 from core.calendar import set_day
 from core.clock import FixedClock
+from ivr.engine import NOT_RECORDED
 from ivr.models import IvrTrace
 from ivr.tree import load_tree
 from tests.fakeswitch import Hangup, Press, Speak, WaitFor
@@ -379,6 +380,8 @@ def test_recording_storage_failure_does_not_lose_the_caller(phone):
     engine = phone.engines[call.uuid]
     assert engine.outcome == "completed" and "human_time" in [t.node for t in engine.trace]
     assert played(phone, call)[-1] == "goodbye" and Ticket.select().count() == 0
+    # Told to the call record, which then lists the caller for a call-back (recorder.hooks.apply_trace).
+    assert NOT_RECORDED in [t.what for t in engine.trace]
 
 
 def test_mayor_mailbox(phone):

@@ -53,3 +53,14 @@ def test_a_step_not_stored_lists_the_caller_for_a_call_back():
         assert missed_reason(draft, classify(draft)) == "not_stored"
     answered = CallDraft("u", caller="13912345678", flags={"not_stored"})
     assert missed_reason(answered, "answered") is None
+
+
+def test_a_recording_the_storage_refused_lists_the_caller_for_a_call_back():
+    """Should list a caller whose recording the storage refused (the disk full: ivr.engine.NOT_RECORDED) as
+    not_stored, also when the IVR's final route ended the call with a goodbye (the system hung up)."""
+    from ivr.engine import NOT_RECORDED
+
+    draft = CallDraft("u", caller="13912345678", hangup_side="system")
+    apply_trace(draft, "", [{"what": NOT_RECORDED, "node": "complaint_record", "at": "t"}], [])
+    assert missed_reason(draft, classify(draft)) == "not_stored"
+    assert missed_reason(CallDraft("u", caller="13912345678", hangup_side="system"), "self_service") is None
