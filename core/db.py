@@ -475,9 +475,9 @@ class _CooperativePostgres:
 
 
 class _ReleasingPool:
-    """Mixin for the pooled PostgreSQL database of a process whose connection state is per greenlet (run.py,
-    the web workers, the benchmarks): a greenlet holds a connection only while one statement, or one
-    transaction, of it runs, and gives it back to the pool as soon as it is done.
+    """Mixin for the pooled PostgreSQL (and SQLite) database of a process whose connection state is per
+    greenlet (run.py, the web workers, the benchmarks): a greenlet holds a connection only while one
+    statement, or one transaction, of it runs, and gives it back to the pool as soon as it is done.
 
     Kept for a greenlet's life, one connection per call: 1000 callers walking the IVR asked PostgreSQL for
     1000 connections ("too many clients" from the hundredth, a 7-second reaction p99 at 100 callers); a
@@ -492,6 +492,8 @@ class _ReleasingPool:
     open_database pools only there: unpatched, a greenlet waiting for a free connection blocked the whole
     thread, and the greenlets holding the connections never ran to give them back (py-spy: for ever in
     PooledDatabase.connect's Condition.wait). Its condition is _PoolWait (which says why)."""
+
+    pool_name = "PostgreSQL"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -531,7 +533,7 @@ class _ReleasingPool:
         try:
             opened = super().connect(reuse_if_open)
         except MaxConnectionsExceeded:  # a ValueError: callers expect the database's own errors
-            raise DatabaseTimeout(f"no free PostgreSQL connection within {self._wait_timeout:g} s: all "
+            raise DatabaseTimeout(f"no free {self.pool_name} connection within {self._wait_timeout:g} s: all "
                                   f"{self._max_connections} of the pool in use (max_connections in the "
                                   "URL)") from None
         self._state.ctx = contexts
@@ -603,6 +605,15 @@ def _cooperative_postgres_class(base: type, releasing: bool = False) -> type:
 
 
 POOL_SIZE = 20  # default most PostgreSQL connections of one process with per-greenlet connection state
+SQLITE_POOL_SIZE = 8  # SQLite writes one at a time anyway; readers in WAL need few
+
+
+@functools.cache
+def _pooled_sqlite_class() -> type:
+    """The SQLite database of a process whose connection state is per greenlet: pooled and given back after
+    each statement or transaction, like PostgreSQL's (_ReleasingPool)."""
+    return type("PooledCooperativeSqliteDatabase", (_ReleasingPool, PooledDatabase, CooperativeSqliteDatabase),
+                {"pool_name": "SQLite"})
 
 
 @functools.cache
@@ -626,8 +637,14 @@ def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
         path = url.split("///", 1)[1] if "///" in url else ":memory:"
         if path not in (":memory:", ""):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return CooperativeSqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS, check_same_thread=False,
-                                         lock_timeout=timeouts.lock)
+        options = {"pragmas": SQLITE_PRAGMAS, "check_same_thread": False, "lock_timeout": timeouts.lock}
+        if greenlet_local_connections() and path not in (":memory:", ""):
+            # A connection per greenlet otherwise: each call's greenlet kept one for its life, its schema
+            # parsed again (about 260 KiB) with a page cache of its own, and the process's memory stayed at
+            # its high-water mark after the calls ended (docs/performance.md, real SIP callers).
+            return _pooled_sqlite_class()(path, max_connections=SQLITE_POOL_SIZE,
+                                          timeout=max(1, round(timeouts.lock)), **options)
+        return CooperativeSqliteDatabase(path or ":memory:", **options)
     if scheme in _POSTGRES_SCHEMES:
         params = db_url.parse(url)
         base = db_url.schemes[scheme]

@@ -1,0 +1,69 @@
+"""SQLite connections of a process whose connection state is per greenlet (run.py): pooled and held only for a
+statement or a transaction (core.db._ReleasingPool, as PostgreSQL's), so a hundred calls in the IVR do not each
+keep a connection (its own parsed schema and page cache) for their life (issue 15 item 11)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import db as core_db
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def pool(tmp_path):
+    database = core_db._pooled_sqlite_class()(str(tmp_path / "pool.sqlite3"), max_connections=2, timeout=5,
+                                              pragmas=core_db.SQLITE_PRAGMAS, check_same_thread=False)
+    database.execute_sql("CREATE TABLE t (a INTEGER)")
+    yield database
+    database.close_all()
+
+
+def test_a_statement_gives_its_sqlite_connection_back(pool):
+    """Should hold a connection only while a statement runs, and keep a transaction's until it ends."""
+    assert pool.execute_sql("SELECT 1").fetchall() == [(1,)]
+    assert pool.is_closed() and len(pool._in_use) == 0 and len(pool._connections) == 1
+    with pool.atomic():
+        pool.execute_sql("INSERT INTO t VALUES (1)")
+        assert not pool.is_closed()
+    assert pool.is_closed() and len(pool._in_use) == 0
+    assert pool.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+_MANY_CALLS_CHILD = """
+from gevent import monkey; monkey.patch_all()
+import sys
+import gevent
+from core import db
+database = db.open_database("sqlite:///" + sys.argv[1])
+database.execute_sql("CREATE TABLE t (a INTEGER)")
+def call(i):
+    with database.atomic():
+        database.execute_sql("INSERT INTO t VALUES (?)", (i,))
+    database.execute_sql("SELECT count(*) FROM t").fetchone()
+    gevent.sleep(0.5)   # the call goes on (prompts, the caller talking) without the database
+greenlets = [gevent.spawn(call, i) for i in range(100)]
+gevent.sleep(0.3)
+import os
+files = sum(1 for fd in os.listdir("/proc/self/fd")
+            if os.path.realpath(f"/proc/self/fd/{fd}") == sys.argv[1])
+gevent.joinall(greenlets)
+print(type(database).__name__, files, database.execute_sql("SELECT count(*) FROM t").fetchone()[0])
+"""
+
+
+def test_a_hundred_calls_share_a_few_sqlite_connections(tmp_path):
+    """Should serve 100 greenlets of a monkey-patched process (each writes, reads, then goes on without the
+    database) with at most the pool's connections open, not one per greenlet."""
+    path = str(tmp_path / "calls.sqlite3")
+    done = subprocess.run([sys.executable, "-c", _MANY_CALLS_CHILD, path], capture_output=True, text=True,
+                          timeout=90, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name, files, rows = done.stdout.split()
+    assert name == "PooledCooperativeSqliteDatabase"
+    assert int(files) <= core_db.SQLITE_POOL_SIZE, done.stdout
+    assert int(rows) == 100
