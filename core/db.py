@@ -15,7 +15,8 @@ the first then changes, which SQLite refuses at its first write with "database i
 
 Where connection state is per greenlet (a monkey-patched process: run.py, the web workers, the benchmarks),
 PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
-holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful.
+holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful;
+SQLite's too (``SQLITE_POOL_SIZE``): a connection kept per call parsed the schema again for each.
 ``after_transaction(fn)`` runs ``fn`` once the caller's outermost transaction has ended, committed or rolled
 back (the alarm path uses it: an alarm about the failure that rolls a transaction back must outlive it).
 Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 waits, the pool) is one concern.
