@@ -81,3 +81,32 @@ def test_forms_and_followed_cases_are_never_kept(app, client, world, clock):
                    for key in app.extensions["page_cache"].entries)
     assert client.get("/cases/99999999").status_code == 404  # an answer other than 200
     assert not any(key[0].startswith("/cases/") for key in app.extensions["page_cache"].entries)
+
+
+def test_a_publication_in_one_process_empties_the_others_kept_pages(app, client, world, clock):
+    """Should tell every app on the bus (web workers: PostgreSQL's LISTEN/NOTIFY) to forget its kept pages when
+    one of them publishes, and not fail the publication when the bus cannot carry the message."""
+    from core.pubsub import LocalBus
+    from webui import page_cache
+    from webui.app import Services, create_app
+
+    bus = LocalBus().start()
+    config = app.extensions["hotline"].config
+    one, other = (create_app(config, Services(clock=clock, bus=bus)) for _ in range(2))
+    _closed_web_case(client, world, clock, content="两个进程")
+    assert other.test_client().get("/cases").status_code == 200
+    assert other.extensions["page_cache"].entries
+    with one.test_request_context("/tickets/1/act", method="POST"):
+        page_cache.invalidate()
+    assert not other.extensions["page_cache"].entries
+
+    class Broken:
+        def publish(self, topic, message):
+            raise OSError("bus away")
+
+    one.extensions["hotline"].services.bus = Broken()
+    other.test_client().get("/cases")
+    with one.test_request_context("/tickets/1/act", method="POST"):
+        page_cache.invalidate()  # logged, the other process's pages age out
+    assert not one.extensions["page_cache"].entries
+    bus.stop()
