@@ -97,15 +97,19 @@ def run_greenswitch(stream: bytes) -> tuple[int, list[str]]:
     return sink.events, sink.names
 
 
-def measure(func, rounds: int) -> tuple[float, tuple]:
-    best = float("inf")
-    result = None
+def measure(funcs: list, rounds: int) -> list[tuple[float, tuple]]:
+    """Best CPU time of each function over ``rounds`` rounds, and its result. Every round runs every
+    function in turn: on a shared machine whose load comes and goes, rounds of one parser after another
+    would compare the parsers under different loads."""
+    best = [float("inf")] * len(funcs)
+    results: list = [None] * len(funcs)
     for _ in range(rounds):
-        # CPU time of this process: the machine is shared, wall time would measure the neighbours
-        start = time.process_time()
-        result = func()
-        best = min(best, time.process_time() - start)
-    return best, result
+        for i, func in enumerate(funcs):
+            # CPU time of this process: the machine is shared, wall time would measure the neighbours
+            start = time.process_time()
+            results[i] = func()
+            best[i] = min(best[i], time.process_time() - start)
+    return list(zip(best, results))
 
 
 def main(argv=None) -> int:
@@ -118,16 +122,16 @@ def main(argv=None) -> int:
         print(f"no transcripts under {TRANSCRIPTS}")
         return 1
     stream = b"".join(frames) * args.repeat
+    parsers = (("switch.codec FrameParser, 64 KiB reads", lambda: run_switch_codec(stream, 65536)),
+               ("switch.codec FrameParser, 1448 B reads", lambda: run_switch_codec(stream, 1448)),
+               ("switch.codec lazy: frames + Event-Name only (*)", lambda: run_switch_codec(stream, 65536, True)),
+               ("greenswitch ESLProtocol.receive_events + ESLEvent", lambda: run_greenswitch(stream)))
     rows = []
-    for label, func in (("switch.codec FrameParser, 64 KiB reads", lambda: run_switch_codec(stream, 65536)),
-                        ("switch.codec FrameParser, 1448 B reads", lambda: run_switch_codec(stream, 1448)),
-                        ("switch.codec lazy: frames + Event-Name only (*)", lambda: run_switch_codec(stream, 65536, True)),
-                        ("greenswitch ESLProtocol.receive_events + ESLEvent", lambda: run_greenswitch(stream))):
-        seconds, (events, names) = measure(func, args.rounds)
+    for (label, _), (seconds, (events, names)) in zip(parsers, measure([f for _, f in parsers], args.rounds)):
         rows.append((label, events, seconds, events / seconds, names))
     base = rows[-1][3]
     print(f"stream: {len(frames)} recorded frames x {args.repeat} = {len(stream) / 1e6:.1f} MB, "
-          f"best of {args.rounds} (CPU seconds)")
+          f"best of {args.rounds} alternating rounds (CPU seconds)")
     print(f"{'parser':<52} {'events':>8} {'seconds':>8} {'events/s':>10} {'vs greenswitch':>15}")
     for label, events, seconds, rate, _ in rows:
         print(f"{label:<52} {events:>8} {seconds:>8.3f} {rate:>10.0f} {rate / base:>14.2f}x")
