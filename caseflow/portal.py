@@ -518,7 +518,7 @@ def public_view(ticket: Ticket, lang: str = "zh", names: Optional[Names] = None)
             "satisfaction": ticket.satisfaction}
 
 
-def public_views(tickets: Iterable[Ticket], lang: str = "zh") -> list[dict]:
-    """``public_view`` of each ticket of a list, the names read once."""
-    names = Names()
+def public_views(tickets: Iterable[Ticket], lang: str = "zh", names: Optional[Names] = None) -> list[dict]:
+    """``public_view`` of each ticket of a list, the names read once (or the ``names`` given)."""
+    names = names or Names()
     return [public_view(t, lang, names) for t in tickets]
