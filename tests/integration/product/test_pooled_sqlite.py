@@ -52,18 +52,22 @@ import os
 files = sum(1 for fd in os.listdir("/proc/self/fd")
             if os.path.realpath(f"/proc/self/fd/{fd}") == sys.argv[1])
 gevent.joinall(greenlets)
-print(type(database).__name__, files, database.execute_sql("SELECT count(*) FROM t").fetchone()[0])
+cache = database.execute_sql("PRAGMA cache_size").fetchone()[0]
+print(type(database).__name__, files, database.execute_sql("SELECT count(*) FROM t").fetchone()[0], cache)
 """
 
 
 def test_a_hundred_calls_share_a_few_sqlite_connections(tmp_path):
     """Should serve 100 greenlets of a monkey-patched process (each writes, reads, then goes on without the
-    database) with at most the pool's connections open, not one per greenlet."""
+    database) with at most the pool's connections open, not one per greenlet, and their page caches within
+    one connection's budget."""
     path = str(tmp_path / "calls.sqlite3")
     done = subprocess.run([sys.executable, "-c", _MANY_CALLS_CHILD, path], capture_output=True, text=True,
                           timeout=90, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
-    name, files, rows = done.stdout.split()
+    name, files, rows, cache = done.stdout.split()
     assert name == "PooledCooperativeSqliteDatabase"
     assert int(files) <= core_db.SQLITE_POOL_SIZE, done.stdout
     assert int(rows) == 100
+    # the connections share one connection's page-cache budget (they live as long as the process)
+    assert int(cache) * core_db.SQLITE_POOL_SIZE == core_db.SQLITE_PRAGMAS["cache_size"]
