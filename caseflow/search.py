@@ -14,7 +14,7 @@ import unicodedata
 import weakref
 from typing import Iterable
 
-from core.db import database, is_postgres
+from core.db import database, is_postgres, schema_change
 
 log = logging.getLogger(__name__)
 
@@ -264,36 +264,60 @@ def forget(db=None) -> None:
     _ready.pop(db or database.obj, None)
 
 
-def ensure_index(table: str) -> None:
-    """Create the full-text structures for ``table`` once per database (idempotent)."""
+# On the request path (a ticket filed, a search) a missing PostgreSQL structure is built only on a small table
+# (a second at most). On a big one the build takes minutes holding the table's exclusive lock, inside the
+# caller's transaction: every call filing a ticket would wait behind it, so the ticket is filed without it
+# (nothing is lost: the generated column and the index are computed from every row when built) and the
+# product's start (ensure_all) or its migration builds it, with the statement timeout lifted.
+SMALL_TABLE_BYTES = 8 << 20
+
+
+class SearchNotReady(RuntimeError):
+    """The full-text index of a big table is not built yet (the product's start or migration builds it)."""
+
+
+def ensure_index(table: str, build: bool = False) -> bool:
+    """Create the full-text structures for ``table`` once per database (idempotent); True when they exist.
+    On PostgreSQL a table over SMALL_TABLE_BYTES gets them only with ``build`` (ensure_all, at start)."""
     db = database.obj
     done = _ready.setdefault(db, set())
     if table in done:
-        return
+        return True
     column = INDEXED[table]
     if is_postgres(db):
         # Look before altering: ALTER TABLE takes the table's exclusive lock even when the column is there,
         # and two first tickets filed at once (each inside its transaction) deadlocked on it, one of them
         # lost. The product creates the structures at start (ensure_all); this is for other databases.
-        have = db.execute_sql(
+        have, size = db.execute_sql(
             "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = %s AND column_name = 'search_tsv') + (SELECT count(*) FROM pg_indexes "
-            "WHERE schemaname = current_schema() AND indexname = %s)", (table, f"{table}_search_tsv")).fetchone()[0]
+            "WHERE schemaname = current_schema() AND indexname = %s), pg_relation_size(%s::regclass)",
+            (table, f"{table}_search_tsv", table)).fetchone()
         if have < 2:
-            db.execute_sql(
-                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search_tsv tsvector "
-                f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
-            db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} USING gin ({document(table)})")
+            if not build and size > SMALL_TABLE_BYTES:
+                log.warning("the full-text index of %s (%d MB) is not built: the product's start or migration "
+                            "builds it; writes go on without it, searches wait for it", table, size >> 20)
+                return False
+            log.info("building the full-text index of %s (%d MB): this may take minutes on a big table",
+                     table, size >> 20)
+            with schema_change(db):
+                db.execute_sql(
+                    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS search_tsv tsvector "
+                    f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {column})) STORED")
+                db.execute_sql(f"CREATE INDEX IF NOT EXISTS {table}_search_tsv ON {table} "
+                               f"USING gin ({document(table)})")
     else:
         _ensure_sqlite_fts(db, table, column)
     done.add(table)
+    return True
 
 
 def ensure_all() -> None:
-    """Create every full-text structure now (the product at start, before calls file tickets at once)."""
-    with database.atomic():
+    """Create every full-text structure now, whatever the tables' size (the product at start, before calls
+    file tickets at once)."""
+    with schema_change():
         for table in INDEXED:
-            ensure_index(table)
+            ensure_index(table, build=True)
 
 
 # FTS5 merges its segments a fixed number of leaf pages at a time as rows are written; with its default 4,050-byte
@@ -311,8 +335,10 @@ def upgrade(db) -> None:
             row = db.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                                  "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()
             if row is not None and "array_to_tsvector" not in row[0]:
-                db.execute_sql(f"DROP INDEX {table}_search_tsv")
-                db.execute_sql(f"CREATE INDEX {table}_search_tsv ON {table} USING gin ({document(table)})")
+                log.info("rebuilding the full-text index of %s: this may take minutes on a big table", table)
+                with schema_change(db):
+                    db.execute_sql(f"DROP INDEX {table}_search_tsv")
+                    db.execute_sql(f"CREATE INDEX {table}_search_tsv ON {table} USING gin ({document(table)})")
         elif db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
             db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
     forget(db)
@@ -371,7 +397,9 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
     grams = [g for g in grams if g]
     if not grams:
         return []
-    ensure_index(table)
+    if not ensure_index(table):
+        raise SearchNotReady(f"the full-text index of {table} is still being built (the product's start or "
+                             "migration builds it; on a big table that takes minutes): search again later")
     db = database.obj
     extra = f" AND ({restrict_sql})" if restrict_sql else ""
     if is_postgres(db):

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import peewee
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
-from core.db import BaseModel, database, is_postgres
+from core.db import BaseModel, database, is_postgres, schema_change
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,20 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
     steps = list(steps)
     with db.connection_context():
         fresh = not db.table_exists(SchemaMigration._meta.table_name)
-        db.create_tables([SchemaMigration, *models], safe=True)
+        # Every schema change with PostgreSQL's per-statement timeout lifted (core.db.schema_change): a new
+        # index on an existing big table, or a step rewriting one, takes minutes, not the seconds a call's
+        # queries are allowed.
+        with schema_change(db):
+            db.create_tables([SchemaMigration, *models], safe=True)
         done = {row.name for row in SchemaMigration.select()}
         ran = []
         migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
         for step in steps:
             if step.name in done:
                 continue
-            with db.atomic():
+            with schema_change(db):
                 if not fresh:
-                    log.info("applying migration %s", step.name)
+                    log.info("applying migration %s (on a big table this may take minutes)", step.name)
                     migrate(*step.operations(migrator, db))
                     ran.append(step.name)
                 SchemaMigration.create(name=step.name)

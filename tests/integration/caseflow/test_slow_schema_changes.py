@@ -1,0 +1,102 @@
+"""Schema changes longer than the per-statement timeout every pooled PostgreSQL connection has (core.db
+schema_change): the full-text structures built at start (ensure_all), by the first ticket and by the migration
+step, on a table whose index takes longer to build than HOTLINE_DB_STATEMENT_TIMEOUT allows a statement. A
+million tickets took minutes (the benchmark's first ticket failed); here an index expression that sleeps 20 ms
+a row over 30 rows stands in for it under a 250 ms statement timeout (long enough for the other statements
+on a busy machine). PostgreSQL only: SQLite has no statement timeout."""
+from __future__ import annotations
+
+import pytest
+
+from caseflow import search, services
+from core import db as core_db
+from core.db import DatabaseTimeout, DbTimeouts, is_postgres, schema_change
+from core.migrations import SchemaMigration
+
+ROWS = 30
+SLOW = DbTimeouts(statement=0.25, lock=0.5)
+
+
+def _has_index(database, table: str = "ticket") -> bool:
+    return database.execute_sql("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                                "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()[0] == 1
+
+
+@pytest.fixture
+def slow(db, db_url, org_setup, monkeypatch):
+    """ROWS tickets without their full-text structures, an index expression sleeping 20 ms a row, and the
+    models bound to a database whose statements may last 250 ms; yields that database."""
+    if not is_postgres(db):
+        pytest.skip("PostgreSQL's statement timeout")
+    for n in range(ROWS):
+        services.create_ticket(f"路灯不亮{n}", created_by=org_setup.agent)
+    db.execute_sql("CREATE OR REPLACE FUNCTION slow_document(tsvector) RETURNS tsvector IMMUTABLE "
+                   "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN $1; END $$")
+    for table in search.INDEXED:
+        db.execute_sql(f"DROP INDEX IF EXISTS {table}_search_tsv")
+        db.execute_sql(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_tsv")
+    plain = search.document
+    monkeypatch.setattr(search, "document", lambda table: f"slow_document({plain(table)})")
+    short = core_db.bind_database(db_url, SLOW)
+    short.connect()
+    search.forget(short)
+    with pytest.raises(DatabaseTimeout):
+        short.execute_sql("SELECT pg_sleep(0.5)")  # the limit is in force
+    yield short
+    short.close()
+    search.forget(short)
+    core_db.database.initialize(db)
+
+
+def test_start_builds_the_structures_past_the_statement_timeout(slow):
+    """Should build both tables' structures at start however long they take, the timeout back after."""
+    search.ensure_all()
+    assert _has_index(slow) and _has_index(slow, "knowledge_item")
+    assert slow.execute_sql("SHOW statement_timeout").fetchone()[0] == "250ms"
+
+
+def test_first_ticket_on_a_small_table_builds_them(slow, org_setup):
+    """Should file the first ticket of a small table and build the index with it (a second at most)."""
+    ticket = services.create_ticket("井盖丢失", created_by=org_setup.agent)
+    assert ticket.id and _has_index(slow)
+
+
+def test_first_ticket_on_a_big_table_leaves_them_to_the_start(slow, org_setup, monkeypatch):
+    """Should file the first ticket of a big table without building the index inside its transaction, say
+    so to a search, and have the start build it."""
+    monkeypatch.setattr(search, "SMALL_TABLE_BYTES", 0)
+    ticket = services.create_ticket("井盖丢失", created_by=org_setup.agent)
+    assert ticket.id and not _has_index(slow)
+    with pytest.raises(search.SearchNotReady, match="ticket"):
+        search.candidate_ids("ticket", search.query_grams("井盖"))
+    search.ensure_all()
+    assert _has_index(slow)
+
+
+def test_migration_rebuilds_the_index_past_the_statement_timeout(slow):
+    """Should run the index layout step (0010) on a table whose rebuild outlasts the statement timeout."""
+    from hotline.schema import create_schema
+
+    step = "0010_search_index_layout"
+    with schema_change(slow):  # the old layout
+        slow.execute_sql("ALTER TABLE ticket ADD COLUMN search_tsv tsvector "
+                         "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_text)) STORED")
+        slow.execute_sql("CREATE INDEX ticket_search_tsv ON ticket USING gin (search_tsv)")
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert step in create_schema()
+    definition = slow.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                                  "AND indexname = 'ticket_search_tsv'").fetchone()[0]
+    assert "slow_document" in definition
+
+
+def test_a_change_behind_a_busy_table_fails_clearly(slow, db_url):
+    """Should give up on the lock timeout, not wait for ever, when another transaction holds the table."""
+    other = core_db.open_database(db_url)
+    try:
+        with other.atomic():
+            other.execute_sql("LOCK TABLE ticket IN ACCESS SHARE MODE")
+            with pytest.raises(DatabaseTimeout, match="lock timeout"):
+                search.ensure_all()
+    finally:
+        other.close()
+    assert not _has_index(slow)
