@@ -398,8 +398,9 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
     if not grams:
         return []
     if not ensure_index(table):
-        raise SearchNotReady(f"the full-text index of {table} is still being built (the product's start or "
-                             "migration builds it; on a big table that takes minutes): search again later")
+        raise SearchNotReady(f"全文索引尚未建成，请稍后再检索 / the full-text index of {table} is still being "
+                             "built (the product's start or migration builds it; on a big table that takes "
+                             "minutes): search again later")
     db = database.obj
     extra = f" AND ({restrict_sql})" if restrict_sql else ""
     if is_postgres(db):

@@ -23,6 +23,7 @@ from flask import (Blueprint, abort, current_app, g, make_response, redirect, re
 
 from caseflow import org, portal, services
 from caseflow.privacy import mask_phone
+from caseflow.search import SearchNotReady
 from channels import sms, verify
 from caseflow import workflow as wf
 from caseflow.models import Region, Ticket
@@ -599,6 +600,8 @@ def cases():
                                               tz=_clock().tz)
     except portal.PortalError as err:
         error, status = error_text(err), 400
+    except SearchNotReady as err:  # a big database just migrated: the start is building the index
+        error, status = error_text(err), 503
     pages = max(1, min(-(-total // portal.PAGE_SIZE), portal.MAX_PAGES))
     return render_template("portal/cases.html", rows=portal.public_views(rows, g.lang, _names()), total=total,
                            max_listed=portal.MAX_LISTED, page=page, pages=pages, criteria=criteria, error=error,

@@ -20,6 +20,7 @@ from caseflow import attachments, faxout, knowledge, org, privacy, saved_searche
 from caseflow import workflow as wf
 from caseflow.models import Attachment, Department, Ticket, TicketCall, User
 from caseflow.roles import can
+from caseflow.search import SearchNotReady
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from webui.app import NavItem
@@ -417,7 +418,7 @@ def search():
     if any(criteria.values()):
         try:
             results = services.search_tickets(g.user, **criteria, limit=200)
-        except (TicketInputError, ValueError) as exc:
+        except (TicketInputError, ValueError, SearchNotReady) as exc:
             error = error_text(exc)
     return _search_page(criteria, results, error)
 
