@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 import weakref
 from typing import Iterable
@@ -270,6 +271,8 @@ def forget(db=None) -> None:
 # (nothing is lost: the generated column and the index are computed from every row when built) and the
 # product's start (ensure_all) or its migration builds it, with the statement timeout lifted.
 SMALL_TABLE_BYTES = 8 << 20
+WARN_EVERY = 60.0  # seconds between two warnings that a big table's index is missing
+_warned: dict[str, float] = {}
 
 
 class SearchNotReady(RuntimeError):
@@ -295,8 +298,11 @@ def ensure_index(table: str, build: bool = False) -> bool:
             (table, f"{table}_search_tsv", table)).fetchone()
         if have < 2:
             if not build and size > SMALL_TABLE_BYTES:
-                log.warning("the full-text index of %s (%d MB) is not built: the product's start or migration "
-                            "builds it; writes go on without it, searches wait for it", table, size >> 20)
+                if time.monotonic() - _warned.get(table, -WARN_EVERY) >= WARN_EVERY:  # not a line per ticket
+                    _warned[table] = time.monotonic()
+                    log.warning("the full-text index of %s (%d MB) is not built: the product's start or "
+                                "migration builds it; writes go on without it, searches wait for it",
+                                table, size >> 20)
                 return False
             log.info("building the full-text index of %s (%d MB): this may take minutes on a big table",
                      table, size >> 20)
