@@ -78,6 +78,25 @@ class BrowserThread(threading.Thread):
         in_thread(self.join, 30)
 
 
+def wss_address(esl) -> str:
+    """host:port of the internal profile's secure WebSocket, as the switch reports it."""
+    status = esl.api("sofia status profile internal")
+    wss = [line.split()[-1] for line in status.splitlines() if line.startswith("WSS-BIND-URL")]
+    assert wss, ("the internal profile has no secure WebSocket: restart FreeSWITCH with this freeswitch-conf "
+                 "after scripts/dev-cert.sh var/certs (docs/freeswitch.md, Browser phone)")
+    return wss[0].split("@", 1)[1].split(";", 1)[0]          # sips:mod_sofia@127.0.0.1:7443;transport=wss
+
+
+def sign_in_to_desk(page, base: str) -> None:
+    """Demo agent 1001 signs in and opens the desk."""
+    page.goto(base + "/login")
+    page.fill("#operator_no", "1001")
+    page.fill("#password", "demo1234")
+    with page.expect_navigation():
+        page.click("button[type=submit].primary")
+    page.goto(base + "/desk/")
+
+
 def _event(esl_events, predicate, what: str, timeout: float = 30.0):
     try:
         return in_thread(esl_events.wait_event, predicate, timeout)
@@ -116,11 +135,7 @@ def test_browser_phone_takes_a_queue_call_live(esl_endpoint, esl, esl_events, pl
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import expect
 
-    status = esl.api("sofia status profile internal")
-    wss = [line.split()[-1] for line in status.splitlines() if line.startswith("WSS-BIND-URL")]
-    assert wss, ("the internal profile has no secure WebSocket: restart FreeSWITCH with this freeswitch-conf "
-                 "after scripts/dev-cert.sh var/certs (docs/freeswitch.md, Browser phone)")
-    host_port = wss[0].split("@", 1)[1].split(";", 1)[0]          # sips:mod_sofia@127.0.0.1:7443;transport=wss
+    host_port = wss_address(esl)
     password = esl.api("global_getvar agent_password").strip()
     product = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds,
                             settings={"softphone_wss": f"wss://{host_port}", "agent_sip_password": password})
@@ -133,12 +148,7 @@ def test_browser_phone_takes_a_queue_call_live(esl_endpoint, esl, esl_events, pl
         base = f"http://127.0.0.1:{product.parts['web'].server_port}"
 
         def open_desk(page):
-            page.goto(base + "/login")
-            page.fill("#operator_no", "1001")
-            page.fill("#password", "demo1234")
-            with page.expect_navigation():
-                page.click("button[type=submit].primary")
-            page.goto(base + "/desk/")
+            sign_in_to_desk(page, base)
             expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "off")
             assert password not in page.content()  # the page never carries the seat's password
             page.get_by_test_id("sp-on").check()

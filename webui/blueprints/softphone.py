@@ -58,6 +58,7 @@ MESSAGES = {"zh": {
     "(hold, transfer, hang up) still work.":
         "与话务服务器的连接已断开，正在重连。通话可能仍在继续：工作台上的保持、转接、挂断按钮仍然可用。",
     "The call ended: its audio connection was lost.": "通话已结束：音频连接中断。",
+    "The call had ended while the connection was lost.": "通话已结束：在连接中断期间结束。",
     "The phone server refused the seat's password: ask the administrator.": "话务服务器拒绝了座席密码，请联系管理员。",
     "Registration failed; trying again.": "注册失败，正在重试。",
     "The call could not be answered.": "未能接听来电。",
@@ -104,6 +105,7 @@ def softphone_view() -> dict | None:
              "The connection to the phone server was lost; reconnecting. The call may go on: the desk's buttons "
              "(hold, transfer, hang up) still work.",
              "The call ended: its audio connection was lost.",
+             "The call had ended while the connection was lost.",
              "The phone server refused the seat's password: ask the administrator.",
              "Registration failed; trying again.", "The call could not be answered.",
              "The request failed (%(status)s).", "Network error: the server did not answer.")

@@ -174,8 +174,10 @@
       } else { show("error", words("unreachable")); }
     });
     ua.on("registered", function () {
+      var wasLost = connectionLost;
       connectionLost = false;
-      if (session) { show(box.dataset.state, stateLine()); } else { idle(""); }
+      if (session && wasLost && box.dataset.state === "in_call") { stillThere(session); }
+      else if (session) { show(box.dataset.state, stateLine()); } else { idle(""); }
     });
     ua.on("registrationFailed", function (e) {
       var causes = JsSIP.C.causes;
@@ -221,6 +223,24 @@
     if (session && session.isOnHold().remote) { line += " · " + words("On hold"); }
     if (session && session.isMuted().audio) { line += " · " + words("Muted"); }
     return line;
+  }
+  // The call's fate while the connection is lost: the switch's BYE has no way to this browser, but the desk
+  // hears the ACD over its own event stream (agent_desk.js keeps the ACD's state on the bar, data-state). The
+  // ACD no longer has the agent in a call: the call ended meanwhile, so say so and let the session go, rather
+  // than "in call" until the audio's silence ends it half a minute later. Back and still in the call: it goes on.
+  var deskBar = document.getElementById("controls");
+  function deskInCall() { return !deskBar || deskBar.dataset.state === "in_call"; }
+  function endedMeanwhile(s) {
+    finished(s, words("The call had ended while the connection was lost."));
+    try { s.terminate(); } catch (e) { /* already over */ }
+  }
+  function stillThere(s) {
+    if (deskInCall()) { stateEl.textContent = stateLine(); } else { endedMeanwhile(s); }
+  }
+  if (deskBar && window.MutationObserver) {
+    new MutationObserver(function () {
+      if (session && connectionLost && box.dataset.state === "in_call" && !deskInCall()) { endedMeanwhile(session); }
+    }).observe(deskBar, {attributes: true, attributeFilter: ["data-state"]});
   }
   function offered(s) {
     session = s;
