@@ -62,16 +62,19 @@ class SeatPasswords:
 
     ``seats()`` -> the directory's extensions; ``folder``: where the file goes (Config.seats_dir), under
     ``file_name``; ``reload()`` asks the running switches to read it again (None: nobody to ask, a switch reads
-    it at its start).
+    it at its start); ``subscribers({extension: password})``, when given, is handed every seat's password at
+    each publish (Kamailio's credentials table, hotline.kamailio.subscriber_writer).
     """
 
     def __init__(self, secret_key: str, seats: Callable[[], Iterable[str]], folder: Path,
-                 reload: Callable[[], object] | None = None, file_name: str = "seats.xml"):
+                 reload: Callable[[], object] | None = None, file_name: str = "seats.xml",
+                 subscribers: Callable[[dict[str, str]], object] | None = None):
         self.key = seat_key(secret_key)
         self.seats = seats
         self.folder = Path(folder)
         self.reload = reload
         self.file_name = file_name
+        self.subscribers = subscribers
 
     def password(self, extension: str) -> str | None:
         """The seat's password, None when it has none."""
@@ -110,8 +113,10 @@ class SeatPasswords:
         return sorted(found, key=lambda row: (len(row.extension), row.extension))
 
     def publish(self) -> bool:
-        """Write the directory file for every seat with a password and, when it changed, tell the switches;
-        True when it changed."""
+        """Write the directory file for every seat with a password and, when it changed, tell the switches; hand
+        the passwords to ``subscribers`` (every time: its table may have been lost); True when the file changed.
+        A failure of ``subscribers`` is raised after the file is written and the switches told: a reset must not
+        look done while Kamailio still takes the old password."""
         from switch.directory import seats_xml, write_seats
 
         passwords = {row.extension: derive(self.key, row.extension, row.salt) for row in self.rows()}
@@ -120,4 +125,6 @@ class SeatPasswords:
             log.info("seat directory written for %d seats: %s", len(passwords), self.folder)
             if self.reload is not None:
                 self.reload()
+        if self.subscribers is not None:
+            self.subscribers(passwords)
         return changed

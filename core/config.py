@@ -282,6 +282,8 @@ class Config:
     kamailio_rpc: tuple[str, int] | None = None
     kamailio_db: str = ""
     kamailio_location: str = "kamailio.location"
+    # The digest realm of each seat's own password at Kamailio (part of the ha1 it keeps: changing it rewrites them).
+    kamailio_realm: str = "hotline"
     kamailio_carriers: tuple[str, ...] = ("127.0.0.1/32",)
     kamailio_poll: float = 2.0
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -358,6 +360,7 @@ _ENV_KEYS = {
     "HOTLINE_KAMAILIO_RPC": "kamailio_rpc",
     "HOTLINE_KAMAILIO_DB": "kamailio_db",
     "HOTLINE_KAMAILIO_LOCATION": "kamailio_location",
+    "HOTLINE_KAMAILIO_REALM": "kamailio_realm",
     "HOTLINE_KAMAILIO_CARRIERS": "kamailio_carriers",
     "HOTLINE_KAMAILIO_POLL": "kamailio_poll",
 }
@@ -391,6 +394,14 @@ def _positive(name: str, value, kind):
     if not number > 0:
         raise ConfigError(f"{name}: must be more than 0, got {value!r}")
     return number
+
+
+# Kamailio's names the product's settings give (a table, the digest realm): (pattern, what it must be).
+_KAMAILIO_NAMES = {
+    "kamailio_location": (r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$",
+                          "schema.table or table in lower-case letters, digits and _"),
+    "kamailio_realm": (r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "letters, digits, . and - (up to 63), as a host name"),
+}
 
 
 def _coerce(name: str, value):
@@ -443,11 +454,11 @@ def _coerce(name: str, value):
         return parse_cidrs(value, "HOTLINE_KAMAILIO_CARRIERS")
     if name == "kamailio_poll":
         return _positive("HOTLINE_KAMAILIO_POLL", value, float)
-    if name == "kamailio_location":
+    if name in _KAMAILIO_NAMES:
+        pattern, meaning = _KAMAILIO_NAMES[name]
         text = str(value).strip()
-        if not re.match(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$", text):
-            raise ConfigError(f"HOTLINE_KAMAILIO_LOCATION: schema.table or table in lower-case letters, digits "
-                              f"and _, got {text!r}")
+        if not re.match(pattern, text):
+            raise ConfigError(f"HOTLINE_{name.upper()}: {meaning}, got {text!r}")
         return text
     if name == "softphone_wss":
         return parse_softphone_wss(value)
@@ -572,7 +583,7 @@ def _check_secrets(config: Config) -> Config:
                 raise ConfigError(f"production mode refuses the shipped ESL password of {endpoint.name} "
                                   "(ClueCon or a placeholder of freeswitch-conf/vars.xml): set your own in "
                                   "HOTLINE_ESL and HOTLINE_FS_ESL_PASSWORD")
-        # One password for every seat stays possible (Kamailio in front still needs it, docs/kamailio.md), but
+        # One password for every seat stays possible (development, the live tests), but
         # never the shipped placeholder nor a short one.
         if config.seat_passwords == "shared" and (len(config.agent_sip_password) < 12
                                                   or config.agent_sip_password in PLACEHOLDER_PASSWORDS):

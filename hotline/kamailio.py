@@ -16,26 +16,55 @@ log = logging.getLogger(__name__)
 DEFAULT_DIR = PROJECT_ROOT / "var" / "kamailio"
 
 
+def subscriber_table(config: Config) -> str:
+    """The seats' credentials table Kamailio reads in product mode: ``subscriber`` beside the location table."""
+    schema, _, _ = config.kamailio_location.rpartition(".")
+    return f"{schema}.subscriber" if schema else "subscriber"
+
+
 def settings_from(config: Config, switches, values_by_switch: dict[str, dict[str, str]]) -> kam.KamailioSettings:
-    """KamailioSettings from the product's settings and what each switch said (read_switch): the seats and their
-    password must be the same on every switch, Kamailio being one registrar for all of them."""
+    """KamailioSettings from the product's settings and what each switch said (read_switch): the seats (and, with
+    one password for all, that password) must be the same on every switch, Kamailio being one registrar for all
+    of them. With each seat its own password (HOTLINE_FS_SEAT_PASSWORDS=product) Kamailio checks the product's
+    credentials table (subscriber_writer) in HOTLINE_KAMAILIO_REALM."""
     if config.kamailio is None:
         raise kam.KamailioError("HOTLINE_KAMAILIO is not set: there is no Kamailio to configure")
-    if config.seat_passwords != "shared":
-        # Kamailio's configuration checks one password for every seat (kamailio-conf AGENT_PASSWORD); each seat's
-        # own (acd.seats) would need its subscriber table, not done yet.
-        raise kam.KamailioError("Kamailio in front checks one SIP password for every seat: set "
-                                "HOTLINE_FS_SEAT_PASSWORDS=shared and HOTLINE_FS_AGENT_PASSWORD (a real secret) on the "
-                                "app and the switches")
+    own = config.seat_passwords == "product"
     seats = {values["agent_extensions"] for values in values_by_switch.values()}
     passwords = {values["agent_password"] for values in values_by_switch.values()}
-    if len(seats) != 1 or len(passwords) != 1:
+    if len(seats) != 1 or (not own and len(passwords) != 1):
         raise kam.KamailioError("the switches differ in their seats (agent_extensions) or the seats' password "
                                 "(agent_password): Kamailio registers the seats of all of them, make them equal")
     return kam.KamailioSettings(
         sip=config.kamailio, rpc=config.kamailio_rpc, db_url=kam.kamailio_db_url(config.kamailio_db),
-        switches=tuple(switches), seat_re=seats.pop(), agent_password=passwords.pop(),
-        carriers=tuple(config.kamailio_carriers), location_table=config.kamailio_location)
+        switches=tuple(switches), seat_re=seats.pop(), agent_password="" if own else passwords.pop(),
+        carriers=tuple(config.kamailio_carriers), location_table=config.kamailio_location,
+        subscriber_table=subscriber_table(config) if own else "", realm=config.kamailio_realm if own else "")
+
+
+def subscriber_writer(config: Config):
+    """``write({extension: password})`` keeping Kamailio's credentials table equal to the seats' own passwords
+    (acd.seats.SeatPasswords ``subscribers``; the table made when missing), or None without a Kamailio or with
+    one password for all. Each call opens its own connection: the passwords change seldom (a reset, the
+    product's start)."""
+    if config.kamailio is None or config.seat_passwords != "product":
+        return None
+
+    def write(passwords: dict[str, str]) -> None:
+        import psycopg2
+
+        table = subscriber_table(config)
+        connection = psycopg2.connect(config.kamailio_db, connect_timeout=10)
+        try:
+            with connection, connection.cursor() as cursor:  # a site that never ran init-db still gets it
+                cursor.execute(kam.subscriber_table_sql(table))
+            changed = kam.write_subscribers(connection, table, config.kamailio_realm, passwords)
+        finally:
+            connection.close()
+        if changed:
+            log.info("Kamailio's seat credentials: %d rows written", changed)
+
+    return write
 
 
 def read_switches(config: Config, timeout: float = 10.0):
@@ -57,14 +86,17 @@ def read_switches(config: Config, timeout: float = 10.0):
         pool.stop()
 
 
-def create_location_table(db_url: str, table: str) -> None:
-    """Kamailio's location table (and its schema) in its PostgreSQL database, when missing."""
+def create_location_table(db_url: str, table: str, subscribers: str = "") -> None:
+    """Kamailio's location table (and its schema) in its PostgreSQL database, when missing; and the seats'
+    credentials table ``subscribers`` when named."""
     import psycopg2
 
     connection = psycopg2.connect(db_url, connect_timeout=10)
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute(kam.location_table_sql(table))
+            if subscribers:
+                cursor.execute(kam.subscriber_table_sql(subscribers))
     finally:
         connection.close()
 
@@ -106,15 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     render = commands.add_parser("render", help="kamailio-conf/ filled in for the switches of HOTLINE_ESL (they "
                                                 "must be running: their SIP addresses and seats are read from them)")
     render.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"where to write (default {DEFAULT_DIR})")
-    commands.add_parser("init-db", help="create Kamailio's location table in HOTLINE_KAMAILIO_DB when missing")
+    commands.add_parser("init-db", help="create Kamailio's location table (and, with each seat its own password, "
+                                        "its credentials table) in HOTLINE_KAMAILIO_DB when missing")
     args = parser.parse_args(argv)
     try:
         config = load_config()
         if config.kamailio is None:
             raise ConfigError("HOTLINE_KAMAILIO is not set (host:port of Kamailio's SIP address)")
         if args.command == "init-db":
-            create_location_table(config.kamailio_db, config.kamailio_location)
-            print(f"{config.kamailio_location}: ready")
+            own = subscriber_table(config) if config.seat_passwords == "product" else ""
+            create_location_table(config.kamailio_db, config.kamailio_location, own)
+            print(f"{', '.join(filter(None, (config.kamailio_location, own)))}: ready")
             return 0
         switches, values = read_switches(config)
         cfg = kam.render_conf(settings_from(config, switches, values), args.out)

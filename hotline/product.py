@@ -129,9 +129,12 @@ class Product:
             from switch.directory import DirectoryReloads
             from webui.acd_forms import directory_extensions
 
+            from hotline.kamailio import subscriber_writer
+
             reloads = DirectoryReloads(pool)
+            # With Kamailio in front, its credentials table follows every password too (docs/kamailio.md).
             seats = SeatPasswords(config.secret_key, lambda: directory_extensions(config), config.seats_dir,
-                                  reload=reloads.changed)
+                                  reload=reloads.changed, subscribers=subscriber_writer(config))
         self.parts["seats"] = seats
         self.parts.update(pool=pool, cdr=cdr, recordings=recordings, acd=acd, trees=trees,
                           bridge_recorder=bridge_recorder,

@@ -9,6 +9,7 @@ the ACD marks such agents with the server name ``REGISTRAR``.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -21,7 +22,8 @@ from pathlib import Path
 from core.config import PROJECT_ROOT
 
 __all__ = ["REGISTRAR", "SwitchSip", "KamailioSettings", "KamailioError", "render_conf", "kamailio_db_url",
-           "location_table_sql", "read_registrations", "dial_route", "seat_regex", "KAMAILIO_BINARY"]
+           "location_table_sql", "read_registrations", "dial_route", "seat_regex", "KAMAILIO_BINARY",
+           "subscriber_table", "subscriber_table_sql", "seat_ha1", "write_subscribers"]
 
 CONF_DIR = PROJECT_ROOT / "kamailio-conf"
 KAMAILIO_BINARY = "/usr/sbin/kamailio"
@@ -33,6 +35,8 @@ _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
 # quote, no backslash) and in FreeSWITCH's XML.
 _PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~!%^&*()+=@#:,/?\[\]{}|<>-]{1,64}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+# The digest realm of each seat's own password (it is part of the stored ha1): a host-name-like word.
+_REALM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 
 
 class KamailioError(ValueError):
@@ -60,7 +64,7 @@ class KamailioSettings:
     db_url: str                       # Kamailio's form, postgres://user:password@host:port/database
     switches: tuple[SwitchSip, ...]
     seat_re: str                      # POSIX extended regular expression of the seats' extensions
-    agent_password: str
+    agent_password: str               # the one password of every seat (shared mode); "" with subscriber_table
     carriers: tuple[str, ...] = ()    # CIDRs whose calls are admitted without authentication
     location_table: str = "kamailio.location"
     auth_secret: str = ""
@@ -68,6 +72,10 @@ class KamailioSettings:
     fr_timer: int = 2000
     pike_density: int = 30
     max_expires: int = 300
+    # Each seat its own password (HOTLINE_FS_SEAT_PASSWORDS=product): auth_db checks the ha1 the product keeps
+    # in this table (write_subscribers) for the digest realm ``realm``; "" = the shared AGENT_PASSWORD.
+    subscriber_table: str = ""
+    realm: str = ""
 
 
 def _check_host(what: str, host: str) -> str:
@@ -120,11 +128,16 @@ def kamailio_db_url(url: str) -> str:
     return f"postgres://{credentials}{host}{port}/{parts.path.strip('/')}"
 
 
-def location_table(name: str) -> str:
+def location_table(name: str, what: str = "location table") -> str:
     """``schema.table`` or ``table``, lower-case letters, digits and underscores."""
     if not _TABLE_RE.match(name or ""):
-        raise KamailioError(f"location table {name!r}: lower-case letters, digits and _, as schema.table or table")
+        raise KamailioError(f"{what} {name!r}: lower-case letters, digits and _, as schema.table or table")
     return name
+
+
+def subscriber_table(name: str) -> str:
+    """The seats' credentials table, named like the location table."""
+    return location_table(name, "subscriber table")
 
 
 def _carrier_line(cidr: str) -> str:
@@ -143,9 +156,7 @@ def _values(settings: KamailioSettings, directory: Path) -> dict[str, str]:
     rpc_port = _check_port("Kamailio's RPC port", settings.rpc[1])
     if (sip_host, sip_port) == (rpc_host, rpc_port):
         raise KamailioError("Kamailio's RPC port must differ from its SIP port")
-    if not _PASSWORD_RE.match(settings.agent_password or ""):
-        raise KamailioError("the seats' SIP password (FreeSWITCH agent_password) must be 1 to 64 letters, digits "
-                            "or punctuation other than $, quotes, backslash and spaces")
+    seat_auth = _seat_auth(settings)
     if not settings.switches:
         raise KamailioError("no FreeSWITCH to send calls to")
     if not settings.db_url.startswith("postgres://") or '"' in settings.db_url:
@@ -160,12 +171,32 @@ def _values(settings: KamailioSettings, directory: Path) -> dict[str, str]:
         "generated_for": ", ".join(s.name for s in settings.switches),
         "sip_ip": sip_host, "sip_port": str(sip_port), "rpc_ip": rpc_host, "rpc_port": str(rpc_port),
         "db_url": settings.db_url, "location_table": location_table(settings.location_table),
-        "seat_re": seat_regex(settings.seat_re), "agent_password": settings.agent_password,
+        "seat_re": seat_regex(settings.seat_re), "seat_auth": seat_auth,
         "auth_secret": secret,
         "dispatcher_list": str(directory / "dispatcher.list"), "address_file": str(directory / "address.list"),
         "ping_interval": str(int(settings.ping_interval)), "fr_timer": str(int(settings.fr_timer)),
         "pike_density": str(int(settings.pike_density)), "max_expires": str(int(settings.max_expires)),
     }
+
+
+def _seat_auth(settings: KamailioSettings) -> str:
+    """The #!define lines of how seats authenticate: each its own password (auth_db on the subscriber table, in
+    the realm its ha1 was made for) or the one shared password."""
+    if settings.subscriber_table:
+        realm = check_realm(settings.realm)
+        return (f'#!define SEAT_PASSWORDS_OWN\n#!define SUBSCRIBER "{subscriber_table(settings.subscriber_table)}"\n'
+                f'#!define REALM "{realm}"')
+    if not _PASSWORD_RE.match(settings.agent_password or ""):
+        raise KamailioError("the seats' SIP password (FreeSWITCH agent_password) must be 1 to 64 letters, digits "
+                            "or punctuation other than $, quotes, backslash and spaces")
+    return f'#!define AGENT_PASSWORD "{settings.agent_password}"'
+
+
+def check_realm(realm: str) -> str:
+    """The digest realm of the seats' own passwords: letters, digits, dots and hyphens, up to 63."""
+    if not _REALM_RE.match(realm or ""):
+        raise KamailioError(f"Kamailio's realm {realm!r}: letters, digits, . and - (up to 63), as a host name")
+    return realm
 
 
 def dispatcher_list(settings: KamailioSettings) -> str:
@@ -296,3 +327,59 @@ def read_switch(name: str, api) -> tuple[SwitchSip, dict[str, str]]:
                                                                     values["external_sip_port"]),
                        values["hotline_sip_ip"], _check_port(f"{name}: internal_sip_port", values["internal_sip_port"]))
     return switch, values
+
+
+# Debian's /usr/share/kamailio/postgres/auth_db-create.sql (subscriber version 7), named with its schema. The
+# product keeps only ha1 (md5 of user:realm:password); the plaintext column stays empty.
+_SUBSCRIBER_SQL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id SERIAL PRIMARY KEY NOT NULL,
+    username VARCHAR(64) DEFAULT '' NOT NULL,
+    domain VARCHAR(64) DEFAULT '' NOT NULL,
+    password VARCHAR(64) DEFAULT '' NOT NULL,
+    ha1 VARCHAR(128) DEFAULT '' NOT NULL,
+    ha1b VARCHAR(128) DEFAULT '' NOT NULL,
+    CONSTRAINT {name}_account_idx UNIQUE (username, domain)
+);
+CREATE INDEX IF NOT EXISTS {name}_username_idx ON {table} (username);
+"""
+
+
+def subscriber_table_sql(table: str) -> str:
+    """The statements that create the seats' credentials table (and its schema) when missing."""
+    table = subscriber_table(table)
+    schema, _, name = table.rpartition(".")
+    head = f"CREATE SCHEMA IF NOT EXISTS {schema};\n" if schema else ""
+    return head + _SUBSCRIBER_SQL.format(table=table, name=name)
+
+
+def seat_ha1(extension: str, realm: str, password: str) -> str:
+    """HA1 of digest authentication, md5(user:realm:password), what auth_db compares (calculate_ha1 0)."""
+    return hashlib.md5(f"{extension}:{realm}:{password}".encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def write_subscribers(connection, table: str, realm: str, passwords: dict[str, str]) -> int:
+    """Make the credentials table hold exactly ``{extension: password}`` (as ha1 in ``realm``) over a DB-API
+    ``connection`` (psycopg2), in one transaction: changed seats updated, new ones added, every other row (a
+    seat gone, another realm) deleted. Returns how many rows changed."""
+    table, realm = subscriber_table(table), check_realm(realm)
+    wanted = {extension: seat_ha1(extension, realm, password) for extension, password in passwords.items()}
+    changed = 0
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, username, domain, ha1 FROM {table}")  # noqa: S608 - checked name
+        have = {}
+        for row_id, username, domain, ha1 in cursor.fetchall():
+            if domain == realm and username in wanted and username not in have:
+                have[username] = (row_id, ha1)
+            else:
+                cursor.execute(f"DELETE FROM {table} WHERE id = %s", (row_id,))  # noqa: S608 - checked name
+                changed += 1
+        for extension, ha1 in sorted(wanted.items()):
+            if extension not in have:
+                cursor.execute(f"INSERT INTO {table} (username, domain, ha1) VALUES (%s, %s, %s)",  # noqa: S608
+                               (extension, realm, ha1))
+                changed += 1
+            elif have[extension][1] != ha1:
+                cursor.execute(f"UPDATE {table} SET ha1 = %s WHERE id = %s", (ha1, have[extension][0]))  # noqa: S608
+                changed += 1
+    return changed

@@ -26,6 +26,7 @@ from tests.live.sipphone import SCENARIOS, free_udp_port, register
 PASSWORD = "kam-test-pw-1"
 CALLER = SCENARIOS / "call_via_proxy.xml"
 SEATS = r"^(10[01]\d)$"
+REALM = "hotline.test"
 
 
 def _free_tcp_port() -> int:
@@ -193,27 +194,30 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def front(tmp_path, pg_url, tools):
+def _front(tmp_path, pg_url, own_passwords: bool = False):
     """Kamailio in front of three switches: ``ok`` answers calls, ``refusing`` answers OPTIONS but refuses
     every call with 503, ``dead`` is an address where nothing answers; ``ring_port`` is the address a switch
-    rings seats from."""
+    rings seats from. ``own_passwords``: each seat its own password, from the credentials table beside the
+    location table (``front.subscribers``; the product's writer makes it)."""
     import psycopg2
 
     schema = f"kam_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    table = f"{schema}.location"
+    table, subscribers = f"{schema}.location", f"{schema}.subscriber"
     with psycopg2.connect(pg_url) as connection, connection.cursor() as cursor:
         cursor.execute(kam.location_table_sql(table))
+    connection.close()
     ok, refusing = SipSwitch(200), SipSwitch(503)
     dead_port, ring_port = free_udp_port(), free_udp_port()
     switches = (kam.SwitchSip("refusing", "127.0.0.1", refusing.port, "127.0.0.1", free_udp_port()),
                 kam.SwitchSip("ok", "127.0.0.1", ok.port, "127.0.0.1", ring_port),
                 kam.SwitchSip("dead", "127.0.0.1", dead_port, "127.0.0.1", free_udp_port()))
     sip_port = _free_sip_port()
+    auth = dict(agent_password="", subscriber_table=subscribers, realm=REALM) if own_passwords else \
+        dict(agent_password=PASSWORD)
     settings = kam.KamailioSettings(
         sip=("127.0.0.1", sip_port), rpc=("127.0.0.1", _free_tcp_port()), db_url=kam.kamailio_db_url(pg_url),
-        switches=switches, seat_re=SEATS, agent_password=PASSWORD, carriers=("127.0.0.1/32",),
-        location_table=table, ping_interval=1, fr_timer=1000, pike_density=200)
+        switches=switches, seat_re=SEATS, carriers=("127.0.0.1/32",),
+        location_table=table, ping_interval=1, fr_timer=1000, pike_density=200, **auth)
     server = Kamailio(tmp_path, settings)
     server.start()
     connection = psycopg2.connect(pg_url)
@@ -225,15 +229,30 @@ def front(tmp_path, pg_url, tools):
     front = Front()
     front.kamailio, front.ok, front.refusing, front.dead_port, front.ring_port = server, ok, refusing, dead_port, \
         ring_port
-    front.sip_port, front.workdir = sip_port, tmp_path
+    front.sip_port, front.workdir, front.subscribers, front.pg_url = sip_port, tmp_path, subscribers, pg_url
+    front.location = table
     front.registrations = lambda: kam.read_registrations(connection, table)
-    yield front
-    server.stop()
-    ok.close()
-    refusing.close()
-    connection.close()
-    with psycopg2.connect(pg_url) as dropping, dropping.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    try:
+        yield front
+    finally:
+        server.stop()
+        ok.close()
+        refusing.close()
+        connection.close()
+        with psycopg2.connect(pg_url) as dropping, dropping.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def front(tmp_path, pg_url, tools):
+    """Kamailio with one password for every seat (PASSWORD)."""
+    yield from _front(tmp_path, pg_url)
+
+
+@pytest.fixture
+def own_front(tmp_path, pg_url, tools):
+    """Kamailio checking each seat's own password in the credentials table."""
+    yield from _front(tmp_path, pg_url, own_passwords=True)
 
 
 def _sipp(sipp: str, front, *args, timeout: int = 30) -> subprocess.CompletedProcess:
@@ -307,3 +326,45 @@ def test_a_switch_rings_a_registered_seat_through_the_location_table(front, tool
         if phone.poll() is None:
             phone.kill()
             phone.communicate(timeout=5)
+
+
+def test_each_seat_registers_with_its_own_password_and_a_reset_takes_the_old_one_away(own_front, tools, db):
+    """Should, with each seat its own password (acd.seats and the product's writer keeping Kamailio's credentials
+    table, made on the first write), register a seat with its password, refuse it with another seat's, and after
+    an administrator's reset refuse the old password and take the new one; the table holds ha1 only."""
+    import psycopg2
+
+    from acd.seats import SeatPasswords
+    from core.config import load_config
+    from hotline.kamailio import subscriber_table, subscriber_writer
+
+    config = load_config({"secret_key": "k" * 40, "kamailio": f"127.0.0.1:{own_front.sip_port}",
+                          "kamailio_db": own_front.pg_url, "kamailio_location": own_front.location,
+                          "kamailio_realm": REALM})
+    assert subscriber_table(config) == own_front.subscribers
+    seats = SeatPasswords(config.secret_key, lambda: ("1001", "1002"), own_front.workdir / "seats",
+                          subscribers=subscriber_writer(config))
+    seats.ensure()
+    seats.publish()
+    first, other = seats.password("1001"), seats.password("1002")
+    phone_port = free_udp_port()
+    done = register(tools, own_front.workdir, own_front.sip_port, "1001", first, 120, free_udp_port(), phone_port)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert set(own_front.registrations()) == {"1001"}
+    borrowed = register(tools, own_front.workdir, own_front.sip_port, "1001", other, 120, free_udp_port())
+    assert borrowed.returncode != 0
+    not_a_seat = register(tools, own_front.workdir, own_front.sip_port, "1003", first, 120, free_udp_port())
+    assert not_a_seat.returncode != 0
+
+    new = seats.reset("1001", "0001")
+    assert new != first
+    old = register(tools, own_front.workdir, own_front.sip_port, "1001", first, 120, free_udp_port())
+    assert old.returncode != 0
+    again = register(tools, own_front.workdir, own_front.sip_port, "1001", new, 120, free_udp_port(), phone_port)
+    assert again.returncode == 0, again.stdout[-2000:]
+    with psycopg2.connect(own_front.pg_url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT username, domain, password, ha1 FROM {own_front.subscribers} ORDER BY username")
+        rows = cursor.fetchall()
+    connection.close()
+    assert rows == [("1001", REALM, "", kam.seat_ha1("1001", REALM, new)),
+                    ("1002", REALM, "", kam.seat_ha1("1002", REALM, other))]

@@ -26,7 +26,8 @@ def test_every_setting_given():
     config = load_config({"HOTLINE_KAMAILIO": "127.0.0.1:5070", "HOTLINE_KAMAILIO_RPC": "127.0.0.1:5999",
                           "HOTLINE_KAMAILIO_DB": "postgresql://kam@db/k", "HOTLINE_KAMAILIO_LOCATION": "sip.location",
                           "HOTLINE_KAMAILIO_CARRIERS": "198.51.100.0/28, 203.0.113.7",
-                          "HOTLINE_KAMAILIO_POLL": "0.5"})
+                          "HOTLINE_KAMAILIO_POLL": "0.5", "HOTLINE_KAMAILIO_REALM": "sip.hotline.example"})
+    assert config.kamailio_realm == "sip.hotline.example"
     assert (config.kamailio_rpc, config.kamailio_db, config.kamailio_location) == (
         ("127.0.0.1", 5999), "postgresql://kam@db/k", "sip.location")
     assert config.kamailio_carriers == ("198.51.100.0/28", "203.0.113.7") and config.kamailio_poll == 0.5
@@ -38,6 +39,8 @@ def test_every_setting_given():
     ("HOTLINE_KAMAILIO_CARRIERS", "carrier.example", "not an address"),
     ("HOTLINE_KAMAILIO_POLL", "0", "more than 0"),
     ("HOTLINE_KAMAILIO_LOCATION", "Location;drop", "schema.table"),
+    ("HOTLINE_KAMAILIO_REALM", 'a"b', "HOTLINE_KAMAILIO_REALM"),
+    ("HOTLINE_KAMAILIO_REALM", "", "HOTLINE_KAMAILIO_REALM"),
 ])
 def test_nonsense_refused(key, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -125,16 +125,118 @@ def test_dial_route():
     assert kam.dial_route(("10.0.0.9", 5060)) == "sofia/internal/{extension}@10.0.0.9:5060"
 
 
-def test_kamailio_needs_one_shared_seat_password():
-    """Should refuse to configure Kamailio while each seat has its own password (its configuration checks one for
-    all), naming what to set; with the shared kind it reads the switches' common one."""
+def test_settings_from_each_seat_its_own_password_or_the_shared_one():
+    """Should configure Kamailio for each seat's own password by default (the credentials table beside the
+    location table, the configured realm, no shared password), and with the shared kind read the switches'
+    common password, refusing switches that differ in it."""
     from core.config import load_config
     from hotline.kamailio import settings_from
 
     base = {"secret_key": "k" * 40, "kamailio": "127.0.0.1:5070",
-            "kamailio_db": "postgresql://kamailio@127.0.0.1:5432/k"}
-    values = {"fs1": {"agent_extensions": "^(10[01][0-9])$", "agent_password": "a-long-seat-secret"}}
-    with pytest.raises(kam.KamailioError, match="HOTLINE_FS_SEAT_PASSWORDS=shared"):
-        settings_from(load_config(base), [], values)
-    settings = settings_from(load_config({**base, "seat_passwords": "shared"}), [], values)
-    assert settings.agent_password == "a-long-seat-secret"
+            "kamailio_db": "postgresql://kamailio@127.0.0.1:5432/k", "kamailio_realm": "hotline.example"}
+    values = {"fs1": {"agent_extensions": "^(10[01][0-9])$", "agent_password": "a-long-seat-secret"},
+              "fs2": {"agent_extensions": "^(10[01][0-9])$", "agent_password": "another-seat-secret"}}
+    own = settings_from(load_config(base), [], values)
+    assert (own.subscriber_table, own.realm, own.agent_password) == ("kamailio.subscriber", "hotline.example", "")
+    with pytest.raises(kam.KamailioError, match="differ"):
+        settings_from(load_config({**base, "seat_passwords": "shared"}), [], values)
+    settings = settings_from(load_config({**base, "seat_passwords": "shared"}), [], {"fs1": values["fs1"]})
+    assert (settings.agent_password, settings.subscriber_table) == ("a-long-seat-secret", "")
+
+
+def test_render_for_each_seat_its_own_password_defines_the_table_and_realm(tmp_path):
+    """Should switch kamailio.cfg to auth_db (SEAT_PASSWORDS_OWN) with the credentials table and the realm, and
+    write no shared password; a bad realm or table is refused."""
+    kam.render_conf(settings(agent_password="", subscriber_table="kamailio.subscriber", realm="hotline"), tmp_path)
+    local = (tmp_path / "hotline-local.cfg").read_text()
+    assert ('#!define SEAT_PASSWORDS_OWN\n#!define SUBSCRIBER "kamailio.subscriber"\n#!define REALM "hotline"\n'
+            in local)
+    assert "#!define AGENT_PASSWORD" not in local and "${" not in local
+    cfg = (tmp_path / "kamailio.cfg").read_text()
+    assert "www_authorize(REALM, SUBSCRIBER)" in cfg and "proxy_authorize(REALM, SUBSCRIBER)" in cfg
+    for changes, message in (({"realm": 'a"b'}, "realm"), ({"realm": ""}, "realm"),
+                             ({"subscriber_table": "Sub; drop"}, "subscriber table")):
+        with pytest.raises(kam.KamailioError, match=message):
+            kam.render_conf(settings(**{"agent_password": "", "subscriber_table": "kamailio.subscriber",
+                                        "realm": "hotline", **changes}), tmp_path / "bad")
+
+
+def test_seat_ha1_is_the_digest_of_user_realm_password():
+    """Should be md5 of seat:realm:password, what a phone's digest answer is checked against."""
+    assert kam.seat_ha1("1001", "hotline", "pw") == "ee23a3ef8837337c8a452357a1435b9f"
+    assert kam.seat_ha1("1001", "other", "pw") != kam.seat_ha1("1001", "hotline", "pw")
+
+
+class _Rows:
+    """A DB-API connection over a list of subscriber rows (id, username, domain, ha1), reading the statements
+    write_subscribers sends."""
+
+    def __init__(self, rows):
+        self.rows, self.next_id, self.commits = [list(row) for row in rows], 100, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *exc):
+        self.commits += kind is None
+        return False
+
+    def cursor(self):
+        rows = self
+
+        class Cursor:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, sql, params=()):
+                rows.execute(sql, params)
+
+            def fetchall(self):
+                return rows.found
+
+        return Cursor()
+
+    def execute(self, sql, params=()):
+        if sql.startswith("SELECT"):
+            self.found = [tuple(row) for row in self.rows]
+        elif sql.startswith("DELETE"):
+            self.rows = [row for row in self.rows if row[0] != params[0]]
+        elif sql.startswith("INSERT"):
+            self.next_id += 1
+            self.rows.append([self.next_id, *params])
+        elif sql.startswith("UPDATE"):
+            for row in self.rows:
+                if row[0] == params[1]:
+                    row[3] = params[0]
+
+
+def test_write_subscribers_keeps_exactly_the_seats_passwords_as_ha1():
+    """Should add new seats, change a reset one, delete a seat gone and a row of another realm, leave the
+    unchanged alone, store ha1 only and commit once."""
+    import hashlib
+
+    def ha1(user, password, realm="hotline"):
+        return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+
+    connection = _Rows([(1, "1001", "hotline", ha1("1001", "old")), (2, "1002", "hotline", ha1("1002", "same")),
+                        (3, "1003", "hotline", ha1("1003", "gone")),
+                        (4, "1002", "other", ha1("1002", "same", "other"))])
+    changed = kam.write_subscribers(connection, "kamailio.subscriber", "hotline",
+                                    {"1001": "new", "1002": "same", "1004": "added"})
+    assert changed == 4 and connection.commits == 1
+    assert sorted((row[1], row[2], row[3]) for row in connection.rows) == [
+        ("1001", "hotline", ha1("1001", "new")), ("1002", "hotline", ha1("1002", "same")),
+        ("1004", "hotline", ha1("1004", "added"))]
+    assert kam.write_subscribers(connection, "kamailio.subscriber", "hotline",
+                                 {"1001": "new", "1002": "same", "1004": "added"}) == 0
+    with pytest.raises(kam.KamailioError, match="realm"):
+        kam.write_subscribers(connection, "kamailio.subscriber", "", {})
+
+
+def test_subscriber_table_sql_names_its_schema():
+    sql = kam.subscriber_table_sql("kamailio.subscriber")
+    assert sql.startswith("CREATE SCHEMA IF NOT EXISTS kamailio;")
+    assert "CREATE TABLE IF NOT EXISTS kamailio.subscriber (" in sql and "UNIQUE (username, domain)" in sql
