@@ -33,6 +33,16 @@ class UnknownSeat(LookupError):
     """The extension is not one of the directory's seats."""
 
 
+class CredentialsNotWritten(RuntimeError):
+    """A reset reached the directory (and the switches) but not Kamailio's credentials table (``subscribers``):
+    there the old password still works until the table is written again (the product's next start, a reset).
+    ``password`` is the new one, to show like a successful reset's."""
+
+    def __init__(self, extension: str, password: str):
+        super().__init__(f"seat {extension}: the new password is not in Kamailio's credentials table")
+        self.extension, self.password = extension, password
+
+
 def seat_key(secret_key: str) -> bytes:
     """The key seat passwords are derived under (apart from the session signing key by its label)."""
     if not secret_key:
@@ -94,7 +104,8 @@ class SeatPasswords:
 
     def reset(self, extension: str, operator_no: str) -> str:
         """A new password for ``extension`` (UnknownSeat if it is not a seat), written into the directory and
-        the switches told; returns it. The caller audits."""
+        the switches told, then Kamailio's table (CredentialsNotWritten when that fails); returns it. The caller
+        audits."""
         if extension not in set(self.seats()):
             raise UnknownSeat(extension)
         salt = secrets.token_hex(16)
@@ -103,8 +114,13 @@ class SeatPasswords:
                        .where(SeatSecret.extension == extension).execute())
             if not updated:
                 SeatSecret.create(extension=extension, salt=salt, changed_by=operator_no[:32])
-        self.publish()
-        return derive(self.key, extension, salt)
+        password = derive(self.key, extension, salt)
+        passwords, _ = self._write_directory()
+        try:
+            self._hand(passwords)
+        except Exception as exc:
+            raise CredentialsNotWritten(extension, password) from exc
+        return password
 
     def rows(self) -> list[SeatSecret]:
         """The directory's seats that have a password, in extension order."""
@@ -115,8 +131,12 @@ class SeatPasswords:
     def publish(self) -> bool:
         """Write the directory file for every seat with a password and, when it changed, tell the switches; hand
         the passwords to ``subscribers`` (every time: its table may have been lost); True when the file changed.
-        A failure of ``subscribers`` is raised after the file is written and the switches told: a reset must not
-        look done while Kamailio still takes the old password."""
+        A failure of ``subscribers`` is raised after the file is written and the switches told."""
+        passwords, changed = self._write_directory()
+        self._hand(passwords)
+        return changed
+
+    def _write_directory(self) -> tuple[dict[str, str], bool]:
         from switch.directory import seats_xml, write_seats
 
         passwords = {row.extension: derive(self.key, row.extension, row.salt) for row in self.rows()}
@@ -125,6 +145,13 @@ class SeatPasswords:
             log.info("seat directory written for %d seats: %s", len(passwords), self.folder)
             if self.reload is not None:
                 self.reload()
-        if self.subscribers is not None:
+        return passwords, changed
+
+    def _hand(self, passwords: dict[str, str]) -> None:
+        if self.subscribers is None:
+            return
+        try:
             self.subscribers(passwords)
-        return changed
+        except Exception as exc:
+            log.error("seat passwords not written to Kamailio's credentials table: %s", exc)
+            raise

@@ -29,6 +29,9 @@ MESSAGES = own_messages({"zh": {
         "本系统所有座席共用一个话机密码（HOTLINE_FS_SEAT_PASSWORDS=shared），在 FreeSWITCH 中设置，不在此处。",
     "The call process is not running here: passwords cannot be reset now.": "本进程未运行话务服务，暂不能重置密码。",
     "No seats.": "尚无座席。", "not yet": "尚未生成",
+    "The new password is on the switches but could not be written for Kamailio, where the old one still works: "
+    "check Kamailio's database and reset again.":
+        "新密码已写入交换机，但未能写入 Kamailio（其中旧密码仍然有效）：请检查 Kamailio 的数据库后再次重置。",
 }})
 
 
@@ -64,7 +67,7 @@ def index():
 @require_roles("admin")
 def reset(extension):
     """A new password for the seat: written into FreeSWITCH's directory, shown once, audited."""
-    from acd.seats import UnknownSeat
+    from acd.seats import CredentialsNotWritten, UnknownSeat
 
     seats = _seats()
     if seats is None:
@@ -74,5 +77,11 @@ def reset(extension):
         password = seats.reset(extension, g.user.operator_no or "")
     except UnknownSeat:
         abort(404)
+    except CredentialsNotWritten as failure:
+        # Changed on the switches all the same: audited and shown, with what is still to do.
+        audit("seat_password_reset", "seat", extension, "not written for Kamailio")
+        flash(gettext("The new password is on the switches but could not be written for Kamailio, where the old "
+                      "one still works: check Kamailio's database and reset again."), "error")
+        return _page(new=(extension, failure.password), status=502)
     audit("seat_password_reset", "seat", extension)
     return _page(new=(extension, password))

@@ -105,3 +105,24 @@ def test_only_an_administrator_resets_and_only_a_seat(product):
     assert client.post_form("/admin/seats/..%2Fx/reset").status_code == 404
     assert client.post("/admin/seats/1000/reset").status_code == 400  # no CSRF token
     assert _directory(product) == before
+
+
+def test_a_reset_not_written_for_kamailio_says_so_and_still_shows_the_password(product):
+    """Should, when Kamailio's credentials table cannot be written, still show the new password (the switches
+    have it) with an error saying the old one works at Kamailio, answer 502, and audit the reset as such."""
+    def refuse(passwords):
+        raise OSError("Kamailio's database away")
+
+    product.parts["seats"].subscribers = refuse
+    client = _client(product)
+    client.login("0001", DEMO_PASSWORD)
+    reply = client.post_form("/admin/seats/1000/reset")
+    page = reply.get_data(as_text=True)
+    assert reply.status_code == 502 and "未能写入 Kamailio" in page
+    shown = re.search(r'<code data-seat="1000">([^<]+)</code>', page).group(1)
+    assert shown == _directory(product)["1000"]
+    from webui.models import AuditLog
+
+    with database.connection_context():
+        (row,) = AuditLog.select().where(AuditLog.action == "seat_password_reset")
+        assert (row.obj_id, row.detail) == ("1000", "not written for Kamailio")

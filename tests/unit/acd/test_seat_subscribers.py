@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acd.seats import SeatPasswords
+from acd.seats import CredentialsNotWritten, SeatPasswords
 
 
 def test_publish_and_reset_hand_every_password_to_the_subscribers(db, tmp_path):
@@ -21,7 +21,8 @@ def test_publish_and_reset_hand_every_password_to_the_subscribers(db, tmp_path):
 
 
 def test_a_reset_whose_table_write_fails_raises_after_the_directory(db, tmp_path):
-    """Should write the directory and tell the switches, then raise the table's failure to the caller."""
+    """Should write the directory and tell the switches, then raise the table's failure to the caller, with the
+    new password (live on the switches) for the administrator; a publish raises it as it is."""
     reloads = []
 
     def refuse(passwords):
@@ -30,6 +31,9 @@ def test_a_reset_whose_table_write_fails_raises_after_the_directory(db, tmp_path
     seats = SeatPasswords("k" * 40, lambda: ("1001",), tmp_path, reload=lambda: reloads.append(1),
                           subscribers=refuse)
     seats.ensure()
-    with pytest.raises(OSError, match="database away"):
+    with pytest.raises(CredentialsNotWritten) as failure:
         seats.reset("1001", "0001")
+    assert isinstance(failure.value.__cause__, OSError) and failure.value.password == seats.password("1001")
     assert reloads == [1] and seats.password("1001") in (tmp_path / "seats.xml").read_text()
+    with pytest.raises(OSError, match="database away"):
+        seats.publish()
