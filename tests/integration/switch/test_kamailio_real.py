@@ -216,7 +216,8 @@ def _front(tmp_path, pg_url, own_passwords: bool = False):
         dict(agent_password=PASSWORD)
     settings = kam.KamailioSettings(
         sip=("127.0.0.1", sip_port), rpc=("127.0.0.1", _free_tcp_port()), db_url=kam.kamailio_db_url(pg_url),
-        switches=switches, seat_re=SEATS, carriers=("127.0.0.1/32",),
+        # With each seat its own password 127.0.0.1 is no carrier: the phones' calls must authenticate.
+        switches=switches, seat_re=SEATS, carriers=() if own_passwords else ("127.0.0.1/32",),
         location_table=table, ping_interval=1, fr_timer=1000, pike_density=200, **auth)
     server = Kamailio(tmp_path, settings)
     server.start()
@@ -368,3 +369,30 @@ def test_each_seat_registers_with_its_own_password_and_a_reset_takes_the_old_one
     connection.close()
     assert rows == [("1001", REALM, "", kam.seat_ha1("1001", REALM, new)),
                     ("1002", REALM, "", kam.seat_ha1("1002", REALM, other))]
+
+
+def test_a_phone_calls_through_with_its_own_password_only(own_front, tools):
+    """Should pass a desk phone's call to 12345 to a switch once it authenticates (407, proxy_authorize) with its
+    seat's own password, and pass none with another seat's password."""
+    from core.config import load_config
+    from hotline.kamailio import subscriber_writer
+
+    config = load_config({"secret_key": "k" * 40, "kamailio": f"127.0.0.1:{own_front.sip_port}",
+                          "kamailio_db": own_front.pg_url, "kamailio_location": own_front.location,
+                          "kamailio_realm": REALM})
+    passwords = {"1001": "own-password-of-1001", "1002": "own-password-of-1002"}
+    subscriber_writer(config)(passwords)
+    _wait(lambda: own_front.kamailio.targets().get(own_front.dead_port, "").startswith("I"), 10, "the dead switch out")
+
+    def call(password: str) -> int:
+        # The switches here never hang up: the phone's scenario ends by its timeout; what counts is what reached
+        # a switch.
+        before = own_front.ok.invites + own_front.refusing.invites
+        subprocess.run([tools, f"127.0.0.1:{own_front.sip_port}", "-sf", str(SCENARIOS / "call_auth.xml"),
+                        "-s", "12345", "-key", "caller", "1001", "-au", "1001", "-ap", password, "-i", "127.0.0.1",
+                        "-p", str(free_udp_port()), "-m", "1", "-timeout", "3s", "-timeout_error", "-nostdin"],
+                       cwd=own_front.workdir, capture_output=True, text=True, timeout=30)
+        return own_front.ok.invites + own_front.refusing.invites - before
+
+    assert call(passwords["1002"]) == 0
+    assert call(passwords["1001"]) >= 1 and own_front.ok.invites == 1
