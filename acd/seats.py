@@ -85,6 +85,7 @@ class SeatPasswords:
         self.reload = reload
         self.file_name = file_name
         self.subscribers = subscribers
+        self.subscribers_behind = False  # the last hand-over to ``subscribers`` failed: catch_up() tries again
 
     def password(self, extension: str) -> str | None:
         """The seat's password, None when it has none."""
@@ -153,5 +154,18 @@ class SeatPasswords:
         try:
             self.subscribers(passwords)
         except Exception as exc:
+            self.subscribers_behind = True
             log.error("seat passwords not written to Kamailio's credentials table: %s", exc)
             raise
+        if self.subscribers_behind:
+            log.info("seat passwords written to Kamailio's credentials table again")
+        self.subscribers_behind = False
+
+    def catch_up(self) -> bool:
+        """Publish again when the last hand-over to ``subscribers`` failed (the product's job, every minute), so
+        a reset or a start during an outage of Kamailio's database does not leave old passwords working there;
+        True when it tried."""
+        if not self.subscribers_behind:
+            return False
+        self.publish()
+        return True

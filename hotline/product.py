@@ -296,7 +296,12 @@ class Product:
         with database.connection_context():
             if self.parts.get("seats") is not None:
                 self.parts["seats"].ensure()
-                self.parts["seats"].publish()
+                try:
+                    self.parts["seats"].publish()
+                except Exception:
+                    if not self.parts["seats"].subscribers_behind:
+                        raise
+                    # Kamailio's database away: the calls go on, the job below writes the table once it is back.
             acd.start(reconcile_now=False)
         if self.parts.get("kamailio") is not None:
             self.parts["kamailio"].start()
@@ -331,6 +336,11 @@ class Product:
         # Leaders on the phones for a day (领导上线接听) go off again when their day is over.
         scheduler.add_job(self._db_job(Supervisor(acd).expire_guests), "interval", minutes=10,
                           id="acd-expire-guests", max_instances=1, coalesce=True)
+        seats = self.parts.get("seats")
+        if seats is not None and seats.subscribers is not None:
+            # Kamailio's credentials table written again after a failed write (acd.seats.catch_up).
+            scheduler.add_job(self._db_job(seats.catch_up), "interval", minutes=1, id="seat-credentials-catch-up",
+                              max_instances=1, coalesce=True)
         scheduler.start()
         self.parts["scheduler"] = scheduler
         host, port = self.config.http

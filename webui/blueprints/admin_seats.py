@@ -30,8 +30,8 @@ MESSAGES = own_messages({"zh": {
     "The call process is not running here: passwords cannot be reset now.": "本进程未运行话务服务，暂不能重置密码。",
     "No seats.": "尚无座席。", "not yet": "尚未生成",
     "The new password is on the switches but could not be written for Kamailio, where the old one still works: "
-    "check Kamailio's database and reset again.":
-        "新密码已写入交换机，但未能写入 Kamailio（其中旧密码仍然有效）：请检查 Kamailio 的数据库后再次重置。",
+    "check Kamailio's database (the product tries again every minute).":
+        "新密码已写入交换机，但未能写入 Kamailio（其中旧密码暂时仍然有效）：请检查 Kamailio 的数据库（系统每分钟重试）。",
 }})
 
 
@@ -81,7 +81,7 @@ def reset(extension):
         # Changed on the switches all the same: audited and shown, with what is still to do.
         audit("seat_password_reset", "seat", extension, "not written for Kamailio")
         flash(gettext("The new password is on the switches but could not be written for Kamailio, where the old "
-                      "one still works: check Kamailio's database and reset again."), "error")
+                      "one still works: check Kamailio's database (the product tries again every minute)."), "error")
         return _page(new=(extension, failure.password), status=502)
     audit("seat_password_reset", "seat", extension)
     return _page(new=(extension, password))

@@ -126,3 +126,13 @@ def test_a_reset_not_written_for_kamailio_says_so_and_still_shows_the_password(p
     with database.connection_context():
         (row,) = AuditLog.select().where(AuditLog.action == "seat_password_reset")
         assert (row.obj_id, row.detail) == ("1000", "not written for Kamailio")
+
+
+def test_the_product_starts_with_kamailio_s_database_away_and_catches_up(make_product):
+    """Should start (the calls go on) when Kamailio's credentials table cannot be written, mark the seats behind
+    and run the catch-up job every minute."""
+    product = make_product(kamailio="127.0.0.1:5999", kamailio_db="postgresql://postgres@127.0.0.1:1/nowhere")
+    seats = product.parts["seats"]
+    assert seats.subscribers is not None and seats.subscribers_behind
+    job = product.parts["scheduler"].get_job("seat-credentials-catch-up")
+    assert job is not None and job.trigger.interval.total_seconds() == 60

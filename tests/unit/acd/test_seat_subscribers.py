@@ -37,3 +37,25 @@ def test_a_reset_whose_table_write_fails_raises_after_the_directory(db, tmp_path
     assert reloads == [1] and seats.password("1001") in (tmp_path / "seats.xml").read_text()
     with pytest.raises(OSError, match="database away"):
         seats.publish()
+
+
+def test_catch_up_writes_the_table_again_only_after_a_failed_write(db, tmp_path):
+    """Should do nothing while the table is up to date, and after a failed write hand the current passwords over
+    again on the next catch_up, then stop."""
+    handed, failing = [], [True]
+
+    def write(passwords):
+        if failing[0]:
+            raise OSError("database away")
+        handed.append(passwords)
+
+    seats = SeatPasswords("k" * 40, lambda: ("1001",), tmp_path, subscribers=write)
+    seats.ensure()
+    with pytest.raises(OSError):
+        seats.publish()
+    assert seats.subscribers_behind
+    with pytest.raises(OSError):
+        seats.catch_up()
+    failing[0] = False
+    assert seats.catch_up() is True and handed == [{"1001": seats.password("1001")}]
+    assert not seats.subscribers_behind and seats.catch_up() is False and len(handed) == 1
