@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import pct  # noqa: E402
+from switch import commands  # noqa: E402
 from bench.live_parts import (  # noqa: E402
     CALLER_PREFIX, Cues, Sampler, Switch, loadavg, rss_kib, start_app, tickets_of,
 )
@@ -120,9 +121,9 @@ class Bench:
     def __init__(self, endpoint, folder: Path, app_extra: dict[str, str], trace: bool = False):
         self.endpoint, self.folder = endpoint, folder
         self.switch = Switch(endpoint)
-        if self.switch.api("global_getvar external_sip_ip") != "127.0.0.1":
+        if self.switch.api(commands.global_getvar("external_sip_ip")) != "127.0.0.1":
             raise RuntimeError("the switch's external profile is not on 127.0.0.1")
-        self.sip_port = int(self.switch.api("global_getvar external_sip_port"))
+        self.sip_port = int(self.switch.api(commands.global_getvar("external_sip_port")))
         self.app = start_app(folder, endpoint, app_extra, trace)
         self.switch.set_global("hotline_outbound", f"127.0.0.1:{self.app.outbound}")
         self.cues = Cues(endpoint)

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from switch import commands
+
 ROOT = Path(__file__).resolve().parent.parent
 HZ = os.sysconf("SC_CLK_TCK")
 MENU_CUES = ("/main_menu.wav", "/self_menu.wav", "/record_confirm.wav")
@@ -118,7 +120,7 @@ class Switch:
         return self.client.api(command, timeout=30).strip()
 
     def set_global(self, name: str, value: str) -> None:
-        before = self.api(f"global_getvar {name}")
+        before = self.api(commands.global_getvar(name))
         self.restore.append(f"global_setvar {name}={before}")
         if not self.api(f"global_setvar {name}={value}").startswith("+OK"):
             raise RuntimeError(f"global_setvar {name} refused")
@@ -133,7 +135,7 @@ class Switch:
         self.api(f"fsctl {name} {value}")
 
     def pid(self) -> int:
-        run_dir = self.api("global_getvar run_dir")
+        run_dir = self.api(commands.global_getvar("run_dir"))
         return int(Path(run_dir, "freeswitch.pid").read_text().split()[0])
 
     def close(self) -> None:
@@ -186,7 +188,7 @@ class Cues(threading.Thread):
                 return
             event = frame.event()
             if event is not None and self.wanted(event):
-                self.client.send(f"bgapi uuid_send_info {event['Unique-ID']} cue")
+                self.client.bgapi_nowait(commands.uuid_send_info(event["Unique-ID"], "cue"))
                 self.sent += 1
 
     def stop(self) -> None:

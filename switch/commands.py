@@ -27,7 +27,7 @@ __all__ = [
     "CommandError", "uuid", "extension", "phone", "name", "value", "scrub", "scrub_path", "text",
     "variables", "leg", "user", "gateway", "from_template", "ring_all", "one_after_another", "app",
     "originate", "uuid_kill", "uuid_transfer", "uuid_hold", "uuid_setvar", "uuid_getvar", "uuid_record",
-    "uuid_broadcast", "uuid_bridge", "inline", "uuid_break", "transfer_data", "conference_room", "global_getvar",
+    "uuid_broadcast", "uuid_bridge", "uuid_send_info", "inline", "uuid_break", "transfer_data", "conference_room", "global_getvar",
     "show_channels", "show_channels_count", "sofia_registrations",
 ]
 
@@ -274,6 +274,11 @@ def uuid_broadcast(channel: str, application: str, argument: str, side: str = "a
 def uuid_bridge(channel: str, other: str) -> str:
     """Bridge two existing channels."""
     return f"uuid_bridge {uuid(channel)} {uuid(other)}"
+
+
+def uuid_send_info(channel: str, payload: str) -> str:
+    """Send a SIP INFO on the channel's dialog (a phone or a test caller reads it as a cue)."""
+    return f"uuid_send_info {uuid(channel)} {text(payload)}"
 
 
 def uuid_break(channel: str, everything: bool = True) -> str:

@@ -183,6 +183,10 @@ class EslClient(EslConnection):
             raise EslError(f"bgapi refused: {reply.headers.get('Reply-Text')}")
         return job
 
+    def bgapi_nowait(self, command: str) -> None:
+        """Start a background job without waiting for its reply (a loop reading frames itself skips it)."""
+        self.send(f"bgapi {command}")
+
     def subscribe(self, *names: str) -> None:
         """`event plain NAMES...`."""
         reply = self.command("event plain " + " ".join(names))

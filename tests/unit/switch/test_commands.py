@@ -151,6 +151,8 @@ def test_channel_commands():
     assert c.uuid_broadcast(U, "att_xfer", "{a=1}user/1000") == f"uuid_broadcast {U} att_xfer::{{a=1}}user/1000 aleg"
     assert c.uuid_bridge(U, "leg-b") == f"uuid_bridge {U} leg-b"
     assert c.uuid_break(U) == f"uuid_break {U} all"
+    assert c.uuid_send_info(U, "cue") == f"uuid_send_info {U} cue"
+    assert "\n" not in c.uuid_send_info(U, "cue\napi status")  # a line end would start a second command
     assert c.transfer_data("12345") == "12345 XML default"
     assert c.conference_room("acd3w_1_ab-1", "hotline") == "acd3w_1_ab-1@hotline"
     assert c.inline("conference", "r1@hotline") == "conference:r1@hotline"
