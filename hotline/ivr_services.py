@@ -111,6 +111,17 @@ class HotlineIvrServices:
                           office_hours=check.office_hours, rest_days=check.rest_days)
 
     # ------------------------------------------------------------------ recordings and tickets
+    def unfiled_recordings(self, call_uuid: str) -> list[Path]:
+        """The files recording_target named for this call that are still where the switch wrote them: never
+        taken into the store (filing a message moves its file), e.g. a `record` cut off with the call."""
+        from recorder.storage import check_call_uuid
+
+        try:
+            check_call_uuid(call_uuid)
+        except ValueError:
+            return []  # no file was ever named after it
+        return sorted((Path(self.config.recordings_dir) / "ivr").glob(f"*/{call_uuid}-*.wav"))
+
     def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]:
         """(path FreeSWITCH writes to, the same file as this process sees it) for an IVR recording."""
         from recorder.storage import check_call_uuid

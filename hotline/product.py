@@ -109,7 +109,8 @@ class Product:
         # its campaign attempts) handed in, as the recorder sits below the IVR.
         self.parts["sweeper"] = Sweeper(cdr, recordings, servers=lambda: [c.name for c in pool.all()],
                                         call_history=ivr_sweep.call_history,
-                                        lost_calls=ivr_sweep.fail_lost_attempts)
+                                        lost_calls=ivr_sweep.fail_lost_attempts,
+                                        unfiled_recordings=ivr_services.unfiled_recordings)
         acd.reconcilers.append(self.parts["sweeper"])
         # The door: HOTLINE_MAX_CALLS, and new calls refused (503, or the busy prompt) while the switch's replies
         # or the app's own loop are slow (switch.admission; a bad HOTLINE_OVERLOAD_* stops the start).

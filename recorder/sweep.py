@@ -11,7 +11,9 @@ open calls are gone. I/O part: ``Sweeper``:
 - an unfinalised record an earlier run of the app left (killed, or stopped without closing it) is adopted
   when its channel is still up (its hang-up finalises it as usual) and closed as cut off when it is gone;
 - a recording still "recording" whose channel is gone is indexed with whatever audio reached the disk, or
-  marked failed (nothing, or a bare header) with an error in the log and a recorder alert;
+  marked failed (nothing, or a bare header) with an error in the log and a recorder alert; so is a message
+  the IVR was recording itself when its call was cut off (``unfiled_recordings``: the IVR's files of the
+  call it never took into the store; a real FreeSWITCH killed mid-`record` leaves a bare header);
 - what the floors above placed themselves (campaign attempts) is closed by their own callable, handed in by
   the composition root (``lost_calls``: ``ivr.sweep.fail_lost_attempts``), as is what they know of a call an
   earlier run left open (``call_history``: ``ivr.sweep.call_history``, the IVR's trace). The recorder sits
@@ -55,7 +57,8 @@ class Sweeper:
     def __init__(self, cdr: CdrRecorder, recordings=None, servers: Callable[[], list[str]] | None = None,
                  grace: float = GRACE_SECONDS,
                  call_history: Callable[[str], tuple[list[dict], bool, dt.datetime | None]] | None = None,
-                 lost_calls: Callable[[set[str], dt.datetime], int] | None = None):
+                 lost_calls: Callable[[set[str], dt.datetime], int] | None = None,
+                 unfiled_recordings: Callable[[str], list] | None = None):
         self.cdr = cdr
         self.recordings = recordings  # recorder.recording.RecordingService
         self.servers = servers or (lambda: [])  # the names of every configured switch
@@ -64,7 +67,10 @@ class Sweeper:
         self.call_history = call_history or _nothing_known
         # Closes what the floors above placed whose channel no switch lists; returns how many (attempts).
         self.lost_calls = lost_calls
+        # The files the IVR recorded itself for a call and never filed (its `record` cut off with the call).
+        self.unfiled_recordings = unfiled_recordings or (lambda call_uuid: [])
         self.channels_by_server: dict[str, set[str]] = {}
+        self.closing: set[str] = set()  # calls a sweep is closing now
 
     def _now(self) -> dt.datetime:
         return self.cdr._now()
@@ -97,6 +103,9 @@ class Sweeper:
                                                  & (CallRecord.started_at <= cutoff)).order_by(CallRecord.id)):
             if record.call_uuid in self.cdr.drafts or not self._ours(record.server, server):
                 continue
+            if record.call_uuid in self.closing or CallRecord.select().where(
+                    (CallRecord.id == record.id) & CallRecord.finalised).exists():
+                continue  # an overlapping reconciliation closed it since this one listed it
             path, served, last = self.call_history(record.call_uuid)
             self.cdr.adopt(record, ivr_path=path, served=served)
             if record.call_uuid in (channels if record.server == server else anywhere):
@@ -118,10 +127,18 @@ class Sweeper:
         return report
 
     def _close(self, uuid: str, at: dt.datetime | None = None) -> bool:
-        # The call's recordings first, so the record links what reached the disk.
-        if self.recordings is not None:
-            self._finish_recordings(uuid)
-        record = self.cdr.cut_off(uuid, at=at)
+        # Two reconciliations may overlap (on connect and periodic, one per switch; the database yields to
+        # the hub): one closes a call, the other leaves it, or its IVR files would be filed twice.
+        if uuid in self.closing:
+            return False
+        self.closing.add(uuid)
+        try:
+            # The call's recordings first, so the record links what reached the disk.
+            if self.recordings is not None:
+                self._finish_recordings(uuid)
+            record = self.cdr.cut_off(uuid, at=at)
+        finally:
+            self.closing.discard(uuid)
         if record is None:
             return False
         log.warning("call %s from %s cut off (no switch has its channel): record closed as %s", uuid,
@@ -130,6 +147,8 @@ class Sweeper:
 
     def _finish_recordings(self, uuid: str) -> list[Recording]:
         done = self.recordings.finish_call(uuid)
+        if uuid in self.cdr.drafts:  # once per call: the record is closed right after
+            done += [self.recordings.index_message(uuid, path, kind="ivr") for path in self.unfiled_recordings(uuid)]
         for rec in done:
             if rec.status == "failed":
                 self._recording_failed(rec)

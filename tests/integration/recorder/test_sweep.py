@@ -161,3 +161,42 @@ def test_call_lost_during_set_up_is_recorded_and_listed(product, monkeypatch):
         assert entry.reason == "cut_off" and entry.call_id == record.id
         assert verify_database(record_key(SECRET)).problems == []
     assert not product.parts["cdr"].drafts
+
+
+def test_ivr_recording_cut_off_with_its_call_is_filed_or_marked_failed(product):
+    """Should, when a call is closed as cut off while the IVR was recording a message (a real FreeSWITCH
+    killed mid-`record` leaves the file at its 44-byte header; one that flushed keeps some audio), index the
+    IVR's file with the call: the audio that reached the disk as an "ok" recording linked to the record, a
+    bare header as a "failed" recording with an error and the recorder's alarm (before: neither, the file
+    left unindexed and the missed-call entry with no trace of the recording)."""
+    import wave
+
+    from recorder.cdr import CdrRecorder
+
+    server = product.parts["pool"].all()[0].name
+    earlier = CdrRecorder(record_key(SECRET))  # the run that had the calls (the app or the switch died)
+    voiced, bare = "00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-0000000000a2"
+    folder = product.config.recordings_dir / "ivr" / "2026-12-07"
+    folder.mkdir(parents=True)
+    with wave.open(str(folder / f"{voiced}-complaint-040418573038.wav"), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+        out.writeframes(b"\x10\x20" * 8000)  # 1 s reached the disk
+    with wave.open(str(folder / f"{bare}-complaint-040419637549.wav"), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)  # the header alone
+    with database.connection_context():
+        for i, uuid in enumerate((voiced, bare)):
+            earlier.call_started(uuid, caller=f"1371000{i:04d}", called="12345", server=server,
+                                 at=OfficeHoursClock().now() - dt.timedelta(minutes=1), ivr=True)
+        product.parts["acd"].reconcile(server)
+        records = {r.call_uuid: r for r in CallRecord.select().where(CallRecord.call_uuid << [voiced, bare])}
+        assert all(r.finalised and r.disposition == "cut_off" for r in records.values())
+        [ok] = Recording.select().where(Recording.call_uuid == voiced)
+        assert ok.status == "ok" and ok.kind == "ivr" and ok.duration_ms == 1000 and ok.call_id == records[voiced].id
+        [failed] = Recording.select().where(Recording.call_uuid == bare)
+        assert failed.status == "failed" and failed.call_id == records[bare].id
+        assert SystemAlarm.select().where(SystemAlarm.kind == "recording_cut_off").exists()
+        listed = {m.caller: m for m in MissedCall.select().where(MissedCall.caller.startswith("13710"))}
+        assert listed["13710000000"].call_id == records[voiced].id and listed["13710000000"].reason == "cut_off"
+        # A second pass files nothing twice.
+        product.parts["acd"].reconcile(server)
+        assert Recording.select().where(Recording.call_uuid << [voiced, bare]).count() == 2
