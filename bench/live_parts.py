@@ -164,6 +164,7 @@ class Cues(threading.Thread):
                 raise RuntimeError(f"{command}: {reply.headers.get('Reply-Text')}")
         self.stopping = threading.Event()
         self.sent = 0
+        self.recording: list[str] = []  # the callers whose recording started, in order
 
     def wanted(self, event: dict[str, str]) -> bool:
         if not event.get("Channel-Name", "").startswith("sofia/external/"):
@@ -190,6 +191,8 @@ class Cues(threading.Thread):
             if event is not None and self.wanted(event):
                 self.client.bgapi_nowait(commands.uuid_send_info(event["Unique-ID"], "cue"))
                 self.sent += 1
+                if event.get("Event-Name") == "RECORD_START":
+                    self.recording.append(event.get("Caller-Caller-ID-Number", ""))
 
     def stop(self) -> None:
         self.stopping.set()
