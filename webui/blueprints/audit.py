@@ -28,6 +28,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "login_unlock": ("解除登录锁定", "Login unlocked"),
     "password_changed": ("修改密码", "Password changed"),
     "password_change_failed": ("修改密码失败", "Password change failed"),
+    "seat_password_reset": ("重置座席话机密码", "Seat SIP password reset"),
     "view_contact": ("查看联系方式", "Contact viewed"),
     "acd_agent_create": ("新增坐席", "Agent created"),
     "acd_agent_update": ("修改坐席", "Agent changed"),
