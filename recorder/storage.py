@@ -231,6 +231,7 @@ class RecordingStore:
             info = wavfile.read_wav_info(source)
             if info.data_bytes == 0:
                 raise wavfile.BadRecording("recording has no audio (0 s) / 录音时长为 0")
+            wavfile.repair_sizes(source)  # a switch killed mid-recording left the header's sizes at 0
             if info.format_tag != wavfile.FORMAT_ALAW:
                 try:
                     wavfile.convert_to_alaw(source, final)

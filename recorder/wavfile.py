@@ -99,6 +99,25 @@ def read_wav_info(path: Path) -> WavInfo:
         raise BadRecording("no audio data chunk / WAV 文件没有音频数据块")
 
 
+def repair_sizes(path: Path) -> bool:
+    """Write the RIFF and data sizes the file really has when its header says otherwise; True when it did.
+
+    A writer killed mid-file (FreeSWITCH killed while recording) leaves the sizes it wrote when it opened the
+    file (data 0): read_wav_info trusts the file length, but sox reads the header and converts no audio, and
+    a player would play nothing. Only the two size fields change; the audio is not touched.
+    """
+    info = read_wav_info(path)
+    with open(path, "r+b") as handle:
+        handle.seek(info.data_offset - 4)
+        if struct.unpack("<I", handle.read(4))[0] == info.data_bytes:
+            return False
+        handle.seek(info.data_offset - 4)
+        handle.write(struct.pack("<I", info.data_bytes))
+        handle.seek(4)
+        handle.write(struct.pack("<I", info.data_offset + info.data_bytes - 8))
+    return True
+
+
 def sha256_file(path: Path, block: int = 1 << 16) -> str:
     """Hex SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()

@@ -235,6 +235,16 @@ def test_pair_dialplan_tries_the_standby_then_once_more_after_the_wait(conf):
         "hotline_outbound_standby"] == "10.0.0.12:8084"
 
 
+def test_hotline_calls_record_unbuffered(conf):
+    """Should set enable_file_write_buffering=false on every hotline call before the app's socket (internal
+    and carrier): FreeSWITCH's `record` otherwise holds ~64 KB before its first write, so a switch killed
+    while a caller records a complaint would leave only the WAV header (issue 16; test_faults_live)."""
+    for context in ("default", "public"):
+        actions = _actions(_extension(conf, context, "hotline"))
+        setting = actions.index(("set", "enable_file_write_buffering=false"))
+        assert setting < actions.index(("socket", "${hotline_outbound} async full")), context
+
+
 def test_outbound_address_follows_the_environment():
     """Should take HOTLINE_OUTBOUND from the switch's environment, like the app does."""
     conf = assemble(env={"HOTLINE_OUTBOUND": "127.0.0.1:9999", "HOTLINE_FS_ESL_PASSWORD": "s3cret"})

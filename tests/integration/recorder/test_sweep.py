@@ -181,6 +181,9 @@ def test_ivr_recording_cut_off_with_its_call_is_filed_or_marked_failed(product):
     with wave.open(str(folder / f"{voiced}-complaint-040418573038.wav"), "wb") as out:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
         out.writeframes(b"\x10\x20" * 8000)  # 1 s reached the disk
+    header = bytearray((folder / f"{voiced}-complaint-040418573038.wav").read_bytes())
+    header[4:8], header[40:44] = b"\x08\0\0\0", b"\0\0\0\0"  # the sizes FreeSWITCH leaves when killed
+    (folder / f"{voiced}-complaint-040418573038.wav").write_bytes(bytes(header))
     with wave.open(str(folder / f"{bare}-complaint-040419637549.wav"), "wb") as out:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)  # the header alone
     with database.connection_context():

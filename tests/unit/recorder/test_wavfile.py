@@ -8,7 +8,7 @@ import wave
 import pytest
 
 from recorder.storage import check_call_uuid, local_day, recording_path
-from recorder.wavfile import FORMAT_ALAW, BadRecording, convert_to_alaw, read_wav_info
+from recorder.wavfile import FORMAT_ALAW, BadRecording, convert_to_alaw, read_wav_info, repair_sizes
 
 
 def write_pcm(path, seconds=1.0, channels=1, rate=8000):
@@ -66,6 +66,21 @@ def test_truncated_data_size_trusts_file_length(tmp_path):
     data[40:44] = struct.pack("<I", 0xFFFFFFF0)
     path.write_bytes(bytes(data))
     assert read_wav_info(path).duration_ms == 1000
+
+
+def test_header_left_by_a_killed_writer_is_repaired_and_converts(tmp_path):
+    """Should, for a file whose writer was killed before fixing the header (FreeSWITCH leaves RIFF 8 and data 0
+    with the audio after them), write the sizes the file has, so sox converts all of its audio (before: sox
+    read 0 frames and the recording was lost as "incomplete"); a sound header is left alone."""
+    path = write_pcm(tmp_path / "a.wav", 1.0)
+    sound = path.read_bytes()
+    assert not repair_sizes(path) and path.read_bytes() == sound
+    data = bytearray(sound)
+    data[4:8], data[40:44] = struct.pack("<I", 8), struct.pack("<I", 0)
+    path.write_bytes(bytes(data))
+    assert repair_sizes(path) and path.read_bytes() == sound
+    convert_to_alaw(path, tmp_path / "out.wav")
+    assert read_wav_info(tmp_path / "out.wav").duration_ms == 1000
 
 
 def test_recording_path_per_local_day():
