@@ -9,11 +9,14 @@ port (HOTLINE_OUTBOUND in the switch's environment), so a restarted switch route
 configured one would. The callers are bench/sipp/complaint_caller.xml on the carrier profile, cued by
 bench.live_parts.Cues (sipp cannot hear prompts). The app runs as in production (run.py, SQLite file), read
 beside it with sqlite3. Figures (time from the switch's return to every record closed) are printed, not
-asserted. Skipped without HOTLINE_TEST_ESL (the live suite's switch), the freeswitch binary, sipp or sox.
+asserted. A third test kills the switch with one agent (a sipp phone, signed in through the web desk) talking to a
+queue caller and another idle, and reads the ACD's agent_state_log. Skipped without HOTLINE_TEST_ESL (the live suite's switch), the freeswitch binary, sipp or sox.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -28,6 +31,8 @@ FS_PORTS = {"esl_listen_port": "8041", "internal_sip_port": "5064", "external_si
             "internal_wss_port": "7447", "rtp_start_port": "50000", "rtp_end_port": "56000"}
 ESL = ("127.0.0.1", int(FS_PORTS["esl_listen_port"]), "ClueCon")
 SCENARIO = ROOT / "bench" / "sipp" / "complaint_caller.xml"
+QUEUE_SCENARIO = ROOT / "tests" / "live" / "sipp" / "queue_caller.xml"  # 1, 3: convenience services
+AGENTS = {"1001": "1000", "1002": "1001"}  # the demo agents (operator number: extension), both with that skill
 MEDIA_PORT = 34200        # sipp's RTP: outside every switch's RTP range and the bench's 34000
 SWITCH_CALLERS = 50       # the switch-killed test: two a second; the first few reach the recording first
 APP_CALLERS = 40          # the app-killed test: all in the IVR
@@ -159,15 +164,24 @@ class Rig:
     def start_cues(self) -> None:
         from bench.live_parts import Cues
 
-        self.cues = Cues(ESL)
+        class WithHumanMenu(Cues):
+            """The bench's cues and the human-service menu (QUEUE_SCENARIO's second key)."""
+
+            def wanted(self, event: dict[str, str]) -> bool:
+                return super().wanted(event) or (
+                    event.get("Channel-Name", "").startswith("sofia/external/")
+                    and event.get("Application") == "play_and_get_digits"
+                    and "/human_menu.wav" in event.get("Application-Data", ""))
+
+        self.cues = WithHumanMenu(ESL)
         self.cues.start()
 
-    def call(self, callers: list[str], per_second: float, label: str) -> subprocess.Popen:
+    def call(self, callers: list[str], per_second: float, label: str, scenario: Path = SCENARIO) -> subprocess.Popen:
         from tests.live.sipphone import free_udp_port
 
         inf = self.folder / f"{label}.csv"
         inf.write_text("SEQUENTIAL\n" + "".join(f"{c};\n" for c in callers))
-        command = ["nice", "-n", "19", "sipp", f"127.0.0.1:{FS_PORTS['external_sip_port']}", "-sf", str(SCENARIO),
+        command = ["nice", "-n", "19", "sipp", f"127.0.0.1:{FS_PORTS['external_sip_port']}", "-sf", str(scenario),
                    "-inf", str(inf), "-s", "12345", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                    "-mp", str(MEDIA_PORT), "-r", str(max(1, round(per_second * 10))), "-rp", "10000",
                    "-l", str(len(callers)), "-m", str(len(callers)), "-recv_timeout", "120000", "-nostdin",
@@ -210,6 +224,14 @@ class Rig:
             f"SELECT caller, reason, call_id FROM missed_call WHERE caller IN ({','.join('?' * len(callers))})",
             callers)}
 
+    def agent_log(self, operator_no: str, since: float = 0.0) -> list[tuple]:
+        """[(at epoch s, event, to_status, to_state, call_uuid)] of the demo agent, from the ACD's state log."""
+        rows = self.rows("SELECT l.at, l.event, l.to_status, l.to_state, l.call_uuid FROM agent_state_log l "
+                         "JOIN agent a ON l.agent_id = a.id JOIN user u ON a.user_id = u.id "
+                         "WHERE u.operator_no = ? ORDER BY l.id", (operator_no,))
+        stamped = [(_epoch(at), *rest) for at, *rest in rows]
+        return [row for row in stamped if row[0] >= since]
+
     def tickets(self, callers: list[str]) -> dict[str, int]:
         return dict(self.rows("SELECT citizen_phone, COUNT(*) FROM ticket WHERE citizen_phone IN "
                               f"({','.join('?' * len(callers))}) GROUP BY citizen_phone", callers))
@@ -235,6 +257,13 @@ def _wait(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _epoch(stamp: str) -> float:
+    """A naive UTC timestamp as the database stores it, in seconds since the epoch."""
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(str(stamp)).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
 def _loadavg() -> str:
@@ -335,3 +364,69 @@ def test_app_killed_with_callers_in_the_menu(rig):
     print(f"\napp killed: {len(callers)} callers in the IVR, {records} records finalised, {listed} listed, "
           f"closed {took:.1f} s after the restart began; load {load_before} -> {_loadavg()}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def test_switch_killed_with_one_agent_talking_and_one_idle(rig):
+    """Should, after FreeSWITCH is killed (-9) with one agent talking to a queue caller and another idle and is
+    started again (the agents' phones register again), show the talking agent off the call (after-call work,
+    then idle) and the idle one idle and available, and offer a new queued caller to an agent."""
+    from tests.integration.product.app_process import Browser
+    from tests.live.sipphone import AgentPhone
+
+    base = f"http://127.0.0.1:{rig.http}"
+    phones = {op: AgentPhone(shutil.which("sipp"), rig.folder, int(FS_PORTS["internal_sip_port"]), ext,
+                             "agent-test-pw", calls=5, timeout_s=900, scenario="answer_rtp.xml")
+              for op, ext in AGENTS.items()}
+    try:
+        for operator_no, phone in phones.items():
+            phone.register()
+            browser = Browser()
+            browser.login(base, operator_no, "demo1234")
+            status, page = browser.request(f"{base}/desk/")
+            assert status == 200, page[:300]
+            csrf = next(g for g in re.search(r'name="csrf-token" content="([^"]+)"|name="csrf_token" value="([^"]+)"',
+                                             page).groups() if g)
+            status, answer = browser.request(f"{base}/desk/action", {"action": "ready", "desk": "", "csrf_token": csrf})
+            assert status == 200 and json.loads(answer)["ok"], answer
+        _wait(lambda: all(rig.agent_log(op) and rig.agent_log(op)[-1][2:4] == ("available", "idle") for op in AGENTS),
+              30, "both agents ready")
+        sipp = rig.call(["13979300001"], 1, "queue-1", QUEUE_SCENARIO)
+        _wait(lambda: any(r[1] == "answer" for op in AGENTS for r in rig.agent_log(op)), 120,
+              "an agent answering the queue caller")
+        talking = next(op for op in AGENTS if any(r[1] == "answer" for r in rig.agent_log(op)))
+        idle = next(op for op in AGENTS if op != talking)
+        time.sleep(2.0)  # talking
+        assert rig.agent_log(talking)[-1][3] == "in_call"
+        killed = time.time()
+        rig.switch.kill()
+        sipp.kill()
+        sipp.wait(10)
+        rig.switch.start()
+        back_wall = time.time()
+        rig.cues.stop()
+        rig.start_cues()
+        for phone in phones.values():
+            phone.register()
+        _wait(lambda: any(r[3] != "in_call" for r in rig.agent_log(talking, killed)), 120,
+              "the talking agent off the call")
+        off_call = next(r for r in rig.agent_log(talking, killed) if r[3] != "in_call")
+        assert off_call[1] == "call_end" and off_call[2:4] == ("after_call_work", "wrap_up"), off_call
+        idle_state = rig.agent_log(idle)[-1][2:4]
+        assert idle_state == ("available", "idle"), rig.agent_log(idle)[-3:]
+        registered_at = time.time()
+        sipp = rig.call(["13979300002"], 1, "queue-2", QUEUE_SCENARIO)
+        _wait(lambda: any(r[1] in ("reserve", "ring") for op in AGENTS for r in rig.agent_log(op, registered_at)),
+              120, "the new queued caller offered to an agent")
+        offered = [(op, r[1]) for op in AGENTS for r in rig.agent_log(op, registered_at) if r[1] in ("reserve", "ring")]
+        # To the idle one (its phone registered again): the other is in its 15 s of after-call work, and the
+        # queue (longest idle) would choose the idle one even after that.
+        assert offered[0][0] == idle, offered
+        sipp.kill()
+        sipp.wait(10)
+        print(f"\nswitch killed with agent {talking} talking, {idle} idle: {talking} off the call "
+              f"{off_call[0] - back_wall:+.1f} s after the switch answered again ({off_call[1]} -> {off_call[2]}/"
+              f"{off_call[3]}, {off_call[0] - killed:.1f} s after the kill); {idle} {'/'.join(idle_state)}; new caller offered "
+              f"{offered}; load {_loadavg()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    finally:
+        for phone in phones.values():
+            phone.close()
