@@ -13,6 +13,7 @@ from caseflow import attachments, knowledge, search
 from caseflow.knowledge import KnowledgeError
 from caseflow.models import Category, Department, KnowledgeAnswer, KnowledgeItem, User
 from caseflow.roles import can
+from caseflow.search import SearchNotReady
 from caseflow.workflow import PermissionDenied
 from webui.app import NavItem, localtime
 from webui.blueprints.tickets import clock, install, own_messages
@@ -59,12 +60,16 @@ def index():
     _need("kb.view")
     q = request.args.get("q", "").strip()[:100]
     only = request.args.get("approved") == "1"
+    error, status = None, 200
     if q:
-        results = knowledge.search_items(q, limit=50, approved_only=only)
+        try:
+            results = knowledge.search_items(q, limit=50, approved_only=only)
+        except SearchNotReady as err:  # a big database just migrated: the start is building the index
+            results, error, status = [], error_text(err), 503
     else:
         results = [(i, 0.0) for i in KnowledgeItem.select().order_by(KnowledgeItem.published_at.desc()).limit(30)]
-    return render_template("kb/index.html", q=q, results=results, only=only,
-                           categories=list(Category.select().order_by(Category.code)))
+    return render_template("kb/index.html", q=q, results=results, only=only, error=error,
+                           categories=list(Category.select().order_by(Category.code))), status
 
 
 @bp.route("/search.json")
@@ -74,10 +79,14 @@ def search_json():
     url (the page), data_url (the item as JSON), ``title_marks`` and ``snippet`` as [{text, hit}] pieces
     with the query's words marked (plain text: the page escapes it), category, department (the
     publisher's), published date and review state. ``approved=1`` keeps reviewed items only (the desk:
-    what an agent reads to a citizen must have been reviewed)."""
+    what an agent reads to a citizen must have been reviewed). While the full-text index is being built:
+    503 with ``{"error": the line in the user's language}`` (the desk's panel shows it)."""
     _need("kb.view")
     q = request.args.get("q", "").strip()[:100]
-    results = knowledge.search_items(q, limit=10, approved_only=request.args.get("approved") == "1")
+    try:
+        results = knowledge.search_items(q, limit=10, approved_only=request.args.get("approved") == "1")
+    except SearchNotReady as err:
+        return jsonify({"error": error_text(err)}), 503
     departments = _publisher_departments([item for item, _score in results])
     return jsonify([{"id": i.id, "title": i.title, "score": s, "url": url_for("kb.item", item_id=i.id),
                      "data_url": url_for("kb.item_json", item_id=i.id), "title_marks": _pieces(i.title, q),

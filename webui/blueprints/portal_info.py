@@ -8,6 +8,7 @@ from flask import Blueprint, abort, g, render_template, request
 
 from caseflow import knowledge, public_notices, services
 from caseflow.models import Category, KnowledgeAnswer
+from caseflow.search import SearchNotReady
 from ivr import polls
 from webui import security
 from webui.blueprints import portal as frame
@@ -41,11 +42,16 @@ def guides():
     query = (request.args.get("q") or "")[:50]
     value = request.args.get("category", "")
     category = Category.get_or_none(Category.id == int(value)) if value.isdigit() else None
-    rows = knowledge.public_items(query, category)
+    error, status = None, 200
+    try:
+        rows = knowledge.public_items(query, category)
+    except SearchNotReady as err:  # a big database just migrated: the start is building the index
+        rows, error, status = [], error_text(err), 503
     if query:
         audit("portal_guide_search", "web", "", query, user=None)
     categories = [c for c in Category.select().where(Category.active).order_by(Category.code)]
-    return render_template("portal/guides.html", rows=rows, q=query, category=category, categories=categories)
+    return render_template("portal/guides.html", rows=rows, q=query, category=category, categories=categories,
+                           error=error), status
 
 
 @bp.route("/guides/<int:item_id>")

@@ -274,7 +274,11 @@ def detail(number):
     """The ticket with its timeline, attachments, calls, duplicates and the user's actions."""
     ticket = load_ticket(number)
     kb_query = request.args.get("kbq", "").strip()[:100]
-    kb_results = knowledge.search_items(kb_query, limit=8) if kb_query else []
+    kb_results, kb_error = [], None
+    try:
+        kb_results = knowledge.search_items(kb_query, limit=8) if kb_query else []
+    except SearchNotReady as err:  # the knowledge box says so; the ticket itself is shown as ever
+        kb_error = error_text(err)
     files = list(ticket.attachments.order_by(Attachment.id))
     writable = services.may_write(g.user, ticket)
     return render_template(
@@ -282,7 +286,7 @@ def detail(number):
         history=services.timeline(ticket), files=files,
         duplicates=list(ticket.duplicates), actions=action_context(ticket),
         category_path=org.category_path(ticket.category if ticket.category_id else None),
-        kb_query=kb_query, kb_results=kb_results, may_write=writable, media=media_context(ticket, files),
+        kb_query=kb_query, kb_results=kb_results, kb_error=kb_error, may_write=writable, media=media_context(ticket, files),
         fax_files=[f for f in files if faxout.is_pdf_attachment(f)] if writable else [],
         may_fax=writable and (bool(ticket.reply) or any(faxout.is_pdf_attachment(f) for f in files)),
         may_blacklist=ticket.type == "harassment" and bool(ticket.citizen_phone) and can(g.user, "blacklist.edit"),

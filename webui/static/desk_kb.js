@@ -35,9 +35,17 @@
   }
   function getJson(url) {
     return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); });
+      .then(function (r) {
+        if (r.ok) { return r.json(); }
+        // The server's own line when it sent one (the search index still being built), else the general one.
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          var error = new Error(String(r.status));
+          error.said = body && body.error;
+          throw error;
+        });
+      });
   }
-  function failed() { status.textContent = words.failed; }
+  function failed(error) { status.textContent = (error && error.said) || words.failed; }
 
   // Insert at the cursor of the reply field (or append on a new line), so several answers can be combined.
   function useInReply(text) {
@@ -89,7 +97,7 @@
       row.answers.forEach(function (answer, n) { item.appendChild(block(answer.content, words.answer + " " + (n + 1))); });
       list.hidden = true;
       item.hidden = false;
-    }).catch(function () { if (mine === asked) { failed(); } });
+    }).catch(function (error) { if (mine === asked) { failed(error); } });
   }
 
   function showResults(rows) {
@@ -118,6 +126,6 @@
     var mine = ++asked;
     var url = words.search + "?approved=1&q=" + encodeURIComponent(q);
     getJson(url).then(function (rows) { if (mine === asked) { showResults(rows); } })
-      .catch(function () { if (mine === asked) { failed(); } });
+      .catch(function (error) { if (mine === asked) { failed(error); } });
   });
 })();
