@@ -118,11 +118,15 @@ class BridgeRecorder:
         return user.operator_no if user is not None else ""
 
     def _connection(self, server: str):
-        for lookup in (getattr(self.pool, "get", None), getattr(self.pool, "for_host", None)):
+        # By name first: several switches may share a host (the host alone is ambiguous then). (Was: the name
+        # was never tried, a fresh bound method never being ``is`` another, so with two switches on one host
+        # no bridged conversation was recorded; found by bench/simulation.py.)
+        for lookup, key in ((getattr(self.pool, "get", None), server),
+                            (getattr(self.pool, "for_host", None), server.rpartition(":")[0])):
             if lookup is None:
                 continue
             try:
-                return lookup(server if lookup is getattr(self.pool, "get", None) else server.rpartition(":")[0])
+                return lookup(key)
             except (KeyError, LookupError, ValueError):
                 continue
         connections = list(self.pool.all()) if hasattr(self.pool, "all") else []

@@ -64,3 +64,31 @@ def test_a_recording_the_storage_refused_lists_the_caller_for_a_call_back():
     apply_trace(draft, "", [{"what": NOT_RECORDED, "node": "complaint_record", "at": "t"}], [])
     assert missed_reason(draft, classify(draft)) == "not_stored"
     assert missed_reason(CallDraft("u", caller="13912345678", hangup_side="system"), "self_service") is None
+
+
+def test_bridged_call_recorded_on_its_switch_when_switches_share_a_host():
+    """Should find the bridged call's switch by its name when several switches share one host (the host alone
+    is ambiguous), and by the host when only the host matches."""
+    from recorder.hooks import BridgeRecorder
+
+    class Pool:
+        def __init__(self, names):
+            self.conns = {name: object() for name in names}
+
+        def get(self, name):
+            return self.conns[name]
+
+        def for_host(self, host):
+            matches = [c for n, c in self.conns.items() if n.rpartition(":")[0] == host]
+            if len(matches) != 1:
+                raise KeyError(host)
+            return matches[0]
+
+        def all(self):
+            return list(self.conns.values())
+
+    pool = Pool(["127.0.0.1:8021", "127.0.0.1:8031", "10.0.0.2:8021"])
+    recorder = BridgeRecorder(cdr=None, recordings=None, pool=pool)
+    assert recorder._connection("127.0.0.1:8031") is pool.conns["127.0.0.1:8031"]
+    assert recorder._connection("10.0.0.2:41000") is pool.conns["10.0.0.2:8021"]
+    assert recorder._connection("127.0.0.1:41000") is None
