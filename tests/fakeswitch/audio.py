@@ -11,15 +11,29 @@ from pathlib import Path
 RATE = 8000
 
 
-def _speech_samples(n: int, offset: int) -> bytes:
-    # Two tones with a slow amplitude wobble: clearly not silence, easy for any level meter to see.
+def _tone_second() -> bytes:
+    # Two tones with a slow amplitude wobble: clearly not silence, easy for any level meter to see. Every
+    # frequency is a whole number of hertz, so one second of it repeats exactly.
     out = bytearray()
-    for i in range(offset, offset + n):
+    for i in range(RATE):
         t = i / RATE
         env = 0.55 + 0.45 * math.sin(2 * math.pi * 3 * t)
         v = env * (0.5 * math.sin(2 * math.pi * 440 * t) + 0.3 * math.sin(2 * math.pi * 660 * t))
         out += struct.pack("<h", int(v * 12000))
     return bytes(out)
+
+
+_TONE: list[bytes] = []
+
+
+def _speech_samples(n: int, offset: int) -> bytes:
+    """``n`` samples of the tone from sample ``offset`` on, cut from its repeating second (a sample-by-sample
+    loop took seconds of CPU for a long recording, which big benchmark runs write by the thousand)."""
+    if not _TONE:
+        _TONE.append(_tone_second())
+    start = (offset % RATE) * 2
+    repeats = (start + 2 * n) // (2 * RATE) + 1
+    return (_TONE[0] * repeats)[start:start + 2 * n]
 
 
 def write_wav(path: str | os.PathLike, seconds: float, speech: list[tuple[float, float]] | None = None) -> int:
