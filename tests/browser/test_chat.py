@@ -2,7 +2,9 @@
 how many chats they take on the desk) answers on the desk, a message goes each way, the agent sends a
 knowledge-base answer into the chat, the team lead sees the chat queue on the console, the agent ends the chat,
 the citizen sees the acceptance number of the ticket holding the transcript, and the ticket page shows that
-transcript. No page may log a console error or a Content-Security-Policy violation.
+transcript. No page may log a console error or a Content-Security-Policy violation. With the SMS channel on, a
+citizen confirms the phone by the SMS code (read from the outbox, where the SMS gateway takes it) and the desk
+shows that citizen's earlier cases.
 
 The app, the ACD and the fake FreeSWITCH run in one background hub as in test_agent_desk (its Telephony).
 """
@@ -28,8 +30,9 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "i
          "has_touch": True}
 
 
-@pytest.fixture
-def telephony(tmp_path, monkeypatch):
+def chat_world(tmp_path, monkeypatch, **settings):
+    """The telephony hub serving the chat world (queues, two agents, a team lead, a knowledge answer), with
+    ``settings`` (HOTLINE_* names) added to the configuration; yields the running thread."""
     import webui.blueprints.portal as portal_bp
 
     monkeypatch.setattr(portal_bp, "CAPTCHA_ALPHABET", "A")  # a picture whose answer the test knows
@@ -37,7 +40,7 @@ def telephony(tmp_path, monkeypatch):
     database = core_db.bind_database(url)
     create_schema(all_models())
     config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                          "secret_key": "chat-test-secret-" + "k" * 32, "load_demo": False})
+                          "secret_key": "chat-test-secret-" + "k" * 32, "load_demo": False, **settings})
     with database.connection_context():
         create_queue("consult", "consult", announce_interval=0)
         chat.create_queue("web-consult", "consult", display_name="政策咨询")
@@ -55,6 +58,19 @@ def telephony(tmp_path, monkeypatch):
     yield thread
     thread.stop()
     database.close()
+
+
+@pytest.fixture
+def telephony(tmp_path, monkeypatch):
+    yield from chat_world(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def telephony_sms(tmp_path, monkeypatch):
+    """The same with the SMS channel on (a gateway configured): the chat form offers an SMS code."""
+    yield from chat_world(tmp_path, monkeypatch, HOTLINE_SMS_SECRET="s" * 20,
+                          HOTLINE_SMS_GATEWAY="http://127.0.0.1:9/cgi-bin/sendsms",
+                          HOTLINE_SMS_QUIET_HOURS="00:00-23:59")
 
 
 def watch(page) -> list[str]:
@@ -171,3 +187,53 @@ def test_citizen_chats_with_an_agent_and_gets_the_acceptance_number(browser, tel
         desk_context.close()
         phone_context.close()
         lead_context.close()
+
+
+def test_citizen_confirms_the_phone_by_sms_code_and_the_desk_shows_the_history(browser, telephony_sms):
+    """Should offer the SMS code on /chat while the SMS channel is on: the citizen types the phone, asks for a
+    code (queued as an urgent SMS to that number, masked on the page), types the code from the SMS instead of
+    the picture and starts the chat; the agent's chat card then shows the citizen's earlier case (number, title)
+    with the name, as only a confirmed number allows; no console error or CSP violation on either page."""
+    from caseflow import services as case_services
+    from tests.integration.webui_caseflow.test_portal_sms_codes import last_code
+
+    with core_db.database.connection_context():
+        earlier = case_services.create_ticket("路灯坏了", title="路灯坏了", citizen_phone="13700002222",
+                                               citizen_name="王小明")
+    desk_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    phone_context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **PHONE)
+    try:
+        desk, phone = desk_context.new_page(), phone_context.new_page()
+        desk_problems, phone_problems = watch(desk), watch(phone)
+        login(desk, telephony_sms.url, "8001", PASSWORD)
+        desk.goto(telephony_sms.url + "/desk/")
+        desk.click("button[data-act=ready]")
+        expect(desk.get_by_test_id("agent-status")).to_have_text("就绪")
+        desk.get_by_test_id("tab-chat").click()
+
+        phone.goto(telephony_sms.url + "/chat/")
+        phone.select_option("#queue", label="政策咨询")
+        phone.fill("#name", "王小明")
+        phone.fill("#phone", "13700002222")
+        with phone.expect_navigation():
+            phone.get_by_test_id("send-code").click()
+        expect(phone.get_by_test_id("notice")).to_contain_text("137****2222")
+        with core_db.database.connection_context():
+            code = last_code("13700002222")  # the SMS the gateway is handed (channels.outbox)
+        expect(phone.locator("#phone")).to_have_value("13700002222")  # the form kept what was typed
+        phone.fill("#sms_code", code)
+        with phone.expect_navigation():
+            phone.get_by_role("button", name="开始交谈").click()
+        expect(phone.get_by_test_id("chat-room")).to_be_visible()
+
+        card = desk.get_by_test_id("desk-chat")
+        expect(card).to_contain_text("13700002222")
+        history = card.get_by_test_id("desk-chat-history")
+        expect(history).to_contain_text("王小明")
+        expect(history).to_contain_text(f"{earlier.number} 路灯坏了")
+        with core_db.database.connection_context():
+            assert ChatSession.get(ChatSession.citizen_phone == "13700002222").phone_verified
+        assert phone_problems == [] and desk_problems == [], (phone_problems, desk_problems)
+    finally:
+        desk_context.close()
+        phone_context.close()

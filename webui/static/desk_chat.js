@@ -51,6 +51,7 @@
       box.dataset.chat = data.id;
       var head = el("h3", "");
       var history = el("ul", "", "chat-history");
+      history.setAttribute("data-testid", "desk-chat-history");
       var log = el("ol", "", "chat-log");
       log.setAttribute("data-testid", "desk-chat-log");
       var text = el("textarea", "");
