@@ -22,8 +22,15 @@ included) and inside the app (from the request reaching the app to its last byte
 p99 under 50 ms for reads and 100 ms for a submission. Limits that would refuse one address's flood
 (HOTLINE_PORTAL_*, HOTLINE_OPEN311_*) are raised through the configuration. Asserts nothing.
 
+Two modes (``--think-ms 0,1000``): a closed loop (0: each client sends its next call as soon as the last is
+answered: the serving processes' saturation throughput, the clients queueing behind each other) and paced (each
+client waits a think time, exponential with the given mean, after each call: what 50 visitors at once see).
+``--web-workers N`` serves PostgreSQL through N worker processes (bench/portal_load.py; SQLite has one process, as
+the product refuses web workers there). ``--keep DIR`` keeps the seeded database and reuses it next time.
+
     .venv/bin/python bench/portal.py [--tickets 1000000] [--published 200000] [--clients 50] [--requests 500]
                                      [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""] [--backend sqlite]
+                                     [--keep var/bench] [--web-workers 2] [--think-ms 0,1000] [--pg-pool 10]
 """
 from __future__ import annotations
 
@@ -33,24 +40,20 @@ monkey.patch_all()  # as run.py: the web server, the clients and PostgreSQL's wa
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
-import http.client  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
-import gevent  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import DEFAULT_PG, available_backends, open_backend, pct  # noqa: E402
+from bench.portal_load import run_row, serve_worker, start_workers, stop_workers, timed_app  # noqa: E402
 
 BATCH = 5000
 CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
@@ -216,7 +219,8 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE")
         finally:
-            connection.autocommit = False
+            connection.autocommit = True  # as peewee opens them (was False: later statements stayed in an
+            # open transaction on a pooled connection)
     else:
         database.execute_sql("ANALYZE")
     print(f"  seeded in {time.perf_counter() - started:,.0f} s: {n:,} tickets, {len(out['published']):,} published",
@@ -224,89 +228,7 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
     return out
 
 
-# ------------------------------------------------------------------------------------------ clients
-class Browser:
-    """One client: a keep-alive connection and its cookies, like one browser tab."""
-
-    def __init__(self, port: int, timings: dict):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.conn.connect()
-        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a form's head and body at once
-        self.cookies: dict[str, str] = {}
-        self.timings = timings
-        self.token = ""  # the session's CSRF token, read from the first form
-
-    def request(self, kind: str, method: str, path: str, form: dict | None = None, expect=(200,)):
-        headers = {"X-Bench-Kind": kind}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            body = urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
-        started = time.perf_counter()
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        for header in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = header.partition("=")
-            self.cookies[name.strip()] = rest.split(";", 1)[0]
-        if response.status not in expect:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        self.timings.setdefault(kind, []).append(elapsed)
-        return data
-
-    def csrf(self, path: str) -> str:
-        if not self.token:
-            page = self.request("(form)", "GET", path).decode()
-            self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        return self.token
-
-
-def run_row(port: int, clients: int, total: int, step) -> tuple[dict, float]:
-    """``total`` calls of ``step(browser, i)`` spread over ``clients`` concurrent browsers; returns the
-    client-side timings by kind and the seconds the row took."""
-    timings: dict[str, list[float]] = {}
-    browsers = [Browser(port, timings) for _ in range(clients)]
-    counter = iter(range(total))
-    errors: list[str] = []
-
-    def work(browser):
-        for i in counter:
-            try:
-                step(browser, i)
-            except Exception as error:  # noqa: BLE001 - reported under the table, the row goes on
-                errors.append(str(error)[:300])
-
-    started = time.perf_counter()
-    gevent.joinall([gevent.spawn(work, b) for b in browsers])
-    seconds = time.perf_counter() - started
-    for browser in browsers:
-        browser.conn.close()
-    if errors:
-        print(f"  {len(errors)} failed, first: {errors[0]}", flush=True)
-    return timings, seconds
-
-
-def timed_app(app, server_times: dict):
-    """The WSGI app, timing each request from its arrival to its last byte by the client's X-Bench-Kind. The
-    answer goes out in one piece, as the app's own responses do (a body handed over in pieces is written in
-    pieces, and the client's delayed acknowledgement then adds 40 ms that are the bench's, not the app's)."""
-    def wsgi(environ, start_response):
-        kind = environ.get("HTTP_X_BENCH_KIND", "")
-        started = time.perf_counter()
-        body = app(environ, start_response)
-        try:
-            data = b"".join(body)
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-        server_times.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
-        return [data]
-    return wsgi
-
-
+# ------------------------------------------------------------------------------------------ rows
 def rows_for(data: dict, key: str, categories, regions, rng: random.Random, now: dt.datetime):
     """[(kind, step, aim)] of the rows run against the seeded data."""
     published, open_web, api = data["published"], data["open_web"], data["api"]
@@ -378,71 +300,144 @@ def rows_for(data: dict, key: str, categories, regions, rng: random.Random, now:
             ("Open311 POST", o311_post, WRITE_AIM, 1)]
 
 
-def run_backend(backend: str, args) -> list[tuple]:
-    from caseflow import search
+def open_database(backend: str, args, folder: Path):
+    """(database, its URL, the kept data's file or None, cleanup). With ``--keep DIR`` the seeded database is
+    kept for the next run: SQLite in DIR/portal-<tickets>-<published>.sqlite3, PostgreSQL in the schema
+    bench_portal_keep_<tickets>_<published>, and what the clients need (numbers, the API key) in
+    DIR/portal-<backend>-<tickets>-<published>.json; when that file exists the database is reused as it is."""
+    from core import db as core_db
+    from hotline.schema import all_models, create_schema
+
+    if not args.keep:
+        database, cleanup = open_backend(backend, folder, args.pg, "portal")
+        if backend == "sqlite":
+            return database, f"sqlite:///{database.database}", None, cleanup
+        schema = f"bench_portal_{os.getpid()}"
+        return database, f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}", None, cleanup
+    keep = Path(args.keep).resolve()
+    keep.mkdir(parents=True, exist_ok=True)
+    label = f"{args.tickets}-{args.published}"
+    meta = keep / f"portal-{backend}-{label}.json"
+    if backend == "sqlite":
+        path = keep / f"portal-{label}.sqlite3"
+        if not meta.exists():
+            for stale in keep.glob(f"portal-{label}.sqlite3*"):
+                stale.unlink()
+        url = f"sqlite:///{path}"
+    else:
+        import psycopg2
+
+        schema = f"bench_portal_keep_{args.tickets}_{args.published}"
+        if not meta.exists():
+            conn = psycopg2.connect(args.pg, connect_timeout=3)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                cur.execute(f'CREATE SCHEMA "{schema}"')
+            conn.close()
+        url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
+    database = core_db.bind_database(url)
+    database.connect(reuse_if_open=True)
+    create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
+    return database, url, meta, lambda: None
+
+
+def seeded(backend: str, args, database, meta: Path | None, rng: random.Random, clock, now):
+    """(data, API key, categories, regions): seeded now, or read back from a kept database."""
+    import json
+
+    from caseflow.models import Category, Region
     from channels import open311
+
+    with database.connection_context():
+        if meta is not None and meta.exists():
+            kept = json.loads(meta.read_text())
+            print(f"{backend}: reusing the database seeded {kept['seeded']} ({meta})", flush=True)
+            categories = list(Category.select().where(Category.code.startswith("K")).order_by(Category.id))
+            regions = list(Region.select().where(Region.code.startswith("R")).order_by(Region.id))
+            return kept["data"], kept["key"], categories, regions
+        depts, categories, regions, admin = make_org()
+        client, key = open311.issue_key("压测接入方", by=admin, clock=clock)
+        print(f"{backend}: seeding", flush=True)
+        data = seed(args.tickets, args.published, rng, now, depts, categories, regions, client)
+    if meta is not None:
+        meta.write_text(json.dumps({"seeded": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                    "data": data, "key": key}))
+    return data, key, categories, regions
+
+
+def run_backend(backend: str, args) -> list[tuple]:
+    from caseflow import portal, search
+    from core import db as core_db
     from core.clock import Clock
     from core.config import load_config
     from webui.app import Services, create_app
     from webui.server import HttpServer
     import webui.blueprints.portal as portal_bp
-    from core import db as core_db
 
     rng = random.Random(11)
     out = []
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        database, cleanup = open_backend(backend, folder, args.pg, "portal")
-        serving = database
+        database, url, meta, cleanup = open_database(backend, args, folder)
+        serving, workers, server = database, [], None
         search.forget(database)
         try:
             clock = Clock("Asia/Shanghai")
             now = clock.now().astimezone(dt.timezone.utc).replace(tzinfo=None)
+            data, key, categories, regions = seeded(backend, args, database, meta, rng, clock, now)
             with database.connection_context():
-                depts, categories, regions, admin = make_org()
-                client, key = open311.issue_key("压测接入方", by=admin, clock=clock)
-                print(f"{backend}: seeding", flush=True)
-                data = seed(args.tickets, args.published, rng, now, depts, categories, regions, client)
+                # As the product's start (hotline.product) before serving: the full-text structures (built
+                # whatever the table's size) and the list's statistics.
+                search.forget(database)
+                search.ensure_all()
+                portal.ensure_statistics()
             if backend == "postgres" and args.pg_pool:
-                # The product's postgresql+pool:// (core.db): connections kept and shared by the requests.
-                database.close()
-                schema = f"bench_portal_{os.getpid()}"
-                pooled = args.pg.replace("postgresql://", "postgresql+pool://", 1)
-                serving = core_db.bind_database(f"{pooled}{'&' if '?' in pooled else '?'}max_connections="
-                                                f"{args.pg_pool}&timeout=30&options=-csearch_path%3D{schema}")
-                print(f"  serving through a pool of {args.pg_pool} connections (postgresql+pool://)", flush=True)
-            config = load_config({"database_url": str(database.database), "mode": "test", "load_demo": False,
-                                  "var_dir": str(folder / "var"), "secret_key": "p" * 40,
-                                  "HOTLINE_PORTAL_PER_ADDRESS": "1000000", "HOTLINE_PORTAL_PER_PHONE": "1000000",
-                                  "HOTLINE_OPEN311_PER_ADDRESS": "1000000", "HOTLINE_OPEN311_PER_KEY": "1000000",
-                                  "HOTLINE_OPEN311_POSTS_PER_HOUR": "1000000"})
-            portal_bp.CAPTCHA_ALPHABET = "A"  # the picture is still drawn and checked; the bench knows its answer
-            server_times: dict[str, list[float]] = {}
-            app = create_app(config, Services(clock=clock))
-            server = HttpServer(("127.0.0.1", 0), timed_app(app, server_times))
-            server.start()
-            try:
-                rows = rows_for(data, key, categories, regions, rng, now)
-                rows = [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
+                url += f"&max_connections={args.pg_pool}"  # core.db's pool for each process (default 20)
+            mapping = {"database_url": url, "mode": "test", "load_demo": False, "var_dir": str(folder / "var"),
+                       "secret_key": "p" * 40, "HOTLINE_CALL_PROCESS": "http://127.0.0.1:9",
+                       "HOTLINE_PORTAL_PER_ADDRESS": "1000000", "HOTLINE_PORTAL_PER_PHONE": "1000000",
+                       "HOTLINE_OPEN311_PER_ADDRESS": "1000000", "HOTLINE_OPEN311_PER_KEY": "1000000",
+                       "HOTLINE_OPEN311_POSTS_PER_HOUR": "1000000"}
+            if args.web_workers and backend == "postgres":
+                database.close_all()  # the workers open their own
+                workers = start_workers(args.web_workers, mapping)
+                ports = [w.port for w in workers]
+                print(f"  serving through {len(ports)} web workers (hotline.worker), clients round robin", flush=True)
+            else:
+                if args.web_workers:
+                    print("  SQLite: one process (the product refuses web workers on SQLite: hotline.worker)",
+                          flush=True)
+                if backend == "postgres" and args.pg_pool:
+                    database.close_all()
+                    serving = core_db.bind_database(url)
+                portal_bp.CAPTCHA_ALPHABET = "A"  # the picture is still drawn and checked; the bench knows it
+                app = create_app(load_config(mapping), Services(clock=clock))
+                server = HttpServer(("127.0.0.1", 0), timed_app(app))
+                server.start()
+                ports = [server.server_port]
+            rows = rows_for(data, key, categories, regions, rng, now)
+            rows = [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
+            for think in args.think_ms:
+                mode = "closed" if not think else f"paced {think:g}"
+                print(f"  {mode}: " + ("each client sends its next call when answered" if not think else
+                                      f"each client thinks {think:g} ms on average (exponential) between calls"),
+                      flush=True)
                 for kind, step, aim, share in rows:
-                    server_times.clear()
                     calls = max(args.clients, int(args.requests * share))
-                    timings, seconds = run_row(server.server_port, args.clients, calls, step)
-                    seen = timings.get(kind, [])
-                    inside = server_times.get(kind, [])
-                    line = (backend, kind, len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
-                            pct(inside, 50), pct(inside, 99), aim)
-                    out.append(line)
-                    print_row(line)
-                    if kind == "case lookup":  # the page the lookup opens
-                        seen, inside = timings.get("case page", []), server_times.get("case page", [])
-                        line = (backend, "case page", len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
-                                pct(inside, 50), pct(inside, 99), READ_AIM)
+                    timings, inside, seconds, errors = run_row(ports, args.clients, calls, step, think)
+                    for name in (kind, "case page") if kind == "case lookup" else (kind,):
+                        seen, app_ms = timings.get(name, []), inside.get(name, [])
+                        line = (backend, mode, name, len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
+                                pct(app_ms, 50), pct(app_ms, 99), READ_AIM if name == "case page" else aim)
                         out.append(line)
                         print_row(line)
-            finally:
-                server.stop()
+                    if errors:
+                        print(f"  {len(errors)} failed, first: {errors[0]}", flush=True)
         finally:
+            if server is not None:
+                server.stop()
+            stop_workers(workers)
             if serving is not database:
                 serving.close_all()
             database.close()
@@ -450,14 +445,14 @@ def run_backend(backend: str, args) -> list[tuple]:
     return out
 
 
-HEADER = (f"{'backend':<9}{'what':<27}{'calls':>7}{'calls/s':>9}{'client p50':>12}{'p99':>9}"
+HEADER = (f"{'backend':<9}{'mode':<12}{'what':<27}{'calls':>7}{'calls/s':>9}{'client p50':>12}{'p99':>9}"
           f"{'in app p50':>12}{'p99':>9}{'aim p99':>9}")
 
 
 def print_row(line) -> None:
-    backend, kind, calls, rate, c50, c99, a50, a99, aim = line
+    backend, mode, kind, calls, rate, c50, c99, a50, a99, aim = line
     verdict = "ok" if a99 <= aim else "over"
-    print(f"{backend:<9}{kind:<27}{calls:>7}{rate:>9.0f}{c50:>12.1f}{c99:>9.1f}{a50:>12.1f}{a99:>9.1f}"
+    print(f"{backend:<9}{mode:<12}{kind:<27}{calls:>7}{rate:>9.0f}{c50:>12.1f}{c99:>9.1f}{a50:>12.1f}{a99:>9.1f}"
           f"{aim:>8.0f} {verdict}", flush=True)
 
 
@@ -471,9 +466,22 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=("both", "sqlite", "postgres"), default="both")
     parser.add_argument("--only", default="", help="comma-separated words: run only the rows naming one")
     parser.add_argument("--pg-pool", type=int, default=0,
-                        help="PostgreSQL: serve through postgresql+pool:// with this many connections (0: the "
-                             "default URL, a connection per request)")
+                        help="PostgreSQL: at most this many connections in each serving process's pool (0: core.db's "
+                             "default, 20)")
+    parser.add_argument("--web-workers", type=int, default=0,
+                        help="PostgreSQL: serve through this many web worker processes (hotline.worker), the clients "
+                             "spread over them round robin (0: the app in the bench's process)")
+    parser.add_argument("--think-ms", default="0",
+                        help="comma-separated modes: 0 = closed loop (the next call when answered), T = paced, each "
+                             "client waiting T ms on average (exponential) after each call; e.g. 0,1000")
+    parser.add_argument("--keep", default="",
+                        help="a folder: keep the seeded database (SQLite file there, PostgreSQL schema "
+                             "bench_portal_keep_<tickets>_<published>) and reuse it when seeded before")
+    parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)  # portal_load.serve_worker
     args = parser.parse_args(argv)
+    if args.serve_worker:
+        return serve_worker()
+    args.think_ms = [float(t) for t in args.think_ms.split(",")]
     logging.basicConfig(level=logging.WARNING)
     backends = [b for b in available_backends(args.pg) if args.backend in ("both", b)]
     print(f"portal bench ({dt.date.today()}): {args.tickets:,} tickets, {args.published:,} published, "

@@ -1,0 +1,185 @@
+"""bench/portal.py's load side: the clients (closed loop or paced by a think time), the app timed from inside, and
+the web workers it can serve through (``--web-workers``).
+
+Times inside the app travel back on each answer (the X-Bench-App-Ms header, added by ``timed_app``), so one
+process and several workers are measured the same way. A worker is ``python bench/portal.py --serve-worker``:
+hotline.worker.build (what ``run.py --web-worker`` runs: it waits for the schema, opens the bus, builds the app)
+served by webui.server like the product's worker, wrapped in ``timed_app`` and with the picture alphabet set to
+one letter so the bench knows the answer; its configuration comes as JSON in BENCH_PORTAL_CONFIG.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+import gevent
+
+CONFIG_ENV = "BENCH_PORTAL_CONFIG"
+APP_MS = "X-Bench-App-Ms"
+
+
+class Browser:
+    """One client: a keep-alive connection and its cookies, like one browser tab."""
+
+    def __init__(self, port: int, timings: dict, app_timings: dict):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a form's head and body at once
+        self.cookies: dict[str, str] = {}
+        self.timings = timings
+        self.app_timings = app_timings
+        self.token = ""  # the session's CSRF token, read from the first form
+
+    def request(self, kind: str, method: str, path: str, form: dict | None = None, expect=(200,)):
+        headers = {"X-Bench-Kind": kind}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+        started = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+        inside = response.getheader(APP_MS)
+        if inside is not None:  # counted whatever the status, as the app spent it
+            self.app_timings.setdefault(kind, []).append(float(inside))
+        if response.status not in expect:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
+        self.timings.setdefault(kind, []).append(elapsed)
+        return data
+
+    def csrf(self, path: str) -> str:
+        if not self.token:
+            page = self.request("(form)", "GET", path).decode()
+            self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return self.token
+
+
+def run_row(ports: list[int], clients: int, total: int, step, think_ms: float = 0.0, seed: int = 11):
+    """``total`` calls of ``step(browser, i)`` spread over ``clients`` concurrent browsers, browser k on
+    ``ports[k % len(ports)]`` (round robin over the web workers). ``think_ms`` 0: a closed loop, each browser
+    sends its next call as soon as the last is answered (the app's saturation throughput); otherwise each waits
+    a random think time (exponential, mean ``think_ms``) after each call, as visitors read a page. Returns
+    (client timings by kind, in-app timings by kind, the row's seconds, errors)."""
+    timings: dict[str, list[float]] = {}
+    app_timings: dict[str, list[float]] = {}
+    browsers = [Browser(ports[k % len(ports)], timings, app_timings) for k in range(clients)]
+    counter = iter(range(total))
+    errors: list[str] = []
+    pause = random.Random(seed)
+
+    def work(browser):
+        if think_ms:  # visitors arrive spread out, not all in the first millisecond
+            gevent.sleep(pause.uniform(0, think_ms) / 1000)
+        for i in counter:
+            try:
+                step(browser, i)
+            except Exception as error:  # noqa: BLE001 - reported under the table, the row goes on
+                errors.append(str(error)[:300])
+            if think_ms:
+                gevent.sleep(pause.expovariate(1000 / think_ms))
+
+    started = time.perf_counter()
+    gevent.joinall([gevent.spawn(work, b) for b in browsers])
+    seconds = time.perf_counter() - started
+    for browser in browsers:
+        browser.conn.close()
+    return timings, app_timings, seconds, errors
+
+
+def timed_app(app):
+    """The WSGI app, timing each request from its arrival to its last byte and saying so in the X-Bench-App-Ms
+    header. The answer goes out in one piece, as the app's own responses do (a body handed over in pieces is
+    written in pieces, and the client's delayed acknowledgement then adds 40 ms that are the bench's, not the
+    app's)."""
+    def wsgi(environ, start_response):
+        started = time.perf_counter()
+        held: list = []
+
+        def hold(status, headers, exc_info=None):
+            held[:] = [status, list(headers), exc_info]
+            return lambda _data: None  # the write callable: the app's responses never use it
+
+        body = app(environ, hold)
+        try:
+            data = b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        status, headers, exc_info = held
+        headers.append((APP_MS, f"{(time.perf_counter() - started) * 1000:.3f}"))
+        start_response(status, headers, exc_info)
+        return [data]
+    return wsgi
+
+
+# ------------------------------------------------------------------------------------------ web workers
+def start_workers(count: int, mapping: dict) -> list[subprocess.Popen]:
+    """``count`` worker processes serving ``mapping``'s database; returns them with ``.port`` set."""
+    env = {**os.environ, CONFIG_ENV: json.dumps(mapping)}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "portal.py")
+    workers = []
+    try:
+        for _ in range(count):
+            worker = subprocess.Popen([sys.executable, "-u", script, "--serve-worker"], env=env,
+                                      stdout=subprocess.PIPE, text=True)
+            workers.append(worker)
+        for worker in workers:
+            line = worker.stdout.readline()  # "port N" once it serves (it waits for the schema first)
+            if not line.startswith("port "):
+                raise RuntimeError(f"a web worker did not start (exit {worker.poll()}): {line!r}")
+            worker.port = int(line.split()[1])
+    except BaseException:
+        stop_workers(workers)
+        raise
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def serve_worker() -> int:
+    """One web worker (``portal.py --serve-worker``): the product's worker app, timed, until SIGTERM."""
+    from gevent.event import Event
+
+    import webui.blueprints.portal as portal_bp
+    from core.config import load_config
+    from hotline.worker import build
+    from webui.server import HttpServer
+
+    config = load_config(json.loads(os.environ[CONFIG_ENV]))
+    app, services = build(config)
+    portal_bp.CAPTCHA_ALPHABET = "A"  # the picture is still drawn and checked; the bench knows its answer
+    server = HttpServer(("127.0.0.1", 0), timed_app(app))
+    server.start()
+    stopping = Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    print(f"port {server.server_port}", flush=True)
+    stopping.wait()
+    server.stop(timeout=5)
+    services.bus.stop()
+    return 0
