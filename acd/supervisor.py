@@ -1,8 +1,9 @@
 """Team-lead actions (班长): monitor, whisper, barge, intercept, force release, call an agent, answer a help
 request, set an agent on break or log them out, and guest agents for a day (领导上线接听).
 
-Each action checks the actor is a team lead (or administrator), is carried out over ESL on the agent's
-FreeSWITCH, and is recorded in SupervisorAction with who did it — refused attempts too (ok=False).
+Each action checks the actor is a team lead (or administrator) and that the agent is in the lead's scope (the
+groups they lead, caseflow.org.lead_scope: the administrator has every agent), is carried out over ESL on the
+agent's FreeSWITCH, and is recorded in SupervisorAction with who did it — refused attempts too (ok=False).
 The team lead's own phone rings first for the listening actions (the lead's agent extension, else the
 extension on their user record).
 """
@@ -18,6 +19,7 @@ import gevent
 from acd.agent_controls import AgentControls, ControlRefused, _refuse
 from acd.dispatcher import Acd, AcdError
 from acd.models import Agent, AgentSkill, SupervisorAction
+from caseflow import org
 from caseflow.models import User
 from switch import commands
 from switch.commands import CommandError
@@ -38,6 +40,10 @@ LISTEN_MODES = {
 
 class NotTeamLead(ControlRefused):
     """The actor may not perform team-lead actions."""
+
+
+class OutOfScope(ControlRefused):
+    """The agent is not in a group the team lead leads."""
 
 
 class Supervisor:
@@ -61,7 +67,19 @@ class Supervisor:
             raise NotTeamLead(f"只有班长可以执行该操作 / only a team lead may {action}")
         if agent_id is not None and agent is None:
             raise AcdError(f"unknown agent {agent_id}")
+        if agent is not None:
+            scope = self.visible_agents(actor)
+            if scope is not None and agent.id not in scope:
+                self._record(actor, action, agent, detail="refused: not in a group the lead leads", ok=False)
+                raise OutOfScope(f"该话务员不在您带领的班组 / agent {agent.extension} is not in a group you lead")
         return agent
+
+    def visible_agents(self, actor: User) -> frozenset[int] | None:
+        """The ids of the agents ``actor`` sees and acts on (the members of the groups they lead); None: all."""
+        users = org.lead_scope(actor)
+        if users is None:
+            return None
+        return frozenset(agent.id for agent in self.acd.agents.values() if agent.user_id in users)
 
     def _in_call(self, agent: Agent) -> Agent:
         if agent.state != "in_call" or not agent.leg_uuid:
@@ -225,9 +243,15 @@ class Supervisor:
             self.acd.load()
         return expired
 
-    def actions(self, limit: int = 50) -> list[SupervisorAction]:
-        """The latest recorded actions (console log)."""
-        return list(SupervisorAction.select().order_by(SupervisorAction.id.desc()).limit(limit))
+    def actions(self, limit: int = 50, viewer: User | None = None) -> list[SupervisorAction]:
+        """The latest recorded actions (console log); for a ``viewer`` with a scope, those on the agents in it
+        and their own."""
+        query = SupervisorAction.select()
+        scope = self.visible_agents(viewer) if viewer is not None else None
+        if scope is not None:
+            query = query.where(SupervisorAction.target_agent.in_(list(scope))
+                                | (SupervisorAction.actor == viewer.id))
+        return list(query.order_by(SupervisorAction.id.desc()).limit(limit))
 
 
 def _upsert_skill(agent: Agent, skill: str, level: int) -> None:

@@ -69,10 +69,12 @@ class Group(BaseModel):
 
 
 class UserGroup(BaseModel):
-    """Membership of a user in a group."""
+    """Membership of a user in a group; ``lead``: the user leads the group (班长), and a team lead's console
+    shows and acts on the members of the groups they lead (caseflow.org.lead_scope)."""
 
     user = peewee.ForeignKeyField(User, backref="group_links", on_delete="CASCADE")
     group = peewee.ForeignKeyField(Group, backref="user_links", on_delete="CASCADE")
+    lead = peewee.BooleanField(default=False)
 
     class Meta:
         indexes = ((("user", "group"), True),)

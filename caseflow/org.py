@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Optional
+from typing import Iterable, Optional
 
 from caseflow.models import Category, Department, Group, Region, Responsibility, User, UserGroup
 
@@ -183,19 +183,21 @@ def create_group(code: str, name: str, description: str = "") -> Group:
     return Group.create(code=code, name=name, description=(description or "")[:255])
 
 
-def set_groups(user: User, groups: list[Group]) -> None:
-    """Replace the user's group memberships."""
+def set_groups(user: User, groups: list[Group], leads: Iterable[Group] = ()) -> None:
+    """Replace the user's group memberships; ``leads``: the groups the user leads (a lead is a member too)."""
+    lead_ids = {group.id for group in leads}
     with User._meta.database.atomic():
         UserGroup.delete().where(UserGroup.user == user).execute()
-        for group in groups:
-            UserGroup.create(user=user, group=group)
+        for group in {group.id: group for group in [*groups, *leads]}.values():
+            UserGroup.create(user=user, group=group, lead=group.id in lead_ids)
 
 
 def update_user(user: User, *, name: str, roles: list[str], extension: str | None,
                 department: Optional[Department], active: bool, password: str = "",
-                groups: list[Group]) -> User:
+                groups: list[Group], leads: Iterable[Group] = ()) -> User:
     """An administrator's edit of a user (checked by the caller): name, roles, extension, department,
-    active, a new password when given, and the groups, in one transaction."""
+    active, a new password when given, and the groups (those the user leads in ``leads``), in one
+    transaction."""
     from caseflow import accounts
 
     with User._meta.database.atomic():
@@ -207,7 +209,7 @@ def update_user(user: User, *, name: str, roles: list[str], extension: str | Non
             user.password_hash = accounts.hash_password(password)
         # Only the named columns: the session version is bumped in the database, never from a stale copy.
         user.save(only=[User.name, User.roles, User.extension, User.department, User.active, User.password_hash])
-        set_groups(user, groups)
+        set_groups(user, groups, leads)
         if disabled or password:
             # Disabling or a password set by the administrator ends every open session of the user.
             accounts.end_all_sessions(user)
@@ -216,6 +218,25 @@ def update_user(user: User, *, name: str, roles: list[str], extension: str | Non
 
 def groups_of(user: User) -> list[Group]:
     return list(Group.select().join(UserGroup).where(UserGroup.user == user).order_by(Group.code))
+
+
+def groups_led_by(user: User) -> list[Group]:
+    """The groups ``user`` leads (班长)."""
+    return list(Group.select().join(UserGroup).where((UserGroup.user == user) & UserGroup.lead)
+                .order_by(Group.code))
+
+
+def lead_scope(user: User) -> Optional[frozenset[int]]:
+    """The ids of the users a team lead's console shows and acts on: the members of the groups ``user``
+    leads (themselves included when they are one). None means everyone: for an administrator, and while no
+    group has a lead at all (a centre that has not divided its floor keeps one console for all, as before
+    leads existed). Once any group has a lead, a team lead who leads none sees nobody: a lead missing from
+    the configuration must not widen what a lead sees."""
+    if user.has_role("admin") or not UserGroup.select().where(UserGroup.lead).exists():
+        return None
+    led = UserGroup.select(UserGroup.group).where((UserGroup.user == user) & UserGroup.lead)
+    return frozenset(user_id for (user_id,) in
+                     UserGroup.select(UserGroup.user).where(UserGroup.group.in_(led)).distinct().tuples())
 
 
 def active_categories() -> list[Category]:

@@ -106,6 +106,15 @@ def _chat_phone_verified(migrator, db):
     return [migrator.add_column("chat_session", "phone_verified", ChatSession.phone_verified)]
 
 
+def _user_group_lead(migrator, db):
+    """Group memberships gained the lead flag (the team lead's scope on the console, caseflow.org.lead_scope)."""
+    from caseflow.models import UserGroup
+
+    if "lead" in {c.name for c in db.get_columns("user_group")}:
+        return []
+    return [migrator.add_column("user_group", "lead", UserGroup.lead)]
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -125,6 +134,7 @@ def _chat_phone_verified(migrator, db):
 #       existing database already holds.
 # 0012: PostgreSQL's statistics on the ticket's status as the published cases compare it (caseflow.portal).
 # 0013: a chat's phone confirmed by an SMS code (the desk shows that citizen's history only then).
+# 0015: a group's leads (user_group.lead): a team lead sees and acts on the agents of the groups they lead.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -137,4 +147,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0010_search_index_layout", _search_index_layout),
                      Step("0011_call_counts", _call_counts),
                      Step("0012_ticket_status_statistics", _ticket_status_statistics),
-                     Step("0013_chat_phone_verified", _chat_phone_verified)]
+                     Step("0013_chat_phone_verified", _chat_phone_verified),
+                     Step("0015_user_group_lead", _user_group_lead)]

@@ -88,3 +88,35 @@ def test_console_polls_while_its_stream_is_down(browser, telephony):  # noqa: F8
     telephony.run_in_hub(lambda: (acd.transition(first.id, "login"), acd.transition(first.id, "ready")))
     expect(row1.get_by_test_id("agent-state")).to_have_text("空闲")  # polled, no reload
     context.close()
+
+
+def test_scoped_lead_sees_only_the_agents_of_the_groups_led(browser, telephony):  # noqa: F811
+    """Should show a team lead who leads one group only that group's agents, live, with the totals counted
+    over them (the other group's agent changing state never appears)."""
+    from caseflow import org
+    from caseflow.models import User
+
+    acd = telephony.acd
+    first = next(a for a in acd.agents.values() if a.extension == "1001")
+    second = next(a for a in acd.agents.values() if a.extension == "1002")
+    with core_db.database.connection_context():
+        lead = create_user("9001", "陈班长", PASSWORD, roles="team_lead")
+        team_a, team_b = org.create_group("A", "早班一组"), org.create_group("B", "早班二组")
+        org.set_groups(User.get_by_id(first.user_id), [team_a])
+        org.set_groups(User.get_by_id(second.user_id), [team_b])
+        org.set_groups(lead, [], leads=[team_a])
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    login(page, telephony.url, "9001", PASSWORD)
+    with page.expect_response(lambda response: "/supervisor/stream" in response.url):
+        page.goto(telephony.url + "/supervisor/")
+    row1 = page.locator(f'tr[data-agent="{first.id}"]')
+    expect(row1.get_by_test_id("agent-state")).to_have_text("已签出")
+    telephony.run_in_hub(lambda: (acd.transition(second.id, "login"), acd.transition(second.id, "ready"),
+                                  acd.transition(first.id, "login"), acd.transition(first.id, "ready")))
+    expect(row1.get_by_test_id("agent-state")).to_have_text("空闲")  # pushed by the stream
+    expect(page.locator('[data-total="idle"]')).to_have_text("1")
+    expect(page.locator(f'tr[data-agent="{second.id}"]')).to_have_count(0)
+    assert page.locator("tr[data-agent]").count() == 1
+    page.screenshot(path=str(telephony.tmp_path / "console-scoped.png"))
+    context.close()

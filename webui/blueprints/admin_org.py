@@ -22,6 +22,7 @@ install(bp)
 NAV = [NavItem("Organisation", "admin_org.index", frozenset({"admin"}), order=60)]
 MESSAGES = own_messages({"zh": {
     "Organisation": "组织机构", "Departments": "部门", "Users": "用户", "Groups": "班组",
+    "Leads (team lead's console scope)": "担任班长的班组（班长席只显示这些班组的话务员）", "lead": "班长",
     "Roles and permissions": "角色权限", "Categories and regions": "分类与区域", "Calendar and time limits":
     "工作日历与办理时限", "Code": "编码", "Unit name": "名称", "Level": "级别", "Kind": "类型", "Parent": "上级",
     "Contact phone": "联系电话", "Active": "启用", "Create": "新建", "Save": "保存", "Extension": "分机号",
@@ -137,13 +138,16 @@ def user(user_id):
             return redirect(url_for("admin_org.user", user_id=row.id), code=303)
         org.update_user(row, name=name, roles=chosen, extension=extension, department=_dept(form.get("department")),
                         active=form.get("active") == "1", password=password,
-                        groups=[grp for grp in Group.select() if str(grp.id) in form.getlist("groups")])
-        audit("user_update", "user", row.id, f"roles={row.roles} active={row.active}")
+                        groups=[grp for grp in Group.select() if str(grp.id) in form.getlist("groups")],
+                        leads=[grp for grp in Group.select() if str(grp.id) in form.getlist("leads")])
+        led = ",".join(grp.code for grp in org.groups_led_by(row))
+        audit("user_update", "user", row.id, f"roles={row.roles} active={row.active} leads={led}")
         _ok()
         return redirect(url_for("admin_org.user", user_id=row.id), code=303)
     return render_template("admin_org/user.html", u=row, departments=org.tree(), roles=roles.ROLES,
                            groups=list(Group.select().order_by(Group.code)),
                            member_of={grp.id for grp in org.groups_of(row)},
+                           leads={grp.id for grp in org.groups_led_by(row)},
                            locks=auth.locked_addresses(row, security.now_utc()),
                            minutes_ceiling=security.minutes_ceiling)
 
@@ -176,7 +180,7 @@ def groups():
             flash(error_text(error), "error")
         return redirect(url_for("admin_org.groups"), code=303)
     rows = list(Group.select().order_by(Group.code))
-    members = {grp.id: [link.user for link in grp.user_links] for grp in rows}
+    members = {grp.id: [(link.user, link.lead) for link in grp.user_links] for grp in rows}
     return render_template("admin_org/groups.html", groups=rows, members=members)
 
 

@@ -1,6 +1,9 @@
 """Team-lead console (班长席): live queue and agent statistics, and the team-lead actions over the ACD.
 
-Every action goes through acd.supervisor.Supervisor, which checks the role again and records who did it.
+Every action goes through acd.supervisor.Supervisor, which checks the role and the lead's scope again and
+records who did it. A team lead sees (the page, /stats, the stream) and acts on the agents of the groups they
+lead (caseflow.org.lead_scope); an action on another agent is refused 403 and recorded; the administrator
+sees all. Queue figures stay whole: callers wait for a queue, not for a group.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from acd.dispatcher import AcdError, update_queue
 from acd.policy import SHIFT_QUEUE_FIELDS, QueueChangeRefused, queue_fields_for
 from acd.strategies import STRATEGY_LABELS
 from acd.state import TransitionRefused
-from acd.supervisor import Supervisor
+from acd.supervisor import NotTeamLead, OutOfScope, Supervisor
 from core.db import database
 from recorder import missed as missed_calls
 from webui.app import NavItem
@@ -76,13 +79,24 @@ def _board(queues: list[dict], agents: list[dict]) -> dict:
             "agent_rows": console.agent_rows(agents, lang, gettext)}
 
 
+def _scope(acd) -> frozenset[int] | None:
+    """The ids of the agents the viewer sees (acd.supervisor.Supervisor.visible_agents); None: all."""
+    return Supervisor(acd).visible_agents(g.user) if acd is not None else None
+
+
+def _within(rows: list[dict], scope: frozenset[int] | None) -> list[dict]:
+    """The rows (each with an ``agent_id``) of the agents in ``scope``."""
+    return rows if scope is None else [row for row in rows if row["agent_id"] in scope]
+
+
 @bp.route("/")
 @require_roles(*ROLES)
 def index():
     acd = _acd()
+    scope = _scope(acd)
     queues = acd.queue_stats() if acd is not None else []
-    agents = acd.agent_stats() if acd is not None else []
-    actions = Supervisor(acd).actions(20) if acd is not None else []
+    agents = _within(acd.agent_stats(), scope) if acd is not None else []
+    actions = Supervisor(acd).actions(20, viewer=g.user) if acd is not None else []
     return render_template("supervisor/index.html", acd=acd, queues=queues, agents=agents, actions=actions,
                            board=_board(queues, agents),
                            callbacks=missed_calls.open_summary(),
@@ -93,7 +107,7 @@ def index():
                            duration=lambda seconds: console.duration(seconds, g.get("lang") or "zh"), settings=list(acd.queues.values()) if acd is not None else [],
                            strategies=STRATEGY_LABELS,
                            editable=queue_fields_for(g.user) & SHIFT_QUEUE_FIELDS,
-                           chat_queues=chat.queue_stats(clock()), chat_agents=chat.agent_stats())
+                           chat_queues=chat.queue_stats(clock()), chat_agents=_within(chat.agent_stats(), scope))
 
 
 @bp.route("/queue/<name>", methods=["POST"])
@@ -121,18 +135,20 @@ def queue_settings(name):
 @require_roles(*ROLES)
 def stats():
     """The whole console as JSON (the page polls it only while its event stream is down)."""
-    return jsonify(_snapshot(_acd()))
+    acd = _acd()
+    return jsonify(_snapshot(acd, _scope(acd)))
 
 
-def _snapshot(acd) -> dict:
-    """Everything the console shows: the ACD's figures, the wallboard built from them, call-backs, chats."""
+def _snapshot(acd, scope: frozenset[int] | None) -> dict:
+    """Everything the console shows of the agents in ``scope``: the ACD's figures, the wallboard built from
+    them, call-backs, chats."""
     summary = missed_calls.open_summary()
     callbacks = {"open": summary["open"], "claimed": summary["claimed"], "oldest_seconds": summary["oldest_seconds"],
                  "by_queue": summary["by_queue"]}
     queues = acd.queue_stats() if acd is not None else []
-    agents = acd.agent_stats() if acd is not None else []
+    agents = _within(acd.agent_stats(), scope) if acd is not None else []
     return {"queues": queues, "agents": agents, "callbacks": callbacks, "board": _board(queues, agents),
-            **_chats()}
+            **_chats(scope)}
 
 
 @bp.route("/stream")
@@ -141,7 +157,8 @@ def stream():
     """Server-sent events of the console, for the same viewers as /stats: ``board`` (what /stats answers) at
     once and every FULL_EVERY seconds (times in state move on, chats and call-backs come from the database);
     ``changes`` within LOOK_EVERY of an ACD notice: the agent rows that changed, the totals, and the queue
-    rows when callers came or went (read at most every QUEUES_EVERY). Ends after ``max_seconds`` (at most
+    rows when callers came or went (read at most every QUEUES_EVERY). Only the agents in the viewer's scope,
+    read again with each whole board (a lead given or taken a group sees it within FULL_EVERY). Ends after ``max_seconds`` (at most
     300); the browser's EventSource reconnects and the page polls /stats while it cannot. On a web worker
     this blueprint is forwarded to the call process (webui.forward), which streams it through."""
     acd = _acd()
@@ -161,6 +178,7 @@ def stream():
             _release_request_connection()
             shown: dict = {}
             queues: list = []
+            scope = None
             queues_at, queues_stale, next_full = float("-inf"), False, 0.0
             # A deadline, not gevent.Timeout: a timeout raised inside a query would break the connection.
             deadline = time.monotonic() + limit
@@ -172,13 +190,14 @@ def stream():
                 if now >= next_full or ((kinds or queues_due) and acd is not None):
                     with _connection():
                         if now >= next_full:
-                            whole = _snapshot(acd)
+                            scope = _scope(acd)
+                            whole = _snapshot(acd, scope)
                         else:
                             if queues_due:
                                 queues = acd.queue_stats()
-                            board = _board(queues, acd.agent_stats())
+                            board = _board(queues, _within(acd.agent_stats(), scope))
                             changed = console.changed_rows(shown, board["agent_rows"])
-                            whole = _snapshot(acd) if changed is None else None
+                            whole = _snapshot(acd, scope) if changed is None else None
                     if whole is not None:  # at once, every FULL_EVERY, and when agents came or went
                         queues, queues_at, queues_stale = whole["queues"], now, False
                         shown, next_full = console.shown_rows(whole["board"]["agent_rows"]), now + FULL_EVERY
@@ -219,11 +238,11 @@ def _connection():
         yield
 
 
-def _chats() -> dict:
-    """Chat queues (waiting, longest wait, in chat) and active chats per agent, for the console."""
+def _chats(scope: frozenset[int] | None) -> dict:
+    """Chat queues (waiting, longest wait, in chat) and active chats per agent in ``scope``, for the console."""
     lang = g.get("lang") or "zh"
     queues = [{**q, "longest_wait_label": console.duration(q["longest_wait"], lang)} for q in chat.queue_stats(clock())]
-    return {"chat_queues": queues, "chat_agents": chat.agent_stats()}
+    return {"chat_queues": queues, "chat_agents": _within(chat.agent_stats(), scope)}
 
 
 @bp.route("/action", methods=["POST"])
@@ -245,6 +264,8 @@ def action():
             supervisor.set_break(g.user, agent_id, request.form.get("reason") or "班长置忙 / set by team lead")
         else:
             getattr(supervisor, name)(g.user, agent_id)
+    except (NotTeamLead, OutOfScope) as exc:  # recorded (ok=False) by the Supervisor
+        return jsonify({"ok": False, "error": console.one_language(str(exc), g.get("lang") or "zh")}), 403
     except (AcdError, TransitionRefused) as exc:
         return jsonify({"ok": False, "error": console.one_language(str(exc), g.get("lang") or "zh")}), 409
     return jsonify({"ok": True, "message": gettext("Done.")})
