@@ -177,6 +177,15 @@ window.JsSIP = (function () {
 """
 
 
+def _fake_phone_context(media_browser, **options):
+    """A Chinese browser context whose phone library is FAKE_JSSIP (registers at once, calls offered by the test)."""
+    made = media_browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **options)
+    made.set_default_timeout(UI_TIMEOUT_MS)
+    made.route("**/vendor/jssip.min.js*", lambda route: route.fulfill(
+        status=200, body=FAKE_JSSIP, headers={"Content-Type": "text/javascript"}))
+    return made
+
+
 def test_desk_with_the_phone_row_fits_1366x768_registered_and_in_a_call(media_browser, telephony, tmp_path):
     """Should keep the desk one screen at 1366x768 with the browser phone's row shown, registered and then in a
     call the ACD offered: nothing overflows or is cut (tests/browser/test_layout.py's measure), no page scroll,
@@ -184,11 +193,7 @@ def test_desk_with_the_phone_row_fits_1366x768_registered_and_in_a_call(media_br
     from tests.browser.test_layout import MEASURE, _shots_dir
 
     shots = _shots_dir(tmp_path)
-    context = media_browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai",
-                                        viewport={"width": 1366, "height": 768})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    context.route("**/vendor/jssip.min.js*", lambda route: route.fulfill(
-        status=200, body=FAKE_JSSIP, headers={"Content-Type": "text/javascript"}))
+    context = _fake_phone_context(media_browser, viewport={"width": 1366, "height": 768})
     try:
         page = _desk(context, telephony)
         page.get_by_test_id("sp-on").check()
@@ -222,5 +227,45 @@ def test_desk_with_the_phone_row_fits_1366x768_registered_and_in_a_call(media_br
         save = page.locator("#ticket-form button[type=submit]").bounding_box()  # 保存 in sight without scrolling
         assert save["y"] + save["height"] <= 768, save
         telephony.run_in_hub(lambda: None if call.channel.hung_up else call.hangup())
+    finally:
+        context.close()
+
+
+SIGNED_OUT = "已注册，但您已签出：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。"
+
+
+def test_registered_line_says_when_no_queue_call_comes(media_browser, telephony):
+    """Should not say calls ring in this browser while the agent is signed out or on break (the ACD offers
+    them no queue call): the line says so and how to take calls, follows the desk's status both ways, and
+    reads in the agent's language (English for an agent who chose it)."""
+    from caseflow.models import User
+
+    with core_db.database.connection_context():
+        User.update(language="en").where(User.operator_no == "8002").execute()
+    context = _fake_phone_context(media_browser)
+    try:
+        page = _desk(context, telephony)
+        page.get_by_test_id("sp-on").check()
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
+        state = page.get_by_test_id("sp-state")
+        expect(state).to_have_text(SIGNED_OUT)
+        page.click("button[data-act=ready]")
+        expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+        expect(state).to_have_text("已注册：来电在本浏览器振铃。")
+        page.click("button[data-act=not_ready]")
+        expect(state).to_have_text("已注册，但您正在示忙：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。")
+        page.click("button[data-act=logout]")
+        expect(state).to_have_text(SIGNED_OUT)
+    finally:
+        context.close()
+    context = _fake_phone_context(media_browser)
+    try:
+        english = context.new_page()
+        login(english, telephony.url, "8002", PASSWORD)
+        english.goto(telephony.url + "/desk/")
+        english.get_by_test_id("sp-on").check()
+        expect(english.get_by_test_id("sp-state")).to_have_text(
+            "Registered, but you are signed out: no queue calls are offered to you. Click “Ready” to take calls "
+            "in this browser.")
     finally:
         context.close()

@@ -153,7 +153,9 @@ def test_browser_phone_takes_a_queue_call_live(esl_endpoint, esl, esl_events, pl
             assert password not in page.content()  # the page never carries the seat's password
             page.get_by_test_id("sp-on").check()
             expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
-            expect(page.get_by_test_id("sp-state")).to_have_text("已注册：来电在本浏览器振铃。")
+            # Signed out, the ACD offers no queue call: the line says so, not that calls ring here.
+            expect(page.get_by_test_id("sp-state")).to_have_text(
+                "已注册，但您已签出：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。")
         browser.do(open_desk)
         wait_until(lambda: acd.agents[agent_id].registered, 20, "the ACD to see the browser's registration")
         assert "transport=ws" in acd.agents[agent_id].contact
@@ -161,6 +163,7 @@ def test_browser_phone_takes_a_queue_call_live(esl_endpoint, esl, esl_events, pl
         def ready(page):
             page.click("button[data-act=ready]")
             expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+            expect(page.get_by_test_id("sp-state")).to_have_text("已注册：来电在本浏览器振铃。")
         browser.do(ready)
 
         host, port = product.parts["outbound"].address

@@ -31,6 +31,10 @@ MESSAGES = {"zh": {
     "Off: calls ring your desk phone.": "未启用：来电振铃您的桌面话机。",
     "Connecting to the phone server…": "正在连接话务服务器…",
     "Registered: calls ring in this browser.": "已注册：来电在本浏览器振铃。",
+    "Registered, but you are signed out: no queue calls are offered to you. Click “Ready” to take calls in this browser.":
+        "已注册，但您已签出：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。",
+    "Registered, but you are on break: no queue calls are offered to you. Click “Ready” to take calls in this browser.":
+        "已注册，但您正在示忙：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。",
     "Ringing: %(number)s": "来电振铃：%(number)s", "In call: %(number)s": "通话中：%(number)s",
     "On hold": "保持中", "Muted": "已静音", "Call ended.": "通话已结束。",
     "The call stopped ringing before it was answered.": "来电在接听前已停止振铃。",
@@ -91,7 +95,10 @@ def softphone_view() -> dict | None:
 
     urls = _config().softphone_wss
     https = "https://" + urls[0][len("wss://"):]
-    names = ("Connecting to the phone server…", "Registered: calls ring in this browser.", "Ringing: %(number)s",
+    names = ("Connecting to the phone server…", "Registered: calls ring in this browser.",
+             "Registered, but you are signed out: no queue calls are offered to you. Click “Ready” to take calls in this browser.",
+             "Registered, but you are on break: no queue calls are offered to you. Click “Ready” to take calls in this browser.",
+             "Ringing: %(number)s",
              "In call: %(number)s", "On hold", "Muted", "Call ended.",
              "The call stopped ringing before it was answered.",
              "Mute", "Unmute", "Off: calls ring your desk phone.",

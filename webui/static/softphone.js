@@ -20,6 +20,8 @@
   var mic = document.getElementById("sp-mic"), speaker = document.getElementById("sp-speaker");
   var KEY_ON = "hotline.softphone.on", KEY_MIC = "hotline.softphone.mic", KEY_SPEAKER = "hotline.softphone.speaker";
   var ua = null, session = null, superseded = false, connectionLost = false, retry = null, calm = null;
+  var deskBar = document.getElementById("controls");
+  var settled = false;  // the registered line is shown (no word about a call that just ended waits on it)
   var ringTimer = null, ringContext = null;
 
   function words(key, values) {
@@ -198,12 +200,26 @@
     });
     ua.start();
   }
+  // Registered says where calls ring, but the ACD offers queue calls only to an agent who is ready: signed out
+  // or on break (the desk bar's status, kept by agent_desk.js) the line says so instead.
+  function registeredLine() {
+    var status = deskBar ? deskBar.dataset.status : "";
+    if (status === "logged_out") {
+      return words("Registered, but you are signed out: no queue calls are offered to you. Click “Ready” to take calls in this browser.");
+    }
+    if (status === "on_break") {
+      return words("Registered, but you are on break: no queue calls are offered to you. Click “Ready” to take calls in this browser.");
+    }
+    return words("Registered: calls ring in this browser.");
+  }
   function idle(before) {
     clearTimeout(calm);
-    var registered = words("Registered: calls ring in this browser.");
-    if (!before) { show("registered", registered); return; }
+    settled = !before;
+    if (!before) { show("registered", registeredLine()); return; }
     show("registered", before);
-    calm = setTimeout(function () { if (!session && ua && ua.isRegistered()) { show("registered", registered); } }, 5000);
+    calm = setTimeout(function () {
+      if (!session && ua && ua.isRegistered()) { settled = true; show("registered", registeredLine()); }
+    }, 5000);
   }
   function halt() {
     clearTimeout(retry);
@@ -228,7 +244,6 @@
   // hears the ACD over its own event stream (agent_desk.js keeps the ACD's state on the bar, data-state). The
   // ACD no longer has the agent in a call: the call ended meanwhile, so say so and let the session go, rather
   // than "in call" until the audio's silence ends it half a minute later. Back and still in the call: it goes on.
-  var deskBar = document.getElementById("controls");
   function deskInCall() { return !deskBar || deskBar.dataset.state === "in_call"; }
   function endedMeanwhile(s) {
     finished(s, words("The call had ended while the connection was lost."));
@@ -240,7 +255,8 @@
   if (deskBar && window.MutationObserver) {
     new MutationObserver(function () {
       if (session && connectionLost && box.dataset.state === "in_call" && !deskInCall()) { endedMeanwhile(session); }
-    }).observe(deskBar, {attributes: true, attributeFilter: ["data-state"]});
+      if (!session && settled && box.dataset.state === "registered") { show("registered", registeredLine()); }
+    }).observe(deskBar, {attributes: true, attributeFilter: ["data-state", "data-status"]});
   }
   function offered(s) {
     session = s;
