@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Two workers by default: the suite is mostly sockets and databases waiting, and machines have 2+ cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup system-deps prompts bench clean kamailio-conf
+.PHONY: run test setup system-deps codec prompts bench clean kamailio-conf
 
 run: setup prompts
 	$(PY) run.py
@@ -15,7 +15,7 @@ run: setup prompts
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: system-deps $(STAMP) node_modules/.installed var/certs/wss.pem
+setup: system-deps $(STAMP) codec node_modules/.installed var/certs/wss.pem
 
 system-deps:
 	@scripts/setup-system.sh
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
+
+# switch.codec's optional C accelerator (switch/_esl_split.c, never committed built): without gcc or the
+# Python headers one line says so and the pure-Python codec runs.
+codec: $(STAMP)
+	@scripts/build-codec.sh $(PY)
 
 # Front-end libraries come from the npm registry through package.json and its lock file.
 node_modules/.installed: $(wildcard package.json package-lock.json)
@@ -47,4 +52,4 @@ bench: setup
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var switch/_esl_split*.so

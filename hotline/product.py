@@ -361,6 +361,9 @@ class Product:
         log.info("outbound socket server on %s:%s (FreeSWITCH `socket` target)", *self.parts["outbound"].address)
         for endpoint in self.config.esl:
             log.info("ESL to FreeSWITCH %s (reconnecting until it answers)", endpoint.name)
+        from switch import codec
+
+        log.info("ESL wire codec: header blocks split by the %s", codec.implementation())
 
     def _start_sms(self, scheduler, app_url: str) -> None:
         """Kannel (or the development one) and the SMS round; a gateway that fails to start leaves the

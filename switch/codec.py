@@ -12,6 +12,10 @@ Framing (seen in /work/shared/esl): header lines "Key: value", a blank line (LF 
 Content-Length body bytes with no terminator.  text/event-plain bodies are themselves a header block with
 URL-encoded values, optionally followed by an inner Content-Length and body; text/event-json bodies are a
 JSON object whose "_body" holds the event body.
+
+Splitting a header block into its dict is the hot part of a full parse: where `make setup` could build it,
+switch/_esl_split.c does that part in C (the module says why: greenswitch and pure Python both fall short
+of the aim of issue 15 item 8); _split_regular_block below stays the reference and the fallback.
 """
 from __future__ import annotations
 
@@ -207,9 +211,31 @@ def _split_regular_block(block: bytes | bytearray) -> dict[str, str] | None:
     return None if "" in headers else headers
 
 
+try:    # the same function in C, when make setup could build it
+    from switch._esl_split import split_block as _ACCELERATOR
+except ImportError:
+    _ACCELERATOR = None
+_split_block = _ACCELERATOR or _split_regular_block
+
+
+def implementation() -> str:
+    """Which header-block split this process uses, for the start log line and the benchmark."""
+    if _split_block is _split_regular_block:
+        return "pure Python" + ("" if _ACCELERATOR else " (switch._esl_split not built: make setup)")
+    return "C accelerator switch._esl_split"
+
+
+def use_accelerator(on: bool) -> bool:
+    """Use the C split (when built) or the pure-Python one; returns whether the C one is now in use. For the
+    tests and the benchmark, which run both."""
+    global _split_block
+    _split_block = _ACCELERATOR if on and _ACCELERATOR else _split_regular_block
+    return _split_block is not _split_regular_block
+
+
 def _decode_header_block(block: bytes | bytearray, what: str) -> dict[str, str]:
     """Parse "Key: value" lines; values URL-decoded. Raises ProtocolError on a malformed line."""
-    headers = _split_regular_block(block)
+    headers = _split_block(block)
     if headers is not None:
         return headers
     try:
@@ -304,7 +330,7 @@ def parse_event_body(content_type: str, body: bytes | str) -> tuple[dict[str, st
     if raw.endswith(b"\n\n"):
         # FreeSWITCH's event without a body of its own: a regular block has no blank line, so its end is
         # the first (looking for it is a slow two-byte search over the whole event)
-        headers = _split_regular_block(raw[:-2])
+        headers = _split_block(raw[:-2])
         if headers is not None and "Content-Length" not in headers:
             return headers, ""
     split = raw.find(b"\n\n")

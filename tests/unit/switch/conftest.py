@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from switch import codec
 from switch.transcript import load_transcript
 from tests.fakeswitch.transcript import ESL_DIR
 
@@ -23,3 +24,16 @@ def all_transcripts():
     if not TRANSCRIPTS:
         pytest.skip(f"no transcripts under {TRANSCRIPT_DIR}")
     return {p.name: load_transcript(p) for p in TRANSCRIPTS}
+
+
+@pytest.fixture(params=["python", "c"])
+def codec_split(request):
+    """Run a test once with switch.codec's pure-Python header-block split and once with its C accelerator
+    (switch/_esl_split.c; skipped where make setup could not build it). Yields the split in use."""
+    accelerated = request.param == "c"
+    if codec.use_accelerator(accelerated) != accelerated:
+        pytest.skip("switch._esl_split is not built (make setup builds it with gcc and the Python headers)")
+    try:
+        yield codec._split_block
+    finally:
+        codec.use_accelerator(True)

@@ -1,8 +1,13 @@
 """ESL wire codec: every frame of every real transcript, the facts they show, and bad input."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from switch import codec
 from switch.codec import (
     API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, EVENT_JSON, EVENT_PLAIN, KNOWN_CONTENT_TYPES,
     RUDE_REJECTION, FrameParser, encode_command, parse_event_body,
@@ -11,6 +16,9 @@ from switch.errors import ProtocolError
 from switch.transcript import load_transcript, parse_transcript, server_stream
 
 from .conftest import transcript_params
+
+# every test twice: the pure-Python header-block split and the C one (conftest.codec_split)
+pytestmark = pytest.mark.usefixtures("codec_split")
 
 
 def frames_of(data: bytes, **kw):
@@ -332,3 +340,21 @@ def test_lazy_malformed_event_reports_when_read():
     """Should report a malformed event as a defect when a lazy frame is read."""
     frame = FrameParser(lazy_events=True).feed(b"Content-Length: 4\nContent-Type: text/event-plain\n\n\xb2\xe2\xca\xd4")[0]
     assert frame.event_name == "" and frame.event is None and frame.defects
+
+
+# --- the C accelerator (switch/_esl_split.c) ---------------------------------------------------------
+
+def test_implementation_names_the_split_in_use(codec_split):
+    """Should name the C accelerator while its split is in use and pure Python otherwise (the start log)."""
+    assert ("C accelerator" in codec.implementation()) == (codec_split is not codec._split_regular_block)
+
+
+def test_codec_without_the_built_module():
+    """Should import and parse in pure Python, saying so, where switch._esl_split cannot be imported."""
+    script = ("import sys; sys.modules['switch._esl_split'] = None\n"
+              "from switch import codec\n"
+              "frames = codec.FrameParser().feed(b'Content-Type: command/reply\\nReply-Text: %2BOK\\n\\n')\n"
+              "print(codec.implementation(), codec.use_accelerator(True), frames[0].reply_text)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(codec.__file__).parent.parent)
+    assert done.stdout.strip() == "pure Python (switch._esl_split not built: make setup) False +OK", done.stderr

@@ -12,6 +12,9 @@ import pytest
 from switch import codec
 from switch.errors import ProtocolError
 
+# every test twice: the pure-Python header-block split and the C one (conftest.codec_split)
+pytestmark = pytest.mark.usefixtures("codec_split")
+
 # Pieces of a value: plain text, escapes good and bad, separators inside values, what escape_decode would
 # read as escapes of its own if the backslashes were not doubled.
 _VALUE_PIECES = [
@@ -140,7 +143,7 @@ def test_whole_block_split_equals_unquote_on_freeswitch_shaped_blocks(seed):
         irregular = 0.0 if i % 2 == 0 else 0.15
         block = _regular_block(rng, irregular)
         assert _outcome(codec._decode_header_block, block) == _outcome(_reference_decode, block), block
-        fast = codec._split_regular_block(block)
+        fast = codec._split_block(block)
         if fast is not None:
             taken += 1
             assert fast == _reference_decode(block, "event"), block
@@ -155,5 +158,5 @@ def test_whole_block_split_equals_unquote_on_freeswitch_shaped_blocks(seed):
 ])
 def test_irregular_blocks_leave_the_whole_block_split(block):
     """Should refuse the whole-block split for each irregular block (the line-by-line path decides)."""
-    assert codec._split_regular_block(block) is None
+    assert codec._split_block(block) is None
     assert _outcome(codec._decode_header_block, block) == _outcome(_reference_decode, block)
