@@ -351,6 +351,31 @@ def test_get_without_a_key_shows_only_published_cases(app, client, world, key, c
     assert as_json(anonymous.get(f"{BASE}/requests.json?service_request_id={own},{hidden.number}")) == []
 
 
+def test_a_list_shows_each_request_as_its_own_call_does(app, client, world, key, clock):
+    """Should give every request of a list exactly the fields its single-request call gives (the list reads
+    columns, the single call a ticket): a client's own open request, its own request merged into another (the
+    master's status), a published case that is also its own, and without a key the published case alone."""
+    own = xml(post(client, api_key=key, **SPEC_POST)).find("request").findtext("service_request_id")
+    merged = xml(post(client, api_key=key, **{**SPEC_POST, "description": "重复：门口有坑"})).find(
+        "request").findtext("service_request_id")
+    services.transition(Ticket.get(Ticket.number == merged), "merge", world.centre_user, clock=clock,
+                        master=Ticket.get(Ticket.number == own))
+    published, _ = _closed_web_case(client, world, clock, content="公开的井盖问题", category=str(world.noise.id))
+    Open311Request.create(ticket=published, client=ApiClient.get(ApiClient.name == "城市助手 App"),
+                          token="t" * 24, service_code="NOISE", lat=30.1, long=120.2, created_at=published.created_at)
+    for query in (f"api_key={key}", ""):
+        listed = as_json(client.get(f"{BASE}/requests.json?{query}"))
+        assert {r["service_request_id"] for r in listed} == ({own, merged, published.number} if query
+                                                             else {published.number})
+        for row in listed:
+            one = as_json(client.get(f"{BASE}/requests/{row['service_request_id']}.json?{query}"))
+            assert [row] == one, row["service_request_id"]
+    by_number = {r["service_request_id"]: r for r in as_json(client.get(f"{BASE}/requests.json?api_key={key}"))}
+    assert by_number[merged]["status_notes"] == by_number[own]["status_notes"] == "已受理 / accepted"
+    assert by_number[published.number]["lat"] == 30.1 and "公开的井盖问题" in by_number[published.number]["description"]
+    assert by_number[published.number]["service_notice"]
+
+
 def test_get_filters(client, world, key, clock):
     """Should filter by service_request_id (overriding the rest), service_code, status and a date range of
     at most 90 days in w3c format; malformed values are 400 with the array."""
