@@ -4,6 +4,7 @@ dispatch suggestion model, on SQLite and PostgreSQL. Prints tables beside the ai
     .venv/bin/python -m bench.analysis                       # 1,000,000 tickets, 10,000,000 call records
     .venv/bin/python -m bench.analysis --tickets 100000 --calls 1000000 --backend sqlite --runs 10
     .venv/bin/python -m bench.analysis --backend postgres --keep        # then --reuse <the schema printed>
+    .venv/bin/python -m bench.analysis --backend sqlite --keep --generate-only   # then --reuse <the file printed>
 
 Figures and what they led to: docs/performance.md.
 
@@ -87,6 +88,7 @@ def insert_calls(first: int, last: int, total: int, since: dt.datetime, span_sec
 def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=print) -> dict:
     """Fill the bound database: the sample organisation, a centre leader, ``tickets`` tickets with history
     and ``calls`` call records over the DAYS before ``now``."""
+    from caseflow import daycounts, durations
     from caseflow.accounts import hash_password
     from caseflow.models import Ticket, TicketHistory, User
     from core.db import database, is_postgres
@@ -149,6 +151,12 @@ def generate(tickets: int, calls: int, now: dt.datetime, seed: int = 1414, say=p
             bulk_insert(TicketHistory, history_names, history)
         if (block // 20000) % 10 == 0 or block + 20000 >= tickets:
             say(f"  tickets {block + len(ticket_rows):,} / {tickets:,} ({time.perf_counter() - started:.0f} s)")
+    started = time.perf_counter()
+    kept = durations.rebuild()  # written around the workflow: the kept figures are rebuilt as after an import
+    say(f"  handling durations kept: {kept:,} rows ({time.perf_counter() - started:.0f} s)")
+    started = time.perf_counter()
+    kept = daycounts.rebuild()
+    say(f"  tickets per day and value kept: {kept:,} rows ({time.perf_counter() - started:.0f} s)")
     started = time.perf_counter()
     with database.atomic():
         database.execute_sql("CREATE TEMPORARY TABLE bench_agent (k INTEGER, id INTEGER, no VARCHAR(16))")
@@ -288,21 +296,33 @@ def run_backend(name: str, args, say=print) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-analysis-") as folder:
         folder = Path(folder)
         if args.reuse:
-            url = _pg_url(args.pg, args.reuse)
+            url = _pg_url(args.pg, args.reuse) if name == "postgres" else f"sqlite:///{Path(args.reuse).resolve()}"
             from core import db as core_db
+            from hotline.schema import create_schema
 
             core_db.bind_database(url).connect(reuse_if_open=True)
-            cleanup = lambda: None  # noqa: E731 - a schema reused is kept
-            say(f"[{name}] reusing the history in schema {args.reuse}")
+            if name == "postgres":
+                database.execute_sql("SET statement_timeout = 0")
+            cleanup = lambda: None  # noqa: E731 - a history reused is kept
+            say(f"[{name}] reusing the history in {args.reuse}")
+            started = time.perf_counter()
+            steps = create_schema()  # a step added since the history was made (and its backfill) runs here
+            if steps:
+                database.execute_sql("ANALYZE")
+                say(f"[{name}] migrated: {', '.join(steps)} ({time.perf_counter() - started:.0f} s)")
             from stats.models import HotspotWarning, IndexMark, TicketTopic
 
             for model in (HotspotWarning, TicketTopic, IndexMark):  # what an earlier run indexed and raised
                 model.delete().execute()
         else:
-            _database, cleanup = open_backend(name, folder, args.pg, "analysis")
-            url = f"sqlite:///{folder / 'bench.sqlite3'}" if name == "sqlite" else _pg_url(args.pg)
+            keep_at = Path(args.sqlite_dir).resolve() if args.keep and name == "sqlite" else folder
+            keep_at.mkdir(parents=True, exist_ok=True)
+            _database, cleanup = open_backend(name, keep_at, args.pg, "analysis")
+            url = f"sqlite:///{keep_at / 'bench.sqlite3'}" if name == "sqlite" else _pg_url(args.pg)
         if args.keep and name == "postgres":
             cleanup = lambda: say(f"[{name}] kept: --reuse {url.rsplit('%3D', 1)[-1]}")  # noqa: E731
+        elif args.keep:
+            cleanup = lambda: say(f"[{name}] kept: --reuse {url[len('sqlite:///'):]}")  # noqa: E731
         try:
             now = utcnow()
             generated = rebuilt = float("nan")
@@ -311,8 +331,12 @@ def run_backend(name: str, args, say=print) -> dict:
                 started = time.perf_counter()
                 rebuilt = generate(args.tickets, args.calls, now, say=say)["rebuilt"]
                 generated = time.perf_counter() - started
+            if args.generate_only:
+                return {"generated": generated, "rebuilt": rebuilt, "reports": [], "hotspots": [], "model": []}
             say(f"[{name}] reports ...")
             reports = report_figures(url, folder / "var", now, args.runs, say=say)
+            if args.reports_only:
+                return {"generated": generated, "rebuilt": rebuilt, "reports": reports, "hotspots": [], "model": []}
             from core import db as core_db
 
             core_db.bind_database(url).connect(reuse_if_open=True)
@@ -365,17 +389,23 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL (a schema of its own is used)")
     parser.add_argument("--keep", action="store_true",
-                        help="PostgreSQL: keep the generated schema (its name is printed) for --reuse")
-    parser.add_argument("--reuse", metavar="SCHEMA", default="",
-                        help="PostgreSQL: measure the history a --keep run left in SCHEMA instead of generating one")
+                        help="keep the generated history (PostgreSQL: its schema; SQLite: --sqlite-dir) for --reuse")
+    parser.add_argument("--reuse", metavar="SCHEMA_OR_FILE", default="",
+                        help="measure the history a --keep run left (PostgreSQL: the schema; SQLite: the file)")
+    parser.add_argument("--sqlite-dir", default="var/bench-analysis",
+                        help="SQLite with --keep: the folder the history is kept in (bench.sqlite3)")
+    parser.add_argument("--generate-only", action="store_true", help="make the history, measure nothing")
+    parser.add_argument("--reports-only", action="store_true", help="measure the report pages only")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.tickets < 1000 or args.calls < 0 or args.runs < 1:
         parser.error("at least 1,000 tickets, no negative call count, at least one run")
-    if (args.reuse or args.keep) and args.backend != "postgres":
-        parser.error("--keep and --reuse go with --backend postgres")
-    if args.reuse and not args.reuse.replace("_", "").isalnum():
+    if (args.reuse or args.keep) and args.backend == "both":
+        parser.error("--keep and --reuse go with one --backend")
+    if args.reuse and args.backend == "postgres" and not args.reuse.replace("_", "").isalnum():
         parser.error("--reuse: a schema name (letters, digits, underscores)")
+    if args.reuse and args.backend == "sqlite" and not Path(args.reuse).is_file():
+        parser.error("--reuse: the SQLite file a --keep run left")
     import logging
     import os
 

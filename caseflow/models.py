@@ -231,6 +231,39 @@ class TicketHistory(BaseModel):
         indexes = ((("action", "at"), False),)  # events of a kind in a period (ratings of a month)
 
 
+class TicketDuration(BaseModel):
+    """A ticket's handling duration at one stage (accept, reply, close) for one department, in hours, with the
+    ticket's creation time: kept by caseflow.durations as the ticket moves, read by the handling-speed report."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="+", on_delete="CASCADE")
+    stage = peewee.CharField(max_length=8)
+    department = peewee.ForeignKeyField(Department, backref="+", on_delete="CASCADE")
+    created_at = peewee.DateTimeField()
+    hours = peewee.DoubleField()
+
+    class Meta:
+        table_name = "ticket_duration"
+        # the others hold the figures too: a period's rows, and each department's in order (the medians), are
+        # read from an index alone
+        indexes = ((("ticket", "stage", "department"), True),
+                   (("created_at", "stage", "department", "hours"), False),
+                   (("stage", "department", "hours", "created_at"), False))
+
+
+class TicketDayCount(BaseModel):
+    """Tickets created on a UTC day with one value (status now, category, region, urgency; ids as text, "" for
+    none): kept by caseflow.daycounts as tickets are recorded, move and are edited, read by the reports."""
+
+    day = peewee.DateField()
+    dimension = peewee.CharField(max_length=8)
+    value = peewee.CharField(max_length=24)
+    tickets = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "ticket_day_count"
+        indexes = ((("day", "dimension", "value"), True), (("dimension", "day", "value", "tickets"), False))
+
+
 class Attachment(BaseModel):
     """A stored file attached to a ticket: recording, fax, upload."""
 
@@ -410,6 +443,7 @@ class MaterialRequest(BaseModel):
 
 MODELS = [
     CalendarDay, Department, User, Group, UserGroup, RolePermission, Category, Region, Responsibility,
-    Citizen, Ticket, TicketCreationKey, TicketHistory, Attachment, TicketCall, Notification, TimeLimit,
-    KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice, MaterialRequest,
+    Citizen, Ticket, TicketCreationKey, TicketHistory, TicketDuration, TicketDayCount, Attachment, TicketCall,
+    Notification, TimeLimit, KnowledgeItem, KnowledgeAnswer, KnowledgeHistory, SavedSearch, WebCase, PublicNotice,
+    MaterialRequest,
 ]

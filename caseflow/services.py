@@ -19,6 +19,7 @@ from typing import Iterable, Optional
 
 import peewee
 
+from caseflow import daycounts
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
@@ -114,6 +115,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
         if creation_key:
             TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone
         search.reindex("ticket", ticket.id, None, text)
+        daycounts.recorded(ticket)  # the reports' per-day counts
         _history(ticket, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                  label=actor_label or ("" if created_by else SYSTEM))
         if call_uuid:
@@ -167,6 +169,7 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
         if fresh.version != ticket.version:
             raise ConcurrentChange()
         old_text = fresh.search_text
+        counted = daycounts.values_of(fresh)
         changed = []
         for name, value in fields.items():
             if name == "content":
@@ -197,6 +200,7 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
         if rows != 1:
             raise ConcurrentChange()
         fresh.version += 1
+        daycounts.changed(fresh, counted)  # the reports' per-day counts: category, region, urgency
         if fresh.search_text != old_text:
             search.reindex("ticket", fresh.id, old_text, fresh.search_text)
         _history(fresh, actor, "edit", fresh.status, fresh.status, "修改 / changed: " + ", ".join(changed), now)

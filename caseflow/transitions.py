@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from typing import Optional
 
-from caseflow import deadlines as dl, workflow as wf
+from caseflow import daycounts, deadlines as dl, durations, workflow as wf
 from caseflow.models import Department, Ticket, TicketHistory, User
 from caseflow.notifications import _holder_notice, centre_department, notify, users_with_role
 from caseflow.values import _clean, _db, field_words, MAX_CONTENT, NotFound, parse_number, SYSTEM, to_db
@@ -50,6 +50,7 @@ def transition(ticket, event: str, actor: Optional[User], note: str = "", *, exp
         if rule is None:
             wf.rule_for(fresh.status, event)  # raises the explanatory WorkflowError
         params = _resolve_params(event, params)
+        counted = daycounts.values_of(fresh)
         target = wf.check(fresh.status, event, wf.Context(fresh, actor, params))
         before = fresh.status
         now_aware = clock.now()
@@ -70,6 +71,8 @@ def transition(ticket, event: str, actor: Optional[User], note: str = "", *, exp
         reason = params.get("reason") or ""
         text = "；".join(p for p in (reason, note, extra_note) if p)
         _history(fresh, actor, event, before, fresh.status, text, now, label="" if actor else SYSTEM)
+        durations.keep([fresh.id])  # the reports' kept figures move with the ticket
+        daycounts.changed(fresh, counted)
         AFTER.get(event, _no_effect)(fresh, actor, params, now_aware, clock)
     log.info("ticket %s: %s %s -> %s by %s", fresh.number, event, before, fresh.status,
              actor.operator_no if actor else SYSTEM)

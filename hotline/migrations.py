@@ -115,6 +115,24 @@ def _user_group_lead(migrator, db):
     return [migrator.add_column("user_group", "lead", UserGroup.lead)]
 
 
+def _ticket_durations(migrator, db):
+    """The handling durations the speed report reads (caseflow.durations; a new table, empty) from the tickets
+    and history already stored."""
+    from caseflow import durations
+
+    durations.rebuild()
+    return []
+
+
+def _ticket_day_counts(migrator, db):
+    """The tickets per day and status, category, region and urgency the reports read (caseflow.daycounts; a
+    new table, empty) from the tickets already stored."""
+    from caseflow import daycounts
+
+    daycounts.rebuild()
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -134,7 +152,9 @@ def _user_group_lead(migrator, db):
 #       existing database already holds.
 # 0012: PostgreSQL's statistics on the ticket's status as the published cases compare it (caseflow.portal).
 # 0013: a chat's phone confirmed by an SMS code (the desk shows that citizen's history only then).
+# 0014: each ticket's handling durations (caseflow.durations) computed from the tickets already stored.
 # 0015: a group's leads (user_group.lead): a team lead sees and acts on the agents of the groups they lead.
+# 0016: the tickets per day and status, category, region and urgency (caseflow.daycounts) from those stored.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -148,4 +168,6 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0011_call_counts", _call_counts),
                      Step("0012_ticket_status_statistics", _ticket_status_statistics),
                      Step("0013_chat_phone_verified", _chat_phone_verified),
-                     Step("0015_user_group_lead", _user_group_lead)]
+                     Step("0014_ticket_durations", _ticket_durations),
+                     Step("0015_user_group_lead", _user_group_lead),
+                     Step("0016_ticket_day_counts", _ticket_day_counts)]

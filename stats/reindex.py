@@ -1,13 +1,17 @@
 """Rebuild the analysis' pre-aggregations from the tables they summarise, from the command line:
 
-    python -m stats.reindex [all|hotspots|calls] [--since YYYY-MM-DD] [--database-url URL]
+    python -m stats.reindex [all|hotspots|calls|durations|daycounts] [--since YYYY-MM-DD] [--database-url URL]
 
 ``hotspots``: the hotspot index (stats.hotspots' TicketTopic rows and their mark), the tickets created since
 the day given indexed again; without ``--since`` from the oldest ticket the index holds (the rule's horizon
 when it is empty). After the hotline's words or the segmenter changed, or to index older history for the
 hotspot page's past periods. ``calls``: the quarter-hour call counts the calls and agents reports read
 (recorder.aggregates), recomputed from the call records started since that day (without ``--since``: all,
-and counts where no record is are removed). ``all`` (the default) does both. The day is a local day in
+and counts where no record is are removed). ``durations``: each ticket's handling durations the speed report
+reads (caseflow.durations), recomputed from the tickets and their history; ``daycounts``: the tickets per day
+and status, category, region and urgency the region, category, status and urgency reports read
+(caseflow.daycounts); both of every ticket (``--since`` does not apply), after tickets were written around
+the workflow (an import). ``all`` (the default) does the four. The day is a local day in
 HOTLINE_TZ. Progress is shown as it goes; running it again gives the same tables; the product may keep
 running (its hotspot job and the recorder's finalisations wait or step aside, see the two modules).
 
@@ -100,6 +104,16 @@ def reindex_calls(since: Optional[dt.datetime], out) -> tuple[int, int]:
     return aggregates.rebuild(since, progress=progress)
 
 
+def reindex_durations(out) -> int:
+    """Recompute every ticket's kept handling durations (caseflow.durations); returns the rows kept."""
+    from caseflow import durations
+
+    show = Progress("durations / 办理时长", out)
+    kept = durations.rebuild(progress=lambda done, total: show(done, total, "ticket ids / 工单号",
+                                                                    final=done >= total))
+    return kept
+
+
 def main(argv: Iterable[str] | None = None, out=None) -> int:
     from core.config import ConfigError, load_config
     from core.db import bind_database
@@ -107,8 +121,9 @@ def main(argv: Iterable[str] | None = None, out=None) -> int:
 
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m stats.reindex",
-                                     description="Rebuild the hotspot index and the call counts the reports read.")
-    parser.add_argument("what", nargs="?", choices=("all", "hotspots", "calls"), default="all")
+                                     description="Rebuild the hotspot index and the counts the reports read.")
+    parser.add_argument("what", nargs="?", choices=("all", "hotspots", "calls", "durations", "daycounts"),
+                        default="all")
     parser.add_argument("--since", help="a local day, YYYY-MM-DD (default: see the module's description)")
     parser.add_argument("--database-url", help="the database (default: the configured one)")
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -126,6 +141,14 @@ def main(argv: Iterable[str] | None = None, out=None) -> int:
             slots, agent_slots = reindex_calls(since, out)
             print(f"calls rebuilt: {slots:,} quarter-hours x direction, {agent_slots:,} x agent / "
                   f"已重建 {slots:,} 条来电计数、{agent_slots:,} 条座席计数", file=out)
+        if args.what in ("all", "durations"):
+            kept = reindex_durations(out)
+            print(f"durations rebuilt: {kept:,} rows / 已重建 {kept:,} 条办理时长", file=out)
+        if args.what in ("all", "daycounts"):
+            from caseflow import daycounts
+
+            kept = daycounts.rebuild()
+            print(f"day counts rebuilt: {kept:,} rows / 已重建 {kept:,} 条每日工单计数", file=out)
         if args.what in ("all", "hotspots"):
             done = reindex_hotspots(since, settings, out)
             print(f"hotspot index rebuilt: {done:,} tickets / 已重建热点索引 {done:,} 件", file=out)

@@ -164,3 +164,32 @@ def test_progress_at_most_every_interval():
     show(10, 10, "t", final=True)
     show(10, 10, "t", final=True)  # the same final figures again: not repeated
     assert out.getvalue().splitlines() == ["x: 5 / 10 t (50%), 2 s", "x: 10 / 10 t (100%), 3 s"]
+
+
+def test_handling_durations_and_day_counts_rebuilt(db, db_url, env):
+    """Should derive the kept handling durations and the tickets per day and value of tickets written around
+    the workflow (an import), with progress shown; a second run changes nothing."""
+    from caseflow import daycounts, durations
+    from caseflow.models import Department, TicketDuration, TicketHistory
+
+    unit = Department.create(code="D1", name="东区", level=2, path="/")
+    day = dt.datetime(2026, 3, 1, 16, 0)
+    for n in range(30):
+        t = Ticket.create(number=f"{70000000 + n:08d}", department=unit, status="closed", created_at=day,
+                          updated_at=day, dispatched_at=day + dt.timedelta(hours=1),
+                          replied_at=day + dt.timedelta(hours=2 + n), closed_at=day + dt.timedelta(hours=30 + n))
+        TicketHistory.create(ticket=t, action="accept", at=day + dt.timedelta(hours=1, minutes=n), department=unit)
+    assert durations.differences()
+    status, out = run(db, db_url, "durations")
+    assert status == 0, out
+    assert "durations / 办理时长:" in out and "durations rebuilt: 90 rows" in out
+    assert durations.differences() == []
+    kept = lambda: set(TicketDuration.select(TicketDuration.ticket, TicketDuration.stage,  # noqa: E731
+                                             TicketDuration.hours).tuples())
+    before = kept()
+    assert run(db, db_url, "durations")[0] == 0
+    assert kept() == before
+    assert daycounts.differences()
+    status, out = run(db, db_url, "daycounts")
+    assert status == 0 and "day counts rebuilt: 4 rows" in out, out  # one day: closed, "", "", normal
+    assert daycounts.differences() == []
