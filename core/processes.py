@@ -14,6 +14,10 @@ The result and the errors are subprocess.run's: CompletedProcess, TimeoutExpired
 CalledProcessError with ``check=True``, FileNotFoundError when the program is missing. Differences: stdin is
 /dev/null when no ``input`` is given (a child never reads the server's terminal), there is no ``cwd``, and
 descriptors the process opened inheritable (Python opens them non-inheritable) are inherited.
+
+``spawn`` starts a long-lived helper the same way and returns at once; ``Supervised`` keeps one running
+beside the server (started again when it ends, stopped with the server): the analysis process
+(stats.analysis_process) is one.
 """
 from __future__ import annotations
 
@@ -204,3 +208,104 @@ class _Child:
         if self._watcher is not None and self.status is None:
             self._watcher.stop()
 
+
+
+class Process:
+    """A long-lived program started by ``spawn`` (posix_spawn, as ``run``): stdin /dev/null, stdout and
+    stderr the server's own; its exit status collected without blocking the hub."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._child = _Child([os.fspath(a) for a in args], False, False, env)
+        self.args = self._child.args
+        self.pid = self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the program has ended and been collected (negative: the signal), else None."""
+        return self._child.status
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, waiting up to ``timeout`` seconds (None: for ever); None if still running then."""
+        with gevent.Timeout(timeout, False):
+            return self._child.wait()
+        return self._child.status
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` unless the program has been collected already."""
+        if self._child.status is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        if self.wait(timeout) is None:
+            self._child.kill()
+        return self._child.status
+
+
+def spawn(args: Sequence[str], *, env: Mapping[str, str] | None = None) -> Process:
+    """Start ``args`` and return at once (a helper the server keeps running, see ``Supervised``)."""
+    if not args:
+        raise ValueError("no program to run")
+    return Process(args, env)
+
+
+class Supervised:
+    """A helper program kept running beside the server: started with ``spawn``, started again after it ends
+    (``restart_delay`` seconds later, doubling up to ``max_delay`` while it keeps dying within a minute of
+    its start), stopped with the server (``stop``: SIGTERM, SIGKILL after a grace time). ``restarts``
+    counts the starts after the first; ``process`` is the current one (None between two)."""
+
+    def __init__(self, name: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 restart_delay: float = 1.0, max_delay: float = 30.0) -> None:
+        self.name, self.args, self.env = name, list(args), env
+        self.restart_delay, self.max_delay = restart_delay, max_delay
+        self.process: Process | None = None
+        self.restarts = 0
+        self.started = gevent.event.Event()  # set at each start; tests and callers may clear it to wait
+        self._stopping = gevent.event.Event()
+        self._keeper = None
+
+    def start(self) -> None:
+        if self._keeper is None:
+            self._keeper = gevent.spawn(self._keep)
+
+    def _keep(self) -> None:
+        import logging
+        import time
+
+        log = logging.getLogger(__name__)
+        quick = 0  # ends in a row within a minute of their start
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            try:
+                self.process = spawn(self.args, env=self.env)
+            except OSError as exc:
+                log.error("%s: cannot start %s: %s", self.name, self.args[0], exc)
+                status = None
+            else:
+                log.info("%s started (pid %d)", self.name, self.process.pid)
+                self.started.set()
+                status = self.process.wait()
+            self.process = None
+            if self._stopping.is_set():
+                break
+            quick = quick + 1 if time.monotonic() - began < 60 else 0
+            delay = min(self.restart_delay * 2 ** max(quick - 1, 0), self.max_delay)
+            log.error("%s ended (exit %s); starting it again in %.0f s", self.name, status, delay)
+            if self._stopping.wait(delay):
+                break
+            self.restarts += 1
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop keeping it and end the program (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        self._stopping.set()
+        process = self.process
+        if process is not None:
+            process.stop(timeout)
+        if self._keeper is not None:
+            self._keeper.join(timeout)
+            self._keeper = None

@@ -188,11 +188,18 @@ class Product:
         self.parts["backup_settings"] = BackupSettings.from_config(config)
         # Hotspot warnings (stats/): topics indexed and scanned for spikes; a new warning goes to the duty
         # leader as an alarm. A bad HOTLINE_HOTSPOT_* stops the start.
+        # They run in the analysis process (stats.analysis_process: jieba and scikit-learn never enter this
+        # one), started and kept running here; this process's scheduler asks it, and the dispatch form asks it
+        # for suggestions with a short timeout.
+        from core.processes import Supervised
+        from stats import analysis
         from stats.hotspots import HotspotSettings
-        from stats.jobs import HotspotJob
 
-        self.parts["hotspots"] = HotspotJob(HotspotSettings.from_extra(config.extra),
-                                            alarm=self.parts["checks"].service.raise_alarm, pause=gevent.sleep)
+        analysis_args, analysis_env = analysis.command(config)
+        self.parts["analysis"] = Supervised("analysis process", analysis_args, env=analysis_env)
+        services.analysis = self.parts["analysis_client"] = analysis.AnalysisClient(analysis.socket_path(config))
+        self.parts["hotspots"] = analysis.RemoteHotspotJob(services.analysis, HotspotSettings.from_extra(config.extra),
+                                                           alarm=self.parts["checks"].service.raise_alarm)
         self.parts["web_app"] = create_app(config, services)
         self.parts["case_jobs"] = case_jobs
         return self
@@ -322,13 +329,16 @@ class Product:
 
         register_ops_jobs(scheduler, self.parts["checks"], settings=self.parts["backup_settings"], tz=self.config.tz,
                           wrap=self._db_job)
+        from stats.analysis import retrain_request
         from stats.jobs import register_jobs as register_stats_jobs
-        from stats.suggestions import model_path, retrain_runner
+        from stats.suggestions import TRAIN_TIMEOUT, model_path
 
-        # Hotspot scan every few minutes; the dispatch suggestions retrained nightly in a child process (and
-        # once soon after the start while there is no model yet).
-        register_stats_jobs(scheduler, self.parts["hotspots"], retrain_runner(self.config), tz=self.config.tz,
-                            wrap=self._db_job, train_soon=not model_path(self.config.var_dir).exists())
+        # Hotspot scan every few minutes; the dispatch suggestions retrained nightly (and once soon after the
+        # start while there is no model yet): both in the analysis process, started first.
+        self.parts["analysis"].start()
+        register_stats_jobs(scheduler, self.parts["hotspots"],
+                            retrain_request(self.parts["analysis_client"], TRAIN_TIMEOUT + 60), tz=self.config.tz,
+                            train_soon=not model_path(self.config.var_dir).exists())
         from acd.supervisor import Supervisor
         from ivr.dialer import schedule_dialer
 
@@ -406,6 +416,8 @@ class Product:
             parts["desk_feed"].stop()
         if "bus" in parts:
             parts["bus"].stop()
+        if "analysis" in parts:
+            parts["analysis"].stop()
         if "alarms" in parts:
             from core import alarms as core_alarms
 

@@ -308,26 +308,33 @@ class SuggestionStore:
                     self._model, self._stamp = model, stamp
         return self._model
 
-    def suggest(self, ticket: Ticket, *, places: Places | None = None, limit: int = 3) -> Suggestion:
-        """The top ``limit`` active departments for ``ticket`` with their probability."""
+    def ranked(self, title: str, content: str, category: int | None, region: int | None, places: Places,
+               limit: int = 20) -> tuple[list[tuple[int, float]], int | None]:
+        """The model's departments (id, probability), most likely first, up to ``limit``, and its run id;
+        [] without a model."""
         model = self.current()
         if model is None:
-            return Suggestion()
-        tokens = features(ticket.title, ticket.content, ticket.category_id, ticket.region_id,
-                          places or Places.load())
-        probabilities = model.pipeline.predict_proba([tokens])[0]
+            return [], None
+        probabilities = model.pipeline.predict_proba([features(title, content, category, region, places)])[0]
         classes = list(model.pipeline.classes_)
-        ranked = sorted(range(len(classes)), key=lambda i: -probabilities[i])
-        active = {d.id: d for d in Department.select().where(
-            Department.id.in_([int(c) for c in classes]) & Department.active)}
-        choices = []
-        for i in ranked:
-            department = active.get(int(classes[i]))
-            if department is not None:
-                choices.append((department, float(probabilities[i])))
-            if len(choices) == limit:
-                break
-        return Suggestion(tuple(choices), "ready", model.run_id)
+        order = sorted(range(len(classes)), key=lambda i: -probabilities[i])[:limit]
+        return [(int(classes[i]), float(probabilities[i])) for i in order], model.run_id
+
+    def suggest(self, ticket: Ticket, *, places: Places | None = None, limit: int = 3) -> Suggestion:
+        """The top ``limit`` active departments for ``ticket`` with their probability."""
+        if self.current() is None:
+            return Suggestion()
+        ranked, run_id = self.ranked(ticket.title, ticket.content, ticket.category_id, ticket.region_id,
+                                     places or Places.load(), limit=10_000)
+        return choose(ranked, run_id, limit)
+
+
+def choose(ranked: Sequence[tuple[int, float]], run_id: int | None, limit: int = 3) -> Suggestion:
+    """The first ``limit`` of ``ranked`` (department id, probability) whose department is active."""
+    active = {d.id: d for d in Department.select().where(Department.id.in_([d for d, _p in ranked] or [0])
+                                                         & Department.active)}
+    choices = tuple((active[d], p) for d, p in ranked if d in active)[:limit]
+    return Suggestion(choices, "ready", run_id)
 
 
 def record_shown(ticket: Ticket, suggestion: Suggestion, now: dt.datetime) -> None:
@@ -436,4 +443,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    raise SystemExit(main())
+    # Through the imported module, not this __main__ copy: the model pickles its classes and the analyser by
+    # module name, and a process reading it knows stats.suggestions, never this child's __main__.
+    from stats import suggestions as importable
+
+    raise SystemExit(importable.main())

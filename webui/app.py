@@ -110,6 +110,9 @@ class Services:
     # A web worker's road to the call process (webui.forward.CallProcessForwarder): the pages that drive the
     # running ACD are passed on to it. None in the call process itself.
     forward: Callable[[], Any] | None = None
+    # The analysis process (stats.analysis.AnalysisClient): the dispatch form's suggestions. Without it the
+    # page makes a client for the configured socket.
+    analysis: Any = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ MESSAGES = {"zh": {
     "Similar open tickets": "相似的在办工单",
     "No suggestion yet: %(reason)s": "暂无建议：%(reason)s",
     "the model has not been trained yet.": "模型尚未训练。",
+    "the suggestion service is not answering.": "智能派单服务暂无响应。",
     "Training runs": "训练记录",
     "Trained at": "训练时间",
     "Training result": "结果",
@@ -256,26 +257,37 @@ def suggestion_runs():
 
 
 # ----------------------------------------------------------------------- the ticket's dispatch form
-def store() -> suggestions.SuggestionStore:
-    """The app's view of the model file (reloaded when the nightly training replaces it)."""
+def analysis_client():
+    """The analysis process that holds the model (stats.analysis_process): the product's, else one for the
+    configured socket (a web worker, tests)."""
     extensions = current_app.extensions
-    if "stats.suggestions" not in extensions:
-        extensions["stats.suggestions"] = suggestions.SuggestionStore(
-            suggestions.model_path(extensions["hotline"].config.var_dir))
-    return extensions["stats.suggestions"]
+    client = extensions["hotline"].services.analysis
+    if client is None:
+        if "stats.analysis" not in extensions:
+            from stats.analysis import AnalysisClient, socket_path
+
+            extensions["stats.analysis"] = AnalysisClient(socket_path(extensions["hotline"].config))
+        client = extensions["stats.analysis"]
+    return client
 
 
 def learned_suggestion(ticket) -> dict:
-    """What the dispatch form shows: the model's three departments with confidence, or why there are none.
-    The suggestion shown is kept to measure acceptance; nothing is selected for the dispatcher."""
+    """What the dispatch form shows: the model's three departments with confidence, or why there are none
+    (no model yet, a cold start, or the analysis process not answering within its short timeout: the page
+    never waits longer). The suggestion shown is kept to measure acceptance; nothing is selected for the
+    dispatcher."""
+    from stats.analysis import AnalysisUnavailable
+
     try:
-        made = store().suggest(ticket)
-    except Exception:  # noqa: BLE001 - a broken model must not break the ticket page
-        log.exception("dispatch suggestion for ticket %s failed", ticket.id)
-        return {"choices": (), "reason": _("the model has not been trained yet.")}
-    if made.ready:
-        suggestions.record_shown(ticket, made, now_utc())
-        return {"choices": made.choices, "reason": ""}
+        ranked, run_id = analysis_client().suggest(ticket)
+    except AnalysisUnavailable as exc:
+        log.warning("dispatch suggestion for ticket %s: %s", ticket.id, exc)
+        return {"choices": (), "reason": _("the suggestion service is not answering.")}
+    if ranked:
+        made = suggestions.choose(ranked, run_id)
+        if made.ready:
+            suggestions.record_shown(ticket, made, now_utc())
+            return {"choices": made.choices, "reason": ""}
     latest = suggestions.latest_run()
     if latest is not None and latest.state == "cold":
         reason = latest.message.split(" / ")[0] if (g.get("lang") or "zh") == "zh" else latest.message.split(" / ")[-1]

@@ -35,7 +35,22 @@ def model_file(app):
     return suggestions.model_path(app.extensions["hotline"].config.var_dir)
 
 
-def test_cold_start_says_so(town, app, login, world, clock):
+@pytest.fixture
+def analysis(app):
+    """The analysis process's service answering on the app's socket, in a thread of this process."""
+    import threading
+
+    from stats.analysis import socket_path
+    from stats.analysis_process import AnalysisServer, AnalysisService
+
+    service = AnalysisService(model_file(app))
+    server = AnalysisServer(socket_path(app.extensions["hotline"].config), service)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield service
+    server.close()
+
+
+def test_cold_start_says_so(town, app, analysis, login, world, clock):
     """Should train no model on too little history, record why, and say so on the dispatch form."""
     st.closed_history(st.sample(40), town, start=START, step=dt.timedelta(hours=1))
     run = suggestions.train_and_store(model_file(app), START)
@@ -76,7 +91,7 @@ def test_labels_are_the_last_dispatch_without_a_return(town, world, clock):
     assert [(e.title, e.department) for e in examples] == [("停水", water.id)]
 
 
-def test_training_serves_suggestions_and_retraining_replaces_the_model(history, app, login, world, clock):
+def test_training_serves_suggestions_and_retraining_replaces_the_model(history, app, analysis, login, world, clock):
     """Should show three departments with confidence for a new 停水 ticket (the water company first, none
     selected), keep what was shown, count the dispatcher's choice, and pick up a retrained model."""
     path = model_file(app)
@@ -100,8 +115,8 @@ def test_training_serves_suggestions_and_retraining_replaces_the_model(history, 
     assert (taken.shown, taken.dispatched, taken.took_first, taken.within_three) == (1, 1, 1, 1)
     page = client.get("/stats/suggestions").get_data(as_text=True)
     assert 'data-testid="acc-first">1 (100.0%)' in page and f'data-testid="run-{run.id}"' in page
-    # Retraining: a new run id lands in the web process's store without a restart.
-    store = app.extensions["stats.suggestions"]
+    # Retraining: a new run id lands in the analysis process's store without a restart.
+    store = analysis.store
     first = store.current()
     again = suggestions.train_and_store(path, START + dt.timedelta(days=1))
     assert again.id != run.id and store.current() is not first and store.current().run_id == again.id

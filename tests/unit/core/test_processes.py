@@ -154,3 +154,34 @@ def test_empty_command_is_refused():
     """Should refuse an empty command with a clear error."""
     with pytest.raises(ValueError, match="no program"):
         run([])
+
+
+def _wait_until(predicate, timeout: float = 10.0) -> None:
+    with gevent.Timeout(timeout, AssertionError("condition not met in time")):
+        while not predicate():
+            gevent.sleep(0.02)
+
+
+def test_supervised_program_is_started_again_and_stopped():
+    """Should start a helper program, start it again after it is killed, and end it (SIGTERM) on stop."""
+    import signal
+
+    kept = processes.Supervised("sleeper", ["sleep", "60"], restart_delay=0.1)
+    kept.start()
+    try:
+        _wait_until(lambda: kept.process is not None)
+        first = kept.process.pid
+        os.kill(first, signal.SIGKILL)
+        _wait_until(lambda: kept.process is not None and kept.process.pid != first)
+        assert kept.restarts == 1
+        second = kept.process
+    finally:
+        kept.stop(timeout=5)
+    assert second.returncode == -signal.SIGTERM and kept.process is None
+
+
+def test_spawned_process_wait_with_a_timeout():
+    """Should return None while the program runs and its exit code once it has ended."""
+    child = processes.spawn(["sh", "-c", "sleep 0.3; exit 4"])
+    assert child.wait(0.01) is None and child.returncode is None
+    assert child.wait(10) == 4 and child.returncode == 4
