@@ -360,7 +360,7 @@ class FrameParser:
     """
 
     __slots__ = ("max_header_bytes", "max_body_bytes", "lazy_events", "_buf", "_pending", "_broken",
-                 "frames_parsed")
+                 "_searched", "frames_parsed")
 
     def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, lazy_events: bool = False):
@@ -370,6 +370,9 @@ class FrameParser:
         self._buf = bytearray()
         self._pending: tuple[dict[str, str], int] | None = None
         self._broken: ProtocolError | None = None
+        # bytes of an unfinished header block already searched for its blank line: a block trickling in a
+        # few bytes a read is searched once, not again from its start on every read (quadratic up to the cap)
+        self._searched = 0
         self.frames_parsed = 0
 
     @property
@@ -387,6 +390,7 @@ class FrameParser:
             self._broken = exc
             self._buf = bytearray()
             self._pending = None
+            self._searched = 0
             raise
 
     def close(self) -> None:
@@ -408,11 +412,14 @@ class FrameParser:
             if pending is None:
                 while pos < size and buf[pos] == 10:     # tolerate stray newlines between frames
                     pos += 1
-                end = buf.find(b"\n\n", pos)
+                end = buf.find(b"\n\n", pos + self._searched)
                 if end < 0:
                     if size - pos > max_header:
                         raise ProtocolError(f"header block exceeds {max_header} bytes without a blank line")
+                    # the last byte may be the first of the blank line: search again from it
+                    self._searched = max(0, size - pos - 1)
                     break
+                self._searched = 0
                 if end - pos > max_header:
                     raise ProtocolError(f"header block of {end - pos} bytes exceeds {max_header}")
                 block = buf[pos:end]

@@ -358,3 +358,18 @@ def test_codec_without_the_built_module():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           cwd=Path(codec.__file__).parent.parent)
     assert done.stdout.strip() == "pure Python (switch._esl_split not built: make setup) False +OK", done.stderr
+
+
+def test_blank_line_split_across_reads_after_a_trickled_block():
+    """Should find a header block's blank line when it arrives a byte at a time after a long trickle (the
+    parser searches only the new bytes of an unfinished block, keeping one back for a split blank line)."""
+    parser = FrameParser()
+    block = b"Content-Type: api/response\n" + b"".join(b"X-H%d: v\n" % i for i in range(200))
+    frames = []
+    for i in range(len(block)):
+        frames += parser.feed(block[i:i + 1])
+    assert frames == [] and parser.buffered == len(block)
+    frames += parser.feed(b"\n")
+    assert len(frames) == 1 and frames[0].headers["X-H199"] == "v" and parser.buffered == 0
+    frames = parser.feed(b"\n\nContent-Type: auth/request\n") + parser.feed(b"\n")
+    assert [f.content_type for f in frames] == ["auth/request"]
