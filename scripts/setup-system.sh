@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei graphviz
           kannel kannel-extras dovecot-imapd postgresql-client
-          kamailio kamailio-postgres-modules sip-tester)
+          kamailio kamailio-postgres-modules sip-tester
+          gcc python3-dev)   # gcc and the headers build switch/_esl_split, the ESL codec's C accelerator
 # npm installs the front-end libraries of package.json (make setup): Debian's npm unless one is on the PATH
 # already (nodesource's nodejs carries its own, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
