@@ -312,6 +312,27 @@ def test_follow_with_the_query_pin_of_any_receipt(app, client, world):
     assert follow(client, texted.number, "").status_code == 404
 
 
+def test_the_case_page_reads_the_case_and_its_history_only(client, world, monkeypatch):
+    """Should open a looked-up case page with two queries, the ticket and its history (its add-information form
+    needs no category or region list: it read both tables on every page, 2 of 4 queries)."""
+    from core.db import database
+
+    number, code = receipt(submit(client))
+    assert follow(client, number, code).status_code == 303
+    seen: list[str] = []
+    execute = database.obj.execute_sql
+
+    def counted(sql, params=None, *args, **kwargs):
+        seen.append(sql)
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "execute_sql", counted)
+    page = client.get(f"/follow/{number}")
+    assert page.status_code == 200 and "5" in page.get_data(as_text=True)  # the file limit still shown
+    tables = [re.search(r'FROM "?(\w+)"?', sql).group(1) for sql in seen if sql.lstrip().upper().startswith("SELECT")]
+    assert tables == ["ticket", "ticket_history"], seen
+
+
 def test_follow_add_information_and_rate_once(app, client, world, clock):
     """Should show the citizen words and timeline, take 补充材料 into the history with a notice to the
     department, show the approved reply, take one rating counted as a call-back, and refuse a second."""
