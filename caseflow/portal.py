@@ -477,8 +477,11 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
                 if needle in search.normalise(" ".join(view[k] for k in ("title", "content", "reply")))]
         return rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], min(len(rows), MAX_LISTED + 1)
     # Counted in the list's order, up to the cap (peewee's count() would drop the order): the planner then walks
-    # the index that gives that order and stops at the cap.
-    capped = query.select(peewee.SQL("1")).limit(MAX_LISTED + 1)
+    # the index that gives that order and stops at the cap. A month is a range of the index led by the creation
+    # time: counted in that index's order it stops at the cap too (in the list's order every entry of the month,
+    # about 8,000 at 1,000,000 tickets, was read and sorted first).
+    capped = (query.order_by(Ticket.created_at) if month else query).select(peewee.SQL("1")) \
+        .limit(MAX_LISTED + 1)
     total = peewee.Select([capped.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))]).bind(
         Ticket._meta.database).scalar()
     # The page's ids first, from the same index entries as the count, then those rows: asked for the wide rows

@@ -47,6 +47,31 @@ def test_the_list_walks_the_public_index_without_statistics(db):
     assert "ticket_public_closed" in plan and "status" not in plan, plan
 
 
+def test_a_month_is_counted_on_its_index_range_to_the_cap(db, monkeypatch):
+    """Should count a month's published cases by walking the creation-time partial index over that month in its
+    own order, stopping at the cap, on SQLite (counted in the list's order every entry of the month was read and
+    sorted first: 8,000 at 1,000,000 tickets); the count stays right."""
+    from core.db import is_sqlite
+
+    if not is_sqlite(db):
+        pytest.skip("SQLite's query plan")
+    monkeypatch.setattr(portal, "MAX_LISTED", 3)
+    _published(5, dt.datetime(2026, 1, 1))
+    seen: list[tuple] = []
+    execute = db.execute_sql
+
+    def recorded(sql, params=None, *args, **kwargs):
+        seen.append((sql, params))
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute_sql", recorded)
+    assert portal.search_published(month="2026-01", tz=dt.timezone.utc)[1] == 4
+    monkeypatch.setattr(db, "execute_sql", execute)
+    sql, params = next((sql, params) for sql, params in seen if "COUNT(" in sql)
+    plan = " ".join(str(row[-1]) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    assert "ticket_public_created" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_migration_drops_the_narrow_created_at_index(db):
     """Should drop an existing database's ticket_created_at index once, the wider index taking its place."""
     from core.migrations import SchemaMigration
