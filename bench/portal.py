@@ -429,7 +429,8 @@ def run_backend(backend: str, args) -> list[tuple]:
                     for name in (kind, "case page") if kind == "case lookup" else (kind,):
                         seen, app_ms = timings.get(name, []), inside.get(name, [])
                         line = (backend, mode, name, len(seen), len(seen) / seconds, pct(seen, 50), pct(seen, 99),
-                                pct(app_ms, 50), pct(app_ms, 99), READ_AIM if name == "case page" else aim)
+                                pct(app_ms, 50), pct(app_ms, 99), READ_AIM if name == "case page" else aim,
+                                os.getloadavg()[0])
                         out.append(line)
                         print_row(line)
                     if errors:
@@ -446,14 +447,14 @@ def run_backend(backend: str, args) -> list[tuple]:
 
 
 HEADER = (f"{'backend':<9}{'mode':<12}{'what':<27}{'calls':>7}{'calls/s':>9}{'client p50':>12}{'p99':>9}"
-          f"{'in app p50':>12}{'p99':>9}{'aim p99':>9}")
+          f"{'in app p50':>12}{'p99':>9}{'aim p99':>9}{'load':>10}")
 
 
 def print_row(line) -> None:
-    backend, mode, kind, calls, rate, c50, c99, a50, a99, aim = line
+    backend, mode, kind, calls, rate, c50, c99, a50, a99, aim, load = line
     verdict = "ok" if a99 <= aim else "over"
     print(f"{backend:<9}{mode:<12}{kind:<27}{calls:>7}{rate:>9.0f}{c50:>12.1f}{c99:>9.1f}{a50:>12.1f}{a99:>9.1f}"
-          f"{aim:>8.0f} {verdict}", flush=True)
+          f"{aim:>8.0f} {verdict:<4}{load:>6.1f}", flush=True)
 
 
 def main(argv=None) -> int:
@@ -494,7 +495,8 @@ def main(argv=None) -> int:
     for line in results:
         print_row(line)
     print(f"aim (issue 11): p99 under {READ_AIM:.0f} ms for reads, {WRITE_AIM:.0f} ms for a submission, "
-          f"with {args.clients} clients at once; 'ok'/'over' compares the p99 inside the app")
+          f"with {args.clients} clients at once; 'ok'/'over' compares the p99 inside the app; load: the 1-minute "
+          "load average at the row's end")
     return 0
 
 
