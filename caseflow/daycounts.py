@@ -1,38 +1,62 @@
-"""Tickets per UTC day of their creation and per value of status (now), category, region and urgency, kept as
-tickets are recorded, move and are edited (the region, category, status and urgency reports, issue 14).
+"""Tickets per UTC day and value, kept as tickets are recorded, move and are edited (issue 14): by the day of
+their creation per status (now), category, region, urgency, department and recording user (the region,
+category, status, urgency, departments and agents reports), by the day of 办结 per department, and by the
+day of the deadline per department and whether they were replied by it, after it or not yet (the
+departments report).
 
 A report's period runs from a local midnight to a local midnight in HOTLINE_TZ, which in UTC falls anywhere
 (half-hour zones included): the whole UTC days inside it are read from these counts and the two partial days
 at its ends from the tickets themselves (``stats.report_queries.tickets_by``), so the zone may change without
 rebuilding anything. Kept by the one writer of each field: ``recorded`` in ``services.create_ticket``,
-``changed`` in ``transitions.transition`` (status) and ``services.update`` (category, region, urgency), each
-inside the ticket's transaction, by an upsert adding to the count (concurrent writers add, never overwrite).
-``rebuild`` counts again from the tickets (migration 0016, ``python -m stats.reindex daycounts``, after
+``changed`` in ``transitions.transition`` (status, department, deadline, reply, close) and
+``services.edit_ticket`` (category, region, urgency), each inside the ticket's transaction, by an upsert
+adding to the count (concurrent writers add, never overwrite).
+``rebuild`` counts again from the tickets (migrations 0016-0017, ``python -m stats.reindex daycounts``, after
 tickets written around the workflow: an import, the benchmark's bulk history).
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping
-
 from peewee import EXCLUDED, fn
 
+from caseflow import workflow as wf
+from caseflow.durations import CLOSED_STATUSES
 from caseflow.models import Ticket, TicketDayCount
 from core.db import database, is_postgres, schema_change
 
-DIMENSIONS = ("status", "category", "region", "urgency")
+DIMENSIONS = ("status", "category", "region", "urgency")  # the dimension reports', by the creation's day
+DEPARTMENT, CLOSED, DEADLINE = "dept", "closed", "deadline"  # the departments report's (volume by the creation's
+# day; 办结 by the close's day; by the deadline's day, whether replied by it, after it or not yet)
+CREATOR = "creator"  # the agents report's tickets recorded per user, by the creation's day
 
 
-def values_of(ticket: Ticket) -> dict[str, str]:
-    """The ticket's counted values (ids as text, "" for none)."""
-    return {"status": ticket.status or "", "category": str(ticket.category_id or ""),
-            "region": str(ticket.region_id or ""), "urgency": ticket.urgency or ""}
+def entries(ticket: Ticket) -> set[tuple[dt.date, str, str]]:
+    """What the ticket counts for: (day, dimension, value) each once (ids as text, "" for none)."""
+    created = _day(ticket.created_at)
+    department = str(ticket.department_id or "")
+    out = {(created, "status", ticket.status or ""), (created, "category", str(ticket.category_id or "")),
+           (created, "region", str(ticket.region_id or "")), (created, "urgency", ticket.urgency or ""),
+           (created, DEPARTMENT, department), (created, CREATOR, str(ticket.created_by_id or ""))}
+    if ticket.status in CLOSED_STATUSES and ticket.closed_at is not None:
+        out.add((_day(ticket.closed_at), CLOSED, department))
+    if ticket.status != wf.MERGED and ticket.deadline is not None:
+        state = _deadline_state(ticket.replied_at, ticket.deadline)
+        out.add((_day(ticket.deadline), DEADLINE, f"{department}:{state}"))
+    return out
 
 
-def _day(created) -> dt.date:
-    if isinstance(created, dt.datetime):
-        return created.date()
-    return dt.datetime.fromisoformat(str(created)).date()
+def _deadline_state(replied, deadline) -> str:
+    if replied is None:
+        return "open"
+    return "on_time" if _moment(replied) <= _moment(deadline) else "late"
+
+
+def _moment(value) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+
+
+def _day(moment) -> dt.date:
+    return _moment(moment).date()
 
 
 def _add(day: dt.date, dimension: str, value: str, tickets: int) -> None:
@@ -43,18 +67,17 @@ def _add(day: dt.date, dimension: str, value: str, tickets: int) -> None:
 
 def recorded(ticket: Ticket) -> None:
     """Count a new ticket (inside its transaction)."""
-    day = _day(ticket.created_at)
-    for dimension, value in values_of(ticket).items():
-        _add(day, dimension, value, 1)
+    for entry in entries(ticket):
+        _add(*entry, 1)
 
 
-def changed(ticket: Ticket, before: Mapping[str, str]) -> None:
-    """Move a ticket's counts from ``before`` (``values_of`` it before the change) to its values now."""
-    day = _day(ticket.created_at)
-    for dimension, value in values_of(ticket).items():
-        if before[dimension] != value:
-            _add(day, dimension, before[dimension], -1)
-            _add(day, dimension, value, 1)
+def changed(ticket: Ticket, before: set) -> None:
+    """Move a ticket's counts from ``before`` (its ``entries`` before the change) to its entries now."""
+    after = entries(ticket)
+    for entry in before - after:
+        _add(*entry, -1)
+    for entry in after - before:
+        _add(*entry, 1)
 
 
 def counts(dimension: str, first: dt.date, end: dt.date) -> dict[str, int]:
@@ -67,12 +90,26 @@ def counts(dimension: str, first: dt.date, end: dt.date) -> dict[str, int]:
 
 
 def _computed() -> list[str]:
-    day = "CAST(created_at AS DATE)" if is_postgres() else "date(created_at)"
-    text = {"status": "status", "urgency": "urgency",
-            "category": "COALESCE(CAST(category_id AS VARCHAR(24)), '')",
-            "region": "COALESCE(CAST(region_id AS VARCHAR(24)), '')"}
-    return [f"SELECT {day} AS day, '{dimension}' AS dimension, {text[dimension]} AS value, COUNT(*) AS tickets "
-            f"FROM {Ticket._meta.table_name} GROUP BY 1, 3" for dimension in DIMENSIONS]
+    """Every dimension's counts as SELECT statements over the tickets (``entries``, in SQL)."""
+    def day(column):
+        return f"CAST({column} AS DATE)" if is_postgres() else f"date({column})"
+
+    def text(column):
+        return f"COALESCE(CAST({column} AS VARCHAR(24)), '')"
+
+    table = Ticket._meta.table_name
+    created = {"status": "status", "urgency": "urgency", "category": text("category_id"),
+               "region": text("region_id"), DEPARTMENT: text("department_id"), CREATOR: text("created_by_id")}
+    selects = [f"SELECT {day('created_at')} AS day, '{dimension}' AS dimension, {value} AS value, "
+               f"COUNT(*) AS tickets FROM {table} GROUP BY 1, 3" for dimension, value in created.items()]
+    closed = ", ".join(f"'{status}'" for status in CLOSED_STATUSES)
+    selects.append(f"SELECT {day('closed_at')}, '{CLOSED}', {text('department_id')}, COUNT(*) FROM {table} "
+                   f"WHERE status IN ({closed}) AND closed_at IS NOT NULL GROUP BY 1, 3")
+    state = ("CASE WHEN replied_at IS NULL THEN 'open' WHEN replied_at <= deadline THEN 'on_time' "
+             "ELSE 'late' END")
+    selects.append(f"SELECT {day('deadline')}, '{DEADLINE}', {text('department_id')} || ':' || {state}, COUNT(*) "
+                   f"FROM {table} WHERE status <> '{wf.MERGED}' AND deadline IS NOT NULL GROUP BY 1, 3")
+    return selects
 
 
 def rebuild() -> int:

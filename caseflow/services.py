@@ -169,7 +169,7 @@ def edit_ticket(ticket: Ticket, actor: User, clock: Optional[Clock] = None, **fi
         if fresh.version != ticket.version:
             raise ConcurrentChange()
         old_text = fresh.search_text
-        counted = daycounts.values_of(fresh)
+        counted = daycounts.entries(fresh)
         changed = []
         for name, value in fields.items():
             if name == "content":

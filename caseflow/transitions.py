@@ -50,7 +50,7 @@ def transition(ticket, event: str, actor: Optional[User], note: str = "", *, exp
         if rule is None:
             wf.rule_for(fresh.status, event)  # raises the explanatory WorkflowError
         params = _resolve_params(event, params)
-        counted = daycounts.values_of(fresh)
+        counted = daycounts.entries(fresh)
         target = wf.check(fresh.status, event, wf.Context(fresh, actor, params))
         before = fresh.status
         now_aware = clock.now()

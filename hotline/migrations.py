@@ -125,8 +125,8 @@ def _ticket_durations(migrator, db):
 
 
 def _ticket_day_counts(migrator, db):
-    """The tickets per day and status, category, region and urgency the reports read (caseflow.daycounts; a
-    new table, empty) from the tickets already stored."""
+    """The tickets per day and value the reports read (caseflow.daycounts; a new table, empty, or one counted
+    before it had every dimension) from the tickets already stored."""
     from caseflow import daycounts
 
     daycounts.rebuild()
@@ -155,6 +155,8 @@ def _ticket_day_counts(migrator, db):
 # 0014: each ticket's handling durations (caseflow.durations) computed from the tickets already stored.
 # 0015: a group's leads (user_group.lead): a team lead sees and acts on the agents of the groups they lead.
 # 0016: the tickets per day and status, category, region and urgency (caseflow.daycounts) from those stored.
+# 0017: the same counts again with the departments report's (department, 办结, deadlines) and the agents
+#       report's (recording user) dimensions.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -170,4 +172,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0013_chat_phone_verified", _chat_phone_verified),
                      Step("0014_ticket_durations", _ticket_durations),
                      Step("0015_user_group_lead", _user_group_lead),
-                     Step("0016_ticket_day_counts", _ticket_day_counts)]
+                     Step("0016_ticket_day_counts", _ticket_day_counts),
+                     Step("0017_ticket_day_counts_departments", _ticket_day_counts)]

@@ -11,6 +11,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from peewee import fn
 
 from caseflow import daycounts, durations, services
 from caseflow.models import Ticket, TicketDuration, TicketHistory
@@ -18,7 +19,7 @@ from core.clock import FixedClock
 from stats import report_queries as rq
 from stats.breakdowns import Filters
 from stats.periods import Period
-from stats.queries import Scope
+from stats.queries import Scope, department_directory
 
 SHANGHAI, KOLKATA = ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Kolkata")  # +08:00, +05:30
 NONE = Filters(None, "", "", None, None, "")
@@ -86,6 +87,23 @@ def counted_both_ways(start, end, filters=NONE):
     return {d: rq.tickets_by(d, Scope(), filters, start, end) for d in daycounts.DIMENSIONS}
 
 
+def recorded_both_ways(start, end):
+    """The agents report's tickets recorded per user against the tickets' own count."""
+    figures, _names = rq.agent_figures(start, end)
+    kept = {user: f.tickets for user, f in figures.items() if f.tickets}
+    assert kept == dict(Ticket.select(Ticket.created_by, fn.COUNT(Ticket.id))
+                        .where((Ticket.created_at >= start) & (Ticket.created_at < end),
+                               Ticket.created_by.is_null(False)).group_by(Ticket.created_by).tuples())
+    return kept
+
+
+def departments_both_ways(start, end, now, filters=NONE):
+    paths, _names = department_directory()
+    kept = rq.department_counts(Scope(), filters, start, end, now, paths, 2)
+    assert kept == rq.department_counts(Scope(), filters, start, end, now, paths, 2, direct=True)
+    return kept
+
+
 def same_both_ways(scope, filters, start, end, depth=2):
     kept = rq.speed_table(scope, filters, start, end, depth)
     assert kept == rq.speed_table(scope, filters, start, end, depth, direct=True)
@@ -115,6 +133,9 @@ def test_kept_as_the_workflow_moves(org_setup):
     speed = same_both_ways(Scope(), NONE, start, end)
     assert speed[o.east.id]["accept_count"] == 5 and speed[o.east.id]["reply_count"] == 3
     counted = counted_both_ways(start, end)
+    for now in (dt.datetime(2026, 3, 5, 3, 0), dt.datetime(2026, 3, 9, 16, 0), dt.datetime(2026, 5, 1)):
+        departments_both_ways(start, end, now)  # deadlines before, around and after the moment
+    assert departments_both_ways(start, end, end)["closed"] == {o.east.id: 1}
     assert counted["status"] == {"archived": 1, "replied": 2, "in_progress": 1, "dispatched": 1}
     assert counted["urgency"] == {"normal": 3, "urgent": 1, "emergency": 1}
     assert counted["category"] == {o.noise.id: 4, o.food.id: 1}
@@ -142,6 +163,7 @@ def test_local_day_boundaries_and_filters(org_setup, zone):
     for bounds in (one_day, two_days, month):
         created = Ticket.select().where((Ticket.created_at >= bounds[0]) & (Ticket.created_at < bounds[1])).count()
         assert created and all(sum(c.values()) == created for c in counted_both_ways(*bounds).values())
+        assert recorded_both_ways(*bounds) == {o.agent.id: created}
     assert Ticket.select().where(Ticket.created_at == one_day[0]).count() == 1  # the first at local midnight
     for filters in (Filters(o.east.id, "", "", None, None, ""), Filters(None, "web", "", None, None, ""),
                     Filters(None, "", "complaint", None, None, ""), Filters(None, "", "", o.noise.id, None, ""),
@@ -149,6 +171,9 @@ def test_local_day_boundaries_and_filters(org_setup, zone):
                     Filters(None, "", "", None, o.r_west.id, "")):
         same_both_ways(Scope(), filters, *two_days)
         counted_both_ways(*two_days, filters)
+    for now in (midnight + dt.timedelta(days=2, hours=3), midnight + dt.timedelta(days=40)):
+        for bounds in (one_day, two_days, month):
+            departments_both_ways(*bounds, now.astimezone(dt.timezone.utc).replace(tzinfo=None))
     assert same_both_ways(Scope(department=o.east), NONE, *two_days, depth=3)
 
 
@@ -175,6 +200,7 @@ def test_rebuild_catches_up_tickets_written_around_the_workflow(org_setup):
     same_both_ways(Scope(), NONE, dt.datetime(2026, 3, 1), dt.datetime(2026, 4, 1))
     same_both_ways(Scope(), NONE, dt.datetime(2026, 1, 1), dt.datetime(2027, 1, 1))  # SQLite: the other index
     assert counted_both_ways(dt.datetime(2026, 3, 1), dt.datetime(2026, 4, 1))["status"]["closed"] == 1
+    departments_both_ways(dt.datetime(2026, 3, 1), dt.datetime(2026, 4, 1), dt.datetime(2026, 3, 20))
     Ticket.update(replied_at=day + dt.timedelta(hours=5)).where(Ticket.id == direct.id).execute()
     durations.keep([direct.id])
     assert durations.differences() == []

@@ -170,7 +170,7 @@ def test_handling_durations_and_day_counts_rebuilt(db, db_url, env):
     """Should derive the kept handling durations and the tickets per day and value of tickets written around
     the workflow (an import), with progress shown; a second run changes nothing."""
     from caseflow import daycounts, durations
-    from caseflow.models import Department, TicketDuration, TicketHistory
+    from caseflow.models import Department, TicketDayCount, TicketDuration, TicketHistory
 
     unit = Department.create(code="D1", name="东区", level=2, path="/")
     day = dt.datetime(2026, 3, 1, 16, 0)
@@ -191,5 +191,7 @@ def test_handling_durations_and_day_counts_rebuilt(db, db_url, env):
     assert kept() == before
     assert daycounts.differences()
     status, out = run(db, db_url, "daycounts")
-    assert status == 0 and "day counts rebuilt: 4 rows" in out, out  # one day: closed, "", "", normal
+    kept = TicketDayCount.select().count()  # one creation day: closed, "", "", normal, the unit, "" (no recorder);
+    # 办结 on 3 days
+    assert status == 0 and kept == 9 and f"day counts rebuilt: {kept} rows" in out, out
     assert daycounts.differences() == []
