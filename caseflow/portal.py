@@ -486,6 +486,11 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
         Ticket._meta.database).scalar()
     # The page's ids first, from the same index entries as the count, then those rows: asked for the wide rows
     # at once, PostgreSQL combined the filters' indexes, read every matching row and sorted them (0.3-0.5 s).
+    if month:
+        # A month's page: its range of the creation-time index (about 8,000 entries at 1,000,000 tickets) sorted,
+        # not the list's index walked backwards through every later case until the month's (PostgreSQL chose
+        # that, 30-45 ms for a month a year back): an order by an expression no index gives. Same order.
+        query = query.order_by(peewee.fn.COALESCE(Ticket.closed_at, Ticket.closed_at).desc(), Ticket.id.desc())
     ids = [row[0] for row in query.select(Ticket.id).paginate(page, PAGE_SIZE).tuples()]
     rows = {t.id: t for t in Ticket.select().where(Ticket.id.in_(ids))} if ids else {}
     return [rows[i] for i in ids if i in rows], total

@@ -79,6 +79,13 @@ def _ticket_created_at_index(migrator, db):
     return []
 
 
+def _ticket_public_created_id(migrator, db):
+    """The published cases' month index without the id gives way to ticket_public_created_id, which
+    create_tables has just built (caseflow.models: a month's page read from index entries alone)."""
+    db.execute_sql('DROP INDEX IF EXISTS "ticket_public_created"')
+    return []
+
+
 def _search_index_layout(migrator, db):
     """The full-text indexes in their current layout (caseflow.search.upgrade; bench/caseflow.py's figures)."""
     search.upgrade(db)
@@ -157,6 +164,8 @@ def _ticket_day_counts(migrator, db):
 # 0016: the tickets per day and status, category, region and urgency (caseflow.daycounts) from those stored.
 # 0017: the same counts again with the departments report's (department, 办结, deadlines) and the agents
 #       report's (recording user) dimensions.
+# 0018: the published cases' month index holds the ticket's id (ticket_public_created_id replaces
+#       ticket_public_created).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -173,4 +182,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0014_ticket_durations", _ticket_durations),
                      Step("0015_user_group_lead", _user_group_lead),
                      Step("0016_ticket_day_counts", _ticket_day_counts),
-                     Step("0017_ticket_day_counts_departments", _ticket_day_counts)]
+                     Step("0017_ticket_day_counts_departments", _ticket_day_counts),
+                     Step("0018_ticket_public_created_id", _ticket_public_created_id)]
