@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import time
 import logging
 from dataclasses import dataclass, field
 
@@ -163,7 +164,8 @@ class CdrRecorder:
     """Builds call records from hooks and events. One per process; thread/greenlet-safe enough for gevent
     (every method runs to completion without yielding before it touches the draft)."""
 
-    def __init__(self, key: bytes, clock=None, on_missed=None, keep_finished: int = 5000):
+    def __init__(self, key: bytes, clock=None, on_missed=None, keep_finished: int = 5000,
+                 keep_seconds: float = 300.0, monotonic=time.monotonic):
         self.key = key
         self.clock = clock
         self.drafts: dict[str, CallDraft] = {}
@@ -172,8 +174,14 @@ class CdrRecorder:
         self.on_missed = on_missed  # callback(MissedCall) e.g. to notify the desk
         # Drafts of recently ended calls: the IVR trace and the queue's last word can arrive just after the
         # hang-up event, and then the record is finalised again with them (and re-signed).
+        # Kept ``keep_seconds`` at most (those words come within seconds; the sweep closes what never came)
+        # and ``keep_finished`` at most: each holds its IVR path, about 3.4 KiB, and 5,000 kept whatever their
+        # age were 17 MiB of the call process (issue 15 item 11).
         self.finished: collections.OrderedDict[str, CallDraft] = collections.OrderedDict()
         self.keep_finished = keep_finished
+        self.keep_seconds = keep_seconds
+        self._monotonic = monotonic
+        self._finished_at: dict[str, float] = {}
         # Callables(draft) run before every finalisation, to fill in what other parts know (ACD queue rows).
         self.enrichers: list = []
 
@@ -447,10 +455,16 @@ class CdrRecorder:
             self.finished_leg_of[leg] = draft.call_uuid
         self.finished[draft.call_uuid] = draft
         self.finished.move_to_end(draft.call_uuid)
-        while len(self.finished) > self.keep_finished:
-            _, old = self.finished.popitem(last=False)
+        self._finished_at[draft.call_uuid] = now = self._monotonic()
+        while self.finished:
+            oldest = next(iter(self.finished))
+            if len(self.finished) <= self.keep_finished and now - self._finished_at[oldest] <= self.keep_seconds:
+                break
+            old = self.finished.pop(oldest)
+            self._finished_at.pop(oldest, None)
             for leg in old.other_uuids:
-                self.finished_leg_of.pop(leg, None)
+                if self.finished_leg_of.get(leg) == oldest:
+                    del self.finished_leg_of[leg]
         if entry is not None and self.on_missed is not None:
             try:
                 self.on_missed(entry)

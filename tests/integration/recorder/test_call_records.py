@@ -5,6 +5,7 @@ import io
 import json
 
 from core import db as core_db
+from recorder.cdr import CdrRecorder
 from recorder import verify
 from switch.events import ChannelBridged, ChannelHangup
 from recorder.models import CallRecord, MissedCall
@@ -207,3 +208,23 @@ def test_verify_refuses_without_key(monkeypatch, tmp_path):
     out = io.StringIO()
     assert verify.main([], out=out) == 2
     assert "cannot check" in out.getvalue()
+
+
+def test_finished_drafts_stay_bounded_by_count_and_age(key, clock, db):
+    """Should keep the drafts of ended calls (for late events) no longer than ``keep_seconds`` and no more
+    than ``keep_finished``, their legs forgotten with them, and still amend a call that just ended."""
+    now = [1000.0]
+    cdr = CdrRecorder(key, clock=clock, keep_finished=50, keep_seconds=120, monotonic=lambda: now[0])
+    for i in range(200):  # more calls than the count allows, within the age
+        cdr.call_started(f"n{i}", caller="139")
+        cdr.add_leg(f"n{i}", f"n{i}-agent")
+        cdr.hangup(f"n{i}", "NORMAL_CLEARING", "recv_bye")
+        now[0] += 0.1
+    assert len(cdr.finished) == 50 and len(cdr.finished_leg_of) == 50 and len(cdr._finished_at) == 50
+    assert list(cdr.finished)[0] == "n150"
+    now[0] += 121  # two minutes later one more call ends: every older draft has aged out
+    cdr.call_started("late", caller="139")
+    cdr.hangup("late", "NORMAL_CLEARING", "recv_bye")
+    assert list(cdr.finished) == ["late"] and cdr.finished_leg_of == {} and list(cdr._finished_at) == ["late"]
+    cdr.flag("late", "voicemail")  # a word just after the hang-up still lands on its record
+    assert "voicemail" in cdr.finished["late"].flags
