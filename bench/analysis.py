@@ -5,6 +5,7 @@ dispatch suggestion model, on SQLite and PostgreSQL. Prints tables beside the ai
     .venv/bin/python -m bench.analysis --tickets 100000 --calls 1000000 --backend sqlite --runs 10
     .venv/bin/python -m bench.analysis --backend postgres --keep        # then --reuse <the schema printed>
     .venv/bin/python -m bench.analysis --backend sqlite --keep --generate-only   # then --reuse <the file printed>
+    .venv/bin/python -m bench.analysis --backend sqlite --reuse FILE --reports-only --check-kept Asia/Kolkata
 
 Figures and what they led to: docs/performance.md.
 
@@ -290,6 +291,40 @@ def suggestion_figures(var_dir: Path, now: dt.datetime, say=print) -> list[tuple
     return rows
 
 
+def check_kept(now: dt.datetime, zone: str, say=print) -> list[tuple]:
+    """Every kept figure the reports read (stats.report_queries) against the same figure counted from the
+    tickets, for the last full month and the last 365 days as local days in ``zone``: (figure, period, equal)."""
+    from zoneinfo import ZoneInfo
+
+    from peewee import fn
+
+    from caseflow.models import Ticket
+    from stats import report_queries as rq
+    from stats.breakdowns import Filters
+    from stats.periods import Period
+    from stats.queries import Scope, department_directory
+
+    tz, today, rows = ZoneInfo(zone), now.date(), []
+    month_last = today.replace(day=1) - dt.timedelta(days=1)
+    paths, _names = department_directory()
+    for label, period in (("month", Period("custom", month_last.replace(day=1), month_last)),
+                          ("year", Period("custom", today - dt.timedelta(days=365), today - dt.timedelta(days=1)))):
+        start, end = period.bounds(tz)
+        checks = {d: (lambda d=d, **kw: rq.tickets_by(d, Scope(), Filters(), start, end, **kw))
+                  for d in ("region", "category", "status", "urgency")}
+        checks["departments"] = lambda **kw: rq.department_counts(Scope(), Filters(), start, end, now, paths, 2, **kw)
+        checks["speed"] = lambda **kw: rq.speed_table(Scope(), Filters(), start, end, 2, **kw)
+        for what, figures in checks.items():
+            rows.append((what, label, figures() == figures(direct=True)))
+            say(f"  kept {what:12s} {label:5s} {'equal' if rows[-1][2] else 'DIFFERENT'}")
+        recorded = {user: f.tickets for user, f in rq.agent_figures(start, end)[0].items() if f.tickets}
+        rows.append(("agents (tickets)", label, recorded == dict(
+            Ticket.select(Ticket.created_by, fn.COUNT(Ticket.id))
+            .where((Ticket.created_at >= start) & (Ticket.created_at < end), Ticket.created_by.is_null(False))
+            .group_by(Ticket.created_by).tuples())))
+    return rows
+
+
 def run_backend(name: str, args, say=print) -> dict:
     from core.db import database
 
@@ -335,8 +370,18 @@ def run_backend(name: str, args, say=print) -> dict:
                 return {"generated": generated, "rebuilt": rebuilt, "reports": [], "hotspots": [], "model": []}
             say(f"[{name}] reports ...")
             reports = report_figures(url, folder / "var", now, args.runs, say=say)
+            checked = []
+            if args.check_kept:
+                from core import db as core_db
+
+                core_db.bind_database(url).connect(reuse_if_open=True)
+                if name == "postgres":  # the direct queries of a year outlast a call's statement limit
+                    database.execute_sql("SET statement_timeout = 0")
+                say(f"[{name}] kept figures against the tickets ({args.check_kept}) ...")
+                checked = check_kept(now, args.check_kept, say=say)
             if args.reports_only:
-                return {"generated": generated, "rebuilt": rebuilt, "reports": reports, "hotspots": [], "model": []}
+                return {"generated": generated, "rebuilt": rebuilt, "reports": reports, "hotspots": [], "model": [],
+                        "checked": checked}
             from core import db as core_db
 
             core_db.bind_database(url).connect(reuse_if_open=True)
@@ -346,7 +391,8 @@ def run_backend(name: str, args, say=print) -> dict:
             spots = hotspot_figures(now, say=say)
             say(f"[{name}] dispatch suggestions ...")
             model = suggestion_figures(folder / "var", now, say=say)
-            return {"generated": generated, "rebuilt": rebuilt, "reports": reports, "hotspots": spots, "model": model}
+            return {"generated": generated, "rebuilt": rebuilt, "reports": reports, "hotspots": spots, "model": model,
+                    "checked": checked}
         finally:
             if not database.is_closed():
                 database.close()
@@ -372,6 +418,10 @@ def print_tables(name: str, figures: dict, args, out=sys.stdout) -> None:
     w(f"{'report':14s}{'period':8s}{'p50 s':>10s}{'p99 s':>10s}{'aim s':>8s}  within\n")
     for report, period, p50, p99, aim in figures["reports"]:
         w(f"{report:14s}{period:8s}{p50:10.3f}{p99:10.3f}{aim:8.1f}  {'yes' if p99 < aim else 'NO'}\n")
+    if figures.get("checked"):
+        w(f"\n{'kept figure':18s}{'period':8s}as counted from the tickets\n")
+        for what, period, equal in figures["checked"]:
+            w(f"{what:18s}{period:8s}{'equal' if equal else 'DIFFERENT'}\n")
     w(f"\n{'hotspots':34s}{'over':44s}{'seconds':>9s}  note\n")
     for what, over, seconds, note in figures["hotspots"]:
         w(f"{what:34s}{over:44s}{seconds:9.3f}  {note}\n")
@@ -396,6 +446,9 @@ def main(argv=None) -> int:
                         help="SQLite with --keep: the folder the history is kept in (bench.sqlite3)")
     parser.add_argument("--generate-only", action="store_true", help="make the history, measure nothing")
     parser.add_argument("--reports-only", action="store_true", help="measure the report pages only")
+    parser.add_argument("--check-kept", metavar="ZONE", default="",
+                        help="also compare every kept figure with the tickets' own count, local days in ZONE "
+                             "(e.g. Asia/Kolkata; slow: the direct queries of a year)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.tickets < 1000 or args.calls < 0 or args.runs < 1:
