@@ -14,23 +14,11 @@ from core import db as core_db
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def pool(tmp_path):
-    database = core_db._pooled_sqlite_class()(str(tmp_path / "pool.sqlite3"), max_connections=2, timeout=5,
-                                              pragmas=core_db.SQLITE_PRAGMAS, check_same_thread=False)
-    database.execute_sql("CREATE TABLE t (a INTEGER)")
-    yield database
-    database.close_all()
-
-
-def test_a_statement_gives_its_sqlite_connection_back(pool):
-    """Should hold a connection only while a statement runs, and keep a transaction's until it ends."""
-    assert pool.execute_sql("SELECT 1").fetchall() == [(1,)]
-    assert pool.is_closed() and len(pool._in_use) == 0 and len(pool._connections) == 1
-    with pool.atomic():
-        pool.execute_sql("INSERT INTO t VALUES (1)")
-        assert not pool.is_closed()
-    assert pool.is_closed() and len(pool._in_use) == 0
+@pytest.mark.parametrize("pool", ["sqlite"], indirect=True)
+def test_the_pooled_sqlite_connections_write_ahead(pool):
+    """Should open every pooled SQLite connection in WAL mode (a statement's connection given back, as
+    test_pooled_connections.py checks on both engines)."""
+    pool.execute_sql("INSERT INTO t VALUES (1)")
     assert pool.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
