@@ -66,18 +66,17 @@ def _add(day: dt.date, dimension: str, value: str, tickets: int) -> None:
 
 
 def recorded(ticket: Ticket) -> None:
-    """Count a new ticket (inside its transaction)."""
-    for entry in entries(ticket):
-        _add(*entry, 1)
+    """Count a new ticket (inside its transaction, as late as it can: PostgreSQL keeps the rows it adds to
+    locked until the commit)."""
+    changed(ticket, set())
 
 
 def changed(ticket: Ticket, before: set) -> None:
-    """Move a ticket's counts from ``before`` (its ``entries`` before the change) to its entries now."""
+    """Move a ticket's counts from ``before`` (its ``entries`` before the change) to its entries now. The rows
+    in one order for every writer (sorted): two transactions never wait for each other's rows in a cycle."""
     after = entries(ticket)
-    for entry in before - after:
-        _add(*entry, -1)
-    for entry in after - before:
-        _add(*entry, 1)
+    for entry, change in sorted([(e, -1) for e in before - after] + [(e, 1) for e in after - before]):
+        _add(*entry, change)
 
 
 def counts(dimension: str, first: dt.date, end: dt.date) -> dict[str, int]:

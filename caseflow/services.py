@@ -115,7 +115,6 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
         if creation_key:
             TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone
         search.reindex("ticket", ticket.id, None, text)
-        daycounts.recorded(ticket)  # the reports' per-day counts
         _history(ticket, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                  label=actor_label or ("" if created_by else SYSTEM))
         if call_uuid:
@@ -127,6 +126,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             for leader in users_with_role("centre_leader"):
                 notify(f"市长信箱 {ticket.number}：{ticket.title}", user=leader, ticket=ticket, kind="mailbox",
                        clock=clock)
+        # the reports' per-day counts, last (PostgreSQL: the day's shared count rows stay locked until commit)
+        daycounts.recorded(ticket)
         if reply.strip():
             ticket = transition(ticket, "answer", created_by, reply=reply.strip(), clock=clock)
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)

@@ -71,9 +71,11 @@ def transition(ticket, event: str, actor: Optional[User], note: str = "", *, exp
         reason = params.get("reason") or ""
         text = "；".join(p for p in (reason, note, extra_note) if p)
         _history(fresh, actor, event, before, fresh.status, text, now, label="" if actor else SYSTEM)
-        durations.keep([fresh.id])  # the reports' kept figures move with the ticket
-        daycounts.changed(fresh, counted)
         AFTER.get(event, _no_effect)(fresh, actor, params, now_aware, clock)
+        # the reports' kept figures move with the ticket, last (PostgreSQL: the day's shared count rows stay
+        # locked until commit)
+        durations.keep([fresh.id])
+        daycounts.changed(fresh, counted)
     log.info("ticket %s: %s %s -> %s by %s", fresh.number, event, before, fresh.status,
              actor.operator_no if actor else SYSTEM)
     return fresh
