@@ -316,11 +316,40 @@ def run_soak(bench: Bench, seconds: float, target: int, trace: bool) -> None:
     print(row(result, bench.idle_rss))
     print("app RSS over time (s: MiB): " + ", ".join(f"{t:.0f}: {kib / 1024:.0f}" for t, kib in series))
     time.sleep(10)
-    print(f"app RSS 10 s after the last call: {rss_kib(bench.app.proc.pid) / 1024:.0f} MiB")
+    end = rss_kib(bench.app.proc.pid)
+    # The call process alone; the analysis process (stats.analysis_process, jieba and the model) is its child.
+    print(f"call process RSS: start {bench.idle_rss / 1024:.0f} MiB, peak {result.rss_peak / 1024:.0f} MiB at "
+          f"{result.peak} calls up, 10 s after the last call {end / 1024:.0f} MiB; per concurrent call "
+          f"{(result.rss_peak - bench.idle_rss) / max(result.peak, 1):.0f} KiB")
+    helpers = [(pid, rss_kib(pid)) for pid in _children(bench.app.proc.pid)]
+    print("its child processes: " + (", ".join(f"{_name(pid)} (pid {pid}) {kib / 1024:.0f} MiB" for pid, kib in helpers)
+                                     or "none"))
     if trace:
         bench.app.proc.send_signal(signal.SIGUSR2)
         time.sleep(5)
         print(f"tracemalloc dumps in {bench.app.log_path}")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _name(pid: int) -> str:
+    try:
+        args = (Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+    except OSError:
+        return "?"
+    modules = [a.decode() for a in args if a.startswith(b"stats.") or a.endswith(b".py")]
+    return modules[0] if modules else args[0].decode(errors="replace")
 
 
 def main() -> int:
