@@ -609,6 +609,12 @@ def _cooperative_postgres_class(base: type, releasing: bool = False) -> type:
 
 POOL_SIZE = 20  # default most PostgreSQL connections of one process with per-greenlet connection state
 SQLITE_POOL_SIZE = 8  # SQLite writes one at a time anyway; readers in WAL need few
+# The pooled connections' page caches together, in KiB as cache_size counts them (negative): 16 MB, 2 MB each.
+# They live as long as the process and fill with the pages they read as the file grows, so the one
+# connection's 64 MB shared out still grew the call process by 8 MB a connection on a large database (3 KiB per
+# finished call on the real switch, issue 15 item 11); the kernel's page cache keeps the rest of the file,
+# outside the process's resident memory.
+SQLITE_POOL_CACHE = -16 * 1000
 
 
 @functools.cache
@@ -645,9 +651,9 @@ def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
             # A connection per greenlet otherwise: each call's greenlet kept one for its life, its schema
             # parsed again (about 260 KiB) with a page cache of its own, and the process's memory stayed at
             # its high-water mark after the calls ended (docs/performance.md, real SIP callers).
-            # The pool's connections live as long as the process: their page caches share the one
-            # connection's budget, or 8 of them warm grew to 8 x the database file (47 MiB for 7 MB).
-            options["pragmas"] = {**SQLITE_PRAGMAS, "cache_size": SQLITE_PRAGMAS["cache_size"] // SQLITE_POOL_SIZE}
+            # The pool's connections live as long as the process: their page caches share a budget
+            # (SQLITE_POOL_CACHE), or 8 of them warm grew to 8 x the database file (47 MiB for 7 MB).
+            options["pragmas"] = {**SQLITE_PRAGMAS, "cache_size": SQLITE_POOL_CACHE // SQLITE_POOL_SIZE}
             return _pooled_sqlite_class()(path, max_connections=SQLITE_POOL_SIZE,
                                           timeout=max(1, round(timeouts.lock)), **options)
         return CooperativeSqliteDatabase(path or ":memory:", **options)

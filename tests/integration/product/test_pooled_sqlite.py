@@ -57,5 +57,37 @@ def test_a_hundred_calls_share_a_few_sqlite_connections(tmp_path):
     assert name == "PooledCooperativeSqliteDatabase"
     assert int(files) <= core_db.SQLITE_POOL_SIZE, done.stdout
     assert int(rows) == 100
-    # the connections share one connection's page-cache budget (they live as long as the process)
-    assert int(cache) * core_db.SQLITE_POOL_SIZE == core_db.SQLITE_PRAGMAS["cache_size"]
+    # the connections share one page-cache budget (they live as long as the process)
+    assert int(cache) * core_db.SQLITE_POOL_SIZE == core_db.SQLITE_POOL_CACHE
+
+
+_BIG_FILE_CHILD = """
+from gevent import monkey; monkey.patch_all()
+import ctypes, sqlite3, sys
+import gevent
+from core import db
+with sqlite3.connect(sys.argv[1]) as plain:   # 40 MB of rows, written without the pool
+    plain.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)")
+    plain.executemany("INSERT INTO t (b) VALUES (randomblob(4000))", [()] * 10000)
+database = db.open_database("sqlite:///" + sys.argv[1])
+def reader(i):
+    for _ in range(2):
+        with database.atomic():   # each reader holds a connection of its own while it scans the file
+            database.execute_sql("SELECT sum(length(b)) FROM t").fetchone()
+            gevent.sleep(0.05)
+gevent.joinall([gevent.spawn(reader, i) for i in range(db.SQLITE_POOL_SIZE * 2)])
+lib = ctypes.CDLL("libsqlite3.so.0")
+lib.sqlite3_memory_used.restype = ctypes.c_int64
+print(len(database._connections), lib.sqlite3_memory_used())
+"""
+
+
+def test_the_pooled_page_caches_stay_within_their_budget_on_a_large_file(tmp_path):
+    """Should keep what SQLite holds in the process within the pool's page-cache budget (plus the schemas and
+    statements) after every pooled connection has read a 40 MB file through, not 8 x its own budget."""
+    done = subprocess.run([sys.executable, "-c", _BIG_FILE_CHILD, str(tmp_path / "big.sqlite3")],
+                          capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    connections, used = (int(v) for v in done.stdout.split())
+    assert connections == core_db.SQLITE_POOL_SIZE
+    assert used < -core_db.SQLITE_POOL_CACHE * 1024 * 1.5, f"{used / 2**20:.1f} MiB"  # 8 x 8 MB before: 67 MiB
