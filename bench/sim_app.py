@@ -1,0 +1,212 @@
+"""The app process of bench/simulation.py: the product's composition (hotline.product.Product, what run.py
+starts) on the configuration in its environment, with a probe and counters beside it, driven over stdin/stdout.
+
+Beside the product, in the same hub: a probe greenlet (sleeps 50 ms and records how late it wakes: the hub's
+latency, what every call and web request waits on top of its own work), a counter of the events every inbound
+ESL connection hands on, and the desks' side of the agents: each seat is logged in and made ready through
+acd.agent_controls (what the desk's /desk/action calls), and when an agent enters wrap-up (after-call work) it
+ends it after a drawn time, as the agent pressing 就绪 on the desk. The queues' own wrap-up time is set longer,
+so it is the agents' drawn time that counts.
+
+Commands (one JSON line each on stdin; answers on stdout): ``sign_in`` (every seat: login, ready), ``sample``
+(counters since the last sample), ``stop``. The product's log goes to stderr.
+"""
+from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - as run.py: before anything imports socket
+
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROBE_INTERVAL = 0.05
+
+
+def db_connections(database_url: str, sqlite_path: str) -> int:
+    """The database connections this process holds now: sockets to PostgreSQL's port, or descriptors open
+    on the SQLite file."""
+    if database_url.startswith("postgres"):
+        from bench.ivr import _server_connections
+
+        return _server_connections()
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            if os.readlink(fd) == sqlite_path:
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+class Probe:
+    """Counters the orchestrator samples: hub lag, ESL events, offers, connections."""
+
+    def __init__(self, product, config):
+        self.product, self.config = product, config
+        self.lags: list[float] = []
+        self.events = 0
+        self.acd = product.parts["acd"]
+        self.offer_seen = 0
+        self.decision_seen = 0
+        self.peak_connections = 0
+        self.peak_active = 0
+        self.served = 0  # calls the outbound server handed to the product (not refused at its door)
+        self.sqlite_path = config.database_url.removeprefix("sqlite:///") if config.database_url.startswith(
+            "sqlite") else ""
+
+    def count_event(self, _event) -> None:
+        self.events += 1
+
+    def counting(self, handler):
+        def handle(session):
+            self.served += 1
+            return handler(session)
+        return handle
+
+    def run_lag(self) -> None:
+        while True:
+            began = time.perf_counter()
+            gevent.sleep(PROBE_INTERVAL)
+            self.lags.append(time.perf_counter() - began - PROBE_INTERVAL)
+
+    def run_connections(self) -> None:
+        while True:
+            self.peak_connections = max(self.peak_connections,
+                                        db_connections(self.config.database_url, self.sqlite_path))
+            self.peak_active = max(self.peak_active, self.product.parts["outbound"].active_calls)
+            gevent.sleep(0.5)
+
+    def sample(self) -> dict:
+        from caseflow.models import Ticket
+        from core.db import database
+
+        offers = list(self.acd.free_to_offer)[self.offer_seen:] if len(self.acd.free_to_offer) < \
+            self.acd.free_to_offer.maxlen else list(self.acd.free_to_offer)[-1000:]
+        self.offer_seen = len(self.acd.free_to_offer)
+        decisions = list(self.acd.decision_times)[self.decision_seen:]
+        self.decision_seen = len(self.acd.decision_times)
+        lags, self.lags = self.lags, []
+        with database.connection_context():
+            tickets = Ticket.select().count()
+        agents = list(self.acd.agents.values())
+        report = {
+            "at": time.monotonic(), "events": self.events, "lags": lags, "offers": offers,
+            "decisions": decisions, "tickets": tickets, "connections": self.peak_connections,
+            "active": self.product.parts["outbound"].active_calls, "peak_active": self.peak_active,
+            "waiting": sum(len(w) for w in self.acd.queue_waiters.values()),
+            "in_call": sum(1 for a in agents if a.state == "in_call"),
+            "wrap_up": sum(1 for a in agents if a.state == "wrap_up"),
+            "available": sum(1 for a in agents if a.status == "available" and a.state == "idle"),
+            "registered": sum(1 for a in agents if a.registered),
+            "refused": self.product.parts["outbound"].calls_rejected, "served": self.served,
+        }
+        self.peak_connections = 0
+        self.peak_active = 0
+        return report
+
+
+class Desks:
+    """The agents' side: sign in every seat, end each wrap-up after a drawn after-call work time."""
+
+    def __init__(self, acd, scale: float, acw_mean: float, seed: int):
+        from acd.agent_controls import AgentControls
+
+        self.acd, self.scale = acd, scale
+        self.controls = AgentControls(acd)
+        self.rng = random.Random(seed)
+        self.acw_mean = acw_mean
+        self.pending: set[int] = set()
+        self.ended = 0
+
+    def sign_in(self, prefix: str) -> int:
+        signed = 0
+        for agent in list(self.acd.agents.values()):
+            if not agent.extension.startswith(prefix):
+                continue
+            self.controls.login(agent.id)
+            self.controls.ready(agent.id)
+            signed += 1
+            if signed % 50 == 0:
+                gevent.sleep(0)
+        return signed
+
+    def on_notice(self, notice: dict) -> None:
+        if notice.get("type") == "agent" and notice.get("state") == "wrap_up":
+            agent_id = notice.get("agent_id")
+            if agent_id is not None and agent_id not in self.pending:
+                self.pending.add(agent_id)
+                sigma = 0.7
+                seconds = min(600.0, self.rng.lognormvariate(math.log(self.acw_mean) - sigma * sigma / 2, sigma))
+                gevent.spawn_later(seconds * self.scale, self._end, agent_id)
+
+    def _end(self, agent_id: int) -> None:
+        from core.db import database
+
+        self.pending.discard(agent_id)
+        try:
+            with database.connection_context():
+                self.controls.end_wrap_up(agent_id)
+            self.ended += 1
+        except Exception:  # noqa: BLE001 - the queue's own wrap-up ended it first, or the agent moved on
+            pass
+
+
+def main() -> int:
+    from gevent.fileobject import FileObjectThread
+
+    from core.config import load_config
+    from core.db import database
+    from core.logsetup import configure_logging
+    from hotline.product import Product
+
+    configure_logging(os.environ.get("SIM_LOG_LEVEL", "WARNING"))
+    scale = float(os.environ["SIM_SCALE"])
+    config = load_config()
+    product = Product(config).build()
+    acd = product.parts["acd"]
+    if acd.prompts is not None:
+        # The 5,000 operator-number prompts are rendered once in production and kept; rendering them here
+        # would measure espeak-ng, not the hotline: the ACD skips a prompt it has no file for.
+        acd.prompts.render = None
+    probe = Probe(product, config)
+    desks = Desks(acd, scale, float(os.environ["SIM_ACW_MEAN"]), int(os.environ.get("SIM_SEED", "1")))
+    acd.subscribe(desks.on_notice)
+    product.parts["outbound"].handler = probe.counting(product.parts["outbound"].handler)
+    for conn in product.parts["pool"].all():
+        conn.subscribe(probe.count_event)
+    product.start()
+    gevent.spawn(probe.run_lag)
+    gevent.spawn(probe.run_connections)
+    out = sys.stdout
+
+    def say(**message) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    say(event="ready", outbound=list(product.parts["outbound"].address), switches=len(config.esl))
+    for line in FileObjectThread(sys.stdin):
+        command = json.loads(line)
+        if command["cmd"] == "sign_in":
+            with database.connection_context():
+                signed = desks.sign_in(command["prefix"])
+            say(event="signed_in", count=signed,
+                registered=sum(1 for a in acd.agents.values() if a.registered))
+        elif command["cmd"] == "sample":
+            say(event="sample", **probe.sample(), acw_ended=desks.ended)
+        elif command["cmd"] == "stop":
+            break
+    product.stop(drain_timeout=5)
+    say(event="stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
