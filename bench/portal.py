@@ -52,8 +52,9 @@ from urllib.parse import urlencode  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import DEFAULT_PG, available_backends, open_backend, pct  # noqa: E402
-from bench.portal_load import run_row, serve_worker, start_workers, stop_workers, timed_app  # noqa: E402
+from bench.common import DEFAULT_PG, available_backends, pct  # noqa: E402
+from bench.portal_load import (open_database, run_row, serve_worker, start_workers, stop_workers,  # noqa: E402
+                               timed_app)
 
 BATCH = 5000
 CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
@@ -303,48 +304,6 @@ def rows_for(data: dict, key: str, categories, regions, rng: random.Random, now:
             ("Open311 services", o311_services, READ_AIM, 1), ("Open311 requests", o311_list, READ_AIM, 0.1),
             ("Open311 requests, filters", o311_filtered, READ_AIM, 0.5), ("Open311 request", o311_one, READ_AIM, 1),
             ("Open311 POST", o311_post, WRITE_AIM, 1)]
-
-
-def open_database(backend: str, args, folder: Path):
-    """(database, its URL, the kept data's file or None, cleanup). With ``--keep DIR`` the seeded database is
-    kept for the next run: SQLite in DIR/portal-<tickets>-<published>.sqlite3, PostgreSQL in the schema
-    bench_portal_keep_<tickets>_<published>, and what the clients need (numbers, the API key) in
-    DIR/portal-<backend>-<tickets>-<published>.json; when that file exists the database is reused as it is."""
-    from core import db as core_db
-    from hotline.schema import all_models, create_schema
-
-    if not args.keep:
-        database, cleanup = open_backend(backend, folder, args.pg, "portal")
-        if backend == "sqlite":
-            return database, f"sqlite:///{database.database}", None, cleanup
-        schema = f"bench_portal_{os.getpid()}"
-        return database, f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}", None, cleanup
-    keep = Path(args.keep).resolve()
-    keep.mkdir(parents=True, exist_ok=True)
-    label = f"{args.tickets}-{args.published}"
-    meta = keep / f"portal-{backend}-{label}.json"
-    if backend == "sqlite":
-        path = keep / f"portal-{label}.sqlite3"
-        if not meta.exists():
-            for stale in keep.glob(f"portal-{label}.sqlite3*"):
-                stale.unlink()
-        url = f"sqlite:///{path}"
-    else:
-        import psycopg2
-
-        schema = f"bench_portal_keep_{args.tickets}_{args.published}"
-        if not meta.exists():
-            conn = psycopg2.connect(args.pg, connect_timeout=3)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                cur.execute(f'CREATE SCHEMA "{schema}"')
-            conn.close()
-        url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
-    database = core_db.bind_database(url)
-    database.connect(reuse_if_open=True)
-    create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
-    return database, url, meta, lambda: None
 
 
 def seeded(backend: str, args, database, meta: Path | None, rng: random.Random, clock, now):

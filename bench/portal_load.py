@@ -1,5 +1,5 @@
-"""bench/portal.py's load side: the clients (closed loop or paced by a think time), the app timed from inside, and
-the web workers it can serve through (``--web-workers``).
+"""bench/portal.py's load side: the clients (closed loop or paced by a think time), the app timed from inside, the
+kept databases (``--keep``) and the web workers it can serve through (``--web-workers``).
 
 Times inside the app travel back on each answer (the X-Bench-App-Ms header, added by ``timed_app``), so one
 process and several workers are measured the same way. A worker is ``python bench/portal.py --serve-worker``:
@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import gevent
@@ -126,6 +127,50 @@ def timed_app(app):
         start_response(status, headers, exc_info)
         return [data]
     return wsgi
+
+
+# ------------------------------------------------------------------------------------------ kept databases
+def open_database(backend: str, args, folder: Path):
+    """(database, its URL, the kept data's file or None, cleanup). With ``--keep DIR`` the seeded database is
+    kept for the next run: SQLite in DIR/portal-<tickets>-<published>.sqlite3, PostgreSQL in the schema
+    bench_portal_keep_<tickets>_<published>, and what the clients need (numbers, the API key) in
+    DIR/portal-<backend>-<tickets>-<published>.json; when that file exists the database is reused as it is."""
+    from bench.common import open_backend
+    from core import db as core_db
+    from hotline.schema import all_models, create_schema
+
+    if not args.keep:
+        database, cleanup = open_backend(backend, folder, args.pg, "portal")
+        if backend == "sqlite":
+            return database, f"sqlite:///{database.database}", None, cleanup
+        schema = f"bench_portal_{os.getpid()}"
+        return database, f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}", None, cleanup
+    keep = Path(args.keep).resolve()
+    keep.mkdir(parents=True, exist_ok=True)
+    label = f"{args.tickets}-{args.published}"
+    meta = keep / f"portal-{backend}-{label}.json"
+    if backend == "sqlite":
+        path = keep / f"portal-{label}.sqlite3"
+        if not meta.exists():
+            for stale in keep.glob(f"portal-{label}.sqlite3*"):
+                stale.unlink()
+        url = f"sqlite:///{path}"
+    else:
+        import psycopg2
+
+        schema = f"bench_portal_keep_{args.tickets}_{args.published}"
+        if not meta.exists():
+            conn = psycopg2.connect(args.pg, connect_timeout=3)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                cur.execute(f'CREATE SCHEMA "{schema}"')
+            conn.close()
+        url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
+    database = core_db.bind_database(url)
+    database.connect(reuse_if_open=True)
+    create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
+    return database, url, meta, lambda: None
 
 
 # ------------------------------------------------------------------------------------------ web workers
