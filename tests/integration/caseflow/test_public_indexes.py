@@ -2,6 +2,7 @@
 count that stops at its cap, and the migration that drops the narrow created_at index, on both databases."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 
@@ -47,6 +48,23 @@ def test_the_list_walks_the_public_index_without_statistics(db):
     assert "ticket_public_closed" in plan and "status" not in plan, plan
 
 
+@contextlib.contextmanager
+def _statements(db, monkeypatch):
+    """[(sql, params)] of the statements ``db`` runs inside the block."""
+    seen: list[tuple] = []
+    execute = db.execute_sql
+
+    def recorded(sql, params=None, *args, **kwargs):
+        seen.append((sql, params))
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute_sql", recorded)
+    try:
+        yield seen
+    finally:
+        monkeypatch.setattr(db, "execute_sql", execute)
+
+
 def test_a_month_is_counted_on_its_index_range_to_the_cap(db, monkeypatch):
     """Should count a month's published cases by walking the creation-time partial index over that month in its
     own order, stopping at the cap, on SQLite (counted in the list's order every entry of the month was read and
@@ -57,16 +75,8 @@ def test_a_month_is_counted_on_its_index_range_to_the_cap(db, monkeypatch):
         pytest.skip("SQLite's query plan")
     monkeypatch.setattr(portal, "MAX_LISTED", 3)
     _published(5, dt.datetime(2026, 1, 1))
-    seen: list[tuple] = []
-    execute = db.execute_sql
-
-    def recorded(sql, params=None, *args, **kwargs):
-        seen.append((sql, params))
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", recorded)
-    assert portal.search_published(month="2026-01", tz=dt.timezone.utc)[1] == 4
-    monkeypatch.setattr(db, "execute_sql", execute)
+    with _statements(db, monkeypatch) as seen:
+        assert portal.search_published(month="2026-01", tz=dt.timezone.utc)[1] == 4
     sql, params = next((sql, params) for sql, params in seen if "COUNT(" in sql)
     plan = " ".join(str(row[-1]) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
     assert "ticket_public_created_id" in plan and "TEMP B-TREE" not in plan, plan
@@ -109,16 +119,8 @@ def test_a_month_page_is_read_from_the_month_index(db, monkeypatch):
         pytest.skip("PostgreSQL's query plan")
     shown = _published(30, dt.datetime(2026, 1, 1)) + _published(30, dt.datetime(2026, 3, 1))
     db.execute_sql("ANALYZE ticket")
-    seen: list[tuple] = []
-    execute = db.execute_sql
-
-    def recorded(sql, params=None, *args, **kwargs):
-        seen.append((sql, params))
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", recorded)
-    rows, total = portal.search_published(month="2026-01", tz=dt.timezone.utc)
-    monkeypatch.setattr(db, "execute_sql", execute)
+    with _statements(db, monkeypatch) as seen:
+        rows, total = portal.search_published(month="2026-01", tz=dt.timezone.utc)
     assert total == 30 and [t.number for t in rows] == [t.number for t in shown[29:9:-1]]
     sql, params = next((sql, params) for sql, params in seen if 'SELECT "t1"."id" FROM' in sql)
     with db.atomic():
