@@ -37,6 +37,8 @@ from switch.marks import HandBackLedger
 
 log = logging.getLogger(__name__)
 
+ENDED_KEEP = 600.0  # seconds a channel that ended is remembered (late events; the maps below)
+
 
 @dataclass
 class AcdSettings:
@@ -84,6 +86,11 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         self.peer_routes: dict[str, str] = {}  # pool name -> its hotline_peer_uri, learned when reconciling
         self._channel_seen: dict[str, gevent.event.Event] = {}
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Channels that ended (monotonic time, uuid), oldest first: after ENDED_KEEP seconds no late event of
+        # theirs matters and both maps above forget them (bounded by count too, but 50,000 + 20,000 entries
+        # were about 13 MiB of the call process after some hours at 150 calls: issue 15 item 11).
+        self._ended_at: collections.deque[tuple[float, str]] = collections.deque()
+        self.monotonic = time.monotonic
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time
         self.free_at: dict[int, float] = {}  # agent id -> perf_counter when it became offerable
         self.listeners: list[Callable[[dict], None]] = []
@@ -444,6 +451,15 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             self._agent_answered(owner.agent_id, event.uuid)
         # Otherwise not ours (a caller's answer is its own greenlet's), or an answer after the hang-up.
 
+    def _forget_ended(self, uuid: str) -> None:
+        """Note that ``uuid`` ended now, and forget the channels that ended more than ENDED_KEEP ago."""
+        now = self.monotonic()
+        self._ended_at.append((now, uuid))
+        while self._ended_at and now - self._ended_at[0][0] > ENDED_KEEP:
+            _at, old = self._ended_at.popleft()
+            self.channel_server.pop(old, None)
+            self.ended_legs.pop(old, None)
+
     def on_channel_hangup(self, event) -> None:
         self.ended_legs[event.uuid] = None
         gone = self._gone.get(event.uuid)
@@ -451,6 +467,7 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             gone.set()
         while len(self.ended_legs) > 20000:
             self.ended_legs.popitem(last=False)
+        self._forget_ended(event.uuid)
         owner = self.legs.owner_of(event.uuid)
         if isinstance(owner, Waiter):
             self._caller_gone(owner)
