@@ -37,7 +37,7 @@ from switch.marks import HandBackLedger
 
 log = logging.getLogger(__name__)
 
-ENDED_KEEP = 600.0  # seconds a channel that ended is remembered (late events; the maps below)
+ENDED_KEEP = 600.0  # seconds a channel that ended is remembered (late events)
 
 
 @dataclass
@@ -86,9 +86,8 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
         self.peer_routes: dict[str, str] = {}  # pool name -> its hotline_peer_uri, learned when reconciling
         self._channel_seen: dict[str, gevent.event.Event] = {}
         self.ended_legs: collections.OrderedDict[str, None] = collections.OrderedDict()
-        # Channels that ended (monotonic time, uuid), oldest first: after ENDED_KEEP seconds no late event of
-        # theirs matters and both maps above forget them (bounded by count too, but 50,000 + 20,000 entries
-        # were about 13 MiB of the call process after some hours at 150 calls: issue 15 item 11).
+        # Channels that ended (monotonic time, uuid): both maps above forget them after ENDED_KEEP (by count
+        # alone, 50,000 + 20,000 entries were about 13 MiB after some hours at 150 calls: issue 15 item 11).
         self._ended_at: collections.deque[tuple[float, str]] = collections.deque()
         self.monotonic = time.monotonic
         self.answered_at: dict[int, float] = {}  # agent id -> monotonic answer time

@@ -174,13 +174,10 @@ class CdrRecorder:
         self.on_missed = on_missed  # callback(MissedCall) e.g. to notify the desk
         # Drafts of recently ended calls: the IVR trace and the queue's last word can arrive just after the
         # hang-up event, and then the record is finalised again with them (and re-signed).
-        # Kept ``keep_seconds`` at most (those words come within seconds; the sweep closes what never came)
-        # and ``keep_finished`` at most: each holds its IVR path, about 3.4 KiB, and 5,000 kept whatever their
-        # age were 17 MiB of the call process (issue 15 item 11).
+        # At most ``keep_seconds`` (late words come within seconds) and ``keep_finished``: about 3.4 KiB each
+        # with the IVR path, 5,000 kept whatever their age were 17 MiB of the process (issue 15 item 11).
         self.finished: collections.OrderedDict[str, CallDraft] = collections.OrderedDict()
-        self.keep_finished = keep_finished
-        self.keep_seconds = keep_seconds
-        self._monotonic = monotonic
+        self.keep_finished, self.keep_seconds, self._monotonic = keep_finished, keep_seconds, monotonic
         self._finished_at: dict[str, float] = {}
         # Callables(draft) run before every finalisation, to fill in what other parts know (ACD queue rows).
         self.enrichers: list = []
