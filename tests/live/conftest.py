@@ -13,6 +13,8 @@ Fixtures:
                  speak, hang up
   tone_wav       a short WAV file (a tone), for "speaking" into a recording
   fax_tiff       a one-page G3 fax TIFF, for txfax
+  browser_desk   start(wss=None): the product with its browser phone and headless Chromium for demo agent
+                 1001's desk (tests/live/desk_browser.py), stopped after the test; skips without Chromium
 """
 from __future__ import annotations
 
@@ -261,3 +263,14 @@ def sipp():
     if path is None:
         pytest.skip("sipp is not installed (Debian package sip-tester)")
     return path
+
+
+@pytest.fixture
+def browser_desk(esl_endpoint, esl, db, db_url, tmp_path, rendered_sounds):
+    """Call it (``start(wss=None)``, wss host:port, the switch's own by default) for the product with its browser
+    phone and a Chromium thread (tests/live/desk_browser.DeskInBrowser); both stopped after the test."""
+    from tests.live.desk_browser import DeskStarter
+
+    starter = DeskStarter(esl_endpoint, esl, db_url, tmp_path, rendered_sounds)
+    yield starter
+    starter.stop()

@@ -3,6 +3,7 @@
 switch reports."""
 from __future__ import annotations
 
+import random
 import subprocess
 
 import gevent
@@ -54,14 +55,14 @@ def stop_product(running: Product) -> None:
         database.close()
 
 
-class AppLeg:
-    """The loopback leg the dialplan runs (and the app drives) for one citizen's call, not the citizen's."""
+class Leg:
+    """One call's channel as the switch reports it on ``esl_events``; a subclass says which events are its own
+    (``matches``)."""
 
-    def __init__(self, esl_events, citizen, caller: str):
-        self.esl_events, self.citizen, self.caller = esl_events, citizen, caller
+    esl_events = None
 
     def matches(self, event) -> bool:
-        return event.get("Unique-ID") != self.citizen.uuid and event.get("Caller-Caller-ID-Number") == self.caller
+        raise NotImplementedError
 
     def wait(self, predicate, what: str, timeout: float = 60):
         """The next event of this leg that ``predicate`` accepts; AssertionError naming the step otherwise."""
@@ -75,6 +76,31 @@ class AppLeg:
                                      and ev.get("Application") == "play_and_get_digits"
                                      and f"/{prompt}.wav" in ev.get("Application-Data", "")),
                          f"the {prompt} menu", timeout)
+
+
+class AppLeg(Leg):
+    """The loopback leg the dialplan runs (and the app drives) for one citizen's call, not the citizen's."""
+
+    def __init__(self, esl_events, citizen, caller: str):
+        self.esl_events, self.citizen, self.caller = esl_events, citizen, caller
+
+    def matches(self, event) -> bool:
+        return event.get("Unique-ID") != self.citizen.uuid and event.get("Caller-Caller-ID-Number") == self.caller
+
+    @classmethod
+    def to_consult_queue(cls, place_call, esl_events, product, prefix: str) -> "AppLeg":
+        """A citizen from ``prefix`` and seven random digits calling ``product`` (PCMA) who presses 1 (a person)
+        and 1 (咨询: the consult queue, where demo agent 1001 serves); the leg once the second key went in (the
+        citizen is ``leg.citizen``)."""
+        host, port = product.parts["outbound"].address
+        caller = prefix + "%07d" % random.randrange(10_000_000)
+        citizen = place_call(caller=caller, outbound=f"{host}:{port}", variables={"absolute_codec_string": "PCMA"})
+        leg = cls(esl_events, citizen, caller)
+        leg.wait_menu("main_menu")
+        citizen.press("1")
+        leg.wait_menu("human_menu")
+        citizen.press("1")
+        return leg
 
     def speak_tone(self, path, seconds: int = 4, hz: int = 300) -> None:
         """The citizen says something (a tone made with sox) into the running `record`, to its end."""

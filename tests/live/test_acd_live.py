@@ -398,14 +398,8 @@ def test_product_wait_counts_from_asking_for_a_person(db, db_url, esl_endpoint, 
         wait_until(lambda: acd.agents[agent.id].registered, 10, "the agent's phone registered")
         acd.transition(agent.id, "login")
         acd.transition(agent.id, "ready")
-        host, port = running.parts["outbound"].address
-        caller = "1398%07d" % random.randrange(10_000_000)
-        citizen = place_call(caller=caller, outbound=f"{host}:{port}", variables={"absolute_codec_string": "PCMA"})
-        leg = AppLeg(esl_events, citizen, caller)
-        leg.wait_menu("main_menu")
-        citizen.press("1")
-        leg.wait_menu("human_menu")
-        citizen.press("1")                                  # 咨询: the consult queue
+        leg = AppLeg.to_consult_queue(place_call, esl_events, running, "1398")
+        citizen = leg.citizen
         bridged = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE", "the agent's answer", 60)
         call_uuid = bridged["Unique-ID"]
         citizen.hangup()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from core.db import database
-from tests.live.product import AppLeg, in_thread, start_product, stop_product, wait_until
+from tests.live.product import AppLeg, Leg, in_thread, start_product, stop_product, wait_until
 from tests.live.sipphone import CarrierCaller, Key
 
 pytestmark = pytest.mark.live
@@ -75,7 +75,7 @@ def _number(prefix: str) -> str:
     return prefix + "%07d" % random.randrange(10_000_000)
 
 
-class CarrierLeg:
+class CarrierLeg(Leg):
     """The sofia/external channel of one carrier caller, as the switch reports it (the app drives it)."""
 
     def __init__(self, esl, esl_events, caller: str):
@@ -91,22 +91,17 @@ class CarrierLeg:
             return True
         return False
 
-    def wait(self, predicate, what: str, timeout: float = 60):
-        try:
-            return in_thread(self.esl_events.wait_event, lambda ev: self.matches(ev) and predicate(ev), timeout)
-        except Exception as exc:  # noqa: BLE001 - say which step of the call it was
-            raise AssertionError(f"waiting for {what}: {exc}") from exc
-
-    def wait_menu(self, prompt: str, timeout: float = 60):
-        return self.wait(lambda ev: (ev.get("Event-Name") == "CHANNEL_EXECUTE"
-                                     and ev.get("Application") == "play_and_get_digits"
-                                     and f"/{prompt}.wav" in ev.get("Application-Data", "")),
-                         f"the {prompt} menu", timeout)
-
     def cue(self) -> None:
         """Tell the sipp caller to press its next key (it waits for this INFO)."""
         reply = in_thread(self.esl.api, f"uuid_send_info {self.uuid} cue")
         assert reply.startswith("+OK"), reply
+
+    def answer_menus(self, *prompts: str):
+        """At each menu in turn, once it plays, cue the caller's next key; the last menu's event."""
+        for prompt in prompts:
+            event = self.wait_menu(prompt)
+            self.cue()
+        return event
 
     def digits(self) -> list[tuple[str, str]]:
         """(digit, source) of every DTMF the switch took on this leg so far (events already queued)."""
@@ -130,10 +125,7 @@ def test_caller_sending_no_rtp_leaves_a_complaint_that_becomes_a_ticket(
     caller = CarrierCaller(sipp, tmp_path, carrier_port, number, keys, telephone_event=False)
     try:
         leg = CarrierLeg(esl, esl_events, number)
-        leg.wait_menu("main_menu")
-        leg.cue()
-        leg.wait_menu("self_menu")
-        leg.cue()
+        leg.answer_menus("main_menu", "self_menu")
         leg.wait(lambda ev: ev.get("Event-Name") == "RECORD_START", "the recording to start")
         leg.cue()
         leg.wait_menu("record_confirm")
@@ -169,10 +161,7 @@ def _walk_to_status_query(esl, esl_events, sipp, tmp_path, port, keys, telephone
     caller = CarrierCaller(sipp, tmp_path, port, number, keys, telephone_event=telephone_event)
     try:
         leg = CarrierLeg(esl, esl_events, number)
-        leg.wait_menu("main_menu")
-        leg.cue()
-        menu = int(leg.wait_menu("self_menu")["Event-Sequence"])
-        leg.cue()
+        menu = int(leg.answer_menus("main_menu", "self_menu")["Event-Sequence"])
         nxt = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_EXECUTE" and int(ev["Event-Sequence"]) > menu
                        and ev.get("Application") in ("play_and_get_digits", "playback", "record"), "the next step")
         assert "/query_enter_number.wav" in nxt.get("Application-Data", ""), nxt.get("Application-Data")

@@ -57,10 +57,7 @@ def test_a_caller_choosing_to_record_on_a_full_disk_goes_on_live(
                            telephone_event=False, timeout_s=300)
     try:
         leg = CarrierLeg(esl, esl_events, number)
-        leg.wait_menu("main_menu")
-        leg.cue()
-        leg.wait_menu("self_menu")
-        leg.cue()
+        leg.answer_menus("main_menu", "self_menu")
 
         def alarmed():
             with database.connection_context():

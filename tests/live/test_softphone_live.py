@@ -15,86 +15,14 @@ then restart it); the test says so when the binding is missing.
 """
 from __future__ import annotations
 
-import os
-import queue
-import random
-import shutil
-import threading
 
 import pytest
 
-from tests.live.product import AppLeg, in_thread, start_product, stop_product, wait_until
+from tests.live.desk_browser import sign_in_to_desk
+from tests.live.product import AppLeg, in_thread, wait_until
 from tests.live.sipphone import AgentPhone
 
 pytestmark = pytest.mark.live
-
-CHROMIUM = os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--headless", "--autoplay-policy=no-user-gesture-required",
-                 # a microphone that beeps, allowed without asking; the switch's development certificate
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 "--ignore-certificate-errors"]
-UI_TIMEOUT_MS = 20_000
-
-
-class BrowserThread(threading.Thread):
-    """Chromium (Playwright's sync API) in a thread of its own: the product's gevent hub keeps this one, and a
-    step handed over with ``do`` waits off the hub, so the product serves the page meanwhile."""
-
-    def __init__(self):
-        super().__init__(name="browser", daemon=True)
-        self.inbox: queue.Queue = queue.Queue()
-
-    def run(self):
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
-            context.set_default_timeout(UI_TIMEOUT_MS)
-            page = context.new_page()
-            while True:
-                item = self.inbox.get()
-                if item is None:
-                    break
-                step, out = item
-                try:
-                    out.put((True, step(page)))
-                except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
-                    out.put((False, error))
-            browser.close()
-
-    def do(self, step, timeout: float = 90.0):
-        """step(page) in the browser's thread; its result, or its exception raised here."""
-        out: queue.Queue = queue.Queue()
-        self.inbox.put((step, out))
-        ok, value = in_thread(out.get, True, timeout)
-        if not ok:
-            raise value
-        return value
-
-    def close(self):
-        self.inbox.put(None)
-        in_thread(self.join, 30)
-
-
-def wss_address(esl) -> str:
-    """host:port of the internal profile's secure WebSocket, as the switch reports it."""
-    status = esl.api("sofia status profile internal")
-    wss = [line.split()[-1] for line in status.splitlines() if line.startswith("WSS-BIND-URL")]
-    assert wss, ("the internal profile has no secure WebSocket: restart FreeSWITCH with this freeswitch-conf "
-                 "after scripts/dev-cert.sh var/certs (docs/freeswitch.md, Browser phone)")
-    return wss[0].split("@", 1)[1].split(";", 1)[0]          # sips:mod_sofia@127.0.0.1:7443;transport=wss
-
-
-def sign_in_to_desk(page, base: str) -> None:
-    """Demo agent 1001 signs in and opens the desk."""
-    page.goto(base + "/login")
-    page.fill("#operator_no", "1001")
-    page.fill("#password", "demo1234")
-    with page.expect_navigation():
-        page.click("button[type=submit].primary")
-    page.goto(base + "/desk/")
 
 
 def _event(esl_events, predicate, what: str, timeout: float = 30.0):
@@ -125,164 +53,138 @@ _LOUDNESS = """async () => {
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_browser_phone_takes_a_queue_call_live(esl_endpoint, esl, esl_events, place_call, sipp, db, db_url,
-                                               tmp_path, rendered_sounds):
+def test_browser_phone_takes_a_queue_call_live(browser_desk, esl, esl_events, place_call, sipp, tmp_path):
     """Should register the desk's browser phone over WSS, ring it with the ACD's offer, answer it in the
     browser, carry audio both ways, send a keypad digit, hold and resume and hang up from the desk; answer a
     second caller and blind-transfer them from the desk to another agent's desk phone; and unregister when
     the agent turns it off."""
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import expect
 
-    host_port = wss_address(esl)
-    password = esl.api("global_getvar agent_password").strip()
-    product = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds,
-                            settings={"softphone_wss": f"wss://{host_port}", "agent_sip_password": password})
-    browser = BrowserThread()
-    browser.start()
+    desk = browser_desk()
+    product, browser, acd, agent_id, base, password = (desk.product, desk.browser, desk.acd, desk.agent_id,
+                                                       desk.base, desk.password)
+
+    def open_desk(page):
+        sign_in_to_desk(page, base)
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "off")
+        assert password not in page.content()  # the page never carries the seat's password
+        page.get_by_test_id("sp-on").check()
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
+        # Signed out, the ACD offers no queue call: the line says so, not that calls ring here.
+        expect(page.get_by_test_id("sp-state")).to_have_text(
+            "已注册，但您已签出：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。")
+    browser.do(open_desk)
+    wait_until(lambda: acd.agents[agent_id].registered, 20, "the ACD to see the browser's registration")
+    assert "transport=ws" in acd.agents[agent_id].contact
+
+    def ready(page):
+        page.click("button[data-act=ready]")
+        expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
+        expect(page.get_by_test_id("sp-state")).to_have_text("已注册：来电在本浏览器振铃。")
+    browser.do(ready)
+
+    leg = AppLeg.to_consult_queue(place_call, esl_events, product, "1397")
+    citizen, caller = leg.citizen, leg.caller
+
+    def answer(page):
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "ringing")
+        expect(page.get_by_test_id("sp-state")).to_contain_text("来电振铃")
+        expect(page.get_by_test_id("sp-answer")).to_be_enabled()
+        page.keyboard.press("Alt+a")                    # the desk's shortcut for Answer
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "in_call")
+    browser.do(answer)
+    bridged = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE", "the bridge to the browser")
+    agent_leg = bridged.get("Other-Leg-Unique-ID") or bridged.get("Bridge-B-Unique-ID")
+    # A WebRTC leg to the browser's WebSocket registration, as user/1000 dials it.
+    assert esl.api(f"uuid_getvar {agent_leg} media_webrtc").strip() == "true"
+    assert esl.api(f"uuid_getvar {agent_leg} sip_req_uri").strip().endswith(";transport=ws")
+
+    def in_call(page):
+        expect(page.get_by_test_id("pop-number")).to_have_text(caller)
+        expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
+    browser.do(in_call)
+
+    # The caller speaks: the browser hears it (SRTP decrypted and played into the page).
+    citizen.speak("tone_stream://%(2000,0,600);loops=5")
+    loudness = browser.do(lambda page: page.evaluate(_LOUDNESS))
+    assert loudness > 0.01, f"the browser heard nothing of the caller ({loudness})"
+
+    # A keypad digit goes to the switch as RFC 2833 on the browser's leg.
+    def press_5(page):
+        page.get_by_text("拨号盘").click()
+        page.get_by_test_id("sp-digit-5").click()
+    browser.do(press_5)
+    digit = _event(esl_events, lambda ev: ev.get("Event-Name") == "DTMF" and ev.get("Unique-ID") == agent_leg,
+                   "the keypad's digit on the browser's leg")
+    assert digit.get("DTMF-Digit") == "5"
+
+    def mute_hold_resume(page):
+        mute = page.get_by_test_id("sp-mute")
+        mute.click()
+        expect(mute).to_have_attribute("aria-pressed", "true")
+        expect(page.get_by_test_id("sp-state")).to_contain_text("已静音")
+        mute.click()
+        expect(mute).to_have_attribute("aria-pressed", "false")
+        # The desk's hold: the ACD holds the browser's leg (a re-INVITE to it), then resumes it.
+        page.get_by_test_id("hold-toggle").click()
+        expect(page.get_by_test_id("sp-state")).to_contain_text("保持中")
+        expect(page.get_by_test_id("hold-toggle")).to_have_text("恢复")
+        page.get_by_test_id("hold-toggle").click()
+        expect(page.get_by_test_id("sp-state")).not_to_contain_text("保持中")
+        page.wait_for_timeout(1000)                     # a second of talk after resuming
+        page.click("button[data-act=hangup]")           # the desk's hang-up
+    browser.do(mute_hold_resume)
+    ended = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                   and ev.get("Unique-ID") == agent_leg, "the browser's leg to end")
+    received = int(ended.get("variable_rtp_audio_in_media_packet_count") or 0)
+    sent = int(ended.get("variable_rtp_audio_out_media_packet_count") or 0)
+    print(f"RTP on the browser's leg: {received} packets in, {sent} out")
+    assert received > 50 and sent > 50, (received, sent)  # RTP both ways on the switch's counters
+    assert ended.get("variable_rtp_use_codec_name") in ("PCMA", "PCMU")
+
+    def after(page):
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
+        expect(page.get_by_test_id("sp-state")).to_have_text("通话已结束。")
+        expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
+        page.click("button[data-act=end_wrap_up]")
+        expect(page.get_by_test_id("agent-state")).to_have_text("空闲")
+    browser.do(after)
+
+    # A second caller, answered in the browser and blind-transferred from the desk to demo agent 1002's
+    # desk phone (sipp, seat 1001): the browser's call ends, the caller talks to the desk phone.
+    sip_port = int(esl.api("global_getvar internal_sip_port").strip())
+    desk_phone = AgentPhone(sipp, tmp_path, sip_port, "1001", password, scenario="answer_rtp.xml")
     try:
-        assert all(conn.wait_connected(10) for conn in product.parts["pool"].all())
-        acd = product.parts["acd"]
-        agent_id = acd.by_extension["1000"]                       # demo agent 1001's seat
-        base = f"http://127.0.0.1:{product.parts['web'].server_port}"
-
-        def open_desk(page):
-            sign_in_to_desk(page, base)
-            expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "off")
-            assert password not in page.content()  # the page never carries the seat's password
-            page.get_by_test_id("sp-on").check()
-            expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
-            # Signed out, the ACD offers no queue call: the line says so, not that calls ring here.
-            expect(page.get_by_test_id("sp-state")).to_have_text(
-                "已注册，但您已签出：不会为您分配排队来电。点击“示闲”后来电在本浏览器振铃。")
-        browser.do(open_desk)
-        wait_until(lambda: acd.agents[agent_id].registered, 20, "the ACD to see the browser's registration")
-        assert "transport=ws" in acd.agents[agent_id].contact
-
-        def ready(page):
-            page.click("button[data-act=ready]")
-            expect(page.get_by_test_id("agent-status")).to_have_text("就绪")
-            expect(page.get_by_test_id("sp-state")).to_have_text("已注册：来电在本浏览器振铃。")
-        browser.do(ready)
-
-        host, port = product.parts["outbound"].address
-        caller = "1397%07d" % random.randrange(10_000_000)
-        citizen = place_call(caller=caller, outbound=f"{host}:{port}", variables={"absolute_codec_string": "PCMA"})
-        leg = AppLeg(esl_events, citizen, caller)
-        leg.wait_menu("main_menu")
-        citizen.press("1")
-        leg.wait_menu("human_menu")
-        citizen.press("1")                                  # 咨询: the consult queue, where 1001 serves
-
-        def answer(page):
-            expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "ringing")
-            expect(page.get_by_test_id("sp-state")).to_contain_text("来电振铃")
-            expect(page.get_by_test_id("sp-answer")).to_be_enabled()
-            page.keyboard.press("Alt+a")                    # the desk's shortcut for Answer
-            expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "in_call")
+        in_thread(desk_phone.register)
+        other = acd.by_extension["1001"]
+        wait_until(lambda: acd.agents[other].registered, 20, "the desk phone registered")
+        leg = AppLeg.to_consult_queue(place_call, esl_events, product, "1396")
+        citizen, caller = leg.citizen, leg.caller
         browser.do(answer)
         bridged = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE", "the bridge to the browser")
         agent_leg = bridged.get("Other-Leg-Unique-ID") or bridged.get("Bridge-B-Unique-ID")
-        # A WebRTC leg to the browser's WebSocket registration, as user/1000 dials it.
-        assert esl.api(f"uuid_getvar {agent_leg} media_webrtc").strip() == "true"
-        assert esl.api(f"uuid_getvar {agent_leg} sip_req_uri").strip().endswith(";transport=ws")
+        acd.transition(other, "login")
+        acd.transition(other, "ready")
 
-        def in_call(page):
-            expect(page.get_by_test_id("pop-number")).to_have_text(caller)
+        def transfer(page):
             expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
-        browser.do(in_call)
-
-        # The caller speaks: the browser hears it (SRTP decrypted and played into the page).
-        citizen.speak("tone_stream://%(2000,0,600);loops=5")
-        loudness = browser.do(lambda page: page.evaluate(_LOUDNESS))
-        assert loudness > 0.01, f"the browser heard nothing of the caller ({loudness})"
-
-        # A keypad digit goes to the switch as RFC 2833 on the browser's leg.
-        def press_5(page):
-            page.get_by_text("拨号盘").click()
-            page.get_by_test_id("sp-digit-5").click()
-        browser.do(press_5)
-        digit = _event(esl_events, lambda ev: ev.get("Event-Name") == "DTMF" and ev.get("Unique-ID") == agent_leg,
-                       "the keypad's digit on the browser's leg")
-        assert digit.get("DTMF-Digit") == "5"
-
-        def mute_hold_resume(page):
-            mute = page.get_by_test_id("sp-mute")
-            mute.click()
-            expect(mute).to_have_attribute("aria-pressed", "true")
-            expect(page.get_by_test_id("sp-state")).to_contain_text("已静音")
-            mute.click()
-            expect(mute).to_have_attribute("aria-pressed", "false")
-            # The desk's hold: the ACD holds the browser's leg (a re-INVITE to it), then resumes it.
-            page.get_by_test_id("hold-toggle").click()
-            expect(page.get_by_test_id("sp-state")).to_contain_text("保持中")
-            expect(page.get_by_test_id("hold-toggle")).to_have_text("恢复")
-            page.get_by_test_id("hold-toggle").click()
-            expect(page.get_by_test_id("sp-state")).not_to_contain_text("保持中")
-            page.wait_for_timeout(1000)                     # a second of talk after resuming
-            page.click("button[data-act=hangup]")           # the desk's hang-up
-        browser.do(mute_hold_resume)
-        ended = _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
-                       and ev.get("Unique-ID") == agent_leg, "the browser's leg to end")
-        received = int(ended.get("variable_rtp_audio_in_media_packet_count") or 0)
-        sent = int(ended.get("variable_rtp_audio_out_media_packet_count") or 0)
-        print(f"RTP on the browser's leg: {received} packets in, {sent} out")
-        assert received > 50 and sent > 50, (received, sent)  # RTP both ways on the switch's counters
-        assert ended.get("variable_rtp_use_codec_name") in ("PCMA", "PCMU")
-
-        def after(page):
+            page.get_by_test_id("target-agent").select_option("1001")
+            page.click("button[data-act=transfer]")
             expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
             expect(page.get_by_test_id("sp-state")).to_have_text("通话已结束。")
-            expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
-            page.click("button[data-act=end_wrap_up]")
-            expect(page.get_by_test_id("agent-state")).to_have_text("空闲")
-        browser.do(after)
-
-        # A second caller, answered in the browser and blind-transferred from the desk to demo agent 1002's
-        # desk phone (sipp, seat 1001): the browser's call ends, the caller talks to the desk phone.
-        sip_port = int(esl.api("global_getvar internal_sip_port").strip())
-        desk_phone = AgentPhone(sipp, tmp_path, sip_port, "1001", password, scenario="answer_rtp.xml")
-        try:
-            in_thread(desk_phone.register)
-            other = acd.by_extension["1001"]
-            wait_until(lambda: acd.agents[other].registered, 20, "the desk phone registered")
-            caller = "1396%07d" % random.randrange(10_000_000)
-            citizen = place_call(caller=caller, outbound=f"{host}:{port}",
-                                 variables={"absolute_codec_string": "PCMA"})
-            leg = AppLeg(esl_events, citizen, caller)
-            leg.wait_menu("main_menu")
-            citizen.press("1")
-            leg.wait_menu("human_menu")
-            citizen.press("1")
-            browser.do(answer)
-            bridged = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE", "the bridge to the browser")
-            agent_leg = bridged.get("Other-Leg-Unique-ID") or bridged.get("Bridge-B-Unique-ID")
-            acd.transition(other, "login")
-            acd.transition(other, "ready")
-
-            def transfer(page):
-                expect(page.get_by_test_id("agent-state")).to_have_text("通话中")
-                page.get_by_test_id("target-agent").select_option("1001")
-                page.click("button[data-act=transfer]")
-                expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "registered")
-                expect(page.get_by_test_id("sp-state")).to_have_text("通话已结束。")
-            browser.do(transfer)
-            _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
-                   and ev.get("Unique-ID") == agent_leg, "the browser's leg to end")
-            moved = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
-                             and (ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")) != agent_leg,
-                             "the caller bridged to the desk phone")
-            assert moved.get("Other-Leg-Destination-Number", "1001") == "1001"
-            citizen.hangup()
-        finally:
-            in_thread(desk_phone.close)
-
-        def off(page):
-            page.get_by_test_id("sp-on").uncheck()       # off: the seat unregisters
-            expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "off")
-        browser.do(off)
-        wait_until(lambda: not acd.agents[agent_id].registered, 20, "the ACD to see the browser unregister")
+        browser.do(transfer)
+        _event(esl_events, lambda ev: ev.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+               and ev.get("Unique-ID") == agent_leg, "the browser's leg to end")
+        moved = leg.wait(lambda ev: ev.get("Event-Name") == "CHANNEL_BRIDGE"
+                         and (ev.get("Other-Leg-Unique-ID") or ev.get("Bridge-B-Unique-ID")) != agent_leg,
+                         "the caller bridged to the desk phone")
+        assert moved.get("Other-Leg-Destination-Number", "1001") == "1001"
+        citizen.hangup()
     finally:
-        browser.close()
-        stop_product(product)
+        in_thread(desk_phone.close)
+
+    def off(page):
+        page.get_by_test_id("sp-on").uncheck()       # off: the seat unregisters
+        expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "off")
+    browser.do(off)
+    wait_until(lambda: not acd.agents[agent_id].registered, 20, "the ACD to see the browser unregister")

@@ -12,9 +12,6 @@ TLS passes through it untouched): closing its connections is what a dropped netw
 """
 from __future__ import annotations
 
-import os
-import random
-import shutil
 from dataclasses import dataclass
 
 import gevent
@@ -22,8 +19,9 @@ import pytest
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
-from tests.live.product import AppLeg, in_thread, start_product, stop_product, wait_until
-from tests.live.test_softphone_live import _LOUDNESS, CHROMIUM, BrowserThread, sign_in_to_desk, wss_address
+from tests.live.desk_browser import BrowserThread, sign_in_to_desk, wss_address
+from tests.live.product import AppLeg, wait_until
+from tests.live.test_softphone_live import _LOUDNESS
 
 pytestmark = [pytest.mark.live, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -117,26 +115,17 @@ class CallInBrowser:
 
 
 @pytest.fixture
-def call_in_browser(esl_endpoint, esl, esl_events, place_call, db, db_url, tmp_path, rendered_sounds):
+def call_in_browser(browser_desk, esl, esl_events, place_call):
     """Demo agent 1001's desk (seat 1000) with the browser phone registered through a relay, ready, and a citizen's
     call from the queue answered in the browser."""
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import expect
 
     host, wss_port = wss_address(esl).rsplit(":", 1)
     relay = Relay((host, int(wss_port)))
     relay_port = relay.start()
-    password = esl.api("global_getvar agent_password").strip()
-    product = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds,
-                            settings={"softphone_wss": f"wss://127.0.0.1:{relay_port}", "agent_sip_password": password})
-    browser = BrowserThread()
-    browser.start()
     try:
-        assert all(conn.wait_connected(10) for conn in product.parts["pool"].all())
-        acd = product.parts["acd"]
-        agent_id = acd.by_extension["1000"]
-        base = f"http://127.0.0.1:{product.parts['web'].server_port}"
+        desk = browser_desk(f"127.0.0.1:{relay_port}")
+        product, browser, acd, agent_id, base = desk.product, desk.browser, desk.acd, desk.agent_id, desk.base
 
         def open_desk(page):
             sign_in_to_desk(page, base)
@@ -147,14 +136,8 @@ def call_in_browser(esl_endpoint, esl, esl_events, place_call, db, db_url, tmp_p
             page.evaluate(_RECORD_STATE_LINE)
         browser.do(open_desk)
         wait_until(lambda: acd.agents[agent_id].registered, 20, "the ACD to see the browser's registration")
-        outbound = "%s:%s" % product.parts["outbound"].address
-        caller = "1395%07d" % random.randrange(10_000_000)
-        citizen = place_call(caller=caller, outbound=outbound, variables={"absolute_codec_string": "PCMA"})
-        leg = AppLeg(esl_events, citizen, caller)
-        leg.wait_menu("main_menu")
-        citizen.press("1")
-        leg.wait_menu("human_menu")
-        citizen.press("1")                                      # 咨询: the queue 1001 serves
+        leg = AppLeg.to_consult_queue(place_call, esl_events, product, "1395")
+        citizen, caller = leg.citizen, leg.caller
 
         def answer(page):
             expect(page.get_by_test_id("softphone")).to_have_attribute("data-state", "ringing")
@@ -166,8 +149,6 @@ def call_in_browser(esl_endpoint, esl, esl_events, place_call, db, db_url, tmp_p
         agent_leg = bridged.get("Other-Leg-Unique-ID") or bridged.get("Bridge-B-Unique-ID")
         yield CallInBrowser(product, browser, relay, citizen, leg, caller, agent_leg, agent_id)
     finally:
-        browser.close()
-        stop_product(product)
         relay.stop()
 
 
