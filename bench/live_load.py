@@ -20,7 +20,7 @@ Modes (one per run; each prints a table and asserts nothing):
   ``N`` at once: accepted, refused, completed, tickets.
 - ``--soak SECONDS --at 150``: callers held at that concurrency for that long; the app's resident memory every
   10 s. ``--tracemalloc``: the app runs with tracemalloc and dumps its top allocations to its log on SIGUSR2
-  (sent at the soak's end).
+  (sent at 30 % of the soak and at its end; the second dump also lists what grew since the first).
 
     flock /tmp/live-fs.lock env HOTLINE_TEST_ESL=127.0.0.1:8021:ClueCon .venv/bin/python bench/live_load.py
 """
@@ -307,7 +307,7 @@ def run_soak(bench: Bench, seconds: float, target: int, trace: bool) -> None:
         if elapsed - last[0] >= 10:
             last[0] = elapsed
             series.append((elapsed, rss_kib(bench.app.proc.pid)))
-            if trace and abs(elapsed - seconds * 0.8) < 5.5:
+            if trace and abs(elapsed - seconds * 0.3) < 5.5:  # the first dump; the second after the calls
                 bench.app.proc.send_signal(signal.SIGUSR2)
 
     result = bench.step("soak", target, calls, CALL_SECONDS, watch=watch)

@@ -205,6 +205,7 @@ class Cues(threading.Thread):
 TRACEMALLOC_BOOT = """
 import runpy, signal, sys, tracemalloc, logging
 tracemalloc.start(8)
+first = []
 def dump(signum, frame):
     snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
     log = logging.getLogger("tracemalloc")
@@ -213,6 +214,12 @@ def dump(signum, frame):
     for stat in snap.statistics("traceback")[:25]:
         log.warning("tracemalloc: %.1f KiB in %d blocks\\n%s", stat.size / 1024, stat.count,
                     "\\n".join(stat.traceback.format()[-8:]))
+    if first:  # what grew since the first dump
+        for stat in snap.compare_to(first[0], "traceback")[:25]:
+            log.warning("tracemalloc grew: %+.1f KiB in %+d blocks\\n%s", stat.size_diff / 1024, stat.count_diff,
+                        "\\n".join(stat.traceback.format()[-8:]))
+    else:
+        first.append(snap)
 signal.signal(signal.SIGUSR2, dump)
 sys.argv = ["run.py"]
 runpy.run_path("run.py", run_name="__main__")
