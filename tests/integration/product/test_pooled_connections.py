@@ -4,8 +4,10 @@ ask the server for a thousand connections (issue 15 item 9). The tests on the ``
 pool too (test_pooled_sqlite.py has its own)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import peewee
@@ -93,6 +95,7 @@ def test_a_full_pool_fails_with_a_database_timeout():
 _MANY_GREENLETS_CHILD = r"""
 from gevent import monkey; monkey.patch_all()
 import sys
+import time
 import gevent
 import peewee
 from core import db as core_db
@@ -188,6 +191,7 @@ def test_patched_after_peewee_was_imported_is_not_pooled():
 _WAIT_STRUCK_BY_TIMEOUT_CHILD = r"""
 from gevent import monkey; monkey.patch_all()
 import sys
+import time
 import gevent
 from core import db as core_db
 
@@ -242,3 +246,115 @@ def test_what_waits_for_the_transaction_runs_with_its_connection_given_back(pool
             assert seen == []
             raise RuntimeError("rolled back")
     assert seen == [(False, 0)]
+
+
+def _terminate_idle(pool) -> int:
+    """The backend of the pool's one idle connection, terminated (_terminate)."""
+    pid = pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    assert len(pool._connections) == 1 and not pool._in_use
+    return _terminate(pid)
+
+
+def _terminate(pid: int) -> int:
+    """Backend ``pid`` terminated from another connection (as a restart or an administrator does), and gone
+    from pg_stat_activity before this returns."""
+    import psycopg2
+
+    admin = psycopg2.connect(_PG_URL.split("?", 1)[0], connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            for _ in range(100):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.02)
+    finally:
+        admin.close()
+    return pid
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """Every statement psycopg2 sends for core.db's connections (one round trip each), the pool's ping too."""
+    cursor_class = core_db._psycopg2_classes()[1]
+    sent, execute = [], cursor_class.execute
+
+    def counted(self, sql, *args, **kwargs):
+        sent.append(sql)
+        return execute(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(cursor_class, "execute", counted)
+    return sent
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_read_takes_its_connection_without_a_ping_and_a_write_with_one(pool, statements):
+    """Should send a read alone (one round trip, not playhouse's SELECT 1 first), BEGIN alone, and keep the
+    ping before a write outside a transaction (it is not run again if its connection was dead)."""
+    pool.execute_sql("SELECT 1")  # the pool's connection opened
+    statements.clear()
+    for n in range(10):
+        assert pool.execute_sql("SELECT %s", (n,)).fetchone() == (n,)
+    assert statements == ["SELECT %s"] * 10
+    statements.clear()
+    with pool.atomic():
+        pool.execute_sql("SELECT 2")
+    assert statements == ["BEGIN", "SELECT 2", "COMMIT"]
+    statements.clear()
+    pool.execute_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dbping_t (a integer)")
+    assert statements == ["SELECT 1", "CREATE TEMPORARY TABLE IF NOT EXISTS dbping_t (a integer)"]
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_read_on_a_terminated_connection_runs_again_on_another(pool, statements):
+    """Should answer a read whose pooled connection the server had ended, run once more on a new
+    connection, the dead one out of the pool; a transaction's BEGIN the same way."""
+    pid = _terminate_idle(pool)
+    statements.clear()
+    assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+    assert statements == ["SELECT pg_backend_pid()", "SELECT pg_backend_pid()"]  # the new one: no ping
+    assert not pool._in_use and len(pool._connections) == 1
+    pid = _terminate_idle(pool)
+    with pool.atomic():
+        assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+    assert not pool._in_use and len(pool._connections) == 1
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_write_on_a_terminated_connection_runs_once(pool):
+    """Should store a write outside a transaction exactly once when its pooled connection was dead (the
+    ping finds it; the write itself is never run again)."""
+    table = f"dbping_write_{os.getpid()}"
+    pool.execute_sql(f"CREATE TABLE {table} (a integer)")
+    try:
+        _terminate_idle(pool)
+        pool.execute_sql(f"INSERT INTO {table} VALUES (1)")
+        assert pool.execute_sql(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+    finally:
+        pool.execute_sql(f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_transaction_whose_connection_dies_fails_to_its_caller(pool):
+    """Should fail the statement of a transaction whose backend was terminated (nothing of it is run again),
+    and serve the next statement on a new connection."""
+    with pytest.raises((peewee.OperationalError, peewee.InterfaceError)) as raised:
+        with pool.atomic():
+            pid = _terminate(pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            pool.execute_sql("SELECT 1")
+    assert core_db.connection_lost(raised.value)
+    assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+    assert not pool._in_use
+
+
+def test_only_plain_reads_are_run_again():
+    """Should call a read only what cannot take effect twice."""
+    for sql in ("SELECT 1", " (SELECT a FROM t) UNION (SELECT 2)", "WITH x AS (SELECT 1) SELECT * FROM x",
+                "SHOW statement_timeout", 'SELECT "t"."updated_at" FROM "t"'):
+        assert core_db._is_read(sql), sql
+    for sql in ("INSERT INTO t VALUES (1)", "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+                "SELECT * FROM t FOR UPDATE", "SELECT nextval('s')", "SELECT pg_advisory_lock(1)",
+                "SELECT * INTO u FROM t", "UPDATE t SET a = 1", "BEGIN", "SET x = 1"):
+        assert not core_db._is_read(sql), sql
