@@ -58,6 +58,8 @@ class Probe:
         self.decision_seen = 0
         self.peak_connections = 0
         self.peak_active = 0
+        self.tickets = 0
+        self.pool_timeouts = 0  # samples whose ticket count found no free database connection in time
         self.served = 0  # calls the outbound server handed to the product (not refused at its door)
         self.sqlite_path = config.database_url.removeprefix("sqlite:///") if config.database_url.startswith(
             "sqlite") else ""
@@ -94,8 +96,13 @@ class Probe:
         decisions = list(self.acd.decision_times)[self.decision_seen:]
         self.decision_seen = len(self.acd.decision_times)
         lags, self.lags = self.lags, []
-        with database.connection_context():
-            tickets = Ticket.select().count()
+        try:
+            with database.connection_context():
+                tickets = Ticket.select().count()
+            self.tickets = tickets
+        except Exception:  # noqa: BLE001 - the pool exhausted (a finding, not the bench's end): the last count
+            tickets = self.tickets
+            self.pool_timeouts += 1
         agents = list(self.acd.agents.values())
         report = {
             "at": time.monotonic(), "events": self.events, "lags": lags, "offers": offers,
@@ -107,6 +114,7 @@ class Probe:
             "available": sum(1 for a in agents if a.status == "available" and a.state == "idle"),
             "registered": sum(1 for a in agents if a.registered),
             "refused": self.product.parts["outbound"].calls_rejected, "served": self.served,
+            "pool_timeouts": self.pool_timeouts,
         }
         self.peak_connections = 0
         self.peak_active = 0
