@@ -281,7 +281,11 @@ def run(args) -> dict:
     url, cleanup = database_url(args, folder)
     began = time.monotonic()
     print(f"preparing: {args.agents} seats, 4 queues on {args.backend} ...", flush=True)
-    prepare(url, folder / "var", args.agents, args.scale)
+    try:
+        prepare(url, folder / "var", args.agents, args.scale)
+    except BaseException:
+        cleanup()  # the PostgreSQL schema would outlive a failed preparation
+        raise
     switches = [Child([str(ROOT / "bench" / "sim_switch.py"), "--index", str(i), "--switches", str(args.switches),
                        "--agents", str(args.agents), "--scale", str(args.scale), "--person-share",
                        str(args.person_share), "--talk-mean", str(args.talk_mean), "--seed", str(args.seed)],
