@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(espeak-ng libespeak-ng1 sox libsox-fmt-all chromium libtiff-tools ghostscript fonts-wqy-microhei graphviz
           kannel kannel-extras dovecot-imapd postgresql-client
           kamailio kamailio-postgres-modules sip-tester
+          nginx-light   # tests/integration/deploy: the shipped reverse proxy (deploy/nginx) checked and run
           gcc python3-dev)   # gcc and the headers build switch/_esl_split, the ESL codec's C accelerator
 # npm installs the front-end libraries of package.json (make setup): Debian's npm unless one is on the PATH
 # already (nodesource's nodejs carries its own, and conflicts with Debian's npm package).

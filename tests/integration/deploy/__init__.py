@@ -1,0 +1,1 @@
+"""The shipped production files (deploy/): systemd units, the environment example, nginx."""
