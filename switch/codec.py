@@ -13,9 +13,8 @@ Content-Length body bytes with no terminator.  text/event-plain bodies are thems
 URL-encoded values, optionally followed by an inner Content-Length and body; text/event-json bodies are a
 JSON object whose "_body" holds the event body.
 
-Splitting a header block into its dict is the hot part of a full parse: where `make setup` could build it,
-switch/_esl_split.c does that part in C (the module says why: greenswitch and pure Python both fall short
-of the aim of issue 15 item 8); _split_regular_block below stays the reference and the fallback.
+A header block's split into its dict, the hot part, is done by switch/_esl_split.c where `make setup` built it
+(greenswitch and pure Python fall short of issue 15 item 8); _split_regular_block stays reference and fallback.
 """
 from __future__ import annotations
 
@@ -370,9 +369,7 @@ class FrameParser:
         self._buf = bytearray()
         self._pending: tuple[dict[str, str], int] | None = None
         self._broken: ProtocolError | None = None
-        # bytes of an unfinished header block already searched for its blank line: a block trickling in a
-        # few bytes a read is searched once, not again from its start on every read (quadratic up to the cap)
-        self._searched = 0
+        self._searched = 0  # of an unfinished header block: a trickled block is searched once, not per read
         self.frames_parsed = 0
 
     @property
@@ -416,8 +413,7 @@ class FrameParser:
                 if end < 0:
                     if size - pos > max_header:
                         raise ProtocolError(f"header block exceeds {max_header} bytes without a blank line")
-                    # the last byte may be the first of the blank line: search again from it
-                    self._searched = max(0, size - pos - 1)
+                    self._searched = max(0, size - pos - 1)  # the last byte may begin the blank line
                     break
                 self._searched = 0
                 if end - pos > max_header:
