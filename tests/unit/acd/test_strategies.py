@@ -151,3 +151,29 @@ def test_choice_is_deterministic_on_ties():
     snaps = [AgentSnapshot(id=3), AgentSnapshot(id=1), AgentSnapshot(id=2)]
     for strategy in ("fewest_calls", "least_talk_time", "longest_idle", "highest_skill"):
         assert choose_agent(QueueSnapshot("q", strategy=strategy), snaps) == [1, 2, 3]
+
+
+def _random_world(seed: int, n: int) -> tuple[random.Random, list[AgentSnapshot]]:
+    """Agents with many ties (counters, idle times, seats, tiers), some not offerable, on four servers."""
+    rng = random.Random(seed)
+    snaps = [AgentSnapshot(id=i, status=rng.choice(["available"] * 5 + ["on_break"]),
+                           state=rng.choice(["idle"] * 5 + ["ringing"]), registered=rng.random() > 0.05,
+                           server=f"fs{rng.randint(1, 4)}", calls_today=rng.randint(0, 3),
+                           talk_seconds_today=float(rng.randint(0, 3) * 60), idle_since=float(rng.randint(0, 5)),
+                           skill_level=rng.randint(0, 3), tier_position=rng.randint(0, 2), seat=rng.randint(0, 9))
+             for i in rng.sample(range(1, 10 * n), n)]
+    return rng, snaps
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_limited_choice_is_the_full_rankings_head(strategy):
+    """Should give, with ``limit``, exactly the first ids of the full order (the ACD asks only for what it rings)."""
+    for seed in range(60):
+        rng, snaps = _random_world(seed, rng_n := random.Random(seed).randint(0, 80))
+        last = rng.choice([None, *(a.id for a in snaps[:5])])
+        q = QueueSnapshot("q", strategy=strategy, caller_server=rng.choice(["", "fs1"]),
+                          reachable_servers=frozenset({"fs2", "fs3"}), last_agent_id=last,
+                          exclude=frozenset(a.id for a in snaps if rng.random() < 0.1))
+        for limit in (1, 2, 20, rng_n + 1):
+            full = choose_agent(q, snaps, rng=random.Random(seed))
+            assert choose_agent(q, snaps, rng=random.Random(seed), limit=limit) == full[:limit], (seed, limit)
