@@ -95,8 +95,8 @@ def _in_thread(function):
 
 
 def test_app_through_nginx(proxied_app):
-    """Should send plain HTTP to HTTPS, serve /healthz through TLS with HSTS, and pass the wall screen's event
-    stream on unbuffered: its first event arrives while the stream stays open."""
+    """Should send plain HTTP to HTTPS, serve /healthz through TLS with HSTS, and pass the agent desk's event
+    stream on unbuffered: its first lines arrive while the stream stays open (two minutes)."""
     https, plain, context = proxied_app
     port = int(plain.rsplit(":", 1)[1])
 
@@ -124,15 +124,21 @@ def test_app_through_nginx(proxied_app):
                                                  urllib.request.HTTPSHandler(context=context))
     _status, page = browser.request(f"{https}/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    status, page = browser.request(f"{https}/login", {"operator_no": "5001", "password": "demo1234", "csrf_token": token})
-    assert status == 200, page[:3000]
+    status, page = browser.request(f"{https}/login", {"operator_no": "1001", "password": "demo1234",
+                                                      "csrf_token": token})
+    assert status == 200, page[:500]
+    status, desk = browser.request(f"{https}/desk/")
+    assert status == 200, desk[:500]
+    desk_token = re.search(r'data-token="([^"]+)"', desk).group(1)
+    # The agent desk's stream: the app sends no X-Accel-Buffering header on it, so only the shipped
+    # location's proxy_buffering off lets its first lines through at once.
     lines: list[str] = []
     stop = threading.Event()
-    browser.stream(f"{https}/stats/screen/stream?max_seconds=120", lines, stop)
+    browser.stream(f"{https}/desk/events?desk={desk_token}&max_seconds=120", lines, stop)
     deadline = 60.0
-    while deadline > 0 and not any(line == "event: figures" for line in lines):
+    while deadline > 0 and "retry: 2000" not in lines:
         gevent.sleep(0.1)
         deadline -= 0.1
     stop.set()
-    assert "event: figures" in lines, lines[:10]
+    assert "retry: 2000" in lines, lines[:10]
     assert not any(line.startswith("!error") for line in lines), lines
