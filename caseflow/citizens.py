@@ -13,6 +13,7 @@ from caseflow.values import _clean, _db, clean_phone, NotFound, TicketInputError
 from caseflow.visibility import may_view
 from caseflow.workflow import PermissionDenied
 from core.clock import Clock
+from core.statements import insert_returning_id
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +22,9 @@ log = logging.getLogger(__name__)
 def insert_unless_taken(row: peewee.Model, unique: peewee.Field) -> bool:
     """INSERT ``row`` (an unsaved instance, defaults filled) unless another row holds its value of the
     ``unique`` column (ON CONFLICT DO NOTHING: no savepoint, one statement); True and the id set when it was
-    inserted. Any other constraint still raises."""
-    model = type(row)
-    query = (model.insert(dict(row.__data__)).on_conflict(action="NOTHING", conflict_target=[unique])
-             .returning(model._meta.primary_key))
-    inserted = next(iter(query.tuples().execute()), None)
-    if inserted is None:
-        return False
-    setattr(row, model._meta.primary_key.name, inserted[0])
-    row._dirty.clear()
-    return True
+    inserted. Any other constraint still raises. The statement's text is built once per shape
+    (core.statements)."""
+    return insert_returning_id(row, unique)
 
 
 def citizen_profile(phone: str, name: str = "", address: str = "", email: str = "") -> Optional[Citizen]:

@@ -15,6 +15,7 @@ from caseflow.visibility import _authorise, may_view
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.calendar import load_calendar
 from core.clock import Clock
+from core.statements import insert_returning_id
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,10 @@ def _get_or_error(model, ref, name):
 
 
 def _history(ticket, actor, action, from_status, to_status, note, at, label: str = "") -> TicketHistory:
-    return TicketHistory.create(ticket=ticket, actor=actor, actor_label=label, action=action,
-                                from_status=from_status, to_status=to_status, note=note, at=at,
-                                department=ticket.department_id)
+    row = TicketHistory(ticket=ticket, actor=actor, actor_label=label, action=action, from_status=from_status,
+                        to_status=to_status, note=note, at=at, department=ticket.department_id)
+    insert_returning_id(row)  # the statement's text built once (core.statements), not per row
+    return row
 
 
 # ---- effects of events (field changes beside the status) ------------------------------------------

@@ -1,0 +1,72 @@
+"""INSERT statements written once: peewee builds a statement's SQL text anew for every call, and for a new
+ticket (four inserts) that building was most of the Python time of ``create_ticket`` (issue 15 item 7,
+cProfile: ~60 % of its CPU in peewee's ``sql``). Here the text of an INSERT of a given shape (model, columns,
+rows, conflict clause, database class) is built by peewee the first time and kept; later calls only convert
+the values (each field's ``db_value``, as peewee does) and execute.
+
+The first build checks that the values converted here are exactly the parameters peewee produced (same
+order, same values); a shape where they differ is never kept and always goes through peewee.
+"""
+from __future__ import annotations
+
+from typing import Callable, Hashable, Sequence
+
+import peewee
+
+_kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}
+_refused: set[tuple] = set()
+
+
+def _params(columns: Sequence[peewee.Field], rows: Sequence[dict]) -> list:
+    return [column.db_value(row[column.name]) for row in rows for column in columns]
+
+
+def execute_insert(model: type[peewee.Model], rows: Sequence[dict], shape: Hashable,
+                   build: Callable[[], peewee.Insert]):
+    """Execute the INSERT ``build()`` makes for ``rows`` (dicts keyed by field name, every row the same
+    fields); ``shape`` names what else the statement holds (its conflict clause, RETURNING) for this caller.
+    Returns the cursor."""
+    database = model._meta.database
+    key = (model, type(database.obj) if isinstance(database, peewee.DatabaseProxy) else type(database),
+           tuple(rows[0]), len(rows), shape)
+    kept = _kept.get(key)
+    if kept is not None:
+        sql, columns = kept
+        return database.execute_sql(sql, _params(columns, rows))
+    query = build()
+    sql, params = query.sql()
+    if key not in _refused:
+        fields = model._meta.fields
+        columns = [fields[name] for name in sorted(rows[0], key=lambda n: fields[n]._sort_key)]
+        try:
+            same = _params(columns, rows) == list(params)
+        except (KeyError, TypeError, ValueError):
+            same = False
+        if same:
+            _kept[key] = (sql, columns)
+        else:
+            _refused.add(key)
+    return database.execute_sql(sql, params)
+
+
+def insert_returning_id(row: peewee.Model, conflict_target: peewee.Field | None = None) -> bool:
+    """INSERT ``row`` (an unsaved instance, defaults filled) and set its id (RETURNING, both databases);
+    with ``conflict_target``, ON CONFLICT DO NOTHING there: False when another row held that value. Any other
+    constraint still raises."""
+    model = type(row)
+    data = dict(row.__data__)
+    primary = model._meta.primary_key
+
+    def build():
+        query = model.insert(data)
+        if conflict_target is not None:
+            query = query.on_conflict(action="NOTHING", conflict_target=[conflict_target])
+        return query.returning(primary)
+
+    shape = ("returning", conflict_target.name if conflict_target is not None else None)
+    inserted = execute_insert(model, [data], shape, build).fetchone()
+    if inserted is None:
+        return False
+    setattr(row, primary.name, inserted[0])
+    row._dirty.clear()
+    return True
