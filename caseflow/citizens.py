@@ -13,7 +13,7 @@ from caseflow.values import _clean, _db, clean_phone, NotFound, TicketInputError
 from caseflow.visibility import may_view
 from caseflow.workflow import PermissionDenied
 from core.clock import Clock
-from core.statements import insert_returning_id
+from core.statements import insert_returning_id, select_first
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def citizen_profile(phone: str, name: str = "", address: str = "", email: str = 
     phone = clean_phone(phone)
     if not phone:
         return None
-    citizen = Citizen.get_or_none(Citizen.phone == phone)
+    citizen = select_first(Citizen, "by phone", (phone, 1),
+                           lambda: Citizen.select().where(Citizen.phone == phone).limit(1))
     if citizen is None:
         created = Citizen(phone=phone, name=name or "", address=address or "", email=email or "")
         if insert_unless_taken(created, Citizen.phone):

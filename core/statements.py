@@ -70,3 +70,22 @@ def insert_returning_id(row: peewee.Model, conflict_target: peewee.Field | None 
     setattr(row, primary.name, inserted[0])
     row._dirty.clear()
     return True
+
+
+def select_first(model: type[peewee.Model], shape: Hashable, params: Sequence, build: Callable[[], peewee.Select]):
+    """The first row (a ``model`` instance) of the SELECT ``build()`` makes, or None; ``params`` are its
+    parameters in order (LIMIT's included) as peewee would give them, checked against peewee's on the first
+    build. The text is built once per ``shape`` and database class; the rows come through peewee's raw
+    query (its conversions), which writes no SQL."""
+    database = model._meta.database
+    key = (model, type(database.obj) if isinstance(database, peewee.DatabaseProxy) else type(database), shape)
+    sql = _kept.get(key)
+    if sql is None:
+        sql, built = build().sql()
+        if key not in _refused:
+            if list(built) == list(params):
+                _kept[key] = sql
+            else:
+                _refused.add(key)
+        params = built
+    return next(iter(model.raw(sql, *params)), None)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from caseflow import services
 from caseflow.models import Ticket, TicketHistory
+from core import statements as kept_statements
 
 # The citizen's profile read, the ticket (number drawn, search text in its row: SQLite's triggers and
 # PostgreSQL's generated column index it), its history row, its day counts (one upsert); besides the
@@ -47,3 +48,5 @@ def test_create_ticket_statements(db, org_setup, clock):
         kept = Ticket.get_by_id(ticket.id)
         assert (kept.number, kept.citizen_phone, kept.category_id) == (ticket.number, phone, org_setup.noise.id)
         assert TicketHistory.get(TicketHistory.ticket == ticket).action == "create"
+    # every statement's text was kept after its first build (peewee's parameters matched the ones made here)
+    assert not kept_statements._refused
