@@ -20,7 +20,7 @@ from recorder.search import RecordingQuery, SearchError, search_recordings
 from recorder.storage import RecordingStore, recordings_of_ticket
 from webui.app import NavItem
 from webui.i18n import error_text
-from webui.security import require_roles
+from webui.security import client_ip, require_roles
 from webui.views import get_or_404
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _store() -> RecordingStore:
 
 
 def _record_access(rec: Recording, action: str) -> None:
-    access.note_access(rec, g.user, action, request.remote_addr or "")
+    access.note_access(rec, g.user, action, client_ip())
     log.info("recording %s %s by %s", rec.id, action, g.user.operator_no)
 
 

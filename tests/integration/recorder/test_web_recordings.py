@@ -231,3 +231,14 @@ def test_odd_page_numbers_and_unknown_recordings(web, calls, people):
     assert client.get("/recordings/?page=" + "9" * 30).status_code == 200
     assert client.get("/recordings/999999/audio").status_code == 404
     assert client.get("/recordings/999999/download").status_code == 404
+
+
+def test_access_log_names_the_client_behind_the_proxy(web, calls, people):
+    """Should note the listener's own address behind the trusted reverse proxy (HOTLINE_TRUST_PROXY), as every
+    other audit does, not the proxy's 127.0.0.1."""
+    web.config["HOTLINE_TRUST_PROXY"] = "1"
+    client = login(web, people["centre"])
+    rec = calls["a"][0]
+    client.get(f"/recordings/{rec.id}/audio", headers={"X-Forwarded-For": "203.0.113.9"})
+    listen = RecordingAccess.get(RecordingAccess.recording == rec.id)
+    assert listen.remote_addr == "203.0.113.9"
