@@ -24,6 +24,7 @@ Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 w
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -470,8 +471,8 @@ class _CooperativePostgres:
         except gevent.Timeout as raised:
             if raised is not timeout:
                 raise
-            raise DatabaseTimeout(f"PostgreSQL did not accept a connection within {self.timeouts.connect:g} s "
-                                  "(HOTLINE_DB_CONNECT_TIMEOUT)") from None
+            raise DatabaseTimeout(f"connecting to the server: PostgreSQL did not accept a connection within "
+                                  f"{self.timeouts.connect:g} s (HOTLINE_DB_CONNECT_TIMEOUT)") from None
         finally:
             timeout.close()
 
@@ -585,14 +586,27 @@ class _ReleasingPool:
 
     def connect(self, reuse_if_open=False):
         contexts = self._state.ctx  # connection_context() blocks still open: peewee's connect forgets them
-        try:
-            opened = super().connect(reuse_if_open)
-        except MaxConnectionsExceeded:  # a ValueError: callers expect the database's own errors
-            raise DatabaseTimeout(f"no free {self.pool_name} connection within {self._wait_timeout:g} s: all "
-                                  f"{self._max_connections} of the pool in use (max_connections in the "
-                                  "URL)") from None
+        if not self._state.closed:
+            return super().connect(reuse_if_open)  # peewee's answer: already open
+        # In turn: a freed connection goes to the greenlet waiting longest, never to a newcomer (playhouse's
+        # wait let a woken waiter lose it to one, and waits reached the timeout while holds were short).
+        with self._pool_available.turn(self._has_room, self._wait_timeout) as served:
+            if not served:
+                raise DatabaseTimeout(self._full_message())
+            try:
+                opened = super().connect(reuse_if_open)
+            except MaxConnectionsExceeded:  # a ValueError: callers expect the database's own errors
+                raise DatabaseTimeout(self._full_message()) from None
         self._state.ctx = contexts
         return opened
+
+    def _has_room(self) -> bool:
+        return not self._max_connections or len(self._in_use) < self._max_connections
+
+    def _full_message(self) -> str:
+        return (f"waiting for a pooled connection: no free {self.pool_name} connection within "
+                f"{self._wait_timeout:g} s, all {self._max_connections} of the pool in use (max_connections in "
+                "the URL)")
 
     def _release_idle(self) -> None:
         """Back to the pool, unless a transaction (peewee pops it before committing: commit() comes here
@@ -606,23 +620,50 @@ class _ReleasingPool:
 
 
 class _PoolWait:
-    """Stands in for the pooled database's threading.Condition (``with`` it, ``wait``, ``notify``): greenlets
-    waiting for a connection to come back, without a lock.
+    """Stands in for the pooled database's threading.Condition: greenlets waiting for a connection, served in
+    the order they came (``turn``), without a lock.
 
-    The condition's wait takes the pool's lock again on its way out; the connect timeout (a gevent.Timeout)
-    striking there, while another greenlet held that lock for a slow connect, left the lock without its owner
-    and the ``with`` failed with "cannot release un-acquired lock" (150 of 1000 IVR callers, bench/ivr.py on
-    PostgreSQL). Greenlets of one thread need no lock to check the pool and then wait: nothing runs between
-    the two; a notice missed all the same costs at most the second after which the pool looks again."""
+    Fair: every checkout queues; the first in the queue takes a connection as soon as the pool has room, the
+    others wait behind it, and one arriving while others wait queues behind them (playhouse's condition woke a
+    waiter that then lost the freed connection to a newcomer: under the simulation's load waits reached the 10
+    s timeout while holds were short). The condition's wait took the pool's lock again on its way out; the
+    connect timeout striking there, while another greenlet held that lock for a slow connect, left the lock
+    without its owner ("cannot release un-acquired lock", bench/ivr.py on PostgreSQL). Greenlets of one
+    thread need no lock to check the pool and then wait: nothing runs between the two; a notice missed all the
+    same costs at most the second after which the first in the queue looks again."""
 
     def __init__(self):
-        self._waiters: list[gevent.event.Event] = []
+        self._queue: collections.deque[gevent.event.Event] = collections.deque()
+        self._waiters: list[gevent.event.Event] = []  # playhouse's own wait (a checkout that found no room)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
         return False
+
+    @contextlib.contextmanager
+    def turn(self, has_room, timeout: float):
+        """Yields True once this greenlet is the first in the queue and ``has_room()``, False after ``timeout``
+        s; it stays first until the block ends (its checkout done), then wakes the next one."""
+        waiter = gevent.event.Event()
+        self._queue.append(waiter)
+        deadline = time.monotonic() + timeout
+        try:
+            while not (self._queue[0] is waiter and has_room()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                waiter.clear()
+                waiter.wait(min(remaining, 1.0))
+            else:
+                yield True
+                return
+            yield False
+        finally:
+            self._queue.remove(waiter)
+            if self._queue:
+                self._queue[0].set()  # it looks at the pool itself
 
     def wait(self, timeout=None) -> bool:
         waiter = gevent.event.Event()
@@ -637,6 +678,8 @@ class _PoolWait:
         for waiter in self._waiters[:n]:
             waiter.set()
             self._waiters.remove(waiter)
+        if self._queue:
+            self._queue[0].set()
 
     def notify_all(self) -> None:
         self.notify(len(self._waiters))
