@@ -23,6 +23,9 @@ class RecordingService:
         self.store = store
         self.pending: dict[str, int] = {}  # switch-side raw path -> Recording id
         self.starting: set[int] = set()  # recordings asked for but not yet confirmed by the switch
+        # Recordings being converted and indexed now (sox yields to the hub): the hang-up event and a sweep
+        # may both reach one; two conversions into one temporary file marked a whole recording failed.
+        self.finishing: set[int] = set()
 
     def _reserve(self, call_uuid: str, kind: str) -> Recording | None:
         rec = self.store.begin(call_uuid, kind=kind)
@@ -83,16 +86,32 @@ class RecordingService:
         rec = Recording.get_or_none(Recording.id == rec_id) if rec_id else None
         if rec is None or rec.status != "recording":
             return None
-        return self.store.finish(rec)
+        return self._finish(rec)
+
+    def _finish(self, rec: Recording) -> Recording | None:
+        """store.finish once at a time per recording; None when another greenlet is finishing it."""
+        if rec.id in self.finishing:
+            return None
+        self.finishing.add(rec.id)
+        try:
+            return self.store.finish(rec)
+        finally:
+            self.finishing.discard(rec.id)
 
     def finish_call(self, call_uuid: str) -> list[Recording]:
         """Index every recording of a call still open (the call hung up; record_session has stopped)."""
         done = []
-        for rec in Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.status == "recording")):
-            if rec.id in self.starting:
-                continue  # its start is still in flight; the starter settles it
+        for rec in list(Recording.select().where((Recording.call_uuid == call_uuid)
+                                                 & (Recording.status == "recording"))):
+            if rec.id in self.starting or rec.id in self.finishing:
+                continue  # its start is still in flight, or another greenlet is finishing it: that one settles it
+            if done and not Recording.select().where((Recording.id == rec.id)
+                                                     & (Recording.status == "recording")).exists():
+                continue  # finished meanwhile, while this loop waited for the one before
             self.pending.pop(self.store.switch_raw_path(rec), None)
-            done.append(self.store.finish(rec))
+            finished = self._finish(rec)
+            if finished is not None:
+                done.append(finished)
         return done
 
     def on_switch_event(self, event) -> None:

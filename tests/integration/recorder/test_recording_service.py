@@ -90,3 +90,29 @@ def test_unwritable_storage_skips_recording(db, tmp_path, clock):
     service = RecordingService(RecordingStore(blocker, clock=clock))
     session = Session("w-1")
     assert service.start_on_session(session) is None and session.executed == []
+
+
+def test_recording_finished_once_when_hang_up_and_sweep_meet(cdr, store):
+    """Should convert a recording once when the sweep reaches it while its RecordStopped is being indexed
+    (sox yields to the hub; two conversions into one temporary file marked it failed in bench/simulation.py)."""
+    import gevent
+
+    service = RecordingService(store)
+    rec = service.start_on_bridged(Connection(), "b-4")
+    path = store.switch_raw_path(rec)
+    write_pcm(store.raw_path(rec), seconds=1.0)
+    converted, finish = [], store.finish
+
+    def slow_finish(recording, raw=None):
+        converted.append(recording.id)
+        gevent.sleep(0.05)  # sox running
+        return finish(recording, raw)
+
+    store.finish = slow_finish
+    stopped = gevent.spawn(service.on_switch_event, RecordStopped(server="fs", uuid="b-4", path=path,
+                                                                   duration_ms=1000))
+    gevent.sleep(0)
+    swept = gevent.spawn(service.finish_call, "b-4")  # recorder.sweep: the call's channel is gone
+    gevent.joinall([stopped, swept], timeout=10)
+    assert converted == [rec.id] and swept.value == []
+    assert Recording.get_by_id(rec.id).status == "ok"
