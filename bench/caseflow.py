@@ -146,6 +146,7 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
     """(figures with aims, bulk-load rates) for one backend."""
     from caseflow import knowledge, search, services
     from core.clock import FixedClock
+    from core.db import start_wal_checkpointer
 
     rng = random.Random(12345)
     rows: list[tuple] = []
@@ -153,6 +154,7 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
     with tempfile.TemporaryDirectory() as folder:
         database, cleanup = open_backend(name, Path(folder), pg_url, "caseflow")
         search.forget(database)
+        checkpointer = start_wal_checkpointer(database)  # SQLite's WAL checkpointed as in the product
         try:
             depts, users, centre_user, agent = make_org()
             phones = [f"13{rng.randint(0, 999999999):09d}" for _ in range(max(1000, args.tickets // 5))]
@@ -177,6 +179,8 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
             kb = timed(lambda: knowledge.search_items(rng.choice(QUERIES)), args.queries)
             rows.append(figure("knowledge search", f"{args.kb:,} items", *kb, LIST_AIM))
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             database.close()
             cleanup()
     return rows, loads

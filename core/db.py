@@ -18,6 +18,8 @@ Where connection state is per greenlet (a monkey-patched process: run.py, the we
 PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
 holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful;
 SQLite's too (``SQLITE_POOL_SIZE``): a connection kept per call parsed the schema again for each.
+The call process checkpoints SQLite's WAL from a thread of its own (``WalCheckpointer``): a commit on the hub
+never syncs the database file.
 ``after_transaction(fn)`` runs ``fn`` once the caller's outermost transaction has ended, committed or rolled
 back (the alarm path uses it: an alarm about the failure that rolls a transaction back must outlive it).
 Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 waits, the pool) is one concern.
@@ -266,6 +268,90 @@ class _GreenletSafeConnect:
             return super().connect(reuse_if_open or waited)
 
 
+_AUTOCHECKPOINT = 1000  # SQLite's default: a commit crossing that many WAL pages checkpoints the file
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite database's WAL from a real OS thread (gevent's threadpool) with a connection of its
+    own, so the sync of the database file never runs on the hub inside a commit (issue 15 item 7: SQLite's
+    automatic checkpoint, in whichever commit crossed 1,000 WAL pages, was ticket creation's p99).
+
+    Every ``interval`` s a PASSIVE checkpoint (copies what no reader still needs, waits for nobody); a TRUNCATE
+    one when the WAL file passed ``truncate_above`` bytes, and at ``stop()``. While its heartbeat is fresh the
+    database's connections run with wal_autocheckpoint=0 (CooperativeSqliteDatabase.cursor); a checkpointer
+    that died or stopped gives them SQLite's automatic checkpoints back at their next statement. For the
+    product's call process (hotline.product.Product) and the benchmarks measuring it, not for short-lived
+    tools."""
+
+    def __init__(self, db: "CooperativeSqliteDatabase", interval: float = 1.0,
+                 truncate_above: int = 64 * 1024 * 1024):
+        self.db, self.interval, self.truncate_above = db, interval, truncate_above
+        self.path = db.database
+        self.beat = 0.0  # time.monotonic() of the thread's last round
+        self.checkpoints = 0
+        self.last_error = ""
+        self._stopping = False
+        self._result = None
+
+    def alive(self) -> bool:
+        return self._result is not None and time.monotonic() - self.beat < max(5.0, 5 * self.interval)
+
+    def start(self) -> "WalCheckpointer":
+        self.beat = time.monotonic()
+        self._result = gevent.get_hub().threadpool.spawn(self._run)
+        self.db.wal_checkpointer = self
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread after a last TRUNCATE checkpoint (the WAL file left empty if nobody reads)."""
+        if self._result is None:
+            return
+        self._stopping = True
+        try:
+            self._result.get(timeout=timeout)
+        except Exception:  # noqa: BLE001 - logged; the automatic checkpoints come back below either way
+            log.exception("WAL checkpointer of %s", self.path)
+        self.db.wal_checkpointer = None
+        self._result = None
+
+    def _wal_size(self) -> int:
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def _run(self) -> None:  # in a real thread: blocking here blocks nobody else
+        from gevent import monkey
+
+        sleep = monkey.get_original("time", "sleep")
+        conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping:
+                self.beat = time.monotonic()
+                mode = "TRUNCATE" if self._wal_size() > self.truncate_above else "PASSIVE"
+                self._checkpoint(conn, mode)
+                deadline = time.monotonic() + self.interval
+                while not self._stopping and time.monotonic() < deadline:
+                    sleep(min(0.05, self.interval))
+            self._checkpoint(conn, "TRUNCATE")
+        finally:
+            conn.close()
+
+    def _checkpoint(self, conn, mode: str) -> None:
+        try:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            self.checkpoints += 1
+        except sqlite3.OperationalError as error:  # busy: the next round tries again (no logging here: its
+            self.last_error = f"{mode}: {error}"  # locks are gevent's in a patched process, not this thread's)
+
+
+def start_wal_checkpointer(db: peewee.Database) -> WalCheckpointer | None:
+    """A started WalCheckpointer for an SQLite database file (None for PostgreSQL or an in-memory database)."""
+    if not isinstance(db, CooperativeSqliteDatabase) or db.database in (":memory:", ""):
+        return None
+    return WalCheckpointer(db).start()
+
+
 class CooperativeSqliteDatabase(_TransactionEnd, _GreenletSafeConnect, peewee.SqliteDatabase):
     """SqliteDatabase whose lock waits yield to other greenlets (see _CooperativeCursor), and whose
     transactions begin IMMEDIATE (the module docstring says why)."""
@@ -281,6 +367,20 @@ class CooperativeSqliteDatabase(_TransactionEnd, _GreenletSafeConnect, peewee.Sq
         conn = super()._connect()
         conn.lock_timeout = self.lock_timeout
         return conn
+
+    # The WalCheckpointer checkpointing this database's file in a thread of its own, if one was started.
+    wal_checkpointer: "WalCheckpointer | None" = None
+
+    def cursor(self, named_cursor=None):
+        cursor = super().cursor(named_cursor)
+        conn = cursor.connection
+        # Automatic checkpoints off only while the checkpointer is alive (its heartbeat fresh): a commit never
+        # syncs the database file then; without it, SQLite's own every 1,000 pages, or the WAL grows for ever.
+        wanted = 0 if self.wal_checkpointer is not None and self.wal_checkpointer.alive() else _AUTOCHECKPOINT
+        if getattr(conn, "autocheckpoint", _AUTOCHECKPOINT) != wanted:
+            conn.execute(f"PRAGMA wal_autocheckpoint={wanted}")
+            conn.autocheckpoint = wanted
+        return cursor
 
     def _execute_cursor(self, sql, params, **cursor_options):
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.clock import Clock
 from core.config import Config
-from core.db import DbTimeouts, bind_database, database
+from core.db import DbTimeouts, bind_database, database, start_wal_checkpointer
 from hotline.ivr_services import HotlineIvrServices
 from hotline.schema import all_models, create_schema
 
@@ -294,6 +294,8 @@ class Product:
         if not self.parts:
             self.build()
         pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
+        # SQLite: the WAL checkpointed from a thread of its own, not inside a call's commit (issue 15 item 7).
+        self.parts["wal_checkpointer"] = start_wal_checkpointer(database.obj)
         self.parts["bus"].start()
         self.parts["desk_feed"].start()
         for conn in pool.all():
@@ -422,6 +424,8 @@ class Product:
             from core import alarms as core_alarms
 
             core_alarms.disconnect(parts["alarms"].raise_alarm)
+        if parts.get("wal_checkpointer") is not None:
+            parts.pop("wal_checkpointer").stop()  # a last TRUNCATE checkpoint: the WAL file left empty
         log.info("stopped")
 
 
