@@ -341,6 +341,9 @@ class PlayAndRecord:
 
     def start_session_record(self, path: str) -> None:
         self.session_records[path] = self.sw.sim_now()
+        # As FreeSWITCH does: the file is opened at the start, a bare 44-byte header until the audio is
+        # flushed (a real 1.10 showed 44 bytes 2 s into a uuid_record, the whole file at the hang-up).
+        audio.write_wav(path, 0.0)
         lifecycle._emit(self.sw, self.ch, "RECORD_START", post=[("Record-File-Path", path)],
                         origin=self.SESSION_RECORD_ORIGINS["RECORD_START"])
 

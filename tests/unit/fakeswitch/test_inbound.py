@@ -177,6 +177,7 @@ def test_bridge_kill_record_and_hold(fakeswitch, tmp_path):
     wav = tmp_path / "calls" / "c.wav"
     assert c.command(f"api uuid_record {cust} start {wav}").body == b"+OK Success\n"
     c.read_event("RECORD_START")
+    assert wav.stat().st_size == 44  # a bare header from the start, as a real FreeSWITCH leaves it
     assert c.command(f"api uuid_hold {agent}").body == b"+OK Success\n"
     c.read_event("CHANNEL_HOLD")
     assert c.command(f"api uuid_getvar {cust} bridge_uuid").body.decode() == agent
