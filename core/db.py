@@ -291,13 +291,17 @@ class WalCheckpointer:
         self.checkpoints = 0
         self.last_error = ""
         self._stopping = False
+        self._wake = None  # the thread's own (unpatched) Event: stop() sets it, the round's wait ends at once
         self._result = None
 
     def alive(self) -> bool:
         return self._result is not None and time.monotonic() - self.beat < max(5.0, 5 * self.interval)
 
     def start(self) -> "WalCheckpointer":
+        from gevent import monkey
+
         self.beat = time.monotonic()
+        self._wake = monkey.get_original("threading", "Event")()
         self._result = gevent.get_hub().threadpool.spawn(self._run)
         self.db.wal_checkpointer = self
         return self
@@ -307,6 +311,7 @@ class WalCheckpointer:
         if self._result is None:
             return
         self._stopping = True
+        self._wake.set()
         try:
             self._result.get(timeout=timeout)
         except Exception:  # noqa: BLE001 - logged; the automatic checkpoints come back below either way
@@ -321,18 +326,13 @@ class WalCheckpointer:
             return 0
 
     def _run(self) -> None:  # in a real thread: blocking here blocks nobody else
-        from gevent import monkey
-
-        sleep = monkey.get_original("time", "sleep")
         conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
         try:
             while not self._stopping:
                 self.beat = time.monotonic()
                 mode = "TRUNCATE" if self._wal_size() > self.truncate_above else "PASSIVE"
                 self._checkpoint(conn, mode)
-                deadline = time.monotonic() + self.interval
-                while not self._stopping and time.monotonic() < deadline:
-                    sleep(min(0.05, self.interval))
+                self._wake.wait(self.interval)
             self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.close()
