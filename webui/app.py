@@ -227,6 +227,8 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     app.before_request(security.protect_csrf)
     app.teardown_request(_close_db)
     app.after_request(_security_headers)
+    # Behind nginx (and, for the call process, a web worker): the client's address, scheme and host.
+    security.trust_proxies(app)
 
     def translate(message: str, **values) -> str:
         return state.gettext(message, **values)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import Response, request
 
 from core.config import ConfigError
+from webui.security import socket_view
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,13 @@ class CallProcessForwarder:
 
     def _headers(self) -> dict[str, str]:
         headers = {name: value for name, value in request.headers.items() if name.lower() not in _HOP}
-        # Who asked, for the call process's audit and limits: it trusts one hop more than the worker does.
-        chain = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        chain = chain if self.trusted_hops else []
-        headers["X-Forwarded-For"] = ", ".join([*chain, request.remote_addr or ""])
+        # Who asked, by which scheme and host, for the call process's audit, limits and URLs: it trusts one
+        # hop more than the worker does, so the worker adds what it saw itself (before its ProxyFix) to each.
+        seen = socket_view(request.environ)
+        for header, own in (("X-Forwarded-For", seen["REMOTE_ADDR"]), ("X-Forwarded-Proto", seen["wsgi.url_scheme"]),
+                            ("X-Forwarded-Host", seen["HTTP_HOST"])):
+            chain = [part.strip() for part in ",".join(request.headers.getlist(header)).split(",") if part.strip()]
+            headers[header] = ", ".join([*(chain if self.trusted_hops else []), own])
         headers["X-Hotline-Worker"] = "1"
         return headers
 

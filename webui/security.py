@@ -268,21 +268,47 @@ def proxy_hops(value) -> int:
     raise ConfigError(f"HOTLINE_TRUST_PROXY: the number of proxies in front of the app (0-10), got {value!r}")
 
 
+def trust_proxies(app) -> None:
+    """Wrap ``app.wsgi_app`` in Werkzeug's ProxyFix for the HOTLINE_TRUST_PROXY hops in front of it: the
+    client's address, the scheme and the host the browser used (X-Forwarded-For, -Proto, -Host, each the
+    N-th entry from the right) replace the socket's, so redirects and absolute URLs (Open311) say https://
+    and the browser's host, and the audit log and per-address limits see the client. 0 trusts nothing. The
+    number is read from ``app.config`` at each request (a test may change it, as other settings)."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    inner, fixes = app.wsgi_app, {}
+
+    def wsgi_app(environ, start_response):
+        hops = proxy_hops(app.config.get("HOTLINE_TRUST_PROXY"))
+        if not hops:
+            return inner(environ, start_response)
+        if hops not in fixes:
+            fixes[hops] = ProxyFix(inner, x_for=hops, x_proto=hops, x_host=hops)
+        return fixes[hops](environ, start_response)
+
+    app.wsgi_app = wsgi_app
+
+
+def socket_view(environ) -> dict[str, str]:
+    """What this server itself saw before ProxyFix (trust_proxies) replaced it: REMOTE_ADDR, wsgi.url_scheme,
+    HTTP_HOST; a web worker passes them on to the call process as its own hop (webui.forward)."""
+    seen = {"REMOTE_ADDR": environ.get("REMOTE_ADDR") or "", "wsgi.url_scheme": environ.get("wsgi.url_scheme", ""),
+            "HTTP_HOST": environ.get("HTTP_HOST") or ""}
+    seen.update({name: value or "" for name, value in environ.get("werkzeug.proxy_fix.orig", {}).items()
+                 if name in seen})
+    return seen
+
+
 def client_ip() -> str:
-    """The caller's address. Behind N trusted proxies (HOTLINE_TRUST_PROXY) it is the N-th X-Forwarded-For
-    entry from the right, the address the outermost proxy saw; entries further left are whatever the
-    client sent and are never believed. A header with fewer entries, or not an address there: the socket's."""
-    hops = int(current_app.config.get("HOTLINE_TRUST_PROXY") or 0)
-    if hops:
-        entries = [part.strip() for part in ",".join(request.headers.getlist("X-Forwarded-For")).split(",")]
-        entries = [part for part in entries if part]
-        if len(entries) >= hops:
-            candidate = entries[-hops]
-            try:
-                return str(ipaddress.ip_address(candidate))[:64]
-            except ValueError:
-                pass
-    return (request.remote_addr or "")[:64]
+    """The caller's address: request.remote_addr, which behind N trusted proxies (HOTLINE_TRUST_PROXY,
+    trust_proxies) is the N-th X-Forwarded-For entry from the right, the address the outermost proxy saw;
+    entries further left are whatever the client sent and are never believed. Not an address there (a
+    proxy passed on something else): the socket's."""
+    address = request.remote_addr or ""
+    try:
+        return str(ipaddress.ip_address(address))[:64]
+    except ValueError:
+        return socket_view(request.environ)["REMOTE_ADDR"][:64]
 
 
 def audit(action: str, obj_type: str = "", obj_id: object = "", detail: str = "", *, user=None,

@@ -1,6 +1,7 @@
 """deploy/nginx/hotline.conf: ``nginx -t`` on the shipped configuration rendered into a temporary prefix with a
 self-signed certificate (scripts/dev-cert.sh), then that nginx on 127.0.0.1 in front of a real app process
-(run.py, development mode on SQLite): HTTP sent to HTTPS, /healthz with HSTS through TLS, and an event stream
+(run.py, development mode on SQLite): HTTP sent to HTTPS, /healthz with HSTS through TLS, the app's own absolute
+redirect in https with the browser's host and port (ProxyFix, HOTLINE_TRUST_PROXY=1), and an event stream
 whose first event arrives while the stream is still open (not held in nginx's buffer). Skipped without
 nginx (Debian nginx-light, scripts/setup-system.sh) or openssl."""
 from __future__ import annotations
@@ -118,6 +119,16 @@ def test_app_through_nginx(proxied_app):
     status, headers, body = _in_thread(health)
     assert status in (200, 503) and b'"db":"ok"' in body, body[:300]
     assert headers["Strict-Transport-Security"].startswith("max-age=")
+
+    def app_redirect():
+        connection = http.client.HTTPSConnection("127.0.0.1", int(https.rsplit(":", 1)[1]), timeout=10,
+                                                 context=context)
+        connection.request("GET", "/stats")
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Location")
+    # Built by the app itself (Werkzeug's slash redirect) from X-Forwarded-Proto/-Host: https and the port.
+    status, location = _in_thread(app_redirect)
+    assert status in (301, 308) and location == f"{https}/stats/"
 
     browser = Browser()
     browser.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(browser.jar),
