@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.live_parts import rss_kib  # noqa: E402
 from bench.outbound_calls import _raise_fd_limit  # noqa: E402
+from core.heap import release_free_heap  # noqa: E402
 
 
 def _rss_kib() -> int:
@@ -94,16 +95,6 @@ def _types() -> dict[str, int]:
     return counts
 
 
-def _malloc_trim() -> bool:
-    """glibc's malloc_trim(0): give the freed heap pages back to the system; False without glibc."""
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
-
-
 def run_app(calls: int, warm: int, at: int, scale: float, sounds: str, top: int, trace: bool = True) -> None:
     from gevent import monkey
 
@@ -170,7 +161,7 @@ def run_app(calls: int, warm: int, at: int, scale: float, sounds: str, top: int,
                   f"{sum(s.size for s in end[0].statistics('filename')) / 2**20:.1f} MiB") if trace else ""
         print(f"\nbetween {warm} and {calls} finished calls ({grown}): RSS {rss // 1024} -> {end[2] // 1024} MiB, "
               f"{(end[2] - rss) / grown:.1f} KiB per call{traced}; SQLite {lite / 1024:.1f} -> {end[3] / 1024:.1f} MiB")
-        trimmed = _malloc_trim()
+        trimmed = release_free_heap()
         print(f"after malloc_trim(0) ({'done' if trimmed else 'nothing given back'}): RSS {_rss_kib() // 1024} MiB")
         print("\nallocation sites that grew most (traceback, innermost of ours):" if trace else "")
         for stat in (end[0].compare_to(first, "traceback")[:top] if trace else []):

@@ -354,6 +354,9 @@ class Product:
             # Kamailio's credentials table written again after a failed write (acd.seats.catch_up).
             scheduler.add_job(self._db_job(seats.catch_up), "interval", minutes=1, id="seat-credentials-catch-up",
                               max_instances=1, coalesce=True)
+        from core import heap
+
+        heap.register_job(scheduler)  # the freed heap back to the system once a minute (glibc keeps it)
         scheduler.start()
         self.parts["scheduler"] = scheduler
         host, port = self.config.http
