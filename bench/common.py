@@ -31,12 +31,7 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
         import psycopg2
 
         schema = f"bench_{label}_{os.getpid()}"
-        conn = psycopg2.connect(pg_url, connect_timeout=3)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            cur.execute(f'CREATE SCHEMA "{schema}"')
-        conn.close()
+        fresh_schema(pg_url, schema)
         separator = "&" if "?" in pg_url else "?"
         url = f"{pg_url}{separator}options=-csearch_path%3D{schema}"
 
@@ -50,6 +45,42 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
     database.connect(reuse_if_open=True)
     create_schema(all_models())
     return database, cleanup
+
+
+def fresh_schema(pg_url: str, schema: str) -> None:
+    """Drop PostgreSQL's ``schema`` with everything in it, if there, and create it empty."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url, connect_timeout=3)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    conn.close()
+
+
+def open_kept_backend(name: str, path: Path, schema: str, pg_url: str, seeded: bool):
+    """Bind a kept database for one backend and bring its schema up to date: SQLite in the file ``path``,
+    PostgreSQL in ``schema``, both left in place for the next run. ``seeded`` False (the caller's record of a
+    finished seeding is missing) starts it empty: the file removed, the schema dropped and created again.
+    Returns (database, its URL)."""
+    from core import db as core_db
+    from hotline.schema import all_models, create_schema
+
+    if name == "sqlite":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not seeded:
+            for stale in path.parent.glob(f"{path.name}*"):
+                stale.unlink()
+        url = f"sqlite:///{path}"
+    else:
+        if not seeded:
+            fresh_schema(pg_url, schema)
+        url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
+    database = core_db.bind_database(url)
+    database.connect(reuse_if_open=True)
+    create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
+    return database, url
 
 
 def available_backends(pg_url: str) -> list[str]:

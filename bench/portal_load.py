@@ -135,9 +135,7 @@ def open_database(backend: str, args, folder: Path):
     kept for the next run: SQLite in DIR/portal-<tickets>-<published>.sqlite3, PostgreSQL in the schema
     bench_portal_keep_<tickets>_<published>, and what the clients need (numbers, the API key) in
     DIR/portal-<backend>-<tickets>-<published>.json; when that file exists the database is reused as it is."""
-    from bench.common import open_backend
-    from core import db as core_db
-    from hotline.schema import all_models, create_schema
+    from bench.common import open_backend, open_kept_backend
 
     if not args.keep:
         database, cleanup = open_backend(backend, folder, args.pg, "portal")
@@ -149,27 +147,8 @@ def open_database(backend: str, args, folder: Path):
     keep.mkdir(parents=True, exist_ok=True)
     label = f"{args.tickets}-{args.published}"
     meta = keep / f"portal-{backend}-{label}.json"
-    if backend == "sqlite":
-        path = keep / f"portal-{label}.sqlite3"
-        if not meta.exists():
-            for stale in keep.glob(f"portal-{label}.sqlite3*"):
-                stale.unlink()
-        url = f"sqlite:///{path}"
-    else:
-        import psycopg2
-
-        schema = f"bench_portal_keep_{args.tickets}_{args.published}"
-        if not meta.exists():
-            conn = psycopg2.connect(args.pg, connect_timeout=3)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                cur.execute(f'CREATE SCHEMA "{schema}"')
-            conn.close()
-        url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
-    database = core_db.bind_database(url)
-    database.connect(reuse_if_open=True)
-    create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
+    database, url = open_kept_backend(backend, keep / f"portal-{label}.sqlite3",
+                                      f"bench_portal_keep_{args.tickets}_{args.published}", args.pg, meta.exists())
     return database, url, meta, lambda: None
 
 
