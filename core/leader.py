@@ -170,9 +170,14 @@ class Leadership:
                 return cur.fetchone()[0]
 
     # ---------------------------------------------------------------- standby
-    def acquire(self, stop: gevent.event.Event | None = None) -> bool:
+    def acquire(self, stop: gevent.event.Event | None = None, prepare: Callable[[], None] | None = None) -> bool:
         """Wait until this process holds the lock (True), then ``fence`` seconds more, or until ``stop`` is
-        set (False). A database that is down is waited for, reconnecting every few seconds."""
+        set (False). A database that is down is waited for, reconnecting every few seconds.
+
+        ``prepare()`` runs after the fence and before the term begins (the schema change and the build of a
+        standby that takes over, hotline.product): it may keep the hub busy longer than a check may be late,
+        which in a term would end it, and it acts on no switch. The lock is confirmed after it; lost
+        meanwhile, this process waits as a standby again (``prepare`` must bear running again)."""
         stop = stop or gevent.event.Event()
         announced = False
         backoff = 0.5
@@ -213,7 +218,13 @@ class Leadership:
             if not self._confirm():
                 log.error("lost the active lock during the fence; waiting as a standby again")
                 self._close()
-                return self.acquire(stop)
+                return self.acquire(stop, prepare)
+        if prepare is not None:
+            prepare()
+            if not self._confirm():
+                log.error("lost the active lock while preparing to act; waiting as a standby again")
+                self._close()
+                return self.acquire(stop, prepare)
         self.held = True
         self._watch = gevent.spawn(self._watch_loop)
         log.info("active: this process drives the switches (lock %s/%s)", *self._key)

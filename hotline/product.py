@@ -30,9 +30,11 @@ class Product:
     demo_queues: bool = True
     # With the demo data, also weeks of past calls and tickets for the statistics page (run.py; tests skip it).
     demo_history: bool = False
+    _bound: bool = field(default=False, init=False, repr=False)
 
-    def build(self) -> "Product":
-        """Open the database, create the schema, load demo data, and construct (not start) every part."""
+    def build(self, schema: bool = True) -> "Product":
+        """Open the database, create or upgrade the schema (``prepare_schema``; not with ``schema=False``, a
+        standby's parts: ``stand_by``), load demo data, and construct (not start) every part."""
         from recorder.dialout import DialOut
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
@@ -51,15 +53,9 @@ class Product:
 
         config = self.config
         self.clock = self.clock or Clock(config.tz)
-        bind_database(config.database_url, DbTimeouts.from_config(config))
-        with database.connection_context():
-            create_schema(all_models())
-            from caseflow.portal import ensure_statistics
-            from caseflow.search import ensure_all
-
-            # The search structures before any call files a ticket (filed at once, they deadlocked on them).
-            ensure_all()
-            ensure_statistics()
+        self._bind()
+        if schema:
+            self.prepare_schema()
         if config.shared_dir is not None:
             self._shared_files()
         self.demo_accounts = load_demo_if_empty(config, self.clock)
@@ -204,6 +200,54 @@ class Product:
         self.parts["case_jobs"] = case_jobs
         return self
 
+    def _bind(self) -> None:
+        if not self._bound:
+            bind_database(self.config.database_url, DbTimeouts.from_config(self.config))
+            self._bound = True
+
+    def prepare_schema(self) -> list[str]:
+        """Create the missing tables, run this version's pending migration steps and make the search and
+        statistics structures; returns the steps run. On PostgreSQL with the pair on, only the process that
+        holds the active lock calls it (``stand_by``): never a standby under a running active."""
+        from caseflow.portal import ensure_statistics
+        from caseflow.search import ensure_all
+
+        self._bind()
+        with database.connection_context():
+            ran = create_schema(all_models())
+            # The search structures before any call files a ticket (filed at once, they deadlocked on them).
+            ensure_all()
+            ensure_statistics()
+        return ran
+
+    def stand_by(self, leadership, stopping=None) -> bool:
+        """Wait for the active lock as a standby; True once this process holds it, its schema is this
+        version's and its parts are built, False when ``stopping`` was set first.
+
+        The schema is changed only under the lock, never while another app is active on it (that app's
+        version would meet tables it does not know, or a step half done). A standby whose version finds every
+        table and step in the database builds its parts while it waits, so a takeover only starts them; one
+        whose version brings schema changes waits unbuilt and, once active, migrates and then builds
+        (docs/deploy.md, "Upgrade")."""
+        from hotline.schema import pending
+
+        self._bind()
+        missing = pending()
+        if missing:
+            log.warning("standby: this version changes the database schema (%s); it changes it only once it "
+                        "holds the active lock, and waits until then unbuilt", missing)
+        else:
+            self.build(schema=False)
+
+        def prepare():
+            # After the fence, before the term (core.leader): a long migration or build ends no term.
+            ran = self.prepare_schema()
+            if ran:
+                log.info("schema upgraded by the app taking over: %s", ", ".join(ran))
+            if not self.parts:
+                self.build(schema=False)
+        return leadership.acquire(stopping, prepare=prepare)
+
     def _shared_files(self) -> None:
         """HOTLINE_SHARED_DIR (core.shared_files): check it (a bad one stops the start), write its marker,
         and copy the shipped prompts into its sounds folder where absent."""
@@ -220,11 +264,12 @@ class Product:
 
     def leadership(self, on_lost=None):
         """The active lock of an app pair (core.leader.Leadership) on PostgreSQL, or None: with SQLite one
-        process runs alone, and HOTLINE_PAIR=off turns the lock off. run.py acquires it before ``start``
-        (a standby waits there) and ends the process when it is lost."""
+        process runs alone, and HOTLINE_PAIR=off turns the lock off. run.py waits for it in ``stand_by``
+        before ``start`` and ends the process when it is lost."""
         from core.db import is_postgres
         from core.leader import Leadership, PairSettings
 
+        self._bind()
         settings = PairSettings.from_extra(self.config.extra)
         if not settings.enabled or not is_postgres():
             return None

@@ -33,3 +33,21 @@ def create_schema(models: list | None = None) -> list[str]:
     from hotline.migrations import STEPS
 
     return migrations.create_schema(all_models() if models is None else models, STEPS)
+
+
+def pending() -> str:
+    """'' when every table and migration step of this version is in the database, else what is missing
+    first (a web worker waits for it; a standby changes the schema only once active: hotline.product)."""
+    from core.db import database
+    from core.migrations import SchemaMigration
+    from hotline.migrations import STEPS
+
+    with database.connection_context():
+        missing = [m._meta.table_name for m in all_models() if not database.table_exists(m._meta.table_name)]
+        if missing:
+            return f"{len(missing)} table(s) missing, e.g. {missing[0]}"
+        if not database.table_exists(SchemaMigration._meta.table_name):
+            return "no migration record"
+        done = {row.name for row in SchemaMigration.select(SchemaMigration.name)}
+        waiting = [step.name for step in STEPS if step.name not in done]
+        return f"migration {waiting[0]} not applied" if waiting else ""

@@ -28,28 +28,9 @@ from core.pubsub import open_bus  # noqa: E402
 
 log = logging.getLogger("hotline.worker")
 
-# Here in the composition root, not in webui/: it checks the schema against hotline.migrations.
-
-
-def schema_ready() -> str:
-    """'' when every table and migration step of this version is in the database, else what is missing."""
-    from core.migrations import SchemaMigration
-    from hotline.migrations import STEPS
-    from hotline.schema import all_models
-
-    with database.connection_context():
-        missing = [m._meta.table_name for m in all_models() if not database.table_exists(m._meta.table_name)]
-        if missing:
-            return f"{len(missing)} table(s) missing, e.g. {missing[0]}"
-        if not database.table_exists(SchemaMigration._meta.table_name):
-            return "no migration record"
-        done = {row.name for row in SchemaMigration.select(SchemaMigration.name)}
-        pending = [step.name for step in STEPS if step.name not in done]
-        return f"migration {pending[0]} not applied" if pending else ""
-
-
 def build(config, stopping: Event | None = None):
     """The worker's Flask app, its Services (bus, forwarder) and the bus; waits for the schema."""
+    from hotline.schema import pending
     from webui.app import Services, create_app
     from webui.forward import CallProcessForwarder, parse_call_process
     from webui.security import proxy_hops
@@ -62,7 +43,7 @@ def build(config, stopping: Event | None = None):
     announced = False
     while True:
         try:
-            missing = schema_ready()
+            missing = pending()
         except Exception as exc:  # noqa: BLE001 - the database is not up yet: wait for it
             missing = f"database not reachable ({exc})"
         if not missing:

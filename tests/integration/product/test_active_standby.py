@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import gevent
+import gevent.event
 import pytest
 
 from core.leader import Leadership, LeadershipError, PairSettings
@@ -103,6 +104,89 @@ def test_terminated_connection_ends_the_term_before_the_other_acts(schema):
     finally:
         active.release()
         standby.release()
+
+
+# --------------------------------------------------------------------------- the schema under the active lock
+
+@pytest.fixture
+def standby_product(schema, tmp_path, rendered_sounds):
+    """Factory: a Product (hotline.product) on ``schema`` as run.py makes it, not built, with quick checks."""
+    from core import db as core_db
+    from core.config import load_config
+    from hotline.product import Product
+
+    made = []
+
+    def make() -> Product:
+        config = load_config({
+            "database_url": schema.url, "var_dir": str(tmp_path / f"var-{len(made)}"),
+            "sounds_dir": str(rendered_sounds), "esl": f"127.0.0.1:{free_port()}:ClueCon", "outbound": "127.0.0.1:0",
+            "http": "127.0.0.1:0", "mode": "test", "secret_key": "s" * 40, "load_demo": False,
+            "HOTLINE_PAIR_CHECK_INTERVAL": "0.2", "HOTLINE_PAIR_CHECK_TIMEOUT": "1", "HOTLINE_NODE": f"n{len(made)}"})
+        made.append(Product(config))
+        return made[-1]
+
+    yield make
+    if core_db.database.obj is not None and not core_db.database.is_closed():
+        core_db.database.close()
+
+
+@needs_pg
+def test_standby_of_a_new_version_migrates_only_once_active(schema, standby_product, monkeypatch):
+    """Should leave a new version's migration step alone while another app holds the active lock (nothing of
+    the standby built meanwhile), and apply it, then build, only once this process holds the lock."""
+    import hotline.migrations
+    from core.migrations import SchemaMigration, Step
+
+    standby_product().prepare_schema()  # the schema of the version the running active has
+    active = Leadership(schema.url, "old active", check_interval=0.2, check_timeout=1.0)
+    applied: list[float] = []
+    step = Step("9999_next_version", lambda migrator, db: applied.append(time.monotonic()) or [])
+    monkeypatch.setattr(hotline.migrations, "STEPS", [*hotline.migrations.STEPS, step])
+    product = standby_product()
+    leadership = product.leadership()
+    try:
+        assert active.acquire()
+        waiter = gevent.spawn(product.stand_by, leadership, gevent.event.Event())
+        gevent.sleep(1.5)
+        assert not waiter.ready() and not applied and not product.parts
+        assert not SchemaMigration.select().where(SchemaMigration.name == step.name).exists()
+        active.release()
+        assert waiter.get(timeout=60) is True
+        assert leadership.held and len(applied) == 1 and applied[0] >= leadership.acquired_at + leadership.fence
+        assert leadership.last_confirmed > applied[0]  # the lock confirmed after the change, before acting
+        assert SchemaMigration.select().where(SchemaMigration.name == step.name).exists()
+        assert "pool" in product.parts and "web_app" in product.parts
+    finally:
+        leadership.release()
+        active.release()
+
+
+@needs_pg
+def test_standby_of_the_same_version_waits_built_and_touches_no_schema(schema, standby_product, monkeypatch):
+    """Should build a standby whose version finds every table and step in place while it waits (a takeover
+    only starts it), without running the schema's creation under the running active."""
+    from hotline import product as product_module
+
+    standby_product().prepare_schema()
+    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=1.0)
+    product = standby_product()
+    leadership = product.leadership()
+    prepared: list[float] = []
+    original = product_module.Product.prepare_schema
+    monkeypatch.setattr(product_module.Product, "prepare_schema",
+                        lambda self: prepared.append(time.monotonic()) or original(self))
+    try:
+        assert active.acquire()
+        waiter = gevent.spawn(product.stand_by, leadership, gevent.event.Event())
+        _wait(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
+        assert not waiter.ready() and prepared == []
+        active.release()
+        assert waiter.get(timeout=30) is True
+        assert len(prepared) == 1 and prepared[0] >= leadership.acquired_at + leadership.fence
+    finally:
+        leadership.release()
+        active.release()
 
 
 # ------------------------------------------------------------------------------------- the pair as processes
