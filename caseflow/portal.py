@@ -19,7 +19,7 @@ from typing import Iterable, Optional
 
 import peewee
 
-from caseflow import attachments, privacy, search, services
+from caseflow import attachments, org, privacy, search, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
 from caseflow.values import field_words
@@ -144,11 +144,15 @@ def _text(value, name: str, limit: int, required: bool = False, field_name: str 
     return text
 
 
-def _pick(model, value, name: str, field_name: str):
+def _pick(model, value, name: str, field_name: str, pickers: Optional["Pickers"] = None):
+    """The active category or region chosen by id (from ``pickers`` when given: no query), or PortalError."""
     if value in (None, ""):
         return None
     try:
-        row = model.get_or_none((model.id == int(value)) & model.active)
+        if pickers is not None:
+            row = (pickers.categories if model is Category else pickers.regions).get(int(value))
+        else:
+            row = model.get_or_none((model.id == int(value)) & model.active)
     except (TypeError, ValueError):
         row = None
     if row is None:
@@ -157,8 +161,9 @@ def _pick(model, value, name: str, field_name: str):
     return row
 
 
-def validate(sub: Submission) -> dict:
-    """The ticket fields from a submission, or PortalError naming the first field at fault."""
+def validate(sub: Submission, pickers: Optional["Pickers"] = None) -> dict:
+    """The ticket fields from a submission, or PortalError naming the first field at fault (the category and
+    region from ``pickers`` when given)."""
     if sub.box not in BOXES:
         raise PortalError("信箱无效 / unknown box", "box")
     if sub.type not in TYPES:
@@ -186,27 +191,38 @@ def validate(sub: Submission) -> dict:
     return {"type": sub.type, "content": content, "citizen_address": address,
             "citizen_name": "" if sub.anonymous else name, "citizen_phone": phone, "citizen_email": email,
             "anonymous": bool(sub.anonymous), "reply_by": sub.reply_by,
-            "category": _pick(Category, sub.category, "诉求分类 category", "category"),
-            "region": _pick(Region, sub.region, "所属区域 region", "region")}
+            "category": _pick(Category, sub.category, "诉求分类 category", "category", pickers),
+            "region": _pick(Region, sub.region, "所属区域 region", "region", pickers)}
 
 
 def check_limits(ip: str, phone: str, text_digest: str, now: dt.datetime, limits: Limits) -> None:
-    """Refuse a flood from one address or one phone number, and the same text sent again within minutes."""
-    recent = WebCase.select().where((WebCase.digest == text_digest)
-                                    & (WebCase.created_at > now - DUPLICATE_WINDOW))
-    if recent.exists():
+    """Refuse a flood from one address or one phone number, and the same text sent again within minutes.
+
+    The three questions go to the database as one statement (each was a round trip: on PostgreSQL a wait for
+    the server, under load most of a submission's time), and each count stops at its limit."""
+    duplicate = WebCase.select(peewee.SQL("1")).where((WebCase.digest == text_digest)
+                                                      & (WebCase.created_at > now - DUPLICATE_WINDOW)).limit(1)
+    from_ip = WebCase.select(peewee.SQL("1")).where(
+        (WebCase.ip == ip) & (WebCase.created_at > now - limits.address_window)).limit(max(limits.per_address, 0))
+    from_phone = (WebCase.select(peewee.SQL("1")).join(Ticket, on=(WebCase.ticket == Ticket.id))
+                  .where((Ticket.citizen_phone == phone) & (WebCase.created_at > now - limits.phone_window))
+                  .limit(max(limits.per_phone, 0)))
+
+    def capped(query):
+        return peewee.Select([query.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))])
+
+    columns = [peewee.fn.EXISTS(duplicate), capped(from_ip) if ip else peewee.Value(0),
+               capped(from_phone) if phone else peewee.Value(0)]
+    repeated, sent_ip, sent_phone = peewee.Select(columns=columns).bind(WebCase._meta.database).tuples()[0]
+    if repeated:
         raise PortalError("相同内容刚刚已提交过，正在办理中，请勿重复提交 / the same text was submitted a few "
                           "minutes ago and is being handled: please do not send it twice", "content", 409)
-    if ip and WebCase.select().where((WebCase.ip == ip) & (WebCase.created_at > now - limits.address_window)
-                                     ).count() >= limits.per_address:
+    if ip and sent_ip >= limits.per_address:
         raise PortalError("提交过于频繁，请稍后再试 / too many submissions from this address: please try "
                           "again later", "", 429)
-    if phone:
-        sent = (WebCase.select().join(Ticket, on=(WebCase.ticket == Ticket.id))
-                .where((Ticket.citizen_phone == phone) & (WebCase.created_at > now - limits.phone_window)).count())
-        if sent >= limits.per_phone:
-            raise PortalError("该电话号码今日提交次数已达上限，请明天再试或拨打12345 / this phone number has "
-                              "reached today's limit: try tomorrow or call 12345", "phone", 429)
+    if phone and sent_phone >= limits.per_phone:
+        raise PortalError("该电话号码今日提交次数已达上限，请明天再试或拨打12345 / this phone number has "
+                          "reached today's limit: try tomorrow or call 12345", "phone", 429)
 
 
 def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
@@ -227,25 +243,33 @@ def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
 
 
 def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, clock: Optional[Clock] = None,
-           limits: Limits = Limits()) -> tuple[Ticket, str]:
+           limits: Limits = Limits(), pickers: Optional["Pickers"] = None) -> tuple[Ticket, str]:
     """Record a website submission as a ticket (channel web, or mailbox for 市长信箱) in the same workflow as
-    a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed."""
+    a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed.
+
+    The web case and the files are written by ``create_ticket`` in the ticket's own transaction before its day
+    counts (``also``): no transaction around it (a savepoint and its release were two more round trips), and
+    the day's shared count rows, which every new ticket updates, are held only from that last statement to
+    the commit (they were held across the web case's insert too, every submission waiting for the one
+    before on PostgreSQL)."""
     clock = clock or Clock()
-    fields = validate(sub)
+    fields = validate(sub, pickers)
     now = services.to_db(clock.now())
     text_digest = digest(fields["content"])
     check_limits(ip, fields["citizen_phone"], text_digest, now, limits)
     infos = store_files(root, sub.files, clock)
     code = new_code()
+
+    def web_rows(ticket: Ticket) -> None:
+        WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code),
+                       ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
+        for info in infos:
+            attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
+
     try:
-        with Ticket._meta.database.atomic():
-            ticket = services.create_ticket(channel=BOXES[sub.box], clock=clock, actor_label="网站 web",
-                                            note="市长信箱 / mayor's mailbox" if sub.box == "mailbox" else
-                                            "网站 / website", **fields)
-            WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code),
-                           ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
-            for info in infos:
-                attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
+        ticket = services.create_ticket(channel=BOXES[sub.box], clock=clock, actor_label="网站 web",
+                                        note="市长信箱 / mayor's mailbox" if sub.box == "mailbox" else
+                                        "网站 / website", also=web_rows, **fields)
     except peewee.IntegrityError:
         attachments.discard(root, infos)
         raise PortalError("验证码已使用过，请刷新验证码 / this picture code was used already: get a new one",
@@ -270,8 +294,12 @@ def find_case(number: str, code) -> Optional[Ticket]:
     """The ticket with this number whose query code matches, or None (an unknown number and a wrong code
     look the same). Either code opens it: the website's own code of a case written in on the site, or the
     query PIN every ticket carries, the one the phone reads back and the SMS and e-mail receipts send."""
-    ticket = Ticket.get_or_none(Ticket.number == number)
-    case = WebCase.get_or_none(WebCase.ticket == ticket) if ticket is not None else None
+    # The ticket and its web case's code in one statement (two round trips before).
+    ticket = (Ticket.select(Ticket, WebCase.code_hash.alias("web_code_hash"))
+              .join(WebCase, peewee.JOIN.LEFT_OUTER, on=(WebCase.ticket == Ticket.id))
+              .where(Ticket.number == number).objects().first())
+    stored = getattr(ticket, "web_code_hash", None) if ticket is not None else None
+    case = WebCase(code_hash=stored) if stored else None
     # Spend the same hashing time whether or not the case was written in on the site.
     if code_matches(case.code_hash if case is not None else hash_code("x"), code) and case is not None:
         return ticket
@@ -431,7 +459,7 @@ def latest_published(count: int = 5) -> list[Ticket]:
 
 
 def search_published(*, text: str = "", type: str = "", category: str = "", region: str = "", month: str = "",
-                     page: int = 1, tz=None) -> tuple[list[Ticket], int]:
+                     page: int = 1, tz=None, pickers: Optional["Pickers"] = None) -> tuple[list[Ticket], int]:
     """(published tickets of the page, total) matching every filter. Text matches only what the public
     page shows (the masked request and reply), never the hidden address or name.
 
@@ -444,21 +472,24 @@ def search_published(*, text: str = "", type: str = "", category: str = "", regi
             # No parallel workers for a page: starting them cost 50-200 ms a query, and 50 visitors at once
             # would ask for more workers than the server has; one process walks the index to the cap sooner.
             database.execute_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-        return _search_published(text, type, category, region, month, page, tz)
+        return _search_published(text, type, category, region, month, page, tz, pickers)
 
 
-def _search_published(text: str, type: str, category: str, region: str, month: str, page: int, tz):
+def _search_published(text: str, type: str, category: str, region: str, month: str, page: int, tz,
+                      pickers: Optional["Pickers"] = None):
     query = published()
     if type:
         if type not in TYPES:
             raise PortalError("诉求类型无效 / unknown type", "type")
         query = query.where(Ticket.type == type)
     if category:
-        row = _pick(Category, category, "诉求分类 category", "category")
-        query = query.where(Ticket.category.in_(category_subtree_ids(row)))
+        row = _pick(Category, category, "诉求分类 category", "category", pickers)
+        ids = pickers.category_ids(row.id) if pickers is not None else category_subtree_ids(row)
+        query = query.where(Ticket.category.in_(ids))
     if region:
-        row = _pick(Region, region, "所属区域 region", "region")
-        ids = [row.id] + [r.id for r in Region.select(Region.id).where(Region.parent == row)]
+        row = _pick(Region, region, "所属区域 region", "region", pickers)
+        ids = [row.id] + (pickers.region_children.get(row.id, []) if pickers is not None else
+                          [r.id for r in Region.select(Region.id).where(Region.parent == row)])
         query = query.where(Ticket.region.in_(ids))
     if month:
         start, end = month_bounds(month, tz)
@@ -507,6 +538,46 @@ class Names:
         self.categories = category_paths()
         self.regions = dict(Region.select(Region.id, Region.name).tuples())
         self.departments = dict(Department.select(Department.id, Department.name).tuples())
+
+
+class Pickers:
+    """The category and region trees of the website's forms and filters, read once (two small tables) for an
+    app to keep (webui.blueprints.portal: at most a minute, and emptied at once when the trees change on the
+    administrator's page): a write-in, its form and a list with filters read no tree per request (they read
+    4-5 small queries each, every one a round trip).
+
+    ``categories``/``regions``: the active ones by id (what a form may choose); ``category_tree``: the active
+    categories as (category, depth) for the pickers; ``region_tree``: active districts, each followed by its
+    active streets; ``category_ids(id)``: a category and every one below it; ``region_children``: the streets
+    of a district (active or not, as a filter counts the cases filed under them)."""
+
+    def __init__(self):
+        rows = org.category_tree()
+        self.category_tree = [(c, depth) for c, depth in rows if c.active]
+        self.categories = {c.id: c for c, _depth in self.category_tree}
+        self._category_children: dict = {}
+        for c, _depth in rows:
+            self._category_children.setdefault(c.parent_id, []).append(c.id)
+        regions = list(Region.select().order_by(Region.code))
+        self.regions = {r.id: r for r in regions if r.active}
+        self.region_children: dict = {}
+        streets: dict = {}
+        for r in regions:
+            if r.parent_id is not None:
+                self.region_children.setdefault(r.parent_id, []).append(r.id)
+            if r.active:
+                streets.setdefault(r.parent_id, []).append(r)
+        self.region_tree = []
+        for district in streets.get(None, []):
+            self.region_tree += [(district, 0)] + [(s, 1) for s in streets.get(district.id, [])]
+
+    def category_ids(self, category_id: int) -> list[int]:
+        """``category_id`` and the ids of every category below it (a filter by 城市管理 finds 噪音扰民)."""
+        found, frontier = [category_id], [category_id]
+        while frontier and len(found) <= 10000:
+            frontier = [c for parent in frontier for c in self._category_children.get(parent, []) if c not in found]
+            found.extend(frontier)
+        return found
 
 
 def public_view(ticket: Ticket, lang: str = "zh", names: Optional[Names] = None) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import peewee
 
@@ -60,7 +60,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
                   note: str = "", reply: str = "", creation_key: Optional[str] = None,
-                  attachments: Iterable[dict] = ()) -> Ticket:
+                  attachments: Iterable[dict] = (), also: Optional[Callable[[Ticket], None]] = None) -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
@@ -71,6 +71,9 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     same key is refused with IntegrityError), for writers that may try again after a lost commit.
     ``attachments``: Attachment fields (without ``ticket``) stored in the ticket's own transaction, so a
     writer with a file (the IVR's recording) needs no transaction around this one (a savepoint each).
+    ``also(ticket)``: the caller's own rows of the new ticket (the website's case), written in its transaction
+    before the day counts, so the caller needs no transaction around this one and the day's shared count rows
+    stay locked no longer (PostgreSQL holds them from their upsert to the commit).
 
     The transaction holds only the ticket's own rows: the citizen profile is looked up (and made on first
     contact) before it, so a refused ticket may leave a profile of someone who did contact the hotline.
@@ -126,6 +129,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             for leader in users_with_role("centre_leader"):
                 notify(f"市长信箱 {ticket.number}：{ticket.title}", user=leader, ticket=ticket, kind="mailbox",
                        clock=clock)
+        if also is not None:
+            also(ticket)
         # the reports' per-day counts, last (PostgreSQL: the day's shared count rows stay locked until commit)
         daycounts.recorded(ticket)
         if reply.strip():

@@ -11,6 +11,7 @@ from caseflow.roles import can
 from core import calendar
 from webui import auth, security
 from webui.app import NavItem
+from webui.blueprints.portal import trees_changed as portal_trees_changed
 from webui.blueprints.tickets import install, own_messages
 from webui.i18n import error_text
 from webui.security import audit, require_roles
@@ -258,6 +259,7 @@ def categories():
     if request.method == "POST":
         _form_action(CATEGORY_ACTIONS, (org.OrgError, ValueError), "org",
                      ("code", "department", "id"))
+        portal_trees_changed()  # the public site's pickers and names show the change at once
         return redirect(url_for("admin_org.categories"), code=303)
     cats = list(Category.select())
     return render_template("admin_org/categories.html", categories=cats, category_path=org.category_path,

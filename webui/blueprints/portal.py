@@ -21,12 +21,12 @@ import time
 from flask import (Blueprint, abort, current_app, g, make_response, redirect, render_template, request,
                    session, url_for)
 
-from caseflow import org, portal, services
+from caseflow import portal, services
 from caseflow.privacy import mask_phone
 from caseflow.search import SearchNotReady
 from channels import sms, verify
 from caseflow import workflow as wf
-from caseflow.models import Region, Ticket
+from caseflow.models import Ticket
 from webui import security
 from webui.i18n import error_text, normalise_language
 from webui.page_cache import cached_page
@@ -241,15 +241,8 @@ def _failures(action: str, since: dt.datetime, *, ip: str = "", obj_id: str = ""
 
 # ----------------------------------------------------------------------------------------- pages
 def _choices() -> dict:
-    categories = [(c, depth) for c, depth in org.category_tree() if c.active]
-    active = list(Region.select().where(Region.active).order_by(Region.code))  # one query, not one a district
-    streets: dict = {}
-    for row in active:
-        streets.setdefault(row.parent_id, []).append(row)
-    regions = []
-    for district in streets.get(None, []):
-        regions += [(district, 0)] + [(s, 1) for s in streets.get(district.id, [])]
-    return {"types": portal.TYPES, "categories": categories, "regions": regions,
+    pickers = _pickers()
+    return {"types": portal.TYPES, "categories": pickers.category_tree, "regions": pickers.region_tree,
             "reply_choices": portal.REPLY_CHOICES, "max_content": portal.MAX_CONTENT, **_file_limits()}
 
 
@@ -320,11 +313,34 @@ def _month_figures(month: str) -> dict:
 NAMES_KEPT_SECONDS = 60
 
 
+def _kept(key: str, build):
+    """``build()`` kept in this app NAMES_KEPT_SECONDS at most, and read again at once after trees_changed
+    here or a page cache emptied (page_cache.invalidate, from any process through the bus)."""
+    cache = current_app.extensions.get("page_cache")
+    generation = cache.generation if cache is not None else 0
+    held = current_app.extensions.get(key)
+    if held is None or held[1] != generation or time.monotonic() - held[0] >= NAMES_KEPT_SECONDS:
+        held = current_app.extensions[key] = (time.monotonic(), generation, build())
+    return held[2]
+
+
 def _names() -> portal.Names:
-    held = current_app.extensions.get("portal_names")
-    if held is None or time.monotonic() - held[0] >= NAMES_KEPT_SECONDS:
-        held = current_app.extensions["portal_names"] = (time.monotonic(), portal.Names())
-    return held[1]
+    return _kept("portal_names", portal.Names)
+
+
+def _pickers() -> portal.Pickers:
+    """The category and region trees of the forms and filters (caseflow.portal.Pickers), kept like the names."""
+    return _kept("portal_pickers", portal.Pickers)
+
+
+def trees_changed() -> None:
+    """The categories or regions changed (the administrator's page): this app and, through the page cache's
+    announcement, every process read the trees and names again at their next request."""
+    from webui import page_cache
+
+    for key in ("portal_names", "portal_pickers"):
+        current_app.extensions.pop(key, None)
+    page_cache.invalidate()
 
 
 def _months(count: int = 12) -> list[str]:
@@ -417,7 +433,7 @@ def _write_page(box: str):
                            per_phone=_setting("HOTLINE_PORTAL_PER_PHONE"))
     try:
         ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), clock=_clock(),
-                                     limits=limits)
+                                     limits=limits, pickers=_pickers())
     except portal.PortalError as error:
         return again(error_text(error), error.field, error.status, True)
     if verified is not None:
@@ -601,7 +617,7 @@ def cases():
         rows, total = portal.search_published(text=criteria["q"], type=criteria["type"],
                                               category=criteria["category"], region=criteria["region"],
                                               month=criteria["month"], page=page,
-                                              tz=_clock().tz)
+                                              tz=_clock().tz, pickers=_pickers())
     except portal.PortalError as err:
         error, status = error_text(err), 400
     except SearchNotReady as err:  # a big database just migrated: the start is building the index

@@ -1,0 +1,125 @@
+"""The public website's round trips (issue 11's aims at 1,000,000 tickets): on PostgreSQL every statement is a wait
+for the server, under load most of a submission's, a look-up's or a filtered list's time (bench/portal.py). What
+each of them sends is pinned here, on both databases: the category and region trees are not read per request, the
+submission's limits are one statement, its web case is written before the ticket's shared day counts (held from
+their upsert to the commit), and the look-up reads the case in one statement."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from caseflow import org, portal
+from caseflow.models import Category, Ticket, WebCase
+from tests.integration.caseflow.test_create_statements import counted  # every statement's text
+
+
+@pytest.fixture(autouse=True)
+def known_captcha(monkeypatch):
+    import webui.blueprints.portal as portal_bp
+
+    monkeypatch.setattr(portal_bp, "CAPTCHA_ALPHABET", "A")
+
+
+def _reads(seen: list[str], table: str) -> list[str]:
+    seen = [" ".join(str(s).split()) for s in seen]
+    return [s for s in seen if s.upper().startswith("SELECT") and re.search(rf'FROM\s+"{table}"', s)]
+
+
+def _form(client, **overrides) -> dict:
+    client.get("/captcha.png")
+    data = {"type": "complaint", "content": "幸福小区门口夜间施工噪音很大。", "name": "王小明", "phone": "13700001111",
+            "reply_by": "phone", "consent": "1", "captcha": "AAAAA", "csrf_token": client.csrf_token()}
+    return data | overrides
+
+
+def test_a_submission_writes_its_web_case_before_the_day_counts_and_reads_no_tree(db, client, world):
+    """Should file a web case with no savepoint, no category or region read (the kept trees), its limits
+    asked in one statement, and the web case inserted before the ticket's day counts, which come last before
+    the commit."""
+    street = org.create_region("R1", "东区")
+    client.get("/write")  # the trees are read once here and kept
+    data = _form(client, content="第一封信", category=str(world.noise.id), region=str(street.id))
+    with counted(db) as seen:
+        response = client.post("/write", data=data)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert not [s for s in seen if "SAVEPOINT" in str(s).upper()], seen
+    assert not _reads(seen, "category") and not _reads(seen, "region"), seen
+    assert len(_reads(seen, "web_case")) == 1, seen  # duplicate, address and phone limits together
+    # (peewee commits on the connection, not by a statement: after the day counts only the audit row, which
+    # is written once the ticket's transaction is committed)
+    writes = [w for w in (" ".join(str(s).split()) for s in seen) if w.upper().startswith(("INSERT", "UPDATE"))]
+    order = [next((t for t in ("ticket_history", "ticket", "web_case", "ticket_day_count", "audit_log", "citizen")
+                   if f'"{t}"' in s.split("(")[0]), s) for s in writes]
+    assert order == ["citizen", "ticket", "ticket_history", "web_case", "ticket_day_count", "audit_log"], order
+    ticket = Ticket.get(Ticket.content == "第一封信")
+    assert (ticket.category_id, ticket.region_id) == (world.noise.id, street.id)
+    assert WebCase.get(WebCase.ticket == ticket).consent
+
+
+def test_the_limits_in_one_statement_still_refuse(db, client, world, app):
+    """Should still refuse the same text twice (409), an address past its limit and a phone past its limit
+    (429), each count stopping at its limit."""
+    app.config.update(HOTLINE_PORTAL_PER_ADDRESS=3, HOTLINE_PORTAL_PER_PHONE=2)
+    assert client.post("/write", data=_form(client, content="诉求一")).status_code == 200
+    assert client.post("/write", data=_form(client, content="诉求一")).status_code == 409
+    assert client.post("/write", data=_form(client, content="诉求二")).status_code == 200
+    assert client.post("/write", data=_form(client, content="诉求三")).status_code == 429  # the phone's 2
+    assert client.post("/write", data=_form(client, content="诉求三", phone="13700002222")).status_code == 200
+    assert client.post("/write", data=_form(client, content="诉求四", phone="13700003333")).status_code == 429
+    assert WebCase.select().count() == 3
+
+
+def test_a_chosen_category_must_still_be_active_and_known(db, client, world):
+    """Should refuse an unknown or inactive category from the kept tree, as the form's check did."""
+    hidden = org.create_category("OLD", "旧分类")
+    Category.update(active=False).where(Category.id == hidden.id).execute()
+    for value in (str(hidden.id), "999999", "x"):
+        response = client.post("/write", data=_form(client, category=value))
+        assert response.status_code == 400 and "category" in response.get_data(as_text=True), value
+    assert WebCase.select().count() == 0
+
+
+def test_a_new_category_on_the_admin_page_shows_on_the_form_at_once(app, client, world, login):
+    """Should show a category the administrator adds on the write-in form at once (the kept trees are read
+    again), and take it in a submission."""
+    assert "新增分类" not in client.get("/write").get_data(as_text=True)
+    admin = login(world.admin)
+    assert admin.post_form("/admin/org/categories", {"what": "category", "code": "NEW", "name": "新增分类"}
+                           ).status_code == 303
+    assert "新增分类" in client.get("/write").get_data(as_text=True)
+    added = Category.get(Category.code == "NEW")
+    assert client.post("/write", data=_form(client, category=str(added.id))).status_code == 200
+
+
+def test_a_filtered_list_reads_no_tree(db, client, world):
+    """Should answer a list filtered by category and region from the kept trees: no category or region read,
+    the same cases as the trees' own queries find (a district finds its streets' cases)."""
+    district = org.create_region("R1", "东区")
+    street = org.create_region("R11", "东区一街", district)
+    child = org.create_category("NOISE1", "施工噪音", world.noise)
+    client.get("/cases")
+    url = f"/cases?category={world.noise.id}&region={district.id}"
+    with counted(db) as seen:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert not _reads(seen, "category") and not _reads(seen, "region"), seen
+    pickers = portal.Pickers()
+    assert pickers.category_ids(world.noise.id) == org.category_subtree_ids(world.noise)
+    assert child.id in pickers.category_ids(world.noise.id) and pickers.region_children[district.id] == [street.id]
+    assert [(c.id, d) for c, d in pickers.category_tree] == [(c.id, d) for c, d in org.category_tree() if c.active]
+
+
+def test_a_look_up_reads_the_case_in_one_statement(db, world):
+    """Should find a case by number and code (the web code or the ticket's PIN) in one statement, and answer
+    None for a wrong code or an unknown number."""
+    sub = portal.Submission(type="complaint", content="路灯不亮", name="王", phone="13700001111")
+    ticket, code = portal.submit(sub, ip="10.0.0.1", captcha_id="c1", root=None)
+    with counted(db) as seen:
+        found = portal.find_case(ticket.number, code)
+    assert found is not None and found.id == ticket.id and len(seen) == 1, seen
+    assert portal.find_case(ticket.number, ticket.query_pin).id == ticket.id
+    assert portal.find_case(ticket.number, "WRONGCODE1") is None
+    assert portal.find_case("99999999", code) is None
+    assert portal.find_case(world.east_ticket.number, code) is None
+    assert portal.find_case(world.east_ticket.number, world.east_ticket.query_pin).id == world.east_ticket.id
