@@ -205,16 +205,17 @@ class Product:
             bind_database(self.config.database_url, DbTimeouts.from_config(self.config))
             self._bound = True
 
-    def prepare_schema(self) -> list[str]:
-        """Create the missing tables, run this version's pending migration steps and make the search and
-        statistics structures; returns the steps run. On PostgreSQL with the pair on, only the process that
-        holds the active lock calls it (``stand_by``): never a standby under a running active."""
+    def prepare_schema(self, tables: bool = True) -> list[str]:
+        """Create the missing tables and run this version's pending migration steps (not with ``tables=False``:
+        the schema is known complete), make the search and statistics structures; returns the steps run. On
+        PostgreSQL with the pair on, only the process that holds the active lock calls it (``stand_by``):
+        never a standby under a running active."""
         from caseflow.portal import ensure_statistics
         from caseflow.search import ensure_all
 
         self._bind()
         with database.connection_context():
-            ran = create_schema(all_models())
+            ran = create_schema(all_models()) if tables else []
             # The search structures before any call files a ticket (filed at once, they deadlocked on them).
             ensure_all()
             ensure_statistics()
@@ -240,8 +241,10 @@ class Product:
             self.build(schema=False)
 
         def prepare():
-            # After the fence, before the term (core.leader): a long migration or build ends no term.
-            ran = self.prepare_schema()
+            # After the fence, before the term (core.leader): a long migration or build ends no term. A schema
+            # complete at the start is only checked again (a takeover stays quick): a few queries, not the
+            # hundreds of "create if missing" statements.
+            ran = self.prepare_schema(tables=bool(missing or pending()))
             if ran:
                 log.info("schema upgraded by the app taking over: %s", ", ".join(ran))
             if not self.parts:

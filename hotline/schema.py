@@ -43,10 +43,11 @@ def pending() -> str:
     from hotline.migrations import STEPS
 
     with database.connection_context():
-        missing = [m._meta.table_name for m in all_models() if not database.table_exists(m._meta.table_name)]
+        present = set(database.get_tables())
+        missing = [m._meta.table_name for m in all_models() if m._meta.table_name not in present]
         if missing:
             return f"{len(missing)} table(s) missing, e.g. {missing[0]}"
-        if not database.table_exists(SchemaMigration._meta.table_name):
+        if SchemaMigration._meta.table_name not in present:
             return "no migration record"
         done = {row.name for row in SchemaMigration.select(SchemaMigration.name)}
         waiting = [step.name for step in STEPS if step.name not in done]
