@@ -123,3 +123,21 @@ def test_a_look_up_reads_the_case_in_one_statement(db, world):
     assert portal.find_case("99999999", code) is None
     assert portal.find_case(world.east_ticket.number, code) is None
     assert portal.find_case(world.east_ticket.number, world.east_ticket.query_pin).id == world.east_ticket.id
+
+
+def test_a_look_up_reads_its_throttles_in_one_statement(db, client, world, app):
+    """Should ask the wrong look-ups of the address and of the number in one statement, and still lock the
+    number after its limit of wrong codes (429) while another number is still looked up."""
+    app.config.update(HOTLINE_PORTAL_LOOKUP_LIMIT=3, HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP=100)
+    number, pin = world.east_ticket.number, world.east_ticket.query_pin
+    token = client.csrf_token()
+    with counted(db) as seen:
+        assert client.post("/follow", data={"number": number, "code": pin, "csrf_token": token}).status_code == 303
+    assert len(_reads(seen, "audit_log")) == 1, seen
+    for _ in range(3):
+        assert client.post("/follow", data={"number": number, "code": "WRONG", "csrf_token": token}).status_code == 404
+    assert client.post("/follow", data={"number": number, "code": pin, "csrf_token": token}).status_code == 429
+    other = app.test_client()
+    west = world.west_ticket
+    assert other.post("/follow", data={"number": west.number, "code": west.query_pin,
+                                       "csrf_token": other.csrf_token()}).status_code == 303
