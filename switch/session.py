@@ -31,6 +31,21 @@ _var_counter = itertools.count(1)
 _SESSION_EVENTS = frozenset({"CHANNEL_EXECUTE_COMPLETE", "DTMF", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"})
 
 
+# The channel variables a call keeps from its CHANNEL_DATA besides the app's own (variable_hotline_*): read by
+# the IVR runner (recorder.fax.fax_tone_detected) and for the uuid.
+KEPT_VARIABLES = frozenset({"variable_uuid", "variable_fax_tone_detected"})
+
+
+def kept_channel_data(data: dict[str, str]) -> dict[str, str]:
+    """What a call keeps of its CHANNEL_DATA for its life: the channel's and caller's own headers, and of the
+    channel variables only ``KEPT_VARIABLES`` and the app's own (``variable_hotline_*``: campaign attempts,
+    hand-back marks, fax detection). A real sofia channel sends about 90 more variables (SIP headers, codecs,
+    RTP): 29 KiB of strings a call, half of it never read (issue 15 item 11). A variable read later comes from
+    the event that carries it or ``uuid_getvar``, as the channel's variables change during the call."""
+    return {name: value for name, value in data.items()
+            if not name.startswith("variable_") or name.startswith("variable_hotline_") or name in KEPT_VARIABLES}
+
+
 class ExecuteResult:
     """What CHANNEL_EXECUTE_COMPLETE said: Application-Response and the channel variables (no prefix).
 
@@ -138,8 +153,8 @@ class CallSession:
         """connect (channel data), then unless subscribe=False: myevents, `event plain` for what myevents
         lacks, and linger (so the last events still arrive after the hang-up)."""
         self._channel.connect()       # greenswitch: send('connect'), keeps the reply headers as session_data
-        data = self._channel.session_data or {}
-        self.channel_data = data          # the same dict greenswitch keeps as session_data (no copy)
+        data = kept_channel_data(self._channel.session_data or {})
+        self.channel_data = self._channel.session_data = data
         self.uuid = data.get("Unique-ID") or data.get("Channel-Unique-ID") or data.get("variable_uuid", "")
         self.caller = data.get("Caller-Caller-ID-Number", "") or data.get("Channel-Caller-ID-Number", "")
         self.destination = data.get("Caller-Destination-Number", "") or data.get("Channel-Destination-Number", "")
