@@ -13,6 +13,7 @@ import re
 import time
 import unicodedata
 import weakref
+from dataclasses import dataclass
 from typing import Iterable
 
 from core.db import database, is_postgres, schema_change
@@ -135,29 +136,32 @@ def score(query: str, grams: list[str], token_text, plain_text: str = "") -> flo
     return scorer(query, grams)(token_text, plain_text)
 
 
-def find_ids(table: str, query: str, limit: int = CANDIDATES, min_hits: int = 10, order: str = "rank",
+def find_ids(table: str, query: str, limit: int | None = None, min_hits: int = 10, order: str = "rank",
              restrict_sql: str = "", restrict_params: tuple = (), scope: str = "") -> tuple[list[int], list[str]]:
     """Candidate ids for ``query`` in tiers, so common words stay fast on large tables: rows holding every
     query gram, then rows holding any, then (below ``min_hits``) rows sharing single characters (噪声
     still reaches 噪音). ``order`` is "rank" (the engine's relevance) or "recent" (newest rows first,
-    for tickets). ``scope``: see ``candidate_ids``. Returns (ids, the query grams) for re-scoring with ``score``."""
+    for tickets). ``scope``: see ``candidate_ids``. ``limit`` defaults to CANDIDATES. Returns (ids, the query grams)
+    for re-scoring with ``score``."""
+    limit = CANDIDATES if limit is None else limit
     grams = query_grams(query)
     ids: list[int] = []
     seen: set[int] = set()
 
-    def add(found):
-        for i in found:
+    top: list = []  # PostgreSQL's newest id, read once for the tiers (see _recent_ids)
+
+    def add(terms, mode):
+        for i in candidate_ids(table, terms, limit, restrict_sql, restrict_params, mode=mode, order=order,
+                               scope=scope, top=top):
             if i not in seen and len(ids) < limit:
                 seen.add(i)
                 ids.append(i)
 
-    add(candidate_ids(table, grams, limit, restrict_sql, restrict_params, mode="all", order=order, scope=scope))
+    add(grams, "all")
     if len(ids) < limit and len(grams) > 1:
-        add(candidate_ids(table, grams, limit, restrict_sql, restrict_params, mode="any", order=order, scope=scope))
+        add(grams, "any")
     if len(ids) < min_hits:
-        chars = [c for c in query_chars(query) if c not in grams]
-        add(candidate_ids(table, chars, limit, restrict_sql, restrict_params, mode="any", order=order,
-                          scope=scope))
+        add([c for c in query_chars(query) if c not in grams], "any")
     return ids, grams
 
 
@@ -222,9 +226,19 @@ def highlight(text: str, query: str, width: int = 0) -> list[tuple[str, bool]]:
 # holding and upper department, the recording user and the status (the visibility rule's terms). A search
 # asks for the grams AND its scope AND a window of the newest buckets, widening the window until it has
 # enough, and reads from the table only the rows it returns. "~" never starts a gram (see _RUN_RE).
+#
+# A department's mark alone is common (~d4: every ticket the department ever held), and the GIN walks the whole
+# posting list of the rarest terms a query cannot do without: a district's search read its window's every id
+# (tens of thousands for 300 matches in the district). So tickets also hold their departments paired with the
+# id's 32,768-bucket (~x<department>_<id >> 15> held, ~y<department>_<id >> 15> handed down by): a scoped search
+# asks for the pairs of its departments and window, which hold only that subtree's ids (see Scope).
 BUCKETS = (("f", 21), ("e", 18), ("b", 15), ("a", 12))  # coarsest first
+PAIR_SHIFT = 15
 _SCOPE_MARKS = {"ticket": ("'~d' || coalesce(department_id, 0)::text", "'~u' || coalesce(upper_department_id, 0)::text",
-                           "'~c' || coalesce(created_by_id, 0)::text", "'~s' || status")}
+                           "'~c' || coalesce(created_by_id, 0)::text", "'~s' || status",
+                           f"'~x' || coalesce(department_id, 0)::text || '_' || (id >> {PAIR_SHIFT})::text",
+                           f"'~y' || coalesce(upper_department_id, 0)::text || '_' || (id >> {PAIR_SHIFT})::text")}
+MAX_PAIRS = 256  # a wider scope or window asks for the departments' own marks (the same rows, more read)
 FIRST_WINDOW = 8192  # ids in the first window; each next one is WINDOW_GROWTH times wider
 WINDOW_GROWTH = 8
 
@@ -251,8 +265,28 @@ def bucket_marks(low: int, high: int) -> list[str]:
     return marks
 
 
+@dataclass(frozen=True)
+class Scope:
+    """A ticket search's visibility as marker lexemes: ``other`` (a tsquery over ~c and ~s marks, "" none) or a
+    ticket held by (~d) or handed down by (~u) one of ``departments``."""
+    other: str = ""
+    departments: tuple[int, ...] = ()
+
+    def __str__(self) -> str:  # the whole rule as one tsquery (any id)
+        marks = [mark(kind, d) for d in self.departments for kind in ("d", "u")]
+        return " | ".join([*([self.other] if self.other else []), *marks]) or mark("c", -1)
+
+    def within(self, low: int, high: int) -> str:
+        """The rule for ids in [low, high): the departments through their id-bucket pairs (~x, ~y) when few."""
+        buckets = range(low >> PAIR_SHIFT, ((high - 1) >> PAIR_SHIFT) + 1)
+        if not self.departments or 2 * len(self.departments) * len(buckets) > MAX_PAIRS:
+            return str(self)
+        pairs = [mark(kind, f"{d}_{b}") for d in self.departments for b in buckets for kind in ("x", "y")]
+        return " | ".join([*([self.other] if self.other else []), *pairs])
+
+
 def mark(kind: str, value) -> str:
-    """A scope lexeme quoted for a tsquery: mark("d", 4) -> '~d4' (kinds d, u, c, s as in _SCOPE_MARKS)."""
+    """A scope lexeme quoted for a tsquery: mark("d", 4) -> '~d4' (kinds d, u, c, s, x, y as in _SCOPE_MARKS)."""
     text = f"~{kind}{value}"
     if "'" in text or "\\" in text:
         raise ValueError(f"cannot mark {value!r}")
@@ -334,13 +368,13 @@ FTS_PAGE_SIZE = 500
 
 def upgrade(db) -> None:
     """Bring existing full-text structures to the current layout (the product's migration step): on PostgreSQL
-    the GIN index over ``document`` (marker lexemes) instead of the bare tsvector; on SQLite the FTS5 page size
+    the GIN index over ``document`` (marker lexemes, with the department/id-bucket pairs) instead of an older one; on SQLite the FTS5 page size
     (new segments use it; merging rewrites the old ones in time)."""
     for table in INDEXED:
         if is_postgres(db):
             row = db.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                                  "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()
-            if row is not None and "array_to_tsvector" not in row[0]:
+            if row is not None and ("array_to_tsvector" not in row[0] or (table in _SCOPE_MARKS and "'~x'" not in row[0])):
                 log.info("rebuilding the full-text index of %s: this may take minutes on a big table", table)
                 with schema_change(db):
                     db.execute_sql(f"DROP INDEX {table}_search_tsv")
@@ -391,14 +425,15 @@ def unindex(table: str, row_id: int, old_text: str) -> None:
 
 def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
                   restrict_sql: str = "", restrict_params: tuple = (), mode: str = "any",
-                  order: str = "rank", scope: str = "") -> list[int]:
+                  order: str = "rank", scope: "Scope | str" = "", top: list | None = None) -> list[int]:
     """Row ids matching all (``mode="all"``) or any gram, at most ``limit``, ordered by the engine's rank
     (bm25 / ts_rank) or by recency (``order="recent"``, id descending, which both engines serve without
     ranking every match).
 
     ``restrict_sql`` is an extra condition on the base table aliased ``t`` with %s placeholders. ``scope``
-    (tickets) is the same restriction as a tsquery over the marker lexemes (see ``document``): PostgreSQL's
-    GIN index applies it instead of ``restrict_sql``; SQLite checks ``restrict_sql``.
+    (tickets) is the same restriction over the marker lexemes (a Scope, or a tsquery; see ``document``): PostgreSQL's
+    GIN index applies it instead of ``restrict_sql``; SQLite checks ``restrict_sql``. ``top``: a list holding
+    the table's newest id once read (callers asking several times share it), or empty (read and put there).
     """
     grams = [g for g in grams if g]
     if not grams:
@@ -413,10 +448,13 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
         # Grams are [a-z0-9] or CJK only (see _RUN_RE), so quoting them cannot break the tsquery syntax.
         terms = "(" + (" & " if mode == "all" else " | ").join(f"'{g}'" for g in grams) + ")"
         if scope:
-            terms += f" & ({scope})"
             extra, restrict_params = "", ()
+            if order == "recent":
+                return _recent_ids(db, table, terms, limit, extra, restrict_params, [] if top is None else top,
+                                   scope if isinstance(scope, Scope) else Scope(str(scope)))
+            terms += f" & ({scope})"
         if order == "recent":
-            return _recent_ids(db, table, terms, limit, extra, restrict_params)
+            return _recent_ids(db, table, terms, limit, extra, restrict_params, [] if top is None else top)
         sql = (f"SELECT t.id FROM {table} t WHERE {document(table)} @@ %s::tsquery{extra} "
                f"ORDER BY ts_rank(t.search_tsv, %s::tsquery) DESC, t.id DESC LIMIT %s")
         params = (terms, *restrict_params, terms, limit)
@@ -429,7 +467,8 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
     return [row[0] for row in db.execute_sql(sql, params)]
 
 
-def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_params: tuple) -> list[int]:
+def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_params: tuple,
+                top: list, scope: Scope | None = None) -> list[int]:
     """The newest ``limit`` ids matching the tsquery ``terms``, window by window from the newest id down.
 
     The first window holds about FIRST_WINDOW ids; each next one is sized by the matches per id seen so far to
@@ -439,17 +478,19 @@ def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_par
     row (its choice for a common word), or intersects the GIN with a bitmap of the window's ids; the window's
     matches are few, sorted here."""
     smallest = 1 << BUCKETS[-1][1]
-    top = db.execute_sql(f"SELECT max(id) FROM {table}").fetchone()[0]
-    if top is None:
+    if not top:
+        top.append(db.execute_sql(f"SELECT max(id) FROM {table}").fetchone()[0])
+    if top[0] is None:
         return []
-    high = ((top >> BUCKETS[-1][1]) + 1) * smallest
+    high = ((top[0] >> BUCKETS[-1][1]) + 1) * smallest
     span, seen = FIRST_WINDOW, 0
     found: list[int] = []
     while high > 0 and len(found) < limit:
         low = max(0, (high - span) // smallest * smallest)
         window = " | ".join(f"'{m}'" for m in bucket_marks(low, high))
+        within = "" if scope is None else f" & ({scope.within(low, high)})"
         sql = f"SELECT t.id FROM {table} t WHERE {document(table)} @@ %s::tsquery{extra}"
-        rows = db.execute_sql(sql, (f"{terms} & ({window})", *restrict_params)).fetchall()
+        rows = db.execute_sql(sql, (f"{terms}{within} & ({window})", *restrict_params)).fetchall()
         found.extend(sorted((row[0] for row in rows), reverse=True)[:limit - len(found)])
         seen += high - low
         wanted = limit - len(found)

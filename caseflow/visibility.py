@@ -10,7 +10,7 @@ import peewee
 from caseflow import workflow as wf
 from caseflow.models import Department, Ticket, User
 from caseflow.roles import can
-from caseflow.search import mark
+from caseflow.search import mark, Scope
 from caseflow.values import NotFound, parse_number
 from caseflow.workflow import PermissionDenied
 
@@ -121,21 +121,18 @@ def _visibility_sql(actor: Optional[User]) -> tuple[str, tuple]:
             (prefix, prefix) + params)
 
 
-def _visibility_scope(actor: Optional[User]) -> str:
-    """The visibility rule as a tsquery over the full-text index's marker lexemes (caseflow.search.document):
-    the same terms as _visibility_sql, for PostgreSQL's GIN to apply itself. "" means everything."""
+def _visibility_scope(actor: Optional[User]) -> Scope | str:
+    """The visibility rule over the full-text index's marker lexemes (caseflow.search.document, Scope): the same
+    terms as _visibility_sql, for PostgreSQL's GIN to apply itself. "" means everything."""
     if actor is not None and actor.active and can(actor, "ticket.view_all"):
         return ""
     if actor is None or not actor.active:
-        return mark("c", -1)  # nobody records as -1: nothing matches
+        return Scope(mark("c", -1))  # nobody records as -1: nothing matches
     terms = [mark("c", actor.id)]
     if can(actor, "entry.desk"):
         terms.append(f"({mark('c', 0)} & {mark('s', wf.RECORDED)})")
     root = _scope_root(actor)
-    if root is not None:
-        for department in subtree_department_ids(root):
-            terms += [mark("d", department), mark("u", department)]
-    return " | ".join(terms)
+    return Scope(" | ".join(terms), tuple(subtree_department_ids(root)) if root is not None else ())
 
 
 def visible_tickets(actor: Optional[User]):
@@ -155,8 +152,9 @@ def visible_tickets(actor: Optional[User]):
 
 def subtree_department_ids(department: Department) -> list[int]:
     """Ids of ``department`` and every department below it (its materialised path's prefix), ascending."""
-    return sorted(i for i, path in Department.select(Department.id, Department.path).tuples()
-                  if path.startswith(department.path))
+    # paths are digits and slashes only: nothing in the prefix for LIKE to read as a wildcard
+    return [i for (i,) in Department.select(Department.id).where(Department.path.startswith(department.path))
+            .order_by(Department.id).tuples()]
 
 
 # The department workbench's order: overdue first, then by deadline (none last), then by id; written so that

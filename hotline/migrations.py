@@ -166,6 +166,8 @@ def _ticket_day_counts(migrator, db):
 #       report's (recording user) dimensions.
 # 0018: the published cases' month index holds the ticket's id (ticket_public_created_id replaces
 #       ticket_public_created).
+# 0019: the full-text layout again (caseflow.search.upgrade): the ticket's GIN also holds its departments paired
+#       with the id's bucket (~x, ~y), so a department's search reads its own tickets' entries (issue 15 item 7).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -183,4 +185,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0015_user_group_lead", _user_group_lead),
                      Step("0016_ticket_day_counts", _ticket_day_counts),
                      Step("0017_ticket_day_counts_departments", _ticket_day_counts),
-                     Step("0018_ticket_public_created_id", _ticket_public_created_id)]
+                     Step("0018_ticket_public_created_id", _ticket_public_created_id),
+                     Step("0019_search_index_pairs", _search_index_layout)]
