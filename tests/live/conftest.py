@@ -157,6 +157,41 @@ class LiveCall:
         return self.esl.api(f"uuid_exists {self.uuid}").strip() == "true"
 
 
+class CallPlacer:
+    """place_call on the switch at ``endpoint`` (a test may place calls on a second one too); ``close`` hangs
+    up the calls left up and disconnects."""
+
+    def __init__(self, endpoint):
+        self.client = EslClient.connect(*endpoint)
+        self.placed: list[LiveCall] = []
+
+    def __call__(self, caller: str = "13800138000", destination: str = "12345", outbound: str | None = None,
+                 variables: dict[str, str] | None = None, context: str = "default", app: str = "park") -> LiveCall:
+        call_uuid = str(uuidlib.uuid4())
+        chan_vars = {"origination_uuid": call_uuid, "origination_caller_id_number": caller,
+                     "origination_caller_id_name": caller, "originate_timeout": "30"}
+        if outbound:
+            chan_vars["hotline_outbound"] = outbound
+        chan_vars.update(variables or {})
+        for name, value in chan_vars.items():
+            if any(c in str(value) for c in ",{} '\n"):
+                raise ValueError(f"channel variable {name}={value!r}: no commas, braces, spaces or quotes")
+        var_text = ",".join(f"{k}={v}" for k, v in chan_vars.items())
+        job = self.client.bgapi(f"originate {{{var_text}}}loopback/{destination}/{context} &{app}")
+        call = LiveCall(self.client, call_uuid, job, caller, destination)
+        self.placed.append(call)
+        return call
+
+    def close(self) -> None:
+        for call in self.placed:
+            try:
+                if call.exists():
+                    call.hangup()
+            except (OSError, EslError):
+                pass
+        self.client.close()
+
+
 @pytest.fixture
 def place_call(esl_endpoint):
     """Factory: place_call(caller=..., destination="12345", outbound="127.0.0.1:PORT", variables={...},
@@ -168,35 +203,9 @@ def place_call(esl_endpoint):
     txfax(/path/page.tif) for a fax machine calling.  The call is originated with bgapi; its Job-UUID is in
     .job (result as BACKGROUND_JOB once the B leg answers or fails).  Calls left up are killed at teardown.
     """
-    client = EslClient.connect(*esl_endpoint)
-    placed: list[LiveCall] = []
-
-    def place(caller: str = "13800138000", destination: str = "12345", outbound: str | None = None,
-              variables: dict[str, str] | None = None, context: str = "default",
-              app: str = "park") -> LiveCall:
-        call_uuid = str(uuidlib.uuid4())
-        chan_vars = {"origination_uuid": call_uuid, "origination_caller_id_number": caller,
-                     "origination_caller_id_name": caller, "originate_timeout": "30"}
-        if outbound:
-            chan_vars["hotline_outbound"] = outbound
-        chan_vars.update(variables or {})
-        for name, value in chan_vars.items():
-            if any(c in str(value) for c in ",{} '\n"):
-                raise ValueError(f"channel variable {name}={value!r}: no commas, braces, spaces or quotes")
-        var_text = ",".join(f"{k}={v}" for k, v in chan_vars.items())
-        job = client.bgapi(f"originate {{{var_text}}}loopback/{destination}/{context} &{app}")
-        call = LiveCall(client, call_uuid, job, caller, destination)
-        placed.append(call)
-        return call
-
-    yield place
-    for call in placed:
-        try:
-            if call.exists():
-                call.hangup()
-        except (OSError, EslError):
-            pass
-    client.close()
+    placer = CallPlacer(esl_endpoint)
+    yield placer
+    placer.close()
 
 
 @pytest.fixture
