@@ -16,7 +16,7 @@ import time
 import logging
 from dataclasses import dataclass, field
 
-from recorder.integrity import append_seal, compute_mac, record_fields
+from recorder.integrity import append_seal, compute_mac, record_fields, seal_turn
 from recorder import aggregates, missed
 from recorder.models import CallRecord, MissedCall, Recording
 
@@ -426,7 +426,8 @@ class CdrRecorder:
         record.agent_no = draft.agent_no
         record.agent = User.get_or_none(User.operator_no == draft.agent_no) if draft.agent_no else None
         database = CallRecord._meta.database
-        with database.atomic():
+        # The turn first, then the connection: finalisers queue here, not on each other's uncommitted seal.
+        with seal_turn(database), database.atomic():
             if record.id is None:
                 existing = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
                 record.id = existing.id if existing else None

@@ -8,18 +8,30 @@ an edited field, a record marked unfinalised again, a record put back to an olde
 and a deleted seal are each reported with what is wrong. Deleting the newest seals together with their
 records leaves no gap; the summary prints the chain's head so it can be compared with one noted earlier.
 
+Concurrent finalisers of one process take turns (``seal_turn``) before their transaction: on PostgreSQL a
+second finaliser's seal insert otherwise waited, connection held, on the first's uncommitted seal of the same
+number (a unique-index wait, then the retry), and under load those waits emptied the pool (issue 15 item 10).
+Other processes still race through the unique index and the retry.
+
 The key is HOTLINE_RECORD_KEY (required in production, apart from the session key); development falls back
 to one derived from Config.secret_key. Someone who can edit the database but does not hold the key cannot
 make an edited record match again.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping
+
+import gevent.lock
+
+log = logging.getLogger(__name__)
 
 MAC_VERSION = "v2"
 LEGACY_VERSION = "v1"
@@ -110,6 +122,34 @@ def seal_mac(key: bytes, day: dt.date, seq: int, record_id: int, call_uuid: str,
             "record_mac": record_mac, "sealed_at": _canonical_value(sealed_at), "previous": previous}
     payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return f"{MAC_VERSION}:{hmac.new(key, payload, hashlib.sha256).hexdigest()}"
+
+
+# The bound database (the chain lives in it) -> the lock its finalisers take turns on in this process.
+_SEAL_TURNS: "weakref.WeakKeyDictionary[object, gevent.lock.BoundedSemaphore]" = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def seal_turn(database, timeout: float = 10.0):
+    """This process's turn to write a transaction that appends a seal to ``database``'s chain: enter it before
+    the transaction, so a finaliser waits for the one before it without holding a connection, and never on
+    its uncommitted seal. Yields whether the turn was taken: inside a transaction already (a connection held:
+    waiting would pin it) or after ``timeout`` it goes on without, and the retry in append_seal keeps the
+    numbers right."""
+    target = getattr(database, "obj", None) or database  # the DatabaseProxy's bound database
+    if target.in_transaction():
+        yield False
+        return
+    lock = _SEAL_TURNS.get(target)
+    if lock is None:
+        lock = _SEAL_TURNS[target] = gevent.lock.BoundedSemaphore(1)
+    taken = lock.acquire(timeout=timeout)
+    if not taken:
+        log.warning("call record seal: no turn within %.0f s; sealing without it", timeout)
+    try:
+        yield taken
+    finally:
+        if taken:
+            lock.release()
 
 
 def append_seal(key: bytes, record, at: dt.datetime):

@@ -1,0 +1,114 @@
+"""Concurrent finalisers and the seal chain (issue 15 item 10): in a monkey-patched process (as run.py) they take
+turns before their transaction (recorder.integrity.seal_turn), so none waits with a connection held on another's
+uncommitted seal of the same number, and the chain still verifies."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gevent
+
+from recorder.integrity import seal_turn
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Finalisers spawned together on a pool of 4 connections. Printed: seal inserts that met a number another took
+# (PostgreSQL: after waiting on its uncommitted row), the most finalising transactions open at once (a second
+# one waits, connection held, on the first's rows: the seal, the quarter-hour counts), and the chain's check.
+# argv: url, calls, "turns" or "without".
+_FINALISERS = r"""
+from gevent import monkey; monkey.patch_all()
+import contextlib, sys
+import gevent, peewee
+from core import db as core_db
+from recorder import cdr as cdr_module
+from recorder.cdr import CdrRecorder
+from recorder.integrity import record_key, verify_database
+from recorder.models import CallRecordSeal
+
+url, calls, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if not url.startswith("sqlite"):
+    url += ("&" if "?" in url else "?") + "max_connections=4"
+database = core_db.bind_database(url)
+if mode == "without":
+    cdr_module.seal_turn = lambda database: contextlib.nullcontext(False)
+taken = [0]
+create = CallRecordSeal.create.__func__
+
+def counting_create(cls, **fields):
+    try:
+        return create(cls, **fields)
+    except peewee.IntegrityError:
+        taken[0] += 1
+        raise
+
+CallRecordSeal.create = classmethod(counting_create)
+# Finalising transactions at once, from their first statement (the call's counts read) to their seal.
+inside, most = [0], [0]
+stored_count, append_seal = cdr_module.aggregates.stored_count, cdr_module.append_seal
+
+def entering(record_id):
+    inside[0] += 1
+    most[0] = max(most[0], inside[0])
+    return stored_count(record_id)
+
+def sealing(*args):
+    try:
+        return append_seal(*args)
+    finally:
+        inside[0] -= 1
+
+cdr_module.aggregates.stored_count, cdr_module.append_seal = entering, sealing
+key = record_key("s" * 40)
+cdr = CdrRecorder(key)
+
+def call(n):
+    cdr.call_started(f"turn-{n}", caller="13800138000", called="12345", server="fs1:8021")
+    gevent.sleep(0)
+    cdr.hangup(f"turn-{n}", "NORMAL_CLEARING", "recv_bye")
+
+gevent.joinall([gevent.spawn(call, n) for n in range(calls)], timeout=60, raise_error=True)
+report = verify_database(key)
+seqs = [s.seq for s in CallRecordSeal.select().order_by(CallRecordSeal.day, CallRecordSeal.seq)]
+print(taken[0], most[0], report.seals, len(report.problems), int(seqs == list(range(1, calls + 1))))
+database.close_all()
+"""
+
+
+def run_finalisers(url: str, calls: int, mode: str) -> list[int]:
+    done = subprocess.run([sys.executable, "-c", _FINALISERS, url, str(calls), mode], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [int(x) for x in done.stdout.split()]
+
+
+def test_concurrent_finalisers_take_turns_and_the_chain_verifies(db, db_url):
+    """Should seal 40 calls finalised at once with numbers 1..40, no insert meeting a number another took,
+    one finalising transaction open at a time, and the verifier finding nothing wrong."""
+    db.close()
+    retries, most, seals, problems, in_order = run_finalisers(db_url, 40, "turns")
+    assert (retries, most, seals, problems, in_order) == (0, 1, 40, 0, 1)
+
+
+def test_a_finaliser_inside_a_transaction_does_not_wait_for_a_turn(db):
+    """Should go on without a turn when its greenlet already holds a transaction (waiting would pin the
+    connection), and take turns otherwise."""
+    def try_turn():
+        with seal_turn(db, timeout=0.05) as got:
+            return got
+
+    with seal_turn(db) as taken:
+        assert taken
+        assert gevent.spawn(try_turn).get(timeout=5) is False  # the turn is taken: it gave up at its timeout
+        with db.atomic(), seal_turn(db) as nested:
+            assert nested is False
+    assert gevent.spawn(try_turn).get(timeout=5) is True
+
+
+def test_without_turns_the_chain_still_verifies(db, db_url):
+    """Should keep the chain right through the unique index and the retry when finalisers race (another
+    process, or the turn's timeout)."""
+    db.close()
+    _retries, _most, seals, problems, in_order = run_finalisers(db_url, 20, "without")
+    assert (seals, problems, in_order) == (20, 0, 1)
