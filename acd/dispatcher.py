@@ -1,6 +1,7 @@
 """The ACD at run time: queued callers, offers to agents over FreeSWITCH, reconciliation, live statistics.
 
-How a caller is offered to agents, and why that way, is told in acd.offers; the waiting loop is acd.waiting,
+How a caller is offered to agents, and why that way, is told in acd.offers; how an agent's state changes
+and is written, acd.transitions; the waiting loop is acd.waiting,
 reconciliation with each FreeSWITCH acd.reconcile, the live figures acd.live. Acd is composed of those
 parts (mixins over the one state below), so each can be read and changed on its own.
 """
@@ -21,17 +22,17 @@ from acd.consultation import Consultation, Consultations
 from recorder.dialout import DialOut
 from acd.errors import AcdError
 from acd.legs import AgentCall, Legs
-from acd.models import Agent, AgentSkill, AgentStateLog, Queue, QueueEntry, utcnow
+from acd.models import Agent, AgentSkill, Queue, QueueEntry, utcnow
 from acd.prompts import AcdPrompts
 from acd.admin import create_agent, create_queue, update_queue  # noqa: F401 - re-exported
 from acd.live import LiveMixin
 from acd.offers import OffersMixin
 from acd.reconcile import ReconcileMixin
 from acd.strategies import AgentSnapshot
+from acd.transitions import TransitionsMixin
 from acd.waiting import QueueOutcome, Waiter, WaitingMixin  # noqa: F401 - QueueOutcome re-exported
 from caseflow.models import User
 from core.clock import Clock
-from core.db import database
 from switch import events as sw
 from switch.marks import HandBackLedger
 
@@ -61,7 +62,7 @@ class AcdSettings:
     break_retries: int = 120  # uuid_break resends while the music has not stopped (about 2 minutes)
 
 
-class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
+class Acd(TransitionsMixin, WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
     """Queues, agents and offers for one app, over one inbound connection per FreeSWITCH."""
 
     def __init__(self, pool, clock: Clock | None = None, settings: AcdSettings | None = None,
@@ -250,57 +251,6 @@ class Acd(WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin):
             if agent.user_id == user_id:
                 return agent
         raise AcdError(f"user {user_id} is not an agent")
-
-    def _roll_counters(self, agent: Agent) -> None:
-        today = self.clock.today()
-        if agent.counters_date != today:
-            agent.counters_date = today
-            agent.calls_today = agent.talk_seconds_today = agent.missed_today = 0
-
-    def transition(self, agent_id: int, event: str, reason: str = "", **fields) -> Agent:
-        """Apply a state-machine event to an agent, persist it with a log row, notify, re-dispatch."""
-        agent = self.agent(agent_id)
-        to_status, to_state = sm.transition(agent.status, agent.state, event)
-        now = utcnow()
-        self._roll_counters(agent)
-        old_status, old_state = agent.status, agent.state
-        talk = fields.pop("talk_seconds", None)
-        if talk is not None:
-            agent.calls_today += 1
-            agent.talk_seconds_today += int(round(talk))
-            agent.last_call_end = now
-        agent.status, agent.state = to_status, to_state
-        if event == "not_ready":
-            agent.break_reason = (reason or "小休 / break")[:64]
-        elif to_status != "on_break":
-            agent.break_reason = ""
-        if to_state == "idle" and old_state != "idle":
-            agent.idle_since = now
-        if to_state == "idle":
-            for name in ("call_uuid", "leg_uuid", "call_server", "call_number", "call_queue", "call_direction"):
-                setattr(agent, name, "")
-            agent.on_hold = False
-        for name, value in fields.items():
-            setattr(agent, name, value)
-        agent.since = now
-        agent.version += 1
-        # One transaction, changed columns only: this runs several times per call.
-        with database.atomic():
-            agent.save(only=agent.dirty_fields)
-            AgentStateLog.insert(agent=agent.id, at=now, event=event, from_status=old_status,
-                                 from_state=old_state, to_status=to_status, to_state=to_state,
-                                 reason=reason[:128], call_uuid=agent.call_uuid or fields.get("call_uuid", "")
-                                 ).execute()
-        if to_state != "wrap_up":
-            self._cancel_timer(agent_id)
-        self.notify("agent", agent_id=agent_id, status=to_status, state=to_state, event=event,
-                     reason=agent.break_reason)
-        if sm.is_offerable(to_status, to_state, agent.registered):
-            self.free_at[agent_id] = time.perf_counter()
-            self.kick()
-        else:
-            self.free_at.pop(agent_id, None)
-        return agent
 
     def set_registered(self, agent_id: int, registered: bool, server: str = "", contact: str = "") -> None:
         """Record a phone (un)registration; an unregistered phone is never offered a call."""

@@ -275,27 +275,34 @@ class OffersMixin:
     def _make_offer(self, waiter: Waiter, queue: Queue, order: list[int]) -> None:
         mode = offer_mode(queue.strategy)
         chosen = order[:1] if mode == "sequential" else order[: self.settings.max_ring_all]
+        for agent_id in chosen:  # a refusal before anything changes
+            sm.transition(self.agent(agent_id).status, self.agent(agent_id).state, "reserve")
         now = time.perf_counter()
-        legs = {}
+        call = dict(call_uuid=waiter.uuid, call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
+                    call_queue=queue.name, call_direction="inbound")
+        legs, changes = {}, []
         for agent_id in chosen:
-            leg = str(uuidlib.uuid4())
             freed = self.free_at.pop(agent_id, None)
             if freed is not None:
                 # From the moment both an agent and this caller were waiting to the offer.
                 self.free_to_offer.append(now - max(freed, waiter.entered_perf))
-            self.transition(agent_id, "reserve", call_uuid=waiter.uuid, leg_uuid=leg,
-                            call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
-                            call_queue=queue.name, call_direction="inbound")
-            self.legs.claim(leg, AgentCall(agent_id))
-            legs[agent_id] = leg
+            legs[agent_id] = str(uuidlib.uuid4())
+            changes.append(self._change(agent_id, "reserve", "", {**call, "leg_uuid": legs[agent_id]}))
+            self.legs.claim(legs[agent_id], AgentCall(agent_id))
+        # The offer stands in memory before the write yields: a caller hanging up meanwhile ends it.
         waiter.offered.update(chosen)
         waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
         entry = waiter.entry
         entry.state = "offering"
         entry.offered_agents = ",".join(str(i) for i in sorted(waiter.offered))
-        entry.save(only=[QueueEntry.state, QueueEntry.offered_agents])
         queue.last_agent_id = chosen[0]
-        Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute()
+        # The agents, their log rows, the caller's entry and the queue's last agent: one transaction.
+        self._write(changes, lambda: entry.save(only=[QueueEntry.state, QueueEntry.offered_agents]),
+                    lambda: Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute())
+        for agent, _row in changes:
+            self._changed(agent, "reserve")
+        if waiter.done:
+            return  # the caller hung up while the offer was written: _caller_gone ended it
         for agent_id in chosen:
             self.notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
                          queue=queue.name)
