@@ -110,6 +110,7 @@ class Acd(TransitionsMixin, WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin
         # Callables(server, channels) run at every reconciliation with the channel uuids that server has now:
         # call records, recordings and campaign attempts whose hang-up event was lost are swept by them.
         self.reconcilers: list[Callable[[str, set[str]], object]] = []
+        self.average_talk: dict[str, tuple[float, float | None]] = {}  # queue -> (read at, seconds): acd.live
         self.decision_times: collections.deque[float] = collections.deque(maxlen=100000)
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False

@@ -10,17 +10,27 @@ import time
 
 from acd.models import Queue, QueueEntry, utcnow
 
+AVERAGE_KEEP = 30.0  # seconds a queue's average talk time is kept for the callers' expected wait
+
 
 class LiveMixin:
     """Live statistics of acd.dispatcher.Acd."""
 
     def _average_handle_seconds(self, queue: Queue) -> float:
-        since = self._today_start_utc()
-        rows = (QueueEntry.select(QueueEntry.talk_seconds)
-                .where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)
-                       & QueueEntry.talk_seconds.is_null(False)).limit(200))
-        talks = [r.talk_seconds for r in rows]
-        return (sum(talks) / len(talks) + queue.wrap_up_seconds) if talks else 180.0
+        """Today's average talk (of up to 200 calls) plus wrap-up, for the expected wait a caller is told;
+        read at most every AVERAGE_KEEP seconds per queue: every waiting caller's announcement asked the
+        database (and took a pooled connection) for it (issue 15 item 10)."""
+        cache = self.average_talk
+        now = time.monotonic()
+        kept = cache.get(queue.name)
+        if kept is None or now - kept[0] > AVERAGE_KEEP:
+            since = self._today_start_utc()
+            rows = (QueueEntry.select(QueueEntry.talk_seconds)
+                    .where((QueueEntry.queue == queue) & (QueueEntry.entered_at >= since)
+                           & QueueEntry.talk_seconds.is_null(False)).limit(200))
+            talks = [r.talk_seconds for r in rows]
+            kept = cache[queue.name] = (now, sum(talks) / len(talks) if talks else None)
+        return (kept[1] + queue.wrap_up_seconds) if kept[1] is not None else 180.0
 
     def _today_start_utc(self) -> dt.datetime:
         local = self.clock.now()

@@ -426,8 +426,7 @@ class CdrRecorder:
         record.agent_no = draft.agent_no
         record.agent = User.get_or_none(User.operator_no == draft.agent_no) if draft.agent_no else None
         database = CallRecord._meta.database
-        # The turn first, then the connection: finalisers queue here, not on each other's uncommitted seal.
-        with seal_turn(database), database.atomic():
+        with seal_turn(database), database.atomic():  # the turn before the connection (integrity.seal_turn)
             if record.id is None:
                 existing = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
                 record.id = existing.id if existing else None

@@ -73,3 +73,18 @@ def test_a_ring_all_offer_writes_in_one_transaction(make_acd, setup_agents, db, 
     finally:
         session.hangup_now()
         job.get(timeout=5)
+
+
+def test_the_expected_wait_reads_a_queues_average_talk_once_in_a_while(make_acd, queue, db, monkeypatch):
+    """Should read today's average talk time for the callers' expected wait once per AVERAGE_KEEP seconds
+    and queue, not at every waiting caller's announcement."""
+    from acd import live
+
+    acd = make_acd()
+    with checkouts(db) as taken:
+        first = [acd._average_handle_seconds(queue) for _ in range(5)]
+    assert taken[0] == 1 and first == [180.0] * 5  # no call talked today: the default
+    monkeypatch.setattr(live, "AVERAGE_KEEP", 0.0)
+    with checkouts(db) as taken:
+        acd._average_handle_seconds(queue)
+    assert taken[0] == 1
