@@ -1,20 +1,94 @@
 """core.heap: the freed heap given back to the system."""
 import ctypes
+import platform
+
+import pytest
 
 from core import heap
 
 
-def test_release_free_heap_gives_back_freed_memory():
-    """Should return a bool from glibc's malloc_trim, and never raise."""
+@pytest.fixture
+def fresh_lookup():
+    """The cached libc look-up forgotten before and after the test (it is per process)."""
+    heap._malloc_trim.cache_clear()
+    yield
+    heap._malloc_trim.cache_clear()
+
+
+def test_malloc_trim_is_called_with_zero_and_its_answer_returned(monkeypatch, fresh_lookup):
+    """Should call libc's malloc_trim with 0 (every arena, not only the heap's top) and return True exactly
+    when it says memory was given back."""
+    calls = []
+
+    class FakeLibc:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def malloc_trim(self, pad):
+            calls.append(pad)
+            return self.answer
+
+    opened = []
+
+    def cdll(name):
+        opened.append(name)
+        return FakeLibc(answer)
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    answer = 1
+    assert heap.release_free_heap() is True
+    heap._malloc_trim.cache_clear()
+    answer = 0
+    assert heap.release_free_heap() is False
+    assert calls == [0, 0]
+    assert opened == ["libc.so.6", "libc.so.6"]
+
+
+def test_the_library_is_looked_up_once(monkeypatch, fresh_lookup):
+    """Should open libc once per process, not at every trim."""
+    opened = []
+
+    class FakeLibc:
+        @staticmethod
+        def malloc_trim(pad):
+            return 0
+
+    def cdll(name):
+        opened.append(name)
+        return FakeLibc()
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    for _ in range(3):
+        heap.release_free_heap()
+    assert opened == ["libc.so.6"]
+
+
+@pytest.mark.parametrize("missing", [OSError("libc.so.6: cannot open shared object file"),
+                                     AttributeError("malloc_trim")])
+def test_without_glibc_nothing_is_done(monkeypatch, fresh_lookup, missing):
+    """Should return False without an error where there is no libc.so.6 (macOS) or it has no malloc_trim
+    (musl)."""
+    def cdll(name):
+        if isinstance(missing, OSError):
+            raise missing
+
+        class NoTrim:
+            def __getattr__(self, attribute):
+                raise missing
+        return NoTrim()
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    assert heap._malloc_trim() is None
+    assert heap.release_free_heap() is False
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_on_glibc_the_real_trim_is_found_and_runs(fresh_lookup):
+    """Should find the real malloc_trim on glibc and answer a bool after freed blocks."""
+    assert heap._malloc_trim() is not None
     blocks = [ctypes.create_string_buffer(200_000) for _ in range(50)]  # malloc'd, then freed
     del blocks
-    assert heap.release_free_heap() in (True, False)
-
-
-def test_without_glibc_nothing_is_done(monkeypatch):
-    """Should do nothing (False) where there is no malloc_trim."""
-    monkeypatch.setattr(heap, "_malloc_trim", lambda: None)
-    assert heap.release_free_heap() is False
+    assert isinstance(heap.release_free_heap(), bool)
 
 
 def test_the_job_is_registered_on_the_scheduler():
