@@ -333,6 +333,32 @@ def audit(action: str, obj_type: str = "", obj_id: object = "", detail: str = ""
     )
 
 
+def audit_failures(action: str, since: dt.datetime, *, ip: str = "") -> list[dt.datetime]:
+    """The times ``action`` was audited after ``since`` (from ``ip`` when given): a throttle's failures."""
+    from webui.models import AuditLog
+
+    query = AuditLog.select(AuditLog.at).where((AuditLog.action == action) & (AuditLog.at > since))
+    if ip:
+        query = query.where(AuditLog.ip == ip)
+    return [row.at for row in query]
+
+
+def failures_of_address_and_object(action: str, since: dt.datetime, ip: str, obj_type: str,
+                                   obj_id: str = "") -> tuple[list[dt.datetime], list[dt.datetime]]:
+    """The times ``action`` was audited after ``since`` from ``ip``, and (with ``obj_id``) against that
+    object from any address: both in one statement (a throttle per address and per object)."""
+    from webui.models import AuditLog
+
+    of_address = AuditLog.ip == ip
+    of_object = (AuditLog.obj_type == obj_type) & (AuditLog.obj_id == obj_id) if obj_id else None
+    rows = list(AuditLog.select(AuditLog.at, AuditLog.ip, AuditLog.obj_type, AuditLog.obj_id).where(
+        (AuditLog.action == action) & (AuditLog.at > since)
+        & (of_address | of_object if of_object is not None else of_address)).tuples())
+    by_address = [at for at, by, _kind, _id in rows if by == ip]
+    by_object = [at for at, _by, kind, ident in rows if obj_id and (kind, ident) == (obj_type, obj_id)]
+    return by_address, by_object
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 

@@ -228,15 +228,6 @@ def _check_captcha(answer: str) -> str | None:
     return str(held["id"])
 
 
-def _failures(action: str, since: dt.datetime, *, ip: str = "") -> list[dt.datetime]:
-    from webui.models import AuditLog
-
-    query = AuditLog.select(AuditLog.at).where((AuditLog.action == action) & (AuditLog.at > since))
-    if ip:
-        query = query.where(AuditLog.ip == ip)
-    return [row.at for row in query]
-
-
 # ----------------------------------------------------------------------------------------- pages
 def _choices() -> dict:
     pickers = _pickers()
@@ -417,7 +408,7 @@ def _write_page(box: str):
             return again(error_text(error), "sms_code", error.status, True)
         captcha_id = f"sms:{verified.id}"
     else:
-        if len(_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
+        if len(security.audit_failures("portal_captcha_failed", now - CAPTCHA_WINDOW, ip=ip)) >= _setting(
                 "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
             return again(_t("Too many wrong picture codes from this address. Please try again later."), "captcha",
                          429, True)
@@ -451,19 +442,13 @@ def _followed() -> dict:
 def _lookup_wait(number: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
     """How long this address, or this number, must wait after too many wrong look-ups (None: no wait). The
     failures of both in one statement (two round trips before)."""
-    from webui.models import AuditLog
-
-    since = now - LOOKUP_WINDOW
-    per_number = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT"), LOOKUP_WINDOW)
-    per_ip = ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP"), LOOKUP_WINDOW)
-    of_number = (AuditLog.obj_type == "ticket") & (AuditLog.obj_id == number) if number else None
-    rows = list(AuditLog.select(AuditLog.at, AuditLog.ip, AuditLog.obj_type, AuditLog.obj_id).where(
-        (AuditLog.action == "portal_lookup_failed") & (AuditLog.at > since)
-        & ((AuditLog.ip == ip) | of_number if of_number is not None else AuditLog.ip == ip)).tuples())
-    waits = [security.retry_after([at for at, by, _kind, _id in rows if by == ip], now, per_ip)]
+    by_ip, by_number = security.failures_of_address_and_object("portal_lookup_failed", now - LOOKUP_WINDOW, ip,
+                                                               "ticket", number)
+    waits = [security.retry_after(by_ip, now, ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP"),
+                                                             LOOKUP_WINDOW))]
     if number:
-        waits.append(security.retry_after([at for at, _by, kind, ident in rows if (kind, ident) == ("ticket", number)],
-                                          now, per_number))
+        waits.append(security.retry_after(by_number, now,
+                                          ThrottlePolicy(_setting("HOTLINE_PORTAL_LOOKUP_LIMIT"), LOOKUP_WINDOW)))
     waits = [w for w in waits if w is not None]
     return max(waits) if waits else None
 

@@ -118,7 +118,7 @@ def start():
             audit("portal_code_failed", "web", "", f"chat {mask_phone(values['phone'])}", user=None)
             return again(error_text(error), error.status, "sms_code")
     else:
-        if len(frame._failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
+        if len(security.audit_failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
                 "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
             return again(frame._t("Too many wrong picture codes from this address. Please try again later."), 429)
         if frame._check_captcha(request.form.get("captcha", "")) is None:

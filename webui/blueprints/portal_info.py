@@ -102,7 +102,7 @@ def poll():
     if request.method == "GET" or active is None:
         return page(status=200 if request.method == "GET" else 404)
     ip, now = client_ip(), security.now_utc()
-    if len(frame._failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
+    if len(security.audit_failures("portal_captcha_failed", now - frame.CAPTCHA_WINDOW, ip=ip)) >= frame._setting(
             "HOTLINE_PORTAL_CAPTCHA_FAILURES_PER_IP"):
         return page(frame._t("Too many wrong picture codes from this address. Please try again later."), 429)
     captcha_id = frame._check_captcha(request.form.get("captcha", ""))
