@@ -41,8 +41,9 @@ def lost_lock() -> None:
 
 def peewee_without_psycopg2(config) -> None:
     """On SQLite, import peewee (and playhouse's URL parser, which loads its PostgreSQL extensions) as if
-    psycopg2 were not installed. They import it eagerly when it is, and with it libpq and the wheel's own libssl, libcrypto and Kerberos: 6 MiB of the call process's resident
-    memory for a database it never opens (issue 15 item 11). Only peewee's import is steered: a later
+    psycopg2 were not installed. They import it eagerly when it is, and with it libpq and the wheel's own
+    libssl, libcrypto and Kerberos: 6 MiB of the call process's resident memory for a database it never opens
+    (issue 15 item 11). Only peewee's import is steered: a later
     ``import psycopg2`` (Kamailio's PostgreSQL tables, hotline.kamailio) loads it as usual."""
     if not config.database_url.startswith("sqlite") or "peewee" in sys.modules:
         return
