@@ -36,6 +36,9 @@ The agent's leg we follow is the one on the caller's server (our ``origination_u
 and hangs up with the far phone, and reconciliation looks for it there (``call_server``), so the far
 server's own legs for the phone are neither needed nor mistaken for the agent's. Limit: a server that has
 not told its route (never connected, older configuration) is reachable only by its own callers.
+
+Long because: an offer's whole life is here, as one set of agents' and legs' bookkeeping: the match, the offer
+made in memory then written (and undone when the write fails), its dial string, and each way it ends.
 """
 from __future__ import annotations
 
@@ -71,12 +74,25 @@ NO_OPERATOR_PROMPT = "silence_stream://20"
 # An offer whose bridge fails sooner than this never rang: the caller backs off before the next one.
 FAST_FAILURE_SECONDS = 1.0
 
+# A caller whose offer could not be written (the database's pool wait timed out...) is offered again after this.
+WRITE_RETRY_SECONDS = 1.0
+
 # Hang-up causes of an unanswered agent leg that mean "the agent let it ring out".
 NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "RECOVERY_ON_TIMER_EXPIRE",
                               "PROGRESS_TIMEOUT"})
 # ... "the phone is not there".
 UNREACHABLE_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "DESTINATION_OUT_OF_ORDER",
                                 "UNALLOCATED_NUMBER", "NO_ROUTE_DESTINATION"})
+
+
+@dataclass
+class _BeforeOffer:
+    """What an offer changes in memory before its write yields, kept to put back when the write fails."""
+
+    offered: set[int]
+    entry: tuple[str, str]
+    last_agent_id: int | None
+    free_at: dict[int, float | None] = field(default_factory=dict)  # agent id -> free since (perf counter)
 
 
 @dataclass
@@ -100,8 +116,9 @@ def peer_leg_variables(template: str) -> list[tuple[str, str]]:
     """Leg variables answering the far server's digest challenge as PEER_USER, for a cross-server template.
 
     ``${peer_password}`` is left for the caller's FreeSWITCH, which expands it from its own global of that name
-    when the ``bridge`` runs (as it expands every application's arguments): the app never holds the secret. A gateway answers with its own credentials
-    (FreeSWITCH would prefer these to them, sofia_reg.c sofia_reg_handle_sip_r_challenge), so none there.
+    when the ``bridge`` runs (as it expands every application's arguments): the app never holds the secret. A
+    gateway answers with its own credentials (FreeSWITCH would prefer these to them, sofia_reg.c
+    sofia_reg_handle_sip_r_challenge), so none there.
     """
     if template.startswith("sofia/gateway/"):
         return []
@@ -250,7 +267,8 @@ class OffersMixin:
                 self.decision_times.append(time.perf_counter() - started)
                 if not order:
                     continue
-                self._make_offer(waiter, queue, order)
+                if not self._make_offer(waiter, queue, order):
+                    return made  # not written: the database is the likely cause, the pass goes on after a pause
                 made += 1
         return made
 
@@ -272,7 +290,10 @@ class OffersMixin:
                                  rng=self.rng, limit=limit)
         return order
 
-    def _make_offer(self, waiter: Waiter, queue: Queue, order: list[int]) -> None:
+    def _make_offer(self, waiter: Waiter, queue: Queue, order: list[int]) -> bool:
+        """Reserve the chosen agents for the caller, write it, tell their desks and wake the caller. False
+        when the write failed: the offer is undone in memory (the database holds none of it) and the caller
+        is offered again after WRITE_RETRY_SECONDS."""
         mode = offer_mode(queue.strategy)
         chosen = order[:1] if mode == "sequential" else order[: self.settings.max_ring_all]
         for agent_id in chosen:  # a refusal before anything changes
@@ -280,33 +301,71 @@ class OffersMixin:
         now = time.perf_counter()
         call = dict(call_uuid=waiter.uuid, call_server=waiter.entry.server, call_number=waiter.entry.caller_number,
                     call_queue=queue.name, call_direction="inbound")
-        legs, changes = {}, []
+        entry = waiter.entry
+        before = _BeforeOffer(offered=set(waiter.offered), entry=(entry.state, entry.offered_agents),
+                              last_agent_id=queue.last_agent_id)
+        legs, changes, waits = {}, [], []
         for agent_id in chosen:
-            freed = self.free_at.pop(agent_id, None)
+            freed = before.free_at[agent_id] = self.free_at.pop(agent_id, None)
             if freed is not None:
                 # From the moment both an agent and this caller were waiting to the offer.
-                self.free_to_offer.append(now - max(freed, waiter.entered_perf))
+                waits.append(now - max(freed, waiter.entered_perf))
             legs[agent_id] = str(uuidlib.uuid4())
             changes.append(self._change(agent_id, "reserve", "", {**call, "leg_uuid": legs[agent_id]}))
             self.legs.claim(legs[agent_id], AgentCall(agent_id))
         # The offer stands in memory before the write yields: a caller hanging up meanwhile ends it.
         waiter.offered.update(chosen)
-        waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
-        entry = waiter.entry
+        offer = waiter.offer = Offer(agent_ids=list(chosen), legs=legs, mode=mode)
         entry.state = "offering"
         entry.offered_agents = ",".join(str(i) for i in sorted(waiter.offered))
         queue.last_agent_id = chosen[0]
         # The agents, their log rows, the caller's entry and the queue's last agent: one transaction.
-        self._write(changes, lambda: entry.save(only=[QueueEntry.state, QueueEntry.offered_agents]),
-                    lambda: Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute())
-        for agent, _row in changes:
+        try:
+            self._write(changes, lambda: entry.save(only=[QueueEntry.state, QueueEntry.offered_agents]),
+                        lambda: Queue.update(last_agent_id=chosen[0]).where(Queue.id == queue.id).execute())
+        except BaseException as exc:
+            self._undo_offer(waiter, queue, offer, changes, before)
+            if not isinstance(exc, Exception):
+                raise  # killed or timed out: undone all the same
+            log.warning("offer of %s to agents %s not written, offered again in %.1f s: %r", waiter.uuid,
+                        chosen, WRITE_RETRY_SECONDS, exc)
+            return False
+        self.free_to_offer.extend(waits)
+        # An agent whose leg changed during the write was moved on by another path (the caller's hang-up
+        # ended the offer): that path told its desk, and it is not offered this caller.
+        reserved = [change.agent for change in changes if change.agent.leg_uuid == legs[change.agent.id]]
+        for agent in reserved:
             self._changed(agent, "reserve")
         if waiter.done:
-            return  # the caller hung up while the offer was written: _caller_gone ended it
-        for agent_id in chosen:
-            self.notify("offer", agent_id=agent_id, call_uuid=waiter.uuid, number=entry.caller_number,
+            return True  # the caller hung up while the offer was written: _caller_gone ended it
+        for agent in reserved:
+            self.notify("offer", agent_id=agent.id, call_uuid=waiter.uuid, number=entry.caller_number,
                          queue=queue.name)
         self._wake(waiter, "offer")
+        return True
+
+    def _undo_offer(self, waiter: Waiter, queue: Queue, offer: Offer, changes: list, before: _BeforeOffer) -> None:
+        """Put back in memory what an offer whose write failed changed: its agents free again (each one not
+        moved on meanwhile), their legs, the caller without an offer, its entry and the queue's pointer."""
+        for agent, _row, previous in changes:
+            leg = offer.legs[agent.id]
+            self.legs.release(leg, AgentCall(agent.id))
+            if agent.leg_uuid != leg:
+                continue  # moved on during the write (the caller's hang-up ended the offer): written by that path
+            agent.__data__.update(previous)  # as the database has it (its columns marked unsaved by _write)
+            if before.free_at[agent.id] is not None:
+                self.free_at[agent.id] = before.free_at[agent.id]
+        if waiter.offer is offer:
+            waiter.offer = None
+        waiter.offered = before.offered
+        if waiter.entry.state == "offering":
+            waiter.entry.state, waiter.entry.offered_agents = before.entry
+        if queue.last_agent_id == offer.agent_ids[0]:
+            queue.last_agent_id = before.last_agent_id
+        if not waiter.done:
+            # The database is the likely cause: the next offers would wait for it too.
+            waiter.retry_after = time.monotonic() + WRITE_RETRY_SECONDS
+            gevent.spawn_later(WRITE_RETRY_SECONDS, self.kick)
 
     def dial_string(self, waiter: Waiter, offer: Offer) -> str:
         """The bridge target for an offer: caller id, ring timeout, our leg uuids, delays for progressive.

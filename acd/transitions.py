@@ -9,11 +9,20 @@ pass waiting for one per write in turn emptied the pool under load (issue 15 ite
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from acd import state as sm
 from acd.models import Agent, AgentStateLog, utcnow
 from core.db import database
+
+
+class Change(NamedTuple):
+    """An agent changed in memory (``_change``), its log row, and the columns the change set with their values
+    before it (for an offer to put back when its write fails)."""
+
+    agent: Agent
+    row: dict
+    previous: dict[str, object]
 
 
 class TransitionsMixin:
@@ -29,25 +38,39 @@ class TransitionsMixin:
         """Apply a state-machine event to an agent, persist it with a log row, notify, re-dispatch."""
         change = self._change(agent_id, event, reason, fields)
         self._write([change])
-        self._changed(change[0], event)
-        return change[0]
+        self._changed(change.agent, event)
+        return change.agent
 
     @staticmethod
-    def _write(changes: list[tuple[Agent, dict]], *writes: Callable[[], object]) -> None:
+    def _write(changes: list[Change], *writes: Callable[[], object]) -> None:
         """One transaction (one pooled connection, taken once) for agents' changes, their log rows and the
-        other ``writes``: the dispatch pass used to wait for a connection per write."""
-        with database.atomic():
-            for agent, _row in changes:
-                agent.save(only=agent.dirty_fields)  # changed columns only: this runs several times per call
-            if changes:
-                AgentStateLog.insert_many([row for _agent, row in changes]).execute()
-            for write in writes:
-                write()
+        other ``writes``: the dispatch pass used to wait for a connection per write.
 
-    def _change(self, agent_id: int, event: str, reason: str, fields: dict) -> tuple[Agent, dict]:
+        Each agent's columns saved are those its change set and any still unsaved (changed columns only: this
+        runs several times per call), never none: two writes of one agent can wait for a connection at once
+        (an offer's and the caller's hang-up's), and the first one's save leaves nothing dirty for the second.
+        When the transaction fails, what it saved is marked unsaved again: the database rolled it back."""
+        saved = []
+        try:
+            with database.atomic():
+                for agent, _row, previous in changes:
+                    columns = agent._dirty | set(previous)
+                    saved.append((agent, columns))
+                    agent.save(only=columns)
+                if changes:
+                    AgentStateLog.insert_many([change.row for change in changes]).execute()
+                for write in writes:
+                    write()
+        except BaseException:
+            for agent, columns in saved:
+                agent._dirty |= columns
+            raise
+
+    def _change(self, agent_id: int, event: str, reason: str, fields: dict) -> Change:
         """The in-memory half of ``transition``: the agent changed (refused by the table before anything
-        changes), and its log row, for the caller to write."""
+        changes), its log row and the columns set, for the caller to write."""
         agent = self.agent(agent_id)
+        before = dict(agent.__data__)
         to_status, to_state = sm.transition(agent.status, agent.state, event)
         now = utcnow()
         self._roll_counters(agent)
@@ -72,9 +95,11 @@ class TransitionsMixin:
             setattr(agent, name, value)
         agent.since = now
         agent.version += 1
-        return agent, dict(agent=agent.id, at=now, event=event, from_status=old_status, from_state=old_state,
-                           to_status=to_status, to_state=to_state, reason=reason[:128],
-                           call_uuid=agent.call_uuid or fields.get("call_uuid", ""))
+        row = dict(agent=agent.id, at=now, event=event, from_status=old_status, from_state=old_state,
+                   to_status=to_status, to_state=to_state, reason=reason[:128],
+                   call_uuid=agent.call_uuid or fields.get("call_uuid", ""))
+        previous = {name: before.get(name) for name, value in agent.__data__.items() if before.get(name) != value}
+        return Change(agent, row, previous)
 
     def _changed(self, agent: Agent, event: str) -> None:
         """What follows a written change: timers, the notice, the agent offerable again (or not)."""

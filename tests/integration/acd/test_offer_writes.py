@@ -8,8 +8,11 @@ from contextlib import contextmanager
 
 import gevent
 
+from acd import offers
 from acd.dispatcher import create_queue
-from acd.models import AgentStateLog, Queue, QueueEntry
+from acd.models import Agent, AgentStateLog, Queue, QueueEntry
+from core.db import DatabaseTimeout
+from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Session
 from tests.integration.acd.test_dispatcher import ready_all
 
@@ -51,8 +54,9 @@ def test_a_ring_all_offer_writes_in_one_transaction(make_acd, setup_agents, db, 
 
     def make_offer(waiter, queue, order):
         with checkouts(db) as taken:
-            real_make_offer(waiter, queue, order)
+            written = real_make_offer(waiter, queue, order)
         made.append(taken[0])
+        return written
 
     acd._make_offer = make_offer
     session = Session(world, caller="13900003333")
@@ -88,3 +92,97 @@ def test_the_expected_wait_reads_a_queues_average_talk_once_in_a_while(make_acd,
     with checkouts(db) as taken:
         acd._average_handle_seconds(queue)
     assert taken[0] == 1
+
+
+def ringing_on(setup_agents, world, n=2):
+    """A ring-all queue and ``n`` ready agents whose phones ring on (the offer stays as written)."""
+    create_queue("consult", "consult", strategy="ring_all", ring_timeout=20, wrap_up_seconds=0,
+                 announce_interval=0)
+    agents = setup_agents(n)
+    for phone in world.phones.values():
+        phone.answer_delay = None
+    return agents
+
+
+def watch(acd):
+    """The desks' notices of offers and reservations, as (type, agent id)."""
+    seen = []
+    acd.listeners.append(lambda n: seen.append((n["type"], n.get("agent_id")))
+                         if n["type"] == "offer" or n.get("event") == "reserve" else None)
+    return seen
+
+
+def test_an_offer_whose_write_fails_is_undone_and_made_again(make_acd, setup_agents, db, world, monkeypatch):
+    """Should put an offer whose write fails (the pool's wait timed out) back in memory: its agents free and
+    their legs dropped, the caller without an offer, its entry waiting, nothing written, no desk told; and
+    offer the caller again on a later pass."""
+    monkeypatch.setattr(offers, "WRITE_RETRY_SECONDS", 0.05)
+    agents = ringing_on(setup_agents, world)
+    ids = sorted(a.id for a in agents)
+    acd = make_acd()
+    ready_all(acd, agents)
+    seen = watch(acd)
+    real_write, real_undo, undone = acd._write, acd._undo_offer, []
+
+    def write(changes, *writes):
+        if writes and not undone:  # the offer's write (an agent's own transition has no other writes)
+            raise DatabaseTimeout("waited 5.0 s for a pooled connection")
+        return real_write(changes, *writes)
+
+    def undo(waiter, queue, offer, changes, before):
+        real_undo(waiter, queue, offer, changes, before)
+        undone.append(dict(offer=waiter.offer, offered=set(waiter.offered), entry=waiter.entry.state,
+                           free=sorted(a.id for a in acd._free_agents("consult")), free_at=sorted(acd.free_at),
+                           legs=[acd.legs.owner_of(leg) for leg in offer.legs.values()],
+                           memory={a.id: (a.state, a.leg_uuid, a.call_uuid) for a in acd.agents.values()},
+                           stored={a.id: (a.state, a.leg_uuid, a.call_uuid) for a in Agent.select()},
+                           reserves=AgentStateLog.select().where(AgentStateLog.event == "reserve").count(),
+                           notices=list(seen)))
+
+    acd._write, acd._undo_offer = write, undo
+    session = Session(world, caller="13900004444")
+    job = gevent.spawn(acd.enter_queue, session, "consult")
+    try:
+        wait_for(lambda: {agent for kind, agent in seen if kind == "offer"} == set(ids), what="the second offer")
+        first = undone[0]
+        assert first["offer"] is None and first["offered"] == set() and first["entry"] == "waiting"
+        assert first["free"] == ids and first["free_at"] == ids and first["legs"] == [None, None]
+        assert first["memory"] == first["stored"] == {i: ("idle", "", "") for i in ids}
+        assert first["reserves"] == 0 and first["notices"] == []
+        assert len(undone) == 1
+        assert {a.state for a in acd.agents.values()} <= {"reserved", "ringing"}
+        assert {a.call_uuid for a in Agent.select()} == {session.uuid}
+        assert sorted(r.agent_id for r in AgentStateLog.select().where(AgentStateLog.event == "reserve")) == ids
+        assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "offering"
+    finally:
+        session.hangup_now()
+        job.get(timeout=5)
+
+
+def test_a_caller_hanging_up_while_the_offer_is_written(make_acd, setup_agents, db, world):
+    """Should write an offer whose agents the caller's hang-up freed and wrote while the offer waited for its
+    connection (both writes change the same agents; the second found nothing unsaved and raised 'no data to
+    save!'), leave the agents idle in memory and stored, and tell no desk of a reservation or an offer."""
+    agents = ringing_on(setup_agents, world)
+    acd = make_acd()
+    ready_all(acd, agents)
+    seen = watch(acd)
+    session = Session(world, caller="13900005555")
+    real_write, hung_up = acd._write, []
+
+    def write(changes, *writes):
+        if writes and not hung_up:  # the offer's write yields for a connection: the caller hangs up meanwhile
+            hung_up.append(True)
+            session.hangup_now()  # the hang-up path runs here: _caller_gone -> offer_failed -> its own writes
+        return real_write(changes, *writes)
+
+    acd._write = write
+    outcome = gevent.spawn(acd.enter_queue, session, "consult").get(timeout=5)
+    assert hung_up and outcome.outcome == "abandoned"
+    assert {(a.state, a.leg_uuid) for a in acd.agents.values()} == {("idle", "")}
+    assert {(a.state, a.leg_uuid, a.call_uuid) for a in Agent.select()} == {("idle", "", "")}
+    assert seen == []
+    assert QueueEntry.get(QueueEntry.call_uuid == session.uuid).state == "abandoned"
+    events = [r.event for r in AgentStateLog.select().where(AgentStateLog.agent == agents[0].id)
+              .order_by(AgentStateLog.id)]
+    assert events[-2:] in (["offer_failed", "reserve"], ["reserve", "offer_failed"])
