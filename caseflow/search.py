@@ -366,24 +366,6 @@ def ensure_all() -> None:
 FTS_PAGE_SIZE = 500
 
 
-def upgrade(db) -> None:
-    """Bring existing full-text structures to the current layout (the product's migration step): on PostgreSQL
-    the GIN index over ``document`` (marker lexemes, with the department/id-bucket pairs) instead of an older one; on SQLite the FTS5 page size
-    (new segments use it; merging rewrites the old ones in time)."""
-    for table in INDEXED:
-        if is_postgres(db):
-            row = db.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                                 "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()
-            if row is not None and ("array_to_tsvector" not in row[0] or (table in _SCOPE_MARKS and "'~x'" not in row[0])):
-                log.info("rebuilding the full-text index of %s: this may take minutes on a big table", table)
-                with schema_change(db):
-                    db.execute_sql(f"DROP INDEX {table}_search_tsv")
-                    db.execute_sql(f"CREATE INDEX {table}_search_tsv ON {table} USING gin ({document(table)})")
-        elif db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
-            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
-    forget(db)
-
-
 def _ensure_sqlite_fts(db, table: str, column: str) -> None:
     """An external-content FTS5 table kept in step by triggers, so every write (services, bulk loads,
     other packages' inserts, cascaded deletes) is indexed exactly once."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -31,10 +32,14 @@ class SchemaMigration(BaseModel):
 @dataclass(frozen=True)
 class Step:
     """One named change of an existing database: ``operations(migrator, db)`` returns playhouse.migrate
-    operations (or does its work itself and returns [])."""
+    operations (or does its work itself and returns []). A step runs in one transaction, except with
+    ``transaction=False`` on PostgreSQL: each statement commits on its own (CREATE INDEX CONCURRENTLY can run in
+    no transaction), so the step must be safe to run again after an interruption; it is recorded once it
+    has ended. SQLite runs every step in a transaction."""
 
     name: str
     operations: Callable[[object, peewee.Database], Iterable]
+    transaction: bool = True
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -> list[str]:
@@ -54,6 +59,14 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
         for step in steps:
             if step.name in done:
                 continue
+            if not fresh and not step.transaction and is_postgres(db):
+                log.info("applying migration %s outside a transaction (on a big table this may take minutes)",
+                         step.name)
+                with _no_statement_timeout(db):
+                    migrate(*step.operations(migrator, db))
+                ran.append(step.name)
+                SchemaMigration.create(name=step.name)
+                continue
             with schema_change(db):
                 if not fresh:
                     log.info("applying migration %s (on a big table this may take minutes)", step.name)
@@ -61,6 +74,20 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
                     ran.append(step.name)
                 SchemaMigration.create(name=step.name)
     return ran
+
+
+@contextmanager
+def _no_statement_timeout(db: peewee.Database):
+    """The session's statement_timeout lifted for a step outside a transaction (schema_change's SET LOCAL
+    needs one), set back after it whatever happened; the lock timeout stays (the step may set its own)."""
+    if db.in_transaction():
+        raise RuntimeError("a migration step with transaction=False cannot run inside a transaction")
+    before = db.execute_sql("SELECT current_setting('statement_timeout')").fetchone()[0]
+    db.execute_sql("SET statement_timeout = 0")
+    try:
+        yield db
+    finally:
+        db.execute_sql("SELECT set_config('statement_timeout', %s, false)", (before,))
 
 
 def drop_schema(models: Iterable[type[peewee.Model]]) -> None:

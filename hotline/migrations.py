@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from playhouse.migrate import migrate
 
-from caseflow import search
+from caseflow import search_layout
 from caseflow.models import KnowledgeAnswer, KnowledgeItem, User
 from core.db import is_postgres
 from core.migrations import Step
@@ -87,8 +87,9 @@ def _ticket_public_created_id(migrator, db):
 
 
 def _search_index_layout(migrator, db):
-    """The full-text indexes in their current layout (caseflow.search.upgrade; bench/caseflow.py's figures)."""
-    search.upgrade(db)
+    """The full-text indexes in their current layout (caseflow.search_layout.upgrade; bench/caseflow.py's
+    figures): on PostgreSQL built beside the old ones without locking the table, so outside a transaction."""
+    search_layout.upgrade(db)
     return []
 
 
@@ -152,8 +153,8 @@ def _ticket_day_counts(migrator, db):
 # 0008: one alarm store (ops.alarms): the channels' alarm and the recorder's recorder_alert rows move to
 #       system_alarm, and both tables go.
 # 0009: the ticket's created_at index is replaced by a wider one led by created_at (bench/portal.py).
-# 0010: the full-text indexes' layout (caseflow.search.upgrade): PostgreSQL's GIN over the grams and marker
-#       lexemes (id buckets, the ticket's departments, recorder and status), SQLite's FTS5 page size. (The
+# 0010: the full-text indexes' layout (caseflow.search_layout.upgrade): PostgreSQL's GIN over the grams and
+#       marker lexemes (id buckets, the ticket's departments, recorder and status), SQLite's FTS5 page size. (The
 #       ticket_workbench indexes of issue 15 item 7 are new indexes: create_tables builds them.)
 # 0011: the call counts the calls and agents reports read (recorder.aggregates) computed from the records an
 #       existing database already holds.
@@ -166,8 +167,10 @@ def _ticket_day_counts(migrator, db):
 #       report's (recording user) dimensions.
 # 0018: the published cases' month index holds the ticket's id (ticket_public_created_id replaces
 #       ticket_public_created).
-# 0019: the full-text layout again (caseflow.search.upgrade): the ticket's GIN also holds its departments paired
-#       with the id's bucket (~x, ~y), so a department's search reads its own tickets' entries (issue 15 item 7).
+# 0019: the full-text layout again (caseflow.search_layout.upgrade): the ticket's GIN also holds its departments
+#       paired with the id's bucket (~x, ~y), so a department's search reads its own tickets' entries (issue 15
+#       item 7). 0010 and 0019 build the new GIN CONCURRENTLY beside the old one, outside a transaction: the
+#       ticket table stays readable and writable during the minutes it takes.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -177,7 +180,7 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0007_fax_job_dialout", _fax_job_dialout),
                      Step("0008_one_alarm_store", one_alarm_store),
                      Step("0009_ticket_created_at_index", _ticket_created_at_index),
-                     Step("0010_search_index_layout", _search_index_layout),
+                     Step("0010_search_index_layout", _search_index_layout, transaction=False),
                      Step("0011_call_counts", _call_counts),
                      Step("0012_ticket_status_statistics", _ticket_status_statistics),
                      Step("0013_chat_phone_verified", _chat_phone_verified),
@@ -186,4 +189,4 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0016_ticket_day_counts", _ticket_day_counts),
                      Step("0017_ticket_day_counts_departments", _ticket_day_counts),
                      Step("0018_ticket_public_created_id", _ticket_public_created_id),
-                     Step("0019_search_index_pairs", _search_index_layout)]
+                     Step("0019_search_index_pairs", _search_index_layout, transaction=False)]

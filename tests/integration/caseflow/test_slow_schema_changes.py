@@ -22,6 +22,14 @@ def _has_index(database, table: str = "ticket") -> bool:
                                 "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()[0] == 1
 
 
+def _old_layout(database) -> None:
+    """The ticket's full-text column and GIN index as the first layout had them."""
+    with schema_change(database):
+        database.execute_sql("ALTER TABLE ticket ADD COLUMN search_tsv tsvector "
+                             "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_text)) STORED")
+        database.execute_sql("CREATE INDEX ticket_search_tsv ON ticket USING gin (search_tsv)")
+
+
 @pytest.fixture
 def slow(db, db_url, org_setup, monkeypatch):
     """ROWS tickets without their full-text structures, an index expression sleeping 20 ms a row, and the
@@ -80,10 +88,7 @@ def test_migration_rebuilds_the_index_past_the_statement_timeout(slow):
     from hotline.schema import create_schema
 
     step = "0010_search_index_layout"
-    with schema_change(slow):  # the old layout
-        slow.execute_sql("ALTER TABLE ticket ADD COLUMN search_tsv tsvector "
-                         "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_text)) STORED")
-        slow.execute_sql("CREATE INDEX ticket_search_tsv ON ticket USING gin (search_tsv)")
+    _old_layout(slow)
     SchemaMigration.delete().where(SchemaMigration.name == step).execute()
     assert step in create_schema()
     definition = slow.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
@@ -102,3 +107,53 @@ def test_a_change_behind_a_busy_table_fails_clearly(slow, db_url):
     finally:
         other.close()
     assert not _has_index(slow)
+
+
+def test_migration_rebuild_leaves_the_table_writable(slow, db_url):
+    """Should build 0019's new index while another session updates and files tickets (a plain CREATE INDEX
+    holds a lock that makes them wait for the whole build), then swap it in."""
+    import threading
+
+    import psycopg2
+
+    from hotline.schema import create_schema
+
+    step = "0019_search_index_pairs"
+    _old_layout(slow)
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    ran, failed = [], []
+
+    def migrate():
+        try:
+            ran.extend(create_schema())
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failed.append(error)
+        finally:
+            slow.close()
+
+    other = psycopg2.connect(db_url)
+    other.autocommit = True
+    worker = threading.Thread(target=migrate, daemon=True)
+    worker.start()
+    try:
+        with other.cursor() as cur:
+            cur.execute("SET lock_timeout = '200ms'")
+            phase = None
+            for _ in range(600):  # the build's progress row, 30 s at most
+                cur.execute("SELECT phase FROM pg_stat_progress_create_index WHERE relid = 'ticket'::regclass")
+                row = cur.fetchone()
+                if row is not None and row[0].startswith("building index"):
+                    phase = row[0]
+                    break
+                worker.join(0.05)
+            assert phase is not None, f"no build seen ({failed or ran})"
+            cur.execute("UPDATE ticket SET title = title || '!' WHERE id = (SELECT min(id) FROM ticket)")
+            assert cur.rowcount == 1
+    finally:
+        worker.join(60)
+        other.close()
+    assert not worker.is_alive() and not failed, failed
+    assert step in ran
+    definition = slow.execute_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                                  "AND indexname = 'ticket_search_tsv'").fetchone()[0]
+    assert "slow_document" in definition and "'~x'" in definition

@@ -1,0 +1,85 @@
+"""The full-text structures of an existing database brought to ``caseflow.search``'s current layout (the
+product's migration steps 0010 and 0019, hotline.migrations), on PostgreSQL without locking the table."""
+from __future__ import annotations
+
+import logging
+
+from caseflow import search
+from core.db import is_postgres, schema_change
+
+log = logging.getLogger(__name__)
+
+
+def upgrade(db) -> None:
+    """Bring existing full-text structures to the current layout (the product's migration steps 0010 and 0019):
+    on PostgreSQL the GIN index over ``document`` (marker lexemes, the department/id-bucket pairs) instead of an
+    older one, built beside it without locking the table (``_rebuild_gin``); on SQLite the FTS5 page size (new
+    segments use it; merging rewrites the old ones in time). Outside a transaction on PostgreSQL."""
+    for table in search.INDEXED:
+        if is_postgres(db):
+            _rebuild_gin(db, table)
+        elif db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
+            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('pgsz', {search.FTS_PAGE_SIZE})")
+    search.forget(db)
+
+
+# CREATE/DROP INDEX CONCURRENTLY wait for every transaction that may use the table to end; the waits hold up no
+# reader or writer (their lock conflicts with neither), so they may last longer than a call's lock timeout.
+CONCURRENT_LOCK_WAIT = 600  # seconds; a transaction open longer (a session idle in one) fails the step clearly
+
+
+def _current_layout(definition: str, table: str) -> bool:
+    return "array_to_tsvector" in definition and (table not in search._SCOPE_MARKS or "'~x'" in definition)
+
+
+def _rebuild_gin(db, table: str) -> None:
+    """Replace ``table``'s GIN index of an older layout by one of ``document``'s: built CONCURRENTLY as
+    ``<index>_new`` (reads and writes go on; it took minutes at 1,000,000 tickets, and a plain build held the
+    table's exclusive lock so long), swapped in by two renames in one transaction, the old one dropped
+    CONCURRENTLY. Each statement commits on its own, so an interrupted run is picked up by the next: a
+    leftover INVALID ``_new`` (a build cut short) is dropped and built again, a valid one of the current
+    layout kept, a leftover ``_old`` dropped. No index yet: nothing to do (ensure_index builds the current one)."""
+    name, new, old = f"{table}_search_tsv", f"{table}_search_tsv_new", f"{table}_search_tsv_old"
+
+    def indexes() -> dict[str, tuple[str, bool]]:
+        return {row[0]: (row[1], row[2]) for row in db.execute_sql(
+            "SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace "
+            "AND c.relname IN (%s, %s, %s)", (name, new, old))}
+
+    found = indexes()
+    if old in found:
+        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+    if name in found and found[name][1] and _current_layout(found[name][0], table):
+        if new in found:
+            _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
+        return
+    if new in found and not (found[new][1] and _current_layout(found[new][0], table)):
+        log.info("dropping %s, left by an interrupted rebuild", new)
+        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
+        del found[new]
+    if name not in found and new not in found:
+        return
+    if new not in found:
+        log.info("building the full-text index of %s in its new layout beside the old one (reads and writes go "
+                 "on): this may take minutes on a big table", table)
+        _concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)})")
+    with schema_change(db):
+        if name in found:
+            db.execute_sql(f"ALTER INDEX {name} RENAME TO {old}")
+        db.execute_sql(f"ALTER INDEX {new} RENAME TO {name}")
+    if name in found:
+        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+
+
+def _concurrently(db, sql: str) -> None:
+    """One CONCURRENTLY statement (never in a transaction), its lock waits allowed CONCURRENT_LOCK_WAIT."""
+    if db.in_transaction():
+        raise RuntimeError(f"{sql.split(' ON ')[0]} cannot run inside a transaction (a migration step with "
+                           "transaction=False)")
+    before = db.execute_sql("SELECT current_setting('lock_timeout')").fetchone()[0]
+    db.execute_sql(f"SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
+    try:
+        db.execute_sql(sql)
+    finally:
+        db.execute_sql("SELECT set_config('lock_timeout', %s, false)", (before,))
