@@ -1,8 +1,11 @@
 """The full-text structures of an existing database brought to ``caseflow.search``'s current layout (the
-product's migration steps 0010 and 0019, hotline.migrations), on PostgreSQL without locking the table."""
+product's migration steps 0010 and 0019, hotline.migrations), on PostgreSQL without locking the table; ``python -m
+caseflow.search_layout`` builds the new indexes before an upgrade so that its takeover only swaps them in."""
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 
 from caseflow import search
 from core.db import is_postgres, schema_change
@@ -32,13 +35,26 @@ def _current_layout(definition: str, table: str) -> bool:
     return "array_to_tsvector" in definition and (table not in search._SCOPE_MARKS or "'~x'" in definition)
 
 
-def _rebuild_gin(db, table: str) -> None:
+def prebuild(db) -> list[str]:
+    """Build the new GIN indexes beside the old ones without swapping them in (``python -m
+    caseflow.search_layout`` from the new release while the old one still runs, docs/deploy.md "Upgrade"): the
+    migration at the takeover then only swaps them, in a moment. Returns the tables whose index was built or
+    found built. The old release's searches go on using the old index; both are kept up to date until then."""
+    built = []
+    for table in search.INDEXED:
+        if is_postgres(db) and _rebuild_gin(db, table, swap=False):
+            built.append(table)
+    return built
+
+
+def _rebuild_gin(db, table: str, swap: bool = True) -> bool:
     """Replace ``table``'s GIN index of an older layout by one of ``document``'s: built CONCURRENTLY as
     ``<index>_new`` (reads and writes go on; it took minutes at 1,000,000 tickets, and a plain build held the
     table's exclusive lock so long), swapped in by two renames in one transaction, the old one dropped
     CONCURRENTLY. Each statement commits on its own, so an interrupted run is picked up by the next: a
     leftover INVALID ``_new`` (a build cut short) is dropped and built again, a valid one of the current
-    layout kept, a leftover ``_old`` dropped. No index yet: nothing to do (ensure_index builds the current one)."""
+    layout kept, a leftover ``_old`` dropped. No index yet: nothing to do (ensure_index builds the current one).
+    Without ``swap`` the new index is only built. True when a new index was built or found built."""
     name, new, old = f"{table}_search_tsv", f"{table}_search_tsv_new", f"{table}_search_tsv_old"
 
     def indexes() -> dict[str, tuple[str, bool]]:
@@ -53,33 +69,69 @@ def _rebuild_gin(db, table: str) -> None:
     if name in found and found[name][1] and _current_layout(found[name][0], table):
         if new in found:
             _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
-        return
+        return False
     if new in found and not (found[new][1] and _current_layout(found[new][0], table)):
         log.info("dropping %s, left by an interrupted rebuild", new)
         _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
         del found[new]
     if name not in found and new not in found:
-        return
+        return False
     if new not in found:
         log.info("building the full-text index of %s in its new layout beside the old one (reads and writes go "
                  "on): this may take minutes on a big table", table)
         _concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)})")
+    if not swap:
+        return True
     with schema_change(db):
         if name in found:
             db.execute_sql(f"ALTER INDEX {name} RENAME TO {old}")
         db.execute_sql(f"ALTER INDEX {new} RENAME TO {name}")
     if name in found:
         _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+    return True
 
 
 def _concurrently(db, sql: str) -> None:
-    """One CONCURRENTLY statement (never in a transaction), its lock waits allowed CONCURRENT_LOCK_WAIT."""
+    """One CONCURRENTLY statement (never in a transaction) without a statement timeout (a build takes minutes),
+    its lock waits allowed CONCURRENT_LOCK_WAIT; the session's timeouts set back after it."""
     if db.in_transaction():
         raise RuntimeError(f"{sql.split(' ON ')[0]} cannot run inside a transaction (a migration step with "
                            "transaction=False)")
-    before = db.execute_sql("SELECT current_setting('lock_timeout')").fetchone()[0]
-    db.execute_sql(f"SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
+    before = db.execute_sql("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
+    db.execute_sql(f"SET statement_timeout = 0; SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
     try:
         db.execute_sql(sql)
     finally:
-        db.execute_sql("SELECT set_config('lock_timeout', %s, false)", (before,))
+        db.execute_sql("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                       before)
+
+
+def main(argv: list[str] | None = None, out=None) -> int:
+    """``python -m caseflow.search_layout``: build the new full-text indexes before an upgrade (``prebuild``);
+    exit status 0 when done, 2 when it cannot run."""
+    from core.config import ConfigError, load_config
+    from core.db import bind_database
+
+    out = out or sys.stdout
+    parser = argparse.ArgumentParser(prog="python -m caseflow.search_layout",
+                                     description="Build the new full-text indexes beside the old ones "
+                                                 "(PostgreSQL), before the upgrade's takeover swaps them in.")
+    parser.add_argument("--database-url", help="the database (default: the configured one)")
+    args = parser.parse_args(argv)
+    try:
+        url = args.database_url or load_config().database_url
+    except ConfigError as exc:
+        print(f"cannot build: {exc}", file=out)
+        return 2
+    database = bind_database(url)
+    if not is_postgres(database):
+        print("SQLite: nothing to build before the upgrade", file=out)
+        return 0
+    with database.connection_context():
+        built = prebuild(database)
+    print(f"new full-text index built for: {', '.join(built) or 'none (already in the current layout)'}", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

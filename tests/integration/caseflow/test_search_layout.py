@@ -141,3 +141,33 @@ def test_a_concurrent_build_refuses_a_transaction(db, org_setup, tickets):
             search_layout.upgrade(db)
     found = _indexes(db)
     assert set(found) == {"ticket_search_tsv"} and "'~x'" not in found["ticket_search_tsv"][0]
+
+
+def test_prebuilt_before_the_upgrade_the_takeover_only_swaps(db, org_setup, tickets, monkeypatch):
+    """Should build the new index beside the old one from `python -m caseflow.search_layout` (the old one
+    left in place for the running release), and have 0019 swap in that very index; SQLite: nothing to do."""
+    import io
+
+    from caseflow import search_layout
+    from core import db as core_db
+
+    monkeypatch.setattr(core_db, "bind_database", lambda url: db)
+    out = io.StringIO()
+    if not is_postgres():
+        assert search_layout.main(["--database-url", "sqlite://"], out=out) == 0
+        assert "nothing to build" in out.getvalue()
+        return
+    _older_layout(db)
+    assert search_layout.main(["--database-url", "postgresql://"], out=out) == 0
+    assert "built for: ticket" in out.getvalue()
+    found = _indexes(db)
+    assert set(found) == {"ticket_search_tsv", "ticket_search_tsv_new"}
+    assert "'~x'" not in found["ticket_search_tsv"][0] and found["ticket_search_tsv_new"][1]
+    built = db.execute_sql("SELECT 'ticket_search_tsv_new'::regclass::oid").fetchone()[0]
+    assert search_layout.prebuild(db) == ["ticket"]  # found built: not built twice
+    assert db.execute_sql("SELECT 'ticket_search_tsv_new'::regclass::oid").fetchone()[0] == built
+    SchemaMigration.delete().where(SchemaMigration.name == STEP).execute()
+    assert create_schema() == [STEP]
+    _assert_current(db)
+    assert db.execute_sql("SELECT 'ticket_search_tsv'::regclass::oid").fetchone()[0] == built
+    assert _search(org_setup, "路灯") == [tickets[0].id, tickets[2].id]
