@@ -75,18 +75,40 @@ def test_call_process_behind_a_worker_sees_the_client_nginx_saw(make_app, db):
                           "host": "hotline.example"}
 
 
-@pytest.mark.parametrize("hops, expected", [("0", "10.9.9.9"), ("1", "203.0.113.9")])
-def test_login_limit_counts_the_fixed_address(make_app, make_user, hops, expected):
-    """Should count failed logins per address as ProxyFix fixed it: the socket's with 0 hops (forged
-    X-Forwarded-For ignored), nginx's entry with 1."""
+# (hops, the two wrong logins' (socket, X-Forwarded-For), the right login's, the audit log expected after)
+LOGIN_CASES = {
+    "0 hops: one socket, forged entries vary": (
+        "0", [("10.9.9.9", "6.6.6.0, 203.0.113.10"), ("10.9.9.9", "6.6.6.1, 203.0.113.11")],
+        ("10.9.9.9", "203.0.113.12"),
+        [("login_failed", "10.9.9.9"), ("login_failed", "10.9.9.9"), ("login_throttled", "10.9.9.9")]),
+    "0 hops: two sockets, one forged entry": (
+        "0", [("10.9.9.1", "203.0.113.9"), ("10.9.9.2", "203.0.113.9")], ("10.9.9.1", "203.0.113.9"),
+        [("login_failed", "10.9.9.1"), ("login_failed", "10.9.9.2"), ("login", "10.9.9.1")]),
+    "1 hop: one socket, two clients": (
+        "1", [("10.9.9.9", "6.6.6.0, 203.0.113.10"), ("10.9.9.9", "6.6.6.0, 203.0.113.11")],
+        ("10.9.9.9", "6.6.6.6, 203.0.113.10"),
+        [("login_failed", "203.0.113.10"), ("login_failed", "203.0.113.11"), ("login", "203.0.113.10")]),
+    "1 hop: two sockets, one client": (
+        "1", [("10.9.9.1", "6.6.6.0, 203.0.113.9"), ("10.9.9.2", "6.6.6.1, 203.0.113.9")],
+        ("10.9.9.3", "203.0.113.9"),
+        [("login_failed", "203.0.113.9"), ("login_failed", "203.0.113.9"), ("login_throttled", "203.0.113.9")]),
+}
+
+
+@pytest.mark.parametrize("case", list(LOGIN_CASES))
+def test_login_limit_counts_the_fixed_address(make_app, make_user, case):
+    """Should count failed logins per address as ProxyFix fixed it: the socket's with 0 hops (a forged
+    X-Forwarded-For ignored: varying it does not escape the lock, sharing it locks nobody else), nginx's entry
+    with 1 (two clients behind one nginx socket are counted apart, one client through two sockets together)."""
+    hops, wrong, right, expected = LOGIN_CASES[case]
     make_user("3105")
     application = make_app(HOTLINE_TRUST_PROXY=hops)
     application.config["HOTLINE_LOGIN_LIMIT_PER_IP"] = 2
     client = application.test_client()
-    for n in range(2):
-        client.login(f"41{n:02d}", "wrong-password", headers={"X-Forwarded-For": f"6.6.6.{n}, 203.0.113.9"},
-                     environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    client.login("3105", "correct-horse-1", headers={"X-Forwarded-For": "203.0.113.9"},
-                 environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert not any(row.action == "login" for row in AuditLog.select())
-    assert {row.ip for row in AuditLog.select()} <= {expected}
+    for n, (socket, forwarded) in enumerate(wrong):
+        client.login(f"41{n:02d}", "wrong-password", headers={"X-Forwarded-For": forwarded},
+                     environ_base={"REMOTE_ADDR": socket})
+    socket, forwarded = right
+    client.login("3105", "correct-horse-1", headers={"X-Forwarded-For": forwarded},
+                 environ_base={"REMOTE_ADDR": socket})
+    assert [(row.action, row.ip) for row in AuditLog.select().order_by(AuditLog.id)] == expected
