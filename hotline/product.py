@@ -14,6 +14,7 @@ from core.config import Config
 from core.db import DbTimeouts, bind_database, database, start_wal_checkpointer
 from hotline.ivr_services import HotlineIvrServices
 from hotline.schema import all_models, create_schema
+from hotline.seed import seed
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ class Product:
     _bound: bool = field(default=False, init=False, repr=False)
 
     def build(self, schema: bool = True) -> "Product":
-        """Open the database, create or upgrade the schema (``prepare_schema``; not with ``schema=False``, a
-        standby's parts: ``stand_by``), load demo data, and construct (not start) every part."""
+        """Open the database, create or upgrade the schema and load the demo data and menu tree (``seed``; neither
+        with ``schema=False``, a standby's parts: ``stand_by``), and construct (not start) every part."""
         from recorder.dialout import DialOut
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
@@ -49,7 +50,7 @@ class Product:
         from recorder.storage import RecordingStore
         from switch.inbound import SwitchPool
         from switch.outbound import OutboundServer, PeerAllowList
-        from webui.app import Services, create_app, load_demo_if_empty
+        from webui.app import Services, create_app
 
         config = self.config
         self.clock = self.clock or Clock(config.tz)
@@ -58,18 +59,8 @@ class Product:
             self.prepare_schema()
         if config.shared_dir is not None:
             self._shared_files()
-        self.demo_accounts = load_demo_if_empty(config, self.clock)
-        if self.demo_accounts and self.demo_queues:
-            from acd.demo import load_acd_demo
-
-            # Queues for the default tree's skills, and the demo agents on their extensions.
-            with database.connection_context():
-                load_acd_demo()
-        if self.demo_accounts and self.demo_history:
-            from stats.demo import load_demo_history
-
-            with database.connection_context():
-                load_demo_history(self.clock)
+        if schema:
+            self.seed()
 
         pool = SwitchPool(config.esl, api_timeout=config.esl_api_timeout,
                           heartbeat_timeout=config.esl_heartbeat_timeout)
@@ -88,8 +79,9 @@ class Product:
 
         self.parts["kamailio"] = registrations_watch(config, acd)
         trees = TreeStore(prompt_keys=prompt_keys(config.sounds_dir))
-        with database.connection_context():
-            trees.ensure_default()
+        if schema:
+            with database.connection_context():
+                trees.ensure_default()
         fax = FaxService.from_config(config, clock=self.clock, cdr=cdr)
         ivr_services = HotlineIvrServices(config=config, trees=trees, recordings=recordings, acd=acd,
                                           clock=self.clock, cdr=cdr, fax=fax)
@@ -200,6 +192,11 @@ class Product:
         self.parts["case_jobs"] = case_jobs
         return self
 
+    def seed(self) -> None:
+        """The demo data and the default menu tree (hotline.seed): only the process holding the active lock."""
+        self.demo_accounts = seed(self.config, self.clock, queues=self.demo_queues, history=self.demo_history,
+                                  trees=self.parts.get("trees"))
+
     def _bind(self) -> None:
         if not self._bound:
             bind_database(self.config.database_url, DbTimeouts.from_config(self.config))
@@ -249,6 +246,7 @@ class Product:
                 log.info("schema upgraded by the app taking over: %s", ", ".join(ran))
             if not self.parts:
                 self.build(schema=False)
+            self.seed()  # like the schema, only under the lock: a standby built while waiting wrote none
         return leadership.acquire(stopping, prepare=prepare)
 
     def _shared_files(self) -> None:

@@ -117,12 +117,13 @@ def standby_product(schema, tmp_path, rendered_sounds):
 
     made = []
 
-    def make() -> Product:
+    def make(**settings) -> Product:
         config = load_config({
             "database_url": schema.url, "var_dir": str(tmp_path / f"var-{len(made)}"),
             "sounds_dir": str(rendered_sounds), "esl": f"127.0.0.1:{free_port()}:ClueCon", "outbound": "127.0.0.1:0",
             "http": "127.0.0.1:0", "mode": "test", "secret_key": "s" * 40, "load_demo": False,
-            "HOTLINE_PAIR_CHECK_INTERVAL": "0.2", "HOTLINE_PAIR_CHECK_TIMEOUT": "1", "HOTLINE_NODE": f"n{len(made)}"})
+            "HOTLINE_PAIR_CHECK_INTERVAL": "0.2", "HOTLINE_PAIR_CHECK_TIMEOUT": "1", "HOTLINE_NODE": f"n{len(made)}",
+            **settings})
         made.append(Product(config))
         return made[-1]
 
@@ -186,6 +187,38 @@ def test_standby_of_the_same_version_waits_built_and_touches_no_schema(schema, s
         # Once active: the search and statistics structures only, not the tables' "create if missing" (quick).
         assert len(prepared) == 1 and prepared[0][0] >= leadership.acquired_at + leadership.fence
         assert prepared[0][1] is False
+    finally:
+        leadership.release()
+        active.release()
+
+
+@needs_pg
+def test_standby_writes_no_demo_data_nor_menu_tree_until_active(schema, standby_product):
+    """Should leave the demo data set and the shipped default menu tree unwritten while another app holds the
+    active lock (the standby built all the same), and write them once this process holds it."""
+    from caseflow.models import User
+    from core.db import database
+    from ivr.models import IvrTreeVersion
+
+    standby_product().prepare_schema()  # every table and step: the standby builds while it waits
+    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=1.0)
+    product = standby_product(load_demo=True)
+    leadership = product.leadership()
+
+    def written() -> tuple[int, int]:
+        with database.connection_context():
+            return User.select().count(), IvrTreeVersion.select().count()
+    try:
+        assert active.acquire()
+        waiter = gevent.spawn(product.stand_by, leadership, gevent.event.Event())
+        _wait(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
+        assert not waiter.ready() and written() == (0, 0) and product.demo_accounts == []
+        active.release()
+        assert waiter.get(timeout=60) is True
+        users, trees = written()
+        assert users > 0 and trees == 1 and product.demo_accounts
+        with database.connection_context():
+            assert product.parts["trees"].active("default") is not None
     finally:
         leadership.release()
         active.release()
