@@ -32,8 +32,10 @@ import functools
 import logging
 import re
 import sqlite3
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -617,7 +619,13 @@ class _ReleasingPool:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if kwargs.get("timeout"):
+            # SQLite's class hands sqlite3.connect a timeout of 0 (no busy wait in C), which playhouse's init()
+            # took for its own wait for a connection: 0, for ever. SQLite's pool waited without end.
+            self._wait_timeout = kwargs["timeout"]
         self._pool_available = _PoolWait()
+        self._holders: dict[int, tuple] = {}  # connection key -> (greenlet, where taken or None)
+        self._holders_reported: float | None = None  # monotonic time of the last report of the holders
 
     def execute_sql(self, sql, params=None):
         return self._unpinged(functools.partial(self._execute_releasing, sql, params), _is_read(sql))
@@ -685,6 +693,28 @@ class _ReleasingPool:
             self._release_idle()
 
     def connect(self, reuse_if_open=False):
+        """An explicit connect (a connection_context() block, a web request's start) takes nothing from the
+        pool: the block's first statement takes a connection and gives it back like any other. Taken at the
+        block's start, a connection stayed out of the pool, idle in the server, until that first statement
+        ended, whatever the greenlet waited for before it: a call's record finalised at the IVR's end waited
+        there for its seal turn (up to 10 s), a recording started on a bridge for the switch's answer, each
+        with a connection; under the simulation at 1,000 calls all 20 were out so, idle in PostgreSQL,
+        thousands of waits timed out. A transaction still holds its connection from BEGIN to its end."""
+        if self._state.closed and self.autoconnect:
+            return True
+        return self._checkout(reuse_if_open)
+
+    def cursor(self, *args, **kwargs):
+        if self.is_closed() and self.autoconnect:  # is_closed: a connection the server ended is dropped first
+            self._checkout()
+        return super().cursor(*args, **kwargs)
+
+    def connection(self):
+        if self.is_closed():
+            self._checkout()
+        return super().connection()
+
+    def _checkout(self, reuse_if_open=False):
         contexts = self._state.ctx  # connection_context() blocks still open: peewee's connect forgets them
         if not self._state.closed:
             return super().connect(reuse_if_open)  # peewee's answer: already open
@@ -692,13 +722,68 @@ class _ReleasingPool:
         # wait let a woken waiter lose it to one, and waits reached the timeout while holds were short).
         with self._pool_available.turn(self._has_room, self._wait_timeout) as served:
             if not served:
+                self._report_holders()
                 raise DatabaseTimeout(self._full_message())
             try:
                 opened = super().connect(reuse_if_open)
             except MaxConnectionsExceeded:  # a ValueError: callers expect the database's own errors
                 raise DatabaseTimeout(self._full_message()) from None
         self._state.ctx = contexts
+        self._holders[self.conn_key(self._state.conn)] = (gevent.getcurrent(), self._taken_where())
         return opened
+
+    def _close(self, conn, close_conn=False):
+        """playhouse's check-in, which cannot lose the connection's place: interrupted (the greenlet killed or
+        timed out) while it waited for the pool's lock, held by a checkout's round trip (a ping, a new
+        connection), the connection stayed counted in use for good while peewee forgot it (close() resets
+        the state whatever happens): idle in the server, never given back. It leaves the accounts closed."""
+        key = self.conn_key(conn)
+        self._holders.pop(key, None)
+        try:
+            return super()._close(conn, close_conn)
+        except BaseException:
+            if self._in_use.pop(key, None) is not None:
+                self._close_raw(conn)
+                self._pool_available.notify()
+            raise
+
+    # -- who holds the pool's connections (asked when a wait for one timed out) ----------------------------
+    HOLDERS_EVERY = 60.0  # at most one report of the holders a minute
+    HOLDER_FRAMES = 6
+
+    def _taken_where(self):
+        """Where the connection is taken, recorded only once a wait for a connection has timed out in this
+        process (a few microseconds a checkout): the next report says who took them."""
+        if self._holders_reported is None:
+            return None
+        return _app_frames(sys._getframe(1), self.HOLDER_FRAMES)[1:]  # [0]: the checkout itself
+
+    def holders(self) -> list[str]:
+        """One line per connection out of the pool: how long it has been out, the greenlet holding it (or that
+        it ended without giving it back), where that greenlet is now and where it took the connection."""
+        now, lines = time.time(), []
+        for key, pooled in sorted(self._in_use.items(), key=lambda item: item[1].checked_out):
+            greenlet, taken = self._holders.get(key, (None, None))
+            if greenlet is None:
+                who, where = "holder unknown", ""
+            elif greenlet.dead:
+                who, where = f"{greenlet!r} ENDED without giving it back", ""
+            else:
+                who, where = repr(greenlet), _frames_line(_app_frames(greenlet.gr_frame, self.HOLDER_FRAMES))
+            lines.append(f"out {now - pooled.checked_out:.1f} s, {who}" + (f"; now at {where}" if where else "")
+                         + (f"; taken at {_frames_line(taken)}" if taken else ""))
+        return lines
+
+    def _report_holders(self) -> None:
+        now = time.monotonic()
+        first = self._holders_reported is None
+        if not first and now - self._holders_reported < self.HOLDERS_EVERY:
+            return
+        self._holders_reported = now
+        log.warning("%s pool: no free connection within %g s; %d in use, %d waiting%s:\n  %s", self.pool_name,
+                    self._wait_timeout, len(self._in_use), len(self._pool_available._queue),
+                    " (where each is taken recorded from now on)" if first else "",
+                    "\n  ".join(self.holders()) or "none")
 
     def _has_room(self) -> bool:
         return not self._max_connections or len(self._in_use) < self._max_connections
@@ -717,6 +802,23 @@ class _ReleasingPool:
             contexts = state.ctx
             self.close()
             state.ctx = contexts
+
+
+_NOT_THE_APP = ("core/db.py", "peewee.py", "playhouse/", "/gevent/", "/greenlet/")
+
+
+def _app_frames(frame, most: int) -> list:
+    """The innermost frame from ``frame`` out (what it waits in), then the ``most`` innermost of the app's own
+    (not this module's, peewee's or gevent's): a statement's wait is a dozen frames deep in those."""
+    if frame is None:
+        return []
+    frames = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=80, lookup_lines=False)
+    own = [f for f in frames if not any(part in f.filename for part in _NOT_THE_APP)][:most]
+    return frames[:1] + [f for f in own if f is not frames[0]]
+
+
+def _frames_line(frames) -> str:
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames)
 
 
 class _PoolWait:
