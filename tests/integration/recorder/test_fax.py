@@ -257,3 +257,24 @@ def test_fax_job_dialout_step_adds_the_columns(db, fax, sample_pdf):
     assert "0007_fax_job_dialout" in create_schema(all_models())
     again = FaxJob.get_by_id(job.id)
     assert (again.number, again.purpose, again.actor_id) == ("02588886666", "fax", None)
+
+
+def test_only_a_fax_calls_hang_up_asks_the_database(db, fax, sample_pdf, clock, tmp_path, cdr, monkeypatch):
+    """Should handle the hang-up of a fax being sent (also one this service did not start: a process before
+    it), and ask the database nothing on the hang-up of any other call."""
+    job = fax.send("62345678", sample_pdf)
+    [job] = fax.dispatch_due(Connection(ok=True))
+    later = FaxService(tmp_path / "fax", tmp_path / "attachments", FaxSettings(retry_after=60, max_attempts=2),
+                       clock=clock, cdr=cdr)  # the process after a restart: the job is still sending
+    for service in (fax, later):
+        service._sending()  # read once, at the first hang-up it hears
+    seen = []
+    execute = db.execute_sql
+    monkeypatch.setattr(db, "execute_sql", lambda sql, params=None, *a, **k: seen.append(sql) or
+                        execute(sql, params, *a, **k))
+    for service in (fax, later):
+        service.on_switch_event(ChannelHangup(server="fs", uuid="a-call-without-fax", cause="NORMAL_CLEARING",
+                                              complete=True))
+    assert seen == []
+    later.on_switch_event(ChannelHangup(server="fs", uuid=job.call_uuid, cause="NORMAL_CLEARING", complete=True))
+    assert seen and FaxJob.get_by_id(job.id).state == "queued"  # the attempt failed: another one later

@@ -116,3 +116,19 @@ def test_recording_finished_once_when_hang_up_and_sweep_meet(cdr, store):
     gevent.joinall([stopped, swept], timeout=10)
     assert converted == [rec.id] and swept.value == []
     assert Recording.get_by_id(rec.id).status == "ok"
+
+
+def test_only_a_recorded_calls_hang_up_asks_the_database(db, cdr, store, monkeypatch):
+    """Should finish a recorded call's recording on its final hang-up, and ask the database nothing on the
+    final hang-up of a call without one."""
+    service = RecordingService(store)
+    rec = service.start_on_bridged(Connection(), "rec-1")
+    write_pcm(store.raw_path(rec), seconds=1.0)
+    seen = []
+    execute = db.execute_sql
+    monkeypatch.setattr(db, "execute_sql", lambda sql, params=None, *a, **k: seen.append(sql) or
+                        execute(sql, params, *a, **k))
+    service.on_switch_event(ChannelHangup(server="fs", uuid="not-recorded", cause="NORMAL_CLEARING", complete=True))
+    assert seen == []
+    service.on_switch_event(ChannelHangup(server="fs", uuid="rec-1", cause="NORMAL_CLEARING", complete=True))
+    assert Recording.get_by_id(rec.id).status == "ok" and "rec-1" not in service.recorded_calls
