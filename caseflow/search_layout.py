@@ -26,6 +26,17 @@ def upgrade(db) -> None:
     search.forget(db)
 
 
+def gin_options(db) -> None:
+    """PostgreSQL: the GIN indexes of an existing database given ``search.GIN_OPTIONS`` (the product's migration
+    step 0020), their pending entries moved into the index. A catalogue change: the index's lock is held a moment."""
+    for table in search.INDEXED:
+        found = db.execute_sql("SELECT to_regclass(%s)", (f"{table}_search_tsv",)).fetchone()[0]
+        if found is not None:
+            with schema_change(db):
+                db.execute_sql(f"ALTER INDEX {table}_search_tsv SET ({search.GIN_OPTIONS})")
+                db.execute_sql(f"SELECT gin_clean_pending_list('{table}_search_tsv'::regclass)")
+
+
 # CREATE/DROP INDEX CONCURRENTLY wait for every transaction that may use the table to end; the waits hold up no
 # reader or writer (their lock conflicts with neither), so they may last longer than a call's lock timeout.
 CONCURRENT_LOCK_WAIT = 600  # seconds; a transaction open longer (a session idle in one) fails the step clearly
@@ -79,7 +90,8 @@ def _rebuild_gin(db, table: str, swap: bool = True) -> bool:
     if new not in found:
         log.info("building the full-text index of %s in its new layout beside the old one (reads and writes go "
                  "on): this may take minutes on a big table", table)
-        _concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)})")
+        _concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)}) "
+                          f"WITH ({search.GIN_OPTIONS})")
     if not swap:
         return True
     with schema_change(db):

@@ -119,6 +119,25 @@ def test_recent_candidates_across_windows(org_setup, monkeypatch):
     assert search.candidate_ids("ticket", ["没有"], 5, order="recent") == []
 
 
+def test_sqlite_scope_read_from_its_index(org_setup, db, monkeypatch):
+    """Should check a scoped search's rule on SQLite from the scope's index (id and the rule's columns), not from
+    each match's ticket row: the plan of the candidates' statement reads it covering."""
+    if is_postgres():
+        pytest.skip("PostgreSQL's GIN applies the scope (test_recent_candidates_across_windows)")
+    o = org_setup
+    _ticket(o.east, wf.DISPATCHED, text="下水道堵塞")
+    statements = []
+    execute = db.execute_sql
+    monkeypatch.setattr(db, "execute_sql", lambda sql, params=None, *a, **k: (
+        statements.append((sql, params)), execute(sql, params, *a, **k))[1])
+    restrict, params = _visibility_sql(o.east_user)
+    assert search.candidate_ids("ticket", ["下水"], 5, restrict_sql=restrict, restrict_params=params,
+                                order="recent", scope=_visibility_scope(o.east_user))
+    sql, params = next((sql, params) for sql, params in statements if "MATCH" in sql)
+    plan = " / ".join(row[-1] for row in execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+    assert "COVERING INDEX ticket_fts_scope" in plan, plan
+
+
 @pytest.mark.parametrize("who", ["east_user", "east_street_user", "west_user", "bureau_user", "entry", "agent",
                                  "centre_user"])
 def test_text_search_scope_is_the_visibility_rule(org_setup, clock, who):
@@ -194,3 +213,26 @@ def test_migration_brings_the_search_index_to_its_layout(db, org_setup):
     else:
         assert db.execute_sql("SELECT v FROM ticket_fts_config WHERE k = 'pgsz'").fetchone()[0] == search.FTS_PAGE_SIZE
     assert [t.id for t in services.search_tickets(org_setup.centre_user, text="路灯")] == [ticket.id]
+
+
+def test_migration_turns_the_gin_pending_list_off(db, org_setup):
+    """Should give an existing PostgreSQL GIN index the options of a new one (no pending list, which every
+    search read whole), its pending entries moved into the index, the searches still finding what they found."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL's GIN option")
+
+    def options():
+        return db.execute_sql("SELECT reloptions FROM pg_class WHERE oid = 'ticket_search_tsv'::regclass").fetchone()[0]
+
+    first = services.create_ticket("路灯不亮", created_by=org_setup.agent)
+    assert options() == [search.GIN_OPTIONS.replace(" ", "")]
+    db.execute_sql("ALTER INDEX ticket_search_tsv SET (fastupdate = on)")
+    second = services.create_ticket("路灯又不亮", created_by=org_setup.agent)  # its entries in the pending list
+    step = "0020_search_index_options"
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert step in create_schema()
+    assert options() == [search.GIN_OPTIONS.replace(" ", "")]
+    assert [t.id for t in services.search_tickets(org_setup.centre_user, text="路灯")] == [second.id, first.id]
