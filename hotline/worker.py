@@ -23,10 +23,12 @@ from gevent.event import Event  # noqa: E402
 from core.clock import Clock  # noqa: E402
 from core.config import ConfigError, load_config  # noqa: E402
 from core.db import DbTimeouts, bind_database, database, is_postgres  # noqa: E402
+from core.heap import freeze_startup_objects  # noqa: E402
 from core.logsetup import configure_logging  # noqa: E402
 from core.pubsub import open_bus  # noqa: E402
 
 log = logging.getLogger("hotline.worker")
+
 
 def build(config, stopping: Event | None = None):
     """The worker's Flask app, its Services (bus, forwarder) and the bus; waits for the schema."""
@@ -88,6 +90,7 @@ def main() -> int:
     if built is None:
         return 0
     app, services = built
+    freeze_startup_objects()  # the start's objects out of the collector's full passes (core.heap)
     host, port = config.http
     web = HttpServer((host, port), app, HttpLimits.from_config(config))
     web.start()

@@ -102,3 +102,26 @@ def test_the_job_is_registered_on_the_scheduler():
     heap.register_job(Scheduler(), seconds=30)
     assert added == [(heap.release_free_heap, "interval",
                       {"seconds": 30, "id": "heap-trim", "max_instances": 1, "coalesce": True})]
+
+
+def test_freeze_startup_objects_collects_then_freezes():
+    """Should collect the garbage there is (a reference cycle no one holds) and freeze every object left, so the
+    collector's full passes no longer walk the start's objects; the count frozen returned."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    kept = Node()
+    cycle = Node()
+    cycle.me = cycle
+    gone = weakref.ref(cycle)
+    del cycle
+    try:
+        frozen = heap.freeze_startup_objects()
+        assert gone() is None  # collected, not frozen for ever
+        assert frozen == gc.get_freeze_count() > 0
+        assert not any(obj is kept for obj in gc.get_objects())  # frozen: outside the collector's generations
+    finally:
+        gc.unfreeze()
