@@ -24,14 +24,18 @@ from urllib.parse import urlencode
 
 import gevent
 
+from bench.portal_trace import tracer
+
 CONFIG_ENV = "BENCH_PORTAL_CONFIG"
+NO_FREEZE = "BENCH_PORTAL_NO_FREEZE"  # set: the workers leave their start's objects to the collector (before/after)
 APP_MS = "X-Bench-App-Ms"
 
 
 class Browser:
     """One client: a keep-alive connection and its cookies, like one browser tab."""
 
-    def __init__(self, port: int, timings: dict, app_timings: dict):
+    def __init__(self, port: int, timings: dict, app_timings: dict, address: str = ""):
+        self.address = address  # sent as X-Forwarded-For: the app trusts one proxy (HOTLINE_TRUST_PROXY=1)
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.conn.connect()
         self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a form's head and body at once
@@ -42,6 +46,8 @@ class Browser:
 
     def request(self, kind: str, method: str, path: str, form: dict | None = None, expect=(200,)):
         headers = {"X-Bench-Kind": kind}
+        if self.address:
+            headers["X-Forwarded-For"] = self.address
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -71,6 +77,20 @@ class Browser:
         return self.token
 
 
+# What makes this run's submissions its own: the product refuses the same text within 10 minutes (a duplicate)
+# and counts an address's and a phone number's submissions; the kept databases hold the earlier runs' ones (the
+# same texts and numbers from 127.0.0.1: 193 of 500 refused as duplicates in a run 7 minutes after another).
+RUN = int(time.time())
+ROWS_RUN = 0
+
+
+def client_address(n: int) -> str:
+    """Client ``n``'s address, from the benchmarking range 198.18.0.0/15 (RFC 2544): each client of each row of
+    each run its own (repeating only after 131,072 clients, past the hour an address's submissions count)."""
+    n = (RUN * 64 + n) % (1 << 17)
+    return f"198.{18 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
+
+
 def run_row(ports: list[int], clients: int, total: int, step, think_ms: float = 0.0, seed: int = 11):
     """``total`` calls of ``step(browser, i)`` spread over ``clients`` concurrent browsers, browser k on
     ``ports[k % len(ports)]`` (round robin over the web workers). ``think_ms`` 0: a closed loop, each browser
@@ -79,7 +99,10 @@ def run_row(ports: list[int], clients: int, total: int, step, think_ms: float = 
     (client timings by kind, in-app timings by kind, the row's seconds, errors)."""
     timings: dict[str, list[float]] = {}
     app_timings: dict[str, list[float]] = {}
-    browsers = [Browser(ports[k % len(ports)], timings, app_timings) for k in range(clients)]
+    global ROWS_RUN
+    ROWS_RUN += 1
+    browsers = [Browser(ports[k % len(ports)], timings, app_timings, client_address(ROWS_RUN * clients + k))
+                for k in range(clients)]
     counter = iter(range(total))
     errors: list[str] = []
     pause = random.Random(seed)
@@ -103,13 +126,30 @@ def run_row(ports: list[int], clients: int, total: int, step, think_ms: float = 
     return timings, app_timings, seconds, errors
 
 
+def chosen(rows: list, args) -> list:
+    """The rows ``--rows`` names exactly (';'-separated), else those naming one of ``--only``'s words."""
+    if args.rows:
+        names = {name.strip() for name in args.rows.split(";") if name.strip()}
+        unknown = names - {r[0] for r in rows}
+        if unknown:
+            raise SystemExit(f"--rows: no row named {', '.join(sorted(unknown))} (rows: "
+                             f"{'; '.join(r[0] for r in rows)})")
+        return [r for r in rows if r[0] in names]
+    return [r for r in rows if not args.only or any(word in r[0] for word in args.only.split(","))]
+
+
 def timed_app(app):
     """The WSGI app, timing each request from its arrival to its last byte and saying so in the X-Bench-App-Ms
     header. The answer goes out in one piece, as the app's own responses do (a body handed over in pieces is
     written in pieces, and the client's delayed acknowledgement then adds 40 ms that are the bench's, not the
     app's)."""
+    trace = tracer()
+
     def wsgi(environ, start_response):
         started = time.perf_counter()
+        if trace is not None:
+            traced = trace.begin(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}"
+                                 f"{'?' if environ.get('QUERY_STRING') else ''}{environ.get('QUERY_STRING', '')}")
         held: list = []
 
         def hold(status, headers, exc_info=None):
@@ -124,6 +164,8 @@ def timed_app(app):
                 body.close()
         status, headers, exc_info = held
         headers.append((APP_MS, f"{(time.perf_counter() - started) * 1000:.3f}"))
+        if trace is not None:
+            trace.end(traced)
         start_response(status, headers, exc_info)
         return [data]
     return wsgi
@@ -192,11 +234,14 @@ def serve_worker() -> int:
 
     import webui.blueprints.portal as portal_bp
     from core.config import load_config
+    from core.heap import freeze_startup_objects
     from hotline.worker import build
     from webui.server import HttpServer
 
     config = load_config(json.loads(os.environ[CONFIG_ENV]))
     app, services = build(config)
+    if not os.environ.get(NO_FREEZE):
+        freeze_startup_objects()  # as the product's worker (hotline.worker.main)
     portal_bp.CAPTCHA_ALPHABET = "A"  # the picture is still drawn and checked; the bench knows its answer
     server = HttpServer(("127.0.0.1", 0), timed_app(app))
     server.start()
@@ -206,4 +251,6 @@ def serve_worker() -> int:
     stopping.wait()
     server.stop(timeout=5)
     services.bus.stop()
+    if tracer() is not None:
+        tracer().report()
     return 0
