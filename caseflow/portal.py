@@ -510,9 +510,11 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
     # Counted in the list's order, up to the cap (peewee's count() would drop the order): the planner then walks
     # the index that gives that order and stops at the cap. A month is a range of the index led by the creation
     # time: counted in that index's order it stops at the cap too (in the list's order every entry of the month,
-    # about 8,000 at 1,000,000 tickets, was read and sorted first).
-    capped = (query.order_by(Ticket.created_at) if month else query).select(peewee.SQL("1")) \
-        .limit(MAX_LISTED + 1)
+    # about 8,000 at 1,000,000 tickets, was read and sorted first). SQLite counts in no order: it then walks the
+    # narrowest filter's index and stops at the cap (in the list's order a category with a region walked the
+    # list's index through 12,000 entries for 201 matches: 4 ms of CPU, 0.5 ms unordered).
+    counted = query.order_by() if not is_postgres() else query.order_by(Ticket.created_at) if month else query
+    capped = counted.select(peewee.SQL("1")).limit(MAX_LISTED + 1)
     total = peewee.Select([capped.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))]).bind(
         Ticket._meta.database).scalar()
     # The page's ids first, from the same index entries as the count, then those rows: asked for the wide rows
