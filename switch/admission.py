@@ -180,6 +180,10 @@ class Admission:
         reason = decide(active, latency, lag, self.limits, bool(self.shedding))
         if reason in ("slow_switch", "overloaded"):
             if not self.shedding:
+                # Shedding before the alarm: storing it waits for the database, and every call arriving
+                # meanwhile raised it again (bench/simulation.py: 15 of the 20 pooled connections at once, each
+                # waiting seconds on the one alarm row, the callers in the menus timing out behind them).
+                self.shedding = reason
                 log.warning("overload: refusing new calls (%s: ESL replies %.2f s, loop lag %.2f s, %d calls)",
                             reason, latency, lag, active)
                 self._alarm(reason, latency, lag, active)

@@ -95,6 +95,23 @@ def test_the_door_sheds_with_hysteresis_and_alarms_once_per_episode():
     assert door.status()["shedding"] == "overloaded"
 
 
+def test_calls_arriving_while_the_alarm_is_stored_raise_no_other():
+    """Should raise the overload alarm once when many calls arrive while storing it waits (the database):
+    every one of them raised it again, each holding a pooled connection on the same alarm row."""
+    alarms = []
+
+    def slow_alarm(*args, **kwargs):
+        alarms.append(args)
+        gevent.sleep(0.05)
+
+    latency = _Figures()
+    latency.value = 3.0
+    door = Admission(LIMITS, latency=latency, lag=LoopLag(_Figures()), alarm=slow_alarm)
+    refusals = [gevent.spawn(door.refusal, 3) for _ in range(10)]
+    gevent.joinall(refusals, timeout=5, raise_error=True)
+    assert [r.value for r in refusals] == ["slow_switch"] * 10 and len(alarms) == 1
+
+
 def test_lag_counts_the_time_the_loop_was_behind():
     """Should weigh each lag by the time its wait covered (half of the time, as LoopLag judges): a 1 s or a
     3 s stall among idle ticks does not count, a loop standing still for most of the window or late on most
