@@ -103,6 +103,12 @@ class _TimingSocket:
             self._last_recv = time.perf_counter()
         return data
 
+    def recv_into(self, buffer):
+        size = self._sock.recv_into(buffer)
+        if size:
+            self._last_recv = time.perf_counter()
+        return size
+
     def sendall(self, data):
         if self._last_recv:
             _TimingSocket.reactions.append(time.perf_counter() - self._last_recv)

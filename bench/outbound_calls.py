@@ -90,6 +90,11 @@ class _TimingSocket:
         self.last_recv_at = time.perf_counter()
         return data
 
+    def recv_into(self, buffer):
+        size = self._sock.recv_into(buffer)
+        self.last_recv_at = time.perf_counter()
+        return size
+
     def sendall(self, data):
         result = self._sock.sendall(data)
         self.last_send_done_at = time.perf_counter()

@@ -55,9 +55,10 @@ ENGINE_PROMPTS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceEntry:
-    """One step of a call: when, which node, what happened, keys pressed."""
+    """One step of a call: when, which node, what happened, keys pressed. Slotted: a call keeps up to
+    MAX_TRACE of them for its life (issue 15 item 11)."""
 
     at: str
     node: str

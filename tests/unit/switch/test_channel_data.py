@@ -27,3 +27,15 @@ def test_keeps_what_the_app_reads_and_drops_the_other_variables():
         assert kept[name] == data[name], name
     assert not [name for name in kept if name.startswith("variable_sip_")]
     assert len(kept) < len(data) - 50
+
+
+def test_two_calls_share_the_names_and_short_values_they_keep():
+    """Should keep one string for a header name and for a short value (inbound, CS_EXECUTE) across calls, and
+    the same content as the channel sent."""
+    first, second = real_channel_data(), real_channel_data()   # parsed twice: strings of their own, as two calls
+    assert any(a is not b for a, b in zip(first, second))
+    kept_first, kept_second = kept_channel_data(first), kept_channel_data(second)
+    assert kept_first == kept_second and all(kept_first[name] == first[name] for name in kept_first)
+    assert all(a is b for a, b in zip(kept_first, kept_second))
+    assert kept_first["Call-Direction"] is kept_second["Call-Direction"]
+    assert kept_first["Channel-State"] is kept_second["Channel-State"]
