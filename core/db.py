@@ -30,6 +30,7 @@ import collections
 import contextlib
 import functools
 import logging
+import math
 import re
 import sqlite3
 import sys
@@ -623,7 +624,7 @@ class _ReleasingPool:
             # SQLite's class hands sqlite3.connect a timeout of 0 (no busy wait in C), which playhouse's init()
             # took for its own wait for a connection: 0, for ever. SQLite's pool waited without end.
             self._wait_timeout = kwargs["timeout"]
-        self._pool_available = _PoolWait()
+        self._pool_available = _PoolWait(self._free_places)
         self._holders: dict[int, tuple] = {}  # connection key -> (greenlet, where taken or None)
         self._holders_reported: float | None = None  # monotonic time of the last report of the holders
 
@@ -720,7 +721,7 @@ class _ReleasingPool:
             return super().connect(reuse_if_open)  # peewee's answer: already open
         # In turn: a freed connection goes to the greenlet waiting longest, never to a newcomer (playhouse's
         # wait let a woken waiter lose it to one, and waits reached the timeout while holds were short).
-        with self._pool_available.turn(self._has_room, self._wait_timeout) as served:
+        with self._pool_available.turn(self._wait_timeout) as served:
             if not served:
                 self._report_holders()
                 raise DatabaseTimeout(self._full_message())
@@ -785,8 +786,14 @@ class _ReleasingPool:
                     " (where each is taken recorded from now on)" if first else "",
                     "\n  ".join(self.holders()) or "none")
 
-    def _has_room(self) -> bool:
-        return not self._max_connections or len(self._in_use) < self._max_connections
+    def _free_places(self) -> float:
+        return self._max_connections - len(self._in_use) if self._max_connections else math.inf
+
+    def _connect(self):
+        """playhouse's checkout without its lock: _PoolWait grants no more checkouts at once than the pool has
+        places, and greenlets of one thread need no lock between them. Under it, every check-in and every
+        other checkout waited for a checkout's round trips (a ping, a new connection's connect)."""
+        return PooledDatabase._connect.__wrapped__(self)
 
     def _full_message(self) -> str:
         return (f"waiting for a pooled connection: no free {self.pool_name} connection within "
@@ -821,21 +828,33 @@ def _frames_line(frames) -> str:
     return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames)
 
 
+class _Waiter:
+    __slots__ = ("event", "granted")
+
+    def __init__(self):
+        self.event, self.granted = gevent.event.Event(), False
+
+
 class _PoolWait:
     """Stands in for the pooled database's threading.Condition: greenlets waiting for a connection, served in
     the order they came (``turn``), without a lock.
 
-    Fair: every checkout queues; the first in the queue takes a connection as soon as the pool has room, the
-    others wait behind it, and one arriving while others wait queues behind them (playhouse's condition woke a
-    waiter that then lost the freed connection to a newcomer: under the simulation's load waits reached the 10
-    s timeout while holds were short). The condition's wait took the pool's lock again on its way out; the
-    connect timeout striking there, while another greenlet held that lock for a slow connect, left the lock
-    without its owner ("cannot release un-acquired lock", bench/ivr.py on PostgreSQL). Greenlets of one
-    thread need no lock to check the pool and then wait: nothing runs between the two; a notice missed all the
-    same costs at most the second after which the first in the queue looks again."""
+    Fair: a checkout that finds others waiting queues behind them, and each place that comes free goes to the
+    one waiting longest (playhouse's condition woke a waiter that then lost the freed connection to a newcomer:
+    under the simulation's load waits reached the 10 s timeout while holds were short). As many are served at
+    once as the pool has places (``free()``, less those granted whose checkout is under way): served one after
+    the other, each checkout (a new connection's connect, a ping) and each hand-off (a turn of the hub, slow
+    under load) waited for the one before, and at 500 calls 257 waiters timed out with 2 of 20 connections in
+    use. The condition's wait took the pool's lock again on its way out; the connect timeout striking there,
+    while another greenlet held that lock for a slow connect, left the lock without its owner ("cannot release
+    un-acquired lock", bench/ivr.py on PostgreSQL). Greenlets of one thread need no lock to count places and
+    then wait: nothing runs between the two; a notice missed all the same costs at most the second after which
+    a waiter looks again."""
 
-    def __init__(self):
-        self._queue: collections.deque[gevent.event.Event] = collections.deque()
+    def __init__(self, free=lambda: 0):
+        self._free = free  # the pool's free places now, checkouts under way not counted
+        self._queue: collections.deque[_Waiter] = collections.deque()  # not yet granted, in arrival order
+        self._granted = 0  # granted a place, their checkout under way
         self._waiters: list[gevent.event.Event] = []  # playhouse's own wait (a checkout that found no room)
 
     def __enter__(self):
@@ -845,27 +864,48 @@ class _PoolWait:
         return False
 
     @contextlib.contextmanager
-    def turn(self, has_room, timeout: float):
-        """Yields True once this greenlet is the first in the queue and ``has_room()``, False after ``timeout``
-        s; it stays first until the block ends (its checkout done), then wakes the next one."""
-        waiter = gevent.event.Event()
-        self._queue.append(waiter)
+    def turn(self, timeout: float):
+        """Yields True once a place is granted to this greenlet (its checkout counts as using it until the
+        block ends), False after ``timeout`` s; a place granted to one interrupted first goes to the next."""
+        me = _Waiter()
+        self._queue.append(me)
+        self._grant()
         deadline = time.monotonic() + timeout
+        served = False
         try:
-            while not (self._queue[0] is waiter and has_room()):
+            while not me.granted:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                waiter.clear()
-                waiter.wait(min(remaining, 1.0))
-            else:
-                yield True
-                return
-            yield False
+                me.event.wait(min(remaining, 1.0))
+                me.event.clear()
+                self._grant()
+            served = me.granted
         finally:
-            self._queue.remove(waiter)
-            if self._queue:
-                self._queue[0].set()  # it looks at the pool itself
+            if not me.granted:
+                self._queue.remove(me)
+            elif not served:
+                self._release_grant()
+        if not served:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._release_grant()
+
+    def _release_grant(self) -> None:
+        self._granted -= 1
+        self._grant()  # a checkout that failed leaves its place to the next
+
+    def _grant(self) -> None:
+        free = self._free() - self._granted
+        while self._queue and free > 0:
+            waiter = self._queue.popleft()
+            waiter.granted = True
+            self._granted += 1
+            free -= 1
+            waiter.event.set()
 
     def wait(self, timeout=None) -> bool:
         waiter = gevent.event.Event()
@@ -880,8 +920,7 @@ class _PoolWait:
         for waiter in self._waiters[:n]:
             waiter.set()
             self._waiters.remove(waiter)
-        if self._queue:
-            self._queue[0].set()
+        self._grant()
 
     def notify_all(self) -> None:
         self.notify(len(self._waiters))

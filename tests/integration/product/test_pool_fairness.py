@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import gevent
+import gevent.event
 import pytest
 
 from core import db as core_db
@@ -19,10 +20,11 @@ REPO = Path(__file__).resolve().parents[3]
 def test_waiters_are_served_in_arrival_order_and_a_newcomer_waits_its_turn():
     """Should give each freed place to the first waiter, and queue a newcomer that finds room behind those
     already waiting."""
-    wait, room, served = core_db._PoolWait(), [0], []
+    room, served = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
 
     def take(name):
-        with wait.turn(lambda: room[0] > 0, 5) as ok:
+        with wait.turn(5) as ok:
             assert ok
             room[0] -= 1
             served.append(name)
@@ -42,10 +44,11 @@ def test_waiters_are_served_in_arrival_order_and_a_newcomer_waits_its_turn():
 
 def test_a_waiter_gives_up_at_its_timeout_and_the_next_keeps_its_place():
     """Should answer False after the timeout, and pass the turn on to the next waiter."""
-    wait, room, results = core_db._PoolWait(), [0], []
+    room, results = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
 
     def take(timeout):
-        with wait.turn(lambda: room[0] > 0, timeout) as ok:
+        with wait.turn(timeout) as ok:
             results.append((timeout, ok))
 
     first, second = gevent.spawn(take, 0.05), gevent.spawn(take, 5)
@@ -54,6 +57,35 @@ def test_a_waiter_gives_up_at_its_timeout_and_the_next_keeps_its_place():
     wait.notify()
     gevent.joinall([first, second], timeout=5, raise_error=True)
     assert results == [(0.05, False), (5, True)]
+
+
+def test_as_many_waiters_are_served_at_once_as_places_come_free():
+    """Should grant every free place at once, in arrival order (one after the other, each hand-off waited for
+    the checkout before it: 257 waiters timed out with 2 of 20 connections in use), and pass a place granted
+    to a waiter killed before it ran on to the next."""
+    room, inside = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
+    release = gevent.event.Event()
+
+    def take(name):
+        with wait.turn(5) as ok:
+            assert ok
+            inside.append(name)
+            release.wait(5)
+
+    waiters = [gevent.spawn(take, n) for n in range(5)]
+    gevent.sleep(0.01)
+    waiters[0].kill(block=False)  # delivered at the hub's next turn: granted below, killed before it runs
+    room[0] = 3
+    wait.notify()
+    assert wait._granted == 3 and len(wait._queue) == 2  # at once, before any of them ran
+    gevent.sleep(0.01)
+    assert inside == [1, 2, 3]
+    release.set()
+    room[0] = 1
+    wait.notify()
+    gevent.joinall(waiters, timeout=5)
+    assert inside == [1, 2, 3, 4] and wait._granted == 0 and not wait._queue
 
 
 # A monkey-patched process (as run.py), a pool of one: five greenlets queue behind a transaction; the one holding
