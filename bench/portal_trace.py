@@ -37,6 +37,7 @@ class Tracer:
         self.gc_log: deque = deque(maxlen=KEEP_RUNS)  # (end, seconds, generation)
         self.slowest: list = []  # (total, own, others, longest other, its label, gc, label)
         self.requests = 0
+        self.first = None  # when the first request arrived: the slowest are shown at their second of the run
         self.in_app = 0
         self.most_in_app = 0
 
@@ -57,7 +58,7 @@ class Tracer:
         origin.bench_own = getattr(origin, "bench_own", 0.0) + took
         origin.bench_own_cpu = getattr(origin, "bench_own_cpu", 0.0) + took_cpu
         if took >= 0.0005:
-            label = getattr(origin, "bench_label", None) or type(origin).__name__
+            label = getattr(origin, "bench_label", None) or _name(origin)
             self.runs.append((now, took, label, id(origin)))
             if len(self.longest) < SLOWEST or took > self.longest[-1][0]:
                 self.longest.append((took, took_cpu, label))
@@ -77,6 +78,8 @@ class Tracer:
         current = greenlet.getcurrent()
         current.bench_label = label
         current.bench_own = current.bench_own_cpu = 0.0
+        if self.first is None:
+            self.first = time.perf_counter()
         self.in_app += 1
         self.most_in_app = max(self.most_in_app, self.in_app)
         return time.perf_counter()
@@ -102,7 +105,8 @@ class Tracer:
             others += min(took, end - started)
             worst = max(worst, (took, run_label))
         collected = sum(took for end, took, _gen in self.gc_log if end > started)
-        self.slowest.append((total, own, own_cpu, others, worst[0], worst[1], collected, label))
+        self.slowest.append((total, own, own_cpu, others, worst[0], worst[1], collected,
+                             f"{label} (at {started - self.first:.1f} s)"))
         self.slowest.sort(reverse=True)
         del self.slowest[SLOWEST:]
 
@@ -126,6 +130,13 @@ class Tracer:
             print(f"  gc generation {generation}: {len(pauses)} pauses, max {pauses[-1] * ms:.1f} ms, "
                   f"total {sum(pauses) * ms:.0f} ms", file=out)
         out.flush()
+
+
+def _name(greenlet_) -> str:
+    """A greenlet outside a request: its class and the function it runs (a handler between requests, the bus...)."""
+    run = getattr(greenlet_, "_run", None) or getattr(greenlet_, "run", None)
+    target = getattr(run, "__qualname__", None) or type(run).__name__
+    return f"{type(greenlet_).__name__}:{getattr(run, '__module__', '')}.{target}"
 
 
 TRACER: Tracer | None = None
