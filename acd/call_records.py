@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 
 from acd.models import Agent, Queue, QueueEntry
-from recorder.cdr import CallDraft, CdrRecorder, _utc
+from recorder.cdr import CdrRecorder
+from recorder.drafts import CallDraft, _utc
 
 log = logging.getLogger(__name__)
 

@@ -457,6 +457,8 @@ class Product:
             parts["acd"].stop()
         if "pool" in parts:
             parts["pool"].stop()
+        if "cdr" in parts and not parts["cdr"].settle(timeout=10.0):
+            log.warning("call records still being finalised at the stop: the next start's sweep closes them")
         if "web" in parts:
             parts["web"].stop(timeout=5)
         if "sms" in parts:

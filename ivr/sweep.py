@@ -10,7 +10,7 @@ import logging
 
 from ivr.campaigns import note_failed_attempt
 from ivr.models import IvrTrace, OutboundAttempt
-from recorder.cdr import _parse_at, _utc
+from recorder.drafts import _parse_at, _utc
 from recorder.sweep import gone_uuids
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,12 @@
 thousand quarter-hour rows instead of every record: 10 million records made a year's calls report take 20 s.
 
 ``CallSlot`` holds the finalised records per UTC quarter-hour of their start and direction; ``AgentCallSlot``
-those with an agent per quarter-hour and agent (calls, talk and hold seconds). ``recorder.cdr`` applies each
-finalisation's change in the same transaction as the record (``apply``: a record finalised again, with a
-later hang-up or the IVR's last word, first takes its earlier counts back). Records not finalised yet are
-read as they are (``open_calls``), so the counts equal the records at every moment. A quarter-hour because
-local days and hours begin on one in every zone in use (whole, half-hour and 45-minute offsets alike).
+those with an agent per quarter-hour and agent (calls, talk and hold seconds). ``recorder.finalising``
+applies each finalisation's change in the same transaction as the record (``apply``: a record finalised
+again, with a later hang-up or the IVR's last word, first takes its earlier counts back). Records not
+finalised yet are read as they are (``open_calls``), so the counts equal the records at every moment. A
+quarter-hour because local days and hours begin on one in every zone in use (whole, half-hour and 45-minute
+offsets alike).
 
 ``python -m recorder.aggregates rebuild`` recomputes both tables from the records (after a bulk import, or
 to check them: ``check`` compares without changing anything).

@@ -1,11 +1,11 @@
 """Call records from the calling hooks (IVR runner, ACD) and switch domain events; finalised with a MAC.
 
-Pure part: ``CallDraft`` collects what happened to one call; ``classify``, ``durations`` and
-``missed_reason`` turn it into the record's disposition, times and missed-call reason.
-I/O part: ``CdrRecorder`` keeps the drafts of live calls, writes the CallRecord row when the call starts
-and finalises it (with the keyed MAC) on hang-up, creating the missed-call entry when nobody served the
-caller; every finalisation is chained by a seal (recorder.integrity). Hooks are cheap and never raise
-into the call: a failure is logged, the call goes on.
+``CdrRecorder`` keeps the drafts of live calls (recorder.drafts: ``CallDraft`` and the pure rules that make
+a record of one), writes the CallRecord row when the call starts and finalises it on hang-up: the record
+whole with its keyed MAC, its seal in the chain (recorder.integrity) and the missed-call entry when nobody
+served the caller, written by recorder.finalising. A switch's hang-up events hand their finalisations to
+the recorder's one ``Finaliser`` greenlet, so the switch's event-dispatch greenlet never waits for the
+process's seal turn. Hooks are cheap and never raise into the call: a failure is logged, the call goes on.
 """
 from __future__ import annotations
 
@@ -14,150 +14,12 @@ import datetime as dt
 import json
 import time
 import logging
-from dataclasses import dataclass, field
 
-from recorder.integrity import append_seal, compute_mac, record_fields, seal_turn
-from recorder import aggregates, missed
-from recorder.models import CallRecord, MissedCall, Recording
+from recorder.drafts import FLAGS, CallDraft, _parse_at, _utc, side_of, who_hung_up
+from recorder.finalising import Finaliser, write_record
+from recorder.models import CallRecord
 
 log = logging.getLogger(__name__)
-
-FLAGS = ("blacklisted", "fax", "voicemail", "out_of_hours", "served", "overflowed", "callback_requested",
-         "cut_off")
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """Naive UTC to the second (what the database and the MAC keep)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return moment.replace(microsecond=0)
-
-
-@dataclass
-class CallDraft:
-    """Everything known about a live call; pure data."""
-
-    call_uuid: str
-    caller: str = ""
-    called: str = ""
-    direction: str = "inbound"
-    server: str = ""
-    started_at: dt.datetime | None = None
-    other_uuids: list[str] = field(default_factory=list)
-    ivr_path: list[dict] = field(default_factory=list)
-    queue: str = ""
-    queue_entered_at: dt.datetime | None = None
-    queue_left_at: dt.datetime | None = None
-    queue_outcome: str = ""  # answered, abandoned, overflowed, timeout
-    offers: list[dict] = field(default_factory=list)
-    answered_at: dt.datetime | None = None
-    agent_no: str = ""
-    hold_started_at: dt.datetime | None = None
-    hold_total: float = 0.0
-    ended_at: dt.datetime | None = None
-    hangup_cause: str = ""
-    hangup_side: str = ""
-    # Evidence of who ended the call, from the legs' own hang-up events (see CdrRecorder.hangup):
-    agent_leg_first: bool = False  # an agent's leg hung up while the caller's was still up
-    agent_leg_side: str = ""       # that leg's SIP disposition mapped: "agent" (the phone's BYE) or "system"
-    caller_side: str = ""          # the caller's leg's disposition mapped: "caller" or "system"
-    flags: set[str] = field(default_factory=set)
-    record_id: int | None = None  # the CallRecord row written at call start
-    # The IVR has the call and has not yet said whether it served the caller (its trace): until it has,
-    # a self-service call is not judged missed (the trace often lands just after the hang-up).
-    awaiting_ivr: bool = False
-    last_event_at: dt.datetime | None = None  # the last moment anything was heard of the call (a cut-off's end)
-
-
-def classify(draft: CallDraft) -> str:
-    """The disposition: what finally happened to the call (first matching rule wins)."""
-    if draft.direction == "outbound":
-        return "answered" if draft.answered_at is not None else "no_answer"
-    if "blacklisted" in draft.flags:
-        return "blacklisted"
-    if "fax" in draft.flags:
-        return "fax"
-    if draft.answered_at is not None:
-        return "answered"
-    if "voicemail" in draft.flags:
-        return "voicemail"
-    if "cut_off" in draft.flags:
-        return "cut_off"  # the switch lost it before anyone answered (recorder.sweep closed it)
-    if "overflowed" in draft.flags or draft.queue_outcome == "overflowed":
-        return "overflowed"
-    if draft.queue_entered_at is not None:
-        return "abandoned"
-    return "self_service"
-
-
-def durations(draft: CallDraft) -> tuple[int, int, int]:
-    """(wait, talk, hold) in whole seconds. Wait runs from entering a queue to answer (or leaving)."""
-    end = draft.ended_at
-    wait = 0.0
-    if draft.queue_entered_at is not None:
-        stop = draft.answered_at or draft.queue_left_at or end
-        if stop is not None:
-            wait = (stop - draft.queue_entered_at).total_seconds()
-    hold = draft.hold_total
-    if draft.hold_started_at is not None and end is not None:
-        hold += (end - draft.hold_started_at).total_seconds()
-    talk = 0.0
-    if draft.answered_at is not None and end is not None:
-        talk = (end - draft.answered_at).total_seconds() - hold
-    return max(round(wait), 0), max(round(talk), 0), max(round(hold), 0)
-
-
-def missed_reason(draft: CallDraft, disposition: str) -> str | None:
-    """Why this call belongs on the missed-call list, or None (P5 §3.6.4)."""
-    if disposition in ("answered", "blacklisted", "fax", "voicemail", "no_answer") or not draft.caller \
-            or draft.direction == "outbound":
-        return None
-    if "callback_requested" in draft.flags and disposition in ("abandoned", "overflowed"):
-        return "callback_request"
-    if disposition in ("abandoned", "overflowed"):
-        return "abandoned"
-    if "not_stored" in draft.flags:
-        return "not_stored"  # the IVR could not store what the caller left (the database was away)
-    if "served" in draft.flags:
-        return None  # self-service gave the caller what they came for (even after hours)
-    if disposition == "cut_off":
-        return "cut_off"
-    if "out_of_hours" in draft.flags:
-        return "out_of_hours"
-    if draft.hangup_side in ("caller", ""):
-        return "ivr_hangup"
-    return None
-
-
-def _parse_at(text) -> dt.datetime | None:
-    """An ISO time kept in a record's JSON (IVR path), as naive UTC; None when absent or unreadable."""
-    try:
-        return _utc(dt.datetime.fromisoformat(str(text))) if text else None
-    except ValueError:
-        return None
-
-
-def side_of(value: str, leg: str) -> str:
-    """Map a hang-up side as the switch reports it ("caller" = the far end of that leg hung up, "switch" =
-    we hung up, or the raw sip_hangup_disposition) to caller / agent / system."""
-    value = (value or "").lower()
-    if value in ("agent", "system"):
-        return value
-    if value in ("caller", "recv_bye", "recv_cancel", "recv_refuse", "remote", "callee"):
-        return "agent" if leg == "agent" else "caller"
-    if value in ("send_bye", "send_cancel", "send_refuse", "local", "switch"):
-        return "system"
-    return ""
-
-
-def who_hung_up(draft: CallDraft) -> str:
-    """挂机方 from evidence only: "agent" when an agent's leg hung up while the caller's was up and its SIP
-    disposition says the phone sent the BYE; else what the caller's leg says (its BYE: "caller", ours:
-    "system"); else "" (unknown). An agent's leg ending first without a disposition proves nothing: the
-    system or a loopback caller's leaving may have ended it."""
-    if draft.agent_leg_first and draft.agent_leg_side == "agent":
-        return "agent"
-    return draft.caller_side
 
 
 class CdrRecorder:
@@ -181,6 +43,7 @@ class CdrRecorder:
         self._finished_at: dict[str, float] = {}
         # Callables(draft) run before every finalisation, to fill in what other parts know (ACD queue rows).
         self.enrichers: list = []
+        self.finaliser = Finaliser(self._finalise)  # the switch events' finalisations, off their greenlet
 
     def _now(self) -> dt.datetime:
         return _utc(self.clock.now() if self.clock else dt.datetime.now(dt.timezone.utc))
@@ -199,7 +62,8 @@ class CdrRecorder:
         draft = self.draft(call_uuid)
         if draft is not None:
             change(draft)
-            return None
+            # Hung up, its record being written: that record may be built already, so it is written again.
+            return self.finalise(draft) if draft.finalising else None
         draft = self.finished.get(call_uuid)
         if draft is None:
             return None
@@ -251,7 +115,7 @@ class CdrRecorder:
         draft = self.draft(call_uuid)
         if draft is not None:
             draft.awaiting_ivr = False
-            return None
+            return self.finalise(draft) if draft.finalising else None  # as in amend
         draft = self.finished.get(call_uuid)
         if draft is None or not draft.awaiting_ivr:
             return None
@@ -322,8 +186,10 @@ class CdrRecorder:
             draft.hold_started_at = None
 
     def hangup(self, call_uuid: str, cause: str = "NORMAL_CLEARING", side: str = "",
-               at: dt.datetime | None = None) -> CallRecord | None:
-        """A channel hung up. An agent leg only notes who hung up; the caller's leg finalises the record."""
+               at: dt.datetime | None = None, wait: bool = True) -> CallRecord | None:
+        """A channel hung up. An agent leg only notes who hung up; the caller's leg finalises the record
+        (``wait``: as ``finalise``). A call whose finalisation is under way is not ended again: the event
+        brings only the side's evidence, as a late one does."""
         main = self.leg_of.get(call_uuid)
         if main is not None:
             draft = self.drafts.get(main)
@@ -331,17 +197,22 @@ class CdrRecorder:
                 if draft.ended_at is None:
                     draft.agent_leg_first = True
                 draft.agent_leg_side = side_of(side, "agent") or draft.agent_leg_side
+                if draft.finalising:
+                    return self._side_again(draft, wait)
             return None
         draft = self.drafts.get(call_uuid)
         if draft is None:
-            return self._late_side(call_uuid, side)
+            return self._late_side(call_uuid, side, wait)
+        if draft.finalising:
+            draft.caller_side = side_of(side, "caller") or draft.caller_side
+            return self._side_again(draft, wait)
         draft.ended_at = self._at(at)
         draft.hangup_cause = (cause or "")[:64]
         draft.caller_side = side_of(side, "caller") or draft.caller_side
         draft.hangup_side = who_hung_up(draft)
-        return self.finalise(draft)
+        return self.finalise(draft, wait)
 
-    def _late_side(self, call_uuid: str, side: str) -> CallRecord | None:
+    def _late_side(self, call_uuid: str, side: str, wait: bool = True) -> CallRecord | None:
         """FreeSWITCH names who ended a SIP dialog (sip_hangup_disposition) only in the channel's final
         hang-up event (CHANNEL_HANGUP_COMPLETE), often after the caller's first one closed the record: the
         evidence it brings (the caller's leg or an agent's) decides the side again, and a changed side is
@@ -354,11 +225,15 @@ class CdrRecorder:
             if draft is None:
                 return None
             draft.agent_leg_side = side_of(side, "agent") or draft.agent_leg_side
+        return self._side_again(draft, wait)
+
+    def _side_again(self, draft: CallDraft, wait: bool) -> CallRecord | None:
+        """A finalised (or finalising) call's side decided again from new evidence; finalised again if changed."""
         mapped = who_hung_up(draft)
         if mapped == draft.hangup_side:
             return None
         draft.hangup_side = mapped
-        return self.finalise(draft)
+        return self.finalise(draft, wait)
 
     # -- calls the switch lost (recorder.sweep) ------------------------------------------------------------
     def cut_off(self, call_uuid: str, at: dt.datetime | None = None) -> CallRecord | None:
@@ -367,8 +242,8 @@ class CdrRecorder:
         someone answered it; finalised and signed like any record, the draft dropped. An unserved caller
         lands on the missed-call list ("cut_off")."""
         draft = self.drafts.get(call_uuid)
-        if draft is None:
-            return None
+        if draft is None or draft.finalising:
+            return None  # gone, or hung up with its record being written
         known = [t for t in (draft.started_at, draft.last_event_at, draft.queue_left_at, draft.answered_at) if t]
         draft.ended_at = _utc(at) if at is not None else (max(known) if known else self._now())
         draft.hangup_cause = draft.hangup_cause or "LOST_CHANNEL"
@@ -395,57 +270,25 @@ class CdrRecorder:
         return draft
 
     # -- finalisation ------------------------------------------------------------------------------------
-    def finalise(self, draft: CallDraft) -> CallRecord:
-        """Write the complete record with its MAC; create the missed-call entry when nobody served it."""
-        from caseflow.models import User
+    def finalise(self, draft: CallDraft, wait: bool = True) -> CallRecord | None:
+        """Write the complete record with its MAC; create the missed-call entry when nobody served it.
+        ``wait=False`` (a switch's event greenlet): handed to the finaliser, written after those handed
+        before it, None returned at once."""
+        if not wait:
+            self.finaliser.hand(draft)
+            return None
+        draft.finalising += 1
+        try:
+            return self._finalise(draft)
+        finally:
+            draft.finalising -= 1
 
-        if draft.hold_started_at is not None:
-            draft.hold_total += (draft.ended_at - draft.hold_started_at).total_seconds()
-            draft.hold_started_at = None
-        for enrich in self.enrichers:
-            try:
-                enrich(draft)
-            except Exception:  # noqa: BLE001 - a missing detail must not lose the record
-                log.exception("call record enricher %r failed for %s", enrich, draft.call_uuid)
-        disposition = classify(draft)
-        wait, talk, hold = durations(draft)
-        # The row written at call start is overwritten whole (one UPDATE); without one it is inserted.
-        record = CallRecord(id=draft.record_id, call_uuid=draft.call_uuid)
-        record.caller, record.called, record.direction = draft.caller, draft.called, draft.direction
-        record.server = draft.server
-        record.started_at = draft.started_at or draft.ended_at
-        record.other_uuids = json.dumps(draft.other_uuids)
-        record.ivr_path = json.dumps(draft.ivr_path, ensure_ascii=False)
-        record.queue = draft.queue
-        record.queue_entered_at, record.queue_left_at = draft.queue_entered_at, draft.queue_left_at
-        record.agents_offered = json.dumps(draft.offers)
-        record.answered_at, record.ended_at = draft.answered_at, draft.ended_at
-        record.wait_seconds, record.talk_seconds, record.hold_seconds = wait, talk, hold
-        record.hangup_cause, record.hangup_side = draft.hangup_cause, draft.hangup_side
-        record.disposition = disposition
-        record.agent_no = draft.agent_no
-        record.agent = User.get_or_none(User.operator_no == draft.agent_no) if draft.agent_no else None
-        database = CallRecord._meta.database
-        with seal_turn(database), database.atomic():  # the turn before the connection (integrity.seal_turn)
-            if record.id is None:
-                existing = CallRecord.get_or_none(CallRecord.call_uuid == draft.call_uuid)
-                record.id = existing.id if existing else None
-            counted_before = aggregates.stored_count(record.id)  # a record finalised again takes its counts back
-            if record.id is None:
-                record.save(force_insert=True)
-            record.finalised = True
-            record.mac = compute_mac(self.key, record_fields(record))
-            record.save()
-            aggregates.apply(counted_before, aggregates.counted(record))
-            # Every (re)finalisation is the next link of the day's chain: deletions and replays show.
-            append_seal(self.key, record, self._now())
-            # Recordings started before the agent was known get the call's caller and agent for search.
-            Recording.update(call=record, caller=record.caller, agent_no=record.agent_no).where(
-                Recording.call_uuid == record.call_uuid).execute()
-            # Whether a self-service caller was served is the IVR's to say: no missed-call entry (nor its
-            # log line) until it has, so a served caller is never listed, not even for a moment.
-            undecided = draft.awaiting_ivr and disposition == "self_service"
-            entry = None if undecided else self._missed_entry(record, draft, missed_reason(draft, disposition))
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until the finalisations handed over by switch events are written; False after ``timeout``."""
+        return self.finaliser.settle(timeout)
+
+    def _finalise(self, draft: CallDraft) -> CallRecord:
+        record, entry = write_record(self.key, draft, self._prepare, self._now)
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)
@@ -469,18 +312,16 @@ class CdrRecorder:
                 log.exception("missed-call notifier failed")
         return record
 
-    @staticmethod
-    def _missed_entry(record: CallRecord, draft: CallDraft, reason: str | None) -> MissedCall | None:
-        """Keep the call on the missed-call list in line with its (re)finalised record, through
-        recorder.missed (which counts a call the ACD already reported only once, and leaves entries someone
-        acted on alone); returns the entry when the call was newly counted."""
-        if reason is None:
-            missed.withdraw(record.call_uuid, source="cdr")
-            return None
-        wait = durations(draft)[0] if draft.queue_entered_at is not None else 0
-        entry, added = missed.note_missed(draft.caller, reason, call=record, queue=draft.queue, wait_seconds=wait,
-                                          at=draft.ended_at, source="cdr")
-        return entry if added else None
+    def _prepare(self, draft: CallDraft) -> None:
+        """The draft completed before its record is built: a hold still on closed, what other parts know."""
+        if draft.hold_started_at is not None:
+            draft.hold_total += (draft.ended_at - draft.hold_started_at).total_seconds()
+            draft.hold_started_at = None
+        for enrich in self.enrichers:
+            try:
+                enrich(draft)
+            except Exception:  # noqa: BLE001 - a missing detail must not lose the record
+                log.exception("call record enricher %r failed for %s", enrich, draft.call_uuid)
 
     # -- switch domain events ----------------------------------------------------------------------------
     def on_switch_event(self, event) -> None:
@@ -495,6 +336,7 @@ class CdrRecorder:
                 elif other in self.drafts:
                     self.add_leg(other, uuid)
             elif name == "ChannelHangup":
-                self.hangup(uuid, getattr(event, "cause", ""), getattr(event, "hangup_side", "") or "")
+                # Written by the finaliser: this greenlet carries the switch's later events (the ACD's too).
+                self.hangup(uuid, getattr(event, "cause", ""), getattr(event, "hangup_side", "") or "", wait=False)
         except Exception:  # noqa: BLE001 - never let a bad event stop the event consumer
             log.exception("call record update from %s failed", name)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from recorder.cdr import CallDraft, CdrRecorder, _utc
+from recorder.cdr import CdrRecorder
+from recorder.drafts import CallDraft
 
 log = logging.getLogger(__name__)
 

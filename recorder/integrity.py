@@ -11,7 +11,9 @@ records leaves no gap; the summary prints the chain's head so it can be compared
 Concurrent finalisers of one process take turns (``seal_turn``) before their transaction: on PostgreSQL a
 second finaliser's seal insert otherwise waited, connection held, on the first's uncommitted seal of the same
 number (a unique-index wait, then the retry), and under load those waits emptied the pool (issue 15 item 10).
-Other processes still race through the unique index and the retry.
+The turn is one for the whole process, across every switch's calls, so a switch's event greenlet never waits
+for it: its hang-ups hand their finalisations to the recorder's finaliser (recorder.finalising). Other
+processes still race through the unique index and the retry.
 
 The key is HOTLINE_RECORD_KEY (required in production, apart from the session key); development falls back
 to one derived from Config.secret_key. Someone who can edit the database but does not hold the key cannot
@@ -132,9 +134,10 @@ _SEAL_TURNS: "weakref.WeakKeyDictionary[object, gevent.lock.BoundedSemaphore]" =
 def seal_turn(database, timeout: float = 10.0):
     """This process's turn to write a transaction that appends a seal to ``database``'s chain: enter it before
     the transaction, so a finaliser waits for the one before it without holding a connection, and never on
-    its uncommitted seal. Yields whether the turn was taken: inside a transaction already (a connection held:
-    waiting would pin it) or after ``timeout`` it goes on without, and the retry in append_seal keeps the
-    numbers right."""
+    its uncommitted seal. One turn serialises the finalisers of every switch's calls: take it off a switch's
+    event greenlet (recorder.finalising.Finaliser). Yields whether the turn was taken: inside a transaction
+    already (a connection held: waiting would pin it) or after ``timeout`` it goes on without, and the retry
+    in append_seal keeps the numbers right."""
     target = getattr(database, "obj", None) or database  # the DatabaseProxy's bound database
     if target.in_transaction():
         yield False

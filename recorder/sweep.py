@@ -32,7 +32,8 @@ from typing import Callable, Iterable
 from peewee import JOIN
 
 from core.alarms import raise_alarm
-from recorder.cdr import CdrRecorder, _utc
+from recorder.cdr import CdrRecorder
+from recorder.drafts import _utc
 from recorder.models import CallRecord, Recording
 
 log = logging.getLogger(__name__)

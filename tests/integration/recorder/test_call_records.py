@@ -59,6 +59,7 @@ def test_agent_hangs_up_first_via_switch_events(cdr, clock):
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="leg-b", cause="NORMAL_CLEARING", hangup_side="caller"))
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c2", cause="NORMAL_CLEARING", hangup_side="switch"))
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c2", cause="NORMAL_CLEARING", complete=True))
+    assert cdr.settle()
     row = CallRecord.get(CallRecord.call_uuid == "c2")
     assert row.finalised and row.hangup_side == "agent" and row.talk_seconds == 5
 
@@ -70,6 +71,7 @@ def test_caller_hangs_up_first(cdr, clock):
     clock.advance(seconds=5)
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="leg-c", cause="NORMAL_CLEARING", hangup_side="switch"))
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="c5", cause="NORMAL_CLEARING", hangup_side="caller"))
+    assert cdr.settle()
     assert CallRecord.get(CallRecord.call_uuid == "c5").hangup_side == "caller"
 
 
@@ -87,6 +89,7 @@ def test_hangup_side_from_the_final_hangup_event(cdr, clock):
                                           complete=complete))
 
     def side(uuid):
+        assert cdr.settle()  # the events' finalisations are written by the recorder's finaliser
         return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
 
     bridged("bye-1", "leg-1")  # the caller sends BYE: its leg goes first, the switch then ends the agent's
@@ -125,6 +128,7 @@ def test_agent_leg_ending_first_without_a_disposition_is_not_the_agent(cdr, cloc
                                           complete=complete))
 
     def side(uuid):
+        assert cdr.settle()  # the events' finalisations are written by the recorder's finaliser
         return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
 
     call("loop-1", "leg-l1")  # a loopback citizen hangs up; the agent's leg's events happen to come first

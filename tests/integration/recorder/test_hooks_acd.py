@@ -86,6 +86,7 @@ def test_hold_and_outbound_call(cdr, clock, key):
     bridge.on_switch_event(ChannelBridged(server="fs1", uuid="out-1", other_uuid="citizen-leg"))
     clock.advance(seconds=30)
     cdr.on_switch_event(ChannelHangup(server="fs1", uuid="out-1", cause="NORMAL_CLEARING", hangup_side="caller"))
+    assert cdr.settle()
     out = CallRecord.get(CallRecord.call_uuid == "out-1")
     assert (out.direction, out.called, out.agent_no, out.disposition, out.talk_seconds) == (
         "outbound", "13900000009", "1001", "answered", 30)

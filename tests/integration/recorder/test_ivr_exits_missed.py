@@ -21,10 +21,10 @@ def product(db, make_product):
     product = make_product(clock=OfficeHoursClock(), secret_key=SECRET, demo_queues=False)
     cdr, services = product.parts["cdr"], product.parts["ivr_services"]
     closed: dict[str, gevent.event.Event] = {}
-    finalise, save_trace = cdr.finalise, services.save_trace
+    finalise, save_trace = cdr._finalise, services.save_trace
 
     def finalise_and_tell(draft):
-        record = finalise(draft)
+        record = finalise(draft)  # the record written (by the hang-up event's finaliser)
         closed.setdefault(draft.call_uuid, gevent.event.Event()).set()
         return record
 
@@ -32,7 +32,8 @@ def product(db, make_product):
         closed.setdefault(record.call_uuid, gevent.event.Event()).wait(15)
         save_trace(record)
 
-    cdr.finalise, services.save_trace = finalise_and_tell, save_trace_late
+    cdr._finalise = cdr.finaliser.finalise = finalise_and_tell
+    services.save_trace = save_trace_late
     product.traced = set()
     services.on_trace.append(lambda record: product.traced.add(record.call_uuid))
     return product

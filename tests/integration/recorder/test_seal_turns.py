@@ -22,7 +22,7 @@ from gevent import monkey; monkey.patch_all()
 import contextlib, sys
 import gevent, peewee
 from core import db as core_db
-from recorder import cdr as cdr_module
+from recorder import finalising
 from recorder.cdr import CdrRecorder
 from recorder.integrity import record_key, verify_database
 from recorder.models import CallRecordSeal
@@ -32,7 +32,7 @@ if not url.startswith("sqlite"):
     url += ("&" if "?" in url else "?") + "max_connections=4"
 database = core_db.bind_database(url)
 if mode == "without":
-    cdr_module.seal_turn = lambda database: contextlib.nullcontext(False)
+    finalising.seal_turn = lambda database: contextlib.nullcontext(False)
 taken = [0]
 create = CallRecordSeal.create.__func__
 
@@ -46,7 +46,7 @@ def counting_create(cls, **fields):
 CallRecordSeal.create = classmethod(counting_create)
 # Finalising transactions at once, from their first statement (the call's counts read) to their seal.
 inside, most = [0], [0]
-stored_count, append_seal = cdr_module.aggregates.stored_count, cdr_module.append_seal
+stored_count, append_seal = finalising.aggregates.stored_count, finalising.append_seal
 
 def entering(record_id):
     inside[0] += 1
@@ -59,7 +59,7 @@ def sealing(*args):
     finally:
         inside[0] -= 1
 
-cdr_module.aggregates.stored_count, cdr_module.append_seal = entering, sealing
+finalising.aggregates.stored_count, finalising.append_seal = entering, sealing
 key = record_key("s" * 40)
 cdr = CdrRecorder(key)
 
@@ -112,3 +112,31 @@ def test_without_turns_the_chain_still_verifies(db, db_url):
     db.close()
     _retries, _most, seals, problems, in_order = run_finalisers(db_url, 20, "without")
     assert (seals, problems, in_order) == (20, 0, 1)
+
+
+def test_a_switch_event_hands_the_finalising_over_while_a_turn_is_held(cdr, db, key):
+    """Should return from a hang-up event at once while another finaliser holds the seal turn (the switch's
+    event greenlet carries its later events, the ACD's hang-ups among them), write the record when the turn
+    is free, with the side a later event of the call brought meanwhile, and keep the chain right."""
+    from recorder.integrity import verify_database
+    from recorder.models import CallRecord, CallRecordSeal
+    from switch.events import ChannelHangup
+
+    cdr.call_started("held-1", caller="13800138000", called="12345")
+    cdr.call_started("held-2", caller="13800138001", called="12345")
+    with seal_turn(db) as taken:  # this greenlet holds the turn: an event waiting for it would wait for 10 s
+        assert taken
+        cdr.on_switch_event(ChannelHangup(server="fs1", uuid="held-1", cause="NORMAL_CLEARING"))
+        cdr.on_switch_event(ChannelHangup(server="fs1", uuid="held-2", cause="NORMAL_CLEARING"))
+        cdr.on_switch_event(ChannelHangup(server="fs1", uuid="held-1", cause="NORMAL_CLEARING",
+                                          hangup_side="recv_bye", complete=True))
+        assert not CallRecord.get(CallRecord.call_uuid == "held-1").finalised
+        assert cdr.cut_off("held-1") is None  # being written: not closed again as lost by the sweep
+        assert cdr.settle(timeout=0.05) is False  # the finaliser waits for the turn
+    assert cdr.settle()
+    records = {r.call_uuid: r for r in CallRecord.select()}
+    assert records["held-1"].finalised and records["held-1"].hangup_side == "caller"
+    assert records["held-2"].finalised and records["held-2"].disposition != "cut_off"
+    assert [s.call_uuid for s in CallRecordSeal.select().order_by(CallRecordSeal.seq)] == ["held-1", "held-2",
+                                                                                         "held-1"]
+    assert verify_database(key).problems == []

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from recorder.cdr import CallDraft, classify, durations, missed_reason, side_of
+from recorder.drafts import CallDraft, classify, durations, missed_reason, side_of
 from recorder.integrity import canonical_bytes, compute_mac, mac_matches, record_key
 
 T0 = dt.datetime(2026, 11, 27, 8, 0, 0)

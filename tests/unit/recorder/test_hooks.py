@@ -1,7 +1,7 @@
 """The IVR trace as the call record sees it."""
 from __future__ import annotations
 
-from recorder.cdr import CallDraft, classify, missed_reason
+from recorder.drafts import CallDraft, classify, missed_reason
 from recorder.hooks import apply_trace
 
 
