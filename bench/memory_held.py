@@ -190,7 +190,7 @@ def run_app(warm: int, at: int, scale: float, talk: float, ramp: float, depth: i
     print(f"held: {_heap()}", flush=True)
     snap = tracemalloc.take_snapshot() if depth else None
     print(f"held: {held} after {time.monotonic() - started:.0f} s; RSS idle {idle_rss // 1024} -> held "
-          f"{held_rss // 1024} MiB ({(held_rss - idle_rss) / at:.0f} KiB per call, tracemalloc on)", flush=True)
+          f"{held_rss // 1024} MiB ({(held_rss - idle_rss) / at:.0f} KiB per call{', tracemalloc on' if depth else ''})", flush=True)
     print(f"greenlets: idle {g_idle[0]} (frames {g_idle[2]}), held {g_held[0]} (frames {g_held[2]}): "
           f"{(g_held[0] - g_idle[0]) / at:.2f} greenlets, {(g_held[2] - g_idle[2]) / at:.1f} frames per call; "
           f"depths held {sorted(g_held[1].items())}")
