@@ -156,7 +156,8 @@ def run_app(warm: int, at: int, scale: float, talk: float, ramp: float, depth: i
     _raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="bench-held-"))
     fake = gsubprocess.Popen([sys.executable, __file__, "--fake", str(warm), str(at), str(scale), str(talk),
-                              str(ramp), str(work / "fs")], stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, cwd=str(ROOT))
+                              str(ramp), str(work / "fs")],
+                             stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, cwd=str(ROOT))
     esl_port = json.loads(fake.stdout.readline())["esl_port"]
     config = load_config({"database_url": f"sqlite:///{work}/held.sqlite3", "var_dir": str(work / "var"),
                           "sounds_dir": sounds, "esl": f"127.0.0.1:{esl_port}:ClueCon", "outbound": "127.0.0.1:0",
@@ -190,7 +191,8 @@ def run_app(warm: int, at: int, scale: float, talk: float, ramp: float, depth: i
     print(f"held: {_heap()}", flush=True)
     snap = tracemalloc.take_snapshot() if depth else None
     print(f"held: {held} after {time.monotonic() - started:.0f} s; RSS idle {idle_rss // 1024} -> held "
-          f"{held_rss // 1024} MiB ({(held_rss - idle_rss) / at:.0f} KiB per call{', tracemalloc on' if depth else ''})", flush=True)
+          f"{held_rss // 1024} MiB ({(held_rss - idle_rss) / at:.0f} KiB per call"
+          f"{', tracemalloc on' if depth else ''})", flush=True)
     print(f"greenlets: idle {g_idle[0]} (frames {g_idle[2]}), held {g_held[0]} (frames {g_held[2]}): "
           f"{(g_held[0] - g_idle[0]) / at:.2f} greenlets, {(g_held[2] - g_idle[2]) / at:.1f} frames per call; "
           f"depths held {sorted(g_held[1].items())}")
@@ -214,7 +216,8 @@ def run_app(warm: int, at: int, scale: float, talk: float, ramp: float, depth: i
                 and "/.venv/" not in f.filename]
         inner = stat.traceback[-1]
         chain = " < ".join(_where(f, ROOT) for f in ours[:4]) or _where(inner, ROOT)
-        print(f"  {stat.size_diff / 1024 / at:7.2f} KiB {stat.count_diff / at:6.1f} blk  [{_where(inner, ROOT)}] {chain}")
+        print(f"  {stat.size_diff / 1024 / at:7.2f} KiB {stat.count_diff / at:6.1f} blk  "
+              f"[{_where(inner, ROOT)}] {chain}")
     print("\nby file (innermost), per call:")
     for stat in snap.compare_to(idle, "filename")[:15]:
         if stat.size_diff > 0:
