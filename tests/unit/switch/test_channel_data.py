@@ -4,7 +4,7 @@ from pathlib import Path
 
 from switch.session import kept_channel_data
 
-TRANSCRIPT = Path(__file__).resolve().parents[3].parent / "shared" / "esl" / "outbound_socket_sip_caller_rfc2833.txt"
+TRANSCRIPT = Path(__file__).resolve().parents[2] / "transcripts" / "outbound_socket_sip_caller_rfc2833.txt"
 
 
 def real_channel_data() -> dict[str, str]:
