@@ -121,8 +121,7 @@ def _concurrently(db, sql: str) -> None:
 def main(argv: list[str] | None = None, out=None) -> int:
     """``python -m caseflow.search_layout``: build the new full-text indexes before an upgrade (``prebuild``);
     exit status 0 when done, 2 when it cannot run."""
-    from core.config import ConfigError, load_config
-    from core.db import bind_database
+    from core.db import bind_for_command
 
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m caseflow.search_layout",
@@ -130,12 +129,9 @@ def main(argv: list[str] | None = None, out=None) -> int:
                                                  "(PostgreSQL), before the upgrade's takeover swaps them in.")
     parser.add_argument("--database-url", help="the database (default: the configured one)")
     args = parser.parse_args(argv)
-    try:
-        url = args.database_url or load_config().database_url
-    except ConfigError as exc:
-        print(f"cannot build: {exc}", file=out)
+    database = bind_for_command(args.database_url, out, "build")
+    if database is None:
         return 2
-    database = bind_database(url)
     if not is_postgres(database):
         print("SQLite: nothing to build before the upgrade", file=out)
         return 0

@@ -1034,6 +1034,19 @@ def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:/// or postgresql://")
 
 
+def bind_for_command(url: str | None, out, verb: str = "run") -> peewee.Database | None:
+    """A ``python -m`` command's database: ``url`` (its --database-url) or the configured one, bound; None after
+    saying why on ``out`` when the configuration cannot give one (the command then exits 2)."""
+    from core.config import ConfigError, load_config
+
+    try:
+        url = url or load_config().database_url
+    except ConfigError as exc:
+        print(f"cannot {verb}: {exc}", file=out)
+        return None
+    return bind_database(url)
+
+
 def bind_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:
     """Open the database for ``url`` and point every model at it."""
     db = open_database(url, timeouts)

@@ -241,8 +241,7 @@ def differences() -> list[str]:
 
 def main(argv: Iterable[str] | None = None, out=None) -> int:
     """``rebuild`` or ``check``; exit status 0, 1 when ``check`` finds differences, 2 when it cannot run."""
-    from core.config import ConfigError, load_config
-    from core.db import bind_database
+    from core.db import bind_for_command
 
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="python -m recorder.aggregates",
@@ -250,12 +249,9 @@ def main(argv: Iterable[str] | None = None, out=None) -> int:
     parser.add_argument("command", choices=("rebuild", "check"))
     parser.add_argument("--database-url", help="the database (default: the configured one)")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        url = args.database_url or load_config().database_url
-    except ConfigError as exc:
-        print(f"cannot run: {exc}", file=out)
+    db = bind_for_command(args.database_url, out)
+    if db is None:
         return 2
-    db = bind_database(url)
     with db.connection_context():
         if args.command == "rebuild":
             slots, agent_slots = rebuild()
