@@ -65,7 +65,7 @@ def _add(rows: list[tuple[dt.date, str, str, int]]) -> None:
     VALUES in the order given, which is the order PostgreSQL takes the rows' locks in."""
     if not rows:
         return
-    data = [dict(zip(_FIELDS, row)) for row in rows]
+    data = [dict(zip(ROW_FIELDS, row)) for row in rows]
 
     def build():
         return (TicketDayCount.insert_many(data)
@@ -76,7 +76,7 @@ def _add(rows: list[tuple[dt.date, str, str, int]]) -> None:
     execute_insert(TicketDayCount, data, "add", build)  # the text built once per row count (core.statements)
 
 
-_FIELDS = ("day", "dimension", "value", "tickets")
+ROW_FIELDS = ("day", "dimension", "value", "tickets")  # a count row's order (_add, changes, caseflow.new_ticket)
 
 
 def recorded(ticket: Ticket) -> None:
@@ -90,9 +90,15 @@ def changed(ticket: Ticket, before: set) -> None:
     in one order for every writer (sorted): two transactions never wait for each other's rows in a cycle.
     ``before`` and the entries now are sets, so no row comes twice in the one statement (PostgreSQL refuses an
     upsert touching a row twice)."""
+    _add(changes(ticket, before))
+
+
+def changes(ticket: Ticket, before: set) -> list[tuple[dt.date, str, str, int]]:
+    """``changed``'s rows (day, dimension, value, change), sorted; ``before`` empty for a new ticket (whose
+    counts caseflow.new_ticket adds in the ticket's own statement on PostgreSQL)."""
     after = entries(ticket)
-    _add([(*entry, change) for entry, change in
-          sorted([(e, -1) for e in before - after] + [(e, 1) for e in after - before])])
+    return [(*entry, change) for entry, change in
+            sorted([(e, -1) for e in before - after] + [(e, 1) for e in after - before])]
 
 
 def counts(dimension: str, first: dt.date, end: dt.date) -> dict[str, int]:

@@ -129,10 +129,16 @@ def _get_or_error(model, ref, name):
 
 
 def _history(ticket, actor, action, from_status, to_status, note, at, label: str = "") -> TicketHistory:
-    row = TicketHistory(ticket=ticket, actor=actor, actor_label=label, action=action, from_status=from_status,
-                        to_status=to_status, note=note, at=at, department=ticket.department_id)
+    row = history_row(ticket, actor, action, from_status, to_status, note, at, label)
     insert_returning_id(row)  # the statement's text built once (core.statements), not per row
     return row
+
+
+def history_row(ticket, actor, action, from_status, to_status, note, at, label: str = "") -> TicketHistory:
+    """The unsaved history row ``_history`` writes (a new ticket's also goes into its statement on PostgreSQL:
+    caseflow.new_ticket)."""
+    return TicketHistory(ticket=ticket, actor=actor, actor_label=label, action=action, from_status=from_status,
+                         to_status=to_status, note=note, at=at, department=ticket.department_id)
 
 
 # ---- effects of events (field changes beside the status) ------------------------------------------

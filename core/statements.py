@@ -26,13 +26,20 @@ def execute_insert(model: type[peewee.Model], rows: Sequence[dict], shape: Hasha
     """Execute the INSERT ``build()`` makes for ``rows`` (dicts keyed by field name, every row the same
     fields); ``shape`` names what else the statement holds (its conflict clause, RETURNING) for this caller.
     Returns the cursor."""
+    return model._meta.database.execute_sql(*insert_text(model, rows, shape, build))
+
+
+def insert_text(model: type[peewee.Model], rows: Sequence[dict], shape: Hashable,
+                build: Callable[[], peewee.Insert]) -> tuple[str, list]:
+    """The SQL text and parameters of the INSERT ``build()`` makes for ``rows`` (as ``execute_insert``), not
+    executed: for a statement that holds it (caseflow.new_ticket's)."""
     database = model._meta.database
     key = (model, type(database.obj) if isinstance(database, peewee.DatabaseProxy) else type(database),
            tuple(rows[0]), len(rows), shape)
     kept = _kept.get(key)
     if kept is not None:
         sql, columns = kept
-        return database.execute_sql(sql, _params(columns, rows))
+        return sql, _params(columns, rows)
     query = build()
     sql, params = query.sql()
     if key not in _refused:
@@ -46,7 +53,7 @@ def execute_insert(model: type[peewee.Model], rows: Sequence[dict], shape: Hasha
             _kept[key] = (sql, columns)
         else:
             _refused.add(key)
-    return database.execute_sql(sql, params)
+    return sql, list(params)
 
 
 def insert_returning_id(row: peewee.Model, conflict_target: peewee.Field | None = None) -> bool:
@@ -54,22 +61,28 @@ def insert_returning_id(row: peewee.Model, conflict_target: peewee.Field | None 
     with ``conflict_target``, ON CONFLICT DO NOTHING there: False when another row held that value. Any other
     constraint still raises."""
     model = type(row)
+    sql, params = returning_id_text(row, conflict_target)
+    inserted = model._meta.database.execute_sql(sql, params).fetchone()
+    if inserted is None:
+        return False
+    setattr(row, model._meta.primary_key.name, inserted[0])
+    row._dirty.clear()
+    return True
+
+
+def returning_id_text(row: peewee.Model, conflict_target: peewee.Field | None = None) -> tuple[str, list]:
+    """The text and parameters of ``insert_returning_id``'s statement for ``row``, not executed."""
+    model = type(row)
     data = dict(row.__data__)
-    primary = model._meta.primary_key
 
     def build():
         query = model.insert(data)
         if conflict_target is not None:
             query = query.on_conflict(action="NOTHING", conflict_target=[conflict_target])
-        return query.returning(primary)
+        return query.returning(model._meta.primary_key)
 
-    shape = ("returning", conflict_target.name if conflict_target is not None else None)
-    inserted = execute_insert(model, [data], shape, build).fetchone()
-    if inserted is None:
-        return False
-    setattr(row, primary.name, inserted[0])
-    row._dirty.clear()
-    return True
+    return insert_text(model, [data], ("returning", conflict_target.name if conflict_target is not None else None),
+                       build)
 
 
 def select_first(model: type[peewee.Model], shape: Hashable, params: Sequence, build: Callable[[], peewee.Select]):

@@ -1,0 +1,92 @@
+"""A new ticket's own rows: the ticket, its history row and, when asked, its day counts (issue 15 item 7).
+
+PostgreSQL writes them in one statement (a data-modifying WITH): each statement of a creation was a round trip
+to the server, five of them with BEGIN and COMMIT, and on a loaded machine each waited for a turn of the server
+process and of this one (bench/caseflow.py at 1,000,000 tickets: p50 3.6 ms, most of it waits). The ticket's
+INSERT draws nothing on a taken number (ON CONFLICT DO NOTHING) and the other two read its id from it, so a
+collision writes nothing at all and the caller draws again. One statement is atomic by itself: a creation that
+writes nothing else needs no transaction around it (services.create_ticket).
+
+SQLite runs one statement per row (it has no data-modifying WITH, and its statements are calls into the
+library, not round trips). Both write the same rows (tests/integration/caseflow/test_create_statements.py).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import peewee
+
+from caseflow import daycounts
+from caseflow.models import Ticket, TicketDayCount, TicketHistory
+from core.db import is_postgres
+from core.statements import insert_returning_id, returning_id_text
+
+_kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
+
+
+def insert(draft: Ticket, history: TicketHistory, counted: bool) -> bool:
+    """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
+    written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
+    (caseflow.daycounts). Sets both ids."""
+    if is_postgres():
+        return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [])
+    if not insert_returning_id(draft, Ticket.number):
+        return False
+    history.ticket = draft
+    insert_returning_id(history)
+    if counted:
+        daycounts.recorded(draft)
+    return True
+
+
+def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tuple]) -> bool:
+    ticket_sql, params = returning_id_text(draft, Ticket.number)  # the INSERT that insert_unless_taken runs
+    names = tuple(name for name in history.__data__ if name != "ticket")
+    rest, fields = _rest(names, len(counts))
+    params += [field.db_value(history.__data__[field.name]) for field in fields]
+    params += [value for row in counts for value in row]
+    ticket_id, history_id = Ticket._meta.database.execute_sql(f"WITH t AS ({ticket_sql}), {rest}", params).fetchone()
+    if ticket_id is None:
+        return False
+    draft.id = ticket_id
+    draft._dirty.clear()
+    history.ticket = draft
+    history.id = history_id
+    history._dirty.clear()
+    return True
+
+
+def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Field]]:
+    """The history row's INSERT (its ``names`` given, the ticket's id from ``t``), the day counts' upsert of
+    ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the order the rows'
+    locks are taken in), and the SELECT of both ids; the history fields in their parameters' order."""
+    key = (names, count_rows)
+    if key in _kept:
+        return _kept[key]
+    database = Ticket._meta.database
+    fields = sorted((TicketHistory._meta.fields[name] for name in names), key=lambda f: f._sort_key)
+    columns = ", ".join(_quoted(f.column_name) for f in fields)
+    values = ", ".join(_typed(f, database) for f in fields)
+    parts = [f'h AS (INSERT INTO {_quoted(TicketHistory._meta.table_name)} ("ticket_id", {columns}) '
+             f'SELECT t."id", {values} FROM t RETURNING "id")']
+    if count_rows:
+        count_fields = [TicketDayCount._meta.fields[name] for name in daycounts.ROW_FIELDS]
+        row = "(" + ", ".join(_typed(f, database) for f in count_fields) + ")"
+        table = _quoted(TicketDayCount._meta.table_name)
+        names_sql = ", ".join(_quoted(f.column_name) for f in count_fields)
+        parts.append(f"d AS (INSERT INTO {table} ({names_sql}) SELECT * FROM (VALUES {', '.join([row] * count_rows)})"
+                     f' AS v WHERE EXISTS (SELECT 1 FROM t) ON CONFLICT ("day", "dimension", "value") DO UPDATE SET '
+                     f'"tickets" = {table}."tickets" + EXCLUDED."tickets")')
+    _kept[key] = (", ".join(parts) + ' SELECT (SELECT "id" FROM t), (SELECT "id" FROM h)', fields)
+    return _kept[key]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _typed(field: peewee.Field, database) -> str:
+    """A parameter cast to its column's type: in a SELECT's list (and VALUES) PostgreSQL takes an untyped NULL
+    or string for text, which an integer or timestamp column refuses."""
+    context = database.get_sql_context()
+    return "%s::" + context.sql(field.ddl_datatype(context)).query()[0]
