@@ -9,6 +9,7 @@ import sys
 
 from caseflow import search
 from core.db import is_postgres, schema_change
+from core.migrations import concurrently
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ def gin_options(db) -> None:
             with schema_change(db):
                 db.execute_sql(f"ALTER INDEX {table}_search_tsv SET ({search.GIN_OPTIONS})")
                 db.execute_sql(f"SELECT gin_clean_pending_list('{table}_search_tsv'::regclass)")
-
-
-# CREATE/DROP INDEX CONCURRENTLY wait for every transaction that may use the table to end; the waits hold up no
-# reader or writer (their lock conflicts with neither), so they may last longer than a call's lock timeout.
-CONCURRENT_LOCK_WAIT = 600  # seconds; a transaction open longer (a session idle in one) fails the step clearly
 
 
 def _current_layout(definition: str, table: str) -> bool:
@@ -76,21 +72,21 @@ def _rebuild_gin(db, table: str, swap: bool = True) -> bool:
 
     found = indexes()
     if old in found:
-        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+        concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
     if name in found and found[name][1] and _current_layout(found[name][0], table):
         if new in found:
-            _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
+            concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
         return False
     if new in found and not (found[new][1] and _current_layout(found[new][0], table)):
         log.info("dropping %s, left by an interrupted rebuild", new)
-        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
+        concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {new}")
         del found[new]
     if name not in found and new not in found:
         return False
     if new not in found:
         log.info("building the full-text index of %s in its new layout beside the old one (reads and writes go "
                  "on): this may take minutes on a big table", table)
-        _concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)}) "
+        concurrently(db, f"CREATE INDEX CONCURRENTLY {new} ON {table} USING gin ({search.document(table)}) "
                           f"WITH ({search.GIN_OPTIONS})")
     if not swap:
         return True
@@ -99,23 +95,8 @@ def _rebuild_gin(db, table: str, swap: bool = True) -> bool:
             db.execute_sql(f"ALTER INDEX {name} RENAME TO {old}")
         db.execute_sql(f"ALTER INDEX {new} RENAME TO {name}")
     if name in found:
-        _concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
+        concurrently(db, f"DROP INDEX CONCURRENTLY IF EXISTS {old}")
     return True
-
-
-def _concurrently(db, sql: str) -> None:
-    """One CONCURRENTLY statement (never in a transaction) without a statement timeout (a build takes minutes),
-    its lock waits allowed CONCURRENT_LOCK_WAIT; the session's timeouts set back after it."""
-    if db.in_transaction():
-        raise RuntimeError(f"{sql.split(' ON ')[0]} cannot run inside a transaction (a migration step with "
-                           "transaction=False)")
-    before = db.execute_sql("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
-    db.execute_sql(f"SET statement_timeout = 0; SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
-    try:
-        db.execute_sql(sql)
-    finally:
-        db.execute_sql("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
-                       before)
 
 
 def main(argv: list[str] | None = None, out=None) -> int:

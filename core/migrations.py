@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -35,11 +36,18 @@ class Step:
     operations (or does its work itself and returns []). A step runs in one transaction, except with
     ``transaction=False`` on PostgreSQL: each statement commits on its own (CREATE INDEX CONCURRENTLY can run in
     no transaction), so the step must be safe to run again after an interruption; it is recorded once it
-    has ended. SQLite runs every step in a transaction."""
+    has ended. SQLite runs every step in a transaction.
+
+    ``builds_indexes``: names of the models' indexes the step builds itself (``build_indexes_concurrently``, in a
+    step with ``transaction=False``): on an existing PostgreSQL database create_schema's ``create_tables`` leaves
+    them to the step while it is pending. Built there, inside create_schema's transaction, each held the
+    table's writes (a ticket's creation) for its whole build, minutes at 1,000,000 tickets. A new database
+    gets them from ``create_tables`` as usual."""
 
     name: str
     operations: Callable[[object, peewee.Database], Iterable]
     transaction: bool = True
+    builds_indexes: tuple[str, ...] = ()
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -> list[str]:
@@ -52,8 +60,12 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
         # index on an existing big table, or a step rewriting one, takes minutes, not the seconds a call's
         # queries are allowed.
         with schema_change(db):
-            db.create_tables([SchemaMigration, *models], safe=True)
-        done = {row.name for row in SchemaMigration.select()}
+            db.create_tables([SchemaMigration], safe=True)
+            done = {row.name for row in SchemaMigration.select()}
+            left = set() if fresh or not is_postgres(db) else {
+                name for step in steps if step.name not in done and not step.transaction
+                for name in step.builds_indexes}
+            _create_tables(db, models, left)
         ran = []
         migrator = PostgresqlMigrator(db) if is_postgres(db) else SqliteMigrator(db)
         for step in steps:
@@ -74,6 +86,69 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
                     ran.append(step.name)
                 SchemaMigration.create(name=step.name)
     return ran
+
+
+def _create_tables(db: peewee.Database, models: Iterable[type[peewee.Model]], left: set[str]) -> None:
+    """``create_tables(models, safe=True)`` without the indexes named in ``left`` (a pending step builds them)."""
+    for model in peewee.sort_models(list(models)):
+        indexes = model._meta.fields_to_index()
+        if not any(index._name in left for index in indexes):
+            model.create_table(safe=True)
+            continue
+        schema = model._schema  # peewee's create_all, index by index
+        schema.create_sequences()
+        schema.create_table(safe=True)
+        for index in indexes:
+            if index._name not in left:
+                db.execute(schema._create_index(index, safe=True))
+
+
+def build_indexes_concurrently(db: peewee.Database, model: type[peewee.Model], names: Iterable[str]) -> list[str]:
+    """PostgreSQL: ``model``'s indexes named ``names`` (as the model declares them) built with CREATE INDEX
+    CONCURRENTLY: reads and writes of the table go on during the build. Outside a transaction (a step with
+    ``transaction=False``), so an interrupted run is picked up by the next: an index found valid is kept, one a
+    build cut short left INVALID is dropped and built again. Returns the names built."""
+    names = list(names)
+    declared = {index._name: index for index in model._meta.fields_to_index()}
+    unknown = [name for name in names if name not in declared]
+    if unknown:
+        raise ValueError(f"{model.__name__} declares no index {', '.join(unknown)}")
+    found = dict(db.execute_sql(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)", (names,)).fetchall())
+    built = []
+    for name in names:
+        if found.get(name):
+            continue
+        if name in found:
+            log.info("dropping index %s, left INVALID by an interrupted build", name)
+            concurrently(db, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        sql, params = model._schema._create_index(declared[name], safe=False).query()
+        log.info("building index %s without locking %s (reads and writes go on): this may take minutes on a big "
+                 "table", name, model._meta.table_name)
+        concurrently(db, re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX CONCURRENTLY ", sql), params)
+        built.append(name)
+    return built
+
+
+# CREATE/DROP INDEX CONCURRENTLY wait for every transaction that may use the table to end; the waits hold up no
+# reader or writer (their lock conflicts with neither), so they may last longer than a call's lock timeout.
+CONCURRENT_LOCK_WAIT = 600  # seconds; a transaction open longer (a session idle in one) fails the step clearly
+
+
+def concurrently(db: peewee.Database, sql: str, params=None) -> None:
+    """One CONCURRENTLY statement (never in a transaction) without a statement timeout (a build takes minutes),
+    its lock waits allowed CONCURRENT_LOCK_WAIT; the session's timeouts set back after it."""
+    if db.in_transaction():
+        raise RuntimeError(f"{sql.split(' ON ')[0]} cannot run inside a transaction (a migration step with "
+                           "transaction=False)")
+    before = db.execute_sql("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
+    db.execute_sql(f"SET statement_timeout = 0; SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
+    try:
+        db.execute_sql(sql, params)
+    finally:
+        db.execute_sql("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                       before)
 
 
 @contextmanager

@@ -14,9 +14,9 @@ from __future__ import annotations
 from playhouse.migrate import migrate
 
 from caseflow import search_layout
-from caseflow.models import KnowledgeAnswer, KnowledgeItem, User
+from caseflow.models import KnowledgeAnswer, KnowledgeItem, Ticket, User
 from core.db import is_postgres
-from core.migrations import Step
+from core.migrations import Step, build_indexes_concurrently, concurrently
 from ops.migrations import one_alarm_store
 from recorder import aggregates
 from recorder.migrations import chain_call_records, one_missed_call_list
@@ -86,19 +86,29 @@ def _ticket_public_created_id(migrator, db):
     return []
 
 
+PUBLISHED_INDEXES = tuple(f"ticket_published_{name}" for name in ("closed", "type", "category", "region", "created"))
+
+
 def _ticket_published_covering(migrator, db):
     """The published cases' partial indexes without the ``public`` column give way to the ticket_published_*
-    ones create_tables has just built (caseflow.models: SQLite reads a filtered list's count and page from their
-    entries alone). A SQLite database analysed before (sqlite_stat1 holds the ticket's indexes) gets the new
-    indexes' statistics too: with the others' and not theirs, the planner chose the others (a region's page 4
-    took 80 ms of CPU; with them its statements take under 1 ms)."""
+    ones (caseflow.models: SQLite reads a filtered list's count and page from their entries alone). PostgreSQL
+    builds them here CONCURRENTLY, outside a transaction (the step's ``builds_indexes``: create_tables leaves
+    them to it): in create_schema's transaction each build held the ticket table's writes, every new ticket
+    waiting, for as long as it took (five indexes over 1,000,000 tickets); the old ones go the same way. SQLite
+    (create_tables built them) gives them statistics when analysed before (sqlite_stat1 holds the ticket's
+    indexes): with the others' and not theirs, the planner chose the others (a region's page 4 took 80 ms of
+    CPU; with them its statements take under 1 ms)."""
+    if is_postgres(db):
+        build_indexes_concurrently(db, Ticket, PUBLISHED_INDEXES)
+        for name in ("closed", "type", "category", "region", "created_id"):
+            concurrently(db, f'DROP INDEX CONCURRENTLY IF EXISTS "ticket_public_{name}"')
+        return []
     for name in ("closed", "type", "category", "region", "created_id"):
         db.execute_sql(f'DROP INDEX IF EXISTS "ticket_public_{name}"')
-    if not is_postgres(db) and db.execute_sql(
-            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None and db.execute_sql(
-            "SELECT 1 FROM sqlite_stat1 WHERE tbl = 'ticket' LIMIT 1").fetchone() is not None:
-        for name in ("closed", "type", "category", "region", "created"):
-            db.execute_sql(f'ANALYZE "ticket_published_{name}"')
+    if db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None and \
+            db.execute_sql("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'ticket' LIMIT 1").fetchone() is not None:
+        for name in PUBLISHED_INDEXES:
+            db.execute_sql(f'ANALYZE "{name}"')
     return []
 
 
@@ -197,7 +207,8 @@ def _ticket_day_counts(migrator, db):
 # 0020: PostgreSQL's full-text GIN indexes with a pending list of 256 kB, not 4 MB: every search read it whole
 #       (caseflow.search.GIN_OPTIONS; issue 15 item 7).
 # 0021: the published cases' partial indexes hold ``public`` (ticket_published_* replace ticket_public_*): SQLite
-#       reads a filtered list from their entries alone (issue 11).
+#       reads a filtered list from their entries alone (issue 11). PostgreSQL builds them CONCURRENTLY outside a
+#       transaction, as 0019 its GIN: the ticket table stays writable meanwhile.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -218,4 +229,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0018_ticket_public_created_id", _ticket_public_created_id),
                      Step("0019_search_index_pairs", _search_index_layout, transaction=False),
                      Step("0020_search_index_pending_list", _search_index_pending_list),
-                     Step("0021_ticket_published_covering", _ticket_published_covering)]
+                     Step("0021_ticket_published_covering", _ticket_published_covering, transaction=False,
+                          builds_indexes=PUBLISHED_INDEXES)]

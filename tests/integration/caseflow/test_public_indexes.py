@@ -111,23 +111,88 @@ def test_migration_gives_the_month_index_the_id(db):
     assert "ticket_public_created" not in tickets and "ticket_published_created" in tickets
 
 
-def test_migration_gives_the_public_indexes_the_public_column(db):
-    """Should drop an existing database's five published-case indexes without the ``public`` column once
-    (0021: the ticket_published_* ones, built by create_tables, take their place)."""
+PUBLISHED = {f"ticket_published_{name}" for name in ("closed", "type", "category", "region", "created")}
+
+
+def _before_0021(db) -> dict[str, str]:
+    """The ticket's published-case indexes as they were before 0021 (the five ticket_public_* without the
+    ``public`` column, none of the ticket_published_*), the step pending; returns the old ones' columns."""
     from core.migrations import SchemaMigration
+
+    old = {"closed": '"closed_at", "id"', "type": '"type"', "category": '"category_id"', "region": '"region_id"',
+           "created_id": '"created_at", "id"'}
+    for name in PUBLISHED:
+        db.execute_sql(f'DROP INDEX "{name}"')
+    for name, columns in old.items():
+        db.execute_sql(f'CREATE INDEX "ticket_public_{name}" ON "ticket" ({columns}, "status") WHERE "public"')
+    SchemaMigration.delete().where(SchemaMigration.name == "0021_ticket_published_covering").execute()
+    return old
+
+
+def _valid_indexes(db) -> dict[str, bool]:
+    return dict(db.execute_sql("SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = "
+                               "i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace "
+                               "AND c.relname LIKE 'ticket_publi%%'").fetchall())
+
+
+def test_migration_gives_the_public_indexes_the_public_column(db, monkeypatch):
+    """Should replace an existing database's five published-case indexes without the ``public`` column once
+    (0021: the ticket_published_* take their place); on PostgreSQL build them CONCURRENTLY outside any
+    transaction, create_tables leaving them to the step (in its transaction each build held the ticket table's
+    writes for its whole length), and drop the old ones the same way."""
+    from core.db import is_postgres
     from hotline.schema import create_schema
 
     step = "0021_ticket_published_covering"
-    old = {"closed": '"closed_at", "id"', "type": '"type"', "category": '"category_id"', "region": '"region_id"',
-           "created_id": '"created_at", "id"'}
-    for name, columns in old.items():
-        db.execute_sql(f'CREATE INDEX "ticket_public_{name}" ON "ticket" ({columns}, "status") WHERE "public"')
-    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    old = _before_0021(db)
+    built: list[tuple[str, bool]] = []
+    execute = db.execute_sql
+
+    def recorded(sql, params=None, *args, **kwargs):
+        if "INDEX" in sql and ("ticket_published_" in sql or "ticket_public_" in sql):
+            built.append((sql, db.in_transaction()))
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute_sql", recorded)
     assert step in create_schema()
+    monkeypatch.setattr(db, "execute_sql", execute)
     assert step not in create_schema()
     tickets = _indexes(db, "ticket")
     assert not {f"ticket_public_{name}" for name in old} & tickets
-    assert {f"ticket_published_{name}" for name in ("closed", "type", "category", "region", "created")} <= tickets
+    assert PUBLISHED <= tickets
+    if is_postgres():
+        assert _valid_indexes(db) == dict.fromkeys(PUBLISHED, True)
+        creates = [(sql, inside) for sql, inside in built if sql.startswith("CREATE")]
+        assert len(creates) == 5 and all(sql.startswith("CREATE INDEX CONCURRENTLY") and not inside
+                                         for sql, inside in creates), creates
+        drops = [(sql, inside) for sql, inside in built if sql.startswith("DROP")]
+        assert len(drops) == 5 and all("CONCURRENTLY" in sql and not inside for sql, inside in drops), drops
+        definition = execute("SELECT pg_get_indexdef('ticket_published_region'::regclass)").fetchone()[0]
+        assert '(region_id, closed_at, status, type, category_id, created_at, public) WHERE public' in definition
+
+
+def test_an_interrupted_0021_is_picked_up(db):
+    """Should finish a 0021 another start left half done on PostgreSQL: an index a cut-short build left INVALID
+    dropped and built again, one built already kept (not built twice), the missing ones built."""
+    from core.db import is_postgres
+    from hotline.schema import create_schema
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL's concurrent build")
+    _before_0021(db)
+    db.execute_sql('CREATE INDEX "ticket_published_closed" ON "ticket" ("closed_at", "id", "status", "type", '
+                   '"category_id", "region_id", "created_at", "public") WHERE "public"')
+    Ticket.create(number="10000001", title="a", content="a")
+    Ticket.create(number="10000002", title="b", content="b")
+    with pytest.raises(Exception, match="could not create unique index"):  # registered, then failed: INVALID
+        db.execute_sql('CREATE UNIQUE INDEX CONCURRENTLY "ticket_published_type" ON "ticket" ((1))')
+    kept = db.execute_sql("SELECT 'ticket_published_closed'::regclass::oid").fetchone()[0]
+    assert _valid_indexes(db)["ticket_published_type"] is False
+    assert "0021_ticket_published_covering" in create_schema()
+    assert _valid_indexes(db) == dict.fromkeys(PUBLISHED, True)
+    assert db.execute_sql("SELECT 'ticket_published_closed'::regclass::oid").fetchone()[0] == kept
+    definition = db.execute_sql("SELECT pg_get_indexdef('ticket_published_type'::regclass)").fetchone()[0]
+    assert "UNIQUE" not in definition and "WHERE public" in definition
 
 
 @pytest.mark.parametrize("filters", [{"category": "K1", "region": "R1"}, {"type": "help", "region": "R1"},
