@@ -64,6 +64,7 @@ from bench.portal_trace import ENV, tracer  # noqa: E402
 BATCH = 5000
 CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
 READ_AIM, WRITE_AIM = 50.0, 100.0  # ms, p99 (issue 11)
+BY_FILTERS = "  filters "  # the list with filters' timings per combination of filters are named so
 
 PLACES = ["东湖路", "解放路", "建设路", "人民大道", "光明路", "青山路", "幸福小区", "阳光花园", "滨江新城", "龙泉镇",
           "西山街道", "火车站", "中心医院", "实验小学", "农贸市场", "体育馆", "科技园"]
@@ -216,27 +217,42 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
             database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))")
         portal.ensure_statistics()  # as the product's start does (hotline.product)
-        # VACUUM as the automatic vacuum would soon after such a load: the visibility map lets the list's count
-        # read index entries alone (without it every entry also read its table row).
-        connection = database.connection()
-        connection.commit()
-        connection.autocommit = True  # VACUUM runs outside a transaction
-        try:
-            with connection.cursor() as cursor:
-                # The bench's tables only (not every schema of the database), without core.db's statement
-                # timeout: on a busy machine the ticket table alone took longer.
-                cursor.execute("SET statement_timeout = 0")
-                for table in ("ticket", "ticket_history", "web_case", "open311_request"):
-                    cursor.execute(f"VACUUM ANALYZE {table}")
-                cursor.execute("RESET statement_timeout")
-        finally:
-            connection.autocommit = True  # as peewee opens them (was False: later statements stayed in an
-            # open transaction on a pooled connection)
+        vacuum(database)
     else:
         database.execute_sql("ANALYZE")
     print(f"  seeded in {time.perf_counter() - started:,.0f} s: {n:,} tickets, {len(out['published']):,} published",
           flush=True)
     return out
+
+
+TABLES = ("ticket", "ticket_history", "web_case", "open311_request")
+
+
+def vacuum(database) -> None:
+    """PostgreSQL: VACUUM (ANALYZE) the bench's tables, as the automatic vacuum would soon after a load (the test
+    server runs without it), and say how much of each is all-visible. The visibility map lets the list's count
+    and page read index entries alone; without it every entry also read its table row (Heap Fetches). Run after
+    seeding and again on each reuse: an earlier run's submissions, and a seeding whose VACUUM ran while another
+    session's transaction was open (it then marks no newer page all-visible: 70 % of the pages at 100,000
+    tickets while another seeding ran beside it), leave pages that every later run read row by row."""
+    connection = database.connection()
+    connection.commit()
+    connection.autocommit = True  # VACUUM runs outside a transaction
+    try:
+        with connection.cursor() as cursor:
+            # The bench's tables only (not every schema of the database), without core.db's statement timeout:
+            # on a busy machine the ticket table alone took longer.
+            cursor.execute("SET statement_timeout = 0")
+            for table in TABLES:
+                cursor.execute(f"VACUUM (ANALYZE) {table}")
+            cursor.execute("RESET statement_timeout")
+            cursor.execute("SELECT relname, relallvisible, relpages FROM pg_class WHERE relname = ANY(%s) "
+                           "AND relnamespace = current_schema()::regnamespace ORDER BY relname", (list(TABLES),))
+            shares = [f"{name} {seen / max(pages, 1):.0%}" for name, seen, pages in cursor.fetchall()]
+        print(f"  vacuumed; pages all-visible: {', '.join(shares)}", flush=True)
+    finally:
+        connection.autocommit = True  # as peewee opens them (was False: later statements stayed in an open
+        # transaction on a pooled connection)
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -260,7 +276,9 @@ def rows_for(data: dict, key: str, categories, regions, rng: random.Random, now:
                  "region": rng.choice(regions).id, "month": rng.choice(months), "page": rng.randint(1, 5)}
         for name in rng.sample(list(query), rng.randint(0, 3)):  # one to all five filters
             del query[name]
-        b.request("list, filters", "GET", "/cases?" + urlencode(query))
+        # Also timed per combination of filters (the breakdown under the row): a tail of a few combinations is a
+        # query plan to read (EXPLAIN), not the machine.
+        b.request("list, filters", "GET", "/cases?" + urlencode(query), also=f"{BY_FILTERS}{'+'.join(query)}")
 
     def text(b, i):
         b.request("list, search word", "GET", "/cases?" + urlencode({"q": rng.choice(WORDS)}))
@@ -324,6 +342,8 @@ def seeded(backend: str, args, database, meta: Path | None, rng: random.Random, 
         if meta is not None and meta.exists():
             kept = json.loads(meta.read_text())
             print(f"{backend}: reusing the database seeded {kept['seeded']} ({meta})", flush=True)
+            if backend == "postgres":
+                vacuum(database)
             categories = list(Category.select().where(Category.code.startswith("K")).order_by(Category.id))
             regions = list(Region.select().where(Region.code.startswith("R")).order_by(Region.id))
             return kept["data"], kept["key"], categories, regions
@@ -413,6 +433,7 @@ def run_backend(backend: str, args) -> list[tuple]:
                                 os.getloadavg()[0])
                         out.append(line)
                         print_row(line)
+                    print_breakdown(inside)
                     if errors:
                         print(f"  {len(errors)} failed, first: {errors[0]}", flush=True)
         finally:
@@ -430,6 +451,16 @@ def run_backend(backend: str, args) -> list[tuple]:
 
 HEADER = (f"{'backend':<9}{'mode':<12}{'what':<27}{'calls':>7}{'calls/s':>9}{'client p50':>12}{'p99':>9}"
           f"{'in app p50':>12}{'p99':>9}{'aim p99':>9}{'load':>10}")
+
+
+def print_breakdown(inside: dict) -> None:
+    """The list with filters' in-app times per combination of filters, the highest p99 first."""
+    split = sorted((name for name in inside if name.startswith(BY_FILTERS)), key=lambda n: -pct(inside[n], 99))
+    if split:
+        print(f"{'':<9}{'by filters (in app)':<32}{'calls':>7}{'p50':>9}{'p99':>9}", flush=True)
+    for name in split:
+        print(f"{'':<9}{name[len(BY_FILTERS):]:<32}{len(inside[name]):>7}{pct(inside[name], 50):>9.1f}"
+              f"{pct(inside[name], 99):>9.1f}", flush=True)
 
 
 def print_row(line) -> None:
