@@ -296,11 +296,31 @@ class RecordingStore:
         return note
 
     def index_file(self, call_uuid: str, source: Path, kind: str, when: dt.datetime | None = None) -> Recording:
-        """Take a file recorded elsewhere (the IVR runner's message) into the store and index it."""
+        """Take a file recorded elsewhere (the IVR runner's message) into the store and index it.
+
+        Safe to call again after a lost database connection: when ``source`` is gone because an earlier call
+        moved it into the store and then lost the connection before its row said so (still "recording"),
+        that row is finished from the stored file. Otherwise the caller's retry, looking for the file where it
+        was, marked a new row "recording file missing" and the complaint was lost with it."""
+        if not Path(source).exists():
+            interrupted = self._interrupted_index(call_uuid, kind)
+            if interrupted is not None:
+                log.info("recording %s of call %s: indexing an earlier try left unfinished", interrupted.id,
+                         call_uuid)
+                return self.finish(interrupted)
         rec = self.begin(call_uuid, kind=kind, when=when)
         if rec.status == "failed":
             return rec
         return self.finish(rec, raw=Path(source))
+
+    def _interrupted_index(self, call_uuid: str, kind: str) -> Recording | None:
+        """The call's newest ``kind`` row an index_file left "recording" with its file already in the store.
+        Rows of files taken from elsewhere are never recorded to by the switch, so one still "recording" is
+        an index_file that stopped between moving the file and finishing the row."""
+        rows = (Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.kind == kind)
+                                         & (Recording.status == "recording"))
+                .order_by(Recording.id.desc()))
+        return next((rec for rec in rows if self.local_path(rec).exists()), None)
 
     # -- reporting and retention ---------------------------------------------------------------------------
     def storage_per_day(self, start: dt.date | None = None, end: dt.date | None = None) -> list[tuple]:
