@@ -32,13 +32,22 @@ def citizen_profile(phone: str, name: str = "", address: str = "", email: str = 
     phone = clean_phone(phone)
     if not phone:
         return None
+    citizen = known_citizen(phone, name, address, email)
+    if citizen is None:
+        created = first_contact(phone, name, address, email)
+        if insert_unless_taken(created, Citizen.phone):
+            return created
+        citizen = known_citizen(phone, name, address, email)  # recorded meanwhile by another call
+    return citizen
+
+
+def known_citizen(phone: str, name: str = "", address: str = "", email: str = "") -> Optional[Citizen]:
+    """The citizen keyed by the cleaned ``phone`` if there is one (its empty name, address and e-mail filled from
+    the new data), else None: nothing inserted."""
     citizen = select_first(Citizen, "by phone", (phone, 1),
                            lambda: Citizen.select().where(Citizen.phone == phone).limit(1))
     if citizen is None:
-        created = Citizen(phone=phone, name=name or "", address=address or "", email=email or "")
-        if insert_unless_taken(created, Citizen.phone):
-            return created
-        citizen = Citizen.get(Citizen.phone == phone)  # recorded meanwhile by another call
+        return None
     changed = False
     for field, value in (("name", name), ("address", address), ("email", email)):
         if value and not getattr(citizen, field):
@@ -47,6 +56,11 @@ def citizen_profile(phone: str, name: str = "", address: str = "", email: str = 
     if changed:
         citizen.save()
     return citizen
+
+
+def first_contact(phone: str, name: str = "", address: str = "", email: str = "") -> Citizen:
+    """The unsaved profile of a number calling for the first time."""
+    return Citizen(phone=phone, name=name or "", address=address or "", email=email or "")
 
 
 def set_blacklist(phone: str, blacklisted: bool, reason: str = "", actor=None) -> Citizen:

@@ -4,8 +4,9 @@ PostgreSQL writes them in one statement (a data-modifying WITH): each statement 
 to the server, five of them with BEGIN and COMMIT, and on a loaded machine each waited for a turn of the server
 process and of this one (bench/caseflow.py at 1,000,000 tickets: p50 3.6 ms, most of it waits). The ticket's
 INSERT draws nothing on a taken number (ON CONFLICT DO NOTHING) and the other two read its id from it, so a
-collision writes nothing at all and the caller draws again. One statement is atomic by itself: a creation that
-writes nothing else needs no transaction around it (services.create_ticket).
+collision writes nothing of the ticket and the caller draws again. One statement is atomic by itself: a creation
+that writes nothing else needs no transaction around it (services.create_ticket), and a first contact's profile
+goes into it too (its own INSERT was a round trip and a commit of its own).
 
 SQLite runs one statement per row (it has no data-modifying WITH, and its statements are calls into the
 library, not round trips). Both write the same rows (tests/integration/caseflow/test_create_statements.py).
@@ -17,19 +18,24 @@ from typing import Sequence
 import peewee
 
 from caseflow import daycounts
-from caseflow.models import Ticket, TicketDayCount, TicketHistory
+from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core.db import is_postgres
 from core.statements import insert_returning_id, returning_id_text
 
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
 
-def insert(draft: Ticket, history: TicketHistory, counted: bool) -> bool:
+def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citizen | None = None) -> bool:
     """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
     written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
-    (caseflow.daycounts). Sets both ids."""
+    (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of a number calling for the first
+    time (PostgreSQL only), the ticket's citizen: inserted in the same statement unless another call recorded
+    that number meanwhile (its id then stays None, and so does the ticket's citizen); inserted even when the
+    ticket's number was taken."""
     if is_postgres():
-        return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [])
+        return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [], newcomer)
+    if newcomer is not None:
+        raise ValueError("a first contact's profile goes into the ticket's statement on PostgreSQL only")
     if not insert_returning_id(draft, Ticket.number):
         return False
     history.ticket = draft
@@ -39,16 +45,30 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool) -> bool:
     return True
 
 
-def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tuple]) -> bool:
-    ticket_sql, params = returning_id_text(draft, Ticket.number)  # the INSERT that insert_unless_taken runs
+def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tuple],
+                      newcomer: Citizen | None) -> bool:
+    ticket_sql, params = returning_id_text(  # the INSERT that insert_unless_taken runs
+        draft, Ticket.number, None if newcomer is None else {"citizen": '(SELECT "id" FROM c)'})
     names = tuple(name for name in history.__data__ if name != "ticket")
     rest, fields = _rest(names, len(counts))
     params += [field.db_value(history.__data__[field.name]) for field in fields]
     params += [value for row in counts for value in row]
-    ticket_id, history_id = Ticket._meta.database.execute_sql(f"WITH t AS ({ticket_sql}), {rest}", params).fetchone()
+    if newcomer is None:
+        sql = f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL'
+    else:
+        citizen_sql, citizen_params = returning_id_text(newcomer, Citizen.phone)  # citizen_profile's INSERT
+        sql = (f'WITH c AS ({citizen_sql}), t AS ({ticket_sql}), {rest} '
+               'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c)')
+        params = citizen_params + params
+    ticket_id, history_id, citizen_id = Ticket._meta.database.execute_sql(sql, params).fetchone()
+    if citizen_id is not None:
+        newcomer.id = citizen_id
+        newcomer._dirty.clear()
     if ticket_id is None:
         return False
     draft.id = ticket_id
+    if citizen_id is not None:
+        draft.citizen = newcomer
     draft._dirty.clear()
     history.ticket = draft
     history.id = history_id
@@ -57,9 +77,9 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
 
 
 def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Field]]:
-    """The history row's INSERT (its ``names`` given, the ticket's id from ``t``), the day counts' upsert of
+    """The history row's INSERT (its ``names`` given, the ticket's id from ``t``) and the day counts' upsert of
     ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the order the rows'
-    locks are taken in), and the SELECT of both ids; the history fields in their parameters' order."""
+    locks are taken in), as WITH's parts; the history fields in their parameters' order."""
     key = (names, count_rows)
     if key in _kept:
         return _kept[key]
@@ -77,7 +97,7 @@ def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Fie
         parts.append(f"d AS (INSERT INTO {table} ({names_sql}) SELECT * FROM (VALUES {', '.join([row] * count_rows)})"
                      f' AS v WHERE EXISTS (SELECT 1 FROM t) ON CONFLICT ("day", "dimension", "value") DO UPDATE SET '
                      f'"tickets" = {table}."tickets" + EXCLUDED."tickets")')
-    _kept[key] = (", ".join(parts) + ' SELECT (SELECT "id" FROM t), (SELECT "id" FROM h)', fields)
+    _kept[key] = (", ".join(parts), fields)
     return _kept[key]
 
 

@@ -43,7 +43,7 @@ from caseflow.notifications import (_holder_notice, centre_department, mark_read
 from caseflow.transitions import (AFTER, EFFECTS, _history, call_back, callback_deadline_for, deadline_for, dispatch,
                                   history_row, transition)  # noqa: F401
 from caseflow.citizens import (blacklist, blacklist_caller, citizen_history, citizen_profile,  # noqa: F401
-                               insert_unless_taken, is_blacklisted, set_blacklist)
+                               first_contact, insert_unless_taken, is_blacklisted, known_citizen, set_blacklist)
 from caseflow.ticket_search import SEARCH_FILTERS, search_tickets  # noqa: F401
 from caseflow.timeline import status_query, timeline  # noqa: F401
 
@@ -104,12 +104,20 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     region = _resolve(Region, region, "region")
     now = to_db(clock.now())
     text = search.index_text(title, content, address)
-    citizen = citizen_profile(phone, "" if anonymous else name, address, email) if phone else None
     # Nothing but the ticket's own rows: on PostgreSQL that is one statement, atomic without a transaction
-    # (caseflow.new_ticket), so no BEGIN and COMMIT round trips; the day counts go into it.
+    # (caseflow.new_ticket), so no BEGIN and COMMIT round trips; the day counts and a first contact's profile
+    # go into it.
     alone = not (creation_key or call_uuid or attachments or channel == "mailbox" or also is not None
                  or reply.strip())
-    with (contextlib.nullcontext() if alone and is_postgres() else _db().atomic()):
+    one_statement = alone and is_postgres()
+    profile = (phone, "" if anonymous else name, address, email)
+    citizen = newcomer = None
+    if phone and one_statement:
+        citizen = known_citizen(*profile)
+        newcomer = first_contact(*profile) if citizen is None else None
+    elif phone:
+        citizen = citizen_profile(*profile)
+    with (contextlib.nullcontext() if one_statement else _db().atomic()):
         ticket = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,
@@ -119,12 +127,17 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                            created_by=created_by, created_at=now, updated_at=now, search_text=text)
             history = history_row(draft, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                                   label=actor_label or ("" if created_by else SYSTEM))
-            if new_ticket.insert(draft, history, counted=alone):
+            if new_ticket.insert(draft, history, counted=alone, newcomer=newcomer):
                 ticket = draft
                 break
-            # number collision: draw again
+            # number collision: draw again (a first contact's profile went in with it)
+            if newcomer is not None and newcomer.id is not None:
+                citizen, newcomer = newcomer, None
         if ticket is None:
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
+        if newcomer is not None and newcomer.id is None:  # another call recorded the number's profile meanwhile
+            ticket.citizen = citizen_profile(*profile)
+            Ticket.update(citizen=ticket.citizen).where(Ticket.id == ticket.id).execute()
         search.reindex("ticket", ticket.id, None, text)
         if creation_key:
             TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone

@@ -32,7 +32,8 @@ def execute_insert(model: type[peewee.Model], rows: Sequence[dict], shape: Hasha
 def insert_text(model: type[peewee.Model], rows: Sequence[dict], shape: Hashable,
                 build: Callable[[], peewee.Insert]) -> tuple[str, list]:
     """The SQL text and parameters of the INSERT ``build()`` makes for ``rows`` (as ``execute_insert``), not
-    executed: for a statement that holds it (caseflow.new_ticket's)."""
+    executed: for a statement that holds it (caseflow.new_ticket's). A value may be a peewee node (SQL written
+    into the text): ``shape`` must then say so, as the text holds it."""
     database = model._meta.database
     key = (model, type(database.obj) if isinstance(database, peewee.DatabaseProxy) else type(database),
            tuple(rows[0]), len(rows), shape)
@@ -44,7 +45,9 @@ def insert_text(model: type[peewee.Model], rows: Sequence[dict], shape: Hashable
     sql, params = query.sql()
     if key not in _refused:
         fields = model._meta.fields
-        columns = [fields[name] for name in sorted(rows[0], key=lambda n: fields[n]._sort_key)]
+        # a value that is SQL (a peewee node: caseflow.new_ticket's profile id) is in the text, not a parameter
+        columns = [fields[name] for name in sorted(rows[0], key=lambda n: fields[n]._sort_key)
+                   if not isinstance(rows[0][name], peewee.Node)]
         try:
             same = _params(columns, rows) == list(params)
         except (KeyError, TypeError, ValueError):
@@ -70,10 +73,14 @@ def insert_returning_id(row: peewee.Model, conflict_target: peewee.Field | None 
     return True
 
 
-def returning_id_text(row: peewee.Model, conflict_target: peewee.Field | None = None) -> tuple[str, list]:
-    """The text and parameters of ``insert_returning_id``'s statement for ``row``, not executed."""
+def returning_id_text(row: peewee.Model, conflict_target: peewee.Field | None = None,
+                      sql_values: dict[str, str] | None = None) -> tuple[str, list]:
+    """The text and parameters of ``insert_returning_id``'s statement for ``row``, not executed;
+    ``sql_values``: columns whose value is this SQL instead (by field name)."""
     model = type(row)
     data = dict(row.__data__)
+    for name, sql in (sql_values or {}).items():
+        data[name] = peewee.SQL(sql)
 
     def build():
         query = model.insert(data)
@@ -81,8 +88,8 @@ def returning_id_text(row: peewee.Model, conflict_target: peewee.Field | None = 
             query = query.on_conflict(action="NOTHING", conflict_target=[conflict_target])
         return query.returning(model._meta.primary_key)
 
-    return insert_text(model, [data], ("returning", conflict_target.name if conflict_target is not None else None),
-                       build)
+    return insert_text(model, [data], ("returning", conflict_target.name if conflict_target is not None else None,
+                                       tuple(sorted((sql_values or {}).items()))), build)
 
 
 def select_first(model: type[peewee.Model], shape: Hashable, params: Sequence, build: Callable[[], peewee.Select]):

@@ -7,15 +7,18 @@ from __future__ import annotations
 import itertools
 from contextlib import contextmanager
 
+import pytest
+
 from caseflow import new_ticket, services
-from caseflow.models import Ticket, TicketDayCount, TicketHistory
+from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core import statements as kept_statements
 from core.db import is_postgres
 
 # The citizen's profile read, then SQLite: the ticket (number drawn, search text in its row: its triggers index
-# it), its history row, its day counts (one upsert), inside BEGIN and COMMIT; PostgreSQL: those three in one
-# statement (its generated column indexes the text), which needs no transaction.
-CREATE_STATEMENTS = {"sqlite": 4, "postgres": 2}
+# it), its history row, its day counts (one upsert), inside BEGIN and COMMIT, and on first contact the profile's
+# INSERT before them; PostgreSQL: those in one statement (its generated column indexes the text), which needs
+# no transaction. (database: (statements, more on first contact))
+CREATE_STATEMENTS = {"sqlite": (4, 1), "postgres": (2, 0)}
 
 
 @contextmanager
@@ -36,15 +39,15 @@ def counted(database):
 
 def test_create_ticket_statements(db, org_setup, clock):
     """A citizen who called before (the profile read) and the ticket's rows; first contact adds the profile's
-    insert. On PostgreSQL no BEGIN or COMMIT either."""
+    insert on SQLite. On PostgreSQL no BEGIN or COMMIT either."""
     def create(phone):
         return services.create_ticket("楼下施工噪音 noise at night", type="complaint", citizen_phone=phone,
                                       citizen_name="市民", created_by=org_setup.agent, clock=clock,
                                       category=org_setup.noise, region=org_setup.r_east)
 
     create("13800000001")
-    count = CREATE_STATEMENTS["postgres" if is_postgres() else "sqlite"]
-    for phone, expected in (("13800000001", count), ("13800000002", count + 1)):
+    count, first = CREATE_STATEMENTS["postgres" if is_postgres() else "sqlite"]
+    for phone, expected in (("13800000001", count), ("13800000002", count + first)):
         with counted(db) as seen:
             ticket = create(phone)
         statements = [s for s in seen if s.strip().upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
@@ -53,6 +56,7 @@ def test_create_ticket_statements(db, org_setup, clock):
             assert len(seen) == expected, "\n".join(seen)  # no transaction around the one statement
         kept = Ticket.get_by_id(ticket.id)
         assert (kept.number, kept.citizen_phone, kept.category_id) == (ticket.number, phone, org_setup.noise.id)
+        assert kept.citizen_id == ticket.citizen.id == Citizen.get(Citizen.phone == phone).id
         assert TicketHistory.get(TicketHistory.ticket == ticket).action == "create"
     # every statement's text was kept after its first build (peewee's parameters matched the ones made here)
     assert not kept_statements._refused
@@ -69,34 +73,56 @@ def _added(before: dict, after: dict) -> dict:
 
 
 def _rows(ticket: Ticket) -> tuple:
-    """The ticket's row and its history rows without their ids, number and PIN (drawn at random)."""
+    """The ticket's row, its history rows and its citizen's without their ids, number, PIN and phone (drawn)."""
     row = Ticket.select().where(Ticket.id == ticket.id).dicts().get()
-    for drawn in ("id", "number", "query_pin"):
+    for drawn in ("id", "number", "query_pin", "citizen", "citizen_phone"):
         row.pop(drawn)
     history = [dict(h, id=None, ticket=None) for h in
                TicketHistory.select().where(TicketHistory.ticket == ticket.id).order_by(TicketHistory.id).dicts()]
-    return row, history
+    citizen = Citizen.select().where(Citizen.id == ticket.citizen_id).dicts().get()
+    assert citizen["phone"] == ticket.citizen_phone
+    return row, history, dict(citizen, id=None, phone=None, created_at=None)  # its own clock: now
 
 
 def test_one_statement_writes_the_rows_of_one_each(db, org_setup, clock, monkeypatch):
     """A ticket written by each way (PostgreSQL's one statement, the statement per row SQLite runs; on SQLite
-    both run the latter) has the same row, history rows and day counts added; a taken number writes nothing
-    and is drawn again."""
-    def create():
-        return services.create_ticket("楼下施工噪音 noise at night", type="complaint", citizen_phone="13800000003",
+    both run the latter) has the same row, history rows, citizen and day counts added, for a citizen who
+    called before and one calling for the first time; a taken number writes no ticket (the first contact's
+    profile once) and is drawn again."""
+    def create(phone):
+        return services.create_ticket("楼下施工噪音 noise at night", type="complaint", citizen_phone=phone,
                                       citizen_name="市民", created_by=org_setup.agent, clock=clock,
                                       category=org_setup.noise, region=org_setup.r_east, urgency="urgent")
 
-    taken = create().number
+    taken = create("13800000003").number
     drawn = itertools.chain([taken, taken], (f"7{n:07d}" for n in itertools.count()))
     monkeypatch.setattr(services, "generate_number", lambda: next(drawn))
-    before = _counts()
-    first = create()  # the database's own way, after two taken numbers
-    middle = _counts()
-    monkeypatch.setattr(new_ticket, "is_postgres", lambda: False)
-    second = create()  # a statement per row
-    assert (first.number, second.number) == ("70000000", "70000001")
-    assert _rows(first) == _rows(second)
-    assert _added(before, middle) == _added(middle, _counts()) != {}
-    assert Ticket.select().count() == 3
-    assert TicketHistory.select().count() == 3
+    made = {}
+    for way in ("own", "per row"):
+        if way == "per row":
+            monkeypatch.setattr(new_ticket, "is_postgres", lambda: False)
+            monkeypatch.setattr(services, "is_postgres", lambda: False)
+        for caller in (f"1390000000{len(made)}", "13800000003"):  # first contact (after two taken numbers); again
+            before = _counts()
+            ticket = create(caller)
+            made[(way, caller == "13800000003")] = (_rows(ticket), _added(before, _counts()))
+    assert made[("own", True)] == made[("per row", True)]
+    assert made[("own", False)] == made[("per row", False)]
+    assert made[("own", True)][1] != {}
+    assert [t.number for t in Ticket.select().order_by(Ticket.id)][1:] == ["70000000", "70000001", "70000002",
+                                                                           "70000003"]
+    assert TicketHistory.select().count() == Ticket.select().count() == 5
+    assert Citizen.select().count() == 3
+
+
+def test_first_contact_recorded_meanwhile(db, org_setup, clock, monkeypatch):
+    """PostgreSQL: a number whose profile another call records between the profile read and the ticket's
+    statement: the ticket gets that profile, none is made twice."""
+    if not is_postgres():
+        pytest.skip("a first contact's profile goes into the ticket's statement on PostgreSQL only")
+    monkeypatch.setattr(services, "known_citizen", lambda *profile: None)  # the read found nothing
+    other = Citizen.create(phone="13800000009", name="先来")
+    ticket = services.create_ticket("路灯不亮", citizen_phone="13800000009", citizen_name="市民",
+                                    created_by=org_setup.agent, clock=clock)
+    assert Ticket.get_by_id(ticket.id).citizen_id == ticket.citizen.id == other.id
+    assert Citizen.select().count() == 1
