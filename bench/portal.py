@@ -63,6 +63,7 @@ from bench.portal_trace import ENV, tracer  # noqa: E402
 
 BATCH = 5000
 CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
+SECRET_KEY = "p" * 40  # the served app's: the key of that hash
 READ_AIM, WRITE_AIM = 50.0, 100.0  # ms, p99 (issue 11)
 BY_FILTERS = "  filters "  # the list with filters' timings per combination of filters are named so
 
@@ -154,7 +155,7 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
     every = max(1, n // max(published, 1))  # every n-th ticket is a published web case
     span = dt.timedelta(days=730)
     start = now - span
-    code_hash = portal.hash_code(CODE)
+    code_hash = portal.hash_code(CODE, SECRET_KEY.encode())
     out = {"published": [], "open_web": [], "api": []}
     started = time.perf_counter()
     for offset in range(0, n, BATCH):
@@ -387,7 +388,7 @@ def run_backend(backend: str, args) -> list[tuple]:
             if backend == "postgres" and args.pg_pool:
                 url += f"&max_connections={args.pg_pool}"  # core.db's pool for each process (default 20)
             mapping = {"database_url": url, "mode": "test", "load_demo": False, "var_dir": str(folder / "var"),
-                       "secret_key": "p" * 40, "HOTLINE_CALL_PROCESS": "http://127.0.0.1:9",
+                       "secret_key": SECRET_KEY, "HOTLINE_CALL_PROCESS": "http://127.0.0.1:9",
                        "HOTLINE_PORTAL_PER_ADDRESS": "1000000", "HOTLINE_PORTAL_PER_PHONE": "1000000",
                        "HOTLINE_OPEN311_PER_ADDRESS": "1000000", "HOTLINE_OPEN311_PER_KEY": "1000000",
                        "HOTLINE_OPEN311_POSTS_PER_HOUR": "1000000",

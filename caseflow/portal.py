@@ -25,6 +25,7 @@ from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
 from caseflow.values import field_words
 from caseflow.org import category_paths, category_subtree_ids
 from caseflow.services import TicketInputError
+from core import secret_codes
 from core.clock import Clock
 from core.db import database, is_postgres
 
@@ -49,7 +50,8 @@ FILE_TYPES = {".png": ("image/png", "image/png"), ".jpg": ("image/jpeg", "image/
               ".pdf": ("application/pdf", "application/pdf")}
 DUPLICATE_WINDOW = dt.timedelta(minutes=10)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L to misread
-CODE_LENGTH = 10                                    # ~49 bits: with the look-up throttle, a fast hash is enough
+CODE_LENGTH = 10                                    # ~49 bits: enough against online guesses (look-up throttle)
+KEYED_FORM = "h1"   # a stored code "h1$salt$hmac"; older rows hold "salt$sha256(salt + code)"
 EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,24}\Z")
 MONTH_RE = re.compile(r"^(20[0-9]{2})-(0[1-9]|1[0-2])\Z")
 PUBLISHABLE = (wf.CLOSED, wf.ARCHIVED)  # the centre's disclose action exists only there
@@ -113,18 +115,25 @@ def normalise_code(code) -> str:
     return re.sub(r"[\s-]", "", str(code or "")).upper()[:64]
 
 
-def hash_code(code: str, salt: str | None = None) -> str:
-    """salt$sha256(salt + code)."""
-    salt = salt or secrets.token_hex(8)
-    return f"{salt}${hashlib.sha256((salt + normalise_code(code)).encode()).hexdigest()}"
+def hash_code(code: str, key: bytes, salt: str | None = None) -> str:
+    """h1$salt$HMAC-SHA256 under the product's secret ``key`` (core.secret_codes): a copy of the database
+    without the key cannot test a guess."""
+    salt = salt or secret_codes.new_salt()
+    return f"{KEYED_FORM}${salt}${secret_codes.keyed_digest(key, 'query-code', salt, normalise_code(code))}"
 
 
-def code_matches(stored: str, code) -> bool:
-    """True if ``code`` is the one hashed in ``stored`` (constant-time compare)."""
-    salt, _, _digest = (stored or "").partition("$")
-    if not salt or not normalise_code(code):
-        return False
-    return hmac.compare_digest(hash_code(code, salt), stored)
+def code_matches(stored: str, code, key: bytes) -> bool:
+    """True if ``code`` is the one hashed in ``stored`` (constant-time compare), in the keyed form or in the
+    salt$sha256(salt + code) form written before it, which stored cases keep (it is only read, never written)."""
+    form, _, rest = (stored or "").partition("$")
+    typed = normalise_code(code)
+    if form == KEYED_FORM:
+        salt = rest.partition("$")[0]
+        expected = hash_code(typed, key, salt)
+    else:
+        salt = form
+        expected = f"{salt}${hashlib.sha256((salt + typed).encode()).hexdigest()}"
+    return bool(salt and typed) and secret_codes.same(stored, expected)
 
 
 def digest(content: str) -> str:
@@ -242,10 +251,11 @@ def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
     return infos
 
 
-def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, clock: Optional[Clock] = None,
+def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes, clock: Optional[Clock] = None,
            limits: Limits = Limits(), pickers: Optional["Pickers"] = None) -> tuple[Ticket, str]:
     """Record a website submission as a ticket (channel web, or mailbox for 市长信箱) in the same workflow as
-    a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed.
+    a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed under ``key``
+    (the product's secret key).
 
     The web case and the files are written by ``create_ticket`` in the ticket's own transaction before its day
     counts (``also``): no transaction around it (a savepoint and its release were two more round trips), and
@@ -261,7 +271,7 @@ def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, clock: Opti
     code = new_code()
 
     def web_rows(ticket: Ticket) -> None:
-        WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code),
+        WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code, key),
                        ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
         for info in infos:
             attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
@@ -290,10 +300,11 @@ def parse_number(text) -> str:
         raise PortalError("受理号应为8位数字 / an acceptance number is 8 digits", "number") from None
 
 
-def find_case(number: str, code) -> Optional[Ticket]:
+def find_case(number: str, code, key: bytes) -> Optional[Ticket]:
     """The ticket with this number whose query code matches, or None (an unknown number and a wrong code
-    look the same). Either code opens it: the website's own code of a case written in on the site, or the
-    query PIN every ticket carries, the one the phone reads back and the SMS and e-mail receipts send."""
+    look the same). Either code opens it: the website's own code of a case written in on the site (hashed
+    under ``key``, the product's secret key), or the query PIN every ticket carries, the one the phone reads
+    back and the SMS and e-mail receipts send."""
     # The ticket and its web case's code in one statement (two round trips before).
     ticket = (Ticket.select(Ticket, WebCase.code_hash.alias("web_code_hash"))
               .join(WebCase, peewee.JOIN.LEFT_OUTER, on=(WebCase.ticket == Ticket.id))
@@ -301,7 +312,7 @@ def find_case(number: str, code) -> Optional[Ticket]:
     stored = getattr(ticket, "web_code_hash", None) if ticket is not None else None
     case = WebCase(code_hash=stored) if stored else None
     # Spend the same hashing time whether or not the case was written in on the site.
-    if code_matches(case.code_hash if case is not None else hash_code("x"), code) and case is not None:
+    if code_matches(case.code_hash if case is not None else hash_code("x", key), code, key) and case is not None:
         return ticket
     pin = re.sub(r"[^0-9]", "", ticket.query_pin or "") if ticket is not None else ""
     typed = re.sub(r"[^0-9]", "", str(code or ""))[:32]

@@ -5,8 +5,6 @@ number and per address. The website (webui.blueprints.portal) calls ``request_co
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from caseflow.services import to_db
 from channels import sms
 from channels.models import VerifyCode
 from channels.outbox import enqueue
+from core import secret_codes
 from core.clock import Clock
 from core.db import database
 
@@ -63,8 +62,7 @@ def mobile(raw: str) -> str:
 
 
 def _hash(key: bytes, row_salt: str, phone: str, purpose: str, code: str) -> str:
-    digest = hmac.new(key, f"{row_salt}:{phone}:{purpose}:{code}".encode(), hashlib.sha256).hexdigest()
-    return f"{row_salt}${digest}"
+    return f"{row_salt}${secret_codes.keyed_digest(key, row_salt, phone, purpose, code)}"
 
 
 def _check_limits(phone: str, ip: str, now: dt.datetime, limits: SendLimits) -> None:
@@ -133,7 +131,7 @@ def confirm(phone: str, purpose: str, code: str, *, key: bytes, clock: Optional[
     if claimed != 1:
         raise VerifyError("验证码错误次数过多，请重新获取 / too many wrong codes: ask for a new one", 429)
     salt = row.code_hash.partition("$")[0]
-    if not hmac.compare_digest(_hash(key, salt, phone, purpose, code), row.code_hash):
+    if not secret_codes.same(row.code_hash, _hash(key, salt, phone, purpose, code)):
         left = MAX_TRIES - row.tries - 1
         if left <= 0:
             raise VerifyError("验证码错误次数过多，请重新获取 / too many wrong codes: ask for a new one", 429)

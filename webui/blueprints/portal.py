@@ -10,8 +10,6 @@ Long because: the whole public site is one blueprint with what only it uses (cat
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import io
 import logging
 import secrets
@@ -25,6 +23,7 @@ from caseflow import portal, services
 from caseflow.privacy import mask_phone
 from caseflow.search import SearchNotReady
 from channels import sms, verify
+from core import secret_codes
 from caseflow import workflow as wf
 from caseflow.models import Ticket
 from webui import security
@@ -176,6 +175,8 @@ def _codes_on() -> bool:
 
 
 def _code_key() -> bytes:
+    """The product's secret key (HOTLINE_SECRET_KEY): the key of the query codes', SMS codes' and CAPTCHA's
+    hashes (core.secret_codes)."""
     return current_app.config["SECRET_KEY"].encode()
 
 
@@ -196,8 +197,7 @@ def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:
 
 # ------------------------------------------------------------------------------------------ CAPTCHA
 def _captcha_mac(captcha_id: str, answer: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"captcha:{captcha_id}:{answer.upper()}".encode(), hashlib.sha256).hexdigest()
+    return secret_codes.keyed_digest(_code_key(), "captcha", captcha_id, answer.upper())
 
 
 @bp.route("/captcha.png")
@@ -223,7 +223,7 @@ def _check_captcha(answer: str) -> str | None:
         return None
     if int(time.time()) - int(held.get("at", 0)) > CAPTCHA_TTL:
         return None
-    if not hmac.compare_digest(str(held.get("mac", "")), _captcha_mac(str(held.get("id", "")), answer.strip())):
+    if not secret_codes.same(str(held.get("mac", "")), _captcha_mac(str(held.get("id", "")), answer.strip())):
         return None
     return str(held["id"])
 
@@ -421,8 +421,8 @@ def _write_page(box: str):
     limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS"),
                            per_phone=_setting("HOTLINE_PORTAL_PER_PHONE"))
     try:
-        ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), clock=_clock(),
-                                     limits=limits, pickers=_pickers())
+        ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), key=_code_key(),
+                                     clock=_clock(), limits=limits, pickers=_pickers())
     except portal.PortalError as error:
         return again(error_text(error), error.field, error.status, True)
     if verified is not None:
@@ -480,7 +480,7 @@ def follow():
         audit("portal_lookup_throttled", "ticket", number, f"retry after {int(wait.total_seconds())}s", user=None)
         return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
                         minutes=security.minutes_ceiling(wait)), 429)
-    ticket = portal.find_case(number, request.form.get("code", ""))
+    ticket = portal.find_case(number, request.form.get("code", ""), _code_key())
     if ticket is None:
         audit("portal_lookup_failed", "ticket", number, "wrong number or code", user=None)
         return again(_t("Wrong acceptance number or query code."), 404)

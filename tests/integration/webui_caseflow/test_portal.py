@@ -3,6 +3,7 @@ its security, through the Flask client on both databases."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 from urllib.parse import parse_qsl
@@ -95,7 +96,8 @@ def test_write_in_creates_a_web_ticket_with_files_and_shows_number_and_code_once
     assert (ticket.channel, ticket.status, ticket.type, ticket.category_id) == ("web", wf.RECORDED, "complaint",
                                                                                  world.noise.id)
     case = WebCase.get(WebCase.ticket == ticket)
-    assert case.consent and code not in case.code_hash and portal.code_matches(case.code_hash, code)
+    key = app.config["SECRET_KEY"].encode()
+    assert case.consent and code not in case.code_hash and portal.code_matches(case.code_hash, code, key)
     files = list(Attachment.select().where(Attachment.ticket == ticket).order_by(Attachment.id))
     assert [(f.content_type, len(f.sha256)) for f in files] == [("image/png", 64), ("application/pdf", 64)]
     assert AuditLog.select().where((AuditLog.action == "portal_submit") & (AuditLog.obj_id == number)).exists()
@@ -645,10 +647,48 @@ def test_language_on_published_page(client, world, clock):
     assert "Complaint" in page and "Answer" in page
 
 
+KEY, OTHER_KEY = b"k" * 40, b"j" * 40
+
+
+def unkeyed_hash(code: str, salt: str = "0123456789abcdef") -> str:
+    """A query code as stored before the keyed form: salt$sha256(salt + code)."""
+    return f"{salt}${hashlib.sha256((salt + code).encode()).hexdigest()}"
+
+
 def test_query_code_hash():
-    """Should accept the code however it is typed back and refuse another."""
+    """Should store a new code as h1$salt$HMAC under the secret key, salted anew each time, and accept the
+    code however it is typed back and refuse another."""
     code = portal.new_code()
-    stored = portal.hash_code(code)
-    assert portal.code_matches(stored, code.lower()) and portal.code_matches(stored, f" {code[:5]}-{code[5:]} ")
-    assert not portal.code_matches(stored, "A" * 10) and not portal.code_matches("", code)
+    stored = portal.hash_code(code, KEY)
+    form, salt, mac = stored.split("$")
+    assert form == "h1" and len(salt) == 16 and len(mac) == 64 and portal.hash_code(code, KEY) != stored
+    assert portal.code_matches(stored, code.lower(), KEY)
+    assert portal.code_matches(stored, f" {code[:5]}-{code[5:]} ", KEY)
+    assert not portal.code_matches(stored, "A" * 10, KEY) and not portal.code_matches(stored, "", KEY)
+    assert not portal.code_matches("", code, KEY) and not portal.code_matches("h1$$" + mac, code, KEY)
     assert len(code) == portal.CODE_LENGTH and set(code) <= set(portal.CODE_ALPHABET)
+
+
+def test_a_stored_code_cannot_be_checked_without_the_key():
+    """Should not match the code under another key, nor be the unkeyed hash of the same salt and code: a copy
+    of the database without the product's secret key tests no guess."""
+    code = portal.new_code()
+    stored = portal.hash_code(code, KEY)
+    _form, salt, mac = stored.split("$")
+    assert portal.code_matches(stored, code, KEY) and not portal.code_matches(stored, code, OTHER_KEY)
+    assert mac != unkeyed_hash(code, salt).partition("$")[2]
+    with pytest.raises(ValueError):
+        portal.hash_code(code, b"")
+
+
+def test_an_older_unkeyed_code_still_opens_its_case(app, client, world):
+    """Should still accept the code of a case stored in the salt$sha256 form (any key: it has none) and
+    refuse a wrong one, on the website's follow page too."""
+    code = portal.new_code()
+    old = unkeyed_hash(code)
+    assert portal.code_matches(old, code.lower(), KEY) and portal.code_matches(old, code, OTHER_KEY)
+    assert not portal.code_matches(old, "A" * 10, KEY) and not portal.code_matches(old, "", KEY)
+    number, _code = receipt(submit(client))
+    WebCase.update(code_hash=old).where(WebCase.ticket == Ticket.get(Ticket.number == number)).execute()
+    assert follow(client, number, "A" * 10).status_code == 404
+    assert follow(client, number, code).headers["Location"] == f"/follow/{number}"

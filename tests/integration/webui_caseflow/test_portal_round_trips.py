@@ -114,15 +114,17 @@ def test_a_look_up_reads_the_case_in_one_statement(db, world):
     """Should find a case by number and code (the web code or the ticket's PIN) in one statement, and answer
     None for a wrong code or an unknown number."""
     sub = portal.Submission(type="complaint", content="路灯不亮", name="王", phone="13700001111")
-    ticket, code = portal.submit(sub, ip="10.0.0.1", captcha_id="c1", root=None)
+    key = b"k" * 40
+    ticket, code = portal.submit(sub, ip="10.0.0.1", captcha_id="c1", root=None, key=key)
     with counted(db) as seen:
-        found = portal.find_case(ticket.number, code)
+        found = portal.find_case(ticket.number, code, key)
     assert found is not None and found.id == ticket.id and len(seen) == 1, seen
-    assert portal.find_case(ticket.number, ticket.query_pin).id == ticket.id
-    assert portal.find_case(ticket.number, "WRONGCODE1") is None
-    assert portal.find_case("99999999", code) is None
-    assert portal.find_case(world.east_ticket.number, code) is None
-    assert portal.find_case(world.east_ticket.number, world.east_ticket.query_pin).id == world.east_ticket.id
+    assert portal.find_case(ticket.number, ticket.query_pin, key).id == ticket.id
+    assert portal.find_case(ticket.number, "WRONGCODE1", key) is None
+    assert portal.find_case(ticket.number, code, b"j" * 40) is None  # the code's hash is keyed
+    assert portal.find_case("99999999", code, key) is None
+    assert portal.find_case(world.east_ticket.number, code, key) is None
+    assert portal.find_case(world.east_ticket.number, world.east_ticket.query_pin, key).id == world.east_ticket.id
 
 
 def test_a_look_up_reads_its_throttles_in_one_statement(db, client, world, app):
