@@ -5,6 +5,9 @@ of every CJK run and whole lower-cased words of Latin/digit text: 噪音扰民 -
 A query is cut the same way (bigrams only, so common single characters do not flood the result) and
 matches any gram; results are ranked by how many distinct query grams they contain, with a bonus for
 an exact substring, so 噪声 扰民 finds 噪音扰民 and an exact phrase comes first.
+
+Long because: both engines' halves of one search (grams, ranking, SQLite's FTS5 and PostgreSQL's GIN with its
+marker lexemes and id windows) must agree, and are kept together so they do.
 """
 from __future__ import annotations
 
@@ -471,9 +474,8 @@ def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_par
                 top: list, scope: Scope | None = None) -> list[int]:
     """The newest ``limit`` ids matching the tsquery ``terms``, window by window from the newest id down.
 
-    The first window holds about FIRST_WINDOW ids; each next one is sized by the matches per id seen so far to
-    hold the rows still wanted and a quarter more (at least one bucket, at most WINDOW_GROWTH times the last),
-    so a common word reads about the rows it returns and a rare one a few windows. No ORDER BY ... LIMIT in
+    The first window holds about FIRST_WINDOW ids; each next one is sized by the matches per id seen so far
+    (``next_span``), so a common word reads about the rows it returns and a rare one a few windows. No ORDER BY ... LIMIT in
     the statement: with one the planner walks the primary key backwards from the table's top testing every
     row (its choice for a common word), or intersects the GIN with a bitmap of the window's ids; the window's
     matches are few, sorted here."""
@@ -483,7 +485,7 @@ def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_par
     if top[0] is None:
         return []
     high = ((top[0] >> BUCKETS[-1][1]) + 1) * smallest
-    span, seen = FIRST_WINDOW, 0
+    span = FIRST_WINDOW
     found: list[int] = []
     while high > 0 and len(found) < limit:
         low = max(0, (high - span) // smallest * smallest)
@@ -492,9 +494,19 @@ def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_par
         sql = f"SELECT t.id FROM {table} t WHERE {document(table)} @@ %s::tsquery{extra}"
         rows = db.execute_sql(sql, (f"{terms}{within} & ({window})", *restrict_params)).fetchall()
         found.extend(sorted((row[0] for row in rows), reverse=True)[:limit - len(found)])
-        seen += high - low
-        wanted = limit - len(found)
-        span = span * WINDOW_GROWTH if not found else min(
-            span * WINDOW_GROWTH, max(smallest, int(wanted * seen / len(found) * 1.25)))
+        span = next_span(span, len(found), found[0] + 1 - low if found else 0, limit - len(found))
         high = low
     return found
+
+
+def next_span(span: int, found: int, read: int, wanted: int) -> int:
+    """The next window's width in ids, after windows that found ``found`` matches in ``read`` ids, ``wanted``
+    more to find: WINDOW_GROWTH times the last while none was found, else the ids that hold ``wanted`` at the
+    density seen and a quarter more (at least one bucket, at most WINDOW_GROWTH times the last).
+
+    ``read`` counts the ids from the newest match down, not from the table's top: a department's search finds
+    nothing among the newest tickets while they are not dispatched yet (thousands of them), and counting those
+    made the density seen too low and the next window too wide, its extra rows each a table page read."""
+    if not found:
+        return span * WINDOW_GROWTH
+    return min(span * WINDOW_GROWTH, max(1 << BUCKETS[-1][1], int(wanted * read / found * 1.25)))

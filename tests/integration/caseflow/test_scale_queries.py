@@ -96,6 +96,17 @@ def test_bucket_marks_cover_a_window_exactly():
         search.bucket_marks(1, 4096)
 
 
+def test_next_window_sized_from_the_newest_match():
+    """Should widen WINDOW_GROWTH times while nothing is found, else size the next window for the rows still wanted
+    at the density seen from the newest match down (a department's empty top, its newest tickets not dispatched
+    yet, does not count), a quarter more, at least one bucket and at most WINDOW_GROWTH times the last."""
+    smallest = 1 << search.BUCKETS[-1][1]
+    assert search.next_span(8192, 0, 0, 300) == 8192 * search.WINDOW_GROWTH
+    assert search.next_span(65536, 60, 30_000, 240) == 150_000  # not 368,640: 73,728 ids read from the top
+    assert search.next_span(8192, 30, 8192, 270) == 8192 * search.WINDOW_GROWTH  # at most 8 times
+    assert search.next_span(8192, 290, 8000, 10) == smallest  # at least a bucket
+
+
 def test_recent_candidates_across_windows(org_setup, monkeypatch):
     """Should find the newest matching ids first wherever they lie (ids spread over many buckets, windows
     grown from a small first one), as many as asked and no others, with and without a scope."""
