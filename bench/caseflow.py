@@ -109,7 +109,11 @@ def bulk_tickets(n: int, depts, rng, phones) -> float:
         # builds them on a big table): kept up row by row, the load ran at a third of the speed.
         search.forget(database.obj)
         search.ensure_index("ticket", build=True)
-    database.execute_sql("ANALYZE ticket" if is_postgres() else "ANALYZE")
+        # What autovacuum does to a production server's freshly inserted rows (the test server runs without it):
+        # hint bits set and the visibility map written once here, not by the first searches reading each page.
+        database.execute_sql("VACUUM (ANALYZE) ticket")
+    else:
+        database.execute_sql("ANALYZE")
     return time.perf_counter() - start
 
 
