@@ -115,6 +115,8 @@ class Acd(TransitionsMixin, WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin
         self.free_to_offer: collections.deque[float] = collections.deque(maxlen=100000)
         self._dispatch_scheduled = False
         self._dispatching = False
+        self._offers_writing = 0  # offers made in memory whose write is under way (acd.offers)
+        self._offers_held_back = False  # a pass stopped at OFFER_WRITES_AT_ONCE: the next write's end kicks
         self._snapshots: dict[tuple[int, str], tuple[tuple, AgentSnapshot]] = {}
         self._loop: gevent.Greenlet | None = None
         self._timers: dict[int, gevent.Greenlet] = {}

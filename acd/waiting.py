@@ -80,6 +80,11 @@ class Waiter:
     def uuid(self) -> str:
         return self.session.uuid
 
+    @property
+    def offer_written(self) -> bool:
+        """An offer stands and is written: the caller may bridge (an offer is made in memory first)."""
+        return self.offer is not None and self.offer.written
+
     def wake(self, reason: str) -> None:
         """Record why the caller's greenlet should act; a stronger reason is never replaced by a weaker one."""
         if self.reason is None or _PRIORITY.get(reason, 0) > _PRIORITY.get(self.reason, 0):
@@ -189,14 +194,14 @@ class WaitingMixin:
         next_announce = waiter.entered + interval if interval else None
         self.dispatch()
         while True:
-            if waiter.reason is None and waiter.offer is None:
+            if waiter.reason is None and not waiter.offer_written:
                 until = min(t for t in (deadline, next_announce, time.monotonic() + 3600) if t is not None)
                 self._hold(waiter, until)
             reason, waiter.reason = waiter.reason, None
             waiter.event.clear()
             if session.hung_up or reason == "hangup":
                 raise CallHangup(uuid=waiter.uuid)
-            if waiter.offer is not None:
+            if waiter.offer_written:
                 outcome = self._connect(waiter)
                 if outcome is not None:
                     return outcome
@@ -215,12 +220,18 @@ class WaitingMixin:
         remaining = until - time.monotonic()
         if remaining <= 0:
             return
+        if waiter.offer is not None and not waiter.offer.written:
+            # Offered as it came in, the offer's write under way (acd.offers): no music, which its write's
+            # end would have to break before the bridge. Woken by that end, or by the offer undone.
+            waiter.step = "offer being written"
+            waiter.event.wait(timeout=remaining)
+            return
         waiter.hold_gen += 1
         waiter.holding = True
         waiter.step = "music"
         timer = gevent.spawn_later(remaining, self._wake, waiter, "timer")
         try:
-            if waiter.reason is None and waiter.offer is None:
+            if waiter.reason is None and not waiter.offer_written:
                 try:
                     result = waiter.session.execute("playback", waiter.queue.moh, timeout=remaining + 10)
                     if _variable(result, "playback_terminator_used") == waiter.queue.callback_key:
@@ -228,7 +239,7 @@ class WaitingMixin:
                 except SwitchTimeout:
                     pass
             self._take_key(waiter)
-            if waiter.reason is None and waiter.offer is None:
+            if waiter.reason is None and not waiter.offer_written:
                 # The music ended by itself (a short file): keep waiting, silently, until something happens.
                 waiter.step = "silent wait"
                 waiter.event.wait(timeout=max(0.0, until - time.monotonic()))

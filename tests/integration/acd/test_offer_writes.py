@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import gevent
+import gevent.event
 
 from acd import offers
 from acd.dispatcher import create_queue
@@ -50,15 +51,14 @@ def test_a_ring_all_offer_writes_in_one_transaction(make_acd, setup_agents, db, 
         phone.answer_delay = None  # they ring on: the offer stays as written
     acd = make_acd()
     ready_all(acd, agents)
-    made, real_make_offer = [], acd._make_offer
+    made, real_write_offer = [], acd._write_offer
 
-    def make_offer(waiter, queue, order):
+    def write_offer(*args):  # the offer's write, in a greenlet of its own
         with checkouts(db) as taken:
-            written = real_make_offer(waiter, queue, order)
+            real_write_offer(*args)
         made.append(taken[0])
-        return written
 
-    acd._make_offer = make_offer
+    acd._write_offer = write_offer
     session = Session(world, caller="13900003333")
     job = gevent.spawn(acd.enter_queue, session, "consult")
     try:
@@ -92,6 +92,31 @@ def test_the_expected_wait_reads_a_queues_average_talk_once_in_a_while(make_acd,
     with checkouts(db) as taken:
         acd._average_handle_seconds(queue)
     assert taken[0] == 1
+
+
+def test_callers_announced_while_the_average_is_read_do_not_read_it_too(make_acd, queue, db, monkeypatch):
+    """Should give the callers announced while a queue's average talk time is being read the value kept
+    (the default before the first read) without reading it again: when the kept one expired under load,
+    every waiting caller's announcement read it at once, a pooled connection each."""
+    acd = make_acd()
+    release, reading = gevent.event.Event(), []
+    real_start = acd._today_start_utc
+
+    def today_start():  # the read under way: it waits (for a pooled connection) until released
+        reading.append(True)
+        release.wait(10)
+        return real_start()
+
+    acd._today_start_utc = today_start
+    first = gevent.spawn(acd._average_handle_seconds, queue)
+    try:
+        wait_for(lambda: reading, what="the first read under way")
+        with checkouts(db) as taken:
+            assert acd._average_handle_seconds(queue) == 180.0  # nothing kept yet: the default
+        assert taken[0] == 0 and len(reading) == 1
+    finally:
+        release.set()
+    assert first.get(timeout=5) == 180.0
 
 
 def ringing_on(setup_agents, world, n=2):
@@ -186,3 +211,78 @@ def test_a_caller_hanging_up_while_the_offer_is_written(make_acd, setup_agents, 
     events = [r.event for r in AgentStateLog.select().where(AgentStateLog.agent == agents[0].id)
               .order_by(AgentStateLog.id)]
     assert events[-2:] in (["offer_failed", "reserve"], ["reserve", "offer_failed"])
+
+
+def test_the_pass_offers_the_next_caller_while_an_offer_is_written(make_acd, setup_agents, db, world):
+    """Should offer (and write) a second caller while the first caller's offer still waits for its write: on
+    PostgreSQL under load each write waited seconds for a pooled connection, and a pass writing its offers
+    one after the other made 8 offers in 40 s with 453 callers waiting beside thousands of free agents."""
+    agents = ringing_on(setup_agents, world)
+    Queue.update(strategy="longest_idle").execute()  # one agent an offer: the second caller gets the other
+    acd = make_acd()
+    ready_all(acd, agents)
+    release, held = gevent.event.Event(), []
+    real_write = acd._write
+
+    def write(changes, *writes):
+        if writes and not held:  # the first offer's write waits (for a connection) until released
+            held.append(changes[0].agent.id)
+            release.wait(10)
+        return real_write(changes, *writes)
+
+    acd._write = write
+    first, second = Session(world, caller="13900006666"), Session(world, caller="13900007777")
+    jobs = [gevent.spawn(acd.enter_queue, first, "consult")]
+    try:
+        wait_for(lambda: held, what="the first offer's write")
+        jobs.append(gevent.spawn(acd.enter_queue, second, "consult"))
+        other = next(a.id for a in agents if a.id != held[0])
+        wait_for(lambda: Agent.get_by_id(other).call_uuid == second.uuid, what="the second offer written")
+        assert not release.is_set() and Agent.get_by_id(held[0]).state == "idle"  # the first still unwritten
+        assert acd.agents[held[0]].call_uuid == first.uuid  # ... but standing in memory: not offered twice
+        release.set()
+        wait_for(lambda: Agent.get_by_id(held[0]).call_uuid == first.uuid, what="the first offer written")
+    finally:
+        release.set()
+        first.hangup_now()
+        second.hangup_now()
+        for job in jobs:
+            job.get(timeout=5)
+
+
+def test_a_pass_stops_at_the_writes_allowed_at_once_and_goes_on_after(make_acd, setup_agents, db, world,
+                                                                       monkeypatch):
+    """Should have at most OFFER_WRITES_AT_ONCE offers' writes under way (more would crowd the pool's queue
+    when the database is slow), and offer the callers held back when a write ends."""
+    monkeypatch.setattr(offers, "OFFER_WRITES_AT_ONCE", 1)
+    agents = ringing_on(setup_agents, world)
+    Queue.update(strategy="longest_idle").execute()
+    acd = make_acd()
+    ready_all(acd, agents)
+    release, held = gevent.event.Event(), []
+    real_write = acd._write
+
+    def write(changes, *writes):
+        if writes:
+            held.append(changes[0].agent.id)
+            release.wait(10)
+        return real_write(changes, *writes)
+
+    acd._write = write
+    callers = [Session(world, caller="13900008888"), Session(world, caller="13900009999")]
+    jobs = [gevent.spawn(acd.enter_queue, session, "consult") for session in callers]
+    try:
+        wait_for(lambda: held, what="the first offer's write")
+        waiters = lambda: list(acd.waiters.values())  # noqa: E731
+        wait_for(lambda: len(waiters()) == 2 and all(w.offer or w.step == "music" for w in waiters()),
+                 what="the second caller's pass done, the caller on hold")
+        assert len(held) == 1 and {a.state for a in acd.agents.values()} == {"reserved", "idle"}
+        release.set()
+        wait_for(lambda: {a.call_uuid for a in Agent.select()} == {s.uuid for s in callers},
+                 what="both offers written")
+    finally:
+        release.set()
+        for session in callers:
+            session.hangup_now()
+        for job in jobs:
+            job.get(timeout=5)
