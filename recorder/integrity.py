@@ -130,14 +130,21 @@ def seal_mac(key: bytes, day: dt.date, seq: int, record_id: int, call_uuid: str,
 _SEAL_TURNS: "weakref.WeakKeyDictionary[object, gevent.lock.BoundedSemaphore]" = weakref.WeakKeyDictionary()
 
 
+SEAL_TURN_PATIENCE = 10.0  # seconds between the warnings of a finaliser still waiting for its turn
+
+
 @contextlib.contextmanager
-def seal_turn(database, timeout: float = 10.0):
+def seal_turn(database, timeout: float | None = None):
     """This process's turn to write a transaction that appends a seal to ``database``'s chain: enter it before
     the transaction, so a finaliser waits for the one before it without holding a connection, and never on
-    its uncommitted seal. One turn serialises the finalisers of every switch's calls: take it off a switch's
-    event greenlet (recorder.finalising.Finaliser). Yields whether the turn was taken: inside a transaction
-    already (a connection held: waiting would pin it) or after ``timeout`` it goes on without, and the retry
-    in append_seal keeps the numbers right."""
+    its uncommitted seal or quarter-hour counts. One turn serialises the finalisers of every switch's calls:
+    take it off a switch's event greenlet (recorder.finalising.Finaliser). Yields whether the turn was taken:
+    inside a transaction already (a connection held: waiting would pin it) it goes on without, and the retry
+    in append_seal keeps the numbers right. Otherwise it waits as long as the turns before it take (a warning
+    every SEAL_TURN_PATIENCE s), or ``timeout`` s when given. Finalisers that went on without the turn after
+    10 s took a pooled connection each and waited on the quarter-hour's call_slot row, held by each other's
+    open transactions: under bench/simulation.py on PostgreSQL 19 at once, up to 30 s, 18 of the pool's 20
+    connections, and the ACD's offers waited behind them (issue 15 item 10)."""
     target = getattr(database, "obj", None) or database  # the DatabaseProxy's bound database
     if target.in_transaction():
         yield False
@@ -145,9 +152,13 @@ def seal_turn(database, timeout: float = 10.0):
     lock = _SEAL_TURNS.get(target)
     if lock is None:
         lock = _SEAL_TURNS[target] = gevent.lock.BoundedSemaphore(1)
-    taken = lock.acquire(timeout=timeout)
-    if not taken:
-        log.warning("call record seal: no turn within %.0f s; sealing without it", timeout)
+    if timeout is not None:
+        taken = lock.acquire(timeout=timeout)
+    else:
+        waited = 0.0
+        while not (taken := lock.acquire(timeout=SEAL_TURN_PATIENCE)):
+            waited += SEAL_TURN_PATIENCE
+            log.warning("call record seal: still waiting for this process's turn after %.0f s", waited)
     try:
         yield taken
     finally:

@@ -106,6 +106,31 @@ def test_a_finaliser_inside_a_transaction_does_not_wait_for_a_turn(db):
     assert gevent.spawn(try_turn).get(timeout=5) is True
 
 
+def test_a_finaliser_waits_for_its_turn_as_long_as_it_takes(db, caplog, monkeypatch):
+    """Should keep waiting for the turn, saying so every SEAL_TURN_PATIENCE s, and never go on without it:
+    finalisers that did after 10 s took a pooled connection each and waited on each other's open quarter-hour
+    counts (bench/simulation.py on PostgreSQL: 19 at once, 18 of the pool's 20 connections)."""
+    import logging
+
+    from recorder import integrity
+    from tests.integration.acd.conftest import wait_for
+
+    monkeypatch.setattr(integrity, "SEAL_TURN_PATIENCE", 0.02, raising=False)
+
+    def take_turn():
+        with seal_turn(db) as got:
+            return got
+
+    caplog.set_level(logging.WARNING, logger="recorder.integrity")
+    with seal_turn(db) as taken:
+        assert taken
+        waiting = gevent.spawn(take_turn)
+        wait_for(lambda: sum("still waiting for this process's turn" in r.getMessage()
+                             for r in caplog.records) >= 3, what="three warnings of the waiting finaliser")
+        assert not waiting.ready()
+    assert waiting.get(timeout=5) is True
+
+
 def test_without_turns_the_chain_still_verifies(db, db_url):
     """Should keep the chain right through the unique index and the retry when finalisers race (another
     process, or the turn's timeout)."""
