@@ -99,11 +99,11 @@ def test_bucket_marks_cover_a_window_exactly():
 def test_next_window_sized_from_the_newest_match():
     """Should widen WINDOW_GROWTH times while nothing is found, else size the next window for the rows still wanted
     at the density seen from the newest match down (a department's empty top, its newest tickets not dispatched
-    yet, does not count), a quarter more, at least one bucket and at most WINDOW_GROWTH times the last."""
+    yet, does not count), a quarter more, at least one bucket and at most SIZED_GROWTH times the last."""
     smallest = 1 << search.BUCKETS[-1][1]
     assert search.next_span(8192, 0, 0, 300) == 8192 * search.WINDOW_GROWTH
     assert search.next_span(65536, 60, 30_000, 240) == 150_000  # not 368,640: 73,728 ids read from the top
-    assert search.next_span(8192, 30, 8192, 270) == 8192 * search.WINDOW_GROWTH  # at most 8 times
+    assert search.next_span(8192, 4, 2000, 296) == 8192 * search.SIZED_GROWTH  # 4 matches: a rough guess
     assert search.next_span(8192, 290, 8000, 10) == smallest  # at least a bucket
 
 
