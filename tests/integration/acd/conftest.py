@@ -1,23 +1,16 @@
 """Fixtures for ACD tests: users with agents and queues in the database, an Acd over the in-process doubles."""
 from __future__ import annotations
 
-import gevent
 import pytest
 
 from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
 from acd.prompts import AcdPrompts
 from caseflow.models import User
 from tests.integration.acd.doubles import Conn, Pool, World
+from tests.waiting import wait_until
 
 
-def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
-    """Yield to other greenlets until predicate() is true; fail after timeout."""
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what}")):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            gevent.sleep(0.002)
+wait_for = wait_until  # the ACD tests' name for it
 
 
 def make_user(no: str, extension: str | None, roles: str = "agent", name: str = "") -> User:

@@ -51,20 +51,19 @@ def test_a_ring_all_offer_writes_in_one_transaction(make_acd, setup_agents, db, 
         phone.answer_delay = None  # they ring on: the offer stays as written
     acd = make_acd()
     ready_all(acd, agents)
-    made, real_write_offer = [], acd._write_offer
+    made, real_write_offer, offer_made = [], acd._write_offer, gevent.event.Event()
 
     def write_offer(*args):  # the offer's write, in a greenlet of its own
         with checkouts(db) as taken:
             real_write_offer(*args)
         made.append(taken[0])
+        offer_made.set()
 
     acd._write_offer = write_offer
     session = Session(world, caller="13900003333")
     job = gevent.spawn(acd.enter_queue, session, "consult")
     try:
-        with gevent.Timeout(5):
-            while not made:
-                gevent.sleep(0.01)
+        assert offer_made.wait(5)
         assert made == [1]
         assert {a.state for a in acd.agents.values()} <= {"reserved", "ringing"}
         reserves = AgentStateLog.select().where(AgentStateLog.event == "reserve")

@@ -13,6 +13,7 @@ import pytest
 
 from core import db as core_db
 from tests.conftest import _PG_URL
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -30,12 +31,12 @@ def test_waiters_are_served_in_arrival_order_and_a_newcomer_waits_its_turn():
             served.append(name)
 
     waiters = [gevent.spawn(take, n) for n in range(5)]
-    gevent.sleep(0.01)
+    wait_until(lambda: len(wait._queue) == 5, what="five waiters queued")
     room[0] += 1  # a connection back: a newcomer arriving now, before any waiter ran, finds room
     wait.notify()
     waiters.append(gevent.spawn(take, "newcomer"))
-    for _ in range(5):
-        gevent.sleep(0.01)
+    for n in range(1, 6):
+        wait_until(lambda: len(served) == n, what=f"{n} served")  # the place taken before the next comes back
         room[0] += 1
         wait.notify()
     gevent.joinall(waiters, timeout=5, raise_error=True)
@@ -52,7 +53,8 @@ def test_a_waiter_gives_up_at_its_timeout_and_the_next_keeps_its_place():
             results.append((timeout, ok))
 
     first, second = gevent.spawn(take, 0.05), gevent.spawn(take, 5)
-    gevent.sleep(0.2)
+    first.join(5)  # its own timeout ends it
+    assert results == [(0.05, False)] and len(wait._queue) == 1
     room[0] = 1
     wait.notify()
     gevent.joinall([first, second], timeout=5, raise_error=True)
@@ -74,13 +76,13 @@ def test_as_many_waiters_are_served_at_once_as_places_come_free():
             release.wait(5)
 
     waiters = [gevent.spawn(take, n) for n in range(5)]
-    gevent.sleep(0.01)
+    wait_until(lambda: len(wait._queue) == 5, what="five waiters queued")
     waiters[0].kill(block=False)  # delivered at the hub's next turn: granted below, killed before it runs
     room[0] = 3
     wait.notify()
     assert wait._granted == 3 and len(wait._queue) == 2  # at once, before any of them ran
-    gevent.sleep(0.01)
-    assert inside == [1, 2, 3]
+    wait_until(lambda: len(inside) == 3, what="three inside")
+    assert inside == [1, 2, 3] and waiters[0].dead
     release.set()
     room[0] = 1
     wait.notify()
@@ -88,13 +90,16 @@ def test_as_many_waiters_are_served_at_once_as_places_come_free():
     assert inside == [1, 2, 3, 4] and wait._granted == 0 and not wait._queue
 
 
-# A monkey-patched process (as run.py), a pool of one: five greenlets queue behind a transaction; the one holding
-# it asks again the moment it gives the connection back (a newcomer finding the pool free): it comes last.
+# A monkey-patched process (as run.py), a pool of one: five greenlets queue behind a transaction, one after the
+# other; the one holding it asks again the moment it gives the connection back (a newcomer finding the pool
+# free): it comes last.
 _FAIR_CHILD = r"""
 from gevent import monkey; monkey.patch_all()
 import sys
 import gevent
+import gevent.event
 from core import db as core_db
+from tests.waiting import wait_until
 
 url = sys.argv[1]
 if url.startswith("sqlite"):
@@ -104,21 +109,28 @@ else:
     database = core_db.open_database(url + ("&" if "?" in url else "?") + "max_connections=1")
 order = []
 
+holding, all_queued = gevent.event.Event(), gevent.event.Event()
+
 def holder():
     with database.atomic():
         database.execute_sql("SELECT 1")
-        gevent.sleep(0.3)
+        holding.set()
+        all_queued.wait(10)
     database.execute_sql("SELECT 2")   # at once, before any waiter ran
     order.append("holder again")
 
 def waiter(n):
-    gevent.sleep(0.05 + n * 0.01)
     with database.atomic():
         database.execute_sql("SELECT 3")
         order.append(n)
-        gevent.sleep(0.01)
 
-gevent.joinall([gevent.spawn(holder)] + [gevent.spawn(waiter, n) for n in range(5)], timeout=30, raise_error=True)
+greenlets = [gevent.spawn(holder)]
+assert holding.wait(10)
+for n in range(5):   # each queued before the next comes
+    greenlets.append(gevent.spawn(waiter, n))
+    wait_until(lambda: len(database._pool_available._queue) == n + 1, what=f"waiter {n} queued")
+all_queued.set()
+gevent.joinall(greenlets, timeout=30, raise_error=True)
 print(" ".join(map(str, order)), len(database._in_use))
 database.close_all()
 """

@@ -25,6 +25,7 @@ import sys
 import gevent
 import gevent.event
 from core import db as core_db
+from tests.waiting import wait_until
 
 url, scenario = sys.argv[1], sys.argv[2]
 if url.startswith("sqlite"):
@@ -46,66 +47,94 @@ def others_query():
 if scenario == "context":
     # A greenlet in a connection_context() waits for another's statement before its own (a nested checkout):
     # with the pool's only connection taken at the block's start, the other timed out and the first with it.
-    other_done = gevent.event.AsyncResult()
+    other_done, in_block = gevent.event.AsyncResult(), gevent.event.Event()
 
     def in_context():
         with database.connection_context():
             out["in_use_in_block"] = len(database._in_use)
+            in_block.set()
             value = other_done.get(timeout=5)
             out["own"] = database.execute_sql("SELECT 8").fetchone()[0]
             return value
 
     first = gevent.spawn(in_context)
-    gevent.sleep(0.05)
+    assert in_block.wait(5)
     other_done.set(others_query())
     out["other"] = first.get(timeout=10)
 elif scenario in ("kill_in_release", "timeout_in_release"):
     # The statement done, its check-in waits for the pool's lock (held here as a checkout's ping or a new
-    # connection holds it); the greenlet is killed, or its timeout strikes, right there.
-    statement_done = gevent.event.Event()
+    # connection holds it); the greenlet is killed, or its timeout strikes, right there: thrown into it as
+    # gevent.Timeout's timer throws it, once the check-in is seen waiting for the lock.
+    statement_done, lock_taken, at_lock = gevent.event.Event(), gevent.event.Event(), gevent.event.Event()
+    pool_lock, victim_greenlet, deadlines = database._pool_lock, [], []
+
+    class WatchedLock:  # the pool's lock, telling when the victim comes to take it (its check-in)
+        def __enter__(self):
+            if gevent.getcurrent() is victim_greenlet[0]:
+                at_lock.set()
+            return pool_lock.__enter__()
+
+        def __exit__(self, *exc_info):
+            return pool_lock.__exit__(*exc_info)
 
     def hook(event):
         if gevent.getcurrent() is victim_greenlet[0]:
             statement_done.set()
-            gevent.sleep(0.1)
+            lock_taken.wait(5)
 
+    database._pool_lock = WatchedLock()
     database.query_hooks.append(hook)
-    victim_greenlet = []
 
     def victim():
         if scenario == "timeout_in_release":
-            with gevent.Timeout(0.3, False):
+            with gevent.Timeout(60, False) as deadline:
+                deadlines.append(deadline)
                 database.execute_sql("SELECT 1")
-        else:
-            database.execute_sql("SELECT 1")
+                return "ran on"
+            return "timed out"
+        database.execute_sql("SELECT 1")
+        return "ran on"
 
     victim_greenlet.append(gevent.spawn(victim))
-    statement_done.wait(5)
-    with database._pool_lock:
-        gevent.sleep(0.5 if scenario == "timeout_in_release" else 0.2)
-        if scenario == "kill_in_release":
-            victim_greenlet[0].kill(block=False)
-            gevent.sleep(0.05)
+    assert statement_done.wait(5)
+    with pool_lock:
+        lock_taken.set()
+        assert at_lock.wait(5)
+        victim_greenlet[0].kill(deadlines[0] if deadlines else gevent.GreenletExit, block=True, timeout=5)
     victim_greenlet[0].join(5)
+    out["victim"] = "killed" if isinstance(victim_greenlet[0].value, gevent.GreenletExit) else victim_greenlet[0].value
     database.query_hooks.remove(hook)
+    database._pool_lock = pool_lock
     out["other"] = others_query()
 elif scenario == "kill_waiting":
     # A waiter killed in the queue, a holder killed inside its transaction, another timed out in one.
+    holding = gevent.event.Event()
+
     def hold(seconds):
         with database.atomic():
             database.execute_sql("SELECT 1")
+            holding.set()
             gevent.sleep(seconds)
 
-    holder = gevent.spawn(hold, 5)
-    gevent.sleep(0.05)
+    holder = gevent.spawn(hold, 60)
+    assert holding.wait(5)
     waiter = gevent.spawn(others_query)
-    gevent.sleep(0.1)
+    wait_until(lambda: len(database._pool_available._queue) == 1, what="the waiter queued")
     waiter.kill()
     out["queue_after_kill"] = len(database._pool_available._queue)
     holder.kill()
     out["in_use_after_holder_killed"] = len(database._in_use)
-    with gevent.Timeout(0.2, False):
-        hold(5)
+    holding.clear()
+
+    def timed_out_holder():
+        with gevent.Timeout(60, False) as deadline:
+            deadlines.append(deadline)
+            hold(60)
+
+    deadlines = []
+    timed = gevent.spawn(timed_out_holder)
+    assert holding.wait(5)
+    timed.kill(deadlines[0], block=True, timeout=5)  # its timeout strikes inside the transaction
     out["other"] = others_query()
 elif scenario == "holders":
     # The report of who holds the connections, asked by a wait that timed out.
@@ -116,21 +145,23 @@ elif scenario == "holders":
             records.append(record.getMessage())
 
     logging.getLogger("core.db").addHandler(Keep())
-    release = gevent.event.Event()
+    release, holding = gevent.event.Event(), gevent.event.Event()
 
     def transaction_waiting_for_the_switch():
         with database.atomic():
             database.execute_sql("SELECT 1")
+            holding.set()
             release.wait(10)
 
     holder = gevent.spawn(transaction_waiting_for_the_switch)
-    gevent.sleep(0.05)
+    assert holding.wait(5)
     out["first"] = others_query()
     release.set()
     holder.join(5)
-    holder = gevent.spawn(transaction_waiting_for_the_switch)  # taken after the report: where is recorded
     release.clear()
-    gevent.sleep(0.05)
+    holding.clear()
+    holder = gevent.spawn(transaction_waiting_for_the_switch)  # taken after the report: where is recorded
+    assert holding.wait(5)
     out["holders"] = database.holders()
     release.set()
     holder.join(5)
@@ -166,7 +197,7 @@ def test_a_check_in_interrupted_while_waiting_for_the_pools_lock_loses_no_place(
     """Should take the connection out of the pool's count when its greenlet is killed or timed out while the
     check-in waits for the pool's lock, so the pool's only place serves the next statement."""
     out = _run(engine, scenario, tmp_path)
-    assert out == {"other": 7, "in_use": 0}
+    assert out == {"victim": "killed" if scenario == "kill_in_release" else "timed out", "other": 7, "in_use": 0}
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])

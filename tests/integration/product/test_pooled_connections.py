@@ -195,25 +195,32 @@ import time
 import gevent
 from core import db as core_db
 
-database = core_db.open_database(sys.argv[1], core_db.DbTimeouts(connect=2.0))
+import gevent.event
+from tests.waiting import wait_until
 
-def holder():
+database = core_db.open_database(sys.argv[1], core_db.DbTimeouts(connect=2.0))
+holding, waiter_done = gevent.event.Event(), gevent.event.Event()
+
+def holder():   # the pool's only connection, until the waiter has its answer
     with database.atomic():
         database.execute_sql("SELECT 1")
-        gevent.sleep(4)
+        holding.set()
+        waiter_done.wait(20)
 
-def slow_connect():
-    gevent.sleep(0.5)
+def slow_connect():   # the pool's lock, from the waiter's queueing to its answer
+    wait_until(lambda: len(database._pool_available._queue) == 1, 10, "the waiter queued")
     with database._pool_lock:
-        gevent.sleep(3)
+        waiter_done.wait(20)
 
 def waiter():
-    gevent.sleep(0.1)
+    holding.wait(10)
     try:
         database.execute_sql("SELECT 2")
         return "ran"
     except Exception as error:
         return type(error).__name__
+    finally:
+        waiter_done.set()
 
 greenlets = [gevent.spawn(holder), gevent.spawn(slow_connect), gevent.spawn(waiter)]
 gevent.joinall(greenlets, timeout=20)

@@ -26,19 +26,24 @@ _MANY_CALLS_CHILD = """
 from gevent import monkey; monkey.patch_all()
 import sys
 import gevent
+import gevent.event
 from core import db
+from tests.waiting import wait_until
 database = db.open_database("sqlite:///" + sys.argv[1])
 database.execute_sql("CREATE TABLE t (a INTEGER)")
+past_the_database, hang_up = [], gevent.event.Event()
 def call(i):
     with database.atomic():
         database.execute_sql("INSERT INTO t VALUES (?)", (i,))
     database.execute_sql("SELECT count(*) FROM t").fetchone()
-    gevent.sleep(0.5)   # the call goes on (prompts, the caller talking) without the database
+    past_the_database.append(i)
+    hang_up.wait(30)   # the call goes on (prompts, the caller talking) without the database
 greenlets = [gevent.spawn(call, i) for i in range(100)]
-gevent.sleep(0.3)
+wait_until(lambda: len(past_the_database) == 100, 30, "every call past its statements")
 import os
 files = sum(1 for fd in os.listdir("/proc/self/fd")
             if os.path.realpath(f"/proc/self/fd/{fd}") == sys.argv[1])
+hang_up.set()
 gevent.joinall(greenlets)
 cache = database.execute_sql("PRAGMA cache_size").fetchone()[0]
 print(type(database).__name__, files, database.execute_sql("SELECT count(*) FROM t").fetchone()[0], cache)
@@ -65,16 +70,20 @@ _BIG_FILE_CHILD = """
 from gevent import monkey; monkey.patch_all()
 import ctypes, sqlite3, sys
 import gevent
+import gevent.event
 from core import db
 with sqlite3.connect(sys.argv[1]) as plain:   # 40 MB of rows, written without the pool
     plain.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)")
     plain.executemany("INSERT INTO t (b) VALUES (randomblob(4000))", [()] * 10000)
 database = db.open_database("sqlite:///" + sys.argv[1])
+all_open = gevent.event.Event()
 def reader(i):
     for _ in range(2):
         with database.atomic():   # each reader holds a connection of its own while it scans the file
             database.execute_sql("SELECT sum(length(b)) FROM t").fetchone()
-            gevent.sleep(0.05)
+            if len(database._in_use) == db.SQLITE_POOL_SIZE:
+                all_open.set()
+            all_open.wait(30)   # the first readers hold theirs until every pooled connection is open
 gevent.joinall([gevent.spawn(reader, i) for i in range(db.SQLITE_POOL_SIZE * 2)])
 lib = ctypes.CDLL("libsqlite3.so.0")
 lib.sqlite3_memory_used.restype = ctypes.c_int64
