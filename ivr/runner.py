@@ -363,12 +363,20 @@ class IvrCall:
         lock = getattr(self.services, "db_lock", None)
         # The database away (PostgreSQL restarting, its connections cut): the same step again on a new
         # connection after a pause, for a few seconds, rather than give up on what the caller just said.
-        for pause in DATABASE_RETRY_PAUSES + (None,):
+        for tries, pause in enumerate(DATABASE_RETRY_PAUSES + (None,)):
             try:
                 if lock is None:
-                    return self._service_unlocked(action)
-                with lock:
-                    return self._service_unlocked(action)
+                    result = self._service_unlocked(action)
+                else:
+                    with lock:
+                        result = self._service_unlocked(action)
+                if tries and result == e.TicketCreated(None):
+                    # A try lost with the connection may have used up what the caller gave (the file moved,
+                    # half indexed) so that the next one files nothing: listed for a call-back, never lost.
+                    log.error("ivr service %s on call %s: no ticket after the database came back",
+                              type(action).__name__, self.session.uuid)
+                    self.engine.note(e.NOT_STORED)
+                return result
             except _DatabaseAway as away:
                 if pause is None or not isinstance(action, _STORING):
                     log.error("ivr service %s on call %s: the database did not come back: %s",

@@ -97,3 +97,31 @@ def test_a_caller_gone_at_the_confirm_prompt_with_the_database_away_is_listed_on
     product.fs.wait_for(lambda: state["tries"] >= 5, 15.0, "every try")
     assert _tickets(caller) == 0
     assert _listing(caller) == [("not_stored", 1, ["not_stored"])]
+
+
+def test_a_complaint_a_lost_try_used_up_is_listed_as_not_stored(flaky_store, monkeypatch):
+    """Should, when a try lost with the connection had already used up the caller's recording (moved it away)
+    so that the next try files nothing: list the caller once, as not_stored (was: on no list, the complaint
+    lost without a trace)."""
+    from pathlib import Path
+
+    product, state = flaky_store
+    services = product.parts["ivr_services"]
+    flaky = services.create_ticket_from_recording
+
+    def used_up_then_lost(caller, kind, recording_path, **kwargs):
+        if state["tries"] == 0:
+            Path(recording_path).unlink()
+        return flaky(caller, kind, recording_path, **kwargs)
+
+    monkeypatch.setattr(services, "create_ticket_from_recording", used_up_then_lost)
+    state["fails"] = 1
+    caller = "13900005555"
+    call = product.fs.place_call(product.parts["outbound"].address, caller=caller, destination="12345",
+                                 script=[Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), Wait(3)])
+    call.wait_ended(timeout=60)
+    finalised(product, call.uuid)
+    product.fs.wait_for(lambda: _listing(caller), 15.0, "the missed-call entry")
+    assert state["tries"] == 2
+    assert _tickets(caller) == 0
+    assert _listing(caller) == [("not_stored", 1, ["not_stored"])]
