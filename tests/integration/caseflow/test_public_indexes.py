@@ -246,6 +246,43 @@ def test_a_month_page_is_read_from_the_month_index(db, monkeypatch):
     assert "ticket_published_created" in plan and "ticket_published_closed" not in plan, plan
 
 
+def test_a_dense_filter_pages_through_the_list_index_without_a_sort(db, monkeypatch):
+    """Should count a filtered list in no order (stopping at the cap on whatever index serves the filters) and,
+    on PostgreSQL, read a page of a filter with more matches than the cap by walking the list's index with no
+    sort (it took the matches for a few, read them all and sorted them: 1,855 pages for a region's page 5 at
+    100,000 tickets), a filter under the cap keeping the planner's own plan, with no bitmap scan either way;
+    the pages and totals stay right."""
+    from core.db import is_postgres
+
+    monkeypatch.setattr(portal, "MAX_LISTED", 3)
+    monkeypatch.setattr(portal, "PAGE_SIZE", 2)
+    dense = _published(6, dt.datetime(2026, 1, 1))
+    Ticket.update(type="help").where(Ticket.id.in_([t.id for t in dense])).execute()
+    _published(2, dt.datetime(2026, 2, 1))  # complaints, newer: under the cap
+    with _statements(db, monkeypatch) as seen:
+        rows, total = portal.search_published(type="help", page=2)
+    assert total == 4 and [t.number for t in rows] == [dense[3].number, dense[2].number]
+    count = next(sql for sql, _params in seen if "COUNT(" in sql)
+    assert "ORDER BY" not in count, count
+    with _statements(db, monkeypatch) as few:
+        assert len(portal.search_published(type="complaint")[0]) == 2
+    if not is_postgres(db):
+        return
+    assert any("enable_bitmapscan = off" in sql for sql, _params in seen), seen
+    page_sql, params = next((sql, params) for sql, params in seen if 'SELECT "t1"."id" FROM' in sql)
+    assert page_sql.startswith("SET LOCAL enable_sort = off; "), page_sql
+    assert not [sql for sql, _params in few if "enable_sort" in sql], few
+    with db.atomic():
+        db.execute_sql("SET LOCAL enable_seqscan = off")  # a table this small is read whole otherwise
+        for statement in page_sql.split("; ")[:-1]:
+            db.execute_sql(statement)
+        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + page_sql.split("; ")[-1], params))
+    # The list's index, or a filter's whose entries come in the list's order (an equal kind): walked backwards,
+    # at most an incremental sort of equal closing times by id, never a sort of every match.
+    assert re.search(r"Scan Backward using ticket_published_\w+", plan), plan
+    assert not re.search(r"(?<!Incremental )Sort  \(cost", plan), plan
+
+
 NUMBERS = itertools.count(10_000_000)
 
 
