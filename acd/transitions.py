@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 
 from acd import state as sm
 from acd.models import Agent, AgentStateLog, utcnow
-from core.db import database
+from core.db import ahead_in_pool, database
 
 
 class Change(NamedTuple):
@@ -52,7 +52,8 @@ class TransitionsMixin:
         When the transaction fails, what it saved is marked unsaved again: the database rolled it back."""
         saved = []
         try:
-            with database.atomic():
+            # Ahead of the other waiters for a pooled connection: a caller and a free agent wait on it.
+            with ahead_in_pool(), database.atomic():
                 for agent, _row, previous in changes:
                     columns = agent._dirty | set(previous)
                     saved.append((agent, columns))

@@ -1,0 +1,46 @@
+"""Pooled connections for the ACD's writes first (core.db.ahead_in_pool, issue 15 item 10): a caller and a free
+agent wait on each of them, and queued behind the IVR's and the call records' statements an offer's write waited
+seconds on PostgreSQL under load (bench/simulation.py)."""
+from __future__ import annotations
+
+import gevent
+
+from core import db as core_db
+from tests.waiting import wait_until
+
+
+def test_waiters_ahead_are_served_first_in_their_arrival_order():
+    """Should give a freed place to the waiters queued ahead, in the order they came, before those already
+    waiting without."""
+    room, served = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
+
+    def take(name, ahead):
+        with wait.turn(5, ahead) as ok:
+            assert ok
+            room[0] -= 1
+            served.append(name)
+
+    waiters = [gevent.spawn(take, n, False) for n in range(3)]
+    wait_until(lambda: len(wait._queue) == 3, what="three waiters queued")
+    waiters += [gevent.spawn(take, "acd1", True), gevent.spawn(take, "acd2", True)]
+    wait_until(lambda: len(wait._queue) == 5, what="two more queued ahead")
+    for n in range(1, 6):
+        room[0] += 1
+        wait.notify()
+        wait_until(lambda: len(served) == n, what=f"{n} served")
+    gevent.joinall(waiters, timeout=5, raise_error=True)
+    assert served == ["acd1", "acd2", 0, 1, 2]
+
+
+def test_a_block_ahead_marks_the_checkouts_inside_it_only(tmp_path, db):
+    """Should mark the greenlet's checkouts as ahead inside the block only (nested blocks too), and do
+    nothing on a database without a pool of waiters (the tests' own)."""
+    pooled = core_db._pooled_sqlite_class()(str(tmp_path / "a.db"), max_connections=2, timeout=5)
+    with pooled.ahead():
+        with pooled.ahead():
+            assert pooled._state.ahead is True
+        assert pooled._state.ahead is True
+    assert pooled._state.ahead is False
+    with core_db.ahead_in_pool():
+        assert db.execute_sql("SELECT 1").fetchone() == (1,)
