@@ -12,7 +12,9 @@ Commands (one JSON line each on stdin; answers on stdout): ``sign_in`` (every se
 (counters since the last sample), ``stop``. The product's log goes to stderr. With ``SIM_PROFILE=<file>``
 in its environment a real thread samples the hub's stack every 5 ms from the seats' sign-in to the stop (every
 greenlet: the calls, the ACD, the desks' feed; well under 1 % of a core, where cProfile doubled the cost it
-measured) and writes the functions most often on top and anywhere on the stack there.
+measured) and writes the functions most often on top and anywhere on the stack there. With ``SIM_DUMP=<file>``
+a SIGUSR1 appends to that file the ACD's state (the dispatch pass running or not, the waiting callers by what
+they wait for, the agents by state) and every greenlet's stack: what a stalled ACD is waiting on.
 """
 from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - as run.py: before anything imports socket
 
@@ -235,6 +237,33 @@ class StackSampler:
                 out.write(f"{100 * count / n:6.2f} {name}\n")
 
 
+def acd_state(acd) -> dict:
+    """The ACD's dispatch state in counts: what a caller waits for, where the agents are."""
+    import collections
+
+    now = time.monotonic()
+    waiters = collections.Counter()
+    for queue_waiters in acd.queue_waiters.values():
+        for w in queue_waiters.values():
+            waiters["offer in flight" if w.offer is not None else "retry later" if w.retry_after > now else
+                    "done" if w.done else f"reason {w.reason}" if w.reason else "waiting"] += 1
+            waiters[f"step {w.step}"] += 1
+    agents = collections.Counter(f"{a.status}/{a.state}{'' if a.registered else ' unregistered'}"
+                                 for a in acd.agents.values())
+    return {"dispatching": acd._dispatching, "dispatch_scheduled": acd._dispatch_scheduled,
+            "waiters": dict(waiters), "agents": dict(agents), "free_at": len(acd.free_at),
+            "legs": len(acd.legs)}
+
+
+def dump_state(path: str, acd) -> None:
+    """SIGUSR1: the ACD's state and every greenlet's stack, appended to ``path``."""
+    from gevent.util import format_run_info
+
+    with open(path, "a") as out:
+        out.write(f"=== {time.strftime('%H:%M:%S')} {json.dumps(acd_state(acd))}\n")
+        out.write("\n".join(format_run_info(thread_stacks=False, greenlet_stacks=True)) + "\n")
+
+
 def main() -> int:
     from gevent.fileobject import FileObjectThread
 
@@ -267,6 +296,10 @@ def main() -> int:
         out.write(json.dumps(message) + "\n")
         out.flush()
 
+    if os.environ.get("SIM_DUMP"):
+        import signal
+
+        gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(dump_state, os.environ["SIM_DUMP"], acd))
     profiler = StackSampler() if os.environ.get("SIM_PROFILE") else None
     say(event="ready", outbound=list(product.parts["outbound"].address), switches=len(config.esl))
     for line in FileObjectThread(sys.stdin):
