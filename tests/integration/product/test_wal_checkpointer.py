@@ -15,6 +15,7 @@ from gevent import monkey; monkey.patch_all()
 import os, sys
 import gevent
 from core import db
+from tests.waiting import wait_until
 
 path = sys.argv[1]
 database = db.open_database("sqlite:///" + path)
@@ -39,7 +40,7 @@ def autocheckpoint():
 print("pooled", type(database).__name__)
 print("without", write(300) // MB, autocheckpoint())            # SQLite's own, inside the commits
 checkpointer = db.WalCheckpointer(database, interval=3600).start()
-gevent.sleep(0.3)                                                # its first round done; the next in an hour
+wait_until(lambda: checkpointer.checkpoints >= 1, 30, "its first round")  # done; the next in an hour
 database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 print("hub", write(300) // MB, autocheckpoint())                # no commit checkpoints: the WAL only grows
 checkpointer.stop()
