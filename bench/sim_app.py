@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROBE_INTERVAL = 0.05
+# Seconds between counts of the database connections: read from /proc, every 0.5 s they took 11 % of the hub's
+# wall-clock samples at 1,000 calls on PostgreSQL (its sockets among thousands of the calls').
+CONNECTIONS_EVERY = 5.0
 
 
 def db_connections(database_url: str, sqlite_path: str) -> int:
@@ -85,9 +88,12 @@ class Probe:
             self.lags.append(time.perf_counter() - began - PROBE_INTERVAL)
 
     def run_connections(self) -> None:
+        counted = 0.0
         while True:
-            self.peak_connections = max(self.peak_connections,
-                                        db_connections(self.config.database_url, self.sqlite_path))
+            if time.monotonic() - counted >= CONNECTIONS_EVERY:
+                counted = time.monotonic()
+                self.peak_connections = max(self.peak_connections,
+                                            db_connections(self.config.database_url, self.sqlite_path))
             self.peak_active = max(self.peak_active, self.product.parts["outbound"].active_calls)
             gevent.sleep(0.5)
 

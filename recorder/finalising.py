@@ -20,6 +20,7 @@ from typing import Callable
 
 import gevent
 
+from core.db import ahead_in_pool
 from recorder import aggregates, missed
 from recorder.drafts import CallDraft, classify, durations, missed_reason
 from recorder.integrity import append_seal, compute_mac, record_fields, seal_turn
@@ -33,7 +34,10 @@ def write_record(key: bytes, draft: CallDraft, prepare: Callable[[CallDraft], No
     """Write ``draft``'s complete record with its MAC and seal, in the seal turn; ``prepare(draft)`` first,
     in the turn (what other parts know). Returns the record and its missed-call entry when newly counted."""
     database = CallRecord._meta.database
-    with seal_turn(database):  # the turn before the connection (integrity.seal_turn)
+    # The turn before the connection (integrity.seal_turn); in it, its statements' connections ahead of the
+    # other waiters for the pool's (core.db.ahead_in_pool): every record of the process waits for this one, and
+    # each statement of it queued behind hundreds under load (bench/simulation.py on PostgreSQL).
+    with seal_turn(database), ahead_in_pool():
         prepare(draft)
         record = _record_of(draft)
         disposition = record.disposition

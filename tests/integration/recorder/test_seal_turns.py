@@ -165,3 +165,28 @@ def test_a_switch_event_hands_the_finalising_over_while_a_turn_is_held(cdr, db, 
     assert [s.call_uuid for s in CallRecordSeal.select().order_by(CallRecordSeal.seq)] == ["held-1", "held-2",
                                                                                          "held-1"]
     assert verify_database(key).problems == []
+
+
+def test_a_finaliser_writes_its_record_with_its_connections_ahead_in_the_pool(cdr, db, monkeypatch):
+    """Should write the record inside core.db.ahead_in_pool: the finaliser holds the process's one seal turn,
+    every record waits for it, and each of its statements queued behind hundreds of others for a pooled
+    connection under load (bench/simulation.py on PostgreSQL)."""
+    import contextlib
+
+    from recorder import finalising
+    from recorder.models import CallRecord
+    from switch.events import ChannelHangup
+
+    seen = []
+
+    @contextlib.contextmanager
+    def ahead():
+        seen.append(("entered", CallRecord.select().where(CallRecord.finalised == True).count()))  # noqa: E712
+        yield
+        seen.append(("left", CallRecord.select().where(CallRecord.finalised == True).count()))  # noqa: E712
+
+    monkeypatch.setattr(finalising, "ahead_in_pool", ahead)
+    cdr.call_started("ahead-1", caller="13800138002", called="12345")
+    cdr.on_switch_event(ChannelHangup(server="fs1", uuid="ahead-1", cause="NORMAL_CLEARING"))
+    assert cdr.settle()
+    assert seen == [("entered", 0), ("left", 1)]
