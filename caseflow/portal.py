@@ -491,23 +491,24 @@ def search_published(*, text: str = "", type: str = "", category: str = "", regi
 
 def _search_published(text: str, type: str, category: str, region: str, month: str, page: int, tz,
                       pickers: Optional["Pickers"] = None):
-    query = published()
+    filters = []  # on the ticket's own columns
     if type:
         if type not in TYPES:
             raise PortalError("诉求类型无效 / unknown type", "type")
-        query = query.where(Ticket.type == type)
+        filters.append(Ticket.type == type)
     if category:
         row = _pick(Category, category, "诉求分类 category", "category", pickers)
         ids = pickers.category_ids(row.id) if pickers is not None else category_subtree_ids(row)
-        query = query.where(Ticket.category.in_(ids))
+        filters.append(Ticket.category.in_(ids))
     if region:
         row = _pick(Region, region, "所属区域 region", "region", pickers)
         ids = [row.id] + (pickers.region_children.get(row.id, []) if pickers is not None else
                           [r.id for r in Region.select(Region.id).where(Region.parent == row)])
-        query = query.where(Ticket.region.in_(ids))
+        filters.append(Ticket.region.in_(ids))
     if month:
         start, end = month_bounds(month, tz)
-        query = query.where((Ticket.created_at >= start) & (Ticket.created_at < end))
+        filters.append((Ticket.created_at >= start) & (Ticket.created_at < end))
+    query = published().where(*filters) if filters else published()
     text = _text(text, "检索词 search words", 50, field_name="q")
     query = query.order_by(Ticket.closed_at.desc(), Ticket.id.desc())
     if text:
@@ -538,7 +539,10 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
         # not the list's index walked backwards through every later case until the month's (PostgreSQL chose
         # that, 30-45 ms for a month a year back): an order by an expression no index gives. Same order.
         query = query.order_by(peewee.fn.COALESCE(Ticket.closed_at, Ticket.closed_at).desc(), Ticket.id.desc())
-    page_ids = query.select(Ticket.id).paginate(page, PAGE_SIZE)
+    if is_postgres() and month:
+        page_ids = _sorted_then_consented(filters, page)
+    else:
+        page_ids = query.select(Ticket.id).paginate(page, PAGE_SIZE)
     if is_postgres() and total > MAX_LISTED and not month:
         # More matches than the list shows: the page is among the first of the list's index walked backwards
         # (the filters checked on its entries), found after a few hundred entries at most for a dense filter.
@@ -551,6 +555,22 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
         ids = [row[0] for row in page_ids.tuples()]
     rows = {t.id: t for t in Ticket.select().where(Ticket.id.in_(ids))} if ids else {}
     return [rows[i] for i in ids if i in rows], total
+
+
+def _sorted_then_consented(filters: list, page: int) -> peewee.Select:
+    """PostgreSQL: the ids of a month's page of published cases, the month's disclosed tickets sorted in the list's
+    order from their index entries first, then each checked for its consenting web case in that order until the
+    page is full. Joined first, PostgreSQL looked up the web case of every ticket of the month (8,500 at 1,000,000
+    tickets: 25,565 pages, 19.7 ms) before sorting them for 20. The check is a scalar subquery, which PostgreSQL
+    never turns into a join: it runs row by row in the sorted order and stops with the page."""
+    ordered = (Ticket.select(Ticket.id, Ticket.closed_at)
+               .where(Ticket.public & Ticket.status.concat("").in_(PUBLISHABLE), *filters)
+               .order_by(Ticket.closed_at.desc(), Ticket.id.desc()).alias("ordered"))
+    consented = (WebCase.select(peewee.SQL("true"))
+                 .where((WebCase.ticket == ordered.c.id) & WebCase.consent).limit(1))
+    return (peewee.Select([ordered], [ordered.c.id]).where(consented)
+            .order_by(ordered.c.closed_at.desc(), ordered.c.id.desc())
+            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE).bind(Ticket._meta.database))
 
 
 class Names:
