@@ -36,7 +36,6 @@ import sqlite3
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -834,12 +833,20 @@ def ahead_in_pool():
 _NOT_THE_APP = ("core/db.py", "peewee.py", "playhouse/", "/gevent/", "/greenlet/")
 
 
+_Frame = collections.namedtuple("_Frame", "filename lineno name")
+
+
 def _app_frames(frame, most: int) -> list:
     """The innermost frame from ``frame`` out (what it waits in), then the ``most`` innermost of the app's own
-    (not this module's, peewee's or gevent's): a statement's wait is a dozen frames deep in those."""
-    if frame is None:
+    (not this module's, peewee's or gevent's): a statement's wait is a dozen frames deep in those. Read from the
+    frames themselves: traceback's StackSummary.extract checks each file's line cache (a stat per file), about
+    5 % of the hub's time at every checkout once recorded (bench/simulation.py on PostgreSQL)."""
+    frames = []
+    while frame is not None and len(frames) < 80:
+        frames.append(_Frame(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    if not frames:
         return []
-    frames = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=80, lookup_lines=False)
     own = [f for f in frames if not any(part in f.filename for part in _NOT_THE_APP)][:most]
     return frames[:1] + [f for f in own if f is not frames[0]]
 

@@ -44,3 +44,22 @@ def test_a_block_ahead_marks_the_checkouts_inside_it_only(tmp_path, db):
     assert pooled._state.ahead is False
     with core_db.ahead_in_pool():
         assert db.execute_sql("SELECT 1").fetchone() == (1,)
+
+
+def test_where_a_connection_is_taken_is_read_without_the_line_cache(monkeypatch):
+    """Should name the innermost frame and the app's own frames around a checkout without checking the line
+    cache (a stat of every frame's file, at every checkout once a pool wait has timed out: about 5 % of the
+    hub's time in bench/simulation.py on PostgreSQL)."""
+    import linecache
+    import sys
+
+    checked = []
+    monkeypatch.setattr(linecache, "checkcache", lambda *args: checked.append(args))
+
+    def taken_here():
+        return core_db._app_frames(sys._getframe(), 3)
+
+    line = core_db._frames_line(taken_here())
+    assert checked == []
+    assert line.startswith("test_pool_ahead.py:") and " taken_here < " in line \
+        and "test_where_a_connection_is_taken_is_read_without_the_line_cache" in line
