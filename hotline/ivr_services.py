@@ -174,20 +174,22 @@ class HotlineIvrServices:
         from recorder import voicemail
 
         key = creation_key(call_uuid, recording_path)
-        earlier = services.ticket_by_creation_key(key)
-        if earlier is not None:
-            log.info("ivr: ticket %s of %s was filed by an earlier try (%s)", earlier.number, call_uuid, key)
-            return earlier.number
         try:
             phone = services.clean_phone(caller)
         except TicketInputError:
             phone = ""  # withheld or odd caller id: the ticket is still taken, without a number
         if kind == "message":
+            # leave_message finds an earlier try's ticket itself: that try may have stopped before the caller
+            # was listed for the call-back every message gets.
             result = voicemail.leave_message(call_uuid=call_uuid, caller=phone, recording_path=recording_path,
                                              recordings=self._store(), reason=reason if reason in
                                              voicemail.REASONS else "", duration_ms=duration_ms, cdr=self.cdr,
                                              destination=destination, creation_key=key)
             return result.number or None
+        earlier = services.ticket_by_creation_key(key)
+        if earlier is not None:
+            log.info("ivr: ticket %s of %s was filed by an earlier try (%s)", earlier.number, call_uuid, key)
+            return earlier.number
         ticket_type, channel, label = RECORDING_KINDS.get(kind, RECORDING_KINDS["complaint"])
         rec = self._step_recording(call_uuid, Path(recording_path))
         if rec.status != "ok":

@@ -35,6 +35,13 @@ def create_ticket(content: str, *, channel: str, type: str = "consult", title: s
                                   creation_key=creation_key)
 
 
+def ticket_by_creation_key(key: str | None):
+    """The ticket an earlier try filed with this creation key, or None (none given or none filed)."""
+    from caseflow import services
+
+    return services.ticket_by_creation_key(key) if key else None
+
+
 def link_call(call: CallRecord | str, ticket, purpose: str = "intake"):
     """Link a call to a ticket (once per purpose). When the call's recording failed, the ticket says so."""
     from caseflow import services

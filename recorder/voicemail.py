@@ -47,18 +47,21 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
     ``recordings`` is the RecordingService (or RecordingStore); ``cdr`` the CdrRecorder to mark the call
     as voicemail. A message that is empty or unreadable still puts the caller on the missed-call list (the
     citizen tried to reach us) but creates no ticket; the raw file is kept for inspection. ``creation_key``:
-    the ticket's (caseflow.services.create_ticket), for a caller that may try again after a lost commit.
+    the ticket's (caseflow.services.create_ticket), for a caller that may try again after a lost commit:
+    the try again files no second ticket and finds the recording an earlier try already stored.
     """
     if reason not in REASONS:
         raise ValueError(f"voicemail reason must be one of {sorted(REASONS)}, got {reason!r}")
     store = getattr(recordings, "store", recordings)
-    rec = store.index_file(call_uuid, Path(recording_path), kind="voicemail")
+    rec = _message_recording(store, call_uuid, Path(recording_path))
     if cdr is not None:
         cdr.flag(call_uuid, "voicemail")
     call = CallRecord.get_or_none(CallRecord.call_uuid == call_uuid)
     zh, en = REASONS[reason]
-    ticket = None
-    if rec.status == "ok":
+    ticket = tickets.ticket_by_creation_key(creation_key)  # an earlier try's, committed before its reply was lost
+    if ticket is not None:
+        log.info("voicemail of call %s: ticket %s filed by an earlier try", call_uuid, ticket.number)
+    elif rec.status == "ok":
         seconds = round(rec.duration_ms / 1000)
         # The number stays in citizen_phone only (masked per role); in the text it would leak.
         content = (f"电话留言（{zh}），留言时长 {seconds} 秒，请收听录音并回电。\n"
@@ -72,6 +75,21 @@ def leave_message(*, call_uuid: str, caller: str, recording_path: str | Path, re
         log.warning("voicemail of %s on call %s unusable: %s", caller, call_uuid, rec.failure_reason)
     missed = add_missed(caller, "voicemail", call=call, call_uuid=call_uuid, ticket=ticket, source="voicemail")
     return VoicemailResult(ticket, rec, missed)
+
+
+def _message_recording(store, call_uuid: str, source: Path) -> Recording:
+    """The store's recording of this message: ``source`` taken into the store now or, when ``source`` is gone,
+    the one an earlier try took (the store moved and indexed it, then the ticket's transaction was lost with
+    the database connection): the call's newest indexed voicemail. Looking for the file where it was, the
+    retry marked a new row "recording file missing" and filed no ticket for a message that was stored."""
+    if not source.exists():
+        taken = (Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.kind == "voicemail")
+                                          & (Recording.status == "ok"))
+                 .order_by(Recording.id.desc()).first())
+        if taken is not None:
+            log.info("voicemail of call %s: recording %s taken by an earlier try", call_uuid, taken.path)
+            return taken
+    return store.index_file(call_uuid, source, kind="voicemail")
 
 
 def _phone_or_blank(caller: str) -> str:
