@@ -244,6 +244,10 @@ class CdrRecorder:
         draft = self.drafts.get(call_uuid)
         if draft is None or draft.finalising:
             return None  # gone, or hung up with its record being written
+        if draft.ended_at is not None:
+            # Hung up, but its finalisation failed (no seal turn within integrity.SEAL_TURN_LIMIT, the database
+            # away): written as it ended, not as lost.
+            return self.finalise(draft)
         known = [t for t in (draft.started_at, draft.last_event_at, draft.queue_left_at, draft.answered_at) if t]
         draft.ended_at = _utc(at) if at is not None else (max(known) if known else self._now())
         draft.hangup_cause = draft.hangup_cause or "LOST_CHANNEL"

@@ -4,7 +4,7 @@ recordings' links and the missed-call entry, in one transaction taken in this pr
 
 ``cdr.CdrRecorder`` keeps the calls' drafts and decides when a record is (re)finalised; this module writes it.
 The turn serialises every finalisation of the process, whichever switch's call it is: a switch's event-dispatch
-greenlet that waited for it (up to the turn's 10 s) held up that switch's later events, the ACD's hang-ups
+greenlet that waited for it held up that switch's later events, the ACD's hang-ups
 among them. The hang-up events therefore hand their finalisations to the recorder's ``Finaliser``, one greenlet
 writing them one by one in the order handed over, so a call's later finalisation (its final hang-up event's
 side) is never written before its earlier one. The record is built when its turn comes, from the draft as it is
@@ -23,7 +23,7 @@ import gevent
 from core.db import ahead_in_pool
 from recorder import aggregates, missed
 from recorder.drafts import CallDraft, classify, durations, missed_reason
-from recorder.integrity import append_seal, compute_mac, record_fields, seal_turn
+from recorder.integrity import SealTurnTimeout, append_seal, compute_mac, record_fields, seal_turn
 from recorder.models import CallRecord, MissedCall, Recording
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,8 @@ class Finaliser:
                 draft = self.waiting.popleft()
                 try:
                     self.finalise(draft)
+                except SealTurnTimeout as e:  # its alarm raised once; the draft stays for the sweep
+                    log.warning("call record of %s not finalised: %s", draft.call_uuid, e)
                 except Exception:  # noqa: BLE001 - the call's draft stays for the sweep to close
                     log.exception("call record of %s not finalised", draft.call_uuid)
                 finally:

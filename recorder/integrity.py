@@ -27,11 +27,14 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import gevent.lock
+
+from core.alarms import CRITICAL, raise_alarm
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,22 @@ def seal_mac(key: bytes, day: dt.date, seq: int, record_id: int, call_uuid: str,
 _SEAL_TURNS: "weakref.WeakKeyDictionary[object, gevent.lock.BoundedSemaphore]" = weakref.WeakKeyDictionary()
 
 
-SEAL_TURN_PATIENCE = 10.0  # seconds between the warnings of a finaliser still waiting for its turn
+SEAL_TURN_PATIENCE = 10.0  # seconds between the log lines that count the finalisers waiting for the turn
+# How long a finaliser waits for the turn before it gives up: its record stays open (the draft kept) and the
+# reconciliation sweep finalises it later (recorder.sweep). A turn held this long means a holder that does not
+# come back (a database backend gone without TCP keepalive, an enricher stuck on I/O); going on without the
+# turn brought back the waits on the quarter-hour's call_slot row (issue 15 item 10).
+SEAL_TURN_LIMIT = 300.0
+
+
+class SealTurnTimeout(RuntimeError):
+    """No seal turn within SEAL_TURN_LIMIT: the finalisation was not written (the sweep writes it later)."""
+
+
+# The bound database -> its finalisers waiting for the turn now; the monotonic time of the last line saying so.
+_SEAL_WAITERS: "weakref.WeakKeyDictionary[object, int]" = weakref.WeakKeyDictionary()
+_last_waiting_line = [0.0]
+_stalled = [False]  # the seal_turn_stuck alarm raised and no turn taken since: one alarm per stall
 
 
 @contextlib.contextmanager
@@ -140,8 +158,9 @@ def seal_turn(database, timeout: float | None = None):
     its uncommitted seal or quarter-hour counts. One turn serialises the finalisers of every switch's calls:
     take it off a switch's event greenlet (recorder.finalising.Finaliser). Yields whether the turn was taken:
     inside a transaction already (a connection held: waiting would pin it) it goes on without, and the retry
-    in append_seal keeps the numbers right. Otherwise it waits as long as the turns before it take (a warning
-    every SEAL_TURN_PATIENCE s), or ``timeout`` s when given. Finalisers that went on without the turn after
+    in append_seal keeps the numbers right; after an explicit ``timeout`` too. Otherwise it waits as long as
+    the turns before it take, up to SEAL_TURN_LIMIT, then raises SealTurnTimeout (one seal_turn_stuck alarm
+    per stall) and the sweep finalises the record later. Finalisers that went on without the turn after
     10 s took a pooled connection each and waited on the quarter-hour's call_slot row, held by each other's
     open transactions: under bench/simulation.py on PostgreSQL 19 at once, up to 30 s, 18 of the pool's 20
     connections, and the ACD's offers waited behind them (issue 15 item 10)."""
@@ -152,18 +171,41 @@ def seal_turn(database, timeout: float | None = None):
     lock = _SEAL_TURNS.get(target)
     if lock is None:
         lock = _SEAL_TURNS[target] = gevent.lock.BoundedSemaphore(1)
-    if timeout is not None:
-        taken = lock.acquire(timeout=timeout)
-    else:
-        waited = 0.0
-        while not (taken := lock.acquire(timeout=SEAL_TURN_PATIENCE)):
-            waited += SEAL_TURN_PATIENCE
-            log.warning("call record seal: still waiting for this process's turn after %.0f s", waited)
+    taken = lock.acquire(timeout=timeout) if timeout is not None else _wait_for_turn(target, lock)
     try:
         yield taken
     finally:
         if taken:
             lock.release()
+
+
+def _wait_for_turn(target, lock) -> bool:
+    """Take ``lock`` within SEAL_TURN_LIMIT (True), or raise SealTurnTimeout. Logs how many wait once per
+    SEAL_TURN_PATIENCE, not once per waiter (500 waiters made 50 lines a second)."""
+    if lock.acquire(blocking=False):
+        _stalled[0] = False
+        return True
+    _SEAL_WAITERS[target] = _SEAL_WAITERS.get(target, 0) + 1
+    try:
+        waited, limit = 0.0, SEAL_TURN_LIMIT
+        while waited < limit:
+            step = min(SEAL_TURN_PATIENCE, limit - waited)
+            if lock.acquire(timeout=step):
+                _stalled[0] = False
+                return True
+            waited += step
+            now = time.monotonic()
+            if now - _last_waiting_line[0] >= SEAL_TURN_PATIENCE:
+                _last_waiting_line[0] = now
+                log.warning("call record seal: %d finalisers waiting for this process's turn (one for %.0f s)",
+                            _SEAL_WAITERS[target], waited)
+    finally:
+        _SEAL_WAITERS[target] -= 1
+    if not _stalled[0]:
+        _stalled[0] = True
+        raise_alarm("seal_turn_stuck", f"通话记录写入停滞 / call records: no seal turn within {limit:g} s; "
+                                       "the records are left open for the reconciliation sweep", severity=CRITICAL)
+    raise SealTurnTimeout(f"no seal turn within {limit:g} s")
 
 
 def append_seal(key: bytes, record, at: dt.datetime):

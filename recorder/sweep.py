@@ -34,6 +34,7 @@ from peewee import JOIN
 from core.alarms import raise_alarm
 from recorder.cdr import CdrRecorder
 from recorder.drafts import _utc
+from recorder.integrity import SealTurnTimeout
 from recorder.models import CallRecord, Recording
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,10 @@ class Sweeper:
             if self.recordings is not None:
                 self._finish_recordings(uuid)
             record = self.cdr.cut_off(uuid, at=at)
+        except SealTurnTimeout:
+            # The turn is stuck (its alarm raised): the record stays open for the next sweep.
+            log.warning("call %s not closed: no seal turn (the next sweep tries again)", uuid)
+            return False
         finally:
             self.closing.discard(uuid)
         if record is None:

@@ -107,13 +107,13 @@ def test_a_finaliser_inside_a_transaction_does_not_wait_for_a_turn(db):
 
 
 def test_a_finaliser_waits_for_its_turn_as_long_as_it_takes(db, caplog, monkeypatch):
-    """Should keep waiting for the turn, saying so every SEAL_TURN_PATIENCE s, and never go on without it:
-    finalisers that did after 10 s took a pooled connection each and waited on each other's open quarter-hour
-    counts (bench/simulation.py on PostgreSQL: 19 at once, 18 of the pool's 20 connections)."""
+    """Should keep waiting for the turn up to SEAL_TURN_LIMIT, saying so every SEAL_TURN_PATIENCE s, and never
+    go on without it: finalisers that did after 10 s took a pooled connection each and waited on each other's
+    open quarter-hour counts (bench/simulation.py on PostgreSQL: 19 at once, 18 of the pool's 20 connections)."""
     import logging
 
     from recorder import integrity
-    from tests.integration.acd.conftest import wait_for
+    from tests.waiting import wait_until
 
     monkeypatch.setattr(integrity, "SEAL_TURN_PATIENCE", 0.02, raising=False)
 
@@ -125,10 +125,83 @@ def test_a_finaliser_waits_for_its_turn_as_long_as_it_takes(db, caplog, monkeypa
     with seal_turn(db) as taken:
         assert taken
         waiting = gevent.spawn(take_turn)
-        wait_for(lambda: sum("still waiting for this process's turn" in r.getMessage()
-                             for r in caplog.records) >= 3, what="three warnings of the waiting finaliser")
+        wait_until(lambda: sum("waiting for this process's turn" in r.getMessage()
+                               for r in caplog.records) >= 3, what="three lines of the waiting finaliser")
         assert not waiting.ready()
     assert waiting.get(timeout=5) is True
+
+
+def test_finalisers_give_up_the_turn_after_its_limit_with_one_alarm_per_stall(db, caplog, monkeypatch):
+    """Should raise SealTurnTimeout in every finaliser still waiting after SEAL_TURN_LIMIT (a holder that never
+    comes back stopped every record of the process), with one seal_turn_stuck alarm for them all, not one
+    each, and count the waiters in one line per period; a turn taken again ends the stall, and the next
+    stall raises its own alarm."""
+    import logging
+
+    import pytest
+
+    from core import alarms as core_alarms
+    from recorder import integrity
+
+    monkeypatch.setattr(integrity, "SEAL_TURN_PATIENCE", 0.02, raising=False)
+    monkeypatch.setattr(integrity, "SEAL_TURN_LIMIT", 0.2, raising=False)
+    monkeypatch.setattr(integrity, "_stalled", [False], raising=False)
+    raised = []
+
+    def sink(kind, text, **_):
+        raised.append(kind)
+
+    def take_turn():
+        with seal_turn(db):
+            return True
+
+    caplog.set_level(logging.WARNING, logger="recorder.integrity")
+    core_alarms.connect(sink)
+    try:
+        with seal_turn(db):
+            waiters = [gevent.spawn(take_turn) for _ in range(3)]
+            gevent.joinall(waiters, timeout=10)
+        for waiter in waiters:
+            with pytest.raises(integrity.SealTurnTimeout):
+                waiter.get(timeout=0)
+        assert raised == ["seal_turn_stuck"]
+        assert any("3 finalisers waiting" in r.getMessage() for r in caplog.records)
+        assert take_turn() is True  # the stall is over
+        with seal_turn(db):
+            with pytest.raises(integrity.SealTurnTimeout):
+                gevent.spawn(take_turn).get(timeout=10)
+        assert raised == ["seal_turn_stuck", "seal_turn_stuck"]
+    finally:
+        core_alarms.disconnect(sink)
+
+
+def test_a_record_whose_turn_timed_out_is_finalised_by_the_sweep_as_it_ended(cdr, db, clock, monkeypatch):
+    """Should leave the record of a call whose finalisation found no turn within the limit open, its draft
+    kept, and have the next reconciliation sweep write it as the call ended (its hang-up time, cause and
+    disposition), not as a call the switch lost."""
+    import datetime as dt
+
+    from recorder import integrity
+    from recorder.models import CallRecord
+    from recorder.sweep import Sweeper
+
+    monkeypatch.setattr(integrity, "SEAL_TURN_LIMIT", 0.1, raising=False)
+    monkeypatch.setattr(integrity, "_stalled", [False], raising=False)
+    cdr.call_started("stuck-1", caller="13800138000", called="12345", server="A")
+    clock.advance(seconds=20)
+    ended = clock.now()
+    with seal_turn(db):
+        cdr.hangup("stuck-1", "NORMAL_CLEARING", "recv_bye", wait=False)  # the switch event's path
+        assert cdr.settle(timeout=10)
+    assert not CallRecord.get(CallRecord.call_uuid == "stuck-1").finalised
+    assert "stuck-1" in cdr.drafts
+    clock.advance(seconds=30)
+    Sweeper(cdr, servers=lambda: ["A"])("A", set())
+    record = CallRecord.get(CallRecord.call_uuid == "stuck-1")
+    assert record.finalised and record.hangup_cause == "NORMAL_CLEARING"
+    assert record.disposition == "self_service"
+    assert record.ended_at.replace(tzinfo=None) == ended.astimezone(dt.timezone.utc).replace(tzinfo=None,
+                                                                                          microsecond=0)
 
 
 def test_without_turns_the_chain_still_verifies(db, db_url):
