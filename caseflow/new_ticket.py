@@ -20,7 +20,7 @@ import peewee
 from caseflow import daycounts
 from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core.db import is_postgres
-from core.statements import insert_returning_id, returning_id_text
+from core.statements import insert_returning_id, insert_text, returning_id_text
 
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
@@ -29,9 +29,9 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citiz
     """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
     written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
     (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of a number calling for the first
-    time (PostgreSQL only), the ticket's citizen: inserted in the same statement unless another call recorded
-    that number meanwhile (its id then stays None, and so does the ticket's citizen); inserted even when the
-    ticket's number was taken."""
+    time (PostgreSQL only), the ticket's citizen: inserted in the same statement, or, when another call recorded
+    that number meanwhile, that row is the ticket's citizen (``newcomer``'s id then stays None); inserted even
+    when the ticket's number was taken."""
     if is_postgres():
         return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [], newcomer)
     if newcomer is not None:
@@ -54,26 +54,44 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     params += [field.db_value(history.__data__[field.name]) for field in fields]
     params += [value for row in counts for value in row]
     if newcomer is None:
-        sql = f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL'
+        sql = f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
     else:
-        citizen_sql, citizen_params = returning_id_text(newcomer, Citizen.phone)  # citizen_profile's INSERT
+        citizen_sql, citizen_params = _citizen_upsert(newcomer)
         sql = (f'WITH c AS ({citizen_sql}), t AS ({ticket_sql}), {rest} '
-               'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c)')
+               'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c), (SELECT "fresh" FROM c)')
         params = citizen_params + params
-    ticket_id, history_id, citizen_id = Ticket._meta.database.execute_sql(sql, params).fetchone()
-    if citizen_id is not None:
+    ticket_id, history_id, citizen_id, fresh = Ticket._meta.database.execute_sql(sql, params).fetchone()
+    if fresh:
         newcomer.id = citizen_id
         newcomer._dirty.clear()
     if ticket_id is None:
         return False
     draft.id = ticket_id
-    if citizen_id is not None:
+    if fresh:
         draft.citizen = newcomer
+    elif citizen_id is not None:
+        draft.citizen_id = citizen_id  # the other call's profile: the ticket's row has it already
     draft._dirty.clear()
     history.ticket = draft
     history.id = history_id
     history._dirty.clear()
     return True
+
+
+def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
+    """A first contact's profile inserted, or the row another call recorded for the number meanwhile: its id
+    either way (DO UPDATE, a no-op row version, so RETURNING gives the other row in this statement; a
+    sub-SELECT would not see it, reading the statement's snapshot) and ``fresh``, whether it was inserted.
+    With DO NOTHING the ticket was committed without its citizen and set by a separate UPDATE: a connection
+    lost between the two left it with none."""
+    data = dict(newcomer.__data__)
+
+    def build():
+        return (Citizen.insert(data)
+                .on_conflict(conflict_target=[Citizen.phone], update={Citizen.phone: peewee.EXCLUDED.phone})
+                .returning(Citizen.id, peewee.SQL('(xmax = 0) AS "fresh"')))
+
+    return insert_text(Citizen, [data], ("first contact upsert",), build)
 
 
 def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Field]]:

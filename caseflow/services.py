@@ -135,9 +135,10 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                 citizen, newcomer = newcomer, None
         if ticket is None:
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
-        if newcomer is not None and newcomer.id is None:  # another call recorded the number's profile meanwhile
+        if newcomer is not None and newcomer.id is None:
+            # Another call recorded the number's profile meanwhile: the ticket's statement gave the ticket that
+            # row (caseflow.new_ticket); here only its empty fields are filled from this contact.
             ticket.citizen = citizen_profile(*profile)
-            Ticket.update(citizen=ticket.citizen).where(Ticket.id == ticket.id).execute()
         search.reindex("ticket", ticket.id, None, text)
         if creation_key:
             TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone
