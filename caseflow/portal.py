@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import peewee
 
@@ -252,7 +252,8 @@ def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
 
 
 def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes, clock: Optional[Clock] = None,
-           limits: Limits = Limits(), pickers: Optional["Pickers"] = None) -> tuple[Ticket, str]:
+           limits: Limits = Limits(), pickers: Optional["Pickers"] = None,
+           recorded: Optional[Callable[[Ticket], None]] = None) -> tuple[Ticket, str]:
     """Record a website submission as a ticket (channel web, or mailbox for 市长信箱) in the same workflow as
     a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed under ``key``
     (the product's secret key).
@@ -261,7 +262,9 @@ def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes,
     counts (``also``): no transaction around it (a savepoint and its release were two more round trips), and
     the day's shared count rows, which every new ticket updates, are held only from that last statement to
     the commit (they were held across the web case's insert too, every submission waiting for the one
-    before on PostgreSQL)."""
+    before on PostgreSQL). ``recorded(ticket)``: the caller's own row of it (the website's audit row), in the
+    same transaction: one commit per submission, each a wait for PostgreSQL's WAL flush (it was a commit of its
+    own), and no ticket without its audit row."""
     clock = clock or Clock()
     fields = validate(sub, pickers)
     now = services.to_db(clock.now())
@@ -275,6 +278,8 @@ def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes,
                        ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
         for info in infos:
             attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
+        if recorded is not None:
+            recorded(ticket)
 
     try:
         ticket = services.create_ticket(channel=BOXES[sub.box], clock=clock, actor_label="网站 web",

@@ -77,8 +77,10 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     before the day counts, so the caller needs no transaction around this one and the day's shared count rows
     stay locked no longer (PostgreSQL holds them from their upsert to the commit).
 
-    The transaction holds only the ticket's own rows: the citizen profile is looked up (and made on first
-    contact) before it, so a refused ticket may leave a profile of someone who did contact the hotline.
+    The transaction holds only the ticket's own rows: the citizen profile is looked up before it. On SQLite a
+    first contact's profile is made before it too, so a refused ticket may leave a profile of someone who did
+    contact the hotline; on PostgreSQL it goes into the ticket's statement (its own commit waited for a WAL
+    flush: the website's submission committed three times, issue 11).
     On PostgreSQL each statement inside waits for its turn on a crowded process while the connection stays
     taken from the pool (bench/ivr.py: "idle in transaction"): the ticket, its history row and (with nothing
     else to write) its day counts are one statement there (caseflow.new_ticket), without a transaction when
@@ -112,7 +114,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     one_statement = alone and is_postgres()
     profile = (phone, "" if anonymous else name, address, email)
     citizen = newcomer = None
-    if phone and one_statement:
+    if phone and is_postgres():
         citizen = known_citizen(*profile)
         newcomer = first_contact(*profile) if citizen is None else None
     elif phone:

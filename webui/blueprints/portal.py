@@ -420,15 +420,18 @@ def _write_page(box: str):
     sub = portal.Submission(box=box, files=[(f.filename, f.stream) for f in files], **values)
     limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS"),
                            per_phone=_setting("HOTLINE_PORTAL_PER_PHONE"))
+
+    def audited(ticket):  # in the ticket's transaction: its only commit (a refusal is audited by again())
+        audit("portal_submit", "ticket", ticket.number,
+              f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}", user=None)
+
     try:
         ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), key=_code_key(),
-                                     clock=_clock(), limits=limits, pickers=_pickers())
+                                     clock=_clock(), limits=limits, pickers=_pickers(), recorded=audited)
     except portal.PortalError as error:
         return again(error_text(error), error.field, error.status, True)
     if verified is not None:
         verify.consume(verified.id, _clock())
-    audit("portal_submit", "ticket", ticket.number,
-          f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}", user=None)
     return render_template("portal/done.html", ticket=ticket, code=code, box=box)
 
 

@@ -6,12 +6,15 @@ their upsert to the commit), and the look-up reads the case in one statement."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 
 from caseflow import org, portal
-from caseflow.models import Category, Ticket, WebCase
+from caseflow.models import Category, Citizen, Ticket, WebCase
+from core.db import is_postgres
 from tests.integration.caseflow.test_create_statements import counted  # every statement's text
+from webui.models import AuditLog
 
 
 @pytest.fixture(autouse=True)
@@ -33,28 +36,85 @@ def _form(client, **overrides) -> dict:
     return data | overrides
 
 
-def test_a_submission_writes_its_web_case_before_the_day_counts_and_reads_no_tree(db, client, world):
+@contextmanager
+def commits_counted(database):
+    """Every statement with whether it ran inside a transaction, and the transactions' commits: a write outside
+    one is a commit of its own (autocommit), each a wait for PostgreSQL's WAL flush."""
+    seen: list[tuple[str, bool]] = []
+    committed: list[bool] = []
+    kind = type(database)
+    execute, commit = kind.execute_sql, kind.commit
+
+    def execute_sql(self, sql, *args, **kwargs):
+        seen.append((" ".join(str(sql).split()), self.in_transaction()))
+        return execute(self, sql, *args, **kwargs)
+
+    def counted_commit(self, *args, **kwargs):
+        committed.append(True)
+        return commit(self, *args, **kwargs)
+
+    kind.execute_sql, kind.commit = execute_sql, counted_commit
+    try:
+        yield seen, committed
+    finally:
+        kind.execute_sql, kind.commit = execute, commit
+
+
+WRITTEN = ("ticket_history", "ticket_day_count", "ticket", "web_case", "audit_log", "citizen")
+
+
+def _written(statement: str) -> list[str]:
+    """The tables a write statement writes, in its order (PostgreSQL's new ticket is one WITH of several)."""
+    inserts = re.findall(r'(?:INSERT INTO|UPDATE)\s+"(\w+)"', statement, re.IGNORECASE)
+    return [t for t in inserts if t in WRITTEN] if re.match(r"(WITH|INSERT|UPDATE)\b", statement, re.I) else []
+
+
+def test_a_submission_commits_once_and_writes_its_web_case_before_the_day_counts(db, client, world):
     """Should file a web case with no savepoint, no category or region read (the kept trees), its limits
-    asked in one statement, and the web case inserted before the ticket's day counts, which come last before
-    the commit."""
+    asked in one statement, the web case and the audit row inserted before the ticket's day counts, which come
+    last before the commit, and on PostgreSQL a first contact's profile in the ticket's statement: one commit
+    (each waits for the WAL flush; there were three: the profile's, the ticket's, the audit row's)."""
     street = org.create_region("R1", "东区")
     client.get("/write")  # the trees are read once here and kept
     data = _form(client, content="第一封信", category=str(world.noise.id), region=str(street.id))
-    with counted(db) as seen:
+    with commits_counted(db) as (seen, committed):
         response = client.post("/write", data=data)
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert not [s for s in seen if "SAVEPOINT" in str(s).upper()], seen
-    assert not _reads(seen, "category") and not _reads(seen, "region"), seen
-    assert len(_reads(seen, "web_case")) == 1, seen  # duplicate, address and phone limits together
-    # (peewee commits on the connection, not by a statement: after the day counts only the audit row, which
-    # is written once the ticket's transaction is committed)
-    writes = [w for w in (" ".join(str(s).split()) for s in seen) if w.upper().startswith(("INSERT", "UPDATE"))]
-    order = [next((t for t in ("ticket_history", "ticket", "web_case", "ticket_day_count", "audit_log", "citizen")
-                   if f'"{t}"' in s.split("(")[0]), s) for s in writes]
-    assert order == ["citizen", "ticket", "ticket_history", "web_case", "ticket_day_count", "audit_log"], order
+    statements = [s for s, _ in seen]
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()], statements
+    assert not _reads(statements, "category") and not _reads(statements, "region"), statements
+    assert len(_reads(statements, "web_case")) == 1, statements  # duplicate, address and phone limits together
+    writes = [(_written(s), inside) for s, inside in seen if _written(s)]
+    order = [table for tables, _ in writes for table in tables]
+    assert order == ["citizen", "ticket", "ticket_history", "web_case", "audit_log", "ticket_day_count"], order
+    outside = [tables for tables, inside in writes if not inside]  # each its own commit
+    if is_postgres():
+        assert writes[0][0] == ["citizen", "ticket", "ticket_history"], writes  # one WITH statement
+        assert outside == [] and len(committed) == 1, (writes, committed)
+    else:  # SQLite's commit waits for no disk flush (WAL, synchronous=normal): the profile is made first
+        assert outside == [["citizen"]] and len(committed) == 1, (writes, committed)
     ticket = Ticket.get(Ticket.content == "第一封信")
     assert (ticket.category_id, ticket.region_id) == (world.noise.id, street.id)
     assert WebCase.get(WebCase.ticket == ticket).consent
+    assert ticket.citizen.phone == "13700001111"
+    assert AuditLog.get((AuditLog.action == "portal_submit") & (AuditLog.obj_id == ticket.number))
+
+
+def test_a_refused_submission_is_audited_and_leaves_nothing(db, client, world, monkeypatch):
+    """Should audit a submission refused inside the ticket's transaction (its picture code used already: the
+    web case's unique key), leaving no ticket and no audit row of it (on PostgreSQL no profile either: it was
+    written in the ticket's statement)."""
+    import webui.blueprints.portal as portal_bp
+
+    assert client.post("/write", data=_form(client, content="第一封信")).status_code == 200
+    used = WebCase.get().captcha_id
+    monkeypatch.setattr(portal_bp, "_check_captcha", lambda answer: used)  # the same picture code again
+    response = client.post("/write", data=_form(client, content="第二封信", phone="13700002222"))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert not Ticket.select().where(Ticket.content == "第二封信").exists()
+    assert Citizen.select().where(Citizen.phone == "13700002222").exists() == (not is_postgres())
+    assert [a.action for a in AuditLog.select().order_by(AuditLog.id) if a.action.startswith("portal_")] == [
+        "portal_submit", "portal_refused"]
 
 
 def test_the_limits_in_one_statement_still_refuse(db, client, world, app):
