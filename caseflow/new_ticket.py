@@ -125,6 +125,10 @@ def _quoted(name: str) -> str:
 
 def _typed(field: peewee.Field, database) -> str:
     """A parameter cast to its column's type: in a SELECT's list (and VALUES) PostgreSQL takes an untyped NULL
-    or string for text, which an integer or timestamp column refuses."""
+    or string for text, which an integer or timestamp column refuses. A string's cast has no length: an
+    explicit cast to VARCHAR(n) cuts a longer value silently, where the INSERT's own assignment to the column
+    refuses it ("value too long", as the statement per row does)."""
+    if isinstance(field, peewee.CharField):
+        return "%s::VARCHAR"
     context = database.get_sql_context()
     return "%s::" + context.sql(field.ddl_datatype(context)).query()[0]

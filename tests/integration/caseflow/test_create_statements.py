@@ -130,3 +130,25 @@ def test_first_contact_recorded_meanwhile(db, org_setup, clock, monkeypatch):
     # set in the ticket's own statement: no UPDATE of the committed ticket after it, which a connection lost
     # in between left without its citizen (review1 item 7a)
     assert not [s for s in seen if s.lstrip().upper().startswith('UPDATE "TICKET"')], "\n".join(seen)
+
+
+def test_an_over_long_value_is_refused_as_by_the_statement_per_row(db, org_setup, clock, monkeypatch):
+    """PostgreSQL: a value longer than its column (an actor label over 64 characters) is refused by the one
+    statement with the error the statement per row gives, nothing written; an explicit cast to VARCHAR(64)
+    in the statement cut it silently (review1 item 7)."""
+    import peewee
+
+    if not is_postgres():
+        pytest.skip("the one statement is PostgreSQL's")
+
+    def create(**more):
+        return services.create_ticket("路灯不亮", citizen_phone="13800000010", created_by=org_setup.agent,
+                                      clock=clock, actor_label="x" * 65, **more)
+
+    errors = []
+    for more in ({}, {"creation_key": "long-label-1"}):  # the one statement; the statement per row
+        with pytest.raises(peewee.DataError) as refused:
+            create(**more)
+        errors.append(str(refused.value))
+    assert errors[0] == errors[1] and "value too long" in errors[0]
+    assert Ticket.select().count() == TicketHistory.select().count() == 0
