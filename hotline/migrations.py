@@ -86,7 +86,8 @@ def _ticket_public_created_id(migrator, db):
     return []
 
 
-PUBLISHED_INDEXES = tuple(f"ticket_published_{name}" for name in ("closed", "type", "category", "region", "created"))
+PUBLISHED_INDEXES = tuple(f"ticket_published_{name}" for name in ("closed", "by_type", "by_category", "by_region",
+                                                                   "created"))
 
 
 def _ticket_published_covering(migrator, db):
@@ -98,13 +99,26 @@ def _ticket_published_covering(migrator, db):
     (create_tables built them) gives them statistics when analysed before (sqlite_stat1 holds the ticket's
     indexes): with the others' and not theirs, the planner chose the others (a region's page 4 took 80 ms of
     CPU; with them its statements take under 1 ms)."""
+    return _published_indexes(db, [f"ticket_public_{name}" for name in ("closed", "type", "category", "region",
+                                                                        "created_id")])
+
+
+def _ticket_published_ids(migrator, db):
+    """The kind's, the category's and the region's published-case indexes give way to ones holding the id after
+    the closing time (caseflow.models: PostgreSQL read a table page per match for it), built as 0021's."""
+    return _published_indexes(db, [f"ticket_published_{name}" for name in ("type", "category", "region")])
+
+
+def _published_indexes(db, old: list[str]):
+    """The published-case indexes the model declares in place of ``old``: PostgreSQL builds the missing ones
+    CONCURRENTLY and drops ``old`` so (the step's ``builds_indexes``); SQLite's create_tables built them."""
     if is_postgres(db):
         build_indexes_concurrently(db, Ticket, PUBLISHED_INDEXES)
-        for name in ("closed", "type", "category", "region", "created_id"):
-            concurrently(db, f'DROP INDEX CONCURRENTLY IF EXISTS "ticket_public_{name}"')
+        for name in old:
+            concurrently(db, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
         return []
-    for name in ("closed", "type", "category", "region", "created_id"):
-        db.execute_sql(f'DROP INDEX IF EXISTS "ticket_public_{name}"')
+    for name in old:
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
     if db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None and \
             db.execute_sql("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'ticket' LIMIT 1").fetchone() is not None:
         for name in PUBLISHED_INDEXES:
@@ -209,6 +223,9 @@ def _ticket_day_counts(migrator, db):
 # 0021: the published cases' partial indexes hold ``public`` (ticket_published_* replace ticket_public_*): SQLite
 #       reads a filtered list from their entries alone (issue 11). PostgreSQL builds them CONCURRENTLY outside a
 #       transaction, as 0019 its GIN: the ticket table stays writable meanwhile.
+# 0023: the kind's, the category's and the region's published-case indexes hold the id after the closing time
+#       (ticket_published_by_* replace ticket_published_type, _category and _region): PostgreSQL's list reads
+#       no table page for a match (issue 11); built CONCURRENTLY as 0021's.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -230,4 +247,6 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0019_search_index_pairs", _search_index_layout, transaction=False),
                      Step("0020_search_index_pending_list", _search_index_pending_list),
                      Step("0021_ticket_published_covering", _ticket_published_covering, transaction=False,
+                          builds_indexes=PUBLISHED_INDEXES),
+                     Step("0023_ticket_published_ids", _ticket_published_ids, transaction=False,
                           builds_indexes=PUBLISHED_INDEXES)]

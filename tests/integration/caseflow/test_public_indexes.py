@@ -21,8 +21,8 @@ def test_the_public_list_has_its_indexes(db):
     """Should build the partial indexes over disclosed tickets (list order and each filter), the (ticket,
     consent) index of web cases, and the period indexes; and no single-column created_at index."""
     tickets = _indexes(db, "ticket")
-    assert {"ticket_published_closed", "ticket_published_type", "ticket_published_category",
-            "ticket_published_region", "ticket_published_created", "ticket_closed_at_status",
+    assert {"ticket_published_closed", "ticket_published_by_type", "ticket_published_by_category",
+            "ticket_published_by_region", "ticket_published_created", "ticket_closed_at_status",
             "ticket_created_at_status_category_id_type_department_id_channel"} <= tickets
     assert "ticket_created_at" not in tickets and "ticket_public_created" not in tickets
     assert "web_case_ticket_id_consent" in _indexes(db, "web_case")
@@ -111,7 +111,7 @@ def test_migration_gives_the_month_index_the_id(db):
     assert "ticket_public_created" not in tickets and "ticket_published_created" in tickets
 
 
-PUBLISHED = {f"ticket_published_{name}" for name in ("closed", "type", "category", "region", "created")}
+PUBLISHED = {f"ticket_published_{name}" for name in ("closed", "by_type", "by_category", "by_region", "created")}
 
 
 def _before_0021(db) -> dict[str, str]:
@@ -167,8 +167,8 @@ def test_migration_gives_the_public_indexes_the_public_column(db, monkeypatch):
                                          for sql, inside in creates), creates
         drops = [(sql, inside) for sql, inside in built if sql.startswith("DROP")]
         assert len(drops) == 5 and all("CONCURRENTLY" in sql and not inside for sql, inside in drops), drops
-        definition = execute("SELECT pg_get_indexdef('ticket_published_region'::regclass)").fetchone()[0]
-        assert '(region_id, closed_at, status, type, category_id, created_at, public) WHERE public' in definition
+        definition = execute("SELECT pg_get_indexdef('ticket_published_by_region'::regclass)").fetchone()[0]
+        assert '(region_id, closed_at, id, status, type, category_id, created_at, public) WHERE public' in definition
 
 
 def test_an_interrupted_0021_is_picked_up(db):
@@ -185,14 +185,63 @@ def test_an_interrupted_0021_is_picked_up(db):
     Ticket.create(number="10000001", title="a", content="a")
     Ticket.create(number="10000002", title="b", content="b")
     with pytest.raises(Exception, match="could not create unique index"):  # registered, then failed: INVALID
-        db.execute_sql('CREATE UNIQUE INDEX CONCURRENTLY "ticket_published_type" ON "ticket" ((1))')
+        db.execute_sql('CREATE UNIQUE INDEX CONCURRENTLY "ticket_published_by_type" ON "ticket" ((1))')
     kept = db.execute_sql("SELECT 'ticket_published_closed'::regclass::oid").fetchone()[0]
-    assert _valid_indexes(db)["ticket_published_type"] is False
+    assert _valid_indexes(db)["ticket_published_by_type"] is False
     assert "0021_ticket_published_covering" in create_schema()
     assert _valid_indexes(db) == dict.fromkeys(PUBLISHED, True)
     assert db.execute_sql("SELECT 'ticket_published_closed'::regclass::oid").fetchone()[0] == kept
-    definition = db.execute_sql("SELECT pg_get_indexdef('ticket_published_type'::regclass)").fetchone()[0]
+    definition = db.execute_sql("SELECT pg_get_indexdef('ticket_published_by_type'::regclass)").fetchone()[0]
     assert "UNIQUE" not in definition and "WHERE public" in definition
+
+
+def test_migration_gives_the_filter_indexes_the_id(db, monkeypatch):
+    """Should replace an existing database's kind, category and region indexes without the id once (0023: the
+    ticket_published_by_* take their place; on PostgreSQL built and dropped CONCURRENTLY outside any
+    transaction), after which PostgreSQL pages a list filtered by all three from index entries alone: no table
+    page read for a match's id (480 for 146 matches at 1,000,000 tickets)."""
+    from caseflow.models import Category, Region
+    from core.db import is_postgres
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    step = "0023_ticket_published_ids"
+    old = {"type": "type", "category": "category_id", "region": "region_id"}
+    for name, lead in old.items():  # as 0021 built them: the lead, then the other columns, no id
+        rest = [c for c in ("closed_at", "status", "type", "category_id", "region_id", "created_at", "public")
+                if c != lead]
+        columns = ", ".join(f'"{c}"' for c in [lead, *rest])
+        db.execute_sql(f'DROP INDEX "ticket_published_by_{name}"')
+        db.execute_sql(f'CREATE INDEX "ticket_published_{name}" ON "ticket" ({columns}) WHERE "public"')
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    with _statements(db, monkeypatch) as built:
+        assert step in create_schema()
+    assert step not in create_schema()
+    tickets = _indexes(db, "ticket")
+    assert PUBLISHED <= tickets and not {f"ticket_published_{name}" for name in old} & tickets
+    if not is_postgres(db):
+        return
+    assert _valid_indexes(db) == dict.fromkeys(PUBLISHED, True)
+    changes = [sql for sql, _params in built if "INDEX" in sql and "ticket_published_" in sql
+               and sql.startswith(("CREATE", "DROP"))]
+    assert sorted(changes) == sorted(
+        [f'DROP INDEX CONCURRENTLY IF EXISTS "ticket_published_{name}"' for name in old]
+        + [s for s in changes if s.startswith("CREATE INDEX CONCURRENTLY")]) and len(changes) == 6, changes
+    category, region = Category.create(code="K1", name="路灯"), Region.create(code="R1", name="东湖区")
+    _published(5, dt.datetime(2026, 1, 1))
+    Ticket.update(category=category, region=region, type="help").execute()
+    _published(60, dt.datetime(2026, 1, 1), public=False)  # the partial indexes leave these out
+    db.execute_sql("ANALYZE ticket")
+    with _statements(db, monkeypatch) as seen:
+        portal.search_published(type="help", category=str(category.id), region=str(region.id))
+    ticket_reads = [(sql, params) for sql, params in seen if 'FROM "ticket"' in sql and "SELECT" in sql]
+    for sql, params in ticket_reads[:2]:  # the count and the page's ids
+        with db.atomic():
+            db.execute_sql("SET LOCAL enable_seqscan = off")  # a table this small is read whole otherwise
+            db.execute_sql("SET LOCAL enable_bitmapscan = off")
+            plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql.split("; ")[-1], params))
+        scans = re.findall(r"(Index Only Scan|Index Scan)(?: Backward)? using (\w+) on ticket", plan)
+        assert scans and all(kind == "Index Only Scan" for kind, _name in scans), plan
 
 
 @pytest.mark.parametrize("filters", [{"category": "K1", "region": "R1"}, {"type": "help", "region": "R1"},
