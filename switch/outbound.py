@@ -235,10 +235,11 @@ class OutboundServer:
 
     def _refuse_unanswered(self, sock, address, wait: float = 10.0) -> None:
         """Refuse without waiting for any reply: as many refusals as allowed already wait for the switch's
-        (a saturated switch answers in seconds). Closing the socket unread is no refusal: the `socket` app
-        in async mode parks the caller in silence once its listener ends before `connect`
-        (mod_event_socket.c), so a dropped caller waited until they gave up. Write `connect` and the hang-up
-        at once, then read (and ignore) what comes until the switch closes the socket, ``wait`` at most."""
+        (a saturated switch answers in seconds). Closing the socket unread is no refusal: the dialplan goes
+        on to the standby and the failover retry (socket_resume), seconds more of the overload, and a switch
+        without socket_resume parks the caller in silence once its listener ends before `connect`
+        (mod_event_socket.c). Write `connect` and the hang-up at once, then read (and ignore) what comes
+        until the switch closes the socket, ``wait`` at most."""
         log.warning("outbound ESL server: refusing call from %s:%s with %s (%d refusals waiting for the switch)",
                     address[0], address[1], self.reject_cause, self._rejecting)
         try:

@@ -215,7 +215,7 @@ def test_pair_dialplan_tries_the_standby_then_once_more_after_the_wait(conf):
     hang up; the failover extension runs only for a hotline caller the app never bridged to anyone: it waits
     hotline_failover_wait and tries both addresses again. The carrier's extension does the same."""
     for context in ("default", "public"):
-        actions = _actions(_extension(conf, context, "hotline"))
+        actions = [a for a in _actions(_extension(conf, context, "hotline")) if a != RESUME]
         start = actions.index(("socket", "${hotline_outbound} async full"))
         assert actions[start + 1:start + 3] == [("socket", "${hotline_outbound_standby} async full"),
                                                  ("execute_extension", "hotline-failover XML default")]
@@ -224,9 +224,10 @@ def test_pair_dialplan_tries_the_standby_then_once_more_after_the_wait(conf):
     fields = [(c.get("field"), c.get("expression")) for c in failover.findall("condition")]
     assert fields == [("destination_number", "^hotline-failover$"), ("${hotline_entry}", "^(internal|carrier)$"),
                       ("${last_bridge_to}", "^$")]
-    assert _actions(failover) == [("sleep", "5000"),  # $${hotline_failover_wait}, expanded when read
-                                  ("socket", "${hotline_outbound} async full"),
-                                  ("socket", "${hotline_outbound_standby} async full")]
+    assert [a for a in _actions(failover) if a != RESUME] == [
+        ("sleep", "5000"),  # $${hotline_failover_wait}, expanded when read
+        ("socket", "${hotline_outbound} async full"),
+        ("socket", "${hotline_outbound_standby} async full")]
     names = [e.get("name") for e in conf.root().iter("extension")]
     assert names.index("hotline-failover") < names.index("unknown-number")
     assert conf.variables["hotline_outbound_standby"] == "127.0.0.1:8085"
@@ -243,6 +244,22 @@ def test_hotline_calls_record_unbuffered(conf):
         actions = _actions(_extension(conf, context, "hotline"))
         setting = actions.index(("set", "enable_file_write_buffering=false"))
         assert setting < actions.index(("socket", "${hotline_outbound} async full")), context
+
+
+RESUME = ("set", "socket_resume=true")
+
+
+def test_hotline_calls_go_on_when_the_app_never_takes_them(conf):
+    """Should set socket_resume=true right before every socket of the hotline (internal, carrier, failover),
+    and false once the call is answered (only the app answers it): in async mode the socket app otherwise
+    parks a channel for ever once its listener ends before `connect` (an app that accepts and closes, or stays
+    silent), and the next address is never tried (issue 15 item 2; test_pair_live)."""
+    for context, name in (("default", "hotline"), ("public", "hotline"), ("default", "hotline-failover")):
+        actions = _actions(_extension(conf, context, name))
+        sockets = [i for i, (app, _) in enumerate(actions) if app == "socket"]
+        assert len(sockets) == 2 and all(actions[i - 1] == RESUME for i in sockets), (context, name)
+        if name == "hotline":
+            assert actions.index(("set", "execute_on_answer_hotline_resume=set socket_resume=false")) < sockets[0]
 
 
 def test_outbound_address_follows_the_environment():
