@@ -293,16 +293,21 @@ class Acd(TransitionsMixin, WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin
             max(0.0, (utcnow() - agent.since).total_seconds())
         self.legs.release(leg, AgentCall(agent_id))
         call_uuid, queue_name = agent.call_uuid, agent.call_queue
-        QueueEntry.update(ended_at=utcnow(), talk_seconds=round(talk, 3), end_reason=reason[:64]).where(
-            (QueueEntry.call_uuid == call_uuid) & (QueueEntry.agent == agent_id) & QueueEntry.ended_at.is_null()
-        ).execute()
         consult = self.consultations.for_agent(agent_id)
         if consult is not None:
             # The call ended mid-consultation. The agent's leg gone: FreeSWITCH bridges the caller to an
             # answered target (completed) or drops a target still ringing.
             self.end_consultation(consult.leg, "caller_hung_up" if reason == "caller hung up" else
                                   "completed" if consult.answered else "agent_hung_up")
-        self.transition(agent_id, "call_end", reason=reason, talk_seconds=talk)
+        # The caller's queue entry closed in the agent's own transaction (one pooled connection, taken ahead):
+        # written apart, its pool wait timing out left the agent in a call, its leg forgotten, until the next
+        # reconciliation (bench/simulation.py on PostgreSQL).
+        change = self._change(agent_id, "call_end", reason, {"talk_seconds": talk})
+        self._write([change], lambda: QueueEntry.update(
+            ended_at=utcnow(), talk_seconds=round(talk, 3), end_reason=reason[:64]).where(
+            (QueueEntry.call_uuid == call_uuid) & (QueueEntry.agent == agent_id) & QueueEntry.ended_at.is_null()
+        ).execute())
+        self._changed(change.agent, "call_end")
         self.notify("call_ended", agent_id=agent_id, call_uuid=call_uuid)
         if agent.state == "wrap_up":
             queue = self.queues.get(queue_name)

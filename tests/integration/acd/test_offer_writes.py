@@ -285,3 +285,34 @@ def test_a_pass_stops_at_the_writes_allowed_at_once_and_goes_on_after(make_acd, 
             session.hangup_now()
         for job in jobs:
             job.get(timeout=5)
+
+
+def test_a_calls_end_closes_the_queue_entry_in_the_agents_transaction(make_acd, setup_agents, db, world):
+    """Should close the caller's queue entry in the transaction that writes the agent's call end (one pooled
+    connection): written apart, a pool wait timing out on the entry left the agent in a call with its leg
+    forgotten until the next reconciliation."""
+    create_queue("consult", "consult", ring_timeout=20, wrap_up_seconds=30, announce_interval=0)
+    agents = setup_agents(1)
+    acd = make_acd()
+    ready_all(acd, agents)
+    ends, real_end = [], acd._end_call
+
+    def end_call(agent_id, leg, reason):
+        with checkouts(db) as taken:
+            real_end(agent_id, leg, reason)
+        ends.append(taken[0])
+
+    acd._end_call = end_call
+    session = Session(world, caller="13900001212")
+    job = gevent.spawn(acd.enter_queue, session, "consult")
+    try:
+        wait_for(lambda: acd.agents[agents[0].id].state == "in_call", what="the agent in the call")
+    finally:
+        session.hangup_now()
+        job.get(timeout=5)
+    wait_for(lambda: ends, what="the call's end")
+    assert ends[0] == 1
+    assert acd.agents[agents[0].id].state == "wrap_up"
+    entry = QueueEntry.get(QueueEntry.call_uuid == session.uuid)
+    assert entry.ended_at is not None and entry.end_reason and entry.talk_seconds is not None
+    assert Agent.get_by_id(agents[0].id).state == "wrap_up"
