@@ -41,6 +41,10 @@ NOT_STORED = "not stored: database away"
 # The same for a recording the storage refused (the recordings' disk full or not writable): what the caller
 # wanted to leave was not kept, whoever ends the call ("not stored" is what the call record looks for).
 NOT_RECORDED = "not stored: no place to record"
+# The trace line of a recording step that filed no ticket with the database there (the recording unusable:
+# empty, unreadable; or the back office failing): the call record lists the caller for a call-back
+# ("no_ticket") unless a person answered, also when the system ended the call or self-service served later.
+NO_TICKET = "no ticket: recording not usable"
 QUEUE_TRANSFER_NODE = "@queue"  # trace name of the queue an agent transferred a caller into
 
 SATISFACTION_RATINGS = {"1": "satisfied", "2": "basic", "3": "unsatisfied"}  # 满意 / 基本满意 / 不满意

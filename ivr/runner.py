@@ -376,6 +376,10 @@ class IvrCall:
                     log.error("ivr service %s on call %s: no ticket after the database came back",
                               type(action).__name__, self.session.uuid)
                     self.engine.note(e.NOT_STORED)
+                elif result == e.TicketCreated(None):
+                    # The caller recorded something and got no ticket (nothing usable in it): listed for a
+                    # call-back with that reason, as a voicemail is, rather than on no list at all.
+                    self.engine.note(e.NO_TICKET)
                 return result
             except _DatabaseAway as away:
                 if pause is None or not isinstance(action, _STORING):

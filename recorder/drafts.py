@@ -105,6 +105,8 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
         return "abandoned"
     if "not_stored" in draft.flags:
         return "not_stored"  # the IVR could not store what the caller left (the database was away)
+    if "no_ticket" in draft.flags:
+        return "no_ticket"  # what the caller recorded was not usable: nothing filed, whatever came after
     if "served" in draft.flags:
         return None  # self-service gave the caller what they came for (even after hours)
     if disposition == "cut_off":

@@ -33,6 +33,7 @@ REASON_LABELS = {
     "fax_failed": ("传真接收失败", "Fax not received"),
     "cut_off": ("通话中断", "Cut off"),
     "not_stored": ("系统故障未能受理", "Not taken: system fault"),
+    "no_ticket": ("录音无法受理", "Recording not usable: no ticket"),
 }
 OUTCOME_LABELS = {
     "reached": ("已联系上", "Reached"),

@@ -269,6 +269,21 @@ def test_console_shows_the_call_backs_waiting(desk, client):
     assert (stats["open"], stats["claimed"], stats["by_queue"]) == (2, 1, {"": 1, "consult": 1})
 
 
+def test_a_recording_that_filed_no_ticket_is_labelled_on_desk_and_console(desk, client):
+    """Should show an entry listed because the caller's IVR recording filed no ticket (no_ticket) on the
+    agent's desk and the team lead's console with its label (a reason without one would break both pages)."""
+    from recorder.missed import add_missed
+
+    item = add_missed("13655550003", "no_ticket")
+    client.login("8001", PASSWORD)
+    page = client.get("/desk/").get_data(as_text=True)
+    assert f'data-missed="{item.id}"' in page and "录音无法受理" in page
+    client.logout()
+    client.login("9001", PASSWORD)
+    page = client.get("/supervisor/").get_data(as_text=True)
+    assert f'data-missed="{item.id}"' in page and "录音无法受理" in page
+
+
 # ---------------------------------------------------------------- the desk's control panel
 
 def _in_call(acd, world, agent, caller="13912340000"):

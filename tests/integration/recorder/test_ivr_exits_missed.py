@@ -140,3 +140,42 @@ def test_message_cut_by_the_hang_up_is_listed_as_voicemail(product, caplog):
     assert rows == [("voicemail", 1)]
     lines = _missed_lines(caplog, caller)
     assert len(lines) == 1 and "(voicemail, voicemail)" in lines[0]
+
+
+def test_complaint_recording_not_usable_is_listed_as_no_ticket(product, caplog, monkeypatch):
+    """Should list a caller whose confirmed complaint recording turns out unusable (no audio: no ticket) for a
+    call-back, once, as no_ticket, when the tree's failure route ends the call (the system hangs up): such a
+    caller was on no list."""
+    from pathlib import Path
+
+    from ivr.edit import edit_node
+    from ivr.tree import load_tree
+    from recorder.models import Recording
+    from recorder.wavfile import read_wav_info
+
+    caplog.set_level("INFO", logger="recorder.missed")
+    trees = product.parts["ivr_services"].trees
+    with database.connection_context():
+        source = edit_node(load_tree(), "complaint_record", {"on_fail": "goodbye"})
+        trees.activate(trees.add_version(source, comment="failure ends the call").id, "admin")
+    services = product.parts["ivr_services"]
+    create = services.create_ticket_from_recording
+
+    def no_audio_left(caller, kind, recording_path, **kwargs):
+        header = read_wav_info(Path(recording_path)).data_offset
+        with open(recording_path, "r+b") as wav:  # the header alone, saying so: a recording with no audio
+            wav.truncate(header)
+            wav.seek(header - 4)
+            wav.write(bytes(4))
+        return create(caller, kind, recording_path, **kwargs)
+
+    monkeypatch.setattr(services, "create_ticket_from_recording", no_audio_left)
+    caller = "13912340004"
+    record = _call(product, caller, lambda c: [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"),
+                                               WaitFor("playback", "ticket_failed")], {}, None)
+    assert record.hangup_side == "system"
+    with database.connection_context():
+        assert [r.status for r in Recording.select().where(Recording.call_uuid == record.call_uuid)] == ["failed"]
+        rows = [(m.reason, m.calls, m.ticket_id) for m in MissedCall.select().where(MissedCall.caller == caller)]
+    assert rows == [("no_ticket", 1, None)]
+    assert len(_missed_lines(caplog, caller)) == 1

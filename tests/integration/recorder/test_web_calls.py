@@ -52,6 +52,13 @@ def test_missed_list_and_call_back(web, people):
     assert login(web, people["dept_a"]).get("/calls/missed").status_code == 403
 
 
+def test_a_recording_that_filed_no_ticket_is_labelled(web, people):
+    """Should show a caller listed because their IVR recording filed no ticket with that reason's label."""
+    entry = add_missed("13812345679", "no_ticket")
+    page = login(web, people["agent"]).get("/calls/missed").get_data(as_text=True)
+    assert f'data-missed="{entry.id}"' in page and "录音无法受理" in page
+
+
 def test_dial_uses_the_lent_dialler(web, people):
     """Should ring through the dialler the process lends, and say so when none is connected."""
     entry = add_missed("13812345678", "out_of_hours")

@@ -66,6 +66,22 @@ def test_a_recording_the_storage_refused_lists_the_caller_for_a_call_back():
     assert missed_reason(CallDraft("u", caller="13912345678", hangup_side="system"), "self_service") is None
 
 
+def test_a_recording_that_became_no_ticket_lists_the_caller_for_a_call_back():
+    """Should list a caller whose recording filed no ticket (ivr.engine.NO_TICKET: nothing usable in it) as
+    no_ticket, also when the system ended the call or self-service served the caller afterwards; a person who
+    answered takes it off the list, and a step not stored keeps its own reason."""
+    from ivr.engine import NO_TICKET, NOT_STORED
+
+    for side, served in (("system", ""), ("caller", "status")):
+        draft = CallDraft("u", caller="13912345678", hangup_side=side)
+        apply_trace(draft, "", [entry("complaint_record", NO_TICKET)], [], served=served)
+        assert missed_reason(draft, classify(draft)) == "no_ticket"
+    assert missed_reason(CallDraft("u", caller="13912345678", flags={"no_ticket"}), "answered") is None
+    lost = CallDraft("u", caller="13912345678", hangup_side="system")
+    apply_trace(lost, "", [entry("complaint_record", NOT_STORED)], [])
+    assert missed_reason(lost, classify(lost)) == "not_stored"
+
+
 def test_bridged_call_recorded_on_its_switch_when_switches_share_a_host():
     """Should find the bridged call's switch by its name when several switches share one host (the host alone
     is ambiguous), and by the host when only the host matches."""
