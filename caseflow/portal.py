@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import peewee
 
@@ -122,18 +122,30 @@ def hash_code(code: str, key: bytes, salt: str | None = None) -> str:
     return f"{KEYED_FORM}${salt}${secret_codes.keyed_digest(key, 'query-code', salt, normalise_code(code))}"
 
 
-def code_matches(stored: str, code, key: bytes) -> bool:
-    """True if ``code`` is the one hashed in ``stored`` (constant-time compare), in the keyed form or in the
-    salt$sha256(salt + code) form written before it, which stored cases keep (it is only read, never written)."""
+def code_matches(stored: str, code, key: bytes, previous: Sequence[bytes] = ()) -> bool:
+    """True if ``code`` is the one hashed in ``stored`` (constant-time compare): in the keyed form under ``key``
+    or one of the ``previous`` keys (HOTLINE_SECRET_KEY_PREVIOUS: a rotated key left every code of the cases
+    filed before unverifiable), or in the salt$sha256(salt + code) form written before the keyed one, which
+    stored cases keep until their next look-up (``find_case`` re-hashes them)."""
+    return _code_match(stored, code, key, previous) is not None
+
+
+def _code_match(stored: str, code, key: bytes, previous: Sequence[bytes]) -> str | None:
+    """How ``code`` matches ``stored``: "current" (the keyed form under ``key``), "stale" (under a previous key,
+    or the unkeyed form: worth hashing again under ``key``), or None."""
     form, _, rest = (stored or "").partition("$")
     typed = normalise_code(code)
     if form == KEYED_FORM:
         salt = rest.partition("$")[0]
-        expected = hash_code(typed, key, salt)
-    else:
-        salt = form
-        expected = f"{salt}${hashlib.sha256((salt + typed).encode()).hexdigest()}"
-    return bool(salt and typed) and secret_codes.same(stored, expected)
+        if not (salt and typed):
+            return None
+        for n, candidate in enumerate((key, *previous)):
+            if secret_codes.same(stored, hash_code(typed, candidate, salt)):
+                return "current" if n == 0 else "stale"
+        return None
+    salt = form
+    expected = f"{salt}${hashlib.sha256((salt + typed).encode()).hexdigest()}"
+    return "stale" if salt and typed and secret_codes.same(stored, expected) else None
 
 
 def digest(content: str) -> str:
@@ -305,11 +317,12 @@ def parse_number(text) -> str:
         raise PortalError("受理号应为8位数字 / an acceptance number is 8 digits", "number") from None
 
 
-def find_case(number: str, code, key: bytes) -> Optional[Ticket]:
+def find_case(number: str, code, key: bytes, previous_keys: Sequence[bytes] = ()) -> Optional[Ticket]:
     """The ticket with this number whose query code matches, or None (an unknown number and a wrong code
     look the same). Either code opens it: the website's own code of a case written in on the site (hashed
-    under ``key``, the product's secret key), or the query PIN every ticket carries, the one the phone reads
-    back and the SMS and e-mail receipts send."""
+    under ``key``, the product's secret key, or one of ``previous_keys`` it was rotated from: the code is then
+    hashed again under ``key``, as is one in the old unkeyed form), or the query PIN every ticket carries, the
+    one the phone reads back and the SMS and e-mail receipts send."""
     # The ticket and its web case's code in one statement (two round trips before).
     ticket = (Ticket.select(Ticket, WebCase.code_hash.alias("web_code_hash"))
               .join(WebCase, peewee.JOIN.LEFT_OUTER, on=(WebCase.ticket == Ticket.id))
@@ -317,7 +330,11 @@ def find_case(number: str, code, key: bytes) -> Optional[Ticket]:
     stored = getattr(ticket, "web_code_hash", None) if ticket is not None else None
     case = WebCase(code_hash=stored) if stored else None
     # Spend the same hashing time whether or not the case was written in on the site.
-    if code_matches(case.code_hash if case is not None else hash_code("x", key), code, key) and case is not None:
+    match = _code_match(case.code_hash if case is not None else hash_code("x", key), code, key, previous_keys)
+    if match is not None and case is not None:
+        if match == "stale":  # one UPDATE on a successful look-up only: under the current key from now on
+            WebCase.update(code_hash=hash_code(code, key)).where(
+                (WebCase.ticket == ticket.id) & (WebCase.code_hash == stored)).execute()
         return ticket
     pin = re.sub(r"[^0-9]", "", ticket.query_pin or "") if ticket is not None else ""
     typed = re.sub(r"[^0-9]", "", str(code or ""))[:32]

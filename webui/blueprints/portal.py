@@ -180,6 +180,14 @@ def _code_key() -> bytes:
     return current_app.config["SECRET_KEY"].encode()
 
 
+def _previous_code_keys() -> tuple[bytes, ...]:
+    """The keys HOTLINE_SECRET_KEY was rotated from (HOTLINE_SECRET_KEY_PREVIOUS, comma-separated): a query
+    code hashed under one still opens its case, and is hashed again under the current key
+    (caseflow.portal.find_case). The short-lived SMS codes and CAPTCHAs need none."""
+    listed = str(current_app.extensions["hotline"].config.extra.get("HOTLINE_SECRET_KEY_PREVIOUS", ""))
+    return tuple(key.strip().encode() for key in listed.split(",") if key.strip())
+
+
 def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:
     """Send a code to ``phone``: (notice, error, status) for the page."""
     limits = verify.SendLimits(gap=dt.timedelta(seconds=_setting("HOTLINE_PORTAL_CODE_GAP")),
@@ -483,7 +491,7 @@ def follow():
         audit("portal_lookup_throttled", "ticket", number, f"retry after {int(wait.total_seconds())}s", user=None)
         return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
                         minutes=security.minutes_ceiling(wait)), 429)
-    ticket = portal.find_case(number, request.form.get("code", ""), _code_key())
+    ticket = portal.find_case(number, request.form.get("code", ""), _code_key(), _previous_code_keys())
     if ticket is None:
         audit("portal_lookup_failed", "ticket", number, "wrong number or code", user=None)
         return again(_t("Wrong acceptance number or query code."), 404)

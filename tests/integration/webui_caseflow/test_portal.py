@@ -692,3 +692,28 @@ def test_an_older_unkeyed_code_still_opens_its_case(app, client, world):
     WebCase.update(code_hash=old).where(WebCase.ticket == Ticket.get(Ticket.number == number)).execute()
     assert follow(client, number, "A" * 10).status_code == 404
     assert follow(client, number, code).headers["Location"] == f"/follow/{number}"
+
+
+def test_a_code_under_a_rotated_key_opens_its_case_and_is_hashed_again(app, client, world):
+    """Should open a case whose code was hashed under a key HOTLINE_SECRET_KEY was rotated from once that key
+    is listed in HOTLINE_SECRET_KEY_PREVIOUS (rotating it made every such code unverifiable), and then store
+    the code under the current key; so too a code in the old unkeyed form. A wrong code changes nothing."""
+    state = app.extensions["hotline"]
+    current = app.config["SECRET_KEY"].encode()
+    number, code = receipt(submit(client))
+    ticket = Ticket.get(Ticket.number == number)
+    under_old = portal.hash_code(code, KEY)  # filed before the rotation from KEY
+
+    def stored():
+        return WebCase.get(WebCase.ticket == ticket).code_hash
+
+    WebCase.update(code_hash=under_old).where(WebCase.ticket == ticket).execute()
+    assert follow(client, number, code).status_code == 404  # KEY not listed: the code is lost
+    rotated_from = f" {OTHER_KEY.decode()}, {KEY.decode()} "  # as written in the setting
+    state.config = state.config.replace(extra={**state.config.extra, "HOTLINE_SECRET_KEY_PREVIOUS": rotated_from})
+    assert follow(client, number, "A" * 10).status_code == 404 and stored() == under_old
+    assert follow(client, number, code).headers["Location"] == f"/follow/{number}"
+    assert portal.code_matches(stored(), code, current) and not portal.code_matches(stored(), code, KEY)
+    WebCase.update(code_hash=unkeyed_hash(code)).where(WebCase.ticket == ticket).execute()
+    assert follow(client, number, code).headers["Location"] == f"/follow/{number}"
+    assert stored().startswith("h1$") and portal.code_matches(stored(), code, current)
