@@ -379,6 +379,22 @@ def ensure_all() -> None:
 # eighth of that for the same index size and search speed (measured at 300,000 tickets).
 FTS_PAGE_SIZE = 500
 
+# FTS5 also merges as rows are written, inline: every 64 leaf pages written, while a level holds ``automerge``
+# segments (default 4), up to 64 pages per level (at 1,000,000 tickets 4-12 ms of one creation in about 61, the
+# creation's p99; issue 15 item 7); and a level reaching ``crisismerge`` (default 16) is merged whole at once. 16
+# leaves that work to few creations (own CPU p99 about 2 ms, searches a few ms slower at p99 at most, within the
+# noise); crisismerge 64 keeps it that way: at 16 each level merged whole, up the levels, as it filled (one
+# creation in 60,000 took 850 ms). The knowledge base is edited by hand, rarely: FTS5's defaults.
+FTS_MERGING = {"ticket": {"automerge": 16, "crisismerge": 64}}
+
+
+def sqlite_fts_settings(db, table: str) -> None:
+    """Give ``table``'s FTS5 index its page size and merging (kept in its %_config table): when it is made and,
+    for an existing database, by the migrations (caseflow.search_layout)."""
+    settings = {"pgsz": FTS_PAGE_SIZE, **FTS_MERGING.get(table, {})}
+    for name, value in settings.items():
+        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('{name}', {value})")
+
 
 # SQLite checks a scoped search's rule (``scope`` in candidate_ids) on each full-text match, newest first, until it
 # has enough: read from the ticket's row, that was a random page of the table per match (a district's search at
@@ -402,7 +418,7 @@ def _ensure_sqlite_fts(db, table: str, column: str) -> None:
             db.execute_sql(
                 f"CREATE VIRTUAL TABLE {table}_fts USING fts5({column}, content='{table}', "
                 f"content_rowid='id', tokenize='unicode61')")
-            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('pgsz', {FTS_PAGE_SIZE})")
+            sqlite_fts_settings(db, table)
         db.execute_sql(
             f"CREATE TRIGGER IF NOT EXISTS {table}_fts_ai AFTER INSERT ON {table} BEGIN "
             f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.id, new.{column}); END")

@@ -17,14 +17,22 @@ log = logging.getLogger(__name__)
 def upgrade(db) -> None:
     """Bring existing full-text structures to the current layout (the product's migration steps 0010 and 0019):
     on PostgreSQL the GIN index over ``document`` (marker lexemes, the department/id-bucket pairs) instead of an
-    older one, built beside it without locking the table (``_rebuild_gin``); on SQLite the FTS5 page size (new
-    segments use it; merging rewrites the old ones in time). Outside a transaction on PostgreSQL."""
-    for table in search.INDEXED:
-        if is_postgres(db):
+    older one, built beside it without locking the table (``_rebuild_gin``); on SQLite ``fts_settings``. Outside a
+    transaction on PostgreSQL."""
+    if is_postgres(db):
+        for table in search.INDEXED:
             _rebuild_gin(db, table)
-        elif db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
-            db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('pgsz', {search.FTS_PAGE_SIZE})")
+    else:
+        fts_settings(db)
     search.forget(db)
+
+
+def fts_settings(db) -> None:
+    """SQLite: the existing FTS5 indexes given ``search.sqlite_fts_settings``' page size (new segments use it;
+    merging rewrites the old ones in time) and merging (the product's migration steps 0010, 0019 and 0022)."""
+    for table in search.INDEXED:
+        if db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
+            search.sqlite_fts_settings(db, table)
 
 
 def gin_options(db) -> None:

@@ -140,6 +140,13 @@ def _search_index_pending_list(migrator, db):
     return []
 
 
+def _search_index_merging(migrator, db):
+    """SQLite's ticket FTS5 index merges less often inline (caseflow.search.FTS_MERGING)."""
+    if not is_postgres(db):
+        search_layout.fts_settings(db)
+    return []
+
+
 def _call_counts(migrator, db):
     """The quarter-hour call counts (new tables, empty) from the call records already stored."""
     aggregates.rebuild()
@@ -223,6 +230,8 @@ def _ticket_day_counts(migrator, db):
 # 0021: the published cases' partial indexes hold ``public`` (ticket_published_* replace ticket_public_*): SQLite
 #       reads a filtered list from their entries alone (issue 11). PostgreSQL builds them CONCURRENTLY outside a
 #       transaction, as 0019 its GIN: the ticket table stays writable meanwhile.
+# 0022: SQLite's ticket FTS5 index merges a level once it holds 16 segments, not 4 (64 merged whole at once, not
+#       16): the merging no longer falls on one creation in sixty (caseflow.search.FTS_MERGING; issue 15 item 7).
 # 0023: the kind's, the category's and the region's published-case indexes hold the id after the closing time
 #       (ticket_published_by_* replace ticket_published_type, _category and _region): PostgreSQL's list reads
 #       no table page for a match (issue 11); built CONCURRENTLY as 0021's.
@@ -248,5 +257,6 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0020_search_index_pending_list", _search_index_pending_list),
                      Step("0021_ticket_published_covering", _ticket_published_covering, transaction=False,
                           builds_indexes=PUBLISHED_INDEXES),
+                     Step("0022_search_index_merging", _search_index_merging),
                      Step("0023_ticket_published_ids", _ticket_published_ids, transaction=False,
                           builds_indexes=PUBLISHED_INDEXES)]

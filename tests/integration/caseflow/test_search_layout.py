@@ -1,6 +1,6 @@
 """caseflow.search_layout: migration 0019 (and 0010) bringing an existing database's full-text index to the
 current layout, on both databases; on PostgreSQL built CONCURRENTLY outside a transaction and picked up
-again after an interruption (a leftover INVALID index dropped and built again)."""
+again after an interruption (a leftover INVALID index dropped and built again); SQLite's FTS5 merging (0022)."""
 from __future__ import annotations
 
 import pytest
@@ -170,4 +170,26 @@ def test_prebuilt_before_the_upgrade_the_takeover_only_swaps(db, org_setup, tick
     assert create_schema() == [STEP]
     _assert_current(db)
     assert db.execute_sql("SELECT 'ticket_search_tsv'::regclass::oid").fetchone()[0] == built
+    assert _search(org_setup, "路灯") == [tickets[0].id, tickets[2].id]
+
+
+def _merging(db, table: str) -> dict:
+    return dict(db.execute_sql(f"SELECT k, v FROM {table}_fts_config WHERE k IN ('automerge', 'crisismerge')"))
+
+
+def test_the_ticket_index_merges_16_segments_made_and_migrated(db, org_setup, tickets):
+    """Should give SQLite's ticket FTS5 index automerge 16 and crisismerge 64 (caseflow.search.FTS_MERGING) when it
+    is made, and by step 0022 on an existing database made with FTS5's defaults; the knowledge base's keeps them."""
+    if is_postgres():
+        pytest.skip("SQLite's FTS5")
+    wanted = {"automerge": 16, "crisismerge": 64}
+    db.execute_sql("DROP TABLE ticket_fts")
+    search.forget(db)
+    search.ensure_all()  # made again, the rows picked up by its rebuild
+    assert _merging(db, "ticket") == wanted and _merging(db, "knowledge_item") == {}
+    db.execute_sql("DELETE FROM ticket_fts_config WHERE k IN ('automerge', 'crisismerge')")  # as made before 0022
+    step = "0022_search_index_merging"
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    assert create_schema() == [step]
+    assert _merging(db, "ticket") == wanted and _merging(db, "knowledge_item") == {}
     assert _search(org_setup, "路灯") == [tickets[0].id, tickets[2].id]
