@@ -797,6 +797,20 @@ class _ReleasingPool:
         finally:
             state.ahead = before
 
+    @contextlib.contextmanager
+    def held(self):
+        """The connection this greenlet takes in the block is kept until the block ends, statements outside a
+        transaction included (held_connection)."""
+        state = self._state
+        depth = getattr(state, "held", 0)
+        state.held = depth + 1
+        try:
+            yield
+        finally:
+            state.held = depth
+            if not depth:
+                self._release_idle()
+
     def _free_places(self) -> float:
         return self._max_connections - len(self._in_use) if self._max_connections else math.inf
 
@@ -813,10 +827,10 @@ class _ReleasingPool:
 
     def _release_idle(self) -> None:
         """Back to the pool, unless a transaction (peewee pops it before committing: commit() comes here
-        again) is still open. The open connection_context() blocks stay counted (each statement in them takes
-        a connection again)."""
+        again) is still open, or a held() block keeps it. The open connection_context() blocks stay counted
+        (each statement in them takes a connection again)."""
         state = self._state
-        if not state.closed and not state.transactions:
+        if not state.closed and not state.transactions and not getattr(state, "held", 0):
             contexts = state.ctx
             self.close()
             state.ctx = contexts
@@ -828,6 +842,17 @@ def ahead_in_pool():
     and the call records' statements an offer's write waited seconds (bench/simulation.py on PostgreSQL)."""
     ahead = getattr(getattr(database, "obj", None), "ahead", None)
     return ahead() if ahead is not None else contextlib.nullcontext()
+
+
+def held_connection(db: peewee.Database | None = None):
+    """A block whose statements all run on one connection, also outside a transaction: a session setting
+    (SET statement_timeout), a session advisory lock, or a statement that cannot run in a transaction
+    (CREATE INDEX CONCURRENTLY) followed by others that must meet that session. The releasing pool otherwise
+    gives the connection back after every statement, and the next one may take another (core.migrations);
+    an unpooled database keeps its connection anyway."""
+    target = db or database.obj
+    held = getattr(target, "held", None)
+    return held() if held is not None else contextlib.nullcontext()
 
 
 _NOT_THE_APP = ("core/db.py", "peewee.py", "playhouse/", "/gevent/", "/greenlet/")
