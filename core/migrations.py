@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import peewee
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
-from core.db import BaseModel, database, is_postgres, schema_change
+from core.db import BaseModel, database, held_connection, is_postgres, schema_change
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +138,38 @@ CONCURRENT_LOCK_WAIT = 600  # seconds; a transaction open longer (a session idle
 
 def concurrently(db: peewee.Database, sql: str, params=None) -> None:
     """One CONCURRENTLY statement (never in a transaction) without a statement timeout (a build takes minutes),
-    its lock waits allowed CONCURRENT_LOCK_WAIT; the session's timeouts set back after it."""
+    its lock waits allowed CONCURRENT_LOCK_WAIT; the session's timeouts set back after it. All on one held
+    connection: the pool gives a connection back after each statement outside a transaction, and with another
+    greenlet holding the oldest idle one the build ran on a connection still under the call's statement
+    timeout (cancelled, an INVALID index left), while one with no timeout went back to the pool."""
     if db.in_transaction():
         raise RuntimeError(f"{sql.split(' ON ')[0]} cannot run inside a transaction (a migration step with "
                            "transaction=False)")
-    before = db.execute_sql("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
-    db.execute_sql(f"SET statement_timeout = 0; SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
-    try:
-        db.execute_sql(sql, params)
-    finally:
-        db.execute_sql("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
-                       before)
+    with held_connection(db):
+        before = db.execute_sql("SELECT current_setting('statement_timeout'), "
+                                "current_setting('lock_timeout')").fetchone()
+        db.execute_sql(f"SET statement_timeout = 0; SET lock_timeout = {CONCURRENT_LOCK_WAIT * 1000}")
+        try:
+            db.execute_sql(sql, params)
+        finally:
+            db.execute_sql("SELECT set_config('statement_timeout', %s, false), "
+                           "set_config('lock_timeout', %s, false)", before)
 
 
 @contextmanager
 def _no_statement_timeout(db: peewee.Database):
     """The session's statement_timeout lifted for a step outside a transaction (schema_change's SET LOCAL
-    needs one), set back after it whatever happened; the lock timeout stays (the step may set its own)."""
+    needs one), set back after it whatever happened; the lock timeout stays (the step may set its own). The
+    block's statements on the connection that got the SET (held_connection, as in ``concurrently``)."""
     if db.in_transaction():
         raise RuntimeError("a migration step with transaction=False cannot run inside a transaction")
-    before = db.execute_sql("SELECT current_setting('statement_timeout')").fetchone()[0]
-    db.execute_sql("SET statement_timeout = 0")
-    try:
-        yield db
-    finally:
-        db.execute_sql("SELECT set_config('statement_timeout', %s, false)", (before,))
+    with held_connection(db):
+        before = db.execute_sql("SELECT current_setting('statement_timeout')").fetchone()[0]
+        db.execute_sql("SET statement_timeout = 0")
+        try:
+            yield db
+        finally:
+            db.execute_sql("SELECT set_config('statement_timeout', %s, false)", (before,))
 
 
 def drop_schema(models: Iterable[type[peewee.Model]]) -> None:
