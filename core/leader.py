@@ -47,6 +47,15 @@ LOCK_CLASS = 12345
 APPLICATION_NAME = "hotline active lock"
 
 
+def held_by_any(db) -> bool:
+    """Whether some session holds the active lock of the PostgreSQL database and schema ``db`` is on: an app
+    is active there (python -m hotline.accounts leaves that app's schema to it)."""
+    return bool(db.execute_sql(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s"
+        " AND objid::bigint = (hashtext(current_schema()) & 2147483647) AND objsubid = 2)",
+        (LOCK_CLASS,)).fetchone()[0])
+
+
 class LeadershipError(RuntimeError):
     """The lock cannot be used: not PostgreSQL, or a bad setting."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -54,7 +55,7 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
     """Create missing tables and run the pending ones of ``steps``; returns the names of the steps run."""
     db = database.obj
     steps = list(steps)
-    with db.connection_context():
+    with db.connection_context(), held_connection(db), _migration_lock(db):
         fresh = not db.table_exists(SchemaMigration._meta.table_name)
         # Every schema change with PostgreSQL's per-statement timeout lifted (core.db.schema_change): a new
         # index on an existing big table, or a step rewriting one, takes minutes, not the seconds a call's
@@ -88,6 +89,43 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
     return ran
 
 
+# create_schema's PostgreSQL advisory lock, a session lock held for the whole run: (MIGRATION_LOCK_CLASS, the
+# hash of the schema's name), so one lock per hotline database and schema, as the active lock's key
+# (core.leader.LOCK_CLASS = 12345, a class of its own). A second process migrating at once (the admin CLI, a
+# benchmark, the app taking over) waits, then finds the steps recorded; without it, an index the first was
+# still building looked INVALID to it (pg_index.indisvalid is false until the build ends), and it dropped it.
+MIGRATION_LOCK_CLASS = 12346
+_LOCK_KEY = "%s, hashtext(current_schema()) & 2147483647"
+MIGRATION_LOCK_POLL = 0.5  # seconds between tries; a migration takes seconds to minutes
+MIGRATION_LOCK_REPORT = 60.0  # seconds between "still waiting" lines
+
+
+@contextmanager
+def _migration_lock(db: peewee.Database):
+    """PostgreSQL: the block runs while this session holds the migration lock (on the connection the caller
+    holds: held_connection). Waited for by polling, not pg_advisory_lock: a pooled connection's statement
+    timeout (seconds) would cancel a wait that lasts as long as the other's migration. SQLite: one process."""
+    if not is_postgres(db):
+        yield
+        return
+    waited_since = reported = None
+    while not db.execute_sql(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", (MIGRATION_LOCK_CLASS,)).fetchone()[0]:
+        now = time.monotonic()
+        if reported is None or now - reported >= MIGRATION_LOCK_REPORT:
+            log.info("waiting for another process's schema change (migration lock %s held)", MIGRATION_LOCK_CLASS)
+            waited_since, reported = waited_since or now, now
+        time.sleep(MIGRATION_LOCK_POLL)
+    if waited_since is not None:
+        log.info("migration lock taken after %.0f s", time.monotonic() - waited_since)
+    try:
+        yield
+    finally:
+        try:
+            db.execute_sql(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (MIGRATION_LOCK_CLASS,))
+        except (peewee.OperationalError, peewee.InterfaceError) as error:  # its session gone, the lock with it
+            log.warning("migration lock not released (%s): its connection ended", str(error).strip()[:80])
+
+
 def _create_tables(db: peewee.Database, models: Iterable[type[peewee.Model]], left: set[str]) -> None:
     """``create_tables(models, safe=True)`` without the indexes named in ``left`` (a pending step builds them)."""
     for model in peewee.sort_models(list(models)):
@@ -115,7 +153,8 @@ def build_indexes_concurrently(db: peewee.Database, model: type[peewee.Model], n
         raise ValueError(f"{model.__name__} declares no index {', '.join(unknown)}")
     found = dict(db.execute_sql(
         "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)", (names,)).fetchall())
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "  # not current_schema()::regnamespace: a name needing quotes
+        "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)", (names,)).fetchall())
     built = []
     for name in names:
         if found.get(name):

@@ -18,8 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     import getpass
 
     from core.config import ConfigError, load_config
-    from core.db import bind_database, database
-    from hotline.schema import all_models, create_schema
+    from core.db import bind_database, database, is_postgres
+    from core.leader import held_by_any
+    from hotline.schema import all_models, create_schema, pending
 
     parser = argparse.ArgumentParser(prog="python -m hotline.accounts", description=main.__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,7 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bind_database(config.database_url)
     with database.connection_context():
-        create_schema(all_models())
+        # Like a standby (hotline.product stand_by), the schema is changed only where no app is active: the
+        # active app's version would meet tables it does not know, or a step half done. With none active
+        # (a new installation), create_schema's migration lock lets an app starting meanwhile wait for it.
+        missing = pending()
+        if missing and is_postgres(database.obj) and held_by_any(database.obj):
+            print(f"this version changes the database schema ({missing}) and an app is active on it: upgrade "
+                  "the app first (it changes the schema once it holds the active lock), then run this again",
+                  file=sys.stderr)
+            return 2
+        if missing:
+            create_schema(all_models())
         try:
             user = accounts.create_user(args.operator_no, args.name, password, roles=("admin",))
         except accounts.AccountError as error:
