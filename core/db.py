@@ -1110,8 +1110,12 @@ def bind_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Databa
     return db
 
 
-def is_postgres(db: peewee.Database | None = None) -> bool:
+def is_postgres(db: peewee.Database | peewee.DatabaseProxy | None = None) -> bool:
     target = db or database.obj
+    # A model's _meta.database and core.db.database are proxies: judged by their type, every one of them read as
+    # "not PostgreSQL" (recorder.missed never took its advisory lock in the product).
+    if isinstance(target, peewee.DatabaseProxy):
+        target = target.obj
     return isinstance(target, peewee.PostgresqlDatabase)
 
 
