@@ -500,15 +500,25 @@ def search_published(*, text: str = "", type: str = "", category: str = "", regi
     page never counts every published case (200,000 at 1,000,000 tickets); more than MAX_LISTED reads
     "more than", and the filters narrow it."""
     page = max(1, min(int(page), MAX_PAGES))
+    if is_postgres() and not text:
+        # Two round trips, the count and the page's rows, each carrying its planner settings (_PLANNER): BEGIN,
+        # the settings, the count, the page's ids, its rows and COMMIT were six, and on a loaded machine each
+        # was a wait for the server and then for this process's turn again (1-9 ms each, under load).
+        return _search_published(text, type, category, region, month, page, tz, pickers)
     with database.atomic():
         if is_postgres():
-            # No parallel workers for a page: starting them cost 50-200 ms a query, and 50 visitors at once
-            # would ask for more workers than the server has; one process walks the index to the cap sooner.
-            # No bitmap scans: the partial indexes hold every column a filter names, so an index alone answers;
-            # a bitmap scan read the table's pages of every match (a category with a region: 420 pages at
-            # 100,000 tickets, combining the category's partial index with the region's index over all tickets).
-            database.execute_sql("SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL enable_bitmapscan = off")
+            database.execute_sql(_PLANNER)
         return _search_published(text, type, category, region, month, page, tz, pickers)
+
+
+# PostgreSQL's settings for the list's statements, sent in front of each (SET LOCAL lasts for the statements sent
+# with it: one implicit transaction). No parallel workers for a page: starting them cost 50-200 ms a query, and 50
+# visitors at once would ask for more workers than the server has; one process walks the index to the cap sooner.
+# No bitmap scans: the partial indexes hold every column a filter names, so an index alone answers; a bitmap scan
+# read the table's pages of every match (a category with a region: 420 pages at 100,000 tickets, combining the
+# category's partial index with the region's index over all tickets).
+_PLANNER = "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL enable_bitmapscan = off; "
+_NO_SORT = "SET LOCAL enable_sort = off; "
 
 
 def _search_published(text: str, type: str, category: str, region: str, month: str, page: int, tz,
@@ -552,8 +562,10 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
     # SQLite walked the list's index through 12,000 entries for a category with a region's 201 matches (4 ms
     # of CPU, 0.5 ms unordered).
     capped = query.order_by().select(peewee.SQL("1")).limit(MAX_LISTED + 1)
-    total = peewee.Select([capped.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))]).bind(
-        Ticket._meta.database).scalar()
+    counted = peewee.Select([capped.alias("capped")], [peewee.fn.COUNT(peewee.SQL("*"))]).bind(Ticket._meta.database)
+    total = _planned(counted).fetchone()[0] if is_postgres() else counted.scalar()
+    if not total:
+        return [], 0
     # The page's ids first, from the same index entries as the count, then those rows: asked for the wide rows
     # at once, PostgreSQL combined the filters' indexes, read every matching row and sorted them (0.3-0.5 s).
     if month:
@@ -565,18 +577,27 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
         page_ids = _sorted_then_consented(filters, page)
     else:
         page_ids = query.select(Ticket.id).paginate(page, PAGE_SIZE)
-    if is_postgres() and total > MAX_LISTED and not month:
-        # More matches than the list shows: the page is among the first of the list's index walked backwards
-        # (the filters checked on its entries), found after a few hundred entries at most for a dense filter.
-        # PostgreSQL, expecting a few matches (above), read and sorted them all instead: no sort for this one
+    if is_postgres():
+        # The page's rows in the same statement as its ids (an InitPlan of its own: planned as before). More
+        # matches than the list shows (and no month): the page is among the first of the list's index walked
+        # backwards (the filters checked on its entries), found after a few hundred entries at most for a dense
+        # filter. PostgreSQL, expecting a few matches (above), read and sorted them all instead: no sort for this
         # statement (a region's page 5: 241 pages instead of 1,855 at 100,000 tickets). A filter with few
         # matches (under the cap) keeps its own plan: the walk could then pass the whole index.
-        sql, params = page_ids.sql()
-        ids = [row[0] for row in database.execute_sql(f"SET LOCAL enable_sort = off; {sql}", params)]
-    else:
-        ids = [row[0] for row in page_ids.tuples()]
+        rows = Ticket.select().where(Ticket.id == peewee.fn.ANY(peewee.fn.ARRAY(page_ids)))
+        rows = list(_planned(rows, no_sort=total > MAX_LISTED and not month, model=Ticket))
+        return sorted(rows, key=lambda t: (t.closed_at, t.id), reverse=True), total  # the list's order
+    ids = [row[0] for row in page_ids.tuples()]
     rows = {t.id: t for t in Ticket.select().where(Ticket.id.in_(ids))} if ids else {}
     return [rows[i] for i in ids if i in rows], total
+
+
+def _planned(query: peewee.Select, no_sort: bool = False, model=None):
+    """PostgreSQL: ``query`` run with the list's planner settings in front (and no sort when ``no_sort``): the
+    cursor, or ``model``'s rows."""
+    sql, params = query.sql()
+    prefix = _PLANNER + (_NO_SORT if no_sort else "")
+    return model.raw(prefix + sql, *params) if model is not None else database.execute_sql(prefix + sql, params)
 
 
 def _sorted_then_consented(filters: list, page: int) -> peewee.Select:

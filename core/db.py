@@ -984,7 +984,8 @@ class _PoolWait:
 
 # What a statement outside a transaction must not contain to be run again: data-modifying parts (also WITH's
 # and SELECT ... FOR UPDATE's), SELECT INTO, and functions with effects of their own.
-_READ = re.compile(r"\s*\(*\s*(select|with|show)\b", re.IGNORECASE)
+# A read may carry SET LOCAL planner settings in front (caseflow.portal's list): they last for that string only.
+_READ = re.compile(r"\s*(?:SET\s+LOCAL\s+[^;]*;\s*)*\(*\s*(select|with|show)\b", re.IGNORECASE)
 _NOT_ONLY_READ = re.compile(r"\b(insert|update|delete|merge|into|copy|nextval|setval|set_config|pg_advisory_\w+|"
                             r"pg_notify|pg_terminate_backend|pg_cancel_backend|lo_\w+)\b", re.IGNORECASE)
 

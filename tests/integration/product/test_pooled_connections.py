@@ -359,9 +359,11 @@ def test_a_transaction_whose_connection_dies_fails_to_its_caller(pool):
 def test_only_plain_reads_are_run_again():
     """Should call a read only what cannot take effect twice."""
     for sql in ("SELECT 1", " (SELECT a FROM t) UNION (SELECT 2)", "WITH x AS (SELECT 1) SELECT * FROM x",
-                "SHOW statement_timeout", 'SELECT "t"."updated_at" FROM "t"'):
+                "SHOW statement_timeout", 'SELECT "t"."updated_at" FROM "t"',
+                "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SELECT 1"):  # caseflow.portal's
         assert core_db._is_read(sql), sql
     for sql in ("INSERT INTO t VALUES (1)", "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
                 "SELECT * FROM t FOR UPDATE", "SELECT nextval('s')", "SELECT pg_advisory_lock(1)",
-                "SELECT * INTO u FROM t", "UPDATE t SET a = 1", "BEGIN", "SET x = 1"):
+                "SELECT * INTO u FROM t", "UPDATE t SET a = 1", "BEGIN", "SET x = 1", "SET LOCAL x = 1",
+                "SET LOCAL x = 1; INSERT INTO t VALUES (1)", "SET x = 1; SELECT 1"):
         assert not core_db._is_read(sql), sql

@@ -5,6 +5,7 @@ submission's limits are one statement, its web case is written before the ticket
 their upsert to the commit), and the look-up reads the case in one statement."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 from contextlib import contextmanager
 
@@ -168,6 +169,26 @@ def test_a_filtered_list_reads_no_tree(db, client, world):
     assert pickers.category_ids(world.noise.id) == org.category_subtree_ids(world.noise)
     assert child.id in pickers.category_ids(world.noise.id) and pickers.region_children[district.id] == [street.id]
     assert [(c.id, d) for c, d in pickers.category_tree] == [(c.id, d) for c, d in org.category_tree() if c.active]
+
+
+def test_a_filtered_list_is_two_statements(db, client, world):
+    """Should count a filtered list and read its page's rows (its ids inside) in two statements on PostgreSQL,
+    each carrying its planner settings, with no BEGIN or COMMIT (six round trips before); the page in the
+    list's order on both databases."""
+    from tests.integration.caseflow.test_public_indexes import _published
+
+    shown = _published(3, dt.datetime(2026, 1, 1))
+    client.get("/cases")
+    with commits_counted(db) as (seen, committed):
+        response = client.get("/cases?type=complaint")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert [page.index(t.number) for t in reversed(shown)] == sorted(page.index(t.number) for t in shown)
+    if is_postgres():
+        listed = [s for s, _inside in seen if '"ticket"' in s]
+        assert len(listed) == 2 and "COUNT(*)" in listed[0] and "= ANY(ARRAY(SELECT" in listed[1], listed
+        assert all(s.startswith("SET LOCAL max_parallel_workers_per_gather = 0;") for s in listed), listed
+        assert not [s for s, _inside in seen if s.upper() == "BEGIN"] and not committed, (seen, committed)
 
 
 def test_a_look_up_reads_the_case_in_one_statement(db, world):
