@@ -384,7 +384,7 @@ FTS_PAGE_SIZE = 500
 # creation's p99; issue 15 item 7); and a level reaching ``crisismerge`` (default 16) is merged whole at once. 16
 # leaves that work to few creations (own CPU p99 about 2 ms, searches a few ms slower at p99 at most, within the
 # noise); crisismerge 64 keeps it that way: at 16 each level merged whole, up the levels, as it filled (one
-# creation in 60,000 took 850 ms). The knowledge base is edited by hand, rarely: FTS5's defaults.
+# write of 70,000 one-row ones took 850 ms, synthetic). The knowledge base is edited by hand, rarely: FTS5's defaults.
 FTS_MERGING = {"ticket": {"automerge": 16, "crisismerge": 64}}
 
 
