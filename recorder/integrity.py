@@ -160,7 +160,8 @@ def seal_turn(database, timeout: float | None = None):
     inside a transaction already (a connection held: waiting would pin it) it goes on without, and the retry
     in append_seal keeps the numbers right; after an explicit ``timeout`` too. Otherwise it waits as long as
     the turns before it take, up to SEAL_TURN_LIMIT, then raises SealTurnTimeout (one seal_turn_stuck alarm
-    per stall) and the sweep finalises the record later. Finalisers that went on without the turn after
+    per stall; until a turn is taken again the next finalisers raise it at once) and the sweep finalises the
+    record later. Finalisers that went on without the turn after
     10 s took a pooled connection each and waited on the quarter-hour's call_slot row, held by each other's
     open transactions: under bench/simulation.py on PostgreSQL 19 at once, up to 30 s, 18 of the pool's 20
     connections, and the ACD's offers waited behind them (issue 15 item 10)."""
@@ -185,6 +186,10 @@ def _wait_for_turn(target, lock) -> bool:
     if lock.acquire(blocking=False):
         _stalled[0] = False
         return True
+    if _stalled[0]:
+        # A waiter gave up and nobody has had a turn since: the next ones give up at once, so the Finaliser's
+        # queue and a sweep do not wait SEAL_TURN_LIMIT for each record in turn; the sweep writes them later.
+        raise SealTurnTimeout("the seal turn is still held (seal_turn_stuck)")
     _SEAL_WAITERS[target] = _SEAL_WAITERS.get(target, 0) + 1
     try:
         waited, limit = 0.0, SEAL_TURN_LIMIT

@@ -134,8 +134,8 @@ def test_a_finaliser_waits_for_its_turn_as_long_as_it_takes(db, caplog, monkeypa
 def test_finalisers_give_up_the_turn_after_its_limit_with_one_alarm_per_stall(db, caplog, monkeypatch):
     """Should raise SealTurnTimeout in every finaliser still waiting after SEAL_TURN_LIMIT (a holder that never
     comes back stopped every record of the process), with one seal_turn_stuck alarm for them all, not one
-    each, and count the waiters in one line per period; a turn taken again ends the stall, and the next
-    stall raises its own alarm."""
+    each, and count the waiters in one line per period; during the stall a new finaliser gives up at once; a
+    turn taken again ends the stall, and the next stall raises its own alarm."""
     import logging
 
     import pytest
@@ -161,11 +161,15 @@ def test_finalisers_give_up_the_turn_after_its_limit_with_one_alarm_per_stall(db
         with seal_turn(db):
             waiters = [gevent.spawn(take_turn) for _ in range(3)]
             gevent.joinall(waiters, timeout=10)
-        for waiter in waiters:
-            with pytest.raises(integrity.SealTurnTimeout):
-                waiter.get(timeout=0)
-        assert raised == ["seal_turn_stuck"]
-        assert any("3 finalisers waiting" in r.getMessage() for r in caplog.records)
+            for waiter in waiters:
+                with pytest.raises(integrity.SealTurnTimeout):
+                    waiter.get(timeout=0)
+            assert raised == ["seal_turn_stuck"]
+            assert any("3 finalisers waiting" in r.getMessage() for r in caplog.records)
+            monkeypatch.setattr(integrity, "SEAL_TURN_LIMIT", 600.0, raising=False)
+            with pytest.raises(integrity.SealTurnTimeout):  # still stuck: the next gives up at once
+                gevent.spawn(take_turn).get(timeout=10)
+        monkeypatch.setattr(integrity, "SEAL_TURN_LIMIT", 0.2, raising=False)
         assert take_turn() is True  # the stall is over
         with seal_turn(db):
             with pytest.raises(integrity.SealTurnTimeout):
