@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import locale
 import os
+import select
 import signal
 import subprocess
 from typing import Mapping, Sequence
@@ -132,24 +133,33 @@ class _Child:
     def communicate(self, data: bytes) -> tuple[bytes | None, bytes | None]:
         """Write ``data`` to stdin (then close it) and read stdout and stderr to their ends, cooperatively."""
         view = memoryview(data)
-        reading = [fd for fd in (self.stdout, self.stderr) if fd is not None]
-        writing = [self.stdin] if self.stdin is not None else []
-        if writing and not view:
-            self._close(self.stdin)
-            writing = []
-        while reading or writing:
-            ready_r, ready_w, _ = gevent.select.select(reading, writing, [])
-            for fd in ready_w:
-                try:
-                    view = view[os.write(fd, view[:_CHUNK]):]
-                except BrokenPipeError:
-                    view = view[:0]  # the program stopped reading: what it wrote still counts
-                except BlockingIOError:
+        # poll, not select: select() refuses descriptors above 1,023, which a busy server's pipes get.
+        # gevent's poll waits on each descriptor with a watcher of the hub's loop (epoll).
+        waiting, watched = gevent.select.poll(), set()
+        for fd in (self.stdout, self.stderr):
+            if fd is not None:
+                waiting.register(fd, select.POLLIN)
+                watched.add(fd)
+        if self.stdin is not None:
+            if view:
+                waiting.register(self.stdin, select.POLLOUT)
+                watched.add(self.stdin)
+            else:
+                self._close(self.stdin)
+        while watched:
+            for fd, _ in waiting.poll():
+                if fd == self.stdin:
+                    try:
+                        view = view[os.write(fd, view[:_CHUNK]):]
+                    except BrokenPipeError:
+                        view = view[:0]  # the program stopped reading: what it wrote still counts
+                    except BlockingIOError:
+                        continue
+                    if not view:
+                        waiting.unregister(fd)  # before the close: a closed descriptor cannot be watched
+                        watched.discard(fd)
+                        self._close(fd)
                     continue
-                if not view:
-                    self._close(fd)
-                    writing = []
-            for fd in ready_r:
                 try:
                     piece = os.read(fd, _CHUNK)
                 except BlockingIOError:
@@ -157,7 +167,8 @@ class _Child:
                 if piece:
                     (self._out if fd == self.stdout else self._err).extend(piece)
                 else:
-                    reading.remove(fd)
+                    waiting.unregister(fd)
+                    watched.discard(fd)
         return self.outputs()
 
     def outputs(self) -> tuple[bytes | None, bytes | None]:

@@ -87,6 +87,30 @@ def test_killed_by_a_signal():
     assert run(["sh", "-c", "kill -9 $$"]).returncode == -9
 
 
+def test_pipes_above_descriptor_1024():
+    """Should run a program whose pipes get descriptors above 1,023 (select() refuses those: a busy server has
+    that many sockets and files open)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1200
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"the hard limit on open files ({hard}) keeps descriptors below 1,024")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] < 1100:  # every lower descriptor taken: the pipes come above
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        done = run(["sh", "-c", "echo out; echo err >&2"], capture_output=True)
+        assert (done.stdout, done.stderr) == (b"out\n", b"err\n")
+        assert run(["cat"], input=b"fed", capture_output=True).stdout == b"fed"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 @contextlib.contextmanager
 def _ticking():
     """A greenlet appending to the yielded list every 10 ms of the current hub while the block runs."""
