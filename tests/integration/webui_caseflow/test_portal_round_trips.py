@@ -224,3 +224,26 @@ def test_a_look_up_reads_its_throttles_in_one_statement(db, client, world, app):
     west = world.west_ticket
     assert other.post("/follow", data={"number": west.number, "code": west.query_pin,
                                        "csrf_token": other.csrf_token()}).status_code == 303
+
+
+def test_the_list_filters_are_rendered_once_per_language(app, client, world, login, monkeypatch):
+    """Should render the published list's filter options once per language and keep them (the chosen ones
+    selected on each page, HTML in a name escaped), and render them again at once after a category is added on
+    the administrator's page."""
+    import webui.blueprints.portal as portal_bp
+
+    org.create_category("ESC", "<b>噪音</b>")
+    rendered = []
+    render = portal_bp._render_filter_options
+    monkeypatch.setattr(portal_bp, "_render_filter_options", lambda: rendered.append(1) or render())
+    first = client.get("/cases").get_data(as_text=True)
+    page = client.get(f"/cases?type=help&category={world.noise.id}").get_data(as_text=True)
+    assert len(rendered) == 1
+    assert '<option value="help" selected>' in page and f'<option value="{world.noise.id}" selected>' in page
+    assert " selected>" not in first and "&lt;b&gt;噪音&lt;/b&gt;" in first and "<b>噪音" not in first
+    client.get("/cases?lang=en")
+    assert len(rendered) == 2  # another language
+    admin = login(world.admin)
+    assert admin.post_form("/admin/org/categories", {"what": "category", "code": "NEW", "name": "新增分类"}
+                           ).status_code == 303
+    assert "新增分类" in client.get("/cases").get_data(as_text=True)
