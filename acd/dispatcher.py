@@ -117,6 +117,7 @@ class Acd(TransitionsMixin, WaitingMixin, OffersMixin, ReconcileMixin, LiveMixin
         self._dispatching = False
         self._offers_writing = 0  # offers made in memory whose write is under way (acd.offers)
         self._offers_held_back = False  # a pass stopped at OFFER_WRITES_AT_ONCE: the next write's end kicks
+        self._last_offer_queue = ""  # the queue of the latest offer: the next pass starts after it (acd.offers)
         self._snapshots: dict[tuple[int, str], tuple[tuple, AgentSnapshot]] = {}
         self._loop: gevent.Greenlet | None = None
         self._timers: dict[int, gevent.Greenlet] = {}

@@ -108,6 +108,15 @@ class Offer:
     written: bool = False  # the caller bridges only once it is (acd.waiting): a failed write undoes it
 
 
+def _after(items: list[tuple[str, object]], name: str) -> list[tuple[str, object]]:
+    """``items`` (queue name, waiters) turned to start after ``name``'s queue: the passes take the queues in
+    turn. A pass stops at OFFER_WRITES_AT_ONCE, and under overload each write's end runs one more; started
+    from the first queue each time, the later queues got no offer until the first drained."""
+    names = [item[0] for item in items]
+    start = names.index(name) + 1 if name in names else 0
+    return items[start:] + items[:start]
+
+
 def _seat_number(operator_no: str) -> int:
     digits = "".join(ch for ch in operator_no if ch.isdigit())
     return int(digits[-9:]) if digits else 0
@@ -231,7 +240,7 @@ class OffersMixin:
 
     def _dispatch_pass(self) -> int:
         made = 0
-        for queue_name, waiters in list(self.queue_waiters.items()):
+        for queue_name, waiters in _after(list(self.queue_waiters.items()), self._last_offer_queue):
             queue = self.queues.get(queue_name)
             if queue is None or not waiters:
                 continue
@@ -254,6 +263,7 @@ class OffersMixin:
                 if not order:
                     continue
                 self._make_offer(waiter, queue, order)
+                self._last_offer_queue = queue_name
                 made += 1
         return made
 

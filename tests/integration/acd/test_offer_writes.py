@@ -249,6 +249,20 @@ def test_the_pass_offers_the_next_caller_while_an_offer_is_written(make_acd, set
             job.get(timeout=5)
 
 
+def hold_offer_writes(acd, record):
+    """Hold each offer's write, after ``record(changes)``, until the event returned is set."""
+    release, real_write = gevent.event.Event(), acd._write
+
+    def write(changes, *writes):
+        if writes:
+            record(changes)
+            release.wait(10)
+        return real_write(changes, *writes)
+
+    acd._write = write
+    return release
+
+
 def test_a_pass_stops_at_the_writes_allowed_at_once_and_goes_on_after(make_acd, setup_agents, db, world,
                                                                        monkeypatch):
     """Should have at most OFFER_WRITES_AT_ONCE offers' writes under way (more would crowd the pool's queue
@@ -258,16 +272,8 @@ def test_a_pass_stops_at_the_writes_allowed_at_once_and_goes_on_after(make_acd, 
     Queue.update(strategy="longest_idle").execute()
     acd = make_acd()
     ready_all(acd, agents)
-    release, held = gevent.event.Event(), []
-    real_write = acd._write
-
-    def write(changes, *writes):
-        if writes:
-            held.append(changes[0].agent.id)
-            release.wait(10)
-        return real_write(changes, *writes)
-
-    acd._write = write
+    held = []
+    release = hold_offer_writes(acd, lambda changes: held.append(changes[0].agent.id))
     callers = [Session(world, caller="13900008888"), Session(world, caller="13900009999")]
     jobs = [gevent.spawn(acd.enter_queue, session, "consult") for session in callers]
     try:
@@ -282,6 +288,43 @@ def test_a_pass_stops_at_the_writes_allowed_at_once_and_goes_on_after(make_acd, 
     finally:
         release.set()
         for session in callers:
+            session.hangup_now()
+        for job in jobs:
+            job.get(timeout=5)
+
+
+def test_the_passes_take_the_queues_in_turn_at_the_writes_allowed_at_once(make_acd, setup_agents, db, world,
+                                                                         monkeypatch):
+    """Should offer a second queue's caller before the first queue's later ones when the writes allowed at
+    once are under way (review1 item 6): each write's end runs one more pass, and passes that started from the
+    first queue each time gave the other queues nothing until the first drained."""
+    monkeypatch.setattr(offers, "OFFER_WRITES_AT_ONCE", 1)
+    agents = ringing_on(setup_agents, world, n=4)
+    create_queue("other", "consult", strategy="longest_idle", ring_timeout=20, wrap_up_seconds=0,
+                 announce_interval=0)
+    Queue.update(strategy="longest_idle").execute()
+    acd = make_acd()
+    ready_all(acd, agents)
+    offered = []  # the queue of each offer, in the order written
+    release = hold_offer_writes(acd, lambda changes: offered.append(changes[0].agent.call_queue))
+    first = Session(world, caller="13900001001")
+    later = [Session(world, caller="13900001002"), Session(world, caller="13900001003")]
+    other = Session(world, caller="13900002001")
+    jobs = [gevent.spawn(acd.enter_queue, first, "consult")]
+    try:
+        wait_for(lambda: offered, what="the first offer's write")
+        jobs.append(gevent.spawn(acd.enter_queue, other, "other"))
+        wait_for(lambda: other.uuid in acd.waiters, what="the other queue's caller waiting")
+        jobs += [gevent.spawn(acd.enter_queue, session, "consult") for session in later]
+        waiting = lambda: list(acd.waiters.values())  # noqa: E731
+        wait_for(lambda: len(waiting()) == 4 and all(w.offer or w.step == "music" for w in waiting()),
+                 what="every caller's pass done, the callers on hold")
+        release.set()
+        wait_for(lambda: len(offered) == 4, what="every offer written")
+        assert offered == ["consult", "other", "consult", "consult"]
+    finally:
+        release.set()
+        for session in [first, other, *later]:
             session.hangup_now()
         for job in jobs:
             job.get(timeout=5)
