@@ -33,6 +33,57 @@ def test_waiters_ahead_are_served_first_in_their_arrival_order():
     assert served == ["acd1", "acd2", 0, 1, 2]
 
 
+def test_a_waiter_not_ahead_goes_before_the_ahead_ones_coming_after_part_of_its_timeout():
+    """Should serve a waiter not ahead within its timeout while waiters ahead keep coming, one for each place
+    freed (review1 item 3: served only when none was queued ahead, the IVR's statements timed out)."""
+    room, served = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
+
+    def take(name, ahead, timeout):
+        with wait.turn(timeout, ahead) as ok:
+            if ok:
+                room[0] -= 1
+            served.append((name, ok))
+
+    ordinary = gevent.spawn(take, "ordinary", False, 2)
+    wait_until(lambda: len(wait._queue) == 1, what="the ordinary waiter queued")
+    stream = []
+    while not ordinary.dead and len(stream) < 2000:
+        stream.append(gevent.spawn(take, f"acd{len(stream)}", True, 30))
+        wait_until(lambda: len(wait._queue) == 2, what="one ahead queued beside it")
+        room[0] += 1
+        wait.notify()
+        wait_until(lambda: len(wait._queue) == 1 or ordinary.dead, what="one served")
+        gevent.sleep(0.01)
+    room[0] += 1
+    wait.notify()
+    gevent.joinall([ordinary, *stream], timeout=5, raise_error=True)
+    assert ("ordinary", True) in served and all(ok for _, ok in served)
+
+
+def test_a_waiter_killed_while_queued_ahead_leaves_nothing_behind():
+    """Should take a waiter queued ahead and killed out of the queue, granted nothing, and give the next place
+    to the waiter behind it."""
+    room, served = [0], []
+    wait = core_db._PoolWait(lambda: room[0])
+
+    def take(name, ahead):
+        with wait.turn(5, ahead) as ok:
+            assert ok
+            served.append(name)
+
+    ordinary = gevent.spawn(take, "ordinary", False)
+    killed = gevent.spawn(take, "killed", True)
+    wait_until(lambda: len(wait._queue) == 2, what="both queued")
+    assert wait._queue[0].ahead
+    killed.kill()
+    assert len(wait._queue) == 1 and not wait._queue[0].ahead and wait._granted == 0
+    room[0] = 1
+    wait.notify()
+    ordinary.join(5)
+    assert served == ["ordinary"] and wait._granted == 0 and not wait._queue
+
+
 def test_a_block_ahead_marks_the_checkouts_inside_it_only(tmp_path, db):
     """Should mark the greenlet's checkouts as ahead inside the block only (nested blocks too), and do
     nothing on a database without a pool of waiters (the tests' own)."""
