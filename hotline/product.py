@@ -51,6 +51,7 @@ class Product:
         from switch.inbound import SwitchPool
         from switch.outbound import OutboundServer, PeerAllowList
         from webui.app import Services, create_app
+        from webui.blueprints.portal import warm_up as portal_warm_up
 
         config = self.config
         self.clock = self.clock or Clock(config.tz)
@@ -189,6 +190,7 @@ class Product:
         self.parts["hotspots"] = analysis.RemoteHotspotJob(services.analysis, HotspotSettings.from_extra(config.extra),
                                                            alarm=self.parts["checks"].service.raise_alarm)
         self.parts["web_app"] = create_app(config, services)
+        portal_warm_up(self.parts["web_app"])  # the portal's first visitors pay no template compiling
         self.parts["case_jobs"] = case_jobs
         return self
 

@@ -34,6 +34,7 @@ def build(config, stopping: Event | None = None):
     """The worker's Flask app, its Services (bus, forwarder) and the bus; waits for the schema."""
     from hotline.schema import pending
     from webui.app import Services, create_app
+    from webui.blueprints.portal import warm_up as portal_warm_up
     from webui.forward import CallProcessForwarder, parse_call_process
     from webui.security import proxy_hops
 
@@ -67,7 +68,9 @@ def build(config, stopping: Event | None = None):
     bus = open_bus(config.database_url).start()
     forwarder = CallProcessForwarder(addresses, trusted_hops=proxy_hops(config.extra.get("HOTLINE_TRUST_PROXY", "")))
     services = Services(clock=Clock(config.tz), bus=bus, forward=forwarder)
-    return create_app(config, services), services
+    app = create_app(config, services)
+    portal_warm_up(app)  # before serving (and before main's heap freeze keeps what it made)
+    return app, services
 
 
 def main() -> int:

@@ -213,16 +213,37 @@ def _captcha_mac(captcha_id: str, answer: str) -> str:
 @public
 def captcha():
     """A new picture code for this browser (the session keeps only a keyed MAC of the answer, never it)."""
-    from captcha.image import ImageCaptcha
-
     answer = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
     captcha_id = secrets.token_urlsafe(16)
     session[CAPTCHA_KEY] = {"id": captcha_id, "mac": _captcha_mac(captcha_id, answer), "at": int(time.time())}
-    image = ImageCaptcha(width=180, height=64).generate(answer)
-    response = make_response(image.getvalue() if isinstance(image, io.BytesIO) else image.read())
+    response = make_response(_picture(answer))
     response.mimetype = "image/png"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+_DRAWER = None  # one ImageCaptcha per process: a new one loaded its three fonts again for every picture
+
+
+def _picture(answer: str) -> bytes:
+    """``answer`` drawn as a PNG picture code."""
+    global _DRAWER
+    if _DRAWER is None:
+        from captcha.image import ImageCaptcha  # imports PIL: only a process that serves the portal
+
+        _DRAWER = ImageCaptcha(width=180, height=64)
+    image = _DRAWER.generate(answer)
+    return image.getvalue() if isinstance(image, io.BytesIO) else image.read()
+
+
+def warm_up(app) -> None:
+    """What the portal's first visitors would otherwise pay in each serving process, done before it serves: its
+    templates compiled and the picture code's drawing imported with its fonts loaded (bench/portal.py --trace:
+    the first write forms, pictures and answers of a worker held its hub 20-37 ms each, every other request
+    waiting behind them)."""
+    for name in app.jinja_env.list_templates(filter_func=lambda name: name.startswith("portal/")):
+        app.jinja_env.get_template(name)
+    _picture("A" * CAPTCHA_LENGTH)
 
 
 def _check_captcha(answer: str) -> str | None:

@@ -717,3 +717,26 @@ def test_a_code_under_a_rotated_key_opens_its_case_and_is_hashed_again(app, clie
     WebCase.update(code_hash=unkeyed_hash(code)).where(WebCase.ticket == ticket).execute()
     assert follow(client, number, code).headers["Location"] == f"/follow/{number}"
     assert stored().startswith("h1$") and portal.code_matches(stored(), code, current)
+
+
+def test_warm_up_compiles_the_portal_templates_and_draws_a_picture_before_the_first_visitor(app, client):
+    """A serving process warms the portal up at its start (hotline.worker / hotline.product): its first write
+    form, picture code and answer then compile no template (bench/portal.py --trace: 20-37 ms runs each)."""
+    import webui.blueprints.portal as portal_bp
+
+    compiled: list[str] = []
+    real_compile = app.jinja_env.compile
+
+    def counting(source, name=None, *args, **kwargs):
+        compiled.append(name)
+        return real_compile(source, name, *args, **kwargs)
+
+    app.jinja_env.cache.clear()
+    app.jinja_env.compile = counting
+    portal_bp.warm_up(app)
+    assert {"portal/write.html", "portal/done.html", "portal/base.html", "portal/cases.html"} <= set(compiled)
+    assert not [name for name in compiled if not name.startswith("portal/")]
+    compiled.clear()
+    assert client.get("/captcha.png").mimetype == "image/png"
+    assert submit(client).status_code == 200
+    assert [name for name in compiled if name.startswith("portal/")] == []
