@@ -259,9 +259,11 @@ def _check_captcha(answer: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- pages
-def _choices() -> dict:
-    pickers = _pickers()
-    return {"types": portal.TYPES, "categories": pickers.category_tree, "regions": pickers.region_tree,
+def _choices(form: dict) -> dict:
+    """The write form's choices; its category and region options are the list filters' kept HTML (the same
+    trees, rendered once per language: about 100 options a write form's rendering otherwise)."""
+    options = _filter_options({"category": form.get("category", ""), "region": form.get("region", "")})
+    return {"types": portal.TYPES, "category_options": options["category"], "region_options": options["region"],
             "reply_choices": portal.REPLY_CHOICES, "max_content": portal.MAX_CONTENT, **_file_limits()}
 
 
@@ -436,7 +438,7 @@ def _write_page(box: str):
     codes = _codes_on()
     if request.method == "GET":
         return render_template("portal/write.html", box=box, form={"reply_by": "phone"}, error=None,
-                               error_field="", codes=codes, **_choices())
+                               error_field="", codes=codes, **_choices({}))
     values = _form_values()
     ip = client_ip()
     now = security.now_utc()
@@ -447,7 +449,7 @@ def _write_page(box: str):
         return render_template("portal/write.html", box=box, form=values, error=message or None,
                                error_field=field, notice=notice, codes=codes,
                                files_lost=files_lost and bool(request.files.getlist("files")),
-                               **_choices()), status
+                               **_choices(values)), status
 
     if request.form.get("website"):  # the honeypot: people never see this field, robots fill it
         return again(_t("The form has expired. Please reload the page and try again."), "", 400)

@@ -247,3 +247,27 @@ def test_the_list_filters_are_rendered_once_per_language(app, client, world, log
     assert admin.post_form("/admin/org/categories", {"what": "category", "code": "NEW", "name": "新增分类"}
                            ).status_code == 303
     assert "新增分类" in client.get("/cases").get_data(as_text=True)
+
+
+def test_the_write_form_reuses_the_kept_tree_options(app, client, world, monkeypatch):
+    """Should render the write form's category and region options from the list filters' kept HTML (rendered
+    once per language, not ~100 options a form), the ones a refused form chose selected again, a name escaped."""
+    import webui.blueprints.portal as portal_bp
+
+    org.create_category("ESC", "<b>噪音</b>")
+    region = org.create_region("R1", "东城区")
+    rendered = []
+    render = portal_bp._render_filter_options
+    monkeypatch.setattr(portal_bp, "_render_filter_options", lambda: rendered.append(1) or render())
+    first = client.get("/write").get_data(as_text=True)
+    assert f'<option value="{world.noise.id}">' in first and " selected>" not in first
+    assert "&lt;b&gt;噪音&lt;/b&gt;" in first and "<b>噪音" not in first
+    client.get("/captcha.png")
+    refused = client.post("/write", data={"type": "complaint", "content": "", "category": str(world.noise.id),
+                                          "region": str(region.id), "reply_by": "phone", "captcha": "AAAAA",
+                                          "csrf_token": client.csrf_token()})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert f'<option value="{world.noise.id}" selected>' in page
+    assert f'<option value="{region.id}" selected>' in page
+    assert len(rendered) == 1
