@@ -151,7 +151,7 @@ def find_ids(table: str, query: str, limit: int | None = None, min_hits: int = 1
     ids: list[int] = []
     seen: set[int] = set()
 
-    top: list = []  # PostgreSQL's newest id, read once for the tiers (see _recent_ids)
+    top: list = []  # where PostgreSQL's windows start, read once for the tiers (see _recent_ids)
 
     def add(terms, mode):
         for i in candidate_ids(table, terms, limit, restrict_sql, restrict_params, mode=mode, order=order,
@@ -454,8 +454,8 @@ def candidate_ids(table: str, grams: Iterable[str], limit: int = CANDIDATES,
     ``restrict_sql`` is an extra condition on the base table aliased ``t`` with %s placeholders. ``scope``
     (tickets) is the same restriction over the marker lexemes (a Scope, or a tsquery; see ``document``): PostgreSQL's
     GIN index applies it instead of ``restrict_sql``; SQLite checks ``restrict_sql``, which may then read only
-    the columns of _SCOPE_COLUMNS (from their index). ``top``: a list holding the table's newest id once read
-    (callers asking several times share it), or empty (read and put there).
+    the columns of _SCOPE_COLUMNS (from their index). ``top``: a list holding where the windows start once read
+    (callers asking several times with one scope share it; see _recent_ids), or empty (read and put there).
     """
     grams = [g for g in grams if g]
     if not grams:
@@ -499,25 +499,70 @@ def _recent_ids(db, table: str, terms: str, limit: int, extra: str, restrict_par
     (``next_span``), so a common word reads about the rows it returns and a rare one a few windows. No ORDER BY ... LIMIT in
     the statement: with one the planner walks the primary key backwards from the table's top testing every
     row (its choice for a common word), or intersects the GIN with a bitmap of the window's ids; the window's
-    matches are few, sorted here."""
+    matches are few, sorted here.
+
+    ``top`` (shared by a search's tiers) holds where the windows start: the end of the newest id's bucket, then,
+    once a scoped search's first window found nothing, the end of the scope's newest bucket (``_scope_end``): a
+    backlog of newer tickets the scope may not see (tickets not dispatched yet) costs one probe, not windows grown
+    eight times each across it and then one as wide across the scope's own tickets, most of it rows read."""
     smallest = 1 << BUCKETS[-1][1]
     if not top:
-        top.append(db.execute_sql(f"SELECT max(id) FROM {table}").fetchone()[0])
-    if top[0] is None:
-        return []
-    high = ((top[0] >> BUCKETS[-1][1]) + 1) * smallest
+        newest = db.execute_sql(f"SELECT max(id) FROM {table}").fetchone()[0]
+        top.append(0 if newest is None else ((newest >> BUCKETS[-1][1]) + 1) * smallest)
+    high = top[-1]
     span = FIRST_WINDOW
     found: list[int] = []
     while high > 0 and len(found) < limit:
         low = max(0, (high - span) // smallest * smallest)
-        window = " | ".join(f"'{m}'" for m in bucket_marks(low, high))
         within = "" if scope is None else f" & ({scope.within(low, high)})"
         sql = f"SELECT t.id FROM {table} t WHERE {document(table)} @@ %s::tsquery{extra}"
-        rows = db.execute_sql(sql, (f"{terms}{within} & ({window})", *restrict_params)).fetchall()
+        rows = db.execute_sql(sql, (f"{terms}{within} & ({_window(low, high)})", *restrict_params)).fetchall()
         found.extend(sorted((row[0] for row in rows), reverse=True)[:limit - len(found)])
+        if not found and scope is not None and len(top) == 1:
+            top.append(_scope_end(db, table, scope, top[0]))
+            if top[-1] < low:  # nothing the scope sees down to there: start again from its newest
+                high, span = top[-1], FIRST_WINDOW
+                continue
         span = next_span(span, len(found), found[0] + 1 - low if found else 0, limit - len(found))
         high = low
     return found
+
+
+def _window(low: int, high: int) -> str:
+    """The tsquery of ids [low, high): their bucket marks, any of them."""
+    return " | ".join(f"'{m}'" for m in bucket_marks(low, high))
+
+
+PROBED_AT_ONCE = 8  # id ranges one statement of _scope_end asks about (each one EXISTS planned)
+
+
+def _scope_end(db, table: str, scope: Scope, high: int) -> int:
+    """The end of the newest 4,096-id bucket below ``high`` holding a row ``scope`` may see, 0 when none:
+    first which 32,768-id bucket (the scope's department/bucket pairs), then which of its 4,096-id ones, each an
+    EXISTS on the GIN alone (an empty pair or mark ends it at once; a held one reads one table page)."""
+    coarse, fine = 1 << PAIR_SHIFT, 1 << BUCKETS[-1][1]
+    while high > 0:
+        bounds = [high]  # high, then the 32,768 multiples below it
+        while len(bounds) <= PROBED_AT_ONCE and bounds[-1] > 0:
+            bounds.append((bounds[-1] - 1) // coarse * coarse)
+        ranges = list(zip(bounds[1:], bounds[:-1]))
+        hit = _first_holding(db, table, scope, ranges)
+        if hit is not None:
+            low, end = hit
+            inner = _first_holding(db, table, scope, [(e - fine, e) for e in range(end, low, -fine)])
+            return (inner or hit)[1]  # none now: it went since, so none lies above the bucket's end either
+        high = ranges[-1][0]
+    return 0
+
+
+def _first_holding(db, table: str, scope: Scope, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The first of ``ranges`` (id ranges [low, high), multiples of 4,096, newest first) holding a row ``scope``
+    may see, None when none does: one statement whose CASE asks each EXISTS in turn, the later ones not run."""
+    probe = f"EXISTS (SELECT 1 FROM {table} t WHERE {document(table)} @@ %s::tsquery)"
+    sql = "SELECT CASE " + " ".join(f"WHEN {probe} THEN {n}" for n in range(len(ranges))) + " END"
+    params = [f"({scope.within(low, high)}) & ({_window(low, high)})" for low, high in ranges]
+    first = db.execute_sql(sql, params).fetchone()[0]
+    return None if first is None else ranges[first]
 
 
 def next_span(span: int, found: int, read: int, wanted: int) -> int:

@@ -14,6 +14,7 @@ from caseflow import workflow as wf
 from caseflow.models import Citizen, Ticket
 from caseflow.visibility import _visibility_scope, _visibility_sql, subtree_department_ids
 from core.db import is_postgres
+from tests.integration.caseflow.test_public_indexes import _statements
 
 NUMBERS = itertools.count(20_000_000)
 BASE = dt.datetime(2026, 1, 5, 9, 0)
@@ -128,6 +129,30 @@ def test_recent_candidates_across_windows(org_setup, monkeypatch):
         assert search.candidate_ids("ticket", search.query_grams("下水道"), 20, mode="all", order="recent",
                                     scope=scope) == east
     assert search.candidate_ids("ticket", ["没有"], 5, order="recent") == []
+
+
+def test_department_search_starts_below_a_backlog_it_may_not_see(org_setup, db, monkeypatch):
+    """Should find a district's newest matches under a backlog of 800,000 newer ids it may not see (recorded, not
+    dispatched yet), and nothing for a department holding none; on PostgreSQL, after the empty first window, one
+    probe for the district's newest ticket: the next window is the first one's width ending at that ticket's
+    bucket, not one widened eight times across the backlog."""
+    o = org_setup
+    east = [2_000, 9_000, 40_000, 70_000, 100_000]
+    for ticket_id in east:
+        _ticket(o.east, wf.DISPATCHED, ticket_id=ticket_id, text="下水道堵塞")
+    _ticket(o.west, wf.DISPATCHED, ticket_id=110_000, text="下水道堵塞")
+    for ticket_id in range(200_000, 1_000_001, 50_000):
+        _ticket(None, wf.RECORDED, ticket_id=ticket_id, text="下水道堵塞", created_by=o.agent)
+    monkeypatch.setattr(search, "FIRST_WINDOW", 4096)
+    with _statements(db, monkeypatch) as seen:
+        found = [t.id for t in services.search_tickets(o.east_user, text="下水道", limit=50)]
+    assert found == sorted(east, reverse=True)
+    windows = [params[0] for sql, params in seen if sql.startswith("SELECT t.id") and "@@" in sql]
+    if is_postgres(db):  # 100,000 lies in 4,096-id bucket 24: [98,304, 102,400)
+        assert windows[0].endswith("('~a244')") and windows[1].endswith("('~a24')"), windows
+        assert search._scope_end(db, "ticket", _visibility_scope(o.east_user), 1 << 20) == 102_400
+        assert search._scope_end(db, "ticket", _visibility_scope(o.bureau_user), 1 << 20) == 0
+    assert services.search_tickets(o.bureau_user, text="下水道", limit=50) == []
 
 
 def test_sqlite_scope_read_from_its_index(org_setup, db, monkeypatch):

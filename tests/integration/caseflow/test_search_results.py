@@ -24,7 +24,7 @@ QUERIES = ["路", "灯", "噪", "路灯", "噪音", "噪声", "扰民", "噪声 
 def _make(rng: random.Random, o) -> None:
     """Three hundred tickets: ids spread over several of PostgreSQL's id buckets, random departments (held and
     handed down), recording users and statuses, text of two to five words; then thirty newest ones only their
-    recording agent and the centre see."""
+    recording agent and the centre see, spread over 90,000 ids."""
     departments = [o.east, o.east_street, o.east_street2, o.west, o.west_street, o.bureau, None]
     statuses = [wf.RECORDED, wf.DISPATCHED, wf.IN_PROGRESS, wf.CLOSED]
     ticket_id = 0
@@ -38,10 +38,11 @@ def _make(rng: random.Random, o) -> None:
                       department=rng.choice(departments), upper_department=rng.choice(departments[:3] + [None] * 3),
                       created_by=rng.choice([o.agent, o.east_user, None]), created_at=BASE, updated_at=BASE,
                       search_text=search.index_text(title, content, address))
-    # The newest tickets recorded by an agent and not dispatched yet: the departments' searches find nothing in
-    # their first windows (PostgreSQL sizes the next ones from the newest match down).
+    # The newest tickets recorded by an agent and not dispatched yet, 90,000 ids of them: the departments' searches
+    # find nothing in their first windows (PostgreSQL then looks for the department's newest ticket, below several
+    # of the 32,768-id buckets, and sizes the next windows from the newest match down).
     for n in range(30):
-        ticket_id += 300
+        ticket_id += 3000
         words = rng.sample(WORDS, 3)
         Ticket.create(id=ticket_id, number=str(31_000_000 + n), type="complaint", channel="phone",
                       status=wf.RECORDED, title=words[0], content="，".join(words[1:]), created_by=o.agent,
