@@ -32,6 +32,9 @@ client waits a think time, exponential with the given mean, after each call: wha
 ``--web-workers N`` serves PostgreSQL through N worker processes (bench/portal_load.py; SQLite has one process, as
 the product refuses web workers there). ``--keep DIR`` keeps the seeded database and reuses it next time.
 
+Long because: one bench's bulk seeding of four tables at a million rows and its twenty rows over both databases
+read as one story; the clients, the in-app timing and the serving workers are bench/portal_load.py already.
+
     .venv/bin/python bench/portal.py [--tickets 1000000] [--published 200000] [--clients 50] [--requests 500]
                                      [--pg postgresql://postgres@127.0.0.1:5432/test | --pg ""] [--backend sqlite]
                                      [--keep var/bench] [--web-workers 2] [--think-ms 0,1000] [--pg-pool 10]
