@@ -20,6 +20,16 @@ from .channel import FakeChannel, now_us
 from .dialstring import dial_target, split_dial, split_outside_brackets, strip_vars
 
 
+class _Race(gevent.event.Event):
+    """A parallel ring's cancel, on one clock for all its legs: when it started and when the winner cancelled
+    it. A leg whose answer time came no later than the cancel answered too (and loses the race, LOSE_RACE), as two
+    phones answering in the same instant do on FreeSWITCH, however late a loaded machine runs its greenlet."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.at = time.monotonic(), None
+
+
 class OriginateMixin:
     """Ringing dial strings. Part of FakeSwitch (composed in server.py; `self` is the switch)."""
 
@@ -47,7 +57,7 @@ class OriginateMixin:
         return self._ring_one(dial, variables, timeout, caller, cid_name, cid_num, None)
 
     def _ring_parallel(self, parts, variables, timeout, caller, cid_name, cid_num):
-        cancel = gevent.event.Event()
+        cancel = _Race()
         results = []
         greenlets = [gevent.spawn(self._ring_one, p, dict(variables), timeout, caller, cid_name, cid_num, cancel)
                      for p in parts]
@@ -57,6 +67,7 @@ class OriginateMixin:
             results.append(cause)
             if ch is not None and winner is None:
                 winner = ch
+                cancel.at = time.monotonic()
                 cancel.set()
             elif ch is not None:
                 self.hangup(ch, "LOSE_RACE", by="switch")
@@ -83,6 +94,8 @@ class OriginateMixin:
             if self._wait_sim(gone, delay, self.changed if cancel is not None else None):
                 return None, "ORIGINATOR_CANCEL"
             timeout = max(0.0, timeout - delay)
+        # this leg's own start on the race's one clock (ring-progressively's legs start after their delay)
+        leg_started = cancel.started + delay * self.time_scale if cancel is not None else None
         if kind == "loopback":
             return self._loopback(number, variables, cid_name, cid_num, dial.split("/")[2:]), None
         far = self.peers.get(dial.rpartition("@")[2]) if dial.startswith("sofia/internal/") else None
@@ -133,12 +146,14 @@ class OriginateMixin:
         pulse = self.changed if cancel is not None else ch.runner.wake
         if caller is not None:
             caller.ringing = getattr(caller, "ringing", []) + [ch]
+        answers_at = None
         if mode is True:
             if delay > timeout:
                 self._wait_sim(stopped, timeout, pulse)
                 cause = "NO_ANSWER"
             else:
-                self._wait_sim(stopped, delay, pulse)
+                answers_at = (leg_started if leg_started is not None else time.monotonic()) + delay * self.time_scale
+                self._wait_sim(stopped, delay, pulse, since=leg_started)
                 cause = None
         elif mode == "timeout" or mode is None:
             self._wait_sim(stopped, timeout, pulse)
@@ -151,7 +166,9 @@ class OriginateMixin:
             cause = "CALL_REJECTED"
         if caller is not None:
             caller.ringing = [c for c in caller.ringing if c is not ch]
-        if cancel is not None and cancel.is_set() and not ch.hung_up:
+        answered_with_the_winner = (cause is None and answers_at is not None and cancel is not None
+                                    and cancel.at is not None and answers_at <= cancel.at)
+        if cancel is not None and cancel.is_set() and not ch.hung_up and not answered_with_the_winner:
             self.hangup(ch, "ORIGINATOR_CANCEL", by="switch")
             return None, "ORIGINATOR_CANCEL"
         if caller is not None and caller.hung_up and not ch.hung_up:
@@ -175,8 +192,8 @@ class OriginateMixin:
         if not ch.hung_up:
             self.hangup(ch, "NORMAL_CLEARING", by="agent", remote=True)
 
-    def _wait_sim(self, pred, sim_seconds, pulse: Pulse | None = None) -> bool:
-        deadline = time.monotonic() + sim_seconds * self.time_scale
+    def _wait_sim(self, pred, sim_seconds, pulse: Pulse | None = None, since: float | None = None) -> bool:
+        deadline = (time.monotonic() if since is None else since) + sim_seconds * self.time_scale
         return bool((pulse or self.changed).wait_for(pred, deadline))
 
     def _loopback(self, ext, variables, cid_name, cid_num, rest=()) -> FakeChannel:
