@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core import db as core_db
 from core.db import database
 from tests.fakeswitch import Press, Speak, WaitFor
-from tests.integration.product.test_pooled_connections import _terminate
+from tests.integration.product.connection_lost import call_with_the_connection_lost, terminate_before
 
 CALLER = "13912340002"
 COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
@@ -20,19 +19,8 @@ COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("
 
 @pytest.fixture
 def terminate_before_indexing(monkeypatch) -> list:
-    """The backend of the first statement that indexes a finished recording (its size and sha256), terminated
-    just before that statement is sent (after any check of the connection: as PostgreSQL going away between
-    two statements does). The list returned gets the terminated backend's pid."""
-    cursor_class = core_db._psycopg2_classes()[1]
-    execute, killed = cursor_class.execute, []
-
-    def terminating(self, sql, *args, **kwargs):
-        if not killed and sql.startswith('UPDATE "recording"') and '"sha256"' in sql:
-            killed.append(_terminate(self.connection.info.backend_pid))
-        return execute(self, sql, *args, **kwargs)
-
-    monkeypatch.setattr(cursor_class, "execute", terminating)
-    return killed
+    """The first statement that indexes a finished recording (its size and sha256) has its backend terminated."""
+    return terminate_before(monkeypatch, lambda sql, params: sql.startswith('UPDATE "recording"') and '"sha256"' in sql)
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -41,16 +29,10 @@ def test_a_recording_whose_connection_dies_as_it_is_indexed_still_files_the_tick
     """Should, when the connection dies as the complaint's recording is indexed, file one ticket with that
     recording attached, tell the caller its number and keep one recording row of the step, indexed."""
     from caseflow.models import Attachment, Ticket
-    from recorder.models import MissedCall, Recording
+    from recorder.models import MissedCall
 
-    product = make_product()
-    call = product.fs.place_call(product.parts["outbound"].address, caller=CALLER, destination="12345",
-                                 script=COMPLAINT)
-    call.wait_ended(timeout=60)
-
-    assert len(terminate_before_indexing) == 1
+    call, rows = call_with_the_connection_lost(make_product, CALLER, COMPLAINT, terminate_before_indexing)
     with database.connection_context():
-        rows = list(Recording.select().where(Recording.call_uuid == call.uuid))
         assert [(r.kind, r.status) for r in rows] == [("ivr", "ok")], [(r.status, r.failure_reason) for r in rows]
         [ticket] = Ticket.select().where(Ticket.citizen_phone == CALLER)
         [attached] = Attachment.select().where((Attachment.ticket == ticket) & (Attachment.kind == "recording"))

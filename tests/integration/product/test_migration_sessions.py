@@ -72,6 +72,7 @@ import gevent
 import gevent.event
 from core import db as core_db
 from core import migrations
+from tests.waiting import wait_until
 
 url = sys.argv[1]
 # 250 ms: the build (30 rows x 20 ms) outlasts it; every other statement here ends well within it.
@@ -90,9 +91,7 @@ def all_connections(sql):
             go.wait(10)
 
     greenlets = [gevent.spawn(one) for _ in range(4)]
-    with gevent.Timeout(10):
-        while len(answered) < 4:
-            gevent.sleep(0.01)
+    wait_until(lambda: len(answered) == 4, timeout=10, what="every connection of the pool open")
     go.set()
     gevent.joinall(greenlets, raise_error=True)
     return answered

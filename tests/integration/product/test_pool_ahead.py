@@ -54,6 +54,7 @@ def test_a_waiter_not_ahead_goes_before_the_ahead_ones_coming_after_part_of_its_
         room[0] += 1
         wait.notify()
         wait_until(lambda: len(wait._queue) == 1 or ordinary.dead, what="one served")
+        # not a synchronisation: the bound is on the ordinary waiter's time waited, so time must pass
         gevent.sleep(0.01)
     room[0] += 1
     wait.notify()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core import db as core_db
 from core.db import database
 from tests.fakeswitch import Press, Speak, WaitFor
-from tests.integration.product.test_pooled_connections import _terminate
+from tests.integration.product.connection_lost import call_with_the_connection_lost, terminate_before
 
 CALLER = "13912340003"
 # The human menu (open around the clock with the shipped tree), 0: leave a message.
@@ -27,19 +26,9 @@ LISTING_THE_CALLER = ('INSERT INTO "missed_call" (', CALLER)
 
 @pytest.fixture
 def terminate_at(monkeypatch, request) -> list:
-    """The backend of the first statement with ``request.param``'s text and parameter, terminated just before
-    that statement is sent. The list returned gets the terminated backend's pid."""
-    cursor_class = core_db._psycopg2_classes()[1]
-    execute, killed = cursor_class.execute, []
+    """The first statement with ``request.param``'s text and parameter has its backend terminated."""
     text, parameter = request.param
-
-    def terminating(self, sql, params=None, *args, **kwargs):
-        if not killed and text in sql and any(parameter in str(p) for p in params or ()):
-            killed.append(_terminate(self.connection.info.backend_pid))
-        return execute(self, sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(cursor_class, "execute", terminating)
-    return killed
+    return terminate_before(monkeypatch, lambda sql, params: text in sql and any(parameter in str(p) for p in params))
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -50,16 +39,10 @@ def test_a_message_whose_connection_dies_is_filed_once(make_product, db_url, ter
     on the indexed recording the first try stored, list the caller once for a call-back with that ticket and
     tell the caller the message was saved."""
     from caseflow.models import Ticket, TicketCall
-    from recorder.models import MissedCall, Recording
+    from recorder.models import MissedCall
 
-    product = make_product()
-    call = product.fs.place_call(product.parts["outbound"].address, caller=CALLER, destination="12345",
-                                 script=MESSAGE)
-    call.wait_ended(timeout=60)
-
-    assert len(terminate_at) == 1
+    call, rows = call_with_the_connection_lost(make_product, CALLER, MESSAGE, terminate_at)
     with database.connection_context():
-        rows = list(Recording.select().where(Recording.call_uuid == call.uuid))
         assert [(r.kind, r.status) for r in rows] == [("voicemail", "ok")], [(r.status, r.failure_reason)
                                                                              for r in rows]
         [ticket] = Ticket.select().where(Ticket.citizen_phone == CALLER)
