@@ -114,13 +114,11 @@ def _finish(caller: CarrierCaller) -> None:
     assert status == 0, output
 
 
-def test_caller_sending_no_rtp_leaves_a_complaint_that_becomes_a_ticket(
-        live_product, carrier_route, carrier_port, sipp, esl, esl_events, tmp_path):
-    """Should bring a carrier caller who sends no RTP at all until the recording (digits by SIP INFO, SDP
-    without telephone-event) past the welcome to the main menu, record the complaint (2, 2, talk, #, 1) and
-    file it as a ticket with the recording: playback is paced by the switch's clock, not the caller's
-    packets."""
-    number = _number("1395")
+def _leave_complaint(esl, esl_events, sipp, tmp_path, carrier_port, number: str) -> CarrierLeg:
+    """A carrier caller sending no RTP (digits by SIP INFO) walks main menu 2, self-service 2, talks, #, 1, and
+    hangs up after the ticket's thanks; returns the leg once the complaint's ticket is filed."""
+    from caseflow.models import Ticket
+
     keys = [Key("2", ("info",)), Key("2", ("info",)), Key("#", ("info",), talk_s=4), Key("1", ("info",))]
     caller = CarrierCaller(sipp, tmp_path, carrier_port, number, keys, telephone_event=False)
     try:
@@ -136,12 +134,24 @@ def test_caller_sending_no_rtp_leaves_a_complaint_that_becomes_a_ticket(
     finally:
         caller.close()
     assert [d for d, _ in leg.digits()] == ["2", "2", "#", "1"]
-    from caseflow.models import Attachment, Ticket
 
     def filed():
         with database.connection_context():
             return Ticket.select().where(Ticket.citizen_phone == number).count() == 1
     wait_until(filed, 20, "the complaint ticket")
+    return leg
+
+
+def test_caller_sending_no_rtp_leaves_a_complaint_that_becomes_a_ticket(
+        live_product, carrier_route, carrier_port, sipp, esl, esl_events, tmp_path):
+    """Should bring a carrier caller who sends no RTP at all until the recording (digits by SIP INFO, SDP
+    without telephone-event) past the welcome to the main menu, record the complaint (2, 2, talk, #, 1) and
+    file it as a ticket with the recording: playback is paced by the switch's clock, not the caller's
+    packets."""
+    number = _number("1395")
+    _leave_complaint(esl, esl_events, sipp, tmp_path, carrier_port, number)
+    from caseflow.models import Attachment, Ticket
+
     with database.connection_context():
         ticket = Ticket.get(Ticket.citizen_phone == number)
         assert ticket.channel == "phone"
@@ -151,6 +161,39 @@ def test_caller_sending_no_rtp_leaves_a_complaint_that_becomes_a_ticket(
     seconds = float(subprocess.run(["soxi", "-D", str(recorded[0])], check=True, timeout=30,
                                    capture_output=True, text=True).stdout)
     assert seconds >= 3.0
+
+
+def test_carrier_caller_reaches_the_standby_when_the_first_app_closes_the_socket_unread(
+        live_product, carrier_port, sipp, esl, esl_events, tmp_path):
+    """Should, when the first app address accepts the switch's outbound socket and closes it without a word
+    (an app stopping), hand the SIP caller to the standby address (socket_resume before each socket) at once,
+    where the caller's complaint is recorded and filed as a ticket."""
+    import gevent
+    from gevent import socket  # the product's hub runs in this process: accept must not block it
+
+    closing = socket.socket()
+    closing.bind(("127.0.0.1", 0))
+    closing.listen(16)
+    accepted = []
+
+    def close_unread():
+        while True:
+            conn, _ = closing.accept()
+            accepted.append(conn.getpeername())
+            conn.close()
+
+    closer = gevent.spawn(close_unread)
+    host, port = live_product.parts["outbound"].address
+    before = (_set_global(esl, "hotline_outbound", f"127.0.0.1:{closing.getsockname()[1]}"),
+              _set_global(esl, "hotline_outbound_standby", f"{host}:{port}"))
+    try:
+        _leave_complaint(esl, esl_events, sipp, tmp_path, carrier_port, _number("1396"))
+    finally:
+        _set_global(esl, "hotline_outbound", before[0])
+        _set_global(esl, "hotline_outbound_standby", before[1])
+        closer.kill()
+        closing.close()
+    assert accepted, "the first app address was never tried"
 
 
 def _walk_to_status_query(esl, esl_events, sipp, tmp_path, port, keys, telephone_event) -> CarrierLeg:
