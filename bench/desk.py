@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,93 +44,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 DESK_AGENT_EXTENSION = "1001"
 
 
-class Stack(threading.Thread):
-    """The fake switch, the ESL pool, the ACD, the outbound socket server and the web app in this thread's hub."""
+def make_stack(config, folder: Path):
+    """The browser tests' phone stack (tests/browser/telephony.py) with the desk agent's phone, noting when the
+    ACD says each call was answered (``stack.answered``: call uuid -> time.time())."""
+    from tests.browser.telephony import Telephony
 
-    def __init__(self, config, folder: Path):
-        super().__init__(name="bench-desk", daemon=True)
-        self.config, self.folder = config, folder
-        self.ready, self.error, self.hub_loop = threading.Event(), None, None
-        self.answered: dict[str, float] = {}  # call uuid -> time.time() of the ACD's "answered" notice
+    answered: dict[str, float] = {}
 
-    def run(self):
-        import gevent.event
-        from gevent.pywsgi import WSGIServer
+    def on_notice(notice):
+        if notice.get("type") == "answered" and notice.get("call_uuid"):
+            answered[notice["call_uuid"]] = time.time()
 
-        from acd.dispatcher import Acd, AcdSettings
-        from core.config import EslEndpoint
-        from switch.errors import CallHangup
-        from switch.inbound import SwitchPool
-        from switch.outbound import OutboundServer
-        from tests.fakeswitch import FakeSwitch
-        from webui.app import Services, create_app
-
-        try:
-            self.fs = FakeSwitch(password="ClueCon", record_dir=self.folder / "fs", time_scale=0.01)
-            self.fs.start()
-            self.fs.add_agent(DESK_AGENT_EXTENSION, answer_delay=1, talk_seconds=None)
-            self.pool = SwitchPool([EslEndpoint("127.0.0.1", self.fs.esl_port, "ClueCon")])
-            self.pool.start()
-            self.pool.all()[0].wait_connected(5)
-            self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600))
-            self.acd.start()
-
-            def on_notice(notice):
-                if notice.get("type") == "answered" and notice.get("call_uuid"):
-                    self.answered[notice["call_uuid"]] = time.time()
-
-            self.acd.subscribe(on_notice)
-
-            def handle(session):
-                try:
-                    session.answer()
-                    self.acd.enter_queue(session, "consult")
-                    session.wait_hangup(timeout=120)
-                except CallHangup:
-                    pass
-
-            self.outbound = OutboundServer("127.0.0.1", 0, handle)
-            self.outbound.start()
-            app = create_app(self.config, Services(acd=self.acd))
-            self.web = WSGIServer(("127.0.0.1", 0), app, log=None)
-            self.web.start()
-            self.url = f"http://127.0.0.1:{self.web.server_port}"
-            self.hub_loop = gevent.get_hub().loop
-            self._halt = gevent.event.Event()
-        except Exception as error:  # noqa: BLE001 - reported to the main thread
-            self.error = error
-            self.ready.set()
-            return
-        self.ready.set()
-        self._halt.wait()
-        self.web.stop(timeout=2)
-        self.outbound.stop(drain_timeout=2)
-        self.acd.stop()
-        self.pool.stop()
-        self.fs.stop()
-
-    def run_in_hub(self, fn, *args, timeout: float = 60.0):
-        """fn(*args) in a greenlet of this thread's hub; its result (or exception) in the calling thread."""
-        import gevent
-
-        results: queue.Queue = queue.Queue()
-
-        def call():
-            try:
-                results.put((True, fn(*args)))
-            except Exception as error:  # noqa: BLE001 - re-raised in the caller's thread
-                results.put((False, error))
-
-        self.hub_loop.run_callback_threadsafe(lambda: gevent.spawn(call))
-        ok, value = results.get(timeout=timeout)
-        if not ok:
-            raise value
-        return value
-
-    def stop(self):
-        if self.hub_loop is not None:
-            self.hub_loop.run_callback_threadsafe(self._halt.set)
-        self.join(10)
+    stack = Telephony(config, folder, extensions=(DESK_AGENT_EXTENSION,), call_seconds=120, on_notice=on_notice,
+                      hub_timeout=60.0, name="bench-desk")
+    stack.answered = answered
+    return stack
 
 
 def build(folder: Path, callers: int, agents: int):
@@ -224,7 +150,7 @@ def log_in(page, url: str, operator_no: str) -> None:
         page.click("button[type=submit].primary")
 
 
-def bench_pop(stack: Stack, browser, calls: int) -> list[float]:
+def bench_pop(stack, browser, calls: int) -> list[float]:
     """Milliseconds from the answer to the whole pop, per call."""
     context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768})
     page = context.new_page()
@@ -261,7 +187,7 @@ def bench_pop(stack: Stack, browser, calls: int) -> list[float]:
     return out
 
 
-def bench_console(stack: Stack, browser, agents: int, rounds: int) -> tuple[list[float], int, float]:
+def bench_console(stack, browser, agents: int, rounds: int) -> tuple[list[float], int, float]:
     """(delays in ms from each agent's change to its row showing it, polls of /supervisor/stats, burst s)."""
     ids = sorted(a.id for a in stack.acd.agents.values() if a.extension != DESK_AGENT_EXTENSION)[:agents]
     context = browser.new_context(locale="zh-CN", viewport={"width": 1920, "height": 1080})
@@ -336,7 +262,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-desk-"))
     print(f"building: {args.agents} console agents, {args.calls} callers with an earlier ticket ...", flush=True)
     database, config = build(folder, args.calls, args.agents)
-    stack = Stack(config, folder)
+    stack = make_stack(config, folder)
     stack.start()
     if not stack.ready.wait(30) or stack.error is not None:
         sys.exit(f"the stack did not start: {stack.error}")

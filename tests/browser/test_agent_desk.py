@@ -3,11 +3,10 @@ shows the caller's earlier ticket, a ticket is saved, and wrap-up ends.
 
 The web server, the ACD and the fake FreeSWITCH share one gevent hub in a background thread (as in
 production, where run.py runs them in one process); the test thread drives Chromium and hands work to that
-hub through ``Telephony.run``.
+hub through ``Telephony.run_in_hub`` (tests/browser/telephony.py).
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -19,98 +18,12 @@ from caseflow import services as case_services
 from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from core import db as core_db
-from core.config import EslEndpoint, load_config
+from core.config import load_config
 from hotline.schema import all_models, create_schema
 from tests.browser.conftest import login
+from tests.browser.telephony import Telephony
 
 PASSWORD = "desk-pass-1234"
-
-
-class Telephony(threading.Thread):
-    """Fake switch + inbound pool + ACD + outbound server + the web app, all in this thread's hub."""
-
-    def __init__(self, config, tmp_path):
-        super().__init__(name="telephony", daemon=True)
-        self.config = config
-        self.tmp_path = tmp_path
-        self.ready = threading.Event()
-        self.error = None
-        self.hub_loop = None
-
-    def run(self):
-        import gevent
-        import gevent.event
-        from gevent.pywsgi import WSGIServer
-
-        from acd.dispatcher import Acd, AcdSettings
-        from switch.errors import CallHangup
-        from switch.inbound import SwitchPool
-        from switch.outbound import OutboundServer
-        from tests.fakeswitch import FakeSwitch
-        from webui.app import Services, create_app
-
-        try:
-            self.fs = FakeSwitch(password="ClueCon", record_dir=self.tmp_path / "fs", time_scale=0.01)
-            self.fs.start()
-            self.fs.add_agent("1001", answer_delay=1, talk_seconds=None)
-            self.fs.add_agent("1002", answer_delay=1, talk_seconds=None)
-            self.pool = SwitchPool([EslEndpoint("127.0.0.1", self.fs.esl_port, "ClueCon")])
-            self.pool.start()
-            self.pool.all()[0].wait_connected(5)
-            self.acd = Acd(self.pool, settings=AcdSettings(reconcile_interval=3600))
-            self.acd.start()
-
-            def handle(session):
-                try:
-                    session.answer()
-                    self.acd.enter_queue(session, "consult")
-                    session.wait_hangup(timeout=60)
-                except CallHangup:
-                    pass
-
-            self.outbound = OutboundServer("127.0.0.1", 0, handle)
-            self.outbound.start()
-            app = create_app(self.config, Services(acd=self.acd))
-            self.web = WSGIServer(("127.0.0.1", 0), app, log=None)
-            self.web.start()
-            self.url = f"http://127.0.0.1:{self.web.server_port}"
-            self.hub_loop = gevent.get_hub().loop
-            self._halt = gevent.event.Event()
-        except Exception as error:  # noqa: BLE001 - reported to the test thread
-            self.error = error
-            self.ready.set()
-            return
-        self.ready.set()
-        self._halt.wait()
-        self.web.stop(timeout=2)
-        self.outbound.stop(drain_timeout=2)
-        self.acd.stop()
-        self.pool.stop()
-        self.fs.stop()
-
-    def run_in_hub(self, fn, *args, timeout=10.0):
-        """Run fn(*args) in a greenlet of this thread's hub and return its result to the calling thread."""
-        import gevent
-        import gevent.event
-
-        results: queue.Queue = queue.Queue()
-
-        def call():
-            try:
-                results.put((True, fn(*args)))
-            except Exception as error:  # noqa: BLE001 - re-raised in the caller's thread
-                results.put((False, error))
-
-        self.hub_loop.run_callback_threadsafe(lambda: gevent.spawn(call))
-        ok, value = results.get(timeout=timeout)
-        if not ok:
-            raise value
-        return value
-
-    def stop(self):
-        if self.hub_loop is not None:
-            self.hub_loop.run_callback_threadsafe(self._halt.set)
-        self.join(10)
 
 
 @pytest.fixture
@@ -127,7 +40,7 @@ def telephony(tmp_path):
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
         earlier = case_services.create_ticket("小区路灯不亮已经一周", citizen_phone="13912345678",
                                               citizen_name="李四", title="路灯不亮")
-    thread = Telephony(config, tmp_path)
+    thread = Telephony(config, tmp_path, extensions=("1001", "1002"))
     thread.start()
     assert thread.ready.wait(15), "telephony thread did not start"
     if thread.error is not None:
