@@ -75,10 +75,10 @@ def test_caller_hangs_up_first(cdr, clock):
     assert CallRecord.get(CallRecord.call_uuid == "c5").hangup_side == "caller"
 
 
-def test_hangup_side_from_the_final_hangup_event(cdr, clock):
-    """Should take who hung up from the channel's final hang-up event, as the real switch sends it: its
-    first CHANNEL_HANGUP carries no sip_hangup_disposition, only CHANNEL_HANGUP_COMPLETE does (caller's BYE:
-    recv_bye; the switch's: send_bye); an agent whose leg ended first stays the side that hung up."""
+def _hangups(cdr, clock):
+    """(bridged, hangup, side) for the hang-up-side tests: ``bridged(uuid, leg)`` answers a caller on agent 1003's
+    leg and lets 5 s pass; ``hangup(uuid, side="", complete=False)`` feeds the switch's CHANNEL_HANGUP (or,
+    complete, CHANNEL_HANGUP_COMPLETE) with that side; ``side(uuid)`` is the side recorded once settled."""
     def bridged(uuid, leg):
         cdr.call_started(uuid, caller="139")
         cdr.agent_answered(uuid, "1003", agent_uuid=leg)
@@ -91,6 +91,15 @@ def test_hangup_side_from_the_final_hangup_event(cdr, clock):
     def side(uuid):
         assert cdr.settle()  # the events' finalisations are written by the recorder's finaliser
         return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
+
+    return bridged, hangup, side
+
+
+def test_hangup_side_from_the_final_hangup_event(cdr, clock):
+    """Should take who hung up from the channel's final hang-up event, as the real switch sends it: its
+    first CHANNEL_HANGUP carries no sip_hangup_disposition, only CHANNEL_HANGUP_COMPLETE does (caller's BYE:
+    recv_bye; the switch's: send_bye); an agent whose leg ended first stays the side that hung up."""
+    bridged, hangup, side = _hangups(cdr, clock)
 
     bridged("bye-1", "leg-1")  # the caller sends BYE: its leg goes first, the switch then ends the agent's
     hangup("bye-1")
@@ -118,18 +127,7 @@ def test_agent_leg_ending_first_without_a_disposition_is_not_the_agent(cdr, cloc
     SIP disposition and the switch's final event says it sent the BYE (the system, or a loopback citizen's
     leaving, ended the call): unknown for a loopback caller (no disposition of its own), system when the
     caller's leg says we ended it; the agent only with the agent leg's own BYE as evidence."""
-    def call(uuid, leg):
-        cdr.call_started(uuid, caller="139")
-        cdr.agent_answered(uuid, "1003", agent_uuid=leg)
-        clock.advance(seconds=5)
-
-    def hangup(uuid, side="", complete=False):
-        cdr.on_switch_event(ChannelHangup(server="fs1", uuid=uuid, cause="NORMAL_CLEARING", hangup_side=side,
-                                          complete=complete))
-
-    def side(uuid):
-        assert cdr.settle()  # the events' finalisations are written by the recorder's finaliser
-        return CallRecord.get(CallRecord.call_uuid == uuid).hangup_side
+    call, hangup, side = _hangups(cdr, clock)
 
     call("loop-1", "leg-l1")  # a loopback citizen hangs up; the agent's leg's events happen to come first
     hangup("leg-l1")
