@@ -302,25 +302,27 @@ class RecordingStore:
         moved it into the store and then lost the connection before its row said so (still "recording"),
         that row is finished from the stored file. Otherwise the caller's retry, looking for the file where it
         was, marked a new row "recording file missing" and the complaint was lost with it."""
-        if not Path(source).exists():
-            interrupted = self._interrupted_index(call_uuid, kind)
-            if interrupted is not None:
-                log.info("recording %s of call %s: indexing an earlier try left unfinished", interrupted.id,
-                         call_uuid)
-                return self.finish(interrupted)
+        source = Path(source)
+        interrupted = self._interrupted_index(call_uuid, kind, stored=not source.exists())
+        if interrupted is not None:
+            log.info("recording %s of call %s: indexing an earlier try left unfinished", interrupted.id, call_uuid)
+            return self.finish(interrupted, raw=source if source.exists() else None)
         rec = self.begin(call_uuid, kind=kind, when=when)
         if rec.status == "failed":
             return rec
-        return self.finish(rec, raw=Path(source))
+        return self.finish(rec, raw=source)
 
-    def _interrupted_index(self, call_uuid: str, kind: str) -> Recording | None:
-        """The call's newest ``kind`` row an index_file left "recording" with its file already in the store.
-        Rows of files taken from elsewhere are never recorded to by the switch, so one still "recording" is
-        an index_file that stopped between moving the file and finishing the row."""
+    def _interrupted_index(self, call_uuid: str, kind: str, stored: bool) -> Recording | None:
+        """The call's newest ``kind`` row an index_file left "recording": with its file already in the store
+        (``stored``: it stopped between moving the file and finishing the row), or without (the file still where
+        it was: the row's INSERT was written but its reply lost with the connection, so the try that wrote it
+        never knew; a retry that began another row left this one "recording" for ever). Rows of files taken
+        from elsewhere are never recorded to by the switch, so one still "recording" is an unfinished
+        index_file."""
         rows = (Recording.select().where((Recording.call_uuid == call_uuid) & (Recording.kind == kind)
                                          & (Recording.status == "recording"))
                 .order_by(Recording.id.desc()))
-        return next((rec for rec in rows if self.local_path(rec).exists()), None)
+        return next((rec for rec in rows if self.local_path(rec).exists() == stored), None)
 
     # -- reporting and retention ---------------------------------------------------------------------------
     def storage_per_day(self, start: dt.date | None = None, end: dt.date | None = None) -> list[tuple]:

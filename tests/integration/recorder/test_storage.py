@@ -1,6 +1,9 @@
 """Recording storage: files per day, A-law indexing, bad recordings, unwritable storage, retention."""
 from __future__ import annotations
 
+import peewee
+import pytest
+
 from caseflow import services
 from caseflow.models import Notification, Ticket, TicketHistory
 from ops.models import SystemAlarm
@@ -152,3 +155,26 @@ def test_ticket_linked_by_caseflow_later_is_told(db, cdr, tmp_path, clock):
     assert sweep_recording_notes(since) == 0
     notes = TicketHistory.select().where((TicketHistory.ticket == ticket) & TicketHistory.note.contains("录音失败"))
     assert notes.count() == 1
+
+
+def test_an_index_retried_after_its_insert_reply_was_lost_finishes_that_row(store, tmp_path, monkeypatch):
+    """Should, when index_file's row was written but the reply to its INSERT was lost with the connection (the
+    try never knew its row), finish that row on the retry instead of leaving it "recording" beside a second."""
+    source = tmp_path / "message.wav"
+    write_pcm(source, seconds=2.0)
+    save, written = Recording.save, []
+
+    def written_then_lost(self, *args, **kwargs):
+        result = save(self, *args, **kwargs)
+        if not written:
+            written.append(self.id)
+            raise peewee.InterfaceError("connection already closed")
+        return result
+
+    monkeypatch.setattr(Recording, "save", written_then_lost)
+    with pytest.raises(peewee.InterfaceError):
+        store.index_file("lost-reply-1", source, kind="voicemail")
+    rec = store.index_file("lost-reply-1", source, kind="voicemail")
+    rows = Recording.select().where(Recording.call_uuid == "lost-reply-1")
+    assert [(r.id, r.status) for r in rows] == [(written[0], "ok")] and rec.id == written[0]
+    assert not source.exists() and store.local_path(rec).exists()
