@@ -31,7 +31,8 @@ from switch import kamailio as kam
 from switch.errors import CallHangup
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
-from tests.integration.switch.test_kamailio_real import Kamailio, _free_sip_port, _free_tcp_port
+from tests.integration.switch.test_kamailio_real import (  # noqa: F401 - pg_url: the fixture
+    Kamailio, _free_sip_port, _free_tcp_port, pg_url)
 from tests.live.product import in_thread, wait_until
 from tests.live.sipphone import SCENARIOS, free_udp_port, register
 from tests.live.test_cross_server_live import esl_b  # noqa: F401 - the second switch's fixture
@@ -39,17 +40,6 @@ from tests.live.test_cross_server_live import esl_b  # noqa: F401 - the second s
 pytestmark = pytest.mark.live
 
 SEAT = "1010"
-
-
-@pytest.fixture
-def pg_url():
-    url = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        psycopg2.connect(url, connect_timeout=3).close()
-    except psycopg2.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable at HOTLINE_TEST_PG: {exc}")
-    return url
 
 
 def _call(sipp: str, workdir, port: int, caller: str, talk_ms: int) -> subprocess.Popen:
