@@ -18,16 +18,10 @@ import urllib.request
 import gevent
 import pytest
 
-from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-from tests.integration.product.app_process import (AppProcess, PgSchema, app_env, free_port, reachable_pg,
-                                                    ticket_numbers, wait_until_serving)
+from tests.integration.product.app_process import PgSchema, reachable_pg, ticket_numbers, wait_until_serving
+from tests.integration.product.pg_fault import COMPLAINT, LONG_COMPLAINT, account_for, start_app
 
 PG = reachable_pg()
-COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
-# Speaking 40 simulated seconds takes 0.4 s of wall time: these callers file their complaint just after the
-# database went. (Not longer: the fake switch writes the speech in this process, and minutes of it would
-# hold up its replies for seconds.)
-LONG_COMPLAINT = [Press("2"), Press("2"), Speak(40), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
 APP_NAME = f"hotline-pg-fault-{os.getpid()}"
 
 
@@ -62,18 +56,8 @@ def test_postgres_connections_killed_under_load(tmp_path, rendered_sounds):
     hang), keep every ticket stored before, give every caller of the outage a ticket or a place on the
     call-back list, finalise every call record, and take complaints again afterwards without a restart."""
     schema = PgSchema(PG, "pgfault")
-    fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
-    fs.start()
-    port, http = free_port(), free_port()
-    env = app_env(f"{schema.url}&application_name={APP_NAME}", tmp_path / "var", rendered_sounds,
-                  esl=f"127.0.0.1:{fs.esl_port}:ClueCon", outbound_port=port, http_port=http, node="a",
-                  HOTLINE_LOAD_DEMO="false", HOTLINE_PAIR="off",
-                  # The overload door off: the fake switch shares this process with the test and, writing
-                  # the callers' speech, answers late (seconds, under this load), which the app rightly
-                  # reads as a slow switch. This test is about the database (test_overload about the door).
-                  HOTLINE_OVERLOAD_REPLY_SECONDS="0", HOTLINE_OVERLOAD_LAG_SECONDS="0")
-    app = AppProcess("app", ["run.py"], env, tmp_path)
-    t = f'"{schema.name}"'
+    fs, app, port, http = start_app(tmp_path, rendered_sounds, f"{schema.url}&application_name={APP_NAME}",
+                                    load_demo=False)
 
     def tickets(callers) -> dict[str, str]:
         return ticket_numbers(schema, callers)
@@ -112,33 +96,18 @@ def test_postgres_connections_killed_under_load(tmp_path, rendered_sounds):
         assert resumed and _health(http) == 200, app.tail()
         assert tickets(c.caller for c in before) == stored   # nothing stored before is lost
 
-        callers = [c.caller for c in during]
-        # The ACD's reconciliation (every 30 s) closes any call record the outage left open, as cut off.
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
-            open_records = schema.execute(f"SELECT count(*) FROM {t}.call_record WHERE NOT finalised")[0][0]
-            if open_records == 0:
-                break
-            gevent.sleep(0.5)
-        filed = tickets(callers)
-        listed = {row[0] for row in schema.execute(
-            f"SELECT caller FROM {t}.missed_call WHERE caller = ANY(%s)", (callers,)) or []}
-        unlisted = [c for c in callers if c not in filed and c not in listed]
-        # A call the fake switch itself stopped answering (it shares this test's loop; on the busy shared
-        # machine it has gone quiet for 10 s) never reached the IVR: the switch lost it, not the database.
-        switch_lost = {c.caller for c in during if c.caller in unlisted and any(
-            c.uuid in line and "no reply to" in line for _at, line in app.lines)}
-        lost = [c for c in unlisted if c not in switch_lost]
+        account = account_for(schema, app, during)
+        lost = account.lost
         lost_uuids = [c.uuid for c in during if c.caller in lost]
         if lost:
             print("\nLOST", lost, "\n" + "\n".join(_log_of(app, lost_uuids)))
         assert lost == [], (lost, {c.caller: (c.hangup_cause, c.played[-2:]) for c in during if c.caller in lost},
                             _log_of(app, lost_uuids))
-        assert open_records == 0, app.tail()
+        assert account.open_records == 0, app.tail()
         print(f"\nFIGURE PostgreSQL connections killed for {outage:.1f} s ({killed} terminated) with "
-              f"{len(during)} callers (6 recording as it began, the rest arriving): {len(filed)} tickets, "
-              f"{len(listed - set(filed))} more listed for a call-back, {len(switch_lost)} not answered by the "
-              f"fake switch, /healthz during {healths}; 3 earlier "
+              f"{len(during)} callers (6 recording as it began, the rest arriving): {len(account.filed)} tickets, "
+              f"{len(account.listed - set(account.filed))} more listed for a call-back, "
+              f"{len(account.switch_lost)} not answered by the fake switch, /healthz during {healths}; 3 earlier "
               f"tickets intact; the next caller's ticket {resumed}")
     finally:
         app.stop()

@@ -12,15 +12,11 @@ import time
 import gevent
 import pytest
 
-from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-from tests.integration.product.app_process import (AppProcess, Browser, PgSchema, app_env, free_port, reachable_pg,
-                                                    ticket_numbers, wait_until_serving)
+from tests.integration.product.app_process import Browser, PgSchema, reachable_pg, ticket_numbers, wait_until_serving
+from tests.integration.product.pg_fault import COMPLAINT, LONG_COMPLAINT, account_for, start_app
 from tests.integration.product.pgproxy import PgProxy
 
 PG = reachable_pg()
-COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
-# 40 simulated seconds of speech take 0.4 s: these callers finish recording inside the window.
-LONG_COMPLAINT = [Press("2"), Press("2"), Speak(40), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
 WINDOW = 10.0  # seconds the database refuses connections: longer than the IVR's ~7 s of retries
 APP_NAME = f"hotline-pg-window-{os.getpid()}"
 AWAY_ZH = "数据库暂时无法响应"
@@ -36,17 +32,9 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
     next caller's ticket."""
     proxy = PgProxy().start()
     schema = PgSchema(PG, "pgwindow")
-    fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
-    fs.start()
-    port, http = free_port(), free_port()
+    fs, app, port, http = start_app(tmp_path, rendered_sounds,
+                                    f"{proxy.url(schema.url)}&application_name={APP_NAME}", load_demo=True)
     base = f"http://127.0.0.1:{http}"
-    env = app_env(f"{proxy.url(schema.url)}&application_name={APP_NAME}", tmp_path / "var", rendered_sounds,
-                  esl=f"127.0.0.1:{fs.esl_port}:ClueCon", outbound_port=port, http_port=http, node="a",
-                  HOTLINE_LOAD_DEMO="true", HOTLINE_PAIR="off",
-                  # The overload door off: the fake switch shares this process and answers late under this
-                  # load (test_postgres_restart.py says why).
-                  HOTLINE_OVERLOAD_REPLY_SECONDS="0", HOTLINE_OVERLOAD_LAG_SECONDS="0")
-    app = AppProcess("app", ["run.py"], env, tmp_path)
     t = f'"{schema.name}"'
 
     def tickets(callers) -> dict[str, str]:
@@ -117,27 +105,10 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
         assert failed, "no web request met the database away"
 
         callers = [c.caller for c in during]
-
-        def accounted() -> tuple[dict, set, list, int]:
-            filed = tickets(callers)
-            listed = {row[0] for row in schema.execute(
-                f"SELECT caller FROM {t}.missed_call WHERE caller = ANY(%s)", (callers,)) or []}
-            open_records = schema.execute(f"SELECT count(*) FROM {t}.call_record WHERE NOT finalised")[0][0]
-            return filed, listed, [c for c in callers if c not in filed and c not in listed], open_records
-
-        # A call whose end could not be stored in the window keeps its record in memory; the ACD's
-        # reconciliation (every 30 s) closes it as cut off and lists the caller for a call-back.
-        deadline = time.monotonic() + 45
-        filed, listed, unlisted, open_records = accounted()
-        while (unlisted or open_records) and time.monotonic() < deadline:
-            gevent.sleep(0.5)
-            filed, listed, unlisted, open_records = accounted()
-        # A call the fake switch itself stopped answering (it shares this test's loop) is the switch's loss.
-        switch_lost = {c.caller for c in during if c.caller in unlisted and any(
-            c.uuid in line and "no reply to" in line for _at, line in app.lines)}
-        lost = [c for c in unlisted if c not in switch_lost]
-        assert lost == [], (lost, app.tail(80))
-        assert open_records == 0, app.tail()
+        account = account_for(schema, app, during)
+        filed, listed, switch_lost = account.filed, account.listed, account.switch_lost
+        assert account.lost == [], (account.lost, app.tail(80))
+        assert account.open_records == 0, app.tail()
         twice = schema.execute(f"SELECT citizen_phone, count(*) FROM {t}.ticket WHERE citizen_phone = ANY(%s) "
                                "GROUP BY citizen_phone HAVING count(*) > 1", (callers,))
         assert not twice, twice
