@@ -68,6 +68,16 @@ def _params() -> dict[str, bytes]:
     return fields
 
 
+def _gateway_params():
+    """(the request's fields, None), or (None, a refusal response) for a malformed request or a caller that is
+    not the gateway: both routes' first step."""
+    try:
+        params = _params()
+    except sms.SmsInputError as error:
+        return None, _text(f"bad request: {error}\n", 400)
+    return params, _guard(params)
+
+
 def _guard(params: dict[str, bytes]):
     """A refusal response, or None when the caller is the gateway."""
     config = settings()
@@ -99,11 +109,7 @@ def _decode(data: bytes, charset: str, coding: str) -> str:
 @csrf_exempt
 def receive():
     """One message from a citizen (Kannel's sms-service get-url: from, to, text, charset, coding, id)."""
-    try:
-        params = _params()
-    except sms.SmsInputError as error:
-        return _text(f"bad request: {error}\n", 400)
-    refused = _guard(params)
+    params, refused = _gateway_params()
     if refused:
         return refused
     try:
@@ -126,11 +132,7 @@ def receive():
 @csrf_exempt
 def delivery_report():
     """A delivery report for one of our messages (dlr-url: id, type, answer, foreign)."""
-    try:
-        params = _params()
-    except sms.SmsInputError as error:
-        return _text(f"bad request: {error}\n", 400)
-    refused = _guard(params)
+    params, refused = _gateway_params()
     if refused:
         return refused
     value = {k: params.get(k, b"").decode("utf-8", "replace") for k in ("id", "type", "answer", "foreign")}
