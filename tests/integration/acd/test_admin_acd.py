@@ -14,26 +14,15 @@ from acd.demo import DEMO_AGENTS, DEMO_CHAT_QUEUES, load_acd_demo
 from acd.dispatcher import Acd, AcdSettings, create_agent, create_queue
 from acd.models import Agent, AgentSkill, Queue, SupervisorAction
 from acd.strategies import STRATEGIES
-from caseflow.accounts import create_user
 from caseflow.models import User
+from tests.integration.acd.admin_pages import (  # noqa: F401 - people: the fixture
+    PASSWORD, assert_only_staff_get_in, audits, people)
 from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Conn, Pool, Session, World
 from webui.blueprints.admin_acd import parse_extension_ranges
 from webui.models import AuditLog
 
-PASSWORD = "admin-pass-123"
 TREE = Path(__file__).resolve().parents[3] / "ivr" / "default_tree.toml"
-
-
-@pytest.fixture
-def people(db):
-    """An administrator, a team lead, an agent user and a leader (for guest duty)."""
-    return {
-        "admin": create_user("0001", "管理员", PASSWORD, roles="admin"),
-        "lead": create_user("8001", "赵班长", PASSWORD, roles="team_lead,agent", extension="1008"),
-        "agent": create_user("1001", "王晓燕", PASSWORD, roles="agent", extension="1000"),
-        "leader": create_user("5001", "吴市长", PASSWORD, roles="leader"),
-    }
 
 
 @pytest.fixture
@@ -67,10 +56,6 @@ def today(app) -> dt.date:
     return app.extensions["hotline"].services.clock.today()
 
 
-def audits(action: str) -> list[AuditLog]:
-    return list(AuditLog.select().where(AuditLog.action == action).order_by(AuditLog.id))
-
-
 # ------------------------------------------------------------------------------------------ access
 def test_pages_refuse_anonymous_and_other_roles(client, people):
     """Should send anonymous users to the login page and refuse agents and leaders (403) on every page."""
@@ -78,16 +63,8 @@ def test_pages_refuse_anonymous_and_other_roles(client, people):
     agent = create_agent(people["agent"], {"general": 5})
     pages = ["/admin/acd/", "/admin/acd/queues/new", f"/admin/acd/queues/{queue.id}", "/admin/acd/agents",
              "/admin/acd/agents/new", f"/admin/acd/agents/{agent.id}", "/admin/acd/guests"]
-    for url in pages:
-        response = client.get(url)
-        assert response.status_code == 302 and response.headers["Location"].startswith("/login"), url
-    for operator_no in ("1001", "5001"):
-        client.login(operator_no, PASSWORD)
-        for url in pages:
-            assert client.get(url).status_code == 403, (operator_no, url)
-        assert client.post_form("/admin/acd/queues/new", queue_form(name="x1", skill="x1")).status_code == 403
-        assert client.post_form(f"/admin/acd/agents/{agent.id}", {"level_general": "9"}).status_code == 403
-        client.logout()
+    assert_only_staff_get_in(client, pages, [("/admin/acd/queues/new", queue_form(name="x1", skill="x1")),
+                                             (f"/admin/acd/agents/{agent.id}", {"level_general": "9"})])
     assert Queue.select().count() == 1 and AgentSkill.get(AgentSkill.agent == agent.id).level == 5
 
 

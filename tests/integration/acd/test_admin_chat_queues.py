@@ -9,21 +9,9 @@ from acd import chat
 from acd.demo import DEMO_AGENTS, DEMO_CHAT_QUEUES, load_acd_demo
 from acd.dispatcher import create_agent
 from acd.models import AgentSkill, ChatQueue
-from caseflow.accounts import create_user
 from caseflow.models import User
-from webui.models import AuditLog
-
-PASSWORD = "admin-pass-123"
-
-
-@pytest.fixture
-def people(db):
-    return {
-        "admin": create_user("0001", "管理员", PASSWORD, roles="admin"),
-        "lead": create_user("8001", "赵班长", PASSWORD, roles="team_lead,agent", extension="1008"),
-        "agent": create_user("1001", "王晓燕", PASSWORD, roles="agent", extension="1000"),
-        "leader": create_user("5001", "吴市长", PASSWORD, roles="leader"),
-    }
+from tests.integration.acd.admin_pages import (  # noqa: F401 - people: the fixture
+    PASSWORD, assert_only_staff_get_in, audits, people)
 
 
 def chat_form(**changes) -> dict:
@@ -33,25 +21,12 @@ def chat_form(**changes) -> dict:
     return {k: v for k, v in form.items() if v is not None}
 
 
-def audits(action: str) -> list[AuditLog]:
-    return list(AuditLog.select().where(AuditLog.action == action).order_by(AuditLog.id))
-
-
 def test_pages_refuse_anonymous_and_other_roles(client, people):
     """Should send anonymous users to the login page and refuse agents and leaders (403), writing nothing."""
     queue = chat.create_queue("web-consult", "consult", display_name="政策咨询")
     pages = ["/admin/acd/chat-queues", "/admin/acd/chat-queues/new", f"/admin/acd/chat-queues/{queue.id}"]
-    for url in pages:
-        response = client.get(url)
-        assert response.status_code == 302 and response.headers["Location"].startswith("/login"), url
-    for operator_no in ("1001", "5001"):
-        client.login(operator_no, PASSWORD)
-        for url in pages:
-            assert client.get(url).status_code == 403, (operator_no, url)
-        assert client.post_form("/admin/acd/chat-queues/new", chat_form(name="x1")).status_code == 403
-        assert client.post_form(f"/admin/acd/chat-queues/{queue.id}", chat_form(strategy="random")
-                                ).status_code == 403
-        client.logout()
+    assert_only_staff_get_in(client, pages, [("/admin/acd/chat-queues/new", chat_form(name="x1")),
+                                             (f"/admin/acd/chat-queues/{queue.id}", chat_form(strategy="random"))])
     assert [(q.name, q.strategy) for q in ChatQueue.select()] == [("web-consult", "least_talk_time")]
 
 
