@@ -31,6 +31,18 @@ def make_user(db):
 
 
 @pytest.fixture
+def logged_in(app, make_user):
+    """logged_in(operator_no, roles) -> a test client of ``app`` logged in as a new user with those roles."""
+    def log_in(operator_no: str, roles=("agent",)):
+        make_user(operator_no, roles=roles)
+        client = app.test_client()
+        client.login(operator_no, PASSWORD)
+        return client
+
+    return log_in
+
+
+@pytest.fixture
 def make_ticket(db):
     """make_ticket(**fields) -> Ticket with a fresh 8-digit number."""
     from caseflow.models import Ticket

@@ -31,13 +31,9 @@ def test_admin_browses_and_filters(app, make_user):
     assert admin.id
 
 
-def test_bad_dates_and_roles(app, make_user):
+def test_bad_dates_and_roles(logged_in):
     """Should answer a malformed date with 400 and refuse agents."""
-    make_user("7002", roles=("centre_leader",))
-    make_user("7003", roles=("agent",))
-    leader, agent = app.test_client(), app.test_client()
-    leader.login("7002", PASSWORD)
-    agent.login("7003", PASSWORD)
+    leader, agent = logged_in("7002", roles=("centre_leader",)), logged_in("7003", roles=("agent",))
     assert leader.get("/admin/audit").status_code == 200
     response = leader.get("/admin/audit?from=03/01/2026")
     assert response.status_code == 400 and "日期格式" in response.get_data(as_text=True)

@@ -84,13 +84,9 @@ def test_user_without_roles_reaches_only_login_pages(app, make_user):
     assert home.status_code == 200 and "尚未分配角色" in home.get_data(as_text=True)
 
 
-def test_roles_decide_who_sees_the_ticket_list(app, make_user):
+def test_roles_decide_who_sees_the_ticket_list(logged_in):
     """Should show the ticket list to an agent and refuse a department handler with 403."""
-    make_user("3002", roles=("agent",))
-    make_user("3003", roles=("dept",))
-    agent, dept = app.test_client(), app.test_client()
-    agent.login("3002", PASSWORD)
-    dept.login("3003", PASSWORD)
+    agent, dept = logged_in("3002", roles=("agent",)), logged_in("3003", roles=("dept",))
     assert agent.get("/agent/tickets").status_code == 200
     response = dept.get("/agent/tickets")
     assert response.status_code == 403 and "无权访问" in response.get_data(as_text=True)
