@@ -155,6 +155,43 @@ def test_department_search_starts_below_a_backlog_it_may_not_see(org_setup, db, 
     assert services.search_tickets(o.bureau_user, text="下水道", limit=50) == []
 
 
+def test_words_the_scope_cannot_match_end_the_walk_with_the_same_ids(org_setup, db, monkeypatch):
+    """Should return, for words no ticket holds, words only other departments' tickets hold, rare words deep down and
+    common ones, in a district and for the centre, the ids the plain query (no windows: the GIN's whole answer
+    sorted) gives, in its order; a word the district cannot match stops after its newest window (one EXISTS over
+    the ids below, its own marks), not walking every window down to the table's bottom."""
+    if not is_postgres(db):
+        pytest.skip("PostgreSQL's id windows")
+    o = org_setup
+    for n, ticket_id in enumerate(range(1_000, 2_000_000, 37_000)):
+        _ticket(o.east_street if n % 3 else o.west, wf.DISPATCHED, ticket_id=ticket_id, text="下水道堵塞扰民")
+    for ticket_id in (5, 70_000):
+        _ticket(o.east, wf.IN_PROGRESS, ticket_id=ticket_id, text="路灯不亮")
+    _ticket(o.west, wf.DISPATCHED, ticket_id=1_500_000, text="占道经营")
+    for ticket_id in range(2_100_000, 2_300_000, 40_000):  # a backlog not dispatched yet: the district's probe
+        _ticket(None, wf.RECORDED, ticket_id=ticket_id, text="下水道堵塞", created_by=o.agent)
+    monkeypatch.setattr(search, "FIRST_WINDOW", 4096)
+    search.ensure_index("ticket", build=True)  # the plain query reads the GIN's column
+    for user in (o.east_user, o.centre_user):
+        scope = _visibility_scope(user)
+        for query in ("噪声 扰民", "占道经营", "路灯", "下水道", "扰民 下水道", "无此词"):
+            grams = search.query_grams(query)
+            for mode, limit in itertools.product(("all", "any"), (1, 5, 300)):
+                terms = "(" + (" & " if mode == "all" else " | ").join(f"'{g}'" for g in grams) + ")"
+                plain = [row[0] for row in db.execute_sql(
+                    f"SELECT t.id FROM ticket t WHERE {search.document('ticket')} @@ %s::tsquery "
+                    f"ORDER BY t.id DESC LIMIT %s", (terms + (f" & ({scope})" if scope else ""), limit))]
+                with _statements(db, monkeypatch) as seen:
+                    got = search.candidate_ids("ticket", grams, limit, mode=mode, order="recent", scope=scope)
+                assert got == plain, (user.operator_no, query, mode, limit)
+                asked = [sql for sql, _params in seen if sql.startswith("WITH m AS MATERIALIZED")]
+                windows = [sql for sql, _params in seen if sql.startswith("SELECT t.id")]
+                if not plain:  # nothing to find: asked once below the newest window, not 2,300,000 ids walked
+                    assert len(asked) == 1 and len(windows) <= 2, (user.operator_no, query, mode, len(windows))
+                elif mode == "all" and query == "路灯":  # ids 5 and 70,000: asked, answered yes, walked on
+                    assert len(asked) == 1 and got == [70_000, 5][:limit]
+
+
 def test_sqlite_scope_read_from_its_index(org_setup, db, monkeypatch):
     """Should check a scoped search's rule on SQLite from the scope's index (id and the rule's columns), not from
     each match's ticket row: the plan of the candidates' statement reads it covering."""
