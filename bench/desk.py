@@ -67,15 +67,9 @@ def build(folder: Path, callers: int, agents: int):
     from caseflow import services as case_services
     from caseflow.accounts import create_user, hash_password
     from caseflow.models import User
-    from core import db as core_db
-    from core.config import load_config
-    from hotline.schema import all_models, create_schema
+    from tests.browser.telephony import fresh_database
 
-    url = f"sqlite:///{folder / 'desk.sqlite3'}"
-    database = core_db.bind_database(url)
-    create_schema(all_models())
-    config = load_config({"database_url": url, "var_dir": str(folder / "var"), "mode": "test",
-                          "secret_key": "bench-desk-secret-" + "b" * 32, "load_demo": False})
+    database, config = fresh_database(folder, "desk.sqlite3", "bench-desk-secret-" + "b" * 32)
     with database.connection_context():
         create_queue("consult", "consult", wrap_up_seconds=0, announce_interval=0)
         create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension=DESK_AGENT_EXTENSION),

@@ -3,13 +3,18 @@ inbound ESL pool, the ACD, the outbound socket server taking callers into the qu
 on gevent's WSGI server, all in that thread's gevent hub (as in production, where run.py runs them in one
 process). The calling thread drives Chromium and hands work to the hub through ``Telephony.run_in_hub``.
 
-Shared by tests/browser/test_agent_desk.py and bench/desk.py, so the bench measures the stack the tests check.
+Shared by the desk's browser tests (test_agent_desk, test_softphone, test_chat) and bench/desk.py, so the bench
+measures the stack the tests check. ``fresh_database`` makes the SQLite database and configuration they run on,
+``running`` starts the thread and stops it afterwards.
 """
 from __future__ import annotations
 
 import queue
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+
+START_TIMEOUT = 15.0
 
 
 class Telephony(threading.Thread):
@@ -21,7 +26,7 @@ class Telephony(threading.Thread):
     After ``start()``, wait on ``ready`` and raise ``error`` if it is set; ``url`` is the web app's address.
     """
 
-    def __init__(self, config, folder: Path, extensions=("1001",), call_seconds: float = 60.0,
+    def __init__(self, config, folder: Path, extensions=("1001", "1002"), call_seconds: float = 60.0,
                  on_notice=None, hub_timeout: float = 10.0, name: str = "telephony"):
         super().__init__(name=name, daemon=True)
         self.config, self.folder = config, folder
@@ -107,3 +112,32 @@ class Telephony(threading.Thread):
         if self.hub_loop is not None:
             self.hub_loop.run_callback_threadsafe(self._halt.set)
         self.join(10)
+
+
+def fresh_database(folder: Path, file_name: str, secret_key: str, **values):
+    """(database, config): a new SQLite database ``folder/file_name`` with the product's schema, bound as
+    core.db's database, and a test configuration on it (no demo data) with ``values`` added."""
+    from core import db as core_db
+    from core.config import load_config
+    from hotline.schema import all_models, create_schema
+
+    url = f"sqlite:///{folder / file_name}"
+    database = core_db.bind_database(url)
+    create_schema(all_models())
+    config = load_config({"database_url": url, "var_dir": str(folder / "var"), "mode": "test",
+                          "secret_key": secret_key, "load_demo": False, **values})
+    return database, config
+
+
+@contextmanager
+def running(config, folder: Path, **options):
+    """A started ``Telephony(config, folder, **options)`` (its start error raised), stopped on leaving."""
+    thread = Telephony(config, folder, **options)
+    thread.start()
+    assert thread.ready.wait(START_TIMEOUT), "telephony thread did not start"
+    if thread.error is not None:
+        raise thread.error
+    try:
+        yield thread
+    finally:
+        thread.stop()

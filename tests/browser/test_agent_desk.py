@@ -18,21 +18,15 @@ from caseflow import services as case_services
 from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from core import db as core_db
-from core.config import load_config
-from hotline.schema import all_models, create_schema
 from tests.browser.conftest import login
-from tests.browser.telephony import Telephony
+from tests.browser.telephony import fresh_database, running
 
 PASSWORD = "desk-pass-1234"
 
 
 @pytest.fixture
 def telephony(tmp_path):
-    url = f"sqlite:///{tmp_path / 'desk.sqlite3'}"
-    database = core_db.bind_database(url)
-    create_schema(all_models())
-    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                          "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False})
+    database, config = fresh_database(tmp_path, "desk.sqlite3", "desk-test-secret-" + "q" * 32)
     with database.connection_context():
         create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0)
         user = create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001")
@@ -40,14 +34,9 @@ def telephony(tmp_path):
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
         earlier = case_services.create_ticket("小区路灯不亮已经一周", citizen_phone="13912345678",
                                               citizen_name="李四", title="路灯不亮")
-    thread = Telephony(config, tmp_path, extensions=("1001", "1002"))
-    thread.start()
-    assert thread.ready.wait(15), "telephony thread did not start"
-    if thread.error is not None:
-        raise thread.error
-    thread.earlier = earlier
-    yield thread
-    thread.stop()
+    with running(config, tmp_path) as thread:
+        thread.earlier = earlier
+        yield thread
     database.close()
 
 

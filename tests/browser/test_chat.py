@@ -6,7 +6,7 @@ transcript. No page may log a console error or a Content-Security-Policy violati
 citizen confirms the phone by the SMS code (read from the outbox, where the SMS gateway takes it) and the desk
 shows that citizen's earlier cases.
 
-The app, the ACD and the fake FreeSWITCH run in one background hub as in test_agent_desk (its Telephony).
+The app, the ACD and the fake FreeSWITCH run in one background hub as in test_agent_desk (tests/browser/telephony.py).
 """
 from __future__ import annotations
 
@@ -19,10 +19,8 @@ from acd.models import ChatSession
 from caseflow import knowledge
 from caseflow.accounts import create_user
 from core import db as core_db
-from core.config import load_config
-from hotline.schema import all_models, create_schema
 from tests.browser.conftest import login
-from tests.browser.test_agent_desk import Telephony
+from tests.browser.telephony import fresh_database, running
 
 PASSWORD = "chat-pass-1234"
 KB_ANSWER = "请提供施工地点和时间，我们转城管执法部门夜间核查。"
@@ -36,11 +34,7 @@ def chat_world(tmp_path, monkeypatch, **settings):
     import webui.blueprints.portal as portal_bp
 
     monkeypatch.setattr(portal_bp, "CAPTCHA_ALPHABET", "A")  # a picture whose answer the test knows
-    url = f"sqlite:///{tmp_path / 'chat.sqlite3'}"
-    database = core_db.bind_database(url)
-    create_schema(all_models())
-    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                          "secret_key": "chat-test-secret-" + "k" * 32, "load_demo": False, **settings})
+    database, config = fresh_database(tmp_path, "chat.sqlite3", "chat-test-secret-" + "k" * 32, **settings)
     with database.connection_context():
         create_queue("consult", "consult", announce_interval=0)
         chat.create_queue("web-consult", "consult", display_name="政策咨询")
@@ -50,13 +44,8 @@ def chat_world(tmp_path, monkeypatch, **settings):
         item = knowledge.create_item("夜间施工噪音投诉办法", "夜间施工噪音可拨打12345或在网站写信反映。",
                                      review_state="approved")
         knowledge.review(knowledge.add_answer(item, KB_ANSWER), "approved")
-    thread = Telephony(config, tmp_path)
-    thread.start()
-    assert thread.ready.wait(15), "telephony thread did not start"
-    if thread.error is not None:
-        raise thread.error
-    yield thread
-    thread.stop()
+    with running(config, tmp_path) as thread:
+        yield thread
     database.close()
 
 

@@ -13,10 +13,8 @@ from acd.dispatcher import create_agent, create_queue
 from acd.seats import SeatPasswords
 from caseflow.accounts import create_user
 from core import db as core_db
-from core.config import load_config
-from hotline.schema import all_models, create_schema
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, login
-from tests.browser.test_agent_desk import Telephony
+from tests.browser.telephony import fresh_database, running
 
 PASSWORD = "desk-pass-1234"
 FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -48,24 +46,15 @@ def context(media_browser):
 @pytest.fixture
 def telephony(tmp_path):
     """The desk on the fake switch, with a browser phone whose server is not there (a closed port)."""
-    url = f"sqlite:///{tmp_path / 'desk.sqlite3'}"
-    database = core_db.bind_database(url)
-    create_schema(all_models())
-    config = load_config({"database_url": url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                          "secret_key": "desk-test-secret-" + "q" * 32, "load_demo": False,
-                          "softphone_wss": f"wss://127.0.0.1:{_closed_port()}"})
+    database, config = fresh_database(tmp_path, "desk.sqlite3", "desk-test-secret-" + "q" * 32,
+                                      softphone_wss=f"wss://127.0.0.1:{_closed_port()}")
     with database.connection_context():
         create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0, display_name="政策咨询")
         create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
         create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
         SeatPasswords(config.secret_key, lambda: ("1001", "1002"), config.seats_dir).ensure()  # each seat its own
-    thread = Telephony(config, tmp_path)
-    thread.start()
-    assert thread.ready.wait(15), "telephony thread did not start"
-    if thread.error is not None:
-        raise thread.error
-    yield thread
-    thread.stop()
+    with running(config, tmp_path) as thread:
+        yield thread
     database.close()
 
 
