@@ -8,18 +8,15 @@ switch reports (CHANNEL_EXECUTE, RECORD_START, PLAYBACK_STOP), then checks the d
 """
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.request
 import uuid as uuidlib
-from http.cookiejar import CookieJar
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 
 from core.db import database
-from tests.live.product import AppLeg, in_thread, start_product, stop_product
+from tests.integration.product.test_walking_skeleton_product import agents_ticket_list
+from tests.live.product import AppLeg, start_product, stop_product
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 pytestmark = pytest.mark.live
@@ -31,19 +28,6 @@ def live_product(esl_endpoint, db, db_url, tmp_path, rendered_sounds):
     running = start_product(esl_endpoint, db_url, tmp_path, rendered_sounds)
     yield running
     stop_product(running)
-
-
-class _Browser:
-    """A cookie-keeping HTTP client for the product's web server (a greenlet in this process)."""
-
-    def __init__(self):
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-
-    def get(self, url: str, data: bytes | None = None) -> str:
-        def fetch():
-            with self.opener.open(url, data=data, timeout=20) as response:
-                return response.read().decode()
-        return in_thread(fetch)
 
 
 def test_product_call_becomes_ticket_live(live_product, place_call, esl_events, tmp_path):
@@ -89,13 +73,5 @@ def test_product_call_becomes_ticket_live(live_product, place_call, esl_events, 
                                    capture_output=True, text=True).stdout)
     assert seconds >= 3.0
 
-    base = f"http://{live_product.config.http[0]}:{live_product.parts['web'].server_port}"
-    browser = _Browser()
-    health = json.loads(browser.get(f"{base}/healthz"))
-    assert health["db"] == "ok" and health["switch"] == "connected"
-    login_page = browser.get(f"{base}/login")
-    token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    body = urlencode({"operator_no": "1001", "password": "demo1234", "csrf_token": token}).encode()
-    browser.get(f"{base}/login", data=body)
-    assert number in browser.get(f"{base}/agent/tickets")
+    assert number in agents_ticket_list(live_product)
     citizen.hangup()

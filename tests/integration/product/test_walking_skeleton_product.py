@@ -20,11 +20,6 @@ def product(make_product):
     return make_product()
 
 
-def _http(product):
-    host, port = product.config.http[0], product.parts["web"].server_port
-    return f"http://{host}:{port}"
-
-
 class _Browser:
     """A cookie-keeping HTTP client whose blocking reads run in gevent's thread pool, so the product's
     web server (a greenlet in this same process) keeps serving while the test waits."""
@@ -37,6 +32,21 @@ class _Browser:
             with self.opener.open(url, data=data, timeout=20) as response:
                 return response.read().decode()
         return gevent.get_hub().threadpool.apply(fetch)
+
+
+def agents_ticket_list(product) -> str:
+    """The product's /healthz says database and switch are up; then demo agent 1001 logs in through the form
+    and this is their ticket list page (the live walking skeleton, tests/live/test_product_live, checks the
+    same)."""
+    base = f"http://{product.config.http[0]}:{product.parts['web'].server_port}"
+    browser = _Browser()
+    health = json.loads(browser.get(f"{base}/healthz"))
+    assert health["db"] == "ok" and health["switch"] == "connected"
+    login_page = browser.get(f"{base}/login")
+    token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    body = urlencode({"operator_no": "1001", "password": "demo1234", "csrf_token": token}).encode()
+    browser.get(f"{base}/login", data=body)
+    return browser.get(f"{base}/agent/tickets")
 
 
 def test_call_becomes_ticket_that_agent_sees(product):
@@ -62,14 +72,6 @@ def test_call_becomes_ticket_that_agent_sees(product):
         assert (ticket.citizen_phone, ticket.channel) == ("13912345678", "phone")
         assert Attachment.select().where(Attachment.ticket == ticket).count() >= 1
 
-    base = _http(product)
-    browser = _Browser()
-    health = json.loads(browser.get(f"{base}/healthz"))
-    assert health["db"] == "ok" and health["switch"] == "connected"
-    login_page = browser.get(f"{base}/login")
-    token = login_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    body = urlencode({"operator_no": "1001", "password": "demo1234", "csrf_token": token}).encode()
-    browser.get(f"{base}/login", data=body)
-    listing = browser.get(f"{base}/agent/tickets")
+    listing = agents_ticket_list(product)
     assert number in listing
     assert "13912345678" not in listing  # an agent's list shows the number masked
