@@ -58,18 +58,27 @@ def phone_line(db, tmp_path, prompts):
     fs.stop()
 
 
-def test_caller_through_ivr_reaches_skilled_agent(phone_line):
-    """Should take a caller who presses nothing from the menu into queue 'general' and bridge an agent."""
+def _call_to_a_ready_agent(phone_line, operator_no: str, extension: str, caller: str, **phone):
+    """(agent, call): queue "general" with one agent (``phone``: how the fake's phone answers), logged in and
+    ready; a caller who presses nothing calls 12345 and the call has ended, its IVR finished."""
     fs, acd, server, engines = phone_line
     create_queue("general", "general", wrap_up_seconds=0, announce_interval=0)
-    agent = create_agent(make_user("8001", "1001"), {"general": 5})
-    fs.add_agent("1001", answer_delay=0.5, talk_seconds=2)
+    agent = create_agent(make_user(operator_no, extension), {"general": 5})
+    fs.add_agent(extension, **phone)
     acd.start()
     acd.transition(agent.id, "login")
     acd.transition(agent.id, "ready")
-    call = fs.place_call(server.address, caller="13912340000", destination="12345")
+    call = fs.place_call(server.address, caller=caller, destination="12345")
     call.wait_ended(timeout=30)
     wait_for(lambda: call.uuid in engines, timeout=10, what="IVR finished")
+    return agent, call
+
+
+def test_caller_through_ivr_reaches_skilled_agent(phone_line):
+    """Should take a caller who presses nothing from the menu into queue 'general' and bridge an agent."""
+    acd = phone_line[1]
+    agent, call = _call_to_a_ready_agent(phone_line, "8001", "1001", "13912340000", answer_delay=0.5,
+                                         talk_seconds=2)
     entry = QueueEntry.get(QueueEntry.call_uuid == call.uuid)
     assert entry.state == "bridged" and entry.agent_id == agent.id and entry.caller_number == "13912340000"
     assert call.bridged_to and call.bridged_to[0].caller_number == "13912340000"
@@ -83,7 +92,7 @@ def test_wait_counts_from_asking_for_a_person_not_from_the_end_of_the_connecting
     rate read (GB/T 33358) includes that prompt even when the agent answers at once."""
     import wave
 
-    fs, acd, server, engines = phone_line
+    fs = phone_line[0]
     connecting = tmp_path / "sounds" / "zh" / "connecting.wav"
     connecting.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(connecting), "wb") as out:
@@ -91,15 +100,8 @@ def test_wait_counts_from_asking_for_a_person_not_from_the_end_of_the_connecting
         out.setsampwidth(2)
         out.setframerate(8000)
         out.writeframes(b"\0\0" * 8000 * 30)
-    create_queue("general", "general", wrap_up_seconds=0, announce_interval=0)
-    agent = create_agent(make_user("8002", "1002"), {"general": 5})
-    fs.add_agent("1002", answer_delay=0, talk_seconds=1)
-    acd.start()
-    acd.transition(agent.id, "login")
-    acd.transition(agent.id, "ready")
-    call = fs.place_call(server.address, caller="13912340001", destination="12345")
-    call.wait_ended(timeout=30)
-    wait_for(lambda: call.uuid in engines, timeout=10, what="IVR finished")
+    agent, call = _call_to_a_ready_agent(phone_line, "8002", "1002", "13912340001", answer_delay=0,
+                                         talk_seconds=1)
     assert any(arg.endswith("/zh/connecting.wav") for app, arg in call.executed if app == "playback"), call.executed
     entry = QueueEntry.get(QueueEntry.call_uuid == call.uuid)
     assert entry.state == "bridged"
