@@ -14,7 +14,9 @@ in its environment a real thread samples the hub's stack every 5 ms from the sea
 greenlet: the calls, the ACD, the desks' feed; well under 1 % of a core, where cProfile doubled the cost it
 measured) and writes the functions most often on top and anywhere on the stack there. With ``SIM_DUMP=<file>``
 a SIGUSR1 appends to that file the ACD's state (the dispatch pass running or not, the waiting callers by what
-they wait for, the agents by state) and every greenlet's stack: what a stalled ACD is waiting on.
+they wait for, the agents by state) and every greenlet's stack: what a stalled ACD is waiting on. With
+``SIM_POOLTRACE=<file>`` every pooled connection's wait and hold is recorded by caller and written at the stop
+(PoolTrace).
 """
 from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - as run.py: before anything imports socket
 
@@ -243,6 +245,89 @@ class StackSampler:
                 out.write(f"{100 * count / n:6.2f} {name}\n")
 
 
+class PoolTrace:
+    """Who holds the pooled database's connections and for how long (``SIM_POOLTRACE=<file>``): every checkout's
+    wait for a place and its hold, by caller (the innermost two frames of the app's own code that took it) and by
+    whether it went ahead in the pool; the timed-out waits by caller; and every 2 s the connections out and the
+    waiters queued, ahead or not. Written at the stop, the callers holding longest in total first."""
+
+    EVERY = 2.0
+
+    def __init__(self, db):
+        import collections
+
+        from core import db as core_db
+
+        self.db, self.core_db = db, core_db
+        self.holds: dict = collections.defaultdict(list)  # (caller, ahead) -> [hold s]
+        self.waits: dict = collections.defaultdict(list)  # (caller, ahead) -> [wait s]
+        self.timeouts: collections.Counter = collections.Counter()
+        self.samples: list = []
+        self.out: dict = {}  # connection key -> (caller, ahead, taken at)
+        checkout, close = db._checkout, db._close
+
+        def traced_checkout(reuse_if_open=False):
+            if not db._state.closed:
+                return checkout(reuse_if_open)
+            caller = self.caller(sys._getframe(1))
+            ahead = bool(getattr(db._state, "ahead", False))
+            began = time.monotonic()
+            try:
+                opened = checkout(reuse_if_open)
+            except core_db.DatabaseTimeout:
+                self.timeouts[(caller, ahead)] += 1
+                raise
+            now = time.monotonic()
+            self.waits[(caller, ahead)].append(now - began)
+            self.out[db.conn_key(db._state.conn)] = (caller, ahead, now)
+            return opened
+
+        def traced_close(conn, close_conn=False):
+            taken = self.out.pop(db.conn_key(conn), None)
+            if taken is not None:
+                self.holds[taken[:2]].append(time.monotonic() - taken[2])
+            return close(conn, close_conn)
+
+        db._checkout, db._close = traced_checkout, traced_close
+
+    def caller(self, frame) -> str:
+        frames = self.core_db._app_frames(frame, 2)[1:]
+        return " < ".join(f"{Path(f.filename).stem}.{f.name}" for f in frames) or "?"
+
+    def run(self, path: str) -> None:
+        """Samples every EVERY s; the file written every 30 s too (a run cut short still leaves it)."""
+        written = time.monotonic()
+        while True:
+            gevent.sleep(self.EVERY)
+            queue = self.db._pool_available._queue
+            ahead = sum(1 for w in queue if w.ahead)
+            self.samples.append((len(self.db._in_use), ahead, len(queue) - ahead))
+            if time.monotonic() - written > 30:
+                written = time.monotonic()
+                self.write(path)
+
+    def write(self, path: str, most: int = 40) -> None:
+        def pct(values, p):
+            values = sorted(values)
+            return values[min(len(values) - 1, int(p * len(values)))] * 1000 if values else 0.0
+
+        keys = sorted(set(self.holds) | set(self.waits) | set(self.timeouts),
+                      key=lambda k: -sum(self.holds.get(k, ())))
+        total = sum(sum(v) for v in self.holds.values()) or 1.0
+        with open(path, "w") as out:
+            out.write("caller | ahead | checkouts | hold s total (%) | hold p50 / p99 / max ms | wait p50 / p99 ms"
+                      " | timed out\n")
+            for key in keys[:most]:
+                holds, waits = self.holds.get(key, []), self.waits.get(key, [])
+                out.write(f"{key[0]} | {'ahead' if key[1] else '-'} | {len(holds)} | {sum(holds):.1f} "
+                          f"({100 * sum(holds) / total:.1f} %) | {pct(holds, .5):.0f} / {pct(holds, .99):.0f} / "
+                          f"{max(holds, default=0) * 1000:.0f} | {pct(waits, .5):.0f} / {pct(waits, .99):.0f} | "
+                          f"{self.timeouts.get(key, 0)}\n")
+            out.write(f"\ntimed out by caller: {dict(self.timeouts.most_common(most))}\n")
+            out.write("\nevery 2 s: connections out, waiters ahead, waiters not ahead\n")
+            out.write(" ".join(f"{a}/{b}/{c}" for a, b, c in self.samples) + "\n")
+
+
 def acd_state(acd) -> dict:
     """The ACD's dispatch state in counts: what a caller waits for, where the agents are."""
     import collections
@@ -307,6 +392,9 @@ def main() -> int:
 
         gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(dump_state, os.environ["SIM_DUMP"], acd))
     profiler = StackSampler() if os.environ.get("SIM_PROFILE") else None
+    pool_trace = PoolTrace(database.obj) if os.environ.get("SIM_POOLTRACE") else None
+    if pool_trace is not None:
+        gevent.spawn(pool_trace.run, os.environ["SIM_POOLTRACE"])
     say(event="ready", outbound=list(product.parts["outbound"].address), switches=len(config.esl))
     for line in FileObjectThread(sys.stdin):
         command = json.loads(line)
@@ -323,6 +411,8 @@ def main() -> int:
             break
     if profiler is not None:
         profiler.stop(os.environ["SIM_PROFILE"])
+    if pool_trace is not None:
+        pool_trace.write(os.environ["SIM_POOLTRACE"])
     product.stop(drain_timeout=5)
     say(event="stopped")
     return 0

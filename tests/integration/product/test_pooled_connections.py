@@ -297,9 +297,10 @@ def statements(monkeypatch):
 
 
 @pytest.mark.parametrize("pool", ["postgres"], indirect=True)
-def test_a_read_takes_its_connection_without_a_ping_and_a_write_with_one(pool, statements):
-    """Should send a read alone (one round trip, not playhouse's SELECT 1 first), BEGIN alone, and keep the
-    ping before a write outside a transaction (it is not run again if its connection was dead)."""
+def test_a_read_takes_its_connection_without_a_ping_and_a_write_too(pool, statements):
+    """Should send a read alone (one round trip, not playhouse's SELECT 1 first), BEGIN alone, and a write
+    outside a transaction alone while the server has said nothing on its idle connection (the ping cost each
+    such write a second round trip under the simulation's load)."""
     pool.execute_sql("SELECT 1")  # the pool's connection opened
     statements.clear()
     for n in range(10):
@@ -311,7 +312,7 @@ def test_a_read_takes_its_connection_without_a_ping_and_a_write_with_one(pool, s
     assert statements == ["BEGIN", "SELECT 2", "COMMIT"]
     statements.clear()
     pool.execute_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dbping_t (a integer)")
-    assert statements == ["SELECT 1", "CREATE TEMPORARY TABLE IF NOT EXISTS dbping_t (a integer)"]
+    assert statements == ["CREATE TEMPORARY TABLE IF NOT EXISTS dbping_t (a integer)"]
 
 
 @pytest.mark.parametrize("pool", ["postgres"], indirect=True)
@@ -339,6 +340,26 @@ def test_a_write_on_a_terminated_connection_runs_once(pool):
         _terminate_idle(pool)
         pool.execute_sql(f"INSERT INTO {table} VALUES (1)")
         assert pool.execute_sql(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+    finally:
+        pool.execute_sql(f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_write_pings_the_connection_only_once_the_server_ended_it(pool, statements):
+    """Should send a write outside a transaction alone on a live idle connection, and ask the server first
+    (SELECT 1) on one whose backend was terminated: the FATAL message or the close is on its socket, so the
+    dead connection is found and the write goes once to a new one."""
+    table = f"dbping_alone_{os.getpid()}"
+    pool.execute_sql(f"CREATE TABLE {table} (a integer)")
+    try:
+        statements.clear()
+        pool.execute_sql(f"INSERT INTO {table} VALUES (1)")
+        assert statements == [f"INSERT INTO {table} VALUES (1)"]
+        _terminate_idle(pool)
+        statements.clear()
+        pool.execute_sql(f"INSERT INTO {table} VALUES (2)")
+        assert statements[0] == "SELECT 1" and statements.count(f"INSERT INTO {table} VALUES (2)") == 1
+        assert pool.execute_sql(f"SELECT count(*) FROM {table}").fetchone() == (2,)
     finally:
         pool.execute_sql(f"DROP TABLE {table}")
 
