@@ -5,31 +5,19 @@ core.pubsub, webui.desk_feed) reaches the agent's event stream open on the other
 buttons and pages go through a worker to the call process (webui.forward)."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import threading
 
 import pytest
 
-from core.clock import Clock
 from core.db import database
 from tests.integration.product.app_process import AppProcess, Browser, PgSchema, free_port, reachable_pg
+from tests.integration.recorder.test_product_calls import OfficeHoursClock
 
 PG = reachable_pg()
 pytestmark = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
 SECRET = "w" * 40
-
-
-class OfficeHoursClock(Clock):
-    """Real time passing, shifted to a Monday 10:00 in Shanghai (the IVR's time check says open)."""
-
-    def __init__(self):
-        super().__init__("Asia/Shanghai")
-        self.offset = dt.datetime(2026, 1, 5, 10, 0, tzinfo=self.tz) - dt.datetime.now(self.tz)
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(self.tz) + self.offset
 
 
 @pytest.fixture
