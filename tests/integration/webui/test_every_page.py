@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from webui import security
-
 from .conftest import PASSWORD
-from .test_security import concrete_urls
+from .test_security import pages_for
 
 ROLES = ("agent", "team_lead", "centre", "centre_leader", "dept", "dept_leader", "leader", "admin", "entry")
 
@@ -23,12 +21,7 @@ def server_errors(app, make_user, role: str, query: str = "") -> list[str]:
     client.login(operator_no, PASSWORD)
     app.testing = False  # a crash must show as a 500 here, not abort the walk
     failures = []
-    for endpoint, method, url in concrete_urls(app):
-        if method != "GET" or endpoint == "static" or endpoint.endswith(".static"):
-            continue
-        access = security.access_of(app.view_functions[endpoint])
-        if access is not None and access.kind == "roles" and role not in access.roles:
-            continue
+    for endpoint, url in pages_for(app, role):
         # Unbuffered: the view has run (errors show in the status) but an event stream is not read forever.
         response = client.get(url + query)
         if response.status_code >= 500:

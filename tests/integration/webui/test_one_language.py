@@ -13,12 +13,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from webui import security
 from webui.models import AuditLog
 
 from .conftest import PASSWORD
 from .test_every_page import ROLES
-from .test_security import concrete_urls
+from .test_security import pages_for
 
 # Codes and keys that must never reach a page: agent statuses and states, ticket statuses, form field keys,
 # Python values. Matched as whole words in the visible text.
@@ -114,12 +113,7 @@ def walk(app, make_user, role: str, lang: str, seen: set[str] | None = None) -> 
     client = app.test_client()
     client.login(operator_no, PASSWORD)
     found = {}
-    for endpoint, method, url in concrete_urls(app):
-        if method != "GET" or endpoint == "static" or endpoint.endswith(".static"):
-            continue
-        access = security.access_of(app.view_functions[endpoint])
-        if access is not None and access.kind == "roles" and role not in access.roles:
-            continue
+    for _endpoint, url in pages_for(app, role):
         response = client.get(url)
         if response.status_code == 200 and response.mimetype == "text/html":
             if seen is not None:

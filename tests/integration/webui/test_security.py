@@ -29,6 +29,17 @@ def concrete_urls(app):
             yield rule.endpoint, method, url
 
 
+def pages_for(app, role: str):
+    """(endpoint, url) of every GET page of the url map (not static files) a user with ``role`` may open."""
+    for endpoint, method, url in concrete_urls(app):
+        if method != "GET" or endpoint == "static" or endpoint.endswith(".static"):
+            continue
+        access = security.access_of(app.view_functions[endpoint])
+        if access is not None and access.kind == "roles" and role not in access.roles:
+            continue
+        yield endpoint, url
+
+
 def refused(response) -> bool:
     if response.status_code == 302:
         return response.headers["Location"].startswith("/login")
