@@ -1,10 +1,10 @@
 """argon2 off the gevent hub and the per-address login limit behind proxies (issue 16 item 10)."""
 from __future__ import annotations
 
-import gevent
 import pytest
 
 from caseflow import accounts
+from tests.ticks import ticks_during
 from webui.models import AuditLog
 
 from .conftest import PASSWORD
@@ -17,25 +17,6 @@ def real_argon2(monkeypatch):
     accounts._password_hasher.cache_clear()
     yield
     accounts._password_hasher.cache_clear()
-
-
-def ticks_during(action) -> tuple[int, object]:
-    """How often a greenlet sleeping 1 ms got to run while ``action()`` ran in this one."""
-    ticks = [0]
-
-    def ticker():
-        while True:
-            gevent.sleep(0.001)
-            ticks[0] += 1
-
-    greenlet = gevent.spawn(ticker)
-    gevent.sleep(0)  # let it start
-    try:
-        before = ticks[0]
-        result = action()
-        return ticks[0] - before, result
-    finally:
-        greenlet.kill()
 
 
 def test_login_lets_other_greenlets_run(client, make_user, real_argon2):

@@ -9,6 +9,7 @@ import pytest
 
 from ivr import prompts
 from ivr.engine import ENGINE_PROMPTS
+from tests.ticks import ticks_during
 
 SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
 
@@ -92,37 +93,16 @@ def test_call_time_text_is_never_read_as_espeak_options(tmp_path):
     assert prompts.wav_info(out).seconds > 0.2
 
 
-def _ticks_during(action) -> int:
-    """How often a greenlet sleeping 1 ms got to run while ``action()`` ran in this one."""
-    import gevent
-
-    ticks = [0]
-
-    def ticker():
-        while True:
-            gevent.sleep(0.001)
-            ticks[0] += 1
-
-    greenlet = gevent.spawn(ticker)
-    gevent.sleep(0)
-    try:
-        before = ticks[0]
-        action()
-        return ticks[0] - before
-    finally:
-        greenlet.kill()
-
-
 @pytest.mark.parametrize("in_process", [True, False], ids=["pyttsx3", "espeak-ng"])
 def test_rendering_leaves_the_hub_free(sounds, in_process):
     """Should keep other greenlets running while a prompt is spoken (pyttsx3 or the binary) and converted
     with sox (no ticks at all while the hub was held before)."""
     synth = prompts.Synthesizer(in_process=in_process)
     text = "感谢您致电12345政务服务便民热线，我们将竭诚为您服务，请在提示音后说出您的诉求。" * 2
-    ticks = _ticks_during(lambda: prompts.render_text(synth, text, "zh", sounds / "long.wav", 8000))
+    ticks, _ = ticks_during(lambda: prompts.render_text(synth, text, "zh", sounds / "long.wav", 8000))
     assert synth.method == ("pyttsx3" if in_process else "espeak-ng")
     assert ticks >= 5, ticks
-    ticks = _ticks_during(lambda: prompts.convert(sounds / "long.wav", sounds / "again.wav", 16000))
+    ticks, _ = ticks_during(lambda: prompts.convert(sounds / "long.wav", sounds / "again.wav", 16000))
     assert ticks >= 1, ticks
     assert prompts.wav_info(sounds / "again.wav").rate == 16000
 
