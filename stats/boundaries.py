@@ -140,6 +140,18 @@ def _position(value, where: tuple[str, str]) -> tuple[list[float] | None, tuple[
     return [round(lon, DECIMALS), round(lat, DECIMALS)], None
 
 
+def _each(items: list, parse, where: tuple[str, str], zh: str, en: str) -> tuple[list | None, tuple[str, str] | None]:
+    """Every item parsed by ``parse(item, where)``, or the first item's problem; ``zh``/``en`` name an item in
+    the place a problem is said to be (…第 3 个环 / …, ring 3)."""
+    parsed = []
+    for index, item in enumerate(items, 1):
+        value, problem = parse(item, (f"{where[0]}第 {index} 个{zh}", f"{where[1]}, {en} {index}"))
+        if problem:
+            return None, problem
+        parsed.append(value)
+    return parsed, None
+
+
 def _ring(value, where: tuple[str, str]) -> tuple[list | None, tuple[str, str] | None]:
     """A closed ring of at least four positions, or its first problem."""
     if not isinstance(value, list):
@@ -148,12 +160,9 @@ def _ring(value, where: tuple[str, str]) -> tuple[list | None, tuple[str, str] |
     if len(value) < 4:
         return None, (f"{where[0]}：少于 4 个坐标点（闭合环至少 4 个）",
                       f"{where[1]}: has fewer than 4 positions (a closed ring needs at least 4)")
-    ring = []
-    for index, item in enumerate(value, 1):
-        position, problem = _position(item, (f"{where[0]}第 {index} 个点", f"{where[1]}, position {index}"))
-        if problem:
-            return None, problem
-        ring.append(position)
+    ring, problem = _each(value, _position, where, "点", "position")
+    if problem:
+        return None, problem
     if ring[0] != ring[-1]:
         return None, (f"{where[0]}：未闭合（首尾坐标不同）",
                       f"{where[1]}: is not closed (its first and last positions differ)")
@@ -165,13 +174,7 @@ def _polygon(value, where: tuple[str, str]) -> tuple[list | None, tuple[str, str
     if not isinstance(value, list) or not value:
         return None, (f"{where[0]}：多边形须为非空的环数组",
                       f"{where[1]}: a polygon must be a non-empty array of rings")
-    rings = []
-    for index, item in enumerate(value, 1):
-        ring, problem = _ring(item, (f"{where[0]}第 {index} 个环", f"{where[1]}, ring {index}"))
-        if problem:
-            return None, problem
-        rings.append(ring)
-    return rings, None
+    return _each(value, _ring, where, "环", "ring")
 
 
 def _geometry(value, where: tuple[str, str]) -> tuple[dict | None, tuple[str, str] | None]:
@@ -188,13 +191,8 @@ def _geometry(value, where: tuple[str, str]) -> tuple[dict | None, tuple[str, st
     if not isinstance(coordinates, list) or not coordinates:
         return None, (f"{where[0]}：MultiPolygon 须为非空的多边形数组",
                       f"{where[1]}: a MultiPolygon must be a non-empty array of polygons")
-    polygons = []
-    for index, item in enumerate(coordinates, 1):
-        rings, problem = _polygon(item, (f"{where[0]}第 {index} 个多边形", f"{where[1]}, polygon {index}"))
-        if problem:
-            return None, problem
-        polygons.append(rings)
-    return {"type": kind, "coordinates": polygons}, None
+    polygons, problem = _each(coordinates, _polygon, where, "多边形", "polygon")
+    return (None, problem) if problem else ({"type": kind, "coordinates": polygons}, None)
 
 
 def _district(properties, places: Sequence[Place], where: tuple[str, str]) -> tuple[Place | None, tuple | None]:
