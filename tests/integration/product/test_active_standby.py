@@ -17,6 +17,7 @@ import pytest
 from core.leader import Leadership, LeadershipError, PairSettings
 from tests.fakeswitch import FakeSwitch, WaitFor
 from tests.integration.product.app_process import AppProcess, PgSchema, app_env, free_port, reachable_pg
+from tests.waiting import wait_until
 
 PG = reachable_pg()
 needs_pg = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
@@ -27,16 +28,6 @@ def schema():
     schema = PgSchema(PG, "lock")
     yield schema
     schema.drop()
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        gevent.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 # ------------------------------------------------------------------------------------------- the lock alone
@@ -180,7 +171,7 @@ def test_standby_of_the_same_version_waits_built_and_touches_no_schema(schema, s
     try:
         assert active.acquire()
         waiter = gevent.spawn(product.stand_by, leadership, gevent.event.Event())
-        _wait(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
+        wait_until(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
         assert not waiter.ready() and prepared == []
         active.release()
         assert waiter.get(timeout=30) is True
@@ -211,7 +202,7 @@ def test_standby_writes_no_demo_data_nor_menu_tree_until_active(schema, standby_
     try:
         assert active.acquire()
         waiter = gevent.spawn(product.stand_by, leadership, gevent.event.Event())
-        _wait(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
+        wait_until(lambda: "web_app" in product.parts, 60, "the standby built while waiting")
         assert not waiter.ready() and written() == (0, 0) and product.demo_accounts == []
         active.release()
         assert waiter.get(timeout=60) is True
