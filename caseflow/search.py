@@ -539,14 +539,8 @@ def _holds(db, table: str, query: str) -> bool:
     each looking up its department/bucket pairs: 250-350 buffers); the GIN starts from its rarest entries, so a
     gram no ticket holds ends this at once, and a match costs the rarest entries' posting lists (asked only after
     the scope's newest window found none). A False stops the walk; a True (a row newer than the windows' start
-    included) only lets it go on, so the results are the walk's.
-
-    The rows are a MATERIALIZED CTE, planned for all its rows (a bitmap of the GIN) and read only to the first:
-    planned as EXISTS the same test took a sequential scan for a common gram in a district (the first of an
-    estimated 650 rows soon found), which reads the whole table when the scope holds none."""
-    sql = (f"WITH m AS MATERIALIZED (SELECT 1 FROM {table} t WHERE {document(table)} @@ %s::tsquery) "
-           "SELECT EXISTS (SELECT 1 FROM m)")
-    return db.execute_sql(sql, (query,)).fetchone()[0]
+    included) only lets it go on, so the results are the walk's."""
+    return _first_matching(db, table, [query]) is not None
 
 
 def _window(low: int, high: int) -> str:
@@ -582,12 +576,22 @@ def _scope_end(db, table: str, scope: Scope, high: int) -> int:
 
 def _first_holding(db, table: str, scope: Scope, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
     """The first of ``ranges`` (id ranges [low, high), multiples of 4,096, newest first) holding a row ``scope``
-    may see, None when none does: one statement whose CASE asks each EXISTS in turn, the later ones not run."""
-    probe = f"EXISTS (SELECT 1 FROM {table} t WHERE {document(table)} @@ %s::tsquery)"
-    sql = "SELECT CASE " + " ".join(f"WHEN {probe} THEN {n}" for n in range(len(ranges))) + " END"
-    params = [f"({scope.within(low, high)}) & ({_window(low, high)})" for low, high in ranges]
-    first = db.execute_sql(sql, params).fetchone()[0]
+    may see, None when none does."""
+    queries = [f"({scope.within(low, high)}) & ({_window(low, high)})" for low, high in ranges]
+    first = _first_matching(db, table, queries)
     return None if first is None else ranges[first]
+
+
+def _first_matching(db, table: str, queries: list[str]) -> int | None:
+    """The index of the first of the tsqueries ``queries`` some row matches, None when none: one statement whose
+    CASE asks each in turn, the later ones not run. Each one's rows are a MATERIALIZED CTE, planned for all its
+    rows (a bitmap of the GIN) and read only to the first: planned as an EXISTS the planner took a sequential scan
+    when it expected a few hundred matches (a common gram in a district, estimated 650 rows at 150,000 tickets; a
+    probe's department/bucket pairs), which reads the table up to the first match, all of it when none."""
+    rows = ", ".join(f"m{n} AS MATERIALIZED (SELECT 1 FROM {table} t WHERE {document(table)} @@ %s::tsquery)"
+                     for n in range(len(queries)))
+    cases = " ".join(f"WHEN EXISTS (SELECT 1 FROM m{n}) THEN {n}" for n in range(len(queries)))
+    return db.execute_sql(f"WITH {rows} SELECT CASE {cases} END", queries).fetchone()[0]
 
 
 def next_span(span: int, found: int, read: int, wanted: int) -> int:
