@@ -19,6 +19,7 @@ from flask import Flask, current_app, g, has_request_context, jsonify, render_te
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from caseflow.privacy import mask_name, mask_phone
 from core.clock import Clock
 from core.config import Config, ConfigError, setting_names
 from core.db import DatabaseTimeout, connection_lost, database
@@ -465,42 +466,6 @@ def _caseflow_labels(kind: str) -> Mapping[str, tuple[str, str]]:
     except ImportError:
         return {}
     return labels
-
-
-def _privacy():
-    try:
-        from caseflow import privacy
-    except ImportError:
-        return None
-    return privacy
-
-
-def mask_phone(value) -> str:
-    """138****8000 style: keep the first 3 and last 4 digits of a mobile, fewer of a short number."""
-    privacy = _privacy()
-    if privacy is not None and hasattr(privacy, "mask_phone"):
-        return privacy.mask_phone(value)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        return ""
-    if len(text) >= 11:
-        return text[:3] + "*" * (len(text) - 7) + text[-4:]
-    if len(text) >= 7:
-        return text[:2] + "*" * (len(text) - 4) + text[-2:]
-    return text[:1] + "*" * (len(text) - 1)
-
-
-def mask_name(value) -> str:
-    """张** style: the family name and stars (a two-character name keeps one star)."""
-    privacy = _privacy()
-    if privacy is not None and hasattr(privacy, "mask_name"):
-        return privacy.mask_name(value)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        return ""
-    if text.isascii():
-        return text[0] + "***"
-    return text[0] + "*" * max(1, len(text) - 1)
 
 
 # ----------------------------------------------------------------------------------------- demo data
