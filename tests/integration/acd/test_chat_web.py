@@ -15,6 +15,7 @@ from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from core.clock import FixedClock
 from tests.integration.acd.doubles import Conn, Pool, World
+from tests.integration.acd.test_console_stream import _events
 from tests.integration.webui_caseflow.test_portal_sms_codes import last_code, sms_on  # noqa: F401 - fixture
 from webui.models import AuditLog
 
@@ -47,13 +48,7 @@ def desk(app, prompts):
 
 def events(client, url: str, seconds: float = 0.5) -> list[tuple[str, dict]]:
     """The (event, data) pairs a stream sends within ``seconds``."""
-    body = client.get(f"{url}?max_seconds={seconds}").get_data(as_text=True)
-    out = []
-    for block in body.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
-        if "event" in lines:
-            out.append((lines["event"], json.loads(lines["data"])))
-    return out
+    return _events(client.get(f"{url}?max_seconds={seconds}").get_data(as_text=True))
 
 
 def start_chat(client, chat_queue, **fields):
