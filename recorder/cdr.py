@@ -62,8 +62,7 @@ class CdrRecorder:
         draft = self.draft(call_uuid)
         if draft is not None:
             change(draft)
-            # Hung up, its record being written: that record may be built already, so it is written again.
-            return self.finalise(draft) if draft.finalising else None
+            return self.finalise(draft) if self._due(draft) else None
         draft = self.finished.get(call_uuid)
         if draft is None:
             return None
@@ -115,7 +114,7 @@ class CdrRecorder:
         draft = self.draft(call_uuid)
         if draft is not None:
             draft.awaiting_ivr = False
-            return self.finalise(draft) if draft.finalising else None  # as in amend
+            return self.finalise(draft) if self._due(draft) else None  # as in amend
         draft = self.finished.get(call_uuid)
         if draft is None or not draft.awaiting_ivr:
             return None
@@ -203,14 +202,25 @@ class CdrRecorder:
         draft = self.drafts.get(call_uuid)
         if draft is None:
             return self._late_side(call_uuid, side, wait)
-        if draft.finalising:
+        if draft.finalising or draft.ended_at is not None:  # being written, or hung up already
             draft.caller_side = side_of(side, "caller") or draft.caller_side
             return self._side_again(draft, wait)
         draft.ended_at = self._at(at)
         draft.hangup_cause = (cause or "")[:64]
         draft.caller_side = side_of(side, "caller") or draft.caller_side
         draft.hangup_side = who_hung_up(draft)
+        if draft.awaiting_ivr:
+            # The IVR's last word (its trace, else ivr_ended) comes next and finalises the record once with it;
+            # finalised here too, every IVR call was written twice, the first time undecided (issue 15).
+            return None
         return self.finalise(draft, wait)
+
+    @staticmethod
+    def _due(draft: CallDraft) -> bool:
+        """Whether a change to a live draft is written now: its record is being written (and may be built
+        already), or the call hung up and only waited for the IVR's word (or its writing failed: written now,
+        else by the sweep)."""
+        return bool(draft.finalising) or (draft.ended_at is not None and not draft.awaiting_ivr)
 
     def _late_side(self, call_uuid: str, side: str, wait: bool = True) -> CallRecord | None:
         """FreeSWITCH names who ended a SIP dialog (sip_hangup_disposition) only in the channel's final
@@ -233,7 +243,7 @@ class CdrRecorder:
         if mapped == draft.hangup_side:
             return None
         draft.hangup_side = mapped
-        return self.finalise(draft, wait)
+        return self.finalise(draft, wait) if self._due(draft) else None
 
     # -- calls the switch lost (recorder.sweep) ------------------------------------------------------------
     def cut_off(self, call_uuid: str, at: dt.datetime | None = None) -> CallRecord | None:

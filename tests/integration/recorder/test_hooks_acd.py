@@ -123,20 +123,22 @@ def missed_lines(caplog, caller):
 
 
 def test_ivr_call_waits_for_the_ivr_verdict(cdr, clock, key, caplog):
-    """Should not list a self-service caller when the call record closes before the IVR's trace arrives:
-    a served caller is never on the list (nor in the log's "missed call from" lines), an unserved one is
-    listed once the trace says so, and without any trace once the IVR lets go of the call."""
+    """Should not list a self-service caller when the call hangs up before the IVR's trace arrives: its record
+    is written once the trace comes (not also at the hang-up), a served caller is never on the list (nor in the
+    log's "missed call from" lines), an unserved one is listed once the trace says so, and without any trace
+    once the IVR lets go of the call."""
     caplog.set_level("INFO", logger="recorder.missed")
     acd, ivr, queue, agent = setup(cdr)
     seen = []
     cdr.on_missed = seen.append
     cdr.call_started("s-1", caller="13800000005", ivr=True)
     clock.advance(seconds=30)
-    record = cdr.hangup("s-1", "NORMAL_CLEARING", "recv_bye")
-    assert record.disposition == "self_service" and record.finalised
-    assert MissedCall.select().count() == 0
+    assert cdr.hangup("s-1", "NORMAL_CLEARING", "recv_bye") is None
+    assert not CallRecord.get(CallRecord.call_uuid == "s-1").finalised and MissedCall.select().count() == 0
     ivr.on_trace[0](trace("s-1", "hangup", [{"node": "complaint_record", "what": "ticket 12345678", "at": "x"}],
                           tickets=["12345678"], served="ticket"))
+    record = CallRecord.get(CallRecord.call_uuid == "s-1")
+    assert record.disposition == "self_service" and record.finalised
     cdr.ivr_ended("s-1")
     assert MissedCall.select().count() == 0 and not missed_lines(caplog, "13800000005") and seen == []
 
@@ -163,7 +165,7 @@ def test_message_filed_after_the_hang_up_marks_the_record(cdr, clock, key):
     cdr.call_started("v-1", caller="13800000008", ivr=True)
     cdr.hangup("v-1", "NORMAL_CLEARING", "recv_bye")
     cdr.flag("v-1", "voicemail")
-    assert CallRecord.get(CallRecord.call_uuid == "v-1").disposition == "voicemail"
+    assert not CallRecord.get(CallRecord.call_uuid == "v-1").finalised  # written with the IVR's word
     ivr.on_trace[0](trace("v-1", "hangup", served=""))
     assert CallRecord.get(CallRecord.call_uuid == "v-1").disposition == "voicemail"
     assert MissedCall.select().count() == 0 and verify_database(key).problems == []

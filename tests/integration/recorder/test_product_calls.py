@@ -82,6 +82,34 @@ def test_hang_up_in_menu_is_a_missed_call(product):
     assert product.fs.wait_for(listed, 10.0, "the missed call").reason == "ivr_hangup"
 
 
+def test_an_ivr_call_is_finalised_once(product, monkeypatch):
+    """Should write an IVR call's record once when the caller hangs up in the menu: after the IVR's last word
+    (its trace), not also on the hang-up before it (the Finaliser's write, undecided, then written again)."""
+    from recorder import cdr as cdr_module
+
+    written, write_record = [], cdr_module.write_record
+
+    def counting(key, draft, *args):
+        written.append(draft.call_uuid)
+        return write_record(key, draft, *args)
+
+    monkeypatch.setattr(cdr_module, "write_record", counting)
+    cdr = product.parts["cdr"]
+    call = product.fs.place_call(product.parts["outbound"].address, caller="13800002222", destination="12345",
+                                 script=[WaitFor("playback"), Hangup()])
+    call.wait_ended(timeout=30)
+
+    def listed():
+        with database.connection_context():
+            return MissedCall.get_or_none(MissedCall.caller == "13800002222")
+    assert product.fs.wait_for(listed, 10.0, "the missed call").reason == "ivr_hangup"
+    product.fs.wait_for(lambda: call.uuid not in cdr.drafts and not cdr.finished[call.uuid].awaiting_ivr, 10.0,
+                        "the IVR's last word")
+    assert cdr.settle()
+    assert written.count(call.uuid) == 1, written
+    assert finalised(product, call.uuid).disposition == "self_service"
+
+
 def test_abandoned_queue_caller_is_listed_once(product):
     """Should list a caller who hangs up while waiting in a queue exactly once, although both the ACD and
     the call record report the call: one entry, one call counted, with the queue and the wait."""
