@@ -302,7 +302,11 @@ class CdrRecorder:
         return self.finaliser.settle(timeout)
 
     def _finalise(self, draft: CallDraft) -> CallRecord:
-        record, entry = write_record(self.key, draft, self._prepare, self._now)
+        try:
+            record, entry = write_record(self.key, draft, self._prepare, self._now)
+        except BaseException:
+            self._unwritten(draft)
+            raise
         self.drafts.pop(draft.call_uuid, None)
         for leg in draft.other_uuids:
             self.leg_of.pop(leg, None)
@@ -325,6 +329,20 @@ class CdrRecorder:
             except Exception:  # noqa: BLE001 - a notifier must not break call records
                 log.exception("missed-call notifier failed")
         return record
+
+    def _unwritten(self, draft: CallDraft) -> None:
+        """A finalisation that failed (no seal turn within integrity.SEAL_TURN_LIMIT, the database away) leaves
+        its draft live, where the sweep finds it (``cut_off``: written as it ended). A call finalised before is
+        taken back from ``finished``: its re-finalisation (the IVR's word, a later side) was otherwise lost,
+        the record left as first written (an unserved caller never listed)."""
+        if self.finished.pop(draft.call_uuid, None) is None:
+            return
+        self._finished_at.pop(draft.call_uuid, None)
+        self.drafts[draft.call_uuid] = draft
+        for leg in draft.other_uuids:
+            if self.finished_leg_of.get(leg) == draft.call_uuid:
+                del self.finished_leg_of[leg]
+            self.leg_of[leg] = draft.call_uuid
 
     def _prepare(self, draft: CallDraft) -> None:
         """The draft completed before its record is built: a hold still on closed, what other parts know."""

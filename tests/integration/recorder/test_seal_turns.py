@@ -208,6 +208,36 @@ def test_a_record_whose_turn_timed_out_is_finalised_by_the_sweep_as_it_ended(cdr
                                                                                           microsecond=0)
 
 
+def test_a_refinalisation_whose_turn_timed_out_is_written_by_the_sweep(cdr, db, clock, monkeypatch):
+    """Should, when a finalised call's re-finalisation (its final hang-up event naming the side) finds no turn
+    within the limit, keep the call for the next reconciliation sweep, which writes it with that side and
+    signs it again (it was lost: the record kept as first written)."""
+    from recorder import integrity
+    from recorder.integrity import verify_database
+    from recorder.models import CallRecord, CallRecordSeal
+    from recorder.sweep import Sweeper
+    from switch.events import ChannelHangup
+
+    monkeypatch.setattr(integrity, "SEAL_TURN_LIMIT", 0.1, raising=False)
+    monkeypatch.setattr(integrity, "_stalled", [False], raising=False)
+    cdr.call_started("late-1", caller="13800138000", called="12345", server="A")
+    clock.advance(seconds=20)
+    cdr.on_switch_event(ChannelHangup(server="A", uuid="late-1", cause="NORMAL_CLEARING"))
+    assert cdr.settle(timeout=10)
+    assert CallRecord.get(CallRecord.call_uuid == "late-1").hangup_side == ""
+    with seal_turn(db):
+        cdr.on_switch_event(ChannelHangup(server="A", uuid="late-1", cause="NORMAL_CLEARING",
+                                          hangup_side="recv_bye", complete=True))
+        assert cdr.settle(timeout=10)
+    assert CallRecord.get(CallRecord.call_uuid == "late-1").hangup_side == ""
+    clock.advance(seconds=30)
+    Sweeper(cdr, servers=lambda: ["A"])("A", set())
+    record = CallRecord.get(CallRecord.call_uuid == "late-1")
+    assert record.finalised and record.hangup_side == "caller" and record.disposition == "self_service"
+    assert CallRecordSeal.select().where(CallRecordSeal.call_uuid == "late-1").count() == 2
+    assert verify_database(cdr.key).problems == []
+
+
 def test_without_turns_the_chain_still_verifies(db, db_url):
     """Should keep the chain right through the unique index and the retry when finalisers race (another
     process, or the turn's timeout)."""
