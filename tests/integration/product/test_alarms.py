@@ -1,7 +1,6 @@
 """The alarm service and the periodic checks: on the fake FreeSWITCH, both databases."""
 from __future__ import annotations
 
-import gevent
 import pytest
 
 from core.config import EslEndpoint
@@ -10,12 +9,7 @@ from ops.jobs import Checks
 from ops.models import SystemAlarm
 from ops.rules import Thresholds
 from switch.inbound import SwitchPool
-
-
-def wait_until(predicate, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError(f"{what} not reached")):
-        while not predicate():
-            gevent.sleep(0.005)
+from tests.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from core.config import EslEndpoint
 from switch.errors import CommandFailed, SwitchDisconnected, SwitchTimeout
 from switch.events import ChannelHangup, DtmfReceived, JobDone
 from switch.inbound import CONNECTED, DISCONNECTED, InboundConnection, SwitchPool
+from tests.waiting import wait_until
 
 from .peer import GOODBYE, INVALID, PeerListener, handshake, swap, transcript
 
@@ -28,12 +29,6 @@ def connect(listener, inbound_to):
 
 def server_frames(name, predicate):
     return [l.data for l in transcript(name) if l.direction == "S->C" and predicate(l.data)]
-
-
-def wait_until(predicate, timeout=5.0):
-    with gevent.Timeout(timeout, AssertionError("condition not reached")):
-        while not predicate():
-            gevent.sleep(0.005)
 
 
 def test_auth_api_and_subscription(listener, connect):

@@ -8,6 +8,7 @@ from gevent import socket
 
 from switch.errors import CallHangup, SwitchTimeout
 from switch.events import DtmfReceived
+from tests.waiting import wait_until
 
 from .peer import ScriptedPeer, TranscriptBlocks, replay, transcript
 
@@ -18,12 +19,6 @@ def connect_call(peer: ScriptedPeer, blocks: TranscriptBlocks):
     """Answer connect/myevents/event/linger from the transcript."""
     for prefix in ("connect", "myevents", "event plain", "linger"):
         peer.send(*blocks.frames_for(peer.expect(prefix)))
-
-
-def wait_until(predicate, timeout=5.0):
-    with gevent.Timeout(timeout, AssertionError("condition not reached")):
-        while not predicate():
-            gevent.sleep(0.005)
 
 
 def test_full_call_replayed_from_the_real_capture(serve):

@@ -12,17 +12,12 @@ from switch.errors import CallHangup, SwitchDisconnected, SwitchTimeout
 from switch.events import ChannelAnswered, ChannelCreated, ChannelHangup, DtmfReceived, Registered
 from switch.inbound import CONNECTED
 from tests.fakeswitch import Hangup, Press, Speak, Wait, WaitFor
+from tests.waiting import wait_until
 
 
 @pytest.fixture
 def inbound(fakeswitch, inbound_to):
     return lambda password="ClueCon", **kw: inbound_to("127.0.0.1", fakeswitch.esl_port, password, **kw)
-
-
-def wait_until(predicate, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError(f"{what} not reached")):
-        while not predicate():
-            gevent.sleep(0.005)
 
 
 # --- outbound calls ------------------------------------------------------------------------------
