@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import poll_until
+
 ROOT = Path(__file__).resolve().parents[2]
 FS_PORTS = {"esl_listen_port": "8041", "internal_sip_port": "5064", "external_sip_port": "5084",
             "internal_wss_port": "7447", "rtp_start_port": "50000", "rtp_end_port": "56000"}
@@ -251,12 +253,7 @@ def rig(tmp_path):
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    poll_until(predicate, timeout, what, every=0.25)
 
 
 def _epoch(stamp: str) -> float:

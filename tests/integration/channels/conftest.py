@@ -91,15 +91,9 @@ def fakesmsc_messages(lines: list[str]) -> list[tuple[str, str]]:
 
 def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
     """Poll ``condition`` (a Kannel box is another process: no event reaches us) until true or time out."""
-    import time
+    from tests.waiting import poll_until
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return poll_until(condition, timeout, what, every=0.1)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 
 from switch import kamailio as kam
 from tests.live.sipphone import SCENARIOS, free_udp_port, register
+from tests.waiting import poll_until
 
 PASSWORD = "kam-test-pw-1"
 CALLER = SCENARIOS / "call_via_proxy.xml"
@@ -185,13 +186,8 @@ class Kamailio:
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Kamailio is another process: look every 0.2 s (each look is an RPC)."""
+    return poll_until(predicate, timeout, what, every=0.2)
 
 
 def _front(tmp_path, pg_url, own_passwords: bool = False):
