@@ -439,20 +439,39 @@ def rate(ticket: Ticket, satisfaction: str, comment, clock: Optional[Clock] = No
 
 
 # ------------------------------------------------------------------------------------- publication
+# Published = the centre approved disclosure (Ticket.public, the disclose action) on a closed case AND the citizen
+# consented on the website: ``disclosed`` and ``consented`` are the rule's two halves, the one place of it for
+# ``published``, ``is_published``, a month's page (``_sorted_then_consented``) and the text search's restriction.
+def disclosed(ticket=Ticket) -> peewee.Expression:
+    """The ticket's half of the rule, on ``ticket`` (the model or an alias of it). ``Ticket.public`` comes
+    first and bare: the partial indexes over the few disclosed tickets (caseflow.models) serve it on both
+    databases. The status is compared as ``status || ''``, which no index serves: SQLite otherwise walked an
+    index on the status (the workbench's) through every closed ticket of the million whenever its statistics
+    were missing (5 s)."""
+    return ticket.public & ticket.status.concat("").in_(PUBLISHABLE)
+
+
+def consented(ticket_id) -> peewee.Expression:
+    """The web case's half: the case of ``ticket_id`` (a column or a value) whose writer consented."""
+    return (WebCase.ticket == ticket_id) & WebCase.consent
+
+
 def is_published(ticket: Ticket) -> bool:
-    """Published = the centre approved disclosure (Ticket.public, the disclose action) AND the citizen
-    consented on the website, on a closed case."""
-    return bool(ticket.public and ticket.status in PUBLISHABLE and WebCase.select().where(
-        (WebCase.ticket == ticket) & WebCase.consent).exists())
+    """Whether ``ticket`` is published (the rule above); no query for one never disclosed, as most are."""
+    return bool(ticket.public) and published().where(Ticket.id == ticket.id).exists()
 
 
 def published():
-    """The query of published tickets (see ``is_published``). ``Ticket.public`` comes first and bare: the
-    partial indexes over the few disclosed tickets (caseflow.models) serve it on both databases. The status is
-    compared as ``status || ''``, which no index serves: SQLite otherwise walked an index on the status (the
-    workbench's) through every closed ticket of the million whenever its statistics were missing (5 s)."""
-    return (Ticket.select().join(WebCase, on=(WebCase.ticket == Ticket.id))
-            .where(Ticket.public & Ticket.status.concat("").in_(PUBLISHABLE) & WebCase.consent))
+    """The query of published tickets (the rule above)."""
+    return Ticket.select().join(WebCase, on=consented(Ticket.id)).where(disclosed())
+
+
+def _published_restriction() -> tuple[str, tuple]:
+    """The rule as search.find_ids' ``restrict_sql`` on the ticket table aliased ``t`` (%s placeholders), with
+    its parameters."""
+    t = Ticket.alias("t")
+    rule = disclosed(t) & peewee.fn.EXISTS(WebCase.select(peewee.SQL("1")).where(consented(t.id)))
+    return Ticket._meta.database.get_sql_context(param="%s").sql(rule).query()
 
 
 def ensure_statistics(analyze: bool = False) -> None:
@@ -544,10 +563,9 @@ def _search_published(text: str, type: str, category: str, region: str, month: s
     text = _text(text, "检索词 search words", 50, field_name="q")
     query = query.order_by(Ticket.closed_at.desc(), Ticket.id.desc())
     if text:
-        restrict = ("t.public AND t.status IN (%s, %s) AND EXISTS "
-                    "(SELECT 1 FROM web_case w WHERE w.ticket_id = t.id AND w.consent = %s)")
+        restrict, params = _published_restriction()
         ids, _grams = search.find_ids("ticket", text, order="recent", restrict_sql=restrict,
-                                      restrict_params=(*PUBLISHABLE, True))
+                                      restrict_params=tuple(params))
         needle = search.normalise(text)
         candidates = list(query.where(Ticket.id.in_(ids or [0])))
         # The index holds the address and unmasked text: keep only rows whose PUBLIC text matches.
@@ -607,11 +625,10 @@ def _sorted_then_consented(filters: list, page: int) -> peewee.Select:
     tickets: 25,565 pages, 19.7 ms) before sorting them for 20. The check is a scalar subquery, which PostgreSQL
     never turns into a join: it runs row by row in the sorted order and stops with the page."""
     ordered = (Ticket.select(Ticket.id, Ticket.closed_at)
-               .where(Ticket.public & Ticket.status.concat("").in_(PUBLISHABLE), *filters)
+               .where(disclosed(), *filters)
                .order_by(Ticket.closed_at.desc(), Ticket.id.desc()).alias("ordered"))
-    consented = (WebCase.select(peewee.SQL("true"))
-                 .where((WebCase.ticket == ordered.c.id) & WebCase.consent).limit(1))
-    return (peewee.Select([ordered], [ordered.c.id]).where(consented)
+    check = WebCase.select(peewee.SQL("true")).where(consented(ordered.c.id)).limit(1)
+    return (peewee.Select([ordered], [ordered.c.id]).where(check)
             .order_by(ordered.c.closed_at.desc(), ordered.c.id.desc())
             .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE).bind(Ticket._meta.database))
 

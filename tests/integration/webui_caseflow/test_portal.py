@@ -494,6 +494,23 @@ def test_published_list_filters_and_search(client, world, clock):
         assert client.get("/cases" + bad).status_code == 400, bad
 
 
+def test_every_published_list_follows_the_one_rule(client, world, clock, monkeypatch):
+    """Should take what is published from one rule (caseflow.portal.disclosed and consented) in the list, a
+    month's page, the text search and a case's page: the rule narrowed there narrows every one of them."""
+    a, _ = _closed_web_case(client, world, clock, content="路灯不亮已经一周", type="help")
+    b, _ = _closed_web_case(client, world, clock, content="路灯不亮已经两周", type="praise")
+    rule = portal.disclosed
+    monkeypatch.setattr(portal, "disclosed", lambda ticket=Ticket: rule(ticket) & (ticket.type == "help"))
+
+    def numbers(query):
+        return set(re.findall(r'/cases/(\d{8})"', client.get("/cases" + query).get_data(as_text=True)))
+
+    for query in ("", "?month=2026-03", "?q=路灯", "?month=2026-03&region=&q=不亮"):
+        assert numbers(query) == {a.number}, query
+    assert client.get(f"/cases/{b.number}").status_code == 404
+    assert client.get(f"/cases/{a.number}").status_code == 200
+
+
 def test_monthly_figures(client, world, clock):
     """Should show received, closed, on-time rate and satisfaction for a month from the statistics queries."""
     _closed_web_case(client, world, clock)
