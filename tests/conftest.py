@@ -220,20 +220,25 @@ class HotlineClient:
         return self.post_form("/logout")
 
 
+def app_for_tests(application):
+    """``application`` (a web app from create_app) set up for tests: errors propagate (testing) and its
+    test_client() is a HotlineClient."""
+    from flask.testing import FlaskClient
+
+    application.testing = True
+    application.test_client_class = type("HotlineTestClient", (HotlineClient, FlaskClient), {})
+    return application
+
+
 @pytest.fixture
 def app(db, db_url, tmp_path):
     """The web app on the `db` database, with a test configuration (no demo data, files under tmp_path)."""
-    from flask.testing import FlaskClient
-
     from core.config import load_config
     from webui.app import create_app
 
     config = load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
                           "secret_key": "test-secret-key-" + "x" * 32, "load_demo": False})
-    application = create_app(config)
-    application.testing = True
-    application.test_client_class = type("HotlineTestClient", (HotlineClient, FlaskClient), {})
-    yield application
+    yield app_for_tests(create_app(config))
 
 
 @pytest.fixture

@@ -387,17 +387,13 @@ def test_extension_ranges_setting():
 
 def test_configured_extension_directory_is_used(db_url, tmp_path, people):
     """Should accept only the extensions HOTLINE_AGENT_EXTENSIONS names when it is set."""
-    from flask.testing import FlaskClient
-
     from core.config import load_config
-    from tests.conftest import HotlineClient
+    from tests.conftest import app_for_tests
     from webui.app import create_app
 
-    app = create_app(load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                                  "secret_key": "test-secret-key-" + "z" * 32, "load_demo": False,
-                                  "HOTLINE_AGENT_EXTENSIONS": "2000-2009"}))
-    app.testing = True
-    app.test_client_class = type("HotlineTestClient", (HotlineClient, FlaskClient), {})
+    app = app_for_tests(create_app(load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"),
+                                              "mode": "test", "secret_key": "test-secret-key-" + "z" * 32,
+                                              "load_demo": False, "HOTLINE_AGENT_EXTENSIONS": "2000-2009"})))
     client = app.test_client()
     create_queue("consult", "consult")
     client.login("0001", PASSWORD)

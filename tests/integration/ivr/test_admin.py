@@ -18,15 +18,11 @@ from ivr.tree import load_tree
 @pytest.fixture
 def admin_client(db, db_url, ivr_config, trees):
     """A logged-in administrator on an app whose sounds live in a temporary directory."""
-    from flask.testing import FlaskClient
-
-    from tests.conftest import HotlineClient
+    from tests.conftest import app_for_tests
     from webui.app import Services, create_app
 
     config = ivr_config.replace(database_url=db_url, load_demo=False)
-    app = create_app(config, Services(trees=trees))
-    app.testing = True
-    app.test_client_class = type("C", (HotlineClient, FlaskClient), {})
+    app = app_for_tests(create_app(config, Services(trees=trees)))
     accounts.create_user("9001", "管理员", "admin-password-1", roles=("admin",))
     accounts.create_user("1001", "话务员", "agent-password-1", roles=("agent",))
     client = app.test_client()

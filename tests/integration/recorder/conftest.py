@@ -49,16 +49,11 @@ def web_config(db_url, tmp_path):
 @pytest.fixture
 def web(db, web_config, clock):
     """The web app with the recorder's blueprints (added when webui.app does not list them yet)."""
-    from flask.testing import FlaskClient
-
-    from tests.conftest import HotlineClient
+    from tests.conftest import app_for_tests
     from webui.app import BLUEPRINTS, Services, create_app
 
     blueprints = BLUEPRINTS + [b for b in WEB_BLUEPRINTS if b not in BLUEPRINTS]
-    application = create_app(web_config, services=Services(clock=clock), blueprints=blueprints)
-    application.testing = True
-    application.test_client_class = type("RecorderTestClient", (HotlineClient, FlaskClient), {})
-    return application
+    return app_for_tests(create_app(web_config, services=Services(clock=clock), blueprints=blueprints))
 
 
 @pytest.fixture

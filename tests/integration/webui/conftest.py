@@ -63,18 +63,14 @@ def make_ticket(db):
 def make_app(db, db_url, tmp_path):
     """make_app(services=None, extra_blueprints=(), only_blueprints=None, **config) -> a test app with its
     own settings (only_blueprints replaces the full list, e.g. to test a page before others exist)."""
-    from tests.conftest import HotlineClient
-    from flask.testing import FlaskClient
+    from tests.conftest import app_for_tests
 
     def make(services: Services | None = None, extra_blueprints=(), only_blueprints=None, **config_values):
         values = {"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
                   "secret_key": "test-secret-key-" + "y" * 32, "load_demo": False}
         values.update(config_values)
-        application = create_app(load_config(values), services=services,
-                                 blueprints=list(only_blueprints or BLUEPRINTS) + list(extra_blueprints))
-        application.testing = True
-        application.test_client_class = type("HotlineTestClient", (HotlineClient, FlaskClient), {})
-        return application
+        return app_for_tests(create_app(load_config(values), services=services,
+                                      blueprints=list(only_blueprints or BLUEPRINTS) + list(extra_blueprints)))
 
     return make
 

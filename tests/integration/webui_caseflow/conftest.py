@@ -29,17 +29,12 @@ def clock():
 @pytest.fixture
 def app(db, db_url, tmp_path, clock):
     """The web app with the case-engine blueprints (added if app.py does not list them yet)."""
-    from flask.testing import FlaskClient
-
-    from tests.conftest import HotlineClient
+    from tests.conftest import app_for_tests
 
     config = load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
                           "secret_key": "test-secret-key-" + "c" * 32, "load_demo": False})
     blueprints = BLUEPRINTS + [b for b in CASEFLOW_BLUEPRINTS if b not in BLUEPRINTS]
-    application = create_app(config, services=Services(clock=clock), blueprints=blueprints)
-    application.testing = True
-    application.test_client_class = type("CaseflowClient", (HotlineClient, FlaskClient), {})
-    return application
+    return app_for_tests(create_app(config, services=Services(clock=clock), blueprints=blueprints))
 
 
 @pytest.fixture
