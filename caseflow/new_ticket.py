@@ -6,7 +6,8 @@ process and of this one (bench/caseflow.py at 1,000,000 tickets: p50 3.6 ms, mos
 INSERT draws nothing on a taken number (ON CONFLICT DO NOTHING) and the other two read its id from it, so a
 collision writes nothing of the ticket and the caller draws again. One statement is atomic by itself: a creation
 that writes nothing else needs no transaction around it (services.create_ticket), and a first contact's profile
-goes into it too (its own INSERT was a round trip and a commit of its own).
+goes into it too (its own INSERT was a round trip and a commit of its own), and so do a caller's own rows of the
+ticket (the website's case and audit row: ``rows``), each read from the ticket's INSERT like the history row.
 
 SQLite runs one statement per row (it has no data-modifying WITH, and its statements are calls into the
 library, not round trips). Both write the same rows (tests/integration/caseflow/test_create_statements.py).
@@ -25,33 +26,43 @@ from core.statements import insert_returning_id, insert_text, returning_id_text
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
 
-def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citizen | None = None) -> bool:
+def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citizen | None = None,
+           rows: Sequence[peewee.Model] = ()) -> bool:
     """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
     written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
     (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of a number calling for the first
     time (PostgreSQL only), the ticket's citizen: inserted in the same statement, or, when another call recorded
     that number meanwhile, that row is the ticket's citizen (``newcomer``'s id then stays None); inserted even
-    when the ticket's number was taken."""
+    when the ticket's number was taken. ``rows``: unsaved rows of the caller's written with the ticket, before its
+    day counts (a foreign key to the ticket set to ``draft`` takes its id), nothing of them when the number was
+    taken; their ids are not read back."""
     if is_postgres():
-        return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [], newcomer)
+        return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [], newcomer,
+                                 rows)
     if newcomer is not None:
         raise ValueError("a first contact's profile goes into the ticket's statement on PostgreSQL only")
     if not insert_returning_id(draft, Ticket.number):
         return False
     history.ticket = draft
     insert_returning_id(history)
+    for row in rows:
+        row.save(force_insert=True)
     if counted:
         daycounts.recorded(draft)
     return True
 
 
 def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tuple],
-                      newcomer: Citizen | None) -> bool:
+                      newcomer: Citizen | None, rows: Sequence[peewee.Model] = ()) -> bool:
     ticket_sql, params = returning_id_text(  # the INSERT that insert_unless_taken runs
         draft, Ticket.number, None if newcomer is None else {"citizen": '(SELECT "id" FROM c)'})
     names = tuple(name for name in history.__data__ if name != "ticket")
-    rest, fields = _rest(names, len(counts))
+    row_names = tuple((type(row), tuple(n for n in row.__data__ if n != "id")) for row in rows)
+    rest, fields = _rest(names, len(counts), row_names)
     params += [field.db_value(history.__data__[field.name]) for field in fields]
+    for row, (_model, names_of_row) in zip(rows, row_names):
+        params += [field.db_value(row.__data__[field.name]) for field in _fields(type(row), names_of_row)
+                   if not _is_ticket(field)]
     params += [value for row in counts for value in row]
     if newcomer is None:
         sql = f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
@@ -94,11 +105,12 @@ def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
     return insert_text(Citizen, [data], ("first contact upsert",), build)
 
 
-def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Field]]:
-    """The history row's INSERT (its ``names`` given, the ticket's id from ``t``) and the day counts' upsert of
-    ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the order the rows'
-    locks are taken in), as WITH's parts; the history fields in their parameters' order."""
-    key = (names, count_rows)
+def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[str, list[peewee.Field]]:
+    """The history row's INSERT (its ``names`` given, the ticket's id from ``t``), the caller's ``rows`` ((model,
+    field names) each: an INSERT of one row read from ``t``, so nothing when the number was taken) and the day
+    counts' upsert of ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the
+    order the rows' locks are taken in), as WITH's parts; the history fields in their parameters' order."""
+    key = (names, count_rows, rows)
     if key in _kept:
         return _kept[key]
     database = Ticket._meta.database
@@ -107,6 +119,11 @@ def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Fie
     values = ", ".join(_typed(f, database) for f in fields)
     parts = [f'h AS (INSERT INTO {_quoted(TicketHistory._meta.table_name)} ("ticket_id", {columns}) '
              f'SELECT t."id", {values} FROM t RETURNING "id")']
+    for number, (model, row_names) in enumerate(rows):
+        row_fields = _fields(model, row_names)
+        columns = ", ".join(_quoted(f.column_name) for f in row_fields)
+        values = ", ".join('t."id"' if _is_ticket(f) else _typed(f, database) for f in row_fields)
+        parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t)")
     if count_rows:
         count_fields = [TicketDayCount._meta.fields[name] for name in daycounts.ROW_FIELDS]
         row = "(" + ", ".join(_typed(f, database) for f in count_fields) + ")"
@@ -117,6 +134,16 @@ def _rest(names: tuple[str, ...], count_rows: int) -> tuple[str, list[peewee.Fie
                      f'"tickets" = {table}."tickets" + EXCLUDED."tickets")')
     _kept[key] = (", ".join(parts), fields)
     return _kept[key]
+
+
+def _fields(model, names: tuple[str, ...]) -> list[peewee.Field]:
+    """``model``'s fields named, in their declared order (the columns' and the parameters' order)."""
+    return sorted((model._meta.fields[name] for name in names), key=lambda f: f._sort_key)
+
+
+def _is_ticket(field: peewee.Field) -> bool:
+    """A foreign key to the ticket: its value is the new ticket's id, read from ``t``."""
+    return isinstance(field, peewee.ForeignKeyField) and field.rel_model is Ticket
 
 
 def _quoted(name: str) -> str:

@@ -265,18 +265,18 @@ def store_files(root: Path, files: Iterable, clock: Clock) -> list[dict]:
 
 def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes, clock: Optional[Clock] = None,
            limits: Limits = Limits(), pickers: Optional["Pickers"] = None,
-           recorded: Optional[Callable[[Ticket], None]] = None) -> tuple[Ticket, str]:
+           recorded: Optional[Callable[[Ticket], peewee.Model]] = None) -> tuple[Ticket, str]:
     """Record a website submission as a ticket (channel web, or mailbox for 市长信箱) in the same workflow as
     a phone ticket; returns (ticket, query code). The code is shown once and stored only hashed under ``key``
     (the product's secret key).
 
-    The web case and the files are written by ``create_ticket`` in the ticket's own transaction before its day
-    counts (``also``): no transaction around it (a savepoint and its release were two more round trips), and
-    the day's shared count rows, which every new ticket updates, are held only from that last statement to
-    the commit (they were held across the web case's insert too, every submission waiting for the one
-    before on PostgreSQL). ``recorded(ticket)``: the caller's own row of it (the website's audit row), in the
-    same transaction: one commit per submission, each a wait for PostgreSQL's WAL flush (it was a commit of its
-    own), and no ticket without its audit row."""
+    The web case is one of the ticket's own rows (``create_ticket``'s ``rows``): on PostgreSQL it goes into the
+    ticket's statement, and a submission without files is that one statement, atomic with no transaction (BEGIN,
+    the web case's and the audit row's INSERTs and COMMIT were four round trips more, issue 11's submission
+    p99); the files are written in the ticket's transaction before its day counts (``also``), which every new
+    ticket updates and PostgreSQL holds from their upsert to the commit. ``recorded(ticket)``: the caller's own
+    unsaved row of it (the website's audit row), written with the web case: one commit per submission, each a
+    wait for PostgreSQL's WAL flush, and no ticket without its audit row."""
     clock = clock or Clock()
     fields = validate(sub, pickers)
     now = services.to_db(clock.now())
@@ -284,19 +284,22 @@ def submit(sub: Submission, *, ip: str, captcha_id: str, root: Path, key: bytes,
     check_limits(ip, fields["citizen_phone"], text_digest, now, limits)
     infos = store_files(root, sub.files, clock)
     code = new_code()
+    code_hash = hash_code(code, key)
 
-    def web_rows(ticket: Ticket) -> None:
-        WebCase.create(ticket=ticket, box=sub.box, consent=bool(sub.consent), code_hash=hash_code(code, key),
-                       ip=ip[:64], digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
+    def web_rows(draft: Ticket) -> list[peewee.Model]:
+        case = WebCase(ticket=draft, box=sub.box, consent=bool(sub.consent), code_hash=code_hash, ip=ip[:64],
+                       digest=text_digest, captcha_id=captcha_id[:40], created_at=now)
+        return [case] if recorded is None else [case, recorded(draft)]
+
+    def web_files(ticket: Ticket) -> None:
         for info in infos:
             attachments.attach_stored(ticket, info, None, "upload", clock, actor_label="网站 web")
-        if recorded is not None:
-            recorded(ticket)
 
     try:
         ticket = services.create_ticket(channel=BOXES[sub.box], clock=clock, actor_label="网站 web",
                                         note="市长信箱 / mayor's mailbox" if sub.box == "mailbox" else
-                                        "网站 / website", also=web_rows, **fields)
+                                        "网站 / website", rows=web_rows, also=web_files if infos else None,
+                                        **fields)
     except peewee.IntegrityError:
         attachments.discard(root, infos)
         raise PortalError("验证码已使用过，请刷新验证码 / this picture code was used already: get a new one",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import peewee
 
@@ -62,7 +62,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   region=None, urgency: str = "normal", created_by: Optional[User] = None,
                   actor_label: str = "", call_uuid: Optional[str] = None, clock: Optional[Clock] = None,
                   note: str = "", reply: str = "", creation_key: Optional[str] = None,
-                  attachments: Iterable[dict] = (), also: Optional[Callable[[Ticket], None]] = None) -> Ticket:
+                  attachments: Iterable[dict] = (), also: Optional[Callable[[Ticket], None]] = None,
+                  rows: Optional[Callable[[Ticket], Sequence[peewee.Model]]] = None) -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
@@ -73,9 +74,13 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     same key is refused with IntegrityError), for writers that may try again after a lost commit.
     ``attachments``: Attachment fields (without ``ticket``) stored in the ticket's own transaction, so a
     writer with a file (the IVR's recording) needs no transaction around this one (a savepoint each).
-    ``also(ticket)``: the caller's own rows of the new ticket (the website's case), written in its transaction
+    ``also(ticket)``: the caller's own rows of the new ticket (the website's files), written in its transaction
     before the day counts, so the caller needs no transaction around this one and the day's shared count rows
     stay locked no longer (PostgreSQL holds them from their upsert to the commit).
+    ``rows(draft)``: the caller's own unsaved rows of the new ticket (the website's case and audit row), built for
+    each number drawn and written with the ticket's own rows (caseflow.new_ticket: on PostgreSQL in its
+    statement, so a submission without files needs no transaction: BEGIN, two INSERTs and COMMIT were round
+    trips of its own); a foreign key to the ticket takes its id.
 
     The transaction holds only the ticket's own rows: the citizen profile is looked up before it. On SQLite a
     first contact's profile is made before it too, so a refused ticket may leave a profile of someone who did
@@ -129,7 +134,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                            created_by=created_by, created_at=now, updated_at=now, search_text=text)
             history = history_row(draft, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                                   label=actor_label or ("" if created_by else SYSTEM))
-            if new_ticket.insert(draft, history, counted=alone, newcomer=newcomer):
+            if new_ticket.insert(draft, history, counted=alone, newcomer=newcomer,
+                                 rows=rows(draft) if rows is not None else ()):
                 ticket = draft
                 break
             # number collision: draw again (a first contact's profile went in with it)

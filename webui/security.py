@@ -317,11 +317,18 @@ def audit(action: str, obj_type: str = "", obj_id: object = "", detail: str = ""
 
     Works outside a request too (scheduled jobs): then there is no current user and no address.
     """
+    audit_row(action, obj_type, obj_id, detail, user=user, operator_no=operator_no).save(force_insert=True)
+
+
+def audit_row(action: str, obj_type: str = "", obj_id: object = "", detail: str = "", *, user=None,
+              operator_no: str | None = None):
+    """``audit``'s row, unsaved: for a writer that inserts it with its own rows (caseflow.portal.submit puts it
+    into the new ticket's statement)."""
     from webui.models import AuditLog
 
     in_request = has_request_context()
     actor = user if user is not None else (g.get("user") if in_request else None)
-    AuditLog.create(
+    return AuditLog(
         at=now_utc() if has_app_context() else _utcnow(),
         user=actor,
         operator_no=(operator_no if operator_no is not None else (actor.operator_no if actor else ""))[:32],

@@ -506,9 +506,10 @@ def _write_page(box: str):
     limits = portal.Limits(per_address=_setting("HOTLINE_PORTAL_PER_ADDRESS"),
                            per_phone=_setting("HOTLINE_PORTAL_PER_PHONE"))
 
-    def audited(ticket):  # in the ticket's transaction: its only commit (a refusal is audited by again())
-        audit("portal_submit", "ticket", ticket.number,
-              f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}", user=None)
+    def audited(ticket):  # written with the ticket: its only commit (a refusal is audited by again())
+        return security.audit_row("portal_submit", "ticket", ticket.number,
+                                  f"{box} {ticket.type} {len(files)} file(s) consent={int(values['consent'])}",
+                                  user=None)
 
     try:
         ticket, code = portal.submit(sub, ip=ip, captcha_id=captcha_id, root=_root(), key=_code_key(),

@@ -152,3 +152,41 @@ def test_an_over_long_value_is_refused_as_by_the_statement_per_row(db, org_setup
         errors.append(str(refused.value))
     assert errors[0] == errors[1] and "value too long" in errors[0]
     assert Ticket.select().count() == TicketHistory.select().count() == 0
+
+
+def test_a_callers_rows_go_with_the_ticket_and_not_with_a_taken_number(db, org_setup, clock, monkeypatch):
+    """A caller's own rows of the new ticket (``rows``: the website's case and audit row) are written with the
+    ticket the number drawn next gives (a foreign key to it taking its id), none for a taken number; on
+    PostgreSQL in the ticket's one statement, no transaction (the statement per row on SQLite, and in both ways
+    the same rows)."""
+    from caseflow.models import WebCase
+    from webui.models import AuditLog
+
+    taken = services.create_ticket("路灯不亮", created_by=org_setup.agent, clock=clock).number
+    drawn = itertools.chain([taken], (f"7{n:07d}" for n in itertools.count()))
+    monkeypatch.setattr(services, "generate_number", lambda: next(drawn))
+    built: list[str] = []
+
+    def rows(draft):
+        built.append(draft.number)
+        return [WebCase(ticket=draft, box="write", code_hash="h", ip="10.0.0.1", digest=f"d{draft.number}",
+                        captcha_id=f"c{draft.number}", created_at=services.to_db(clock.now())),
+                AuditLog(at=services.to_db(clock.now()), action="portal_submit", obj_type="ticket",
+                         obj_id=draft.number, detail="", ip="10.0.0.1")]
+
+    made = []
+    for way in ("own", "per row"):
+        if way == "per row":
+            monkeypatch.setattr(new_ticket, "is_postgres", lambda: False)
+            monkeypatch.setattr(services, "is_postgres", lambda: False)
+        with counted(db) as seen:
+            made.append(services.create_ticket("夜间施工噪音", type="complaint", created_by=org_setup.agent,
+                                               clock=clock, rows=rows))
+        if way == "own" and is_postgres():
+            writes = [s for s in seen if "INSERT" in s.upper()]  # the taken number's statement, the next one's
+            assert len(writes) == 2 and all(s.startswith("WITH ") for s in writes) and "BEGIN" not in seen, seen
+    assert built == [taken, "70000000", "70000001"]
+    cases = [(c.ticket_id, c.captcha_id) for c in WebCase.select().order_by(WebCase.id)]
+    assert cases == [(made[0].id, "c70000000"), (made[1].id, "c70000001")]
+    assert [a.obj_id for a in AuditLog.select().where(AuditLog.action == "portal_submit").order_by(AuditLog.id)
+            ] == ["70000000", "70000001"]
