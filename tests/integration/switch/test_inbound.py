@@ -87,14 +87,20 @@ def test_bgapi_refused_and_api_check(listener, connect):
         call.get(timeout=5)
 
 
-def test_events_reach_subscribers_as_domain_events(listener, connect):
-    """Should deliver recorded DTMF and hangup events to subscribers as domain events."""
+def _connected_with_events(listener, connect):
+    """(connection, the domain events it delivers as they come, the peer): connected and subscribed."""
     conn = connect()
     got = []
     conn.subscribe(got.append)
     peer = listener.next_peer()
     handshake(peer)
     assert conn.wait_connected(5)
+    return conn, got, peer
+
+
+def test_events_reach_subscribers_as_domain_events(listener, connect):
+    """Should deliver recorded DTMF and hangup events to subscribers as domain events."""
+    conn, got, peer = _connected_with_events(listener, connect)
     peer.send(*server_frames(INBOUND, lambda d: b"event-plain" in d))
     wait_until(lambda: any(isinstance(e, ChannelHangup) and e.complete for e in got))
     assert any(isinstance(e, DtmfReceived) for e in got)
@@ -184,12 +190,7 @@ def test_bad_input_drops_and_reconnects(listener, connect, bad):
 
 def test_undecodable_event_is_skipped_and_the_connection_stays(listener, connect):
     """Should skip an event whose body is not UTF-8 and keep the connection and later events."""
-    conn = connect()
-    got = []
-    conn.subscribe(got.append)
-    peer = listener.next_peer()
-    handshake(peer)
-    assert conn.wait_connected(5)
+    conn, got, peer = _connected_with_events(listener, connect)
     peer.send(b"Content-Length: 4\nContent-Type: text/event-plain\n\n\xb2\xe2\xca\xd4")
     peer.send(*server_frames(INBOUND, lambda d: b"Event-Name: DTMF" in d))
     wait_until(lambda: any(isinstance(e, DtmfReceived) for e in got))
