@@ -524,6 +524,7 @@ class _CooperativePostgres:
         kwargs.setdefault("connect_timeout", max(1, round(timeouts.connect)))
         kwargs.setdefault("connection_factory", _psycopg2_classes()[0])
         super().__init__(database, *args, options=options, **kwargs)
+        self._idle_since: dict[int, float] = {}  # pooled connection key -> monotonic time it went back
 
     def _drop_if_broken(self) -> None:
         """Forget a connection the server ended (terminated backend, restart): psycopg2 marks it closed but
@@ -548,12 +549,32 @@ class _CooperativePostgres:
         self._drop_if_broken()
         return super().is_closed()
 
+    # A pooled connection idle longer than this is asked (SELECT 1) before a write outside a transaction.
+    # Why 5 s: under load a connection comes back within milliseconds and skips the ping; a silently dead one
+    # (a host lost, a network cut, a failover that moved the server's address: nothing arrives on its socket
+    # until the write is sent, and the write is not run again) is most likely after a quiet spell.
+    IDLE_PING_AFTER = 5.0
+
+    def _close(self, conn, close_conn=False):
+        """A pooled connection's check-in notes when it went back (for _is_closed); a discard forgets it."""
+        if not isinstance(self, PooledDatabase):
+            return super()._close(conn)
+        if close_conn:
+            self._idle_since.pop(self.conn_key(conn), None)
+        else:
+            self._idle_since[self.conn_key(conn)] = time.monotonic()
+        return super()._close(conn, close_conn)
+
     def _is_closed(self, conn):
         """The pool's check of an idle connection it hands out. A checkout that may skip it (_ReleasingPool: a
         read or BEGIN, retried once on a connection found dead): libpq's own flags, no round trip. Any other
-        (a write outside a transaction): the server is asked (playhouse's SELECT 1) only if it has said
-        something on the idle connection (_server_spoke): a session the server ended (a terminated backend,
-        a shutdown, a crash) gets its FATAL message or its close there, readable before the ping would be sent.
+        (a write outside a transaction): the server is asked (playhouse's SELECT 1) if the connection has been
+        idle longer than IDLE_PING_AFTER, or if the server has said something on it (_server_spoke): a session
+        the server ended (a terminated backend, a shutdown, a crash on a reachable host) gets its FATAL message
+        or its close there, readable before the ping would be sent. A connection that died silently (its host
+        lost, its address moved) shows nothing there: within the idle limit its write fails to the caller.
+        With TLS the poll may miss bytes OpenSSL already read (a ping skipped), or see a record that carries no
+        message (an extra ping).
 
         Why: the ping cost every such write a second round trip inside the place the pool had granted, and
         under load a second wait for the hub (bench/simulation.py on PostgreSQL at 1,000 calls: a third of the
@@ -561,8 +582,12 @@ class _CooperativePostgres:
         in use beside 200-480 waiters: the places were granted, their checkouts not done)."""
         import psycopg2.extensions as ext
 
+        returned = self._idle_since.pop(self.conn_key(conn), None)
         if not conn.closed and conn.info.transaction_status == ext.TRANSACTION_STATUS_IDLE:
-            if getattr(self._state, "unpinged_checkout", False) or not _server_spoke(conn):
+            if getattr(self._state, "unpinged_checkout", False):
+                return False
+            recent = returned is not None and time.monotonic() - returned <= self.IDLE_PING_AFTER
+            if recent and not _server_spoke(conn):
                 return False
         return super()._is_closed(conn)
 
@@ -683,8 +708,8 @@ class _ReleasingPool:
         What is retried cannot take effect twice: a read (_is_read) outside a transaction, and BEGIN, which
         peewee sends as a statement of its own (autocommit connections): a transaction on a connection that
         died has done nothing. A write outside a transaction is not run again (it may have reached the server
-        before the connection died): its connection is pinged if the server said anything on it
-        (_CooperativePostgres._is_closed), and a statement inside a transaction uses the
+        before the connection died): its connection is pinged if it was idle past a short limit or the server
+        said anything on it (_CooperativePostgres._is_closed), and a statement inside a transaction uses the
         transaction's connection, so its failure reaches the caller as before."""
         state = self._state
         if not (retryable and self.skips_checkout_ping and state.closed and not state.transactions):

@@ -365,6 +365,31 @@ def test_a_write_pings_the_connection_only_once_the_server_ended_it(pool, statem
 
 
 @pytest.mark.parametrize("pool", ["postgres"], indirect=True)
+def test_a_write_pings_a_connection_idle_past_the_limit(pool, statements, monkeypatch):
+    """Should ask the server (SELECT 1) before a write outside a transaction on a connection idle longer than
+    IDLE_PING_AFTER even when nothing arrived on its socket (a host lost, an address moved), so a connection
+    that died silently is replaced and the write goes once to a new one; one used just now is not asked."""
+    table = f"dbping_idle_{os.getpid()}"
+    pool.execute_sql(f"CREATE TABLE {table} (a integer)")
+    monkeypatch.setattr(core_db, "_server_spoke", lambda conn: False)  # the silence of a lost host
+    try:
+        statements.clear()
+        pool.execute_sql(f"INSERT INTO {table} VALUES (1)")
+        assert statements == [f"INSERT INTO {table} VALUES (1)"]
+        pid = _terminate_idle(pool)
+        assert len(pool._idle_since) == 1
+        for key in pool._idle_since:  # gone back longer ago than the limit
+            pool._idle_since[key] -= pool.IDLE_PING_AFTER + 1
+        statements.clear()
+        pool.execute_sql(f"INSERT INTO {table} VALUES (2)")
+        assert statements[0] == "SELECT 1" and statements.count(f"INSERT INTO {table} VALUES (2)") == 1
+        assert pool.execute_sql(f"SELECT count(*) FROM {table}").fetchone() == (2,)
+        assert pool.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+    finally:
+        pool.execute_sql(f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("pool", ["postgres"], indirect=True)
 def test_a_transaction_whose_connection_dies_fails_to_its_caller(pool):
     """Should fail the statement of a transaction whose backend was terminated (nothing of it is run again),
     and serve the next statement on a new connection."""
