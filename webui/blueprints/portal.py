@@ -18,13 +18,14 @@ import time
 
 from flask import (Blueprint, abort, current_app, g, make_response, redirect, render_template, request,
                    session, url_for)
+from gevent import monkey
 from markupsafe import Markup, escape
 
 from caseflow import portal, services
 from caseflow.privacy import mask_phone
 from caseflow.search import SearchNotReady
 from channels import sms, verify
-from core import secret_codes
+from core import offload, secret_codes
 from caseflow import workflow as wf
 from caseflow.models import Ticket
 from webui import security
@@ -228,16 +229,17 @@ PICTURE_SIZE = (180, 64)
 PICTURE_FONT_SIZES = (36, 42, 48)
 PICTURE_PNG_LEVEL = 1
 _DRAWER = None  # one ImageCaptcha per process: a new one loaded its three fonts again for every picture
-_DRAWING = None  # a native lock: one picture at a time on the shared fonts (FreeType faces are not thread-safe)
+# A native lock made at import (made on first use, two threads could each make one): one picture at a time on the
+# shared fonts (FreeType faces are not thread-safe), whichever thread draws (bench/portal_picture.py's too).
+_DRAWING = monkey.get_original("_thread", "allocate_lock")()
+# The pictures' own thread: /captcha.png is public, and a burst of pictures in the hub's shared pool took all its
+# threads (one drawing, the rest waiting on _DRAWING) from argon2 log-ins, TTS and SQLite's checkpoints.
+_PICTURES = offload.one_thread()
 
 
 def _draw(answer: str) -> bytes:
     """``answer`` drawn as a PNG picture code, in the calling (native) thread."""
-    global _DRAWER, _DRAWING
-    if _DRAWING is None:
-        from gevent.monkey import get_original
-
-        _DRAWING = get_original("_thread", "allocate_lock")()
+    global _DRAWER
     with _DRAWING:
         if _DRAWER is None:
             from captcha.image import ImageCaptcha  # imports PIL: only a process that serves the portal
@@ -250,14 +252,12 @@ def _draw(answer: str) -> bytes:
 
 
 def _picture(answer: str) -> bytes:
-    """``answer`` drawn as a PNG picture code in a native thread of the hub's pool: 4-7 ms of CPU a picture held
-    the serving hub when drawn in its greenlet, every other request of the process waiting behind it (50 new
-    browsers at once queued 8-10 of them in each worker: the PostgreSQL submission's p99); PIL drops the GIL in
-    most of its C work and the interpreter hands it over every switch interval otherwise, so the hub serves
-    meanwhile (bench/portal_picture.py measures how long it was held)."""
-    import gevent
-
-    return gevent.get_hub().threadpool.apply(_draw, (answer,))
+    """``answer`` drawn as a PNG picture code in the pictures' own native thread (_PICTURES): 4-7 ms of CPU a
+    picture held the serving hub when drawn in its greenlet, every other request of the process waiting behind it
+    (50 new browsers at once queued 8-10 of them in each worker: the PostgreSQL submission's p99); PIL drops the
+    GIL in most of its C work and the interpreter hands it over every switch interval otherwise, so the hub
+    serves meanwhile (bench/portal_picture.py measures how long it was held)."""
+    return _PICTURES.apply(_draw, (answer,))
 
 
 def warm_up(app) -> None:

@@ -759,9 +759,9 @@ def test_warm_up_compiles_the_portal_templates_and_draws_a_picture_before_the_fi
     assert [name for name in compiled if name.startswith("portal/")] == []
 
 
-def test_the_picture_is_drawn_in_a_thread_of_the_hubs_pool_not_in_the_serving_greenlet(client, monkeypatch):
-    """Should draw a picture code in a native thread of the hub's pool (its 4-7 ms of CPU held the serving hub,
-    every other request of the process waiting), as a PNG of the portal's size the answer's MAC is kept for."""
+def test_the_picture_is_drawn_in_a_native_thread_not_in_the_serving_greenlet(client, monkeypatch):
+    """Should draw a picture code in a native thread (its 4-7 ms of CPU held the serving hub, every other
+    request of the process waiting), as a PNG of the portal's size the answer's MAC is kept for."""
     import threading
 
     from PIL import Image
@@ -777,3 +777,36 @@ def test_the_picture_is_drawn_in_a_thread_of_the_hubs_pool_not_in_the_serving_gr
     assert len(drawn_in) == 1 and drawn_in[0] != threading.get_ident()
     with client.session_transaction() as held:
         assert held[portal_bp.CAPTCHA_KEY]["mac"]
+
+
+def test_pictures_being_drawn_leave_the_shared_thread_pool_free(monkeypatch):
+    """Should draw pictures in a thread of their own: while more pictures are drawn and waiting than the hub's
+    shared pool has threads, core.offload.in_thread (argon2 at log-in, TTS) still runs its work at once."""
+    import threading
+
+    import gevent
+
+    import webui.blueprints.portal as portal_bp
+    from core.offload import in_thread
+    from tests.waiting import wait_until
+
+    started, release = [], threading.Event()
+    draw = portal_bp._draw
+
+    def held_draw(answer):
+        started.append(answer)
+        release.wait(30)
+        return draw(answer)
+
+    monkeypatch.setattr(portal_bp, "_draw", held_draw)
+    burst = gevent.get_hub().threadpool.maxsize + 2
+    pictures = [gevent.spawn(portal_bp._picture, "AB%03d" % n) for n in range(burst)]
+    try:
+        wait_until(lambda: started, 10, "a picture being drawn")
+        with gevent.Timeout(10, AssertionError("in_thread waited behind the pictures")):
+            assert in_thread(lambda: "ran") == "ran"
+        assert len(started) == 1  # one at a time, the others waiting in the pictures' own queue
+    finally:
+        release.set()
+        gevent.joinall(pictures, timeout=30)
+    assert [picture.value[:4] for picture in pictures] == [b"\x89PNG"] * burst
