@@ -4,7 +4,7 @@ from gevent import monkey; monkey.patch_all()  # noqa: E702 - as a serving proce
 A burst of ``--pictures`` pictures asked at once (50 new browsers at a row's start, bench/portal.py), each from a
 greenlet of its own, while a ticker greenlet asks to run every 1 ms, as the process's other requests do: the
 ticker's longest and 99th-percentile gap is how long the hub was held. Drawn in the requests' greenlets (as
-before) and through webui.blueprints.portal._picture (a native thread of the hub's pool). CPU per picture: the
+before) and through webui.blueprints.portal._picture (the pictures' own native thread). CPU per picture: the
 library's defaults (letters of 42, 50, 56 px, PNG level 6) against the portal's settings. Asserts nothing.
 
     .venv/bin/python bench/portal_picture.py [--pictures 50] [--rounds 300]
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     print(f"{args.pictures} pictures at once, a 1 ms ticker's gaps (the hub held), longest / p99 / median, the burst's wall:")
     for label, draw in (("in the greenlets, library defaults", library_default),
                         ("in the greenlets, portal's settings", portal_bp._draw),
-                        ("hub's thread pool (_picture)", portal_bp._picture)):
+                        ("own thread (_picture)", portal_bp._picture)):
         longest, p99, median, wall = hub_held(draw, args.pictures)
         print(f"  {label:38} {longest:7.1f} / {p99:6.1f} / {median:5.1f}, {wall:7.1f} ms")
     return 0
