@@ -312,7 +312,7 @@ def department_queue(actor: User, statuses: Iterable[str] = (wf.DISPATCHED, wf.I
     last), then by id.
 
     A merge of ordered lists rather than one sort: each (department, status) pair of the subtree is read in
-    that order from the ``ticket_workbench`` index and stops at ``limit`` rows, so a page costs about
+    that order from the ``ticket_workbench_held`` index and stops at ``limit`` rows, so a page costs about
     departments x statuses x limit index entries however many tickets the subtree holds (one sort over all of
     them took 230 ms at a million tickets). A large subtree reads one list per status over all departments
     (``ticket_workbench_status``), keeping its own rows as they come."""

@@ -158,7 +158,7 @@ def subtree_department_ids(department: Department) -> list[int]:
 
 
 # The department workbench's order: overdue first, then by deadline (none last), then by id; written so that
-# both databases read it from the ``ticket_workbench`` index as it stands (an index cannot say NULLS LAST on
+# both databases read it from the ``ticket_workbench_held`` index as it stands (an index cannot say NULLS LAST on
 # SQLite).
 WORKBENCH_ORDER = (Ticket.overdue.desc(), Ticket.deadline.is_null(), Ticket.deadline, Ticket.id)
 

@@ -22,7 +22,7 @@ def test_the_public_list_has_its_indexes(db):
     consent) index of web cases, and the period indexes; and no single-column created_at index."""
     tickets = _indexes(db, "ticket")
     assert {"ticket_published_closed", "ticket_published_by_type", "ticket_published_by_category",
-            "ticket_published_by_region", "ticket_published_created", "ticket_closed_at_status",
+            "ticket_published_by_region", "ticket_published_created", "ticket_closed_set",
             "ticket_created_at_status_category_id_type_department_id_channel"} <= tickets
     assert "ticket_created_at" not in tickets and "ticket_public_created" not in tickets
     assert "web_case_ticket_id_consent" in _indexes(db, "web_case")

@@ -76,7 +76,8 @@ def test_workbench_is_the_sorted_subtree(workbench, limit, monkeypatch):
 
 def test_workbench_indexes_exist(db):
     """Should build the indexes the workbench reads its lists from."""
-    assert {"ticket_workbench", "ticket_workbench_status"} <= {index.name for index in db.get_indexes("ticket")}
+    names = {index.name for index in db.get_indexes("ticket")}
+    assert {"ticket_workbench_held", "ticket_workbench_status"} <= names
 
 
 def test_bucket_marks_cover_a_window_exactly():
