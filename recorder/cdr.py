@@ -256,7 +256,9 @@ class CdrRecorder:
             return None  # gone, or hung up with its record being written
         if draft.ended_at is not None:
             # Hung up, but its finalisation failed (no seal turn within integrity.SEAL_TURN_LIMIT, the database
-            # away): written as it ended, not as lost.
+            # away) or its IVR's last word never came (recorder.sweep.IVR_WORD_LIMIT): written as it ended, not as
+            # lost, and no longer waiting for the IVR, so an unserved caller is listed for a call-back.
+            draft.awaiting_ivr = False
             return self.finalise(draft)
         known = [t for t in (draft.started_at, draft.last_event_at, draft.queue_left_at, draft.answered_at) if t]
         draft.ended_at = _utc(at) if at is not None else (max(known) if known else self._now())

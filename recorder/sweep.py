@@ -8,6 +8,9 @@ open calls are gone. I/O part: ``Sweeper``:
 - a call record this process follows whose channel is gone is closed as cut off (``CdrRecorder.cut_off``:
   end = the last moment anything was heard of it, side unknown, finalised and signed, draft dropped; an
   unserved caller lands on the missed-call list as "cut_off");
+- a call whose hang-up was heard is left to its IVR while it waits for the IVR's last word (``IVR_WORD_LIMIT``
+  after the hang-up: its greenlet writes the record and files its message); past that, and for a record whose
+  writing failed, the sweep writes it as it ended ("records_written_late": no lost hang-up, no alarm);
 - an unfinalised record an earlier run of the app left (killed, or stopped without closing it) is adopted
   when its channel is still up (its hang-up finalises it as usual) and closed as cut off when it is gone;
 - a recording still "recording" whose channel is gone is indexed with whatever audio reached the disk, or
@@ -33,7 +36,7 @@ from peewee import JOIN
 
 from core.alarms import raise_alarm
 from recorder.cdr import CdrRecorder
-from recorder.drafts import _utc
+from recorder.drafts import CallDraft, _utc
 from recorder.integrity import SealTurnTimeout
 from recorder.models import CallRecord, Recording
 
@@ -42,6 +45,12 @@ log = logging.getLogger(__name__)
 # `show channels` lists a channel a moment after it was created (FreeSWITCH writes its core database in
 # batches); a call younger than this is left alone until the next reconciliation.
 GRACE_SECONDS = 3.0
+# A hung-up IVR call waits for the IVR's last word (its trace, else ivr_ended from its greenlet's finally), which
+# writes the record. After a recording that word takes sox, db_lock and CreateTicket with its database retries
+# (ivr.runner.DATABASE_RETRY_PAUSES, 7 s): seconds under load, while the IVR files its message. The sweep leaves
+# such a call to its IVR this long after the hang-up; past it the IVR's greenlet is taken for dead or stuck and
+# the sweep writes the record without its word (the missed-call decision made all the same).
+IVR_WORD_LIMIT = 60.0
 
 
 def gone_uuids(open_calls: Iterable[tuple[str, dt.datetime | None]], channels: set[str], now: dt.datetime,
@@ -49,6 +58,12 @@ def gone_uuids(open_calls: Iterable[tuple[str, dt.datetime | None]], channels: s
     """Of ``(uuid, started_at)`` pairs, those no switch lists any more and older than ``grace`` seconds."""
     return [uuid for uuid, started in open_calls
             if uuid not in channels and (started is None or (now - started).total_seconds() >= grace)]
+
+
+def waiting_for_ivr(draft: CallDraft, now: dt.datetime, limit: float = IVR_WORD_LIMIT) -> bool:
+    """Whether a call hung up less than ``limit`` seconds ago and its IVR has not yet said its last word: the
+    IVR's greenlet finalises it (and files its message), not the sweep."""
+    return draft.awaiting_ivr and draft.ended_at is not None and (now - draft.ended_at).total_seconds() < limit
 
 
 def _nothing_known(call_uuid: str) -> tuple[list[dict], bool, dt.datetime | None]:
@@ -111,15 +126,19 @@ class Sweeper:
         self.channels_by_server[server] = set(channels)
         self.listed_at[server] = now
         anywhere = self._everywhere()
-        report = {"records_cut_off": 0, "records_adopted": 0, "recordings_closed": 0, "recordings_failed": 0,
-                  "attempts_failed": 0}
-        # Records this process follows.
-        mine = [(d.call_uuid, d.started_at) for d in list(self.cdr.drafts.values()) if d.server == server]
-        unknown = [(d.call_uuid, d.server, d.started_at) for d in list(self.cdr.drafts.values())
+        report = {"records_cut_off": 0, "records_written_late": 0, "records_adopted": 0, "recordings_closed": 0,
+                  "recordings_failed": 0, "attempts_failed": 0}
+        # Records this process follows (a hung-up IVR call is its IVR's until IVR_WORD_LIMIT).
+        drafts = [d for d in list(self.cdr.drafts.values()) if not waiting_for_ivr(d, now)]
+        mine = [(d.call_uuid, d.started_at) for d in drafts if d.server == server]
+        unknown = [(d.call_uuid, d.server, d.started_at) for d in drafts
                    if d.server != server and self._ours(d.server, server)]
         for uuid in gone_uuids(mine, channels, now, self.grace) + self._gone_everywhere(unknown, anywhere):
+            # A hang-up that was heard (its IVR's word never came, or its writing failed) is written late, not
+            # lost: no "lost hang-ups" alarm for it.
+            heard = uuid in self.cdr.drafts and self.cdr.drafts[uuid].ended_at is not None
             if self._close(uuid):
-                report["records_cut_off"] += 1
+                report["records_written_late" if heard else "records_cut_off"] += 1
         # Records an earlier run left open.
         cutoff = now - dt.timedelta(seconds=self.grace)
         for record in (CallRecord.select().where((CallRecord.finalised == False)  # noqa: E712
@@ -142,7 +161,8 @@ class Sweeper:
         self._sweep_attempts(anywhere, now, report)
         if any(report.values()):
             log.warning("swept with %s: %s", server, report)
-        closed = {name: count for name, count in report.items() if count and name != "records_adopted"}
+        closed = {name: count for name, count in report.items()
+                  if count and name not in ("records_adopted", "records_written_late")}
         if closed:
             raise_alarm("calls_cut_off", f"{server}: 挂机事件丢失，已按中断关闭 / lost hang-ups closed: "
                                          + ", ".join(f"{name} {count}" for name, count in closed.items()),
@@ -173,8 +193,13 @@ class Sweeper:
         return True
 
     def _finish_recordings(self, uuid: str) -> list[Recording]:
+        draft = self.cdr.drafts.get(uuid)
+        if draft is not None and waiting_for_ivr(draft, self._now()):
+            return []  # its IVR is filing them now
         done = self.recordings.finish_call(uuid)
-        if uuid in self.cdr.drafts:  # once per call: the record is closed right after
+        # Once per call (the record is closed right after), and only for a call whose hang-up was lost: one that
+        # was heard had its IVR told, which files its own message (still at it, or its file left for a person).
+        if draft is not None and draft.ended_at is None:
             done += [self.recordings.index_message(uuid, path, kind="ivr") for path in self.unfiled_recordings(uuid)]
         for rec in done:
             if rec.status == "failed":

@@ -212,6 +212,7 @@ def test_a_refinalisation_whose_turn_timed_out_is_written_by_the_sweep(cdr, db, 
     """Should, when a finalised call's re-finalisation (its final hang-up event naming the side) finds no turn
     within the limit, keep the call for the next reconciliation sweep, which writes it with that side and
     signs it again (it was lost: the record kept as first written)."""
+    from ops.models import SystemAlarm
     from recorder import integrity
     from recorder.integrity import verify_database
     from recorder.models import CallRecord, CallRecordSeal
@@ -236,6 +237,7 @@ def test_a_refinalisation_whose_turn_timed_out_is_written_by_the_sweep(cdr, db, 
     assert record.finalised and record.hangup_side == "caller" and record.disposition == "self_service"
     assert CallRecordSeal.select().where(CallRecordSeal.call_uuid == "late-1").count() == 2
     assert verify_database(cdr.key).problems == []
+    assert not SystemAlarm.select().where(SystemAlarm.kind == "calls_cut_off").exists()  # written late, not lost
 
 
 def test_without_turns_the_chain_still_verifies(db, db_url):
