@@ -109,7 +109,7 @@ class RecordingService:
         done = []
         for rec in list(Recording.select().where((Recording.call_uuid == call_uuid)
                                                  & (Recording.status == "recording"))):
-            if rec.id in self.starting or rec.id in self.finishing:
+            if rec.id in self.starting or rec.id in self.finishing or rec.id in self.store.indexing:
                 continue  # its start is still in flight, or another greenlet is finishing it: that one settles it
             if done and not Recording.select().where((Recording.id == rec.id)
                                                      & (Recording.status == "recording")).exists():

@@ -15,6 +15,7 @@ Flow for one recording:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+import gevent.lock
 import peewee
 
 from core import diskspace
@@ -118,6 +120,12 @@ class RecordingStore:
         self.archive_dir = Path(archive_dir) if archive_dir else self.root.parent / "recordings-archive"
         self.clock = clock
         self._checked: dict[Path, float] = {}
+        # index_file one at a time per call and kind in this process, so that its take-over of an earlier try's
+        # row never takes one another greenlet is still beginning or finishing (sox yields to the hub): two
+        # conversions into one row or one temporary file failed a recording or stored the wrong file. Each
+        # turn: its semaphore and how many index_files hold or wait for it (dropped at none).
+        self._index_turns: dict[tuple[str, str], list] = {}
+        self.indexing: set[int] = set()  # rows index_file is finishing now: RecordingService.finish_call skips them
 
     @classmethod
     def from_config(cls, config, clock=None) -> "RecordingStore":
@@ -301,16 +309,42 @@ class RecordingStore:
         Safe to call again after a lost database connection: when ``source`` is gone because an earlier call
         moved it into the store and then lost the connection before its row said so (still "recording"),
         that row is finished from the stored file. Otherwise the caller's retry, looking for the file where it
-        was, marked a new row "recording file missing" and the complaint was lost with it."""
+        was, marked a new row "recording file missing" and the complaint was lost with it. One at a time per call
+        and kind in this process (``_index_turns``): the take-over never takes a row another greenlet is still
+        indexing (its file not yet in the store either)."""
         source = Path(source)
-        interrupted = self._interrupted_index(call_uuid, kind, stored=not source.exists())
-        if interrupted is not None:
-            log.info("recording %s of call %s: indexing an earlier try left unfinished", interrupted.id, call_uuid)
-            return self.finish(interrupted, raw=source if source.exists() else None)
-        rec = self.begin(call_uuid, kind=kind, when=when)
-        if rec.status == "failed":
-            return rec
-        return self.finish(rec, raw=source)
+        with self._index_turn(call_uuid, kind):
+            interrupted = self._interrupted_index(call_uuid, kind, stored=not source.exists())
+            if interrupted is not None:
+                log.info("recording %s of call %s: indexing an earlier try left unfinished", interrupted.id,
+                         call_uuid)
+                return self._finish_indexing(interrupted, source if source.exists() else None)
+            rec = self.begin(call_uuid, kind=kind, when=when)
+            if rec.status == "failed":
+                return rec
+            return self._finish_indexing(rec, source)
+
+    @contextlib.contextmanager
+    def _index_turn(self, call_uuid: str, kind: str):
+        key = (call_uuid, kind)
+        turn = self._index_turns.get(key)
+        if turn is None:
+            turn = self._index_turns[key] = [gevent.lock.BoundedSemaphore(1), 0]
+        turn[1] += 1
+        try:
+            with turn[0]:
+                yield
+        finally:
+            turn[1] -= 1
+            if not turn[1]:
+                del self._index_turns[key]
+
+    def _finish_indexing(self, rec: Recording, raw: Path | None) -> Recording:
+        self.indexing.add(rec.id)
+        try:
+            return self.finish(rec, raw=raw)
+        finally:
+            self.indexing.discard(rec.id)
 
     def _interrupted_index(self, call_uuid: str, kind: str, stored: bool) -> Recording | None:
         """The call's newest ``kind`` row an index_file left "recording": with its file already in the store

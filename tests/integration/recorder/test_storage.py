@@ -178,3 +178,35 @@ def test_an_index_retried_after_its_insert_reply_was_lost_finishes_that_row(stor
     rows = Recording.select().where(Recording.call_uuid == "lost-reply-1")
     assert [(r.id, r.status) for r in rows] == [(written[0], "ok")] and rec.id == written[0]
     assert not source.exists() and store.local_path(rec).exists()
+
+
+def test_an_index_never_takes_the_row_another_greenlet_is_finishing(store, tmp_path, monkeypatch):
+    """Should, while one index_file of a call's IVR message is still converting it (its row "recording", its file
+    not yet in the store), index a second message of the same call and kind into a row of its own: taking
+    over the first's row as an interrupted try's put both files through one row (review M1)."""
+    import gevent
+    import gevent.event
+
+    from tests.waiting import wait_until
+
+    first, second = write_pcm(tmp_path / "first.wav", seconds=1.0), write_pcm(tmp_path / "second.wav", seconds=2.0)
+    finish, calls, release = store.finish, [], gevent.event.Event()
+
+    def held_finish(rec, raw=None):
+        calls.append(rec.id)
+        if len(calls) == 1:
+            release.wait(timeout=10)  # the first conversion still under way
+        return finish(rec, raw=raw)
+
+    monkeypatch.setattr(store, "finish", held_finish)
+    one = gevent.spawn(store.index_file, "two-msg-1", first, "ivr")
+    wait_until(lambda: calls, what="the first index converting")
+    two = gevent.spawn(store.index_file, "two-msg-1", second, "ivr")
+    # The second either took the first's row (calls grew) or waits for the first's turn.
+    waiting = lambda: getattr(store, "_index_turns", {}).get(("two-msg-1", "ivr"), [None, 0])[1] == 2  # noqa: E731
+    wait_until(lambda: len(calls) == 2 or waiting(), what="the second")
+    release.set()
+    gevent.joinall([one, two], timeout=10, raise_error=True)
+    rows = list(Recording.select().where(Recording.call_uuid == "two-msg-1").order_by(Recording.id))
+    assert [(r.status, r.duration_ms) for r in rows] == [("ok", 1000), ("ok", 2000)]
+    assert [one.value.id, two.value.id] == [r.id for r in rows] and not store.indexing
