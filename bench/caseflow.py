@@ -6,7 +6,10 @@
 2. ``--tickets`` tickets bulk-loaded (default 100,000; the issue's figure is 1,000,000:
    ``--tickets 1000000``) over 20 departments with realistic Chinese content, phones and statuses.
 3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue,
-   first page of 50, overdue first then by deadline),
+   first page of 50, overdue first then by deadline), the centre desk's page's reads ("centre lists": each
+   CENTRE_QUEUES list, the lists' counts, the desk's overdue and due-soon tickets, materials.pending and the
+   desk's notifications, as webui.blueprints.centre.index runs them), the big screen's overdue count for a
+   district (stats.screen.overdue_count),
    ticket search by text (ranked n-gram full-text), ticket search by phone, and knowledge search over
    ``--kb`` items (default 100,000).
 
@@ -185,6 +188,25 @@ def open_database(name: str, args, folder: Path, pg_url: str):
     return database, lambda: None, (meta, record)
 
 
+def centre_rows(centre_user, level2, clock, queries: int) -> list[tuple]:
+    """The centre desk's page's reads (webui.blueprints.centre.index) each timed on its own, and the big
+    screen's overdue count for a district."""
+    from caseflow import materials, services
+    from caseflow.values import to_db
+    from stats.queries import Scope
+    from stats.screen import overdue_count
+
+    rng, now = random.Random(7), to_db(clock.now())
+    reads = [(kind, lambda kind=kind: services.centre_queue(centre_user, kind)) for kind in services.CENTRE_QUEUES]
+    reads += [("counts", lambda: services.queue_counts(centre_user)),
+              ("due, overdue", lambda: services.due_soon_and_overdue(centre_user, clock)),
+              ("materials", lambda: materials.pending(centre_user)),
+              ("notifications", lambda: services.notifications_for(centre_user, limit=20))]
+    rows = [figure("centre lists", scale, *timed(read, queries), LIST_AIM) for scale, read in reads]
+    screen = timed(lambda: overdue_count(Scope(rng.choice(level2).department), now), queries)
+    return rows + [figure("screen overdue", "count, district", *screen, LIST_AIM)]
+
+
 def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]:
     """(figures with aims, bulk-load rates) for one backend."""
     import json
@@ -228,6 +250,8 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
             if want("workbench list"):
                 work = timed(lambda: services.department_queue(rng.choice(level2), limit=50), args.queries)
                 rows.append(figure("workbench list", "first 50, district", *work, LIST_AIM))
+            if want("centre lists"):
+                rows.extend(centre_rows(centre_user, level2, clock, args.queries))
             if want("ticket search text"):
                 by_text = timed(lambda: services.search_tickets(centre_user, text=rng.choice(QUERIES), limit=50),
                                 args.queries)
@@ -266,8 +290,8 @@ def main(argv=None) -> int:
                              "bench_caseflow_keep_<tickets>); each run's creations stay in it")
     parser.add_argument("--rows", default="",
                         help="only the rows whose 'what scale' holds one of these comma-separated words "
-                             "(create_ticket, workbench list, ticket search text, ticket search phone, "
-                             "knowledge search)")
+                             "(create_ticket, workbench list, centre lists, ticket search text, "
+                             "ticket search phone, knowledge search)")
     args = parser.parse_args(argv)
     backends = available_backends(args.pg)
     if args.only:

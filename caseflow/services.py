@@ -24,8 +24,8 @@ from caseflow import daycounts, new_ticket
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
-from caseflow.models import (Attachment, Category, Department, Region, Responsibility, Ticket, TicketCall,
-                             TicketCreationKey, TicketHistory, User)
+from caseflow.models import (CENTRE_LIST_WHERE, CENTRE_ORDER, Attachment, Category, Department, Region,
+                             Responsibility, Ticket, TicketCall, TicketCreationKey, TicketHistory, User)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.clock import Clock
@@ -368,38 +368,44 @@ CENTRE_QUEUES = {
 }
 
 
-def centre_queue(actor: User, kind: str, limit: int = 200) -> list[Ticket]:
-    """One of the centre desk's lists (see CENTRE_QUEUES)."""
+def _centre_list(kind: str) -> tuple:
+    """(condition, order) of one of the centre desk's lists; the five that grow with the table are read from an
+    index over their own tickets, in their order (caseflow.models' CENTRE_LIST_WHERE), stopped at the page."""
+    if kind in CENTRE_LIST_WHERE:
+        return CENTRE_LIST_WHERE[kind], CENTRE_ORDER[kind]
+    if kind == "deferred":
+        return Ticket.status == wf.DEFERRED, (Ticket.remind_at.asc(nulls="LAST"), Ticket.id)
+    if kind == "callback":
+        return Ticket.status.in_([wf.APPROVED, wf.ANSWERED]), (Ticket.callback_deadline.asc(nulls="LAST"), Ticket.id)
+    if kind == "unsatisfied":
+        return Ticket.status == wf.UNSATISFIED, (Ticket.updated_at,)
+    if kind == "mailbox":
+        return (Ticket.channel == "mailbox") & Ticket.status.in_(list(wf.OPEN_STATUSES)), (Ticket.id,)
+    raise TicketInputError(f"unknown queue {kind!r}")
+
+
+def _centre_only(actor: User) -> None:
     if not can(actor, "ticket.view_all"):
         raise PermissionDenied("仅限热线中心 / centre only")
-    q = _with_department(Ticket.select(*LIST_FIELDS))
-    if kind == "to_dispatch":
-        q = q.where(Ticket.status.in_([wf.RECORDED, wf.RETURNED])).order_by(Ticket.urgency.desc(), Ticket.id)
-    elif kind == "deferred":
-        q = q.where(Ticket.status == wf.DEFERRED).order_by(Ticket.remind_at.asc(nulls="LAST"), Ticket.id)
-    elif kind == "to_review":
-        q = q.where(Ticket.status == wf.REPLIED).order_by(Ticket.replied_at, Ticket.id)
-    elif kind == "overdue":
-        q = q.where(Ticket.overdue & Ticket.status.in_(list(wf.HANDLING_STATUSES))).order_by(Ticket.deadline)
-    elif kind == "supervised":
-        q = q.where(Ticket.supervised & Ticket.status.in_(list(wf.OPEN_STATUSES))).order_by(Ticket.deadline)
-    elif kind == "extensions":
-        q = q.where(Ticket.extension_until.is_null(False)).order_by(Ticket.deadline)
-    elif kind == "callback":
-        q = q.where(Ticket.status.in_([wf.APPROVED, wf.ANSWERED])).order_by(
-            Ticket.callback_deadline.asc(nulls="LAST"), Ticket.id)
-    elif kind == "unsatisfied":
-        q = q.where(Ticket.status == wf.UNSATISFIED).order_by(Ticket.updated_at)
-    elif kind == "mailbox":
-        q = q.where((Ticket.channel == "mailbox") & Ticket.status.in_(list(wf.OPEN_STATUSES))).order_by(Ticket.id)
-    else:
-        raise TicketInputError(f"unknown queue {kind!r}")
-    return list(q.limit(limit))
+
+
+def centre_queue(actor: User, kind: str, limit: int = 200) -> list[Ticket]:
+    """One of the centre desk's lists (see CENTRE_QUEUES)."""
+    _centre_only(actor)
+    cond, order = _centre_list(kind)
+    return list(_with_department(Ticket.select(*LIST_FIELDS)).where(cond).order_by(*order).limit(limit))
+
+
+QUEUE_COUNT_CAP = 1000  # a badge counts up to this many
 
 
 def queue_counts(actor: User) -> dict[str, int]:
-    """Sizes of the centre lists (for badges)."""
-    return {kind: len(centre_queue(actor, kind, limit=1000)) for kind in CENTRE_QUEUES}
+    """Sizes of the centre lists (for badges), each up to QUEUE_COUNT_CAP: the ids counted in no order, so an
+    index's entries answer it, not the wide rows (reading a thousand of them per list took 0.3 s a list at
+    1,000,000 tickets)."""
+    _centre_only(actor)
+    return {kind: Ticket.select(Ticket.id).where(_centre_list(kind)[0]).limit(QUEUE_COUNT_CAP).count()
+            for kind in CENTRE_QUEUES}
 
 
 def due_soon_and_overdue(actor: User, clock: Optional[Clock] = None, within: dt.timedelta = dl.WARN_BEFORE):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from playhouse.migrate import migrate
 
 from caseflow import search_layout
-from caseflow.models import SET_INDEXES, KnowledgeAnswer, KnowledgeItem, Ticket, User
+from caseflow.models import CENTRE_INDEXES, SET_INDEXES, KnowledgeAnswer, KnowledgeItem, Ticket, User
 from core.db import is_postgres
 from core.migrations import Step, build_indexes_concurrently, concurrently
 from ops.migrations import one_alarm_store
@@ -120,6 +120,11 @@ def _ticket_indexes_where_set(migrator, db):
            "ticket_closed_at_status", "ticket_deadline", "ticket_remind_at", "ticket_upper_department_id",
            "ticket_handler_id", "ticket_master_id", "ticket_department_id", "ticket_status"]
     return _replace_indexes(db, HELD_INDEXES, old)
+
+
+def _centre_list_indexes(migrator, db):
+    """The centre desk's lists' partial indexes (caseflow.models), built as 0021's; none replaced."""
+    return _replace_indexes(db, CENTRE_INDEXES, [])
 
 
 def _published_indexes(db, old: list[str]):
@@ -258,6 +263,9 @@ def _ticket_day_counts(migrator, db):
 #       department's workbench index too (ticket_*_held, ticket_*_set replace them); ticket_department_id and
 #       ticket_status go (the prefixes of others): a new ticket enters 12 btrees, not 22 (issue 15 item 7). Built
 #       CONCURRENTLY as 0021's.
+# 0025: the centre desk's lists each read in its order from a partial index over its own tickets (to dispatch, to
+#       review, overdue, supervised, extension requests: ticket_centre_*; issue 15 item 7). Built
+#       CONCURRENTLY as 0021's.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -284,4 +292,6 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0023_ticket_published_ids", _ticket_published_ids, transaction=False,
                           builds_indexes=PUBLISHED_INDEXES),
                      Step("0024_ticket_indexes_where_set", _ticket_indexes_where_set, transaction=False,
-                          builds_indexes=HELD_INDEXES)]
+                          builds_indexes=HELD_INDEXES),
+                     Step("0025_centre_list_indexes", _centre_list_indexes, transaction=False,
+                          builds_indexes=CENTRE_INDEXES)]

@@ -1,0 +1,126 @@
+"""The centre desk's lists and the big screen's district overdue count read from indexes (migration 0025, issue 15
+item 7): each list in its order from a partial index over its own tickets, the counts and the screen's count
+without reading the table whole."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from caseflow import services
+from caseflow import workflow as wf
+from caseflow.models import Ticket
+from core.db import is_postgres
+from caseflow.models import CENTRE_INDEXES
+from stats import queries, screen
+from tests.integration.caseflow.test_public_indexes import _indexes, _statements
+from tests.integration.caseflow.test_ticket_indexes import _plan
+
+NUMBERS = itertools.count(41_000_000)
+NOW = dt.datetime(2026, 3, 4, 10, 0)
+
+
+def _ticket(department, status, **fields):
+    return Ticket.create(number=str(next(NUMBERS)), title="占道经营", content="占道经营", department=department,
+                         status=status, created_at=NOW, updated_at=NOW, **fields)
+
+
+def _seed(o):
+    """Tickets in each list, and more in none of them."""
+    for n in range(6):
+        day = dt.timedelta(days=n)
+        _ticket(None, wf.RECORDED, urgency="urgent" if n % 2 else "normal")
+        _ticket(None, wf.RETURNED)
+        _ticket(o.east, wf.REPLIED, replied_at=NOW - day, deadline=NOW + day)
+        _ticket(o.east_street, wf.IN_PROGRESS, deadline=NOW - day, overdue=True, supervised=bool(n % 2),
+                extension_until=NOW + day if n % 3 == 0 else None)
+        _ticket(o.west, wf.CLOSED, deadline=NOW - day, closed_at=NOW)
+    db = Ticket._meta.database
+    db.execute_sql("ANALYZE ticket")  # this schema's table, not every one in the database
+
+
+def _ticket_plans(db, monkeypatch, call, *, ordered: bool = False) -> list[str]:
+    """The plans of the ticket reads ``call`` runs; ``ordered``: PostgreSQL also told to avoid a sort where an
+    index gives the order (with a few rows it sorts them)."""
+    with _statements(db, monkeypatch) as seen:
+        with db.atomic() as transaction:
+            call()
+            transaction.rollback()
+    reads = [(sql, params) for sql, params in seen if 'FROM "ticket"' in sql and sql.lstrip().startswith("SELECT")]
+    if not ordered:
+        return [_plan(db, sql, params) for sql, params in reads]
+    with db.atomic():
+        db.execute_sql("SET LOCAL enable_sort = off")
+        return [_plan(db, sql, params) for sql, params in reads]
+
+
+@pytest.mark.parametrize("kind", ["to_dispatch", "to_review", "overdue", "supervised", "extensions"])
+def test_each_centre_list_reads_its_index(org_setup, db, monkeypatch, kind):
+    """Should read the centre's list on PostgreSQL from its partial index, in the list's order (no sort), and
+    list the same tickets in that order on both databases (SQLite, with a few rows, sorts a status's tickets)."""
+    o = org_setup
+    _seed(o)
+    if is_postgres(db):
+        plans = _ticket_plans(db, monkeypatch, lambda: services.centre_queue(o.centre_user, kind), ordered=True)
+        assert len(plans) == 1 and f"ticket_centre_{kind}" in plans[0] and "Sort" not in plans[0], plans
+    cond, order = services._centre_list(kind)
+    expected = [t.id for t in Ticket.select(Ticket.id).where(cond).order_by(*order)]
+    assert [t.id for t in services.centre_queue(o.centre_user, kind)] == expected and expected
+
+
+def test_queue_counts_count_each_list_up_to_the_cap(org_setup, db, monkeypatch):
+    """Should count each list's tickets, up to QUEUE_COUNT_CAP, without reading the wide rows."""
+    o = org_setup
+    _seed(o)
+    counts = services.queue_counts(o.centre_user)
+    assert {k: counts[k] for k in ("to_dispatch", "to_review", "overdue", "supervised", "extensions")} == \
+        {"to_dispatch": 12, "to_review": 6, "overdue": 6, "supervised": 3, "extensions": 2}
+    assert counts["deferred"] == counts["mailbox"] == 0
+    monkeypatch.setattr(services, "QUEUE_COUNT_CAP", 4)
+    assert services.queue_counts(o.centre_user)["to_dispatch"] == 4
+    with pytest.raises(wf.PermissionDenied):
+        services.queue_counts(o.east_user)
+
+
+def test_the_screens_district_overdue_count_reads_the_held_index(org_setup, db, monkeypatch):
+    """Should count a district's overdue tickets from ticket_held_status_deadline (the subtree's) and the
+    handed-down ones from ticket_upper_department_set, never the whole table; each ticket once."""
+    o = org_setup
+    _seed(o)
+    _ticket(o.west, wf.IN_PROGRESS, deadline=NOW - dt.timedelta(days=1), upper_department=o.east)  # handed out
+    _ticket(o.east_street, wf.DISPATCHED, deadline=NOW - dt.timedelta(days=1), upper_department=o.east)  # and in
+    _ticket(None, wf.DISPATCHED, deadline=NOW - dt.timedelta(days=1), upper_department=o.east)  # no holder
+    # The city's other overdue tickets, so that reading every overdue ticket costs more than the district's own
+    Ticket.insert_many([{"number": str(next(NUMBERS)), "title": "路灯", "content": "路灯", "department": o.bureau,
+                         "status": wf.IN_PROGRESS, "deadline": NOW - dt.timedelta(hours=n), "created_at": NOW,
+                         "updated_at": NOW} for n in range(1, 401)]).execute()
+    db.execute_sql("ANALYZE ticket")
+    scope = queries.Scope(o.east)
+    plans = _ticket_plans(db, monkeypatch, lambda: screen.overdue_count(scope, NOW))
+    assert len(plans) == 2 and "ticket_held_status_deadline" in plans[0], plans
+    assert "ticket_upper_department_set" in plans[1], plans
+    # 5 held overdue by the east street (n = 1..5: the 0th is due now) + 1 held + 2 handed down elsewhere
+    assert screen.overdue_count(scope, NOW) == 5 + 1 + 2
+    assert screen.overdue_count(queries.Scope(o.west), NOW) == 1
+    assert screen.overdue_count(queries.Scope(None), NOW) == 5 + 3 + 400
+
+
+def test_migration_builds_the_centre_indexes(db, monkeypatch):
+    """Should build the centre lists' indexes on an existing database once; on PostgreSQL CONCURRENTLY outside
+    any transaction (the ticket table writable meanwhile)."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import create_schema
+
+    step = "0025_centre_list_indexes"
+    for name in CENTRE_INDEXES:
+        db.execute_sql(f'DROP INDEX "{name}"')
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    with _statements(db, monkeypatch) as seen:
+        assert step in create_schema()
+    assert step not in create_schema()
+    assert set(CENTRE_INDEXES) <= _indexes(db, "ticket")
+    if is_postgres(db):  # CONCURRENTLY: PostgreSQL refuses it inside a transaction
+        mine = [sql for sql, _params in seen if sql.startswith("CREATE") and "INDEX" in sql
+                and any(f'"{name}"' in sql for name in CENTRE_INDEXES)]
+        assert len(mine) == len(CENTRE_INDEXES) and all("CONCURRENTLY" in sql for sql in mine), mine
