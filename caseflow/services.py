@@ -369,7 +369,7 @@ CENTRE_QUEUES = {
 
 
 def _centre_list(kind: str) -> tuple:
-    """(condition, order) of one of the centre desk's lists; the five that grow with the table are read from an
+    """(condition, order) of one of the centre desk's lists; the six that grow with the table are read from an
     index over their own tickets, in their order (caseflow.models' CENTRE_LIST_WHERE), stopped at the page."""
     if kind in CENTRE_LIST_WHERE:
         return CENTRE_LIST_WHERE[kind], CENTRE_ORDER[kind]
@@ -379,8 +379,6 @@ def _centre_list(kind: str) -> tuple:
         return Ticket.status.in_([wf.APPROVED, wf.ANSWERED]), (Ticket.callback_deadline.asc(nulls="LAST"), Ticket.id)
     if kind == "unsatisfied":
         return Ticket.status == wf.UNSATISFIED, (Ticket.updated_at,)
-    if kind == "mailbox":
-        return (Ticket.channel == "mailbox") & Ticket.status.in_(list(wf.OPEN_STATUSES)), (Ticket.id,)
     raise TicketInputError(f"unknown queue {kind!r}")
 
 
