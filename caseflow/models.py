@@ -249,7 +249,8 @@ for _name, _columns in SET_INDEXES:
 # The centre desk's lists (caseflow.services.centre_queue, migration 0025, issue 15 item 7): each one's tickets,
 # and an index over them alone in the list's order, so a page stops after its rows. Without them PostgreSQL read
 # every ticket of the status and sorted (to dispatch, to review: 0.2-0.4 s at 1,000,000 tickets) or the whole
-# table (supervised, extension requests: 140,000 pages for none). A new ticket enters the one to dispatch only.
+# table (supervised, extension requests: 140,000 pages for none). A new ticket enters the one to dispatch (and a
+# mayor's-mailbox letter the mailbox's).
 # The status lists written out in the SQL, not bound: SQLite uses a partial index only when the query holds its
 # condition's terms as the index writes them, and ``status IN (?, ?)`` is not ``status IN ('a', 'b')`` to it.
 

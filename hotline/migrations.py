@@ -264,7 +264,7 @@ def _ticket_day_counts(migrator, db):
 #       ticket_status go (the prefixes of others): a new ticket enters 12 btrees, not 22 (issue 15 item 7). Built
 #       CONCURRENTLY as 0021's.
 # 0025: the centre desk's lists each read in its order from a partial index over its own tickets (to dispatch, to
-#       review, overdue, supervised, extension requests: ticket_centre_*; issue 15 item 7). Built
+#       review, overdue, supervised, extension requests, mailbox: ticket_centre_*; issue 15 item 7). Built
 #       CONCURRENTLY as 0021's.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
