@@ -307,9 +307,9 @@ _CARRIER_TAIL = _answer_ok("BYE") + """
 
 
 class CarrierTalker(_SippCall):
-    """A citizen on the carrier's trunk (sipp/carrier_call.xml) calling ``number`` as ``caller``: talks once
-    answered, and hangs up when the switch sends it a SIP INFO (``uuid_send_info``, the test's cue) unless
-    the switch hangs up first."""
+    """A citizen on the carrier's trunk (sipp/carrier_call.xml) calling ``number`` as ``caller`` at a switch or
+    at Kamailio in front of it: talks once answered, and hangs up when the switch sends it a SIP INFO
+    (``uuid_send_info``, the test's cue) unless the switch hangs up first."""
 
     finish_timeout = 30.0
 

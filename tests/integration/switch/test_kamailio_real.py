@@ -1,6 +1,7 @@
 """A real Kamailio (Debian kamailio + kamailio-postgres-modules; `make test` installs them) started on free ports
 with the configuration `python -m hotline.kamailio render` writes, in front of small SIP "switches" written here
-(UDP sockets answering OPTIONS and INVITE as told), with sipp (sip-tester) as phones and callers.
+(UDP sockets answering OPTIONS and INVITE as told, counting the RTP they get, sending requests in a call), with
+sipp (sip-tester) as phones and callers.
 
 Skipped where kamailio or sipp is not installed or PostgreSQL (HOTLINE_TEST_PG) is not reachable: Kamailio keeps
 its registrations in a location table of its own schema there, dropped afterwards.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import shutil
 import socket
 import subprocess
@@ -16,12 +19,13 @@ import threading
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from switch import kamailio as kam
-from tests.live.sipphone import SCENARIOS, free_udp_port, register
+from tests.live.sipphone import SCENARIOS, CarrierTalker, free_udp_port, register
 from tests.waiting import poll_until
 
 PASSWORD = "kam-test-pw-1"
@@ -49,16 +53,54 @@ def _free_sip_port() -> int:
     raise AssertionError("no port free for both UDP and TCP")
 
 
+# Compact header names (RFC 3261 7.3.3) a SIP message may use instead of the full ones.
+_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length"}
+_HOP_RE = re.compile(r"sips?:(?:[^@;>]*@)?([^:;>]+):(\d+)")
+
+
+def _header_values(message: str, name: str) -> list[str]:
+    """The values of every ``name`` header (full name, lower case) in a SIP message's head, in order."""
+    head = message.partition("\r\n\r\n")[0].split("\r\n")[1:]
+    values = []
+    for line in head:
+        field, _, value = line.partition(":")
+        field = field.strip().lower()
+        if _COMPACT.get(field, field) == name:
+            values.append(value.strip())
+    return values
+
+
+@dataclass
+class Dialog:
+    """A call a SipSwitch answered, from its side (RFC 3261 12.1.1): what a request in the call needs."""
+
+    local: str          # our From: the INVITE's To with our tag
+    remote: str         # our To: the caller's From with its tag
+    target: str         # the caller's Contact, the request URI
+    routes: list[str]   # the INVITE's Record-Route set, in order: the way back through Kamailio
+    answered_at: float  # time.monotonic() of the 200
+    cseq: int = 0
+
+
 class SipSwitch:
     """A FreeSWITCH as Kamailio sees it on the wire: answers OPTIONS 200 while ``alive``, and an INVITE with
-    ``invite_code`` (200 with SDP, or a refusal such as 503); ACK is taken, BYE answered 200. Counts INVITEs."""
+    ``invite_code`` (200 with SDP naming its RTP socket, or a refusal such as 503); ACK is taken, INFO and BYE
+    answered 200. Counts INVITEs and the RTP packets reaching it, keeps the calls it answered (``dialogs`` by
+    Call-ID), the requests in them (``requests``: (method, Call-ID)) and the responses it gets (``responses``:
+    (code, CSeq method, Call-ID)); ``send_in_dialog`` sends a request in an answered call."""
 
     def __init__(self, invite_code: int = 200):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.tag = f"sw{self.port}"
         self.invite_code, self.alive, self.invites, self.options = invite_code, True, 0, 0
+        self.rtp_packets = 0
+        self.dialogs: dict[str, Dialog] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.responses: list[tuple[int, str, str]] = []
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -66,27 +108,60 @@ class SipSwitch:
     def _run(self) -> None:
         while not self._stop:
             try:
-                data, peer = self.sock.recvfrom(65535)
-            except (socket.timeout, OSError):
+                ready, _, _ = select.select([self.sock, self.rtp], [], [], 0.2)
+                if self.rtp in ready:
+                    self.rtp.recv(2048)
+                    self.rtp_packets += 1
+                if self.sock in ready:
+                    self._on_sip(*self.sock.recvfrom(65535))
+            except OSError:
                 continue
-            text = data.decode("utf-8", "replace")
-            method = text.split(" ", 1)[0]
-            if not self.alive or text.startswith("SIP/2.0"):
-                continue
-            if method == "OPTIONS":
-                self.options += 1
+
+    def _on_sip(self, data: bytes, peer) -> None:
+        text = data.decode("utf-8", "replace")
+        call_id = next(iter(_header_values(text, "call-id")), "")
+        if text.startswith("SIP/2.0"):
+            cseq = next(iter(_header_values(text, "cseq")), " ")
+            self.responses.append((int(text.split(" ", 2)[1]), cseq.split()[-1], call_id))
+            return
+        method = text.split(" ", 1)[0]
+        if not self.alive:
+            return
+        if method == "OPTIONS":
+            self.options += 1
+            self._reply(text, peer, 200, "OK")
+        elif method == "INVITE":
+            self.invites += 1
+            self._reply(text, peer, 100, "Trying")
+            if self.invite_code == 200:
+                sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                       f"m=audio {self.rtp.getsockname()[1]} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
+                self._reply(text, peer, 200, "OK", sdp, contact=True)
+                self.dialogs[call_id] = Dialog(
+                    local=f"{_header_values(text, 'to')[0]};tag={self.tag}", remote=_header_values(text, "from")[0],
+                    target=_header_values(text, "contact")[0].split("<", 1)[-1].split(">", 1)[0],
+                    routes=[route.strip() for value in _header_values(text, "record-route")
+                            for route in value.split(",")],
+                    answered_at=time.monotonic())
+            else:
+                self._reply(text, peer, self.invite_code, "Service Unavailable")
+        elif method in ("ACK", "INFO", "BYE"):
+            self.requests.append((method, call_id))
+            if method != "ACK":
                 self._reply(text, peer, 200, "OK")
-            elif method == "INVITE":
-                self.invites += 1
-                self._reply(text, peer, 100, "Trying")
-                if self.invite_code == 200:
-                    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                           "m=audio 40998 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
-                    self._reply(text, peer, 200, "OK", sdp, contact=True)
-                else:
-                    self._reply(text, peer, self.invite_code, "Service Unavailable")
-            elif method == "BYE":
-                self._reply(text, peer, 200, "OK")
+
+    def send_in_dialog(self, call_id: str, method: str) -> None:
+        """Send ``method`` (without a body) in the answered call ``call_id``, as a switch does: to the caller's
+        Contact along the INVITE's Record-Route set, i.e. to the first route's address (loose routing)."""
+        dialog = self.dialogs[call_id]
+        dialog.cseq += 1
+        head = [f"{method} {dialog.target} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex}",
+                *(f"Route: {route}" for route in dialog.routes),
+                f"From: {dialog.local}", f"To: {dialog.remote}", f"Call-ID: {call_id}",
+                f"CSeq: {dialog.cseq} {method}", "Max-Forwards: 70", "Content-Length: 0"]
+        host, port = _HOP_RE.search(dialog.routes[0] if dialog.routes else dialog.target).groups()
+        self.sock.sendto(("\r\n".join(head) + "\r\n\r\n").encode(), (host, int(port)))
 
     def _reply(self, request: str, peer, code: int, reason: str, body: str = "", contact: bool = False) -> None:
         head, _, _ = request.partition("\r\n\r\n")
@@ -97,7 +172,7 @@ class SipSwitch:
         for line in keep:
             name = line.split(":", 1)[0].strip().lower()
             if name in ("to", "t") and ";tag=" not in line and code > 100:
-                line += ";tag=sw" + str(self.port)
+                line += ";tag=" + self.tag
             out.append(line)
         if contact:
             out.append(f"Contact: <sip:12345@127.0.0.1:{self.port}>")
@@ -111,6 +186,7 @@ class SipSwitch:
         self._stop = True
         self._thread.join(timeout=2)
         self.sock.close()
+        self.rtp.close()
 
 
 @pytest.fixture
@@ -145,10 +221,11 @@ class Kamailio:
         check = subprocess.run([kam.KAMAILIO_BINARY, "-c", "-f", str(self.cfg)], capture_output=True, text=True,
                                timeout=30)
         assert check.returncode == 0, check.stderr[-3000:]
-        self.process = subprocess.Popen(
-            [kam.KAMAILIO_BINARY, "-f", str(self.cfg), "-DD", "-E", "-m", "64", "-M", "8",
-             "-P", str(self.workdir / "kamailio.pid")],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        with self.log.open("ab") as log:  # appended: a restart's log follows the first run's
+            self.process = subprocess.Popen(
+                [kam.KAMAILIO_BINARY, "-f", str(self.cfg), "-DD", "-E", "-m", "64", "-M", "8",
+                 "-P", str(self.workdir / "kamailio.pid")],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -186,7 +263,7 @@ class Kamailio:
 
 
 def _wait(predicate, timeout: float, what: str):
-    """Kamailio is another process: look every 0.2 s (each look is an RPC)."""
+    """Kamailio and sipp are other processes: look every 0.2 s (a look may be an RPC)."""
     return poll_until(predicate, timeout, what, every=0.2)
 
 
@@ -299,6 +376,58 @@ def test_calls_skip_a_switch_that_refuses_and_one_that_is_dead(front, tools):
         assert call.returncode == 0, call.stdout[-2000:]
     assert front.ok.invites == 4
     assert front.refusing.invites >= 1  # round robin gave it some of them first
+
+
+def test_a_restart_keeps_calls_in_progress_and_new_calls_wait_seconds(front, tools):
+    """Should, when Kamailio is restarted during a call (stopped, then started with the same configuration and
+    ports, as an operator's restart does), keep that call going: its RTP flows between the caller and the switch
+    while Kamailio is down and after, the switch's INFO in the call and the caller's BYE reach the other side
+    through the restarted Kamailio; and complete a new call placed right after the restart, seconds later.
+
+    Why it holds: Kamailio record-routes the INVITE and keeps no dialog state (no dialog module), so a request
+    in the call is routed by its Route header alone, which a restarted Kamailio on the same address reads as the
+    first one would; and the SDP names the caller's and the switch's own addresses (no RTP relay). The RTP is
+    checked at the switch's end (it counts the caller's packets; sipp reports no RTP it receives, so the
+    switch sends none), the signalling both ways (the switch's INFO to the caller, the caller's BYE to it)."""
+    _wait(lambda: front.kamailio.targets().get(front.dead_port, "").startswith("I"), 10, "the dead switch out")
+    talker = CarrierTalker(tools, front.workdir, front.sip_port, "13900000009")
+    try:
+        (call_id,) = _wait(lambda: set(front.ok.dialogs), 15, "the call answered by the switch")
+        routes = front.ok.dialogs[call_id].routes
+        assert [f"127.0.0.1:{front.sip_port};" in route for route in routes] == [True], routes  # back via Kamailio
+        _wait(lambda: front.ok.rtp_packets > 0, 10, "the caller's RTP at the switch")
+
+        restart_began = time.monotonic()
+        front.kamailio.stop()
+        heard = front.ok.rtp_packets
+        # 25 packets: half a second of the caller's 20 ms packets with no Kamailio at all.
+        _wait(lambda: front.ok.rtp_packets > heard + 25, 10, "the caller's RTP while Kamailio is down")
+        started = time.monotonic()
+        front.kamailio.start()
+
+        before = set(front.ok.dialogs)
+        call = _sipp(tools, front, "-sf", str(CALLER), "-s", "12345", "-key", "caller", "13900000010",
+                     "-p", str(free_udp_port()), "-d", "200", "-trace_err",
+                     "-error_file", str(front.workdir / "uac-errors.log"))
+        assert call.returncode == 0, call.stdout[-2000:]
+        (new_call,) = set(front.ok.dialogs) - before
+        answered = front.ok.dialogs[new_call].answered_at
+        print(f"\nFIGURE Kamailio restart: a new call answered {answered - started:.2f} s after Kamailio was "
+              f"started again ({answered - restart_began:.2f} s after it was stopped, the test's wait for RTP "
+              "while it was down included)")
+        # Not a speed check (tests assert none): the issue's line between "seconds" and "minutes" for new calls
+        # after a restart, generous for a loaded machine; lost state or a long timer would cross it.
+        assert answered - restart_began < 30
+
+        heard = front.ok.rtp_packets
+        _wait(lambda: front.ok.rtp_packets > heard + 25, 10, "the caller's RTP after the restart")
+        front.ok.send_in_dialog(call_id, "INFO")
+        _wait(lambda: (200, "INFO", call_id) in front.ok.responses, 10, "the caller's 200 to the switch's INFO")
+        code, output = talker.finished()
+        assert code == 0, output
+        assert ("BYE", call_id) in front.ok.requests
+    finally:
+        talker.close()
 
 
 def test_a_switch_rings_a_registered_seat_through_the_location_table(front, tools):
