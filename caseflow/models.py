@@ -2,6 +2,9 @@
 history, attachments, calls, notifications, time limits and the knowledge base.
 
 Status is written only by ``caseflow.services`` (inside a transaction, with a history row).
+
+Long because: every case-engine table in one place, the ticket's indexes (partial, each with the list it serves)
+declared beside its fields so that a list and its index share one condition.
 """
 from __future__ import annotations
 
