@@ -4,7 +4,7 @@ from gevent import monkey; monkey.patch_all()  # noqa: E702 - as a serving proce
 A burst of ``--pictures`` pictures asked at once (50 new browsers at a row's start, bench/portal.py), each from a
 greenlet of its own, while a ticker greenlet asks to run every 1 ms, as the process's other requests do: the
 ticker's longest and 99th-percentile gap is how long the hub was held. Drawn in the requests' greenlets (as
-before) and through webui.blueprints.portal._picture (the pictures' own native thread). CPU per picture: the
+before) and through webui.picture_codes.picture (the pictures' own native thread). CPU per picture: the
 library's defaults (letters of 42, 50, 56 px, PNG level 6) against the portal's settings. Asserts nothing.
 
     .venv/bin/python bench/portal_picture.py [--pictures 50] [--rounds 300]
@@ -19,7 +19,7 @@ from gevent.event import Event  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from webui.blueprints import portal as portal_bp  # noqa: E402
+from webui import picture_codes  # noqa: E402
 
 
 def cpu_per_picture(draw, rounds: int) -> float:
@@ -34,7 +34,7 @@ def cpu_per_picture(draw, rounds: int) -> float:
 def library_default(answer: str) -> bytes:
     from captcha.image import ImageCaptcha
 
-    drawer = library_default.__dict__.setdefault("drawer", ImageCaptcha(*portal_bp.PICTURE_SIZE))
+    drawer = library_default.__dict__.setdefault("drawer", ImageCaptcha(*picture_codes.PICTURE_SIZE))
     return drawer.generate(answer).getvalue()
 
 
@@ -70,12 +70,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f}")
     print(f"CPU per picture, library defaults: {cpu_per_picture(library_default, args.rounds):.2f} ms; "
-          f"portal's settings: {cpu_per_picture(portal_bp._draw, args.rounds):.2f} ms")
-    portal_bp._picture("AAAAA")  # the pool's thread started
+          f"portal's settings: {cpu_per_picture(picture_codes.draw, args.rounds):.2f} ms")
+    picture_codes.picture("AAAAA")  # the pool's thread started
     print(f"{args.pictures} pictures at once, a 1 ms ticker's gaps (the hub held), longest / p99 / median, the burst's wall:")
     for label, draw in (("in the greenlets, library defaults", library_default),
-                        ("in the greenlets, portal's settings", portal_bp._draw),
-                        ("own thread (_picture)", portal_bp._picture)):
+                        ("in the greenlets, portal's settings", picture_codes.draw),
+                        ("own thread (picture_codes.picture)", picture_codes.picture)):
         longest, p99, median, wall = hub_held(draw, args.pictures)
         print(f"  {label:38} {longest:7.1f} / {p99:6.1f} / {median:5.1f}, {wall:7.1f} ms")
     return 0

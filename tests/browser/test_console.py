@@ -65,7 +65,7 @@ def test_console_shows_chinese_states_and_only_applicable_actions(browser, telep
     expect(page.locator("#console-message")).to_have_text("已执行。")
     assert messages == ["确定强拆该话务员的通话吗？"]
     expect(row1.get_by_test_id("agent-state")).not_to_have_text("通话中")
-    page.screenshot(path=str(telephony.tmp_path / "console.png"))
+    page.screenshot(path=str(telephony.folder / "console.png"))
     telephony.run_in_hub(call.hangup)
     context.close()
 
@@ -118,5 +118,5 @@ def test_scoped_lead_sees_only_the_agents_of_the_groups_led(browser, telephony):
     expect(page.locator('[data-total="idle"]')).to_have_text("1")
     expect(page.locator(f'tr[data-agent="{second.id}"]')).to_have_count(0)
     assert page.locator("tr[data-agent]").count() == 1
-    page.screenshot(path=str(telephony.tmp_path / "console-scoped.png"))
+    page.screenshot(path=str(telephony.folder / "console-scoped.png"))
     context.close()

@@ -10,7 +10,6 @@ Long because: the whole public site is one blueprint with what only it uses (cat
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import secrets
 import threading
@@ -18,17 +17,16 @@ import time
 
 from flask import (Blueprint, abort, current_app, g, make_response, redirect, render_template, request,
                    session, url_for)
-from gevent import monkey
 from markupsafe import Markup, escape
 
 from caseflow import portal, services
 from caseflow.privacy import mask_phone
 from caseflow.search import SearchNotReady
 from channels import sms, verify
-from core import offload, secret_codes
+from core import secret_codes
 from caseflow import workflow as wf
 from caseflow.models import Ticket
-from webui import security
+from webui import picture_codes, security
 from webui.i18n import error_text, normalise_language
 from webui.page_cache import cached_page
 from webui.security import ThrottlePolicy, audit, client_ip, public
@@ -217,47 +215,10 @@ def captcha():
     answer = "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(CAPTCHA_LENGTH))
     captcha_id = secrets.token_urlsafe(16)
     session[CAPTCHA_KEY] = {"id": captcha_id, "mac": _captcha_mac(captcha_id, answer), "at": int(time.time())}
-    response = make_response(_picture(answer))
+    response = make_response(picture_codes.picture(answer))
     response.mimetype = "image/png"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-# The library's own picture (its distortions, noise dots and curve) with letters a little smaller than its default
-# (42, 50, 56 px squeezed into 64 px) and PNG's fastest compression: bench/portal_picture.py prints the CPU saved.
-PICTURE_SIZE = (180, 64)
-PICTURE_FONT_SIZES = (36, 42, 48)
-PICTURE_PNG_LEVEL = 1
-_DRAWER = None  # one ImageCaptcha per process: a new one loaded its three fonts again for every picture
-# A native lock made at import (made on first use, two threads could each make one): one picture at a time on the
-# shared fonts (FreeType faces are not thread-safe), whichever thread draws (bench/portal_picture.py's too).
-_DRAWING = monkey.get_original("_thread", "allocate_lock")()
-# The pictures' own thread: /captcha.png is public, and a burst of pictures in the hub's shared pool took all its
-# threads (one drawing, the rest waiting on _DRAWING) from argon2 log-ins, TTS and SQLite's checkpoints.
-_PICTURES = offload.one_thread()
-
-
-def _draw(answer: str) -> bytes:
-    """``answer`` drawn as a PNG picture code, in the calling (native) thread."""
-    global _DRAWER
-    with _DRAWING:
-        if _DRAWER is None:
-            from captcha.image import ImageCaptcha  # imports PIL: only a process that serves the portal
-
-            _DRAWER = ImageCaptcha(width=PICTURE_SIZE[0], height=PICTURE_SIZE[1], font_sizes=PICTURE_FONT_SIZES)
-        image = _DRAWER.generate_image(answer)
-    out = io.BytesIO()
-    image.save(out, format="png", compress_level=PICTURE_PNG_LEVEL)
-    return out.getvalue()
-
-
-def _picture(answer: str) -> bytes:
-    """``answer`` drawn as a PNG picture code in the pictures' own native thread (_PICTURES): 4-7 ms of CPU a
-    picture held the serving hub when drawn in its greenlet, every other request of the process waiting behind it
-    (50 new browsers at once queued 8-10 of them in each worker: the PostgreSQL submission's p99); PIL drops the
-    GIL in most of its C work and the interpreter hands it over every switch interval otherwise, so the hub
-    serves meanwhile (bench/portal_picture.py measures how long it was held)."""
-    return _PICTURES.apply(_draw, (answer,))
 
 
 def warm_up(app) -> None:
@@ -267,7 +228,7 @@ def warm_up(app) -> None:
     waiting behind them)."""
     for name in app.jinja_env.list_templates(filter_func=lambda name: name.startswith("portal/")):
         app.jinja_env.get_template(name)
-    _picture("A" * CAPTCHA_LENGTH)
+    picture_codes.picture("A" * CAPTCHA_LENGTH)
 
 
 def _check_captcha(answer: str) -> str | None:

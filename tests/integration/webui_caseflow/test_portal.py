@@ -767,13 +767,14 @@ def test_the_picture_is_drawn_in_a_native_thread_not_in_the_serving_greenlet(cli
     from PIL import Image
 
     import webui.blueprints.portal as portal_bp
+    from webui import picture_codes
 
     drawn_in: list[int] = []
-    draw = portal_bp._draw
-    monkeypatch.setattr(portal_bp, "_draw", lambda answer: drawn_in.append(threading.get_ident()) or draw(answer))
+    draw = picture_codes.draw
+    monkeypatch.setattr(picture_codes, "draw", lambda answer: drawn_in.append(threading.get_ident()) or draw(answer))
     response = client.get("/captcha.png")
     assert response.status_code == 200 and response.mimetype == "image/png"
-    assert Image.open(io.BytesIO(response.data)).size == portal_bp.PICTURE_SIZE
+    assert Image.open(io.BytesIO(response.data)).size == picture_codes.PICTURE_SIZE
     assert len(drawn_in) == 1 and drawn_in[0] != threading.get_ident()
     with client.session_transaction() as held:
         assert held[portal_bp.CAPTCHA_KEY]["mac"]
@@ -786,21 +787,21 @@ def test_pictures_being_drawn_leave_the_shared_thread_pool_free(monkeypatch):
 
     import gevent
 
-    import webui.blueprints.portal as portal_bp
     from core.offload import in_thread
+    from webui import picture_codes
     from tests.waiting import wait_until
 
     started, release = [], threading.Event()
-    draw = portal_bp._draw
+    draw = picture_codes.draw
 
     def held_draw(answer):
         started.append(answer)
         release.wait(30)
         return draw(answer)
 
-    monkeypatch.setattr(portal_bp, "_draw", held_draw)
+    monkeypatch.setattr(picture_codes, "draw", held_draw)
     burst = gevent.get_hub().threadpool.maxsize + 2
-    pictures = [gevent.spawn(portal_bp._picture, "AB%03d" % n) for n in range(burst)]
+    pictures = [gevent.spawn(picture_codes.picture, "AB%03d" % n) for n in range(burst)]
     try:
         wait_until(lambda: started, 10, "a picture being drawn")
         with gevent.Timeout(10, AssertionError("in_thread waited behind the pictures")):
