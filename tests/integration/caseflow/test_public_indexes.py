@@ -50,13 +50,14 @@ def test_the_list_walks_the_public_index_without_statistics(db):
 
 
 @contextlib.contextmanager
-def _statements(db, monkeypatch):
-    """[(sql, params)] of the statements ``db`` runs inside the block."""
+def _statements(db, monkeypatch, inside=None):
+    """[(sql, params)] of the statements ``db`` runs inside the block; with ``inside`` (a function), each with
+    what it said when the statement was sent: [(sql, params, inside())]."""
     seen: list[tuple] = []
     execute = db.execute_sql
 
     def recorded(sql, params=None, *args, **kwargs):
-        seen.append((sql, params))
+        seen.append((sql, params) if inside is None else (sql, params, inside()))
         return execute(sql, params, *args, **kwargs)
 
     monkeypatch.setattr(db, "execute_sql", recorded)
@@ -64,6 +65,21 @@ def _statements(db, monkeypatch):
         yield seen
     finally:
         monkeypatch.setattr(db, "execute_sql", execute)
+
+
+def migrated_once(db, monkeypatch, step: str) -> list[tuple[str, bool]]:
+    """Run create_schema on ``db`` and check that it takes migration ``step`` (and a second run does not);
+    [(sql, inside a transaction)] of the CREATE/DROP INDEX statements the first run sent."""
+    from hotline.schema import create_schema
+
+    built: list[tuple[str, bool]] = []
+    with _statements(db, monkeypatch, inside=db.in_transaction) as seen:
+        assert step in create_schema()
+    assert step not in create_schema()
+    for sql, _params, inside in seen:
+        if sql.startswith(("CREATE", "DROP")) and "INDEX" in sql:
+            built.append((sql, inside))
+    return built
 
 
 def test_a_month_is_counted_on_its_index_range_to_the_cap(db, monkeypatch):
@@ -141,22 +157,11 @@ def test_migration_gives_the_public_indexes_the_public_column(db, monkeypatch):
     transaction, create_tables leaving them to the step (in its transaction each build held the ticket table's
     writes for its whole length), and drop the old ones the same way."""
     from core.db import is_postgres
-    from hotline.schema import create_schema
 
     step = "0021_ticket_published_covering"
     old = _before_0021(db)
-    built: list[tuple[str, bool]] = []
-    execute = db.execute_sql
-
-    def recorded(sql, params=None, *args, **kwargs):
-        if "INDEX" in sql and ("ticket_published_" in sql or "ticket_public_" in sql):
-            built.append((sql, db.in_transaction()))
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", recorded)
-    assert step in create_schema()
-    monkeypatch.setattr(db, "execute_sql", execute)
-    assert step not in create_schema()
+    built = [(sql, inside) for sql, inside in migrated_once(db, monkeypatch, step)
+             if "ticket_published_" in sql or "ticket_public_" in sql]
     tickets = _indexes(db, "ticket")
     assert not {f"ticket_public_{name}" for name in old} & tickets
     assert PUBLISHED <= tickets
@@ -167,7 +172,7 @@ def test_migration_gives_the_public_indexes_the_public_column(db, monkeypatch):
                                          for sql, inside in creates), creates
         drops = [(sql, inside) for sql, inside in built if sql.startswith("DROP")]
         assert len(drops) == 5 and all("CONCURRENTLY" in sql and not inside for sql, inside in drops), drops
-        definition = execute("SELECT pg_get_indexdef('ticket_published_by_region'::regclass)").fetchone()[0]
+        definition = db.execute_sql("SELECT pg_get_indexdef('ticket_published_by_region'::regclass)").fetchone()[0]
         assert '(region_id, closed_at, id, status, type, category_id, created_at, public) WHERE public' in definition
 
 

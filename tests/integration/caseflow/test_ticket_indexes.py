@@ -15,7 +15,7 @@ from core.clock import FixedClock
 from core.db import is_postgres
 from hotline.migrations import HELD_INDEXES
 from stats import queries, screen
-from tests.integration.caseflow.test_public_indexes import _indexes, _statements
+from tests.integration.caseflow.test_public_indexes import _indexes, _statements, migrated_once
 
 NUMBERS = itertools.count(40_000_000)
 NOW = dt.datetime(2026, 3, 4, 10, 0)
@@ -104,7 +104,6 @@ def test_migration_makes_the_indexes_partial(db, monkeypatch):
     their place, the department's and the status's own go); on PostgreSQL built and dropped CONCURRENTLY
     outside any transaction, the ticket table writable meanwhile."""
     from core.migrations import SchemaMigration
-    from hotline.schema import create_schema
 
     step = "0024_ticket_indexes_where_set"
     for name in HELD_INDEXES:
@@ -112,18 +111,7 @@ def test_migration_makes_the_indexes_partial(db, monkeypatch):
     for name, columns in OLD.items():
         db.execute_sql(f'CREATE INDEX "{name}" ON "ticket" ({columns})')
     SchemaMigration.delete().where(SchemaMigration.name == step).execute()
-    built: list[tuple[str, bool]] = []
-    execute = db.execute_sql
-
-    def recorded(sql, params=None, *args, **kwargs):
-        if sql.startswith(("CREATE", "DROP")) and "INDEX" in sql:
-            built.append((sql, db.in_transaction()))
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", recorded)
-    assert step in create_schema()
-    monkeypatch.setattr(db, "execute_sql", execute)
-    assert step not in create_schema()
+    built = migrated_once(db, monkeypatch, step)
     tickets = _indexes(db, "ticket")
     assert set(HELD_INDEXES) <= tickets and not set(OLD) & tickets
     if is_postgres(db):
