@@ -48,6 +48,14 @@
     on_break: "#e57373", logged_out: "#546e7a"
   };
 
+  // Too small to lay out: a wall screen's window minimised, or squeezed to 1x1 for a moment (a full-page
+  // capture does that). ECharts' map cannot lay itself out in a box of no width (its view transform has no
+  // inverse and it throws), so the map is drawn, and every chart resized, once the box has room again.
+  var SMALLEST = 24;
+  var districtsPending = false;
+
+  function roomy(node) { return node.clientWidth >= SMALLEST && node.clientHeight >= SMALLEST; }
+
   function chart(id) {
     var node = document.getElementById(id);
     if (!node) { return null; }
@@ -202,7 +210,10 @@
     if ((c = chart("chart-channels"))) {
       c.setOption(barOption(data.channels, false), {replaceMerge: ["series", "xAxis", "yAxis"]});
     }
-    if ((c = chart("chart-districts"))) { districts(c, data); }
+    if ((c = chart("chart-districts"))) {
+      districtsPending = !roomy(c.getDom());
+      if (!districtsPending) { districts(c, data); }
+    }
     var list = document.getElementById("hotspot-list");
     if (list && data.hotspots) {
       list.textContent = "";
@@ -265,7 +276,14 @@
     });
   }
   window.addEventListener("resize", function () {
-    Object.keys(charts).forEach(function (id) { charts[id].resize(); });
+    Object.keys(charts).forEach(function (id) {
+      if (roomy(charts[id].getDom())) { charts[id].resize(); }
+    });
+    var map = charts["chart-districts"];
+    if (districtsPending && map && figures && roomy(map.getDom())) {
+      districtsPending = false;
+      districts(map, figures);
+    }
   });
 
   tick();
