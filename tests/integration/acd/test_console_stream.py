@@ -8,6 +8,7 @@ import gevent
 
 from tests.integration.acd.doubles import Session
 from tests.integration.acd.test_web import PASSWORD, desk  # noqa: F401 - the fixture
+from tests.waiting import stream_until
 
 
 def _events(body: str) -> list[tuple[str, dict]]:
@@ -33,12 +34,14 @@ def test_console_stream_sends_a_state_change_and_waiting_callers(desk, client): 
     def change():
         acd.transition(agent.id, "login")
         acd.transition(agent.id, "ready")
-        gevent.sleep(0.5)
         session = Session(world, caller="13912345678")  # the queue nobody ready serves: the caller waits
         callers.append((session, gevent.spawn(acd.enter_queue, session, "suggest")))
 
-    gevent.spawn_later(0.5, change)
-    body = client.get("/supervisor/stream?max_seconds=2").get_data(as_text=True)
+    def caller_waits(body):
+        return any(name == "changes" and data["totals"]["waiting"] == 1 and "queue_rows" in data
+                   for name, data in _events(body))
+
+    body = stream_until(client, "/supervisor/stream?max_seconds=60", caller_waits, then=change)
     assert body.startswith("retry: 2000\n\n")
     events = _events(body)
     name, first = events[0]

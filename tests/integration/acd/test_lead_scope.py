@@ -3,14 +3,13 @@ agents of the groups they lead (caseflow.org.lead_scope); the administrator sees
 on the in-process doubles, on both databases."""
 from __future__ import annotations
 
-import gevent
-
 from acd.models import SupervisorAction
 from caseflow import org
 from caseflow.accounts import create_user
 from caseflow.models import User
 from tests.integration.acd.test_console_stream import _events
 from tests.integration.acd.test_web import PASSWORD, desk  # noqa: F401 - the fixture
+from tests.waiting import stream_until
 
 
 def _teams(desk):  # noqa: F811
@@ -88,12 +87,14 @@ def test_lead_stream_carries_only_the_agents_of_the_groups_led(desk, client):  #
     client.login("9001", PASSWORD)
 
     def change():
+        # The agent outside the scope first: a row of theirs would come before the awaited one, or with it.
         for one in (other, agent):
             acd.transition(one.id, "login")
-            gevent.sleep(0.3)
 
-    gevent.spawn_later(0.5, change)
-    events = _events(client.get("/supervisor/stream?max_seconds=2").get_data(as_text=True))
+    def agent_changed(body):
+        return any(name == "changes" and data["agent_rows"] for name, data in _events(body))
+
+    events = _events(stream_until(client, "/supervisor/stream?max_seconds=60", agent_changed, then=change))
     boards = [data["board"]["agent_rows"] for name, data in events if name == "board"]
     assert boards and all([row["agent_id"] for row in rows] == [agent.id] for rows in boards)
     changed = [row["agent_id"] for name, data in events if name == "changes" for row in data["agent_rows"]]
