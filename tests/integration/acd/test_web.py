@@ -13,6 +13,7 @@ from caseflow.accounts import create_user
 from caseflow.models import Ticket
 from tests.integration.acd.conftest import wait_for
 from tests.integration.acd.doubles import Conn, Pool, Session, World
+from tests.waiting import stream_until
 
 PASSWORD = "agent-pass-123"
 
@@ -120,15 +121,18 @@ def test_server_sent_events_carry_the_screen_pop(desk, client):
     earlier = case_services.create_ticket("噪音扰民", citizen_phone="13700001111", citizen_name="王小明")
     client.login("8001", PASSWORD)
     started = []
-    gevent.spawn_later(0.3, lambda: started.append(_in_call(acd, world, agent, caller="13700001111")))
-    gevent.spawn_later(0.3, acd._notify, "answered", agent_id=agent.id + 99, number="13800000000")
-    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+
+    def calls():
+        acd._notify("answered", agent_id=agent.id + 99, number="13800000000")  # would come first
+        started.append(_in_call(acd, world, agent, caller="13700001111"))
+
+    body = stream_until(client, "/desk/events?max_seconds=60", answered, then=calls)
     assert "event: answered" in body and earlier.number in body and "王小明" in body
     assert "13800000000" not in body  # another agent's notice
-    _end(*started[0])
+    _end(*wait_for(lambda: started, what="the call in progress")[0])
     # A notice with a number that is not the caller of the agent's call (no call now): masked, no tickets.
-    gevent.spawn_later(0.3, acd._notify, "answered", agent_id=agent.id, number="13700001111", call_uuid="c1")
-    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+    body = stream_until(client, "/desk/events?max_seconds=60", answered, then=lambda: acd._notify(
+        "answered", agent_id=agent.id, number="13700001111", call_uuid="c1"))
     assert "event: answered" in body and earlier.number not in body and "王小明" not in body and "王**" in body
     assert client.get("/desk/events?max_seconds=abc").status_code == 200
 
@@ -296,6 +300,10 @@ def _in_call(acd, world, agent, caller="13912340000"):
     job = gevent.spawn(acd.enter_queue, session, "consult")
     wait_for(lambda: acd.agents[agent.id].state == "in_call", what="in call")
     return session, job
+
+
+def answered(body: str) -> bool:
+    return "event: answered" in body
 
 
 def _end(session, job):
@@ -506,9 +514,13 @@ def test_call_waiting_counts_stream_for_the_agents_queues_only(desk, client):
     the counts on the page."""
     acd, world, agent, *_ = desk
     client.login("8001", PASSWORD)
-    gevent.spawn_later(0.3, acd._notify, "queue", queue="consult", waiting=3)
-    gevent.spawn_later(0.3, acd._notify, "queue", queue="suggest", waiting=7)
-    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+
+    def counts():
+        acd._notify("queue", queue="suggest", waiting=7)  # would come first
+        acd._notify("queue", queue="consult", waiting=3)
+
+    body = stream_until(client, "/desk/events?max_seconds=60", lambda body: '"queue": "consult"' in body,
+                        then=counts)
     assert '"queue": "consult", "waiting": 3' in body and "suggest" not in body
     acd.queue_waiters["consult"]["w1"] = object()
     html = client.get("/desk/").get_data(as_text=True)
@@ -543,8 +555,8 @@ def test_complete_and_cancel_an_attended_transfer_from_the_desk(desk, client):
                        ).status_code == 400  # no CSRF token
     reply = _act(client, action="complete_transfer", call_uuid=session.uuid)
     assert reply.status_code == 409 and "咨询对象尚未接听" in reply.get_json()["error"]
-    gevent.spawn_later(0.3, world.emit, sw.ChannelAnswered(server=world.server, uuid=consult["leg"]))
-    body = client.get("/desk/events?max_seconds=1").get_data(as_text=True)
+    body = stream_until(client, "/desk/events?max_seconds=60", lambda body: '"state": "answered"' in body,
+                        then=lambda: world.emit(sw.ChannelAnswered(server=world.server, uuid=consult["leg"])))
     assert "event: consult" in body and '"state": "answered"' in body
     assert 'data-testid="consult" data-state="answered"' in client.get("/desk/").get_data(as_text=True)
     assert client.get("/desk/pop").get_json()["consult"]["state"] == "answered"
@@ -591,8 +603,10 @@ def test_a_missed_ring_is_said_on_the_desk_with_ready_at_hand(desk, client):
     client.login("8001", PASSWORD)
     assert 'data-testid="no-answer-break" hidden' in client.get("/desk/").get_data(as_text=True)
     session = Session(world, caller="13912340077")
-    job = gevent.spawn_later(0.3, acd.enter_queue, session, "consult")
-    body = client.get("/desk/events?max_seconds=2").get_data(as_text=True)
+    jobs = []
+    body = stream_until(client, "/desk/events?max_seconds=60", lambda body: "event: no_answer_break" in body,
+                        then=lambda: jobs.append(gevent.spawn(acd.enter_queue, session, "consult")))
+    job = jobs[0]
     event = next(chunk for chunk in body.split("\n\n") if chunk.startswith("event: no_answer_break"))
     data = json.loads(event.split("data: ", 1)[1])
     assert data["agent_id"] == agent.id and data["queue"] == "consult" and data["reason"] == acd.settings.no_answer_reason
