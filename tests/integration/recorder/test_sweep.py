@@ -15,6 +15,7 @@ from recorder.integrity import record_key, verify_database
 from recorder.models import CallRecord, MissedCall, Recording
 from tests.fakeswitch import Press, Speak, Wait, WaitFor
 from tests.integration.recorder.test_product_calls import SECRET, OfficeHoursClock
+from tests.waiting import wait_until
 
 MENU_CALLERS = 6
 
@@ -51,8 +52,13 @@ def test_switch_killed_with_calls_in_the_ivr(product):
     product.parts["sweeper"].grace = 0.0
     menu, recording = _calls_in_the_ivr(product, MENU_CALLERS)
     calls = menu + [recording]
-    # Let the recording collect some audio (simulated seconds) before the switch dies.
-    time.sleep(0.5)
+    # The complaint caller has spoken into the recording for 10 simulated seconds (audio on disk) when the
+    # switch dies: awaited, not a blocking sleep of 0.5 s (50 simulated seconds) that took almost half of the
+    # record's 120 simulated seconds (1.2 s): a stall on a busy machine could then pass the limit, ending the
+    # recording by itself, so that the call was no longer cut off mid-recording.
+    speech = recording.runner.speech
+    wait_until(lambda: speech and speech[-1][1] is None and product.fs.sim_now() - speech[-1][0] >= 10, 30,
+               "the complaint spoken into the recording")
     product.fs.crash()
     for call in calls:
         call.wait_ended(timeout=30)
