@@ -7,9 +7,9 @@
    ``--tickets 1000000``) over 20 departments with realistic Chinese content, phones and statuses.
 3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue,
    first page of 50, overdue first then by deadline), the centre desk's page's reads ("centre lists": each
-   CENTRE_QUEUES list, the lists' counts, the desk's overdue and due-soon tickets, materials.pending and the
-   desk's notifications, as webui.blueprints.centre.index runs them), the big screen's overdue count for a
-   district (stats.screen.overdue_count),
+   CENTRE_QUEUES list, the lists' counts (the overdue one's is the banner's), the desk's due-soon tickets,
+   materials.pending and the desk's notifications, as webui.blueprints.centre.index runs them), the big
+   screen's overdue count for a district (stats.screen.overdue_count),
    ticket search by text (ranked n-gram full-text), ticket search by phone, and knowledge search over
    ``--kb`` items (default 100,000).
 
@@ -197,9 +197,10 @@ def centre_rows(centre_user, level2, clock, queries: int) -> list[tuple]:
     from stats.screen import overdue_count
 
     rng, now = random.Random(7), to_db(clock.now())
-    reads = [(kind, lambda kind=kind: services.centre_queue(centre_user, kind)) for kind in services.CENTRE_QUEUES]
-    reads += [("counts", lambda: services.queue_counts(centre_user)),
-              ("due, overdue", lambda: services.due_soon_and_overdue(centre_user, clock)),
+    reads = [(kind, lambda kind=kind: services.centre_queue(centre_user, kind, clock=clock))
+             for kind in services.CENTRE_QUEUES]
+    reads += [("counts", lambda: services.queue_counts(centre_user, clock)),
+              ("due soon", lambda: services.due_soon(centre_user, clock)),
               ("materials", lambda: materials.pending(centre_user)),
               ("notifications", lambda: services.notifications_for(centre_user, limit=20))]
     rows = [figure("centre lists", scale, *timed(read, queries), LIST_AIM) for scale, read in reads]

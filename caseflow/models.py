@@ -234,7 +234,7 @@ Ticket.add_index(Ticket.index(Ticket.department, Ticket.status, Ticket.overdue.d
                               Ticket.deadline, Ticket.id, where=Ticket.department.is_null(False),
                               name="ticket_workbench_held"))
 # For a large subtree, each status's list over all departments; over every ticket, new ones too: the overdue
-# tickets' sweeps (caseflow.jobs) and the centre's overdue list read it naming no department.
+# tickets' sweeps (caseflow.jobs) read it naming no department.
 Ticket.add_index(Ticket.index(Ticket.status, Ticket.overdue.desc(), Ticket.deadline.is_null(), Ticket.deadline,
                               Ticket.id, name="ticket_workbench_status"))
 # A subtree's handling tickets by deadline (services.due_soon_and_overdue, the statistics' overdue counts).
@@ -266,16 +266,34 @@ def _statuses_in(statuses) -> peewee.Expression:
 
 CENTRE_LIST_WHERE = {"to_dispatch": _statuses_in([wf.RECORDED, wf.RETURNED]),
                      "to_review": Ticket.status == wf.REPLIED,
-                     "overdue": Ticket.overdue & _statuses_in(wf.HANDLING_STATUSES),
                      "supervised": Ticket.supervised & _statuses_in(wf.OPEN_STATUSES),
                      "extensions": Ticket.extension_until.is_null(False),
                      "mailbox": (Ticket.channel == "mailbox") & _statuses_in(wf.OPEN_STATUSES)}
 CENTRE_ORDER = {"to_dispatch": (Ticket.urgency.desc(), Ticket.id), "to_review": (Ticket.replied_at, Ticket.id),
-                "overdue": (Ticket.deadline,), "supervised": (Ticket.deadline,), "extensions": (Ticket.deadline,),
+                "supervised": (Ticket.deadline,), "extensions": (Ticket.deadline,),
                 "mailbox": (Ticket.id,)}
 CENTRE_INDEXES = tuple(f"ticket_centre_{kind}" for kind in CENTRE_LIST_WHERE)
 for _kind, _where in CENTRE_LIST_WHERE.items():
     Ticket.add_index(Ticket.index(*CENTRE_ORDER[_kind], where=_where, name=f"ticket_centre_{_kind}"))
+
+# What is overdue, the one definition (issue 15): a ticket a department handles (dispatched, in progress) whose
+# deadline has passed, whether or not the minute's sweep (caseflow.jobs.mark_overdue) has run since: the centre's
+# 超期 list and its count, the desks' overdue banners and the big screen's count all read it. Ticket.overdue is
+# the sweep's own mark that it sent the 催办 and told the centre (the department's order and the escalation
+# read it); on a database the sweep had not yet reached the centre's banner said 1 and its 超期 list 0.
+HANDLING = _statuses_in(wf.HANDLING_STATUSES)
+
+
+def overdue_at(now) -> peewee.Expression:
+    """The tickets overdue at ``now`` (naive UTC)."""
+    return HANDLING & (Ticket.deadline < now)
+
+
+# The handling tickets by deadline (migration 0026 in place of 0025's ticket_centre_overdue, which held the swept
+# ones only): the centre's overdue list is its first entries, up to ``now``, and its due-soon list the next ones.
+OVERDUE_ORDER = (Ticket.deadline, Ticket.id)
+OVERDUE_INDEX = "ticket_handling_deadline"
+Ticket.add_index(Ticket.index(*OVERDUE_ORDER, where=HANDLING, name=OVERDUE_INDEX))
 
 
 class TicketHistory(BaseModel):

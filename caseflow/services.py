@@ -24,8 +24,9 @@ from caseflow import daycounts, new_ticket
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
-from caseflow.models import (CENTRE_LIST_WHERE, CENTRE_ORDER, Attachment, Category, Department, Region,
-                             Responsibility, Ticket, TicketCall, TicketCreationKey, TicketHistory, User)
+from caseflow.models import (CENTRE_LIST_WHERE, CENTRE_ORDER, HANDLING, OVERDUE_ORDER, Attachment, Category,
+                             Department, Region, Responsibility, Ticket, TicketCall, TicketCreationKey, TicketHistory,
+                             User, overdue_at)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 from core.clock import Clock
@@ -368,9 +369,12 @@ CENTRE_QUEUES = {
 }
 
 
-def _centre_list(kind: str) -> tuple:
-    """(condition, order) of one of the centre desk's lists; the six that grow with the table are read from an
-    index over their own tickets, in their order (caseflow.models' CENTRE_LIST_WHERE), stopped at the page."""
+def _centre_list(kind: str, now: dt.datetime) -> tuple:
+    """(condition, order) of one of the centre desk's lists at ``now`` (naive UTC); the six that grow with the
+    table are read from an index over their own tickets, in their order (caseflow.models' CENTRE_LIST_WHERE and,
+    for the overdue one, OVERDUE_INDEX over the handling tickets), stopped at the page."""
+    if kind == "overdue":
+        return overdue_at(now), OVERDUE_ORDER
     if kind in CENTRE_LIST_WHERE:
         return CENTRE_LIST_WHERE[kind], CENTRE_ORDER[kind]
     if kind == "deferred":
@@ -387,40 +391,45 @@ def _centre_only(actor: User) -> None:
         raise PermissionDenied("仅限热线中心 / centre only")
 
 
-def centre_queue(actor: User, kind: str, limit: int = 200) -> list[Ticket]:
+def centre_queue(actor: User, kind: str, limit: int = 200, clock: Optional[Clock] = None) -> list[Ticket]:
     """One of the centre desk's lists (see CENTRE_QUEUES)."""
     _centre_only(actor)
-    cond, order = _centre_list(kind)
+    cond, order = _centre_list(kind, to_db((clock or Clock()).now()))
     return list(_with_department(Ticket.select(*LIST_FIELDS)).where(cond).order_by(*order).limit(limit))
 
 
 QUEUE_COUNT_CAP = 1000  # a badge counts up to this many
 
 
-def queue_counts(actor: User) -> dict[str, int]:
+def queue_counts(actor: User, clock: Optional[Clock] = None) -> dict[str, int]:
     """Sizes of the centre lists (for badges), each up to QUEUE_COUNT_CAP: the ids counted in no order, so an
     index's entries answer it, not the wide rows (reading a thousand of them per list took 0.3 s a list at
     1,000,000 tickets)."""
     _centre_only(actor)
+    now = to_db((clock or Clock()).now())
     counts = {}
     for kind in CENTRE_QUEUES:
-        cond, order = _centre_list(kind)
+        cond, order = _centre_list(kind, now)
         query = Ticket.select(Ticket.id).where(cond)
-        if kind in CENTRE_LIST_WHERE:  # in the list's order: SQLite then walks the list's own index, not a status's
-            query = query.order_by(*order)  # (peewee's count() would drop the order)
+        if kind in CENTRE_LIST_WHERE or kind == "overdue":  # in the list's order: SQLite then walks the list's own
+            query = query.order_by(*order)  # index, not a status's (peewee's count() would drop the order)
         capped = query.limit(QUEUE_COUNT_CAP).alias("capped")
         counts[kind] = Ticket.select(peewee.fn.COUNT(capped.c.id)).from_(capped).scalar()
     return counts
 
 
 def due_soon_and_overdue(actor: User, clock: Optional[Clock] = None, within: dt.timedelta = dl.WARN_BEFORE):
-    """(overdue, due soon) tickets for the actor's desk, shown at once when the desk opens."""
-    clock = clock or Clock()
-    now = to_db(clock.now())
-    base = visible_tickets(actor).where(Ticket.status.in_(list(wf.HANDLING_STATUSES)))
-    overdue = list(base.where(Ticket.deadline < now).order_by(Ticket.deadline).limit(100))
-    soon = list(base.where((Ticket.deadline >= now) & (Ticket.deadline < now + within))
-                .order_by(Ticket.deadline).limit(100))
-    return overdue, soon
+    """(overdue, due soon) tickets for the actor's desk, shown at once when the desk opens; overdue as the
+    centre's list has it (caseflow.models.overdue_at), swept or not."""
+    now = to_db((clock or Clock()).now())
+    overdue = list(visible_tickets(actor).where(overdue_at(now)).order_by(*OVERDUE_ORDER).limit(100))
+    return overdue, due_soon(actor, clock, within)
+
+
+def due_soon(actor: User, clock: Optional[Clock] = None, within: dt.timedelta = dl.WARN_BEFORE) -> list[Ticket]:
+    """The actor's handling tickets whose deadline comes within ``within``, the nearest first."""
+    now = to_db((clock or Clock()).now())
+    return list(visible_tickets(actor).where(HANDLING & (Ticket.deadline >= now) & (Ticket.deadline < now + within))
+                .order_by(*OVERDUE_ORDER).limit(100))
 
 

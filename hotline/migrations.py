@@ -14,7 +14,8 @@ from __future__ import annotations
 from playhouse.migrate import migrate
 
 from caseflow import search_layout
-from caseflow.models import CENTRE_INDEXES, SET_INDEXES, KnowledgeAnswer, KnowledgeItem, Ticket, User
+from caseflow.models import (CENTRE_INDEXES, OVERDUE_INDEX, SET_INDEXES, KnowledgeAnswer, KnowledgeItem, Ticket,
+                             User)
 from core.db import is_postgres
 from core.migrations import Step, build_indexes_concurrently, concurrently
 from ops.migrations import one_alarm_store
@@ -125,6 +126,12 @@ def _ticket_indexes_where_set(migrator, db):
 def _centre_list_indexes(migrator, db):
     """The centre desk's lists' partial indexes (caseflow.models), built as 0021's; none replaced."""
     return _replace_indexes(db, CENTRE_INDEXES, [])
+
+
+def _overdue_index(migrator, db):
+    """The handling tickets by deadline (caseflow.models.OVERDUE_INDEX: the centre's overdue list as
+    overdue_at has it) in place of 0025's index over the swept ones, built as 0021's."""
+    return _replace_indexes(db, (OVERDUE_INDEX,), ["ticket_centre_overdue"])
 
 
 def _published_indexes(db, old: list[str]):
@@ -266,6 +273,9 @@ def _ticket_day_counts(migrator, db):
 # 0025: the centre desk's lists each read in its order from a partial index over its own tickets (to dispatch, to
 #       review, overdue, supervised, extension requests, mailbox: ticket_centre_*; issue 15 item 7). Built
 #       CONCURRENTLY as 0021's.
+# 0026: the centre's overdue list is the handling tickets past their deadline, swept or not
+#       (caseflow.models.overdue_at): read from ticket_handling_deadline, which replaces ticket_centre_overdue
+#       (the swept ones only; issue 15). Built CONCURRENTLY as 0021's.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -294,4 +304,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0024_ticket_indexes_where_set", _ticket_indexes_where_set, transaction=False,
                           builds_indexes=HELD_INDEXES),
                      Step("0025_centre_list_indexes", _centre_list_indexes, transaction=False,
-                          builds_indexes=CENTRE_INDEXES)]
+                          builds_indexes=CENTRE_INDEXES),
+                     Step("0026_overdue_index", _overdue_index, transaction=False, builds_indexes=(OVERDUE_INDEX,))]

@@ -40,8 +40,8 @@ def index():
     if kind not in CENTRE_QUEUES:
         abort(404)
     try:
-        rows = services.centre_queue(g.user, kind)
-        counts = services.queue_counts(g.user)
+        rows = services.centre_queue(g.user, kind, clock=clock())
+        counts = services.queue_counts(g.user, clock())
     except PermissionDenied:
         abort(403)
     suggestions = {}
@@ -50,14 +50,14 @@ def index():
         departments = [d for d in org.tree() if d.level >= 2 and d.active]
         for t in rows:
             suggestions[t.id] = services.suggest_departments(t.category_id, t.region_id) if t.category_id else []
-    overdue, soon = services.due_soon_and_overdue(g.user, clock())
+    soon = services.due_soon(g.user, clock())
     requests = materials.pending(g.user)
     fax_choices = {r.id: materials.fax_answers(r.topic) for r in requests if r.channel == "fax"}
     return render_template("centre/index.html", kind=kind, rows=rows, counts=counts, queues=CENTRE_QUEUES,
                            material_requests=requests, fax_choices=fax_choices,
                            material_channels=materials.CHANNEL_LABELS,
                            suggestions=suggestions, departments=departments,
-                           notices=services.notifications_for(g.user, limit=20), overdue_count=len(overdue),
+                           notices=services.notifications_for(g.user, limit=20), overdue_count=counts["overdue"],
                            soon_count=len(soon), here=url_for("centre.index", q=kind))
 
 

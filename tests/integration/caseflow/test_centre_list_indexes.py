@@ -1,6 +1,6 @@
 """The centre desk's lists and the big screen's district overdue count read from indexes (migration 0025, issue 15
-item 7): each list in its order from a partial index over its own tickets, the counts and the screen's count
-without reading the table whole."""
+item 7; the overdue list's, 0026): each list in its order from a partial index over its own tickets, the counts and
+the screen's count without reading the table whole."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,15 +10,16 @@ import pytest
 
 from caseflow import services
 from caseflow import workflow as wf
-from caseflow.models import Ticket
+from caseflow.models import CENTRE_INDEXES, OVERDUE_INDEX, Ticket
+from core.clock import FixedClock
 from core.db import is_postgres
-from caseflow.models import CENTRE_INDEXES
 from stats import queries, screen
 from tests.integration.caseflow.test_public_indexes import _indexes, _statements, migrated_once
 from tests.integration.caseflow.test_ticket_indexes import _plan
 
 NUMBERS = itertools.count(41_000_000)
 NOW = dt.datetime(2026, 3, 4, 10, 0)
+CLOCK = FixedClock(NOW.replace(tzinfo=dt.timezone.utc))
 
 
 def _ticket(department, status, **fields):
@@ -27,13 +28,14 @@ def _ticket(department, status, **fields):
 
 
 def _seed(o):
-    """Tickets in each list, and more in none of them."""
+    """Tickets in each list, and more in none of them; the overdue ones past their deadline (the 0th is due now),
+    half of them flagged by the sweep."""
     for n in range(6):
         day = dt.timedelta(days=n)
         _ticket(None, wf.RECORDED, urgency="urgent" if n % 2 else "normal")
         _ticket(None, wf.RETURNED, channel="mailbox")
         _ticket(o.east, wf.REPLIED, replied_at=NOW - day, deadline=NOW + day)
-        _ticket(o.east_street, wf.IN_PROGRESS, deadline=NOW - day, overdue=True, supervised=bool(n % 2),
+        _ticket(o.east_street, wf.IN_PROGRESS, deadline=NOW - day, overdue=n % 2 == 0, supervised=bool(n % 2),
                 extension_until=NOW + day if n % 3 == 0 else None)
         _ticket(o.west, wf.CLOSED, deadline=NOW - day, closed_at=NOW)
     db = Ticket._meta.database
@@ -62,23 +64,28 @@ def test_each_centre_list_reads_its_index(org_setup, db, monkeypatch, kind):
     in that order."""
     o = org_setup
     _seed(o)
-    plans = _ticket_plans(db, monkeypatch, lambda: services.centre_queue(o.centre_user, kind), ordered=True)
+    plans = _ticket_plans(db, monkeypatch, lambda: services.centre_queue(o.centre_user, kind, clock=CLOCK),
+                          ordered=True)
+    index = OVERDUE_INDEX if kind == "overdue" else f"ticket_centre_{kind}"
     if is_postgres(db) or kind != "mailbox":
-        assert len(plans) == 1 and f"ticket_centre_{kind}" in plans[0], plans
+        assert len(plans) == 1 and index in plans[0], plans
     if is_postgres(db):
         assert "Sort" not in plans[0], plans
-    cond, order = services._centre_list(kind)
+    cond, order = services._centre_list(kind, NOW)
     expected = [t.id for t in Ticket.select(Ticket.id).where(cond).order_by(*order)]
-    assert [t.id for t in services.centre_queue(o.centre_user, kind)] == expected and expected
+    assert [t.id for t in services.centre_queue(o.centre_user, kind, clock=CLOCK)] == expected and expected
+    if kind == "overdue":  # past the deadline, swept or not
+        assert len(expected) == 5 and {t.overdue for t in Ticket.select().where(Ticket.id.in_(expected))} == \
+            {True, False}
 
 
 def test_queue_counts_count_each_list_up_to_the_cap(org_setup, db, monkeypatch):
     """Should count each list's tickets, up to QUEUE_COUNT_CAP, without reading the wide rows."""
     o = org_setup
     _seed(o)
-    counts = services.queue_counts(o.centre_user)
+    counts = services.queue_counts(o.centre_user, CLOCK)
     assert {k: counts[k] for k in ("to_dispatch", "to_review", "overdue", "supervised", "extensions")} == \
-        {"to_dispatch": 12, "to_review": 6, "overdue": 6, "supervised": 3, "extensions": 2}
+        {"to_dispatch": 12, "to_review": 6, "overdue": 5, "supervised": 3, "extensions": 2}
     assert counts["deferred"] == 0 and counts["mailbox"] == 6
     monkeypatch.setattr(services, "QUEUE_COUNT_CAP", 4)
     assert services.queue_counts(o.centre_user)["to_dispatch"] == 4
@@ -125,3 +132,22 @@ def test_migration_builds_the_centre_indexes(db, monkeypatch):
                 if sql.startswith("CREATE") and any(f'"{name}"' in sql for name in CENTRE_INDEXES)]
         assert len(mine) == len(CENTRE_INDEXES), mine
         assert all("CONCURRENTLY" in sql and not inside for sql, inside in mine), mine
+
+
+def test_migration_0026_builds_the_overdue_index_in_place_of_0025s(db, monkeypatch):
+    """Should build the handling tickets' deadline index and drop 0025's index over the swept ones on an existing
+    database once; on PostgreSQL CONCURRENTLY outside any transaction."""
+    from core.migrations import SchemaMigration
+
+    step = "0026_overdue_index"
+    db.execute_sql(f'DROP INDEX "{OVERDUE_INDEX}"')
+    db.execute_sql('CREATE INDEX "ticket_centre_overdue" ON "ticket" ("deadline") '
+                   "WHERE (\"overdue\" AND \"status\" IN ('dispatched', 'in_progress'))")
+    SchemaMigration.delete().where(SchemaMigration.name == step).execute()
+    built = migrated_once(db, monkeypatch, step)
+    assert OVERDUE_INDEX in _indexes(db, "ticket") and "ticket_centre_overdue" not in _indexes(db, "ticket")
+    if is_postgres(db):
+        mine = [(sql.split(" ON ")[0], inside) for sql, inside in built
+                if f'"{OVERDUE_INDEX}"' in sql or '"ticket_centre_overdue"' in sql]
+        assert mine == [(f'CREATE INDEX CONCURRENTLY "{OVERDUE_INDEX}"', False),
+                        ('DROP INDEX CONCURRENTLY IF EXISTS "ticket_centre_overdue"', False)], mine

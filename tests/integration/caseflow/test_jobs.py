@@ -42,7 +42,7 @@ def test_warn_overdue_supervise_sequence(org_setup, clock):
     stored = Ticket.get_by_id(t.id)
     assert stored.overdue and stored.remind_count == 1 and stored.status == wf.IN_PROGRESS
     assert Notification.select().where(Notification.department == o.centre, Notification.kind == "overdue").exists()
-    assert [x.id for x in services.centre_queue(o.centre_user, "overdue")] == [t.id]
+    assert [x.id for x in services.centre_queue(o.centre_user, "overdue", clock=clock)] == [t.id]
     assert [x.id for x in services.due_soon_and_overdue(o.east_user, clock)[0]] == [t.id]
     assert services.department_queue(o.east_user)[0].id == t.id
     assert jobs.escalate_supervision(clock) == []
