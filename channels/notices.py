@@ -21,13 +21,12 @@ from channels import templates
 from channels.models import ChannelCursor, Message
 from channels.outbox import enqueue
 from core.clock import Clock
-from core.db import database
 
 log = logging.getLogger(__name__)
 
 CURSOR = "ticket_history"
 BATCH = 500
-CHUNK = 50  # history rows handled in one transaction
+CHUNK = 50  # history rows handled between two moves of the cursor
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
 # History actions that alert the holding unit with their own template (warn: due soon, once per ticket).
 UNIT_ALERTS = {"overdue": "overdue_alert", "warn": "due_soon_alert", "supervise": "supervise_alert"}
@@ -45,9 +44,15 @@ def start_cursor(name: str = CURSOR) -> ChannelCursor:
 
 def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None]) -> int:
     """Hand each history row with one of ``actions`` written since the cursor ``name`` to ``handle`` (which
-    queues its messages), in transactions of up to CHUNK rows that also move the cursor: a crash queues
-    nothing twice (the dedupe keys) and loses nothing (the cursor moves with the queue). Returns how many
-    rows were read. The SMS notices and the e-mail notices each follow the history with their own cursor."""
+    queues its messages, each in a transaction of its own), and move the cursor past every CHUNK rows handled:
+    a crash queues nothing twice (a row read again finds its messages' dedupe keys used) and loses nothing (the
+    cursor moves only after the rows' messages are queued). Returns how many rows were read. The SMS notices
+    and the e-mail notices each follow the history with their own cursor.
+
+    No transaction around the rows: one of CHUNK rows held its pooled connection across every row's work (the
+    templates, the numbers, each statement's wait for the hub), up to 59 s under the simulation's load
+    (docs/performance.md), while the pool's other waiters timed out; now a connection is out only for a
+    statement or a message's own transaction."""
     cursor = start_cursor(name)
     # Each row's ticket comes in the same query (every notice reads it: one query per row before).
     rows = list(TicketHistory.select(TicketHistory, Ticket).join(Ticket)
@@ -61,10 +66,9 @@ def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], 
         return 0
     for at in range(0, len(rows), CHUNK):
         chunk = rows[at:at + CHUNK]
-        with database.atomic():
-            for row in chunk:
-                handle(row)
-            ChannelCursor.update(position=chunk[-1].id).where(ChannelCursor.name == name).execute()
+        for row in chunk:
+            handle(row)
+        ChannelCursor.update(position=chunk[-1].id).where(ChannelCursor.name == name).execute()
     return len(rows)
 
 
