@@ -69,7 +69,9 @@ def test_each_centre_list_reads_its_index(org_setup, db, monkeypatch, kind):
     index = OVERDUE_INDEX if kind == "overdue" else f"ticket_centre_{kind}"
     if is_postgres(db) or kind != "mailbox":
         assert len(plans) == 1 and index in plans[0], plans
-    if is_postgres(db):
+    if is_postgres(db) and kind == "overdue":  # the page's ids from the index's entries alone, then their rows
+        assert f"Index Only Scan using {index}" in plans[0] and "ticket_deadline_set" not in plans[0], plans
+    elif is_postgres(db):
         assert "Sort" not in plans[0], plans
     cond, order = services._centre_list(kind, NOW)
     expected = [t.id for t in Ticket.select(Ticket.id).where(cond).order_by(*order)]
