@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import pct  # noqa: E402
+from bench.common import install_pin_key, pct  # noqa: E402
 
 MOD_CALLCENTER = [
     ("mod_callcenter: agents stuck in Receiving/Reserved", "reported around 200 concurrent calls"),
@@ -150,6 +150,7 @@ def app_process(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="acd-bench-"))
     database = core_db.bind_database(f"sqlite:///{tmp / 'bench.sqlite3'}")
     database.connect()
+    install_pin_key()
     create_schema(all_models())
     create_queue("bench", "bench", ring_timeout=20, max_wait=0, wrap_up_seconds=0, announce_interval=0,
                  callback_key="")

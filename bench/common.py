@@ -15,6 +15,17 @@ def pct(values, p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+BENCH_SECRET_KEY = "bench-secret-key-" + "b" * 32  # the tickets' PIN key here (caseflow.pins)
+
+
+def install_pin_key() -> None:
+    """Install the tickets' PIN key (caseflow.pins) as a product's start does: a benchmark files tickets, and
+    a kept database's migration 0027 hashes plain PINs, with no product."""
+    from caseflow import pins
+
+    pins.install(pins.PinKeys(BENCH_SECRET_KEY.encode()))
+
+
 def open_backend(name: str, folder: Path, pg_url: str, label: str):
     """Bind the database for one backend ("sqlite" or "postgres") and create the schema.
 
@@ -43,6 +54,7 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
             drop.close()
     database = core_db.bind_database(url)
     database.connect(reuse_if_open=True)
+    install_pin_key()
     create_schema(all_models())
     return database, cleanup
 
@@ -79,6 +91,7 @@ def open_kept_backend(name: str, path: Path, schema: str, pg_url: str, seeded: b
         url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
     database = core_db.bind_database(url)
     database.connect(reuse_if_open=True)
+    install_pin_key()
     create_schema(all_models())  # a reused database gets the migration steps added since it was seeded
     return database, url
 

@@ -127,6 +127,7 @@ def run_size(calls: int, sounds: str, backend: str = "sqlite", pg_url: str = DEF
     import gevent
     from gevent import subprocess as gsubprocess
 
+    from caseflow import pins
     from caseflow.models import Ticket
     from core import db as core_db
     from core.config import load_config
@@ -144,6 +145,7 @@ def run_size(calls: int, sounds: str, backend: str = "sqlite", pg_url: str = DEF
     config = load_config({"var_dir": str(work), "sounds_dir": sounds, "recordings_dir": str(work / "rec"),
                           "mode": "test", "secret_key": "b" * 40, "database_url": url})
     core_db.bind_database(config.database_url)
+    pins.install(pins.PinKeys.from_config(config))  # the IVR's tickets' PINs, as a product's start
     create_schema(all_models())
     trees = TreeStore()
     trees.ensure_default()

@@ -228,6 +228,7 @@ runpy.run_path("run.py", run_name="__main__")
 
 PREPARE = """
 import sys
+from caseflow import pins
 from core.config import load_config
 from core.db import bind_database, database
 from hotline.schema import all_models, create_schema
@@ -235,6 +236,7 @@ from webui.app import load_demo_if_empty
 from acd.demo import load_acd_demo
 from caseflow.search import ensure_all
 config = load_config({"database_url": sys.argv[1], "var_dir": sys.argv[2], "mode": "test", "secret_key": "p" * 40})
+pins.install(pins.PinKeys.from_config(config))  # the demo tickets' PINs, as a product's start
 bind_database(config.database_url)
 with database.connection_context():
     create_schema(all_models())

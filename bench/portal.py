@@ -66,6 +66,7 @@ from bench.portal_trace import ENV, tracer  # noqa: E402
 
 BATCH = 5000
 CODE = "BENCHCODE7"  # the query code of every seeded web case (only its salted hash is stored)
+PIN = "246810"  # the query PIN of every seeded ticket (only its keyed hash is stored, caseflow.pins)
 SECRET_KEY = "p" * 40  # the served app's: the key of that hash
 READ_AIM, WRITE_AIM = 50.0, 100.0  # ms, p99 (issue 11)
 BY_FILTERS = "  filters "  # the list with filters' timings per combination of filters are named so
@@ -141,7 +142,7 @@ def make_org():
 
 def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, categories, regions, client) -> dict:
     """Bulk-load the tickets, web cases, history rows and Open311 requests; returns what the clients need."""
-    from caseflow import portal, search
+    from caseflow import pins, portal, search
     from caseflow.models import Ticket, TicketHistory, WebCase
     from channels.models import Open311Request
     from core.db import database, is_postgres
@@ -159,6 +160,7 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
     span = dt.timedelta(days=730)
     start = now - span
     code_hash = portal.hash_code(CODE, SECRET_KEY.encode())
+    pin_hash = pins.hash_pin(PIN, SECRET_KEY.encode())  # one keyed hash for every ticket, as wide as a real one
     out = {"published": [], "open_web": [], "api": []}
     started = time.perf_counter()
     for offset in range(0, n, BATCH):
@@ -185,7 +187,7 @@ def seed(n: int, published: int, rng: random.Random, now: dt.datetime, depts, ca
                 "deadline": created + dt.timedelta(days=rng.randint(3, 20)), "reply": reply,
                 "replied_at": closed - dt.timedelta(hours=5) if closed else None, "closed_at": closed,
                 "satisfaction": rng.choice(["satisfied", "basic", "unsatisfied", ""]) if closed else "",
-                "public": is_published, "query_pin": f"{k % 1_000_000:06d}",
+                "public": is_published, "query_pin": pin_hash,
                 "search_text": search.index_text(f"{place}{matter}"[:30], content, f"{place}{k % 90 + 1}号")})
             history.append({"ticket": ident, "at": created, "actor_label": "网站 web", "action": "create",
                             "from_status": "", "to_status": "recorded"})

@@ -52,6 +52,7 @@ from bench.sim_switch import EXTENSION_BASE, GATEWAY  # noqa: E402
 
 PREPARE = """
 import random, sys
+from caseflow import pins
 from core.config import load_config
 from core.db import bind_database, database
 from hotline.schema import all_models, create_schema
@@ -63,6 +64,7 @@ from caseflow.models import User
 from caseflow.search import ensure_all
 url, var, agents, scale, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 config = load_config({"database_url": url, "var_dir": var, "mode": "test", "secret_key": "p" * 40})
+pins.install(pins.PinKeys.from_config(config))  # the demo tickets' PINs, as a product's start
 bind_database(config.database_url)
 with database.connection_context():
     create_schema(all_models())

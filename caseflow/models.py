@@ -154,8 +154,9 @@ class Ticket(BaseModel):
     citizen_email = peewee.CharField(max_length=255, default="")
     anonymous = peewee.BooleanField(default=False)
     reply_by = peewee.CharField(max_length=16, default="phone")  # phone, sms, email, letter, none
-    # Second secret for status queries by phone: the IVR accepts number + caller's phone or number + PIN.
-    query_pin = peewee.CharField(max_length=8, default="")
+    # Second secret for status queries by phone: the IVR accepts number + caller's phone or number + PIN. Only its
+    # keyed hash (caseflow.pins, p1$salt$hmac; migration 0027 widened the column from the 8 digits kept before).
+    query_pin = peewee.CharField(max_length=100, default="")
     # Indexed where set (below), as upper_department, handler, master, deadline and remind_at.
     department = peewee.ForeignKeyField(Department, null=True, backref="tickets", on_delete="SET NULL", index=False)
     # The department that sub-dispatched it downwards and gets it back (逐级下派).
@@ -287,6 +288,11 @@ HANDLING = _statuses_in(wf.HANDLING_STATUSES)
 def overdue_at(now) -> peewee.Expression:
     """The tickets overdue at ``now`` (naive UTC)."""
     return HANDLING & (Ticket.deadline < now)
+
+
+def is_overdue(ticket: Ticket, now) -> bool:
+    """Whether ``ticket`` (read) is overdue at ``now`` (naive UTC), as overdue_at says (a list row's badge)."""
+    return ticket.status in wf.HANDLING_STATUSES and ticket.deadline is not None and ticket.deadline < now
 
 
 # The handling tickets by deadline (migration 0026 in place of 0025's ticket_centre_overdue, which held the swept

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -19,7 +18,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import peewee
 
-from caseflow import attachments, org, privacy, search, services
+from caseflow import attachments, org, pins, privacy, search, services
 from caseflow import workflow as wf
 from caseflow.models import Category, Region, Ticket, TicketHistory, WebCase
 from caseflow.values import field_words
@@ -325,7 +324,7 @@ def find_case(number: str, code, key: bytes, previous_keys: Sequence[bytes] = ()
     look the same). Either code opens it: the website's own code of a case written in on the site (hashed
     under ``key``, the product's secret key, or one of ``previous_keys`` it was rotated from: the code is then
     hashed again under ``key``, as is one in the old unkeyed form), or the query PIN every ticket carries, the
-    one the phone reads back and the SMS and e-mail receipts send."""
+    one the phone reads back and the SMS and e-mail receipts send (its keyed hash, under the same keys)."""
     # The ticket and its web case's code in one statement (two round trips before).
     ticket = (Ticket.select(Ticket, WebCase.code_hash.alias("web_code_hash"))
               .join(WebCase, peewee.JOIN.LEFT_OUTER, on=(WebCase.ticket == Ticket.id))
@@ -339,9 +338,9 @@ def find_case(number: str, code, key: bytes, previous_keys: Sequence[bytes] = ()
             WebCase.update(code_hash=hash_code(code, key)).where(
                 (WebCase.ticket == ticket.id) & (WebCase.code_hash == stored)).execute()
         return ticket
-    pin = re.sub(r"[^0-9]", "", ticket.query_pin or "") if ticket is not None else ""
-    typed = re.sub(r"[^0-9]", "", str(code or ""))[:32]
-    if pin and typed and hmac.compare_digest(pin, typed):
+    # The PIN against its keyed hash (caseflow.pins: hashed again under ``key`` when stored plain or under a
+    # previous key).
+    if pins.digits(code) and pins.verify(ticket, code, pins.PinKeys(key, tuple(previous_keys))):
         return ticket
     return None
 

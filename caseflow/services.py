@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import peewee
 
-from caseflow import daycounts, new_ticket
+from caseflow import daycounts, new_ticket, pins
 from caseflow import deadlines as dl
 from caseflow import search
 from caseflow import workflow as wf
@@ -67,6 +67,11 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                   rows: Optional[Callable[[Ticket], Sequence[peewee.Model]]] = None) -> Ticket:
     """Record a new ticket in status ``recorded`` with a fresh acceptance number and query PIN.
 
+    The PIN is stored only as its keyed hash (caseflow.pins, under the process's installed key): the returned
+    ticket carries it in ``plain_pin`` (not a column) for whoever gives it to the citizen now, and the receipt
+    writers connected to caseflow.pins queue what carries it (the SMS and e-mail receipts) in the ticket's
+    transaction, since nothing can read it back later.
+
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
     transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
     escape on output). ``reply_by`` unset: by phone when there is a number, else by e-mail when there is an
@@ -93,6 +98,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     they are all.
     """
     clock = clock or Clock()
+    keys = pins.installed()  # before anything: no ticket without a PIN it can check
     if created_by is not None and not can(created_by, "ticket.create"):
         raise PermissionDenied("您没有登记工单的权限 / you may not record tickets")
     content = _clean(content, "内容 content", MAX_CONTENT, required=True)
@@ -115,8 +121,9 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     # Nothing but the ticket's own rows: on PostgreSQL that is one statement, atomic without a transaction
     # (caseflow.new_ticket), so no BEGIN and COMMIT round trips; the day counts and a first contact's profile
     # go into it.
+    receipts = pins.receipts() if (phone or email) else ()
     alone = not (creation_key or call_uuid or attachments or channel == "mailbox" or also is not None
-                 or reply.strip())
+                 or reply.strip() or receipts)
     one_statement = alone and is_postgres()
     profile = (phone, "" if anonymous else name, address, email)
     citizen = newcomer = None
@@ -125,13 +132,15 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
         newcomer = first_contact(*profile) if citizen is None else None
     elif phone:
         citizen = citizen_profile(*profile)
+    pin = generate_pin()
+    stored_pin = pins.hash_pin(pin, keys.current)
     with (contextlib.nullcontext() if one_statement else _db().atomic()):
         ticket = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,
                            content=content, category=category, region=region, citizen=citizen,
                            citizen_name=name, citizen_phone=phone, citizen_address=address, citizen_email=email,
-                           anonymous=bool(anonymous), reply_by=reply_by, query_pin=generate_pin(),
+                           anonymous=bool(anonymous), reply_by=reply_by, query_pin=stored_pin,
                            created_by=created_by, created_at=now, updated_at=now, search_text=text)
             history = history_row(draft, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                                   label=actor_label or ("" if created_by else SYSTEM))
@@ -162,11 +171,14 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                        clock=clock)
         if also is not None:
             also(ticket)
+        for receipt in receipts:
+            receipt(ticket, pin, clock)  # the PIN's only way to a later message (caseflow.pins)
         if not alone:
             # the reports' per-day counts, last (PostgreSQL: the day's shared count rows stay locked until commit)
             daycounts.recorded(ticket)
         if reply.strip():
             ticket = transition(ticket, "answer", created_by, reply=reply.strip(), clock=clock)
+    ticket.plain_pin = pin
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
     return ticket
 

@@ -17,7 +17,7 @@ import peewee
 from caseflow import services
 from caseflow import workflow as wf
 from caseflow.models import Ticket
-from channels import sms
+from channels import receipts, sms
 from channels.models import Message, OptOut
 from channels.outbox import enqueue
 from core.clock import Clock
@@ -128,8 +128,7 @@ def _act(message: Message, address: str, body: str, settings, clock: Clock, now)
         return InboundResult("reply", message.id, ticket.number)
     ticket = services.create_ticket(body, channel="sms", citizen_phone=address, reply_by="sms",
                                     actor_label="sms", clock=clock, note="短信受理 / SMS 1063912345")
-    # Queued now (the notice watcher would too, a moment later; the dedupe key keeps it to one).
-    enqueue(address, "receipt", {"number": ticket.number, "pin": ticket.query_pin, "title": ticket.title},
-        purpose="receipt", ticket=ticket, dedupe_key=f"receipt:{ticket.id}", answer=True, settings=settings,
-        clock=clock)
+    # Queued now with the PIN only the creation knows (the process's receipts did too when connected: the
+    # dedupe key keeps it to one).
+    receipts.queue_sms(ticket, ticket.plain_pin, settings=settings, clock=clock)
     return InboundResult("ticket", message.id, ticket.number)

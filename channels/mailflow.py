@@ -31,6 +31,7 @@ from caseflow import workflow as wf
 from channels import mail, notices, sms, templates
 from channels.mail import MailInputError, ParsedMail
 from channels.models import ChannelCursor, MailHeader, Message, OptOut
+from channels.receipts import receipt_values
 from core.alarms import CRITICAL, raise_alarm
 from core.clock import Clock
 from core.db import database
@@ -280,7 +281,7 @@ def _act(message, parsed: ParsedMail, text, settings, root, clock, now, stored, 
     Message.update(ticket=ticket).where(Message.id == message.id).execute()
     acknowledged = False
     if outcome == "ticket" and not parsed.automated and not opted_out(parsed.sender):
-        body = templates.render("receipt", {"number": ticket.number, "pin": ticket.query_pin, "title": ticket.title})
+        body = templates.render("receipt", receipt_values(ticket, ticket.plain_pin))
         acknowledged = enqueue_email(parsed.sender, body, _subject("receipt", number=ticket.number), purpose="receipt",
                                      ticket=ticket, dedupe_key=f"email-receipt:{ticket.id}",
                                      in_reply_to=parsed.message_id, references=parsed.references,
@@ -335,12 +336,9 @@ def _notices_for(row: TicketHistory, settings, clock) -> None:
     ticket: Ticket = row.ticket
     if not ticket.citizen_email or ticket.anonymous:
         return
-    if row.action == "create" and ticket.channel != "email" and ticket.reply_by == "email":
-        # E-mail tickets are acknowledged by the intake, which knows whether the mail was automated.
-        body = templates.render("receipt", {"number": ticket.number, "pin": ticket.query_pin, "title": ticket.title})
-        enqueue_for_ticket(ticket, body, purpose="receipt", subject=_subject("receipt", number=ticket.number),
-                           dedupe_key=f"email-receipt:{ticket.id}", settings=settings, clock=clock)
-    elif row.action == "approve" and ticket.reply_by == "email":
+    # No receipt for "create": it carries the PIN, which only the ticket's creation knows (channels.receipts;
+    # e-mail tickets are acknowledged by the intake, which knows whether the mail was automated).
+    if row.action == "approve" and ticket.reply_by == "email":
         body = templates.render("result", {"number": ticket.number, "reply": ticket.reply or ""})
         enqueue_for_ticket(ticket, body, purpose="result", dedupe_key=f"email-approve:{row.id}",
                            settings=settings, clock=clock)
@@ -354,7 +352,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     """Queue e-mail notices for history rows written since the last scan (its own cursor, like the SMS
     watcher's: reading a row twice queues nothing twice)."""
     clock = clock or Clock()
-    return notices.follow_history(CURSOR, ("create", "approve"), lambda row: _notices_for(row, settings, clock))
+    return notices.follow_history(CURSOR, ("approve",), lambda row: _notices_for(row, settings, clock))
 
 
 def queue_material(settings, clock: Optional[Clock] = None) -> int:

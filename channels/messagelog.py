@@ -21,6 +21,10 @@ DIRECTIONS = ("in", "out")
 # Purposes whose text holds a secret the log never shows (the code itself is only for the citizen).
 SECRET_PURPOSES = ("verify",)
 _CODE = re.compile(r"(?<![0-9])[0-9]{4,8}(?![0-9])")
+# The receipt's query PIN (6 digits, caseflow.values.generate_pin), wherever an edited template puts it: the
+# ticket holds only its hash, so the log cannot look it up to mask it. The 8-digit acceptance number stays.
+PIN_PURPOSES = ("receipt",)
+_PIN = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 
 
 class LogInputError(ValueError):
@@ -131,8 +135,8 @@ def shown(user, message: Message) -> dict:
     ticket = message.ticket if message.ticket_id else None
     if message.purpose in SECRET_PURPOSES:
         body = _CODE.sub("******", body)
-    if ticket is not None and ticket.query_pin and message.direction == "out":
-        body = body.replace(ticket.query_pin, "*" * len(ticket.query_pin))
+    if message.direction == "out" and (message.purpose in PIN_PURPOSES or message.template_key in PIN_PURPOSES):
+        body = _PIN.sub("******", body)
     if not full:
         body = privacy.mask_contacts(body)
         if ticket is not None:

@@ -76,11 +76,8 @@ def _notices_for(row: TicketHistory, settings, clock: Clock, texts: templates.Te
     ticket: Ticket = row.ticket
     phone = ticket.citizen_phone
     key = f"{row.action}:{row.id}"
-    if row.action == "create" and phone:
-        enqueue(phone, "receipt", {"number": ticket.number, "pin": ticket.query_pin, "title": ticket.title},
-                purpose="receipt", ticket=ticket, dedupe_key=f"receipt:{ticket.id}",
-                answer=ticket.channel == "sms", settings=settings, clock=clock, texts=texts)
-    elif row.action == "approve" and phone and ticket.reply_by != "none" and not ticket.anonymous:
+    # No receipt for "create": it carries the PIN, which only the ticket's creation knows (channels.receipts).
+    if row.action == "approve" and phone and ticket.reply_by != "none" and not ticket.anonymous:
         enqueue(phone, "result", {"number": ticket.number, "reply": (ticket.reply or "")[:300]}, purpose="result",
                 ticket=ticket, dedupe_key=key, settings=settings, clock=clock, texts=texts)
         if ticket.reply_by == "sms":
@@ -106,7 +103,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     """Queue the notices for history rows written since the last scan; returns how many rows were read."""
     clock = clock or Clock()
     texts = templates.Texts()
-    return follow_history(CURSOR, ("create", "approve") + ALERT_ACTIONS + tuple(UNIT_ALERTS),
+    return follow_history(CURSOR, ("approve",) + ALERT_ACTIONS + tuple(UNIT_ALERTS),
                           lambda row: _notices_for(row, settings, clock, texts))
 
 

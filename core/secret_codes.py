@@ -29,3 +29,11 @@ def same(stored: str, computed: str) -> bool:
     """True if the two hashes are equal, compared in constant time (as bytes: a stored value with a non-ASCII
     character is simply unequal, where ``hmac.compare_digest`` on text would raise)."""
     return hmac.compare_digest(str(stored).encode(), str(computed).encode())
+
+
+def previous_keys(extra) -> tuple[bytes, ...]:
+    """The keys HOTLINE_SECRET_KEY was rotated from (HOTLINE_SECRET_KEY_PREVIOUS in ``extra``, the
+    configuration's other values, comma-separated): codes hashed under one still verify, and are hashed again
+    under the current key."""
+    listed = str((extra or {}).get("HOTLINE_SECRET_KEY_PREVIOUS", ""))
+    return tuple(key.strip().encode() for key in listed.split(",") if key.strip())

@@ -225,6 +225,23 @@ def _ticket_day_counts(migrator, db):
     return []
 
 
+def _ticket_query_pin_hashed(migrator, db):
+    """Ticket.query_pin holds the PIN's keyed hash (caseflow.pins, issue 11): 100 characters, not 8 (PostgreSQL
+    enforces the length; SQLite never does), and the PINs stored plain are hashed here, once.
+
+    Here and not at every start: the key is at hand (hotline.product installs it before the schema step, and
+    a tool without a product reads the configuration, as 0005 does), the step runs once under the active lock
+    before anything reads a PIN, and a start need not look through every ticket for plain ones again. A PIN a
+    failed step left plain still opens its case, and is hashed at its first successful look-up."""
+    from caseflow import pins
+    from core.config import load_config
+
+    if is_postgres(db):
+        db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(100)')
+    pins.convert_plain(pins.current() or pins.PinKeys.from_config(load_config()))
+    return []
+
+
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
 # which gained dedupe and claim columns); new databases simply do not create it.
 # 0002: knowledge answers can be edited, deleted (softly) and viewed (P5 §3.7.2).
@@ -276,6 +293,7 @@ def _ticket_day_counts(migrator, db):
 # 0026: the centre's overdue list is the handling tickets past their deadline, swept or not
 #       (caseflow.models.overdue_at): read from ticket_handling_deadline, which replaces ticket_centre_overdue
 #       (the swept ones only; issue 15). Built CONCURRENTLY as 0021's.
+# 0027: the tickets' query PINs stored as their keyed hash (caseflow.pins), the column widened to 100 characters.
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -305,4 +323,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                           builds_indexes=HELD_INDEXES),
                      Step("0025_centre_list_indexes", _centre_list_indexes, transaction=False,
                           builds_indexes=CENTRE_INDEXES),
-                     Step("0026_overdue_index", _overdue_index, transaction=False, builds_indexes=(OVERDUE_INDEX,))]
+                     Step("0026_overdue_index", _overdue_index, transaction=False, builds_indexes=(OVERDUE_INDEX,)),
+                     Step("0027_ticket_query_pin_hashed", _ticket_query_pin_hashed)]

@@ -2,6 +2,7 @@
 
 run.py calls ``Product(config).start()``; end-to-end tests build the same Product on a fake FreeSWITCH, so
 what they test is what runs. Nothing here holds logic of its own beyond wiring.
+Long because: the one place every part is built, started and stopped in order; each part's logic is elsewhere.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Product:
         from acd.dispatcher import Acd
         from acd.prompts import AcdPrompts
         from caseflow import jobs as case_jobs
+        from caseflow import pins
+        from channels import receipts
         from channels.service import EmailChannel, SmsChannel
         from ivr.prompts import call_time_renderer, prompt_keys
         from ivr.store import TreeStore
@@ -55,6 +58,8 @@ class Product:
 
         config = self.config
         self.clock = self.clock or Clock(config.tz)
+        # The tickets' PINs' key before anything files or converts one (caseflow.pins; migration 0027).
+        pins.install(pins.PinKeys.from_config(config))
         self._bind()
         if schema:
             self.prepare_schema()
@@ -154,6 +159,8 @@ class Product:
         email_channel = EmailChannel.from_config(config, clock=self.clock)
         services.email_settings = email_channel.settings
         self.parts["email"] = email_channel
+        # The receipts carrying a new ticket's PIN, queued with the ticket (the history comes too late for it).
+        self.parts["receipts"] = receipts.connect(config, sms.settings, email_channel.settings)
         # Alarms (ops/): the periodic checks, the record chain and the daily backup; a bad HOTLINE_ALARM_* or
         # HOTLINE_BACKUP_* stops the start.
         from channels.alarms import DutyPhones

@@ -33,6 +33,7 @@ log = logging.getLogger("hotline.worker")
 def build(config, stopping: Event | None = None):
     """The worker's Flask app, its Services (bus, forwarder) and the bus; waits for the schema."""
     from hotline.schema import pending
+    from channels import receipts
     from webui.app import Services, create_app
     from webui.blueprints.portal import warm_up as portal_warm_up
     from webui.forward import CallProcessForwarder, parse_call_process
@@ -69,6 +70,8 @@ def build(config, stopping: Event | None = None):
     forwarder = CallProcessForwarder(addresses, trusted_hops=proxy_hops(config.extra.get("HOTLINE_TRUST_PROXY", "")))
     services = Services(clock=Clock(config.tz), bus=bus, forward=forwarder)
     app = create_app(config, services)
+    # The receipts carrying a new ticket's PIN (the entry desk's, the website's tickets), queued with the ticket.
+    receipts.connect(config)
     portal_warm_up(app)  # before serving (and before main's heap freeze keeps what it made)
     return app, services
 

@@ -20,6 +20,7 @@ from hotline.schema import all_models, create_schema
 pytest_plugins = ["tests.fakeswitch.fixtures"]
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32  # the `app` fixture's, and the key tickets' PINs are hashed under
 
 
 def _postgres_url() -> str | None:
@@ -182,6 +183,28 @@ def db(db_url, tmp_path_factory):
     database.close()
 
 
+def _test_pin_keys():
+    from caseflow import pins
+
+    pins.install(pins.PinKeys(TEST_SECRET_KEY.encode()))
+    pins.disconnect_receipt()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pin_keys_for_session():
+    """The tickets' PIN key (caseflow.pins) before any fixture files a ticket, as a product's start installs it."""
+    _test_pin_keys()
+
+
+@pytest.fixture(autouse=True)
+def pin_keys(pin_keys_for_session):
+    """Each test starts with the test key and no receipt writers (a product or worker a test built connects its
+    own, and may install its own key): nothing of one test's wiring reaches the next."""
+    _test_pin_keys()
+    yield
+    _test_pin_keys()
+
+
 @pytest.fixture
 def alarms():
     """The one alarm path connected as hotline.product connects it (ops.alarms; no SMS hook): what the
@@ -237,7 +260,7 @@ def app(db, db_url, tmp_path):
     from webui.app import create_app
 
     config = load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
-                          "secret_key": "test-secret-key-" + "x" * 32, "load_demo": False})
+                          "secret_key": TEST_SECRET_KEY, "load_demo": False})
     yield app_for_tests(create_app(config))
 
 

@@ -19,6 +19,7 @@ from flask import Flask, current_app, g, has_request_context, jsonify, render_te
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from caseflow import pins
 from caseflow.privacy import mask_name, mask_phone
 from core.clock import Clock
 from core.config import Config, ConfigError, setting_names
@@ -201,6 +202,9 @@ def create_app(config: Config, services: Services | None = None, blueprints: lis
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
+    # The tickets' PINs are hashed and checked under the same key in every process (caseflow.pins): the
+    # product's, whose build installed it already, and each web worker's.
+    pins.install(pins.PinKeys.from_config(config))
     services = services or Services()
     if services.clock is None:
         services = dataclasses.replace(services, clock=Clock(config.tz))

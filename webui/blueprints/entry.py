@@ -75,7 +75,7 @@ def create():
                 flash(f"{upload.filename}: {error_text(error)}", "error")
     state = current_app.extensions["hotline"]
     flash(state.gettext("Ticket %(number)s recorded, citizen PIN %(pin)s.", number=ticket.number,
-                        pin=ticket.query_pin), "info")
+                        pin=ticket.plain_pin), "info")  # shown once: stored only hashed
     return redirect(url_for("entry.index"), code=303)
 
 

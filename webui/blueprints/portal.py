@@ -184,8 +184,7 @@ def _previous_code_keys() -> tuple[bytes, ...]:
     """The keys HOTLINE_SECRET_KEY was rotated from (HOTLINE_SECRET_KEY_PREVIOUS, comma-separated): a query
     code hashed under one still opens its case, and is hashed again under the current key
     (caseflow.portal.find_case). The short-lived SMS codes and CAPTCHAs need none."""
-    listed = str(current_app.extensions["hotline"].config.extra.get("HOTLINE_SECRET_KEY_PREVIOUS", ""))
-    return tuple(key.strip().encode() for key in listed.split(",") if key.strip())
+    return secret_codes.previous_keys(current_app.extensions["hotline"].config.extra)
 
 
 def _send_code(purpose: str, phone: str) -> tuple[str, str, int]:

@@ -62,7 +62,7 @@ def test_status_query_needs_phone_or_pin(db):
     nothing (the same None) for a wrong pair or an unknown number."""
     t = services.create_ticket("内容", citizen_phone="13800000001")
     assert services.status_query(t.number, "13800000001")["label"] == "已受理"
-    assert services.status_query(t.number, t.query_pin)["status"] == wf.RECORDED
+    assert services.status_query(t.number, t.plain_pin)["status"] == wf.RECORDED
     assert services.status_query(t.number, "13800000002") is None
     assert services.status_query(t.number, "") is None
     other = "12345678" if t.number != "12345678" else "87654321"

@@ -20,6 +20,18 @@ def sms_settings(tmp_path):
     return SmsSettings.from_config(config)
 
 
+@pytest.fixture
+def sms_receipts(sms_settings):
+    """The SMS receipts connected as a product connects them (channels.receipts): queued with each new ticket."""
+    from caseflow import pins
+    from channels.receipts import Receipts
+
+    receipts = Receipts(sms_settings)
+    pins.connect_receipt(receipts)
+    yield receipts
+    pins.disconnect_receipt(receipts)
+
+
 class RecordingGateway:
     """Stands in for Kannel in outbox logic tests: records what it is handed, or is down."""
 

@@ -24,6 +24,7 @@ from ops.models import SystemAlarm
 from tests.integration.channels.conftest import SECRET
 from tests.integration.channels.mailservers import make_settings
 from tests.integration.channels.test_mail_intake import handle, mime
+from tests.pin_check import pin_in
 
 UNIT_PHONE = "13900000009"
 
@@ -118,11 +119,16 @@ def test_sms_given_up_raises_an_alarm(org_setup, clock, gateway, sms_settings, a
 def test_satisfaction_question_by_email_and_its_answer(org_setup, clock, tmp_path):
     """Should send the satisfaction question by e-mail after the result when the reply is by e-mail, record
     an answer of 1 to it as the call-back rating (once), and keep a later answer as a note."""
+    from caseflow import pins
+    from channels.receipts import Receipts
+
     settings = make_settings(tmp_path, HOTLINE_EMAIL_SMTP_HOST="127.0.0.1")
+    pins.connect_receipt(Receipts(email_settings=settings))  # as a product connects them: the receipt comes first
     o = org_setup
     mailflow.scan_history(settings, clock)
     t = services.create_ticket("小区垃圾清运不及时", citizen_email="c@example.cn", reply_by="email",
                                created_by=o.agent, clock=clock)
+    pin = t.plain_pin
     t = services.dispatch(t, o.centre_user, o.east, clock=clock)
     t = services.transition(t, "accept", o.east_user, clock=clock)
     t = services.transition(t, "reply", o.east_user, reply="已安排每日清运。", clock=clock)
@@ -131,6 +137,7 @@ def test_satisfaction_question_by_email_and_its_answer(org_setup, clock, tmp_pat
     mailflow.scan_history(settings, clock)
     purposes = [m.purpose for m in Message.select().where(Message.address == "c@example.cn").order_by(Message.id)]
     assert purposes == ["receipt", "result", "satisfaction"]
+    assert pin_in(Message.get(Message.purpose == "receipt").body, t) == pin  # the creation's PIN, by e-mail
     question = Message.get(Message.purpose == "satisfaction")
     header = MailHeader.get(MailHeader.message == question)
     assert "回复1满意" in question.body and t.number in header.subject

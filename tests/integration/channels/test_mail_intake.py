@@ -17,6 +17,7 @@ from channels.mail import MailInputError
 from channels.models import MailHeader, Message
 from tests.integration.caseflow.conftest import clock, org_setup  # noqa: F401 - fixtures reused
 from tests.integration.channels.mailservers import make_settings
+from tests.pin_check import pin_in
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_new_mail_becomes_email_ticket_with_attachments_and_receipt(org_setup, c
     assert att.sha256 == hashlib.sha256(pdf).hexdigest()
     assert (tmp_path / "att" / att.path).read_bytes() == pdf
     (ack,) = Message.select().where((Message.direction == "out") & (Message.channel == "email"))
-    assert ticket.number in ack.body and ticket.query_pin in ack.body and ack.address == "citizen@example.cn"
+    assert ticket.number in ack.body and pin_in(ack.body, ticket) and ack.address == "citizen@example.cn"
     header = MailHeader.get(MailHeader.message == ack)
     assert header.in_reply_to == "m1@example.cn" and ticket.number in header.subject
 

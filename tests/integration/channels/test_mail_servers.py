@@ -20,6 +20,7 @@ from channels.service import EmailChannel
 from tests.integration.caseflow.conftest import clock, org_setup  # noqa: F401 - fixtures reused
 from tests.integration.channels.mailservers import (PASSWORD, USER, dovecot, make_settings,  # noqa: F401
                                                     smtp_provider)
+from tests.pin_check import pin_in
 
 
 def citizen_mail(n: int, subject="路灯不亮", extra="", body=None) -> bytes:
@@ -132,7 +133,7 @@ def test_acknowledgement_sent_by_smtp_and_answer_threads_back(org_setup, channel
     ticket = Ticket.get(Ticket.channel == "email")
     sent = parse(data)
     assert rcpts == ["c1@example.cn"] and mail_from == "12345@hotline.example"
-    assert ticket.number in sent.text and ticket.query_pin in sent.text and ticket.number in sent.subject
+    assert ticket.number in sent.text and pin_in(sent.text, ticket) and ticket.number in sent.subject
     assert sent.in_reply_to == "n1@example.cn"
     out = Message.get((Message.direction == "out") & (Message.channel == "email"))
     assert out.status == "sent" and MailHeader.get(MailHeader.message == out).msgid == sent.message_id

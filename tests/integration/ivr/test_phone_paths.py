@@ -257,7 +257,7 @@ def test_status_query_approved_not_called_back(phone):
 def test_status_query_other_phone_three_wrong(phone):
     """Should say nothing about another caller's case and give up after three wrong attempts."""
     ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13900000000")
-    wrong = "000000" if ticket.query_pin != "000000" else "111111"
+    wrong = "000000" if ticket.plain_pin != "000000" else "111111"
     script = [Press("2"), Press("3")]
     for _ in range(3):
         script += [Press(ticket.number + "#"), Press("1"), Press(wrong + "#")]
@@ -270,7 +270,7 @@ def test_status_query_other_phone_three_wrong(phone):
 def test_status_query_with_pin(phone):
     """Should answer a caller on another phone who gives the PIN."""
     ticket = cs.create_ticket("路灯不亮", type="complaint", citizen_phone="13900000000")
-    call = phone.call([Press("2"), Press("3"), Press(ticket.number + "#"), Press("1"), Press(ticket.query_pin + "#"),
+    call = phone.call([Press("2"), Press("3"), Press(ticket.number + "#"), Press("1"), Press(ticket.plain_pin + "#"),
                        WaitFor("playback", "status_accepted")])
     assert "status_accepted" in played(phone, call)
 

@@ -171,8 +171,8 @@ def test_status_query_needs_phone_or_pin(ivr_services, status, word):
     Ticket.update(status=status).where(Ticket.id == ticket.id).execute()
     assert ivr_services.ticket_status(ticket.number, "13800138000", None) == word
     assert ivr_services.ticket_status(ticket.number, "13900000000", None) is None
-    assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.query_pin) == word
-    assert ivr_services.ticket_status(ticket.number, "13900000000", "000000" if ticket.query_pin != "000000"
+    assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.plain_pin) == word
+    assert ivr_services.ticket_status(ticket.number, "13900000000", "000000" if ticket.plain_pin != "000000"
                                       else "111111") is None
     assert ivr_services.ticket_status("99999999", "13800138000", None) is None
     assert ivr_services.ticket_status(ticket.number, "", None) is None
@@ -261,7 +261,7 @@ def test_status_guessing_is_throttled_per_line(ivr_services):
     for guess in range(10):
         assert ivr_services.ticket_status(f"{10000000 + guess}", "13800138000", None) is None
     assert ivr_services.ticket_status(ticket.number, "13800138000", None) is None
-    assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.query_pin) == "accepted"
+    assert ivr_services.ticket_status(ticket.number, "13900000000", ticket.plain_pin) == "accepted"
 
 
 def test_status_guessing_memory_is_bounded(db, ivr_config, trees, monkeypatch):

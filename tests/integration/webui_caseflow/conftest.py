@@ -56,13 +56,14 @@ def world(db, clock):
                         leader=user("9002", "centre_leader,centre", centre), admin=user("0001", "admin", centre),
                         entry=user("6001", "entry", centre), east_user=user("7001", "dept", east),
                         street_user=user("7101", "dept", street), west_user=user("7301", "dept", west))
-    w.east_ticket = services.dispatch(
-        services.create_ticket("东区某小区夜间施工噪音扰民", type="complaint", citizen_phone="13812345678",
-                               citizen_name="张三丰", category=noise, created_by=w.agent, clock=clock),
-        w.centre_user, east, clock=clock)
-    w.west_ticket = services.dispatch(
-        services.create_ticket("西区路灯不亮", citizen_phone="13900000000", citizen_name="李四",
-                               created_by=w.agent, clock=clock), w.centre_user, west, clock=clock)
+    made = services.create_ticket("东区某小区夜间施工噪音扰民", type="complaint", citizen_phone="13812345678",
+                                  citizen_name="张三丰", category=noise, created_by=w.agent, clock=clock)
+    w.east_pin = made.plain_pin  # each ticket's query PIN, as its receipt gave it (stored only hashed)
+    w.east_ticket = services.dispatch(made, w.centre_user, east, clock=clock)
+    made = services.create_ticket("西区路灯不亮", citizen_phone="13900000000", citizen_name="李四",
+                                  created_by=w.agent, clock=clock)
+    w.west_pin = made.plain_pin
+    w.west_ticket = services.dispatch(made, w.centre_user, west, clock=clock)
     return w
 
 

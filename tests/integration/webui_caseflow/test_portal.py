@@ -10,9 +10,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from caseflow import org, portal, services
+from caseflow import org, pins, portal, services
 from caseflow import workflow as wf
 from caseflow.models import Attachment, Notification, Ticket, TicketHistory, WebCase
+from channels.models import Message
+from channels.receipts import Receipts
+from tests.pin_check import pin_in
 from webui.models import AuditLog
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -303,13 +306,15 @@ def test_the_same_text_within_minutes_is_a_duplicate(client, world, clock):
 def test_follow_with_the_query_pin_of_any_receipt(app, client, world):
     """Should open a case with the query PIN the SMS/e-mail receipt and the phone give (any channel, the
     website's own cases too), and refuse a wrong PIN exactly like an unknown number."""
+    pins.connect_receipt(Receipts())  # as the product connects them: the website's case gets its SMS receipt
     texted = services.create_ticket("小区路灯不亮", channel="sms", citizen_phone="13700002222")
-    assert follow(client, texted.number, texted.query_pin).headers["Location"] == f"/follow/{texted.number}"
+    assert follow(client, texted.number, texted.plain_pin).headers["Location"] == f"/follow/{texted.number}"
     assert "已受理" in client.get(f"/follow/{texted.number}").get_data(as_text=True)
     number, _code = receipt(submit(client))
-    pin = Ticket.get(Ticket.number == number).query_pin
+    written = Ticket.get(Ticket.number == number)
+    pin = pin_in(Message.get((Message.ticket == written) & (Message.purpose == "receipt")).body, written)
     assert follow(client, number, pin).status_code == 303
-    wrong = str((int(texted.query_pin) + 1) % 10 ** len(texted.query_pin)).zfill(len(texted.query_pin))
+    wrong = f"{(int(texted.plain_pin) + 1) % 1_000_000:06d}"
     assert follow(client, texted.number, wrong).status_code == 404
     assert follow(client, texted.number, "").status_code == 404
 
@@ -418,7 +423,7 @@ def test_a_case_page_needs_the_lookup(client, world):
     assert other.get(f"/follow/{number}").status_code == 404
     assert other.post(f"/follow/{number}/add", data={"text": "x", "csrf_token": other.csrf_token()}).status_code == 404
     # A phone ticket opens only in the browser that gave its query code (the PIN its receipt carries).
-    assert follow(other, world.east_ticket.number, world.east_ticket.query_pin).status_code == 303
+    assert follow(other, world.east_ticket.number, world.east_pin).status_code == 303
     assert client.get(f"/follow/{world.east_ticket.number}").status_code == 404
 
 

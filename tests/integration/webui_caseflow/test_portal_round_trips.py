@@ -14,6 +14,7 @@ import pytest
 from caseflow import org, portal
 from caseflow.models import Category, Citizen, Ticket, WebCase
 from core.db import is_postgres
+from tests.conftest import TEST_SECRET_KEY
 from tests.integration.caseflow.test_create_statements import counted  # every statement's text
 from webui.models import AuditLog
 
@@ -198,24 +199,24 @@ def test_a_look_up_reads_the_case_in_one_statement(db, world):
     """Should find a case by number and code (the web code or the ticket's PIN) in one statement, and answer
     None for a wrong code or an unknown number."""
     sub = portal.Submission(type="complaint", content="路灯不亮", name="王", phone="13700001111")
-    key = b"k" * 40
+    key = TEST_SECRET_KEY.encode()  # the product's key: the web codes' and the tickets' PINs' (caseflow.pins)
     ticket, code = portal.submit(sub, ip="10.0.0.1", captcha_id="c1", root=None, key=key)
     with counted(db) as seen:
         found = portal.find_case(ticket.number, code, key)
     assert found is not None and found.id == ticket.id and len(seen) == 1, seen
-    assert portal.find_case(ticket.number, ticket.query_pin, key).id == ticket.id
+    assert portal.find_case(ticket.number, ticket.plain_pin, key).id == ticket.id
     assert portal.find_case(ticket.number, "WRONGCODE1", key) is None
     assert portal.find_case(ticket.number, code, b"j" * 40) is None  # the code's hash is keyed
     assert portal.find_case("99999999", code, key) is None
     assert portal.find_case(world.east_ticket.number, code, key) is None
-    assert portal.find_case(world.east_ticket.number, world.east_ticket.query_pin, key).id == world.east_ticket.id
+    assert portal.find_case(world.east_ticket.number, world.east_pin, key).id == world.east_ticket.id
 
 
 def test_a_look_up_reads_its_throttles_in_one_statement(db, client, world, app):
     """Should ask the wrong look-ups of the address and of the number in one statement, and still lock the
     number after its limit of wrong codes (429) while another number is still looked up."""
     app.config.update(HOTLINE_PORTAL_LOOKUP_LIMIT=3, HOTLINE_PORTAL_LOOKUP_LIMIT_PER_IP=100)
-    number, pin = world.east_ticket.number, world.east_ticket.query_pin
+    number, pin = world.east_ticket.number, world.east_pin
     token = client.csrf_token()
     with counted(db) as seen:
         assert client.post("/follow", data={"number": number, "code": pin, "csrf_token": token}).status_code == 303
@@ -225,7 +226,7 @@ def test_a_look_up_reads_its_throttles_in_one_statement(db, client, world, app):
     assert client.post("/follow", data={"number": number, "code": pin, "csrf_token": token}).status_code == 429
     other = app.test_client()
     west = world.west_ticket
-    assert other.post("/follow", data={"number": west.number, "code": west.query_pin,
+    assert other.post("/follow", data={"number": west.number, "code": world.west_pin,
                                        "csrf_token": other.csrf_token()}).status_code == 303
 
 

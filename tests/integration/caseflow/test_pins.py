@@ -1,0 +1,150 @@
+"""The ticket's query PIN stored only as its keyed hash (caseflow.pins, issue 11): creation, the status query by
+PIN, a PIN stored plain by an older version, key rotation, migration 0027; on SQLite and PostgreSQL."""
+import peewee
+import pytest
+
+from caseflow import pins, portal, services
+from caseflow.models import Ticket, TicketHistory
+from core import secret_codes
+from core.db import is_postgres
+
+STEP = "0027_ticket_query_pin_hashed"
+OLD_KEY, NEW_KEY = b"o" * 40, b"n" * 40
+
+
+def _stored(ticket) -> str:
+    return Ticket.get_by_id(ticket.id).query_pin
+
+
+def _wrong(pin: str) -> str:
+    return f"{(int(pin) + 1) % 1_000_000:06d}"
+
+
+def test_creation_stores_a_keyed_hash_and_hands_the_pin_out_once(db):
+    """Should store a p1$salt$HMAC of the 6-digit PIN under the installed key, never the digits, and hand the
+    PIN to the caller on the returned ticket only; the status query opens with it, not with a wrong one."""
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    pin, stored = t.plain_pin, _stored(t)
+    assert len(pin) == 6 and pin.isdigit() and pin not in stored
+    form, salt, digest = stored.split("$")
+    key = pins.installed().current
+    assert form == "p1" and digest == secret_codes.keyed_digest(key, "query-pin", salt, pin)
+    assert not hasattr(Ticket.get_by_id(t.id), "plain_pin")  # nothing reads it back
+    assert services.status_query(t.number, pin)["status"] == "recorded"
+    assert services.status_query(t.number, f"{pin[:3]}-{pin[3:]}#")["status"] == "recorded"  # as keyed or typed
+    assert services.status_query(t.number, _wrong(pin)) is None
+    assert services.status_query(t.number, stored) is None  # the stored hash is no PIN
+    assert _stored(t) == stored  # a current hash is not written again
+    other = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    assert _stored(other).split("$")[1] != salt  # a salt of its own per ticket
+
+
+def test_the_same_pin_under_another_key_opens_nothing(db):
+    """Should refuse the right PIN once the key is another one the stored hash was not made under."""
+    t = services.create_ticket("路灯不亮")
+    pins.install(pins.PinKeys(b"z" * 40))
+    assert services.status_query(t.number, t.plain_pin) is None
+
+
+def test_no_ticket_without_a_key(db):
+    """Should refuse to file a ticket in a process that installed no PIN key, writing nothing."""
+    pins.install(None)
+    with pytest.raises(pins.PinKeyError):
+        services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    assert Ticket.select().count() == 0 and TicketHistory.select().count() == 0
+
+
+def test_a_plain_pin_of_an_older_version_opens_and_is_hashed(db):
+    """Should open a ticket whose PIN an older version stored plain with that PIN (by phone and on the website),
+    hash it under the current key on that success only, and refuse a wrong one without touching the row."""
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    Ticket.update(query_pin="012345").where(Ticket.id == t.id).execute()
+    assert services.status_query(t.number, "012346") is None and _stored(t) == "012345"
+    assert services.status_query(t.number, "13800000001") is not None and _stored(t) == "012345"  # by phone
+    assert services.status_query(t.number, "012345")["status"] == "recorded"
+    assert _stored(t).startswith("p1$") and "012345" not in _stored(t)
+    assert pins.match(_stored(t), "012345", pins.installed()) == "current"
+    assert services.status_query(t.number, "012345") is not None
+    key = pins.installed().current
+    w = services.create_ticket("井盖丢失")
+    Ticket.update(query_pin="54321").where(Ticket.id == w.id).execute()  # any plain form: up to 8 digits
+    assert portal.find_case(w.number, "54320", key) is None
+    assert portal.find_case(w.number, "54321", key).id == w.id
+    assert pins.match(_stored(w), "54321", pins.PinKeys(key)) == "current"
+
+
+def test_key_rotation(db):
+    """Should open a ticket whose PIN was hashed under the key HOTLINE_SECRET_KEY was rotated from, hash it
+    again under the new key, and from then on open it without the old key."""
+    pins.install(pins.PinKeys(OLD_KEY))
+    t = services.create_ticket("路灯不亮")
+    w = services.create_ticket("井盖丢失")
+    pins.install(pins.PinKeys(NEW_KEY, (OLD_KEY,)))
+    assert services.status_query(t.number, _wrong(t.plain_pin)) is None
+    assert pins.match(_stored(t), t.plain_pin, pins.installed()) == "stale"
+    assert services.status_query(t.number, t.plain_pin) is not None
+    assert pins.match(_stored(t), t.plain_pin, pins.PinKeys(NEW_KEY)) == "current"
+    assert portal.find_case(w.number, w.plain_pin, NEW_KEY, [OLD_KEY]).id == w.id  # the website's look-up too
+    pins.install(pins.PinKeys(NEW_KEY))
+    assert services.status_query(t.number, t.plain_pin) is not None
+    assert portal.find_case(w.number, w.plain_pin, NEW_KEY).id == w.id
+
+
+def test_a_failing_receipt_files_no_ticket(db):
+    """Should queue what carries the PIN in the ticket's own transaction: a receipt writer that fails leaves
+    no ticket behind (and one that succeeds is handed the PIN the ticket was given)."""
+    given = []
+
+    def failing(ticket, pin, clock):
+        raise RuntimeError("the outbox is gone")
+
+    pins.connect_receipt(failing)
+    with pytest.raises(RuntimeError):
+        services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    assert Ticket.select().count() == 0
+    pins.disconnect_receipt(failing)
+    pins.connect_receipt(lambda ticket, pin, clock: given.append((ticket.id, pin)))
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    assert given == [(t.id, t.plain_pin)]
+    services.create_ticket("路灯不亮")  # no phone, no e-mail: no receipt to queue
+    assert len(given) == 1
+
+
+def _query_pin_width(db):
+    return db.execute_sql("SELECT character_maximum_length FROM information_schema.columns WHERE table_name = "
+                          "'ticket' AND column_name = 'query_pin' AND table_schema = current_schema()").fetchone()[0]
+
+
+def test_migration_widens_the_column_and_hashes_the_plain_pins(db):
+    """Should upgrade a database of 8-character plain PINs (PostgreSQL refuses a hash there): the column holds
+    100 characters, every plain PIN becomes its keyed hash under the current key (more rows than a batch) and
+    still opens its ticket, a hashed one is left as it is, and the step runs once."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
+
+    kept = services.create_ticket("已是新格式")
+    hashed = _stored(kept)
+    tickets = [services.create_ticket(f"旧工单{n}") for n in range(pins.CONVERT_BATCH + 5)]
+    if is_postgres(db):
+        Ticket.update(query_pin="").execute()
+        db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(8)')
+        assert _query_pin_width(db) == 8
+        with pytest.raises(peewee.DataError), db.atomic():
+            Ticket.update(query_pin=hashed).where(Ticket.id == kept.id).execute()
+        Ticket.update(query_pin=hashed[:8]).where(Ticket.id == kept.id).execute()
+        hashed = hashed[:8]  # not plain (a "$"): the step leaves it
+    old = {t.id: f"{n % 1_000_000:06d}" for n, t in enumerate(tickets)}
+    for tid, pin in old.items():
+        Ticket.update(query_pin=pin).where(Ticket.id == tid).execute()
+    SchemaMigration.delete().where(SchemaMigration.name == STEP).execute()
+    assert STEP in create_schema(all_models())
+    assert STEP not in create_schema(all_models())  # once
+    if is_postgres(db):
+        assert _query_pin_width(db) == 100
+    assert _stored(kept) == hashed
+    rows = dict(Ticket.select(Ticket.id, Ticket.query_pin).where(Ticket.id.in_(list(old))).tuples())
+    assert all(stored.startswith("p1$") for stored in rows.values())
+    keys = pins.installed()
+    assert all(pins.match(rows[tid], pin, keys) == "current" for tid, pin in old.items())
+    first = tickets[0]
+    assert services.status_query(first.number, old[first.id]) is not None
