@@ -9,7 +9,7 @@ from werkzeug.exceptions import Forbidden
 
 from caseflow import knowledge, org, privacy, services
 from caseflow import workflow as wf
-from caseflow.models import Ticket
+from caseflow.models import Ticket, is_overdue
 from caseflow.roles import can
 from caseflow.services import NotFound, TicketInputError
 from caseflow.workflow import PermissionDenied
@@ -61,7 +61,13 @@ def install(blueprint: Blueprint) -> None:
 
     @blueprint.app_context_processor
     def _caseflow_helpers():
-        return {"cf_label": cf_label, "contact": _contact, "cf_can": lambda perm: can(g.get("user"), perm)}
+        return {"cf_label": cf_label, "contact": _contact, "cf_can": lambda perm: can(g.get("user"), perm),
+                "cf_overdue": _overdue}
+
+
+def _overdue(ticket) -> bool:
+    """Overdue now, swept or not (the 超期 badge; caseflow.models.overdue_at)."""
+    return is_overdue(ticket, services.to_db(clock().now()))
 
 
 def _contact(ticket):
