@@ -1,6 +1,6 @@
-"""Every IVR exit of the default tree through the whole product on the fake FreeSWITCH, with the call
-record closed BEFORE the IVR's trace arrives (the order a loaded real switch shows): a caller whom
-self-service served is never put on the missed-call list, not even for a moment, and the log's
+"""Every IVR exit of the default tree through the whole product on the fake FreeSWITCH, with the call's
+hang-up handled by the call record BEFORE the IVR's trace arrives (the order a loaded real switch shows): a
+caller whom self-service served is never put on the missed-call list, not even for a moment, and the log's
 "missed call from ..." lines name only callers nobody served."""
 from __future__ import annotations
 
@@ -16,23 +16,27 @@ from tests.integration.recorder.test_product_calls import SECRET, OfficeHoursClo
 @pytest.fixture
 def product(db, make_product):
     """The product in office hours, without queues or agents, on fresh tables (``db``: PostgreSQL keeps one
-    schema for the whole test process); each IVR trace is held until the call record has been closed by the
-    hang-up event."""
+    schema for the whole test process); each IVR trace is held until the call record has handled the
+    hang-up event and written whatever that event handed to its finaliser (since b1a0f2a an IVR call's
+    hang-up only notes the end and the record waits for the trace; the hold once waited for a write that no
+    longer comes first, 15 s per test)."""
     product = make_product(clock=OfficeHoursClock(), secret_key=SECRET, demo_queues=False)
     cdr, services = product.parts["cdr"], product.parts["ivr_services"]
-    closed: dict[str, gevent.event.Event] = {}
-    finalise, save_trace = cdr._finalise, services.save_trace
+    hung_up: dict[str, gevent.event.Event] = {}
+    hangup, save_trace = cdr.hangup, services.save_trace
 
-    def finalise_and_tell(draft):
-        record = finalise(draft)  # the record written (by the hang-up event's finaliser)
-        closed.setdefault(draft.call_uuid, gevent.event.Event()).set()
-        return record
+    def hangup_and_tell(call_uuid, *args, **kwargs):
+        try:
+            return hangup(call_uuid, *args, **kwargs)  # the switch's hang-up event, handled
+        finally:
+            hung_up.setdefault(call_uuid, gevent.event.Event()).set()
 
     def save_trace_late(record):
-        closed.setdefault(record.call_uuid, gevent.event.Event()).wait(15)
+        hung_up.setdefault(record.call_uuid, gevent.event.Event()).wait(15)
+        cdr.settle(15)  # a finalisation the hang-up handed over is written first
         save_trace(record)
 
-    cdr._finalise = cdr.finaliser.finalise = finalise_and_tell
+    cdr.hangup = hangup_and_tell
     services.save_trace = save_trace_late
     product.traced = set()
     services.on_trace.append(lambda record: product.traced.add(record.call_uuid))
