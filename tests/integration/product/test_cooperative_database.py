@@ -163,7 +163,9 @@ def test_sqlite_lock_wait_over_its_timeout_fails_cleanly(db, db_url):
     setting, roll its transaction back (earlier rows kept, nothing of it stored), keep the hub running
     meanwhile, and write normally once the lock is free."""
     path = _sqlite_path(db_url)
-    writer_db = open_database(db_url, DbTimeouts(lock=0.5))
+    # A 2 s lock wait holds 40 of the ticker's 50 ms ticks: the 5 asked for still come on a busy machine,
+    # where a quarter-second stall in a 0.5 s wait (10 ticks at most) left fewer.
+    writer_db = open_database(db_url, DbTimeouts(lock=2.0))
     writer_db.connect()
     writer_db.execute_sql("CREATE TABLE kept (x INTEGER)")
     writer_db.execute_sql("INSERT INTO kept VALUES (1)")
@@ -270,7 +272,8 @@ core_db.make_psycopg2_cooperative()  # not monkey-patched: installed by hand, as
 database.connect()
 ticks = []
 ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in iter(int, 1)])
-slow = gevent.spawn(lambda: database.execute_sql("SELECT 'slept' FROM pg_sleep(0.5)").fetchone()[0])
+# 2 s: room for 40 ticks of 50 ms, so the 5 asked for come on a busy machine too (0.5 s held 10 at most)
+slow = gevent.spawn(lambda: database.execute_sql("SELECT 'slept' FROM pg_sleep(2)").fetchone()[0])
 gevent.sleep(0)  # the slow statement is on the wire, psycopg2's mutex held by its greenlet
 with database.connection_context():
     pass
