@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PIN_FORM = "p1"        # a stored PIN "p1$salt$hmac"; a version before this one stored the digits themselves
 PIN_LABEL = "query-pin"  # the HMAC's domain: a query code's hash can never pass for a PIN's
-MAX_STORED = 100       # Ticket.query_pin's width (3 + 16 + 1 + 64 = 84 characters used)
 _PLAIN = re.compile(r"^[0-9]{1,8}\Z")
 CONVERT_BATCH = 400    # plain PINs hashed per UPDATE by convert_plain (SQLite's bound-variable limit)
 
