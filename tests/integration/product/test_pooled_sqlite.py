@@ -79,12 +79,15 @@ database = db.open_database("sqlite:///" + sys.argv[1])
 all_open = gevent.event.Event()
 def reader(i):
     for _ in range(2):
-        with database.atomic():   # each reader holds a connection of its own while it scans the file
+        # Each reader holds a connection of its own while it scans the file, in a read transaction: atomic()'s
+        # BEGIN IMMEDIATE let one reader at a time in, the others gave up after the 10 s lock timeout (60 s
+        # a run, and few connections read the file at all).
+        with database.atomic(lock_type="DEFERRED"):
             database.execute_sql("SELECT sum(length(b)) FROM t").fetchone()
             if len(database._in_use) == db.SQLITE_POOL_SIZE:
                 all_open.set()
             all_open.wait(30)   # the first readers hold theirs until every pooled connection is open
-gevent.joinall([gevent.spawn(reader, i) for i in range(db.SQLITE_POOL_SIZE * 2)])
+gevent.joinall([gevent.spawn(reader, i) for i in range(db.SQLITE_POOL_SIZE * 2)], raise_error=True)
 lib = ctypes.CDLL("libsqlite3.so.0")
 lib.sqlite3_memory_used.restype = ctypes.c_int64
 print(len(database._connections), lib.sqlite3_memory_used())
