@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 from typing import Callable, Iterable, Optional, Sequence
 
 import peewee
@@ -29,6 +30,7 @@ from caseflow.models import (CENTRE_LIST_WHERE, CENTRE_ORDER, HANDLING, OVERDUE_
                              User, overdue_at)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
+from core.alarms import raise_alarm
 from core.clock import Clock
 from core.db import is_postgres
 
@@ -122,6 +124,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     # (caseflow.new_ticket), so no BEGIN and COMMIT round trips; the day counts and a first contact's profile
     # go into it.
     receipts = pins.receipts() if (phone or email) else ()
+    if (phone or email) and not receipts:
+        _no_receipt_writer()
     alone = not (creation_key or call_uuid or attachments or channel == "mailbox" or also is not None
                  or reply.strip() or receipts)
     one_statement = alone and is_postgres()
@@ -172,7 +176,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
         if also is not None:
             also(ticket)
         for receipt in receipts:
-            receipt(ticket, pin, clock)  # the PIN's only way to a later message (caseflow.pins)
+            queue_receipt(receipt, ticket, pin, clock)  # the PIN's only way to a later message (caseflow.pins)
         if not alone:
             # the reports' per-day counts, last (PostgreSQL: the day's shared count rows stay locked until commit)
             daycounts.recorded(ticket)
@@ -181,6 +185,35 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     ticket.plain_pin = pin
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
     return ticket
+
+
+def queue_receipt(receipt: pins.Receipt, ticket: Ticket, pin: str, clock: Clock) -> bool:
+    """Run one receipt writer in a savepoint of its own inside the ticket's transaction; True if it queued.
+    A receipt that cannot be queued (the outbox refused its row, an edited template that fails to render) is
+    rolled back alone, logged and raised as an alarm (``receipt_failed``): the citizen's ticket is filed all
+    the same, since nothing the citizen gave may be lost for a message about it. The PIN is kept out of both."""
+    try:
+        with _db().atomic():
+            receipt(ticket, pin, clock)
+        return True
+    except Exception as error:  # noqa: BLE001 - whatever a writer raises, the ticket stays
+        reason = f"{type(error).__name__}: {error}".replace(pin, "******")[:200]
+        log.warning("receipt of ticket %s not queued (%s)", ticket.number, reason)
+        raise_alarm("receipt_failed", f"工单 {ticket.number} 的受理回执未能排队发送 / the receipt of ticket "
+                    f"{ticket.number} was not queued: {reason}", subject="receipts")
+        return False
+
+
+_warned_no_receipts = threading.Event()
+
+
+def _no_receipt_writer() -> None:
+    """Warn once per process that it files tickets with a phone or e-mail address and sends them no receipt:
+    its start did not connect any (channels.receipts.connect), and no later scan can send one (caseflow.pins)."""
+    if not _warned_no_receipts.is_set():
+        _warned_no_receipts.set()
+        log.warning("this process files tickets with a phone or e-mail address but has no receipt writer "
+                    "connected (channels.receipts.connect): their citizens get no receipt with the query PIN")
 
 
 def ticket_by_creation_key(key: str) -> Optional[Ticket]:

@@ -90,24 +90,61 @@ def test_key_rotation(db):
     assert portal.find_case(w.number, w.plain_pin, NEW_KEY).id == w.id
 
 
-def test_a_failing_receipt_files_no_ticket(db):
-    """Should queue what carries the PIN in the ticket's own transaction: a receipt writer that fails leaves
-    no ticket behind (and one that succeeds is handed the PIN the ticket was given)."""
+def test_a_failing_receipt_still_files_the_ticket(db, alarms, caplog):
+    """Should file the citizen's ticket when a receipt writer fails (the outbox refused its row, an edited
+    template that fails to render): that receipt's savepoint is rolled back alone (a row it wrote first goes),
+    the next writer still queues, the failure is logged and raised as an alarm without the PIN, and a writer
+    that succeeds is handed the PIN the ticket was given."""
+    from ops.models import SystemAlarm
+
     given = []
 
     def failing(ticket, pin, clock):
-        raise RuntimeError("the outbox is gone")
+        services.add_note(ticket, "a row the failing receipt wrote first")
+        raise RuntimeError(f"the outbox is gone (template value {pin})")
 
     pins.connect_receipt(failing)
-    with pytest.raises(RuntimeError):
-        services.create_ticket("路灯不亮", citizen_phone="13800000001")
-    assert Ticket.select().count() == 0
-    pins.disconnect_receipt(failing)
     pins.connect_receipt(lambda ticket, pin, clock: given.append((ticket.id, pin)))
-    t = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    with caplog.at_level("WARNING", logger="caseflow.services"):
+        t = services.create_ticket("路灯不亮", channel="sms", citizen_phone="13800000001")
+    assert Ticket.select().count() == 1 and Ticket.get_by_id(t.id).number == t.number
+    assert services.status_query(t.number, t.plain_pin)["status"] == "recorded"
+    assert [h.action for h in TicketHistory.select().where(TicketHistory.ticket == t.id)] == ["create"]
     assert given == [(t.id, t.plain_pin)]
+    [alarm] = SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed")
+    assert t.number in alarm.text and "the outbox is gone" in alarm.text and t.plain_pin not in alarm.text
+    logged = [r.getMessage() for r in caplog.records if "not queued" in r.getMessage()]
+    assert logged and t.number in logged[0] and t.plain_pin not in logged[0]
     services.create_ticket("路灯不亮")  # no phone, no e-mail: no receipt to queue
-    assert len(given) == 1
+    assert len(given) == 1 and SystemAlarm.get(SystemAlarm.kind == "receipt_failed").count == 1
+
+
+def test_a_receipt_the_database_refuses_still_files_the_ticket(db, alarms):
+    """Should keep the ticket when the receipt's own INSERT fails inside the ticket's transaction (PostgreSQL
+    aborts the whole transaction on an error unless it was a savepoint's)."""
+    from ops.models import SystemAlarm
+
+    def refused(ticket, pin, clock):
+        TicketHistory.create(ticket=ticket, action="create", at=None)  # NOT NULL: refused by the database
+
+    pins.connect_receipt(refused)
+    t = services.create_ticket("路灯不亮", citizen_email="a@example.org")
+    assert Ticket.get_by_id(t.id).number == t.number
+    assert SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed").count() == 1
+
+
+def test_no_receipt_writer_is_warned_once_per_process(db, caplog, monkeypatch):
+    """Should warn once, not per ticket, when the process files tickets with a phone or an e-mail address and
+    no receipt writer is connected (a forgotten channels.receipts.connect); a ticket with neither warns not."""
+    monkeypatch.setattr(services, "_warned_no_receipts", type(services._warned_no_receipts)())
+    with caplog.at_level("WARNING", logger="caseflow.services"):
+        services.create_ticket("路灯不亮")
+        assert not [r for r in caplog.records if "no receipt writer" in r.getMessage()]
+        services.create_ticket("路灯不亮", citizen_phone="13800000001")
+        services.create_ticket("路灯不亮", citizen_email="a@example.org")
+        pins.connect_receipt(lambda ticket, pin, clock: None)
+        services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    assert len([r for r in caplog.records if "no receipt writer" in r.getMessage()]) == 1
 
 
 def _query_pin_width(db):
