@@ -154,23 +154,29 @@ def verify(ticket, typed, keys: Optional[PinKeys] = None) -> bool:
     return found is not None
 
 
-def convert_plain(keys: Optional[PinKeys] = None, batch: int = CONVERT_BATCH) -> int:
-    """Hash every PIN still stored plain under the current key (migration 0026, once); returns how many.
-    Batches of ``batch`` rows, each one UPDATE."""
+def convert_plain(keys: Optional[PinKeys] = None, batch: Optional[int] = None) -> int:
+    """Hash every PIN still stored plain under the current key (migration 0027, once); returns how many.
+    Batches of ``batch`` rows (CONVERT_BATCH), each read and written (one UPDATE) in a transaction of its own: outside any
+    (the migration), each is committed as it ends, so writers of the table wait for a batch at most and an
+    interrupted run is taken up where it stopped (a hashed PIN is never selected again). The key is needed
+    only when a plain PIN is found (PinKeyError without one installed)."""
     from caseflow.models import Ticket
+    from core.db import database
 
-    keys = keys or installed()
-    done, last = 0, 0
+    batch, done, last = batch or CONVERT_BATCH, 0, 0
     while True:
-        rows = list(Ticket.select(Ticket.id, Ticket.query_pin)
-                    .where((Ticket.id > last) & (Ticket.query_pin != "") & ~Ticket.query_pin.contains("$"))
-                    .order_by(Ticket.id).limit(batch).tuples())
-        if not rows:
-            return done
-        plain = [(tid, pin) for tid, pin in rows if is_plain(pin)]
-        if plain:
-            hashed = peewee.Case(Ticket.id, [(tid, hash_pin(pin, keys.current)) for tid, pin in plain])
-            Ticket.update(query_pin=hashed).where(Ticket.id.in_([tid for tid, _ in plain])).execute()
-            done += len(plain)
+        with database.atomic():
+            rows = list(Ticket.select(Ticket.id, Ticket.query_pin)
+                        .where((Ticket.id > last) & (Ticket.query_pin != "") & ~Ticket.query_pin.contains("$"))
+                        .order_by(Ticket.id).limit(batch).tuples())
+            if not rows:
+                return done
+            plain = [(tid, pin) for tid, pin in rows if is_plain(pin)]
+            if plain:
+                keys = keys or installed()
+                hashed = peewee.Case(Ticket.id, [(tid, hash_pin(pin, keys.current)) for tid, pin in plain])
+                # not a row a look-up hashed meanwhile (caseflow.pins.verify): it holds its own hash already
+                Ticket.update(query_pin=hashed).where(Ticket.id.in_([tid for tid, _ in plain])
+                                                      & ~Ticket.query_pin.contains("$")).execute()
+                done += len(plain)
         last = rows[-1][0]
-

@@ -43,12 +43,17 @@ class Step:
     step with ``transaction=False``): on an existing PostgreSQL database create_schema's ``create_tables`` leaves
     them to the step while it is pending. Built there, inside create_schema's transaction, each held the
     table's writes (a ticket's creation) for its whole build, minutes at 1,000,000 tickets. A new database
-    gets them from ``create_tables`` as usual."""
+    gets them from ``create_tables`` as usual.
+
+    ``batches``: with ``transaction=False``, SQLite too runs the step outside a transaction: it rewrites a big
+    table in batches, each committed by the step itself (a transaction of its own), so a write waits for one
+    batch, not the whole table, and an interrupted run keeps what it converted."""
 
     name: str
     operations: Callable[[object, peewee.Database], Iterable]
     transaction: bool = True
     builds_indexes: tuple[str, ...] = ()
+    batches: bool = False
 
 
 def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -> list[str]:
@@ -72,7 +77,7 @@ def create_schema(models: Iterable[type[peewee.Model]], steps: Iterable[Step]) -
         for step in steps:
             if step.name in done:
                 continue
-            if not fresh and not step.transaction and is_postgres(db):
+            if not fresh and not step.transaction and (is_postgres(db) or step.batches):
                 log.info("applying migration %s outside a transaction (on a big table this may take minutes)",
                          step.name)
                 with _no_statement_timeout(db):
@@ -198,10 +203,14 @@ def concurrently(db: peewee.Database, sql: str, params=None) -> None:
 @contextmanager
 def _no_statement_timeout(db: peewee.Database):
     """The session's statement_timeout lifted for a step outside a transaction (schema_change's SET LOCAL
-    needs one), set back after it whatever happened; the lock timeout stays (the step may set its own). The
-    block's statements on the connection that got the SET (held_connection, as in ``concurrently``)."""
+    needs one; SQLite has none), set back after it whatever happened; the lock timeout stays (the step may set
+    its own). The block's statements on the connection that got the SET (held_connection, as in
+    ``concurrently``)."""
     if db.in_transaction():
         raise RuntimeError("a migration step with transaction=False cannot run inside a transaction")
+    if not is_postgres(db):  # SQLite (a step in batches): no statement timeout to lift
+        yield db
+        return
     with held_connection(db):
         before = db.execute_sql("SELECT current_setting('statement_timeout')").fetchone()[0]
         db.execute_sql("SET statement_timeout = 0")

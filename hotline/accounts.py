@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         if missing:
+            from caseflow import pins
+
+            pins.install(pins.PinKeys.from_config(config))  # migration 0027 hashes plain PINs under it
             create_schema(all_models())
         try:
             user = accounts.create_user(args.operator_no, args.name, password, roles=("admin",))

@@ -229,17 +229,30 @@ def _ticket_query_pin_hashed(migrator, db):
     """Ticket.query_pin holds the PIN's keyed hash (caseflow.pins, issue 11): 100 characters, not 8 (PostgreSQL
     enforces the length; SQLite never does), and the PINs stored plain are hashed here, once.
 
-    Here and not at every start: the key is at hand (hotline.product installs it before the schema step, and
-    a tool without a product reads the configuration, as 0005 does), the step runs once under the active lock
-    before anything reads a PIN, and a start need not look through every ticket for plain ones again. A PIN a
-    failed step left plain still opens its case, and is hashed at its first successful look-up."""
-    from caseflow import pins
-    from core.config import load_config
+    Outside a transaction (``batches``): PostgreSQL's ALTER runs on its own (a widening of a VARCHAR rewrites
+    nothing, but holds the table's ACCESS EXCLUSIVE lock until its commit: inside one transaction with the
+    conversion it held every reader and writer of the ticket table for the whole table's batches), then the
+    plain PINs are hashed in batches, each committed as it ends (caseflow.pins.convert_plain), on SQLite too.
+    Run again after an interruption, it widens nothing twice and hashes only what is still plain.
 
-    if is_postgres(db):
+    Here and not at every start: the key is the one the process migrating installed from its own
+    configuration (hotline.product's prepare_schema, hotline.accounts; PinKeyError without one when a plain
+    PIN is found), the step runs once under the active lock before anything reads a PIN, and a start need not
+    look through every ticket for plain ones again. A PIN a failed step left plain still opens its case, and is
+    hashed at its first successful look-up."""
+    from caseflow import pins
+
+    if is_postgres(db) and _column_width(db, "ticket", "query_pin") != 100:
         db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(100)')
-    pins.convert_plain(pins.current() or pins.PinKeys.from_config(load_config()))
+    pins.convert_plain(pins.current())
     return []
+
+
+def _column_width(db, table: str, column: str):
+    """PostgreSQL: a VARCHAR column's declared length (None: none, or no such column)."""
+    row = db.execute_sql("SELECT character_maximum_length FROM information_schema.columns WHERE table_name = %s "
+                         "AND column_name = %s AND table_schema = current_schema()", (table, column)).fetchone()
+    return row[0] if row else None
 
 
 # 0001: the ACD's ``callback_request`` table is gone (its open rows moved onto recorder's missed-call list,
@@ -293,7 +306,8 @@ def _ticket_query_pin_hashed(migrator, db):
 # 0026: the centre's overdue list is the handling tickets past their deadline, swept or not
 #       (caseflow.models.overdue_at): read from ticket_handling_deadline, which replaces ticket_centre_overdue
 #       (the swept ones only; issue 15). Built CONCURRENTLY as 0021's.
-# 0027: the tickets' query PINs stored as their keyed hash (caseflow.pins), the column widened to 100 characters.
+# 0027: the tickets' query PINs stored as their keyed hash (caseflow.pins), the column widened to 100 characters;
+#       outside a transaction, the ALTER on its own, then the PINs in batches each committed (both databases).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),
@@ -324,4 +338,5 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0025_centre_list_indexes", _centre_list_indexes, transaction=False,
                           builds_indexes=CENTRE_INDEXES),
                      Step("0026_overdue_index", _overdue_index, transaction=False, builds_indexes=(OVERDUE_INDEX,)),
-                     Step("0027_ticket_query_pin_hashed", _ticket_query_pin_hashed)]
+                     Step("0027_ticket_query_pin_hashed", _ticket_query_pin_hashed, transaction=False,
+                          batches=True)]

@@ -216,9 +216,13 @@ class Product:
         the schema is known complete), make the search and statistics structures; returns the steps run. On
         PostgreSQL with the pair on, only the process that holds the active lock calls it (``stand_by``):
         never a standby under a running active."""
+        from caseflow import pins
         from caseflow.portal import ensure_statistics
         from caseflow.search import ensure_all
 
+        # Migration 0027 hashes plain PINs under this process's own key, also where the schema step runs
+        # before build (a standby taking over: stand_by), never under another configuration's.
+        pins.install(pins.PinKeys.from_config(self.config))
         self._bind()
         with database.connection_context():
             ran = create_schema(all_models()) if tables else []

@@ -185,3 +185,89 @@ def test_migration_widens_the_column_and_hashes_the_plain_pins(db):
     assert all(pins.match(rows[tid], pin, keys) == "current" for tid, pin in old.items())
     first = tickets[0]
     assert services.status_query(first.number, old[first.id]) is not None
+
+
+def _read_elsewhere(db_url: str, ids: list[int]) -> dict:
+    """The tickets' stored PINs as another connection sees them now (committed rows only), waiting at most a few
+    seconds for a lock (PostgreSQL: the ticket table held by an ALTER's ACCESS EXCLUSIVE lock fails it)."""
+    marks = ",".join(str(i) for i in ids)
+    if db_url.startswith("sqlite:///"):
+        import sqlite3
+
+        other = sqlite3.connect(db_url[len("sqlite:///"):], timeout=3)
+        try:
+            return dict(other.execute(f'SELECT id, query_pin FROM "ticket" WHERE id IN ({marks})').fetchall())
+        finally:
+            other.close()
+    import psycopg2
+
+    other = psycopg2.connect(db_url, connect_timeout=3)
+    try:
+        with other.cursor() as cur:
+            cur.execute("SET lock_timeout = '3s'")
+            cur.execute(f'SELECT id, query_pin FROM "ticket" WHERE id IN ({marks})')
+            return dict(cur.fetchall())
+    finally:
+        other.close()
+
+
+def test_migration_commits_each_batch_and_resumes_after_an_interruption(db, db_url, monkeypatch):
+    """Should run 0027 outside a transaction: PostgreSQL's ALTER commits on its own (the ticket table is not
+    held locked through the conversion: another connection reads it meanwhile) and each batch of hashed PINs is
+    committed as it ends, on both databases; an interrupted run keeps the batches it finished, is not recorded,
+    and a second run hashes the rest."""
+    from core.migrations import SchemaMigration
+    from hotline.schema import all_models, create_schema
+
+    monkeypatch.setattr(pins, "CONVERT_BATCH", 3)
+    tickets = [services.create_ticket(f"旧工单{n}") for n in range(8)]
+    old = {t.id: f"{n + 100_000:06d}" for n, t in enumerate(tickets)}
+    if is_postgres(db):
+        Ticket.update(query_pin="").execute()
+        db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(8)')
+    for tid, pin in old.items():
+        Ticket.update(query_pin=pin).where(Ticket.id == tid).execute()
+    SchemaMigration.delete().where(SchemaMigration.name == STEP).execute()
+    ids, real, calls, seen = sorted(old), pins.hash_pin, [], {}
+
+    def hashing(pin, key, salt=None):
+        calls.append(pin)
+        if len(calls) == 4:  # the second batch's first PIN: the first batch is in the database for all to see
+            seen.update(_read_elsewhere(db_url, ids))
+        if len(calls) == 7:
+            raise RuntimeError("the migration is interrupted in its third batch")
+        return real(pin, key, salt)
+
+    monkeypatch.setattr(pins, "hash_pin", hashing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        create_schema(all_models())
+    assert [seen[tid].startswith("p1$") for tid in ids] == [True] * 3 + [False] * 5
+    if is_postgres(db):
+        assert _query_pin_width(db) == 100
+    assert not SchemaMigration.select().where(SchemaMigration.name == STEP).exists()
+    stored = dict(Ticket.select(Ticket.id, Ticket.query_pin).where(Ticket.id.in_(ids)).tuples())
+    assert [stored[tid].startswith("p1$") for tid in ids] == [True] * 6 + [False] * 2
+    monkeypatch.setattr(pins, "hash_pin", real)
+    assert STEP in create_schema(all_models())
+    rows = dict(Ticket.select(Ticket.id, Ticket.query_pin).where(Ticket.id.in_(ids)).tuples())
+    assert all(rows[tid] == stored[tid] for tid in ids[:6])  # the batches done are not hashed again
+    assert all(pins.match(rows[tid], pin, pins.installed()) == "current" for tid, pin in old.items())
+
+
+def test_the_schema_step_hashes_under_the_migrating_process_own_key(db, db_url, tmp_path):
+    """Should hash 0027's plain PINs under the key of the configuration of the process whose schema step runs
+    (Product.prepare_schema: a standby taking over migrates before it builds, with no key installed yet), not
+    under another configuration's (load_config()'s)."""
+    from core.config import load_config
+    from core.migrations import SchemaMigration
+    from hotline.product import Product
+
+    t = services.create_ticket("旧工单")
+    Ticket.update(query_pin="123456").where(Ticket.id == t.id).execute()
+    SchemaMigration.delete().where(SchemaMigration.name == STEP).execute()
+    pins.install(None)
+    product = Product(load_config({"database_url": db_url, "var_dir": str(tmp_path / "var"), "mode": "test",
+                                   "secret_key": "q" * 40}))
+    product._bound = True  # on the test's database as bound
+    assert STEP in product.prepare_schema()
+    assert pins.match(_stored(t), "123456", pins.PinKeys(b"q" * 40)) == "current"
