@@ -23,8 +23,10 @@ SECRET_PURPOSES = ("verify",)
 _CODE = re.compile(r"(?<![0-9])[0-9]{4,8}(?![0-9])")
 # The receipt's query PIN (6 digits, caseflow.values.generate_pin), wherever an edited template puts it: the
 # ticket holds only its hash, so the log cannot look it up to mask it. The 8-digit acceptance number stays.
+# The outbox stores a receipt's text this way too once the gateway took it (channels.outbox, issue 11).
 PIN_PURPOSES = ("receipt",)
 _PIN = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+PIN_MASK = "******"
 
 
 class LogInputError(ValueError):
@@ -126,17 +128,32 @@ def may_see_address(user, message: Message) -> bool:
     return bool(message.ticket_id) and privacy.may_see_contact(user, message.ticket)
 
 
+def holds_pin(message: Message) -> bool:
+    """An outgoing receipt: its text carries a ticket's query PIN."""
+    return message.direction == "out" and (message.purpose in PIN_PURPOSES or message.template_key in PIN_PURPOSES)
+
+
+def without_pin(message: Message) -> str:
+    """The message's text with a receipt's query PIN masked (other messages' texts as they are)."""
+    body = message.body or ""
+    return _PIN.sub(PIN_MASK, body) if holds_pin(message) else body
+
+
+def pin_masked(message: Message) -> bool:
+    """A receipt whose stored text no longer carries its PIN (masked once the gateway took it)."""
+    body = message.body or ""
+    return holds_pin(message) and PIN_MASK in body and not _PIN.search(body)
+
+
 def shown(user, message: Message) -> dict:
     """The message's address and text as ``user`` may see them. A verification code and a ticket's query
     code are never shown (they are the citizen's keys); without full contact, the address and any phone
     number or e-mail address inside the text are masked (the ticket's acceptance number stays)."""
     full = may_see_address(user, message)
-    body = message.body or ""
+    body = without_pin(message)
     ticket = message.ticket if message.ticket_id else None
     if message.purpose in SECRET_PURPOSES:
         body = _CODE.sub("******", body)
-    if message.direction == "out" and (message.purpose in PIN_PURPOSES or message.template_key in PIN_PURPOSES):
-        body = _PIN.sub("******", body)
     if not full:
         body = privacy.mask_contacts(body)
         if ticket is not None:
@@ -156,6 +173,9 @@ def retry(message_id: int, clock: Optional[Clock] = None) -> Message:
         raise LogInputError("只有发送失败的消息可以重发 / only a failed outgoing message can be retried")
     if message.purpose in SECRET_PURPOSES:
         raise LogInputError("验证码不重发，请市民重新获取 / codes are not resent: the citizen asks for a new one")
+    if pin_masked(message):  # the gateway took it once, then it failed (a report, a bounce): the PIN is gone
+        raise LogInputError("该回执的查询密码已不保存，无法重发 / the receipt's query PIN is no longer stored: "
+                            "not resent")
     now = to_db(clock.now())
     changed = Message.update(status="queued", attempts=0, error="", next_attempt_at=now, updated_at=now).where(
         (Message.id == message.id) & (Message.status == "failed")).execute()

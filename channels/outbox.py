@@ -19,7 +19,7 @@ import gevent.queue
 import peewee
 
 from caseflow.services import to_db
-from channels import policy, sms, templates
+from channels import messagelog, policy, sms, templates
 from channels.kannel import GatewayDown, GatewayRefused, GatewayUnsure
 from channels.models import Message, OptOut
 from core.clock import Clock
@@ -307,24 +307,33 @@ class Outbox:
             self._owed_back.clear()
 
     def _store(self, done: list) -> None:
-        """Mark sent what the gateway took, in one transaction, then tell ``on_sent``."""
+        """Mark sent what the gateway took, in one transaction, then tell ``on_sent``. A receipt's stored text
+        loses its query PIN in the same UPDATE (the salvage path stores through here too)."""
         if not done:
             return
         batch, done[:] = list(done), []
         now_db = to_db(self.clock.now())
         sending = Message.status == "sending"
         by_answer: dict[str, list[int]] = {}  # Kannel answers alike ("0: Accepted for delivery"): one UPDATE each
+        masked: dict[int, str] = {}  # a receipt's text without its query PIN, stored in the same UPDATE
         for message, answer in batch:
             by_answer.setdefault(str(answer)[:255], []).append(message.id)
+            if messagelog.holds_pin(message):
+                masked[message.id] = messagelog.without_pin(message)
         with database.atomic():
             for answer, ids in by_answer.items():
                 # A delivery report may have got here first (Kannel answers the dlr-url within
                 # milliseconds): it keeps its status and report, and the message still gets its sent_at.
-                Message.update({Message.status: peewee.Case(None, [(sending, "sent")], Message.status),
-                                Message.delivery_report: peewee.Case(None, [(sending, answer)],
-                                                                     Message.delivery_report),
-                                Message.sent_at: now_db, Message.updated_at: now_db, Message.error: ""}).where(
-                    Message.id.in_(ids)).execute()
+                changes = {Message.status: peewee.Case(None, [(sending, "sent")], Message.status),
+                           Message.delivery_report: peewee.Case(None, [(sending, answer)], Message.delivery_report),
+                           Message.sent_at: now_db, Message.updated_at: now_db, Message.error: ""}
+                receipts = [(i, masked[i]) for i in ids if i in masked]
+                if receipts:
+                    # The gateway has the text: a copy of the database must not open the citizen's case. A
+                    # report of failure that came first keeps it whole, for a person's retry (messagelog.retry).
+                    changes[Message.body] = peewee.Case(None, [(Message.status != "failed", peewee.Case(
+                        Message.id, receipts, Message.body))], Message.body)
+                Message.update(changes).where(Message.id.in_(ids)).execute()
         stored = {row.id: row for row in Message.select().where(Message.id.in_([m.id for m, _a in batch]))}
         for message, _answer in batch:
             self._tell(self.on_sent, stored[message.id])
@@ -383,6 +392,8 @@ def apply_report(message_id, report_type, answer: str = "", foreign: str = "") -
         current = "sent" if message.status == "failed" and not message.delivery_report else message.status
         status = sms.status_after_report(current, report_type)
         changes = {Message.status: status, Message.delivery_report: report}
+        if message.status == "failed" and status != "failed" and messagelog.holds_pin(message):
+            changes[Message.body] = messagelog.without_pin(message)  # taken after all: as _store would have
         if foreign and not message.provider_id and \
                 not Message.select().where(Message.provider_id == foreign).exists():
             changes[Message.provider_id] = foreign

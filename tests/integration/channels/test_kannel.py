@@ -49,6 +49,8 @@ def test_inbound_message_becomes_ticket_and_receipt_arrives(served_app, kannel_b
     assert _outbox(runner, base, settings, Clock()).run_once()["sent"] == 1
     got = wait_until(lambda: fakesmsc_messages(runner.received()), what="the receipt at fakesmsc")
     assert got[0][0] == "13900139000" and ticket.number in got[0][1] and pin_in(got[0][1], ticket)
+    stored = Message.get((Message.direction == "out") & (Message.ticket == ticket)).body  # issue 11
+    assert stored == got[0][1].replace(pin_in(got[0][1], ticket), "******")  # the PIN left with the SMS only
 
 
 def test_kannel_down_then_back_nothing_lost_nothing_doubled(served_app, kannel_box, clock):

@@ -137,6 +137,8 @@ def test_acknowledgement_sent_by_smtp_and_answer_threads_back(org_setup, channel
     assert sent.in_reply_to == "n1@example.cn"
     out = Message.get((Message.direction == "out") & (Message.channel == "email"))
     assert out.status == "sent" and MailHeader.get(MailHeader.message == out).msgid == sent.message_id
+    pin = pin_in(sent.text, ticket)
+    assert pin not in out.body and ticket.number in out.body and "******" in out.body  # the PIN left only by mail
     answer = citizen_mail(1, subject="Re: 回执", body="补充：路灯编号A7",
                           extra=f"In-Reply-To: <{sent.message_id}>\r\nReferences: <{sent.message_id}>\r\n")
     dovecot.deliver(answer.replace(b"<n1@example.cn>", b"<n1b@example.cn>"))

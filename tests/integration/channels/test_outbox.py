@@ -298,6 +298,23 @@ def test_report_before_the_failure_is_stored_keeps_its_state(db, clock, sms_sett
     assert Message.get_by_id(m.id).status == "delivered"
 
 
+def refuse_stores(box, times: int = 2) -> list:
+    """Have the database refuse ``box``'s first ``times`` stores of sent messages (in the round and in its
+    tidying up), then store as before; returns the sizes refused."""
+    import peewee
+
+    store, refusals = box._store, []
+
+    def refusing(done):
+        if done and len(refusals) < times:
+            refusals.append(len(done))
+            raise peewee.OperationalError("database is locked (test)")
+        return store(done)
+
+    box._store = refusing
+    return refusals
+
+
 def test_round_failing_midway_loses_nothing(db, clock, sms_settings):
     """Should, when the database refuses a statement in the middle of a round (twice: in the round and when
     the round tries to tidy up), still store as sent what the gateway took and queue again what it never got,
@@ -312,15 +329,7 @@ def test_round_failing_midway_loses_nothing(db, clock, sms_settings):
               for i in range(20)]
     gateway = SlowGateway()  # calls overlap: when the database refuses, some are in flight, some not begun
     box = Outbox(gateway, settings, clock=clock)
-    store, refusals = box._store, []
-
-    def refusing(done):
-        if done and len(refusals) < 2:
-            refusals.append(len(done))
-            raise peewee.OperationalError("database is locked (test)")
-        return store(done)
-
-    box._store = refusing
+    refusals = refuse_stores(box)
     with pytest.raises(peewee.OperationalError):
         box.run_once()
     assert len(refusals) == 2 and 0 < len(gateway.sent) < 20

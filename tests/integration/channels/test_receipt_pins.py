@@ -31,3 +31,142 @@ def test_the_log_never_shows_the_pin(org_setup, clock, sms_settings):
     for user in (org_setup.centre_user, org_setup.agent):
         shown = messagelog.shown(user, receipt)["body"]
         assert t.plain_pin not in shown and "凭******可查询" in shown and t.number in shown, shown
+
+
+# ------------------------------------------------------------------ the stored text once the gateway took it
+def _store_statements(box, database):
+    """Wrap ``box._store``: for each batch it stored, (the distinct gateway answers, its UPDATE statements)."""
+    from tests.integration.caseflow.test_create_statements import counted
+
+    store, seen = box._store, []
+
+    def counting(done):
+        answers = {str(answer) for _message, answer in done}
+        with counted(database) as statements:
+            store(done)
+        if answers:
+            seen.append((len(answers), sum(s.lstrip().upper().startswith("UPDATE") for s in statements)))
+
+    box._store = counting
+    return seen
+
+
+def _receipt(ticket):
+    return Message.get((Message.ticket == ticket.id) & (Message.purpose == "receipt"))
+
+
+def test_a_sent_receipt_is_stored_without_its_pin(db, org_setup, clock, gateway, sms_settings, sms_receipts):
+    """Should store a receipt the gateway took without its PIN (the gateway got it whole), in the UPDATE that
+    marks the batch sent (one per distinct answer, as before), and leave another message's text as it is."""
+    import dataclasses
+
+    from channels.outbox import Outbox, enqueue
+
+    settings = dataclasses.replace(sms_settings, concurrency=4, rate=0, daily_cap=0)
+    tickets = [services.create_ticket(f"路灯不亮{i}", citizen_phone=f"1380000000{i}", created_by=org_setup.agent,
+                                      clock=clock) for i in range(3)]
+    other = enqueue("13900000001", "result", {"number": "12345678", "reply": "已修复，设备编号 654321"}, answer=True,
+                    settings=settings, clock=clock)  # not a receipt: its 6-digit run stays
+    other_text = other.body
+    assert "654321" in other_text
+
+    def answering(message_id, to, text):  # two distinct answers: two UPDATEs when both are in one batch
+        gateway(message_id, to, text)
+        return "0: Accepted for delivery" if message_id % 2 else "3: Queued for later delivery"
+
+    box = Outbox(answering, settings, clock=clock)
+    batches = _store_statements(box, db)
+    assert box.run_once()["sent"] == 4
+    texts = {message_id: text for message_id, _to, text in gateway.sent}
+    for t in tickets:
+        stored = _receipt(t)
+        assert pin_in(texts[stored.id], t) == t.plain_pin  # what the citizen got
+        assert stored.status == "sent" and t.plain_pin not in stored.body and t.number in stored.body
+        assert stored.body == texts[stored.id].replace(t.plain_pin, messagelog.PIN_MASK)
+    assert Message.get_by_id(other.id).body == other_text == texts[other.id]
+    assert batches and all(updates == answers for answers, updates in batches), batches
+
+
+def test_a_receipt_reported_first_is_masked_if_delivered_kept_if_failed(org_setup, clock, gateway, sms_settings,
+                                                                        sms_receipts):
+    """Should mask a receipt a delivery report marked delivered before the round stored it, and keep whole one a
+    report failed first, whose retry by a person sends the PIN again (then masked once taken)."""
+    from channels import outbox
+    from channels.outbox import Outbox
+
+    delivered = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent,
+                                       clock=clock)
+    failed = services.create_ticket("井盖丢失", citizen_phone="13800000002", created_by=org_setup.agent,
+                                    clock=clock)
+    fail_first = {_receipt(failed).id}
+
+    def reporting(message_id, to, text):  # Kannel answers the dlr-url before the round stores 'sent'
+        gateway(message_id, to, text)
+        outbox.apply_report(message_id, 2 if message_id in fail_first else 1)
+        return "0: Accepted for delivery"
+
+    assert Outbox(reporting, sms_settings, clock=clock).run_once()["sent"] == 2
+    assert _receipt(delivered).status == "delivered" and delivered.plain_pin not in _receipt(delivered).body
+    kept = _receipt(failed)
+    assert kept.status == "failed" and pin_in(kept.body, failed) == failed.plain_pin
+    assert messagelog.retry(kept.id, clock=clock).status == "queued"
+    fail_first.clear()
+    assert Outbox(gateway, sms_settings, clock=clock).run_once()["sent"] == 1
+    assert pin_in(gateway.sent[-1][2], failed) == failed.plain_pin and gateway.sent[-1][0] == kept.id
+    assert failed.plain_pin not in _receipt(failed).body
+
+
+def test_a_receipt_failed_after_it_was_taken_is_not_resent_without_its_pin(org_setup, clock, gateway,
+                                                                           sms_settings, sms_receipts):
+    """Should refuse the retry of a receipt reported failed after the gateway took it (its text no longer holds
+    the PIN: resent, it would say ******), and mask one failed for want of an answer once a report says it
+    was delivered after all."""
+    import pytest
+
+    from channels import outbox
+    from channels.kannel import GatewayUnsure
+    from channels.outbox import Outbox
+
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert Outbox(gateway, sms_settings, clock=clock).run_once()["sent"] == 1
+    assert outbox.apply_report(_receipt(t).id, 2).status == "failed"
+    with pytest.raises(messagelog.LogInputError, match="no longer stored"):
+        messagelog.retry(_receipt(t).id, clock=clock)
+    assert _receipt(t).status == "failed"
+
+    unsure = services.create_ticket("井盖丢失", citizen_phone="13800000002", created_by=org_setup.agent, clock=clock)
+
+    def no_answer(message_id, to, text):
+        raise GatewayUnsure("no answer (test)")
+
+    Outbox(no_answer, sms_settings, clock=clock).run_once()
+    assert _receipt(unsure).status == "failed" and pin_in(_receipt(unsure).body, unsure)
+    assert outbox.apply_report(_receipt(unsure).id, 1).status == "delivered"
+    assert unsure.plain_pin not in _receipt(unsure).body and messagelog.PIN_MASK in _receipt(unsure).body
+
+
+def test_receipts_stored_by_the_salvage_are_masked(org_setup, clock, sms_settings, sms_receipts):
+    """Should mask the receipts a round that the database failed stores afterwards (its salvage, or the next
+    round), as the round itself would have."""
+    import dataclasses
+
+    import peewee
+    import pytest
+
+    from channels.outbox import Outbox
+    from tests.integration.channels.test_outbox import SlowGateway, refuse_stores
+
+    settings = dataclasses.replace(sms_settings, concurrency=4, rate=0, daily_cap=0)
+    tickets = [services.create_ticket(f"路灯不亮{i}", citizen_phone="1370000%04d" % i, created_by=org_setup.agent,
+                                      clock=clock) for i in range(12)]
+    gateway = SlowGateway()
+    box = Outbox(gateway, settings, clock=clock)
+    refuse_stores(box)
+    with pytest.raises(peewee.OperationalError):
+        box.run_once()
+    assert box._owed_sent  # taken by the gateway, stored by the next round
+    box.run_once()
+    texts = {message_id: text for message_id, _to, text in gateway.sent}
+    for t in tickets:
+        stored = _receipt(t)
+        assert stored.status == "sent" and pin_in(texts[stored.id], t) and t.plain_pin not in stored.body
