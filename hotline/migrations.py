@@ -11,6 +11,7 @@ ground floor (docs/architecture.md).
 """
 from __future__ import annotations
 
+import peewee
 from playhouse.migrate import migrate
 
 from caseflow import search_layout
@@ -232,8 +233,9 @@ def _ticket_query_pin_hashed(migrator, db):
     Outside a transaction (``batches``): PostgreSQL's ALTER runs on its own (a widening of a VARCHAR rewrites
     nothing, but holds the table's ACCESS EXCLUSIVE lock until its commit: inside one transaction with the
     conversion it held every reader and writer of the ticket table for the whole table's batches), then the
-    plain PINs are hashed in batches, each committed as it ends (caseflow.pins.convert_plain), on SQLite too.
-    Run again after an interruption, it widens nothing twice and hashes only what is still plain.
+    plain PINs are hashed in batches, each committed as it ends (caseflow.pins.convert_plain), on SQLite too,
+    and the receipts already sent lose their PIN the same way (``_mask_sent_receipts``). Run again after an
+    interruption, it widens nothing twice and hashes and masks only what is still plain.
 
     Here and not at every start: the key is the one the process migrating installed from its own
     configuration (hotline.product's prepare_schema, hotline.accounts; PinKeyError without one when a plain
@@ -245,7 +247,36 @@ def _ticket_query_pin_hashed(migrator, db):
     if is_postgres(db) and _column_width(db, "ticket", "query_pin") != 100:
         db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(100)')
     pins.convert_plain(pins.current())
+    _mask_sent_receipts(db)
     return []
+
+
+def _mask_sent_receipts(db, batch: int | None = None) -> int:
+    """The receipts a gateway took before this version (status sent or delivered) lose their query PIN as the
+    outbox now stores them (channels.messagelog.without_pin), in batches each committed as the PINs' are; a
+    failed one keeps it for a person's retry. Returns how many changed; run again, it changes none twice."""
+    from caseflow import pins
+    from channels import messagelog
+    from channels.models import Message
+
+    taken = Message.status.in_(("sent", "delivered"))
+    receipts = (Message.direction == "out") & taken & (Message.purpose.in_(messagelog.PIN_PURPOSES)
+                                                       | Message.template_key.in_(messagelog.PIN_PURPOSES))
+    batch, done, last = batch or pins.CONVERT_BATCH, 0, 0
+    while True:
+        with db.atomic():
+            rows = list(Message.select(Message.id, Message.direction, Message.purpose, Message.template_key,
+                                       Message.body).where((Message.id > last) & receipts)
+                        .order_by(Message.id).limit(batch))
+            if not rows:
+                return done
+            masked = [(row.id, body) for row, body in ((row, messagelog.without_pin(row)) for row in rows)
+                      if body != row.body]
+            if masked:
+                Message.update(body=peewee.Case(Message.id, masked, Message.body)).where(
+                    Message.id.in_([mid for mid, _ in masked]) & taken).execute()
+                done += len(masked)
+        last = rows[-1].id
 
 
 def _column_width(db, table: str, column: str):
@@ -307,7 +338,8 @@ def _column_width(db, table: str, column: str):
 #       (caseflow.models.overdue_at): read from ticket_handling_deadline, which replaces ticket_centre_overdue
 #       (the swept ones only; issue 15). Built CONCURRENTLY as 0021's.
 # 0027: the tickets' query PINs stored as their keyed hash (caseflow.pins), the column widened to 100 characters;
-#       outside a transaction, the ALTER on its own, then the PINs in batches each committed (both databases).
+#       outside a transaction, the ALTER on its own, then the PINs in batches each committed (both databases);
+#       the receipts already sent or delivered lose their PIN (masked as channels.outbox now stores them).
 STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                      Step("0002_knowledge_answer_upkeep", _knowledge_answer_upkeep),
                      Step("0003_knowledge_item_public", _knowledge_item_public),

@@ -271,3 +271,31 @@ def test_the_schema_step_hashes_under_the_migrating_process_own_key(db, db_url, 
     product._bound = True  # on the test's database as bound
     assert STEP in product.prepare_schema()
     assert pins.match(_stored(t), "123456", pins.PinKeys(b"q" * 40)) == "current"
+
+
+def test_migration_masks_the_pin_of_receipts_already_sent(db, monkeypatch):
+    """Should store the receipts a gateway took before 0027 (sent, delivered) without their PIN, as the outbox
+    now stores them (more rows than a batch); a failed or queued receipt keeps it (a retry sends it), as does a
+    message that is no receipt; run again, it masks nothing twice."""
+    from channels.models import Message
+    from core.migrations import SchemaMigration
+    from hotline.migrations import _mask_sent_receipts
+    from hotline.schema import all_models, create_schema
+
+    monkeypatch.setattr(pins, "CONVERT_BATCH", 2)
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001")
+    text = f"受理号{t.number}，查询码{t.plain_pin}"
+
+    def message(status, purpose="receipt", template_key="receipt", direction="out"):
+        return Message.create(direction=direction, address="13800000001", body=text, status=status, ticket=t,
+                              purpose=purpose, template_key=template_key).id
+
+    sent = [message("sent"), message("delivered"), message("sent", purpose=""), message("delivered", template_key="")]
+    kept = [message("failed"), message("queued"), message("sent", purpose="result", template_key="result"),
+            message("sent", direction="in", purpose="", template_key="")]
+    SchemaMigration.delete().where(SchemaMigration.name == STEP).execute()
+    assert STEP in create_schema(all_models())
+    bodies = dict(Message.select(Message.id, Message.body).tuples())
+    assert all(bodies[i] == f"受理号{t.number}，查询码******" for i in sent)
+    assert all(bodies[i] == text for i in kept)
+    assert _mask_sent_receipts(db) == 0
