@@ -145,6 +145,10 @@ def run_sms(backend: str, count: int, pg_url: str, rate: float = 0.0, drain_time
         lent = {"sms_settings": settings} if "sms_settings" in Services.__dataclass_fields__ else \
             {"extra": {"sms_settings": settings}}  # the typed field, or the older extra mapping
         app = create_app(config, Services(clock=Clock(config.tz), **lent))
+        # As the product's start does: each ticket's receipt is queued with the ticket (caseflow.pins keeps only
+        # the PIN's hash, so the history scan below no longer queues receipts).
+        from channels import receipts
+        receipts.connect(config, sms_settings=settings)
         reports: dict[int, float] = {}  # message id -> when its 'delivered' report reached the app
         requests: list[str] = []  # with ``keep``: every report request and the app's answer
 
