@@ -30,7 +30,6 @@ from caseflow.models import (CENTRE_LIST_WHERE, CENTRE_ORDER, HANDLING, OVERDUE_
                              User, overdue_at)
 from caseflow.roles import can
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
-from core.alarms import raise_alarm
 from core.clock import Clock
 from core.db import is_postgres
 
@@ -49,6 +48,7 @@ from caseflow.citizens import (blacklist, blacklist_caller, citizen_history, cit
                                first_contact, insert_unless_taken, is_blacklisted, known_citizen, set_blacklist)
 from caseflow.ticket_search import SEARCH_FILTERS, search_tickets  # noqa: F401
 from caseflow.timeline import status_query, timeline  # noqa: F401
+from caseflow.ticket_receipts import queue_receipt, receipt_failed, receipt_row, receipt_rows  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     The PIN is stored only as its keyed hash (caseflow.pins, under the process's installed key): the returned
     ticket carries it in ``plain_pin`` (not a column) for whoever gives it to the citizen now, and the receipt
     writers connected to caseflow.pins queue what carries it (the SMS and e-mail receipts) in the ticket's
-    transaction, since nothing can read it back later.
+    transaction, since nothing can read it back later. On PostgreSQL the SMS receipt's row goes into the ticket's
+    own statement instead (channels.receipts.Receipts.split, caseflow.ticket_receipts), so a ticket whose only
+    receipt is that one still needs no transaction; a statement refused with it goes in again without it.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
     transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
@@ -126,6 +128,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     receipts = pins.receipts() if (phone or email) else ()
     if (phone or email) and not receipts:
         _no_receipt_writer()
+    # PostgreSQL: the SMS receipt's row goes into the ticket's statement (no transaction for it alone)
+    sms_receipt, receipts = receipt_rows(receipts, phone, channel, clock) if is_postgres() else (None, receipts)
     alone = not (creation_key or call_uuid or attachments or channel == "mailbox" or also is not None
                  or reply.strip() or receipts)
     one_statement = alone and is_postgres()
@@ -139,7 +143,7 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     pin = generate_pin()
     stored_pin = pins.hash_pin(pin, keys.current)
     with (contextlib.nullcontext() if one_statement else _db().atomic()):
-        ticket = None
+        ticket = refused = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,
                            content=content, category=category, region=region, citizen=citizen,
@@ -148,8 +152,22 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                            created_by=created_by, created_at=now, updated_at=now, search_text=text)
             history = history_row(draft, created_by, "create", "", wf.RECORDED, note or CHANNELS[channel][0], now,
                                   label=actor_label or ("" if created_by else SYSTEM))
-            if new_ticket.insert(draft, history, counted=alone, newcomer=newcomer,
-                                 rows=rows(draft) if rows is not None else ()):
+            own = list(rows(draft)) if rows is not None else []
+            receipt_message = receipt_row(sms_receipt, draft, pin)
+            if receipt_message is None:
+                sms_receipt = None
+                written = new_ticket.insert(draft, history, counted=alone, newcomer=newcomer, rows=own)
+            else:
+                try:
+                    with (contextlib.nullcontext() if one_statement else _db().atomic()):
+                        written = new_ticket.insert(draft, history, counted=alone, newcomer=newcomer,
+                                                    rows=own + [receipt_message])
+                except (peewee.IntegrityError, peewee.DataError) as error:
+                    # Refused, nothing of the statement written: the ticket goes in again without the receipt
+                    # (no ticket lost for its receipt); the receipt's fault if that one goes in (alarm below).
+                    refused, sms_receipt = error, None
+                    continue
+            if written:
                 ticket = draft
                 break
             # number collision: draw again (a first contact's profile went in with it)
@@ -157,6 +175,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
                 citizen, newcomer = newcomer, None
         if ticket is None:
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
+        if refused is not None:
+            receipt_failed(ticket.number, pin, refused)
         if newcomer is not None and newcomer.id is None:
             # Another call recorded the number's profile meanwhile: the ticket's statement gave the ticket that
             # row (caseflow.new_ticket); here only its empty fields are filled from this contact.
@@ -185,23 +205,6 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     ticket.plain_pin = pin
     log.info("ticket %s created (%s/%s)", ticket.number, type, channel)
     return ticket
-
-
-def queue_receipt(receipt: pins.Receipt, ticket: Ticket, pin: str, clock: Clock) -> bool:
-    """Run one receipt writer in a savepoint of its own inside the ticket's transaction; True if it queued.
-    A receipt that cannot be queued (the outbox refused its row, an edited template that fails to render) is
-    rolled back alone, logged and raised as an alarm (``receipt_failed``): the citizen's ticket is filed all
-    the same, since nothing the citizen gave may be lost for a message about it. The PIN is kept out of both."""
-    try:
-        with _db().atomic():
-            receipt(ticket, pin, clock)
-        return True
-    except Exception as error:  # noqa: BLE001 - whatever a writer raises, the ticket stays
-        reason = f"{type(error).__name__}: {error}".replace(pin, "******")[:200]
-        log.warning("receipt of ticket %s not queued (%s)", ticket.number, reason)
-        raise_alarm("receipt_failed", f"工单 {ticket.number} 的受理回执未能排队发送 / the receipt of ticket "
-                    f"{ticket.number} was not queued: {reason}", subject="receipts")
-        return False
 
 
 _warned_no_receipts = threading.Event()

@@ -57,21 +57,32 @@ def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "",
         if earlier is None:
             log.info("sms %s to %s not queued: opted out", template_key, address)
         return earlier
+    message = sms_row(address, template_key, values, purpose=purpose, ticket=ticket, dedupe_key=dedupe_key,
+                      ref=ref, answer=answer, lang=lang, settings=settings, clock=clock, texts=texts)
+    try:
+        with database.atomic():
+            message.save(force_insert=True)
+            return message
+    except peewee.IntegrityError:
+        return Message.get_or_none(Message.dedupe_key == dedupe_key)
+
+
+def sms_row(address: str, template_key: str, values: dict, *, purpose: str = "", ticket=None,
+            dedupe_key: Optional[str] = None, ref: str = "", answer: bool = False, lang: str = "zh",
+            settings=None, clock: Optional[Clock] = None, texts: Optional[templates.Texts] = None) -> Message:
+    """The unsaved queued SMS that ``enqueue`` inserts (``address`` normalised, its opt-out checked), for a
+    writer that inserts it in a statement of its own (caseflow.new_ticket's, the receipt of a new ticket)."""
+    clock = clock or Clock()
     default = templates.DEFAULTS[template_key]
     body = sms.fit(templates.render(template_key, values, lang, texts))
     now = clock.now()
     quiet = settings.quiet if settings is not None else policy.QuietHours()
     urgent = default.urgent or answer
-    try:
-        with database.atomic():
-            return Message.create(channel="sms", direction="out", address=address, body=body,
-                                  template_key=template_key, purpose=purpose or template_key, urgent=urgent,
-                                  status="queued", segments=sms.segments(body), ticket=ticket,
-                                  dedupe_key=dedupe_key, ref=str(ref)[:64],
-                                  next_attempt_at=to_db(policy.earliest_send(now, urgent, quiet)),
-                                  created_at=to_db(now), updated_at=to_db(now))
-    except peewee.IntegrityError:
-        return Message.get_or_none(Message.dedupe_key == dedupe_key)
+    return Message(channel="sms", direction="out", address=address, body=body, template_key=template_key,
+                   purpose=purpose or template_key, urgent=urgent, status="queued", segments=sms.segments(body),
+                   ticket=ticket, dedupe_key=dedupe_key, ref=str(ref)[:64],
+                   next_attempt_at=to_db(policy.earliest_send(now, urgent, quiet)), created_at=to_db(now),
+                   updated_at=to_db(now))
 
 
 class Outbox:

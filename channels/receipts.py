@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Optional
 
 from caseflow import pins
 from caseflow.models import Ticket
-from channels import templates
-from channels.outbox import enqueue
+from channels import sms, templates
+from channels.models import Message
+from channels.outbox import enqueue, opted_out, sms_row
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,40 @@ def receipt_values(ticket: Ticket, pin: str) -> dict:
 
 
 def queue_sms(ticket: Ticket, pin: str, *, settings=None, clock=None):
-    """The SMS receipt to the ticket's phone (one per ticket: ``receipt:<id>``); an SMS ticket's is the answer
-    to the citizen's own message, which an opt-out does not stop. None when there is no mobile number."""
+    """The SMS receipt to the ticket's phone (one per ticket: ``receipt:<number>``); an SMS ticket's is the
+    answer to the citizen's own message, which an opt-out does not stop. None when there is no mobile number."""
     if not ticket.citizen_phone:
         return None
     return enqueue(ticket.citizen_phone, "receipt", receipt_values(ticket, pin), purpose="receipt", ticket=ticket,
-                   dedupe_key=f"receipt:{ticket.id}", answer=ticket.channel == "sms", settings=settings, clock=clock)
+                   dedupe_key=sms_key(ticket), answer=ticket.channel == "sms", settings=settings, clock=clock)
+
+
+def sms_key(ticket: Ticket) -> str:
+    """The SMS receipt's dedupe key: by the ticket's number, known before its id (the row can be built before
+    the ticket's INSERT, for the same statement)."""
+    return f"receipt:{ticket.number}"
+
+
+def sms_builder(phone: str, channel: str, *, settings=None, clock=None) -> Optional[Callable[[Ticket, str], Message]]:
+    """What builds the SMS receipt of a ticket still to be inserted (``draft, pin`` -> its unsaved row, the ticket
+    set to the draft, rendered for the draft's number), as queue_sms would queue it: the number checked, its
+    opt-out and the template's text read now, once for every number drawn. None when no receipt goes there."""
+    if not phone:
+        return None
+    try:
+        address = sms.normalise_number(phone)
+    except sms.SmsInputError:
+        return None
+    answer = channel == "sms"
+    if not sms.is_mobile(address) or (not answer and opted_out(address)):
+        return None
+    texts = templates.Texts()
+
+    def build(draft: Ticket, pin: str) -> Message:
+        return sms_row(address, "receipt", receipt_values(draft, pin), purpose="receipt", ticket=draft,
+                       dedupe_key=sms_key(draft), answer=answer, settings=settings, clock=clock, texts=texts)
+
+    return build
 
 
 def queue_email(ticket: Ticket, pin: str, *, settings, clock=None):
@@ -57,6 +86,23 @@ class Receipts:
         queue_sms(ticket, pin, settings=self.sms_settings, clock=clock)
         if self.email_settings is not None:
             queue_email(ticket, pin, settings=self.email_settings, clock=clock)
+
+    def split(self, phone: str, channel: str, clock=None) -> tuple[Optional[Callable], Optional[pins.Receipt]]:
+        """For a ticket written in one statement (caseflow.services.create_ticket on PostgreSQL): the SMS
+        receipt's row builder (sms_builder) and the rest, a writer for the ticket's transaction (the e-mail
+        receipt, which needs its MailHeader), None when there is none."""
+        rest = _EmailReceipt(self.email_settings) if self.email_settings is not None else None
+        return sms_builder(phone, channel, settings=self.sms_settings, clock=clock), rest
+
+
+@dataclass(frozen=True)
+class _EmailReceipt:
+    """The e-mail receipt alone, run like any receipt writer (in a savepoint of the ticket's transaction)."""
+
+    settings: Any
+
+    def __call__(self, ticket: Ticket, pin: str, clock=None) -> None:
+        queue_email(ticket, pin, settings=self.settings, clock=clock)
 
 
 def connect(config, sms_settings=None, email_settings=None) -> Receipts:

@@ -1,6 +1,10 @@
 """The receipt that carries a new ticket's query PIN (channels.receipts): queued with the ticket, since the ticket
 keeps only the PIN's hash; and the message log, which never shows the PIN (issue 11)."""
+import peewee
+import pytest
+
 from caseflow import pins, services
+from caseflow.models import Ticket
 from channels import messagelog, notices
 from channels.models import Message, MessageTemplate
 from channels.receipts import Receipts
@@ -31,6 +35,47 @@ def test_the_log_never_shows_the_pin(org_setup, clock, sms_settings):
     for user in (org_setup.centre_user, org_setup.agent):
         shown = messagelog.shown(user, receipt)["body"]
         assert t.plain_pin not in shown and "凭******可查询" in shown and t.number in shown, shown
+
+
+def test_a_receipt_refused_by_the_database_still_files_the_ticket(org_setup, clock, sms_receipts, alarms,
+                                                                  monkeypatch):
+    """Should file the ticket without its SMS receipt when the database refuses the receipt's row (on PostgreSQL
+    in the ticket's own statement, which then writes nothing: the ticket goes in again without it, and the alarm
+    names the ticket filed, without the PIN); a refusal not the receipt's (the ticket's own rows) still refuses
+    the ticket."""
+    from channels import receipts
+    from core.db import is_postgres
+    from ops.models import SystemAlarm
+
+    Message.create(channel="sms", direction="out", address="13800000009", body="x", template_key="receipt",
+                   status="sent", dedupe_key="receipt:taken", created_at=clock.now(), updated_at=clock.now())
+    monkeypatch.setattr(receipts, "sms_key", lambda ticket: "receipt:taken")  # the dedupe key's unique index
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert services.status_query(t.number, t.plain_pin)["status"] == "recorded"
+    assert not Message.select().where(Message.ticket == t.id).exists()
+    if is_postgres():  # enqueue takes a used key for the same event's message queued before: no alarm there
+        [alarm] = SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed")
+        assert t.number in alarm.text and "IntegrityError" in alarm.text and t.plain_pin not in alarm.text
+    with pytest.raises(peewee.IntegrityError):
+        services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock,
+                               rows=lambda draft: [Message(channel="sms", direction="out", address="1", body="x",
+                                                           status="queued", dedupe_key="receipt:taken",
+                                                           created_at=clock.now(),
+                                                           updated_at=clock.now())])
+    assert Ticket.select().count() == 1
+
+
+def test_a_receipt_template_that_fails_still_files_the_ticket(org_setup, clock, sms_receipts, alarms):
+    """Should file the ticket without its SMS receipt, raising the alarm, when the edited receipt template fails
+    to render (on PostgreSQL it is rendered for the ticket's own statement)."""
+    from ops.models import SystemAlarm
+
+    MessageTemplate.create(key="receipt", lang="zh", body="{{ pin | no_such_filter }}")
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert services.status_query(t.number, t.plain_pin)["status"] == "recorded"
+    assert not Message.select().where(Message.ticket == t.id).exists()
+    [alarm] = SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed")
+    assert t.number in alarm.text and t.plain_pin not in alarm.text
 
 
 # ------------------------------------------------------------------ the stored text once the gateway took it

@@ -13,6 +13,7 @@ import pytest
 
 from caseflow import org, portal
 from caseflow.models import Category, Citizen, Ticket, WebCase
+from channels.models import Message
 from core.db import is_postgres
 from tests.conftest import TEST_SECRET_KEY
 from tests.integration.caseflow.test_create_statements import counted  # every statement's text
@@ -62,7 +63,20 @@ def commits_counted(database):
         kind.execute_sql, kind.commit = execute, commit
 
 
-WRITTEN = ("ticket_history", "ticket_day_count", "ticket", "web_case", "audit_log", "citizen")
+WRITTEN = ("ticket_history", "ticket_day_count", "ticket", "web_case", "audit_log", "citizen", "message")
+
+
+@pytest.fixture
+def receipts_connected(tmp_path):
+    """The receipt writers connected as a web worker connects them (hotline.worker: channels.receipts.connect)."""
+    from caseflow import pins
+    from channels import receipts
+    from core.config import load_config
+
+    connected = receipts.connect(load_config({"mode": "test", "var_dir": str(tmp_path / "var"),
+                                              "secret_key": TEST_SECRET_KEY}))
+    yield connected
+    pins.disconnect_receipt(connected)
 
 
 def _written(statement: str) -> list[str]:
@@ -71,13 +85,16 @@ def _written(statement: str) -> list[str]:
     return [t for t in inserts if t in WRITTEN] if re.match(r"(WITH|INSERT|UPDATE)\b", statement, re.I) else []
 
 
-def test_a_submission_commits_once_and_writes_its_web_case_before_the_day_counts(db, client, world):
-    """Should file a web case with no savepoint, no category or region read (the kept trees), its limits
-    asked in one statement, the web case and the audit row inserted before the ticket's day counts, which come
-    last, and one commit. On PostgreSQL a submission without files is 4 round trips: 3 reads and one statement
-    writing the first contact's profile, the ticket, its history, the web case, the audit row and the day counts,
-    atomic with no BEGIN or COMMIT (9 before: BEGIN, the ticket's statement, the web case's, the audit row's and
-    the day counts' INSERTs, COMMIT; 12 with 3 commits before that)."""
+def test_a_submission_commits_once_and_writes_its_web_case_before_the_day_counts(db, client, world,
+                                                                                 receipts_connected):
+    """Should file a web case with no category or region read (the kept trees), its limits asked in one
+    statement, the web case, the audit row and the SMS receipt inserted before the ticket's day counts, which
+    come last, and one commit, with the receipt writers connected as in production. On PostgreSQL a submission
+    without files is 6 round trips, with no savepoint: 3 reads, the receipt's opt-out and template reads, and
+    one statement writing the first contact's profile, the ticket, its history, the web case, the audit row, the
+    receipt and the day counts, atomic with no BEGIN or COMMIT (12 with the receipt queued in the ticket's
+    transaction: BEGIN, the statement, two savepoints and their releases, the two reads, the receipt's INSERT,
+    the day counts, COMMIT). SQLite queues the receipt in a savepoint of the ticket's transaction."""
     street = org.create_region("R1", "东区")
     client.get("/write")  # the trees are read once here and kept
     data = _form(client, content="第一封信", category=str(world.noise.id), region=str(street.id))
@@ -85,17 +102,18 @@ def test_a_submission_commits_once_and_writes_its_web_case_before_the_day_counts
         response = client.post("/write", data=data)
     assert response.status_code == 200, response.get_data(as_text=True)
     statements = [s for s, _ in seen]
-    assert not [s for s in statements if "SAVEPOINT" in s.upper()], statements
+    assert bool([s for s in statements if "SAVEPOINT" in s.upper()]) == (not is_postgres()), statements
     assert not _reads(statements, "category") and not _reads(statements, "region"), statements
     assert len(_reads(statements, "web_case")) == 1, statements  # duplicate, address and phone limits together
     writes = [(_written(s), inside) for s, inside in seen if _written(s)]
     order = [table for tables, _ in writes for table in tables]
-    assert order == ["citizen", "ticket", "ticket_history", "web_case", "audit_log", "ticket_day_count"], order
+    assert order == ["citizen", "ticket", "ticket_history", "web_case", "audit_log", "message",
+                     "ticket_day_count"], order
     outside = [tables for tables, inside in writes if not inside]  # each its own commit
     if is_postgres():
         assert writes == [(order, False)] and not committed, (writes, committed)  # one statement, its own commit
         round_trips = len(statements) + 2 * len(committed)  # psycopg2's BEGIN and the COMMIT are round trips
-        assert round_trips == 4, statements
+        assert round_trips == 6, statements
     else:  # SQLite's commit waits for no disk flush (WAL, synchronous=normal): the profile is made first
         assert outside == [["citizen"]] and len(committed) == 1, (writes, committed)
     ticket = Ticket.get(Ticket.content == "第一封信")
@@ -103,6 +121,8 @@ def test_a_submission_commits_once_and_writes_its_web_case_before_the_day_counts
     assert WebCase.get(WebCase.ticket == ticket).consent
     assert ticket.citizen.phone == "13700001111"
     assert AuditLog.get((AuditLog.action == "portal_submit") & (AuditLog.obj_id == ticket.number))
+    (receipt,) = Message.select().where(Message.ticket == ticket)
+    assert receipt.purpose == "receipt" and receipt.address == "13700001111" and receipt.status == "queued"
 
 
 def test_a_refused_submission_is_audited_and_leaves_nothing(db, client, world, monkeypatch):
