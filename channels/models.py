@@ -36,7 +36,7 @@ class Message(BaseModel):
     error = peewee.CharField(max_length=255, default="")
     segments = peewee.IntegerField(default=1)
     ticket = peewee.ForeignKeyField(Ticket, null=True, backref="messages", on_delete="SET NULL")
-    # What an outgoing message answers or announces ("receipt:<ticket number>"): the same event never queues twice.
+    # What an outgoing message answers or announces ("receipt-no:<ticket number>"): the same event never queues twice.
     dedupe_key = peewee.CharField(max_length=64, null=True, unique=True)
     ref = peewee.CharField(max_length=64, default="")  # e.g. the MaterialRequest id a message fulfils
     created_at = peewee.DateTimeField(default=utcnow, index=True)

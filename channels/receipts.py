@@ -26,7 +26,7 @@ def receipt_values(ticket: Ticket, pin: str) -> dict:
 
 
 def queue_sms(ticket: Ticket, pin: str, *, settings=None, clock=None):
-    """The SMS receipt to the ticket's phone (one per ticket: ``receipt:<number>``); an SMS ticket's is the
+    """The SMS receipt to the ticket's phone (one per ticket: ``receipt-no:<number>``); an SMS ticket's is the
     answer to the citizen's own message, which an opt-out does not stop. None when there is no mobile number."""
     if not ticket.citizen_phone:
         return None
@@ -36,8 +36,9 @@ def queue_sms(ticket: Ticket, pin: str, *, settings=None, clock=None):
 
 def sms_key(ticket: Ticket) -> str:
     """The SMS receipt's dedupe key: by the ticket's number, known before its id (the row can be built before
-    the ticket's INSERT, for the same statement)."""
-    return f"receipt:{ticket.number}"
+    the ticket's INSERT, for the same statement). Not ``receipt:<n>``: receipts queued before kept their ticket's
+    id there, and an id reaching 8 digits would take a new ticket's number key."""
+    return f"receipt-no:{ticket.number}"
 
 
 def sms_builder(phone: str, channel: str, *, settings=None, clock=None) -> Optional[Callable[[Ticket, str], Message]]:
