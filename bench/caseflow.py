@@ -246,6 +246,14 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
             clock = FixedClock(dt.datetime(2026, 3, 4, 10, 0))
             level2 = [u for u in users if u.department.level == 2]
             if want("create_ticket"):
+                # As in production, where each process that files tickets queues the SMS receipt with them
+                # (channels.receipts; on PostgreSQL in the ticket's own statement).
+                from caseflow import pins
+                from channels.receipts import Receipts
+                from channels.settings import SmsSettings
+                from core.config import load_config
+
+                pins.connect_receipt(Receipts(SmsSettings.from_config(load_config({"mode": "test"})), None))
                 created = timed(lambda: services.create_ticket(text(rng), type="complaint", citizen_phone=rng.choice(
                     phones), citizen_name="市民", created_by=agent, clock=clock), args.timed)
                 rows.append(figure("create_ticket", f"{args.timed:,} on top", *created, CREATE_AIM))
