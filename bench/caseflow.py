@@ -182,6 +182,7 @@ def open_database(name: str, args, folder: Path, pg_url: str):
     if not args.keep:
         return (*open_backend(name, folder, pg_url, "caseflow"), None)
     keep = Path(args.keep).resolve()
+    keep.mkdir(parents=True, exist_ok=True)  # its first use: the seeding is recorded there
     meta = keep / f"caseflow-{name}-{args.tickets}.json"
     record = json.loads(meta.read_text()) if meta.exists() else None
     database, _url = open_kept_backend(name, keep / f"caseflow-keep-{args.tickets}.sqlite3",

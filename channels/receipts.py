@@ -15,7 +15,7 @@ from caseflow import pins
 from caseflow.models import Ticket
 from channels import sms, templates
 from channels.models import Message
-from channels.outbox import enqueue, opted_out, sms_row
+from channels.outbox import enqueue, sms_row, stored_text_and_opt_out
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,12 @@ def sms_builder(phone: str, channel: str, *, settings=None, clock=None) -> Optio
     except sms.SmsInputError:
         return None
     answer = channel == "sms"
-    if not sms.is_mobile(address) or (not answer and opted_out(address)):
+    if not sms.is_mobile(address):
         return None
-    texts = templates.Texts()
+    stored, opted = stored_text_and_opt_out("receipt", "zh", address)
+    if opted and not answer:
+        return None
+    texts = templates.Texts(known={("receipt", "zh"): stored})
 
     def build(draft: Ticket, pin: str) -> Message:
         return sms_row(address, "receipt", receipt_values(draft, pin), purpose="receipt", ticket=draft,

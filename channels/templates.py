@@ -105,8 +105,10 @@ def source(key: str, lang: str = "zh") -> str:
     if key not in DEFAULTS:
         raise TemplateInputError(f"unknown template {key!r}")
     row = stored(key, lang)
-    if row is not None:
-        return row.body
+    return row.body if row is not None else _default(key, lang)
+
+
+def _default(key: str, lang: str) -> str:
     default = DEFAULTS[key]
     return default.en if lang == "en" else default.zh
 
@@ -116,8 +118,10 @@ class Texts:
     receipts) asks once per key and language, not once per message. Lives for one round, so an
     administrator's edit applies from the next."""
 
-    def __init__(self):
-        self._read: dict[tuple[str, str], str] = {}
+    def __init__(self, known: Optional[dict[tuple[str, str], Optional[str]]] = None):
+        """``known``: texts already read with something else ((key, lang) -> the stored text, None for none)."""
+        self._read: dict[tuple[str, str], str] = {
+            (key, lang): text if text is not None else _default(key, lang) for (key, lang), text in (known or {}).items()}
 
     def source(self, key: str, lang: str = "zh") -> str:
         if (key, lang) not in self._read:

@@ -215,3 +215,16 @@ def test_receipts_stored_by_the_salvage_are_masked(org_setup, clock, sms_setting
     for t in tickets:
         stored = _receipt(t)
         assert stored.status == "sent" and pin_in(texts[stored.id], t) and t.plain_pin not in stored.body
+
+
+def test_an_opted_out_number_gets_no_receipt_unless_it_wrote_itself(org_setup, clock, sms_receipts):
+    """Should queue no receipt to a number that opted out (the receipt's one read before the ticket's statement
+    asks the template and the opt-out together), yet answer an SMS ticket of that number (its own message)."""
+    from channels.models import OptOut
+
+    OptOut.create(address="13800000005")
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000005", created_by=org_setup.agent, clock=clock)
+    assert not Message.select().where(Message.ticket == t.id).exists()
+    texted = services.create_ticket("噪音扰民", citizen_phone="13800000005", channel="sms", clock=clock)
+    (receipt,) = Message.select().where(Message.ticket == texted.id)
+    assert pin_in(receipt.body, texted) == texted.plain_pin
