@@ -67,11 +67,6 @@ def install(keys: Optional[PinKeys]) -> None:
         _keys = keys
 
 
-def current() -> Optional[PinKeys]:
-    """The process's keys, or None when none is installed."""
-    return _keys
-
-
 def installed() -> PinKeys:
     """The process's keys, or PinKeyError."""
     keys = _keys
@@ -135,13 +130,14 @@ def match(stored: str, typed, keys: PinKeys) -> Optional[str]:
     return None
 
 
-def verify(ticket, typed, keys: Optional[PinKeys] = None) -> bool:
-    """True if ``typed`` is the PIN of ``ticket`` (None: False, after the same hashing time). A PIN stored
-    plain or under a previous key is hashed again under the current key (one UPDATE, only if the row still
-    holds what was read)."""
+def verify(ticket, typed) -> bool:
+    """True if ``typed`` is the PIN of ``ticket`` (None: False, after the same hashing time), under the
+    process's installed keys (``installed``: the one source, for the phone's status query and the website's
+    look-up alike, as for creation). A PIN stored plain or under a previous key is hashed again under the
+    current key (one UPDATE, only if the row still holds what was read)."""
     from caseflow.models import Ticket
 
-    keys = keys or installed()
+    keys = installed()
     if ticket is None or not ticket.query_pin:
         hash_pin("0", keys.current)  # an unknown number costs what a known one does
         return False
@@ -154,12 +150,12 @@ def verify(ticket, typed, keys: Optional[PinKeys] = None) -> bool:
     return found is not None
 
 
-def convert_plain(keys: Optional[PinKeys] = None, batch: Optional[int] = None) -> int:
-    """Hash every PIN still stored plain under the current key (migration 0027, once); returns how many.
-    Batches of ``batch`` rows (CONVERT_BATCH), each read and written (one UPDATE) in a transaction of its own: outside any
-    (the migration), each is committed as it ends, so writers of the table wait for a batch at most and an
-    interrupted run is taken up where it stopped (a hashed PIN is never selected again). The key is needed
-    only when a plain PIN is found (PinKeyError without one installed)."""
+def convert_plain(batch: Optional[int] = None) -> int:
+    """Hash every PIN still stored plain under the installed current key (migration 0027, once); returns how
+    many. Batches of ``batch`` rows (CONVERT_BATCH), each read and written (one UPDATE) in a transaction of its
+    own: outside any (the migration), each is committed as it ends, so writers of the table wait for a batch at
+    most and an interrupted run is taken up where it stopped (a hashed PIN is never selected again). The key is
+    needed only when a plain PIN is found (PinKeyError without one installed)."""
     from caseflow.models import Ticket
     from core.db import database
 
@@ -173,8 +169,8 @@ def convert_plain(keys: Optional[PinKeys] = None, batch: Optional[int] = None) -
                 return done
             plain = [(tid, pin) for tid, pin in rows if is_plain(pin)]
             if plain:
-                keys = keys or installed()
-                hashed = peewee.Case(Ticket.id, [(tid, hash_pin(pin, keys.current)) for tid, pin in plain])
+                key = installed().current
+                hashed = peewee.Case(Ticket.id, [(tid, hash_pin(pin, key)) for tid, pin in plain])
                 # not a row a look-up hashed meanwhile (caseflow.pins.verify): it holds its own hash already
                 Ticket.update(query_pin=hashed).where(Ticket.id.in_([tid for tid, _ in plain])
                                                       & ~Ticket.query_pin.contains("$")).execute()

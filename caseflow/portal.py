@@ -324,7 +324,9 @@ def find_case(number: str, code, key: bytes, previous_keys: Sequence[bytes] = ()
     look the same). Either code opens it: the website's own code of a case written in on the site (hashed
     under ``key``, the product's secret key, or one of ``previous_keys`` it was rotated from: the code is then
     hashed again under ``key``, as is one in the old unkeyed form), or the query PIN every ticket carries, the
-    one the phone reads back and the SMS and e-mail receipts send (its keyed hash, under the same keys)."""
+    one the phone reads back and the SMS and e-mail receipts send, checked as the phone's status query checks
+    it: under the process's installed keys (caseflow.pins.verify), never ``key``, so the PIN has one source
+    of keys wherever it is created or checked."""
     # The ticket and its web case's code in one statement (two round trips before).
     ticket = (Ticket.select(Ticket, WebCase.code_hash.alias("web_code_hash"))
               .join(WebCase, peewee.JOIN.LEFT_OUTER, on=(WebCase.ticket == Ticket.id))
@@ -338,9 +340,9 @@ def find_case(number: str, code, key: bytes, previous_keys: Sequence[bytes] = ()
             WebCase.update(code_hash=hash_code(code, key)).where(
                 (WebCase.ticket == ticket.id) & (WebCase.code_hash == stored)).execute()
         return ticket
-    # The PIN against its keyed hash (caseflow.pins: hashed again under ``key`` when stored plain or under a
-    # previous key).
-    if pins.digits(code) and pins.verify(ticket, code, pins.PinKeys(key, tuple(previous_keys))):
+    # The PIN against its keyed hash (caseflow.pins: hashed again under the installed current key when stored
+    # plain or under a previous one).
+    if pins.digits(code) and pins.verify(ticket, code):
         return ticket
     return None
 

@@ -9,19 +9,18 @@ from typing import Optional
 from caseflow import pins
 from caseflow import workflow as wf
 from caseflow.models import Ticket, TicketHistory
-from caseflow.pins import PinKeys
 from caseflow.values import parse_number, TicketInputError
 
 log = logging.getLogger(__name__)
 
 
 # ---- the citizen's status query (IVR, portal) ----------------------------------------------------
-def status_query(number, secret: str, lang: str = "zh", keys: Optional[PinKeys] = None) -> Optional[dict]:
+def status_query(number, secret: str, lang: str = "zh") -> Optional[dict]:
     """Status of a ticket for a citizen who gives its number plus their phone number or the PIN.
 
     Returns None for a wrong pair exactly as for an unknown number, so guessing numbers reveals nothing
     (callers should also limit attempts). A merged duplicate reports its master's progress. The PIN is checked
-    against its keyed hash under ``keys`` (default: the process's, caseflow.pins), and hashed again under the
+    against its keyed hash under the process's installed keys (caseflow.pins), and hashed again under the
     current key when it was stored plain or under a previous one.
     """
     try:
@@ -35,7 +34,7 @@ def status_query(number, secret: str, lang: str = "zh", keys: Optional[PinKeys] 
     phone = re.sub(r"[^0-9]", "", ticket.citizen_phone) if ticket is not None else ""
     by_phone = bool(phone) and hmac.compare_digest(secret, phone)
     # The PIN is checked (and its hash computed) even when the phone matched: the same time either way.
-    if not (pins.verify(ticket, secret, keys) or by_phone):
+    if not (pins.verify(ticket, secret) or by_phone):
         return None
     shown = ticket.master if ticket.status == wf.MERGED and ticket.master_id else ticket
     return {"number": ticket.number, "status": shown.status, "citizen": wf.citizen_status(shown.status),

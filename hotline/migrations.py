@@ -246,7 +246,7 @@ def _ticket_query_pin_hashed(migrator, db):
 
     if is_postgres(db) and _column_width(db, "ticket", "query_pin") != 100:
         db.execute_sql('ALTER TABLE "ticket" ALTER COLUMN "query_pin" TYPE VARCHAR(100)')
-    pins.convert_plain(pins.current())
+    pins.convert_plain()
     _mask_sent_receipts(db)
     return []
 

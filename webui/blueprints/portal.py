@@ -176,7 +176,8 @@ def _codes_on() -> bool:
 
 def _code_key() -> bytes:
     """The product's secret key (HOTLINE_SECRET_KEY): the key of the query codes', SMS codes' and CAPTCHA's
-    hashes (core.secret_codes)."""
+    hashes (core.secret_codes). Not of a ticket's PIN: caseflow.portal.find_case checks that under the
+    process's installed keys (caseflow.pins), as the phone does."""
     return current_app.config["SECRET_KEY"].encode()
 
 

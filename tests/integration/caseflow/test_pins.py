@@ -67,10 +67,10 @@ def test_a_plain_pin_of_an_older_version_opens_and_is_hashed(db):
     assert services.status_query(t.number, "012345") is not None
     key = pins.installed().current
     w = services.create_ticket("井盖丢失")
-    Ticket.update(query_pin="54321").where(Ticket.id == w.id).execute()  # any plain form: up to 8 digits
-    assert portal.find_case(w.number, "54320", key) is None
-    assert portal.find_case(w.number, "54321", key).id == w.id
-    assert pins.match(_stored(w), "54321", pins.PinKeys(key)) == "current"
+    Ticket.update(query_pin="543210").where(Ticket.id == w.id).execute()
+    assert portal.find_case(w.number, "543211", key) is None and _stored(w) == "543210"
+    assert portal.find_case(w.number, "543210", key).id == w.id
+    assert pins.match(_stored(w), "543210", pins.PinKeys(key)) == "current"
 
 
 def test_key_rotation(db):
@@ -84,10 +84,34 @@ def test_key_rotation(db):
     assert pins.match(_stored(t), t.plain_pin, pins.installed()) == "stale"
     assert services.status_query(t.number, t.plain_pin) is not None
     assert pins.match(_stored(t), t.plain_pin, pins.PinKeys(NEW_KEY)) == "current"
-    assert portal.find_case(w.number, w.plain_pin, NEW_KEY, [OLD_KEY]).id == w.id  # the website's look-up too
     pins.install(pins.PinKeys(NEW_KEY))
     assert services.status_query(t.number, t.plain_pin) is not None
-    assert portal.find_case(w.number, w.plain_pin, NEW_KEY).id == w.id
+    assert services.status_query(w.number, w.plain_pin) is None  # never looked up while OLD_KEY was listed
+
+
+def test_the_website_checks_a_pin_under_the_installed_keys_only(db):
+    """Should check a PIN typed on the website (portal.find_case) under the process's installed keys, the one
+    source creation and the phone's status query use, never the key its caller passes for the web codes: a PIN
+    hashed under the previous key opens and is hashed again under the current one, a wrong PIN opens nothing
+    and leaves the row, and a caller's key (or rotated-from list) neither opens nor refuses a PIN."""
+    pins.install(pins.PinKeys(OLD_KEY))
+    t = services.create_ticket("路灯不亮")
+    under_old = _stored(t)
+    pins.install(pins.PinKeys(NEW_KEY, (OLD_KEY,)))
+    assert portal.find_case(t.number, _wrong(t.plain_pin), NEW_KEY, [OLD_KEY]) is None
+    assert _stored(t) == under_old
+    caller_key = b"c" * 40  # a web code key unrelated to the PIN's: it changes nothing for a PIN
+    assert portal.find_case(t.number, t.plain_pin, caller_key).id == t.id
+    assert _stored(t) != under_old and pins.match(_stored(t), t.plain_pin, pins.PinKeys(NEW_KEY)) == "current"
+    assert portal.find_case(t.number, t.plain_pin, caller_key).id == t.id  # a current hash, kept
+    pins.install(pins.PinKeys(NEW_KEY))
+    w = services.create_ticket("井盖丢失")
+    pins.install(pins.PinKeys(OLD_KEY))  # the installed keys no longer hold the PIN's: the caller's cannot help
+    assert portal.find_case(w.number, w.plain_pin, NEW_KEY, [NEW_KEY]) is None
+    assert pins.match(_stored(w), w.plain_pin, pins.PinKeys(NEW_KEY)) == "current"
+    pins.install(None)  # no key installed: a PIN cannot be checked at all (no caller's key stands in)
+    with pytest.raises(pins.PinKeyError):
+        portal.find_case(w.number, w.plain_pin, NEW_KEY)
 
 
 def test_a_failing_receipt_still_files_the_ticket(db, alarms, caplog):

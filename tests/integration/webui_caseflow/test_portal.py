@@ -741,6 +741,28 @@ def test_a_code_under_a_rotated_key_opens_its_case_and_is_hashed_again(app, clie
     assert stored().startswith("h1$") and portal.code_matches(stored(), code, current)
 
 
+def test_a_pin_under_the_rotated_from_key_opens_on_the_follow_page_by_the_installed_keys(app, client, world):
+    """Should open a case on /follow by a ticket PIN hashed under the key HOTLINE_SECRET_KEY was rotated from when
+    the process's installed PIN keys list it (caseflow.pins, as the phone's status query), hash it again under
+    the current key, refuse a wrong PIN without touching the row; the website's HOTLINE_SECRET_KEY_PREVIOUS (the
+    web codes' keys) is no source of PIN keys."""
+    state = app.extensions["hotline"]
+    current = app.config["SECRET_KEY"].encode()
+    pins.install(pins.PinKeys(KEY))
+    ticket = services.create_ticket("路灯不亮", citizen_phone="13700001111")
+    under_old = Ticket.get_by_id(ticket.id).query_pin
+    pins.install(pins.PinKeys(current))
+    state.config = state.config.replace(extra={**state.config.extra, "HOTLINE_SECRET_KEY_PREVIOUS": KEY.decode()})
+    assert follow(client, ticket.number, ticket.plain_pin).status_code == 404  # the web setting is no PIN key
+    pins.install(pins.PinKeys(current, (KEY,)))
+    wrong = f"{(int(ticket.plain_pin) + 1) % 1_000_000:06d}"
+    assert follow(client, ticket.number, wrong).status_code == 404
+    assert Ticket.get_by_id(ticket.id).query_pin == under_old
+    assert follow(client, ticket.number, ticket.plain_pin).headers["Location"] == f"/follow/{ticket.number}"
+    stored = Ticket.get_by_id(ticket.id).query_pin
+    assert stored != under_old and pins.match(stored, ticket.plain_pin, pins.PinKeys(current)) == "current"
+
+
 def test_warm_up_compiles_the_portal_templates_and_draws_a_picture_before_the_first_visitor(app, client):
     """A serving process warms the portal up at its start (hotline.worker / hotline.product): its first write
     form, picture code and answer then compile no template (bench/portal.py --trace: 20-37 ms runs each)."""
