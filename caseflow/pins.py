@@ -6,7 +6,8 @@ A 6-digit PIN has a million values: a plain or unkeyed copy in a database dump o
 even a salted SHA-256 of one falls in a second. Stored as ``p1$salt$HMAC-SHA256`` under the product's secret
 key (core.secret_codes, as the website's query codes), a dump alone tests nothing. Keys rotate as the query
 codes' do: HOTLINE_SECRET_KEY_PREVIOUS still verifies, and a successful check hashes the PIN again under the
-current key, as it does a PIN stored plain by a version before this one (up to 8 digits, no ``$``).
+current key, as it does a PIN stored plain by a version before this one (exactly the ``PIN_LENGTH`` digits
+generate_pin always drew; any other stored value without the hash's form opens nothing).
 
 The process's keys are installed once by its composition root (``install``: hotline.product, webui.app), like
 core.alarms' sink: every writer of a ticket (IVR, desks, SMS, e-mail, fax, chat, Open311) calls
@@ -28,9 +29,10 @@ from core import secret_codes
 
 log = logging.getLogger(__name__)
 
+PIN_LENGTH = 6         # digits of a PIN (caseflow.values.generate_pin), stored plain by a version before the hash
 PIN_FORM = "p1"        # a stored PIN "p1$salt$hmac"; a version before this one stored the digits themselves
 PIN_LABEL = "query-pin"  # the HMAC's domain: a query code's hash can never pass for a PIN's
-_PLAIN = re.compile(r"^[0-9]{1,8}\Z")
+_PLAIN = re.compile(rf"[0-9]{{{PIN_LENGTH}}}\Z")  # ASCII digits only: [0-9], never \d (full-width ones)
 CONVERT_BATCH = 400    # plain PINs hashed per UPDATE by convert_plain (SQLite's bound-variable limit)
 
 
@@ -109,8 +111,9 @@ def hash_pin(pin: str, key: bytes, salt: Optional[str] = None) -> str:
 
 
 def is_plain(stored: str) -> bool:
-    """A PIN stored by a version before the keyed hash: up to 8 digits, no ``$``."""
-    return bool(_PLAIN.match(stored or ""))
+    """A PIN stored by a version before the keyed hash: exactly PIN_LENGTH ASCII digits, the only PINs it ever
+    drew (an empty, shorter, longer or otherwise malformed value is no PIN and opens nothing)."""
+    return isinstance(stored, str) and bool(_PLAIN.match(stored))
 
 
 def match(stored: str, typed, keys: PinKeys) -> Optional[str]:
@@ -118,8 +121,8 @@ def match(stored: str, typed, keys: PinKeys) -> Optional[str]:
     previous key, or stored plain: worth hashing again), or None. Compared in constant time."""
     typed = digits(typed)
     stored = stored or ""
-    if is_plain(stored):
-        return "stale" if typed and secret_codes.same(stored, typed) else None
+    if is_plain(stored):  # compared in constant time, as the hashes are
+        return "stale" if secret_codes.same(stored, typed) else None
     form, _, rest = stored.partition("$")
     salt = rest.partition("$")[0]
     if form != PIN_FORM or not salt or not typed:

@@ -9,6 +9,7 @@ import secrets
 from typing import Optional
 
 from caseflow.models import Ticket
+from caseflow.pins import PIN_LENGTH
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ def generate_number() -> str:
 
 
 def generate_pin() -> str:
-    """A 6-digit PIN the citizen may use instead of their phone number for status queries."""
-    return f"{secrets.randbelow(1_000_000):06d}"
+    """A 6-digit PIN (caseflow.pins.PIN_LENGTH) the citizen may use instead of their phone number for status
+    queries."""
+    return f"{secrets.randbelow(10 ** PIN_LENGTH):0{PIN_LENGTH}d}"
 
 
 # Field names the validation messages use, Chinese and English (a name may also be given as "内容 content").

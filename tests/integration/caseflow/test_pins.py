@@ -73,6 +73,23 @@ def test_a_plain_pin_of_an_older_version_opens_and_is_hashed(db):
     assert pins.match(_stored(w), "543210", pins.PinKeys(key)) == "current"
 
 
+def test_only_a_plain_pin_of_the_generated_length_opens(db):
+    """Should open a ticket by a plain stored PIN only when it is exactly the 6 digits generate_pin drew: an
+    empty, shorter, longer or malformed stored value opens nothing (by phone query or website), not even by
+    its own text, is never hashed (the row stays as it was), and migration 0027's conversion leaves it."""
+    t = services.create_ticket("路灯不亮")
+    key = pins.installed().current
+    for stored in ("", "12345", "1234567", "12345678", "12a456", " 123456", "１２３４５６"):
+        Ticket.update(query_pin=stored).where(Ticket.id == t.id).execute()
+        for typed in {stored, pins.digits(stored) or "123456"}:
+            assert services.status_query(t.number, typed) is None, (stored, typed)
+            assert portal.find_case(t.number, typed, key) is None, (stored, typed)
+        assert _stored(t) == stored
+    assert pins.convert_plain() == 0 and _stored(t) == "１２３４５６"
+    Ticket.update(query_pin="123456").where(Ticket.id == t.id).execute()
+    assert portal.find_case(t.number, "123456", key).id == t.id and _stored(t).startswith("p1$")
+
+
 def test_key_rotation(db):
     """Should open a ticket whose PIN was hashed under the key HOTLINE_SECRET_KEY was rotated from, hash it
     again under the new key, and from then on open it without the old key."""
