@@ -4,7 +4,8 @@ Message table, channel "email"; the Outbox worker sends them through channels.sm
 One inbound mail is, in this order:
 1. the same mail seen before (its Message-ID together with its content): nothing new (``duplicate``);
 2. a bounce or an auto-reply: stored as ``ignored``, no ticket, no answer (a bounce of one of our mails
-   fails that mail);
+   fails that mail); its text is stored with every 6-digit run masked, since it may quote our receipt and
+   the receipt's query PIN must not come back into the message log, nor into a logged statement;
 3. more than HOTLINE_EMAIL_FLOOD_PER_HOUR mails from that sender this hour: stored as ``ignored``
    (``throttled``), logged, the centre alarmed once an hour;
 4. an answer to a ticket (its In-Reply-To/References name a mail of that ticket, or its subject carries the
@@ -28,7 +29,7 @@ from caseflow import attachments as files
 from caseflow import services
 from caseflow.models import Ticket, TicketHistory
 from caseflow import workflow as wf
-from channels import mail, notices, sms, templates
+from channels import mail, messagelog, notices, sms, templates
 from channels.mail import MailInputError, ParsedMail
 from channels.models import ChannelCursor, MailHeader, Message, OptOut
 from channels.receipts import receipt_values
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 CURSOR = "ticket_history_email"
 BATCH = 500
 MAX_ADDRESS = 255  # Message.address (migration 0004)
+QUOTING = ("bounce", "auto_reply")  # machine answers that may quote the mail answered: our receipt, its PIN
 SUBJECTS = {  # (zh, en) subject per purpose; the number threads answers back
     "receipt": ("【12345热线】您的诉求已受理（受理号{number}）", "[12345] Your request is registered ({number})"),
     "result": ("【12345热线】办理结果（受理号{number}）", "[12345] The answer to your request ({number})"),
@@ -210,6 +212,8 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
     if truncated:
         text = (text + "\n\n" if text else "") + (f"（邮件超过{settings.max_message_bytes // (1024 * 1024)}MB，正文与附件"
                                                   f"未收取 / mail over the size limit: body and attachments not read）")
+    if parsed.automated in QUOTING:  # never stored (nor in a statement logged) with a receipt's PIN quoted
+        text = messagelog.mask_pins(text)
     stored: list[dict] = []
     notes: list[str] = []
     try:

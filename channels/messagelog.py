@@ -133,10 +133,15 @@ def holds_pin(message: Message) -> bool:
     return message.direction == "out" and (message.purpose in PIN_PURPOSES or message.template_key in PIN_PURPOSES)
 
 
+def mask_pins(text: str) -> str:
+    """``text`` with every 6-digit run masked (PIN_MASK): wherever a receipt's query PIN may stand in it."""
+    return _PIN.sub(PIN_MASK, text or "")
+
+
 def without_pin(message: Message) -> str:
     """The message's text with a receipt's query PIN masked (other messages' texts as they are)."""
     body = message.body or ""
-    return _PIN.sub(PIN_MASK, body) if holds_pin(message) else body
+    return mask_pins(body) if holds_pin(message) else body
 
 
 def pin_masked(message: Message) -> bool:

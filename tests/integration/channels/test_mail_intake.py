@@ -125,6 +125,57 @@ def test_bounce_fails_our_mail(org_setup, clock, settings, tmp_path):
     assert Ticket.select().count() == 1
 
 
+def report_of(returned: str, ack_msgid: str, msgid="b2@mx.example.cn") -> bytes:
+    """A delivery report (RFC 3464, as Postfix sends one) returning our mail ``returned`` (its text)."""
+    quoted = base64.encodebytes(returned.encode()).decode()
+    return (f"From: MAILER-DAEMON@mx.example.cn\r\nTo: 12345@hotline.example\r\nReturn-Path: <>\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{msgid}>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="RR"\r\n\r\n'
+            "--RR\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nYour message could not be delivered.\r\n"
+            "--RR\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.cn\r\n\r\n"
+            "Final-Recipient: rfc822; citizen@example.cn\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+            "--RR\r\nContent-Type: message/rfc822\r\n\r\n"
+            f"From: 12345@hotline.example\r\nTo: citizen@example.cn\r\nMessage-ID: <{ack_msgid}>\r\n"
+            "Subject: receipt\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{quoted}\r\n--RR--\r\n").encode()
+
+
+def test_a_bounce_quoting_a_receipt_never_logs_or_stores_its_pin(org_setup, clock, settings, tmp_path, caplog):
+    """Should handle a bounce that returns our receipt (its query PIN quoted) without the PIN reaching any log
+    line, even at DEBUG where every statement is logged with its values, nor the stored bounce (the message
+    log): its 6-digit runs are masked, the acceptance number stays, and the receipt it returns is failed."""
+    import logging
+
+    first = handle(mime(), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == first.ticket)
+    ack = MailHeader.select().join(Message).where(Message.direction == "out").get()
+    pin = pin_in(Message.get_by_id(ack.message_id).body, ticket)
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()
+    bounced = handle(report_of(Message.get_by_id(ack.message_id).body, ack.msgid), settings, tmp_path, clock)
+    assert bounced.outcome == "bounce"
+    logged = [record.getMessage() for record in caplog.records]
+    assert any('INSERT INTO "message"' in line for line in logged)  # the statements were logged, values too
+    assert not [line for line in logged if pin in line] and pin not in caplog.text
+    body = Message.get_by_id(bounced.message_id).body
+    assert pin not in body and f"受理号{ticket.number}，查询码******" in body and "could not be delivered" in body
+
+
+def test_an_auto_reply_quoting_a_receipt_is_stored_without_its_pin(org_setup, clock, settings, tmp_path, caplog):
+    """Should store an auto-reply that quotes our receipt with its PIN masked (and log no line with it), while
+    a citizen's own mail keeps its 6-digit numbers."""
+    first = handle(mime(body="灯杆编号123456"), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == first.ticket)
+    assert "灯杆编号123456" in ticket.content
+    receipt = Message.get((Message.direction == "out") & (Message.ticket == ticket)).body
+    pin = pin_in(receipt, ticket)
+    with caplog.at_level("DEBUG"):
+        away = handle(mime(subject="自动回复: 受理回执", body=f"我休假至下周。\n\n> {receipt}", msgid="a1@example.cn",
+                           extra="Auto-Submitted: auto-replied\r\n"), settings, tmp_path, clock)
+    assert away.outcome == "auto_reply" and pin not in caplog.text
+    assert Message.get_by_id(away.message_id).body == f"我休假至下周。\n\n> {receipt.replace(pin, '******')}"
+
+
 def test_flood_is_throttled_and_alarmed_once(org_setup, clock, settings, tmp_path):
     """Should take at most HOTLINE_EMAIL_FLOOD_PER_HOUR mails from one sender an hour, hold the rest,
     and alarm the centre once."""
