@@ -9,12 +9,17 @@ that writes nothing else needs no transaction around it (services.create_ticket)
 goes into it too (its own INSERT was a round trip and a commit of its own), and so do a caller's own rows of the
 ticket (the website's case and audit row: ``rows``), each read from the ticket's INSERT like the history row.
 
+A row may be ``Guarded``: written only if its condition holds when the ticket's rows are (the SMS receipt's,
+unless the number opted out and while its template's text is the one it was rendered from: channels.receipts).
+The condition is a part of the statement, not a read before it: each read was a round trip of the creation.
+
 SQLite runs one statement per row (it has no data-modifying WITH, and its statements are calls into the
 library, not round trips). Both write the same rows (tests/integration/caseflow/test_create_statements.py).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Sequence, Union
 
 import peewee
 
@@ -26,8 +31,22 @@ from core.statements import insert_returning_id, insert_text, returning_id_text
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
 
+@dataclass(frozen=True)
+class Guarded:
+    """An unsaved row of the new ticket written only if ``condition`` holds as the ticket's rows are written:
+    SQL text with the database's placeholders (``database.param``), its ``params`` in order. The row's id is set
+    when it was written and stays None when not."""
+
+    row: peewee.Model
+    condition: str
+    params: tuple
+
+
+Row = Union[peewee.Model, Guarded]
+
+
 def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citizen | None = None,
-           rows: Sequence[peewee.Model] = ()) -> bool:
+           rows: Sequence[Row] = ()) -> bool:
     """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
     written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
     (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of a number calling for the first
@@ -35,7 +54,7 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citiz
     that number meanwhile, that row is the ticket's citizen (``newcomer``'s id then stays None); inserted even
     when the ticket's number was taken. ``rows``: unsaved rows of the caller's written with the ticket, before its
     day counts (a foreign key to the ticket set to ``draft`` takes its id), nothing of them when the number was
-    taken; their ids are not read back."""
+    taken; their ids are not read back, but a ``Guarded`` row's is (None: its condition did not hold)."""
     if is_postgres():
         return _in_one_statement(draft, history, daycounts.changes(draft, set()) if counted else [], newcomer,
                                  rows)
@@ -46,32 +65,45 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citiz
     history.ticket = draft
     insert_returning_id(history)
     for row in rows:
-        row.save(force_insert=True)
+        if not isinstance(row, Guarded):
+            row.save(force_insert=True)
+        elif draft._meta.database.execute_sql(f"SELECT {row.condition}", row.params).fetchone()[0]:
+            row.row.save(force_insert=True)  # save(): its foreign key to the draft takes the draft's new id
     if counted:
         daycounts.recorded(draft)
     return True
 
 
 def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tuple],
-                      newcomer: Citizen | None, rows: Sequence[peewee.Model] = ()) -> bool:
+                      newcomer: Citizen | None, rows: Sequence[Row] = ()) -> bool:
     ticket_sql, params = returning_id_text(  # the INSERT that insert_unless_taken runs
         draft, Ticket.number, None if newcomer is None else {"citizen": '(SELECT "id" FROM c)'})
     names = tuple(name for name in history.__data__ if name != "ticket")
-    row_names = tuple((type(row), tuple(n for n in row.__data__ if n != "id")) for row in rows)
+    plain = [row.row if isinstance(row, Guarded) else row for row in rows]
+    row_names = tuple((type(row), tuple(n for n in row.__data__ if n != "id"),
+                       given.condition if isinstance(given, Guarded) else None)
+                      for row, given in zip(plain, rows))
     rest, fields = _rest(names, len(counts), row_names)
     params += [field.db_value(history.__data__[field.name]) for field in fields]
-    for row, (_model, names_of_row) in zip(rows, row_names):
+    for row, given, (_model, names_of_row, _guard) in zip(plain, rows, row_names):
         params += [field.db_value(row.__data__[field.name]) for field in _fields(type(row), names_of_row)
                    if not _is_ticket(field)]
+        if isinstance(given, Guarded):
+            params += given.params
     params += [value for row in counts for value in row]
+    guarded = [n for n, given in enumerate(rows) if isinstance(given, Guarded)]
+    read_guarded = "".join(f', (SELECT "id" FROM r{n})' for n in guarded)
     if newcomer is None:
-        sql = f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
+        sql = (f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
+               f'{read_guarded}')
     else:
         citizen_sql, citizen_params = _citizen_upsert(newcomer)
         sql = (f'WITH c AS ({citizen_sql}), t AS ({ticket_sql}), {rest} '
-               'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c), (SELECT "fresh" FROM c)')
+               'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c), (SELECT "fresh" FROM c)'
+               f'{read_guarded}')
         params = citizen_params + params
-    ticket_id, history_id, citizen_id, fresh = Ticket._meta.database.execute_sql(sql, params).fetchone()
+    ticket_id, history_id, citizen_id, fresh, *guarded_ids = Ticket._meta.database.execute_sql(
+        sql, params).fetchone()
     if fresh:
         newcomer.id = citizen_id
         newcomer._dirty.clear()
@@ -86,6 +118,11 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     history.ticket = draft
     history.id = history_id
     history._dirty.clear()
+    for n, row_id in zip(guarded, guarded_ids):
+        row = rows[n].row
+        setattr(row, type(row)._meta.primary_key.name, row_id)
+        if row_id is not None:
+            row._dirty.clear()
     return True
 
 
@@ -107,7 +144,8 @@ def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
 
 def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[str, list[peewee.Field]]:
     """The history row's INSERT (its ``names`` given, the ticket's id from ``t``), the caller's ``rows`` ((model,
-    field names) each: an INSERT of one row read from ``t``, so nothing when the number was taken) and the day
+    field names, guard) each: an INSERT of one row read from ``t``, so nothing when the number was taken; with a
+    guard (a condition's text), only where it holds, its id returned) and the day
     counts' upsert of ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the
     order the rows' locks are taken in), as WITH's parts; the history fields in their parameters' order."""
     key = (names, count_rows, rows)
@@ -119,11 +157,13 @@ def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[st
     values = ", ".join(_typed(f, database) for f in fields)
     parts = [f'h AS (INSERT INTO {_quoted(TicketHistory._meta.table_name)} ("ticket_id", {columns}) '
              f'SELECT t."id", {values} FROM t RETURNING "id")']
-    for number, (model, row_names) in enumerate(rows):
+    for number, (model, row_names, guard) in enumerate(rows):
         row_fields = _fields(model, row_names)
         columns = ", ".join(_quoted(f.column_name) for f in row_fields)
         values = ", ".join('t."id"' if _is_ticket(f) else _typed(f, database) for f in row_fields)
-        parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t)")
+        where = "" if guard is None else f' WHERE {guard} RETURNING {_quoted(model._meta.primary_key.column_name)}'
+        parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t"
+                     f"{where})")
     if count_rows:
         count_fields = [TicketDayCount._meta.fields[name] for name in daycounts.ROW_FIELDS]
         row = "(" + ", ".join(_typed(f, database) for f in count_fields) + ")"

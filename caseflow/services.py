@@ -72,9 +72,9 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     The PIN is stored only as its keyed hash (caseflow.pins, under the process's installed key): the returned
     ticket carries it in ``plain_pin`` (not a column) for whoever gives it to the citizen now, and the receipt
     writers connected to caseflow.pins queue what carries it (the SMS and e-mail receipts) in the ticket's
-    transaction, since nothing can read it back later. On PostgreSQL the SMS receipt's row goes into the ticket's
-    own statement instead (channels.receipts.Receipts.split, caseflow.ticket_receipts), so a ticket whose only
-    receipt is that one still needs no transaction; a statement refused with it goes in again without it.
+    transaction, since nothing can read it back later. The SMS receipt's row goes in with the ticket's own rows
+    (channels.receipts.Receipts.split, caseflow.ticket_receipts; on PostgreSQL in its one statement, so a ticket
+    whose only receipt is that one still needs no transaction); rows refused with it go in again without it.
 
     ``reply``: answered on the call (直接答复): the ticket is also answered by ``created_by``, in the same
     transaction (both are kept, or neither). HTML or script in any field is stored verbatim (templates
@@ -128,8 +128,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     receipts = pins.receipts() if (phone or email) else ()
     if (phone or email) and not receipts:
         _no_receipt_writer()
-    # PostgreSQL: the SMS receipt's row goes into the ticket's statement (no transaction for it alone)
-    sms_receipt, receipts = receipt_rows(receipts, phone, channel, clock) if is_postgres() else (None, receipts)
+    # the SMS receipt's row goes in with the ticket's (on PostgreSQL its statement: no transaction for it alone)
+    sms_receipt, receipts = receipt_rows(receipts, phone, channel, clock)
     alone = not (creation_key or call_uuid or attachments or channel == "mailbox" or also is not None
                  or reply.strip() or receipts)
     one_statement = alone and is_postgres()
@@ -177,6 +177,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
         if refused is not None:
             receipt_failed(ticket.number, pin, refused)
+        elif receipt_message is not None and receipt_message.row.id is None:
+            queue_receipt(sms_receipt.again, ticket, pin, clock)  # its guard: opted out, or a template edited
         if newcomer is not None and newcomer.id is None:
             # Another call recorded the number's profile meanwhile: the ticket's statement gave the ticket that
             # row (caseflow.new_ticket); here only its empty fields are filled from this contact.

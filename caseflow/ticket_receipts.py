@@ -1,6 +1,7 @@
 """A new ticket's receipts, the messages that carry its query PIN (caseflow.pins): each writer run in a
-savepoint of the ticket's transaction, or, on PostgreSQL, the SMS receipt's row written in the ticket's own
-statement (caseflow.new_ticket); a receipt that cannot be queued never costs the citizen's ticket."""
+savepoint of the ticket's transaction, and the SMS receipt's row written with the ticket's own rows
+(caseflow.new_ticket: on PostgreSQL in its one statement); a receipt that cannot be queued never costs the
+citizen's ticket."""
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,10 @@ def receipt_failed(number: str, pin: str, error: BaseException) -> None:
 
 
 def receipt_rows(receipts: Sequence[pins.Receipt], phone: str, channel: str, clock: Clock):
-    """The SMS receipt's row builder for the ticket's own statement (``draft, pin`` -> an unsaved row; None when
-    no writer offers one: a writer with ``split``, channels.receipts.Receipts) and the writers left to run in the
-    ticket's transaction (the e-mail receipt, writers without ``split``). At most one builder: the first."""
+    """The SMS receipt for the ticket's own rows (``.row(draft, pin)`` -> a new_ticket.Guarded row, ``.again(
+    ticket, pin, clock)`` when its guard left it out; None when no writer offers one: a writer with ``split``,
+    channels.receipts.Receipts) and the writers left to run in the ticket's transaction (the e-mail receipt,
+    writers without ``split``). At most one SMS receipt: the first."""
     builder, rest = None, []
     for receipt in receipts:
         split = getattr(receipt, "split", None)
@@ -53,13 +55,13 @@ def receipt_rows(receipts: Sequence[pins.Receipt], phone: str, channel: str, clo
     return builder, tuple(rest)
 
 
-def receipt_row(builder, draft: Ticket, pin: str):
-    """The SMS receipt's unsaved row for ``draft`` (rendered for its number), None without a builder or when
+def receipt_row(receipt, draft: Ticket, pin: str):
+    """The SMS receipt's guarded row for ``draft`` (rendered for its number), None without a receipt or when
     rendering fails (an edited template): then logged and raised as ``receipt_failed``, the ticket filed."""
-    if builder is None:
+    if receipt is None:
         return None
     try:
-        return builder(draft, pin)
+        return receipt.row(draft, pin)
     except Exception as error:  # noqa: BLE001 - whatever the template does, the ticket stays
         receipt_failed(draft.number, pin, error)
         return None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from caseflow import pins
+from caseflow import new_ticket, pins
 from caseflow.models import Ticket
 from channels import sms, templates
-from channels.models import Message
+from channels.models import Message, MessageTemplate, OptOut
 from channels.outbox import enqueue, sms_row, stored_text_and_opt_out
 
 log = logging.getLogger(__name__)
@@ -41,29 +41,84 @@ def sms_key(ticket: Ticket) -> str:
     return f"receipt-no:{ticket.number}"
 
 
-def sms_builder(phone: str, channel: str, *, settings=None, clock=None) -> Optional[Callable[[Ticket, str], Message]]:
-    """What builds the SMS receipt of a ticket still to be inserted (``draft, pin`` -> its unsaved row, the ticket
-    set to the draft, rendered for the draft's number), as queue_sms would queue it: the number checked, its
-    opt-out and the template's text read now, once for every number drawn. None when no receipt goes there."""
+# The receipt template's stored text (None: the default) as this process last saw it, per language. A new
+# ticket's receipt is rendered from it without a read; the ticket's statement writes the receipt only while the
+# text in force is still this one (SmsReceipt.condition), and a receipt left out for that is read and queued
+# again (SmsReceipt.again): an administrator's edit costs each process one read, not every ticket one.
+_seen_texts: dict[str, Optional[str]] = {}
+
+
+@dataclass(frozen=True)
+class SmsReceipt:
+    """The SMS receipt of a ticket still to be written (``Receipts.split``): its row, rendered from the text this
+    process last saw, goes into the ticket's own rows (caseflow.new_ticket) guarded by ``condition``: the number
+    has not opted out (unless the receipt answers the citizen's own SMS) and the template's text is the one it
+    was rendered from. The opt-out and the text are part of the ticket's statement, not reads before it: on
+    PostgreSQL each read was a round trip of the creation (bench/caseflow.py create_ticket)."""
+
+    address: str
+    answer: bool
+    settings: Any = None
+    clock: Any = None
+    lang: str = "zh"
+
+    def row(self, draft: Ticket, pin: str) -> new_ticket.Guarded:
+        """The receipt of ``draft`` (rendered for its number), written only where ``condition`` holds. A text
+        seen before that fails to render is read again first (it may have been mended since)."""
+        seen = _seen_texts.get(self.lang)
+        try:
+            message = self._message(draft, pin, seen)
+        except templates.TemplateInputError:
+            if seen is None:
+                raise
+            seen = _seen_texts[self.lang] = templates.stored_text("receipt", self.lang)
+            message = self._message(draft, pin, seen)
+        return new_ticket.Guarded(message, *self.condition(seen))
+
+    def _message(self, draft: Ticket, pin: str, text: Optional[str]) -> Message:
+        return sms_row(self.address, "receipt", receipt_values(draft, pin), purpose="receipt", ticket=draft,
+                       dedupe_key=sms_key(draft), answer=self.answer, lang=self.lang, settings=self.settings,
+                       clock=self.clock, texts=templates.Texts(known={("receipt", self.lang): text}))
+
+    def condition(self, seen: Optional[str]) -> tuple[str, tuple]:
+        """The SQL condition of the receipt's row and its parameters (the database's placeholders)."""
+        param = Message._meta.database.param
+        text = (f'COALESCE((SELECT "body" FROM {_table(MessageTemplate)} WHERE "key" = {param} '
+                f'AND "lang" = {param}), \'\') = {param}')
+        params = ("receipt", self.lang, seen or "")  # an administrator's text is never empty (templates.check)
+        if self.answer:
+            return text, params
+        return (f'NOT EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE "address" = {param}) AND {text}',
+                (self.address,) + params)
+
+    def again(self, ticket: Ticket, pin: str, clock=None) -> None:
+        """The receipt the ticket's statement left out (``row``'s id None): opted out, nothing to do; or the
+        template's text changed since this process saw it: kept now, and the receipt queued with it."""
+        stored, opted = stored_text_and_opt_out("receipt", self.lang, self.address)
+        _seen_texts[self.lang] = stored
+        if opted and not self.answer:
+            return
+        enqueue(self.address, "receipt", receipt_values(ticket, pin), purpose="receipt", ticket=ticket,
+                dedupe_key=sms_key(ticket), answer=self.answer, lang=self.lang, settings=self.settings,
+                clock=clock or self.clock, texts=templates.Texts(known={("receipt", self.lang): stored}))
+
+
+def _table(model) -> str:
+    return '"' + model._meta.table_name.replace('"', '""') + '"'
+
+
+def sms_receipt(phone: str, channel: str, *, settings=None, clock=None) -> Optional[SmsReceipt]:
+    """The SMS receipt of a ticket still to be written to ``phone``, as queue_sms would queue it (the number
+    normalised, a mobile one), or None when no receipt goes there. Nothing is read here."""
     if not phone:
         return None
     try:
         address = sms.normalise_number(phone)
     except sms.SmsInputError:
         return None
-    answer = channel == "sms"
     if not sms.is_mobile(address):
         return None
-    stored, opted = stored_text_and_opt_out("receipt", "zh", address)
-    if opted and not answer:
-        return None
-    texts = templates.Texts(known={("receipt", "zh"): stored})
-
-    def build(draft: Ticket, pin: str) -> Message:
-        return sms_row(address, "receipt", receipt_values(draft, pin), purpose="receipt", ticket=draft,
-                       dedupe_key=sms_key(draft), answer=answer, settings=settings, clock=clock, texts=texts)
-
-    return build
+    return SmsReceipt(address, channel == "sms", settings, clock)
 
 
 def queue_email(ticket: Ticket, pin: str, *, settings, clock=None):
@@ -91,12 +146,12 @@ class Receipts:
         if self.email_settings is not None:
             queue_email(ticket, pin, settings=self.email_settings, clock=clock)
 
-    def split(self, phone: str, channel: str, clock=None) -> tuple[Optional[Callable], Optional[pins.Receipt]]:
-        """For a ticket written in one statement (caseflow.services.create_ticket on PostgreSQL): the SMS
-        receipt's row builder (sms_builder) and the rest, a writer for the ticket's transaction (the e-mail
-        receipt, which needs its MailHeader), None when there is none."""
+    def split(self, phone: str, channel: str, clock=None) -> tuple[Optional[SmsReceipt], Optional[pins.Receipt]]:
+        """For a ticket whose SMS receipt goes into its own rows (caseflow.services.create_ticket): that receipt
+        (SmsReceipt, None when no SMS goes to ``phone``) and the rest, a writer for the ticket's transaction
+        (the e-mail receipt, which needs its MailHeader), None when there is none."""
         rest = _EmailReceipt(self.email_settings) if self.email_settings is not None else None
-        return sms_builder(phone, channel, settings=self.sms_settings, clock=clock), rest
+        return sms_receipt(phone, channel, settings=self.sms_settings, clock=clock), rest
 
 
 @dataclass(frozen=True)

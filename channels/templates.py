@@ -100,12 +100,18 @@ def stored(key: str, lang: str) -> Optional[MessageTemplate]:
     return MessageTemplate.get_or_none((MessageTemplate.key == key) & (MessageTemplate.lang == lang))
 
 
+def stored_text(key: str, lang: str) -> Optional[str]:
+    """The administrator's text for ``key``/``lang``, None when the default is in force."""
+    row = stored(key, lang)
+    return row.body if row is not None else None
+
+
 def source(key: str, lang: str = "zh") -> str:
     """The text in force: the administrator's, else the default."""
     if key not in DEFAULTS:
         raise TemplateInputError(f"unknown template {key!r}")
-    row = stored(key, lang)
-    return row.body if row is not None else _default(key, lang)
+    text = stored_text(key, lang)
+    return text if text is not None else _default(key, lang)
 
 
 def _default(key: str, lang: str) -> str:

@@ -218,8 +218,8 @@ def test_receipts_stored_by_the_salvage_are_masked(org_setup, clock, sms_setting
 
 
 def test_an_opted_out_number_gets_no_receipt_unless_it_wrote_itself(org_setup, clock, sms_receipts):
-    """Should queue no receipt to a number that opted out (the receipt's one read before the ticket's statement
-    asks the template and the opt-out together), yet answer an SMS ticket of that number (its own message)."""
+    """Should queue no receipt to a number that opted out (the opt-out is a condition of the receipt's row in the
+    ticket's own rows, no read before them), yet answer an SMS ticket of that number (its own message)."""
     from channels.models import OptOut
 
     OptOut.create(address="13800000005")
@@ -228,3 +228,66 @@ def test_an_opted_out_number_gets_no_receipt_unless_it_wrote_itself(org_setup, c
     texted = services.create_ticket("噪音扰民", citizen_phone="13800000005", channel="sms", clock=clock)
     (receipt,) = Message.select().where(Message.ticket == texted.id)
     assert pin_in(receipt.body, texted) == texted.plain_pin
+
+
+def _statements(database):
+    """The statements ``database`` runs inside the block (a list filled as they run)."""
+    from tests.integration.caseflow.test_create_statements import counted
+
+    return counted(database)
+
+
+def test_the_receipt_costs_the_ticket_no_read(db, org_setup, clock, sms_receipts):
+    """Should write the SMS receipt with the ticket's own rows, its opt-out and template checked in them, not read
+    before them: on PostgreSQL the creation of a returning citizen's ticket with its receipt is the same two
+    statements as without one (the profile's read, the ticket's statement), no transaction."""
+    from core.db import is_postgres
+    from tests.integration.caseflow.test_create_statements import CREATE_STATEMENTS
+
+    services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    with _statements(db) as seen:
+        t = services.create_ticket("井盖丢失", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert pin_in(_receipt(t).body, t) == t.plain_pin
+    if is_postgres():
+        assert len(seen) == CREATE_STATEMENTS["postgres"][0], "\n".join(seen)
+
+
+def test_a_template_edited_elsewhere_reaches_the_next_receipt(db, org_setup, clock, sms_receipts):
+    """Should send the edited text from the first receipt after an administrator's edit in another process (this
+    one rendered from the text it saw: the ticket's statement leaves that receipt out, which is read and queued
+    again with the new text), and the receipts after it in the ticket's rows again, without a read."""
+    from core.db import is_postgres
+    from tests.integration.caseflow.test_create_statements import CREATE_STATEMENTS
+
+    first = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert "【12345热线】" in _receipt(first).body  # the default, seen by this process
+    MessageTemplate.create(key="receipt", lang="zh", body="新模板：工单{{ number }}，密码{{ pin }}")  # elsewhere
+    edited = services.create_ticket("井盖丢失", citizen_phone="13800000001", created_by=org_setup.agent,
+                                    clock=clock)
+    assert _receipt(edited).body.startswith("新模板：工单") and pin_in(_receipt(edited).body, edited)
+    with _statements(db) as seen:
+        after = services.create_ticket("噪音扰民", citizen_phone="13800000001", created_by=org_setup.agent,
+                                       clock=clock)
+    assert _receipt(after).body.startswith("新模板：工单") and pin_in(_receipt(after).body, after)
+    if is_postgres():
+        assert len(seen) == CREATE_STATEMENTS["postgres"][0], "\n".join(seen)
+    MessageTemplate.delete().execute()  # back to the default: the next receipt is left out once, then queued
+    back = services.create_ticket("楼道灯坏", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    assert "【12345热线】" in _receipt(back).body and pin_in(_receipt(back).body, back)
+
+
+def test_a_mended_template_is_read_again_before_the_receipt_fails(db, org_setup, clock, sms_receipts, alarms):
+    """Should read the template again when the text this process saw fails to render (it failed, an administrator
+    mended it since): the receipt goes out with the mended text and no alarm is raised."""
+    from ops.models import SystemAlarm
+
+    MessageTemplate.create(key="receipt", lang="zh", body="{{ pin | no_such_filter }}")
+    broken = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent,
+                                    clock=clock)
+    assert not Message.select().where(Message.ticket == broken.id).exists()
+    SystemAlarm.delete().execute()
+    MessageTemplate.update(body="已修好：{{ number }}/{{ pin }}").execute()
+    mended = services.create_ticket("井盖丢失", citizen_phone="13800000001", created_by=org_setup.agent,
+                                    clock=clock)
+    assert _receipt(mended).body == f"已修好：{mended.number}/{mended.plain_pin}"
+    assert not SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed").exists()
