@@ -21,6 +21,9 @@ from tests.waiting import wait_until
 
 PG = reachable_pg()
 needs_pg = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
+# The lock checks' answer time (the product's default): at 1 s a loaded machine made a check, or the watch greenlet
+# of a hub busy building a product, late enough to end a term nobody had cut.
+CHECK_TIMEOUT = 2.0
 
 
 @pytest.fixture
@@ -53,11 +56,11 @@ def test_settings_refuse_bad_values():
 def test_one_holder_at_a_time_and_the_fence(schema):
     """Should give the lock to one holder; the other takes it only when the first releases it, and acts
     only after the fence."""
-    first = Leadership(schema.url, "first", check_interval=0.2, check_timeout=1.0)
-    second = Leadership(schema.url, "second", check_interval=0.2, check_timeout=1.0)
+    first = Leadership(schema.url, "first", check_interval=0.2, check_timeout=CHECK_TIMEOUT)
+    second = Leadership(schema.url, "second", check_interval=0.2, check_timeout=CHECK_TIMEOUT)
     try:
         assert first.acquire()
-        assert first.held and first.fence == pytest.approx(1.7)
+        assert first.held and first.fence == pytest.approx(0.2 + CHECK_TIMEOUT + 0.5)
         waiter = gevent.spawn(second.acquire)
         gevent.sleep(1.0)
         assert not waiter.ready() and not second.held
@@ -73,12 +76,12 @@ def test_one_holder_at_a_time_and_the_fence(schema):
 
 @needs_pg
 def test_terminated_connection_ends_the_term_before_the_other_acts(schema):
-    """Should call on_lost within check_interval + check_timeout of pg_terminate_backend, before the standby
-    (which gets the lock at once) passes its fence."""
+    """Should call on_lost after pg_terminate_backend and before the standby (which gets the lock at once)
+    passes its fence (check_interval + check_timeout + a margin)."""
     lost_at = []
-    active = Leadership(schema.url, "active", check_interval=0.3, check_timeout=1.0,
+    active = Leadership(schema.url, "active", check_interval=0.3, check_timeout=CHECK_TIMEOUT,
                         on_lost=lambda: lost_at.append(time.monotonic()))
-    standby = Leadership(schema.url, "standby", check_interval=0.3, check_timeout=1.0)
+    standby = Leadership(schema.url, "standby", check_interval=0.3, check_timeout=CHECK_TIMEOUT)
     try:
         assert active.acquire()
         waiter = gevent.spawn(standby.acquire)
@@ -90,7 +93,6 @@ def test_terminated_connection_ends_the_term_before_the_other_acts(schema):
         acted = time.monotonic()
         assert lost_at, "the active never noticed"
         assert terminated < lost_at[0] < standby.acquired_at + standby.fence <= acted
-        assert lost_at[0] - terminated <= active.check_interval + active.check_timeout + 0.5
         assert not active.held and active.lost.is_set()
     finally:
         active.release()
@@ -113,7 +115,8 @@ def standby_product(schema, tmp_path, rendered_sounds):
             "database_url": schema.url, "var_dir": str(tmp_path / f"var-{len(made)}"),
             "sounds_dir": str(rendered_sounds), "esl": f"127.0.0.1:{free_port()}:ClueCon", "outbound": "127.0.0.1:0",
             "http": "127.0.0.1:0", "mode": "test", "secret_key": "s" * 40, "load_demo": False,
-            "HOTLINE_PAIR_CHECK_INTERVAL": "0.2", "HOTLINE_PAIR_CHECK_TIMEOUT": "1", "HOTLINE_NODE": f"n{len(made)}",
+            "HOTLINE_PAIR_CHECK_INTERVAL": "0.2", "HOTLINE_PAIR_CHECK_TIMEOUT": str(CHECK_TIMEOUT),
+            "HOTLINE_NODE": f"n{len(made)}",
             **settings})
         made.append(Product(config))
         return made[-1]
@@ -131,7 +134,7 @@ def test_standby_of_a_new_version_migrates_only_once_active(schema, standby_prod
     from core.migrations import SchemaMigration, Step
 
     standby_product().prepare_schema()  # the schema of the version the running active has
-    active = Leadership(schema.url, "old active", check_interval=0.2, check_timeout=1.0)
+    active = Leadership(schema.url, "old active", check_interval=0.2, check_timeout=CHECK_TIMEOUT)
     applied: list[float] = []
     step = Step("9999_next_version", lambda migrator, db: applied.append(time.monotonic()) or [])
     monkeypatch.setattr(hotline.migrations, "STEPS", [*hotline.migrations.STEPS, step])
@@ -161,7 +164,7 @@ def test_standby_of_the_same_version_waits_built_and_touches_no_schema(schema, s
     from hotline import product as product_module
 
     standby_product().prepare_schema()
-    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=1.0)
+    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=CHECK_TIMEOUT)
     product = standby_product()
     leadership = product.leadership()
     prepared: list[tuple[float, bool]] = []
@@ -192,7 +195,7 @@ def test_standby_writes_no_demo_data_nor_menu_tree_until_active(schema, standby_
     from ivr.models import IvrTreeVersion
 
     standby_product().prepare_schema()  # every table and step: the standby builds while it waits
-    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=1.0)
+    active = Leadership(schema.url, "active", check_interval=0.2, check_timeout=CHECK_TIMEOUT)
     product = standby_product(load_demo=True)
     leadership = product.leadership()
 
@@ -235,7 +238,7 @@ def pair(tmp_path, rendered_sounds):
         port = box.ports[node] = free_port()
         env = app_env(schema.url, tmp_path / f"var-{node}", rendered_sounds, esl=f"127.0.0.1:{fs.esl_port}:ClueCon",
                       outbound_port=port, http_port=free_port(), node=node, HOTLINE_LOAD_DEMO="false",
-                      HOTLINE_PAIR_CHECK_INTERVAL="0.5", HOTLINE_PAIR_CHECK_TIMEOUT="1", **extra)
+                      HOTLINE_PAIR_CHECK_INTERVAL="0.5", HOTLINE_PAIR_CHECK_TIMEOUT=str(CHECK_TIMEOUT), **extra)
         process = AppProcess(node, ["run.py"], env, tmp_path)
         processes.append(process)
         return process
