@@ -1,9 +1,11 @@
 """Schema changes longer than the per-statement timeout every pooled PostgreSQL connection has (core.db
 schema_change): the full-text structures built at start (ensure_all), by the first ticket and by the migration
 step, on a table whose index takes longer to build than HOTLINE_DB_STATEMENT_TIMEOUT allows a statement. A
-million tickets took minutes (the benchmark's first ticket failed); here an index expression that sleeps 20 ms
-a row over 30 rows stands in for it under a 250 ms statement timeout (long enough for the other statements
-on a busy machine). PostgreSQL only: SQLite has no statement timeout."""
+million tickets took minutes (the benchmark's first ticket failed); here an index expression that sleeps 100 ms
+a row over 30 rows (3 s of pg_sleep, wall time whatever the load) stands in for it under a 1 s statement
+timeout. The timeout leaves room for the other statements on a loaded machine: at 250 ms an ordinary statement
+of create_schema (waiting on a lock held by a transaction of this starved process) hit it before the build.
+PostgreSQL only: SQLite has no statement timeout."""
 from __future__ import annotations
 
 import pytest
@@ -14,12 +16,20 @@ from core.db import DatabaseTimeout, DbTimeouts, is_postgres, schema_change
 from core.migrations import SchemaMigration
 
 ROWS = 30
-SLOW = DbTimeouts(statement=0.25, lock=0.5)
+ROW_SLEEP = 0.1  # s of pg_sleep per row in the index expression
+SLOW = DbTimeouts(statement=1.0, lock=1.0)
+# the build outlasts the statement timeout several times over by construction (pg_sleep is wall time)
+assert ROWS * ROW_SLEEP >= 3 * SLOW.statement
 
 
 def _has_index(database, table: str = "ticket") -> bool:
     return database.execute_sql("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
                                 "AND indexname = %s", (f"{table}_search_tsv",)).fetchone()[0] == 1
+
+
+def _statement_timeout(database) -> float:
+    return int(database.execute_sql("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+               .fetchone()[0]) / 1000
 
 
 def _old_layout(database) -> None:
@@ -32,14 +42,14 @@ def _old_layout(database) -> None:
 
 @pytest.fixture
 def slow(db, db_url, org_setup, monkeypatch):
-    """ROWS tickets without their full-text structures, an index expression sleeping 20 ms a row, and the
-    models bound to a database whose statements may last 250 ms; yields that database."""
+    """ROWS tickets without their full-text structures, an index expression sleeping ROW_SLEEP a row, and the
+    models bound to a database whose statements may last SLOW.statement; yields that database."""
     if not is_postgres(db):
         pytest.skip("PostgreSQL's statement timeout")
     for n in range(ROWS):
         services.create_ticket(f"路灯不亮{n}", created_by=org_setup.agent)
     db.execute_sql("CREATE OR REPLACE FUNCTION slow_document(tsvector) RETURNS tsvector IMMUTABLE "
-                   "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN $1; END $$")
+                   f"LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({ROW_SLEEP}); RETURN $1; END $$")
     for table in search.INDEXED:
         db.execute_sql(f"DROP INDEX IF EXISTS {table}_search_tsv")
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_tsv")
@@ -48,8 +58,7 @@ def slow(db, db_url, org_setup, monkeypatch):
     short = core_db.bind_database(db_url, SLOW)
     short.connect()
     search.forget(short)
-    with pytest.raises(DatabaseTimeout):
-        short.execute_sql("SELECT pg_sleep(0.5)")  # the limit is in force
+    assert _statement_timeout(short) == SLOW.statement  # the limit is in force (a sleep past it: test_start)
     yield short
     short.close()
     search.forget(short)
@@ -60,7 +69,9 @@ def test_start_builds_the_structures_past_the_statement_timeout(slow):
     """Should build both tables' structures at start however long they take, the timeout back after."""
     search.ensure_all()
     assert _has_index(slow) and _has_index(slow, "knowledge_item")
-    assert slow.execute_sql("SHOW statement_timeout").fetchone()[0] == "250ms"
+    assert _statement_timeout(slow) == SLOW.statement
+    with pytest.raises(DatabaseTimeout):
+        slow.execute_sql("SELECT pg_sleep(%s)", (2 * SLOW.statement,))
 
 
 def test_first_ticket_on_a_small_table_builds_them(slow, org_setup):
@@ -139,8 +150,9 @@ def test_migration_rebuild_leaves_the_table_writable(slow, db_url):
         with other.cursor() as cur:
             cur.execute("SET lock_timeout = '200ms'")
             phase = None
+            progress = "SELECT phase FROM pg_stat_progress_create_index WHERE relid = 'ticket'::regclass"
             for _ in range(600):  # the build's progress row, 30 s at most
-                cur.execute("SELECT phase FROM pg_stat_progress_create_index WHERE relid = 'ticket'::regclass")
+                cur.execute(progress)
                 row = cur.fetchone()
                 if row is not None and row[0].startswith("building index"):
                     phase = row[0]
@@ -149,6 +161,8 @@ def test_migration_rebuild_leaves_the_table_writable(slow, db_url):
             assert phase is not None, f"no build seen ({failed or ran})"
             cur.execute("UPDATE ticket SET title = title || '!' WHERE id = (SELECT min(id) FROM ticket)")
             assert cur.rowcount == 1
+            cur.execute(progress)
+            assert cur.fetchone() is not None, "the update came after the build, not during it"
     finally:
         worker.join(60)
         other.close()
