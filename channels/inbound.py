@@ -14,7 +14,7 @@ from typing import Optional
 
 import peewee
 
-from caseflow import services
+from caseflow import pins, services
 from caseflow import workflow as wf
 from caseflow.models import Ticket
 from channels import receipts, sms
@@ -128,7 +128,8 @@ def _act(message: Message, address: str, body: str, settings, clock: Clock, now)
         return InboundResult("reply", message.id, ticket.number)
     ticket = services.create_ticket(body, channel="sms", citizen_phone=address, reply_by="sms",
                                     actor_label="sms", clock=clock, note="短信受理 / SMS 1063912345")
-    # Queued now with the PIN only the creation knows (the process's receipts did too when connected: the
-    # dedupe key keeps it to one).
-    receipts.queue_sms(ticket, ticket.plain_pin, settings=settings, clock=clock)
+    if not pins.receipts():
+        # A process with no receipt writer connected (a product connects them: the creation wrote the receipt
+        # then): queued now with the PIN only the creation knows, the answer to the citizen's own message.
+        receipts.queue_sms(ticket, ticket.plain_pin, settings=settings, clock=clock)
     return InboundResult("ticket", message.id, ticket.number)

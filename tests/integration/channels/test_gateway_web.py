@@ -42,14 +42,20 @@ def test_malformed_number(client, sender):
     assert Message.select().count() == 0 and Ticket.select().count() == 0
 
 
-def test_new_message_becomes_ticket_with_receipt(client):
-    """Should make a 1,000-character message with emoji a ticket (channel sms) and queue the receipt."""
+@pytest.mark.parametrize("connected", [False, True], ids=["no receipt writer", "receipts connected"])
+def test_new_message_becomes_ticket_with_receipt(client, request, connected):
+    """Should make a 1,000-character message with emoji a ticket (channel sms) and queue one receipt, whether the
+    process's receipt writers wrote it with the ticket (a product connects them) or the intake queues it (none
+    connected), also to a number that opted out (it answers the citizen's own message)."""
+    OptOut.create(address="13800138000")
+    if connected:
+        request.getfixturevalue("sms_receipts")
     text = ("楼下烧烤油烟扰民😡" * 120)[:1000]
     r = inbound(client, text, id="kannel-1")
     assert r.status_code == 200 and r.headers["X-Hotline-Outcome"] == "ticket"
     ticket = Ticket.get(Ticket.number == r.headers["X-Hotline-Ticket"])
     assert ticket.channel == "sms" and ticket.content == text and ticket.citizen_phone == "13800138000"
-    receipt = Message.get((Message.direction == "out") & (Message.purpose == "receipt"))
+    (receipt,) = Message.select().where((Message.direction == "out") & (Message.purpose == "receipt"))
     assert ticket.number in receipt.body and pin_in(receipt.body, ticket)
     again = inbound(client, text, id="kannel-1")
     assert again.headers["X-Hotline-Outcome"] == "duplicate" and Ticket.select().count() == 1
