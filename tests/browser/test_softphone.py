@@ -4,8 +4,6 @@ language, the seat is never registered without a microphone, and the desk's own 
 a desk opened in another window takes the phone with it."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 from playwright.sync_api import expect
 
@@ -15,15 +13,10 @@ from caseflow.accounts import create_user
 from core import db as core_db
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, login
 from tests.browser.telephony import fresh_database, running
+from tests.ports import refusing_port
 
 PASSWORD = "desk-pass-1234"
 FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +38,18 @@ def context(media_browser):
 
 @pytest.fixture
 def telephony(tmp_path):
-    """The desk on the fake switch, with a browser phone whose server is not there (a closed port)."""
-    database, config = fresh_database(tmp_path, "desk.sqlite3", "desk-test-secret-" + "q" * 32,
-                                      softphone_wss=f"wss://127.0.0.1:{_closed_port()}")
-    with database.connection_context():
-        create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0, display_name="政策咨询")
-        create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
-        create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
-        SeatPasswords(config.secret_key, lambda: ("1001", "1002"), config.seats_dir).ensure()  # each seat its own
-    with running(config, tmp_path) as thread:
-        yield thread
-    database.close()
+    """The desk on the fake switch, with a browser phone whose server is not there (a refusing port)."""
+    with refusing_port() as wss_port:
+        database, config = fresh_database(tmp_path, "desk.sqlite3", "desk-test-secret-" + "q" * 32,
+                                          softphone_wss=f"wss://127.0.0.1:{wss_port}")
+        with database.connection_context():
+            create_queue("consult", "consult", wrap_up_seconds=600, announce_interval=0, display_name="政策咨询")
+            create_agent(create_user("8001", "王芳", PASSWORD, roles="agent", extension="1001"), {"consult": 5})
+            create_agent(create_user("8002", "赵敏", PASSWORD, roles="agent", extension="1002"), {"consult": 5})
+            SeatPasswords(config.secret_key, lambda: ("1001", "1002"), config.seats_dir).ensure()  # each its own
+        with running(config, tmp_path) as thread:
+            yield thread
+        database.close()
 
 
 def _desk(context, telephony):

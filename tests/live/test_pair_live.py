@@ -15,20 +15,22 @@ import time
 import pytest
 
 from tests.live.conftest import OutboundListener
+from tests.ports import refusing_port
 
 pytestmark = pytest.mark.live
 
 
-def _closed_port() -> str:
-    """An address nothing listens on (connection refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+@pytest.fixture
+def refusing_address():
+    """An address nothing listens on (connection refused at once), held for the test."""
+    with refusing_port() as port:
+        yield f"127.0.0.1:{port}"
 
 
-def test_standby_takes_the_call_when_the_first_address_refuses(esl_events, place_call, outbound_listener):
+def test_standby_takes_the_call_when_the_first_address_refuses(esl_events, place_call, outbound_listener,
+                                                               refusing_address):
     """Should bring the call to hotline_outbound_standby at once when hotline_outbound refuses."""
-    call = place_call(outbound=_closed_port(), variables={"hotline_outbound_standby": outbound_listener.address})
+    call = place_call(outbound=refusing_address, variables={"hotline_outbound_standby": outbound_listener.address})
     started = time.monotonic()
     app = outbound_listener.accept(timeout=10)
     assert time.monotonic() - started < 3
@@ -134,10 +136,11 @@ def test_caller_left_by_a_dead_app_reaches_the_other_after_the_wait(esl_events, 
         late.close()
 
 
-def test_caller_an_agent_talked_to_is_not_sent_back_into_the_menu(esl_events, place_call, outbound_listener):
+def test_caller_an_agent_talked_to_is_not_sent_back_into_the_menu(esl_events, place_call, outbound_listener,
+                                                                   refusing_address):
     """Should hang up at once, without the failover wait, a caller the app had bridged to someone
     (last_bridge_to set) when the app's socket drops and the standby refuses."""
-    call = place_call(outbound=outbound_listener.address, variables={"hotline_outbound_standby": _closed_port()})
+    call = place_call(outbound=outbound_listener.address, variables={"hotline_outbound_standby": refusing_address})
     app = outbound_listener.accept(timeout=10)
     app.connect_call()
     app.run("answer")

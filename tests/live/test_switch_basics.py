@@ -3,11 +3,10 @@
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.live.eslraw import EslClient, EslError
+from tests.ports import refusing_port
 
 pytestmark = pytest.mark.live
 
@@ -96,12 +95,9 @@ def test_closing_the_socket_ends_an_answered_call(esl_events, place_call, outbou
 
 def test_call_is_refused_when_the_app_is_unreachable(esl_events, place_call):
     """Should refuse the call (NORMAL_TEMPORARY_FAILURE, i.e. SIP 503) when nothing listens at the socket."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    address = "%s:%d" % closed.getsockname()
-    closed.close()  # a port nobody listens on
-    call = place_call(outbound=address)
-    result = esl_events.job_result(call.job, timeout=15)
+    with refusing_port() as port:  # held, never listening
+        call = place_call(outbound=f"127.0.0.1:{port}")
+        result = esl_events.job_result(call.job, timeout=15)
     assert result.strip() == "-ERR NORMAL_TEMPORARY_FAILURE"
 
 

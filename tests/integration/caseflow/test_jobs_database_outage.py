@@ -3,7 +3,6 @@ back, the tracebacks at debug level (core.jobguard.GuardedScheduler, the product
 from __future__ import annotations
 
 import logging
-import socket
 
 import peewee
 import pytest
@@ -12,28 +11,29 @@ from caseflow.jobs import register_jobs
 from core import db as core_db
 from core.clock import Clock
 from core.jobguard import GuardedScheduler, guard_job
+from tests.ports import refusing_port
 
 
-def _refusing_url() -> str:
-    """A PostgreSQL URL whose port nothing listens on: every connection refused, as while it restarts."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"postgresql://postgres@127.0.0.1:{port}/test"
+@pytest.fixture
+def refusing_url():
+    """A PostgreSQL URL whose port nothing listens on (held for the test): every connection refused, as while
+    it restarts."""
+    with refusing_port() as port:
+        yield f"postgresql://postgres@127.0.0.1:{port}/test"
 
 
 def _records(caplog, level):
     return [r for r in caplog.records if r.levelno == level and r.name == "core.jobguard"]
 
 
-def test_jobs_log_one_line_per_outage_and_one_when_it_is_back(db, caplog):
+def test_jobs_log_one_line_per_outage_and_one_when_it_is_back(db, caplog, refusing_url):
     """Should log, for each of the case engine's jobs run three times with the database refusing connections,
     one WARNING naming the job and the cause, no ERROR and no traceback above DEBUG; then, with the database
     back, one line per job saying so; and a new outage is told again."""
     scheduler = GuardedScheduler()
     jobs = register_jobs(scheduler, Clock())
     names = {job.id for job in jobs}
-    away = core_db.open_database(_refusing_url())
+    away = core_db.open_database(refusing_url)
     caplog.set_level(logging.DEBUG, logger="core.jobguard")
     try:
         core_db.database.initialize(away)

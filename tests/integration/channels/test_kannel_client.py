@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from channels.kannel import GatewayDown, GatewayUnsure, KannelClient
+from tests.ports import refusing_port
 
 
 def _server(reply: bytes):
@@ -42,10 +43,7 @@ def test_no_answer_after_the_request_is_unsure():
 
 def test_refused_connection_is_down():
     """Should say 'down' (nothing taken, send again later) when nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(GatewayDown) as raised:
+    with refusing_port() as port, pytest.raises(GatewayDown) as raised:
         KannelClient(f"http://127.0.0.1:{port}/cgi-bin/sendsms", "u", "p", timeout=5).send(1, "13800000001", "x")
     assert not isinstance(raised.value, GatewayUnsure)
 

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from tests.fakeswitch import Hangup, Press, SendFax, Speak, Wait, WaitBridged, WaitFor
+from tests.ports import refusing_port
 from tests.unit.fakeswitch.rawclient import AppServer, RawClient, execute
 
 
@@ -432,12 +433,9 @@ def test_script_timeout_is_reported_and_caller_hangs_up(fakeswitch):
 
 def test_unreachable_app_is_reported(fakeswitch):
     """Should record the connect error and end the call when the app's port refuses."""
-    s = __import__("socket").socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    call = fakeswitch.place_call(("127.0.0.1", port))
-    call.wait_ended(5)
+    with refusing_port() as port:
+        call = fakeswitch.place_call(("127.0.0.1", port))
+        call.wait_ended(5)
     assert isinstance(call.connect_error, OSError)
 
 
