@@ -53,6 +53,7 @@ class ParsedMail:
     automated: str  # "" for a person's mail, else bounce, auto_reply or list
     content_hash: str  # sha256 of what makes the mail itself (not its delivery path)
     defects: tuple[str, ...] = field(default_factory=tuple)
+    returned: tuple[str, ...] = ()  # a bounce's: the Message-IDs of the mails it encloses whole (message/rfc822)
 
     @property
     def dedupe_key(self) -> str:
@@ -282,6 +283,21 @@ def _walk(msg: MimeMessage, texts: list, htmls: list, attachments: list, counter
             texts.append(_part_text(part))
 
 
+def _returned_ids(msg: MimeMessage) -> tuple[str, ...]:
+    """The Message-IDs of the mails ``msg`` encloses whole (message/rfc822 parts, as a delivery report returns
+    the undelivered mail: RFC 3464), at most MAX_PARTS parts looked at. A text/rfc822-headers part is text."""
+    ids: list[str] = []
+    for n, part in enumerate(msg.walk()):
+        if n > MAX_PARTS:
+            break
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            if isinstance(inner, MimeMessage):
+                ids.extend(message_ids(inner.get("Message-ID", ""))[:1])
+    return tuple(dict.fromkeys(ids))
+
+
 def _forwarded_header(inner: MimeMessage) -> str:
     lines = ["---------- 转发的邮件 / forwarded message ----------"]
     for name, label in (("From", "发件人 From"), ("Date", "日期 Date"), ("Subject", "主题 Subject")):
@@ -326,12 +342,13 @@ def parse(raw: bytes) -> ParsedMail:
     ids = message_ids(msg.get("Message-ID", ""))
     reply_ids = message_ids(msg.get("In-Reply-To", ""))
     defects = tuple(type(d).__name__ for d in msg.defects)
+    automated = automated_kind(msg, sender)
     return ParsedMail(message_id=ids[0] if ids else "", sender=sender, sender_name=decode_words(name)[:64],
                       subject=decode_words(msg.get("Subject", ""))[:200], text=clean_text(body),
                       attachments=tuple(attachments), in_reply_to=reply_ids[0] if reply_ids else "",
                       references=message_ids(msg.get("References", ""))[-20:],
-                      automated=automated_kind(msg, sender), content_hash=_content_hash(raw, msg),
-                      defects=defects)
+                      automated=automated, content_hash=_content_hash(raw, msg),
+                      defects=defects, returned=_returned_ids(msg) if automated == "bounce" else ())
 
 
 # ---- outgoing ---------------------------------------------------------------------------------------

@@ -323,9 +323,10 @@ def opted_out(address: str) -> bool:
 
 
 def _fail_bounced(parsed: ParsedMail, clock) -> None:
-    """A bounce naming one of our mails (its references, or the Message-ID quoted in the returned mail):
-    that mail was not delivered."""
-    ids = set(parsed.thread_ids) | {i for i in mail.message_ids(parsed.text) if i.startswith("12345.")}
+    """A bounce naming one of our mails (its references, the returned mail enclosed whole, or its Message-ID
+    quoted in the text): that mail was not delivered."""
+    ids = set(parsed.thread_ids) | set(parsed.returned) | {i for i in mail.message_ids(parsed.text)
+                                                           if i.startswith("12345.")}
     if not ids:
         return
     ours = [h.message_id for h in MailHeader.select().join(Message).where(

@@ -143,7 +143,8 @@ def report_of(returned: str, ack_msgid: str, msgid="b2@mx.example.cn") -> bytes:
 def test_a_bounce_quoting_a_receipt_never_logs_or_stores_its_pin(org_setup, clock, settings, tmp_path, caplog):
     """Should handle a bounce that returns our receipt (its query PIN quoted) without the PIN reaching any log
     line, even at DEBUG where every statement is logged with its values, nor the stored bounce (the message
-    log): its 6-digit runs are masked, the acceptance number stays, and the receipt it returns is failed."""
+    log): its 6-digit runs are masked, the acceptance number stays, and the receipt it returns (enclosed whole
+    as RFC 3464 has it, its Message-ID in none of the text) is failed."""
     import logging
 
     first = handle(mime(), settings, tmp_path, clock)
@@ -154,6 +155,7 @@ def test_a_bounce_quoting_a_receipt_never_logs_or_stores_its_pin(org_setup, cloc
     caplog.clear()
     bounced = handle(report_of(Message.get_by_id(ack.message_id).body, ack.msgid), settings, tmp_path, clock)
     assert bounced.outcome == "bounce"
+    assert Message.get_by_id(ack.message_id).status == "failed"  # read from the mail it returns whole
     logged = [record.getMessage() for record in caplog.records]
     assert any('INSERT INTO "message"' in line for line in logged)  # the statements were logged, values too
     assert not [line for line in logged if pin in line] and pin not in caplog.text

@@ -135,6 +135,21 @@ def test_mailer_daemon_is_a_bounce():
     assert mail.parse(raw("From: MAILER-DAEMON@mx.example.cn\nSubject: Undelivered", b"x")).automated == "bounce"
 
 
+def test_a_bounce_names_the_mail_it_returns_whole():
+    """Should read the Message-ID of the mail a delivery report encloses whole (message/rfc822, RFC 3464),
+    which is in none of its text, and none for a person who forwards a mail the same way."""
+    inner = "From: 12345@hotline.example\r\nMessage-ID: <12345.r1@hotline.example>\r\nSubject: x\r\n\r\nreceipt\r\n"
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\nnot delivered\r\n--b\r\nContent-Type: message/delivery-status"
+            "\r\n\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--b--\r\n")
+    report = 'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"'
+    bounce = mail.parse(raw(f"From: MAILER-DAEMON@mx.example.cn\nSubject: Undelivered\n{report}", body.encode()))
+    assert bounce.automated == "bounce" and bounce.returned == ("12345.r1@hotline.example",)
+    assert "12345.r1@hotline.example" not in bounce.text
+    forwarded = mail.parse(raw('From: a@example.cn\nSubject: Fwd: x\nMIME-Version: 1.0\n'
+                               'Content-Type: multipart/mixed; boundary="b"', body.encode()))
+    assert forwarded.automated == "" and forwarded.returned == ()
+
+
 def test_same_mail_twice_has_one_key_despite_delivery_headers():
     """Should give one dedupe key to a mail delivered twice (different Received headers), another to a
     different mail reusing the Message-ID."""
