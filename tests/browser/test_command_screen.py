@@ -57,10 +57,16 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
     from acd.models import Queue, QueueEntry
     from caseflow import services
     from caseflow.models import Region, User
+    from caseflow.values import to_db
+    from core.clock import FixedClock
     from core.db import database
     from stats.models import HotspotWarning
 
     live_server.app.config.update(HOTLINE_SCREEN_REFRESH_SECONDS=1, HOTLINE_SCREEN_CACHE_SECONDS=0)
+    # "Today" read once: the screen's clock stands still, and what the test adds is dated by it, so a local
+    # midnight (Asia/Shanghai) passing during the test does not start a new day between two reads of the figures.
+    lent = live_server.app.extensions["hotline"].services
+    clock = lent.clock = FixedClock(lent.clock.now())
     with database.connection_context():
         load_acd_demo()
     problems = []
@@ -89,7 +95,8 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
     waiting = page.get_by_test_id("figure-waiting")
     expect(waiting).to_have_text("0")
     with database.connection_context():
-        QueueEntry.create(call_uuid="screen-test-call", queue=Queue.select().first(), caller_number="13800000002")
+        QueueEntry.create(call_uuid="screen-test-call", queue=Queue.select().first(), caller_number="13800000002",
+                          entered_at=to_db(clock.now()))
     expect(waiting).to_have_text("1")
     expect(page.get_by_test_id("figure-offered")).to_have_text("1")
 
@@ -99,7 +106,7 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
         agent = User.get(User.operator_no == demo_accounts["agent"][0])
         services.create_ticket("西山街道某路段路灯不亮", citizen_phone="13800000001", created_by=agent,
                                region=Region.get(Region.code == "R-XS-XSJD"),
-                               clock=live_server.app.extensions["hotline"].services.clock)
+                               clock=clock)
     expect(shown).to_have_text(str(before + 1))
     # The street's ticket counts for its district on the map.
     page.wait_for_function(west_is(west_before + 1), arg=districts)
@@ -113,7 +120,7 @@ def test_leader_watches_the_command_screen(page, live_server, demo_accounts, tmp
     with database.connection_context():
         services.create_ticket("西山街道某小区停水", citizen_phone="13800000001", created_by=agent,
                                region=Region.get(Region.code == "R-XS-XSJD"),
-                               clock=live_server.app.extensions["hotline"].services.clock)
+                               clock=clock)
     expect(shown).to_have_text(str(before + 2))
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.wait_for_function(west_is(west_before + 2), arg=districts)
