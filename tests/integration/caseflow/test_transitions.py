@@ -9,6 +9,7 @@ import pytest
 from caseflow import services
 from caseflow import workflow as wf
 from caseflow.models import Notification, Ticket, TicketHistory
+from caseflow.values import to_db
 from caseflow.workflow import ConcurrentChange, PermissionDenied, WorkflowError
 
 
@@ -18,14 +19,19 @@ def _force(ticket, **fields):
     return Ticket.get_by_id(ticket.id)
 
 
-def _setup(o, state, event):
+def _days_after(clock, days: int) -> dt.datetime:
+    """A moment ``days`` after the test clock's now (naive UTC, as stored): not yet due, whatever the date."""
+    return to_db(clock.now() + dt.timedelta(days=days))
+
+
+def _setup(o, state, event, clock):
     ticket = services.create_ticket("楼下工地夜间施工噪音扰民", type="complaint", citizen_phone="13800000001",
                                     citizen_name="张三", category=o.noise, created_by=o.agent)
     upper = event in ("return_up", "reply_up")
     fields = {"status": state, "department": o.east_street if upper else o.east,
-              "upper_department": o.east if upper else None, "deadline": dt.datetime(2030, 1, 1)}
+              "upper_department": o.east if upper else None, "deadline": _days_after(clock, 30)}
     if event in ("approve_extension", "refuse_extension"):
-        fields["extension_until"] = dt.datetime(2030, 2, 1)
+        fields["extension_until"] = _days_after(clock, 60)
     if state in (wf.RECORDED, wf.RETURNED, wf.DEFERRED):
         fields["department"] = None
     return _force(ticket, **fields)
@@ -37,7 +43,7 @@ def _actor(o, rule, ticket):
     return o.leader  # centre + centre_leader: every centre permission
 
 
-def _params(o, event, ticket):
+def _params(o, event, ticket, clock):
     master = None
     if event == "merge":
         master = services.create_ticket("同一工地噪音", created_by=o.agent)
@@ -47,8 +53,8 @@ def _params(o, event, ticket):
         "return": {"reason": "非本单位职责"}, "sub_dispatch": {"department": o.east_street},
         "return_up": {"reason": "非本街道"}, "reply_up": {"reply": "已处理"}, "assign": {"handler": o.east_leader},
         "reply": {"reply": "已处理完毕"}, "reject": {"reason": "答复不完整"},
-        "request_extension": {"until": dt.datetime(2030, 3, 1), "reason": "需要协调多个部门"},
-        "refuse_extension": {"reason": "理由不足"}, "set_reminder": {"at": dt.datetime(2030, 1, 1)},
+        "request_extension": {"until": _days_after(clock, 90), "reason": "需要协调多个部门"},
+        "refuse_extension": {"reason": "理由不足"}, "set_reminder": {"at": _days_after(clock, 30)},
         "call_back": {"satisfaction": "basic"}, "call_back_unsatisfied": {"satisfaction": "unsatisfied"},
         "reopen": {"reason": "群众仍不满意"}, "keep_closed": {"reason": "已依法答复"},
         "close": {"reason": "联系不上"}, "disclose": {"public": True},
@@ -61,11 +67,11 @@ def test_every_declared_transition(org_setup, clock):
     o = org_setup
     failures = []
     for (state, event), rule in sorted(wf.TRANSITIONS.items()):
-        ticket = _setup(o, state, event)
+        ticket = _setup(o, state, event, clock)
         actor = _actor(o, rule, ticket)
         before = TicketHistory.select().where(TicketHistory.ticket == ticket).count()
         try:
-            result = services.transition(ticket, event, actor, clock=clock, **_params(o, event, ticket))
+            result = services.transition(ticket, event, actor, clock=clock, **_params(o, event, ticket, clock))
         except WorkflowError as exc:
             failures.append(f"{state}/{event}: {exc}")
             continue
@@ -92,7 +98,7 @@ def test_refused_transition_leaves_ticket_unchanged(org_setup, clock, state, eve
     ticket = _force(services.create_ticket("内容", created_by=o.agent), status=state, department=o.east)
     actor = o.east_user if event in ("accept", "reply") else o.leader
     with pytest.raises(WorkflowError) as info:
-        services.transition(ticket, event, actor, clock=clock, **_params(o, event, ticket))
+        services.transition(ticket, event, actor, clock=clock, **_params(o, event, ticket, clock))
     assert state in str(info.value)
     after = Ticket.get_by_id(ticket.id)
     assert (after.status, after.version) == (state, ticket.version)
