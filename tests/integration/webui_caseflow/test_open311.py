@@ -79,8 +79,12 @@ def test_discovery_in_xml_and_json_field_by_field(client, world):
                                    "type": "test", "formats": ["text/xml", "application/json"]}]}
     assert "12345" in body["contact"] and body["key_service"]
     assert xml(client.get(body["endpoints"][0]["url"][len("http://localhost"):] + "/services.xml")).tag == "services"
-    AuditLog.create(action="org_region", obj_type="org", at=dt.datetime(2027, 1, 2, 3, 4))  # an administrator's change
-    assert as_json(client.get("/open311/discovery.json"))["changeset"] == "2027-01-02 11:04"  # local time, sortable
+    # An administrator's change at 03:04 UTC tomorrow: later than the endpoint's own changeset and than any row
+    # written meanwhile, whatever today's date (a fixed date becomes the past, then neither).
+    changed = (dt.datetime.utcnow() + dt.timedelta(days=1)).replace(hour=3, minute=4, second=0, microsecond=0)
+    assert f"{changed:%Y-%m-%d} 11:04" > open311.ENDPOINT_CHANGESET
+    AuditLog.create(action="org_region", obj_type="org", at=changed)
+    assert as_json(client.get("/open311/discovery.json"))["changeset"] == f"{changed:%Y-%m-%d} 11:04"  # local, sortable
     assert AuditLog.select().where(AuditLog.action == "open311_discovery").count() == 3
 
 
