@@ -12,6 +12,26 @@ from pathlib import Path
 QUIET_LIBRARIES = ("apscheduler",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FILE = "hotline.log"
+STATEMENT_LOGGER = "peewee"  # logs each statement at DEBUG as the tuple (sql, values)
+
+
+class StatementValues(logging.Filter):
+    """Keeps a logged statement's SQL and drops its values: they are citizens' data (a receipt's text with the
+    ticket's query PIN, which the database itself never holds past the gateway, a bounce quoting it, phone
+    numbers, what was written in), and an operator's HOTLINE_LOG_LEVEL=DEBUG must not put them in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2 and not record.args:
+            sql, values = record.msg
+            record.msg = f"{sql} [{len(values or ())} values not logged]"
+        return True
+
+
+def hide_statement_values() -> None:
+    """Log the database's statements (at DEBUG) without their values, from now on in this process (once)."""
+    logger = logging.getLogger(STATEMENT_LOGGER)
+    if not any(isinstance(f, StatementValues) for f in logger.filters):
+        logger.addFilter(StatementValues())
 
 
 def configure_logging(level: str | None = None) -> None:
@@ -19,6 +39,7 @@ def configure_logging(level: str | None = None) -> None:
     level_name = (level or os.environ.get("HOTLINE_LOG_LEVEL", "INFO")).upper()
     root_level = getattr(logging, level_name, logging.INFO)
     logging.basicConfig(level=root_level, format=LOG_FORMAT)
+    hide_statement_values()
     for name in QUIET_LIBRARIES:
         # At DEBUG the operator asked for everything, the libraries' chatter included.
         logging.getLogger(name).setLevel(max(root_level, logging.WARNING) if root_level > logging.DEBUG

@@ -163,6 +163,37 @@ def test_a_bounce_quoting_a_receipt_never_logs_or_stores_its_pin(org_setup, cloc
     assert pin not in body and f"受理号{ticket.number}，查询码******" in body and "could not be delivered" in body
 
 
+@pytest.fixture
+def statement_values_hidden():
+    """The database's statements logged without their values, as a product's configure_logging has them."""
+    import logging
+
+    from core import logsetup
+
+    statements = logging.getLogger(logsetup.STATEMENT_LOGGER)
+    saved = list(statements.filters)
+    logsetup.hide_statement_values()
+    yield
+    statements.filters[:] = saved
+
+
+def test_no_receipt_pin_reaches_a_log_line_even_at_debug(org_setup, clock, settings, tmp_path, caplog,
+                                                         sms_receipts, statement_values_hidden):
+    """Should log no line holding a receipt's query PIN at DEBUG, with the statements logged as a product
+    logs them: an e-mail ticket with its acknowledgement, an SMS receipt written with a ticket, a bounce of
+    the acknowledgement."""
+    with caplog.at_level("DEBUG"):
+        first = handle(mime(), settings, tmp_path, clock)
+        texted = services.create_ticket("路灯不亮", citizen_phone="13800000001", clock=clock)
+        ack = MailHeader.select().join(Message).where((Message.direction == "out") & (Message.channel == "email")).get()
+        handle(report_of(Message.get_by_id(ack.message_id).body, ack.msgid), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == first.ticket)
+    pins = [pin_in(Message.get_by_id(ack.message_id).body, ticket),
+            pin_in(Message.get((Message.ticket == texted.id) & (Message.channel == "sms")).body, texted)]
+    assert any("values not logged" in r.getMessage() for r in caplog.records)
+    assert not [r.getMessage() for r in caplog.records if any(pin in r.getMessage() for pin in pins)]
+
+
 def test_an_auto_reply_quoting_a_receipt_is_stored_without_its_pin(org_setup, clock, settings, tmp_path, caplog):
     """Should store an auto-reply that quotes our receipt with its PIN masked (and log no line with it), while
     a citizen's own mail keeps its 6-digit numbers."""

@@ -1,4 +1,5 @@
-"""Routine job runs stay out of the product's log; warnings and the operator's DEBUG do not."""
+"""Routine job runs stay out of the product's log; warnings and the operator's DEBUG do not; statements are
+logged without their values."""
 from __future__ import annotations
 
 import logging
@@ -30,3 +31,25 @@ def test_debug_level_shows_the_scheduler_too(scheduler_logger):
     """Should let an operator who asks for DEBUG see the scheduler's runs."""
     configure_logging("DEBUG")
     assert scheduler_logger.isEnabledFor(logging.INFO)
+
+
+def test_statements_are_logged_without_their_values(caplog):
+    """Should log a statement at DEBUG with its SQL but none of its values (a receipt's text holds the ticket's
+    query PIN), once configured, however often configured; other DEBUG lines stay as they were."""
+    from core import logsetup
+
+    statements = logging.getLogger(logsetup.STATEMENT_LOGGER)
+    saved = list(statements.filters)
+    try:
+        configure_logging("DEBUG")
+        configure_logging("DEBUG")
+        assert sum(isinstance(f, logsetup.StatementValues) for f in statements.filters) == 1
+        with caplog.at_level(logging.DEBUG):
+            statements.debug(('INSERT INTO "message" ("body") VALUES (%s)', ["查询码689605"]))
+            statements.debug(("COMMIT", None))
+            logging.getLogger("channels.mailflow").debug("e-mail %s", "689605")
+        assert [r.getMessage() for r in caplog.records] == [
+            'INSERT INTO "message" ("body") VALUES (%s) [1 values not logged]', "COMMIT [0 values not logged]",
+            "e-mail 689605"]
+    finally:
+        statements.filters[:] = saved
