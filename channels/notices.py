@@ -10,16 +10,36 @@ queued, and each notice has a dedupe key, so reading a row twice queues nothing 
 - supervise (督办): an alert to the unit's contact phone;
 - overdue: an alert to the unit's contact phone;
 - material a caller asked for in the IVR (ivr MaterialRequest, channel sms): the knowledge answer's text.
+
+A history row committed late is not skipped (``follow_history``). On PostgreSQL an id comes from the sequence
+when the INSERT runs, but transactions commit in any order: the row with id 100 may become visible after the
+row with id 101 was read and the cursor moved past both. So the scan follows the history as log-followers
+follow a log with gaps: the cursor still moves to the last id read (notices after a gap wait for nothing), and
+each id missing below it is remembered as a gap (a ChannelCursor row "<cursor>#<id>" holding when the scan first
+missed it, written in the cursor's own move, so a crash forgets none); each scan reads its gaps' rows again
+and hands over those now committed, once (their messages' dedupe keys keep a gap read twice from queueing
+twice). An id burned by a rolled-back transaction never shows up: its gap is dropped once GAP_WAIT (60 s) has
+passed on the scan's clock and no transaction that writes (has a transaction id) has been open since before
+it was first missed (pg_stat_activity, the server's clock: its open transaction may still commit it), and
+after GAP_LIMIT (1 hour) in any case, with a warning. A permanent gap so costs one row and one look-up per
+scan for about a minute; it holds up no notice. Chosen over a safety margin (every notice would wait it) and
+over the rows' transaction ids (xmin is a 32-bit counter that wraps around; an xid8 column would be a schema
+change of TicketHistory). SQLite has one writer, whose transaction holds the write lock from its INSERT to its commit,
+and reuses a rolled-back rowid: ids are visible in order there, no gap is tracked and the scan is the ids'
+range read and the rows' read.
 """
 from __future__ import annotations
 
 import logging
 from typing import Callable, Optional
 
+import peewee
+
 from caseflow.models import Ticket, TicketHistory
 from channels import templates
 from channels.models import ChannelCursor, Message
 from channels.outbox import enqueue
+from core import db as core_db
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -27,6 +47,10 @@ log = logging.getLogger(__name__)
 CURSOR = "ticket_history"
 BATCH = 500
 CHUNK = 50  # history rows handled between two moves of the cursor
+SPAN = 5000  # history ids (of any action) a scan looks at for its rows and its gaps
+GAP_WAIT = 60  # seconds a missing id is waited for (PostgreSQL), and as long as an older writer is open:
+GAP_LIMIT = 3600  # ... but no longer than this
+GAP_RUN = 1000  # a longer run of missing ids is no transaction in flight (a sequence moved on: setval, a restore)
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
 # History actions that alert the holding unit with their own template (warn: due soon, once per ticket).
 UNIT_ALERTS = {"overdue": "overdue_alert", "warn": "due_soon_alert", "supervise": "supervise_alert"}
@@ -42,34 +66,121 @@ def start_cursor(name: str = CURSOR) -> ChannelCursor:
     return cursor
 
 
-def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None]) -> int:
+def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None],
+                   clock: Optional[Clock] = None) -> int:
     """Hand each history row with one of ``actions`` written since the cursor ``name`` to ``handle`` (which
     queues its messages, each in a transaction of its own), and move the cursor past every CHUNK rows handled:
     a crash queues nothing twice (a row read again finds its messages' dedupe keys used) and loses nothing (the
-    cursor moves only after the rows' messages are queued). Returns how many rows were read. The SMS notices
-    and the e-mail notices each follow the history with their own cursor.
+    cursor moves only after the rows' messages are queued). On PostgreSQL the rows of the cursor's gaps
+    committed since are handed over first, and the ids the cursor moves past unseen become gaps (the module
+    docstring; ``clock`` says when). Returns how many rows were handed over. The SMS notices and the e-mail
+    notices each follow the history with their own cursor.
 
     No transaction around the rows: one of CHUNK rows held its pooled connection across every row's work (the
     templates, the numbers, each statement's wait for the hub), up to 59 s under the simulation's load
     (docs/performance.md), while the pool's other waiters timed out; now a connection is out only for a
-    statement or a message's own transaction."""
-    cursor = start_cursor(name)
+    statement or a message's own transaction (or the cursor's move with its new gaps)."""
+    clock = clock or Clock()
+    position = start_cursor(name).position
+    late = core_db.is_postgres()  # commits out of id order: gaps are tracked
+    read = _late_rows(name, actions, handle, clock) if late else 0
+    ids = [i for (i,) in TicketHistory.select(TicketHistory.id).where(TicketHistory.id > position)
+           .order_by(TicketHistory.id).limit(SPAN).tuples()]
+    if not ids:
+        return read
+    upper = ids[-1]
     # Each row's ticket comes in the same query (every notice reads it: one query per row before).
     rows = list(TicketHistory.select(TicketHistory, Ticket).join(Ticket)
-                .where((TicketHistory.id > cursor.position) & TicketHistory.action.in_(actions))
+                .where((TicketHistory.id > position) & (TicketHistory.id <= upper)
+                       & TicketHistory.action.in_(actions))
                 .order_by(TicketHistory.id).limit(BATCH))
-    if not rows:
-        # Skip past other actions too, so the next scan starts near the end.
-        last = TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first()
-        if last is not None and last.id > cursor.position:
-            ChannelCursor.update(position=last.id).where(ChannelCursor.name == name).execute()
-        return 0
-    for at in range(0, len(rows), CHUNK):
-        chunk = rows[at:at + CHUNK]
+    if len(rows) == BATCH:
+        upper = rows[-1].id
+    # A row committed between the two reads is in the second only: not a gap.
+    missing = _missing(name, position, sorted({i for i in ids if i <= upper} | {row.id for row in rows})) \
+        if late else []
+    chunks = [rows[at:at + CHUNK] for at in range(0, len(rows), CHUNK)]
+    if not chunks or chunks[-1][-1].id < upper:
+        chunks.append([])  # past the other actions too, so the next scan starts near the end
+    for chunk in chunks:
         for row in chunk:
             handle(row)
-        ChannelCursor.update(position=chunk[-1].id).where(ChannelCursor.name == name).execute()
-    return len(rows)
+        end = chunk[-1].id if chunk else upper
+        _advance(name, end, [gap for gap in missing if position < gap < end], clock)
+        position = end
+    return read + len(rows)
+
+
+def _gap_name(name: str, gap: int) -> str:
+    return f"{name}#{gap}"
+
+
+def _missing(name: str, position: int, ids: list[int]) -> list[int]:
+    """The ids absent between ``position`` and the last of ``ids`` (ascending): the gaps to remember."""
+    missing, before = [], position
+    for at in ids:
+        if at - before - 1 > GAP_RUN:
+            log.warning("history cursor %s: %d ids missing after %d not waited for (the sequence moved on)", name,
+                        at - before - 1, before)
+        else:
+            missing.extend(range(before + 1, at))
+        before = at
+    return missing
+
+
+def _advance(name: str, position: int, gaps: list[int], clock: Clock) -> None:
+    """Move the cursor ``name`` to ``position``, with the ``gaps`` it moves past in the same transaction."""
+    move = ChannelCursor.update(position=position).where(ChannelCursor.name == name)
+    if not gaps:
+        move.execute()
+        return
+    seen = int(clock.now().timestamp())
+    with core_db.database.atomic():
+        ChannelCursor.insert_many([{"name": _gap_name(name, gap), "position": seen} for gap in gaps]) \
+            .on_conflict_ignore().execute()
+        move.execute()
+
+
+def _late_rows(name: str, actions: tuple, handle: Callable[[TicketHistory], None], clock: Clock) -> int:
+    """Hand over the rows of the cursor ``name``'s gaps committed since, and forget those and the gaps given up
+    on (the module docstring). Returns how many rows were handed over."""
+    prefix = f"{name}#"
+    gaps = {int(key[len(prefix):]): seen for key, seen in
+            ChannelCursor.select(ChannelCursor.name, ChannelCursor.position)
+            .where(peewee.fn.SUBSTR(ChannelCursor.name, 1, len(prefix)) == prefix).tuples()}
+    if not gaps:
+        return 0
+    rows = list(TicketHistory.select(TicketHistory, Ticket).join(Ticket)
+                .where(TicketHistory.id.in_(list(gaps))).order_by(TicketHistory.id))
+    handed = [row for row in rows if row.action in actions]
+    for row in handed:
+        handle(row)
+    done = [row.id for row in rows]
+    now = clock.now().timestamp()
+    waited = {gap: now - seen for gap, seen in gaps.items() if gap not in done and now - seen >= GAP_WAIT}
+    if waited:
+        writer = _oldest_writer()
+        for gap, age in waited.items():
+            # The transaction that took the id was open before the gap was first missed: if none that old is
+            # open now (1 s for the two clocks' readings), the id is burned.
+            if writer is None or writer < age - 1:
+                done.append(gap)
+            elif age >= GAP_LIMIT:
+                log.warning("history cursor %s: id %d given up after %d s, a transaction open for %d s may still "
+                            "commit it", name, gap, age, writer)
+                done.append(gap)
+    if done:
+        ChannelCursor.delete().where(ChannelCursor.name.in_([_gap_name(name, gap) for gap in done])).execute()
+    return len(handed)
+
+
+def _oldest_writer() -> Optional[float]:
+    """How long (s) the oldest other transaction holding a transaction id in this database has been open, or
+    None. Sessions of other roles show none without pg_read_all_stats: the product writes under one role."""
+    age = core_db.database.execute_sql(
+        "SELECT EXTRACT(EPOCH FROM now() - min(xact_start)) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL").fetchone()[0]
+    return None if age is None else float(age)
 
 
 def _notices_for(row: TicketHistory, settings, clock: Clock, texts: templates.Texts) -> None:
@@ -104,7 +215,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     clock = clock or Clock()
     texts = templates.Texts()
     return follow_history(CURSOR, ("approve",) + ALERT_ACTIONS + tuple(UNIT_ALERTS),
-                          lambda row: _notices_for(row, settings, clock, texts))
+                          lambda row: _notices_for(row, settings, clock, texts), clock)
 
 
 # ---- material requested in the IVR ----------------------------------------------------------------------

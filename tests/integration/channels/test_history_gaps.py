@@ -1,0 +1,155 @@
+"""The notice scans never skip a history row committed late (channels.notices.follow_history): on PostgreSQL a
+row whose id came from the sequence before a later row's may commit after the scan read the later one; its
+citizen's notices (the result SMS, the e-mail result and satisfaction question) are queued once it commits, and
+an id a rolled-back transaction burned is waited for only GAP_WAIT on the scan's clock. On SQLite (one writer,
+ids visible in order) no gap is tracked and an idle scan stays two statements."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from caseflow import services
+from caseflow.models import TicketHistory
+from channels import mailflow, notices
+from channels.models import ChannelCursor, Message
+from tests.integration.channels.mailservers import make_settings
+
+UNIT_PHONE = "13900000009"
+CITIZEN_PHONE = "13800000001"
+CITIZEN_MAIL = "c@example.cn"
+
+
+@pytest.fixture
+def other(db, db_url):
+    """A second real connection to the test's PostgreSQL database (skipped on SQLite), rolled back and closed
+    at the end."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("commits out of id order need a second writer: PostgreSQL")
+    import psycopg2
+
+    connection = psycopg2.connect(db_url, connect_timeout=3)
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def _history_row(connection, ticket_id: int, action: str) -> int:
+    """A history row written on ``connection`` in its open transaction (not committed): its id."""
+    with connection.cursor() as cur:
+        cur.execute("SET lock_timeout = '3s'")
+        cur.execute("INSERT INTO ticket_history (ticket_id, at, actor_label, action, from_status, to_status, note)"
+                    " VALUES (%s, now() AT TIME ZONE 'UTC', 'test', %s, 'replied', 'approved', '') RETURNING id",
+                    (ticket_id, action))
+        return cur.fetchone()[0]
+
+
+def _setup(o, clock):
+    """The east district with a contact phone, both notice cursors started, a ticket whose citizen asked for the
+    reply by e-mail (and left a mobile number) and one more ticket to dispatch."""
+    o.east.contact_phone = UNIT_PHONE
+    o.east.save()
+    notices.start_cursor()
+    notices.start_cursor(mailflow.CURSOR)
+    waiting = services.create_ticket("路灯不亮", citizen_phone=CITIZEN_PHONE, citizen_email=CITIZEN_MAIL,
+                                     reply_by="email", reply="已修复。", created_by=o.agent, clock=clock)
+    later = services.create_ticket("井盖丢失", created_by=o.agent, clock=clock)
+    return waiting, later
+
+
+def _scan(sms_settings, mail_settings, clock) -> None:
+    notices.scan_history(sms_settings, clock)
+    mailflow.scan_history(mail_settings, clock)
+
+
+def _citizen() -> list[tuple[str, str]]:
+    return [(m.channel, m.purpose) for m in Message.select().where(Message.address.in_([CITIZEN_PHONE, CITIZEN_MAIL]))
+            .order_by(Message.id)]
+
+
+def _gaps() -> list[str]:
+    return sorted(c.name for c in ChannelCursor.select() if "#" in c.name)
+
+
+def _last_id() -> int:
+    return TicketHistory.select(TicketHistory.id).order_by(TicketHistory.id.desc()).first().id
+
+
+def test_a_row_committed_after_a_later_one_gets_its_notices_once(org_setup, clock, sms_settings, other, tmp_path):
+    """Should queue the later row's alert at once, remember the held row's id on both cursors while its
+    transaction is open, queue its SMS result and e-mail result and question once it commits, and nothing twice
+    when its gap is read again (a crash before the gap was forgotten)."""
+    o = org_setup
+    mail_settings = make_settings(tmp_path, HOTLINE_EMAIL_SMTP_HOST="127.0.0.1")
+    waiting, later = _setup(o, clock)
+    held = _history_row(other, waiting.id, "approve")
+    services.dispatch(later, o.centre_user, o.east, clock=clock)  # committed, with an id after the held row's
+    _scan(sms_settings, mail_settings, clock)
+    assert [m.purpose for m in Message.select().where(Message.address == UNIT_PHONE)] == ["alert"]
+    assert _citizen() == []
+    assert _gaps() == [f"{notices.CURSOR}#{held}", f"{mailflow.CURSOR}#{held}"]
+    assert {c.position for c in ChannelCursor.select().where(
+        ChannelCursor.name.in_([notices.CURSOR, mailflow.CURSOR]))} == {_last_id()}
+
+    other.commit()
+    _scan(sms_settings, mail_settings, clock)
+    expected = [("sms", "result"), ("email", "result"), ("email", "satisfaction")]
+    assert _citizen() == expected
+    assert _gaps() == []
+    _scan(sms_settings, mail_settings, clock)
+    ChannelCursor.create(name=f"{notices.CURSOR}#{held}", position=0)
+    ChannelCursor.create(name=f"{mailflow.CURSOR}#{held}", position=0)
+    _scan(sms_settings, mail_settings, clock)
+    assert _citizen() == expected and _gaps() == []
+
+
+def test_an_id_of_a_rolled_back_insert_is_waited_for_a_minute(org_setup, clock, sms_settings, other):
+    """Should not hold up the later row's alert for a rolled-back row's id, keep that gap for GAP_WAIT seconds
+    on the scan's clock and drop it after."""
+    o = org_setup
+    waiting, later = _setup(o, clock)
+    burned = _history_row(other, waiting.id, "approve")
+    other.rollback()
+    services.dispatch(later, o.centre_user, o.east, clock=clock)
+    assert notices.scan_history(sms_settings, clock) == 1
+    assert _gaps() == [f"{notices.CURSOR}#{burned}"]
+    clock.advance(seconds=notices.GAP_WAIT - 1)
+    assert notices.scan_history(sms_settings, clock) == 0 and _gaps() == [f"{notices.CURSOR}#{burned}"]
+    clock.advance(seconds=2)
+    assert notices.scan_history(sms_settings, clock) == 0 and _gaps() == []
+    assert ChannelCursor.get_by_id(notices.CURSOR).position == _last_id()
+    assert len(Message.select().where(Message.address == UNIT_PHONE)) == 1
+
+
+def test_a_gap_waits_while_an_older_writer_is_open_up_to_the_limit(org_setup, clock, sms_settings, other,
+                                                                  monkeypatch, caplog):
+    """Should see another session's open writing transaction, keep a gap past GAP_WAIT while a transaction
+    older than it is open (it may still commit the id), and give it up after GAP_LIMIT with a warning."""
+    o = org_setup
+    waiting, later = _setup(o, clock)
+    _history_row(other, waiting.id, "approve")
+    assert notices._oldest_writer() is not None  # the held transaction, a moment old
+    other.rollback()
+    services.dispatch(later, o.centre_user, o.east, clock=clock)
+    notices.scan_history(sms_settings, clock)
+    monkeypatch.setattr(notices, "_oldest_writer", lambda: notices.GAP_LIMIT * 2.0)  # an hours-old transaction
+    clock.advance(seconds=notices.GAP_WAIT + 1)
+    notices.scan_history(sms_settings, clock)
+    assert len(_gaps()) == 1
+    clock.advance(seconds=notices.GAP_LIMIT)
+    with caplog.at_level(logging.WARNING, logger="channels.notices"):
+        notices.scan_history(sms_settings, clock)
+    assert _gaps() == [] and "given up" in caplog.text
+
+
+def test_an_idle_scan_is_two_statements_on_sqlite(org_setup, clock, sms_settings, db_url, caplog):
+    """Should read only the cursor and the ids after it when nothing was written (PostgreSQL: and its gaps),
+    and write no gap row on SQLite."""
+    o = org_setup
+    _setup(o, clock)
+    notices.scan_history(sms_settings, clock)
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        assert notices.scan_history(sms_settings, clock) == 0
+    statements = [r for r in caplog.records if r.name == "peewee"]
+    assert len(statements) == (3 if db_url.startswith("postgres") else 2), [r.getMessage() for r in statements]
+    assert _gaps() == []
