@@ -4,7 +4,7 @@ step, on a table whose index takes longer to build than HOTLINE_DB_STATEMENT_TIM
 million tickets took minutes (the benchmark's first ticket failed); here an index expression that sleeps 100 ms
 a row over 30 rows (3 s of pg_sleep, wall time whatever the load) stands in for it under a 1 s statement
 timeout. The timeout leaves room for the other statements on a loaded machine: at 250 ms an ordinary statement
-of create_schema (waiting on a lock held by a transaction of this starved process) hit it before the build.
+of create_schema hit it before the build (a full run of the file beside two CPU loops).
 PostgreSQL only: SQLite has no statement timeout."""
 from __future__ import annotations
 
