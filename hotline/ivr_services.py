@@ -122,6 +122,36 @@ class HotlineIvrServices:
             return []  # no file was ever named after it
         return sorted((Path(self.config.recordings_dir) / "ivr").glob(f"*/{call_uuid}-*.wav"))
 
+    def keep_after_failure(self, call_uuid: str, error: BaseException) -> int:
+        """The IVR failed on a bug with ``call_uuid`` (ivr.runner: an unexpected error, not the caller, the
+        switch or a database outage): every message the caller recorded on it that no ticket holds is taken
+        into the store with the call (never deleted: the call record links it, staff listen to it and file
+        it), and the ``ivr_failed`` alarm is raised. Returns how many such recordings there are (indexed with
+        audio, or left where the switch wrote them when indexing failed too); the runner then lists the caller
+        as ``not_filed``, or with none as a system fault."""
+        from caseflow.models import Attachment
+        from core.alarms import CRITICAL, raise_alarm
+        from recorder.models import Recording
+
+        left = []
+        for path in self.unfiled_recordings(call_uuid):
+            try:
+                self._store().index_file(call_uuid, path, kind="ivr")
+            except Exception:  # noqa: BLE001 - the file stays where the switch wrote it, named after the call
+                log.exception("ivr: recording %s of failed call %s not indexed; the file stays", path.name,
+                              call_uuid)
+                left.append(path)
+        kept = [rec for rec in Recording.select().where((Recording.call_uuid == call_uuid)
+                                                        & (Recording.kind << ("ivr", "voicemail"))
+                                                        & (Recording.status == "ok"))
+                if not Attachment.select().where(Attachment.path == "recordings/" + rec.path).exists()]
+        count = len(kept) + len(left)
+        raise_alarm("ivr_failed", f"call {call_uuid}: 语音导航故障，{count} 段录音已保存未受理，来电者已列入回拨 / the IVR "
+                                  f"failed ({type(error).__name__}): {count} recording(s) kept, not filed"
+                                  + (f", {len(left)} not indexed" if left else "") + "; caller listed for a call-back",
+                    subject="ivr", severity=CRITICAL)
+        return count
+
     def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]:
         """(path FreeSWITCH writes to, the same file as this process sees it) for an IVR recording."""
         from recorder.storage import check_call_uuid

@@ -45,6 +45,12 @@ NOT_RECORDED = "not stored: no place to record"
 # empty, unreadable; or the back office failing): the call record lists the caller for a call-back
 # ("no_ticket") unless a person answered, also when the system ended the call or self-service served later.
 NO_TICKET = "no ticket: recording not usable"
+# The trace lines of a call whose handling failed on a bug (an unexpected error: not the caller, the switch or a
+# database outage, which have their own paths): what the caller recorded was kept with the call and no ticket
+# filed from it (listed for a call-back as "not_filed", so staff listen to it and file it), or nothing of
+# theirs was kept ("not stored": listed as a system fault). The runner writes them (IvrCall._failed).
+NOT_FILED = "not filed: recording kept, IVR failure"
+IVR_FAILED = "not stored: IVR failure"
 QUEUE_TRANSFER_NODE = "@queue"  # trace name of the queue an agent transferred a caller into
 
 SATISFACTION_RATINGS = {"1": "satisfied", "2": "basic", "3": "unsatisfied"}  # 满意 / 基本满意 / 不满意

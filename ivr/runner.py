@@ -2,10 +2,16 @@
 
 ``run_call(session, services, config)`` is the outbound server's handler body for IVR calls. A caller's
 hang-up (CallHangup) can interrupt any wait; the engine is then told, the service actions it still asks
-for are carried out (a useful recording becomes a ticket), and the trace is stored in every case.
+for are carried out (a useful recording becomes a ticket), and the trace is stored in every case. A bug
+(any other error, in the engine, here or in a service) ends the call's handling, never the caller's
+complaint: what they recorded is kept with the call and they are listed for a call-back (``IvrCall._failed``).
+
+Long because: one class carries every engine action to the switch and back, with each way a call's handling
+ends (hang-up, switch error, database away, a bug) beside the step it interrupts; PromptFiles is its lookup.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -147,27 +153,30 @@ class IvrCall:
         if live is not None:
             live.start(self.session.uuid, self.version_id, "", self.direction)
         try:
-            if self.answer:
-                self.session.answer()
-            event: Any = e.CallStarted(self.session.caller, self.session.destination, self.session.uuid,
-                                       start_node=self.start_node, variables=tuple(self.variables.items()),
-                                       queue=self.queue)
-            while not engine.done:
-                actions = engine.feed(event)
-                if not actions:
-                    break
-                if live is not None and engine.node is not None:
-                    live.move(self.session.uuid, engine.node.id)
-                event = self._perform(actions)
-            if not engine.done:
+            try:
+                if self.answer:
+                    self.session.answer()
+                event: Any = e.CallStarted(self.session.caller, self.session.destination, self.session.uuid,
+                                           start_node=self.start_node, variables=tuple(self.variables.items()),
+                                           queue=self.queue)
+                while not engine.done:
+                    actions = engine.feed(event)
+                    if not actions:
+                        break
+                    if live is not None and engine.node is not None:
+                        live.move(self.session.uuid, engine.node.id)
+                    event = self._perform(actions)
+                if not engine.done:
+                    self._hangup()
+            except CallHangup as hang:
+                self._after_hangup(hang)
+            except SwitchError as exc:
+                log.warning("ivr call %s: switch error %s; ending the call", self.session.uuid, exc)
+                engine.outcome = f"switch_error:{type(exc).__name__}"
+                self._after_hangup(exc)
                 self._hangup()
-        except CallHangup as hang:
-            self._after_hangup(hang)
-        except SwitchError as exc:
-            log.warning("ivr call %s: switch error %s; ending the call", self.session.uuid, exc)
-            engine.outcome = f"switch_error:{type(exc).__name__}"
-            self._after_hangup(exc)
-            self._hangup()
+        except Exception as error:  # noqa: BLE001 - a bug ends this call's handling, not what the caller gave
+            self._failed(error)
         finally:
             if live is not None:
                 live.end(self.session.uuid)
@@ -209,18 +218,47 @@ class IvrCall:
             if isinstance(action, e.SERVICE_ACTIONS):
                 self._service(action)
 
+    def _failed(self, error: Exception) -> None:
+        """This call's handling failed on a bug (an unexpected error: not the caller, the switch or a database
+        outage, which have their own paths above). What the caller recorded is kept with the call and they are
+        listed for a call-back (NOT_FILED; with nothing kept IVR_FAILED, a system fault, unless self-service had
+        served them), the ``ivr_failed`` alarm raised, the call hung up. The outbound server serves its other
+        calls on either way."""
+        log.error("ivr call %s failed on a bug (%s); the caller is listed for a call-back", self.session.uuid,
+                  error, exc_info=error)
+        self.engine.outcome = "ivr_error"
+        self._keep_recordings(error, None if self.engine.served else e.IVR_FAILED)
+        self._hangup()
+
+    def _keep_recordings(self, error: Exception, otherwise: str | None) -> None:
+        """After a bug: the call's recordings no ticket holds kept with the call (services.keep_after_failure,
+        which raises the alarm), noted NOT_FILED in the trace; ``otherwise`` noted when there are none."""
+        keep = getattr(self.services, "keep_after_failure", None)
+        kept = 0
+        try:
+            if keep is not None:
+                with self._db_turn():
+                    kept = keep(self.session.uuid, error)
+        except Exception:  # noqa: BLE001 - the files stay where the switch wrote them; the caller is listed
+            log.exception("ivr call %s: keeping what the caller recorded failed", self.session.uuid)
+        if kept:
+            self.engine.note(e.NOT_FILED)
+        elif otherwise:
+            self.engine.note(otherwise)
+
+    def _db_turn(self):
+        """The services' database lock (SQLite: one IVR greenlet at a time in the back office), or nothing."""
+        lock = getattr(self.services, "db_lock", None)
+        return lock if lock is not None else contextlib.nullcontext()
+
     def _save_trace(self, started: dt.datetime) -> None:
         engine = self.engine
         record = TraceRecord(self.session.uuid, self.session.caller or "", self.session.destination or "",
                              self.version_id, started, self._now(), engine.outcome or "ended", list(engine.tickets),
                              engine.trace_dicts(), self.direction, engine.served)
-        lock = getattr(self.services, "db_lock", None)
         try:
-            if lock is None:
+            with self._db_turn():
                 self.services.save_trace(record)
-            else:
-                with lock:
-                    self.services.save_trace(record)
         except Exception:  # noqa: BLE001 - losing a trace must not disturb the call's end
             log.exception("could not store the IVR trace of %s", self.session.uuid)
 
@@ -360,16 +398,12 @@ class IvrCall:
                     prepare(action.recording_path)
                 except Exception:  # noqa: BLE001 - the store converts it itself then
                     log.exception("could not prepare recording %s", action.recording_path)
-        lock = getattr(self.services, "db_lock", None)
         # The database away (PostgreSQL restarting, its connections cut): the same step again on a new
         # connection after a pause, for a few seconds, rather than give up on what the caller just said.
         for tries, pause in enumerate(DATABASE_RETRY_PAUSES + (None,)):
             try:
-                if lock is None:
+                with self._db_turn():
                     result = self._service_unlocked(action)
-                else:
-                    with lock:
-                        result = self._service_unlocked(action)
                 if tries and result == e.TicketCreated(None):
                     # A try lost with the connection may have used up what the caller gave (the file moved,
                     # half indexed) so that the next one files nothing: listed for a call-back, never lost.
@@ -381,6 +415,12 @@ class IvrCall:
                     # call-back with that reason, as a voicemail is, rather than on no list at all.
                     self.engine.note(e.NO_TICKET)
                 return result
+            except _FilingFailed as failed:
+                # The back office failed on a bug filing what the caller recorded: the recording is kept with
+                # the call (never lost with the error) and the caller listed; the engine takes the node's
+                # failure route (a person) as for any ticket not created.
+                self._keep_recordings(failed.error, e.NO_TICKET)
+                return _SAFE_ANSWERS[e.CreateTicket]
             except _DatabaseAway as away:
                 if pause is None or not isinstance(action, _STORING):
                     log.error("ivr service %s on call %s: the database did not come back: %s",
@@ -430,6 +470,8 @@ class IvrCall:
             if connection_lost(error):
                 raise _DatabaseAway(error) from error
             log.exception("ivr service %s failed on call %s", type(action).__name__, uuid)
+            if isinstance(action, e.CreateTicket):
+                raise _FilingFailed(error) from error
             return _SAFE_ANSWERS.get(type(action))
         raise TypeError(f"not a service action: {action!r}")
 
@@ -442,12 +484,20 @@ DATABASE_RETRY_PAUSES = (0.5, 1.0, 2.0, 3.5)
 _STORING = (e.CreateTicket, e.RecordPollAnswer, e.RequestMaterial, e.SaveSatisfaction)
 
 
-class _DatabaseAway(Exception):
-    """A back-office step failed because the database connection was lost (core.db.connection_lost)."""
+class _StepFailed(Exception):
+    """A back-office step failed with ``error``; the kinds below say how the runner goes on."""
 
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
+
+
+class _DatabaseAway(_StepFailed):
+    """A back-office step failed because the database connection was lost (core.db.connection_lost)."""
+
+
+class _FilingFailed(_StepFailed):
+    """Filing what the caller recorded failed on an unexpected error (a bug, not the database away)."""
 
 
 _SAFE_ANSWERS = {

@@ -103,6 +103,8 @@ def missed_reason(draft: CallDraft, disposition: str) -> str | None:
         return "callback_request"
     if disposition in ("abandoned", "overflowed"):
         return "abandoned"
+    if "not_filed" in draft.flags:
+        return "not_filed"  # the IVR failed on a bug: the caller's recording is kept with the call, no ticket
     if "not_stored" in draft.flags:
         return "not_stored"  # the IVR could not store what the caller left (the database was away)
     if "no_ticket" in draft.flags:

@@ -33,6 +33,8 @@ def apply_trace(draft: CallDraft, outcome: str, entries: list[dict], tickets: li
             draft.flags.add("out_of_hours")
         if what.startswith("not stored"):  # ivr.engine.NOT_STORED / NOT_RECORDED: what the caller gave was lost
             draft.flags.add("not_stored")
+        if what.startswith("not filed"):  # ivr.engine.NOT_FILED: kept with the call, filed by nobody (a bug)
+            draft.flags.add("not_filed")
         if what.startswith("no ticket"):  # ivr.engine.NO_TICKET: a recording that became no ticket
             draft.flags.add("no_ticket")
     if path:

@@ -34,6 +34,7 @@ REASON_LABELS = {
     "cut_off": ("通话中断", "Cut off"),
     "not_stored": ("系统故障未能受理", "Not taken: system fault"),
     "no_ticket": ("录音无法受理", "Recording not usable: no ticket"),
+    "not_filed": ("系统故障，录音已保存待受理", "System fault: recording kept, not filed"),
 }
 OUTCOME_LABELS = {
     "reached": ("已联系上", "Reached"),

@@ -149,7 +149,7 @@ class RecordingAccess(BaseModel):
 
 
 MISSED_REASONS = ("abandoned", "callback_request", "out_of_hours", "ivr_hangup", "voicemail", "fax_failed",
-                  "cut_off", "not_stored", "no_ticket")
+                  "cut_off", "not_stored", "no_ticket", "not_filed")
 # Who put a call on the list: the ACD (abandoned in a queue, call-back key or overflow), the call record
 # (out of hours, hung up in the IVR, anything the ACD did not report), voicemail, fax.
 MISSED_SOURCES = ("acd", "cdr", "voicemail", "fax", "")

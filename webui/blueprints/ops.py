@@ -42,7 +42,7 @@ MESSAGES = {"zh": {
     "alarm:recording_archive": "录音归档失败", "alarm:recording_cut_off": "通话中断录音无内容",
     "alarm:fax_failed": "传真失败", "alarm:fax_timeout": "传真超时", "alarm:storage_full": "存储空间已满",
     "alarm:sms_gave_up": "短信发送失败", "alarm:overload": "呼入过载", "alarm:calls_cut_off": "挂机事件丢失，通话按中断关闭",
-    "alarm:receipt_failed": "受理回执未发出",
+    "alarm:receipt_failed": "受理回执未发出", "alarm:ivr_failed": "语音导航故障，来电待回拨",
 }, "en": {
     "level:DEBUG": "Debug", "level:INFO": "Info", "level:WARNING": "Warning", "level:ERROR": "Error",
     "level:CRITICAL": "Critical",
@@ -56,7 +56,7 @@ MESSAGES = {"zh": {
     "alarm:fax_failed": "Fax failed", "alarm:fax_timeout": "Fax timed out", "alarm:storage_full": "Storage full",
     "alarm:sms_gave_up": "SMS given up", "alarm:overload": "Calls refused: overload",
     "alarm:calls_cut_off": "Lost hang-ups: calls closed as cut off",
-    "alarm:receipt_failed": "Receipt not queued",
+    "alarm:receipt_failed": "Receipt not queued", "alarm:ivr_failed": "IVR failed on a call: call-back listed",
 }}
 
 

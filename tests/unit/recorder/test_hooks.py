@@ -82,6 +82,21 @@ def test_a_recording_that_became_no_ticket_lists_the_caller_for_a_call_back():
     assert missed_reason(lost, classify(lost)) == "not_stored"
 
 
+def test_a_recording_kept_after_an_ivr_failure_lists_the_caller_as_not_filed():
+    """Should list a caller whose recording the IVR kept after failing on a bug (ivr.engine.NOT_FILED) as
+    not_filed, ahead of any other reason in the trace, also when the system ended the call; a caller the bug
+    left nothing of (IVR_FAILED) as not_stored; a person who answered takes either off the list."""
+    from ivr.engine import IVR_FAILED, NO_TICKET, NOT_FILED
+
+    draft = CallDraft("u", caller="13912345678", hangup_side="system")
+    apply_trace(draft, "ivr_error", [entry("complaint_record", NO_TICKET), entry("complaint_record", NOT_FILED)], [])
+    assert missed_reason(draft, classify(draft)) == "not_filed"
+    bare = CallDraft("u", caller="13912345678", hangup_side="system")
+    apply_trace(bare, "ivr_error", [entry("main", IVR_FAILED)], [])
+    assert missed_reason(bare, classify(bare)) == "not_stored"
+    assert missed_reason(CallDraft("u", caller="13912345678", flags={"not_filed"}), "answered") is None
+
+
 def test_bridged_call_recorded_on_its_switch_when_switches_share_a_host():
     """Should find the bridged call's switch by its name when several switches share one host (the host alone
     is ambiguous), and by the host when only the host matches."""
