@@ -19,7 +19,7 @@ library, not round trips). Both write the same rows (tests/integration/caseflow/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import peewee
 
@@ -31,15 +31,21 @@ from core.statements import insert_returning_id, insert_text, returning_id_text
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
 
-@dataclass(frozen=True)
+@dataclass
 class Guarded:
-    """An unsaved row of the new ticket written only if ``condition`` holds as the ticket's rows are written:
-    SQL text with the database's placeholders (``database.param``), its ``params`` in order. The row's id is set
-    when it was written and stays None when not."""
+    """An unsaved row of the new ticket written only if ``condition`` holds as the ticket's rows are written
+    ("": always), and ``probe``, a truth about the database read in the same statement once the row is written
+    (its answer left in ``probed``; None without a probe or when the row was not written). Both are SQL text with
+    the database's placeholders (``database.param``) and their parameters in order; the text is spliced into the
+    statement and kept per text, so it is built in code, never from input (values are parameters). The row's
+    id is set when it was written and stays None when not."""
 
     row: peewee.Model
-    condition: str
-    params: tuple
+    condition: str = ""
+    params: tuple = ()
+    probe: str = ""
+    probe_params: tuple = ()
+    probed: Optional[bool] = None
 
 
 Row = Union[peewee.Model, Guarded]
@@ -64,11 +70,14 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citiz
         return False
     history.ticket = draft
     insert_returning_id(history)
+    database = draft._meta.database
     for row in rows:
         if not isinstance(row, Guarded):
             row.save(force_insert=True)
-        elif draft._meta.database.execute_sql(f"SELECT {row.condition}", row.params).fetchone()[0]:
+        elif not row.condition or database.execute_sql(f"SELECT {row.condition}", row.params).fetchone()[0]:
             row.row.save(force_insert=True)  # save(): its foreign key to the draft takes the draft's new id
+            if row.probe:
+                row.probed = bool(database.execute_sql(f"SELECT {row.probe}", row.probe_params).fetchone()[0])
     if counted:
         daycounts.recorded(draft)
     return True
@@ -81,7 +90,7 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     names = tuple(name for name in history.__data__ if name != "ticket")
     plain = [row.row if isinstance(row, Guarded) else row for row in rows]
     row_names = tuple((type(row), tuple(n for n in row.__data__ if n != "id"),
-                       given.condition if isinstance(given, Guarded) else None)
+                       (given.condition,) if isinstance(given, Guarded) else None)
                       for row, given in zip(plain, rows))
     rest, fields = _rest(names, len(counts), row_names)
     params += [field.db_value(history.__data__[field.name]) for field in fields]
@@ -92,7 +101,10 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
             params += given.params
     params += [value for row in counts for value in row]
     guarded = [n for n, given in enumerate(rows) if isinstance(given, Guarded)]
-    read_guarded = "".join(f', (SELECT "id" FROM r{n})' for n in guarded)
+    read_guarded = ""
+    for n in guarded:  # each guarded row's id, and its probe's answer when it has one
+        read_guarded += f", (SELECT {_key(plain[n])} FROM r{n})" + (f", ({rows[n].probe})" if rows[n].probe else "")
+    probe_params = [value for n in guarded for value in rows[n].probe_params]
     if newcomer is None:
         sql = (f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
                f'{read_guarded}')
@@ -102,8 +114,8 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
                'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c), (SELECT "fresh" FROM c)'
                f'{read_guarded}')
         params = citizen_params + params
-    ticket_id, history_id, citizen_id, fresh, *guarded_ids = Ticket._meta.database.execute_sql(
-        sql, params).fetchone()
+    ticket_id, history_id, citizen_id, fresh, *read = Ticket._meta.database.execute_sql(
+        sql, params + probe_params).fetchone()
     if fresh:
         newcomer.id = citizen_id
         newcomer._dirty.clear()
@@ -118,12 +130,20 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     history.ticket = draft
     history.id = history_id
     history._dirty.clear()
-    for n, row_id in zip(guarded, guarded_ids):
-        row = rows[n].row
-        setattr(row, type(row)._meta.primary_key.name, row_id)
+    for n in guarded:
+        given = rows[n]
+        row_id = read.pop(0)
+        probed = read.pop(0) if given.probe else None
+        setattr(given.row, type(given.row)._meta.primary_key.name, row_id)
         if row_id is not None:
-            row._dirty.clear()
+            given.row._dirty.clear()
+            given.probed = None if probed is None else bool(probed)
     return True
+
+
+def _key(row: peewee.Model) -> str:
+    """The quoted primary key column of ``row``'s table (what a guarded row's INSERT returns)."""
+    return _quoted(type(row)._meta.primary_key.column_name)
 
 
 def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
@@ -145,7 +165,7 @@ def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
 def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[str, list[peewee.Field]]:
     """The history row's INSERT (its ``names`` given, the ticket's id from ``t``), the caller's ``rows`` ((model,
     field names, guard) each: an INSERT of one row read from ``t``, so nothing when the number was taken; with a
-    guard (a condition's text), only where it holds, its id returned) and the day
+    guard, ``(condition,)``, only where the condition holds, its id returned) and the day
     counts' upsert of ``count_rows`` rows when there are any (daycounts._add's, VALUES in the order given: the
     order the rows' locks are taken in), as WITH's parts; the history fields in their parameters' order."""
     key = (names, count_rows, rows)
@@ -161,7 +181,10 @@ def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[st
         row_fields = _fields(model, row_names)
         columns = ", ".join(_quoted(f.column_name) for f in row_fields)
         values = ", ".join('t."id"' if _is_ticket(f) else _typed(f, database) for f in row_fields)
-        where = "" if guard is None else f' WHERE {guard} RETURNING {_quoted(model._meta.primary_key.column_name)}'
+        where = ""
+        if guard is not None:  # (condition,): only where it holds ("": always), its id returned
+            key = _quoted(model._meta.primary_key.column_name)
+            where = (f" WHERE {guard[0]}" if guard[0] else "") + f" RETURNING {key}"
         parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t"
                      f"{where})")
     if count_rows:

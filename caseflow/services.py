@@ -177,8 +177,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             raise WorkflowError("无法分配受理号 / could not allocate an acceptance number", "number_space")
         if refused is not None:
             receipt_failed(ticket.number, pin, refused)
-        elif receipt_message is not None and receipt_message.row.id is None:
-            queue_receipt(sms_receipt.again, ticket, pin, clock)  # its guard: opted out, or a template edited
+        elif receipt_message is not None and receipt_message.probed is False:
+            sms_receipt.rewrite(receipt_message.row, ticket, pin)  # written from a text edited since: again
         if newcomer is not None and newcomer.id is None:
             # Another call recorded the number's profile meanwhile: the ticket's statement gave the ticket that
             # row (caseflow.new_ticket); here only its empty fields are filled from this contact.

@@ -39,10 +39,10 @@ def receipt_failed(number: str, pin: str, error: BaseException) -> None:
 
 
 def receipt_rows(receipts: Sequence[pins.Receipt], phone: str, channel: str, clock: Clock):
-    """The SMS receipt for the ticket's own rows (``.row(draft, pin)`` -> a new_ticket.Guarded row, ``.again(
-    ticket, pin, clock)`` when its guard left it out; None when no writer offers one: a writer with ``split``,
-    channels.receipts.Receipts) and the writers left to run in the ticket's transaction (the e-mail receipt,
-    writers without ``split``). At most one SMS receipt: the first."""
+    """The SMS receipt for the ticket's own rows (``.row(draft, pin)`` -> a new_ticket.Guarded row, ``.rewrite(
+    row, ticket, pin)`` when its probe found the text it was rendered from no longer in force; None when no writer
+    offers one: a writer with ``split``, channels.receipts.Receipts) and the writers left to run in the ticket's
+    transaction (the e-mail receipt, writers without ``split``). At most one SMS receipt: the first."""
     builder, rest = None, []
     for receipt in receipts:
         split = getattr(receipt, "split", None)

@@ -21,7 +21,7 @@ import peewee
 from caseflow.services import to_db
 from channels import messagelog, policy, sms, templates
 from channels.kannel import GatewayDown, GatewayRefused, GatewayUnsure
-from channels.models import Message, MessageTemplate, OptOut
+from channels.models import Message, OptOut
 from core.clock import Clock
 from core.db import database, greenlet_local_connections
 
@@ -34,17 +34,6 @@ SALVAGE_WAIT = 30.0  # seconds a failed round waits for its calls in flight (the
 
 def opted_out(address: str) -> bool:
     return OptOut.select().where(OptOut.address == address).exists()
-
-
-def stored_text_and_opt_out(key: str, lang: str, address: str) -> tuple[Optional[str], bool]:
-    """The administrator's text for ``key``/``lang`` (None: the default is in force) and whether ``address``
-    opted out, in one read: a new ticket's receipt asks both before its statement, and on PostgreSQL each
-    read is a round trip of the ticket's creation (bench/caseflow.py create_ticket)."""
-    text = MessageTemplate.select(MessageTemplate.body).where(
-        (MessageTemplate.key == key) & (MessageTemplate.lang == lang)).limit(1)
-    out = OptOut.select(peewee.SQL("1")).where(OptOut.address == address)
-    body, opted = peewee.Select(columns=[text, peewee.fn.EXISTS(out)]).bind(database).tuples().execute()[0]
-    return body, bool(opted)
 
 
 def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "", ticket=None,

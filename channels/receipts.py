@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import peewee
+
 from caseflow import new_ticket, pins
 from caseflow.models import Ticket
 from channels import sms, templates
 from channels.models import Message, MessageTemplate, OptOut
-from channels.outbox import enqueue, sms_row, stored_text_and_opt_out
+from channels.outbox import enqueue, sms_row
+from core.alarms import raise_alarm
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +44,43 @@ def sms_key(ticket: Ticket) -> str:
     return f"receipt-no:{ticket.number}"
 
 
-# The receipt template's stored text (None: the default) as this process last saw it, per language. A new
-# ticket's receipt is rendered from it without a read; the ticket's statement writes the receipt only while the
-# text in force is still this one (SmsReceipt.condition), and a receipt left out for that is read and queued
-# again (SmsReceipt.again): an administrator's edit costs each process one read, not every ticket one.
+# The receipt template's stored text (None: the default) as this process last saw it, per language: read at
+# connect, then from the database only when the ticket's statement finds another text in force. A new ticket's
+# receipt is rendered from it without a read; the statement writes the receipt with the ticket (atomic: a
+# receipt is never lost between the two) and says whether that text is still the one in force; when it is not
+# (an administrator's edit, here or in another process), the text is read, kept, and the queued receipt rendered
+# again with it (SmsReceipt.rewrite): an edit costs each process one read and one UPDATE, not every ticket a read.
 _seen_texts: dict[str, Optional[str]] = {}
+
+
+def forget_texts() -> None:
+    """Forget the receipt texts seen (tests: each starts from the default, as a new process would)."""
+    _seen_texts.clear()
+
+
+def see_texts(langs=("zh",)) -> None:
+    """Read the receipt template's text in force now (a process's start): its first receipts then need no
+    rewrite. A database not reachable yet is left to the first ticket's statement."""
+    database = Message._meta.database
+    opened = False
+    try:
+        opened = database.is_closed() and database.connect()  # a pooled process holds no connection after
+        for lang in langs:
+            _seen_texts[lang] = templates.stored_text("receipt", lang)
+    except peewee.PeeweeException as error:
+        log.info("receipt template not read at start (%s): the first receipt reads it", error)
+    finally:
+        if opened:
+            database.close()
 
 
 @dataclass(frozen=True)
 class SmsReceipt:
     """The SMS receipt of a ticket still to be written (``Receipts.split``): its row, rendered from the text this
-    process last saw, goes into the ticket's own rows (caseflow.new_ticket) guarded by ``condition``: the number
-    has not opted out (unless the receipt answers the citizen's own SMS) and the template's text is the one it
-    was rendered from. The opt-out and the text are part of the ticket's statement, not reads before it: on
-    PostgreSQL each read was a round trip of the creation (bench/caseflow.py create_ticket)."""
+    process last saw, goes into the ticket's own rows (caseflow.new_ticket.Guarded) unless the number opted out
+    (an answer to the citizen's own SMS goes all the same), and the same statement tells whether that text is
+    still the one in force (its probe). The opt-out and the text are part of the ticket's statement, not reads
+    before it: on PostgreSQL each read was a round trip of the creation (bench/caseflow.py create_ticket)."""
 
     address: str
     answer: bool
@@ -63,44 +89,51 @@ class SmsReceipt:
     lang: str = "zh"
 
     def row(self, draft: Ticket, pin: str) -> new_ticket.Guarded:
-        """The receipt of ``draft`` (rendered for its number), written only where ``condition`` holds. A text
-        seen before that fails to render is read again first (it may have been mended since)."""
+        """The receipt of ``draft`` (rendered for its number), guarded by the opt-out, probing the text. A text
+        seen before that fails to render is read again first (it may have been mended since); one in force that
+        fails gives way to the default text (the citizen's receipt goes, the alarm says why: ``rewrite``)."""
         seen = _seen_texts.get(self.lang)
         try:
             message = self._message(draft, pin, seen)
         except templates.TemplateInputError:
             if seen is None:
-                raise
+                raise  # the product's own text: a bug, the ticket is filed without its receipt (alarm)
             seen = _seen_texts[self.lang] = templates.stored_text("receipt", self.lang)
-            message = self._message(draft, pin, seen)
-        return new_ticket.Guarded(message, *self.condition(seen))
+            try:
+                message = self._message(draft, pin, seen)
+            except templates.TemplateInputError:
+                seen, message = None, self._message(draft, pin, None)  # the probe then says: not in force
+        param = Message._meta.database.param
+        opt_out = "" if self.answer else f'NOT EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE "address" = {param})'
+        text_in_force = (f'COALESCE((SELECT "body" FROM {_table(MessageTemplate)} WHERE "key" = {param} '
+                         f'AND "lang" = {param}), \'\') = {param}')
+        return new_ticket.Guarded(message, opt_out, () if self.answer else (self.address,), text_in_force,
+                                  ("receipt", self.lang, seen or ""))  # an administrator's text is never empty
 
     def _message(self, draft: Ticket, pin: str, text: Optional[str]) -> Message:
         return sms_row(self.address, "receipt", receipt_values(draft, pin), purpose="receipt", ticket=draft,
                        dedupe_key=sms_key(draft), answer=self.answer, lang=self.lang, settings=self.settings,
                        clock=self.clock, texts=templates.Texts(known={("receipt", self.lang): text}))
 
-    def condition(self, seen: Optional[str]) -> tuple[str, tuple]:
-        """The SQL condition of the receipt's row and its parameters (the database's placeholders)."""
-        param = Message._meta.database.param
-        text = (f'COALESCE((SELECT "body" FROM {_table(MessageTemplate)} WHERE "key" = {param} '
-                f'AND "lang" = {param}), \'\') = {param}')
-        params = ("receipt", self.lang, seen or "")  # an administrator's text is never empty (templates.check)
-        if self.answer:
-            return text, params
-        return (f'NOT EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE "address" = {param}) AND {text}',
-                (self.address,) + params)
-
-    def again(self, ticket: Ticket, pin: str, clock=None) -> None:
-        """The receipt the ticket's statement left out (``row``'s id None): opted out, nothing to do; or the
-        template's text changed since this process saw it: kept now, and the receipt queued with it."""
-        stored, opted = stored_text_and_opt_out("receipt", self.lang, self.address)
-        _seen_texts[self.lang] = stored
-        if opted and not self.answer:
-            return
-        enqueue(self.address, "receipt", receipt_values(ticket, pin), purpose="receipt", ticket=ticket,
-                dedupe_key=sms_key(ticket), answer=self.answer, lang=self.lang, settings=self.settings,
-                clock=clock or self.clock, texts=templates.Texts(known={("receipt", self.lang): stored}))
+    def rewrite(self, message: Message, ticket: Ticket, pin: str) -> None:
+        """The receipt written with ``ticket`` from a text no longer in force (its probe said so): the text in
+        force read and kept, the queued receipt rendered again with it (unless the gateway has it already).
+        Whatever fails here leaves the receipt as written, logged: it still carries the number and the PIN, and
+        the ticket is filed (its creation must not fail after it). A text in force that does not render raises
+        the ``receipt_failed`` alarm: receipts go with the text before it (or the default) until it is mended."""
+        try:
+            stored = _seen_texts[self.lang] = templates.stored_text("receipt", self.lang)
+            again = self._message(ticket, pin, stored)
+            (Message.update(body=again.body, segments=again.segments)
+             .where((Message.id == message.id) & (Message.status == "queued")).execute())
+        except Exception as error:  # noqa: BLE001 - the receipt as written goes out; the ticket stays filed
+            reason = f"{type(error).__name__}: {error}".replace(pin, "******")[:200]
+            log.warning("receipt of ticket %s keeps the template text it was written with (%s)", ticket.number,
+                        reason)
+            if isinstance(error, templates.TemplateInputError):
+                raise_alarm("receipt_failed", f"受理回执模板无法生成，工单 {ticket.number} 的回执按原文本发送 / the "
+                            f"receipt template in force fails; ticket {ticket.number}'s receipt goes with the text "
+                            f"before it: {reason}", subject="receipts")
 
 
 def _table(model) -> str:
@@ -174,5 +207,6 @@ def connect(config, sms_settings=None, email_settings=None) -> Receipts:
     receipts = Receipts(sms_settings, email_settings if email_settings.outbound else None)
     pins.disconnect_receipt()  # one set per process: a rebuilt product replaces its predecessor's
     pins.connect_receipt(receipts)
+    see_texts()
     return receipts
 

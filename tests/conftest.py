@@ -219,6 +219,15 @@ def _test_pin_keys():
     pins.disconnect_receipt()
 
 
+@pytest.fixture(autouse=True)
+def receipt_texts_forgotten():
+    """Each test starts with no receipt template text seen, as a new process (channels.receipts keeps the last
+    one it saw per process: a test's edited template would make the next test's first receipt a rewrite)."""
+    from channels import receipts
+
+    receipts.forget_texts()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def pin_keys_for_session():
     """The tickets' PIN key (caseflow.pins) before any fixture files a ticket, as a product's start installs it."""

@@ -66,16 +66,19 @@ def test_a_receipt_refused_by_the_database_still_files_the_ticket(org_setup, clo
 
 
 def test_a_receipt_template_that_fails_still_files_the_ticket(org_setup, clock, sms_receipts, alarms):
-    """Should file the ticket without its SMS receipt, raising the alarm, when the edited receipt template fails
-    to render (on PostgreSQL it is rendered for the ticket's own statement)."""
+    """Should file the ticket and send its receipt in the default text, raising the alarm (without the PIN), when
+    the receipt template in force fails to render, for the first ticket after the edit and the ones after it."""
     from ops.models import SystemAlarm
 
     MessageTemplate.create(key="receipt", lang="zh", body="{{ pin | no_such_filter }}")
-    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
-    assert services.status_query(t.number, t.plain_pin)["status"] == "recorded"
-    assert not Message.select().where(Message.ticket == t.id).exists()
-    [alarm] = SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed")
-    assert t.number in alarm.text and t.plain_pin not in alarm.text
+    for content in ("路灯不亮", "井盖丢失"):
+        t = services.create_ticket(content, citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+        assert services.status_query(t.number, t.plain_pin)["status"] == "recorded"
+        receipt = _receipt(t)
+        assert "【12345热线】" in receipt.body and pin_in(receipt.body, t) == t.plain_pin
+        alarms = list(SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed"))
+        assert alarms and all(t.plain_pin not in alarm.text for alarm in alarms)
+        assert any(t.number in alarm.text for alarm in alarms)
 
 
 # ------------------------------------------------------------------ the stored text once the gateway took it
@@ -254,8 +257,8 @@ def test_the_receipt_costs_the_ticket_no_read(db, org_setup, clock, sms_receipts
 
 def test_a_template_edited_elsewhere_reaches_the_next_receipt(db, org_setup, clock, sms_receipts):
     """Should send the edited text from the first receipt after an administrator's edit in another process (this
-    one rendered from the text it saw: the ticket's statement leaves that receipt out, which is read and queued
-    again with the new text), and the receipts after it in the ticket's rows again, without a read."""
+    one rendered from the text it saw: the ticket's statement writes that receipt and says the text changed, and
+    it is rendered again with the new text), and the receipts after it in the ticket's rows, without a read."""
     from core.db import is_postgres
     from tests.integration.caseflow.test_create_statements import CREATE_STATEMENTS
 
@@ -271,7 +274,7 @@ def test_a_template_edited_elsewhere_reaches_the_next_receipt(db, org_setup, clo
     assert _receipt(after).body.startswith("新模板：工单") and pin_in(_receipt(after).body, after)
     if is_postgres():
         assert len(seen) == CREATE_STATEMENTS["postgres"][0], "\n".join(seen)
-    MessageTemplate.delete().execute()  # back to the default: the next receipt is left out once, then queued
+    MessageTemplate.delete().execute()  # back to the default: the next receipt is rewritten once
     back = services.create_ticket("楼道灯坏", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
     assert "【12345热线】" in _receipt(back).body and pin_in(_receipt(back).body, back)
 
@@ -284,10 +287,52 @@ def test_a_mended_template_is_read_again_before_the_receipt_fails(db, org_setup,
     MessageTemplate.create(key="receipt", lang="zh", body="{{ pin | no_such_filter }}")
     broken = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent,
                                     clock=clock)
-    assert not Message.select().where(Message.ticket == broken.id).exists()
+    assert "【12345热线】" in _receipt(broken).body  # the default, while the template fails
     SystemAlarm.delete().execute()
     MessageTemplate.update(body="已修好：{{ number }}/{{ pin }}").execute()
     mended = services.create_ticket("井盖丢失", citizen_phone="13800000001", created_by=org_setup.agent,
                                     clock=clock)
     assert _receipt(mended).body == f"已修好：{mended.number}/{mended.plain_pin}"
     assert not SystemAlarm.select().where(SystemAlarm.kind == "receipt_failed").exists()
+
+
+def test_a_receipt_written_from_an_old_text_is_never_lost(db, org_setup, clock, sms_receipts, monkeypatch, caplog):
+    """Should keep the receipt written with the ticket (the text it was rendered from, the number and the PIN)
+    when rendering it again with an edited text fails for any reason, the database's included, and file the
+    ticket: the receipt is part of the ticket's own rows, never a second write that could be lost after it."""
+    from channels import templates
+
+    MessageTemplate.create(key="receipt", lang="zh", body="新模板：工单{{ number }}，密码{{ pin }}")
+
+    def unreachable(key, lang):
+        raise peewee.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(templates, "stored_text", unreachable)
+    t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    receipt = _receipt(t)
+    assert "【12345热线】" in receipt.body and pin_in(receipt.body, t) == t.plain_pin and receipt.status == "queued"
+    assert any("keeps the template text" in r.getMessage() for r in caplog.records)
+    assert not any(t.plain_pin in r.getMessage() for r in caplog.records)
+
+
+def test_a_process_reads_the_receipt_text_at_its_start(db, org_setup, clock, sms_settings, tmp_path):
+    """Should read the receipt template in force when the process connects its receipts (channels.receipts.connect),
+    so its first receipt after a start with an edited template needs no rewrite (the ticket's statement only)."""
+    from channels import receipts
+    from core.config import load_config
+    from core.db import is_postgres
+    from tests.integration.caseflow.test_create_statements import CREATE_STATEMENTS
+
+    MessageTemplate.create(key="receipt", lang="zh", body="开机模板：{{ number }}/{{ pin }}")
+    services.create_ticket("井盖丢失", citizen_phone="13800000001", created_by=org_setup.agent, clock=clock)
+    receipts.forget_texts()  # a new process
+    connected = receipts.connect(load_config({"mode": "test", "var_dir": str(tmp_path / "var")}), sms_settings)
+    try:
+        with _statements(db) as seen:
+            t = services.create_ticket("路灯不亮", citizen_phone="13800000001", created_by=org_setup.agent,
+                                       clock=clock)
+    finally:
+        pins.disconnect_receipt(connected)
+    assert _receipt(t).body == f"开机模板：{t.number}/{t.plain_pin}"
+    if is_postgres():
+        assert len(seen) == CREATE_STATEMENTS["postgres"][0], "\n".join(seen)
