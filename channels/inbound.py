@@ -3,7 +3,12 @@
 One inbound message is, in this order: from a blacklisted number (kept, counted, answered with nothing);
 TD/退订 (opt-out recorded and confirmed); CX <number> (the citizen status words, only to the phone the
 ticket was registered with); a rating 1/2/3 while a satisfaction question is open (a call-back rating, as
-on the phone); anything else a new ticket (channel sms) with the acceptance receipt.
+on the phone); other text while a question is open a note on that ticket; anything else a new ticket
+(channel sms) with the acceptance receipt.
+
+While a question is open the message is threaded to its ticket, and a message that quotes the ticket's receipt
+(its query PIN pasted back) is stored, and noted, with each 6-digit run that is that PIN masked (the citizen's
+other numbers kept: channels.messagelog.mask_ticket_pin).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import peewee
 from caseflow import pins, services
 from caseflow import workflow as wf
 from caseflow.models import Ticket
-from channels import receipts, sms
+from channels import messagelog, receipts, sms
 from channels.models import Message, OptOut
 from channels.outbox import enqueue
 from core.clock import Clock
@@ -70,15 +75,17 @@ def handle_message(sender: str, text: str, *, provider_id: str = "", settings=No
         if earlier is not None:  # Kannel retried a request we already answered
             return InboundResult("duplicate", earlier.id, earlier.ticket.number if earlier.ticket_id else "")
     with database.atomic():
+        question = _open_question(address, now)  # a reply now is threaded to its ticket
         try:
             with database.atomic():
-                message = Message.create(channel="sms", direction="in", address=address, body=body,
+                message = Message.create(channel="sms", direction="in", address=address,
+                                         body=messagelog.mask_ticket_pin(body, question),
                                          status="received", provider_id=provider_id, created_at=now_db,
                                          updated_at=now_db, segments=sms.segments(body))
         except peewee.IntegrityError:
             earlier = Message.get(Message.provider_id == provider_id)
             return InboundResult("duplicate", earlier.id)
-        result = _act(message, address, body, settings, clock, now)
+        result = _act(message, address, body, question, settings, clock, now)
         if result.ticket:
             Message.update(ticket=Ticket.get(Ticket.number == result.ticket)).where(
                 Message.id == message.id).execute()
@@ -91,7 +98,8 @@ def _reply(address, key, values, settings, clock, ticket=None, purpose="answer")
                    clock=clock)
 
 
-def _act(message: Message, address: str, body: str, settings, clock: Clock, now) -> InboundResult:
+def _act(message: Message, address: str, body: str, ticket: Optional[Ticket], settings, clock: Clock,
+         now) -> InboundResult:
     if services.is_blacklisted(address):
         Message.update(status="ignored", error="黑名单号码 / blacklisted").where(Message.id == message.id).execute()
         return InboundResult("blacklisted", message.id)
@@ -109,7 +117,6 @@ def _act(message: Message, address: str, body: str, settings, clock: Clock, now)
         _reply(address, "status", {"number": found["number"], "words": found["label"]}, settings, clock,
                ticket=ticket)
         return InboundResult("query", message.id, found["number"])
-    ticket = _open_question(address, now)
     if ticket is not None and keyword is not None and keyword.kind == "rating":
         note = f"短信满意度评价 / satisfaction by SMS (message {message.id})"
         try:
@@ -124,7 +131,7 @@ def _act(message: Message, address: str, body: str, settings, clock: Clock, now)
         return InboundResult("rating", message.id, ticket.number)
     if ticket is not None:
         # Free text while a question is open: threaded to that ticket, not a new one.
-        services.add_note(ticket, f"市民短信 / citizen SMS: {body}", actor=None, actor_label="sms")
+        services.add_note(ticket, f"市民短信 / citizen SMS: {message.body}", actor=None, actor_label="sms")
         return InboundResult("reply", message.id, ticket.number)
     ticket = services.create_ticket(body, channel="sms", citizen_phone=address, reply_by="sms",
                                     actor_label="sms", clock=clock, note="短信受理 / SMS 1063912345")

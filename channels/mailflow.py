@@ -5,7 +5,9 @@ One inbound mail is, in this order:
 1. the same mail seen before (its Message-ID together with its content): nothing new (``duplicate``);
 2. a bounce or an auto-reply: stored as ``ignored``, no ticket, no answer (a bounce of one of our mails
    fails that mail); its text is stored with every 6-digit run masked, since it may quote our receipt and
-   the receipt's query PIN must not come back into the message log, nor into a logged statement;
+   the receipt's query PIN must not come back into the message log, nor into a logged statement; any other
+   mail threaded to a ticket (a citizen's reply or forward quoting the acknowledgement, list mail) is stored,
+   and noted on the ticket, with each 6-digit run that is that ticket's PIN masked (its other numbers kept);
 3. more than HOTLINE_EMAIL_FLOOD_PER_HOUR mails from that sender this hour: stored as ``ignored``
    (``throttled``), logged, the centre alarmed once an hour;
 4. an answer to a ticket (its In-Reply-To/References name a mail of that ticket, or its subject carries the
@@ -218,6 +220,9 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
     notes: list[str] = []
     try:
         with database.atomic():
+            thread = _thread(parsed)
+            if parsed.automated not in QUOTING:  # a reply quoting the acknowledgement: the thread's PIN masked
+                text = messagelog.mask_ticket_pin(text, thread)
             try:
                 with database.atomic():
                     message = Message.create(channel="email", direction="in", address=parsed.sender[:MAX_ADDRESS],
@@ -230,7 +235,7 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
                               in_reply_to=parsed.in_reply_to[:255], references=" ".join(parsed.references)[:4000],
                               subject=parsed.subject, sender=parsed.sender, recipient=settings.from_address,
                               automated=parsed.automated, content_hash=parsed.content_hash)
-            result = _act(message, parsed, text, settings, attachments_root, clock, now, stored, notes)
+            result = _act(message, parsed, text, thread, settings, attachments_root, clock, now, stored, notes)
     except files.StorageFull:
         files.discard(attachments_root, stored)
         # The storage's own storage_full alarm outlives the rollback (core.alarms stores it once the
@@ -250,21 +255,21 @@ def _ignore(message: Message, reason: str) -> None:
     Message.update(status="ignored", error=reason[:255]).where(Message.id == message.id).execute()
 
 
-def _act(message, parsed: ParsedMail, text, settings, root, clock, now, stored, notes) -> MailResult:
-    if parsed.automated in ("bounce", "auto_reply"):
+def _act(message, parsed: ParsedMail, text, thread: Optional[Ticket], settings, root, clock, now, stored,
+         notes) -> MailResult:
+    if parsed.automated in QUOTING:
         _ignore(message, {"bounce": "退信 / bounce", "auto_reply": "自动回复 / auto-reply"}[parsed.automated])
         if parsed.automated == "bounce":
             _fail_bounced(parsed, clock)
-        ticket = _thread(parsed)
-        if ticket is not None:  # kept with the ticket it concerns, without a note or an answer
-            Message.update(ticket=ticket).where(Message.id == message.id).execute()
-        return MailResult(parsed.automated, message.id, ticket.number if ticket else "")
+        if thread is not None:  # kept with the ticket it concerns, without a note or an answer
+            Message.update(ticket=thread).where(Message.id == message.id).execute()
+        return MailResult(parsed.automated, message.id, thread.number if thread else "")
     if _flooding(parsed.sender, now, settings):
         _ignore(message, "来信过多，已暂停 / throttled (flood)")
         _alarm_flood(parsed.sender, now, clock)
         return MailResult("throttled", message.id)
     stored[:], notes[:] = _store_files(parsed, root, settings, clock)
-    ticket = _thread(parsed)
+    ticket = thread
     if ticket is not None and _rating(parsed, ticket, text, message, clock):
         outcome = "rating"
     elif ticket is not None:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from caseflow import privacy
+from caseflow import pins, privacy
 from caseflow.roles import can
 from caseflow.services import to_db
 from channels.models import STATUSES, MailHeader, Message
@@ -136,6 +136,21 @@ def holds_pin(message: Message) -> bool:
 def mask_pins(text: str) -> str:
     """``text`` with every 6-digit run masked (PIN_MASK): wherever a receipt's query PIN may stand in it."""
     return _PIN.sub(PIN_MASK, text or "")
+
+
+def mask_ticket_pin(text: str, ticket) -> str:
+    """``text`` with each 6-digit run that is ``ticket``'s query PIN masked (PIN_MASK): a citizen's reply or
+    forward quoting the receipt, threaded to that ticket. The citizen's other numbers stay: each distinct run
+    is checked once against the stored hash (caseflow.pins.match: one keyed hash per key, nothing written). No
+    ticket or no PIN: ``text`` as it is; no key installed to check a hashed PIN with: every run masked."""
+    if not text or ticket is None or not ticket.query_pin:
+        return text or ""
+    try:
+        keys = pins.installed()
+    except pins.PinKeyError:
+        return mask_pins(text)
+    opening = {run for run in set(_PIN.findall(text)) if pins.match(ticket.query_pin, run, keys)}
+    return _PIN.sub(lambda found: PIN_MASK if found.group() in opening else found.group(), text) if opening else text
 
 
 def without_pin(message: Message) -> str:

@@ -100,23 +100,47 @@ def test_blacklisted_number_gets_nothing(client):
     assert Message.select().where(Message.status == "ignored").count() == 1
 
 
-def test_rating_reply_is_a_call_back(client, org_setup, clock):
-    """Should count a '1' replying to an open satisfaction question as the call-back rating of that ticket."""
-    o = org_setup
-    t = services.create_ticket("噪音", citizen_phone="13800138004", reply_by="sms", created_by=o.agent)
+def asked(o, phone: str):
+    """An approved ticket of ``phone`` with its satisfaction question sent (open for a reply), and its PIN."""
+    import datetime as dt
+
+    from channels.outbox import enqueue
+
+    t = services.create_ticket("噪音", citizen_phone=phone, reply_by="sms", created_by=o.agent)
+    pin = t.plain_pin
     t = services.dispatch(t, o.centre_user, o.east)
     t = services.transition(t, "accept", o.east_user)
     t = services.transition(t, "reply", o.east_user, reply="已处理")
     t = services.transition(t, "approve", o.centre_user)
-    from channels.outbox import enqueue
-    import datetime as dt
-    q = enqueue("13800138004", "satisfaction", {"number": t.number}, purpose="satisfaction", ticket=t)
+    q = enqueue(phone, "satisfaction", {"number": t.number}, purpose="satisfaction", ticket=t)
     Message.update(status="sent", sent_at=dt.datetime.utcnow()).where(Message.id == q.id).execute()
+    return t, pin
+
+
+def test_rating_reply_is_a_call_back(client, org_setup, clock):
+    """Should count a '1' replying to an open satisfaction question as the call-back rating of that ticket."""
+    t, _pin = asked(org_setup, "13800138004")
     r = inbound(client, "1", sender="13800138004")
     assert r.headers["X-Hotline-Outcome"] == "rating"
     t = Ticket.get_by_id(t.id)
     assert t.satisfaction == "satisfied" and t.status == "called_back"
     assert TicketHistory.select().where((TicketHistory.ticket == t) & (TicketHistory.action == "call_back")).exists()
+
+
+def test_a_reply_quoting_the_receipt_is_kept_without_its_pin(client, org_setup):
+    """Should store a citizen's text to an open satisfaction question, and the note it becomes on that ticket,
+    with the ticket's query PIN masked where the citizen pasted the receipt back, their other numbers kept."""
+    from caseflow import pins
+
+    t, pin = asked(org_setup, "13800138005")
+    other = f"{(int(pin) + 1) % 10 ** 6:06d}"  # a number of the citizen's own, never the PIN
+    r = inbound(client, f"还没修好，灯杆{other}。受理号{t.number}，查询码{pin}", sender="13800138005")
+    assert r.headers["X-Hotline-Outcome"] == "reply"
+    body = Message.get((Message.direction == "in") & (Message.address == "13800138005")).body
+    assert body == f"还没修好，灯杆{other}。受理号{t.number}，查询码******"
+    notes = [h.note for h in TicketHistory.select().where(TicketHistory.ticket == t)]
+    assert not [note for note in notes if pin in note] and any(body in note for note in notes)
+    assert pins.verify(Ticket.get_by_id(t.id), pin)
 
 
 def test_delivery_report_endpoint(client):

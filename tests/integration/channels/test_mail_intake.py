@@ -209,6 +209,34 @@ def test_an_auto_reply_quoting_a_receipt_is_stored_without_its_pin(org_setup, cl
     assert Message.get_by_id(away.message_id).body == f"我休假至下周。\n\n> {receipt.replace(pin, '******')}"
 
 
+def test_a_reply_quoting_the_acknowledgement_is_kept_without_its_pin(org_setup, clock, settings, tmp_path):
+    """Should store a citizen's reply that quotes the acknowledgement, and the note it becomes on the ticket,
+    with that ticket's query PIN masked and the citizen's other 6-digit numbers kept; a list mail threaded to
+    the ticket (its number in the subject, from the citizen's address) likewise."""
+    from caseflow import pins
+
+    first = handle(mime(), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == first.ticket)
+    ack = MailHeader.select().join(Message).where(Message.direction == "out").get()
+    receipt = Message.get_by_id(ack.message_id).body
+    pin = pin_in(receipt, ticket)
+    other = f"{(int(pin) + 1) % 10 ** 6:06d}"  # a number of the citizen's own, never the PIN
+    quoted = "\n".join(f"> {line}" for line in receipt.splitlines())
+    reply = handle(mime(subject="Re: 受理回执", body=f"灯杆编号{other}，还没修。\n\n{quoted}", msgid="m2@example.cn",
+                        extra=f"In-Reply-To: <{ack.msgid}>\r\n"), settings, tmp_path, clock)
+    listed = handle(mime(subject=f"Fwd: {ticket.number}", body=f"转发 {other}：\n{receipt}", msgid="m3@example.cn",
+                         extra="List-Id: <news.example.cn>\r\n"), settings, tmp_path, clock)
+    assert (reply.outcome, reply.ticket, listed.outcome, listed.ticket) == ("reply", ticket.number, "reply",
+                                                                            ticket.number)
+    for result in (reply, listed):
+        body = Message.get_by_id(result.message_id).body
+        assert pin not in body and other in body and f"受理号{ticket.number}，查询码******" in body
+    notes = [h.note for h in TicketHistory.select().where(TicketHistory.ticket == ticket)]
+    assert not [note for note in notes if pin in note]
+    assert len([note for note in notes if other in note and "查询码******" in note]) == 2
+    assert pins.verify(Ticket.get_by_id(ticket.id), pin)  # the PIN still opens the ticket
+
+
 def test_flood_is_throttled_and_alarmed_once(org_setup, clock, settings, tmp_path):
     """Should take at most HOTLINE_EMAIL_FLOOD_PER_HOUR mails from one sender an hour, hold the rest,
     and alarm the centre once."""
