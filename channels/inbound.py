@@ -9,6 +9,13 @@ on the phone); other text while a question is open a note on that ticket; anythi
 While a question is open the message is threaded to its ticket, and a message that quotes the ticket's receipt
 (its query PIN pasted back) is stored, and noted, with each 6-digit run that is that PIN masked (the citizen's
 other numbers kept: channels.messagelog.mask_ticket_pin).
+
+The receipt of a ticket filed here is written by the ticket's creation itself when the composition root
+connected the receipt writers (caseflow.pins.connect_receipt: a product always does): this intake then queues
+none of its own, and a receipt the creation could not write (a template that fails to render, a refused
+statement) is not queued again here (the PIN is kept only as its hash): the ticket is filed, and the
+``receipt_failed`` alarm leaves the retry to a person at the centre. Only a process with no writer connected
+queues the receipt here, after the creation, with the PIN the creation returned.
 """
 from __future__ import annotations
 
