@@ -10,14 +10,28 @@ from core.logsetup import configure_logging
 
 
 @pytest.fixture
-def scheduler_logger():
-    """The scheduler's run logger, with the root at INFO as a started product has it."""
+def scheduler_logger(statement_filters):
+    """The scheduler's run logger, with the root at INFO as a started product has it (the statement logger's
+    filters that configure_logging installs removed after)."""
     root, parent = logging.getLogger(), logging.getLogger("apscheduler")
     saved = root.level, parent.level
     root.setLevel(logging.INFO)
     yield logging.getLogger("apscheduler.executors.default")
     root.setLevel(saved[0])
     parent.setLevel(saved[1])
+
+
+@pytest.fixture
+def statement_filters():
+    """The statement logger with none of its values filters, its filters as they were restored after: a later
+    test in the process sees the logging it set up itself."""
+    from core import logsetup
+
+    statements = logging.getLogger(logsetup.STATEMENT_LOGGER)
+    saved = list(statements.filters)
+    statements.filters[:] = [f for f in saved if not isinstance(f, logsetup.StatementValues)]
+    yield statements
+    statements.filters[:] = saved
 
 
 def test_routine_job_runs_are_not_logged_at_info(scheduler_logger):
@@ -33,23 +47,20 @@ def test_debug_level_shows_the_scheduler_too(scheduler_logger):
     assert scheduler_logger.isEnabledFor(logging.INFO)
 
 
-def test_statements_are_logged_without_their_values(caplog):
+def test_statements_are_logged_without_their_values(caplog, statement_filters):
     """Should log a statement at DEBUG with its SQL but none of its values (a receipt's text holds the ticket's
     query PIN), once configured, however often configured; other DEBUG lines stay as they were."""
     from core import logsetup
 
-    statements = logging.getLogger(logsetup.STATEMENT_LOGGER)
-    saved = list(statements.filters)
-    try:
-        configure_logging("DEBUG")
-        configure_logging("DEBUG")
-        assert sum(isinstance(f, logsetup.StatementValues) for f in statements.filters) == 1
-        with caplog.at_level(logging.DEBUG):
-            statements.debug(('INSERT INTO "message" ("body") VALUES (%s)', ["查询码689605"]))
-            statements.debug(("COMMIT", None))
-            logging.getLogger("channels.mailflow").debug("e-mail %s", "689605")
-        assert [r.getMessage() for r in caplog.records] == [
-            'INSERT INTO "message" ("body") VALUES (%s) [1 values not logged]', "COMMIT [0 values not logged]",
-            "e-mail 689605"]
-    finally:
-        statements.filters[:] = saved
+    statements = statement_filters
+    configure_logging("DEBUG")
+    configure_logging("DEBUG")
+    assert sum(isinstance(f, logsetup.StatementValues) for f in statements.filters) == 1
+    with caplog.at_level(logging.DEBUG):
+        statements.debug(('INSERT INTO "message" ("body") VALUES (%s)', ["查询码689605"]))
+        statements.debug(("COMMIT", None))
+        logging.getLogger("channels.mailflow").debug("e-mail %s", "689605")
+    assert [r.getMessage() for r in caplog.records] == [
+        'INSERT INTO "message" ("body") VALUES (%s) [1 values not logged]', "COMMIT [0 values not logged]",
+        "e-mail 689605"]
+
