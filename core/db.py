@@ -47,6 +47,8 @@ from gevent.socket import wait_read, wait_write
 from playhouse import db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, _PooledPostgresqlDatabase
 
+from core.logsetup import hide_statement_values
+
 log = logging.getLogger(__name__)
 
 database = peewee.DatabaseProxy()
@@ -1112,8 +1114,11 @@ _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "
 def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:
     """Open (not yet connect) the database named by ``url``: sqlite:///path or postgresql://...
 
-    Both wait cooperatively within ``timeouts`` (the module docstring says how).
+    Both wait cooperatively within ``timeouts`` (the module docstring says how). Its statements are logged
+    (peewee, at DEBUG) without their values from now on in this process, whatever set the logging up
+    (core.logsetup.hide_statement_values: once, as configure_logging does it too).
     """
+    hide_statement_values()
     timeouts = timeouts or DbTimeouts()
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):

@@ -28,7 +28,9 @@ class StatementValues(logging.Filter):
 
 
 def hide_statement_values() -> None:
-    """Log the database's statements (at DEBUG) without their values, from now on in this process (once)."""
+    """Log the database's statements (at DEBUG) without their values, from now on in this process (once).
+    configure_logging calls it, and so does core.db.open_database: a process that sets its logging up in any
+    other way (a command's basicConfig, a shell, a script at DEBUG) opens its database there all the same."""
     logger = logging.getLogger(STATEMENT_LOGGER)
     if not any(isinstance(f, StatementValues) for f in logger.filters):
         logger.addFilter(StatementValues())

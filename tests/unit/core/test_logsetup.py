@@ -64,3 +64,14 @@ def test_statements_are_logged_without_their_values(caplog, statement_filters):
         'INSERT INTO "message" ("body") VALUES (%s) [1 values not logged]', "COMMIT [0 values not logged]",
         "e-mail 689605"]
 
+
+def test_opening_a_database_hides_statement_values_too(statement_filters, tmp_path):
+    """Should install the values filter where a database is opened (a process that never called
+    configure_logging: a command's basicConfig, a shell), once, however often opened or configured."""
+    from core import db as core_db, logsetup
+
+    assert not any(isinstance(f, logsetup.StatementValues) for f in statement_filters.filters)
+    core_db.open_database(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    core_db.open_database(f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    configure_logging("DEBUG")
+    assert sum(isinstance(f, logsetup.StatementValues) for f in statement_filters.filters) == 1
