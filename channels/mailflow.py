@@ -362,7 +362,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     """Queue e-mail notices for history rows written since the last scan (its own cursor, like the SMS
     watcher's, with its own gaps: reading a row twice queues nothing twice)."""
     clock = clock or Clock()
-    return notices.follow_history(CURSOR, ("approve",), lambda row: _notices_for(row, settings, clock), clock)
+    return notices.follow_history(CURSOR, ("approve",), lambda row: _notices_for(row, settings, clock))
 
 
 def queue_material(settings, clock: Optional[Clock] = None) -> int:

@@ -19,14 +19,19 @@ each id missing below it is remembered as a gap (a ChannelCursor row "<cursor>#<
 missed it, written in the cursor's own move, so a crash forgets none); each scan reads its gaps' rows again
 and hands over those now committed, once (their messages' dedupe keys keep a gap read twice from queueing
 twice). An id burned by a rolled-back transaction never shows up: its gap is dropped once GAP_WAIT (60 s) has
-passed on the scan's clock and no transaction that writes (has a transaction id) has been open since before
-it was first missed (pg_stat_activity, the server's clock: its open transaction may still commit it), and
-after GAP_LIMIT (1 hour) in any case, with a warning. A permanent gap so costs one row and one look-up per
-scan for about a minute; it holds up no notice. Chosen over a safety margin (every notice would wait it) and
-over the rows' transaction ids (xmin is a 32-bit counter that wraps around; an xid8 column would be a schema
-change of TicketHistory). SQLite has one writer, whose transaction holds the write lock from its INSERT to its commit,
-and reuses a rolled-back rowid: ids are visible in order there, no gap is tracked and the scan is the ids'
-range read and the rows' read.
+passed and no transaction holding a write lock on the history table began before the gap was first missed (the
+one that took the id did, and may still commit it), and after GAP_LIMIT (1 hour) in any case, with a warning.
+Every one of these times is the database server's clock (clock_timestamp() when the gap is written, and
+pg_locks with pg_stat_activity's xact_start when it is aged), never the scan's: an application clock that is
+stepped, fixed or sped up (a test's, bench/sim_app's) cannot drop a gap whose transaction is still open. Only
+this schema's history table counts (its relation in pg_locks), so another application's or another test run's
+long transaction on the same server keeps no gap; a writer whose start this role may not see (another role
+without pg_read_all_stats, a prepared transaction) counts as older than every gap. A permanent gap so costs
+one row per cursor and three reads per scan for about a minute; it holds up no notice. Chosen over a safety margin (every notice would wait
+it) and over the rows' transaction ids (xmin is a 32-bit counter that wraps around; an xid8 column would be a
+schema change of TicketHistory). SQLite has one writer, whose transaction holds the write lock from its INSERT
+to its commit, and reuses a rolled-back rowid: ids are visible in order there, no gap is tracked and the scan is
+the ids' range read and the rows' read.
 """
 from __future__ import annotations
 
@@ -48,9 +53,11 @@ CURSOR = "ticket_history"
 BATCH = 500
 CHUNK = 50  # history rows handled between two moves of the cursor
 SPAN = 5000  # history ids (of any action) a scan looks at for its rows and its gaps
-GAP_WAIT = 60  # seconds a missing id is waited for (PostgreSQL), and as long as an older writer is open:
+GAP_WAIT = 60  # seconds (the server's) a missing id is waited for (PostgreSQL), and while an older writer is open:
 GAP_LIMIT = 3600  # ... but no longer than this
 GAP_RUN = 1000  # a longer run of missing ids is no transaction in flight (a sequence moved on: setval, a restore)
+# When a gap is first missed, as the server's clock says (rounded up: never before the read that missed it).
+FIRST_MISSED = "CAST(CEIL(EXTRACT(EPOCH FROM clock_timestamp())) AS bigint)"
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")
 # History actions that alert the holding unit with their own template (warn: due soon, once per ticket).
 UNIT_ALERTS = {"overdue": "overdue_alert", "warn": "due_soon_alert", "supervise": "supervise_alert"}
@@ -66,24 +73,22 @@ def start_cursor(name: str = CURSOR) -> ChannelCursor:
     return cursor
 
 
-def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None],
-                   clock: Optional[Clock] = None) -> int:
+def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], None]) -> int:
     """Hand each history row with one of ``actions`` written since the cursor ``name`` to ``handle`` (which
     queues its messages, each in a transaction of its own), and move the cursor past every CHUNK rows handled:
     a crash queues nothing twice (a row read again finds its messages' dedupe keys used) and loses nothing (the
     cursor moves only after the rows' messages are queued). On PostgreSQL the rows of the cursor's gaps
     committed since are handed over first, and the ids the cursor moves past unseen become gaps (the module
-    docstring; ``clock`` says when). Returns how many rows were handed over. The SMS notices and the e-mail
+    docstring: aged on the server's clock). Returns how many rows were handed over. The SMS notices and the e-mail
     notices each follow the history with their own cursor.
 
     No transaction around the rows: one of CHUNK rows held its pooled connection across every row's work (the
     templates, the numbers, each statement's wait for the hub), up to 59 s under the simulation's load
     (docs/performance.md), while the pool's other waiters timed out; now a connection is out only for a
     statement or a message's own transaction (or the cursor's move with its new gaps)."""
-    clock = clock or Clock()
     position = start_cursor(name).position
     late = core_db.is_postgres()  # commits out of id order: gaps are tracked
-    read = _late_rows(name, actions, handle, clock) if late else 0
+    read = _late_rows(name, actions, handle) if late else 0
     ids = [i for (i,) in TicketHistory.select(TicketHistory.id).where(TicketHistory.id > position)
            .order_by(TicketHistory.id).limit(SPAN).tuples()]
     if not ids:
@@ -106,7 +111,7 @@ def follow_history(name: str, actions: tuple, handle: Callable[[TicketHistory], 
         for row in chunk:
             handle(row)
         end = chunk[-1].id if chunk else upper
-        _advance(name, end, [gap for gap in missing if position < gap < end], clock)
+        _advance(name, end, [gap for gap in missing if position < gap < end])
         position = end
     return read + len(rows)
 
@@ -128,20 +133,21 @@ def _missing(name: str, position: int, ids: list[int]) -> list[int]:
     return missing
 
 
-def _advance(name: str, position: int, gaps: list[int], clock: Clock) -> None:
-    """Move the cursor ``name`` to ``position``, with the ``gaps`` it moves past in the same transaction."""
+def _advance(name: str, position: int, gaps: list[int]) -> None:
+    """Move the cursor ``name`` to ``position``, with the ``gaps`` it moves past in the same transaction (each
+    holding when it was first missed, FIRST_MISSED)."""
     move = ChannelCursor.update(position=position).where(ChannelCursor.name == name)
     if not gaps:
         move.execute()
         return
-    seen = int(clock.now().timestamp())
+    seen = peewee.SQL(FIRST_MISSED)
     with core_db.database.atomic():
         ChannelCursor.insert_many([{"name": _gap_name(name, gap), "position": seen} for gap in gaps]) \
             .on_conflict_ignore().execute()
         move.execute()
 
 
-def _late_rows(name: str, actions: tuple, handle: Callable[[TicketHistory], None], clock: Clock) -> int:
+def _late_rows(name: str, actions: tuple, handle: Callable[[TicketHistory], None]) -> int:
     """Hand over the rows of the cursor ``name``'s gaps committed since, and forget those and the gaps given up
     on (the module docstring). Returns how many rows were handed over."""
     prefix = f"{name}#"
@@ -156,31 +162,37 @@ def _late_rows(name: str, actions: tuple, handle: Callable[[TicketHistory], None
     for row in handed:
         handle(row)
     done = [row.id for row in rows]
-    now = clock.now().timestamp()
-    waited = {gap: now - seen for gap, seen in gaps.items() if gap not in done and now - seen >= GAP_WAIT}
-    if waited:
-        writer = _oldest_writer()
-        for gap, age in waited.items():
-            # The transaction that took the id was open before the gap was first missed: if none that old is
-            # open now (1 s for the two clocks' readings), the id is burned.
-            if writer is None or writer < age - 1:
+    if len(done) < len(gaps):
+        now, oldest = _server_times()
+        for gap, seen in gaps.items():
+            if gap in done or now - seen < GAP_WAIT:
+                continue
+            # The transaction that took the id began before the gap was first missed: if no writer of the
+            # history that old is open now, the id is burned.
+            if oldest is None or oldest > seen:
                 done.append(gap)
-            elif age >= GAP_LIMIT:
-                log.warning("history cursor %s: id %d given up after %d s, a transaction open for %d s may still "
-                            "commit it", name, gap, age, writer)
+            elif now - seen >= GAP_LIMIT:
+                log.warning("history cursor %s: id %d given up after %.0f s, a transaction open for %.0f s may "
+                            "still commit it", name, gap, now - seen, now - oldest)
                 done.append(gap)
     if done:
         ChannelCursor.delete().where(ChannelCursor.name.in_([_gap_name(name, gap) for gap in done])).execute()
     return len(handed)
 
 
-def _oldest_writer() -> Optional[float]:
-    """How long (s) the oldest other transaction holding a transaction id in this database has been open, or
-    None. Sessions of other roles show none without pg_read_all_stats: the product writes under one role."""
-    age = core_db.database.execute_sql(
-        "SELECT EXTRACT(EPOCH FROM now() - min(xact_start)) FROM pg_stat_activity WHERE datname = "
-        "current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL").fetchone()[0]
-    return None if age is None else float(age)
+def _server_times() -> tuple[float, Optional[float]]:
+    """The server's clock now and when the oldest other transaction holding a write lock on this schema's
+    history table began (None: none is open; -inf: one whose start this role may not see), in epoch seconds.
+    An INSERT takes the lock before it draws its id and holds it until its transaction ends."""
+    now, oldest, unseen = core_db.database.execute_sql(
+        "SELECT EXTRACT(EPOCH FROM clock_timestamp()), EXTRACT(EPOCH FROM min(a.xact_start)), "
+        "count(*) - count(a.xact_start) FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'relation' AND l.relation = CAST(%s AS regclass) AND l.mode = 'RowExclusiveLock' "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.pid IS DISTINCT FROM pg_backend_pid()", (TicketHistory._meta.table_name,)).fetchone()
+    if unseen:
+        return float(now), float("-inf")
+    return float(now), None if oldest is None else float(oldest)
 
 
 def _notices_for(row: TicketHistory, settings, clock: Clock, texts: templates.Texts) -> None:
@@ -215,7 +227,7 @@ def scan_history(settings, clock: Optional[Clock] = None) -> int:
     clock = clock or Clock()
     texts = templates.Texts()
     return follow_history(CURSOR, ("approve",) + ALERT_ACTIONS + tuple(UNIT_ALERTS),
-                          lambda row: _notices_for(row, settings, clock, texts), clock)
+                          lambda row: _notices_for(row, settings, clock, texts))
 
 
 # ---- material requested in the IVR ----------------------------------------------------------------------

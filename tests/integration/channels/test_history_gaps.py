@@ -1,8 +1,9 @@
 """The notice scans never skip a history row committed late (channels.notices.follow_history): on PostgreSQL a
 row whose id came from the sequence before a later row's may commit after the scan read the later one; its
 citizen's notices (the result SMS, the e-mail result and satisfaction question) are queued once it commits, and
-an id a rolled-back transaction burned is waited for only GAP_WAIT on the scan's clock. On SQLite (one writer,
-ids visible in order) no gap is tracked and an idle scan stays two statements."""
+an id a rolled-back transaction burned is waited for only GAP_WAIT on the server's clock, whatever another
+session of the shared server holds open. On SQLite (one writer, ids visible in order) no gap is tracked and an idle
+scan stays two statements."""
 from __future__ import annotations
 
 import logging
@@ -32,6 +33,19 @@ def other(db, db_url):
     yield connection
     connection.rollback()
     connection.close()
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """``later(seconds)``: the server's clock as the gap scan reads it moved on by ``seconds`` from now on (the
+    test's clock for the gaps: the scan never reads the application's); the writers' start times as they are."""
+    read, moved = notices._server_times, [0.0]
+    monkeypatch.setattr(notices, "_server_times", lambda: (read()[0] + moved[0], read()[1]))
+
+    def move(seconds: float) -> None:
+        moved[0] += seconds
+
+    return move
 
 
 def _history_row(connection, ticket_id: int, action: str) -> int:
@@ -103,40 +117,46 @@ def test_a_row_committed_after_a_later_one_gets_its_notices_once(org_setup, cloc
     assert _citizen() == expected and _gaps() == []
 
 
-def test_an_id_of_a_rolled_back_insert_is_waited_for_a_minute(org_setup, clock, sms_settings, other):
+def test_an_id_of_a_rolled_back_insert_is_waited_for_a_minute(org_setup, clock, sms_settings, other, later):
     """Should not hold up the later row's alert for a rolled-back row's id, keep that gap for GAP_WAIT seconds
-    on the scan's clock and drop it after."""
+    on the server's clock and drop it after, though another session of the server holds a writing transaction
+    open since before the gap (it writes no history of this schema); the scan's own clock plays no part."""
     o = org_setup
-    waiting, later = _setup(o, clock)
+    waiting, second = _setup(o, clock)
     burned = _history_row(other, waiting.id, "approve")
     other.rollback()
-    services.dispatch(later, o.centre_user, o.east, clock=clock)
+    with other.cursor() as cur:  # a bystander's write, open throughout (another test run's, say)
+        cur.execute("CREATE TEMP TABLE bystander (i int); INSERT INTO bystander VALUES (1)")
+    services.dispatch(second, o.centre_user, o.east, clock=clock)
     assert notices.scan_history(sms_settings, clock) == 1
     assert _gaps() == [f"{notices.CURSOR}#{burned}"]
-    clock.advance(seconds=notices.GAP_WAIT - 1)
+    clock.advance(hours=2)  # the application's clock is not the gaps'
+    later(notices.GAP_WAIT - 2)
     assert notices.scan_history(sms_settings, clock) == 0 and _gaps() == [f"{notices.CURSOR}#{burned}"]
-    clock.advance(seconds=2)
+    later(3)
     assert notices.scan_history(sms_settings, clock) == 0 and _gaps() == []
     assert ChannelCursor.get_by_id(notices.CURSOR).position == _last_id()
     assert len(Message.select().where(Message.address == UNIT_PHONE)) == 1
 
 
-def test_a_gap_waits_while_an_older_writer_is_open_up_to_the_limit(org_setup, clock, sms_settings, other,
-                                                                  monkeypatch, caplog):
-    """Should see another session's open writing transaction, keep a gap past GAP_WAIT while a transaction
-    older than it is open (it may still commit the id), and give it up after GAP_LIMIT with a warning."""
+def test_a_gap_waits_while_an_older_writer_is_open_up_to_the_limit(org_setup, clock, sms_settings, other, later,
+                                                                  caplog):
+    """Should keep a gap past GAP_WAIT while the transaction that took its id is open (it may still commit it),
+    whatever the application's clock says, and give it up after GAP_LIMIT on the server's clock with a
+    warning."""
     o = org_setup
-    waiting, later = _setup(o, clock)
-    _history_row(other, waiting.id, "approve")
-    assert notices._oldest_writer() is not None  # the held transaction, a moment old
-    other.rollback()
-    services.dispatch(later, o.centre_user, o.east, clock=clock)
+    waiting, second = _setup(o, clock)
+    held = _history_row(other, waiting.id, "approve")
+    services.dispatch(second, o.centre_user, o.east, clock=clock)
     notices.scan_history(sms_settings, clock)
-    monkeypatch.setattr(notices, "_oldest_writer", lambda: notices.GAP_LIMIT * 2.0)  # an hours-old transaction
-    clock.advance(seconds=notices.GAP_WAIT + 1)
+    assert _gaps() == [f"{notices.CURSOR}#{held}"]
+    started = notices._server_times()[1]
+    assert started is not None and started < ChannelCursor.get_by_id(f"{notices.CURSOR}#{held}").position
+    clock.advance(hours=2)
+    later(notices.GAP_WAIT + 1)
     notices.scan_history(sms_settings, clock)
-    assert len(_gaps()) == 1
-    clock.advance(seconds=notices.GAP_LIMIT)
+    assert _gaps() == [f"{notices.CURSOR}#{held}"]
+    later(notices.GAP_LIMIT)
     with caplog.at_level(logging.WARNING, logger="channels.notices"):
         notices.scan_history(sms_settings, clock)
     assert _gaps() == [] and "given up" in caplog.text
