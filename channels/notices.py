@@ -27,7 +27,9 @@ stepped, fixed or sped up (a test's, bench/sim_app's) cannot drop a gap whose tr
 this schema's history table counts (its relation in pg_locks), so another application's or another test run's
 long transaction on the same server keeps no gap; a writer whose start this role may not see (another role
 without pg_read_all_stats, a prepared transaction) counts as older than every gap. A permanent gap so costs
-one row per cursor and three reads per scan for about a minute; it holds up no notice. Chosen over a safety margin (every notice would wait
+one row per cursor and three reads per scan for about a minute; it holds up no notice. A run of more than
+GAP_RUN missing ids (more history rows than any transaction of the product writes) is the sequence moved on
+(setval, a restore) and is not waited for, with a warning. Chosen over a safety margin (every notice would wait
 it) and over the rows' transaction ids (xmin is a 32-bit counter that wraps around; an xid8 column would be a
 schema change of TicketHistory). SQLite has one writer, whose transaction holds the write lock from its INSERT
 to its commit, and reuses a rolled-back rowid: ids are visible in order there, no gap is tracked and the scan is
@@ -55,7 +57,10 @@ CHUNK = 50  # history rows handled between two moves of the cursor
 SPAN = 5000  # history ids (of any action) a scan looks at for its rows and its gaps
 GAP_WAIT = 60  # seconds (the server's) a missing id is waited for (PostgreSQL), and while an older writer is open:
 GAP_LIMIT = 3600  # ... but no longer than this
-GAP_RUN = 1000  # a longer run of missing ids is no transaction in flight (a sequence moved on: setval, a restore)
+# A longer run of missing ids is no transaction in flight but a sequence moved on (setval, a restore): the
+# product's transactions write a ticket's few history rows each (the deadline jobs one per ticket; only a bulk load
+# of sample data, stats.sample_tickets, writes more in one).
+GAP_RUN = SPAN
 # When a gap is first missed, as the server's clock says (rounded up: never before the read that missed it).
 FIRST_MISSED = "CAST(CEIL(EXTRACT(EPOCH FROM clock_timestamp())) AS bigint)"
 ALERT_ACTIONS = ("dispatch", "sub_dispatch", "reopen", "reject")

@@ -117,6 +117,26 @@ def test_a_row_committed_after_a_later_one_gets_its_notices_once(org_setup, cloc
     assert _citizen() == expected and _gaps() == []
 
 
+def test_a_long_transaction_committed_late_gets_its_notices(org_setup, clock, sms_settings, other, tmp_path):
+    """Should keep every id of a transaction that wrote more history rows than the old limit of 1000 (1500 of
+    them, the last an approve) while it is open, and queue the approve's notices once it commits."""
+    o = org_setup
+    mail_settings = make_settings(tmp_path, HOTLINE_EMAIL_SMTP_HOST="127.0.0.1")
+    waiting, second = _setup(o, clock)
+    with other.cursor() as cur:
+        cur.execute("INSERT INTO ticket_history (ticket_id, at, actor_label, action, from_status, to_status, note) "
+                    "SELECT %s, now() AT TIME ZONE 'UTC', 'test', 'note', 'replied', 'replied', '' "
+                    "FROM generate_series(1, 1499)", (waiting.id,))
+    held = _history_row(other, waiting.id, "approve")
+    services.dispatch(second, o.centre_user, o.east, clock=clock)
+    _scan(sms_settings, mail_settings, clock)
+    assert len(_gaps()) == 2 * 1500 and _citizen() == []
+    other.commit()
+    _scan(sms_settings, mail_settings, clock)
+    assert _citizen() == [("sms", "result"), ("email", "result"), ("email", "satisfaction")]
+    assert _gaps() == [] and held < _last_id()
+
+
 def test_an_id_of_a_rolled_back_insert_is_waited_for_a_minute(org_setup, clock, sms_settings, other, later):
     """Should not hold up the later row's alert for a rolled-back row's id, keep that gap for GAP_WAIT seconds
     on the server's clock and drop it after, though another session of the server holds a writing transaction
