@@ -146,10 +146,9 @@ class HotlineIvrServices:
                                                         & (Recording.status == "ok"))
                 if not Attachment.select().where(Attachment.path == "recordings/" + rec.path).exists()]
         count = len(kept) + len(left)
-        raise_alarm("ivr_failed", f"call {call_uuid}: 语音导航故障，{count} 段录音已保存未受理，来电者已列入回拨 / the IVR "
-                                  f"failed ({type(error).__name__}): {count} recording(s) kept, not filed"
-                                  + (f", {len(left)} not indexed" if left else "") + "; caller listed for a call-back",
-                    subject="ivr", severity=CRITICAL)
+        raise_alarm("ivr_failed", f"call {call_uuid}: 语音导航故障 ({type(error).__name__})，{count} 段录音已保存未受理 / "
+                                  f"the IVR failed on a bug: {count} recording(s) kept, not filed"
+                                  + (f" ({len(left)} not indexed)" if left else ""), subject="ivr", severity=CRITICAL)
         return count
 
     def recording_target(self, call_uuid: str, kind: str) -> tuple[str, str]:

@@ -91,6 +91,9 @@ class PromptFiles:
             return self.tts(text, lang) if text else self.prompt("consult_menu", lang)
         return self.prompt(item, lang)
 
+    def digits(self, digits: str, lang: str) -> list[str]:
+        return [self.prompt(f"digit_{d}", lang) for d in digits if d.isdigit()]
+
 
 class IvrCall:
     """One call through the engine. Construct with a session, the services and the Config; ``run()``."""
@@ -230,23 +233,10 @@ class IvrCall:
     def _keep_recordings(self, error: Exception, otherwise: str | None) -> None:
         """After a bug: the call's recordings no ticket holds kept with the call (services.keep_after_failure,
         which raises the alarm), noted NOT_FILED in the trace; ``otherwise`` noted when there are none."""
-        keep = getattr(self.services, "keep_after_failure", None)
-        kept = 0
-        try:
-            if keep is not None:
-                with self._db_turn():
-                    kept = keep(self.session.uuid, error)
-        except Exception:  # noqa: BLE001 - the files stay where the switch wrote them; the caller is listed
-            log.exception("ivr call %s: keeping what the caller recorded failed", self.session.uuid)
-        if kept:
+        if _keep_after_failure(self.services, self.session.uuid, error):
             self.engine.note(e.NOT_FILED)
         elif otherwise:
             self.engine.note(otherwise)
-
-    def _db_turn(self):
-        """The services' database lock (SQLite: one IVR greenlet at a time in the back office), or nothing."""
-        lock = getattr(self.services, "db_lock", None)
-        return lock if lock is not None else contextlib.nullcontext()
 
     def _save_trace(self, started: dt.datetime) -> None:
         engine = self.engine
@@ -254,7 +244,7 @@ class IvrCall:
                              self.version_id, started, self._now(), engine.outcome or "ended", list(engine.tickets),
                              engine.trace_dicts(), self.direction, engine.served)
         try:
-            with self._db_turn():
+            with _db_turn(self.services):
                 self.services.save_trace(record)
         except Exception:  # noqa: BLE001 - losing a trace must not disturb the call's end
             log.exception("could not store the IVR trace of %s", self.session.uuid)
@@ -283,8 +273,8 @@ class IvrCall:
                         return e.Dtmf(key)
             return e.PromptDone()
         if isinstance(action, e.Say):
-            for item in action.prompts:
-                session.playback(self.files.prompt(item, action.lang))
+            for path in self.files.digits(action.digits, action.lang):
+                session.playback(path)
             return e.PromptDone()
         if isinstance(action, e.Collect):
             collected = self._collect(action)
@@ -399,7 +389,7 @@ class IvrCall:
         # connection after a pause, for a few seconds, rather than give up on what the caller just said.
         for tries, pause in enumerate(DATABASE_RETRY_PAUSES + (None,)):
             try:
-                with self._db_turn():
+                with _db_turn(self.services):
                     result = self._service_unlocked(action)
                 if tries and result == e.TicketCreated(None):
                     # A try lost with the connection may have used up what the caller gave (the file moved,
@@ -513,6 +503,47 @@ def _fax_tone_in(result) -> bool:
     return fax_tone_detected(event if event is not None else (getattr(result, "variables", None) or {}))
 
 
+def _db_turn(services):
+    """The services' database lock (SQLite: one IVR greenlet at a time in the back office), or nothing."""
+    lock = getattr(services, "db_lock", None)
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+def _keep_after_failure(services, call_uuid: str, error: Exception) -> int:
+    """services.keep_after_failure (the call's unfiled recordings kept, the alarm raised): how many were kept;
+    0 when that fails too (the files stay where the switch wrote them, named after the call)."""
+    keep = getattr(services, "keep_after_failure", None)
+    try:
+        if keep is not None:
+            with _db_turn(services):
+                return keep(call_uuid, error)
+    except Exception:  # noqa: BLE001 - the caller is listed all the same
+        log.exception("ivr call %s: keeping what the caller recorded failed", call_uuid)
+    return 0
+
+
 def run_call(session, services: IvrServices, config, **options) -> e.IvrEngine:
-    """Handle one IVR call on ``session`` (the outbound server's handler calls this)."""
-    return IvrCall(session, services, config, **options).run()
+    """Handle one IVR call on ``session`` (the outbound server's handler calls this). A bug before the call's
+    engine could start (reading its tree, campaign or hand-back) stores a trace of one IVR_FAILED line, so the
+    caller is listed as a system fault, raises the alarm, hangs up, and ends the handler as before (the
+    outbound server logs the error)."""
+    try:
+        call = IvrCall(session, services, config, **options)
+    except Exception as error:
+        log.error("ivr call %s failed before its menu on a bug (%s)", session.uuid, error)
+        try:
+            session.hangup()  # not left in silence while the failure is written down
+        except SwitchError as exc:
+            log.debug("hangup of %s: %s", session.uuid, exc)
+        _keep_after_failure(services, session.uuid, error)
+        clock = options.get("clock")
+        now = clock.now() if clock is not None else _utcnow()
+        line = {"at": now.isoformat(timespec="milliseconds"), "node": "", "what": e.IVR_FAILED, "keys": ""}
+        try:
+            with _db_turn(services):
+                services.save_trace(TraceRecord(session.uuid, session.caller or "", session.destination or "", None,
+                                                now, now, "ivr_error", [], [line]))
+        except Exception:  # noqa: BLE001 - the record is closed without it (ivr_ended)
+            log.exception("could not store the IVR trace of %s", session.uuid)
+        raise
+    return call.run()

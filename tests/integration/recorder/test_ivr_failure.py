@@ -62,6 +62,27 @@ def _kept(product, record, reason):
     return trace
 
 
+def _system_fault(record):
+    """The caller listed once as not_stored (系统故障未能受理), the trace saying why, the alarm raised."""
+    with database.connection_context():
+        missed = [(m.reason, m.calls) for m in MissedCall.select().where(MissedCall.caller == BROKEN)]
+        trace = IvrTrace.get(IvrTrace.call_uuid == record.call_uuid)
+        alarms = [(a.kind, a.count) for a in SystemAlarm.select().where(SystemAlarm.kind == "ivr_failed")]
+    assert missed == [("not_stored", 1)]
+    assert trace.outcome == "ivr_error" and e.IVR_FAILED in trace.entries
+    assert alarms == [("ivr_failed", 1)]
+
+
+def _next_caller_filed(product):
+    """The same process files the next caller's complaint (a ticket, not listed)."""
+    caller = "13912340022"
+    _call(product, caller, lambda c: [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"),
+                                      WaitFor("playback", "ticket_thanks"), Hangup()], {}, None)
+    with database.connection_context():
+        assert Ticket.select().where(Ticket.citizen_phone == caller).count() == 1
+        assert MissedCall.select().where(MissedCall.caller == caller).count() == 0
+
+
 @pytest.mark.parametrize("case,script", RECORDINGS, ids=[c[0] for c in RECORDINGS])
 def test_bug_before_filing_keeps_the_recording_and_lists_the_caller(product, monkeypatch, case, script):
     """Should keep what the caller recorded with the call and list them as not_filed (系统故障，录音已保存待受理)
@@ -71,11 +92,7 @@ def test_bug_before_filing_keeps_the_recording_and_lists_the_caller(product, mon
     record = _call(product, BROKEN, script, {}, None)
     trace = _kept(product, record, "not_filed")
     assert trace.outcome == "ivr_error"
-    next_caller = _call(product, "13912340022", lambda c: [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"),
-                                                           WaitFor("playback", "ticket_thanks"), Hangup()], {}, None)
-    with database.connection_context():
-        assert Ticket.select().where(Ticket.citizen_phone == next_caller.caller).count() == 1
-        assert MissedCall.select().where(MissedCall.caller == next_caller.caller).count() == 0
+    _next_caller_filed(product)
 
 
 def test_filing_step_failing_keeps_the_recording_and_lists_the_caller(product, monkeypatch):
@@ -102,10 +119,23 @@ def test_bug_with_nothing_recorded_lists_the_caller_as_a_system_fault(product, m
     monkeypatch.setattr(e.IvrEngine, "_on_menu", broken)
     record = _call(product, BROKEN, lambda c: [Press("2")], {}, None)
     assert record.hangup_side == "system"
-    with database.connection_context():
-        missed = [(m.reason, m.calls) for m in MissedCall.select().where(MissedCall.caller == BROKEN)]
-        trace = IvrTrace.get(IvrTrace.call_uuid == record.call_uuid)
-        alarms = [(a.kind, a.count) for a in SystemAlarm.select().where(SystemAlarm.kind == "ivr_failed")]
-    assert missed == [("not_stored", 1)]
-    assert trace.outcome == "ivr_error" and e.IVR_FAILED in trace.entries
-    assert alarms == [("ivr_failed", 1)]
+    _system_fault(record)
+
+
+def test_bug_before_the_menu_lists_the_caller_as_a_system_fault(product, monkeypatch):
+    """Should list a caller whose call the IVR failed on before its menu (reading the active tree) as
+    not_stored, with a trace and the ivr_failed alarm, and serve the next caller."""
+    services = product.parts["ivr_services"]
+    active_tree = services.active_tree
+    calls = []
+
+    def broken():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug reading the tree")
+        return active_tree()
+
+    monkeypatch.setattr(services, "active_tree", broken)
+    record = _call(product, BROKEN, lambda c: [], {}, None)  # on the line until the app hangs up
+    _system_fault(record)
+    _next_caller_filed(product)
