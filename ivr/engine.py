@@ -92,6 +92,24 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _heard_before(prefix: list, lang: str) -> tuple[list, tuple[str, ...]]:
+    """Split off the prompts that end ``prefix`` (Play without key rules, Say as its per-digit prompts) in
+    ``lang``, to be played as the first items of the question that follows. A must-hear Play (keys "") and
+    anything before it, or before any other action, stay as they are."""
+    ahead: list[str] = []
+    cut = len(prefix)
+    while cut:
+        action = prefix[cut - 1]
+        if isinstance(action, Play) and action.keys is None and action.lang == lang:
+            ahead[:0] = action.items
+        elif isinstance(action, Say) and action.lang == lang:
+            ahead[:0] = action.prompts
+        else:
+            break
+        cut -= 1
+    return prefix[:cut], tuple(ahead)
+
+
 class IvrEngine(DialogueNodes):
     """Walks one call through a tree. Feed events, carry out the returned actions."""
 
@@ -199,11 +217,16 @@ class IvrEngine(DialogueNodes):
 
     def _collect(self, prefix: list, items: tuple[str, ...], *, max_digits: int = 1, min_digits: int = 1,
                  timeout: float | None = None, terminators: str = "#") -> list:
+        """Ask a question: the prompts just before it (an "invalid key", a read-back) become the start of its
+        prompt, so a key typed during them answers it (type-ahead) instead of being dropped between the
+        switch's applications."""
         node = self.node
         timeout = timeout if timeout is not None else float(self._setting(node, "timeout", 5)
                                                             if node.kind == "menu" else
                                                             self.tree.setting("menu_timeout", 5))
-        return self._wait(prefix + [Collect(items, self.lang, min_digits, max_digits, timeout, terminators)])
+        prefix, ahead = _heard_before(prefix, self.lang)
+        return self._wait(prefix + [Collect(ahead + tuple(items), self.lang, min_digits, max_digits, timeout,
+                                            terminators)])
 
     def _max_retries(self) -> int:
         return int(self._setting(self.node, "max_retries", 3))

@@ -143,6 +143,11 @@ class Say:
     digits: str
     lang: str = "zh"
 
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The per-digit prompt keys read, in order (anything but a digit is not read)."""
+        return tuple(f"digit_{d}" for d in self.digits if d.isdigit())
+
 
 @dataclass(frozen=True)
 class Collect:

@@ -91,9 +91,6 @@ class PromptFiles:
             return self.tts(text, lang) if text else self.prompt("consult_menu", lang)
         return self.prompt(item, lang)
 
-    def digits(self, digits: str, lang: str) -> list[str]:
-        return [self.prompt(f"digit_{d}", lang) for d in digits if d.isdigit()]
-
 
 class IvrCall:
     """One call through the engine. Construct with a session, the services and the Config; ``run()``."""
@@ -273,8 +270,8 @@ class IvrCall:
                         return e.Dtmf(key)
             return e.PromptDone()
         if isinstance(action, e.Say):
-            for path in self.files.digits(action.digits, action.lang):
-                session.playback(path)
+            for item in action.prompts:
+                session.playback(self.files.prompt(item, action.lang))
             return e.PromptDone()
         if isinstance(action, e.Collect):
             collected = self._collect(action)

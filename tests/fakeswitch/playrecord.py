@@ -65,50 +65,56 @@ class PlayAndRecord:
             self.poke()
 
     def play(self, target: str, any_digit_breaks: bool = False, terminators: str = "") -> str:
-        """Play one file string; returns done | break | hangup | notfound. Digits stay in self.digits."""
-        files = _split_files(target)
-        for f in files:
-            seconds = self.sw.media_seconds(f)
-            if seconds is None:
-                self.sw.note_played(self, f, found=False)
-                return "notfound"
-            self.sw.note_played(self, f, found=True)
-            ftype = f.split("://", 1)[0] if "://" in f else None
-            path_h = ([("Playback-File-Type", ftype)] if ftype else []) + [("Playback-File-Path", f)]
-            self.sw.emit_channel(self.ch, "PLAYBACK_START", post=path_h)
-            t0 = self.sw.sim_now()
+        """Play one file string; returns done | break | hangup | notfound. Digits stay in self.digits.
 
-            def stop():
-                if self._stopped():
-                    return True
-                if any_digit_breaks and self.digits:
-                    return True
-                if terminators and any(d in terminators for d in self.digits):
-                    return True
-                if not any_digit_breaks and not terminators:
-                    self.digits.clear()
-                elif terminators and not any_digit_breaks:
-                    # A plain playback dequeues digits: the ones that are not terminators are dropped.
-                    self.digits.clear()
-                return False
-            broke = self.wait_until(stop, seconds)
-            played = min(seconds, self.sw.sim_now() - t0) if broke else seconds
-            for k, v in self._playback_vars(played).items():
-                self.ch.set_var(k, v)
-            status = "done"
-            if broke:
-                status = "break"
-                if terminators and not any_digit_breaks:
-                    used = next((d for d in self.digits if d in terminators), "")
-                    if used:
-                        self.ch.set_var("playback_terminator_used", used)
-                    self.digits.clear()
-            self.sw.emit_channel(self.ch, "PLAYBACK_STOP", post=path_h + [("Playback-Status", status)])
-            if self.ch.hung_up:
-                return "hangup"
-            if broke:
-                return "break"
-        return "done"
+        As switch_ivr_play_file with mod_dptools' file_string: one PLAYBACK_START and one PLAYBACK_STOP
+        naming the whole target, a digit that stops any of its files stops them all, and a file that cannot
+        be opened is skipped (notfound only when none can)."""
+        lengths = [(f, self.sw.media_seconds(f)) for f in _split_files(target)]
+        if all(seconds is None for _, seconds in lengths):
+            for f, _ in lengths:
+                self.sw.note_played(self, f, found=False)
+            return "notfound"
+        ftype = target.split("://", 1)[0] if "://" in target and not target.startswith("file_string://") else None
+        path_h = ([("Playback-File-Type", ftype)] if ftype else []) + [("Playback-File-Path", target)]
+        self.sw.emit_channel(self.ch, "PLAYBACK_START", post=path_h)
+        t0 = self.sw.sim_now()
+
+        def stop():
+            if self._stopped():
+                return True
+            if any_digit_breaks and self.digits:
+                return True
+            if terminators and any(d in terminators for d in self.digits):
+                return True
+            if not any_digit_breaks and not terminators:
+                self.digits.clear()
+            elif terminators and not any_digit_breaks:
+                # A plain playback dequeues digits: the ones that are not terminators are dropped.
+                self.digits.clear()
+            return False
+        broke = False
+        for f, seconds in lengths:
+            self.sw.note_played(self, f, found=seconds is not None)
+            if seconds is not None and self.wait_until(stop, seconds):
+                broke = True
+                break
+        total = sum(seconds for _, seconds in lengths if seconds is not None)
+        played = min(total, self.sw.sim_now() - t0) if broke else total
+        for k, v in self._playback_vars(played).items():
+            self.ch.set_var(k, v)
+        status = "done"
+        if broke:
+            status = "break"
+            if terminators and not any_digit_breaks:
+                used = next((d for d in self.digits if d in terminators), "")
+                if used:
+                    self.ch.set_var("playback_terminator_used", used)
+                self.digits.clear()
+        self.sw.emit_channel(self.ch, "PLAYBACK_STOP", post=path_h + [("Playback-Status", status)])
+        if self.ch.hung_up:
+            return "hangup"
+        return "break" if broke else "done"
 
     def _playback_vars(self, seconds: float) -> dict:
         ms = int(seconds * 1000)
