@@ -103,7 +103,8 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     guarded = [n for n, given in enumerate(rows) if isinstance(given, Guarded)]
     read_guarded = ""
     for n in guarded:  # each guarded row's id, and its probe's answer when it has one
-        read_guarded += f", (SELECT {_key(plain[n])} FROM r{n})" + (f", ({rows[n].probe})" if rows[n].probe else "")
+        read_guarded += f", (SELECT {_quoted(_key_column(type(plain[n])))} FROM r{n})"
+        read_guarded += f", ({rows[n].probe})" if rows[n].probe else ""
     probe_params = [value for n in guarded for value in rows[n].probe_params]
     if newcomer is None:
         sql = (f'WITH t AS ({ticket_sql}), {rest} SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), NULL, NULL'
@@ -141,9 +142,9 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     return True
 
 
-def _key(row: peewee.Model) -> str:
-    """The quoted primary key column of ``row``'s table (what a guarded row's INSERT returns)."""
-    return _quoted(type(row)._meta.primary_key.column_name)
+def _key_column(model) -> str:
+    """``model``'s primary key column (what a guarded row's INSERT returns)."""
+    return model._meta.primary_key.column_name
 
 
 def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
@@ -183,8 +184,7 @@ def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[st
         values = ", ".join('t."id"' if _is_ticket(f) else _typed(f, database) for f in row_fields)
         where = ""
         if guard is not None:  # (condition,): only where it holds ("": always), its id returned
-            key = _quoted(model._meta.primary_key.column_name)
-            where = (f" WHERE {guard[0]}" if guard[0] else "") + f" RETURNING {key}"
+            where = (f" WHERE {guard[0]}" if guard[0] else "") + f" RETURNING {_quoted(_key_column(model))}"
         parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t"
                      f"{where})")
     if count_rows:
