@@ -55,10 +55,11 @@ def insert(draft: Ticket, history: TicketHistory, counted: bool, newcomer: Citiz
            rows: Sequence[Row] = ()) -> bool:
     """INSERT ``draft`` (unsaved, defaults filled) unless another ticket holds its number (False: nothing
     written), then ``history`` (unsaved, its ticket set here) and, when ``counted``, the ticket's day counts
-    (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of a number calling for the first
-    time (PostgreSQL only), the ticket's citizen: inserted in the same statement, or, when another call recorded
-    that number meanwhile, that row is the ticket's citizen (``newcomer``'s id then stays None); inserted even
-    when the ticket's number was taken. ``rows``: unsaved rows of the caller's written with the ticket, before its
+    (caseflow.daycounts). Sets their ids. ``newcomer``: the unsaved profile of the ticket's number (PostgreSQL
+    only), the ticket's citizen: inserted in the same statement on a first contact, or, when the number has a
+    profile (recorded before or by another call meanwhile), that row, its empty fields filled from ``newcomer``,
+    is the ticket's citizen (``newcomer``'s id then stays None); written even when the ticket's number was
+    taken. ``rows``: unsaved rows of the caller's written with the ticket, before its
     day counts (a foreign key to the ticket set to ``draft`` takes its id), nothing of them when the number was
     taken; their ids are not read back, but a ``Guarded`` row's is (None: its condition did not hold)."""
     if is_postgres():
@@ -148,19 +149,27 @@ def _key_column(model) -> str:
 
 
 def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
-    """A first contact's profile inserted, or the row another call recorded for the number meanwhile: its id
-    either way (DO UPDATE, a no-op row version, so RETURNING gives the other row in this statement; a
-    sub-SELECT would not see it, reading the statement's snapshot) and ``fresh``, whether it was inserted.
-    With DO NOTHING the ticket was committed without its citizen and set by a separate UPDATE: a connection
-    lost between the two left it with none."""
+    """The profile of the ticket's number: inserted on a first contact, else the row there is (recorded before,
+    or by another call meanwhile) with its empty name, address and e-mail filled from this contact, as
+    citizens.known_citizen does. Its id either way (DO UPDATE: RETURNING gives the existing row in this
+    statement; a sub-SELECT would not see one committed meanwhile, reading the statement's snapshot) and
+    ``fresh``, whether it was inserted. No read of the profile before the statement: it was a round trip of
+    every creation with a phone number. With DO NOTHING the ticket was committed without its citizen and set by
+    a separate UPDATE: a connection lost between the two left it with none."""
     data = dict(newcomer.__data__)
+    table = _quoted(Citizen._meta.table_name)
+
+    def filled(field: peewee.Field) -> peewee.SQL:  # the row's value unless empty; literal SQL: no parameter
+        column = _quoted(field.column_name)
+        return peewee.SQL(f"CASE WHEN {table}.{column} = '' THEN EXCLUDED.{column} ELSE {table}.{column} END")
 
     def build():
         return (Citizen.insert(data)
-                .on_conflict(conflict_target=[Citizen.phone], update={Citizen.phone: peewee.EXCLUDED.phone})
+                .on_conflict(conflict_target=[Citizen.phone],
+                             update={field: filled(field) for field in (Citizen.name, Citizen.address, Citizen.email)})
                 .returning(Citizen.id, peewee.SQL('(xmax = 0) AS "fresh"')))
 
-    return insert_text(Citizen, [data], ("first contact upsert",), build)
+    return insert_text(Citizen, [data], ("citizen upsert, empty fields filled",), build)
 
 
 def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[str, list[peewee.Field]]:

@@ -45,7 +45,7 @@ from caseflow.notifications import (_holder_notice, centre_department, mark_read
 from caseflow.transitions import (AFTER, EFFECTS, _history, call_back, callback_deadline_for, deadline_for, dispatch,
                                   history_row, transition)  # noqa: F401
 from caseflow.citizens import (blacklist, blacklist_caller, citizen_history, citizen_profile,  # noqa: F401
-                               first_contact, insert_unless_taken, is_blacklisted, known_citizen, set_blacklist)
+                               first_contact, insert_unless_taken, is_blacklisted, set_blacklist)
 from caseflow.ticket_search import SEARCH_FILTERS, search_tickets  # noqa: F401
 from caseflow.timeline import status_query, timeline  # noqa: F401
 from caseflow.ticket_receipts import queue_receipt, receipt_failed, receipt_row, receipt_rows  # noqa: F401
@@ -92,10 +92,11 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     statement, so a submission without files needs no transaction: BEGIN, two INSERTs and COMMIT were round
     trips of its own); a foreign key to the ticket takes its id.
 
-    The transaction holds only the ticket's own rows: the citizen profile is looked up before it. On SQLite a
-    first contact's profile is made before it too, so a refused ticket may leave a profile of someone who did
-    contact the hotline; on PostgreSQL it goes into the ticket's statement (its own commit waited for a WAL
-    flush: the website's submission committed three times, issue 11).
+    On SQLite the citizen profile is looked up (a first contact's made) before the transaction, which holds only
+    the ticket's own rows, so a refused ticket may leave a profile of someone who did contact the hotline; on
+    PostgreSQL the profile goes into the ticket's statement, made or its empty fields filled there, with no read
+    before it (its own commit waited for a WAL flush: the website's submission committed three times, issue 11;
+    the read was a round trip of every creation with a phone number).
     On PostgreSQL each statement inside waits for its turn on a crowded process while the connection stays
     taken from the pool (bench/ivr.py: "idle in transaction"): the ticket, its history row and (with nothing
     else to write) its day counts are one statement there (caseflow.new_ticket), without a transaction when
@@ -136,8 +137,9 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     profile = (phone, "" if anonymous else name, address, email)
     citizen = newcomer = None
     if phone and is_postgres():
-        citizen = known_citizen(*profile)
-        newcomer = first_contact(*profile) if citizen is None else None
+        # the profile goes into the ticket's statement: made on a first contact, else its empty fields filled
+        # (caseflow.new_ticket), with no read before it
+        newcomer = first_contact(*profile)
     elif phone:
         citizen = citizen_profile(*profile)
     pin = generate_pin()
@@ -179,10 +181,6 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
             receipt_failed(ticket.number, pin, refused)
         elif receipt_message is not None and receipt_message.probed is False:
             sms_receipt.rewrite(receipt_message.row, ticket, pin)  # written from a text edited since: again
-        if newcomer is not None and newcomer.id is None:
-            # Another call recorded the number's profile meanwhile: the ticket's statement gave the ticket that
-            # row (caseflow.new_ticket); here only its empty fields are filled from this contact.
-            ticket.citizen = citizen_profile(*profile)
         search.reindex("ticket", ticket.id, None, text)
         if creation_key:
             TicketCreationKey.create(key=creation_key, ticket=ticket)  # a second one: IntegrityError, all undone

@@ -14,11 +14,12 @@ from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core import statements as kept_statements
 from core.db import is_postgres
 
-# The citizen's profile read, then SQLite: the ticket (number drawn, search text in its row: its triggers index
+# SQLite: the citizen's profile read, then the ticket (number drawn, search text in its row: its triggers index
 # it), its history row, its day counts (one upsert), inside BEGIN and COMMIT, and on first contact the profile's
-# INSERT before them; PostgreSQL: those in one statement (its generated column indexes the text), which needs
-# no transaction. (database: (statements, more on first contact))
-CREATE_STATEMENTS = {"sqlite": (4, 1), "postgres": (2, 0)}
+# INSERT before them; PostgreSQL: all of them in one statement, the profile's read too (an upsert filling its
+# empty fields; its generated column indexes the text), which needs no transaction.
+# (database: (statements, more on first contact))
+CREATE_STATEMENTS = {"sqlite": (4, 1), "postgres": (1, 0)}
 
 
 @contextmanager
@@ -38,8 +39,8 @@ def counted(database):
 
 
 def test_create_ticket_statements(db, org_setup, clock):
-    """A citizen who called before (the profile read) and the ticket's rows; first contact adds the profile's
-    insert on SQLite. On PostgreSQL no BEGIN or COMMIT either."""
+    """A citizen who called before and the ticket's rows; first contact adds the profile's insert on SQLite. On
+    PostgreSQL the profile's read and fill are in the ticket's one statement, no BEGIN or COMMIT either."""
     def create(phone):
         return services.create_ticket("楼下施工噪音 noise at night", type="complaint", citizen_phone=phone,
                                       citizen_name="市民", created_by=org_setup.agent, clock=clock,
@@ -116,17 +117,19 @@ def test_one_statement_writes_the_rows_of_one_each(db, org_setup, clock, monkeyp
 
 
 def test_first_contact_recorded_meanwhile(db, org_setup, clock, monkeypatch):
-    """PostgreSQL: a number whose profile another call records between the profile read and the ticket's
-    statement: the ticket gets that profile, none is made twice."""
+    """PostgreSQL: a number whose profile is there (recorded before, or by another call meanwhile: the statement
+    reads none before it): the ticket gets that profile, none is made twice, its empty fields filled from this
+    contact and the others kept, as a profile read before the ticket did (citizens.known_citizen)."""
     if not is_postgres():
         pytest.skip("a first contact's profile goes into the ticket's statement on PostgreSQL only")
-    monkeypatch.setattr(services, "known_citizen", lambda *profile: None)  # the read found nothing
-    other = Citizen.create(phone="13800000009", name="先来")
+    other = Citizen.create(phone="13800000009", name="先来", email="")
     with counted(db) as seen:
         ticket = services.create_ticket("路灯不亮", citizen_phone="13800000009", citizen_name="市民",
-                                        created_by=org_setup.agent, clock=clock)
+                                        citizen_email="a@example.cn", created_by=org_setup.agent, clock=clock)
     assert Ticket.get_by_id(ticket.id).citizen_id == ticket.citizen.id == other.id
     assert Citizen.select().count() == 1
+    kept = Citizen.get_by_id(other.id)
+    assert (kept.name, kept.email, kept.address) == ("先来", "a@example.cn", "")
     # set in the ticket's own statement: no UPDATE of the committed ticket after it, which a connection lost
     # in between left without its citizen (review1 item 7a)
     assert not [s for s in seen if s.lstrip().upper().startswith('UPDATE "TICKET"')], "\n".join(seen)
