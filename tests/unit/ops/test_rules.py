@@ -79,3 +79,22 @@ def test_every_alarm_kind_is_named_in_both_languages():
     for lang in ("zh", "en"):
         named = {**BASE.get(lang, {}), **OPS.get(lang, {})}
         assert [k for k in KINDS if f"alarm:{k}" not in named] == [], lang
+
+
+def test_every_alarm_kind_the_product_raises_is_known():
+    """Should list in ops.rules.KINDS (and so name) every kind the product's code raises by name (a kind missing
+    there showed its code on the ops page: seal_turn_stuck)."""
+    import re
+    from pathlib import Path
+
+    from ops.rules import KINDS
+
+    root = Path(__file__).resolve().parents[3]
+    raised = set()
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts
+        if parts[0] in ("tests", "bench") or parts[0].startswith("."):
+            continue
+        raised |= set(re.findall(r'raise_alarm\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert len(raised) > 10
+    assert sorted(raised - set(KINDS)) == []
