@@ -44,11 +44,8 @@ def enqueue(address: str, template_key: str, values: dict, *, purpose: str = "",
     or None when nothing is to be sent: not a mobile number, or the number opted out (``answer``: a reply to
     the citizen's own message, which an opt-out does not stop). ``texts``: the round's templates.Texts."""
     clock = clock or Clock()
-    try:
-        address = sms.normalise_number(address)
-    except sms.SmsInputError:
-        return None
-    if not sms.is_mobile(address):
+    address = sms.mobile_number(address)
+    if address is None:
         return None
     # A used dedupe key is found by the insert below (its unique index), not by a look-up first: nearly
     # every key is new, and a burst of receipts paid a query each for nothing.

@@ -143,15 +143,8 @@ def _table(model) -> str:
 def sms_receipt(phone: str, channel: str, *, settings=None, clock=None) -> Optional[SmsReceipt]:
     """The SMS receipt of a ticket still to be written to ``phone``, as queue_sms would queue it (the number
     normalised, a mobile one), or None when no receipt goes there. Nothing is read here."""
-    if not phone:
-        return None
-    try:
-        address = sms.normalise_number(phone)
-    except sms.SmsInputError:
-        return None
-    if not sms.is_mobile(address):
-        return None
-    return SmsReceipt(address, channel == "sms", settings, clock)
+    address = sms.mobile_number(phone) if phone else None
+    return None if address is None else SmsReceipt(address, channel == "sms", settings, clock)
 
 
 def queue_email(ticket: Ticket, pin: str, *, settings, clock=None):

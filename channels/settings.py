@@ -38,11 +38,8 @@ def _duty_phones(config) -> tuple:
     for item in _get(config, "DUTY_PHONES").replace("，", ",").split(","):
         if not item.strip():
             continue
-        try:
-            number = sms.normalise_number(item)
-        except SmsInputError:
-            number = ""
-        if not number or not sms.is_mobile(number):
+        number = sms.mobile_number(item)
+        if number is None:
             raise ConfigError(f"HOTLINE_DUTY_PHONES: {item.strip()[:32]!r} is not a mobile number")
         if number not in phones:
             phones.append(number)

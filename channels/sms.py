@@ -42,6 +42,15 @@ def is_mobile(number: str) -> bool:
         return False
 
 
+def mobile_number(raw) -> Optional[str]:
+    """``raw`` as stored (normalise_number) when it is a mainland mobile number an SMS reaches, else None."""
+    try:
+        number = normalise_number(raw)
+    except SmsInputError:
+        return None
+    return number if _MOBILE_RE.match(number) else None
+
+
 def utf16_units(text: str) -> int:
     """Length on the wire in UCS-2/UTF-16 units (an emoji outside the BMP takes two)."""
     return len(text.encode("utf-16-be")) // 2

@@ -52,11 +52,8 @@ def enabled(sms_settings) -> bool:
 
 def mobile(raw: str) -> str:
     """The number as stored (digits, no +86), or VerifyError when it is no mobile number an SMS reaches."""
-    try:
-        number = sms.normalise_number(raw)
-    except sms.SmsInputError:
-        number = ""
-    if not number or not sms.is_mobile(number):
+    number = sms.mobile_number(raw)
+    if number is None:
         raise VerifyError("请填写正确的手机号码 / give a valid mobile number")
     return number
 

@@ -122,3 +122,16 @@ def test_sandbox_refuses_reaching_out():
         render_text("{{ secret }}", {})
     with pytest.raises(TemplateInputError):
         render_text("{% for %}", {})
+
+
+@pytest.mark.parametrize("raw, stored", [
+    ("13800138000", "13800138000"), ("+86 138-0013-8000", "13800138000"), ("008613800138000", "13800138000"),
+    ("(138) 0013 8000", "13800138000"),
+    ("", None), (None, None), ("0571-87654321", None), ("12345", None), ("1380013800", None), ("abc", None),
+    ("23800138000", None), ("1380013800012345678901234", None),
+])
+def test_mobile_number(raw, stored):
+    """Should give a number an SMS reaches as stored (digits, no +86) and None for a landline, a short code or
+    anything malformed: the one test the receipts, the outbox, the website's codes and the duty phones share."""
+    assert sms.mobile_number(raw) == stored
+    assert (stored is not None) == sms.is_mobile(raw or "")
