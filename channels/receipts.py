@@ -1,9 +1,11 @@
-"""The acceptance receipts that carry a new ticket's query PIN (SMS, e-mail), queued in the ticket's own
-transaction: the PIN is stored only as its keyed hash (caseflow.pins), so the history followers that queue the
-other notices later (channels.notices, channels.mailflow) cannot put it in a message any more.
+"""The acceptance receipts that carry a new ticket's query PIN (SMS, e-mail), written with the ticket: the PIN
+is stored only as its keyed hash (caseflow.pins), so the history followers that queue the other notices later
+(channels.notices, channels.mailflow) cannot put it in a message any more.
 
 ``connect(config)`` (each process that files tickets: hotline.product, hotline.worker) connects ``Receipts``
-to caseflow.pins; services.create_ticket calls it with the plain PIN once the ticket's rows are written.
+to caseflow.pins. services.create_ticket writes the SMS receipt's row among the ticket's own rows
+(``Receipts.split`` -> ``SmsReceipt``: on PostgreSQL in the ticket's one statement) and runs the e-mail receipt
+in a savepoint of the ticket's transaction.
 """
 from __future__ import annotations
 
