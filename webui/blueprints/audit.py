@@ -110,6 +110,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "portal_guide_search": ("网站办事指南检索", "Website guide search"),
     "portal_lookup": ("网站办理查询", "Website case lookup"),
     "portal_lookup_failed": ("网站查询失败", "Website lookup failed"),
+    "portal_lookup_unavailable": ("网站查询暂不可用（未配置查询密码密钥）", "Website lookup unavailable (no PIN key)"),
     "portal_lookup_phone": ("按手机号查询", "Website lookup by phone"),
     "portal_lookup_throttled": ("网站查询被限制", "Website lookup throttled"),
     "portal_poll": ("网站民意调查", "Website poll"),

@@ -19,7 +19,7 @@ from flask import (Blueprint, abort, current_app, g, make_response, redirect, re
                    session, url_for)
 from markupsafe import Markup, escape
 
-from caseflow import portal, services
+from caseflow import pins, portal, services
 from caseflow.privacy import mask_phone
 from caseflow.search import SearchNotReady
 from channels import sms, verify
@@ -75,6 +75,8 @@ MESSAGES = {"zh": {
     "Enter the acceptance number and query code you were given.": "请输入受理时获得的受理号和查询码。",
     "Look up": "查询", "Wrong acceptance number or query code.": "受理号或查询码不正确。",
     "Too many wrong attempts. Please try again in %(minutes)s minutes.": "错误次数过多，请在 %(minutes)s 分钟后再试。",
+    "The look-up is temporarily unavailable. Please try again later or call 12345.":
+        "查询暂时无法使用，请稍后再试或拨打 12345。",
     "Status": "办理状态", "Progress": "办理过程", "Answer": "答复内容", "Add information": "补充材料",
     "Your request": "诉求内容", "Rate the answer": "评价答复", "Comment": "评价意见",
     "Thank you, your rating has been recorded.": "感谢您的评价，已记录。",
@@ -530,7 +532,14 @@ def follow():
         audit("portal_lookup_throttled", "ticket", number, f"retry after {int(wait.total_seconds())}s", user=None)
         return again(_t("Too many wrong attempts. Please try again in %(minutes)s minutes.",
                         minutes=security.minutes_ceiling(wait)), 429)
-    ticket = portal.find_case(number, request.form.get("code", ""), _code_key(), _previous_code_keys())
+    try:
+        ticket = portal.find_case(number, request.form.get("code", ""), _code_key(), _previous_code_keys())
+    except pins.PinKeyError as error:
+        # The process's start installed no PIN key (caseflow.pins.install): the server's configuration, not the
+        # citizen's code, so neither a wrong-code answer nor a count towards the number's lock.
+        log.error("portal: a query PIN cannot be checked: %s (HOTLINE_SECRET_KEY, webui.app.create_app)", error)
+        audit("portal_lookup_unavailable", "ticket", number, "no PIN key installed", user=None)
+        return again(_t("The look-up is temporarily unavailable. Please try again later or call 12345."), 503)
     if ticket is None:
         audit("portal_lookup_failed", "ticket", number, "wrong number or code", user=None)
         return again(_t("Wrong acceptance number or query code."), 404)

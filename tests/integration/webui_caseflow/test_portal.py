@@ -406,6 +406,24 @@ def test_wrong_code_ten_times_locks_the_number(app, client, world):
     assert follow(client, "12345678", "ANY").status_code == 429
 
 
+def test_a_process_without_a_pin_key_answers_a_pin_look_up_with_a_clear_page(app, client, world, caplog):
+    """Should answer a look-up that needs the query PIN's key, in a process whose start installed none
+    (caseflow.pins.PinKeyError), with the follow page saying the look-up is unavailable (503, no stack, not
+    counted as a wrong code towards the lock) and one logged configuration error; the website's own query code
+    still opens its case."""
+    number, code = receipt(submit(client))
+    pins.install(None)
+    with caplog.at_level("ERROR", logger="webui.blueprints.portal"):
+        response = follow(client, world.east_ticket.number, world.east_pin)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and 'data-testid="error"' in page and "Traceback" not in page
+    assert "暂时无法" in page and world.east_pin not in page
+    assert [r for r in caplog.records if r.levelname == "ERROR" and "HOTLINE_SECRET_KEY" in r.getMessage()]
+    assert not AuditLog.select().where(AuditLog.action == "portal_lookup_failed").exists()
+    assert AuditLog.select().where(AuditLog.action == "portal_lookup_unavailable").exists()
+    assert follow(client, number, code).status_code == 303  # the site's own code needs no PIN key
+
+
 @pytest.mark.parametrize("number", ["", "1234567", "123456789", "abcdefgh", "01234567", "1234 567x", "１２３４５６７８"])
 def test_malformed_and_unknown_numbers(client, world, number):
     """Should answer a malformed acceptance number with a clear 400 and an unknown one like a wrong code."""
