@@ -26,7 +26,7 @@ import peewee
 from caseflow import daycounts
 from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core.db import is_postgres
-from core.statements import insert_returning_id, insert_text, returning_id_text
+from core.statements import identifier, insert_returning_id, insert_text, returning_id_text
 
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
@@ -104,7 +104,7 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
     guarded = [n for n, given in enumerate(rows) if isinstance(given, Guarded)]
     read_guarded = ""
     for n in guarded:  # each guarded row's id, and its probe's answer when it has one
-        read_guarded += f", (SELECT {_quoted(_key_column(type(plain[n])))} FROM r{n})"
+        read_guarded += f", (SELECT {identifier(_key_column(type(plain[n])))} FROM r{n})"
         read_guarded += f", ({rows[n].probe})" if rows[n].probe else ""
     probe_params = [value for n in guarded for value in rows[n].probe_params]
     if newcomer is None:
@@ -157,10 +157,10 @@ def _citizen_upsert(newcomer: Citizen) -> tuple[str, list]:
     every creation with a phone number. With DO NOTHING the ticket was committed without its citizen and set by
     a separate UPDATE: a connection lost between the two left it with none."""
     data = dict(newcomer.__data__)
-    table = _quoted(Citizen._meta.table_name)
+    table = identifier(Citizen._meta.table_name)
 
     def filled(field: peewee.Field) -> peewee.SQL:  # the row's value unless empty; literal SQL: no parameter
-        column = _quoted(field.column_name)
+        column = identifier(field.column_name)
         return peewee.SQL(f"CASE WHEN {table}.{column} = '' THEN EXCLUDED.{column} ELSE {table}.{column} END")
 
     def build():
@@ -183,24 +183,24 @@ def _rest(names: tuple[str, ...], count_rows: int, rows: tuple = ()) -> tuple[st
         return _kept[key]
     database = Ticket._meta.database
     fields = sorted((TicketHistory._meta.fields[name] for name in names), key=lambda f: f._sort_key)
-    columns = ", ".join(_quoted(f.column_name) for f in fields)
+    columns = ", ".join(identifier(f.column_name) for f in fields)
     values = ", ".join(_typed(f, database) for f in fields)
-    parts = [f'h AS (INSERT INTO {_quoted(TicketHistory._meta.table_name)} ("ticket_id", {columns}) '
+    parts = [f'h AS (INSERT INTO {identifier(TicketHistory._meta.table_name)} ("ticket_id", {columns}) '
              f'SELECT t."id", {values} FROM t RETURNING "id")']
     for number, (model, row_names, guard) in enumerate(rows):
         row_fields = _fields(model, row_names)
-        columns = ", ".join(_quoted(f.column_name) for f in row_fields)
+        columns = ", ".join(identifier(f.column_name) for f in row_fields)
         values = ", ".join('t."id"' if _is_ticket(f) else _typed(f, database) for f in row_fields)
         where = ""
         if guard is not None:  # (condition,): only where it holds ("": always), its id returned
-            where = (f" WHERE {guard[0]}" if guard[0] else "") + f" RETURNING {_quoted(_key_column(model))}"
-        parts.append(f"r{number} AS (INSERT INTO {_quoted(model._meta.table_name)} ({columns}) SELECT {values} FROM t"
-                     f"{where})")
+            where = (f" WHERE {guard[0]}" if guard[0] else "") + f" RETURNING {identifier(_key_column(model))}"
+        parts.append(f"r{number} AS (INSERT INTO {identifier(model._meta.table_name)} ({columns}) "
+                     f"SELECT {values} FROM t{where})")
     if count_rows:
         count_fields = [TicketDayCount._meta.fields[name] for name in daycounts.ROW_FIELDS]
         row = "(" + ", ".join(_typed(f, database) for f in count_fields) + ")"
-        table = _quoted(TicketDayCount._meta.table_name)
-        names_sql = ", ".join(_quoted(f.column_name) for f in count_fields)
+        table = identifier(TicketDayCount._meta.table_name)
+        names_sql = ", ".join(identifier(f.column_name) for f in count_fields)
         parts.append(f"d AS (INSERT INTO {table} ({names_sql}) SELECT * FROM (VALUES {', '.join([row] * count_rows)})"
                      f' AS v WHERE EXISTS (SELECT 1 FROM t) ON CONFLICT ("day", "dimension", "value") DO UPDATE SET '
                      f'"tickets" = {table}."tickets" + EXCLUDED."tickets")')
@@ -216,10 +216,6 @@ def _fields(model, names: tuple[str, ...]) -> list[peewee.Field]:
 def _is_ticket(field: peewee.Field) -> bool:
     """A foreign key to the ticket: its value is the new ticket's id, read from ``t``."""
     return isinstance(field, peewee.ForeignKeyField) and field.rel_model is Ticket
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _typed(field: peewee.Field, database) -> str:

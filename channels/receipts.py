@@ -21,6 +21,7 @@ from channels import sms, templates
 from channels.models import Message, MessageTemplate, OptOut
 from channels.outbox import enqueue, sms_row
 from core.alarms import raise_alarm
+from core.statements import identifier
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,9 @@ class SmsReceipt:
             except templates.TemplateInputError:
                 seen, message = None, self._message(draft, pin, None)  # the probe then says: not in force
         param = Message._meta.database.param
-        opt_out = "" if self.answer else f'NOT EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE "address" = {param})'
-        text_in_force = (f'COALESCE((SELECT "body" FROM {_table(MessageTemplate)} WHERE "key" = {param} '
+        opt_outs, texts = identifier(OptOut._meta.table_name), identifier(MessageTemplate._meta.table_name)
+        opt_out = "" if self.answer else f'NOT EXISTS (SELECT 1 FROM {opt_outs} WHERE "address" = {param})'
+        text_in_force = (f'COALESCE((SELECT "body" FROM {texts} WHERE "key" = {param} '
                          f'AND "lang" = {param}), \'\') = {param}')
         return new_ticket.Guarded(message, opt_out, () if self.answer else (self.address,), text_in_force,
                                   ("receipt", self.lang, seen or ""))  # an administrator's text is never empty
@@ -136,10 +138,6 @@ class SmsReceipt:
                 raise_alarm("receipt_failed", f"受理回执模板无法生成，工单 {ticket.number} 的回执按原文本发送 / the "
                             f"receipt template in force fails; ticket {ticket.number}'s receipt goes with the text "
                             f"before it: {reason}", subject="receipts")
-
-
-def _table(model) -> str:
-    return '"' + model._meta.table_name.replace('"', '""') + '"'
 
 
 def sms_receipt(phone: str, channel: str, *, settings=None, clock=None) -> Optional[SmsReceipt]:

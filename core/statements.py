@@ -6,6 +6,9 @@ the values (each field's ``db_value``, as peewee does) and execute.
 
 The first build checks that the values converted here are exactly the parameters peewee produced (same
 order, same values); a shape where they differ is never kept and always goes through peewee.
+
+``identifier`` quotes a table or column name for SQL text written by hand around them (caseflow.new_ticket's
+statement, the guards channels.receipts splices into it): the one place a name's quotes are doubled.
 """
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ import peewee
 
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}
 _refused: set[tuple] = set()
+
+
+def identifier(name: str) -> str:
+    """``name`` as an SQL identifier (PostgreSQL and SQLite alike): double-quoted, a quote in it doubled."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _params(columns: Sequence[peewee.Field], rows: Sequence[dict]) -> list:
