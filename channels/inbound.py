@@ -8,7 +8,8 @@ on the phone); other text while a question is open a note on that ticket; anythi
 
 While a question is open the message is threaded to its ticket, and a message that quotes the ticket's receipt
 (its query PIN pasted back) is stored, and noted, with each 6-digit run that is that PIN masked (the citizen's
-other numbers kept: channels.messagelog.mask_ticket_pin).
+other numbers kept); a receipt pasted into any message (a neighbour's, in a new ticket's text) has the PIN
+after its wording masked too (channels.messagelog.mask_quoted_pins).
 
 The receipt of a ticket filed here is written by the ticket's creation itself when the composition root
 connected the receipt writers (caseflow.pins.connect_receipt: a product always does): this intake then queues
@@ -83,16 +84,16 @@ def handle_message(sender: str, text: str, *, provider_id: str = "", settings=No
             return InboundResult("duplicate", earlier.id, earlier.ticket.number if earlier.ticket_id else "")
     with database.atomic():
         question = _open_question(address, now)  # a reply now is threaded to its ticket
+        kept = messagelog.mask_quoted_pins(body, question)  # a pasted receipt's PIN: never stored, nor filed
         try:
             with database.atomic():
-                message = Message.create(channel="sms", direction="in", address=address,
-                                         body=messagelog.mask_ticket_pin(body, question),
+                message = Message.create(channel="sms", direction="in", address=address, body=kept,
                                          status="received", provider_id=provider_id, created_at=now_db,
                                          updated_at=now_db, segments=sms.segments(body))
         except peewee.IntegrityError:
             earlier = Message.get(Message.provider_id == provider_id)
             return InboundResult("duplicate", earlier.id)
-        result = _act(message, address, body, question, settings, clock, now)
+        result = _act(message, address, kept, question, settings, clock, now)
         if result.ticket:
             Message.update(ticket=Ticket.get(Ticket.number == result.ticket)).where(
                 Message.id == message.id).execute()

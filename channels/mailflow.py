@@ -221,8 +221,8 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
     try:
         with database.atomic():
             thread = _thread(parsed)
-            if parsed.automated not in QUOTING:  # a reply quoting the acknowledgement: the thread's PIN masked
-                text = messagelog.mask_ticket_pin(text, thread)
+            if parsed.automated not in QUOTING:  # a receipt quoted (a reply, a forward, an .eml): its PIN masked
+                text = messagelog.mask_quoted_pins(text, thread)
             try:
                 with database.atomic():
                     message = Message.create(channel="email", direction="in", address=parsed.sender[:MAX_ADDRESS],

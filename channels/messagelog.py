@@ -4,6 +4,7 @@ never shown), and the retry of a failed outgoing message."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -151,6 +152,59 @@ def mask_ticket_pin(text: str, ticket) -> str:
         return mask_pins(text)
     opening = {run for run in set(_PIN.findall(text)) if pins.match(ticket.query_pin, run, keys)}
     return _PIN.sub(lambda found: PIN_MASK if found.group() in opening else found.group(), text) if opening else text
+
+
+def mask_quoted_pins(text: str, ticket=None) -> str:
+    """``text`` of a citizen's mail or SMS as it is stored (and becomes a ticket or note): each 6-digit run that
+    follows a receipt's wording masked, whatever ticket it belongs to (a stranger's forward, an .eml attachment
+    carrying a receipt: threaded to none), and, threaded to ``ticket``, each run that is its PIN
+    (mask_ticket_pin). Digits after any other words stay: they are the citizen's."""
+    return mask_ticket_pin(_receipt_pins(_receipt_texts()).sub(_masked_pin, text or ""), ticket)
+
+
+def _receipt_texts() -> tuple[str, ...]:
+    """The receipt's wordings: the product's (zh, en) and an administrator's texts in force (one read)."""
+    from channels.models import MessageTemplate
+    from channels.templates import DEFAULTS
+
+    stored = MessageTemplate.select(MessageTemplate.body).where(MessageTemplate.key == "receipt").order_by(
+        MessageTemplate.lang)
+    return (DEFAULTS["receipt"].zh, DEFAULTS["receipt"].en, *(row.body for row in stored))
+
+
+_GAP = r"[\s>]+"  # a space in a wording, as quoted mail may break it: line breaks, "> " quote marks
+_SEPARATOR = r"[\s>:：=＝]*"  # between a wording and its PIN
+_TAG = re.compile(r"\{\{-?\s*(\w+)[^}]*\}\}|\{%[^}]*%\}")  # a template's variables and statements
+_CLAUSE = re.compile(r"[，。,;；.!！?？、（）()【】\[\]\n]")  # where a wording before the PIN starts
+
+
+@functools.lru_cache(maxsize=16)
+def _receipt_pins(texts: tuple[str, ...]) -> re.Pattern:
+    """A pattern of a PIN quoted after a receipt's wording (its group ``pin``): for each ``{{ pin }}`` of the
+    texts, the words of its clause just before it ("查询码", "query code"); where fewer than 2 letters stand there
+    (``{{ number }}/{{ pin }}``), the acceptance number and what stands between. A text from which neither can
+    be read adds nothing (the product's wordings still count)."""
+    wordings = set()
+    for text in texts:
+        tags = list(_TAG.finditer(text))
+        for n, tag in enumerate(tags):
+            if tag.group(1) != "pin":
+                continue
+            previous = tags[n - 1] if n else None
+            before = text[previous.end() if previous else 0:tag.start()]
+            words = _CLAUSE.split(before.rstrip(" \t:：=＝"))[-1].split()
+            if len(re.findall(r"\w", "".join(words))) >= 2:
+                wordings.add(_GAP.join(map(re.escape, words)) + _SEPARATOR)
+            elif before.strip() and previous is not None and previous.group(1) == "number":
+                wordings.add(r"(?<![0-9])[0-9]{8}" + _GAP.join(map(re.escape, before.split())) + _SEPARATOR)
+    if not wordings:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(sorted(wordings)) + r")(?<![0-9])(?P<pin>[0-9]{6})(?![0-9])", re.I)
+
+
+def _masked_pin(found: re.Match) -> str:
+    start = found.start("pin") - found.start()
+    return found.group()[:start] + PIN_MASK
 
 
 def without_pin(message: Message) -> str:

@@ -143,6 +143,19 @@ def test_a_reply_quoting_the_receipt_is_kept_without_its_pin(client, org_setup):
     assert pins.verify(Ticket.get_by_id(t.id), pin)
 
 
+def test_a_receipt_pasted_into_a_new_text_is_kept_without_its_pin(client, org_setup):
+    """Should store a text threaded to no ticket that pastes a receipt (a neighbour forwarding theirs), and the
+    ticket it becomes, with the PIN after the receipt's wording masked and the writer's other numbers kept."""
+    t, pin = asked(org_setup, "13800138005")
+    other = f"{(int(pin) + 1) % 10 ** 6:06d}"
+    r = inbound(client, f"邻居的回执：受理号{t.number}，查询码{pin}。我家门牌{other}也停电", sender="13800138006")
+    assert r.headers["X-Hotline-Outcome"] == "ticket"
+    body = Message.get((Message.direction == "in") & (Message.address == "13800138006")).body
+    assert body == f"邻居的回执：受理号{t.number}，查询码******。我家门牌{other}也停电"
+    made = Ticket.get(Ticket.number == r.headers["X-Hotline-Ticket"])
+    assert pin not in made.content and other in made.content
+
+
 def test_delivery_report_endpoint(client):
     """Should apply a report, 404 an unknown id, 400 a malformed one, 403 without the secret."""
     from channels.outbox import enqueue

@@ -255,6 +255,48 @@ def test_a_reply_quoting_the_acknowledgement_is_kept_without_its_pin(org_setup, 
     assert pins.verify(Ticket.get_by_id(ticket.id), pin)  # the PIN still opens the ticket
 
 
+def test_a_receipt_quoted_in_mail_not_threaded_to_its_ticket_is_stored_without_its_pin(org_setup, clock, settings,
+                                                                                       tmp_path, caplog):
+    """Should store mail that is threaded to no ticket but quotes a receipt (a stranger's forward, an .eml
+    attachment carrying one, a receipt in an administrator's own wording), and the ticket it becomes, with each
+    6-digit run that follows the receipt's wording masked, and no log line holding it; the writer's other
+    6-digit numbers, and a number after words no receipt uses, are kept."""
+    from channels.models import MessageTemplate
+
+    first = handle(mime(), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == first.ticket)
+    receipt = Message.get((Message.direction == "out") & (Message.ticket == ticket)).body
+    pin = pin_in(receipt, ticket)
+    other = f"{(int(pin) + 1) % 10 ** 6:06d}"  # a number of the writer's own, never the PIN
+    english = (f"[12345] Your request is registered: number {ticket.number}, Query\n> code {pin}. "
+               f"Text CX{ticket.number} for its status.")
+    inner = (f"From: friend@example.org\r\nSubject: receipt\r\nMIME-Version: 1.0\r\n"
+             f"Content-Type: text/plain; charset=utf-8\r\n\r\n> {english}\r\n")
+    eml = (f"From: stranger2@example.org\r\nTo: 12345@hotline.example\r\nSubject: 附件是回执\r\n"
+           f"Message-ID: <s2@example.org>\r\nMIME-Version: 1.0\r\n"
+           f'Content-Type: multipart/mixed; boundary="YY"\r\n\r\n--YY\r\n'
+           f"Content-Type: text/plain; charset=utf-8\r\n\r\n门牌号{other}的路灯也坏了\r\n--YY\r\n"
+           f"Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"receipt.eml\"\r\n\r\n"
+           f"{inner}\r\n--YY--\r\n").encode()
+    MessageTemplate.create(key="receipt", lang="zh", body="【12345】受理号{{ number }}，查询密码：{{ pin }}。")
+    with caplog.at_level("DEBUG"):
+        forward = handle(mime(subject="转发一条短信", body=f"灯杆编号{other}坏了。朋友收到的：\n{receipt}",
+                              sender="stranger@example.org", msgid="s1@example.org"), settings, tmp_path, clock)
+        attached = handle(eml, settings, tmp_path, clock)
+        edited = handle(mime(subject="问一下", body=f"受理号{ticket.number}，查询密码： {pin}。编号 {other}",
+                             sender="stranger3@example.org", msgid="s3@example.org"), settings, tmp_path, clock)
+    assert [r.outcome for r in (forward, attached, edited)] == ["ticket"] * 3
+    assert ticket.number not in {forward.ticket, attached.ticket, edited.ticket}
+    for result in (forward, attached, edited):
+        body = Message.get_by_id(result.message_id).body
+        content = Ticket.get(Ticket.number == result.ticket).content
+        assert pin not in body and pin not in content and other in body and "******" in body, body
+    assert "查询码******" in Message.get_by_id(forward.message_id).body
+    assert f"Query\n> code ******" in Message.get_by_id(attached.message_id).body
+    assert "查询密码： ******" in Message.get_by_id(edited.message_id).body
+    assert pin not in caplog.text
+
+
 def test_flood_is_throttled_and_alarmed_once(org_setup, clock, settings, tmp_path):
     """Should take at most HOTLINE_EMAIL_FLOOD_PER_HOUR mails from one sender an hour, hold the rest,
     and alarm the centre once."""
