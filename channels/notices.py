@@ -34,6 +34,14 @@ it) and over the rows' transaction ids (xmin is a 32-bit counter that wraps arou
 schema change of TicketHistory). SQLite has one writer, whose transaction holds the write lock from its INSERT
 to its commit, and reuses a rolled-back rowid: ids are visible in order there, no gap is tracked and the scan is
 the ids' range read and the rows' read.
+
+SQLite (the table has no AUTOINCREMENT) would also give a new row the id of the newest row deleted, at or below a
+cursor that moved past it: that row's notice would never be sent. No product path deletes a history row or a
+ticket (its history goes with it, ON DELETE CASCADE): the history is append-only, and
+tests/unit/channels/test_history_ids.py fails if code that deletes either is added (only tests do, on a database
+of their own). VACUUM keeps the ids (an INTEGER PRIMARY KEY). An operator's purge of tickets stops the product
+and then sets this cursor (ChannelCursor "ticket_history") to the highest history id left; code that deletes
+them gives the table AUTOINCREMENT first (a table rebuild on SQLite: a hotline.migrations step of its own).
 """
 from __future__ import annotations
 
