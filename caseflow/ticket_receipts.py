@@ -1,7 +1,8 @@
-"""A new ticket's receipts, the messages that carry its query PIN (caseflow.pins): each writer run in a
-savepoint of the ticket's transaction, and the SMS receipt's row written with the ticket's own rows
-(caseflow.new_ticket: on PostgreSQL in its one statement); a receipt that cannot be queued never costs the
-citizen's ticket."""
+"""How a new ticket's creation runs the receipt writers caseflow.pins connects (the messages that carry its query
+PIN), so that no receipt ever costs the citizen's ticket: the SMS receipt's row split off to be written with the
+ticket's own rows (caseflow.new_ticket: on PostgreSQL in its one statement), every other writer run in a
+savepoint of the ticket's transaction, and each failure logged and raised as the ``receipt_failed`` alarm
+without the PIN. Called by services.create_ticket only; the writers themselves are channels.receipts'."""
 from __future__ import annotations
 
 import logging
