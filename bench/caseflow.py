@@ -217,6 +217,7 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
     from caseflow import knowledge, search, services
     from caseflow.models import KnowledgeItem
     from core.clock import FixedClock
+    from caseflow.search_merging import start_fts_merger
     from core.db import start_wal_checkpointer
 
     rng = random.Random(12345)
@@ -231,6 +232,7 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
         database, cleanup, kept = open_database(name, args, Path(folder), pg_url)
         search.forget(database)
         checkpointer = start_wal_checkpointer(database)  # SQLite's WAL checkpointed as in the product
+        merger = start_fts_merger(database)  # and its ticket index merged from a thread, as in the product
         try:
             phones = [f"13{rng.randint(0, 999999999):09d}" for _ in range(max(1000, args.tickets // 5))]
             if kept is not None and kept[1] is not None:
@@ -287,6 +289,12 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
                 kb = timed(lambda: knowledge.search_items(rng.choice(QUERIES)), args.queries)
                 rows.append(figure("knowledge search", f"{args.kb:,} items", *kb, LIST_AIM))
         finally:
+            if merger is not None:
+                merger.stop()
+                if merger.took_ms:
+                    print(f"{name}: the full-text merging thread's {merger.steps} steps took p50 "
+                          f"{pct(merger.took_ms, 50):.1f} ms, max {max(merger.took_ms):.1f} ms (the write lock "
+                          "held within)", flush=True)
             if checkpointer is not None:
                 checkpointer.stop()
             database.close()

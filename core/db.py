@@ -18,8 +18,8 @@ Where connection state is per greenlet (a monkey-patched process: run.py, the we
 PostgreSQL connections come from a pool (``max_connections``, 20 unless the URL says otherwise) and a greenlet
 holds one only for a statement or a transaction (``_ReleasingPool``), so a thousand calls need a handful;
 SQLite's too (``SQLITE_POOL_SIZE``): a connection kept per call parsed the schema again for each.
-The call process checkpoints SQLite's WAL from a thread of its own (``WalCheckpointer``): a commit on the hub
-never syncs the database file.
+The call process checkpoints SQLite's WAL from a thread of its own (``WalCheckpointer``, a ``SqliteThread``): a
+commit on the hub never syncs the database file.
 ``after_transaction(fn)`` runs ``fn`` once the caller's outermost transaction has ended, committed or rolled
 back (the alarm path uses it: an alarm about the failure that rolls a transaction back must outlive it).
 Long because: both drivers' cooperative waiting (SQLite busy retries, psycopg2 waits, the pool) is one concern.
@@ -179,6 +179,12 @@ def _driver_error(error: peewee.PeeweeException) -> BaseException | None:
 _RETRY_BUSY = frozenset({5, 261})
 
 
+def sqlite_busy(error: BaseException) -> bool:
+    """Whether an sqlite3 error is a lock not taken (SQLITE_BUSY, SQLITE_BUSY_RECOVERY): nothing was changed, the
+    statement may be run again later."""
+    return getattr(error, "sqlite_errorcode", None) in _RETRY_BUSY
+
+
 class _LockTimeout(sqlite3.OperationalError):
     """No lock within the lock timeout (peewee turns it into OperationalError; the database into
     DatabaseTimeout)."""
@@ -208,7 +214,7 @@ class _CooperativeCursor(sqlite3.Cursor):
             try:
                 return run(sql, parameters)
             except sqlite3.OperationalError as error:
-                if getattr(error, "sqlite_errorcode", None) not in _RETRY_BUSY:
+                if not sqlite_busy(error):
                     raise
                 if in_transaction and not connection.in_transaction:
                     raise  # SQLite rolled the whole transaction back: running the statement alone is wrong
@@ -275,10 +281,81 @@ class _GreenletSafeConnect:
 _AUTOCHECKPOINT = 1000  # SQLite's default: a commit crossing that many WAL pages checkpoints the file
 
 
-class WalCheckpointer:
-    """Checkpoints an SQLite database's WAL from a real OS thread (gevent's threadpool) with a connection of its
-    own, so the sync of the database file never runs on the hub inside a commit (issue 15 item 7: SQLite's
-    automatic checkpoint, in whichever commit crossed 1,000 WAL pages, was ticket creation's p99).
+class SqliteThread:
+    """A real OS thread (gevent's threadpool) with a connection of its own to an SQLite database file, doing
+    ``_round(conn)`` every ``interval`` s until ``stop()``, then ``_last(conn)``: upkeep that would otherwise
+    run on the hub inside a commit (WalCheckpointer; caseflow.search_merging.FtsMerger). ``beat`` is its
+    heartbeat, ``last_error`` its last failure (no logging in the thread: its locks are gevent's in a patched
+    process, not this thread's)."""
+
+    def __init__(self, db: "CooperativeSqliteDatabase", interval: float):
+        self.db, self.interval = db, interval
+        self.path = db.database
+        self.beat = 0.0  # time.monotonic() of the thread's last round
+        self.rounds = 0
+        self.last_error = ""
+        self._stopping = False
+        self._wake = self._event()  # the thread's own (unpatched) Event: stop() sets it, a wait ends at once
+        self._result = None
+
+    # sqlite3.connect's busy timeout (SQLite's own busy handler: fine in a thread of its own)
+    busy_timeout = 5.0
+
+    def alive(self) -> bool:
+        return self._result is not None and time.monotonic() - self.beat < max(5.0, 5 * self.interval)
+
+    @staticmethod
+    def _event():
+        from gevent import monkey
+
+        return monkey.get_original("threading", "Event")()
+
+    def start(self):
+        self.beat = time.monotonic()
+        self._stopping, self._wake = False, self._event()
+        self._result = gevent.get_hub().threadpool.spawn(self._run)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread after its last round (``_last``)."""
+        if self._result is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            self._result.get(timeout=timeout)
+        except Exception:  # noqa: BLE001 - logged; the caller's clean-up goes on
+            log.exception("%s of %s", type(self).__name__, self.path)
+        self._result = None
+
+    def pause(self, seconds: float) -> bool:
+        """Wait in the thread (not the hub) up to ``seconds``; False once stop() was asked for."""
+        self._wake.wait(seconds)
+        return not self._stopping
+
+    def _run(self) -> None:  # in a real thread: blocking here blocks nobody else
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping:
+                self.beat = time.monotonic()
+                self._round(conn)
+                self.rounds += 1
+                self._wake.wait(self.interval)
+            self._last(conn)
+        finally:
+            conn.close()
+
+    def _round(self, conn: sqlite3.Connection) -> None:
+        raise NotImplementedError
+
+    def _last(self, conn: sqlite3.Connection) -> None:
+        """After the last round, before the thread ends (nothing by default)."""
+
+
+class WalCheckpointer(SqliteThread):
+    """Checkpoints an SQLite database's WAL from a thread of its own (SqliteThread), so the sync of the database
+    file never runs on the hub inside a commit (issue 15 item 7: SQLite's automatic checkpoint, in whichever
+    commit crossed 1,000 WAL pages, was ticket creation's p99).
 
     Every ``interval`` s a PASSIVE checkpoint (copies what no reader still needs, waits for nobody); a TRUNCATE
     one when the WAL file passed ``truncate_above`` bytes, and at ``stop()``. While its heartbeat is fresh the
@@ -289,24 +366,12 @@ class WalCheckpointer:
 
     def __init__(self, db: "CooperativeSqliteDatabase", interval: float = 1.0,
                  truncate_above: int = 64 * 1024 * 1024):
-        self.db, self.interval, self.truncate_above = db, interval, truncate_above
-        self.path = db.database
-        self.beat = 0.0  # time.monotonic() of the thread's last round
+        super().__init__(db, interval)
+        self.truncate_above = truncate_above
         self.checkpoints = 0
-        self.last_error = ""
-        self._stopping = False
-        self._wake = None  # the thread's own (unpatched) Event: stop() sets it, the round's wait ends at once
-        self._result = None
-
-    def alive(self) -> bool:
-        return self._result is not None and time.monotonic() - self.beat < max(5.0, 5 * self.interval)
 
     def start(self) -> "WalCheckpointer":
-        from gevent import monkey
-
-        self.beat = time.monotonic()
-        self._wake = monkey.get_original("threading", "Event")()
-        self._result = gevent.get_hub().threadpool.spawn(self._run)
+        super().start()
         self.db.wal_checkpointer = self
         return self
 
@@ -314,14 +379,8 @@ class WalCheckpointer:
         """Stop the thread after a last TRUNCATE checkpoint (the WAL file left empty if nobody reads)."""
         if self._result is None:
             return
-        self._stopping = True
-        self._wake.set()
-        try:
-            self._result.get(timeout=timeout)
-        except Exception:  # noqa: BLE001 - logged; the automatic checkpoints come back below either way
-            log.exception("WAL checkpointer of %s", self.path)
+        super().stop(timeout)
         self.db.wal_checkpointer = None
-        self._result = None
 
     def _wal_size(self) -> int:
         try:
@@ -329,24 +388,18 @@ class WalCheckpointer:
         except OSError:
             return 0
 
-    def _run(self) -> None:  # in a real thread: blocking here blocks nobody else
-        conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stopping:
-                self.beat = time.monotonic()
-                mode = "TRUNCATE" if self._wal_size() > self.truncate_above else "PASSIVE"
-                self._checkpoint(conn, mode)
-                self._wake.wait(self.interval)
-            self._checkpoint(conn, "TRUNCATE")
-        finally:
-            conn.close()
+    def _round(self, conn) -> None:
+        self._checkpoint(conn, "TRUNCATE" if self._wal_size() > self.truncate_above else "PASSIVE")
+
+    def _last(self, conn) -> None:
+        self._checkpoint(conn, "TRUNCATE")
 
     def _checkpoint(self, conn, mode: str) -> None:
         try:
             conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             self.checkpoints += 1
-        except sqlite3.OperationalError as error:  # busy: the next round tries again (no logging here: its
-            self.last_error = f"{mode}: {error}"  # locks are gevent's in a patched process, not this thread's)
+        except sqlite3.OperationalError as error:  # busy: the next round tries again
+            self.last_error = f"{mode}: {error}"
 
 
 def start_wal_checkpointer(db: peewee.Database) -> WalCheckpointer | None:

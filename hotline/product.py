@@ -355,6 +355,10 @@ class Product:
         pool, acd, cdr = self.parts["pool"], self.parts["acd"], self.parts["cdr"]
         # SQLite: the WAL checkpointed from a thread of its own, not inside a call's commit (issue 15 item 7).
         self.parts["wal_checkpointer"] = start_wal_checkpointer(database.obj)
+        # SQLite: the ticket full-text index merged from a thread too, not inside ticket creations (same item).
+        from caseflow.search_merging import start_fts_merger
+
+        self.parts["fts_merger"] = start_fts_merger(database.obj)
         self.parts["bus"].start()
         self.parts["desk_feed"].start()
         for conn in pool.all():
@@ -488,6 +492,8 @@ class Product:
             from core import alarms as core_alarms
 
             core_alarms.disconnect(parts["alarms"].raise_alarm)
+        if parts.get("fts_merger") is not None:
+            parts.pop("fts_merger").stop()  # the index merges inline again
         if parts.get("wal_checkpointer") is not None:
             parts.pop("wal_checkpointer").stop()  # a last TRUNCATE checkpoint: the WAL file left empty
         log.info("stopped")

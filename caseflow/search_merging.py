@@ -1,0 +1,115 @@
+"""SQLite's ticket full-text index merged by a thread of the call process, not inside ticket creations.
+
+FTS5 writes each transaction's rows as a new segment and merges segments as rows are written, inline: every 64
+leaf pages written (about one creation in sixty at 1,000,000 tickets) the creation that crossed the mark merges up
+to 64 pages per level of the index. While a big level was being merged that was 5-15 ms of the creation's own
+CPU, so in a quarter to a half of the benchmark's 2,000-creation windows the creation p99 was 7-14 ms (issue 15
+item 7, docs/performance.md). While an ``FtsMerger`` lives, the index merges nothing inline (automerge 0): a
+creation only writes its own small segment, and FTS5's crisis merge (``crisismerge`` one-page segments on the
+lowest level, about 1.5 ms) is all it may meet; the thread merges the rest, a bounded step at a time, in
+transactions of its own. A step holds the write lock a few to some tens of ms: a creation arriving then waits
+for it (at most one a step; one step a round), not the creations of a whole big merge as inline.
+
+At ``stop()`` the index merges inline again (``caseflow.search.FTS_MERGING``), as for tools and tests, which run
+no merger; a process killed keeps automerge 0 until the next start, and FTS5's crisis merges bound the index meanwhile.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import peewee
+
+from caseflow import search
+from core.db import CooperativeSqliteDatabase, SqliteThread, sqlite_busy
+
+SQLITE_BUSY_SNAPSHOT = 517
+
+# The tables whose index the thread merges: the ones FTS_MERGING tunes (the knowledge base is edited by hand).
+MERGED = tuple(search.FTS_MERGING)
+
+# A step's output pages (500 bytes each, caseflow.search.FTS_PAGE_SIZE): a step of a big level's merge takes 5-30 ms
+# at 1,000,000 tickets, one a round keeps up with a hundred times the busiest hotline's creations.
+STEP_PAGES = 200
+
+# Segments of a level before the thread merges them (FTS5's ``usermerge``): as many as inline merging waited for,
+# so searches see the same index shape.
+LEVEL_SEGMENTS = 16
+
+
+class FtsMerger(SqliteThread):
+    """Every ``interval`` s one merge step (``STEP_PAGES`` pages at most) of each index of ``MERGED`` that has a
+    level of ``LEVEL_SEGMENTS`` segments or a merge under way, in a transaction of its own.
+
+    The write lock is taken between two writers' transactions: a step refused it is tried again every ``retry``
+    s up to ``acquire_within`` s (SQLite's busy handler sleeps 1, 2, 5, 10 ms...: under a steady stream of
+    creations it would hardly ever find the lock free); a round that did not get it tries again at the next."""
+
+    def __init__(self, db: CooperativeSqliteDatabase, interval: float = 1.0, step_pages: int = STEP_PAGES,
+                 acquire_within: float = 1.0, retry: float = 0.0002):
+        super().__init__(db, interval)
+        self.step_pages, self.acquire_within, self.retry = step_pages, acquire_within, retry
+        self.steps = 0  # steps that merged something
+        self.took_ms: list[float] = []  # how long each of those took, the write lock held within (the last 1,000)
+
+    # sqlite3.connect's busy timeout for the thread's connection: none, _step waits its own way
+    busy_timeout = 0.0
+
+    def start(self) -> "FtsMerger":
+        for table in MERGED:
+            self._settings(table, {"automerge": 0, "usermerge": LEVEL_SEGMENTS})
+        return super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; the indexes merge inline again."""
+        if self._result is None:
+            return
+        super().stop(timeout)
+        for table in MERGED:
+            self._settings(table, {"automerge": search.FTS_MERGING[table]["automerge"]})
+
+    def _settings(self, table: str, values: dict[str, int]) -> None:
+        """Write FTS5 settings of ``table``'s index if it exists (kept in its %_config table: every connection
+        reads them from there)."""
+        if not self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
+            return  # made later with FTS_MERGING's settings (caseflow.search); the next start sets these
+        with self.db.atomic():
+            for name, value in values.items():
+                self.db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES (?, ?)", (name, int(value)))
+
+    def _round(self, conn: sqlite3.Connection) -> None:
+        for table in MERGED:
+            self._step(conn, table)
+
+    def _step(self, conn: sqlite3.Connection, table: str) -> None:
+        """One merge statement on its own (autocommit): SQLite holds the write lock for that statement only. In
+        an explicit transaction the lock stayed held while this thread waited for Python's GIL between the
+        statements, behind the hub's work: 75 ms a step instead of 5 (measured under a stream of creations)."""
+        deadline = time.monotonic() + self.acquire_within
+        while True:
+            before = conn.total_changes
+            started = time.perf_counter()
+            try:
+                conn.execute(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('merge', ?)", (self.step_pages,))
+                break
+            except sqlite3.OperationalError as error:
+                # busy, or the snapshot its read began with went stale before its write (517): nothing done
+                retry = sqlite_busy(error) or getattr(error, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
+                if not retry or time.monotonic() >= deadline or not self.pause(self.retry):
+                    self.last_error = f"{table}: {error}"
+                    return
+            except sqlite3.Error as error:
+                self.last_error = f"{table}: {error}"
+                return
+        # FTS5's documented test for "was there work": a step that merged nothing changes fewer than 2 rows
+        if conn.total_changes - before >= 2:
+            self.steps += 1
+            self.took_ms = self.took_ms[-999:] + [(time.perf_counter() - started) * 1000]
+
+
+def start_fts_merger(db: peewee.Database) -> FtsMerger | None:
+    """A started FtsMerger for an SQLite database file (None for PostgreSQL, whose GIN index merges its pending
+    list in the background already, or an in-memory database)."""
+    if not isinstance(db, CooperativeSqliteDatabase) or db.database in (":memory:", ""):
+        return None
+    return FtsMerger(db).start()
