@@ -92,8 +92,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     statement, so a submission without files needs no transaction: BEGIN, two INSERTs and COMMIT were round
     trips of its own); a foreign key to the ticket takes its id.
 
-    On SQLite the citizen profile is looked up (a first contact's made) before the transaction, which holds only
-    the ticket's own rows, so a refused ticket may leave a profile of someone who did contact the hotline; on
+    On SQLite the citizen profile is looked up (a first contact's made) in the ticket's transaction (before, its
+    own commit was a write of the WAL and a connection taken from the pool for every first contact); on
     PostgreSQL the profile goes into the ticket's statement, made or its empty fields filled there, with no read
     before it (its own commit waited for a WAL flush: the website's submission committed three times, issue 11;
     the read was a round trip of every creation with a phone number).
@@ -140,11 +140,11 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
         # the profile goes into the ticket's statement: made on a first contact, else its empty fields filled
         # (caseflow.new_ticket), with no read before it
         newcomer = first_contact(*profile)
-    elif phone:
-        citizen = citizen_profile(*profile)
     pin = generate_pin()
     stored_pin = pins.hash_pin(pin, keys.current)
     with (contextlib.nullcontext() if one_statement else _db().atomic()):
+        if phone and newcomer is None:
+            citizen = citizen_profile(*profile)  # SQLite: in the ticket's transaction, not a commit of its own
         ticket = refused = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,
