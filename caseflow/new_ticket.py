@@ -26,7 +26,7 @@ import peewee
 from caseflow import daycounts
 from caseflow.models import Citizen, Ticket, TicketDayCount, TicketHistory
 from core.db import is_postgres
-from core.statements import identifier, insert_returning_id, insert_text, returning_id_text
+from core.statements import execute_prepared, identifier, insert_returning_id, insert_text, returning_id_text
 
 _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past the ticket's INSERT, per shape
 
@@ -34,8 +34,9 @@ _kept: dict[tuple, tuple[str, list[peewee.Field]]] = {}  # the WITH's text past 
 @dataclass
 class Guarded:
     """An unsaved row of the new ticket written only if ``condition`` holds as the ticket's rows are written
-    ("": always), and ``probe``, a truth about the database read in the same statement once the row is written
-    (its answer left in ``probed``; None without a probe or when the row was not written). Both are SQL text with
+    ("": always), and ``probe``, a truth about the database read with it (PostgreSQL: in the same statement, once
+    the row is written; SQLite: with the condition, in the ticket's transaction, which holds the write lock: the
+    same answer), left in ``probed`` (None without a probe or when the row was not written). Both are SQL text with
     the database's placeholders (``database.param``) and their parameters in order; the text is spliced into the
     statement and kept per text, so it is built in code, never from input (values are parameters). The row's
     id is set when it was written and stays None when not."""
@@ -126,8 +127,8 @@ def _in_one_statement(draft: Ticket, history: TicketHistory, counts: Sequence[tu
                'SELECT (SELECT "id" FROM t), (SELECT "id" FROM h), (SELECT "id" FROM c), (SELECT "fresh" FROM c)'
                f'{read_guarded}')
         params = citizen_params + params
-    ticket_id, history_id, citizen_id, fresh, *read = Ticket._meta.database.execute_sql(
-        sql, params + probe_params).fetchone()
+    ticket_id, history_id, citizen_id, fresh, *read = execute_prepared(
+        Ticket._meta.database, sql, params + probe_params).fetchone()
     if fresh:
         newcomer.id = citizen_id
         newcomer._dirty.clear()

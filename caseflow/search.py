@@ -391,9 +391,14 @@ FTS_MERGING = {"ticket": {"automerge": 16, "crisismerge": 64}}
 def sqlite_fts_settings(db, table: str) -> None:
     """Give ``table``'s FTS5 index its page size and merging (kept in its %_config table): when it is made and,
     for an existing database, by the migrations (caseflow.search_layout)."""
-    settings = {"pgsz": FTS_PAGE_SIZE, **FTS_MERGING.get(table, {})}
-    for name, value in settings.items():
-        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('{name}', {value})")
+    write_fts_settings(db, table, {"pgsz": FTS_PAGE_SIZE, **FTS_MERGING.get(table, {})})
+
+
+def write_fts_settings(db, table: str, values: dict[str, int]) -> None:
+    """Write settings of ``table``'s FTS5 index (kept in its %_config table: every connection reads them there;
+    caseflow.search_merging turns its inline merging off and on)."""
+    for name, value in values.items():
+        db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES (?, ?)", (name, int(value)))
 
 
 # SQLite checks a scoped search's rule (``scope`` in candidate_ids) on each full-text match, newest first, until it

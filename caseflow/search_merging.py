@@ -21,7 +21,8 @@ import time
 import peewee
 
 from caseflow import search
-from core.db import CooperativeSqliteDatabase, SqliteThread, sqlite_busy
+from core.alarms import raise_alarm
+from core.db import CooperativeSqliteDatabase, SqliteThread, sqlite_busy, sqlite_file
 
 SQLITE_BUSY_SNAPSHOT = 517
 
@@ -39,25 +40,28 @@ LEVEL_SEGMENTS = 16
 
 class FtsMerger(SqliteThread):
     """Every ``interval`` s one merge step (``STEP_PAGES`` pages at most) of each index of ``MERGED`` that has a
-    level of ``LEVEL_SEGMENTS`` segments or a merge under way, in a transaction of its own.
+    level of ``LEVEL_SEGMENTS`` segments or a merge under way, as a statement of its own.
 
-    The write lock is taken between two writers' transactions: a step refused it is tried again every ``retry``
-    s up to ``acquire_within`` s (SQLite's busy handler sleeps 1, 2, 5, 10 ms...: under a steady stream of
-    creations it would hardly ever find the lock free); a round that did not get it tries again at the next."""
+    The write lock is taken between two writers' transactions: a step refused it is tried again after ``retry``
+    s, the wait doubling up to 2 ms, until ``acquire_within`` s (SQLite's busy handler sleeps 1, 2, 5, 10 ms...:
+    under a steady stream of creations it would hardly ever find the lock free); then the next round tries.
+    ``watch()`` (the product's minute job) raises an alarm for a step failing otherwise or a thread that ended."""
 
     def __init__(self, db: CooperativeSqliteDatabase, interval: float = 1.0, step_pages: int = STEP_PAGES,
                  acquire_within: float = 1.0, retry: float = 0.0002):
         super().__init__(db, interval)
         self.step_pages, self.acquire_within, self.retry = step_pages, acquire_within, retry
         self.steps = 0  # steps that merged something
-        self.took_ms: list[float] = []  # how long each of those took, the write lock held within (the last 1,000)
+        self.refused = 0  # steps that did not get the write lock in time (tried again next round)
+        self.failures = 0  # steps that failed otherwise (last_error says how)
+        self._failures_told = 0  # failures the last alarm covered
+        self.took_ms: list[float] = []  # how long each merging step took, the write lock held within (the last 1,000)
 
     # sqlite3.connect's busy timeout for the thread's connection: none, _step waits its own way
     busy_timeout = 0.0
 
     def start(self) -> "FtsMerger":
-        for table in MERGED:
-            self._settings(table, {"automerge": 0, "usermerge": LEVEL_SEGMENTS})
+        self._each_index({"automerge": 0, "usermerge": LEVEL_SEGMENTS})
         return super().start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -65,17 +69,37 @@ class FtsMerger(SqliteThread):
         if self._result is None:
             return
         super().stop(timeout)
-        for table in MERGED:
-            self._settings(table, {"automerge": search.FTS_MERGING[table]["automerge"]})
+        self._inline()
 
-    def _settings(self, table: str, values: dict[str, int]) -> None:
-        """Write FTS5 settings of ``table``'s index if it exists (kept in its %_config table: every connection
-        reads them from there)."""
-        if not self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
-            return  # made later with FTS_MERGING's settings (caseflow.search); the next start sets these
-        with self.db.atomic():
-            for name, value in values.items():
-                self.db.execute_sql(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES (?, ?)", (name, int(value)))
+    def _inline(self) -> None:
+        for table in MERGED:
+            self._each_index({"automerge": search.FTS_MERGING[table]["automerge"]}, (table,))
+
+    def _each_index(self, values: dict[str, int], tables=MERGED) -> None:
+        """Write FTS5 settings of each of ``tables``' indexes that exists (one made later gets FTS_MERGING's
+        settings from caseflow.search; the next start writes these)."""
+        for table in tables:
+            if self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
+                with self.db.atomic():
+                    search.write_fts_settings(self.db, table, values)
+
+    def watch(self) -> None:
+        """On the hub, every minute (hotline.product): a thread that ended (its heartbeat stale) gives the indexes
+        inline merging back and is started again; steps failing for another reason than the lock raise the
+        ``fts_merging`` alarm too (once for each new run of failures). Without the thread nothing merges but
+        FTS5's crisis merges: whole levels inside a creation, and searches slower with every segment."""
+        if self.alive() and self.failures == self._failures_told:
+            return
+        if self.alive():
+            what = f"{self.failures - self._failures_told} 次合并失败 / merge steps failed: {self.last_error}"
+        else:
+            what = (f"合并线程已停止，已重启 / the merging thread had stopped ({self.last_error or 'no error kept'}): "
+                    "nothing but FTS5's crisis merges meanwhile; started again")
+            self._inline()
+            super().stop(timeout=1.0)  # whatever is left of it
+            self.start()
+        self._failures_told = self.failures
+        raise_alarm("fts_merging", f"全文索引合并故障 / full-text index merging: {what}", subject="search")
 
     def _round(self, conn: sqlite3.Connection) -> None:
         for table in MERGED:
@@ -86,21 +110,24 @@ class FtsMerger(SqliteThread):
         an explicit transaction the lock stayed held while this thread waited for Python's GIL between the
         statements, behind the hub's work: 75 ms a step instead of 5 (measured under a stream of creations)."""
         deadline = time.monotonic() + self.acquire_within
+        wait = self.retry
         while True:
             before = conn.total_changes
             started = time.perf_counter()
             try:
                 conn.execute(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('merge', ?)", (self.step_pages,))
                 break
-            except sqlite3.OperationalError as error:
+            except sqlite3.Error as error:
                 # busy, or the snapshot its read began with went stale before its write (517): nothing done
-                retry = sqlite_busy(error) or getattr(error, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
-                if not retry or time.monotonic() >= deadline or not self.pause(self.retry):
+                locked = sqlite_busy(error) or getattr(error, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT
+                if not locked:
+                    self.failures += 1
                     self.last_error = f"{table}: {error}"
                     return
-            except sqlite3.Error as error:
-                self.last_error = f"{table}: {error}"
-                return
+                if time.monotonic() >= deadline or not self.pause(wait):
+                    self.refused += 1
+                    return
+                wait = min(wait * 2, 0.002)
         # FTS5's documented test for "was there work": a step that merged nothing changes fewer than 2 rows
         if conn.total_changes - before >= 2:
             self.steps += 1
@@ -109,7 +136,5 @@ class FtsMerger(SqliteThread):
 
 def start_fts_merger(db: peewee.Database) -> FtsMerger | None:
     """A started FtsMerger for an SQLite database file (None for PostgreSQL, whose GIN index merges its pending
-    list in the background already, or an in-memory database)."""
-    if not isinstance(db, CooperativeSqliteDatabase) or db.database in (":memory:", ""):
-        return None
-    return FtsMerger(db).start()
+    list itself, or an in-memory database)."""
+    return FtsMerger(db).start() if sqlite_file(db) else None

@@ -143,8 +143,8 @@ def create_ticket(content: str, *, type: str = "consult", channel: str = "phone"
     pin = generate_pin()
     stored_pin = pins.hash_pin(pin, keys.current)
     with (contextlib.nullcontext() if one_statement else _db().atomic()):
-        if phone and newcomer is None:
-            citizen = citizen_profile(*profile)  # SQLite: in the ticket's transaction, not a commit of its own
+        if phone and not is_postgres():
+            citizen = citizen_profile(*profile)  # in the ticket's transaction, not a commit of its own
         ticket = refused = None
         for _attempt in range(30):
             draft = Ticket(number=generate_number(), type=type, channel=channel, urgency=urgency, title=title,

@@ -335,10 +335,16 @@ class SqliteThread:
 
     def _run(self) -> None:  # in a real thread: blocking here blocks nobody else
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        # as the product's connections: in WAL mode a commit then syncs nothing (FULL, sqlite3's default, synced
+        # the WAL at each of the merger's commits with the write lock held; checkpoints sync either way)
+        conn.execute(f"PRAGMA synchronous={SQLITE_PRAGMAS['synchronous']}")
         try:
             while not self._stopping:
                 self.beat = time.monotonic()
-                self._round(conn)
+                try:
+                    self._round(conn)
+                except Exception as error:  # noqa: BLE001 - a round's bug must not end the upkeep: kept, tried again
+                    self.last_error = f"{type(error).__name__}: {error}"
                 self.rounds += 1
                 self._wake.wait(self.interval)
             self._last(conn)
@@ -402,11 +408,15 @@ class WalCheckpointer(SqliteThread):
             self.last_error = f"{mode}: {error}"
 
 
+def sqlite_file(db: peewee.Database) -> bool:
+    """Whether ``db`` is an SQLite database in a file (a thread of its own can open it: not PostgreSQL, not an
+    in-memory database)."""
+    return isinstance(db, CooperativeSqliteDatabase) and db.database not in (":memory:", "")
+
+
 def start_wal_checkpointer(db: peewee.Database) -> WalCheckpointer | None:
     """A started WalCheckpointer for an SQLite database file (None for PostgreSQL or an in-memory database)."""
-    if not isinstance(db, CooperativeSqliteDatabase) or db.database in (":memory:", ""):
-        return None
-    return WalCheckpointer(db).start()
+    return WalCheckpointer(db).start() if sqlite_file(db) else None
 
 
 class CooperativeSqliteDatabase(_TransactionEnd, _GreenletSafeConnect, peewee.SqliteDatabase):

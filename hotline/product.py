@@ -417,6 +417,10 @@ class Product:
             # Kamailio's credentials table written again after a failed write (acd.seats.catch_up).
             scheduler.add_job(self._db_job(seats.catch_up), "interval", minutes=1, id="seat-credentials-catch-up",
                               max_instances=1, coalesce=True)
+        if self.parts.get("fts_merger") is not None:
+            # SQLite's full-text merging thread watched: restarted (alarm) if it ended, its failures alarmed.
+            scheduler.add_job(self._db_job(self.parts["fts_merger"].watch), "interval", minutes=1,
+                              id="fts-merger-watch", max_instances=1, coalesce=True)
         from core import heap
 
         heap.register_job(scheduler)  # the freed heap back to the system once a minute (glibc keeps it)

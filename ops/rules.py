@@ -14,10 +14,12 @@ CRITICAL, WARNING = "critical", "warning"
 # or have their own job (chain_broken).
 SNAPSHOT_KINDS = ("switch_down", "switch_silent", "agent_stuck", "queue_waiting", "answer_rate", "disk_low")
 # Events raised through core.alarms by the floors below ops (over once seen): the recorder's storage and
-# faxes, the case engine's attachment store and a ticket's receipt, the SMS channel, a call the IVR failed on.
+# faxes, the case engine's attachment store and a ticket's receipt, the SMS channel, a call the IVR failed on,
+# SQLite's full-text merging thread.
 RECORDING_KINDS = ("recording_storage", "recording_start", "recording_archive", "recording_cut_off", "fax_failed",
                    "fax_timeout", "calls_cut_off", "seal_turn_stuck")
-EVENT_KINDS = RECORDING_KINDS + ("storage_full", "sms_gave_up", "overload", "receipt_failed", "ivr_failed")
+EVENT_KINDS = RECORDING_KINDS + ("storage_full", "sms_gave_up", "overload", "receipt_failed", "ivr_failed",
+                                  "fts_merging")
 KINDS = SNAPSHOT_KINDS + ("backup_failed", "chain_broken") + EVENT_KINDS
 
 

@@ -43,7 +43,7 @@ MESSAGES = {"zh": {
     "alarm:fax_failed": "传真失败", "alarm:fax_timeout": "传真超时", "alarm:storage_full": "存储空间已满",
     "alarm:sms_gave_up": "短信发送失败", "alarm:overload": "呼入过载", "alarm:calls_cut_off": "挂机事件丢失，通话按中断关闭",
     "alarm:receipt_failed": "受理回执未发出", "alarm:ivr_failed": "语音导航故障，来电待回拨",
-    "alarm:seal_turn_stuck": "通话记录写入停滞",
+    "alarm:seal_turn_stuck": "通话记录写入停滞", "alarm:fts_merging": "全文索引合并故障",
 }, "en": {
     "level:DEBUG": "Debug", "level:INFO": "Info", "level:WARNING": "Warning", "level:ERROR": "Error",
     "level:CRITICAL": "Critical",
@@ -58,7 +58,7 @@ MESSAGES = {"zh": {
     "alarm:sms_gave_up": "SMS given up", "alarm:overload": "Calls refused: overload",
     "alarm:calls_cut_off": "Lost hang-ups: calls closed as cut off",
     "alarm:receipt_failed": "Receipt not queued", "alarm:ivr_failed": "IVR failed on a call: call-back listed",
-    "alarm:seal_turn_stuck": "Call records stalled (seal turn)",
+    "alarm:seal_turn_stuck": "Call records stalled (seal turn)", "alarm:fts_merging": "Full-text index merging",
 }}
 
 

@@ -5,12 +5,14 @@ again. The searches find the same tickets throughout."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from caseflow import search, services
 from caseflow.search_merging import LEVEL_SEGMENTS, FtsMerger, start_fts_merger
-from core.db import is_postgres
+from core.db import CooperativeSqliteDatabase, is_postgres
 from tests.waiting import wait_until
 
 
@@ -60,7 +62,7 @@ def test_creations_leave_the_merging_to_the_thread(sqlite_db, org_setup):
             merger._step(con, "ticket")  # the thread's step, run here to see its effect now
         finally:
             con.close()
-        assert merger.steps == 1 and merger.took_ms and merger.last_error == ""
+        assert merger.steps == 1 and merger.took_ms and merger.failures == 0
         assert _segments(sqlite_db) < LEVEL_SEGMENTS
         assert len(services.search_tickets(org_setup.centre_user, text="路灯", limit=200)) == 125
     finally:
@@ -68,26 +70,90 @@ def test_creations_leave_the_merging_to_the_thread(sqlite_db, org_setup):
     assert _config(sqlite_db)["automerge"] == search.FTS_MERGING["ticket"]["automerge"]
 
 
-def test_a_step_refused_the_lock_gives_up_and_the_next_one_merges(sqlite_db, org_setup):
-    """Should give up a step whose write lock another writer holds past ``acquire_within`` (nothing merged, the
-    reason kept, no wait in SQLite's busy handler), and merge at the next step once the lock is free."""
-    merger = FtsMerger(sqlite_db, interval=3600, acquire_within=0.2)
-    merger._settings("ticket", {"automerge": 0, "usermerge": LEVEL_SEGMENTS})
+def _lock_for(db, seconds: float) -> threading.Thread:
+    """Another writer holding the write lock for ``seconds`` (from a thread of its own), once it is held."""
+    held = threading.Event()
+
+    def hold():
+        con = sqlite3.connect(db.database, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(seconds)
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    return thread
+
+
+def test_a_step_waits_for_the_lock_a_while_then_gives_up(sqlite_db, org_setup):
+    """Should take the write lock once another writer lets it go within ``acquire_within`` (tried again, not
+    refused at once: no busy handler), give up a step whose lock stays held past it (nothing merged, counted as
+    refused, not as a failure), and merge at the next step."""
+    merger = FtsMerger(sqlite_db, interval=3600, acquire_within=0.5)
+    merger._each_index({"automerge": 0, "usermerge": LEVEL_SEGMENTS})
     _file(LEVEL_SEGMENTS + 1, org_setup.agent, "井盖丢失，行人危险")
     segments = _segments(sqlite_db)
-    holder = sqlite3.connect(sqlite_db.database, isolation_level=None)
     step = sqlite3.connect(sqlite_db.database, isolation_level=None, timeout=merger.busy_timeout)
     try:
-        holder.execute("BEGIN IMMEDIATE")
-        merger._step(step, "ticket")
-        assert merger.steps == 0 and "locked" in merger.last_error
-        holder.execute("ROLLBACK")
-        merger._step(step, "ticket")
-        assert merger.steps == 1 and _segments(sqlite_db) < segments
+        holder = _lock_for(sqlite_db, 2.0)
+        merger._step(step, "ticket")  # held past its 0.5 s
+        holder.join()
+        assert (merger.steps, merger.refused, merger.failures) == (0, 1, 0) and _segments(sqlite_db) == segments
+        holder = _lock_for(sqlite_db, 0.1)
+        merger._step(step, "ticket")  # let go after 0.1 s: taken then
+        holder.join()
+        assert (merger.steps, merger.refused, merger.failures) == (1, 1, 0) and _segments(sqlite_db) < segments
     finally:
-        holder.close()
         step.close()
     assert _found(org_setup, "井盖") == LEVEL_SEGMENTS + 1
+
+
+def test_the_thread_merges_by_itself(sqlite_db, org_setup):
+    """Should merge, in its own thread's rounds, the segments creations left while it lived."""
+    merger = FtsMerger(sqlite_db, interval=3600).start()
+    try:
+        wait_until(lambda: merger.rounds >= 1, 10, "the thread's first round")
+        _file(LEVEL_SEGMENTS + 4, org_setup.agent)
+        before = _segments(sqlite_db)
+        merger.interval = 0.05
+        merger._wake.set()  # out of its hour's wait: the next rounds every 0.05 s
+        wait_until(lambda: merger.steps >= 1, 10, "a step of the thread's")
+        assert _segments(sqlite_db) < before
+    finally:
+        merger.stop()
+
+
+def test_watch_restarts_a_thread_that_ended_and_alarms_failures(sqlite_db, org_setup, monkeypatch):
+    """Should, from the minute job, start again a merger whose thread ended (heartbeat stale) with an alarm, raise
+    one alarm for steps that failed otherwise than on the lock, and none while all is well."""
+    import caseflow.search_merging as merging
+
+    alarms = []
+    monkeypatch.setattr(merging, "raise_alarm", lambda kind, text, **kw: alarms.append((kind, text)))
+    merger = FtsMerger(sqlite_db, interval=3600).start()
+    try:
+        wait_until(lambda: merger.rounds >= 1, 10, "the thread's first round")
+        merger.watch()
+        assert alarms == []
+        merger.beat = time.monotonic() - 10 ** 6  # as if its thread had died long ago
+        merger.watch()
+        assert [kind for kind, _ in alarms] == ["fts_merging"] and "started again" in alarms[0][1]
+        assert merger.alive() and _config(sqlite_db)["automerge"] == 0
+        con = sqlite3.connect(sqlite_db.database, isolation_level=None)
+        try:
+            merger._step(con, "no_such")  # a step failing: no such table
+        finally:
+            con.close()
+        merger.watch()
+        merger.watch()  # the same failure: told once
+        assert [kind for kind, _ in alarms] == ["fts_merging"] * 2 and "no_such" in alarms[1][1]
+    finally:
+        merger.stop()
 
 
 def test_a_step_with_nothing_to_merge_counts_none(sqlite_db, org_setup):
@@ -100,11 +166,12 @@ def test_a_step_with_nothing_to_merge_counts_none(sqlite_db, org_setup):
         merger._step(con, "ticket")
     finally:
         con.close()
-    assert merger.steps == 0 and merger.last_error == ""
+    assert (merger.steps, merger.refused, merger.failures) == (0, 0, 0)
 
 
 def test_only_a_file_database_gets_a_merger(db):
     """Should start a merger for an SQLite file only: none for PostgreSQL or an in-memory database."""
+    assert start_fts_merger(CooperativeSqliteDatabase(":memory:")) is None
     if is_postgres():
         assert start_fts_merger(db) is None
         return
