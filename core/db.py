@@ -36,6 +36,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -677,6 +678,8 @@ class _CooperativePostgres:
 
     def _execute_cursor(self, sql, params, **cursor_options):
         try:
+            if hasattr(sql, "prepare"):  # core.statements.Prepared: PREPAREd once on each connection
+                return self._execute_prepared(sql, params, **cursor_options)
             return super()._execute_cursor(sql, params, **cursor_options)
         except peewee.OperationalError as error:
             code = getattr(_driver_error(error), "pgcode", None)
@@ -687,6 +690,52 @@ class _CooperativePostgres:
                                       f"{what.upper()}_TIMEOUT); the statement was rolled back: "
                                       f"{str(error).strip()}") from error
             raise
+
+
+    def _execute_prepared(self, sql, params, **cursor_options):
+        """EXECUTE a core.statements.Prepared on this statement's connection, PREPAREd there first if it was not
+        yet. A name the server no longer knows (a PREPARE rolled back with its transaction, a session reset) is
+        prepared again: the EXECUTE failed, so nothing of it ran; inside a transaction that failure aborted it,
+        so there it reaches the caller."""
+        if sql.name in _unpreparable:
+            return super()._execute_cursor(sql, params, **cursor_options)
+        names = _prepared_on.setdefault(self.connection(), set())
+        if sql.name not in names:
+            if not self._prepare(sql, cursor_options):
+                return super()._execute_cursor(sql, params, **cursor_options)
+            names.add(sql.name)
+        try:
+            return super()._execute_cursor(sql.execute, params, **cursor_options)
+        except peewee.DatabaseError as error:
+            if getattr(_driver_error(error), "pgcode", None) != "26000" or self.in_transaction():
+                raise
+        self._prepare(sql, cursor_options)
+        return super()._execute_cursor(sql.execute, params, **cursor_options)
+
+    def _prepare(self, sql, cursor_options) -> bool:
+        """PREPARE ``sql`` on this connection; False (and never again) when the server refuses it (a parameter
+        of no type it can infer: 42P18): the text then runs as it is. Inside a transaction in a savepoint, so
+        the refusal does not abort it."""
+        inside = self.in_transaction()
+        try:
+            if inside:
+                super()._execute_cursor("SAVEPOINT kept_prepare", (), **cursor_options)
+            super()._execute_cursor(sql.prepare, (), **cursor_options)
+        except peewee.ProgrammingError as error:
+            if inside:
+                super()._execute_cursor("ROLLBACK TO SAVEPOINT kept_prepare", (), **cursor_options)
+            _unpreparable.add(sql.name)
+            log.warning("not prepared, run as text (%s): %s", str(error).strip()[:120], sql.name)
+            return False
+        if inside:
+            super()._execute_cursor("RELEASE SAVEPOINT kept_prepare", (), **cursor_options)
+        return True
+
+
+# The names core.statements.Prepared statements were PREPAREd under, per PostgreSQL connection (a connection closed
+# takes its own with it: a new one prepares again).
+_prepared_on: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_unpreparable: set[str] = set()  # the names the server would not PREPARE
 
 
 def _server_spoke(conn) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core import db as core_db
 from core.db import database
+from core.statements import prepared_text
 from tests.integration.product.test_pooled_connections import _terminate
 
 
@@ -15,7 +16,7 @@ def terminate_before(monkeypatch, chosen) -> list:
     execute, killed = cursor_class.execute, []
 
     def terminating(self, sql, params=None, *args, **kwargs):
-        if not killed and chosen(sql, params or ()):
+        if not killed and chosen(prepared_text(sql), params or ()):  # a kept statement's EXECUTE by its text
             killed.append(_terminate(self.connection.info.backend_pid))
         return execute(self, sql, params, *args, **kwargs)
 
