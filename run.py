@@ -22,6 +22,7 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from core.config import ConfigError, load_config  # noqa: E402
+from core.heap import freeze_startup_objects  # noqa: E402
 from core.leader import LeadershipError  # noqa: E402
 from core.logsetup import configure_logging  # noqa: E402
 
@@ -86,6 +87,9 @@ def main() -> int:
     for operator_no, name, roles, password in product.demo_accounts:
         log.info("demo account 工号 %s %s (%s) password %s", operator_no, name, roles, password)
     product.start()
+    # the start's objects (modules, the app, the trees, the caches) out of the collector's full passes, as a web
+    # worker's (core.heap): each pass walked them all and stopped every call of the process meanwhile
+    freeze_startup_objects()
     stopping.wait()
     log.info("stopping: no new calls; waiting for calls in progress")
     product.stop()

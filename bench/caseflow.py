@@ -256,8 +256,10 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
                 from channels.receipts import Receipts
                 from channels.settings import SmsSettings
                 from core.config import load_config
+                from core.heap import freeze_startup_objects
 
                 receipts = Receipts(SmsSettings.from_config(load_config({"mode": "test"})), None)
+                freeze_startup_objects()  # as run.py and the web workers do after their start (core.heap)
                 for scale, connected in (("with its SMS receipt", True), ("no receipt", False)):
                     if connected:
                         pins.connect_receipt(receipts)
