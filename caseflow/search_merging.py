@@ -29,9 +29,12 @@ SQLITE_BUSY_SNAPSHOT = 517
 # The tables whose index the thread merges: the ones FTS_MERGING tunes (the knowledge base is edited by hand).
 MERGED = tuple(search.FTS_MERGING)
 
-# A step's output pages (500 bytes each, caseflow.search.FTS_PAGE_SIZE): a step of a big level's merge takes 5-30 ms
-# at 1,000,000 tickets, one a round keeps up with a hundred times the busiest hotline's creations.
-STEP_PAGES = 200
+# A step's output pages (500 bytes each, caseflow.search.FTS_PAGE_SIZE). At 1,000,000 tickets a step of a big level's
+# merge takes 20-50 ms; a creation arriving meanwhile waits for it, but in a closed stream of creations only one a
+# step does, so a few big steps are better than many small ones: 200-page steps (5-30 ms) fell behind the benchmark's
+# ~500 creations a second (126 segments after 20,000, a department's text search p99 62 ms of CPU against 29), 1,000
+# keep up with it, and with a busy hotline's few a second many times over.
+STEP_PAGES = 1000
 
 # Segments of a level before the thread merges them (FTS5's ``usermerge``): as many as inline merging waited for,
 # so searches see the same index shape.
