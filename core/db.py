@@ -325,8 +325,8 @@ class SqliteThread:
         self._wake.set()
         try:
             self._result.get(timeout=timeout)
-        except Exception:  # noqa: BLE001 - logged; the caller's clean-up goes on
-            log.exception("%s of %s", type(self).__name__, self.path)
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - logged; the caller's clean-up goes on (a Timeout
+            log.exception("%s of %s", type(self).__name__, self.path)  # is a BaseException: not caught above)
         self._result = None
 
     def pause(self, seconds: float) -> bool:

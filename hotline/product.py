@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import peewee
+
 from core.clock import Clock
 from core.config import Config
 from core.db import DbTimeouts, bind_database, database, start_wal_checkpointer
@@ -358,7 +360,11 @@ class Product:
         # SQLite: the ticket full-text index merged from a thread too, not inside ticket creations (same item).
         from caseflow.search_merging import start_fts_merger
 
-        self.parts["fts_merger"] = start_fts_merger(database.obj)
+        try:
+            self.parts["fts_merger"] = start_fts_merger(database.obj)
+        except peewee.PeeweeException:  # its settings not written (the file locked): the index merges inline
+            log.exception("full-text merging thread not started: the index merges inside the creations")
+            self.parts["fts_merger"] = None
         self.parts["bus"].start()
         self.parts["desk_feed"].start()
         for conn in pool.all():
@@ -496,10 +502,12 @@ class Product:
             from core import alarms as core_alarms
 
             core_alarms.disconnect(parts["alarms"].raise_alarm)
-        if parts.get("fts_merger") is not None:
-            parts.pop("fts_merger").stop()  # the index merges inline again
-        if parts.get("wal_checkpointer") is not None:
-            parts.pop("wal_checkpointer").stop()  # a last TRUNCATE checkpoint: the WAL file left empty
+        try:
+            if parts.get("fts_merger") is not None:
+                parts.pop("fts_merger").stop()  # the index merges inline again
+        finally:  # whatever that raised (the file locked): the WAL still checkpointed and left empty
+            if parts.get("wal_checkpointer") is not None:
+                parts.pop("wal_checkpointer").stop()  # a last TRUNCATE checkpoint: the WAL file left empty
         log.info("stopped")
 
 

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 
+import peewee
 import pytest
 
 from caseflow import search, services
@@ -53,6 +54,8 @@ def test_creations_leave_the_merging_to_the_thread(sqlite_db, org_setup):
     try:
         wait_until(lambda: merger.rounds >= 1, 10, "the thread's first round")
         assert _config(sqlite_db) == {"automerge": 0, "usermerge": LEVEL_SEGMENTS}
+        # one segment to start from: 55 more stay under FTS5's crisis merge of the lowest level (64)
+        sqlite_db.execute_sql("INSERT INTO ticket_fts(ticket_fts) VALUES ('optimize')")
         before = _segments(sqlite_db)
         _file(55, org_setup.agent)
         assert _segments(sqlite_db) == before + 55  # no creation merged any
@@ -182,3 +185,25 @@ def test_only_a_file_database_gets_a_merger(db):
         wait_until(merger.alive, 10, "the merger's heartbeat")
     finally:
         merger.stop()
+
+
+def test_the_products_stop_checkpoints_the_wal_whatever_the_mergers_stop_raised():
+    """Should stop the WAL checkpointer (its last TRUNCATE checkpoint) at the product's stop even when the merger's
+    stop raised (its settings not written: the file locked by another process), and let that error be seen."""
+    from hotline.product import Product
+
+    class Failing:
+        def stop(self):
+            raise peewee.OperationalError("database is locked")
+
+    class Checkpointer:
+        stopped = False
+
+        def stop(self):
+            Checkpointer.stopped = True
+
+    product = Product.__new__(Product)
+    product.parts = {"fts_merger": Failing(), "wal_checkpointer": Checkpointer()}
+    with pytest.raises(peewee.OperationalError):
+        product.stop()
+    assert Checkpointer.stopped and product.parts == {}
