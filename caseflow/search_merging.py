@@ -138,6 +138,6 @@ class FtsMerger(SqliteThread):
 
 
 def start_fts_merger(db: peewee.Database) -> FtsMerger | None:
-    """A started FtsMerger for an SQLite database file (None for PostgreSQL, whose GIN index merges its pending
-    list itself, or an in-memory database)."""
+    """A started FtsMerger for an SQLite database file (None for PostgreSQL, whose GIN index's pending list is
+    moved into it by the insert that overflows it, or an in-memory database)."""
     return FtsMerger(db).start() if sqlite_file(db) else None

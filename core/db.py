@@ -325,8 +325,9 @@ class SqliteThread:
         self._wake.set()
         try:
             self._result.get(timeout=timeout)
-        except (Exception, gevent.Timeout):  # noqa: BLE001 - logged; the caller's clean-up goes on (a Timeout
-            log.exception("%s of %s", type(self).__name__, self.path)  # is a BaseException: not caught above)
+        # logged; the caller's clean-up goes on (gevent.Timeout, the wait's own, is a BaseException)
+        except (Exception, gevent.Timeout):  # noqa: BLE001
+            log.exception("%s of %s", type(self).__name__, self.path)
         self._result = None
 
     def pause(self, seconds: float) -> bool:

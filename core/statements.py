@@ -148,17 +148,17 @@ class Prepared(str):
         return self
 
 
-_texts: dict[str, Prepared] = {}
+_texts: dict[str, Prepared] = {}  # by text
+_named: dict[str, Prepared] = {}  # by name
 
 
 def prepared_text(sql: str) -> str:
     """The text an ``EXECUTE kept_...`` of this process runs (a Prepared's), else ``sql`` itself: for whoever
     looks for a statement by its text (tests that cut a connection before a chosen statement)."""
     if sql.startswith("EXECUTE kept_"):
-        name = re.split(r"[ (]", sql, maxsplit=2)[1]
-        for text in list(_texts.values()):
-            if text.name == name:
-                return str(text)
+        text = _named.get(re.split(r"[ (]", sql, maxsplit=2)[1])
+        if text is not None:
+            return str(text)
     return sql
 
 
@@ -176,4 +176,5 @@ def execute_prepared(database: peewee.Database, sql: str, params: Sequence):
     text = _texts.get(sql)
     if text is None:
         text = _texts[sql] = Prepared(sql, len(params))
+        _named[text.name] = text
     return database.execute_sql(text, params)

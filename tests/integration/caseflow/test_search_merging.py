@@ -20,7 +20,7 @@ from tests.waiting import wait_until
 @pytest.fixture
 def sqlite_db(db):
     if is_postgres():
-        pytest.skip("SQLite's FTS5 index (PostgreSQL's GIN merges its pending list in the background already)")
+        pytest.skip("SQLite's FTS5 index (PostgreSQL's GIN has no merging thread: docs/reliability.md)")
     search.ensure_all()
     return db
 
