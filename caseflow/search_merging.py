@@ -96,8 +96,9 @@ class FtsMerger(SqliteThread):
         if self.alive():
             what = f"{self.failures - self._failures_told} 次合并失败 / merge steps failed: {self.last_error}"
         else:
-            what = (f"合并线程已停止，已重启 / the merging thread had stopped ({self.last_error or 'no error kept'}): "
-                    "nothing but FTS5's crisis merges meanwhile; started again")
+            # the error last: an alarm's text is kept to 255 characters (ops.alarms)
+            what = ("合并线程已停止，已重启 / the merging thread had stopped (nothing but FTS5's crisis merges "
+                    f"meanwhile), started again; {self.last_error or 'no error kept'}")
             self._inline()
             super().stop(timeout=1.0)  # whatever is left of it
             self.start()
