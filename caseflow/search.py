@@ -388,10 +388,30 @@ FTS_PAGE_SIZE = 500
 FTS_MERGING = {"ticket": {"automerge": 16, "crisismerge": 64}}
 
 
+# FTS5's own values of the settings above, in force while the index's %_config table has no row for them.
+FTS5_DEFAULTS = {"automerge": 4, "usermerge": 4, "crisismerge": 16}
+
+
+def made_fts_settings(table: str) -> dict[str, int]:
+    """The FTS5 settings the product gives ``table``'s index; the others are FTS5's defaults (no row)."""
+    return {"pgsz": FTS_PAGE_SIZE, **FTS_MERGING.get(table, {})}
+
+
 def sqlite_fts_settings(db, table: str) -> None:
     """Give ``table``'s FTS5 index its page size and merging (kept in its %_config table): when it is made and,
     for an existing database, by the migrations (caseflow.search_layout)."""
-    write_fts_settings(db, table, {"pgsz": FTS_PAGE_SIZE, **FTS_MERGING.get(table, {})})
+    write_fts_settings(db, table, made_fts_settings(table))
+
+
+def restore_fts_settings(db, table: str, names: Iterable[str]) -> None:
+    """Give ``names`` of ``table``'s FTS5 index back what it was made with (made_fts_settings): the product's
+    value, else FTS5's default and no row in %_config (caseflow.search_merging's stop). Run in a transaction."""
+    made, names = made_fts_settings(table), tuple(names)
+    # every one written, a default too: FTS5 then has all connections read the settings again, this one included
+    write_fts_settings(db, table, {name: made.get(name, FTS5_DEFAULTS[name]) for name in names})
+    unset = [name for name in names if name not in made]
+    if unset:
+        db.execute_sql(f"DELETE FROM {table}_fts_config WHERE k IN ({', '.join('?' * len(unset))})", unset)
 
 
 def write_fts_settings(db, table: str, values: dict[str, int]) -> None:

@@ -10,8 +10,9 @@ lowest level, about 1.5 ms) is all it may meet; the thread merges the rest, a bo
 transactions of its own. A step holds the write lock a few to some tens of ms: a creation arriving then waits
 for it (at most one a step; one step a round), not the creations of a whole big merge as inline.
 
-At ``stop()`` the index merges inline again (``caseflow.search.FTS_MERGING``), as for tools and tests, which run
-no merger; a process killed keeps automerge 0 until the next start, and FTS5's crisis merges bound the index meanwhile.
+At ``stop()`` the index gets back the settings it was made with (``caseflow.search.restore_fts_settings``: automerge
+as ``FTS_MERGING``, usermerge FTS5's default) and merges inline again, as for tools and tests, which run no merger;
+a process killed keeps the thread's settings until the next start, and FTS5's crisis merges bound the index meanwhile.
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ STEP_PAGES = 1000
 # so searches see the same index shape.
 LEVEL_SEGMENTS = 16
 
+# The FTS5 settings of each MERGED index while the thread lives (stop() gives them back as the index was made).
+THREADED = {"automerge": 0, "usermerge": LEVEL_SEGMENTS}
+
 
 class FtsMerger(SqliteThread):
     """Every ``interval`` s one merge step (``STEP_PAGES`` pages at most) of each index of ``MERGED`` that has a
@@ -64,7 +68,9 @@ class FtsMerger(SqliteThread):
     busy_timeout = 0.0
 
     def start(self) -> "FtsMerger":
-        self._each_index({"automerge": 0, "usermerge": LEVEL_SEGMENTS})
+        for table in self._indexes():
+            with self.db.atomic():
+                search.write_fts_settings(self.db, table, THREADED)
         return super().start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -75,16 +81,15 @@ class FtsMerger(SqliteThread):
         self._inline()
 
     def _inline(self) -> None:
-        for table in MERGED:
-            self._each_index({"automerge": search.FTS_MERGING[table]["automerge"]}, (table,))
+        for table in self._indexes():
+            with self.db.atomic():
+                search.restore_fts_settings(self.db, table, THREADED)
 
-    def _each_index(self, values: dict[str, int], tables=MERGED) -> None:
-        """Write FTS5 settings of each of ``tables``' indexes that exists (one made later gets FTS_MERGING's
-        settings from caseflow.search; the next start writes these)."""
-        for table in tables:
-            if self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone():
-                with self.db.atomic():
-                    search.write_fts_settings(self.db, table, values)
+    def _indexes(self) -> list[str]:
+        """The tables of ``MERGED`` whose index exists (one made later gets caseflow.search's settings; the next
+        start writes the thread's)."""
+        return [table for table in MERGED
+                if self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (f"{table}_fts",)).fetchone()]
 
     def watch(self) -> None:
         """On the hub, every minute (hotline.product): a thread that ended (its heartbeat stale) gives the indexes

@@ -12,7 +12,7 @@ import peewee
 import pytest
 
 from caseflow import search, services
-from caseflow.search_merging import LEVEL_SEGMENTS, FtsMerger, start_fts_merger
+from caseflow.search_merging import LEVEL_SEGMENTS, THREADED, FtsMerger, start_fts_merger
 from core.db import CooperativeSqliteDatabase, is_postgres
 from tests.waiting import wait_until
 
@@ -73,6 +73,36 @@ def test_creations_leave_the_merging_to_the_thread(sqlite_db, org_setup):
     assert _config(sqlite_db)["automerge"] == search.FTS_MERGING["ticket"]["automerge"]
 
 
+def _all_config(db) -> dict:
+    return dict(db.execute_sql("SELECT k, v FROM ticket_fts_config"))
+
+
+def _merges(db) -> bool:
+    # a step of at most 100 pages on this connection: FTS5 merges a level of at least usermerge segments only
+    before = db.execute_sql("SELECT total_changes()").fetchone()[0]
+    db.execute_sql("INSERT INTO ticket_fts(ticket_fts, rank) VALUES ('merge', 100)")
+    return db.execute_sql("SELECT total_changes()").fetchone()[0] - before >= 2
+
+
+def test_stop_gives_back_the_settings_the_index_was_made_with(sqlite_db, org_setup):
+    """Should leave the index's FTS5 settings (its whole %_config table) at stop() as they were before start(),
+    usermerge too (no row: FTS5's default), also after a process killed left the thread's behind; and the
+    connection that wrote them merges by FTS5's default usermerge again (4 segments of a level, not 16)."""
+    made = _all_config(sqlite_db)
+    assert "usermerge" not in made and made["automerge"] == search.FTS_MERGING["ticket"]["automerge"]
+    merger = FtsMerger(sqlite_db, interval=3600).start()
+    assert _all_config(sqlite_db) == {**made, **THREADED}
+    merger.stop()
+    assert _all_config(sqlite_db) == made
+    search.write_fts_settings(sqlite_db, "ticket", THREADED)  # a process killed with its thread living
+    merger = FtsMerger(sqlite_db, interval=3600).start()
+    merger.stop()
+    assert _all_config(sqlite_db) == made
+    sqlite_db.execute_sql("INSERT INTO ticket_fts(ticket_fts) VALUES ('optimize')")  # one segment
+    _file(search.FTS5_DEFAULTS["usermerge"], org_setup.agent)  # 4 on the lowest level (that one is above)
+    assert _merges(sqlite_db)
+
+
 def _lock_for(db, seconds: float) -> threading.Thread:
     """Another writer holding the write lock for ``seconds`` (from a thread of its own), once it is held."""
     held = threading.Event()
@@ -98,7 +128,7 @@ def test_a_step_waits_for_the_lock_a_while_then_gives_up(sqlite_db, org_setup):
     refused at once: no busy handler), give up a step whose lock stays held past it (nothing merged, counted as
     refused, not as a failure), and merge at the next step."""
     merger = FtsMerger(sqlite_db, interval=3600, acquire_within=0.5)
-    merger._each_index({"automerge": 0, "usermerge": LEVEL_SEGMENTS})
+    search.write_fts_settings(sqlite_db, "ticket", THREADED)  # the thread's, without its thread
     _file(LEVEL_SEGMENTS + 1, org_setup.agent, "井盖丢失，行人危险")
     segments = _segments(sqlite_db)
     step = sqlite3.connect(sqlite_db.database, isolation_level=None, timeout=merger.busy_timeout)
