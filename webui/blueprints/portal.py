@@ -10,6 +10,7 @@ Long because: the whole public site is one blueprint with what only it uses (cat
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import secrets
 import threading
@@ -505,6 +506,20 @@ def _lookup_wait(number: str, ip: str, now: dt.datetime) -> dt.timedelta | None:
     return max(waits) if waits else None
 
 
+# A look-up in a process without a PIN key is logged at ERROR once per process, then at DEBUG: /follow is public,
+# an ERROR a look-up would flood the log with one misconfiguration (next() on a count is atomic: one ERROR).
+_no_pin_key_seen = itertools.count()
+
+
+def _log_no_pin_key(error: Exception) -> None:
+    first = next(_no_pin_key_seen) == 0
+    log.log(logging.ERROR if first else logging.DEBUG,
+            "portal: /follow cannot check query PINs, it answers 503 (%s): set HOTLINE_SECRET_KEY (32 characters or "
+            "more, the same in every process) and start the web process through webui.app.create_app or "
+            "hotline.product, which install it (caseflow.pins.install)%s", error,
+            "; logged once, further look-ups at DEBUG" if first else "")
+
+
 @bp.route("/follow", methods=["GET", "POST"])
 @public
 def follow():
@@ -537,7 +552,7 @@ def follow():
     except pins.PinKeyError as error:
         # The process's start installed no PIN key (caseflow.pins.install): the server's configuration, not the
         # citizen's code, so neither a wrong-code answer nor a count towards the number's lock.
-        log.error("portal: a query PIN cannot be checked: %s (HOTLINE_SECRET_KEY, webui.app.create_app)", error)
+        _log_no_pin_key(error)
         audit("portal_lookup_unavailable", "ticket", number, "no PIN key installed", user=None)
         return again(_t("The look-up is temporarily unavailable. Please try again later or call 12345."), 503)
     if ticket is None:
