@@ -16,7 +16,7 @@ from playhouse.migrate import migrate
 
 from caseflow import search_layout
 from caseflow.models import (CENTRE_INDEXES, OVERDUE_INDEX, SET_INDEXES, KnowledgeAnswer, KnowledgeItem, Ticket,
-                             User)
+                             TicketDayCount, User)
 from core.db import is_postgres
 from core.migrations import Step, build_indexes_concurrently, concurrently
 from ops.migrations import one_alarm_store
@@ -135,23 +135,33 @@ def _overdue_index(migrator, db):
     return _replace_indexes(db, (OVERDUE_INDEX,), ["ticket_centre_overdue"])
 
 
+DAY_COUNT_INDEX = "ticket_day_count_dimension_day_value"
+
+
+def _day_count_updates_hot(migrator, db):
+    """The day counts' (dimension, day, value) index in place of the one that also held the count
+    (caseflow.models.TicketDayCount: PostgreSQL's count updates become HOT), built as 0021's."""
+    return _replace_indexes(db, (DAY_COUNT_INDEX,), ["ticket_day_count_dimension_day_value_tickets"], TicketDayCount)
+
+
 def _published_indexes(db, old: list[str]):
     """The published-case indexes the model declares in place of ``old``."""
     return _replace_indexes(db, PUBLISHED_INDEXES, old)
 
 
-def _replace_indexes(db, new: tuple[str, ...], old: list[str]):
-    """The ticket's indexes ``new`` (as the model declares them) in place of ``old``: PostgreSQL builds the missing
+def _replace_indexes(db, new: tuple[str, ...], old: list[str], model=Ticket):
+    """``model``'s indexes ``new`` (as it declares them) in place of ``old``: PostgreSQL builds the missing
     ones CONCURRENTLY and drops ``old`` so (the step's ``builds_indexes``); SQLite's create_tables built them."""
     if is_postgres(db):
-        build_indexes_concurrently(db, Ticket, new)
+        build_indexes_concurrently(db, model, new)
         for name in old:
             concurrently(db, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
         return []
     for name in old:
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
-    if db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None and \
-            db.execute_sql("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'ticket' LIMIT 1").fetchone() is not None:
+    analysed = db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None
+    if analysed and db.execute_sql("SELECT 1 FROM sqlite_stat1 WHERE tbl = ? LIMIT 1",
+                                   (model._meta.table_name,)).fetchone() is not None:
         for name in new:
             db.execute_sql(f'ANALYZE "{name}"')
     return []
@@ -371,4 +381,6 @@ STEPS: list[Step] = [Step("0001_one_missed_call_list", one_missed_call_list),
                           builds_indexes=CENTRE_INDEXES),
                      Step("0026_overdue_index", _overdue_index, transaction=False, builds_indexes=(OVERDUE_INDEX,)),
                      Step("0027_ticket_query_pin_hashed", _ticket_query_pin_hashed, transaction=False,
-                          batches=True)]
+                          batches=True),
+                     Step("0028_day_count_updates_hot", _day_count_updates_hot, transaction=False,
+                          builds_indexes=(DAY_COUNT_INDEX,))]
