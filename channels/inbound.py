@@ -30,7 +30,7 @@ import peewee
 from caseflow import pins, services
 from caseflow import workflow as wf
 from caseflow.models import Ticket
-from channels import messagelog, receipts, sms
+from channels import messagelog, receipts, sms, templates
 from channels.models import Message, OptOut
 from channels.outbox import enqueue
 from core.clock import Clock
@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 # How long a satisfaction question stays open for a reply.
 RATING_WINDOW = dt.timedelta(days=7)
+
+# The texts a message may need: a pasted receipt's wording, and the answers. Read before its write transaction
+# (on SQLite BEGIN IMMEDIATE: every read inside holds the write lock) and for each message, so an administrator's
+# edit applies to the next one.
+TEXTS = ("receipt", "optout", "status", "status_unknown", "thanks")
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,10 @@ def handle_message(sender: str, text: str, *, provider_id: str = "", settings=No
         earlier = Message.get_or_none(Message.provider_id == provider_id)
         if earlier is not None:  # Kannel retried a request we already answered
             return InboundResult("duplicate", earlier.id, earlier.ticket.number if earlier.ticket_id else "")
+    texts = templates.read(TEXTS)
     with database.atomic():
         question = _open_question(address, now)  # a reply now is threaded to its ticket
-        kept = messagelog.mask_quoted_pins(body, question)  # a pasted receipt's PIN: never stored, nor filed
+        kept = messagelog.mask_quoted_pins(body, question, texts)  # a pasted receipt's PIN: never stored, nor filed
         try:
             with database.atomic():
                 message = Message.create(channel="sms", direction="in", address=address, body=kept,
@@ -93,7 +99,7 @@ def handle_message(sender: str, text: str, *, provider_id: str = "", settings=No
         except peewee.IntegrityError:
             earlier = Message.get(Message.provider_id == provider_id)
             return InboundResult("duplicate", earlier.id)
-        result = _act(message, address, kept, question, settings, clock, now)
+        result = _act(message, address, kept, question, settings, clock, now, texts)
         if result.ticket:
             Message.update(ticket=Ticket.get(Ticket.number == result.ticket)).where(
                 Message.id == message.id).execute()
@@ -101,29 +107,29 @@ def handle_message(sender: str, text: str, *, provider_id: str = "", settings=No
     return result
 
 
-def _reply(address, key, values, settings, clock, ticket=None, purpose="answer"):
+def _reply(address, key, values, settings, clock, texts, ticket=None, purpose="answer"):
     return enqueue(address, key, values, purpose=purpose, ticket=ticket, answer=True, settings=settings,
-                   clock=clock)
+                   clock=clock, texts=texts)
 
 
 def _act(message: Message, address: str, body: str, ticket: Optional[Ticket], settings, clock: Clock,
-         now) -> InboundResult:
+         now, texts: templates.Texts) -> InboundResult:
     if services.is_blacklisted(address):
         Message.update(status="ignored", error="黑名单号码 / blacklisted").where(Message.id == message.id).execute()
         return InboundResult("blacklisted", message.id)
     keyword = sms.parse_keyword(body)
     if keyword is not None and keyword.kind == "optout":
         OptOut.get_or_create(address=address, defaults={"keyword": keyword.arg[:16], "at": services.to_db(now)})
-        _reply(address, "optout", {}, settings, clock, purpose="optout")
+        _reply(address, "optout", {}, settings, clock, texts, purpose="optout")
         return InboundResult("optout", message.id)
     if keyword is not None and keyword.kind == "query":
         found = services.status_query(keyword.arg, address) if keyword.arg else None
         if found is None:
-            _reply(address, "status_unknown", {}, settings, clock)
+            _reply(address, "status_unknown", {}, settings, clock, texts)
             return InboundResult("query", message.id)
         ticket = Ticket.get(Ticket.number == found["number"])
         _reply(address, "status", {"number": found["number"], "words": found["label"]}, settings, clock,
-               ticket=ticket)
+               texts, ticket=ticket)
         return InboundResult("query", message.id, found["number"])
     if ticket is not None and keyword is not None and keyword.kind == "rating":
         note = f"短信满意度评价 / satisfaction by SMS (message {message.id})"
@@ -135,7 +141,7 @@ def _act(message: Message, address: str, body: str, ticket: Optional[Ticket], se
             services.add_note(ticket, f"{note}: {keyword.arg}", actor=None, actor_label="sms")
             return InboundResult("rating_refused", message.id, ticket.number)
         _reply(address, "thanks", {"number": ticket.number, "rating": wf.label(wf.SATISFACTION, keyword.arg)},
-               settings, clock, ticket=ticket)
+               settings, clock, texts, ticket=ticket)
         return InboundResult("rating", message.id, ticket.number)
     if ticket is not None:
         # Free text while a question is open: threaded to that ticket, not a new one.
@@ -146,5 +152,5 @@ def _act(message: Message, address: str, body: str, ticket: Optional[Ticket], se
     if not pins.receipts():
         # A process with no receipt writer connected (a product connects them: the creation wrote the receipt
         # then): queued now with the PIN only the creation knows, the answer to the citizen's own message.
-        receipts.queue_sms(ticket, ticket.plain_pin, settings=settings, clock=clock)
+        receipts.queue_sms(ticket, ticket.plain_pin, settings=settings, clock=clock, texts=texts)
     return InboundResult("ticket", message.id, ticket.number)

@@ -218,11 +218,14 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
         text = messagelog.mask_pins(text)
     stored: list[dict] = []
     notes: list[str] = []
+    # the receipt's texts (its wording in a quote, the answer) read before the write transaction (on SQLite BEGIN
+    # IMMEDIATE: every read inside holds the write lock), for each mail: an administrator's edit applies to the next
+    texts = templates.read(("receipt",))
     try:
         with database.atomic():
             thread = _thread(parsed)
             if parsed.automated not in QUOTING:  # a receipt quoted (a reply, a forward, an .eml): its PIN masked
-                text = messagelog.mask_quoted_pins(text, thread)
+                text = messagelog.mask_quoted_pins(text, thread, texts)
             try:
                 with database.atomic():
                     message = Message.create(channel="email", direction="in", address=parsed.sender[:MAX_ADDRESS],
@@ -235,7 +238,8 @@ def handle_mail(raw: bytes, *, settings, attachments_root: Path, clock: Optional
                               in_reply_to=parsed.in_reply_to[:255], references=" ".join(parsed.references)[:4000],
                               subject=parsed.subject, sender=parsed.sender, recipient=settings.from_address,
                               automated=parsed.automated, content_hash=parsed.content_hash)
-            result = _act(message, parsed, text, thread, settings, attachments_root, clock, now, stored, notes)
+            result = _act(message, parsed, text, thread, settings, attachments_root, clock, now, stored, notes,
+                          texts)
     except files.StorageFull:
         files.discard(attachments_root, stored)
         # The storage's own storage_full alarm outlives the rollback (core.alarms stores it once the
@@ -256,7 +260,7 @@ def _ignore(message: Message, reason: str) -> None:
 
 
 def _act(message, parsed: ParsedMail, text, thread: Optional[Ticket], settings, root, clock, now, stored,
-         notes) -> MailResult:
+         notes, texts: templates.Texts) -> MailResult:
     if parsed.automated in QUOTING:
         _ignore(message, {"bounce": "退信 / bounce", "auto_reply": "自动回复 / auto-reply"}[parsed.automated])
         if parsed.automated == "bounce":
@@ -290,7 +294,7 @@ def _act(message, parsed: ParsedMail, text, thread: Optional[Ticket], settings, 
     Message.update(ticket=ticket).where(Message.id == message.id).execute()
     acknowledged = False
     if outcome == "ticket" and not parsed.automated and not opted_out(parsed.sender):
-        body = templates.render("receipt", receipt_values(ticket, ticket.plain_pin))
+        body = templates.render("receipt", receipt_values(ticket, ticket.plain_pin), texts=texts)
         acknowledged = enqueue_email(parsed.sender, body, _subject("receipt", number=ticket.number), purpose="receipt",
                                      ticket=ticket, dedupe_key=f"email-receipt:{ticket.id}",
                                      in_reply_to=parsed.message_id, references=parsed.references,

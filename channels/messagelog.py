@@ -14,6 +14,7 @@ from caseflow import pins, privacy
 from caseflow.roles import can
 from caseflow.services import to_db
 from channels.models import STATUSES, MailHeader, Message
+from channels.templates import DEFAULTS, LANGS, Texts
 from core.clock import Clock
 
 PAGE_SIZE = 50
@@ -154,22 +155,18 @@ def mask_ticket_pin(text: str, ticket) -> str:
     return _PIN.sub(lambda found: PIN_MASK if found.group() in opening else found.group(), text) if opening else text
 
 
-def mask_quoted_pins(text: str, ticket=None) -> str:
+def mask_quoted_pins(text: str, ticket, texts: Texts) -> str:
     """``text`` of a citizen's mail or SMS as it is stored (and becomes a ticket or note): each 6-digit run that
     follows a receipt's wording masked, whatever ticket it belongs to (a stranger's forward, an .eml attachment
     carrying a receipt: threaded to none), and, threaded to ``ticket``, each run that is its PIN
-    (mask_ticket_pin). Digits after any other words stay: they are the citizen's."""
-    return mask_ticket_pin(_receipt_pins(_receipt_texts()).sub(_masked_pin, text or ""), ticket)
+    (mask_ticket_pin). Digits after any other words stay: they are the citizen's. ``texts``: the receipt's
+    texts in force (channels.templates.read, before the message's write transaction)."""
+    return mask_ticket_pin(_receipt_pins(_receipt_texts(texts)).sub(_masked_pin, text or ""), ticket)
 
 
-def _receipt_texts() -> tuple[str, ...]:
-    """The receipt's wordings: the product's (zh, en) and an administrator's texts in force (one read)."""
-    from channels.models import MessageTemplate
-    from channels.templates import DEFAULTS
-
-    stored = MessageTemplate.select(MessageTemplate.body).where(MessageTemplate.key == "receipt").order_by(
-        MessageTemplate.lang)
-    return (DEFAULTS["receipt"].zh, DEFAULTS["receipt"].en, *(row.body for row in stored))
+def _receipt_texts(texts: Texts) -> tuple[str, ...]:
+    """The receipt's wordings: the product's (zh, en) and those in force (an administrator's, else the same)."""
+    return (DEFAULTS["receipt"].zh, DEFAULTS["receipt"].en, *(texts.source("receipt", lang) for lang in LANGS))
 
 
 _GAP = r"[\s>]+"  # a space in a wording, as quoted mail may break it: line breaks, "> " quote marks

@@ -31,13 +31,15 @@ def receipt_values(ticket: Ticket, pin: str) -> dict:
     return {"number": ticket.number, "pin": pin, "title": ticket.title}
 
 
-def queue_sms(ticket: Ticket, pin: str, *, settings=None, clock=None):
+def queue_sms(ticket: Ticket, pin: str, *, settings=None, clock=None, texts=None):
     """The SMS receipt to the ticket's phone (one per ticket: ``receipt-no:<number>``); an SMS ticket's is the
-    answer to the citizen's own message, which an opt-out does not stop. None when there is no mobile number."""
+    answer to the citizen's own message, which an opt-out does not stop. None when there is no mobile number.
+    ``texts``: the texts in force read before (channels.templates.Texts), else the receipt's is read here."""
     if not ticket.citizen_phone:
         return None
     return enqueue(ticket.citizen_phone, "receipt", receipt_values(ticket, pin), purpose="receipt", ticket=ticket,
-                   dedupe_key=sms_key(ticket), answer=ticket.channel == "sms", settings=settings, clock=clock)
+                   dedupe_key=sms_key(ticket), answer=ticket.channel == "sms", settings=settings, clock=clock,
+                   texts=texts)
 
 
 def sms_key(ticket: Ticket) -> str:

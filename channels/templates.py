@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -119,6 +119,9 @@ def _default(key: str, lang: str) -> str:
     return default.en if lang == "en" else default.zh
 
 
+LANGS = ("zh", "en")  # the languages a text is kept in
+
+
 class Texts:
     """The texts in force, each read from the database once: a round that queues many messages (a burst of
     receipts) asks once per key and language, not once per message. Lives for one round, so an
@@ -133,6 +136,17 @@ class Texts:
         if (key, lang) not in self._read:
             self._read[key, lang] = source(key, lang)
         return self._read[key, lang]
+
+
+def read(keys: Iterable[str]) -> Texts:
+    """The texts in force for ``keys`` in every language, read now in one statement, for work that must not read
+    them later (an inbound message's, before its write transaction). Read anew for each message: an edit applies
+    to the next one."""
+    keys = tuple(keys)
+    rows = MessageTemplate.select(MessageTemplate.key, MessageTemplate.lang, MessageTemplate.body).where(
+        MessageTemplate.key.in_(keys)).tuples()
+    stored = {(key, lang): body for key, lang, body in rows}
+    return Texts(known={(key, lang): stored.get((key, lang)) for key in keys for lang in LANGS})
 
 
 def render(key: str, values: dict, lang: str = "zh", texts: Optional[Texts] = None) -> str:
@@ -154,7 +168,7 @@ def check(key: str, lang: str, body: str) -> str:
     typo cannot reach a citizen as an empty gap) and renders with sample values. Returns the cleaned text."""
     if key not in DEFAULTS:
         raise TemplateInputError(f"未知模板 / unknown template {key!r}")
-    if lang not in ("zh", "en"):
+    if lang not in LANGS:
         raise TemplateInputError(f"未知语言 / unknown language {lang!r}")
     body = str(body or "").replace("\r\n", "\n").strip()
     if not body or len(body) > MAX_BODY or "\x00" in body:

@@ -156,6 +156,30 @@ def test_a_receipt_pasted_into_a_new_text_is_kept_without_its_pin(client, org_se
     assert pin not in made.content and other in made.content
 
 
+def test_the_texts_are_read_before_the_write_transaction_and_an_edit_applies_to_the_next_message(client, db):
+    """Should read the templates an inbound SMS uses (a pasted receipt's wording, the answer) before its write
+    transaction (on SQLite BEGIN IMMEDIATE: a read inside holds the write lock), never inside it, and for each
+    message: an answer and a receipt's wording edited in the web UI (channels.templates.save) apply to the very
+    next message."""
+    from channels import templates
+    from channels.models import MessageTemplate
+    from tests.integration.webui_caseflow.test_portal_round_trips import commits_counted
+
+    table = f'"{MessageTemplate._meta.table_name}"'
+    with commits_counted(db) as (seen, _):
+        inbound(client, "CX12345678", sender="13800138007")
+    assert [inside for sql, inside in seen if table in sql] == [False]  # one read, outside the transaction
+    templates.save("status_unknown", "zh", "【12345】查无此号（已改）", "admin")
+    templates.save("receipt", "zh", "【12345】受理号{{ number }}，查询密码：{{ pin }}。", "admin")
+    inbound(client, "CX12345678", sender="13800138007")
+    answers = Message.select().where((Message.address == "13800138007") & (Message.direction == "out")).order_by(
+        Message.id)
+    assert [m.template_key for m in answers] == ["status_unknown"] * 2 and answers[-1].body == "【12345】查无此号（已改）"
+    r = inbound(client, "朋友的回执：查询密码：123456。我这边也停水", sender="13800138008")
+    pasted = Message.get((Message.address == "13800138008") & (Message.direction == "in"))
+    assert r.headers["X-Hotline-Outcome"] == "ticket" and pasted.body == "朋友的回执：查询密码：******。我这边也停水"
+
+
 def test_delivery_report_endpoint(client):
     """Should apply a report, 404 an unknown id, 400 a malformed one, 403 without the secret."""
     from channels.outbox import enqueue

@@ -297,6 +297,29 @@ def test_a_receipt_quoted_in_mail_not_threaded_to_its_ticket_is_stored_without_i
     assert pin not in caplog.text
 
 
+def test_the_receipt_is_read_before_the_write_transaction_and_an_edit_applies_to_the_next_mail(org_setup, clock,
+                                                                                                settings, tmp_path, db):
+    """Should read the receipt's texts a mail uses (a quoted receipt's wording, the acknowledgement) before its
+    write transaction (on SQLite BEGIN IMMEDIATE: a read inside holds the write lock), never inside it, and for
+    each mail: a receipt edited in the web UI (channels.templates.save) acknowledges the very next mail, and its
+    wording quoted there has the PIN after it masked."""
+    from channels import templates
+    from channels.models import MessageTemplate
+    from tests.integration.webui_caseflow.test_portal_round_trips import commits_counted
+
+    table = f'"{MessageTemplate._meta.table_name}"'
+    with commits_counted(db) as (seen, _):
+        handle(mime(), settings, tmp_path, clock)
+    assert [inside for sql, inside in seen if table in sql] == [False]  # one read, outside the transaction
+    templates.save("receipt", "zh", "【12345】受理号{{ number }}，查询密码：{{ pin }}。", "admin")
+    result = handle(mime(body="朋友的回执：查询密码：123456。我家也停水", sender="next@example.cn",
+                         msgid="m9@example.cn"), settings, tmp_path, clock)
+    ticket = Ticket.get(Ticket.number == result.ticket)
+    ack = Message.get((Message.direction == "out") & (Message.ticket == ticket))
+    assert ack.body.startswith(f"【12345】受理号{ticket.number}，查询密码：") and pin_in(ack.body, ticket)
+    assert Message.get_by_id(result.message_id).body == "朋友的回执：查询密码：******。我家也停水"
+
+
 def test_flood_is_throttled_and_alarmed_once(org_setup, clock, settings, tmp_path):
     """Should take at most HOTLINE_EMAIL_FLOOD_PER_HOUR mails from one sender an hour, hold the rest,
     and alarm the centre once."""
