@@ -56,7 +56,11 @@ def database_writes(source: str, filename: str = "<view>") -> list[str]:
 
 
 def test_views_do_not_write_the_database():
-    """Should find no database write in any view module: views call services (acd.admin, caseflow, ivr...)."""
+    """Should find, in webui/blueprints/*.py and webui/auth.py (more than 10 modules), no call of a method named
+    in WRITE_CALLS (``.save(``, ``.create(``, ``.update(``, ``.execute(``...; ``.atomic(`` on anything) but on a
+    module the view imported: views call services (acd.admin, caseflow, ivr...). A write through a method of
+    another name (``execute_sql``, ``bulk_create``, ``replace``), or through any function of a module the view
+    imported (taken for a service's), is not seen."""
     assert len(VIEW_MODULES) > 10
     found = []
     for path in VIEW_MODULES:

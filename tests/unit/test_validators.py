@@ -27,7 +27,10 @@ def _regex_literals(path: Path):
 
 
 def test_no_validator_uses_backslash_d_or_a_closing_dollar():
-    """Should find no \\d and no $ closing a pattern (or an alternative) in the regexes of the product."""
+    """Should find no \\d and no $ closing a pattern (or an alternative) in a string literal passed as the pattern
+    to ``re.<call>`` (RE_CALLS, on the name ``re``) in the packages PACKAGES lists, BROAD_ON_PURPOSE aside (core,
+    switch, recorder, stats, ops and run.py are not read). A pattern kept in a variable first, or passed to
+    re's functions by another name, is not seen."""
     found = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):

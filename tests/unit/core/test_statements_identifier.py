@@ -19,8 +19,11 @@ def test_a_name_is_double_quoted_with_its_quotes_doubled():
 
 
 def test_the_product_quotes_names_in_one_place():
-    """Should leave core.statements the only product module that doubles a name's quotes itself (the new
-    ticket's statement and the SMS receipt's guard each had a copy)."""
+    """Should find the hand-written doubling ``replace('"', '""')`` (single-quoted arguments, as the new ticket's
+    statement and the SMS receipt's guard each had a copy of it) in core/statements.py and in no other .py file
+    below the project's top-level folders (.venv, tests, bench and node_modules aside; run.py and the other
+    top-level files are not read). Quotes doubled another way (other quoting of the arguments, re.sub, a helper
+    of another name) are not seen."""
     own = sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("*/**/*.py")
                  if path.parts[len(ROOT.parts)] not in (".venv", "tests", "bench", "node_modules")
                  and _OWN_QUOTING.search(path.read_text(encoding="utf-8")))

@@ -59,7 +59,10 @@ def test_the_check_finds_command_strings():
 
 
 def test_no_module_outside_switch_writes_a_command():
-    """Should find no FreeSWITCH command string in any module outside switch/ and tests/."""
+    """Should find no string literal or f-string starting like a FreeSWITCH command (COMMAND_START: an API
+    command word and its space, originate, an ``&application(``), docstrings and a log call's first two
+    arguments aside, in the .py files outside SKIP (switch/, tests/, freeswitch-conf/, var/ and the tool
+    folders). A command put together from pieces none of which starts that way is not seen."""
     offenders = []
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT)

@@ -1,4 +1,5 @@
-"""Every audited action has a name in both languages, so the audit log never shows an action code."""
+"""Audited actions have a name in both languages, so the audit log never shows an action code: those a scan of
+the source finds, and those built at run time that BUILT lists."""
 from __future__ import annotations
 
 import pathlib
@@ -19,7 +20,8 @@ BUILT = {"ivr_campaign_": ("group", "satisfaction", "pause", "resume"),
 
 
 def audited_codes() -> set[str]:
-    """The literal first arguments of audit(...) calls in the product's code."""
+    """The double-quoted literal first arguments (not followed by ``+``) of ``audit(`` calls in the .py files
+    below the project's top-level folders (.venv, tests and bench aside)."""
     codes = set()
     for path in ROOT.glob("*/**/*.py"):
         if path.parts[len(ROOT.parts)] in (".venv", "tests", "bench"):
@@ -29,7 +31,9 @@ def audited_codes() -> set[str]:
 
 
 def test_every_audited_action_is_named():
-    """Should name in zh and en every action the code audits, the run-time built ones included."""
+    """Should name in zh and en (two texts, different, not empty) every action code audited_codes finds (with
+    BUILT more than 60) and every code BUILT lists for a prefix completed at run time. A code passed in a
+    variable, or built at run time and not in BUILT, is not seen."""
     codes = audited_codes() | {prefix + what for prefix, whats in BUILT.items() for what in whats}
     assert len(codes) > 60  # the scan found the calls
     assert sorted(codes - set(ACTIONS)) == []
