@@ -1,5 +1,6 @@
 """Fixtures for the SMS channel: the caseflow organisation, SMS settings, a recording gateway for outbox
-logic, and a real Kannel (bearerbox + smsbox + fakesmsc) on free ports, skipped where it is not installed."""
+logic, and a real Kannel (bearerbox + smsbox + fakesmsc) on free ports (others when one was taken before a box
+bound it), skipped where it is not installed."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +10,7 @@ from channels.kannel import GatewayDown
 from channels.settings import SmsSettings
 from core.config import load_config
 from tests.integration.caseflow.conftest import clock, org_setup  # noqa: F401 - fixtures reused
+from tests.ports import ADDRESS_IN_USE, retry_in_use
 
 SECRET = "test-sms-secret-0123456789"
 
@@ -61,11 +63,30 @@ def kannel_box(tmp_path):
                     "(scripts/setup-system.sh does)")
     runners = []
 
-    def start(app_url: str, **kw):
+    def started(app_url: str, **kw):
         settings = kannel.KannelSettings.free_ports(inbound_url=f"{app_url}/sms/inbound", secret=SECRET, **kw)
-        runner = kannel.KannelRunner(settings, tmp_path / "kannel").start()
+        runner = kannel.KannelRunner(settings, tmp_path / "kannel")
         runners.append(runner)
+        logs = runner.directory / "log"
+        before = {path: path.stat().st_size for path in logs.glob("*.stdout")}
+        try:
+            runner.start()
+            failed = None
+        except RuntimeError as error:
+            failed = error
+        # A port taken before a box bound it is in the box's log: bearerbox even goes on without its admin port,
+        # and a box's port found listening may be the other process's.
+        told = "".join(path.read_bytes()[before.get(path, 0):].decode("utf-8", "replace")
+                       for path in logs.glob("*.stdout"))
+        if failed is not None or ADDRESS_IN_USE in told:
+            runner.stop()
+            errors = [line for line in told.splitlines() if " ERROR: " in line or " PANIC: " in line]
+            raise RuntimeError(f"Kannel did not start ({failed or 'a port in use'}); its logs' errors:\n"
+                               + "\n".join(errors[-20:]))
         return runner
+
+    def start(app_url: str, **kw):
+        return retry_in_use(lambda: started(app_url, **kw))
 
     yield start
     for runner in runners:

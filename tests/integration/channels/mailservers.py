@@ -1,6 +1,7 @@
 """Real mail servers for the e-mail tests: Dovecot (Debian dovecot-imapd) on a free 127.0.0.1 port with a
 generated configuration, a passwd-file user and a Maildir under the test's directory, and an aiosmtpd SMTP
-server in a thread standing in for the provider (it keeps what it is handed)."""
+server in a thread standing in for the provider (it keeps what it is handed). Both start again on another port
+when theirs was taken meanwhile (tests.ports.retry_in_use)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from tests.ports import free_port, retry_in_use
 
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "hotline", "mail-test-secret"
@@ -67,17 +70,12 @@ namespace inbox {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dovecot exited with {proc.returncode}")
+        if proc.poll() is not None:  # its log says why (an address in use: started again on another port)
+            raise RuntimeError(f"dovecot exited with {proc.returncode}: "
+                               f"{log.read_text(errors='replace')[-2000:] if log.exists() else ''}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                 if sock.recv(64).startswith(b"* OK"):
@@ -92,7 +90,7 @@ class Dovecot:
     login processes) and the mail directory belongs to them; otherwise everything runs as the current user."""
 
     def __init__(self, base: Path):
-        self.base, self.port, self.proc = Path(base), free_port(), None
+        self.base, self.port, self.proc = Path(base), 0, None
         self.own_base = False
         if os.geteuid() == 0:
             # Dovecot's users cannot enter pytest's private (0700) directories: a directory of its own.
@@ -111,6 +109,11 @@ class Dovecot:
         return self.base / "mail" / USER / "Maildir"
 
     def start(self) -> "Dovecot":
+        return retry_in_use(self._start)
+
+    def _start(self) -> "Dovecot":
+        self.port = free_port()
+        (self.base / "dovecot.log").unlink(missing_ok=True)  # only this try's lines tell why it failed
         for sub in ("run", "state", "mail"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         group = lambda user: __import__("grp").getgrgid(pwd.getpwnam(user).pw_gid).gr_name  # noqa: E731
@@ -123,7 +126,11 @@ class Dovecot:
         self._own(self.base / "mail")
         self.proc = subprocess.Popen([DOVECOT, "-c", str(self.base / "dovecot.conf"), "-F"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.base / "stderr.log", "wb"))
-        wait_port(self.port, self.proc)
+        try:
+            wait_port(self.port, self.proc, self.base / "dovecot.log")
+        except BaseException:
+            self.stop_process()
+            raise
         return self
 
     def _own(self, path: Path) -> None:
@@ -145,6 +152,11 @@ class Dovecot:
         return target
 
     def stop(self) -> None:
+        self.stop_process()
+        if self.own_base:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def stop_process(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -152,8 +164,6 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self.own_base:
-            shutil.rmtree(self.base, ignore_errors=True)
 
     def log(self) -> str:
         path = self.base / "dovecot.log"
@@ -192,18 +202,24 @@ class SmtpProvider:
                     provider.cond.notify_all()
                 return "250 Message accepted for delivery"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+        self._controller = lambda: Controller(Handler(), hostname="127.0.0.1", port=free_port())
+        self.controller = None
 
     @property
     def port(self) -> int:
         return self.controller.port
 
     def start(self) -> "SmtpProvider":
-        self.controller.start()
+        self.controller = retry_in_use(self._started)
         return self
 
+    def _started(self):
+        controller = self._controller()  # one a try: a controller whose start failed cannot start again
+        controller.start()
+        return controller
+
     def stop(self) -> None:
-        if self.controller.loop.is_running():
+        if self.controller is not None and self.controller.loop.is_running():
             self.controller.stop()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list:

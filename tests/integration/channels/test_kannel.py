@@ -2,6 +2,8 @@
 ticket with its receipt, delivery reports, and Kannel stopped and restarted with nothing lost or doubled;
 with an SMPP SMSC (smppsmsc) whose delivery receipts come late: queued messages and pending reports kept
 across a bearerbox restart."""
+import socket
+
 from caseflow.models import Ticket
 from channels import notices
 from channels.kannel import KannelClient
@@ -11,6 +13,23 @@ from core.clock import Clock
 from tests.integration.channels.conftest import SECRET, fakesmsc_messages, wait_until
 from tests.integration.channels.smppsmsc import SmppSmsc
 from tests.pin_check import pin_in
+from tests.ports import free_port
+
+
+def test_kannel_starts_on_other_ports_when_one_was_taken(kannel_box, monkeypatch):
+    """Should start Kannel again on other free ports when its admin port was taken before bearerbox bound it
+    (bearerbox goes on without it, its log saying the address is in use: tests.ports.retry_in_use through
+    kannel_box), its status page then read from its own admin port."""
+    from channels import kannel
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        first = [taken.getsockname()[1]]  # the admin port's, the first KannelSettings.free_ports takes
+        monkeypatch.setattr(kannel, "free_port", lambda: first.pop() if first else free_port())
+        runner = kannel_box("http://127.0.0.1:9")
+        assert not first and runner.settings.admin_port != taken.getsockname()[1]
+        assert "SMS: received" in runner.status()
 
 
 def _outbox(runner, base, settings, clock):
@@ -85,7 +104,6 @@ def test_report_waits_in_kannel_while_the_app_is_down(app, org_setup, kannel_box
 
     from werkzeug.serving import make_server
 
-    from channels.kannel import free_port
     from channels.settings import SmsSettings
     from core.config import load_config
 

@@ -6,6 +6,8 @@ import base64
 import email
 import errno
 import os
+import smtplib
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -51,6 +53,31 @@ def channel(tmp_path, dovecot, smtp_provider, clock):
     settings = make_settings(tmp_path, dovecot=dovecot, smtp=smtp_provider, HOTLINE_EMAIL_FLOOD_PER_HOUR="50",
                              HOTLINE_EMAIL_POLL_SECONDS="2")
     return EmailChannel(settings, tmp_path / "att", clock=clock)
+
+
+def test_the_mail_servers_start_on_another_port_when_theirs_was_taken(tmp_path, monkeypatch):
+    """Should start Dovecot and the SMTP provider on the next free port when the first they were given was taken
+    by another process before they bound it (tests.ports.retry_in_use), and answer there."""
+    from tests.integration.channels import mailservers
+    from tests.ports import free_port
+
+    if mailservers.dovecot_missing():
+        pytest.skip(mailservers.dovecot_missing())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = [taken.getsockname()[1], taken.getsockname()[1]]  # each server's first try: the taken port
+        monkeypatch.setattr(mailservers, "free_port", lambda: ports.pop() if ports else free_port())
+        server = mailservers.Dovecot(tmp_path / "dovecot").start()
+        provider = mailservers.SmtpProvider().start()
+        try:
+            assert taken.getsockname()[1] not in (server.port, provider.port) and not ports
+            imap(server).logout()
+            with smtplib.SMTP("127.0.0.1", provider.port, timeout=10) as client:
+                assert client.noop()[0] == 250
+        finally:
+            provider.stop()
+            server.stop()
 
 
 def test_mail_in_dovecot_becomes_tickets_filed_once(org_setup, channel, dovecot):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,15 +23,10 @@ import gevent
 from gevent import subprocess  # gevent's child watcher reaps children: its Popen gets their exit codes
 
 from core.leader import LOCK_CLASS
+from tests.ports import free_port  # noqa: F401 - the product tests and bench/ take it from here
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PgSchema:

@@ -14,6 +14,7 @@ import pytest
 from core.db import database
 from tests.integration.product.app_process import AppProcess, Browser, PgSchema, free_port, reachable_pg
 from tests.integration.recorder.test_product_calls import OfficeHoursClock
+from tests.ports import retry_in_use
 
 PG = reachable_pg()
 pytestmark = pytest.mark.skipif(PG is None, reason="PostgreSQL is not reachable (HOTLINE_TEST_PG)")
@@ -54,7 +55,8 @@ def workers(call_process, tmp_path):
     started = []
 
     def start(name: str, port: int | None = None):
-        port = port or free_port()
+        if port is None:  # a free port, another if it was taken before the worker bound it
+            return retry_in_use(lambda: start(name, free_port()))
         env = {"HOTLINE_DATABASE_URL": call_process.schema.url, "HOTLINE_HTTP": f"127.0.0.1:{port}",
                "HOTLINE_CALL_PROCESS": f"http://127.0.0.1:{call_process.parts['web'].server_port}",
                "HOTLINE_SECRET_KEY": SECRET, "HOTLINE_MODE": "test", "HOTLINE_VAR_DIR": str(tmp_path / name),

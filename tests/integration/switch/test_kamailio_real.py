@@ -26,6 +26,7 @@ import pytest
 
 from switch import kamailio as kam
 from tests.live.sipphone import SCENARIOS, CarrierTalker, free_udp_port, register
+from tests.ports import free_port
 from tests.waiting import poll_until
 
 PASSWORD = "kam-test-pw-1"
@@ -34,16 +35,10 @@ SEATS = r"^(10[01]\d)$"
 REALM = "hotline.test"
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _free_sip_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (Kamailio listens on both)."""
     for _ in range(50):
-        port = _free_tcp_port()
+        port = free_port()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -288,7 +283,7 @@ def _front(tmp_path, pg_url, own_passwords: bool = False):
     auth = dict(agent_password="", subscriber_table=subscribers, realm=REALM) if own_passwords else \
         dict(agent_password=PASSWORD)
     settings = kam.KamailioSettings(
-        sip=("127.0.0.1", sip_port), rpc=("127.0.0.1", _free_tcp_port()), db_url=kam.kamailio_db_url(pg_url),
+        sip=("127.0.0.1", sip_port), rpc=("127.0.0.1", free_port()), db_url=kam.kamailio_db_url(pg_url),
         # With each seat its own password 127.0.0.1 is no carrier: the phones' calls must authenticate.
         switches=switches, seat_re=SEATS, carriers=() if own_passwords else ("127.0.0.1/32",),
         location_table=table, ping_interval=1, fr_timer=1000, pike_density=200, **auth)

@@ -1,0 +1,43 @@
+"""tests.ports.retry_in_use: a server's start tried again only while its address was in use."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from tests.ports import retry_in_use
+
+
+def _starts(*outcomes):
+    """A start failing with each of ``outcomes`` that is an exception, in turn, and returning the others."""
+    calls = []
+
+    def start():
+        outcome = outcomes[len(calls)]
+        calls.append(outcome)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return start, calls
+
+
+def test_a_start_is_tried_again_while_its_address_is_in_use():
+    """Should call the start again after an OSError with errno EADDRINUSE and after an error whose text is a
+    server's log saying "Address already in use", and return what the first start that succeeded returned."""
+    in_use = OSError(errno.EADDRINUSE, "Address already in use")
+    logged = RuntimeError("dovecot exited with 89: Fatal: listen(127.0.0.1, 40001) failed: Address already in use")
+    start, calls = _starts(in_use, logged, "started")
+    assert retry_in_use(start) == "started" and len(calls) == 3
+
+
+def test_another_failure_or_the_last_is_raised():
+    """Should raise at once a failure that is not an address in use, and the last of ``attempts`` in use."""
+    start, calls = _starts(RuntimeError("dovecot exited with 89: unknown setting"), "started")
+    with pytest.raises(RuntimeError, match="unknown setting"):
+        retry_in_use(start)
+    assert len(calls) == 1
+    start, calls = _starts(*[OSError(errno.EADDRINUSE, "Address already in use")] * 3, "started")
+    with pytest.raises(OSError):
+        retry_in_use(start, attempts=3)
+    assert len(calls) == 3
