@@ -404,8 +404,9 @@ def _pg_url(pg: str, schema: str = "") -> str:
     "analysis")."""
     import os
 
-    separator = "&" if "?" in pg else "?"
-    return f"{pg}{separator}options=-csearch_path%3D{schema or f'bench_analysis_{os.getpid()}'}"
+    from core.db import in_schema
+
+    return in_schema(pg, schema or f"bench_analysis_{os.getpid()}")
 
 
 def print_tables(name: str, figures: dict, args, out=sys.stdout) -> None:

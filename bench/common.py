@@ -43,8 +43,7 @@ def open_backend(name: str, folder: Path, pg_url: str, label: str):
 
         schema = f"bench_{label}_{os.getpid()}"
         fresh_schema(pg_url, schema)
-        separator = "&" if "?" in pg_url else "?"
-        url = f"{pg_url}{separator}options=-csearch_path%3D{schema}"
+        url = core_db.in_schema(pg_url, schema)
 
         def cleanup():
             drop = psycopg2.connect(pg_url, connect_timeout=3)
@@ -88,7 +87,7 @@ def open_kept_backend(name: str, path: Path, schema: str, pg_url: str, seeded: b
     else:
         if not seeded:
             fresh_schema(pg_url, schema)
-        url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
+        url = core_db.in_schema(pg_url, schema)
     database = core_db.bind_database(url)
     database.connect(reuse_if_open=True)
     install_pin_key()

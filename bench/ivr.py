@@ -227,8 +227,9 @@ def _pg_schema(pg_url: str, schema: str):
         conn.close()
 
     run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE; CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in pg_url else "?"
-    return f"{pg_url}{separator}options=-csearch_path%3D{schema}", lambda: run(f'DROP SCHEMA "{schema}" CASCADE')
+    from core.db import in_schema
+
+    return in_schema(pg_url, schema), lambda: run(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _server_connections(port: int = 5432) -> int:

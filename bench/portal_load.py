@@ -188,7 +188,9 @@ def open_database(backend: str, args, folder: Path):
         if backend == "sqlite":
             return database, f"sqlite:///{database.database}", None, cleanup
         schema = f"bench_portal_{os.getpid()}"
-        return database, f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}", None, cleanup
+        from core.db import in_schema
+
+        return database, in_schema(args.pg, schema), None, cleanup
     keep = Path(args.keep).resolve()
     keep.mkdir(parents=True, exist_ok=True)
     label = f"{args.tickets}-{args.published}"

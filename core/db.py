@@ -39,7 +39,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlsplit, urlunsplit
 
 import gevent
 import gevent.event
@@ -1222,6 +1222,18 @@ def _pooled(base: type) -> type:
 
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "postgresql+pool", "postgres+pool",
                      "postgresext+pool", "postgresqlext+pool")
+
+
+def in_schema(url: str, schema: str) -> str:
+    """PostgreSQL ``url`` with ``schema`` as its search_path: added to the URL's own ``options`` (server settings,
+    e.g. ``?options=-csynchronous_commit%3Doff``) when it has them. A second ``options`` parameter replaced the
+    first (the URL's query is read as a dict): the caller's settings were dropped without a word."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = " ".join(value for key, value in query if key == "options")
+    options = " ".join(filter(None, [given, f"-csearch_path={schema}"]))
+    query = [(key, value) for key, value in query if key != "options"] + [("options", options)]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:

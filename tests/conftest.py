@@ -50,8 +50,7 @@ def _postgres_url() -> str | None:
         cur.execute(f'CREATE SCHEMA "{schema}"')
     conn.close()
     atexit.register(_drop_pg_schema, url, schema)
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
+    return core_db.in_schema(url, schema)
 
 
 def _drop_pg_schema(url: str, schema: str, recreate: bool = False, strict: bool = False) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import gevent
 from gevent import subprocess  # gevent's child watcher reaps children: its Popen gets their exit codes
 
+from core.db import in_schema
 from core.leader import LOCK_CLASS
 from tests.ports import free_port  # noqa: F401 - the product tests and bench/ take it from here
 
@@ -42,8 +43,7 @@ class PgSchema:
         self.admin.autocommit = True
         self.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
         self.execute(f'CREATE SCHEMA "{self.name}"')
-        separator = "&" if "?" in base_url else "?"
-        self.url = f"{base_url}{separator}options=-csearch_path%3D{self.name}"
+        self.url = in_schema(base_url, self.name)
 
     def execute(self, sql: str, params=()):
         with self.admin.cursor() as cur:

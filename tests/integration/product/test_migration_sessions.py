@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from core.db import in_schema
 from tests.conftest import _PG_URL
 from tests.waiting import wait_until
 
@@ -46,7 +47,7 @@ def schema_url():
         cur.execute("CREATE TABLE probe (id serial PRIMARY KEY, x integer NOT NULL)")
         cur.execute("INSERT INTO probe (x) SELECT generate_series(1, 30)")
     try:
-        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}", conn, schema
+        yield in_schema(base, schema), conn, schema
     finally:
         with conn.cursor() as cur:
             cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
