@@ -1,11 +1,13 @@
 """Kannel, the SMS gateway: its configuration (kannel-conf/ filled in), the sendsms HTTP client, and a runner
 that starts bearerbox + smsbox (+ fakesmsc for development and tests) as child processes.
 
-Kannel has no "port 0": the runner picks free ports on 127.0.0.1 just before it starts the boxes.
+Kannel has no "port 0": the runner picks free ports on 127.0.0.1 just before it starts the boxes, and calls a
+box ready once it listens on them itself (another process may have taken one meanwhile: PortTaken).
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import http.client
 import logging
 import os
@@ -13,7 +15,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.config import PROJECT_ROOT
+from core.ports import ADDRESS_IN_USE, bindable, free_port, listened_by
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,11 @@ class GatewayRefused(ValueError):
     """Kannel answered that it will never take this message (bad number, too long): do not retry."""
 
 
+class PortTaken(OSError):
+    """Another process holds a port Kannel's boxes were to listen on (errno EADDRINUSE): nothing was left
+    running; start again on other ports (KannelSettings.free_ports, core.ports.retry_in_use)."""
+
+
 class GatewayUnsure(ConnectionError):
     """The request reached Kannel but no answer came back (smsbox stopped or the connection broke while it
     handled the message): it may have taken the message, so sending it again could send it twice."""
@@ -55,12 +62,6 @@ class GatewayUnsure(ConnectionError):
 def binaries_missing() -> list[str]:
     """The Kannel programs (Debian kannel, kannel-extras) not installed here."""
     return [path for path in (BEARERBOX, SMSBOX, FAKESMSC) if not os.access(path, os.X_OK)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -195,22 +196,62 @@ class KannelRunner:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
     def start(self, timeout: float = 20.0) -> "KannelRunner":
-        """Start the boxes and wait until smsbox's sendsms port and the fake SMSC listen.
+        """Start the boxes and wait until each listens on its ports itself: bearerbox on the admin, smsbox and
+        (the fake one's) SMSC ports, then smsbox on sendsms. Raises PortTaken at once when another process holds
+        one of them, RuntimeError when a box ended or did not listen within ``timeout`` s; what was started is
+        stopped again.
 
-        Only ever looks at whether a port listens, never connects to it: bearerbox takes any connection
-        to the fake SMSC's port for fakesmsc and may hand it queued messages, lost when the probe hangs up."""
-        self.bearerbox = self._spawn([BEARERBOX, str(self.conf)], "bearerbox")
-        ready = self.settings.smsc_port if self.settings.smsc_type == "fake" else self.settings.smsbox_port
-        _wait_port(ready, timeout, self.bearerbox, "bearerbox")
-        if self.fake_smsc and self.settings.smsc_type == "fake":
-            # No message on the command line: interactive mode, each line on stdin is a citizen's message.
-            out = open(self.fakesmsc_out, "ab")
-            self.fakesmsc = self._spawn([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.settings.smsc_port)],
-                                        "fakesmsc", stdin=subprocess.PIPE, stdout=out)
-        self.smsbox = self._spawn([SMSBOX, str(self.conf)], "smsbox")
-        _wait_port(self.settings.sendsms_port, timeout, self.smsbox, "smsbox")
+        Only ever looks at who listens on a port (core.ports.listened_by, from /proc), never connects to it:
+        bearerbox takes any connection to the fake SMSC's port for fakesmsc and may hand it queued messages,
+        lost when the probe hangs up. A listener alone is not enough: it may be another process's, the box's
+        own bind having failed (smsbox then exits, bearerbox goes on without its admin port)."""
+        s = self.settings
+        bearerbox_ports = {"admin": s.admin_port, "smsbox": s.smsbox_port}
+        if s.smsc_type == "fake":
+            bearerbox_ports["fake SMSC"] = s.smsc_port
+        try:
+            self._start_box("bearerbox", bearerbox_ports, timeout)
+            if self.fake_smsc and s.smsc_type == "fake":
+                # No message on the command line: interactive mode, each line on stdin is a citizen's message.
+                out = open(self.fakesmsc_out, "ab")
+                self.fakesmsc = self._spawn([FAKESMSC, "-H", "127.0.0.1", "-r", str(s.smsc_port)],
+                                            "fakesmsc", stdin=subprocess.PIPE, stdout=out)
+            self._start_box("smsbox", {"sendsms": s.sendsms_port}, timeout)
+        except BaseException:
+            self.stop_boxes()
+            raise
         self._printed_before = len(self.received())  # fakesmsc.out is kept across restarts
         return self
+
+    def _start_box(self, name: str, ports: dict[str, int], timeout: float) -> None:
+        """Start box ``name`` (self.bearerbox or self.smsbox) and return once it listens on every one of
+        ``ports`` ({what: port}) itself; after a failure ``stop_boxes`` stops it."""
+        log_path = self.directory / "log" / f"{name}.stdout"
+        log_from = log_path.stat().st_size if log_path.exists() else 0
+        proc = self._spawn([SMSBOX if name == "smsbox" else BEARERBOX, str(self.conf)], name)
+        setattr(self, name, proc)
+        deadline = time.monotonic() + timeout
+        while True:
+            own = {what: listened_by(proc.pid, port) for what, port in ports.items()}
+            taken = [what for what, mine in own.items() if mine is None]
+            if taken:
+                raise PortTaken(errno.EADDRINUSE, f"Kannel's {_named(ports, taken)}: another process listens "
+                                                  f"there, so {name} cannot")
+            waiting = [what for what, mine in own.items() if not mine]
+            if not waiting:
+                return
+            told = _read_from(log_path, log_from)
+            if ADDRESS_IN_USE in told:  # held by a socket that does not listen: bound only, or a connection's end
+                held = [what for what in waiting if not bindable(ports[what])] or waiting
+                raise PortTaken(errno.EADDRINUSE, f"{name} could not bind its {_named(ports, held)}: another "
+                                                  f"process holds it; its log: {_errors(told)}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode} before listening on its "
+                                   f"{_named(ports, waiting)}; its log: {_errors(told)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not listen on its {_named(ports, waiting)} within {timeout} s; "
+                                   f"its log: {_errors(told)}")
+            time.sleep(0.05)  # polling a port another process opens: there is no event to wait on
 
     def status(self) -> str:
         """bearerbox's status page (the admin interface's status.txt)."""
@@ -299,31 +340,26 @@ class KannelRunner:
         return [line for line in lines if "Got message" in line]
 
 
-def listening(port: int) -> bool:
-    """Whether a TCP socket listens on ``port`` here, read from /proc/net/tcp (no connection is made)."""
-    wanted = f":{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as rows:
-                next(rows, None)
-                for row in rows:
-                    fields = row.split()
-                    if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
-                        return True
-        except OSError:
-            continue
-    return False
+def _named(ports: dict[str, int], whats: list[str]) -> str:
+    """"admin port 127.0.0.1:N and ...", for an exception."""
+    return " and ".join(f"{what} port 127.0.0.1:{ports[what]}" for what in whats)
 
 
-def _wait_port(port: int, timeout: float, proc: subprocess.Popen, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode} before listening on {port}")
-        if listening(port):
-            return
-        time.sleep(0.05)  # polling a port another process opens: there is no event to wait on
-    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout} s")
+def _read_from(path: Path, offset: int) -> str:
+    """What a box wrote to its log ``path`` after ``offset`` bytes."""
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(offset)
+            return log_file.read(1_000_000).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _errors(told: str, most: int = 5) -> str:
+    """A box's first ERROR and PANIC lines in ``told`` (not the backtrace after a PANIC), for an exception."""
+    lines = [line.strip() for line in told.splitlines()
+             if (" ERROR: " in line or " PANIC: " in line) and "+0x" not in line]
+    return "; ".join(lines[:most]) or "nothing in its log"
 
 
 def which_kannel() -> Optional[str]:

@@ -13,6 +13,7 @@ from channels.outbox import Outbox
 from channels.settings import SmsSettings
 from core.clock import Clock
 from core.db import database
+from core.ports import retry_in_use
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class SmsChannel:
             if missing:
                 log.warning("SMS: Kannel not installed (%s missing): messages stay queued", ", ".join(missing))
                 return
-            ks = kannel.KannelSettings.free_ports(inbound_url=f"{s.dlr_base}/sms/inbound", secret=s.secret)
-            self.runner = kannel.KannelRunner(ks, self.var_dir / "kannel").start()
+            # Other free ports for each try: one found free may be another process's by the time a box binds it.
+            self.runner = retry_in_use(lambda: kannel.KannelRunner(kannel.KannelSettings.free_ports(
+                inbound_url=f"{s.dlr_base}/sms/inbound", secret=s.secret), self.var_dir / "kannel").start())
+            ks = self.runner.settings
             self.client = kannel.KannelClient(ks.sendsms_url, ks.sendsms_user, ks.sendsms_password,
                                               dlr_url=self.dlr_url)
             log.info("SMS: development Kannel with fakesmsc on sendsms %s (log under %s)", ks.sendsms_url,

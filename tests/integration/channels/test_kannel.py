@@ -4,6 +4,8 @@ with an SMPP SMSC (smppsmsc) whose delivery receipts come late: queued messages 
 across a bearerbox restart."""
 import socket
 
+import pytest
+
 from caseflow.models import Ticket
 from channels import notices
 from channels.kannel import KannelClient
@@ -18,8 +20,8 @@ from tests.ports import free_port
 
 def test_kannel_starts_on_other_ports_when_one_was_taken(kannel_box, monkeypatch):
     """Should start Kannel again on other free ports when its admin port was taken before bearerbox bound it
-    (bearerbox goes on without it, its log saying the address is in use: tests.ports.retry_in_use through
-    kannel_box), its status page then read from its own admin port."""
+    (bearerbox would go on without it: KannelRunner.start raises PortTaken, and kannel_box starts again through
+    tests.ports.retry_in_use), its status page then read from its own admin port."""
     from channels import kannel
 
     with socket.socket() as taken:
@@ -30,6 +32,28 @@ def test_kannel_starts_on_other_ports_when_one_was_taken(kannel_box, monkeypatch
         runner = kannel_box("http://127.0.0.1:9")
         assert not first and runner.settings.admin_port != taken.getsockname()[1]
         assert "SMS: received" in runner.status()
+
+
+@pytest.mark.parametrize("held", ["listening", "bound"])
+@pytest.mark.parametrize("port_name", ["sendsms_port", "admin_port"])
+def test_a_port_held_by_another_process_fails_the_start_naming_it(kannel_installed, tmp_path, port_name, held):
+    """Should not call Kannel ready while another process (this one) holds its sendsms port (smsbox's: seen
+    called ready on the other's listener) or its admin port (bearerbox goes on without it), listening there or
+    only bound: PortTaken naming that port, from the listener's owner or the box's log (not the timeout's
+    RuntimeError), and no box left running."""
+    from channels import kannel
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        if held == "listening":
+            holder.listen()
+        port = holder.getsockname()[1]
+        settings = kannel.KannelSettings.free_ports(inbound_url="http://127.0.0.1:9/sms/inbound", secret=SECRET,
+                                                    **{port_name: port})
+        runner = kannel.KannelRunner(settings, tmp_path / "kannel")
+        with pytest.raises(kannel.PortTaken, match=rf"127\.0\.0\.1:{port}\b"):
+            runner.start()
+    assert (runner.bearerbox, runner.smsbox, runner.fakesmsc) == (None, None, None)
 
 
 def _outbox(runner, base, settings, clock):

@@ -1,11 +1,16 @@
-"""tests.ports.retry_in_use: a server's start tried again only while its address was in use."""
+"""core.ports: a server's start tried again only while its address was in use (retry_in_use), and who listens
+on a port (listened_by: this process, another one, nobody)."""
 from __future__ import annotations
 
 import errno
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
-from tests.ports import retry_in_use
+from core.ports import bindable, listened_by, retry_in_use
 
 
 def _starts(*outcomes):
@@ -41,3 +46,23 @@ def test_another_failure_or_the_last_is_raised():
     with pytest.raises(OSError):
         retry_in_use(start, attempts=3)
     assert len(calls) == 3
+
+
+def test_a_listener_is_told_apart_by_its_process():
+    """Should say True for a port this process listens on, None (another's) for the pid of a child that does
+    not, False for a port merely bound here (no listener: it cannot be called ready), and that port not
+    bindable while held."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        with socket.socket() as listener, socket.socket() as bound:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            bound.bind(("127.0.0.1", 0))
+            port, bound_port = listener.getsockname()[1], bound.getsockname()[1]
+            assert listened_by(os.getpid(), port) is True
+            assert listened_by(child.pid, port) is None
+            assert listened_by(os.getpid(), bound_port) is False and not bindable(bound_port)
+        assert listened_by(os.getpid(), port) is False and bindable(port)
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
