@@ -6,6 +6,7 @@ whose first event arrives while the stream is still open (not held in nginx's bu
 nginx (Debian nginx-light, scripts/setup-system.sh) or openssl."""
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import re
@@ -13,13 +14,16 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 import gevent
 import pytest
 
-from tests.integration.product.app_process import AppProcess, Browser, free_port
+from core.ports import listened_by
+from tests.integration.product.app_process import AppProcess, Browser
+from tests.ports import free_port, retry_in_use
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "deploy" / "nginx" / "hotline.conf"
@@ -65,30 +69,74 @@ def test_shipped_configuration_passes_nginx_t(tmp_path):
     assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
 
 
+def _stop_nginx(nginx: subprocess.Popen) -> None:
+    nginx.terminate()
+    try:
+        nginx.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        nginx.kill()
+        nginx.wait(timeout=5)
+
+
+def _wait_nginx(nginx: subprocess.Popen, ports: tuple[int, ...], timeout: float = 30.0) -> None:
+    """Until nginx (its master process) listens on ``ports`` itself; an OSError EADDRINUSE when another process
+    holds one (nginx would try binding it for 2.5 s, then exit), a RuntimeError with its stderr if it ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        own = [listened_by(nginx.pid, port) for port in ports]
+        if None in own:
+            taken = ports[own.index(None)]
+            raise OSError(errno.EADDRINUSE, f"nginx: another process listens on 127.0.0.1:{taken}")
+        if all(own):
+            return
+        if nginx.poll() is not None:  # its "bind() ... failed (98: Address already in use)" is in the error
+            raise RuntimeError(f"nginx exited with {nginx.returncode}: {nginx.stderr.read().decode(errors='replace')}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nginx did not listen on 127.0.0.1 ports {ports} within {timeout} s")
+        gevent.sleep(0.05)  # polling a port another process opens: there is no event to wait on
+
+
 @pytest.fixture
 def proxied_app(tmp_path, rendered_sounds):
-    """(https base URL, http base URL, TLS context trusting the test certificate) of nginx in front of run.py."""
-    app_port, http_port, https_port = free_port(), free_port(), free_port()
-    env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SOUNDS_DIR": str(rendered_sounds),
-           "HOTLINE_HTTP": f"127.0.0.1:{app_port}", "HOTLINE_OUTBOUND": "127.0.0.1:0",
-           "HOTLINE_ESL": f"127.0.0.1:{free_port()}:ClueCon", "HOTLINE_CONFIG": str(tmp_path / "none.toml"),
-           "HOTLINE_MODE": "development", "HOTLINE_TRUST_PROXY": "1"}
-    app = AppProcess("app", ["run.py"], env, tmp_path)
-    main = render(tmp_path / "nginx", http_port=http_port, https_port=https_port, upstream_port=app_port) \
-        if (tmp_path / "nginx").mkdir() is None else None
-    nginx = subprocess.Popen([NGINX, "-p", str(tmp_path / "nginx"), "-c", str(main)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+    """(https base URL, http base URL, TLS context trusting the test certificate) of nginx in front of run.py,
+    both started again on other free ports when one was taken before they bound it (tests.ports.retry_in_use)."""
+    (tmp_path / "nginx").mkdir()
+    running: list = []
+
+    def start():
+        app_port, http_port, https_port = free_port(), free_port(), free_port()
+        env = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_SOUNDS_DIR": str(rendered_sounds),
+               "HOTLINE_HTTP": f"127.0.0.1:{app_port}", "HOTLINE_OUTBOUND": "127.0.0.1:0",
+               "HOTLINE_ESL": f"127.0.0.1:{free_port()}:ClueCon", "HOTLINE_CONFIG": str(tmp_path / "none.toml"),
+               "HOTLINE_MODE": "development", "HOTLINE_TRUST_PROXY": "1"}
+        app = AppProcess("app", ["run.py"], env, tmp_path)
+        running.append(app)
+        main = render(tmp_path / "nginx", http_port=http_port, https_port=https_port, upstream_port=app_port)
+        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path / "nginx"), "-c", str(main)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        running.append(nginx)
+        try:
+            app.wait_log("web UI on http://", 120)  # its log's "Address already in use" is in the error
+            _wait_nginx(nginx, (http_port, https_port))
+        except Exception:
+            stop()
+            raise
+        return https_port, http_port
+
+    def stop():
+        while running:
+            process = running.pop()
+            if isinstance(process, AppProcess):
+                process.stop()
+            else:
+                _stop_nginx(process)
+
     try:
-        app.wait_log("web UI on http://", 120)
+        https_port, http_port = retry_in_use(start)
         yield (f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{http_port}",
                ssl.create_default_context(cafile=str(tmp_path / "nginx" / "certs" / "wss.crt")))
     finally:
-        nginx.terminate()
-        try:
-            nginx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-        app.stop()
+        stop()
 
 
 def _in_thread(function):
