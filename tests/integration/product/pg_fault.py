@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import gevent
 
 from tests.fakeswitch import FakeSwitch, Press, Speak, WaitFor
-from tests.integration.product.app_process import AppProcess, PgSchema, app_env, free_port, ticket_numbers
+from tests.integration.product.app_process import (AppProcess, PgSchema, app_env, free_port, ticket_numbers,
+                                                   wait_until_serving)
+from tests.ports import retry_in_use
 
 COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
 # Speaking 40 simulated seconds takes 0.4 s of wall time: these callers file their complaint just after the
@@ -18,19 +20,35 @@ COMPLAINT = [Press("2"), Press("2"), Speak(3), Press("#"), Press("1"), WaitFor("
 LONG_COMPLAINT = [Press("2"), Press("2"), Speak(40), Press("#"), Press("1"), WaitFor("playback", "ticket_thanks")]
 
 
-def start_app(tmp_path, rendered_sounds, database_url: str, *, load_demo: bool):
-    """(fake switch, app process, outbound port, http port): run.py on ``database_url`` as node "a", alone."""
+def start_app(tmp_path, rendered_sounds, database_url: str, *, load_demo: bool, start_timeout: float):
+    """(fake switch, app process, outbound port, http port): run.py on ``database_url`` as node "a", alone,
+    serving (wait_until_serving); started again on other free ports when one was taken before it bound it."""
     fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
     fs.start()
-    port, http = free_port(), free_port()
-    env = app_env(database_url, tmp_path / "var", rendered_sounds,
-                  esl=f"127.0.0.1:{fs.esl_port}:ClueCon", outbound_port=port, http_port=http, node="a",
-                  HOTLINE_LOAD_DEMO="true" if load_demo else "false", HOTLINE_PAIR="off",
-                  # The overload door off: the fake switch shares this process with the test and, writing
-                  # the callers' speech, answers late (seconds, under this load), which the app rightly
-                  # reads as a slow switch. These tests are about the database (test_overload about the door).
-                  HOTLINE_OVERLOAD_REPLY_SECONDS="0", HOTLINE_OVERLOAD_LAG_SECONDS="0")
-    return fs, AppProcess("app", ["run.py"], env, tmp_path), port, http
+
+    def start():
+        port, http = free_port(), free_port()
+        env = app_env(database_url, tmp_path / "var", rendered_sounds,
+                      esl=f"127.0.0.1:{fs.esl_port}:ClueCon", outbound_port=port, http_port=http, node="a",
+                      HOTLINE_LOAD_DEMO="true" if load_demo else "false", HOTLINE_PAIR="off",
+                      # The overload door off: the fake switch shares this process with the test and, writing
+                      # the callers' speech, answers late (seconds, under this load), which the app rightly
+                      # reads as a slow switch. These tests are about the database (test_overload about the door).
+                      HOTLINE_OVERLOAD_REPLY_SECONDS="0", HOTLINE_OVERLOAD_LAG_SECONDS="0")
+        app = AppProcess("app", ["run.py"], env, tmp_path)
+        try:
+            wait_until_serving(app, fs, start_timeout)  # its log's "Address already in use" is in the error
+        except Exception:
+            app.stop()
+            raise
+        return app, port, http
+
+    try:
+        app, port, http = retry_in_use(start)
+    except Exception:
+        fs.stop()
+        raise
+    return fs, app, port, http
 
 
 @dataclass

@@ -18,7 +18,7 @@ import urllib.request
 import gevent
 import pytest
 
-from tests.integration.product.app_process import PgSchema, reachable_pg, ticket_numbers, wait_until_serving
+from tests.integration.product.app_process import PgSchema, reachable_pg, ticket_numbers
 from tests.integration.product.pg_fault import COMPLAINT, LONG_COMPLAINT, account_for, start_app
 
 PG = reachable_pg()
@@ -56,14 +56,17 @@ def test_postgres_connections_killed_under_load(tmp_path, rendered_sounds):
     hang), keep every ticket stored before, give every caller of the outage a ticket or a place on the
     call-back list, finalise every call record, and take complaints again afterwards without a restart."""
     schema = PgSchema(PG, "pgfault")
-    fs, app, port, http = start_app(tmp_path, rendered_sounds, f"{schema.url}&application_name={APP_NAME}",
-                                    load_demo=False)
+    try:
+        fs, app, port, http = start_app(tmp_path, rendered_sounds, f"{schema.url}&application_name={APP_NAME}",
+                                        load_demo=False, start_timeout=120)
+    except Exception:
+        schema.drop()
+        raise
 
     def tickets(callers) -> dict[str, str]:
         return ticket_numbers(schema, callers)
 
     try:
-        wait_until_serving(app, fs, 120)
         address = ("127.0.0.1", port)
         before = [fs.place_call(address, caller=f"1395555{i:04d}", script=COMPLAINT) for i in range(3)]
         for call in before:

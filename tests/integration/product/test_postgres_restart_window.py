@@ -12,7 +12,7 @@ import time
 import gevent
 import pytest
 
-from tests.integration.product.app_process import Browser, PgSchema, reachable_pg, ticket_numbers, wait_until_serving
+from tests.integration.product.app_process import Browser, PgSchema, reachable_pg, ticket_numbers
 from tests.integration.product.pg_fault import COMPLAINT, LONG_COMPLAINT, account_for, start_app
 from tests.integration.product.pgproxy import PgProxy
 
@@ -32,8 +32,14 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
     next caller's ticket."""
     proxy = PgProxy().start()
     schema = PgSchema(PG, "pgwindow")
-    fs, app, port, http = start_app(tmp_path, rendered_sounds,
-                                    f"{proxy.url(schema.url)}&application_name={APP_NAME}", load_demo=True)
+    try:
+        fs, app, port, http = start_app(tmp_path, rendered_sounds,
+                                        f"{proxy.url(schema.url)}&application_name={APP_NAME}", load_demo=True,
+                                        start_timeout=180)
+    except Exception:
+        proxy.stop()
+        schema.drop()
+        raise
     base = f"http://127.0.0.1:{http}"
     t = f'"{schema.name}"'
 
@@ -41,7 +47,6 @@ def test_postgres_restart_window_under_load(tmp_path, rendered_sounds):
         return ticket_numbers(schema, callers)
 
     try:
-        wait_until_serving(app, fs, 180)
         address = ("127.0.0.1", port)
         agent, visitor = Browser(), Browser()
         agent.login(base, "1001", "demo1234")
