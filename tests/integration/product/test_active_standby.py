@@ -16,7 +16,9 @@ import pytest
 
 from core.leader import Leadership, LeadershipError, PairSettings
 from tests.fakeswitch import FakeSwitch, WaitFor
-from tests.integration.product.app_process import AppProcess, PgSchema, app_env, free_port, reachable_pg
+from tests.integration.product.app_process import (AppProcess, PgSchema, app_env, free_port, reachable_pg,
+                                                   wait_until_serving)
+from tests.ports import retry_in_use
 from tests.waiting import wait_until
 
 PG = reachable_pg()
@@ -222,7 +224,8 @@ def test_standby_writes_no_demo_data_nor_menu_tree_until_active(schema, standby_
 
 @pytest.fixture
 def pair(tmp_path, rendered_sounds):
-    """Factory: start(node) -> an app process (run.py) on the fake switch ``pair.fs`` and a schema of its own."""
+    """Factory: start(node) -> an app process (run.py) on the fake switch ``pair.fs`` and a schema of its own;
+    start_active(node) the same, returned once it serves."""
     schema = PgSchema(PG, "pair")
     fs = FakeSwitch(password="ClueCon", record_dir=tmp_path / "fs")
     fs.start()
@@ -243,7 +246,23 @@ def pair(tmp_path, rendered_sounds):
         processes.append(process)
         return process
 
-    box.start = start
+    def start_active(node: str) -> AppProcess:
+        """start(node) as the first of the pair, waited for until it serves; started again on other free ports
+        when one was taken before it bound it (tests.ports.retry_in_use). Not a standby: it binds its ports only
+        when it takes over, long after its start, with its address already in the calls' dialplan."""
+        def attempt() -> AppProcess:
+            process = start(node)
+            try:
+                wait_until_serving(process, fs, 120)  # its log's "Address already in use" is in the error
+            except Exception:
+                process.stop()
+                processes.remove(process)
+                raise
+            return process
+
+        return retry_in_use(attempt)
+
+    box.start, box.start_active = start, start_active
     yield box
     for process in processes:
         process.stop()
@@ -273,8 +292,7 @@ def _served(call, timeout: float = 10.0) -> bool:
 def test_standby_serves_the_next_call_after_the_active_is_killed(pair):
     """Should keep the standby off the switch while the active runs, and serve a call at the standby's
     address after kill -9 of the active (the dialplan's second socket action)."""
-    a = pair.start("a")
-    a.wait_log("active: this process drives the switches", 120)
+    a = pair.start_active("a")
     pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
     b = pair.start("b")
     b.wait_log("standby: another app process is active", 120)
@@ -299,8 +317,7 @@ def test_active_cut_from_the_database_stops_before_the_standby_acts(pair):
     """Split brain: terminate the active's lock connection (pg_terminate_backend). The active must stop (exit
     75, its event socket and outbound port closed) before the standby acts; sampled every 20 ms, never two
     apps on the switch nor two ports taking calls."""
-    a = pair.start("a")
-    a.wait_log("active: this process drives the switches", 120)
+    a = pair.start_active("a")
     pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
     b = pair.start("b")
     b.wait_log("standby: another app process is active", 120)
@@ -361,8 +378,7 @@ def queue_general(pair):
 
 
 def _start_pair(pair):
-    a = pair.start("a")
-    a.wait_log("active: this process drives the switches", 120)
+    a = pair.start_active("a")
     pair.fs.wait_for(lambda: _authed_sessions(pair.fs) == 1, 20, "the active's event socket")
     b = pair.start("b")
     b.wait_log("standby: another app process is active", 120)
