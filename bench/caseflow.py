@@ -2,7 +2,9 @@
 
 1. Ticket creation through ``caseflow.services.create_ticket`` (number drawing with collision retry,
    citizen profile, full-text index row, history row): rate and p50/p99 per ticket, measured on
-   ``--timed`` tickets on top of the bulk-loaded ones.
+   ``--timed`` tickets on top of the bulk-loaded ones (after one untimed: a process's first), with its SMS
+   receipt and without; beside them this machine's disk flush (8 kB write + fdatasync: what a durable commit
+   waits for) in the ``--keep`` folder or the temporary one.
 2. ``--tickets`` tickets bulk-loaded (default 100,000; the issue's figure is 1,000,000:
    ``--tickets 1000000``) over 20 departments with realistic Chinese content, phones and statuses.
 3. p50/p99 over ``--queries`` queries each of: the department workbench list (services.department_queue,
@@ -158,6 +160,27 @@ def timed(fn, count):
 CREATE_AIM, LIST_AIM = 5.0, 50.0  # ms, p99 at 1,000,000 tickets (issue 15 item 7)
 
 
+def disk_flush(folder: Path, count: int = 1000) -> list[float]:
+    """Milliseconds of each of ``count`` 8 kB writes + fdatasync in a file in ``folder``: what a durable commit
+    waits for once (PostgreSQL's WAL flush, SQLite's at a checkpoint), measured on this machine's disk beside the
+    creations. A pause between them, as between commits, so the figure is the disk's, not a queue's."""
+    path = folder / "disk-flush.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        block = os.urandom(8192)
+        samples = []
+        for n in range(count):
+            os.pwrite(fd, block, (n % 256) * 8192)
+            start = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.001)
+        return samples
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 def figure(what: str, scale: str, samples: list[float], cpu: list[float], own: list[float], aim: float) -> tuple:
     return (what, scale, pct(samples, 50), pct(samples, 99), pct(cpu, 99), pct(own, 99), aim)
 
@@ -263,9 +286,13 @@ def run_backend(name: str, args, pg_url: str) -> tuple[list[tuple], list[tuple]]
                 for scale, connected in (("with its SMS receipt", True), ("no receipt", False)):
                     if connected:
                         pins.connect_receipt(receipts)
-                    created = timed(lambda: services.create_ticket(
-                        text(rng), type="complaint", citizen_phone=rng.choice(phones), citizen_name="市民",
-                        created_by=agent, clock=clock), args.timed)
+
+                    def create():
+                        services.create_ticket(text(rng), type="complaint", citizen_phone=rng.choice(phones),
+                                               citizen_name="市民", created_by=agent, clock=clock)
+
+                    create()  # untimed: a process's first (PostgreSQL prepares the statement; caches fill)
+                    created = timed(create, args.timed)
                     pins.disconnect_receipt(receipts)
                     rows.append(figure("create_ticket", f"{args.timed:,} on top, {scale}", *created, CREATE_AIM))
             if want("workbench list"):
@@ -326,6 +353,8 @@ def main(argv=None) -> int:
     print(f"caseflow bench: {args.tickets:,} tickets, {args.kb:,} knowledge items, {args.queries} queries each "
           f"(aims at 1,000,000 tickets, issue 15 item 7)")
     results = {backend: run_backend(backend, args, args.pg) for backend in backends}
+    flushes = disk_flush(Path(args.keep or tempfile.gettempdir())) if "create_ticket" in args.rows or not args.rows \
+        else []
     print(f"{'backend':<10} {'what':<18} {'scale':<34} {'p50 ms':>8} {'p99 ms':>8} {'cpu p99':>8} "
           f"{'own cpu':>8} {'aim p99':>8}  within")
     print("-" * 119)
@@ -336,6 +365,11 @@ def main(argv=None) -> int:
     for backend, (_rows, loads) in results.items():
         for what, rate in loads:
             print(f"{backend:<10} bulk load of {what}: {rate:,.0f}/s")
+    if flushes:
+        slow = sum(ms > 2 for ms in flushes) / len(flushes) * 100
+        print(f"this machine's disk, {len(flushes):,} 8 kB writes + fdatasync: p50 {pct(flushes, 50):.2f} ms, p99 "
+              f"{pct(flushes, 99):.2f} ms, {slow:.1f} % over 2 ms (a durable commit waits for one: the floor under a "
+              "creation's tail when the database's files are on it)")
     print("p50/p99: wall time of a call; cpu p99: this process's CPU time of a call (its own cost, not the wait "
           "for a shared machine's cores); own cpu: p99 of the calling thread's alone (without the SQLite WAL "
           "checkpointer's thread)")
