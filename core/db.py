@@ -283,7 +283,7 @@ _AUTOCHECKPOINT = 1000  # SQLite's default: a commit crossing that many WAL page
 
 
 class SqliteThread:
-    """A real OS thread (gevent's threadpool) with a connection of its own to an SQLite database file, doing
+    """A real OS thread (a gevent thread pool of one, its own) with a connection of its own to an SQLite database file, doing
     ``_round(conn)`` every ``interval`` s until ``stop()``, then ``_last(conn)``: upkeep that would otherwise
     run on the hub inside a commit (WalCheckpointer; caseflow.search_merging.FtsMerger). ``beat`` is its
     heartbeat, ``last_error`` its last failure (no logging in the thread: its locks are gevent's in a patched
@@ -298,6 +298,7 @@ class SqliteThread:
         self._stopping = False
         self._wake = self._event()  # the thread's own (unpatched) Event: stop() sets it, a wait ends at once
         self._result = None
+        self._pool = None
 
     # sqlite3.connect's busy timeout (SQLite's own busy handler: fine in a thread of its own)
     busy_timeout = 5.0
@@ -314,7 +315,14 @@ class SqliteThread:
     def start(self):
         self.beat = time.monotonic()
         self._stopping, self._wake = False, self._event()
-        self._result = gevent.get_hub().threadpool.spawn(self._run)
+        # Not the hub's shared pool: its 10 threads are for short work (core.offload: argon2 at log-in, TTS), and
+        # each of these runs for the process's life; two of them held two of the ten.
+        from gevent.threadpool import ThreadPool
+
+        if self._pool is not None:  # a thread that ended (watch() starts it again): its pool goes with it
+            self._pool.kill()
+        self._pool = ThreadPool(1)
+        self._result = self._pool.spawn(self._run)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -329,6 +337,8 @@ class SqliteThread:
         except (Exception, gevent.Timeout):  # noqa: BLE001
             log.exception("%s of %s", type(self).__name__, self.path)
         self._result = None
+        self._pool.kill()  # its thread ends once its round does (at once when it has ended)
+        self._pool = None
 
     def pause(self, seconds: float) -> bool:
         """Wait in the thread (not the hub) up to ``seconds``; False once stop() was asked for."""
