@@ -39,7 +39,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlsplit, urlunsplit
+from urllib.parse import quote, urlparse, urlsplit, urlunsplit
 
 import gevent
 import gevent.event
@@ -1237,13 +1237,18 @@ _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresext", "postgresqlext", "
 def in_schema(url: str, schema: str) -> str:
     """PostgreSQL ``url`` with ``schema`` as its search_path: added to the URL's own ``options`` (server settings,
     e.g. ``?options=-csynchronous_commit%3Doff``) when it has them. A second ``options`` parameter replaced the
-    first (the URL's query is read as a dict): the caller's settings were dropped without a word."""
+    first (the URL's query is read as a dict): the caller's settings were dropped without a word. The query is
+    edited as written, not decoded and encoded again: libpq reads a '+' as itself, a form decoder as a space."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    given = " ".join(value for key, value in query if key == "options")
-    options = " ".join(filter(None, [given, f"-csearch_path={schema}"]))
-    query = [(key, value) for key, value in query if key != "options"] + [("options", options)]
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+    pairs = parts.query.split("&") if parts.query else []
+    path = "-csearch_path%3D" + quote(schema, safe="")
+    for n, pair in enumerate(pairs):
+        if pair.startswith("options="):
+            pairs[n] = f"{pair}%20{path}" if pair != "options=" else f"options={path}"
+            break
+    else:
+        pairs.append(f"options={path}")
+    return urlunsplit(parts._replace(query="&".join(pairs)))
 
 
 def open_database(url: str, timeouts: DbTimeouts | None = None) -> peewee.Database:

@@ -69,14 +69,16 @@ def test_the_mail_servers_start_on_another_port_when_theirs_was_taken(tmp_path, 
         ports = [taken.getsockname()[1], taken.getsockname()[1]]  # each server's first try: the taken port
         monkeypatch.setattr(mailservers, "free_port", lambda: ports.pop() if ports else free_port())
         server = mailservers.Dovecot(tmp_path / "dovecot").start()
-        provider = mailservers.SmtpProvider().start()
-        try:
-            assert taken.getsockname()[1] not in (server.port, provider.port) and not ports
-            imap(server).logout()
-            with smtplib.SMTP("127.0.0.1", provider.port, timeout=10) as client:
-                assert client.noop()[0] == 250
+        try:  # Dovecot stopped whatever the SMTP provider's start does
+            provider = mailservers.SmtpProvider().start()
+            try:
+                assert taken.getsockname()[1] not in (server.port, provider.port) and not ports
+                imap(server).logout()
+                with smtplib.SMTP("127.0.0.1", provider.port, timeout=10) as client:
+                    assert client.noop()[0] == 250
+            finally:
+                provider.stop()
         finally:
-            provider.stop()
             server.stop()
 
 

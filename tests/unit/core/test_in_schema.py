@@ -20,3 +20,10 @@ def test_the_urls_own_settings_are_kept():
                              "-clog_min_duration_statement%3D0", "s"))
     assert parsed["options"] == "-csynchronous_commit=off -clog_min_duration_statement=0 -csearch_path=s"
     assert (parsed["sslmode"], parsed["user"], parsed["password"], parsed["port"]) == ("disable", "u", "p", 5433)
+
+
+def test_the_query_is_kept_as_written():
+    """Should leave the URL's other parameters and its options' own characters as written (a '+' stays a '+':
+    libpq reads it so, as in -ctimezone=Etc/GMT+8)."""
+    url = in_schema("postgresql://u@h/db?application_name=a%2Bb&options=-ctimezone%3DEtc/GMT+8", "s")
+    assert url == "postgresql://u@h/db?application_name=a%2Bb&options=-ctimezone%3DEtc/GMT+8%20-csearch_path%3Ds"
