@@ -121,4 +121,9 @@ def listened_by(pid: int, port: int) -> bool | None:
     own = socket_inodes(pid)  # read after the listeners: a socket listening then was already among its fds
     if found.keys() & own:
         return True
-    return None if any(blocks_loopback(address) for address in found.values()) else False
+    blocking = [address for address in found.values() if blocks_loopback(address)]
+    if blocking and all(address == ipaddress.IPv6Address("::") for address in blocking):
+        # a "::" listener blocks 127.0.0.1 unless it is IPv6-only (IPV6_V6ONLY, invisible in /proc): ask the
+        # kernel, which alone knows
+        return False if bindable(port) else None
+    return None if blocking else False

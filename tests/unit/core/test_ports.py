@@ -66,3 +66,16 @@ def test_a_listener_is_told_apart_by_its_process():
     finally:
         child.stdin.close()
         child.wait(timeout=10)
+
+
+def test_an_ipv6_only_listener_does_not_count():
+    """Should not call a port taken when the only listener on it is an IPv6-only one on '::' (a server binds
+    127.0.0.1 beside it); a dual-stack '::' listener does count."""
+    nobody = 2**22 + 1  # above Linux's highest pid: a process that holds no socket (the listener is not its)
+    for v6only, expected in ((1, False), (0, None)):
+        with socket.socket(socket.AF_INET6) as other:
+            other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            other.bind(("::", 0))
+            other.listen()
+            port = other.getsockname()[1]
+            assert listened_by(nobody, port) is expected, v6only
