@@ -32,10 +32,11 @@ from switch.errors import CallHangup
 from switch.inbound import SwitchPool
 from switch.outbound import OutboundServer
 from tests.integration.switch.test_kamailio_real import (  # noqa: F401 - pg_url: the fixture
-    Kamailio, _free_sip_port, _free_tcp_port, pg_url)
+    Kamailio, _free_sip_port, pg_url)
 from tests.live.product import in_thread, wait_until
 from tests.live.sipphone import SCENARIOS, free_udp_port, register
 from tests.live.test_cross_server_live import esl_b  # noqa: F401 - the second switch's fixture
+from tests.ports import free_port
 
 pytestmark = pytest.mark.live
 
@@ -87,7 +88,7 @@ def test_calls_through_kamailio_reach_an_agent_registered_there_and_survive_a_sw
         cursor.execute(kam.location_table_sql(table))
     sip = ("127.0.0.1", _free_sip_port())
     settings = kam.KamailioSettings(
-        sip=sip, rpc=("127.0.0.1", _free_tcp_port()), db_url=kam.kamailio_db_url(pg_url),
+        sip=sip, rpc=("127.0.0.1", free_port()), db_url=kam.kamailio_db_url(pg_url),
         switches=(switch_a, switch_b), seat_re=values_a["agent_extensions"],
         agent_password=values_a["agent_password"], carriers=("127.0.0.1/32",), location_table=table,
         ping_interval=1, fr_timer=1000, pike_density=200)
