@@ -283,11 +283,11 @@ _AUTOCHECKPOINT = 1000  # SQLite's default: a commit crossing that many WAL page
 
 
 class SqliteThread:
-    """A real OS thread (a gevent thread pool of one, its own) with a connection of its own to an SQLite database file, doing
-    ``_round(conn)`` every ``interval`` s until ``stop()``, then ``_last(conn)``: upkeep that would otherwise
-    run on the hub inside a commit (WalCheckpointer; caseflow.search_merging.FtsMerger). ``beat`` is its
-    heartbeat, ``last_error`` its last failure (no logging in the thread: its locks are gevent's in a patched
-    process, not this thread's)."""
+    """A real OS thread (a gevent thread pool of one, its own) with a connection of its own to an SQLite
+    database file, doing ``_round(conn)`` every ``interval`` s until ``stop()``, then ``_last(conn)``: upkeep
+    that would otherwise run on the hub inside a commit (WalCheckpointer; caseflow.search_merging.FtsMerger).
+    ``beat`` is its heartbeat, ``last_error`` its last failure (no logging in the thread: its locks are gevent's
+    in a patched process, not this thread's)."""
 
     def __init__(self, db: "CooperativeSqliteDatabase", interval: float):
         self.db, self.interval = db, interval
