@@ -78,12 +78,20 @@ def main() -> int:
     except LeadershipError as error:
         log.error("configuration: %s", error)
         return 2
-    if leadership is None:
-        product.build()
-    elif not product.stand_by(leadership, stopping):
-        # The schema is changed only under the active lock (a standby never migrates under a running active).
-        log.info("stopped while standing by")
-        return 0
+    from hotline.schema import NewerSchema
+
+    try:
+        if leadership is None:
+            product.build()
+        elif not product.stand_by(leadership, stopping):
+            # The schema is changed only under the active lock (a standby never migrates under a running active).
+            log.info("stopped while standing by")
+            return 0
+    except NewerSchema as error:  # an older release on a database a newer one upgraded: refused, said why
+        log.error("%s", error)
+        if leadership is not None:
+            leadership.release()
+        return 2
     for operator_no, name, roles, password in product.demo_accounts:
         log.info("demo account 工号 %s %s (%s) password %s", operator_no, name, roles, password)
     product.start()

@@ -26,18 +26,48 @@ def all_models() -> list:
     return models
 
 
+class NewerSchema(RuntimeError):
+    """The database holds migration steps this release does not know: a newer release upgraded it."""
+
+
+def refuse_newer_schema(done: set[str]) -> None:
+    """Raise NewerSchema when ``done`` (the steps recorded in the database) holds a step this release does not
+    know. An older release must not run on it: its create_tables would build again every index a newer step
+    replaced (inside a transaction, holding the ticket table's writes for minutes at a million tickets, and
+    nothing would drop them again), and its code would meet columns and indexes it does not expect."""
+    from hotline.migrations import STEPS
+
+    unknown = sorted(done - {step.name for step in STEPS})
+    if unknown:
+        raise NewerSchema(f"the database was upgraded by a newer release (migration {unknown[-1]}, unknown to "
+                          "this one): start that release, not this one (docs/deploy.md, \"Upgrade\")")
+
+
+def _steps_done() -> set[str]:
+    from core.db import database
+    from core.migrations import SchemaMigration
+
+    with database.connection_context():
+        if not database.table_exists(SchemaMigration._meta.table_name):
+            return set()
+        return {row.name for row in SchemaMigration.select(SchemaMigration.name)}
+
+
 def create_schema(models: list | None = None) -> list[str]:
     """Create the missing tables of ``models`` (default: every model) and run the product's pending
-    migration steps (``hotline.migrations.STEPS``); returns the names of the steps run."""
+    migration steps (``hotline.migrations.STEPS``); returns the names of the steps run. Refuses a database a
+    newer release upgraded (NewerSchema)."""
     from core import migrations
     from hotline.migrations import STEPS
 
+    refuse_newer_schema(_steps_done())
     return migrations.create_schema(all_models() if models is None else models, STEPS)
 
 
 def pending() -> str:
     """'' when every table and migration step of this version is in the database, else what is missing
-    first (a web worker waits for it; a standby changes the schema only once active: hotline.product)."""
+    first (a web worker waits for it; a standby changes the schema only once active: hotline.product).
+    NewerSchema when a newer release upgraded the database."""
     from core.db import database
     from core.migrations import SchemaMigration
     from hotline.migrations import STEPS
@@ -50,5 +80,6 @@ def pending() -> str:
         if SchemaMigration._meta.table_name not in present:
             return "no migration record"
         done = {row.name for row in SchemaMigration.select(SchemaMigration.name)}
+        refuse_newer_schema(done)  # not something to wait for: this release must not run on it
         waiting = [step.name for step in STEPS if step.name not in done]
         return f"migration {waiting[0]} not applied" if waiting else ""

@@ -32,7 +32,7 @@ log = logging.getLogger("hotline.worker")
 
 def build(config, stopping: Event | None = None):
     """The worker's Flask app, its Services (bus, forwarder) and the bus; waits for the schema."""
-    from hotline.schema import pending
+    from hotline.schema import NewerSchema, pending
     from channels import receipts
     from webui.app import Services, create_app
     from webui.blueprints.portal import warm_up as portal_warm_up
@@ -48,6 +48,8 @@ def build(config, stopping: Event | None = None):
     while True:
         try:
             missing = pending()
+        except NewerSchema:
+            raise  # not a database that is not up yet: this release must not serve it
         except Exception as exc:  # noqa: BLE001 - the database is not up yet: wait for it
             missing = f"database not reachable ({exc})"
         if not missing:
@@ -88,10 +90,12 @@ def main() -> int:
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
+    from hotline.schema import NewerSchema
+
     try:
         built = build(config, stopping)
-    except ConfigError as error:
-        log.error("configuration: %s", error)
+    except (ConfigError, NewerSchema) as error:
+        log.error("%s", error)
         return 2
     if built is None:
         return 0
